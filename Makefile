@@ -41,7 +41,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
-.PHONY: all deps test unit-tests bench fuzz demo install clean format
+.PHONY: all tools deps test unit-tests bench fuzz demo install clean format
 
 all: $(SCONE)
 
@@ -69,6 +69,15 @@ $(BUILD)/bench/%: bench/%.c $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(CORE_LIB) $(LDFLAGS_BASE) $(LIBS) -lm
 
+# Helper programs that integration tests drive (tests/tools/*.c).
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+$(BUILD)/tools/%: tests/tools/%.c $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(CORE_LIB) $(LDFLAGS_BASE) $(LIBS)
+
+tools: $(TOOL_BIN)
+
 unit-tests: $(UNIT_BIN)
 
 # Fuzzers: clang + libFuzzer + ASan/UBSan, core compiled into each target.
@@ -82,7 +91,7 @@ fuzz: deps
 	$(MAKE) $(FUZZ_BIN)
 
 test: deps
-	$(MAKE) all
+	$(MAKE) all tools
 	$(MAKE) BUILD=build/asan SANITIZE=address unit-tests
 	$(MAKE) $(FUZZ_BIN)
 	tests/run.sh

@@ -1,1 +1,26 @@
-int main(void) { return 0; }
+/* main.c - the scone command-line tool: top-level subcommand table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "lib/log.h"
+
+static int cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	puts("scone 0.1.0");
+	return 0;
+}
+
+static const struct cli_cmd commands[] = {
+	{ "fspf", cmd_fspf, "create, encrypt, inspect and verify protected volumes" },
+	{ "version", cmd_version, "print the version" },
+	{ NULL, NULL, NULL },
+};
+
+int main(int argc, char **argv)
+{
+	scone_log_init("scone");
+	return cli_dispatch("scone", commands, argc, argv);
+}

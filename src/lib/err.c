@@ -87,6 +87,12 @@ enum scone_err scone_err_from_errno(int errnum)
 		return SCONE_ERR_BUSY;
 	case EFBIG:
 		return SCONE_ERR_TOO_LARGE;
+	case ENOTSUP: /* == EOPNOTSUPP on Linux; scone_err_to_errno gives it */
+		return SCONE_ERR_UNSUPPORTED;
+	case EXDEV:
+		return SCONE_ERR_CROSS_REGION;
+	case ENAMETOOLONG:
+		return SCONE_ERR_NAME_TOO_LONG;
 	default:
 		return SCONE_ERR_IO;
 	}
@@ -127,6 +133,10 @@ int scone_err_to_errno(enum scone_err e)
 		return EBUSY;
 	case SCONE_ERR_TOO_LARGE:
 		return EFBIG;
+	case SCONE_ERR_CROSS_REGION:
+		return EXDEV;
+	case SCONE_ERR_NAME_TOO_LONG:
+		return ENAMETOOLONG;
 	default:
 		return EIO;
 	}

@@ -40,7 +40,9 @@
 	X(NO_SPACE, "no space left on device")                                 \
 	X(PERMISSION, "permission denied")                                     \
 	X(UNSEALED, "protection file is not encrypted yet")                    \
-	X(BUSY, "resource busy")
+	X(BUSY, "resource busy")                                               \
+	X(CROSS_REGION, "cannot move a file between regions")                  \
+	X(NAME_TOO_LONG, "path too long")
 
 enum scone_err {
 #define SCONE_ERR_ENUM(name, text) SCONE_ERR_##name,

@@ -1,0 +1,484 @@
+/*
+ * codec.c - byte layouts of the fspf (envelope and body), integrity-tree
+ * nodes, entries and the per-file header. Decoders take untrusted bytes
+ * and read them only through struct scone_rbuf; each rejects malformed
+ * input with a message naming the field and offset. Fuzzed by
+ * fuzz/fuzz_fspf.c and fuzz/fuzz_chunk.c.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char fspf_body_magic[8] = "SCONEFS1";
+static const char fspf_env_magic[8] = "SCONEFSP";
+static const char node_magic[4] = "SCVN";
+static const char header_magic[8] = "SCONEVF1";
+#define FORMAT_VERSION 1u
+#define ENV_UNSEALED 0u
+#define ENV_SEALED 1u
+#define ENV_SALT 32u
+
+enum scone_err vol_path_check(const char *path)
+{
+	size_t len = strlen(path);
+	const char *p = path;
+
+	if (len == 0 || path[0] != '/')
+		return scone_err_set(SCONE_ERR_INVALID, "path '%.200s' must be absolute", path);
+	if (len >= VOL_MAX_PATH)
+		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "path of %zu bytes exceeds %u", len, VOL_MAX_PATH);
+	if (len == 1)
+		return SCONE_ERR_OK;
+	while (*p) {
+		const char *c = p + 1, *end = strchr(c, '/');
+		size_t n = end ? (size_t)(end - c) : strlen(c);
+		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return scone_err_set(SCONE_ERR_INVALID,
+					     "path '%.200s': empty, '.' or '..' component at byte %zu", path,
+					     (size_t)(c - path));
+		for (size_t i = 0; i < n; i++)
+			if (c[i] == '\0' || c[i] == '\n')
+				return SCONE_ERR_INVALID;
+		p = c + n;
+	}
+	return SCONE_ERR_OK;
+}
+
+void vol_entry_encode(const struct vol_entry *e, uint8_t out[static VOL_ENTRY_SIZE])
+{
+	memset(out, 0, VOL_ENTRY_SIZE);
+	memcpy(out, e->gen, VOL_GEN_SIZE);
+	scone_put_le64(out + 16, e->ctr);
+	memcpy(out + 24, e->tag, SCONE_TAG_SIZE);
+	out[40] = e->flags;
+}
+
+void vol_entry_decode(const uint8_t in[static VOL_ENTRY_SIZE], struct vol_entry *out)
+{
+	memcpy(out->gen, in, VOL_GEN_SIZE);
+	out->ctr = scone_get_le64(in + 16);
+	memcpy(out->tag, in + 24, SCONE_TAG_SIZE);
+	out->flags = in[40];
+}
+
+static enum scone_err entry_read(struct scone_rbuf *r, const char *field, struct vol_entry *e)
+{
+	const uint8_t *p;
+
+	SCONE_TRY(scone_rbuf_view(r, field, &p, VOL_ENTRY_SIZE));
+	vol_entry_decode(p, e);
+	if (e->flags & ~(VOL_ENTRY_PRESENT | VOL_ENTRY_SLOT_B))
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s has unknown flags 0x%x at byte %zu", r->what,
+				     field, e->flags, r->pos - VOL_ENTRY_SIZE + 40);
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err entry_write(struct scone_wbuf *w, const struct vol_entry *e)
+{
+	uint8_t b[VOL_ENTRY_SIZE];
+	vol_entry_encode(e, b);
+	return scone_wbuf_put(w, b, sizeof(b));
+}
+
+void vol_node_encode(const struct vol_node_plain *n, uint8_t out[static VOL_BLOCK])
+{
+	memset(out, 0, VOL_NODE_HDR);
+	memcpy(out, node_magic, 4);
+	scone_put_le32(out + 4, FORMAT_VERSION);
+	memcpy(out + 8, n->file_id, VOL_ID_SIZE);
+	scone_put_le64(out + 24, n->index);
+	for (unsigned i = 0; i < VOL_NODE_ENTRIES; i++)
+		vol_entry_encode(&n->e[i], out + VOL_NODE_HDR + i * VOL_ENTRY_SIZE);
+}
+
+enum scone_err vol_node_decode(const uint8_t in[static VOL_BLOCK], struct vol_node_plain *out)
+{
+	struct scone_rbuf r;
+	const uint8_t *magic;
+	uint32_t version;
+
+	scone_rbuf_init(&r, in, VOL_BLOCK, "integrity node");
+	SCONE_TRY(scone_rbuf_view(&r, "magic", &magic, 4));
+	if (memcmp(magic, node_magic, 4) != 0)
+		return scone_err_set(SCONE_ERR_MALFORMED, "integrity node: bad magic at byte 0");
+	SCONE_TRY(scone_rbuf_u32(&r, "version", &version));
+	if (version != FORMAT_VERSION)
+		return scone_err_set(SCONE_ERR_MALFORMED, "integrity node: unsupported version %u at byte 4",
+				     version);
+	SCONE_TRY(scone_rbuf_bytes(&r, "file id", out->file_id, VOL_ID_SIZE));
+	SCONE_TRY(scone_rbuf_u64(&r, "index", &out->index));
+	r.pos = VOL_NODE_HDR;
+	for (unsigned i = 0; i < VOL_NODE_ENTRIES; i++)
+		SCONE_TRY(entry_read(&r, i < VOL_DATA_PER_NODE ? "data entry" : "child entry", &out->e[i]));
+	return SCONE_ERR_OK;
+}
+
+void vol_header_encode(const struct vol_header *h, uint8_t out[static VOL_BLOCK])
+{
+	memset(out, 0, VOL_BLOCK);
+	memcpy(out, header_magic, 8);
+	scone_put_le32(out + 8, FORMAT_VERSION);
+	scone_put_le32(out + 12, VOL_BLOCK);
+	memcpy(out + 16, h->file_id, VOL_ID_SIZE);
+	scone_put_le64(out + 32, h->claim_epoch);
+	scone_put_le64(out + 40, h->claim_size);
+	memcpy(out + 48, h->claim_mac, SCONE_SHA256_SIZE);
+}
+
+enum scone_err vol_header_decode(const uint8_t *in, size_t size, struct vol_header *out)
+{
+	struct scone_rbuf r;
+	const uint8_t *magic;
+	uint32_t version, block;
+
+	scone_rbuf_init(&r, in, size, "file header");
+	SCONE_TRY(scone_rbuf_view(&r, "magic", &magic, 8));
+	if (memcmp(magic, header_magic, 8) != 0)
+		return scone_err_set(SCONE_ERR_MALFORMED, "file header: not a protected file (bad magic)");
+	SCONE_TRY(scone_rbuf_u32(&r, "version", &version));
+	SCONE_TRY(scone_rbuf_u32(&r, "block size", &block));
+	if (version != FORMAT_VERSION || block != VOL_BLOCK)
+		return scone_err_set(SCONE_ERR_MALFORMED, "file header: unsupported version %u or block size %u",
+				     version, block);
+	SCONE_TRY(scone_rbuf_bytes(&r, "file id", out->file_id, VOL_ID_SIZE));
+	SCONE_TRY(scone_rbuf_u64(&r, "claim epoch", &out->claim_epoch));
+	SCONE_TRY(scone_rbuf_u64(&r, "claim size", &out->claim_size));
+	SCONE_TRY(scone_rbuf_bytes(&r, "claim mac", out->claim_mac, SCONE_SHA256_SIZE));
+	return SCONE_ERR_OK;
+}
+
+/* ---------------- fspf body ---------------- */
+
+static enum scone_err put_str(struct scone_wbuf *w, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n > UINT16_MAX)
+		return SCONE_ERR_NAME_TOO_LONG;
+	SCONE_TRY(scone_wbuf_u16(w, (uint16_t)n));
+	return scone_wbuf_put(w, s, n);
+}
+
+enum scone_err vol_fspf_encode(const struct vol_fspf *f, struct scone_wbuf *w)
+{
+	size_t persisted = 0;
+
+	SCONE_TRY(scone_wbuf_put(w, fspf_body_magic, 8));
+	SCONE_TRY(scone_wbuf_u32(w, FORMAT_VERSION));
+	SCONE_TRY(scone_wbuf_u8(w, f->chunk_aead));
+	SCONE_TRY(scone_wbuf_put(w, "\0\0\0", 3));
+	SCONE_TRY(scone_wbuf_u64(w, f->epoch));
+	SCONE_TRY(scone_wbuf_put(w, f->prev_tag, sizeof(f->prev_tag)));
+	SCONE_TRY(scone_wbuf_put(w, f->claim_key, sizeof(f->claim_key)));
+	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)f->region_count));
+	for (size_t i = 0; i < f->region_count; i++) {
+		const struct vol_region *r = &f->regions[i];
+		SCONE_TRY(scone_wbuf_u8(w, r->kind));
+		SCONE_TRY(scone_wbuf_u8(w, r->store));
+		SCONE_TRY(put_str(w, r->path));
+		SCONE_TRY(put_str(w, r->host_dir));
+	}
+	for (size_t i = 0; i < f->meta_count; i++)
+		persisted += !f->metas[i]->ephemeral;
+	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)persisted));
+	for (size_t i = 0; i < f->meta_count; i++) {
+		const struct vol_meta *m = f->metas[i];
+		if (m->ephemeral)
+			continue;
+		SCONE_TRY(scone_wbuf_u8(w, m->type));
+		SCONE_TRY(scone_wbuf_u32(w, m->mode));
+		SCONE_TRY(put_str(w, m->path));
+		if (m->type != VOL_T_FILE)
+			continue;
+		SCONE_TRY(scone_wbuf_put(w, m->file_id, VOL_ID_SIZE));
+		SCONE_TRY(scone_wbuf_put(w, m->file_key, SCONE_KEY_SIZE));
+		SCONE_TRY(scone_wbuf_u64(w, m->size));
+		SCONE_TRY(entry_write(w, &m->root));
+	}
+	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)f->garbage_count));
+	for (size_t i = 0; i < f->garbage_count; i++)
+		SCONE_TRY(scone_wbuf_put(w, f->garbage[i], VOL_ID_SIZE));
+	return SCONE_ERR_OK;
+}
+
+/* Read a length-prefixed string; NUL bytes and over-long values are refused. */
+static enum scone_err get_str(struct scone_rbuf *r, const char *field, bool allow_empty, char **out)
+{
+	uint16_t n;
+	const uint8_t *p;
+	char *s;
+
+	SCONE_TRY(scone_rbuf_u16(r, field, &n));
+	if (n == 0 && allow_empty) {
+		*out = NULL;
+		return SCONE_ERR_OK;
+	}
+	if (n == 0 || n >= VOL_MAX_PATH)
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s has invalid length %u at byte %zu", r->what, field,
+				     n, r->pos - 2);
+	SCONE_TRY(scone_rbuf_view(r, field, &p, n));
+	if (memchr(p, '\0', n))
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s contains a NUL byte at byte %zu", r->what, field,
+				     r->pos - n);
+	s = malloc((size_t)n + 1);
+	if (!s)
+		return SCONE_ERR_NOMEM;
+	memcpy(s, p, n);
+	s[n] = '\0';
+	*out = s;
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err read_count(struct scone_rbuf *r, const char *field, size_t min_item, uint32_t max,
+				 uint32_t *out)
+{
+	SCONE_TRY(scone_rbuf_u32(r, field, out));
+	/* Each item takes at least min_item bytes: a count the rest cannot hold is a lie. */
+	if (*out > max || (size_t)*out > scone_rbuf_left(r) / min_item)
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s %u is impossible at byte %zu", r->what, field,
+				     *out, r->pos - 4);
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err decode_region(struct scone_rbuf *r, struct vol_region *g)
+{
+	SCONE_TRY(scone_rbuf_u8(r, "region kind", &g->kind));
+	SCONE_TRY(scone_rbuf_u8(r, "region store", &g->store));
+	if (g->kind > SCONE_REGION_ENCRYPTED || g->store > SCONE_STORE_EPHEMERAL)
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: region kind %u / store %u invalid at byte %zu",
+				     g->kind, g->store, r->pos - 2);
+	SCONE_TRY(get_str(r, "region path", false, &g->path));
+	if (vol_path_check(g->path) != SCONE_ERR_OK)
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: invalid region path at byte %zu", r->pos);
+	SCONE_TRY(get_str(r, "region host directory", true, &g->host_dir));
+	if ((g->host_dir == NULL) != (g->store == SCONE_STORE_EPHEMERAL))
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: region %.200s: host directory does not match store",
+				     g->path);
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err decode_meta(struct scone_rbuf *r, struct vol_meta *m)
+{
+	SCONE_TRY(scone_rbuf_u8(r, "entry type", &m->type));
+	if (m->type != VOL_T_FILE && m->type != VOL_T_DIR)
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: entry type %u invalid at byte %zu", m->type,
+				     r->pos - 1);
+	SCONE_TRY(scone_rbuf_u32(r, "entry mode", &m->mode));
+	SCONE_TRY(get_str(r, "entry path", false, &m->path));
+	if (vol_path_check(m->path) != SCONE_ERR_OK || strcmp(m->path, "/") == 0)
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: invalid entry path at byte %zu", r->pos);
+	if (m->type != VOL_T_FILE)
+		return SCONE_ERR_OK;
+	SCONE_TRY(scone_rbuf_bytes(r, "file id", m->file_id, VOL_ID_SIZE));
+	SCONE_TRY(scone_rbuf_bytes(r, "file key", m->file_key, SCONE_KEY_SIZE));
+	SCONE_TRY(scone_rbuf_u64(r, "file size", &m->size));
+	if (m->size > VOL_MAX_FILE_SIZE)
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: file %.200s: size %llu exceeds the maximum", m->path,
+				     (unsigned long long)m->size);
+	SCONE_TRY(entry_read(r, "root entry", &m->root));
+	if (m->size == 0 && (m->root.flags & VOL_ENTRY_PRESENT))
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: empty file %.200s has an integrity tree", m->path);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err vol_fspf_decode(const uint8_t *in, size_t size, struct vol_fspf *f)
+{
+	struct scone_rbuf r;
+	const uint8_t *magic;
+	uint32_t version, n;
+	enum scone_err err;
+
+	memset(f, 0, sizeof(*f));
+	scone_rbuf_init(&r, in, size, "fspf");
+	if ((err = scone_rbuf_view(&r, "magic", &magic, 8)))
+		goto fail;
+	if (memcmp(magic, fspf_body_magic, 8) != 0) {
+		err = scone_err_set(SCONE_ERR_MALFORMED, "fspf: bad magic at byte 0");
+		goto fail;
+	}
+	if ((err = scone_rbuf_u32(&r, "version", &version)))
+		goto fail;
+	if (version != FORMAT_VERSION) {
+		err = scone_err_set(SCONE_ERR_MALFORMED, "fspf: unsupported version %u", version);
+		goto fail;
+	}
+	if ((err = scone_rbuf_u8(&r, "chunk cipher", &f->chunk_aead)))
+		goto fail;
+	if (f->chunk_aead != SCONE_AEAD_AES256_GCM && f->chunk_aead != SCONE_AEAD_AES256_OCB) {
+		err = scone_err_set(SCONE_ERR_MALFORMED, "fspf: unknown chunk cipher %u at byte 12", f->chunk_aead);
+		goto fail;
+	}
+	if ((err = scone_rbuf_view(&r, "reserved", &magic, 3)) || (err = scone_rbuf_u64(&r, "epoch", &f->epoch)) ||
+	    (err = scone_rbuf_bytes(&r, "previous tag", f->prev_tag, sizeof(f->prev_tag))) ||
+	    (err = scone_rbuf_bytes(&r, "claim key", f->claim_key, sizeof(f->claim_key))))
+		goto fail;
+	if ((err = read_count(&r, "region count", 6, VOL_MAX_REGIONS, &n)))
+		goto fail;
+	f->regions = calloc(n ? n : 1, sizeof(*f->regions));
+	if (!f->regions) {
+		err = SCONE_ERR_NOMEM;
+		goto fail;
+	}
+	for (f->region_count = 0; f->region_count < n; f->region_count++)
+		if ((err = decode_region(&r, &f->regions[f->region_count]))) {
+			f->region_count++;
+			goto fail;
+		}
+	if ((err = read_count(&r, "entry count", 8, VOL_MAX_ENTRIES, &n)))
+		goto fail;
+	f->metas = calloc(n ? n : 1, sizeof(*f->metas));
+	if (!f->metas) {
+		err = SCONE_ERR_NOMEM;
+		goto fail;
+	}
+	f->meta_cap = n ? n : 1;
+	for (f->meta_count = 0; f->meta_count < n; f->meta_count++) {
+		struct vol_meta *m = calloc(1, sizeof(*m));
+		if (!m) {
+			err = SCONE_ERR_NOMEM;
+			goto fail;
+		}
+		f->metas[f->meta_count] = m;
+		if ((err = decode_meta(&r, m))) {
+			f->meta_count++;
+			goto fail;
+		}
+	}
+	if ((err = read_count(&r, "garbage count", VOL_ID_SIZE, VOL_MAX_ENTRIES, &n)))
+		goto fail;
+	f->garbage = calloc(n ? n : 1, VOL_ID_SIZE);
+	if (!f->garbage) {
+		err = SCONE_ERR_NOMEM;
+		goto fail;
+	}
+	f->garbage_count = n;
+	if ((err = scone_rbuf_bytes(&r, "garbage ids", f->garbage, (size_t)n * VOL_ID_SIZE)))
+		goto fail;
+	if (scone_rbuf_left(&r) != 0) {
+		err = scone_err_set(SCONE_ERR_MALFORMED, "fspf: %zu unexpected bytes after the end at byte %zu",
+				    scone_rbuf_left(&r), r.pos);
+		goto fail;
+	}
+	return SCONE_ERR_OK;
+fail:
+	vol_fspf_free(f);
+	return err;
+}
+
+void vol_meta_free(struct vol_meta *m)
+{
+	if (!m)
+		return;
+	free(m->path);
+	scone_wipe(m, sizeof(*m));
+	free(m);
+}
+
+void vol_fspf_free(struct vol_fspf *f)
+{
+	for (size_t i = 0; i < f->region_count; i++) {
+		free(f->regions[i].path);
+		free(f->regions[i].host_dir);
+		free(f->regions[i].host_abs);
+	}
+	for (size_t i = 0; i < f->meta_count; i++)
+		vol_meta_free(f->metas[i]);
+	free(f->regions);
+	free(f->metas);
+	free(f->garbage);
+	scone_wipe(f->claim_key, sizeof(f->claim_key));
+	memset(f, 0, sizeof(*f));
+}
+
+/* ---------------- fspf envelope ---------------- */
+
+static enum scone_err fspf_key(const uint8_t *key, const uint8_t salt[static ENV_SALT], struct scone_aead **out)
+{
+	uint8_t k[SCONE_KEY_SIZE];
+	enum scone_err err = scone_hkdf_sha256(k, sizeof(k), key, SCONE_VOLUME_KEY_SIZE, salt, ENV_SALT,
+					       "scone fspf key v1");
+	if (!err)
+		err = scone_aead_new(SCONE_AEAD_AES256_GCM, k, out);
+	scone_wipe(k, sizeof(k));
+	return err;
+}
+
+enum scone_err vol_envelope_seal(const uint8_t *plain, size_t size, const uint8_t *key, struct scone_wbuf *w,
+				 uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
+{
+	uint8_t salt[ENV_SALT], nonce[SCONE_NONCE_SIZE];
+	struct scone_aead *a = NULL;
+	size_t hdr;
+	enum scone_err err;
+
+	SCONE_TRY(scone_wbuf_put(w, fspf_env_magic, 8));
+	SCONE_TRY(scone_wbuf_u32(w, FORMAT_VERSION));
+	SCONE_TRY(scone_wbuf_u32(w, key ? ENV_SEALED : ENV_UNSEALED));
+	if (!key) {
+		SCONE_TRY(scone_wbuf_u64(w, size));
+		SCONE_TRY(scone_wbuf_put(w, plain, size));
+		memset(tag, 0, SCONE_VOLUME_TAG_SIZE);
+		return SCONE_ERR_OK;
+	}
+	SCONE_TRY(scone_random(salt, sizeof(salt)));
+	SCONE_TRY(scone_random(nonce, sizeof(nonce)));
+	SCONE_TRY(scone_wbuf_put(w, salt, sizeof(salt)));
+	SCONE_TRY(scone_wbuf_put(w, nonce, sizeof(nonce)));
+	SCONE_TRY(scone_wbuf_u64(w, size));
+	hdr = w->size;
+	SCONE_TRY(scone_wbuf_put(w, plain, size)); /* reserve, then encrypt in place */
+	SCONE_TRY(fspf_key(key, salt, &a));
+	err = scone_aead_seal(a, nonce, w->data, hdr, w->data + hdr, size, w->data + hdr, tag);
+	scone_aead_free(a);
+	if (!err)
+		err = scone_wbuf_put(w, tag, SCONE_VOLUME_TAG_SIZE);
+	return err;
+}
+
+enum scone_err vol_envelope_open(const uint8_t *in, size_t size, const uint8_t *key, struct scone_wbuf *plain,
+				 bool *sealed, uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
+{
+	struct scone_rbuf r;
+	const uint8_t *magic, *salt, *nonce, *ct;
+	uint32_t version, state;
+	uint64_t len;
+	struct scone_aead *a = NULL;
+	enum scone_err err;
+
+	scone_rbuf_init(&r, in, size, "fspf file");
+	SCONE_TRY(scone_rbuf_view(&r, "magic", &magic, 8));
+	if (memcmp(magic, fspf_env_magic, 8) != 0)
+		return scone_err_set(SCONE_ERR_MALFORMED, "not a file system protection file (bad magic)");
+	SCONE_TRY(scone_rbuf_u32(&r, "version", &version));
+	SCONE_TRY(scone_rbuf_u32(&r, "state", &state));
+	if (version != FORMAT_VERSION || state > ENV_SEALED)
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf file: unsupported version %u / state %u", version,
+				     state);
+	*sealed = state == ENV_SEALED;
+	if (!*sealed) {
+		SCONE_TRY(scone_rbuf_u64(&r, "length", &len));
+		if (len != scone_rbuf_left(&r))
+			return scone_err_set(SCONE_ERR_MALFORMED, "fspf file: length %llu does not match %zu bytes",
+					     (unsigned long long)len, scone_rbuf_left(&r));
+		memset(tag, 0, SCONE_VOLUME_TAG_SIZE);
+		return scone_wbuf_put(plain, r.data + r.pos, (size_t)len);
+	}
+	SCONE_TRY(scone_rbuf_view(&r, "salt", &salt, ENV_SALT));
+	SCONE_TRY(scone_rbuf_view(&r, "nonce", &nonce, SCONE_NONCE_SIZE));
+	SCONE_TRY(scone_rbuf_u64(&r, "length", &len));
+	if (len + SCONE_VOLUME_TAG_SIZE != scone_rbuf_left(&r))
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf file: length %llu does not match %zu bytes",
+				     (unsigned long long)len, scone_rbuf_left(&r));
+	SCONE_TRY(scone_rbuf_view(&r, "ciphertext", &ct, (size_t)len));
+	memcpy(tag, r.data + r.pos, SCONE_VOLUME_TAG_SIZE);
+	if (!key)
+		return scone_err_set(SCONE_ERR_INVALID, "the fspf is encrypted: a key is required");
+	SCONE_TRY(scone_wbuf_put(plain, ct, (size_t)len));
+	SCONE_TRY(fspf_key(key, salt, &a));
+	err = scone_aead_open(a, nonce, in, (size_t)(ct - in), plain->data, (size_t)len, plain->data, tag);
+	scone_aead_free(a);
+	if (err)
+		return scone_err_set(SCONE_ERR_AUTH, "cannot decrypt the fspf: wrong key, or the file was modified");
+	return SCONE_ERR_OK;
+}

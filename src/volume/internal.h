@@ -1,0 +1,217 @@
+/*
+ * internal.h - structures shared by the volume's implementation files
+ * (codec.c, tree.c, volume.c). Not part of the volume's interface.
+ *
+ * Layout of one protected file on the host (all blocks 4096 bytes):
+ *   block 0                header (plaintext): identity + growth claim
+ *   block 1 + 130*k        group k: node k slot A, node k slot B,
+ *                          data chunks 64k..64k+63 slot A, then slot B
+ * Node k holds the entries (key generation, nonce counter, tag, slot) of
+ * its 64 data chunks and of its 20 child nodes 20k+1..20k+20; the root
+ * node's entry lives in the fspf. Writes never touch the slot the last
+ * committed state uses, so the committed state stays readable until the
+ * next fspf replaces it (see docs/volume-format.md).
+ */
+#ifndef SCONE_VOLUME_INTERNAL_H
+#define SCONE_VOLUME_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "lib/crypto.h"
+#include "volume.h"
+#include "vio.h"
+
+#define VOL_BLOCK 4096u
+#define VOL_DATA_PER_NODE 64u
+#define VOL_CHILD_PER_NODE 20u
+#define VOL_GROUP_BLOCKS (2u + 2u * VOL_DATA_PER_NODE)
+#define VOL_ENTRY_SIZE 48u
+#define VOL_NODE_HDR 64u
+#define VOL_NODE_ENTRIES (VOL_DATA_PER_NODE + VOL_CHILD_PER_NODE)
+#define VOL_ID_SIZE 16u
+#define VOL_GEN_SIZE 16u
+#define VOL_MAX_PATH 4096u
+#define VOL_MAX_FILE_SIZE ((uint64_t)1 << 50) /* 1 PiB of plaintext */
+#define VOL_MAX_FSPF ((size_t)256 << 20)
+#define VOL_MAX_ENTRIES (1u << 24)
+#define VOL_MAX_REGIONS 1024u
+
+#define VOL_ENTRY_PRESENT 0x1
+#define VOL_ENTRY_SLOT_B 0x2
+
+/* Where a block's bytes are and how to authenticate them. */
+struct vol_entry {
+	uint8_t gen[VOL_GEN_SIZE]; /* key generation: block key = HKDF(file key, gen) */
+	uint64_t ctr;              /* nonce under that key, never reused */
+	uint8_t tag[SCONE_TAG_SIZE];
+	uint8_t flags;
+};
+
+struct vol_node_plain {
+	uint8_t file_id[VOL_ID_SIZE];
+	uint64_t index;
+	struct vol_entry e[VOL_NODE_ENTRIES]; /* data entries first, then children */
+};
+
+/* File header (block 0), plaintext: identity and a MAC'ed growth claim. */
+struct vol_header {
+	uint8_t file_id[VOL_ID_SIZE];
+	uint64_t claim_epoch;
+	uint64_t claim_size;
+	uint8_t claim_mac[SCONE_SHA256_SIZE];
+};
+
+enum vol_type {
+	VOL_T_FILE = 1,
+	VOL_T_DIR = 2,
+};
+
+/* One namespace entry as stored in the fspf. */
+struct vol_meta {
+	char *path;
+	uint8_t type;
+	uint32_t mode;
+	uint8_t file_id[VOL_ID_SIZE];
+	uint8_t file_key[SCONE_KEY_SIZE];
+	uint64_t size;
+	struct vol_entry root;
+	bool ephemeral; /* in an ephemeral region: never persisted */
+};
+
+struct vol_region {
+	char *path;
+	char *host_dir; /* as written; NULL when ephemeral */
+	char *host_abs; /* resolved against the fspf's directory */
+	uint8_t kind;
+	uint8_t store;
+};
+
+/* The decoded plaintext of an fspf. */
+struct vol_fspf {
+	uint64_t epoch;
+	uint8_t prev_tag[SCONE_VOLUME_TAG_SIZE];
+	uint8_t claim_key[SCONE_KEY_SIZE];
+	uint8_t chunk_aead;
+	struct vol_region *regions;
+	size_t region_count;
+	struct vol_meta **metas; /* sorted by path */
+	size_t meta_count;
+	size_t meta_cap;
+	uint8_t (*garbage)[VOL_ID_SIZE]; /* host files to delete after commit */
+	size_t garbage_count;
+};
+
+/* codec.c: pure encoders/decoders of untrusted bytes (fuzzed). */
+SCONE_MUST_CHECK enum scone_err vol_fspf_encode(const struct vol_fspf *f, struct scone_wbuf *out);
+SCONE_MUST_CHECK enum scone_err vol_fspf_decode(const uint8_t *in, size_t size, struct vol_fspf *out);
+void vol_fspf_free(struct vol_fspf *f);
+void vol_meta_free(struct vol_meta *m);
+void vol_node_encode(const struct vol_node_plain *n, uint8_t out[static VOL_BLOCK]);
+SCONE_MUST_CHECK enum scone_err vol_node_decode(const uint8_t in[static VOL_BLOCK], struct vol_node_plain *out);
+void vol_header_encode(const struct vol_header *h, uint8_t out[static VOL_BLOCK]);
+SCONE_MUST_CHECK enum scone_err vol_header_decode(const uint8_t *in, size_t size, struct vol_header *out);
+void vol_entry_encode(const struct vol_entry *e, uint8_t out[static VOL_ENTRY_SIZE]);
+void vol_entry_decode(const uint8_t in[static VOL_ENTRY_SIZE], struct vol_entry *out);
+/* Envelope of the fspf file: unsealed (plaintext) or sealed (AES-256-GCM). */
+SCONE_MUST_CHECK enum scone_err vol_envelope_open(const uint8_t *in, size_t size, const uint8_t *key,
+						  struct scone_wbuf *plain, bool *sealed,
+						  uint8_t tag[static SCONE_VOLUME_TAG_SIZE]);
+SCONE_MUST_CHECK enum scone_err vol_envelope_seal(const uint8_t *plain, size_t size, const uint8_t *key,
+						  struct scone_wbuf *out, uint8_t tag[static SCONE_VOLUME_TAG_SIZE]);
+/* Path hygiene: absolute, no empty, "." or ".." components, no trailing '/'. */
+SCONE_MUST_CHECK enum scone_err vol_path_check(const char *path);
+
+/* ---- runtime state (tree.c, volume.c) ---- */
+
+struct vol_node {
+	uint64_t index;
+	struct vol_entry cur[VOL_NODE_ENTRIES];
+	struct vol_entry *base;  /* committed entries while dirty, else NULL */
+	uint64_t written_data;   /* data entries written this epoch */
+	uint32_t written_child;  /* child nodes written this epoch (unused) */
+	bool dirty;
+	struct vol_node *lru_prev, *lru_next; /* clean nodes only */
+	struct vol_inode *owner;
+};
+
+struct vol_gen_key {
+	uint8_t gen[VOL_GEN_SIZE];
+	struct scone_aead *aead;
+	uint64_t last_use;
+};
+
+#define VOL_GEN_CACHE 8
+
+/* An open file (shared by all handles on it). */
+struct vol_inode {
+	struct scone_volume *vol;
+	struct vol_meta *meta;      /* NULL once unlinked */
+	struct vol_region *region;
+	struct scone_vio_file *host;
+	uint8_t file_id[VOL_ID_SIZE];
+	uint8_t file_key[SCONE_KEY_SIZE];
+	uint64_t size;              /* current plaintext size */
+	uint64_t committed_size;
+	struct vol_entry root;      /* current root entry */
+	struct vol_entry croot;     /* committed root entry */
+	uint64_t trunc_low_nodes;   /* nodes >= this are not the committed ones */
+	uint64_t phys_size;         /* host file size */
+	uint64_t claim_size;        /* growth vouched for in the header */
+	struct vol_node ***radix;   /* node index -> node, two-level */
+	size_t radix_top;
+	size_t dirty_count;
+	bool changed;               /* needs commit */
+	bool is_new;                /* not in the committed fspf yet */
+	int refs;
+	struct vol_gen_key gens[VOL_GEN_CACHE];
+	uint8_t wgen[VOL_GEN_SIZE]; /* generation for new writes */
+	uint64_t wctr;
+	uint64_t wgen_fork;
+	struct vol_inode *next;     /* volume's list of open inodes */
+};
+
+struct scone_volume {
+	pthread_mutex_t lock;
+	char *fspf_path;
+	char *fspf_dir;
+	bool writable;
+	bool sealed;
+	uint8_t *key; /* secure memory; NULL while unsealed */
+	uint8_t tag[SCONE_VOLUME_TAG_SIZE];
+	struct vol_fspf st;
+	struct scone_vio *host;
+	struct scone_vio *mem;      /* ephemeral regions */
+	struct vol_inode *inodes;
+	struct vol_node lru;        /* sentinel */
+	size_t clean_nodes;
+	size_t max_clean_nodes;
+	bool dirty;                 /* namespace changed since last commit */
+	uint64_t use_clock;
+};
+
+/* tree.c */
+SCONE_MUST_CHECK enum scone_err vol_inode_load(struct scone_volume *v, struct vol_meta *m, struct vol_inode **out);
+void vol_inode_put(struct vol_inode *ino);
+SCONE_MUST_CHECK enum scone_err vol_inode_read(struct vol_inode *ino, uint8_t *buf, size_t size, uint64_t off,
+					       size_t *got);
+SCONE_MUST_CHECK enum scone_err vol_inode_write(struct vol_inode *ino, const uint8_t *buf, size_t size,
+						uint64_t off);
+SCONE_MUST_CHECK enum scone_err vol_inode_truncate(struct vol_inode *ino, uint64_t size);
+/* Write dirty nodes and growth claims (phase 1 of a commit). */
+SCONE_MUST_CHECK enum scone_err vol_inode_flush(struct vol_inode *ino, uint64_t new_epoch);
+/* After the fspf is replaced: the current state became the committed one. */
+void vol_inode_committed(struct vol_inode *ino);
+/* New empty host file for meta (creates the host file with its header). */
+SCONE_MUST_CHECK enum scone_err vol_inode_create_host(struct scone_volume *v, struct vol_meta *m,
+						      struct vol_region *r);
+/* Host path of a file id in region r (caller frees). */
+char *vol_host_path(const struct vol_region *r, const uint8_t id[static VOL_ID_SIZE]);
+struct scone_vio *vol_region_io(struct scone_volume *v, const struct vol_region *r);
+uint64_t vol_expected_phys(uint64_t size);
+SCONE_MUST_CHECK enum scone_err vol_claim_mac(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE],
+					      uint64_t epoch, uint64_t size, uint8_t out[static SCONE_SHA256_SIZE]);
+
+#endif

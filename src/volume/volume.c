@@ -1,0 +1,1318 @@
+/*
+ * volume.c - a volume as a whole: opening and verifying the fspf against
+ * the expected tag, the namespace (regions, directories, files), handles,
+ * and the commit protocol that advances the tag.
+ *
+ * Commit (scone_volume_sync): (1) every changed file writes its dirty
+ * integrity nodes to free slots and is fdatasync'ed; (2) the new fspf is
+ * written to FSPF.tmp, fsync'ed and renamed over FSPF, and the directory
+ * fsync'ed. The rename is the commit point: before it the old state is
+ * intact, after it the new one is. Host files of deleted files are removed
+ * only after the rename (they are listed as garbage in the new fspf so a
+ * crash in between leaves nothing unexplained).
+ */
+#include "internal.h"
+#include "lib/hex.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MAX_CLEAN_NODES 8192u /* 32 MiB of cached integrity nodes */
+
+struct scone_vfile {
+	struct scone_volume *vol;
+	struct vol_inode *ino;
+	unsigned flags;
+};
+
+static void lock(struct scone_volume *v)
+{
+	pthread_mutex_lock(&v->lock);
+}
+
+static void unlock(struct scone_volume *v)
+{
+	pthread_mutex_unlock(&v->lock);
+}
+
+/* ---------------- namespace index ---------------- */
+
+static size_t meta_pos(const struct scone_volume *v, const char *path, bool *found)
+{
+	size_t lo = 0, hi = v->st.meta_count;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(v->st.metas[mid]->path, path);
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
+static struct vol_meta *meta_find(const struct scone_volume *v, const char *path)
+{
+	bool found;
+	size_t i = meta_pos(v, path, &found);
+	return found ? v->st.metas[i] : NULL;
+}
+
+static enum scone_err meta_insert(struct scone_volume *v, struct vol_meta *m)
+{
+	bool found;
+	size_t i = meta_pos(v, m->path, &found);
+
+	if (found)
+		return SCONE_ERR_EXISTS;
+	if (v->st.meta_count >= VOL_MAX_ENTRIES)
+		return scone_err_set(SCONE_ERR_NO_SPACE, "volume holds the maximum of %u entries", VOL_MAX_ENTRIES);
+	if (v->st.meta_count == v->st.meta_cap) {
+		size_t cap = v->st.meta_cap ? v->st.meta_cap * 2 : 64;
+		struct vol_meta **nm = realloc(v->st.metas, cap * sizeof(*nm));
+		if (!nm)
+			return SCONE_ERR_NOMEM;
+		v->st.metas = nm;
+		v->st.meta_cap = cap;
+	}
+	memmove(v->st.metas + i + 1, v->st.metas + i, (v->st.meta_count - i) * sizeof(*v->st.metas));
+	v->st.metas[i] = m;
+	v->st.meta_count++;
+	return SCONE_ERR_OK;
+}
+
+static void meta_remove(struct scone_volume *v, struct vol_meta *m)
+{
+	bool found;
+	size_t i = meta_pos(v, m->path, &found);
+
+	if (!found)
+		return;
+	memmove(v->st.metas + i, v->st.metas + i + 1, (v->st.meta_count - i - 1) * sizeof(*v->st.metas));
+	v->st.meta_count--;
+}
+
+static int cmp_meta(const void *a, const void *b)
+{
+	return strcmp((*(struct vol_meta *const *)a)->path, (*(struct vol_meta *const *)b)->path);
+}
+
+static struct vol_region *region_of(const struct scone_volume *v, const char *path)
+{
+	struct vol_region *best = NULL;
+	size_t best_len = 0;
+
+	for (size_t i = 0; i < v->st.region_count; i++) {
+		struct vol_region *r = &v->st.regions[i];
+		size_t n = strlen(r->path);
+		bool match = strcmp(r->path, "/") == 0 ||
+			     (strncmp(path, r->path, n) == 0 && (path[n] == '/' || path[n] == '\0'));
+		if (match && (!best || n > best_len)) {
+			best = r;
+			best_len = n;
+		}
+	}
+	return best;
+}
+
+static bool is_prefix_dir(const char *dir, const char *path)
+{
+	size_t n = strlen(dir);
+
+	if (strcmp(dir, "/") == 0)
+		return path[0] == '/' && path[1] != '\0';
+	return strncmp(path, dir, n) == 0 && path[n] == '/';
+}
+
+/* A directory exists if it is "/", a region root or its ancestor, or a directory entry. */
+static bool dir_exists(const struct scone_volume *v, const char *path)
+{
+	const struct vol_meta *m;
+
+	if (strcmp(path, "/") == 0)
+		return true;
+	for (size_t i = 0; i < v->st.region_count; i++) {
+		const char *rp = v->st.regions[i].path;
+		if (strcmp(rp, path) == 0 || is_prefix_dir(path, rp))
+			return true;
+	}
+	m = meta_find(v, path);
+	return m && m->type == VOL_T_DIR;
+}
+
+static enum scone_err parent_check(const struct scone_volume *v, const char *path)
+{
+	char *copy = strdup(path), *parent;
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (!copy)
+		return SCONE_ERR_NOMEM;
+	parent = dirname(copy);
+	if (!dir_exists(v, parent))
+		err = meta_find(v, parent) ? scone_err_set(SCONE_ERR_NOT_DIR, "%s: parent is not a directory", path)
+					   : scone_err_set(SCONE_ERR_NOT_FOUND, "%s: parent directory does not exist", path);
+	free(copy);
+	return err;
+}
+
+static bool has_children(const struct scone_volume *v, const char *dir)
+{
+	bool found;
+	size_t i = meta_pos(v, dir, &found);
+
+	if (found)
+		i++;
+	return i < v->st.meta_count && is_prefix_dir(dir, v->st.metas[i]->path);
+}
+
+/* ---------------- fspf I/O ---------------- */
+
+static enum scone_err read_whole(struct scone_vio *io, const char *path, struct scone_wbuf *out)
+{
+	struct scone_vio_file *f;
+	uint64_t size;
+	size_t got;
+	enum scone_err err;
+
+	SCONE_TRY(io->ops->open(io, path, 0, &f));
+	err = io->ops->size(f, &size);
+	if (!err && size > VOL_MAX_FSPF)
+		err = scone_err_set(SCONE_ERR_TOO_LARGE, "%s: %llu bytes exceeds the fspf limit of %zu", path,
+				    (unsigned long long)size, VOL_MAX_FSPF);
+	scone_wbuf_init(out, VOL_MAX_FSPF, 0);
+	if (!err) {
+		out->data = malloc(size ? (size_t)size : 1);
+		out->cap = size ? (size_t)size : 1;
+		if (!out->data)
+			err = SCONE_ERR_NOMEM;
+	}
+	if (!err)
+		err = io->ops->pread(f, out->data, (size_t)size, 0, &got);
+	if (!err)
+		out->size = got;
+	io->ops->close(f);
+	return err;
+}
+
+static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, size_t size)
+{
+	struct scone_vio *io = v->host;
+	struct scone_vio_file *f;
+	size_t n = strlen(v->fspf_path) + 5;
+	char *tmp = malloc(n);
+	enum scone_err err;
+
+	if (!tmp)
+		return SCONE_ERR_NOMEM;
+	snprintf(tmp, n, "%s.tmp", v->fspf_path);
+	(void)io->ops->unlink(io, tmp);
+	err = io->ops->open(io, tmp, SCONE_VIO_WRITE | SCONE_VIO_CREATE | SCONE_VIO_EXCL, &f);
+	if (!err) {
+		err = io->ops->pwrite(f, data, size, 0);
+		if (!err)
+			err = io->ops->sync(f);
+		io->ops->close(f);
+	}
+	if (!err)
+		err = io->ops->rename(io, tmp, v->fspf_path);
+	if (!err)
+		err = io->ops->sync_dir(io, v->fspf_dir);
+	else
+		(void)io->ops->unlink(io, tmp);
+	free(tmp);
+	return err;
+}
+
+/* Encode and store the fspf for epoch st.epoch; on success v->tag is the new tag. */
+static enum scone_err store_fspf(struct scone_volume *v)
+{
+	struct scone_wbuf plain, env;
+	uint8_t tag[SCONE_VOLUME_TAG_SIZE];
+	enum scone_err err;
+
+	scone_wbuf_init(&plain, VOL_MAX_FSPF, 1);
+	scone_wbuf_init(&env, VOL_MAX_FSPF + 256, 0);
+	err = vol_fspf_encode(&v->st, &plain);
+	if (!err)
+		err = vol_envelope_seal(plain.data, plain.size, v->sealed ? v->key : NULL, &env, tag);
+	scone_wbuf_free(&plain);
+	if (!err)
+		err = write_fspf(v, env.data, env.size);
+	scone_wbuf_free(&env);
+	if (!err)
+		memcpy(v->tag, tag, sizeof(tag));
+	return err;
+}
+
+static void delete_garbage(struct scone_volume *v)
+{
+	size_t keep = 0;
+
+	for (size_t g = 0; g < v->st.garbage_count; g++) {
+		bool gone = true;
+		for (size_t i = 0; i < v->st.region_count; i++) {
+			struct vol_region *r = &v->st.regions[i];
+			char *hp;
+			if (r->store != SCONE_STORE_KERNEL || r->kind == SCONE_REGION_NOT_PROTECTED)
+				continue;
+			hp = vol_host_path(r, v->st.garbage[g]);
+			if (hp) {
+				enum scone_err e = v->host->ops->unlink(v->host, hp);
+				if (e && e != SCONE_ERR_NOT_FOUND)
+					gone = false;
+			}
+			free(hp);
+		}
+		if (!gone)
+			memcpy(v->st.garbage[keep++], v->st.garbage[g], VOL_ID_SIZE);
+	}
+	if (keep != v->st.garbage_count)
+		v->dirty = true; /* the shorter list is persisted by the next commit */
+	v->st.garbage_count = keep;
+}
+
+static bool anything_changed(const struct scone_volume *v)
+{
+	if (v->dirty)
+		return true;
+	for (const struct vol_inode *ino = v->inodes; ino; ino = ino->next)
+		if (ino->changed && ino->meta && !ino->meta->ephemeral)
+			return true;
+	return false;
+}
+
+static void release_idle_inodes(struct scone_volume *v)
+{
+	struct vol_inode *ino = v->inodes, *next;
+
+	for (; ino; ino = next) {
+		next = ino->next;
+		if (ino->refs == 0 && (!ino->changed || !ino->meta)) {
+			ino->refs = 1;
+			vol_inode_put(ino);
+		}
+	}
+}
+
+static enum scone_err sync_locked(struct scone_volume *v)
+{
+	uint64_t old_epoch = v->st.epoch;
+	uint8_t old_prev[SCONE_VOLUME_TAG_SIZE];
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (!v->writable)
+		return SCONE_ERR_OK;
+	if (!anything_changed(v))
+		return SCONE_ERR_OK;
+	for (struct vol_inode *ino = v->inodes; ino && !err; ino = ino->next)
+		if (ino->meta && !ino->meta->ephemeral)
+			err = vol_inode_flush(ino, old_epoch + 1);
+	if (err)
+		return err;
+	memcpy(old_prev, v->st.prev_tag, sizeof(old_prev));
+	memcpy(v->st.prev_tag, v->tag, sizeof(v->tag));
+	v->st.epoch = old_epoch + 1;
+	err = store_fspf(v);
+	if (err) {
+		v->st.epoch = old_epoch;
+		memcpy(v->st.prev_tag, old_prev, sizeof(old_prev));
+		return err;
+	}
+	for (struct vol_inode *ino = v->inodes; ino; ino = ino->next)
+		if (ino->meta && !ino->meta->ephemeral)
+			vol_inode_committed(ino);
+	v->dirty = false;
+	delete_garbage(v);
+	release_idle_inodes(v);
+	return SCONE_ERR_OK;
+}
+
+/* ---------------- open / create / close ---------------- */
+
+static enum scone_err volume_alloc(struct scone_vio *io, const char *fspf_path, struct scone_volume **out)
+{
+	struct scone_volume *v = calloc(1, sizeof(*v));
+	char *copy;
+
+	if (!v)
+		return SCONE_ERR_NOMEM;
+	pthread_mutex_init(&v->lock, NULL);
+	v->lru.lru_next = v->lru.lru_prev = &v->lru;
+	v->max_clean_nodes = DEFAULT_MAX_CLEAN_NODES;
+	v->host = io;
+	v->fspf_path = strdup(fspf_path);
+	copy = strdup(fspf_path);
+	if (copy)
+		v->fspf_dir = strdup(dirname(copy));
+	free(copy);
+	if (!v->fspf_path || !v->fspf_dir || scone_vio_mem_new(&v->mem) != SCONE_ERR_OK) {
+		free(v->fspf_path);
+		free(v->fspf_dir);
+		if (v->mem)
+			v->mem->ops->destroy(v->mem);
+		free(v);
+		return SCONE_ERR_NOMEM;
+	}
+	*out = v;
+	return SCONE_ERR_OK;
+}
+
+static void volume_free(struct scone_volume *v)
+{
+	while (v->inodes) {
+		struct vol_inode *ino = v->inodes;
+		ino->refs = 1;
+		ino->meta = NULL;
+		vol_inode_put(ino);
+	}
+	vol_fspf_free(&v->st);
+	if (v->key)
+		scone_secure_free(v->key, SCONE_VOLUME_KEY_SIZE);
+	v->mem->ops->destroy(v->mem);
+	free(v->fspf_path);
+	free(v->fspf_dir);
+	pthread_mutex_destroy(&v->lock);
+	free(v);
+}
+
+static enum scone_err resolve_region(struct scone_volume *v, struct vol_region *r)
+{
+	size_t n;
+
+	free(r->host_abs);
+	r->host_abs = NULL;
+	if (!r->host_dir)
+		return SCONE_ERR_OK;
+	if (r->host_dir[0] == '/') {
+		r->host_abs = strdup(r->host_dir);
+	} else {
+		n = strlen(v->fspf_dir) + strlen(r->host_dir) + 2;
+		r->host_abs = malloc(n);
+		if (r->host_abs)
+			snprintf(r->host_abs, n, "%s/%s", v->fspf_dir, r->host_dir);
+	}
+	return r->host_abs ? SCONE_ERR_OK : SCONE_ERR_NOMEM;
+}
+
+enum scone_err scone_volume_create(const char *fspf_path)
+{
+	return scone_volume_create_at(scone_vio_host(), fspf_path);
+}
+
+enum scone_err scone_volume_create_at(struct scone_vio *io, const char *fspf_path)
+{
+	struct scone_volume *v;
+	struct scone_vio_file *f;
+	enum scone_err err;
+
+	if (io->ops->open(io, fspf_path, 0, &f) == SCONE_ERR_OK) {
+		io->ops->close(f);
+		return scone_err_set(SCONE_ERR_EXISTS, "%s already exists", fspf_path);
+	}
+	SCONE_TRY(volume_alloc(io, fspf_path, &v));
+	v->writable = true;
+	v->st.chunk_aead = SCONE_AEAD_AES256_OCB;
+	v->st.metas = NULL;
+	err = scone_random(v->st.claim_key, sizeof(v->st.claim_key));
+	if (!err)
+		err = store_fspf(v);
+	volume_free(v);
+	return err;
+}
+
+static enum scone_err check_tag(struct scone_volume *v, const uint8_t disk_tag[static SCONE_VOLUME_TAG_SIZE],
+				const uint8_t *tag)
+{
+	char want[33], have[33];
+
+	if (!tag || scone_ct_equal(disk_tag, tag, SCONE_VOLUME_TAG_SIZE))
+		return SCONE_ERR_OK;
+	if (scone_ct_equal(v->st.prev_tag, tag, SCONE_VOLUME_TAG_SIZE)) {
+		/* One commit ahead: its writer stopped before it could report the new tag. */
+		return SCONE_ERR_OK;
+	}
+	scone_hex_encode(want, sizeof(want), tag, SCONE_VOLUME_TAG_SIZE);
+	scone_hex_encode(have, sizeof(have), disk_tag, SCONE_VOLUME_TAG_SIZE);
+	return scone_err_set(SCONE_ERR_ROLLBACK,
+			     "%s: its state (tag %s) is not the expected one (tag %s): rollback detected (or unknown state)",
+			     v->fspf_path, have, want);
+}
+
+static enum scone_err check_namespace(struct scone_volume *v)
+{
+	qsort(v->st.metas, v->st.meta_count, sizeof(*v->st.metas), cmp_meta);
+	for (size_t i = 1; i < v->st.meta_count; i++)
+		if (strcmp(v->st.metas[i - 1]->path, v->st.metas[i]->path) == 0)
+			return scone_err_set(SCONE_ERR_MALFORMED, "fspf: duplicate entry %.200s",
+					     v->st.metas[i]->path);
+	for (size_t i = 0; i < v->st.region_count; i++)
+		SCONE_TRY(resolve_region(v, &v->st.regions[i]));
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_volume_open(const char *fspf_path, const uint8_t *key, const uint8_t *tag, unsigned flags,
+				 struct scone_volume **out)
+{
+	return scone_volume_open_at(scone_vio_host(), fspf_path, key, tag, flags, out);
+}
+
+enum scone_err scone_volume_open_at(struct scone_vio *io, const char *fspf_path, const uint8_t *key,
+				    const uint8_t *tag, unsigned flags, struct scone_volume **out)
+{
+	struct scone_volume *v;
+	struct scone_wbuf raw, plain;
+	uint8_t disk_tag[SCONE_VOLUME_TAG_SIZE];
+	bool sealed = false;
+	enum scone_err err;
+
+	SCONE_TRY(volume_alloc(io, fspf_path, &v));
+	v->writable = flags & SCONE_VOL_RDWR;
+	scone_wbuf_init(&plain, VOL_MAX_FSPF, 1);
+	err = read_whole(v->host, fspf_path, &raw);
+	if (err == SCONE_ERR_NOT_FOUND)
+		err = scone_err_set(SCONE_ERR_NOT_FOUND, "%s: no such protection file", fspf_path);
+	if (!err) {
+		err = vol_envelope_open(raw.data, raw.size, key, &plain, &sealed, disk_tag);
+		scone_wbuf_free(&raw);
+	}
+	if (!err && !sealed && !(flags & SCONE_VOL_ALLOW_UNSEALED))
+		err = scone_err_set(SCONE_ERR_UNSEALED,
+				    "%s is not encrypted yet: run 'scone fspf encrypt %s' first", fspf_path, fspf_path);
+	if (!err)
+		err = vol_fspf_decode(plain.data, plain.size, &v->st);
+	scone_wbuf_free(&plain);
+	if (!err && sealed)
+		err = check_tag(v, disk_tag, tag);
+	if (!err)
+		err = check_namespace(v);
+	if (!err && sealed) {
+		v->key = scone_secure_alloc(SCONE_VOLUME_KEY_SIZE);
+		if (!v->key)
+			err = SCONE_ERR_NOMEM;
+		else
+			memcpy(v->key, key, SCONE_VOLUME_KEY_SIZE);
+	}
+	if (err) {
+		volume_free(v);
+		return err;
+	}
+	v->sealed = sealed;
+	memcpy(v->tag, disk_tag, sizeof(disk_tag));
+	if (v->writable && v->st.garbage_count)
+		delete_garbage(v);
+	*out = v;
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_volume_sync(struct scone_volume *v)
+{
+	enum scone_err err;
+
+	lock(v);
+	err = sync_locked(v);
+	unlock(v);
+	return err;
+}
+
+void scone_volume_tag(const struct scone_volume *v, uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
+{
+	memcpy(tag, v->tag, SCONE_VOLUME_TAG_SIZE);
+}
+
+bool scone_volume_is_sealed(const struct scone_volume *v)
+{
+	return v->sealed;
+}
+
+enum scone_err scone_volume_seal(struct scone_volume *v, const uint8_t *key,
+				 uint8_t key_out[static SCONE_VOLUME_KEY_SIZE],
+				 uint8_t tag_out[static SCONE_VOLUME_TAG_SIZE])
+{
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (!v->writable)
+		return scone_err_set(SCONE_ERR_READ_ONLY, "volume opened read-only");
+	lock(v);
+	if (!v->key && !(v->key = scone_secure_alloc(SCONE_VOLUME_KEY_SIZE)))
+		err = SCONE_ERR_NOMEM;
+	if (!err) {
+		if (key)
+			memcpy(v->key, key, SCONE_VOLUME_KEY_SIZE);
+		else
+			err = scone_random(v->key, SCONE_VOLUME_KEY_SIZE);
+	}
+	if (!err) {
+		v->sealed = true;
+		v->dirty = true;
+		err = sync_locked(v);
+	}
+	if (!err) {
+		memcpy(key_out, v->key, SCONE_VOLUME_KEY_SIZE);
+		memcpy(tag_out, v->tag, SCONE_VOLUME_TAG_SIZE);
+	}
+	unlock(v);
+	return err;
+}
+
+enum scone_err scone_volume_close(struct scone_volume *v, uint8_t *tag_out)
+{
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (!v)
+		return SCONE_ERR_OK;
+	lock(v);
+	err = sync_locked(v);
+	if (tag_out)
+		memcpy(tag_out, v->tag, SCONE_VOLUME_TAG_SIZE);
+	unlock(v);
+	volume_free(v);
+	return err;
+}
+
+/* ---------------- regions ---------------- */
+
+enum scone_err scone_volume_add_region(struct scone_volume *v, const char *path, enum scone_region_kind kind,
+				       enum scone_region_store store, const char *host_dir)
+{
+	struct vol_region *nr, r;
+	enum scone_err err;
+
+	SCONE_TRY(vol_path_check(path));
+	if ((unsigned)kind > SCONE_REGION_ENCRYPTED || (unsigned)store > SCONE_STORE_EPHEMERAL)
+		return scone_err_set(SCONE_ERR_INVALID, "invalid region kind or store");
+	if ((store == SCONE_STORE_KERNEL) != (host_dir != NULL) || (host_dir && !host_dir[0]))
+		return scone_err_set(SCONE_ERR_INVALID, "region %s: a kernel region needs a host directory, "
+							"an ephemeral one has none", path);
+	if (!v->writable)
+		return scone_err_set(SCONE_ERR_READ_ONLY, "volume opened read-only");
+	lock(v);
+	err = SCONE_ERR_OK;
+	if (v->inodes)
+		err = scone_err_set(SCONE_ERR_BUSY, "cannot change regions while files are open");
+	for (size_t i = 0; !err && i < v->st.region_count; i++)
+		if (strcmp(v->st.regions[i].path, path) == 0)
+			err = scone_err_set(SCONE_ERR_EXISTS, "region %s already exists", path);
+	if (!err && v->st.region_count >= VOL_MAX_REGIONS)
+		err = scone_err_set(SCONE_ERR_TOO_LARGE, "too many regions");
+	if (err) {
+		unlock(v);
+		return err;
+	}
+	memset(&r, 0, sizeof(r));
+	r.kind = (uint8_t)kind;
+	r.store = (uint8_t)store;
+	r.path = strdup(path);
+	r.host_dir = host_dir ? strdup(host_dir) : NULL;
+	nr = realloc(v->st.regions, (v->st.region_count + 1) * sizeof(*nr));
+	if (!r.path || (host_dir && !r.host_dir) || !nr) {
+		free(r.path);
+		free(r.host_dir);
+		if (nr)
+			v->st.regions = nr;
+		unlock(v);
+		return SCONE_ERR_NOMEM;
+	}
+	v->st.regions = nr;
+	err = resolve_region(v, &r);
+	if (!err && r.host_abs && kind != SCONE_REGION_NOT_PROTECTED)
+		err = v->host->ops->mkdirs(v->host, r.host_abs);
+	if (err) {
+		free(r.path);
+		free(r.host_dir);
+		free(r.host_abs);
+	} else {
+		v->st.regions[v->st.region_count++] = r;
+		v->dirty = true;
+	}
+	unlock(v);
+	return err;
+}
+
+enum scone_err scone_volume_redirect(struct scone_volume *v, const char *path, const char *host_dir)
+{
+	struct vol_region *r;
+	char *abs;
+	enum scone_err err = SCONE_ERR_OK;
+
+	lock(v);
+	r = region_of(v, path);
+	if (!r || r->store != SCONE_STORE_KERNEL)
+		err = scone_err_set(SCONE_ERR_NO_REGION, "%s is not in a region stored on the host", path);
+	else if (v->inodes)
+		err = scone_err_set(SCONE_ERR_BUSY, "cannot redirect a region while files are open");
+	else if (!(abs = realpath(host_dir, NULL)))
+		err = scone_err_set(scone_err_from_errno(errno), "%s: %s", host_dir, strerror(errno));
+	else {
+		free(r->host_abs);
+		r->host_abs = abs;
+	}
+	unlock(v);
+	return err;
+}
+
+size_t scone_volume_region_count(const struct scone_volume *v)
+{
+	return v->st.region_count;
+}
+
+static void region_info(const struct vol_region *r, struct scone_region_info *out)
+{
+	out->path = r->path;
+	out->host_dir = r->host_dir;
+	out->kind = (enum scone_region_kind)r->kind;
+	out->store = (enum scone_region_store)r->store;
+}
+
+void scone_volume_region(const struct scone_volume *v, size_t i, struct scone_region_info *out)
+{
+	region_info(&v->st.regions[i], out);
+}
+
+bool scone_volume_region_of(const struct scone_volume *v, const char *path, struct scone_region_info *out)
+{
+	const struct vol_region *r = region_of(v, path);
+
+	if (r)
+		region_info(r, out);
+	return r != NULL;
+}
+
+/* ---------------- files ---------------- */
+
+static enum scone_err protected_region(const struct scone_volume *v, const char *path, struct vol_region **out)
+{
+	struct vol_region *r;
+
+	SCONE_TRY(vol_path_check(path));
+	r = region_of(v, path);
+	if (!r || r->kind == SCONE_REGION_NOT_PROTECTED)
+		return scone_err_set(SCONE_ERR_NO_REGION, "%s is not in a protected region of the volume", path);
+	*out = r;
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err create_meta(struct scone_volume *v, const char *path, uint8_t type, uint32_t mode,
+				  struct vol_region *r, struct vol_meta **out)
+{
+	struct vol_meta *m = calloc(1, sizeof(*m));
+	enum scone_err err;
+
+	if (!m || !(m->path = strdup(path))) {
+		free(m);
+		return SCONE_ERR_NOMEM;
+	}
+	m->type = type;
+	m->mode = mode;
+	m->ephemeral = r->store == SCONE_STORE_EPHEMERAL;
+	err = SCONE_ERR_OK;
+	if (type == VOL_T_FILE) {
+		err = scone_random(m->file_id, sizeof(m->file_id));
+		if (!err)
+			err = scone_random(m->file_key, sizeof(m->file_key));
+	}
+	if (!err)
+		err = meta_insert(v, m);
+	if (err) {
+		vol_meta_free(m);
+		return err;
+	}
+	if (!m->ephemeral)
+		v->dirty = true;
+	*out = m;
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err vfile_open_locked(struct scone_volume *v, const char *path, unsigned flags, uint32_t mode,
+					struct scone_vfile **out)
+{
+	struct vol_region *r;
+	struct vol_meta *m;
+	struct scone_vfile *f;
+	bool writing = flags & (SCONE_VF_WRONLY | SCONE_VF_RDWR | SCONE_VF_CREAT | SCONE_VF_TRUNC | SCONE_VF_APPEND);
+	enum scone_err err;
+
+	SCONE_TRY(protected_region(v, path, &r));
+	if (writing && !v->writable)
+		return scone_err_set(SCONE_ERR_READ_ONLY, "%s: volume opened read-only", path);
+	m = meta_find(v, path);
+	if (m && m->type == VOL_T_DIR)
+		return scone_err_set(SCONE_ERR_IS_DIR, "%s is a directory", path);
+	if (m && (flags & SCONE_VF_CREAT) && (flags & SCONE_VF_EXCL))
+		return scone_err_set(SCONE_ERR_EXISTS, "%s exists", path);
+	if (!m && dir_exists(v, path))
+		return scone_err_set(SCONE_ERR_IS_DIR, "%s is a directory", path);
+	if (!m) {
+		if (!(flags & SCONE_VF_CREAT))
+			return scone_err_set(SCONE_ERR_NOT_FOUND, "%s: no such file in the volume", path);
+		SCONE_TRY(parent_check(v, path));
+		SCONE_TRY(create_meta(v, path, VOL_T_FILE, mode, r, &m));
+		err = vol_inode_create_host(v, m, r);
+		if (err) {
+			meta_remove(v, m);
+			vol_meta_free(m);
+			return err;
+		}
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return SCONE_ERR_NOMEM;
+	err = vol_inode_load(v, m, &f->ino);
+	if (!err && (flags & SCONE_VF_TRUNC) && f->ino->size)
+		err = vol_inode_truncate(f->ino, 0);
+	if (err) {
+		if (f->ino)
+			vol_inode_put(f->ino);
+		free(f);
+		return err;
+	}
+	f->vol = v;
+	f->flags = flags;
+	*out = f;
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_vfile_open(struct scone_volume *v, const char *path, unsigned flags, uint32_t mode,
+				struct scone_vfile **out)
+{
+	enum scone_err err;
+
+	lock(v);
+	err = vfile_open_locked(v, path, flags, mode, out);
+	unlock(v);
+	return err;
+}
+
+static bool can_write(const struct scone_vfile *f)
+{
+	return f->flags & (SCONE_VF_WRONLY | SCONE_VF_RDWR);
+}
+
+enum scone_err scone_vfile_pread(struct scone_vfile *f, void *buf, size_t size, uint64_t off, size_t *got)
+{
+	enum scone_err err;
+
+	if (f->flags & SCONE_VF_WRONLY)
+		return scone_err_set(SCONE_ERR_BAD_FD, "file opened write-only");
+	lock(f->vol);
+	err = vol_inode_read(f->ino, buf, size, off, got);
+	unlock(f->vol);
+	return err;
+}
+
+enum scone_err scone_vfile_pwrite(struct scone_vfile *f, const void *buf, size_t size, uint64_t off)
+{
+	enum scone_err err;
+
+	if (!can_write(f))
+		return scone_err_set(SCONE_ERR_BAD_FD, "file not opened for writing");
+	lock(f->vol);
+	err = vol_inode_write(f->ino, buf, size, off);
+	unlock(f->vol);
+	return err;
+}
+
+enum scone_err scone_vfile_append(struct scone_vfile *f, const void *buf, size_t size, uint64_t *off_out)
+{
+	enum scone_err err;
+
+	if (!can_write(f))
+		return scone_err_set(SCONE_ERR_BAD_FD, "file not opened for writing");
+	lock(f->vol);
+	*off_out = f->ino->size;
+	err = vol_inode_write(f->ino, buf, size, f->ino->size);
+	unlock(f->vol);
+	return err;
+}
+
+enum scone_err scone_vfile_truncate(struct scone_vfile *f, uint64_t size)
+{
+	enum scone_err err;
+
+	if (!can_write(f))
+		return scone_err_set(SCONE_ERR_BAD_FD, "file not opened for writing");
+	lock(f->vol);
+	err = vol_inode_truncate(f->ino, size);
+	unlock(f->vol);
+	return err;
+}
+
+static void fill_stat(const struct vol_meta *m, const struct vol_inode *ino, struct scone_vstat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->is_dir = m ? m->type == VOL_T_DIR : false;
+	st->mode = m ? m->mode : 0600;
+	st->size = ino ? ino->size : (m ? m->size : 0);
+	if (m)
+		memcpy(st->file_id, m->file_id, VOL_ID_SIZE);
+}
+
+enum scone_err scone_vfile_stat(struct scone_vfile *f, struct scone_vstat *st)
+{
+	lock(f->vol);
+	fill_stat(f->ino->meta, f->ino, st);
+	unlock(f->vol);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_vfile_sync(struct scone_vfile *f)
+{
+	return scone_volume_sync(f->vol);
+}
+
+void scone_vfile_close(struct scone_vfile *f)
+{
+	if (!f)
+		return;
+	lock(f->vol);
+	vol_inode_put(f->ino);
+	unlock(f->vol);
+	free(f);
+}
+
+/* ---------------- namespace operations ---------------- */
+
+static struct vol_inode *open_inode_of(struct scone_volume *v, const struct vol_meta *m)
+{
+	for (struct vol_inode *ino = v->inodes; ino; ino = ino->next)
+		if (ino->meta == m)
+			return ino;
+	return NULL;
+}
+
+enum scone_err scone_volume_stat(struct scone_volume *v, const char *path, struct scone_vstat *st)
+{
+	struct vol_meta *m;
+	enum scone_err err = SCONE_ERR_OK;
+
+	SCONE_TRY(vol_path_check(path));
+	lock(v);
+	m = meta_find(v, path);
+	if (m)
+		fill_stat(m, open_inode_of(v, m), st);
+	else if (dir_exists(v, path)) {
+		fill_stat(NULL, NULL, st);
+		st->is_dir = true;
+		st->mode = 0700;
+	} else
+		err = scone_err_set(SCONE_ERR_NOT_FOUND, "%s: not in the volume", path);
+	unlock(v);
+	return err;
+}
+
+enum scone_err scone_volume_mkdir(struct scone_volume *v, const char *path, uint32_t mode)
+{
+	struct vol_region *r;
+	struct vol_meta *m;
+	enum scone_err err;
+
+	if (!v->writable)
+		return scone_err_set(SCONE_ERR_READ_ONLY, "volume opened read-only");
+	lock(v);
+	err = protected_region(v, path, &r);
+	if (!err && (meta_find(v, path) || dir_exists(v, path)))
+		err = scone_err_set(SCONE_ERR_EXISTS, "%s exists", path);
+	if (!err)
+		err = parent_check(v, path);
+	if (!err)
+		err = create_meta(v, path, VOL_T_DIR, mode, r, &m);
+	unlock(v);
+	return err;
+}
+
+enum scone_err scone_volume_rmdir(struct scone_volume *v, const char *path)
+{
+	struct vol_meta *m;
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (!v->writable)
+		return scone_err_set(SCONE_ERR_READ_ONLY, "volume opened read-only");
+	SCONE_TRY(vol_path_check(path));
+	lock(v);
+	m = meta_find(v, path);
+	if (!m)
+		err = scone_err_set(SCONE_ERR_NOT_FOUND, "%s: no such directory", path);
+	else if (m->type != VOL_T_DIR)
+		err = scone_err_set(SCONE_ERR_NOT_DIR, "%s is not a directory", path);
+	else if (has_children(v, path))
+		err = scone_err_set(SCONE_ERR_NOT_EMPTY, "%s is not empty", path);
+	if (!err) {
+		meta_remove(v, m);
+		if (!m->ephemeral)
+			v->dirty = true;
+		vol_meta_free(m);
+	}
+	unlock(v);
+	return err;
+}
+
+static enum scone_err add_garbage(struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE])
+{
+	uint8_t(*ng)[VOL_ID_SIZE] = realloc(v->st.garbage, (v->st.garbage_count + 1) * VOL_ID_SIZE);
+
+	if (!ng)
+		return SCONE_ERR_NOMEM;
+	v->st.garbage = ng;
+	memcpy(v->st.garbage[v->st.garbage_count++], id, VOL_ID_SIZE);
+	return SCONE_ERR_OK;
+}
+
+/* Remove file m from the namespace; its host file goes at the next commit. */
+static enum scone_err unlink_meta(struct scone_volume *v, struct vol_meta *m)
+{
+	struct vol_inode *ino = open_inode_of(v, m);
+	struct vol_region *r = region_of(v, m->path);
+
+	if (m->ephemeral) {
+		char *hp = vol_host_path(r, m->file_id);
+		if (hp)
+			(void)v->mem->ops->unlink(v->mem, hp);
+		free(hp);
+	} else {
+		SCONE_TRY(add_garbage(v, m->file_id));
+		v->dirty = true;
+	}
+	meta_remove(v, m);
+	if (ino) {
+		ino->meta = NULL;
+		if (ino->refs == 0) {
+			ino->refs = 1;
+			vol_inode_put(ino);
+		}
+	}
+	vol_meta_free(m);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_volume_unlink(struct scone_volume *v, const char *path)
+{
+	struct vol_meta *m;
+	enum scone_err err;
+
+	if (!v->writable)
+		return scone_err_set(SCONE_ERR_READ_ONLY, "volume opened read-only");
+	SCONE_TRY(vol_path_check(path));
+	lock(v);
+	m = meta_find(v, path);
+	if (!m)
+		err = dir_exists(v, path) ? scone_err_set(SCONE_ERR_IS_DIR, "%s is a directory", path)
+					  : scone_err_set(SCONE_ERR_NOT_FOUND, "%s: no such file", path);
+	else if (m->type == VOL_T_DIR)
+		err = scone_err_set(SCONE_ERR_IS_DIR, "%s is a directory", path);
+	else
+		err = unlink_meta(v, m);
+	unlock(v);
+	return err;
+}
+
+/* Replace the prefix from of m->path with to. */
+static enum scone_err repath(struct vol_meta *m, const char *from, const char *to)
+{
+	size_t fl = strlen(from), n = strlen(to) + strlen(m->path) - fl + 1;
+	char *p = malloc(n);
+
+	if (!p)
+		return SCONE_ERR_NOMEM;
+	snprintf(p, n, "%s%s", to, m->path + fl);
+	free(m->path);
+	m->path = p;
+	return SCONE_ERR_OK;
+}
+
+static bool region_inside(const struct scone_volume *v, const char *dir)
+{
+	for (size_t i = 0; i < v->st.region_count; i++)
+		if (is_prefix_dir(dir, v->st.regions[i].path) || strcmp(dir, v->st.regions[i].path) == 0)
+			return true;
+	return false;
+}
+
+static enum scone_err rename_locked(struct scone_volume *v, const char *from, const char *to)
+{
+	struct vol_region *rf, *rt;
+	struct vol_meta *m, *dst;
+	enum scone_err err = SCONE_ERR_OK;
+
+	SCONE_TRY(protected_region(v, from, &rf));
+	SCONE_TRY(protected_region(v, to, &rt));
+	m = meta_find(v, from);
+	if (!m)
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s: no such file or directory", from);
+	if (strcmp(from, to) == 0)
+		return SCONE_ERR_OK;
+	if (rf != rt || (m->type == VOL_T_DIR && (region_inside(v, from) || region_inside(v, to))))
+		return scone_err_set(SCONE_ERR_CROSS_REGION, "%s -> %s crosses a region boundary", from, to);
+	if (is_prefix_dir(from, to))
+		return scone_err_set(SCONE_ERR_INVALID, "cannot move %s into itself", from);
+	SCONE_TRY(parent_check(v, to));
+	dst = meta_find(v, to);
+	if (dst) {
+		if (dst->type == VOL_T_DIR && m->type != VOL_T_DIR)
+			return scone_err_set(SCONE_ERR_IS_DIR, "%s is a directory", to);
+		if (dst->type != VOL_T_DIR && m->type == VOL_T_DIR)
+			return scone_err_set(SCONE_ERR_NOT_DIR, "%s is not a directory", to);
+		if (dst->type == VOL_T_DIR && has_children(v, to))
+			return scone_err_set(SCONE_ERR_NOT_EMPTY, "%s is not empty", to);
+		if (dst->type == VOL_T_DIR) {
+			meta_remove(v, dst);
+			vol_meta_free(dst);
+		} else
+			SCONE_TRY(unlink_meta(v, dst));
+	}
+	if (m->type == VOL_T_DIR) {
+		for (size_t i = 0; i < v->st.meta_count && !err; i++)
+			if (is_prefix_dir(from, v->st.metas[i]->path))
+				err = repath(v->st.metas[i], from, to);
+	}
+	if (!err)
+		err = repath(m, from, to);
+	qsort(v->st.metas, v->st.meta_count, sizeof(*v->st.metas), cmp_meta);
+	if (!m->ephemeral)
+		v->dirty = true;
+	return err;
+}
+
+enum scone_err scone_volume_rename(struct scone_volume *v, const char *from, const char *to)
+{
+	enum scone_err err;
+
+	if (!v->writable)
+		return scone_err_set(SCONE_ERR_READ_ONLY, "volume opened read-only");
+	lock(v);
+	err = rename_locked(v, from, to);
+	unlock(v);
+	return err;
+}
+
+enum scone_err scone_volume_truncate(struct scone_volume *v, const char *path, uint64_t size)
+{
+	struct scone_vfile *f;
+	enum scone_err err;
+
+	SCONE_TRY(scone_vfile_open(v, path, SCONE_VF_WRONLY, 0, &f));
+	err = scone_vfile_truncate(f, size);
+	scone_vfile_close(f);
+	return err;
+}
+
+/* A snapshot of entries, so callbacks run without the volume lock held. */
+struct listing {
+	char **names;
+	struct scone_vstat *stats;
+	size_t count, cap;
+};
+
+static enum scone_err listing_add(struct listing *l, const char *name, const struct scone_vstat *st)
+{
+	if (l->count == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		char **nn = realloc(l->names, cap * sizeof(*nn));
+		struct scone_vstat *ns;
+		if (!nn)
+			return SCONE_ERR_NOMEM;
+		l->names = nn;
+		ns = realloc(l->stats, cap * sizeof(*ns));
+		if (!ns)
+			return SCONE_ERR_NOMEM;
+		l->stats = ns;
+		l->cap = cap;
+	}
+	l->names[l->count] = strdup(name);
+	if (!l->names[l->count])
+		return SCONE_ERR_NOMEM;
+	l->stats[l->count++] = *st;
+	return SCONE_ERR_OK;
+}
+
+static void listing_free(struct listing *l)
+{
+	for (size_t i = 0; i < l->count; i++)
+		free(l->names[i]);
+	free(l->names);
+	free(l->stats);
+}
+
+static enum scone_err list_dir_locked(struct scone_volume *v, const char *dir, struct listing *l)
+{
+	struct scone_vstat st;
+	bool found;
+	size_t i, dl;
+
+	if (!dir_exists(v, dir))
+		return meta_find(v, dir) ? scone_err_set(SCONE_ERR_NOT_DIR, "%s is not a directory", dir)
+					 : scone_err_set(SCONE_ERR_NOT_FOUND, "%s: no such directory", dir);
+	dl = strcmp(dir, "/") == 0 ? 0 : strlen(dir);
+	/* Region roots that have no directory entry of their own. */
+	for (size_t r = 0; r < v->st.region_count; r++) {
+		const char *rp = v->st.regions[r].path;
+		if (is_prefix_dir(dir, rp) && !strchr(rp + dl + 1, '/') && !meta_find(v, rp)) {
+			fill_stat(NULL, NULL, &st);
+			st.is_dir = true;
+			SCONE_TRY(listing_add(l, rp + dl + 1, &st));
+		}
+	}
+	i = meta_pos(v, dir, &found);
+	for (i += found; i < v->st.meta_count; i++) {
+		struct vol_meta *m = v->st.metas[i];
+		if (!is_prefix_dir(dir, m->path))
+			break;
+		if (strchr(m->path + dl + 1, '/'))
+			continue;
+		fill_stat(m, open_inode_of(v, m), &st);
+		SCONE_TRY(listing_add(l, m->path + dl + 1, &st));
+	}
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_volume_readdir(struct scone_volume *v, const char *dir, scone_readdir_fn fn, void *arg)
+{
+	struct listing l = { 0 };
+	enum scone_err err;
+
+	SCONE_TRY(vol_path_check(dir));
+	lock(v);
+	err = list_dir_locked(v, dir, &l);
+	unlock(v);
+	for (size_t i = 0; !err && i < l.count; i++)
+		if (fn(arg, l.names[i], &l.stats[i]))
+			break;
+	listing_free(&l);
+	return err;
+}
+
+void scone_volume_walk(struct scone_volume *v, scone_walk_fn fn, void *arg)
+{
+	struct listing l = { 0 };
+	struct scone_vstat st;
+	enum scone_err err = SCONE_ERR_OK;
+
+	lock(v);
+	for (size_t i = 0; i < v->st.meta_count && !err; i++) {
+		struct vol_meta *m = v->st.metas[i];
+		fill_stat(m, open_inode_of(v, m), &st);
+		err = listing_add(&l, m->path, &st);
+	}
+	unlock(v);
+	for (size_t i = 0; i < l.count; i++)
+		if (fn(arg, l.names[i], &l.stats[i]))
+			break;
+	listing_free(&l);
+}
+
+/* ---------------- host check ---------------- */
+
+struct host_scan {
+	struct scone_volume *v;
+	struct vol_region *r;
+	scone_problem_fn fn;
+	void *arg;
+	enum scone_err first;
+};
+
+static bool known_id(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE])
+{
+	for (size_t i = 0; i < v->st.meta_count; i++)
+		if (v->st.metas[i]->type == VOL_T_FILE && memcmp(v->st.metas[i]->file_id, id, VOL_ID_SIZE) == 0)
+			return true;
+	for (size_t i = 0; i < v->st.garbage_count; i++)
+		if (memcmp(v->st.garbage[i], id, VOL_ID_SIZE) == 0)
+			return true;
+	return false;
+}
+
+static void report(struct host_scan *s, enum scone_err e, const char *msg)
+{
+	if (!s->first)
+		s->first = e;
+	if (s->fn)
+		s->fn(s->arg, e, msg);
+}
+
+/* A file a writer created but had not committed when it stopped carries a valid claim. */
+static bool is_leftover(struct scone_volume *v, const char *path)
+{
+	struct scone_vio_file *f;
+	uint8_t block[128], mac[SCONE_SHA256_SIZE];
+	struct vol_header h;
+	size_t got = 0;
+	bool ok = false;
+
+	if (v->host->ops->open(v->host, path, 0, &f) != SCONE_ERR_OK)
+		return false;
+	if (v->host->ops->pread(f, block, sizeof(block), 0, &got) == SCONE_ERR_OK &&
+	    vol_header_decode(block, got, &h) == SCONE_ERR_OK && h.claim_epoch == v->st.epoch &&
+	    vol_claim_mac(v, h.file_id, h.claim_epoch, h.claim_size, mac) == SCONE_ERR_OK)
+		ok = scone_ct_equal(mac, h.claim_mac, sizeof(mac));
+	v->host->ops->close(f);
+	return ok;
+}
+
+static int scan_entry(void *arg, const char *name)
+{
+	struct host_scan *s = arg;
+	uint8_t id[VOL_ID_SIZE];
+	char msg[600], *full;
+	size_t n;
+	const char *fspf_base = strrchr(s->v->fspf_path, '/');
+
+	fspf_base = fspf_base ? fspf_base + 1 : s->v->fspf_path;
+	if (strncmp(name, fspf_base, strlen(fspf_base)) == 0 && strcmp(s->r->host_abs, s->v->fspf_dir) == 0)
+		return 0; /* the fspf itself (and its .tmp) */
+	if (scone_hex_decode(id, sizeof(id), name, "file name") == SCONE_ERR_OK && known_id(s->v, id))
+		return 0;
+	n = strlen(s->r->host_abs) + strlen(name) + 2;
+	full = malloc(n);
+	if (!full)
+		return 0;
+	snprintf(full, n, "%s/%s", s->r->host_abs, name);
+	if (!is_leftover(s->v, full)) {
+		snprintf(msg, sizeof(msg), "%s: not part of the volume (added to region %s)", full, s->r->path);
+		report(s, SCONE_ERR_UNKNOWN_FILE, msg);
+	}
+	free(full);
+	return 0;
+}
+
+enum scone_err scone_volume_check_host(struct scone_volume *v, scone_problem_fn fn, void *arg)
+{
+	struct host_scan s = { v, NULL, fn, arg, SCONE_ERR_OK };
+
+	lock(v);
+	for (size_t i = 0; i < v->st.meta_count; i++) {
+		struct vol_meta *m = v->st.metas[i];
+		struct vol_inode *ino;
+		enum scone_err e;
+		if (m->type != VOL_T_FILE || m->ephemeral)
+			continue;
+		e = vol_inode_load(v, m, &ino);
+		if (e) {
+			report(&s, e, scone_err_detail());
+			continue;
+		}
+		vol_inode_put(ino);
+	}
+	for (size_t i = 0; i < v->st.region_count; i++) {
+		bool seen = false;
+		s.r = &v->st.regions[i];
+		if (!s.r->host_abs || s.r->kind == SCONE_REGION_NOT_PROTECTED)
+			continue;
+		for (size_t j = 0; j < i; j++)
+			seen |= v->st.regions[j].host_abs && strcmp(v->st.regions[j].host_abs, s.r->host_abs) == 0 &&
+				v->st.regions[j].kind != SCONE_REGION_NOT_PROTECTED;
+		if (!seen) {
+			enum scone_err e = v->host->ops->list(v->host, s.r->host_abs, scan_entry, &s);
+			if (e && e != SCONE_ERR_NOT_FOUND)
+				report(&s, e, scone_err_detail());
+		}
+	}
+	unlock(v);
+	return s.first;
+}
