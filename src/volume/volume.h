@@ -85,6 +85,17 @@ SCONE_MUST_CHECK enum scone_err scone_volume_seal(struct scone_volume *v, const 
 bool scone_volume_is_sealed(const struct scone_volume *v);
 
 /*
+ * The same as scone_volume_create / scone_volume_open with the fspf and
+ * the kernel regions' files read and written through io (see vio.h), e.g.
+ * the memory backend for tests, fuzzing and crash simulation. io must
+ * outlive the volume.
+ */
+struct scone_vio;
+SCONE_MUST_CHECK enum scone_err scone_volume_create_at(struct scone_vio *io, const char *fspf_path);
+SCONE_MUST_CHECK enum scone_err scone_volume_open_at(struct scone_vio *io, const char *fspf_path, const uint8_t *key,
+						     const uint8_t *tag, unsigned flags, struct scone_volume **out);
+
+/*
  * Sync (if opened read-write), release everything, wipe keys. tag_out (may
  * be NULL) receives the final tag. v is freed even on error. Open file
  * handles must be closed first.
