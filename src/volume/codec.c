@@ -121,9 +121,12 @@ void vol_header_encode(const struct vol_header *h, uint8_t out[static VOL_BLOCK]
 	scone_put_le32(out + 8, FORMAT_VERSION);
 	scone_put_le32(out + 12, VOL_BLOCK);
 	memcpy(out + 16, h->file_id, VOL_ID_SIZE);
-	scone_put_le64(out + 32, h->claim_epoch);
-	scone_put_le64(out + 40, h->claim_size);
-	memcpy(out + 48, h->claim_mac, SCONE_SHA256_SIZE);
+	for (unsigned i = 0; i < 2; i++) {
+		uint8_t *c = out + 32 + 48 * i;
+		scone_put_le64(c, h->claim[i].epoch);
+		scone_put_le64(c + 8, h->claim[i].size);
+		memcpy(c + 16, h->claim[i].mac, SCONE_SHA256_SIZE);
+	}
 }
 
 enum scone_err vol_header_decode(const uint8_t *in, size_t size, struct vol_header *out)
@@ -142,9 +145,11 @@ enum scone_err vol_header_decode(const uint8_t *in, size_t size, struct vol_head
 		return scone_err_set(SCONE_ERR_MALFORMED, "file header: unsupported version %u or block size %u",
 				     version, block);
 	SCONE_TRY(scone_rbuf_bytes(&r, "file id", out->file_id, VOL_ID_SIZE));
-	SCONE_TRY(scone_rbuf_u64(&r, "claim epoch", &out->claim_epoch));
-	SCONE_TRY(scone_rbuf_u64(&r, "claim size", &out->claim_size));
-	SCONE_TRY(scone_rbuf_bytes(&r, "claim mac", out->claim_mac, SCONE_SHA256_SIZE));
+	for (unsigned i = 0; i < 2; i++) {
+		SCONE_TRY(scone_rbuf_u64(&r, "claim epoch", &out->claim[i].epoch));
+		SCONE_TRY(scone_rbuf_u64(&r, "claim size", &out->claim[i].size));
+		SCONE_TRY(scone_rbuf_bytes(&r, "claim mac", out->claim[i].mac, SCONE_SHA256_SIZE));
+	}
 	return SCONE_ERR_OK;
 }
 

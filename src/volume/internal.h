@@ -56,12 +56,21 @@ struct vol_node_plain {
 	struct vol_entry e[VOL_NODE_ENTRIES]; /* data entries first, then children */
 };
 
-/* File header (block 0), plaintext: identity and a MAC'ed growth claim. */
+/*
+ * A growth claim: "during commit epoch E the host file may be up to size
+ * bytes", MAC'ed with the volume's claim key. Bytes past the committed end
+ * are accepted only under a valid claim for the current epoch.
+ */
+struct vol_claim {
+	uint64_t epoch;
+	uint64_t size;
+	uint8_t mac[SCONE_SHA256_SIZE];
+};
+
+/* File header (block 0), plaintext: identity and two claim slots. */
 struct vol_header {
 	uint8_t file_id[VOL_ID_SIZE];
-	uint64_t claim_epoch;
-	uint64_t claim_size;
-	uint8_t claim_mac[SCONE_SHA256_SIZE];
+	struct vol_claim claim[2];
 };
 
 enum vol_type {
@@ -160,6 +169,7 @@ struct vol_inode {
 	uint64_t trunc_low_nodes;   /* nodes >= this are not the committed ones */
 	uint64_t phys_size;         /* host file size */
 	uint64_t claim_size;        /* growth vouched for in the header */
+	struct vol_claim claims[2]; /* the header's claim slots as on disk */
 	struct vol_node ***radix;   /* node index -> node, two-level */
 	size_t radix_top;
 	size_t dirty_count;
@@ -211,6 +221,8 @@ SCONE_MUST_CHECK enum scone_err vol_inode_create_host(struct scone_volume *v, st
 char *vol_host_path(const struct vol_region *r, const uint8_t id[static VOL_ID_SIZE]);
 struct scone_vio *vol_region_io(struct scone_volume *v, const struct vol_region *r);
 uint64_t vol_expected_phys(uint64_t size);
+/* A claim is valid when made for the volume's committed epoch with its claim key. */
+bool vol_claim_valid(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE], const struct vol_claim *c);
 SCONE_MUST_CHECK enum scone_err vol_claim_mac(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE],
 					      uint64_t epoch, uint64_t size, uint8_t out[static SCONE_SHA256_SIZE]);
 

@@ -521,17 +521,49 @@ enum scone_err vol_claim_mac(const struct scone_volume *v, const uint8_t id[stat
 	return scone_hmac_sha256(v->st.claim_key, SCONE_KEY_SIZE, msg, sizeof(msg), out);
 }
 
-static enum scone_err write_header(struct vol_inode *ino, uint64_t epoch, uint64_t claim)
+bool vol_claim_valid(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE], const struct vol_claim *c)
+{
+	uint8_t mac[SCONE_SHA256_SIZE];
+
+	return c->epoch == v->st.epoch && vol_claim_mac(v, id, c->epoch, c->size, mac) == SCONE_ERR_OK &&
+	       scone_ct_equal(mac, c->mac, sizeof(mac));
+}
+
+/* Largest size vouched for under the current epoch (0 if none). */
+static uint64_t current_claim(const struct vol_inode *ino)
+{
+	uint64_t best = 0;
+
+	for (unsigned i = 0; i < 2; i++)
+		if (vol_claim_valid(ino->vol, ino->file_id, &ino->claims[i]) && ino->claims[i].size > best)
+			best = ino->claims[i].size;
+	return best;
+}
+
+/*
+ * Record a claim for epoch in the header. It replaces the slot of the same
+ * epoch, else the older one, so the claim of the committed epoch survives
+ * while a claim for the epoch being committed is written.
+ */
+static enum scone_err write_header(struct vol_inode *ino, uint64_t epoch, uint64_t size)
 {
 	struct vol_header h;
 	uint8_t block[VOL_BLOCK];
+	unsigned slot = ino->claims[0].epoch <= ino->claims[1].epoch ? 0 : 1;
 
+	for (unsigned i = 0; i < 2; i++)
+		if (ino->claims[i].epoch == epoch)
+			slot = i;
 	memcpy(h.file_id, ino->file_id, VOL_ID_SIZE);
-	h.claim_epoch = epoch;
-	h.claim_size = claim;
-	SCONE_TRY(vol_claim_mac(ino->vol, ino->file_id, epoch, claim, h.claim_mac));
+	h.claim[0] = ino->claims[0];
+	h.claim[1] = ino->claims[1];
+	h.claim[slot].epoch = epoch;
+	h.claim[slot].size = size;
+	SCONE_TRY(vol_claim_mac(ino->vol, ino->file_id, epoch, size, h.claim[slot].mac));
 	vol_header_encode(&h, block);
-	return ino->host->io->ops->pwrite(ino->host, block, VOL_BLOCK, 0);
+	SCONE_TRY(ino->host->io->ops->pwrite(ino->host, block, VOL_BLOCK, 0));
+	ino->claims[slot] = h.claim[slot];
+	return SCONE_ERR_OK;
 }
 
 /* Make the host file at least as large as size needs, vouching for the growth first. */
@@ -967,6 +999,10 @@ void vol_inode_committed(struct vol_inode *ino)
 	ino->is_new = false;
 	if (ino->phys_size > need && ino->host->io->ops->truncate(ino->host, need) == SCONE_ERR_OK)
 		ino->phys_size = need;
+	/* Claims of the previous epoch are void now: growth needs a new one. */
+	ino->claim_size = current_claim(ino);
+	if (ino->claim_size < ino->phys_size)
+		ino->claim_size = ino->phys_size;
 }
 
 /* ---------------- open / create ---------------- */
@@ -1067,13 +1103,11 @@ static enum scone_err check_host_file(struct vol_inode *ino)
 				     "%s: the host file holds another file's data (files swapped or replaced)",
 				     ino_name(ino));
 	ino->phys_size = have;
-	ino->claim_size = need;
-	if (h.claim_epoch == ino->vol->st.epoch) {
-		uint8_t mac[SCONE_SHA256_SIZE];
-		SCONE_TRY(vol_claim_mac(ino->vol, ino->file_id, h.claim_epoch, h.claim_size, mac));
-		if (scone_ct_equal(mac, h.claim_mac, sizeof(mac)) && h.claim_size > need)
-			ino->claim_size = h.claim_size;
-	}
+	ino->claims[0] = h.claim[0];
+	ino->claims[1] = h.claim[1];
+	ino->claim_size = current_claim(ino);
+	if (ino->claim_size < need)
+		ino->claim_size = need;
 	if (have < need) {
 		uint64_t groups_ok = have > VOL_BLOCK ? (have / VOL_BLOCK - 1) / VOL_GROUP_BLOCKS : 0;
 		return scone_err_set(SCONE_ERR_TRUNCATED,
@@ -1149,7 +1183,8 @@ enum scone_err vol_inode_create_host(struct scone_volume *v, struct vol_meta *m,
 	if (!err)
 		err = write_header(ino, v->st.epoch, VOL_BLOCK);
 	if (!err) {
-		ino->phys_size = ino->claim_size = VOL_BLOCK;
+		ino->phys_size = VOL_BLOCK;
+		ino->claim_size = VOL_BLOCK;
 		ino->is_new = true;
 		ino->changed = true;
 		ino->next = v->inodes;

@@ -1240,7 +1240,7 @@ static void report(struct host_scan *s, enum scone_err e, const char *msg)
 static bool is_leftover(struct scone_volume *v, const char *path)
 {
 	struct scone_vio_file *f;
-	uint8_t block[128], mac[SCONE_SHA256_SIZE];
+	uint8_t block[128];
 	struct vol_header h;
 	size_t got = 0;
 	bool ok = false;
@@ -1248,9 +1248,8 @@ static bool is_leftover(struct scone_volume *v, const char *path)
 	if (v->host->ops->open(v->host, path, 0, &f) != SCONE_ERR_OK)
 		return false;
 	if (v->host->ops->pread(f, block, sizeof(block), 0, &got) == SCONE_ERR_OK &&
-	    vol_header_decode(block, got, &h) == SCONE_ERR_OK && h.claim_epoch == v->st.epoch &&
-	    vol_claim_mac(v, h.file_id, h.claim_epoch, h.claim_size, mac) == SCONE_ERR_OK)
-		ok = scone_ct_equal(mac, h.claim_mac, sizeof(mac));
+	    vol_header_decode(block, got, &h) == SCONE_ERR_OK)
+		ok = vol_claim_valid(v, h.file_id, &h.claim[0]) || vol_claim_valid(v, h.file_id, &h.claim[1]);
 	v->host->ops->close(f);
 	return ok;
 }
