@@ -95,9 +95,7 @@ static int open_for_reading(const char *fspf, const struct vol_args *a, bool nee
 	err = scone_volume_open(fspf, have_key ? key : NULL, have_tag ? tag : NULL,
 				have_key ? SCONE_VOL_RDONLY : SCONE_VOL_ALLOW_UNSEALED, v);
 	scone_wipe(key, sizeof(key));
-	if (err == SCONE_ERR_INVALID && !have_key)
-		return cli_fail(err, fspf);
-	return err ? cli_fail(err, fspf) : -1;
+	return err ? cli_fail(err, "cannot open volume") : -1;
 }
 
 /* ---------------- create / addr ---------------- */
@@ -135,7 +133,7 @@ static int open_for_building(const char *fspf, const char *key_hex, const char *
 	scone_wipe(key, sizeof(key));
 	if (err == SCONE_ERR_INVALID && !have_key)
 		fprintf(stderr, "scone: %s is encrypted: give its key with --key-file or $SCONE_FSPF_KEY\n", fspf);
-	return err ? cli_fail(err, fspf) : -1;
+	return err ? cli_fail(err, "cannot open volume") : -1;
 }
 
 static int close_volume(struct scone_volume *v, const char *fspf)
@@ -440,7 +438,7 @@ static int fspf_encrypt(int argc, char **argv)
 				&v);
 	if (err) {
 		scone_wipe(key, sizeof(key));
-		return cli_fail(err, argv[optind]);
+		return cli_fail(err, "cannot open volume");
 	}
 	err = scone_volume_seal(v, have_key ? key : NULL, key_out, tag);
 	scone_wipe(key, sizeof(key));
