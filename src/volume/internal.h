@@ -200,7 +200,11 @@ struct scone_volume {
 	size_t max_clean_nodes;
 	bool dirty;                 /* namespace changed since last commit */
 	uint64_t use_clock;
+	uint8_t *scratch;           /* VOL_SCRATCH bytes of ciphertext staging, under lock */
 };
+
+/* One node's worth of chunks plus one chunk of plaintext staging. */
+#define VOL_SCRATCH ((size_t)VOL_DATA_PER_NODE * VOL_BLOCK + VOL_BLOCK)
 
 /* tree.c */
 SCONE_MUST_CHECK enum scone_err vol_inode_load(struct scone_volume *v, struct vol_meta *m, struct vol_inode **out);
@@ -221,6 +225,7 @@ SCONE_MUST_CHECK enum scone_err vol_inode_create_host(struct scone_volume *v, st
 char *vol_host_path(const struct vol_region *r, const uint8_t id[static VOL_ID_SIZE]);
 struct scone_vio *vol_region_io(struct scone_volume *v, const struct vol_region *r);
 uint64_t vol_expected_phys(uint64_t size);
+uint8_t *vol_scratch(struct scone_volume *v);
 /* A claim is valid when made for the volume's committed epoch with its claim key. */
 bool vol_claim_valid(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE], const struct vol_claim *c);
 SCONE_MUST_CHECK enum scone_err vol_claim_mac(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE],

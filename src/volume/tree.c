@@ -587,6 +587,17 @@ static enum scone_err ensure_phys(struct vol_inode *ino, uint64_t size)
 
 /* ---------------- data path ---------------- */
 
+/*
+ * The volume's staging buffer (ciphertext of up to one node's chunks, then
+ * one chunk of plaintext). Used under the volume lock; allocated once.
+ */
+uint8_t *vol_scratch(struct scone_volume *v)
+{
+	if (!v->scratch)
+		v->scratch = malloc(VOL_SCRATCH);
+	return v->scratch;
+}
+
 /* Read one chunk's plaintext (zeros for holes) into out. */
 static enum scone_err read_chunk(struct vol_inode *ino, uint64_t chunk, uint8_t *out)
 {
@@ -676,7 +687,7 @@ enum scone_err vol_inode_read(struct vol_inode *ino, uint8_t *buf, size_t size, 
 		return SCONE_ERR_OK;
 	if (size > ino->size - off)
 		size = (size_t)(ino->size - off);
-	scratch = malloc(node_span);
+	scratch = vol_scratch(ino->vol);
 	if (!scratch)
 		return SCONE_ERR_NOMEM;
 	while (done < size) {
@@ -689,8 +700,6 @@ enum scone_err vol_inode_read(struct vol_inode *ino, uint8_t *buf, size_t size, 
 			break;
 		done += n;
 	}
-	scone_wipe(scratch, node_span);
-	free(scratch);
 	if (err) {
 		scone_wipe(buf, size); /* nothing unverified or partial leaves */
 		return err;
@@ -740,10 +749,10 @@ enum scone_err vol_inode_write(struct vol_inode *ino, const uint8_t *buf, size_t
 	if (off > VOL_MAX_FILE_SIZE || size > VOL_MAX_FILE_SIZE - off)
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "%s: write beyond the maximum file size", ino_name(ino));
 	SCONE_TRY(ensure_phys(ino, off + size > ino->size ? off + size : ino->size));
-	scratch = malloc(node_span + VOL_BLOCK);
+	scratch = vol_scratch(ino->vol);
 	if (!scratch)
 		return SCONE_ERR_NOMEM;
-	chunk = scratch + node_span;
+	chunk = scratch + node_span; /* plaintext: wiped below */
 	while (done < size && !err) {
 		uint64_t pos = off + done, c = pos / VOL_BLOCK, k = c / VOL_DATA_PER_NODE;
 		struct vol_node *n;
@@ -776,7 +785,6 @@ enum scone_err vol_inode_write(struct vol_inode *ino, const uint8_t *buf, size_t
 		}
 	}
 	scone_wipe(chunk, VOL_BLOCK);
-	free(scratch);
 	if (err)
 		return err;
 	if (off + size > ino->size)

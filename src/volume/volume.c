@@ -378,6 +378,9 @@ static void volume_free(struct scone_volume *v)
 	if (v->key)
 		scone_secure_free(v->key, SCONE_VOLUME_KEY_SIZE);
 	v->mem->ops->destroy(v->mem);
+	if (v->scratch)
+		scone_wipe(v->scratch, VOL_SCRATCH);
+	free(v->scratch);
 	free(v->fspf_path);
 	free(v->fspf_dir);
 	pthread_mutex_destroy(&v->lock);
