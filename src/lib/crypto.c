@@ -185,6 +185,7 @@ enum scone_err scone_aead_seal(struct scone_aead *a, const uint8_t nonce[static 
 			       size_t aad_size, const void *in, size_t size, void *out,
 			       uint8_t tag[static SCONE_TAG_SIZE])
 {
+	uint8_t spare[16]; /* Final's target when out is NULL (size 0): no NULL + 0 */
 	int n, done = 0;
 
 	if (size > INT32_MAX || aad_size > INT32_MAX)
@@ -193,7 +194,7 @@ enum scone_err scone_aead_seal(struct scone_aead *a, const uint8_t nonce[static 
 	if (EVP_EncryptInit_ex(a->enc, NULL, NULL, NULL, nonce) != 1 ||
 	    (aad_size && EVP_EncryptUpdate(a->enc, NULL, &n, aad, (int)aad_size) != 1) ||
 	    (size && EVP_EncryptUpdate(a->enc, out, &done, in, (int)size) != 1) ||
-	    EVP_EncryptFinal_ex(a->enc, (uint8_t *)out + done, &n) != 1 ||
+	    EVP_EncryptFinal_ex(a->enc, out ? (uint8_t *)out + done : spare, &n) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(a->enc, EVP_CTRL_AEAD_GET_TAG, SCONE_TAG_SIZE, tag) != 1)
 		return scone_err_set(SCONE_ERR_CRYPTO, "%s encryption failed", scone_aead_name(a->alg));
 	return SCONE_ERR_OK;
@@ -203,7 +204,7 @@ enum scone_err scone_aead_open(struct scone_aead *a, const uint8_t nonce[static 
 			       size_t aad_size, const void *in, size_t size, void *out,
 			       const uint8_t tag[static SCONE_TAG_SIZE])
 {
-	uint8_t tmp[SCONE_TAG_SIZE];
+	uint8_t tmp[SCONE_TAG_SIZE], spare[16];
 	int n, done = 0;
 
 	if (size > INT32_MAX || aad_size > INT32_MAX)
@@ -214,7 +215,7 @@ enum scone_err scone_aead_open(struct scone_aead *a, const uint8_t nonce[static 
 	    (aad_size && EVP_DecryptUpdate(a->dec, NULL, &n, aad, (int)aad_size) != 1) ||
 	    (size && EVP_DecryptUpdate(a->dec, out, &done, in, (int)size) != 1))
 		goto fail;
-	if (EVP_DecryptFinal_ex(a->dec, (uint8_t *)out + done, &n) != 1)
+	if (EVP_DecryptFinal_ex(a->dec, out ? (uint8_t *)out + done : spare, &n) != 1)
 		goto fail;
 	return SCONE_ERR_OK;
 fail:

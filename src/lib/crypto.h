@@ -65,7 +65,10 @@ SCONE_MUST_CHECK enum scone_err scone_aead_new(enum scone_aead_alg alg, const ui
 					       struct scone_aead **out);
 void scone_aead_free(struct scone_aead *a);
 
-/* Encrypt in (size bytes) to out (same size; may equal in) and produce tag. */
+/*
+ * Encrypt in (size bytes) to out (same size; may equal in) and produce tag.
+ * With size 0 (authenticating aad alone) in and out may be NULL.
+ */
 SCONE_MUST_CHECK enum scone_err scone_aead_seal(struct scone_aead *a, const uint8_t nonce[static SCONE_NONCE_SIZE],
 						const void *aad, size_t aad_size, const void *in, size_t size,
 						void *out, uint8_t tag[static SCONE_TAG_SIZE]);

@@ -490,6 +490,12 @@ TEST(test_aead_roundtrip)
 			free(ct);
 			free(buf);
 		}
+		/* AAD alone: no payload, so in and out may be NULL. */
+		assert_ok(scone_aead_seal(a, nonce, aad, sizeof(aad), NULL, 0, NULL, tag));
+		assert_ok(scone_aead_open(a, nonce, aad, sizeof(aad), NULL, 0, NULL, tag));
+		tag[0] ^= 1;
+		assert_int_equal(scone_aead_open(a, nonce, aad, sizeof(aad), NULL, 0, NULL, tag),
+				 SCONE_ERR_AUTH);
 		scone_aead_free(a);
 	}
 }
