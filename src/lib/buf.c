@@ -109,7 +109,7 @@ static enum scone_err grow(struct scone_wbuf *w, size_t need_size)
 enum scone_err scone_wbuf_put(struct scone_wbuf *w, const void *data, size_t n)
 {
 	if (n > SIZE_MAX - w->size)
-		return SCONE_ERR_TOO_LARGE;
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "buffer size overflow");
 	if (w->size + n > w->cap)
 		SCONE_TRY(grow(w, w->size + n));
 	if (n)
