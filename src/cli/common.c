@@ -37,9 +37,9 @@ int cli_fail(enum scone_err err, const char *what)
 	const char *detail = scone_err_detail();
 
 	if (detail[0])
-		fprintf(stderr, "scone: %s: %s\n", what, detail);
+		fprintf(stderr, "scone: %s: %s (%s)\n", what, detail, scone_errname(err));
 	else
-		fprintf(stderr, "scone: %s: %s\n", what, scone_strerror(err));
+		fprintf(stderr, "scone: %s: %s (%s)\n", what, scone_strerror(err), scone_errname(err));
 	return 1;
 }
 

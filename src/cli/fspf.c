@@ -222,7 +222,7 @@ struct addf_ctx {
 
 static enum scone_err protect_file(struct addf_ctx *ctx, const char *native, const char *vpath, mode_t mode)
 {
-	struct scone_vfile *f;
+	struct scone_vfile *f = NULL;
 	enum scone_err err;
 	uint64_t off = 0;
 	int fd = open(native, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -244,10 +244,7 @@ static enum scone_err protect_file(struct addf_ctx *ctx, const char *native, con
 		off += (uint64_t)n;
 		cli_progress_add(&ctx->prog, (uint64_t)n);
 	}
-	if (f && !err)
-		scone_vfile_close(f);
-	else if (f)
-		scone_vfile_close(f);
+	scone_vfile_close(f);
 	close(fd);
 	scone_wipe(ctx->buf, IO_CHUNK);
 	ctx->files++;
@@ -526,7 +523,7 @@ struct copy_ctx {
 /* Stream one file through fn (fd >= 0: write there; -1: read only to verify). */
 static enum scone_err stream_file(struct copy_ctx *c, const char *path, int fd)
 {
-	struct scone_vfile *f;
+	struct scone_vfile *f = NULL;
 	uint64_t off = 0;
 	size_t got;
 	enum scone_err err = scone_vfile_open(c->v, path, SCONE_VF_RDONLY, 0, &f);
@@ -547,8 +544,7 @@ static enum scone_err stream_file(struct copy_ctx *c, const char *path, int fd)
 		off += got;
 		cli_progress_add(&c->prog, got);
 	}
-	if (f)
-		scone_vfile_close(f);
+	scone_vfile_close(f);
 	scone_wipe(c->buf, IO_CHUNK);
 	c->bytes += off;
 	return err;
@@ -652,7 +648,10 @@ static int fspf_cat(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	c.prog.tty = false;
-	err = stream_file(&c, argv[first + 1], STDOUT_FILENO);
+	/* Verify the whole file first, so a damaged file prints nothing at all. */
+	err = stream_file(&c, argv[first + 1], -1);
+	if (!err)
+		err = stream_file(&c, argv[first + 1], STDOUT_FILENO);
 	if (err)
 		print_problem(&c, err, scone_err_detail());
 	return end_copy(&c, argv[first]);
