@@ -622,6 +622,8 @@ static int fspf_verify(int argc, char **argv)
 				   "authentication tag, and that no unknown file was added. Exits 1 on any problem.\n" ,
 				   1, &first);
 
+	if (rc == 1)
+		fprintf(stderr, "scone: verification FAILED: the volume cannot be opened\n");
 	if (rc >= 0)
 		return rc;
 	enum scone_err host_err = scone_volume_check_host(c.v, print_problem, &c);

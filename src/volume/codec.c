@@ -165,10 +165,46 @@ static enum scone_err put_str(struct scone_wbuf *w, const char *s)
 	return scone_wbuf_put(w, s, n);
 }
 
+/*
+ * The decoder's rules, applied before encoding: an fspf the decoder would
+ * refuse must never be written (it would make the volume unopenable).
+ */
+static enum scone_err fspf_check(const struct vol_fspf *f)
+{
+	if (f->chunk_aead != SCONE_AEAD_AES256_GCM && f->chunk_aead != SCONE_AEAD_AES256_OCB)
+		return scone_err_set(SCONE_ERR_INVALID, "fspf: unknown chunk cipher %u", f->chunk_aead);
+	if (f->region_count > VOL_MAX_REGIONS || f->meta_count > VOL_MAX_ENTRIES || f->garbage_count > VOL_MAX_ENTRIES)
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "fspf: too many regions, entries or deleted files");
+	for (size_t i = 0; i < f->region_count; i++) {
+		const struct vol_region *r = &f->regions[i];
+		size_t hl = r->host_dir ? strlen(r->host_dir) : 0;
+		if (r->kind > SCONE_REGION_ENCRYPTED || r->store > SCONE_STORE_EPHEMERAL ||
+		    vol_path_check(r->path) != SCONE_ERR_OK || (hl == 0) != (r->store == SCONE_STORE_EPHEMERAL) ||
+		    hl >= VOL_MAX_PATH)
+			return scone_err_set(SCONE_ERR_INVALID,
+					     "fspf: region %.200s cannot be stored (kind, store, path or host directory)",
+					     r->path);
+	}
+	for (size_t i = 0; i < f->meta_count; i++) {
+		const struct vol_meta *m = f->metas[i];
+		if (m->ephemeral)
+			continue;
+		if ((m->type != VOL_T_FILE && m->type != VOL_T_DIR) || vol_path_check(m->path) != SCONE_ERR_OK ||
+		    strcmp(m->path, "/") == 0 ||
+		    (m->type == VOL_T_FILE &&
+		     (m->size > VOL_MAX_FILE_SIZE || (m->root.flags & ~(VOL_ENTRY_PRESENT | VOL_ENTRY_SLOT_B)) ||
+		      (m->size == 0 && (m->root.flags & VOL_ENTRY_PRESENT)))))
+			return scone_err_set(SCONE_ERR_INVALID, "fspf: entry %.200s cannot be stored (type, path or size)",
+					     m->path);
+	}
+	return SCONE_ERR_OK;
+}
+
 enum scone_err vol_fspf_encode(const struct vol_fspf *f, struct scone_wbuf *w)
 {
 	size_t persisted = 0;
 
+	SCONE_TRY(fspf_check(f));
 	SCONE_TRY(scone_wbuf_put(w, fspf_body_magic, 8));
 	SCONE_TRY(scone_wbuf_u32(w, FORMAT_VERSION));
 	SCONE_TRY(scone_wbuf_u8(w, f->chunk_aead));
@@ -414,9 +450,13 @@ enum scone_err vol_envelope_seal(const uint8_t *plain, size_t size, const uint8_
 {
 	uint8_t salt[ENV_SALT], nonce[SCONE_NONCE_SIZE];
 	struct scone_aead *a = NULL;
-	size_t hdr;
+	size_t hdr, overhead = key ? 8 + 4 + 4 + ENV_SALT + SCONE_NONCE_SIZE + 8 + SCONE_VOLUME_TAG_SIZE : 8 + 4 + 4 + 8;
 	enum scone_err err;
 
+	/* Readers refuse fspf files over VOL_MAX_FSPF bytes: never write one. */
+	if (size > VOL_MAX_FSPF - overhead)
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "fspf: %zu bytes of entries exceed the limit of %zu", size,
+				     VOL_MAX_FSPF - overhead);
 	SCONE_TRY(scone_wbuf_put(w, fspf_env_magic, 8));
 	SCONE_TRY(scone_wbuf_u32(w, FORMAT_VERSION));
 	SCONE_TRY(scone_wbuf_u32(w, key ? ENV_SEALED : ENV_UNSEALED));

@@ -715,8 +715,13 @@ static enum scone_err write_full_chunks(struct vol_inode *ino, struct vol_node *
 	uint64_t c = c0;
 
 	while (c < c1) {
-		uint64_t run = c;
+		uint64_t run = c, written = n->written_data;
+		struct vol_entry saved[VOL_DATA_PER_NODE];
+		enum scone_err err = SCONE_ERR_OK;
 		int slot = -1;
+
+		/* Entries change before the blocks are on disk: a failed run puts them back. */
+		memcpy(saved, n->cur, sizeof(saved));
 		while (run < c1) {
 			unsigned j = (unsigned)(run % VOL_DATA_PER_NODE);
 			int s = (n->written_data >> j & 1) ? entry_slot(&n->cur[j]) : free_slot(&n->base[j]);
@@ -724,14 +729,22 @@ static enum scone_err write_full_chunks(struct vol_inode *ino, struct vol_node *
 				break;
 			slot = s;
 			struct vol_entry *e = &n->cur[j];
-			SCONE_TRY(seal_block(ino, BLOCK_DATA, run, src + (run - c0) * VOL_BLOCK,
-					     scratch + (run - c) * VOL_BLOCK, e));
+			err = seal_block(ino, BLOCK_DATA, run, src + (run - c0) * VOL_BLOCK, scratch + (run - c) * VOL_BLOCK,
+					 e);
+			if (err)
+				break;
 			e->flags = (uint8_t)(VOL_ENTRY_PRESENT | (slot ? VOL_ENTRY_SLOT_B : 0));
 			n->written_data |= 1ull << j;
 			run++;
 		}
-		SCONE_TRY(ino->host->io->ops->pwrite(ino->host, scratch, (size_t)(run - c) * VOL_BLOCK,
-						     data_off(c, slot)));
+		if (!err)
+			err = ino->host->io->ops->pwrite(ino->host, scratch, (size_t)(run - c) * VOL_BLOCK,
+							 data_off(c, slot));
+		if (err) {
+			memcpy(n->cur, saved, sizeof(saved));
+			n->written_data = written;
+			return err;
+		}
 		c = run;
 	}
 	return SCONE_ERR_OK;
@@ -774,19 +787,27 @@ enum scone_err vol_inode_write(struct vol_inode *ino, const uint8_t *buf, size_t
 				memcpy(chunk + pos % VOL_BLOCK, buf + done, in);
 				err = write_full_chunks(ino, n, c, c + 1, chunk, scratch);
 			}
-			done += in;
+			if (!err)
+				done += in;
 		} else {
 			uint64_t full = (size - done) / VOL_BLOCK;
 			uint64_t lim = (k + 1) * VOL_DATA_PER_NODE - c;
 			if (full > lim)
 				full = lim;
 			err = write_full_chunks(ino, n, c, c + full, buf + done, scratch);
-			done += (size_t)(full * VOL_BLOCK);
+			if (!err)
+				done += (size_t)(full * VOL_BLOCK);
 		}
 	}
 	scone_wipe(chunk, VOL_BLOCK);
-	if (err)
+	if (err) {
+		/* Like a short write: what reached the disk past the end now belongs to the file. */
+		if (off + done > ino->size) {
+			ino->size = off + done;
+			ino->changed = true;
+		}
 		return err;
+	}
 	if (off + size > ino->size)
 		ino->size = off + size;
 	ino->changed = true;
@@ -834,6 +855,8 @@ enum scone_err vol_inode_truncate(struct vol_inode *ino, uint64_t size)
 		SCONE_TRY(mark_dirty(ino, n));
 		for (unsigned j = (unsigned)(new_chunks % VOL_DATA_PER_NODE); j < VOL_DATA_PER_NODE; j++)
 			n->cur[j].flags = 0;
+		/* Cut chunks are no longer "written this epoch": a rewrite must take the free slot again. */
+		n->written_data &= (1ull << (new_chunks % VOL_DATA_PER_NODE)) - 1;
 	}
 	drop_nodes_from(ino, new_nodes);
 	if (new_nodes && old_nodes > new_nodes) {
@@ -1005,8 +1028,12 @@ void vol_inode_committed(struct vol_inode *ino)
 	ino->trunc_low_nodes = nodes_for(ino->size);
 	ino->changed = false;
 	ino->is_new = false;
-	if (ino->phys_size > need && ino->host->io->ops->truncate(ino->host, need) == SCONE_ERR_OK)
-		ino->phys_size = need;
+	if (ino->phys_size > need) {
+		if (ino->host->io->ops->truncate(ino->host, need) == SCONE_ERR_OK)
+			ino->phys_size = need;
+		else
+			ino->changed = true; /* the next commit vouches for the excess again and retries */
+	}
 	/* Claims of the previous epoch are void now: growth needs a new one. */
 	ino->claim_size = current_claim(ino);
 	if (ino->claim_size < ino->phys_size)

@@ -224,10 +224,14 @@ static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, si
 	}
 	if (!err)
 		err = io->ops->rename(io, tmp, v->fspf_path);
-	if (!err)
+	if (!err) {
 		err = io->ops->sync_dir(io, v->fspf_dir);
-	else
+	} else {
+		char detail[256]; /* the cause, not the clean-up's complaint */
+		snprintf(detail, sizeof(detail), "%s", scone_err_detail());
 		(void)io->ops->unlink(io, tmp);
+		scone_err_set(err, "%s", detail);
+	}
 	free(tmp);
 	return err;
 }
@@ -275,8 +279,11 @@ static void delete_garbage(struct scone_volume *v)
 		if (!gone)
 			memcpy(v->st.garbage[keep++], v->st.garbage[g], VOL_ID_SIZE);
 	}
-	if (keep != v->st.garbage_count)
-		v->dirty = true; /* the shorter list is persisted by the next commit */
+	/*
+	 * The shorter list rides along with the next commit; forcing one here
+	 * would make a close right after a sync advance the tag. Ids still
+	 * listed on disk are harmless: already gone counts as deleted.
+	 */
 	v->st.garbage_count = keep;
 }
 
@@ -335,6 +342,9 @@ static enum scone_err sync_locked(struct scone_volume *v)
 	release_idle_inodes(v);
 	return SCONE_ERR_OK;
 }
+
+static void delete_leftovers(struct scone_volume *v);
+static void trim_files(struct scone_volume *v);
 
 /* ---------------- open / create / close ---------------- */
 
@@ -512,6 +522,10 @@ enum scone_err scone_volume_open_at(struct scone_vio *io, const char *fspf_path,
 	memcpy(v->tag, disk_tag, sizeof(disk_tag));
 	if (v->writable && v->st.garbage_count)
 		delete_garbage(v);
+	if (v->writable) {
+		delete_leftovers(v);
+		trim_files(v);
+	}
 	*out = v;
 	return SCONE_ERR_OK;
 }
@@ -1135,6 +1149,25 @@ static enum scone_err listing_add(struct listing *l, const char *name, const str
 	return SCONE_ERR_OK;
 }
 
+/*
+ * Region roots are listed before the (sorted) entries: insertion sort puts
+ * them in place, O(n) per region root.
+ */
+static void listing_sort(struct listing *l)
+{
+	for (size_t i = 1; i < l->count; i++) {
+		char *name = l->names[i];
+		struct scone_vstat st = l->stats[i];
+		size_t j = i;
+		for (; j > 0 && strcmp(l->names[j - 1], name) > 0; j--) {
+			l->names[j] = l->names[j - 1];
+			l->stats[j] = l->stats[j - 1];
+		}
+		l->names[j] = name;
+		l->stats[j] = st;
+	}
+}
+
 static void listing_free(struct listing *l)
 {
 	for (size_t i = 0; i < l->count; i++)
@@ -1172,6 +1205,7 @@ static enum scone_err list_dir_locked(struct scone_volume *v, const char *dir, s
 		fill_stat(m, open_inode_of(v, m), &st);
 		SCONE_TRY(listing_add(l, m->path + dl + 1, &st));
 	}
+	listing_sort(l);
 	return SCONE_ERR_OK;
 }
 
@@ -1218,17 +1252,39 @@ struct host_scan {
 	scone_problem_fn fn;
 	void *arg;
 	enum scone_err first;
+	uint8_t *ids; /* sorted ids of every file the fspf knows */
+	size_t id_count;
+	char **leftovers; /* with collect: leftovers found (to delete them) */
+	size_t leftover_count;
+	bool collect;
 };
 
-static bool known_id(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE])
+static int cmp_id(const void *a, const void *b)
 {
+	return memcmp(a, b, VOL_ID_SIZE);
+}
+
+static enum scone_err index_ids(struct host_scan *s)
+{
+	const struct scone_volume *v = s->v;
+	size_t n = 0;
+
+	s->ids = malloc((v->st.meta_count + v->st.garbage_count + 1) * VOL_ID_SIZE);
+	if (!s->ids)
+		return SCONE_ERR_NOMEM;
 	for (size_t i = 0; i < v->st.meta_count; i++)
-		if (v->st.metas[i]->type == VOL_T_FILE && memcmp(v->st.metas[i]->file_id, id, VOL_ID_SIZE) == 0)
-			return true;
+		if (v->st.metas[i]->type == VOL_T_FILE)
+			memcpy(s->ids + VOL_ID_SIZE * n++, v->st.metas[i]->file_id, VOL_ID_SIZE);
 	for (size_t i = 0; i < v->st.garbage_count; i++)
-		if (memcmp(v->st.garbage[i], id, VOL_ID_SIZE) == 0)
-			return true;
-	return false;
+		memcpy(s->ids + VOL_ID_SIZE * n++, v->st.garbage[i], VOL_ID_SIZE);
+	qsort(s->ids, n, VOL_ID_SIZE, cmp_id);
+	s->id_count = n;
+	return SCONE_ERR_OK;
+}
+
+static bool known_id(const struct host_scan *s, const uint8_t id[static VOL_ID_SIZE])
+{
+	return bsearch(id, s->ids, s->id_count, VOL_ID_SIZE, cmp_id) != NULL;
 }
 
 static void report(struct host_scan *s, enum scone_err e, const char *msg)
@@ -1239,20 +1295,27 @@ static void report(struct host_scan *s, enum scone_err e, const char *msg)
 		s->fn(s->arg, e, msg);
 }
 
-/* A file a writer created but had not committed when it stopped carries a valid claim. */
-static bool is_leftover(struct scone_volume *v, const char *path)
+/*
+ * A file a writer created but had not committed when it stopped: it carries
+ * a valid claim (*claimed), or, named like a file id, is still empty (the
+ * writer stopped between creating it and writing its header).
+ */
+static bool is_leftover(struct scone_volume *v, const char *path, bool named_like_id, bool *claimed)
 {
 	struct scone_vio_file *f;
 	uint8_t block[128];
 	struct vol_header h;
 	size_t got = 0;
+	uint64_t size = 1;
 	bool ok = false;
 
 	if (v->host->ops->open(v->host, path, 0, &f) != SCONE_ERR_OK)
 		return false;
 	if (v->host->ops->pread(f, block, sizeof(block), 0, &got) == SCONE_ERR_OK &&
 	    vol_header_decode(block, got, &h) == SCONE_ERR_OK)
-		ok = vol_claim_valid(v, h.file_id, &h.claim[0]) || vol_claim_valid(v, h.file_id, &h.claim[1]);
+		ok = *claimed = vol_claim_valid(v, h.file_id, &h.claim[0]) || vol_claim_valid(v, h.file_id, &h.claim[1]);
+	else if (named_like_id && v->host->ops->size(f, &size) == SCONE_ERR_OK)
+		ok = size == 0;
 	v->host->ops->close(f);
 	return ok;
 }
@@ -1263,29 +1326,121 @@ static int scan_entry(void *arg, const char *name)
 	uint8_t id[VOL_ID_SIZE];
 	char msg[600], *full;
 	size_t n;
+	bool named_like_id, claimed = false;
 	const char *fspf_base = strrchr(s->v->fspf_path, '/');
 
 	fspf_base = fspf_base ? fspf_base + 1 : s->v->fspf_path;
 	if (strncmp(name, fspf_base, strlen(fspf_base)) == 0 && strcmp(s->r->host_abs, s->v->fspf_dir) == 0)
 		return 0; /* the fspf itself (and its .tmp) */
-	if (scone_hex_decode(id, sizeof(id), name, "file name") == SCONE_ERR_OK && known_id(s->v, id))
+	named_like_id = scone_hex_decode(id, sizeof(id), name, "file name") == SCONE_ERR_OK;
+	if (named_like_id && known_id(s, id))
 		return 0;
 	n = strlen(s->r->host_abs) + strlen(name) + 2;
 	full = malloc(n);
 	if (!full)
 		return 0;
 	snprintf(full, n, "%s/%s", s->r->host_abs, name);
-	if (!is_leftover(s->v, full)) {
+	if (!is_leftover(s->v, full, named_like_id, &claimed)) {
 		snprintf(msg, sizeof(msg), "%s: not part of the volume (added to region %s)", full, s->r->path);
 		report(s, SCONE_ERR_UNKNOWN_FILE, msg);
+	} else if (s->collect && claimed) {
+		char **nl = realloc(s->leftovers, (s->leftover_count + 1) * sizeof(*nl));
+		if (nl) {
+			s->leftovers = nl;
+			s->leftovers[s->leftover_count++] = full;
+			full = NULL;
+		}
 	}
 	free(full);
 	return 0;
 }
 
+/* Every protected host directory once. */
+static void scan_regions(struct host_scan *s)
+{
+	struct scone_volume *v = s->v;
+
+	for (size_t i = 0; i < v->st.region_count; i++) {
+		bool seen = false;
+		s->r = &v->st.regions[i];
+		if (!s->r->host_abs || s->r->kind == SCONE_REGION_NOT_PROTECTED)
+			continue;
+		for (size_t j = 0; j < i; j++)
+			seen |= v->st.regions[j].host_abs && strcmp(v->st.regions[j].host_abs, s->r->host_abs) == 0 &&
+				v->st.regions[j].kind != SCONE_REGION_NOT_PROTECTED;
+		if (!seen) {
+			enum scone_err e = v->host->ops->list(v->host, s->r->host_abs, scan_entry, s);
+			if (e && e != SCONE_ERR_NOT_FOUND)
+				report(s, e, scone_err_detail());
+		}
+	}
+}
+
+/*
+ * A writer that opens the volume removes the files an earlier writer
+ * created and left uncommitted: nothing references them, and their claim
+ * would turn stale (an unknown file) with the next commit. Only files with
+ * a valid claim go (no one else can make one); empty leftovers are merely
+ * tolerated. Best effort.
+ */
+static void delete_leftovers(struct scone_volume *v)
+{
+	struct host_scan s = { .v = v, .collect = true };
+
+	if (index_ids(&s) == SCONE_ERR_OK)
+		scan_regions(&s);
+	for (size_t i = 0; i < s.leftover_count; i++) {
+		(void)v->host->ops->unlink(v->host, s.leftovers[i]);
+		free(s.leftovers[i]);
+	}
+	free(s.leftovers);
+	free(s.ids);
+	scone_err_clear();
+}
+
+/*
+ * A writer that stopped between a commit and cutting its files back to
+ * their new size (crash, or an I/O error it could only ignore) left bytes
+ * past a file's committed end, vouched for by a claim of the current epoch
+ * alone: cut them now, before the next commit voids that claim and the file
+ * reads as EXTENDED. Excess no claim covers is left for the check to report.
+ * Best effort; one open per file.
+ */
+static void trim_files(struct scone_volume *v)
+{
+	struct scone_vio *io = v->host;
+
+	for (size_t i = 0; i < v->st.meta_count; i++) {
+		struct vol_meta *m = v->st.metas[i];
+		struct vol_region *r = region_of(v, m->path);
+		uint64_t have, need = vol_expected_phys(m->size);
+		struct scone_vio_file *f;
+		struct vol_header h;
+		uint8_t block[128];
+		size_t got;
+		char *hp;
+
+		if (m->type != VOL_T_FILE || m->ephemeral || !r || !r->host_abs || r->kind == SCONE_REGION_NOT_PROTECTED)
+			continue;
+		hp = vol_host_path(r, m->file_id);
+		if (hp && io->ops->open(io, hp, SCONE_VIO_WRITE, &f) == SCONE_ERR_OK) {
+			if (io->ops->size(f, &have) == SCONE_ERR_OK && have > need &&
+			    io->ops->pread(f, block, sizeof(block), 0, &got) == SCONE_ERR_OK &&
+			    vol_header_decode(block, got, &h) == SCONE_ERR_OK &&
+			    memcmp(h.file_id, m->file_id, VOL_ID_SIZE) == 0 &&
+			    ((vol_claim_valid(v, m->file_id, &h.claim[0]) && h.claim[0].size >= have) ||
+			     (vol_claim_valid(v, m->file_id, &h.claim[1]) && h.claim[1].size >= have)))
+				(void)io->ops->truncate(f, need);
+			io->ops->close(f);
+		}
+		free(hp);
+	}
+	scone_err_clear();
+}
+
 enum scone_err scone_volume_check_host(struct scone_volume *v, scone_problem_fn fn, void *arg)
 {
-	struct host_scan s = { v, NULL, fn, arg, SCONE_ERR_OK };
+	struct host_scan s = { .v = v, .fn = fn, .arg = arg };
 
 	lock(v);
 	for (size_t i = 0; i < v->st.meta_count; i++) {
@@ -1301,20 +1456,11 @@ enum scone_err scone_volume_check_host(struct scone_volume *v, scone_problem_fn 
 		}
 		vol_inode_put(ino);
 	}
-	for (size_t i = 0; i < v->st.region_count; i++) {
-		bool seen = false;
-		s.r = &v->st.regions[i];
-		if (!s.r->host_abs || s.r->kind == SCONE_REGION_NOT_PROTECTED)
-			continue;
-		for (size_t j = 0; j < i; j++)
-			seen |= v->st.regions[j].host_abs && strcmp(v->st.regions[j].host_abs, s.r->host_abs) == 0 &&
-				v->st.regions[j].kind != SCONE_REGION_NOT_PROTECTED;
-		if (!seen) {
-			enum scone_err e = v->host->ops->list(v->host, s.r->host_abs, scan_entry, &s);
-			if (e && e != SCONE_ERR_NOT_FOUND)
-				report(&s, e, scone_err_detail());
-		}
-	}
+	if (index_ids(&s) == SCONE_ERR_OK)
+		scan_regions(&s);
+	else
+		report(&s, SCONE_ERR_NOMEM, "out of memory while checking the host files");
+	free(s.ids);
 	unlock(v);
 	return s.first;
 }

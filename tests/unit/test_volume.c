@@ -1,0 +1,1556 @@
+/*
+ * test_volume.c - unit tests for src/volume: semantics of protected files
+ * and the namespace, freshness (rollback), integrity (every kind of host
+ * tampering has its own error code and a detail naming file and bytes),
+ * threads, and misuse of the API. Crash simulation lives in
+ * test_volume_crash.c.
+ *
+ * Most tests run on the memory backend, where the host side of a volume is
+ * reachable through the same struct scone_vio the library uses, so tampering
+ * is exact. A few run on the host file system in a mkdtemp directory
+ * (sparse files, plaintext on disk). internal.h is included for the layout
+ * constants and to shrink the node cache (white box, as fuzz targets do).
+ */
+#include "helpers.h"
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/err.h"
+#include "lib/hex.h"
+#include "volume/internal.h"
+#include "volume/vio.h"
+#include "volume/volume.h"
+
+#define TEST(name) static void name(void **state __attribute__((unused)))
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+#define BLK ((uint64_t)VOL_BLOCK)
+#define assert_err(expr, code)                                                                               \
+	do {                                                                                                 \
+		enum scone_err e_ = (expr);                                                                  \
+		if (e_ != (code))                                                                            \
+			fail_msg("%s: got %s (%s), want %s", #expr, scone_errname(e_), scone_err_detail(),   \
+				 scone_errname(code));                                                       \
+	} while (0)
+#define assert_detail(...) assert_detail_(__LINE__, __VA_ARGS__, NULL)
+
+static void assert_detail_(int line, ...)
+{
+	va_list ap;
+	const char *want;
+
+	va_start(ap, line);
+	while ((want = va_arg(ap, const char *)) != NULL)
+		if (!strstr(scone_err_detail(), want))
+			fail_msg("line %d: detail '%s' lacks '%s'", line, scone_err_detail(), want);
+	va_end(ap);
+}
+
+/* ---------------- deterministic data ---------------- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+static uint64_t rng_below(uint64_t *s, uint64_t n)
+{
+	return n ? rng_next(s) % n : 0;
+}
+
+static void fill(uint8_t *buf, size_t size, uint64_t seed)
+{
+	uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+	for (size_t i = 0; i < size; i++) {
+		if (i % 8 == 0)
+			rng_next(&s);
+		buf[i] = (uint8_t)(s >> (i % 8 * 8));
+	}
+}
+
+static uint8_t *pattern(size_t size, uint64_t seed)
+{
+	uint8_t *p = malloc(size ? size : 1);
+	assert_non_null(p);
+	fill(p, size, seed);
+	return p;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* ---------------- fixture: a sealed volume with four regions ---------------- */
+
+struct fx {
+	struct scone_vio *io;
+	bool host;
+	char dir[64];
+	char fspf[96];
+	struct scone_volume *v;
+	uint8_t key[SCONE_VOLUME_KEY_SIZE];
+	uint8_t tag[SCONE_VOLUME_TAG_SIZE];
+};
+
+static void fx_build(struct fx *x)
+{
+	assert_ok(scone_volume_create_at(x->io, x->fspf));
+	assert_ok(scone_volume_open_at(x->io, x->fspf, NULL, NULL, SCONE_VOL_RDWR | SCONE_VOL_ALLOW_UNSEALED,
+				       &x->v));
+	assert_ok(scone_volume_add_region(x->v, "/enc", SCONE_REGION_ENCRYPTED, SCONE_STORE_KERNEL, "enc"));
+	assert_ok(
+	    scone_volume_add_region(x->v, "/auth", SCONE_REGION_AUTHENTICATED, SCONE_STORE_KERNEL, "auth"));
+	assert_ok(scone_volume_add_region(x->v, "/eph", SCONE_REGION_ENCRYPTED, SCONE_STORE_EPHEMERAL, NULL));
+	assert_ok(
+	    scone_volume_add_region(x->v, "/plain", SCONE_REGION_NOT_PROTECTED, SCONE_STORE_KERNEL, "plain"));
+	assert_false(scone_volume_is_sealed(x->v));
+	assert_ok(scone_volume_seal(x->v, NULL, x->key, x->tag));
+	assert_true(scone_volume_is_sealed(x->v));
+}
+
+static void fx_mem(struct fx *x)
+{
+	memset(x, 0, sizeof(*x));
+	assert_ok(scone_vio_mem_new(&x->io));
+	snprintf(x->dir, sizeof(x->dir), "/vol");
+	snprintf(x->fspf, sizeof(x->fspf), "/vol/fspf");
+	fx_build(x);
+}
+
+static void fx_host(struct fx *x)
+{
+	memset(x, 0, sizeof(*x));
+	x->io = scone_vio_host();
+	x->host = true;
+	snprintf(x->dir, sizeof(x->dir), "/tmp/scone-vol-XXXXXX");
+	assert_non_null(mkdtemp(x->dir));
+	snprintf(x->fspf, sizeof(x->fspf), "%s/fspf", x->dir);
+	fx_build(x);
+}
+
+static enum scone_err fx_open(struct fx *x, unsigned flags)
+{
+	return scone_volume_open_at(x->io, x->fspf, x->key, x->tag, flags, &x->v);
+}
+
+static void fx_close(struct fx *x)
+{
+	if (x->v)
+		assert_ok(scone_volume_close(x->v, x->tag));
+	x->v = NULL;
+}
+
+static void fx_reopen(struct fx *x)
+{
+	fx_close(x);
+	assert_ok(fx_open(x, SCONE_VOL_RDWR));
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void fx_done(struct fx *x)
+{
+	fx_close(x);
+	if (x->host)
+		nftw(x->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	else
+		x->io->ops->destroy(x->io);
+}
+
+/* ---------------- file helpers ---------------- */
+
+static void put(struct scone_volume *v, const char *path, const uint8_t *data, size_t size)
+{
+	struct scone_vfile *f;
+
+	assert_ok(scone_vfile_open(v, path, SCONE_VF_RDWR | SCONE_VF_CREAT | SCONE_VF_TRUNC, 0600, &f));
+	assert_ok(scone_vfile_pwrite(f, data, size, 0));
+	scone_vfile_close(f);
+}
+
+static void expect(struct scone_volume *v, const char *path, const uint8_t *data, size_t size)
+{
+	struct scone_vfile *f;
+	struct scone_vstat st;
+	uint8_t *buf = malloc(size + 17);
+	size_t got = 1;
+
+	assert_non_null(buf);
+	assert_ok(scone_volume_stat(v, path, &st));
+	assert_false(st.is_dir);
+	assert_int_equal(st.size, size);
+	assert_ok(scone_vfile_open(v, path, SCONE_VF_RDONLY, 0, &f));
+	assert_ok(scone_vfile_stat(f, &st));
+	assert_int_equal(st.size, size);
+	assert_ok(scone_vfile_pread(f, buf, size + 17, 0, &got));
+	assert_int_equal(got, size);
+	if (size && memcmp(buf, data, size) != 0)
+		fail_msg("%s: content differs", path);
+	assert_ok(scone_vfile_pread(f, buf, 10, size, &got)); /* at EOF */
+	assert_int_equal(got, 0);
+	scone_vfile_close(f);
+	free(buf);
+}
+
+static void file_id_hex(struct scone_volume *v, const char *path, char out[static 33])
+{
+	struct scone_vstat st;
+
+	assert_ok(scone_volume_stat(v, path, &st));
+	scone_hex_encode(out, 33, st.file_id, sizeof(st.file_id));
+}
+
+/* Host path of a protected file (region dir "enc" or "auth"). */
+static void host_path(struct fx *x, const char *region_dir, const char *path, char *out, size_t n)
+{
+	char hex[33];
+
+	file_id_hex(x->v, path, hex);
+	snprintf(out, n, "%s/%s/%s", x->dir, region_dir, hex);
+}
+
+/* A growable reference copy of one file. */
+struct model {
+	uint8_t *d;
+	size_t size, cap;
+};
+
+static void model_reserve(struct model *m, size_t size)
+{
+	if (size <= m->cap)
+		return;
+	m->d = realloc(m->d, size);
+	assert_non_null(m->d);
+	memset(m->d + m->cap, 0, size - m->cap);
+	m->cap = size;
+}
+
+static void model_write(struct model *m, const uint8_t *p, size_t n, size_t off)
+{
+	model_reserve(m, off + n);
+	if (off > m->size)
+		memset(m->d + m->size, 0, off - m->size);
+	memcpy(m->d + off, p, n);
+	if (off + n > m->size)
+		m->size = off + n;
+}
+
+static void model_truncate(struct model *m, size_t size)
+{
+	model_reserve(m, size);
+	if (size > m->size)
+		memset(m->d + m->size, 0, size - m->size);
+	m->size = size;
+}
+
+/* ==================== 1. semantics ==================== */
+
+static const size_t test_sizes[] = {0, 1, 4095, 4096, 4097, 64 * 4096 - 1, 64 * 4096, 64 * 4096 + 1, 3 << 20};
+static const char *const test_regions[] = {"/enc", "/auth", "/eph"};
+
+TEST(test_sizes_roundtrip)
+{
+	struct fx x;
+	char path[64];
+
+	fx_mem(&x);
+	for (size_t r = 0; r < N_ELEMS(test_regions); r++) {
+		for (size_t i = 0; i < N_ELEMS(test_sizes); i++) {
+			uint8_t *d = pattern(test_sizes[i], r * 100 + i);
+			snprintf(path, sizeof(path), "%s/f%zu", test_regions[r], test_sizes[i]);
+			put(x.v, path, d, test_sizes[i]);
+			expect(x.v, path, d, test_sizes[i]);
+			free(d);
+		}
+	}
+	assert_ok(scone_volume_sync(x.v));
+	fx_reopen(&x);
+	for (size_t r = 0; r < N_ELEMS(test_regions); r++) {
+		for (size_t i = 0; i < N_ELEMS(test_sizes); i++) {
+			uint8_t *d = pattern(test_sizes[i], r * 100 + i);
+			struct scone_vstat st;
+			snprintf(path, sizeof(path), "%s/f%zu", test_regions[r], test_sizes[i]);
+			if (strcmp(test_regions[r], "/eph") == 0)
+				assert_err(scone_volume_stat(x.v, path, &st), SCONE_ERR_NOT_FOUND);
+			else
+				expect(x.v, path, d, test_sizes[i]);
+			free(d);
+		}
+	}
+	assert_ok(scone_volume_check_host(x.v, NULL, NULL));
+	fx_done(&x);
+}
+
+/* Random pwrite/pread/truncate/append against reference copies, with syncs and reopens. */
+struct rfile {
+	const char *path;
+	struct scone_vfile *f;
+	struct model m;
+};
+
+static void rfiles_open(struct fx *x, struct rfile *rf, size_t n, size_t max_clean)
+{
+	if (max_clean)
+		x->v->max_clean_nodes = max_clean; /* force node eviction */
+	for (size_t i = 0; i < n; i++)
+		assert_ok(scone_vfile_open(x->v, rf[i].path, SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &rf[i].f));
+}
+
+static void rfiles_close(struct rfile *rf, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		scone_vfile_close(rf[i].f);
+		rf[i].f = NULL;
+	}
+}
+
+static size_t random_size(uint64_t *s)
+{
+	uint64_t k = rng_below(s, 10);
+
+	if (k < 4)
+		return 1 + (size_t)rng_below(s, 64); /* tiny */
+	if (k < 7)
+		return 1 + (size_t)rng_below(s, 3 * 4096); /* around a chunk */
+	if (k < 9)
+		return 4096 * (1 + (size_t)rng_below(s, 8)); /* whole chunks */
+	return 1 + (size_t)rng_below(s, 300000);	     /* across nodes */
+}
+
+static void random_op(struct fx *x, struct rfile *rf, size_t nf, uint64_t *s, size_t max, uint8_t *buf,
+		      uint8_t *buf2)
+{
+	struct rfile *r = &rf[rng_below(s, nf)];
+	unsigned op = (unsigned)rng_below(s, 100);
+	size_t size = random_size(s), got;
+	uint64_t off = rng_below(s, max);
+
+	if (rng_below(s, 4) == 0)
+		off -= off % 4096;
+	if (off + size > max)
+		size = max - off;
+	if (op < 45) {
+		fill(buf, size, rng_next(s));
+		assert_ok(scone_vfile_pwrite(r->f, buf, size, off));
+		model_write(&r->m, buf, size, off);
+	} else if (op < 78) {
+		off = rng_below(s, r->m.size + 100);
+		size_t want = off >= r->m.size ? 0 : (r->m.size - off < size ? r->m.size - off : size);
+		assert_ok(scone_vfile_pread(r->f, buf2, size, off, &got));
+		assert_int_equal(got, want);
+		if (want && memcmp(buf2, r->m.d + off, want) != 0)
+			fail_msg("%s: bytes %llu+%zu differ", r->path, (unsigned long long)off, want);
+	} else if (op < 86) {
+		size_t ns = rng_below(s, 2) ? (size_t)rng_below(s, max) : (size_t)rng_below(s, r->m.size + 1);
+		assert_ok(scone_vfile_truncate(r->f, ns));
+		model_truncate(&r->m, ns);
+	} else if (op < 92) {
+		uint64_t at;
+		if (r->m.size + size > max)
+			return;
+		fill(buf, size, rng_next(s));
+		assert_ok(scone_vfile_append(r->f, buf, size, &at));
+		assert_int_equal(at, r->m.size);
+		model_write(&r->m, buf, size, r->m.size);
+	} else if (op < 97) {
+		assert_ok(scone_volume_sync(x->v));
+	} else if (op < 99) {
+		struct scone_vstat st;
+		assert_ok(scone_vfile_stat(r->f, &st));
+		assert_int_equal(st.size, r->m.size);
+		scone_vfile_close(r->f);
+		assert_ok(scone_vfile_open(x->v, r->path, SCONE_VF_RDWR, 0, &r->f));
+	} else {
+		rfiles_close(rf, nf);
+		fx_reopen(x);
+		for (size_t i = 0; i < nf; i++)
+			if (strncmp(rf[i].path, "/eph/", 5) == 0)
+				rf[i].m.size = 0; /* ephemeral files start empty */
+		rfiles_open(x, rf, nf, x->v->max_clean_nodes);
+	}
+}
+
+static void random_workload(size_t max_clean, uint64_t seed, unsigned ops)
+{
+	struct rfile rf[] = {
+	    {"/enc/r0", NULL, {0}}, {"/enc/r1", NULL, {0}}, {"/auth/r2", NULL, {0}}, {"/eph/r3", NULL, {0}}};
+	const size_t max = 3 << 20;
+	uint8_t *buf = malloc(max), *buf2 = malloc(max);
+	uint64_t s = seed;
+	struct fx x;
+
+	assert_non_null(buf);
+	assert_non_null(buf2);
+	fx_mem(&x);
+	rfiles_open(&x, rf, N_ELEMS(rf), max_clean);
+	for (unsigned i = 0; i < ops; i++)
+		random_op(&x, rf, N_ELEMS(rf), &s, max, buf, buf2);
+	rfiles_close(rf, N_ELEMS(rf));
+	fx_reopen(&x);
+	for (size_t i = 0; i < N_ELEMS(rf); i++) {
+		if (strncmp(rf[i].path, "/eph/", 5) != 0)
+			expect(x.v, rf[i].path, rf[i].m.d, rf[i].m.size);
+		free(rf[i].m.d);
+	}
+	assert_ok(scone_volume_check_host(x.v, NULL, NULL));
+	fx_done(&x);
+	free(buf);
+	free(buf2);
+}
+
+TEST(test_random_ops)
+{
+	random_workload(0, 0x5c0e1, 2500);
+}
+
+/* The same with a node cache of two nodes: every access evicts and reloads. */
+TEST(test_random_ops_tiny_cache)
+{
+	random_workload(2, 0xbeef, 1200);
+}
+
+static uint64_t host_file_blocks(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+TEST(test_sparse_far_write)
+{
+	const uint64_t far = 5ull << 30;
+	uint8_t *d = pattern(10000, 7), buf[12000];
+	struct scone_vfile *f;
+	struct scone_vstat st;
+	char hp[200];
+	size_t got;
+	struct fx x;
+
+	fx_host(&x);
+	assert_ok(scone_vfile_open(x.v, "/enc/sparse", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f));
+	assert_ok(scone_vfile_pwrite(f, d, 10000, far));
+	assert_ok(scone_vfile_stat(f, &st));
+	assert_int_equal(st.size, far + 10000);
+	for (int round = 0; round < 2; round++) {
+		static const uint64_t holes[] = {0, 4096 * 63, 1ull << 30, (5ull << 30) - 12000};
+		for (size_t i = 0; i < N_ELEMS(holes); i++) {
+			memset(buf, 0xaa, sizeof(buf));
+			assert_ok(scone_vfile_pread(f, buf, sizeof(buf), holes[i], &got));
+			assert_int_equal(got, sizeof(buf));
+			assert_true(all_zero(buf, sizeof(buf)));
+		}
+		assert_ok(scone_vfile_pread(f, buf, sizeof(buf), far - 1000, &got));
+		assert_int_equal(got, 11000);
+		assert_true(all_zero(buf, 1000));
+		assert_memory_equal(buf + 1000, d, 10000);
+		host_path(&x, "enc", "/enc/sparse", hp, sizeof(hp));
+		assert_true(host_file_blocks(hp) < (1u << 20));
+		if (round == 0) {
+			scone_vfile_close(f);
+			fx_reopen(&x);
+			assert_ok(scone_vfile_open(x.v, "/enc/sparse", SCONE_VF_RDWR, 0, &f));
+		}
+	}
+	scone_vfile_close(f);
+	assert_ok(scone_volume_check_host(x.v, NULL, NULL));
+	free(d);
+	fx_done(&x);
+}
+
+static void check_model(struct scone_vfile *f, const struct model *m)
+{
+	uint8_t *buf = malloc(m->size + 1);
+	size_t got;
+
+	assert_non_null(buf);
+	assert_ok(scone_vfile_pread(f, buf, m->size + 1, 0, &got));
+	assert_int_equal(got, m->size);
+	if (m->size)
+		assert_memory_equal(buf, m->d, m->size);
+	free(buf);
+}
+
+static void do_truncate(struct scone_vfile *f, struct model *m, size_t size)
+{
+	assert_ok(scone_vfile_truncate(f, size));
+	model_truncate(m, size);
+	check_model(f, m);
+}
+
+static void do_write(struct scone_vfile *f, struct model *m, size_t off, size_t size, uint64_t seed)
+{
+	uint8_t *d = pattern(size, seed);
+	assert_ok(scone_vfile_pwrite(f, d, size, off));
+	model_write(m, d, size, off);
+	free(d);
+	check_model(f, m);
+}
+
+TEST(test_truncate)
+{
+	struct model m = {0};
+	struct scone_vfile *f;
+	struct fx x;
+
+	fx_mem(&x);
+	assert_ok(scone_vfile_open(x.v, "/enc/t", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f));
+	do_write(f, &m, 0, 600000, 1);
+	/* Down into the middle of a chunk, up again: the tail reads zeros. */
+	do_truncate(f, &m, 10000);
+	do_truncate(f, &m, 20000);
+	do_write(f, &m, 150000, 1, 2);
+	assert_ok(scone_volume_sync(x.v));
+	do_truncate(f, &m, 5000);
+	do_truncate(f, &m, 9000);
+	do_truncate(f, &m, 300000);
+	assert_ok(scone_volume_sync(x.v));
+	/* Across node boundaries, in the same epoch as writes. */
+	do_write(f, &m, 250000, 400000, 3);
+	do_truncate(f, &m, 64 * 4096 + 5);
+	do_truncate(f, &m, 64 * 4096 * 3 + 7);
+	do_write(f, &m, 64 * 4096 * 2 - 3, 10, 4);
+	assert_ok(scone_volume_sync(x.v));
+	scone_vfile_close(f);
+	fx_reopen(&x);
+	expect(x.v, "/enc/t", m.d, m.size);
+
+	/* To 0 and regrow in the same epoch. */
+	assert_ok(scone_vfile_open(x.v, "/enc/t", SCONE_VF_RDWR, 0, &f));
+	do_truncate(f, &m, 0);
+	do_write(f, &m, 0, 100000, 5);
+	do_truncate(f, &m, 0);
+	do_write(f, &m, 7, 300000, 6);
+	scone_vfile_close(f);
+	fx_reopen(&x);
+	expect(x.v, "/enc/t", m.d, m.size);
+
+	/* To 0, commit, regrow, commit. */
+	assert_ok(scone_volume_truncate(x.v, "/enc/t", 0));
+	model_truncate(&m, 0);
+	assert_ok(scone_volume_sync(x.v));
+	expect(x.v, "/enc/t", m.d, m.size);
+	assert_ok(scone_vfile_open(x.v, "/enc/t", SCONE_VF_RDWR, 0, &f));
+	do_write(f, &m, 4096, 70000, 7);
+	assert_ok(scone_vfile_sync(f));
+	scone_vfile_close(f);
+	fx_reopen(&x);
+	expect(x.v, "/enc/t", m.d, m.size);
+
+	/* O_TRUNC on open. */
+	assert_ok(scone_vfile_open(x.v, "/enc/t", SCONE_VF_RDWR | SCONE_VF_TRUNC, 0, &f));
+	model_truncate(&m, 0);
+	check_model(f, &m);
+	scone_vfile_close(f);
+	fx_reopen(&x);
+	expect(x.v, "/enc/t", NULL, 0);
+	free(m.d);
+	fx_done(&x);
+}
+
+TEST(test_append)
+{
+	struct scone_vfile *a, *b;
+	struct model m = {0};
+	uint64_t off;
+	struct fx x;
+
+	fx_mem(&x);
+	assert_ok(
+	    scone_vfile_open(x.v, "/auth/log", SCONE_VF_WRONLY | SCONE_VF_CREAT | SCONE_VF_APPEND, 0600, &a));
+	assert_ok(scone_vfile_open(x.v, "/auth/log", SCONE_VF_RDWR | SCONE_VF_APPEND, 0600, &b));
+	for (unsigned i = 0; i < 200; i++) {
+		size_t n = 1 + i * 37 % 5000;
+		uint8_t *d = pattern(n, i);
+		assert_ok(scone_vfile_append(i % 2 ? a : b, d, n, &off));
+		assert_int_equal(off, m.size);
+		model_write(&m, d, n, m.size);
+		free(d);
+		if (i == 100)
+			assert_ok(scone_volume_sync(x.v));
+	}
+	check_model(b, &m);
+	scone_vfile_close(a);
+	scone_vfile_close(b);
+	fx_reopen(&x);
+	expect(x.v, "/auth/log", m.d, m.size);
+	assert_ok(scone_vfile_open(x.v, "/auth/log", SCONE_VF_WRONLY | SCONE_VF_APPEND, 0, &a));
+	assert_ok(scone_vfile_append(a, "end", 3, &off));
+	assert_int_equal(off, m.size);
+	model_write(&m, (const uint8_t *)"end", 3, m.size);
+	scone_vfile_close(a);
+	fx_reopen(&x);
+	expect(x.v, "/auth/log", m.d, m.size);
+	free(m.d);
+	fx_done(&x);
+}
+
+struct names {
+	char buf[512];
+	unsigned count;
+};
+
+static int collect_name(void *arg, const char *name, const struct scone_vstat *st)
+{
+	struct names *n = arg;
+	size_t len = strlen(n->buf);
+
+	snprintf(n->buf + len, sizeof(n->buf) - len, "%s%s%s", len ? " " : "", name, st->is_dir ? "/" : "");
+	n->count++;
+	return 0;
+}
+
+static const char *list(struct scone_volume *v, const char *dir, struct names *n)
+{
+	memset(n, 0, sizeof(*n));
+	assert_ok(scone_volume_readdir(v, dir, collect_name, n));
+	return n->buf;
+}
+
+TEST(test_namespace)
+{
+	struct scone_vstat st;
+	struct names n;
+	uint8_t *d1 = pattern(5000, 11), *d2 = pattern(7000, 12);
+	struct fx x;
+
+	fx_mem(&x);
+	assert_string_equal(list(x.v, "/", &n), "auth/ enc/ eph/ plain/");
+	assert_ok(scone_volume_mkdir(x.v, "/enc/d", 0700));
+	assert_ok(scone_volume_mkdir(x.v, "/enc/d/sub", 0750));
+	assert_err(scone_volume_mkdir(x.v, "/enc/d", 0700), SCONE_ERR_EXISTS);
+	assert_err(scone_volume_mkdir(x.v, "/enc", 0700), SCONE_ERR_EXISTS);
+	assert_err(scone_volume_mkdir(x.v, "/enc/nope/x", 0700), SCONE_ERR_NOT_FOUND);
+	put(x.v, "/enc/d/f1", d1, 5000);
+	put(x.v, "/enc/d/sub/f2", d2, 7000);
+	put(x.v, "/enc/top", d2, 100);
+	assert_err(scone_volume_mkdir(x.v, "/enc/top/x", 0700), SCONE_ERR_NOT_DIR);
+	assert_string_equal(list(x.v, "/enc", &n), "d/ top");
+	assert_string_equal(list(x.v, "/enc/d", &n), "f1 sub/");
+	assert_err(scone_volume_readdir(x.v, "/enc/top", collect_name, &n), SCONE_ERR_NOT_DIR);
+	assert_err(scone_volume_readdir(x.v, "/enc/none", collect_name, &n), SCONE_ERR_NOT_FOUND);
+	assert_ok(scone_volume_stat(x.v, "/enc/d/sub", &st));
+	assert_true(st.is_dir);
+	assert_int_equal(st.mode, 0750);
+	assert_ok(scone_volume_stat(x.v, "/enc/d/f1", &st));
+	assert_false(st.is_dir);
+	assert_int_equal(st.size, 5000);
+	assert_int_equal(st.mode, 0600);
+	assert_ok(scone_volume_stat(x.v, "/enc", &st));
+	assert_true(st.is_dir);
+
+	/* rmdir rules */
+	assert_err(scone_volume_rmdir(x.v, "/enc/d"), SCONE_ERR_NOT_EMPTY);
+	assert_err(scone_volume_rmdir(x.v, "/enc/d/f1"), SCONE_ERR_NOT_DIR);
+	assert_err(scone_volume_rmdir(x.v, "/enc/none"), SCONE_ERR_NOT_FOUND);
+	assert_err(scone_volume_unlink(x.v, "/enc/d"), SCONE_ERR_IS_DIR);
+	assert_err(scone_volume_unlink(x.v, "/enc/none"), SCONE_ERR_NOT_FOUND);
+
+	/* rename a file, then over an existing file */
+	assert_ok(scone_volume_rename(x.v, "/enc/d/f1", "/enc/f1"));
+	expect(x.v, "/enc/f1", d1, 5000);
+	assert_err(scone_volume_stat(x.v, "/enc/d/f1", &st), SCONE_ERR_NOT_FOUND);
+	assert_ok(scone_volume_rename(x.v, "/enc/f1", "/enc/top"));
+	expect(x.v, "/enc/top", d1, 5000);
+	assert_err(scone_volume_stat(x.v, "/enc/f1", &st), SCONE_ERR_NOT_FOUND);
+	assert_ok(scone_volume_rename(x.v, "/enc/top", "/enc/top")); /* to itself: nothing */
+	expect(x.v, "/enc/top", d1, 5000);
+	assert_err(scone_volume_rename(x.v, "/enc/none", "/enc/x"), SCONE_ERR_NOT_FOUND);
+	assert_err(scone_volume_rename(x.v, "/enc/top", "/enc/none/x"), SCONE_ERR_NOT_FOUND);
+
+	/* rename a directory: children move along; overwrite rules */
+	assert_ok(scone_volume_rename(x.v, "/enc/d", "/enc/e"));
+	expect(x.v, "/enc/e/sub/f2", d2, 7000);
+	assert_err(scone_volume_stat(x.v, "/enc/d/sub/f2", &st), SCONE_ERR_NOT_FOUND);
+	assert_string_equal(list(x.v, "/enc", &n), "e/ top");
+	assert_err(scone_volume_rename(x.v, "/enc/top", "/enc/e"), SCONE_ERR_IS_DIR);
+	assert_err(scone_volume_rename(x.v, "/enc/e", "/enc/top"), SCONE_ERR_NOT_DIR);
+	assert_ok(scone_volume_mkdir(x.v, "/enc/empty", 0700));
+	assert_ok(scone_volume_mkdir(x.v, "/enc/full", 0700));
+	put(x.v, "/enc/full/x", d1, 10);
+	assert_err(scone_volume_rename(x.v, "/enc/e", "/enc/full"), SCONE_ERR_NOT_EMPTY);
+	assert_err(scone_volume_rename(x.v, "/enc/e", "/enc/e/sub/inside"), SCONE_ERR_INVALID);
+	assert_ok(scone_volume_rename(x.v, "/enc/e", "/enc/empty"));
+	expect(x.v, "/enc/empty/sub/f2", d2, 7000);
+	assert_string_equal(list(x.v, "/enc", &n), "empty/ full/ top");
+
+	/* across regions */
+	assert_err(scone_volume_rename(x.v, "/enc/top", "/auth/top"), SCONE_ERR_CROSS_REGION);
+	assert_err(scone_volume_rename(x.v, "/enc/top", "/eph/top"), SCONE_ERR_CROSS_REGION);
+	assert_err(scone_volume_rename(x.v, "/enc/empty", "/auth/empty"), SCONE_ERR_CROSS_REGION);
+	expect(x.v, "/enc/top", d1, 5000);
+
+	/* all of it persists */
+	fx_reopen(&x);
+	assert_string_equal(list(x.v, "/enc", &n), "empty/ full/ top");
+	assert_string_equal(list(x.v, "/enc/empty", &n), "sub/");
+	expect(x.v, "/enc/empty/sub/f2", d2, 7000);
+	expect(x.v, "/enc/full/x", d1, 10);
+	expect(x.v, "/enc/top", d1, 5000);
+	assert_ok(scone_volume_stat(x.v, "/enc/empty/sub", &st));
+	assert_int_equal(st.mode, 0750);
+	assert_ok(scone_volume_unlink(x.v, "/enc/empty/sub/f2"));
+	assert_ok(scone_volume_rmdir(x.v, "/enc/empty/sub"));
+	assert_ok(scone_volume_rmdir(x.v, "/enc/empty"));
+	fx_reopen(&x);
+	assert_string_equal(list(x.v, "/enc", &n), "full/ top");
+	assert_ok(scone_volume_check_host(x.v, NULL, NULL));
+	free(d1);
+	free(d2);
+	fx_done(&x);
+}
+
+TEST(test_unlink_while_open)
+{
+	uint8_t *d = pattern(300000, 21), buf[100];
+	struct scone_vfile *f, *g;
+	struct scone_vstat st;
+	size_t got;
+	struct fx x;
+
+	fx_mem(&x);
+	put(x.v, "/enc/u", d, 300000);
+	put(x.v, "/enc/v", d, 1000);
+	assert_ok(scone_volume_sync(x.v));
+	assert_ok(scone_vfile_open(x.v, "/enc/u", SCONE_VF_RDWR, 0, &f));
+	assert_ok(scone_vfile_open(x.v, "/enc/v", SCONE_VF_RDONLY, 0, &g));
+	assert_ok(scone_volume_unlink(x.v, "/enc/u"));
+	assert_ok(scone_volume_rename(x.v, "/enc/v", "/enc/w"));
+	assert_err(scone_volume_stat(x.v, "/enc/u", &st), SCONE_ERR_NOT_FOUND);
+	assert_ok(scone_vfile_pread(f, buf, sizeof(buf), 200000, &got));
+	assert_int_equal(got, sizeof(buf));
+	assert_memory_equal(buf, d + 200000, sizeof(buf));
+	assert_ok(scone_volume_sync(x.v)); /* the host file goes, the handle still reads */
+	assert_ok(scone_vfile_pread(f, buf, sizeof(buf), 299950, &got));
+	assert_int_equal(got, 50);
+	assert_memory_equal(buf, d + 299950, 50);
+	assert_ok(scone_vfile_pwrite(f, "x", 1, 5));
+	assert_ok(scone_vfile_pread(g, buf, 10, 0, &got)); /* renamed while open */
+	assert_memory_equal(buf, d, 10);
+	assert_ok(scone_vfile_stat(g, &st));
+	assert_int_equal(st.size, 1000);
+	/* a new file under the unlinked name is a different file */
+	put(x.v, "/enc/u", d, 10);
+	expect(x.v, "/enc/u", d, 10);
+	assert_ok(scone_vfile_pread(f, buf, 10, 0, &got));
+	assert_int_equal(buf[5], 'x');
+	scone_vfile_close(f);
+	scone_vfile_close(g);
+	fx_reopen(&x);
+	expect(x.v, "/enc/u", d, 10);
+	expect(x.v, "/enc/w", d, 1000);
+	assert_ok(scone_volume_check_host(x.v, NULL, NULL));
+	free(d);
+	fx_done(&x);
+}
+
+TEST(test_ephemeral)
+{
+	uint8_t *d = pattern(100000, 31);
+	struct scone_vstat st;
+	struct names n;
+	uint8_t tag_before[SCONE_VOLUME_TAG_SIZE], tag_after[SCONE_VOLUME_TAG_SIZE];
+	struct fx x;
+
+	fx_mem(&x);
+	scone_volume_tag(x.v, tag_before);
+	assert_ok(scone_volume_mkdir(x.v, "/eph/dir", 0700));
+	put(x.v, "/eph/dir/a", d, 100000);
+	put(x.v, "/eph/b", d, 10);
+	expect(x.v, "/eph/dir/a", d, 100000);
+	assert_string_equal(list(x.v, "/eph", &n), "b dir/");
+	/* ephemeral changes alone do not advance the tag */
+	assert_ok(scone_volume_sync(x.v));
+	scone_volume_tag(x.v, tag_after);
+	assert_memory_equal(tag_before, tag_after, sizeof(tag_after));
+	assert_ok(scone_volume_unlink(x.v, "/eph/b"));
+	fx_reopen(&x);
+	assert_string_equal(list(x.v, "/eph", &n), "");
+	assert_err(scone_volume_stat(x.v, "/eph/dir/a", &st), SCONE_ERR_NOT_FOUND);
+	assert_err(scone_volume_stat(x.v, "/eph/dir", &st), SCONE_ERR_NOT_FOUND);
+	put(x.v, "/eph/dir2", d, 5);
+	expect(x.v, "/eph/dir2", d, 5);
+	free(d);
+	fx_done(&x);
+}
+
+static uint8_t *slurp(const char *path, size_t *size)
+{
+	FILE *fp = fopen(path, "rb");
+	uint8_t *p;
+	long n;
+
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+	n = ftell(fp);
+	assert_true(n >= 0);
+	rewind(fp);
+	p = malloc((size_t)n + 1);
+	assert_non_null(p);
+	assert_int_equal(fread(p, 1, (size_t)n, fp), (size_t)n);
+	fclose(fp);
+	*size = (size_t)n;
+	return p;
+}
+
+TEST(test_plaintext_on_disk)
+{
+	static const char marker[] = "PLAINTEXT-MARKER-0123456789-scone";
+	uint8_t data[20000];
+	char ap[200], ep[200];
+	uint8_t *bytes;
+	size_t size;
+	struct fx x;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)marker[i % (sizeof(marker) - 1)];
+	fx_host(&x);
+	put(x.v, "/auth/secret-name-auth", data, sizeof(data));
+	put(x.v, "/enc/secret-name-enc", data, sizeof(data));
+	host_path(&x, "auth", "/auth/secret-name-auth", ap, sizeof(ap));
+	host_path(&x, "enc", "/enc/secret-name-enc", ep, sizeof(ep));
+	fx_close(&x);
+	bytes = slurp(ap, &size);
+	assert_non_null(memmem(bytes, size, marker, sizeof(marker) - 1));
+	free(bytes);
+	bytes = slurp(ep, &size);
+	assert_null(memmem(bytes, size, "PLAINTEXT-MARKER", 16));
+	free(bytes);
+	bytes = slurp(x.fspf, &size); /* sealed fspf: names are not visible either */
+	assert_null(memmem(bytes, size, "secret-name", 11));
+	free(bytes);
+	assert_ok(fx_open(&x, SCONE_VOL_RDONLY));
+	expect(x.v, "/auth/secret-name-auth", data, sizeof(data));
+	expect(x.v, "/enc/secret-name-enc", data, sizeof(data));
+	fx_done(&x);
+}
+
+/* ==================== 2. freshness ==================== */
+
+TEST(test_freshness)
+{
+	uint8_t t1[SCONE_VOLUME_TAG_SIZE], t2[SCONE_VOLUME_TAG_SIZE], t3[SCONE_VOLUME_TAG_SIZE];
+	uint8_t cur[SCONE_VOLUME_TAG_SIZE], bad_key[SCONE_VOLUME_KEY_SIZE];
+	uint8_t *d1 = pattern(50000, 41), *d2 = pattern(60000, 42);
+	struct scone_volume *v;
+	struct scone_vio *old;
+	struct fx x;
+
+	fx_mem(&x);
+	put(x.v, "/enc/f", d1, 50000);
+	assert_ok(scone_volume_sync(x.v));
+	scone_volume_tag(x.v, t1);
+	assert_ok(scone_vio_mem_clone(x.io, &old));
+	put(x.v, "/enc/f", d2, 60000);
+	put(x.v, "/auth/g", d2, 10);
+	assert_ok(scone_volume_sync(x.v));
+	scone_volume_tag(x.v, t2);
+	assert_memory_not_equal(t1, t2, sizeof(t1));
+	fx_close(&x);
+	assert_memory_equal(x.tag, t2, sizeof(t2));
+
+	/* the old copy, expected state T2: rollback */
+	assert_err(scone_volume_open_at(old, x.fspf, x.key, t2, SCONE_VOL_RDONLY, &v), SCONE_ERR_ROLLBACK);
+	assert_detail(x.fspf, "rollback");
+	/* the old copy opened at its own tag is fine */
+	assert_ok(scone_volume_open_at(old, x.fspf, x.key, t1, SCONE_VOL_RDONLY, &v));
+	expect(v, "/enc/f", d1, 50000);
+	assert_ok(scone_volume_close(v, NULL));
+
+	/* disk one commit ahead of T1: accepted, and the current tag is T2 */
+	assert_ok(scone_volume_open_at(x.io, x.fspf, x.key, t1, SCONE_VOL_RDWR, &v));
+	scone_volume_tag(v, cur);
+	assert_memory_equal(cur, t2, sizeof(cur));
+	expect(v, "/enc/f", d2, 60000);
+	put(v, "/enc/h", d1, 3);
+	assert_ok(scone_volume_close(v, t3));
+	/* two commits ahead: rollback (or unknown state) */
+	assert_err(scone_volume_open_at(x.io, x.fspf, x.key, t1, SCONE_VOL_RDONLY, &v), SCONE_ERR_ROLLBACK);
+	assert_ok(scone_volume_open_at(x.io, x.fspf, x.key, t2, SCONE_VOL_RDONLY, &v));
+	assert_ok(scone_volume_close(v, NULL));
+	assert_ok(scone_volume_open_at(x.io, x.fspf, x.key, t3, SCONE_VOL_RDONLY, &v));
+	assert_ok(scone_volume_close(v, NULL));
+	/* no tag: any sealed state (freshness given up) */
+	assert_ok(scone_volume_open_at(old, x.fspf, x.key, NULL, SCONE_VOL_RDONLY, &v));
+	assert_ok(scone_volume_close(v, NULL));
+	/* a made-up tag */
+	memset(cur, 0x5a, sizeof(cur));
+	assert_err(scone_volume_open_at(x.io, x.fspf, x.key, cur, SCONE_VOL_RDONLY, &v), SCONE_ERR_ROLLBACK);
+
+	/* wrong key, missing key, unsealed open of a sealed volume */
+	memcpy(bad_key, x.key, sizeof(bad_key));
+	bad_key[7] ^= 0x10;
+	assert_err(scone_volume_open_at(x.io, x.fspf, bad_key, t3, SCONE_VOL_RDONLY, &v), SCONE_ERR_AUTH);
+	assert_err(scone_volume_open_at(x.io, x.fspf, NULL, NULL, SCONE_VOL_RDONLY, &v), SCONE_ERR_INVALID);
+	assert_err(scone_volume_open_at(x.io, "/vol/none", x.key, NULL, SCONE_VOL_RDONLY, &v),
+		   SCONE_ERR_NOT_FOUND);
+	old->ops->destroy(old);
+	x.v = NULL;
+	free(d1);
+	free(d2);
+	fx_done(&x);
+}
+
+TEST(test_unsealed)
+{
+	struct scone_vio *io;
+	struct scone_volume *v;
+	uint8_t key[SCONE_VOLUME_KEY_SIZE], tag[SCONE_VOLUME_TAG_SIZE], given[SCONE_VOLUME_KEY_SIZE];
+
+	assert_ok(scone_vio_mem_new(&io));
+	assert_ok(scone_volume_create_at(io, "/f"));
+	assert_err(scone_volume_create_at(io, "/f"), SCONE_ERR_EXISTS);
+	assert_err(scone_volume_open_at(io, "/f", NULL, NULL, SCONE_VOL_RDWR, &v), SCONE_ERR_UNSEALED);
+	assert_ok(scone_volume_open_at(io, "/f", NULL, NULL, SCONE_VOL_RDWR | SCONE_VOL_ALLOW_UNSEALED, &v));
+	assert_ok(scone_volume_add_region(v, "/", SCONE_REGION_ENCRYPTED, SCONE_STORE_KERNEL, "/data"));
+	put(v, "/a", (const uint8_t *)"abc", 3);
+	assert_ok(scone_volume_close(v, NULL));
+	assert_ok(scone_volume_open_at(io, "/f", NULL, NULL, SCONE_VOL_RDWR | SCONE_VOL_ALLOW_UNSEALED, &v));
+	expect(v, "/a", (const uint8_t *)"abc", 3);
+	memset(given, 0x33, sizeof(given));
+	assert_ok(scone_volume_seal(v, given, key, tag));
+	assert_memory_equal(key, given, sizeof(key));
+	assert_ok(scone_volume_close(v, NULL));
+	assert_ok(scone_volume_open_at(io, "/f", key, tag, SCONE_VOL_RDONLY, &v));
+	expect(v, "/a", (const uint8_t *)"abc", 3);
+	assert_ok(scone_volume_check_host(v, NULL, NULL));
+	assert_ok(scone_volume_close(v, NULL));
+	io->ops->destroy(io);
+}
+
+/* ==================== 3. integrity ==================== */
+
+struct problems {
+	unsigned count;
+	enum scone_err first;
+	char text[2048];
+};
+
+static void on_problem(void *arg, enum scone_err err, const char *message)
+{
+	struct problems *p = arg;
+	size_t len = strlen(p->text);
+
+	if (!p->count++)
+		p->first = err;
+	snprintf(p->text + len, sizeof(p->text) - len, "%s: %s\n", scone_errname(err), message);
+}
+
+/* Three committed files of 10 chunks each; the volume is closed. */
+struct ifx {
+	struct fx x;
+	char a[200], b[200], c[200];
+	uint8_t *da, *db, *dc;
+};
+
+#define ISIZE (10 * 4096)
+
+static void ifx_setup(struct ifx *t)
+{
+	fx_mem(&t->x);
+	t->da = pattern(ISIZE, 51);
+	t->db = pattern(ISIZE, 52);
+	t->dc = pattern(ISIZE, 53);
+	put(t->x.v, "/enc/a", t->da, ISIZE);
+	put(t->x.v, "/enc/b", t->db, ISIZE);
+	put(t->x.v, "/auth/c", t->dc, ISIZE);
+	host_path(&t->x, "enc", "/enc/a", t->a, sizeof(t->a));
+	host_path(&t->x, "enc", "/enc/b", t->b, sizeof(t->b));
+	host_path(&t->x, "auth", "/auth/c", t->c, sizeof(t->c));
+	fx_close(&t->x);
+}
+
+static void ifx_done(struct ifx *t)
+{
+	free(t->da);
+	free(t->db);
+	free(t->dc);
+	fx_done(&t->x);
+}
+
+static struct scone_vio_file *hopen(struct scone_vio *io, const char *path)
+{
+	struct scone_vio_file *f;
+	assert_ok(io->ops->open(io, path, SCONE_VIO_WRITE, &f));
+	return f;
+}
+
+static void hflip(struct scone_vio *io, const char *path, uint64_t off, unsigned bit)
+{
+	struct scone_vio_file *f = hopen(io, path);
+	uint8_t b;
+	size_t got;
+
+	assert_ok(io->ops->pread(f, &b, 1, off, &got));
+	assert_int_equal(got, 1);
+	b ^= (uint8_t)(1u << bit);
+	assert_ok(io->ops->pwrite(f, &b, 1, off));
+	io->ops->close(f);
+}
+
+static void hcopy_block(struct scone_vio *io, const char *from, uint64_t from_blk, const char *to,
+			uint64_t to_blk)
+{
+	struct scone_vio_file *f = hopen(io, from), *g = hopen(io, to);
+	uint8_t b[VOL_BLOCK];
+	size_t got;
+
+	assert_ok(io->ops->pread(f, b, sizeof(b), from_blk * BLK, &got));
+	assert_int_equal(got, sizeof(b));
+	assert_ok(io->ops->pwrite(g, b, sizeof(b), to_blk * BLK));
+	io->ops->close(f);
+	io->ops->close(g);
+}
+
+static uint64_t hsize(struct scone_vio *io, const char *path)
+{
+	struct scone_vio_file *f = hopen(io, path);
+	uint64_t size;
+	assert_ok(io->ops->size(f, &size));
+	io->ops->close(f);
+	return size;
+}
+
+/* Block of data chunk c in slot A of a file's first group. */
+static uint64_t chunk_blk(unsigned c)
+{
+	return 1 + 2 + c;
+}
+
+/* Read a whole file expecting err; the buffer must come back all zeros. */
+static void read_fails(struct scone_volume *v, const char *path, enum scone_err want)
+{
+	struct scone_vfile *f;
+	uint8_t *buf = malloc(ISIZE);
+	size_t got = 123;
+
+	assert_non_null(buf);
+	assert_ok(scone_vfile_open(v, path, SCONE_VF_RDONLY, 0, &f));
+	memset(buf, 0xa5, ISIZE);
+	assert_err(scone_vfile_pread(f, buf, ISIZE, 0, &got), want);
+	assert_true(all_zero(buf, ISIZE));
+	assert_int_equal(got, 0);
+	scone_vfile_close(f);
+	free(buf);
+}
+
+static void reads_ok(struct scone_volume *v, const char *path, const uint8_t *d, size_t lo, size_t hi)
+{
+	struct scone_vfile *f;
+	uint8_t buf[ISIZE];
+	size_t got;
+
+	assert_ok(scone_vfile_open(v, path, SCONE_VF_RDONLY, 0, &f));
+	assert_ok(scone_vfile_pread(f, buf, hi - lo, lo, &got));
+	assert_int_equal(got, hi - lo);
+	assert_memory_equal(buf, d + lo, hi - lo);
+	scone_vfile_close(f);
+}
+
+TEST(test_tamper_bit_flip)
+{
+	struct ifx t;
+
+	ifx_setup(&t);
+	hflip(t.x.io, t.a, chunk_blk(3) * BLK + 1000, 4);
+	assert_ok(fx_open(&t.x, SCONE_VOL_RDONLY));
+	read_fails(t.x.v, "/enc/a", SCONE_ERR_TAMPERED);
+	assert_detail("/enc/a", "bytes 12288-16383");
+	reads_ok(t.x.v, "/enc/a", t.da, 0, 12288); /* the rest is fine */
+	reads_ok(t.x.v, "/enc/a", t.da, 16384, ISIZE);
+	expect(t.x.v, "/enc/b", t.db, ISIZE);
+	ifx_done(&t);
+}
+
+TEST(test_tamper_authenticated_plaintext)
+{
+	struct ifx t;
+	uint8_t b;
+	size_t got;
+	struct scone_vio_file *f;
+
+	ifx_setup(&t);
+	/* The plaintext is on disk as is, and it is still authenticated. */
+	f = hopen(t.x.io, t.c);
+	assert_ok(t.x.io->ops->pread(f, &b, 1, chunk_blk(9) * BLK + 17, &got));
+	assert_int_equal(b, t.dc[9 * 4096 + 17]);
+	t.x.io->ops->close(f);
+	hflip(t.x.io, t.c, chunk_blk(9) * BLK + 17, 0);
+	assert_ok(fx_open(&t.x, SCONE_VOL_RDONLY));
+	read_fails(t.x.v, "/auth/c", SCONE_ERR_TAMPERED);
+	assert_detail("/auth/c", "bytes 36864-40959");
+	ifx_done(&t);
+}
+
+TEST(test_tamper_misplaced)
+{
+	struct ifx t;
+
+	ifx_setup(&t);
+	hcopy_block(t.x.io, t.a, chunk_blk(2), t.a, chunk_blk(5));
+	assert_ok(fx_open(&t.x, SCONE_VOL_RDONLY));
+	read_fails(t.x.v, "/enc/a", SCONE_ERR_MISPLACED);
+	assert_detail("/enc/a", "bytes 20480-24575", "8192-12287");
+	ifx_done(&t);
+}
+
+TEST(test_tamper_other_file_chunk)
+{
+	struct ifx t;
+
+	ifx_setup(&t);
+	hcopy_block(t.x.io, t.b, chunk_blk(5), t.a, chunk_blk(5));
+	assert_ok(fx_open(&t.x, SCONE_VOL_RDONLY));
+	read_fails(t.x.v, "/enc/a", SCONE_ERR_TAMPERED);
+	assert_detail("/enc/a", "bytes 20480-24575");
+	ifx_done(&t);
+}
+
+/* Opening path fails with want (detail naming path and what), and check_host reports it. */
+static void open_fails(struct fx *x, const char *path, enum scone_err want, const char *what)
+{
+	struct scone_vfile *f;
+	struct problems p = {0};
+
+	assert_err(scone_vfile_open(x->v, path, SCONE_VF_RDONLY, 0, &f), want);
+	assert_detail(path, what);
+	assert_err(scone_volume_check_host(x->v, on_problem, &p), want);
+	assert_int_equal(p.first, want);
+	if (!strstr(p.text, path))
+		fail_msg("problem report lacks %s: %s", path, p.text);
+}
+
+TEST(test_tamper_truncated)
+{
+	struct ifx t;
+	struct scone_vio_file *f;
+
+	ifx_setup(&t);
+	f = hopen(t.x.io, t.a);
+	assert_ok(t.x.io->ops->truncate(f, hsize(t.x.io, t.a) - 4096));
+	t.x.io->ops->close(f);
+	assert_ok(fx_open(&t.x, SCONE_VOL_RDONLY));
+	open_fails(&t.x, "/enc/a", SCONE_ERR_TRUNCATED, "bytes 0-40959");
+	expect(t.x.v, "/enc/b", t.db, ISIZE);
+	ifx_done(&t);
+}
+
+TEST(test_tamper_extended)
+{
+	struct ifx t;
+	struct scone_vio_file *f;
+
+	ifx_setup(&t);
+	f = hopen(t.x.io, t.a);
+	assert_ok(t.x.io->ops->pwrite(f, "junk", 4, hsize(t.x.io, t.a)));
+	t.x.io->ops->close(f);
+	assert_ok(fx_open(&t.x, SCONE_VOL_RDONLY));
+	open_fails(&t.x, "/enc/a", SCONE_ERR_EXTENDED, "4 unexpected bytes");
+	ifx_done(&t);
+}
+
+TEST(test_tamper_swapped)
+{
+	struct ifx t;
+	char tmp[220];
+
+	ifx_setup(&t);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", t.a);
+	assert_ok(t.x.io->ops->rename(t.x.io, t.a, tmp));
+	assert_ok(t.x.io->ops->rename(t.x.io, t.b, t.a));
+	assert_ok(t.x.io->ops->rename(t.x.io, tmp, t.b));
+	assert_ok(fx_open(&t.x, SCONE_VOL_RDONLY));
+	open_fails(&t.x, "/enc/a", SCONE_ERR_SWAPPED, "another file");
+	ifx_done(&t);
+}
+
+TEST(test_tamper_missing)
+{
+	struct ifx t;
+
+	ifx_setup(&t);
+	assert_ok(t.x.io->ops->unlink(t.x.io, t.b));
+	assert_ok(fx_open(&t.x, SCONE_VOL_RDONLY));
+	open_fails(&t.x, "/enc/b", SCONE_ERR_MISSING, "missing");
+	expect(t.x.v, "/enc/a", t.da, ISIZE);
+	ifx_done(&t);
+}
+
+TEST(test_tamper_unknown_file)
+{
+	struct ifx t;
+	struct scone_vio_file *f;
+	struct problems p = {0};
+	char path[200];
+
+	ifx_setup(&t);
+	snprintf(path, sizeof(path), "%s/enc/00112233445566778899aabbccddeeff", t.x.dir);
+	assert_ok(t.x.io->ops->open(t.x.io, path, SCONE_VIO_WRITE | SCONE_VIO_CREATE, &f));
+	assert_ok(t.x.io->ops->pwrite(f, t.da, 4096 * 3, 0));
+	t.x.io->ops->close(f);
+	assert_ok(fx_open(&t.x, SCONE_VOL_RDONLY));
+	assert_err(scone_volume_check_host(t.x.v, on_problem, &p), SCONE_ERR_UNKNOWN_FILE);
+	assert_int_equal(p.count, 1);
+	assert_non_null(strstr(p.text, "00112233445566778899aabbccddeeff"));
+	/* a copy of a real file under another name is unknown too */
+	fx_close(&t.x);
+	snprintf(path, sizeof(path), "%s/enc/ffeeddccbbaa99887766554433221100", t.x.dir);
+	assert_ok(t.x.io->ops->open(t.x.io, path, SCONE_VIO_WRITE | SCONE_VIO_CREATE, &f));
+	t.x.io->ops->close(f);
+	hcopy_block(t.x.io, t.a, 0, path, 0);
+	assert_ok(fx_open(&t.x, SCONE_VOL_RDONLY));
+	memset(&p, 0, sizeof(p));
+	assert_err(scone_volume_check_host(t.x.v, on_problem, &p), SCONE_ERR_UNKNOWN_FILE);
+	assert_int_equal(p.count, 2);
+	ifx_done(&t);
+}
+
+TEST(test_tamper_node)
+{
+	struct ifx t;
+
+	ifx_setup(&t);
+	hflip(t.x.io, t.a, 1 * BLK + 200, 1); /* node 0, slot A */
+	assert_ok(fx_open(&t.x, SCONE_VOL_RDONLY));
+	read_fails(t.x.v, "/enc/a", SCONE_ERR_TAMPERED);
+	assert_detail("/enc/a", "integrity node 0", "bytes 0");
+	ifx_done(&t);
+}
+
+TEST(test_tamper_fspf)
+{
+	struct ifx t;
+	uint64_t size;
+
+	ifx_setup(&t);
+	size = hsize(t.x.io, t.x.fspf);
+	for (uint64_t off = 40; off < size; off += size / 7) {
+		hflip(t.x.io, t.x.fspf, off, 3);
+		assert_err(fx_open(&t.x, SCONE_VOL_RDONLY), SCONE_ERR_AUTH);
+		assert_detail("wrong key, or the file was modified");
+		hflip(t.x.io, t.x.fspf, off, 3);
+	}
+	hflip(t.x.io, t.x.fspf, size - 1, 7); /* the tag */
+	assert_err(fx_open(&t.x, SCONE_VOL_RDONLY), SCONE_ERR_AUTH);
+	hflip(t.x.io, t.x.fspf, size - 1, 7);
+	hflip(t.x.io, t.x.fspf, 0, 0); /* the magic */
+	assert_err(fx_open(&t.x, SCONE_VOL_RDONLY), SCONE_ERR_MALFORMED);
+	hflip(t.x.io, t.x.fspf, 0, 0);
+	assert_ok(fx_open(&t.x, SCONE_VOL_RDONLY));
+	ifx_done(&t);
+}
+
+TEST(test_tamper_header)
+{
+	struct ifx t;
+
+	ifx_setup(&t);
+	hflip(t.x.io, t.a, 2, 2);  /* magic */
+	hflip(t.x.io, t.b, 20, 0); /* file id */
+	assert_ok(fx_open(&t.x, SCONE_VOL_RDONLY));
+	open_fails(&t.x, "/enc/a", SCONE_ERR_TAMPERED, "header");
+	{
+		struct scone_vfile *f;
+		assert_err(scone_vfile_open(t.x.v, "/enc/b", SCONE_VF_RDONLY, 0, &f), SCONE_ERR_SWAPPED);
+		assert_detail("/enc/b");
+	}
+	expect(t.x.v, "/auth/c", t.dc, ISIZE);
+	ifx_done(&t);
+}
+
+/* ==================== 5. threads ==================== */
+
+#define NTHREADS 4
+#define SHARED_SPAN 50001 /* unaligned: neighbouring threads share chunks of the shared file */
+
+struct worker {
+	struct scone_volume *v;
+	struct scone_vfile *shared;
+	unsigned id;
+	struct model m; /* the thread's own file */
+	uint8_t *span;	/* its span of the shared file */
+	bool ok;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	char path[32];
+	struct scone_vfile *f;
+	uint64_t s = 77 + w->id, base = (uint64_t)w->id * SHARED_SPAN;
+	uint8_t *buf = malloc(70000), *buf2 = malloc(70000);
+	size_t got;
+
+	snprintf(path, sizeof(path), "/enc/thread%u", w->id);
+	if (!buf || !buf2 ||
+	    scone_vfile_open(w->v, path, SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f) != SCONE_ERR_OK)
+		goto out;
+	w->ok = true;
+	for (unsigned i = 0; i < 150 && w->ok; i++) {
+		size_t off = (size_t)rng_below(&s, 400000), n = 1 + (size_t)rng_below(&s, 60000);
+		size_t so = (size_t)rng_below(&s, SHARED_SPAN),
+		       sn = 1 + (size_t)rng_below(&s, SHARED_SPAN - so);
+		fill(buf, n, rng_next(&s));
+		w->ok &= scone_vfile_pwrite(f, buf, n, off) == SCONE_ERR_OK;
+		model_write(&w->m, buf, n, off);
+		w->ok &= scone_vfile_pread(f, buf2, n, off, &got) == SCONE_ERR_OK && got == n &&
+			 memcmp(buf, buf2, n) == 0;
+		fill(buf, sn, rng_next(&s));
+		w->ok &= scone_vfile_pwrite(w->shared, buf, sn, base + so) == SCONE_ERR_OK;
+		memcpy(w->span + so, buf, sn);
+		w->ok &= scone_vfile_pread(w->shared, buf2, SHARED_SPAN, base, &got) == SCONE_ERR_OK &&
+			 got == SHARED_SPAN && memcmp(w->span, buf2, SHARED_SPAN) == 0;
+		if (i % 50 == 49)
+			w->ok &= scone_volume_sync(w->v) == SCONE_ERR_OK;
+	}
+	scone_vfile_close(f);
+out:
+	free(buf);
+	free(buf2);
+	return NULL;
+}
+
+TEST(test_threads)
+{
+	struct worker w[NTHREADS];
+	pthread_t th[NTHREADS];
+	struct scone_vfile *shared;
+	uint8_t *want = calloc(NTHREADS, SHARED_SPAN);
+	char path[32];
+	struct fx x;
+
+	assert_non_null(want);
+	fx_mem(&x);
+	assert_ok(scone_vfile_open(x.v, "/enc/shared", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &shared));
+	/* the file spans every thread's range from the start, so reads of a span never hit EOF */
+	assert_ok(scone_vfile_truncate(shared, NTHREADS * SHARED_SPAN));
+	for (unsigned i = 0; i < NTHREADS; i++) {
+		w[i] = (struct worker){.v = x.v, .shared = shared, .id = i, .span = want + i * SHARED_SPAN};
+		assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+	}
+	for (unsigned i = 0; i < NTHREADS; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	scone_vfile_close(shared);
+	fx_reopen(&x);
+	for (unsigned i = 0; i < NTHREADS; i++) {
+		assert_true(w[i].ok);
+		snprintf(path, sizeof(path), "/enc/thread%u", i);
+		expect(x.v, path, w[i].m.d, w[i].m.size);
+		free(w[i].m.d);
+	}
+	expect(x.v, "/enc/shared", want, NTHREADS * SHARED_SPAN);
+	assert_ok(scone_volume_check_host(x.v, NULL, NULL));
+	free(want);
+	fx_done(&x);
+}
+
+/* ==================== 6. misuse ==================== */
+
+TEST(test_bad_paths)
+{
+	static const char *const bad[] = {"",	      "relative", "/a/../b", "/a//b",	"/enc/",
+					  "/enc/./x", "/enc/..",  "enc/x",   "/enc//x", "/enc/x/"};
+	struct scone_vfile *f;
+	struct scone_vstat st;
+	struct names n;
+	struct fx x;
+
+	fx_mem(&x);
+	put(x.v, "/enc/ok", (const uint8_t *)"1", 1);
+	for (size_t i = 0; i < N_ELEMS(bad); i++) {
+		assert_err(scone_vfile_open(x.v, bad[i], SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f),
+			   SCONE_ERR_INVALID);
+		assert_err(scone_volume_stat(x.v, bad[i], &st), SCONE_ERR_INVALID);
+		assert_err(scone_volume_mkdir(x.v, bad[i], 0700), SCONE_ERR_INVALID);
+		assert_err(scone_volume_rmdir(x.v, bad[i]), SCONE_ERR_INVALID);
+		assert_err(scone_volume_unlink(x.v, bad[i]), SCONE_ERR_INVALID);
+		assert_err(scone_volume_rename(x.v, "/enc/ok", bad[i]), SCONE_ERR_INVALID);
+		assert_err(scone_volume_rename(x.v, bad[i], "/enc/ok2"), SCONE_ERR_INVALID);
+		assert_err(scone_volume_readdir(x.v, bad[i], collect_name, &n), SCONE_ERR_INVALID);
+		assert_err(scone_volume_truncate(x.v, bad[i], 0), SCONE_ERR_INVALID);
+	}
+	{
+		size_t len = VOL_MAX_PATH + 10;
+		char *longp = malloc(len + 1);
+		assert_non_null(longp);
+		memcpy(longp, "/enc/", 5);
+		memset(longp + 5, 'a', len - 5);
+		longp[len] = '\0';
+		assert_err(scone_vfile_open(x.v, longp, SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f),
+			   SCONE_ERR_NAME_TOO_LONG);
+		free(longp);
+	}
+	/* outside every protected region */
+	assert_err(scone_vfile_open(x.v, "/other/x", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f),
+		   SCONE_ERR_NO_REGION);
+	assert_detail("/other/x");
+	assert_err(scone_vfile_open(x.v, "/plain/x", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f),
+		   SCONE_ERR_NO_REGION);
+	assert_err(scone_vfile_open(x.v, "/encx", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f),
+		   SCONE_ERR_NO_REGION);
+	assert_err(scone_volume_mkdir(x.v, "/other", 0700), SCONE_ERR_NO_REGION);
+	assert_err(scone_volume_rename(x.v, "/enc/ok", "/other/ok"), SCONE_ERR_NO_REGION);
+	/* regions: duplicates, bad arguments, while files are open */
+	assert_ok(scone_volume_sync(x.v)); /* closed files stay cached until committed */
+	assert_err(scone_volume_add_region(x.v, "/enc", SCONE_REGION_ENCRYPTED, SCONE_STORE_KERNEL, "x"),
+		   SCONE_ERR_EXISTS);
+	assert_err(scone_volume_add_region(x.v, "/r", SCONE_REGION_ENCRYPTED, SCONE_STORE_KERNEL, NULL),
+		   SCONE_ERR_INVALID);
+	assert_err(scone_volume_add_region(x.v, "/r", SCONE_REGION_ENCRYPTED, SCONE_STORE_EPHEMERAL, "x"),
+		   SCONE_ERR_INVALID);
+	assert_err(scone_volume_add_region(x.v, "r", SCONE_REGION_ENCRYPTED, SCONE_STORE_EPHEMERAL, NULL),
+		   SCONE_ERR_INVALID);
+	assert_err(scone_volume_add_region(x.v, "/r", (enum scone_region_kind)7, SCONE_STORE_EPHEMERAL, NULL),
+		   SCONE_ERR_INVALID);
+	assert_ok(scone_vfile_open(x.v, "/enc/ok", SCONE_VF_RDONLY, 0, &f));
+	assert_err(scone_volume_add_region(x.v, "/r", SCONE_REGION_ENCRYPTED, SCONE_STORE_EPHEMERAL, NULL),
+		   SCONE_ERR_BUSY);
+	scone_vfile_close(f);
+	fx_done(&x);
+}
+
+TEST(test_read_only)
+{
+	struct scone_vfile *f;
+	uint8_t buf[8];
+	uint64_t off;
+	size_t got;
+	uint8_t k[SCONE_VOLUME_KEY_SIZE], t[SCONE_VOLUME_TAG_SIZE];
+	struct fx x;
+
+	fx_mem(&x);
+	put(x.v, "/enc/f", (const uint8_t *)"hello", 5);
+	assert_ok(scone_volume_mkdir(x.v, "/enc/d", 0700));
+	/* handle opened read-only / write-only */
+	assert_ok(scone_vfile_open(x.v, "/enc/f", SCONE_VF_RDONLY, 0, &f));
+	assert_err(scone_vfile_pwrite(f, "x", 1, 0), SCONE_ERR_BAD_FD);
+	assert_err(scone_vfile_append(f, "x", 1, &off), SCONE_ERR_BAD_FD);
+	assert_err(scone_vfile_truncate(f, 0), SCONE_ERR_BAD_FD);
+	scone_vfile_close(f);
+	assert_ok(scone_vfile_open(x.v, "/enc/f", SCONE_VF_WRONLY, 0, &f));
+	assert_err(scone_vfile_pread(f, buf, 5, 0, &got), SCONE_ERR_BAD_FD);
+	scone_vfile_close(f);
+	/* a directory is not a file */
+	assert_err(scone_vfile_open(x.v, "/enc/d", SCONE_VF_RDONLY, 0, &f), SCONE_ERR_IS_DIR);
+	assert_err(scone_vfile_open(x.v, "/enc/d", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f),
+		   SCONE_ERR_IS_DIR);
+	assert_err(scone_vfile_open(x.v, "/enc", SCONE_VF_RDONLY, 0, &f), SCONE_ERR_IS_DIR);
+	assert_err(scone_vfile_open(x.v, "/enc/f", SCONE_VF_RDWR | SCONE_VF_CREAT | SCONE_VF_EXCL, 0600, &f),
+		   SCONE_ERR_EXISTS);
+	assert_err(scone_vfile_open(x.v, "/enc/none", SCONE_VF_RDONLY, 0, &f), SCONE_ERR_NOT_FOUND);
+	assert_err(scone_vfile_open(x.v, "/enc/f/x", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f),
+		   SCONE_ERR_NOT_DIR);
+	fx_close(&x);
+
+	/* volume opened read-only */
+	assert_ok(fx_open(&x, SCONE_VOL_RDONLY));
+	assert_ok(scone_vfile_open(x.v, "/enc/f", SCONE_VF_RDONLY, 0, &f));
+	assert_ok(scone_vfile_pread(f, buf, 5, 0, &got));
+	assert_memory_equal(buf, "hello", 5);
+	scone_vfile_close(f);
+	assert_err(scone_vfile_open(x.v, "/enc/f", SCONE_VF_RDWR, 0, &f), SCONE_ERR_READ_ONLY);
+	assert_err(scone_vfile_open(x.v, "/enc/n", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f),
+		   SCONE_ERR_READ_ONLY);
+	assert_err(scone_vfile_open(x.v, "/enc/f", SCONE_VF_RDONLY | SCONE_VF_TRUNC, 0, &f),
+		   SCONE_ERR_READ_ONLY);
+	assert_err(scone_volume_mkdir(x.v, "/enc/e", 0700), SCONE_ERR_READ_ONLY);
+	assert_err(scone_volume_rmdir(x.v, "/enc/d"), SCONE_ERR_READ_ONLY);
+	assert_err(scone_volume_unlink(x.v, "/enc/f"), SCONE_ERR_READ_ONLY);
+	assert_err(scone_volume_rename(x.v, "/enc/f", "/enc/g"), SCONE_ERR_READ_ONLY);
+	assert_err(scone_volume_truncate(x.v, "/enc/f", 0), SCONE_ERR_READ_ONLY);
+	assert_err(scone_volume_add_region(x.v, "/r", SCONE_REGION_ENCRYPTED, SCONE_STORE_EPHEMERAL, NULL),
+		   SCONE_ERR_READ_ONLY);
+	assert_err(scone_volume_seal(x.v, NULL, k, t), SCONE_ERR_READ_ONLY);
+	assert_ok(scone_volume_sync(x.v));
+	fx_close(&x);
+	assert_ok(fx_open(&x, SCONE_VOL_RDONLY)); /* nothing changed: same tag */
+	expect(x.v, "/enc/f", (const uint8_t *)"hello", 5);
+	fx_done(&x);
+}
+
+TEST(test_huge_offsets)
+{
+	const uint64_t max = (uint64_t)1 << 50;
+	struct scone_vfile *f;
+	struct scone_vstat st;
+	uint8_t buf[16];
+	size_t got = 9;
+	struct fx x;
+
+	fx_mem(&x);
+	assert_ok(scone_vfile_open(x.v, "/enc/h", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f));
+	assert_ok(scone_vfile_pwrite(f, "abc", 3, 0));
+	assert_err(scone_vfile_pwrite(f, "x", 1, max), SCONE_ERR_TOO_LARGE);
+	assert_detail("/enc/h");
+	assert_err(scone_vfile_pwrite(f, "xy", 2, max - 1), SCONE_ERR_TOO_LARGE);
+	assert_err(scone_vfile_pwrite(f, "x", 1, max + 1), SCONE_ERR_TOO_LARGE);
+	assert_err(scone_vfile_pwrite(f, "xy", 2, UINT64_MAX), SCONE_ERR_TOO_LARGE);
+	assert_err(scone_vfile_pwrite(f, "xy", 2, UINT64_MAX - 1), SCONE_ERR_TOO_LARGE);
+	assert_err(scone_vfile_truncate(f, max + 1), SCONE_ERR_TOO_LARGE);
+	assert_err(scone_vfile_truncate(f, UINT64_MAX), SCONE_ERR_TOO_LARGE);
+	assert_ok(scone_vfile_pread(f, buf, sizeof(buf), (uint64_t)1 << 60, &got));
+	assert_int_equal(got, 0);
+	assert_ok(scone_vfile_pread(f, buf, sizeof(buf), UINT64_MAX, &got));
+	assert_int_equal(got, 0);
+	assert_ok(scone_vfile_stat(f, &st));
+	assert_int_equal(st.size, 3);
+	scone_vfile_close(f);
+	fx_reopen(&x);
+	expect(x.v, "/enc/h", (const uint8_t *)"abc", 3);
+	fx_done(&x);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_sizes_roundtrip),
+	    cmocka_unit_test(test_random_ops),
+	    cmocka_unit_test(test_random_ops_tiny_cache),
+	    cmocka_unit_test(test_sparse_far_write),
+	    cmocka_unit_test(test_truncate),
+	    cmocka_unit_test(test_append),
+	    cmocka_unit_test(test_namespace),
+	    cmocka_unit_test(test_unlink_while_open),
+	    cmocka_unit_test(test_ephemeral),
+	    cmocka_unit_test(test_plaintext_on_disk),
+	    cmocka_unit_test(test_freshness),
+	    cmocka_unit_test(test_unsealed),
+	    cmocka_unit_test(test_tamper_bit_flip),
+	    cmocka_unit_test(test_tamper_authenticated_plaintext),
+	    cmocka_unit_test(test_tamper_misplaced),
+	    cmocka_unit_test(test_tamper_other_file_chunk),
+	    cmocka_unit_test(test_tamper_truncated),
+	    cmocka_unit_test(test_tamper_extended),
+	    cmocka_unit_test(test_tamper_swapped),
+	    cmocka_unit_test(test_tamper_missing),
+	    cmocka_unit_test(test_tamper_unknown_file),
+	    cmocka_unit_test(test_tamper_node),
+	    cmocka_unit_test(test_tamper_fspf),
+	    cmocka_unit_test(test_tamper_header),
+	    cmocka_unit_test(test_threads),
+	    cmocka_unit_test(test_bad_paths),
+	    cmocka_unit_test(test_read_only),
+	    cmocka_unit_test(test_huge_offsets),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
