@@ -449,7 +449,11 @@ static enum scone_err check_tag(struct scone_volume *v, const uint8_t disk_tag[s
 
 	if (!tag || scone_ct_equal(disk_tag, tag, SCONE_VOLUME_TAG_SIZE))
 		return SCONE_ERR_OK;
-	if (scone_ct_equal(v->st.prev_tag, tag, SCONE_VOLUME_TAG_SIZE)) {
+	static const uint8_t unsealed_tag[SCONE_VOLUME_TAG_SIZE];
+
+	/* The state before the first encryption had no tag: never accept all zeros. */
+	if (!scone_ct_equal(tag, unsealed_tag, SCONE_VOLUME_TAG_SIZE) &&
+	    scone_ct_equal(v->st.prev_tag, tag, SCONE_VOLUME_TAG_SIZE)) {
 		/* One commit ahead: its writer stopped before it could report the new tag. */
 		return SCONE_ERR_OK;
 	}

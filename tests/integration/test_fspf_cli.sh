@@ -506,6 +506,12 @@ case_wrong_tag() {
 	expect_fail_with 'ROLLBACK' scone fspf verify vol.fspf --key "$KEY" --tag 0123456789abcdef0123456789abcdef
 }
 
+case_zero_tag() {
+	need_fx small
+	# The unsealed state before the first encryption has no tag; all zeros must not pass as one.
+	expect_fail_with 'ROLLBACK' scone fspf verify vol.fspf --key "$KEY" --tag 00000000000000000000000000000000
+}
+
 case_tampered_fspf() {
 	need_fx small
 	flip_byte vol.fspf $(($(stat -c %s vol.fspf) / 2))
@@ -616,6 +622,7 @@ run_case "fspf: UNKNOWN_FILE (copy of a protected file)" case_unknown_file_copy
 run_case "fspf: ROLLBACK to an older copy of the volume" case_rollback
 run_case "fspf: wrong key fails" case_wrong_key
 run_case "fspf: wrong tag is ROLLBACK" case_wrong_tag
+run_case "fspf: an all-zero tag is refused" case_zero_tag
 run_case "fspf: tampered fspf fails" case_tampered_fspf
 run_case "fspf: cat of a tampered file prints nothing" case_cat_tampered_prints_nothing
 run_case "fspf: cat of a 5 MB file tampered near its end prints nothing" case_cat_tampered_late_in_big_file
