@@ -83,7 +83,7 @@ unit-tests: $(UNIT_BIN)
 # Fuzzers: clang + libFuzzer + ASan/UBSan, core compiled into each target.
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-build/fuzz/%: fuzz/%.c $(CORE_SRC)
+build/fuzz/%: fuzz/%.c $(CORE_SRC) $(wildcard fuzz/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) $(LIBS)
 

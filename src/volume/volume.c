@@ -610,6 +610,9 @@ enum scone_err scone_volume_add_region(struct scone_volume *v, const char *path,
 	SCONE_TRY(vol_path_check(path));
 	if ((unsigned)kind > SCONE_REGION_ENCRYPTED || (unsigned)store > SCONE_STORE_EPHEMERAL)
 		return scone_err_set(SCONE_ERR_INVALID, "invalid region kind or store");
+	if (host_dir && strlen(host_dir) >= VOL_MAX_PATH)
+		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "region %s: host directory longer than %u bytes", path,
+				     VOL_MAX_PATH - 1);
 	if ((store == SCONE_STORE_KERNEL) != (host_dir != NULL) || (host_dir && !host_dir[0]))
 		return scone_err_set(SCONE_ERR_INVALID, "region %s: a kernel region needs a host directory, "
 							"an ephemeral one has none", path);
@@ -1056,6 +1059,20 @@ static bool region_inside(const struct scone_volume *v, const char *dir)
 	return false;
 }
 
+/* Every path under from, moved under to, must stay a valid length. */
+static enum scone_err check_moved_lengths(const struct scone_volume *v, const char *from, const char *to)
+{
+	size_t fl = strlen(from), tl = strlen(to);
+
+	for (size_t i = 0; i < v->st.meta_count; i++) {
+		const char *p = v->st.metas[i]->path;
+		if (is_prefix_dir(from, p) && strlen(p) - fl + tl >= VOL_MAX_PATH)
+			return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "moving %s to %s would make %s too long", from,
+					     to, p);
+	}
+	return SCONE_ERR_OK;
+}
+
 static enum scone_err rename_locked(struct scone_volume *v, const char *from, const char *to)
 {
 	struct vol_region *rf, *rt;
@@ -1073,6 +1090,10 @@ static enum scone_err rename_locked(struct scone_volume *v, const char *from, co
 		return scone_err_set(SCONE_ERR_CROSS_REGION, "%s -> %s crosses a region boundary", from, to);
 	if (is_prefix_dir(from, to))
 		return scone_err_set(SCONE_ERR_INVALID, "cannot move %s into itself", from);
+	if (strcmp(to, "/") == 0)
+		return scone_err_set(SCONE_ERR_INVALID, "cannot replace the root directory");
+	if (m->type == VOL_T_DIR)
+		SCONE_TRY(check_moved_lengths(v, from, to));
 	SCONE_TRY(parent_check(v, to));
 	dst = meta_find(v, to);
 	if (dst) {
@@ -1304,7 +1325,7 @@ static void report(struct host_scan *s, enum scone_err e, const char *msg)
  * a valid claim (*claimed), or, named like a file id, is still empty (the
  * writer stopped between creating it and writing its header).
  */
-static bool is_leftover(struct scone_volume *v, const char *path, bool named_like_id, bool *claimed)
+static bool is_leftover(struct scone_volume *v, const char *path, const uint8_t *name_id, bool *claimed)
 {
 	struct scone_vio_file *f;
 	uint8_t block[128];
@@ -1313,13 +1334,15 @@ static bool is_leftover(struct scone_volume *v, const char *path, bool named_lik
 	uint64_t size = 1;
 	bool ok = false;
 
-	if (v->host->ops->open(v->host, path, 0, &f) != SCONE_ERR_OK)
+	/* Only a file named by its own (uncommitted) id can be a writer's leftover. */
+	if (!name_id || v->host->ops->open(v->host, path, 0, &f) != SCONE_ERR_OK)
 		return false;
 	if (v->host->ops->pread(f, block, sizeof(block), 0, &got) == SCONE_ERR_OK &&
 	    vol_header_decode(block, got, &h) == SCONE_ERR_OK)
-		ok = *claimed = vol_claim_valid(v, h.file_id, &h.claim[0]) || vol_claim_valid(v, h.file_id, &h.claim[1]);
-	else if (named_like_id && v->host->ops->size(f, &size) == SCONE_ERR_OK)
-		ok = size == 0;
+		ok = *claimed = memcmp(h.file_id, name_id, VOL_ID_SIZE) == 0 &&
+				(vol_claim_valid(v, h.file_id, &h.claim[0]) || vol_claim_valid(v, h.file_id, &h.claim[1]));
+	else if (v->host->ops->size(f, &size) == SCONE_ERR_OK)
+		ok = size == 0; /* killed between creating the file and writing its header */
 	v->host->ops->close(f);
 	return ok;
 }
@@ -1344,7 +1367,7 @@ static int scan_entry(void *arg, const char *name)
 	if (!full)
 		return 0;
 	snprintf(full, n, "%s/%s", s->r->host_abs, name);
-	if (!is_leftover(s->v, full, named_like_id, &claimed)) {
+	if (!is_leftover(s->v, full, named_like_id ? id : NULL, &claimed)) {
 		snprintf(msg, sizeof(msg), "%s: not part of the volume (added to region %s)", full, s->r->path);
 		report(s, SCONE_ERR_UNKNOWN_FILE, msg);
 	} else if (s->collect && claimed) {

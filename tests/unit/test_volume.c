@@ -1519,6 +1519,40 @@ TEST(test_huge_offsets)
 	fx_done(&x);
 }
 
+/* Names the fspf could not store are refused by the call, not at the next commit. */
+static void test_unstorable_names(void **state)
+{
+	struct fx x;
+	struct scone_vfile *f;
+	char *long_dir = malloc(5000), *deep = malloc(4200);
+
+	(void)state;
+	fx_mem(&x);
+	memset(long_dir, 'd', 4999);
+	long_dir[4999] = '\0';
+	assert_int_equal(scone_volume_add_region(x.v, "/long", SCONE_REGION_ENCRYPTED, SCONE_STORE_KERNEL, long_dir),
+			 SCONE_ERR_NAME_TOO_LONG);
+	assert_ok(scone_vfile_open(x.v, "/enc/a", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f));
+	scone_vfile_close(f);
+	/* "/" is in no region here (NO_REGION); with a region "/" it is refused as INVALID. */
+	assert_int_not_equal(scone_volume_rename(x.v, "/enc/a", "/"), SCONE_ERR_OK);
+	/* A directory move that would push a child past the path limit. */
+	assert_ok(scone_volume_mkdir(x.v, "/enc/d", 0700));
+	memset(deep, 'n', 150);
+	memcpy(deep, "/enc/d/", 7);
+	deep[150] = '\0';
+	assert_ok(scone_vfile_open(x.v, deep, SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f));
+	scone_vfile_close(f);
+	memset(deep, 'm', 4000);
+	memcpy(deep, "/enc/", 5);
+	deep[4000] = '\0';
+	assert_int_equal(scone_volume_rename(x.v, "/enc/d", deep), SCONE_ERR_NAME_TOO_LONG);
+	fx_reopen(&x);
+	fx_done(&x);
+	free(long_dir);
+	free(deep);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1550,6 +1584,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_paths),
 	    cmocka_unit_test(test_read_only),
 	    cmocka_unit_test(test_huge_offsets),
+	    cmocka_unit_test(test_unstorable_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
