@@ -173,7 +173,8 @@ static enum scone_err fspf_check(const struct vol_fspf *f)
 {
 	if (f->chunk_aead != SCONE_AEAD_AES256_GCM && f->chunk_aead != SCONE_AEAD_AES256_OCB)
 		return scone_err_set(SCONE_ERR_INVALID, "fspf: unknown chunk cipher %u", f->chunk_aead);
-	if (f->region_count > VOL_MAX_REGIONS || f->meta_count > VOL_MAX_ENTRIES || f->garbage_count > VOL_MAX_ENTRIES)
+	if (f->region_count > VOL_MAX_REGIONS || f->meta_count > VOL_MAX_ENTRIES || f->garbage_count > VOL_MAX_ENTRIES ||
+	    f->trim_count > VOL_MAX_ENTRIES)
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "fspf: too many regions, entries or deleted files");
 	for (size_t i = 0; i < f->region_count; i++) {
 		const struct vol_region *r = &f->regions[i];
@@ -240,6 +241,9 @@ enum scone_err vol_fspf_encode(const struct vol_fspf *f, struct scone_wbuf *w)
 	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)f->garbage_count));
 	for (size_t i = 0; i < f->garbage_count; i++)
 		SCONE_TRY(scone_wbuf_put(w, f->garbage[i], VOL_ID_SIZE));
+	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)f->trim_count));
+	for (size_t i = 0; i < f->trim_count; i++)
+		SCONE_TRY(scone_wbuf_put(w, f->trims[i], VOL_ID_SIZE));
 	return SCONE_ERR_OK;
 }
 
@@ -396,6 +400,16 @@ enum scone_err vol_fspf_decode(const uint8_t *in, size_t size, struct vol_fspf *
 	f->garbage_count = n;
 	if ((err = scone_rbuf_bytes(&r, "garbage ids", f->garbage, (size_t)n * VOL_ID_SIZE)))
 		goto fail;
+	if ((err = read_count(&r, "trim count", VOL_ID_SIZE, VOL_MAX_ENTRIES, &n)))
+		goto fail;
+	f->trims = calloc(n ? n : 1, VOL_ID_SIZE);
+	if (!f->trims) {
+		err = SCONE_ERR_NOMEM;
+		goto fail;
+	}
+	f->trim_count = n;
+	if ((err = scone_rbuf_bytes(&r, "trim ids", f->trims, (size_t)n * VOL_ID_SIZE)))
+		goto fail;
 	if (scone_rbuf_left(&r) != 0) {
 		err = scone_err_set(SCONE_ERR_MALFORMED, "fspf: %zu unexpected bytes after the end at byte %zu",
 				    scone_rbuf_left(&r), r.pos);
@@ -428,6 +442,7 @@ void vol_fspf_free(struct vol_fspf *f)
 	free(f->regions);
 	free(f->metas);
 	free(f->garbage);
+	free(f->trims);
 	scone_wipe(f->claim_key, sizeof(f->claim_key));
 	memset(f, 0, sizeof(*f));
 }

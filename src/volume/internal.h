@@ -111,6 +111,8 @@ struct vol_fspf {
 	size_t meta_cap;
 	uint8_t (*garbage)[VOL_ID_SIZE]; /* host files to delete after commit */
 	size_t garbage_count;
+	uint8_t (*trims)[VOL_ID_SIZE];   /* host files to cut back to size after commit */
+	size_t trim_count;
 };
 
 /* codec.c: pure encoders/decoders of untrusted bytes (fuzzed). */
@@ -180,6 +182,7 @@ struct vol_inode {
 	uint8_t wgen[VOL_GEN_SIZE]; /* generation for new writes */
 	uint64_t wctr;
 	uint64_t wgen_fork;
+	uint64_t journaled_epoch;   /* epoch+1 in which the file was noted in FSPF.new */
 	struct vol_inode *next;     /* volume's list of open inodes */
 };
 
@@ -201,6 +204,8 @@ struct scone_volume {
 	bool dirty;                 /* namespace changed since last commit */
 	uint64_t use_clock;
 	uint8_t *scratch;           /* VOL_SCRATCH bytes of ciphertext staging, under lock */
+	struct scone_vio_file *journal; /* FSPF.new: ids of host files created since the commit */
+	uint64_t journal_size;
 };
 
 /* One node's worth of chunks plus one chunk of plaintext staging. */
@@ -226,6 +231,8 @@ char *vol_host_path(const struct vol_region *r, const uint8_t id[static VOL_ID_S
 struct scone_vio *vol_region_io(struct scone_volume *v, const struct vol_region *r);
 uint64_t vol_expected_phys(uint64_t size);
 uint8_t *vol_scratch(struct scone_volume *v);
+/* volume.c: note in FSPF.new that a host file changes size before the next commit. */
+SCONE_MUST_CHECK enum scone_err vol_journal_note(struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE]);
 /* A claim is valid when made for the volume's committed epoch with its claim key. */
 bool vol_claim_valid(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE], const struct vol_claim *c);
 SCONE_MUST_CHECK enum scone_err vol_claim_mac(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE],

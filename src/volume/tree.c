@@ -574,6 +574,11 @@ static enum scone_err ensure_phys(struct vol_inode *ino, uint64_t size)
 	if (need <= ino->phys_size)
 		return SCONE_ERR_OK;
 	if (need > ino->claim_size) {
+		/* The next writer trims what this growth leaves if no commit follows. */
+		if (ino->region->store == SCONE_STORE_KERNEL && ino->journaled_epoch != ino->vol->st.epoch + 1) {
+			SCONE_TRY(vol_journal_note(ino->vol, ino->file_id));
+			ino->journaled_epoch = ino->vol->st.epoch + 1;
+		}
 		/* Claim ahead (1/4 more, at least 64 groups) so growth costs one header write in many. */
 		uint64_t ahead = need / 4 > 64ull * VOL_GROUP_BLOCKS * VOL_BLOCK ? need / 4
 										   : 64ull * VOL_GROUP_BLOCKS * VOL_BLOCK;

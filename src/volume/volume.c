@@ -38,6 +38,10 @@ static void unlock(struct scone_volume *v)
 	pthread_mutex_unlock(&v->lock);
 }
 
+static void recover_journal(struct scone_volume *v);
+static void trim_files(struct scone_volume *v);
+static void journal_reset(struct scone_volume *v);
+
 /* ---------------- namespace index ---------------- */
 
 static size_t meta_pos(const struct scone_volume *v, const char *path, bool *found)
@@ -310,6 +314,48 @@ static void release_idle_inodes(struct scone_volume *v)
 	}
 }
 
+static bool has_id(uint8_t (*ids)[VOL_ID_SIZE], size_t count, const uint8_t id[static VOL_ID_SIZE])
+{
+	for (size_t i = 0; i < count; i++)
+		if (memcmp(ids[i], id, VOL_ID_SIZE) == 0)
+			return true;
+	return false;
+}
+
+/* Files whose host file will be longer than the new state needs until cut back. */
+static enum scone_err note_trims(struct scone_volume *v)
+{
+	for (struct vol_inode *ino = v->inodes; ino; ino = ino->next) {
+		uint8_t(*nt)[VOL_ID_SIZE];
+		if (!ino->meta || ino->meta->ephemeral || ino->phys_size <= vol_expected_phys(ino->size) ||
+		    has_id(v->st.trims, v->st.trim_count, ino->file_id))
+			continue;
+		nt = realloc(v->st.trims, (v->st.trim_count + 1) * VOL_ID_SIZE);
+		if (!nt)
+			return SCONE_ERR_NOMEM;
+		v->st.trims = nt;
+		memcpy(v->st.trims[v->st.trim_count++], ino->file_id, VOL_ID_SIZE);
+	}
+	return SCONE_ERR_OK;
+}
+
+/* Drop the files that were cut back (the shorter list is stored by the next commit). */
+static void forget_trims(struct scone_volume *v)
+{
+	size_t keep = 0;
+
+	for (size_t i = 0; i < v->st.trim_count; i++) {
+		bool pending = false;
+		for (struct vol_inode *ino = v->inodes; ino; ino = ino->next)
+			if (memcmp(ino->file_id, v->st.trims[i], VOL_ID_SIZE) == 0 &&
+			    ino->phys_size > vol_expected_phys(ino->size))
+				pending = true;
+		if (pending)
+			memcpy(v->st.trims[keep++], v->st.trims[i], VOL_ID_SIZE);
+	}
+	v->st.trim_count = keep;
+}
+
 static enum scone_err sync_locked(struct scone_volume *v)
 {
 	uint64_t old_epoch = v->st.epoch;
@@ -323,6 +369,8 @@ static enum scone_err sync_locked(struct scone_volume *v)
 	for (struct vol_inode *ino = v->inodes; ino && !err; ino = ino->next)
 		if (ino->meta && !ino->meta->ephemeral)
 			err = vol_inode_flush(ino, old_epoch + 1);
+	if (!err)
+		err = note_trims(v);
 	if (err)
 		return err;
 	memcpy(old_prev, v->st.prev_tag, sizeof(old_prev));
@@ -338,13 +386,13 @@ static enum scone_err sync_locked(struct scone_volume *v)
 		if (ino->meta && !ino->meta->ephemeral)
 			vol_inode_committed(ino);
 	v->dirty = false;
+	journal_reset(v);
 	delete_garbage(v);
+	forget_trims(v);
 	release_idle_inodes(v);
 	return SCONE_ERR_OK;
 }
 
-static void delete_leftovers(struct scone_volume *v);
-static void trim_files(struct scone_volume *v);
 
 /* ---------------- open / create / close ---------------- */
 
@@ -384,6 +432,8 @@ static void volume_free(struct scone_volume *v)
 		ino->meta = NULL;
 		vol_inode_put(ino);
 	}
+	if (v->journal)
+		v->host->ops->close(v->journal);
 	vol_fspf_free(&v->st);
 	if (v->key)
 		scone_secure_free(v->key, SCONE_VOLUME_KEY_SIZE);
@@ -527,7 +577,7 @@ enum scone_err scone_volume_open_at(struct scone_vio *io, const char *fspf_path,
 	if (v->writable && v->st.garbage_count)
 		delete_garbage(v);
 	if (v->writable) {
-		delete_leftovers(v);
+		recover_journal(v);
 		trim_files(v);
 	}
 	*out = v;
@@ -779,7 +829,9 @@ static enum scone_err vfile_open_locked(struct scone_volume *v, const char *path
 			return scone_err_set(SCONE_ERR_NOT_FOUND, "%s: no such file in the volume", path);
 		SCONE_TRY(parent_check(v, path));
 		SCONE_TRY(create_meta(v, path, VOL_T_FILE, mode, r, &m));
-		err = vol_inode_create_host(v, m, r);
+		err = m->ephemeral ? SCONE_ERR_OK : vol_journal_note(v, m->file_id);
+		if (!err)
+			err = vol_inode_create_host(v, m, r);
 		if (err) {
 			meta_remove(v, m);
 			vol_meta_free(m);
@@ -1279,9 +1331,6 @@ struct host_scan {
 	enum scone_err first;
 	uint8_t *ids; /* sorted ids of every file the fspf knows */
 	size_t id_count;
-	char **leftovers; /* with collect: leftovers found (to delete them) */
-	size_t leftover_count;
-	bool collect;
 };
 
 static int cmp_id(const void *a, const void *b)
@@ -1370,13 +1419,6 @@ static int scan_entry(void *arg, const char *name)
 	if (!is_leftover(s->v, full, named_like_id ? id : NULL, &claimed)) {
 		snprintf(msg, sizeof(msg), "%s: not part of the volume (added to region %s)", full, s->r->path);
 		report(s, SCONE_ERR_UNKNOWN_FILE, msg);
-	} else if (s->collect && claimed) {
-		char **nl = realloc(s->leftovers, (s->leftover_count + 1) * sizeof(*nl));
-		if (nl) {
-			s->leftovers = nl;
-			s->leftovers[s->leftover_count++] = full;
-			full = NULL;
-		}
 	}
 	free(full);
 	return 0;
@@ -1404,28 +1446,6 @@ static void scan_regions(struct host_scan *s)
 }
 
 /*
- * A writer that opens the volume removes the files an earlier writer
- * created and left uncommitted: nothing references them, and their claim
- * would turn stale (an unknown file) with the next commit. Only files with
- * a valid claim go (no one else can make one); empty leftovers are merely
- * tolerated. Best effort.
- */
-static void delete_leftovers(struct scone_volume *v)
-{
-	struct host_scan s = { .v = v, .collect = true };
-
-	if (index_ids(&s) == SCONE_ERR_OK)
-		scan_regions(&s);
-	for (size_t i = 0; i < s.leftover_count; i++) {
-		(void)v->host->ops->unlink(v->host, s.leftovers[i]);
-		free(s.leftovers[i]);
-	}
-	free(s.leftovers);
-	free(s.ids);
-	scone_err_clear();
-}
-
-/*
  * A writer that stopped between a commit and cutting its files back to
  * their new size (crash, or an I/O error it could only ignore) left bytes
  * past a file's committed end, vouched for by a claim of the current epoch
@@ -1433,35 +1453,165 @@ static void delete_leftovers(struct scone_volume *v)
  * reads as EXTENDED. Excess no claim covers is left for the check to report.
  * Best effort; one open per file.
  */
-static void trim_files(struct scone_volume *v)
+/* Cut m's host file back to its committed size if a valid claim covers the excess. */
+static void trim_one(struct scone_volume *v, const struct vol_meta *m)
 {
 	struct scone_vio *io = v->host;
+	struct vol_region *r = region_of(v, m->path);
+	uint64_t have, need = vol_expected_phys(m->size);
+	struct scone_vio_file *f;
+	struct vol_header h;
+	uint8_t block[128];
+	size_t got;
+	char *hp;
 
-	for (size_t i = 0; i < v->st.meta_count; i++) {
-		struct vol_meta *m = v->st.metas[i];
-		struct vol_region *r = region_of(v, m->path);
-		uint64_t have, need = vol_expected_phys(m->size);
-		struct scone_vio_file *f;
-		struct vol_header h;
-		uint8_t block[128];
-		size_t got;
+	if (m->type != VOL_T_FILE || m->ephemeral || !r || !r->host_abs || r->kind == SCONE_REGION_NOT_PROTECTED)
+		return;
+	hp = vol_host_path(r, m->file_id);
+	if (hp && io->ops->open(io, hp, SCONE_VIO_WRITE, &f) == SCONE_ERR_OK) {
+		if (io->ops->size(f, &have) == SCONE_ERR_OK && have > need &&
+		    io->ops->pread(f, block, sizeof(block), 0, &got) == SCONE_ERR_OK &&
+		    vol_header_decode(block, got, &h) == SCONE_ERR_OK && memcmp(h.file_id, m->file_id, VOL_ID_SIZE) == 0 &&
+		    ((vol_claim_valid(v, m->file_id, &h.claim[0]) && h.claim[0].size >= have) ||
+		     (vol_claim_valid(v, m->file_id, &h.claim[1]) && h.claim[1].size >= have)))
+			(void)io->ops->truncate(f, need);
+		io->ops->close(f);
+	}
+	free(hp);
+}
+
+static int cmp_meta_id(const void *a, const void *b)
+{
+	return memcmp((*(struct vol_meta *const *)a)->file_id, (*(struct vol_meta *const *)b)->file_id, VOL_ID_SIZE);
+}
+
+/* Committed files sorted by id, to find the files FSPF.new and the trim list name. */
+struct id_index {
+	struct vol_meta **m;
+	size_t n;
+};
+
+static enum scone_err id_index_build(const struct scone_volume *v, struct id_index *x)
+{
+	x->n = 0;
+	x->m = malloc((v->st.meta_count + 1) * sizeof(*x->m));
+	if (!x->m)
+		return SCONE_ERR_NOMEM;
+	for (size_t i = 0; i < v->st.meta_count; i++)
+		if (v->st.metas[i]->type == VOL_T_FILE)
+			x->m[x->n++] = v->st.metas[i];
+	qsort(x->m, x->n, sizeof(*x->m), cmp_meta_id);
+	return SCONE_ERR_OK;
+}
+
+static struct vol_meta *id_index_find(const struct id_index *x, const uint8_t id[static VOL_ID_SIZE])
+{
+	struct vol_meta key, *kp = &key, **hit;
+
+	memcpy(key.file_id, id, VOL_ID_SIZE);
+	hit = bsearch(&kp, x->m, x->n, sizeof(*x->m), cmp_meta_id);
+	return hit ? *hit : NULL;
+}
+
+/* Files the last commit shrank: cut back now if the writer stopped before it could. */
+static void trim_files(struct scone_volume *v)
+{
+	struct id_index x;
+
+	if (!v->st.trim_count || id_index_build(v, &x) != SCONE_ERR_OK)
+		return;
+	for (size_t t = 0; t < v->st.trim_count; t++) {
+		struct vol_meta *m = id_index_find(&x, v->st.trims[t]);
+		if (m)
+			trim_one(v, m);
+	}
+	free(x.m);
+	scone_err_clear();
+}
+
+/* ---------------- create journal ---------------- */
+
+/*
+ * FSPF.new lists the ids of host files created since the last commit, each
+ * written before its file is created. A writer that opens the volume removes
+ * those that the committed fspf does not know (an earlier writer stopped
+ * before committing them), so they never turn into unknown files. The file
+ * is not secret (random ids) nor trusted: a dropped id only leaves a file
+ * for verify to report, and an added id cannot name a committed file.
+ */
+static char *journal_path(const struct scone_volume *v)
+{
+	size_t n = strlen(v->fspf_path) + 5;
+	char *p = malloc(n);
+
+	if (p)
+		snprintf(p, n, "%s.new", v->fspf_path);
+	return p;
+}
+
+enum scone_err vol_journal_note(struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE])
+{
+	if (!v->journal) {
+		char *jp = journal_path(v);
+		enum scone_err err = jp ? v->host->ops->open(v->host, jp, SCONE_VIO_WRITE | SCONE_VIO_CREATE, &v->journal)
+					: SCONE_ERR_NOMEM;
+		free(jp);
+		if (!err)
+			err = v->host->ops->size(v->journal, &v->journal_size);
+		if (err)
+			return err;
+		v->journal_size -= v->journal_size % VOL_ID_SIZE;
+	}
+	SCONE_TRY(v->host->ops->pwrite(v->journal, id, VOL_ID_SIZE, v->journal_size));
+	v->journal_size += VOL_ID_SIZE;
+	return SCONE_ERR_OK;
+}
+
+/* After a commit every journaled file is committed or listed as garbage. */
+static void journal_reset(struct scone_volume *v)
+{
+	if (v->journal && v->journal_size && v->host->ops->truncate(v->journal, 0) == SCONE_ERR_OK)
+		v->journal_size = 0;
+}
+
+static void unlink_everywhere(struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE])
+{
+	for (size_t i = 0; i < v->st.region_count; i++) {
+		struct vol_region *r = &v->st.regions[i];
 		char *hp;
-
-		if (m->type != VOL_T_FILE || m->ephemeral || !r || !r->host_abs || r->kind == SCONE_REGION_NOT_PROTECTED)
+		if (r->store != SCONE_STORE_KERNEL || r->kind == SCONE_REGION_NOT_PROTECTED)
 			continue;
-		hp = vol_host_path(r, m->file_id);
-		if (hp && io->ops->open(io, hp, SCONE_VIO_WRITE, &f) == SCONE_ERR_OK) {
-			if (io->ops->size(f, &have) == SCONE_ERR_OK && have > need &&
-			    io->ops->pread(f, block, sizeof(block), 0, &got) == SCONE_ERR_OK &&
-			    vol_header_decode(block, got, &h) == SCONE_ERR_OK &&
-			    memcmp(h.file_id, m->file_id, VOL_ID_SIZE) == 0 &&
-			    ((vol_claim_valid(v, m->file_id, &h.claim[0]) && h.claim[0].size >= have) ||
-			     (vol_claim_valid(v, m->file_id, &h.claim[1]) && h.claim[1].size >= have)))
-				(void)io->ops->truncate(f, need);
-			io->ops->close(f);
-		}
+		hp = vol_host_path(r, id);
+		if (hp)
+			(void)v->host->ops->unlink(v->host, hp);
 		free(hp);
 	}
+}
+
+#define MAX_JOURNAL ((size_t)16 << 20)
+
+static void recover_journal(struct scone_volume *v)
+{
+	struct scone_wbuf raw;
+	struct id_index x = { 0 };
+	char *jp = journal_path(v);
+
+	if (jp && read_whole(v->host, jp, &raw) == SCONE_ERR_OK) {
+		if (raw.size && raw.size <= MAX_JOURNAL && id_index_build(v, &x) == SCONE_ERR_OK) {
+			for (size_t o = 0; o + VOL_ID_SIZE <= raw.size; o += VOL_ID_SIZE) {
+				struct vol_meta *m = id_index_find(&x, raw.data + o);
+				bool garbage = has_id(v->st.garbage, v->st.garbage_count, raw.data + o);
+				if (m)
+					trim_one(v, m); /* grown by a writer that did not commit */
+				else if (!garbage)
+					unlink_everywhere(v, raw.data + o); /* created and never committed */
+			}
+		}
+		scone_wbuf_free(&raw);
+		(void)v->host->ops->unlink(v->host, jp);
+	}
+	free(x.m);
+	free(jp);
 	scone_err_clear();
 }
 
