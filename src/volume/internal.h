@@ -144,6 +144,7 @@ struct vol_node {
 	uint64_t written_data;   /* data entries written this epoch */
 	uint32_t written_child;  /* child nodes written this epoch (unused) */
 	bool dirty;
+	bool referenced;                      /* used since the eviction hand passed */
 	struct vol_node *lru_prev, *lru_next; /* clean nodes only */
 	struct vol_inode *owner;
 };
@@ -204,9 +205,13 @@ struct scone_volume {
 	bool dirty;                 /* namespace changed since last commit */
 	uint64_t use_clock;
 	uint8_t *scratch;           /* VOL_SCRATCH bytes of ciphertext staging, under lock */
+	uint8_t *node_buf;          /* VOL_NODE_BUF bytes for reading one node, under lock */
 	struct scone_vio_file *journal; /* FSPF.new: ids of host files created since the commit */
 	uint64_t journal_size;
 };
+
+/* A node's ciphertext and plaintext, and its decoded form. */
+#define VOL_NODE_BUF (2 * (size_t)VOL_BLOCK + sizeof(struct vol_node_plain))
 
 /* One node's worth of chunks plus one chunk of plaintext staging. */
 #define VOL_SCRATCH ((size_t)VOL_DATA_PER_NODE * VOL_BLOCK + VOL_BLOCK)

@@ -441,6 +441,9 @@ static void volume_free(struct scone_volume *v)
 	if (v->scratch)
 		scone_wipe(v->scratch, VOL_SCRATCH);
 	free(v->scratch);
+	if (v->node_buf)
+		scone_wipe(v->node_buf, VOL_NODE_BUF);
+	free(v->node_buf);
 	free(v->fspf_path);
 	free(v->fspf_dir);
 	pthread_mutex_destroy(&v->lock);
