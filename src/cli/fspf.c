@@ -659,16 +659,26 @@ static int fspf_cat(int argc, char **argv)
 	return end_copy(&c, argv[first]);
 }
 
+/* OUT_DIR + protected path (absolute, validated: no "..") ; caller frees. */
+static char *out_path(const struct copy_ctx *c, const char *path)
+{
+	size_t n = strlen(c->out_dir) + strlen(path) + 1;
+	char *out = malloc(n);
+
+	if (out)
+		snprintf(out, n, "%s%s", c->out_dir, path);
+	return out;
+}
+
 static int extract_entry(void *arg, const char *path, const struct scone_vstat *st)
 {
 	struct copy_ctx *c = arg;
-	char *out = malloc(strlen(c->out_dir) + strlen(path) + 1);
+	char *out = out_path(c, path);
 	enum scone_err err = SCONE_ERR_OK;
 	int fd;
 
 	if (!out)
 		return 1;
-	sprintf(out, "%s%s", c->out_dir, path); /* sized above; path is validated absolute */
 	if (st->is_dir) {
 		if (mkdir(out, 0700) != 0 && errno != EEXIST)
 			err = scone_err_set(SCONE_ERR_IO, "%s: %s", out, strerror(errno));
@@ -695,12 +705,11 @@ static int extract_entry(void *arg, const char *path, const struct scone_vstat *
 static int extract_parents(void *arg, const char *path, const struct scone_vstat *st)
 {
 	struct copy_ctx *c = arg;
-	char *out = malloc(strlen(c->out_dir) + strlen(path) + 1);
+	char *out = out_path(c, path);
 
 	(void)st;
 	if (!out)
 		return 1;
-	sprintf(out, "%s%s", c->out_dir, path);
 	for (char *p = out + strlen(c->out_dir) + 1; *p; p++) {
 		if (*p != '/')
 			continue;

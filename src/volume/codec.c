@@ -286,6 +286,19 @@ static enum scone_err read_count(struct scone_rbuf *r, const char *field, size_t
 	return SCONE_ERR_OK;
 }
 
+/* A counted list of file ids ("garbage", "trim"); *out is allocated even when empty. */
+static enum scone_err read_ids(struct scone_rbuf *r, const char *what, uint8_t (**out)[VOL_ID_SIZE], size_t *count)
+{
+	uint32_t n;
+
+	SCONE_TRY(read_count(r, what, VOL_ID_SIZE, VOL_MAX_ENTRIES, &n));
+	*out = calloc(n ? n : 1, VOL_ID_SIZE);
+	if (!*out)
+		return SCONE_ERR_NOMEM;
+	*count = n;
+	return scone_rbuf_bytes(r, what, *out, (size_t)n * VOL_ID_SIZE);
+}
+
 static enum scone_err decode_region(struct scone_rbuf *r, struct vol_region *g)
 {
 	SCONE_TRY(scone_rbuf_u8(r, "region kind", &g->kind));
@@ -390,25 +403,8 @@ enum scone_err vol_fspf_decode(const uint8_t *in, size_t size, struct vol_fspf *
 			goto fail;
 		}
 	}
-	if ((err = read_count(&r, "garbage count", VOL_ID_SIZE, VOL_MAX_ENTRIES, &n)))
-		goto fail;
-	f->garbage = calloc(n ? n : 1, VOL_ID_SIZE);
-	if (!f->garbage) {
-		err = SCONE_ERR_NOMEM;
-		goto fail;
-	}
-	f->garbage_count = n;
-	if ((err = scone_rbuf_bytes(&r, "garbage ids", f->garbage, (size_t)n * VOL_ID_SIZE)))
-		goto fail;
-	if ((err = read_count(&r, "trim count", VOL_ID_SIZE, VOL_MAX_ENTRIES, &n)))
-		goto fail;
-	f->trims = calloc(n ? n : 1, VOL_ID_SIZE);
-	if (!f->trims) {
-		err = SCONE_ERR_NOMEM;
-		goto fail;
-	}
-	f->trim_count = n;
-	if ((err = scone_rbuf_bytes(&r, "trim ids", f->trims, (size_t)n * VOL_ID_SIZE)))
+	if ((err = read_ids(&r, "garbage", &f->garbage, &f->garbage_count)) ||
+	    (err = read_ids(&r, "trim", &f->trims, &f->trim_count)))
 		goto fail;
 	if (scone_rbuf_left(&r) != 0) {
 		err = scone_err_set(SCONE_ERR_MALFORMED, "fspf: %zu unexpected bytes after the end at byte %zu",

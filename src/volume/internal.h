@@ -234,6 +234,8 @@ SCONE_MUST_CHECK enum scone_err vol_inode_create_host(struct scone_volume *v, st
 /* Host path of a file id in region r (caller frees). */
 char *vol_host_path(const struct vol_region *r, const uint8_t id[static VOL_ID_SIZE]);
 struct scone_vio *vol_region_io(struct scone_volume *v, const struct vol_region *r);
+/* volume.c: the region governing path (longest prefix), or NULL. */
+struct vol_region *vol_region_of(const struct scone_volume *v, const char *path);
 uint64_t vol_expected_phys(uint64_t size);
 uint8_t *vol_scratch(struct scone_volume *v);
 /* volume.c: note in FSPF.new that a host file changes size before the next commit. */

@@ -1096,23 +1096,6 @@ char *vol_host_path(const struct vol_region *r, const uint8_t id[static VOL_ID_S
 	return p;
 }
 
-static struct vol_region *region_for(struct scone_volume *v, const char *path)
-{
-	struct vol_region *best = NULL;
-	size_t best_len = 0;
-
-	for (size_t i = 0; i < v->st.region_count; i++) {
-		struct vol_region *r = &v->st.regions[i];
-		size_t n = strlen(r->path);
-		bool match = strcmp(r->path, "/") == 0 ||
-			     (strncmp(path, r->path, n) == 0 && (path[n] == '/' || path[n] == '\0'));
-		if (match && (!best || n > best_len)) {
-			best = r;
-			best_len = n;
-		}
-	}
-	return best;
-}
 
 static enum scone_err inode_alloc(struct scone_volume *v, struct vol_meta *m, struct vol_inode **out)
 {
@@ -1122,7 +1105,7 @@ static enum scone_err inode_alloc(struct scone_volume *v, struct vol_meta *m, st
 		return SCONE_ERR_NOMEM;
 	ino->vol = v;
 	ino->meta = m;
-	ino->region = region_for(v, m->path);
+	ino->region = vol_region_of(v, m->path);
 	if (!ino->region || ino->region->kind == SCONE_REGION_NOT_PROTECTED) {
 		free(ino);
 		return scone_err_set(SCONE_ERR_NO_REGION, "%s: not in a protected region", m->path);

@@ -110,7 +110,7 @@ static int cmp_meta(const void *a, const void *b)
 	return strcmp((*(struct vol_meta *const *)a)->path, (*(struct vol_meta *const *)b)->path);
 }
 
-static struct vol_region *region_of(const struct scone_volume *v, const char *path)
+struct vol_region *vol_region_of(const struct scone_volume *v, const char *path)
 {
 	struct vol_region *best = NULL;
 	size_t best_len = 0;
@@ -721,7 +721,7 @@ enum scone_err scone_volume_redirect(struct scone_volume *v, const char *path, c
 	enum scone_err err = SCONE_ERR_OK;
 
 	lock(v);
-	r = region_of(v, path);
+	r = vol_region_of(v, path);
 	if (!r || r->store != SCONE_STORE_KERNEL)
 		err = scone_err_set(SCONE_ERR_NO_REGION, "%s is not in a region stored on the host", path);
 	else if (v->inodes)
@@ -756,7 +756,7 @@ void scone_volume_region(const struct scone_volume *v, size_t i, struct scone_re
 
 bool scone_volume_region_of(const struct scone_volume *v, const char *path, struct scone_region_info *out)
 {
-	const struct vol_region *r = region_of(v, path);
+	const struct vol_region *r = vol_region_of(v, path);
 
 	if (r)
 		region_info(r, out);
@@ -770,7 +770,7 @@ static enum scone_err protected_region(const struct scone_volume *v, const char 
 	struct vol_region *r;
 
 	SCONE_TRY(vol_path_check(path));
-	r = region_of(v, path);
+	r = vol_region_of(v, path);
 	if (!r || r->kind == SCONE_REGION_NOT_PROTECTED)
 		return scone_err_set(SCONE_ERR_NO_REGION, "%s is not in a protected region of the volume", path);
 	*out = r;
@@ -1048,7 +1048,7 @@ static enum scone_err add_garbage(struct scone_volume *v, const uint8_t id[stati
 static enum scone_err unlink_meta(struct scone_volume *v, struct vol_meta *m)
 {
 	struct vol_inode *ino = open_inode_of(v, m);
-	struct vol_region *r = region_of(v, m->path);
+	struct vol_region *r = vol_region_of(v, m->path);
 
 	if (m->ephemeral) {
 		char *hp = vol_host_path(r, m->file_id);
@@ -1460,7 +1460,7 @@ static void scan_regions(struct host_scan *s)
 static void trim_one(struct scone_volume *v, const struct vol_meta *m)
 {
 	struct scone_vio *io = v->host;
-	struct vol_region *r = region_of(v, m->path);
+	struct vol_region *r = vol_region_of(v, m->path);
 	uint64_t have, need = vol_expected_phys(m->size);
 	struct scone_vio_file *f;
 	struct vol_header h;
