@@ -35,8 +35,8 @@ if grep -rq "correct-horse" enc volume.fspf || grep -rq "customer record" enc vo
 fi
 echo "grep for 'correct-horse' and 'customer record' in enc/ and volume.fspf: no match"
 echo "first bytes of a protected file's data block:"
-f=$(ls enc | head -1)
-dd if="enc/$f" bs=4096 skip=3 count=1 2>/dev/null | od -An -tx1 | head -3
+files=(enc/*)
+od -An -tx1 -j $((4096 * 3)) -N 48 "${files[0]}"
 
 step "4. Read back through the volume: every chunk is verified before it is released"
 "$SCONE" fspf show volume.fspf
@@ -46,7 +46,7 @@ step "4. Read back through the volume: every chunk is verified before it is rele
 cmp restored/data/customers.txt native/customers.txt && echo "extracted customers.txt is byte-identical"
 
 step "5. Tamper: flip one byte of customers.txt on disk"
-big=$(ls -S enc | head -1)
+big=$(basename "$(du -b enc/* | sort -n | tail -n 1 | cut -f2)")
 printf '\x42' | dd of="enc/$big" bs=1 seek=$((4096 * 10 + 7)) conv=notrunc 2>/dev/null
 if "$SCONE" fspf cat volume.fspf /data/customers.txt >/dev/null; then
 	echo "FAIL: tampering not detected" >&2
