@@ -28,13 +28,6 @@
 
 #include "fuzz_common.h"
 
-#define CHECK(cond)                                                                                          \
-	do {                                                                                                 \
-		if (!(cond)) {                                                                               \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);             \
-			abort();                                                                             \
-		}                                                                                            \
-	} while (0)
 #define OK(expr)                                                                                             \
 	do {                                                                                                 \
 		enum scone_err e_ = (expr);                                                                  \

@@ -7,6 +7,17 @@
 #define SCONE_FUZZ_COMMON_H
 
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Abort (a finding for libFuzzer) when an invariant does not hold. */
+#define CHECK(cond)                                                                                          \
+	do {                                                                                                 \
+		if (!(cond)) {                                                                               \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);             \
+			abort();                                                                             \
+		}                                                                                            \
+	} while (0)
 
 /* The fixed volume / fspf key: byte i is 0xA5 ^ (i * 7). */
 static inline void fuzz_fixed_key(uint8_t key[32])
