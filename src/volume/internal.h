@@ -242,6 +242,9 @@ uint8_t *vol_scratch(struct scone_volume *v);
 SCONE_MUST_CHECK enum scone_err vol_journal_note(struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE]);
 /* A claim is valid when made for the volume's committed epoch with its claim key. */
 bool vol_claim_valid(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE], const struct vol_claim *c);
+/* The largest size a valid claim of the two vouches for; 0 if neither is valid. */
+uint64_t vol_claimed_size(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE],
+			  const struct vol_claim claims[static 2]);
 SCONE_MUST_CHECK enum scone_err vol_claim_mac(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE],
 					      uint64_t epoch, uint64_t size, uint8_t out[static SCONE_SHA256_SIZE]);
 

@@ -538,15 +538,21 @@ bool vol_claim_valid(const struct scone_volume *v, const uint8_t id[static VOL_I
 	       scone_ct_equal(mac, c->mac, sizeof(mac));
 }
 
-/* Largest size vouched for under the current epoch (0 if none). */
-static uint64_t current_claim(const struct vol_inode *ino)
+uint64_t vol_claimed_size(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE],
+			  const struct vol_claim claims[static 2])
 {
 	uint64_t best = 0;
 
 	for (unsigned i = 0; i < 2; i++)
-		if (vol_claim_valid(ino->vol, ino->file_id, &ino->claims[i]) && ino->claims[i].size > best)
-			best = ino->claims[i].size;
+		if (vol_claim_valid(v, id, &claims[i]) && claims[i].size > best)
+			best = claims[i].size;
 	return best;
+}
+
+/* Largest size vouched for under the current epoch (0 if none). */
+static uint64_t current_claim(const struct vol_inode *ino)
+{
+	return vol_claimed_size(ino->vol, ino->file_id, ino->claims);
 }
 
 /*

@@ -261,28 +261,34 @@ static enum scone_err store_fspf(struct scone_volume *v)
 	return err;
 }
 
+/* Remove id's host file from every kernel region; false if one could not be removed. */
+static bool unlink_everywhere(struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE])
+{
+	bool gone = true;
+
+	for (size_t i = 0; i < v->st.region_count; i++) {
+		struct vol_region *r = &v->st.regions[i];
+		char *hp;
+		if (r->store != SCONE_STORE_KERNEL || r->kind == SCONE_REGION_NOT_PROTECTED)
+			continue;
+		hp = vol_host_path(r, id);
+		if (hp) {
+			enum scone_err e = v->host->ops->unlink(v->host, hp);
+			if (e && e != SCONE_ERR_NOT_FOUND)
+				gone = false;
+		}
+		free(hp);
+	}
+	return gone;
+}
+
 static void delete_garbage(struct scone_volume *v)
 {
 	size_t keep = 0;
 
-	for (size_t g = 0; g < v->st.garbage_count; g++) {
-		bool gone = true;
-		for (size_t i = 0; i < v->st.region_count; i++) {
-			struct vol_region *r = &v->st.regions[i];
-			char *hp;
-			if (r->store != SCONE_STORE_KERNEL || r->kind == SCONE_REGION_NOT_PROTECTED)
-				continue;
-			hp = vol_host_path(r, v->st.garbage[g]);
-			if (hp) {
-				enum scone_err e = v->host->ops->unlink(v->host, hp);
-				if (e && e != SCONE_ERR_NOT_FOUND)
-					gone = false;
-			}
-			free(hp);
-		}
-		if (!gone)
+	for (size_t g = 0; g < v->st.garbage_count; g++)
+		if (!unlink_everywhere(v, v->st.garbage[g]))
 			memcpy(v->st.garbage[keep++], v->st.garbage[g], VOL_ID_SIZE);
-	}
 	/*
 	 * The shorter list rides along with the next commit; forcing one here
 	 * would make a close right after a sync advance the tag. Ids still
@@ -1392,7 +1398,7 @@ static bool is_leftover(struct scone_volume *v, const char *path, const uint8_t 
 	if (v->host->ops->pread(f, block, sizeof(block), 0, &got) == SCONE_ERR_OK &&
 	    vol_header_decode(block, got, &h) == SCONE_ERR_OK)
 		ok = *claimed = memcmp(h.file_id, name_id, VOL_ID_SIZE) == 0 &&
-				(vol_claim_valid(v, h.file_id, &h.claim[0]) || vol_claim_valid(v, h.file_id, &h.claim[1]));
+				vol_claimed_size(v, h.file_id, h.claim) > 0;
 	else if (v->host->ops->size(f, &size) == SCONE_ERR_OK)
 		ok = size == 0; /* killed between creating the file and writing its header */
 	v->host->ops->close(f);
@@ -1475,8 +1481,7 @@ static void trim_one(struct scone_volume *v, const struct vol_meta *m)
 		if (io->ops->size(f, &have) == SCONE_ERR_OK && have > need &&
 		    io->ops->pread(f, block, sizeof(block), 0, &got) == SCONE_ERR_OK &&
 		    vol_header_decode(block, got, &h) == SCONE_ERR_OK && memcmp(h.file_id, m->file_id, VOL_ID_SIZE) == 0 &&
-		    ((vol_claim_valid(v, m->file_id, &h.claim[0]) && h.claim[0].size >= have) ||
-		     (vol_claim_valid(v, m->file_id, &h.claim[1]) && h.claim[1].size >= have)))
+		    vol_claimed_size(v, m->file_id, h.claim) >= have)
 			(void)io->ops->truncate(f, need);
 		io->ops->close(f);
 	}
@@ -1577,19 +1582,6 @@ static void journal_reset(struct scone_volume *v)
 		v->journal_size = 0;
 }
 
-static void unlink_everywhere(struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE])
-{
-	for (size_t i = 0; i < v->st.region_count; i++) {
-		struct vol_region *r = &v->st.regions[i];
-		char *hp;
-		if (r->store != SCONE_STORE_KERNEL || r->kind == SCONE_REGION_NOT_PROTECTED)
-			continue;
-		hp = vol_host_path(r, id);
-		if (hp)
-			(void)v->host->ops->unlink(v->host, hp);
-		free(hp);
-	}
-}
 
 #define MAX_JOURNAL ((size_t)16 << 20)
 
@@ -1607,7 +1599,7 @@ static void recover_journal(struct scone_volume *v)
 				if (m)
 					trim_one(v, m); /* grown by a writer that did not commit */
 				else if (!garbage)
-					unlink_everywhere(v, raw.data + o); /* created and never committed */
+					(void)unlink_everywhere(v, raw.data + o); /* created, never committed */
 			}
 		}
 		scone_wbuf_free(&raw);
