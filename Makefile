@@ -25,8 +25,12 @@ endif
 CFLAGS ?=
 LDFLAGS_BASE := -Wl,-z,relro,-z,now $(LDFLAGS_SAN)
 LIBS := -lcrypto -lpthread
+# Everything beyond the runtime's libc+libcrypto+libssl: policy, CAS, CLI.
+EXT_LIBS := -lsqlite3 -ljansson -levent_openssl -levent_pthreads -levent -lyaml -lssl
+ALL_LIBS := $(EXT_LIBS) $(LIBS)
 
-CORE_SRC := $(wildcard src/lib/*.c) $(wildcard src/volume/*.c)
+CORE_SRC := $(wildcard src/lib/*.c) $(wildcard src/volume/*.c) $(wildcard src/policy/*.c)
+CAS_LIB_SRC := $(filter-out src/cas/main.c,$(wildcard src/cas/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := $(wildcard bench/*.c)
@@ -36,14 +40,17 @@ OBJ := $(BUILD)/obj
 CORE_OBJ := $(CORE_SRC:%.c=$(OBJ)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(OBJ)/%.o)
 CORE_LIB := $(BUILD)/lib/libscone-core.a
+CAS_OBJ := $(CAS_LIB_SRC:%.c=$(OBJ)/%.o)
+CAS_LIB := $(BUILD)/lib/libscone-cas.a
 SCONE := $(BUILD)/bin/scone
+SCONE_CAS := $(BUILD)/bin/scone-cas
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
 .PHONY: all tools deps test unit-tests bench fuzz demo install clean format
 
-all: $(SCONE)
+all: $(SCONE) $(SCONE_CAS)
 
 deps:
 	@scripts/install-deps.sh
@@ -57,24 +64,33 @@ $(CORE_LIB): $(CORE_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(SCONE): $(CLI_OBJ) $(CORE_LIB)
+$(CAS_LIB): $(CAS_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_BASE) -o $@ $(CLI_OBJ) $(CORE_LIB) $(LIBS)
+	rm -f $@
+	ar rcs $@ $^
 
-$(BUILD)/tests/%: tests/unit/%.c $(CORE_LIB) tests/unit/helpers.h
+$(SCONE): $(CLI_OBJ) $(CAS_LIB) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests/unit -o $@ $< $(CORE_LIB) $(LDFLAGS_BASE) -lcmocka $(LIBS)
+	$(CC) $(LDFLAGS_BASE) -o $@ $(CLI_OBJ) $(CAS_LIB) $(CORE_LIB) $(ALL_LIBS)
 
-$(BUILD)/bench/%: bench/%.c $(CORE_LIB)
+$(SCONE_CAS): $(OBJ)/src/cas/main.o $(CAS_LIB) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(CORE_LIB) $(LDFLAGS_BASE) $(LIBS) -lm
+	$(CC) $(LDFLAGS_BASE) -o $@ $< $(CAS_LIB) $(CORE_LIB) $(ALL_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(CAS_LIB) $(CORE_LIB) tests/unit/helpers.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests/unit -o $@ $< $(CAS_LIB) $(CORE_LIB) $(LDFLAGS_BASE) -lcmocka $(ALL_LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(CAS_LIB) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(CAS_LIB) $(CORE_LIB) $(LDFLAGS_BASE) $(ALL_LIBS) -lm
 
 # Helper programs that integration tests drive (tests/tools/*.c).
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
-$(BUILD)/tools/%: tests/tools/%.c $(CORE_LIB)
+$(BUILD)/tools/%: tests/tools/%.c $(CAS_LIB) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(CORE_LIB) $(LDFLAGS_BASE) $(LIBS)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(CAS_LIB) $(CORE_LIB) $(LDFLAGS_BASE) $(ALL_LIBS)
 
 tools: $(TOOL_BIN)
 
@@ -83,9 +99,9 @@ unit-tests: $(UNIT_BIN)
 # Fuzzers: clang + libFuzzer + ASan/UBSan, core compiled into each target.
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -Wall -Wextra -Werror \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-build/fuzz/%: fuzz/%.c $(CORE_SRC) $(wildcard fuzz/*.h)
+build/fuzz/%: fuzz/%.c $(CORE_SRC) $(CAS_LIB_SRC) $(wildcard fuzz/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) $(LIBS)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) $(CAS_LIB_SRC) $(ALL_LIBS)
 
 fuzz: deps
 	$(MAKE) $(FUZZ_BIN)
@@ -107,6 +123,7 @@ demo: deps
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(SCONE) $(DESTDIR)$(PREFIX)/bin/scone
+	install -m 0755 $(SCONE_CAS) $(DESTDIR)$(PREFIX)/bin/scone-cas
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -42,7 +42,13 @@
 	X(UNSEALED, "protection file is not encrypted yet")                    \
 	X(BUSY, "resource busy")                                               \
 	X(CROSS_REGION, "cannot move a file between regions")                  \
-	X(NAME_TOO_LONG, "path too long")
+	X(NAME_TOO_LONG, "path too long")                                      \
+	X(CONFLICT, "conflict: the resource changed (stale predecessor)")      \
+	X(NETWORK, "network or TLS failure")                                   \
+	X(UNTRUSTED, "peer identity does not match the pinned one")            \
+	X(CORRUPT, "stored state is corrupt")                                  \
+	X(LIMIT, "rate or resource limit reached")                             \
+	X(POLICY, "session policy is invalid")
 
 enum scone_err {
 #define SCONE_ERR_ENUM(name, text) SCONE_ERR_##name,

@@ -1,0 +1,71 @@
+/*
+ * secrets.h - the values behind a session's secrets[] and volumes[]:
+ * generation (random ascii/binary, private keys, x509 and x509-ca
+ * certificates), keeping them across session updates, a compact sealed-
+ * ready serialization for the store, and rendering in the formats the
+ * templates ask for ($$SCONE::name:format$$).
+ *
+ * A secret set belongs to one session. Imported secrets are not in it; the
+ * caller resolves them in the exporting session's set.
+ */
+#ifndef SCONE_CAS_SECRETS_H
+#define SCONE_CAS_SECRETS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "policy/policy.h"
+
+#define SCONE_SECRETS_MAX_BYTES (4 * 1024 * 1024)
+
+struct scone_secret_set;
+
+/*
+ * Generate the values of every non-imported secret of s, and a 32-byte key
+ * for every volume of s without an fspf_key. With previous (the set of the
+ * session being updated) values are kept when name and kind stay the same:
+ * ascii/binary/explicit-value kept only if the definition (size, value) is
+ * unchanged; private keys kept when migrate is true (else regenerated);
+ * x509/x509-ca re-issued (keeping their private key if it is kept); volume
+ * keys always kept. Explicit values are taken from the session.
+ */
+SCONE_MUST_CHECK enum scone_err scone_secrets_generate(const struct scone_session *s,
+						       const struct scone_secret_set *previous,
+						       struct scone_secret_set **out);
+void scone_secrets_free(struct scone_secret_set *set);
+
+/* Serialize / parse (untrusted input: every field bounds-checked; fuzzable). */
+SCONE_MUST_CHECK enum scone_err scone_secrets_serialize(const struct scone_secret_set *set, struct scone_wbuf *out);
+SCONE_MUST_CHECK enum scone_err scone_secrets_parse(const uint8_t *data, size_t len, struct scone_secret_set **out);
+
+/* Is name a secret in the set? */
+bool scone_secrets_has(const struct scone_secret_set *set, const char *name);
+
+/*
+ * Write secret name rendered in format into out (a secret wbuf):
+ *   ascii/binary:   NULL = raw bytes, "hex", "base64"
+ *   private-key:    NULL/"pem"/"privatekey" = PKCS#8 PEM, "der", "publickey" = SPKI PEM
+ *   public-key:     NULL/"pem" = SPKI PEM, "der"
+ *   x509/x509-ca:   NULL/"crt"/"pem" = certificate PEM, "chain" = certificate then issuers,
+ *                   "privatekey"/"key" = its private key PKCS#8 PEM, "der" = certificate DER
+ * (the same table as scone_template_format_valid in policy.h).
+ * Unknown name: NOT_FOUND; format not valid for the kind: INVALID (detail names both).
+ */
+SCONE_MUST_CHECK enum scone_err scone_secrets_render(const struct scone_secret_set *set, const char *name,
+						     const char *format, struct scone_wbuf *out);
+
+/* The 32-byte key CAS generated for volume name; NOT_FOUND if none. */
+SCONE_MUST_CHECK enum scone_err scone_secrets_volume_key(const struct scone_secret_set *set, const char *volume,
+							 uint8_t key[32]);
+
+/*
+ * Public part of a secret for read responses: the certificate PEM of an
+ * x509 or x509-ca secret, the SPKI PEM of a private-key or public-key
+ * secret; empty for ascii and binary. Never a secret value.
+ */
+SCONE_MUST_CHECK enum scone_err scone_secrets_public(const struct scone_secret_set *set, const char *name,
+						     struct scone_wbuf *out);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * server.h - the CAS's HTTPS front end: TLS 1.3 (1.2 allowed) over libevent
+ * OpenSSL bufferevents, HTTP/1.1 via evhttp, one event loop per worker
+ * thread each with its own SO_REUSEPORT listening socket, limits against
+ * hostile clients, and the Prometheus counters behind /metrics.
+ *
+ * It knows nothing of sessions: every request is handed, fully read and
+ * within limits, to the handler given at start.
+ */
+#ifndef SCONE_CAS_SERVER_H
+#define SCONE_CAS_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+
+enum cas_method {
+	CAS_GET = 1,
+	CAS_POST,
+	CAS_PUT,
+	CAS_DELETE,
+	CAS_OTHER,
+};
+
+struct cas_request {
+	enum cas_method method;
+	const char *path;          /* decoded path without query, e.g. "/v1/sessions/a/b" */
+	const char *query;         /* raw query string or NULL */
+	const char *content_type;  /* NULL if absent */
+	const uint8_t *body;       /* NUL-terminated copy; body_len excludes the NUL */
+	size_t body_len;
+	bool has_peer_key;         /* the client presented a certificate */
+	uint8_t peer_spki_sha256[32]; /* SHA-256 of the client certificate's DER SubjectPublicKeyInfo */
+	const char *peer_addr;     /* "127.0.0.1:54321" for logs */
+	int worker;                /* index of the worker thread (for per-thread state) */
+};
+
+struct cas_response {
+	int status;                /* HTTP status, default 200 */
+	const char *content_type;  /* default "application/json" */
+	struct scone_wbuf body;    /* secret wbuf: wiped after sending */
+};
+
+typedef void (*cas_handler_fn)(void *ctx, const struct cas_request *req, struct cas_response *resp);
+
+struct cas_server_opts {
+	const char *host;          /* "127.0.0.1" */
+	uint16_t port;             /* 0 = pick a free port (see cas_server_port) */
+	int workers;               /* threads; 0 = number of online CPUs */
+	SSL_CTX *ssl_ctx;          /* server context (certificate, key, client certs requested) */
+	size_t max_header_bytes;   /* default 16 KiB */
+	size_t max_body_bytes;     /* default 1 MiB + 64 KiB */
+	int max_connections;       /* whole server, default 4096 */
+	int max_requests_per_conn_per_sec; /* default 200; beyond: 429 and the connection closes */
+	int timeout_sec;           /* handshake/read/write idle timeout, default 10 */
+	cas_handler_fn handler;
+	void *handler_ctx;
+	/* Called once in each worker thread before it serves (e.g. to open a store handle). */
+	enum scone_err (*worker_init)(void *ctx, int worker);
+	void (*worker_fini)(void *ctx, int worker);
+};
+
+struct cas_server;
+
+/* Bind every worker's socket (fails early if the address is taken). */
+SCONE_MUST_CHECK enum scone_err cas_server_new(const struct cas_server_opts *opts, struct cas_server **out);
+uint16_t cas_server_port(const struct cas_server *srv);
+/* Serve until cas_server_stop (async-signal-safe) is called; joins workers. */
+SCONE_MUST_CHECK enum scone_err cas_server_run(struct cas_server *srv);
+void cas_server_stop(struct cas_server *srv);
+void cas_server_free(struct cas_server *srv);
+
+/* Append the server's counters in Prometheus text format (for /metrics). */
+SCONE_MUST_CHECK enum scone_err cas_server_metrics(const struct cas_server *srv, struct scone_wbuf *out);
+
+/* Helpers for handlers: a JSON error body {"error": msg, "code": CODE}. */
+void cas_respond_error(struct cas_response *resp, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+#endif
