@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "lib/err.h"
+#include "lib/tls.h"
 
 struct cli_cmd {
 	const char *name;
@@ -47,6 +48,35 @@ void cli_progress_start(struct cli_progress *p, const char *label, uint64_t tota
 void cli_progress_add(struct cli_progress *p, uint64_t n);
 void cli_progress_end(struct cli_progress *p);
 
+/* ---- talking to a CAS (casconf.c) ---- */
+
+struct json_t;
+struct cli_cas {
+	char addr[300]; /* "host:port", the key under which it is pinned */
+	char host[256];
+	uint16_t port;
+	uint8_t pin[32];
+	struct scone_identity id;
+	bool has_id;
+};
+
+/* $SCONE_CLI_CONFIG or ~/.cas/config.json, and files beside it. */
+enum scone_err cli_config_path(char *out, size_t size);
+enum scone_err cli_config_sibling(const char *name, char *out, size_t size);
+enum scone_err cli_config_dir_create(void);
+enum scone_err cli_config_load(struct json_t **out);
+enum scone_err cli_config_save(struct json_t *cfg);
+enum scone_err cli_cas_key(const char *addr, char *out, size_t size, char *host, size_t host_size, uint16_t *port);
+/* Resolve the CAS (--cas, $SCONE_CAS_ADDR, config default), its pin and the owner identity. */
+enum scone_err cli_cas_open(const char *addr_opt, bool need_identity, struct cli_cas *c);
+void cli_cas_close(struct cli_cas *c);
+enum scone_err cli_cas_request(struct cli_cas *c, const char *method, const char *path, const char *content_type,
+			       const void *body, size_t len, struct scone_https_response *resp);
+/* Print a CAS error response (with validation errors) and return 1. */
+int cli_http_fail(const struct scone_https_response *resp, const char *what);
+
 int cmd_fspf(int argc, char **argv);
+int cmd_cas(int argc, char **argv);
+int cmd_session(int argc, char **argv);
 
 #endif

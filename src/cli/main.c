@@ -15,6 +15,8 @@ static int cmd_version(int argc, char **argv)
 
 static const struct cli_cmd commands[] = {
 	{ "fspf", cmd_fspf, "create, encrypt, inspect and verify protected volumes" },
+	{ "session", cmd_session, "create, read, update, delete and check sessions (policies)" },
+	{ "cas", cmd_cas, "owner identity (keygen) and CAS pinning (trust)" },
 	{ "version", cmd_version, "print the version" },
 	{ NULL, NULL, NULL },
 };

@@ -1,0 +1,557 @@
+/*
+ * api.c - the CAS REST API: routing, the owners' session endpoints with
+ * their access policies, /healthz and /metrics. docs/api.md is the
+ * reference for every route, body and status.
+ *
+ * Identity is the SHA-256 of the client certificate's public key
+ * (SubjectPublicKeyInfo), delivered by the server for each request. No
+ * request changes anything unless it is authorised and fully valid; the
+ * store's compare-and-swap makes concurrent updates of one predecessor
+ * resolve to exactly one winner.
+ */
+#include "cas.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cas/secrets.h"
+#include "lib/crypto.h"
+#include "lib/hex.h"
+#include "lib/log.h"
+#include "policy/policy.h"
+
+#define SESSIONS_PREFIX "/v1/sessions/"
+
+void cas_respond_json(struct cas_response *resp, int status, void *obj)
+{
+	json_t *j = obj;
+	char *text;
+
+	resp->status = status;
+	resp->content_type = "application/json";
+	if (!j) {
+		cas_respond_error(resp, 500, "NOMEM", "out of memory");
+		return;
+	}
+	text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	resp->body.size = 0;
+	if (!text || scone_wbuf_put(&resp->body, text, strlen(text)) || scone_wbuf_put(&resp->body, "\n", 1)) {
+		resp->body.size = 0;
+		cas_respond_error(resp, 500, "NOMEM", "response too large");
+	}
+	if (text) {
+		scone_wipe(text, strlen(text));
+		free(text);
+	}
+}
+
+void cas_respond_err(struct cas_response *resp, enum scone_err err, const char *what)
+{
+	int status;
+
+	switch (err) {
+	case SCONE_ERR_NOT_FOUND:
+		status = 404;
+		break;
+	case SCONE_ERR_EXISTS:
+	case SCONE_ERR_CONFLICT:
+		status = 409;
+		break;
+	case SCONE_ERR_PERMISSION:
+	case SCONE_ERR_AUTH:
+		status = 403;
+		break;
+	case SCONE_ERR_INVALID:
+	case SCONE_ERR_MALFORMED:
+	case SCONE_ERR_POLICY:
+		status = 400;
+		break;
+	case SCONE_ERR_TOO_LARGE:
+		status = 413;
+		break;
+	case SCONE_ERR_NO_SPACE:
+		status = 507;
+		break;
+	case SCONE_ERR_BUSY:
+	case SCONE_ERR_LIMIT:
+		status = 503;
+		break;
+	default:
+		status = 500;
+		break;
+	}
+	if (status >= 500)
+		scone_error("%s: %s: %s", what, scone_strerror(err), scone_err_detail());
+	cas_respond_error(resp, status, scone_errname(err), "%s: %s%s%s", what, scone_strerror(err),
+			  scone_err_detail()[0] ? ": " : "", scone_err_detail());
+}
+
+static struct scone_store *store_of(struct cas *cas, int worker)
+{
+	return cas->stores[worker < 0 || worker >= CAS_MAX_WORKERS ? 0 : worker];
+}
+
+void cas_loaded_free(struct cas_loaded *l)
+{
+	scone_session_rec_clear(&l->rec);
+	if (l->session)
+		scone_session_free(l->session);
+	if (l->secrets)
+		scone_secrets_free(l->secrets);
+	memset(l, 0, sizeof(*l));
+}
+
+bool cas_load_session(struct cas *cas, int worker, const char *name, struct cas_loaded *out, struct cas_response *resp)
+{
+	struct scone_store *st = store_of(cas, worker);
+	enum scone_err err;
+
+	memset(out, 0, sizeof(*out));
+	err = st->ops->get(st, name, &out->rec);
+	if (err) {
+		cas_respond_err(resp, err, "session");
+		return false;
+	}
+	err = scone_session_parse(out->rec.body, out->rec.body_len, &out->session, NULL);
+	if (!err)
+		err = scone_secrets_parse(out->rec.secrets, out->rec.secrets_len, &out->secrets);
+	if (err) {
+		scone_err_set(SCONE_ERR_CORRUPT, "stored session %s does not parse", name);
+		cas_respond_err(resp, SCONE_ERR_CORRUPT, "session");
+		cas_loaded_free(out);
+		return false;
+	}
+	return true;
+}
+
+/* ---- access policy ---- */
+
+static bool principal_allows(const struct scone_principal *p, const struct cas_request *req,
+			     const uint8_t creator[32])
+{
+	switch (p->kind) {
+	case SCONE_PRINCIPAL_ANY:
+		return true;
+	case SCONE_PRINCIPAL_CREATOR:
+		return req->has_peer_key && scone_ct_equal(req->peer_spki_sha256, creator, 32);
+	case SCONE_PRINCIPAL_KEY:
+		return req->has_peer_key && scone_ct_equal(req->peer_spki_sha256, p->spki_sha256, 32);
+	case SCONE_PRINCIPAL_NONE:
+	default:
+		return false;
+	}
+}
+
+/* An empty list is the default [CREATOR]. */
+static bool policy_allows(const struct scone_access_list *l, const struct cas_request *req, const uint8_t creator[32])
+{
+	static const struct scone_principal creator_only = { .kind = SCONE_PRINCIPAL_CREATOR };
+
+	if (l->n == 0)
+		return principal_allows(&creator_only, req, creator);
+	for (size_t i = 0; i < l->n; i++)
+		if (principal_allows(&l->v[i], req, creator))
+			return true;
+	return false;
+}
+
+static void hex32(const uint8_t in[32], char out[65])
+{
+	scone_hex_encode(out, 65, in, 32);
+}
+
+/* 400 with every validation error, positions included. */
+static void respond_policy_errors(struct cas_response *resp, enum scone_err err, const struct scone_policy_diag *d)
+{
+	json_t *list = json_array(), *j;
+
+	if (err != SCONE_ERR_POLICY) {
+		cas_respond_err(resp, err, "session");
+		json_decref(list);
+		return;
+	}
+	for (size_t i = 0; i < d->count; i++) {
+		const struct scone_policy_error *e = &d->errors[i];
+		json_array_append_new(list, json_pack("{s:i,s:i,s:s,s:s}", "line", e->pos.line, "column",
+						      e->pos.column, "path", e->path, "message", e->message));
+	}
+	j = json_pack("{s:s,s:s,s:o,s:I}", "error", "the session is invalid", "code", "POLICY", "errors", list,
+		      "more_errors", (json_int_t)d->dropped);
+	cas_respond_json(resp, 400, j);
+}
+
+static bool parse_body_session(struct cas *cas, const struct cas_request *req, struct cas_response *resp,
+			       struct scone_session **out)
+{
+	struct scone_policy_diag diag = { 0 };
+	enum scone_err err;
+
+	err = scone_session_parse((const char *)req->body, req->body_len, out, &diag);
+	if (err) {
+		atomic_fetch_add(&cas->counters.policy_rejects, 1);
+		respond_policy_errors(resp, err, &diag);
+	}
+	scone_policy_diag_free(&diag);
+	return err == SCONE_ERR_OK;
+}
+
+static enum scone_err make_rec(const struct cas_request *req, const struct scone_session *s,
+			       const struct scone_secret_set *previous, struct scone_session_rec *rec)
+{
+	struct scone_secret_set *set = NULL;
+	struct scone_wbuf blob;
+	enum scone_err err;
+
+	memset(rec, 0, sizeof(*rec));
+	snprintf(rec->name, sizeof(rec->name), "%s", s->name);
+	memcpy(rec->hash, s->hash, 32);
+	if (req->has_peer_key)
+		memcpy(rec->creator, req->peer_spki_sha256, 32);
+	rec->body = (char *)req->body;
+	rec->body_len = req->body_len;
+	rec->created = rec->updated = (int64_t)time(NULL);
+	SCONE_TRY(scone_secrets_generate(s, previous, &set));
+	scone_wbuf_init(&blob, SCONE_SECRETS_MAX_BYTES, 1);
+	err = scone_secrets_serialize(set, &blob);
+	scone_secrets_free(set);
+	if (err) {
+		scone_wbuf_free(&blob);
+		return err;
+	}
+	rec->secrets = blob.data; /* owned by the caller now: freed with free_rec_secrets */
+	rec->secrets_len = blob.size;
+	return SCONE_ERR_OK;
+}
+
+static void free_rec_secrets(struct scone_session_rec *rec)
+{
+	if (rec->secrets) {
+		scone_wipe(rec->secrets, rec->secrets_len);
+		free(rec->secrets);
+	}
+	rec->secrets = NULL;
+}
+
+static void respond_hash(struct cas_response *resp, int status, const char *name, const uint8_t hash[32])
+{
+	char h[65];
+
+	hex32(hash, h);
+	cas_respond_json(resp, status, json_pack("{s:s,s:s}", "name", name, "hash", h));
+}
+
+static void session_create(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
+{
+	struct scone_store *st = store_of(cas, req->worker);
+	struct scone_session *s = NULL;
+	struct scone_session_rec rec;
+	enum scone_err err;
+
+	if (!req->has_peer_key) {
+		cas_respond_error(resp, 401, "AUTH", "creating a session needs a client certificate (scone cas keygen)");
+		return;
+	}
+	if (!parse_body_session(cas, req, resp, &s))
+		return;
+	if (s->predecessor) {
+		cas_respond_error(resp, 400, "POLICY", "session %s: a new session has no predecessor (to replace one, update it)",
+				  s->name);
+		goto out;
+	}
+	err = make_rec(req, s, NULL, &rec);
+	if (!err)
+		err = st->ops->create(st, &rec);
+	free_rec_secrets(&rec);
+	if (err) {
+		cas_respond_err(resp, err, "create session");
+		goto out;
+	}
+	atomic_fetch_add(&cas->counters.sessions_created, 1);
+	scone_info("session %s created", s->name);
+	respond_hash(resp, 201, s->name, s->hash);
+out:
+	scone_session_free(s);
+}
+
+static void session_update(struct cas *cas, const struct cas_request *req, const char *name,
+			   struct cas_response *resp)
+{
+	struct scone_store *st = store_of(cas, req->worker);
+	struct scone_session *s = NULL;
+	struct scone_session_rec rec;
+	struct cas_loaded cur;
+	uint8_t pred[32];
+	enum scone_err err;
+
+	if (!cas_load_session(cas, req->worker, name, &cur, resp))
+		return;
+	if (!policy_allows(&cur.session->update, req, cur.rec.creator)) {
+		cas_respond_error(resp, 403, "PERMISSION", "session %s: access_policy.update does not allow this client", name);
+		goto out;
+	}
+	if (!parse_body_session(cas, req, resp, &s))
+		goto out;
+	if (strcmp(s->name, name) != 0) {
+		cas_respond_error(resp, 400, "POLICY", "the document names session %s, the request %s", s->name, name);
+		goto out;
+	}
+	if (!s->predecessor || scone_hex_decode(pred, 32, s->predecessor, "predecessor")) {
+		cas_respond_error(resp, 400, "POLICY", "session %s: an update must name its predecessor (the current hash)", name);
+		goto out;
+	}
+	if (!scone_ct_equal(pred, cur.rec.hash, 32)) {
+		char h[65];
+		hex32(cur.rec.hash, h);
+		atomic_fetch_add(&cas->counters.update_conflicts, 1);
+		cas_respond_error(resp, 409, "CONFLICT", "session %s: predecessor is not the current hash %s", name, h);
+		goto out;
+	}
+	err = make_rec(req, s, cur.secrets, &rec);
+	if (!err)
+		err = st->ops->update(st, &rec, pred);
+	free_rec_secrets(&rec);
+	if (err) {
+		if (err == SCONE_ERR_CONFLICT)
+			atomic_fetch_add(&cas->counters.update_conflicts, 1);
+		cas_respond_err(resp, err, "update session");
+		goto out;
+	}
+	atomic_fetch_add(&cas->counters.sessions_updated, 1);
+	scone_info("session %s updated", name);
+	respond_hash(resp, 200, name, s->hash);
+out:
+	if (s)
+		scone_session_free(s);
+	cas_loaded_free(&cur);
+}
+
+static void session_delete(struct cas *cas, const struct cas_request *req, const char *name,
+			   struct cas_response *resp)
+{
+	struct scone_store *st = store_of(cas, req->worker);
+	struct cas_loaded cur;
+	enum scone_err err;
+
+	if (!cas_load_session(cas, req->worker, name, &cur, resp))
+		return;
+	if (!policy_allows(&cur.session->update, req, cur.rec.creator)) {
+		cas_respond_error(resp, 403, "PERMISSION", "session %s: access_policy.update does not allow this client", name);
+		goto out;
+	}
+	err = st->ops->remove(st, name, cur.rec.hash);
+	if (err) {
+		cas_respond_err(resp, err, "delete session");
+		goto out;
+	}
+	atomic_fetch_add(&cas->counters.sessions_deleted, 1);
+	scone_info("session %s deleted", name);
+	respond_hash(resp, 200, name, cur.rec.hash);
+out:
+	cas_loaded_free(&cur);
+}
+
+static const char *kind_name(enum scone_secret_kind k)
+{
+	switch (k) {
+	case SCONE_SECRET_ASCII:
+		return "ascii";
+	case SCONE_SECRET_BINARY:
+		return "binary";
+	case SCONE_SECRET_PRIVATE_KEY:
+		return "private-key";
+	case SCONE_SECRET_X509:
+		return "x509";
+	case SCONE_SECRET_X509_CA:
+		return "x509-ca";
+	case SCONE_SECRET_PUBLIC_KEY:
+		return "public-key";
+	}
+	return "unknown";
+}
+
+/* Names, kinds and public parts (certificates, public keys) only; never a secret value. */
+static json_t *secrets_public(const struct cas_loaded *l)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; i < l->session->n_secrets; i++) {
+		const struct scone_secret *sec = &l->session->secrets[i];
+		json_t *o = json_pack("{s:s,s:s,s:b}", "name", sec->name, "kind", kind_name(sec->kind), "imported",
+				      sec->import != NULL);
+		struct scone_wbuf pub;
+
+		scone_wbuf_init(&pub, 1 << 20, 0);
+		if (!sec->import && scone_secrets_public(l->secrets, sec->name, &pub) == SCONE_ERR_OK && pub.size)
+			json_object_set_new(o, "public", json_stringn((const char *)pub.data, pub.size));
+		scone_wbuf_free(&pub);
+		json_array_append_new(list, o);
+	}
+	return list;
+}
+
+static void session_read(struct cas *cas, const struct cas_request *req, const char *name, struct cas_response *resp)
+{
+	struct cas_loaded cur;
+	char h[65], c[65];
+
+	if (!cas_load_session(cas, req->worker, name, &cur, resp))
+		return;
+	if (!policy_allows(&cur.session->read, req, cur.rec.creator)) {
+		cas_respond_error(resp, 403, "PERMISSION", "session %s: access_policy.read does not allow this client", name);
+		goto out;
+	}
+	hex32(cur.rec.hash, h);
+	hex32(cur.rec.creator, c);
+	cas_respond_json(resp, 200,
+			 json_pack("{s:s,s:s,s:s,s:s%,s:o,s:I,s:I}", "name", name, "hash", h, "creator", c, "session",
+				   cur.rec.body, cur.rec.body_len, "secrets", secrets_public(&cur), "created",
+				   (json_int_t)cur.rec.created, "updated", (json_int_t)cur.rec.updated));
+out:
+	cas_loaded_free(&cur);
+}
+
+static int list_one(void *ctx, const char *name, const uint8_t hash[32])
+{
+	char h[65];
+
+	hex32(hash, h);
+	return json_array_append_new(ctx, json_pack("{s:s,s:s}", "name", name, "hash", h)) != 0;
+}
+
+static void session_list(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
+{
+	struct scone_store *st = store_of(cas, req->worker);
+	json_t *list;
+	enum scone_err err;
+
+	if (!req->has_peer_key) {
+		cas_respond_error(resp, 401, "AUTH", "listing sessions needs a client certificate");
+		return;
+	}
+	list = json_array();
+	err = st->ops->list(st, req->peer_spki_sha256, list_one, list);
+	if (err) {
+		json_decref(list);
+		cas_respond_err(resp, err, "list sessions");
+		return;
+	}
+	cas_respond_json(resp, 200, json_pack("{s:o}", "sessions", list));
+}
+
+/* ---- health and metrics ---- */
+
+static void metric(struct scone_wbuf *b, const char *name, const char *type, const char *help, unsigned long v)
+{
+	char line[512];
+	int n = snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n%s %lu\n", name, help, name, type, name, v);
+
+	if (n > 0 && (size_t)n < sizeof(line) && scone_wbuf_put(b, line, (size_t)n))
+		scone_debug("metrics: response full, %s left out", name);
+}
+
+static void handle_metrics(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
+{
+	struct scone_store *st = store_of(cas, req->worker);
+	struct cas_counters *k = &cas->counters;
+	uint64_t sessions = 0;
+
+	resp->content_type = "text/plain; version=0.0.4";
+	if (cas->server && cas_server_metrics(cas->server, &resp->body)) {
+		cas_respond_err(resp, SCONE_ERR_NOMEM, "metrics");
+		return;
+	}
+	metric(&resp->body, "scone_cas_sessions_created_total", "counter", "Sessions created.", k->sessions_created);
+	metric(&resp->body, "scone_cas_sessions_updated_total", "counter", "Sessions updated.", k->sessions_updated);
+	metric(&resp->body, "scone_cas_sessions_deleted_total", "counter", "Sessions deleted.", k->sessions_deleted);
+	metric(&resp->body, "scone_cas_update_conflicts_total", "counter", "Updates refused for a stale predecessor.",
+	       k->update_conflicts);
+	metric(&resp->body, "scone_cas_policy_rejections_total", "counter", "Session documents refused as invalid.",
+	       k->policy_rejects);
+	metric(&resp->body, "scone_cas_config_fetches_total", "counter", "Service configurations delivered.",
+	       k->config_fetches);
+	metric(&resp->body, "scone_cas_config_denied_total", "counter", "Service configurations refused.",
+	       k->config_denied);
+	metric(&resp->body, "scone_cas_volume_tag_updates_total", "counter", "Volume tags updated.", k->tag_updates);
+	metric(&resp->body, "scone_cas_volume_tag_conflicts_total", "counter", "Volume tag updates refused (stale tag).",
+	       k->tag_conflicts);
+	if (st->ops->count(st, &sessions) == SCONE_ERR_OK)
+		metric(&resp->body, "scone_cas_sessions", "gauge", "Sessions in the store.", (unsigned long)sessions);
+}
+
+/* ---- routing ---- */
+
+/* Route one request; returns false when the path matched but not the method. */
+static bool route(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
+{
+	const char *p = req->path;
+	enum cas_method m = req->method;
+
+	if (strcmp(p, "/healthz") == 0) {
+		if (m != CAS_GET)
+			return false;
+		cas_respond_json(resp, 200, json_pack("{s:s}", "status", "ok"));
+	} else if (strcmp(p, "/metrics") == 0) {
+		if (m != CAS_GET)
+			return false;
+		handle_metrics(cas, req, resp);
+	} else if (strcmp(p, "/v1/sessions") == 0) {
+		if (m == CAS_POST)
+			session_create(cas, req, resp);
+		else if (m == CAS_GET)
+			session_list(cas, req, resp);
+		else
+			return false;
+	} else if (strncmp(p, SESSIONS_PREFIX, strlen(SESSIONS_PREFIX)) == 0) {
+		const char *name = p + strlen(SESSIONS_PREFIX);
+		if (m != CAS_GET && m != CAS_PUT && m != CAS_DELETE)
+			return false;
+		if (!scone_session_name_valid(name))
+			cas_respond_error(resp, 400, "INVALID", "invalid session name in the path");
+		else if (m == CAS_GET)
+			session_read(cas, req, name, resp);
+		else if (m == CAS_PUT)
+			session_update(cas, req, name, resp);
+		else
+			session_delete(cas, req, name, resp);
+	} else if (strcmp(p, "/v1/service/config") == 0) {
+		if (m != CAS_POST)
+			return false;
+		cas_handle_config(cas, req, resp);
+	} else if (strcmp(p, "/v1/volumes/tag") == 0) {
+		if (m != CAS_POST)
+			return false;
+		cas_handle_volume_tag(cas, req, resp);
+	} else {
+		cas_respond_error(resp, 404, "NOT_FOUND", "no such endpoint");
+	}
+	return true;
+}
+
+void cas_handle(void *ctx, const struct cas_request *req, struct cas_response *resp)
+{
+	if (!route(ctx, req, resp))
+		cas_respond_error(resp, 405, "METHOD", "method not allowed on %s", req->path);
+}
+
+enum scone_err cas_worker_init(void *ctx, int worker)
+{
+	struct cas *cas = ctx;
+
+	if (worker < 0 || worker >= CAS_MAX_WORKERS)
+		return scone_err_set(SCONE_ERR_INVALID, "worker %d: at most %d workers", worker, CAS_MAX_WORKERS);
+	return scone_store_open_sqlite(cas->store_path, cas->master_key, &cas->stores[worker]);
+}
+
+void cas_worker_fini(void *ctx, int worker)
+{
+	struct cas *cas = ctx;
+
+	if (worker >= 0 && worker < CAS_MAX_WORKERS && cas->stores[worker]) {
+		cas->stores[worker]->ops->close(cas->stores[worker]);
+		cas->stores[worker] = NULL;
+	}
+}

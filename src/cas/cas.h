@@ -1,0 +1,104 @@
+/*
+ * cas.h - the Configuration and Attestation Service: its state directory
+ * (identity, master key, store), the REST API over the HTTPS front end
+ * (server.h), and the request bodies it accepts.
+ *
+ *   state.c    the state directory: cas.key/cas.crt, master.key, store path
+ *   api.c      routing, owners' session API, access policies, health, metrics
+ *   config.c   the service endpoint: attestation check, resolved configuration,
+ *              volume tag updates
+ *   request.c  parsing of the JSON request bodies (untrusted; fuzzed)
+ */
+#ifndef SCONE_CAS_H
+#define SCONE_CAS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cas/server.h"
+#include "cas/store.h"
+#include "lib/err.h"
+#include "lib/tls.h"
+#include "policy/policy.h"
+
+#define CAS_MAX_WORKERS 64
+#define CAS_DEFAULT_PORT 8081
+
+struct cas_counters {
+	atomic_ulong sessions_created, sessions_updated, sessions_deleted, update_conflicts;
+	atomic_ulong config_fetches, config_denied, tag_updates, tag_conflicts, policy_rejects;
+};
+
+struct cas {
+	char state_dir[4096];
+	char store_path[4200];
+	struct scone_identity identity;
+	uint8_t cert_sha256[32];
+	uint8_t *master_key;      /* 32 bytes, secure memory */
+	uint8_t *token_key;       /* 32 bytes derived from master_key: instance tokens */
+	struct scone_store *stores[CAS_MAX_WORKERS]; /* one handle per worker */
+	struct cas_server *server;
+	struct cas_counters counters;
+};
+
+/*
+ * Open (creating on first start) the state directory: identity, master key
+ * (0600; refuses looser permissions), and the store (opened once to check
+ * it, so a corrupt store refuses to start).
+ */
+SCONE_MUST_CHECK enum scone_err cas_state_open(struct cas *cas, const char *state_dir);
+void cas_state_close(struct cas *cas);
+
+/* The server callbacks (ctx is struct cas). */
+void cas_handle(void *ctx, const struct cas_request *req, struct cas_response *resp);
+enum scone_err cas_worker_init(void *ctx, int worker);
+void cas_worker_fini(void *ctx, int worker);
+
+/* Service endpoint handlers (config.c). */
+void cas_handle_config(struct cas *cas, const struct cas_request *req, struct cas_response *resp);
+void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struct cas_response *resp);
+
+/* Shared by api.c and config.c. */
+struct scone_session;
+struct scone_secret_set;
+struct cas_loaded {
+	struct scone_session_rec rec;
+	struct scone_session *session;
+	struct scone_secret_set *secrets;
+};
+/* Load, unseal and parse name; on failure the response is filled (404/500) and false returned. */
+bool cas_load_session(struct cas *cas, int worker, const char *name, struct cas_loaded *out,
+		      struct cas_response *resp);
+void cas_loaded_free(struct cas_loaded *l);
+/* Map a scone_err from the store/policy to an HTTP status and respond. */
+void cas_respond_err(struct cas_response *resp, enum scone_err err, const char *what);
+/* Set a JSON body (takes ownership of j). */
+void cas_respond_json(struct cas_response *resp, int status, void *json_t_obj);
+
+/* ---- request bodies (request.c) ---- */
+
+#define CAS_CONFIG_ID_MAX 300
+
+struct cas_config_request {
+	char session[SCONE_SESSION_NAME_MAX + 1];
+	char service[SCONE_SESSION_NAME_MAX + 1];
+	char evidence_type[32]; /* "none" if absent */
+};
+
+struct cas_tag_request {
+	char session[SCONE_SESSION_NAME_MAX + 1];
+	char service[SCONE_SESSION_NAME_MAX + 1];
+	char volume[SCONE_SESSION_NAME_MAX + 1];
+	char previous_tag[65]; /* "" = the volume was not initialised */
+	char tag[65];
+	uint8_t token[32];
+};
+
+/* Parse a JSON body; MALFORMED/INVALID/TOO_LARGE with detail naming the field. */
+SCONE_MUST_CHECK enum scone_err cas_parse_config_request(const char *body, size_t len, struct cas_config_request *out);
+SCONE_MUST_CHECK enum scone_err cas_parse_tag_request(const char *body, size_t len, struct cas_tag_request *out);
+/* Split "session/service" at the last '/' and validate both names. */
+SCONE_MUST_CHECK enum scone_err cas_split_config_id(const char *id, char *session, char *service);
+
+#endif

@@ -1,0 +1,451 @@
+/*
+ * config.c - the service endpoint: a runtime asks for SESSION/SERVICE over
+ * TLS with a fresh client key; CAS checks the attestation the session
+ * demands and answers with the resolved configuration: argv, environment,
+ * working directory, injection files and volume keys with every
+ * $$SCONE::name$$ substituted. The answer carries an instance token,
+ * HMAC(token key, SPKI hash of the caller's key || config id), with which
+ * the same instance (same TLS key) later reports its volumes' new tags.
+ *
+ * Attestation in this version: a session with `security.attestation.mode:
+ * none` is served without evidence (and every such start is logged as a
+ * warning); any other session is refused, since no hardware evidence
+ * verifier exists yet. Evidence is bound to the TLS key, so the token and
+ * any later evidence cannot be replayed over another connection.
+ */
+#include "cas.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cas/secrets.h"
+#include "lib/crypto.h"
+#include "lib/hex.h"
+#include "lib/log.h"
+#include "policy/policy.h"
+
+#define RESOLVED_MAX (8u * 1024 * 1024)
+
+struct resolve {
+	struct cas *cas;
+	int worker;
+	const struct cas_loaded *own;
+	struct cas_loaded imported[8]; /* sessions imported from, loaded on demand */
+	size_t n_imported;
+	struct cas_response *resp; /* scratch response for load failures */
+};
+
+static void resolve_free(struct resolve *r)
+{
+	for (size_t i = 0; i < r->n_imported; i++)
+		cas_loaded_free(&r->imported[i]);
+	r->n_imported = 0;
+}
+
+/* Does export list e admit the session `who` (name and hash)? */
+static bool exported_to(const struct scone_export *e, size_t n, const struct scone_session *who)
+{
+	char h[65];
+
+	scone_session_hash_hex(who->hash, h);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(e[i].session, "*") != 0 && strcmp(e[i].session, who->name) != 0)
+			continue;
+		if (e[i].session_hash && strcmp(e[i].session_hash, h) != 0)
+			continue;
+		return true;
+	}
+	return false;
+}
+
+static enum scone_err load_import(struct resolve *r, const char *session, const struct cas_loaded **out)
+{
+	struct cas_response scratch = { 0 };
+
+	for (size_t i = 0; i < r->n_imported; i++) {
+		if (strcmp(r->imported[i].rec.name, session) == 0) {
+			*out = &r->imported[i];
+			return SCONE_ERR_OK;
+		}
+	}
+	if (r->n_imported == sizeof(r->imported) / sizeof(r->imported[0]))
+		return scone_err_set(SCONE_ERR_LIMIT, "imports from more than 8 sessions");
+	scone_wbuf_init(&scratch.body, 4096, 0);
+	if (!cas_load_session(r->cas, r->worker, session, &r->imported[r->n_imported], &scratch)) {
+		scone_wbuf_free(&scratch.body);
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "imported session %s is not available", session);
+	}
+	scone_wbuf_free(&scratch.body);
+	*out = &r->imported[r->n_imported++];
+	return SCONE_ERR_OK;
+}
+
+/* Template lookup: own secrets, or an import the exporting session allows. */
+static enum scone_err lookup_secret(void *ctx, const char *name, const char *format, struct scone_wbuf *out)
+{
+	struct resolve *r = ctx;
+	const struct scone_secret *def = scone_session_secret(r->own->session, name);
+	const struct scone_secret *src;
+	const struct cas_loaded *from;
+	const char *src_name;
+
+	if (!def)
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "secret %s is not defined in the session", name);
+	if (!def->import)
+		return scone_secrets_render(r->own->secrets, name, format, out);
+	SCONE_TRY(load_import(r, def->import->session, &from));
+	src_name = def->import->name ? def->import->name : name;
+	src = scone_session_secret(from->session, src_name);
+	if (!src || src->import)
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "session %s has no secret %s to export", def->import->session,
+				     src_name);
+	if (!exported_to(src->exports, src->n_exports, r->own->session))
+		return scone_err_set(SCONE_ERR_PERMISSION, "session %s does not export secret %s to this session",
+				     def->import->session, src_name);
+	return scone_secrets_render(from->secrets, src_name, format, out);
+}
+
+/* Expand templates in text; the result must be a C string (no NUL) for argv/env. */
+static enum scone_err expand(struct resolve *r, const char *text, size_t len, bool c_string, const char *where,
+			     json_t **out)
+{
+	struct scone_wbuf b;
+	enum scone_err err;
+
+	scone_wbuf_init(&b, RESOLVED_MAX, 1);
+	err = scone_template_expand(text, len, lookup_secret, r, &b);
+	if (!err && c_string && memchr(b.data, '\0', b.size))
+		err = scone_err_set(SCONE_ERR_INVALID, "%s: a secret renders with a NUL byte (use :hex or :base64)", where);
+	if (!err) {
+		*out = c_string ? json_stringn(b.size ? (const char *)b.data : "", b.size) : NULL;
+		if (c_string && !*out)
+			err = scone_err_set(SCONE_ERR_INVALID, "%s: a secret renders as binary (use :hex or :base64)", where);
+	}
+	if (!err && !c_string) {
+		/* Files may hold any bytes: base64 in JSON. */
+		size_t cap = 4 * ((b.size + 2) / 3) + 1;
+		char *b64 = malloc(cap);
+		if (!b64) {
+			err = scone_err_set(SCONE_ERR_NOMEM, "%s", where);
+		} else {
+			int n = EVP_EncodeBlock((unsigned char *)b64, b.size ? b.data : (const uint8_t *)"", (int)b.size);
+			*out = json_stringn(b64, (size_t)n);
+			scone_wipe(b64, cap);
+			free(b64);
+		}
+	}
+	if (err && !scone_err_detail()[0])
+		scone_err_set(err, "%s", where);
+	scone_wbuf_free(&b);
+	return err;
+}
+
+static enum scone_err add_command(struct resolve *r, const struct scone_service *svc, json_t *cfg)
+{
+	json_t *argv = json_array(), *v;
+	char where[96];
+
+	json_object_set_new(cfg, "command", argv);
+	for (size_t i = 0; i < svc->command.n; i++) {
+		snprintf(where, sizeof(where), "command[%zu]", i);
+		SCONE_TRY(expand(r, svc->command.v[i], strlen(svc->command.v[i]), true, where, &v));
+		json_array_append_new(argv, v);
+	}
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err add_environment(struct resolve *r, const struct scone_service *svc, json_t *cfg)
+{
+	json_t *env = json_object(), *v;
+	char where[200];
+
+	json_object_set_new(cfg, "environment", env);
+	for (size_t i = 0; i < svc->n_env; i++) {
+		snprintf(where, sizeof(where), "environment.%.128s", svc->env[i].key);
+		SCONE_TRY(expand(r, svc->env[i].value, strlen(svc->env[i].value), true, where, &v));
+		json_object_set_new(env, svc->env[i].key, v);
+	}
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err add_files(struct resolve *r, const struct scone_image *img, json_t *cfg)
+{
+	json_t *files = json_array(), *content;
+	char where[200];
+
+	json_object_set_new(cfg, "injection_files", files);
+	for (size_t i = 0; img && i < img->n_files; i++) {
+		const struct scone_injection_file *f = &img->files[i];
+		snprintf(where, sizeof(where), "injection file %.160s", f->path);
+		SCONE_TRY(expand(r, f->content, f->content_len, false, where, &content));
+		json_array_append_new(files, json_pack("{s:s,s:i,s:o}", "path", f->path, "mode", (int)f->mode,
+						       "content_base64", content));
+	}
+	return SCONE_ERR_OK;
+}
+
+/* Key and tag of a volume: from the session, or generated and tracked by CAS. */
+static enum scone_err volume_material(struct resolve *r, const struct scone_volume *vol, json_t *o)
+{
+	const struct cas_loaded *owner = r->own;
+	const struct scone_volume *def = vol;
+	struct scone_store *st = r->cas->stores[r->worker];
+	uint8_t key[32];
+	char hex[65], tag[65];
+	json_t *v;
+
+	if (vol->import) {
+		const char *src = vol->import->name ? vol->import->name : vol->name;
+		SCONE_TRY(load_import(r, vol->import->session, &owner));
+		def = scone_session_volume(owner->session, src);
+		if (!def || def->import)
+			return scone_err_set(SCONE_ERR_NOT_FOUND, "session %s has no volume %s to export",
+					     vol->import->session, src);
+		if (!exported_to(def->exports, def->n_exports, r->own->session))
+			return scone_err_set(SCONE_ERR_PERMISSION, "session %s does not export volume %s to this session",
+					     vol->import->session, src);
+	}
+	json_object_set_new(o, "session", json_string(owner->rec.name));
+	json_object_set_new(o, "volume", json_string(def->name));
+	if (def->fspf_key) {
+		/* A key in the session may itself be a template. */
+		struct resolve sub = { .cas = r->cas, .worker = r->worker, .own = owner };
+		enum scone_err err = expand(&sub, def->fspf_key, strlen(def->fspf_key), true, "volume fspf_key", &v);
+		resolve_free(&sub);
+		SCONE_TRY(err);
+		json_object_set_new(o, "key", v);
+	} else {
+		SCONE_TRY(scone_secrets_volume_key(owner->secrets, def->name, key));
+		scone_hex_encode(hex, sizeof(hex), key, 32);
+		scone_wipe(key, sizeof(key));
+		json_object_set_new(o, "key", json_string(hex));
+		scone_wipe(hex, sizeof(hex));
+	}
+	if (def->fspf_tag) {
+		json_object_set_new(o, "tag", json_string(def->fspf_tag));
+		json_object_set_new(o, "tag_tracked", json_false());
+	} else {
+		SCONE_TRY(st->ops->get_volume_tag(st, owner->rec.name, def->name, tag));
+		json_object_set_new(o, "tag", json_string(tag));
+		json_object_set_new(o, "tag_tracked", json_true());
+	}
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err add_volumes(struct resolve *r, const struct scone_image *img, json_t *cfg)
+{
+	json_t *vols = json_array();
+
+	json_object_set_new(cfg, "volumes", vols);
+	for (size_t i = 0; img && i < img->n_volumes; i++) {
+		const struct scone_volume *vol = scone_session_volume(r->own->session, img->volumes[i].name);
+		json_t *o = json_pack("{s:s,s:s}", "name", img->volumes[i].name, "path", img->volumes[i].path);
+		json_array_append_new(vols, o);
+		if (!vol)
+			return scone_err_set(SCONE_ERR_NOT_FOUND, "volume %s is not defined", img->volumes[i].name);
+		SCONE_TRY(volume_material(r, vol, o));
+	}
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err add_fspf(struct resolve *r, const struct scone_service *svc, json_t *cfg)
+{
+	json_t *key = NULL;
+
+	if (!svc->fspf_path) {
+		json_object_set_new(cfg, "fspf", json_null());
+		return SCONE_ERR_OK;
+	}
+	if (svc->fspf_key)
+		SCONE_TRY(expand(r, svc->fspf_key, strlen(svc->fspf_key), true, "fspf_key", &key));
+	json_object_set_new(cfg, "fspf", json_pack("{s:s,s:o,s:s?}", "path", svc->fspf_path, "key",
+						   key ? key : json_null(), "tag", svc->fspf_tag));
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err instance_token(struct cas *cas, const uint8_t spki[32], const char *session,
+				     const char *service, uint8_t out[32])
+{
+	uint8_t msg[32 + 2 * (SCONE_SESSION_NAME_MAX + 1)];
+	size_t n = 0, ls = strlen(session), lv = strlen(service);
+
+	memcpy(msg, spki, 32);
+	n = 32;
+	memcpy(msg + n, session, ls + 1);
+	n += ls + 1;
+	memcpy(msg + n, service, lv + 1);
+	n += lv + 1;
+	return scone_hmac_sha256(cas->token_key, 32, msg, n, out);
+}
+
+static enum scone_err build_config(struct resolve *r, const struct scone_service *svc, const uint8_t spki[32],
+				   json_t *cfg)
+{
+	const struct scone_image *img = svc->image_name ? scone_session_image(r->own->session, svc->image_name) : NULL;
+	uint8_t token[32];
+	char h[65];
+
+	scone_session_hash_hex(r->own->rec.hash, h);
+	json_object_set_new(cfg, "session_hash", json_string(h));
+	json_object_set_new(cfg, "mode", json_string("none"));
+	json_object_set_new(cfg, "pwd", json_string(svc->pwd ? svc->pwd : "/"));
+	SCONE_TRY(add_command(r, svc, cfg));
+	SCONE_TRY(add_environment(r, svc, cfg));
+	SCONE_TRY(add_files(r, img, cfg));
+	SCONE_TRY(add_volumes(r, img, cfg));
+	SCONE_TRY(add_fspf(r, svc, cfg));
+	SCONE_TRY(instance_token(r->cas, spki, r->own->rec.name, svc->name, token));
+	scone_hex_encode(h, sizeof(h), token, 32);
+	json_object_set_new(cfg, "instance_token", json_string(h));
+	return SCONE_ERR_OK;
+}
+
+/* mode none admits a caller without evidence; nothing else is verifiable yet. */
+static bool attestation_ok(const struct cas_loaded *l, const struct cas_config_request *cr, struct cas_response *resp)
+{
+	if (l->session->mode == SCONE_ATTEST_NONE && strcmp(cr->evidence_type, "none") == 0) {
+		scone_warn("service %s/%s started without attestation (security.attestation.mode: none)", cr->session,
+			   cr->service);
+		return true;
+	}
+	if (l->session->mode == SCONE_ATTEST_NONE)
+		cas_respond_error(resp, 400, "UNSUPPORTED", "evidence type \"%.31s\" is not supported", cr->evidence_type);
+	else
+		cas_respond_error(resp, 403, "ATTESTATION",
+				  "session %s requires hardware attestation, and no evidence this CAS can verify was "
+				  "presented",
+				  cr->session);
+	return false;
+}
+
+void cas_handle_config(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
+{
+	struct cas_config_request cr;
+	struct cas_loaded own;
+	struct resolve r = { .cas = cas, .worker = req->worker, .resp = resp };
+	const struct scone_service *svc;
+	enum scone_err err;
+	json_t *cfg;
+
+	err = cas_parse_config_request((const char *)req->body, req->body_len, &cr);
+	if (err) {
+		cas_respond_err(resp, err, "configuration request");
+		return;
+	}
+	if (!req->has_peer_key) {
+		cas_respond_error(resp, 400, "AUTH",
+				  "the runtime must connect with a client certificate (its fresh TLS key binds the evidence)");
+		return;
+	}
+	if (!cas_load_session(cas, req->worker, cr.session, &own, resp))
+		goto denied;
+	r.own = &own;
+	svc = scone_session_service(own.session, cr.service);
+	if (!svc) {
+		cas_respond_error(resp, 404, "NOT_FOUND", "session %s has no service %s", cr.session, cr.service);
+		goto out;
+	}
+	if (!attestation_ok(&own, &cr, resp))
+		goto out;
+	cfg = json_pack("{s:s}", "config_id", "");
+	json_object_set_new(cfg, "config_id", json_sprintf("%s/%s", cr.session, cr.service));
+	err = build_config(&r, svc, req->peer_spki_sha256, cfg);
+	if (err) {
+		json_decref(cfg);
+		cas_respond_err(resp, err, "configuration");
+		goto out;
+	}
+	cas_respond_json(resp, 200, cfg);
+	atomic_fetch_add(&cas->counters.config_fetches, 1);
+	resolve_free(&r);
+	cas_loaded_free(&own);
+	return;
+out:
+	resolve_free(&r);
+	cas_loaded_free(&own);
+denied:
+	atomic_fetch_add(&cas->counters.config_denied, 1);
+}
+
+/* Is volume name mounted by the service's image? */
+static const struct scone_volume *mounted_volume(const struct scone_session *s, const struct scone_service *svc,
+						 const char *name)
+{
+	const struct scone_image *img = svc->image_name ? scone_session_image(s, svc->image_name) : NULL;
+
+	for (size_t i = 0; img && i < img->n_volumes; i++)
+		if (strcmp(img->volumes[i].name, name) == 0)
+			return scone_session_volume(s, name);
+	return NULL;
+}
+
+void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
+{
+	struct cas_tag_request tr;
+	struct cas_loaded own;
+	struct resolve r = { .cas = cas, .worker = req->worker, .resp = resp };
+	const struct cas_loaded *owner;
+	const struct scone_service *svc;
+	const struct scone_volume *vol;
+	struct scone_store *st = cas->stores[req->worker];
+	uint8_t expect[32];
+	const char *owner_volume;
+	enum scone_err err;
+
+	err = cas_parse_tag_request((const char *)req->body, req->body_len, &tr);
+	if (err) {
+		cas_respond_err(resp, err, "volume tag request");
+		return;
+	}
+	if (!req->has_peer_key ||
+	    instance_token(cas, req->peer_spki_sha256, tr.session, tr.service, expect) != SCONE_ERR_OK ||
+	    !scone_ct_equal(expect, tr.token, 32)) {
+		cas_respond_error(resp, 403, "PERMISSION",
+				  "the instance token does not belong to this TLS key and service (fetch the configuration first)");
+		return;
+	}
+	if (!cas_load_session(cas, req->worker, tr.session, &own, resp))
+		return;
+	r.own = &own;
+	svc = scone_session_service(own.session, tr.service);
+	vol = svc ? mounted_volume(own.session, svc, tr.volume) : NULL;
+	if (!vol) {
+		cas_respond_error(resp, 403, "PERMISSION", "service %s/%s does not mount volume %s", tr.session, tr.service,
+				  tr.volume);
+		goto out;
+	}
+	owner = &own;
+	owner_volume = vol->name;
+	if (vol->import) {
+		err = load_import(&r, vol->import->session, &owner);
+		if (err) {
+			cas_respond_err(resp, err, "volume");
+			goto out;
+		}
+		owner_volume = vol->import->name ? vol->import->name : vol->name;
+		vol = scone_session_volume(owner->session, owner_volume);
+		if (!vol || !exported_to(vol->exports, vol->n_exports, own.session)) {
+			cas_respond_error(resp, 403, "PERMISSION", "volume %s is not exported to this session", tr.volume);
+			goto out;
+		}
+	}
+	if (vol->fspf_tag) {
+		cas_respond_error(resp, 409, "CONFLICT", "volume %s has a fixed tag in its session; update the session instead",
+				  tr.volume);
+		goto out;
+	}
+	err = st->ops->put_volume_tag(st, owner->rec.name, owner_volume, tr.previous_tag, tr.tag);
+	if (err) {
+		if (err == SCONE_ERR_CONFLICT)
+			atomic_fetch_add(&cas->counters.tag_conflicts, 1);
+		cas_respond_err(resp, err, "volume tag");
+		goto out;
+	}
+	atomic_fetch_add(&cas->counters.tag_updates, 1);
+	cas_respond_json(resp, 200, json_pack("{s:s,s:s}", "volume", tr.volume, "tag", tr.tag));
+out:
+	resolve_free(&r);
+	cas_loaded_free(&own);
+}

@@ -1,0 +1,171 @@
+/*
+ * main.c - scone-cas: options, state directory, TLS context, workers and
+ * signals. Everything else lives in the modules listed in cas.h.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cas.h"
+#include "lib/log.h"
+
+static struct cas_server *running;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (running)
+		cas_server_stop(running);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: scone-cas [--listen ADDR:PORT] [--state-dir DIR] [--workers N]\n"
+		"                 [--max-connections N] [--timeout SECONDS]\n"
+		"\n"
+		"The Configuration and Attestation Service: keeps sessions and their secrets,\n"
+		"and hands a service its configuration after attestation. HTTPS on ADDR:PORT\n"
+		"(default 127.0.0.1:%d); state (identity, master key, store) in DIR\n"
+		"(default $SCONE_CAS_STATE_DIR or /var/lib/scone-cas). Workers default to the\n"
+		"number of CPUs. Logs are JSON lines on stderr (SCONE_LOG=error|warn|info|debug,\n"
+		"default info). SIGTERM or SIGINT stops it gracefully. API: docs/api.md.\n",
+		CAS_DEFAULT_PORT);
+}
+
+static int parse_int(const char *opt, const char *v, int lo, int hi)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || *end || n < lo || n > hi) {
+		fprintf(stderr, "scone-cas: %s: expected a number from %d to %d\n", opt, lo, hi);
+		exit(2);
+	}
+	return (int)n;
+}
+
+struct options {
+	const char *listen;
+	const char *state_dir;
+	int workers;
+	int max_connections;
+	int timeout;
+};
+
+static void parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, 'l' },	{ "state-dir", required_argument, NULL, 'd' },
+		{ "workers", required_argument, NULL, 'w' },	{ "max-connections", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' },	{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "l:d:w:c:t:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			o->listen = optarg;
+			break;
+		case 'd':
+			o->state_dir = optarg;
+			break;
+		case 'w':
+			o->workers = parse_int("--workers", optarg, 1, CAS_MAX_WORKERS);
+			break;
+		case 'c':
+			o->max_connections = parse_int("--max-connections", optarg, 1, 1000000);
+			break;
+		case 't':
+			o->timeout = parse_int("--timeout", optarg, 1, 3600);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "scone-cas: unexpected argument %s\n", argv[optind]);
+		usage(stderr);
+		exit(2);
+	}
+}
+
+static int fail(const char *what, enum scone_err err)
+{
+	scone_error("%s: %s%s%s (%s)", what, scone_strerror(err), scone_err_detail()[0] ? ": " : "",
+		    scone_err_detail(), scone_errname(err));
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { .listen = "127.0.0.1:8081", .state_dir = getenv("SCONE_CAS_STATE_DIR") };
+	static struct cas cas;
+	struct cas_server_opts so = { 0 };
+	struct sigaction sa = { .sa_handler = on_signal };
+	char host[256], crt[4200], key[4200];
+	uint16_t port;
+	enum scone_err err;
+	int rc = 0;
+
+	setenv("SCONE_LOG_FORMAT", getenv("SCONE_LOG_FORMAT") ? getenv("SCONE_LOG_FORMAT") : "json", 1);
+	setenv("SCONE_LOG", getenv("SCONE_LOG") ? getenv("SCONE_LOG") : "info", 1);
+	scone_log_init("scone-cas");
+	parse_options(argc, argv, &o);
+	if (!o.state_dir)
+		o.state_dir = "/var/lib/scone-cas";
+	if ((err = scone_hostport_parse(o.listen, CAS_DEFAULT_PORT, host, sizeof(host), &port)))
+		return fail("--listen", err);
+	if ((err = cas_state_open(&cas, o.state_dir))) {
+		rc = fail(o.state_dir, err);
+		goto out;
+	}
+	snprintf(crt, sizeof(crt), "%s/cas.crt", cas.state_dir);
+	snprintf(key, sizeof(key), "%s/cas.key", cas.state_dir);
+	so.host = host;
+	so.port = port;
+	so.workers = o.workers;
+	so.max_connections = o.max_connections;
+	so.timeout_sec = o.timeout;
+	so.ssl_ctx = cas_server_tls_ctx(crt, key);
+	so.handler = cas_handle;
+	so.handler_ctx = &cas;
+	so.worker_init = cas_worker_init;
+	so.worker_fini = cas_worker_fini;
+	if (!so.ssl_ctx) {
+		rc = fail("TLS context", SCONE_ERR_CRYPTO);
+		goto out;
+	}
+	if ((err = cas_server_new(&so, &cas.server))) {
+		rc = fail(o.listen, err);
+		goto out;
+	}
+	running = cas.server;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	scone_info("listening on https://%s:%u", host, cas_server_port(cas.server));
+	if ((err = cas_server_run(cas.server)))
+		rc = fail("serve", err);
+	else
+		scone_info("stopped");
+	running = NULL;
+	cas_server_free(cas.server);
+	cas.server = NULL;
+out:
+	if (so.ssl_ctx)
+		SSL_CTX_free(so.ssl_ctx);
+	cas_state_close(&cas);
+	return rc;
+}

@@ -1,0 +1,167 @@
+/*
+ * request.c - the JSON bodies the service endpoints accept. Bodies come
+ * from unauthenticated callers: each is size-checked, parsed with jansson
+ * with duplicate keys refused, and every field is type- and length-checked
+ * and named in the error. Unknown fields are errors, as in sessions.
+ */
+#include "cas.h"
+
+#include <string.h>
+
+#include <jansson.h>
+
+#include "lib/hex.h"
+
+#define CAS_JSON_BODY_MAX (64 * 1024)
+
+static enum scone_err parse_object(const char *body, size_t len, json_t **out)
+{
+	json_error_t jerr;
+
+	if (len > CAS_JSON_BODY_MAX)
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "request body: %zu bytes, limit %d", len, CAS_JSON_BODY_MAX);
+	*out = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!*out)
+		return scone_err_set(SCONE_ERR_MALFORMED, "request body: line %d, column %d: %s", jerr.line,
+				     jerr.column, jerr.text);
+	if (!json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return scone_err_set(SCONE_ERR_MALFORMED, "request body: expected a JSON object");
+	}
+	return SCONE_ERR_OK;
+}
+
+/* Every key of obj must be in allowed (NULL-terminated). */
+static enum scone_err check_keys(json_t *obj, const char *const *allowed)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(obj, key, v) {
+		const char *const *a;
+		(void)v;
+		for (a = allowed; *a; a++)
+			if (strcmp(*a, key) == 0)
+				break;
+		if (!*a)
+			return scone_err_set(SCONE_ERR_INVALID, "request body: unknown field \"%.64s\"", key);
+	}
+	return SCONE_ERR_OK;
+}
+
+/* Copy string field name into out (size bytes incl. NUL); required or "" when absent. */
+static enum scone_err get_string(json_t *obj, const char *name, bool required, char *out, size_t size)
+{
+	json_t *v = json_object_get(obj, name);
+	size_t n;
+
+	out[0] = '\0';
+	if (!v) {
+		if (required)
+			return scone_err_set(SCONE_ERR_INVALID, "request body: field \"%s\" is required", name);
+		return SCONE_ERR_OK;
+	}
+	if (!json_is_string(v))
+		return scone_err_set(SCONE_ERR_INVALID, "request body: field \"%s\" must be a string", name);
+	n = json_string_length(v);
+	if (n >= size || memchr(json_string_value(v), '\0', n))
+		return scone_err_set(SCONE_ERR_INVALID, "request body: field \"%s\" is too long or holds NUL", name);
+	memcpy(out, json_string_value(v), n + 1);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err cas_split_config_id(const char *id, char *session, char *service)
+{
+	const char *slash = strrchr(id, '/');
+	size_t slen;
+
+	if (!slash)
+		return scone_err_set(SCONE_ERR_INVALID, "config_id \"%.64s\": expected SESSION/SERVICE", id);
+	slen = (size_t)(slash - id);
+	if (slen == 0 || slen > SCONE_SESSION_NAME_MAX || strlen(slash + 1) > SCONE_SESSION_NAME_MAX)
+		return scone_err_set(SCONE_ERR_INVALID, "config_id: bad length");
+	memcpy(session, id, slen);
+	session[slen] = '\0';
+	strcpy(service, slash + 1);
+	if (!scone_session_name_valid(session) || !service[0] || strchr(service, '/') ||
+	    !scone_session_name_valid(service))
+		return scone_err_set(SCONE_ERR_INVALID, "config_id \"%.64s\": invalid session or service name", id);
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err parse_evidence(json_t *obj, char *type, size_t size)
+{
+	static const char *const keys[] = { "type", NULL };
+	json_t *ev = json_object_get(obj, "evidence");
+
+	strcpy(type, "none");
+	if (!ev || json_is_null(ev))
+		return SCONE_ERR_OK;
+	if (!json_is_object(ev))
+		return scone_err_set(SCONE_ERR_INVALID, "request body: \"evidence\" must be an object");
+	SCONE_TRY(check_keys(ev, keys));
+	SCONE_TRY(get_string(ev, "type", true, type, size));
+	return SCONE_ERR_OK;
+}
+
+enum scone_err cas_parse_config_request(const char *body, size_t len, struct cas_config_request *out)
+{
+	static const char *const keys[] = { "config_id", "evidence", NULL };
+	char id[CAS_CONFIG_ID_MAX];
+	json_t *obj;
+	enum scone_err err;
+
+	memset(out, 0, sizeof(*out));
+	SCONE_TRY(parse_object(body, len, &obj));
+	if (!(err = check_keys(obj, keys)) && !(err = get_string(obj, "config_id", true, id, sizeof(id))) &&
+	    !(err = cas_split_config_id(id, out->session, out->service)))
+		err = parse_evidence(obj, out->evidence_type, sizeof(out->evidence_type));
+	json_decref(obj);
+	return err;
+}
+
+static enum scone_err check_tag(const char *field, const char *hex, bool allow_empty)
+{
+	size_t n = strlen(hex);
+
+	if (n == 0 && allow_empty)
+		return SCONE_ERR_OK;
+	if (n != 32)
+		return scone_err_set(SCONE_ERR_INVALID, "request body: \"%s\" must be 32 hex digits", field);
+	for (size_t i = 0; i < n; i++)
+		if (!strchr("0123456789abcdef", hex[i]))
+			return scone_err_set(SCONE_ERR_INVALID, "request body: \"%s\" must be lowercase hex", field);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err cas_parse_tag_request(const char *body, size_t len, struct cas_tag_request *out)
+{
+	static const char *const keys[] = { "config_id", "volume", "previous_tag", "tag", "instance_token", NULL };
+	char id[CAS_CONFIG_ID_MAX], token[65];
+	json_t *obj;
+	enum scone_err err;
+
+	memset(out, 0, sizeof(*out));
+	SCONE_TRY(parse_object(body, len, &obj));
+	if ((err = check_keys(obj, keys)) || (err = get_string(obj, "config_id", true, id, sizeof(id))) ||
+	    (err = cas_split_config_id(id, out->session, out->service)) ||
+	    (err = get_string(obj, "volume", true, out->volume, sizeof(out->volume))) ||
+	    (err = get_string(obj, "previous_tag", true, out->previous_tag, sizeof(out->previous_tag))) ||
+	    (err = get_string(obj, "tag", true, out->tag, sizeof(out->tag))) ||
+	    (err = get_string(obj, "instance_token", true, token, sizeof(token))))
+		goto out;
+	if ((err = check_tag("previous_tag", out->previous_tag, true)) || (err = check_tag("tag", out->tag, false)))
+		goto out;
+	if (!scone_session_name_valid(out->volume) || strchr(out->volume, '/')) {
+		err = scone_err_set(SCONE_ERR_INVALID, "request body: \"volume\" is not a valid name");
+		goto out;
+	}
+	if (strlen(token) != 64 || scone_hex_decode(out->token, sizeof(out->token), token, "instance_token")) {
+		err = scone_err_set(SCONE_ERR_INVALID, "request body: \"instance_token\" must be 64 hex digits");
+		goto out;
+	}
+out:
+	json_decref(obj);
+	return err;
+}

@@ -1,0 +1,256 @@
+/*
+ * store.c - what every store engine shares: freeing records, checking
+ * arguments, and sealing blobs at rest bound to their place.
+ *
+ * AAD layout (unambiguous: every field is length-prefixed or fixed-size and
+ * announced by a presence byte):
+ *   "scone-cas store v1" 0x00
+ *   u16le len, column            always
+ *   u8 1, u16le len, key         or u8 0
+ *   u8 1, u16le len, key2        or u8 0
+ *   u8 1, hash[32]               or u8 0
+ *   u8 1, creator[32]            or u8 0
+ */
+#include "store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/crypto.h"
+
+#define SEAL_INFO "scone-cas store seal v1"
+#define AAD_PREFIX "scone-cas store v1"
+#define AAD_MAX 640
+
+_Static_assert(SCONE_STORE_SEAL_OVERHEAD == SCONE_NONCE_SIZE + SCONE_TAG_SIZE, "seal layout");
+
+struct scone_store_sealer {
+	struct scone_aead *aead;
+};
+
+struct aad {
+	uint8_t b[AAD_MAX];
+	size_t n;
+};
+
+void scone_session_rec_clear(struct scone_session_rec *rec)
+{
+	if (!rec)
+		return;
+	if (rec->body) {
+		scone_wipe(rec->body, rec->body_len + 1);
+		free(rec->body);
+	}
+	if (rec->secrets) {
+		scone_wipe(rec->secrets, rec->secrets_len + 1);
+		free(rec->secrets);
+	}
+	memset(rec, 0, sizeof(*rec));
+}
+
+/* ---------------- argument checks ---------------- */
+
+enum scone_err scone_store_check_name(const char *what, const char *name, size_t max)
+{
+	size_t len;
+
+	if (!name)
+		return scone_err_set(SCONE_ERR_INVALID, "store: %s is missing", what);
+	len = strnlen(name, max + 1);
+	if (len == 0)
+		return scone_err_set(SCONE_ERR_INVALID, "store: %s is empty", what);
+	if (len > max)
+		return scone_err_set(SCONE_ERR_INVALID, "store: %s is longer than %zu bytes", what, max);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c < 0x20 || c == 0x7f)
+			return scone_err_set(SCONE_ERR_INVALID, "store: %s has a control character at byte %zu",
+					     what, i);
+	}
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err check_blob(const char *name, const char *what, const void *p, size_t size)
+{
+	if (size > SCONE_STORE_BLOB_MAX)
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "store: session %s: %s of %zu bytes exceeds %u", name,
+				     what, size, SCONE_STORE_BLOB_MAX);
+	if (size && !p)
+		return scone_err_set(SCONE_ERR_INVALID, "store: session %s: %s is NULL with length %zu", name,
+				     what, size);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_store_check_rec(const struct scone_session_rec *rec)
+{
+	if (!rec)
+		return scone_err_set(SCONE_ERR_INVALID, "store: no record");
+	if (memchr(rec->name, '\0', sizeof(rec->name)) == NULL)
+		return scone_err_set(SCONE_ERR_INVALID, "store: session name is not NUL-terminated");
+	SCONE_TRY(scone_store_check_name("session name", rec->name, SCONE_STORE_NAME_MAX));
+	SCONE_TRY(check_blob(rec->name, "body", rec->body, rec->body_len));
+	SCONE_TRY(check_blob(rec->name, "secrets", rec->secrets, rec->secrets_len));
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_store_norm_tag(const char *what, const char *tag_hex, bool allow_empty,
+				    char out[SCONE_STORE_TAG_HEX + 1])
+{
+	size_t len;
+
+	if (!tag_hex)
+		return scone_err_set(SCONE_ERR_INVALID, "store: %s is missing", what);
+	len = strnlen(tag_hex, SCONE_STORE_TAG_HEX + 1);
+	if (len == 0 && allow_empty) {
+		out[0] = '\0';
+		return SCONE_ERR_OK;
+	}
+	if (len != SCONE_STORE_TAG_HEX)
+		return scone_err_set(SCONE_ERR_INVALID, "store: %s must be %d hex digits%s", what,
+				     SCONE_STORE_TAG_HEX, allow_empty ? " or empty" : "");
+	for (size_t i = 0; i < len; i++) {
+		char c = tag_hex[i];
+		if (c >= 'A' && c <= 'F')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return scone_err_set(SCONE_ERR_INVALID, "store: %s has a non-hex character at %zu", what, i);
+		out[i] = c;
+	}
+	out[len] = '\0';
+	return SCONE_ERR_OK;
+}
+
+/* ---------------- sealing ---------------- */
+
+static void aad_put(struct aad *a, const void *p, size_t n)
+{
+	memcpy(a->b + a->n, p, n);
+	a->n += n;
+}
+
+static void aad_str(struct aad *a, const char *s, bool tagged)
+{
+	uint8_t len[2];
+	size_t n;
+
+	if (tagged)
+		aad_put(a, s ? "\1" : "\0", 1);
+	if (!s)
+		return;
+	n = strlen(s);
+	len[0] = (uint8_t)n;
+	len[1] = (uint8_t)(n >> 8);
+	aad_put(a, len, 2);
+	aad_put(a, s, n);
+}
+
+static void aad_hash(struct aad *a, const uint8_t *h)
+{
+	aad_put(a, h ? "\1" : "\0", 1);
+	if (h)
+		aad_put(a, h, SCONE_STORE_HASH_SIZE);
+}
+
+/* Names are checked by the callers; the length check here only guards the buffer. */
+static enum scone_err aad_build(struct aad *a, const struct scone_store_place *p)
+{
+	size_t need = sizeof(AAD_PREFIX) + 2 + 3 * 3 + 2 * (1 + SCONE_STORE_HASH_SIZE);
+
+	if (!p || !p->column)
+		return scone_err_set(SCONE_ERR_INVALID, "store: blob place has no column");
+	need += strlen(p->column) + (p->key ? strlen(p->key) : 0) + (p->key2 ? strlen(p->key2) : 0);
+	if (need > sizeof(a->b))
+		return scone_err_set(SCONE_ERR_INVALID, "store: names of %s too long to seal", p->column);
+	a->n = 0;
+	aad_put(a, AAD_PREFIX, sizeof(AAD_PREFIX)); /* with its NUL */
+	aad_str(a, p->column, false);
+	aad_str(a, p->key, true);
+	aad_str(a, p->key2, true);
+	aad_hash(a, p->hash);
+	aad_hash(a, p->creator);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_store_sealer_new(const uint8_t master_key[32], struct scone_store_sealer **out)
+{
+	uint8_t key[SCONE_KEY_SIZE];
+	struct scone_store_sealer *s;
+	enum scone_err err;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory for the sealer");
+	err = scone_hkdf_sha256(key, sizeof(key), master_key, 32, NULL, 0, SEAL_INFO);
+	if (err == SCONE_ERR_OK)
+		err = scone_aead_new(SCONE_AEAD_AES256_GCM, key, &s->aead);
+	scone_wipe(key, sizeof(key));
+	if (err != SCONE_ERR_OK) {
+		free(s);
+		return err;
+	}
+	*out = s;
+	return SCONE_ERR_OK;
+}
+
+void scone_store_sealer_free(struct scone_store_sealer *s)
+{
+	if (!s)
+		return;
+	scone_aead_free(s->aead);
+	free(s);
+}
+
+enum scone_err scone_store_seal(struct scone_store_sealer *s, const struct scone_store_place *place, const void *in,
+				size_t in_size, uint8_t **out, size_t *out_size)
+{
+	struct aad aad;
+	uint8_t *blob;
+	enum scone_err err;
+
+	SCONE_TRY(aad_build(&aad, place));
+	if (in_size > SCONE_STORE_BLOB_MAX)
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "store: %s of %zu bytes is too large", place->column,
+				     in_size);
+	blob = malloc(SCONE_STORE_SEAL_OVERHEAD + in_size);
+	if (!blob)
+		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory to seal %zu bytes", in_size);
+	err = scone_random(blob, SCONE_NONCE_SIZE);
+	if (err == SCONE_ERR_OK)
+		err = scone_aead_seal(s->aead, blob, aad.b, aad.n, in, in_size,
+				      in_size ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL, blob + SCONE_NONCE_SIZE);
+	if (err != SCONE_ERR_OK) {
+		free(blob);
+		return err;
+	}
+	*out = blob;
+	*out_size = SCONE_STORE_SEAL_OVERHEAD + in_size;
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_store_unseal(struct scone_store_sealer *s, const struct scone_store_place *place,
+				  const uint8_t *blob, size_t blob_size, uint8_t **out, size_t *out_size)
+{
+	struct aad aad;
+	uint8_t *pt;
+	size_t n;
+	enum scone_err err;
+
+	SCONE_TRY(aad_build(&aad, place));
+	if (!blob || blob_size < SCONE_STORE_SEAL_OVERHEAD)
+		return scone_err_set(SCONE_ERR_AUTH, "store: %s blob of %zu bytes is shorter than its seal",
+				     place->column, blob ? blob_size : 0);
+	n = blob_size - SCONE_STORE_SEAL_OVERHEAD;
+	pt = malloc(n + 1);
+	if (!pt)
+		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory to unseal %zu bytes", n);
+	err = scone_aead_open(s->aead, blob, aad.b, aad.n, n ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL, n,
+			      n ? pt : NULL, blob + SCONE_NONCE_SIZE);
+	if (err != SCONE_ERR_OK) {
+		free(pt); /* scone_aead_open wiped it */
+		return scone_err_set(SCONE_ERR_AUTH, "store: %s blob does not authenticate", place->column);
+	}
+	pt[n] = '\0';
+	*out = pt;
+	*out_size = n;
+	return SCONE_ERR_OK;
+}

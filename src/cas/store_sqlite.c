@@ -1,0 +1,908 @@
+/*
+ * store_sqlite.c - the embedded CAS store: one SQLite file (WAL mode,
+ * synchronous=FULL, busy timeout) holding sessions, their sealed bodies and
+ * secrets, and the volume tags CAS tracks.
+ *
+ * Schema (version 1):
+ *   meta(key TEXT PRIMARY KEY, value)          'schema' = 1, 'canary' = sealed
+ *   sessions(name TEXT PRIMARY KEY, hash BLOB, creator BLOB, body BLOB,
+ *            secrets BLOB, created INTEGER, updated INTEGER)
+ *   volume_tags(session, volume, tag BLOB, PRIMARY KEY(session, volume))
+ *   index sessions_by_creator(creator, name)
+ * body, secrets and tag are sealed (store.c); the body's and secrets' AAD
+ * binds name, hash and creator, so an edited hash or creator is caught too.
+ *
+ * Invariants:
+ * - Every write runs in one BEGIN IMMEDIATE transaction: the compare of
+ *   compare-and-swap and the write see the same state, and an error rolls
+ *   the whole transaction back (NO_SPACE leaves the store as it was).
+ * - Every statement is reset right after use, so a handle holds no read
+ *   snapshot between calls (a stale one would turn BEGIN IMMEDIATE into
+ *   BUSY_SNAPSHOT and hold back checkpoints).
+ * - A file that fails the checks at open is not written: the schema is
+ *   only created in a database without any table, and checkpoint-on-close
+ *   stays disabled until the open succeeded.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/crypto.h"
+
+#define SCHEMA_VERSION 1
+#define BUSY_TIMEOUT_MS 5000
+#define CACHE_KIB 16384 /* page cache per handle */
+#define CANARY "scone-cas store canary v1"
+
+enum stmt_id {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_GET,
+	S_HEAD,
+	S_HASH,
+	S_INSERT,
+	S_UPDATE,
+	S_DELETE,
+	S_DELETE_TAGS,
+	S_LIST,
+	S_COUNT,
+	S_TAG_GET,
+	S_TAG_PUT,
+	S_COUNT_,
+};
+
+static const char *const stmt_sql[S_COUNT_] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_GET] = "SELECT hash, creator, body, secrets, created, updated FROM sessions WHERE name = ?1",
+    [S_HEAD] = "SELECT hash, creator, body FROM sessions WHERE name = ?1",
+    [S_HASH] = "SELECT hash FROM sessions WHERE name = ?1",
+    [S_INSERT] = "INSERT INTO sessions(name, hash, creator, body, secrets, created, updated) "
+		 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_UPDATE] = "UPDATE sessions SET hash = ?2, body = ?3, secrets = ?4, updated = ?5 WHERE name = ?1",
+    [S_DELETE] = "DELETE FROM sessions WHERE name = ?1",
+    [S_DELETE_TAGS] = "DELETE FROM volume_tags WHERE session = ?1",
+    [S_LIST] = "SELECT name, hash FROM sessions WHERE creator = ?1 ORDER BY name",
+    [S_COUNT] = "SELECT count(*) FROM sessions",
+    [S_TAG_GET] = "SELECT tag FROM volume_tags WHERE session = ?1 AND volume = ?2",
+    [S_TAG_PUT] = "INSERT INTO volume_tags(session, volume, tag) VALUES(?1, ?2, ?3) "
+		  "ON CONFLICT(session, volume) DO UPDATE SET tag = excluded.tag",
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL, value NOT NULL);"
+    "CREATE TABLE sessions(name TEXT PRIMARY KEY NOT NULL, hash BLOB NOT NULL, creator BLOB NOT NULL,"
+    " body BLOB NOT NULL, secrets BLOB NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);"
+    "CREATE INDEX sessions_by_creator ON sessions(creator, name);"
+    "CREATE TABLE volume_tags(session TEXT NOT NULL REFERENCES sessions(name) ON DELETE CASCADE,"
+    " volume TEXT NOT NULL, tag BLOB NOT NULL, PRIMARY KEY(session, volume));";
+
+struct sq_store {
+	struct scone_store base;
+	sqlite3 *db;
+	char *path;
+	struct scone_store_sealer *sealer;
+	sqlite3_stmt *stmt[S_COUNT_];
+};
+
+/* A sealed copy of a session's body and secrets, ready to bind. */
+struct sealed_rec {
+	uint8_t *body, *secrets;
+	size_t body_size, secrets_size;
+};
+
+static struct sq_store *sq(struct scone_store *st)
+{
+	return (struct sq_store *)st;
+}
+
+/* ---------------- errors ---------------- */
+
+static enum scone_err map_rc(sqlite3 *db, int rc)
+{
+	int sys = db ? sqlite3_system_errno(db) : 0;
+
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return SCONE_ERR_NO_SPACE;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return SCONE_ERR_CORRUPT;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return SCONE_ERR_BUSY;
+	case SQLITE_NOMEM:
+		return SCONE_ERR_NOMEM;
+	case SQLITE_READONLY:
+		return SCONE_ERR_READ_ONLY;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return SCONE_ERR_PERMISSION;
+	case SQLITE_TOOBIG:
+		return SCONE_ERR_TOO_LARGE;
+	case SQLITE_IOERR:
+		return (sys == ENOSPC || sys == EDQUOT) ? SCONE_ERR_NO_SPACE : SCONE_ERR_IO;
+	case SQLITE_CANTOPEN:
+		return sys ? scone_err_from_errno(sys) : SCONE_ERR_IO;
+	default:
+		return SCONE_ERR_IO;
+	}
+}
+
+/* Set detail "store PATH: WHAT: sqlite's message" for rc and return the mapped error. */
+static enum scone_err __attribute__((format(printf, 3, 4))) db_err(struct sq_store *s, int rc, const char *fmt, ...)
+{
+	char what[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vsnprintf(what, sizeof(what), fmt, ap) < 0)
+		what[0] = '\0';
+	va_end(ap);
+	return scone_err_set(map_rc(s->db, rc), "store %s: %s: %s (sqlite %d)", s->path, what,
+			     s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc), rc);
+}
+
+/* Finish with a cached statement: no snapshot kept, no pointer to caller memory kept. */
+static void done(sqlite3_stmt *q)
+{
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+}
+
+/* Step a statement that returns no row, then reset it. */
+static enum scone_err run(struct sq_store *s, sqlite3_stmt *q, const char *what, const char *name)
+{
+	int rc = sqlite3_step(q);
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		err = db_err(s, rc, "%s %s", what, name ? name : "");
+	done(q);
+	return err;
+}
+
+/* ---------------- transactions ---------------- */
+
+static enum scone_err txn_begin(struct sq_store *s, const char *what, const char *name)
+{
+	return run(s, s->stmt[S_BEGIN], what, name);
+}
+
+static enum scone_err txn_commit(struct sq_store *s, const char *what, const char *name)
+{
+	return run(s, s->stmt[S_COMMIT], what, name);
+}
+
+/* Roll back whatever is open (sqlite may already have rolled back on FULL). */
+static void txn_abort(struct sq_store *s)
+{
+	if (sqlite3_get_autocommit(s->db))
+		return;
+	sqlite3_step(s->stmt[S_ROLLBACK]);
+	done(s->stmt[S_ROLLBACK]);
+}
+
+/* ---------------- row helpers ---------------- */
+
+static enum scone_err col_hash(struct sq_store *s, sqlite3_stmt *q, int col, const char *name, const char *what,
+			       const uint8_t **out)
+{
+	const void *p = sqlite3_column_blob(q, col);
+
+	if (!p || sqlite3_column_bytes(q, col) != SCONE_STORE_HASH_SIZE)
+		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: session %s: %s is not %d bytes", s->path,
+				     name, what, SCONE_STORE_HASH_SIZE);
+	*out = p;
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err unseal_col(struct sq_store *s, sqlite3_stmt *q, int col, const struct scone_store_place *pl,
+				 uint8_t **out, size_t *out_size)
+{
+	const uint8_t *blob = sqlite3_column_blob(q, col);
+	size_t size = (size_t)sqlite3_column_bytes(q, col);
+	enum scone_err err = scone_store_unseal(s->sealer, pl, blob, size, out, out_size);
+
+	if (err == SCONE_ERR_AUTH)
+		return scone_err_set(SCONE_ERR_CORRUPT,
+				     "store %s: %s of %s%s%s does not unseal (damaged, tampered with or moved "
+				     "from another row)",
+				     s->path, pl->column, pl->key, pl->key2 ? "/" : "", pl->key2 ? pl->key2 : "");
+	return err;
+}
+
+static void session_place(struct scone_store_place *pl, const char *column, const char *name, const uint8_t *hash,
+			  const uint8_t *creator)
+{
+	pl->column = column;
+	pl->key = name;
+	pl->key2 = NULL;
+	pl->hash = hash;
+	pl->creator = creator;
+}
+
+static void sealed_free(struct sealed_rec *b)
+{
+	free(b->body);
+	free(b->secrets);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Seal rec's body and secrets for row (rec->name, rec->hash, creator). */
+static enum scone_err seal_rec(struct sq_store *s, const struct scone_session_rec *rec, const uint8_t *creator,
+			       struct sealed_rec *out)
+{
+	struct scone_store_place pl;
+	enum scone_err err;
+
+	memset(out, 0, sizeof(*out));
+	session_place(&pl, "sessions.body", rec->name, rec->hash, creator);
+	err = scone_store_seal(s->sealer, &pl, rec->body, rec->body_len, &out->body, &out->body_size);
+	if (err == SCONE_ERR_OK) {
+		pl.column = "sessions.secrets";
+		err = scone_store_seal(s->sealer, &pl, rec->secrets, rec->secrets_len, &out->secrets,
+				       &out->secrets_size);
+	}
+	if (err != SCONE_ERR_OK)
+		sealed_free(out);
+	return err;
+}
+
+static int64_t now_or(int64_t t)
+{
+	return t ? t : (int64_t)time(NULL);
+}
+
+/* ---------------- get ---------------- */
+
+static enum scone_err read_row(struct sq_store *s, sqlite3_stmt *q, const char *name, struct scone_session_rec *rec)
+{
+	const uint8_t *hash, *creator;
+	struct scone_store_place pl;
+
+	SCONE_TRY(col_hash(s, q, 0, name, "hash", &hash));
+	SCONE_TRY(col_hash(s, q, 1, name, "creator", &creator));
+	memcpy(rec->name, name, strlen(name) + 1);
+	memcpy(rec->hash, hash, SCONE_STORE_HASH_SIZE);
+	memcpy(rec->creator, creator, SCONE_STORE_HASH_SIZE);
+	session_place(&pl, "sessions.body", name, hash, creator);
+	SCONE_TRY(unseal_col(s, q, 2, &pl, (uint8_t **)&rec->body, &rec->body_len));
+	pl.column = "sessions.secrets";
+	SCONE_TRY(unseal_col(s, q, 3, &pl, &rec->secrets, &rec->secrets_len));
+	rec->created = sqlite3_column_int64(q, 4);
+	rec->updated = sqlite3_column_int64(q, 5);
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err sq_get(struct scone_store *st, const char *name, struct scone_session_rec *rec)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *q = s->stmt[S_GET];
+	enum scone_err err;
+	int rc;
+
+	memset(rec, 0, sizeof(*rec));
+	SCONE_TRY(scone_store_check_name("session name", name, SCONE_STORE_NAME_MAX));
+	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE)
+		err = scone_err_set(SCONE_ERR_NOT_FOUND, "store: no session named %s", name);
+	else if (rc != SQLITE_ROW)
+		err = db_err(s, rc, "read session %s", name);
+	else
+		err = read_row(s, q, name, rec);
+	done(q);
+	if (err != SCONE_ERR_OK)
+		scone_session_rec_clear(rec);
+	return err;
+}
+
+/* ---------------- create / update / remove ---------------- */
+
+static enum scone_err insert_row(struct sq_store *s, const struct scone_session_rec *rec, const struct sealed_rec *b)
+{
+	sqlite3_stmt *q = s->stmt[S_INSERT];
+	int64_t created = now_or(rec->created);
+	int rc;
+	enum scone_err err = SCONE_ERR_OK;
+
+	sqlite3_bind_text(q, 1, rec->name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 2, rec->hash, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 3, rec->creator, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
+	sqlite3_bind_blob64(q, 4, b->body, b->body_size, SQLITE_STATIC);
+	sqlite3_bind_blob64(q, 5, b->secrets, b->secrets_size, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 6, created);
+	sqlite3_bind_int64(q, 7, rec->updated ? rec->updated : created);
+	rc = sqlite3_step(q);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		err = scone_err_set(SCONE_ERR_EXISTS, "store: a session named %s already exists", rec->name);
+	else if (rc != SQLITE_DONE)
+		err = db_err(s, rc, "insert session %s", rec->name);
+	done(q);
+	return err;
+}
+
+static enum scone_err sq_create(struct scone_store *st, const struct scone_session_rec *rec)
+{
+	struct sq_store *s = sq(st);
+	struct sealed_rec b;
+	enum scone_err err;
+
+	SCONE_TRY(scone_store_check_rec(rec));
+	SCONE_TRY(seal_rec(s, rec, rec->creator, &b));
+	err = txn_begin(s, "begin creating session", rec->name);
+	if (err == SCONE_ERR_OK)
+		err = insert_row(s, rec, &b);
+	if (err == SCONE_ERR_OK)
+		err = txn_commit(s, "commit creating session", rec->name);
+	if (err != SCONE_ERR_OK)
+		txn_abort(s);
+	sealed_free(&b);
+	return err;
+}
+
+/*
+ * Inside a transaction: check that name exists with hash expected. With
+ * creator (update), also authenticate the stored row (its body unseals for
+ * its name, hash and creator) and return its creator, so that an update
+ * never re-seals an altered creator as genuine.
+ */
+static enum scone_err check_current(struct sq_store *s, const char *name, const uint8_t *expected,
+				    uint8_t creator[SCONE_STORE_HASH_SIZE])
+{
+	sqlite3_stmt *q = s->stmt[creator ? S_HEAD : S_HASH];
+	struct scone_store_place pl;
+	const uint8_t *hash, *cr;
+	uint8_t *plain = NULL;
+	size_t plain_size = 0;
+	enum scone_err err;
+	int rc;
+
+	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE) {
+		err = scone_err_set(SCONE_ERR_NOT_FOUND, "store: no session named %s", name);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		err = db_err(s, rc, "read session %s", name);
+		goto out;
+	}
+	err = col_hash(s, q, 0, name, "hash", &hash);
+	if (err != SCONE_ERR_OK)
+		goto out;
+	if (expected && !scone_ct_equal(hash, expected, SCONE_STORE_HASH_SIZE)) {
+		err = scone_err_set(SCONE_ERR_CONFLICT,
+				    "store: session %s has changed (its hash is not the expected predecessor)", name);
+		goto out;
+	}
+	if (!creator)
+		goto out;
+	err = col_hash(s, q, 1, name, "creator", &cr);
+	if (err != SCONE_ERR_OK)
+		goto out;
+	session_place(&pl, "sessions.body", name, hash, cr);
+	err = unseal_col(s, q, 2, &pl, &plain, &plain_size);
+	if (err == SCONE_ERR_OK)
+		memcpy(creator, cr, SCONE_STORE_HASH_SIZE);
+out:
+	if (plain) {
+		scone_wipe(plain, plain_size);
+		free(plain);
+	}
+	done(q);
+	return err;
+}
+
+static enum scone_err update_row(struct sq_store *s, const struct scone_session_rec *rec, const struct sealed_rec *b)
+{
+	sqlite3_stmt *q = s->stmt[S_UPDATE];
+
+	sqlite3_bind_text(q, 1, rec->name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 2, rec->hash, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
+	sqlite3_bind_blob64(q, 3, b->body, b->body_size, SQLITE_STATIC);
+	sqlite3_bind_blob64(q, 4, b->secrets, b->secrets_size, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 5, now_or(rec->updated));
+	return run(s, q, "update session", rec->name);
+}
+
+static enum scone_err sq_update(struct scone_store *st, const struct scone_session_rec *rec,
+				const uint8_t expected[SCONE_STORE_HASH_SIZE])
+{
+	struct sq_store *s = sq(st);
+	uint8_t creator[SCONE_STORE_HASH_SIZE];
+	struct sealed_rec b = {0};
+	enum scone_err err;
+
+	SCONE_TRY(scone_store_check_rec(rec));
+	if (!expected)
+		return scone_err_set(SCONE_ERR_INVALID, "store: update of %s without an expected hash", rec->name);
+	err = txn_begin(s, "begin updating session", rec->name);
+	if (err == SCONE_ERR_OK)
+		err = check_current(s, rec->name, expected, creator);
+	if (err == SCONE_ERR_OK)
+		err = seal_rec(s, rec, creator, &b);
+	if (err == SCONE_ERR_OK)
+		err = update_row(s, rec, &b);
+	if (err == SCONE_ERR_OK)
+		err = txn_commit(s, "commit updating session", rec->name);
+	if (err != SCONE_ERR_OK)
+		txn_abort(s);
+	sealed_free(&b);
+	return err;
+}
+
+static enum scone_err delete_rows(struct sq_store *s, const char *name)
+{
+	sqlite3_stmt *q = s->stmt[S_DELETE_TAGS];
+
+	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+	SCONE_TRY(run(s, q, "delete volume tags of session", name));
+	q = s->stmt[S_DELETE];
+	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+	return run(s, q, "delete session", name);
+}
+
+static enum scone_err sq_remove(struct scone_store *st, const char *name, const uint8_t expected[SCONE_STORE_HASH_SIZE])
+{
+	struct sq_store *s = sq(st);
+	enum scone_err err;
+
+	SCONE_TRY(scone_store_check_name("session name", name, SCONE_STORE_NAME_MAX));
+	if (!expected)
+		return scone_err_set(SCONE_ERR_INVALID, "store: removal of %s without an expected hash", name);
+	err = txn_begin(s, "begin removing session", name);
+	if (err == SCONE_ERR_OK)
+		err = check_current(s, name, expected, NULL);
+	if (err == SCONE_ERR_OK)
+		err = delete_rows(s, name);
+	if (err == SCONE_ERR_OK)
+		err = txn_commit(s, "commit removing session", name);
+	if (err != SCONE_ERR_OK)
+		txn_abort(s);
+	return err;
+}
+
+/* ---------------- list / count ---------------- */
+
+static enum scone_err sq_list(struct scone_store *st, const uint8_t creator[SCONE_STORE_HASH_SIZE],
+			      scone_store_list_fn fn, void *ctx)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *q = s->stmt[S_LIST];
+	enum scone_err err = SCONE_ERR_OK;
+	int rc;
+
+	if (!creator || !fn)
+		return scone_err_set(SCONE_ERR_INVALID, "store: list needs a creator and a callback");
+	sqlite3_bind_blob(q, 1, creator, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(q, 0);
+		const uint8_t *hash;
+
+		if (!name) {
+			err = scone_err_set(SCONE_ERR_CORRUPT, "store %s: a session has no name", s->path);
+			break;
+		}
+		err = col_hash(s, q, 1, name, "hash", &hash);
+		if (err != SCONE_ERR_OK || fn(ctx, name, hash) != 0)
+			break;
+	}
+	if (err == SCONE_ERR_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		err = db_err(s, rc, "list sessions");
+	done(q);
+	return err;
+}
+
+static enum scone_err sq_count(struct scone_store *st, uint64_t *out)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *q = s->stmt[S_COUNT];
+	enum scone_err err = SCONE_ERR_OK;
+	int rc = sqlite3_step(q);
+
+	if (rc == SQLITE_ROW)
+		*out = (uint64_t)sqlite3_column_int64(q, 0);
+	else
+		err = db_err(s, rc, "count sessions");
+	done(q);
+	return err;
+}
+
+/* ---------------- volume tags ---------------- */
+
+static void tag_place(struct scone_store_place *pl, const char *session, const char *volume)
+{
+	memset(pl, 0, sizeof(*pl));
+	pl->column = "volume_tags.tag";
+	pl->key = session;
+	pl->key2 = volume;
+}
+
+static enum scone_err check_tag_args(const char *session, const char *volume)
+{
+	SCONE_TRY(scone_store_check_name("session name", session, SCONE_STORE_NAME_MAX));
+	return scone_store_check_name("volume name", volume, SCONE_STORE_VOLUME_MAX);
+}
+
+/* Read the current tag of (session, volume) into tag_hex ("" if none). */
+static enum scone_err read_tag(struct sq_store *s, const char *session, const char *volume,
+			       char tag_hex[SCONE_STORE_TAG_HEX + 1])
+{
+	sqlite3_stmt *q = s->stmt[S_TAG_GET];
+	struct scone_store_place pl;
+	uint8_t *plain = NULL;
+	size_t plain_size;
+	enum scone_err err = SCONE_ERR_OK;
+	int rc;
+
+	tag_hex[0] = '\0';
+	tag_place(&pl, session, volume);
+	sqlite3_bind_text(q, 1, session, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, volume, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		err = unseal_col(s, q, 0, &pl, &plain, &plain_size);
+	else if (rc != SQLITE_DONE)
+		err = db_err(s, rc, "read volume tag of %s/%s", session, volume);
+	done(q);
+	if (err == SCONE_ERR_OK && plain &&
+	    (plain_size != SCONE_STORE_TAG_HEX ||
+	     scone_store_norm_tag("stored tag", (const char *)plain, false, tag_hex) != SCONE_ERR_OK))
+		err = scone_err_set(SCONE_ERR_CORRUPT, "store %s: volume tag of %s/%s is not a tag", s->path,
+				    session, volume);
+	free(plain);
+	return err;
+}
+
+static enum scone_err sq_get_volume_tag(struct scone_store *st, const char *session, const char *volume,
+					char tag_hex[65])
+{
+	tag_hex[0] = '\0';
+	SCONE_TRY(check_tag_args(session, volume));
+	return read_tag(sq(st), session, volume, tag_hex);
+}
+
+static enum scone_err write_tag(struct sq_store *s, const char *session, const char *volume, const char *tag)
+{
+	sqlite3_stmt *q = s->stmt[S_TAG_PUT];
+	struct scone_store_place pl;
+	uint8_t *blob;
+	size_t size;
+	enum scone_err err;
+
+	tag_place(&pl, session, volume);
+	SCONE_TRY(scone_store_seal(s->sealer, &pl, tag, SCONE_STORE_TAG_HEX, &blob, &size));
+	sqlite3_bind_text(q, 1, session, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, volume, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(q, 3, blob, size, SQLITE_STATIC);
+	err = run(s, q, "write volume tag of session", session);
+	free(blob);
+	return err;
+}
+
+/* Inside a transaction: the tag CAS proper. */
+static enum scone_err swap_tag(struct sq_store *s, const char *session, const char *volume, const char *expected,
+			       const char *tag)
+{
+	char cur[SCONE_STORE_TAG_HEX + 1];
+
+	SCONE_TRY(check_current(s, session, NULL, NULL));
+	SCONE_TRY(read_tag(s, session, volume, cur));
+	if (strcmp(cur, expected) != 0)
+		return scone_err_set(SCONE_ERR_CONFLICT, "store: volume tag of %s/%s is not the expected one (%s)",
+				     session, volume, cur[0] ? "it changed" : "it is not initialised yet");
+	return write_tag(s, session, volume, tag);
+}
+
+static enum scone_err sq_put_volume_tag(struct scone_store *st, const char *session, const char *volume,
+					const char *expected_hex, const char *tag_hex)
+{
+	struct sq_store *s = sq(st);
+	char expected[SCONE_STORE_TAG_HEX + 1], tag[SCONE_STORE_TAG_HEX + 1];
+	enum scone_err err;
+
+	SCONE_TRY(check_tag_args(session, volume));
+	SCONE_TRY(scone_store_norm_tag("expected volume tag", expected_hex, true, expected));
+	SCONE_TRY(scone_store_norm_tag("volume tag", tag_hex, false, tag));
+	err = txn_begin(s, "begin setting volume tag of session", session);
+	if (err == SCONE_ERR_OK)
+		err = swap_tag(s, session, volume, expected, tag);
+	if (err == SCONE_ERR_OK)
+		err = txn_commit(s, "commit volume tag of session", session);
+	if (err != SCONE_ERR_OK)
+		txn_abort(s);
+	return err;
+}
+
+/* ---------------- open / close ---------------- */
+
+static void sq_destroy(struct sq_store *s)
+{
+	for (int i = 0; i < S_COUNT_; i++)
+		sqlite3_finalize(s->stmt[i]);
+	if (s->db)
+		sqlite3_close(s->db);
+	scone_store_sealer_free(s->sealer);
+	free(s->path);
+	free(s);
+}
+
+static void sq_close(struct scone_store *st)
+{
+	if (st)
+		sq_destroy(sq(st));
+}
+
+static const struct scone_store_ops sq_ops = {
+    .get = sq_get,
+    .create = sq_create,
+    .update = sq_update,
+    .remove = sq_remove,
+    .list = sq_list,
+    .get_volume_tag = sq_get_volume_tag,
+    .put_volume_tag = sq_put_volume_tag,
+    .count = sq_count,
+    .close = sq_close,
+};
+
+/* Run one statement of SQL text and hand back its first row's first column as int64. */
+static enum scone_err query_int(struct sq_store *s, const char *sql, const char *what, int64_t *out)
+{
+	sqlite3_stmt *q = NULL;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(q, 0);
+	else
+		err = db_err(s, rc, "%s", what);
+	sqlite3_finalize(q);
+	return err;
+}
+
+static enum scone_err exec(struct sq_store *s, const char *sql, const char *what)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_err(s, rc, "%s", what);
+	return SCONE_ERR_OK;
+}
+
+/* Create the file 0600 first: sqlite gives -wal and -shm the same mode. */
+static enum scone_err precreate(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd >= 0) {
+		close(fd);
+		return SCONE_ERR_OK;
+	}
+	if (errno == EEXIST)
+		return SCONE_ERR_OK;
+	return scone_err_set(scone_err_from_errno(errno), "store %s: cannot create: %s", path, strerror(errno));
+}
+
+static enum scone_err db_open(struct sq_store *s)
+{
+	int rc;
+
+	SCONE_TRY(precreate(s->path));
+	rc = sqlite3_open_v2(s->path, &s->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+			     NULL);
+	if (rc != SQLITE_OK)
+		return db_err(s, rc, "open");
+	/* Until the checks pass, closing must not checkpoint into the file. */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	return exec(s,
+		    "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -" "16384" ";",
+		    "configure the connection");
+}
+
+static enum scone_err set_wal(struct sq_store *s)
+{
+	sqlite3_stmt *q = NULL;
+	enum scone_err err = SCONE_ERR_OK;
+	int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &q, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(q);
+	if (rc != SQLITE_ROW)
+		err = db_err(s, rc, "switch to WAL mode");
+	else if (strcmp((const char *)sqlite3_column_text(q, 0), "wal") != 0)
+		err = scone_err_set(SCONE_ERR_IO, "store %s: the file system does not support WAL mode (got %s)",
+				    s->path, (const char *)sqlite3_column_text(q, 0));
+	sqlite3_finalize(q);
+	return err;
+}
+
+static enum scone_err seal_canary(struct sq_store *s, uint8_t **blob, size_t *size)
+{
+	const struct scone_store_place pl = {.column = "meta.canary"};
+
+	return scone_store_seal(s->sealer, &pl, CANARY, sizeof(CANARY) - 1, blob, size);
+}
+
+static enum scone_err write_meta(struct sq_store *s)
+{
+	sqlite3_stmt *q = NULL;
+	uint8_t *blob = NULL;
+	size_t size = 0;
+	enum scone_err err;
+	int rc;
+
+	SCONE_TRY(seal_canary(s, &blob, &size));
+	rc = sqlite3_prepare_v2(s->db, "INSERT INTO meta(key, value) VALUES('schema', ?1), ('canary', ?2)", -1, &q,
+				NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int(q, 1, SCHEMA_VERSION);
+		sqlite3_bind_blob64(q, 2, blob, size, SQLITE_STATIC);
+		rc = sqlite3_step(q);
+	}
+	err = rc == SQLITE_DONE ? SCONE_ERR_OK : db_err(s, rc, "write the store's meta data");
+	sqlite3_finalize(q);
+	free(blob);
+	return err;
+}
+
+/* A new database: WAL mode, then the schema, unless another handle just made it. */
+static enum scone_err schema_create(struct sq_store *s)
+{
+	int64_t n = 0;
+	enum scone_err err;
+
+	SCONE_TRY(set_wal(s));
+	SCONE_TRY(exec(s, "BEGIN IMMEDIATE", "begin creating the schema"));
+	err = query_int(s, "SELECT count(*) FROM sqlite_master", "read the schema", &n);
+	if (err == SCONE_ERR_OK && n == 0) {
+		err = exec(s, schema_sql, "create the schema");
+		if (err == SCONE_ERR_OK)
+			err = write_meta(s);
+	}
+	if (err == SCONE_ERR_OK)
+		err = exec(s, "COMMIT", "commit the schema");
+	if (err != SCONE_ERR_OK && !sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return err;
+}
+
+static enum scone_err schema_check(struct sq_store *s)
+{
+	int64_t v = 0;
+	enum scone_err err = query_int(s, "SELECT value FROM meta WHERE key = 'schema'", "read the schema version", &v);
+
+	if (err == SCONE_ERR_IO)
+		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: not a scone CAS store (%s)", s->path,
+				     sqlite3_errmsg(s->db));
+	if (err != SCONE_ERR_OK)
+		return err;
+	if (v > SCHEMA_VERSION)
+		return scone_err_set(SCONE_ERR_UNSUPPORTED,
+				     "store %s: schema version %lld is newer than this scone supports (%d)", s->path,
+				     (long long)v, SCHEMA_VERSION);
+	if (v != SCHEMA_VERSION)
+		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: unknown schema version %lld", s->path,
+				     (long long)v);
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err quick_check(struct sq_store *s)
+{
+	sqlite3_stmt *q = NULL;
+	enum scone_err err = SCONE_ERR_OK;
+	int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(3)", -1, &q, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(q);
+	if (rc != SQLITE_ROW) {
+		err = db_err(s, rc, "integrity check");
+		if (err == SCONE_ERR_IO)
+			err = SCONE_ERR_CORRUPT; /* detail set above; an unreadable store is not usable */
+	} else {
+		const char *msg = (const char *)sqlite3_column_text(q, 0);
+		if (!msg || strcmp(msg, "ok") != 0)
+			err = scone_err_set(SCONE_ERR_CORRUPT, "store %s: integrity check failed: %s", s->path,
+					    msg ? msg : "(no result)");
+	}
+	sqlite3_finalize(q);
+	return err;
+}
+
+static enum scone_err canary_check(struct sq_store *s)
+{
+	const struct scone_store_place pl = {.column = "meta.canary"};
+	sqlite3_stmt *q = NULL;
+	uint8_t *plain = NULL;
+	size_t size = 0;
+	enum scone_err err;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'canary'", -1, &q, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE)
+		err = scone_err_set(SCONE_ERR_CORRUPT, "store %s: the key canary is missing", s->path);
+	else if (rc != SQLITE_ROW)
+		err = db_err(s, rc, "read the key canary");
+	else
+		err = scone_store_unseal(s->sealer, &pl, sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0),
+					 &plain, &size);
+	if (err == SCONE_ERR_AUTH)
+		err = scone_err_set(SCONE_ERR_AUTH, "store %s: master key does not match this store", s->path);
+	else if (err == SCONE_ERR_OK && (size != sizeof(CANARY) - 1 || memcmp(plain, CANARY, size) != 0))
+		err = scone_err_set(SCONE_ERR_CORRUPT, "store %s: the key canary holds the wrong text", s->path);
+	free(plain);
+	sqlite3_finalize(q);
+	return err;
+}
+
+static enum scone_err prepare_all(struct sq_store *s)
+{
+	for (int i = 0; i < S_COUNT_; i++) {
+		int rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i], NULL);
+		if (rc == SQLITE_ERROR)
+			return scone_err_set(SCONE_ERR_CORRUPT, "store %s: tables do not match the schema: %s",
+					     s->path, sqlite3_errmsg(s->db));
+		if (rc != SQLITE_OK)
+			return db_err(s, rc, "prepare statements");
+	}
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err open_checked(struct sq_store *s)
+{
+	int64_t tables = 0;
+
+	SCONE_TRY(db_open(s));
+	/* The first read: a destroyed header fails here (NOTADB -> CORRUPT). */
+	SCONE_TRY(query_int(s, "SELECT count(*) FROM sqlite_master", "read the schema", &tables));
+	if (tables == 0)
+		SCONE_TRY(schema_create(s));
+	SCONE_TRY(schema_check(s));
+	SCONE_TRY(quick_check(s));
+	SCONE_TRY(canary_check(s));
+	SCONE_TRY(prepare_all(s));
+	SCONE_TRY(set_wal(s)); /* a no-op unless someone switched the file out of WAL mode */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_store_open_sqlite(const char *path, const uint8_t master_key[32], struct scone_store **out)
+{
+	struct sq_store *s;
+	enum scone_err err;
+
+	if (!path || !*path || !master_key || !out)
+		return scone_err_set(SCONE_ERR_INVALID, "store: open needs a path, a master key and an out pointer");
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory for a handle");
+	s->base.ops = &sq_ops;
+	s->path = strdup(path);
+	err = s->path ? scone_store_sealer_new(master_key, &s->sealer) : SCONE_ERR_NOMEM;
+	if (err == SCONE_ERR_OK)
+		err = open_checked(s);
+	if (err != SCONE_ERR_OK) {
+		sq_destroy(s);
+		return err;
+	}
+	*out = &s->base;
+	return SCONE_ERR_OK;
+}

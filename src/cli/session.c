@@ -1,0 +1,337 @@
+/*
+ * session.c - `scone session create|update|read|delete|list|check|hash`:
+ * owners manage their sessions on a CAS; check and hash work offline.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "lib/buf.h"
+#include "policy/policy.h"
+
+/* Read a session file (or "-" for stdin), at most SCONE_SESSION_MAX_BYTES. */
+static enum scone_err read_doc(const char *path, struct scone_wbuf *out)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
+	uint8_t buf[8192];
+	size_t n;
+	enum scone_err err = SCONE_ERR_OK;
+
+	scone_wbuf_init(out, SCONE_SESSION_MAX_BYTES, 1);
+	if (!f)
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s: cannot open", path);
+	while (!err && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+		err = scone_wbuf_put(out, buf, n);
+	if (!err && ferror(f))
+		err = scone_err_set(SCONE_ERR_IO, "%s: read error", path);
+	if (err == SCONE_ERR_TOO_LARGE)
+		scone_err_set(err, "%s: larger than %d bytes", path, SCONE_SESSION_MAX_BYTES);
+	if (f != stdin)
+		fclose(f);
+	if (!err)
+		err = scone_wbuf_u8(out, 0); /* NUL for printing, not counted below */
+	if (!err)
+		out->size--;
+	return err;
+}
+
+/* Parse and print every error as FILE:LINE:COL: PATH: MESSAGE; returns the session or NULL. */
+static struct scone_session *parse_doc(const char *path, const struct scone_wbuf *doc)
+{
+	struct scone_policy_diag diag = { 0 };
+	struct scone_session *s = NULL;
+	enum scone_err err = scone_session_parse((const char *)doc->data, doc->size, &s, &diag);
+
+	if (err) {
+		for (size_t i = 0; i < diag.count; i++) {
+			char line[512];
+			scone_policy_error_format(&diag.errors[i], line, sizeof(line));
+			fprintf(stderr, "%s:%s\n", path, line);
+		}
+		if (diag.dropped)
+			fprintf(stderr, "%s: ... and %zu more errors\n", path, diag.dropped);
+		if (err != SCONE_ERR_POLICY || diag.count == 0)
+			cli_fail(err, path);
+		s = NULL;
+	}
+	scone_policy_diag_free(&diag);
+	return s;
+}
+
+struct sess_args {
+	const char *cas;
+	bool json;
+};
+
+static int parse_args(int argc, char **argv, const char *usage, const char *help, struct sess_args *a)
+{
+	static const struct option opts[] = { { "cas", required_argument, NULL, 'c' },
+					      { "json", no_argument, NULL, 'j' },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
+		if (c == 'c') {
+			a->cas = optarg;
+		} else if (c == 'j') {
+			a->json = true;
+		} else if (c == 'h') {
+			printf("%s\n\n%s", usage, help);
+			return 0;
+		} else {
+			return cli_usage(usage, "unknown option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage(usage, "expected one argument");
+	return -1;
+}
+
+#define CAS_HELP                                                                                                     \
+	"--cas ADDR picks the CAS (default $SCONE_CAS_ADDR, else the first one trusted with\n"                      \
+	"`scone cas trust`); it must present its pinned certificate. The owner identity comes\n"                    \
+	"from `scone cas keygen`.\n"
+
+/* Print the "hash" field of a JSON response. */
+static int print_hash(const struct scone_https_response *resp)
+{
+	json_t *j = json_loadb(resp->body, resp->len, 0, NULL);
+	const char *h = json_string_value(json_object_get(j, "hash"));
+
+	if (h)
+		printf("%s\n", h);
+	json_decref(j);
+	return h ? 0 : cli_http_fail(resp, "unexpected response");
+}
+
+static int upload(int argc, char **argv, bool update)
+{
+	const char *usage = update ? "scone session update FILE [--cas ADDR]" : "scone session create FILE [--cas ADDR]";
+	const char *help = update ? "Replace a session on CAS. The file's predecessor must be the current hash;\n"
+				    "access_policy.update of the current session must admit you. Prints the new hash.\n" CAS_HELP
+				  : "Validate FILE and upload it as a new session. Prints its hash.\n" CAS_HELP;
+	struct sess_args a;
+	struct scone_https_response resp;
+	struct scone_session *s;
+	struct scone_wbuf doc;
+	struct cli_cas cas;
+	char path[300];
+	enum scone_err err;
+	int rc = parse_args(argc, argv, usage, help, &a);
+
+	if (rc >= 0)
+		return rc;
+	if ((err = read_doc(argv[optind], &doc))) {
+		scone_wbuf_free(&doc);
+		return cli_fail(err, argv[optind]);
+	}
+	s = parse_doc(argv[optind], &doc);
+	if (!s) {
+		scone_wbuf_free(&doc);
+		return 1;
+	}
+	snprintf(path, sizeof(path), update ? "/v1/sessions/%s" : "/v1/sessions", s->name);
+	scone_session_free(s);
+	if ((err = cli_cas_open(a.cas, true, &cas))) {
+		scone_wbuf_free(&doc);
+		return cli_fail(err, "CAS");
+	}
+	err = cli_cas_request(&cas, update ? "PUT" : "POST", path, "application/yaml", doc.data, doc.size, &resp);
+	scone_wbuf_free(&doc);
+	cli_cas_close(&cas);
+	if (err)
+		return cli_fail(err, cas.addr);
+	rc = resp.status / 100 == 2 ? print_hash(&resp) : cli_http_fail(&resp, update ? "update" : "create");
+	scone_https_response_free(&resp);
+	return rc;
+}
+
+static int session_create(int argc, char **argv)
+{
+	return upload(argc, argv, false);
+}
+
+static int session_update(int argc, char **argv)
+{
+	return upload(argc, argv, true);
+}
+
+/* GET or DELETE of one session by name. */
+static int by_name(int argc, char **argv, bool del)
+{
+	const char *usage = del ? "scone session delete NAME [--cas ADDR]" : "scone session read NAME [--cas ADDR] [--json]";
+	const char *help = del ? "Remove a session (access_policy.update must admit you). Prints its last hash.\n" CAS_HELP
+			       : "Print a session as stored (access_policy.read must admit you). With --json, the\n"
+				 "whole answer: hash, creator, and each secret's kind and public part (certificates,\n"
+				 "public keys); values CAS generated are never returned.\n" CAS_HELP;
+	struct sess_args a;
+	struct scone_https_response resp;
+	struct cli_cas cas;
+	char path[300];
+	enum scone_err err;
+	int rc = parse_args(argc, argv, usage, help, &a);
+
+	if (rc >= 0)
+		return rc;
+	if (!scone_session_name_valid(argv[optind]))
+		return cli_usage(usage, "%s is not a valid session name", argv[optind]);
+	snprintf(path, sizeof(path), "/v1/sessions/%s", argv[optind]);
+	if ((err = cli_cas_open(a.cas, false, &cas)))
+		return cli_fail(err, "CAS");
+	err = cli_cas_request(&cas, del ? "DELETE" : "GET", path, NULL, NULL, 0, &resp);
+	cli_cas_close(&cas);
+	if (err)
+		return cli_fail(err, cas.addr);
+	if (resp.status != 200) {
+		rc = cli_http_fail(&resp, del ? "delete" : "read");
+	} else if (del) {
+		rc = print_hash(&resp);
+	} else if (a.json) {
+		fwrite(resp.body, 1, resp.len, stdout);
+	} else {
+		json_t *j = json_loadb(resp.body, resp.len, 0, NULL);
+		json_t *body = json_object_get(j, "session");
+		if (json_is_string(body))
+			fwrite(json_string_value(body), 1, json_string_length(body), stdout);
+		else
+			rc = cli_http_fail(&resp, "read");
+		json_decref(j);
+	}
+	scone_https_response_free(&resp);
+	return rc;
+}
+
+static int session_read(int argc, char **argv)
+{
+	return by_name(argc, argv, false);
+}
+
+static int session_delete(int argc, char **argv)
+{
+	return by_name(argc, argv, true);
+}
+
+static int session_list(int argc, char **argv)
+{
+	const char *usage = "scone session list [--cas ADDR]";
+	struct scone_https_response resp;
+	struct cli_cas cas;
+	enum scone_err err;
+	const char *cas_opt = NULL;
+	int rc = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			printf("%s\n\nList the sessions you created: NAME HASH per line.\n" CAS_HELP, usage);
+			return 0;
+		} else if (strcmp(argv[i], "--cas") == 0 && i + 1 < argc) {
+			cas_opt = argv[++i];
+		} else {
+			return cli_usage(usage, "unexpected argument %s", argv[i]);
+		}
+	}
+	if ((err = cli_cas_open(cas_opt, true, &cas)))
+		return cli_fail(err, "CAS");
+	err = cli_cas_request(&cas, "GET", "/v1/sessions", NULL, NULL, 0, &resp);
+	cli_cas_close(&cas);
+	if (err)
+		return cli_fail(err, cas.addr);
+	if (resp.status != 200) {
+		rc = cli_http_fail(&resp, "list");
+	} else {
+		json_t *j = json_loadb(resp.body, resp.len, 0, NULL), *e;
+		size_t i;
+		json_array_foreach(json_object_get(j, "sessions"), i, e)
+			printf("%s %s\n", json_string_value(json_object_get(e, "name")),
+			       json_string_value(json_object_get(e, "hash")));
+		json_decref(j);
+	}
+	scone_https_response_free(&resp);
+	return rc;
+}
+
+static int session_check(int argc, char **argv)
+{
+	const char *usage = "scone session check FILE...";
+	int rc = 0;
+
+	if (argc < 2)
+		return cli_usage(usage, "expected FILE");
+	if (cli_is_help(argv[1])) {
+		printf("%s\n\nValidate sessions offline: every error is printed as FILE:LINE:COLUMN: KEY PATH:\n"
+		       "MESSAGE. Exit status 1 if any file is invalid.\n",
+		       usage);
+		return 0;
+	}
+	for (int i = 1; i < argc; i++) {
+		struct scone_wbuf doc;
+		struct scone_session *s;
+		enum scone_err err = read_doc(argv[i], &doc);
+
+		if (err) {
+			rc = cli_fail(err, argv[i]);
+		} else if ((s = parse_doc(argv[i], &doc)) != NULL) {
+			char h[65];
+			scone_session_hash_hex(s->hash, h);
+			printf("%s: ok (session %s, hash %s)\n", argv[i], s->name, h);
+			scone_session_free(s);
+		} else {
+			rc = 1;
+		}
+		scone_wbuf_free(&doc);
+	}
+	return rc;
+}
+
+static int session_hash(int argc, char **argv)
+{
+	const char *usage = "scone session hash FILE";
+	struct scone_wbuf doc;
+	struct scone_session *s;
+	enum scone_err err;
+	char h[65];
+
+	if (argc == 2 && cli_is_help(argv[1])) {
+		printf("%s\n\nPrint the session's hash (docs/sessions.md says how it is computed): the value an\n"
+		       "update names as its predecessor.\n",
+		       usage);
+		return 0;
+	}
+	if (argc != 2)
+		return cli_usage(usage, "expected FILE");
+	if ((err = read_doc(argv[1], &doc))) {
+		scone_wbuf_free(&doc);
+		return cli_fail(err, argv[1]);
+	}
+	s = parse_doc(argv[1], &doc);
+	scone_wbuf_free(&doc);
+	if (!s)
+		return 1;
+	scone_session_hash_hex(s->hash, h);
+	printf("%s\n", h);
+	scone_session_free(s);
+	return 0;
+}
+
+static const struct cli_cmd session_cmds[] = {
+	{ "create", session_create, "upload a new session (prints its hash)" },
+	{ "update", session_update, "replace a session (predecessor = current hash)" },
+	{ "read", session_read, "print a session" },
+	{ "delete", session_delete, "remove a session" },
+	{ "list", session_list, "list your sessions" },
+	{ "check", session_check, "validate session files offline" },
+	{ "hash", session_hash, "print a session file's hash" },
+	{ NULL, NULL, NULL },
+};
+
+int cmd_session(int argc, char **argv)
+{
+	return cli_dispatch("scone session", session_cmds, argc, argv);
+}

@@ -1,0 +1,621 @@
+/*
+ * tls.c - TLS identities, key and certificate hashes, and the blocking
+ * pinned HTTPS client used by the CLI (and later the runtime).
+ *
+ * The client trusts exactly one certificate, named by its SHA-256, so no CA
+ * store is consulted: a CAS is pinned the way SSH pins a host key. The pin
+ * is checked right after the handshake, before a byte of the request (which
+ * may carry a session with explicit secrets) is written.
+ */
+#include "tls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "buf.h"
+#include "crypto.h"
+#include "hex.h"
+
+static enum scone_err ssl_fail(const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[160] = "";
+
+	if (e)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	return scone_err_set(SCONE_ERR_CRYPTO, "%s failed%s%s", what, buf[0] ? ": " : "", buf);
+}
+
+static enum scone_err add_ext(X509 *cert, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+
+	X509V3_set_ctx_nodb(&ctx);
+	X509V3_set_ctx(&ctx, cert, cert, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+	if (!ext)
+		return ssl_fail("certificate extension");
+	if (!X509_add_ext(cert, ext, -1)) {
+		X509_EXTENSION_free(ext);
+		return ssl_fail("certificate extension");
+	}
+	X509_EXTENSION_free(ext);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_identity_new(const char *common_name, int days, struct scone_identity *out)
+{
+	uint8_t serial[16];
+	BIGNUM *bn = NULL;
+	X509_NAME *name;
+	enum scone_err err = SCONE_ERR_CRYPTO;
+
+	memset(out, 0, sizeof(*out));
+	out->key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	out->cert = X509_new();
+	if (!out->key || !out->cert) {
+		err = ssl_fail("key generation");
+		goto out;
+	}
+	SCONE_TRY(scone_random(serial, sizeof(serial)));
+	serial[0] &= 0x7f;
+	bn = BN_bin2bn(serial, sizeof(serial), NULL);
+	if (!bn || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(out->cert)) ||
+	    !X509_set_version(out->cert, 2) || !X509_gmtime_adj(X509_getm_notBefore(out->cert), -3600) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(out->cert), (long)days * 86400) ||
+	    !X509_set_pubkey(out->cert, out->key)) {
+		err = ssl_fail("certificate");
+		goto out;
+	}
+	name = X509_get_subject_name(out->cert);
+	if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)common_name, -1, -1,
+					0) ||
+	    !X509_set_issuer_name(out->cert, name)) {
+		err = ssl_fail("certificate name");
+		goto out;
+	}
+	if ((err = add_ext(out->cert, NID_basic_constraints, "critical,CA:FALSE")) ||
+	    (err = add_ext(out->cert, NID_key_usage, "critical,digitalSignature")) ||
+	    (err = add_ext(out->cert, NID_ext_key_usage, "serverAuth,clientAuth")) ||
+	    (err = add_ext(out->cert, NID_subject_key_identifier, "hash")))
+		goto out;
+	if (strchr(common_name, '.') || strcmp(common_name, "localhost") == 0) {
+		char san[300];
+		snprintf(san, sizeof(san), "DNS:%s", common_name);
+		if ((err = add_ext(out->cert, NID_subject_alt_name, san)))
+			goto out;
+	}
+	if (!X509_sign(out->cert, out->key, EVP_sha256())) {
+		err = ssl_fail("certificate signing");
+		goto out;
+	}
+	err = SCONE_ERR_OK;
+out:
+	BN_free(bn);
+	if (err)
+		scone_identity_free(out);
+	return err;
+}
+
+void scone_identity_free(struct scone_identity *id)
+{
+	EVP_PKEY_free(id->key);
+	X509_free(id->cert);
+	id->key = NULL;
+	id->cert = NULL;
+}
+
+/* Write via a temporary file and rename, so a crash leaves the old file or the new one. */
+static enum scone_err write_pem(const char *path, mode_t mode, const struct scone_identity *id, bool key)
+{
+	char tmp[4096];
+	FILE *f;
+	int fd, ok;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "%s: path too long", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return scone_err_set(scone_err_from_errno(errno), "%s: %s", tmp, strerror(errno));
+	(void)fchmod(fd, mode);
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		unlink(tmp);
+		return scone_err_set(SCONE_ERR_NOMEM, "fdopen");
+	}
+	ok = key ? PEM_write_PrivateKey(f, id->key, NULL, NULL, 0, NULL, NULL) : PEM_write_X509(f, id->cert);
+	ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+	if (fclose(f) != 0)
+		ok = 0;
+	if (!ok || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return scone_err_set(SCONE_ERR_IO, "%s: cannot write", path);
+	}
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_identity_save(const struct scone_identity *id, const char *key_path, const char *cert_path)
+{
+	SCONE_TRY(write_pem(key_path, 0600, id, true));
+	return write_pem(cert_path, 0644, id, false);
+}
+
+enum scone_err scone_identity_load(const char *key_path, const char *cert_path, struct scone_identity *out)
+{
+	FILE *f;
+
+	memset(out, 0, sizeof(*out));
+	f = fopen(key_path, "re");
+	if (!f)
+		return scone_err_set(scone_err_from_errno(errno), "%s: %s", key_path, strerror(errno));
+	out->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!out->key) {
+		ERR_clear_error();
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: not a PEM private key", key_path);
+	}
+	f = fopen(cert_path, "re");
+	if (!f) {
+		int e = errno;
+		scone_identity_free(out);
+		return scone_err_set(scone_err_from_errno(e), "%s: %s", cert_path, strerror(e));
+	}
+	out->cert = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!out->cert) {
+		ERR_clear_error();
+		scone_identity_free(out);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: not a PEM certificate", cert_path);
+	}
+	if (X509_check_private_key(out->cert, out->key) != 1) {
+		ERR_clear_error();
+		scone_identity_free(out);
+		return scone_err_set(SCONE_ERR_INVALID, "%s does not belong to the key %s", cert_path, key_path);
+	}
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_spki_sha256(const X509 *cert, uint8_t out[32])
+{
+	unsigned char *der = NULL;
+	int n = i2d_PUBKEY(X509_get0_pubkey(cert), &der);
+
+	if (n <= 0)
+		return ssl_fail("public key encoding");
+	scone_sha256(der, (size_t)n, out);
+	OPENSSL_free(der);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_cert_sha256(const X509 *cert, uint8_t out[32])
+{
+	unsigned char *der = NULL;
+	int n = i2d_X509(cert, &der);
+
+	if (n <= 0)
+		return ssl_fail("certificate encoding");
+	scone_sha256(der, (size_t)n, out);
+	OPENSSL_free(der);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_fingerprint_parse(const char *text, uint8_t out[32])
+{
+	char clean[65];
+	size_t n = 0;
+
+	if (strncasecmp(text, "sha256:", 7) == 0)
+		text += 7;
+	for (; *text; text++) {
+		if (*text == ':')
+			continue;
+		if (n == 64)
+			return scone_err_set(SCONE_ERR_INVALID, "fingerprint: more than 64 hex digits");
+		clean[n++] = *text;
+	}
+	clean[n] = '\0';
+	if (n != 64 || scone_hex_decode(out, 32, clean, "fingerprint") != SCONE_ERR_OK)
+		return scone_err_set(SCONE_ERR_INVALID, "fingerprint: expected 64 hex digits (SHA-256)");
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_hostport_parse(const char *addr, uint16_t default_port, char *host, size_t host_size,
+				    uint16_t *port)
+{
+	const char *colon, *h = addr;
+	size_t hlen;
+	char *end;
+	long p;
+
+	if (strncmp(addr, "https://", 8) == 0)
+		h = addr + 8;
+	if (*h == '[') {
+		const char *close = strchr(h, ']');
+		if (!close)
+			return scone_err_set(SCONE_ERR_INVALID, "%s: missing ']'", addr);
+		hlen = (size_t)(close - h - 1);
+		h++;
+		colon = close[1] == ':' ? close + 1 : NULL;
+		if (close[1] && !colon)
+			return scone_err_set(SCONE_ERR_INVALID, "%s: expected ':' after ']'", addr);
+	} else {
+		colon = strrchr(h, ':');
+		hlen = colon ? (size_t)(colon - h) : strlen(h);
+	}
+	if (hlen == 0 || hlen >= host_size)
+		return scone_err_set(SCONE_ERR_INVALID, "%s: bad host", addr);
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	*port = default_port;
+	if (colon) {
+		errno = 0;
+		p = strtol(colon + 1, &end, 10);
+		if (errno || end == colon + 1 || (*end && strcmp(end, "/") != 0) || p < 1 || p > 65535)
+			return scone_err_set(SCONE_ERR_INVALID, "%s: bad port", addr);
+		*port = (uint16_t)p;
+	}
+	return SCONE_ERR_OK;
+}
+
+/* ---- client ---- */
+
+static long ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+static enum scone_err tcp_connect(const char *host, uint16_t port, const struct timespec *deadline, int *out)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
+	char service[8];
+	int rc, fd = -1, last = 0;
+
+	snprintf(service, sizeof(service), "%u", port);
+	rc = getaddrinfo(host, service, &hints, &res);
+	if (rc)
+		return scone_err_set(SCONE_ERR_NETWORK, "%s: %s", host, gai_strerror(rc));
+	for (ai = res; ai; ai = ai->ai_next) {
+		struct pollfd pfd;
+		int soerr = 0;
+		socklen_t sl = sizeof(soerr);
+
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+			last = errno;
+			close(fd);
+			fd = -1;
+			continue;
+		}
+		pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
+		rc = poll(&pfd, 1, (int)(ms_left(deadline) > 0 ? ms_left(deadline) : 0));
+		if (rc == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0)
+			break;
+		last = rc == 0 ? ETIMEDOUT : soerr ? soerr : errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return scone_err_set(SCONE_ERR_NETWORK, "cannot connect to %s:%u: %s", host, port, strerror(last));
+	*out = fd;
+	return SCONE_ERR_OK;
+}
+
+/* Wait until the socket is ready for what SSL asked for, or the deadline passes. */
+static enum scone_err ssl_wait(SSL *ssl, int rc, const struct timespec *deadline, const char *what)
+{
+	int e = SSL_get_error(ssl, rc);
+	struct pollfd pfd = { .fd = SSL_get_fd(ssl) };
+	long left;
+
+	if (e == SSL_ERROR_WANT_READ)
+		pfd.events = POLLIN;
+	else if (e == SSL_ERROR_WANT_WRITE)
+		pfd.events = POLLOUT;
+	else {
+		unsigned long le = ERR_get_error();
+		char buf[160] = "connection closed";
+		if (le)
+			ERR_error_string_n(le, buf, sizeof(buf));
+		ERR_clear_error();
+		return scone_err_set(SCONE_ERR_NETWORK, "TLS %s failed: %s", what, buf);
+	}
+	left = ms_left(deadline);
+	if (left <= 0 || poll(&pfd, 1, (int)left) != 1)
+		return scone_err_set(SCONE_ERR_NETWORK, "TLS %s: timed out", what);
+	return SCONE_ERR_OK;
+}
+
+struct conn {
+	SSL_CTX *ctx;
+	SSL *ssl;
+	int fd;
+	struct timespec deadline;
+};
+
+static void conn_close(struct conn *c)
+{
+	if (c->ssl) {
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	SSL_CTX_free(c->ctx);
+	c->ssl = NULL;
+	c->ctx = NULL;
+	c->fd = -1;
+}
+
+static enum scone_err conn_open(struct conn *c, const char *host, uint16_t port, const struct scone_identity *client,
+				int timeout_ms, uint8_t cert_sha256[32])
+{
+	X509 *peer;
+	int rc;
+
+	c->fd = -1;
+	c->ssl = NULL;
+	clock_gettime(CLOCK_MONOTONIC, &c->deadline);
+	c->deadline.tv_sec += (timeout_ms ? timeout_ms : 15000) / 1000;
+	c->deadline.tv_nsec += (long)((timeout_ms ? timeout_ms : 15000) % 1000) * 1000000;
+	if (c->deadline.tv_nsec >= 1000000000) {
+		c->deadline.tv_sec++;
+		c->deadline.tv_nsec -= 1000000000;
+	}
+	c->ctx = SSL_CTX_new(TLS_client_method());
+	if (!c->ctx)
+		return ssl_fail("TLS context");
+	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+	/* Trust is the pin checked below, not a CA store. */
+	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
+	if (client && (SSL_CTX_use_certificate(c->ctx, client->cert) != 1 ||
+		       SSL_CTX_use_PrivateKey(c->ctx, client->key) != 1)) {
+		conn_close(c);
+		return ssl_fail("client certificate");
+	}
+	SCONE_TRY(tcp_connect(host, port, &c->deadline, &c->fd));
+	c->ssl = SSL_new(c->ctx);
+	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+		conn_close(c);
+		return ssl_fail("TLS session");
+	}
+	SSL_set_tlsext_host_name(c->ssl, host);
+	while ((rc = SSL_connect(c->ssl)) != 1) {
+		enum scone_err err = ssl_wait(c->ssl, rc, &c->deadline, "handshake");
+		if (err) {
+			conn_close(c);
+			return err;
+		}
+	}
+	peer = SSL_get1_peer_certificate(c->ssl);
+	if (!peer) {
+		conn_close(c);
+		return scone_err_set(SCONE_ERR_NETWORK, "server presented no certificate");
+	}
+	rc = scone_cert_sha256(peer, cert_sha256);
+	X509_free(peer);
+	if (rc) {
+		conn_close(c);
+		return (enum scone_err)rc;
+	}
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err conn_write(struct conn *c, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	while (len) {
+		size_t done = 0;
+		int rc = SSL_write_ex(c->ssl, p, len, &done);
+		if (rc == 1) {
+			p += done;
+			len -= done;
+			continue;
+		}
+		SCONE_TRY(ssl_wait(c->ssl, rc, &c->deadline, "write"));
+	}
+	return SCONE_ERR_OK;
+}
+
+/* Read until the server closes; the body is bounded by SCONE_HTTPS_MAX_RESPONSE. */
+static enum scone_err conn_read_all(struct conn *c, struct scone_wbuf *out)
+{
+	uint8_t buf[16384];
+
+	for (;;) {
+		size_t got = 0;
+		int rc = SSL_read_ex(c->ssl, buf, sizeof(buf), &got);
+		if (rc == 1) {
+			enum scone_err err = scone_wbuf_put(out, buf, got);
+			scone_wipe(buf, got);
+			if (err)
+				return scone_err_set(err, "response larger than %u bytes", SCONE_HTTPS_MAX_RESPONSE);
+			continue;
+		}
+		int e = SSL_get_error(c->ssl, rc);
+		if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+			ERR_clear_error();
+			return SCONE_ERR_OK;
+		}
+		if (e == SSL_ERROR_SSL) {
+			/* OpenSSL 3 reports a close without close_notify as an SSL error. */
+			unsigned long le = ERR_peek_error();
+			if (ERR_GET_REASON(le) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+				ERR_clear_error();
+				return SCONE_ERR_OK;
+			}
+		}
+		SCONE_TRY(ssl_wait(c->ssl, rc, &c->deadline, "read"));
+	}
+}
+
+enum scone_err scone_https_probe(const char *host, uint16_t port, int timeout_ms, uint8_t cert_sha256[32])
+{
+	struct conn c;
+
+	SCONE_TRY(conn_open(&c, host, port, NULL, timeout_ms, cert_sha256));
+	conn_close(&c);
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err send_request(struct conn *c, const struct scone_https_opts *o, const char *method,
+				   const char *path, const char *content_type, const void *body, size_t body_len)
+{
+	char head[2048];
+	int n;
+
+	n = snprintf(head, sizeof(head),
+		     "%s %s HTTP/1.1\r\nHost: %s:%u\r\nUser-Agent: scone\r\nAccept: application/json\r\n"
+		     "Connection: close\r\nContent-Length: %zu\r\n%s%s%s\r\n",
+		     method, path, o->host, o->port, body_len, content_type ? "Content-Type: " : "",
+		     content_type ? content_type : "", content_type ? "\r\n" : "");
+	if (n < 0 || n >= (int)sizeof(head))
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "request path too long");
+	SCONE_TRY(conn_write(c, head, (size_t)n));
+	if (body_len)
+		SCONE_TRY(conn_write(c, body, body_len));
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_https_request(const struct scone_https_opts *o, const char *method, const char *path,
+				   const char *content_type, const void *body, size_t body_len,
+				   struct scone_https_response *resp)
+{
+	struct scone_wbuf raw;
+	struct conn c;
+	size_t off = 0, len = 0;
+	enum scone_err err;
+
+	memset(resp, 0, sizeof(*resp));
+	if (!o->pin_sha256)
+		return scone_err_set(SCONE_ERR_INVALID, "no pinned CAS fingerprint (run `scone cas trust`)");
+	SCONE_TRY(conn_open(&c, o->host, o->port, o->client, o->timeout_ms, resp->server_cert_sha256));
+	if (!scone_ct_equal(resp->server_cert_sha256, o->pin_sha256, 32)) {
+		char got[65];
+		conn_close(&c);
+		scone_hex_encode(got, sizeof(got), resp->server_cert_sha256, 32);
+		return scone_err_set(SCONE_ERR_UNTRUSTED,
+				     "%s:%u presented certificate %s, which is not the pinned one; refusing to talk to it",
+				     o->host, o->port, got);
+	}
+	scone_wbuf_init(&raw, SCONE_HTTPS_MAX_RESPONSE + 65536, 1);
+	err = send_request(&c, o, method, path, content_type, body, body_len);
+	if (!err)
+		err = conn_read_all(&c, &raw);
+	conn_close(&c);
+	if (!err)
+		err = scone_http_parse_response((const char *)raw.data, raw.size, &resp->status, &off, &len);
+	if (!err) {
+		resp->body = malloc(len + 1);
+		if (!resp->body)
+			err = scone_err_set(SCONE_ERR_NOMEM, "response body");
+	}
+	if (!err) {
+		memcpy(resp->body, raw.data + off, len);
+		resp->body[len] = '\0';
+		resp->len = len;
+	}
+	scone_wbuf_free(&raw);
+	return err;
+}
+
+void scone_https_response_free(struct scone_https_response *resp)
+{
+	if (resp->body) {
+		scone_wipe(resp->body, resp->len);
+		free(resp->body);
+	}
+	resp->body = NULL;
+	resp->len = 0;
+}
+
+/* Value of header name in the head [p, end), or NULL. */
+static const char *find_header(const char *p, const char *end, const char *name, size_t *vlen)
+{
+	size_t nlen = strlen(name);
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *line_end = eol ? eol : end;
+		if ((size_t)(line_end - p) > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
+			const char *v = p + nlen + 1;
+			while (v < line_end && (*v == ' ' || *v == '\t'))
+				v++;
+			const char *ve = line_end;
+			while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			*vlen = (size_t)(ve - v);
+			return v;
+		}
+		p = eol ? eol + 1 : end;
+	}
+	return NULL;
+}
+
+enum scone_err scone_http_parse_response(const char *data, size_t len, int *status, size_t *body_off,
+					 size_t *body_len)
+{
+	const char *head_end = NULL, *v;
+	size_t vlen, i, hlen;
+	unsigned long long cl = 0;
+
+	for (i = 0; i + 3 < len; i++) {
+		if (data[i] == '\r' && data[i + 1] == '\n' && data[i + 2] == '\r' && data[i + 3] == '\n') {
+			head_end = data + i + 2;
+			*body_off = i + 4;
+			break;
+		}
+	}
+	if (!head_end)
+		return scone_err_set(SCONE_ERR_MALFORMED, "HTTP response: no end of headers in %zu bytes", len);
+	hlen = (size_t)(head_end - data);
+	if (hlen < 12 || memcmp(data, "HTTP/1.", 7) != 0 || (data[7] != '0' && data[7] != '1') || data[8] != ' ')
+		return scone_err_set(SCONE_ERR_MALFORMED, "HTTP response: bad status line");
+	if (data[9] < '1' || data[9] > '5' || data[10] < '0' || data[10] > '9' || data[11] < '0' || data[11] > '9')
+		return scone_err_set(SCONE_ERR_MALFORMED, "HTTP response: bad status code");
+	*status = (data[9] - '0') * 100 + (data[10] - '0') * 10 + (data[11] - '0');
+	if (memchr(data, '\0', hlen))
+		return scone_err_set(SCONE_ERR_MALFORMED, "HTTP response: NUL in headers");
+	v = find_header(data, head_end, "Transfer-Encoding", &vlen);
+	if (v && !(vlen == 8 && strncasecmp(v, "identity", 8) == 0))
+		return scone_err_set(SCONE_ERR_MALFORMED, "HTTP response: transfer encoding not supported");
+	*body_len = len - *body_off;
+	v = find_header(data, head_end, "Content-Length", &vlen);
+	if (v) {
+		if (vlen == 0 || vlen > 15)
+			return scone_err_set(SCONE_ERR_MALFORMED, "HTTP response: bad Content-Length");
+		for (i = 0; i < vlen; i++) {
+			if (v[i] < '0' || v[i] > '9')
+				return scone_err_set(SCONE_ERR_MALFORMED, "HTTP response: bad Content-Length");
+			cl = cl * 10 + (unsigned)(v[i] - '0');
+		}
+		if (cl > *body_len)
+			return scone_err_set(SCONE_ERR_TRUNCATED, "HTTP response: body shorter than Content-Length (%zu < %llu)",
+					     *body_len, cl);
+		*body_len = (size_t)cl;
+	}
+	return SCONE_ERR_OK;
+}
