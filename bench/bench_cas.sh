@@ -5,8 +5,8 @@
 #
 # Each fetch is what a starting runtime does: new TCP connection, full TLS
 # 1.3 handshake with a client certificate (no resumption), one POST
-# /v1/service/config {"config_id":"bench-config/app"}, the whole response,
-# close (build/bench/cas_load does it; see its header). The baseline is
+# /v1/service/config {"config_id":"bench-config/app","evidence":{...}}, the
+# whole response, close (build/bench/cas_load; see its header). The baseline is
 # nginx with the CAS's own certificate and key, processing the client
 # certificate (ssl_verify_client optional_no_ca), no session cache or
 # tickets, the same number of workers, answering the same POST with a
@@ -53,6 +53,8 @@ CREATE_BATCH=10000
 
 TMP=
 PIDS=()
+# Set by start_cas (printf -v) for "small" (~10 sessions) and "big".
+CAS_PORT_small='' CAS_FP_small='' CAS_PORT_big='' CAS_FP_big=''
 
 log() { echo "bench_cas: $*" >&2; }
 die() {
@@ -125,7 +127,7 @@ owner_files() {
 	die "no owner certificate/key found in $dir after 'scone cas keygen'"
 }
 
-# start_cas NAME: state in $TMP/NAME, sets CAS_PORT_<NAME>, CAS_PID_<NAME>, CAS_CLI_<NAME>.
+# start_cas NAME: state in $TMP/NAME; sets CAS_PORT_<NAME> and CAS_FP_<NAME> (certificate SHA-256).
 start_cas() {
 	local name=$1 dir=$TMP/$1 port pid
 	mkdir -p "$dir/cli" || die "mkdir $dir"
@@ -136,17 +138,17 @@ start_cas() {
 	PIDS+=("$pid")
 	wait_https "$port" "$pid" "$name"
 	printf -v "CAS_PORT_$name" '%s' "$port"
-	printf -v "CAS_PID_$name" '%s' "$pid"
+	printf -v "CAS_FP_$name" '%s' "$(cert_sha256 "$dir/state/cas.crt")"
 	log "$name: scone-cas pid $pid on 127.0.0.1:$port, $WORKERS workers"
 }
 
 # owner_setup NAME: keygen, trust, upload the bench session with the CLI.
 owner_setup() {
-	local name=$1 dir=$TMP/$1 port hash
-	port=$(eval echo "\$CAS_PORT_$name")
+	local name=$1 dir=$TMP/$1 port hash p=CAS_PORT_$1 f=CAS_FP_$1
+	port=${!p}
 	export SCONE_CLI_CONFIG=$dir/cli/config.json
 	"$CLI_BIN" cas keygen >"$dir/keygen.log" 2>&1 || die "scone cas keygen failed: $(cat "$dir/keygen.log")"
-	"$CLI_BIN" cas trust "127.0.0.1:$port" --fingerprint "$(cert_sha256 "$dir/state/cas.crt")" \
+	"$CLI_BIN" cas trust "127.0.0.1:$port" --fingerprint "${!f}" \
 		>"$dir/trust.log" 2>&1 || die "scone cas trust failed: $(cat "$dir/trust.log")"
 	hash=$("$CLI_BIN" session create "$SESSION_FILE" --cas "127.0.0.1:$port" 2>"$dir/create.log") ||
 		die "scone session create $SESSION_FILE failed: $(cat "$dir/create.log")"
@@ -156,17 +158,15 @@ owner_setup() {
 
 # create_sessions NAME COUNT: COUNT more sessions bench-0 .. bench-(COUNT-1), in batches.
 create_sessions() {
-	local name=$1 count=$2 dir=$TMP/$1 port first=0 n out start
-	local cert key
+	local name=$1 count=$2 dir=$TMP/$1 first=0 n out start cert key p=CAS_PORT_$1 f=CAS_FP_$1
 	[ "$count" -gt 0 ] || return 0
-	port=$(eval echo "\$CAS_PORT_$name")
 	read -r cert key <<<"$(owner_files "$dir/cli")"
 	start=$(date +%s)
 	while [ "$first" -lt "$count" ]; do
 		n=$((count - first < CREATE_BATCH ? count - first : CREATE_BATCH))
-		out=$("$LOAD" --port "$port" --create-sessions "$n" --first-index "$first" \
+		out=$("$LOAD" --port "${!p}" --create-sessions "$n" --first-index "$first" \
 			--template "$SESSION_FILE" --clients "$CREATE_CLIENTS" --client-cert "$cert" \
-			--client-key "$key" --ca-fingerprint "$(cert_sha256 "$dir/state/cas.crt")") ||
+			--client-key "$key" --ca-fingerprint "${!f}") ||
 			die "creating sessions on $name failed"
 		[[ $out == *" errors=0" ]] || die "creating sessions on $name: $out"
 		first=$((first + n))
@@ -248,11 +248,11 @@ start_nginx() {
 	log "nginx: pid $NGINX_PID on 127.0.0.1:$NGINX_PORT, $WORKERS workers, same $RESPONSE_SIZE-byte body"
 }
 
-# measure LABEL PORT CLIENTS: one cas_load run; appends "rps p50 p99" to $TMP/samples/LABEL.
+# measure LABEL PORT FINGERPRINT CLIENTS: one cas_load run; appends "rps p50 p99" to $TMP/samples/LABEL.
 measure() {
-	local label=$1 port=$2 clients=$3 out rps p50 p99 ok errors
+	local label=$1 port=$2 fp=$3 clients=$4 out rps p50 p99 ok errors
 	out=$("$LOAD" --port "$port" --clients "$clients" --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" \
-		--body "$FETCH_BODY" --ca-fingerprint "$FINGERPRINT" --expect-status 200) ||
+		--body "$FETCH_BODY" --ca-fingerprint "$fp" --expect-status 200) ||
 		die "cas_load against $label failed"
 	read -r rps p50 p99 ok errors <<<"$(sed -E 's/[a-z0-9_]+=//g' <<<"$out")"
 	[ "${ok:-0}" -gt 0 ] || die "$label: no successful request ($out)"
@@ -277,14 +277,14 @@ run_once() {
 	local r=$1 c
 	for c in $CLIENTS; do
 		if [ $((r % 2)) -eq 1 ]; then
-			measure "cas_c$c" "$CAS_PORT_small" "$c"
-			measure "nginx_c$c" "$NGINX_PORT" "$c"
+			measure "cas_c$c" "$CAS_PORT_small" "$CAS_FP_small" "$c"
+			measure "nginx_c$c" "$NGINX_PORT" "$CAS_FP_small" "$c"
 		else
-			measure "nginx_c$c" "$NGINX_PORT" "$c"
-			measure "cas_c$c" "$CAS_PORT_small" "$c"
+			measure "nginx_c$c" "$NGINX_PORT" "$CAS_FP_small" "$c"
+			measure "cas_c$c" "$CAS_PORT_small" "$CAS_FP_small" "$c"
 		fi
 		if [ "$c" = 16 ] && [ "$BIG_SESSIONS" -gt 0 ]; then
-			measure big_c16 "$CAS_PORT_big" 16
+			measure big_c16 "$CAS_PORT_big" "$CAS_FP_big" 16
 		fi
 	done
 }
@@ -322,20 +322,18 @@ main() {
 	mkdir -p "$TMP/samples"
 	SESSION_NAME=$(sed -n 's/^name:[[:space:]]*//p' "$SESSION_FILE" | head -1)
 	[ -n "$SESSION_NAME" ] || die "$SESSION_FILE: no name"
-	FETCH_BODY="{\"config_id\":\"$SESSION_NAME/$SERVICE\"}"
+	FETCH_BODY="{\"config_id\":\"$SESSION_NAME/$SERVICE\",\"evidence\":{\"type\":\"none\"}}"
 	log "$(nproc) CPUs, $WORKERS workers, $RUNS runs x ${SECONDS_PER_RUN} s (+${WARMUP} s warm-up), clients: $CLIENTS"
 
 	start_cas small
 	owner_setup small
 	create_sessions small $((SMALL_SESSIONS - 1))
-	FINGERPRINT=$(cert_sha256 "$TMP/small/state/cas.crt")
 	capture_response
 	start_nginx
 	if [ "$BIG_SESSIONS" -gt 0 ]; then
 		start_cas big
 		owner_setup big
 		create_sessions big $((BIG_SESSIONS - 1))
-		[ "$(cert_sha256 "$TMP/big/state/cas.crt")" = "$FINGERPRINT" ] || FINGERPRINT_BIG=1
 	fi
 
 	for ((r = 1; r <= RUNS; r++)); do

@@ -747,11 +747,17 @@ static SCONE_MUST_CHECK enum scone_err read_response(struct client *c, struct co
 
 static SCONE_MUST_CHECK enum scone_err check_status(struct client *c, const struct http_resp *r, int expect)
 {
+	char snippet[161];
 	const char *body = c->buf + r->head_size;
+	size_t i;
 
 	if (r->status == expect)
 		return SCONE_ERR_OK;
-	return scone_err_set(SCONE_ERR_NETWORK, "status %d (expected %d): %.200s", r->status, expect, body);
+	/* The start of the body on one line, for the error message. */
+	for (i = 0; i < sizeof(snippet) - 1 && body[i]; i++)
+		snippet[i] = (body[i] >= 0x20 && body[i] < 0x7f) ? body[i] : ' ';
+	snippet[i] = '\0';
+	return scone_err_set(SCONE_ERR_NETWORK, "status %d (expected %d): %s", r->status, expect, snippet);
 }
 
 static SCONE_MUST_CHECK enum scone_err record(struct client *c, double seconds)
@@ -801,6 +807,7 @@ static void *fetch_thread(void *arg)
 		t1 = now();
 		if (err) {
 			report_error(c, err);
+			usleep(1000); /* no busy loop against a server that is down */
 			continue;
 		}
 		if (t1 < L->t_measure || t1 > L->t_end)
@@ -970,7 +977,8 @@ static SCONE_MUST_CHECK enum scone_err summarize(struct load *L, struct client *
 	if (!all)
 		return scone_err_set(SCONE_ERR_NOMEM, "latency merge: out of memory");
 	for (int i = 0; i < L->o.clients; i++) {
-		memcpy(all + pos, cl[i].lat_us, cl[i].n_lat * sizeof(*all));
+		if (cl[i].n_lat)
+			memcpy(all + pos, cl[i].lat_us, cl[i].n_lat * sizeof(*all));
 		pos += cl[i].n_lat;
 	}
 	qsort(all, n, sizeof(*all), cmp_u32);

@@ -72,7 +72,7 @@ enum scone_err sec_blob_dup(struct sec_blob *b, const void *p, size_t n)
 	b->p = malloc(n ? n : 1);
 	if (!b->p)
 		return scone_err_set(SCONE_ERR_NOMEM, "no memory for a %zu-byte secret value", n);
-	if (n)
+	if (p && n)
 		memcpy(b->p, p, n);
 	b->n = n;
 	return SCONE_ERR_OK;
@@ -338,6 +338,16 @@ static enum scone_err cert_key(struct gen *g, size_t i)
 	return sec_blob_dup(&slot->item->value, priv->item->value.p, priv->item->value.n);
 }
 
+/* DER of x for secret name, within what the codec stores. */
+static enum scone_err cert_der(X509 *x, struct sec_blob *out, const char *name)
+{
+	SCONE_TRY(sec_cert_to_der(x, out));
+	if (out->n > SEC_DER_MAX)
+		return scone_err_set(SCONE_ERR_INVALID, "secret '%s': certificate of %zu bytes exceeds %d", name,
+				     out->n, SEC_DER_MAX);
+	return SCONE_ERR_OK;
+}
+
 /* chain = issuer's certificate, then issuer's chain. */
 static enum scone_err set_chain(struct sec_item *it, const struct sec_item *issuer)
 {
@@ -374,7 +384,7 @@ static enum scone_err gen_cert_issued(struct gen *g, size_t i)
 	}
 	req.key = slot->key;
 	SCONE_TRY(sec_cert_issue(&req, &slot->cert));
-	return sec_cert_to_der(slot->cert, &slot->item->cert);
+	return cert_der(slot->cert, &slot->item->cert, def->name);
 }
 
 /* An explicit certificate (and chain); key from private_key, which must match. */
@@ -402,14 +412,14 @@ static enum scone_err gen_cert_explicit(struct gen *g, size_t i, X509 **certs, s
 	if (!X509_up_ref(certs[0]))
 		return scone_err_set(SCONE_ERR_CRYPTO, "secret '%s': referencing its certificate failed", def->name);
 	slot->cert = certs[0];
-	SCONE_TRY(sec_cert_to_der(certs[0], &it->cert));
+	SCONE_TRY(cert_der(certs[0], &it->cert, def->name));
 	if (*n > 1) {
 		it->chain = calloc(*n - 1, sizeof(*it->chain));
 		if (!it->chain)
 			return scone_err_set(SCONE_ERR_NOMEM, "secret '%s': no memory for its chain", def->name);
 		it->n_chain = *n - 1;
 		for (size_t k = 1; k < *n; k++)
-			SCONE_TRY(sec_cert_to_der(certs[k], &it->chain[k - 1]));
+			SCONE_TRY(cert_der(certs[k], &it->chain[k - 1], def->name));
 	}
 	return SCONE_ERR_OK;
 }

@@ -195,37 +195,102 @@ enum scone_err sec_key_from_pkcs8(const uint8_t *p, size_t n, EVP_PKEY **out)
 	return SCONE_ERR_OK;
 }
 
-enum scone_err sec_pub_from_spki(const uint8_t *p, size_t n, EVP_PKEY **out)
+/* A DER header: constructed SEQUENCE of definite length within what is left. */
+static bool der_sequence(const unsigned char **q, const unsigned char *end, long *len)
+{
+	int tag, xclass;
+
+	return ASN1_get_object(q, len, &tag, &xclass, end - *q) == V_ASN1_CONSTRUCTED && tag == V_ASN1_SEQUENCE &&
+	       xclass == V_ASN1_UNIVERSAL;
+}
+
+/*
+ * The key type an AlgorithmIdentifier names: EC with the P-256 or P-384
+ * named curve, Ed25519, or RSA (either RSA type: the size needs a full key
+ * decode, which OpenSSL 3.0 makes slow; parse leaves it to use).
+ */
+static bool alg_is(const X509_ALGOR *alg, uint8_t key_type)
+{
+	const ASN1_OBJECT *obj;
+	const void *pval;
+	int ptype, nid;
+
+	X509_ALGOR_get0(&obj, &ptype, &pval, alg);
+	nid = OBJ_obj2nid(obj);
+	switch (key_type) {
+	case SCONE_KEY_P256:
+	case SCONE_KEY_P384:
+		if (nid != NID_X9_62_id_ecPublicKey || ptype != V_ASN1_OBJECT)
+			return false;
+		nid = OBJ_obj2nid(pval);
+		return nid == (key_type == SCONE_KEY_P256 ? NID_X9_62_prime256v1 : NID_secp384r1);
+	case SCONE_KEY_ED25519:
+		return nid == NID_ED25519;
+	case SCONE_KEY_RSA2048:
+	case SCONE_KEY_RSA3072:
+		return nid == NID_rsaEncryption;
+	default:
+		return false;
+	}
+}
+
+enum scone_err sec_pkcs8_check(const uint8_t *p, size_t n, uint8_t key_type)
 {
 	const unsigned char *q = p;
-	EVP_PKEY *k;
+	const X509_ALGOR *alg = NULL;
+	PKCS8_PRIV_KEY_INFO *p8;
+	bool ok;
 
-	SCONE_TRY(der_len_ok(n, "public key"));
-	k = d2i_PUBKEY(NULL, &q, (long)n);
-	if (k && q != p + n) {
-		EVP_PKEY_free(k);
-		k = NULL;
-	}
-	if (!k)
-		return ssl_err(SCONE_ERR_MALFORMED, "public key (SPKI) of %zu bytes does not decode", n);
-	*out = k;
+	SCONE_TRY(der_len_ok(n, "PKCS#8 private key"));
+	p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &q, (long)n);
+	ok = p8 && q == p + n && PKCS8_pkey_get0(NULL, NULL, NULL, &alg, p8) && alg_is(alg, key_type);
+	PKCS8_PRIV_KEY_INFO_free(p8);
+	if (!ok)
+		return ssl_err(SCONE_ERR_MALFORMED, "PKCS#8 private key of %zu bytes does not decode as key type %u",
+			       n, key_type);
 	return SCONE_ERR_OK;
 }
 
-enum scone_err sec_cert_from_der(const uint8_t *p, size_t n, X509 **out)
+/* SubjectPublicKeyInfo ::= SEQUENCE { AlgorithmIdentifier, BIT STRING }, read without decoding the key. */
+enum scone_err sec_spki_check(const uint8_t *p, size_t n, uint8_t key_type)
 {
-	const unsigned char *q = p;
-	X509 *x;
+	const unsigned char *q = p, *end = p + n;
+	X509_ALGOR *alg = NULL;
+	ASN1_BIT_STRING *bits = NULL;
+	long len = 0;
+	bool ok;
+
+	SCONE_TRY(der_len_ok(n, "public key"));
+	ok = der_sequence(&q, end, &len) && len == end - q;
+	ok = ok && (alg = d2i_X509_ALGOR(NULL, &q, end - q)) != NULL;
+	ok = ok && (bits = d2i_ASN1_BIT_STRING(NULL, &q, end - q)) != NULL && q == end && alg_is(alg, key_type);
+	X509_ALGOR_free(alg);
+	ASN1_BIT_STRING_free(bits);
+	if (!ok)
+		return ssl_err(SCONE_ERR_MALFORMED, "public key (SPKI) of %zu bytes does not decode as key type %u",
+			       n, key_type);
+	return SCONE_ERR_OK;
+}
+
+/* Certificate ::= SEQUENCE { tbsCertificate SEQUENCE, AlgorithmIdentifier, BIT STRING } */
+enum scone_err sec_cert_check(const uint8_t *p, size_t n)
+{
+	const unsigned char *q = p, *end = p + n;
+	X509_ALGOR *alg = NULL;
+	ASN1_BIT_STRING *sig = NULL;
+	long len = 0;
+	bool ok;
 
 	SCONE_TRY(der_len_ok(n, "certificate"));
-	x = d2i_X509(NULL, &q, (long)n);
-	if (x && q != p + n) {
-		X509_free(x);
-		x = NULL;
-	}
-	if (!x)
-		return ssl_err(SCONE_ERR_MALFORMED, "certificate of %zu bytes does not decode", n);
-	*out = x;
+	ok = der_sequence(&q, end, &len) && len == end - q && der_sequence(&q, end, &len);
+	if (ok)
+		q += len;
+	ok = ok && (alg = d2i_X509_ALGOR(NULL, &q, end - q)) != NULL;
+	ok = ok && (sig = d2i_ASN1_BIT_STRING(NULL, &q, end - q)) != NULL && q == end;
+	X509_ALGOR_free(alg);
+	ASN1_BIT_STRING_free(sig);
+	if (!ok)
+		return ssl_err(SCONE_ERR_MALFORMED, "certificate of %zu bytes is not a DER X.509 certificate", n);
 	return SCONE_ERR_OK;
 }
 
@@ -389,7 +454,7 @@ static enum scone_err add_san(X509 *x, const struct scone_secret *def)
 	if (!gens)
 		return ssl_err(SCONE_ERR_NOMEM, "secret '%s': no memory for subjectAltName", def->name);
 	err = san_fill(gens, def);
-	if (err == SCONE_ERR_OK && X509_add1_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) != 1)
+	if (err == SCONE_ERR_OK && X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) != 1)
 		err = ssl_err(SCONE_ERR_CRYPTO, "secret '%s': adding subjectAltName failed", def->name);
 	GENERAL_NAMES_free(gens);
 	return err;

@@ -6,6 +6,22 @@
  *
  * It knows nothing of sessions: every request is handed, fully read and
  * within limits, to the handler given at start.
+ *
+ * What a client that breaks a limit sees (nothing of it reaches the handler):
+ * - method other than GET POST PUT DELETE: 405 JSON (a method evhttp does
+ *   not know at all: evhttp's own 501, HTML body, connection closed)
+ * - path not starting with '/', >= 1024 bytes, bad %-escape or %00: 400 JSON
+ * - more than max_requests_per_conn_per_sec on one connection: 429 JSON,
+ *   then the connection closes
+ * - head over max_header_bytes: evhttp answers 400 itself (HTML body; 2.1
+ *   has no hook for a JSON body or for 431) and closes the connection
+ * - body over max_body_bytes: evhttp answers 413 itself (HTML body) as soon
+ *   as Content-Length (or a chunk) says so, and closes the connection
+ * - request not complete timeout_sec after the connection opened (TLS
+ *   handshake included) or after the previous response: connection closed
+ * - beyond max_connections open: closed at once, before TLS
+ * All of these are counted in scone_cas_limit_rejections_total (evhttp's
+ * 400 as reason="header", 413 as "body", 501 as "method").
  */
 #ifndef SCONE_CAS_SERVER_H
 #define SCONE_CAS_SERVER_H
@@ -77,6 +93,15 @@ void cas_server_free(struct cas_server *srv);
 
 /* Append the server's counters in Prometheus text format (for /metrics). */
 SCONE_MUST_CHECK enum scone_err cas_server_metrics(const struct cas_server *srv, struct scone_wbuf *out);
+
+/*
+ * The server-side TLS context CAS uses (caller frees it with SSL_CTX_free):
+ * TLS 1.2 minimum, 1.3 preferred, ECDHE groups X25519 and P-256, session
+ * tickets on, client certificates requested and any one accepted (the
+ * owner is identified by its public key, see cas_request.peer_spki_sha256).
+ * NULL on failure, with scone_err_detail() naming the file and reason.
+ */
+SSL_CTX *cas_server_tls_ctx(const char *cert_pem_path, const char *key_pem_path);
 
 /* Helpers for handlers: a JSON error body {"error": msg, "code": CODE}. */
 void cas_respond_error(struct cas_response *resp, int status, const char *code, const char *fmt, ...)

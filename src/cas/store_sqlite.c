@@ -4,7 +4,8 @@
  * secrets, and the volume tags CAS tracks.
  *
  * Schema (version 1):
- *   meta(key TEXT PRIMARY KEY, value)          'schema' = 1, 'canary' = sealed
+ *   meta(key TEXT PRIMARY KEY, value)          'schema' = 1, 'canary' = sealed,
+ *                                              'key_check' = 16 bytes of HKDF(master key)
  *   sessions(name TEXT PRIMARY KEY, hash BLOB, creator BLOB, body BLOB,
  *            secrets BLOB, created INTEGER, updated INTEGER)
  *   volume_tags(session, volume, tag BLOB, PRIMARY KEY(session, volume))
@@ -39,8 +40,16 @@
 
 #define SCHEMA_VERSION 1
 #define BUSY_TIMEOUT_MS 5000
-#define CACHE_KIB 16384 /* page cache per handle */
+/*
+ * Per connection: 16 MiB of page cache, and reads through a memory map of up
+ * to 1 GiB (virtual; the pages are the kernel's page cache, shared by all
+ * handles): a get at 100k sessions then costs a few cache misses more than
+ * at 1k, not a pread per page. Writes still go through write() and fsync.
+ */
+#define CONN_PRAGMAS "PRAGMA synchronous = FULL; PRAGMA cache_size = -16384; PRAGMA mmap_size = 1073741824;"
 #define CANARY "scone-cas store canary v1"
+#define KEY_CHECK_INFO "scone-cas store key check v1"
+#define KEY_CHECK_SIZE 16
 
 enum stmt_id {
 	S_BEGIN,
@@ -93,6 +102,7 @@ struct sq_store {
 	char *path;
 	struct scone_store_sealer *sealer;
 	sqlite3_stmt *stmt[S_COUNT_];
+	uint8_t key_check[KEY_CHECK_SIZE]; /* tells a wrong key from a damaged canary */
 };
 
 /* A sealed copy of a session's body and secrets, ready to bind. */
@@ -268,7 +278,7 @@ static int64_t now_or(int64_t t)
 
 static enum scone_err read_row(struct sq_store *s, sqlite3_stmt *q, const char *name, struct scone_session_rec *rec)
 {
-	const uint8_t *hash, *creator;
+	const uint8_t *hash = NULL, *creator = NULL;
 	struct scone_store_place pl;
 
 	SCONE_TRY(col_hash(s, q, 0, name, "hash", &hash));
@@ -363,7 +373,7 @@ static enum scone_err check_current(struct sq_store *s, const char *name, const 
 {
 	sqlite3_stmt *q = s->stmt[creator ? S_HEAD : S_HASH];
 	struct scone_store_place pl;
-	const uint8_t *hash, *cr;
+	const uint8_t *hash = NULL, *cr = NULL;
 	uint8_t *plain = NULL;
 	size_t plain_size = 0;
 	enum scone_err err;
@@ -489,7 +499,7 @@ static enum scone_err sq_list(struct scone_store *st, const uint8_t creator[SCON
 	sqlite3_bind_blob(q, 1, creator, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(q, 0);
-		const uint8_t *hash;
+		const uint8_t *hash = NULL;
 
 		if (!name) {
 			err = scone_err_set(SCONE_ERR_CORRUPT, "store %s: a session has no name", s->path);
@@ -657,8 +667,12 @@ static const struct scone_store_ops sq_ops = {
     .close = sq_close,
 };
 
-/* Run one statement of SQL text and hand back its first row's first column as int64. */
-static enum scone_err query_int(struct sq_store *s, const char *sql, const char *what, int64_t *out)
+/*
+ * Run one statement of SQL text and hand back its first row's first column
+ * as int64 (DONE without a row: NOT_FOUND). *rc_out (may be NULL) gets
+ * sqlite's code.
+ */
+static enum scone_err query_int(struct sq_store *s, const char *sql, const char *what, int64_t *out, int *rc_out)
 {
 	sqlite3_stmt *q = NULL;
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
@@ -668,8 +682,12 @@ static enum scone_err query_int(struct sq_store *s, const char *sql, const char 
 		rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW)
 		*out = sqlite3_column_int64(q, 0);
+	else if (rc == SQLITE_DONE)
+		err = scone_err_set(SCONE_ERR_NOT_FOUND, "store %s: %s: no row", s->path, what);
 	else
 		err = db_err(s, rc, "%s", what);
+	if (rc_out)
+		*rc_out = rc;
 	sqlite3_finalize(q);
 	return err;
 }
@@ -711,10 +729,9 @@ static enum scone_err db_open(struct sq_store *s)
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_FKEY, 1, NULL);
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-	return exec(s,
-		    "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -" "16384" ";",
-		    "configure the connection");
+	return SCONE_ERR_OK;
 }
 
 static enum scone_err set_wal(struct sq_store *s)
@@ -725,11 +742,14 @@ static enum scone_err set_wal(struct sq_store *s)
 
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(q);
-	if (rc != SQLITE_ROW)
+	if (rc != SQLITE_ROW) {
 		err = db_err(s, rc, "switch to WAL mode");
-	else if (strcmp((const char *)sqlite3_column_text(q, 0), "wal") != 0)
-		err = scone_err_set(SCONE_ERR_IO, "store %s: the file system does not support WAL mode (got %s)",
-				    s->path, (const char *)sqlite3_column_text(q, 0));
+	} else {
+		const char *mode = (const char *)sqlite3_column_text(q, 0);
+		if (!mode || strcmp(mode, "wal") != 0)
+			err = scone_err_set(SCONE_ERR_IO, "store %s: cannot use WAL mode here (journal mode stays %s)",
+					    s->path, mode ? mode : "unknown");
+	}
 	sqlite3_finalize(q);
 	return err;
 }
@@ -750,11 +770,13 @@ static enum scone_err write_meta(struct sq_store *s)
 	int rc;
 
 	SCONE_TRY(seal_canary(s, &blob, &size));
-	rc = sqlite3_prepare_v2(s->db, "INSERT INTO meta(key, value) VALUES('schema', ?1), ('canary', ?2)", -1, &q,
-				NULL);
+	rc = sqlite3_prepare_v2(s->db,
+				"INSERT INTO meta(key, value) VALUES('schema', ?1), ('canary', ?2), ('key_check', ?3)",
+				-1, &q, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int(q, 1, SCHEMA_VERSION);
 		sqlite3_bind_blob64(q, 2, blob, size, SQLITE_STATIC);
+		sqlite3_bind_blob(q, 3, s->key_check, KEY_CHECK_SIZE, SQLITE_STATIC);
 		rc = sqlite3_step(q);
 	}
 	err = rc == SQLITE_DONE ? SCONE_ERR_OK : db_err(s, rc, "write the store's meta data");
@@ -771,7 +793,7 @@ static enum scone_err schema_create(struct sq_store *s)
 
 	SCONE_TRY(set_wal(s));
 	SCONE_TRY(exec(s, "BEGIN IMMEDIATE", "begin creating the schema"));
-	err = query_int(s, "SELECT count(*) FROM sqlite_master", "read the schema", &n);
+	err = query_int(s, "SELECT count(*) FROM sqlite_master", "read the schema", &n, NULL);
 	if (err == SCONE_ERR_OK && n == 0) {
 		err = exec(s, schema_sql, "create the schema");
 		if (err == SCONE_ERR_OK)
@@ -787,11 +809,15 @@ static enum scone_err schema_create(struct sq_store *s)
 static enum scone_err schema_check(struct sq_store *s)
 {
 	int64_t v = 0;
-	enum scone_err err = query_int(s, "SELECT value FROM meta WHERE key = 'schema'", "read the schema version", &v);
+	int rc = SQLITE_OK;
+	enum scone_err err = query_int(s, "SELECT value FROM meta WHERE key = 'schema'", "read the schema version", &v,
+				       &rc);
 
-	if (err == SCONE_ERR_IO)
+	if (rc == SQLITE_ERROR) /* no such table: some other SQLite database */
 		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: not a scone CAS store (%s)", s->path,
 				     sqlite3_errmsg(s->db));
+	if (err == SCONE_ERR_NOT_FOUND)
+		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: the schema version is missing", s->path);
 	if (err != SCONE_ERR_OK)
 		return err;
 	if (v > SCHEMA_VERSION)
@@ -814,14 +840,36 @@ static enum scone_err quick_check(struct sq_store *s)
 		rc = sqlite3_step(q);
 	if (rc != SQLITE_ROW) {
 		err = db_err(s, rc, "integrity check");
-		if (err == SCONE_ERR_IO)
-			err = SCONE_ERR_CORRUPT; /* detail set above; an unreadable store is not usable */
 	} else {
 		const char *msg = (const char *)sqlite3_column_text(q, 0);
 		if (!msg || strcmp(msg, "ok") != 0)
 			err = scone_err_set(SCONE_ERR_CORRUPT, "store %s: integrity check failed: %s", s->path,
 					    msg ? msg : "(no result)");
 	}
+	sqlite3_finalize(q);
+	return err;
+}
+
+/*
+ * Is this the store's master key? The key check value (a one-way function
+ * of the key) answers AUTH for a wrong key; the canary, sealed under the
+ * key, then proves the sealing works (a damaged one is CORRUPT).
+ */
+static enum scone_err key_check(struct sq_store *s)
+{
+	sqlite3_stmt *q = NULL;
+	enum scone_err err = SCONE_ERR_OK;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'key_check'", -1, &q, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE)
+		err = scone_err_set(SCONE_ERR_CORRUPT, "store %s: the key check value is missing", s->path);
+	else if (rc != SQLITE_ROW)
+		err = db_err(s, rc, "read the key check value");
+	else if (sqlite3_column_bytes(q, 0) != KEY_CHECK_SIZE ||
+		 !scone_ct_equal(sqlite3_column_blob(q, 0), s->key_check, KEY_CHECK_SIZE))
+		err = scone_err_set(SCONE_ERR_AUTH, "store %s: master key does not match this store", s->path);
 	sqlite3_finalize(q);
 	return err;
 }
@@ -845,7 +893,10 @@ static enum scone_err canary_check(struct sq_store *s)
 		err = scone_store_unseal(s->sealer, &pl, sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0),
 					 &plain, &size);
 	if (err == SCONE_ERR_AUTH)
-		err = scone_err_set(SCONE_ERR_AUTH, "store %s: master key does not match this store", s->path);
+		err = scone_err_set(SCONE_ERR_CORRUPT,
+				    "store %s: the key canary does not unseal although the key check matches "
+				    "(damaged meta data)",
+				    s->path);
 	else if (err == SCONE_ERR_OK && (size != sizeof(CANARY) - 1 || memcmp(plain, CANARY, size) != 0))
 		err = scone_err_set(SCONE_ERR_CORRUPT, "store %s: the key canary holds the wrong text", s->path);
 	free(plain);
@@ -871,12 +922,15 @@ static enum scone_err open_checked(struct sq_store *s)
 	int64_t tables = 0;
 
 	SCONE_TRY(db_open(s));
-	/* The first read: a destroyed header fails here (NOTADB -> CORRUPT). */
-	SCONE_TRY(query_int(s, "SELECT count(*) FROM sqlite_master", "read the schema", &tables));
+	/* The first read: a destroyed header or schema fails here (CORRUPT). */
+	SCONE_TRY(query_int(s, "SELECT count(*) FROM sqlite_master", "read the database header and schema", &tables,
+			    NULL));
+	SCONE_TRY(exec(s, CONN_PRAGMAS, "configure the connection"));
 	if (tables == 0)
 		SCONE_TRY(schema_create(s));
 	SCONE_TRY(schema_check(s));
 	SCONE_TRY(quick_check(s));
+	SCONE_TRY(key_check(s));
 	SCONE_TRY(canary_check(s));
 	SCONE_TRY(prepare_all(s));
 	SCONE_TRY(set_wal(s)); /* a no-op unless someone switched the file out of WAL mode */
@@ -897,6 +951,8 @@ enum scone_err scone_store_open_sqlite(const char *path, const uint8_t master_ke
 	s->base.ops = &sq_ops;
 	s->path = strdup(path);
 	err = s->path ? scone_store_sealer_new(master_key, &s->sealer) : SCONE_ERR_NOMEM;
+	if (err == SCONE_ERR_OK)
+		err = scone_hkdf_sha256(s->key_check, KEY_CHECK_SIZE, master_key, 32, NULL, 0, KEY_CHECK_INFO);
 	if (err == SCONE_ERR_OK)
 		err = open_checked(s);
 	if (err != SCONE_ERR_OK) {

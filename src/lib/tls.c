@@ -395,7 +395,11 @@ static enum scone_err conn_open(struct conn *c, const char *host, uint16_t port,
 		conn_close(c);
 		return ssl_fail("client certificate");
 	}
-	SCONE_TRY(tcp_connect(host, port, &c->deadline, &c->fd));
+	enum scone_err err = tcp_connect(host, port, &c->deadline, &c->fd);
+	if (err) {
+		conn_close(c);
+		return err;
+	}
 	c->ssl = SSL_new(c->ctx);
 	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
 		conn_close(c);
@@ -403,7 +407,7 @@ static enum scone_err conn_open(struct conn *c, const char *host, uint16_t port,
 	}
 	SSL_set_tlsext_host_name(c->ssl, host);
 	while ((rc = SSL_connect(c->ssl)) != 1) {
-		enum scone_err err = ssl_wait(c->ssl, rc, &c->deadline, "handshake");
+		err = ssl_wait(c->ssl, rc, &c->deadline, "handshake");
 		if (err) {
 			conn_close(c);
 			return err;

@@ -25,6 +25,7 @@
 #define SCONE_SESSION_NAME_MAX 128
 #define SCONE_SESSION_MAX_ITEMS 1024 /* per list (services, secrets, env ...) */
 #define SCONE_SESSION_MAX_DEPTH 16
+#define SCONE_SESSION_MAX_NODES (128 * 1024) /* YAML nodes in one document */
 
 /* Where a node sits in the YAML text (1-based, as editors count). */
 struct scone_pos {
@@ -65,12 +66,27 @@ struct scone_kv {
 struct scone_export {
 	char *session;
 	char *session_hash; /* hex SHA-256 or NULL */
+	bool namespace;     /* "namespace: NAME": that session and every session below it */
 };
 
 /* import: from another session's exported secret or volume. */
 struct scone_import {
 	char *session;
 	char *name; /* the name in the exporting session; defaults to ours */
+};
+
+/*
+ * One attestation variant: a service passes attestation when it satisfies
+ * every factor of at least one variant (factors AND, variants OR). Empty
+ * lists and NULL / -1 mean "not checked".
+ */
+struct scone_attest_variant {
+	struct scone_strs mrenclaves; /* lowercase hex; any one of them */
+	char *mrsigner;               /* lowercase hex or NULL */
+	int isvprodid;                /* -1 = not checked (required with mrsigner) */
+	int isvsvn_min, isvsvn_max;   /* inclusive; -1 = no bound */
+	struct scone_strs platforms;  /* lowercase hex platform (host) keys; any one of them */
+	struct scone_pos pos;
 };
 
 struct scone_service {
@@ -84,12 +100,19 @@ struct scone_service {
 	struct scone_strs mrsigners;        /* hex, attestation variants */
 	struct scone_strs platforms;        /* hex platform ids */
 	char *fspf_path, *fspf_key, *fspf_tag; /* NULL if absent; key may be templated */
+	/*
+	 * The same measurements with their structure kept (the flat lists
+	 * above are the union of these). Verifiers should use the variants:
+	 * a variant that names an mrenclave and a signer requires both.
+	 */
+	struct scone_attest_variant *variants;
+	size_t n_variants;
 	struct scone_pos pos;
 };
 
 struct scone_injection_file {
 	char *path;
-	char *content; /* templated; may hold any bytes except NUL */
+	char *content; /* templated; may hold any bytes except NUL; NULL = the image's own file at path */
 	size_t content_len;
 	unsigned mode; /* permission, default 0400 */
 	struct scone_pos pos;
@@ -151,9 +174,11 @@ struct scone_secret {
 	char *endpoint;       /* x509: "server" | "client" | NULL (both) */
 	unsigned valid_for_days; /* x509*: default 365 */
 	bool migrate;         /* private-key: keep the value across updates */
+	bool export_public;   /* export_public: true - readable by anyone, unauthenticated */
 	struct scone_export *exports;
 	size_t n_exports;
-	struct scone_import *import; /* NULL unless imported (value lives elsewhere) */
+	struct scone_import *import; /* NULL unless imported (value lives elsewhere); an
+					import without kind: has kind 0 (unknown) */
 	struct scone_pos pos;
 };
 
@@ -192,9 +217,11 @@ struct scone_session {
 	struct scone_secret *secrets;
 	size_t n_secrets;
 	struct scone_access_list read, update;
+	struct scone_access_list create_sessions; /* n = 0: the same as update */
 	enum scone_attestation_mode mode;
 	struct scone_strs tolerate;
-	struct scone_strs ignore_advisories;
+	struct scone_strs ignore_advisories; /* ["*"] for the wildcard */
+	struct scone_strs trusted_qe_pubkeys; /* security.attestation.trusted_scone_qe_pubkeys, lowercase hex */
 	uint8_t hash[32]; /* canonical hash, set by scone_session_parse */
 };
 
@@ -221,11 +248,17 @@ bool scone_session_name_valid(const char *name);
 void scone_session_hash_hex(const uint8_t hash[32], char out[65]);
 
 /*
- * Split a command line like a POSIX shell does for words: whitespace
- * separates, '...' is literal, "..." allows \" \\ \$ \`, backslash escapes
- * outside quotes. No expansion. Errors (unterminated quote) set detail.
+ * Split a command line like a POSIX shell does for words: blanks (space,
+ * tab, newline, CR, VT, FF) separate, '...' is literal, "..." allows
+ * \" \\ \$ \` (other backslashes stay), a backslash outside quotes takes
+ * the next character literally, backslash-newline joins lines; adjacent
+ * parts form one word ("a"'b'c is abc) and "" is an empty word. No
+ * expansion of any kind: $, *, ~, # and $$SCONE::...$$ are ordinary
+ * characters. An unterminated quote or a trailing lone backslash is
+ * SCONE_ERR_MALFORMED with the offset in detail. out->v is NULL-terminated.
  */
 SCONE_MUST_CHECK enum scone_err scone_shell_split(const char *line, struct scone_strs *out);
+/* Free (wiping every string first) and zero s; v is NULL-terminated after split/host_args. */
 void scone_strs_free(struct scone_strs *s);
 
 /*
@@ -254,10 +287,18 @@ typedef enum scone_err (*scone_template_ref_fn)(void *ctx, const char *name, con
 SCONE_MUST_CHECK enum scone_err scone_template_refs(const char *in, size_t len, scone_template_ref_fn fn, void *ctx);
 
 /*
- * @@N host arguments (runtime side): replace each whole-word "@@N" in the
- * session's argv with host_argv[N] (N >= 1). A reference past host_argc is
- * an error. *out is a NULL-terminated argv the caller frees with
- * scone_strs_free semantics (out->v, out->n).
+ * @@N host arguments (runtime side): replace every "@@N" in the session's
+ * argv - a whole argument or part of one ("--port=@@2") - with
+ * host_argv[N] (N >= 1, all digits after "@@" belong to N; "@@" not
+ * followed by a digit stays as is). host_argc/host_argv are main()'s, so
+ * host_argv[0] is the program and a reference to N >= host_argc is an
+ * error (SCONE_ERR_INVALID). Replacements are not scanned again.
+ *
+ * Host arguments are untrusted: call this AFTER scone_template_expand, so
+ * a "$$SCONE::...$$" typed on the host is never expanded.
+ *
+ * *out is a NULL-terminated argv (out->v[out->n] == NULL) the caller frees
+ * with scone_strs_free.
  */
 SCONE_MUST_CHECK enum scone_err scone_host_args(const struct scone_strs *argv, int host_argc, char *const *host_argv,
 						struct scone_strs *out);

@@ -1,0 +1,440 @@
+/*
+ * server_http.c - one HTTP request as evhttp hands it over, complete: the
+ * checks that run before the handler (rate, method, path), the cas_request
+ * the handler sees, the response sent back (JSON unless the handler says
+ * otherwise, Cache-Control: no-store, the body wiped and freed once
+ * written), the log line and the metrics. Also cas_respond_error.
+ *
+ * Request bodies may carry secrets (session documents): the copy handed to
+ * the handler and evhttp's own buffer are wiped once the handler returns.
+ */
+#include "server_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "lib/crypto.h"
+#include "lib/log.h"
+
+#define PATH_LIMIT 1024                /* bytes of the raw path, exclusive */
+#define RESPONSE_MAX (64u << 20)       /* ceiling of a handler's response body */
+#define ERROR_BODY_MAX (64u << 10)     /* for cas_respond_error on an unset body */
+#define LOG_PATH_MAX 256
+
+struct method {
+	enum evhttp_cmd_type ev;
+	enum cas_method m;
+	const char *name;
+};
+
+static const struct method methods[] = {
+	{ EVHTTP_REQ_GET, CAS_GET, "GET" },	       { EVHTTP_REQ_POST, CAS_POST, "POST" },
+	{ EVHTTP_REQ_PUT, CAS_PUT, "PUT" },	       { EVHTTP_REQ_DELETE, CAS_DELETE, "DELETE" },
+	{ EVHTTP_REQ_HEAD, CAS_OTHER, "HEAD" },       { EVHTTP_REQ_OPTIONS, CAS_OTHER, "OPTIONS" },
+	{ EVHTTP_REQ_TRACE, CAS_OTHER, "TRACE" },     { EVHTTP_REQ_CONNECT, CAS_OTHER, "CONNECT" },
+	{ EVHTTP_REQ_PATCH, CAS_OTHER, "PATCH" },
+};
+
+static const struct method unknown_method = { 0, CAS_OTHER, "-" };
+
+/* What one request owns while it is handled. */
+struct req_state {
+	char *path;  /* decoded */
+	char *query; /* raw, or NULL */
+	uint8_t *body;
+	size_t body_len;
+};
+
+static const struct method *method_of(enum evhttp_cmd_type t)
+{
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (methods[i].ev == t)
+			return &methods[i];
+	return &unknown_method;
+}
+
+/* Reason phrases evhttp 2.1 does not know (NULL: let evhttp choose). */
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 422:
+		return "Unprocessable Content";
+	case 428:
+		return "Precondition Required";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	default:
+		return NULL;
+	}
+}
+
+/* ---- error bodies ---- */
+
+/* A copy of s with every byte outside printable ASCII as %XX (for logs and JSON). */
+static void ascii_copy(char *out, size_t out_size, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *s && o + 4 < out_size; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch >= 0x20 && ch < 0x7f) {
+			out[o++] = (char)ch;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+static void put_fallback(struct cas_response *resp)
+{
+	static const char nomem[] = "{\"error\":\"out of memory\",\"code\":\"NOMEM\"}\n";
+
+	resp->status = 500;
+	resp->body.size = 0;
+	if (scone_wbuf_put(&resp->body, nomem, sizeof(nomem) - 1))
+		resp->body.size = 0;
+}
+
+void cas_respond_error(struct cas_response *resp, int status, const char *code, const char *fmt, ...)
+{
+	char msg[512], safe[sizeof(msg) * 3];
+	json_t *j;
+	char *text;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+		msg[0] = '\0';
+	va_end(ap);
+	if (!resp->body.max)
+		scone_wbuf_init(&resp->body, ERROR_BODY_MAX, 1);
+	if (resp->body.data)
+		scone_wipe(resp->body.data, resp->body.size);
+	resp->body.size = 0;
+	resp->status = status;
+	resp->content_type = "application/json";
+	j = json_pack("{s:s, s:s}", "error", msg, "code", code ? code : "ERROR");
+	if (!j) { /* not UTF-8: keep the message readable in ASCII */
+		ascii_copy(safe, sizeof(safe), msg);
+		j = json_pack("{s:s, s:s}", "error", safe, "code", code ? code : "ERROR");
+	}
+	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!text || scone_wbuf_put(&resp->body, text, strlen(text)) || scone_wbuf_put(&resp->body, "\n", 1))
+		put_fallback(resp);
+	free(text);
+}
+
+/* ---- request parts ---- */
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decode raw[0..n) into out (n + 1 bytes); control bytes (%00..%1F, %7F) are refused. */
+static bool decode_path(char *out, const char *raw, size_t n)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)raw[i];
+		if (ch == '%') {
+			int hi = i + 2 < n ? hexval(raw[i + 1]) : -1;
+			int lo = hi >= 0 ? hexval(raw[i + 2]) : -1;
+			if (hi < 0 || lo < 0)
+				return false;
+			ch = (unsigned char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (ch < 0x20 || ch == 0x7f)
+			return false;
+		out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+	return true;
+}
+
+/* Split the request target into a decoded path and the raw query. */
+static bool parse_target(const char *raw, struct req_state *st, struct cas_response *resp)
+{
+	size_t n, qn;
+	const char *q;
+
+	if (!raw || raw[0] != '/') {
+		cas_respond_error(resp, 400, "INVALID", "request target must be a path starting with '/'");
+		return false;
+	}
+	n = strcspn(raw, "?#");
+	if (n >= PATH_LIMIT) {
+		cas_respond_error(resp, 400, "INVALID", "request path is %zu bytes; the limit is %d", n,
+				  PATH_LIMIT - 1);
+		return false;
+	}
+	if (!(st->path = malloc(n + 1))) {
+		cas_respond_error(resp, 500, "NOMEM", "out of memory");
+		return false;
+	}
+	if (!decode_path(st->path, raw, n)) {
+		cas_respond_error(resp, 400, "INVALID", "request path has a bad %%-escape or a control character");
+		return false;
+	}
+	if (raw[n] != '?')
+		return true;
+	q = raw + n + 1;
+	qn = strcspn(q, "#");
+	if (!(st->query = strndup(q, qn))) {
+		cas_respond_error(resp, 500, "NOMEM", "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/* Copy the body out (NUL-terminated) and wipe evhttp's buffer as we go. */
+static bool take_body(struct evhttp_request *req, struct req_state *st, struct cas_response *resp)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t n = evbuffer_get_length(in), off = 0;
+	struct evbuffer_iovec *v = NULL;
+	int nv = n ? evbuffer_peek(in, -1, NULL, NULL, 0) : 0;
+
+	st->body = malloc(n + 1);
+	if (nv > 0)
+		v = calloc((size_t)nv, sizeof(*v));
+	if (!st->body || (nv > 0 && !v)) {
+		free(v);
+		cas_respond_error(resp, 500, "NOMEM", "out of memory for a %zu-byte request body", n);
+		return false;
+	}
+	if (nv > 0)
+		nv = evbuffer_peek(in, -1, NULL, v, nv);
+	for (int i = 0; i < nv && off < n; i++) {
+		size_t k = v[i].iov_len < n - off ? v[i].iov_len : n - off;
+		memcpy(st->body + off, v[i].iov_base, k);
+		scone_wipe(v[i].iov_base, v[i].iov_len);
+		off += k;
+	}
+	free(v);
+	evbuffer_drain(in, n);
+	st->body[off] = '\0';
+	st->body_len = off;
+	return true;
+}
+
+/* Whatever evhttp still holds of a body we did not take (refused requests). */
+static void wipe_input(struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	struct evbuffer_iovec v[16];
+	int nv;
+
+	while ((nv = evbuffer_peek(in, -1, NULL, v, 16)) > 0) {
+		size_t n = 0;
+		for (int i = 0; i < nv && i < 16; i++) {
+			scone_wipe(v[i].iov_base, v[i].iov_len);
+			n += v[i].iov_len;
+		}
+		evbuffer_drain(in, n);
+	}
+}
+
+static void free_state(struct req_state *st)
+{
+	if (st->body) {
+		scone_wipe(st->body, st->body_len);
+		free(st->body);
+	}
+	free(st->path);
+	free(st->query);
+}
+
+static bool rate_ok(struct cas_server_conn *c, int max)
+{
+	uint64_t sec = cas_server_now_ns() / 1000000000u;
+
+	if (sec != c->rate_window) {
+		c->rate_window = sec;
+		c->rate_count = 0;
+	}
+	return ++c->rate_count <= max;
+}
+
+/* ---- response ---- */
+
+static void wipe_free(const void *data, size_t len, void *extra)
+{
+	size_t cap = (size_t)(uintptr_t)extra;
+
+	scone_wipe((void *)data, cap > len ? cap : len);
+	free((void *)data);
+}
+
+static bool header_value_ok(const char *v)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v < 0x20 || (unsigned char)*v >= 0x7f)
+			return false;
+	return true;
+}
+
+/* Hand the body to evhttp without copying; it is wiped and freed once written. */
+static bool attach_body(struct evbuffer *out, struct scone_wbuf *body)
+{
+	if (!body->size)
+		return true;
+	if (evbuffer_add_reference(out, body->data, body->size, wipe_free, (void *)(uintptr_t)body->cap) != 0)
+		return false;
+	body->data = NULL;
+	body->size = body->cap = 0;
+	return true;
+}
+
+static int send_response(struct cas_server_conn *c, struct evhttp_request *req, struct cas_response *resp,
+			 bool close)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evbuffer *out = evbuffer_new();
+	const char *ct = resp->content_type ? resp->content_type : "application/json";
+
+	if (resp->status < 200 || resp->status > 599 || !header_value_ok(ct)) {
+		scone_error("handler gave status %d, content type \"%s\": answering 500", resp->status,
+			    header_value_ok(ct) ? ct : "(invalid)");
+		cas_respond_error(resp, 500, "INTERNAL", "the server produced an invalid response");
+		ct = "application/json";
+	}
+	if (!out || !attach_body(out, &resp->body)) {
+		scone_error("out of memory for a response; answering 500 without a body");
+		resp->status = 500;
+		close = true;
+	}
+	evhttp_add_header(h, "Content-Type", ct);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	if (close)
+		evhttp_add_header(h, "Connection", "close");
+	if (c) {
+		c->close_after = c->close_after || close;
+		cas_server_conn_response_queued(c, req);
+	}
+	evhttp_send_reply(req, resp->status, reason_phrase(resp->status), out);
+	if (out)
+		evbuffer_free(out);
+	return resp->status;
+}
+
+/* ---- log ---- */
+
+void cas_server_http_log(struct cas_server_conn *c, const char *method, const char *path, int status,
+			 uint64_t dur_ns)
+{
+	char safe_path[LOG_PATH_MAX];
+	json_t *j;
+	char *text;
+
+	if (!scone_log_enabled(SCONE_LOG_INFO))
+		return;
+	ascii_copy(safe_path, sizeof(safe_path), path);
+	j = json_pack("{s:s, s:s, s:i, s:f, s:s}", "method", method, "path", safe_path, "status", status,
+		      "duration_ms", (double)dur_ns / 1e6, "peer", c ? cas_server_conn_peer(c) : "-");
+	text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+	json_decref(j);
+	if (text)
+		scone_info("%s", text);
+	free(text);
+}
+
+/* ---- the request callback ---- */
+
+/* A request on a connection without our state (out of memory at accept): refused, never handled. */
+static void refuse(struct evhttp_request *req)
+{
+	struct cas_response resp = { .status = 503 };
+
+	scone_wbuf_init(&resp.body, ERROR_BODY_MAX, 1);
+	cas_respond_error(&resp, 503, "BUSY", "server out of memory; try again");
+	send_response(NULL, req, &resp, true);
+	scone_wbuf_free(&resp.body);
+}
+
+/* Run the checks, then the handler; fills resp either way. */
+static void dispatch(struct cas_server_worker *w, struct cas_server_conn *c, struct evhttp_request *req,
+		     const struct method *m, struct req_state *st, struct cas_response *resp)
+{
+	const struct cas_server_opts *o = &w->srv->o;
+	struct cas_request r = { 0 };
+
+	if (!rate_ok(c, o->max_requests_per_conn_per_sec)) {
+		cas_server_metrics_limit(&w->srv->m, CAS_LIMIT_RATE);
+		cas_respond_error(resp, 429, "LIMIT", "more than %d requests per second on one connection",
+				  o->max_requests_per_conn_per_sec);
+		c->close_after = true;
+		return;
+	}
+	if (m->m == CAS_OTHER) {
+		cas_server_metrics_limit(&w->srv->m, CAS_LIMIT_METHOD);
+		cas_respond_error(resp, 405, "UNSUPPORTED", "method %s is not allowed (GET, POST, PUT, DELETE)",
+				  m->name);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, POST, PUT, DELETE");
+		return;
+	}
+	if (!parse_target(evhttp_request_get_uri(req), st, resp) || !take_body(req, st, resp))
+		return;
+	cas_server_conn_peer_key(c);
+	r.method = m->m;
+	r.path = st->path;
+	r.query = st->query;
+	r.content_type = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+	r.body = st->body;
+	r.body_len = st->body_len;
+	r.has_peer_key = c->has_key;
+	if (c->has_key)
+		memcpy(r.peer_spki_sha256, c->spki_sha256, sizeof(r.peer_spki_sha256));
+	r.peer_addr = cas_server_conn_peer(c);
+	r.worker = w->index;
+	o->handler(o->handler_ctx, &r, resp);
+}
+
+void cas_server_http_request(struct evhttp_request *req, void *arg)
+{
+	struct cas_server_worker *w = arg;
+	struct cas_server_conn *c = cas_server_conn_of(req);
+	const struct method *m = method_of(evhttp_request_get_command(req));
+	struct req_state st = { 0 };
+	struct cas_response resp = { .status = 200 };
+	uint64_t dur;
+	int status;
+
+	if (!c) {
+		refuse(req);
+		return;
+	}
+	cas_server_conn_begin_handling(c);
+	scone_wbuf_init(&resp.body, RESPONSE_MAX, 1);
+	dispatch(w, c, req, m, &st, &resp);
+	wipe_input(req);
+	status = send_response(c, req, &resp, c->close_after || w->stopping);
+	dur = cas_server_now_ns() - c->req_start_ns;
+	cas_server_metrics_request(&w->srv->m, status, dur);
+	cas_server_http_log(c, m->name, st.path ? st.path : "-", status, dur);
+	c->req_start_ns = 0;
+	free_state(&st);
+	scone_wbuf_free(&resp.body);
+}

@@ -1,0 +1,152 @@
+/*
+ * server_internal.h - private to src/cas/server*.c: the server, its worker
+ * threads, one connection's state, and the calls between the files
+ * (server.c: lifecycle and workers; server_conn.c: connections, deadlines
+ * and kills; server_http.c: requests and responses; server_metrics.c:
+ * counters; server_tls.c: the TLS context).
+ *
+ * Threading: everything in a struct cas_server_worker and in the
+ * connections it owns is touched only by that worker's thread (and by the
+ * thread calling cas_server_free after every worker has been joined).
+ * What workers share is read-only after cas_server_new, or atomic
+ * (metrics, the open-connection count, the stop flag).
+ */
+#ifndef SCONE_CAS_SERVER_INTERNAL_H
+#define SCONE_CAS_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "cas/server.h"
+
+/* Upper bounds of the duration histogram, in seconds (then +Inf). */
+#define CAS_SERVER_DUR_BUCKETS 11
+
+enum cas_server_limit {
+	CAS_LIMIT_HEADER,
+	CAS_LIMIT_BODY,
+	CAS_LIMIT_RATE,
+	CAS_LIMIT_TIMEOUT,
+	CAS_LIMIT_METHOD,
+	CAS_LIMIT_COUNT_,
+};
+
+struct cas_server_metrics_state {
+	atomic_uint_least64_t requests[4]; /* 2xx 3xx 4xx 5xx */
+	atomic_uint_least64_t conn_total;
+	atomic_uint_least64_t conn_rejected;
+	atomic_uint_least64_t hs_failures;
+	atomic_uint_least64_t dur_buckets[CAS_SERVER_DUR_BUCKETS + 1]; /* not cumulative; last is +Inf */
+	atomic_uint_least64_t dur_sum_ns;
+	atomic_uint_least64_t limits[CAS_LIMIT_COUNT_];
+};
+
+/* Where a connection is in its request cycle (drives deadlines and stop). */
+enum cas_conn_phase {
+	CAS_PH_HANDSHAKE, /* accepted; no request byte yet (TLS handshake or waiting) */
+	CAS_PH_READING,   /* request bytes arrived; head/body not complete */
+	CAS_PH_HANDLING,  /* inside the request callback (synchronous) */
+	CAS_PH_WRITING,   /* response queued, not yet fully written */
+	CAS_PH_IDLE,      /* keep-alive, between requests */
+	CAS_PH_CLOSING,   /* a kill was delivered; evhttp is freeing it */
+};
+
+struct cas_server_conn;
+
+struct cas_server_worker {
+	struct cas_server *srv;
+	int index;
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound; /* owns the listening socket */
+	int pipe_rd, pipe_wr;              /* self-pipe: cas_server_stop writes a byte */
+	struct event *stop_ev;
+	struct event *grace_ev;
+	pthread_t thread;
+	bool started;
+	bool stopping;
+	bool draining;                 /* after the loop: no loopbreak from conn teardown */
+	uint64_t last_reject_log_ns;
+	int nconns;                    /* connections alive on this worker */
+	struct cas_server_conn *conns; /* list of them */
+	enum scone_err err;
+};
+
+struct cas_server {
+	struct cas_server_opts o; /* defaults filled in; host points at host_copy */
+	char *host_copy;
+	uint16_t port;
+	int nworkers;
+	struct cas_server_worker *workers;
+	atomic_int open;           /* connections holding a slot (<= max_connections) */
+	bool ran;
+	struct cas_server_metrics_state m;
+};
+
+struct cas_server_conn {
+	struct cas_server_worker *w;
+	struct bufferevent *bev; /* the OpenSSL bufferevent; owned by evhttp */
+	struct event *timer;     /* deadline, or an immediate kill when kill_now */
+	struct cas_server_conn *prev, *next;
+	enum cas_conn_phase phase;
+	bool kill_now;   /* the armed timer is a kill, not a deadline */
+	bool holds_slot; /* counted in srv->open */
+	bool rejected;   /* over max_connections: closed before TLS */
+	bool timed_out;
+	bool close_after; /* close once the current response is written */
+	bool key_known;
+	bool has_key;
+	uint8_t spki_sha256[32];
+	char peer[64];
+	uint64_t req_start_ns; /* monotonic time the current request's first byte arrived */
+	uint64_t rate_window;  /* monotonic second of the rate window */
+	int rate_count;
+};
+
+static inline uint64_t cas_server_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* server_conn.c */
+SCONE_MUST_CHECK enum scone_err cas_server_conn_global_init(void);
+/* evhttp's bevcb: a TLS bufferevent plus our connection state (arg: worker). */
+struct bufferevent *cas_server_conn_bev(struct event_base *base, void *arg);
+/* The connection a request arrived on; NULL if it is not one of ours. */
+struct cas_server_conn *cas_server_conn_of(struct evhttp_request *req);
+void cas_server_conn_peer_key(struct cas_server_conn *c);
+/* "addr:port" of the client, for logs ("-" if unknown). */
+const char *cas_server_conn_peer(struct cas_server_conn *c);
+void cas_server_conn_kill_soon(struct cas_server_conn *c);
+/* Request callback is about to run (disarms the deadline). */
+void cas_server_conn_begin_handling(struct cas_server_conn *c);
+/* Response queued: re-arm on completion (sets evhttp's on-complete hook). */
+void cas_server_conn_response_queued(struct cas_server_conn *c, struct evhttp_request *req);
+/* Graceful stop: close idle connections now, the rest when they finish. */
+void cas_server_conn_stop_all(struct cas_server_worker *w);
+
+/* server_http.c */
+void cas_server_http_request(struct evhttp_request *req, void *arg);
+/* Log line for a response evhttp generated itself (limit errors). */
+void cas_server_http_log(struct cas_server_conn *c, const char *method, const char *path, int status,
+			 uint64_t dur_ns);
+
+/* server_metrics.c */
+void cas_server_metrics_request(struct cas_server_metrics_state *m, int status, uint64_t dur_ns);
+void cas_server_metrics_limit(struct cas_server_metrics_state *m, enum cas_server_limit l);
+void cas_server_metrics_add(atomic_uint_least64_t *counter);
+
+/* server.c */
+/* A connection went away; ends the loop of a stopping worker that has none left. */
+void cas_server_worker_conn_gone(struct cas_server_worker *w);
+
+#endif

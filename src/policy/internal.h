@@ -1,0 +1,140 @@
+/*
+ * internal.h - private to src/policy: the YAML node tree (yaml.c), the
+ * error list and key paths (diag.c), typed readers over nodes (decode.c)
+ * and the section decoders (services.c, secrets.c, access.c).
+ *
+ * Flow: yaml.c turns text into a tree of struct ynode (rejecting aliases,
+ * anchors, tags, deep nesting, long lists, duplicate keys, NUL bytes);
+ * session.c walks the tree section by section into struct scone_session,
+ * every decoder reporting into struct pctx and carrying on; cross
+ * references are checked once all names are known; the hash is computed
+ * over the tree. Nothing here prints or exits.
+ */
+#ifndef SCONE_POLICY_INTERNAL_H
+#define SCONE_POLICY_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+
+#define POL_MAX_STORED_ERRORS 100
+#define POL_PATH_MAX 160
+
+enum ynode_kind {
+	YN_SCALAR = 1,
+	YN_SEQ,
+	YN_MAP,
+};
+
+struct ynode {
+	enum ynode_kind kind;
+	struct scone_pos pos;
+	bool plain; /* scalar written without quotes or block indicator */
+	bool null;  /* plain scalar "", "~", "null", "Null" or "NULL" */
+	char *text; /* scalar: NUL-terminated, len bytes, no NUL inside */
+	size_t len;
+	struct ynode **items; /* seq: n items; map: n pairs as items[2i] key, items[2i+1] value */
+	size_t n;
+	size_t cap;      /* entries allocated in items */
+	size_t *order;   /* map: pair indices sorted by key bytes */
+};
+
+/* State of one parse: the error list and the key path being decoded. */
+struct pctx {
+	struct scone_policy_diag *diag;
+	size_t errors; /* every error reported, stored or dropped */
+	bool nomem;
+	char path[POL_PATH_MAX];
+	size_t path_len;
+};
+
+/* ---- yaml.c ---- */
+
+/* Text to tree. Structural problems are reported into c; *root is NULL then. */
+SCONE_MUST_CHECK enum scone_err pol_yaml_load(struct pctx *c, const char *text, size_t len, struct ynode **root);
+/* Free a tree, wiping every scalar (explicit secret values live there). */
+void pol_ynode_free(struct ynode *n);
+/* The canonical session hash of a tree (docs/sessions.md, "Session hash"). */
+SCONE_MUST_CHECK enum scone_err pol_yaml_hash(const struct ynode *root, uint8_t out[32]);
+
+/* ---- diag.c ---- */
+
+void pol_error(struct pctx *c, struct scone_pos pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Append ".key" / "[i]" to the path; returns the length to restore. */
+size_t pol_path_key(struct pctx *c, const char *key);
+size_t pol_path_index(struct pctx *c, size_t i);
+void pol_path_restore(struct pctx *c, size_t len);
+/* Stable sort of the stored errors by position. */
+void pol_diag_sort(struct scone_policy_diag *d);
+
+/* ---- decode.c: typed readers; every error names the current path ---- */
+
+void *pol_calloc(struct pctx *c, size_t n, size_t size);
+char *pol_strndup(struct pctx *c, const char *s, size_t n);
+const char *pol_type_name(const struct ynode *n);
+/* Value of key in map, or NULL (no report). */
+const struct ynode *pol_map_get(const struct ynode *map, const char *key);
+/* Value of key; NULL and "missing required key" (at the map) when required. */
+const struct ynode *pol_field(struct pctx *c, const struct ynode *map, const char *key, bool required);
+/* Report keys of map that are not in allowed (NULL-terminated). */
+void pol_check_keys(struct pctx *c, const struct ynode *map, const char *const *allowed);
+/* Is n of the kind, else report "expected WHAT, got ...". */
+bool pol_expect(struct pctx *c, const struct ynode *n, enum ynode_kind kind, const char *what);
+/* Non-null scalar, copied (NULL on error, reported). */
+char *pol_str(struct pctx *c, const struct ynode *n);
+bool pol_bool(struct pctx *c, const struct ynode *n, bool *out);
+bool pol_uint(struct pctx *c, const struct ynode *n, unsigned long max, unsigned long *out);
+/* The field readers: pol_field + path push + the reader above. */
+char *pol_field_str(struct pctx *c, const struct ynode *map, const char *key, bool required);
+bool pol_field_bool(struct pctx *c, const struct ynode *map, const char *key, bool *out);
+/*
+ * A list of strings (or, with single_ok, one string). check (may be NULL)
+ * validates each; text is stored lowercase when lower is set.
+ */
+typedef bool (*pol_str_check_fn)(struct pctx *c, const struct ynode *n);
+bool pol_str_list(struct pctx *c, const struct ynode *n, bool single_ok, bool lower, pol_str_check_fn check,
+		  struct scone_strs *out);
+/* Append a copy of s to out. */
+bool pol_strs_add(struct pctx *c, struct scone_strs *out, const char *s);
+
+/* Value checks that report at n (which must be a scalar). */
+bool pol_is_hex(const char *s, size_t n_bytes);
+bool pol_check_hex32(struct pctx *c, const struct ynode *n);
+bool pol_check_name(struct pctx *c, const struct ynode *n, const char *what);
+bool pol_check_abs_path(struct pctx *c, const struct ynode *n);
+void pol_lower(char *s);
+
+/* ---- section decoders (session.c calls them in this order) ---- */
+
+struct scone_session;
+void pol_decode_secrets(struct pctx *c, const struct ynode *list, struct scone_session *s);
+void pol_decode_volumes(struct pctx *c, const struct ynode *list, struct scone_session *s);
+void pol_decode_images(struct pctx *c, const struct ynode *list, struct scone_session *s);
+void pol_decode_services(struct pctx *c, const struct ynode *list, struct scone_session *s);
+void pol_decode_access(struct pctx *c, const struct ynode *map, struct scone_session *s);
+void pol_decode_security(struct pctx *c, const struct ynode *map, struct scone_session *s);
+void pol_decode_exports(struct pctx *c, const struct ynode *n, bool namespaces, struct scone_export **out,
+			size_t *n_out);
+struct scone_import *pol_decode_import(struct pctx *c, const struct ynode *n, const char *name_key);
+void pol_free_exports(struct scone_export *v, size_t n);
+
+/* ---- refs.c: references between parts of the session ---- */
+
+/*
+ * Check the $$SCONE::...$$ references of one templated value (node n, at
+ * the current path) against the secrets of s: each must name a secret and
+ * use a format valid for its kind; "$$SCONE::" that does not start a
+ * complete reference is an error too.
+ */
+void pol_check_template(struct pctx *c, const struct ynode *n, const char *text, size_t len,
+			const struct scone_session *s);
+/* An fspf_key: 64 hex digits, or exactly one reference to a 32-byte binary secret (format none or hex). */
+void pol_check_fspf_key(struct pctx *c, const struct ynode *n, const struct scone_session *s);
+/* private_key / issuer of the secrets (list is the secrets: node). */
+void pol_check_secret_refs(struct pctx *c, const struct ynode *list, const struct scone_session *s);
+/* Report a repeated name in a list: names[i] against names[0..i). */
+void pol_check_unique(struct pctx *c, const struct ynode *list, const char *key, const char *what);
+
+#endif

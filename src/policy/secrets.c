@@ -1,0 +1,729 @@
+/*
+ * secrets.c - secrets[]: kinds, their parameters, explicit values
+ * (checked with OpenSSL where they are keys or certificates), exports and
+ * imports. References between secrets (private_key, issuer) are checked
+ * in refs.c once every secret is known.
+ */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/crypto.h"
+
+#define SECRET_MAX_SIZE (64 * 1024)
+#define VALID_FOR_MAX_DAYS 36525u /* 100 years */
+
+static const char *const secret_keys[] = {"name",       "kind",      "size",     "value",  "key_type",
+					  "private_key", "issuer",    "common_name", "dns", "san",
+					  "endpoint",   "valid_for", "migrate",  "export", "export_public",
+					  "import",     NULL};
+
+static const char *const ascii_keys[] = {"size", "value", NULL};
+static const char *const private_keys[] = {"key_type", "value", "migrate", NULL};
+static const char *const public_keys[] = {"private_key", "value", NULL};
+static const char *const x509_keys[] = {"private_key", "key_type", "issuer",    "common_name", "dns",
+					"san",         "endpoint", "valid_for", "value",       NULL};
+static const char *const x509_ca_keys[] = {"private_key", "key_type", "issuer", "common_name", "valid_for", "value",
+					   NULL};
+static const char *const common_keys[] = {"name", "kind", "export", "export_public", NULL};
+static const char *const import_keys[] = {"name", "kind", "import", NULL};
+
+static const struct kind_info {
+	const char *name;
+	enum scone_secret_kind kind;
+	const char *const *keys;
+} kinds[] = {
+	{"ascii", SCONE_SECRET_ASCII, ascii_keys},
+	{"binary", SCONE_SECRET_BINARY, ascii_keys},
+	{"private-key", SCONE_SECRET_PRIVATE_KEY, private_keys},
+	{"public-key", SCONE_SECRET_PUBLIC_KEY, public_keys},
+	{"x509", SCONE_SECRET_X509, x509_keys},
+	{"x509-ca", SCONE_SECRET_X509_CA, x509_ca_keys},
+};
+
+static const struct kind_info *kind_by_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(kinds[i].name, name) == 0)
+			return &kinds[i];
+	return NULL;
+}
+
+static bool in_list(const char *const *list, const char *s)
+{
+	for (size_t i = 0; list[i]; i++)
+		if (strcmp(list[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* Keys valid for some secret but not for this kind (or an import). */
+static void check_kind_keys(struct pctx *c, const struct ynode *m, const char *kind, const char *const *kind_keys,
+			    bool imported)
+{
+	pol_check_keys(c, m, secret_keys);
+	for (size_t i = 0; i < m->n; i++) {
+		const struct ynode *k = m->items[2 * i];
+		if (!in_list(secret_keys, k->text))
+			continue; /* reported as unknown above */
+		if (imported) {
+			if (!in_list(import_keys, k->text))
+				pol_error(c, k->pos, "'%s' cannot be combined with import: the exporting session defines it",
+					  k->text);
+		} else if (kind_keys && !in_list(common_keys, k->text) && !in_list(kind_keys, k->text)) {
+			pol_error(c, k->pos, "'%s' does not apply to %s secrets", k->text, kind);
+		}
+	}
+}
+
+/* ---- PEM values ---- */
+
+/* Never prompt for a passphrase (OpenSSL's default callback reads the tty). */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
+static BIO *pem_bio(const struct ynode *n)
+{
+	return BIO_new_mem_buf(n->text, (int)n->len);
+}
+
+/* The key type of a parsed private key, or 0 if scone does not support it. */
+static enum scone_key_type pkey_type(EVP_PKEY *k)
+{
+	char group[64];
+	size_t glen = 0;
+
+	switch (EVP_PKEY_get_base_id(k)) {
+	case EVP_PKEY_ED25519:
+		return SCONE_KEY_ED25519;
+	case EVP_PKEY_RSA:
+		if (EVP_PKEY_get_bits(k) == 2048)
+			return SCONE_KEY_RSA2048;
+		if (EVP_PKEY_get_bits(k) == 3072)
+			return SCONE_KEY_RSA3072;
+		return 0;
+	case EVP_PKEY_EC:
+		if (EVP_PKEY_get_group_name(k, group, sizeof(group), &glen) != 1)
+			return 0;
+		if (!strcmp(group, "prime256v1") || !strcmp(group, "P-256"))
+			return SCONE_KEY_P256;
+		if (!strcmp(group, "secp384r1") || !strcmp(group, "P-384"))
+			return SCONE_KEY_P384;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static void check_private_pem(struct pctx *c, const struct ynode *n, struct scone_secret *sec, bool type_given)
+{
+	BIO *bio = pem_bio(n);
+	EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
+	enum scone_key_type t;
+
+	if (!bio)
+		c->nomem = true;
+	else if (!k)
+		pol_error(c, n->pos, "not a PEM private key (PKCS#8 '-----BEGIN PRIVATE KEY-----', unencrypted)");
+	if (k) {
+		t = pkey_type(k);
+		if (!t)
+			pol_error(c, n->pos, "unsupported private key type: use P-256, P-384, Ed25519, RSA-2048 or RSA-3072");
+		else if (type_given && t != sec->key_type)
+			pol_error(c, n->pos, "the key in value does not match key_type");
+		else
+			sec->key_type = t;
+	}
+	EVP_PKEY_free(k);
+	BIO_free(bio);
+}
+
+static void check_public_pem(struct pctx *c, const struct ynode *n)
+{
+	BIO *bio = pem_bio(n);
+	EVP_PKEY *k = bio ? PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL) : NULL;
+
+	if (!bio)
+		c->nomem = true;
+	else if (!k)
+		pol_error(c, n->pos, "not a PEM public key ('-----BEGIN PUBLIC KEY-----')");
+	EVP_PKEY_free(k);
+	BIO_free(bio);
+}
+
+static void check_cert_pem(struct pctx *c, const struct ynode *n)
+{
+	BIO *bio = pem_bio(n);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, no_passphrase, NULL) : NULL;
+
+	if (!bio)
+		c->nomem = true;
+	else if (!x)
+		pol_error(c, n->pos, "not a PEM certificate ('-----BEGIN CERTIFICATE-----')");
+	X509_free(x);
+	BIO_free(bio);
+}
+
+/* ---- binary values: hex (SCONE's form) or base64 ---- */
+
+static int b64_val(char ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '+')
+		return 62;
+	if (ch == '/')
+		return 63;
+	return -1;
+}
+
+/* Strict base64 (RFC 4648, padding required, whitespace ignored) into out. */
+static bool b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
+{
+	uint32_t acc = 0;
+	size_t bits = 0, n = 0, pad = 0, chars = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char ch = in[i];
+		int v;
+		if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t')
+			continue;
+		chars++;
+		if (ch == '=') {
+			pad++;
+			continue;
+		}
+		if (pad || (v = b64_val(ch)) < 0)
+			return false;
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[n++] = (uint8_t)(acc >> bits);
+		}
+	}
+	if (chars % 4 != 0 || pad > 2 || (acc & ((1u << bits) - 1)) != 0)
+		return false;
+	if ((pad == 1 && bits != 2) || (pad == 2 && bits != 4) || (pad == 0 && bits != 0))
+		return false;
+	*out_len = n;
+	return true;
+}
+
+static int hex_val(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/*
+ * A binary value: all hex digits (even count) is hex, as SCONE reads it;
+ * anything else is base64; "base64:" or "hex:" in front forces the form.
+ */
+static void decode_binary(struct pctx *c, const struct ynode *n, struct scone_secret *sec)
+{
+	const char *t = n->text;
+	size_t len = n->len, out_len = 0;
+	bool hex = len % 2 == 0 && len > 0, ok;
+	uint8_t *out;
+
+	for (size_t i = 0; hex && i < len; i++)
+		hex = hex_val(t[i]) >= 0;
+	if (len >= 7 && !memcmp(t, "base64:", 7)) {
+		t += 7, len -= 7, hex = false;
+	} else if (len >= 4 && !memcmp(t, "hex:", 4)) {
+		t += 4, len -= 4, hex = true;
+	}
+	out = pol_calloc(c, len / 2 + len + 1, 1);
+	if (!out)
+		return;
+	if (hex) {
+		ok = len % 2 == 0;
+		for (size_t i = 0; ok && i < len; i += 2) {
+			int hi = hex_val(t[i]), lo = hex_val(t[i + 1]);
+			ok = hi >= 0 && lo >= 0;
+			out[out_len++] = (uint8_t)(hi << 4 | (lo & 15));
+		}
+	} else {
+		ok = b64_decode(t, len, out, &out_len);
+	}
+	if (!ok)
+		pol_error(c, n->pos, "a binary value must be hex digits or base64");
+	else if (out_len == 0 || out_len > SECRET_MAX_SIZE)
+		pol_error(c, n->pos, "a binary value must hold 1 to %d bytes, this one holds %zu", SECRET_MAX_SIZE,
+			  out_len);
+	if (!ok || out_len == 0 || out_len > SECRET_MAX_SIZE) {
+		scone_wipe(out, len / 2 + len + 1);
+		free(out);
+		return;
+	}
+	sec->value = (char *)out;
+	sec->value_len = out_len;
+	sec->size = out_len;
+}
+
+/* ---- per-kind parameters ---- */
+
+static bool field_uint(struct pctx *c, const struct ynode *m, const char *key, unsigned long min, unsigned long max,
+		       unsigned long *out)
+{
+	const struct ynode *v = pol_field(c, m, key, false);
+	size_t saved;
+	bool ok;
+
+	if (!v)
+		return false;
+	saved = pol_path_key(c, key);
+	ok = pol_uint(c, v, max, out);
+	if (ok && *out < min) {
+		pol_error(c, v->pos, "must be at least %lu", min);
+		ok = false;
+	}
+	pol_path_restore(c, saved);
+	return ok;
+}
+
+static void decode_value_secret(struct pctx *c, const struct ynode *m, struct scone_secret *sec)
+{
+	const struct ynode *value = pol_field(c, m, "value", false);
+	const struct ynode *size = pol_field(c, m, "size", false);
+	unsigned long n = 0;
+	size_t saved;
+
+	sec->size = sec->kind == SCONE_SECRET_ASCII ? 20 : 0;
+	if (size && field_uint(c, m, "size", 1, SECRET_MAX_SIZE, &n))
+		sec->size = n;
+	if (value && size) {
+		saved = pol_path_key(c, "size");
+		pol_error(c, size->pos, "give either size (generated) or value (explicit), not both");
+		pol_path_restore(c, saved);
+	}
+	if (!value) {
+		if (!size && sec->kind == SCONE_SECRET_BINARY)
+			pol_error(c, m->pos, "a binary secret needs size (bytes to generate) or value");
+		return;
+	}
+	saved = pol_path_key(c, "value");
+	if (!pol_expect(c, value, YN_SCALAR, "a string")) {
+		pol_path_restore(c, saved);
+		return;
+	}
+	if (sec->kind == SCONE_SECRET_BINARY) {
+		decode_binary(c, value, sec);
+	} else {
+		bool ascii = true;
+		for (size_t i = 0; i < value->len; i++)
+			ascii = ascii && (unsigned char)value->text[i] < 0x80;
+		if (!ascii)
+			pol_error(c, value->pos, "an ascii value must be ASCII text (use kind: binary for other bytes)");
+		else if (value->len > SECRET_MAX_SIZE)
+			pol_error(c, value->pos, "an ascii value is limited to %d bytes", SECRET_MAX_SIZE);
+		else if ((sec->value = pol_strndup(c, value->text, value->len)))
+			sec->value_len = sec->size = value->len;
+	}
+	pol_path_restore(c, saved);
+}
+
+static enum scone_key_type key_type_by_name(const char *t)
+{
+	static const struct {
+		const char *name;
+		enum scone_key_type type;
+	} names[] = {
+		{"P-256", SCONE_KEY_P256},     {"P256", SCONE_KEY_P256},       {"secp256r1", SCONE_KEY_P256},
+		{"prime256v1", SCONE_KEY_P256}, {"P-384", SCONE_KEY_P384},      {"P384", SCONE_KEY_P384},
+		{"secp384r1", SCONE_KEY_P384},  {"Ed25519", SCONE_KEY_ED25519}, {"RSA-2048", SCONE_KEY_RSA2048},
+		{"RSA2048", SCONE_KEY_RSA2048}, {"RSA-3072", SCONE_KEY_RSA3072}, {"RSA3072", SCONE_KEY_RSA3072},
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(names[i].name, t) == 0)
+			return names[i].type;
+	return 0;
+}
+
+/* key_type (default P-256); returns whether it was given. */
+static bool decode_key_type(struct pctx *c, const struct ynode *m, struct scone_secret *sec)
+{
+	const struct ynode *v = pol_field(c, m, "key_type", false);
+	size_t saved;
+
+	sec->key_type = SCONE_KEY_P256;
+	if (!v)
+		return false;
+	saved = pol_path_key(c, "key_type");
+	if (pol_expect(c, v, YN_SCALAR, "a key type")) {
+		enum scone_key_type t = key_type_by_name(v->text);
+		if (t)
+			sec->key_type = t;
+		else
+			pol_error(c, v->pos, "unknown key_type '%.40s': use P-256, P-384, Ed25519, RSA-2048 or RSA-3072",
+				  v->text);
+	}
+	pol_path_restore(c, saved);
+	return true;
+}
+
+static void decode_private_key(struct pctx *c, const struct ynode *m, struct scone_secret *sec)
+{
+	bool type_given = decode_key_type(c, m, sec);
+	const struct ynode *value = pol_field(c, m, "value", false);
+
+	pol_field_bool(c, m, "migrate", &sec->migrate);
+	if (value) {
+		size_t saved = pol_path_key(c, "value");
+		if (pol_expect(c, value, YN_SCALAR, "a PEM private key")) {
+			check_private_pem(c, value, sec, type_given);
+			sec->value = pol_strndup(c, value->text, value->len);
+			sec->value_len = value->len;
+		}
+		pol_path_restore(c, saved);
+	}
+}
+
+static void decode_public_key(struct pctx *c, const struct ynode *m, struct scone_secret *sec)
+{
+	const struct ynode *value = pol_field(c, m, "value", false);
+
+	sec->private_key = pol_field_str(c, m, "private_key", false);
+	if (!value && !pol_map_get(m, "private_key"))
+		pol_error(c, m->pos, "a public-key secret needs private_key (a private-key secret) or value (PEM)");
+	if (value && pol_map_get(m, "private_key"))
+		pol_error(c, value->pos, "give either private_key or value, not both");
+	if (value) {
+		size_t saved = pol_path_key(c, "value");
+		if (pol_expect(c, value, YN_SCALAR, "a PEM public key")) {
+			check_public_pem(c, value);
+			sec->value = pol_strndup(c, value->text, value->len);
+			sec->value_len = value->len;
+		}
+		pol_path_restore(c, saved);
+	}
+}
+
+/* "365", "30d", "90 days", "2 weeks", "1 year": whole days, 1..36525. */
+static bool parse_days(const char *t, unsigned *out)
+{
+	static const struct {
+		const char *unit;
+		unsigned days;
+	} units[] = {{"", 1},      {"d", 1},     {"day", 1},  {"days", 1},   {"w", 7},
+		     {"week", 7},  {"weeks", 7}, {"y", 365},  {"year", 365}, {"years", 365}};
+	unsigned long n = 0;
+	size_t i = 0;
+
+	while (t[i] >= '0' && t[i] <= '9' && n <= VALID_FOR_MAX_DAYS)
+		n = n * 10 + (unsigned long)(t[i++] - '0');
+	if (i == 0)
+		return false;
+	while (t[i] == ' ')
+		i++;
+	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+		if (strcmp(t + i, units[u].unit) == 0) {
+			n *= units[u].days;
+			if (n == 0 || n > VALID_FOR_MAX_DAYS)
+				return false;
+			*out = (unsigned)n;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool is_dns_name(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+
+	if (len == 0 || len > 253)
+		return false;
+	if (s[0] == '*' && s[1] == '.')
+		s += 2; /* one leading wildcard label */
+	for (const char *p = s;; p++) {
+		if (*p == '.' || *p == '\0') {
+			if (label == 0 || label > 63 || p[-1] == '-')
+				return false;
+			if (*p == '\0')
+				return true;
+			label = 0;
+		} else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+			   *p == '_' || (*p == '-' && label > 0)) {
+			label++;
+		} else {
+			return false;
+		}
+	}
+}
+
+static bool is_ip(const char *s)
+{
+	unsigned char buf[16];
+	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* dns: / san: entries go to ips when they are IP addresses, else to dns. */
+static void decode_names(struct pctx *c, const struct ynode *m, const char *key, bool single_ok,
+			 struct scone_secret *sec)
+{
+	const struct ynode *v = pol_field(c, m, key, false);
+	struct scone_strs all = {0};
+	size_t saved;
+
+	if (!v)
+		return;
+	saved = pol_path_key(c, key);
+	if (pol_str_list(c, v, single_ok, false, NULL, &all)) {
+		for (size_t i = 0; i < all.n; i++) {
+			const struct ynode *item = v->kind == YN_SEQ ? v->items[i] : v;
+			if (is_ip(all.v[i]))
+				pol_strs_add(c, &sec->ips, all.v[i]);
+			else if (is_dns_name(all.v[i]))
+				pol_strs_add(c, &sec->dns, all.v[i]);
+			else
+				pol_error(c, item->pos, "'%.80s' is neither a DNS name nor an IP address", all.v[i]);
+		}
+	}
+	scone_strs_free(&all);
+	pol_path_restore(c, saved);
+}
+
+static void decode_x509(struct pctx *c, const struct ynode *m, struct scone_secret *sec)
+{
+	const struct ynode *value = pol_field(c, m, "value", false), *v;
+	bool type_given = decode_key_type(c, m, sec);
+	size_t saved;
+
+	sec->private_key = pol_field_str(c, m, "private_key", false);
+	sec->issuer = pol_field_str(c, m, "issuer", false);
+	sec->common_name = pol_field_str(c, m, "common_name", false);
+	if (sec->common_name && (strlen(sec->common_name) == 0 || strlen(sec->common_name) > 64))
+		pol_error(c, pol_map_get(m, "common_name")->pos, "common_name must be 1 to 64 characters");
+	if (type_given && (sec->private_key || value))
+		pol_error(c, pol_map_get(m, "key_type")->pos,
+			  "key_type applies only to a certificate with its own generated key (no private_key, no value)");
+	decode_names(c, m, "dns", true, sec);
+	decode_names(c, m, "san", true, sec);
+	sec->endpoint = pol_field_str(c, m, "endpoint", false);
+	if (sec->endpoint && strcmp(sec->endpoint, "server") && strcmp(sec->endpoint, "client"))
+		pol_error(c, pol_map_get(m, "endpoint")->pos, "endpoint must be server or client");
+	if (sec->endpoint && !strcmp(sec->endpoint, "client") && (sec->dns.n || sec->ips.n))
+		pol_error(c, pol_map_get(m, "endpoint")->pos,
+			  "a client certificate has no subject alternative names (drop dns/san)");
+	sec->valid_for_days = 365;
+	if ((v = pol_field(c, m, "valid_for", false))) {
+		saved = pol_path_key(c, "valid_for");
+		if (pol_expect(c, v, YN_SCALAR, "a duration") && !parse_days(v->text, &sec->valid_for_days))
+			pol_error(c, v->pos, "valid_for '%.40s': write days as 365, \"30d\", \"90 days\", \"2 weeks\" or "
+					     "\"1 year\" (1 day to 100 years)",
+				  v->text);
+		pol_path_restore(c, saved);
+	}
+	if (value) {
+		saved = pol_path_key(c, "value");
+		if (pol_expect(c, value, YN_SCALAR, "a PEM certificate")) {
+			check_cert_pem(c, value);
+			sec->value = pol_strndup(c, value->text, value->len);
+			sec->value_len = value->len;
+		}
+		pol_path_restore(c, saved);
+	}
+}
+
+/* ---- export / import ---- */
+
+static void export_one(struct pctx *c, const struct ynode *n, bool namespaces, struct scone_export *e)
+{
+	static const char *const keys[] = {"session", "session_hash", "namespace", NULL};
+	const struct ynode *v;
+
+	if (n->kind == YN_SCALAR && !n->null) {
+		e->session = pol_str(c, n);
+		if (e->session && strcmp(e->session, "*") && !scone_session_name_valid(e->session))
+			pol_error(c, n->pos, "'%.80s' is not a session name", e->session);
+		return;
+	}
+	if (!pol_expect(c, n, YN_MAP, "a session name or {session, session_hash}"))
+		return;
+	pol_check_keys(c, n, keys);
+	if (pol_map_get(n, "namespace")) {
+		if (!namespaces)
+			pol_error(c, pol_map_get(n, "namespace")->pos, "volumes cannot be exported to a namespace");
+		if (pol_map_get(n, "session") || pol_map_get(n, "session_hash"))
+			pol_error(c, n->pos, "an export names either namespace or session (with session_hash)");
+		e->namespace = true;
+		e->session = pol_field_str(c, n, "namespace", true);
+		v = pol_map_get(n, "namespace");
+	} else {
+		e->session = pol_field_str(c, n, "session", true);
+		v = pol_map_get(n, "session");
+	}
+	if (e->session && strcmp(e->session, "*") && !scone_session_name_valid(e->session))
+		pol_error(c, v->pos, "'%.80s' is not a session name", e->session);
+	if ((v = pol_field(c, n, "session_hash", false))) {
+		size_t saved = pol_path_key(c, "session_hash");
+		if (pol_expect(c, v, YN_SCALAR, "a session hash") && pol_check_hex32(c, v)) {
+			e->session_hash = pol_str(c, v);
+			pol_lower(e->session_hash);
+		}
+		pol_path_restore(c, saved);
+	}
+}
+
+void pol_decode_exports(struct pctx *c, const struct ynode *n, bool namespaces, struct scone_export **out,
+			size_t *n_out)
+{
+	size_t count = n->kind == YN_SEQ ? n->n : 1;
+	size_t saved = pol_path_key(c, "export");
+
+	*out = pol_calloc(c, count, sizeof(**out));
+	if (*out) {
+		*n_out = count;
+		if (n->kind == YN_SEQ) {
+			if (count == 0)
+				pol_error(c, n->pos, "an empty export list: remove it");
+			for (size_t i = 0; i < count; i++) {
+				size_t s2 = pol_path_index(c, i);
+				export_one(c, n->items[i], namespaces, &(*out)[i]);
+				pol_path_restore(c, s2);
+			}
+		} else {
+			export_one(c, n, namespaces, &(*out)[0]);
+		}
+	}
+	pol_path_restore(c, saved);
+}
+
+void pol_free_exports(struct scone_export *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].session);
+		free(v[i].session_hash);
+	}
+	free(v);
+}
+
+struct scone_import *pol_decode_import(struct pctx *c, const struct ynode *n, const char *name_key)
+{
+	const char *keys[] = {"session", name_key, NULL};
+	struct scone_import *imp;
+	size_t saved = pol_path_key(c, "import");
+
+	if (!pol_expect(c, n, YN_MAP, "a mapping {session, ...}")) {
+		pol_path_restore(c, saved);
+		return NULL;
+	}
+	pol_check_keys(c, n, keys);
+	imp = pol_calloc(c, 1, sizeof(*imp));
+	if (imp) {
+		imp->session = pol_field_str(c, n, "session", true);
+		if (imp->session && !scone_session_name_valid(imp->session))
+			pol_error(c, pol_map_get(n, "session")->pos, "'%.80s' is not a session name", imp->session);
+		imp->name = pol_field_str(c, n, name_key, false);
+	}
+	pol_path_restore(c, saved);
+	return imp;
+}
+
+/* ---- one secret ---- */
+
+static void decode_kind(struct pctx *c, const struct ynode *m, struct scone_secret *sec, const struct kind_info **ki)
+{
+	const struct ynode *v = pol_field(c, m, "kind", !pol_map_get(m, "import"));
+	size_t saved;
+
+	*ki = NULL;
+	if (!v)
+		return;
+	saved = pol_path_key(c, "kind");
+	if (pol_expect(c, v, YN_SCALAR, "a secret kind")) {
+		*ki = kind_by_name(v->text);
+		if (*ki)
+			sec->kind = (*ki)->kind;
+		else
+			pol_error(c, v->pos,
+				  "unknown or unsupported secret kind '%.40s': use ascii, binary, private-key, public-key, "
+				  "x509 or x509-ca",
+				  v->text);
+	}
+	pol_path_restore(c, saved);
+}
+
+static void decode_secret(struct pctx *c, const struct ynode *m, struct scone_secret *sec)
+{
+	const struct ynode *name = pol_field(c, m, "name", true), *v;
+	const struct kind_info *ki;
+	size_t saved;
+
+	sec->pos = m->pos;
+	if (name) {
+		saved = pol_path_key(c, "name");
+		if (pol_expect(c, name, YN_SCALAR, "a name") && pol_check_name(c, name, "secret"))
+			sec->name = pol_str(c, name);
+		pol_path_restore(c, saved);
+	}
+	decode_kind(c, m, sec, &ki);
+	if ((v = pol_field(c, m, "import", false))) {
+		check_kind_keys(c, m, NULL, NULL, true);
+		sec->import = pol_decode_import(c, v, "secret");
+		return;
+	}
+	check_kind_keys(c, m, ki ? ki->name : NULL, ki ? ki->keys : NULL, false);
+	switch (sec->kind) {
+	case SCONE_SECRET_ASCII:
+	case SCONE_SECRET_BINARY:
+		decode_value_secret(c, m, sec);
+		break;
+	case SCONE_SECRET_PRIVATE_KEY:
+		decode_private_key(c, m, sec);
+		break;
+	case SCONE_SECRET_PUBLIC_KEY:
+		decode_public_key(c, m, sec);
+		break;
+	case SCONE_SECRET_X509:
+	case SCONE_SECRET_X509_CA:
+		decode_x509(c, m, sec);
+		break;
+	}
+	pol_field_bool(c, m, "export_public", &sec->export_public);
+	if ((v = pol_field(c, m, "export", false)))
+		pol_decode_exports(c, v, true, &sec->exports, &sec->n_exports);
+}
+
+void pol_decode_secrets(struct pctx *c, const struct ynode *list, struct scone_session *s)
+{
+	size_t saved = pol_path_key(c, "secrets");
+
+	if (pol_expect(c, list, YN_SEQ, "a list of secrets")) {
+		s->secrets = pol_calloc(c, list->n, sizeof(*s->secrets));
+		if (s->secrets) {
+			s->n_secrets = list->n;
+			for (size_t i = 0; i < list->n; i++) {
+				size_t s2 = pol_path_index(c, i);
+				if (pol_expect(c, list->items[i], YN_MAP, "a secret (a mapping with name and kind)"))
+					decode_secret(c, list->items[i], &s->secrets[i]);
+				pol_path_restore(c, s2);
+			}
+			pol_check_unique(c, list, "name", "secret");
+		}
+	}
+	pol_path_restore(c, saved);
+}

@@ -1,0 +1,167 @@
+/* test_tls.c - identities, key hashes, fingerprints, addresses and HTTP response parsing (src/lib/tls.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "lib/tls.h"
+
+static char tmpdir[] = "/tmp/scone-tls.XXXXXX";
+
+static void path_of(char *out, const char *name)
+{
+	snprintf(out, 256, "%s/%s", tmpdir, name);
+}
+
+static void test_identity_roundtrip(void **state)
+{
+	struct scone_identity a, b, c;
+	char key[256], crt[256], key2[256], crt2[256];
+	uint8_t spki_a[32], spki_b[32], cert_a[32], cert_c[32];
+	struct stat st;
+
+	(void)state;
+	path_of(key, "k.pem");
+	path_of(crt, "c.pem");
+	path_of(key2, "k2.pem");
+	path_of(crt2, "c2.pem");
+	assert_ok(scone_identity_new("scone-test", 30, &a));
+	assert_ok(scone_identity_save(&a, key, crt));
+	assert_int_equal(stat(key, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_ok(scone_identity_load(key, crt, &b));
+	assert_ok(scone_spki_sha256(a.cert, spki_a));
+	assert_ok(scone_spki_sha256(b.cert, spki_b));
+	assert_memory_equal(spki_a, spki_b, 32);
+	assert_ok(scone_cert_sha256(a.cert, cert_a));
+	assert_memory_not_equal(spki_a, cert_a, 32);
+
+	/* A certificate that does not belong to the key is refused. */
+	assert_ok(scone_identity_new("other", 30, &c));
+	assert_ok(scone_cert_sha256(c.cert, cert_c));
+	assert_memory_not_equal(cert_a, cert_c, 32);
+	assert_ok(scone_identity_save(&c, key2, crt2));
+	struct scone_identity bad;
+	assert_int_equal(scone_identity_load(key, crt2, &bad), SCONE_ERR_INVALID);
+	assert_int_equal(scone_identity_load(key, "/nonexistent/x", &bad), SCONE_ERR_NOT_FOUND);
+	assert_int_equal(scone_identity_load(crt, crt, &bad), SCONE_ERR_MALFORMED);
+	scone_identity_free(&a);
+	scone_identity_free(&b);
+	scone_identity_free(&c);
+	unlink(key);
+	unlink(crt);
+	unlink(key2);
+	unlink(crt2);
+}
+
+static void test_fingerprint_parse(void **state)
+{
+	uint8_t out[32], want[32];
+	const char *hex = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+
+	(void)state;
+	for (int i = 0; i < 32; i++)
+		want[i] = (uint8_t)((i % 16) * 0x11);
+	assert_ok(scone_fingerprint_parse(hex, out));
+	assert_memory_equal(out, want, 32);
+	assert_ok(scone_fingerprint_parse("sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+					  out));
+	assert_ok(scone_fingerprint_parse("00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:"
+					  "AA:BB:CC:DD:EE:FF",
+					  out));
+	assert_memory_equal(out, want, 32);
+	assert_int_equal(scone_fingerprint_parse("0011", out), SCONE_ERR_INVALID);
+	assert_int_equal(scone_fingerprint_parse("zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", out),
+			 SCONE_ERR_INVALID);
+	assert_int_equal(scone_fingerprint_parse("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00",
+						 out),
+			 SCONE_ERR_INVALID);
+}
+
+static void test_hostport(void **state)
+{
+	char host[64];
+	uint16_t port;
+
+	(void)state;
+	assert_ok(scone_hostport_parse("127.0.0.1:9000", 8081, host, sizeof(host), &port));
+	assert_string_equal(host, "127.0.0.1");
+	assert_int_equal(port, 9000);
+	assert_ok(scone_hostport_parse("cas.example", 8081, host, sizeof(host), &port));
+	assert_string_equal(host, "cas.example");
+	assert_int_equal(port, 8081);
+	assert_ok(scone_hostport_parse("[::1]:443", 8081, host, sizeof(host), &port));
+	assert_string_equal(host, "::1");
+	assert_int_equal(port, 443);
+	assert_ok(scone_hostport_parse("https://h:1/", 8081, host, sizeof(host), &port));
+	assert_string_equal(host, "h");
+	assert_int_equal(port, 1);
+	assert_int_equal(scone_hostport_parse("h:0", 1, host, sizeof(host), &port), SCONE_ERR_INVALID);
+	assert_int_equal(scone_hostport_parse("h:70000", 1, host, sizeof(host), &port), SCONE_ERR_INVALID);
+	assert_int_equal(scone_hostport_parse("h:12x", 1, host, sizeof(host), &port), SCONE_ERR_INVALID);
+	assert_int_equal(scone_hostport_parse(":80", 1, host, sizeof(host), &port), SCONE_ERR_INVALID);
+	assert_int_equal(scone_hostport_parse("[::1", 1, host, sizeof(host), &port), SCONE_ERR_INVALID);
+}
+
+static void test_http_parse(void **state)
+{
+	const char *ok = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}trailing";
+	const char *noclen = "HTTP/1.0 404 Not Found\r\n\r\nbody";
+	const char *short_body = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
+	const char *chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+	const char *bad_status = "HTTP/1.1 2x0 OK\r\n\r\n";
+	const char *no_end = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n";
+	const char *bad_clen = "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n";
+	size_t off, len;
+	int status;
+
+	(void)state;
+	assert_ok(scone_http_parse_response(ok, strlen(ok), &status, &off, &len));
+	assert_int_equal(status, 201);
+	assert_int_equal(len, 2);
+	assert_memory_equal(ok + off, "{}", 2);
+	assert_ok(scone_http_parse_response(noclen, strlen(noclen), &status, &off, &len));
+	assert_int_equal(status, 404);
+	assert_int_equal(len, 4);
+	assert_int_equal(scone_http_parse_response(short_body, strlen(short_body), &status, &off, &len),
+			 SCONE_ERR_TRUNCATED);
+	assert_int_equal(scone_http_parse_response(chunked, strlen(chunked), &status, &off, &len), SCONE_ERR_MALFORMED);
+	assert_int_equal(scone_http_parse_response(bad_status, strlen(bad_status), &status, &off, &len),
+			 SCONE_ERR_MALFORMED);
+	assert_int_equal(scone_http_parse_response(no_end, strlen(no_end), &status, &off, &len), SCONE_ERR_MALFORMED);
+	assert_int_equal(scone_http_parse_response(bad_clen, strlen(bad_clen), &status, &off, &len),
+			 SCONE_ERR_MALFORMED);
+}
+
+static void test_https_refuses_unpinned(void **state)
+{
+	struct scone_https_opts o = { .host = "127.0.0.1", .port = 9 };
+	struct scone_https_response r;
+	uint8_t pin[32] = { 0 };
+
+	(void)state;
+	/* No pin: refused before any connection is attempted. */
+	assert_int_equal(scone_https_request(&o, "GET", "/", NULL, NULL, 0, &r), SCONE_ERR_INVALID);
+	/* Nothing listens on the discard port of loopback: a network error, not a hang. */
+	o.pin_sha256 = pin;
+	o.timeout_ms = 2000;
+	assert_int_equal(scone_https_request(&o, "GET", "/", NULL, NULL, 0, &r), SCONE_ERR_NETWORK);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_identity_roundtrip), cmocka_unit_test(test_fingerprint_parse),
+		cmocka_unit_test(test_hostport),	   cmocka_unit_test(test_http_parse),
+		cmocka_unit_test(test_https_refuses_unpinned),
+	};
+	int rc;
+
+	if (!mkdtemp(tmpdir))
+		return 1;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	rmdir(tmpdir);
+	return rc;
+}
