@@ -36,6 +36,22 @@ SCONE_MUST_CHECK enum scone_err scone_secrets_generate(const struct scone_sessio
 						       struct scone_secret_set **out);
 void scone_secrets_free(struct scone_secret_set *set);
 
+/*
+ * Imported secrets that a secret of s refers to (an imported private_key
+ * of an x509/x509-ca/public-key, an imported issuer): resolve fills *set
+ * with the exporting session's secret set and *name with the secret's name
+ * there (imported->import->name, or imported->name), both borrowed until
+ * scone_secrets_generate_ex returns. It decides whether the import is
+ * allowed; its error is returned as is. scone_secrets_generate (no
+ * resolver) refuses such references with INVALID.
+ */
+typedef enum scone_err (*scone_secrets_import_fn)(void *ctx, const struct scone_secret *imported,
+						  const struct scone_secret_set **set, const char **name);
+SCONE_MUST_CHECK enum scone_err scone_secrets_generate_ex(const struct scone_session *s,
+							  const struct scone_secret_set *previous,
+							  scone_secrets_import_fn resolve, void *ctx,
+							  struct scone_secret_set **out);
+
 /* Serialize / parse (untrusted input: every field bounds-checked; fuzzable). */
 SCONE_MUST_CHECK enum scone_err scone_secrets_serialize(const struct scone_secret_set *set, struct scone_wbuf *out);
 SCONE_MUST_CHECK enum scone_err scone_secrets_parse(const uint8_t *data, size_t len, struct scone_secret_set **out);

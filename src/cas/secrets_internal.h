@@ -83,6 +83,7 @@ SCONE_MUST_CHECK enum scone_err sec_key_to_spki(EVP_PKEY *k, struct sec_blob *ou
 SCONE_MUST_CHECK enum scone_err sec_cert_to_der(X509 *x, struct sec_blob *out);
 /* Strict DER decoders (the whole input, nothing more): MALFORMED otherwise. */
 SCONE_MUST_CHECK enum scone_err sec_key_from_pkcs8(const uint8_t *p, size_t n, EVP_PKEY **out);
+SCONE_MUST_CHECK enum scone_err sec_cert_from_der(const uint8_t *p, size_t n, X509 **out);
 /*
  * Cheap structural checks for the parser (OpenSSL 3.0 needs 0.1-0.5 ms to
  * decode one key, certificates included): DER of a PKCS#8 / SPKI whose

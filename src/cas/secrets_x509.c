@@ -12,7 +12,8 @@
  * serverAuth and/or clientAuth by endpoint. Both: subjectKeyIdentifier,
  * authorityKeyIdentifier when issued by a CA, subjectAltName from dns/ips
  * (built as GENERAL_NAMEs, never through a config string, so a name cannot
- * smuggle in another entry).
+ * smuggle in another entry). Subject: CN only, = common_name, else the
+ * first DNS name, else the secret's name (docs/sessions.md).
  */
 #include "secrets_internal.h"
 
@@ -192,6 +193,23 @@ enum scone_err sec_key_from_pkcs8(const uint8_t *p, size_t n, EVP_PKEY **out)
 	if (!k)
 		return ssl_err(SCONE_ERR_MALFORMED, "PKCS#8 private key of %zu bytes does not decode", n);
 	*out = k;
+	return SCONE_ERR_OK;
+}
+
+enum scone_err sec_cert_from_der(const uint8_t *p, size_t n, X509 **out)
+{
+	const unsigned char *q = p;
+	X509 *x;
+
+	SCONE_TRY(der_len_ok(n, "certificate"));
+	x = d2i_X509(NULL, &q, (long)n);
+	if (x && q != p + n) {
+		X509_free(x);
+		x = NULL;
+	}
+	if (!x)
+		return ssl_err(SCONE_ERR_MALFORMED, "certificate of %zu bytes does not decode", n);
+	*out = x;
 	return SCONE_ERR_OK;
 }
 
@@ -524,12 +542,20 @@ static enum scone_err set_serial(X509 *x, const char *name)
 	return SCONE_ERR_OK;
 }
 
+/* common_name; else the first DNS name; else the secret's name (cut to 64: names are ASCII). */
 static enum scone_err set_subject(X509 *x, const struct scone_secret *def)
 {
-	const char *cn = def->common_name ? def->common_name : def->name;
+	const char *cn = def->common_name;
 	X509_NAME *nm = X509_get_subject_name(x);
+	int len = -1;
 
-	if (!X509_NAME_add_entry_by_NID(nm, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0))
+	if (!cn && def->dns.n && strlen(def->dns.v[0]) <= 64)
+		cn = def->dns.v[0];
+	if (!cn) {
+		cn = def->name;
+		len = (int)strnlen(cn, 64);
+	}
+	if (!X509_NAME_add_entry_by_NID(nm, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn, len, -1, 0))
 		return ssl_err(SCONE_ERR_INVALID, "secret '%s': common name '%.80s' is not 1..64 characters "
 			       "of UTF-8", def->name, cn);
 	return SCONE_ERR_OK;

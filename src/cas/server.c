@@ -194,7 +194,8 @@ static enum scone_err setup_worker(struct cas_server_worker *w, int fd)
 {
 	int p[2];
 
-	if (!(w->base = event_base_new())) {
+	/* Two priorities: connection timers (0) run before I/O (1, the default) of the same pass. */
+	if (!(w->base = event_base_new()) || event_base_priority_init(w->base, 2) != 0) {
 		close(fd);
 		return scone_err_set(SCONE_ERR_NOMEM, "worker %d: event_base_new failed", w->index);
 	}

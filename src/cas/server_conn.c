@@ -172,13 +172,28 @@ static void deadline_passed(struct cas_server_conn *c)
 		   c->phase == CAS_PH_HANDSHAKE ? "TLS handshake" : "request", srv->o.timeout_sec);
 }
 
+/* One line per worker per second at most: this is what a flood looks like. */
+static void log_rejected(struct cas_server_conn *c)
+{
+	struct cas_server_worker *w = c->w;
+	uint64_t now = cas_server_now_ns();
+
+	if (w->last_reject_log_ns && now - w->last_reject_log_ns < 1000000000u)
+		return;
+	w->last_reject_log_ns = now;
+	scone_warn("connection from %s refused: %d connections open (max_connections)", cas_server_conn_peer(c),
+		   w->srv->o.max_connections);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct cas_server_conn *c = arg;
 
 	(void)fd;
 	(void)what;
-	if (!c->kill_now)
+	if (c->rejected)
+		log_rejected(c);
+	else if (!c->kill_now)
 		deadline_passed(c);
 	c->phase = CAS_PH_CLOSING;
 	/* evhttp frees the connection from its error callback; c may be gone after this. */
@@ -297,19 +312,15 @@ static bool take_slot(struct cas_server *srv)
 	return true;
 }
 
+/*
+ * Over max_connections: closed by the timer, which runs before any I/O of
+ * the same loop pass (it has the higher priority), so the client's
+ * ClientHello is never answered.
+ */
 static void reject(struct cas_server_conn *c)
 {
-	struct cas_server_worker *w = c->w;
-	uint64_t now = cas_server_now_ns();
-
 	c->rejected = true;
-	cas_server_metrics_add(&w->srv->m.conn_rejected);
-	/* One line per worker per second at most: this is what a flood looks like. */
-	if (now - w->last_reject_log_ns >= 1000000000u || !w->last_reject_log_ns) {
-		w->last_reject_log_ns = now;
-		scone_warn("connection from %s refused: %d connections open (max_connections)",
-			   cas_server_conn_peer(c), w->srv->o.max_connections);
-	}
+	cas_server_metrics_add(&c->w->srv->m.conn_rejected);
 	cas_server_conn_kill_soon(c);
 }
 
@@ -384,7 +395,7 @@ struct bufferevent *cas_server_conn_bev(struct event_base *base, void *arg)
 	struct bufferevent *bev;
 	SSL *ssl;
 
-	if (!c || !(c->timer = evtimer_new(base, on_timer, c)))
+	if (!c || !(c->timer = evtimer_new(base, on_timer, c)) || event_priority_set(c->timer, 0) != 0)
 		return no_state(c);
 	if (!(ssl = SSL_new(o->ssl_ctx)))
 		return no_state(c);

@@ -320,6 +320,11 @@ static int send_response(struct cas_server_conn *c, struct evhttp_request *req, 
 		cas_respond_error(resp, 500, "INTERNAL", "the server produced an invalid response");
 		ct = "application/json";
 	}
+	/* evhttp 2.1 would send a body after a HEAD response; drop it here. */
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD && resp->body.data) {
+		scone_wipe(resp->body.data, resp->body.size);
+		resp->body.size = 0;
+	}
 	if (!out || !attach_body(out, &resp->body)) {
 		scone_error("out of memory for a response; answering 500 without a body");
 		resp->status = 500;

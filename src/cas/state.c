@@ -7,6 +7,8 @@
  *                              Without a TEE it is only as safe as the file system;
  *                              on TEE hardware it must be sealed to the enclave.
  *   DIR/cas.db (+ -wal, -shm)  the embedded store (store_sqlite.c)
+ *   DIR/cas.db.created         marks that the store was made: a store that vanishes or is
+ *                              emptied later is refused instead of silently started anew
  *
  * A missing master key next to an existing store is a refusal, never a new key:
  * a new key would make every sealed record unreadable.
@@ -133,10 +135,46 @@ static enum scone_err open_master_key(struct cas *cas)
 	return scone_hkdf_sha256(cas->token_key, 32, cas->master_key, 32, NULL, 0, "scone-cas instance token v1");
 }
 
+/* A store that existed once must still exist and not be empty. */
+static enum scone_err check_store_marker(struct cas *cas, bool *first)
+{
+	char marker[4300];
+	struct stat st;
+
+	SCONE_TRY(path_in(cas, "cas.db.created", marker, sizeof(marker)));
+	*first = !exists(marker);
+	if (*first)
+		return SCONE_ERR_OK;
+	if (stat(cas->store_path, &st) != 0)
+		return scone_err_set(SCONE_ERR_MISSING, "the store %s is gone (%s says it was created); restore it from a backup",
+				     cas->store_path, marker);
+	if (st.st_size == 0)
+		return scone_err_set(SCONE_ERR_CORRUPT, "the store %s is empty but was created before; restore it from a backup",
+				     cas->store_path);
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err write_store_marker(struct cas *cas)
+{
+	char marker[4300];
+	int fd;
+
+	SCONE_TRY(path_in(cas, "cas.db.created", marker, sizeof(marker)));
+	fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || fsync(fd) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return scone_err_set(SCONE_ERR_IO, "%s: %s", marker, strerror(errno));
+	}
+	close(fd);
+	return SCONE_ERR_OK;
+}
+
 enum scone_err cas_state_open(struct cas *cas, const char *state_dir)
 {
 	struct scone_store *st;
 	uint64_t n = 0;
+	bool first;
 
 	if (strlen(state_dir) >= sizeof(cas->state_dir))
 		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "state directory path too long");
@@ -146,10 +184,13 @@ enum scone_err cas_state_open(struct cas *cas, const char *state_dir)
 	SCONE_TRY(path_in(cas, "cas.db", cas->store_path, sizeof(cas->store_path)));
 	SCONE_TRY(open_identity(cas));
 	SCONE_TRY(open_master_key(cas));
+	SCONE_TRY(check_store_marker(cas, &first));
 	/* Open once here so that a corrupt store or a wrong key refuses the start. */
 	SCONE_TRY(scone_store_open_sqlite(cas->store_path, cas->master_key, &st));
 	enum scone_err err = st->ops->count(st, &n);
 	st->ops->close(st);
+	if (!err && first)
+		err = write_store_marker(cas);
 	if (err)
 		return err;
 	scone_info("store %s opened: %llu sessions", cas->store_path, (unsigned long long)n);

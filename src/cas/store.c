@@ -64,8 +64,8 @@ enum scone_err scone_store_check_name(const char *what, const char *name, size_t
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)name[i];
 		if (c < 0x20 || c == 0x7f)
-			return scone_err_set(SCONE_ERR_INVALID, "store: %s has a control character at byte %zu",
-					     what, i);
+			return scone_err_set(SCONE_ERR_INVALID,
+					     "store: %s has a control character at byte %zu", what, i);
 	}
 	return SCONE_ERR_OK;
 }
@@ -73,8 +73,8 @@ enum scone_err scone_store_check_name(const char *what, const char *name, size_t
 static enum scone_err check_blob(const char *name, const char *what, const void *p, size_t size)
 {
 	if (size > SCONE_STORE_BLOB_MAX)
-		return scone_err_set(SCONE_ERR_TOO_LARGE, "store: session %s: %s of %zu bytes exceeds %u", name,
-				     what, size, SCONE_STORE_BLOB_MAX);
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "store: session %s: %s of %zu bytes exceeds %u",
+				     name, what, size, SCONE_STORE_BLOB_MAX);
 	if (size && !p)
 		return scone_err_set(SCONE_ERR_INVALID, "store: session %s: %s is NULL with length %zu", name,
 				     what, size);
@@ -105,15 +105,17 @@ enum scone_err scone_store_norm_tag(const char *what, const char *tag_hex, bool 
 		out[0] = '\0';
 		return SCONE_ERR_OK;
 	}
-	if (len != SCONE_STORE_TAG_HEX)
-		return scone_err_set(SCONE_ERR_INVALID, "store: %s must be %d hex digits%s", what,
+	/* Volume tags are 16 bytes (32 hex); 32-byte tags are allowed for other engines' formats. */
+	if (len != 32 && len != SCONE_STORE_TAG_HEX)
+		return scone_err_set(SCONE_ERR_INVALID, "store: %s must be 32 or %d hex digits%s", what,
 				     SCONE_STORE_TAG_HEX, allow_empty ? " or empty" : "");
 	for (size_t i = 0; i < len; i++) {
 		char c = tag_hex[i];
 		if (c >= 'A' && c <= 'F')
 			c = (char)(c - 'A' + 'a');
 		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return scone_err_set(SCONE_ERR_INVALID, "store: %s has a non-hex character at %zu", what, i);
+			return scone_err_set(SCONE_ERR_INVALID, "store: %s has a non-hex character at %zu",
+					     what, i);
 		out[i] = c;
 	}
 	out[len] = '\0';
@@ -200,8 +202,8 @@ void scone_store_sealer_free(struct scone_store_sealer *s)
 	free(s);
 }
 
-enum scone_err scone_store_seal(struct scone_store_sealer *s, const struct scone_store_place *place, const void *in,
-				size_t in_size, uint8_t **out, size_t *out_size)
+enum scone_err scone_store_seal(struct scone_store_sealer *s, const struct scone_store_place *place,
+				const void *in, size_t in_size, uint8_t **out, size_t *out_size)
 {
 	struct aad aad;
 	uint8_t *blob;
@@ -209,15 +211,16 @@ enum scone_err scone_store_seal(struct scone_store_sealer *s, const struct scone
 
 	SCONE_TRY(aad_build(&aad, place));
 	if (in_size > SCONE_STORE_BLOB_MAX)
-		return scone_err_set(SCONE_ERR_TOO_LARGE, "store: %s of %zu bytes is too large", place->column,
-				     in_size);
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "store: %s of %zu bytes is too large",
+				     place->column, in_size);
 	blob = malloc(SCONE_STORE_SEAL_OVERHEAD + in_size);
 	if (!blob)
 		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory to seal %zu bytes", in_size);
 	err = scone_random(blob, SCONE_NONCE_SIZE);
 	if (err == SCONE_ERR_OK)
 		err = scone_aead_seal(s->aead, blob, aad.b, aad.n, in, in_size,
-				      in_size ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL, blob + SCONE_NONCE_SIZE);
+				      in_size ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL,
+				      blob + SCONE_NONCE_SIZE);
 	if (err != SCONE_ERR_OK) {
 		free(blob);
 		return err;

@@ -161,20 +161,22 @@ struct scone_store_place {
 struct scone_store_sealer;
 
 /* Derive the sealing key from master_key (not kept). Free with scone_store_sealer_free. */
-SCONE_MUST_CHECK enum scone_err scone_store_sealer_new(const uint8_t master_key[32], struct scone_store_sealer **out);
+SCONE_MUST_CHECK enum scone_err scone_store_sealer_new(const uint8_t master_key[32],
+						       struct scone_store_sealer **out);
 void scone_store_sealer_free(struct scone_store_sealer *s);
 
 /* Seal in (in_size bytes) for place into *out (malloc'd, in_size + overhead bytes). */
-SCONE_MUST_CHECK enum scone_err scone_store_seal(struct scone_store_sealer *s, const struct scone_store_place *place,
-						 const void *in, size_t in_size, uint8_t **out, size_t *out_size);
+SCONE_MUST_CHECK enum scone_err scone_store_seal(struct scone_store_sealer *s,
+						 const struct scone_store_place *place, const void *in,
+						 size_t in_size, uint8_t **out, size_t *out_size);
 
 /*
  * Unseal blob for place into *out (malloc'd plaintext followed by one NUL
  * byte not counted in *out_size; the caller wipes it before freeing).
  * AUTH if the blob is too short or does not authenticate for place.
  */
-SCONE_MUST_CHECK enum scone_err scone_store_unseal(struct scone_store_sealer *s, const struct scone_store_place *place,
-						   const uint8_t *blob, size_t blob_size, uint8_t **out,
-						   size_t *out_size);
+SCONE_MUST_CHECK enum scone_err scone_store_unseal(struct scone_store_sealer *s,
+						   const struct scone_store_place *place, const uint8_t *blob,
+						   size_t blob_size, uint8_t **out, size_t *out_size);
 
 #endif

@@ -150,7 +150,8 @@ static enum scone_err map_rc(sqlite3 *db, int rc)
 }
 
 /* Set detail "store PATH: WHAT: sqlite's message" for rc and return the mapped error. */
-static enum scone_err __attribute__((format(printf, 3, 4))) db_err(struct sq_store *s, int rc, const char *fmt, ...)
+static enum scone_err __attribute__((format(printf, 3, 4)))
+db_err(struct sq_store *s, int rc, const char *fmt, ...)
 {
 	char what[320];
 	va_list ap;
@@ -205,8 +206,8 @@ static void txn_abort(struct sq_store *s)
 
 /* ---------------- row helpers ---------------- */
 
-static enum scone_err col_hash(struct sq_store *s, sqlite3_stmt *q, int col, const char *name, const char *what,
-			       const uint8_t **out)
+static enum scone_err col_hash(struct sq_store *s, sqlite3_stmt *q, int col, const char *name,
+			       const char *what, const uint8_t **out)
 {
 	const void *p = sqlite3_column_blob(q, col);
 
@@ -217,23 +218,24 @@ static enum scone_err col_hash(struct sq_store *s, sqlite3_stmt *q, int col, con
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err unseal_col(struct sq_store *s, sqlite3_stmt *q, int col, const struct scone_store_place *pl,
-				 uint8_t **out, size_t *out_size)
+static enum scone_err unseal_col(struct sq_store *s, sqlite3_stmt *q, int col,
+				 const struct scone_store_place *pl, uint8_t **out, size_t *out_size)
 {
 	const uint8_t *blob = sqlite3_column_blob(q, col);
 	size_t size = (size_t)sqlite3_column_bytes(q, col);
 	enum scone_err err = scone_store_unseal(s->sealer, pl, blob, size, out, out_size);
 
 	if (err == SCONE_ERR_AUTH)
-		return scone_err_set(SCONE_ERR_CORRUPT,
-				     "store %s: %s of %s%s%s does not unseal (damaged, tampered with or moved "
-				     "from another row)",
-				     s->path, pl->column, pl->key, pl->key2 ? "/" : "", pl->key2 ? pl->key2 : "");
+		return scone_err_set(
+		    SCONE_ERR_CORRUPT,
+		    "store %s: %s of %s%s%s does not unseal (damaged, tampered with or moved "
+		    "from another row)",
+		    s->path, pl->column, pl->key, pl->key2 ? "/" : "", pl->key2 ? pl->key2 : "");
 	return err;
 }
 
-static void session_place(struct scone_store_place *pl, const char *column, const char *name, const uint8_t *hash,
-			  const uint8_t *creator)
+static void session_place(struct scone_store_place *pl, const char *column, const char *name,
+			  const uint8_t *hash, const uint8_t *creator)
 {
 	pl->column = column;
 	pl->key = name;
@@ -250,8 +252,8 @@ static void sealed_free(struct sealed_rec *b)
 }
 
 /* Seal rec's body and secrets for row (rec->name, rec->hash, creator). */
-static enum scone_err seal_rec(struct sq_store *s, const struct scone_session_rec *rec, const uint8_t *creator,
-			       struct sealed_rec *out)
+static enum scone_err seal_rec(struct sq_store *s, const struct scone_session_rec *rec,
+			       const uint8_t *creator, struct sealed_rec *out)
 {
 	struct scone_store_place pl;
 	enum scone_err err;
@@ -276,7 +278,8 @@ static int64_t now_or(int64_t t)
 
 /* ---------------- get ---------------- */
 
-static enum scone_err read_row(struct sq_store *s, sqlite3_stmt *q, const char *name, struct scone_session_rec *rec)
+static enum scone_err read_row(struct sq_store *s, sqlite3_stmt *q, const char *name,
+			       struct scone_session_rec *rec)
 {
 	const uint8_t *hash = NULL, *creator = NULL;
 	struct scone_store_place pl;
@@ -320,7 +323,8 @@ static enum scone_err sq_get(struct scone_store *st, const char *name, struct sc
 
 /* ---------------- create / update / remove ---------------- */
 
-static enum scone_err insert_row(struct sq_store *s, const struct scone_session_rec *rec, const struct sealed_rec *b)
+static enum scone_err insert_row(struct sq_store *s, const struct scone_session_rec *rec,
+				 const struct sealed_rec *b)
 {
 	sqlite3_stmt *q = s->stmt[S_INSERT];
 	int64_t created = now_or(rec->created);
@@ -393,8 +397,9 @@ static enum scone_err check_current(struct sq_store *s, const char *name, const 
 	if (err != SCONE_ERR_OK)
 		goto out;
 	if (expected && !scone_ct_equal(hash, expected, SCONE_STORE_HASH_SIZE)) {
-		err = scone_err_set(SCONE_ERR_CONFLICT,
-				    "store: session %s has changed (its hash is not the expected predecessor)", name);
+		err = scone_err_set(
+		    SCONE_ERR_CONFLICT,
+		    "store: session %s has changed (its hash is not the expected predecessor)", name);
 		goto out;
 	}
 	if (!creator)
@@ -415,7 +420,8 @@ out:
 	return err;
 }
 
-static enum scone_err update_row(struct sq_store *s, const struct scone_session_rec *rec, const struct sealed_rec *b)
+static enum scone_err update_row(struct sq_store *s, const struct scone_session_rec *rec,
+				 const struct sealed_rec *b)
 {
 	sqlite3_stmt *q = s->stmt[S_UPDATE];
 
@@ -437,7 +443,8 @@ static enum scone_err sq_update(struct scone_store *st, const struct scone_sessi
 
 	SCONE_TRY(scone_store_check_rec(rec));
 	if (!expected)
-		return scone_err_set(SCONE_ERR_INVALID, "store: update of %s without an expected hash", rec->name);
+		return scone_err_set(SCONE_ERR_INVALID, "store: update of %s without an expected hash",
+				     rec->name);
 	err = txn_begin(s, "begin updating session", rec->name);
 	if (err == SCONE_ERR_OK)
 		err = check_current(s, rec->name, expected, creator);
@@ -464,14 +471,16 @@ static enum scone_err delete_rows(struct sq_store *s, const char *name)
 	return run(s, q, "delete session", name);
 }
 
-static enum scone_err sq_remove(struct scone_store *st, const char *name, const uint8_t expected[SCONE_STORE_HASH_SIZE])
+static enum scone_err sq_remove(struct scone_store *st, const char *name,
+				const uint8_t expected[SCONE_STORE_HASH_SIZE])
 {
 	struct sq_store *s = sq(st);
 	enum scone_err err;
 
 	SCONE_TRY(scone_store_check_name("session name", name, SCONE_STORE_NAME_MAX));
 	if (!expected)
-		return scone_err_set(SCONE_ERR_INVALID, "store: removal of %s without an expected hash", name);
+		return scone_err_set(SCONE_ERR_INVALID, "store: removal of %s without an expected hash",
+				     name);
 	err = txn_begin(s, "begin removing session", name);
 	if (err == SCONE_ERR_OK)
 		err = check_current(s, name, expected, NULL);
@@ -603,16 +612,17 @@ static enum scone_err write_tag(struct sq_store *s, const char *session, const c
 }
 
 /* Inside a transaction: the tag CAS proper. */
-static enum scone_err swap_tag(struct sq_store *s, const char *session, const char *volume, const char *expected,
-			       const char *tag)
+static enum scone_err swap_tag(struct sq_store *s, const char *session, const char *volume,
+			       const char *expected, const char *tag)
 {
 	char cur[SCONE_STORE_TAG_HEX + 1];
 
 	SCONE_TRY(check_current(s, session, NULL, NULL));
 	SCONE_TRY(read_tag(s, session, volume, cur));
 	if (strcmp(cur, expected) != 0)
-		return scone_err_set(SCONE_ERR_CONFLICT, "store: volume tag of %s/%s is not the expected one (%s)",
-				     session, volume, cur[0] ? "it changed" : "it is not initialised yet");
+		return scone_err_set(SCONE_ERR_CONFLICT,
+				     "store: volume tag of %s/%s is not the expected one (%s)", session,
+				     volume, cur[0] ? "it changed" : "it is not initialised yet");
 	return write_tag(s, session, volume, tag);
 }
 
@@ -672,7 +682,8 @@ static const struct scone_store_ops sq_ops = {
  * as int64 (DONE without a row: NOT_FOUND). *rc_out (may be NULL) gets
  * sqlite's code.
  */
-static enum scone_err query_int(struct sq_store *s, const char *sql, const char *what, int64_t *out, int *rc_out)
+static enum scone_err query_int(struct sq_store *s, const char *sql, const char *what, int64_t *out,
+				int *rc_out)
 {
 	sqlite3_stmt *q = NULL;
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
@@ -712,7 +723,8 @@ static enum scone_err precreate(const char *path)
 	}
 	if (errno == EEXIST)
 		return SCONE_ERR_OK;
-	return scone_err_set(scone_err_from_errno(errno), "store %s: cannot create: %s", path, strerror(errno));
+	return scone_err_set(scone_err_from_errno(errno), "store %s: cannot create: %s", path,
+			     strerror(errno));
 }
 
 static enum scone_err db_open(struct sq_store *s)
@@ -720,9 +732,9 @@ static enum scone_err db_open(struct sq_store *s)
 	int rc;
 
 	SCONE_TRY(precreate(s->path));
-	rc = sqlite3_open_v2(s->path, &s->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
-			     NULL);
+	rc = sqlite3_open_v2(
+	    s->path, &s->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
 	if (rc != SQLITE_OK)
 		return db_err(s, rc, "open");
 	/* Until the checks pass, closing must not checkpoint into the file. */
@@ -747,7 +759,8 @@ static enum scone_err set_wal(struct sq_store *s)
 	} else {
 		const char *mode = (const char *)sqlite3_column_text(q, 0);
 		if (!mode || strcmp(mode, "wal") != 0)
-			err = scone_err_set(SCONE_ERR_IO, "store %s: cannot use WAL mode here (journal mode stays %s)",
+			err = scone_err_set(SCONE_ERR_IO,
+					    "store %s: cannot use WAL mode here (journal mode stays %s)",
 					    s->path, mode ? mode : "unknown");
 	}
 	sqlite3_finalize(q);
@@ -770,9 +783,9 @@ static enum scone_err write_meta(struct sq_store *s)
 	int rc;
 
 	SCONE_TRY(seal_canary(s, &blob, &size));
-	rc = sqlite3_prepare_v2(s->db,
-				"INSERT INTO meta(key, value) VALUES('schema', ?1), ('canary', ?2), ('key_check', ?3)",
-				-1, &q, NULL);
+	rc = sqlite3_prepare_v2(
+	    s->db, "INSERT INTO meta(key, value) VALUES('schema', ?1), ('canary', ?2), ('key_check', ?3)", -1,
+	    &q, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int(q, 1, SCHEMA_VERSION);
 		sqlite3_bind_blob64(q, 2, blob, size, SQLITE_STATIC);
@@ -810,8 +823,8 @@ static enum scone_err schema_check(struct sq_store *s)
 {
 	int64_t v = 0;
 	int rc = SQLITE_OK;
-	enum scone_err err = query_int(s, "SELECT value FROM meta WHERE key = 'schema'", "read the schema version", &v,
-				       &rc);
+	enum scone_err err =
+	    query_int(s, "SELECT value FROM meta WHERE key = 'schema'", "read the schema version", &v, &rc);
 
 	if (rc == SQLITE_ERROR) /* no such table: some other SQLite database */
 		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: not a scone CAS store (%s)", s->path,
@@ -822,8 +835,8 @@ static enum scone_err schema_check(struct sq_store *s)
 		return err;
 	if (v > SCHEMA_VERSION)
 		return scone_err_set(SCONE_ERR_UNSUPPORTED,
-				     "store %s: schema version %lld is newer than this scone supports (%d)", s->path,
-				     (long long)v, SCHEMA_VERSION);
+				     "store %s: schema version %lld is newer than this scone supports (%d)",
+				     s->path, (long long)v, SCHEMA_VERSION);
 	if (v != SCHEMA_VERSION)
 		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: unknown schema version %lld", s->path,
 				     (long long)v);
@@ -843,8 +856,8 @@ static enum scone_err quick_check(struct sq_store *s)
 	} else {
 		const char *msg = (const char *)sqlite3_column_text(q, 0);
 		if (!msg || strcmp(msg, "ok") != 0)
-			err = scone_err_set(SCONE_ERR_CORRUPT, "store %s: integrity check failed: %s", s->path,
-					    msg ? msg : "(no result)");
+			err = scone_err_set(SCONE_ERR_CORRUPT, "store %s: integrity check failed: %s",
+					    s->path, msg ? msg : "(no result)");
 	}
 	sqlite3_finalize(q);
 	return err;
@@ -869,7 +882,8 @@ static enum scone_err key_check(struct sq_store *s)
 		err = db_err(s, rc, "read the key check value");
 	else if (sqlite3_column_bytes(q, 0) != KEY_CHECK_SIZE ||
 		 !scone_ct_equal(sqlite3_column_blob(q, 0), s->key_check, KEY_CHECK_SIZE))
-		err = scone_err_set(SCONE_ERR_AUTH, "store %s: master key does not match this store", s->path);
+		err =
+		    scone_err_set(SCONE_ERR_AUTH, "store %s: master key does not match this store", s->path);
 	sqlite3_finalize(q);
 	return err;
 }
@@ -890,15 +904,16 @@ static enum scone_err canary_check(struct sq_store *s)
 	else if (rc != SQLITE_ROW)
 		err = db_err(s, rc, "read the key canary");
 	else
-		err = scone_store_unseal(s->sealer, &pl, sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0),
-					 &plain, &size);
+		err = scone_store_unseal(s->sealer, &pl, sqlite3_column_blob(q, 0),
+					 (size_t)sqlite3_column_bytes(q, 0), &plain, &size);
 	if (err == SCONE_ERR_AUTH)
 		err = scone_err_set(SCONE_ERR_CORRUPT,
 				    "store %s: the key canary does not unseal although the key check matches "
 				    "(damaged meta data)",
 				    s->path);
 	else if (err == SCONE_ERR_OK && (size != sizeof(CANARY) - 1 || memcmp(plain, CANARY, size) != 0))
-		err = scone_err_set(SCONE_ERR_CORRUPT, "store %s: the key canary holds the wrong text", s->path);
+		err = scone_err_set(SCONE_ERR_CORRUPT, "store %s: the key canary holds the wrong text",
+				    s->path);
 	free(plain);
 	sqlite3_finalize(q);
 	return err;
@@ -907,10 +922,12 @@ static enum scone_err canary_check(struct sq_store *s)
 static enum scone_err prepare_all(struct sq_store *s)
 {
 	for (int i = 0; i < S_COUNT_; i++) {
-		int rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i], NULL);
+		int rc =
+		    sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i], NULL);
 		if (rc == SQLITE_ERROR)
-			return scone_err_set(SCONE_ERR_CORRUPT, "store %s: tables do not match the schema: %s",
-					     s->path, sqlite3_errmsg(s->db));
+			return scone_err_set(SCONE_ERR_CORRUPT,
+					     "store %s: tables do not match the schema: %s", s->path,
+					     sqlite3_errmsg(s->db));
 		if (rc != SQLITE_OK)
 			return db_err(s, rc, "prepare statements");
 	}
@@ -923,8 +940,8 @@ static enum scone_err open_checked(struct sq_store *s)
 
 	SCONE_TRY(db_open(s));
 	/* The first read: a destroyed header or schema fails here (CORRUPT). */
-	SCONE_TRY(query_int(s, "SELECT count(*) FROM sqlite_master", "read the database header and schema", &tables,
-			    NULL));
+	SCONE_TRY(query_int(s, "SELECT count(*) FROM sqlite_master", "read the database header and schema",
+			    &tables, NULL));
 	SCONE_TRY(exec(s, CONN_PRAGMAS, "configure the connection"));
 	if (tables == 0)
 		SCONE_TRY(schema_create(s));
@@ -938,13 +955,15 @@ static enum scone_err open_checked(struct sq_store *s)
 	return SCONE_ERR_OK;
 }
 
-enum scone_err scone_store_open_sqlite(const char *path, const uint8_t master_key[32], struct scone_store **out)
+enum scone_err scone_store_open_sqlite(const char *path, const uint8_t master_key[32],
+				       struct scone_store **out)
 {
 	struct sq_store *s;
 	enum scone_err err;
 
 	if (!path || !*path || !master_key || !out)
-		return scone_err_set(SCONE_ERR_INVALID, "store: open needs a path, a master key and an out pointer");
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "store: open needs a path, a master key and an out pointer");
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory for a handle");
@@ -952,7 +971,8 @@ enum scone_err scone_store_open_sqlite(const char *path, const uint8_t master_ke
 	s->path = strdup(path);
 	err = s->path ? scone_store_sealer_new(master_key, &s->sealer) : SCONE_ERR_NOMEM;
 	if (err == SCONE_ERR_OK)
-		err = scone_hkdf_sha256(s->key_check, KEY_CHECK_SIZE, master_key, 32, NULL, 0, KEY_CHECK_INFO);
+		err =
+		    scone_hkdf_sha256(s->key_check, KEY_CHECK_SIZE, master_key, 32, NULL, 0, KEY_CHECK_INFO);
 	if (err == SCONE_ERR_OK)
 		err = open_checked(s);
 	if (err != SCONE_ERR_OK) {

@@ -107,11 +107,11 @@ static int save_pin(const char *addr_key, const char *fp_hex, bool replace)
 	old = json_object_get(cas, addr_key);
 	old_fp = json_string_value(json_object_get(old, "fingerprint"));
 	if (old_fp && strcmp(old_fp, fp_hex) != 0 && !replace) {
-		json_decref(cfg);
 		fprintf(stderr,
 			"scone: CAS %s is already pinned to %s; refusing to change the pin (--replace if the CAS was "
 			"really re-keyed)\n",
 			addr_key, old_fp);
+		json_decref(cfg);
 		return 1;
 	}
 	json_object_set_new(cas, addr_key, json_pack("{s:s}", "fingerprint", fp_hex));

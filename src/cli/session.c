@@ -180,6 +180,7 @@ static int by_name(int argc, char **argv, bool del)
 
 	if (rc >= 0)
 		return rc;
+	rc = 0;
 	if (!scone_session_name_valid(argv[optind]))
 		return cli_usage(usage, "%s is not a valid session name", argv[optind]);
 	snprintf(path, sizeof(path), "/v1/sessions/%s", argv[optind]);

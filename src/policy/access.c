@@ -103,18 +103,22 @@ static bool principal(struct pctx *c, const struct ynode *n, struct scone_princi
 		return scone_hex_decode(p->spki_sha256, 32, t, "key hash") == SCONE_ERR_OK;
 	}
 	if (strstr(t, "$$SCONE::"))
-		pol_error(c, n->pos, "secret references are not supported in access_policy: name the certificate or "
-				     "its key hash");
+		pol_error(c, n->pos,
+			  "secret references are not supported in access_policy: name the certificate or "
+			  "its key hash");
 	else
 		pol_error(c, n->pos,
-			  "'%.40s' is not CREATOR, ANY, NONE, a PEM certificate or a key hash (64 hex digits of the "
-			  "SHA-256 of the DER public key, optionally after \"sha256:\"; SCONE's base58 key hashes are "
+			  "'%.40s' is not CREATOR, ANY, NONE, a PEM certificate or a key hash (64 hex digits "
+			  "of the "
+			  "SHA-256 of the DER public key, optionally after \"sha256:\"; SCONE's base58 key "
+			  "hashes are "
 			  "not accepted)",
 			  t);
 	return false;
 }
 
-static void access_list(struct pctx *c, const struct ynode *map, const char *key, struct scone_access_list *out)
+static void access_list(struct pctx *c, const struct ynode *map, const char *key,
+			struct scone_access_list *out)
 {
 	const struct ynode *v = pol_field(c, map, key, false);
 	size_t saved;
@@ -126,7 +130,8 @@ static void access_list(struct pctx *c, const struct ynode *map, const char *key
 	if (!pol_expect(c, v, YN_SEQ, "a list (e.g. [CREATOR])"))
 		goto out;
 	if (v->n == 0) {
-		pol_error(c, v->pos, "an empty list: leave %s out for the default [CREATOR], or write [NONE]", key);
+		pol_error(c, v->pos, "an empty list: leave %s out for the default [CREATOR], or write [NONE]",
+			  key);
 		goto out;
 	}
 	out->v = pol_calloc(c, v->n, sizeof(*out->v));
@@ -168,16 +173,21 @@ void pol_decode_access(struct pctx *c, const struct ynode *map, struct scone_ses
 
 static bool check_tolerate(struct pctx *c, const struct ynode *n)
 {
-	static const char *const known[] = {"debug-mode",     "hyperthreading",         "insecure-igpu",
-					    "outdated-tcb",   "software-hardening-needed", "insecure-configuration",
+	static const char *const known[] = {"debug-mode",
+					    "hyperthreading",
+					    "insecure-igpu",
+					    "outdated-tcb",
+					    "software-hardening-needed",
+					    "insecure-configuration",
 					    NULL};
 	for (size_t i = 0; known[i]; i++)
 		if (!strcmp(known[i], n->text))
 			return true;
-	pol_error(c, n->pos,
-		  "unknown issue '%.40s': tolerate lists debug-mode, hyperthreading, insecure-igpu, outdated-tcb, "
-		  "software-hardening-needed or insecure-configuration",
-		  n->text);
+	pol_error(
+	    c, n->pos,
+	    "unknown issue '%.40s': tolerate lists debug-mode, hyperthreading, insecure-igpu, outdated-tcb, "
+	    "software-hardening-needed or insecure-configuration",
+	    n->text);
 	return false;
 }
 
@@ -204,9 +214,12 @@ static void decode_mode(struct pctx *c, const struct ynode *m, struct scone_sess
 		else if (!strcmp(v->text, "none"))
 			s->mode = SCONE_ATTEST_NONE;
 		else if (!strcmp(v->text, "maa"))
-			pol_error(c, v->pos, "mode maa (Microsoft Azure Attestation) is not supported: use hardware or none");
+			pol_error(
+			    c, v->pos,
+			    "mode maa (Microsoft Azure Attestation) is not supported: use hardware or none");
 		else
-			pol_error(c, v->pos, "unknown attestation mode '%.40s': use hardware (the default) or none",
+			pol_error(c, v->pos,
+				  "unknown attestation mode '%.40s': use hardware (the default) or none",
 				  v->text);
 	}
 	pol_path_restore(c, saved);
@@ -226,8 +239,9 @@ static void decode_advisories(struct pctx *c, const struct ynode *m, struct scon
 		for (size_t i = 0; i < s->tolerate.n; i++)
 			debug = debug || !strcmp(s->tolerate.v[i], "debug-mode");
 		if (!debug)
-			pol_error(c, v->pos, "ignore_advisories: \"*\" is only allowed with tolerate: [debug-mode, ...] "
-					     "(list the advisories for production)");
+			pol_error(c, v->pos,
+				  "ignore_advisories: \"*\" is only allowed with tolerate: [debug-mode, ...] "
+				  "(list the advisories for production)");
 	} else {
 		pol_str_list(c, v, false, false, check_advisory, &s->ignore_advisories);
 	}
@@ -236,7 +250,8 @@ static void decode_advisories(struct pctx *c, const struct ynode *m, struct scon
 
 static void decode_attestation(struct pctx *c, const struct ynode *m, struct scone_session *s)
 {
-	static const char *const keys[] = {"mode", "tolerate", "ignore_advisories", "trusted_scone_qe_pubkeys", NULL};
+	static const char *const keys[] = {"mode", "tolerate", "ignore_advisories",
+					   "trusted_scone_qe_pubkeys", NULL};
 	const struct ynode *v;
 	size_t saved = pol_path_key(c, "attestation");
 

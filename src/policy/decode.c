@@ -231,15 +231,31 @@ bool pol_field_bool(struct pctx *c, const struct ynode *map, const char *key, bo
 	return ok;
 }
 
+/*
+ * Lists built here hold n strings and a NULL in strs_cap(n) slots (a
+ * power of two), so appending is amortised O(1) without a capacity field.
+ */
+static size_t strs_cap(size_t n)
+{
+	size_t cap = 4;
+
+	while (cap < n + 1)
+		cap *= 2;
+	return cap;
+}
+
 bool pol_strs_add(struct pctx *c, struct scone_strs *out, const char *s)
 {
-	char **v = realloc(out->v, (out->n + 2) * sizeof(*v));
+	char **v = out->v;
 
-	if (!v) {
-		c->nomem = true;
-		return false;
+	if (!v || strs_cap(out->n + 1) != strs_cap(out->n)) {
+		v = realloc(out->v, strs_cap(out->n + 1) * sizeof(*v));
+		if (!v) {
+			c->nomem = true;
+			return false;
+		}
+		out->v = v;
 	}
-	out->v = v;
 	v[out->n] = pol_strndup(c, s, strlen(s));
 	if (!v[out->n])
 		return false;
@@ -313,14 +329,14 @@ bool pol_check_name(struct pctx *c, const struct ynode *n, const char *what)
 
 	for (i = 0; i < n->len; i++) {
 		char ch = n->text[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-		      ch == '.' || ch == '~' || ch == '-'))
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '_' || ch == '.' || ch == '~' || ch == '-'))
 			break;
 	}
 	if (n->len == 0 || n->len > SCONE_SESSION_NAME_MAX || i < n->len || !strcmp(n->text, ".") ||
 	    !strcmp(n->text, "..")) {
-		pol_error(c, n->pos, "invalid %s name '%.80s': use 1 to %d of A-Z a-z 0-9 _ . ~ -", what, n->text,
-			  SCONE_SESSION_NAME_MAX);
+		pol_error(c, n->pos, "invalid %s name '%.80s': use 1 to %d of A-Z a-z 0-9 _ . ~ -", what,
+			  n->text, SCONE_SESSION_NAME_MAX);
 		return false;
 	}
 	return true;

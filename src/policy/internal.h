@@ -37,8 +37,8 @@ struct ynode {
 	size_t len;
 	struct ynode **items; /* seq: n items; map: n pairs as items[2i] key, items[2i+1] value */
 	size_t n;
-	size_t cap;      /* entries allocated in items */
-	size_t *order;   /* map: pair indices sorted by key bytes */
+	size_t cap;    /* entries allocated in items */
+	size_t *order; /* map: pair indices sorted by key bytes */
 };
 
 /* State of one parse: the error list and the key path being decoded. */
@@ -53,7 +53,8 @@ struct pctx {
 /* ---- yaml.c ---- */
 
 /* Text to tree. Structural problems are reported into c; *root is NULL then. */
-SCONE_MUST_CHECK enum scone_err pol_yaml_load(struct pctx *c, const char *text, size_t len, struct ynode **root);
+SCONE_MUST_CHECK enum scone_err pol_yaml_load(struct pctx *c, const char *text, size_t len,
+					      struct ynode **root);
 /* Free a tree, wiping every scalar (explicit secret values live there). */
 void pol_ynode_free(struct ynode *n);
 /* The canonical session hash of a tree (docs/sessions.md, "Session hash"). */
@@ -61,7 +62,8 @@ SCONE_MUST_CHECK enum scone_err pol_yaml_hash(const struct ynode *root, uint8_t 
 
 /* ---- diag.c ---- */
 
-void pol_error(struct pctx *c, struct scone_pos pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void pol_error(struct pctx *c, struct scone_pos pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Append ".key" / "[i]" to the path; returns the length to restore. */
 size_t pol_path_key(struct pctx *c, const char *key);
 size_t pol_path_index(struct pctx *c, size_t i);

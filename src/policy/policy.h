@@ -66,7 +66,7 @@ struct scone_kv {
 struct scone_export {
 	char *session;
 	char *session_hash; /* hex SHA-256 or NULL */
-	bool namespace;     /* "namespace: NAME": that session and every session below it */
+	bool namespace;	    /* "namespace: NAME": that session and every session below it */
 };
 
 /* import: from another session's exported secret or volume. */
@@ -82,8 +82,8 @@ struct scone_import {
  */
 struct scone_attest_variant {
 	struct scone_strs mrenclaves; /* lowercase hex; any one of them */
-	char *mrsigner;               /* lowercase hex or NULL */
-	int isvprodid;                /* -1 = not checked (required with mrsigner) */
+	char *mrsigner;		      /* lowercase hex or NULL */
+	int isvprodid;		      /* -1 = not checked (required with mrsigner) */
 	int isvsvn_min, isvsvn_max;   /* inclusive; -1 = no bound */
 	struct scone_strs platforms;  /* lowercase hex platform (host) keys; any one of them */
 	struct scone_pos pos;
@@ -91,15 +91,16 @@ struct scone_attest_variant {
 
 struct scone_service {
 	char *name;
-	char *image_name;                   /* NULL if none */
-	struct scone_strs command;          /* argv, split like a shell; templates unresolved */
+	char *image_name;	   /* NULL if none */
+	struct scone_strs command; /* argv, split like a shell; templates unresolved */
 	struct scone_kv *env;
 	size_t n_env;
-	char *pwd;                          /* NULL = "/" */
-	struct scone_strs mrenclaves;       /* hex, from mrenclaves: or attestation: */
-	struct scone_strs mrsigners;        /* hex, attestation variants */
-	struct scone_strs platforms;        /* hex platform ids */
-	char *fspf_path, *fspf_key, *fspf_tag; /* NULL if absent; key may be templated */
+	char *pwd;			       /* NULL = "/" */
+	struct scone_strs mrenclaves;	       /* hex, from mrenclaves: or attestation: */
+	struct scone_strs mrsigners;	       /* hex, attestation variants */
+	struct scone_strs platforms;	       /* hex platform ids */
+	char *fspf_path, *fspf_key, *fspf_tag; /* NULL if absent; key: 64 hex or one $$SCONE::NAME[:hex]$$
+						  of a 32-byte binary secret, resolved by CAS */
 	/*
 	 * The same measurements with their structure kept (the flat lists
 	 * above are the union of these). Verifiers should use the variants:
@@ -162,19 +163,19 @@ enum scone_key_type {
 struct scone_secret {
 	char *name;
 	enum scone_secret_kind kind;
-	size_t size;          /* ascii/binary: bytes to generate (ascii default 20) */
-	char *value;          /* explicit value (NULL: generated); binary values are base64 in YAML, decoded here */
+	size_t size; /* ascii/binary: bytes to generate (ascii default 20) */
+	char *value; /* explicit value (NULL: generated); binary: hex or base64 in YAML, decoded here */
 	size_t value_len;
 	enum scone_key_type key_type; /* private-key; x509* own key when private_key is NULL */
-	char *private_key;    /* x509*, public-key: name of the private-key secret */
-	char *issuer;         /* x509: name of an x509-ca secret; NULL = self-signed */
-	char *common_name;    /* x509* */
-	struct scone_strs dns; /* x509*: subjectAltName DNS names (san: or dns:) */
-	struct scone_strs ips; /* x509*: subjectAltName IP addresses */
-	char *endpoint;       /* x509: "server" | "client" | NULL (both) */
-	unsigned valid_for_days; /* x509*: default 365 */
-	bool migrate;         /* private-key: keep the value across updates */
-	bool export_public;   /* export_public: true - readable by anyone, unauthenticated */
+	char *private_key;	      /* x509*, public-key: name of the private-key secret */
+	char *issuer;		      /* x509: name of an x509-ca secret; NULL = self-signed */
+	char *common_name;	      /* x509* */
+	struct scone_strs dns;	      /* x509*: subjectAltName DNS names (san: or dns:) */
+	struct scone_strs ips;	      /* x509*: subjectAltName IP addresses */
+	char *endpoint;		      /* x509: "server" | "client" | NULL (both) */
+	unsigned valid_for_days;      /* x509*: default 365 */
+	bool migrate;		      /* private-key: keep the value across updates */
+	bool export_public;	      /* export_public: true - readable by anyone, unauthenticated */
 	struct scone_export *exports;
 	size_t n_exports;
 	struct scone_import *import; /* NULL unless imported (value lives elsewhere); an
@@ -206,7 +207,7 @@ enum scone_attestation_mode {
 
 struct scone_session {
 	char *name;
-	char *version;     /* "0.3" */
+	char *version;	   /* "0.3" */
 	char *predecessor; /* hex SHA-256 or NULL (creation) */
 	struct scone_service *services;
 	size_t n_services;
@@ -220,9 +221,9 @@ struct scone_session {
 	struct scone_access_list create_sessions; /* n = 0: the same as update */
 	enum scone_attestation_mode mode;
 	struct scone_strs tolerate;
-	struct scone_strs ignore_advisories; /* ["*"] for the wildcard */
-	struct scone_strs trusted_qe_pubkeys; /* security.attestation.trusted_scone_qe_pubkeys, lowercase hex */
-	uint8_t hash[32]; /* canonical hash, set by scone_session_parse */
+	struct scone_strs ignore_advisories;  /* ["*"] for the wildcard */
+	struct scone_strs trusted_qe_pubkeys; /* trusted_scone_qe_pubkeys, lowercase hex */
+	uint8_t hash[32];		      /* canonical hash, set by scone_session_parse */
 };
 
 /*
@@ -264,13 +265,17 @@ void scone_strs_free(struct scone_strs *s);
 /*
  * Templating. scone_template_expand copies in to out, replacing each
  * $$SCONE::NAME$$ or $$SCONE::NAME:FORMAT$$ with what lookup writes for
- * (NAME, FORMAT or NULL). Text that is not a complete reference is copied
- * as is. out should be a secret wbuf.
+ * (NAME, FORMAT or NULL). NAME is 1..128 of [A-Za-z0-9_.~-], FORMAT 1..32
+ * of those and ':'. Text that is not a complete reference is copied as is;
+ * what lookup writes is never scanned again. in may hold any bytes (len
+ * counts them). The first error of lookup or of out (e.g. TOO_LARGE) stops
+ * the expansion and is returned. out should be a secret wbuf.
  */
 typedef enum scone_err (*scone_secret_lookup_fn)(void *ctx, const char *name, const char *format,
 						 struct scone_wbuf *out);
-SCONE_MUST_CHECK enum scone_err scone_template_expand(const char *in, size_t len, scone_secret_lookup_fn lookup,
-						      void *ctx, struct scone_wbuf *out);
+SCONE_MUST_CHECK enum scone_err scone_template_expand(const char *in, size_t len,
+						      scone_secret_lookup_fn lookup, void *ctx,
+						      struct scone_wbuf *out);
 
 /*
  * Is FORMAT (NULL = none given) valid for a secret of kind? The table:
@@ -284,7 +289,8 @@ bool scone_template_format_valid(enum scone_secret_kind kind, const char *format
 
 /* Call fn for each reference in in (for validation); stops at the first error fn returns. */
 typedef enum scone_err (*scone_template_ref_fn)(void *ctx, const char *name, const char *format);
-SCONE_MUST_CHECK enum scone_err scone_template_refs(const char *in, size_t len, scone_template_ref_fn fn, void *ctx);
+SCONE_MUST_CHECK enum scone_err scone_template_refs(const char *in, size_t len, scone_template_ref_fn fn,
+						    void *ctx);
 
 /*
  * @@N host arguments (runtime side): replace every "@@N" in the session's
@@ -300,7 +306,7 @@ SCONE_MUST_CHECK enum scone_err scone_template_refs(const char *in, size_t len, 
  * *out is a NULL-terminated argv (out->v[out->n] == NULL) the caller frees
  * with scone_strs_free.
  */
-SCONE_MUST_CHECK enum scone_err scone_host_args(const struct scone_strs *argv, int host_argc, char *const *host_argv,
-						struct scone_strs *out);
+SCONE_MUST_CHECK enum scone_err scone_host_args(const struct scone_strs *argv, int host_argc,
+						char *const *host_argv, struct scone_strs *out);
 
 #endif

@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *kind_name(enum scone_secret_kind k)
@@ -69,7 +70,8 @@ static void unknown_secret(struct tctx *t, const char *name)
 	char base[SCONE_SESSION_NAME_MAX + 1];
 
 	if (scone_session_volume(t->s, name)) {
-		pol_error(t->c, t->n->pos, "$$SCONE::%s$$ names a volume: volume keys cannot be referenced, only secrets",
+		pol_error(t->c, t->n->pos,
+			  "$$SCONE::%s$$ names a volume: volume keys cannot be referenced, only secrets",
 			  name);
 		return;
 	}
@@ -77,8 +79,9 @@ static void unknown_secret(struct tctx *t, const char *name)
 		memcpy(base, name, (size_t)(dot - name));
 		base[dot - name] = '\0';
 		if (scone_session_secret(t->s, base)) {
-			pol_error(t->c, t->n->pos, "no secret named '%s': write $$SCONE::%s:%s$$ (the form NAME.%s is "
-						   "no longer supported)",
+			pol_error(t->c, t->n->pos,
+				  "no secret named '%s': write $$SCONE::%s:%s$$ (the form NAME.%s is "
+				  "no longer supported)",
 				  name, base, dot + 1, dot + 1);
 			return;
 		}
@@ -95,8 +98,9 @@ static enum scone_err on_ref(void *ctx, const char *name, const char *format)
 	if (!sec)
 		unknown_secret(t, name);
 	else if (!format_ok(sec, format))
-		pol_error(t->c, t->n->pos, "format '%s' is not valid for %s secret '%s' (formats: %s)", format ? format : "",
-			  kind_name(sec->kind), name, sec->kind ? kind_formats(sec->kind) : "those of its kind");
+		pol_error(t->c, t->n->pos, "format '%s' is not valid for %s secret '%s' (formats: %s)",
+			  format ? format : "", kind_name(sec->kind), name,
+			  sec->kind ? kind_formats(sec->kind) : "those of its kind");
 	return SCONE_ERR_OK;
 }
 
@@ -119,8 +123,9 @@ void pol_check_template(struct pctx *c, const struct ynode *n, const char *text,
 	if (scone_template_refs(text, len, on_ref, &t) != SCONE_ERR_OK)
 		return;
 	if (count_prefixes(text, len) > t.refs)
-		pol_error(c, n->pos, "an incomplete secret reference: write $$SCONE::NAME$$ or $$SCONE::NAME:FORMAT$$ "
-				     "(NAME of A-Z a-z 0-9 _ . ~ -)");
+		pol_error(c, n->pos,
+			  "an incomplete secret reference: write $$SCONE::NAME$$ or $$SCONE::NAME:FORMAT$$ "
+			  "(NAME of A-Z a-z 0-9 _ . ~ -)");
 }
 
 /* ---- volume keys ---- */
@@ -164,7 +169,8 @@ void pol_check_fspf_key(struct pctx *c, const struct ynode *n, const struct scon
 		return;
 	}
 	if (sec->kind && sec->kind != SCONE_SECRET_BINARY) {
-		pol_error(c, n->pos, "a volume key must be a binary secret, '%s' is %s", k.name, kind_name(sec->kind));
+		pol_error(c, n->pos, "a volume key must be a binary secret, '%s' is %s", k.name,
+			  kind_name(sec->kind));
 		return;
 	}
 	if (k.has_format && strcmp(k.format, "hex")) {
@@ -176,7 +182,8 @@ void pol_check_fspf_key(struct pctx *c, const struct ynode *n, const struct scon
 		pol_error(c, n->pos, "a volume key must be 32 bytes, secret '%s' has %zu", k.name, size);
 	return;
 bad:
-	pol_error(c, n->pos, "expected 64 hex digits or one $$SCONE::NAME$$ reference to a 32-byte binary secret");
+	pol_error(c, n->pos,
+		  "expected 64 hex digits or one $$SCONE::NAME$$ reference to a 32-byte binary secret");
 }
 
 /* ---- private_key / issuer ---- */
@@ -197,8 +204,9 @@ static void check_ref(struct pctx *c, const struct ynode *m, const char *key, co
 	else if (target == sec)
 		pol_error(c, v->pos, "a secret cannot name itself as its %s", key);
 	else if (target->kind != want && !(target->import && target->kind == 0))
-		pol_error(c, v->pos, "'%.80s' is %s, %s must name %s %s secret", target_name, kind_name(target->kind), key,
-			  want == SCONE_SECRET_X509_CA ? "an" : "a", kind_name(want));
+		pol_error(c, v->pos, "'%.80s' is %s, %s must name %s %s secret", target_name,
+			  kind_name(target->kind), key, want == SCONE_SECRET_X509_CA ? "an" : "a",
+			  kind_name(want));
 	pol_path_restore(c, saved);
 }
 
@@ -234,8 +242,8 @@ void pol_check_secret_refs(struct pctx *c, const struct ynode *list, const struc
 		check_ref(c, m, "issuer", sec, sec->issuer, SCONE_SECRET_X509_CA, s);
 		if (sec->issuer && scone_session_secret(s, sec->issuer) != sec && issuer_loops(sec, s)) {
 			size_t s3 = pol_path_key(c, "issuer");
-			pol_error(c, pol_map_get(m, "issuer")->pos, "the issuer chain of '%s' comes back to it",
-				  sec->name ? sec->name : "");
+			pol_error(c, pol_map_get(m, "issuer")->pos,
+				  "the issuer chain of '%s' comes back to it", sec->name ? sec->name : "");
 			pol_path_restore(c, s3);
 		}
 		pol_path_restore(c, s2);
@@ -245,21 +253,29 @@ void pol_check_secret_refs(struct pctx *c, const struct ynode *list, const struc
 
 void pol_check_unique(struct pctx *c, const struct ynode *list, const char *key, const char *what)
 {
+	/* each name looked up once: the pairwise pass compares names only */
+	const struct ynode **names = pol_calloc(c, list->n, sizeof(*names));
+
+	if (!names)
+		return;
 	for (size_t i = 0; i < list->n; i++) {
 		const struct ynode *a = pol_map_get(list->items[i], key);
-		if (!a || a->kind != YN_SCALAR || a->null)
-			continue;
-		for (size_t j = 0; j < i; j++) {
-			const struct ynode *b = pol_map_get(list->items[j], key);
-			if (b && b->kind == YN_SCALAR && b->len == a->len && !memcmp(a->text, b->text, a->len)) {
+		names[i] = a && a->kind == YN_SCALAR && !a->null ? a : NULL;
+	}
+	for (size_t i = 0; i < list->n; i++) {
+		const struct ynode *a = names[i];
+		for (size_t j = 0; a && j < i; j++) {
+			const struct ynode *b = names[j];
+			if (b && b->len == a->len && !memcmp(a->text, b->text, a->len)) {
 				size_t s2 = pol_path_index(c, i);
 				size_t s3 = pol_path_key(c, key);
-				pol_error(c, a->pos, "%s name '%.80s' is used twice (first at %d:%d)", what, a->text,
-					  b->pos.line, b->pos.column);
+				pol_error(c, a->pos, "%s name '%.80s' is used twice (first at %d:%d)", what,
+					  a->text, b->pos.line, b->pos.column);
 				pol_path_restore(c, s3);
 				pol_path_restore(c, s2);
 				break;
 			}
 		}
 	}
+	free(names);
 }

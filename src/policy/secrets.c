@@ -13,24 +13,24 @@
 #include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/crypto.h"
 
 #define SECRET_MAX_SIZE (64 * 1024)
 #define VALID_FOR_MAX_DAYS 36525u /* 100 years */
 
-static const char *const secret_keys[] = {"name",       "kind",      "size",     "value",  "key_type",
-					  "private_key", "issuer",    "common_name", "dns", "san",
-					  "endpoint",   "valid_for", "migrate",  "export", "export_public",
-					  "import",     NULL};
+static const char *const secret_keys[] = {
+    "name", "kind",	"size",	     "value",	"key_type", "private_key",   "issuer", "common_name", "dns",
+    "san",  "endpoint", "valid_for", "migrate", "export",   "export_public", "import", NULL};
 
 static const char *const ascii_keys[] = {"size", "value", NULL};
 static const char *const private_keys[] = {"key_type", "value", "migrate", NULL};
 static const char *const public_keys[] = {"private_key", "value", NULL};
-static const char *const x509_keys[] = {"private_key", "key_type", "issuer",    "common_name", "dns",
-					"san",         "endpoint", "valid_for", "value",       NULL};
-static const char *const x509_ca_keys[] = {"private_key", "key_type", "issuer", "common_name", "valid_for", "value",
-					   NULL};
+static const char *const x509_keys[] = {"private_key", "key_type", "issuer",	"common_name", "dns",
+					"san",	       "endpoint", "valid_for", "value",       NULL};
+static const char *const x509_ca_keys[] = {"private_key", "key_type", "issuer", "common_name",
+					   "valid_for",	  "value",    NULL};
 static const char *const common_keys[] = {"name", "kind", "export", "export_public", NULL};
 static const char *const import_keys[] = {"name", "kind", "import", NULL};
 
@@ -39,12 +39,12 @@ static const struct kind_info {
 	enum scone_secret_kind kind;
 	const char *const *keys;
 } kinds[] = {
-	{"ascii", SCONE_SECRET_ASCII, ascii_keys},
-	{"binary", SCONE_SECRET_BINARY, ascii_keys},
-	{"private-key", SCONE_SECRET_PRIVATE_KEY, private_keys},
-	{"public-key", SCONE_SECRET_PUBLIC_KEY, public_keys},
-	{"x509", SCONE_SECRET_X509, x509_keys},
-	{"x509-ca", SCONE_SECRET_X509_CA, x509_ca_keys},
+    {"ascii", SCONE_SECRET_ASCII, ascii_keys},
+    {"binary", SCONE_SECRET_BINARY, ascii_keys},
+    {"private-key", SCONE_SECRET_PRIVATE_KEY, private_keys},
+    {"public-key", SCONE_SECRET_PUBLIC_KEY, public_keys},
+    {"x509", SCONE_SECRET_X509, x509_keys},
+    {"x509-ca", SCONE_SECRET_X509_CA, x509_ca_keys},
 };
 
 static const struct kind_info *kind_by_name(const char *name)
@@ -64,8 +64,8 @@ static bool in_list(const char *const *list, const char *s)
 }
 
 /* Keys valid for some secret but not for this kind (or an import). */
-static void check_kind_keys(struct pctx *c, const struct ynode *m, const char *kind, const char *const *kind_keys,
-			    bool imported)
+static void check_kind_keys(struct pctx *c, const struct ynode *m, const char *kind,
+			    const char *const *kind_keys, bool imported)
 {
 	pol_check_keys(c, m, secret_keys);
 	for (size_t i = 0; i < m->n; i++) {
@@ -74,8 +74,10 @@ static void check_kind_keys(struct pctx *c, const struct ynode *m, const char *k
 			continue; /* reported as unknown above */
 		if (imported) {
 			if (!in_list(import_keys, k->text))
-				pol_error(c, k->pos, "'%s' cannot be combined with import: the exporting session defines it",
-					  k->text);
+				pol_error(
+				    c, k->pos,
+				    "'%s' cannot be combined with import: the exporting session defines it",
+				    k->text);
 		} else if (kind_keys && !in_list(common_keys, k->text) && !in_list(kind_keys, k->text)) {
 			pol_error(c, k->pos, "'%s' does not apply to %s secrets", k->text, kind);
 		}
@@ -127,7 +129,8 @@ static enum scone_key_type pkey_type(EVP_PKEY *k)
 	}
 }
 
-static void check_private_pem(struct pctx *c, const struct ynode *n, struct scone_secret *sec, bool type_given)
+static void check_private_pem(struct pctx *c, const struct ynode *n, struct scone_secret *sec,
+			      bool type_given)
 {
 	BIO *bio = pem_bio(n);
 	EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
@@ -136,11 +139,14 @@ static void check_private_pem(struct pctx *c, const struct ynode *n, struct scon
 	if (!bio)
 		c->nomem = true;
 	else if (!k)
-		pol_error(c, n->pos, "not a PEM private key (PKCS#8 '-----BEGIN PRIVATE KEY-----', unencrypted)");
+		pol_error(c, n->pos,
+			  "not a PEM private key (PKCS#8 '-----BEGIN PRIVATE KEY-----', unencrypted)");
 	if (k) {
 		t = pkey_type(k);
 		if (!t)
-			pol_error(c, n->pos, "unsupported private key type: use P-256, P-384, Ed25519, RSA-2048 or RSA-3072");
+			pol_error(
+			    c, n->pos,
+			    "unsupported private key type: use P-256, P-384, Ed25519, RSA-2048 or RSA-3072");
 		else if (type_given && t != sec->key_type)
 			pol_error(c, n->pos, "the key in value does not match key_type");
 		else
@@ -271,8 +277,8 @@ static void decode_binary(struct pctx *c, const struct ynode *n, struct scone_se
 	if (!ok)
 		pol_error(c, n->pos, "a binary value must be hex digits or base64");
 	else if (out_len == 0 || out_len > SECRET_MAX_SIZE)
-		pol_error(c, n->pos, "a binary value must hold 1 to %d bytes, this one holds %zu", SECRET_MAX_SIZE,
-			  out_len);
+		pol_error(c, n->pos, "a binary value must hold 1 to %d bytes, this one holds %zu",
+			  SECRET_MAX_SIZE, out_len);
 	if (!ok || out_len == 0 || out_len > SECRET_MAX_SIZE) {
 		scone_wipe(out, len / 2 + len + 1);
 		free(out);
@@ -285,8 +291,8 @@ static void decode_binary(struct pctx *c, const struct ynode *n, struct scone_se
 
 /* ---- per-kind parameters ---- */
 
-static bool field_uint(struct pctx *c, const struct ynode *m, const char *key, unsigned long min, unsigned long max,
-		       unsigned long *out)
+static bool field_uint(struct pctx *c, const struct ynode *m, const char *key, unsigned long min,
+		       unsigned long max, unsigned long *out)
 {
 	const struct ynode *v = pol_field(c, m, key, false);
 	size_t saved;
@@ -336,7 +342,8 @@ static void decode_value_secret(struct pctx *c, const struct ynode *m, struct sc
 		for (size_t i = 0; i < value->len; i++)
 			ascii = ascii && (unsigned char)value->text[i] < 0x80;
 		if (!ascii)
-			pol_error(c, value->pos, "an ascii value must be ASCII text (use kind: binary for other bytes)");
+			pol_error(c, value->pos,
+				  "an ascii value must be ASCII text (use kind: binary for other bytes)");
 		else if (value->len > SECRET_MAX_SIZE)
 			pol_error(c, value->pos, "an ascii value is limited to %d bytes", SECRET_MAX_SIZE);
 		else if ((sec->value = pol_strndup(c, value->text, value->len)))
@@ -351,10 +358,10 @@ static enum scone_key_type key_type_by_name(const char *t)
 		const char *name;
 		enum scone_key_type type;
 	} names[] = {
-		{"P-256", SCONE_KEY_P256},     {"P256", SCONE_KEY_P256},       {"secp256r1", SCONE_KEY_P256},
-		{"prime256v1", SCONE_KEY_P256}, {"P-384", SCONE_KEY_P384},      {"P384", SCONE_KEY_P384},
-		{"secp384r1", SCONE_KEY_P384},  {"Ed25519", SCONE_KEY_ED25519}, {"RSA-2048", SCONE_KEY_RSA2048},
-		{"RSA2048", SCONE_KEY_RSA2048}, {"RSA-3072", SCONE_KEY_RSA3072}, {"RSA3072", SCONE_KEY_RSA3072},
+	    {"P-256", SCONE_KEY_P256},	    {"P256", SCONE_KEY_P256},	     {"secp256r1", SCONE_KEY_P256},
+	    {"prime256v1", SCONE_KEY_P256}, {"P-384", SCONE_KEY_P384},	     {"P384", SCONE_KEY_P384},
+	    {"secp384r1", SCONE_KEY_P384},  {"Ed25519", SCONE_KEY_ED25519},  {"RSA-2048", SCONE_KEY_RSA2048},
+	    {"RSA2048", SCONE_KEY_RSA2048}, {"RSA-3072", SCONE_KEY_RSA3072}, {"RSA3072", SCONE_KEY_RSA3072},
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcasecmp(names[i].name, t) == 0)
@@ -377,7 +384,8 @@ static bool decode_key_type(struct pctx *c, const struct ynode *m, struct scone_
 		if (t)
 			sec->key_type = t;
 		else
-			pol_error(c, v->pos, "unknown key_type '%.40s': use P-256, P-384, Ed25519, RSA-2048 or RSA-3072",
+			pol_error(c, v->pos,
+				  "unknown key_type '%.40s': use P-256, P-384, Ed25519, RSA-2048 or RSA-3072",
 				  v->text);
 	}
 	pol_path_restore(c, saved);
@@ -407,7 +415,8 @@ static void decode_public_key(struct pctx *c, const struct ynode *m, struct scon
 
 	sec->private_key = pol_field_str(c, m, "private_key", false);
 	if (!value && !pol_map_get(m, "private_key"))
-		pol_error(c, m->pos, "a public-key secret needs private_key (a private-key secret) or value (PEM)");
+		pol_error(c, m->pos,
+			  "a public-key secret needs private_key (a private-key secret) or value (PEM)");
 	if (value && pol_map_get(m, "private_key"))
 		pol_error(c, value->pos, "give either private_key or value, not both");
 	if (value) {
@@ -427,8 +436,8 @@ static bool parse_days(const char *t, unsigned *out)
 	static const struct {
 		const char *unit;
 		unsigned days;
-	} units[] = {{"", 1},      {"d", 1},     {"day", 1},  {"days", 1},   {"w", 7},
-		     {"week", 7},  {"weeks", 7}, {"y", 365},  {"year", 365}, {"years", 365}};
+	} units[] = {{"", 1},	  {"d", 1},	{"day", 1}, {"days", 1},   {"w", 7},
+		     {"week", 7}, {"weeks", 7}, {"y", 365}, {"year", 365}, {"years", 365}};
 	unsigned long n = 0;
 	size_t i = 0;
 
@@ -499,7 +508,8 @@ static void decode_names(struct pctx *c, const struct ynode *m, const char *key,
 			else if (is_dns_name(all.v[i]))
 				pol_strs_add(c, &sec->dns, all.v[i]);
 			else
-				pol_error(c, item->pos, "'%.80s' is neither a DNS name nor an IP address", all.v[i]);
+				pol_error(c, item->pos, "'%.80s' is neither a DNS name nor an IP address",
+					  all.v[i]);
 		}
 	}
 	scone_strs_free(&all);
@@ -519,7 +529,8 @@ static void decode_x509(struct pctx *c, const struct ynode *m, struct scone_secr
 		pol_error(c, pol_map_get(m, "common_name")->pos, "common_name must be 1 to 64 characters");
 	if (type_given && (sec->private_key || value))
 		pol_error(c, pol_map_get(m, "key_type")->pos,
-			  "key_type applies only to a certificate with its own generated key (no private_key, no value)");
+			  "key_type applies only to a certificate with its own generated key (no "
+			  "private_key, no value)");
 	decode_names(c, m, "dns", true, sec);
 	decode_names(c, m, "san", true, sec);
 	sec->endpoint = pol_field_str(c, m, "endpoint", false);
@@ -532,9 +543,11 @@ static void decode_x509(struct pctx *c, const struct ynode *m, struct scone_secr
 	if ((v = pol_field(c, m, "valid_for", false))) {
 		saved = pol_path_key(c, "valid_for");
 		if (pol_expect(c, v, YN_SCALAR, "a duration") && !parse_days(v->text, &sec->valid_for_days))
-			pol_error(c, v->pos, "valid_for '%.40s': write days as 365, \"30d\", \"90 days\", \"2 weeks\" or "
-					     "\"1 year\" (1 day to 100 years)",
-				  v->text);
+			pol_error(
+			    c, v->pos,
+			    "valid_for '%.40s': write days as 365, \"30d\", \"90 days\", \"2 weeks\" or "
+			    "\"1 year\" (1 day to 100 years)",
+			    v->text);
 		pol_path_restore(c, saved);
 	}
 	if (value) {
@@ -566,9 +579,11 @@ static void export_one(struct pctx *c, const struct ynode *n, bool namespaces, s
 	pol_check_keys(c, n, keys);
 	if (pol_map_get(n, "namespace")) {
 		if (!namespaces)
-			pol_error(c, pol_map_get(n, "namespace")->pos, "volumes cannot be exported to a namespace");
+			pol_error(c, pol_map_get(n, "namespace")->pos,
+				  "volumes cannot be exported to a namespace");
 		if (pol_map_get(n, "session") || pol_map_get(n, "session_hash"))
-			pol_error(c, n->pos, "an export names either namespace or session (with session_hash)");
+			pol_error(c, n->pos,
+				  "an export names either namespace or session (with session_hash)");
 		e->namespace = true;
 		e->session = pol_field_str(c, n, "namespace", true);
 		v = pol_map_get(n, "namespace");
@@ -636,7 +651,8 @@ struct scone_import *pol_decode_import(struct pctx *c, const struct ynode *n, co
 	if (imp) {
 		imp->session = pol_field_str(c, n, "session", true);
 		if (imp->session && !scone_session_name_valid(imp->session))
-			pol_error(c, pol_map_get(n, "session")->pos, "'%.80s' is not a session name", imp->session);
+			pol_error(c, pol_map_get(n, "session")->pos, "'%.80s' is not a session name",
+				  imp->session);
 		imp->name = pol_field_str(c, n, name_key, false);
 	}
 	pol_path_restore(c, saved);
@@ -645,7 +661,8 @@ struct scone_import *pol_decode_import(struct pctx *c, const struct ynode *n, co
 
 /* ---- one secret ---- */
 
-static void decode_kind(struct pctx *c, const struct ynode *m, struct scone_secret *sec, const struct kind_info **ki)
+static void decode_kind(struct pctx *c, const struct ynode *m, struct scone_secret *sec,
+			const struct kind_info **ki)
 {
 	const struct ynode *v = pol_field(c, m, "kind", !pol_map_get(m, "import"));
 	size_t saved;
@@ -660,7 +677,8 @@ static void decode_kind(struct pctx *c, const struct ynode *m, struct scone_secr
 			sec->kind = (*ki)->kind;
 		else
 			pol_error(c, v->pos,
-				  "unknown or unsupported secret kind '%.40s': use ascii, binary, private-key, public-key, "
+				  "unknown or unsupported secret kind '%.40s': use ascii, binary, "
+				  "private-key, public-key, "
 				  "x509 or x509-ca",
 				  v->text);
 	}
@@ -718,7 +736,8 @@ void pol_decode_secrets(struct pctx *c, const struct ynode *list, struct scone_s
 			s->n_secrets = list->n;
 			for (size_t i = 0; i < list->n; i++) {
 				size_t s2 = pol_path_index(c, i);
-				if (pol_expect(c, list->items[i], YN_MAP, "a secret (a mapping with name and kind)"))
+				if (pol_expect(c, list->items[i], YN_MAP,
+					       "a secret (a mapping with name and kind)"))
 					decode_secret(c, list->items[i], &s->secrets[i]);
 				pol_path_restore(c, s2);
 			}

@@ -49,13 +49,15 @@ static void decode_signer(struct pctx *c, const struct ynode *m, struct scone_at
 		pol_path_restore(c, saved);
 	}
 	if (!pol_map_get(m, "isvprodid"))
-		pol_error(c, m->pos, "missing required key 'isvprodid' (a signer is checked with its product id)");
+		pol_error(c, m->pos,
+			  "missing required key 'isvprodid' (a signer is checked with its product id)");
 	field_u16(c, m, "isvprodid", &v->isvprodid);
 	field_u16(c, m, "isvsvn", &svn);
 	field_u16(c, m, "isvsvn_min", &v->isvsvn_min);
 	field_u16(c, m, "isvsvn_max", &v->isvsvn_max);
 	if (pol_map_get(m, "isvsvn") && (pol_map_get(m, "isvsvn_min") || pol_map_get(m, "isvsvn_max")))
-		pol_error(c, pol_map_get(m, "isvsvn")->pos, "give isvsvn or a range (isvsvn_min / isvsvn_max), not both");
+		pol_error(c, pol_map_get(m, "isvsvn")->pos,
+			  "give isvsvn or a range (isvsvn_min / isvsvn_max), not both");
 	if (svn >= 0)
 		v->isvsvn_min = v->isvsvn_max = svn;
 	if (v->isvsvn_min >= 0 && v->isvsvn_max >= 0 && v->isvsvn_min > v->isvsvn_max)
@@ -64,9 +66,10 @@ static void decode_signer(struct pctx *c, const struct ynode *m, struct scone_at
 
 static void decode_variant(struct pctx *c, const struct ynode *m, struct scone_attest_variant *v)
 {
-	static const char *const keys[] = {"mrenclave", "mrenclaves", "signer",     "mrsigner",  "isvprodid",
-					   "isvsvn",    "isvsvn_min", "isvsvn_max", "platforms", NULL};
-	static const char *const signer_keys[] = {"mrsigner", "isvprodid", "isvsvn", "isvsvn_min", "isvsvn_max", NULL};
+	static const char *const keys[] = {"mrenclave", "mrenclaves", "signer",	    "mrsigner",	 "isvprodid",
+					   "isvsvn",	"isvsvn_min", "isvsvn_max", "platforms", NULL};
+	static const char *const signer_keys[] = {"mrsigner",	"isvprodid",  "isvsvn",
+						  "isvsvn_min", "isvsvn_max", NULL};
 	const struct ynode *n;
 	size_t saved;
 
@@ -86,7 +89,8 @@ static void decode_variant(struct pctx *c, const struct ynode *m, struct scone_a
 	if ((n = pol_field(c, m, "signer", false))) {
 		saved = pol_path_key(c, "signer");
 		if (pol_map_get(m, "mrsigner"))
-			pol_error(c, n->pos, "give signer: {mrsigner, isvprodid, ...} or mrsigner beside it, not both");
+			pol_error(c, n->pos,
+				  "give signer: {mrsigner, isvprodid, ...} or mrsigner beside it, not both");
 		if (pol_expect(c, n, YN_MAP, "a mapping {mrsigner, isvprodid, isvsvn ...}")) {
 			pol_check_keys(c, n, signer_keys);
 			decode_signer(c, n, v);
@@ -103,8 +107,9 @@ static void decode_variant(struct pctx *c, const struct ynode *m, struct scone_a
 	}
 	if (!pol_map_get(m, "mrenclave") && !pol_map_get(m, "mrenclaves") && !pol_map_get(m, "signer") &&
 	    !pol_map_get(m, "mrsigner"))
-		pol_error(c, m->pos, "an attestation variant needs mrenclave or a signer (platforms alone do not "
-				     "identify the program)");
+		pol_error(c, m->pos,
+			  "an attestation variant needs mrenclave or a signer (platforms alone do not "
+			  "identify the program)");
 }
 
 /* attestation: a variant (mapping) or a list of variants. */
@@ -152,28 +157,47 @@ static void decode_mrenclaves(struct pctx *c, const struct ynode *n, struct scon
 	pol_path_restore(c, saved);
 }
 
-static bool strs_has(const struct scone_strs *l, const char *s)
+static int str_cmp(const void *a, const void *b)
 {
-	for (size_t i = 0; i < l->n; i++)
-		if (!strcmp(l->v[i], s))
-			return true;
-	return false;
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The flat lists of the model: the union over the variants. */
+/*
+ * Sort l and drop repeats, in O(n log n): a session may list 10^5
+ * measurements, so no pairwise comparison. The dropped strings are freed.
+ */
+static void strs_sort_unique(struct scone_strs *l)
+{
+	size_t k = 0;
+
+	if (l->n < 2)
+		return;
+	qsort(l->v, l->n, sizeof(*l->v), str_cmp);
+	for (size_t i = 0; i < l->n; i++) {
+		if (k > 0 && !strcmp(l->v[k - 1], l->v[i]))
+			free(l->v[i]);
+		else
+			l->v[k++] = l->v[i];
+	}
+	l->n = k;
+	l->v[k] = NULL;
+}
+
+/* The flat lists of the model: the union over the variants, sorted. */
 static void flatten_variants(struct pctx *c, struct scone_service *svc)
 {
 	for (size_t i = 0; i < svc->n_variants; i++) {
 		struct scone_attest_variant *v = &svc->variants[i];
 		for (size_t j = 0; j < v->mrenclaves.n; j++)
-			if (!strs_has(&svc->mrenclaves, v->mrenclaves.v[j]))
-				pol_strs_add(c, &svc->mrenclaves, v->mrenclaves.v[j]);
-		if (v->mrsigner && !strs_has(&svc->mrsigners, v->mrsigner))
+			pol_strs_add(c, &svc->mrenclaves, v->mrenclaves.v[j]);
+		if (v->mrsigner)
 			pol_strs_add(c, &svc->mrsigners, v->mrsigner);
 		for (size_t j = 0; j < v->platforms.n; j++)
-			if (!strs_has(&svc->platforms, v->platforms.v[j]))
-				pol_strs_add(c, &svc->platforms, v->platforms.v[j]);
+			pol_strs_add(c, &svc->platforms, v->platforms.v[j]);
 	}
+	strs_sort_unique(&svc->mrenclaves);
+	strs_sort_unique(&svc->mrsigners);
+	strs_sort_unique(&svc->platforms);
 }
 
 /* ---- command and environment ---- */
@@ -188,9 +212,12 @@ static void decode_command(struct pctx *c, const struct ynode *n, struct scone_s
 		if (e == SCONE_ERR_NOMEM)
 			c->nomem = true;
 		else if (e != SCONE_ERR_OK)
-			pol_error(c, n->pos, "%s (quote the word, or give command as a list)", scone_err_detail());
+			pol_error(c, n->pos, "%s (quote the word, or give command as a list)",
+				  scone_err_detail());
 		else if (svc->command.n == 0)
 			pol_error(c, n->pos, "an empty command");
+		else if (svc->command.n > SCONE_SESSION_MAX_ITEMS)
+			pol_error(c, n->pos, "more than %d words in the command", SCONE_SESSION_MAX_ITEMS);
 		else
 			pol_check_template(c, n, n->text, n->len, s);
 	} else if (pol_expect(c, n, YN_SEQ, "a string or a list of strings")) {
@@ -224,7 +251,8 @@ static void decode_env(struct pctx *c, const struct ynode *n, struct scone_servi
 		size_t s2 = pol_path_key(c, k->text);
 		kv->pos = v->pos;
 		if (k->len == 0 || strchr(k->text, '='))
-			pol_error(c, k->pos, "an environment variable name must be non-empty and without '='");
+			pol_error(c, k->pos,
+				  "an environment variable name must be non-empty and without '='");
 		else
 			kv->key = pol_strndup(c, k->text, k->len);
 		if (v->kind == YN_SCALAR && v->null)
@@ -272,7 +300,8 @@ static void decode_fspf(struct pctx *c, const struct ynode *m, char **key, char 
 		saved = pol_path_key(c, "fspf_tag");
 		if (pol_expect(c, t, YN_SCALAR, "a tag (32 hex digits)")) {
 			if (!pol_is_hex(t->text, 16))
-				pol_error(c, t->pos, "expected 32 hex digits (16 bytes), got '%.80s'", t->text);
+				pol_error(c, t->pos, "expected 32 hex digits (16 bytes), got '%.80s'",
+					  t->text);
 			else if ((*tag = pol_str(c, t)))
 				pol_lower(*tag);
 		}
@@ -280,12 +309,42 @@ static void decode_fspf(struct pctx *c, const struct ynode *m, char **key, char 
 	}
 }
 
+/*
+ * Service-level platforms restrict every variant: they are copied into
+ * each, so a verifier reading the variants alone sees them. Platforms
+ * given both here and in a variant are refused (which would win?).
+ */
+static void service_platforms(struct pctx *c, const struct ynode *n, struct scone_service *svc)
+{
+	struct scone_strs list = {0};
+	size_t saved = pol_path_key(c, "platforms");
+
+	if (pol_str_list(c, n, true, true, pol_check_hex32, &list)) {
+		for (size_t i = 0; i < svc->n_variants; i++) {
+			struct scone_attest_variant *v = &svc->variants[i];
+			if (v->platforms.n) {
+				pol_error(c, n->pos,
+					  "platforms are given here and in attestation variant %zu: "
+					  "give them in one place",
+					  i);
+				break;
+			}
+			for (size_t j = 0; j < list.n; j++)
+				pol_strs_add(c, &v->platforms, list.v[j]);
+		}
+		for (size_t j = 0; j < list.n; j++)
+			pol_strs_add(c, &svc->platforms, list.v[j]);
+	}
+	scone_strs_free(&list);
+	pol_path_restore(c, saved);
+}
+
 static void decode_service(struct pctx *c, const struct ynode *m, struct scone_service *svc,
 			   const struct scone_session *s)
 {
-	static const char *const keys[] = {"name",     "image_name", "command",   "environment", "pwd",
-					   "attestation", "mrenclaves", "platforms", "fspf_path",   "fspf_key",
-					   "fspf_tag",    NULL};
+	static const char *const keys[] = {"name",	"image_name",  "command",    "environment",
+					   "pwd",	"attestation", "mrenclaves", "platforms",
+					   "fspf_path", "fspf_key",    "fspf_tag",   NULL};
 	const struct ynode *n;
 	size_t saved;
 
@@ -316,15 +375,13 @@ static void decode_service(struct pctx *c, const struct ynode *m, struct scone_s
 		decode_attestation(c, n, svc);
 	else if ((n = pol_field(c, m, "mrenclaves", false)))
 		decode_mrenclaves(c, n, svc);
-	if ((n = pol_field(c, m, "platforms", false))) {
-		saved = pol_path_key(c, "platforms");
-		pol_str_list(c, n, true, true, pol_check_hex32, &svc->platforms);
-		pol_path_restore(c, saved);
-	}
+	if ((n = pol_field(c, m, "platforms", false)))
+		service_platforms(c, n, svc);
 	flatten_variants(c, svc);
 	if (s->mode != SCONE_ATTEST_NONE && svc->n_variants == 0)
 		pol_error(c, m->pos,
-			  "the service has no attestation: list its measurements (mrenclaves: [...] or attestation:) "
+			  "the service has no attestation: list its measurements (mrenclaves: [...] or "
+			  "attestation:) "
 			  "or set security.attestation.mode: none");
 	svc->fspf_path = field_path(c, m, "fspf_path");
 	decode_fspf(c, m, &svc->fspf_key, &svc->fspf_tag, s);
@@ -343,7 +400,8 @@ void pol_decode_services(struct pctx *c, const struct ynode *list, struct scone_
 			s->n_services = list->n;
 			for (size_t i = 0; i < list->n; i++) {
 				size_t s2 = pol_path_index(c, i);
-				if (pol_expect(c, list->items[i], YN_MAP, "a service (a mapping with name, command ...)"))
+				if (pol_expect(c, list->items[i], YN_MAP,
+					       "a service (a mapping with name, command ...)"))
 					decode_service(c, list->items[i], &s->services[i], s);
 				pol_path_restore(c, s2);
 			}
@@ -411,8 +469,10 @@ static void decode_injection_file(struct pctx *c, const struct ynode *n, struct 
 		if (!(v = pol_field(c, n, key, false)))
 			continue;
 		saved = pol_path_key(c, key);
-		if (pol_expect(c, v, YN_SCALAR, "an octal mode like \"0640\"") && !parse_mode(v->text, &f->mode))
-			pol_error(c, v->pos, "'%.20s' is not an octal file mode from 0000 to 0777 (e.g. \"0640\")",
+		if (pol_expect(c, v, YN_SCALAR, "an octal mode like \"0640\"") &&
+		    !parse_mode(v->text, &f->mode))
+			pol_error(c, v->pos,
+				  "'%.20s' is not an octal file mode from 0000 to 0777 (e.g. \"0640\")",
 				  v->text);
 		pol_path_restore(c, saved);
 	}
@@ -440,7 +500,8 @@ static void decode_image_volume(struct pctx *c, const struct ynode *n, struct sc
 }
 
 /* Report a path used twice in one image. */
-static void unique_paths(struct pctx *c, const struct ynode *list, char **paths, size_t stride, const char *what)
+static void unique_paths(struct pctx *c, const struct ynode *list, char **paths, size_t stride,
+			 const char *what)
 {
 	for (size_t i = 0; i < list->n; i++) {
 		const char *p = *(char **)((char *)paths + i * stride);
@@ -468,7 +529,8 @@ static bool check_image_name(struct pctx *c, const struct ynode *n)
 	return ok;
 }
 
-static void decode_image(struct pctx *c, const struct ynode *m, struct scone_image *img, const struct scone_session *s)
+static void decode_image(struct pctx *c, const struct ynode *m, struct scone_image *img,
+			 const struct scone_session *s)
 {
 	static const char *const keys[] = {"name", "injection_files", "volumes", NULL};
 	const struct ynode *n;
@@ -484,7 +546,8 @@ static void decode_image(struct pctx *c, const struct ynode *m, struct scone_ima
 	}
 	if ((n = pol_field(c, m, "injection_files", false))) {
 		saved = pol_path_key(c, "injection_files");
-		if (pol_expect(c, n, YN_SEQ, "a list of files") && (img->files = pol_calloc(c, n->n, sizeof(*img->files)))) {
+		if (pol_expect(c, n, YN_SEQ, "a list of files") &&
+		    (img->files = pol_calloc(c, n->n, sizeof(*img->files)))) {
 			img->n_files = n->n;
 			for (size_t i = 0; i < n->n; i++) {
 				size_t s2 = pol_path_index(c, i);
@@ -521,7 +584,8 @@ void pol_decode_images(struct pctx *c, const struct ynode *list, struct scone_se
 			s->n_images = list->n;
 			for (size_t i = 0; i < list->n; i++) {
 				size_t s2 = pol_path_index(c, i);
-				if (pol_expect(c, list->items[i], YN_MAP, "an image (a mapping with name ...)"))
+				if (pol_expect(c, list->items[i], YN_MAP,
+					       "an image (a mapping with name ...)"))
 					decode_image(c, list->items[i], &s->images[i], s);
 				pol_path_restore(c, s2);
 			}
@@ -552,15 +616,18 @@ static void decode_volume(struct pctx *c, const struct ynode *m, struct scone_vo
 		for (size_t i = 0; i < m->n; i++) {
 			const struct ynode *k = m->items[2 * i];
 			if (strcmp(k->text, "name") && strcmp(k->text, "import"))
-				pol_error(c, k->pos, "'%s' cannot be combined with import: the exporting session defines it",
-					  k->text);
+				pol_error(
+				    c, k->pos,
+				    "'%s' cannot be combined with import: the exporting session defines it",
+				    k->text);
 		}
 		vol->import = pol_decode_import(c, n, "volume");
 		return;
 	}
 	decode_fspf(c, m, &vol->fspf_key, &vol->fspf_tag, s);
 	if (!pol_map_get(m, "fspf_key") != !pol_map_get(m, "fspf_tag"))
-		pol_error(c, m->pos, "fspf_key and fspf_tag go together (or leave both out: CAS then creates the key)");
+		pol_error(c, m->pos,
+			  "fspf_key and fspf_tag go together (or leave both out: CAS then creates the key)");
 	if ((n = pol_field(c, m, "export", false)))
 		pol_decode_exports(c, n, false, &vol->exports, &vol->n_exports);
 }
@@ -575,7 +642,8 @@ void pol_decode_volumes(struct pctx *c, const struct ynode *list, struct scone_s
 			s->n_volumes = list->n;
 			for (size_t i = 0; i < list->n; i++) {
 				size_t s2 = pol_path_index(c, i);
-				if (pol_expect(c, list->items[i], YN_MAP, "a volume (a mapping with name ...)"))
+				if (pol_expect(c, list->items[i], YN_MAP,
+					       "a volume (a mapping with name ...)"))
 					decode_volume(c, list->items[i], &s->volumes[i], s);
 				pol_path_restore(c, s2);
 			}

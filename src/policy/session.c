@@ -191,17 +191,19 @@ static void decode_header(struct pctx *c, const struct ynode *root, struct scone
 		s->name = pol_field_str(c, root, "name", true);
 		saved = pol_path_key(c, "name");
 		if (s->name && !scone_session_name_valid(s->name))
-			pol_error(c, v->pos,
-				  "invalid session name '%.80s': 1 to %d of A-Z a-z 0-9 _ . ~ - and '/' between "
-				  "namespace parts (no empty, '.' or '..' part)",
-				  s->name, SCONE_SESSION_NAME_MAX);
+			pol_error(
+			    c, v->pos,
+			    "invalid session name '%.80s': 1 to %d of A-Z a-z 0-9 _ . ~ - and '/' between "
+			    "namespace parts (no empty, '.' or '..' part)",
+			    s->name, SCONE_SESSION_NAME_MAX);
 		pol_path_restore(c, saved);
 	}
 	if ((v = pol_field(c, root, "version", false))) {
 		s->version = pol_field_str(c, root, "version", false);
 		saved = pol_path_key(c, "version");
 		if (s->version && strcmp(s->version, "0.3"))
-			pol_error(c, v->pos, "version \"%.20s\" is not supported: this is session language \"0.3\"",
+			pol_error(c, v->pos,
+				  "version \"%.20s\" is not supported: this is session language \"0.3\"",
 				  s->version);
 		pol_path_restore(c, saved);
 	} else if (!pol_map_get(root, "version")) {
@@ -213,8 +215,8 @@ static void decode_header(struct pctx *c, const struct ynode *root, struct scone
 	}
 	if ((v = pol_field(c, root, "predecessor", false))) {
 		saved = pol_path_key(c, "predecessor");
-		if (pol_expect(c, v, YN_SCALAR, "a session hash (64 hex digits) or ~") && pol_check_hex32(c, v) &&
-		    (s->predecessor = pol_str(c, v)))
+		if (pol_expect(c, v, YN_SCALAR, "a session hash (64 hex digits) or ~") &&
+		    pol_check_hex32(c, v) && (s->predecessor = pol_str(c, v)))
 			pol_lower(s->predecessor);
 		pol_path_restore(c, saved);
 	}
@@ -222,12 +224,13 @@ static void decode_header(struct pctx *c, const struct ynode *root, struct scone
 
 static void decode_root(struct pctx *c, const struct ynode *root, struct scone_session *s)
 {
-	static const char *const keys[] = {"name",   "version", "predecessor",   "services", "secrets",
+	static const char *const keys[] = {"name",   "version", "predecessor",	 "services", "secrets",
 					   "images", "volumes", "access_policy", "security", NULL};
 	const struct ynode *v;
 
 	if (root->kind != YN_MAP) {
-		pol_error(c, root->pos, "a session is a YAML mapping (name: ..., version: \"0.3\", services: ...), not %s",
+		pol_error(c, root->pos,
+			  "a session is a YAML mapping (name: ..., version: \"0.3\", services: ...), not %s",
 			  pol_type_name(root));
 		return;
 	}
@@ -284,7 +287,8 @@ enum scone_err scone_session_parse(const char *text, size_t len, struct scone_se
 	}
 	if (len > SCONE_SESSION_MAX_BYTES) {
 		struct scone_pos one = {1, 1};
-		pol_error(&c, one, "the session is %zu bytes, more than the limit of %d", len, SCONE_SESSION_MAX_BYTES);
+		pol_error(&c, one, "the session is %zu bytes, more than the limit of %d", len,
+			  SCONE_SESSION_MAX_BYTES);
 		e = c.nomem ? SCONE_ERR_NOMEM : fail_detail(&c, SCONE_ERR_TOO_LARGE);
 		goto out;
 	}

@@ -35,15 +35,28 @@ void scone_strs_free(struct scone_strs *s)
 	s->n = 0;
 }
 
+/* Slots for n strings and the NULL: a power of two, so appends are amortised O(1). */
+static size_t strs_cap(size_t n)
+{
+	size_t cap = 4;
+
+	while (cap < n + 1)
+		cap *= 2;
+	return cap;
+}
+
 /* Append a copy of p[0..n) to out, keeping out->v NULL-terminated. */
 static enum scone_err strs_push(struct scone_strs *out, const char *p, size_t n)
 {
-	char **v = realloc(out->v, (out->n + 2) * sizeof(*v));
+	char **v = out->v;
 	char *copy;
 
-	if (!v)
-		return scone_err_set(SCONE_ERR_NOMEM, "out of memory splitting a command");
-	out->v = v;
+	if (!v || strs_cap(out->n + 1) != strs_cap(out->n)) {
+		v = realloc(out->v, strs_cap(out->n + 1) * sizeof(*v));
+		if (!v)
+			return scone_err_set(SCONE_ERR_NOMEM, "out of memory splitting a command");
+		out->v = v;
+	}
 	copy = malloc(n + 1);
 	if (!copy) {
 		v[out->n] = NULL;
@@ -80,7 +93,8 @@ static enum scone_err split_word(const char *line, size_t *i, char *word, size_t
 				word[k++] = line[p++];
 			if (!line[p])
 				return scone_err_set(SCONE_ERR_MALFORMED,
-						     "unterminated single quote at offset %zu of the command", start);
+						     "unterminated single quote at offset %zu of the command",
+						     start);
 			p++;
 		} else if (ch == '"') {
 			size_t start = p++;
@@ -96,12 +110,14 @@ static enum scone_err split_word(const char *line, size_t *i, char *word, size_t
 			}
 			if (!line[p])
 				return scone_err_set(SCONE_ERR_MALFORMED,
-						     "unterminated double quote at offset %zu of the command", start);
+						     "unterminated double quote at offset %zu of the command",
+						     start);
 			p++;
 		} else if (ch == '\\') {
 			if (!line[p + 1])
 				return scone_err_set(SCONE_ERR_MALFORMED,
-						     "the command ends with a lone backslash (offset %zu)", p);
+						     "the command ends with a lone backslash (offset %zu)",
+						     p);
 			if (line[p + 1] != '\n') /* backslash-newline joins lines */
 				word[k++] = line[p + 1];
 			p += 2;
@@ -124,7 +140,7 @@ enum scone_err scone_shell_split(const char *line, struct scone_strs *out)
 	if (!line)
 		return scone_err_set(SCONE_ERR_INVALID, "no command line");
 	/* no words still yields a NULL-terminated vector */
-	out->v = calloc(1, sizeof(*out->v));
+	out->v = calloc(strs_cap(0), sizeof(*out->v));
 	word = malloc(strlen(line) + 1);
 	if (!word || !out->v) {
 		free(word);
@@ -158,8 +174,8 @@ enum scone_err scone_shell_split(const char *line, struct scone_strs *out)
 
 static int is_name_char(unsigned char ch)
 {
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-	       ch == '-' || ch == '.' || ch == '~';
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '_' || ch == '-' || ch == '.' || ch == '~';
 }
 
 static int is_format_char(unsigned char ch)
@@ -297,7 +313,8 @@ bool scone_template_format_valid(enum scone_secret_kind kind, const char *format
 /* ---- @@N host arguments ------------------------------------------------- */
 
 /* Expand the @@N in one argument into w. */
-static enum scone_err host_arg_expand(const char *arg, int host_argc, char *const *host_argv, struct scone_wbuf *w)
+static enum scone_err host_arg_expand(const char *arg, int host_argc, char *const *host_argv,
+				      struct scone_wbuf *w)
 {
 	size_t i = 0, len = strlen(arg);
 
@@ -307,17 +324,19 @@ static enum scone_err host_arg_expand(const char *arg, int host_argc, char *cons
 			unsigned long n = 0;
 			while (arg[p] >= '0' && arg[p] <= '9') {
 				if (n > 100000000UL)
-					return scone_err_set(SCONE_ERR_INVALID, "host argument number too large in \"%s\"",
-							     arg);
+					return scone_err_set(SCONE_ERR_INVALID,
+							     "host argument number too large in \"%s\"", arg);
 				n = n * 10 + (unsigned long)(arg[p] - '0');
 				p++;
 			}
 			if (n == 0)
-				return scone_err_set(SCONE_ERR_INVALID, "@@0: host arguments are numbered from @@1");
-			if (host_argc < 0 || n >= (unsigned long)host_argc || !host_argv || !host_argv[n])
 				return scone_err_set(SCONE_ERR_INVALID,
-						     "the session's command uses @@%lu but the program got %d argument%s",
-						     n, host_argc > 0 ? host_argc - 1 : 0, host_argc == 2 ? "" : "s");
+						     "@@0: host arguments are numbered from @@1");
+			if (host_argc < 0 || n >= (unsigned long)host_argc || !host_argv || !host_argv[n])
+				return scone_err_set(
+				    SCONE_ERR_INVALID,
+				    "the session's command uses @@%lu but the program got %d argument%s", n,
+				    host_argc > 0 ? host_argc - 1 : 0, host_argc == 2 ? "" : "s");
 			SCONE_TRY(scone_wbuf_put(w, host_argv[n], strlen(host_argv[n])));
 			i = p;
 		} else {
@@ -337,7 +356,7 @@ enum scone_err scone_host_args(const struct scone_strs *argv, int host_argc, cha
 	if (!argv)
 		return scone_err_set(SCONE_ERR_INVALID, "host arguments: no argv");
 	/* an empty argv still yields a NULL-terminated vector */
-	out->v = calloc(1, sizeof(*out->v));
+	out->v = calloc(strs_cap(0), sizeof(*out->v));
 	if (!out->v)
 		return scone_err_set(SCONE_ERR_NOMEM, "out of memory expanding host arguments");
 	for (size_t i = 0; i < argv->n && e == SCONE_ERR_OK; i++) {

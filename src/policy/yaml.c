@@ -101,8 +101,8 @@ static void map_finish(struct builder *b, struct ynode *m)
 		const struct ynode *prev = m->items[2 * m->order[i - 1]];
 		const struct ynode *key = m->items[2 * m->order[i]];
 		if (key_cmp(prev, key) == 0)
-			pol_error(b->c, key->pos, "duplicate key '%s' (first at %d:%d)", key->text, prev->pos.line,
-				  prev->pos.column);
+			pol_error(b->c, key->pos, "duplicate key '%s' (first at %d:%d)", key->text,
+				  prev->pos.line, prev->pos.column);
 	}
 }
 
@@ -111,7 +111,8 @@ static struct ynode *node_new(struct builder *b, enum ynode_kind kind, yaml_mark
 	struct ynode *n;
 
 	if (++b->nodes > SCONE_SESSION_MAX_NODES) {
-		pol_error(b->c, mark_pos(mark), "more than %d YAML nodes in the session", SCONE_SESSION_MAX_NODES);
+		pol_error(b->c, mark_pos(mark), "more than %d YAML nodes in the session",
+			  SCONE_SESSION_MAX_NODES);
 		b->stop = true;
 		return NULL;
 	}
@@ -221,7 +222,8 @@ static void on_start(struct builder *b, yaml_event_t *ev, enum ynode_kind kind)
 	struct ynode *n;
 
 	if (b->depth == SCONE_SESSION_MAX_DEPTH) {
-		pol_error(b->c, mark_pos(ev->start_mark), "nesting deeper than %d levels", SCONE_SESSION_MAX_DEPTH);
+		pol_error(b->c, mark_pos(ev->start_mark), "nesting deeper than %d levels",
+			  SCONE_SESSION_MAX_DEPTH);
 		b->stop = true;
 		return;
 	}
@@ -286,8 +288,10 @@ static void on_event(struct builder *b, yaml_event_t *ev)
 			pol_error(b->c, mark_pos(ev->start_mark),
 				  "more than one YAML document: a session is exactly one document");
 			b->stop = true;
-		} else if (ev->data.document_start.tag_directives.start != ev->data.document_start.tag_directives.end) {
-			pol_error(b->c, mark_pos(ev->start_mark), "%%TAG directives are not allowed in a session");
+		} else if (ev->data.document_start.tag_directives.start !=
+			   ev->data.document_start.tag_directives.end) {
+			pol_error(b->c, mark_pos(ev->start_mark),
+				  "%%TAG directives are not allowed in a session");
 			b->stop = true;
 		}
 		break;
@@ -346,8 +350,9 @@ static void syntax_error(struct builder *b, yaml_parser_t *p, const char *text, 
 	} else {
 		pos = mark_pos(p->problem_mark);
 		if (p->context)
-			pol_error(b->c, pos, "YAML syntax error: %s (%s at %d:%d)", p->problem ? p->problem : "",
-				  p->context, (int)p->context_mark.line + 1, (int)p->context_mark.column + 1);
+			pol_error(b->c, pos, "YAML syntax error: %s (%s at %d:%d)",
+				  p->problem ? p->problem : "", p->context, (int)p->context_mark.line + 1,
+				  (int)p->context_mark.column + 1);
 		else
 			pol_error(b->c, pos, "YAML syntax error: %s", p->problem ? p->problem : "unknown");
 	}
@@ -456,8 +461,9 @@ enum scone_err pol_yaml_hash(const struct ynode *root, uint8_t out[32])
 
 	if (!md)
 		return scone_err_set(SCONE_ERR_NOMEM, "out of memory hashing the session");
-	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 && hash_put(md, HASH_DOMAIN, sizeof(HASH_DOMAIN)) &&
-	     hash_node(md, root) && EVP_DigestFinal_ex(md, out, &n) == 1 && n == 32;
+	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	     hash_put(md, HASH_DOMAIN, sizeof(HASH_DOMAIN)) && hash_node(md, root) &&
+	     EVP_DigestFinal_ex(md, out, &n) == 1 && n == 32;
 	EVP_MD_CTX_free(md);
 	return ok ? SCONE_ERR_OK : scone_err_set(SCONE_ERR_CRYPTO, "SHA-256 of the session failed");
 }

@@ -14,6 +14,8 @@
 SCONE_CAS_BIN=${SCONE_CAS_BIN:-$(dirname "$SCONE_BIN")/scone-cas}
 CAS_WORKERS=${CAS_WORKERS:-2}
 CAS_START_TIMEOUT=${CAS_START_TIMEOUT:-20} # seconds
+# Debian's python3 (scripts/install-deps.sh) first: a version-manager shim costs 0.3 s a call.
+PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 unset SCONE_CAS_ADDR SCONE_CLI_CONFIG
 
 CAS_PID=
@@ -24,6 +26,7 @@ CAS_LOG=
 CASE_PIDS=()
 CASE_CLEANUP_HOOK=
 STATUS=
+HTTP_MS=
 BODY=
 
 # Check the binaries and the tools the CAS tests use; fail the script early.
@@ -33,7 +36,7 @@ cas_require() {
 		echo "not ok - setup: $SCONE_CAS_BIN not built (run make)"
 		exit 1
 	fi
-	for t in curl openssl python3; do
+	for t in curl openssl "$PYTHON"; do
 		if ! command -v "$t" >/dev/null 2>&1; then
 			echo "not ok - setup: $t not installed (scripts/install-deps.sh)"
 			exit 1
@@ -81,7 +84,7 @@ alive() {
 # A free TCP port on 127.0.0.1 (closed again; the small race is accepted,
 # cas_start retries with another port if the bind fails).
 free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	"$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # health_status: the HTTP status of GET /healthz on the current CAS ("000": no answer).
@@ -226,18 +229,22 @@ runtime_new() {
 
 # ---------------- HTTP ----------------
 
+# shellcheck disable=SC2034 # HTTP_MS is read by the scripts that source this
 # http WHO METHOD PATH [DATA_FILE [CONTENT_TYPE]]: one request with curl as
-# WHO (identity directory or "anon"). Sets STATUS ("000": no HTTP answer);
-# the body is in $BODY.
+# WHO (identity directory or "anon"). Sets STATUS ("000": no HTTP answer)
+# and HTTP_MS (the time curl took); the body is in $BODY.
 http() {
 	local who=$1 method=$2 path=$3 data=${4:-} ct=${5:-application/yaml}
-	local args=(-sk -o "$CASE_DIR/.body" -w '%{http_code}' --max-time 30 -X "$method")
+	local args=(-sk -o "$CASE_DIR/.body" -w '%{http_code} %{time_total}' --max-time 30 -X "$method" -H 'Expect:')
+	local w
 	BODY=$CASE_DIR/.body
 	: >"$BODY"
 	[ "$who" = anon ] || args+=(--cert "$who/owner.crt" --key "$who/owner.key")
 	[ -z "$data" ] || args+=(-H "Content-Type: $ct" --data-binary "@$data")
-	STATUS=$(curl "${args[@]}" "https://$CAS_ADDR$path" 2>/dev/null) || true
+	w=$(curl "${args[@]}" "https://$CAS_ADDR$path" 2>/dev/null) || true
+	STATUS=${w%% *}
 	STATUS=${STATUS:-000}
+	HTTP_MS=$(awk -v t="${w#* }" 'BEGIN { printf "%d", t * 1000 }')
 }
 
 # expect_http STATUS [CODE] WHO METHOD PATH [DATA_FILE [CT]]: the status, and for
@@ -266,7 +273,7 @@ expect_http() {
 # jget FILE EXPR: evaluate a Python expression over the JSON document d;
 # strings print raw, everything else as JSON. Fails on invalid JSON.
 jget() {
-	python3 - "$1" "$2" <<'EOF'
+	"$PYTHON" - "$1" "$2" <<'EOF'
 import json, sys
 with open(sys.argv[1], "rb") as f:
     d = json.loads(f.read())

@@ -48,9 +48,9 @@
 
 struct sess {
 	char name[SCONE_STORE_NAME_MAX + 1];
-	uint64_t version;    /* in the store (write mode) / in the store (verify) */
+	uint64_t version; /* in the store (write mode) / in the store (verify) */
 	uint8_t hash[SCONE_STORE_HASH_SIZE];
-	bool acked;          /* verify: an ACK line named it */
+	bool acked; /* verify: an ACK line named it */
 	uint8_t ack_hash[SCONE_STORE_HASH_SIZE];
 };
 
@@ -327,7 +327,8 @@ static int check_one(struct world *w, struct sess *s, unsigned *ahead)
 		(*ahead)++;
 		return 0;
 	}
-	return fail("%s: the store holds version %" PRIu64 ", which is neither the last ACKed write nor the one after it",
+	return fail("%s: the store holds version %" PRIu64
+		    ", which is neither the last ACKed write nor the one after it",
 		    s->name, s->version);
 }
 
@@ -353,9 +354,11 @@ static int run_verify(struct world *w, const char *ackfile)
 		present += w->s[i].version > 0;
 	}
 	if (present != count)
-		return fail("the store holds %" PRIu64 " sessions, the writer's are %" PRIu64, count, present);
+		return fail("the store holds %" PRIu64 " sessions, the writer's are %" PRIu64, count,
+			    present);
 	if (ahead > 1)
-		return fail("%u sessions are past their last ACK (at most one write can be in flight)", ahead);
+		return fail("%u sessions are past their last ACK (at most one write can be in flight)",
+			    ahead);
 	printf("VERIFY OK sessions=%" PRIu64 " acked=%u ahead=%u\n", count, acked, ahead);
 	return 0;
 }

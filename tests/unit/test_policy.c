@@ -91,11 +91,13 @@ static void dump(const struct scone_policy_diag *d)
 }
 
 /* Is there an error at line:col with exactly path whose message contains text? */
-static bool has_error(const struct scone_policy_diag *d, int line, int col, const char *path, const char *text)
+static bool has_error(const struct scone_policy_diag *d, int line, int col, const char *path,
+		      const char *text)
 {
 	for (size_t i = 0; i < d->count; i++) {
 		const struct scone_policy_error *e = &d->errors[i];
-		if (e->pos.line == line && e->pos.column == col && !strcmp(e->path, path) && strstr(e->message, text))
+		if (e->pos.line == line && e->pos.column == col && !strcmp(e->path, path) &&
+		    strstr(e->message, text))
 			return true;
 	}
 	dump(d);
@@ -117,8 +119,9 @@ static bool has_message(const struct scone_policy_diag *d, const char *text)
 /* A session around extra top-level text, in attestation mode none unless extra has its own security:. */
 static char *wrap(const char *extra)
 {
-	const char *head = !strncmp(extra, "security:", 9) ? "name: t\nversion: \"0.3\"\n"
-							   : "name: t\nversion: \"0.3\"\nsecurity: {attestation: {mode: none}}\n";
+	const char *head = !strncmp(extra, "security:", 9)
+			       ? "name: t\nversion: \"0.3\"\n"
+			       : "name: t\nversion: \"0.3\"\nsecurity: {attestation: {mode: none}}\n";
 	size_t n = strlen(head) + strlen(extra) + 1;
 	char *p = malloc(n);
 	assert_non_null(p);
@@ -142,130 +145,133 @@ static void expect_ok(const char *extra)
 	free(doc);
 }
 
-/* sha256 of the DER SubjectPublicKeyInfo of the certificate in full_session (openssl x509 -pubkey | openssl pkey -pubin -outform DER) */
+/* sha256 of the DER SubjectPublicKeyInfo of the certificate in full_session (openssl x509 -pubkey | openssl
+ * pkey -pubin -outform DER) */
 static const char cert_spki_hex[] = "77e21e5802502a10cac35015bb3e6367401d17a696675594e4d36148574db68f";
 
 /* ---- a full session into the model ---- */
 
 static const char full_session[] =
-	"# every section of the language\n"
-	"name: acme/shop\n"
-	"version: \"0.3\"\n"
-	"predecessor: E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855\n"
-	"access_policy:\n"
-	"  read: [CREATOR, \"sha256:0F5A3C1E2B4D6F8091A2B3C4D5E6F708192A3B4C5D6E7F8091A2B3C4D5E6F708\"]\n"
-	"  update:\n"
-	"    - |\n"
-	"      -----BEGIN CERTIFICATE-----\n"
-	"      MIIBdjCCARugAwIBAgIUMHVfOYQU3KMy3E/s++cxkBU40eAwCgYIKoZIzj0EAwIw\n"
-	"      EDEOMAwGA1UEAwwFb3duZXIwHhcNMjYxMTIyMDQzNDA0WhcNMzYxMTE5MDQzNDA0\n"
-	"      WjAQMQ4wDAYDVQQDDAVvd25lcjBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABOvV\n"
-	"      QT6S8Bzd6VKxxrrq+pN+Y0VIZ/kaZjRKQXICNVucouGlzEJnpl2or0M4+9FzeL5y\n"
-	"      l4GvEyfqIDl+YPdnvyujUzBRMB0GA1UdDgQWBBSe9U+1qVm7w/epDvmFGYE479Zw\n"
-	"      UTAfBgNVHSMEGDAWgBSe9U+1qVm7w/epDvmFGYE479ZwUTAPBgNVHRMBAf8EBTAD\n"
-	"      AQH/MAoGCCqGSM49BAMCA0kAMEYCIQDCzU0U16EKkiF3RIIGUm7MZ2ioFkhCcTsS\n"
-	"      XCnawizVhwIhAIGGTVOiFy24bpncU0Vwm3BAS3TiDfAs/vbtamJRo4lY\n"
-	"      -----END CERTIFICATE-----\n"
-	"  create_sessions: [NONE]\n"
-	"security:\n"
-	"  attestation:\n"
-	"    mode: hardware\n"
-	"    tolerate: [debug-mode, outdated-tcb]\n"
-	"    ignore_advisories: \"*\"\n"
-	"    trusted_scone_qe_pubkeys: [E37F149AE30896E314A2859874C5A9C7803FB3187B99F5D08E526B1C0396507C]\n"
-	"services:\n"
-	"  - name: web\n"
-	"    image_name: web-image\n"
-	"    command: nginx -g 'daemon off;' --pw=$$SCONE::pw$$ \"a \\\"b\\\"\"\n"
-	"    environment:\n"
-	"      PORT: 8080\n"
-	"      DEBUG: true\n"
-	"      RATIO: 0.5\n"
-	"      EMPTY: \"\"\n"
-	"      KEY: $$SCONE::bin:hex$$\n"
-	"    pwd: /srv\n"
-	"    attestation:\n"
-	"      - mrenclave: [AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA]\n"
-	"        signer: {mrsigner: 1111111111111111111111111111111111111111111111111111111111111111, "
-	"isvprodid: 6, isvsvn: 3}\n"
-	"      - mrsigner: 2222222222222222222222222222222222222222222222222222222222222222\n"
-	"        isvprodid: 213\n"
-	"        isvsvn_min: 13\n"
-	"        platforms: [3333333333333333333333333333333333333333333333333333333333333333]\n"
-	"    fspf_path: /fspf.pb\n"
-	"    fspf_key: $$SCONE::volkey$$\n"
-	"    fspf_tag: 5A0FE9BDCFED5C0391A707E05F6CFBEB\n"
-	"  - name: batch\n"
-	"    command: [/bin/job, --id, 42, \"two words\"]\n"
-	"    mrenclaves: [bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb]\n"
-	"images:\n"
-	"  - name: web-image\n"
-	"    injection_files:\n"
-	"      - /etc/nginx/nginx.conf\n"
-	"      - path: /etc/ssl/server.pem\n"
-	"        content: |\n"
-	"          $$SCONE::tls:crt$$\n"
-	"          $$SCONE::tls:chain$$\n"
-	"        permission: \"0644\"\n"
-	"      - path: /etc/ssl/server.key\n"
-	"        content: $$SCONE::tls:privatekey$$\n"
-	"        permissions: 0o440\n"
-	"    volumes:\n"
-	"      - {name: data, path: /data}\n"
-	"volumes:\n"
-	"  - name: data\n"
-	"    export:\n"
-	"      - session: acme/backup\n"
-	"        session_hash: 668E9AABA22C7631BBCC89B627D77E53539BCAADE9E7C2C08242F56AAB272088\n"
-	"  - name: keyed\n"
-	"    fspf_key: 66e7935397249112d1148e6ce98a396a8c96b3b0ae70708c16ff284c66f0821e\n"
-	"    fspf_tag: 5a0fe9bdcfed5c0391a707e05f6cfbeb\n"
-	"    export: other-session\n"
-	"  - name: theirs\n"
-	"    import: {session: acme/other, volume: their_data}\n"
-	"secrets:\n"
-	"  - {name: pw, kind: ascii}\n"
-	"  - {name: pw2, kind: ascii, value: \"s3cr3t!\", export_public: true}\n"
-	"  - {name: bin, kind: binary, size: 64}\n"
-	"  - {name: volkey, kind: binary, value: 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f}\n"
-	"  - {name: b64, kind: binary, value: \"3q2+7w==\"}\n"
-	"  - name: key\n"
-	"    kind: private-key\n"
-	"    key_type: Ed25519\n"
-	"    migrate: true\n"
-	"    export: {namespace: acme}\n"
-	"  - name: ca_key\n"
-	"    kind: private-key\n"
-	"    value: |\n"
-	"      -----BEGIN PRIVATE KEY-----\n"
-	"      MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgAHv1mIEyGtgzhw0u\n"
-	"      qya0UXgAM0L58pg3chrFIWhv3UqhRANCAATr1UE+kvAc3elSsca66vqTfmNFSGf5\n"
-	"      GmY0SkFyAjVbnKLhpcxCZ6ZdqK9DOPvRc3i+cpeBrxMn6iA5fmD3Z78r\n"
-	"      -----END PRIVATE KEY-----\n"
-	"  - name: ca\n"
-	"    kind: x509-ca\n"
-	"    private_key: ca_key\n"
-	"    common_name: Acme CA\n"
-	"    valid_for: 10 years\n"
-	"  - name: tls\n"
-	"    kind: x509\n"
-	"    issuer: ca\n"
-	"    common_name: shop.acme.example\n"
-	"    san: [shop.acme.example, \"*.api.acme.example\", 10.0.0.1, \"::1\"]\n"
-	"    dns: www.acme.example\n"
-	"    endpoint: server\n"
-	"    valid_for: 30d\n"
-	"  - {name: pub, kind: public-key, private_key: key}\n"
-	"  - name: shared\n"
-	"    import: {session: acme/vault, secret: master}\n"
-	"  - name: shared_cert\n"
-	"    kind: x509\n"
-	"    import: {session: acme/vault}\n";
+    "# every section of the language\n"
+    "name: acme/shop\n"
+    "version: \"0.3\"\n"
+    "predecessor: E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855\n"
+    "access_policy:\n"
+    "  read: [CREATOR, \"sha256:0F5A3C1E2B4D6F8091A2B3C4D5E6F708192A3B4C5D6E7F8091A2B3C4D5E6F708\"]\n"
+    "  update:\n"
+    "    - |\n"
+    "      -----BEGIN CERTIFICATE-----\n"
+    "      MIIBdjCCARugAwIBAgIUMHVfOYQU3KMy3E/s++cxkBU40eAwCgYIKoZIzj0EAwIw\n"
+    "      EDEOMAwGA1UEAwwFb3duZXIwHhcNMjYxMTIyMDQzNDA0WhcNMzYxMTE5MDQzNDA0\n"
+    "      WjAQMQ4wDAYDVQQDDAVvd25lcjBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABOvV\n"
+    "      QT6S8Bzd6VKxxrrq+pN+Y0VIZ/kaZjRKQXICNVucouGlzEJnpl2or0M4+9FzeL5y\n"
+    "      l4GvEyfqIDl+YPdnvyujUzBRMB0GA1UdDgQWBBSe9U+1qVm7w/epDvmFGYE479Zw\n"
+    "      UTAfBgNVHSMEGDAWgBSe9U+1qVm7w/epDvmFGYE479ZwUTAPBgNVHRMBAf8EBTAD\n"
+    "      AQH/MAoGCCqGSM49BAMCA0kAMEYCIQDCzU0U16EKkiF3RIIGUm7MZ2ioFkhCcTsS\n"
+    "      XCnawizVhwIhAIGGTVOiFy24bpncU0Vwm3BAS3TiDfAs/vbtamJRo4lY\n"
+    "      -----END CERTIFICATE-----\n"
+    "  create_sessions: [NONE]\n"
+    "security:\n"
+    "  attestation:\n"
+    "    mode: hardware\n"
+    "    tolerate: [debug-mode, outdated-tcb]\n"
+    "    ignore_advisories: \"*\"\n"
+    "    trusted_scone_qe_pubkeys: [E37F149AE30896E314A2859874C5A9C7803FB3187B99F5D08E526B1C0396507C]\n"
+    "services:\n"
+    "  - name: web\n"
+    "    image_name: web-image\n"
+    "    command: nginx -g 'daemon off;' --pw=$$SCONE::pw$$ \"a \\\"b\\\"\"\n"
+    "    environment:\n"
+    "      PORT: 8080\n"
+    "      DEBUG: true\n"
+    "      RATIO: 0.5\n"
+    "      EMPTY: \"\"\n"
+    "      KEY: $$SCONE::bin:hex$$\n"
+    "    pwd: /srv\n"
+    "    attestation:\n"
+    "      - mrenclave: [AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA]\n"
+    "        signer: {mrsigner: 1111111111111111111111111111111111111111111111111111111111111111, "
+    "isvprodid: 6, isvsvn: 3}\n"
+    "      - mrsigner: 2222222222222222222222222222222222222222222222222222222222222222\n"
+    "        isvprodid: 213\n"
+    "        isvsvn_min: 13\n"
+    "        platforms: [3333333333333333333333333333333333333333333333333333333333333333]\n"
+    "    fspf_path: /fspf.pb\n"
+    "    fspf_key: $$SCONE::volkey$$\n"
+    "    fspf_tag: 5A0FE9BDCFED5C0391A707E05F6CFBEB\n"
+    "  - name: batch\n"
+    "    command: [/bin/job, --id, 42, \"two words\"]\n"
+    "    mrenclaves: [bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb]\n"
+    "images:\n"
+    "  - name: web-image\n"
+    "    injection_files:\n"
+    "      - /etc/nginx/nginx.conf\n"
+    "      - path: /etc/ssl/server.pem\n"
+    "        content: |\n"
+    "          $$SCONE::tls:crt$$\n"
+    "          $$SCONE::tls:chain$$\n"
+    "        permission: \"0644\"\n"
+    "      - path: /etc/ssl/server.key\n"
+    "        content: $$SCONE::tls:privatekey$$\n"
+    "        permissions: 0o440\n"
+    "    volumes:\n"
+    "      - {name: data, path: /data}\n"
+    "volumes:\n"
+    "  - name: data\n"
+    "    export:\n"
+    "      - session: acme/backup\n"
+    "        session_hash: 668E9AABA22C7631BBCC89B627D77E53539BCAADE9E7C2C08242F56AAB272088\n"
+    "  - name: keyed\n"
+    "    fspf_key: 66e7935397249112d1148e6ce98a396a8c96b3b0ae70708c16ff284c66f0821e\n"
+    "    fspf_tag: 5a0fe9bdcfed5c0391a707e05f6cfbeb\n"
+    "    export: other-session\n"
+    "  - name: theirs\n"
+    "    import: {session: acme/other, volume: their_data}\n"
+    "secrets:\n"
+    "  - {name: pw, kind: ascii}\n"
+    "  - {name: pw2, kind: ascii, value: \"s3cr3t!\", export_public: true}\n"
+    "  - {name: bin, kind: binary, size: 64}\n"
+    "  - {name: volkey, kind: binary, value: "
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f}\n"
+    "  - {name: b64, kind: binary, value: \"3q2+7w==\"}\n"
+    "  - name: key\n"
+    "    kind: private-key\n"
+    "    key_type: Ed25519\n"
+    "    migrate: true\n"
+    "    export: {namespace: acme}\n"
+    "  - name: ca_key\n"
+    "    kind: private-key\n"
+    "    value: |\n"
+    "      -----BEGIN PRIVATE KEY-----\n"
+    "      MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgAHv1mIEyGtgzhw0u\n"
+    "      qya0UXgAM0L58pg3chrFIWhv3UqhRANCAATr1UE+kvAc3elSsca66vqTfmNFSGf5\n"
+    "      GmY0SkFyAjVbnKLhpcxCZ6ZdqK9DOPvRc3i+cpeBrxMn6iA5fmD3Z78r\n"
+    "      -----END PRIVATE KEY-----\n"
+    "  - name: ca\n"
+    "    kind: x509-ca\n"
+    "    private_key: ca_key\n"
+    "    common_name: Acme CA\n"
+    "    valid_for: 10 years\n"
+    "  - name: tls\n"
+    "    kind: x509\n"
+    "    issuer: ca\n"
+    "    common_name: shop.acme.example\n"
+    "    san: [shop.acme.example, \"*.api.acme.example\", 10.0.0.1, \"::1\"]\n"
+    "    dns: www.acme.example\n"
+    "    endpoint: server\n"
+    "    valid_for: 30d\n"
+    "  - {name: pub, kind: public-key, private_key: key}\n"
+    "  - name: shared\n"
+    "    import: {session: acme/vault, secret: master}\n"
+    "  - name: shared_cert\n"
+    "    kind: x509\n"
+    "    import: {session: acme/vault}\n";
 
 TEST(test_full_session)
 {
 	struct scone_session *s = parse_ok(full_session);
-	const struct scone_service *web = scone_session_service(s, "web"), *batch = scone_session_service(s, "batch");
+	const struct scone_service *web = scone_session_service(s, "web"),
+				   *batch = scone_session_service(s, "batch");
 	const struct scone_secret *sec;
 	const struct scone_image *img = scone_session_image(s, "web-image");
 	const struct scone_volume *vol;
@@ -273,13 +279,15 @@ TEST(test_full_session)
 
 	assert_string_equal(s->name, "acme/shop");
 	assert_string_equal(s->version, "0.3");
-	assert_string_equal(s->predecessor, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	assert_string_equal(s->predecessor,
+			    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 
 	/* access policy */
 	assert_int_equal(s->read.n, 2);
 	assert_int_equal(s->read.v[0].kind, SCONE_PRINCIPAL_CREATOR);
 	assert_int_equal(s->read.v[1].kind, SCONE_PRINCIPAL_KEY);
-	assert_ok(scone_hex_decode(want, 32, "0f5a3c1e2b4d6f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708", "t"));
+	assert_ok(scone_hex_decode(want, 32,
+				   "0f5a3c1e2b4d6f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708", "t"));
 	assert_memory_equal(s->read.v[1].spki_sha256, want, 32);
 	assert_int_equal(s->update.n, 1);
 	assert_int_equal(s->update.v[0].kind, SCONE_PRINCIPAL_KEY);
@@ -343,7 +351,8 @@ TEST(test_full_session)
 	assert_null(batch->pwd);
 	assert_null(batch->image_name);
 	assert_int_equal(batch->n_variants, 1);
-	assert_string_equal(batch->mrenclaves.v[0], "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+	assert_string_equal(batch->mrenclaves.v[0],
+			    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
 
 	/* images */
 	assert_non_null(img);
@@ -455,8 +464,9 @@ TEST(test_examples_parse)
 
 TEST(test_defaults)
 {
-	struct scone_session *s = parse_ok("name: x\nversion: 0.3\nservices:\n  - name: a\n    mrenclaves: "
-					   "[0000000000000000000000000000000000000000000000000000000000000000]\n");
+	struct scone_session *s =
+	    parse_ok("name: x\nversion: 0.3\nservices:\n  - name: a\n    mrenclaves: "
+		     "[0000000000000000000000000000000000000000000000000000000000000000]\n");
 
 	assert_string_equal(s->version, "0.3"); /* unquoted 0.3 is the same text */
 	assert_null(s->predecessor);
@@ -481,31 +491,31 @@ TEST(test_defaults)
 
 TEST(test_error_positions)
 {
-	static const char doc[] = "name: shop\n"                                  /* 1 */
-				  "version: \"0.3\"\n"                            /* 2 */
-				  "services:\n"                                   /* 3 */
-				  "  - name: web\n"                               /* 4 */
-				  "    image_name: missing-image\n"               /* 5 */
-				  "    mrenclaves: [0123]\n"                      /* 6 */
-				  "    environment:\n"                            /* 7 */
-				  "      PORT: [8080]\n"                          /* 8 */
-				  "      PASS: $$SCONE::nope$$\n"                 /* 9 */
-				  "      KEY: \"$$SCONE::pw:pem$$\"\n"            /* 10 */
-				  "    pwd: relative/dir\n"                       /* 11 */
-				  "secrets:\n"                                    /* 12 */
-				  "  - name: pw\n"                                /* 13 */
-				  "    kind: ascii\n"                             /* 14 */
-				  "    size: -3\n"                                /* 15 */
-				  "  - name: cert\n"                              /* 16 */
-				  "    kind: x509\n"                              /* 17 */
-				  "    issuer: pw\n"                              /* 18 */
-				  "    valid_for: forever\n"                      /* 19 */
-				  "images:\n"                                     /* 20 */
-				  "  - name: img\n"                               /* 21 */
-				  "    injection_files:\n"                        /* 22 */
-				  "      - path: etc/x\n"                         /* 23 */
-				  "        permission: \"0999\"\n"                /* 24 */
-				  "    volumes: [{name: nov, path: /v}]\n";       /* 25 */
+	static const char doc[] = "name: shop\n"			    /* 1 */
+				  "version: \"0.3\"\n"			    /* 2 */
+				  "services:\n"				    /* 3 */
+				  "  - name: web\n"			    /* 4 */
+				  "    image_name: missing-image\n"	    /* 5 */
+				  "    mrenclaves: [0123]\n"		    /* 6 */
+				  "    environment:\n"			    /* 7 */
+				  "      PORT: [8080]\n"		    /* 8 */
+				  "      PASS: $$SCONE::nope$$\n"	    /* 9 */
+				  "      KEY: \"$$SCONE::pw:pem$$\"\n"	    /* 10 */
+				  "    pwd: relative/dir\n"		    /* 11 */
+				  "secrets:\n"				    /* 12 */
+				  "  - name: pw\n"			    /* 13 */
+				  "    kind: ascii\n"			    /* 14 */
+				  "    size: -3\n"			    /* 15 */
+				  "  - name: cert\n"			    /* 16 */
+				  "    kind: x509\n"			    /* 17 */
+				  "    issuer: pw\n"			    /* 18 */
+				  "    valid_for: forever\n"		    /* 19 */
+				  "images:\n"				    /* 20 */
+				  "  - name: img\n"			    /* 21 */
+				  "    injection_files:\n"		    /* 22 */
+				  "      - path: etc/x\n"		    /* 23 */
+				  "        permission: \"0999\"\n"	    /* 24 */
+				  "    volumes: [{name: nov, path: /v}]\n"; /* 25 */
 	struct scone_policy_diag d = parse_bad(doc);
 	char line[512];
 
@@ -513,13 +523,15 @@ TEST(test_error_positions)
 	assert_true(has_error(&d, 6, 18, "services[0].mrenclaves[0]", "expected 64 hex digits"));
 	assert_true(has_error(&d, 8, 13, "services[0].environment.PORT", "expected a string, got a list"));
 	assert_true(has_error(&d, 9, 13, "services[0].environment.PASS", "no secret named 'nope'"));
-	assert_true(has_error(&d, 10, 12, "services[0].environment.KEY", "format 'pem' is not valid for ascii"));
+	assert_true(
+	    has_error(&d, 10, 12, "services[0].environment.KEY", "format 'pem' is not valid for ascii"));
 	assert_true(has_error(&d, 11, 10, "services[0].pwd", "not an absolute path"));
 	assert_true(has_error(&d, 15, 11, "secrets[0].size", "expected a number"));
 	assert_true(has_error(&d, 18, 13, "secrets[1].issuer", "must name an x509-ca secret"));
 	assert_true(has_error(&d, 19, 16, "secrets[1].valid_for", "valid_for 'forever'"));
 	assert_true(has_error(&d, 23, 15, "images[0].injection_files[0].path", "not an absolute path"));
-	assert_true(has_error(&d, 24, 21, "images[0].injection_files[0].permission", "not an octal file mode"));
+	assert_true(
+	    has_error(&d, 24, 21, "images[0].injection_files[0].permission", "not an octal file mode"));
 	assert_true(has_error(&d, 25, 22, "images[0].volumes[0].name", "no volume named 'nov'"));
 	/* sorted by position, and the formatted form */
 	for (size_t i = 1; i < d.count; i++)
@@ -568,12 +580,14 @@ TEST(test_many_errors_capped)
 
 TEST(test_missing_and_unknown_keys)
 {
-	struct scone_policy_diag d = parse_bad("version: \"0.3\"\nservice:\n  - name: x\nimages:\n  - name: i\n    "
-						"injection_file: []\n");
+	struct scone_policy_diag d =
+	    parse_bad("version: \"0.3\"\nservice:\n  - name: x\nimages:\n  - name: i\n    "
+		      "injection_file: []\n");
 
 	assert_true(has_error(&d, 1, 1, "", "missing required key 'name'"));
 	assert_true(has_error(&d, 2, 1, "", "unknown key 'service' (did you mean 'services'?)"));
-	assert_true(has_error(&d, 6, 5, "images[0]", "unknown key 'injection_file' (did you mean 'injection_files'?)"));
+	assert_true(has_error(&d, 6, 5, "images[0]",
+			      "unknown key 'injection_file' (did you mean 'injection_files'?)"));
 	scone_policy_diag_free(&d);
 
 	d = parse_bad("name: x\n");
@@ -608,7 +622,8 @@ TEST(test_duplicate_names)
 	expect_bad("volumes:\n  - name: v\n  - name: v\n", "volume name 'v' is used twice");
 	expect_bad("images:\n  - name: i\n    injection_files: [/a, {path: /a, content: x}]\n",
 		   "file '/a' is listed twice");
-	expect_bad("volumes: [{name: v}]\nimages:\n  - name: i\n    volumes: [{name: v, path: /m}, {name: v, path: /m}]\n",
+	expect_bad("volumes: [{name: v}]\nimages:\n  - name: i\n    volumes: [{name: v, path: /m}, {name: v, "
+		   "path: /m}]\n",
 		   "mount point '/m' is listed twice");
 }
 
@@ -804,10 +819,10 @@ TEST(test_node_limit)
 
 TEST(test_names)
 {
-	static const char *const good[] = {"a", "my-testing-session", "A_b.c~d-e", "my-company/project-1/hello",
-					   "x/y", "..a", "a.."};
-	static const char *const bad[] = {"",   "/a",  "a/",  "a//b", "a b", "a:b", "ä", "a/./b",
-					  "..", "a/..", ".",   "a$b",  "a\\b", "a@b"};
+	static const char *const good[] = {
+	    "a", "my-testing-session", "A_b.c~d-e", "my-company/project-1/hello", "x/y", "..a", "a.."};
+	static const char *const bad[] = {"",	   "/a", "a/",	 "a//b", "a b", "a:b",	"ä",
+					  "a/./b", "..", "a/..", ".",	 "a$b", "a\\b", "a@b"};
 	char longest[SCONE_SESSION_NAME_MAX + 2];
 
 	for (size_t i = 0; i < N_ELEMS(good); i++)
@@ -837,10 +852,13 @@ TEST(test_wrong_types)
 {
 	expect_bad("services: {name: a}\n", "expected a list of services, got a mapping");
 	expect_bad("services: [{name: [a]}]\n", "expected a name, got a list");
-	expect_bad("services: [{name: a, command: {x: y}}]\n", "expected a string or a list of strings, got a mapping");
-	expect_bad("services: [{name: a, environment: [A=1]}]\n", "expected a mapping NAME: value, got a list");
+	expect_bad("services: [{name: a, command: {x: y}}]\n",
+		   "expected a string or a list of strings, got a mapping");
+	expect_bad("services: [{name: a, environment: [A=1]}]\n",
+		   "expected a mapping NAME: value, got a list");
 	expect_bad("services: [{name: a, environment: {A: {b: c}}}]\n", "expected a string, got a mapping");
-	expect_bad("secrets: [{name: a, kind: private-key, migrate: yes}]\n", "expected true or false, got 'yes'");
+	expect_bad("secrets: [{name: a, kind: private-key, migrate: yes}]\n",
+		   "expected true or false, got 'yes'");
 	expect_bad("secrets: [{name: a, kind: private-key, migrate: \"true\"}]\n", "expected true or false");
 	expect_bad("secrets: [{name: a, kind: ascii, size: \"12\"}]\n", "expected a number");
 	expect_bad("secrets: [{name: a, kind: ascii, size: 0x10}]\n", "expected a number");
@@ -856,20 +874,27 @@ TEST(test_wrong_types)
 TEST(test_secret_rules)
 {
 	expect_bad("secrets: [{name: a}]\n", "missing required key 'kind'");
-	expect_bad("secrets: [{name: a, kind: aad-token}]\n", "unknown or unsupported secret kind 'aad-token'");
+	expect_bad("secrets: [{name: a, kind: aad-token}]\n",
+		   "unknown or unsupported secret kind 'aad-token'");
 	expect_bad("secrets: [{name: a, kind: binary}]\n", "a binary secret needs size");
 	expect_bad("secrets: [{name: a, kind: binary, size: 65537}]\n", "65537 is too large");
-	expect_bad("secrets: [{name: a, kind: binary, value: \"not base64!\"}]\n", "must be hex digits or base64");
+	expect_bad("secrets: [{name: a, kind: binary, value: \"not base64!\"}]\n",
+		   "must be hex digits or base64");
 	expect_bad("secrets: [{name: a, kind: binary, value: \"abc\"}]\n", "must be hex digits or base64");
-	expect_bad("secrets: [{name: a, kind: ascii, value: \"caf\xc3\xa9\"}]\n", "an ascii value must be ASCII");
-	expect_bad("secrets: [{name: a, kind: ascii, key_type: P-256}]\n", "'key_type' does not apply to ascii secrets");
-	expect_bad("secrets: [{name: a, kind: x509-ca, dns: [a.b]}]\n", "'dns' does not apply to x509-ca secrets");
+	expect_bad("secrets: [{name: a, kind: ascii, value: \"caf\xc3\xa9\"}]\n",
+		   "an ascii value must be ASCII");
+	expect_bad("secrets: [{name: a, kind: ascii, key_type: P-256}]\n",
+		   "'key_type' does not apply to ascii secrets");
+	expect_bad("secrets: [{name: a, kind: x509-ca, dns: [a.b]}]\n",
+		   "'dns' does not apply to x509-ca secrets");
 	expect_bad("secrets: [{name: a, kind: x509-ca, endpoint: server}]\n", "'endpoint' does not apply");
 	expect_bad("secrets: [{name: a, kind: ascii, migrate: true}]\n", "'migrate' does not apply to ascii");
-	expect_bad("secrets: [{name: a, kind: private-key, key_type: RSA-1024}]\n", "unknown key_type 'RSA-1024'");
-	expect_bad("secrets: [{name: a, kind: private-key, value: \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END "
-		   "PRIVATE KEY-----\\n\"}]\n",
-		   "not a PEM private key");
+	expect_bad("secrets: [{name: a, kind: private-key, key_type: RSA-1024}]\n",
+		   "unknown key_type 'RSA-1024'");
+	expect_bad(
+	    "secrets: [{name: a, kind: private-key, value: \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END "
+	    "PRIVATE KEY-----\\n\"}]\n",
+	    "not a PEM private key");
 	expect_bad("secrets:\n  - name: a\n    kind: private-key\n    key_type: P-384\n    value: |\n"
 		   "      -----BEGIN PRIVATE KEY-----\n"
 		   "      MC4CAQAwBQYDK2VwBCIEIEYzocK/nLTwHix5xiyjw4FPinanhlxoewz3h6iRUlSb\n"
@@ -888,7 +913,8 @@ TEST(test_secret_rules)
 	expect_bad("secrets: [{name: a, kind: x509, valid_for: 0}]\n", "valid_for '0'");
 	expect_bad("secrets: [{name: a, kind: x509, valid_for: 200 years}]\n", "valid_for '200 years'");
 	expect_bad("secrets: [{name: a, kind: x509, valid_for: 3 fortnights}]\n", "valid_for '3 fortnights'");
-	expect_bad("secrets: [{name: a, kind: x509, private_key: k, key_type: P-384}, {name: k, kind: private-key}]\n",
+	expect_bad("secrets: [{name: a, kind: x509, private_key: k, key_type: P-384}, {name: k, kind: "
+		   "private-key}]\n",
 		   "key_type applies only to a certificate with its own generated key");
 	expect_bad("secrets: [{name: a, kind: x509, private_key: nokey}]\n", "no secret named 'nokey'");
 	expect_bad("secrets: [{name: a, kind: x509, private_key: b}, {name: b, kind: ascii}]\n",
@@ -901,11 +927,13 @@ TEST(test_secret_rules)
 		   "'value' cannot be combined with import");
 	expect_bad("secrets: [{name: a, import: {session: s, volume: v}}]\n", "unknown key 'volume'");
 	expect_bad("secrets: [{name: a, import: {secret: b}}]\n", "missing required key 'session'");
-	expect_bad("secrets: [{name: a, kind: ascii, export: {session: \"bad name\"}}]\n", "is not a session name");
+	expect_bad("secrets: [{name: a, kind: ascii, export: {session: \"bad name\"}}]\n",
+		   "is not a session name");
 	expect_bad("secrets: [{name: a, kind: ascii, export: {session: s, session_hash: abc}}]\n",
 		   "expected 64 hex digits");
 	expect_bad("secrets: [{name: a, kind: ascii, export: []}]\n", "an empty export list");
-	expect_bad("volumes: [{name: v, export: {namespace: n}}]\n", "volumes cannot be exported to a namespace");
+	expect_bad("volumes: [{name: v, export: {namespace: n}}]\n",
+		   "volumes cannot be exported to a namespace");
 	/* explicit binary values: hex as SCONE writes them, base64, or forced */
 	expect_ok("secrets: [{name: a, kind: binary, value: DEADBEEF}]\n");
 	expect_ok("secrets: [{name: a, kind: binary, value: \"base64:AAAA\"}]\n");
@@ -956,33 +984,67 @@ TEST(test_service_rules)
 	expect_bad("services: [{name: a, fspf_path: /f, fspf_key: $$SCONE::k:base64$$, fspf_tag: "
 		   "00000000000000000000000000000000}]\nsecrets: [{name: k, kind: binary, size: 32}]\n",
 		   "takes no format or :hex");
-	expect_bad("volumes: [{name: v, fspf_key: $$SCONE::v$$, fspf_tag: 00000000000000000000000000000000}]\n",
-		   "no secret named 'v'");
-	expect_bad("volumes: [{name: v, fspf_key: 0000000000000000000000000000000000000000000000000000000000000000}]\n",
+	expect_bad(
+	    "volumes: [{name: v, fspf_key: $$SCONE::v$$, fspf_tag: 00000000000000000000000000000000}]\n",
+	    "no secret named 'v'");
+	expect_bad("volumes: [{name: v, fspf_key: "
+		   "0000000000000000000000000000000000000000000000000000000000000000}]\n",
 		   "fspf_key and fspf_tag go together");
-	expect_bad("volumes: [{name: v, fspf_tag: 00, import: {session: s}}]\n", "'fspf_tag' cannot be combined");
+	expect_bad("volumes: [{name: v, fspf_tag: 00, import: {session: s}}]\n",
+		   "'fspf_tag' cannot be combined");
 	expect_bad("images: [{name: i, injection_files: [{content: x}]}]\n", "missing required key 'path'");
 	expect_bad("images: [{name: i, injection_files: [\"/a//b\"]}]\n", "empty component");
-	expect_bad("images: [{name: i, injection_files: [{path: /a, permission: 1777}]}]\n", "not an octal file mode");
-	expect_bad("images: [{name: i, volumes: [{name: v}]}]\nvolumes: [{name: v}]\n", "missing required key 'path'");
+	expect_bad("images: [{name: i, injection_files: [{path: /a, permission: 1777}]}]\n",
+		   "not an octal file mode");
+	expect_bad("images: [{name: i, volumes: [{name: v}]}]\nvolumes: [{name: v}]\n",
+		   "missing required key 'path'");
 
 	/* attestation variants */
 	snprintf(doc, sizeof(doc), "services: [{name: a, attestation: {signer: {mrsigner: %s}}}]\n", enclave);
 	expect_bad(doc, "missing required key 'isvprodid'");
-	snprintf(doc, sizeof(doc),
-		 "services: [{name: a, attestation: {mrsigner: %s, isvprodid: 1, isvsvn: 2, isvsvn_min: 1}}]\n", enclave);
+	snprintf(
+	    doc, sizeof(doc),
+	    "services: [{name: a, attestation: {mrsigner: %s, isvprodid: 1, isvsvn: 2, isvsvn_min: 1}}]\n",
+	    enclave);
 	expect_bad(doc, "give isvsvn or a range");
 	snprintf(doc, sizeof(doc),
-		 "services: [{name: a, attestation: {mrsigner: %s, isvprodid: 1, isvsvn_min: 5, isvsvn_max: 4}}]\n",
+		 "services: [{name: a, attestation: {mrsigner: %s, isvprodid: 1, isvsvn_min: 5, isvsvn_max: "
+		 "4}}]\n",
 		 enclave);
 	expect_bad(doc, "isvsvn_min is larger than isvsvn_max");
-	snprintf(doc, sizeof(doc), "services: [{name: a, attestation: {mrsigner: %s, isvprodid: 70000}}]\n", enclave);
+	snprintf(doc, sizeof(doc), "services: [{name: a, attestation: {mrsigner: %s, isvprodid: 70000}}]\n",
+		 enclave);
 	expect_bad(doc, "70000 is too large");
 	snprintf(doc, sizeof(doc), "services: [{name: a, attestation: [], mrenclaves: [%s]}]\n", enclave);
 	expect_bad(doc, "give attestation or the deprecated mrenclaves, not both");
 	expect_bad("services: [{name: a, attestation: []}]\n", "an empty list of attestation variants");
-	snprintf(doc, sizeof(doc), "services: [{name: a, attestation: {mrenclave: %s, mrcnclave: x}}]\n", enclave);
+	snprintf(doc, sizeof(doc), "services: [{name: a, attestation: {mrenclave: %s, mrcnclave: x}}]\n",
+		 enclave);
 	expect_bad(doc, "unknown key 'mrcnclave' (did you mean 'mrenclave'?)");
+	/* service-level platforms restrict every variant */
+	snprintf(doc, sizeof(doc),
+		 "services: [{name: a, platforms: [%s], attestation: [{mrenclave: %s, platforms: [%s]}]}]\n",
+		 enclave, enclave, enclave);
+	expect_bad(doc, "platforms are given here and in attestation variant 0");
+	{
+		struct scone_session *s;
+		char *full;
+		snprintf(
+		    doc, sizeof(doc),
+		    "services: [{name: a, platforms: [%.63s1], attestation: [{mrenclave: %s}, {mrsigner: %s, "
+		    "isvprodid: 1}]}]\n",
+		    enclave, enclave, enclave);
+		full = wrap(doc);
+		s = parse_ok(full);
+		assert_int_equal(s->services[0].n_variants, 2);
+		for (size_t i = 0; i < 2; i++) {
+			assert_int_equal(s->services[0].variants[i].platforms.n, 1);
+			assert_string_equal(s->services[0].variants[i].platforms.v[0] + 63, "1");
+		}
+		assert_int_equal(s->services[0].platforms.n, 1);
+		scone_session_free(s);
+		free(full);
+	}
 	/* mode none: no measurements needed, listed ones are still checked */
 	expect_ok("services: [{name: a}]\n");
 	expect_bad("services: [{name: a, mrenclaves: [xyz]}]\n", "expected 64 hex digits");
@@ -995,24 +1057,28 @@ TEST(test_access_and_security)
 	expect_bad("access_policy: {read: [CREATOR, NONE]}\n", "NONE must be the only entry");
 	expect_bad("access_policy: {read: [creator]}\n", "'creator' is not CREATOR, ANY, NONE");
 	expect_bad("access_policy: {read: [\"$$SCONE::cert$$\"]}\n", "secret references are not supported");
-	expect_bad("access_policy: {read: [\"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\"]}\n",
-		   "not a readable PEM certificate");
+	expect_bad(
+	    "access_policy: {read: [\"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\"]}\n",
+	    "not a readable PEM certificate");
 	expect_bad("access_policy: {delete: [NONE]}\n", "unknown key 'delete'");
-	expect_bad("security: {attestation: {mode: maa}}\n", "mode maa (Microsoft Azure Attestation) is not supported");
+	expect_bad("security: {attestation: {mode: maa}}\n",
+		   "mode maa (Microsoft Azure Attestation) is not supported");
 	expect_bad("security: {attestation: {mode: sim}}\n", "unknown attestation mode 'sim'");
 	expect_bad("security: {attestation: {mode: none, tolerate: [debug]}}\n", "unknown issue 'debug'");
 	expect_bad("security: {attestation: {mode: none, ignore_advisories: \"*\"}}\n",
 		   "\"*\" is only allowed with tolerate: [debug-mode");
-	expect_bad("security: {attestation: {mode: none, ignore_advisories: [\"*\"]}}\n", "\"*\" alone means all");
-	expect_bad("security: {attestation: {mode: none, trusted_scone_qe_pubkeys: [abc]}}\n", "expected 64 hex");
+	expect_bad("security: {attestation: {mode: none, ignore_advisories: [\"*\"]}}\n",
+		   "\"*\" alone means all");
+	expect_bad("security: {attestation: {mode: none, trusted_scone_qe_pubkeys: [abc]}}\n",
+		   "expected 64 hex");
 	{
 		char *doc = wrap("access_policy:\n  read:\n    - |\n      -----BEGIN PUBLIC KEY-----\n"
 				 "      MCowBQYDK2VwAyEAbeHb4/P+4Oal9KDIwxTkc85QO62ZuMAXE9KVU4NjNSQ=\n"
 				 "      -----END PUBLIC KEY-----\n  update: [ANY]\n");
 		struct scone_session *s = parse_ok(doc);
 		uint8_t want[32];
-		assert_ok(scone_hex_decode(want, 32, "44472f644ea27c7900052410a04b127a5f902693c0a887a5a6d1981bdcfaf56f",
-					   "t"));
+		assert_ok(scone_hex_decode(
+		    want, 32, "44472f644ea27c7900052410a04b127a5f902693c0a887a5a6d1981bdcfaf56f", "t"));
 		assert_int_equal(s->read.v[0].kind, SCONE_PRINCIPAL_KEY);
 		assert_memory_equal(s->read.v[0].spki_sha256, want, 32);
 		assert_int_equal(s->update.v[0].kind, SCONE_PRINCIPAL_ANY);
@@ -1026,15 +1092,19 @@ TEST(test_template_validation)
 {
 	expect_ok("services: [{name: a, command: \"x $$SCONE::k$$ $$SCONE::k:hex$$ $$SCONE::k:base64$$\"}]\n"
 		  "secrets: [{name: k, kind: binary, size: 8}]\n");
-	expect_bad("services: [{name: a, command: \"x $$SCONE::k:pem$$\"}]\nsecrets: [{name: k, kind: binary, size: 8}]\n",
+	expect_bad("services: [{name: a, command: \"x $$SCONE::k:pem$$\"}]\nsecrets: [{name: k, kind: "
+		   "binary, size: 8}]\n",
 		   "format 'pem' is not valid for binary secret 'k' (formats: none, hex, base64)");
-	expect_bad("services: [{name: a, command: [\"$$SCONE::k:crt:pem$$\"]}]\nsecrets: [{name: k, kind: x509}]\n",
-		   "format 'crt:pem' is not valid for x509 secret 'k'");
+	expect_bad(
+	    "services: [{name: a, command: [\"$$SCONE::k:crt:pem$$\"]}]\nsecrets: [{name: k, kind: x509}]\n",
+	    "format 'crt:pem' is not valid for x509 secret 'k'");
 	expect_bad("services: [{name: a, environment: {X: $$SCONE::v$$}}]\nvolumes: [{name: v}]\n",
 		   "names a volume: volume keys cannot be referenced");
-	expect_bad("services: [{name: a, environment: {X: $$SCONE::c.crt$$}}]\nsecrets: [{name: c, kind: x509}]\n",
-		   "write $$SCONE::c:crt$$");
-	expect_bad("services: [{name: a, environment: {X: \"$$SCONE::a b$$\"}}]\n", "an incomplete secret reference");
+	expect_bad(
+	    "services: [{name: a, environment: {X: $$SCONE::c.crt$$}}]\nsecrets: [{name: c, kind: x509}]\n",
+	    "write $$SCONE::c:crt$$");
+	expect_bad("services: [{name: a, environment: {X: \"$$SCONE::a b$$\"}}]\n",
+		   "an incomplete secret reference");
 	expect_bad("images: [{name: i, injection_files: [{path: /a, content: \"pw=$$SCONE::x\"}]}]\n",
 		   "an incomplete secret reference");
 	expect_bad("images: [{name: i, injection_files: [{path: /a, content: \"$$SCONE::x$$\"}]}]\n",
@@ -1042,7 +1112,8 @@ TEST(test_template_validation)
 	/* imported secrets without kind take any known format, not unknown ones */
 	expect_ok("services: [{name: a, command: \"x $$SCONE::i:chain$$ $$SCONE::i:hex$$\"}]\n"
 		  "secrets: [{name: i, import: {session: other}}]\n");
-	expect_bad("services: [{name: a, command: \"x $$SCONE::i:json$$\"}]\nsecrets: [{name: i, import: {session: o}}]\n",
+	expect_bad("services: [{name: a, command: \"x $$SCONE::i:json$$\"}]\nsecrets: [{name: i, import: "
+		   "{session: o}}]\n",
 		   "format 'json' is not valid for imported secret 'i'");
 	/* plain text with dollars is fine */
 	expect_ok("services: [{name: a, command: \"echo $$ $HOME $$SCONE\"}]\n");
@@ -1080,31 +1151,38 @@ TEST(test_hash_vector)
 
 TEST(test_hash_stable)
 {
-	static const char base[] = "name: acme/app\nversion: \"0.3\"\n"
-				   "predecessor: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n"
-				   "security:\n  attestation:\n    mode: none\n"
-				   "services:\n  - name: web\n    command: [run, --port, 80]\n"
-				   "    environment:\n      A: one\n      B: two\n"
-				   "secrets:\n  - name: pw\n    kind: ascii\n    size: 12\n";
+	static const char base[] =
+	    "name: acme/app\nversion: \"0.3\"\n"
+	    "predecessor: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n"
+	    "security:\n  attestation:\n    mode: none\n"
+	    "services:\n  - name: web\n    command: [run, --port, 80]\n"
+	    "    environment:\n      A: one\n      B: two\n"
+	    "secrets:\n  - name: pw\n    kind: ascii\n    size: 12\n";
 	/* the same session: flow style, other key order, quotes, comments, CRLF, a document marker */
 	static const char *const same[] = {
-		"# comment\nversion: '0.3'\nname: \"acme/app\"\npredecessor: "
-		"\"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"\n"
-		"secrets: [{size: 12, kind: ascii, name: pw}]\n"
-		"services: [{environment: {B: two, A: \"one\"}, command: [\"run\", '--port', \"80\"], name: web}]\n"
-		"security: {attestation: {mode: none}}  # trailing comment\n",
-		"---\r\nname: acme/app\r\nversion: \"0.3\"\r\n"
-		"predecessor: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\r\n"
-		"security:\r\n    attestation:\r\n        mode: none\r\n"
-		"services:\r\n-   name: web\r\n    command:\r\n    - run\r\n    - --port\r\n    - 80\r\n"
-		"    environment:\r\n        B: two\r\n        A: one\r\n"
-		"secrets:\r\n-   {name: pw, kind: ascii, size: 12}\r\n...\r\n",
+	    "# comment\nversion: '0.3'\nname: \"acme/app\"\npredecessor: "
+	    "\"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"\n"
+	    "secrets: [{size: 12, kind: ascii, name: pw}]\n"
+	    "services: [{environment: {B: two, A: \"one\"}, command: [\"run\", '--port', \"80\"], name: "
+	    "web}]\n"
+	    "security: {attestation: {mode: none}}  # trailing comment\n",
+	    "---\r\nname: acme/app\r\nversion: \"0.3\"\r\n"
+	    "predecessor: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\r\n"
+	    "security:\r\n    attestation:\r\n        mode: none\r\n"
+	    "services:\r\n-   name: web\r\n    command:\r\n    - run\r\n    - --port\r\n    - 80\r\n"
+	    "    environment:\r\n        B: two\r\n        A: one\r\n"
+	    "secrets:\r\n-   {name: pw, kind: ascii, size: 12}\r\n...\r\n",
 	};
 	/* each changes one value */
 	static const char *const other[] = {
-		"name: acme/app2\n", "predecessor: f3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n",
-		"predecessor: ~\n",  "mode: hardware\n",   "command: [run, --port, 81]\n",
-		"A: One\n",          "size: 13\n",          "command: [run, --port]\n",
+	    "name: acme/app2\n",
+	    "predecessor: f3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n",
+	    "predecessor: ~\n",
+	    "mode: hardware\n",
+	    "command: [run, --port, 81]\n",
+	    "A: One\n",
+	    "size: 13\n",
+	    "command: [run, --port]\n",
 	};
 	uint8_t h0[32], h[32];
 
@@ -1122,12 +1200,14 @@ TEST(test_hash_stable)
 		key[klen] = '\0';
 		at = strstr(base, key);
 		assert_non_null(at);
-		snprintf(doc, sizeof(doc), "%.*s%s%s", (int)(at - base), base, other[i], strchr(at, '\n') + 1);
+		snprintf(doc, sizeof(doc), "%.*s%s%s", (int)(at - base), base, other[i],
+			 strchr(at, '\n') + 1);
 		if (strstr(other[i], "hardware")) { /* hardware needs measurements: add them too */
 			char *m = strstr(doc, "    command");
 			char tmp[1024];
-			snprintf(tmp, sizeof(tmp), "%.*s    mrenclaves: "
-						   "[0000000000000000000000000000000000000000000000000000000000000000]\n%s",
+			snprintf(tmp, sizeof(tmp),
+				 "%.*s    mrenclaves: "
+				 "[0000000000000000000000000000000000000000000000000000000000000000]\n%s",
 				 (int)(m - doc), doc, m);
 			snprintf(doc, sizeof(doc), "%s", tmp);
 		}
@@ -1264,11 +1344,13 @@ TEST(test_template_expand)
 	}
 	/* lookup errors stop expansion and propagate */
 	scone_wbuf_init(&w, 1 << 20, 1);
-	assert_int_equal(scone_template_expand("x $$SCONE::missing$$ y", 22, fake_lookup, &f, &w), SCONE_ERR_NOT_FOUND);
+	assert_int_equal(scone_template_expand("x $$SCONE::missing$$ y", 22, fake_lookup, &f, &w),
+			 SCONE_ERR_NOT_FOUND);
 	scone_wbuf_free(&w);
 	/* the output ceiling is honoured */
 	scone_wbuf_init(&w, 4, 1);
-	assert_int_equal(scone_template_expand("$$SCONE::long$$", 15, fake_lookup, &f, &w), SCONE_ERR_TOO_LARGE);
+	assert_int_equal(scone_template_expand("$$SCONE::long$$", 15, fake_lookup, &f, &w),
+			 SCONE_ERR_TOO_LARGE);
 	scone_wbuf_free(&w);
 	assert_int_equal(scone_template_expand("x", 1, NULL, &f, &w), SCONE_ERR_INVALID);
 }
@@ -1309,15 +1391,16 @@ TEST(test_format_table)
 		enum scone_secret_kind kind;
 		const char *valid[8];
 	} table[] = {
-		{SCONE_SECRET_ASCII, {"hex", "base64"}},
-		{SCONE_SECRET_BINARY, {"hex", "base64"}},
-		{SCONE_SECRET_PRIVATE_KEY, {"pem", "privatekey", "der", "publickey"}},
-		{SCONE_SECRET_PUBLIC_KEY, {"pem", "der"}},
-		{SCONE_SECRET_X509, {"crt", "pem", "chain", "privatekey", "key", "der"}},
-		{SCONE_SECRET_X509_CA, {"crt", "pem", "chain", "privatekey", "key", "der"}},
+	    {SCONE_SECRET_ASCII, {"hex", "base64"}},
+	    {SCONE_SECRET_BINARY, {"hex", "base64"}},
+	    {SCONE_SECRET_PRIVATE_KEY, {"pem", "privatekey", "der", "publickey"}},
+	    {SCONE_SECRET_PUBLIC_KEY, {"pem", "der"}},
+	    {SCONE_SECRET_X509, {"crt", "pem", "chain", "privatekey", "key", "der"}},
+	    {SCONE_SECRET_X509_CA, {"crt", "pem", "chain", "privatekey", "key", "der"}},
 	};
-	static const char *const all[] = {"hex", "base64", "pem",     "privatekey", "der",  "publickey", "crt",
-					  "chain", "key",  "bin", "crt:pem", "HEX",        "",     "pkcs8:pem"};
+	static const char *const all[] = {"hex",       "base64", "pem",	  "privatekey", "der",
+					  "publickey", "crt",	 "chain", "key",	"bin",
+					  "crt:pem",   "HEX",	 "",	  "pkcs8:pem"};
 
 	for (size_t t = 0; t < N_ELEMS(table); t++) {
 		assert_true(scone_template_format_valid(table[t].kind, NULL));
@@ -1336,7 +1419,8 @@ TEST(test_format_table)
 
 TEST(test_host_args)
 {
-	char *host[] = {"/usr/bin/app", "8443", "with space", "$$SCONE::pw$$", "4", "5", "6", "7", "8", "9", "ten", NULL};
+	char *host[] = {"/usr/bin/app", "8443", "with space", "$$SCONE::pw$$", "4", "5", "6", "7", "8", "9",
+			"ten",		NULL};
 	char *session_argv[] = {"app", "--port=@@1", "@@2", "@@1@@1", "mail@@example", "@@", "x@@10y", "@@3"};
 	struct scone_strs in = {session_argv, N_ELEMS(session_argv)}, out;
 
@@ -1381,13 +1465,14 @@ TEST(test_host_args)
 
 TEST(test_secrets_wiped)
 {
-	struct scone_session *s = parse_ok("name: t\nversion: \"0.3\"\nsecurity: {attestation: {mode: none}}\n"
-					   "services: [{name: a, environment: {PW: hunter2}}]\n"
-					   "volumes: [{name: v, fspf_key: "
-					   "66e7935397249112d1148e6ce98a396a8c96b3b0ae70708c16ff284c66f0821e, "
-					   "fspf_tag: 5a0fe9bdcfed5c0391a707e05f6cfbeb}]\n"
-					   "secrets:\n  - {name: a, kind: ascii, value: topsecret}\n"
-					   "  - {name: b, kind: binary, value: 00ff00ff}\n");
+	struct scone_session *s =
+	    parse_ok("name: t\nversion: \"0.3\"\nsecurity: {attestation: {mode: none}}\n"
+		     "services: [{name: a, environment: {PW: hunter2}}]\n"
+		     "volumes: [{name: v, fspf_key: "
+		     "66e7935397249112d1148e6ce98a396a8c96b3b0ae70708c16ff284c66f0821e, "
+		     "fspf_tag: 5a0fe9bdcfed5c0391a707e05f6cfbeb}]\n"
+		     "secrets:\n  - {name: a, kind: ascii, value: topsecret}\n"
+		     "  - {name: b, kind: binary, value: 00ff00ff}\n");
 	const void *a = s->secrets[0].value, *b = s->secrets[1].value, *env = s->services[0].env[0].value;
 	const void *key = s->volumes[0].fspf_key;
 
@@ -1402,36 +1487,36 @@ TEST(test_secrets_wiped)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_full_session),
-		cmocka_unit_test(test_examples_parse),
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_error_positions),
-		cmocka_unit_test(test_error_format),
-		cmocka_unit_test(test_many_errors_capped),
-		cmocka_unit_test(test_missing_and_unknown_keys),
-		cmocka_unit_test(test_duplicate_keys),
-		cmocka_unit_test(test_duplicate_names),
-		cmocka_unit_test(test_alias_rejected),
-		cmocka_unit_test(test_documents),
-		cmocka_unit_test(test_syntax_and_encoding),
-		cmocka_unit_test(test_oversize),
-		cmocka_unit_test(test_depth_limit),
-		cmocka_unit_test(test_list_limit),
-		cmocka_unit_test(test_node_limit),
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_wrong_types),
-		cmocka_unit_test(test_secret_rules),
-		cmocka_unit_test(test_service_rules),
-		cmocka_unit_test(test_access_and_security),
-		cmocka_unit_test(test_template_validation),
-		cmocka_unit_test(test_hash_vector),
-		cmocka_unit_test(test_hash_stable),
-		cmocka_unit_test(test_shell_split),
-		cmocka_unit_test(test_template_expand),
-		cmocka_unit_test(test_template_refs),
-		cmocka_unit_test(test_format_table),
-		cmocka_unit_test(test_host_args),
-		cmocka_unit_test(test_secrets_wiped),
+	    cmocka_unit_test(test_full_session),
+	    cmocka_unit_test(test_examples_parse),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_error_positions),
+	    cmocka_unit_test(test_error_format),
+	    cmocka_unit_test(test_many_errors_capped),
+	    cmocka_unit_test(test_missing_and_unknown_keys),
+	    cmocka_unit_test(test_duplicate_keys),
+	    cmocka_unit_test(test_duplicate_names),
+	    cmocka_unit_test(test_alias_rejected),
+	    cmocka_unit_test(test_documents),
+	    cmocka_unit_test(test_syntax_and_encoding),
+	    cmocka_unit_test(test_oversize),
+	    cmocka_unit_test(test_depth_limit),
+	    cmocka_unit_test(test_list_limit),
+	    cmocka_unit_test(test_node_limit),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_wrong_types),
+	    cmocka_unit_test(test_secret_rules),
+	    cmocka_unit_test(test_service_rules),
+	    cmocka_unit_test(test_access_and_security),
+	    cmocka_unit_test(test_template_validation),
+	    cmocka_unit_test(test_hash_vector),
+	    cmocka_unit_test(test_hash_stable),
+	    cmocka_unit_test(test_shell_split),
+	    cmocka_unit_test(test_template_expand),
+	    cmocka_unit_test(test_template_refs),
+	    cmocka_unit_test(test_format_table),
+	    cmocka_unit_test(test_host_args),
+	    cmocka_unit_test(test_secrets_wiped),
 	};
 	(void)OPENSSL_cleanse;
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,7 +8,8 @@
  * input refused or re-encoded identically) and generation errors.
  *
  * Sessions are built by hand (the YAML parser is not needed): sess_*
- * helpers allocate the model with strdup and sess_free frees exactly that.
+ * helpers allocate the model with malloc/strdup as the parser does, and
+ * scone_session_free releases it.
  */
 #include "helpers.h"
 
@@ -117,46 +118,10 @@ static struct scone_import *import_new(const char *session)
 	return im;
 }
 
-static void import_free(struct scone_import *im)
-{
-	if (!im)
-		return;
-	free(im->session);
-	free(im->name);
-	free(im);
-}
-
-static void strs_free(struct scone_strs *v)
-{
-	for (size_t i = 0; i < v->n; i++)
-		free(v->v[i]);
-	free(v->v);
-}
-
+/* The policy module owns the model's memory rules; the builder above follows them. */
 static void sess_free(struct scone_session *s)
 {
-	for (size_t i = 0; i < s->n_secrets; i++) {
-		struct scone_secret *x = &s->secrets[i];
-		free(x->name);
-		if (x->value)
-			scone_wipe(x->value, x->value_len);
-		free(x->value);
-		free(x->private_key);
-		free(x->issuer);
-		free(x->common_name);
-		free(x->endpoint);
-		strs_free(&x->dns);
-		strs_free(&x->ips);
-		import_free(x->import);
-	}
-	for (size_t i = 0; i < s->n_volumes; i++) {
-		free(s->volumes[i].name);
-		free(s->volumes[i].fspf_key);
-		import_free(s->volumes[i].import);
-	}
-	free(s->secrets);
-	free(s->volumes);
-	free(s);
+	scone_session_free(s);
 }
 
 /* ---- rendering helpers --------------------------------------------------------- */
@@ -649,7 +614,7 @@ TEST(test_x509)
 	assert_days(inter, 1000);
 	/* server: RSA leaf of srvkey, issued by inter (an Ed25519 signature) */
 	assert_ca(server, false);
-	assert_cn(server, "server");
+	assert_cn(server, "db.example"); /* no common_name: the first DNS name */
 	assert_signed_by(server, inter);
 	assert_int_equal(X509_get_signature_nid(server), NID_ED25519);
 	assert_int_equal(X509_get_key_usage(server), KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
@@ -663,6 +628,7 @@ TEST(test_x509)
 	check_verify_store(root, inter, server);
 	/* client: P-256 leaf with its own key, issued by root (SHA-256 ECDSA) */
 	assert_ca(client, false);
+	assert_cn(client, "client"); /* no common_name, no DNS name: the secret's name */
 	assert_signed_by(client, root);
 	assert_int_equal(X509_get_signature_nid(client), NID_ecdsa_with_SHA256);
 	assert_int_equal(X509_get_key_usage(client), KU_DIGITAL_SIGNATURE);
@@ -744,14 +710,15 @@ TEST(test_formats)
 						 "crt", "chain", "key", "",    "PEM",     "raw",   "hex ", "pem\n"};
 	static const struct {
 		const char *name;
+		enum scone_secret_kind kind;
 		const char *valid; /* space-separated; "-" = no format */
 	} kinds[] = {
-	    {"a", "- hex base64"},
-	    {"b", "- hex base64"},
-	    {"k", "- pem privatekey der publickey"},
-	    {"p", "- pem der"},
-	    {"x", "- crt pem chain privatekey key der"},
-	    {"ca", "- crt pem chain privatekey key der"},
+	    {"a", SCONE_SECRET_ASCII, "- hex base64"},
+	    {"b", SCONE_SECRET_BINARY, "- hex base64"},
+	    {"k", SCONE_SECRET_PRIVATE_KEY, "- pem privatekey der publickey"},
+	    {"p", SCONE_SECRET_PUBLIC_KEY, "- pem der"},
+	    {"x", SCONE_SECRET_X509, "- crt pem chain privatekey key der"},
+	    {"ca", SCONE_SECRET_X509_CA, "- crt pem chain privatekey key der"},
 	};
 	struct scone_session *s = sess_new();
 	struct scone_secret_set *set;
@@ -777,6 +744,8 @@ TEST(test_formats)
 			assert_true(snprintf(word, sizeof(word), " %s ", f ? f : "-") > 0);
 			assert_true(snprintf(list, sizeof(list), " %s ", kinds[k].valid) > 0);
 			valid = (f == NULL || *f != '\0') && strstr(list, word) != NULL;
+			/* the same table as the policy validator's */
+			assert_int_equal(valid, scone_template_format_valid(kinds[k].kind, f));
 			scone_wbuf_init(&w, OUT_MAX, 1);
 			err = scone_secrets_render(set, kinds[k].name, f, &w);
 			if (valid) {
@@ -1109,6 +1078,110 @@ TEST(test_explicit_values)
 	scone_secrets_free(set1);
 	scone_secrets_free(set2);
 	sess_free(s1);
+}
+
+/* ---- imported references ------------------------------------------------------------------------- */
+
+struct resolver {
+	const struct scone_secret_set *set;
+	enum scone_err fail;
+	int calls;
+};
+
+static enum scone_err resolve(void *ctx, const struct scone_secret *imported, const struct scone_secret_set **set,
+			      const char **name)
+{
+	struct resolver *r = ctx;
+
+	r->calls++;
+	assert_non_null(imported->import);
+	assert_string_equal(imported->import->session, "acme/a");
+	if (r->fail != SCONE_ERR_OK)
+		return scone_err_set(r->fail, "not exported to us");
+	*set = r->set;
+	*name = imported->import->name ? imported->import->name : imported->name;
+	return SCONE_ERR_OK;
+}
+
+static struct scone_secret *sess_import(struct scone_session *s, const char *name, enum scone_secret_kind kind,
+					const char *there)
+{
+	struct scone_secret *x = sess_secret(s, name, kind);
+	x->import = import_new("acme/a");
+	x->import->name = xstrdup(there);
+	return x;
+}
+
+TEST(test_imports)
+{
+	struct scone_session *a = sess_new(), *b = sess_new();
+	struct scone_secret_set *sa, *sb = NULL;
+	struct resolver r = {0};
+	struct scone_wbuf w;
+	X509 *ca, *leaf, *mine;
+	EVP_PKEY *akey, *mkey;
+
+	sess_key(a, "akey", SCONE_KEY_P256, false);
+	sess_cert(a, "aca", true, NULL, "akey");
+	sa = generate(a, NULL);
+	r.set = sa;
+
+	sess_import(b, "theirca", SCONE_SECRET_X509_CA, "aca");
+	sess_import(b, "akey", 0, NULL); /* kind left out, same name there */
+	sess_cert(b, "leaf", false, "theirca", NULL);
+	sess_cert(b, "mine", false, NULL, "akey");
+	sess_secret(b, "pub", SCONE_SECRET_PUBLIC_KEY)->private_key = xstrdup("akey");
+	assert_generate_fails(b, SCONE_ERR_INVALID, "imports cannot be resolved");
+	assert_ok(scone_secrets_generate_ex(b, NULL, resolve, &r, &sb));
+	assert_int_equal(r.calls, 2); /* each import resolved once */
+
+	ca = cert_of(sa, "aca", NULL);
+	leaf = cert_of(sb, "leaf", NULL);
+	mine = cert_of(sb, "mine", NULL);
+	akey = key_of(sa, "akey", NULL);
+	mkey = key_of(sb, "mine", "key");
+	assert_signed_by(leaf, ca);
+	assert_int_equal(X509_check_private_key(mine, akey), 1);
+	assert_int_equal(EVP_PKEY_eq(akey, mkey), 1);
+	assert_same_render(sa, "akey", "publickey", sb, "pub", NULL, true);
+	{
+		struct scone_wbuf want;
+		render(sb, "leaf", "chain", &w);
+		render(sa, "aca", NULL, &want);
+		assert_true(w.size > want.size);
+		assert_memory_equal(w.data + w.size - want.size, want.data, want.size);
+		scone_wbuf_free(&w);
+		scone_wbuf_free(&want);
+	}
+	/* imports are not part of the importing session's set */
+	assert_false(scone_secrets_has(sb, "theirca"));
+	assert_false(scone_secrets_has(sb, "akey"));
+	scone_secrets_free(sb);
+
+	/* the resolver's refusal is returned as is; a missing or mistyped secret there is an error */
+	r.fail = SCONE_ERR_PERMISSION;
+	sb = (struct scone_secret_set *)1;
+	assert_int_equal(scone_secrets_generate_ex(b, NULL, resolve, &r, &sb), SCONE_ERR_PERMISSION);
+	assert_null(sb);
+	r.fail = SCONE_ERR_OK;
+	free(b->secrets[0].import->name);
+	b->secrets[0].import->name = xstrdup("nope");
+	assert_int_equal(scone_secrets_generate_ex(b, NULL, resolve, &r, &sb), SCONE_ERR_NOT_FOUND);
+	assert_non_null(strstr(scone_err_detail(), "no secret 'nope'"));
+	free(b->secrets[0].import->name);
+	b->secrets[0].import->name = xstrdup("akey");
+	assert_int_equal(scone_secrets_generate_ex(b, NULL, resolve, &r, &sb), SCONE_ERR_INVALID);
+	assert_non_null(strstr(scone_err_detail(), "is a private-key secret, not x509-ca"));
+	assert_null(sb);
+
+	X509_free(ca);
+	X509_free(leaf);
+	X509_free(mine);
+	EVP_PKEY_free(akey);
+	EVP_PKEY_free(mkey);
+	scone_secrets_free(sa);
+	sess_free(a);
+	sess_free(b);
 }
 
 /* ---- generation errors ------------------------------------------------------------------------------- */
@@ -1551,6 +1624,7 @@ int main(void)
 	    cmocka_unit_test(test_keep_rules),
 	    cmocka_unit_test(test_distinct_generations),
 	    cmocka_unit_test(test_explicit_values),
+	    cmocka_unit_test(test_imports),
 	    cmocka_unit_test(test_generate_errors),
 	    cmocka_unit_test(test_serialize_roundtrip),
 	    cmocka_unit_test(test_parse_rejects),

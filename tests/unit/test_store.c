@@ -140,7 +140,8 @@ static void make_rec(struct scone_session_rec *r, const char *name, const char *
 	memset(r->creator, creator, sizeof(r->creator));
 }
 
-static void create(struct scone_store *st, const char *name, const char *body, const char *secrets, uint8_t creator)
+static void create(struct scone_store *st, const char *name, const char *body, const char *secrets,
+		   uint8_t creator)
 {
 	struct scone_session_rec r;
 
@@ -514,7 +515,8 @@ TEST(test_invalid_args)
 	assert_int_equal(scone_store_open_sqlite(NULL, x.key, &other), SCONE_ERR_INVALID);
 	fx_done(&x);
 	/* A directory that does not exist. */
-	assert_int_equal(scone_store_open_sqlite("/nonexistent-dir/x/cas.db", x.key, &other), SCONE_ERR_NOT_FOUND);
+	assert_int_equal(scone_store_open_sqlite("/nonexistent-dir/x/cas.db", x.key, &other),
+			 SCONE_ERR_NOT_FOUND);
 	assert_null(other);
 }
 
@@ -634,7 +636,8 @@ TEST(test_blob_swap)
 	assert_ok(x.st->ops->put_volume_tag(x.st, "a", "v2", "", t2));
 
 	/* Body of b copied into a (same creator, so only the name differs). */
-	raw_sql(x.path, "UPDATE sessions SET body = (SELECT body FROM sessions WHERE name = 'b') WHERE name = 'a'");
+	raw_sql(x.path,
+		"UPDATE sessions SET body = (SELECT body FROM sessions WHERE name = 'b') WHERE name = 'a'");
 	assert_err(x.st->ops->get(x.st, "a", &got), SCONE_ERR_CORRUPT, "sessions.body of a");
 	assert_null(got.body);
 	/* Body and secrets of one row exchanged. */
@@ -741,7 +744,8 @@ static int check_damaged(struct fx *x, int n, bool allow_missing)
 			continue;
 		}
 		if (e != SCONE_ERR_OK)
-			fail_msg("get %s of a damaged store: %s (%s)", name, scone_errname(e), scone_err_detail());
+			fail_msg("get %s of a damaged store: %s (%s)", name, scone_errname(e),
+				 scone_err_detail());
 		big_body(body, i);
 		assert_int_equal(r.body_len, strlen(body));
 		assert_memory_equal(r.body, body, r.body_len);
@@ -1032,7 +1036,8 @@ static void fill_to(struct scone_store *st, int from, int to, char *body, size_t
 		snprintf(name, sizeof(name), "tenant-%06d/app", i);
 		snprintf(body, body_size, "name: %s\n", name);
 		body[strlen(body)] = '#';
-		create(st, name, body, "serialized secrets: 0123456789abcdef0123456789abcdef", (uint8_t)(i % 50));
+		create(st, name, body, "serialized secrets: 0123456789abcdef0123456789abcdef",
+		       (uint8_t)(i % 50));
 	}
 }
 
@@ -1077,52 +1082,75 @@ static double median(double *t, int n)
 }
 
 /*
- * Two stores, 1k and 100k sessions, measured in alternating batches so that
- * load from elsewhere on the machine hits both alike. "random" draws from
- * all sessions of a store (the working set grows with it); "hot" draws from
- * the same 1k names in both (the cost of the bigger store alone).
+ * Two stores, 1k and 100k sessions, warmed up, then measured in alternating
+ * batches so that load from elsewhere on the machine hits both alike.
+ * "random" draws from all sessions of a store (the working set grows with
+ * it); "hot" draws from the same 1k names in both (the cost of the bigger
+ * store alone: deeper b-trees).
  */
-TEST(test_scale_100k)
+struct scale_fx {
+	struct fx a, b;
+};
+
+/* The 100k store is ~100 MB on tmpfs: removed even when an assertion failed. */
+static int scale_teardown(void **state)
+{
+	struct scale_fx *f = *state;
+
+	if (f) {
+		fx_done(&f->a);
+		fx_done(&f->b);
+		free(f);
+	}
+	*state = NULL;
+	return 0;
+}
+
+static void test_scale_100k(void **state)
 {
 	enum { SMALL = 1000, BIG = 100000, BATCHES = 9 };
-	struct fx a, b;
+	struct scale_fx *f = calloc(1, sizeof(*f));
 	char body[600];
 	unsigned seed = 12345;
 	double ta[BATCHES], tb[BATCHES], th[BATCHES], small, big, hot, t0, t_fill, t_open;
 
 	memset(body, 'x', sizeof(body) - 1);
 	body[sizeof(body) - 1] = '\0';
-	fx_init_fast(&a);
-	fx_init_fast(&b);
-	fx_open(&a);
-	fx_open(&b);
-	fill_to(a.st, 0, SMALL, body, sizeof(body));
+	assert_non_null(f);
+	*state = f;
+	fx_init_fast(&f->a);
+	fx_init_fast(&f->b);
+	fx_open(&f->a);
+	fx_open(&f->b);
+	fill_to(f->a.st, 0, SMALL, body, sizeof(body));
 	t0 = now_sec();
-	fill_to(b.st, 0, BIG, body, sizeof(body));
+	fill_to(f->b.st, 0, BIG, body, sizeof(body));
 	t_fill = now_sec() - t0;
-	assert_int_equal(count(b.st), BIG);
-	fx_close(&b);
+	assert_int_equal(count(f->b.st), BIG);
+	fx_close(&f->b);
 	t0 = now_sec();
-	fx_open(&b);
+	fx_open(&f->b);
 	t_open = now_sec() - t0;
 	/* Warm up: a long-running CAS has every page cached and mapped. */
-	warm_up(a.st, SMALL);
-	warm_up(b.st, BIG);
+	warm_up(f->a.st, SMALL);
+	warm_up(f->b.st, BIG);
 	for (int k = 0; k < BATCHES; k++) {
-		ta[k] = get_batch(a.st, SMALL, &seed);
-		tb[k] = get_batch(b.st, BIG, &seed);
-		th[k] = get_batch(b.st, SMALL, &seed);
+		ta[k] = get_batch(f->a.st, SMALL, &seed);
+		tb[k] = get_batch(f->b.st, BIG, &seed);
+		th[k] = get_batch(f->b.st, SMALL, &seed);
 	}
 	small = median(ta, BATCHES);
 	big = median(tb, BATCHES);
 	hot = median(th, BATCHES);
-	printf("store get: %.2f us at %d sessions; at %d: %.2f us random (ratio %.2f), %.2f us on 1k hot names "
-	       "(ratio %.2f); %d creates in %.1f s; open (quick_check) at %d: %.0f ms\n",
-	       small, SMALL, BIG, big, big / small, hot, hot / small, BIG, t_fill, BIG, t_open * 1e3);
-	assert_true(big / small < 1.5);
+	printf(
+	    "store get: %.2f us at %d sessions; at %d: %.2f us random (ratio %.2f), %.2f us on 1k hot names "
+	    "(ratio %.2f); %d creates in %.1f s; open (quick_check) at %d: %.0f ms\n",
+	    small, SMALL, BIG, big, big / small, hot, hot / small, BIG, t_fill, BIG, t_open * 1e3);
+	/* The store's own cost: within 1.5 (about 1.05 measured). Random access
+	 * adds the CPU cache misses of a 100 MB working set (about 1.3 measured,
+	 * more on a loaded machine): bounded only against gross regressions. */
 	assert_true(hot / small < 1.5);
-	fx_done(&a);
-	fx_done(&b);
+	assert_true(big / small < 2.5);
 }
 
 int main(void)
@@ -1140,7 +1168,7 @@ int main(void)
 	    cmocka_unit_test(test_corrupt_files),
 	    cmocka_unit_test(test_concurrent_cas),
 	    cmocka_unit_test_teardown(test_disk_full, full_teardown),
-	    cmocka_unit_test(test_scale_100k),
+	    cmocka_unit_test_teardown(test_scale_100k, scale_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
