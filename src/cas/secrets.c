@@ -206,7 +206,9 @@ static enum scone_err resolve_import(struct gen *g, size_t j, const char *me, co
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "secret '%s': %s '%s' is imported from session '%.128s', "
 				     "which has no secret '%.128s'", me, role, def->name,
 				     def->import->session ? def->import->session : "?", there ? there : "?");
-	if (it->value.n && it->kind != SCONE_SECRET_PUBLIC_KEY)
+	/* Only the kinds whose value is a PKCS#8 key (dep checks the kind wanted). */
+	if (it->value.n && (it->kind == SCONE_SECRET_PRIVATE_KEY || it->kind == SCONE_SECRET_X509 ||
+			    it->kind == SCONE_SECRET_X509_CA))
 		SCONE_TRY(sec_key_from_pkcs8(it->value.p, it->value.n, &slot->key));
 	if (it->cert.n)
 		SCONE_TRY(sec_cert_from_der(it->cert.p, it->cert.n, &slot->cert));
@@ -311,6 +313,9 @@ static enum scone_err own_key(struct gen_slot *slot, const struct scone_secret *
 	struct sec_item *it = slot->item;
 	uint8_t type = def->key_type ? (uint8_t)def->key_type : SCONE_KEY_P256;
 
+	if (def->key_type < 0 || def->key_type > SCONE_KEY_RSA3072)
+		return scone_err_set(SCONE_ERR_INVALID, "secret '%s': unknown key type %d", def->name,
+				     (int)def->key_type);
 	it->key_type = type;
 	if (def->migrate && prev && !(prev->flags & SEC_F_EXPLICIT) && (prev->flags & need_flag) == need_flag &&
 	    prev->key_type == type && prev->value.n) {

@@ -24,12 +24,17 @@ struct scone_secret_set;
 
 /*
  * Generate the values of every non-imported secret of s, and a 32-byte key
- * for every volume of s without an fspf_key. With previous (the set of the
- * session being updated) values are kept when name and kind stay the same:
- * ascii/binary/explicit-value kept only if the definition (size, value) is
- * unchanged; private keys kept when migrate is true (else regenerated);
- * x509/x509-ca re-issued (keeping their private key if it is kept); volume
- * keys always kept. Explicit values are taken from the session.
+ * for every volume of s without an fspf_key or import. With previous (the
+ * set of the session being updated) values are kept when name and kind stay
+ * the same: ascii/binary/explicit-value kept only if the definition (size,
+ * value) is unchanged; private keys kept when migrate is true and key_type
+ * unchanged (else regenerated); x509/x509-ca re-issued (new serial), keeping
+ * their private key if it is kept (an own key: under the certificate's own
+ * migrate); volume keys always kept. Explicit values are taken from the
+ * session. Generated ascii uses the 71 characters A-Z a-z 0-9 + - . / : = @
+ * _ ~ (no quotes, backslash, $, #, %, ! or whitespace). Exact rules: top of
+ * secrets.c. Errors: INVALID (references, cycles, certificate fields, with
+ * the secret's name in the detail), CRYPTO, NOMEM; *out NULL on error.
  */
 SCONE_MUST_CHECK enum scone_err scone_secrets_generate(const struct scone_session *s,
 						       const struct scone_secret_set *previous,
@@ -52,7 +57,11 @@ SCONE_MUST_CHECK enum scone_err scone_secrets_generate_ex(const struct scone_ses
 							  scone_secrets_import_fn resolve, void *ctx,
 							  struct scone_secret_set **out);
 
-/* Serialize / parse (untrusted input: every field bounds-checked; fuzzable). */
+/*
+ * Serialize (appended to out, which should be a secret wbuf; format at the
+ * top of secrets_codec.c) / parse (untrusted input: every field bounds-
+ * checked, MALFORMED or TOO_LARGE otherwise; fuzz/fuzz_secrets.c).
+ */
 SCONE_MUST_CHECK enum scone_err scone_secrets_serialize(const struct scone_secret_set *set, struct scone_wbuf *out);
 SCONE_MUST_CHECK enum scone_err scone_secrets_parse(const uint8_t *data, size_t len, struct scone_secret_set **out);
 

@@ -73,7 +73,9 @@ struct cas_server_opts {
 	size_t max_body_bytes;     /* default 1 MiB + 64 KiB */
 	int max_connections;       /* whole server, default 4096 */
 	int max_requests_per_conn_per_sec; /* default 200; beyond: 429 and the connection closes */
-	int timeout_sec;           /* handshake/read/write idle timeout, default 10 */
+	int timeout_sec;           /* default 10: TLS handshake + request head and body must arrive
+	                            * within it (in total, from accept or from the previous
+	                            * response); also the idle timeout of writing a response */
 	cas_handler_fn handler;
 	void *handler_ctx;
 	/* Called once in each worker thread before it serves (e.g. to open a store handle). */
@@ -103,7 +105,11 @@ SCONE_MUST_CHECK enum scone_err cas_server_metrics(const struct cas_server *srv,
  */
 SSL_CTX *cas_server_tls_ctx(const char *cert_pem_path, const char *key_pem_path);
 
-/* Helpers for handlers: a JSON error body {"error": msg, "code": CODE}. */
+/*
+ * Helpers for handlers: a JSON error body {"error": msg, "code": CODE} (plus
+ * a newline), escaped by jansson; replaces (and wipes) any body already in
+ * resp. A zeroed resp works too: its body is then set up here.
+ */
 void cas_respond_error(struct cas_response *resp, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 

@@ -204,8 +204,15 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 void cas_server_conn_begin_handling(struct cas_server_conn *c)
 {
-	if (!c->kill_now)
+	/*
+	 * A request that completed in the same loop pass as a stop's kill is
+	 * answered instead (with Connection: close). Rejected connections never
+	 * get here: their kill runs before any of their I/O.
+	 */
+	if (!c->rejected) {
 		evtimer_del(c->timer);
+		c->kill_now = false;
+	}
 	if (c->phase != CAS_PH_CLOSING)
 		c->phase = CAS_PH_HANDLING;
 	if (!c->req_start_ns)

@@ -362,7 +362,7 @@ void cas_server_http_log(struct cas_server_conn *c, const char *method, const ch
 	text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
 	json_decref(j);
 	if (text)
-		scone_info("%s", text);
+		scone_log_fields(SCONE_LOG_INFO, "request", text);
 	free(text);
 }
 
@@ -393,6 +393,8 @@ static void dispatch(struct cas_server_worker *w, struct cas_server_conn *c, str
 		c->close_after = true;
 		return;
 	}
+	if (!parse_target(evhttp_request_get_uri(req), st, resp))
+		return;
 	if (m->m == CAS_OTHER) {
 		cas_server_metrics_limit(&w->srv->m, CAS_LIMIT_METHOD);
 		cas_respond_error(resp, 405, "UNSUPPORTED", "method %s is not allowed (GET, POST, PUT, DELETE)",
@@ -400,7 +402,7 @@ static void dispatch(struct cas_server_worker *w, struct cas_server_conn *c, str
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, POST, PUT, DELETE");
 		return;
 	}
-	if (!parse_target(evhttp_request_get_uri(req), st, resp) || !take_body(req, st, resp))
+	if (!take_body(req, st, resp))
 		return;
 	cas_server_conn_peer_key(c);
 	r.method = m->m;
@@ -429,6 +431,8 @@ void cas_server_http_request(struct evhttp_request *req, void *arg)
 
 	if (!c) {
 		refuse(req);
+		cas_server_metrics_request(&w->srv->m, 503, 0);
+		cas_server_http_log(NULL, m->name, "-", 503, 0);
 		return;
 	}
 	cas_server_conn_begin_handling(c);

@@ -91,3 +91,27 @@ void scone_log(enum scone_log_level level, const char *fmt, ...)
 	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
 	(void)w;
 }
+
+void scone_log_fields(enum scone_log_level level, const char *msg, const char *members)
+{
+	char line[2300], esc[1100];
+	size_t mlen = members ? strlen(members) : 0;
+	struct timespec ts;
+	int n;
+
+	if (!scone_log_enabled(level))
+		return;
+	if (!log_json || mlen < 2 || members[0] != '{' || members[mlen - 1] != '}') {
+		scone_log(level, "%s %s", msg, members ? members : "");
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	json_escape(esc, sizeof(esc), msg);
+	n = snprintf(line, sizeof(line), "{\"ts\":%lld.%03ld,\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"%s\"%s%.*s}\n",
+		     (long long)ts.tv_sec, ts.tv_nsec / 1000000, level_names[level], log_component, esc,
+		     mlen > 2 ? "," : "", (int)(mlen - 2), members + 1);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return; /* never emit a cut, invalid JSON line */
+	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+	(void)w;
+}

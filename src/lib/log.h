@@ -27,6 +27,14 @@ int scone_log_enabled(enum scone_log_level level);
 void scone_log(enum scone_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * A line with structured fields: members is a JSON object's text (e.g. from
+ * json_dumps); in JSON mode its members join ts/level/component/msg in the
+ * same object, in text mode it follows msg. The caller guarantees members
+ * is a valid JSON object and holds no secret.
+ */
+void scone_log_fields(enum scone_log_level level, const char *msg, const char *members);
+
 #define scone_error(...) scone_log(SCONE_LOG_ERROR, __VA_ARGS__)
 #define scone_warn(...) scone_log(SCONE_LOG_WARN, __VA_ARGS__)
 #define scone_info(...) scone_log(SCONE_LOG_INFO, __VA_ARGS__)

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -310,8 +312,12 @@ static enum scone_err tcp_connect(const char *host, uint16_t port, const struct 
 		}
 		pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
 		rc = poll(&pfd, 1, (int)(ms_left(deadline) > 0 ? ms_left(deadline) : 0));
-		if (rc == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0)
+		if (rc == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0) {
+			/* Head and body go out as separate TLS records: do not let Nagle hold the second. */
+			int one = 1;
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			break;
+		}
 		last = rc == 0 ? ETIMEDOUT : soerr ? soerr : errno;
 		close(fd);
 		fd = -1;

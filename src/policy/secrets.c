@@ -269,7 +269,8 @@ static void decode_binary(struct pctx *c, const struct ynode *n, struct scone_se
 		for (size_t i = 0; ok && i < len; i += 2) {
 			int hi = hex_val(t[i]), lo = hex_val(t[i + 1]);
 			ok = hi >= 0 && lo >= 0;
-			out[out_len++] = (uint8_t)(hi << 4 | (lo & 15));
+			if (ok)
+				out[out_len++] = (uint8_t)(hi << 4 | lo);
 		}
 	} else {
 		ok = b64_decode(t, len, out, &out_len);

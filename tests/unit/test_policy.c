@@ -934,6 +934,9 @@ TEST(test_secret_rules)
 	expect_bad("secrets: [{name: a, kind: ascii, export: []}]\n", "an empty export list");
 	expect_bad("volumes: [{name: v, export: {namespace: n}}]\n",
 		   "volumes cannot be exported to a namespace");
+	expect_bad("secrets: [{name: a, kind: binary, value: \"hex:0g\"}]\n", "must be hex digits or base64");
+	expect_bad("secrets: [{name: a, kind: binary, value: \"hex:abc\"}]\n", "must be hex digits or base64");
+	expect_bad("secrets: [{name: a, kind: binary, value: \"base64:\"}]\n", "must hold 1 to 65536 bytes");
 	/* explicit binary values: hex as SCONE writes them, base64, or forced */
 	expect_ok("secrets: [{name: a, kind: binary, value: DEADBEEF}]\n");
 	expect_ok("secrets: [{name: a, kind: binary, value: \"base64:AAAA\"}]\n");

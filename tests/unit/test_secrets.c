@@ -1123,6 +1123,7 @@ TEST(test_imports)
 
 	sess_key(a, "akey", SCONE_KEY_P256, false);
 	sess_cert(a, "aca", true, NULL, "akey");
+	sess_secret(a, "apw", SCONE_SECRET_ASCII);
 	sa = generate(a, NULL);
 	r.set = sa;
 
@@ -1173,6 +1174,14 @@ TEST(test_imports)
 	assert_int_equal(scone_secrets_generate_ex(b, NULL, resolve, &r, &sb), SCONE_ERR_INVALID);
 	assert_non_null(strstr(scone_err_detail(), "is a private-key secret, not x509-ca"));
 	assert_null(sb);
+	/* an imported ascii secret is no key (found by fuzz_secrets) */
+	free(b->secrets[0].import->name);
+	b->secrets[0].import->name = xstrdup("aca");
+	free(b->secrets[1].import->name);
+	b->secrets[1].import->name = xstrdup("apw");
+	assert_int_equal(scone_secrets_generate_ex(b, NULL, resolve, &r, &sb), SCONE_ERR_INVALID);
+	assert_non_null(strstr(scone_err_detail(), "is a ascii secret, not private-key"));
+	assert_null(sb);
 
 	X509_free(ca);
 	X509_free(leaf);
@@ -1182,6 +1191,73 @@ TEST(test_imports)
 	scone_secrets_free(sa);
 	sess_free(a);
 	sess_free(b);
+}
+
+/* ---- from a session document (the policy parser's model) ------------------------------------------- */
+
+TEST(test_from_yaml)
+{
+	static const char doc[] =
+	    "name: acme/shop\n"
+	    "version: \"0.3\"\n"
+	    "secrets:\n"
+	    "  - {name: db_password, kind: ascii, size: 24}\n"
+	    "  - {name: api_token, kind: ascii, value: \"given-by-hand\"}\n"
+	    "  - {name: seed, kind: binary, value: DEADBEEF}\n"
+	    "  - {name: ca_key, kind: private-key, key_type: P-384, migrate: true}\n"
+	    "  - {name: ca, kind: x509-ca, private_key: ca_key, common_name: Acme CA, valid_for: 10 years}\n"
+	    "  - name: tls\n"
+	    "    kind: x509\n"
+	    "    issuer: ca\n"
+	    "    san: [shop.acme.example, \"*.api.acme.example\", 10.0.0.1]\n"
+	    "    endpoint: server\n"
+	    "    valid_for: 90 days\n"
+	    "  - {name: ca_pub, kind: public-key, private_key: ca_key}\n"
+	    "security:\n"
+	    "  attestation:\n"
+	    "    mode: none\n";
+	struct scone_session *s = NULL;
+	struct scone_secret_set *set, *set2;
+	struct scone_wbuf w;
+	X509 *ca, *tls;
+	EVP_PKEY *k;
+
+	if (scone_session_parse(doc, strlen(doc), &s, NULL) != SCONE_ERR_OK)
+		fail_msg("session does not parse: %s", scone_err_detail());
+	set = generate(s, NULL);
+	render(set, "db_password", NULL, &w);
+	assert_int_equal(w.size, 24);
+	scone_wbuf_free(&w);
+	render(set, "api_token", NULL, &w);
+	assert_int_equal(w.size, 13);
+	assert_memory_equal(w.data, "given-by-hand", 13);
+	scone_wbuf_free(&w);
+	render(set, "seed", "hex", &w);
+	assert_int_equal(w.size, 8);
+	assert_memory_equal(w.data, "deadbeef", 8);
+	scone_wbuf_free(&w);
+	ca = cert_of(set, "ca", NULL);
+	tls = cert_of(set, "tls", NULL);
+	k = key_of(set, "ca_key", NULL);
+	assert_key_type(k, SCONE_KEY_P384);
+	assert_cn(ca, "Acme CA");
+	assert_cn(tls, "shop.acme.example");
+	assert_signed_by(tls, ca);
+	assert_int_equal(X509_check_private_key(ca, k), 1);
+	assert_int_equal(X509_get_extended_key_usage(tls), XKU_SSL_SERVER);
+	assert_days(tls, 90);
+	assert_same_render(set, "ca_pub", NULL, set, "ca_key", "publickey", true);
+	/* an update of the same document: migrate keeps the CA key, the rest is kept or re-issued */
+	set2 = generate(s, set);
+	assert_same_render(set, "ca_key", NULL, set2, "ca_key", NULL, true);
+	assert_same_render(set, "db_password", NULL, set2, "db_password", NULL, true);
+	assert_same_render(set, "tls", NULL, set2, "tls", NULL, false);
+	X509_free(ca);
+	X509_free(tls);
+	EVP_PKEY_free(k);
+	scone_secrets_free(set);
+	scone_secrets_free(set2);
+	scone_session_free(s);
 }
 
 /* ---- generation errors ------------------------------------------------------------------------------- */
@@ -1625,6 +1701,7 @@ int main(void)
 	    cmocka_unit_test(test_distinct_generations),
 	    cmocka_unit_test(test_explicit_values),
 	    cmocka_unit_test(test_imports),
+	    cmocka_unit_test(test_from_yaml),
 	    cmocka_unit_test(test_generate_errors),
 	    cmocka_unit_test(test_serialize_roundtrip),
 	    cmocka_unit_test(test_parse_rejects),
