@@ -337,7 +337,7 @@ main() {
 	fi
 
 	for ((r = 1; r <= RUNS; r++)); do
-		log "run $r of $RUNS"
+		log "run $r of $RUNS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 		run_once "$r"
 	done
 	report
