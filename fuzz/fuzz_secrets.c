@@ -31,8 +31,8 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const valid_formats[] = {NULL,  "hex",   "base64", "pem", "privatekey", "der", "publickey",
-					    "crt", "chain", "key"};
+static const char *const valid_formats[] = {NULL,  "hex",	"base64", "pem",   "privatekey",
+					    "der", "publickey", "crt",	  "chain", "key"};
 static const char *const invalid_formats[] = {"", "PEM", "raw", "hex\n", "x509"};
 
 static bool in_table(uint8_t kind, const char *f)
@@ -95,8 +95,8 @@ static void render_one(const struct scone_secret_set *set, const struct sec_item
 		CHECK(err == SCONE_ERR_INVALID && w.size == 0);
 	} else if (strict && !may_fail(it, f)) {
 		if (err != SCONE_ERR_OK) {
-			fprintf(stderr, "render %s:%s failed: %s: %s\n", it->name, f ? f : "-", scone_errname(err),
-				scone_err_detail());
+			fprintf(stderr, "render %s:%s failed: %s: %s\n", it->name, f ? f : "-",
+				scone_errname(err), scone_err_detail());
 			abort();
 		}
 	} else {
@@ -199,8 +199,8 @@ static char *dup_name(unsigned i)
 /* The exporting session's set: s0..s8 of assorted kinds, made once. */
 static struct scone_secret_set *exporter;
 
-static enum scone_err resolve(void *ctx, const struct scone_secret *imported, const struct scone_secret_set **set,
-			      const char **name)
+static enum scone_err resolve(void *ctx, const struct scone_secret *imported,
+			      const struct scone_secret_set **set, const char **name)
 {
 	(void)ctx;
 	*set = exporter;
@@ -211,9 +211,9 @@ static enum scone_err resolve(void *ctx, const struct scone_secret *imported, co
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	static const enum scone_secret_kind kinds[MAX_SECRETS + 1] = {
-	    SCONE_SECRET_PRIVATE_KEY, SCONE_SECRET_X509_CA, SCONE_SECRET_X509,       SCONE_SECRET_ASCII,
-	    SCONE_SECRET_PUBLIC_KEY,  SCONE_SECRET_X509_CA, SCONE_SECRET_PRIVATE_KEY, SCONE_SECRET_BINARY,
-	    SCONE_SECRET_X509};
+	    SCONE_SECRET_PRIVATE_KEY, SCONE_SECRET_X509_CA,    SCONE_SECRET_X509,
+	    SCONE_SECRET_ASCII,	      SCONE_SECRET_PUBLIC_KEY, SCONE_SECRET_X509_CA,
+	    SCONE_SECRET_PRIVATE_KEY, SCONE_SECRET_BINARY,     SCONE_SECRET_X509};
 	static char names[MAX_SECRETS + 1][4];
 	struct scone_secret sec[MAX_SECRETS + 1];
 	struct scone_session s;
@@ -231,7 +231,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	sec[1].private_key = names[0]; /* CA with the key s0 */
 	sec[2].issuer = names[1];
 	sec[4].private_key = names[6];
-	sec[5].issuer = names[1];      /* intermediate */
+	sec[5].issuer = names[1]; /* intermediate */
 	sec[8].issuer = names[5];
 	s.secrets = sec;
 	s.n_secrets = MAX_SECRETS + 1;

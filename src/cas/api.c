@@ -199,9 +199,10 @@ static bool parse_body_session(struct cas *cas, const struct cas_request *req, s
 	return err == SCONE_ERR_OK;
 }
 
-static enum scone_err make_rec(const struct cas_request *req, const struct scone_session *s,
+static enum scone_err make_rec(struct cas *cas, const struct cas_request *req, const struct scone_session *s,
 			       const struct scone_secret_set *previous, struct scone_session_rec *rec)
 {
+	struct cas_imports im = { .cas = cas, .worker = req->worker, .who = s };
 	struct scone_secret_set *set = NULL;
 	struct scone_wbuf blob;
 	enum scone_err err;
@@ -214,7 +215,11 @@ static enum scone_err make_rec(const struct cas_request *req, const struct scone
 	rec->body = (char *)req->body;
 	rec->body_len = req->body_len;
 	rec->created = rec->updated = (int64_t)time(NULL);
-	SCONE_TRY(scone_secrets_generate(s, previous, &set));
+	/* Certificates may use an imported key or issuer: resolved under the exporter's rules. */
+	err = scone_secrets_generate_ex(s, previous, cas_resolve_secret_import, &im, &set);
+	cas_imports_free(&im);
+	if (err)
+		return err;
 	scone_wbuf_init(&blob, SCONE_SECRETS_MAX_BYTES, 1);
 	err = scone_secrets_serialize(set, &blob);
 	scone_secrets_free(set);
@@ -262,7 +267,7 @@ static void session_create(struct cas *cas, const struct cas_request *req, struc
 				  s->name);
 		goto out;
 	}
-	err = make_rec(req, s, NULL, &rec);
+	err = make_rec(cas, req, s, NULL, &rec);
 	if (!err)
 		err = st->ops->create(st, &rec);
 	free_rec_secrets(&rec);
@@ -310,7 +315,7 @@ static void session_update(struct cas *cas, const struct cas_request *req, const
 		cas_respond_error(resp, 409, "CONFLICT", "session %s: predecessor is not the current hash %s", name, h);
 		goto out;
 	}
-	err = make_rec(req, s, cur.secrets, &rec);
+	err = make_rec(cas, req, s, cur.secrets, &rec);
 	if (!err)
 		err = st->ops->update(st, &rec, pred);
 	free_rec_secrets(&rec);

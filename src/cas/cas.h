@@ -71,6 +71,28 @@ struct cas_loaded {
 bool cas_load_session(struct cas *cas, int worker, const char *name, struct cas_loaded *out,
 		      struct cas_response *resp);
 void cas_loaded_free(struct cas_loaded *l);
+/*
+ * Sessions a request imports from (secrets, volumes), loaded on demand and
+ * freed together. who is the importing session: the exporting side's
+ * export list must name it (and its hash, if pinned there).
+ */
+#define CAS_MAX_IMPORT_SESSIONS 8
+struct cas_imports {
+	struct cas *cas;
+	int worker;
+	const struct scone_session *who;
+	struct cas_loaded loaded[CAS_MAX_IMPORT_SESSIONS];
+	size_t n;
+};
+SCONE_MUST_CHECK enum scone_err cas_imports_load(struct cas_imports *im, const char *session,
+						 const struct cas_loaded **out);
+void cas_imports_free(struct cas_imports *im);
+/* Does an export list admit session who? */
+bool cas_exported_to(const struct scone_export *e, size_t n, const struct scone_session *who);
+/* Resolve an imported secret for generation (scone_secrets_import_fn; ctx is struct cas_imports). */
+enum scone_err cas_resolve_secret_import(void *ctx, const struct scone_secret *imported,
+					 const struct scone_secret_set **set, const char **name);
+
 /* Map a scone_err from the store/policy to an HTTP status and respond. */
 void cas_respond_err(struct cas_response *resp, enum scone_err err, const char *what);
 /* Set a JSON body (takes ownership of j). */

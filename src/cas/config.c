@@ -29,23 +29,11 @@
 #define RESOLVED_MAX (8u * 1024 * 1024)
 
 struct resolve {
-	struct cas *cas;
-	int worker;
+	struct cas_imports im;
 	const struct cas_loaded *own;
-	struct cas_loaded imported[8]; /* sessions imported from, loaded on demand */
-	size_t n_imported;
-	struct cas_response *resp; /* scratch response for load failures */
 };
 
-static void resolve_free(struct resolve *r)
-{
-	for (size_t i = 0; i < r->n_imported; i++)
-		cas_loaded_free(&r->imported[i]);
-	r->n_imported = 0;
-}
-
-/* Does export list e admit the session `who` (name and hash)? */
-static bool exported_to(const struct scone_export *e, size_t n, const struct scone_session *who)
+bool cas_exported_to(const struct scone_export *e, size_t n, const struct scone_session *who)
 {
 	char h[65];
 
@@ -60,26 +48,66 @@ static bool exported_to(const struct scone_export *e, size_t n, const struct sco
 	return false;
 }
 
-static enum scone_err load_import(struct resolve *r, const char *session, const struct cas_loaded **out)
+void cas_imports_free(struct cas_imports *im)
+{
+	for (size_t i = 0; i < im->n; i++)
+		cas_loaded_free(&im->loaded[i]);
+	im->n = 0;
+}
+
+enum scone_err cas_imports_load(struct cas_imports *im, const char *session, const struct cas_loaded **out)
 {
 	struct cas_response scratch = { 0 };
 
-	for (size_t i = 0; i < r->n_imported; i++) {
-		if (strcmp(r->imported[i].rec.name, session) == 0) {
-			*out = &r->imported[i];
+	for (size_t i = 0; i < im->n; i++) {
+		if (strcmp(im->loaded[i].rec.name, session) == 0) {
+			*out = &im->loaded[i];
 			return SCONE_ERR_OK;
 		}
 	}
-	if (r->n_imported == sizeof(r->imported) / sizeof(r->imported[0]))
-		return scone_err_set(SCONE_ERR_LIMIT, "imports from more than 8 sessions");
+	if (im->n == CAS_MAX_IMPORT_SESSIONS)
+		return scone_err_set(SCONE_ERR_LIMIT, "imports from more than %d sessions", CAS_MAX_IMPORT_SESSIONS);
 	scone_wbuf_init(&scratch.body, 4096, 0);
-	if (!cas_load_session(r->cas, r->worker, session, &r->imported[r->n_imported], &scratch)) {
+	if (!cas_load_session(im->cas, im->worker, session, &im->loaded[im->n], &scratch)) {
 		scone_wbuf_free(&scratch.body);
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "imported session %s is not available", session);
 	}
 	scone_wbuf_free(&scratch.body);
-	*out = &r->imported[r->n_imported++];
+	*out = &im->loaded[im->n++];
 	return SCONE_ERR_OK;
+}
+
+/* The exporting session's definition of an imported secret, if it exports it to im->who. */
+static enum scone_err exported_secret(struct cas_imports *im, const struct scone_secret *def,
+				      const struct cas_loaded **from, const char **src_name)
+{
+	const struct scone_secret *src;
+
+	SCONE_TRY(cas_imports_load(im, def->import->session, from));
+	*src_name = def->import->name ? def->import->name : def->name;
+	src = scone_session_secret((*from)->session, *src_name);
+	if (!src || src->import)
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "session %s has no secret %s to export", def->import->session,
+				     *src_name);
+	if (!cas_exported_to(src->exports, src->n_exports, im->who))
+		return scone_err_set(SCONE_ERR_PERMISSION, "session %s does not export secret %s to session %s",
+				     def->import->session, *src_name, im->who->name);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err cas_resolve_secret_import(void *ctx, const struct scone_secret *imported,
+					 const struct scone_secret_set **set, const char **name)
+{
+	const struct cas_loaded *from;
+
+	SCONE_TRY(exported_secret(ctx, imported, &from, name));
+	*set = from->secrets;
+	return SCONE_ERR_OK;
+}
+
+static void resolve_free(struct resolve *r)
+{
+	cas_imports_free(&r->im);
 }
 
 /* Template lookup: own secrets, or an import the exporting session allows. */
@@ -87,7 +115,6 @@ static enum scone_err lookup_secret(void *ctx, const char *name, const char *for
 {
 	struct resolve *r = ctx;
 	const struct scone_secret *def = scone_session_secret(r->own->session, name);
-	const struct scone_secret *src;
 	const struct cas_loaded *from;
 	const char *src_name;
 
@@ -95,15 +122,7 @@ static enum scone_err lookup_secret(void *ctx, const char *name, const char *for
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "secret %s is not defined in the session", name);
 	if (!def->import)
 		return scone_secrets_render(r->own->secrets, name, format, out);
-	SCONE_TRY(load_import(r, def->import->session, &from));
-	src_name = def->import->name ? def->import->name : name;
-	src = scone_session_secret(from->session, src_name);
-	if (!src || src->import)
-		return scone_err_set(SCONE_ERR_NOT_FOUND, "session %s has no secret %s to export", def->import->session,
-				     src_name);
-	if (!exported_to(src->exports, src->n_exports, r->own->session))
-		return scone_err_set(SCONE_ERR_PERMISSION, "session %s does not export secret %s to this session",
-				     def->import->session, src_name);
+	SCONE_TRY(exported_secret(&r->im, def, &from, &src_name));
 	return scone_secrets_render(from->secrets, src_name, format, out);
 }
 
@@ -191,19 +210,19 @@ static enum scone_err volume_material(struct resolve *r, const struct scone_volu
 {
 	const struct cas_loaded *owner = r->own;
 	const struct scone_volume *def = vol;
-	struct scone_store *st = r->cas->stores[r->worker];
+	struct scone_store *st = r->im.cas->stores[r->im.worker];
 	uint8_t key[32];
 	char hex[65], tag[65];
 	json_t *v;
 
 	if (vol->import) {
 		const char *src = vol->import->name ? vol->import->name : vol->name;
-		SCONE_TRY(load_import(r, vol->import->session, &owner));
+		SCONE_TRY(cas_imports_load(&r->im, vol->import->session, &owner));
 		def = scone_session_volume(owner->session, src);
 		if (!def || def->import)
 			return scone_err_set(SCONE_ERR_NOT_FOUND, "session %s has no volume %s to export",
 					     vol->import->session, src);
-		if (!exported_to(def->exports, def->n_exports, r->own->session))
+		if (!cas_exported_to(def->exports, def->n_exports, r->own->session))
 			return scone_err_set(SCONE_ERR_PERMISSION, "session %s does not export volume %s to this session",
 					     vol->import->session, src);
 	}
@@ -211,7 +230,8 @@ static enum scone_err volume_material(struct resolve *r, const struct scone_volu
 	json_object_set_new(o, "volume", json_string(def->name));
 	if (def->fspf_key) {
 		/* A key in the session may itself be a template. */
-		struct resolve sub = { .cas = r->cas, .worker = r->worker, .own = owner };
+		struct resolve sub = { .im = { .cas = r->im.cas, .worker = r->im.worker, .who = owner->session },
+				       .own = owner };
 		enum scone_err err = expand(&sub, def->fspf_key, strlen(def->fspf_key), true, "volume fspf_key", &v);
 		resolve_free(&sub);
 		SCONE_TRY(err);
@@ -296,7 +316,7 @@ static enum scone_err build_config(struct resolve *r, const struct scone_service
 	SCONE_TRY(add_files(r, img, cfg));
 	SCONE_TRY(add_volumes(r, img, cfg));
 	SCONE_TRY(add_fspf(r, svc, cfg));
-	SCONE_TRY(instance_token(r->cas, spki, r->own->rec.name, svc->name, token));
+	SCONE_TRY(instance_token(r->im.cas, spki, r->own->rec.name, svc->name, token));
 	scone_hex_encode(h, sizeof(h), token, 32);
 	json_object_set_new(cfg, "instance_token", json_string(h));
 	return SCONE_ERR_OK;
@@ -324,7 +344,7 @@ void cas_handle_config(struct cas *cas, const struct cas_request *req, struct ca
 {
 	struct cas_config_request cr;
 	struct cas_loaded own;
-	struct resolve r = { .cas = cas, .worker = req->worker, .resp = resp };
+	struct resolve r = { .im = { .cas = cas, .worker = req->worker } };
 	const struct scone_service *svc;
 	enum scone_err err;
 	json_t *cfg;
@@ -342,6 +362,7 @@ void cas_handle_config(struct cas *cas, const struct cas_request *req, struct ca
 	if (!cas_load_session(cas, req->worker, cr.session, &own, resp))
 		goto denied;
 	r.own = &own;
+	r.im.who = own.session;
 	svc = scone_session_service(own.session, cr.service);
 	if (!svc) {
 		cas_respond_error(resp, 404, "NOT_FOUND", "session %s has no service %s", cr.session, cr.service);
@@ -385,7 +406,7 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 {
 	struct cas_tag_request tr;
 	struct cas_loaded own;
-	struct resolve r = { .cas = cas, .worker = req->worker, .resp = resp };
+	struct resolve r = { .im = { .cas = cas, .worker = req->worker } };
 	const struct cas_loaded *owner;
 	const struct scone_service *svc;
 	const struct scone_volume *vol;
@@ -409,6 +430,7 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 	if (!cas_load_session(cas, req->worker, tr.session, &own, resp))
 		return;
 	r.own = &own;
+	r.im.who = own.session;
 	svc = scone_session_service(own.session, tr.service);
 	vol = svc ? mounted_volume(own.session, svc, tr.volume) : NULL;
 	if (!vol) {
@@ -419,14 +441,14 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 	owner = &own;
 	owner_volume = vol->name;
 	if (vol->import) {
-		err = load_import(&r, vol->import->session, &owner);
+		err = cas_imports_load(&r.im, vol->import->session, &owner);
 		if (err) {
 			cas_respond_err(resp, err, "volume");
 			goto out;
 		}
 		owner_volume = vol->import->name ? vol->import->name : vol->name;
 		vol = scone_session_volume(owner->session, owner_volume);
-		if (!vol || !exported_to(vol->exports, vol->n_exports, own.session)) {
+		if (!vol || !cas_exported_to(vol->exports, vol->n_exports, own.session)) {
 			cas_respond_error(resp, 403, "PERMISSION", "volume %s is not exported to this session", tr.volume);
 			goto out;
 		}

@@ -55,7 +55,8 @@
 
 /* Letters, digits and punctuation that need no quoting in env files, YAML or
  * shell words: no quotes, backslash, $, #, %, !, whitespace or shell metas. */
-static const char ascii_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+-./:=@_~";
+static const char ascii_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+-./:=@_~";
 #define ASCII_ALPHABET_LEN (sizeof(ascii_alphabet) - 1)
 
 /* ---- items and sets ------------------------------------------------------- */
@@ -140,7 +141,8 @@ const char *sec_kind_name(uint8_t kind)
 	}
 }
 
-enum scone_err scone_secrets_volume_key(const struct scone_secret_set *set, const char *volume, uint8_t key[32])
+enum scone_err scone_secrets_volume_key(const struct scone_secret_set *set, const char *volume,
+					uint8_t key[32])
 {
 	const struct sec_item *it = sec_find(set, volume, true);
 
@@ -157,10 +159,10 @@ enum slot_state { SLOT_TODO, SLOT_BUSY, SLOT_DONE };
 
 struct gen_slot {
 	enum slot_state state;
-	struct sec_item *item;       /* the item generated; NULL for imported secrets */
-	const struct sec_item *src;  /* what dependants read: item, or the imported item */
-	EVP_PKEY *key;               /* private key (private-key, x509* with a key) */
-	X509 *cert;                  /* x509* */
+	struct sec_item *item;	    /* the item generated; NULL for imported secrets */
+	const struct sec_item *src; /* what dependants read: item, or the imported item */
+	EVP_PKEY *key;		    /* private key (private-key, x509* with a key) */
+	X509 *cert;		    /* x509* */
 };
 
 struct gen {
@@ -198,14 +200,18 @@ static enum scone_err resolve_import(struct gen *g, size_t j, const char *me, co
 	if (slot->state == SLOT_DONE)
 		return SCONE_ERR_OK;
 	if (!g->resolve)
-		return scone_err_set(SCONE_ERR_INVALID, "secret '%s': %s '%s' is imported, and imports cannot be "
-				     "resolved here", me, role, def->name);
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "secret '%s': %s '%s' is imported, and imports cannot be "
+				     "resolved here",
+				     me, role, def->name);
 	SCONE_TRY(g->resolve(g->resolve_ctx, def, &set, &there));
 	it = sec_find(set, there, false);
 	if (!it)
-		return scone_err_set(SCONE_ERR_NOT_FOUND, "secret '%s': %s '%s' is imported from session '%.128s', "
-				     "which has no secret '%.128s'", me, role, def->name,
-				     def->import->session ? def->import->session : "?", there ? there : "?");
+		return scone_err_set(SCONE_ERR_NOT_FOUND,
+				     "secret '%s': %s '%s' is imported from session '%.128s', "
+				     "which has no secret '%.128s'",
+				     me, role, def->name, def->import->session ? def->import->session : "?",
+				     there ? there : "?");
 	/* Only the kinds whose value is a PKCS#8 key (dep checks the kind wanted). */
 	if (it->value.n && (it->kind == SCONE_SECRET_PRIVATE_KEY || it->kind == SCONE_SECRET_X509 ||
 			    it->kind == SCONE_SECRET_X509_CA))
@@ -226,20 +232,23 @@ static enum scone_err dep(struct gen *g, size_t from, const char *name, uint8_t 
 	const struct scone_secret *def;
 
 	if (j == SIZE_MAX)
-		return scone_err_set(SCONE_ERR_INVALID, "secret '%s': %s '%.128s' is not a secret of this session",
-				     me, role, name);
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "secret '%s': %s '%.128s' is not a secret of this session", me, role,
+				     name);
 	def = &g->s->secrets[j];
 	if (def->import) {
 		SCONE_TRY(resolve_import(g, j, me, role));
 	} else {
 		if (g->slots[j].state == SLOT_BUSY)
-			return scone_err_set(SCONE_ERR_INVALID, "secret '%s': %s '%.128s' leads back to itself "
-					     "(a cycle of issuer/private_key references)", me, role, name);
+			return scone_err_set(SCONE_ERR_INVALID,
+					     "secret '%s': %s '%.128s' leads back to itself "
+					     "(a cycle of issuer/private_key references)",
+					     me, role, name);
 		SCONE_TRY(generate_slot(g, j));
 	}
 	if (g->slots[j].src->kind != want)
-		return scone_err_set(SCONE_ERR_INVALID, "secret '%s': %s '%.128s' is a %s secret, not %s", me, role,
-				     name, sec_kind_name(g->slots[j].src->kind), sec_kind_name(want));
+		return scone_err_set(SCONE_ERR_INVALID, "secret '%s': %s '%.128s' is a %s secret, not %s", me,
+				     role, name, sec_kind_name(g->slots[j].src->kind), sec_kind_name(want));
 	*out = &g->slots[j];
 	return SCONE_ERR_OK;
 }
@@ -307,8 +316,8 @@ static enum scone_err gen_bytes(struct gen *g, size_t i)
  * generated key of the same type, flagged with need_flag) or new. Sets
  * value (PKCS#8), key_type and slot->key.
  */
-static enum scone_err own_key(struct gen_slot *slot, const struct scone_secret *def, const struct sec_item *prev,
-			      uint8_t need_flag)
+static enum scone_err own_key(struct gen_slot *slot, const struct scone_secret *def,
+			      const struct sec_item *prev, uint8_t need_flag)
 {
 	struct sec_item *it = slot->item;
 	uint8_t type = def->key_type ? (uint8_t)def->key_type : SCONE_KEY_P256;
@@ -317,8 +326,8 @@ static enum scone_err own_key(struct gen_slot *slot, const struct scone_secret *
 		return scone_err_set(SCONE_ERR_INVALID, "secret '%s': unknown key type %d", def->name,
 				     (int)def->key_type);
 	it->key_type = type;
-	if (def->migrate && prev && !(prev->flags & SEC_F_EXPLICIT) && (prev->flags & need_flag) == need_flag &&
-	    prev->key_type == type && prev->value.n) {
+	if (def->migrate && prev && !(prev->flags & SEC_F_EXPLICIT) &&
+	    (prev->flags & need_flag) == need_flag && prev->key_type == type && prev->value.n) {
 		SCONE_TRY(sec_key_from_pkcs8(prev->value.p, prev->value.n, &slot->key));
 		return sec_blob_dup(&it->value, prev->value.p, prev->value.n);
 	}
@@ -357,8 +366,10 @@ static enum scone_err gen_public_key(struct gen *g, size_t i)
 		return err;
 	}
 	if (!def->private_key)
-		return scone_err_set(SCONE_ERR_INVALID, "public-key secret '%s' names no private_key and has no "
-				     "value", def->name);
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "public-key secret '%s' names no private_key and has no "
+				     "value",
+				     def->name);
 	SCONE_TRY(dep(g, i, def->private_key, SCONE_SECRET_PRIVATE_KEY, "private_key", &priv));
 	it->key_type = priv->src->key_type;
 	return sec_key_to_spki(priv->key, &it->value);
@@ -389,8 +400,8 @@ static enum scone_err cert_der(X509 *x, struct sec_blob *out, const char *name)
 {
 	SCONE_TRY(sec_cert_to_der(x, out));
 	if (out->n > SEC_DER_MAX)
-		return scone_err_set(SCONE_ERR_INVALID, "secret '%s': certificate of %zu bytes exceeds %d", name,
-				     out->n, SEC_DER_MAX);
+		return scone_err_set(SCONE_ERR_INVALID, "secret '%s': certificate of %zu bytes exceeds %d",
+				     name, out->n, SEC_DER_MAX);
 	return SCONE_ERR_OK;
 }
 
@@ -400,8 +411,9 @@ static enum scone_err set_chain(struct sec_item *it, const struct sec_item *issu
 	size_t n = 1 + issuer->n_chain;
 
 	if (n > SEC_CHAIN_MAX)
-		return scone_err_set(SCONE_ERR_INVALID, "secret '%s': issuer chain deeper than %d certificates",
-				     it->name, SEC_CHAIN_MAX);
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "secret '%s': issuer chain deeper than %d certificates", it->name,
+				     SEC_CHAIN_MAX);
 	it->chain = calloc(n, sizeof(*it->chain));
 	if (!it->chain)
 		return scone_err_set(SCONE_ERR_NOMEM, "secret '%s': no memory for its chain", it->name);
@@ -422,8 +434,10 @@ static enum scone_err gen_cert_issued(struct gen *g, size_t i)
 	if (def->issuer) {
 		SCONE_TRY(dep(g, i, def->issuer, SCONE_SECRET_X509_CA, "issuer", &issuer));
 		if (!issuer->key)
-			return scone_err_set(SCONE_ERR_INVALID, "secret '%s': issuer '%s' has no private key to "
-					     "sign with", def->name, def->issuer);
+			return scone_err_set(SCONE_ERR_INVALID,
+					     "secret '%s': issuer '%s' has no private key to "
+					     "sign with",
+					     def->name, def->issuer);
 		SCONE_TRY(set_chain(slot->item, issuer->src));
 		req.issuer = issuer->cert;
 		req.issuer_key = issuer->key;
@@ -446,23 +460,28 @@ static enum scone_err gen_cert_explicit(struct gen *g, size_t i, X509 **certs, s
 		SCONE_TRY(dep(g, i, def->private_key, SCONE_SECRET_PRIVATE_KEY, "private_key", &priv));
 		if (X509_check_private_key(certs[0], priv->key) != 1) {
 			ERR_clear_error();
-			return scone_err_set(SCONE_ERR_INVALID, "secret '%s': certificate does not match the key "
-					     "of private_key '%s'", def->name, def->private_key);
+			return scone_err_set(SCONE_ERR_INVALID,
+					     "secret '%s': certificate does not match the key "
+					     "of private_key '%s'",
+					     def->name, def->private_key);
 		}
 		if (!EVP_PKEY_up_ref(priv->key))
-			return scone_err_set(SCONE_ERR_CRYPTO, "secret '%s': referencing its key failed", def->name);
+			return scone_err_set(SCONE_ERR_CRYPTO, "secret '%s': referencing its key failed",
+					     def->name);
 		slot->key = priv->key;
 		it->key_type = priv->src->key_type;
 		SCONE_TRY(sec_blob_dup(&it->value, priv->item->value.p, priv->item->value.n));
 	}
 	if (!X509_up_ref(certs[0]))
-		return scone_err_set(SCONE_ERR_CRYPTO, "secret '%s': referencing its certificate failed", def->name);
+		return scone_err_set(SCONE_ERR_CRYPTO, "secret '%s': referencing its certificate failed",
+				     def->name);
 	slot->cert = certs[0];
 	SCONE_TRY(cert_der(certs[0], &it->cert, def->name));
 	if (*n > 1) {
 		it->chain = calloc(*n - 1, sizeof(*it->chain));
 		if (!it->chain)
-			return scone_err_set(SCONE_ERR_NOMEM, "secret '%s': no memory for its chain", def->name);
+			return scone_err_set(SCONE_ERR_NOMEM, "secret '%s': no memory for its chain",
+					     def->name);
 		it->n_chain = *n - 1;
 		for (size_t k = 1; k < *n; k++)
 			SCONE_TRY(cert_der(certs[k], &it->chain[k - 1], def->name));
@@ -511,8 +530,8 @@ static enum scone_err generate_slot(struct gen *g, size_t i)
 		err = gen_cert(g, i);
 		break;
 	default:
-		err = scone_err_set(SCONE_ERR_INVALID, "secret '%s' has unknown kind %d", g->s->secrets[i].name,
-				    (int)g->s->secrets[i].kind);
+		err = scone_err_set(SCONE_ERR_INVALID, "secret '%s' has unknown kind %d",
+				    g->s->secrets[i].name, (int)g->s->secrets[i].kind);
 	}
 	slot->state = SLOT_DONE;
 	return err;
@@ -523,7 +542,8 @@ static enum scone_err check_name(const char *name, const char *what, size_t i)
 	size_t n = name ? strlen(name) : 0;
 
 	if (n == 0 || n > SEC_NAME_MAX)
-		return scone_err_set(SCONE_ERR_INVALID, "%s[%zu]: name must be 1..%d bytes", what, i, SEC_NAME_MAX);
+		return scone_err_set(SCONE_ERR_INVALID, "%s[%zu]: name must be 1..%d bytes", what, i,
+				     SEC_NAME_MAX);
 	return SCONE_ERR_OK;
 }
 
@@ -586,7 +606,8 @@ static enum scone_err generate_all(struct gen *g)
 	const struct scone_session *s = g->s;
 
 	if (s->n_secrets > SCONE_SESSION_MAX_ITEMS || s->n_volumes > SCONE_SESSION_MAX_ITEMS)
-		return scone_err_set(SCONE_ERR_INVALID, "session has %zu secrets and %zu volumes (at most %d each)",
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "session has %zu secrets and %zu volumes (at most %d each)",
 				     s->n_secrets, s->n_volumes, SCONE_SESSION_MAX_ITEMS);
 	g->set->v = calloc(s->n_secrets + s->n_volumes + 1, sizeof(*g->set->v));
 	g->slots = calloc(s->n_secrets + 1, sizeof(*g->slots));
@@ -604,8 +625,10 @@ enum scone_err scone_secrets_generate(const struct scone_session *s, const struc
 	return scone_secrets_generate_ex(s, previous, NULL, NULL, out);
 }
 
-enum scone_err scone_secrets_generate_ex(const struct scone_session *s, const struct scone_secret_set *previous,
-					 scone_secrets_import_fn resolve, void *ctx, struct scone_secret_set **out)
+enum scone_err scone_secrets_generate_ex(const struct scone_session *s,
+					 const struct scone_secret_set *previous,
+					 scone_secrets_import_fn resolve, void *ctx,
+					 struct scone_secret_set **out)
 {
 	struct gen g = {.s = s, .prev = previous, .resolve = resolve, .resolve_ctx = ctx};
 	enum scone_err err;

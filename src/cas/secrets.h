@@ -62,8 +62,10 @@ SCONE_MUST_CHECK enum scone_err scone_secrets_generate_ex(const struct scone_ses
  * top of secrets_codec.c) / parse (untrusted input: every field bounds-
  * checked, MALFORMED or TOO_LARGE otherwise; fuzz/fuzz_secrets.c).
  */
-SCONE_MUST_CHECK enum scone_err scone_secrets_serialize(const struct scone_secret_set *set, struct scone_wbuf *out);
-SCONE_MUST_CHECK enum scone_err scone_secrets_parse(const uint8_t *data, size_t len, struct scone_secret_set **out);
+SCONE_MUST_CHECK enum scone_err scone_secrets_serialize(const struct scone_secret_set *set,
+							struct scone_wbuf *out);
+SCONE_MUST_CHECK enum scone_err scone_secrets_parse(const uint8_t *data, size_t len,
+						    struct scone_secret_set **out);
 
 /* Is name a secret in the set? */
 bool scone_secrets_has(const struct scone_secret_set *set, const char *name);
@@ -82,8 +84,8 @@ SCONE_MUST_CHECK enum scone_err scone_secrets_render(const struct scone_secret_s
 						     const char *format, struct scone_wbuf *out);
 
 /* The 32-byte key CAS generated for volume name; NOT_FOUND if none. */
-SCONE_MUST_CHECK enum scone_err scone_secrets_volume_key(const struct scone_secret_set *set, const char *volume,
-							 uint8_t key[32]);
+SCONE_MUST_CHECK enum scone_err scone_secrets_volume_key(const struct scone_secret_set *set,
+							 const char *volume, uint8_t key[32]);
 
 /*
  * Public part of a secret for read responses: the certificate PEM of an

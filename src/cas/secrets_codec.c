@@ -65,7 +65,8 @@ enum scone_err sec_item_check(const struct sec_item *it)
 	uint8_t k = it->kind;
 
 	if (name_len == 0 || name_len > SEC_NAME_MAX)
-		return scone_err_set(SCONE_ERR_MALFORMED, "name of %zu bytes (want 1..%d)", name_len, SEC_NAME_MAX);
+		return scone_err_set(SCONE_ERR_MALFORMED, "name of %zu bytes (want 1..%d)", name_len,
+				     SEC_NAME_MAX);
 	if (!is_secret_kind(k) && k != SEC_KIND_VOLUME)
 		return scone_err_set(SCONE_ERR_MALFORMED, "unknown kind %u", k);
 	if ((it->flags & ~SEC_F_ALL) || ((it->flags & SEC_F_OWN_KEY) && !is_cert_kind(k)) ||
@@ -75,9 +76,10 @@ enum scone_err sec_item_check(const struct sec_item *it)
 	if (it->key_type > SCONE_KEY_RSA3072)
 		return scone_err_set(SCONE_ERR_MALFORMED, "unknown key type %u", it->key_type);
 	if (it->value.n > SEC_VALUE_MAX || it->cert.n > SEC_DER_MAX || it->n_chain > SEC_CHAIN_MAX)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s '%.64s' exceeds a size limit (value %d, "
-				     "certificate %d, chain %d)", sec_kind_name(k), it->name, SEC_VALUE_MAX,
-				     SEC_DER_MAX, SEC_CHAIN_MAX);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "%s '%.64s' exceeds a size limit (value %d, "
+				     "certificate %d, chain %d)",
+				     sec_kind_name(k), it->name, SEC_VALUE_MAX, SEC_DER_MAX, SEC_CHAIN_MAX);
 	for (size_t i = 0; i < it->n_chain; i++)
 		if (it->chain[i].n > SEC_DER_MAX)
 			return scone_err_set(SCONE_ERR_MALFORMED, "chain certificate %zu exceeds %d bytes", i,
@@ -155,8 +157,8 @@ static enum scone_err get_blob32(struct scone_rbuf *r, const char *field, size_t
 
 	SCONE_TRY(scone_rbuf_u32(r, field, &n));
 	if (n > max)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s of %u bytes at byte %zu exceeds %zu", r->what,
-				     field, n, r->pos - 4, max);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s of %u bytes at byte %zu exceeds %zu",
+				     r->what, field, n, r->pos - 4, max);
 	SCONE_TRY(scone_rbuf_view(r, field, &p, n));
 	return sec_blob_dup(b, p, n);
 }
@@ -168,8 +170,8 @@ static enum scone_err get_name(struct scone_rbuf *r, struct sec_item *it)
 
 	SCONE_TRY(scone_rbuf_u16(r, "name length", &n));
 	if (n == 0 || n > SEC_NAME_MAX)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: name of %u bytes at byte %zu (want 1..%d)", r->what,
-				     n, r->pos - 2, SEC_NAME_MAX);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: name of %u bytes at byte %zu (want 1..%d)",
+				     r->what, n, r->pos - 2, SEC_NAME_MAX);
 	SCONE_TRY(scone_rbuf_view(r, "name", &p, n));
 	if (memchr(p, '\0', n))
 		return scone_err_set(SCONE_ERR_MALFORMED, "%s: name at byte %zu holds a NUL byte", r->what,
@@ -192,8 +194,9 @@ static enum scone_err get_item(struct scone_rbuf *r, struct sec_item *it)
 	SCONE_TRY(get_blob32(r, "certificate", SEC_DER_MAX, &it->cert));
 	SCONE_TRY(scone_rbuf_u8(r, "chain length", &n_chain));
 	if (n_chain > SEC_CHAIN_MAX)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: chain of %u certificates at byte %zu exceeds %d",
-				     r->what, n_chain, r->pos - 1, SEC_CHAIN_MAX);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "%s: chain of %u certificates at byte %zu exceeds %d", r->what, n_chain,
+				     r->pos - 1, SEC_CHAIN_MAX);
 	if (n_chain) {
 		it->chain = calloc(n_chain, sizeof(*it->chain));
 		if (!it->chain)
@@ -261,7 +264,8 @@ static enum scone_err parse_items(struct scone_rbuf *r, struct scone_secret_set 
 		}
 	}
 	if (scone_rbuf_left(r))
-		return scone_err_set(SCONE_ERR_MALFORMED, "secrets: %zu unexpected bytes after the last record",
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "secrets: %zu unexpected bytes after the last record",
 				     scone_rbuf_left(r));
 	return SCONE_ERR_OK;
 }
@@ -279,8 +283,9 @@ static enum scone_err parse_header(struct scone_rbuf *r, uint32_t *count)
 				     version, CODEC_VERSION);
 	SCONE_TRY(scone_rbuf_u32(r, "count", count));
 	if (*count > SEC_ITEMS_MAX || *count > scone_rbuf_left(r) / RECORD_MIN)
-		return scone_err_set(SCONE_ERR_MALFORMED, "secrets: count %u does not fit %zu bytes (limit %d)",
-				     *count, scone_rbuf_left(r), SEC_ITEMS_MAX);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "secrets: count %u does not fit %zu bytes (limit %d)", *count,
+				     scone_rbuf_left(r), SEC_ITEMS_MAX);
 	return SCONE_ERR_OK;
 }
 

@@ -25,12 +25,12 @@
 #define SEC_F_OWN_KEY 0x02  /* x509*: key generated for the certificate itself */
 #define SEC_F_ALL (SEC_F_EXPLICIT | SEC_F_OWN_KEY)
 
-#define SEC_NAME_MAX 256                        /* bytes of a secret or volume name */
-#define SEC_VALUE_MAX (1024 * 1024)             /* an ascii/binary/key value */
-#define SEC_DER_MAX (64 * 1024)                 /* one certificate */
-#define SEC_CHAIN_MAX 16                        /* issuer certificates above one certificate */
+#define SEC_NAME_MAX 256			    /* bytes of a secret or volume name */
+#define SEC_VALUE_MAX (1024 * 1024)		    /* an ascii/binary/key value */
+#define SEC_DER_MAX (64 * 1024)			    /* one certificate */
+#define SEC_CHAIN_MAX 16			    /* issuer certificates above one certificate */
 #define SEC_ITEMS_MAX (2 * SCONE_SESSION_MAX_ITEMS) /* secrets + volumes */
-#define SEC_GEN_MAX 65536                       /* generated ascii/binary bytes */
+#define SEC_GEN_MAX 65536			    /* generated ascii/binary bytes */
 #define SEC_ASCII_DEFAULT 20
 #define SEC_BINARY_DEFAULT 32
 #define SEC_VOLUME_KEY 32
@@ -44,15 +44,15 @@ struct sec_blob {
 
 struct sec_item {
 	char *name;
-	uint8_t kind;     /* enum scone_secret_kind or SEC_KIND_VOLUME */
-	uint8_t flags;    /* SEC_F_* */
+	uint8_t kind;	  /* enum scone_secret_kind or SEC_KIND_VOLUME */
+	uint8_t flags;	  /* SEC_F_* */
 	uint8_t key_type; /* enum scone_key_type of value's key; 0 = no key */
 	/*
 	 * ascii/binary: the bytes; private-key and x509*: PKCS#8 DER of the key
 	 * (x509* may have none if explicit); public-key: SPKI DER; volume: key.
 	 */
 	struct sec_blob value;
-	struct sec_blob cert;   /* x509*: certificate DER */
+	struct sec_blob cert;	/* x509*: certificate DER */
 	struct sec_blob *chain; /* x509*: issuer certificates DER, nearest first */
 	size_t n_chain;
 };
@@ -102,8 +102,8 @@ SCONE_MUST_CHECK enum scone_err sec_certs_from_text(const char *what, const char
 struct sec_cert_req {
 	const struct scone_secret *def; /* name, common_name, dns, ips, endpoint, days */
 	bool ca;
-	EVP_PKEY *key;        /* the certificate's key (private) */
-	X509 *issuer;         /* NULL: self-signed */
+	EVP_PKEY *key;	      /* the certificate's key (private) */
+	X509 *issuer;	      /* NULL: self-signed */
 	EVP_PKEY *issuer_key; /* the issuer's private key (ignored if self-signed) */
 };
 /* A new certificate for req (random 16-byte serial); *out owned by the caller. */

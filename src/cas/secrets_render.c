@@ -90,8 +90,8 @@ static enum scone_err r_base64(const struct sec_item *it, struct scone_wbuf *out
 static enum scone_err r_key_pem(const struct sec_item *it, struct scone_wbuf *out)
 {
 	if (!it->value.n)
-		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s secret '%s' has no private key", sec_kind_name(it->kind),
-				     it->name);
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s secret '%s' has no private key",
+				     sec_kind_name(it->kind), it->name);
 	return put_pem(out, "PRIVATE KEY", &it->value);
 }
 
@@ -145,24 +145,15 @@ static const struct {
 	const char *format; /* NULL: no format given */
 	render_fn fn;
 } formats[] = {
-	{K_BYTES, NULL, r_raw},
-	{K_BYTES, "hex", r_hex},
-	{K_BYTES, "base64", r_base64},
-	{K_PRIV, NULL, r_key_pem},
-	{K_PRIV, "pem", r_key_pem},
-	{K_PRIV, "privatekey", r_key_pem},
-	{K_PRIV, "der", r_raw},
-	{K_PRIV, "publickey", r_pub_of_key},
-	{K_PUB, NULL, r_spki_pem},
-	{K_PUB, "pem", r_spki_pem},
-	{K_PUB, "der", r_raw},
-	{K_CERT, NULL, r_cert_pem},
-	{K_CERT, "crt", r_cert_pem},
-	{K_CERT, "pem", r_cert_pem},
-	{K_CERT, "chain", r_chain},
-	{K_CERT, "privatekey", r_key_pem},
-	{K_CERT, "key", r_key_pem},
-	{K_CERT, "der", r_cert_der},
+    {K_BYTES, NULL, r_raw},	   {K_BYTES, "hex", r_hex},
+    {K_BYTES, "base64", r_base64}, {K_PRIV, NULL, r_key_pem},
+    {K_PRIV, "pem", r_key_pem},	   {K_PRIV, "privatekey", r_key_pem},
+    {K_PRIV, "der", r_raw},	   {K_PRIV, "publickey", r_pub_of_key},
+    {K_PUB, NULL, r_spki_pem},	   {K_PUB, "pem", r_spki_pem},
+    {K_PUB, "der", r_raw},	   {K_CERT, NULL, r_cert_pem},
+    {K_CERT, "crt", r_cert_pem},   {K_CERT, "pem", r_cert_pem},
+    {K_CERT, "chain", r_chain},	   {K_CERT, "privatekey", r_key_pem},
+    {K_CERT, "key", r_key_pem},	   {K_CERT, "der", r_cert_der},
 };
 
 static render_fn find_format(uint8_t kind, const char *format)
@@ -206,7 +197,8 @@ enum scone_err scone_secrets_render(const struct scone_secret_set *set, const ch
 	return rollback(out, start, fn(it, out));
 }
 
-enum scone_err scone_secrets_public(const struct scone_secret_set *set, const char *name, struct scone_wbuf *out)
+enum scone_err scone_secrets_public(const struct scone_secret_set *set, const char *name,
+				    struct scone_wbuf *out)
 {
 	const struct sec_item *it = sec_find(set, name, false);
 	size_t start = out->size;

@@ -69,8 +69,10 @@ enum scone_err sec_key_generate(uint8_t key_type, EVP_PKEY **out)
 		k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
 		break;
 	default:
-		return scone_err_set(SCONE_ERR_INVALID, "key type %u is not one of P-256, P-384, Ed25519, "
-				     "RSA-2048, RSA-3072", key_type);
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "key type %u is not one of P-256, P-384, Ed25519, "
+				     "RSA-2048, RSA-3072",
+				     key_type);
 	}
 	if (!k)
 		return ssl_err(SCONE_ERR_CRYPTO, "generating a key of type %u failed", key_type);
@@ -108,9 +110,10 @@ enum scone_err sec_key_type_of(const EVP_PKEY *k, uint8_t *out)
 		t = ec_key_type(k);
 	ERR_clear_error();
 	if (!t)
-		return scone_err_set(SCONE_ERR_INVALID, "key of type %s (%d bits) is not one of P-256, P-384, "
-				     "Ed25519, RSA-2048, RSA-3072", EVP_PKEY_get0_type_name(k),
-				     EVP_PKEY_get_bits(k));
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "key of type %s (%d bits) is not one of P-256, P-384, "
+				     "Ed25519, RSA-2048, RSA-3072",
+				     EVP_PKEY_get0_type_name(k), EVP_PKEY_get_bits(k));
 	*out = t;
 	return SCONE_ERR_OK;
 }
@@ -175,7 +178,8 @@ enum scone_err sec_cert_to_der(X509 *x, struct sec_blob *out)
 static enum scone_err der_len_ok(size_t n, const char *what)
 {
 	if (n == 0 || n > SEC_VALUE_MAX)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s of %zu bytes (want 1..%d)", what, n, SEC_VALUE_MAX);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s of %zu bytes (want 1..%d)", what, n,
+				     SEC_VALUE_MAX);
 	return SCONE_ERR_OK;
 }
 
@@ -218,8 +222,8 @@ static bool der_sequence(const unsigned char **q, const unsigned char *end, long
 {
 	int tag, xclass;
 
-	return ASN1_get_object(q, len, &tag, &xclass, end - *q) == V_ASN1_CONSTRUCTED && tag == V_ASN1_SEQUENCE &&
-	       xclass == V_ASN1_UNIVERSAL;
+	return ASN1_get_object(q, len, &tag, &xclass, end - *q) == V_ASN1_CONSTRUCTED &&
+	       tag == V_ASN1_SEQUENCE && xclass == V_ASN1_UNIVERSAL;
 }
 
 /*
@@ -264,8 +268,8 @@ enum scone_err sec_pkcs8_check(const uint8_t *p, size_t n, uint8_t key_type)
 	ok = p8 && q == p + n && PKCS8_pkey_get0(NULL, NULL, NULL, &alg, p8) && alg_is(alg, key_type);
 	PKCS8_PRIV_KEY_INFO_free(p8);
 	if (!ok)
-		return ssl_err(SCONE_ERR_MALFORMED, "PKCS#8 private key of %zu bytes does not decode as key type %u",
-			       n, key_type);
+		return ssl_err(SCONE_ERR_MALFORMED,
+			       "PKCS#8 private key of %zu bytes does not decode as key type %u", n, key_type);
 	return SCONE_ERR_OK;
 }
 
@@ -281,12 +285,13 @@ enum scone_err sec_spki_check(const uint8_t *p, size_t n, uint8_t key_type)
 	SCONE_TRY(der_len_ok(n, "public key"));
 	ok = der_sequence(&q, end, &len) && len == end - q;
 	ok = ok && (alg = d2i_X509_ALGOR(NULL, &q, end - q)) != NULL;
-	ok = ok && (bits = d2i_ASN1_BIT_STRING(NULL, &q, end - q)) != NULL && q == end && alg_is(alg, key_type);
+	ok = ok && (bits = d2i_ASN1_BIT_STRING(NULL, &q, end - q)) != NULL && q == end &&
+	     alg_is(alg, key_type);
 	X509_ALGOR_free(alg);
 	ASN1_BIT_STRING_free(bits);
 	if (!ok)
-		return ssl_err(SCONE_ERR_MALFORMED, "public key (SPKI) of %zu bytes does not decode as key type %u",
-			       n, key_type);
+		return ssl_err(SCONE_ERR_MALFORMED,
+			       "public key (SPKI) of %zu bytes does not decode as key type %u", n, key_type);
 	return SCONE_ERR_OK;
 }
 
@@ -308,7 +313,8 @@ enum scone_err sec_cert_check(const uint8_t *p, size_t n)
 	X509_ALGOR_free(alg);
 	ASN1_BIT_STRING_free(sig);
 	if (!ok)
-		return ssl_err(SCONE_ERR_MALFORMED, "certificate of %zu bytes is not a DER X.509 certificate", n);
+		return ssl_err(SCONE_ERR_MALFORMED, "certificate of %zu bytes is not a DER X.509 certificate",
+			       n);
 	return SCONE_ERR_OK;
 }
 
@@ -331,7 +337,8 @@ enum scone_err sec_key_from_text(const char *what, const char *p, size_t n, bool
 	BIO *b;
 
 	if (n == 0 || n > SEC_VALUE_MAX)
-		return scone_err_set(SCONE_ERR_INVALID, "%s: value of %zu bytes (want 1..%d)", what, n, SEC_VALUE_MAX);
+		return scone_err_set(SCONE_ERR_INVALID, "%s: value of %zu bytes (want 1..%d)", what, n,
+				     SEC_VALUE_MAX);
 	b = BIO_new_mem_buf(p, (int)n);
 	if (!b)
 		return ssl_err(SCONE_ERR_NOMEM, "%s: no memory", what);
@@ -346,8 +353,8 @@ enum scone_err sec_key_from_text(const char *what, const char *p, size_t n, bool
 		}
 	}
 	if (!k)
-		return ssl_err(SCONE_ERR_INVALID, "%s: value is not an unencrypted %s key in PEM or DER", what,
-			       public_only ? "public" : "private");
+		return ssl_err(SCONE_ERR_INVALID, "%s: value is not an unencrypted %s key in PEM or DER",
+			       what, public_only ? "public" : "private");
 	ERR_clear_error();
 	*out = k;
 	return SCONE_ERR_OK;
@@ -368,7 +375,8 @@ enum scone_err sec_certs_from_text(const char *what, const char *p, size_t n, X5
 
 	*n_out = 0;
 	if (n == 0 || n > SEC_VALUE_MAX)
-		return scone_err_set(SCONE_ERR_INVALID, "%s: value of %zu bytes (want 1..%d)", what, n, SEC_VALUE_MAX);
+		return scone_err_set(SCONE_ERR_INVALID, "%s: value of %zu bytes (want 1..%d)", what, n,
+				     SEC_VALUE_MAX);
 	b = BIO_new_mem_buf(p, (int)n);
 	if (!b)
 		return ssl_err(SCONE_ERR_NOMEM, "%s: no memory", what);
@@ -413,8 +421,8 @@ static bool dns_name_ok(const char *s)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-		      c == '.' || c == '_' || c == '*'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '.' || c == '_' || c == '*'))
 			return false;
 	}
 	return true;
@@ -441,9 +449,10 @@ static enum scone_err san_fill(GENERAL_NAMES *gens, const struct scone_secret *d
 	for (size_t i = 0; i < def->dns.n; i++) {
 		ASN1_IA5STRING *s;
 		if (!dns_name_ok(def->dns.v[i]))
-			return scone_err_set(SCONE_ERR_INVALID, "secret '%s': dns[%zu] '%.80s' is not a host name "
-					     "(letters, digits, '-', '.', '_', '*'; at most 253)", def->name, i,
-					     def->dns.v[i]);
+			return scone_err_set(SCONE_ERR_INVALID,
+					     "secret '%s': dns[%zu] '%.80s' is not a host name "
+					     "(letters, digits, '-', '.', '_', '*'; at most 253)",
+					     def->name, i, def->dns.v[i]);
 		s = ASN1_IA5STRING_new();
 		if (!s || !ASN1_STRING_set(s, def->dns.v[i], -1)) {
 			ASN1_IA5STRING_free(s);
@@ -454,8 +463,10 @@ static enum scone_err san_fill(GENERAL_NAMES *gens, const struct scone_secret *d
 	for (size_t i = 0; i < def->ips.n; i++) {
 		ASN1_OCTET_STRING *ip = a2i_IPADDRESS(def->ips.v[i]);
 		if (!ip)
-			return ssl_err(SCONE_ERR_INVALID, "secret '%s': ips[%zu] '%.80s' is not an IPv4 or IPv6 "
-				       "address", def->name, i, def->ips.v[i]);
+			return ssl_err(SCONE_ERR_INVALID,
+				       "secret '%s': ips[%zu] '%.80s' is not an IPv4 or IPv6 "
+				       "address",
+				       def->name, i, def->ips.v[i]);
 		SCONE_TRY(san_add(gens, GEN_IPADD, ip, def->name));
 	}
 	return SCONE_ERR_OK;
@@ -472,7 +483,8 @@ static enum scone_err add_san(X509 *x, const struct scone_secret *def)
 	if (!gens)
 		return ssl_err(SCONE_ERR_NOMEM, "secret '%s': no memory for subjectAltName", def->name);
 	err = san_fill(gens, def);
-	if (err == SCONE_ERR_OK && X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) != 1)
+	if (err == SCONE_ERR_OK &&
+	    X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) != 1)
 		err = ssl_err(SCONE_ERR_CRYPTO, "secret '%s': adding subjectAltName failed", def->name);
 	GENERAL_NAMES_free(gens);
 	return err;
@@ -485,7 +497,8 @@ static enum scone_err add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *val
 
 	X509_EXTENSION_free(e);
 	if (!ok)
-		return ssl_err(SCONE_ERR_CRYPTO, "secret '%s': adding extension %s failed", name, OBJ_nid2sn(nid));
+		return ssl_err(SCONE_ERR_CRYPTO, "secret '%s': adding extension %s failed", name,
+			       OBJ_nid2sn(nid));
 	return SCONE_ERR_OK;
 }
 
@@ -494,7 +507,7 @@ static enum scone_err leaf_usage(const struct sec_cert_req *req, const char **ku
 	const char *ep = req->def->endpoint;
 
 	*ku = EVP_PKEY_is_a(req->key, "RSA") ? "critical,digitalSignature,keyEncipherment"
-					      : "critical,digitalSignature";
+					     : "critical,digitalSignature";
 	if (!ep)
 		*eku = "serverAuth,clientAuth";
 	else if (strcmp(ep, "server") == 0)
@@ -502,8 +515,9 @@ static enum scone_err leaf_usage(const struct sec_cert_req *req, const char **ku
 	else if (strcmp(ep, "client") == 0)
 		*eku = "clientAuth";
 	else
-		return scone_err_set(SCONE_ERR_INVALID, "secret '%s': endpoint '%.40s' is not server or client",
-				     req->def->name, ep);
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "secret '%s': endpoint '%.40s' is not server or client", req->def->name,
+				     ep);
 	return SCONE_ERR_OK;
 }
 
@@ -555,9 +569,12 @@ static enum scone_err set_subject(X509 *x, const struct scone_secret *def)
 		cn = def->name;
 		len = (int)strnlen(cn, 64);
 	}
-	if (!X509_NAME_add_entry_by_NID(nm, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn, len, -1, 0))
-		return ssl_err(SCONE_ERR_INVALID, "secret '%s': common name '%.80s' is not 1..64 characters "
-			       "of UTF-8", def->name, cn);
+	if (!X509_NAME_add_entry_by_NID(nm, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn, len, -1,
+					0))
+		return ssl_err(SCONE_ERR_INVALID,
+			       "secret '%s': common name '%.80s' is not 1..64 characters "
+			       "of UTF-8",
+			       def->name, cn);
 	return SCONE_ERR_OK;
 }
 
@@ -568,8 +585,8 @@ static enum scone_err set_fields(X509 *x, const struct sec_cert_req *req)
 	X509_NAME *issuer;
 
 	if (days > SEC_DAYS_MAX)
-		return scone_err_set(SCONE_ERR_INVALID, "secret '%s': valid_for of %u days exceeds %u", name, days,
-				     SEC_DAYS_MAX);
+		return scone_err_set(SCONE_ERR_INVALID, "secret '%s': valid_for of %u days exceeds %u", name,
+				     days, SEC_DAYS_MAX);
 	SCONE_TRY(set_subject(x, req->def));
 	SCONE_TRY(set_serial(x, name));
 	issuer = req->issuer ? X509_get_subject_name(req->issuer) : X509_get_subject_name(x);

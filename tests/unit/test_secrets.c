@@ -50,7 +50,8 @@ static struct scone_session *sess_new(void)
 }
 
 /* The returned pointer is valid until the next sess_secret on s. */
-static struct scone_secret *sess_secret(struct scone_session *s, const char *name, enum scone_secret_kind kind)
+static struct scone_secret *sess_secret(struct scone_session *s, const char *name,
+					enum scone_secret_kind kind)
 {
 	struct scone_secret *x;
 
@@ -63,7 +64,8 @@ static struct scone_secret *sess_secret(struct scone_session *s, const char *nam
 	return x;
 }
 
-static struct scone_secret *sess_key(struct scone_session *s, const char *name, enum scone_key_type t, bool migrate)
+static struct scone_secret *sess_key(struct scone_session *s, const char *name, enum scone_key_type t,
+				     bool migrate)
 {
 	struct scone_secret *x = sess_secret(s, name, SCONE_SECRET_PRIVATE_KEY);
 	x->key_type = t;
@@ -126,14 +128,16 @@ static void sess_free(struct scone_session *s)
 
 /* ---- rendering helpers --------------------------------------------------------- */
 
-static void render(const struct scone_secret_set *set, const char *name, const char *fmt, struct scone_wbuf *w)
+static void render(const struct scone_secret_set *set, const char *name, const char *fmt,
+		   struct scone_wbuf *w)
 {
 	enum scone_err err;
 
 	scone_wbuf_init(w, OUT_MAX, 1);
 	err = scone_secrets_render(set, name, fmt, w);
 	if (err != SCONE_ERR_OK)
-		fail_msg("render %s:%s: %s: %s", name, fmt ? fmt : "(none)", scone_errname(err), scone_err_detail());
+		fail_msg("render %s:%s: %s: %s", name, fmt ? fmt : "(none)", scone_errname(err),
+			 scone_err_detail());
 }
 
 /* Two renders give the same bytes. */
@@ -351,9 +355,11 @@ TEST(test_ascii_binary)
 
 /* ---- keys ---------------------------------------------------------------------------- */
 
-static void check_key(const struct scone_secret_set *set, const char *name, const char *pub, enum scone_key_type t)
+static void check_key(const struct scone_secret_set *set, const char *name, const char *pub,
+		      enum scone_key_type t)
 {
-	EVP_PKEY *k = key_of(set, name, NULL), *k2 = key_of(set, name, "pem"), *k3 = key_of(set, name, "privatekey");
+	EVP_PKEY *k = key_of(set, name, NULL), *k2 = key_of(set, name, "pem"),
+		 *k3 = key_of(set, name, "privatekey");
 	EVP_PKEY *p = pub_of(set, name, "publickey"), *p2 = pub_of(set, pub, NULL), *kd, *pd;
 	struct scone_wbuf der, pder, pem, ours;
 	const unsigned char *q;
@@ -408,9 +414,9 @@ static const struct {
 	enum scone_key_type t;
 	const char *key, *pub;
 } key_types[] = {
-	{SCONE_KEY_P256, "k-p256", "p-p256"},       {SCONE_KEY_P384, "k-p384", "p-p384"},
-	{SCONE_KEY_ED25519, "k-ed25519", "p-ed25519"}, {SCONE_KEY_RSA2048, "k-rsa2048", "p-rsa2048"},
-	{SCONE_KEY_RSA3072, "k-rsa3072", "p-rsa3072"},
+    {SCONE_KEY_P256, "k-p256", "p-p256"},	   {SCONE_KEY_P384, "k-p384", "p-p384"},
+    {SCONE_KEY_ED25519, "k-ed25519", "p-ed25519"}, {SCONE_KEY_RSA2048, "k-rsa2048", "p-rsa2048"},
+    {SCONE_KEY_RSA3072, "k-rsa3072", "p-rsa3072"},
 };
 
 TEST(test_private_keys)
@@ -421,7 +427,8 @@ TEST(test_private_keys)
 
 	for (size_t i = 0; i < N_ELEMS(key_types); i++) {
 		sess_key(s, key_types[i].key, key_types[i].t, false);
-		sess_secret(s, key_types[i].pub, SCONE_SECRET_PUBLIC_KEY)->private_key = xstrdup(key_types[i].key);
+		sess_secret(s, key_types[i].pub, SCONE_SECRET_PUBLIC_KEY)->private_key =
+		    xstrdup(key_types[i].key);
 	}
 	sess_key(s, "default", 0, false);
 	set = generate(s, NULL);
@@ -446,7 +453,8 @@ static bool ext_critical(X509 *x, int nid)
 static void assert_cn(X509 *x, const char *cn)
 {
 	char buf[128];
-	assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, buf, sizeof(buf)) > 0);
+	assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, buf, sizeof(buf)) >
+		    0);
 	assert_string_equal(buf, cn);
 }
 
@@ -546,7 +554,8 @@ static struct scone_session *chain_session(void)
 
 static void check_chain_render(const struct scone_secret_set *set)
 {
-	X509 *want[3] = {cert_of(set, "server", "der"), cert_of(set, "inter", NULL), cert_of(set, "root", NULL)};
+	X509 *want[3] = {cert_of(set, "server", "der"), cert_of(set, "inter", NULL),
+			 cert_of(set, "root", NULL)};
 	struct scone_wbuf w;
 	X509 *x;
 	BIO *b;
@@ -583,7 +592,8 @@ static void check_verify_store(X509 *root, X509 *inter, X509 *leaf)
 	assert_int_equal(X509_STORE_CTX_init(ctx, st, leaf, untrusted), 1);
 	X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
 	if (X509_verify_cert(ctx) != 1)
-		fail_msg("chain does not verify: %s", X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+		fail_msg("chain does not verify: %s",
+			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(st);
 	sk_X509_free(untrusted);
@@ -706,8 +716,9 @@ TEST(test_x509_key_types)
 TEST(test_formats)
 {
 	/* policy.h's table, written out independently of the implementation. */
-	static const char *const candidates[] = {NULL,   "hex", "base64",  "pem", "privatekey", "der",   "publickey",
-						 "crt", "chain", "key", "",    "PEM",     "raw",   "hex ", "pem\n"};
+	static const char *const candidates[] = {NULL,	"hex",	     "base64", "pem",	"privatekey",
+						 "der", "publickey", "crt",    "chain", "key",
+						 "",	"PEM",	     "raw",    "hex ",	"pem\n"};
 	static const struct {
 		const char *name;
 		enum scone_secret_kind kind;
@@ -898,8 +909,8 @@ static struct scone_session *keep_session(size_t b_size, const char *e_value, en
 	return s;
 }
 
-static void assert_same_key(const struct scone_secret_set *a, const struct scone_secret_set *b, const char *name,
-			    const char *fmt, bool same)
+static void assert_same_key(const struct scone_secret_set *a, const struct scone_secret_set *b,
+			    const char *name, const char *fmt, bool same)
 {
 	EVP_PKEY *x = key_of(a, name, fmt), *y = key_of(b, name, fmt);
 	assert_int_equal(EVP_PKEY_eq(x, y) == 1, same);
@@ -1088,8 +1099,8 @@ struct resolver {
 	int calls;
 };
 
-static enum scone_err resolve(void *ctx, const struct scone_secret *imported, const struct scone_secret_set **set,
-			      const char **name)
+static enum scone_err resolve(void *ctx, const struct scone_secret *imported,
+			      const struct scone_secret_set **set, const char **name)
 {
 	struct resolver *r = ctx;
 
@@ -1103,8 +1114,8 @@ static enum scone_err resolve(void *ctx, const struct scone_secret *imported, co
 	return SCONE_ERR_OK;
 }
 
-static struct scone_secret *sess_import(struct scone_session *s, const char *name, enum scone_secret_kind kind,
-					const char *there)
+static struct scone_secret *sess_import(struct scone_session *s, const char *name,
+					enum scone_secret_kind kind, const char *there)
 {
 	struct scone_secret *x = sess_secret(s, name, kind);
 	x->import = import_new("acme/a");
@@ -1387,8 +1398,8 @@ static void serialize(const struct scone_secret_set *set, struct scone_wbuf *w)
 static void assert_renders_equal(const struct scone_secret_set *a, const struct scone_secret_set *b,
 				 const struct scone_session *s)
 {
-	static const char *const fmts[] = {NULL, "hex", "base64", "pem", "privatekey", "der", "publickey",
-					   "crt", "chain", "key"};
+	static const char *const fmts[] = {NULL,  "hex",       "base64", "pem",	  "privatekey",
+					   "der", "publickey", "crt",	 "chain", "key"};
 
 	for (size_t i = 0; i < s->n_secrets; i++) {
 		for (size_t f = 0; f < N_ELEMS(fmts); f++) {
