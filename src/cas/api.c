@@ -249,6 +249,37 @@ static void respond_hash(struct cas_response *resp, int status, const char *name
 	cas_respond_json(resp, status, json_pack("{s:s,s:s}", "name", name, "hash", h));
 }
 
+/*
+ * A session "a/b/c" lives in namespace "a/b": if session "a/b" exists, its
+ * access_policy.create_sessions (default: its update list) must admit the
+ * caller. Without a parent session the name is free to take.
+ */
+static bool namespace_allows(struct cas *cas, const struct cas_request *req, const char *name,
+			     struct cas_response *resp)
+{
+	const char *slash = strrchr(name, '/');
+	char parent[SCONE_SESSION_NAME_MAX + 1];
+	struct cas_loaded p;
+	bool ok;
+
+	if (!slash)
+		return true;
+	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - name), name);
+	if (store_of(cas, req->worker)->ops->get(store_of(cas, req->worker), parent, &p.rec) == SCONE_ERR_NOT_FOUND)
+		return true;
+	scone_session_rec_clear(&p.rec);
+	if (!cas_load_session(cas, req->worker, parent, &p, resp))
+		return false;
+	ok = policy_allows(p.session->create_sessions.n ? &p.session->create_sessions : &p.session->update, req,
+			   p.rec.creator);
+	if (!ok)
+		cas_respond_error(resp, 403, "PERMISSION",
+				  "session %s: access_policy.create_sessions of namespace %s does not allow this client",
+				  name, parent);
+	cas_loaded_free(&p);
+	return ok;
+}
+
 static void session_create(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
 {
 	struct scone_store *st = store_of(cas, req->worker);
@@ -267,6 +298,8 @@ static void session_create(struct cas *cas, const struct cas_request *req, struc
 				  s->name);
 		goto out;
 	}
+	if (!namespace_allows(cas, req, s->name, resp))
+		goto out;
 	err = make_rec(cas, req, s, NULL, &rec);
 	if (!err)
 		err = st->ops->create(st, &rec);

@@ -39,7 +39,9 @@ bool cas_exported_to(const struct scone_export *e, size_t n, const struct scone_
 
 	scone_session_hash_hex(who->hash, h);
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(e[i].session, "*") != 0 && strcmp(e[i].session, who->name) != 0)
+		size_t len = strlen(e[i].session);
+		bool below = e[i].namespace && strncmp(who->name, e[i].session, len) == 0 && who->name[len] == '/';
+		if (strcmp(e[i].session, "*") != 0 && strcmp(e[i].session, who->name) != 0 && !below)
 			continue;
 		if (e[i].session_hash && strcmp(e[i].session_hash, h) != 0)
 			continue;
@@ -89,7 +91,7 @@ static enum scone_err exported_secret(struct cas_imports *im, const struct scone
 	if (!src || src->import)
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "session %s has no secret %s to export", def->import->session,
 				     *src_name);
-	if (!cas_exported_to(src->exports, src->n_exports, im->who))
+	if (!src->export_public && !cas_exported_to(src->exports, src->n_exports, im->who))
 		return scone_err_set(SCONE_ERR_PERMISSION, "session %s does not export secret %s to session %s",
 				     def->import->session, *src_name, im->who->name);
 	return SCONE_ERR_OK;

@@ -990,6 +990,44 @@ case_export_import() {
 	if grep -qF -- "$va" "$BODY"; then fail "the refusal carries the secret"; fi
 }
 
+# Namespaces: create_sessions of the parent session decides who creates
+# "parent/child"; an export to a namespace admits the sessions below it.
+case_namespaces() {
+	local rt=$CASE_DIR/rt v1 v2
+	use_shared
+	use_id "$A"
+	runtime_new "$rt"
+	exp_session nsa nsb >nsa.yaml
+	expect_created nsa.yaml
+	# B may not create below A's session (default create_sessions = update = [CREATOR]) ...
+	use_id "$B"
+	imp_session nsa/intruder nsa >intruder.yaml
+	expect_fail_with "create_sessions|PERMISSION" scone session create intruder.yaml
+	# ... A may.
+	use_id "$A"
+	imp_session nsa/child nsa >child.yaml
+	expect_created child.yaml
+	# An export to the namespace "team" admits team/x but neither "team" nor "teamx/y".
+	exp_session team-src team >src.yaml
+	sed -i 's/      - session: team$/      - namespace: team/' src.yaml
+	expect_created src.yaml
+	imp_session team/x team-src >tx.yaml
+	sed -i 's/session: nsa$/session: team-src/' tx.yaml
+	expect_created tx.yaml
+	imp_session teamx/y team-src >ty.yaml
+	expect_created ty.yaml
+	fetch_config "$rt" team-src/app
+	[ "$STATUS" = 200 ] || { show_file "$BODY"; fail "fetch team-src/app: HTTP $STATUS"; }
+	v1=$(jget "$BODY" 'd["environment"]["SHARED"]')
+	remember ascii "$v1"
+	fetch_config "$rt" team/x/app
+	[ "$STATUS" = 200 ] || { show_file "$BODY"; fail "fetch team/x/app: HTTP $STATUS"; }
+	v2=$(jget "$BODY" 'd["environment"]["FROM_A"]')
+	assert_eq "$v1" "$v2" "value imported through a namespace export"
+	fetch_config "$rt" teamx/y/app
+	assert_eq 403 "$STATUS" "a session outside the exported namespace"
+}
+
 # ---------------- no secret on disk or in the log ----------------
 
 # find_needles FILE...: print each remembered value found in one of the files.
@@ -1052,5 +1090,6 @@ run_case "cas: 8 concurrent updates of one predecessor: exactly one wins (3 roun
 run_case "cas: service configuration: env, files, binary, x509 with CA, keys, volume, refusals" case_service_config
 run_case "cas: volume tags: compare-and-swap, bound to the TLS key and the mounted volumes" case_volume_tags
 run_case "cas: export/import of a secret between sessions" case_export_import
+run_case "cas: namespaces: create_sessions and exports to a namespace" case_namespaces
 run_case "cas: no secret value in the state directory or the log" case_no_leaks
 t_done
