@@ -96,12 +96,17 @@ tools: $(TOOL_BIN)
 
 unit-tests: $(UNIT_BIN)
 
-# Fuzzers: clang + libFuzzer + ASan/UBSan, core compiled into each target.
-FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -Wall -Wextra -Werror \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-build/fuzz/%: fuzz/%.c $(CORE_SRC) $(CAS_LIB_SRC) $(wildcard fuzz/*.h)
+# Fuzzers: clang + libFuzzer + ASan/UBSan. The library sources are compiled
+# once (with coverage, without libFuzzer's main) and linked into each target.
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -Wall -Wextra -Werror -MMD -MP $(FUZZ_SAN)
+FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(CORE_SRC) $(CAS_LIB_SRC))
+build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) $(CAS_LIB_SRC) $(ALL_LIBS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build/fuzz/%: fuzz/%.c $(FUZZ_LIB_OBJ) $(wildcard fuzz/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(ALL_LIBS)
 
 fuzz: deps
 	$(MAKE) $(FUZZ_BIN)
@@ -131,4 +136,4 @@ format:
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj build/fuzz/obj -name '*.d' 2>/dev/null)

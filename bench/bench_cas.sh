@@ -267,30 +267,47 @@ median() {
 		awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# paired LABEL BASELINE_LABEL: the per-run ratios of rps (runs measured side by side) and their median,
+# on stderr; less sensitive than the ratio of medians to load that changes from run to run.
+paired() {
+	local ratios
+	ratios=$(paste -d' ' "$TMP/samples/$1" "$TMP/samples/$2" |
+		awk '{ printf "%.2f\n", ($4 > 0 ? $1 / $4 : 0) }')
+	echo "$(echo "$ratios" | tr '\n' ' ')(median $(echo "$ratios" | sort -g |
+		awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'))"
+}
+
 result() { # NAME VALUE UNIT BASELINE
 	awk -v n="$1" -v v="$2" -v u="$3" -v b="$4" \
 		'BEGIN { printf "RESULT %s value=%s unit=%s baseline=%s ratio=%.2f\n", n, v, u, b, (b > 0 ? v / b : 0) }'
 }
 
-# One run: every client count, CAS and nginx alternating (and the big store at 16).
+# One run: every client count, CAS and nginx alternating which goes first. At
+# 16 clients the big store is measured too, always next to the small one:
+# odd runs big, CAS, nginx; even runs nginx, CAS, big.
 run_once() {
-	local r=$1 c
+	local r=$1 c big=0
 	for c in $CLIENTS; do
+		[ "$c" != 16 ] || [ "$BIG_SESSIONS" -eq 0 ] || big=1
 		if [ $((r % 2)) -eq 1 ]; then
+			[ $big -eq 0 ] || measure big_c16 "$CAS_PORT_big" "$CAS_FP_big" 16
 			measure "cas_c$c" "$CAS_PORT_small" "$CAS_FP_small" "$c"
 			measure "nginx_c$c" "$NGINX_PORT" "$CAS_FP_small" "$c"
 		else
 			measure "nginx_c$c" "$NGINX_PORT" "$CAS_FP_small" "$c"
 			measure "cas_c$c" "$CAS_PORT_small" "$CAS_FP_small" "$c"
+			[ $big -eq 0 ] || measure big_c16 "$CAS_PORT_big" "$CAS_FP_big" 16
 		fi
-		if [ "$c" = 16 ] && [ "$BIG_SESSIONS" -gt 0 ]; then
-			measure big_c16 "$CAS_PORT_big" "$CAS_FP_big" 16
-		fi
+		big=0
 	done
 }
 
 report() {
 	local c v b big small ok=1
+	for c in $CLIENTS; do
+		log "cas/nginx req/s at $c clients, run by run: $(paired "cas_c$c" "nginx_c$c")"
+	done
+	[ "$BIG_SESSIONS" -eq 0 ] || log "big/small store req/s at 16 clients, run by run: $(paired big_c16 cas_c16)"
 	for c in $CLIENTS; do
 		result "cas.fetch_c$c" "$(median "cas_c$c" 1)" req/s "$(median "nginx_c$c" 1)"
 		result "cas.p50_c$c" "$(median "cas_c$c" 2)" ms "$(median "nginx_c$c" 2)"

@@ -41,7 +41,7 @@ for t in tests/integration/test_*.sh; do
 	if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "not ok - $name exited $rc" >>"$out"; fi
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 	echo "integ $name: $p passed, $f failed, $s skipped"
-	if [ "$f" -ne 0 ]; then failures+=("$name"); grep -B30 '^not ok' "$out" | sed 's/^/    /' | tail -60; fi
+	if [ "$f" -ne 0 ]; then failures+=("$name"); grep -B5 -A40 '^not ok' "$out" | sed 's/^/    /' | tail -80; fi
 done
 
 # Fuzzers: a short run over each corpus; any crash, leak or timeout fails.

@@ -393,10 +393,11 @@ case_hostile() {
 	# A session just over 1 MiB (within the body limit): 413 TOO_LARGE.
 	"$PYTHON" -c 'import sys; sys.stdout.write("name: hostile/big\nversion: \"0.3\"\nx: " + "a" * ((1 << 20) + 1000) + "\n")' >big1.yaml
 	expect_http 413 TOO_LARGE "$CASE_DIR/o" POST /v1/sessions big1.yaml
-	# 100 KB of headers: 431, or closed.
+	# 100 KB of headers: refused before the handler, as 431, as libevent 2.1's own
+	# 400 (it has no hook for a JSON 431), or by closing the connection.
 	STATUS=$(curl -sk -o "$CASE_DIR/.body" -w '%{http_code}' --max-time 20 \
 		-H "X-Big: $(head -c 100000 /dev/zero | tr '\0' h)" "https://$CAS_ADDR/healthz" 2>/dev/null) || true
-	[ "$STATUS" = 431 ] || [ "$STATUS" = 000 ] || fail "100 KB of headers: HTTP $STATUS, expected 431 or a closed connection"
+	case "$STATUS" in 431 | 400 | 000) ;; *) fail "100 KB of headers: HTTP $STATUS, expected 431, 400 or a closed connection" ;; esac
 	# Garbage instead of TLS; a connection that never starts a handshake; a slow client.
 	run_cmd tls_probe garbage "$CAS_PORT"
 	[ "$RC" -eq 0 ] || { show_output; fail "garbage bytes"; }
