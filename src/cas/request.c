@@ -6,6 +6,7 @@
  */
 #include "cas.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -83,7 +84,7 @@ enum scone_err cas_split_config_id(const char *id, char *session, char *service)
 		return scone_err_set(SCONE_ERR_INVALID, "config_id: bad length");
 	memcpy(session, id, slen);
 	session[slen] = '\0';
-	strcpy(service, slash + 1);
+	memcpy(service, slash + 1, strlen(slash + 1) + 1);
 	if (!scone_session_name_valid(session) || !service[0] || strchr(service, '/') ||
 	    !scone_session_name_valid(service))
 		return scone_err_set(SCONE_ERR_INVALID, "config_id \"%.64s\": invalid session or service name", id);
@@ -95,7 +96,7 @@ static enum scone_err parse_evidence(json_t *obj, char *type, size_t size)
 	static const char *const keys[] = { "type", NULL };
 	json_t *ev = json_object_get(obj, "evidence");
 
-	strcpy(type, "none");
+	snprintf(type, size, "%s", "none");
 	if (!ev || json_is_null(ev))
 		return SCONE_ERR_OK;
 	if (!json_is_object(ev))

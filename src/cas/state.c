@@ -178,7 +178,7 @@ enum scone_err cas_state_open(struct cas *cas, const char *state_dir)
 
 	if (strlen(state_dir) >= sizeof(cas->state_dir))
 		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "state directory path too long");
-	strcpy(cas->state_dir, state_dir);
+	snprintf(cas->state_dir, sizeof(cas->state_dir), "%s", state_dir);
 	if (mkdir(state_dir, 0700) != 0 && errno != EEXIST)
 		return scone_err_set(scone_err_from_errno(errno), "%s: %s", state_dir, strerror(errno));
 	SCONE_TRY(path_in(cas, "cas.db", cas->store_path, sizeof(cas->store_path)));
