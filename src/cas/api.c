@@ -315,6 +315,19 @@ out:
 	scone_session_free(s);
 }
 
+/* Load the current session if its access_policy.update admits the caller; else respond. */
+static bool load_for_update(struct cas *cas, const struct cas_request *req, const char *name, struct cas_loaded *cur,
+			    struct cas_response *resp)
+{
+	if (!cas_load_session(cas, req->worker, name, cur, resp))
+		return false;
+	if (policy_allows(&cur->session->update, req, cur->rec.creator))
+		return true;
+	cas_respond_error(resp, 403, "PERMISSION", "session %s: access_policy.update does not allow this client", name);
+	cas_loaded_free(cur);
+	return false;
+}
+
 static void session_update(struct cas *cas, const struct cas_request *req, const char *name,
 			   struct cas_response *resp)
 {
@@ -325,12 +338,8 @@ static void session_update(struct cas *cas, const struct cas_request *req, const
 	uint8_t pred[32];
 	enum scone_err err;
 
-	if (!cas_load_session(cas, req->worker, name, &cur, resp))
+	if (!load_for_update(cas, req, name, &cur, resp))
 		return;
-	if (!policy_allows(&cur.session->update, req, cur.rec.creator)) {
-		cas_respond_error(resp, 403, "PERMISSION", "session %s: access_policy.update does not allow this client", name);
-		goto out;
-	}
 	if (!parse_body_session(cas, req, resp, &s))
 		goto out;
 	if (strcmp(s->name, name) != 0) {
@@ -374,12 +383,8 @@ static void session_delete(struct cas *cas, const struct cas_request *req, const
 	struct cas_loaded cur;
 	enum scone_err err;
 
-	if (!cas_load_session(cas, req->worker, name, &cur, resp))
+	if (!load_for_update(cas, req, name, &cur, resp))
 		return;
-	if (!policy_allows(&cur.session->update, req, cur.rec.creator)) {
-		cas_respond_error(resp, 403, "PERMISSION", "session %s: access_policy.update does not allow this client", name);
-		goto out;
-	}
 	err = st->ops->remove(st, name, cur.rec.hash);
 	if (err) {
 		cas_respond_err(resp, err, "delete session");
@@ -392,25 +397,6 @@ out:
 	cas_loaded_free(&cur);
 }
 
-static const char *kind_name(enum scone_secret_kind k)
-{
-	switch (k) {
-	case SCONE_SECRET_ASCII:
-		return "ascii";
-	case SCONE_SECRET_BINARY:
-		return "binary";
-	case SCONE_SECRET_PRIVATE_KEY:
-		return "private-key";
-	case SCONE_SECRET_X509:
-		return "x509";
-	case SCONE_SECRET_X509_CA:
-		return "x509-ca";
-	case SCONE_SECRET_PUBLIC_KEY:
-		return "public-key";
-	}
-	return "unknown";
-}
-
 /* Names, kinds and public parts (certificates, public keys) only; never a secret value. */
 static json_t *secrets_public(const struct cas_loaded *l)
 {
@@ -418,7 +404,7 @@ static json_t *secrets_public(const struct cas_loaded *l)
 
 	for (size_t i = 0; i < l->session->n_secrets; i++) {
 		const struct scone_secret *sec = &l->session->secrets[i];
-		json_t *o = json_pack("{s:s,s:s,s:b}", "name", sec->name, "kind", kind_name(sec->kind), "imported",
+		json_t *o = json_pack("{s:s,s:s,s:b}", "name", sec->name, "kind", scone_secret_kind_name(sec->kind), "imported",
 				      sec->import != NULL);
 		struct scone_wbuf pub;
 

@@ -121,24 +121,7 @@ bool scone_secrets_has(const struct scone_secret_set *set, const char *name)
 
 const char *sec_kind_name(uint8_t kind)
 {
-	switch (kind) {
-	case SCONE_SECRET_ASCII:
-		return "ascii";
-	case SCONE_SECRET_BINARY:
-		return "binary";
-	case SCONE_SECRET_PRIVATE_KEY:
-		return "private-key";
-	case SCONE_SECRET_X509:
-		return "x509";
-	case SCONE_SECRET_X509_CA:
-		return "x509-ca";
-	case SCONE_SECRET_PUBLIC_KEY:
-		return "public-key";
-	case SEC_KIND_VOLUME:
-		return "volume key";
-	default:
-		return "unknown";
-	}
+	return kind == SEC_KIND_VOLUME ? "volume key" : scone_secret_kind_name((enum scone_secret_kind)kind);
 }
 
 enum scone_err scone_secrets_volume_key(const struct scone_secret_set *set, const char *volume,

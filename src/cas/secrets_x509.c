@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "lib/crypto.h"
+#include "lib/tls.h"
 
 /* Set err with OpenSSL's reason for the last failure appended; empty the queue. */
 static enum scone_err ssl_err(enum scone_err e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -320,16 +321,6 @@ enum scone_err sec_cert_check(const uint8_t *p, size_t n)
 
 /* ---- explicit values ------------------------------------------------------ */
 
-/* Never prompt for a passphrase: encrypted keys are refused. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)u;
-	return -1;
-}
-
 enum scone_err sec_key_from_text(const char *what, const char *p, size_t n, bool public_only, EVP_PKEY **out)
 {
 	const unsigned char *q = (const unsigned char *)p;
@@ -342,8 +333,8 @@ enum scone_err sec_key_from_text(const char *what, const char *p, size_t n, bool
 	b = BIO_new_mem_buf(p, (int)n);
 	if (!b)
 		return ssl_err(SCONE_ERR_NOMEM, "%s: no memory", what);
-	k = public_only ? PEM_read_bio_PUBKEY(b, NULL, no_passphrase, NULL)
-			: PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
+	k = public_only ? PEM_read_bio_PUBKEY(b, NULL, scone_pem_no_passphrase, NULL)
+			: PEM_read_bio_PrivateKey(b, NULL, scone_pem_no_passphrase, NULL);
 	BIO_free(b);
 	if (!k) {
 		k = public_only ? d2i_PUBKEY(NULL, &q, (long)n) : d2i_AutoPrivateKey(NULL, &q, (long)n);
@@ -380,7 +371,7 @@ enum scone_err sec_certs_from_text(const char *what, const char *p, size_t n, X5
 	b = BIO_new_mem_buf(p, (int)n);
 	if (!b)
 		return ssl_err(SCONE_ERR_NOMEM, "%s: no memory", what);
-	while ((x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL) {
+	while ((x = PEM_read_bio_X509(b, NULL, scone_pem_no_passphrase, NULL)) != NULL) {
 		if (*n_out == 1 + SEC_CHAIN_MAX) {
 			X509_free(x);
 			BIO_free(b);

@@ -194,6 +194,15 @@ enum scone_err scone_identity_load(const char *key_path, const char *cert_path, 
 	return SCONE_ERR_OK;
 }
 
+int scone_pem_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
 enum scone_err scone_spki_sha256(const X509 *cert, uint8_t out[32])
 {
 	unsigned char *der = NULL;

@@ -32,6 +32,9 @@ SCONE_MUST_CHECK enum scone_err scone_identity_load(const char *key_path, const 
 						    struct scone_identity *out);
 void scone_identity_free(struct scone_identity *id);
 
+/* PEM password callback that refuses (OpenSSL's default would prompt on the tty). */
+int scone_pem_no_passphrase(char *buf, int size, int rwflag, void *u);
+
 /* SHA-256 of the DER SubjectPublicKeyInfo: how policies name a key. */
 SCONE_MUST_CHECK enum scone_err scone_spki_sha256(const X509 *cert, uint8_t out[32]);
 /* SHA-256 of the DER certificate: the fingerprint `scone cas trust` pins. */

@@ -18,15 +18,7 @@
 
 #include "lib/crypto.h"
 #include "lib/hex.h"
-
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)u;
-	return -1;
-}
+#include "lib/tls.h"
 
 /* SHA-256 of the DER SubjectPublicKeyInfo of k. */
 static bool spki_hash(EVP_PKEY *k, uint8_t out[32])
@@ -56,11 +48,11 @@ static bool pem_principal(struct pctx *c, const struct ynode *n, struct scone_pr
 		return false;
 	}
 	if (!strncmp(t, "-----BEGIN PUBLIC KEY-----", 26)) {
-		EVP_PKEY *k = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
+		EVP_PKEY *k = PEM_read_bio_PUBKEY(bio, NULL, scone_pem_no_passphrase, NULL);
 		ok = k && spki_hash(k, p->spki_sha256);
 		EVP_PKEY_free(k);
 	} else {
-		X509 *x = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
+		X509 *x = PEM_read_bio_X509(bio, NULL, scone_pem_no_passphrase, NULL);
 		EVP_PKEY *k = x ? X509_get0_pubkey(x) : NULL;
 		ok = k && spki_hash(k, p->spki_sha256);
 		X509_free(x);

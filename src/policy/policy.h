@@ -285,6 +285,9 @@ SCONE_MUST_CHECK enum scone_err scone_template_expand(const char *in, size_t len
  *   x509, x509-ca:  none, crt, pem, chain, privatekey, key, der
  * CAS renders exactly these (src/cas/secrets.h).
  */
+/* "ascii", "binary", "private-key", "x509", "x509-ca", "public-key"; "imported" for kind 0. */
+const char *scone_secret_kind_name(enum scone_secret_kind kind);
+
 bool scone_template_format_valid(enum scone_secret_kind kind, const char *format);
 
 /* Call fn for each reference in in (for validation); stops at the first error fn returns. */

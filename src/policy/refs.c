@@ -9,25 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *kind_name(enum scone_secret_kind k)
-{
-	switch (k) {
-	case SCONE_SECRET_ASCII:
-		return "ascii";
-	case SCONE_SECRET_BINARY:
-		return "binary";
-	case SCONE_SECRET_PRIVATE_KEY:
-		return "private-key";
-	case SCONE_SECRET_PUBLIC_KEY:
-		return "public-key";
-	case SCONE_SECRET_X509:
-		return "x509";
-	case SCONE_SECRET_X509_CA:
-		return "x509-ca";
-	}
-	return "imported";
-}
-
 static const char *kind_formats(enum scone_secret_kind k)
 {
 	switch (k) {
@@ -99,7 +80,7 @@ static enum scone_err on_ref(void *ctx, const char *name, const char *format)
 		unknown_secret(t, name);
 	else if (!format_ok(sec, format))
 		pol_error(t->c, t->n->pos, "format '%s' is not valid for %s secret '%s' (formats: %s)",
-			  format ? format : "", kind_name(sec->kind), name,
+			  format ? format : "", scone_secret_kind_name(sec->kind), name,
 			  sec->kind ? kind_formats(sec->kind) : "those of its kind");
 	return SCONE_ERR_OK;
 }
@@ -170,7 +151,7 @@ void pol_check_fspf_key(struct pctx *c, const struct ynode *n, const struct scon
 	}
 	if (sec->kind && sec->kind != SCONE_SECRET_BINARY) {
 		pol_error(c, n->pos, "a volume key must be a binary secret, '%s' is %s", k.name,
-			  kind_name(sec->kind));
+			  scone_secret_kind_name(sec->kind));
 		return;
 	}
 	if (k.has_format && strcmp(k.format, "hex")) {
@@ -205,8 +186,8 @@ static void check_ref(struct pctx *c, const struct ynode *m, const char *key, co
 		pol_error(c, v->pos, "a secret cannot name itself as its %s", key);
 	else if (target->kind != want && !(target->import && target->kind == 0))
 		pol_error(c, v->pos, "'%.80s' is %s, %s must name %s %s secret", target_name,
-			  kind_name(target->kind), key, want == SCONE_SECRET_X509_CA ? "an" : "a",
-			  kind_name(want));
+			  scone_secret_kind_name(target->kind), key, want == SCONE_SECRET_X509_CA ? "an" : "a",
+			  scone_secret_kind_name(want));
 	pol_path_restore(c, saved);
 }
 

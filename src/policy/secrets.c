@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "lib/crypto.h"
+#include "lib/tls.h"
 
 #define SECRET_MAX_SIZE (64 * 1024)
 #define VALID_FOR_MAX_DAYS 36525u /* 100 years */
@@ -86,16 +87,6 @@ static void check_kind_keys(struct pctx *c, const struct ynode *m, const char *k
 
 /* ---- PEM values ---- */
 
-/* Never prompt for a passphrase (OpenSSL's default callback reads the tty). */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)u;
-	return -1;
-}
-
 static BIO *pem_bio(const struct ynode *n)
 {
 	return BIO_new_mem_buf(n->text, (int)n->len);
@@ -133,7 +124,7 @@ static void check_private_pem(struct pctx *c, const struct ynode *n, struct scon
 			      bool type_given)
 {
 	BIO *bio = pem_bio(n);
-	EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
+	EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, scone_pem_no_passphrase, NULL) : NULL;
 	enum scone_key_type t;
 
 	if (!bio)
@@ -159,7 +150,7 @@ static void check_private_pem(struct pctx *c, const struct ynode *n, struct scon
 static void check_public_pem(struct pctx *c, const struct ynode *n)
 {
 	BIO *bio = pem_bio(n);
-	EVP_PKEY *k = bio ? PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL) : NULL;
+	EVP_PKEY *k = bio ? PEM_read_bio_PUBKEY(bio, NULL, scone_pem_no_passphrase, NULL) : NULL;
 
 	if (!bio)
 		c->nomem = true;
@@ -172,7 +163,7 @@ static void check_public_pem(struct pctx *c, const struct ynode *n)
 static void check_cert_pem(struct pctx *c, const struct ynode *n)
 {
 	BIO *bio = pem_bio(n);
-	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, no_passphrase, NULL) : NULL;
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, scone_pem_no_passphrase, NULL) : NULL;
 
 	if (!bio)
 		c->nomem = true;

@@ -276,6 +276,25 @@ enum scone_err scone_template_refs(const char *in, size_t len, scone_template_re
 	return SCONE_ERR_OK;
 }
 
+const char *scone_secret_kind_name(enum scone_secret_kind kind)
+{
+	switch (kind) {
+	case SCONE_SECRET_ASCII:
+		return "ascii";
+	case SCONE_SECRET_BINARY:
+		return "binary";
+	case SCONE_SECRET_PRIVATE_KEY:
+		return "private-key";
+	case SCONE_SECRET_X509:
+		return "x509";
+	case SCONE_SECRET_X509_CA:
+		return "x509-ca";
+	case SCONE_SECRET_PUBLIC_KEY:
+		return "public-key";
+	}
+	return kind == 0 ? "imported" : "unknown"; /* an import without kind: has kind 0 */
+}
+
 bool scone_template_format_valid(enum scone_secret_kind kind, const char *format)
 {
 	static const char *const ascii_binary[] = {"hex", "base64", NULL};
