@@ -18,7 +18,10 @@
 #   RESULT cas.fetch_cN value=<req/s> unit=req/s baseline=<nginx req/s> ratio=<cas/nginx>
 #   RESULT cas.p50_cN / cas.p99_cN value=<ms> unit=ms baseline=<nginx ms> ratio=<cas/nginx>
 #   RESULT cas.fetch_100k_sessions value=<req/s, c16, big store> baseline=<req/s, c16, ~10 sessions>
-# Everything else goes to stderr. Goals (checked on stderr, never fatal):
+# Everything else goes to stderr, including each run's figures, the server CPU
+# per fetch, and the run-by-run ratios of side-by-side pairs with their
+# median (steadier than the ratio of medians when other load comes and
+# goes). Goals (checked on stderr, never fatal):
 # fetch ratio >= 1.0 and p99 < 20 ms at 128 clients; 100k ratio >= 0.9.
 #
 # Environment:
@@ -50,11 +53,13 @@ SMALL_SESSIONS=10
 WORKERS=${BENCH_WORKERS:-$(nproc)}
 CREATE_CLIENTS=16
 CREATE_BATCH=10000
+CLK_TCK=$(getconf CLK_TCK)
 
 TMP=
 PIDS=()
+NGINX_PIDS=()
 # Set by start_cas (printf -v) for "small" (~10 sessions) and "big".
-CAS_PORT_small='' CAS_FP_small='' CAS_PORT_big='' CAS_FP_big=''
+CAS_PORT_small='' CAS_FP_small='' CAS_PID_small='' CAS_PORT_big='' CAS_FP_big='' CAS_PID_big=''
 
 log() { echo "bench_cas: $*" >&2; }
 die() {
@@ -127,7 +132,8 @@ owner_files() {
 	die "no owner certificate/key found in $dir after 'scone cas keygen'"
 }
 
-# start_cas NAME: state in $TMP/NAME; sets CAS_PORT_<NAME> and CAS_FP_<NAME> (certificate SHA-256).
+# start_cas NAME: state in $TMP/NAME; sets CAS_PORT_<NAME>, CAS_PID_<NAME> and CAS_FP_<NAME>
+# (certificate SHA-256).
 start_cas() {
 	local name=$1 dir=$TMP/$1 port pid
 	mkdir -p "$dir/cli" || die "mkdir $dir"
@@ -138,6 +144,7 @@ start_cas() {
 	PIDS+=("$pid")
 	wait_https "$port" "$pid" "$name"
 	printf -v "CAS_PORT_$name" '%s' "$port"
+	printf -v "CAS_PID_$name" '%s' "$pid"
 	printf -v "CAS_FP_$name" '%s' "$(cert_sha256 "$dir/state/cas.crt")"
 	log "$name: scone-cas pid $pid on 127.0.0.1:$port, $WORKERS workers"
 }
@@ -240,6 +247,7 @@ start_nginx() {
 	NGINX_PID=$!
 	PIDS+=("$NGINX_PID")
 	wait_https "$NGINX_PORT" "$NGINX_PID" nginx
+	mapfile -t NGINX_PIDS < <(echo "$NGINX_PID"; pgrep -P "$NGINX_PID") # master and workers
 	size=$(curl -sk --cert "$TMP/client.crt" --key "$TMP/client.key" -H 'Content-Type: application/json' \
 		--data-binary "$FETCH_BODY" -o "$TMP/nginx-response" -w '%{http_code} %{size_download}' \
 		"https://127.0.0.1:$NGINX_PORT/v1/service/config")
@@ -248,17 +256,34 @@ start_nginx() {
 	log "nginx: pid $NGINX_PID on 127.0.0.1:$NGINX_PORT, $WORKERS workers, same $RESPONSE_SIZE-byte body"
 }
 
-# measure LABEL PORT FINGERPRINT CLIENTS: one cas_load run; appends "rps p50 p99" to $TMP/samples/LABEL.
+# CPU time (clock ticks, user + system, all threads) used so far by the processes PIDS.
+cpu_ticks() {
+	local p t=0 f
+	for p in "$@"; do
+		read -ra f <<<"$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null)" || continue
+		[ ${#f[@]} -gt 13 ] && t=$((t + f[11] + f[12]))
+	done
+	echo "$t"
+}
+
+# measure LABEL PORT FINGERPRINT CLIENTS PIDS...: one cas_load run; appends "rps p50 p99" to
+# $TMP/samples/LABEL, and logs the server's CPU per fetch (PIDS: the server's processes;
+# the warm-up's share of the CPU is taken out assuming the same rate).
 measure() {
-	local label=$1 port=$2 fp=$3 clients=$4 out rps p50 p99 ok errors
+	local label=$1 port=$2 fp=$3 clients=$4 out rps p50 p99 ok errors t0 t1 cpu
+	shift 4
+	t0=$(cpu_ticks "$@")
 	out=$("$LOAD" --port "$port" --clients "$clients" --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" \
 		--body "$FETCH_BODY" --ca-fingerprint "$fp" --expect-status 200) ||
 		die "cas_load against $label failed"
+	t1=$(cpu_ticks "$@")
 	read -r rps p50 p99 ok errors <<<"$(sed -E 's/[a-z0-9_]+=//g' <<<"$out")"
 	[ "${ok:-0}" -gt 0 ] || die "$label: no successful request ($out)"
 	[ "$errors" -eq 0 ] || log "WARNING: $label: $errors failed requests"
 	echo "$rps $p50 $p99" >>"$TMP/samples/$label"
-	log "  $label: $out"
+	cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v s="$SECONDS_PER_RUN" -v w="$WARMUP" -v n="$ok" \
+		'BEGIN { printf "%.3f", d * 1000 / hz * s / (s + w) / n }')
+	log "  $label: $out server_cpu_ms_per_fetch=$cpu"
 }
 
 # median LABEL FIELD(1=rps 2=p50 3=p99)
@@ -278,8 +303,9 @@ paired() {
 }
 
 result() { # NAME VALUE UNIT BASELINE
-	awk -v n="$1" -v v="$2" -v u="$3" -v b="$4" \
-		'BEGIN { printf "RESULT %s value=%s unit=%s baseline=%s ratio=%.2f\n", n, v, u, b, (b > 0 ? v / b : 0) }'
+	awk -v n="$1" -v v="$2" -v u="$3" -v b="$4" 'BEGIN {
+		f = (u == "ms" ? "%.3f" : "%.1f")
+		printf "RESULT %s value=" f " unit=%s baseline=" f " ratio=%.2f\n", n, v, u, b, (b > 0 ? v / b : 0) }'
 }
 
 # One run: every client count, CAS and nginx alternating which goes first. At
@@ -290,44 +316,55 @@ run_once() {
 	for c in $CLIENTS; do
 		[ "$c" != 16 ] || [ "$BIG_SESSIONS" -eq 0 ] || big=1
 		if [ $((r % 2)) -eq 1 ]; then
-			[ $big -eq 0 ] || measure big_c16 "$CAS_PORT_big" "$CAS_FP_big" 16
-			measure "cas_c$c" "$CAS_PORT_small" "$CAS_FP_small" "$c"
-			measure "nginx_c$c" "$NGINX_PORT" "$CAS_FP_small" "$c"
+			[ $big -eq 0 ] || measure big_c16 "$CAS_PORT_big" "$CAS_FP_big" 16 "$CAS_PID_big"
+			measure "cas_c$c" "$CAS_PORT_small" "$CAS_FP_small" "$c" "$CAS_PID_small"
+			measure "nginx_c$c" "$NGINX_PORT" "$CAS_FP_small" "$c" "${NGINX_PIDS[@]}"
 		else
-			measure "nginx_c$c" "$NGINX_PORT" "$CAS_FP_small" "$c"
-			measure "cas_c$c" "$CAS_PORT_small" "$CAS_FP_small" "$c"
-			[ $big -eq 0 ] || measure big_c16 "$CAS_PORT_big" "$CAS_FP_big" 16
+			measure "nginx_c$c" "$NGINX_PORT" "$CAS_FP_small" "$c" "${NGINX_PIDS[@]}"
+			measure "cas_c$c" "$CAS_PORT_small" "$CAS_FP_small" "$c" "$CAS_PID_small"
+			[ $big -eq 0 ] || measure big_c16 "$CAS_PORT_big" "$CAS_FP_big" 16 "$CAS_PID_big"
 		fi
 		big=0
 	done
 }
 
+# goal NAME VALUE BASELINE MIN_RATIO PAIRED: log whether value/baseline >= MIN_RATIO.
+goal() {
+	if awk -v a="$2" -v b="$3" -v m="$4" 'BEGIN { exit !(b > 0 && a / b >= m) }'; then
+		return 0
+	fi
+	log "goal missed: $1: $2 vs $3 req/s, below $4 x (run by run: $5)"
+	return 1
+}
+
 report() {
-	local c v b big small ok=1
+	local c v b big small ok=1 pair_big='' pair_c128=''
 	for c in $CLIENTS; do
-		log "cas/nginx req/s at $c clients, run by run: $(paired "cas_c$c" "nginx_c$c")"
+		v=$(paired "cas_c$c" "nginx_c$c")
+		log "cas/nginx req/s at $c clients, run by run: $v"
+		[ "$c" != 128 ] || pair_c128=$v
 	done
-	[ "$BIG_SESSIONS" -eq 0 ] || log "big/small store req/s at 16 clients, run by run: $(paired big_c16 cas_c16)"
+	if [ "$BIG_SESSIONS" -gt 0 ]; then
+		pair_big=$(paired big_c16 cas_c16)
+		log "big/small store req/s at 16 clients, run by run: $pair_big"
+	fi
 	for c in $CLIENTS; do
 		result "cas.fetch_c$c" "$(median "cas_c$c" 1)" req/s "$(median "nginx_c$c" 1)"
 		result "cas.p50_c$c" "$(median "cas_c$c" 2)" ms "$(median "nginx_c$c" 2)"
 		result "cas.p99_c$c" "$(median "cas_c$c" 3)" ms "$(median "nginx_c$c" 3)"
 	done
 	if [ "$BIG_SESSIONS" -gt 0 ]; then
-		big=$(median big_c16 1)
-		small=$(median cas_c16 1)
+		big=$(median big_c16 1) small=$(median cas_c16 1)
 		result cas.fetch_100k_sessions "$big" req/s "$small"
-		awk -v a="$big" -v b="$small" 'BEGIN { exit !(a >= 0.9 * b) }' ||
-			{ log "goal missed: fetch with $BIG_SESSIONS sessions < 0.9 x fetch with ~$SMALL_SESSIONS"; ok=0; }
+		goal "fetch with $BIG_SESSIONS sessions against ~$SMALL_SESSIONS" "$big" "$small" 0.9 "$pair_big" || ok=0
 	fi
-	if [[ " $CLIENTS " == *" 128 "* ]]; then
+	if [ -n "$pair_c128" ]; then
 		v=$(median cas_c128 1) b=$(median nginx_c128 1)
-		awk -v a="$v" -v b="$b" 'BEGIN { exit !(a >= b) }' ||
-			{ log "goal missed: fetch at 128 clients below nginx ($v vs $b req/s)"; ok=0; }
+		goal "fetch at 128 clients against nginx" "$v" "$b" 1.0 "$pair_c128" || ok=0
 		v=$(median cas_c128 3)
 		awk -v a="$v" 'BEGIN { exit !(a < 20) }' || { log "goal missed: p99 at 128 clients $v ms >= 20 ms"; ok=0; }
 	fi
-	[ $ok -eq 0 ] || log "all goals met"
+	[ $ok -eq 0 ] || log "every goal checked was met"
 }
 
 main() {
