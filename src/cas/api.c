@@ -98,10 +98,7 @@ static struct scone_store *store_of(struct cas *cas, int worker)
 void cas_loaded_free(struct cas_loaded *l)
 {
 	scone_session_rec_clear(&l->rec);
-	if (l->session)
-		scone_session_free(l->session);
-	if (l->secrets)
-		scone_secrets_free(l->secrets);
+	cas_parsed_put(l->parsed);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -116,12 +113,10 @@ bool cas_load_session(struct cas *cas, int worker, const char *name, struct cas_
 		cas_respond_err(resp, err, "session");
 		return false;
 	}
-	err = scone_session_parse(out->rec.body, out->rec.body_len, &out->session, NULL);
-	if (!err)
-		err = scone_secrets_parse(out->rec.secrets, out->rec.secrets_len, &out->secrets);
+	err = cas_cache_get(worker >= 0 && worker < CAS_MAX_WORKERS ? cas->caches[worker] : NULL, &out->rec,
+			    &out->parsed, &out->session, &out->secrets);
 	if (err) {
-		scone_err_set(SCONE_ERR_CORRUPT, "stored session %s does not parse", name);
-		cas_respond_err(resp, SCONE_ERR_CORRUPT, "session");
+		cas_respond_err(resp, err, "session");
 		cas_loaded_free(out);
 		return false;
 	}
@@ -567,6 +562,9 @@ enum scone_err cas_worker_init(void *ctx, int worker)
 
 	if (worker < 0 || worker >= CAS_MAX_WORKERS)
 		return scone_err_set(SCONE_ERR_INVALID, "worker %d: at most %d workers", worker, CAS_MAX_WORKERS);
+	cas->caches[worker] = cas_cache_new();
+	if (!cas->caches[worker])
+		return scone_err_set(SCONE_ERR_NOMEM, "session cache");
 	return scone_store_open_sqlite(cas->store_path, cas->master_key, &cas->stores[worker]);
 }
 
@@ -574,8 +572,11 @@ void cas_worker_fini(void *ctx, int worker)
 {
 	struct cas *cas = ctx;
 
-	if (worker >= 0 && worker < CAS_MAX_WORKERS && cas->stores[worker]) {
+	if (worker < 0 || worker >= CAS_MAX_WORKERS)
+		return;
+	if (cas->stores[worker])
 		cas->stores[worker]->ops->close(cas->stores[worker]);
-		cas->stores[worker] = NULL;
-	}
+	cas->stores[worker] = NULL;
+	cas_cache_free(cas->caches[worker]);
+	cas->caches[worker] = NULL;
 }

@@ -38,6 +38,7 @@ struct cas {
 	uint8_t *master_key;      /* 32 bytes, secure memory */
 	uint8_t *token_key;       /* 32 bytes derived from master_key: instance tokens */
 	struct scone_store *stores[CAS_MAX_WORKERS]; /* one handle per worker */
+	struct cas_cache *caches[CAS_MAX_WORKERS];   /* one parsed-session cache per worker */
 	struct cas_server *server;
 	struct cas_counters counters;
 };
@@ -62,11 +63,23 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 /* Shared by api.c and config.c. */
 struct scone_session;
 struct scone_secret_set;
+struct cas_parsed;
+struct cas_cache;
 struct cas_loaded {
 	struct scone_session_rec rec;
-	struct scone_session *session;
-	struct scone_secret_set *secrets;
+	struct scone_session *session;      /* borrowed from parsed */
+	struct scone_secret_set *secrets;   /* borrowed from parsed */
+	struct cas_parsed *parsed;          /* a reference, released by cas_loaded_free */
 };
+
+/* Per-worker cache of parsed sessions (session_cache.c). */
+struct cas_cache *cas_cache_new(void);
+void cas_cache_free(struct cas_cache *c);
+void cas_parsed_put(struct cas_parsed *p);
+/* Parsed session and secrets of rec (from the cache when its hash matches); c may be NULL. */
+SCONE_MUST_CHECK enum scone_err cas_cache_get(struct cas_cache *c, const struct scone_session_rec *rec,
+					      struct cas_parsed **out, struct scone_session **session,
+					      struct scone_secret_set **secrets);
 /* Load, unseal and parse name; on failure the response is filled (404/500) and false returned. */
 bool cas_load_session(struct cas *cas, int worker, const char *name, struct cas_loaded *out,
 		      struct cas_response *resp);

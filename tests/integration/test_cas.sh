@@ -1028,6 +1028,41 @@ case_namespaces() {
 	assert_eq 403 "$STATUS" "a session outside the exported namespace"
 }
 
+# The parsed-session cache of each worker must never serve a stale session:
+# a session deleted and created again from the same text (same hash) has new
+# secrets, and an update is seen at once by every worker.
+case_cache_fresh() {
+	local rt=$CASE_DIR/rt v1 v2 v3 i
+	use_shared
+	use_id "$A"
+	runtime_new "$rt"
+	exp_session cachefresh nobody >c.yaml
+	expect_created c.yaml
+	for i in 1 2 3 4; do # several connections, so both workers cache it
+		fetch_config "$rt" cachefresh/app
+		[ "$STATUS" = 200 ] || fail "fetch: HTTP $STATUS"
+	done
+	v1=$(jget "$BODY" 'd["environment"]["SHARED"]')
+	remember ascii "$v1"
+	expect_ok scone session delete cachefresh
+	expect_created c.yaml
+	for i in 1 2 3 4; do
+		fetch_config "$rt" cachefresh/app
+		v2=$(jget "$BODY" 'd["environment"]["SHARED"]')
+		remember ascii "$v2"
+		assert_ne "$v1" "$v2" "secret after delete and re-create (fetch $i)"
+	done
+	session_hash_of c.yaml
+	sed -i "s/^version: \"0.3\"/version: \"0.3\"\npredecessor: $HASH/; s/size: 18/size: 19/" c.yaml
+	expect_updated c.yaml
+	for i in 1 2 3 4; do
+		fetch_config "$rt" cachefresh/app
+		v3=$(jget "$BODY" 'd["environment"]["SHARED"]')
+		remember ascii "$v3"
+		assert_eq 19 "${#v3}" "secret size after the update (fetch $i)"
+	done
+}
+
 # ---------------- no secret on disk or in the log ----------------
 
 # find_needles FILE...: print each remembered value found in one of the files.
@@ -1091,5 +1126,6 @@ run_case "cas: service configuration: env, files, binary, x509 with CA, keys, vo
 run_case "cas: volume tags: compare-and-swap, bound to the TLS key and the mounted volumes" case_volume_tags
 run_case "cas: export/import of a secret between sessions" case_export_import
 run_case "cas: namespaces: create_sessions and exports to a namespace" case_namespaces
+run_case "cas: no stale session from the per-worker cache (re-create, update)" case_cache_fresh
 run_case "cas: no secret value in the state directory or the log" case_no_leaks
 t_done
