@@ -29,7 +29,7 @@ LIBS := -lcrypto -lpthread
 EXT_LIBS := -lsqlite3 -ljansson -levent_openssl -levent_pthreads -levent -lyaml -lssl
 ALL_LIBS := $(EXT_LIBS) $(LIBS)
 
-CORE_SRC := $(wildcard src/lib/*.c) $(wildcard src/volume/*.c) $(wildcard src/policy/*.c)
+CORE_SRC := $(wildcard src/lib/*.c) $(wildcard src/volume/*.c) $(wildcard src/policy/*.c) $(wildcard src/runtime/*.c)
 CAS_LIB_SRC := $(filter-out src/cas/main.c,$(wildcard src/cas/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)

@@ -1,0 +1,576 @@
+/*
+ * cas_client.c - the runtime's CAS client (cas_client.h): typed parsing of
+ * a service configuration with src/lib/json, and the two HTTPS exchanges
+ * with CAS over the pinned client of src/lib/tls.
+ *
+ * The parser decides nothing about what the configuration means; it only
+ * checks types and encodings (hex keys and tags, base64 file contents) and
+ * names the offending field, never its value.
+ */
+#include "cas_client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/buf.h"
+#include "lib/crypto.h"
+#include "lib/hex.h"
+#include "lib/json.h"
+
+#define WHAT "service configuration"
+#define CONFIG_ID_MAX 1024
+
+/* ---------------- freeing ---------------- */
+
+static void wfree(char *s)
+{
+	if (!s)
+		return;
+	scone_wipe(s, strlen(s));
+	free(s);
+}
+
+static void free_volumes(struct scone_runtime_config *cfg)
+{
+	for (size_t i = 0; cfg->volumes && i <= cfg->volume_count; i++) {
+		struct scone_rt_volume *v = &cfg->volumes[i];
+		wfree(v->name);
+		wfree(v->path);
+		wfree(v->session);
+		wfree(v->volume);
+		scone_wipe(v, sizeof(*v));
+	}
+	free(cfg->volumes);
+}
+
+static void free_files(struct scone_runtime_config *cfg)
+{
+	for (size_t i = 0; cfg->files && i <= cfg->file_count; i++) {
+		struct scone_rt_file *f = &cfg->files[i];
+		wfree(f->path);
+		if (f->content) {
+			scone_wipe(f->content, f->content_size);
+			free(f->content);
+		}
+	}
+	free(cfg->files);
+}
+
+/*
+ * Arrays are allocated with one spare zeroed entry, and a parse that fails
+ * leaves its partial entry at [count]: the loops free up to and including it.
+ */
+void scone_runtime_config_free(struct scone_runtime_config *cfg)
+{
+	if (!cfg)
+		return;
+	wfree(cfg->config_id);
+	wfree(cfg->session_hash);
+	wfree(cfg->mode);
+	wfree(cfg->pwd);
+	for (size_t i = 0; cfg->argv && i < cfg->argc; i++)
+		wfree(cfg->argv[i]);
+	free(cfg->argv);
+	for (size_t i = 0; cfg->env && i <= cfg->env_count; i++) {
+		wfree(cfg->env[i].name);
+		wfree(cfg->env[i].value);
+	}
+	free(cfg->env);
+	free_files(cfg);
+	free_volumes(cfg);
+	if (cfg->fspf) {
+		wfree(cfg->fspf->path);
+		scone_wipe(cfg->fspf, sizeof(*cfg->fspf));
+		free(cfg->fspf);
+	}
+	scone_wipe(cfg, sizeof(*cfg));
+	free(cfg);
+}
+
+/* ---------------- typed fields ---------------- */
+
+static enum scone_err kind_err(const char *field, const struct scone_json *v, const char *want)
+{
+	if (!v)
+		return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\" is missing", field);
+	return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\" must be %s, not %s", field, want,
+			     scone_json_kind_name(v->kind));
+}
+
+static enum scone_err dup_string(const struct scone_json *v, const char *field, char **out)
+{
+	size_t len;
+	const char *s = scone_json_string(v, &len);
+
+	if (!s)
+		return kind_err(field, v, "a string");
+	*out = malloc(len + 1);
+	if (!*out)
+		return scone_err_set(SCONE_ERR_NOMEM, WHAT ": %s", field);
+	memcpy(*out, s, len + 1);
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err get_string(const struct scone_json *obj, const char *key, const char *field, char **out)
+{
+	return dup_string(scone_json_get(obj, key), field, out);
+}
+
+/* A string of exactly 2*size hex digits (or "" when empty_ok: *present = false). */
+static enum scone_err get_hex(const struct scone_json *v, const char *field, uint8_t *out, size_t size,
+			      bool empty_ok, bool *present)
+{
+	size_t len;
+	const char *s = scone_json_string(v, &len);
+
+	if (!s)
+		return kind_err(field, v, "a string");
+	if (present)
+		*present = len != 0;
+	if (len == 0 && empty_ok)
+		return SCONE_ERR_OK;
+	if (len != 2 * size || scone_hex_decode(out, size, s, field) != SCONE_ERR_OK)
+		return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\" must be %zu hex digits%s", field, 2 * size,
+				     empty_ok ? " or empty" : "");
+	return SCONE_ERR_OK;
+}
+
+static const struct scone_json *get_kind(const struct scone_json *obj, const char *key, enum scone_json_kind kind)
+{
+	const struct scone_json *v = scone_json_get(obj, key);
+
+	return v && v->kind == kind ? v : NULL;
+}
+
+/* ---------------- base64 (strict, padded) ---------------- */
+
+static int b64_value(uint8_t c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Decode one 4-character quantum; returns bytes written (1..3) or -1. */
+static int b64_quantum(const uint8_t *in, bool last, uint8_t *out)
+{
+	int v[4], pad = 0;
+
+	for (int i = 0; i < 4; i++) {
+		v[i] = in[i] == '=' ? 0 : b64_value(in[i]);
+		pad = in[i] == '=' ? pad + 1 : (pad ? 9 : 0);
+		if (v[i] < 0 || pad > 2 || (pad && !last) || (i < 2 && in[i] == '='))
+			return -1;
+	}
+	uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+	out[0] = (uint8_t)(w >> 16);
+	out[1] = (uint8_t)(w >> 8);
+	out[2] = (uint8_t)w;
+	return 3 - pad;
+}
+
+static enum scone_err b64_decode(const char *s, size_t len, const char *field, uint8_t **out, size_t *out_size)
+{
+	uint8_t *buf;
+	size_t n = 0;
+
+	if (len % 4)
+		return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\" is not padded base64", field);
+	buf = malloc(len / 4 * 3 + 1);
+	if (!buf)
+		return scone_err_set(SCONE_ERR_NOMEM, WHAT ": %s", field);
+	for (size_t i = 0; i < len; i += 4) {
+		int k = b64_quantum((const uint8_t *)s + i, i + 4 == len, buf + n);
+		if (k < 0) {
+			scone_wipe(buf, len / 4 * 3 + 1);
+			free(buf);
+			return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\" is not valid base64 (at character %zu)",
+					     field, i);
+		}
+		n += (size_t)k;
+	}
+	*out = buf;
+	*out_size = n;
+	return SCONE_ERR_OK;
+}
+
+/* ---------------- sections ---------------- */
+
+static enum scone_err parse_command(const struct scone_json *root, struct scone_runtime_config *cfg)
+{
+	const struct scone_json *a = get_kind(root, "command", SCONE_JSON_ARRAY);
+	char field[48];
+
+	if (!a)
+		return kind_err("command", scone_json_get(root, "command"), "an array of strings");
+	cfg->argv = calloc(a->count + 1, sizeof(*cfg->argv));
+	if (!cfg->argv)
+		return scone_err_set(SCONE_ERR_NOMEM, WHAT ": command");
+	for (; cfg->argc < a->count; cfg->argc++) {
+		snprintf(field, sizeof(field), "command[%zu]", cfg->argc);
+		SCONE_TRY(dup_string(a->items[cfg->argc], field, &cfg->argv[cfg->argc]));
+	}
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err parse_environment(const struct scone_json *root, struct scone_runtime_config *cfg)
+{
+	const struct scone_json *o = get_kind(root, "environment", SCONE_JSON_OBJECT);
+	char field[160];
+
+	if (!o)
+		return kind_err("environment", scone_json_get(root, "environment"), "an object");
+	cfg->env = calloc(o->count + 1, sizeof(*cfg->env));
+	if (!cfg->env)
+		return scone_err_set(SCONE_ERR_NOMEM, WHAT ": environment");
+	for (; cfg->env_count < o->count; cfg->env_count++) {
+		const struct scone_json *m = o->items[cfg->env_count];
+		struct scone_rt_env *e = &cfg->env[cfg->env_count];
+		snprintf(field, sizeof(field), "environment.%.128s", m->key);
+		if (m->key_len == 0 || strchr(m->key, '='))
+			return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\": a variable name must be non-empty "
+					     "and without '='", field);
+		SCONE_TRY(dup_string(m, field, &e->value));
+		e->name = malloc(m->key_len + 1);
+		if (!e->name)
+			return scone_err_set(SCONE_ERR_NOMEM, WHAT ": %s", field);
+		memcpy(e->name, m->key, m->key_len + 1);
+	}
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err parse_file(const struct scone_json *o, size_t i, struct scone_rt_file *f)
+{
+	char field[64];
+	const char *b64;
+	size_t len;
+	int64_t mode;
+
+	snprintf(field, sizeof(field), "injection_files[%zu]", i);
+	if (!o || o->kind != SCONE_JSON_OBJECT)
+		return kind_err(field, o, "an object");
+	snprintf(field, sizeof(field), "injection_files[%zu].path", i);
+	SCONE_TRY(get_string(o, "path", field, &f->path));
+	snprintf(field, sizeof(field), "injection_files[%zu].mode", i);
+	if (scone_json_int(scone_json_get(o, "mode"), field, &mode) != SCONE_ERR_OK || mode < 0 || mode > 07777)
+		return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\" must be an integer file mode (0 to 4095)",
+				     field);
+	f->mode = (uint32_t)mode;
+	snprintf(field, sizeof(field), "injection_files[%zu].content_base64", i);
+	b64 = scone_json_string(scone_json_get(o, "content_base64"), &len);
+	if (!b64)
+		return kind_err(field, scone_json_get(o, "content_base64"), "a string");
+	return b64_decode(b64, len, field, &f->content, &f->content_size);
+}
+
+static enum scone_err parse_files(const struct scone_json *root, struct scone_runtime_config *cfg)
+{
+	const struct scone_json *a = get_kind(root, "injection_files", SCONE_JSON_ARRAY);
+
+	if (!a)
+		return kind_err("injection_files", scone_json_get(root, "injection_files"), "an array");
+	cfg->files = calloc(a->count + 1, sizeof(*cfg->files));
+	if (!cfg->files)
+		return scone_err_set(SCONE_ERR_NOMEM, WHAT ": injection_files");
+	for (; cfg->file_count < a->count; cfg->file_count++)
+		SCONE_TRY(parse_file(a->items[cfg->file_count], cfg->file_count, &cfg->files[cfg->file_count]));
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err volume_strings(const struct scone_json *o, size_t i, struct scone_rt_volume *v)
+{
+	static const char *const keys[] = { "name", "path", "session", "volume" };
+	char **dst[] = { &v->name, &v->path, &v->session, &v->volume };
+	char field[64];
+
+	for (size_t k = 0; k < 4; k++) {
+		snprintf(field, sizeof(field), "volumes[%zu].%s", i, keys[k]);
+		SCONE_TRY(get_string(o, keys[k], field, dst[k]));
+	}
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err parse_volume(const struct scone_json *o, size_t i, struct scone_rt_volume *v)
+{
+	char field[64];
+
+	snprintf(field, sizeof(field), "volumes[%zu]", i);
+	if (!o || o->kind != SCONE_JSON_OBJECT)
+		return kind_err(field, o, "an object");
+	SCONE_TRY(volume_strings(o, i, v));
+	snprintf(field, sizeof(field), "volumes[%zu].key", i);
+	SCONE_TRY(get_hex(scone_json_get(o, "key"), field, v->key, sizeof(v->key), false, NULL));
+	snprintf(field, sizeof(field), "volumes[%zu].tag", i);
+	SCONE_TRY(get_hex(scone_json_get(o, "tag"), field, v->tag, sizeof(v->tag), true, &v->initialised));
+	snprintf(field, sizeof(field), "volumes[%zu].tag_tracked", i);
+	if (!get_kind(o, "tag_tracked", SCONE_JSON_BOOL))
+		return kind_err(field, scone_json_get(o, "tag_tracked"), "a boolean");
+	v->tag_tracked = scone_json_get(o, "tag_tracked")->boolean;
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err parse_volumes(const struct scone_json *root, struct scone_runtime_config *cfg)
+{
+	const struct scone_json *a = get_kind(root, "volumes", SCONE_JSON_ARRAY);
+
+	if (!a)
+		return kind_err("volumes", scone_json_get(root, "volumes"), "an array");
+	cfg->volumes = calloc(a->count + 1, sizeof(*cfg->volumes));
+	if (!cfg->volumes)
+		return scone_err_set(SCONE_ERR_NOMEM, WHAT ": volumes");
+	for (; cfg->volume_count < a->count; cfg->volume_count++)
+		SCONE_TRY(parse_volume(a->items[cfg->volume_count], cfg->volume_count,
+				       &cfg->volumes[cfg->volume_count]));
+	return SCONE_ERR_OK;
+}
+
+/* "fspf": null / absent, or {"path", "key": hex or null, "tag": hex (optional)}. */
+static enum scone_err parse_fspf(const struct scone_json *root, struct scone_runtime_config *cfg)
+{
+	const struct scone_json *o = scone_json_get(root, "fspf"), *k, *t;
+
+	if (!o || scone_json_is_null(o))
+		return SCONE_ERR_OK;
+	if (o->kind != SCONE_JSON_OBJECT)
+		return kind_err("fspf", o, "an object or null");
+	cfg->fspf = calloc(1, sizeof(*cfg->fspf));
+	if (!cfg->fspf)
+		return scone_err_set(SCONE_ERR_NOMEM, WHAT ": fspf");
+	SCONE_TRY(get_string(o, "path", "fspf.path", &cfg->fspf->path));
+	k = scone_json_get(o, "key");
+	t = scone_json_get(o, "tag");
+	if (k && !scone_json_is_null(k))
+		SCONE_TRY(get_hex(k, "fspf.key", cfg->fspf->key, SCONE_RT_KEY_SIZE, false, &cfg->fspf->has_key));
+	if (t && !scone_json_is_null(t))
+		SCONE_TRY(get_hex(t, "fspf.tag", cfg->fspf->tag, SCONE_RT_TAG_SIZE, false, &cfg->fspf->has_tag));
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err parse_root(const struct scone_json *root, struct scone_runtime_config *cfg)
+{
+	if (root->kind != SCONE_JSON_OBJECT)
+		return kind_err("(document)", root, "an object");
+	SCONE_TRY(get_string(root, "config_id", "config_id", &cfg->config_id));
+	SCONE_TRY(get_string(root, "session_hash", "session_hash", &cfg->session_hash));
+	SCONE_TRY(get_string(root, "mode", "mode", &cfg->mode));
+	SCONE_TRY(get_string(root, "pwd", "pwd", &cfg->pwd));
+	SCONE_TRY(parse_command(root, cfg));
+	SCONE_TRY(parse_environment(root, cfg));
+	SCONE_TRY(parse_files(root, cfg));
+	SCONE_TRY(parse_volumes(root, cfg));
+	SCONE_TRY(parse_fspf(root, cfg));
+	return get_hex(scone_json_get(root, "instance_token"), "instance_token", cfg->instance_token,
+		       SCONE_RT_TOKEN_SIZE, false, NULL);
+}
+
+enum scone_err scone_runtime_config_parse(const char *json, size_t len, struct scone_runtime_config **out)
+{
+	struct scone_runtime_config *cfg;
+	struct scone_json *root = NULL;
+	enum scone_err err;
+
+	*out = NULL;
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
+		return scone_err_set(SCONE_ERR_NOMEM, WHAT);
+	err = scone_json_parse(json, len, &(struct scone_json_limits){ SCONE_HTTPS_MAX_RESPONSE, 1u << 20,
+									SCONE_JSON_MAX_DEPTH },
+			       &root);
+	if (!err)
+		err = parse_root(root, cfg);
+	scone_json_free(root);
+	if (err) {
+		scone_runtime_config_free(cfg);
+		return err;
+	}
+	*out = cfg;
+	return SCONE_ERR_OK;
+}
+
+const struct scone_rt_volume *scone_runtime_config_volume(const struct scone_runtime_config *cfg, const char *name)
+{
+	for (size_t i = 0; cfg && name && i < cfg->volume_count; i++)
+		if (strcmp(cfg->volumes[i].name, name) == 0)
+			return &cfg->volumes[i];
+	return NULL;
+}
+
+/* ---------------- HTTPS ---------------- */
+
+/* Printable copy of CAS's "error" (and "code") for a detail message. */
+static void cas_message(const struct scone_https_response *resp, char *msg, size_t msg_size, char *code,
+			size_t code_size)
+{
+	struct scone_json *j = NULL;
+	const char *e = NULL, *c = NULL;
+
+	snprintf(msg, msg_size, "%s", "(no error message)");
+	snprintf(code, code_size, "%s", "");
+	if (scone_json_parse(resp->body, resp->len, NULL, &j) == SCONE_ERR_OK) {
+		e = scone_json_string(scone_json_get(j, "error"), NULL);
+		c = scone_json_string(scone_json_get(j, "code"), NULL);
+	}
+	if (e)
+		snprintf(msg, msg_size, "%s", e);
+	if (c)
+		snprintf(code, code_size, "%s", c);
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	for (char *p = code; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || *p == '_'))
+			*p = '?';
+	scone_json_free(j);
+	scone_err_clear();
+}
+
+static enum scone_err status_error(int status, const char *code)
+{
+	for (int e = SCONE_ERR_OK + 1; e < SCONE_ERR_COUNT_; e++)
+		if (strcmp(scone_errname((enum scone_err)e), code) == 0)
+			return (enum scone_err)e;
+	switch (status) {
+	case 400:
+		return SCONE_ERR_INVALID;
+	case 401:
+		return SCONE_ERR_AUTH;
+	case 403:
+		return SCONE_ERR_PERMISSION;
+	case 404:
+		return SCONE_ERR_NOT_FOUND;
+	case 409:
+		return SCONE_ERR_CONFLICT;
+	case 413:
+		return SCONE_ERR_TOO_LARGE;
+	case 429:
+		return SCONE_ERR_LIMIT;
+	case 507:
+		return SCONE_ERR_NO_SPACE;
+	default:
+		return SCONE_ERR_NETWORK;
+	}
+}
+
+static enum scone_err refused(const struct scone_https_response *resp, const char *what)
+{
+	char msg[512], code[32];
+
+	cas_message(resp, msg, sizeof(msg), code, sizeof(code));
+	return scone_err_set(status_error(resp->status, code), "CAS refused %s: HTTP %d%s%s: %s", what, resp->status,
+			     code[0] ? " " : "", code, msg);
+}
+
+/* POST body to path; resp filled on OK (any status). */
+static enum scone_err post(const char *cas_addr, const uint8_t pin_sha256[32], const struct scone_identity *id,
+			   const char *path, const struct scone_wbuf *body, struct scone_https_response *resp)
+{
+	struct scone_https_opts o = { .pin_sha256 = pin_sha256, .client = id };
+	char host[256];
+
+	if (!cas_addr || !pin_sha256 || !id)
+		return scone_err_set(SCONE_ERR_INVALID, "CAS request %s: address, pin and identity are required", path);
+	SCONE_TRY(scone_hostport_parse(cas_addr, SCONE_RT_DEFAULT_PORT, host, sizeof(host), &o.port));
+	o.host = host;
+	return scone_https_request(&o, "POST", path, "application/json", body->data, body->size, resp);
+}
+
+static enum scone_err put_field(struct scone_wbuf *w, const char *sep, const char *key, const char *value)
+{
+	SCONE_TRY(scone_wbuf_put(w, sep, strlen(sep)));
+	SCONE_TRY(scone_json_put_string(w, key));
+	SCONE_TRY(scone_wbuf_u8(w, ':'));
+	return scone_json_put_string(w, value);
+}
+
+enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pin_sha256[32], const char *config_id,
+					  struct scone_identity *fresh_id, struct scone_runtime_config **out)
+{
+	struct scone_https_response resp = { 0 };
+	struct scone_wbuf body;
+	enum scone_err err;
+
+	*out = NULL;
+	if (!config_id || !strchr(config_id, '/') || strlen(config_id) >= CONFIG_ID_MAX)
+		return scone_err_set(SCONE_ERR_INVALID, "config id must be SESSION/SERVICE");
+	scone_wbuf_init(&body, 2 * CONFIG_ID_MAX, 0);
+	err = put_field(&body, "{", "config_id", config_id);
+	if (!err)
+		err = scone_wbuf_u8(&body, '}');
+	if (!err)
+		err = post(cas_addr, pin_sha256, fresh_id, "/v1/service/config", &body, &resp);
+	if (err)
+		goto out;
+	if (resp.status != 200) {
+		err = refused(&resp, "the configuration");
+		goto out;
+	}
+	err = scone_runtime_config_parse(resp.body, resp.len, out);
+	if (!err && strcmp((*out)->config_id, config_id) != 0) {
+		scone_runtime_config_free(*out);
+		*out = NULL;
+		err = scone_err_set(SCONE_ERR_MALFORMED, "CAS answered with the configuration of another service");
+	}
+out:
+	scone_https_response_free(&resp);
+	scone_wbuf_free(&body);
+	return err;
+}
+
+static enum scone_err tag_body(struct scone_wbuf *w, const struct scone_runtime_config *cfg, const char *volume,
+			       const uint8_t *previous_tag, const uint8_t tag[SCONE_RT_TAG_SIZE])
+{
+	char prev[2 * SCONE_RT_TAG_SIZE + 1] = "", now[2 * SCONE_RT_TAG_SIZE + 1], token[2 * SCONE_RT_TOKEN_SIZE + 1];
+	enum scone_err err;
+
+	if (previous_tag)
+		scone_hex_encode(prev, sizeof(prev), previous_tag, SCONE_RT_TAG_SIZE);
+	scone_hex_encode(now, sizeof(now), tag, SCONE_RT_TAG_SIZE);
+	scone_hex_encode(token, sizeof(token), cfg->instance_token, SCONE_RT_TOKEN_SIZE);
+	err = put_field(w, "{", "config_id", cfg->config_id);
+	if (!err)
+		err = put_field(w, ",", "volume", volume);
+	if (!err)
+		err = put_field(w, ",", "previous_tag", prev);
+	if (!err)
+		err = put_field(w, ",", "tag", now);
+	if (!err)
+		err = put_field(w, ",", "instance_token", token);
+	if (!err)
+		err = scone_wbuf_u8(w, '}');
+	scone_wipe(token, sizeof(token));
+	return err;
+}
+
+enum scone_err scone_runtime_report_tag(const char *cas_addr, const uint8_t pin_sha256[32],
+					const struct scone_identity *id, const struct scone_runtime_config *cfg,
+					const char *volume, const uint8_t *previous_tag,
+					const uint8_t tag[SCONE_RT_TAG_SIZE])
+{
+	struct scone_https_response resp = { 0 };
+	struct scone_wbuf body;
+	enum scone_err err;
+	char what[160];
+
+	if (!cfg || !volume || !tag)
+		return scone_err_set(SCONE_ERR_INVALID, "volume tag report: configuration, volume and tag are required");
+	scone_wbuf_init(&body, 64 * 1024, 1);
+	err = tag_body(&body, cfg, volume, previous_tag, tag);
+	if (!err)
+		err = post(cas_addr, pin_sha256, id, "/v1/volumes/tag", &body, &resp);
+	if (!err && resp.status != 200) {
+		snprintf(what, sizeof(what), "the new tag of volume %.100s", volume);
+		err = refused(&resp, what);
+	}
+	scone_https_response_free(&resp);
+	scone_wbuf_free(&body);
+	return err;
+}

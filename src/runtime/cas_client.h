@@ -1,0 +1,111 @@
+/*
+ * cas_client.h - the runtime's side of the CAS service endpoint: fetch a
+ * service configuration (POST /v1/service/config), parse it into a typed,
+ * wipe-on-free structure, and report a volume's new tag (POST
+ * /v1/volumes/tag). Wire format: docs/api.md, "Runtimes: the service
+ * endpoint"; producer: src/cas/config.c.
+ *
+ * Links only libc, libcrypto, libssl and src/lib (it runs inside
+ * unmodified programs). The whole configuration is a secret: nothing of it
+ * is logged, and scone_runtime_config_free wipes every byte.
+ */
+#ifndef SCONE_RUNTIME_CAS_CLIENT_H
+#define SCONE_RUNTIME_CAS_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/err.h"
+#include "lib/tls.h"
+
+#define SCONE_RT_KEY_SIZE 32
+#define SCONE_RT_TAG_SIZE 16
+#define SCONE_RT_TOKEN_SIZE 32
+#define SCONE_RT_DEFAULT_PORT 8081
+
+struct scone_rt_env {
+	char *name;
+	char *value;
+};
+
+struct scone_rt_file {
+	char *path;
+	uint32_t mode;
+	uint8_t *content; /* decoded from content_base64; may hold any bytes */
+	size_t content_size;
+};
+
+struct scone_rt_volume {
+	char *name;    /* the image's name for the mount */
+	char *path;    /* mount point */
+	char *session; /* owning session (differs when imported) */
+	char *volume;  /* the volume's name in its owning session */
+	uint8_t key[SCONE_RT_KEY_SIZE];
+	uint8_t tag[SCONE_RT_TAG_SIZE];
+	bool initialised; /* false: tag was "" (volume not created yet), tag is zero */
+	bool tag_tracked; /* CAS tracks the tag (report it after a sync) */
+};
+
+struct scone_rt_fspf {
+	char *path;
+	bool has_key;
+	uint8_t key[SCONE_RT_KEY_SIZE];
+	bool has_tag;
+	uint8_t tag[SCONE_RT_TAG_SIZE];
+};
+
+struct scone_runtime_config {
+	char *config_id;    /* SESSION/SERVICE */
+	char *session_hash; /* hex */
+	char *mode;         /* attestation mode CAS applied ("none") */
+	char *pwd;
+	char **argv;        /* NULL-terminated; "@@N" words still to be replaced */
+	size_t argc;
+	struct scone_rt_env *env;
+	size_t env_count;
+	struct scone_rt_file *files;
+	size_t file_count;
+	struct scone_rt_volume *volumes;
+	size_t volume_count;
+	struct scone_rt_fspf *fspf; /* NULL when the answer had "fspf": null or none */
+	uint8_t instance_token[SCONE_RT_TOKEN_SIZE];
+};
+
+/*
+ * Parse CAS's answer (untrusted bytes; len need not be NUL-terminated).
+ * Every field is type-checked, and errors (MALFORMED or INVALID) name it;
+ * unknown top-level fields are ignored. On success the caller owns *out.
+ */
+SCONE_MUST_CHECK enum scone_err scone_runtime_config_parse(const char *json, size_t len,
+							   struct scone_runtime_config **out);
+/* Wipe and free everything; NULL is fine. */
+void scone_runtime_config_free(struct scone_runtime_config *cfg);
+
+/* Volume of cfg by its image name, or NULL. */
+const struct scone_rt_volume *scone_runtime_config_volume(const struct scone_runtime_config *cfg, const char *name);
+
+/*
+ * POST /v1/service/config for config_id ("SESSION/SERVICE") to cas_addr
+ * ("host[:port]", default port 8081), pinning the CAS certificate to
+ * pin_sha256 and presenting fresh_id (the runtime's fresh key; the
+ * instance token is bound to it). A non-200 answer becomes an error
+ * (NOT_FOUND, PERMISSION, INVALID, ...) whose detail carries CAS's "error"
+ * message.
+ */
+SCONE_MUST_CHECK enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pin_sha256[32],
+							   const char *config_id, struct scone_identity *fresh_id,
+							   struct scone_runtime_config **out);
+
+/*
+ * POST /v1/volumes/tag: the volume named volume (its image name) of cfg
+ * moved from previous_tag (NULL: it was not initialised) to tag. Must use
+ * the identity the configuration was fetched with. CONFLICT when another
+ * instance moved the tag first (or the tag is fixed in the session).
+ */
+SCONE_MUST_CHECK enum scone_err scone_runtime_report_tag(const char *cas_addr, const uint8_t pin_sha256[32],
+							 const struct scone_identity *id,
+							 const struct scone_runtime_config *cfg, const char *volume,
+							 const uint8_t *previous_tag, const uint8_t tag[SCONE_RT_TAG_SIZE]);
+
+#endif
