@@ -29,7 +29,12 @@ LIBS := -lcrypto -lpthread
 EXT_LIBS := -lsqlite3 -ljansson -levent_openssl -levent_pthreads -levent -lyaml -lssl
 ALL_LIBS := $(EXT_LIBS) $(LIBS)
 
-CORE_SRC := $(wildcard src/lib/*.c) $(wildcard src/volume/*.c) $(wildcard src/policy/*.c) $(wildcard src/runtime/*.c)
+# The runtime's interposers go only into libscone.so, never into a binary.
+RUNTIME_ONLY_SRC := src/runtime/start.c
+CORE_SRC := $(wildcard src/lib/*.c) $(wildcard src/volume/*.c) $(wildcard src/policy/*.c) \
+	$(filter-out $(RUNTIME_ONLY_SRC),$(wildcard src/runtime/*.c))
+# libscone.so: only what may enter an unmodified program (libc, libcrypto, libssl).
+RUNTIME_SRC := $(wildcard src/lib/*.c) $(wildcard src/runtime/*.c) src/policy/template.c
 CAS_LIB_SRC := $(filter-out src/cas/main.c,$(wildcard src/cas/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -44,13 +49,15 @@ CAS_OBJ := $(CAS_LIB_SRC:%.c=$(OBJ)/%.o)
 CAS_LIB := $(BUILD)/lib/libscone-cas.a
 SCONE := $(BUILD)/bin/scone
 SCONE_CAS := $(BUILD)/bin/scone-cas
+RUNTIME_SO := $(BUILD)/lib/libscone.so
+RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(OBJ)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
 .PHONY: all tools deps test unit-tests bench fuzz demo install clean format
 
-all: $(SCONE) $(SCONE_CAS)
+all: $(SCONE) $(SCONE_CAS) $(RUNTIME_SO)
 
 deps:
 	@scripts/install-deps.sh
@@ -72,6 +79,11 @@ $(CAS_LIB): $(CAS_OBJ)
 $(SCONE): $(CLI_OBJ) $(CAS_LIB) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_BASE) -o $@ $(CLI_OBJ) $(CAS_LIB) $(CORE_LIB) $(ALL_LIBS)
+
+$(RUNTIME_SO): $(RUNTIME_OBJ) src/runtime/libscone.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS_BASE) -Wl,--version-script=src/runtime/libscone.map -Wl,--no-undefined \
+		-o $@ $(RUNTIME_OBJ) -lssl -lcrypto -lpthread -ldl
 
 $(SCONE_CAS): $(OBJ)/src/cas/main.o $(CAS_LIB) $(CORE_LIB)
 	@mkdir -p $(dir $@)
@@ -129,6 +141,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(SCONE) $(DESTDIR)$(PREFIX)/bin/scone
 	install -m 0755 $(SCONE_CAS) $(DESTDIR)$(PREFIX)/bin/scone-cas
+	install -d $(DESTDIR)$(PREFIX)/lib
+	install -m 0755 $(RUNTIME_SO) $(DESTDIR)$(PREFIX)/lib/libscone.so
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -78,5 +78,6 @@ int cli_http_fail(const struct scone_https_response *resp, const char *what);
 int cmd_fspf(int argc, char **argv);
 int cmd_cas(int argc, char **argv);
 int cmd_session(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

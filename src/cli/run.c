@@ -1,0 +1,156 @@
+/*
+ * run.c - `scone run`: start a program with the runtime (libscone.so)
+ * preloaded and the SCONE_* variables that tell it which CAS to trust and
+ * which configuration to fetch. The program itself is not changed.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "lib/hex.h"
+
+/* $SCONE_RUNTIME_LIB, else ../lib/libscone.so next to this executable. */
+static enum scone_err runtime_path(char *out, size_t size)
+{
+	const char *env = getenv("SCONE_RUNTIME_LIB");
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(out, size, "%s", env);
+	} else {
+		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n < 0)
+			return scone_err_set(SCONE_ERR_IO, "/proc/self/exe: %s", strerror(errno));
+		self[n] = '\0';
+		snprintf(out, size, "%s/../lib/libscone.so", dirname(self));
+	}
+	if (access(out, R_OK) != 0)
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s: the runtime library is missing (set SCONE_RUNTIME_LIB)", out);
+	return SCONE_ERR_OK;
+}
+
+/* The fingerprint pinned for addr by `scone cas trust`, as hex; false if none. */
+static bool pinned_fingerprint(const char *addr, char hex[65])
+{
+	char key[300], host[256];
+	uint16_t port;
+	json_t *cfg = NULL;
+	const char *fp;
+	bool found = false;
+
+	if (cli_cas_key(addr, key, sizeof(key), host, sizeof(host), &port) || cli_config_load(&cfg))
+		return false;
+	fp = json_string_value(json_object_get(json_object_get(json_object_get(cfg, "cas"), key), "fingerprint"));
+	if (fp && strlen(fp) == 64) {
+		memcpy(hex, fp, 65);
+		found = true;
+	}
+	json_decref(cfg);
+	return found;
+}
+
+static const char *default_cas(void)
+{
+	json_t *cfg = NULL;
+	static char addr[300];
+	const char *env = getenv("SCONE_CAS_ADDR");
+
+	if (env && *env)
+		return env;
+	snprintf(addr, sizeof(addr), "127.0.0.1:8081");
+	if (cli_config_load(&cfg) == SCONE_ERR_OK && json_is_string(json_object_get(cfg, "default_cas")))
+		snprintf(addr, sizeof(addr), "%s", json_string_value(json_object_get(cfg, "default_cas")));
+	json_decref(cfg);
+	return addr;
+}
+
+static int run_usage(const char *usage)
+{
+	printf("%s\n\n"
+	       "Run PROGRAM under the scone runtime. Before its main() runs, the runtime connects to\n"
+	       "CAS over TLS with a fresh key, fetches the configuration SESSION/SERVICE and gives the\n"
+	       "program the session's arguments (@@N are PROGRAM's ARGS), environment (the host's is\n"
+	       "dropped, except SCONE_* and LD_PRELOAD) and working directory. If that fails, PROGRAM\n"
+	       "does not start (exit 1). Secrets never appear in /proc/PID/environ or cmdline.\n\n"
+	       "  --cas ADDR               CAS address (default $SCONE_CAS_ADDR, else the first trusted)\n"
+	       "  --cas-fingerprint HEX    SHA-256 of the CAS certificate (default $SCONE_CAS_FINGERPRINT,\n"
+	       "                           else the pin stored by `scone cas trust`)\n"
+	       "  --config-id S/SERVICE    the configuration (default $SCONE_CONFIG_ID); without one the\n"
+	       "                           runtime stays out of the way\n"
+	       "  --mode HW|SIM|AUTO       SCONE_MODE (default AUTO: no TEE here, with a warning)\n",
+	       usage);
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	const char *usage = "scone run [--cas ADDR] [--cas-fingerprint SHA256] [--config-id SESSION/SERVICE] "
+			    "[--mode M] -- PROGRAM [ARGS...]";
+	static const struct option opts[] = {
+		{ "cas", required_argument, NULL, 'c' },	 { "cas-fingerprint", required_argument, NULL, 'f' },
+		{ "config-id", required_argument, NULL, 'i' }, { "mode", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },		 { NULL, 0, NULL, 0 },
+	};
+	const char *cas = NULL, *fp = NULL, *id = NULL, *mode = NULL, *old;
+	char lib[PATH_MAX], preload[2 * PATH_MAX + 2], hex[65];
+	uint8_t pin[32];
+	enum scone_err err;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+c:f:i:m:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			cas = optarg;
+			break;
+		case 'f':
+			fp = optarg;
+			break;
+		case 'i':
+			id = optarg;
+			break;
+		case 'm':
+			mode = optarg;
+			break;
+		case 'h':
+			return run_usage(usage);
+		default:
+			return cli_usage(usage, "unknown option");
+		}
+	}
+	if (optind >= argc)
+		return cli_usage(usage, "expected PROGRAM");
+	if ((err = runtime_path(lib, sizeof(lib))))
+		return cli_fail(err, "runtime");
+	cas = cas ? cas : default_cas();
+	if (!fp)
+		fp = getenv("SCONE_CAS_FINGERPRINT");
+	if (!fp && pinned_fingerprint(cas, hex))
+		fp = hex;
+	if (fp && (err = scone_fingerprint_parse(fp, pin)))
+		return cli_fail(err, "--cas-fingerprint");
+	if (fp) {
+		scone_hex_encode(hex, sizeof(hex), pin, 32);
+		setenv("SCONE_CAS_FINGERPRINT", hex, 1);
+	}
+	setenv("SCONE_CAS_ADDR", cas, 1);
+	if (id)
+		setenv("SCONE_CONFIG_ID", id, 1);
+	if (mode)
+		setenv("SCONE_MODE", mode, 1);
+	old = getenv("LD_PRELOAD");
+	snprintf(preload, sizeof(preload), "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
+	setenv("LD_PRELOAD", preload, 1);
+	execvp(argv[optind], argv + optind);
+	fprintf(stderr, "scone: %s: %s\n", argv[optind], strerror(errno));
+	return errno == ENOENT ? 127 : 126;
+}

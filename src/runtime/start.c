@@ -1,0 +1,172 @@
+/*
+ * start.c - the runtime's start-up inside an unmodified program: libscone.so
+ * interposes __libc_start_main, so that before the program's main runs it
+ * can fetch the service's configuration from CAS (over TLS, with a fresh
+ * key, the CAS pinned by fingerprint) and give main the session's argv,
+ * environment and working directory instead of the host's.
+ *
+ * Where secrets end up: the new argv and environment live in heap memory.
+ * /proc/PID/cmdline and /proc/PID/environ show the kernel's copies made at
+ * exec (the host's arguments and variables), which never held a secret.
+ *
+ * Without SCONE_CONFIG_ID the runtime stays out of the way. If anything
+ * fails, main never runs: one line on stderr and exit status 1.
+ *
+ * Not yet here (the rest of the runtime): injection files and volumes (the
+ * file-system shield); a configuration that has them is refused rather than
+ * started without them.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/crypto.h"
+#include "lib/err.h"
+#include "lib/hex.h"
+#include "lib/tls.h"
+#include "policy/policy.h"
+#include "runtime/cas_client.h"
+
+typedef int (*main_fn)(int, char **, char **);
+typedef int (*start_main_fn)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void), void *);
+
+static main_fn real_main;
+
+static void die(const char *what, enum scone_err err) __attribute__((noreturn));
+static void die(const char *what, enum scone_err err)
+{
+	const char *d = scone_err_detail();
+
+	fprintf(stderr, "scone: cannot start: %s: %s%s%s (%s)\n", what, scone_strerror(err), d[0] ? ": " : "", d,
+		scone_errname(err));
+	fflush(stderr);
+	_exit(1);
+}
+
+/* The pinned CAS: $SCONE_CAS_FINGERPRINT (64 hex). */
+static void cas_pin(uint8_t pin[32])
+{
+	const char *fp = getenv("SCONE_CAS_FINGERPRINT");
+	enum scone_err err;
+
+	if (!fp || !*fp) {
+		scone_err_set(SCONE_ERR_UNTRUSTED, "set SCONE_CAS_FINGERPRINT to the CAS certificate's SHA-256 "
+						   "(scone run --cas-fingerprint)");
+		die("CAS", SCONE_ERR_UNTRUSTED);
+	}
+	if ((err = scone_fingerprint_parse(fp, pin)))
+		die("SCONE_CAS_FINGERPRINT", err);
+}
+
+/* The variables the runtime keeps from the host: its own. */
+static bool runtime_var(const char *entry)
+{
+	return strncmp(entry, "SCONE_", 6) == 0 || strncmp(entry, "LD_PRELOAD=", 11) == 0;
+}
+
+/* Replace the environment with the session's (plus the runtime's own variables). */
+static void set_environment(const struct scone_runtime_config *cfg, char **host_env)
+{
+	size_t keep = 0, n = 0;
+	char **env;
+
+	for (char **e = host_env; e && *e; e++)
+		keep += runtime_var(*e);
+	env = calloc(keep + cfg->env_count + 1, sizeof(*env));
+	if (!env)
+		die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	for (char **e = host_env; e && *e; e++)
+		if (runtime_var(*e))
+			env[n++] = *e;
+	for (size_t i = 0; i < cfg->env_count; i++) {
+		size_t ln = strlen(cfg->env[i].name), lv = strlen(cfg->env[i].value);
+		char *kv = malloc(ln + lv + 2);
+		if (!kv)
+			die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+		memcpy(kv, cfg->env[i].name, ln);
+		kv[ln] = '=';
+		memcpy(kv + ln + 1, cfg->env[i].value, lv + 1);
+		env[n++] = kv;
+	}
+	env[n] = NULL;
+	environ = env; /* the old block stays where the kernel put it: the host's variables only */
+}
+
+static void print_view(const struct scone_runtime_config *cfg, const char *mode)
+{
+	fprintf(stderr,
+		"scone runtime: config_id %s, session %.16s..., attestation %s, SCONE_MODE %s, "
+		"%zu arguments, %zu environment variables, %zu injection files, %zu volumes, "
+		"file-system shield off, network shield off\n",
+		cfg->config_id, cfg->session_hash, cfg->mode, mode, cfg->argc, cfg->env_count, cfg->file_count,
+		cfg->volume_count);
+}
+
+static int scone_main(int argc, char **argv, char **envp)
+{
+	const char *config_id = getenv("SCONE_CONFIG_ID");
+	const char *addr = getenv("SCONE_CAS_ADDR");
+	const char *mode = getenv("SCONE_MODE");
+	struct scone_runtime_config *cfg = NULL;
+	struct scone_identity id;
+	struct scone_strs session_argv, new_argv;
+	uint8_t pin[32];
+	enum scone_err err;
+
+	if (!config_id || !*config_id)
+		return real_main(argc, argv, envp);
+	mode = mode && *mode ? mode : "AUTO";
+	if (strcmp(mode, "HW") == 0)
+		die("SCONE_MODE=HW", scone_err_set(SCONE_ERR_UNSUPPORTED, "no TEE is available to this runtime"));
+	if (strcmp(mode, "SIM") != 0 && strcmp(mode, "AUTO") != 0)
+		die("SCONE_MODE", scone_err_set(SCONE_ERR_INVALID, "expected HW, SIM or AUTO, not %.16s", mode));
+	fprintf(stderr, "scone: warning: running without a TEE (SCONE_MODE=%s): the host can read this process's "
+			"memory\n",
+		mode);
+	cas_pin(pin);
+	if ((err = scone_identity_new("scone-runtime", 1, &id)))
+		die("runtime key", err);
+	err = scone_runtime_fetch_config(addr && *addr ? addr : "127.0.0.1:8081", pin, config_id, &id, &cfg);
+	scone_identity_free(&id);
+	if (err)
+		die(config_id, err);
+	if (cfg->file_count || cfg->volume_count || cfg->fspf)
+		die(config_id, scone_err_set(SCONE_ERR_UNSUPPORTED,
+					     "the session gives injection files or volumes, which this runtime cannot serve "
+					     "yet; refusing to start without them"));
+	if (cfg->argc) {
+		session_argv.v = cfg->argv;
+		session_argv.n = cfg->argc;
+		if ((err = scone_host_args(&session_argv, argc, argv, &new_argv)))
+			die("command", err);
+	} else {
+		new_argv.v = argv;
+		new_argv.n = (size_t)argc;
+	}
+	if (cfg->pwd && chdir(cfg->pwd) != 0)
+		die("pwd", scone_err_set(scone_err_from_errno(errno), "%s: %s", cfg->pwd, strerror(errno)));
+	set_environment(cfg, envp);
+	if (getenv("SCONE_VERSION") && strcmp(getenv("SCONE_VERSION"), "1") == 0)
+		print_view(cfg, mode);
+	/* argv and environment stay alive for the program's whole life. */
+	scone_runtime_config_free(cfg);
+	return real_main((int)new_argv.n, new_argv.v, environ);
+}
+
+int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), void (*fini)(void),
+		      void (*rtld_fini)(void), void *stack_end);
+int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), void (*fini)(void),
+		      void (*rtld_fini)(void), void *stack_end)
+{
+	start_main_fn next = (start_main_fn)dlsym(RTLD_NEXT, "__libc_start_main");
+
+	if (!next) {
+		fprintf(stderr, "scone: cannot start: __libc_start_main not found (%s)\n", dlerror());
+		_exit(1);
+	}
+	real_main = main;
+	return next(scone_main, argc, argv, init, fini, rtld_fini, stack_end);
+}

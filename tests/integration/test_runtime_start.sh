@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# test_runtime_start.sh - the runtime's start-up: `scone run` (libscone.so
+# preloaded) fetches a configuration from a real CAS before an unmodified
+# program's main runs, and gives it the session's argv (@@N from the host),
+# environment and working directory. Secrets must not appear in
+# /proc/PID/environ or /proc/PID/cmdline; any failure keeps main from running.
+# The program is Debian's python3, unmodified.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+. tests/integration/lib.sh
+. tests/integration/cas_lib.sh
+t_init
+cas_require
+PY=/usr/bin/python3
+RUNTIME_LIB=$PWD/build/lib/libscone.so
+[ -x "$PY" ] || { t_fail "setup: /usr/bin/python3 missing (scripts/install-deps.sh)"; t_done; exit 1; }
+
+# show.py prints what main sees, and whether the secret shows in /proc.
+write_show() {
+	cat >"$CASE_DIR/show.py" <<'PY'
+import os, sys
+secret = os.environ.get("SECRET", "")
+print("ARGV=" + repr(sys.argv[1:]))
+print("CWD=" + os.getcwd())
+print("SECRET_LEN=%d" % len(secret))
+print("HOSTVAR=" + os.environ.get("HOSTVAR", "<absent>"))
+print("PLAIN=" + os.environ.get("PLAIN", "<absent>"))
+for f in ("environ", "cmdline"):
+    data = open("/proc/self/" + f, "rb").read()
+    print("IN_PROC_%s=%s" % (f.upper(), bool(secret) and secret.encode() in data))
+open(os.environ["SCONE_TEST_OUT"] + "/secret", "w").write(secret)
+PY
+}
+
+session_yaml() { # NAME PWD
+	cat <<YAML
+name: $1
+version: "0.3"
+security:
+  attestation:
+    mode: none
+services:
+  - name: py
+    command: python3 $CASE_DIR/show.py --port @@1 "two words"
+    pwd: $2
+    environment:
+      SECRET: \$\$SCONE::pw\$\$
+      PLAIN: hello
+      SCONE_TEST_OUT: $CASE_DIR
+  - name: files
+    image_name: with-files
+    command: python3 -c pass
+images:
+  - name: with-files
+    injection_files:
+      - path: /etc/scone-test.conf
+        content: x
+secrets:
+  - name: pw
+    kind: ascii
+    size: 30
+YAML
+}
+
+start() {
+	cas_case_begin
+	cas_start "$CASE_DIR/cas"
+	owner_new "$CASE_DIR/owner"
+	write_show
+	mkdir -p "$CASE_DIR/wd"
+	session_yaml rt "$CASE_DIR/wd" >rt.yaml
+	expect_created rt.yaml
+}
+
+case_injects() {
+	start
+	HOSTVAR=leak expect_ok scone run --config-id rt/py -- "$PY" 8080
+	grep -qx "ARGV=\['--port', '8080', 'two words'\]" "$OUT" || { show_output; fail "argv not the session's"; }
+	grep -qx "CWD=$CASE_DIR/wd" "$OUT" || { show_output; fail "working directory not the session's pwd"; }
+	grep -qx "SECRET_LEN=30" "$OUT" || { show_output; fail "secret not injected"; }
+	grep -qx "PLAIN=hello" "$OUT" || { show_output; fail "plain variable not injected"; }
+	grep -qx "HOSTVAR=<absent>" "$OUT" || { show_output; fail "a host variable reached the program"; }
+	grep -qx "IN_PROC_ENVIRON=False" "$OUT" || { show_output; fail "secret visible in /proc/PID/environ"; }
+	grep -qx "IN_PROC_CMDLINE=False" "$OUT" || { show_output; fail "secret visible in /proc/PID/cmdline"; }
+	grep -q "running without a TEE" "$ERR" || { show_output; fail "no warning about running without a TEE"; }
+	if grep -rqF -f "$CASE_DIR/secret" "$CASE_DIR/cas" "$CASE_DIR/cas.log" "$ERR"; then
+		fail "the secret is on disk, in the CAS log or on stderr"
+	fi
+	# The same through LD_PRELOAD and the SCONE_* variables directly.
+	expect_ok preloaded SCONE_CONFIG_ID=rt/py "SCONE_CAS_ADDR=$CAS_ADDR" \
+		"SCONE_CAS_FINGERPRINT=$(cert_fp "$CAS_DIR/cas.crt")" -- 9
+	grep -qx "ARGV=\['--port', '9', 'two words'\]" "$OUT" || { show_output; fail "LD_PRELOAD start: argv"; }
+}
+
+# preloaded ENV... -- ARGS: python3 started directly with libscone.so preloaded and the
+# SCONE_* variables given (a function, so that no `timeout` is preloaded in between).
+preloaded() {
+	local vars=()
+	while [ "$1" != -- ]; do
+		vars+=("$1")
+		shift
+	done
+	shift
+	env -i PATH=/usr/bin:/bin "${vars[@]}" /bin/sh -c 'LD_PRELOAD=$0 exec "$@"' "$RUNTIME_LIB" "$PY" "$@"
+}
+
+# expect_no_main PATTERN CMD...: exit 1, one "scone: cannot start" line matching, and main never ran.
+expect_no_main() {
+	local pattern=$1
+	shift
+	expect_exit 1 "$@"
+	[ ! -s "$OUT" ] || { show_output; fail "main ran: $*"; }
+	grep -q "scone: cannot start: .*$pattern" "$ERR" || { show_output; fail "no clear error /$pattern/: $*"; }
+	[ "$(grep -c 'cannot start' "$ERR")" -eq 1 ] || { show_output; fail "more than one error line"; }
+}
+
+case_refusals() {
+	start
+	expect_no_main "NOT_FOUND" scone run --config-id rt/nope -- "$PY" 1
+	expect_no_main "UNTRUSTED" scone run --config-id rt/py --cas-fingerprint "$(printf '%064d' 0)" -- "$PY" 1
+	expect_no_main "@@1" scone run --config-id rt/py -- "$PY"
+	expect_no_main "injection files" scone run --config-id rt/files -- "$PY"
+	expect_no_main "SCONE_CAS_FINGERPRINT" preloaded SCONE_CONFIG_ID=rt/py "SCONE_CAS_ADDR=$CAS_ADDR" -- 1
+	cas_stop
+	expect_no_main "NETWORK" scone run --config-id rt/py -- "$PY" 1
+}
+
+case_out_of_the_way() {
+	start
+	HOSTVAR=kept expect_ok scone run -- "$PY" -c 'import os, sys; print(sys.argv[1:], os.environ["HOSTVAR"])' a b
+	assert_eq "['a', 'b'] kept" "$(cat "$OUT")" "a program without SCONE_CONFIG_ID"
+	[ ! -s "$ERR" ] || { show_output; fail "the runtime printed something without a configuration"; }
+	SCONE_VERSION=1 expect_ok scone run --config-id rt/py -- "$PY" 1
+	grep -q "scone runtime: config_id rt/py" "$ERR" || { show_output; fail "SCONE_VERSION=1 printed no view"; }
+	if grep -qF -f "$CASE_DIR/secret" "$ERR"; then fail "SCONE_VERSION=1 printed the secret"; fi
+}
+
+run_case "runtime: argv, environment and pwd from CAS; no secret in /proc or on disk" case_injects
+run_case "runtime: every failure keeps main from running, with one clear line" case_refusals
+run_case "runtime: without a configuration it stays out of the way; SCONE_VERSION=1" case_out_of_the_way
+t_done
