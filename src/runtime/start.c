@@ -12,9 +12,9 @@
  * Without SCONE_CONFIG_ID the runtime stays out of the way. If anything
  * fails, main never runs: one line on stderr and exit status 1.
  *
- * Not yet here (the rest of the runtime): injection files and volumes (the
- * file-system shield); a configuration that has them is refused rather than
- * started without them.
+ * Injection files are served from memory (inject.c). Not yet here: volumes
+ * (the file-system shield); a configuration that has them is refused rather
+ * than started without them.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -29,6 +29,7 @@
 #include "lib/tls.h"
 #include "policy/policy.h"
 #include "runtime/cas_client.h"
+#include "runtime/inject.h"
 
 typedef int (*main_fn)(int, char **, char **);
 typedef int (*start_main_fn)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void), void *);
@@ -133,10 +134,12 @@ static int scone_main(int argc, char **argv, char **envp)
 	scone_identity_free(&id);
 	if (err)
 		die(config_id, err);
-	if (cfg->file_count || cfg->volume_count || cfg->fspf)
+	if (cfg->volume_count || cfg->fspf)
 		die(config_id, scone_err_set(SCONE_ERR_UNSUPPORTED,
-					     "the session gives injection files or volumes, which this runtime cannot serve "
-					     "yet; refusing to start without them"));
+					     "the session gives volumes, which this runtime cannot mount yet; refusing to "
+					     "start without them"));
+	if ((err = scone_inject_install(cfg->files, cfg->file_count)))
+		die("injection files", err);
 	if (cfg->argc) {
 		session_argv.v = cfg->argv;
 		session_argv.n = cfg->argc;

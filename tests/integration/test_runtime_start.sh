@@ -49,12 +49,26 @@ services:
       SCONE_TEST_OUT: $CASE_DIR
   - name: files
     image_name: with-files
+    command: python3 $CASE_DIR/files.py
+  - name: cat
+    image_name: with-files
+    command: cat /etc/scone-test/app.conf
+  - name: vol
+    image_name: with-volume
     command: python3 -c pass
 images:
   - name: with-files
     injection_files:
-      - path: /etc/scone-test.conf
-        content: x
+      - path: /etc/scone-test/app.conf
+        content: |
+          password = \$\$SCONE::pw\$\$
+        permission: "0640"
+  - name: with-volume
+    volumes:
+      - name: data
+        path: /data
+volumes:
+  - name: data
 secrets:
   - name: pw
     kind: ascii
@@ -119,7 +133,7 @@ case_refusals() {
 	expect_no_main "NOT_FOUND" scone run --config-id rt/nope -- "$PY" 1
 	expect_no_main "UNTRUSTED" scone run --config-id rt/py --cas-fingerprint "$(printf '%064d' 0)" -- "$PY" 1
 	expect_no_main "@@1" scone run --config-id rt/py -- "$PY"
-	expect_no_main "injection files" scone run --config-id rt/files -- "$PY"
+	expect_no_main "volumes" scone run --config-id rt/vol -- "$PY"
 	expect_no_main "SCONE_CAS_FINGERPRINT" preloaded SCONE_CONFIG_ID=rt/py "SCONE_CAS_ADDR=$CAS_ADDR" -- 1
 	cas_stop
 	expect_no_main "NETWORK" scone run --config-id rt/py -- "$PY" 1
@@ -135,7 +149,49 @@ case_out_of_the_way() {
 	if grep -qF -f "$CASE_DIR/secret" "$ERR"; then fail "SCONE_VERSION=1 printed the secret"; fi
 }
 
+# files.py: the injected file through open, stdio-like reads, stat, access; writes refused.
+write_files_py() {
+	cat >"$CASE_DIR/files.py" <<'PY'
+import errno, os
+p = "/etc/scone-test/app.conf"
+text = open(p).read()
+st = os.stat(p)
+print("TEXT_OK=%s" % text.startswith("password = "))
+print("SIZE_OK=%s" % (st.st_size == len(text.encode())))
+print("MODE=%o" % (st.st_mode & 0o7777))
+print("READABLE=%s" % os.access(p, os.R_OK))
+fd = os.open(p, os.O_RDONLY)
+print("PREAD_OK=%s" % (os.pread(fd, 8, 11) == text.encode()[11:19]))
+os.close(fd)
+try:
+    open(p, "w")
+    print("WRITE=allowed")
+except OSError as e:
+    print("WRITE=%s" % errno.errorcode[e.errno])
+PY
+}
+
+case_injection_files() {
+	start
+	write_files_py
+	expect_ok scone run --config-id rt/files -- "$PY"
+	for want in TEXT_OK=True SIZE_OK=True MODE=640 READABLE=True PREAD_OK=True WRITE=EROFS; do
+		grep -qx "$want" "$OUT" || { show_output; fail "injection file through python: expected $want"; }
+	done
+	[ ! -e /etc/scone-test ] || fail "/etc/scone-test exists on the host disk"
+	expect_ok scone run --config-id rt/cat -- /usr/bin/cat
+	grep -q '^password = ' "$OUT" || { show_output; fail "cat did not read the injected file"; }
+	sed -n 's/^password = //p' "$OUT" >pw
+	[ -s pw ] || fail "no password rendered"
+	if grep -rqF -f pw "$CASE_DIR/cas" "$CASE_DIR/cas.log" /etc 2>/dev/null; then
+		fail "the injected secret is on disk"
+	fi
+	# Outside the runtime the path does not exist.
+	[ ! -e /etc/scone-test/app.conf ] || fail "the injected file is visible to other processes"
+}
+
 run_case "runtime: argv, environment and pwd from CAS; no secret in /proc or on disk" case_injects
+run_case "runtime: injection files served from memory (open, stat, access, pread, cat); writes refused" case_injection_files
 run_case "runtime: every failure keeps main from running, with one clear line" case_refusals
 run_case "runtime: without a configuration it stays out of the way; SCONE_VERSION=1" case_out_of_the_way
 t_done
