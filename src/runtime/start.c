@@ -62,9 +62,17 @@ static void cas_pin(uint8_t pin[32])
 		die("SCONE_CAS_FINGERPRINT", err);
 }
 
-/* The variables the runtime keeps from the host: its own. */
+/*
+ * The variables the runtime keeps from the host: its own, except
+ * SCONE_CONFIG_ID, so that a child the program starts does not fetch the
+ * configuration again and take the session's argv for its own. (Children
+ * inherit the program's environment like any child; handing them the
+ * runtime's state through a private channel is the exec part still to come.)
+ */
 static bool runtime_var(const char *entry)
 {
+	if (strncmp(entry, "SCONE_CONFIG_ID=", 16) == 0)
+		return false;
 	return strncmp(entry, "SCONE_", 6) == 0 || strncmp(entry, "LD_PRELOAD=", 11) == 0;
 }
 

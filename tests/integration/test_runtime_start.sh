@@ -25,6 +25,10 @@ print("CWD=" + os.getcwd())
 print("SECRET_LEN=%d" % len(secret))
 print("HOSTVAR=" + os.environ.get("HOSTVAR", "<absent>"))
 print("PLAIN=" + os.environ.get("PLAIN", "<absent>"))
+import subprocess
+child = subprocess.run(["/usr/bin/python3", "-c", "import sys; print(sys.argv[1:])", "child-arg"],
+                       capture_output=True, text=True).stdout.strip()
+print("CHILD=" + child)
 for f in ("environ", "cmdline"):
     data = open("/proc/self/" + f, "rb").read()
     print("IN_PROC_%s=%s" % (f.upper(), bool(secret) and secret.encode() in data))
@@ -93,6 +97,7 @@ case_injects() {
 	grep -qx "CWD=$CASE_DIR/wd" "$OUT" || { show_output; fail "working directory not the session's pwd"; }
 	grep -qx "SECRET_LEN=30" "$OUT" || { show_output; fail "secret not injected"; }
 	grep -qx "PLAIN=hello" "$OUT" || { show_output; fail "plain variable not injected"; }
+	grep -qx "CHILD=\['child-arg'\]" "$OUT" || { show_output; fail "a child process did not keep its own argv"; }
 	grep -qx "HOSTVAR=<absent>" "$OUT" || { show_output; fail "a host variable reached the program"; }
 	grep -qx "IN_PROC_ENVIRON=False" "$OUT" || { show_output; fail "secret visible in /proc/PID/environ"; }
 	grep -qx "IN_PROC_CMDLINE=False" "$OUT" || { show_output; fail "secret visible in /proc/PID/cmdline"; }
