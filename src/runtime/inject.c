@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "lib/crypto.h"
+#include "runtime/shield.h"
 
 struct injected {
 	char *path; /* absolute, normalised */
@@ -44,7 +45,7 @@ static struct injected *files;
 static size_t n_files;
 
 /* Normalise an absolute path in place: collapse "//", "." and "..". */
-static void normalise(char *p)
+void scone_path_normalise(char *p)
 {
 	char *out = p, *seg = p;
 
@@ -83,7 +84,7 @@ enum scone_err scone_inject_install(const struct scone_rt_file *f, size_t n)
 		e->content = malloc(f[i].content_size ? f[i].content_size : 1);
 		if (!e->path || !e->content)
 			return scone_err_set(SCONE_ERR_NOMEM, "injection files");
-		normalise(e->path);
+		scone_path_normalise(e->path);
 		memcpy(e->content, f[i].content, f[i].content_size);
 		e->size = f[i].content_size;
 		e->mode = (mode_t)(f[i].mode & 07777);
@@ -125,7 +126,7 @@ static const struct injected *lookup(int dirfd, const char *path)
 		if ((size_t)snprintf(full, sizeof(full), "%s/%s", base, path) >= sizeof(full))
 			return NULL;
 	}
-	normalise(full);
+	scone_path_normalise(full);
 	for (size_t i = 0; i < n_files; i++)
 		if (strcmp(files[i].path, full) == 0)
 			return &files[i];
@@ -196,8 +197,12 @@ typedef int (*openat_fn)(int, const char *, int, ...);
 
 static int do_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
-	const struct injected *e = lookup(dirfd, path);
+	const struct injected *e;
+	int r;
 
+	if (scone_shield_openat(dirfd, path, flags, mode, &r))
+		return r;
+	e = lookup(dirfd, path);
 	if (e)
 		return open_injected(e, flags);
 	return (int)syscall(SYS_openat, dirfd, path, flags, mode);
@@ -291,17 +296,25 @@ static FILE *fopen_injected(const struct injected *e, const char *mode)
 
 FILE *fopen(const char *path, const char *mode)
 {
-	const struct injected *e = lookup(AT_FDCWD, path);
+	const struct injected *e;
 	REAL(fopen, fopen_fn);
+	FILE *f;
 
+	if (scone_shield_fopen(path, mode, &f))
+		return f;
+	e = lookup(AT_FDCWD, path);
 	return e ? fopen_injected(e, mode) : real_fopen(path, mode);
 }
 
 FILE *fopen64(const char *path, const char *mode)
 {
-	const struct injected *e = lookup(AT_FDCWD, path);
+	const struct injected *e;
 	REAL(fopen64, fopen_fn);
+	FILE *f;
 
+	if (scone_shield_fopen(path, mode, &f))
+		return f;
+	e = lookup(AT_FDCWD, path);
 	return e ? fopen_injected(e, mode) : real_fopen64(path, mode);
 }
 
@@ -342,10 +355,14 @@ static int access_injected(const struct injected *e, int how)
 	return 0;
 }
 
-#define STAT_SHIM(name, args, dirfd, path, st, call)                                                          \
+#define STAT_SHIM(name, args, dirfd, path, st, sflags, call)                                                  \
 	int name args                                                                                        \
 	{                                                                                                    \
-		const struct injected *e = lookup(dirfd, path);                                              \
+		const struct injected *e;                                                                    \
+		int shield_ret_;                                                                             \
+		if (scone_shield_fstatat(dirfd, path, (struct stat *)(void *)(st), sflags, &shield_ret_))    \
+			return shield_ret_;                                                                  \
+		e = lookup(dirfd, path);                                                                     \
 		if (e) {                                                                                     \
 			fill_stat(e, (struct stat *)(void *)(st));                                           \
 			return 0;                                                                            \
@@ -353,59 +370,71 @@ static int access_injected(const struct injected *e, int how)
 		call;                                                                                        \
 	}
 
-STAT_SHIM(stat, (const char *path, struct stat *st), AT_FDCWD, path, st, REAL(stat, stat_fn);
+STAT_SHIM(stat, (const char *path, struct stat *st), AT_FDCWD, path, st, 0, REAL(stat, stat_fn);
 	  return real_stat(path, st))
-STAT_SHIM(lstat, (const char *path, struct stat *st), AT_FDCWD, path, st, REAL(lstat, stat_fn);
+STAT_SHIM(lstat, (const char *path, struct stat *st), AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW, REAL(lstat, stat_fn);
 	  return real_lstat(path, st))
-STAT_SHIM(stat64, (const char *path, struct stat64 *st), AT_FDCWD, path, st, REAL(stat64, stat64_fn);
+STAT_SHIM(stat64, (const char *path, struct stat64 *st), AT_FDCWD, path, st, 0, REAL(stat64, stat64_fn);
 	  return real_stat64(path, st))
-STAT_SHIM(lstat64, (const char *path, struct stat64 *st), AT_FDCWD, path, st, REAL(lstat64, stat64_fn);
+STAT_SHIM(lstat64, (const char *path, struct stat64 *st), AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW, REAL(lstat64, stat64_fn);
 	  return real_lstat64(path, st))
-STAT_SHIM(fstatat, (int dirfd, const char *path, struct stat *st, int flags), dirfd, path, st,
+STAT_SHIM(fstatat, (int dirfd, const char *path, struct stat *st, int flags), dirfd, path, st, flags,
 	  REAL(fstatat, fstatat_fn);
 	  return real_fstatat(dirfd, path, st, flags))
-STAT_SHIM(fstatat64, (int dirfd, const char *path, struct stat64 *st, int flags), dirfd, path, st,
+STAT_SHIM(fstatat64, (int dirfd, const char *path, struct stat64 *st, int flags), dirfd, path, st, flags,
 	  REAL(fstatat64, fstatat64_fn);
 	  return real_fstatat64(dirfd, path, st, flags))
-STAT_SHIM(__xstat, (int ver, const char *path, struct stat *st), AT_FDCWD, path, st, REAL(__xstat, xstat_fn);
+STAT_SHIM(__xstat, (int ver, const char *path, struct stat *st), AT_FDCWD, path, st, 0, REAL(__xstat, xstat_fn);
 	  return real___xstat(ver, path, st))
-STAT_SHIM(__lxstat, (int ver, const char *path, struct stat *st), AT_FDCWD, path, st,
+STAT_SHIM(__lxstat, (int ver, const char *path, struct stat *st), AT_FDCWD, path, st, 0,
 	  REAL(__lxstat, xstat_fn);
 	  return real___lxstat(ver, path, st))
-STAT_SHIM(__xstat64, (int ver, const char *path, struct stat64 *st), AT_FDCWD, path, st,
+STAT_SHIM(__xstat64, (int ver, const char *path, struct stat64 *st), AT_FDCWD, path, st, 0,
 	  REAL(__xstat64, xstat64_fn);
 	  return real___xstat64(ver, path, st))
-STAT_SHIM(__lxstat64, (int ver, const char *path, struct stat64 *st), AT_FDCWD, path, st,
+STAT_SHIM(__lxstat64, (int ver, const char *path, struct stat64 *st), AT_FDCWD, path, st, 0,
 	  REAL(__lxstat64, xstat64_fn);
 	  return real___lxstat64(ver, path, st))
-STAT_SHIM(__fxstatat, (int ver, int dirfd, const char *path, struct stat *st, int flags), dirfd, path, st,
+STAT_SHIM(__fxstatat, (int ver, int dirfd, const char *path, struct stat *st, int flags), dirfd, path, st, flags,
 	  REAL(__fxstatat, fxstatat_fn);
 	  return real___fxstatat(ver, dirfd, path, st, flags))
-STAT_SHIM(__fxstatat64, (int ver, int dirfd, const char *path, struct stat64 *st, int flags), dirfd, path, st,
+STAT_SHIM(__fxstatat64, (int ver, int dirfd, const char *path, struct stat64 *st, int flags), dirfd, path, st, flags,
 	  REAL(__fxstatat64, fxstatat64_fn);
 	  return real___fxstatat64(ver, dirfd, path, st, flags))
 
 int access(const char *path, int how)
 {
-	const struct injected *e = lookup(AT_FDCWD, path);
+	const struct injected *e;
 	REAL(access, access_fn);
+	int r;
 
+	if (scone_shield_access(AT_FDCWD, path, how, &r))
+		return r;
+	e = lookup(AT_FDCWD, path);
 	return e ? access_injected(e, how) : real_access(path, how);
 }
 
 int faccessat(int dirfd, const char *path, int how, int flags)
 {
-	const struct injected *e = lookup(dirfd, path);
+	const struct injected *e;
 	REAL(faccessat, faccessat_fn);
+	int r;
 
+	if (scone_shield_access(dirfd, path, how, &r))
+		return r;
+	e = lookup(dirfd, path);
 	return e ? access_injected(e, how) : real_faccessat(dirfd, path, how, flags);
 }
 
 int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *buf)
 {
-	const struct injected *e = lookup(dirfd, path);
+	const struct injected *e;
 	REAL(statx, statx_fn);
+	int r;
 
+	if (scone_shield_statx(dirfd, path, flags, buf, &r))
+		return r;
+	e = lookup(dirfd, path);
 	if (!e)
 		return real_statx(dirfd, path, flags, mask, buf);
 	memset(buf, 0, sizeof(*buf));

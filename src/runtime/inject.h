@@ -14,4 +14,7 @@
 SCONE_MUST_CHECK enum scone_err scone_inject_install(const struct scone_rt_file *files, size_t n);
 size_t scone_inject_count(void);
 
+/* Normalise an absolute path in place: collapse "//", "." and "..". */
+void scone_path_normalise(char *p);
+
 #endif

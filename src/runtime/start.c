@@ -12,9 +12,10 @@
  * Without SCONE_CONFIG_ID the runtime stays out of the way. If anything
  * fails, main never runs: one line on stderr and exit status 1.
  *
- * Injection files are served from memory (inject.c). Not yet here: volumes
- * (the file-system shield); a configuration that has them is refused rather
- * than started without them.
+ * Injection files are served from memory (inject.c); the session's volumes
+ * are mounted by the file-system shield (shield.c) before main. A
+ * configuration with a bare fspf (SCONE_FSPF style) is still refused rather
+ * than started without it.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -30,6 +31,7 @@
 #include "policy/policy.h"
 #include "runtime/cas_client.h"
 #include "runtime/inject.h"
+#include "runtime/shield.h"
 
 typedef int (*main_fn)(int, char **, char **);
 typedef int (*start_main_fn)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void), void *);
@@ -109,9 +111,9 @@ static void print_view(const struct scone_runtime_config *cfg, const char *mode)
 	fprintf(stderr,
 		"scone runtime: config_id %s, session %.16s..., attestation %s, SCONE_MODE %s, "
 		"%zu arguments, %zu environment variables, %zu injection files, %zu volumes, "
-		"file-system shield off, network shield off\n",
+		"file-system shield %s (%zu volumes mounted), network shield off\n",
 		cfg->config_id, cfg->session_hash, cfg->mode, mode, cfg->argc, cfg->env_count, cfg->file_count,
-		cfg->volume_count);
+		cfg->volume_count, scone_shield_count() ? "on" : "off", scone_shield_count());
 }
 
 static int scone_main(int argc, char **argv, char **envp)
@@ -138,14 +140,18 @@ static int scone_main(int argc, char **argv, char **envp)
 	cas_pin(pin);
 	if ((err = scone_identity_new("scone-runtime", 1, &id)))
 		die("runtime key", err);
-	err = scone_runtime_fetch_config(addr && *addr ? addr : "127.0.0.1:8081", pin, config_id, &id, &cfg);
-	scone_identity_free(&id);
+	addr = addr && *addr ? addr : "127.0.0.1:8081";
+	err = scone_runtime_fetch_config(addr, pin, config_id, &id, &cfg);
 	if (err)
 		die(config_id, err);
-	if (cfg->volume_count || cfg->fspf)
+	if (cfg->fspf)
 		die(config_id, scone_err_set(SCONE_ERR_UNSUPPORTED,
-					     "the session gives volumes, which this runtime cannot mount yet; refusing to "
-					     "start without them"));
+					     "the session gives an fspf, which this runtime cannot mount yet; refusing to "
+					     "start without it"));
+	/* The shield keeps cfg and the key for its tag reports when it mounts something. */
+	if ((err = scone_shield_mount(addr, pin, &id, cfg)))
+		die("volumes", err);
+	scone_identity_free(&id);
 	if ((err = scone_inject_install(cfg->files, cfg->file_count)))
 		die("injection files", err);
 	if (cfg->argc) {
@@ -163,7 +169,8 @@ static int scone_main(int argc, char **argv, char **envp)
 	if (getenv("SCONE_VERSION") && strcmp(getenv("SCONE_VERSION"), "1") == 0)
 		print_view(cfg, mode);
 	/* argv and environment stay alive for the program's whole life. */
-	scone_runtime_config_free(cfg);
+	if (!scone_shield_count())
+		scone_runtime_config_free(cfg);
 	return real_main((int)new_argv.n, new_argv.v, environ);
 }
 

@@ -70,7 +70,7 @@ images:
   - name: with-volume
     volumes:
       - name: data
-        path: /data
+        path: $CASE_DIR/afile/data
 volumes:
   - name: data
 secrets:
@@ -86,6 +86,7 @@ start() {
 	owner_new "$CASE_DIR/owner"
 	write_show
 	mkdir -p "$CASE_DIR/wd"
+	: >"$CASE_DIR/afile" # a volume mount point under a regular file cannot be created
 	session_yaml rt "$CASE_DIR/wd" >rt.yaml
 	expect_created rt.yaml
 }
@@ -138,7 +139,7 @@ case_refusals() {
 	expect_no_main "NOT_FOUND" scone run --config-id rt/nope -- "$PY" 1
 	expect_no_main "UNTRUSTED" scone run --config-id rt/py --cas-fingerprint "$(printf '%064d' 0)" -- "$PY" 1
 	expect_no_main "@@1" scone run --config-id rt/py -- "$PY"
-	expect_no_main "volumes" scone run --config-id rt/vol -- "$PY"
+	expect_no_main "volumes: .*afile" scone run --config-id rt/vol -- "$PY"
 	expect_no_main "SCONE_CAS_FINGERPRINT" preloaded SCONE_CONFIG_ID=rt/py "SCONE_CAS_ADDR=$CAS_ADDR" -- 1
 	cas_stop
 	expect_no_main "NETWORK" scone run --config-id rt/py -- "$PY" 1

@@ -1,0 +1,1228 @@
+/*
+ * shield.c - the file-system shield: the session's volumes mounted at their
+ * paths, every file under a mount point served through the volume library
+ * (plaintext for the program, AEAD-protected files on the disk).
+ *
+ * Layout on the host (docs/runtime.md): a volume mounted at PATH keeps its
+ * fspf at PATH/volume.fspf and its encrypted files in PATH itself (one
+ * encrypted region "/" whose host dir is PATH); PATH/x is the volume path /x.
+ *
+ * A shielded fd is a real kernel fd (an empty, sealed memfd, so numbers never
+ * collide and nothing written around the shield lands anywhere) with an
+ * entry in a table fd -> vfile + offset + flags, guarded by one mutex. Path
+ * calls come from inject.c's interposers through the scone_shield_* hooks;
+ * fd calls (read, write, lseek, fstat, close, ...) are interposed here.
+ * Everything else passes through to the next libc definition, errno intact.
+ *
+ * The volume library and the CAS client do their own I/O through libc, that
+ * is through these interposers: a thread-local depth counter makes every
+ * interposer pass straight through while the shield itself is working.
+ *
+ * Sync points: fsync/fdatasync of a shielded fd, the close of a volume's last
+ * open fd and exit commit the volume and report its new tag to CAS.
+ * Not shielded, refused instead: O_DIRECT (EINVAL), O_TMPFILE (EOPNOTSUPP),
+ * mmap (ENODEV; and the memfd is empty and sealed, so even a raw mmap
+ * syscall maps no data and a shared writable one fails).
+ */
+/* The interposers must be real functions, not glibc's fortify inline wrappers. */
+#undef _FORTIFY_SOURCE
+#include "runtime/shield.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/crypto.h"
+#include "runtime/inject.h"
+#include "volume/volume.h"
+
+#define SHIELD_FD_MAX 16384
+#define SHIELD_DEV 0x5c0e
+
+struct mount {
+	char *path; /* normalised, absolute */
+	size_t len;
+	const char *name; /* image name, borrowed from cfg */
+	struct scone_volume *vol;
+	uint8_t reported[SCONE_RT_TAG_SIZE]; /* the tag CAS knows */
+	bool has_reported;
+	bool tracked;
+	bool dirty;
+	size_t open_count;
+};
+
+struct sfd {
+	struct mount *m;
+	struct scone_vfile *f; /* NULL for a directory */
+	char vpath[PATH_MAX];
+	uint64_t off;
+	int flags;
+};
+
+struct sdir {
+	struct sdir *next;
+	struct dirent64 *ents;
+	size_t n, cap, pos;
+	int fd;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread int inside;
+static __thread int saved_errno;
+static struct mount *mounts;
+static size_t n_mounts;
+static struct sfd *fds[SHIELD_FD_MAX];
+static struct sdir *dirs;
+
+static struct scone_runtime_config *g_cfg;
+static struct scone_identity g_id;
+static char *g_addr;
+static uint8_t g_pin[32];
+
+/* The next definition of name (libc's); the type is the libc prototype's. */
+#define REAL(name)                                                                                           \
+	static __typeof__(&name) real_##name;                                                                \
+	if (!real_##name)                                                                                    \
+	real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name)
+
+/* Take the lock; errno is restored by leave (a shim only sets it on failure). */
+static void enter(void)
+{
+	saved_errno = errno;
+	pthread_mutex_lock(&lock);
+	inside++;
+}
+
+static void leave(void)
+{
+	inside--;
+	pthread_mutex_unlock(&lock);
+	errno = saved_errno;
+}
+
+static int fail(int e)
+{
+	errno = e;
+	return -1;
+}
+
+static int fail_err(enum scone_err e)
+{
+	int n = scone_err_to_errno(e);
+
+	errno = n ? n : EIO;
+	return -1;
+}
+
+size_t scone_shield_count(void)
+{
+	return n_mounts;
+}
+
+/* ---- paths ---- */
+
+/* The mount holding path (relative to dirfd or the cwd) and its volume path, or NULL. */
+static struct mount *resolve(int dirfd, const char *path, char vpath[PATH_MAX])
+{
+	char full[PATH_MAX * 2];
+	char base[PATH_MAX];
+	size_t k;
+
+	if (n_mounts == 0 || inside || !path || !*path)
+		return NULL;
+	if (path[0] == '/') {
+		k = strlen(path);
+		if (k >= sizeof(full))
+			return NULL;
+		memcpy(full, path, k + 1);
+	} else {
+		struct sfd *d = dirfd >= 0 && dirfd < SHIELD_FD_MAX ? __atomic_load_n(&fds[dirfd], __ATOMIC_ACQUIRE) : NULL;
+		if (dirfd == AT_FDCWD) {
+			if (!getcwd(base, sizeof(base)))
+				return NULL;
+		} else if (d) {
+			if ((size_t)snprintf(base, sizeof(base), "%s%s", d->m->path, d->vpath) >= sizeof(base))
+				return NULL;
+		} else {
+			char proc[64];
+			ssize_t r;
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dirfd);
+			r = readlink(proc, base, sizeof(base) - 1);
+			if (r < 0)
+				return NULL;
+			base[r] = '\0';
+		}
+		if ((size_t)snprintf(full, sizeof(full), "%s/%s", base, path) >= sizeof(full))
+			return NULL;
+	}
+	scone_path_normalise(full);
+	for (size_t i = 0; i < n_mounts; i++) {
+		struct mount *m = &mounts[i];
+		if (strncmp(full, m->path, m->len) != 0 || (full[m->len] != '\0' && full[m->len] != '/'))
+			continue;
+		if ((size_t)snprintf(vpath, PATH_MAX, "%s", full[m->len] ? full + m->len : "/") >= PATH_MAX)
+			return NULL;
+		return m;
+	}
+	return NULL;
+}
+
+/* The shielded fd's entry (caller holds the lock), or NULL. */
+static struct sfd *fd_entry(int fd)
+{
+	return fd >= 0 && fd < SHIELD_FD_MAX ? fds[fd] : NULL;
+}
+
+/* Quick check before taking the lock. */
+static bool maybe_shielded(int fd)
+{
+	return !inside && fd >= 0 && fd < SHIELD_FD_MAX && __atomic_load_n(&fds[fd], __ATOMIC_ACQUIRE);
+}
+
+/* ---- tags and commits (lock held) ---- */
+
+static enum scone_err report(struct mount *m)
+{
+	uint8_t tag[SCONE_RT_TAG_SIZE];
+	enum scone_err err;
+
+	scone_volume_tag(m->vol, tag);
+	if (m->has_reported && memcmp(tag, m->reported, sizeof(tag)) == 0)
+		return SCONE_ERR_OK;
+	if (m->tracked) {
+		err = scone_runtime_report_tag(g_addr, g_pin, &g_id, g_cfg, m->name,
+					       m->has_reported ? m->reported : NULL, tag);
+		if (err) {
+			fprintf(stderr, "scone: volume %s: cannot report its new tag to CAS: %s: %s (%s)\n", m->name,
+				scone_strerror(err), scone_err_detail(), scone_errname(err));
+			return err;
+		}
+	}
+	memcpy(m->reported, tag, sizeof(tag));
+	m->has_reported = true;
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err commit(struct mount *m)
+{
+	enum scone_err err;
+
+	if (!m->dirty)
+		return SCONE_ERR_OK;
+	if ((err = scone_volume_sync(m->vol))) {
+		fprintf(stderr, "scone: volume %s: cannot commit: %s: %s (%s)\n", m->name, scone_strerror(err),
+			scone_err_detail(), scone_errname(err));
+		return err;
+	}
+	m->dirty = false;
+	return report(m);
+}
+
+static void shield_exit(void)
+{
+	enter();
+	for (size_t i = 0; i < n_mounts; i++)
+		if (commit(&mounts[i]))
+			scone_err_clear(); /* commit printed it */
+	leave();
+}
+
+/* ---- mounting ---- */
+
+static enum scone_err make_dirs(char *path)
+{
+	for (char *p = path + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		int r = mkdir(path, 0700);
+		int e = errno;
+		*p = c;
+		if (r != 0 && e != EEXIST)
+			return scone_err_set(scone_err_from_errno(e), "volume mount point %s: %s", path, strerror(e));
+		if (c == '\0')
+			return SCONE_ERR_OK;
+	}
+}
+
+static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *m)
+{
+	char fspf[PATH_MAX];
+	uint8_t key_out[SCONE_VOLUME_KEY_SIZE];
+	uint8_t tag[SCONE_RT_TAG_SIZE];
+	enum scone_err err;
+
+	if (!rv->path || rv->path[0] != '/' || strlen(rv->path) >= PATH_MAX - 16)
+		return scone_err_set(SCONE_ERR_INVALID, "volume %s: mount point is not an absolute path", rv->name);
+	m->path = strdup(rv->path);
+	if (!m->path)
+		return scone_err_set(SCONE_ERR_NOMEM, "volume %s", rv->name);
+	scone_path_normalise(m->path);
+	m->len = strcmp(m->path, "/") == 0 ? 0 : strlen(m->path);
+	m->name = rv->name;
+	m->tracked = rv->tag_tracked;
+	if ((err = make_dirs(m->path)))
+		return err;
+	snprintf(fspf, sizeof(fspf), "%s/volume.fspf", m->path);
+	if (!rv->initialised) {
+		if ((err = scone_volume_create(fspf)))
+			return scone_err_set(err, "volume %s: CAS has no tag for it, but %s cannot be created: %s",
+					     rv->name, fspf, scone_err_detail());
+		if ((err = scone_volume_open(fspf, NULL, NULL, SCONE_VOL_RDWR | SCONE_VOL_ALLOW_UNSEALED, &m->vol)))
+			return err;
+		err = scone_volume_add_region(m->vol, "/", SCONE_REGION_ENCRYPTED, SCONE_STORE_KERNEL, m->path);
+		if (!err)
+			err = scone_volume_seal(m->vol, rv->key, key_out, tag);
+		scone_wipe(key_out, sizeof(key_out));
+		if (err)
+			return err;
+		m->dirty = false;
+		return report(m);
+	}
+	if ((err = scone_volume_open(fspf, rv->key, rv->tag, SCONE_VOL_RDWR, &m->vol)))
+		return scone_err_set(err, "volume %s at %s: %s", rv->name, m->path, scone_err_detail());
+	memcpy(m->reported, rv->tag, sizeof(m->reported));
+	m->has_reported = true;
+	/* The disk may be one sync ahead of CAS (a writer that stopped before reporting). */
+	return report(m);
+}
+
+enum scone_err scone_shield_mount(const char *cas_addr, const uint8_t pin[32], struct scone_identity *id,
+				  struct scone_runtime_config *cfg)
+{
+	enum scone_err err = SCONE_ERR_OK;
+	size_t i;
+
+	if (cfg->volume_count == 0)
+		return SCONE_ERR_OK;
+	g_addr = strdup(cas_addr);
+	mounts = calloc(cfg->volume_count, sizeof(*mounts));
+	if (!g_addr || !mounts)
+		return scone_err_set(SCONE_ERR_NOMEM, "volumes");
+	memcpy(g_pin, pin, sizeof(g_pin));
+	g_cfg = cfg;
+	g_id = *id;
+	enter();
+	for (i = 0; i < cfg->volume_count && !err; i++)
+		err = mount_one(&cfg->volumes[i], &mounts[i]);
+	leave();
+	if (err) {
+		char detail[512];
+		snprintf(detail, sizeof(detail), "%s", scone_err_detail());
+		for (size_t j = 0; j < i; j++) {
+			if (mounts[j].vol && scone_volume_close(mounts[j].vol, NULL))
+				scone_err_clear(); /* the mount error is the one to report */
+			free(mounts[j].path);
+		}
+		scone_err_set(err, "%s", detail);
+		free(mounts);
+		mounts = NULL;
+		free(g_addr);
+		g_addr = NULL;
+		g_cfg = NULL;
+		memset(&g_id, 0, sizeof(g_id));
+		return err;
+	}
+	*id = (struct scone_identity){0};
+	for (i = 0; i < cfg->volume_count; i++) /* the volumes hold their own copies */
+		scone_wipe(cfg->volumes[i].key, sizeof(cfg->volumes[i].key));
+	if (atexit(shield_exit) != 0)
+		return scone_err_set(SCONE_ERR_NOMEM, "volumes: atexit");
+	__atomic_store_n(&n_mounts, cfg->volume_count, __ATOMIC_RELEASE);
+	return SCONE_ERR_OK;
+}
+
+/* ---- open and close ---- */
+
+static unsigned vf_flags(int flags)
+{
+	int acc = flags & O_ACCMODE;
+	unsigned vf = acc == O_WRONLY ? SCONE_VF_WRONLY : acc == O_RDWR ? SCONE_VF_RDWR : SCONE_VF_RDONLY;
+
+	vf |= (flags & O_CREAT) ? SCONE_VF_CREAT : 0;
+	vf |= (flags & O_CREAT) && (flags & O_EXCL) ? SCONE_VF_EXCL : 0;
+	vf |= (flags & O_TRUNC) && acc != O_RDONLY ? SCONE_VF_TRUNC : 0;
+	vf |= (flags & O_APPEND) ? SCONE_VF_APPEND : 0;
+	return vf;
+}
+
+/* A fresh kernel fd for a shielded file: an empty, sealed memfd. */
+static int reserve_fd(int flags)
+{
+	int fd = memfd_create("scone-shield", MFD_ALLOW_SEALING | ((flags & O_CLOEXEC) ? MFD_CLOEXEC : 0));
+
+	if (fd < 0)
+		return -1;
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0 ||
+	    fd >= SHIELD_FD_MAX) {
+		int e = fd >= SHIELD_FD_MAX ? EMFILE : errno;
+		REAL(close);
+		real_close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* Open vpath of m; the lock is held. Returns the fd or -1 with errno set. */
+static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mode)
+{
+	int acc = flags & O_ACCMODE;
+	struct scone_vstat st;
+	struct scone_vfile *f = NULL;
+	struct sfd *s;
+	enum scone_err err;
+	int fd;
+
+	if (flags & O_DIRECT)
+		return fail(EINVAL);
+	if ((flags & O_TMPFILE) == O_TMPFILE)
+		return fail(EOPNOTSUPP);
+	err = scone_volume_stat(m->vol, vpath, &st);
+	if (!err && st.is_dir) {
+		if ((flags & O_CREAT) && (flags & O_EXCL))
+			return fail(EEXIST);
+		if (acc != O_RDONLY || (flags & O_CREAT))
+			return fail(EISDIR);
+	} else if (!err && (flags & O_DIRECTORY)) {
+		return fail(ENOTDIR);
+	} else if (err && (err != SCONE_ERR_NOT_FOUND || !(flags & O_CREAT) || (flags & O_DIRECTORY))) {
+		return fail_err(err);
+	} else {
+		if ((err = scone_vfile_open(m->vol, vpath, vf_flags(flags), (uint32_t)(mode & 07777), &f)))
+			return fail_err(err);
+		if ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY))
+			m->dirty = true;
+	}
+	s = calloc(1, sizeof(*s));
+	fd = s ? reserve_fd(flags) : -1;
+	if (fd < 0) {
+		int e = s ? errno : ENOMEM;
+		if (f)
+			scone_vfile_close(f);
+		free(s);
+		return fail(e);
+	}
+	s->m = m;
+	s->f = f;
+	s->flags = flags;
+	snprintf(s->vpath, sizeof(s->vpath), "%s", vpath);
+	m->open_count++;
+	__atomic_store_n(&fds[fd], s, __ATOMIC_RELEASE);
+	return fd;
+}
+
+bool scone_shield_openat(int dirfd, const char *path, int flags, mode_t mode, int *ret)
+{
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(dirfd, path, vpath);
+	int r, e;
+
+	if (!m)
+		return false;
+	enter();
+	r = open_locked(m, vpath, flags, mode);
+	e = errno;
+	leave();
+	if (r < 0)
+		errno = e;
+	*ret = r;
+	return true;
+}
+
+/* glibc's creat calls its internal open, not the exported one. */
+int creat(const char *path, mode_t mode)
+{
+	return open(path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+int creat64(const char *path, mode_t mode)
+{
+	return open64(path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+/* Release fd's entry; the lock is held. The kernel fd stays open. */
+static int close_locked(int fd, struct sfd *s)
+{
+	int r = 0;
+
+	__atomic_store_n(&fds[fd], NULL, __ATOMIC_RELEASE);
+	if (s->f)
+		scone_vfile_close(s->f);
+	if (--s->m->open_count == 0 && commit(s->m))
+		r = EIO;
+	free(s);
+	return r;
+}
+
+int close(int fd)
+{
+	REAL(close);
+	struct sfd *s;
+	int r = 0;
+
+	if (!maybe_shielded(fd))
+		return real_close(fd);
+	enter();
+	s = fd_entry(fd);
+	if (s)
+		r = close_locked(fd, s);
+	leave();
+	if (real_close(fd) != 0)
+		return -1;
+	return r ? fail(r) : 0;
+}
+
+/* ---- data ---- */
+
+static ssize_t pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off)
+{
+	enum scone_err err;
+	size_t got = 0;
+
+	if (!s->f)
+		return fail(EISDIR);
+	if ((s->flags & O_ACCMODE) == O_WRONLY)
+		return fail(EBADF);
+	if ((err = scone_vfile_pread(s->f, buf, n, off, &got)))
+		return fail_err(err);
+	return (ssize_t)got;
+}
+
+static ssize_t pwrite_locked(struct sfd *s, const void *buf, size_t n, uint64_t off, bool append)
+{
+	enum scone_err err;
+
+	if (!s->f || (s->flags & O_ACCMODE) == O_RDONLY)
+		return fail(EBADF);
+	if (n == 0)
+		return 0;
+	if (n > SSIZE_MAX)
+		n = SSIZE_MAX;
+	s->m->dirty = true;
+	if (append) {
+		uint64_t at;
+		if ((err = scone_vfile_append(s->f, buf, n, &at)))
+			return fail_err(err);
+		s->off = at + n;
+		return (ssize_t)n;
+	}
+	if ((err = scone_vfile_pwrite(s->f, buf, n, off)))
+		return fail_err(err);
+	return (ssize_t)n;
+}
+
+#define FD_CALL(fd, passthrough, body)                                                                       \
+	do {                                                                                                 \
+		struct sfd *s;                                                                               \
+		ssize_t r_;                                                                                  \
+		int e_;                                                                                      \
+		if (!maybe_shielded(fd))                                                                     \
+			return passthrough;                                                                  \
+		enter();                                                                                     \
+		s = fd_entry(fd);                                                                            \
+		if (!s) {                                                                                    \
+			leave();                                                                             \
+			return passthrough;                                                                  \
+		}                                                                                            \
+		r_ = (body);                                                                                 \
+		e_ = errno;                                                                                  \
+		leave();                                                                                     \
+		if (r_ < 0)                                                                                  \
+			errno = e_;                                                                          \
+		return r_;                                                                                   \
+	} while (0)
+
+static ssize_t read_locked(struct sfd *s, void *buf, size_t n)
+{
+	ssize_t r = pread_locked(s, buf, n, s->off);
+
+	if (r > 0)
+		s->off += (uint64_t)r;
+	return r;
+}
+
+static ssize_t write_locked(struct sfd *s, const void *buf, size_t n)
+{
+	ssize_t r = pwrite_locked(s, buf, n, s->off, (s->flags & O_APPEND) != 0);
+
+	if (r > 0 && !(s->flags & O_APPEND))
+		s->off += (uint64_t)r;
+	return r;
+}
+
+ssize_t read(int fd, void *buf, size_t n)
+{
+	REAL(read);
+	FD_CALL(fd, real_read(fd, buf, n), read_locked(s, buf, n));
+}
+
+ssize_t write(int fd, const void *buf, size_t n)
+{
+	REAL(write);
+	FD_CALL(fd, real_write(fd, buf, n), write_locked(s, buf, n));
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+	REAL(pread);
+	FD_CALL(fd, real_pread(fd, buf, n, off), off < 0 ? fail(EINVAL) : pread_locked(s, buf, n, (uint64_t)off));
+}
+
+ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
+{
+	REAL(pread64);
+	FD_CALL(fd, real_pread64(fd, buf, n, off), off < 0 ? fail(EINVAL) : pread_locked(s, buf, n, (uint64_t)off));
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	REAL(pwrite);
+	FD_CALL(fd, real_pwrite(fd, buf, n, off),
+		off < 0 ? fail(EINVAL) : pwrite_locked(s, buf, n, (uint64_t)off, false));
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
+{
+	REAL(pwrite64);
+	FD_CALL(fd, real_pwrite64(fd, buf, n, off),
+		off < 0 ? fail(EINVAL) : pwrite_locked(s, buf, n, (uint64_t)off, false));
+}
+
+static off64_t lseek_locked(struct sfd *s, off64_t off, int whence)
+{
+	struct scone_vstat st = {0};
+	enum scone_err err;
+	int64_t base;
+
+	if (s->f && (whence == SEEK_END || whence == SEEK_DATA || whence == SEEK_HOLE) &&
+	    (err = scone_vfile_stat(s->f, &st)))
+		return fail_err(err);
+	switch (whence) {
+	case SEEK_SET:
+		base = 0;
+		break;
+	case SEEK_CUR:
+		base = (int64_t)s->off;
+		break;
+	case SEEK_END:
+		base = (int64_t)st.size;
+		break;
+	case SEEK_DATA:
+	case SEEK_HOLE:
+		if (off < 0 || (uint64_t)off >= st.size)
+			return fail(ENXIO);
+		base = 0;
+		if (whence == SEEK_HOLE)
+			off = (off64_t)st.size;
+		break;
+	default:
+		return fail(EINVAL);
+	}
+	if ((off > 0 && base > INT64_MAX - off) || base + off < 0)
+		return fail(base + off < 0 ? EINVAL : EOVERFLOW);
+	s->off = (uint64_t)(base + off);
+	return (off64_t)s->off;
+}
+
+off_t lseek(int fd, off_t off, int whence)
+{
+	REAL(lseek);
+	FD_CALL(fd, real_lseek(fd, off, whence), lseek_locked(s, off, whence));
+}
+
+off64_t lseek64(int fd, off64_t off, int whence)
+{
+	REAL(lseek64);
+	FD_CALL(fd, real_lseek64(fd, off, whence), lseek_locked(s, off, whence));
+}
+
+static int ftruncate_locked(struct sfd *s, off64_t len)
+{
+	enum scone_err err;
+
+	if (len < 0 || !s->f || (s->flags & O_ACCMODE) == O_RDONLY)
+		return fail(EINVAL);
+	s->m->dirty = true;
+	if ((err = scone_vfile_truncate(s->f, (uint64_t)len)))
+		return fail_err(err);
+	return 0;
+}
+
+int ftruncate(int fd, off_t len)
+{
+	REAL(ftruncate);
+	FD_CALL(fd, real_ftruncate(fd, len), ftruncate_locked(s, len));
+}
+
+int ftruncate64(int fd, off64_t len)
+{
+	REAL(ftruncate64);
+	FD_CALL(fd, real_ftruncate64(fd, len), ftruncate_locked(s, len));
+}
+
+static int fsync_locked(struct sfd *s)
+{
+	return commit(s->m) ? fail(EIO) : 0;
+}
+
+int fsync(int fd)
+{
+	REAL(fsync);
+	FD_CALL(fd, real_fsync(fd), fsync_locked(s));
+}
+
+int fdatasync(int fd)
+{
+	REAL(fdatasync);
+	FD_CALL(fd, real_fdatasync(fd), fsync_locked(s));
+}
+
+/*
+ * mmap of a shielded file is not served yet: refused (ENODEV, as for a file
+ * whose file system has no mmap) rather than mapping the empty memfd.
+ */
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	REAL(mmap);
+
+	if (!(flags & MAP_ANONYMOUS) && maybe_shielded(fd)) {
+		errno = ENODEV;
+		return MAP_FAILED;
+	}
+	return real_mmap(addr, len, prot, flags, fd, off);
+}
+
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
+{
+	REAL(mmap64);
+
+	if (!(flags & MAP_ANONYMOUS) && maybe_shielded(fd)) {
+		errno = ENODEV;
+		return MAP_FAILED;
+	}
+	return real_mmap64(addr, len, prot, flags, fd, off);
+}
+
+/* ---- metadata ---- */
+
+static void fill_stat(const struct scone_vstat *v, struct stat *st)
+{
+	uint64_t ino;
+
+	memcpy(&ino, v->file_id, sizeof(ino));
+	memset(st, 0, sizeof(*st));
+	st->st_dev = SHIELD_DEV;
+	st->st_ino = (ino_t)(ino ? ino : 1);
+	st->st_mode = (v->is_dir ? S_IFDIR : S_IFREG) | (mode_t)(v->mode & 07777);
+	st->st_nlink = v->is_dir ? 2 : 1;
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_size = (off_t)v->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((v->size + 511) / 512);
+}
+
+static int fstat_locked(struct sfd *s, struct stat *st)
+{
+	struct scone_vstat v;
+	enum scone_err err = s->f ? scone_vfile_stat(s->f, &v) : scone_volume_stat(s->m->vol, s->vpath, &v);
+
+	if (err)
+		return fail_err(err);
+	fill_stat(&v, st);
+	return 0;
+}
+
+int fstat(int fd, struct stat *st)
+{
+	REAL(fstat);
+	FD_CALL(fd, real_fstat(fd, st), fstat_locked(s, st));
+}
+
+int fstat64(int fd, struct stat64 *st)
+{
+	REAL(fstat64);
+	FD_CALL(fd, real_fstat64(fd, st), fstat_locked(s, (struct stat *)(void *)st));
+}
+
+static int path_stat(struct mount *m, const char *vpath, struct stat *st)
+{
+	struct scone_vstat v;
+	enum scone_err err;
+	int r = 0, e = 0;
+
+	enter();
+	err = scone_volume_stat(m->vol, vpath, &v);
+	leave();
+	if (err)
+		r = -1, e = scone_err_to_errno(err);
+	else
+		fill_stat(&v, st);
+	if (r)
+		errno = e;
+	return r;
+}
+
+bool scone_shield_fstatat(int dirfd, const char *path, struct stat *st, int flags, int *ret)
+{
+	char vpath[PATH_MAX];
+	struct mount *m;
+
+	if (path && !*path && (flags & AT_EMPTY_PATH)) {
+		if (!maybe_shielded(dirfd))
+			return false;
+		*ret = fstat(dirfd, st);
+		return true;
+	}
+	if (!(m = resolve(dirfd, path, vpath)))
+		return false;
+	*ret = path_stat(m, vpath, st);
+	return true;
+}
+
+bool scone_shield_statx(int dirfd, const char *path, int flags, struct statx *buf, int *ret)
+{
+	struct stat st;
+
+	if (!scone_shield_fstatat(dirfd, path, &st, flags, ret))
+		return false;
+	if (*ret != 0)
+		return true;
+	memset(buf, 0, sizeof(*buf));
+	buf->stx_mask = STATX_BASIC_STATS;
+	buf->stx_blksize = (uint32_t)st.st_blksize;
+	buf->stx_nlink = (uint32_t)st.st_nlink;
+	buf->stx_uid = st.st_uid;
+	buf->stx_gid = st.st_gid;
+	buf->stx_mode = (uint16_t)st.st_mode;
+	buf->stx_ino = st.st_ino;
+	buf->stx_size = (uint64_t)st.st_size;
+	buf->stx_blocks = (uint64_t)st.st_blocks;
+	buf->stx_dev_major = 0;
+	buf->stx_dev_minor = SHIELD_DEV;
+	return true;
+}
+
+bool scone_shield_access(int dirfd, const char *path, int how, int *ret)
+{
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(dirfd, path, vpath);
+	struct stat st;
+
+	if (!m)
+		return false;
+	*ret = path_stat(m, vpath, &st);
+	if (*ret == 0 && (how & X_OK) && !(st.st_mode & 0111) && !S_ISDIR(st.st_mode))
+		*ret = fail(EACCES);
+	return true;
+}
+
+/* ---- namespace ---- */
+
+static int ns_result(enum scone_err err)
+{
+	return err ? fail_err(err) : 0;
+}
+
+int unlink(const char *path)
+{
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+	REAL(unlink);
+	enum scone_err err;
+
+	if (!m)
+		return real_unlink(path);
+	enter();
+	err = scone_volume_unlink(m->vol, vpath);
+	if (!err)
+		m->dirty = true;
+	leave();
+	return ns_result(err);
+}
+
+int rmdir(const char *path)
+{
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+	REAL(rmdir);
+	enum scone_err err;
+
+	if (!m)
+		return real_rmdir(path);
+	if (strcmp(vpath, "/") == 0)
+		return fail(EBUSY);
+	enter();
+	err = scone_volume_rmdir(m->vol, vpath);
+	if (!err)
+		m->dirty = true;
+	leave();
+	return ns_result(err);
+}
+
+int unlinkat(int dirfd, const char *path, int flags)
+{
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(dirfd, path, vpath);
+	REAL(unlinkat);
+	enum scone_err err;
+
+	if (!m)
+		return real_unlinkat(dirfd, path, flags);
+	if (flags & ~AT_REMOVEDIR)
+		return fail(EINVAL);
+	if ((flags & AT_REMOVEDIR) && strcmp(vpath, "/") == 0)
+		return fail(EBUSY);
+	enter();
+	err = (flags & AT_REMOVEDIR) ? scone_volume_rmdir(m->vol, vpath) : scone_volume_unlink(m->vol, vpath);
+	if (!err)
+		m->dirty = true;
+	leave();
+	return ns_result(err);
+}
+
+static int mkdir_in(struct mount *m, const char *vpath, mode_t mode)
+{
+	enum scone_err err;
+
+	if (strcmp(vpath, "/") == 0)
+		return fail(EEXIST);
+	enter();
+	err = scone_volume_mkdir(m->vol, vpath, (uint32_t)(mode & 07777));
+	if (!err)
+		m->dirty = true;
+	leave();
+	return ns_result(err);
+}
+
+int mkdir(const char *path, mode_t mode)
+{
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+	REAL(mkdir);
+
+	return m ? mkdir_in(m, vpath, mode) : real_mkdir(path, mode);
+}
+
+int mkdirat(int dirfd, const char *path, mode_t mode)
+{
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(dirfd, path, vpath);
+	REAL(mkdirat);
+
+	return m ? mkdir_in(m, vpath, mode) : real_mkdirat(dirfd, path, mode);
+}
+
+/* 1: handled (*ret set), 0: neither path shielded. */
+static int rename_in(int fd1, const char *from, int fd2, const char *to, int *ret)
+{
+	char v1[PATH_MAX], v2[PATH_MAX];
+	struct mount *m1 = resolve(fd1, from, v1), *m2 = resolve(fd2, to, v2);
+	enum scone_err err;
+
+	if (!m1 && !m2)
+		return 0;
+	if (m1 != m2) {
+		*ret = fail(EXDEV);
+		return 1;
+	}
+	if (strcmp(v1, "/") == 0 || strcmp(v2, "/") == 0) {
+		*ret = fail(EBUSY);
+		return 1;
+	}
+	enter();
+	err = scone_volume_rename(m1->vol, v1, v2);
+	if (!err)
+		m1->dirty = true;
+	leave();
+	*ret = ns_result(err);
+	return 1;
+}
+
+int rename(const char *from, const char *to)
+{
+	REAL(rename);
+	int r;
+
+	return rename_in(AT_FDCWD, from, AT_FDCWD, to, &r) ? r : real_rename(from, to);
+}
+
+int renameat(int fd1, const char *from, int fd2, const char *to)
+{
+	REAL(renameat);
+	int r;
+
+	return rename_in(fd1, from, fd2, to, &r) ? r : real_renameat(fd1, from, fd2, to);
+}
+
+static int truncate_in(struct mount *m, const char *vpath, off64_t len)
+{
+	enum scone_err err;
+
+	if (len < 0)
+		return fail(EINVAL);
+	enter();
+	err = scone_volume_truncate(m->vol, vpath, (uint64_t)len);
+	if (!err)
+		m->dirty = true;
+	leave();
+	return ns_result(err);
+}
+
+int truncate(const char *path, off_t len)
+{
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+	REAL(truncate);
+
+	return m ? truncate_in(m, vpath, len) : real_truncate(path, len);
+}
+
+int truncate64(const char *path, off64_t len)
+{
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+	REAL(truncate64);
+
+	return m ? truncate_in(m, vpath, len) : real_truncate64(path, len);
+}
+
+/* ---- directories ---- */
+
+_Static_assert(sizeof(struct dirent) == sizeof(struct dirent64), "struct dirent and dirent64 share a layout here");
+
+static int add_entry(struct sdir *d, const char *name, unsigned char type, uint64_t ino)
+{
+	size_t len = strlen(name);
+	struct dirent64 *e;
+
+	if (len >= sizeof(e->d_name))
+		return 1;
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		struct dirent64 *n = realloc(d->ents, cap * sizeof(*n));
+		if (!n)
+			return 1;
+		d->ents = n;
+		d->cap = cap;
+	}
+	e = &d->ents[d->n++];
+	memset(e, 0, sizeof(*e));
+	e->d_ino = ino ? ino : 1;
+	e->d_off = (off64_t)d->n;
+	e->d_reclen = sizeof(*e);
+	e->d_type = type;
+	memcpy(e->d_name, name, len + 1);
+	return 0;
+}
+
+static int dir_entry(void *arg, const char *name, const struct scone_vstat *st)
+{
+	uint64_t ino;
+
+	memcpy(&ino, st->file_id, sizeof(ino));
+	return add_entry(arg, name, st->is_dir ? DT_DIR : DT_REG, ino);
+}
+
+static bool is_sdir(const void *p)
+{
+	if (inside || !__atomic_load_n(&dirs, __ATOMIC_ACQUIRE))
+		return false;
+	pthread_mutex_lock(&lock);
+	struct sdir *d = dirs;
+	while (d && (const void *)d != p)
+		d = d->next;
+	pthread_mutex_unlock(&lock);
+	return d != NULL;
+}
+
+DIR *opendir(const char *path)
+{
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+	REAL(opendir);
+	struct sdir *d;
+	enum scone_err err;
+	int fd, e;
+
+	if (!m)
+		return real_opendir(path);
+	if (!(d = calloc(1, sizeof(*d)))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	enter();
+	fd = open_locked(m, vpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	e = errno;
+	if (fd >= 0) {
+		err = SCONE_ERR_OK;
+		if (add_entry(d, ".", DT_DIR, 1) || add_entry(d, "..", DT_DIR, 1) ||
+		    (err = scone_volume_readdir(m->vol, vpath, dir_entry, d)) || d->n < 2) {
+			e = err ? scone_err_to_errno(err) : ENOMEM;
+			(void)close_locked(fd, fds[fd]);
+			fd = -1;
+		}
+	}
+	if (fd >= 0) {
+		d->fd = fd;
+		d->next = dirs;
+		__atomic_store_n(&dirs, d, __ATOMIC_RELEASE);
+	}
+	leave();
+	if (fd < 0) {
+		free(d->ents);
+		free(d);
+		errno = e;
+		return NULL;
+	}
+	return (DIR *)(void *)d;
+}
+
+struct dirent64 *readdir64(DIR *dir)
+{
+	REAL(readdir64);
+	struct sdir *d = (struct sdir *)(void *)dir;
+
+	if (!is_sdir(dir))
+		return real_readdir64(dir);
+	return d->pos < d->n ? &d->ents[d->pos++] : NULL;
+}
+
+struct dirent *readdir(DIR *dir)
+{
+	REAL(readdir);
+
+	if (!is_sdir(dir))
+		return real_readdir(dir);
+	return (struct dirent *)(void *)readdir64(dir);
+}
+
+void rewinddir(DIR *dir)
+{
+	REAL(rewinddir);
+
+	if (!is_sdir(dir))
+		real_rewinddir(dir);
+	else
+		((struct sdir *)(void *)dir)->pos = 0;
+}
+
+int dirfd(DIR *dir)
+{
+	REAL(dirfd);
+
+	return is_sdir(dir) ? ((struct sdir *)(void *)dir)->fd : real_dirfd(dir);
+}
+
+int closedir(DIR *dir)
+{
+	REAL(closedir);
+	struct sdir *d = (struct sdir *)(void *)dir, **pp;
+
+	if (!is_sdir(dir))
+		return real_closedir(dir);
+	pthread_mutex_lock(&lock);
+	for (pp = &dirs; *pp != d; pp = &(*pp)->next)
+		;
+	*pp = d->next;
+	pthread_mutex_unlock(&lock);
+	close(d->fd);
+	free(d->ents);
+	free(d);
+	return 0;
+}
+
+/* ---- stdio: glibc's FILE does not call the exported read/write ---- */
+
+static ssize_t cookie_read(void *c, char *buf, size_t n)
+{
+	return read((int)(intptr_t)c, buf, n);
+}
+
+static ssize_t cookie_write(void *c, const char *buf, size_t n)
+{
+	ssize_t r = write((int)(intptr_t)c, buf, n);
+
+	return r < 0 ? 0 : r; /* fopencookie: 0 reports the error */
+}
+
+static int cookie_seek(void *c, off64_t *pos, int whence)
+{
+	off64_t r = lseek64((int)(intptr_t)c, *pos, whence);
+
+	if (r < 0)
+		return -1;
+	*pos = r;
+	return 0;
+}
+
+static int cookie_close(void *c)
+{
+	return close((int)(intptr_t)c);
+}
+
+static int fopen_flags(const char *mode)
+{
+	int flags;
+
+	switch (mode[0]) {
+	case 'r':
+		flags = 0;
+		break;
+	case 'w':
+		flags = O_CREAT | O_TRUNC;
+		break;
+	case 'a':
+		flags = O_CREAT | O_APPEND;
+		break;
+	default:
+		return -1;
+	}
+	if (strchr(mode, '+'))
+		flags |= O_RDWR;
+	else
+		flags |= mode[0] == 'r' ? O_RDONLY : O_WRONLY;
+	if (strchr(mode, 'x'))
+		flags |= O_EXCL;
+	if (strchr(mode, 'e'))
+		flags |= O_CLOEXEC;
+	return flags;
+}
+
+bool scone_shield_fopen(const char *path, const char *mode, FILE **ret)
+{
+	static const cookie_io_functions_t io = {
+		.read = cookie_read, .write = cookie_write, .seek = cookie_seek, .close = cookie_close};
+	int flags = mode ? fopen_flags(mode) : -1;
+	int fd, e;
+
+	if (!scone_shield_openat(AT_FDCWD, path, flags < 0 ? O_RDONLY : flags, 0666, &fd))
+		return false;
+	*ret = NULL;
+	if (fd < 0)
+		return true;
+	if (flags < 0) {
+		close(fd);
+		errno = EINVAL;
+		return true;
+	}
+	*ret = fopencookie((void *)(intptr_t)fd, mode, io);
+	if (!*ret) {
+		e = errno;
+		close(fd);
+		errno = e;
+	}
+	return true;
+}

@@ -1,0 +1,41 @@
+/*
+ * shield.h - the file-system shield: session volumes mounted at their paths
+ * inside the program, served through the volume library (shield.c). The
+ * libc interposers of inject.c ask it first for every path; the fd-based
+ * interposers live in shield.c itself.
+ */
+#ifndef SCONE_RUNTIME_SHIELD_H
+#define SCONE_RUNTIME_SHIELD_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "lib/err.h"
+#include "lib/tls.h"
+#include "runtime/cas_client.h"
+
+/*
+ * Mount cfg's volumes (create the uninitialised ones and report their first
+ * tag), before main. Takes ownership of cfg and of id (kept to report tags
+ * at sync points and at exit). On error nothing is mounted; the caller
+ * still frees cfg and id.
+ */
+SCONE_MUST_CHECK enum scone_err scone_shield_mount(const char *cas_addr, const uint8_t pin[32],
+						   struct scone_identity *id, struct scone_runtime_config *cfg);
+size_t scone_shield_count(void);
+
+/*
+ * Path hooks for inject.c's interposers. Each returns true when path (relative
+ * to dirfd or the cwd) is under a mount point and the call was handled: *ret
+ * holds the result and errno is set as libc would set it. False: pass
+ * through.
+ */
+bool scone_shield_openat(int dirfd, const char *path, int flags, mode_t mode, int *ret);
+bool scone_shield_fstatat(int dirfd, const char *path, struct stat *st, int flags, int *ret);
+bool scone_shield_statx(int dirfd, const char *path, int flags, struct statx *buf, int *ret);
+bool scone_shield_access(int dirfd, const char *path, int how, int *ret);
+bool scone_shield_fopen(const char *path, const char *mode, FILE **ret);
+
+#endif

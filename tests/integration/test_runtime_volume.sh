@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# test_runtime_volume.sh - the runtime's file-system shield: a session volume
+# mounted at $CASE_DIR/data is served through the volume library to
+# unmodified programs (Debian's python3 and sqlite3): they see plaintext, the
+# disk holds volume.fspf and random-named encrypted files, the data is back
+# on the next run (CAS's tag matches), and a rollback of the directory to an
+# older copy is refused at start.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+. tests/integration/lib.sh
+. tests/integration/cas_lib.sh
+t_init
+cas_require
+PY=/usr/bin/python3
+SQLITE=/usr/bin/sqlite3
+[ -x "$PY" ] || { t_fail "setup: /usr/bin/python3 missing (scripts/install-deps.sh)"; t_done; exit 1; }
+
+session_yaml() {
+	cat <<YAML
+name: vol
+version: "0.3"
+security:
+  attestation:
+    mode: none
+services:
+  - name: py
+    image_name: with-data
+    command: python3 $CASE_DIR/vol.py @@1
+  - name: sql
+    image_name: with-data
+    command: sqlite3 $CASE_DIR/data/db.sqlite @@1
+images:
+  - name: with-data
+    volumes:
+      - name: data
+        path: $CASE_DIR/data
+volumes:
+  - name: data
+YAML
+}
+
+write_py() {
+	cat >"$CASE_DIR/vol.py" <<'PY'
+import os, sys
+d = os.path.dirname(os.path.abspath(__file__)) + "/data"
+marker = "SCONE-SECRET-MARKER-" + "7f3a9"
+if sys.argv[1] == "write":
+    with open(d + "/notes.txt", "w") as f:
+        f.write(marker + " line one\n")
+    with open(d + "/notes.txt", "a") as f:
+        f.write("line two\n")
+    print("READ=" + repr(open(d + "/notes.txt").read()))
+    open(d + "/other.txt", "w").write("to be deleted " + marker)
+    os.mkdir(d + "/sub")
+    open(d + "/sub/inner.txt", "wb").write(b"x" * 10000)
+    print("SIZE=%d" % os.stat(d + "/sub/inner.txt").st_size)
+    print("LIST=" + ",".join(sorted(os.listdir(d))))
+    os.rename(d + "/notes.txt", d + "/renamed.txt")
+    os.remove(d + "/other.txt")
+    print("EXISTS=%s,%s" % (os.path.exists(d + "/other.txt"), os.path.exists(d + "/renamed.txt")))
+    print("LIST2=" + ",".join(sorted(os.listdir(d))))
+elif sys.argv[1] == "read":
+    print("READ=" + repr(open(d + "/renamed.txt").read()))
+    print("LIST=" + ",".join(sorted(os.listdir(d))))
+    with open(d + "/renamed.txt", "a") as f:
+        f.write("line three\n")
+    fd = os.open(d + "/sub/inner.txt", os.O_RDWR)
+    os.pwrite(fd, b"yy", 5000)
+    print("PREAD=" + repr(os.pread(fd, 4, 4999)))
+    os.fsync(fd)
+    os.close(fd)
+elif sys.argv[1] == "edge":
+    import ctypes, errno, mmap
+    def err(f):
+        try:
+            f()
+            return "ok"
+        except OSError as e:
+            return errno.errorcode[e.errno]
+    out = []
+    out.append(err(lambda: os.open(d + "/missing", os.O_RDONLY)))
+    out.append(err(lambda: os.open(d + "/renamed.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL)))
+    out.append(err(lambda: os.open(d + "/renamed.txt", os.O_RDONLY | os.O_DIRECT)))
+    out.append(err(lambda: os.rename(d + "/renamed.txt", "/tmp/x")))
+    out.append(err(lambda: os.rmdir(d + "/sub")))
+    fd = os.open(d + "/renamed.txt", os.O_RDONLY)
+    out.append(err(lambda: mmap.mmap(fd, 8, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)))
+    out.append(err(lambda: mmap.mmap(fd, 8, mmap.MAP_PRIVATE, mmap.PROT_READ)))
+    os.close(fd)
+    print("ERRS=" + ",".join(out))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fopen.restype = ctypes.c_void_p
+    libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    libc.fputs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    libc.fgets.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    f = libc.fopen((d + "/stdio.txt").encode(), b"w")
+    libc.fputs(b"through stdio\n", f)
+    libc.fclose(f)
+    f = libc.fopen((d + "/stdio.txt").encode(), b"r")
+    buf = ctypes.create_string_buffer(64)
+    libc.fgets(buf, 64, f)
+    libc.fclose(f)
+    print("STDIO=" + repr(buf.value))
+    print("PLAIN=" + repr(open(d + "/stdio.txt").read()))
+    libc.creat.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    fd = libc.creat((d + "/creat.txt").encode(), 0o600)
+    os.write(fd, b"creat")
+    os.close(fd)
+    print("CREAT=" + open(d + "/creat.txt").read())
+elif sys.argv[1] == "check":
+    print("READ=" + repr(open(d + "/renamed.txt").read()))
+PY
+}
+
+start() {
+	cas_case_begin
+	cas_start "$CASE_DIR/cas"
+	owner_new "$CASE_DIR/owner"
+	write_py
+	session_yaml >vol.yaml
+	expect_created vol.yaml
+}
+
+# expect_no_main PATTERN CMD...: exit 1, one "scone: cannot start" line matching, and main never ran.
+expect_no_main() {
+	local pattern=$1
+	shift
+	expect_exit 1 "$@"
+	[ ! -s "$OUT" ] || { show_output; fail "main ran: $*"; }
+	grep -q "scone: cannot start: .*$pattern" "$ERR" || { show_output; fail "no clear error /$pattern/: $*"; }
+	[ "$(grep -c 'cannot start' "$ERR")" -eq 1 ] || { show_output; fail "more than one error line"; }
+}
+
+case_python() {
+	start
+	SCONE_VERSION=1 expect_ok scone run --config-id vol/py -- "$PY" write
+	grep -q "file-system shield on (1 volumes mounted)" "$ERR" || { show_output; fail "SCONE_VERSION=1: shield not on"; }
+	grep -qx "READ='SCONE-SECRET-MARKER-7f3a9 line one\\\\nline two\\\\n'" "$OUT" || { show_output; fail "write/append/read back"; }
+	grep -qx "SIZE=10000" "$OUT" || { show_output; fail "stat size"; }
+	grep -qx "LIST=notes.txt,other.txt,sub" "$OUT" || { show_output; fail "listdir"; }
+	grep -qx "EXISTS=False,True" "$OUT" || { show_output; fail "rename/remove"; }
+	grep -qx "LIST2=renamed.txt,sub" "$OUT" || { show_output; fail "listdir after rename"; }
+	# On the host: the fspf and random-named files only; no plaintext.
+	[ -f "$CASE_DIR/data/volume.fspf" ] || fail "no volume.fspf on the host"
+	[ ! -e "$CASE_DIR/data/renamed.txt" ] && [ ! -e "$CASE_DIR/data/sub" ] || fail "plaintext names on the host"
+	ls "$CASE_DIR/data" | grep -v '^volume\.fspf' | grep -qvE '^[0-9a-f]{32}$' && { ls -la "$CASE_DIR/data"; fail "unexpected host file names"; }
+	if grep -rqa "SCONE-SECRET-MARKER" "$CASE_DIR/data"; then fail "the marker is on disk in plaintext"; fi
+	cp -a "$CASE_DIR/data" "$CASE_DIR/data.run1"
+	# Run 2: the data is back (CAS's tag matches), and more is written.
+	expect_ok scone run --config-id vol/py -- "$PY" read
+	grep -qx "READ='SCONE-SECRET-MARKER-7f3a9 line one\\\\nline two\\\\n'" "$OUT" || { show_output; fail "second run read"; }
+	grep -qx "LIST=renamed.txt,sub" "$OUT" || { show_output; fail "second run listdir"; }
+	grep -qx "PREAD=b'xyyx'" "$OUT" || { show_output; fail "pwrite/pread"; }
+	expect_ok scone run --config-id vol/py -- "$PY" edge
+	grep -qx "ERRS=ENOENT,EEXIST,EINVAL,EXDEV,ENOTEMPTY,ENODEV,ENODEV" "$OUT" || { show_output; fail "errno of refused calls"; }
+	grep -qx "STDIO=b'through stdio\\\\n'" "$OUT" || { show_output; fail "fopen/fputs/fgets"; }
+	grep -qx "PLAIN='through stdio\\\\n'" "$OUT" || { show_output; fail "stdio write read back with open"; }
+	grep -qx "CREAT=creat" "$OUT" || { show_output; fail "creat"; }
+	if grep -rqa "through stdio" "$CASE_DIR/data"; then fail "stdio plaintext on disk"; fi
+	expect_ok scone run --config-id vol/py -- "$PY" check
+	grep -qx "READ='SCONE-SECRET-MARKER-7f3a9 line one\\\\nline two\\\\nline three\\\\n'" "$OUT" ||
+		{ show_output; fail "third run read"; }
+	# Roll the directory back to the copy after run 1: refused at start.
+	rm -rf "$CASE_DIR/data"
+	cp -a "$CASE_DIR/data.run1" "$CASE_DIR/data"
+	expect_no_main "ROLLBACK" scone run --config-id vol/py -- "$PY" check
+}
+
+case_sqlite() {
+	[ -x "$SQLITE" ] || t_skip_case "sqlite3 not installed (scripts/install-deps.sh)"
+	start
+	{
+		echo "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
+		echo "BEGIN;"
+		for i in $(seq 1 1000); do echo "INSERT INTO t(v) VALUES('row-text-$i');"; done
+		echo "COMMIT;"
+	} >"$CASE_DIR/insert.sql"
+	expect_ok scone run --config-id vol/sql -- "$SQLITE" ".read $CASE_DIR/insert.sql"
+	expect_ok scone run --config-id vol/sql -- "$SQLITE" "SELECT count(*) FROM t; PRAGMA integrity_check;"
+	assert_eq "1000
+ok" "$(cat "$OUT")" "count and integrity_check on the second run"
+	if grep -rqa "SQLite format 3" "$CASE_DIR/data"; then fail "the SQLite header is on disk"; fi
+	if grep -rqa "row-text-" "$CASE_DIR/data"; then fail "row text is on disk"; fi
+	[ ! -e "$CASE_DIR/data/db.sqlite" ] || fail "db.sqlite exists in plaintext on the host"
+}
+
+run_case "runtime volume: python3 writes, appends, lists, renames, deletes; only ciphertext on disk; a rollback is refused" case_python
+run_case "runtime volume: sqlite3 database on an encrypted volume" case_sqlite
+t_done
