@@ -25,14 +25,16 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: scone-cas [--listen ADDR:PORT] [--state-dir DIR] [--workers N]\n"
-		"                 [--max-connections N] [--timeout SECONDS]\n"
+		"                 [--max-connections N] [--timeout SECONDS] [--rate-limit N]\n"
 		"\n"
 		"The Configuration and Attestation Service: keeps sessions and their secrets,\n"
 		"and hands a service its configuration after attestation. HTTPS on ADDR:PORT\n"
 		"(default 127.0.0.1:%d); state (identity, master key, store) in DIR\n"
 		"(default $SCONE_CAS_STATE_DIR or /var/lib/scone-cas). Workers default to the\n"
 		"number of CPUs. Logs are JSON lines on stderr (SCONE_LOG=error|warn|info|debug,\n"
-		"default info). SIGTERM or SIGINT stops it gracefully. API: docs/api.md.\n",
+		"default info). --rate-limit caps the requests per second on one connection\n"
+		"(default 1000: a runtime reports a volume tag at every sync over one\n"
+		"connection). SIGTERM or SIGINT stops it gracefully. API: docs/api.md.\n",
 		CAS_DEFAULT_PORT);
 }
 
@@ -56,6 +58,7 @@ struct options {
 	int workers;
 	int max_connections;
 	int timeout;
+	int rate_limit;
 };
 
 static void parse_options(int argc, char **argv, struct options *o)
@@ -63,12 +66,13 @@ static void parse_options(int argc, char **argv, struct options *o)
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },	{ "state-dir", required_argument, NULL, 'd' },
 		{ "workers", required_argument, NULL, 'w' },	{ "max-connections", required_argument, NULL, 'c' },
-		{ "timeout", required_argument, NULL, 't' },	{ "help", no_argument, NULL, 'h' },
+		{ "timeout", required_argument, NULL, 't' },	{ "rate-limit", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:w:c:t:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:d:w:c:t:r:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			o->listen = optarg;
@@ -84,6 +88,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 't':
 			o->timeout = parse_int("--timeout", optarg, 1, 3600);
+			break;
+		case 'r':
+			o->rate_limit = parse_int("--rate-limit", optarg, 1, 1000000);
 			break;
 		case 'h':
 			usage(stdout);
@@ -109,7 +116,7 @@ static int fail(const char *what, enum scone_err err)
 
 int main(int argc, char **argv)
 {
-	struct options o = { .listen = "127.0.0.1:8081", .state_dir = getenv("SCONE_CAS_STATE_DIR") };
+	struct options o = { .listen = "127.0.0.1:8081", .state_dir = getenv("SCONE_CAS_STATE_DIR"), .rate_limit = 1000 };
 	static struct cas cas;
 	struct cas_server_opts so = { 0 };
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -137,6 +144,7 @@ int main(int argc, char **argv)
 	so.workers = o.workers;
 	so.max_connections = o.max_connections;
 	so.timeout_sec = o.timeout;
+	so.max_requests_per_conn_per_sec = o.rate_limit;
 	so.ssl_ctx = cas_server_tls_ctx(crt, key);
 	so.handler = cas_handle;
 	so.handler_ctx = &cas;

@@ -491,6 +491,172 @@ static enum scone_err conn_read_all(struct conn *c, struct scone_wbuf *out)
 	}
 }
 
+static const char *find_header(const char *p, const char *end, const char *name, size_t *vlen);
+static enum scone_err send_request(struct conn *c, const struct scone_https_opts *o, bool keep_alive,
+				   const char *method, const char *path, const char *content_type, const void *body,
+				   size_t body_len);
+
+static bool head_has(const char *data, size_t len, const char *name, const char *value)
+{
+	const char *end = memmem(data, len, "\r\n\r\n", 4);
+	size_t vlen;
+	const char *v = end ? find_header(data, end + 2, name, &vlen) : NULL;
+
+	return v && (!value || (vlen == strlen(value) && strncasecmp(v, value, vlen) == 0));
+}
+
+/*
+ * Read one response: up to the end of its body by Content-Length, or to the
+ * end of the connection when it has none. *reusable says whether another
+ * request may follow on this connection.
+ */
+static enum scone_err conn_read_response(struct conn *c, struct scone_wbuf *out, bool *reusable)
+{
+	uint8_t buf[16384];
+	size_t off, len;
+	int status;
+
+	*reusable = false;
+	for (;;) {
+		size_t got = 0;
+		int rc = SSL_read_ex(c->ssl, buf, sizeof(buf), &got);
+		if (rc == 1) {
+			enum scone_err err = scone_wbuf_put(out, buf, got);
+			scone_wipe(buf, got);
+			if (err)
+				return scone_err_set(err, "response larger than %u bytes", SCONE_HTTPS_MAX_RESPONSE);
+			if (memmem(out->data, out->size, "\r\n\r\n", 4) &&
+			    head_has((const char *)out->data, out->size, "Content-Length", NULL) &&
+			    scone_http_parse_response((const char *)out->data, out->size, &status, &off, &len) ==
+				    SCONE_ERR_OK) {
+				*reusable = !head_has((const char *)out->data, out->size, "Connection", "close");
+				scone_err_clear();
+				return SCONE_ERR_OK;
+			}
+			continue;
+		}
+		int e = SSL_get_error(c->ssl, rc);
+		if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) ||
+		    (e == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+			ERR_clear_error();
+			return SCONE_ERR_OK;
+		}
+		SCONE_TRY(ssl_wait(c->ssl, rc, &c->deadline, "read"));
+	}
+}
+
+struct scone_https_conn {
+	struct scone_https_opts opts;
+	char host[256];
+	uint8_t pin[32];
+	struct conn c;
+	bool open;
+	pid_t pid;
+};
+
+enum scone_err scone_https_conn_new(const struct scone_https_opts *o, struct scone_https_conn **out)
+{
+	struct scone_https_conn *k;
+
+	if (!o->pin_sha256 || strlen(o->host) >= sizeof(k->host))
+		return scone_err_set(SCONE_ERR_INVALID, "HTTPS connection: no pin, or host too long");
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return scone_err_set(SCONE_ERR_NOMEM, "HTTPS connection");
+	k->opts = *o;
+	snprintf(k->host, sizeof(k->host), "%s", o->host);
+	memcpy(k->pin, o->pin_sha256, 32);
+	k->opts.host = k->host;
+	k->opts.pin_sha256 = k->pin;
+	k->c.fd = -1;
+	*out = k;
+	return SCONE_ERR_OK;
+}
+
+/* Forget the connection; in a forked child without a word on the wire (it is the parent's). */
+static void conn_drop(struct scone_https_conn *k)
+{
+	if (!k->open)
+		return;
+	if (k->pid != getpid()) {
+		SSL_free(k->c.ssl); /* no close_notify: the parent still uses this TLS session */
+		close(k->c.fd);
+		SSL_CTX_free(k->c.ctx);
+	} else {
+		conn_close(&k->c);
+	}
+	k->open = false;
+}
+
+void scone_https_conn_free(struct scone_https_conn *k)
+{
+	if (!k)
+		return;
+	conn_drop(k);
+	free(k);
+}
+
+/* An idle keep-alive connection the server has closed is readable (EOF). */
+static bool conn_stale(const struct scone_https_conn *k)
+{
+	struct pollfd pfd = { .fd = k->c.fd, .events = POLLIN };
+
+	return k->pid != getpid() || poll(&pfd, 1, 0) != 0;
+}
+
+enum scone_err scone_https_conn_request(struct scone_https_conn *k, const char *method, const char *path,
+					const char *content_type, const void *body, size_t body_len,
+					struct scone_https_response *resp)
+{
+	struct scone_wbuf raw;
+	size_t off = 0, len = 0;
+	bool reusable = false;
+	enum scone_err err;
+	int ms = k->opts.timeout_ms ? k->opts.timeout_ms : 15000;
+
+	memset(resp, 0, sizeof(*resp));
+	if (k->open && conn_stale(k))
+		conn_drop(k);
+	if (!k->open) {
+		SCONE_TRY(conn_open(&k->c, k->host, k->opts.port, k->opts.client, ms, resp->server_cert_sha256));
+		if (!scone_ct_equal(resp->server_cert_sha256, k->pin, 32)) {
+			conn_close(&k->c);
+			return scone_err_set(SCONE_ERR_UNTRUSTED, "%s:%u presented a certificate that is not the pinned one",
+					     k->host, k->opts.port);
+		}
+		k->open = true;
+		k->pid = getpid();
+	}
+	memcpy(resp->server_cert_sha256, k->pin, 32);
+	clock_gettime(CLOCK_MONOTONIC, &k->c.deadline);
+	k->c.deadline.tv_sec += ms / 1000;
+	k->c.deadline.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (k->c.deadline.tv_nsec >= 1000000000) {
+		k->c.deadline.tv_sec++;
+		k->c.deadline.tv_nsec -= 1000000000;
+	}
+	scone_wbuf_init(&raw, SCONE_HTTPS_MAX_RESPONSE + 65536, 1);
+	err = send_request(&k->c, &k->opts, true, method, path, content_type, body, body_len);
+	if (!err)
+		err = conn_read_response(&k->c, &raw, &reusable);
+	if (!err)
+		err = scone_http_parse_response((const char *)raw.data, raw.size, &resp->status, &off, &len);
+	if (!err) {
+		resp->body = malloc(len + 1);
+		if (!resp->body)
+			err = scone_err_set(SCONE_ERR_NOMEM, "response body");
+	}
+	if (!err) {
+		memcpy(resp->body, raw.data + off, len);
+		resp->body[len] = '\0';
+		resp->len = len;
+	}
+	if (err || !reusable)
+		conn_drop(k);
+	scone_wbuf_free(&raw);
+	return err;
+}
+
 enum scone_err scone_https_probe(const char *host, uint16_t port, int timeout_ms, uint8_t cert_sha256[32])
 {
 	struct conn c;
@@ -500,16 +666,18 @@ enum scone_err scone_https_probe(const char *host, uint16_t port, int timeout_ms
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err send_request(struct conn *c, const struct scone_https_opts *o, const char *method,
-				   const char *path, const char *content_type, const void *body, size_t body_len)
+static enum scone_err send_request(struct conn *c, const struct scone_https_opts *o, bool keep_alive,
+				   const char *method, const char *path, const char *content_type, const void *body,
+				   size_t body_len)
 {
 	char head[2048];
 	int n;
 
 	n = snprintf(head, sizeof(head),
 		     "%s %s HTTP/1.1\r\nHost: %s:%u\r\nUser-Agent: scone\r\nAccept: application/json\r\n"
-		     "Connection: close\r\nContent-Length: %zu\r\n%s%s%s\r\n",
-		     method, path, o->host, o->port, body_len, content_type ? "Content-Type: " : "",
+		     "Connection: %s\r\nContent-Length: %zu\r\n%s%s%s\r\n",
+		     method, path, o->host, o->port, keep_alive ? "keep-alive" : "close", body_len,
+		     content_type ? "Content-Type: " : "",
 		     content_type ? content_type : "", content_type ? "\r\n" : "");
 	if (n < 0 || n >= (int)sizeof(head))
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "request path too long");
@@ -541,7 +709,7 @@ enum scone_err scone_https_request(const struct scone_https_opts *o, const char 
 				     o->host, o->port, got);
 	}
 	scone_wbuf_init(&raw, SCONE_HTTPS_MAX_RESPONSE + 65536, 1);
-	err = send_request(&c, o, method, path, content_type, body, body_len);
+	err = send_request(&c, o, false, method, path, content_type, body, body_len);
 	if (!err)
 		err = conn_read_all(&c, &raw);
 	conn_close(&c);

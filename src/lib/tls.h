@@ -74,6 +74,23 @@ SCONE_MUST_CHECK enum scone_err scone_https_request(const struct scone_https_opt
 						    size_t body_len, struct scone_https_response *resp);
 void scone_https_response_free(struct scone_https_response *resp);
 
+/*
+ * A kept-alive connection for a stream of requests to one pinned server
+ * (a runtime reporting volume tags): connects at the first request,
+ * reconnects when the server has closed an idle connection (checked before
+ * a request is sent, so nothing is sent twice) or after a fork (a child
+ * never touches its parent's TLS session). Not thread-safe: one user at a
+ * time. opts (host, pin, client identity) are copied, except the identity,
+ * which must outlive the connection.
+ */
+struct scone_https_conn;
+SCONE_MUST_CHECK enum scone_err scone_https_conn_new(const struct scone_https_opts *opts,
+						     struct scone_https_conn **out);
+SCONE_MUST_CHECK enum scone_err scone_https_conn_request(struct scone_https_conn *c, const char *method,
+							 const char *path, const char *content_type, const void *body,
+							 size_t body_len, struct scone_https_response *resp);
+void scone_https_conn_free(struct scone_https_conn *c);
+
 /* Connect and report the server's certificate fingerprint without pinning (for `cas trust`). */
 SCONE_MUST_CHECK enum scone_err scone_https_probe(const char *host, uint16_t port, int timeout_ms,
 						  uint8_t cert_sha256[32]);

@@ -9,6 +9,8 @@
  */
 #include "cas_client.h"
 
+#include <pthread.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -550,6 +552,49 @@ static enum scone_err tag_body(struct scone_wbuf *w, const struct scone_runtime_
 	return err;
 }
 
+/*
+ * Tag reports come at every sync point of a volume, so they share one
+ * kept-alive TLS connection per process (one handshake, not one per
+ * report); it is made again for another CAS, pin or identity, and after a
+ * fork (scone_https_conn_request sees to that).
+ */
+static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct scone_https_conn *report_conn;
+static char report_addr[300];
+static uint8_t report_pin[32];
+static const struct scone_identity *report_id;
+
+static enum scone_err report_post(const char *cas_addr, const uint8_t pin_sha256[32], const struct scone_identity *id,
+				  const struct scone_wbuf *body, struct scone_https_response *resp)
+{
+	struct scone_https_opts o = { .pin_sha256 = pin_sha256, .client = id };
+	char host[256];
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (!cas_addr || !pin_sha256 || !id)
+		return scone_err_set(SCONE_ERR_INVALID, "CAS tag report: address, pin and identity are required");
+	pthread_mutex_lock(&report_lock);
+	if (!report_conn || strcmp(report_addr, cas_addr) != 0 || memcmp(report_pin, pin_sha256, 32) != 0 ||
+	    report_id != id) {
+		scone_https_conn_free(report_conn);
+		report_conn = NULL;
+		err = scone_hostport_parse(cas_addr, SCONE_RT_DEFAULT_PORT, host, sizeof(host), &o.port);
+		o.host = host;
+		if (!err)
+			err = scone_https_conn_new(&o, &report_conn);
+		if (!err) {
+			snprintf(report_addr, sizeof(report_addr), "%s", cas_addr);
+			memcpy(report_pin, pin_sha256, 32);
+			report_id = id;
+		}
+	}
+	if (!err)
+		err = scone_https_conn_request(report_conn, "POST", "/v1/volumes/tag", "application/json", body->data,
+					       body->size, resp);
+	pthread_mutex_unlock(&report_lock);
+	return err;
+}
+
 enum scone_err scone_runtime_report_tag(const char *cas_addr, const uint8_t pin_sha256[32],
 					const struct scone_identity *id, const struct scone_runtime_config *cfg,
 					const char *volume, const uint8_t *previous_tag,
@@ -565,7 +610,7 @@ enum scone_err scone_runtime_report_tag(const char *cas_addr, const uint8_t pin_
 	scone_wbuf_init(&body, 64 * 1024, 1);
 	err = tag_body(&body, cfg, volume, previous_tag, tag);
 	if (!err)
-		err = post(cas_addr, pin_sha256, id, "/v1/volumes/tag", &body, &resp);
+		err = report_post(cas_addr, pin_sha256, id, &body, &resp);
 	if (!err && resp.status != 200) {
 		snprintf(what, sizeof(what), "the new tag of volume %.100s", volume);
 		err = refused(&resp, what);

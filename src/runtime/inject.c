@@ -426,6 +426,24 @@ int faccessat(int dirfd, const char *path, int how, int flags)
 	return e ? access_injected(e, how) : real_faccessat(dirfd, path, how, flags);
 }
 
+/* glibc's euidaccess/eaccess call its internal access, not the exported one (sort -o uses them). */
+int euidaccess(const char *path, int how)
+{
+	const struct injected *e;
+	REAL(euidaccess, access_fn);
+	int r;
+
+	if (scone_shield_access(AT_FDCWD, path, how, &r))
+		return r;
+	e = lookup(AT_FDCWD, path);
+	return e ? access_injected(e, how) : real_euidaccess(path, how);
+}
+
+int eaccess(const char *path, int how)
+{
+	return euidaccess(path, how);
+}
+
 int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *buf)
 {
 	const struct injected *e;

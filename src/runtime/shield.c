@@ -9,7 +9,8 @@
  *
  * A shielded fd is a real kernel fd (an empty, sealed memfd, so numbers never
  * collide and nothing written around the shield lands anywhere) with an
- * entry in a table fd -> vfile + offset + flags, guarded by one mutex. Path
+ * entry in a table fd -> open file description (vfile + offset + flags,
+ * refcounted: dup'ed fds share it), guarded by one mutex. Path
  * calls come from inject.c's interposers through the scone_shield_* hooks;
  * fd calls (read, write, lseek, fstat, close, ...) are interposed here.
  * Everything else passes through to the next libc definition, errno intact.
@@ -20,9 +21,10 @@
  *
  * Sync points: fsync/fdatasync of a shielded fd, the close of a volume's last
  * open fd and exit commit the volume and report its new tag to CAS.
- * Not shielded, refused instead: O_DIRECT (EINVAL), O_TMPFILE (EOPNOTSUPP),
- * mmap (ENODEV; and the memfd is empty and sealed, so even a raw mmap
- * syscall maps no data and a shared writable one fails).
+ * mmap is served as an anonymous snapshot of the plaintext. Not shielded,
+ * refused instead: O_DIRECT (EINVAL), O_TMPFILE (EOPNOTSUPP), shared writable
+ * mmap (ENODEV; the memfd is empty and sealed, so even a raw mmap syscall
+ * maps no data), splice/tee (EINVAL), chdir into a volume (ENOTSUP).
  */
 /* The interposers must be real functions, not glibc's fortify inline wrappers. */
 #undef _FORTIFY_SOURCE
@@ -34,12 +36,15 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "lib/crypto.h"
@@ -67,6 +72,7 @@ struct sfd {
 	char vpath[PATH_MAX];
 	uint64_t off;
 	int flags;
+	int refs; /* fds sharing this open file description (dup) */
 };
 
 struct sdir {
@@ -74,6 +80,7 @@ struct sdir {
 	struct dirent64 *ents;
 	size_t n, cap, pos;
 	int fd;
+	const char *vpath; /* while listing */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -230,6 +237,11 @@ static enum scone_err commit(struct mount *m)
 
 static void shield_exit(void)
 {
+	/*
+	 * glibc flushes stdio after the atexit handlers: flush the cookie
+	 * streams on shielded files now, so their last writes are committed.
+	 */
+	fflush(NULL);
 	enter();
 	for (size_t i = 0; i < n_mounts; i++)
 		if (commit(&mounts[i]))
@@ -417,6 +429,7 @@ static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 	s->m = m;
 	s->f = f;
 	s->flags = flags;
+	s->refs = 1;
 	snprintf(s->vpath, sizeof(s->vpath), "%s", vpath);
 	m->open_count++;
 	__atomic_store_n(&fds[fd], s, __ATOMIC_RELEASE);
@@ -452,12 +465,17 @@ int creat64(const char *path, mode_t mode)
 	return open64(path, O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
 
-/* Release fd's entry; the lock is held. The kernel fd stays open. */
+/*
+ * Release fd's entry; the lock is held. The kernel fd stays open. The open
+ * file description goes with its last fd.
+ */
 static int close_locked(int fd, struct sfd *s)
 {
 	int r = 0;
 
 	__atomic_store_n(&fds[fd], NULL, __ATOMIC_RELEASE);
+	if (--s->refs > 0)
+		return 0;
 	if (s->f)
 		scone_vfile_close(s->f);
 	if (--s->m->open_count == 0 && commit(s->m))
@@ -690,17 +708,65 @@ int fdatasync(int fd)
 }
 
 /*
- * mmap of a shielded file is not served yet: refused (ENODEV, as for a file
- * whose file system has no mmap) rather than mapping the empty memfd.
+ * mmap of a shielded file: a snapshot. Anonymous memory holds the plaintext
+ * of the range (zero past the end of the file), then gets the requested
+ * protection; munmap treats it as any anonymous mapping. A shared writable
+ * mapping cannot be served (its stores would never reach the volume):
+ * ENODEV, as for a file system without mmap. A read-only shared mapping is
+ * served as the same snapshot (later writes through an fd do not show in it).
  */
+static void *map_shielded(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
+{
+	REAL(mmap64);
+	REAL(munmap);
+	int type = flags & MAP_TYPE;
+	struct sfd *s;
+	ssize_t r = 0;
+	size_t got = 0;
+	void *p;
+	int e = 0;
+
+	if ((type == MAP_SHARED || type == MAP_SHARED_VALIDATE) && (prot & PROT_WRITE)) {
+		errno = ENODEV;
+		return MAP_FAILED;
+	}
+	if (len == 0 || off < 0 || (off & (off64_t)(sysconf(_SC_PAGESIZE) - 1))) {
+		errno = EINVAL;
+		return MAP_FAILED;
+	}
+	p = real_mmap64(addr, len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE)), -1, 0);
+	if (p == MAP_FAILED)
+		return MAP_FAILED;
+	enter();
+	s = fd_entry(fd);
+	if (!s || !s->f)
+		r = fail(s ? ENODEV : EBADF);
+	else if ((s->flags & O_ACCMODE) == O_WRONLY)
+		r = fail(EACCES);
+	while (r >= 0 && got < len) {
+		r = pread_locked(s, (char *)p + got, len - got, (uint64_t)off + got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	e = errno;
+	leave();
+	if (r < 0 || mprotect(p, len, prot) != 0) {
+		e = r < 0 ? e : errno;
+		real_munmap(p, len);
+		errno = e;
+		return MAP_FAILED;
+	}
+	return p;
+}
+
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	REAL(mmap);
 
-	if (!(flags & MAP_ANONYMOUS) && maybe_shielded(fd)) {
-		errno = ENODEV;
-		return MAP_FAILED;
-	}
+	if (!(flags & MAP_ANONYMOUS) && maybe_shielded(fd))
+		return map_shielded(addr, len, prot, flags, fd, off);
 	return real_mmap(addr, len, prot, flags, fd, off);
 }
 
@@ -708,23 +774,470 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
 {
 	REAL(mmap64);
 
-	if (!(flags & MAP_ANONYMOUS) && maybe_shielded(fd)) {
-		errno = ENODEV;
-		return MAP_FAILED;
-	}
+	if (!(flags & MAP_ANONYMOUS) && maybe_shielded(fd))
+		return map_shielded(addr, len, prot, flags, fd, off);
 	return real_mmap64(addr, len, prot, flags, fd, off);
+}
+
+/* ---- vectored I/O ---- */
+
+/* Check the vector like the kernel: EINVAL for a bad count or a total past SSIZE_MAX. */
+static int iov_check(const struct iovec *iov, int cnt)
+{
+	size_t total = 0;
+
+	if (cnt < 0 || cnt > IOV_MAX)
+		return fail(EINVAL);
+	for (int i = 0; i < cnt; i++) {
+		if (iov[i].iov_len > (size_t)SSIZE_MAX - total)
+			return fail(EINVAL);
+		total += iov[i].iov_len;
+	}
+	return 0;
+}
+
+/*
+ * readv/writev and friends, one buffer after the other (lock held): at the
+ * file offset when at is NULL (and move it), else at *at. Stops at the first
+ * short transfer; an error after some bytes returns the bytes.
+ */
+static ssize_t iov_locked(struct sfd *s, const struct iovec *iov, int cnt, const uint64_t *at, bool wr)
+{
+	ssize_t total = 0, r;
+
+	if (iov_check(iov, cnt) != 0)
+		return -1;
+	if (!s->f)
+		return fail(wr ? EBADF : EISDIR);
+	if ((s->flags & O_ACCMODE) == (wr ? O_RDONLY : O_WRONLY))
+		return fail(EBADF);
+	for (int i = 0; i < cnt; i++) {
+		void *b = iov[i].iov_base;
+		size_t n = iov[i].iov_len;
+		if (n == 0)
+			continue;
+		if (!at)
+			r = wr ? write_locked(s, b, n) : read_locked(s, b, n);
+		else if (wr)
+			r = pwrite_locked(s, b, n, *at + (uint64_t)total, false);
+		else
+			r = pread_locked(s, b, n, *at + (uint64_t)total);
+		if (r < 0)
+			return total > 0 ? total : -1;
+		total += r;
+		if ((size_t)r < n)
+			break;
+	}
+	return total;
+}
+
+/* The positional variants: a negative offset is EINVAL (-1 means "the file offset" for the v2 calls). */
+static ssize_t piov_locked(struct sfd *s, const struct iovec *iov, int cnt, off64_t off, bool cur_ok, bool wr)
+{
+	uint64_t at = (uint64_t)off;
+
+	if (cur_ok && off == -1)
+		return iov_locked(s, iov, cnt, NULL, wr);
+	if (off < 0)
+		return fail(EINVAL);
+	return iov_locked(s, iov, cnt, &at, wr);
+}
+
+ssize_t readv(int fd, const struct iovec *iov, int cnt)
+{
+	REAL(readv);
+	FD_CALL(fd, real_readv(fd, iov, cnt), iov_locked(s, iov, cnt, NULL, false));
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+	REAL(writev);
+	FD_CALL(fd, real_writev(fd, iov, cnt), iov_locked(s, iov, cnt, NULL, true));
+}
+
+ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	REAL(preadv);
+	FD_CALL(fd, real_preadv(fd, iov, cnt, off), piov_locked(s, iov, cnt, off, false, false));
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	REAL(pwritev);
+	FD_CALL(fd, real_pwritev(fd, iov, cnt, off), piov_locked(s, iov, cnt, off, false, true));
+}
+
+ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off64_t off)
+{
+	REAL(preadv64);
+	FD_CALL(fd, real_preadv64(fd, iov, cnt, off), piov_locked(s, iov, cnt, off, false, false));
+}
+
+ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off64_t off)
+{
+	REAL(pwritev64);
+	FD_CALL(fd, real_pwritev64(fd, iov, cnt, off), piov_locked(s, iov, cnt, off, false, true));
+}
+
+/* RWF_* flags are not served on a shielded fd: EOPNOTSUPP, as for an unsupported flag. */
+ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+	REAL(preadv2);
+	FD_CALL(fd, real_preadv2(fd, iov, cnt, off, flags),
+		flags ? fail(EOPNOTSUPP) : piov_locked(s, iov, cnt, off, true, false));
+}
+
+ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+	REAL(pwritev2);
+	FD_CALL(fd, real_pwritev2(fd, iov, cnt, off, flags),
+		flags ? fail(EOPNOTSUPP) : piov_locked(s, iov, cnt, off, true, true));
+}
+
+ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off64_t off, int flags)
+{
+	REAL(preadv64v2);
+	FD_CALL(fd, real_preadv64v2(fd, iov, cnt, off, flags),
+		flags ? fail(EOPNOTSUPP) : piov_locked(s, iov, cnt, off, true, false));
+}
+
+ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off64_t off, int flags)
+{
+	REAL(pwritev64v2);
+	FD_CALL(fd, real_pwritev64v2(fd, iov, cnt, off, flags),
+		flags ? fail(EOPNOTSUPP) : piov_locked(s, iov, cnt, off, true, true));
+}
+
+/* ---- copies between fds: read through the shield, write to the other side ---- */
+
+#define COPY_CHUNK 65536
+
+/* Write all of buf to out (at *out_off if given). Returns the bytes written, -1 if none. */
+static ssize_t copy_out(int out, off64_t *out_off, const char *buf, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t w = out_off ? pwrite64(out, buf + done, n - done, *out_off) : write(out, buf + done, n - done);
+		if (w <= 0)
+			return done > 0 ? (ssize_t)done : -1;
+		if (out_off)
+			*out_off += w;
+		done += (size_t)w;
+	}
+	return (ssize_t)done;
+}
+
+/*
+ * sendfile/copy_file_range where one side is shielded: up to count bytes from
+ * in (at *in_off if given, else its file offset) to out. Returns the bytes
+ * copied; -1 with errno when nothing was. Input read but not written is
+ * given back (the offset moves only by what was written).
+ */
+static ssize_t copy_through(int out, off64_t *out_off, int in, off64_t *in_off, size_t count)
+{
+	char *buf = malloc(COPY_CHUNK);
+	ssize_t total = 0, r = 0, w = 0;
+	int e = 0;
+
+	if (!buf)
+		return fail(ENOMEM);
+	if (count > SSIZE_MAX)
+		count = SSIZE_MAX;
+	while ((size_t)total < count) {
+		size_t want = count - (size_t)total < COPY_CHUNK ? count - (size_t)total : COPY_CHUNK;
+		r = in_off ? pread64(in, buf, want, *in_off) : read(in, buf, want);
+		if (r <= 0) {
+			e = errno;
+			break;
+		}
+		w = copy_out(out, out_off, buf, (size_t)r);
+		e = errno;
+		if (w > 0)
+			total += w;
+		if (in_off && w > 0)
+			*in_off += w;
+		if (w < r) {
+			if (!in_off)
+				(void)lseek64(in, -(off64_t)(r - (w > 0 ? w : 0)), SEEK_CUR);
+			break;
+		}
+		if ((size_t)r < want)
+			break;
+	}
+	scone_wipe(buf, COPY_CHUNK);
+	free(buf);
+	if (total == 0 && (r < 0 || w < 0)) {
+		errno = e;
+		return -1;
+	}
+	return total;
+}
+
+ssize_t sendfile(int out, int in, off_t *off, size_t count)
+{
+	REAL(sendfile);
+	off64_t o;
+	ssize_t r;
+
+	if (!maybe_shielded(in) && !maybe_shielded(out))
+		return real_sendfile(out, in, off, count);
+	if (off && *off < 0)
+		return fail(EINVAL);
+	o = off ? *off : 0;
+	r = copy_through(out, NULL, in, off ? &o : NULL, count);
+	if (off)
+		*off = (off_t)o;
+	return r;
+}
+
+ssize_t sendfile64(int out, int in, off64_t *off, size_t count)
+{
+	return sendfile(out, in, off, count);
+}
+
+ssize_t copy_file_range(int in, off64_t *in_off, int out, off64_t *out_off, size_t len, unsigned int flags)
+{
+	REAL(copy_file_range);
+
+	if (!maybe_shielded(in) && !maybe_shielded(out))
+		return real_copy_file_range(in, in_off, out, out_off, len, flags);
+	if (flags != 0 || (in_off && *in_off < 0) || (out_off && *out_off < 0))
+		return fail(EINVAL);
+	return copy_through(out, out_off, in, in_off, len);
+}
+
+/* A pipe cannot hold a reference to plaintext pages: splice and tee of a shielded fd are refused. */
+ssize_t splice(int in, off64_t *in_off, int out, off64_t *out_off, size_t len, unsigned int flags)
+{
+	REAL(splice);
+
+	if (maybe_shielded(in) || maybe_shielded(out))
+		return fail(EINVAL);
+	return real_splice(in, in_off, out, out_off, len, flags);
+}
+
+ssize_t tee(int in, int out, size_t len, unsigned int flags)
+{
+	REAL(tee);
+
+	if (maybe_shielded(in) || maybe_shielded(out))
+		return fail(EINVAL);
+	return real_tee(in, out, len, flags);
+}
+
+/* ---- duplicates: one open file description, several fds ---- */
+
+/*
+ * Record newfd (a kernel dup of a shielded fd's placeholder) as another fd of
+ * s; the lock is held. First drops what newfd held before (dup2/dup3 closed
+ * it). Returns newfd, or -1 (EMFILE) past the table, the kernel fd closed.
+ */
+static int share_locked(int newfd, struct sfd *s)
+{
+	REAL(close);
+	struct sfd *old;
+
+	if (newfd >= SHIELD_FD_MAX) {
+		real_close(newfd);
+		return fail(EMFILE);
+	}
+	old = fds[newfd];
+	if (old == s)
+		return newfd;
+	if (old)
+		(void)close_locked(newfd, old); /* the kernel closed it silently too */
+	if (s) {
+		s->refs++;
+		__atomic_store_n(&fds[newfd], s, __ATOMIC_RELEASE);
+	}
+	return newfd;
+}
+
+int dup(int fd)
+{
+	REAL(dup);
+	int r, e;
+
+	if (!maybe_shielded(fd))
+		return real_dup(fd);
+	enter();
+	r = real_dup(fd);
+	if (r >= 0)
+		r = share_locked(r, fd_entry(fd));
+	e = errno;
+	leave();
+	if (r < 0)
+		errno = e;
+	return r;
+}
+
+static void std_stream(int fd);
+
+int dup3(int fd, int newfd, int flags)
+{
+	REAL(dup3);
+	int r, e;
+
+	if (!maybe_shielded(fd) && !maybe_shielded(newfd))
+		return real_dup3(fd, newfd, flags);
+	enter();
+	r = real_dup3(fd, newfd, flags);
+	if (r >= 0)
+		r = share_locked(r, fd_entry(fd));
+	e = errno;
+	leave();
+	if (r < 0)
+		errno = e;
+	else
+		std_stream(r);
+	return r;
+}
+
+int dup2(int fd, int newfd)
+{
+	REAL(dup2);
+	int r, e;
+
+	if (!maybe_shielded(fd) && !maybe_shielded(newfd))
+		return real_dup2(fd, newfd);
+	enter();
+	r = real_dup2(fd, newfd);
+	if (r >= 0 && fd != newfd)
+		r = share_locked(r, fd_entry(fd));
+	e = errno;
+	leave();
+	if (r < 0)
+		errno = e;
+	else if (fd != newfd)
+		std_stream(r);
+	return r;
+}
+
+/* The status flags F_GETFL reports and the ones F_SETFL may change (as the kernel). */
+#define GETFL_MASK (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_NOATIME | O_PATH)
+#define SETFL_MASK (O_APPEND | O_NONBLOCK)
+
+typedef int (*fcntl_fn)(int, int, ...);
+
+/*
+ * fcntl on a shielded fd: duplicates share the entry, F_GETFL/F_SETFL use its
+ * flags (O_APPEND and O_NONBLOCK can change; O_DIRECT is EINVAL; O_NONBLOCK
+ * is kept on the placeholder, meaningless for a file as on the kernel's). Everything
+ * else (F_GETFD/F_SETFD, locks, seals) goes to the placeholder memfd.
+ */
+static int fcntl_shield(fcntl_fn real, int fd, int cmd, void *arg)
+{
+	struct sfd *s;
+	int r, e;
+
+	if (!maybe_shielded(fd))
+		return real(fd, cmd, arg);
+	enter();
+	s = fd_entry(fd);
+	if (!s) {
+		r = real(fd, cmd, arg);
+	} else if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
+		r = real(fd, cmd, arg);
+		if (r >= 0)
+			r = share_locked(r, s);
+	} else if (cmd == F_GETFL) {
+		/* O_NONBLOCK lives in the placeholder's description (ioctl FIONBIO sets it there). */
+		r = real(fd, F_GETFL);
+		if (r >= 0)
+			r = (s->flags & GETFL_MASK & ~O_NONBLOCK) | (r & O_NONBLOCK);
+	} else if (cmd == F_SETFL) {
+		int fl = (int)(intptr_t)arg;
+		if (fl & O_DIRECT) {
+			r = fail(EINVAL);
+		} else if ((r = real(fd, F_SETFL, fl & O_NONBLOCK)) == 0) {
+			s->flags = (s->flags & ~SETFL_MASK) | (fl & SETFL_MASK);
+		}
+	} else {
+		r = real(fd, cmd, arg);
+	}
+	e = errno;
+	leave();
+	if (r < 0)
+		errno = e;
+	return r;
+}
+
+/* glibc reads the third argument as a pointer-sized word whatever cmd is; so do we. */
+int fcntl(int fd, int cmd, ...)
+{
+	static fcntl_fn real;
+	va_list ap;
+	void *arg;
+
+	if (!real)
+		real = (fcntl_fn)dlsym(RTLD_NEXT, "fcntl");
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_shield(real, fd, cmd, arg);
+}
+
+int fcntl64(int fd, int cmd, ...)
+{
+	static fcntl_fn real;
+	va_list ap;
+	void *arg;
+
+	if (!real)
+		real = (fcntl_fn)dlsym(RTLD_NEXT, "fcntl64");
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_shield(real, fd, cmd, arg);
+}
+
+/* ---- working directory ---- */
+
+/*
+ * The working directory cannot be inside a volume: the kernel's cwd would be
+ * the host directory of ciphertext. chdir/fchdir there: ENOTSUP. Relative
+ * paths under a volume work through a directory fd (openat and friends).
+ */
+int chdir(const char *path)
+{
+	char vpath[PATH_MAX];
+	REAL(chdir);
+
+	return resolve(AT_FDCWD, path, vpath) ? fail(ENOTSUP) : real_chdir(path);
+}
+
+int fchdir(int fd)
+{
+	REAL(fchdir);
+
+	return maybe_shielded(fd) ? fail(ENOTSUP) : real_fchdir(fd);
 }
 
 /* ---- metadata ---- */
 
-static void fill_stat(const struct scone_vstat *v, struct stat *st)
+/*
+ * The inode number: a file's id, or for a directory (which has none) a hash
+ * of its volume path, so that cp -r and tar tell directories apart.
+ */
+static uint64_t inode_of(const struct scone_vstat *v, const char *vpath)
 {
-	uint64_t ino;
+	uint64_t ino = 0;
 
 	memcpy(&ino, v->file_id, sizeof(ino));
+	if (!ino && vpath) {
+		ino = 14695981039346656037ULL;
+		for (const char *p = vpath; *p; p++)
+			ino = (ino ^ (uint8_t)*p) * 1099511628211ULL;
+	}
+	return ino ? ino : 1;
+}
+
+static void fill_stat(const struct scone_vstat *v, const char *vpath, struct stat *st)
+{
 	memset(st, 0, sizeof(*st));
 	st->st_dev = SHIELD_DEV;
-	st->st_ino = (ino_t)(ino ? ino : 1);
+	st->st_ino = (ino_t)inode_of(v, vpath);
 	st->st_mode = (v->is_dir ? S_IFDIR : S_IFREG) | (mode_t)(v->mode & 07777);
 	st->st_nlink = v->is_dir ? 2 : 1;
 	st->st_uid = getuid();
@@ -741,7 +1254,7 @@ static int fstat_locked(struct sfd *s, struct stat *st)
 
 	if (err)
 		return fail_err(err);
-	fill_stat(&v, st);
+	fill_stat(&v, s->vpath, st);
 	return 0;
 }
 
@@ -769,7 +1282,7 @@ static int path_stat(struct mount *m, const char *vpath, struct stat *st)
 	if (err)
 		r = -1, e = scone_err_to_errno(err);
 	else
-		fill_stat(&v, st);
+		fill_stat(&v, vpath, st);
 	if (r)
 		errno = e;
 	return r;
@@ -1030,10 +1543,13 @@ static int add_entry(struct sdir *d, const char *name, unsigned char type, uint6
 
 static int dir_entry(void *arg, const char *name, const struct scone_vstat *st)
 {
-	uint64_t ino;
+	struct sdir *d = arg;
+	char child[PATH_MAX];
 
-	memcpy(&ino, st->file_id, sizeof(ino));
-	return add_entry(arg, name, st->is_dir ? DT_DIR : DT_REG, ino);
+	if ((size_t)snprintf(child, sizeof(child), "%s/%s", strcmp(d->vpath, "/") ? d->vpath : "", name) >=
+	    sizeof(child))
+		return 1;
+	return add_entry(d, name, st->is_dir ? DT_DIR : DT_REG, inode_of(st, child));
 }
 
 static bool is_sdir(const void *p)
@@ -1048,13 +1564,24 @@ static bool is_sdir(const void *p)
 	return d != NULL;
 }
 
+/* Read vpath's entries into d (lock held); 0 or an errno. */
+static int list_locked(struct sdir *d, struct mount *m, const char *vpath)
+{
+	enum scone_err err = SCONE_ERR_OK;
+
+	d->vpath = vpath;
+	if (add_entry(d, ".", DT_DIR, 1) || add_entry(d, "..", DT_DIR, 1) ||
+	    (err = scone_volume_readdir(m->vol, vpath, dir_entry, d)) || d->n < 2)
+		return err ? scone_err_to_errno(err) : ENOMEM;
+	return 0;
+}
+
 DIR *opendir(const char *path)
 {
 	char vpath[PATH_MAX];
 	struct mount *m = resolve(AT_FDCWD, path, vpath);
 	REAL(opendir);
 	struct sdir *d;
-	enum scone_err err;
 	int fd, e;
 
 	if (!m)
@@ -1066,14 +1593,9 @@ DIR *opendir(const char *path)
 	enter();
 	fd = open_locked(m, vpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	e = errno;
-	if (fd >= 0) {
-		err = SCONE_ERR_OK;
-		if (add_entry(d, ".", DT_DIR, 1) || add_entry(d, "..", DT_DIR, 1) ||
-		    (err = scone_volume_readdir(m->vol, vpath, dir_entry, d)) || d->n < 2) {
-			e = err ? scone_err_to_errno(err) : ENOMEM;
-			(void)close_locked(fd, fds[fd]);
-			fd = -1;
-		}
+	if (fd >= 0 && (e = list_locked(d, m, vpath)) != 0) {
+		(void)close_locked(fd, fds[fd]);
+		fd = -1;
 	}
 	if (fd >= 0) {
 		d->fd = fd;
@@ -1082,6 +1604,43 @@ DIR *opendir(const char *path)
 	}
 	leave();
 	if (fd < 0) {
+		free(d->ents);
+		free(d);
+		errno = e;
+		return NULL;
+	}
+	return (DIR *)(void *)d;
+}
+
+/* A directory stream on a shielded directory fd; closedir closes fd. */
+DIR *fdopendir(int fd)
+{
+	REAL(fdopendir);
+	struct sdir *d;
+	struct sfd *s;
+	int e = 0;
+
+	if (!maybe_shielded(fd))
+		return real_fdopendir(fd);
+	if (!(d = calloc(1, sizeof(*d)))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	enter();
+	s = fd_entry(fd);
+	if (!s)
+		e = EBADF;
+	else if (s->f)
+		e = ENOTDIR;
+	else
+		e = list_locked(d, s->m, s->vpath);
+	if (!e) {
+		d->fd = fd;
+		d->next = dirs;
+		__atomic_store_n(&dirs, d, __ATOMIC_RELEASE);
+	}
+	leave();
+	if (e) {
 		free(d->ents);
 		free(d);
 		errno = e;
@@ -1201,10 +1760,71 @@ static int fopen_flags(const char *mode)
 	return flags;
 }
 
+static const cookie_io_functions_t cookie_io = {
+	.read = cookie_read, .write = cookie_write, .seek = cookie_seek, .close = cookie_close};
+
+/*
+ * A cookie stream on fd. glibc marks a cookie stream's fd as -2 (fileno:
+ * EBADF); programs call fstat(fileno(fp)) (sort does), so the stream carries
+ * its shielded fd instead. glibc's cookie streams do all their I/O and the
+ * close through the cookie functions, never through that field.
+ */
+static FILE *cookie_stream(int fd, const char *mode)
+{
+	FILE *fp = fopencookie((void *)(intptr_t)fd, mode, cookie_io);
+
+	if (fp)
+		fp->_fileno = fd;
+	return fp;
+}
+
+/* A stream on a shielded fd: the same cookie stream as fopen's; fclose closes fd. */
+FILE *fdopen(int fd, const char *mode)
+{
+	REAL(fdopen);
+	int flags = mode ? fopen_flags(mode) : -1;
+	int cur;
+
+	if (!maybe_shielded(fd))
+		return real_fdopen(fd, mode);
+	if (flags < 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((cur = fcntl(fd, F_GETFL)) < 0)
+		return NULL;
+	if (((cur & O_ACCMODE) == O_RDONLY && (flags & O_ACCMODE) != O_RDONLY) ||
+	    ((cur & O_ACCMODE) == O_WRONLY && (flags & O_ACCMODE) != O_WRONLY)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((flags & O_APPEND) && !(cur & O_APPEND) && fcntl(fd, F_SETFL, cur | O_APPEND) != 0)
+		return NULL;
+	return cookie_stream(fd, mode);
+}
+
+/*
+ * A shielded file dup'ed onto 0, 1 or 2 (sort -o, shell-style redirection
+ * inside the program): glibc's stdin/stdout/stderr would use the raw fd (the
+ * empty sealed placeholder: EPERM, nothing leaks), so they become cookie
+ * streams on the same fd number. The program's fclose(stdout) closes fd 1
+ * and commits as any close.
+ */
+static void std_stream(int fd)
+{
+	FILE **slot = fd == 0 ? &stdin : fd == 1 ? &stdout : fd == 2 ? &stderr : NULL;
+	FILE *fp;
+
+	if (!slot || !maybe_shielded(fd))
+		return;
+	fflush(*slot);
+	fp = cookie_stream(fd, fd == 0 ? "r" : "w");
+	if (fp)
+		*slot = fp;
+}
+
 bool scone_shield_fopen(const char *path, const char *mode, FILE **ret)
 {
-	static const cookie_io_functions_t io = {
-		.read = cookie_read, .write = cookie_write, .seek = cookie_seek, .close = cookie_close};
 	int flags = mode ? fopen_flags(mode) : -1;
 	int fd, e;
 
@@ -1218,7 +1838,7 @@ bool scone_shield_fopen(const char *path, const char *mode, FILE **ret)
 		errno = EINVAL;
 		return true;
 	}
-	*ret = fopencookie((void *)(intptr_t)fd, mode, io);
+	*ret = cookie_stream(fd, mode);
 	if (!*ret) {
 		e = errno;
 		close(fd);

@@ -376,7 +376,7 @@ EOF
 case_hostile() {
 	local rt=$CASE_DIR/rt pid t n
 	cas_case_begin
-	cas_start "$CASE_DIR/state" -- --timeout 2
+	cas_start "$CASE_DIR/state" -- --timeout 2 --rate-limit 200
 	pid=$CAS_PID
 	owner_new "$CASE_DIR/o"
 	runtime_new "$rt"

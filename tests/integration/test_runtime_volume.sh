@@ -4,7 +4,9 @@
 # unmodified programs (Debian's python3 and sqlite3): they see plaintext, the
 # disk holds volume.fspf and random-named encrypted files, the data is back
 # on the next run (CAS's tag matches), and a rollback of the directory to an
-# older copy is refused at start.
+# older copy is refused at start. The fd API: readv/writev/preadv/pwritev,
+# dup/dup2/fcntl sharing one offset, sendfile and copy_file_range both ways,
+# read-only mmap, fdopen and scandir.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib.sh
@@ -85,7 +87,11 @@ elif sys.argv[1] == "edge":
     out.append(err(lambda: os.rmdir(d + "/sub")))
     fd = os.open(d + "/renamed.txt", os.O_RDONLY)
     out.append(err(lambda: mmap.mmap(fd, 8, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)))
-    out.append(err(lambda: mmap.mmap(fd, 8, mmap.MAP_PRIVATE, mmap.PROT_READ)))
+    m = mmap.mmap(fd, 0, mmap.MAP_PRIVATE, mmap.PROT_READ)
+    print("MMAP_PRIVATE=" + repr(m[:11]))
+    m.close()
+    out.append(err(lambda: os.splice(fd, os.open("/dev/null", os.O_WRONLY), 4)))
+    out.append(err(lambda: os.chdir(d + "/sub")))
     os.close(fd)
     print("ERRS=" + ",".join(out))
     libc = ctypes.CDLL(None, use_errno=True)
@@ -108,6 +114,54 @@ elif sys.argv[1] == "edge":
     os.write(fd, b"creat")
     os.close(fd)
     print("CREAT=" + open(d + "/creat.txt").read())
+elif sys.argv[1] == "fdapi":
+    import mmap
+    fd = os.open(d + "/vec.txt", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    print("WRITEV=%d" % os.writev(fd, [b"alpha-", b"", b"beta-", b"gamma\n"]))
+    os.lseek(fd, 0, os.SEEK_SET)
+    a, b = bytearray(6), bytearray(20)
+    print("READV=%d,%r,%r" % (os.readv(fd, [a, b]), bytes(a), bytes(b[:11])))
+    os.pwritev(fd, [b"BE", b"TA"], 6)
+    print("PREADV=%d,%r" % (os.preadv(fd, [a], 6), bytes(a)))
+    # dup shares the offset and flags; closing one copy keeps the other working.
+    os.lseek(fd, 0, os.SEEK_SET)
+    fd2 = os.dup(fd)
+    os.read(fd, 6)
+    print("DUP=%r" % os.read(fd2, 4))
+    fd3 = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(fd, fd3)
+    os.close(fd)
+    os.close(fd2)
+    os.lseek(fd3, 0, os.SEEK_SET)
+    print("DUP2=%r" % os.read(fd3, 5))
+    os.set_inheritable(fd3, True)
+    print("INHERIT=%s" % os.get_inheritable(fd3))
+    os.set_blocking(fd3, False)
+    print("BLOCKING=%s" % os.get_blocking(fd3))
+    os.close(fd3)
+    # sendfile and copy_file_range from a shielded file (to the host) and into one.
+    src = os.open(d + "/vec.txt", os.O_RDONLY)
+    r, w = os.pipe()
+    print("SENDFILE=%d" % os.sendfile(w, src, 0, 100))
+    print("PIPE=%r" % os.read(r, 100))
+    dst = os.open(d + "/copy.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    print("CFR=%d" % os.copy_file_range(src, dst, 100, 0, 0))
+    os.close(dst)
+    print("COPY=%r" % open(d + "/copy.txt", "rb").read())
+    host = os.open(os.path.dirname(d) + "/host.txt", os.O_RDONLY)
+    dst = os.open(d + "/in.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    print("SENDIN=%d" % os.sendfile(dst, host, None, 1000))
+    os.close(dst)
+    os.close(host)
+    print("IN=%r" % open(d + "/in.txt", "rb").read())
+    m = mmap.mmap(src, 0, access=mmap.ACCESS_READ)
+    print("MMAP=%r,%d" % (m[6:10], len(m)))
+    m.close()
+    os.close(src)
+    with os.fdopen(os.open(d + "/fdopen.txt", os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+        f.write("fdopen SCONE-SECRET-MARKER-" + "7f3a9\n")
+    print("FDOPEN=%r" % open(d + "/fdopen.txt").read())
+    print("SCANDIR=" + ",".join(sorted(e.name for e in os.scandir(d))))
 elif sys.argv[1] == "check":
     print("READ=" + repr(open(d + "/renamed.txt").read()))
 PY
@@ -153,7 +207,8 @@ case_python() {
 	grep -qx "LIST=renamed.txt,sub" "$OUT" || { show_output; fail "second run listdir"; }
 	grep -qx "PREAD=b'xyyx'" "$OUT" || { show_output; fail "pwrite/pread"; }
 	expect_ok scone run --config-id vol/py -- "$PY" edge
-	grep -qx "ERRS=ENOENT,EEXIST,EINVAL,EXDEV,ENOTEMPTY,ENODEV,ENODEV" "$OUT" || { show_output; fail "errno of refused calls"; }
+	grep -qx "ERRS=ENOENT,EEXIST,EINVAL,EXDEV,ENOTEMPTY,ENODEV,EINVAL,ENOTSUP" "$OUT" || { show_output; fail "errno of refused calls"; }
+	grep -qx "MMAP_PRIVATE=b'SCONE-SECRE'" "$OUT" || { show_output; fail "private read-only mmap"; }
 	grep -qx "STDIO=b'through stdio\\\\n'" "$OUT" || { show_output; fail "fopen/fputs/fgets"; }
 	grep -qx "PLAIN='through stdio\\\\n'" "$OUT" || { show_output; fail "stdio write read back with open"; }
 	grep -qx "CREAT=creat" "$OUT" || { show_output; fail "creat"; }
@@ -186,5 +241,24 @@ ok" "$(cat "$OUT")" "count and integrity_check on the second run"
 }
 
 run_case "runtime volume: python3 writes, appends, lists, renames, deletes; only ciphertext on disk; a rollback is refused" case_python
+case_fdapi() {
+	start
+	printf 'from the host SCONE-SECRET-MARKER-%s\n' 7f3a9 >"$CASE_DIR/host.txt"
+	expect_ok scone run --config-id vol/py -- "$PY" fdapi
+	local want
+	for want in "WRITEV=17" "READV=17,b'alpha-',b'beta-gamma\\n'" "PREADV=6,b'BETA-g'" "DUP=b'BETA'" \
+		"DUP2=b'alpha'" "INHERIT=True" "BLOCKING=False" "SENDFILE=17" "PIPE=b'alpha-BETA-gamma\\n'" \
+		"CFR=17" "COPY=b'alpha-BETA-gamma\\n'" "SENDIN=40" "IN=b'from the host SCONE-SECRET-MARKER-7f3a9\\n'" \
+		"MMAP=b'BETA',17" "FDOPEN='fdopen SCONE-SECRET-MARKER-7f3a9\\n'" \
+		"SCANDIR=copy.txt,fdopen.txt,in.txt,vec.txt"; do
+		grep -qxF "$want" "$OUT" || { show_output; fail "expected $want"; }
+	done
+	if grep -rqa -e "SCONE-SECRET-MARKER" -e "alpha-" "$CASE_DIR/data"; then fail "plaintext on disk"; fi
+	# The data is back on the next run.
+	expect_ok scone run --config-id vol/py -- "$PY" fdapi
+	grep -qxF "COPY=b'alpha-BETA-gamma\\n'" "$OUT" || { show_output; fail "second run"; }
+}
+
+run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_range, mmap, fdopen on shielded fds" case_fdapi
 run_case "runtime volume: sqlite3 database on an encrypted volume" case_sqlite
 t_done
