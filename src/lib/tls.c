@@ -363,6 +363,17 @@ static enum scone_err ssl_wait(SSL *ssl, int rc, const struct timespec *deadline
 	return SCONE_ERR_OK;
 }
 
+static void set_deadline(struct timespec *d, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, d);
+	d->tv_sec += ms / 1000;
+	d->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (d->tv_nsec >= 1000000000) {
+		d->tv_sec++;
+		d->tv_nsec -= 1000000000;
+	}
+}
+
 struct conn {
 	SSL_CTX *ctx;
 	SSL *ssl;
@@ -392,13 +403,7 @@ static enum scone_err conn_open(struct conn *c, const char *host, uint16_t port,
 
 	c->fd = -1;
 	c->ssl = NULL;
-	clock_gettime(CLOCK_MONOTONIC, &c->deadline);
-	c->deadline.tv_sec += (timeout_ms ? timeout_ms : 15000) / 1000;
-	c->deadline.tv_nsec += (long)((timeout_ms ? timeout_ms : 15000) % 1000) * 1000000;
-	if (c->deadline.tv_nsec >= 1000000000) {
-		c->deadline.tv_sec++;
-		c->deadline.tv_nsec -= 1000000000;
-	}
+	set_deadline(&c->deadline, timeout_ms ? timeout_ms : 15000);
 	c->ctx = SSL_CTX_new(TLS_client_method());
 	if (!c->ctx)
 		return ssl_fail("TLS context");
@@ -459,38 +464,6 @@ static enum scone_err conn_write(struct conn *c, const void *data, size_t len)
 	return SCONE_ERR_OK;
 }
 
-/* Read until the server closes; the body is bounded by SCONE_HTTPS_MAX_RESPONSE. */
-static enum scone_err conn_read_all(struct conn *c, struct scone_wbuf *out)
-{
-	uint8_t buf[16384];
-
-	for (;;) {
-		size_t got = 0;
-		int rc = SSL_read_ex(c->ssl, buf, sizeof(buf), &got);
-		if (rc == 1) {
-			enum scone_err err = scone_wbuf_put(out, buf, got);
-			scone_wipe(buf, got);
-			if (err)
-				return scone_err_set(err, "response larger than %u bytes", SCONE_HTTPS_MAX_RESPONSE);
-			continue;
-		}
-		int e = SSL_get_error(c->ssl, rc);
-		if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
-			ERR_clear_error();
-			return SCONE_ERR_OK;
-		}
-		if (e == SSL_ERROR_SSL) {
-			/* OpenSSL 3 reports a close without close_notify as an SSL error. */
-			unsigned long le = ERR_peek_error();
-			if (ERR_GET_REASON(le) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-				ERR_clear_error();
-				return SCONE_ERR_OK;
-			}
-		}
-		SCONE_TRY(ssl_wait(c->ssl, rc, &c->deadline, "read"));
-	}
-}
-
 static const char *find_header(const char *p, const char *end, const char *name, size_t *vlen);
 static enum scone_err send_request(struct conn *c, const struct scone_https_opts *o, bool keep_alive,
 				   const char *method, const char *path, const char *content_type, const void *body,
@@ -543,6 +516,36 @@ static enum scone_err conn_read_response(struct conn *c, struct scone_wbuf *out,
 		}
 		SCONE_TRY(ssl_wait(c->ssl, rc, &c->deadline, "read"));
 	}
+}
+
+/* Send one request on c and read its response into resp; *reusable as in conn_read_response. */
+static enum scone_err exchange(struct conn *c, const struct scone_https_opts *o, bool keep_alive, const char *method,
+			       const char *path, const char *content_type, const void *body, size_t body_len,
+			       struct scone_https_response *resp, bool *reusable)
+{
+	struct scone_wbuf raw;
+	size_t off = 0, len = 0;
+	enum scone_err err;
+
+	*reusable = false;
+	scone_wbuf_init(&raw, SCONE_HTTPS_MAX_RESPONSE + 65536, 1);
+	err = send_request(c, o, keep_alive, method, path, content_type, body, body_len);
+	if (!err)
+		err = conn_read_response(c, &raw, reusable);
+	if (!err)
+		err = scone_http_parse_response((const char *)raw.data, raw.size, &resp->status, &off, &len);
+	if (!err) {
+		resp->body = malloc(len + 1);
+		if (!resp->body)
+			err = scone_err_set(SCONE_ERR_NOMEM, "response body");
+	}
+	if (!err) {
+		memcpy(resp->body, raw.data + off, len);
+		resp->body[len] = '\0';
+		resp->len = len;
+	}
+	scone_wbuf_free(&raw);
+	return err;
 }
 
 struct scone_https_conn {
@@ -608,8 +611,6 @@ enum scone_err scone_https_conn_request(struct scone_https_conn *k, const char *
 					const char *content_type, const void *body, size_t body_len,
 					struct scone_https_response *resp)
 {
-	struct scone_wbuf raw;
-	size_t off = 0, len = 0;
 	bool reusable = false;
 	enum scone_err err;
 	int ms = k->opts.timeout_ms ? k->opts.timeout_ms : 15000;
@@ -628,32 +629,10 @@ enum scone_err scone_https_conn_request(struct scone_https_conn *k, const char *
 		k->pid = getpid();
 	}
 	memcpy(resp->server_cert_sha256, k->pin, 32);
-	clock_gettime(CLOCK_MONOTONIC, &k->c.deadline);
-	k->c.deadline.tv_sec += ms / 1000;
-	k->c.deadline.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (k->c.deadline.tv_nsec >= 1000000000) {
-		k->c.deadline.tv_sec++;
-		k->c.deadline.tv_nsec -= 1000000000;
-	}
-	scone_wbuf_init(&raw, SCONE_HTTPS_MAX_RESPONSE + 65536, 1);
-	err = send_request(&k->c, &k->opts, true, method, path, content_type, body, body_len);
-	if (!err)
-		err = conn_read_response(&k->c, &raw, &reusable);
-	if (!err)
-		err = scone_http_parse_response((const char *)raw.data, raw.size, &resp->status, &off, &len);
-	if (!err) {
-		resp->body = malloc(len + 1);
-		if (!resp->body)
-			err = scone_err_set(SCONE_ERR_NOMEM, "response body");
-	}
-	if (!err) {
-		memcpy(resp->body, raw.data + off, len);
-		resp->body[len] = '\0';
-		resp->len = len;
-	}
+	set_deadline(&k->c.deadline, ms);
+	err = exchange(&k->c, &k->opts, true, method, path, content_type, body, body_len, resp, &reusable);
 	if (err || !reusable)
 		conn_drop(k);
-	scone_wbuf_free(&raw);
 	return err;
 }
 
@@ -691,9 +670,8 @@ enum scone_err scone_https_request(const struct scone_https_opts *o, const char 
 				   const char *content_type, const void *body, size_t body_len,
 				   struct scone_https_response *resp)
 {
-	struct scone_wbuf raw;
 	struct conn c;
-	size_t off = 0, len = 0;
+	bool reusable;
 	enum scone_err err;
 
 	memset(resp, 0, sizeof(*resp));
@@ -708,24 +686,8 @@ enum scone_err scone_https_request(const struct scone_https_opts *o, const char 
 				     "%s:%u presented certificate %s, which is not the pinned one; refusing to talk to it",
 				     o->host, o->port, got);
 	}
-	scone_wbuf_init(&raw, SCONE_HTTPS_MAX_RESPONSE + 65536, 1);
-	err = send_request(&c, o, false, method, path, content_type, body, body_len);
-	if (!err)
-		err = conn_read_all(&c, &raw);
+	err = exchange(&c, o, false, method, path, content_type, body, body_len, resp, &reusable);
 	conn_close(&c);
-	if (!err)
-		err = scone_http_parse_response((const char *)raw.data, raw.size, &resp->status, &off, &len);
-	if (!err) {
-		resp->body = malloc(len + 1);
-		if (!resp->body)
-			err = scone_err_set(SCONE_ERR_NOMEM, "response body");
-	}
-	if (!err) {
-		memcpy(resp->body, raw.data + off, len);
-		resp->body[len] = '\0';
-		resp->len = len;
-	}
-	scone_wbuf_free(&raw);
 	return err;
 }
 
