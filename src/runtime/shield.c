@@ -24,7 +24,8 @@
  * mmap is served as an anonymous snapshot of the plaintext. Not shielded,
  * refused instead: O_DIRECT (EINVAL), O_TMPFILE (EOPNOTSUPP), shared writable
  * mmap (ENODEV; the memfd is empty and sealed, so even a raw mmap syscall
- * maps no data), splice/tee (EINVAL), chdir into a volume (ENOTSUP).
+ * maps no data), splice/tee (EINVAL), chdir below a volume's mount point
+ * (ENOTSUP; the mount point itself is a virtual working directory).
  */
 /* The interposers must be real functions, not glibc's fortify inline wrappers. */
 #undef _FORTIFY_SOURCE
@@ -91,6 +92,10 @@ static size_t n_mounts;
 static struct sfd *fds[SHIELD_FD_MAX];
 static struct sdir *dirs;
 
+/* A working directory inside a volume (normalised, absolute), or "" (the kernel's). */
+static pthread_mutex_t cwd_lock = PTHREAD_MUTEX_INITIALIZER;
+static char vcwd[PATH_MAX];
+
 static struct scone_runtime_config *g_cfg;
 static struct scone_identity g_id;
 static char *g_addr;
@@ -155,7 +160,7 @@ static struct mount *resolve(int dirfd, const char *path, char vpath[PATH_MAX])
 	} else {
 		struct sfd *d = dirfd >= 0 && dirfd < SHIELD_FD_MAX ? __atomic_load_n(&fds[dirfd], __ATOMIC_ACQUIRE) : NULL;
 		if (dirfd == AT_FDCWD) {
-			if (!getcwd(base, sizeof(base)))
+			if (!getcwd(base, sizeof(base))) /* the interposer: a volume cwd first */
 				return NULL;
 		} else if (d) {
 			if ((size_t)snprintf(base, sizeof(base), "%s%s", d->m->path, d->vpath) >= sizeof(base))
@@ -1195,23 +1200,114 @@ int fcntl64(int fd, int cmd, ...)
 /* ---- working directory ---- */
 
 /*
- * The working directory cannot be inside a volume: the kernel's cwd would be
- * the host directory of ciphertext. chdir/fchdir there: ENOTSUP. Relative
- * paths under a volume work through a directory fd (openat and friends).
+ * A working directory inside a volume is virtual: the kernel's cwd would be
+ * the host directory of ciphertext, so the kernel's stays where it was and
+ * the shield remembers the volume directory. Relative paths given to the
+ * shielded calls (open, stat, rename, mkdir, opendir, ... and AT_FDCWD) and
+ * getcwd use it; chdir/fchdir out of the volume go back to the kernel's.
+ * Only a volume's mount point can be the working directory; a directory
+ * below it: ENOTSUP (as is fchdir to a shielded directory fd below it).
+ * Relative paths given to calls the shield does not interpose (e.g. execve,
+ * bind of a unix socket) still resolve against the kernel's cwd.
  */
+static int set_vcwd(const char *full)
+{
+	pthread_mutex_lock(&cwd_lock);
+	snprintf(vcwd, sizeof(vcwd), "%s", full);
+	pthread_mutex_unlock(&cwd_lock);
+	return 0;
+}
+
+/*
+ * chdir into m's directory vpath. Only the mount point itself for now (what
+ * redis-server's `dir` needs); a subdirectory of a volume: ENOTSUP.
+ */
+static int chdir_volume(struct mount *m, const char *vpath)
+{
+	if (strcmp(vpath, "/") != 0)
+		return fail(ENOTSUP);
+	return set_vcwd(m->path);
+}
+
 int chdir(const char *path)
 {
-	char vpath[PATH_MAX];
+	char vpath[PATH_MAX], full[PATH_MAX];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+	int r;
 	REAL(chdir);
 
-	return resolve(AT_FDCWD, path, vpath) ? fail(ENOTSUP) : real_chdir(path);
+	if (m)
+		return chdir_volume(m, vpath);
+	/* A relative path out of a volume cwd: from the volume cwd, not the kernel's. */
+	full[0] = '\0';
+	if (path[0] && path[0] != '/' && !inside) {
+		pthread_mutex_lock(&cwd_lock);
+		if (vcwd[0] && (size_t)snprintf(full, sizeof(full), "%s/%s", vcwd, path) >= sizeof(full))
+			full[0] = '\0';
+		pthread_mutex_unlock(&cwd_lock);
+		if (full[0])
+			scone_path_normalise(full);
+	}
+	r = real_chdir(full[0] ? full : path);
+	if (r == 0 && !inside)
+		set_vcwd("");
+	return r;
 }
 
 int fchdir(int fd)
 {
+	struct sfd *s;
+	char vpath[PATH_MAX];
+	struct mount *m = NULL;
+	int r;
 	REAL(fchdir);
 
-	return maybe_shielded(fd) ? fail(ENOTSUP) : real_fchdir(fd);
+	if (maybe_shielded(fd)) {
+		enter();
+		if ((s = fd_entry(fd)) && !s->f) {
+			m = s->m;
+			snprintf(vpath, sizeof(vpath), "%s", s->vpath);
+		}
+		r = s ? 0 : -1;
+		leave();
+		if (m)
+			return chdir_volume(m, vpath);
+		if (r == 0)
+			return fail(ENOTDIR);
+	}
+	r = real_fchdir(fd);
+	if (r == 0 && !inside)
+		set_vcwd("");
+	return r;
+}
+
+/*
+ * getcwd with a volume cwd: its path, with glibc's semantics (buf NULL:
+ * malloc'ed, of at least size bytes when size is not 0; size 0 with a buf:
+ * EINVAL; too small: ERANGE).
+ */
+char *getcwd(char *buf, size_t size)
+{
+	char cur[PATH_MAX];
+	size_t k;
+	REAL(getcwd);
+
+	if (inside)
+		return real_getcwd(buf, size);
+	pthread_mutex_lock(&cwd_lock);
+	snprintf(cur, sizeof(cur), "%s", vcwd);
+	pthread_mutex_unlock(&cwd_lock);
+	if (!cur[0])
+		return real_getcwd(buf, size);
+	k = strlen(cur) + 1;
+	if (buf && size == 0)
+		return errno = EINVAL, NULL;
+	if (size && size < k)
+		return errno = ERANGE, NULL;
+	if (!buf && !(buf = malloc(size > k ? size : k)))
+		return errno = ENOMEM, NULL;
+	memcpy(buf, cur, k);
+	return buf;
 }
 
 /* ---- metadata ---- */
