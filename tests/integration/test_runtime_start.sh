@@ -124,16 +124,6 @@ preloaded() {
 	env -i PATH=/usr/bin:/bin "${vars[@]}" /bin/sh -c 'LD_PRELOAD=$0 exec "$@"' "$RUNTIME_LIB" "$PY" "$@"
 }
 
-# expect_no_main PATTERN CMD...: exit 1, one "scone: cannot start" line matching, and main never ran.
-expect_no_main() {
-	local pattern=$1
-	shift
-	expect_exit 1 "$@"
-	[ ! -s "$OUT" ] || { show_output; fail "main ran: $*"; }
-	grep -q "scone: cannot start: .*$pattern" "$ERR" || { show_output; fail "no clear error /$pattern/: $*"; }
-	[ "$(grep -c 'cannot start' "$ERR")" -eq 1 ] || { show_output; fail "more than one error line"; }
-}
-
 case_refusals() {
 	start
 	expect_no_main "NOT_FOUND" scone run --config-id rt/nope -- "$PY" 1

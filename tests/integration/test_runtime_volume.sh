@@ -176,16 +176,6 @@ start() {
 	expect_created vol.yaml
 }
 
-# expect_no_main PATTERN CMD...: exit 1, one "scone: cannot start" line matching, and main never ran.
-expect_no_main() {
-	local pattern=$1
-	shift
-	expect_exit 1 "$@"
-	[ ! -s "$OUT" ] || { show_output; fail "main ran: $*"; }
-	grep -q "scone: cannot start: .*$pattern" "$ERR" || { show_output; fail "no clear error /$pattern/: $*"; }
-	[ "$(grep -c 'cannot start' "$ERR")" -eq 1 ] || { show_output; fail "more than one error line"; }
-}
-
 case_python() {
 	start
 	SCONE_VERSION=1 expect_ok scone run --config-id vol/py -- "$PY" write
