@@ -25,30 +25,6 @@
 
 #define SESSIONS_PREFIX "/v1/sessions/"
 
-void cas_respond_json(struct cas_response *resp, int status, void *obj)
-{
-	json_t *j = obj;
-	char *text;
-
-	resp->status = status;
-	resp->content_type = "application/json";
-	if (!j) {
-		cas_respond_error(resp, 500, "NOMEM", "out of memory");
-		return;
-	}
-	text = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	resp->body.size = 0;
-	if (!text || scone_wbuf_put(&resp->body, text, strlen(text)) || scone_wbuf_put(&resp->body, "\n", 1)) {
-		resp->body.size = 0;
-		cas_respond_error(resp, 500, "NOMEM", "response too large");
-	}
-	if (text) {
-		scone_wipe(text, strlen(text));
-		free(text);
-	}
-}
-
 void cas_respond_err(struct cas_response *resp, enum scone_err err, const char *what)
 {
 	int status;
@@ -463,42 +439,47 @@ static void session_list(struct cas *cas, const struct cas_request *req, struct 
 
 /* ---- health and metrics ---- */
 
-static void metric(struct scone_wbuf *b, const char *name, const char *type, const char *help, unsigned long v)
-{
-	char line[512];
-	int n = snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n%s %lu\n", name, help, name, type, name, v);
 
-	if (n > 0 && (size_t)n < sizeof(line) && scone_wbuf_put(b, line, (size_t)n))
-		scone_debug("metrics: response full, %s left out", name);
+static enum scone_err cas_metrics(struct cas *cas, struct scone_store *st, struct scone_wbuf *b)
+{
+	struct cas_counters *k = &cas->counters;
+	uint64_t sessions = 0;
+
+	if (cas->server)
+		SCONE_TRY(cas_server_metrics(cas->server, b));
+	SCONE_TRY(cas_server_metric(b, "scone_cas_sessions_created_total", "counter", "Sessions created.",
+				    k->sessions_created));
+	SCONE_TRY(cas_server_metric(b, "scone_cas_sessions_updated_total", "counter", "Sessions updated.",
+				    k->sessions_updated));
+	SCONE_TRY(cas_server_metric(b, "scone_cas_sessions_deleted_total", "counter", "Sessions deleted.",
+				    k->sessions_deleted));
+	SCONE_TRY(cas_server_metric(b, "scone_cas_update_conflicts_total", "counter",
+				    "Updates refused for a stale predecessor.", k->update_conflicts));
+	SCONE_TRY(cas_server_metric(b, "scone_cas_policy_rejections_total", "counter",
+				    "Session documents refused as invalid.", k->policy_rejects));
+	SCONE_TRY(cas_server_metric(b, "scone_cas_config_fetches_total", "counter", "Service configurations delivered.",
+				    k->config_fetches));
+	SCONE_TRY(cas_server_metric(b, "scone_cas_config_denied_total", "counter", "Service configurations refused.",
+				    k->config_denied));
+	SCONE_TRY(cas_server_metric(b, "scone_cas_volume_tag_updates_total", "counter", "Volume tags updated.",
+				    k->tag_updates));
+	SCONE_TRY(cas_server_metric(b, "scone_cas_volume_tag_conflicts_total", "counter",
+				    "Volume tag updates refused (stale tag).", k->tag_conflicts));
+	if (st->ops->count(st, &sessions) != SCONE_ERR_OK) {
+		scone_err_clear(); /* the gauge is left out; the counters above still answer */
+		return SCONE_ERR_OK;
+	}
+	return cas_server_metric(b, "scone_cas_sessions", "gauge", "Sessions in the store.", sessions);
 }
 
 static void handle_metrics(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
 {
-	struct scone_store *st = store_of(cas, req->worker);
-	struct cas_counters *k = &cas->counters;
-	uint64_t sessions = 0;
+	enum scone_err err = cas_metrics(cas, store_of(cas, req->worker), &resp->body);
 
-	resp->content_type = "text/plain; version=0.0.4";
-	if (cas->server && cas_server_metrics(cas->server, &resp->body)) {
-		cas_respond_err(resp, SCONE_ERR_NOMEM, "metrics");
-		return;
-	}
-	metric(&resp->body, "scone_cas_sessions_created_total", "counter", "Sessions created.", k->sessions_created);
-	metric(&resp->body, "scone_cas_sessions_updated_total", "counter", "Sessions updated.", k->sessions_updated);
-	metric(&resp->body, "scone_cas_sessions_deleted_total", "counter", "Sessions deleted.", k->sessions_deleted);
-	metric(&resp->body, "scone_cas_update_conflicts_total", "counter", "Updates refused for a stale predecessor.",
-	       k->update_conflicts);
-	metric(&resp->body, "scone_cas_policy_rejections_total", "counter", "Session documents refused as invalid.",
-	       k->policy_rejects);
-	metric(&resp->body, "scone_cas_config_fetches_total", "counter", "Service configurations delivered.",
-	       k->config_fetches);
-	metric(&resp->body, "scone_cas_config_denied_total", "counter", "Service configurations refused.",
-	       k->config_denied);
-	metric(&resp->body, "scone_cas_volume_tag_updates_total", "counter", "Volume tags updated.", k->tag_updates);
-	metric(&resp->body, "scone_cas_volume_tag_conflicts_total", "counter", "Volume tag updates refused (stale tag).",
-	       k->tag_conflicts);
-	if (st->ops->count(st, &sessions) == SCONE_ERR_OK)
-		metric(&resp->body, "scone_cas_sessions", "gauge", "Sessions in the store.", (unsigned long)sessions);
+	if (err)
+		cas_respond_err(resp, err, "metrics");
+	else
+		resp->content_type = "text/plain; version=0.0.4";
 }
 
 /* ---- routing ---- */

@@ -108,8 +108,6 @@ enum scone_err cas_resolve_secret_import(void *ctx, const struct scone_secret *i
 
 /* Map a scone_err from the store/policy to an HTTP status and respond. */
 void cas_respond_err(struct cas_response *resp, enum scone_err err, const char *what);
-/* Set a JSON body (takes ownership of j). */
-void cas_respond_json(struct cas_response *resp, int status, void *json_t_obj);
 
 /* ---- request bodies (request.c) ---- */
 

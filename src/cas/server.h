@@ -95,6 +95,9 @@ void cas_server_free(struct cas_server *srv);
 
 /* Append the server's counters in Prometheus text format (for /metrics). */
 SCONE_MUST_CHECK enum scone_err cas_server_metrics(const struct cas_server *srv, struct scone_wbuf *out);
+/* Append one counter or gauge (# HELP, # TYPE and its value) in the same format. */
+SCONE_MUST_CHECK enum scone_err cas_server_metric(struct scone_wbuf *out, const char *name, const char *type,
+						  const char *help, uint64_t value);
 
 /*
  * The server-side TLS context CAS uses (caller frees it with SSL_CTX_free):
@@ -112,5 +115,11 @@ SSL_CTX *cas_server_tls_ctx(const char *cert_pem_path, const char *key_pem_path)
  */
 void cas_respond_error(struct cas_response *resp, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/*
+ * A JSON body (a json_t *, whose reference is taken) with its status, in the
+ * same way: compact, newline, any earlier body wiped; a 500 JSON error if it
+ * cannot be written.
+ */
+void cas_respond_json(struct cas_response *resp, int status, void *json);
 
 #endif

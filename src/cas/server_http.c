@@ -107,17 +107,11 @@ static void put_fallback(struct cas_response *resp)
 		resp->body.size = 0;
 }
 
-void cas_respond_error(struct cas_response *resp, int status, const char *code, const char *fmt, ...)
+/* The one place a JSON body is written: any earlier body wiped, j's reference taken. */
+static void set_json_body(struct cas_response *resp, int status, json_t *j)
 {
-	char msg[512], safe[sizeof(msg) * 3];
-	json_t *j;
 	char *text;
-	va_list ap;
 
-	va_start(ap, fmt);
-	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
-		msg[0] = '\0';
-	va_end(ap);
 	if (!resp->body.max)
 		scone_wbuf_init(&resp->body, ERROR_BODY_MAX, 1);
 	if (resp->body.data)
@@ -125,16 +119,37 @@ void cas_respond_error(struct cas_response *resp, int status, const char *code, 
 	resp->body.size = 0;
 	resp->status = status;
 	resp->content_type = "application/json";
+	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!text || scone_wbuf_put(&resp->body, text, strlen(text)) || scone_wbuf_put(&resp->body, "\n", 1))
+		put_fallback(resp);
+	if (text) {
+		scone_wipe(text, strlen(text)); /* a configuration answer carries secrets */
+		free(text);
+	}
+}
+
+void cas_respond_json(struct cas_response *resp, int status, void *json)
+{
+	set_json_body(resp, status, json);
+}
+
+void cas_respond_error(struct cas_response *resp, int status, const char *code, const char *fmt, ...)
+{
+	char msg[512], safe[sizeof(msg) * 3];
+	json_t *j;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+		msg[0] = '\0';
+	va_end(ap);
 	j = json_pack("{s:s, s:s}", "error", msg, "code", code ? code : "ERROR");
 	if (!j) { /* not UTF-8: keep the message readable in ASCII */
 		ascii_copy(safe, sizeof(safe), msg);
 		j = json_pack("{s:s, s:s}", "error", safe, "code", code ? code : "ERROR");
 	}
-	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	if (!text || scone_wbuf_put(&resp->body, text, strlen(text)) || scone_wbuf_put(&resp->body, "\n", 1))
-		put_fallback(resp);
-	free(text);
+	set_json_body(resp, status, j);
 }
 
 /* ---- request parts ---- */

@@ -74,8 +74,8 @@ static enum scone_err head(struct scone_wbuf *out, const char *name, const char 
 	return put(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static enum scone_err plain(struct scone_wbuf *out, const char *name, const char *type, const char *help,
-			    uint64_t v)
+enum scone_err cas_server_metric(struct scone_wbuf *out, const char *name, const char *type, const char *help,
+				 uint64_t v)
 {
 	SCONE_TRY(head(out, name, type, help));
 	return put(out, "%s %" PRIu64 "\n", name, v);
@@ -125,13 +125,13 @@ enum scone_err cas_server_metrics(const struct cas_server *srv, struct scone_wbu
 		return scone_err_set(SCONE_ERR_INVALID, "cas_server_metrics: no server or no output buffer");
 	open = atomic_load_explicit(&srv->open, memory_order_relaxed);
 	SCONE_TRY(requests(srv, out));
-	SCONE_TRY(plain(out, "scone_cas_connections_open", "gauge", "Client connections open now.",
+	SCONE_TRY(cas_server_metric(out, "scone_cas_connections_open", "gauge", "Client connections open now.",
 			(uint64_t)(open > 0 ? open : 0)));
-	SCONE_TRY(plain(out, "scone_cas_connections_total", "counter", "Client connections accepted.",
+	SCONE_TRY(cas_server_metric(out, "scone_cas_connections_total", "counter", "Client connections accepted.",
 			get(&srv->m.conn_total)));
-	SCONE_TRY(plain(out, "scone_cas_connections_rejected_total", "counter",
+	SCONE_TRY(cas_server_metric(out, "scone_cas_connections_rejected_total", "counter",
 			"Connections closed at once because max_connections were open.", get(&srv->m.conn_rejected)));
-	SCONE_TRY(plain(out, "scone_cas_tls_handshake_failures_total", "counter",
+	SCONE_TRY(cas_server_metric(out, "scone_cas_tls_handshake_failures_total", "counter",
 			"Connections that sent bytes but never completed a TLS handshake.", get(&srv->m.hs_failures)));
 	SCONE_TRY(histogram(srv, out));
 	return limits(srv, out);
