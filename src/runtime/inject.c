@@ -103,30 +103,8 @@ static const struct injected *lookup(int dirfd, const char *path)
 {
 	char full[PATH_MAX * 2];
 
-	if (n_files == 0 || !path || !*path)
+	if (n_files == 0 || !scone_shield_abspath(dirfd, path, full, sizeof(full)))
 		return NULL;
-	if (path[0] == '/') {
-		if (strlen(path) >= sizeof(full))
-			return NULL;
-		memcpy(full, path, strlen(path) + 1);
-	} else {
-		char base[PATH_MAX];
-		if (dirfd == AT_FDCWD) {
-			if (!getcwd(base, sizeof(base)))
-				return NULL;
-		} else {
-			char proc[64];
-			ssize_t k;
-			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dirfd);
-			k = readlink(proc, base, sizeof(base) - 1);
-			if (k < 0)
-				return NULL;
-			base[k] = '\0';
-		}
-		if ((size_t)snprintf(full, sizeof(full), "%s/%s", base, path) >= sizeof(full))
-			return NULL;
-	}
-	scone_path_normalise(full);
 	for (size_t i = 0; i < n_files; i++)
 		if (strcmp(files[i].path, full) == 0)
 			return &files[i];

@@ -143,41 +143,49 @@ size_t scone_shield_count(void)
 
 /* ---- paths ---- */
 
-/* The mount holding path (relative to dirfd or the cwd) and its volume path, or NULL. */
-static struct mount *resolve(int dirfd, const char *path, char vpath[PATH_MAX])
+bool scone_shield_abspath(int dirfd, const char *path, char *full, size_t size)
 {
-	char full[PATH_MAX * 2];
 	char base[PATH_MAX];
 	size_t k;
 
-	if (n_mounts == 0 || inside || !path || !*path)
-		return NULL;
+	if (!path || !*path)
+		return false;
 	if (path[0] == '/') {
 		k = strlen(path);
-		if (k >= sizeof(full))
-			return NULL;
+		if (k >= size)
+			return false;
 		memcpy(full, path, k + 1);
 	} else {
 		struct sfd *d = dirfd >= 0 && dirfd < SHIELD_FD_MAX ? __atomic_load_n(&fds[dirfd], __ATOMIC_ACQUIRE) : NULL;
 		if (dirfd == AT_FDCWD) {
 			if (!getcwd(base, sizeof(base))) /* the interposer: a volume cwd first */
-				return NULL;
+				return false;
 		} else if (d) {
 			if ((size_t)snprintf(base, sizeof(base), "%s%s", d->m->path, d->vpath) >= sizeof(base))
-				return NULL;
+				return false;
 		} else {
 			char proc[64];
 			ssize_t r;
 			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dirfd);
 			r = readlink(proc, base, sizeof(base) - 1);
 			if (r < 0)
-				return NULL;
+				return false;
 			base[r] = '\0';
 		}
-		if ((size_t)snprintf(full, sizeof(full), "%s/%s", base, path) >= sizeof(full))
-			return NULL;
+		if ((size_t)snprintf(full, size, "%s/%s", base, path) >= size)
+			return false;
 	}
 	scone_path_normalise(full);
+	return true;
+}
+
+/* The mount holding path (relative to dirfd or the cwd) and its volume path, or NULL. */
+static struct mount *resolve(int dirfd, const char *path, char vpath[PATH_MAX])
+{
+	char full[PATH_MAX * 2];
+
+	if (n_mounts == 0 || inside || !scone_shield_abspath(dirfd, path, full, sizeof(full)))
+		return NULL;
 	for (size_t i = 0; i < n_mounts; i++) {
 		struct mount *m = &mounts[i];
 		if (strncmp(full, m->path, m->len) != 0 || (full[m->len] != '\0' && full[m->len] != '/'))

@@ -32,6 +32,13 @@ size_t scone_shield_count(void);
  * holds the result and errno is set as libc would set it. False: pass
  * through.
  */
+/*
+ * The absolute, normalised form of path relative to dirfd or the cwd (a
+ * shielded directory fd and a volume cwd included) into full; false when it
+ * does not fit or the base cannot be found. Used by every path interposer.
+ */
+bool scone_shield_abspath(int dirfd, const char *path, char *full, size_t size);
+
 bool scone_shield_openat(int dirfd, const char *path, int flags, mode_t mode, int *ret);
 bool scone_shield_fstatat(int dirfd, const char *path, struct stat *st, int flags, int *ret);
 bool scone_shield_statx(int dirfd, const char *path, int flags, struct statx *buf, int *ret);
