@@ -97,15 +97,13 @@ static int cas_id(int argc, char **argv)
 
 static int save_pin(const char *addr_key, const char *fp_hex, bool replace)
 {
-	json_t *cfg, *cas, *old;
+	json_t *cfg;
 	enum scone_err err;
 	const char *old_fp;
 
 	if ((err = cli_config_load(&cfg)))
 		return cli_fail(err, "config");
-	cas = json_object_get(cfg, "cas");
-	old = json_object_get(cas, addr_key);
-	old_fp = json_string_value(json_object_get(old, "fingerprint"));
+	old_fp = cli_config_pin(cfg, addr_key);
 	if (old_fp && strcmp(old_fp, fp_hex) != 0 && !replace) {
 		fprintf(stderr,
 			"scone: CAS %s is already pinned to %s; refusing to change the pin (--replace if the CAS was "
@@ -114,7 +112,7 @@ static int save_pin(const char *addr_key, const char *fp_hex, bool replace)
 		json_decref(cfg);
 		return 1;
 	}
-	json_object_set_new(cas, addr_key, json_pack("{s:s}", "fingerprint", fp_hex));
+	json_object_set_new(json_object_get(cfg, "cas"), addr_key, json_pack("{s:s}", "fingerprint", fp_hex));
 	if (!json_object_get(cfg, "default_cas"))
 		json_object_set_new(cfg, "default_cas", json_string(addr_key));
 	err = cli_config_save(cfg);

@@ -123,8 +123,7 @@ enum scone_err cli_config_save(json_t *cfg)
 	return SCONE_ERR_OK;
 }
 
-/* The CAS address: --cas, $SCONE_CAS_ADDR, the config's default, 127.0.0.1:8081. */
-static const char *pick_address(const char *opt, json_t *cfg)
+const char *cli_cas_address(const char *opt, json_t *cfg)
 {
 	const char *env = getenv("SCONE_CAS_ADDR");
 	json_t *def = json_object_get(cfg, "default_cas");
@@ -138,6 +137,11 @@ static const char *pick_address(const char *opt, json_t *cfg)
 	return "127.0.0.1:8081";
 }
 
+const char *cli_config_pin(json_t *cfg, const char *addr_key)
+{
+	return json_string_value(json_object_get(json_object_get(json_object_get(cfg, "cas"), addr_key), "fingerprint"));
+}
+
 /* Normalised "host:port" key under which a CAS is pinned. */
 enum scone_err cli_cas_key(const char *addr, char *out, size_t size, char *host, size_t host_size, uint16_t *port)
 {
@@ -149,18 +153,17 @@ enum scone_err cli_cas_key(const char *addr, char *out, size_t size, char *host,
 
 enum scone_err cli_cas_open(const char *addr_opt, bool need_identity, struct cli_cas *c)
 {
-	json_t *cfg = NULL, *pin;
+	json_t *cfg = NULL;
 	const char *fp;
 	char key[4096], crt[4096];
 	enum scone_err err;
 
 	memset(c, 0, sizeof(*c));
 	SCONE_TRY(cli_config_load(&cfg));
-	err = cli_cas_key(pick_address(addr_opt, cfg), c->addr, sizeof(c->addr), c->host, sizeof(c->host), &c->port);
+	err = cli_cas_key(cli_cas_address(addr_opt, cfg), c->addr, sizeof(c->addr), c->host, sizeof(c->host), &c->port);
 	if (err)
 		goto out;
-	pin = json_object_get(json_object_get(cfg, "cas"), c->addr);
-	fp = json_string_value(json_object_get(pin, "fingerprint"));
+	fp = cli_config_pin(cfg, c->addr);
 	if (!fp) {
 		err = scone_err_set(SCONE_ERR_UNTRUSTED, "CAS %s is not trusted yet: run `scone cas trust %s --fingerprint SHA256`",
 				    c->addr, c->addr);

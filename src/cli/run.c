@@ -38,39 +38,28 @@ static enum scone_err runtime_path(char *out, size_t size)
 	return SCONE_ERR_OK;
 }
 
-/* The fingerprint pinned for addr by `scone cas trust`, as hex; false if none. */
-static bool pinned_fingerprint(const char *addr, char hex[65])
+/*
+ * The CAS address (--cas, $SCONE_CAS_ADDR, the first trusted) and, when
+ * `scone cas trust` pinned it, its fingerprint as hex ("" otherwise).
+ */
+static void cas_from_config(const char *opt, char addr[300], char pin_hex[65])
 {
 	char key[300], host[256];
 	uint16_t port;
 	json_t *cfg = NULL;
 	const char *fp;
-	bool found = false;
 
-	if (cli_cas_key(addr, key, sizeof(key), host, sizeof(host), &port) || cli_config_load(&cfg))
-		return false;
-	fp = json_string_value(json_object_get(json_object_get(json_object_get(cfg, "cas"), key), "fingerprint"));
-	if (fp && strlen(fp) == 64) {
-		memcpy(hex, fp, 65);
-		found = true;
+	pin_hex[0] = '\0';
+	if (cli_config_load(&cfg) != SCONE_ERR_OK)
+		cfg = NULL;
+	snprintf(addr, 300, "%s", cli_cas_address(opt, cfg));
+	if (cfg && cli_cas_key(addr, key, sizeof(key), host, sizeof(host), &port) == SCONE_ERR_OK) {
+		fp = cli_config_pin(cfg, key);
+		if (fp && strlen(fp) == 64)
+			memcpy(pin_hex, fp, 65);
 	}
+	scone_err_clear();
 	json_decref(cfg);
-	return found;
-}
-
-static const char *default_cas(void)
-{
-	json_t *cfg = NULL;
-	static char addr[300];
-	const char *env = getenv("SCONE_CAS_ADDR");
-
-	if (env && *env)
-		return env;
-	snprintf(addr, sizeof(addr), "127.0.0.1:8081");
-	if (cli_config_load(&cfg) == SCONE_ERR_OK && json_is_string(json_object_get(cfg, "default_cas")))
-		snprintf(addr, sizeof(addr), "%s", json_string_value(json_object_get(cfg, "default_cas")));
-	json_decref(cfg);
-	return addr;
 }
 
 static int run_usage(const char *usage)
@@ -100,8 +89,8 @@ int cmd_run(int argc, char **argv)
 		{ "config-id", required_argument, NULL, 'i' }, { "mode", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },		 { NULL, 0, NULL, 0 },
 	};
-	const char *cas = NULL, *fp = NULL, *id = NULL, *mode = NULL, *old;
-	char lib[PATH_MAX], preload[2 * PATH_MAX + 2], hex[65];
+	const char *cas_opt = NULL, *fp = NULL, *id = NULL, *mode = NULL, *old;
+	char lib[PATH_MAX], preload[2 * PATH_MAX + 2], hex[65], cas[300], pinned[65];
 	uint8_t pin[32];
 	enum scone_err err;
 	int c;
@@ -110,7 +99,7 @@ int cmd_run(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+c:f:i:m:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			cas = optarg;
+			cas_opt = optarg;
 			break;
 		case 'f':
 			fp = optarg;
@@ -131,11 +120,11 @@ int cmd_run(int argc, char **argv)
 		return cli_usage(usage, "expected PROGRAM");
 	if ((err = runtime_path(lib, sizeof(lib))))
 		return cli_fail(err, "runtime");
-	cas = cas ? cas : default_cas();
+	cas_from_config(cas_opt, cas, pinned);
 	if (!fp)
 		fp = getenv("SCONE_CAS_FINGERPRINT");
-	if (!fp && pinned_fingerprint(cas, hex))
-		fp = hex;
+	if (!fp && pinned[0])
+		fp = pinned;
 	if (fp && (err = scone_fingerprint_parse(fp, pin)))
 		return cli_fail(err, "--cas-fingerprint");
 	if (fp) {
