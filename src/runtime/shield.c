@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -60,20 +61,36 @@ struct mount {
 	size_t len;
 	const char *name; /* image name, borrowed from cfg */
 	struct scone_volume *vol;
-	uint8_t reported[SCONE_RT_TAG_SIZE]; /* the tag CAS knows */
-	bool has_reported;
+	struct vshare *sh; /* the state every process of this program shares */
+	uint64_t gen;      /* the sh->gen this process's vol reflects */
+	uint8_t *key;      /* secure memory: to reopen the volume after another process committed */
+	int lock_fd;       /* this process's own description of the mount dir, for flock */
+	pid_t lock_pid;    /* the process that opened lock_fd (a forked child opens its own) */
+	bool broken;       /* a reload failed: every operation is EIO */
 	bool tracked;
 	bool dirty;
 	size_t open_count;
+};
+
+/*
+ * A volume's state shared by every process of the program (parent, forked
+ * children and the programs they exec): a MAP_SHARED memfd, one per mount.
+ * Read and written under the mount's flock once processes share it.
+ */
+struct vshare {
+	uint64_t gen; /* commits so far; a process whose copy is older reloads */
+	uint8_t tag[SCONE_RT_TAG_SIZE]; /* the tag CAS knows (and the disk holds) */
+	uint8_t has_tag;
 };
 
 struct sfd {
 	struct mount *m;
 	struct scone_vfile *f; /* NULL for a directory */
 	char vpath[PATH_MAX];
-	uint64_t off;
 	int flags;
-	int refs; /* fds sharing this open file description (dup) */
+	int refs;    /* fds sharing this open file description (dup) */
+	bool reopen; /* reload: to be opened again in the new volume */
+	bool stale;  /* reload: another process removed the file (ESTALE) */
 };
 
 struct sdir {
@@ -89,6 +106,9 @@ static __thread int inside;
 static __thread int saved_errno;
 static struct mount *mounts;
 static size_t n_mounts;
+/* After a fork (or in a program exec'd with a handover) volumes are shared between processes. */
+static bool g_shared;
+static int g_share_fd = -1; /* the memfd behind every mount's vshare */
 static struct sfd *fds[SHIELD_FD_MAX];
 static struct sdir *dirs;
 
@@ -107,16 +127,29 @@ static uint8_t g_pin[32];
 	if (!real_##name)                                                                                    \
 	real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name)
 
-/* Take the lock; errno is restored by leave (a shim only sets it on failure). */
+static void share_in(void);
+static void share_out(void);
+static unsigned vf_flags(int flags);
+
+/*
+ * Take the lock; errno is restored by leave (a shim only sets it on failure).
+ * Once volumes are shared between processes, also take every mount's flock
+ * and catch up with what the others committed (share_in), and commit before
+ * letting go (share_out), so each process sees the others' writes.
+ */
 static void enter(void)
 {
 	saved_errno = errno;
 	pthread_mutex_lock(&lock);
 	inside++;
+	if (g_shared)
+		share_in();
 }
 
 static void leave(void)
 {
+	if (g_shared)
+		share_out();
 	inside--;
 	pthread_mutex_unlock(&lock);
 	errno = saved_errno;
@@ -217,19 +250,19 @@ static enum scone_err report(struct mount *m)
 	enum scone_err err;
 
 	scone_volume_tag(m->vol, tag);
-	if (m->has_reported && memcmp(tag, m->reported, sizeof(tag)) == 0)
+	if (m->sh->has_tag && memcmp(tag, m->sh->tag, sizeof(tag)) == 0)
 		return SCONE_ERR_OK;
 	if (m->tracked) {
 		err = scone_runtime_report_tag(g_addr, g_pin, &g_id, g_cfg, m->name,
-					       m->has_reported ? m->reported : NULL, tag);
+					       m->sh->has_tag ? m->sh->tag : NULL, tag);
 		if (err) {
 			fprintf(stderr, "scone: volume %s: cannot report its new tag to CAS: %s: %s (%s)\n", m->name,
 				scone_strerror(err), scone_err_detail(), scone_errname(err));
 			return err;
 		}
 	}
-	memcpy(m->reported, tag, sizeof(tag));
-	m->has_reported = true;
+	memcpy(m->sh->tag, tag, sizeof(tag));
+	m->sh->has_tag = 1;
 	return SCONE_ERR_OK;
 }
 
@@ -239,13 +272,145 @@ static enum scone_err commit(struct mount *m)
 
 	if (!m->dirty)
 		return SCONE_ERR_OK;
+	if (m->broken)
+		return scone_err_set(SCONE_ERR_IO, "volume %s: out of step with the other processes", m->name);
 	if ((err = scone_volume_sync(m->vol))) {
 		fprintf(stderr, "scone: volume %s: cannot commit: %s: %s (%s)\n", m->name, scone_strerror(err),
 			scone_err_detail(), scone_errname(err));
+		if (g_shared)
+			m->broken = true; /* its uncommitted state can no longer be merged with the others' */
 		return err;
 	}
 	m->dirty = false;
+	/* The disk moved: other processes reload before their next operation, reported or not. */
+	m->gen = ++m->sh->gen;
 	return report(m);
+}
+
+/* ---- volumes shared between processes (after fork, and across exec) ---- */
+
+/* This process's own description of m's directory, the flock handle. */
+static int lock_fd(struct mount *m)
+{
+	REAL(open);
+
+	if (m->lock_fd < 0)
+		m->lock_fd = real_open(m->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return m->lock_fd;
+}
+
+/*
+ * Another process committed m: reopen the volume at the shared tag and the
+ * open files by their paths (lock held, m clean). A file another process
+ * removed meanwhile is stale (ESTALE). If the volume cannot be reopened,
+ * m is broken: EIO from then on, nothing written.
+ */
+static void reload(struct mount *m)
+{
+	char fspf[PATH_MAX];
+	struct scone_volume *v = NULL;
+	enum scone_err err;
+
+	snprintf(fspf, sizeof(fspf), "%s/volume.fspf", m->path);
+	for (int i = 0; i < SHIELD_FD_MAX; i++) {
+		struct sfd *s = fds[i];
+		if (s && s->m == m && s->f) {
+			scone_vfile_close(s->f);
+			s->f = NULL;
+			s->reopen = true;
+		}
+	}
+	err = scone_volume_open(fspf, m->key, m->sh->has_tag ? m->sh->tag : NULL, SCONE_VOL_RDWR, &v);
+	if (err) {
+		fprintf(stderr, "scone: volume %s: cannot follow another process's commit: %s: %s (%s)\n", m->name,
+			scone_strerror(err), scone_err_detail(), scone_errname(err));
+		scone_err_clear();
+		m->broken = true;
+		return;
+	}
+	if (scone_volume_close(m->vol, NULL)) /* clean: writes nothing */
+		scone_err_clear();
+	m->vol = v;
+	m->gen = m->sh->gen;
+	for (int i = 0; i < SHIELD_FD_MAX; i++) {
+		struct sfd *s = fds[i];
+		if (!s || s->m != m || !s->reopen)
+			continue;
+		s->reopen = false;
+		if (scone_vfile_open(v, s->vpath, vf_flags(s->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0, &s->f)) {
+			scone_err_clear();
+			s->stale = true;
+		}
+	}
+}
+
+static void share_in(void)
+{
+	for (size_t i = 0; i < n_mounts; i++) {
+		struct mount *m = &mounts[i];
+		int fd = lock_fd(m);
+		while (fd >= 0 && flock(fd, LOCK_EX) != 0 && errno == EINTR)
+			;
+		if (fd < 0)
+			m->broken = true;
+		else if (!m->broken && __atomic_load_n(&m->sh->gen, __ATOMIC_ACQUIRE) != m->gen)
+			reload(m);
+	}
+}
+
+static void share_out(void)
+{
+	for (size_t i = 0; i < n_mounts; i++) {
+		struct mount *m = &mounts[i];
+		if (commit(m))
+			scone_err_clear(); /* commit printed it */
+		if (m->lock_fd >= 0)
+			flock(m->lock_fd, LOCK_UN);
+	}
+}
+
+/*
+ * fork: commit first (both sides start from the same committed state, and
+ * the child never commits the parent's half-done changes), hold the lock
+ * across the fork, and from then on share. The child gets its own flock
+ * description (the inherited one is the parent's lock).
+ */
+static bool fork_held;
+
+static void at_prepare(void)
+{
+	if (__atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE) == 0)
+		return;
+	enter();
+	fork_held = true;
+	for (size_t i = 0; i < n_mounts; i++)
+		if (commit(&mounts[i]))
+			scone_err_clear();
+}
+
+static void at_parent(void)
+{
+	if (!fork_held)
+		return;
+	fork_held = false;
+	g_shared = true;
+	leave();
+}
+
+static void at_child(void)
+{
+	REAL(close);
+
+	if (!fork_held)
+		return;
+	fork_held = false;
+	for (size_t i = 0; i < n_mounts; i++) {
+		if (mounts[i].lock_fd >= 0)
+			real_close(mounts[i].lock_fd);
+		mounts[i].lock_fd = -1;
+	}
+	g_shared = true;
+	leave();
 }
 
 static void shield_exit(void)
@@ -297,6 +462,10 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
 	m->len = strcmp(m->path, "/") == 0 ? 0 : strlen(m->path);
 	m->name = rv->name;
 	m->tracked = rv->tag_tracked;
+	m->lock_fd = -1;
+	if (!(m->key = scone_secure_alloc(SCONE_VOLUME_KEY_SIZE)))
+		return scone_err_set(SCONE_ERR_NOMEM, "volume %s", rv->name);
+	memcpy(m->key, rv->key, SCONE_VOLUME_KEY_SIZE);
 	if ((err = make_dirs(m->path)))
 		return err;
 	snprintf(fspf, sizeof(fspf), "%s/volume.fspf", m->path);
@@ -317,10 +486,43 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
 	}
 	if ((err = scone_volume_open(fspf, rv->key, rv->tag, SCONE_VOL_RDWR, &m->vol)))
 		return scone_err_set(err, "volume %s at %s: %s", rv->name, m->path, scone_err_detail());
-	memcpy(m->reported, rv->tag, sizeof(m->reported));
-	m->has_reported = true;
+	memcpy(m->sh->tag, rv->tag, sizeof(m->sh->tag));
+	m->sh->has_tag = 1;
 	/* The disk may be one sync ahead of CAS (a writer that stopped before reporting). */
 	return report(m);
+}
+
+/*
+ * The shared state of n volumes: a MAP_SHARED memfd, fresh (fd < 0) or the
+ * one a parent handed over across exec.
+ */
+static struct vshare *g_share;
+static size_t g_share_size;
+
+static enum scone_err share_map(size_t n, int fd)
+{
+	REAL(close);
+	size_t size = (n * sizeof(struct vshare) + 4095) & ~(size_t)4095;
+	struct stat st;
+	void *p;
+
+	if (fd < 0) {
+		fd = memfd_create("scone-volumes", MFD_CLOEXEC);
+		if (fd < 0 || ftruncate(fd, (off_t)size) != 0)
+			return scone_err_set(scone_err_from_errno(errno), "volumes: shared state: %s", strerror(errno));
+	} else if (fstat(fd, &st) != 0 || (size_t)st.st_size != size) {
+		return scone_err_set(SCONE_ERR_INVALID, "volumes: the handed-over shared state does not fit");
+	}
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		int e = errno;
+		real_close(fd);
+		return scone_err_set(scone_err_from_errno(e), "volumes: shared state: %s", strerror(e));
+	}
+	g_share = p;
+	g_share_size = size;
+	g_share_fd = fd;
+	return SCONE_ERR_OK;
 }
 
 enum scone_err scone_shield_mount(const char *cas_addr, const uint8_t pin[32], struct scone_identity *id,
@@ -338,6 +540,10 @@ enum scone_err scone_shield_mount(const char *cas_addr, const uint8_t pin[32], s
 	memcpy(g_pin, pin, sizeof(g_pin));
 	g_cfg = cfg;
 	g_id = *id;
+	if ((err = share_map(cfg->volume_count, -1)))
+		return err;
+	for (i = 0; i < cfg->volume_count; i++)
+		mounts[i].sh = &g_share[i];
 	enter();
 	for (i = 0; i < cfg->volume_count && !err; i++)
 		err = mount_one(&cfg->volumes[i], &mounts[i]);
@@ -350,6 +556,8 @@ enum scone_err scone_shield_mount(const char *cas_addr, const uint8_t pin[32], s
 				scone_err_clear(); /* the mount error is the one to report */
 			free(mounts[j].path);
 		}
+		for (size_t j = 0; j < cfg->volume_count; j++)
+			scone_secure_free(mounts[j].key, SCONE_VOLUME_KEY_SIZE);
 		scone_err_set(err, "%s", detail);
 		free(mounts);
 		mounts = NULL;
@@ -362,7 +570,7 @@ enum scone_err scone_shield_mount(const char *cas_addr, const uint8_t pin[32], s
 	*id = (struct scone_identity){0};
 	for (i = 0; i < cfg->volume_count; i++) /* the volumes hold their own copies */
 		scone_wipe(cfg->volumes[i].key, sizeof(cfg->volumes[i].key));
-	if (atexit(shield_exit) != 0)
+	if (atexit(shield_exit) != 0 || pthread_atfork(at_prepare, at_parent, at_child) != 0)
 		return scone_err_set(SCONE_ERR_NOMEM, "volumes: atexit");
 	__atomic_store_n(&n_mounts, cfg->volume_count, __ATOMIC_RELEASE);
 	return SCONE_ERR_OK;
@@ -531,7 +739,28 @@ static ssize_t pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off)
 	return (ssize_t)got;
 }
 
-static ssize_t pwrite_locked(struct sfd *s, const void *buf, size_t n, uint64_t off, bool append)
+/*
+ * The file offset lives in the kernel, in the placeholder's open file
+ * description: dup'ed fds, forked children and exec'd programs share it
+ * exactly as they would a kernel file's.
+ */
+static uint64_t off_get(int fd)
+{
+	REAL(lseek64);
+	off64_t o = real_lseek64(fd, 0, SEEK_CUR);
+
+	return o < 0 ? 0 : (uint64_t)o;
+}
+
+static void off_set(int fd, uint64_t off)
+{
+	REAL(lseek64);
+
+	(void)real_lseek64(fd, (off64_t)off, SEEK_SET);
+}
+
+/* A write at off, or at the end (append: the offset then moves past it). */
+static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, uint64_t off, bool append)
 {
 	enum scone_err err;
 
@@ -546,7 +775,7 @@ static ssize_t pwrite_locked(struct sfd *s, const void *buf, size_t n, uint64_t 
 		uint64_t at;
 		if ((err = scone_vfile_append(s->f, buf, n, &at)))
 			return fail_err(err);
-		s->off = at + n;
+		off_set(fd, at + n);
 		return (ssize_t)n;
 	}
 	if ((err = scone_vfile_pwrite(s->f, buf, n, off)))
@@ -567,7 +796,10 @@ static ssize_t pwrite_locked(struct sfd *s, const void *buf, size_t n, uint64_t 
 			leave();                                                                             \
 			return passthrough;                                                                  \
 		}                                                                                            \
-		r_ = (body);                                                                                 \
+		if (s->stale || s->m->broken)                                                                \
+			r_ = fail(s->stale ? ESTALE : EIO);                                                  \
+		else                                                                                         \
+			r_ = (body);                                                                         \
 		e_ = errno;                                                                                  \
 		leave();                                                                                     \
 		if (r_ < 0)                                                                                  \
@@ -575,34 +807,37 @@ static ssize_t pwrite_locked(struct sfd *s, const void *buf, size_t n, uint64_t 
 		return r_;                                                                                   \
 	} while (0)
 
-static ssize_t read_locked(struct sfd *s, void *buf, size_t n)
+static ssize_t read_locked(int fd, struct sfd *s, void *buf, size_t n)
 {
-	ssize_t r = pread_locked(s, buf, n, s->off);
+	uint64_t off = off_get(fd);
+	ssize_t r = pread_locked(s, buf, n, off);
 
 	if (r > 0)
-		s->off += (uint64_t)r;
+		off_set(fd, off + (uint64_t)r);
 	return r;
 }
 
-static ssize_t write_locked(struct sfd *s, const void *buf, size_t n)
+static ssize_t write_locked(int fd, struct sfd *s, const void *buf, size_t n)
 {
-	ssize_t r = pwrite_locked(s, buf, n, s->off, (s->flags & O_APPEND) != 0);
+	bool append = (s->flags & O_APPEND) != 0;
+	uint64_t off = append ? 0 : off_get(fd);
+	ssize_t r = pwrite_locked(fd, s, buf, n, off, append);
 
-	if (r > 0 && !(s->flags & O_APPEND))
-		s->off += (uint64_t)r;
+	if (r > 0 && !append)
+		off_set(fd, off + (uint64_t)r);
 	return r;
 }
 
 ssize_t read(int fd, void *buf, size_t n)
 {
 	REAL(read);
-	FD_CALL(fd, real_read(fd, buf, n), read_locked(s, buf, n));
+	FD_CALL(fd, real_read(fd, buf, n), read_locked(fd, s, buf, n));
 }
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
 	REAL(write);
-	FD_CALL(fd, real_write(fd, buf, n), write_locked(s, buf, n));
+	FD_CALL(fd, real_write(fd, buf, n), write_locked(fd, s, buf, n));
 }
 
 ssize_t pread(int fd, void *buf, size_t n, off_t off)
@@ -621,17 +856,17 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	REAL(pwrite);
 	FD_CALL(fd, real_pwrite(fd, buf, n, off),
-		off < 0 ? fail(EINVAL) : pwrite_locked(s, buf, n, (uint64_t)off, false));
+		off < 0 ? fail(EINVAL) : pwrite_locked(fd, s, buf, n, (uint64_t)off, false));
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 {
 	REAL(pwrite64);
 	FD_CALL(fd, real_pwrite64(fd, buf, n, off),
-		off < 0 ? fail(EINVAL) : pwrite_locked(s, buf, n, (uint64_t)off, false));
+		off < 0 ? fail(EINVAL) : pwrite_locked(fd, s, buf, n, (uint64_t)off, false));
 }
 
-static off64_t lseek_locked(struct sfd *s, off64_t off, int whence)
+static off64_t lseek_locked(int fd, struct sfd *s, off64_t off, int whence)
 {
 	struct scone_vstat st = {0};
 	enum scone_err err;
@@ -645,7 +880,7 @@ static off64_t lseek_locked(struct sfd *s, off64_t off, int whence)
 		base = 0;
 		break;
 	case SEEK_CUR:
-		base = (int64_t)s->off;
+		base = (int64_t)off_get(fd);
 		break;
 	case SEEK_END:
 		base = (int64_t)st.size;
@@ -663,20 +898,20 @@ static off64_t lseek_locked(struct sfd *s, off64_t off, int whence)
 	}
 	if ((off > 0 && base > INT64_MAX - off) || base + off < 0)
 		return fail(base + off < 0 ? EINVAL : EOVERFLOW);
-	s->off = (uint64_t)(base + off);
-	return (off64_t)s->off;
+	off_set(fd, (uint64_t)(base + off));
+	return base + off;
 }
 
 off_t lseek(int fd, off_t off, int whence)
 {
 	REAL(lseek);
-	FD_CALL(fd, real_lseek(fd, off, whence), lseek_locked(s, off, whence));
+	FD_CALL(fd, real_lseek(fd, off, whence), lseek_locked(fd, s, off, whence));
 }
 
 off64_t lseek64(int fd, off64_t off, int whence)
 {
 	REAL(lseek64);
-	FD_CALL(fd, real_lseek64(fd, off, whence), lseek_locked(s, off, whence));
+	FD_CALL(fd, real_lseek64(fd, off, whence), lseek_locked(fd, s, off, whence));
 }
 
 static int ftruncate_locked(struct sfd *s, off64_t len)
@@ -814,7 +1049,7 @@ static int iov_check(const struct iovec *iov, int cnt)
  * file offset when at is NULL (and move it), else at *at. Stops at the first
  * short transfer; an error after some bytes returns the bytes.
  */
-static ssize_t iov_locked(struct sfd *s, const struct iovec *iov, int cnt, const uint64_t *at, bool wr)
+static ssize_t iov_locked(int fd, struct sfd *s, const struct iovec *iov, int cnt, const uint64_t *at, bool wr)
 {
 	ssize_t total = 0, r;
 
@@ -830,9 +1065,9 @@ static ssize_t iov_locked(struct sfd *s, const struct iovec *iov, int cnt, const
 		if (n == 0)
 			continue;
 		if (!at)
-			r = wr ? write_locked(s, b, n) : read_locked(s, b, n);
+			r = wr ? write_locked(fd, s, b, n) : read_locked(fd, s, b, n);
 		else if (wr)
-			r = pwrite_locked(s, b, n, *at + (uint64_t)total, false);
+			r = pwrite_locked(fd, s, b, n, *at + (uint64_t)total, false);
 		else
 			r = pread_locked(s, b, n, *at + (uint64_t)total);
 		if (r < 0)
@@ -845,51 +1080,52 @@ static ssize_t iov_locked(struct sfd *s, const struct iovec *iov, int cnt, const
 }
 
 /* The positional variants: a negative offset is EINVAL (-1 means "the file offset" for the v2 calls). */
-static ssize_t piov_locked(struct sfd *s, const struct iovec *iov, int cnt, off64_t off, bool cur_ok, bool wr)
+static ssize_t piov_locked(int fd, struct sfd *s, const struct iovec *iov, int cnt, off64_t off, bool cur_ok,
+			   bool wr)
 {
 	uint64_t at = (uint64_t)off;
 
 	if (cur_ok && off == -1)
-		return iov_locked(s, iov, cnt, NULL, wr);
+		return iov_locked(fd, s, iov, cnt, NULL, wr);
 	if (off < 0)
 		return fail(EINVAL);
-	return iov_locked(s, iov, cnt, &at, wr);
+	return iov_locked(fd, s, iov, cnt, &at, wr);
 }
 
 ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
 	REAL(readv);
-	FD_CALL(fd, real_readv(fd, iov, cnt), iov_locked(s, iov, cnt, NULL, false));
+	FD_CALL(fd, real_readv(fd, iov, cnt), iov_locked(fd, s, iov, cnt, NULL, false));
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
 	REAL(writev);
-	FD_CALL(fd, real_writev(fd, iov, cnt), iov_locked(s, iov, cnt, NULL, true));
+	FD_CALL(fd, real_writev(fd, iov, cnt), iov_locked(fd, s, iov, cnt, NULL, true));
 }
 
 ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	REAL(preadv);
-	FD_CALL(fd, real_preadv(fd, iov, cnt, off), piov_locked(s, iov, cnt, off, false, false));
+	FD_CALL(fd, real_preadv(fd, iov, cnt, off), piov_locked(fd, s, iov, cnt, off, false, false));
 }
 
 ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	REAL(pwritev);
-	FD_CALL(fd, real_pwritev(fd, iov, cnt, off), piov_locked(s, iov, cnt, off, false, true));
+	FD_CALL(fd, real_pwritev(fd, iov, cnt, off), piov_locked(fd, s, iov, cnt, off, false, true));
 }
 
 ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off64_t off)
 {
 	REAL(preadv64);
-	FD_CALL(fd, real_preadv64(fd, iov, cnt, off), piov_locked(s, iov, cnt, off, false, false));
+	FD_CALL(fd, real_preadv64(fd, iov, cnt, off), piov_locked(fd, s, iov, cnt, off, false, false));
 }
 
 ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off64_t off)
 {
 	REAL(pwritev64);
-	FD_CALL(fd, real_pwritev64(fd, iov, cnt, off), piov_locked(s, iov, cnt, off, false, true));
+	FD_CALL(fd, real_pwritev64(fd, iov, cnt, off), piov_locked(fd, s, iov, cnt, off, false, true));
 }
 
 /* RWF_* flags are not served on a shielded fd: EOPNOTSUPP, as for an unsupported flag. */
@@ -897,28 +1133,28 @@ ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
 	REAL(preadv2);
 	FD_CALL(fd, real_preadv2(fd, iov, cnt, off, flags),
-		flags ? fail(EOPNOTSUPP) : piov_locked(s, iov, cnt, off, true, false));
+		flags ? fail(EOPNOTSUPP) : piov_locked(fd, s, iov, cnt, off, true, false));
 }
 
 ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
 	REAL(pwritev2);
 	FD_CALL(fd, real_pwritev2(fd, iov, cnt, off, flags),
-		flags ? fail(EOPNOTSUPP) : piov_locked(s, iov, cnt, off, true, true));
+		flags ? fail(EOPNOTSUPP) : piov_locked(fd, s, iov, cnt, off, true, true));
 }
 
 ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off64_t off, int flags)
 {
 	REAL(preadv64v2);
 	FD_CALL(fd, real_preadv64v2(fd, iov, cnt, off, flags),
-		flags ? fail(EOPNOTSUPP) : piov_locked(s, iov, cnt, off, true, false));
+		flags ? fail(EOPNOTSUPP) : piov_locked(fd, s, iov, cnt, off, true, false));
 }
 
 ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off64_t off, int flags)
 {
 	REAL(pwritev64v2);
 	FD_CALL(fd, real_pwritev64v2(fd, iov, cnt, off, flags),
-		flags ? fail(EOPNOTSUPP) : piov_locked(s, iov, cnt, off, true, true));
+		flags ? fail(EOPNOTSUPP) : piov_locked(fd, s, iov, cnt, off, true, true));
 }
 
 /* ---- copies between fds: read through the shield, write to the other side ---- */
@@ -1543,6 +1779,24 @@ int mkdirat(int dirfd, const char *path, mode_t mode)
 }
 
 /* 1: handled (*ret set), 0: neither path shielded. */
+/*
+ * After a rename, this process's open fds under from name their files by the
+ * new path (a reload reopens them by it; fstat and directory fds use it).
+ */
+static void retarget(struct mount *m, const char *from, const char *to)
+{
+	size_t lf = strlen(from);
+
+	for (int i = 0; i < SHIELD_FD_MAX; i++) {
+		struct sfd *s = fds[i];
+		char tmp[PATH_MAX];
+		if (!s || s->m != m || strncmp(s->vpath, from, lf) != 0 || (s->vpath[lf] && s->vpath[lf] != '/'))
+			continue;
+		if ((size_t)snprintf(tmp, sizeof(tmp), "%s%s", to, s->vpath + lf) < sizeof(tmp))
+			memcpy(s->vpath, tmp, strlen(tmp) + 1);
+	}
+}
+
 static int rename_in(int fd1, const char *from, int fd2, const char *to, int *ret)
 {
 	char v1[PATH_MAX], v2[PATH_MAX];
@@ -1561,8 +1815,10 @@ static int rename_in(int fd1, const char *from, int fd2, const char *to, int *re
 	}
 	enter();
 	err = scone_volume_rename(m1->vol, v1, v2);
-	if (!err)
+	if (!err) {
 		m1->dirty = true;
+		retarget(m1, v1, v2);
+	}
 	leave();
 	*ret = ns_result(err);
 	return 1;

@@ -65,9 +65,11 @@ t_done() {
 
 # run_case NAME FUNCTION [ARGS...]: a case passes when FUNCTION returns 0.
 # FUNCTION may call t_skip_case REASON to skip.
+# T_CASE=PATTERN runs only the cases whose name matches (grep -E), for iterating.
 run_case() {
 	local name=$1 fn=$2 log rc
 	shift 2
+	if [ -n "${T_CASE:-}" ] && ! echo "$name" | grep -qE -- "$T_CASE"; then return 0; fi
 	CASE_DIR=$(mktemp -d "$T_TMP/case.XXXXXX")
 	log="$CASE_DIR.log"
 	(

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # test_runtime_servers.sh - unmodified Debian servers under the runtime with
 # their secrets from CAS (and the volume working directory redis needs):
-# redis-server (config file an injection file with
-# the password, RDB and AOF on an encrypted volume, the data back after a
-# restart) and nginx (TLS key, certificate and nginx.conf injection files from
+# redis-server (config file an injection file with the password, RDB and AOF
+# on an encrypted volume written by redis's forked background children
+# (BGREWRITEAOF, BGSAVE), the data back after a restart) and nginx (TLS key, certificate and nginx.conf injection files from
 # an x509 secret CAS generates, static files served from an encrypted volume
 # with sendfile on and off). Each case starts its own CAS; servers listen on
 # free ports on 127.0.0.1 and are stopped by PID.
@@ -128,6 +128,18 @@ redis_check() {
 	assert_eq "redis-value-marker-1000" "$(rcli GET key:1000)" "key:1000 ($1)"
 }
 
+# redis_wait_persisted IN_PROGRESS STATUS: the background child finished, successfully.
+redis_wait_persisted() {
+	local info i
+	for i in $(seq 200); do
+		info=$(rcli INFO persistence | tr -d '\r')
+		echo "$info" | grep -qx "$1:0" && break
+		sleep 0.05
+	done
+	echo "$info" | grep -qx "$1:0" || { show_output; fail "$1 still set"; }
+	echo "$info" | grep -qx "$2:ok" || { echo "$info"; show_output; fail "$2 is not ok"; }
+}
+
 case_redis() {
 	if [ ! -x "$REDIS" ] || [ ! -x "$REDIS_CLI" ]; then t_skip_case "redis-server/redis-cli not installed (scripts/install-deps.sh)"; fi
 	cas_case_begin
@@ -141,9 +153,15 @@ case_redis() {
 	wait_port "$SRV_PID" "$RPORT"
 	no_secret_in_proc "$SRV_PID" "$REDIS_PW"
 	assert_eq "NOAUTH" "$("$REDIS_CLI" -h 127.0.0.1 -p "$RPORT" GET key:1 2>&1 | cut -c1-6)" "requirepass from CAS"
-	for i in $(seq 1 1000); do echo "SET key:$i redis-value-marker-$i"; done | rcli >/dev/null
+	# Background persistence forks: the child writes the new AOF base or the RDB
+	# on the volume while the parent keeps appending to the AOF.
+	for i in $(seq 1 900); do echo "SET key:$i redis-value-marker-$i"; done | rcli >/dev/null
+	rcli BGREWRITEAOF >/dev/null
+	redis_wait_persisted aof_rewrite_in_progress aof_last_bgrewrite_status
+	for i in $(seq 901 1000); do echo "SET key:$i redis-value-marker-$i"; done | rcli >/dev/null
 	assert_eq 1000 "$(rcli DBSIZE)" "DBSIZE"
-	assert_eq OK "$(rcli SAVE)" "SAVE"
+	rcli BGSAVE >/dev/null
+	redis_wait_persisted rdb_bgsave_in_progress rdb_last_bgsave_status
 	rcli SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 	wait_exit "$SRV_PID"
 	only_ciphertext "$CASE_DIR/data"
@@ -207,7 +225,9 @@ images:
       - path: /etc/scone-nginx/nginx.conf
         content: |
           daemon off;
-          master_process off;
+          master_process on;
+          user root;
+          worker_processes 2;
           pid $n/nginx.pid;
           error_log $n/error.log info;
           events { worker_connections 64; }
@@ -274,7 +294,7 @@ case_nginx() {
 	for port in "$p1" "$p2"; do
 		for f in index.html blob.bin; do
 			curl -sk --max-time 20 -o "$CASE_DIR/got.$f" "https://127.0.0.1:$port/$f" || fail "curl $f on port $port"
-			cmp -s "$CASE_DIR/site/$f" "$CASE_DIR/got.$f" || fail "$f over port $port is not byte-identical"
+			cmp -s "$CASE_DIR/site/$f" "$CASE_DIR/got.$f" || { ls -la "$CASE_DIR/got.$f"; head -c 300 "$CASE_DIR/got.$f"; tail -20 "$CASE_DIR/ngx/error.log"; fail "$f over port $port is not byte-identical"; }
 			rm -f "$CASE_DIR/got.$f"
 		done
 	done
