@@ -15,6 +15,7 @@ static const char fspf_env_magic[8] = "SCONEFSP";
 static const char node_magic[4] = "SCVN";
 static const char header_magic[8] = "SCONEVF1";
 #define FORMAT_VERSION 1u
+#define ENV_VERSION 2u /* 1: one envelope per file; 2: a log of envelopes (docs/volume-format.md) */
 #define ENV_UNSEALED 0u
 #define ENV_SEALED 1u
 #define ENV_SALT 32u
@@ -469,7 +470,7 @@ enum scone_err vol_envelope_seal(const uint8_t *plain, size_t size, const uint8_
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "fspf: %zu bytes of entries exceed the limit of %zu", size,
 				     VOL_MAX_FSPF - overhead);
 	SCONE_TRY(scone_wbuf_put(w, fspf_env_magic, 8));
-	SCONE_TRY(scone_wbuf_u32(w, FORMAT_VERSION));
+	SCONE_TRY(scone_wbuf_u32(w, ENV_VERSION));
 	SCONE_TRY(scone_wbuf_u32(w, key ? ENV_SEALED : ENV_UNSEALED));
 	if (!key) {
 		SCONE_TRY(scone_wbuf_u64(w, size));
@@ -508,7 +509,7 @@ enum scone_err vol_envelope_open(const uint8_t *in, size_t size, const uint8_t *
 		return scone_err_set(SCONE_ERR_MALFORMED, "not a file system protection file (bad magic)");
 	SCONE_TRY(scone_rbuf_u32(&r, "version", &version));
 	SCONE_TRY(scone_rbuf_u32(&r, "state", &state));
-	if (version != FORMAT_VERSION || state > ENV_SEALED)
+	if (version < 1 || version > ENV_VERSION || state > ENV_SEALED)
 		return scone_err_set(SCONE_ERR_MALFORMED, "fspf file: unsupported version %u / state %u", version,
 				     state);
 	*sealed = state == ENV_SEALED;
@@ -536,5 +537,33 @@ enum scone_err vol_envelope_open(const uint8_t *in, size_t size, const uint8_t *
 	scone_aead_free(a);
 	if (err)
 		return scone_err_set(SCONE_ERR_AUTH, "cannot decrypt the fspf: wrong key, or the file was modified");
+	return SCONE_ERR_OK;
+}
+
+enum scone_err vol_envelope_span(const uint8_t *in, size_t size, size_t *span, uint32_t *version, bool *sealed)
+{
+	struct scone_rbuf r;
+	const uint8_t *magic;
+	uint32_t state;
+	uint64_t len, need;
+
+	scone_rbuf_init(&r, in, size, "fspf record");
+	SCONE_TRY(scone_rbuf_view(&r, "magic", &magic, 8));
+	if (memcmp(magic, fspf_env_magic, 8) != 0)
+		return scone_err_set(SCONE_ERR_MALFORMED, "not a file system protection file (bad magic)");
+	SCONE_TRY(scone_rbuf_u32(&r, "version", version));
+	SCONE_TRY(scone_rbuf_u32(&r, "state", &state));
+	if (*version < 1 || *version > ENV_VERSION || state > ENV_SEALED)
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf file: unsupported version %u / state %u", *version,
+				     state);
+	*sealed = state == ENV_SEALED;
+	if (*sealed)
+		SCONE_TRY(scone_rbuf_view(&r, "salt and nonce", &magic, ENV_SALT + SCONE_NONCE_SIZE));
+	SCONE_TRY(scone_rbuf_u64(&r, "length", &len));
+	need = *sealed ? (uint64_t)SCONE_VOLUME_TAG_SIZE : 0;
+	if (len > scone_rbuf_left(&r) || need > scone_rbuf_left(&r) - len)
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf file: length %llu does not fit in %zu bytes",
+				     (unsigned long long)len, scone_rbuf_left(&r));
+	*span = r.pos + (size_t)(len + need);
 	return SCONE_ERR_OK;
 }

@@ -130,6 +130,12 @@ void vol_entry_decode(const uint8_t in[static VOL_ENTRY_SIZE], struct vol_entry 
 SCONE_MUST_CHECK enum scone_err vol_envelope_open(const uint8_t *in, size_t size, const uint8_t *key,
 						  struct scone_wbuf *plain, bool *sealed,
 						  uint8_t tag[static SCONE_VOLUME_TAG_SIZE]);
+/*
+ * Size of the envelope (log record) at the start of in, checking only its
+ * framing (magic, version, state, length); no cryptography.
+ */
+SCONE_MUST_CHECK enum scone_err vol_envelope_span(const uint8_t *in, size_t size, size_t *span, uint32_t *version,
+						  bool *sealed);
 SCONE_MUST_CHECK enum scone_err vol_envelope_seal(const uint8_t *plain, size_t size, const uint8_t *key,
 						  struct scone_wbuf *out, uint8_t tag[static SCONE_VOLUME_TAG_SIZE]);
 /* Path hygiene: absolute, no empty, "." or ".." components, no trailing '/'. */
@@ -208,6 +214,11 @@ struct scone_volume {
 	uint8_t *node_buf;          /* VOL_NODE_BUF bytes for reading one node, under lock */
 	struct scone_vio_file *journal; /* FSPF.new: ids of host files created since the commit */
 	uint64_t journal_size;
+	/* The fspf as a log of sealed records (format version 2): commits append. */
+	struct scone_vio_file *log;  /* FSPF opened for appending, or NULL */
+	uint64_t log_end;            /* end of the current state's record */
+	bool log_ok;                 /* FSPF is a v2 log of records under v->key ending at log_end */
+	bool log_tail;               /* bytes past log_end to cut at the next append */
 };
 
 /* A node's ciphertext and plaintext, and its decoded form. */

@@ -4,10 +4,13 @@
  * and the commit protocol that advances the tag.
  *
  * Commit (scone_volume_sync): (1) every changed file writes its dirty
- * integrity nodes to free slots and is fdatasync'ed; (2) the new fspf is
- * written to FSPF.tmp, fsync'ed and renamed over FSPF, and the directory
- * fsync'ed. The rename is the commit point: before it the old state is
- * intact, after it the new one is. Host files of deleted files are removed
+ * integrity nodes to free slots and is fdatasync'ed; (2) the new fspf
+ * record is appended to FSPF and FSPF fdatasync'ed (a sealed FSPF is a log
+ * of full-state records, the last one that authenticates is the state), or,
+ * when the log is full, written alone to FSPF.tmp, fsync'ed and renamed
+ * over FSPF, and the directory fsync'ed. The durable record (or the rename)
+ * is the commit point: before it the old state is intact, after it the new
+ * one is. Host files of deleted files are removed
  * only after the rename (they are listed as garbage in the new fspf so a
  * crash in between leaves nothing unexplained).
  */
@@ -21,6 +24,9 @@
 #include <string.h>
 
 #define DEFAULT_MAX_CLEAN_NODES 8192u /* 32 MiB of cached integrity nodes */
+/* The fspf log is rewritten as one record once it would exceed this, or LOG_RECORDS records' worth. */
+#define LOG_MAX_BYTES ((uint64_t)256 << 10)
+#define LOG_RECORDS 4u
 
 struct scone_vfile {
 	struct scone_volume *vol;
@@ -230,6 +236,13 @@ static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, si
 		err = io->ops->rename(io, tmp, v->fspf_path);
 	if (!err) {
 		err = io->ops->sync_dir(io, v->fspf_dir);
+		/* FSPF is a new file now: one record, under the current key. */
+		if (v->log)
+			io->ops->close(v->log);
+		v->log = NULL;
+		v->log_ok = !err && v->sealed;
+		v->log_end = size;
+		v->log_tail = false;
 	} else {
 		char detail[256]; /* the cause, not the clean-up's complaint */
 		snprintf(detail, sizeof(detail), "%s", scone_err_detail());
@@ -238,6 +251,42 @@ static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, si
 	}
 	free(tmp);
 	return err;
+}
+
+/*
+ * Append one record to the FSPF log and make it durable: the commit point.
+ * On failure the log is rewritten whole at the next commit.
+ */
+static enum scone_err append_fspf(struct scone_volume *v, const uint8_t *data, size_t size)
+{
+	struct scone_vio *io = v->host;
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (!v->log)
+		err = io->ops->open(io, v->fspf_path, SCONE_VIO_WRITE, &v->log);
+	if (!err)
+		err = io->ops->pwrite(v->log, data, size, v->log_end);
+	if (!err && v->log_tail)
+		err = io->ops->truncate(v->log, v->log_end + size); /* a torn record a crash left */
+	if (!err)
+		err = io->ops->sync(v->log);
+	if (err) {
+		char detail[256]; /* the cause, copied: the detail buffer is rewritten below */
+		snprintf(detail, sizeof(detail), "%s", scone_err_detail());
+		v->log_ok = false;
+		return scone_err_set(err, "%s: cannot append the new state: %s", v->fspf_path, detail);
+	}
+	v->log_end += size;
+	v->log_tail = false;
+	return SCONE_ERR_OK;
+}
+
+static bool log_has_room(const struct scone_volume *v, size_t size)
+{
+	uint64_t end = v->log_end + size;
+
+	return v->log_ok && v->sealed && end <= VOL_MAX_FSPF &&
+	       (end <= LOG_MAX_BYTES || end <= (uint64_t)LOG_RECORDS * size);
 }
 
 /* Encode and store the fspf for epoch st.epoch; on success v->tag is the new tag. */
@@ -254,7 +303,7 @@ static enum scone_err store_fspf(struct scone_volume *v)
 		err = vol_envelope_seal(plain.data, plain.size, v->sealed ? v->key : NULL, &env, tag);
 	scone_wbuf_free(&plain);
 	if (!err)
-		err = write_fspf(v, env.data, env.size);
+		err = log_has_room(v, env.size) ? append_fspf(v, env.data, env.size) : write_fspf(v, env.data, env.size);
 	scone_wbuf_free(&env);
 	if (!err)
 		memcpy(v->tag, tag, sizeof(tag));
@@ -440,6 +489,8 @@ static void volume_free(struct scone_volume *v)
 	}
 	if (v->journal)
 		v->host->ops->close(v->journal);
+	if (v->log)
+		v->host->ops->close(v->log);
 	vol_fspf_free(&v->st);
 	if (v->key)
 		scone_secure_free(v->key, SCONE_VOLUME_KEY_SIZE);
@@ -535,6 +586,48 @@ static enum scone_err check_namespace(struct scone_volume *v)
 	return SCONE_ERR_OK;
 }
 
+/*
+ * The state of an FSPF: a version 1 file is one envelope; a version 2 file
+ * is a log of envelopes, each a full state, all sealed alike. The state is
+ * the last complete record, which must authenticate; bytes after it that
+ * do not form a complete record are an append a crash tore (cut by the
+ * next append). Notes where the next record goes.
+ */
+static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t size, const uint8_t *key,
+			       struct scone_wbuf *plain, bool *sealed, uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
+{
+	size_t off = 0, span, last = 0, count = 0;
+	uint32_t version, first_version = 0;
+	bool rec_sealed, first_sealed = false;
+	enum scone_err err;
+
+	while (off < size) {
+		err = vol_envelope_span(in + off, size - off, &span, &version, &rec_sealed);
+		if (err && count == 0)
+			return err;
+		if (err)
+			break; /* a torn append */
+		if (count == 0) {
+			first_version = version;
+			first_sealed = rec_sealed;
+		} else if (version != 2 || first_version != 2 || rec_sealed != first_sealed) {
+			return scone_err_set(SCONE_ERR_MALFORMED, "%s: record at byte %zu does not belong to the log",
+					     v->fspf_path, off);
+		}
+		last = off;
+		off += span;
+		count++;
+	}
+	if (first_version == 1 && off != size)
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf file: %zu trailing bytes", size - off);
+	scone_err_clear();
+	v->log_end = off;
+	err = vol_envelope_open(in + last, off - last, key, plain, sealed, tag);
+	v->log_ok = !err && *sealed && first_version == 2;
+	v->log_tail = v->log_end < size;
+	return err;
+}
+
 enum scone_err scone_volume_open(const char *fspf_path, const uint8_t *key, const uint8_t *tag, unsigned flags,
 				 struct scone_volume **out)
 {
@@ -557,7 +650,7 @@ enum scone_err scone_volume_open_at(struct scone_vio *io, const char *fspf_path,
 	if (err == SCONE_ERR_NOT_FOUND)
 		err = scone_err_set(SCONE_ERR_NOT_FOUND, "%s: no such protection file", fspf_path);
 	if (!err) {
-		err = vol_envelope_open(raw.data, raw.size, key, &plain, &sealed, disk_tag);
+		err = open_log(v, raw.data, raw.size, key, &plain, &sealed, disk_tag);
 		scone_wbuf_free(&raw);
 	}
 	if (!err && !sealed && !(flags & SCONE_VOL_ALLOW_UNSEALED))
@@ -633,6 +726,7 @@ enum scone_err scone_volume_seal(struct scone_volume *v, const uint8_t *key,
 	if (!err) {
 		v->sealed = true;
 		v->dirty = true;
+		v->log_ok = false; /* no record under another key, or unsealed, before this one */
 		err = sync_locked(v);
 	}
 	if (!err) {

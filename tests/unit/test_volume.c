@@ -1236,14 +1236,157 @@ TEST(test_tamper_node)
 	ifx_done(&t);
 }
 
+/* Offset of the fspf log's last record (the state); 0 when it is the only one. */
+static uint64_t log_state_offset(struct fx *x)
+{
+	struct scone_vio_file *f;
+	uint64_t size, off = 0, last = 0;
+	uint8_t *buf;
+	size_t got, span;
+	uint32_t version;
+	bool sealed;
+
+	assert_ok(x->io->ops->open(x->io, x->fspf, 0, &f));
+	assert_ok(x->io->ops->size(f, &size));
+	buf = malloc((size_t)size);
+	assert_non_null(buf);
+	assert_ok(x->io->ops->pread(f, buf, (size_t)size, 0, &got));
+	x->io->ops->close(f);
+	while (off < size && vol_envelope_span(buf + off, (size_t)(size - off), &span, &version, &sealed) == SCONE_ERR_OK) {
+		last = off;
+		off += span;
+	}
+	assert_int_equal(off, size);
+	free(buf);
+	return last;
+}
+
+static void htrunc(struct scone_vio *io, const char *path, uint64_t size)
+{
+	struct scone_vio_file *f = hopen(io, path);
+	assert_ok(io->ops->truncate(f, size));
+	io->ops->close(f);
+}
+
+/* Commits append records to the fspf; the log stays bounded (compaction). */
+TEST(test_fspf_log_append_compact)
+{
+	struct fx x;
+	uint8_t d[100];
+	uint64_t first, prev, size, max = 0;
+	unsigned shrinks = 0;
+
+	fx_mem(&x);
+	memset(d, 7, sizeof(d));
+	put(x.v, "/enc/a", d, sizeof(d));
+	assert_ok(scone_volume_sync(x.v));
+	first = prev = hsize(x.io, x.fspf);
+	for (unsigned i = 0; i < 1200; i++) {
+		d[0] = (uint8_t)i;
+		put(x.v, "/enc/a", d, sizeof(d));
+		assert_ok(scone_volume_sync(x.v));
+		size = hsize(x.io, x.fspf);
+		shrinks += size < prev;
+		max = size > max ? size : max;
+		prev = size;
+	}
+	assert_true(shrinks >= 1);            /* compacted at least once */
+	assert_true(max <= (256u << 10) + first); /* never past the bound */
+	assert_true(log_state_offset(&x) > 0);
+	fx_reopen(&x);
+	expect(x.v, "/enc/a", d, sizeof(d));
+	fx_done(&x);
+}
+
+/*
+ * An append a crash tore (any prefix of the last record on disk) opens to
+ * the state before it; the next writer cuts the torn bytes and appends.
+ */
+TEST(test_fspf_log_torn_append)
+{
+	struct fx x;
+	uint8_t a[64], b[64], old_tag[SCONE_VOLUME_TAG_SIZE], new_tag[SCONE_VOLUME_TAG_SIZE];
+	uint64_t start, size;
+
+	fx_mem(&x);
+	memset(a, 1, sizeof(a));
+	memset(b, 2, sizeof(b));
+	put(x.v, "/enc/a", a, sizeof(a));
+	fx_close(&x);
+	memcpy(old_tag, x.tag, sizeof(old_tag));
+	assert_ok(fx_open(&x, SCONE_VOL_RDWR));
+	put(x.v, "/enc/a", b, sizeof(b));
+	fx_close(&x);
+	memcpy(new_tag, x.tag, sizeof(new_tag));
+	start = log_state_offset(&x);
+	size = hsize(x.io, x.fspf);
+	assert_true(start > 0);
+	for (uint64_t cut = start + 1; cut < size; cut += (size - start) / 9 + 1) {
+		struct scone_vio *snap;
+		assert_ok(scone_vio_mem_clone(x.io, &snap));
+		htrunc(snap, x.fspf, cut);
+		/* Fresh against the old tag; a rollback against the new one. */
+		assert_err(scone_volume_open_at(snap, x.fspf, x.key, new_tag, SCONE_VOL_RDONLY, &x.v), SCONE_ERR_ROLLBACK);
+		assert_ok(scone_volume_open_at(snap, x.fspf, x.key, old_tag, SCONE_VOL_RDWR, &x.v));
+		expect(x.v, "/enc/a", a, sizeof(a));
+		put(x.v, "/enc/a", b, sizeof(b));
+		assert_ok(scone_volume_close(x.v, x.tag));
+		assert_int_equal(log_state_offset(&(struct fx){ .io = snap, .fspf = "/vol/fspf" }), cut - (cut - start));
+		assert_ok(scone_volume_open_at(snap, x.fspf, x.key, x.tag, SCONE_VOL_RDONLY, &x.v));
+		expect(x.v, "/enc/a", b, sizeof(b));
+		assert_ok(scone_volume_close(x.v, NULL));
+		x.v = NULL;
+		snap->ops->destroy(snap);
+	}
+	/* A complete last record that does not authenticate is tampering, not a torn append. */
+	hflip(x.io, x.fspf, size - 20, 1);
+	assert_err(fx_open(&x, SCONE_VOL_RDONLY), SCONE_ERR_AUTH);
+	x.v = NULL;
+	fx_done(&x);
+}
+
+/* Version 1 files (one envelope) are read; unknown versions are refused cleanly. */
+TEST(test_fspf_versions)
+{
+	struct scone_vio *io;
+	struct scone_volume *v;
+	struct scone_vio_file *f;
+	uint8_t ver[4] = { 1, 0, 0, 0 }, junk[4] = { 0 };
+	uint64_t size;
+
+	assert_ok(scone_vio_mem_new(&io));
+	assert_ok(scone_volume_create_at(io, "/v/fspf")); /* unsealed: no AAD, so the version can be patched */
+	f = hopen(io, "/v/fspf");
+	assert_ok(io->ops->pwrite(f, ver, 4, 8));
+	io->ops->close(f);
+	assert_ok(scone_volume_open_at(io, "/v/fspf", NULL, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED, &v));
+	assert_ok(scone_volume_close(v, NULL));
+	size = hsize(io, "/v/fspf");
+	f = hopen(io, "/v/fspf");
+	assert_ok(io->ops->pwrite(f, junk, 4, size)); /* a version 1 file is exactly one envelope */
+	io->ops->close(f);
+	assert_err(scone_volume_open_at(io, "/v/fspf", NULL, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED, &v),
+		   SCONE_ERR_MALFORMED);
+	htrunc(io, "/v/fspf", size);
+	ver[0] = 3;
+	f = hopen(io, "/v/fspf");
+	assert_ok(io->ops->pwrite(f, ver, 4, 8));
+	io->ops->close(f);
+	assert_err(scone_volume_open_at(io, "/v/fspf", NULL, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED, &v),
+		   SCONE_ERR_MALFORMED);
+	assert_detail("unsupported version 3");
+	io->ops->destroy(io);
+}
+
 TEST(test_tamper_fspf)
 {
 	struct ifx t;
-	uint64_t size;
+	uint64_t size, start;
 
 	ifx_setup(&t);
 	size = hsize(t.x.io, t.x.fspf);
-	for (uint64_t off = 40; off < size; off += size / 7) {
+	start = log_state_offset(&t.x);
+	for (uint64_t off = start + 40; off < size; off += (size - start) / 7) {
 		hflip(t.x.io, t.x.fspf, off, 3);
 		assert_err(fx_open(&t.x, SCONE_VOL_RDONLY), SCONE_ERR_AUTH);
 		assert_detail("wrong key, or the file was modified");
@@ -1579,6 +1722,9 @@ int main(void)
 	    cmocka_unit_test(test_tamper_unknown_file),
 	    cmocka_unit_test(test_tamper_node),
 	    cmocka_unit_test(test_tamper_fspf),
+	    cmocka_unit_test(test_fspf_log_append_compact),
+	    cmocka_unit_test(test_fspf_log_torn_append),
+	    cmocka_unit_test(test_fspf_versions),
 	    cmocka_unit_test(test_tamper_header),
 	    cmocka_unit_test(test_threads),
 	    cmocka_unit_test(test_bad_paths),
