@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -190,6 +191,44 @@ enum scone_err scone_identity_load(const char *key_path, const char *cert_path, 
 		ERR_clear_error();
 		scone_identity_free(out);
 		return scone_err_set(SCONE_ERR_INVALID, "%s does not belong to the key %s", cert_path, key_path);
+	}
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_identity_to_pem(const struct scone_identity *id, struct scone_wbuf *out)
+{
+	BIO *b = BIO_new(BIO_s_secmem());
+	enum scone_err err = SCONE_ERR_OK;
+	char *p;
+	long n;
+
+	if (!b)
+		return scone_err_set(SCONE_ERR_NOMEM, "identity PEM");
+	if (PEM_write_bio_PrivateKey(b, id->key, NULL, NULL, 0, NULL, NULL) != 1 || PEM_write_bio_X509(b, id->cert) != 1)
+		err = scone_err_set(SCONE_ERR_CRYPTO, "identity PEM: cannot encode");
+	if (!err && (n = BIO_get_mem_data(b, &p)) > 0)
+		err = scone_wbuf_put(out, p, (size_t)n);
+	ERR_clear_error();
+	BIO_free(b);
+	return err;
+}
+
+enum scone_err scone_identity_from_pem(const char *pem, size_t len, struct scone_identity *out)
+{
+	BIO *b;
+
+	memset(out, 0, sizeof(*out));
+	if (len > INT_MAX || !(b = BIO_new_mem_buf(pem, (int)len)))
+		return scone_err_set(SCONE_ERR_NOMEM, "identity PEM");
+	out->key = PEM_read_bio_PrivateKey(b, NULL, scone_pem_no_passphrase, NULL);
+	if (out->key)
+		out->cert = PEM_read_bio_X509(b, NULL, scone_pem_no_passphrase, NULL);
+	BIO_free(b);
+	ERR_clear_error();
+	if (!out->key || !out->cert || X509_check_private_key(out->cert, out->key) != 1) {
+		ERR_clear_error();
+		scone_identity_free(out);
+		return scone_err_set(SCONE_ERR_MALFORMED, "identity PEM: not a key and its certificate");
 	}
 	return SCONE_ERR_OK;
 }

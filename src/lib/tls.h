@@ -15,6 +15,7 @@
 
 #include <openssl/ssl.h>
 
+#include "buf.h"
 #include "err.h"
 
 struct scone_identity {
@@ -31,6 +32,13 @@ SCONE_MUST_CHECK enum scone_err scone_identity_save(const struct scone_identity 
 SCONE_MUST_CHECK enum scone_err scone_identity_load(const char *key_path, const char *cert_path,
 						    struct scone_identity *out);
 void scone_identity_free(struct scone_identity *id);
+/*
+ * The key (PKCS#8 PEM) and the certificate (PEM), one after the other, into
+ * out (a secret wbuf: it holds the private key), and back (the certificate
+ * must belong to the key).
+ */
+SCONE_MUST_CHECK enum scone_err scone_identity_to_pem(const struct scone_identity *id, struct scone_wbuf *out);
+SCONE_MUST_CHECK enum scone_err scone_identity_from_pem(const char *pem, size_t len, struct scone_identity *out);
 
 /* PEM password callback that refuses (OpenSSL's default would prompt on the tty). */
 int scone_pem_no_passphrase(char *buf, int size, int rwflag, void *u);

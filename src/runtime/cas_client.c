@@ -86,6 +86,10 @@ void scone_runtime_config_free(struct scone_runtime_config *cfg)
 		scone_wipe(cfg->fspf, sizeof(*cfg->fspf));
 		free(cfg->fspf);
 	}
+	if (cfg->raw) {
+		scone_wipe(cfg->raw, cfg->raw_len);
+		free(cfg->raw);
+	}
 	scone_wipe(cfg, sizeof(*cfg));
 	free(cfg);
 }
@@ -390,6 +394,15 @@ enum scone_err scone_runtime_config_parse(const char *json, size_t len, struct s
 	if (!err)
 		err = parse_root(root, cfg);
 	scone_json_free(root);
+	if (!err) { /* kept as fetched: handed to exec'd programs (handover.h) */
+		if ((cfg->raw = malloc(len + 1))) {
+			memcpy(cfg->raw, json, len);
+			cfg->raw[len] = '\0';
+			cfg->raw_len = len;
+		} else {
+			err = scone_err_set(SCONE_ERR_NOMEM, WHAT);
+		}
+	}
 	if (err) {
 		scone_runtime_config_free(cfg);
 		return err;

@@ -70,6 +70,8 @@ struct scone_runtime_config {
 	size_t volume_count;
 	struct scone_rt_fspf *fspf; /* NULL when the answer had "fspf": null or none */
 	uint8_t instance_token[SCONE_RT_TOKEN_SIZE];
+	char *raw; /* CAS's answer as parsed (NUL-terminated), for an exec'd program's runtime */
+	size_t raw_len;
 };
 
 /*

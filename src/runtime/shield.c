@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
@@ -50,6 +51,7 @@
 #include <unistd.h>
 
 #include "lib/crypto.h"
+#include "runtime/handover.h"
 #include "runtime/inject.h"
 #include "volume/volume.h"
 
@@ -108,6 +110,7 @@ static struct mount *mounts;
 static size_t n_mounts;
 /* After a fork (or in a program exec'd with a handover) volumes are shared between processes. */
 static bool g_shared;
+static pid_t g_pid; /* the process that mounted (or forked): an exec from another pid is a vfork child's */
 static int g_share_fd = -1; /* the memfd behind every mount's vshare */
 static struct sfd *fds[SHIELD_FD_MAX];
 static struct sdir *dirs;
@@ -410,6 +413,7 @@ static void at_child(void)
 		mounts[i].lock_fd = -1;
 	}
 	g_shared = true;
+	g_pid = getpid();
 	leave();
 }
 
@@ -525,14 +529,52 @@ static enum scone_err share_map(size_t n, int fd)
 	return SCONE_ERR_OK;
 }
 
-enum scone_err scone_shield_mount(const char *cas_addr, const uint8_t pin[32], struct scone_identity *id,
-				  struct scone_runtime_config *cfg)
+/* Mount rv at m, holding m's flock when other processes may commit meanwhile. */
+static enum scone_err mount_locked(const struct scone_rt_volume *rv, struct mount *m, bool shared)
+{
+	REAL(open);
+	REAL(close);
+	enum scone_err err;
+	int fd = shared && rv->path ? real_open(rv->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+
+	while (fd >= 0 && flock(fd, LOCK_EX) != 0 && errno == EINTR)
+		;
+	err = mount_one(rv, m);
+	m->gen = m->sh->gen;
+	if (fd >= 0)
+		real_close(fd); /* drops the flock */
+	return err;
+}
+
+/*
+ * The handed-over tag of cfg's volume i: the shared state's when the parent
+ * handed that over (it is the newest), else the one in the record.
+ */
+static void handover_tag(struct scone_rt_volume *rv, struct vshare *sh, const struct scone_handover *h)
+{
+	rv->initialised = false;
+	for (size_t k = 0; k < h->volume_count; k++) {
+		if (strcmp(h->volumes[k].name, rv->name) != 0 || !h->volumes[k].has_tag)
+			continue;
+		memcpy(rv->tag, h->volumes[k].tag, sizeof(rv->tag));
+		rv->initialised = true;
+	}
+	if (h->share_fd >= 0 && sh->has_tag) {
+		memcpy(rv->tag, sh->tag, sizeof(rv->tag));
+		rv->initialised = true;
+	}
+	if (h->share_fd < 0 && rv->initialised) {
+		memcpy(sh->tag, rv->tag, sizeof(sh->tag));
+		sh->has_tag = 1;
+	}
+}
+
+static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], struct scone_identity *id,
+				struct scone_runtime_config *cfg, const struct scone_handover *h)
 {
 	enum scone_err err = SCONE_ERR_OK;
 	size_t i;
 
-	if (cfg->volume_count == 0)
-		return SCONE_ERR_OK;
 	g_addr = strdup(cas_addr);
 	mounts = calloc(cfg->volume_count, sizeof(*mounts));
 	if (!g_addr || !mounts)
@@ -540,13 +582,18 @@ enum scone_err scone_shield_mount(const char *cas_addr, const uint8_t pin[32], s
 	memcpy(g_pin, pin, sizeof(g_pin));
 	g_cfg = cfg;
 	g_id = *id;
-	if ((err = share_map(cfg->volume_count, -1)))
+	g_pid = getpid();
+	if ((err = share_map(cfg->volume_count, h ? h->share_fd : -1)))
 		return err;
-	for (i = 0; i < cfg->volume_count; i++)
+	for (i = 0; i < cfg->volume_count; i++) {
 		mounts[i].sh = &g_share[i];
+		mounts[i].lock_fd = -1;
+		if (h)
+			handover_tag(&cfg->volumes[i], mounts[i].sh, h);
+	}
 	enter();
 	for (i = 0; i < cfg->volume_count && !err; i++)
-		err = mount_one(&cfg->volumes[i], &mounts[i]);
+		err = mount_locked(&cfg->volumes[i], &mounts[i], h && h->shared);
 	leave();
 	if (err) {
 		char detail[512];
@@ -574,6 +621,135 @@ enum scone_err scone_shield_mount(const char *cas_addr, const uint8_t pin[32], s
 		return scone_err_set(SCONE_ERR_NOMEM, "volumes: atexit");
 	__atomic_store_n(&n_mounts, cfg->volume_count, __ATOMIC_RELEASE);
 	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_shield_mount(const char *cas_addr, const uint8_t pin[32], struct scone_identity *id,
+				  struct scone_runtime_config *cfg)
+{
+	if (cfg->volume_count == 0)
+		return SCONE_ERR_OK;
+	return mount_all(cas_addr, pin, id, cfg, NULL);
+}
+
+/* ---- exec: handing the volumes to the next program ---- */
+
+bool scone_memfd_named(int fd, const char *name)
+{
+	char proc[64], link[128], want[96];
+	ssize_t n;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	snprintf(want, sizeof(want), "/memfd:%s (deleted)", name);
+	n = readlink(proc, link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = '\0';
+	return strcmp(link, want) == 0;
+}
+
+/* Take over the fds the previous program left open on the volumes (before main). */
+static enum scone_err adopt_fds(const struct scone_handover *h)
+{
+	for (size_t i = 0; i < h->fd_count; i++) {
+		const struct scone_handover_fd *r = &h->fds[i];
+		struct mount *m = &mounts[r->volume];
+		struct sfd *s;
+		if (r->fd >= SHIELD_FD_MAX || fds[r->fd] || !scone_memfd_named(r->fd, "scone-shield"))
+			continue; /* closed or reused on the way: nothing to take over */
+		if (!(s = calloc(1, sizeof(*s))))
+			return scone_err_set(SCONE_ERR_NOMEM, "inherited fd %d", r->fd);
+		s->m = m;
+		s->flags = r->flags;
+		s->refs = 1;
+		snprintf(s->vpath, sizeof(s->vpath), "%s", r->vpath);
+		if (!r->dir && scone_vfile_open(m->vol, r->vpath, vf_flags(r->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0,
+						&s->f)) {
+			scone_err_clear();
+			s->stale = true;
+		}
+		m->open_count++;
+		__atomic_store_n(&fds[r->fd], s, __ATOMIC_RELEASE);
+	}
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_shield_mount_handover(const struct scone_handover *h, struct scone_identity *id,
+					   struct scone_runtime_config *cfg)
+{
+	enum scone_err err;
+
+	if (cfg->volume_count == 0)
+		return SCONE_ERR_OK;
+	if ((err = mount_all(h->cas_addr, h->pin, id, cfg, h)))
+		return err;
+	enter();
+	err = adopt_fds(h);
+	leave();
+	if (!err && h->cwd) {
+		pthread_mutex_lock(&cwd_lock);
+		snprintf(vcwd, sizeof(vcwd), "%s", h->cwd);
+		pthread_mutex_unlock(&cwd_lock);
+	}
+	g_shared = h->shared;
+	return err;
+}
+
+enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struct scone_wbuf *identity, int *share_dup)
+{
+	REAL(fcntl);
+	enum scone_err err = SCONE_ERR_OK;
+	size_t n = __atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE);
+
+	*share_dup = -1;
+	if (n == 0)
+		return SCONE_ERR_OK;
+	/* A vfork child shares the caller's memory: the caller goes on beside the new program too. */
+	spawn = spawn || getpid() != g_pid;
+	enter();
+	for (size_t i = 0; i < n && !err; i++)
+		err = commit(&mounts[i]);
+	if (!err && !(h->volumes = calloc(n, sizeof(*h->volumes))))
+		err = scone_err_set(SCONE_ERR_NOMEM, "exec: volumes");
+	for (size_t i = 0; !err && i < n; i++) {
+		h->volumes[i].name = (char *)mounts[i].name;
+		h->volumes[i].has_tag = mounts[i].sh->has_tag;
+		memcpy(h->volumes[i].tag, mounts[i].sh->tag, sizeof(h->volumes[i].tag));
+	}
+	h->volume_count = err ? 0 : n;
+	for (int fd = 0; !err && fd < SHIELD_FD_MAX; fd++) {
+		struct sfd *s = fds[fd];
+		struct scone_handover_fd *r;
+		int fl;
+		if (!s || (fl = real_fcntl(fd, F_GETFD)) < 0 || (fl & FD_CLOEXEC))
+			continue;
+		if (!(r = realloc(h->fds, (h->fd_count + 1) * sizeof(*r)))) {
+			err = scone_err_set(SCONE_ERR_NOMEM, "exec: fds");
+			break;
+		}
+		h->fds = r;
+		r = &h->fds[h->fd_count++];
+		*r = (struct scone_handover_fd){ .fd = fd, .flags = s->flags, .volume = (uint32_t)(s->m - mounts),
+						 .vpath = strdup(s->vpath), .dir = !s->f && !s->stale };
+		if (!r->vpath)
+			err = scone_err_set(SCONE_ERR_NOMEM, "exec: fds");
+	}
+	if (!err)
+		err = scone_identity_to_pem(&g_id, identity);
+	if (!err && g_share_fd >= 0 && (*share_dup = real_fcntl(g_share_fd, F_DUPFD, 3)) < 0)
+		err = scone_err_set(scone_err_from_errno(errno), "exec: volumes' shared state: %s", strerror(errno));
+	if (!err) {
+		h->identity = (char *)identity->data;
+		h->identity_len = identity->size;
+		h->share_fd = *share_dup;
+		h->shared = g_shared || spawn;
+		pthread_mutex_lock(&cwd_lock);
+		h->cwd = vcwd[0] ? strdup(vcwd) : NULL;
+		pthread_mutex_unlock(&cwd_lock);
+		if (spawn) /* the caller goes on beside the new program */
+			g_shared = true;
+	}
+	leave();
+	return err;
 }
 
 /* ---- open and close ---- */
@@ -1301,6 +1477,54 @@ static int share_locked(int newfd, struct sfd *s)
 		__atomic_store_n(&fds[newfd], s, __ATOMIC_RELEASE);
 	}
 	return newfd;
+}
+
+/*
+ * close_range/closefrom (what subprocess modules call in a child before
+ * exec): the runtime's own fds in the range (the volumes' shared state and
+ * flock handles) are stepped around, so the exec can still hand the volumes
+ * over; shielded fds in the range lose their entries, except in a vfork
+ * child, whose memory (the fd table included) is still the caller's.
+ */
+static bool own_fd(unsigned fd)
+{
+	if (g_share_fd >= 0 && fd == (unsigned)g_share_fd)
+		return true;
+	for (size_t i = 0; i < n_mounts; i++)
+		if (mounts[i].lock_fd >= 0 && fd == (unsigned)mounts[i].lock_fd)
+			return true;
+	return false;
+}
+
+int close_range(unsigned first, unsigned last, int flags)
+{
+	REAL(close_range);
+	unsigned from = first;
+	int r = 0;
+
+	if (__atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE) == 0 || inside || (flags & CLOSE_RANGE_CLOEXEC) || first > last)
+		return real_close_range(first, last, flags);
+	enter();
+	if (getpid() == g_pid)
+		for (unsigned fd = first; fd < SHIELD_FD_MAX && fd <= last; fd++)
+			if (fds[fd])
+				(void)close_locked((int)fd, fds[fd]);
+	for (unsigned fd = first; r == 0 && fd <= last && fd < SHIELD_FD_MAX; fd++) {
+		if (!own_fd(fd))
+			continue;
+		if (fd > from)
+			r = real_close_range(from, fd - 1, flags);
+		from = fd + 1;
+	}
+	if (r == 0 && from <= last)
+		r = real_close_range(from, last, flags);
+	leave();
+	return r;
+}
+
+void closefrom(int lowfd)
+{
+	(void)close_range(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U, 0);
 }
 
 int dup(int fd)

@@ -26,6 +26,26 @@ SCONE_MUST_CHECK enum scone_err scone_shield_mount(const char *cas_addr, const u
 						   struct scone_identity *id, struct scone_runtime_config *cfg);
 size_t scone_shield_count(void);
 
+/* Is fd a memfd the runtime created under name (inherited across exec)? */
+bool scone_memfd_named(int fd, const char *name);
+
+struct scone_handover;
+struct scone_wbuf;
+
+/*
+ * Before an exec: commit every volume and describe the volumes for the next
+ * program's runtime in h (tags, the shielded fds it inherits, a volume cwd,
+ * a non-CLOEXEC duplicate of the shared state's memfd in *share_dup, the
+ * report key into identity). h->volumes (names borrowed), h->fds (vpaths
+ * owned) and h->cwd are the caller's to free. spawn: the caller goes on
+ * beside the new program (posix_spawn), so the volumes are shared from now.
+ */
+SCONE_MUST_CHECK enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struct scone_wbuf *identity,
+						      int *share_dup);
+/* After an exec: mount cfg's volumes as the previous program left them (h), take over its fds. */
+SCONE_MUST_CHECK enum scone_err scone_shield_mount_handover(const struct scone_handover *h, struct scone_identity *id,
+							    struct scone_runtime_config *cfg);
+
 /*
  * Path hooks for inject.c's interposers. Each returns true when path (relative
  * to dirfd or the cwd) is under a mount point and the call was handled: *ret

@@ -19,9 +19,11 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/crypto.h"
@@ -30,6 +32,8 @@
 #include "lib/tls.h"
 #include "policy/policy.h"
 #include "runtime/cas_client.h"
+#include "runtime/exec.h"
+#include "runtime/handover.h"
 #include "runtime/inject.h"
 #include "runtime/shield.h"
 
@@ -67,9 +71,8 @@ static void cas_pin(uint8_t pin[32])
 /*
  * The variables the runtime keeps from the host: its own, except
  * SCONE_CONFIG_ID, so that a child the program starts does not fetch the
- * configuration again and take the session's argv for its own. (Children
- * inherit the program's environment like any child; handing them the
- * runtime's state through a private channel is the exec part still to come.)
+ * configuration again and take the session's argv for its own (it gets the
+ * runtime's state through the handover instead: exec.c).
  */
 static bool runtime_var(const char *entry)
 {
@@ -106,6 +109,8 @@ static void set_environment(const struct scone_runtime_config *cfg, char **host_
 	environ = env; /* the old block stays where the kernel put it: the host's variables only */
 }
 
+static int handover_main(int argc, char **argv, char **envp, const char *fd_text);
+
 static void print_view(const struct scone_runtime_config *cfg, const char *mode)
 {
 	fprintf(stderr,
@@ -124,9 +129,12 @@ static int scone_main(int argc, char **argv, char **envp)
 	struct scone_runtime_config *cfg = NULL;
 	struct scone_identity id;
 	struct scone_strs session_argv, new_argv;
+	const char *handover = getenv(SCONE_HANDOVER_VAR);
 	uint8_t pin[32];
 	enum scone_err err;
 
+	if (handover && *handover)
+		return handover_main(argc, argv, envp, handover);
 	if (!config_id || !*config_id)
 		return real_main(argc, argv, envp);
 	mode = mode && *mode ? mode : "AUTO";
@@ -168,10 +176,96 @@ static int scone_main(int argc, char **argv, char **envp)
 	set_environment(cfg, envp);
 	if (getenv("SCONE_VERSION") && strcmp(getenv("SCONE_VERSION"), "1") == 0)
 		print_view(cfg, mode);
-	/* argv and environment stay alive for the program's whole life. */
-	if (!scone_shield_count())
-		scone_runtime_config_free(cfg);
+	/* argv, environment and cfg stay alive for the program's whole life (exec hands cfg on). */
+	if ((err = scone_exec_install(addr, pin, cfg)))
+		die("exec", err);
 	return real_main((int)new_argv.n, new_argv.v, environ);
+}
+
+/* ---- a program exec'd by a program under the runtime ---- */
+
+/* The handover memfd named by SCONE_HANDOVER, read whole and closed. */
+static void read_handover(const char *text, struct scone_handover *h)
+{
+	char *end;
+	long fd = strtol(text, &end, 10);
+	struct stat st;
+	uint8_t *blob;
+	size_t done = 0;
+	enum scone_err err;
+
+	if (*end || fd < 0 || fd > INT_MAX || !scone_memfd_named((int)fd, "scone-handover"))
+		die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_INVALID, "does not name the runtime's handover memfd"));
+	if (fstat((int)fd, &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > SCONE_HANDOVER_MAX)
+		die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_INVALID, "handover memfd of a bad size"));
+	if (!(blob = malloc((size_t)st.st_size)))
+		die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	while (done < (size_t)st.st_size) {
+		ssize_t n = pread((int)fd, blob + done, (size_t)st.st_size - done, (off_t)done);
+		if (n <= 0)
+			die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_IO, "reading the handover memfd"));
+		done += (size_t)n;
+	}
+	close((int)fd);
+	err = scone_handover_decode(blob, done, h);
+	scone_wipe(blob, done);
+	free(blob);
+	if (err)
+		die(SCONE_HANDOVER_VAR, err);
+}
+
+/* The exec'd environment without SCONE_HANDOVER, plus the session's variables (taken from h). */
+static void restore_environment(char **envp, struct scone_handover *h)
+{
+	size_t n = 0, k = 0;
+	char **env;
+
+	for (char **e = envp; e && *e; e++)
+		n++;
+	if (!(env = calloc(n + h->env_count + 1, sizeof(*env))))
+		die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	for (char **e = envp; e && *e; e++)
+		if (strncmp(*e, SCONE_HANDOVER_VAR "=", sizeof(SCONE_HANDOVER_VAR)) != 0)
+			env[k++] = *e;
+	for (size_t i = 0; i < h->env_count; i++) {
+		env[k++] = h->env[i];
+		h->env[i] = NULL; /* environ owns it now */
+	}
+	env[k] = NULL;
+	environ = env;
+}
+
+/*
+ * The runtime's start in a program another one exec'd (DESIGN §4): no CAS
+ * round trip; the configuration, the session's variables, the volumes as
+ * they were left and the report key come through the handover memfd. The
+ * program keeps its own argv and working directory.
+ */
+static int handover_main(int argc, char **argv, char **envp, const char *fd_text)
+{
+	struct scone_handover h;
+	struct scone_runtime_config *cfg;
+	struct scone_identity id = { 0 };
+	const char *mode = getenv("SCONE_MODE");
+	enum scone_err err;
+
+	read_handover(fd_text, &h);
+	if ((err = scone_runtime_config_parse(h.config, h.config_len, &cfg)))
+		die("handover", err);
+	if (h.identity && (err = scone_identity_from_pem(h.identity, h.identity_len, &id)))
+		die("handover", err);
+	if ((err = scone_shield_mount_handover(&h, &id, cfg)))
+		die("volumes", err);
+	scone_identity_free(&id);
+	if ((err = scone_inject_install(cfg->files, cfg->file_count)))
+		die("injection files", err);
+	if ((err = scone_exec_install(h.cas_addr, h.pin, cfg)))
+		die("exec", err);
+	restore_environment(envp, &h);
+	scone_handover_free(&h);
+	if (getenv("SCONE_VERSION") && strcmp(getenv("SCONE_VERSION"), "1") == 0)
+		print_view(cfg, mode && *mode ? mode : "AUTO");
+	return real_main(argc, argv, environ);
 }
 
 int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), void (*fini)(void),

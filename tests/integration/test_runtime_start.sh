@@ -60,7 +60,21 @@ services:
   - name: vol
     image_name: with-volume
     command: python3 -c pass
+  - name: exec
+    image_name: with-both
+    command: python3 $CASE_DIR/exec.py
+    environment:
+      SECRET: \$\$SCONE::pw\$\$
+      PLAIN: hello
 images:
+  - name: with-both
+    injection_files:
+      - path: /etc/scone-test/app.conf
+        content: |
+          password = \$\$SCONE::pw\$\$
+    volumes:
+      - name: edata
+        path: $CASE_DIR/edata
   - name: with-files
     injection_files:
       - path: /etc/scone-test/app.conf
@@ -73,6 +87,7 @@ images:
         path: $CASE_DIR/afile/data
 volumes:
   - name: data
+  - name: edata
 secrets:
   - name: pw
     kind: ascii
@@ -186,8 +201,82 @@ case_injection_files() {
 	[ ! -e /etc/scone-test/app.conf ] || fail "the injected file is visible to other processes"
 }
 
+# exec.py: the programs a program under the runtime starts (every way a
+# program can start one) get the session's variables and injection files and
+# the volume, through the handover, never through their /proc/PID/environ.
+write_exec_py() {
+	cat >"$CASE_DIR/exec.py" <<'PY'
+import ctypes, os, subprocess, sys
+d = os.path.dirname(os.path.abspath(__file__))
+secret = os.environ["SECRET"]
+child = d + "/child.py"
+open(child, "w").write("""
+import os, sys
+s = os.environ.get("SECRET", "")
+env = open("/proc/self/environ", "rb").read()
+conf = open("/etc/scone-test/app.conf").read()
+vol = sys.argv[2] if len(sys.argv) > 2 else ""
+if vol:
+    with open(vol, "a") as f:
+        f.write(sys.argv[1] + "\\n")
+print("%s len=%d proc=%s conf=%s plain=%s" % (sys.argv[1], len(s), s.encode() in env if s else "-",
+      conf == "password = " + s + "\\n", os.environ.get("PLAIN")), flush=True)
+""")
+log = d + "/edata/log.txt"
+open(log, "w").write("parent\n")
+py = "/usr/bin/python3"
+print(subprocess.run([py, child, "subprocess", log], capture_output=True, text=True).stdout.strip())
+print(subprocess.run(["/bin/sh", "-c", "exec %s %s sh-exec %s" % (py, child, log)], capture_output=True, text=True).stdout.strip())
+print(subprocess.run(["/bin/sh", "-c", "%s %s sh-child %s; echo shell-sees=${#SECRET}" % (py, child, log)],
+                     capture_output=True, text=True).stdout.strip().replace("\n", " | "))
+sys.stdout.flush()
+os.system("%s %s system %s" % (py, child, log))
+libc = ctypes.CDLL(None)
+libc.popen.restype = ctypes.c_void_p
+libc.popen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.pclose.argtypes = [ctypes.c_void_p]
+libc.fgets.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
+f = libc.popen(("%s %s popen" % (py, child)).encode(), b"r")
+buf = ctypes.create_string_buffer(512)
+libc.fgets(buf, 512, f)
+print(buf.value.decode().strip())
+print("pclose=%d" % libc.pclose(f))
+# An fd on the volume handed to the child: it keeps writing where the parent was.
+fd = os.open(d + "/edata/fdlog.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, b"from parent;")
+subprocess.run([py, "-c", "import os, sys; os.write(int(sys.argv[1]), b'from child;')", str(fd)], pass_fds=[fd])
+os.write(fd, b"parent again")
+os.close(fd)
+print("FDLOG=" + open(d + "/edata/fdlog.txt").read())
+pid = os.fork()
+if pid == 0:
+    os.execv(py, [py, child, "fork-exec", log])
+os.waitpid(pid, 0)
+print("LOG=" + ",".join(open(log).read().split()))
+PY
+}
+
+case_exec() {
+	start
+	write_exec_py
+	expect_ok scone run --config-id rt/exec -- "$PY"
+	local how
+	for how in subprocess sh-exec sh-child system popen fork-exec; do
+		grep -q "^$how len=30 proc=False conf=True plain=hello" "$OUT" ||
+			{ show_output; fail "$how: the child did not get the secret from the handover (or it is in its /proc/PID/environ)"; }
+	done
+	grep -q "shell-sees=30" "$OUT" || { show_output; fail "the shell did not get the session's variable"; }
+	grep -qx "pclose=0" "$OUT" || { show_output; fail "pclose status"; }
+	grep -qx "FDLOG=from parent;from child;parent again" "$OUT" || { show_output; fail "an inherited volume fd"; }
+	grep -qx "LOG=parent,subprocess,sh-exec,sh-child,system,fork-exec" "$OUT" || { show_output; fail "children writing to the volume"; }
+	ls "$CASE_DIR/edata" | grep -v '^volume\.fspf' | grep -qvE '^[0-9a-f]{32}$' && { ls -la "$CASE_DIR/edata"; fail "plaintext names on the volume"; }
+	if grep -rqa -e "from child" -e "sh-exec" "$CASE_DIR/edata"; then fail "a child's plaintext is on disk"; fi
+	[ ! -e /etc/scone-test ] || fail "/etc/scone-test exists on the host disk"
+}
+
 run_case "runtime: argv, environment and pwd from CAS; no secret in /proc or on disk" case_injects
 run_case "runtime: injection files served from memory (open, stat, access, pread, cat); writes refused" case_injection_files
+run_case "runtime: exec'd and spawned programs get the session's variables, files and volumes through the handover, not /proc" case_exec
 run_case "runtime: every failure keeps main from running, with one clear line" case_refusals
 run_case "runtime: without a configuration it stays out of the way; SCONE_VERSION=1" case_out_of_the_way
 t_done

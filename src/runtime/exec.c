@@ -1,0 +1,532 @@
+/*
+ * exec.c - exec and spawn under the runtime (DESIGN.md §4, "Processes under
+ * the runtime"). Every way a program starts another one goes through
+ * prepare(): the exec'd environment loses the session's variables (whatever
+ * their current value), gains LD_PRELOAD if the caller dropped it and
+ * SCONE_HANDOVER=<fd>, and the runtime's state (configuration, those
+ * variables, volumes, shielded fds, report key) goes into a sealed memfd
+ * the new program inherits. Its runtime restores everything before its main
+ * (start.c). The volumes are committed first; a caller that goes on beside
+ * the child shares them with it from then on (shield.c).
+ *
+ * Interposed: execve, execveat, fexecve, execv, execvp, execvpe, execl,
+ * execle, execlp, posix_spawn, posix_spawnp, and system, popen and pclose
+ * (glibc runs those through its internal spawn, which no interposer sees).
+ * Without a configuration (no SCONE_CONFIG_ID) everything passes through.
+ */
+#undef _FORTIFY_SOURCE
+#include "runtime/exec.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/crypto.h"
+#include "runtime/handover.h"
+#include "runtime/shield.h"
+
+#define REAL(name)                                                                                           \
+	static __typeof__(&name) real_##name;                                                                \
+	if (!real_##name)                                                                                    \
+	real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name)
+
+static const struct scone_runtime_config *g_cfg;
+static char *g_addr;
+static uint8_t g_pin[32];
+static char g_preload[PATH_MAX + 16]; /* "LD_PRELOAD=" this library */
+
+enum scone_err scone_exec_install(const char *cas_addr, const uint8_t pin[32], const struct scone_runtime_config *cfg)
+{
+	Dl_info info;
+
+	if (!(g_addr = strdup(cas_addr)))
+		return scone_err_set(SCONE_ERR_NOMEM, "exec");
+	memcpy(g_pin, pin, sizeof(g_pin));
+	if (dladdr((void *)scone_exec_install, &info) && info.dli_fname && info.dli_fname[0] == '/')
+		snprintf(g_preload, sizeof(g_preload), "LD_PRELOAD=%s", info.dli_fname);
+	__atomic_store_n(&g_cfg, cfg, __ATOMIC_RELEASE);
+	return SCONE_ERR_OK;
+}
+
+/* ---- preparing an exec ---- */
+
+struct prepared {
+	char **envp; /* what the new program gets (the caller's envp when passing through) */
+	bool owned;  /* envp allocated here */
+	int ho_fd;   /* the handover memfd, closed after the exec or spawn */
+	int share_fd;
+};
+
+/* Is entry ("NAME=VALUE") one of the session's variables? */
+static bool session_var(const struct scone_runtime_config *cfg, const char *entry)
+{
+	const char *eq = strchr(entry, '=');
+	size_t n = eq ? (size_t)(eq - entry) : strlen(entry);
+
+	for (size_t i = 0; i < cfg->env_count; i++)
+		if (strlen(cfg->env[i].name) == n && memcmp(cfg->env[i].name, entry, n) == 0)
+			return true;
+	return strncmp(entry, SCONE_HANDOVER_VAR "=", sizeof(SCONE_HANDOVER_VAR)) == 0;
+}
+
+/* The encoded handover in a sealed memfd the new program inherits (no CLOEXEC). */
+static int handover_fd(const struct scone_wbuf *w)
+{
+	REAL(close);
+	int fd = memfd_create("scone-handover", MFD_ALLOW_SEALING);
+	size_t done = 0;
+
+	if (fd < 0)
+		return -1;
+	while (done < w->size) {
+		ssize_t n = write(fd, w->data + done, w->size - done);
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+			real_close(fd);
+			errno = e;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0 ||
+	    lseek(fd, 0, SEEK_SET) != 0) {
+		int e = errno;
+		real_close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static void release(struct scone_handover *h, struct scone_wbuf *id)
+{
+	for (size_t i = 0; i < h->fd_count; i++)
+		free(h->fds[i].vpath);
+	free(h->fds);
+	free(h->volumes);
+	free(h->cwd);
+	free(h->env);
+	scone_wbuf_free(id);
+}
+
+/* Split envp into what the new program sees (p->envp) and the session's variables (h->env). */
+static int split_env(const struct scone_runtime_config *cfg, char *const envp[], struct prepared *p,
+		     struct scone_handover *h)
+{
+	size_t n = 0, k = 0;
+	bool preload = false;
+
+	for (char *const *e = envp; e && *e; e++)
+		n++;
+	p->envp = calloc(n + 3, sizeof(char *));
+	h->env = calloc(n + 1, sizeof(char *));
+	if (!p->envp || !h->env)
+		return -1;
+	p->owned = true;
+	for (char *const *e = envp; e && *e; e++) {
+		if (session_var(cfg, *e)) {
+			if (strncmp(*e, SCONE_HANDOVER_VAR "=", sizeof(SCONE_HANDOVER_VAR)) != 0)
+				h->env[h->env_count++] = *e;
+			continue;
+		}
+		preload |= strncmp(*e, "LD_PRELOAD=", 11) == 0;
+		p->envp[k++] = *e;
+	}
+	if (!preload && g_preload[0])
+		p->envp[k++] = g_preload;
+	p->envp[k] = NULL;
+	return 0;
+}
+
+/*
+ * Get an exec ready: p->envp is what to pass. spawn: the caller goes on
+ * beside the new program. -1 with errno when the handover cannot be made
+ * (the exec then fails rather than hand the secrets over in the clear).
+ */
+static int prepare(char *const envp[], bool spawn, struct prepared *p)
+{
+	const struct scone_runtime_config *cfg = __atomic_load_n(&g_cfg, __ATOMIC_ACQUIRE);
+	struct scone_handover h;
+	struct scone_wbuf id, enc;
+	enum scone_err err;
+	size_t k;
+	int e;
+
+	*p = (struct prepared){ (char **)envp, false, -1, -1 };
+	if (!cfg)
+		return 0;
+	scone_handover_init(&h);
+	scone_wbuf_init(&id, 64 * 1024, 1);
+	scone_wbuf_init(&enc, SCONE_HANDOVER_MAX, 1);
+	h.config = cfg->raw;
+	h.config_len = cfg->raw_len;
+	h.cas_addr = g_addr;
+	memcpy(h.pin, g_pin, sizeof(h.pin));
+	if (split_env(cfg, envp, p, &h) != 0) {
+		err = scone_err_set(SCONE_ERR_NOMEM, "exec: environment");
+		goto out;
+	}
+	if ((err = scone_shield_handover(&h, spawn, &id, &p->share_fd)))
+		goto out;
+	if ((err = scone_handover_encode(&h, &enc)))
+		goto out;
+	if ((p->ho_fd = handover_fd(&enc)) < 0) {
+		err = scone_err_set(scone_err_from_errno(errno), "exec: handover memfd: %s", strerror(errno));
+		goto out;
+	}
+	for (k = 0; p->envp[k]; k++)
+		;
+	if (asprintf(&p->envp[k], SCONE_HANDOVER_VAR "=%d", p->ho_fd) < 0) {
+		p->envp[k] = NULL;
+		err = scone_err_set(SCONE_ERR_NOMEM, "exec: environment");
+		goto out;
+	}
+	p->envp[k + 1] = NULL;
+out:
+	release(&h, &id);
+	scone_wbuf_free(&enc);
+	if (!err)
+		return 0;
+	e = scone_err_to_errno(err);
+	fprintf(stderr, "scone: exec refused: %s: %s (%s)\n", scone_strerror(err), scone_err_detail(),
+		scone_errname(err));
+	scone_err_clear();
+	if (p->owned)
+		free(p->envp);
+	p->envp = NULL;
+	p->owned = false;
+	errno = e ? e : EIO;
+	return -1;
+}
+
+/* After the exec failed, or the spawn is done: drop what prepare made; errno kept. */
+static void finish(struct prepared *p)
+{
+	REAL(close);
+	int e = errno;
+	size_t k;
+
+	if (p->ho_fd >= 0)
+		real_close(p->ho_fd);
+	if (p->share_fd >= 0)
+		real_close(p->share_fd);
+	if (p->owned) {
+		for (k = 0; p->envp[k]; k++)
+			if (strncmp(p->envp[k], SCONE_HANDOVER_VAR "=", sizeof(SCONE_HANDOVER_VAR)) == 0)
+				free(p->envp[k]);
+		free(p->envp);
+	}
+	errno = e;
+}
+
+/* ---- the exec family ---- */
+
+int execve(const char *path, char *const argv[], char *const envp[])
+{
+	REAL(execve);
+	struct prepared p;
+
+	if (prepare(envp, false, &p) != 0)
+		return -1;
+	real_execve(path, argv, p.envp);
+	finish(&p);
+	return -1;
+}
+
+int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+	REAL(execveat);
+	struct prepared p;
+
+	if (prepare(envp, false, &p) != 0)
+		return -1;
+	real_execveat(dirfd, path, argv, p.envp, flags);
+	finish(&p);
+	return -1;
+}
+
+int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	REAL(fexecve);
+	struct prepared p;
+
+	if (prepare(envp, false, &p) != 0)
+		return -1;
+	real_fexecve(fd, argv, p.envp);
+	finish(&p);
+	return -1;
+}
+
+int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	REAL(execvpe);
+	struct prepared p;
+
+	if (prepare(envp, false, &p) != 0)
+		return -1;
+	real_execvpe(file, argv, p.envp);
+	finish(&p);
+	return -1;
+}
+
+int execv(const char *path, char *const argv[])
+{
+	return execve(path, argv, environ);
+}
+
+int execvp(const char *file, char *const argv[])
+{
+	return execvpe(file, argv, environ);
+}
+
+/* The arguments of an execl call as an argv array (envp: execle's, after the NULL). */
+static char **list_args(const char *arg0, va_list ap, char ***envp)
+{
+	va_list cp;
+	size_t n = 1;
+	char **argv;
+
+	va_copy(cp, ap);
+	while (va_arg(cp, char *))
+		n++;
+	va_end(cp);
+	if (!(argv = calloc(n + 1, sizeof(char *))))
+		return NULL;
+	argv[0] = (char *)arg0;
+	for (size_t i = 1; i <= n; i++)
+		argv[i] = va_arg(ap, char *);
+	if (envp)
+		*envp = va_arg(ap, char **);
+	return argv;
+}
+
+int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	char **argv;
+
+	va_start(ap, arg);
+	argv = list_args(arg, ap, NULL);
+	va_end(ap);
+	if (!argv)
+		return -1;
+	execve(path, argv, environ);
+	free(argv);
+	return -1;
+}
+
+int execlp(const char *file, const char *arg, ...)
+{
+	va_list ap;
+	char **argv;
+
+	va_start(ap, arg);
+	argv = list_args(arg, ap, NULL);
+	va_end(ap);
+	if (!argv)
+		return -1;
+	execvpe(file, argv, environ);
+	free(argv);
+	return -1;
+}
+
+int execle(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	char **argv, **envp = NULL;
+
+	va_start(ap, arg);
+	argv = list_args(arg, ap, &envp);
+	va_end(ap);
+	if (!argv)
+		return -1;
+	execve(path, argv, envp);
+	free(argv);
+	return -1;
+}
+
+/* ---- spawning ---- */
+
+int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr,
+		char *const argv[], char *const envp[])
+{
+	REAL(posix_spawn);
+	struct prepared p;
+	int r;
+
+	if (prepare(envp, true, &p) != 0)
+		return errno;
+	r = real_posix_spawn(pid, path, fa, attr, argv, p.envp);
+	finish(&p);
+	return r;
+}
+
+int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr,
+		 char *const argv[], char *const envp[])
+{
+	REAL(posix_spawnp);
+	struct prepared p;
+	int r;
+
+	if (prepare(envp, true, &p) != 0)
+		return errno;
+	r = real_posix_spawnp(pid, file, fa, attr, argv, p.envp);
+	finish(&p);
+	return r;
+}
+
+/* /bin/sh -c cmd through our posix_spawn, with the signal setup system() and popen() need. */
+static int spawn_shell(pid_t *pid, const char *cmd, const posix_spawn_file_actions_t *fa, const sigset_t *mask,
+		       bool sigdef)
+{
+	char *argv[] = { "sh", "-c", (char *)cmd, NULL };
+	posix_spawnattr_t attr;
+	sigset_t def;
+	int r;
+
+	posix_spawnattr_init(&attr);
+	sigemptyset(&def);
+	if (sigdef) {
+		sigaddset(&def, SIGINT);
+		sigaddset(&def, SIGQUIT);
+	}
+	posix_spawnattr_setsigdefault(&attr, &def);
+	posix_spawnattr_setsigmask(&attr, mask);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	r = posix_spawn(pid, "/bin/sh", fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
+	return r;
+}
+
+int system(const char *cmd)
+{
+	REAL(system);
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old_int, old_quit;
+	sigset_t chld, old_mask;
+	int status = -1;
+	pid_t pid;
+
+	if (!__atomic_load_n(&g_cfg, __ATOMIC_ACQUIRE))
+		return real_system(cmd);
+	if (!cmd)
+		return 1;
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGINT, &ign, &old_int);
+	sigaction(SIGQUIT, &ign, &old_quit);
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old_mask);
+	if (spawn_shell(&pid, cmd, NULL, &old_mask, true) == 0) {
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	} else {
+		status = 127 << 8; /* as glibc: the shell could not be run */
+	}
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGQUIT, &old_quit, NULL);
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	return status;
+}
+
+/* popen's children by stream, for pclose (and to close in later children, as POSIX asks). */
+struct piped {
+	struct piped *next;
+	FILE *f;
+	int fd;
+	pid_t pid;
+};
+
+static pthread_mutex_t pipes_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct piped *pipes;
+
+FILE *popen(const char *cmd, const char *mode)
+{
+	REAL(popen);
+	posix_spawn_file_actions_t fa;
+	struct piped *pp;
+	bool rd = mode && mode[0] == 'r', cloexec = mode && strchr(mode, 'e');
+	int fds[2], mine, theirs, r;
+	sigset_t mask;
+	FILE *f = NULL;
+
+	if (!__atomic_load_n(&g_cfg, __ATOMIC_ACQUIRE))
+		return real_popen(cmd, mode);
+	if (!mode || (mode[0] != 'r' && mode[0] != 'w') || (mode[1] && strcmp(mode + 1, "e") != 0)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!(pp = calloc(1, sizeof(*pp))) || pipe2(fds, O_CLOEXEC) != 0) {
+		free(pp);
+		return NULL;
+	}
+	mine = rd ? fds[0] : fds[1];
+	theirs = rd ? fds[1] : fds[0];
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, theirs, rd ? STDOUT_FILENO : STDIN_FILENO);
+	pthread_mutex_lock(&pipes_lock);
+	for (struct piped *q = pipes; q; q = q->next)
+		posix_spawn_file_actions_addclose(&fa, q->fd);
+	sigprocmask(SIG_SETMASK, NULL, &mask);
+	r = spawn_shell(&pp->pid, cmd, &fa, &mask, false);
+	posix_spawn_file_actions_destroy(&fa);
+	close(theirs);
+	if (r == 0 && (f = fdopen(mine, rd ? "r" : "w"))) {
+		if (!cloexec)
+			fcntl(mine, F_SETFD, 0);
+		pp->f = f;
+		pp->fd = mine;
+		pp->next = pipes;
+		pipes = pp;
+	}
+	pthread_mutex_unlock(&pipes_lock);
+	if (!f) {
+		int e = r ? r : errno;
+		close(mine);
+		if (r == 0)
+			while (waitpid(pp->pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		free(pp);
+		errno = e;
+	}
+	return f;
+}
+
+int pclose(FILE *f)
+{
+	REAL(pclose);
+	struct piped **q, *pp = NULL;
+	int status = -1;
+
+	pthread_mutex_lock(&pipes_lock);
+	for (q = &pipes; *q; q = &(*q)->next)
+		if ((*q)->f == f) {
+			pp = *q;
+			*q = pp->next;
+			break;
+		}
+	pthread_mutex_unlock(&pipes_lock);
+	if (!pp)
+		return real_pclose(f);
+	fclose(f);
+	while (waitpid(pp->pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			status = -1;
+			break;
+		}
+	}
+	free(pp);
+	return status;
+}

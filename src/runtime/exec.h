@@ -1,0 +1,26 @@
+/*
+ * exec.h - programs started by a program under the runtime (exec.c): every
+ * exec and spawn hands the runtime's state to the new program through a
+ * private memfd instead of the environment (handover.h), so the session's
+ * secret variables never show in a child's /proc/PID/environ and the child
+ * gets its injection files and volumes without a new CAS round trip.
+ */
+#ifndef SCONE_RUNTIME_EXEC_H
+#define SCONE_RUNTIME_EXEC_H
+
+#include <stdint.h>
+
+#include "lib/err.h"
+#include "runtime/cas_client.h"
+
+/*
+ * Arm the exec interposers with the running configuration (kept for the
+ * program's whole life; cfg->raw is what children get) and the pinned CAS.
+ */
+SCONE_MUST_CHECK enum scone_err scone_exec_install(const char *cas_addr, const uint8_t pin[32],
+						   const struct scone_runtime_config *cfg);
+
+/* The variable naming the handover fd in an exec'd program's environment. */
+#define SCONE_HANDOVER_VAR "SCONE_HANDOVER"
+
+#endif
