@@ -14,8 +14,9 @@ static const char fspf_body_magic[8] = "SCONEFS1";
 static const char fspf_env_magic[8] = "SCONEFSP";
 static const char node_magic[4] = "SCVN";
 static const char header_magic[8] = "SCONEVF1";
-#define FORMAT_VERSION 1u
-#define ENV_VERSION 2u /* 1: one envelope per file; 2: a log of envelopes (docs/volume-format.md) */
+#define FORMAT_VERSION 1u /* integrity nodes and file headers */
+/* fspf body: VOL_BODY_VERSION; envelope: VOL_ENV_VERSION (internal.h, docs/volume-format.md) */
+#define ENV_VERSION VOL_ENV_VERSION
 #define ENV_UNSEALED 0u
 #define ENV_SEALED 1u
 #define ENV_SALT 32u
@@ -199,16 +200,43 @@ static enum scone_err fspf_check(const struct vol_fspf *f)
 			return scone_err_set(SCONE_ERR_INVALID, "fspf: entry %.200s cannot be stored (type, path or size)",
 					     m->path);
 	}
+	if (f->version > VOL_BODY_VERSION || f->dattr_count > VOL_MAX_ENTRIES)
+		return scone_err_set(SCONE_ERR_INVALID, "fspf: body version %u or %zu directory attributes invalid",
+				     f->version, f->dattr_count);
+	for (size_t i = 0; i < f->dattr_count; i++)
+		if (!f->dattrs[i].ephemeral && vol_path_check(f->dattrs[i].path) != SCONE_ERR_OK)
+			return scone_err_set(SCONE_ERR_INVALID, "fspf: directory %.200s cannot be stored",
+					     f->dattrs[i].path);
+	return SCONE_ERR_OK;
+}
+
+/* Body version 2: attributes of the directories that have no entry ("/", region roots). */
+static enum scone_err encode_dattrs(const struct vol_fspf *f, struct scone_wbuf *w)
+{
+	size_t persisted = 0;
+
+	for (size_t i = 0; i < f->dattr_count; i++)
+		persisted += !f->dattrs[i].ephemeral;
+	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)persisted));
+	for (size_t i = 0; i < f->dattr_count; i++) {
+		const struct vol_dattr *d = &f->dattrs[i];
+		if (d->ephemeral)
+			continue;
+		SCONE_TRY(put_str(w, d->path));
+		SCONE_TRY(scone_wbuf_u32(w, d->mode));
+		SCONE_TRY(scone_wbuf_u64(w, (uint64_t)d->mtime_ns));
+	}
 	return SCONE_ERR_OK;
 }
 
 enum scone_err vol_fspf_encode(const struct vol_fspf *f, struct scone_wbuf *w)
 {
+	uint32_t version = f->version ? f->version : VOL_BODY_VERSION;
 	size_t persisted = 0;
 
 	SCONE_TRY(fspf_check(f));
 	SCONE_TRY(scone_wbuf_put(w, fspf_body_magic, 8));
-	SCONE_TRY(scone_wbuf_u32(w, FORMAT_VERSION));
+	SCONE_TRY(scone_wbuf_u32(w, version));
 	SCONE_TRY(scone_wbuf_u8(w, f->chunk_aead));
 	SCONE_TRY(scone_wbuf_put(w, "\0\0\0", 3));
 	SCONE_TRY(scone_wbuf_u64(w, f->epoch));
@@ -231,6 +259,8 @@ enum scone_err vol_fspf_encode(const struct vol_fspf *f, struct scone_wbuf *w)
 			continue;
 		SCONE_TRY(scone_wbuf_u8(w, m->type));
 		SCONE_TRY(scone_wbuf_u32(w, m->mode));
+		if (version >= 2)
+			SCONE_TRY(scone_wbuf_u64(w, (uint64_t)m->mtime_ns));
 		SCONE_TRY(put_str(w, m->path));
 		if (m->type != VOL_T_FILE)
 			continue;
@@ -239,6 +269,8 @@ enum scone_err vol_fspf_encode(const struct vol_fspf *f, struct scone_wbuf *w)
 		SCONE_TRY(scone_wbuf_u64(w, m->size));
 		SCONE_TRY(entry_write(w, &m->root));
 	}
+	if (version >= 2)
+		SCONE_TRY(encode_dattrs(f, w));
 	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)f->garbage_count));
 	for (size_t i = 0; i < f->garbage_count; i++)
 		SCONE_TRY(scone_wbuf_put(w, f->garbage[i], VOL_ID_SIZE));
@@ -317,13 +349,19 @@ static enum scone_err decode_region(struct scone_rbuf *r, struct vol_region *g)
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err decode_meta(struct scone_rbuf *r, struct vol_meta *m)
+static enum scone_err decode_meta(struct scone_rbuf *r, uint32_t version, struct vol_meta *m)
 {
+	uint64_t t;
+
 	SCONE_TRY(scone_rbuf_u8(r, "entry type", &m->type));
 	if (m->type != VOL_T_FILE && m->type != VOL_T_DIR)
 		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: entry type %u invalid at byte %zu", m->type,
 				     r->pos - 1);
 	SCONE_TRY(scone_rbuf_u32(r, "entry mode", &m->mode));
+	if (version >= 2) {
+		SCONE_TRY(scone_rbuf_u64(r, "entry mtime", &t));
+		m->mtime_ns = (int64_t)t;
+	}
 	SCONE_TRY(get_str(r, "entry path", false, &m->path));
 	if (vol_path_check(m->path) != SCONE_ERR_OK || strcmp(m->path, "/") == 0)
 		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: invalid entry path at byte %zu", r->pos);
@@ -338,6 +376,29 @@ static enum scone_err decode_meta(struct scone_rbuf *r, struct vol_meta *m)
 	SCONE_TRY(entry_read(r, "root entry", &m->root));
 	if (m->size == 0 && (m->root.flags & VOL_ENTRY_PRESENT))
 		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: empty file %.200s has an integrity tree", m->path);
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err decode_dattrs(struct scone_rbuf *r, struct vol_fspf *f)
+{
+	uint32_t n;
+	uint64_t t;
+
+	/* path (u16 + at least 1 byte), mode u32, mtime u64 */
+	SCONE_TRY(read_count(r, "directory attribute count", 15, VOL_MAX_ENTRIES, &n));
+	f->dattrs = calloc(n ? n : 1, sizeof(*f->dattrs));
+	if (!f->dattrs)
+		return SCONE_ERR_NOMEM;
+	while (f->dattr_count < n) {
+		struct vol_dattr *d = &f->dattrs[f->dattr_count];
+		SCONE_TRY(get_str(r, "directory path", false, &d->path));
+		f->dattr_count++; /* owns d->path now: freed with f on any error below */
+		if (vol_path_check(d->path) != SCONE_ERR_OK)
+			return scone_err_set(SCONE_ERR_MALFORMED, "fspf: invalid directory path at byte %zu", r->pos);
+		SCONE_TRY(scone_rbuf_u32(r, "directory mode", &d->mode));
+		SCONE_TRY(scone_rbuf_u64(r, "directory mtime", &t));
+		d->mtime_ns = (int64_t)t;
+	}
 	return SCONE_ERR_OK;
 }
 
@@ -358,10 +419,11 @@ enum scone_err vol_fspf_decode(const uint8_t *in, size_t size, struct vol_fspf *
 	}
 	if ((err = scone_rbuf_u32(&r, "version", &version)))
 		goto fail;
-	if (version != FORMAT_VERSION) {
+	if (version < 1 || version > VOL_BODY_VERSION) {
 		err = scone_err_set(SCONE_ERR_MALFORMED, "fspf: unsupported version %u", version);
 		goto fail;
 	}
+	f->version = version;
 	if ((err = scone_rbuf_u8(&r, "chunk cipher", &f->chunk_aead)))
 		goto fail;
 	if (f->chunk_aead != SCONE_AEAD_AES256_GCM && f->chunk_aead != SCONE_AEAD_AES256_OCB) {
@@ -399,11 +461,13 @@ enum scone_err vol_fspf_decode(const uint8_t *in, size_t size, struct vol_fspf *
 			goto fail;
 		}
 		f->metas[f->meta_count] = m;
-		if ((err = decode_meta(&r, m))) {
+		if ((err = decode_meta(&r, version, m))) {
 			f->meta_count++;
 			goto fail;
 		}
 	}
+	if (version >= 2 && (err = decode_dattrs(&r, f)))
+		goto fail;
 	if ((err = read_ids(&r, "garbage", &f->garbage, &f->garbage_count)) ||
 	    (err = read_ids(&r, "trim", &f->trims, &f->trim_count)))
 		goto fail;
@@ -436,6 +500,9 @@ void vol_fspf_free(struct vol_fspf *f)
 	}
 	for (size_t i = 0; i < f->meta_count; i++)
 		vol_meta_free(f->metas[i]);
+	for (size_t i = 0; i < f->dattr_count; i++)
+		free(f->dattrs[i].path);
+	free(f->dattrs);
 	free(f->regions);
 	free(f->metas);
 	free(f->garbage);
@@ -460,17 +527,25 @@ static enum scone_err fspf_key(const uint8_t *key, const uint8_t salt[static ENV
 enum scone_err vol_envelope_seal(const uint8_t *plain, size_t size, const uint8_t *key, struct scone_wbuf *w,
 				 uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
 {
+	return vol_envelope_seal_version(plain, size, key, ENV_VERSION, w, tag);
+}
+
+enum scone_err vol_envelope_seal_version(const uint8_t *plain, size_t size, const uint8_t *key, uint32_t version,
+					 struct scone_wbuf *w, uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
+{
 	uint8_t salt[ENV_SALT], nonce[SCONE_NONCE_SIZE];
 	struct scone_aead *a = NULL;
 	size_t hdr, overhead = key ? 8 + 4 + 4 + ENV_SALT + SCONE_NONCE_SIZE + 8 + SCONE_VOLUME_TAG_SIZE : 8 + 4 + 4 + 8;
 	enum scone_err err;
 
+	if (version < 1 || version > ENV_VERSION)
+		return scone_err_set(SCONE_ERR_INVALID, "fspf file: cannot write version %u", version);
 	/* Readers refuse fspf files over VOL_MAX_FSPF bytes: never write one. */
 	if (size > VOL_MAX_FSPF - overhead)
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "fspf: %zu bytes of entries exceed the limit of %zu", size,
 				     VOL_MAX_FSPF - overhead);
 	SCONE_TRY(scone_wbuf_put(w, fspf_env_magic, 8));
-	SCONE_TRY(scone_wbuf_u32(w, ENV_VERSION));
+	SCONE_TRY(scone_wbuf_u32(w, version));
 	SCONE_TRY(scone_wbuf_u32(w, key ? ENV_SEALED : ENV_UNSEALED));
 	if (!key) {
 		SCONE_TRY(scone_wbuf_u64(w, size));

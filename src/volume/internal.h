@@ -83,11 +83,24 @@ struct vol_meta {
 	char *path;
 	uint8_t type;
 	uint32_t mode;
+	int64_t mtime_ns; /* content (file) or entries (directory) changed; 0 = unknown (body version 1) */
 	uint8_t file_id[VOL_ID_SIZE];
 	uint8_t file_key[SCONE_KEY_SIZE];
 	uint64_t size;
 	struct vol_entry root;
 	bool ephemeral; /* in an ephemeral region: never persisted */
+};
+
+/*
+ * Attributes of a directory that has no entry of its own: "/", a region
+ * root, or an ancestor of one. Such directories cannot be created, removed
+ * or renamed, so the path is a stable key. Recorded only once changed.
+ */
+struct vol_dattr {
+	char *path;
+	uint32_t mode;
+	int64_t mtime_ns;
+	bool ephemeral; /* governed by an ephemeral region: never persisted */
 };
 
 struct vol_region {
@@ -98,8 +111,14 @@ struct vol_region {
 	uint8_t store;
 };
 
+/* fspf body layouts: 1 without times, 2 with mtime_ns and directory attributes. */
+#define VOL_BODY_VERSION 2u
+/* fspf file (envelope) versions: 1 one envelope, 2 a log, 3 a log of version 2 bodies. */
+#define VOL_ENV_VERSION 3u
+
 /* The decoded plaintext of an fspf. */
 struct vol_fspf {
+	uint32_t version; /* body layout as decoded; 0 = encode the current one (VOL_BODY_VERSION) */
 	uint64_t epoch;
 	uint8_t prev_tag[SCONE_VOLUME_TAG_SIZE];
 	uint8_t claim_key[SCONE_KEY_SIZE];
@@ -109,6 +128,8 @@ struct vol_fspf {
 	struct vol_meta **metas; /* sorted by path */
 	size_t meta_count;
 	size_t meta_cap;
+	struct vol_dattr *dattrs; /* implicit directories' attributes (body version 2) */
+	size_t dattr_count;
 	uint8_t (*garbage)[VOL_ID_SIZE]; /* host files to delete after commit */
 	size_t garbage_count;
 	uint8_t (*trims)[VOL_ID_SIZE];   /* host files to cut back to size after commit */
@@ -138,6 +159,10 @@ SCONE_MUST_CHECK enum scone_err vol_envelope_span(const uint8_t *in, size_t size
 						  bool *sealed);
 SCONE_MUST_CHECK enum scone_err vol_envelope_seal(const uint8_t *plain, size_t size, const uint8_t *key,
 						  struct scone_wbuf *out, uint8_t tag[static SCONE_VOLUME_TAG_SIZE]);
+/* The same, writing envelope version (1..VOL_ENV_VERSION): older ones are for compatibility tests. */
+SCONE_MUST_CHECK enum scone_err vol_envelope_seal_version(const uint8_t *plain, size_t size, const uint8_t *key,
+							  uint32_t version, struct scone_wbuf *out,
+							  uint8_t tag[static SCONE_VOLUME_TAG_SIZE]);
 /* Path hygiene: absolute, no empty, "." or ".." components, no trailing '/'. */
 SCONE_MUST_CHECK enum scone_err vol_path_check(const char *path);
 
@@ -190,6 +215,7 @@ struct vol_inode {
 	uint64_t wctr;
 	uint64_t wgen_fork;
 	uint64_t journaled_epoch;   /* epoch+1 in which the file was noted in FSPF.new */
+	int64_t mtime_ns;           /* last content change; kept here once unlinked (meta NULL) */
 	struct vol_inode *next;     /* volume's list of open inodes */
 };
 
@@ -214,7 +240,7 @@ struct scone_volume {
 	uint8_t *node_buf;          /* VOL_NODE_BUF bytes for reading one node, under lock */
 	struct scone_vio_file *journal; /* FSPF.new: ids of host files created since the commit */
 	uint64_t journal_size;
-	/* The fspf as a log of sealed records (format version 2): commits append. */
+	/* The fspf as a log of sealed records (format version 2 and later): commits append. */
 	struct scone_vio_file *log;  /* FSPF opened for appending, or NULL */
 	uint64_t log_end;            /* end of the current state's record */
 	bool log_ok;                 /* FSPF is a v2 log of records under v->key ending at log_end */

@@ -1,7 +1,8 @@
 /*
  * volume.c - a volume as a whole: opening and verifying the fspf against
- * the expected tag, the namespace (regions, directories, files), handles,
- * and the commit protocol that advances the tag.
+ * the expected tag, the namespace (regions, directories, files, their
+ * modes and modification times), handles, and the commit protocol that
+ * advances the tag.
  *
  * Commit (scone_volume_sync): (1) every changed file writes its dirty
  * integrity nodes to free slots and is fdatasync'ed; (2) the new fspf
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DEFAULT_MAX_CLEAN_NODES 8192u /* 32 MiB of cached integrity nodes */
 /* The fspf log is rewritten as one record once it would exceed this, or LOG_RECORDS records' worth. */
@@ -182,6 +184,139 @@ static bool has_children(const struct scone_volume *v, const char *dir)
 	if (found)
 		i++;
 	return i < v->st.meta_count && is_prefix_dir(dir, v->st.metas[i]->path);
+}
+
+/* ---------------- times and directory attributes ---------------- */
+
+#define IMPLICIT_DIR_MODE 0700u /* "/", region roots and their ancestors until chmod'ed */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		return 0;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static bool in_ephemeral_region(const struct scone_volume *v, const char *path)
+{
+	const struct vol_region *r = vol_region_of(v, path);
+
+	return r && r->store == SCONE_STORE_EPHEMERAL;
+}
+
+/* Few: only directories without an entry ("/", region roots, their ancestors) have one. */
+static struct vol_dattr *dattr_find(const struct scone_volume *v, const char *path)
+{
+	for (size_t i = 0; i < v->st.dattr_count; i++)
+		if (strcmp(v->st.dattrs[i].path, path) == 0)
+			return &v->st.dattrs[i];
+	return NULL;
+}
+
+/* The attributes of implicit directory path, recorded from now on; NULL when out of memory. */
+static struct vol_dattr *dattr_get(struct scone_volume *v, const char *path)
+{
+	struct vol_dattr *d = dattr_find(v, path), *nd;
+	char *copy;
+
+	if (d)
+		return d;
+	copy = strdup(path);
+	nd = copy ? realloc(v->st.dattrs, (v->st.dattr_count + 1) * sizeof(*nd)) : NULL;
+	if (!nd) {
+		free(copy);
+		return NULL;
+	}
+	v->st.dattrs = nd;
+	d = &nd[v->st.dattr_count++];
+	d->path = copy;
+	d->mode = IMPLICIT_DIR_MODE;
+	d->mtime_ns = 0;
+	d->ephemeral = in_ephemeral_region(v, path);
+	return d;
+}
+
+/*
+ * Directory path's entries changed now. Best effort: out of memory loses
+ * the time of an implicit directory, never the change itself.
+ */
+static void dir_touch(struct scone_volume *v, const char *path)
+{
+	struct vol_meta *m = meta_find(v, path);
+	struct vol_dattr *d;
+
+	if (m) {
+		m->mtime_ns = now_ns();
+		if (!m->ephemeral)
+			v->dirty = true;
+		return;
+	}
+	if (!dir_exists(v, path) || !(d = dattr_get(v, path)))
+		return;
+	d->mtime_ns = now_ns();
+	if (!d->ephemeral)
+		v->dirty = true;
+}
+
+/* An entry was added to, removed from or renamed in the directory holding path. */
+static void parent_touch(struct scone_volume *v, const char *path)
+{
+	char parent[VOL_MAX_PATH];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+
+	if (!slash || n >= sizeof(parent))
+		return;
+	if (n == 0)
+		n = 1; /* "/x" is in "/" */
+	memcpy(parent, path, n);
+	parent[n] = '\0';
+	dir_touch(v, parent);
+}
+
+/* A file's content or size changed now: in memory, persisted by the next commit. */
+static void file_touch(struct scone_volume *v, struct vol_inode *ino)
+{
+	ino->mtime_ns = now_ns();
+	if (!ino->meta)
+		return;
+	ino->meta->mtime_ns = ino->mtime_ns;
+	if (!ino->meta->ephemeral)
+		v->dirty = true;
+}
+
+/* chmod / utimens of an entry or an implicit directory; NULL leaves a value. */
+static enum scone_err set_attrs_locked(struct scone_volume *v, const char *path, const uint32_t *mode,
+				       const int64_t *mtime_ns)
+{
+	struct vol_meta *m = meta_find(v, path);
+	struct vol_dattr *d;
+	uint32_t *mp;
+	int64_t *tp;
+	bool ephemeral;
+
+	if (m) {
+		mp = &m->mode;
+		tp = &m->mtime_ns;
+		ephemeral = m->ephemeral;
+	} else if (dir_exists(v, path)) {
+		if (!(d = dattr_get(v, path)))
+			return scone_err_set(SCONE_ERR_NOMEM, "%s: no memory for the directory's attributes", path);
+		mp = &d->mode;
+		tp = &d->mtime_ns;
+		ephemeral = d->ephemeral;
+	} else {
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s: not in the volume", path);
+	}
+	if (mode)
+		*mp = (*mp & ~07777u) | (*mode & 07777u);
+	if (mtime_ns)
+		*tp = *mtime_ns;
+	if (!ephemeral)
+		v->dirty = true;
+	return SCONE_ERR_OK;
 }
 
 /* ---------------- fspf I/O ---------------- */
@@ -587,8 +722,9 @@ static enum scone_err check_namespace(struct scone_volume *v)
 }
 
 /*
- * The state of an FSPF: a version 1 file is one envelope; a version 2 file
- * is a log of envelopes, each a full state, all sealed alike. The state is
+ * The state of an FSPF: a version 1 file is one envelope; a version 2 or 3
+ * file is a log of envelopes of that version, each a full state, all sealed
+ * alike (3 differs from 2 only in the body it holds). The state is
  * the last complete record, which must authenticate; bytes after it that
  * do not form a complete record are an append a crash tore (cut by the
  * next append). Notes where the next record goes.
@@ -610,7 +746,7 @@ static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t
 		if (count == 0) {
 			first_version = version;
 			first_sealed = rec_sealed;
-		} else if (version != 2 || first_version != 2 || rec_sealed != first_sealed) {
+		} else if (version < 2 || version != first_version || rec_sealed != first_sealed) {
 			return scone_err_set(SCONE_ERR_MALFORMED, "%s: record at byte %zu does not belong to the log",
 					     v->fspf_path, off);
 		}
@@ -623,7 +759,8 @@ static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t
 	scone_err_clear();
 	v->log_end = off;
 	err = vol_envelope_open(in + last, off - last, key, plain, sealed, tag);
-	v->log_ok = !err && *sealed && first_version == 2;
+	/* An older log is rewritten whole by its first commit, so no log mixes versions. */
+	v->log_ok = !err && *sealed && first_version == VOL_ENV_VERSION;
 	v->log_tail = v->log_end < size;
 	return err;
 }
@@ -658,6 +795,7 @@ enum scone_err scone_volume_open_at(struct scone_vio *io, const char *fspf_path,
 				    "%s is not encrypted yet: run 'scone fspf encrypt %s' first", fspf_path, fspf_path);
 	if (!err)
 		err = vol_fspf_decode(plain.data, plain.size, &v->st);
+	v->st.version = 0; /* commits write the current body layout */
 	scone_wbuf_free(&plain);
 	if (!err && sealed)
 		err = check_tag(v, disk_tag, tag);
@@ -889,6 +1027,7 @@ static enum scone_err create_meta(struct scone_volume *v, const char *path, uint
 	}
 	m->type = type;
 	m->mode = mode;
+	m->mtime_ns = now_ns();
 	m->ephemeral = r->store == SCONE_STORE_EPHEMERAL;
 	err = SCONE_ERR_OK;
 	if (type == VOL_T_FILE) {
@@ -915,6 +1054,7 @@ static enum scone_err vfile_open_locked(struct scone_volume *v, const char *path
 	struct vol_meta *m;
 	struct scone_vfile *f;
 	bool writing = flags & (SCONE_VF_WRONLY | SCONE_VF_RDWR | SCONE_VF_CREAT | SCONE_VF_TRUNC | SCONE_VF_APPEND);
+	bool created = false;
 	enum scone_err err;
 
 	SCONE_TRY(protected_region(v, path, &r));
@@ -940,13 +1080,19 @@ static enum scone_err vfile_open_locked(struct scone_volume *v, const char *path
 			vol_meta_free(m);
 			return err;
 		}
+		created = true;
+		parent_touch(v, path);
 	}
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return SCONE_ERR_NOMEM;
 	err = vol_inode_load(v, m, &f->ino);
-	if (!err && (flags & SCONE_VF_TRUNC) && f->ino->size)
-		err = vol_inode_truncate(f->ino, 0);
+	if (!err && (flags & SCONE_VF_TRUNC) && !created) {
+		if (f->ino->size)
+			err = vol_inode_truncate(f->ino, 0);
+		if (!err)
+			file_touch(v, f->ino); /* O_TRUNC marks the file modified, even when empty */
+	}
 	if (err) {
 		if (f->ino)
 			vol_inode_put(f->ino);
@@ -995,6 +1141,8 @@ enum scone_err scone_vfile_pwrite(struct scone_vfile *f, const void *buf, size_t
 		return scone_err_set(SCONE_ERR_BAD_FD, "file not opened for writing");
 	lock(f->vol);
 	err = vol_inode_write(f->ino, buf, size, off);
+	if (!err && size)
+		file_touch(f->vol, f->ino);
 	unlock(f->vol);
 	return err;
 }
@@ -1008,6 +1156,8 @@ enum scone_err scone_vfile_append(struct scone_vfile *f, const void *buf, size_t
 	lock(f->vol);
 	*off_out = f->ino->size;
 	err = vol_inode_write(f->ino, buf, size, f->ino->size);
+	if (!err && size)
+		file_touch(f->vol, f->ino);
 	unlock(f->vol);
 	return err;
 }
@@ -1020,6 +1170,8 @@ enum scone_err scone_vfile_truncate(struct scone_vfile *f, uint64_t size)
 		return scone_err_set(SCONE_ERR_BAD_FD, "file not opened for writing");
 	lock(f->vol);
 	err = vol_inode_truncate(f->ino, size);
+	if (!err)
+		file_touch(f->vol, f->ino);
 	unlock(f->vol);
 	return err;
 }
@@ -1030,8 +1182,20 @@ static void fill_stat(const struct vol_meta *m, const struct vol_inode *ino, str
 	st->is_dir = m ? m->type == VOL_T_DIR : false;
 	st->mode = m ? m->mode : 0600;
 	st->size = ino ? ino->size : (m ? m->size : 0);
+	st->mtime_ns = m ? m->mtime_ns : (ino ? ino->mtime_ns : 0);
 	if (m)
 		memcpy(st->file_id, m->file_id, VOL_ID_SIZE);
+}
+
+/* A directory without an entry of its own ("/", a region root or an ancestor of one). */
+static void implicit_dir_stat(const struct scone_volume *v, const char *path, struct scone_vstat *st)
+{
+	const struct vol_dattr *d = dattr_find(v, path);
+
+	fill_stat(NULL, NULL, st);
+	st->is_dir = true;
+	st->mode = d ? d->mode : IMPLICIT_DIR_MODE;
+	st->mtime_ns = d ? d->mtime_ns : 0;
 }
 
 enum scone_err scone_vfile_stat(struct scone_vfile *f, struct scone_vstat *st)
@@ -1077,11 +1241,9 @@ enum scone_err scone_volume_stat(struct scone_volume *v, const char *path, struc
 	m = meta_find(v, path);
 	if (m)
 		fill_stat(m, open_inode_of(v, m), st);
-	else if (dir_exists(v, path)) {
-		fill_stat(NULL, NULL, st);
-		st->is_dir = true;
-		st->mode = 0700;
-	} else
+	else if (dir_exists(v, path))
+		implicit_dir_stat(v, path, st);
+	else
 		err = scone_err_set(SCONE_ERR_NOT_FOUND, "%s: not in the volume", path);
 	unlock(v);
 	return err;
@@ -1103,6 +1265,8 @@ enum scone_err scone_volume_mkdir(struct scone_volume *v, const char *path, uint
 		err = parent_check(v, path);
 	if (!err)
 		err = create_meta(v, path, VOL_T_DIR, mode, r, &m);
+	if (!err)
+		parent_touch(v, path);
 	unlock(v);
 	return err;
 }
@@ -1128,6 +1292,7 @@ enum scone_err scone_volume_rmdir(struct scone_volume *v, const char *path)
 		if (!m->ephemeral)
 			v->dirty = true;
 		vol_meta_free(m);
+		parent_touch(v, path);
 	}
 	unlock(v);
 	return err;
@@ -1161,6 +1326,7 @@ static enum scone_err unlink_meta(struct scone_volume *v, struct vol_meta *m)
 	}
 	meta_remove(v, m);
 	if (ino) {
+		ino->mtime_ns = m->mtime_ns; /* still open: its stat keeps the time */
 		ino->meta = NULL;
 		if (ino->refs == 0) {
 			ino->refs = 1;
@@ -1188,6 +1354,8 @@ enum scone_err scone_volume_unlink(struct scone_volume *v, const char *path)
 		err = scone_err_set(SCONE_ERR_IS_DIR, "%s is a directory", path);
 	else
 		err = unlink_meta(v, m);
+	if (!err)
+		parent_touch(v, path);
 	unlock(v);
 	return err;
 }
@@ -1274,6 +1442,10 @@ static enum scone_err rename_locked(struct scone_volume *v, const char *from, co
 	qsort(v->st.metas, v->st.meta_count, sizeof(*v->st.metas), cmp_meta);
 	if (!m->ephemeral)
 		v->dirty = true;
+	if (!err) {
+		parent_touch(v, from);
+		parent_touch(v, to);
+	}
 	return err;
 }
 
@@ -1285,6 +1457,32 @@ enum scone_err scone_volume_rename(struct scone_volume *v, const char *from, con
 		return scone_err_set(SCONE_ERR_READ_ONLY, "volume opened read-only");
 	lock(v);
 	err = rename_locked(v, from, to);
+	unlock(v);
+	return err;
+}
+
+enum scone_err scone_volume_chmod(struct scone_volume *v, const char *path, uint32_t mode)
+{
+	enum scone_err err;
+
+	if (!v->writable)
+		return scone_err_set(SCONE_ERR_READ_ONLY, "%s: volume opened read-only", path);
+	SCONE_TRY(vol_path_check(path));
+	lock(v);
+	err = set_attrs_locked(v, path, &mode, NULL);
+	unlock(v);
+	return err;
+}
+
+enum scone_err scone_volume_set_mtime(struct scone_volume *v, const char *path, int64_t mtime_ns)
+{
+	enum scone_err err;
+
+	if (!v->writable)
+		return scone_err_set(SCONE_ERR_READ_ONLY, "%s: volume opened read-only", path);
+	SCONE_TRY(vol_path_check(path));
+	lock(v);
+	err = set_attrs_locked(v, path, NULL, &mtime_ns);
 	unlock(v);
 	return err;
 }
@@ -1370,8 +1568,7 @@ static enum scone_err list_dir_locked(struct scone_volume *v, const char *dir, s
 	for (size_t r = 0; r < v->st.region_count; r++) {
 		const char *rp = v->st.regions[r].path;
 		if (is_prefix_dir(dir, rp) && !strchr(rp + dl + 1, '/') && !meta_find(v, rp)) {
-			fill_stat(NULL, NULL, &st);
-			st.is_dir = true;
+			implicit_dir_stat(v, rp, &st);
 			SCONE_TRY(listing_add(l, rp + dl + 1, &st));
 		}
 	}

@@ -143,6 +143,7 @@ struct scone_vstat {
 	uint64_t size; /* plaintext bytes */
 	uint32_t mode;
 	uint8_t file_id[16];
+	int64_t mtime_ns; /* last change of a file's content or a directory's entries, ns since the epoch */
 };
 
 SCONE_MUST_CHECK enum scone_err scone_vfile_open(struct scone_volume *v, const char *path, unsigned flags,
@@ -167,6 +168,17 @@ SCONE_MUST_CHECK enum scone_err scone_volume_rmdir(struct scone_volume *v, const
 SCONE_MUST_CHECK enum scone_err scone_volume_unlink(struct scone_volume *v, const char *path);
 SCONE_MUST_CHECK enum scone_err scone_volume_rename(struct scone_volume *v, const char *from, const char *to);
 SCONE_MUST_CHECK enum scone_err scone_volume_truncate(struct scone_volume *v, const char *path, uint64_t size);
+
+/*
+ * Attributes of a file or directory (also "/" and region roots), also when
+ * it is open (its handles' stat sees the change). chmod sets the permission
+ * bits (mode & 07777); set_mtime the modification time (ns since the
+ * epoch; writes, truncations and entry changes set it to the current time).
+ * In memory until the next commit. NOT_FOUND if path is absent, READ_ONLY
+ * if the volume is.
+ */
+SCONE_MUST_CHECK enum scone_err scone_volume_chmod(struct scone_volume *v, const char *path, uint32_t mode);
+SCONE_MUST_CHECK enum scone_err scone_volume_set_mtime(struct scone_volume *v, const char *path, int64_t mtime_ns);
 
 /*
  * Call fn for each entry directly inside dir (names, not paths), in sorted

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/err.h"
@@ -1368,13 +1369,19 @@ TEST(test_fspf_versions)
 	assert_err(scone_volume_open_at(io, "/v/fspf", NULL, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED, &v),
 		   SCONE_ERR_MALFORMED);
 	htrunc(io, "/v/fspf", size);
-	ver[0] = 3;
+	ver[0] = 2; /* a version 2 file (the log before mtimes) is read too */
+	f = hopen(io, "/v/fspf");
+	assert_ok(io->ops->pwrite(f, ver, 4, 8));
+	io->ops->close(f);
+	assert_ok(scone_volume_open_at(io, "/v/fspf", NULL, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED, &v));
+	assert_ok(scone_volume_close(v, NULL));
+	ver[0] = VOL_ENV_VERSION + 1;
 	f = hopen(io, "/v/fspf");
 	assert_ok(io->ops->pwrite(f, ver, 4, 8));
 	io->ops->close(f);
 	assert_err(scone_volume_open_at(io, "/v/fspf", NULL, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED, &v),
 		   SCONE_ERR_MALFORMED);
-	assert_detail("unsupported version 3");
+	assert_detail("unsupported version 4");
 	io->ops->destroy(io);
 }
 
@@ -1418,6 +1425,372 @@ TEST(test_tamper_header)
 	}
 	expect(t.x.v, "/auth/c", t.dc, ISIZE);
 	ifx_done(&t);
+}
+
+/* ==================== 4b. modification times and modes ==================== */
+
+#define NS_PER_S 1000000000ll
+#define OLD_TIME 1000ll /* an mtime no operation sets: 1 µs after the epoch */
+
+static int64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	assert_int_equal(clock_gettime(CLOCK_REALTIME, &ts), 0);
+	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+static int64_t mtime_of(struct scone_volume *v, const char *path)
+{
+	struct scone_vstat st;
+
+	assert_ok(scone_volume_stat(v, path, &st));
+	return st.mtime_ns;
+}
+
+/* path's mtime was set by an operation between since and now (within a second of the clock). */
+static void assert_recent_(int line, struct scone_volume *v, const char *path, int64_t since)
+{
+	int64_t t = mtime_of(v, path), now = realtime_ns();
+
+	if (t < since || t > now || now - t > NS_PER_S)
+		fail_msg("line %d: %s: mtime %lld not within [%lld, %lld]", line, path, (long long)t,
+			 (long long)since, (long long)now);
+}
+#define assert_recent(v, path, since) assert_recent_(__LINE__, v, path, since)
+
+static void assert_mtime_(int line, struct scone_volume *v, const char *path, int64_t want)
+{
+	int64_t t = mtime_of(v, path);
+
+	if (t != want)
+		fail_msg("line %d: %s: mtime %lld, want %lld", line, path, (long long)t, (long long)want);
+}
+#define assert_mtime(v, path, want) assert_mtime_(__LINE__, v, path, want)
+
+static void age(struct scone_volume *v, const char *path)
+{
+	assert_ok(scone_volume_set_mtime(v, path, OLD_TIME));
+	assert_mtime(v, path, OLD_TIME);
+}
+
+TEST(test_mtime_files)
+{
+	struct scone_vfile *f;
+	struct scone_vstat st;
+	uint64_t off;
+	int64_t t0 = realtime_ns(), t1, kept;
+	struct fx x;
+
+	fx_mem(&x);
+	assert_ok(scone_vfile_open(x.v, "/enc/a", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f));
+	assert_recent(x.v, "/enc/a", t0);
+	t1 = mtime_of(x.v, "/enc/a");
+	assert_ok(scone_vfile_pwrite(f, "hello", 5, 0)); /* monotonic */
+	assert_true(mtime_of(x.v, "/enc/a") >= t1);
+	age(x.v, "/enc/a");
+	assert_ok(scone_vfile_stat(f, &st)); /* the open handle sees it */
+	assert_int_equal(st.mtime_ns, OLD_TIME);
+	assert_ok(scone_vfile_pwrite(f, "x", 0, 9)); /* writing nothing changes nothing */
+	assert_mtime(x.v, "/enc/a", OLD_TIME);
+	assert_ok(scone_vfile_pwrite(f, "world", 5, 5));
+	assert_recent(x.v, "/enc/a", t0);
+	assert_ok(scone_vfile_stat(f, &st));
+	assert_true(st.mtime_ns >= t1);
+	age(x.v, "/enc/a");
+	assert_ok(scone_vfile_append(f, "!", 1, &off));
+	assert_recent(x.v, "/enc/a", t0);
+	age(x.v, "/enc/a");
+	assert_ok(scone_vfile_truncate(f, 3));
+	assert_recent(x.v, "/enc/a", t0);
+	age(x.v, "/enc/a");
+	assert_ok(scone_vfile_truncate(f, 3)); /* same size: ftruncate still marks it */
+	assert_recent(x.v, "/enc/a", t0);
+	scone_vfile_close(f);
+	age(x.v, "/enc/a");
+	assert_ok(scone_volume_truncate(x.v, "/enc/a", 100));
+	assert_recent(x.v, "/enc/a", t0);
+	/* reading and plain opening leave it; O_TRUNC sets it, even on an empty file */
+	put(x.v, "/auth/e", NULL, 0);
+	age(x.v, "/auth/e");
+	expect(x.v, "/auth/e", NULL, 0);
+	assert_mtime(x.v, "/auth/e", OLD_TIME);
+	assert_ok(scone_vfile_open(x.v, "/auth/e", SCONE_VF_WRONLY | SCONE_VF_TRUNC, 0, &f));
+	scone_vfile_close(f);
+	assert_recent(x.v, "/auth/e", t0);
+	/* an explicit time and a written one survive the commit */
+	assert_ok(scone_volume_set_mtime(x.v, "/auth/e", 1234567890123456789ll));
+	kept = mtime_of(x.v, "/enc/a");
+	fx_reopen(&x);
+	assert_mtime(x.v, "/auth/e", 1234567890123456789ll);
+	assert_mtime(x.v, "/enc/a", kept);
+	assert_ok(scone_volume_set_mtime(x.v, "/auth/e", -5)); /* before the epoch */
+	fx_reopen(&x);
+	assert_mtime(x.v, "/auth/e", -5);
+	/* unlinked while open: the handle keeps its time */
+	assert_ok(scone_vfile_open(x.v, "/enc/a", SCONE_VF_RDWR, 0, &f));
+	assert_ok(scone_volume_unlink(x.v, "/enc/a"));
+	assert_ok(scone_vfile_stat(f, &st));
+	assert_int_equal(st.mtime_ns, kept);
+	assert_ok(scone_vfile_pwrite(f, "z", 1, 0));
+	assert_ok(scone_vfile_stat(f, &st));
+	assert_true(st.mtime_ns >= t0 && st.mtime_ns != kept);
+	scone_vfile_close(f);
+	fx_done(&x);
+}
+
+TEST(test_mtime_dirs)
+{
+	int64_t t0 = realtime_ns();
+	uint8_t before[SCONE_VOLUME_TAG_SIZE], after[SCONE_VOLUME_TAG_SIZE];
+	struct fx x;
+
+	fx_mem(&x);
+	/* implicit directories have no time until their entries change */
+	assert_mtime(x.v, "/", 0);
+	assert_mtime(x.v, "/enc", 0);
+	assert_ok(scone_volume_mkdir(x.v, "/enc/d", 0750));
+	assert_recent(x.v, "/enc", t0); /* a region root */
+	assert_recent(x.v, "/enc/d", t0);
+	assert_mtime(x.v, "/", 0);
+	age(x.v, "/enc");
+	age(x.v, "/enc/d");
+	put(x.v, "/enc/d/f", (const uint8_t *)"f", 1); /* create */
+	assert_recent(x.v, "/enc/d", t0);
+	assert_mtime(x.v, "/enc", OLD_TIME);
+	age(x.v, "/enc/d");
+	put(x.v, "/enc/d/f", (const uint8_t *)"g", 1); /* rewriting a file is not an entry change */
+	assert_mtime(x.v, "/enc/d", OLD_TIME);
+	assert_ok(scone_volume_unlink(x.v, "/enc/d/f"));
+	assert_recent(x.v, "/enc/d", t0);
+	assert_ok(scone_volume_mkdir(x.v, "/enc/d/s", 0700));
+	age(x.v, "/enc/d");
+	assert_ok(scone_volume_rmdir(x.v, "/enc/d/s"));
+	assert_recent(x.v, "/enc/d", t0);
+	assert_mtime(x.v, "/enc", OLD_TIME);
+	put(x.v, "/enc/d/m", (const uint8_t *)"m", 1);
+	age(x.v, "/enc/d");
+	age(x.v, "/enc/d/m");
+	assert_ok(scone_volume_rename(x.v, "/enc/d/m", "/enc/m")); /* both parents */
+	assert_recent(x.v, "/enc/d", t0);
+	assert_recent(x.v, "/enc", t0);
+	assert_mtime(x.v, "/enc/m", OLD_TIME); /* the moved file's content did not change */
+	age(x.v, "/enc/d");
+	assert_ok(scone_volume_rename(x.v, "/enc/m", "/enc/d/m2"));
+	assert_recent(x.v, "/enc/d", t0);
+	/* an explicit time on "/" and a region root survives the commit */
+	assert_ok(scone_volume_set_mtime(x.v, "/", 42));
+	assert_ok(scone_volume_set_mtime(x.v, "/enc", 43));
+	assert_ok(scone_volume_set_mtime(x.v, "/enc/d", 44));
+	fx_reopen(&x);
+	assert_mtime(x.v, "/", 42);
+	assert_mtime(x.v, "/enc", 43);
+	assert_mtime(x.v, "/enc/d", 44);
+	/* ephemeral directories keep times in memory only: the tag does not move */
+	assert_ok(scone_volume_sync(x.v));
+	scone_volume_tag(x.v, before);
+	assert_ok(scone_volume_mkdir(x.v, "/eph/d", 0700));
+	assert_recent(x.v, "/eph", t0);
+	assert_recent(x.v, "/eph/d", t0);
+	assert_ok(scone_volume_set_mtime(x.v, "/eph/d", 7));
+	assert_ok(scone_volume_chmod(x.v, "/eph", 0755));
+	assert_ok(scone_volume_sync(x.v));
+	scone_volume_tag(x.v, after);
+	assert_memory_equal(before, after, sizeof(after));
+	fx_reopen(&x);
+	assert_mtime(x.v, "/eph", 0);
+	fx_done(&x);
+}
+
+static int find_mode(void *arg, const char *name, const struct scone_vstat *st)
+{
+	uint32_t *mode = arg;
+
+	if (strcmp(name, "enc") == 0)
+		*mode = st->mode;
+	return 0;
+}
+
+TEST(test_chmod)
+{
+	struct scone_vfile *f;
+	struct scone_vstat st;
+	uint32_t mode = 0;
+	uint8_t before[SCONE_VOLUME_TAG_SIZE], after[SCONE_VOLUME_TAG_SIZE];
+	struct fx x;
+
+	fx_mem(&x);
+	put(x.v, "/enc/a", (const uint8_t *)"a", 1);
+	assert_ok(scone_volume_mkdir(x.v, "/enc/d", 0700));
+	assert_ok(scone_volume_sync(x.v));
+	scone_volume_tag(x.v, before);
+	assert_ok(scone_volume_chmod(x.v, "/enc/a", 0100640)); /* only the permission bits */
+	assert_ok(scone_volume_stat(x.v, "/enc/a", &st));
+	assert_int_equal(st.mode, 0640);
+	assert_false(st.is_dir);
+	assert_ok(scone_volume_sync(x.v)); /* a change of its own: committed */
+	scone_volume_tag(x.v, after);
+	assert_memory_not_equal(before, after, sizeof(after));
+	/* an open file sees it, and keeps it across writes */
+	assert_ok(scone_vfile_open(x.v, "/enc/a", SCONE_VF_RDWR, 0, &f));
+	assert_ok(scone_volume_chmod(x.v, "/enc/a", 04604));
+	assert_ok(scone_volume_set_mtime(x.v, "/enc/a", 99));
+	assert_ok(scone_vfile_stat(f, &st));
+	assert_int_equal(st.mode, 04604);
+	assert_int_equal(st.mtime_ns, 99);
+	assert_ok(scone_vfile_pwrite(f, "bb", 2, 0));
+	assert_ok(scone_vfile_stat(f, &st));
+	assert_int_equal(st.mode, 04604);
+	scone_vfile_close(f);
+	/* directories: an entry, a region root, "/" */
+	assert_ok(scone_volume_chmod(x.v, "/enc/d", 0711));
+	assert_ok(scone_volume_chmod(x.v, "/enc", 0750));
+	assert_ok(scone_volume_chmod(x.v, "/", 0755));
+	assert_ok(scone_volume_stat(x.v, "/", &st));
+	assert_true(st.is_dir);
+	assert_int_equal(st.mode, 0755);
+	assert_ok(scone_volume_readdir(x.v, "/", find_mode, &mode));
+	assert_int_equal(mode, 0750);
+	fx_reopen(&x);
+	assert_ok(scone_volume_stat(x.v, "/enc/a", &st));
+	assert_int_equal(st.mode, 04604);
+	assert_ok(scone_volume_stat(x.v, "/enc/d", &st));
+	assert_int_equal(st.mode, 0711);
+	assert_true(st.is_dir);
+	assert_ok(scone_volume_stat(x.v, "/enc", &st));
+	assert_int_equal(st.mode, 0750);
+	assert_ok(scone_volume_stat(x.v, "/", &st));
+	assert_int_equal(st.mode, 0755);
+	expect(x.v, "/enc/a", (const uint8_t *)"bb", 2);
+	/* errors */
+	assert_err(scone_volume_chmod(x.v, "/enc/none", 0600), SCONE_ERR_NOT_FOUND);
+	assert_detail("/enc/none");
+	assert_err(scone_volume_set_mtime(x.v, "/enc/d/none", 1), SCONE_ERR_NOT_FOUND);
+	assert_err(scone_volume_chmod(x.v, "/nowhere", 0600), SCONE_ERR_NOT_FOUND);
+	assert_err(scone_volume_chmod(x.v, "relative", 0600), SCONE_ERR_INVALID);
+	assert_err(scone_volume_set_mtime(x.v, "/enc/../x", 1), SCONE_ERR_INVALID);
+	fx_close(&x);
+	assert_ok(fx_open(&x, SCONE_VOL_RDONLY));
+	assert_err(scone_volume_chmod(x.v, "/enc/a", 0600), SCONE_ERR_READ_ONLY);
+	assert_err(scone_volume_set_mtime(x.v, "/enc/a", 1), SCONE_ERR_READ_ONLY);
+	assert_err(scone_volume_chmod(x.v, "/", 0700), SCONE_ERR_READ_ONLY);
+	assert_ok(scone_volume_stat(x.v, "/enc/a", &st));
+	assert_int_equal(st.mode, 04604);
+	assert_int_equal(st.mtime_ns, mtime_of(x.v, "/enc/a"));
+	fx_done(&x);
+}
+
+/* The whole of a memory-backend file (caller frees). */
+static uint8_t *hread_all(struct scone_vio *io, const char *path, size_t *size)
+{
+	struct scone_vio_file *f = hopen(io, path);
+	uint64_t n;
+	uint8_t *buf;
+
+	assert_ok(io->ops->size(f, &n));
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_ok(io->ops->pread(f, buf, (size_t)n, 0, size));
+	assert_int_equal(*size, n);
+	io->ops->close(f);
+	return buf;
+}
+
+/*
+ * Rewrite the volume's fspf as an older release wrote it: body version 1
+ * (no times, no directory attributes) in one envelope of env_version.
+ * Updates x->tag to the rewritten state's.
+ */
+static void downgrade_fspf(struct fx *x, uint32_t env_version)
+{
+	struct scone_wbuf plain, body, env;
+	struct scone_vio_file *f;
+	struct vol_fspf st;
+	uint64_t last = log_state_offset(x);
+	size_t size;
+	uint8_t *raw = hread_all(x->io, x->fspf, &size);
+	bool sealed;
+
+	scone_wbuf_init(&plain, VOL_MAX_FSPF, 1);
+	scone_wbuf_init(&body, VOL_MAX_FSPF, 1);
+	scone_wbuf_init(&env, VOL_MAX_FSPF + 256, 0);
+	assert_ok(vol_envelope_open(raw + last, size - (size_t)last, x->key, &plain, &sealed, x->tag));
+	assert_true(sealed);
+	assert_ok(vol_fspf_decode(plain.data, plain.size, &st));
+	assert_int_equal(st.version, VOL_BODY_VERSION);
+	st.version = 1;
+	assert_ok(vol_fspf_encode(&st, &body));
+	assert_ok(vol_envelope_seal_version(body.data, body.size, x->key, env_version, &env, x->tag));
+	f = hopen(x->io, x->fspf);
+	assert_ok(x->io->ops->truncate(f, 0));
+	assert_ok(x->io->ops->pwrite(f, env.data, env.size, 0));
+	x->io->ops->close(f);
+	vol_fspf_free(&st);
+	scone_wbuf_free(&plain);
+	scone_wbuf_free(&body);
+	scone_wbuf_free(&env);
+	free(raw);
+}
+
+static uint32_t fspf_env_version(struct fx *x, uint64_t off)
+{
+	size_t size;
+	uint8_t *raw = hread_all(x->io, x->fspf, &size);
+	uint32_t version;
+
+	assert_true(off + 12 <= size);
+	version = scone_get_le32(raw + off + 8);
+	free(raw);
+	return version;
+}
+
+TEST(test_mtime_old_versions)
+{
+	uint8_t *d = pattern(70000, 5);
+	struct scone_vstat st;
+	int64_t t0 = realtime_ns();
+
+	for (uint32_t env_version = 1; env_version <= 2; env_version++) {
+		struct fx x;
+		fx_mem(&x);
+		put(x.v, "/enc/a", d, 70000);
+		assert_ok(scone_volume_mkdir(x.v, "/auth/d", 0750));
+		put(x.v, "/auth/d/b", d, 10);
+		assert_ok(scone_volume_chmod(x.v, "/", 0711));
+		fx_close(&x);
+		downgrade_fspf(&x, env_version);
+		assert_int_equal(fspf_env_version(&x, 0), env_version);
+		/* read by this release: everything but the times (0) and the implicit directories' modes */
+		assert_ok(fx_open(&x, SCONE_VOL_RDWR));
+		expect(x.v, "/enc/a", d, 70000);
+		expect(x.v, "/auth/d/b", d, 10);
+		assert_mtime(x.v, "/enc/a", 0);
+		assert_mtime(x.v, "/auth/d", 0);
+		assert_mtime(x.v, "/auth/d/b", 0);
+		assert_mtime(x.v, "/", 0);
+		assert_ok(scone_volume_stat(x.v, "/auth/d", &st));
+		assert_int_equal(st.mode, 0750);
+		assert_ok(scone_volume_stat(x.v, "/", &st));
+		assert_int_equal(st.mode, 0700);
+		/* until first changed; the first commit rewrites the file in the current version */
+		put(x.v, "/auth/d/b", d, 20);
+		assert_recent(x.v, "/auth/d/b", t0);
+		assert_mtime(x.v, "/auth/d", 0);
+		fx_reopen(&x);
+		assert_int_equal(log_state_offset(&x), 0);
+		assert_int_equal(fspf_env_version(&x, 0), VOL_ENV_VERSION);
+		assert_recent(x.v, "/auth/d/b", t0);
+		assert_mtime(x.v, "/enc/a", 0);
+		expect(x.v, "/enc/a", d, 70000);
+		/* and later commits append to the new log */
+		assert_ok(scone_volume_set_mtime(x.v, "/enc/a", 77));
+		fx_reopen(&x);
+		assert_true(log_state_offset(&x) > 0);
+		assert_int_equal(fspf_env_version(&x, log_state_offset(&x)), VOL_ENV_VERSION);
+		assert_mtime(x.v, "/enc/a", 77);
+		fx_done(&x);
+	}
+	free(d);
 }
 
 /* ==================== 5. threads ==================== */
@@ -1726,6 +2099,10 @@ int main(void)
 	    cmocka_unit_test(test_fspf_log_torn_append),
 	    cmocka_unit_test(test_fspf_versions),
 	    cmocka_unit_test(test_tamper_header),
+	    cmocka_unit_test(test_mtime_files),
+	    cmocka_unit_test(test_mtime_dirs),
+	    cmocka_unit_test(test_chmod),
+	    cmocka_unit_test(test_mtime_old_versions),
 	    cmocka_unit_test(test_threads),
 	    cmocka_unit_test(test_bad_paths),
 	    cmocka_unit_test(test_read_only),
