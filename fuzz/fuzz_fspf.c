@@ -6,6 +6,14 @@
  *     with no key; whatever plaintext comes out is decoded as an fspf body;
  *   - an fspf body directly;
  *   - a plaintext, sealed and unsealed and opened again (must round-trip);
+ *   - a whole FSPF file (format version 2 and later: a log of envelopes, torn tails,
+ *     garbage between records), opened as a volume through the memory
+ *     backend with the fixed key: the framing walk must agree with what
+ *     scone_volume_open_at makes of the file (the state is the last complete
+ *     record, its GCM tag the volume tag; mixed or v1-with-trailing-bytes
+ *     logs are refused), and a volume that opens must take a commit (a new
+ *     ephemeral region) over whatever tail it had and reopen under the new
+ *     tag with exactly that state, the file ending at its last record;
  *   - a recipe for an in-memory struct vol_fspf (any field values, strings
  *     up to 6000 bytes): if vol_fspf_encode accepts it, the decoder must
  *     accept the encoding and give the same namespace back (an fspf that
@@ -16,6 +24,8 @@
  * aborts. Seeds: fuzz/corpus/fspf (fuzz/gen_corpus.c).
  */
 #include "volume/internal.h"
+#include "volume/vio.h"
+#include "volume/volume.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +123,152 @@ static void seal_roundtrip(const uint8_t *in, size_t size, const uint8_t *key)
 	}
 	scone_wbuf_free(&env);
 	scone_wbuf_free(&plain);
+}
+
+/* ---------------- the fspf as a log of records (version 2 and later) ---------------- */
+
+#define LOG_FSPF "/vol/fspf"
+#define ENV_MIN_UNSEALED (8u + 4 + 4 + 8)
+#define ENV_MIN_SEALED (8u + 4 + 4 + 32 + 12 + 8 + SCONE_VOLUME_TAG_SIZE)
+
+/* What the framing alone says about a file: mirrors the volume's open. */
+struct log_walk {
+	size_t count; /* complete records from the start */
+	size_t last;  /* offset of the last one */
+	size_t end;   /* end of the last one */
+	uint32_t first_version;
+	bool first_sealed;
+	bool mixed; /* a later record in a v1 file, of another version, or sealed unlike the first */
+};
+
+static void walk_log(const uint8_t *in, size_t size, struct log_walk *w)
+{
+	size_t span;
+	uint32_t version;
+	bool sealed;
+
+	memset(w, 0, sizeof(*w));
+	while (w->end < size &&
+	       vol_envelope_span(in + w->end, size - w->end, &span, &version, &sealed) == SCONE_ERR_OK) {
+		CHECK(span <= size - w->end && span >= (sealed ? ENV_MIN_SEALED : ENV_MIN_UNSEALED));
+		CHECK(version >= 1);
+		if (w->count == 0) {
+			w->first_version = version;
+			w->first_sealed = sealed;
+		} else if (version < 2 || version != w->first_version || sealed != w->first_sealed) {
+			w->mixed = true;
+			return;
+		}
+		w->last = w->end;
+		w->end += span;
+		w->count++;
+	}
+}
+
+static void mem_write(struct scone_vio *io, const char *path, const uint8_t *in, size_t size)
+{
+	struct scone_vio_file *f;
+
+	CHECK(io->ops->mkdirs(io, "/vol") == SCONE_ERR_OK);
+	CHECK(io->ops->open(io, path, SCONE_VIO_WRITE | SCONE_VIO_CREATE, &f) == SCONE_ERR_OK);
+	CHECK(io->ops->truncate(f, 0) == SCONE_ERR_OK);
+	CHECK(size == 0 || io->ops->pwrite(f, in, size, 0) == SCONE_ERR_OK);
+	io->ops->close(f);
+}
+
+/* The whole file (caller frees *out). */
+static void mem_read(struct scone_vio *io, const char *path, uint8_t **out, size_t *size)
+{
+	struct scone_vio_file *f;
+	uint64_t n;
+	size_t got = 0;
+
+	CHECK(io->ops->open(io, path, 0, &f) == SCONE_ERR_OK);
+	CHECK(io->ops->size(f, &n) == SCONE_ERR_OK && n <= VOL_MAX_FSPF);
+	CHECK((*out = malloc((size_t)n + 1)) != NULL);
+	CHECK(io->ops->pread(f, *out, (size_t)n, 0, &got) == SCONE_ERR_OK && got == n);
+	io->ops->close(f);
+	*size = (size_t)n;
+}
+
+/* The tag of the record at in (sealed: its GCM tag), which must open. */
+static void record_tag(const uint8_t *in, size_t size, uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
+{
+	struct scone_wbuf plain;
+	bool sealed;
+
+	scone_wbuf_init(&plain, VOL_MAX_FSPF, 1);
+	CHECK(vol_envelope_open(in, size, fixed_key, &plain, &sealed, tag) == SCONE_ERR_OK);
+	scone_wbuf_free(&plain);
+}
+
+/*
+ * Open the committed volume read-write, commit one change (the tail the
+ * input had is cut, or the file rewritten), reopen under the new tag.
+ */
+static void log_commit(struct scone_vio *io, size_t regions)
+{
+	struct scone_volume *v;
+	struct log_walk w;
+	uint8_t tag[SCONE_VOLUME_TAG_SIZE], rtag[SCONE_VOLUME_TAG_SIZE], *file;
+	size_t size;
+	enum scone_err err;
+
+	if (scone_volume_open_at(io, LOG_FSPF, fixed_key, NULL, SCONE_VOL_RDWR | SCONE_VOL_ALLOW_UNSEALED,
+				 &v))
+		return; /* e.g. a host directory the memory backend cannot create */
+	if (scone_volume_add_region(v, "/fuzz-added", SCONE_REGION_ENCRYPTED, SCONE_STORE_EPHEMERAL, NULL)) {
+		(void)scone_volume_close(v, NULL);
+		return;
+	}
+	if (scone_volume_close(v, tag) != SCONE_ERR_OK)
+		return; /* the state grew past a limit: refused, not written */
+	mem_read(io, LOG_FSPF, &file, &size);
+	walk_log(file, size, &w);
+	CHECK(w.count >= 1 && !w.mixed && w.end == size && w.first_version >= 2); /* never written as v1 */
+	if (w.first_sealed) {
+		record_tag(file + w.last, w.end - w.last, rtag);
+		CHECK(memcmp(rtag, tag, sizeof(tag)) == 0);
+	}
+	free(file);
+	err = scone_volume_open_at(io, LOG_FSPF, fixed_key, tag, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED,
+				   &v);
+	if (err != SCONE_ERR_OK) {
+		fprintf(stderr, "committed volume does not reopen: %s: %s\n", scone_errname(err),
+			scone_err_detail());
+		abort();
+	}
+	CHECK(scone_volume_region_count(v) == regions + 1);
+	CHECK(scone_volume_close(v, NULL) == SCONE_ERR_OK);
+}
+
+static void log_open(const uint8_t *in, size_t size)
+{
+	struct scone_vio *io;
+	struct scone_volume *v;
+	struct log_walk w;
+	uint8_t tag[SCONE_VOLUME_TAG_SIZE], rtag[SCONE_VOLUME_TAG_SIZE];
+	size_t regions;
+	enum scone_err err;
+
+	CHECK(scone_vio_mem_new(&io) == SCONE_ERR_OK);
+	mem_write(io, LOG_FSPF, in, size);
+	walk_log(in, size, &w);
+	err = scone_volume_open_at(io, LOG_FSPF, fixed_key, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED,
+				   &v);
+	if (w.count == 0 || w.mixed || (w.first_version == 1 && w.end != size))
+		CHECK(err != SCONE_ERR_OK);
+	if (err == SCONE_ERR_OK) {
+		/* The state is the last complete record. */
+		CHECK(scone_volume_is_sealed(v) == w.first_sealed);
+		scone_volume_tag(v, tag);
+		record_tag(in + w.last, w.end - w.last, rtag);
+		CHECK(memcmp(tag, rtag, sizeof(tag)) == 0);
+		regions = scone_volume_region_count(v);
+		CHECK(scone_volume_close(v, NULL) == SCONE_ERR_OK);
+		log_commit(io, regions);
+	}
+	io->ops->destroy(io);
 }
 
 /* ---------------- encoder -> decoder ---------------- */
@@ -266,6 +422,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	body_roundtrip(data, size);
 	seal_roundtrip(data, size, fixed_key);
 	seal_roundtrip(data, size, NULL);
+	log_open(data, size);
 	struct_roundtrip(data, size);
 	scone_err_clear();
 	return 0;

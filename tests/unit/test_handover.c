@@ -1,0 +1,746 @@
+/*
+ * test_handover.c - unit tests for src/runtime/handover: the state a
+ * program under the runtime hands to the program it execs. A full and a
+ * minimal handover round-trip field by field; every malformation of the
+ * untrusted bytes (framing, each record kind, the cross-record checks, the
+ * count and size limits) is refused with its code and a detail naming what
+ * failed, and leaves the output re-initialised with nothing allocated.
+ */
+#include "helpers.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "runtime/handover.h"
+
+#define TEST(name) static void name(void **state __attribute__((unused)))
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Limits of handover.c (not in its header): kept in step by these tests. */
+#define MAX_ENV 4096
+#define MAX_VOLUMES 64
+#define MAX_PATH 4096
+
+static const char config_json[] = "{\"config_id\": \"app/web\", \"mode\": \"none\"}";
+static const char identity_pem[] =
+    "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+
+/* ---- raw record builder ---- */
+
+static void start(struct scone_wbuf *w)
+{
+	scone_wbuf_init(w, SIZE_MAX, 0);
+	assert_ok(scone_wbuf_put(w, "SCONEHO1", 8));
+}
+
+static void rec(struct scone_wbuf *w, uint8_t type, const void *p, size_t n)
+{
+	assert_ok(scone_wbuf_u8(w, type));
+	assert_ok(scone_wbuf_u32(w, (uint32_t)n));
+	assert_ok(scone_wbuf_put(w, p, n));
+}
+
+static void rec_str(struct scone_wbuf *w, uint8_t type, const char *s)
+{
+	rec(w, type, s, strlen(s));
+}
+
+static void rec_pin(struct scone_wbuf *w)
+{
+	uint8_t pin[32];
+
+	memset(pin, 0x5a, sizeof(pin));
+	rec(w, 'P', pin, sizeof(pin));
+}
+
+/* Magic, configuration, CAS address and pin: the smallest valid handover. */
+static void base(struct scone_wbuf *w)
+{
+	start(w);
+	rec_str(w, 'C', config_json);
+	rec_str(w, 'A', "cas.example:8081");
+	rec_pin(w);
+}
+
+static void rec_volume(struct scone_wbuf *w, uint8_t flag, const char *name)
+{
+	uint8_t p[1 + SCONE_HANDOVER_TAG_SIZE];
+
+	p[0] = flag;
+	memset(p + 1, 0x77, SCONE_HANDOVER_TAG_SIZE);
+	assert_ok(scone_wbuf_u8(w, 'V'));
+	assert_ok(scone_wbuf_u32(w, (uint32_t)(sizeof(p) + strlen(name))));
+	assert_ok(scone_wbuf_put(w, p, sizeof(p)));
+	assert_ok(scone_wbuf_put(w, name, strlen(name)));
+}
+
+static void rec_fd(struct scone_wbuf *w, uint32_t fd, uint32_t vol, uint8_t dir, const char *path)
+{
+	assert_ok(scone_wbuf_u8(w, 'F'));
+	assert_ok(scone_wbuf_u32(w, (uint32_t)(13 + strlen(path))));
+	assert_ok(scone_wbuf_u32(w, fd));
+	assert_ok(scone_wbuf_u32(w, 2));
+	assert_ok(scone_wbuf_u32(w, vol));
+	assert_ok(scone_wbuf_u8(w, dir));
+	assert_ok(scone_wbuf_put(w, path, strlen(path)));
+}
+
+static void rec_share(struct scone_wbuf *w, uint32_t fd, uint8_t shared)
+{
+	uint8_t p[5];
+
+	scone_put_le32(p, fd);
+	p[4] = shared;
+	rec(w, 'S', p, sizeof(p));
+}
+
+static void assert_reinit(const struct scone_handover *h)
+{
+	assert_null(h->config);
+	assert_int_equal(h->config_len, 0);
+	assert_null(h->cas_addr);
+	assert_null(h->identity);
+	assert_null(h->env);
+	assert_int_equal(h->env_count, 0);
+	assert_null(h->volumes);
+	assert_int_equal(h->volume_count, 0);
+	assert_int_equal(h->share_fd, -1);
+	assert_false(h->shared);
+	assert_null(h->fds);
+	assert_int_equal(h->fd_count, 0);
+	assert_null(h->cwd);
+}
+
+static void decode_ok(const struct scone_wbuf *w, struct scone_handover *h)
+{
+	enum scone_err err = scone_handover_decode(w->data, w->size, h);
+
+	if (err)
+		fail_msg("decode: %s: %s", scone_errname(err), scone_err_detail());
+}
+
+/* Decoding w must fail with code, a detail containing detail, and leave nothing behind. */
+static void reject_bytes(const uint8_t *p, size_t n, enum scone_err code, const char *detail)
+{
+	struct scone_handover h;
+	enum scone_err err;
+
+	memset(&h, 0xa5, sizeof(h));
+	err = scone_handover_decode(p, n, &h);
+	if (err != code || !strstr(scone_err_detail(), detail))
+		fail_msg("expected %s \"%s\", got %s \"%s\"", scone_errname(code), detail, scone_errname(err),
+			 scone_err_detail());
+	assert_reinit(&h);
+}
+
+static void reject(struct scone_wbuf *w, enum scone_err code, const char *detail)
+{
+	reject_bytes(w->data, w->size, code, detail);
+	scone_wbuf_free(w);
+}
+
+/* ---- round trips ---- */
+
+static void fill_full(struct scone_handover *h, char **env, struct scone_handover_volume *vols,
+		      struct scone_handover_fd *fds)
+{
+	scone_handover_init(h);
+	h->config = (char *)config_json;
+	h->config_len = strlen(config_json);
+	h->cas_addr = (char *)"10.0.0.7:8081";
+	for (size_t i = 0; i < sizeof(h->pin); i++)
+		h->pin[i] = (uint8_t)(i * 7 + 1);
+	h->identity = (char *)identity_pem;
+	h->identity_len = strlen(identity_pem);
+	env[0] = (char *)"DB_PASSWORD=s3cr\xc3\xa9t";
+	env[1] = (char *)"EMPTY=";
+	env[2] = (char *)"EQ=a=b=c";
+	h->env = env;
+	h->env_count = 3;
+	vols[0] = (struct scone_handover_volume){.name = (char *)"data", .has_tag = true};
+	memset(vols[0].tag, 0xc3, SCONE_HANDOVER_TAG_SIZE);
+	vols[1] = (struct scone_handover_volume){.name = (char *)"shared", .has_tag = false};
+	h->volumes = vols;
+	h->volume_count = 2;
+	h->share_fd = 1017;
+	h->shared = true;
+	fds[0] =
+	    (struct scone_handover_fd){.fd = 3, .flags = 02 | 02000, .volume = 0, .vpath = (char *)"/db/log"};
+	fds[1] = (struct scone_handover_fd){
+	    .fd = INT_MAX, .flags = 0, .volume = 1, .vpath = (char *)"/", .dir = true};
+	fds[2] = (struct scone_handover_fd){.fd = 0, .flags = 1, .volume = 1, .vpath = (char *)"/tmp/x y"};
+	h->fds = fds;
+	h->fd_count = 3;
+	h->cwd = (char *)"/data/db";
+}
+
+static void assert_same(const struct scone_handover *a, const struct scone_handover *b)
+{
+	assert_int_equal(a->config_len, b->config_len);
+	assert_memory_equal(a->config, b->config, a->config_len);
+	assert_int_equal(b->config[b->config_len], '\0');
+	assert_string_equal(a->cas_addr, b->cas_addr);
+	assert_memory_equal(a->pin, b->pin, sizeof(a->pin));
+	assert_int_equal(a->identity == NULL, b->identity == NULL);
+	if (a->identity) {
+		assert_int_equal(a->identity_len, b->identity_len);
+		assert_memory_equal(a->identity, b->identity, a->identity_len);
+	}
+	assert_int_equal(a->env_count, b->env_count);
+	for (size_t i = 0; i < a->env_count; i++)
+		assert_string_equal(a->env[i], b->env[i]);
+	assert_int_equal(a->volume_count, b->volume_count);
+	for (size_t i = 0; i < a->volume_count; i++) {
+		assert_string_equal(a->volumes[i].name, b->volumes[i].name);
+		assert_int_equal(a->volumes[i].has_tag, b->volumes[i].has_tag);
+		assert_memory_equal(a->volumes[i].tag, b->volumes[i].tag, SCONE_HANDOVER_TAG_SIZE);
+	}
+	assert_int_equal(a->share_fd, b->share_fd);
+	assert_int_equal(a->shared, b->shared);
+	assert_int_equal(a->fd_count, b->fd_count);
+	for (size_t i = 0; i < a->fd_count; i++) {
+		assert_int_equal(a->fds[i].fd, b->fds[i].fd);
+		assert_int_equal(a->fds[i].flags, b->fds[i].flags);
+		assert_int_equal(a->fds[i].volume, b->fds[i].volume);
+		assert_string_equal(a->fds[i].vpath, b->fds[i].vpath);
+		assert_int_equal(a->fds[i].dir, b->fds[i].dir);
+	}
+	assert_int_equal(a->cwd == NULL, b->cwd == NULL);
+	if (a->cwd)
+		assert_string_equal(a->cwd, b->cwd);
+}
+
+static void roundtrip(const struct scone_handover *h)
+{
+	struct scone_handover d, d2;
+	struct scone_wbuf w, w2;
+
+	scone_wbuf_init(&w, SCONE_HANDOVER_MAX, 1);
+	assert_ok(scone_handover_encode(h, &w));
+	decode_ok(&w, &d);
+	assert_same(h, &d);
+	/* Encoding the decoded state gives the same bytes. */
+	scone_wbuf_init(&w2, SCONE_HANDOVER_MAX, 1);
+	assert_ok(scone_handover_encode(&d, &w2));
+	assert_int_equal(w.size, w2.size);
+	assert_memory_equal(w.data, w2.data, w.size);
+	decode_ok(&w2, &d2);
+	assert_same(&d, &d2);
+	scone_handover_free(&d);
+	scone_handover_free(&d2);
+	scone_wbuf_free(&w);
+	scone_wbuf_free(&w2);
+}
+
+TEST(test_roundtrip_full)
+{
+	struct scone_handover h;
+	char *env[3];
+	struct scone_handover_volume vols[2];
+	struct scone_handover_fd fds[3];
+
+	fill_full(&h, env, vols, fds);
+	roundtrip(&h);
+	/* Unshared volumes, share fd 0. */
+	h.share_fd = 0;
+	h.shared = false;
+	roundtrip(&h);
+}
+
+TEST(test_roundtrip_minimal)
+{
+	struct scone_handover h, d;
+	struct scone_wbuf w;
+
+	scone_handover_init(&h);
+	h.config = (char *)config_json;
+	h.config_len = strlen(config_json);
+	h.cas_addr = (char *)"cas:1";
+	memset(h.pin, 0xee, sizeof(h.pin));
+	roundtrip(&h);
+
+	scone_wbuf_init(&w, SCONE_HANDOVER_MAX, 1);
+	assert_ok(scone_handover_encode(&h, &w));
+	/* magic + C + A + P, nothing else */
+	assert_int_equal(w.size, 8 + 5 + strlen(config_json) + 5 + 5 + 5 + 32);
+	decode_ok(&w, &d);
+	assert_null(d.identity);
+	assert_int_equal(d.env_count, 0);
+	assert_int_equal(d.volume_count, 0);
+	assert_int_equal(d.fd_count, 0);
+	assert_int_equal(d.share_fd, -1);
+	assert_null(d.cwd);
+	scone_handover_free(&d);
+	scone_wbuf_free(&w);
+
+	/* An empty configuration is still a configuration. */
+	h.config = (char *)"";
+	h.config_len = 0;
+	roundtrip(&h);
+}
+
+/* Records may come in any order; the decoder does not care. */
+TEST(test_any_order)
+{
+	struct scone_wbuf w;
+	struct scone_handover h;
+
+	start(&w);
+	rec_fd(&w, 4, 0, 1, "/d");
+	rec_str(&w, 'W', "/d");
+	rec_volume(&w, 0, "v");
+	rec_pin(&w);
+	rec_str(&w, 'I', identity_pem);
+	rec_str(&w, 'E', "A=1");
+	rec_str(&w, 'A', "a");
+	rec_str(&w, 'C', "{}");
+	rec_str(&w, 'E', "B=2");
+	decode_ok(&w, &h);
+	assert_int_equal(h.env_count, 2);
+	assert_string_equal(h.env[1], "B=2");
+	assert_int_equal(h.fd_count, 1);
+	assert_true(h.fds[0].dir);
+	assert_int_equal(h.volume_count, 1);
+	assert_false(h.volumes[0].has_tag);
+	scone_handover_free(&h);
+	scone_wbuf_free(&w);
+}
+
+TEST(test_free_reinitialises)
+{
+	struct scone_handover h;
+	char *env[3];
+	struct scone_handover_volume vols[2];
+	struct scone_handover_fd fds[3];
+	struct scone_handover d;
+	struct scone_wbuf w;
+
+	fill_full(&h, env, vols, fds);
+	scone_wbuf_init(&w, SCONE_HANDOVER_MAX, 1);
+	assert_ok(scone_handover_encode(&h, &w));
+	decode_ok(&w, &d);
+	assert_int_equal(d.share_fd, 1017);
+	scone_handover_free(&d);
+	assert_reinit(&d);
+	for (size_t i = 0; i < sizeof(d.pin); i++)
+		assert_int_equal(d.pin[i], 0);
+	scone_handover_free(&d); /* freeing twice is harmless */
+	assert_reinit(&d);
+	scone_wbuf_free(&w);
+
+	scone_handover_init(&d);
+	assert_reinit(&d);
+}
+
+TEST(test_encode_over_ceiling)
+{
+	struct scone_handover h;
+	char *env[3];
+	struct scone_handover_volume vols[2];
+	struct scone_handover_fd fds[3];
+	struct scone_wbuf w;
+
+	fill_full(&h, env, vols, fds);
+	scone_wbuf_init(&w, 64, 1);
+	assert_int_equal(scone_handover_encode(&h, &w), SCONE_ERR_TOO_LARGE);
+	scone_wbuf_free(&w);
+}
+
+/* ---- framing ---- */
+
+TEST(test_bad_framing)
+{
+	static const uint8_t hdr[] = {'S', 'C', 'O', 'N', 'E', 'H', 'O', '1', 'C', 1, 0};
+	struct scone_wbuf w;
+
+	reject_bytes((const uint8_t *)"", 0, SCONE_ERR_MALFORMED, "no SCONEHO1 magic");
+	reject_bytes((const uint8_t *)"SCONEHO", 7, SCONE_ERR_MALFORMED, "no SCONEHO1 magic");
+	reject_bytes((const uint8_t *)"SCONEHO2", 8, SCONE_ERR_MALFORMED, "no SCONEHO1 magic");
+	/* magic only: no records, so nothing required is there */
+	reject_bytes((const uint8_t *)"SCONEHO1", 8, SCONE_ERR_MALFORMED,
+		     "configuration, CAS address or pin missing");
+
+	base(&w);
+	w.data[0] = 's';
+	reject(&w, SCONE_ERR_MALFORMED, "no SCONEHO1 magic");
+
+	/* Record header cut after the type, and inside the length. */
+	reject_bytes(hdr, 9, SCONE_ERR_MALFORMED, "reading record length");
+	reject_bytes(hdr, sizeof(hdr), SCONE_ERR_MALFORMED, "reading record length");
+
+	/* A record shorter than its length says. */
+	base(&w);
+	rec_str(&w, 'W', "/cwd");
+	w.size -= 2;
+	reject(&w, SCONE_ERR_MALFORMED, "reading record (4 bytes needed, 2 left)");
+
+	/* A length far past the end. */
+	base(&w);
+	assert_ok(scone_wbuf_u8(&w, 'E'));
+	assert_ok(scone_wbuf_u32(&w, UINT32_MAX));
+	assert_ok(scone_wbuf_put(&w, "A=b", 3));
+	reject(&w, SCONE_ERR_MALFORMED, "reading record (4294967295 bytes needed, 3 left)");
+}
+
+TEST(test_unknown_type)
+{
+	static const uint8_t types[] = {0, 'c', 'X', 0x80, 0xff};
+	struct scone_wbuf w;
+
+	for (size_t i = 0; i < N_ELEMS(types); i++) {
+		base(&w);
+		rec(&w, types[i], "x", 1);
+		reject(&w, SCONE_ERR_MALFORMED, "unknown record type");
+	}
+	base(&w);
+	rec(&w, 'Z', "", 0);
+	reject(&w, SCONE_ERR_MALFORMED, "unknown record type 0x5a");
+}
+
+TEST(test_duplicate_singletons)
+{
+	static const char types[] = "CAPISW";
+	struct scone_wbuf w;
+	char detail[32];
+
+	for (size_t i = 0; types[i]; i++) {
+		base(&w);
+		rec_str(&w, 'I', identity_pem);
+		rec_share(&w, 9, 0);
+		rec_str(&w, 'W', "/");
+		switch (types[i]) {
+		case 'C':
+			rec_str(&w, 'C', "{}");
+			break;
+		case 'A':
+			rec_str(&w, 'A', "other:1");
+			break;
+		case 'P':
+			rec_pin(&w);
+			break;
+		case 'I':
+			rec_str(&w, 'I', identity_pem);
+			break;
+		case 'S':
+			rec_share(&w, 10, 1);
+			break;
+		default:
+			rec_str(&w, 'W', "/x");
+			break;
+		}
+		snprintf(detail, sizeof(detail), "record %c twice", types[i]);
+		reject(&w, SCONE_ERR_MALFORMED, detail);
+	}
+}
+
+/* ---- single records ---- */
+
+TEST(test_bad_singletons)
+{
+	uint8_t pin[33] = {0}, share[6] = {0};
+	char big[MAX_PATH + 2];
+	struct scone_wbuf w;
+
+	for (size_t n = 0; n <= sizeof(pin); n += n == 0 ? 31 : 1) {
+		if (n == 32)
+			continue;
+		start(&w);
+		rec_str(&w, 'C', "{}");
+		rec_str(&w, 'A', "a");
+		rec(&w, 'P', pin, n);
+		reject(&w, SCONE_ERR_MALFORMED, "CAS pin of");
+	}
+
+	start(&w);
+	rec_str(&w, 'C', "{}");
+	rec(&w, 'A', "", 0);
+	reject(&w, SCONE_ERR_MALFORMED, "CAS address of 0 bytes");
+	memset(big, 'a', sizeof(big));
+	start(&w);
+	rec(&w, 'A', big, 257);
+	reject(&w, SCONE_ERR_MALFORMED, "CAS address of 257 bytes");
+	start(&w);
+	rec(&w, 'A', "a\0b", 3);
+	reject(&w, SCONE_ERR_MALFORMED, "CAS address holds a NUL byte");
+
+	start(&w);
+	rec(&w, 'C', "{\0}", 3);
+	reject(&w, SCONE_ERR_MALFORMED, "configuration holds a NUL byte");
+
+	base(&w);
+	rec(&w, 'I', "", 0);
+	reject(&w, SCONE_ERR_MALFORMED, "identity of 0 bytes");
+	base(&w);
+	rec(&w, 'I', "k\0", 2);
+	reject(&w, SCONE_ERR_MALFORMED, "identity holds a NUL byte");
+
+	base(&w);
+	rec(&w, 'S', share, 4);
+	reject(&w, SCONE_ERR_MALFORMED, "share record");
+	base(&w);
+	rec(&w, 'S', share, 6);
+	reject(&w, SCONE_ERR_MALFORMED, "share record");
+	base(&w);
+	rec_share(&w, (uint32_t)INT_MAX + 1, 0);
+	reject(&w, SCONE_ERR_MALFORMED, "share record");
+	base(&w);
+	rec_share(&w, 5, 2);
+	reject(&w, SCONE_ERR_MALFORMED, "share record");
+
+	base(&w);
+	rec_str(&w, 'W', "data");
+	reject(&w, SCONE_ERR_MALFORMED, "working directory");
+	base(&w);
+	rec(&w, 'W', "", 0);
+	reject(&w, SCONE_ERR_MALFORMED, "working directory");
+	base(&w);
+	big[0] = '/';
+	rec(&w, 'W', big, MAX_PATH + 1);
+	reject(&w, SCONE_ERR_MALFORMED, "working directory");
+	base(&w);
+	rec(&w, 'W', "/a\0b", 4);
+	reject(&w, SCONE_ERR_MALFORMED, "working directory holds a NUL byte");
+}
+
+TEST(test_bad_env)
+{
+	struct scone_wbuf w;
+	char *big;
+
+	base(&w);
+	rec_str(&w, 'E', "A=1");
+	rec_str(&w, 'E', "NOEQUALS");
+	reject(&w, SCONE_ERR_MALFORMED, "environment entry 1 is not NAME=VALUE");
+	base(&w);
+	rec_str(&w, 'E', "=value");
+	reject(&w, SCONE_ERR_MALFORMED, "environment entry 0 is not NAME=VALUE");
+	base(&w);
+	rec(&w, 'E', "", 0);
+	reject(&w, SCONE_ERR_MALFORMED, "environment entry 0 is not NAME=VALUE");
+	base(&w);
+	rec(&w, 'E', "A=b\0c", 5);
+	reject(&w, SCONE_ERR_MALFORMED, "environment entry holds a NUL byte");
+	base(&w);
+	rec(&w, 'E', "A\0=b", 4);
+	reject(&w, SCONE_ERR_MALFORMED, "environment entry holds a NUL byte");
+
+	/* One entry over 1 MiB. */
+	assert_non_null(big = malloc((1u << 20) + 1));
+	memset(big, 'v', (1u << 20) + 1);
+	big[0] = 'K';
+	big[1] = '=';
+	base(&w);
+	rec(&w, 'E', big, (1u << 20) + 1);
+	reject(&w, SCONE_ERR_MALFORMED, "environment entry 0 is not NAME=VALUE");
+	free(big);
+}
+
+TEST(test_bad_volume)
+{
+	uint8_t p[1 + SCONE_HANDOVER_TAG_SIZE + MAX_PATH + 1];
+	struct scone_wbuf w;
+
+	memset(p, 'n', sizeof(p));
+	p[0] = 1;
+	base(&w);
+	rec_str(&w, 'I', identity_pem);
+	rec(&w, 'V', p, 1 + SCONE_HANDOVER_TAG_SIZE); /* no name */
+	reject(&w, SCONE_ERR_MALFORMED, "volume record 0: bad length or flag");
+	base(&w);
+	rec_str(&w, 'I', identity_pem);
+	rec(&w, 'V', p, 3);
+	reject(&w, SCONE_ERR_MALFORMED, "volume record 0: bad length or flag");
+	base(&w);
+	rec_str(&w, 'I', identity_pem);
+	rec(&w, 'V', p, sizeof(p)); /* name one byte too long */
+	reject(&w, SCONE_ERR_MALFORMED, "volume record 0: bad length or flag");
+	base(&w);
+	rec_str(&w, 'I', identity_pem);
+	rec_volume(&w, 1, "ok");
+	rec_volume(&w, 2, "flag");
+	reject(&w, SCONE_ERR_MALFORMED, "volume record 1: bad length or flag");
+	base(&w);
+	rec_str(&w, 'I', identity_pem);
+	p[1 + SCONE_HANDOVER_TAG_SIZE + 1] = '\0';
+	rec(&w, 'V', p, 1 + SCONE_HANDOVER_TAG_SIZE + 3);
+	reject(&w, SCONE_ERR_MALFORMED, "volume name holds a NUL byte");
+
+	/* Longest name accepted. */
+	p[1 + SCONE_HANDOVER_TAG_SIZE + 1] = 'n';
+	{
+		struct scone_handover h;
+		base(&w);
+		rec_str(&w, 'I', identity_pem);
+		rec(&w, 'V', p, sizeof(p) - 1);
+		decode_ok(&w, &h);
+		assert_int_equal(strlen(h.volumes[0].name), MAX_PATH);
+		scone_handover_free(&h);
+		scone_wbuf_free(&w);
+	}
+}
+
+TEST(test_bad_fd)
+{
+	struct scone_wbuf w;
+
+	base(&w);
+	rec_str(&w, 'I', identity_pem);
+	rec_volume(&w, 0, "v");
+	rec_fd(&w, (uint32_t)INT_MAX + 1, 0, 0, "/f");
+	reject(&w, SCONE_ERR_MALFORMED, "fd record 0: bad length, fd, flag or path");
+	base(&w);
+	rec_str(&w, 'I', identity_pem);
+	rec_volume(&w, 0, "v");
+	rec_fd(&w, UINT32_MAX, 0, 0, "/f");
+	reject(&w, SCONE_ERR_MALFORMED, "fd record 0: bad length, fd, flag or path");
+	base(&w);
+	rec_str(&w, 'I', identity_pem);
+	rec_volume(&w, 0, "v");
+	rec_fd(&w, 3, 0, 0, "/ok");
+	rec_fd(&w, 4, 0, 0, "relative");
+	reject(&w, SCONE_ERR_MALFORMED, "fd record 1: bad length, fd, flag or path");
+	base(&w);
+	rec_str(&w, 'I', identity_pem);
+	rec_volume(&w, 0, "v");
+	rec_fd(&w, 4, 0, 0, ""); /* no path at all */
+	reject(&w, SCONE_ERR_MALFORMED, "fd record 0: bad length, fd, flag or path");
+	base(&w);
+	rec_str(&w, 'I', identity_pem);
+	rec_volume(&w, 0, "v");
+	rec_fd(&w, 4, 0, 2, "/f"); /* dir flag */
+	reject(&w, SCONE_ERR_MALFORMED, "fd record 0: bad length, fd, flag or path");
+	base(&w);
+	rec(&w, 'F', "\x01\x00\x00", 3); /* shorter than the fixed fields */
+	reject(&w, SCONE_ERR_MALFORMED, "fd record 0: bad length, fd, flag or path");
+	base(&w);
+	rec_str(&w, 'I', identity_pem);
+	rec_volume(&w, 0, "v");
+	rec_fd(&w, 4, 0, 0, "/a");
+	w.data[w.size - 1] = '\0'; /* the path is "/\0" */
+	reject(&w, SCONE_ERR_MALFORMED, "fd path holds a NUL byte");
+
+	/* Volume index out of range (also with no volume at all). */
+	base(&w);
+	rec_str(&w, 'I', identity_pem);
+	rec_volume(&w, 0, "v");
+	rec_volume(&w, 1, "w");
+	rec_fd(&w, 7, 2, 0, "/f");
+	reject(&w, SCONE_ERR_MALFORMED, "fd 7 names volume 2 of 2");
+	base(&w);
+	rec_fd(&w, 8, 0, 0, "/f");
+	reject(&w, SCONE_ERR_MALFORMED, "fd 8 names volume 0 of 0");
+}
+
+/* ---- cross-record checks ---- */
+
+TEST(test_missing_required)
+{
+	struct scone_wbuf w;
+
+	start(&w);
+	rec_str(&w, 'A', "a");
+	rec_pin(&w);
+	reject(&w, SCONE_ERR_MALFORMED, "configuration, CAS address or pin missing");
+	start(&w);
+	rec_str(&w, 'C', "{}");
+	rec_pin(&w);
+	reject(&w, SCONE_ERR_MALFORMED, "configuration, CAS address or pin missing");
+	start(&w);
+	rec_str(&w, 'C', "{}");
+	rec_str(&w, 'A', "a");
+	rec_str(&w, 'E', "A=b");
+	reject(&w, SCONE_ERR_MALFORMED, "configuration, CAS address or pin missing");
+
+	base(&w);
+	rec_volume(&w, 1, "data");
+	reject(&w, SCONE_ERR_MALFORMED, "volumes without the key");
+}
+
+/* ---- limits ---- */
+
+TEST(test_env_count_limit)
+{
+	struct scone_wbuf w;
+	struct scone_handover h;
+	char e[32];
+
+	base(&w);
+	for (unsigned i = 0; i < MAX_ENV; i++) {
+		snprintf(e, sizeof(e), "V%u=%u", i, i);
+		rec_str(&w, 'E', e);
+	}
+	decode_ok(&w, &h);
+	assert_int_equal(h.env_count, MAX_ENV);
+	assert_string_equal(h.env[MAX_ENV - 1], "V4095=4095");
+	scone_handover_free(&h);
+	rec_str(&w, 'E', "ONE=more");
+	reject(&w, SCONE_ERR_LIMIT, "more than 4096 environment entries");
+}
+
+TEST(test_volume_count_limit)
+{
+	struct scone_wbuf w;
+	struct scone_handover h;
+
+	base(&w);
+	rec_str(&w, 'I', identity_pem);
+	for (unsigned i = 0; i < MAX_VOLUMES; i++)
+		rec_volume(&w, i & 1, "vol");
+	decode_ok(&w, &h);
+	assert_int_equal(h.volume_count, MAX_VOLUMES);
+	scone_handover_free(&h);
+	rec_volume(&w, 0, "vol");
+	reject(&w, SCONE_ERR_LIMIT, "more than 64 volumes");
+}
+
+TEST(test_fd_count_limit)
+{
+	struct scone_wbuf w;
+
+	base(&w);
+	rec_str(&w, 'I', identity_pem);
+	rec_volume(&w, 0, "v");
+	for (unsigned i = 0; i <= 16384; i++)
+		rec_fd(&w, i, 0, 0, "/f");
+	reject(&w, SCONE_ERR_LIMIT, "more than 16384 fds");
+}
+
+TEST(test_oversize)
+{
+	uint8_t *p;
+	size_t n = SCONE_HANDOVER_MAX + 1;
+
+	assert_non_null(p = calloc(1, n));
+	memcpy(p, "SCONEHO1", 8);
+	reject_bytes(p, n, SCONE_ERR_TOO_LARGE, "handover: 33554433 bytes");
+	free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_roundtrip_full),
+	    cmocka_unit_test(test_roundtrip_minimal),
+	    cmocka_unit_test(test_any_order),
+	    cmocka_unit_test(test_free_reinitialises),
+	    cmocka_unit_test(test_encode_over_ceiling),
+	    cmocka_unit_test(test_bad_framing),
+	    cmocka_unit_test(test_unknown_type),
+	    cmocka_unit_test(test_duplicate_singletons),
+	    cmocka_unit_test(test_bad_singletons),
+	    cmocka_unit_test(test_bad_env),
+	    cmocka_unit_test(test_bad_volume),
+	    cmocka_unit_test(test_bad_fd),
+	    cmocka_unit_test(test_missing_required),
+	    cmocka_unit_test(test_env_count_limit),
+	    cmocka_unit_test(test_volume_count_limit),
+	    cmocka_unit_test(test_fd_count_limit),
+	    cmocka_unit_test(test_oversize),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
