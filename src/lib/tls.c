@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -558,9 +559,21 @@ static enum scone_err conn_read_response(struct conn *c, struct scone_wbuf *out,
 }
 
 /* Send one request on c and read its response into resp; *reusable as in conn_read_response. */
+static enum scone_err receive(struct conn *c, struct scone_https_response *resp, bool *reusable);
+
 static enum scone_err exchange(struct conn *c, const struct scone_https_opts *o, bool keep_alive, const char *method,
 			       const char *path, const char *content_type, const void *body, size_t body_len,
 			       struct scone_https_response *resp, bool *reusable)
+{
+	enum scone_err err;
+
+	*reusable = false;
+	err = send_request(c, o, keep_alive, method, path, content_type, body, body_len);
+	return err ? err : receive(c, resp, reusable);
+}
+
+/* Read and parse one response on c. */
+static enum scone_err receive(struct conn *c, struct scone_https_response *resp, bool *reusable)
 {
 	struct scone_wbuf raw;
 	size_t off = 0, len = 0;
@@ -568,9 +581,7 @@ static enum scone_err exchange(struct conn *c, const struct scone_https_opts *o,
 
 	*reusable = false;
 	scone_wbuf_init(&raw, SCONE_HTTPS_MAX_RESPONSE + 65536, 1);
-	err = send_request(c, o, keep_alive, method, path, content_type, body, body_len);
-	if (!err)
-		err = conn_read_response(c, &raw, reusable);
+	err = conn_read_response(c, &raw, reusable);
 	if (!err)
 		err = scone_http_parse_response((const char *)raw.data, raw.size, &resp->status, &off, &len);
 	if (!err) {
@@ -593,8 +604,28 @@ struct scone_https_conn {
 	uint8_t pin[32];
 	struct conn c;
 	bool open;
-	pid_t pid;
+	bool pending; /* a request sent, its answer not read yet */
+	unsigned gen; /* fork_gen when opened */
 };
+
+/*
+ * Forks seen by this process: a forked child must not use its parent's TLS
+ * session (it is the parent's). Counted by an atfork handler, not by pid,
+ * so that a vfork child (the parent's memory, no handlers run) may finish
+ * what its parent started on the connection.
+ */
+static unsigned fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void forked(void)
+{
+	fork_gen++;
+}
+
+static void watch_forks(void)
+{
+	(void)pthread_atfork(NULL, NULL, forked);
+}
 
 enum scone_err scone_https_conn_new(const struct scone_https_opts *o, struct scone_https_conn **out)
 {
@@ -602,6 +633,7 @@ enum scone_err scone_https_conn_new(const struct scone_https_opts *o, struct sco
 
 	if (!o->pin_sha256 || strlen(o->host) >= sizeof(k->host))
 		return scone_err_set(SCONE_ERR_INVALID, "HTTPS connection: no pin, or host too long");
+	pthread_once(&fork_once, watch_forks);
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return scone_err_set(SCONE_ERR_NOMEM, "HTTPS connection");
@@ -615,12 +647,17 @@ enum scone_err scone_https_conn_new(const struct scone_https_opts *o, struct sco
 	return SCONE_ERR_OK;
 }
 
+int scone_https_conn_fd(const struct scone_https_conn *k)
+{
+	return k && k->open ? k->c.fd : -1;
+}
+
 /* Forget the connection; in a forked child without a word on the wire (it is the parent's). */
 static void conn_drop(struct scone_https_conn *k)
 {
 	if (!k->open)
 		return;
-	if (k->pid != getpid()) {
+	if (k->gen != fork_gen) {
 		SSL_free(k->c.ssl); /* no close_notify: the parent still uses this TLS session */
 		close(k->c.fd);
 		SSL_CTX_free(k->c.ctx);
@@ -643,36 +680,66 @@ static bool conn_stale(const struct scone_https_conn *k)
 {
 	struct pollfd pfd = { .fd = k->c.fd, .events = POLLIN };
 
-	return k->pid != getpid() || poll(&pfd, 1, 0) != 0;
+	return k->gen != fork_gen || poll(&pfd, 1, 0) != 0;
 }
 
-enum scone_err scone_https_conn_request(struct scone_https_conn *k, const char *method, const char *path,
-					const char *content_type, const void *body, size_t body_len,
-					struct scone_https_response *resp)
+enum scone_err scone_https_conn_send(struct scone_https_conn *k, const char *method, const char *path,
+				     const char *content_type, const void *body, size_t body_len)
+{
+	uint8_t cert[32];
+	enum scone_err err;
+	int ms = k->opts.timeout_ms ? k->opts.timeout_ms : 15000;
+
+	if (k->pending && k->gen == fork_gen)
+		return scone_err_set(SCONE_ERR_INVALID, "%s:%u: the previous request still waits for its answer", k->host,
+				     k->opts.port);
+	k->pending = false;
+	if (k->open && conn_stale(k))
+		conn_drop(k);
+	if (!k->open) {
+		SCONE_TRY(conn_open(&k->c, k->host, k->opts.port, k->opts.client, ms, cert));
+		if (!scone_ct_equal(cert, k->pin, 32)) {
+			conn_close(&k->c);
+			return scone_err_set(SCONE_ERR_UNTRUSTED, "%s:%u presented a certificate that is not the pinned one",
+					     k->host, k->opts.port);
+		}
+		k->open = true;
+		k->gen = fork_gen;
+	}
+	set_deadline(&k->c.deadline, ms);
+	err = send_request(&k->c, &k->opts, true, method, path, content_type, body, body_len);
+	if (err)
+		conn_drop(k);
+	else
+		k->pending = true;
+	return err;
+}
+
+enum scone_err scone_https_conn_recv(struct scone_https_conn *k, struct scone_https_response *resp)
 {
 	bool reusable = false;
 	enum scone_err err;
 	int ms = k->opts.timeout_ms ? k->opts.timeout_ms : 15000;
 
 	memset(resp, 0, sizeof(*resp));
-	if (k->open && conn_stale(k))
-		conn_drop(k);
-	if (!k->open) {
-		SCONE_TRY(conn_open(&k->c, k->host, k->opts.port, k->opts.client, ms, resp->server_cert_sha256));
-		if (!scone_ct_equal(resp->server_cert_sha256, k->pin, 32)) {
-			conn_close(&k->c);
-			return scone_err_set(SCONE_ERR_UNTRUSTED, "%s:%u presented a certificate that is not the pinned one",
-					     k->host, k->opts.port);
-		}
-		k->open = true;
-		k->pid = getpid();
-	}
+	if (!k->pending || !k->open || k->gen != fork_gen)
+		return scone_err_set(SCONE_ERR_INVALID, "%s:%u: no request waits for an answer", k->host, k->opts.port);
+	k->pending = false;
 	memcpy(resp->server_cert_sha256, k->pin, 32);
 	set_deadline(&k->c.deadline, ms);
-	err = exchange(&k->c, &k->opts, true, method, path, content_type, body, body_len, resp, &reusable);
+	err = receive(&k->c, resp, &reusable);
 	if (err || !reusable)
 		conn_drop(k);
 	return err;
+}
+
+enum scone_err scone_https_conn_request(struct scone_https_conn *k, const char *method, const char *path,
+					const char *content_type, const void *body, size_t body_len,
+					struct scone_https_response *resp)
+{
+	memset(resp, 0, sizeof(*resp));
+	SCONE_TRY(scone_https_conn_send(k, method, path, content_type, body, body_len));
+	return scone_https_conn_recv(k, resp);
 }
 
 enum scone_err scone_https_probe(const char *host, uint16_t port, int timeout_ms, uint8_t cert_sha256[32])

@@ -97,7 +97,16 @@ SCONE_MUST_CHECK enum scone_err scone_https_conn_new(const struct scone_https_op
 SCONE_MUST_CHECK enum scone_err scone_https_conn_request(struct scone_https_conn *c, const char *method,
 							 const char *path, const char *content_type, const void *body,
 							 size_t body_len, struct scone_https_response *resp);
+/*
+ * The same in two steps, for a caller with work to do meanwhile: send one
+ * request, later read its answer (one request in flight at a time).
+ */
+SCONE_MUST_CHECK enum scone_err scone_https_conn_send(struct scone_https_conn *c, const char *method, const char *path,
+						      const char *content_type, const void *body, size_t body_len);
+SCONE_MUST_CHECK enum scone_err scone_https_conn_recv(struct scone_https_conn *c, struct scone_https_response *resp);
 void scone_https_conn_free(struct scone_https_conn *c);
+/* The socket of an open connection, or -1 (a caller closing fds in bulk steps around it). */
+int scone_https_conn_fd(const struct scone_https_conn *c);
 
 /* Connect and report the server's certificate fingerprint without pinning (for `cas trust`). */
 SCONE_MUST_CHECK enum scone_err scone_https_probe(const char *host, uint16_t port, int timeout_ms,

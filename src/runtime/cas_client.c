@@ -577,8 +577,10 @@ static char report_addr[300];
 static uint8_t report_pin[32];
 static const struct scone_identity *report_id;
 
-static enum scone_err report_post(const char *cas_addr, const uint8_t pin_sha256[32], const struct scone_identity *id,
-				  const struct scone_wbuf *body, struct scone_https_response *resp)
+static char report_volume[128]; /* the volume of the report in flight ("" when none) */
+
+static enum scone_err report_send(const char *cas_addr, const uint8_t pin_sha256[32], const struct scone_identity *id,
+				  const struct scone_wbuf *body)
 {
 	struct scone_https_opts o = { .pin_sha256 = pin_sha256, .client = id };
 	char host[256];
@@ -602,9 +604,52 @@ static enum scone_err report_post(const char *cas_addr, const uint8_t pin_sha256
 		}
 	}
 	if (!err)
-		err = scone_https_conn_request(report_conn, "POST", "/v1/volumes/tag", "application/json", body->data,
-					       body->size, resp);
+		err = scone_https_conn_send(report_conn, "POST", "/v1/volumes/tag", "application/json", body->data,
+					    body->size);
 	pthread_mutex_unlock(&report_lock);
+	return err;
+}
+
+enum scone_err scone_runtime_report_tag_start(const char *cas_addr, const uint8_t pin_sha256[32],
+					      const struct scone_identity *id, const struct scone_runtime_config *cfg,
+					      const char *volume, const uint8_t *previous_tag,
+					      const uint8_t tag[SCONE_RT_TAG_SIZE])
+{
+	struct scone_wbuf body;
+	enum scone_err err;
+
+	if (!cfg || !volume || !tag)
+		return scone_err_set(SCONE_ERR_INVALID, "volume tag report: configuration, volume and tag are required");
+	scone_wbuf_init(&body, 64 * 1024, 1);
+	err = tag_body(&body, cfg, volume, previous_tag, tag);
+	if (!err)
+		err = report_send(cas_addr, pin_sha256, id, &body);
+	if (!err)
+		snprintf(report_volume, sizeof(report_volume), "%s", volume);
+	scone_wbuf_free(&body);
+	return err;
+}
+
+int scone_runtime_report_fd(void)
+{
+	return scone_https_conn_fd(report_conn);
+}
+
+enum scone_err scone_runtime_report_tag_wait(void)
+{
+	struct scone_https_response resp = { 0 };
+	enum scone_err err;
+	char what[200];
+
+	pthread_mutex_lock(&report_lock);
+	err = report_conn ? scone_https_conn_recv(report_conn, &resp)
+			  : scone_err_set(SCONE_ERR_INVALID, "no tag report waits for an answer");
+	pthread_mutex_unlock(&report_lock);
+	if (!err && resp.status != 200) {
+		snprintf(what, sizeof(what), "the new tag of volume %.100s", report_volume);
+		err = refused(&resp, what);
+	}
+	scone_https_response_free(&resp);
 	return err;
 }
 
@@ -613,22 +658,6 @@ enum scone_err scone_runtime_report_tag(const char *cas_addr, const uint8_t pin_
 					const char *volume, const uint8_t *previous_tag,
 					const uint8_t tag[SCONE_RT_TAG_SIZE])
 {
-	struct scone_https_response resp = { 0 };
-	struct scone_wbuf body;
-	enum scone_err err;
-	char what[160];
-
-	if (!cfg || !volume || !tag)
-		return scone_err_set(SCONE_ERR_INVALID, "volume tag report: configuration, volume and tag are required");
-	scone_wbuf_init(&body, 64 * 1024, 1);
-	err = tag_body(&body, cfg, volume, previous_tag, tag);
-	if (!err)
-		err = report_post(cas_addr, pin_sha256, id, &body, &resp);
-	if (!err && resp.status != 200) {
-		snprintf(what, sizeof(what), "the new tag of volume %.100s", volume);
-		err = refused(&resp, what);
-	}
-	scone_https_response_free(&resp);
-	scone_wbuf_free(&body);
-	return err;
+	SCONE_TRY(scone_runtime_report_tag_start(cas_addr, pin_sha256, id, cfg, volume, previous_tag, tag));
+	return scone_runtime_report_tag_wait();
 }

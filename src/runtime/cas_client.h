@@ -110,4 +110,18 @@ SCONE_MUST_CHECK enum scone_err scone_runtime_report_tag(const char *cas_addr, c
 							 const struct scone_runtime_config *cfg, const char *volume,
 							 const uint8_t *previous_tag, const uint8_t tag[SCONE_RT_TAG_SIZE]);
 
+/*
+ * The same in two steps, so that a volume's next writes overlap CAS's
+ * round trip: send the report, later read CAS's answer (one report in
+ * flight per process; wait before starting the next).
+ */
+SCONE_MUST_CHECK enum scone_err scone_runtime_report_tag_start(const char *cas_addr, const uint8_t pin_sha256[32],
+							       const struct scone_identity *id,
+							       const struct scone_runtime_config *cfg, const char *volume,
+							       const uint8_t *previous_tag,
+							       const uint8_t tag[SCONE_RT_TAG_SIZE]);
+SCONE_MUST_CHECK enum scone_err scone_runtime_report_tag_wait(void);
+/* The socket of the reports' kept-alive connection, or -1. */
+int scone_runtime_report_fd(void);
+
 #endif

@@ -313,6 +313,19 @@ static char **list_args(const char *arg0, va_list ap, char ***envp)
 	return argv;
 }
 
+/* The end of an execl-style call: exec argv (gathered by list_args), with a PATH search or not. */
+static int exec_listed(const char *prog, char **argv, char *const envp[], bool search)
+{
+	if (!argv)
+		return -1;
+	if (search)
+		execvpe(prog, argv, envp);
+	else
+		execve(prog, argv, envp);
+	free(argv);
+	return -1;
+}
+
 int execl(const char *path, const char *arg, ...)
 {
 	va_list ap;
@@ -321,11 +334,7 @@ int execl(const char *path, const char *arg, ...)
 	va_start(ap, arg);
 	argv = list_args(arg, ap, NULL);
 	va_end(ap);
-	if (!argv)
-		return -1;
-	execve(path, argv, environ);
-	free(argv);
-	return -1;
+	return exec_listed(path, argv, environ, false);
 }
 
 int execlp(const char *file, const char *arg, ...)
@@ -336,11 +345,7 @@ int execlp(const char *file, const char *arg, ...)
 	va_start(ap, arg);
 	argv = list_args(arg, ap, NULL);
 	va_end(ap);
-	if (!argv)
-		return -1;
-	execvpe(file, argv, environ);
-	free(argv);
-	return -1;
+	return exec_listed(file, argv, environ, true);
 }
 
 int execle(const char *path, const char *arg, ...)
@@ -351,11 +356,7 @@ int execle(const char *path, const char *arg, ...)
 	va_start(ap, arg);
 	argv = list_args(arg, ap, &envp);
 	va_end(ap);
-	if (!argv)
-		return -1;
-	execve(path, argv, envp);
-	free(argv);
-	return -1;
+	return exec_listed(path, argv, envp, false);
 }
 
 /* ---- spawning ---- */

@@ -47,10 +47,15 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/uio.h>
+#include <time.h>
+#include <utime.h>
 #include <unistd.h>
 
 #include "lib/crypto.h"
+#include "lib/hex.h"
 #include "runtime/handover.h"
 #include "runtime/inject.h"
 #include "volume/volume.h"
@@ -59,16 +64,21 @@
 #define SHIELD_DEV 0x5c0e
 
 struct mount {
-	char *path; /* normalised, absolute */
+	char *path; /* normalised, absolute: the mount point (a session volume), the fspf's directory (an fspf) */
 	size_t len;
+	char *fspf; /* the protection file */
+	char **prefixes; /* an fspf's regions: paths under them are shielded under their own names */
+	size_t n_prefixes;
 	const char *name; /* image name, borrowed from cfg */
 	struct scone_volume *vol;
 	struct vshare *sh; /* the state every process of this program shares */
 	uint64_t gen;      /* the sh->gen this process's vol reflects */
 	uint8_t *key;      /* secure memory: to reopen the volume after another process committed */
 	int lock_fd;       /* this process's own description of the mount dir, for flock */
+	int plock_fd;      /* PATH/volume.fspf.lock: the program's record locks (fcntl) */
 	pid_t lock_pid;    /* the process that opened lock_fd (a forked child opens its own) */
 	bool broken;       /* a reload failed: every operation is EIO */
+	uint8_t first_tag[SCONE_RT_TAG_SIZE]; /* an fspf's tag at start (a new one is printed at exit) */
 	bool tracked;
 	bool dirty;
 	size_t open_count;
@@ -91,6 +101,7 @@ struct sfd {
 	char vpath[PATH_MAX];
 	int flags;
 	int refs;    /* fds sharing this open file description (dup) */
+	int ofd_lock;  /* 1 + an own description of the lock file for OFD locks, 0: none yet */
 	bool reopen; /* reload: to be opened again in the new volume */
 	bool stale;  /* reload: another process removed the file (ESTALE) */
 };
@@ -133,6 +144,9 @@ static uint8_t g_pin[32];
 static void share_in(void);
 static void share_out(void);
 static unsigned vf_flags(int flags);
+static int path_errno(struct mount *m, const char *vpath, enum scone_err err);
+static uint64_t off_get(int fd);
+static int program_path(const struct mount *m, const char *vpath, char *out, size_t size);
 
 /*
  * Take the lock; errno is restored by leave (a shim only sets it on failure).
@@ -197,7 +211,7 @@ bool scone_shield_abspath(int dirfd, const char *path, char *full, size_t size)
 			if (!getcwd(base, sizeof(base))) /* the interposer: a volume cwd first */
 				return false;
 		} else if (d) {
-			if ((size_t)snprintf(base, sizeof(base), "%s%s", d->m->path, d->vpath) >= sizeof(base))
+			if ((size_t)program_path(d->m, d->vpath, base, sizeof(base)) >= sizeof(base))
 				return false;
 		} else {
 			char proc[64];
@@ -215,6 +229,23 @@ bool scone_shield_abspath(int dirfd, const char *path, char *full, size_t size)
 	return true;
 }
 
+/* Is full under one of m's region prefixes? */
+static bool under_prefix(const struct mount *m, const char *full)
+{
+	for (size_t i = 0; i < m->n_prefixes; i++) {
+		size_t n = strlen(m->prefixes[i]);
+		if (n == 1 || (strncmp(full, m->prefixes[i], n) == 0 && (full[n] == '\0' || full[n] == '/')))
+			return true;
+	}
+	return false;
+}
+
+/* The program's path of vpath in m. */
+static int program_path(const struct mount *m, const char *vpath, char *out, size_t size)
+{
+	return snprintf(out, size, "%s%s", m->n_prefixes ? "" : m->path, vpath);
+}
+
 /* The mount holding path (relative to dirfd or the cwd) and its volume path, or NULL. */
 static struct mount *resolve(int dirfd, const char *path, char vpath[PATH_MAX])
 {
@@ -224,6 +255,13 @@ static struct mount *resolve(int dirfd, const char *path, char vpath[PATH_MAX])
 		return NULL;
 	for (size_t i = 0; i < n_mounts; i++) {
 		struct mount *m = &mounts[i];
+		if (m->n_prefixes) {
+			if (!under_prefix(m, full))
+				continue;
+			if ((size_t)snprintf(vpath, PATH_MAX, "%s", full) >= PATH_MAX)
+				return NULL;
+			return m;
+		}
 		if (strncmp(full, m->path, m->len) != 0 || (full[m->len] != '\0' && full[m->len] != '/'))
 			continue;
 		if ((size_t)snprintf(vpath, PATH_MAX, "%s", full[m->len] ? full + m->len : "/") >= PATH_MAX)
@@ -247,22 +285,58 @@ static bool maybe_shielded(int fd)
 
 /* ---- tags and commits (lock held) ---- */
 
+/*
+ * Tag reports are pipelined: a commit sends its report and goes on; CAS's
+ * answer is read before the next commit of any volume (the disk may be at
+ * most one commit ahead of CAS), before the next report, and before exit,
+ * fork, exec and letting another process at a shared volume. A refusal then
+ * fails that later call (EIO) and is printed. (lock held)
+ */
+static struct mount *g_pending;
+static uint8_t g_pending_tag[SCONE_RT_TAG_SIZE];
+
+static void report_failed(const struct mount *m, enum scone_err err)
+{
+	fprintf(stderr, "scone: volume %s: cannot report its new tag to CAS: %s: %s (%s)\n", m->name,
+		scone_strerror(err), scone_err_detail(), scone_errname(err));
+}
+
+static enum scone_err report_wait(void)
+{
+	struct mount *m = g_pending;
+	enum scone_err err;
+
+	if (!m)
+		return SCONE_ERR_OK;
+	g_pending = NULL;
+	if ((err = scone_runtime_report_tag_wait())) {
+		report_failed(m, err);
+		return err;
+	}
+	memcpy(m->sh->tag, g_pending_tag, sizeof(g_pending_tag));
+	m->sh->has_tag = 1;
+	return SCONE_ERR_OK;
+}
+
 static enum scone_err report(struct mount *m)
 {
 	uint8_t tag[SCONE_RT_TAG_SIZE];
 	enum scone_err err;
 
+	SCONE_TRY(report_wait());
 	scone_volume_tag(m->vol, tag);
 	if (m->sh->has_tag && memcmp(tag, m->sh->tag, sizeof(tag)) == 0)
 		return SCONE_ERR_OK;
 	if (m->tracked) {
-		err = scone_runtime_report_tag(g_addr, g_pin, &g_id, g_cfg, m->name,
-					       m->sh->has_tag ? m->sh->tag : NULL, tag);
+		err = scone_runtime_report_tag_start(g_addr, g_pin, &g_id, g_cfg, m->name,
+						     m->sh->has_tag ? m->sh->tag : NULL, tag);
 		if (err) {
-			fprintf(stderr, "scone: volume %s: cannot report its new tag to CAS: %s: %s (%s)\n", m->name,
-				scone_strerror(err), scone_err_detail(), scone_errname(err));
+			report_failed(m, err);
 			return err;
 		}
+		memcpy(g_pending_tag, tag, sizeof(tag));
+		g_pending = m;
+		return SCONE_ERR_OK;
 	}
 	memcpy(m->sh->tag, tag, sizeof(tag));
 	m->sh->has_tag = 1;
@@ -277,6 +351,8 @@ static enum scone_err commit(struct mount *m)
 		return SCONE_ERR_OK;
 	if (m->broken)
 		return scone_err_set(SCONE_ERR_IO, "volume %s: out of step with the other processes", m->name);
+	if ((err = report_wait()))
+		return err;
 	if ((err = scone_volume_sync(m->vol))) {
 		fprintf(stderr, "scone: volume %s: cannot commit: %s: %s (%s)\n", m->name, scone_strerror(err),
 			scone_err_detail(), scone_errname(err));
@@ -314,7 +390,7 @@ static void reload(struct mount *m)
 	struct scone_volume *v = NULL;
 	enum scone_err err;
 
-	snprintf(fspf, sizeof(fspf), "%s/volume.fspf", m->path);
+	snprintf(fspf, sizeof(fspf), "%s", m->fspf);
 	for (int i = 0; i < SHIELD_FD_MAX; i++) {
 		struct sfd *s = fds[i];
 		if (s && s->m == m && s->f) {
@@ -363,10 +439,13 @@ static void share_in(void)
 
 static void share_out(void)
 {
+	for (size_t i = 0; i < n_mounts; i++)
+		if (commit(&mounts[i]))
+			scone_err_clear(); /* commit printed it */
+	if (report_wait()) /* the next process to commit reports from this tag */
+		scone_err_clear();
 	for (size_t i = 0; i < n_mounts; i++) {
 		struct mount *m = &mounts[i];
-		if (commit(m))
-			scone_err_clear(); /* commit printed it */
 		if (m->lock_fd >= 0)
 			flock(m->lock_fd, LOCK_UN);
 	}
@@ -389,6 +468,8 @@ static void at_prepare(void)
 	for (size_t i = 0; i < n_mounts; i++)
 		if (commit(&mounts[i]))
 			scone_err_clear();
+	if (report_wait()) /* the answer belongs to this process's connection */
+		scone_err_clear();
 }
 
 static void at_parent(void)
@@ -425,9 +506,18 @@ static void shield_exit(void)
 	 */
 	fflush(NULL);
 	enter();
-	for (size_t i = 0; i < n_mounts; i++)
-		if (commit(&mounts[i]))
-			scone_err_clear(); /* commit printed it */
+	for (size_t i = 0; i < n_mounts; i++) {
+		struct mount *m = &mounts[i];
+		char hex[2 * SCONE_RT_TAG_SIZE + 1];
+		if (commit(m) || report_wait())
+			scone_err_clear(); /* printed */
+		if (m->n_prefixes && !m->broken && memcmp(m->sh->tag, m->first_tag, sizeof(m->first_tag)) != 0 &&
+		    getpid() == g_pid) {
+			scone_hex_encode(hex, sizeof(hex), m->sh->tag, sizeof(m->sh->tag));
+			fprintf(stderr, "scone: fspf %s: new tag %s (SCONE_FSPF_TAG for the next run)\n", m->fspf, hex);
+			memcpy(m->first_tag, m->sh->tag, sizeof(m->first_tag));
+		}
+	}
 	leave();
 }
 
@@ -473,6 +563,8 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
 	if ((err = make_dirs(m->path)))
 		return err;
 	snprintf(fspf, sizeof(fspf), "%s/volume.fspf", m->path);
+	if (!(m->fspf = strdup(fspf)))
+		return scone_err_set(SCONE_ERR_NOMEM, "volume %s", rv->name);
 	if (!rv->initialised) {
 		if ((err = scone_volume_create(fspf)))
 			return scone_err_set(err, "volume %s: CAS has no tag for it, but %s cannot be created: %s",
@@ -529,6 +621,54 @@ static enum scone_err share_map(size_t n, int fd)
 	return SCONE_ERR_OK;
 }
 
+/*
+ * Mount a protection file made with `scone fspf` (SCONE_FSPF, or a session's
+ * fspf_path): each of its regions is shielded under its own path. Its tag
+ * is not tracked by CAS: without one the freshness is not checked (a
+ * warning says so), and a changed tag is printed at exit for the next run.
+ */
+static enum scone_err mount_fspf(const struct scone_rt_fspf *f, struct mount *m)
+{
+	char full[PATH_MAX];
+	char *slash;
+	enum scone_err err;
+	size_t n;
+
+	m->name = "fspf";
+	m->tracked = false;
+	if (!f->has_key)
+		return scone_err_set(SCONE_ERR_INVALID, "fspf %s: no key (SCONE_FSPF_KEY)", f->path);
+	if (!scone_shield_abspath(AT_FDCWD, f->path, full, sizeof(full)))
+		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "fspf %s: path too long", f->path);
+	if (!(m->fspf = strdup(full)) || !(m->path = strdup(full)) ||
+	    !(m->key = scone_secure_alloc(SCONE_VOLUME_KEY_SIZE)))
+		return scone_err_set(SCONE_ERR_NOMEM, "fspf %s", f->path);
+	slash = strrchr(m->path, '/');
+	slash[slash == m->path ? 1 : 0] = '\0';
+	m->len = strlen(m->path);
+	memcpy(m->key, f->key, SCONE_VOLUME_KEY_SIZE);
+	if (!f->has_tag)
+		fprintf(stderr, "scone: warning: fspf %s opened without SCONE_FSPF_TAG: an older copy would not be "
+				"noticed\n", full);
+	if ((err = scone_volume_open(full, f->key, f->has_tag ? f->tag : NULL, SCONE_VOL_RDWR, &m->vol)))
+		return scone_err_set(err, "fspf %s: %s", full, scone_err_detail());
+	n = scone_volume_region_count(m->vol);
+	if (n == 0 || !(m->prefixes = calloc(n, sizeof(*m->prefixes))))
+		return scone_err_set(n ? SCONE_ERR_NOMEM : SCONE_ERR_INVALID, "fspf %s: %s", full,
+				     n ? "out of memory" : "it has no regions");
+	for (size_t i = 0; i < n; i++) {
+		struct scone_region_info info;
+		scone_volume_region(m->vol, i, &info);
+		if (!(m->prefixes[i] = strdup(info.path)))
+			return scone_err_set(SCONE_ERR_NOMEM, "fspf %s", full);
+		m->n_prefixes++;
+	}
+	scone_volume_tag(m->vol, m->sh->tag);
+	m->sh->has_tag = 1;
+	memcpy(m->first_tag, m->sh->tag, sizeof(m->first_tag));
+	return SCONE_ERR_OK;
+}
+
 /* Mount rv at m, holding m's flock when other processes may commit meanwhile. */
 static enum scone_err mount_locked(const struct scone_rt_volume *rv, struct mount *m, bool shared)
 {
@@ -569,31 +709,54 @@ static void handover_tag(struct scone_rt_volume *rv, struct vshare *sh, const st
 	}
 }
 
+/* The handed-over tag of the fspf mount (named "fspf" in h). */
+static void handover_fspf_tag(struct scone_rt_fspf *f, struct vshare *sh, const struct scone_handover *h)
+{
+	for (size_t k = 0; k < h->volume_count; k++) {
+		if (strcmp(h->volumes[k].name, "fspf") != 0 || !h->volumes[k].has_tag)
+			continue;
+		memcpy(f->tag, h->volumes[k].tag, sizeof(f->tag));
+		f->has_tag = true;
+	}
+	if (h->share_fd >= 0 && sh->has_tag) {
+		memcpy(f->tag, sh->tag, sizeof(f->tag));
+		f->has_tag = true;
+	}
+}
+
 static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], struct scone_identity *id,
 				struct scone_runtime_config *cfg, const struct scone_handover *h)
 {
 	enum scone_err err = SCONE_ERR_OK;
 	size_t i;
 
-	g_addr = strdup(cas_addr);
-	mounts = calloc(cfg->volume_count, sizeof(*mounts));
+	size_t total = cfg->volume_count + (cfg->fspf ? 1 : 0);
+
+	g_addr = strdup(cas_addr ? cas_addr : "");
+	mounts = calloc(total, sizeof(*mounts));
 	if (!g_addr || !mounts)
 		return scone_err_set(SCONE_ERR_NOMEM, "volumes");
 	memcpy(g_pin, pin, sizeof(g_pin));
 	g_cfg = cfg;
 	g_id = *id;
 	g_pid = getpid();
-	if ((err = share_map(cfg->volume_count, h ? h->share_fd : -1)))
+	if ((err = share_map(total, h ? h->share_fd : -1)))
 		return err;
-	for (i = 0; i < cfg->volume_count; i++) {
+	for (i = 0; i < total; i++) {
 		mounts[i].sh = &g_share[i];
 		mounts[i].lock_fd = -1;
-		if (h)
+		mounts[i].plock_fd = -1;
+		if (h && i < cfg->volume_count)
 			handover_tag(&cfg->volumes[i], mounts[i].sh, h);
+		else if (h)
+			handover_fspf_tag(cfg->fspf, mounts[i].sh, h);
 	}
 	enter();
-	for (i = 0; i < cfg->volume_count && !err; i++)
-		err = mount_locked(&cfg->volumes[i], &mounts[i], h && h->shared);
+	for (i = 0; i < total && !err; i++)
+		err = i < cfg->volume_count ? mount_locked(&cfg->volumes[i], &mounts[i], h && h->shared)
+					    : mount_fspf(cfg->fspf, &mounts[i]);
+	if (!err)
+		err = report_wait(); /* main starts from a tag CAS has */
 	leave();
 	if (err) {
 		char detail[512];
@@ -603,8 +766,13 @@ static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], str
 				scone_err_clear(); /* the mount error is the one to report */
 			free(mounts[j].path);
 		}
-		for (size_t j = 0; j < cfg->volume_count; j++)
+		for (size_t j = 0; j < total; j++) {
 			scone_secure_free(mounts[j].key, SCONE_VOLUME_KEY_SIZE);
+			free(mounts[j].fspf);
+			for (size_t k = 0; k < mounts[j].n_prefixes; k++)
+				free(mounts[j].prefixes[k]);
+			free(mounts[j].prefixes);
+		}
 		scone_err_set(err, "%s", detail);
 		free(mounts);
 		mounts = NULL;
@@ -617,16 +785,18 @@ static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], str
 	*id = (struct scone_identity){0};
 	for (i = 0; i < cfg->volume_count; i++) /* the volumes hold their own copies */
 		scone_wipe(cfg->volumes[i].key, sizeof(cfg->volumes[i].key));
+	if (cfg->fspf)
+		scone_wipe(cfg->fspf->key, sizeof(cfg->fspf->key));
 	if (atexit(shield_exit) != 0 || pthread_atfork(at_prepare, at_parent, at_child) != 0)
 		return scone_err_set(SCONE_ERR_NOMEM, "volumes: atexit");
-	__atomic_store_n(&n_mounts, cfg->volume_count, __ATOMIC_RELEASE);
+	__atomic_store_n(&n_mounts, total, __ATOMIC_RELEASE);
 	return SCONE_ERR_OK;
 }
 
 enum scone_err scone_shield_mount(const char *cas_addr, const uint8_t pin[32], struct scone_identity *id,
 				  struct scone_runtime_config *cfg)
 {
-	if (cfg->volume_count == 0)
+	if (cfg->volume_count == 0 && !cfg->fspf)
 		return SCONE_ERR_OK;
 	return mount_all(cas_addr, pin, id, cfg, NULL);
 }
@@ -678,7 +848,7 @@ enum scone_err scone_shield_mount_handover(const struct scone_handover *h, struc
 {
 	enum scone_err err;
 
-	if (cfg->volume_count == 0)
+	if (cfg->volume_count == 0 && !cfg->fspf)
 		return SCONE_ERR_OK;
 	if ((err = mount_all(h->cas_addr, h->pin, id, cfg, h)))
 		return err;
@@ -708,6 +878,8 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 	enter();
 	for (size_t i = 0; i < n && !err; i++)
 		err = commit(&mounts[i]);
+	if (!err)
+		err = report_wait();
 	if (!err && !(h->volumes = calloc(n, sizeof(*h->volumes))))
 		err = scone_err_set(SCONE_ERR_NOMEM, "exec: volumes");
 	for (size_t i = 0; !err && i < n; i++) {
@@ -807,10 +979,10 @@ static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 	} else if (!err && (flags & O_DIRECTORY)) {
 		return fail(ENOTDIR);
 	} else if (err && (err != SCONE_ERR_NOT_FOUND || !(flags & O_CREAT) || (flags & O_DIRECTORY))) {
-		return fail_err(err);
+		return fail(path_errno(m, vpath, err));
 	} else {
 		if ((err = scone_vfile_open(m->vol, vpath, vf_flags(flags), (uint32_t)(mode & 07777), &f)))
-			return fail_err(err);
+			return fail(path_errno(m, vpath, err));
 		if ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY))
 			m->dirty = true;
 	}
@@ -862,6 +1034,108 @@ int creat64(const char *path, mode_t mode)
 	return open64(path, O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
 
+/* ---- record locks (fcntl) ---- */
+
+/*
+ * A shielded file's record locks are taken on PATH/volume.fspf.lock, so that
+ * every open of the file, in every process, meets the same locks as on a
+ * kernel file: each file gets a slot of 2^40 bytes there (by its file id),
+ * plaintext offsets map into it. POSIX locks (owned by the process) go
+ * through one description per mount; OFD locks through one per open file
+ * description (inherited by fork like the real one). Two files sharing a
+ * slot (ids equal modulo 2^22) would see each other's locks: rare, harmless
+ * beyond a spurious wait.
+ */
+#define LOCK_SLOT_BITS 40
+#define LOCK_SLOT ((int64_t)1 << LOCK_SLOT_BITS)
+#define LOCK_SLOTS ((uint64_t)1 << 22)
+
+static int lock_file(const struct mount *m, int flags)
+{
+	REAL(open);
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s.lock", m->fspf); /* the volume library leaves names after its fspf alone */
+	return real_open(p, O_RDWR | O_CREAT | O_CLOEXEC | flags, 0600);
+}
+
+static int64_t lock_base(const struct sfd *s)
+{
+	struct scone_vstat st;
+	uint64_t id = 0;
+
+	if (s->f && scone_vfile_stat(s->f, &st) == SCONE_ERR_OK) {
+		memcpy(&id, st.file_id, sizeof(id));
+	} else {
+		id = 14695981039346656037ULL; /* a directory: FNV-1a of its path */
+		for (const char *p = s->vpath; *p; p++)
+			id = (id ^ (uint8_t)*p) * 1099511628211ULL;
+	}
+	return (int64_t)(id % LOCK_SLOTS) << LOCK_SLOT_BITS;
+}
+
+/* POSIX semantics: closing any fd of a file drops the process's locks on it. */
+static void locks_on_close(struct sfd *s)
+{
+	REAL(fcntl);
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+
+	if (s->m->plock_fd < 0)
+		return;
+	fl.l_start = lock_base(s);
+	fl.l_len = LOCK_SLOT;
+	(void)real_fcntl(s->m->plock_fd, F_SETLK, &fl);
+}
+
+/*
+ * Translate fl (on fd, lock held) into the lock file: *lfd and *k to use,
+ * *base to translate an F_GETLK answer back. 0, or -1 with errno.
+ */
+static int lock_map(int fd, struct sfd *s, int cmd, const struct flock *fl, int *lfd, struct flock *k, int64_t *base)
+{
+	struct scone_vstat st = { 0 };
+	int64_t start = fl->l_start, len = fl->l_len;
+	bool ofd = cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW || cmd == F_OFD_GETLK;
+
+	if (fl->l_whence == SEEK_CUR)
+		start += (int64_t)off_get(fd);
+	else if (fl->l_whence == SEEK_END && s->f && scone_vfile_stat(s->f, &st) == SCONE_ERR_OK)
+		start += (int64_t)st.size;
+	else if (fl->l_whence != SEEK_SET && fl->l_whence != SEEK_END)
+		return fail(EINVAL);
+	if (len < 0) {
+		start += len;
+		len = -len;
+	}
+	if (start < 0)
+		return fail(EINVAL);
+	if (start >= LOCK_SLOT)
+		return fail(EOVERFLOW);
+	if (len == 0 || len > LOCK_SLOT - start)
+		len = LOCK_SLOT - start;
+	if (ofd && !s->ofd_lock) {
+		int f = lock_file(s->m, 0);
+		if (f < 0)
+			return -1;
+		s->ofd_lock = f + 1;
+	}
+	if (!ofd && s->m->plock_fd < 0 && (s->m->plock_fd = lock_file(s->m, 0)) < 0)
+		return -1;
+	*lfd = ofd ? s->ofd_lock - 1 : s->m->plock_fd;
+	*base = lock_base(s);
+	*k = *fl;
+	k->l_whence = SEEK_SET;
+	k->l_start = *base + start;
+	k->l_len = len;
+	return 0;
+}
+
+static bool lock_cmd(int cmd)
+{
+	return cmd == F_SETLK || cmd == F_SETLKW || cmd == F_GETLK || cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW ||
+	       cmd == F_OFD_GETLK;
+}
+
 /*
  * Release fd's entry; the lock is held. The kernel fd stays open. The open
  * file description goes with its last fd.
@@ -871,8 +1145,13 @@ static int close_locked(int fd, struct sfd *s)
 	int r = 0;
 
 	__atomic_store_n(&fds[fd], NULL, __ATOMIC_RELEASE);
+	locks_on_close(s);
 	if (--s->refs > 0)
 		return 0;
+	if (s->ofd_lock) {
+		REAL(close);
+		real_close(s->ofd_lock - 1);
+	}
 	if (s->f)
 		scone_vfile_close(s->f);
 	if (--s->m->open_count == 0 && commit(s->m))
@@ -1481,17 +1760,20 @@ static int share_locked(int newfd, struct sfd *s)
 
 /*
  * close_range/closefrom (what subprocess modules call in a child before
- * exec): the runtime's own fds in the range (the volumes' shared state and
- * flock handles) are stepped around, so the exec can still hand the volumes
+ * exec): the runtime's own fds in the range (the volumes' shared state,
+ * flock and lock-file handles, CAS's report connection) are stepped around, so the exec can still hand the volumes
  * over; shielded fds in the range lose their entries, except in a vfork
  * child, whose memory (the fd table included) is still the caller's.
  */
 static bool own_fd(unsigned fd)
 {
-	if (g_share_fd >= 0 && fd == (unsigned)g_share_fd)
+	int rep = scone_runtime_report_fd();
+
+	if ((g_share_fd >= 0 && fd == (unsigned)g_share_fd) || (rep >= 0 && fd == (unsigned)rep))
 		return true;
 	for (size_t i = 0; i < n_mounts; i++)
-		if (mounts[i].lock_fd >= 0 && fd == (unsigned)mounts[i].lock_fd)
+		if ((mounts[i].lock_fd >= 0 && fd == (unsigned)mounts[i].lock_fd) ||
+		    (mounts[i].plock_fd >= 0 && fd == (unsigned)mounts[i].plock_fd))
 			return true;
 	return false;
 }
@@ -1619,6 +1901,28 @@ static int fcntl_shield(fcntl_fn real, int fd, int cmd, void *arg)
 		r = real(fd, F_GETFL);
 		if (r >= 0)
 			r = (s->flags & GETFL_MASK & ~O_NONBLOCK) | (r & O_NONBLOCK);
+	} else if (lock_cmd(cmd)) {
+		struct flock *fl = arg, k;
+		int64_t base = 0;
+		int lfd = -1;
+		r = lock_map(fd, s, cmd, fl, &lfd, &k, &base);
+		e = errno;
+		leave();
+		if (r != 0) {
+			errno = e;
+			return -1;
+		}
+		/* A waiting lock must not hold the shield: other threads go on. */
+		if ((r = real(lfd, cmd, &k)) == 0 && (cmd == F_GETLK || cmd == F_OFD_GETLK)) {
+			fl->l_type = k.l_type;
+			if (k.l_type != F_UNLCK) {
+				fl->l_whence = SEEK_SET;
+				fl->l_start = k.l_start - base;
+				fl->l_len = k.l_start + k.l_len >= base + LOCK_SLOT ? 0 : k.l_len;
+				fl->l_pid = k.l_pid;
+			}
+		}
+		return r;
 	} else if (cmd == F_SETFL) {
 		int fl = (int)(intptr_t)arg;
 		if (fl & O_DIRECT) {
@@ -1673,8 +1977,8 @@ int fcntl64(int fd, int cmd, ...)
  * the shield remembers the volume directory. Relative paths given to the
  * shielded calls (open, stat, rename, mkdir, opendir, ... and AT_FDCWD) and
  * getcwd use it; chdir/fchdir out of the volume go back to the kernel's.
- * Only a volume's mount point can be the working directory; a directory
- * below it: ENOTSUP (as is fchdir to a shielded directory fd below it).
+ * Any directory of a volume can be the working directory (chdir, or fchdir
+ * to a shielded directory fd); exec'd programs get it through the handover.
  * Relative paths given to calls the shield does not interpose (e.g. execve,
  * bind of a unix socket) still resolve against the kernel's cwd.
  */
@@ -1686,15 +1990,27 @@ static int set_vcwd(const char *full)
 	return 0;
 }
 
-/*
- * chdir into m's directory vpath. Only the mount point itself for now (what
- * redis-server's `dir` needs); a subdirectory of a volume: ENOTSUP.
- */
+/* chdir into m's directory vpath (the mount point or any directory below it). */
 static int chdir_volume(struct mount *m, const char *vpath)
 {
-	if (strcmp(vpath, "/") != 0)
-		return fail(ENOTSUP);
-	return set_vcwd(m->path);
+	char full[PATH_MAX];
+	struct scone_vstat st;
+	enum scone_err err;
+	int e = 0;
+
+	enter();
+	err = scone_volume_stat(m->vol, vpath, &st);
+	if (err)
+		e = path_errno(m, vpath, err);
+	else if (!st.is_dir)
+		e = ENOTDIR;
+	leave();
+	if (e)
+		return fail(e);
+	if ((size_t)program_path(m, vpath, full, sizeof(full)) >= sizeof(full))
+		return fail(ENAMETOOLONG);
+	scone_path_normalise(full);
+	return set_vcwd(full);
 }
 
 int chdir(const char *path)
@@ -1809,6 +2125,10 @@ static void fill_stat(const struct scone_vstat *v, const char *vpath, struct sta
 	st->st_size = (off_t)v->size;
 	st->st_blksize = 4096;
 	st->st_blocks = (blkcnt_t)((v->size + 511) / 512);
+	st->st_mtim.tv_sec = (time_t)(v->mtime_ns / 1000000000);
+	st->st_mtim.tv_nsec = (long)(v->mtime_ns % 1000000000);
+	st->st_atim = st->st_mtim; /* the volume keeps no access or change times */
+	st->st_ctim = st->st_mtim;
 }
 
 static int fstat_locked(struct sfd *s, struct stat *st)
@@ -1842,10 +2162,10 @@ static int path_stat(struct mount *m, const char *vpath, struct stat *st)
 
 	enter();
 	err = scone_volume_stat(m->vol, vpath, &v);
-	leave();
 	if (err)
-		r = -1, e = scone_err_to_errno(err);
-	else
+		r = -1, e = path_errno(m, vpath, err);
+	leave();
+	if (!err)
 		fill_stat(&v, vpath, st);
 	if (r)
 		errno = e;
@@ -1889,6 +2209,9 @@ bool scone_shield_statx(int dirfd, const char *path, int flags, struct statx *bu
 	buf->stx_blocks = (uint64_t)st.st_blocks;
 	buf->stx_dev_major = 0;
 	buf->stx_dev_minor = SHIELD_DEV;
+	buf->stx_mtime = (struct statx_timestamp){ .tv_sec = st.st_mtim.tv_sec, .tv_nsec = (uint32_t)st.st_mtim.tv_nsec };
+	buf->stx_atime = buf->stx_mtime;
+	buf->stx_ctime = buf->stx_mtime;
 	return true;
 }
 
@@ -1908,9 +2231,42 @@ bool scone_shield_access(int dirfd, const char *path, int how, int *ret)
 
 /* ---- namespace ---- */
 
-static int ns_result(enum scone_err err)
+/*
+ * The errno for err on vpath (lock held): NOT_FOUND where the nearest
+ * existing ancestor is a file is ENOTDIR, as on a kernel file system.
+ */
+static int path_errno(struct mount *m, const char *vpath, enum scone_err err)
 {
-	return err ? fail_err(err) : 0;
+	int n = scone_err_to_errno(err);
+
+	if (err == SCONE_ERR_NOT_FOUND) {
+		char p[PATH_MAX];
+		struct scone_vstat st;
+		snprintf(p, sizeof(p), "%s", vpath);
+		for (char *slash = strrchr(p, '/'); slash && slash > p; slash = strrchr(p, '/')) {
+			*slash = '\0';
+			if (scone_volume_stat(m->vol, p, &st) == SCONE_ERR_OK) {
+				if (!st.is_dir)
+					n = ENOTDIR;
+				break;
+			}
+		}
+		scone_err_clear();
+	}
+	return n ? n : EIO;
+}
+
+/* End a namespace change of vpath on m begun with enter(): 0, or -1 with errno. */
+static int ns_done(struct mount *m, const char *vpath, enum scone_err err)
+{
+	int e = 0;
+
+	if (!err)
+		m->dirty = true;
+	else
+		e = path_errno(m, vpath, err);
+	leave();
+	return e ? fail(e) : 0;
 }
 
 int unlink(const char *path)
@@ -1924,10 +2280,7 @@ int unlink(const char *path)
 		return real_unlink(path);
 	enter();
 	err = scone_volume_unlink(m->vol, vpath);
-	if (!err)
-		m->dirty = true;
-	leave();
-	return ns_result(err);
+	return ns_done(m, vpath, err);
 }
 
 int rmdir(const char *path)
@@ -1943,10 +2296,7 @@ int rmdir(const char *path)
 		return fail(EBUSY);
 	enter();
 	err = scone_volume_rmdir(m->vol, vpath);
-	if (!err)
-		m->dirty = true;
-	leave();
-	return ns_result(err);
+	return ns_done(m, vpath, err);
 }
 
 int unlinkat(int dirfd, const char *path, int flags)
@@ -1964,10 +2314,7 @@ int unlinkat(int dirfd, const char *path, int flags)
 		return fail(EBUSY);
 	enter();
 	err = (flags & AT_REMOVEDIR) ? scone_volume_rmdir(m->vol, vpath) : scone_volume_unlink(m->vol, vpath);
-	if (!err)
-		m->dirty = true;
-	leave();
-	return ns_result(err);
+	return ns_done(m, vpath, err);
 }
 
 static int mkdir_in(struct mount *m, const char *vpath, mode_t mode)
@@ -1978,10 +2325,7 @@ static int mkdir_in(struct mount *m, const char *vpath, mode_t mode)
 		return fail(EEXIST);
 	enter();
 	err = scone_volume_mkdir(m->vol, vpath, (uint32_t)(mode & 07777));
-	if (!err)
-		m->dirty = true;
-	leave();
-	return ns_result(err);
+	return ns_done(m, vpath, err);
 }
 
 int mkdir(const char *path, mode_t mode)
@@ -2039,12 +2383,9 @@ static int rename_in(int fd1, const char *from, int fd2, const char *to, int *re
 	}
 	enter();
 	err = scone_volume_rename(m1->vol, v1, v2);
-	if (!err) {
-		m1->dirty = true;
+	if (!err)
 		retarget(m1, v1, v2);
-	}
-	leave();
-	*ret = ns_result(err);
+	*ret = ns_done(m1, v1, err);
 	return 1;
 }
 
@@ -2072,10 +2413,7 @@ static int truncate_in(struct mount *m, const char *vpath, off64_t len)
 		return fail(EINVAL);
 	enter();
 	err = scone_volume_truncate(m->vol, vpath, (uint64_t)len);
-	if (!err)
-		m->dirty = true;
-	leave();
-	return ns_result(err);
+	return ns_done(m, vpath, err);
 }
 
 int truncate(const char *path, off_t len)
@@ -2094,6 +2432,433 @@ int truncate64(const char *path, off64_t len)
 	REAL(truncate64);
 
 	return m ? truncate_in(m, vpath, len) : real_truncate64(path, len);
+}
+
+/* ---- io_uring ---- */
+
+/*
+ * io_uring submits reads and writes the kernel performs without calling
+ * libc, so they would meet a shielded fd's empty, sealed placeholder
+ * (nothing leaks: reads see end of file, writes EPERM). While volumes are
+ * mounted, io_uring_setup through syscall() is refused (ENOSYS, which
+ * io_uring users take as "not available" and fall back) with a line on
+ * stderr saying why. A program issuing the raw instruction itself still
+ * only meets the placeholders.
+ */
+long syscall(long n, ...)
+{
+	REAL(syscall);
+	static int warned;
+	long a[6];
+	va_list ap;
+
+	va_start(ap, n);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (n == SYS_io_uring_setup && __atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE) > 0) {
+		if (!__atomic_exchange_n(&warned, 1, __ATOMIC_ACQ_REL))
+			fprintf(stderr, "scone: io_uring refused: its I/O would bypass the file-system shield\n");
+		errno = ENOSYS;
+		return -1;
+	}
+	return real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+/* ---- links, modes, owners and times ---- */
+
+/*
+ * Volumes hold no hard or symbolic links: link and symlink into one are
+ * EPERM (as on a file system without them, e.g. vfat) once the usual errors
+ * (missing source, existing target, missing parent) are ruled out, and
+ * readlink of a volume path is EINVAL (nothing there is a link). Modes and
+ * modification times are kept by the volume; owners are not (every file
+ * belongs to the process's user): chown to anyone else is EPERM.
+ */
+
+/* 0 if vpath exists in m, else the errno (lock held). */
+static int exists_errno(struct mount *m, const char *vpath)
+{
+	struct scone_vstat st;
+	enum scone_err err = scone_volume_stat(m->vol, vpath, &st);
+
+	return err ? path_errno(m, vpath, err) : 0;
+}
+
+/* The result of a link or symlink creating vpath in m (from: the source's vpath, or NULL). */
+static int no_links(struct mount *m, const char *from, const char *vpath)
+{
+	int e;
+
+	enter();
+	e = from ? exists_errno(m, from) : 0;
+	if (!e)
+		e = exists_errno(m, vpath) == 0 ? EEXIST : 0;
+	if (!e) {
+		char parent[PATH_MAX];
+		char *slash;
+		snprintf(parent, sizeof(parent), "%s", vpath);
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent)
+			*slash = '\0';
+		else
+			snprintf(parent, sizeof(parent), "/");
+		e = exists_errno(m, parent);
+		e = e ? e : EPERM;
+	}
+	leave();
+	return fail(e);
+}
+
+static int link_in(int fd1, const char *from, int fd2, const char *to, int *ret)
+{
+	char v1[PATH_MAX], v2[PATH_MAX];
+	struct mount *m1 = resolve(fd1, from, v1), *m2 = resolve(fd2, to, v2);
+
+	if (!m1 && !m2)
+		return 0;
+	*ret = m1 != m2 ? fail(EXDEV) : no_links(m1, v1, v2);
+	return 1;
+}
+
+int link(const char *from, const char *to)
+{
+	REAL(link);
+	int r;
+
+	return link_in(AT_FDCWD, from, AT_FDCWD, to, &r) ? r : real_link(from, to);
+}
+
+int linkat(int fd1, const char *from, int fd2, const char *to, int flags)
+{
+	REAL(linkat);
+	int r;
+
+	return link_in(fd1, from, fd2, to, &r) ? r : real_linkat(fd1, from, fd2, to, flags);
+}
+
+int symlink(const char *target, const char *path)
+{
+	REAL(symlink);
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+
+	return m ? no_links(m, NULL, vpath) : real_symlink(target, path);
+}
+
+int symlinkat(const char *target, int dirfd, const char *path)
+{
+	REAL(symlinkat);
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(dirfd, path, vpath);
+
+	return m ? no_links(m, NULL, vpath) : real_symlinkat(target, dirfd, path);
+}
+
+static ssize_t readlink_in(struct mount *m, const char *vpath)
+{
+	int e;
+
+	enter();
+	e = exists_errno(m, vpath);
+	leave();
+	return fail(e ? e : EINVAL);
+}
+
+ssize_t readlink(const char *path, char *buf, size_t n)
+{
+	REAL(readlink);
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+
+	return m ? readlink_in(m, vpath) : real_readlink(path, buf, n);
+}
+
+ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
+{
+	REAL(readlinkat);
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(dirfd, path, vpath);
+
+	return m ? readlink_in(m, vpath) : real_readlinkat(dirfd, path, buf, n);
+}
+
+/* Device files and fifos cannot live on a volume. */
+static int mknod_in(struct mount *m, const char *vpath)
+{
+	int e;
+
+	enter();
+	e = exists_errno(m, vpath) == 0 ? EEXIST : EPERM;
+	leave();
+	return fail(e);
+}
+
+int mknod(const char *path, mode_t mode, dev_t dev)
+{
+	REAL(mknod);
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+
+	return m ? mknod_in(m, vpath) : real_mknod(path, mode, dev);
+}
+
+int mknodat(int dirfd, const char *path, mode_t mode, dev_t dev)
+{
+	REAL(mknodat);
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(dirfd, path, vpath);
+
+	return m ? mknod_in(m, vpath) : real_mknodat(dirfd, path, mode, dev);
+}
+
+int mkfifo(const char *path, mode_t mode)
+{
+	REAL(mkfifo);
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+
+	return m ? mknod_in(m, vpath) : real_mkfifo(path, mode);
+}
+
+int mkfifoat(int dirfd, const char *path, mode_t mode)
+{
+	REAL(mkfifoat);
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(dirfd, path, vpath);
+
+	return m ? mknod_in(m, vpath) : real_mkfifoat(dirfd, path, mode);
+}
+
+/* chmod of vpath (lock held): 0 or errno. */
+static int chmod_locked(struct mount *m, const char *vpath, mode_t mode)
+{
+	enum scone_err err = scone_volume_chmod(m->vol, vpath, (uint32_t)(mode & 07777));
+
+	if (err)
+		return path_errno(m, vpath, err);
+	m->dirty = true;
+	return 0;
+}
+
+static int chmod_in(struct mount *m, const char *vpath, mode_t mode)
+{
+	int e;
+
+	enter();
+	e = chmod_locked(m, vpath, mode);
+	leave();
+	return e ? fail(e) : 0;
+}
+
+int chmod(const char *path, mode_t mode)
+{
+	REAL(chmod);
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+
+	return m ? chmod_in(m, vpath, mode) : real_chmod(path, mode);
+}
+
+int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
+{
+	REAL(fchmodat);
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(dirfd, path, vpath);
+
+	return m ? chmod_in(m, vpath, mode) : real_fchmodat(dirfd, path, mode, flags);
+}
+
+int fchmod(int fd, mode_t mode)
+{
+	REAL(fchmod);
+	int e;
+	FD_CALL(fd, real_fchmod(fd, mode), (e = chmod_locked(s->m, s->vpath, mode)) ? fail(e) : 0);
+}
+
+/* chown: the owner can only stay who it is (the process's user and group). */
+static int chown_in(struct mount *m, const char *vpath, uid_t uid, gid_t gid)
+{
+	int e;
+
+	enter();
+	e = exists_errno(m, vpath);
+	leave();
+	if (!e && ((uid != (uid_t)-1 && uid != getuid()) || (gid != (gid_t)-1 && gid != getgid())))
+		e = EPERM;
+	return e ? fail(e) : 0;
+}
+
+int chown(const char *path, uid_t uid, gid_t gid)
+{
+	REAL(chown);
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+
+	return m ? chown_in(m, vpath, uid, gid) : real_chown(path, uid, gid);
+}
+
+int lchown(const char *path, uid_t uid, gid_t gid)
+{
+	REAL(lchown);
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+
+	return m ? chown_in(m, vpath, uid, gid) : real_lchown(path, uid, gid);
+}
+
+int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flags)
+{
+	REAL(fchownat);
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(dirfd, path, vpath);
+
+	return m ? chown_in(m, vpath, uid, gid) : real_fchownat(dirfd, path, uid, gid, flags);
+}
+
+int fchown(int fd, uid_t uid, gid_t gid)
+{
+	REAL(fchown);
+	FD_CALL(fd, real_fchown(fd, uid, gid),
+		(uid != (uid_t)-1 && uid != getuid()) || (gid != (gid_t)-1 && gid != getgid()) ? fail(EPERM) : 0);
+}
+
+/* The new mtime of times (utimensat's: NULL or UTIME_NOW is now); false: UTIME_OMIT. */
+static bool mtime_of(const struct timespec *times, int64_t *ns)
+{
+	struct timespec now;
+
+	if (times && times[1].tv_nsec == UTIME_OMIT)
+		return false;
+	if (!times || times[1].tv_nsec == UTIME_NOW) {
+		clock_gettime(CLOCK_REALTIME, &now);
+		*ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+	} else {
+		*ns = (int64_t)times[1].tv_sec * 1000000000 + times[1].tv_nsec;
+	}
+	return true;
+}
+
+/* Set vpath's mtime from times (lock held): 0 or errno. */
+static int utimens_locked(struct mount *m, const char *vpath, const struct timespec *times)
+{
+	enum scone_err err;
+	int64_t ns;
+
+	if (times && ((times[0].tv_nsec != UTIME_NOW && times[0].tv_nsec != UTIME_OMIT &&
+		       (times[0].tv_nsec < 0 || times[0].tv_nsec >= 1000000000)) ||
+		      (times[1].tv_nsec != UTIME_NOW && times[1].tv_nsec != UTIME_OMIT &&
+		       (times[1].tv_nsec < 0 || times[1].tv_nsec >= 1000000000))))
+		return EINVAL;
+	if (!mtime_of(times, &ns))
+		return exists_errno(m, vpath);
+	if ((err = scone_volume_set_mtime(m->vol, vpath, ns)))
+		return path_errno(m, vpath, err);
+	m->dirty = true;
+	return 0;
+}
+
+static int utimens_in(struct mount *m, const char *vpath, const struct timespec *times)
+{
+	int e;
+
+	enter();
+	e = utimens_locked(m, vpath, times);
+	leave();
+	return e ? fail(e) : 0;
+}
+
+int utimensat(int dirfd, const char *path, const struct timespec times[2], int flags)
+{
+	REAL(utimensat);
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(dirfd, path, vpath);
+
+	return m ? utimens_in(m, vpath, times) : real_utimensat(dirfd, path, times, flags);
+}
+
+int futimens(int fd, const struct timespec times[2])
+{
+	REAL(futimens);
+	int e;
+	FD_CALL(fd, real_futimens(fd, times), (e = utimens_locked(s->m, s->vpath, times)) ? fail(e) : 0);
+}
+
+/* utimes/utime style times (NULL: now) as utimensat's. */
+static const struct timespec *tv_times(const struct timeval *tv, struct timespec ts[2])
+{
+	if (!tv)
+		return NULL;
+	for (int i = 0; i < 2; i++) {
+		ts[i].tv_sec = tv[i].tv_sec;
+		ts[i].tv_nsec = tv[i].tv_usec * 1000;
+	}
+	return ts;
+}
+
+int utimes(const char *path, const struct timeval tv[2])
+{
+	REAL(utimes);
+	char vpath[PATH_MAX];
+	struct timespec ts[2];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+
+	return m ? utimens_in(m, vpath, tv_times(tv, ts)) : real_utimes(path, tv);
+}
+
+int lutimes(const char *path, const struct timeval tv[2])
+{
+	REAL(lutimes);
+	char vpath[PATH_MAX];
+	struct timespec ts[2];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+
+	return m ? utimens_in(m, vpath, tv_times(tv, ts)) : real_lutimes(path, tv);
+}
+
+int futimes(int fd, const struct timeval tv[2])
+{
+	struct timespec ts[2];
+
+	return futimens(fd, tv_times(tv, ts));
+}
+
+int utime(const char *path, const struct utimbuf *buf)
+{
+	REAL(utime);
+	char vpath[PATH_MAX];
+	struct timespec ts[2];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+
+	if (!m)
+		return real_utime(path, buf);
+	if (buf) {
+		ts[0] = (struct timespec){ buf->actime, 0 };
+		ts[1] = (struct timespec){ buf->modtime, 0 };
+	}
+	return utimens_in(m, vpath, buf ? ts : NULL);
+}
+
+/* renameat2: RENAME_NOREPLACE is served; RENAME_EXCHANGE and RENAME_WHITEOUT are not (EINVAL). */
+int renameat2(int fd1, const char *from, int fd2, const char *to, unsigned int flags)
+{
+	REAL(renameat2);
+	char v2[PATH_MAX];
+	struct mount *m2 = resolve(fd2, to, v2);
+	int r, e = 0;
+
+	if (!m2 && !resolve(fd1, from, v2))
+		return real_renameat2(fd1, from, fd2, to, flags);
+	if (flags & ~RENAME_NOREPLACE)
+		return fail(EINVAL);
+	if ((flags & RENAME_NOREPLACE) && m2) {
+		enter();
+		e = exists_errno(m2, v2) == 0 ? EEXIST : 0;
+		leave();
+	}
+	if (e)
+		return fail(e);
+	return rename_in(fd1, from, fd2, to, &r) ? r : fail(EXDEV);
 }
 
 /* ---- directories ---- */

@@ -13,9 +13,9 @@
  * fails, main never runs: one line on stderr and exit status 1.
  *
  * Injection files are served from memory (inject.c); the session's volumes
- * are mounted by the file-system shield (shield.c) before main. A
- * configuration with a bare fspf (SCONE_FSPF style) is still refused rather
- * than started without it.
+ * (and its fspf, or one given by SCONE_FSPF without CAS) are mounted by the
+ * file-system shield (shield.c) before main. A program exec'd by a program
+ * under the runtime starts from the handover instead (exec.c, handover.h).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -111,6 +111,56 @@ static void set_environment(const struct scone_runtime_config *cfg, char **host_
 
 static int handover_main(int argc, char **argv, char **envp, const char *fd_text);
 
+/* A 64-hex key or 32-hex tag from the environment into out; false if unset. */
+static bool env_hex(const char *name, uint8_t *out, size_t n)
+{
+	const char *v = getenv(name);
+	enum scone_err err;
+
+	if (!v || !*v)
+		return false;
+	if ((err = scone_hex_decode(out, n, v, name)))
+		die(name, err);
+	return true;
+}
+
+/*
+ * Without a configuration the runtime stays out of the way, except for a
+ * volume given by SCONE_FSPF (a protection file made with `scone fspf`),
+ * SCONE_FSPF_KEY and SCONE_FSPF_TAG, mounted before main. The three
+ * variables are taken out of the program's environment (its children are
+ * not handed the volume; they would mount a stale tag).
+ */
+static int fspf_main(int argc, char **argv, char **envp)
+{
+	struct scone_runtime_config *cfg;
+	struct scone_identity none = { 0 };
+	const char *path = getenv("SCONE_FSPF");
+	enum scone_err err;
+	size_t k = 0;
+
+	if (!path || !*path)
+		return real_main(argc, argv, envp);
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg || !(cfg->fspf = calloc(1, sizeof(*cfg->fspf))) || !(cfg->fspf->path = strdup(path)))
+		die("SCONE_FSPF", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	cfg->fspf->has_key = env_hex("SCONE_FSPF_KEY", cfg->fspf->key, sizeof(cfg->fspf->key));
+	cfg->fspf->has_tag = env_hex("SCONE_FSPF_TAG", cfg->fspf->tag, sizeof(cfg->fspf->tag));
+	if ((err = scone_shield_mount(NULL, (const uint8_t[32]){ 0 }, &none, cfg)))
+		die("SCONE_FSPF", err);
+	for (char **e = envp; e && *e; e++) {
+		if (strncmp(*e, "SCONE_FSPF_KEY=", 15) == 0) /* also out of /proc/PID/environ, which shows this memory */
+			scone_wipe(*e + 15, strlen(*e + 15));
+		if (strncmp(*e, "SCONE_FSPF", 10) != 0)
+			envp[k++] = *e;
+	}
+	envp[k] = NULL;
+	if (getenv("SCONE_VERSION") && strcmp(getenv("SCONE_VERSION"), "1") == 0)
+		fprintf(stderr, "scone runtime: no config_id, SCONE_FSPF %s, file-system shield %s (%zu volumes mounted)\n",
+			path, scone_shield_count() ? "on" : "off", scone_shield_count());
+	return real_main(argc, argv, envp);
+}
+
 static void print_view(const struct scone_runtime_config *cfg, const char *mode)
 {
 	fprintf(stderr,
@@ -136,7 +186,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	if (handover && *handover)
 		return handover_main(argc, argv, envp, handover);
 	if (!config_id || !*config_id)
-		return real_main(argc, argv, envp);
+		return fspf_main(argc, argv, envp);
 	mode = mode && *mode ? mode : "AUTO";
 	if (strcmp(mode, "HW") == 0)
 		die("SCONE_MODE=HW", scone_err_set(SCONE_ERR_UNSUPPORTED, "no TEE is available to this runtime"));
@@ -152,10 +202,6 @@ static int scone_main(int argc, char **argv, char **envp)
 	err = scone_runtime_fetch_config(addr, pin, config_id, &id, &cfg);
 	if (err)
 		die(config_id, err);
-	if (cfg->fspf)
-		die(config_id, scone_err_set(SCONE_ERR_UNSUPPORTED,
-					     "the session gives an fspf, which this runtime cannot mount yet; refusing to "
-					     "start without it"));
 	/* The shield keeps cfg and the key for its tag reports when it mounts something. */
 	if ((err = scone_shield_mount(addr, pin, &id, cfg)))
 		die("volumes", err);

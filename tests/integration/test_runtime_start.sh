@@ -146,6 +146,11 @@ case_refusals() {
 	expect_no_main "@@1" scone run --config-id rt/py -- "$PY"
 	expect_no_main "volumes: .*afile" scone run --config-id rt/vol -- "$PY"
 	expect_no_main "SCONE_CAS_FINGERPRINT" preloaded SCONE_CONFIG_ID=rt/py "SCONE_CAS_ADDR=$CAS_ADDR" -- 1
+	# A static program would run without the runtime (ld.so ignores LD_PRELOAD): refused.
+	printf 'int main(void) { return 0; }\n' >static.c
+	if "${CC:-cc}" -static -o static static.c 2>/dev/null; then
+		expect_fail_with "statically linked: the runtime cannot be preloaded" scone run --config-id rt/py -- ./static
+	fi
 	cas_stop
 	expect_no_main "NETWORK" scone run --config-id rt/py -- "$PY" 1
 }

@@ -94,6 +94,12 @@ elif sys.argv[1] == "edge":
     out.append(err(lambda: os.chdir(d + "/sub")))
     os.close(fd)
     print("ERRS=" + ",".join(out))
+    print("SUBCWD=%s,%d" % (os.getcwd() == d + "/sub", len(open("inner.txt", "rb").read())))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    params = ctypes.create_string_buffer(120)
+    r = libc.syscall(425, 8, params)  # io_uring_setup
+    print("IO_URING=%d,%s" % (r, errno.errorcode.get(ctypes.get_errno(), "?")))
     libc = ctypes.CDLL(None, use_errno=True)
     libc.fopen.restype = ctypes.c_void_p
     libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
@@ -237,7 +243,9 @@ case_python() {
 	grep -qx "LIST=renamed.txt,sub" "$OUT" || { show_output; fail "second run listdir"; }
 	grep -qx "PREAD=b'xyyx'" "$OUT" || { show_output; fail "pwrite/pread"; }
 	expect_ok scone run --config-id vol/py -- "$PY" edge
-	grep -qx "ERRS=ENOENT,EEXIST,EINVAL,EXDEV,ENOTEMPTY,ENODEV,EINVAL,ENOTSUP" "$OUT" || { show_output; fail "errno of refused calls"; }
+	grep -qx "ERRS=ENOENT,EEXIST,EINVAL,EXDEV,ENOTEMPTY,ENODEV,EINVAL,ok" "$OUT" || { show_output; fail "errno of refused calls"; }
+	grep -qx "SUBCWD=True,10000" "$OUT" || { show_output; fail "chdir into a volume subdirectory"; }
+	grep -qx "IO_URING=-1,ENOSYS" "$OUT" && grep -q "io_uring refused" "$ERR" || { show_output; fail "io_uring not refused"; }
 	grep -qx "MMAP_PRIVATE=b'SCONE-SECRE'" "$OUT" || { show_output; fail "private read-only mmap"; }
 	grep -qx "STDIO=b'through stdio\\\\n'" "$OUT" || { show_output; fail "fopen/fputs/fgets"; }
 	grep -qx "PLAIN='through stdio\\\\n'" "$OUT" || { show_output; fail "stdio write read back with open"; }
@@ -267,19 +275,73 @@ case_fork() {
 	grep -qx "BOTH=50,50" "$OUT" || { show_output; fail "fork: second run, concurrent files"; }
 }
 
+case_fspf_env() {
+	local lib key tag line newtag
+	lib=$(cd "$(dirname "$SCONE_BIN")/../lib" && pwd)/libscone.so
+	mkdir -p "$CASE_DIR/fs/native"
+	echo "fspf volume SCONE-SECRET-MARKER-7f3a9" >"$CASE_DIR/fs/native/a.txt"
+	(
+		cd "$CASE_DIR/fs" && "$SCONE_BIN" fspf create volume.fspf >/dev/null &&
+			"$SCONE_BIN" fspf addr volume.fspf /scone-test-fspf --encrypted --kernel enc >/dev/null &&
+			"$SCONE_BIN" fspf addf volume.fspf /scone-test-fspf native enc >/dev/null
+	) || fail "scone fspf"
+	line=$(cd "$CASE_DIR/fs" && "$SCONE_BIN" fspf encrypt volume.fspf) || fail "scone fspf encrypt"
+	key=$(echo "$line" | sed 's/.* key: //')
+	tag=$(echo "$line" | sed 's/.* tag: \([0-9a-f]*\) .*/\1/')
+	rm -rf "$CASE_DIR/fs/native"
+	cp -a "$CASE_DIR/fs" "$CASE_DIR/fs.old"
+	cat >"$CASE_DIR/fs.py" <<'PY'
+import os, sys
+d = "/scone-test-fspf"
+print("READ=" + open(d + "/a.txt").read().strip())
+if sys.argv[1] == "write":
+    open(d + "/b.txt", "w").write("written under SCONE_FSPF\n")
+print("LIST=" + ",".join(sorted(os.listdir(d))))
+print("KEY_IN_PROC=%s" % (("SCONE_FSPF_KEY=" + os.environ.get("K", "-")).encode() in open("/proc/self/environ", "rb").read()))
+print("VARS=" + ",".join(sorted(k for k in os.environ if k.startswith("SCONE_FSPF"))))
+PY
+	run_cmd env -i PATH=/usr/bin:/bin K="$key" SCONE_FSPF="$CASE_DIR/fs/volume.fspf" SCONE_FSPF_KEY="$key" \
+		SCONE_FSPF_TAG="$tag" /bin/sh -c 'LD_PRELOAD=$0 exec "$@"' "$lib" "$PY" "$CASE_DIR/fs.py" write
+	[ "$RC" -eq 0 ] || { show_output; fail "python3 under SCONE_FSPF"; }
+	grep -qx "READ=fspf volume SCONE-SECRET-MARKER-7f3a9" "$OUT" || { show_output; fail "reading a file of the fspf"; }
+	grep -qx "LIST=a.txt,b.txt" "$OUT" || { show_output; fail "listing the region"; }
+	grep -qx "KEY_IN_PROC=False" "$OUT" || { show_output; fail "SCONE_FSPF_KEY visible in /proc/PID/environ"; }
+	grep -qx "VARS=" "$OUT" || { show_output; fail "SCONE_FSPF* passed on to the program"; }
+	newtag=$(sed -n 's/^scone: fspf .*: new tag \([0-9a-f]*\) .*/\1/p' "$ERR")
+	[ -n "$newtag" ] && [ "$newtag" != "$tag" ] || { show_output; fail "no new tag printed at exit"; }
+	[ ! -e /scone-test-fspf ] || fail "/scone-test-fspf exists on the host"
+	if grep -rqa -e "SCONE-SECRET-MARKER" -e "written under" "$CASE_DIR/fs"; then fail "plaintext in the fspf's host directory"; fi
+	# The next run with the new tag sees b.txt; the directory rolled back to its copy is refused.
+	run_cmd env -i PATH=/usr/bin:/bin SCONE_FSPF="$CASE_DIR/fs/volume.fspf" SCONE_FSPF_KEY="$key" \
+		SCONE_FSPF_TAG="$newtag" /bin/sh -c 'LD_PRELOAD=$0 exec "$@"' "$lib" "$PY" "$CASE_DIR/fs.py" read
+	[ "$RC" -eq 0 ] && grep -qx "LIST=a.txt,b.txt" "$OUT" || { show_output; fail "second run with the new tag"; }
+	rm -rf "$CASE_DIR/fs"
+	mv "$CASE_DIR/fs.old" "$CASE_DIR/fs"
+	run_cmd env -i PATH=/usr/bin:/bin SCONE_FSPF="$CASE_DIR/fs/volume.fspf" SCONE_FSPF_KEY="$key" \
+		SCONE_FSPF_TAG="$newtag" /bin/sh -c 'LD_PRELOAD=$0 exec "$@"' "$lib" "$PY" "$CASE_DIR/fs.py" read
+	[ "$RC" -eq 1 ] && [ ! -s "$OUT" ] && grep -q "scone: cannot start: SCONE_FSPF: .*ROLLBACK" "$ERR" ||
+		{ show_output; fail "a rolled-back fspf directory must refuse the start"; }
+}
+
 case_sqlite() {
 	[ -x "$SQLITE" ] || t_skip_case "sqlite3 not installed (scripts/install-deps.sh)"
 	start
+	# 100,000 rows in 10 transactions, then a second run reads them back.
 	{
 		echo "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
-		echo "BEGIN;"
-		for i in $(seq 1 1000); do echo "INSERT INTO t(v) VALUES('row-text-$i');"; done
-		echo "COMMIT;"
+		for k in $(seq 0 9); do
+			echo "BEGIN;"
+			echo "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000)"
+			echo "  INSERT INTO t(v) SELECT 'row-text-' || (x + $((k * 10000))) FROM c;"
+			echo "COMMIT;"
+		done
 	} >"$CASE_DIR/insert.sql"
 	expect_ok scone run --config-id vol/sql -- "$SQLITE" ".read $CASE_DIR/insert.sql"
-	expect_ok scone run --config-id vol/sql -- "$SQLITE" "SELECT count(*) FROM t; PRAGMA integrity_check;"
-	assert_eq "1000
-ok" "$(cat "$OUT")" "count and integrity_check on the second run"
+	expect_ok scone run --config-id vol/sql -- "$SQLITE" \
+		"SELECT count(*) FROM t; SELECT v FROM t WHERE id = 77777; PRAGMA integrity_check;"
+	assert_eq "100000
+row-text-77777
+ok" "$(cat "$OUT")" "count, a row and integrity_check on the second run"
 	if grep -rqa "SQLite format 3" "$CASE_DIR/data"; then fail "the SQLite header is on disk"; fi
 	if grep -rqa "row-text-" "$CASE_DIR/data"; then fail "row text is on disk"; fi
 	[ ! -e "$CASE_DIR/data/db.sqlite" ] || fail "db.sqlite exists in plaintext on the host"
@@ -306,5 +368,6 @@ case_fdapi() {
 
 run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_range, mmap, fdopen on shielded fds" case_fdapi
 run_case "runtime volume: forked children keep working on the volume (shared fds and offsets, concurrent writers)" case_fork
+run_case "runtime volume: an fspf made with scone fspf, given by SCONE_FSPF/KEY/TAG without CAS" case_fspf_env
 run_case "runtime volume: sqlite3 database on an encrypted volume" case_sqlite
 t_done
