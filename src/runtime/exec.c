@@ -64,7 +64,7 @@ enum scone_err scone_exec_install(const char *cas_addr, const uint8_t pin[32], c
 /* ---- preparing an exec ---- */
 
 struct prepared {
-	char **envp; /* what the new program gets (the caller's envp when passing through) */
+	char **envp; /* the new program's environment: the caller's envp when passing through */
 	bool owned;  /* envp allocated here */
 	int ho_fd;   /* the handover memfd, closed after the exec or spawn */
 	int share_fd;
