@@ -178,6 +178,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	const char *mode = getenv("SCONE_MODE");
 	struct scone_runtime_config *cfg = NULL;
 	struct scone_identity id;
+	struct scone_identity_job *job;
 	struct scone_strs session_argv, new_argv;
 	const char *handover = getenv(SCONE_HANDOVER_VAR);
 	uint8_t pin[32];
@@ -196,10 +197,11 @@ static int scone_main(int argc, char **argv, char **envp)
 			"memory\n",
 		mode);
 	cas_pin(pin);
-	if ((err = scone_identity_new("scone-runtime", 1, &id)))
+	/* The fresh key is made on a thread while the connection to CAS is set up. */
+	if ((err = scone_identity_start("scone-runtime", 1, &job)))
 		die("runtime key", err);
 	addr = addr && *addr ? addr : "127.0.0.1:8081";
-	err = scone_runtime_fetch_config(addr, pin, config_id, &id, &cfg);
+	err = scone_runtime_fetch_config_job(addr, pin, config_id, job, &id, &cfg);
 	if (err)
 		die(config_id, err);
 	/* The shield keeps cfg and the key for its tag reports when it mounts something. */

@@ -13,6 +13,7 @@ t_init
 cas_require
 PY=/usr/bin/python3
 RUNTIME_LIB=$PWD/build/lib/libscone.so
+RUNTIME_MAP=$PWD/src/runtime/libscone.map
 [ -x "$PY" ] || { t_fail "setup: /usr/bin/python3 missing (scripts/install-deps.sh)"; t_done; exit 1; }
 
 # show.py prints what main sees, and whether the secret shows in /proc.
@@ -156,6 +157,15 @@ case_refusals() {
 }
 
 case_out_of_the_way() {
+	# What enters every program: libscone.so needs libc only (OpenSSL is linked
+	# in) and exports nothing but its interposers (src/runtime/libscone.map).
+	local needed exported
+	needed=$(readelf -d "$RUNTIME_LIB" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | grep -vxE 'libc\.so\.6|ld-linux-x86-64\.so\.2' || true)
+	[ -z "$needed" ] || fail "libscone.so needs more than libc: $needed"
+	exported=$(nm -D --defined-only "$RUNTIME_LIB" | awk '{print $3}' | sed 's/@.*//' | sort -u)
+	for sym in $exported; do
+		grep -qE "(^|[[:space:];])$sym;" "$RUNTIME_MAP" || fail "libscone.so exports $sym, which is not an interposer"
+	done
 	start
 	HOSTVAR=kept expect_ok scone run -- "$PY" -c 'import os, sys; print(sys.argv[1:], os.environ["HOSTVAR"])' a b
 	assert_eq "['a', 'b'] kept" "$(cat "$OUT")" "a program without SCONE_CONFIG_ID"
