@@ -242,9 +242,10 @@ struct scone_volume {
 	uint64_t journal_size;
 	/* The fspf as a log of sealed records (format version 2 and later): commits append. */
 	struct scone_vio_file *log;  /* FSPF opened for appending, or NULL */
+	uint64_t log_start;          /* start of the current state's record */
 	uint64_t log_end;            /* end of the current state's record */
 	bool log_ok;                 /* FSPF is a v2 log of records under v->key ending at log_end */
-	bool log_tail;               /* bytes past log_end to cut at the next append */
+	bool log_tail;               /* non-zero bytes past log_end: the next commit compacts */
 };
 
 /* A node's ciphertext and plaintext, and its decoded form. */

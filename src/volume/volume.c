@@ -11,9 +11,10 @@
  * when the log is full, written alone to FSPF.tmp, fsync'ed and renamed
  * over FSPF, and the directory fsync'ed. The durable record (or the rename)
  * is the commit point: before it the old state is intact, after it the new
- * one is. Host files of deleted files are removed
- * only after the rename (they are listed as garbage in the new fspf so a
- * crash in between leaves nothing unexplained).
+ * one is. Host files of deleted files are removed only after the commit,
+ * in batches (they stay listed as garbage in every fspf until removed, so a
+ * crash in between leaves nothing unexplained). A sealed FSPF is padded
+ * with zeros so that appends do not change its size (see open_log).
  */
 #include "internal.h"
 #include "lib/hex.h"
@@ -29,6 +30,19 @@
 /* The fspf log is rewritten as one record once it would exceed this, or LOG_RECORDS records' worth. */
 #define LOG_MAX_BYTES ((uint64_t)256 << 10)
 #define LOG_RECORDS 4u
+/*
+ * A sealed FSPF is written padded with zero bytes to LOG_MAX_BYTES (when its
+ * record is at most half that), so that appends overwrite zeros in place and
+ * their fdatasync flushes data only (no size change, no journal commit).
+ * LOG_SECTOR is the unit a power loss can leave unwritten (reads as zeros).
+ */
+#define LOG_SECTOR 512u
+/*
+ * Host files of deleted files are removed in batches, off most commits: a
+ * commit removes them once this many are listed, close always. Until then
+ * they stay in the stored garbage list, so a crash never leaks one.
+ */
+#define GARBAGE_BATCH 16u
 
 struct scone_vfile {
 	struct scone_volume *vol;
@@ -348,6 +362,22 @@ static enum scone_err read_whole(struct scone_vio *io, const char *path, struct 
 	return err;
 }
 
+/* Write real zero bytes over [from, to) of f (not a hole: a later overwrite then changes no metadata). */
+static enum scone_err write_zeros(struct scone_vio *io, struct scone_vio_file *f, uint64_t from, uint64_t to)
+{
+	size_t n = to - from > VOL_BLOCK * 16 ? VOL_BLOCK * 16 : (size_t)(to - from);
+	uint8_t *zero = calloc(1, n ? n : 1);
+	enum scone_err err = zero ? SCONE_ERR_OK : SCONE_ERR_NOMEM;
+
+	for (uint64_t off = from; !err && off < to; off += n) {
+		if (to - off < n)
+			n = (size_t)(to - off);
+		err = io->ops->pwrite(f, zero, n, off);
+	}
+	free(zero);
+	return err;
+}
+
 static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, size_t size)
 {
 	struct scone_vio *io = v->host;
@@ -363,6 +393,8 @@ static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, si
 	err = io->ops->open(io, tmp, SCONE_VIO_WRITE | SCONE_VIO_CREATE | SCONE_VIO_EXCL, &f);
 	if (!err) {
 		err = io->ops->pwrite(f, data, size, 0);
+		if (!err && v->sealed && size <= LOG_MAX_BYTES / 2)
+			err = write_zeros(io, f, size, LOG_MAX_BYTES);
 		if (!err)
 			err = io->ops->sync(f);
 		io->ops->close(f);
@@ -376,6 +408,7 @@ static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, si
 			io->ops->close(v->log);
 		v->log = NULL;
 		v->log_ok = !err && v->sealed;
+		v->log_start = 0;
 		v->log_end = size;
 		v->log_tail = false;
 	} else {
@@ -390,6 +423,8 @@ static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, si
 
 /*
  * Append one record to the FSPF log and make it durable: the commit point.
+ * The bytes past log_end are zeros (padding) or end of file, never garbage
+ * (log_has_room): a record written there and torn reads as a torn append.
  * On failure the log is rewritten whole at the next commit.
  */
 static enum scone_err append_fspf(struct scone_volume *v, const uint8_t *data, size_t size)
@@ -401,8 +436,6 @@ static enum scone_err append_fspf(struct scone_volume *v, const uint8_t *data, s
 		err = io->ops->open(io, v->fspf_path, SCONE_VIO_WRITE, &v->log);
 	if (!err)
 		err = io->ops->pwrite(v->log, data, size, v->log_end);
-	if (!err && v->log_tail)
-		err = io->ops->truncate(v->log, v->log_end + size); /* a torn record a crash left */
 	if (!err)
 		err = io->ops->sync(v->log);
 	if (err) {
@@ -411,16 +444,27 @@ static enum scone_err append_fspf(struct scone_volume *v, const uint8_t *data, s
 		v->log_ok = false;
 		return scone_err_set(err, "%s: cannot append the new state: %s", v->fspf_path, detail);
 	}
+	v->log_start = v->log_end;
 	v->log_end += size;
-	v->log_tail = false;
 	return SCONE_ERR_OK;
 }
 
+/*
+ * The longest record an append may add after a record of span bytes: so a
+ * reader knows how far a torn append can reach; a longer one compacts.
+ */
+static uint64_t append_bound(uint64_t span)
+{
+	return 2 * span + 8 * LOG_SECTOR;
+}
+
+/* Append, or compact: after garbage a crash left (never write a record next to it), or past the bounds. */
 static bool log_has_room(const struct scone_volume *v, size_t size)
 {
 	uint64_t end = v->log_end + size;
 
-	return v->log_ok && v->sealed && end <= VOL_MAX_FSPF &&
+	return v->log_ok && v->sealed && !v->log_tail && end <= VOL_MAX_FSPF &&
+	       size <= append_bound(v->log_end - v->log_start) &&
 	       (end <= LOG_MAX_BYTES || end <= (uint64_t)LOG_RECORDS * size);
 }
 
@@ -577,7 +621,8 @@ static enum scone_err sync_locked(struct scone_volume *v)
 			vol_inode_committed(ino);
 	v->dirty = false;
 	journal_reset(v);
-	delete_garbage(v);
+	if (v->st.garbage_count >= GARBAGE_BATCH)
+		delete_garbage(v);
 	forget_trims(v);
 	release_idle_inodes(v);
 	return SCONE_ERR_OK;
@@ -729,10 +774,42 @@ static enum scone_err check_namespace(struct scone_volume *v)
  * do not form a complete record are an append a crash tore (cut by the
  * next append). Notes where the next record goes.
  */
+/* Offset of the first non-zero byte of p[0..n), n if none. */
+static size_t first_nonzero(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && !p[i])
+		i++;
+	return i;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return first_nonzero(p, n) == n;
+}
+
+/*
+ * Whether the framed record [start, end) after the record at prev is an
+ * append a power loss tore (it fails authentication): written over zeros,
+ * some whole sector of it never reached the disk and only zeros follow it.
+ * A complete record has no zero sector (ciphertext), so a bit flipped in
+ * the last record is still AUTH.
+ */
+static bool torn_record(const uint8_t *in, size_t size, size_t prev, size_t start, size_t end)
+{
+	if (end - start > append_bound(start - prev) || !all_zero(in + end, size - end))
+		return false;
+	for (size_t s = start - start % LOG_SECTOR; s < end; s += LOG_SECTOR)
+		if (s + LOG_SECTOR <= size && all_zero(in + s, LOG_SECTOR))
+			return true;
+	return false;
+}
+
 static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t size, const uint8_t *key,
 			       struct scone_wbuf *plain, bool *sealed, uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
 {
-	size_t off = 0, span, last = 0, count = 0;
+	size_t off = 0, span, last = 0, prev = 0, count = 0, reach;
 	uint32_t version, first_version = 0;
 	bool rec_sealed, first_sealed = false;
 	enum scone_err err;
@@ -750,6 +827,7 @@ static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t
 			return scone_err_set(SCONE_ERR_MALFORMED, "%s: record at byte %zu does not belong to the log",
 					     v->fspf_path, off);
 		}
+		prev = last;
 		last = off;
 		off += span;
 		count++;
@@ -757,11 +835,25 @@ static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t
 	if (first_version == 1 && off != size)
 		return scone_err_set(SCONE_ERR_MALFORMED, "fspf file: %zu trailing bytes", size - off);
 	scone_err_clear();
-	v->log_end = off;
 	err = vol_envelope_open(in + last, off - last, key, plain, sealed, tag);
+	if (err == SCONE_ERR_AUTH && count >= 2 && torn_record(in, size, prev, last, off)) {
+		scone_wbuf_free(plain);
+		scone_wbuf_init(plain, VOL_MAX_FSPF, 1);
+		off = last;
+		last = prev;
+		scone_err_clear();
+		err = vol_envelope_open(in + last, off - last, key, plain, sealed, tag);
+	}
+	/* A torn append reaches at most append_bound() past the state; the rest is zero padding. */
+	reach = off + (size_t)(append_bound(off - last) < size - off ? append_bound(off - last) : size - off);
+	if (!err && !all_zero(in + reach, size - reach))
+		err = scone_err_set(SCONE_ERR_AUTH, "%s: byte %zu, in the zero padding after the log, was modified",
+				    v->fspf_path, reach + first_nonzero(in + reach, size - reach));
+	v->log_start = last;
+	v->log_end = off;
 	/* An older log is rewritten whole by its first commit, so no log mixes versions. */
 	v->log_ok = !err && *sealed && first_version == VOL_ENV_VERSION;
-	v->log_tail = v->log_end < size;
+	v->log_tail = !all_zero(in + off, size - off);
 	return err;
 }
 
@@ -883,6 +975,8 @@ enum scone_err scone_volume_close(struct scone_volume *v, uint8_t *tag_out)
 		return SCONE_ERR_OK;
 	lock(v);
 	err = sync_locked(v);
+	if (!err && v->writable && v->st.garbage_count)
+		delete_garbage(v); /* the batch left by the last commits */
 	if (tag_out)
 		memcpy(tag_out, v->tag, SCONE_VOLUME_TAG_SIZE);
 	unlock(v);

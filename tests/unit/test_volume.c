@@ -1237,8 +1237,8 @@ TEST(test_tamper_node)
 	ifx_done(&t);
 }
 
-/* Offset of the fspf log's last record (the state); 0 when it is the only one. */
-static uint64_t log_state_offset(struct fx *x)
+/* Offsets of the fspf log's last record (the state) and of its end; the rest is zero padding. */
+static void log_scan(struct fx *x, uint64_t *last_out, uint64_t *end_out)
 {
 	struct scone_vio_file *f;
 	uint64_t size, off = 0, last = 0;
@@ -1257,9 +1257,29 @@ static uint64_t log_state_offset(struct fx *x)
 		last = off;
 		off += span;
 	}
-	assert_int_equal(off, size);
+	for (uint64_t i = off; i < size; i++)
+		assert_int_equal(buf[i], 0);
 	free(buf);
+	*last_out = last;
+	*end_out = off;
+}
+
+/* Offset of the fspf log's last record (the state); 0 when it is the only one. */
+static uint64_t log_state_offset(struct fx *x)
+{
+	uint64_t last, end;
+
+	log_scan(x, &last, &end);
 	return last;
+}
+
+/* End of the fspf log's last record: the padding after it is zeros. */
+static uint64_t log_end_offset(struct fx *x)
+{
+	uint64_t last, end;
+
+	log_scan(x, &last, &end);
+	return end;
 }
 
 static void htrunc(struct scone_vio *io, const char *path, uint64_t size)
@@ -1281,15 +1301,17 @@ TEST(test_fspf_log_append_compact)
 	memset(d, 7, sizeof(d));
 	put(x.v, "/enc/a", d, sizeof(d));
 	assert_ok(scone_volume_sync(x.v));
-	first = prev = hsize(x.io, x.fspf);
+	first = prev = log_end_offset(&x);
 	for (unsigned i = 0; i < 1200; i++) {
 		d[0] = (uint8_t)i;
 		put(x.v, "/enc/a", d, sizeof(d));
 		assert_ok(scone_volume_sync(x.v));
-		size = hsize(x.io, x.fspf);
+		size = log_end_offset(&x);
 		shrinks += size < prev;
 		max = size > max ? size : max;
 		prev = size;
+		/* pre-extended with zeros: appends overwrite them, the file size stays */
+		assert_int_equal(hsize(x.io, x.fspf), 256u << 10);
 	}
 	assert_true(shrinks >= 1);            /* compacted at least once */
 	assert_true(max <= (256u << 10) + first); /* never past the bound */
@@ -1301,7 +1323,8 @@ TEST(test_fspf_log_append_compact)
 
 /*
  * An append a crash tore (any prefix of the last record on disk) opens to
- * the state before it; the next writer cuts the torn bytes and appends.
+ * the state before it; the next writer compacts (it never appends next to
+ * the torn bytes).
  */
 TEST(test_fspf_log_torn_append)
 {
@@ -1320,7 +1343,7 @@ TEST(test_fspf_log_torn_append)
 	fx_close(&x);
 	memcpy(new_tag, x.tag, sizeof(new_tag));
 	start = log_state_offset(&x);
-	size = hsize(x.io, x.fspf);
+	size = log_end_offset(&x);
 	assert_true(start > 0);
 	for (uint64_t cut = start + 1; cut < size; cut += (size - start) / 9 + 1) {
 		struct scone_vio *snap;
@@ -1332,7 +1355,7 @@ TEST(test_fspf_log_torn_append)
 		expect(x.v, "/enc/a", a, sizeof(a));
 		put(x.v, "/enc/a", b, sizeof(b));
 		assert_ok(scone_volume_close(x.v, x.tag));
-		assert_int_equal(log_state_offset(&(struct fx){ .io = snap, .fspf = "/vol/fspf" }), cut - (cut - start));
+		assert_int_equal(log_state_offset(&(struct fx){ .io = snap, .fspf = "/vol/fspf" }), 0);
 		assert_ok(scone_volume_open_at(snap, x.fspf, x.key, x.tag, SCONE_VOL_RDONLY, &x.v));
 		expect(x.v, "/enc/a", b, sizeof(b));
 		assert_ok(scone_volume_close(x.v, NULL));
@@ -1342,6 +1365,113 @@ TEST(test_fspf_log_torn_append)
 	/* A complete last record that does not authenticate is tampering, not a torn append. */
 	hflip(x.io, x.fspf, size - 20, 1);
 	assert_err(fx_open(&x, SCONE_VOL_RDONLY), SCONE_ERR_AUTH);
+	x.v = NULL;
+	fx_done(&x);
+}
+
+static void hzero(struct scone_vio *io, const char *path, uint64_t from, uint64_t to)
+{
+	struct scone_vio_file *f = hopen(io, path);
+	uint8_t zero[512] = { 0 };
+
+	for (; from < to; from += to - from < sizeof(zero) ? to - from : sizeof(zero))
+		assert_ok(io->ops->pwrite(f, zero, to - from < sizeof(zero) ? (size_t)(to - from) : sizeof(zero), from));
+	io->ops->close(f);
+}
+
+/* Two commits: a then b in /enc/a; the tags before and after the second. */
+static void two_states(struct fx *x, uint8_t old_tag[static SCONE_VOLUME_TAG_SIZE],
+		       uint8_t new_tag[static SCONE_VOLUME_TAG_SIZE])
+{
+	uint8_t a[64], b[64];
+
+	memset(a, 1, sizeof(a));
+	memset(b, 2, sizeof(b));
+	fx_mem(x);
+	put(x->v, "/enc/a", a, sizeof(a));
+	for (unsigned i = 0; i < 16; i++) { /* a record of a few sectors */
+		char path[64];
+		snprintf(path, sizeof(path), "/enc/a-file-with-a-rather-long-name-%02u", i);
+		put(x->v, path, a, 1);
+	}
+	fx_close(x);
+	memcpy(old_tag, x->tag, SCONE_VOLUME_TAG_SIZE);
+	assert_ok(fx_open(x, SCONE_VOL_RDWR));
+	put(x->v, "/enc/a", b, sizeof(b));
+	fx_close(x);
+	memcpy(new_tag, x->tag, SCONE_VOLUME_TAG_SIZE);
+}
+
+/*
+ * A power loss during an append: the record was written over zero padding
+ * and some of its sectors never reached the disk (they read as zeros). The
+ * log opens to the state before it; the next writer compacts and commits.
+ */
+TEST(test_fspf_log_power_loss)
+{
+	struct fx x;
+	uint8_t a[64], b[64], old_tag[SCONE_VOLUME_TAG_SIZE], new_tag[SCONE_VOLUME_TAG_SIZE];
+	uint64_t start, end;
+
+	memset(a, 1, sizeof(a));
+	memset(b, 2, sizeof(b));
+	two_states(&x, old_tag, new_tag);
+	log_scan(&x, &start, &end);
+	assert_true(start > 0 && end - start > 3 * 512);
+	for (unsigned mode = 0; mode < 2; mode++) {
+		for (uint64_t s = start - start % 512; s < end; s += 512) {
+			struct scone_vio *snap;
+			assert_ok(scone_vio_mem_clone(x.io, &snap));
+			/* mode 0: one sector lost; mode 1: every sector but this one lost */
+			for (uint64_t z = start - start % 512; z < end; z += 512)
+				if ((z == s) == (mode == 0))
+					hzero(snap, x.fspf, z > start ? z : start, z + 512);
+			assert_err(scone_volume_open_at(snap, x.fspf, x.key, new_tag, SCONE_VOL_RDONLY, &x.v),
+				   SCONE_ERR_ROLLBACK);
+			assert_ok(scone_volume_open_at(snap, x.fspf, x.key, old_tag, SCONE_VOL_RDWR, &x.v));
+			expect(x.v, "/enc/a", a, sizeof(a));
+			put(x.v, "/enc/a", b, sizeof(b));
+			assert_ok(scone_volume_close(x.v, x.tag));
+			/* compacted: nothing is written next to garbage */
+			assert_int_equal(log_state_offset(&(struct fx){ .io = snap, .fspf = "/vol/fspf" }), 0);
+			assert_ok(scone_volume_open_at(snap, x.fspf, x.key, x.tag, SCONE_VOL_RDONLY, &x.v));
+			expect(x.v, "/enc/a", b, sizeof(b));
+			assert_ok(scone_volume_close(x.v, NULL));
+			x.v = NULL;
+			snap->ops->destroy(snap);
+		}
+	}
+	/* A record with a lost sector but bytes after it is not a torn append: tampering. */
+	hzero(x.io, x.fspf, (start / 512 + 1) * 512, (start / 512 + 2) * 512);
+	hflip(x.io, x.fspf, end + 3, 0);
+	assert_err(fx_open(&x, SCONE_VOL_RDONLY), SCONE_ERR_AUTH);
+	x.v = NULL;
+	fx_done(&x);
+}
+
+/*
+ * A wrong key on a log with a torn last record: still AUTH (one torn
+ * record is skipped, never more); so is a bit flipped in the padding that
+ * a torn append could not have reached.
+ */
+TEST(test_fspf_log_padding)
+{
+	struct fx x;
+	uint8_t old_tag[SCONE_VOLUME_TAG_SIZE], new_tag[SCONE_VOLUME_TAG_SIZE], key[SCONE_VOLUME_KEY_SIZE];
+	uint64_t start, end, size;
+
+	two_states(&x, old_tag, new_tag);
+	log_scan(&x, &start, &end);
+	size = hsize(x.io, x.fspf);
+	assert_int_equal(size, 256u << 10);
+	hzero(x.io, x.fspf, (end - 1) / 512 * 512 > start ? (end - 1) / 512 * 512 : start, end); /* lost */
+	memcpy(key, x.key, sizeof(key));
+	key[0] ^= 1;
+	assert_err(scone_volume_open_at(x.io, x.fspf, key, NULL, SCONE_VOL_RDONLY, &x.v), SCONE_ERR_AUTH);
+	assert_ok(scone_volume_open_at(x.io, x.fspf, x.key, old_tag, SCONE_VOL_RDONLY, &x.v));
+	assert_ok(scone_volume_close(x.v, NULL));
+	hflip(x.io, x.fspf, size - 1, 2); /* now not followed by zeros: not a torn append */
+	assert_err(scone_volume_open_at(x.io, x.fspf, x.key, old_tag, SCONE_VOL_RDONLY, &x.v), SCONE_ERR_AUTH);
 	x.v = NULL;
 	fx_done(&x);
 }
@@ -1391,7 +1521,7 @@ TEST(test_tamper_fspf)
 	uint64_t size, start;
 
 	ifx_setup(&t);
-	size = hsize(t.x.io, t.x.fspf);
+	size = log_end_offset(&t.x);
 	start = log_state_offset(&t.x);
 	for (uint64_t off = start + 40; off < size; off += (size - start) / 7) {
 		hflip(t.x.io, t.x.fspf, off, 3);
@@ -1402,6 +1532,10 @@ TEST(test_tamper_fspf)
 	hflip(t.x.io, t.x.fspf, size - 1, 7); /* the tag */
 	assert_err(fx_open(&t.x, SCONE_VOL_RDONLY), SCONE_ERR_AUTH);
 	hflip(t.x.io, t.x.fspf, size - 1, 7);
+	hflip(t.x.io, t.x.fspf, hsize(t.x.io, t.x.fspf) / 2, 0); /* the zero padding, past any torn append */
+	assert_err(fx_open(&t.x, SCONE_VOL_RDONLY), SCONE_ERR_AUTH);
+	assert_detail("padding");
+	hflip(t.x.io, t.x.fspf, hsize(t.x.io, t.x.fspf) / 2, 0);
 	hflip(t.x.io, t.x.fspf, 0, 0); /* the magic */
 	assert_err(fx_open(&t.x, SCONE_VOL_RDONLY), SCONE_ERR_MALFORMED);
 	hflip(t.x.io, t.x.fspf, 0, 0);
@@ -1709,6 +1843,8 @@ static void downgrade_fspf(struct fx *x, uint32_t env_version)
 	uint64_t last = log_state_offset(x);
 	size_t size;
 	uint8_t *raw = hread_all(x->io, x->fspf, &size);
+
+	size = (size_t)log_end_offset(x);
 	bool sealed;
 
 	scone_wbuf_init(&plain, VOL_MAX_FSPF, 1);
@@ -2097,6 +2233,8 @@ int main(void)
 	    cmocka_unit_test(test_tamper_fspf),
 	    cmocka_unit_test(test_fspf_log_append_compact),
 	    cmocka_unit_test(test_fspf_log_torn_append),
+	    cmocka_unit_test(test_fspf_log_power_loss),
+	    cmocka_unit_test(test_fspf_log_padding),
 	    cmocka_unit_test(test_fspf_versions),
 	    cmocka_unit_test(test_tamper_header),
 	    cmocka_unit_test(test_mtime_files),
