@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static const char *const err_text[] = {
 #define SCONE_ERR_TEXT(name, text) [SCONE_ERR_##name] = text,
@@ -35,12 +36,14 @@ const char *scone_errname(enum scone_err e)
 
 enum scone_err scone_err_set(enum scone_err e, const char *fmt, ...)
 {
+	char buf[sizeof(err_detail)]; /* the arguments may include the current detail */
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (vsnprintf(err_detail, sizeof(err_detail), fmt, ap) < 0)
-		err_detail[0] = '\0';
+	if (vsnprintf(buf, sizeof(buf), fmt, ap) < 0)
+		buf[0] = '\0';
 	va_end(ap);
+	memcpy(err_detail, buf, sizeof(err_detail));
 	return e;
 }
 
