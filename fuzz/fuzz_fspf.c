@@ -134,6 +134,7 @@ static void seal_roundtrip(const uint8_t *in, size_t size, const uint8_t *key)
 /* What the framing alone says about a file: mirrors the volume's open. */
 struct log_walk {
 	size_t count; /* complete records from the start */
+	size_t prev;  /* offset of the one before the last */
 	size_t last;  /* offset of the last one */
 	size_t end;   /* end of the last one */
 	uint32_t first_version;
@@ -159,6 +160,7 @@ static void walk_log(const uint8_t *in, size_t size, struct log_walk *w)
 			w->mixed = true;
 			return;
 		}
+		w->prev = w->last;
 		w->last = w->end;
 		w->end += span;
 		w->count++;
@@ -191,15 +193,23 @@ static void mem_read(struct scone_vio *io, const char *path, uint8_t **out, size
 	*size = (size_t)n;
 }
 
-/* The tag of the record at in (sealed: its GCM tag), which must open. */
-static void record_tag(const uint8_t *in, size_t size, uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
+/* The tag of the record at in (sealed: its GCM tag); false if it does not open. */
+static bool record_opens(const uint8_t *in, size_t size, uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
 {
 	struct scone_wbuf plain;
-	bool sealed;
+	bool sealed, ok;
 
 	scone_wbuf_init(&plain, VOL_MAX_FSPF, 1);
-	CHECK(vol_envelope_open(in, size, fixed_key, &plain, &sealed, tag) == SCONE_ERR_OK);
+	ok = vol_envelope_open(in, size, fixed_key, &plain, &sealed, tag) == SCONE_ERR_OK;
 	scone_wbuf_free(&plain);
+	scone_err_clear();
+	return ok;
+}
+
+/* The same for a record that must open. */
+static void record_tag(const uint8_t *in, size_t size, uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
+{
+	CHECK(record_opens(in, size, tag));
 }
 
 /*
@@ -225,7 +235,10 @@ static void log_commit(struct scone_vio *io, size_t regions)
 		return; /* the state grew past a limit: refused, not written */
 	mem_read(io, LOG_FSPF, &file, &size);
 	walk_log(file, size, &w);
-	CHECK(w.count >= 1 && !w.mixed && w.end == size && w.first_version >= 2); /* never written as v1 */
+	/* Never written as v1; after the last record only the log's zero padding. */
+	CHECK(w.count >= 1 && !w.mixed && w.first_version >= 2);
+	for (size_t i = w.end; i < size; i++)
+		CHECK(file[i] == 0);
 	if (w.first_sealed) {
 		record_tag(file + w.last, w.end - w.last, rtag);
 		CHECK(memcmp(rtag, tag, sizeof(tag)) == 0);
@@ -259,11 +272,18 @@ static void log_open(const uint8_t *in, size_t size)
 	if (w.count == 0 || w.mixed || (w.first_version == 1 && w.end != size))
 		CHECK(err != SCONE_ERR_OK);
 	if (err == SCONE_ERR_OK) {
-		/* The state is the last complete record. */
+		/*
+		 * The state is the last complete record, or the one before it
+		 * when the last was torn by a power loss (a zeroed sector, only
+		 * zeros after it: docs/volume-format.md §3 "Zero padding").
+		 */
 		CHECK(scone_volume_is_sealed(v) == w.first_sealed);
 		scone_volume_tag(v, tag);
-		record_tag(in + w.last, w.end - w.last, rtag);
-		CHECK(memcmp(tag, rtag, sizeof(tag)) == 0);
+		if (!record_opens(in + w.last, w.end - w.last, rtag) || memcmp(tag, rtag, sizeof(tag)) != 0) {
+			CHECK(w.count >= 2);
+			record_tag(in + w.prev, w.last - w.prev, rtag);
+			CHECK(memcmp(tag, rtag, sizeof(tag)) == 0);
+		}
 		regions = scone_volume_region_count(v);
 		CHECK(scone_volume_close(v, NULL) == SCONE_ERR_OK);
 		log_commit(io, regions);
