@@ -318,6 +318,13 @@ static enum scone_err report_wait(void)
 	return SCONE_ERR_OK;
 }
 
+/* For scone_volume_sync_with: CAS confirms the previous tag while the data is flushed. */
+static enum scone_err report_wait_cb(void *arg)
+{
+	(void)arg;
+	return report_wait();
+}
+
 static enum scone_err report(struct mount *m)
 {
 	uint8_t tag[SCONE_RT_TAG_SIZE];
@@ -351,9 +358,7 @@ static enum scone_err commit(struct mount *m)
 		return SCONE_ERR_OK;
 	if (m->broken)
 		return scone_err_set(SCONE_ERR_IO, "volume %s: out of step with the other processes", m->name);
-	if ((err = report_wait()))
-		return err;
-	if ((err = scone_volume_sync(m->vol))) {
+	if ((err = scone_volume_sync_with(m->vol, report_wait_cb, NULL))) {
 		fprintf(stderr, "scone: volume %s: cannot commit: %s: %s (%s)\n", m->name, scone_strerror(err),
 			scone_err_detail(), scone_errname(err));
 		if (g_shared)

@@ -590,7 +590,7 @@ static void forget_trims(struct scone_volume *v)
 	v->st.trim_count = keep;
 }
 
-static enum scone_err sync_locked(struct scone_volume *v)
+static enum scone_err sync_locked_with(struct scone_volume *v, enum scone_err (*before)(void *), void *arg)
 {
 	uint64_t old_epoch = v->st.epoch;
 	uint8_t old_prev[SCONE_VOLUME_TAG_SIZE];
@@ -605,6 +605,8 @@ static enum scone_err sync_locked(struct scone_volume *v)
 			err = vol_inode_flush(ino, old_epoch + 1);
 	if (!err)
 		err = note_trims(v);
+	if (!err && before) /* the data is durable; the new state is not recorded yet */
+		err = before(arg);
 	if (err)
 		return err;
 	memcpy(old_prev, v->st.prev_tag, sizeof(old_prev));
@@ -628,6 +630,10 @@ static enum scone_err sync_locked(struct scone_volume *v)
 	return SCONE_ERR_OK;
 }
 
+static enum scone_err sync_locked(struct scone_volume *v)
+{
+	return sync_locked_with(v, NULL, NULL);
+}
 
 /* ---------------- open / create / close ---------------- */
 
@@ -918,10 +924,15 @@ enum scone_err scone_volume_open_at(struct scone_vio *io, const char *fspf_path,
 
 enum scone_err scone_volume_sync(struct scone_volume *v)
 {
+	return scone_volume_sync_with(v, NULL, NULL);
+}
+
+enum scone_err scone_volume_sync_with(struct scone_volume *v, enum scone_err (*before)(void *), void *arg)
+{
 	enum scone_err err;
 
 	lock(v);
-	err = sync_locked(v);
+	err = sync_locked_with(v, before, arg);
 	unlock(v);
 	return err;
 }

@@ -70,6 +70,15 @@ SCONE_MUST_CHECK enum scone_err scone_volume_open(const char *fspf_path, const u
  * atomically. Afterwards the volume's state is identified by the new tag.
  */
 SCONE_MUST_CHECK enum scone_err scone_volume_sync(struct scone_volume *v);
+/*
+ * The same, calling before(arg) once the changed files' data is durable and
+ * before the new state is recorded (the runtime waits there for CAS to
+ * confirm the previous tag, overlapping that wait with the data's flush).
+ * An error from before stops the commit with the data written but not
+ * recorded, as a crash at that point would; the next sync records it.
+ */
+SCONE_MUST_CHECK enum scone_err scone_volume_sync_with(struct scone_volume *v, enum scone_err (*before)(void *),
+						       void *arg);
 
 /* Current tag (of the last committed state). */
 void scone_volume_tag(const struct scone_volume *v, uint8_t tag[static SCONE_VOLUME_TAG_SIZE]);

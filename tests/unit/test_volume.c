@@ -847,6 +847,67 @@ TEST(test_plaintext_on_disk)
 
 /* ==================== 2. freshness ==================== */
 
+/* sync_with's hook: sees the data written but the state not yet recorded. */
+struct sync_hook {
+	struct scone_volume *v;
+	uint8_t tag_before[SCONE_VOLUME_TAG_SIZE];
+	int calls;
+	enum scone_err answer;
+};
+
+static enum scone_err sync_hook(void *arg)
+{
+	struct sync_hook *h = arg;
+	uint8_t now[SCONE_VOLUME_TAG_SIZE];
+
+	h->calls++;
+	scone_volume_tag(h->v, now);
+	assert_memory_equal(now, h->tag_before, sizeof(now)); /* not recorded yet */
+	return h->answer;
+}
+
+TEST(test_sync_with)
+{
+	uint8_t t0[SCONE_VOLUME_TAG_SIZE], t1[SCONE_VOLUME_TAG_SIZE];
+	uint8_t *d1 = pattern(20000, 61), *d2 = pattern(30000, 62);
+	struct sync_hook h = { 0 };
+	struct scone_volume *v;
+	struct fx x;
+
+	fx_mem(&x);
+	put(x.v, "/enc/f", d1, 20000);
+	assert_ok(scone_volume_sync(x.v));
+	scone_volume_tag(x.v, t0);
+	/* nothing changed: the hook is not called */
+	h.v = x.v;
+	memcpy(h.tag_before, t0, sizeof(t0));
+	assert_ok(scone_volume_sync_with(x.v, sync_hook, &h));
+	assert_int_equal(h.calls, 0);
+	/* the hook refuses: nothing is recorded, the volume still reads as before on disk */
+	put(x.v, "/enc/f", d2, 30000);
+	h.answer = SCONE_ERR_NETWORK;
+	assert_err(scone_volume_sync_with(x.v, sync_hook, &h), SCONE_ERR_NETWORK);
+	assert_int_equal(h.calls, 1);
+	scone_volume_tag(x.v, t1);
+	assert_memory_equal(t1, t0, sizeof(t1));
+	assert_ok(scone_volume_open_at(x.io, x.fspf, x.key, t0, SCONE_VOL_RDONLY, &v));
+	expect(v, "/enc/f", d1, 20000);
+	assert_ok(scone_volume_close(v, NULL));
+	/* the next sync records it */
+	h.answer = SCONE_ERR_OK;
+	assert_ok(scone_volume_sync_with(x.v, sync_hook, &h));
+	assert_int_equal(h.calls, 2);
+	scone_volume_tag(x.v, t1);
+	assert_memory_not_equal(t1, t0, sizeof(t1));
+	fx_close(&x);
+	assert_ok(scone_volume_open_at(x.io, x.fspf, x.key, x.tag, SCONE_VOL_RDONLY, &v));
+	expect(v, "/enc/f", d2, 30000);
+	assert_ok(scone_volume_close(v, NULL));
+	free(d1);
+	free(d2);
+	fx_done(&x);
+}
+
 TEST(test_freshness)
 {
 	uint8_t t1[SCONE_VOLUME_TAG_SIZE], t2[SCONE_VOLUME_TAG_SIZE], t3[SCONE_VOLUME_TAG_SIZE];
@@ -2219,6 +2280,7 @@ int main(void)
 	    cmocka_unit_test(test_ephemeral),
 	    cmocka_unit_test(test_plaintext_on_disk),
 	    cmocka_unit_test(test_freshness),
+	    cmocka_unit_test(test_sync_with),
 	    cmocka_unit_test(test_unsealed),
 	    cmocka_unit_test(test_tamper_bit_flip),
 	    cmocka_unit_test(test_tamper_authenticated_plaintext),
