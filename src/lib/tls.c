@@ -7,6 +7,13 @@
  * is checked right after the handshake, before a byte of the request (which
  * may carry a session with explicit secrets) is written.
  */
+/*
+ * The 1.1.1 API level, for EC_KEY: a P-256 key made through it gets its
+ * SubjectPublicKeyInfo from the EC method directly, where OpenSSL 3.0's
+ * provider path builds an OSSL_ENCODER (0.7 ms in a fresh process: every
+ * runtime start makes one key).
+ */
+#define OPENSSL_API_COMPAT 0x10101000L
 #include "tls.h"
 
 #include <errno.h>
@@ -26,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -63,6 +71,20 @@ static enum scone_err add_ext(X509 *cert, int nid, const char *value)
 	return SCONE_ERR_OK;
 }
 
+/* A fresh P-256 key (NULL on failure). */
+static EVP_PKEY *p256_key(void)
+{
+	EC_KEY *ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
+	EVP_PKEY *k = EVP_PKEY_new();
+
+	if (!ec || !k || EC_KEY_generate_key(ec) != 1 || EVP_PKEY_assign_EC_KEY(k, ec) != 1) {
+		EC_KEY_free(ec);
+		EVP_PKEY_free(k);
+		return NULL;
+	}
+	return k;
+}
+
 enum scone_err scone_identity_new(const char *common_name, int days, struct scone_identity *out)
 {
 	uint8_t serial[16];
@@ -71,7 +93,7 @@ enum scone_err scone_identity_new(const char *common_name, int days, struct scon
 	enum scone_err err = SCONE_ERR_CRYPTO;
 
 	memset(out, 0, sizeof(*out));
-	out->key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	out->key = p256_key();
 	out->cert = X509_new();
 	if (!out->key || !out->cert) {
 		err = ssl_fail("key generation");
@@ -232,83 +254,6 @@ enum scone_err scone_identity_from_pem(const char *pem, size_t len, struct scone
 		return scone_err_set(SCONE_ERR_MALFORMED, "identity PEM: not a key and its certificate");
 	}
 	return SCONE_ERR_OK;
-}
-
-struct scone_identity_job {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	bool joined;
-	char cn[64];
-	int days;
-	enum scone_err err;
-	char detail[256]; /* the thread's error detail (details are thread-local) */
-	struct scone_identity id;
-};
-
-static void *identity_thread(void *arg)
-{
-	struct scone_identity_job *j = arg;
-
-	j->err = scone_identity_new(j->cn, j->days, &j->id);
-	if (j->err)
-		snprintf(j->detail, sizeof(j->detail), "%s", scone_err_detail());
-	return NULL;
-}
-
-enum scone_err scone_identity_start(const char *common_name, int days, struct scone_identity_job **out)
-{
-	struct scone_identity_job *j = calloc(1, sizeof(*j));
-	int e;
-
-	if (!j)
-		return scone_err_set(SCONE_ERR_NOMEM, "identity");
-	snprintf(j->cn, sizeof(j->cn), "%s", common_name);
-	j->days = days;
-	pthread_mutex_init(&j->lock, NULL);
-	if ((e = pthread_create(&j->thread, NULL, identity_thread, j)) != 0) {
-		free(j);
-		return scone_err_set(scone_err_from_errno(e), "identity thread: %s", strerror(e));
-	}
-	*out = j;
-	return SCONE_ERR_OK;
-}
-
-/* Wait for the identity (once); its error, with the thread's detail. */
-static enum scone_err identity_join(struct scone_identity_job *j)
-{
-	pthread_mutex_lock(&j->lock);
-	if (!j->joined) {
-		pthread_join(j->thread, NULL);
-		j->joined = true;
-	}
-	pthread_mutex_unlock(&j->lock);
-	return j->err ? scone_err_set(j->err, "%s", j->detail) : SCONE_ERR_OK;
-}
-
-enum scone_err scone_identity_finish(struct scone_identity_job *j, struct scone_identity *out)
-{
-	enum scone_err err = identity_join(j);
-
-	*out = j->id;
-	pthread_mutex_destroy(&j->lock);
-	free(j);
-	return err;
-}
-
-/* OpenSSL asks for the client certificate: the job's, once it is made. */
-static int job_cert_cb(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
-{
-	struct scone_identity_job *j = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-
-	if (!j || identity_join(j) != SCONE_ERR_OK) {
-		scone_err_clear();
-		return 0; /* no certificate: CAS answers 401/403, the job's error is reported at finish */
-	}
-	if (X509_up_ref(j->id.cert) != 1 || EVP_PKEY_up_ref(j->id.key) != 1)
-		return 0;
-	*x509 = j->id.cert;
-	*pkey = j->id.key;
-	return 1;
 }
 
 int scone_pem_no_passphrase(char *buf, int size, int rwflag, void *u)
@@ -513,7 +458,7 @@ static void conn_close(struct conn *c)
 }
 
 static enum scone_err conn_open(struct conn *c, const char *host, uint16_t port, const struct scone_identity *client,
-				struct scone_identity_job *job, int timeout_ms, uint8_t cert_sha256[32])
+				int timeout_ms, uint8_t cert_sha256[32])
 {
 	X509 *peer;
 	int rc;
@@ -531,10 +476,6 @@ static enum scone_err conn_open(struct conn *c, const char *host, uint16_t port,
 		       SSL_CTX_use_PrivateKey(c->ctx, client->key) != 1)) {
 		conn_close(c);
 		return ssl_fail("client certificate");
-	}
-	if (!client && job) {
-		SSL_CTX_set_app_data(c->ctx, job);
-		SSL_CTX_set_client_cert_cb(c->ctx, job_cert_cb);
 	}
 	enum scone_err err = tcp_connect(host, port, &c->deadline, &c->fd);
 	if (err) {
@@ -778,7 +719,7 @@ enum scone_err scone_https_conn_send(struct scone_https_conn *k, const char *met
 	if (k->open && conn_stale(k))
 		conn_drop(k);
 	if (!k->open) {
-		SCONE_TRY(conn_open(&k->c, k->host, k->opts.port, k->opts.client, NULL, ms, cert));
+		SCONE_TRY(conn_open(&k->c, k->host, k->opts.port, k->opts.client, ms, cert));
 		if (!scone_ct_equal(cert, k->pin, 32)) {
 			conn_close(&k->c);
 			return scone_err_set(SCONE_ERR_UNTRUSTED, "%s:%u presented a certificate that is not the pinned one",
@@ -827,7 +768,7 @@ enum scone_err scone_https_probe(const char *host, uint16_t port, int timeout_ms
 {
 	struct conn c;
 
-	SCONE_TRY(conn_open(&c, host, port, NULL, NULL, timeout_ms, cert_sha256));
+	SCONE_TRY(conn_open(&c, host, port, NULL, timeout_ms, cert_sha256));
 	conn_close(&c);
 	return SCONE_ERR_OK;
 }
@@ -864,7 +805,7 @@ enum scone_err scone_https_request(const struct scone_https_opts *o, const char 
 	memset(resp, 0, sizeof(*resp));
 	if (!o->pin_sha256)
 		return scone_err_set(SCONE_ERR_INVALID, "no pinned CAS fingerprint (run `scone cas trust`)");
-	SCONE_TRY(conn_open(&c, o->host, o->port, o->client, o->client_job, o->timeout_ms, resp->server_cert_sha256));
+	SCONE_TRY(conn_open(&c, o->host, o->port, o->client, o->timeout_ms, resp->server_cert_sha256));
 	if (!scone_ct_equal(resp->server_cert_sha256, o->pin_sha256, 32)) {
 		char got[65];
 		conn_close(&c);

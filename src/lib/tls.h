@@ -40,17 +40,6 @@ void scone_identity_free(struct scone_identity *id);
 SCONE_MUST_CHECK enum scone_err scone_identity_to_pem(const struct scone_identity *id, struct scone_wbuf *out);
 SCONE_MUST_CHECK enum scone_err scone_identity_from_pem(const char *pem, size_t len, struct scone_identity *out);
 
-/*
- * A fresh identity made on a thread of its own, so that the caller can
- * connect meanwhile: a TLS client given it in scone_https_opts.client_job
- * waits for it only when the server asks for a certificate. finish waits
- * for it (if no one has) and hands it over; the job is freed either way.
- */
-struct scone_identity_job;
-SCONE_MUST_CHECK enum scone_err scone_identity_start(const char *common_name, int days,
-						     struct scone_identity_job **out);
-SCONE_MUST_CHECK enum scone_err scone_identity_finish(struct scone_identity_job *job, struct scone_identity *out);
-
 /* PEM password callback that refuses (OpenSSL's default would prompt on the tty). */
 int scone_pem_no_passphrase(char *buf, int size, int rwflag, void *u);
 
@@ -72,7 +61,6 @@ struct scone_https_opts {
 	uint16_t port;
 	const uint8_t *pin_sha256;            /* server certificate fingerprint; required */
 	const struct scone_identity *client;  /* client certificate, or NULL */
-	struct scone_identity_job *client_job; /* or one still being made (handed over when the server asks) */
 	int timeout_ms;                       /* connect + whole exchange; 0 = 15000 */
 };
 

@@ -486,13 +486,12 @@ static enum scone_err refused(const struct scone_https_response *resp, const cha
 
 /* POST body to path; resp filled on OK (any status). */
 static enum scone_err post(const char *cas_addr, const uint8_t pin_sha256[32], const struct scone_identity *id,
-			   struct scone_identity_job *job, const char *path, const struct scone_wbuf *body,
-			   struct scone_https_response *resp)
+			   const char *path, const struct scone_wbuf *body, struct scone_https_response *resp)
 {
-	struct scone_https_opts o = { .pin_sha256 = pin_sha256, .client = id, .client_job = job };
+	struct scone_https_opts o = { .pin_sha256 = pin_sha256, .client = id };
 	char host[256];
 
-	if (!cas_addr || !pin_sha256 || (!id && !job))
+	if (!cas_addr || !pin_sha256 || !id)
 		return scone_err_set(SCONE_ERR_INVALID, "CAS request %s: address, pin and identity are required", path);
 	SCONE_TRY(scone_hostport_parse(cas_addr, SCONE_RT_DEFAULT_PORT, host, sizeof(host), &o.port));
 	o.host = host;
@@ -507,9 +506,8 @@ static enum scone_err put_field(struct scone_wbuf *w, const char *sep, const cha
 	return scone_json_put_string(w, value);
 }
 
-static enum scone_err fetch_config(const char *cas_addr, const uint8_t pin_sha256[32], const char *config_id,
-				   struct scone_identity *fresh_id, struct scone_identity_job *job,
-				   struct scone_runtime_config **out)
+enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pin_sha256[32], const char *config_id,
+					  struct scone_identity *fresh_id, struct scone_runtime_config **out)
 {
 	struct scone_https_response resp = { 0 };
 	struct scone_wbuf body;
@@ -523,7 +521,7 @@ static enum scone_err fetch_config(const char *cas_addr, const uint8_t pin_sha25
 	if (!err)
 		err = scone_wbuf_u8(&body, '}');
 	if (!err)
-		err = post(cas_addr, pin_sha256, fresh_id, job, "/v1/service/config", &body, &resp);
+		err = post(cas_addr, pin_sha256, fresh_id, "/v1/service/config", &body, &resp);
 	if (err)
 		goto out;
 	if (resp.status != 200) {
@@ -540,34 +538,6 @@ out:
 	scone_https_response_free(&resp);
 	scone_wbuf_free(&body);
 	return err;
-}
-
-enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pin_sha256[32], const char *config_id,
-					  struct scone_identity *fresh_id, struct scone_runtime_config **out)
-{
-	return fetch_config(cas_addr, pin_sha256, config_id, fresh_id, NULL, out);
-}
-
-enum scone_err scone_runtime_fetch_config_job(const char *cas_addr, const uint8_t pin_sha256[32],
-					      const char *config_id, struct scone_identity_job *job,
-					      struct scone_identity *fresh_id, struct scone_runtime_config **out)
-{
-	enum scone_err err = fetch_config(cas_addr, pin_sha256, config_id, NULL, job, out), made;
-	char detail[512];
-
-	snprintf(detail, sizeof(detail), "%s", scone_err_detail());
-	if ((made = scone_identity_finish(job, fresh_id)) != SCONE_ERR_OK) {
-		scone_runtime_config_free(*out);
-		*out = NULL;
-		return made; /* the key could not be made: that is the error */
-	}
-	if (err) {
-		scone_runtime_config_free(*out);
-		*out = NULL;
-		scone_identity_free(fresh_id);
-		return scone_err_set(err, "%s", detail);
-	}
-	return SCONE_ERR_OK;
 }
 
 static enum scone_err tag_body(struct scone_wbuf *w, const struct scone_runtime_config *cfg, const char *volume,

@@ -100,17 +100,6 @@ SCONE_MUST_CHECK enum scone_err scone_runtime_fetch_config(const char *cas_addr,
 							   struct scone_runtime_config **out);
 
 /*
- * The same with the fresh key still being made (scone_identity_start): it is
- * handed to TLS when CAS asks for the client certificate, so making it
- * overlaps the connection. The job is finished either way; on success
- * *fresh_id is the key the configuration (and its instance token) is bound to.
- */
-SCONE_MUST_CHECK enum scone_err scone_runtime_fetch_config_job(const char *cas_addr, const uint8_t pin_sha256[32],
-							       const char *config_id, struct scone_identity_job *job,
-							       struct scone_identity *fresh_id,
-							       struct scone_runtime_config **out);
-
-/*
  * POST /v1/volumes/tag: the volume named volume (its image name) of cfg
  * moved from previous_tag (NULL: it was not initialised) to tag. Must use
  * the identity the configuration was fetched with. CONFLICT when another
