@@ -47,6 +47,8 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -147,6 +149,7 @@ static unsigned vf_flags(int flags);
 static int path_errno(struct mount *m, const char *vpath, enum scone_err err);
 static uint64_t off_get(int fd);
 static int program_path(const struct mount *m, const char *vpath, char *out, size_t size);
+static int exists_errno(struct mount *m, const char *vpath);
 
 /*
  * Take the lock; errno is restored by leave (a shim only sets it on failure).
@@ -2075,6 +2078,19 @@ int fchdir(int fd)
  * malloc'ed, of at least size bytes when size is not 0; size 0 with a buf:
  * EINVAL; too small: ERANGE).
  */
+char *get_current_dir_name(void)
+{
+	REAL(get_current_dir_name);
+	char cur[PATH_MAX];
+
+	if (inside)
+		return real_get_current_dir_name();
+	pthread_mutex_lock(&cwd_lock);
+	snprintf(cur, sizeof(cur), "%s", vcwd);
+	pthread_mutex_unlock(&cwd_lock);
+	return cur[0] ? strdup(cur) : real_get_current_dir_name();
+}
+
 char *getcwd(char *buf, size_t size)
 {
 	char cur[PATH_MAX];
@@ -2437,6 +2453,197 @@ int truncate64(const char *path, off64_t len)
 	REAL(truncate64);
 
 	return m ? truncate_in(m, vpath, len) : real_truncate64(path, len);
+}
+
+/*
+ * flock on a shielded fd: an OFD lock over the file's whole slot in the lock
+ * file, so it binds every open of the file in every process, belongs to
+ * the open file description (kept across dup and fork, dropped with its
+ * last fd) and never blocks the shield while it waits. Unlike the kernel's,
+ * it conflicts with fcntl locks on the same file.
+ */
+int flock(int fd, int op)
+{
+	REAL(flock);
+	struct flock fl = { .l_whence = SEEK_SET };
+	int kind = op & ~LOCK_NB, r;
+
+	if (!maybe_shielded(fd))
+		return real_flock(fd, op);
+	if (kind != LOCK_SH && kind != LOCK_EX && kind != LOCK_UN)
+		return fail(EINVAL);
+	fl.l_type = kind == LOCK_SH ? F_RDLCK : kind == LOCK_EX ? F_WRLCK : F_UNLCK;
+	r = fcntl(fd, (op & LOCK_NB) || kind == LOCK_UN ? F_OFD_SETLK : F_OFD_SETLKW, &fl);
+	if (r != 0 && (errno == EAGAIN || errno == EACCES))
+		errno = EWOULDBLOCK;
+	return r;
+}
+
+/* ---- file systems and canonical names ---- */
+
+/* The host directory behind a shielded path (statfs of a volume path), or NULL with errno. */
+static const char *host_dir_of(int dirfd, const char *path, char vpath[PATH_MAX], bool *shielded)
+{
+	struct mount *m = resolve(dirfd, path, vpath);
+	int e;
+
+	*shielded = m != NULL;
+	if (!m)
+		return NULL;
+	enter();
+	e = exists_errno(m, vpath);
+	leave();
+	if (e) {
+		errno = e;
+		return NULL;
+	}
+	return m->path;
+}
+
+int statfs(const char *path, struct statfs *buf)
+{
+	REAL(statfs);
+	char vpath[PATH_MAX];
+	bool sh;
+	const char *host = host_dir_of(AT_FDCWD, path, vpath, &sh);
+
+	return !sh ? real_statfs(path, buf) : host ? real_statfs(host, buf) : -1;
+}
+
+int statfs64(const char *path, struct statfs64 *buf)
+{
+	REAL(statfs64);
+	char vpath[PATH_MAX];
+	bool sh;
+	const char *host = host_dir_of(AT_FDCWD, path, vpath, &sh);
+
+	return !sh ? real_statfs64(path, buf) : host ? real_statfs64(host, buf) : -1;
+}
+
+int statvfs(const char *path, struct statvfs *buf)
+{
+	REAL(statvfs);
+	char vpath[PATH_MAX];
+	bool sh;
+	const char *host = host_dir_of(AT_FDCWD, path, vpath, &sh);
+
+	return !sh ? real_statvfs(path, buf) : host ? real_statvfs(host, buf) : -1;
+}
+
+int statvfs64(const char *path, struct statvfs64 *buf)
+{
+	REAL(statvfs64);
+	char vpath[PATH_MAX];
+	bool sh;
+	const char *host = host_dir_of(AT_FDCWD, path, vpath, &sh);
+
+	return !sh ? real_statvfs64(path, buf) : host ? real_statvfs64(host, buf) : -1;
+}
+
+/* The host directory of a shielded fd's volume (copied out under the lock), or "". */
+static void fd_host_dir(int fd, char out[PATH_MAX])
+{
+	struct sfd *s;
+
+	out[0] = '\0';
+	if (!maybe_shielded(fd))
+		return;
+	enter();
+	if ((s = fd_entry(fd)))
+		snprintf(out, PATH_MAX, "%s", s->m->path);
+	leave();
+}
+
+int fstatfs(int fd, struct statfs *buf)
+{
+	REAL(fstatfs);
+	REAL(statfs);
+	char host[PATH_MAX];
+
+	fd_host_dir(fd, host);
+	return host[0] ? real_statfs(host, buf) : real_fstatfs(fd, buf);
+}
+
+int fstatfs64(int fd, struct statfs64 *buf)
+{
+	REAL(fstatfs64);
+	REAL(statfs64);
+	char host[PATH_MAX];
+
+	fd_host_dir(fd, host);
+	return host[0] ? real_statfs64(host, buf) : real_fstatfs64(fd, buf);
+}
+
+int fstatvfs(int fd, struct statvfs *buf)
+{
+	REAL(fstatvfs);
+	REAL(statvfs);
+	char host[PATH_MAX];
+
+	fd_host_dir(fd, host);
+	return host[0] ? real_statvfs(host, buf) : real_fstatvfs(fd, buf);
+}
+
+int fstatvfs64(int fd, struct statvfs64 *buf)
+{
+	REAL(fstatvfs64);
+	REAL(statvfs64);
+	char host[PATH_MAX];
+
+	fd_host_dir(fd, host);
+	return host[0] ? real_statvfs64(host, buf) : real_fstatvfs64(fd, buf);
+}
+
+/*
+ * realpath of a path in a volume: glibc's would ask the kernel, which knows
+ * no such path. Volumes hold no symbolic links, so the canonical name is the
+ * normalised absolute path, once it is known to exist.
+ */
+static char *realpath_in(const char *path, char *resolved, size_t size)
+{
+	char vpath[PATH_MAX], full[PATH_MAX * 2];
+	bool sh;
+	size_t n;
+
+	if (!host_dir_of(AT_FDCWD, path, vpath, &sh))
+		return NULL;
+	if (!scone_shield_abspath(AT_FDCWD, path, full, sizeof(full)) || (n = strlen(full)) >= PATH_MAX)
+		return errno = ENAMETOOLONG, NULL;
+	if (resolved && n >= size)
+		return errno = ERANGE, NULL;
+	if (!resolved && !(resolved = malloc(PATH_MAX)))
+		return errno = ENOMEM, NULL;
+	memcpy(resolved, full, n + 1);
+	return resolved;
+}
+
+static bool in_volume(const char *path)
+{
+	char vpath[PATH_MAX];
+
+	return path && resolve(AT_FDCWD, path, vpath) != NULL;
+}
+
+char *realpath(const char *path, char *resolved)
+{
+	REAL(realpath);
+
+	return in_volume(path) ? realpath_in(path, resolved, PATH_MAX) : real_realpath(path, resolved);
+}
+
+char *canonicalize_file_name(const char *path)
+{
+	REAL(canonicalize_file_name);
+
+	return in_volume(path) ? realpath_in(path, NULL, PATH_MAX) : real_canonicalize_file_name(path);
+}
+
+char *__realpath_chk(const char *path, char *resolved, size_t size);
+char *__realpath_chk(const char *path, char *resolved, size_t size)
+{
+	REAL(__realpath_chk);
+
+	return in_volume(path) ? realpath_in(path, resolved, size) : real___realpath_chk(path, resolved, size);
 }
 
 /* ---- io_uring ---- */

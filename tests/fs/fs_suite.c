@@ -24,7 +24,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -1515,6 +1517,90 @@ static int t_symlink(struct ctx *c)
 	return 0;
 }
 
+/* A second process cannot take an exclusive flock another holds; it can after LOCK_UN. */
+static int t_flock(struct ctx *c)
+{
+	int code = -1, fd;
+
+	if (put_file(c, P(c, "f"), "flocked"))
+		return -1;
+	fd = xopen(c, P(c, "f"), O_RDWR, 0);
+	TRY(c, fd, "open");
+	TRY(c, flock(fd, LOCK_EX), "flock LOCK_EX");
+	fflush(NULL);
+	pid_t pid = fork();
+	TRY(c, pid, "fork");
+	if (pid == 0) {
+		int f2 = open(P(c, "f"), O_RDWR);
+		if (f2 < 0)
+			_exit(1);
+		if (flock(f2, LOCK_EX | LOCK_NB) == 0)
+			_exit(2);
+		_exit(errno == EWOULDBLOCK ? 0 : 3);
+	}
+	if (wait_child(c, pid, &code))
+		return -1;
+	CHECK(c, code == 0, "child: %s (code %d)",
+	      code == 1 ? "open failed" : code == 2 ? "got the lock another process holds" : "unexpected errno", code);
+	TRY(c, flock(fd, LOCK_UN), "flock LOCK_UN");
+	pid = fork();
+	TRY(c, pid, "fork");
+	if (pid == 0) {
+		int f2 = open(P(c, "f"), O_RDWR);
+		_exit(f2 >= 0 && flock(f2, LOCK_EX | LOCK_NB) == 0 ? 0 : 1);
+	}
+	if (wait_child(c, pid, &code))
+		return -1;
+	CHECK(c, code == 0, "child could not take the lock after LOCK_UN (code %d)", code);
+	TRY_ERR(c, flock(fd, 77), EINVAL, "flock with a bad operation");
+	TRY(c, xclose(c, fd), "close");
+	return 0;
+}
+
+/* statvfs/fstatvfs answer for files (the file system behind them); a missing path is ENOENT. */
+static int t_statvfs(struct ctx *c)
+{
+	struct statvfs sv;
+
+	if (put_file(c, P(c, "f"), "space"))
+		return -1;
+	TRY(c, statvfs(P(c, "f"), &sv), "statvfs");
+	CHECK(c, sv.f_bsize > 0 && sv.f_blocks > 0, "statvfs: bsize %lu blocks %lu", (unsigned long)sv.f_bsize,
+	      (unsigned long)sv.f_blocks);
+	int fd = xopen(c, P(c, "f"), O_RDONLY, 0);
+	TRY(c, fd, "open");
+	TRY(c, fstatvfs(fd, &sv), "fstatvfs");
+	CHECK(c, sv.f_bsize > 0 && sv.f_blocks > 0, "fstatvfs: bsize %lu", (unsigned long)sv.f_bsize);
+	TRY(c, xclose(c, fd), "close");
+	TRY_ERR(c, statvfs(P(c, "missing"), &sv), ENOENT, "statvfs missing");
+	return 0;
+}
+
+/* realpath: the check's directory's canonical name plus the entry's; "." and ".." folded; ENOENT for nothing. */
+static int t_realpath(struct ctx *c)
+{
+	char want[PATH_MAX * 2], buf[PATH_MAX];
+	char *dir, *got;
+
+	if (put_file(c, P(c, "f"), "real"))
+		return -1;
+	TRY(c, mkdir(P(c, "sub"), 0755), "mkdir");
+	dir = realpath(c->dir, NULL);
+	CHECK(c, dir != NULL, "realpath of the check's directory: %s", ename(errno));
+	snprintf(want, sizeof(want), "%s/f", dir);
+	got = realpath(P(c, "sub/../f"), buf);
+	CHECK(c, got == buf && strcmp(buf, want) == 0, "realpath sub/../f: %s", got ? "another name" : ename(errno));
+	got = canonicalize_file_name(P(c, "./sub"));
+	snprintf(want, sizeof(want), "%s/sub", dir);
+	CHECK(c, got && strcmp(got, want) == 0, "canonicalize_file_name ./sub: %s", got ? "another name" : ename(errno));
+	free(got);
+	free(dir);
+	errno = 0;
+	got = realpath(P(c, "missing"), buf);
+	CHECK(c, !got && errno == ENOENT, "realpath missing: %s", got ? "success" : ename(errno));
+	return 0;
+}
+
 /* ------------------------------- runner ------------------------------- */
 
 struct check {
@@ -1560,6 +1646,9 @@ static const struct check checks[] = {
 	{ "chmod_fchmod", t_chmod },
 	{ "link", t_link },
 	{ "symlink_readlink", t_symlink },
+	{ "flock", t_flock },
+	{ "statvfs", t_statvfs },
+	{ "realpath", t_realpath },
 	/* Last: a child's writes to shared state are the most likely to disturb later checks. */
 	{ "fork", t_fork },
 };
