@@ -13,14 +13,13 @@
 #define MAGIC "SCONEHO1"
 #define MAGIC_LEN 8
 
-/* Bounds on what one handover may hold. */
-#define MAX_ADDR 256
-#define MAX_IDENTITY (64u * 1024)
-#define MAX_ENV 4096
-#define MAX_ENV_ENTRY (1u * 1024 * 1024)
-#define MAX_VOLUMES 64
-#define MAX_FDS 16384
-#define MAX_PATH 4096
+#define MAX_ADDR SCONE_HANDOVER_MAX_ADDR
+#define MAX_IDENTITY SCONE_HANDOVER_MAX_IDENTITY
+#define MAX_ENV SCONE_HANDOVER_MAX_ENV
+#define MAX_ENV_ENTRY SCONE_HANDOVER_MAX_ENV_ENTRY
+#define MAX_VOLUMES SCONE_HANDOVER_MAX_VOLUMES
+#define MAX_FDS SCONE_HANDOVER_MAX_FDS
+#define MAX_PATH SCONE_HANDOVER_MAX_PATH
 
 enum rec {
 	REC_CONFIG = 'C',
@@ -83,8 +82,42 @@ static enum scone_err put_fd(struct scone_wbuf *w, const struct scone_handover_f
 	return scone_wbuf_put(w, f->vpath, n);
 }
 
+/* The decoder's rules, applied before encoding. */
+static enum scone_err enc_check(const struct scone_handover *h)
+{
+	if (!h->config || !h->cas_addr || !h->cas_addr[0] || strlen(h->cas_addr) > MAX_ADDR)
+		return scone_err_set(SCONE_ERR_INVALID, "handover: configuration or CAS address missing or too long");
+	if (h->identity ? h->identity_len == 0 || h->identity_len > MAX_IDENTITY : h->volume_count > 0)
+		return scone_err_set(SCONE_ERR_INVALID, "handover: volumes need the report key (at most %u bytes)",
+				     MAX_IDENTITY);
+	if (h->env_count > MAX_ENV || h->volume_count > MAX_VOLUMES || h->fd_count > MAX_FDS)
+		return scone_err_set(SCONE_ERR_LIMIT, "handover: %zu variables, %zu volumes, %zu fds (limits %u, %u, %u)",
+				     h->env_count, h->volume_count, h->fd_count, MAX_ENV, MAX_VOLUMES, MAX_FDS);
+	for (size_t i = 0; i < h->env_count; i++) {
+		const char *eq = strchr(h->env[i], '=');
+		if (!eq || eq == h->env[i])
+			return scone_err_set(SCONE_ERR_INVALID, "handover: environment entry %zu is not NAME=VALUE", i);
+		if (strlen(h->env[i]) > MAX_ENV_ENTRY)
+			return scone_err_set(SCONE_ERR_LIMIT, "handover: environment entry %zu is over %u bytes", i,
+					     MAX_ENV_ENTRY);
+	}
+	for (size_t i = 0; i < h->volume_count; i++)
+		if (!h->volumes[i].name[0] || strlen(h->volumes[i].name) > MAX_PATH)
+			return scone_err_set(SCONE_ERR_INVALID, "handover: volume %zu has no name or a name too long", i);
+	for (size_t i = 0; i < h->fd_count; i++) {
+		const struct scone_handover_fd *f = &h->fds[i];
+		if (f->fd < 0 || f->volume >= h->volume_count || f->vpath[0] != '/' || strlen(f->vpath) > MAX_PATH)
+			return scone_err_set(SCONE_ERR_INVALID, "handover: fd record %zu (fd %d, volume %u)", i, f->fd,
+					     f->volume);
+	}
+	if (h->cwd && (h->cwd[0] != '/' || strlen(h->cwd) > MAX_PATH))
+		return scone_err_set(SCONE_ERR_INVALID, "handover: the working directory is not an absolute path");
+	return SCONE_ERR_OK;
+}
+
 enum scone_err scone_handover_encode(const struct scone_handover *h, struct scone_wbuf *w)
 {
+	SCONE_TRY(enc_check(h));
 	SCONE_TRY(scone_wbuf_put(w, MAGIC, MAGIC_LEN));
 	SCONE_TRY(put_rec(w, REC_CONFIG, h->config, h->config_len));
 	SCONE_TRY(put_str(w, REC_ADDR, h->cas_addr));
@@ -143,7 +176,10 @@ static enum scone_err dec_env(struct scone_handover *h, const uint8_t *p, size_t
 {
 	const uint8_t *eq = memchr(p, '=', n);
 
-	if (n > MAX_ENV_ENTRY || !eq || eq == p)
+	if (n > MAX_ENV_ENTRY)
+		return scone_err_set(SCONE_ERR_LIMIT, "handover: environment entry %zu is %zu bytes (limit %u)",
+				     h->env_count, n, MAX_ENV_ENTRY);
+	if (!eq || eq == p)
 		return scone_err_set(SCONE_ERR_MALFORMED, "handover: environment entry %zu is not NAME=VALUE",
 				     h->env_count);
 	SCONE_TRY(grow((void **)&h->env, &h->env_count, sizeof(*h->env), MAX_ENV, "environment entries"));

@@ -24,6 +24,14 @@
 
 #define SCONE_HANDOVER_MAX (32u * 1024 * 1024)
 #define SCONE_HANDOVER_TAG_SIZE 16
+/* Bounds on what one handover may hold (the decoder refuses more; so does the encoder). */
+#define SCONE_HANDOVER_MAX_ADDR 256
+#define SCONE_HANDOVER_MAX_IDENTITY (64u * 1024)
+#define SCONE_HANDOVER_MAX_ENV 4096
+#define SCONE_HANDOVER_MAX_ENV_ENTRY (1u * 1024 * 1024)
+#define SCONE_HANDOVER_MAX_VOLUMES 64
+#define SCONE_HANDOVER_MAX_FDS 16384
+#define SCONE_HANDOVER_MAX_PATH 4096
 
 struct scone_handover_volume {
 	char *name; /* the image's name for the mount */
@@ -58,7 +66,11 @@ struct scone_handover {
 };
 
 void scone_handover_init(struct scone_handover *h);
-/* Encode h into out (a secret wbuf: it holds keys). */
+/*
+ * Encode h into out (a secret wbuf: it holds keys). What the decoder would
+ * refuse is refused here already (INVALID or LIMIT, naming the field), so a
+ * bad handover fails the exec in the caller, not the start of the child.
+ */
 SCONE_MUST_CHECK enum scone_err scone_handover_encode(const struct scone_handover *h, struct scone_wbuf *out);
 /* Decode untrusted bytes; on success the caller frees *out. */
 SCONE_MUST_CHECK enum scone_err scone_handover_decode(const uint8_t *data, size_t len, struct scone_handover *out);

@@ -21,9 +21,9 @@
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Limits of handover.c (not in its header): kept in step by these tests. */
-#define MAX_ENV 4096
-#define MAX_VOLUMES 64
-#define MAX_PATH 4096
+#define MAX_ENV SCONE_HANDOVER_MAX_ENV
+#define MAX_VOLUMES SCONE_HANDOVER_MAX_VOLUMES
+#define MAX_PATH SCONE_HANDOVER_MAX_PATH
 
 static const char config_json[] = "{\"config_id\": \"app/web\", \"mode\": \"none\"}";
 static const char identity_pem[] =
@@ -535,8 +535,45 @@ TEST(test_bad_env)
 	big[1] = '=';
 	base(&w);
 	rec(&w, 'E', big, (1u << 20) + 1);
-	reject(&w, SCONE_ERR_MALFORMED, "environment entry 0 is not NAME=VALUE");
+	reject(&w, SCONE_ERR_LIMIT, "environment entry 0 is 1048577 bytes (limit 1048576)");
 	free(big);
+}
+
+/* The encoder refuses what the decoder would, naming it. */
+TEST(test_encode_refuses)
+{
+	struct scone_handover h;
+	struct scone_handover_volume vols[2];
+	struct scone_handover_fd fds[3];
+	char *env[3];
+	struct scone_wbuf w;
+
+	fill_full(&h, env, vols, fds);
+	env[1] = (char *)"NOEQUALS";
+	scone_wbuf_init(&w, SCONE_HANDOVER_MAX, 1);
+	assert_int_equal(scone_handover_encode(&h, &w), SCONE_ERR_INVALID);
+	assert_non_null(strstr(scone_err_detail(), "environment entry 1 is not NAME=VALUE"));
+	scone_wbuf_free(&w);
+
+	fill_full(&h, env, vols, fds);
+	fds[0].vpath = (char *)"relative";
+	scone_wbuf_init(&w, SCONE_HANDOVER_MAX, 1);
+	assert_int_equal(scone_handover_encode(&h, &w), SCONE_ERR_INVALID);
+	assert_non_null(strstr(scone_err_detail(), "fd record 0"));
+	scone_wbuf_free(&w);
+
+	fill_full(&h, env, vols, fds);
+	h.identity = NULL;
+	scone_wbuf_init(&w, SCONE_HANDOVER_MAX, 1);
+	assert_int_equal(scone_handover_encode(&h, &w), SCONE_ERR_INVALID);
+	assert_non_null(strstr(scone_err_detail(), "report key"));
+	scone_wbuf_free(&w);
+
+	fill_full(&h, env, vols, fds);
+	h.cwd = (char *)"not/absolute";
+	scone_wbuf_init(&w, SCONE_HANDOVER_MAX, 1);
+	assert_int_equal(scone_handover_encode(&h, &w), SCONE_ERR_INVALID);
+	scone_wbuf_free(&w);
 }
 
 TEST(test_bad_volume)
@@ -733,6 +770,7 @@ int main(void)
 	    cmocka_unit_test(test_duplicate_singletons),
 	    cmocka_unit_test(test_bad_singletons),
 	    cmocka_unit_test(test_bad_env),
+	    cmocka_unit_test(test_encode_refuses),
 	    cmocka_unit_test(test_bad_volume),
 	    cmocka_unit_test(test_bad_fd),
 	    cmocka_unit_test(test_missing_required),
