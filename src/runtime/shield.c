@@ -52,6 +52,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <utime.h>
 #include <unistd.h>
@@ -2644,6 +2645,101 @@ char *__realpath_chk(const char *path, char *resolved, size_t size)
 	REAL(__realpath_chk);
 
 	return in_volume(path) ? realpath_in(path, resolved, size) : real___realpath_chk(path, resolved, size);
+}
+
+/* ---- extended attributes ---- */
+
+/*
+ * Volumes keep no extended attributes: on a volume path or a shielded fd
+ * every xattr call is ENOTSUP (as on a file system without them, which
+ * cp -a and Python's shutil.copy2 accept), once the path is known to exist.
+ */
+static ssize_t xattr_path(const char *path, bool *shielded)
+{
+	char vpath[PATH_MAX];
+	struct mount *m = resolve(AT_FDCWD, path, vpath);
+	int e;
+
+	*shielded = m != NULL;
+	if (!m)
+		return 0;
+	enter();
+	e = exists_errno(m, vpath);
+	leave();
+	return fail(e ? e : ENOTSUP);
+}
+
+#define XATTR_PATH(name, params, args)                                                                       \
+	ssize_t name params                                                                                  \
+	{                                                                                                    \
+		REAL(name);                                                                                  \
+		bool sh;                                                                                     \
+		ssize_t r = xattr_path(path, &sh);                                                           \
+		return sh ? r : real_##name args;                                                            \
+	}
+#define XATTR_FD(name, params, args)                                                                         \
+	ssize_t name params                                                                                  \
+	{                                                                                                    \
+		REAL(name);                                                                                  \
+		return maybe_shielded(fd) ? fail(ENOTSUP) : real_##name args;                                \
+	}
+
+XATTR_PATH(getxattr, (const char *path, const char *n, void *v, size_t z), (path, n, v, z))
+XATTR_PATH(lgetxattr, (const char *path, const char *n, void *v, size_t z), (path, n, v, z))
+XATTR_PATH(listxattr, (const char *path, char *l, size_t z), (path, l, z))
+XATTR_PATH(llistxattr, (const char *path, char *l, size_t z), (path, l, z))
+XATTR_FD(fgetxattr, (int fd, const char *n, void *v, size_t z), (fd, n, v, z))
+XATTR_FD(flistxattr, (int fd, char *l, size_t z), (fd, l, z))
+
+/* The int-returning ones. */
+int setxattr(const char *path, const char *n, const void *v, size_t z, int flags)
+{
+	REAL(setxattr);
+	bool sh;
+	ssize_t r = xattr_path(path, &sh);
+
+	return sh ? (int)r : real_setxattr(path, n, v, z, flags);
+}
+
+int lsetxattr(const char *path, const char *n, const void *v, size_t z, int flags)
+{
+	REAL(lsetxattr);
+	bool sh;
+	ssize_t r = xattr_path(path, &sh);
+
+	return sh ? (int)r : real_lsetxattr(path, n, v, z, flags);
+}
+
+int fsetxattr(int fd, const char *n, const void *v, size_t z, int flags)
+{
+	REAL(fsetxattr);
+
+	return maybe_shielded(fd) ? fail(ENOTSUP) : real_fsetxattr(fd, n, v, z, flags);
+}
+
+int removexattr(const char *path, const char *n)
+{
+	REAL(removexattr);
+	bool sh;
+	ssize_t r = xattr_path(path, &sh);
+
+	return sh ? (int)r : real_removexattr(path, n);
+}
+
+int lremovexattr(const char *path, const char *n)
+{
+	REAL(lremovexattr);
+	bool sh;
+	ssize_t r = xattr_path(path, &sh);
+
+	return sh ? (int)r : real_lremovexattr(path, n);
+}
+
+int fremovexattr(int fd, const char *n)
+{
+	REAL(fremovexattr);
+
+	return maybe_shielded(fd) ? fail(ENOTSUP) : real_fremovexattr(fd, n);
 }
 
 /* ---- io_uring ---- */

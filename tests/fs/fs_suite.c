@@ -30,6 +30,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1601,6 +1602,35 @@ static int t_realpath(struct ctx *c)
 	return 0;
 }
 
+/*
+ * Extended attributes: set, read back and listed; or, on a file system
+ * without them (a scone volume), ENOTSUP throughout. A missing file is
+ * ENOENT either way.
+ */
+static int t_xattr(struct ctx *c)
+{
+	char v[32], list[256];
+	ssize_t n;
+
+	if (put_file(c, P(c, "f"), "attrs"))
+		return -1;
+	TRY_ERR(c, setxattr(P(c, "missing"), "user.scone", "v", 1, 0), ENOENT, "setxattr missing");
+	if (setxattr(P(c, "f"), "user.scone", "value", 5, 0) != 0) {
+		CHECK(c, errno == ENOTSUP, "setxattr: %s", ename(errno));
+		TRY_ERR(c, getxattr(P(c, "f"), "user.scone", v, sizeof(v)), ENOTSUP, "getxattr without xattrs");
+		errno = 0;
+		n = listxattr(P(c, "f"), list, sizeof(list));
+		CHECK(c, n == 0 || (n < 0 && errno == ENOTSUP), "listxattr without xattrs: %zd %s", n, ename(errno));
+		return 0;
+	}
+	n = getxattr(P(c, "f"), "user.scone", v, sizeof(v));
+	CHECK(c, n == 5 && memcmp(v, "value", 5) == 0, "getxattr: %zd", n);
+	n = listxattr(P(c, "f"), list, sizeof(list));
+	CHECK(c, n > 0 && memmem(list, (size_t)n, "user.scone", 11), "listxattr: %zd", n);
+	TRY(c, removexattr(P(c, "f"), "user.scone"), "removexattr");
+	return 0;
+}
+
 /* ------------------------------- runner ------------------------------- */
 
 struct check {
@@ -1649,6 +1679,7 @@ static const struct check checks[] = {
 	{ "flock", t_flock },
 	{ "statvfs", t_statvfs },
 	{ "realpath", t_realpath },
+	{ "xattr", t_xattr },
 	/* Last: a child's writes to shared state are the most likely to disturb later checks. */
 	{ "fork", t_fork },
 };

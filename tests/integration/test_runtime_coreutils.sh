@@ -43,6 +43,12 @@ services:
   - name: gzip
     image_name: with-data
     command: gzip -k -n @@1
+  - name: cpa
+    image_name: with-data
+    command: cp -a @@1 @@2
+  - name: stat
+    image_name: with-data
+    command: stat --format=%n:%a:%Y:%s @@1 @@2
 images:
   - name: with-data
     volumes:
@@ -112,7 +118,18 @@ for root, _, names in os.walk(sys.argv[2]):
             sys.exit(1)
 PY
 	if LC_ALL=C grep -rqaF "line 1 " "$V"; then fail "sorted plaintext on disk"; fi
+	# cp -a keeps modes and modification times (volumes keep both; no xattrs: ENOTSUP, which cp accepts).
+	chmod 0640 "$CASE_DIR/in/sub/inner.txt"
+	touch -d "2001-02-03 04:05:06" "$CASE_DIR/in/sub/inner.txt"
+	expect_ok scone run --config-id cu/cpa -- /usr/bin/cp "$CASE_DIR/in/sub" "$V/kept"
+	[ ! -s "$ERR" ] || ! grep -v "running without a TEE" "$ERR" | grep -q . || { show_output; fail "cp -a complained"; }
+	expect_ok scone run --config-id cu/stat -- /usr/bin/stat "$V/kept/inner.txt" "$V/kept"
+	local want
+	want="$V/kept/inner.txt:$(stat --format=%a:%Y:%s "$CASE_DIR/in/sub/inner.txt")"
+	grep -qx "$want" "$OUT" || { show_output; fail "cp -a: mode, mtime or size not kept (want $want)"; }
+	grep -qx "$V/kept:$(stat --format=%a "$CASE_DIR/in/sub"):$(stat --format=%Y "$CASE_DIR/in/sub"):.*" "$OUT" ||
+		{ show_output; fail "cp -a: the directory's mode or mtime not kept"; }
 }
 
-run_case "runtime coreutils: cp, cat, dd, sort, tar, gzip on a volume, byte-identical to a plain run" case_coreutils
+run_case "runtime coreutils: cp, cat, dd, sort, tar, gzip on a volume, byte-identical to a plain run; cp -a keeps modes and times" case_coreutils
 t_done

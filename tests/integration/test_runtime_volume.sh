@@ -168,6 +168,13 @@ elif sys.argv[1] == "fdapi":
         f.write("fdopen SCONE-SECRET-MARKER-" + "7f3a9\n")
     print("FDOPEN=%r" % open(d + "/fdopen.txt").read())
     print("SCANDIR=" + ",".join(sorted(e.name for e in os.scandir(d))))
+    # shutil.copy2 copies data, mode, times and (where kept) xattrs into the volume.
+    import shutil
+    src = os.path.dirname(d) + "/host.txt"
+    os.utime(src, (1000000000, 1234567890))
+    shutil.copy2(src, d + "/copied.txt")
+    st = os.stat(d + "/copied.txt")
+    print("COPY2=%d,%o,%r" % (st.st_mtime, st.st_mode & 0o777, open(d + "/copied.txt", "rb").read()[:4]))
 elif sys.argv[1] == "fork":
     # A forked child keeps working on the parent's fds (shared offsets, as on
     # a kernel file) and on new files; each side sees the other's commits.
@@ -357,7 +364,7 @@ case_fdapi() {
 		"DUP2=b'alpha'" "INHERIT=True" "BLOCKING=False" "SENDFILE=17" "PIPE=b'alpha-BETA-gamma\\n'" \
 		"CFR=17" "COPY=b'alpha-BETA-gamma\\n'" "SENDIN=40" "IN=b'from the host SCONE-SECRET-MARKER-7f3a9\\n'" \
 		"MMAP=b'BETA',17" "FDOPEN='fdopen SCONE-SECRET-MARKER-7f3a9\\n'" \
-		"SCANDIR=copy.txt,fdopen.txt,in.txt,vec.txt"; do
+		"SCANDIR=copy.txt,fdopen.txt,in.txt,vec.txt" "COPY2=1234567890,$(stat --format=%a "$CASE_DIR/host.txt"),b'from'"; do
 		grep -qxF "$want" "$OUT" || { show_output; fail "expected $want"; }
 	done
 	if grep -rqa -e "SCONE-SECRET-MARKER" -e "alpha-" "$CASE_DIR/data"; then fail "plaintext on disk"; fi
