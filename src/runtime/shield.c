@@ -20,94 +20,23 @@
  * interposer pass straight through while the shield itself is working.
  *
  * Sync points: fsync/fdatasync of a shielded fd, the close of a volume's last
- * open fd and exit commit the volume and report its new tag to CAS.
+ * open fd and exit commit the volume and report its new tag to CAS
+ * (pipelined: the answer is read before the next commit's record). After a
+ * fork, or in a program exec'd with a handover, the volumes are shared
+ * between processes: every operation takes the mount's flock, follows the
+ * others' commits and commits before letting go.
  * mmap is served as an anonymous snapshot of the plaintext. Not shielded,
  * refused instead: O_DIRECT (EINVAL), O_TMPFILE (EOPNOTSUPP), shared writable
  * mmap (ENODEV; the memfd is empty and sealed, so even a raw mmap syscall
- * maps no data), splice/tee (EINVAL), chdir below a volume's mount point
- * (ENOTSUP; the mount point itself is a virtual working directory).
+ * maps no data), splice/tee (EINVAL), io_uring (ENOSYS).
+ *
+ * shield_meta.c holds the calls about files rather than their bytes (modes,
+ * times, owners, links, extended attributes, statfs, realpath);
+ * shield_internal.h what the two share.
  */
 /* The interposers must be real functions, not glibc's fortify inline wrappers. */
 #undef _FORTIFY_SOURCE
-#include "runtime/shield.h"
-
-#include <dirent.h>
-#include <dlfcn.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <linux/close_range.h>
-#include <sys/file.h>
-#include <sys/mman.h>
-#include <sys/sendfile.h>
-#include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/statvfs.h>
-#include <sys/syscall.h>
-#include <sys/time.h>
-#include <sys/uio.h>
-#include <sys/xattr.h>
-#include <time.h>
-#include <utime.h>
-#include <unistd.h>
-
-#include "lib/crypto.h"
-#include "lib/hex.h"
-#include "runtime/handover.h"
-#include "runtime/inject.h"
-#include "volume/volume.h"
-
-#define SHIELD_FD_MAX 16384
-#define SHIELD_DEV 0x5c0e
-
-struct mount {
-	char *path; /* normalised, absolute: the mount point (a session volume), the fspf's directory (an fspf) */
-	size_t len;
-	char *fspf; /* the protection file */
-	char **prefixes; /* an fspf's regions: paths under them are shielded under their own names */
-	size_t n_prefixes;
-	const char *name; /* image name, borrowed from cfg */
-	struct scone_volume *vol;
-	struct vshare *sh; /* the state every process of this program shares */
-	uint64_t gen;      /* the sh->gen this process's vol reflects */
-	uint8_t *key;      /* secure memory: to reopen the volume after another process committed */
-	int lock_fd;       /* this process's own description of the mount dir, for flock */
-	int plock_fd;      /* PATH/volume.fspf.lock: the program's record locks (fcntl) */
-	pid_t lock_pid;    /* the process that opened lock_fd (a forked child opens its own) */
-	bool broken;       /* a reload failed: every operation is EIO */
-	uint8_t first_tag[SCONE_RT_TAG_SIZE]; /* an fspf's tag at start (a new one is printed at exit) */
-	bool tracked;
-	bool dirty;
-	size_t open_count;
-};
-
-/*
- * A volume's state shared by every process of the program (parent, forked
- * children and the programs they exec): a MAP_SHARED memfd, one per mount.
- * Read and written under the mount's flock once processes share it.
- */
-struct vshare {
-	uint64_t gen; /* commits so far; a process whose copy is older reloads */
-	uint8_t tag[SCONE_RT_TAG_SIZE]; /* the tag CAS knows (and the disk holds) */
-	uint8_t has_tag;
-};
-
-struct sfd {
-	struct mount *m;
-	struct scone_vfile *f; /* NULL for a directory */
-	char vpath[PATH_MAX];
-	int flags;
-	int refs;    /* fds sharing this open file description (dup) */
-	int ofd_lock;  /* 1 + an own description of the lock file for OFD locks, 0: none yet */
-	bool reopen; /* reload: to be opened again in the new volume */
-	bool stale;  /* reload: another process removed the file (ESTALE) */
-};
+#include "runtime/shield_internal.h"
 
 struct sdir {
 	struct sdir *next;
@@ -138,19 +67,12 @@ static struct scone_identity g_id;
 static char *g_addr;
 static uint8_t g_pin[32];
 
-/* The next definition of name (libc's); the type is the libc prototype's. */
-#define REAL(name)                                                                                           \
-	static __typeof__(&name) real_##name;                                                                \
-	if (!real_##name)                                                                                    \
-	real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name)
 
 static void share_in(void);
 static void share_out(void);
 static unsigned vf_flags(int flags);
-static int path_errno(struct mount *m, const char *vpath, enum scone_err err);
 static uint64_t off_get(int fd);
 static int program_path(const struct mount *m, const char *vpath, char *out, size_t size);
-static int exists_errno(struct mount *m, const char *vpath);
 
 /*
  * Take the lock; errno is restored by leave (a shim only sets it on failure).
@@ -158,7 +80,7 @@ static int exists_errno(struct mount *m, const char *vpath);
  * and catch up with what the others committed (share_in), and commit before
  * letting go (share_out), so each process sees the others' writes.
  */
-static void enter(void)
+void shield_enter(void)
 {
 	saved_errno = errno;
 	pthread_mutex_lock(&lock);
@@ -167,7 +89,7 @@ static void enter(void)
 		share_in();
 }
 
-static void leave(void)
+void shield_leave(void)
 {
 	if (g_shared)
 		share_out();
@@ -176,7 +98,7 @@ static void leave(void)
 	errno = saved_errno;
 }
 
-static int fail(int e)
+int shield_fail(int e)
 {
 	errno = e;
 	return -1;
@@ -251,7 +173,7 @@ static int program_path(const struct mount *m, const char *vpath, char *out, siz
 }
 
 /* The mount holding path (relative to dirfd or the cwd) and its volume path, or NULL. */
-static struct mount *resolve(int dirfd, const char *path, char vpath[PATH_MAX])
+struct mount *shield_resolve(int dirfd, const char *path, char vpath[PATH_MAX])
 {
 	char full[PATH_MAX * 2];
 
@@ -276,13 +198,13 @@ static struct mount *resolve(int dirfd, const char *path, char vpath[PATH_MAX])
 }
 
 /* The shielded fd's entry (caller holds the lock), or NULL. */
-static struct sfd *fd_entry(int fd)
+struct sfd *shield_fd_entry(int fd)
 {
 	return fd >= 0 && fd < SHIELD_FD_MAX ? fds[fd] : NULL;
 }
 
 /* Quick check before taking the lock. */
-static bool maybe_shielded(int fd)
+bool shield_maybe_shielded(int fd)
 {
 	return !inside && fd >= 0 && fd < SHIELD_FD_MAX && __atomic_load_n(&fds[fd], __ATOMIC_ACQUIRE);
 }
@@ -472,7 +394,7 @@ static void at_prepare(void)
 {
 	if (__atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE) == 0)
 		return;
-	enter();
+	shield_enter();
 	fork_held = true;
 	for (size_t i = 0; i < n_mounts; i++)
 		if (commit(&mounts[i]))
@@ -487,7 +409,7 @@ static void at_parent(void)
 		return;
 	fork_held = false;
 	g_shared = true;
-	leave();
+	shield_leave();
 }
 
 static void at_child(void)
@@ -504,7 +426,7 @@ static void at_child(void)
 	}
 	g_shared = true;
 	g_pid = getpid();
-	leave();
+	shield_leave();
 }
 
 static void shield_exit(void)
@@ -514,7 +436,7 @@ static void shield_exit(void)
 	 * streams on shielded files now, so their last writes are committed.
 	 */
 	fflush(NULL);
-	enter();
+	shield_enter();
 	for (size_t i = 0; i < n_mounts; i++) {
 		struct mount *m = &mounts[i];
 		char hex[2 * SCONE_RT_TAG_SIZE + 1];
@@ -527,7 +449,7 @@ static void shield_exit(void)
 			memcpy(m->first_tag, m->sh->tag, sizeof(m->first_tag));
 		}
 	}
-	leave();
+	shield_leave();
 }
 
 /* ---- mounting ---- */
@@ -760,13 +682,13 @@ static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], str
 		else if (h)
 			handover_fspf_tag(cfg->fspf, mounts[i].sh, h);
 	}
-	enter();
+	shield_enter();
 	for (i = 0; i < total && !err; i++)
 		err = i < cfg->volume_count ? mount_locked(&cfg->volumes[i], &mounts[i], h && h->shared)
 					    : mount_fspf(cfg->fspf, &mounts[i]);
 	if (!err)
 		err = report_wait(); /* main starts from a tag CAS has */
-	leave();
+	shield_leave();
 	if (err) {
 		char detail[512];
 		snprintf(detail, sizeof(detail), "%s", scone_err_detail());
@@ -861,9 +783,9 @@ enum scone_err scone_shield_mount_handover(const struct scone_handover *h, struc
 		return SCONE_ERR_OK;
 	if ((err = mount_all(h->cas_addr, h->pin, id, cfg, h)))
 		return err;
-	enter();
+	shield_enter();
 	err = adopt_fds(h);
-	leave();
+	shield_leave();
 	if (!err && h->cwd) {
 		pthread_mutex_lock(&cwd_lock);
 		snprintf(vcwd, sizeof(vcwd), "%s", h->cwd);
@@ -884,7 +806,7 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 		return SCONE_ERR_OK;
 	/* A vfork child shares the caller's memory: the caller goes on beside the new program too. */
 	spawn = spawn || getpid() != g_pid;
-	enter();
+	shield_enter();
 	for (size_t i = 0; i < n && !err; i++)
 		err = commit(&mounts[i]);
 	if (!err)
@@ -929,7 +851,7 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 		if (spawn) /* the caller goes on beside the new program */
 			g_shared = true;
 	}
-	leave();
+	shield_leave();
 	return err;
 }
 
@@ -976,22 +898,22 @@ static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 	int fd;
 
 	if (flags & O_DIRECT)
-		return fail(EINVAL);
+		return shield_fail(EINVAL);
 	if ((flags & O_TMPFILE) == O_TMPFILE)
-		return fail(EOPNOTSUPP);
+		return shield_fail(EOPNOTSUPP);
 	err = scone_volume_stat(m->vol, vpath, &st);
 	if (!err && st.is_dir) {
 		if ((flags & O_CREAT) && (flags & O_EXCL))
-			return fail(EEXIST);
+			return shield_fail(EEXIST);
 		if (acc != O_RDONLY || (flags & O_CREAT))
-			return fail(EISDIR);
+			return shield_fail(EISDIR);
 	} else if (!err && (flags & O_DIRECTORY)) {
-		return fail(ENOTDIR);
+		return shield_fail(ENOTDIR);
 	} else if (err && (err != SCONE_ERR_NOT_FOUND || !(flags & O_CREAT) || (flags & O_DIRECTORY))) {
-		return fail(path_errno(m, vpath, err));
+		return shield_fail(shield_path_errno(m, vpath, err));
 	} else {
 		if ((err = scone_vfile_open(m->vol, vpath, vf_flags(flags), (uint32_t)(mode & 07777), &f)))
-			return fail(path_errno(m, vpath, err));
+			return shield_fail(shield_path_errno(m, vpath, err));
 		if ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY))
 			m->dirty = true;
 	}
@@ -1002,7 +924,7 @@ static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 		if (f)
 			scone_vfile_close(f);
 		free(s);
-		return fail(e);
+		return shield_fail(e);
 	}
 	s->m = m;
 	s->f = f;
@@ -1017,15 +939,15 @@ static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 bool scone_shield_openat(int dirfd, const char *path, int flags, mode_t mode, int *ret)
 {
 	char vpath[PATH_MAX];
-	struct mount *m = resolve(dirfd, path, vpath);
+	struct mount *m = shield_resolve(dirfd, path, vpath);
 	int r, e;
 
 	if (!m)
 		return false;
-	enter();
+	shield_enter();
 	r = open_locked(m, vpath, flags, mode);
 	e = errno;
-	leave();
+	shield_leave();
 	if (r < 0)
 		errno = e;
 	*ret = r;
@@ -1111,15 +1033,15 @@ static int lock_map(int fd, struct sfd *s, int cmd, const struct flock *fl, int 
 	else if (fl->l_whence == SEEK_END && s->f && scone_vfile_stat(s->f, &st) == SCONE_ERR_OK)
 		start += (int64_t)st.size;
 	else if (fl->l_whence != SEEK_SET && fl->l_whence != SEEK_END)
-		return fail(EINVAL);
+		return shield_fail(EINVAL);
 	if (len < 0) {
 		start += len;
 		len = -len;
 	}
 	if (start < 0)
-		return fail(EINVAL);
+		return shield_fail(EINVAL);
 	if (start >= LOCK_SLOT)
-		return fail(EOVERFLOW);
+		return shield_fail(EOVERFLOW);
 	if (len == 0 || len > LOCK_SLOT - start)
 		len = LOCK_SLOT - start;
 	if (ofd && !s->ofd_lock) {
@@ -1175,16 +1097,16 @@ int close(int fd)
 	struct sfd *s;
 	int r = 0;
 
-	if (!maybe_shielded(fd))
+	if (!shield_maybe_shielded(fd))
 		return real_close(fd);
-	enter();
-	s = fd_entry(fd);
+	shield_enter();
+	s = shield_fd_entry(fd);
 	if (s)
 		r = close_locked(fd, s);
-	leave();
+	shield_leave();
 	if (real_close(fd) != 0)
 		return -1;
-	return r ? fail(r) : 0;
+	return r ? shield_fail(r) : 0;
 }
 
 /* ---- data ---- */
@@ -1195,9 +1117,9 @@ static ssize_t pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off)
 	size_t got = 0;
 
 	if (!s->f)
-		return fail(EISDIR);
+		return shield_fail(EISDIR);
 	if ((s->flags & O_ACCMODE) == O_WRONLY)
-		return fail(EBADF);
+		return shield_fail(EBADF);
 	if ((err = scone_vfile_pread(s->f, buf, n, off, &got)))
 		return fail_err(err);
 	return (ssize_t)got;
@@ -1229,7 +1151,7 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 	enum scone_err err;
 
 	if (!s->f || (s->flags & O_ACCMODE) == O_RDONLY)
-		return fail(EBADF);
+		return shield_fail(EBADF);
 	if (n == 0)
 		return 0;
 	if (n > SSIZE_MAX)
@@ -1247,29 +1169,6 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 	return (ssize_t)n;
 }
 
-#define FD_CALL(fd, passthrough, body)                                                                       \
-	do {                                                                                                 \
-		struct sfd *s;                                                                               \
-		ssize_t r_;                                                                                  \
-		int e_;                                                                                      \
-		if (!maybe_shielded(fd))                                                                     \
-			return passthrough;                                                                  \
-		enter();                                                                                     \
-		s = fd_entry(fd);                                                                            \
-		if (!s) {                                                                                    \
-			leave();                                                                             \
-			return passthrough;                                                                  \
-		}                                                                                            \
-		if (s->stale || s->m->broken)                                                                \
-			r_ = fail(s->stale ? ESTALE : EIO);                                                  \
-		else                                                                                         \
-			r_ = (body);                                                                         \
-		e_ = errno;                                                                                  \
-		leave();                                                                                     \
-		if (r_ < 0)                                                                                  \
-			errno = e_;                                                                          \
-		return r_;                                                                                   \
-	} while (0)
 
 static ssize_t read_locked(int fd, struct sfd *s, void *buf, size_t n)
 {
@@ -1307,27 +1206,27 @@ ssize_t write(int fd, const void *buf, size_t n)
 ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
 	REAL(pread);
-	FD_CALL(fd, real_pread(fd, buf, n, off), off < 0 ? fail(EINVAL) : pread_locked(s, buf, n, (uint64_t)off));
+	FD_CALL(fd, real_pread(fd, buf, n, off), off < 0 ? shield_fail(EINVAL) : pread_locked(s, buf, n, (uint64_t)off));
 }
 
 ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
 {
 	REAL(pread64);
-	FD_CALL(fd, real_pread64(fd, buf, n, off), off < 0 ? fail(EINVAL) : pread_locked(s, buf, n, (uint64_t)off));
+	FD_CALL(fd, real_pread64(fd, buf, n, off), off < 0 ? shield_fail(EINVAL) : pread_locked(s, buf, n, (uint64_t)off));
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	REAL(pwrite);
 	FD_CALL(fd, real_pwrite(fd, buf, n, off),
-		off < 0 ? fail(EINVAL) : pwrite_locked(fd, s, buf, n, (uint64_t)off, false));
+		off < 0 ? shield_fail(EINVAL) : pwrite_locked(fd, s, buf, n, (uint64_t)off, false));
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 {
 	REAL(pwrite64);
 	FD_CALL(fd, real_pwrite64(fd, buf, n, off),
-		off < 0 ? fail(EINVAL) : pwrite_locked(fd, s, buf, n, (uint64_t)off, false));
+		off < 0 ? shield_fail(EINVAL) : pwrite_locked(fd, s, buf, n, (uint64_t)off, false));
 }
 
 static off64_t lseek_locked(int fd, struct sfd *s, off64_t off, int whence)
@@ -1352,16 +1251,16 @@ static off64_t lseek_locked(int fd, struct sfd *s, off64_t off, int whence)
 	case SEEK_DATA:
 	case SEEK_HOLE:
 		if (off < 0 || (uint64_t)off >= st.size)
-			return fail(ENXIO);
+			return shield_fail(ENXIO);
 		base = 0;
 		if (whence == SEEK_HOLE)
 			off = (off64_t)st.size;
 		break;
 	default:
-		return fail(EINVAL);
+		return shield_fail(EINVAL);
 	}
 	if ((off > 0 && base > INT64_MAX - off) || base + off < 0)
-		return fail(base + off < 0 ? EINVAL : EOVERFLOW);
+		return shield_fail(base + off < 0 ? EINVAL : EOVERFLOW);
 	off_set(fd, (uint64_t)(base + off));
 	return base + off;
 }
@@ -1383,7 +1282,7 @@ static int ftruncate_locked(struct sfd *s, off64_t len)
 	enum scone_err err;
 
 	if (len < 0 || !s->f || (s->flags & O_ACCMODE) == O_RDONLY)
-		return fail(EINVAL);
+		return shield_fail(EINVAL);
 	s->m->dirty = true;
 	if ((err = scone_vfile_truncate(s->f, (uint64_t)len)))
 		return fail_err(err);
@@ -1404,7 +1303,7 @@ int ftruncate64(int fd, off64_t len)
 
 static int fsync_locked(struct sfd *s)
 {
-	return commit(s->m) ? fail(EIO) : 0;
+	return commit(s->m) ? shield_fail(EIO) : 0;
 }
 
 int fsync(int fd)
@@ -1450,12 +1349,12 @@ static void *map_shielded(void *addr, size_t len, int prot, int flags, int fd, o
 			MAP_PRIVATE | MAP_ANONYMOUS | (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE)), -1, 0);
 	if (p == MAP_FAILED)
 		return MAP_FAILED;
-	enter();
-	s = fd_entry(fd);
+	shield_enter();
+	s = shield_fd_entry(fd);
 	if (!s || !s->f)
-		r = fail(s ? ENODEV : EBADF);
+		r = shield_fail(s ? ENODEV : EBADF);
 	else if ((s->flags & O_ACCMODE) == O_WRONLY)
-		r = fail(EACCES);
+		r = shield_fail(EACCES);
 	while (r >= 0 && got < len) {
 		r = pread_locked(s, (char *)p + got, len - got, (uint64_t)off + got);
 		if (r <= 0)
@@ -1463,7 +1362,7 @@ static void *map_shielded(void *addr, size_t len, int prot, int flags, int fd, o
 		got += (size_t)r;
 	}
 	e = errno;
-	leave();
+	shield_leave();
 	if (r < 0 || mprotect(p, len, prot) != 0) {
 		e = r < 0 ? e : errno;
 		real_munmap(p, len);
@@ -1477,7 +1376,7 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	REAL(mmap);
 
-	if (!(flags & MAP_ANONYMOUS) && maybe_shielded(fd))
+	if (!(flags & MAP_ANONYMOUS) && shield_maybe_shielded(fd))
 		return map_shielded(addr, len, prot, flags, fd, off);
 	return real_mmap(addr, len, prot, flags, fd, off);
 }
@@ -1486,7 +1385,7 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
 {
 	REAL(mmap64);
 
-	if (!(flags & MAP_ANONYMOUS) && maybe_shielded(fd))
+	if (!(flags & MAP_ANONYMOUS) && shield_maybe_shielded(fd))
 		return map_shielded(addr, len, prot, flags, fd, off);
 	return real_mmap64(addr, len, prot, flags, fd, off);
 }
@@ -1499,10 +1398,10 @@ static int iov_check(const struct iovec *iov, int cnt)
 	size_t total = 0;
 
 	if (cnt < 0 || cnt > IOV_MAX)
-		return fail(EINVAL);
+		return shield_fail(EINVAL);
 	for (int i = 0; i < cnt; i++) {
 		if (iov[i].iov_len > (size_t)SSIZE_MAX - total)
-			return fail(EINVAL);
+			return shield_fail(EINVAL);
 		total += iov[i].iov_len;
 	}
 	return 0;
@@ -1520,9 +1419,9 @@ static ssize_t iov_locked(int fd, struct sfd *s, const struct iovec *iov, int cn
 	if (iov_check(iov, cnt) != 0)
 		return -1;
 	if (!s->f)
-		return fail(wr ? EBADF : EISDIR);
+		return shield_fail(wr ? EBADF : EISDIR);
 	if ((s->flags & O_ACCMODE) == (wr ? O_RDONLY : O_WRONLY))
-		return fail(EBADF);
+		return shield_fail(EBADF);
 	for (int i = 0; i < cnt; i++) {
 		void *b = iov[i].iov_base;
 		size_t n = iov[i].iov_len;
@@ -1552,7 +1451,7 @@ static ssize_t piov_locked(int fd, struct sfd *s, const struct iovec *iov, int c
 	if (cur_ok && off == -1)
 		return iov_locked(fd, s, iov, cnt, NULL, wr);
 	if (off < 0)
-		return fail(EINVAL);
+		return shield_fail(EINVAL);
 	return iov_locked(fd, s, iov, cnt, &at, wr);
 }
 
@@ -1597,28 +1496,28 @@ ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
 	REAL(preadv2);
 	FD_CALL(fd, real_preadv2(fd, iov, cnt, off, flags),
-		flags ? fail(EOPNOTSUPP) : piov_locked(fd, s, iov, cnt, off, true, false));
+		flags ? shield_fail(EOPNOTSUPP) : piov_locked(fd, s, iov, cnt, off, true, false));
 }
 
 ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
 	REAL(pwritev2);
 	FD_CALL(fd, real_pwritev2(fd, iov, cnt, off, flags),
-		flags ? fail(EOPNOTSUPP) : piov_locked(fd, s, iov, cnt, off, true, true));
+		flags ? shield_fail(EOPNOTSUPP) : piov_locked(fd, s, iov, cnt, off, true, true));
 }
 
 ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off64_t off, int flags)
 {
 	REAL(preadv64v2);
 	FD_CALL(fd, real_preadv64v2(fd, iov, cnt, off, flags),
-		flags ? fail(EOPNOTSUPP) : piov_locked(fd, s, iov, cnt, off, true, false));
+		flags ? shield_fail(EOPNOTSUPP) : piov_locked(fd, s, iov, cnt, off, true, false));
 }
 
 ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off64_t off, int flags)
 {
 	REAL(pwritev64v2);
 	FD_CALL(fd, real_pwritev64v2(fd, iov, cnt, off, flags),
-		flags ? fail(EOPNOTSUPP) : piov_locked(fd, s, iov, cnt, off, true, true));
+		flags ? shield_fail(EOPNOTSUPP) : piov_locked(fd, s, iov, cnt, off, true, true));
 }
 
 /* ---- copies between fds: read through the shield, write to the other side ---- */
@@ -1654,7 +1553,7 @@ static ssize_t copy_through(int out, off64_t *out_off, int in, off64_t *in_off, 
 	int e = 0;
 
 	if (!buf)
-		return fail(ENOMEM);
+		return shield_fail(ENOMEM);
 	if (count > SSIZE_MAX)
 		count = SSIZE_MAX;
 	while ((size_t)total < count) {
@@ -1693,10 +1592,10 @@ ssize_t sendfile(int out, int in, off_t *off, size_t count)
 	off64_t o;
 	ssize_t r;
 
-	if (!maybe_shielded(in) && !maybe_shielded(out))
+	if (!shield_maybe_shielded(in) && !shield_maybe_shielded(out))
 		return real_sendfile(out, in, off, count);
 	if (off && *off < 0)
-		return fail(EINVAL);
+		return shield_fail(EINVAL);
 	o = off ? *off : 0;
 	r = copy_through(out, NULL, in, off ? &o : NULL, count);
 	if (off)
@@ -1713,10 +1612,10 @@ ssize_t copy_file_range(int in, off64_t *in_off, int out, off64_t *out_off, size
 {
 	REAL(copy_file_range);
 
-	if (!maybe_shielded(in) && !maybe_shielded(out))
+	if (!shield_maybe_shielded(in) && !shield_maybe_shielded(out))
 		return real_copy_file_range(in, in_off, out, out_off, len, flags);
 	if (flags != 0 || (in_off && *in_off < 0) || (out_off && *out_off < 0))
-		return fail(EINVAL);
+		return shield_fail(EINVAL);
 	return copy_through(out, out_off, in, in_off, len);
 }
 
@@ -1725,8 +1624,8 @@ ssize_t splice(int in, off64_t *in_off, int out, off64_t *out_off, size_t len, u
 {
 	REAL(splice);
 
-	if (maybe_shielded(in) || maybe_shielded(out))
-		return fail(EINVAL);
+	if (shield_maybe_shielded(in) || shield_maybe_shielded(out))
+		return shield_fail(EINVAL);
 	return real_splice(in, in_off, out, out_off, len, flags);
 }
 
@@ -1734,8 +1633,8 @@ ssize_t tee(int in, int out, size_t len, unsigned int flags)
 {
 	REAL(tee);
 
-	if (maybe_shielded(in) || maybe_shielded(out))
-		return fail(EINVAL);
+	if (shield_maybe_shielded(in) || shield_maybe_shielded(out))
+		return shield_fail(EINVAL);
 	return real_tee(in, out, len, flags);
 }
 
@@ -1753,7 +1652,7 @@ static int share_locked(int newfd, struct sfd *s)
 
 	if (newfd >= SHIELD_FD_MAX) {
 		real_close(newfd);
-		return fail(EMFILE);
+		return shield_fail(EMFILE);
 	}
 	old = fds[newfd];
 	if (old == s)
@@ -1795,7 +1694,7 @@ int close_range(unsigned first, unsigned last, int flags)
 
 	if (__atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE) == 0 || inside || (flags & CLOSE_RANGE_CLOEXEC) || first > last)
 		return real_close_range(first, last, flags);
-	enter();
+	shield_enter();
 	if (getpid() == g_pid)
 		for (unsigned fd = first; fd < SHIELD_FD_MAX && fd <= last; fd++)
 			if (fds[fd])
@@ -1809,7 +1708,7 @@ int close_range(unsigned first, unsigned last, int flags)
 	}
 	if (r == 0 && from <= last)
 		r = real_close_range(from, last, flags);
-	leave();
+	shield_leave();
 	return r;
 }
 
@@ -1823,14 +1722,14 @@ int dup(int fd)
 	REAL(dup);
 	int r, e;
 
-	if (!maybe_shielded(fd))
+	if (!shield_maybe_shielded(fd))
 		return real_dup(fd);
-	enter();
+	shield_enter();
 	r = real_dup(fd);
 	if (r >= 0)
-		r = share_locked(r, fd_entry(fd));
+		r = share_locked(r, shield_fd_entry(fd));
 	e = errno;
-	leave();
+	shield_leave();
 	if (r < 0)
 		errno = e;
 	return r;
@@ -1843,14 +1742,14 @@ int dup3(int fd, int newfd, int flags)
 	REAL(dup3);
 	int r, e;
 
-	if (!maybe_shielded(fd) && !maybe_shielded(newfd))
+	if (!shield_maybe_shielded(fd) && !shield_maybe_shielded(newfd))
 		return real_dup3(fd, newfd, flags);
-	enter();
+	shield_enter();
 	r = real_dup3(fd, newfd, flags);
 	if (r >= 0)
-		r = share_locked(r, fd_entry(fd));
+		r = share_locked(r, shield_fd_entry(fd));
 	e = errno;
-	leave();
+	shield_leave();
 	if (r < 0)
 		errno = e;
 	else
@@ -1863,14 +1762,14 @@ int dup2(int fd, int newfd)
 	REAL(dup2);
 	int r, e;
 
-	if (!maybe_shielded(fd) && !maybe_shielded(newfd))
+	if (!shield_maybe_shielded(fd) && !shield_maybe_shielded(newfd))
 		return real_dup2(fd, newfd);
-	enter();
+	shield_enter();
 	r = real_dup2(fd, newfd);
 	if (r >= 0 && fd != newfd)
-		r = share_locked(r, fd_entry(fd));
+		r = share_locked(r, shield_fd_entry(fd));
 	e = errno;
-	leave();
+	shield_leave();
 	if (r < 0)
 		errno = e;
 	else if (fd != newfd)
@@ -1895,10 +1794,10 @@ static int fcntl_shield(fcntl_fn real, int fd, int cmd, void *arg)
 	struct sfd *s;
 	int r, e;
 
-	if (!maybe_shielded(fd))
+	if (!shield_maybe_shielded(fd))
 		return real(fd, cmd, arg);
-	enter();
-	s = fd_entry(fd);
+	shield_enter();
+	s = shield_fd_entry(fd);
 	if (!s) {
 		r = real(fd, cmd, arg);
 	} else if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
@@ -1916,7 +1815,7 @@ static int fcntl_shield(fcntl_fn real, int fd, int cmd, void *arg)
 		int lfd = -1;
 		r = lock_map(fd, s, cmd, fl, &lfd, &k, &base);
 		e = errno;
-		leave();
+		shield_leave();
 		if (r != 0) {
 			errno = e;
 			return -1;
@@ -1935,7 +1834,7 @@ static int fcntl_shield(fcntl_fn real, int fd, int cmd, void *arg)
 	} else if (cmd == F_SETFL) {
 		int fl = (int)(intptr_t)arg;
 		if (fl & O_DIRECT) {
-			r = fail(EINVAL);
+			r = shield_fail(EINVAL);
 		} else if ((r = real(fd, F_SETFL, fl & O_NONBLOCK)) == 0) {
 			s->flags = (s->flags & ~SETFL_MASK) | (fl & SETFL_MASK);
 		}
@@ -1943,7 +1842,7 @@ static int fcntl_shield(fcntl_fn real, int fd, int cmd, void *arg)
 		r = real(fd, cmd, arg);
 	}
 	e = errno;
-	leave();
+	shield_leave();
 	if (r < 0)
 		errno = e;
 	return r;
@@ -2007,17 +1906,17 @@ static int chdir_volume(struct mount *m, const char *vpath)
 	enum scone_err err;
 	int e = 0;
 
-	enter();
+	shield_enter();
 	err = scone_volume_stat(m->vol, vpath, &st);
 	if (err)
-		e = path_errno(m, vpath, err);
+		e = shield_path_errno(m, vpath, err);
 	else if (!st.is_dir)
 		e = ENOTDIR;
-	leave();
+	shield_leave();
 	if (e)
-		return fail(e);
+		return shield_fail(e);
 	if ((size_t)program_path(m, vpath, full, sizeof(full)) >= sizeof(full))
-		return fail(ENAMETOOLONG);
+		return shield_fail(ENAMETOOLONG);
 	scone_path_normalise(full);
 	return set_vcwd(full);
 }
@@ -2025,7 +1924,7 @@ static int chdir_volume(struct mount *m, const char *vpath)
 int chdir(const char *path)
 {
 	char vpath[PATH_MAX], full[PATH_MAX];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
+	struct mount *m = shield_resolve(AT_FDCWD, path, vpath);
 	int r;
 	REAL(chdir);
 
@@ -2055,18 +1954,18 @@ int fchdir(int fd)
 	int r;
 	REAL(fchdir);
 
-	if (maybe_shielded(fd)) {
-		enter();
-		if ((s = fd_entry(fd)) && !s->f) {
+	if (shield_maybe_shielded(fd)) {
+		shield_enter();
+		if ((s = shield_fd_entry(fd)) && !s->f) {
 			m = s->m;
 			snprintf(vpath, sizeof(vpath), "%s", s->vpath);
 		}
 		r = s ? 0 : -1;
-		leave();
+		shield_leave();
 		if (m)
 			return chdir_volume(m, vpath);
 		if (r == 0)
-			return fail(ENOTDIR);
+			return shield_fail(ENOTDIR);
 	}
 	r = real_fchdir(fd);
 	if (r == 0 && !inside)
@@ -2182,11 +2081,11 @@ static int path_stat(struct mount *m, const char *vpath, struct stat *st)
 	enum scone_err err;
 	int r = 0, e = 0;
 
-	enter();
+	shield_enter();
 	err = scone_volume_stat(m->vol, vpath, &v);
 	if (err)
-		r = -1, e = path_errno(m, vpath, err);
-	leave();
+		r = -1, e = shield_path_errno(m, vpath, err);
+	shield_leave();
 	if (!err)
 		fill_stat(&v, vpath, st);
 	if (r)
@@ -2200,12 +2099,12 @@ bool scone_shield_fstatat(int dirfd, const char *path, struct stat *st, int flag
 	struct mount *m;
 
 	if (path && !*path && (flags & AT_EMPTY_PATH)) {
-		if (!maybe_shielded(dirfd))
+		if (!shield_maybe_shielded(dirfd))
 			return false;
 		*ret = fstat(dirfd, st);
 		return true;
 	}
-	if (!(m = resolve(dirfd, path, vpath)))
+	if (!(m = shield_resolve(dirfd, path, vpath)))
 		return false;
 	*ret = path_stat(m, vpath, st);
 	return true;
@@ -2240,14 +2139,14 @@ bool scone_shield_statx(int dirfd, const char *path, int flags, struct statx *bu
 bool scone_shield_access(int dirfd, const char *path, int how, int *ret)
 {
 	char vpath[PATH_MAX];
-	struct mount *m = resolve(dirfd, path, vpath);
+	struct mount *m = shield_resolve(dirfd, path, vpath);
 	struct stat st;
 
 	if (!m)
 		return false;
 	*ret = path_stat(m, vpath, &st);
 	if (*ret == 0 && (how & X_OK) && !(st.st_mode & 0111) && !S_ISDIR(st.st_mode))
-		*ret = fail(EACCES);
+		*ret = shield_fail(EACCES);
 	return true;
 }
 
@@ -2257,7 +2156,7 @@ bool scone_shield_access(int dirfd, const char *path, int how, int *ret)
  * The errno for err on vpath (lock held): NOT_FOUND where the nearest
  * existing ancestor is a file is ENOTDIR, as on a kernel file system.
  */
-static int path_errno(struct mount *m, const char *vpath, enum scone_err err)
+int shield_path_errno(struct mount *m, const char *vpath, enum scone_err err)
 {
 	int n = scone_err_to_errno(err);
 
@@ -2278,7 +2177,16 @@ static int path_errno(struct mount *m, const char *vpath, enum scone_err err)
 	return n ? n : EIO;
 }
 
-/* End a namespace change of vpath on m begun with enter(): 0, or -1 with errno. */
+/* 0 if vpath exists in m, else the errno (lock held). */
+int shield_exists_errno(struct mount *m, const char *vpath)
+{
+	struct scone_vstat st;
+	enum scone_err err = scone_volume_stat(m->vol, vpath, &st);
+
+	return err ? shield_path_errno(m, vpath, err) : 0;
+}
+
+/* End a namespace change of vpath on m begun with shield_enter(): 0, or -1 with errno. */
 static int ns_done(struct mount *m, const char *vpath, enum scone_err err)
 {
 	int e = 0;
@@ -2286,21 +2194,21 @@ static int ns_done(struct mount *m, const char *vpath, enum scone_err err)
 	if (!err)
 		m->dirty = true;
 	else
-		e = path_errno(m, vpath, err);
-	leave();
-	return e ? fail(e) : 0;
+		e = shield_path_errno(m, vpath, err);
+	shield_leave();
+	return e ? shield_fail(e) : 0;
 }
 
 int unlink(const char *path)
 {
 	char vpath[PATH_MAX];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
+	struct mount *m = shield_resolve(AT_FDCWD, path, vpath);
 	REAL(unlink);
 	enum scone_err err;
 
 	if (!m)
 		return real_unlink(path);
-	enter();
+	shield_enter();
 	err = scone_volume_unlink(m->vol, vpath);
 	return ns_done(m, vpath, err);
 }
@@ -2308,15 +2216,15 @@ int unlink(const char *path)
 int rmdir(const char *path)
 {
 	char vpath[PATH_MAX];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
+	struct mount *m = shield_resolve(AT_FDCWD, path, vpath);
 	REAL(rmdir);
 	enum scone_err err;
 
 	if (!m)
 		return real_rmdir(path);
 	if (strcmp(vpath, "/") == 0)
-		return fail(EBUSY);
-	enter();
+		return shield_fail(EBUSY);
+	shield_enter();
 	err = scone_volume_rmdir(m->vol, vpath);
 	return ns_done(m, vpath, err);
 }
@@ -2324,17 +2232,17 @@ int rmdir(const char *path)
 int unlinkat(int dirfd, const char *path, int flags)
 {
 	char vpath[PATH_MAX];
-	struct mount *m = resolve(dirfd, path, vpath);
+	struct mount *m = shield_resolve(dirfd, path, vpath);
 	REAL(unlinkat);
 	enum scone_err err;
 
 	if (!m)
 		return real_unlinkat(dirfd, path, flags);
 	if (flags & ~AT_REMOVEDIR)
-		return fail(EINVAL);
+		return shield_fail(EINVAL);
 	if ((flags & AT_REMOVEDIR) && strcmp(vpath, "/") == 0)
-		return fail(EBUSY);
-	enter();
+		return shield_fail(EBUSY);
+	shield_enter();
 	err = (flags & AT_REMOVEDIR) ? scone_volume_rmdir(m->vol, vpath) : scone_volume_unlink(m->vol, vpath);
 	return ns_done(m, vpath, err);
 }
@@ -2344,8 +2252,8 @@ static int mkdir_in(struct mount *m, const char *vpath, mode_t mode)
 	enum scone_err err;
 
 	if (strcmp(vpath, "/") == 0)
-		return fail(EEXIST);
-	enter();
+		return shield_fail(EEXIST);
+	shield_enter();
 	err = scone_volume_mkdir(m->vol, vpath, (uint32_t)(mode & 07777));
 	return ns_done(m, vpath, err);
 }
@@ -2353,7 +2261,7 @@ static int mkdir_in(struct mount *m, const char *vpath, mode_t mode)
 int mkdir(const char *path, mode_t mode)
 {
 	char vpath[PATH_MAX];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
+	struct mount *m = shield_resolve(AT_FDCWD, path, vpath);
 	REAL(mkdir);
 
 	return m ? mkdir_in(m, vpath, mode) : real_mkdir(path, mode);
@@ -2362,7 +2270,7 @@ int mkdir(const char *path, mode_t mode)
 int mkdirat(int dirfd, const char *path, mode_t mode)
 {
 	char vpath[PATH_MAX];
-	struct mount *m = resolve(dirfd, path, vpath);
+	struct mount *m = shield_resolve(dirfd, path, vpath);
 	REAL(mkdirat);
 
 	return m ? mkdir_in(m, vpath, mode) : real_mkdirat(dirfd, path, mode);
@@ -2390,20 +2298,20 @@ static void retarget(struct mount *m, const char *from, const char *to)
 static int rename_in(int fd1, const char *from, int fd2, const char *to, int *ret)
 {
 	char v1[PATH_MAX], v2[PATH_MAX];
-	struct mount *m1 = resolve(fd1, from, v1), *m2 = resolve(fd2, to, v2);
+	struct mount *m1 = shield_resolve(fd1, from, v1), *m2 = shield_resolve(fd2, to, v2);
 	enum scone_err err;
 
 	if (!m1 && !m2)
 		return 0;
 	if (m1 != m2) {
-		*ret = fail(EXDEV);
+		*ret = shield_fail(EXDEV);
 		return 1;
 	}
 	if (strcmp(v1, "/") == 0 || strcmp(v2, "/") == 0) {
-		*ret = fail(EBUSY);
+		*ret = shield_fail(EBUSY);
 		return 1;
 	}
-	enter();
+	shield_enter();
 	err = scone_volume_rename(m1->vol, v1, v2);
 	if (!err)
 		retarget(m1, v1, v2);
@@ -2427,13 +2335,35 @@ int renameat(int fd1, const char *from, int fd2, const char *to)
 	return rename_in(fd1, from, fd2, to, &r) ? r : real_renameat(fd1, from, fd2, to);
 }
 
+/* renameat2: RENAME_NOREPLACE is served; RENAME_EXCHANGE and RENAME_WHITEOUT are not (EINVAL). */
+int renameat2(int fd1, const char *from, int fd2, const char *to, unsigned int flags)
+{
+	REAL(renameat2);
+	char v2[PATH_MAX];
+	struct mount *m2 = shield_resolve(fd2, to, v2);
+	int r, e = 0;
+
+	if (!m2 && !shield_resolve(fd1, from, v2))
+		return real_renameat2(fd1, from, fd2, to, flags);
+	if (flags & ~RENAME_NOREPLACE)
+		return shield_fail(EINVAL);
+	if ((flags & RENAME_NOREPLACE) && m2) {
+		shield_enter();
+		e = shield_exists_errno(m2, v2) == 0 ? EEXIST : 0;
+		shield_leave();
+	}
+	if (e)
+		return shield_fail(e);
+	return rename_in(fd1, from, fd2, to, &r) ? r : shield_fail(EXDEV);
+}
+
 static int truncate_in(struct mount *m, const char *vpath, off64_t len)
 {
 	enum scone_err err;
 
 	if (len < 0)
-		return fail(EINVAL);
-	enter();
+		return shield_fail(EINVAL);
+	shield_enter();
 	err = scone_volume_truncate(m->vol, vpath, (uint64_t)len);
 	return ns_done(m, vpath, err);
 }
@@ -2441,7 +2371,7 @@ static int truncate_in(struct mount *m, const char *vpath, off64_t len)
 int truncate(const char *path, off_t len)
 {
 	char vpath[PATH_MAX];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
+	struct mount *m = shield_resolve(AT_FDCWD, path, vpath);
 	REAL(truncate);
 
 	return m ? truncate_in(m, vpath, len) : real_truncate(path, len);
@@ -2450,7 +2380,7 @@ int truncate(const char *path, off_t len)
 int truncate64(const char *path, off64_t len)
 {
 	char vpath[PATH_MAX];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
+	struct mount *m = shield_resolve(AT_FDCWD, path, vpath);
 	REAL(truncate64);
 
 	return m ? truncate_in(m, vpath, len) : real_truncate64(path, len);
@@ -2469,277 +2399,15 @@ int flock(int fd, int op)
 	struct flock fl = { .l_whence = SEEK_SET };
 	int kind = op & ~LOCK_NB, r;
 
-	if (!maybe_shielded(fd))
+	if (!shield_maybe_shielded(fd))
 		return real_flock(fd, op);
 	if (kind != LOCK_SH && kind != LOCK_EX && kind != LOCK_UN)
-		return fail(EINVAL);
+		return shield_fail(EINVAL);
 	fl.l_type = kind == LOCK_SH ? F_RDLCK : kind == LOCK_EX ? F_WRLCK : F_UNLCK;
 	r = fcntl(fd, (op & LOCK_NB) || kind == LOCK_UN ? F_OFD_SETLK : F_OFD_SETLKW, &fl);
 	if (r != 0 && (errno == EAGAIN || errno == EACCES))
 		errno = EWOULDBLOCK;
 	return r;
-}
-
-/* ---- file systems and canonical names ---- */
-
-/* The host directory behind a shielded path (statfs of a volume path), or NULL with errno. */
-static const char *host_dir_of(int dirfd, const char *path, char vpath[PATH_MAX], bool *shielded)
-{
-	struct mount *m = resolve(dirfd, path, vpath);
-	int e;
-
-	*shielded = m != NULL;
-	if (!m)
-		return NULL;
-	enter();
-	e = exists_errno(m, vpath);
-	leave();
-	if (e) {
-		errno = e;
-		return NULL;
-	}
-	return m->path;
-}
-
-int statfs(const char *path, struct statfs *buf)
-{
-	REAL(statfs);
-	char vpath[PATH_MAX];
-	bool sh;
-	const char *host = host_dir_of(AT_FDCWD, path, vpath, &sh);
-
-	return !sh ? real_statfs(path, buf) : host ? real_statfs(host, buf) : -1;
-}
-
-int statfs64(const char *path, struct statfs64 *buf)
-{
-	REAL(statfs64);
-	char vpath[PATH_MAX];
-	bool sh;
-	const char *host = host_dir_of(AT_FDCWD, path, vpath, &sh);
-
-	return !sh ? real_statfs64(path, buf) : host ? real_statfs64(host, buf) : -1;
-}
-
-int statvfs(const char *path, struct statvfs *buf)
-{
-	REAL(statvfs);
-	char vpath[PATH_MAX];
-	bool sh;
-	const char *host = host_dir_of(AT_FDCWD, path, vpath, &sh);
-
-	return !sh ? real_statvfs(path, buf) : host ? real_statvfs(host, buf) : -1;
-}
-
-int statvfs64(const char *path, struct statvfs64 *buf)
-{
-	REAL(statvfs64);
-	char vpath[PATH_MAX];
-	bool sh;
-	const char *host = host_dir_of(AT_FDCWD, path, vpath, &sh);
-
-	return !sh ? real_statvfs64(path, buf) : host ? real_statvfs64(host, buf) : -1;
-}
-
-/* The host directory of a shielded fd's volume (copied out under the lock), or "". */
-static void fd_host_dir(int fd, char out[PATH_MAX])
-{
-	struct sfd *s;
-
-	out[0] = '\0';
-	if (!maybe_shielded(fd))
-		return;
-	enter();
-	if ((s = fd_entry(fd)))
-		snprintf(out, PATH_MAX, "%s", s->m->path);
-	leave();
-}
-
-int fstatfs(int fd, struct statfs *buf)
-{
-	REAL(fstatfs);
-	REAL(statfs);
-	char host[PATH_MAX];
-
-	fd_host_dir(fd, host);
-	return host[0] ? real_statfs(host, buf) : real_fstatfs(fd, buf);
-}
-
-int fstatfs64(int fd, struct statfs64 *buf)
-{
-	REAL(fstatfs64);
-	REAL(statfs64);
-	char host[PATH_MAX];
-
-	fd_host_dir(fd, host);
-	return host[0] ? real_statfs64(host, buf) : real_fstatfs64(fd, buf);
-}
-
-int fstatvfs(int fd, struct statvfs *buf)
-{
-	REAL(fstatvfs);
-	REAL(statvfs);
-	char host[PATH_MAX];
-
-	fd_host_dir(fd, host);
-	return host[0] ? real_statvfs(host, buf) : real_fstatvfs(fd, buf);
-}
-
-int fstatvfs64(int fd, struct statvfs64 *buf)
-{
-	REAL(fstatvfs64);
-	REAL(statvfs64);
-	char host[PATH_MAX];
-
-	fd_host_dir(fd, host);
-	return host[0] ? real_statvfs64(host, buf) : real_fstatvfs64(fd, buf);
-}
-
-/*
- * realpath of a path in a volume: glibc's would ask the kernel, which knows
- * no such path. Volumes hold no symbolic links, so the canonical name is the
- * normalised absolute path, once it is known to exist.
- */
-static char *realpath_in(const char *path, char *resolved, size_t size)
-{
-	char vpath[PATH_MAX], full[PATH_MAX * 2];
-	bool sh;
-	size_t n;
-
-	if (!host_dir_of(AT_FDCWD, path, vpath, &sh))
-		return NULL;
-	if (!scone_shield_abspath(AT_FDCWD, path, full, sizeof(full)) || (n = strlen(full)) >= PATH_MAX)
-		return errno = ENAMETOOLONG, NULL;
-	if (resolved && n >= size)
-		return errno = ERANGE, NULL;
-	if (!resolved && !(resolved = malloc(PATH_MAX)))
-		return errno = ENOMEM, NULL;
-	memcpy(resolved, full, n + 1);
-	return resolved;
-}
-
-static bool in_volume(const char *path)
-{
-	char vpath[PATH_MAX];
-
-	return path && resolve(AT_FDCWD, path, vpath) != NULL;
-}
-
-char *realpath(const char *path, char *resolved)
-{
-	REAL(realpath);
-
-	return in_volume(path) ? realpath_in(path, resolved, PATH_MAX) : real_realpath(path, resolved);
-}
-
-char *canonicalize_file_name(const char *path)
-{
-	REAL(canonicalize_file_name);
-
-	return in_volume(path) ? realpath_in(path, NULL, PATH_MAX) : real_canonicalize_file_name(path);
-}
-
-char *__realpath_chk(const char *path, char *resolved, size_t size);
-char *__realpath_chk(const char *path, char *resolved, size_t size)
-{
-	REAL(__realpath_chk);
-
-	return in_volume(path) ? realpath_in(path, resolved, size) : real___realpath_chk(path, resolved, size);
-}
-
-/* ---- extended attributes ---- */
-
-/*
- * Volumes keep no extended attributes: on a volume path or a shielded fd
- * every xattr call is ENOTSUP (as on a file system without them, which
- * cp -a and Python's shutil.copy2 accept), once the path is known to exist.
- */
-static ssize_t xattr_path(const char *path, bool *shielded)
-{
-	char vpath[PATH_MAX];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
-	int e;
-
-	*shielded = m != NULL;
-	if (!m)
-		return 0;
-	enter();
-	e = exists_errno(m, vpath);
-	leave();
-	return fail(e ? e : ENOTSUP);
-}
-
-#define XATTR_PATH(name, params, args)                                                                       \
-	ssize_t name params                                                                                  \
-	{                                                                                                    \
-		REAL(name);                                                                                  \
-		bool sh;                                                                                     \
-		ssize_t r = xattr_path(path, &sh);                                                           \
-		return sh ? r : real_##name args;                                                            \
-	}
-#define XATTR_FD(name, params, args)                                                                         \
-	ssize_t name params                                                                                  \
-	{                                                                                                    \
-		REAL(name);                                                                                  \
-		return maybe_shielded(fd) ? fail(ENOTSUP) : real_##name args;                                \
-	}
-
-XATTR_PATH(getxattr, (const char *path, const char *n, void *v, size_t z), (path, n, v, z))
-XATTR_PATH(lgetxattr, (const char *path, const char *n, void *v, size_t z), (path, n, v, z))
-XATTR_PATH(listxattr, (const char *path, char *l, size_t z), (path, l, z))
-XATTR_PATH(llistxattr, (const char *path, char *l, size_t z), (path, l, z))
-XATTR_FD(fgetxattr, (int fd, const char *n, void *v, size_t z), (fd, n, v, z))
-XATTR_FD(flistxattr, (int fd, char *l, size_t z), (fd, l, z))
-
-/* The int-returning ones. */
-int setxattr(const char *path, const char *n, const void *v, size_t z, int flags)
-{
-	REAL(setxattr);
-	bool sh;
-	ssize_t r = xattr_path(path, &sh);
-
-	return sh ? (int)r : real_setxattr(path, n, v, z, flags);
-}
-
-int lsetxattr(const char *path, const char *n, const void *v, size_t z, int flags)
-{
-	REAL(lsetxattr);
-	bool sh;
-	ssize_t r = xattr_path(path, &sh);
-
-	return sh ? (int)r : real_lsetxattr(path, n, v, z, flags);
-}
-
-int fsetxattr(int fd, const char *n, const void *v, size_t z, int flags)
-{
-	REAL(fsetxattr);
-
-	return maybe_shielded(fd) ? fail(ENOTSUP) : real_fsetxattr(fd, n, v, z, flags);
-}
-
-int removexattr(const char *path, const char *n)
-{
-	REAL(removexattr);
-	bool sh;
-	ssize_t r = xattr_path(path, &sh);
-
-	return sh ? (int)r : real_removexattr(path, n);
-}
-
-int lremovexattr(const char *path, const char *n)
-{
-	REAL(lremovexattr);
-	bool sh;
-	ssize_t r = xattr_path(path, &sh);
-
-	return sh ? (int)r : real_lremovexattr(path, n);
-}
-
-int fremovexattr(int fd, const char *n)
-{
-	REAL(fremovexattr);
-
-	return maybe_shielded(fd) ? fail(ENOTSUP) : real_fremovexattr(fd, n);
 }
 
 /* ---- io_uring ---- */
@@ -2771,402 +2439,6 @@ long syscall(long n, ...)
 		return -1;
 	}
 	return real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
-}
-
-/* ---- links, modes, owners and times ---- */
-
-/*
- * Volumes hold no hard or symbolic links: link and symlink into one are
- * EPERM (as on a file system without them, e.g. vfat) once the usual errors
- * (missing source, existing target, missing parent) are ruled out, and
- * readlink of a volume path is EINVAL (nothing there is a link). Modes and
- * modification times are kept by the volume; owners are not (every file
- * belongs to the process's user): chown to anyone else is EPERM.
- */
-
-/* 0 if vpath exists in m, else the errno (lock held). */
-static int exists_errno(struct mount *m, const char *vpath)
-{
-	struct scone_vstat st;
-	enum scone_err err = scone_volume_stat(m->vol, vpath, &st);
-
-	return err ? path_errno(m, vpath, err) : 0;
-}
-
-/* The result of a link or symlink creating vpath in m (from: the source's vpath, or NULL). */
-static int no_links(struct mount *m, const char *from, const char *vpath)
-{
-	int e;
-
-	enter();
-	e = from ? exists_errno(m, from) : 0;
-	if (!e)
-		e = exists_errno(m, vpath) == 0 ? EEXIST : 0;
-	if (!e) {
-		char parent[PATH_MAX];
-		char *slash;
-		snprintf(parent, sizeof(parent), "%s", vpath);
-		slash = strrchr(parent, '/');
-		if (slash && slash != parent)
-			*slash = '\0';
-		else
-			snprintf(parent, sizeof(parent), "/");
-		e = exists_errno(m, parent);
-		e = e ? e : EPERM;
-	}
-	leave();
-	return fail(e);
-}
-
-static int link_in(int fd1, const char *from, int fd2, const char *to, int *ret)
-{
-	char v1[PATH_MAX], v2[PATH_MAX];
-	struct mount *m1 = resolve(fd1, from, v1), *m2 = resolve(fd2, to, v2);
-
-	if (!m1 && !m2)
-		return 0;
-	*ret = m1 != m2 ? fail(EXDEV) : no_links(m1, v1, v2);
-	return 1;
-}
-
-int link(const char *from, const char *to)
-{
-	REAL(link);
-	int r;
-
-	return link_in(AT_FDCWD, from, AT_FDCWD, to, &r) ? r : real_link(from, to);
-}
-
-int linkat(int fd1, const char *from, int fd2, const char *to, int flags)
-{
-	REAL(linkat);
-	int r;
-
-	return link_in(fd1, from, fd2, to, &r) ? r : real_linkat(fd1, from, fd2, to, flags);
-}
-
-int symlink(const char *target, const char *path)
-{
-	REAL(symlink);
-	char vpath[PATH_MAX];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
-
-	return m ? no_links(m, NULL, vpath) : real_symlink(target, path);
-}
-
-int symlinkat(const char *target, int dirfd, const char *path)
-{
-	REAL(symlinkat);
-	char vpath[PATH_MAX];
-	struct mount *m = resolve(dirfd, path, vpath);
-
-	return m ? no_links(m, NULL, vpath) : real_symlinkat(target, dirfd, path);
-}
-
-static ssize_t readlink_in(struct mount *m, const char *vpath)
-{
-	int e;
-
-	enter();
-	e = exists_errno(m, vpath);
-	leave();
-	return fail(e ? e : EINVAL);
-}
-
-ssize_t readlink(const char *path, char *buf, size_t n)
-{
-	REAL(readlink);
-	char vpath[PATH_MAX];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
-
-	return m ? readlink_in(m, vpath) : real_readlink(path, buf, n);
-}
-
-ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
-{
-	REAL(readlinkat);
-	char vpath[PATH_MAX];
-	struct mount *m = resolve(dirfd, path, vpath);
-
-	return m ? readlink_in(m, vpath) : real_readlinkat(dirfd, path, buf, n);
-}
-
-/* Device files and fifos cannot live on a volume. */
-static int mknod_in(struct mount *m, const char *vpath)
-{
-	int e;
-
-	enter();
-	e = exists_errno(m, vpath) == 0 ? EEXIST : EPERM;
-	leave();
-	return fail(e);
-}
-
-int mknod(const char *path, mode_t mode, dev_t dev)
-{
-	REAL(mknod);
-	char vpath[PATH_MAX];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
-
-	return m ? mknod_in(m, vpath) : real_mknod(path, mode, dev);
-}
-
-int mknodat(int dirfd, const char *path, mode_t mode, dev_t dev)
-{
-	REAL(mknodat);
-	char vpath[PATH_MAX];
-	struct mount *m = resolve(dirfd, path, vpath);
-
-	return m ? mknod_in(m, vpath) : real_mknodat(dirfd, path, mode, dev);
-}
-
-int mkfifo(const char *path, mode_t mode)
-{
-	REAL(mkfifo);
-	char vpath[PATH_MAX];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
-
-	return m ? mknod_in(m, vpath) : real_mkfifo(path, mode);
-}
-
-int mkfifoat(int dirfd, const char *path, mode_t mode)
-{
-	REAL(mkfifoat);
-	char vpath[PATH_MAX];
-	struct mount *m = resolve(dirfd, path, vpath);
-
-	return m ? mknod_in(m, vpath) : real_mkfifoat(dirfd, path, mode);
-}
-
-/* chmod of vpath (lock held): 0 or errno. */
-static int chmod_locked(struct mount *m, const char *vpath, mode_t mode)
-{
-	enum scone_err err = scone_volume_chmod(m->vol, vpath, (uint32_t)(mode & 07777));
-
-	if (err)
-		return path_errno(m, vpath, err);
-	m->dirty = true;
-	return 0;
-}
-
-static int chmod_in(struct mount *m, const char *vpath, mode_t mode)
-{
-	int e;
-
-	enter();
-	e = chmod_locked(m, vpath, mode);
-	leave();
-	return e ? fail(e) : 0;
-}
-
-int chmod(const char *path, mode_t mode)
-{
-	REAL(chmod);
-	char vpath[PATH_MAX];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
-
-	return m ? chmod_in(m, vpath, mode) : real_chmod(path, mode);
-}
-
-int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
-{
-	REAL(fchmodat);
-	char vpath[PATH_MAX];
-	struct mount *m = resolve(dirfd, path, vpath);
-
-	return m ? chmod_in(m, vpath, mode) : real_fchmodat(dirfd, path, mode, flags);
-}
-
-int fchmod(int fd, mode_t mode)
-{
-	REAL(fchmod);
-	int e;
-	FD_CALL(fd, real_fchmod(fd, mode), (e = chmod_locked(s->m, s->vpath, mode)) ? fail(e) : 0);
-}
-
-/* chown: the owner can only stay who it is (the process's user and group). */
-static int chown_in(struct mount *m, const char *vpath, uid_t uid, gid_t gid)
-{
-	int e;
-
-	enter();
-	e = exists_errno(m, vpath);
-	leave();
-	if (!e && ((uid != (uid_t)-1 && uid != getuid()) || (gid != (gid_t)-1 && gid != getgid())))
-		e = EPERM;
-	return e ? fail(e) : 0;
-}
-
-int chown(const char *path, uid_t uid, gid_t gid)
-{
-	REAL(chown);
-	char vpath[PATH_MAX];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
-
-	return m ? chown_in(m, vpath, uid, gid) : real_chown(path, uid, gid);
-}
-
-int lchown(const char *path, uid_t uid, gid_t gid)
-{
-	REAL(lchown);
-	char vpath[PATH_MAX];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
-
-	return m ? chown_in(m, vpath, uid, gid) : real_lchown(path, uid, gid);
-}
-
-int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flags)
-{
-	REAL(fchownat);
-	char vpath[PATH_MAX];
-	struct mount *m = resolve(dirfd, path, vpath);
-
-	return m ? chown_in(m, vpath, uid, gid) : real_fchownat(dirfd, path, uid, gid, flags);
-}
-
-int fchown(int fd, uid_t uid, gid_t gid)
-{
-	REAL(fchown);
-	FD_CALL(fd, real_fchown(fd, uid, gid),
-		(uid != (uid_t)-1 && uid != getuid()) || (gid != (gid_t)-1 && gid != getgid()) ? fail(EPERM) : 0);
-}
-
-/* The new mtime of times (utimensat's: NULL or UTIME_NOW is now); false: UTIME_OMIT. */
-static bool mtime_of(const struct timespec *times, int64_t *ns)
-{
-	struct timespec now;
-
-	if (times && times[1].tv_nsec == UTIME_OMIT)
-		return false;
-	if (!times || times[1].tv_nsec == UTIME_NOW) {
-		clock_gettime(CLOCK_REALTIME, &now);
-		*ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-	} else {
-		*ns = (int64_t)times[1].tv_sec * 1000000000 + times[1].tv_nsec;
-	}
-	return true;
-}
-
-/* Set vpath's mtime from times (lock held): 0 or errno. */
-static int utimens_locked(struct mount *m, const char *vpath, const struct timespec *times)
-{
-	enum scone_err err;
-	int64_t ns;
-
-	if (times && ((times[0].tv_nsec != UTIME_NOW && times[0].tv_nsec != UTIME_OMIT &&
-		       (times[0].tv_nsec < 0 || times[0].tv_nsec >= 1000000000)) ||
-		      (times[1].tv_nsec != UTIME_NOW && times[1].tv_nsec != UTIME_OMIT &&
-		       (times[1].tv_nsec < 0 || times[1].tv_nsec >= 1000000000))))
-		return EINVAL;
-	if (!mtime_of(times, &ns))
-		return exists_errno(m, vpath);
-	if ((err = scone_volume_set_mtime(m->vol, vpath, ns)))
-		return path_errno(m, vpath, err);
-	m->dirty = true;
-	return 0;
-}
-
-static int utimens_in(struct mount *m, const char *vpath, const struct timespec *times)
-{
-	int e;
-
-	enter();
-	e = utimens_locked(m, vpath, times);
-	leave();
-	return e ? fail(e) : 0;
-}
-
-int utimensat(int dirfd, const char *path, const struct timespec times[2], int flags)
-{
-	REAL(utimensat);
-	char vpath[PATH_MAX];
-	struct mount *m = resolve(dirfd, path, vpath);
-
-	return m ? utimens_in(m, vpath, times) : real_utimensat(dirfd, path, times, flags);
-}
-
-int futimens(int fd, const struct timespec times[2])
-{
-	REAL(futimens);
-	int e;
-	FD_CALL(fd, real_futimens(fd, times), (e = utimens_locked(s->m, s->vpath, times)) ? fail(e) : 0);
-}
-
-/* utimes/utime style times (NULL: now) as utimensat's. */
-static const struct timespec *tv_times(const struct timeval *tv, struct timespec ts[2])
-{
-	if (!tv)
-		return NULL;
-	for (int i = 0; i < 2; i++) {
-		ts[i].tv_sec = tv[i].tv_sec;
-		ts[i].tv_nsec = tv[i].tv_usec * 1000;
-	}
-	return ts;
-}
-
-int utimes(const char *path, const struct timeval tv[2])
-{
-	REAL(utimes);
-	char vpath[PATH_MAX];
-	struct timespec ts[2];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
-
-	return m ? utimens_in(m, vpath, tv_times(tv, ts)) : real_utimes(path, tv);
-}
-
-int lutimes(const char *path, const struct timeval tv[2])
-{
-	REAL(lutimes);
-	char vpath[PATH_MAX];
-	struct timespec ts[2];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
-
-	return m ? utimens_in(m, vpath, tv_times(tv, ts)) : real_lutimes(path, tv);
-}
-
-int futimes(int fd, const struct timeval tv[2])
-{
-	struct timespec ts[2];
-
-	return futimens(fd, tv_times(tv, ts));
-}
-
-int utime(const char *path, const struct utimbuf *buf)
-{
-	REAL(utime);
-	char vpath[PATH_MAX];
-	struct timespec ts[2];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
-
-	if (!m)
-		return real_utime(path, buf);
-	if (buf) {
-		ts[0] = (struct timespec){ buf->actime, 0 };
-		ts[1] = (struct timespec){ buf->modtime, 0 };
-	}
-	return utimens_in(m, vpath, buf ? ts : NULL);
-}
-
-/* renameat2: RENAME_NOREPLACE is served; RENAME_EXCHANGE and RENAME_WHITEOUT are not (EINVAL). */
-int renameat2(int fd1, const char *from, int fd2, const char *to, unsigned int flags)
-{
-	REAL(renameat2);
-	char v2[PATH_MAX];
-	struct mount *m2 = resolve(fd2, to, v2);
-	int r, e = 0;
-
-	if (!m2 && !resolve(fd1, from, v2))
-		return real_renameat2(fd1, from, fd2, to, flags);
-	if (flags & ~RENAME_NOREPLACE)
-		return fail(EINVAL);
-	if ((flags & RENAME_NOREPLACE) && m2) {
-		enter();
-		e = exists_errno(m2, v2) == 0 ? EEXIST : 0;
-		leave();
-	}
-	if (e)
-		return fail(e);
-	return rename_in(fd1, from, fd2, to, &r) ? r : fail(EXDEV);
 }
 
 /* ---- directories ---- */
@@ -3236,7 +2508,7 @@ static int list_locked(struct sdir *d, struct mount *m, const char *vpath)
 DIR *opendir(const char *path)
 {
 	char vpath[PATH_MAX];
-	struct mount *m = resolve(AT_FDCWD, path, vpath);
+	struct mount *m = shield_resolve(AT_FDCWD, path, vpath);
 	REAL(opendir);
 	struct sdir *d;
 	int fd, e;
@@ -3247,7 +2519,7 @@ DIR *opendir(const char *path)
 		errno = ENOMEM;
 		return NULL;
 	}
-	enter();
+	shield_enter();
 	fd = open_locked(m, vpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	e = errno;
 	if (fd >= 0 && (e = list_locked(d, m, vpath)) != 0) {
@@ -3259,7 +2531,7 @@ DIR *opendir(const char *path)
 		d->next = dirs;
 		__atomic_store_n(&dirs, d, __ATOMIC_RELEASE);
 	}
-	leave();
+	shield_leave();
 	if (fd < 0) {
 		free(d->ents);
 		free(d);
@@ -3277,14 +2549,14 @@ DIR *fdopendir(int fd)
 	struct sfd *s;
 	int e = 0;
 
-	if (!maybe_shielded(fd))
+	if (!shield_maybe_shielded(fd))
 		return real_fdopendir(fd);
 	if (!(d = calloc(1, sizeof(*d)))) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	enter();
-	s = fd_entry(fd);
+	shield_enter();
+	s = shield_fd_entry(fd);
 	if (!s)
 		e = EBADF;
 	else if (s->f)
@@ -3296,7 +2568,7 @@ DIR *fdopendir(int fd)
 		d->next = dirs;
 		__atomic_store_n(&dirs, d, __ATOMIC_RELEASE);
 	}
-	leave();
+	shield_leave();
 	if (e) {
 		free(d->ents);
 		free(d);
@@ -3442,7 +2714,7 @@ FILE *fdopen(int fd, const char *mode)
 	int flags = mode ? fopen_flags(mode) : -1;
 	int cur;
 
-	if (!maybe_shielded(fd))
+	if (!shield_maybe_shielded(fd))
 		return real_fdopen(fd, mode);
 	if (flags < 0) {
 		errno = EINVAL;
@@ -3472,7 +2744,7 @@ static void std_stream(int fd)
 	FILE **slot = fd == 0 ? &stdin : fd == 1 ? &stdout : fd == 2 ? &stderr : NULL;
 	FILE *fp;
 
-	if (!slot || !maybe_shielded(fd))
+	if (!slot || !shield_maybe_shielded(fd))
 		return;
 	fflush(*slot);
 	fp = cookie_stream(fd, fd == 0 ? "r" : "w");
