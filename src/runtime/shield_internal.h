@@ -1,9 +1,10 @@
 /*
  * shield_internal.h - what the file-system shield's files share (shield.c:
- * mounts, the fd table, sharing between processes, data and namespace
- * calls; shield_meta.c: modes, times, owners, links, extended attributes,
- * file systems and canonical names). Not for the rest of the runtime:
- * shield.h is its interface.
+ * mounts, the fd table, sharing between processes, locks, namespace calls,
+ * directories and stdio; shield_io.c: the bytes of shielded fds;
+ * shield_meta.c: modes, times, owners, links, extended attributes, file
+ * systems and canonical names). Not for the rest of the runtime: shield.h
+ * is its interface.
  */
 #ifndef SCONE_RUNTIME_SHIELD_INTERNAL_H
 #define SCONE_RUNTIME_SHIELD_INTERNAL_H
@@ -134,5 +135,11 @@ bool shield_maybe_shielded(int fd);
 int shield_path_errno(struct mount *m, const char *vpath, enum scone_err err);
 /* 0 if vpath exists in m, else the errno (lock held). */
 int shield_exists_errno(struct mount *m, const char *vpath);
+/* Set errno from e (EIO when it has no errno) and return -1. */
+int shield_fail_err(enum scone_err e);
+/* Commit m and report its new tag (lock held); prints what failed. */
+enum scone_err shield_commit(struct mount *m);
+/* A shielded fd's file offset: kept in the placeholder's kernel description. */
+uint64_t shield_off_get(int fd);
 
 #endif
