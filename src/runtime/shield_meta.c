@@ -29,45 +29,21 @@ static const char *host_dir_of(int dirfd, const char *path, char vpath[PATH_MAX]
 	return m->path;
 }
 
-int statfs(const char *path, struct statfs *buf)
-{
-	REAL(statfs);
-	char vpath[PATH_MAX];
-	bool sh;
-	const char *host = host_dir_of(AT_FDCWD, path, vpath, &sh);
+/* statfs and friends of a volume path: those of its host directory. */
+#define STATFS_PATH(name, type)                                                                              \
+	int name(const char *path, type *buf)                                                                \
+	{                                                                                                    \
+		REAL(name);                                                                                  \
+		char vpath[PATH_MAX];                                                                        \
+		bool sh;                                                                                     \
+		const char *host = host_dir_of(AT_FDCWD, path, vpath, &sh);                                  \
+		return !sh ? real_##name(path, buf) : host ? real_##name(host, buf) : -1;                    \
+	}
 
-	return !sh ? real_statfs(path, buf) : host ? real_statfs(host, buf) : -1;
-}
-
-int statfs64(const char *path, struct statfs64 *buf)
-{
-	REAL(statfs64);
-	char vpath[PATH_MAX];
-	bool sh;
-	const char *host = host_dir_of(AT_FDCWD, path, vpath, &sh);
-
-	return !sh ? real_statfs64(path, buf) : host ? real_statfs64(host, buf) : -1;
-}
-
-int statvfs(const char *path, struct statvfs *buf)
-{
-	REAL(statvfs);
-	char vpath[PATH_MAX];
-	bool sh;
-	const char *host = host_dir_of(AT_FDCWD, path, vpath, &sh);
-
-	return !sh ? real_statvfs(path, buf) : host ? real_statvfs(host, buf) : -1;
-}
-
-int statvfs64(const char *path, struct statvfs64 *buf)
-{
-	REAL(statvfs64);
-	char vpath[PATH_MAX];
-	bool sh;
-	const char *host = host_dir_of(AT_FDCWD, path, vpath, &sh);
-
-	return !sh ? real_statvfs64(path, buf) : host ? real_statvfs64(host, buf) : -1;
-}
+STATFS_PATH(statfs, struct statfs)
+STATFS_PATH(statfs64, struct statfs64)
+STATFS_PATH(statvfs, struct statvfs)
+STATFS_PATH(statvfs64, struct statvfs64)
 
 /* The host directory of a shielded fd's volume (copied out under the lock), or "". */
 static void fd_host_dir(int fd, char out[PATH_MAX])
@@ -83,45 +59,21 @@ static void fd_host_dir(int fd, char out[PATH_MAX])
 	shield_leave();
 }
 
-int fstatfs(int fd, struct statfs *buf)
-{
-	REAL(fstatfs);
-	REAL(statfs);
-	char host[PATH_MAX];
+/* The same of a shielded fd (pathname: the path form used on its host directory). */
+#define STATFS_FD(name, pathname, type)                                                                      \
+	int name(int fd, type *buf)                                                                          \
+	{                                                                                                    \
+		REAL(name);                                                                                  \
+		REAL(pathname);                                                                              \
+		char host[PATH_MAX];                                                                         \
+		fd_host_dir(fd, host);                                                                       \
+		return host[0] ? real_##pathname(host, buf) : real_##name(fd, buf);                          \
+	}
 
-	fd_host_dir(fd, host);
-	return host[0] ? real_statfs(host, buf) : real_fstatfs(fd, buf);
-}
-
-int fstatfs64(int fd, struct statfs64 *buf)
-{
-	REAL(fstatfs64);
-	REAL(statfs64);
-	char host[PATH_MAX];
-
-	fd_host_dir(fd, host);
-	return host[0] ? real_statfs64(host, buf) : real_fstatfs64(fd, buf);
-}
-
-int fstatvfs(int fd, struct statvfs *buf)
-{
-	REAL(fstatvfs);
-	REAL(statvfs);
-	char host[PATH_MAX];
-
-	fd_host_dir(fd, host);
-	return host[0] ? real_statvfs(host, buf) : real_fstatvfs(fd, buf);
-}
-
-int fstatvfs64(int fd, struct statvfs64 *buf)
-{
-	REAL(fstatvfs64);
-	REAL(statvfs64);
-	char host[PATH_MAX];
-
-	fd_host_dir(fd, host);
-	return host[0] ? real_statvfs64(host, buf) : real_fstatvfs64(fd, buf);
-}
+STATFS_FD(fstatfs, statfs, struct statfs)
+STATFS_FD(fstatfs64, statfs64, struct statfs64)
+STATFS_FD(fstatvfs, statvfs, struct statvfs)
+STATFS_FD(fstatvfs64, statvfs64, struct statvfs64)
 
 /*
  * realpath of a path in a volume: glibc's would ask the kernel, which knows
