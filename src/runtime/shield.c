@@ -1913,6 +1913,14 @@ long syscall(long n, ...)
 
 /* ---- directories ---- */
 
+/* A directory fd's offset: the index of its next entry, kept in the kernel like a file's. */
+static void off_set_dir(int fd, size_t pos)
+{
+	REAL(lseek64);
+
+	(void)real_lseek64(fd, (off64_t)pos, SEEK_SET);
+}
+
 _Static_assert(sizeof(struct dirent) == sizeof(struct dirent64), "struct dirent and dirent64 share a layout here");
 
 static int add_entry(struct sdir *d, const char *name, unsigned char type, uint64_t ino)
@@ -1973,6 +1981,51 @@ static int list_locked(struct sdir *d, struct mount *m, const char *vpath)
 	    (err = scone_volume_readdir(m->vol, vpath, dir_entry, d)) || d->n < 2)
 		return err ? scone_err_to_errno(err) : ENOMEM;
 	return 0;
+}
+
+/*
+ * getdents64 on a shielded directory fd (what readdir does inside glibc,
+ * and what some programs call directly): records in the kernel's
+ * linux_dirent64 layout, the fd's offset counting entries, so lseek to 0
+ * starts over. The listing is read afresh at every call.
+ */
+static ssize_t getdents_locked(int fd, struct sfd *s, void *buf, size_t n)
+{
+	struct sdir d = { 0 };
+	size_t pos = (size_t)shield_off_get(fd), used = 0;
+	int e;
+
+	if (s->f)
+		return shield_fail(ENOTDIR);
+	if ((e = list_locked(&d, s->m, s->vpath)) != 0) {
+		free(d.ents);
+		return shield_fail(e);
+	}
+	for (; pos < d.n; pos++) {
+		const struct dirent64 *src = &d.ents[pos];
+		size_t len = strlen(src->d_name), rec = (offsetof(struct dirent64, d_name) + len + 1 + 7) & ~(size_t)7;
+		struct dirent64 *out = (struct dirent64 *)(void *)((char *)buf + used);
+		if (rec > n - used)
+			break;
+		memset(out, 0, rec);
+		out->d_ino = src->d_ino;
+		out->d_off = (off64_t)(pos + 1);
+		out->d_reclen = (unsigned short)rec;
+		out->d_type = src->d_type;
+		memcpy(out->d_name, src->d_name, len + 1);
+		used += rec;
+	}
+	free(d.ents);
+	if (used == 0 && pos < d.n)
+		return shield_fail(EINVAL); /* not even one entry fits */
+	off_set_dir(fd, pos);
+	return (ssize_t)used;
+}
+
+ssize_t getdents64(int fd, void *buf, size_t n)
+{
+	REAL(getdents64);
+	FD_CALL(fd, real_getdents64(fd, buf, n), getdents_locked(fd, s, buf, n));
 }
 
 DIR *opendir(const char *path)

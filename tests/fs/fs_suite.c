@@ -1631,6 +1631,63 @@ static int t_xattr(struct ctx *c)
 	return 0;
 }
 
+/* getdents64 called directly: every entry once, in small and large buffers; lseek to 0 starts over. */
+static int names_by_getdents(struct ctx *c, int fd, size_t bufsize, char *out, size_t outsize)
+{
+	char buf[4096], names[64][NAME_MAX + 2];
+	int count = 0;
+
+	for (;;) {
+		ssize_t n = getdents64(fd, buf, bufsize);
+		TRY(c, n, "getdents64");
+		if (n == 0)
+			break;
+		for (ssize_t o = 0; o < n;) {
+			struct dirent64 *e = (struct dirent64 *)(void *)(buf + o);
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && count < 64)
+				snprintf(names[count++], sizeof(names[0]), "%s%s", e->d_name, e->d_type == DT_DIR ? "/" : "");
+			o += e->d_reclen;
+		}
+	}
+	qsort(names, (size_t)count, sizeof(names[0]), (int (*)(const void *, const void *))strcmp);
+	out[0] = '\0';
+	for (int i = 0; i < count; i++)
+		snprintf(out + strlen(out), outsize - strlen(out), "%s%s", i ? "," : "", names[i]);
+	return 0;
+}
+
+static int t_getdents(struct ctx *c)
+{
+	char got[1024];
+	int fd;
+
+	if (put_file(c, P(c, "b-file"), "x") || put_file(c, P(c, "a-file"), "y"))
+		return -1;
+	TRY(c, mkdir(P(c, "z-dir"), 0755), "mkdir");
+	for (int i = 0; i < 20; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "many-%02d", i);
+		if (put_file(c, P(c, name), "m"))
+			return -1;
+	}
+	fd = xopen(c, c->dir, O_RDONLY | O_DIRECTORY, 0);
+	TRY(c, fd, "open the directory");
+	if (names_by_getdents(c, fd, 4096, got, sizeof(got)))
+		return -1;
+	CHECK(c, strncmp(got, "a-file,b-file,many-00,many-01,", 30) == 0 && strstr(got, "many-19,z-dir/"),
+	      "entries: %.80s", got);
+	TRY(c, lseek(fd, 0, SEEK_SET), "lseek 0");
+	char again[1024];
+	if (names_by_getdents(c, fd, 64, again, sizeof(again)))
+		return -1;
+	CHECK(c, strcmp(got, again) == 0, "a small buffer lists other entries");
+	EQ(c, getdents64(fd, got, sizeof(got)), 0, "getdents64 at the end");
+	TRY(c, lseek(fd, 0, SEEK_SET), "lseek 0 again");
+	TRY_ERR(c, getdents64(fd, got, 8), EINVAL, "a buffer too small for one entry");
+	TRY(c, xclose(c, fd), "close");
+	return 0;
+}
+
 /* ------------------------------- runner ------------------------------- */
 
 struct check {
@@ -1680,6 +1737,7 @@ static const struct check checks[] = {
 	{ "statvfs", t_statvfs },
 	{ "realpath", t_realpath },
 	{ "xattr", t_xattr },
+	{ "getdents64", t_getdents },
 	/* Last: a child's writes to shared state are the most likely to disturb later checks. */
 	{ "fork", t_fork },
 };
