@@ -72,6 +72,10 @@ static void share_in(void);
 static void share_out(void);
 static unsigned vf_flags(int flags);
 static int program_path(const struct mount *m, const char *vpath, char *out, size_t size);
+static uint64_t inode_of(const struct scone_vstat *v, const char *vpath);
+static int set_vcwd(const char *full);
+static void vcwd_get(char out[PATH_MAX]);
+static int path_stat(struct mount *m, const char *vpath, struct stat *st);
 
 /*
  * Take the lock; errno is restored by leave (a shim only sets it on failure).
@@ -220,6 +224,13 @@ bool shield_maybe_shielded(int fd)
 static struct mount *g_pending;
 static uint8_t g_pending_tag[SCONE_RT_TAG_SIZE];
 
+/* Record tag as the one CAS knows for m (in the state all processes share). */
+static void know_tag(struct mount *m, const uint8_t tag[SCONE_RT_TAG_SIZE])
+{
+	memcpy(m->sh->tag, tag, SCONE_RT_TAG_SIZE);
+	m->sh->has_tag = 1;
+}
+
 static void report_failed(const struct mount *m, enum scone_err err)
 {
 	fprintf(stderr, "scone: volume %s: cannot report its new tag to CAS: %s: %s (%s)\n", m->name,
@@ -238,8 +249,7 @@ static enum scone_err report_wait(void)
 		report_failed(m, err);
 		return err;
 	}
-	memcpy(m->sh->tag, g_pending_tag, sizeof(g_pending_tag));
-	m->sh->has_tag = 1;
+	know_tag(m, g_pending_tag);
 	return SCONE_ERR_OK;
 }
 
@@ -270,8 +280,7 @@ static enum scone_err report(struct mount *m)
 		g_pending = m;
 		return SCONE_ERR_OK;
 	}
-	memcpy(m->sh->tag, tag, sizeof(tag));
-	m->sh->has_tag = 1;
+	know_tag(m, tag);
 	return SCONE_ERR_OK;
 }
 
@@ -309,6 +318,19 @@ static int lock_fd(struct mount *m)
 }
 
 /*
+ * Open s's file again by its path in s's volume as it is now (after a
+ * reload, or in a program exec'd with the fd open), with s's access and
+ * append flags; a file that is gone leaves s stale (ESTALE).
+ */
+static void reopen_file(struct sfd *s)
+{
+	if (scone_vfile_open(s->m->vol, s->vpath, vf_flags(s->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0, &s->f)) {
+		scone_err_clear();
+		s->stale = true;
+	}
+}
+
+/*
  * Another process committed m: reopen the volume at the shared tag and the
  * open files by their paths (lock held, m clean). A file another process
  * removed meanwhile is stale (ESTALE). If the volume cannot be reopened,
@@ -316,11 +338,9 @@ static int lock_fd(struct mount *m)
  */
 static void reload(struct mount *m)
 {
-	char fspf[PATH_MAX];
 	struct scone_volume *v = NULL;
 	enum scone_err err;
 
-	snprintf(fspf, sizeof(fspf), "%s", m->fspf);
 	for (int i = 0; i < SHIELD_FD_MAX; i++) {
 		struct sfd *s = fds[i];
 		if (s && s->m == m && s->f) {
@@ -329,7 +349,7 @@ static void reload(struct mount *m)
 			s->reopen = true;
 		}
 	}
-	err = scone_volume_open(fspf, m->key, m->sh->has_tag ? m->sh->tag : NULL, SCONE_VOL_RDWR, &v);
+	err = scone_volume_open(m->fspf, m->key, m->sh->has_tag ? m->sh->tag : NULL, SCONE_VOL_RDWR, &v);
 	if (err) {
 		fprintf(stderr, "scone: volume %s: cannot follow another process's commit: %s: %s (%s)\n", m->name,
 			scone_strerror(err), scone_err_detail(), scone_errname(err));
@@ -346,10 +366,7 @@ static void reload(struct mount *m)
 		if (!s || s->m != m || !s->reopen)
 			continue;
 		s->reopen = false;
-		if (scone_vfile_open(v, s->vpath, vf_flags(s->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0, &s->f)) {
-			scone_err_clear();
-			s->stale = true;
-		}
+		reopen_file(s);
 	}
 }
 
@@ -486,7 +503,6 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
 	m->len = strcmp(m->path, "/") == 0 ? 0 : strlen(m->path);
 	m->name = rv->name;
 	m->tracked = rv->tag_tracked;
-	m->lock_fd = -1;
 	if (!(m->key = scone_secure_alloc(SCONE_VOLUME_KEY_SIZE)))
 		return scone_err_set(SCONE_ERR_NOMEM, "volume %s", rv->name);
 	memcpy(m->key, rv->key, SCONE_VOLUME_KEY_SIZE);
@@ -512,8 +528,7 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
 	}
 	if ((err = scone_volume_open(fspf, rv->key, rv->tag, SCONE_VOL_RDWR, &m->vol)))
 		return scone_err_set(err, "volume %s at %s: %s", rv->name, m->path, scone_err_detail());
-	memcpy(m->sh->tag, rv->tag, sizeof(m->sh->tag));
-	m->sh->has_tag = 1;
+	know_tag(m, rv->tag);
 	/* The disk may be one sync ahead of CAS (a writer that stopped before reporting). */
 	return report(m);
 }
@@ -523,7 +538,6 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
  * one a parent handed over across exec.
  */
 static struct vshare *g_share;
-static size_t g_share_size;
 
 static enum scone_err share_map(size_t n, int fd)
 {
@@ -546,7 +560,6 @@ static enum scone_err share_map(size_t n, int fd)
 		return scone_err_set(scone_err_from_errno(e), "volumes: shared state: %s", strerror(e));
 	}
 	g_share = p;
-	g_share_size = size;
 	g_share_fd = fd;
 	return SCONE_ERR_OK;
 }
@@ -593,9 +606,8 @@ static enum scone_err mount_fspf(const struct scone_rt_fspf *f, struct mount *m)
 			return scone_err_set(SCONE_ERR_NOMEM, "fspf %s", full);
 		m->n_prefixes++;
 	}
-	scone_volume_tag(m->vol, m->sh->tag);
-	m->sh->has_tag = 1;
-	memcpy(m->first_tag, m->sh->tag, sizeof(m->first_tag));
+	scone_volume_tag(m->vol, m->first_tag);
+	know_tag(m, m->first_tag);
 	return SCONE_ERR_OK;
 }
 
@@ -610,48 +622,32 @@ static enum scone_err mount_locked(const struct scone_rt_volume *rv, struct moun
 	while (fd >= 0 && flock(fd, LOCK_EX) != 0 && errno == EINTR)
 		;
 	err = mount_one(rv, m);
-	m->gen = m->sh->gen;
 	if (fd >= 0)
 		real_close(fd); /* drops the flock */
 	return err;
 }
 
 /*
- * The handed-over tag of cfg's volume i: the shared state's when the parent
- * handed that over (it is the newest), else the one in the record.
+ * The tag a parent handed over for the mount named name into tag: the shared
+ * state's when the parent handed that over (it is the newest), else the one
+ * in its record; false when there is none.
  */
-static void handover_tag(struct scone_rt_volume *rv, struct vshare *sh, const struct scone_handover *h)
+static bool handed_tag(const struct scone_handover *h, const char *name, const struct vshare *sh,
+		       uint8_t tag[SCONE_RT_TAG_SIZE])
 {
-	rv->initialised = false;
-	for (size_t k = 0; k < h->volume_count; k++) {
-		if (strcmp(h->volumes[k].name, rv->name) != 0 || !h->volumes[k].has_tag)
-			continue;
-		memcpy(rv->tag, h->volumes[k].tag, sizeof(rv->tag));
-		rv->initialised = true;
-	}
-	if (h->share_fd >= 0 && sh->has_tag) {
-		memcpy(rv->tag, sh->tag, sizeof(rv->tag));
-		rv->initialised = true;
-	}
-	if (h->share_fd < 0 && rv->initialised) {
-		memcpy(sh->tag, rv->tag, sizeof(sh->tag));
-		sh->has_tag = 1;
-	}
-}
+	bool known = false;
 
-/* The handed-over tag of the fspf mount (named "fspf" in h). */
-static void handover_fspf_tag(struct scone_rt_fspf *f, struct vshare *sh, const struct scone_handover *h)
-{
 	for (size_t k = 0; k < h->volume_count; k++) {
-		if (strcmp(h->volumes[k].name, "fspf") != 0 || !h->volumes[k].has_tag)
+		if (strcmp(h->volumes[k].name, name) != 0 || !h->volumes[k].has_tag)
 			continue;
-		memcpy(f->tag, h->volumes[k].tag, sizeof(f->tag));
-		f->has_tag = true;
+		memcpy(tag, h->volumes[k].tag, SCONE_RT_TAG_SIZE);
+		known = true;
 	}
 	if (h->share_fd >= 0 && sh->has_tag) {
-		memcpy(f->tag, sh->tag, sizeof(f->tag));
-		f->has_tag = true;
+		memcpy(tag, sh->tag, SCONE_RT_TAG_SIZE);
+		known = true;
 	}
+	return known;
 }
 
 static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], struct scone_identity *id,
@@ -677,14 +673,16 @@ static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], str
 		mounts[i].lock_fd = -1;
 		mounts[i].plock_fd = -1;
 		if (h && i < cfg->volume_count)
-			handover_tag(&cfg->volumes[i], mounts[i].sh, h);
+			cfg->volumes[i].initialised = handed_tag(h, cfg->volumes[i].name, mounts[i].sh, cfg->volumes[i].tag);
 		else if (h)
-			handover_fspf_tag(cfg->fspf, mounts[i].sh, h);
+			cfg->fspf->has_tag |= handed_tag(h, "fspf", mounts[i].sh, cfg->fspf->tag);
 	}
 	shield_enter();
-	for (i = 0; i < total && !err; i++)
+	for (i = 0; i < total && !err; i++) {
 		err = i < cfg->volume_count ? mount_locked(&cfg->volumes[i], &mounts[i], h && h->shared)
 					    : mount_fspf(cfg->fspf, &mounts[i]);
+		mounts[i].gen = mounts[i].sh->gen;
+	}
 	if (!err)
 		err = report_wait(); /* main starts from a tag CAS has */
 	shield_leave();
@@ -762,11 +760,8 @@ static enum scone_err adopt_fds(const struct scone_handover *h)
 		s->flags = r->flags;
 		s->refs = 1;
 		snprintf(s->vpath, sizeof(s->vpath), "%s", r->vpath);
-		if (!r->dir && scone_vfile_open(m->vol, r->vpath, vf_flags(r->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0,
-						&s->f)) {
-			scone_err_clear();
-			s->stale = true;
-		}
+		if (!r->dir)
+			reopen_file(s);
 		m->open_count++;
 		__atomic_store_n(&fds[r->fd], s, __ATOMIC_RELEASE);
 	}
@@ -785,11 +780,8 @@ enum scone_err scone_shield_mount_handover(const struct scone_handover *h, struc
 	shield_enter();
 	err = adopt_fds(h);
 	shield_leave();
-	if (!err && h->cwd) {
-		pthread_mutex_lock(&cwd_lock);
-		snprintf(vcwd, sizeof(vcwd), "%s", h->cwd);
-		pthread_mutex_unlock(&cwd_lock);
-	}
+	if (!err && h->cwd)
+		set_vcwd(h->cwd);
 	g_shared = h->shared;
 	return err;
 }
@@ -843,10 +835,10 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 		h->identity = (char *)identity->data;
 		h->identity_len = identity->size;
 		h->share_fd = *share_dup;
+		char cwd[PATH_MAX];
 		h->shared = g_shared || spawn;
-		pthread_mutex_lock(&cwd_lock);
-		h->cwd = vcwd[0] ? strdup(vcwd) : NULL;
-		pthread_mutex_unlock(&cwd_lock);
+		vcwd_get(cwd);
+		h->cwd = cwd[0] ? strdup(cwd) : NULL;
 		if (spawn) /* the caller goes on beside the new program */
 			g_shared = true;
 	}
@@ -989,19 +981,14 @@ static int lock_file(const struct mount *m, int flags)
 	return real_open(p, O_RDWR | O_CREAT | O_CLOEXEC | flags, 0600);
 }
 
+/* The start of s's slot: by the inode number stat reports (a file's id, a directory's path hash). */
 static int64_t lock_base(const struct sfd *s)
 {
-	struct scone_vstat st;
-	uint64_t id = 0;
+	struct scone_vstat st = { 0 };
 
-	if (s->f && scone_vfile_stat(s->f, &st) == SCONE_ERR_OK) {
-		memcpy(&id, st.file_id, sizeof(id));
-	} else {
-		id = 14695981039346656037ULL; /* a directory: FNV-1a of its path */
-		for (const char *p = s->vpath; *p; p++)
-			id = (id ^ (uint8_t)*p) * 1099511628211ULL;
-	}
-	return (int64_t)(id % LOCK_SLOTS) << LOCK_SLOT_BITS;
+	if (s->f && scone_vfile_stat(s->f, &st) != SCONE_ERR_OK)
+		memset(&st, 0, sizeof(st));
+	return (int64_t)(inode_of(&st, s->vpath) % LOCK_SLOTS) << LOCK_SLOT_BITS;
 }
 
 /* POSIX semantics: closing any fd of a file drops the process's locks on it. */
@@ -1139,9 +1126,10 @@ static int share_locked(int newfd, struct sfd *s)
 /*
  * close_range/closefrom (what subprocess modules call in a child before
  * exec): the runtime's own fds in the range (the volumes' shared state,
- * flock and lock-file handles, CAS's report connection) are stepped around, so the exec can still hand the volumes
- * over; shielded fds in the range lose their entries, except in a vfork
- * child, whose memory (the fd table included) is still the caller's.
+ * flock and lock-file handles, CAS's report connection) are stepped
+ * around, so the exec can still hand the volumes over; shielded fds in the
+ * range lose their entries, except in a vfork child, whose memory (the fd
+ * table included) is still the caller's.
  */
 static bool own_fd(unsigned fd)
 {
@@ -1347,6 +1335,30 @@ int fcntl64(int fd, int cmd, ...)
 	return fcntl_shield(real, fd, cmd, arg);
 }
 
+/*
+ * flock on a shielded fd: an OFD lock over the file's whole slot in the lock
+ * file, so it binds every open of the file in every process, belongs to
+ * the open file description (kept across dup and fork, dropped with its
+ * last fd) and never blocks the shield while it waits. Unlike the kernel's,
+ * it conflicts with fcntl locks on the same file.
+ */
+int flock(int fd, int op)
+{
+	REAL(flock);
+	struct flock fl = { .l_whence = SEEK_SET };
+	int kind = op & ~LOCK_NB, r;
+
+	if (!shield_maybe_shielded(fd))
+		return real_flock(fd, op);
+	if (kind != LOCK_SH && kind != LOCK_EX && kind != LOCK_UN)
+		return shield_fail(EINVAL);
+	fl.l_type = kind == LOCK_SH ? F_RDLCK : kind == LOCK_EX ? F_WRLCK : F_UNLCK;
+	r = fcntl(fd, (op & LOCK_NB) || kind == LOCK_UN ? F_OFD_SETLK : F_OFD_SETLKW, &fl);
+	if (r != 0 && (errno == EAGAIN || errno == EACCES))
+		errno = EWOULDBLOCK;
+	return r;
+}
+
 /* ---- working directory ---- */
 
 /*
@@ -1368,23 +1380,24 @@ static int set_vcwd(const char *full)
 	return 0;
 }
 
+/* A copy of the volume working directory ("" when the kernel's is the one). */
+static void vcwd_get(char out[PATH_MAX])
+{
+	pthread_mutex_lock(&cwd_lock);
+	snprintf(out, PATH_MAX, "%s", vcwd);
+	pthread_mutex_unlock(&cwd_lock);
+}
+
 /* chdir into m's directory vpath (the mount point or any directory below it). */
 static int chdir_volume(struct mount *m, const char *vpath)
 {
 	char full[PATH_MAX];
-	struct scone_vstat st;
-	enum scone_err err;
-	int e = 0;
+	struct stat st;
 
-	shield_enter();
-	err = scone_volume_stat(m->vol, vpath, &st);
-	if (err)
-		e = shield_path_errno(m, vpath, err);
-	else if (!st.is_dir)
-		e = ENOTDIR;
-	shield_leave();
-	if (e)
-		return shield_fail(e);
+	if (path_stat(m, vpath, &st) != 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode))
+		return shield_fail(ENOTDIR);
 	if ((size_t)program_path(m, vpath, full, sizeof(full)) >= sizeof(full))
 		return shield_fail(ENAMETOOLONG);
 	scone_path_normalise(full);
@@ -1403,10 +1416,10 @@ int chdir(const char *path)
 	/* A relative path out of a volume cwd: from the volume cwd, not the kernel's. */
 	full[0] = '\0';
 	if (path[0] && path[0] != '/' && !inside) {
-		pthread_mutex_lock(&cwd_lock);
-		if (vcwd[0] && (size_t)snprintf(full, sizeof(full), "%s/%s", vcwd, path) >= sizeof(full))
+		char cur[PATH_MAX];
+		vcwd_get(cur);
+		if (cur[0] && (size_t)snprintf(full, sizeof(full), "%s/%s", cur, path) >= sizeof(full))
 			full[0] = '\0';
-		pthread_mutex_unlock(&cwd_lock);
 		if (full[0])
 			scone_path_normalise(full);
 	}
@@ -1443,11 +1456,6 @@ int fchdir(int fd)
 	return r;
 }
 
-/*
- * getcwd with a volume cwd: its path, with glibc's semantics (buf NULL:
- * malloc'ed, of at least size bytes when size is not 0; size 0 with a buf:
- * EINVAL; too small: ERANGE).
- */
 char *get_current_dir_name(void)
 {
 	REAL(get_current_dir_name);
@@ -1455,12 +1463,15 @@ char *get_current_dir_name(void)
 
 	if (inside)
 		return real_get_current_dir_name();
-	pthread_mutex_lock(&cwd_lock);
-	snprintf(cur, sizeof(cur), "%s", vcwd);
-	pthread_mutex_unlock(&cwd_lock);
+	vcwd_get(cur);
 	return cur[0] ? strdup(cur) : real_get_current_dir_name();
 }
 
+/*
+ * getcwd with a volume cwd: its path, with glibc's semantics (buf NULL:
+ * malloc'ed, of at least size bytes when size is not 0; size 0 with a buf:
+ * EINVAL; too small: ERANGE).
+ */
 char *getcwd(char *buf, size_t size)
 {
 	char cur[PATH_MAX];
@@ -1469,9 +1480,7 @@ char *getcwd(char *buf, size_t size)
 
 	if (inside)
 		return real_getcwd(buf, size);
-	pthread_mutex_lock(&cwd_lock);
-	snprintf(cur, sizeof(cur), "%s", vcwd);
-	pthread_mutex_unlock(&cwd_lock);
+	vcwd_get(cur);
 	if (!cur[0])
 		return real_getcwd(buf, size);
 	k = strlen(cur) + 1;
@@ -1656,6 +1665,16 @@ int shield_exists_errno(struct mount *m, const char *vpath)
 	return err ? shield_path_errno(m, vpath, err) : 0;
 }
 
+int shield_exists(struct mount *m, const char *vpath)
+{
+	int e;
+
+	shield_enter();
+	e = shield_exists_errno(m, vpath);
+	shield_leave();
+	return e;
+}
+
 /* End a namespace change of vpath on m begun with shield_enter(): 0, or -1 with errno. */
 static int ns_done(struct mount *m, const char *vpath, enum scone_err err)
 {
@@ -1669,18 +1688,25 @@ static int ns_done(struct mount *m, const char *vpath, enum scone_err err)
 	return e ? shield_fail(e) : 0;
 }
 
+/* unlink (or rmdir, dir) vpath of m: 0, or -1 with errno. The mount point itself is busy. */
+static int remove_in(struct mount *m, const char *vpath, bool dir)
+{
+	enum scone_err err;
+
+	if (dir && strcmp(vpath, "/") == 0)
+		return shield_fail(EBUSY);
+	shield_enter();
+	err = dir ? scone_volume_rmdir(m->vol, vpath) : scone_volume_unlink(m->vol, vpath);
+	return ns_done(m, vpath, err);
+}
+
 int unlink(const char *path)
 {
 	char vpath[PATH_MAX];
 	struct mount *m = shield_resolve(AT_FDCWD, path, vpath);
 	REAL(unlink);
-	enum scone_err err;
 
-	if (!m)
-		return real_unlink(path);
-	shield_enter();
-	err = scone_volume_unlink(m->vol, vpath);
-	return ns_done(m, vpath, err);
+	return m ? remove_in(m, vpath, false) : real_unlink(path);
 }
 
 int rmdir(const char *path)
@@ -1688,15 +1714,8 @@ int rmdir(const char *path)
 	char vpath[PATH_MAX];
 	struct mount *m = shield_resolve(AT_FDCWD, path, vpath);
 	REAL(rmdir);
-	enum scone_err err;
 
-	if (!m)
-		return real_rmdir(path);
-	if (strcmp(vpath, "/") == 0)
-		return shield_fail(EBUSY);
-	shield_enter();
-	err = scone_volume_rmdir(m->vol, vpath);
-	return ns_done(m, vpath, err);
+	return m ? remove_in(m, vpath, true) : real_rmdir(path);
 }
 
 int unlinkat(int dirfd, const char *path, int flags)
@@ -1704,17 +1723,12 @@ int unlinkat(int dirfd, const char *path, int flags)
 	char vpath[PATH_MAX];
 	struct mount *m = shield_resolve(dirfd, path, vpath);
 	REAL(unlinkat);
-	enum scone_err err;
 
 	if (!m)
 		return real_unlinkat(dirfd, path, flags);
 	if (flags & ~AT_REMOVEDIR)
 		return shield_fail(EINVAL);
-	if ((flags & AT_REMOVEDIR) && strcmp(vpath, "/") == 0)
-		return shield_fail(EBUSY);
-	shield_enter();
-	err = (flags & AT_REMOVEDIR) ? scone_volume_rmdir(m->vol, vpath) : scone_volume_unlink(m->vol, vpath);
-	return ns_done(m, vpath, err);
+	return remove_in(m, vpath, (flags & AT_REMOVEDIR) != 0);
 }
 
 static int mkdir_in(struct mount *m, const char *vpath, mode_t mode)
@@ -1817,11 +1831,8 @@ int renameat2(int fd1, const char *from, int fd2, const char *to, unsigned int f
 		return real_renameat2(fd1, from, fd2, to, flags);
 	if (flags & ~RENAME_NOREPLACE)
 		return shield_fail(EINVAL);
-	if ((flags & RENAME_NOREPLACE) && m2) {
-		shield_enter();
-		e = shield_exists_errno(m2, v2) == 0 ? EEXIST : 0;
-		shield_leave();
-	}
+	if ((flags & RENAME_NOREPLACE) && m2)
+		e = shield_exists(m2, v2) == 0 ? EEXIST : 0;
 	if (e)
 		return shield_fail(e);
 	return rename_in(fd1, from, fd2, to, &r) ? r : shield_fail(EXDEV);
@@ -1854,30 +1865,6 @@ int truncate64(const char *path, off64_t len)
 	REAL(truncate64);
 
 	return m ? truncate_in(m, vpath, len) : real_truncate64(path, len);
-}
-
-/*
- * flock on a shielded fd: an OFD lock over the file's whole slot in the lock
- * file, so it binds every open of the file in every process, belongs to
- * the open file description (kept across dup and fork, dropped with its
- * last fd) and never blocks the shield while it waits. Unlike the kernel's,
- * it conflicts with fcntl locks on the same file.
- */
-int flock(int fd, int op)
-{
-	REAL(flock);
-	struct flock fl = { .l_whence = SEEK_SET };
-	int kind = op & ~LOCK_NB, r;
-
-	if (!shield_maybe_shielded(fd))
-		return real_flock(fd, op);
-	if (kind != LOCK_SH && kind != LOCK_EX && kind != LOCK_UN)
-		return shield_fail(EINVAL);
-	fl.l_type = kind == LOCK_SH ? F_RDLCK : kind == LOCK_EX ? F_WRLCK : F_UNLCK;
-	r = fcntl(fd, (op & LOCK_NB) || kind == LOCK_UN ? F_OFD_SETLK : F_OFD_SETLKW, &fl);
-	if (r != 0 && (errno == EAGAIN || errno == EACCES))
-		errno = EWOULDBLOCK;
-	return r;
 }
 
 /* ---- io_uring ---- */
@@ -1913,13 +1900,6 @@ long syscall(long n, ...)
 
 /* ---- directories ---- */
 
-/* A directory fd's offset: the index of its next entry, kept in the kernel like a file's. */
-static void off_set_dir(int fd, size_t pos)
-{
-	REAL(lseek64);
-
-	(void)real_lseek64(fd, (off64_t)pos, SEEK_SET);
-}
 
 _Static_assert(sizeof(struct dirent) == sizeof(struct dirent64), "struct dirent and dirent64 share a layout here");
 
@@ -2018,7 +1998,7 @@ static ssize_t getdents_locked(int fd, struct sfd *s, void *buf, size_t n)
 	free(d.ents);
 	if (used == 0 && pos < d.n)
 		return shield_fail(EINVAL); /* not even one entry fits */
-	off_set_dir(fd, pos);
+	shield_off_set(fd, pos);
 	return (ssize_t)used;
 }
 

@@ -136,11 +136,14 @@ bool shield_maybe_shielded(int fd);
 int shield_path_errno(struct mount *m, const char *vpath, enum scone_err err);
 /* 0 if vpath exists in m, else the errno (lock held). */
 int shield_exists_errno(struct mount *m, const char *vpath);
+/* The same, taking the lock. */
+int shield_exists(struct mount *m, const char *vpath);
 /* Set errno from e (EIO when it has no errno) and return -1. */
 int shield_fail_err(enum scone_err e);
 /* Commit m and report its new tag (lock held); prints what failed. */
 enum scone_err shield_commit(struct mount *m);
-/* A shielded fd's file offset: kept in the placeholder's kernel description. */
+/* A shielded fd's file offset (a directory's: its next entry), kept in the placeholder's kernel description. */
 uint64_t shield_off_get(int fd);
+void shield_off_set(int fd, uint64_t off);
 
 #endif

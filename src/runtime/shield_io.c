@@ -38,7 +38,7 @@ uint64_t shield_off_get(int fd)
 	return o < 0 ? 0 : (uint64_t)o;
 }
 
-static void off_set(int fd, uint64_t off)
+void shield_off_set(int fd, uint64_t off)
 {
 	REAL(lseek64);
 
@@ -61,7 +61,7 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 		uint64_t at;
 		if ((err = scone_vfile_append(s->f, buf, n, &at)))
 			return shield_fail_err(err);
-		off_set(fd, at + n);
+		shield_off_set(fd, at + n);
 		return (ssize_t)n;
 	}
 	if ((err = scone_vfile_pwrite(s->f, buf, n, off)))
@@ -76,7 +76,7 @@ static ssize_t read_locked(int fd, struct sfd *s, void *buf, size_t n)
 	ssize_t r = pread_locked(s, buf, n, off);
 
 	if (r > 0)
-		off_set(fd, off + (uint64_t)r);
+		shield_off_set(fd, off + (uint64_t)r);
 	return r;
 }
 
@@ -87,7 +87,7 @@ static ssize_t write_locked(int fd, struct sfd *s, const void *buf, size_t n)
 	ssize_t r = pwrite_locked(fd, s, buf, n, off, append);
 
 	if (r > 0 && !append)
-		off_set(fd, off + (uint64_t)r);
+		shield_off_set(fd, off + (uint64_t)r);
 	return r;
 }
 
@@ -161,7 +161,7 @@ static off64_t lseek_locked(int fd, struct sfd *s, off64_t off, int whence)
 	}
 	if ((off > 0 && base > INT64_MAX - off) || base + off < 0)
 		return shield_fail(base + off < 0 ? EINVAL : EOVERFLOW);
-	off_set(fd, (uint64_t)(base + off));
+	shield_off_set(fd, (uint64_t)(base + off));
 	return base + off;
 }
 

@@ -19,10 +19,7 @@ static const char *host_dir_of(int dirfd, const char *path, char vpath[PATH_MAX]
 	*shielded = m != NULL;
 	if (!m)
 		return NULL;
-	shield_enter();
-	e = shield_exists_errno(m, vpath);
-	shield_leave();
-	if (e) {
+	if ((e = shield_exists(m, vpath))) {
 		errno = e;
 		return NULL;
 	}
@@ -80,13 +77,12 @@ STATFS_FD(fstatvfs64, statvfs64, struct statvfs64)
  * no such path. Volumes hold no symbolic links, so the canonical name is the
  * normalised absolute path, once it is known to exist.
  */
-static char *realpath_in(const char *path, char *resolved, size_t size)
+static char *realpath_in(const char *path, char *resolved, size_t size, bool *shielded)
 {
 	char vpath[PATH_MAX], full[PATH_MAX * 2];
-	bool sh;
 	size_t n;
 
-	if (!host_dir_of(AT_FDCWD, path, vpath, &sh))
+	if (!host_dir_of(AT_FDCWD, path, vpath, shielded))
 		return NULL;
 	if (!scone_shield_abspath(AT_FDCWD, path, full, sizeof(full)) || (n = strlen(full)) >= PATH_MAX)
 		return errno = ENAMETOOLONG, NULL;
@@ -98,33 +94,32 @@ static char *realpath_in(const char *path, char *resolved, size_t size)
 	return resolved;
 }
 
-static bool in_volume(const char *path)
-{
-	char vpath[PATH_MAX];
-
-	return path && shield_resolve(AT_FDCWD, path, vpath) != NULL;
-}
-
 char *realpath(const char *path, char *resolved)
 {
 	REAL(realpath);
+	bool sh = false;
+	char *r = realpath_in(path, resolved, PATH_MAX, &sh); /* a NULL path is not shielded */
 
-	return in_volume(path) ? realpath_in(path, resolved, PATH_MAX) : real_realpath(path, resolved);
+	return sh ? r : real_realpath(path, resolved);
 }
 
 char *canonicalize_file_name(const char *path)
 {
 	REAL(canonicalize_file_name);
+	bool sh = false;
+	char *r = realpath_in(path, NULL, PATH_MAX, &sh);
 
-	return in_volume(path) ? realpath_in(path, NULL, PATH_MAX) : real_canonicalize_file_name(path);
+	return sh ? r : real_canonicalize_file_name(path);
 }
 
 char *__realpath_chk(const char *path, char *resolved, size_t size);
 char *__realpath_chk(const char *path, char *resolved, size_t size)
 {
 	REAL(__realpath_chk);
+	bool sh = false;
+	char *r = realpath_in(path, resolved, size, &sh);
 
-	return in_volume(path) ? realpath_in(path, resolved, size) : real___realpath_chk(path, resolved, size);
+	return sh ? r : real___realpath_chk(path, resolved, size);
 }
 
 /* ---- extended attributes ---- */
@@ -137,90 +132,38 @@ char *__realpath_chk(const char *path, char *resolved, size_t size)
 static ssize_t xattr_path(const char *path, bool *shielded)
 {
 	char vpath[PATH_MAX];
-	struct mount *m = shield_resolve(AT_FDCWD, path, vpath);
-	int e;
+	const char *host = host_dir_of(AT_FDCWD, path, vpath, shielded);
 
-	*shielded = m != NULL;
-	if (!m)
-		return 0;
-	shield_enter();
-	e = shield_exists_errno(m, vpath);
-	shield_leave();
-	return shield_fail(e ? e : ENOTSUP);
+	return !*shielded ? 0 : host ? shield_fail(ENOTSUP) : -1;
 }
 
-#define XATTR_PATH(name, params, args)                                                                       \
-	ssize_t name params                                                                                  \
+#define XATTR_PATH(type, name, params, args)                                                                 \
+	type name params                                                                                     \
 	{                                                                                                    \
 		REAL(name);                                                                                  \
 		bool sh;                                                                                     \
 		ssize_t r = xattr_path(path, &sh);                                                           \
-		return sh ? r : real_##name args;                                                            \
+		return sh ? (type)r : real_##name args;                                                      \
 	}
-#define XATTR_FD(name, params, args)                                                                         \
-	ssize_t name params                                                                                  \
+#define XATTR_FD(type, name, params, args)                                                                   \
+	type name params                                                                                     \
 	{                                                                                                    \
 		REAL(name);                                                                                  \
-		return shield_maybe_shielded(fd) ? shield_fail(ENOTSUP) : real_##name args;                                \
+		return shield_maybe_shielded(fd) ? shield_fail(ENOTSUP) : real_##name args;                  \
 	}
 
-XATTR_PATH(getxattr, (const char *path, const char *n, void *v, size_t z), (path, n, v, z))
-XATTR_PATH(lgetxattr, (const char *path, const char *n, void *v, size_t z), (path, n, v, z))
-XATTR_PATH(listxattr, (const char *path, char *l, size_t z), (path, l, z))
-XATTR_PATH(llistxattr, (const char *path, char *l, size_t z), (path, l, z))
-XATTR_FD(fgetxattr, (int fd, const char *n, void *v, size_t z), (fd, n, v, z))
-XATTR_FD(flistxattr, (int fd, char *l, size_t z), (fd, l, z))
-
-/* The int-returning ones. */
-int setxattr(const char *path, const char *n, const void *v, size_t z, int flags)
-{
-	REAL(setxattr);
-	bool sh;
-	ssize_t r = xattr_path(path, &sh);
-
-	return sh ? (int)r : real_setxattr(path, n, v, z, flags);
-}
-
-int lsetxattr(const char *path, const char *n, const void *v, size_t z, int flags)
-{
-	REAL(lsetxattr);
-	bool sh;
-	ssize_t r = xattr_path(path, &sh);
-
-	return sh ? (int)r : real_lsetxattr(path, n, v, z, flags);
-}
-
-int fsetxattr(int fd, const char *n, const void *v, size_t z, int flags)
-{
-	REAL(fsetxattr);
-
-	return shield_maybe_shielded(fd) ? shield_fail(ENOTSUP) : real_fsetxattr(fd, n, v, z, flags);
-}
-
-int removexattr(const char *path, const char *n)
-{
-	REAL(removexattr);
-	bool sh;
-	ssize_t r = xattr_path(path, &sh);
-
-	return sh ? (int)r : real_removexattr(path, n);
-}
-
-int lremovexattr(const char *path, const char *n)
-{
-	REAL(lremovexattr);
-	bool sh;
-	ssize_t r = xattr_path(path, &sh);
-
-	return sh ? (int)r : real_lremovexattr(path, n);
-}
-
-int fremovexattr(int fd, const char *n)
-{
-	REAL(fremovexattr);
-
-	return shield_maybe_shielded(fd) ? shield_fail(ENOTSUP) : real_fremovexattr(fd, n);
-}
+XATTR_PATH(ssize_t, getxattr, (const char *path, const char *n, void *v, size_t z), (path, n, v, z))
+XATTR_PATH(ssize_t, lgetxattr, (const char *path, const char *n, void *v, size_t z), (path, n, v, z))
+XATTR_PATH(ssize_t, listxattr, (const char *path, char *l, size_t z), (path, l, z))
+XATTR_PATH(ssize_t, llistxattr, (const char *path, char *l, size_t z), (path, l, z))
+XATTR_PATH(int, setxattr, (const char *path, const char *n, const void *v, size_t z, int f), (path, n, v, z, f))
+XATTR_PATH(int, lsetxattr, (const char *path, const char *n, const void *v, size_t z, int f), (path, n, v, z, f))
+XATTR_PATH(int, removexattr, (const char *path, const char *n), (path, n))
+XATTR_PATH(int, lremovexattr, (const char *path, const char *n), (path, n))
+XATTR_FD(ssize_t, fgetxattr, (int fd, const char *n, void *v, size_t z), (fd, n, v, z))
+XATTR_FD(ssize_t, flistxattr, (int fd, char *l, size_t z), (fd, l, z))
+XATTR_FD(int, fsetxattr, (int fd, const char *n, const void *v, size_t z, int f), (fd, n, v, z, f))
+XATTR_FD(int, fremovexattr, (int fd, const char *n), (fd, n))
 
 /* ---- links, modes, owners and times ---- */
 
@@ -232,7 +175,6 @@ int fremovexattr(int fd, const char *n)
  * modification times are kept by the volume; owners are not (every file
  * belongs to the process's user): chown to anyone else is EPERM.
  */
-
 
 /* The result of a link or symlink creating vpath in m (from: the source's vpath, or NULL). */
 static int no_links(struct mount *m, const char *from, const char *vpath)
@@ -306,11 +248,8 @@ int symlinkat(const char *target, int dirfd, const char *path)
 
 static ssize_t readlink_in(struct mount *m, const char *vpath)
 {
-	int e;
+	int e = shield_exists(m, vpath);
 
-	shield_enter();
-	e = shield_exists_errno(m, vpath);
-	shield_leave();
 	return shield_fail(e ? e : EINVAL);
 }
 
@@ -335,12 +274,7 @@ ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
 /* Device files and fifos cannot live on a volume. */
 static int mknod_in(struct mount *m, const char *vpath)
 {
-	int e;
-
-	shield_enter();
-	e = shield_exists_errno(m, vpath) == 0 ? EEXIST : EPERM;
-	shield_leave();
-	return shield_fail(e);
+	return shield_fail(shield_exists(m, vpath) == 0 ? EEXIST : EPERM);
 }
 
 int mknod(const char *path, mode_t mode, dev_t dev)
@@ -426,14 +360,16 @@ int fchmod(int fd, mode_t mode)
 }
 
 /* chown: the owner can only stay who it is (the process's user and group). */
+static bool other_owner(uid_t uid, gid_t gid)
+{
+	return (uid != (uid_t)-1 && uid != getuid()) || (gid != (gid_t)-1 && gid != getgid());
+}
+
 static int chown_in(struct mount *m, const char *vpath, uid_t uid, gid_t gid)
 {
-	int e;
+	int e = shield_exists(m, vpath);
 
-	shield_enter();
-	e = shield_exists_errno(m, vpath);
-	shield_leave();
-	if (!e && ((uid != (uid_t)-1 && uid != getuid()) || (gid != (gid_t)-1 && gid != getgid())))
+	if (!e && other_owner(uid, gid))
 		e = EPERM;
 	return e ? shield_fail(e) : 0;
 }
@@ -469,7 +405,7 @@ int fchown(int fd, uid_t uid, gid_t gid)
 {
 	REAL(fchown);
 	FD_CALL(fd, real_fchown(fd, uid, gid),
-		(uid != (uid_t)-1 && uid != getuid()) || (gid != (gid_t)-1 && gid != getgid()) ? shield_fail(EPERM) : 0);
+		other_owner(uid, gid) ? shield_fail(EPERM) : 0);
 }
 
 /* The new mtime of times (utimensat's: NULL or UTIME_NOW is now); false: UTIME_OMIT. */
