@@ -63,10 +63,14 @@ enum scone_err scone_exec_install(const char *cas_addr, const uint8_t pin[32], c
 
 /* ---- preparing an exec ---- */
 
+struct prepared;
+static void finish(struct prepared *p);
+
 struct prepared {
-	char **envp; /* the new program's environment: the caller's envp when passing through */
-	bool owned;  /* envp allocated here */
-	int ho_fd;   /* the handover memfd, closed after the exec or spawn */
+	char **envp;   /* the new program's environment: the caller's envp when passing through */
+	bool owned;    /* envp allocated here */
+	char *ho_var;  /* its SCONE_HANDOVER=<fd> entry */
+	int ho_fd;     /* the handover memfd, closed after the exec or spawn */
 	int share_fd;
 };
 
@@ -79,7 +83,7 @@ static bool session_var(const struct scone_runtime_config *cfg, const char *entr
 	for (size_t i = 0; i < cfg->env_count; i++)
 		if (strlen(cfg->env[i].name) == n && memcmp(cfg->env[i].name, entry, n) == 0)
 			return true;
-	return strncmp(entry, SCONE_HANDOVER_VAR "=", sizeof(SCONE_HANDOVER_VAR)) == 0;
+	return false;
 }
 
 /* The encoded handover in a sealed memfd the new program inherits (no CLOEXEC). */
@@ -132,14 +136,15 @@ static int split_env(const struct scone_runtime_config *cfg, char *const envp[],
 	for (char *const *e = envp; e && *e; e++)
 		n++;
 	p->envp = calloc(n + 3, sizeof(char *));
+	p->owned = p->envp != NULL;
 	h->env = calloc(n + 1, sizeof(char *));
 	if (!p->envp || !h->env)
 		return -1;
-	p->owned = true;
 	for (char *const *e = envp; e && *e; e++) {
+		if (scone_is_handover_var(*e)) /* a stale one; the new one is added */
+			continue;
 		if (session_var(cfg, *e)) {
-			if (strncmp(*e, SCONE_HANDOVER_VAR "=", sizeof(SCONE_HANDOVER_VAR)) != 0)
-				h->env[h->env_count++] = *e;
+			h->env[h->env_count++] = *e;
 			continue;
 		}
 		preload |= strncmp(*e, "LD_PRELOAD=", 11) == 0;
@@ -165,7 +170,7 @@ static int prepare(char *const envp[], bool spawn, struct prepared *p)
 	size_t k;
 	int e;
 
-	*p = (struct prepared){ (char **)envp, false, -1, -1 };
+	*p = (struct prepared){ .envp = (char **)envp, .ho_fd = -1, .share_fd = -1 };
 	if (!cfg)
 		return 0;
 	scone_handover_init(&h);
@@ -187,13 +192,14 @@ static int prepare(char *const envp[], bool spawn, struct prepared *p)
 		err = scone_err_set(scone_err_from_errno(errno), "exec: handover memfd: %s", strerror(errno));
 		goto out;
 	}
-	for (k = 0; p->envp[k]; k++)
-		;
-	if (asprintf(&p->envp[k], SCONE_HANDOVER_VAR "=%d", p->ho_fd) < 0) {
-		p->envp[k] = NULL;
+	if (asprintf(&p->ho_var, SCONE_HANDOVER_VAR "=%d", p->ho_fd) < 0) {
+		p->ho_var = NULL;
 		err = scone_err_set(SCONE_ERR_NOMEM, "exec: environment");
 		goto out;
 	}
+	for (k = 0; p->envp[k]; k++)
+		;
+	p->envp[k] = p->ho_var;
 	p->envp[k + 1] = NULL;
 out:
 	release(&h, &id);
@@ -204,10 +210,8 @@ out:
 	fprintf(stderr, "scone: exec refused: %s: %s (%s)\n", scone_strerror(err), scone_err_detail(),
 		scone_errname(err));
 	scone_err_clear();
-	if (p->owned)
-		free(p->envp);
+	finish(p); /* the memfds made so far, the environment */
 	p->envp = NULL;
-	p->owned = false;
 	errno = e ? e : EIO;
 	return -1;
 }
@@ -217,18 +221,17 @@ static void finish(struct prepared *p)
 {
 	REAL(close);
 	int e = errno;
-	size_t k;
 
 	if (p->ho_fd >= 0)
 		real_close(p->ho_fd);
 	if (p->share_fd >= 0)
 		real_close(p->share_fd);
-	if (p->owned) {
-		for (k = 0; p->envp[k]; k++)
-			if (strncmp(p->envp[k], SCONE_HANDOVER_VAR "=", sizeof(SCONE_HANDOVER_VAR)) == 0)
-				free(p->envp[k]);
+	free(p->ho_var);
+	if (p->owned)
 		free(p->envp);
-	}
+	p->ho_fd = p->share_fd = -1;
+	p->ho_var = NULL;
+	p->owned = false;
 	errno = e;
 }
 

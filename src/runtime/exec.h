@@ -8,7 +8,9 @@
 #ifndef SCONE_RUNTIME_EXEC_H
 #define SCONE_RUNTIME_EXEC_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "lib/err.h"
 #include "runtime/cas_client.h"
@@ -22,5 +24,11 @@ SCONE_MUST_CHECK enum scone_err scone_exec_install(const char *cas_addr, const u
 
 /* The variable naming the handover fd in an exec'd program's environment. */
 #define SCONE_HANDOVER_VAR "SCONE_HANDOVER"
+
+/* Is entry ("NAME=VALUE") that variable? */
+static inline bool scone_is_handover_var(const char *entry)
+{
+	return strncmp(entry, SCONE_HANDOVER_VAR "=", sizeof(SCONE_HANDOVER_VAR)) == 0;
+}
 
 #endif

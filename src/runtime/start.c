@@ -82,35 +82,51 @@ static bool runtime_var(const char *entry)
 	return strncmp(entry, "SCONE_", 6) == 0 || strncmp(entry, "LD_PRELOAD=", 11) == 0;
 }
 
-/* Replace the environment with the session's (plus the runtime's own variables). */
-static void set_environment(const struct scone_runtime_config *cfg, char **host_env)
+/*
+ * environ becomes the entries of host_env that keep accepts, then extra (n
+ * "NAME=VALUE" strings, environ owns them). The old block stays where the
+ * kernel put it, so /proc/PID/environ shows the exec'd variables only.
+ */
+static void install_environ(char **host_env, bool (*keep)(const char *), char **extra, size_t n)
 {
-	size_t keep = 0, n = 0;
+	size_t count = 0, k = 0;
 	char **env;
 
 	for (char **e = host_env; e && *e; e++)
-		keep += runtime_var(*e);
-	env = calloc(keep + cfg->env_count + 1, sizeof(*env));
-	if (!env)
+		count++;
+	if (!(env = calloc(count + n + 1, sizeof(*env))))
 		die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	for (char **e = host_env; e && *e; e++)
-		if (runtime_var(*e))
-			env[n++] = *e;
-	for (size_t i = 0; i < cfg->env_count; i++) {
-		size_t ln = strlen(cfg->env[i].name), lv = strlen(cfg->env[i].value);
-		char *kv = malloc(ln + lv + 2);
-		if (!kv)
+		if (keep(*e))
+			env[k++] = *e;
+	memcpy(env + k, extra, n * sizeof(*extra));
+	env[k + n] = NULL;
+	environ = env;
+}
+
+/* Replace the environment with the session's (plus the runtime's own variables). */
+static void set_environment(const struct scone_runtime_config *cfg, char **host_env)
+{
+	char **extra = calloc(cfg->env_count + 1, sizeof(*extra));
+
+	if (!extra)
+		die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	for (size_t i = 0; i < cfg->env_count; i++)
+		if (asprintf(&extra[i], "%s=%s", cfg->env[i].name, cfg->env[i].value) < 0)
 			die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
-		memcpy(kv, cfg->env[i].name, ln);
-		kv[ln] = '=';
-		memcpy(kv + ln + 1, cfg->env[i].value, lv + 1);
-		env[n++] = kv;
-	}
-	env[n] = NULL;
-	environ = env; /* the old block stays where the kernel put it: the host's variables only */
+	install_environ(host_env, runtime_var, extra, cfg->env_count);
+	free(extra);
 }
 
 static int handover_main(int argc, char **argv, char **envp, const char *fd_text);
+
+/* SCONE_VERSION=1: print the runtime's view at start. */
+static bool view_wanted(void)
+{
+	const char *v = getenv("SCONE_VERSION");
+
+	return v && strcmp(v, "1") == 0;
+}
 
 /*
  * The runtime's OpenSSL (linked into libscone.so, apart from any the program
@@ -170,7 +186,7 @@ static int fspf_main(int argc, char **argv, char **envp)
 			envp[k++] = *e;
 	}
 	envp[k] = NULL;
-	if (getenv("SCONE_VERSION") && strcmp(getenv("SCONE_VERSION"), "1") == 0)
+	if (view_wanted())
 		fprintf(stderr, "scone runtime: no config_id, SCONE_FSPF %s, file-system shield %s (%zu volumes mounted)\n",
 			path, scone_shield_count() ? "on" : "off", scone_shield_count());
 	return real_main(argc, argv, envp);
@@ -236,7 +252,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	if (cfg->pwd && chdir(cfg->pwd) != 0)
 		die("pwd", scone_err_set(scone_err_from_errno(errno), "%s: %s", cfg->pwd, strerror(errno)));
 	set_environment(cfg, envp);
-	if (getenv("SCONE_VERSION") && strcmp(getenv("SCONE_VERSION"), "1") == 0)
+	if (view_wanted())
 		print_view(cfg, mode);
 	/* argv, environment and cfg stay alive for the program's whole life (exec hands cfg on). */
 	if ((err = scone_exec_install(addr, pin, cfg)))
@@ -276,25 +292,17 @@ static void read_handover(const char *text, struct scone_handover *h)
 		die(SCONE_HANDOVER_VAR, err);
 }
 
+static bool not_handover_var(const char *entry)
+{
+	return !scone_is_handover_var(entry);
+}
+
 /* The exec'd environment without SCONE_HANDOVER, plus the session's variables (taken from h). */
 static void restore_environment(char **envp, struct scone_handover *h)
 {
-	size_t n = 0, k = 0;
-	char **env;
-
-	for (char **e = envp; e && *e; e++)
-		n++;
-	if (!(env = calloc(n + h->env_count + 1, sizeof(*env))))
-		die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
-	for (char **e = envp; e && *e; e++)
-		if (strncmp(*e, SCONE_HANDOVER_VAR "=", sizeof(SCONE_HANDOVER_VAR)) != 0)
-			env[k++] = *e;
-	for (size_t i = 0; i < h->env_count; i++) {
-		env[k++] = h->env[i];
-		h->env[i] = NULL; /* environ owns it now */
-	}
-	env[k] = NULL;
-	environ = env;
+	install_environ(envp, not_handover_var, h->env, h->env_count);
+	for (size_t i = 0; i < h->env_count; i++)
+		h->env[i] = NULL; /* environ owns them now */
 }
 
 /*
@@ -326,7 +334,7 @@ static int handover_main(int argc, char **argv, char **envp, const char *fd_text
 		die("exec", err);
 	restore_environment(envp, &h);
 	scone_handover_free(&h);
-	if (getenv("SCONE_VERSION") && strcmp(getenv("SCONE_VERSION"), "1") == 0)
+	if (view_wanted())
 		print_view(cfg, mode && *mode ? mode : "AUTO");
 	return real_main(argc, argv, environ);
 }
