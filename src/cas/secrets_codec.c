@@ -37,16 +37,6 @@ static const char magic[4] = {'S', 'C', 'S', 'S'};
 #define CODEC_VERSION 1u
 #define RECORD_MIN 15u /* name_len 2, name >= 1, kind/flags/key type 3, two lengths 8, chain count 1 */
 
-/* The current detail, copied out (scone_err_set must not read its own buffer). */
-static void detail_copy(char *out, size_t out_size)
-{
-	const char *d = scone_err_detail();
-	size_t n = strnlen(d, out_size - 1);
-
-	memcpy(out, d, n);
-	out[n] = '\0';
-}
-
 /* ---- limits shared by both directions -------------------------------------- */
 
 static bool is_secret_kind(uint8_t kind)
@@ -123,11 +113,8 @@ static enum scone_err put_set(struct scone_wbuf *w, const struct scone_secret_se
 	SCONE_TRY(scone_wbuf_u8(w, CODEC_VERSION));
 	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)set->n));
 	for (size_t i = 0; i < set->n; i++) {
-		char why[400];
-		if (sec_item_check(&set->v[i]) != SCONE_ERR_OK) {
-			detail_copy(why, sizeof(why));
-			return scone_err_set(SCONE_ERR_INVALID, "cannot serialize secret %zu: %s", i, why);
-		}
+		if (sec_item_check(&set->v[i]) != SCONE_ERR_OK)
+			return scone_err_set(SCONE_ERR_INVALID, "cannot serialize secret %zu: %s", i, scone_err_detail());
 		SCONE_TRY(put_item(w, &set->v[i]));
 	}
 	return SCONE_ERR_OK;
@@ -251,17 +238,14 @@ static enum scone_err parse_items(struct scone_rbuf *r, struct scone_secret_set 
 	for (uint32_t i = 0; i < count; i++) {
 		struct sec_item *it = &set->v[set->n++];
 		size_t at = r->pos;
-		char why[400];
 		enum scone_err err = get_item(r, it);
 		if (err == SCONE_ERR_OK)
 			err = check_value(it);
 		if (err == SCONE_ERR_OK && duplicate(set, it))
 			err = scone_err_set(SCONE_ERR_MALFORMED, "duplicate name");
-		if (err != SCONE_ERR_OK) {
-			detail_copy(why, sizeof(why));
+		if (err != SCONE_ERR_OK)
 			return scone_err_set(err == SCONE_ERR_NOMEM ? err : SCONE_ERR_MALFORMED,
-					     "secrets: record %u at byte %zu: %s", i, at, why);
-		}
+					     "secrets: record %u at byte %zu: %s", i, at, scone_err_detail());
 	}
 	if (scone_rbuf_left(r))
 		return scone_err_set(SCONE_ERR_MALFORMED,

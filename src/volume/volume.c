@@ -439,10 +439,8 @@ static enum scone_err append_fspf(struct scone_volume *v, const uint8_t *data, s
 	if (!err)
 		err = io->ops->sync(v->log);
 	if (err) {
-		char detail[256]; /* the cause, copied: the detail buffer is rewritten below */
-		snprintf(detail, sizeof(detail), "%s", scone_err_detail());
 		v->log_ok = false;
-		return scone_err_set(err, "%s: cannot append the new state: %s", v->fspf_path, detail);
+		return scone_err_set(err, "%s: cannot append the new state: %s", v->fspf_path, scone_err_detail());
 	}
 	v->log_start = v->log_end;
 	v->log_end += size;

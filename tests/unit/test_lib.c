@@ -114,6 +114,10 @@ TEST(test_err_detail)
 	(void)scone_err_set(SCONE_ERR_IO, "start %s", big);
 	assert_int_equal(strlen(scone_err_detail()), 511);
 	assert_memory_equal(scone_err_detail(), "start xxx", 9);
+	/* A detail built from the current one (a caller adding where it happened). */
+	(void)scone_err_set(SCONE_ERR_IO, "chunk %d", 7);
+	(void)scone_err_set(SCONE_ERR_IO, "volume %s: %s", "data", scone_err_detail());
+	assert_string_equal(scone_err_detail(), "volume data: chunk 7");
 	scone_err_clear();
 	assert_string_equal(scone_err_detail(), "");
 }
