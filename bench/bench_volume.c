@@ -506,6 +506,21 @@ static int shielded_seq_write(struct bench *b, double *mbps)
 	return err ? -1 : 0;
 }
 
+/* Read n bytes of the volume file at off and check the stamp: 0, or -1 after a message. */
+static int read_checked(struct scone_vfile *f, uint8_t *buf, size_t n, uint64_t off)
+{
+	size_t got = 0;
+	enum scone_err err = scone_vfile_pread(f, buf, n, off, &got);
+
+	if (err)
+		return vol_fail(err, "read " VFILE);
+	if (got != n || !stamp_ok(buf, n, off)) {
+		fprintf(stderr, "bench_volume: " VFILE ": short or wrong read at %llu\n", (unsigned long long)off);
+		return -1;
+	}
+	return 0;
+}
+
 static int shielded_seq_read(struct bench *b, double *mbps)
 {
 	struct scone_vfile *f;
@@ -518,15 +533,8 @@ static int shielded_seq_read(struct bench *b, double *mbps)
 	if (err)
 		return vol_fail(err, "open " VFILE);
 	for (uint64_t off = 0; off < b->size && !rc; off += SEQ_IO) {
-		size_t n = b->size - off < SEQ_IO ? (size_t)(b->size - off) : SEQ_IO, got = 0;
-		err = scone_vfile_pread(f, b->buf, n, off, &got);
-		if (err)
-			rc = vol_fail(err, "read " VFILE);
-		else if (got != n || !stamp_ok(b->buf, n, off)) {
-			fprintf(stderr, "bench_volume: " VFILE ": short or wrong read at %llu\n",
-				(unsigned long long)off);
-			rc = -1;
-		}
+		size_t n = b->size - off < SEQ_IO ? (size_t)(b->size - off) : SEQ_IO;
+		rc = read_checked(f, b->buf, n, off);
 		if (!rc)
 			rc = check_interrupt();
 	}
@@ -548,15 +556,7 @@ static int shielded_rand_read(struct bench *b, double *ops)
 	if (err)
 		return vol_fail(err, "open " VFILE);
 	for (unsigned i = 0; i < b->rand_ops && !rc; i++) {
-		size_t got = 0;
-		err = scone_vfile_pread(f, b->buf, RAND_IO, b->offsets[i], &got);
-		if (err)
-			rc = vol_fail(err, "read " VFILE);
-		else if (got != RAND_IO || !stamp_ok(b->buf, RAND_IO, b->offsets[i])) {
-			fprintf(stderr, "bench_volume: " VFILE ": short or wrong read at %llu\n",
-				(unsigned long long)b->offsets[i]);
-			rc = -1;
-		}
+		rc = read_checked(f, b->buf, RAND_IO, b->offsets[i]);
 		if (!rc && i % 1024 == 0)
 			rc = check_interrupt();
 	}

@@ -130,6 +130,15 @@ static enum scone_err blob_alloc(struct sec_blob *out, int len, const char *what
 	return SCONE_ERR_OK;
 }
 
+/* The second i2d pass wrote written bytes into out: all of them, or out is freed. */
+static enum scone_err blob_filled(struct sec_blob *out, int written, const char *what)
+{
+	if (written == (int)out->n)
+		return SCONE_ERR_OK;
+	sec_blob_free(out);
+	return ssl_err(SCONE_ERR_CRYPTO, "encoding %s failed", what);
+}
+
 enum scone_err sec_key_to_pkcs8(EVP_PKEY *k, struct sec_blob *out)
 {
 	PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(k);
@@ -141,10 +150,7 @@ enum scone_err sec_key_to_pkcs8(EVP_PKEY *k, struct sec_blob *out)
 	err = blob_alloc(out, i2d_PKCS8_PRIV_KEY_INFO(p8, NULL), "a PKCS#8 private key");
 	if (err == SCONE_ERR_OK) {
 		p = out->p;
-		if (i2d_PKCS8_PRIV_KEY_INFO(p8, &p) != (int)out->n) {
-			sec_blob_free(out);
-			err = ssl_err(SCONE_ERR_CRYPTO, "encoding a PKCS#8 private key failed");
-		}
+		err = blob_filled(out, i2d_PKCS8_PRIV_KEY_INFO(p8, &p), "a PKCS#8 private key");
 	}
 	PKCS8_PRIV_KEY_INFO_free(p8);
 	return err;
@@ -156,11 +162,7 @@ enum scone_err sec_key_to_spki(EVP_PKEY *k, struct sec_blob *out)
 
 	SCONE_TRY(blob_alloc(out, i2d_PUBKEY(k, NULL), "a public key"));
 	p = out->p;
-	if (i2d_PUBKEY(k, &p) != (int)out->n) {
-		sec_blob_free(out);
-		return ssl_err(SCONE_ERR_CRYPTO, "encoding a public key failed");
-	}
-	return SCONE_ERR_OK;
+	return blob_filled(out, i2d_PUBKEY(k, &p), "a public key");
 }
 
 enum scone_err sec_cert_to_der(X509 *x, struct sec_blob *out)
@@ -169,11 +171,7 @@ enum scone_err sec_cert_to_der(X509 *x, struct sec_blob *out)
 
 	SCONE_TRY(blob_alloc(out, i2d_X509(x, NULL), "a certificate"));
 	p = out->p;
-	if (i2d_X509(x, &p) != (int)out->n) {
-		sec_blob_free(out);
-		return ssl_err(SCONE_ERR_CRYPTO, "encoding a certificate failed");
-	}
-	return SCONE_ERR_OK;
+	return blob_filled(out, i2d_X509(x, &p), "a certificate");
 }
 
 static enum scone_err der_len_ok(size_t n, const char *what)
