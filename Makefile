@@ -31,10 +31,10 @@ ALL_LIBS := $(EXT_LIBS) $(LIBS)
 
 # The runtime's interposers go only into libscone.so, never into a binary.
 RUNTIME_ONLY_SRC := src/runtime/start.c src/runtime/inject.c src/runtime/shield.c src/runtime/shield_io.c src/runtime/shield_meta.c src/runtime/exec.c
-CORE_SRC := $(wildcard src/lib/*.c) $(wildcard src/volume/*.c) $(wildcard src/policy/*.c) \
+CORE_SRC := $(wildcard src/lib/*.c) $(wildcard src/volume/*.c) $(wildcard src/policy/*.c) $(wildcard src/attest/*.c) \
 	$(filter-out $(RUNTIME_ONLY_SRC),$(wildcard src/runtime/*.c))
 # libscone.so: only what may enter an unmodified program (libc; libcrypto and libssl linked in).
-RUNTIME_SRC := $(wildcard src/lib/*.c) $(wildcard src/volume/*.c) $(wildcard src/runtime/*.c) src/policy/template.c
+RUNTIME_SRC := $(wildcard src/lib/*.c) $(wildcard src/volume/*.c) $(wildcard src/attest/*.c) $(wildcard src/runtime/*.c) src/policy/template.c
 CAS_LIB_SRC := $(filter-out src/cas/main.c,$(wildcard src/cas/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
