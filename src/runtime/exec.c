@@ -37,11 +37,9 @@
 #include "lib/crypto.h"
 #include "runtime/handover.h"
 #include "runtime/shield.h"
+#include "runtime/sys.h"
 
-#define REAL(name)                                                                                           \
-	static __typeof__(&name) real_##name;                                                                \
-	if (!real_##name)                                                                                    \
-	real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name)
+#define REAL(name) const __typeof__(scone_sys_table.name) real_##name = SYS(name)
 
 static const struct scone_runtime_config *g_cfg;
 static char *g_addr;

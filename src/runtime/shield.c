@@ -1309,12 +1309,10 @@ static int fcntl_shield(fcntl_fn real, int fd, int cmd, void *arg)
 /* glibc reads the third argument as a pointer-sized word whatever cmd is; so do we. */
 int fcntl(int fd, int cmd, ...)
 {
-	static fcntl_fn real;
+	fcntl_fn real = SYS(fcntl);
 	va_list ap;
 	void *arg;
 
-	if (!real)
-		real = (fcntl_fn)dlsym(RTLD_NEXT, "fcntl");
 	va_start(ap, cmd);
 	arg = va_arg(ap, void *);
 	va_end(ap);
@@ -1323,12 +1321,10 @@ int fcntl(int fd, int cmd, ...)
 
 int fcntl64(int fd, int cmd, ...)
 {
-	static fcntl_fn real;
+	fcntl_fn real = SYS(fcntl64);
 	va_list ap;
 	void *arg;
 
-	if (!real)
-		real = (fcntl_fn)dlsym(RTLD_NEXT, "fcntl64");
 	va_start(ap, cmd);
 	arg = va_arg(ap, void *);
 	va_end(ap);

@@ -41,6 +41,7 @@
 #include "runtime/handover.h"
 #include "runtime/inject.h"
 #include "runtime/shield.h"
+#include "runtime/sys.h"
 #include "volume/volume.h"
 
 #define SHIELD_FD_MAX 16384
@@ -88,11 +89,8 @@ struct sfd {
 	bool stale;  /* reload: another process removed the file (ESTALE) */
 };
 
-/* The next definition of name (libc's); the type is the libc prototype's. */
-#define REAL(name)                                                                                           \
-	static __typeof__(&name) real_##name;                                                                \
-	if (!real_##name)                                                                                    \
-	real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name)
+/* The next definition of name (libc's), from the table filled at load (sys.h). */
+#define REAL(name) const __typeof__(scone_sys_table.name) real_##name = SYS(name)
 
 /*
  * The body of an fd interposer: pass through unless fd is shielded; else
