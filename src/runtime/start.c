@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,6 +36,7 @@
 #include "runtime/cas_client.h"
 #include "runtime/exec.h"
 #include "runtime/handover.h"
+#include "runtime/handover_io.h"
 #include "runtime/inject.h"
 #include "runtime/shield.h"
 
@@ -104,18 +106,59 @@ static void install_environ(char **host_env, bool (*keep)(const char *), char **
 	environ = env;
 }
 
-/* Replace the environment with the session's (plus the runtime's own variables). */
+/*
+ * Replace the environment with the session's (plus the runtime's own
+ * variables). The session's SCONE_* variables configure the runtime and
+ * stay out of the program's environment.
+ */
 static void set_environment(const struct scone_runtime_config *cfg, char **host_env)
 {
 	char **extra = calloc(cfg->env_count + 1, sizeof(*extra));
+	size_t n = 0;
 
 	if (!extra)
 		die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
-	for (size_t i = 0; i < cfg->env_count; i++)
-		if (asprintf(&extra[i], "%s=%s", cfg->env[i].name, cfg->env[i].value) < 0)
+	for (size_t i = 0; i < cfg->env_count; i++) {
+		if (scone_runtime_is_setting(cfg->env[i].name))
+			continue;
+		if (asprintf(&extra[n++], "%s=%s", cfg->env[i].name, cfg->env[i].value) < 0)
 			die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
-	install_environ(host_env, runtime_var, extra, cfg->env_count);
+	}
+	install_environ(host_env, runtime_var, extra, n);
 	free(extra);
+}
+
+/*
+ * Secrets are about to arrive: from now on the process is not dumpable, so
+ * no core file holds them, and other processes of the same user can no
+ * longer ptrace it or open its /proc/PID/mem, environ and fd entries.
+ */
+static void no_dump(void)
+{
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		die("PR_SET_DUMPABLE", scone_err_set(scone_err_from_errno(errno), "%s", strerror(errno)));
+}
+
+/*
+ * A development session may ask for core dumps and debuggers back
+ * (SCONE_DUMPABLE=1 in the service's environment); honoured only when the
+ * session runs without attestation (mode none), where nothing is proven
+ * about the program anyway.
+ */
+static void dump_setting(const struct scone_runtime_config *cfg)
+{
+	const char *v = scone_runtime_setting(cfg, "SCONE_DUMPABLE");
+
+	if (!v || strcmp(v, "1") != 0)
+		return;
+	if (!cfg->mode || strcmp(cfg->mode, "none") != 0) {
+		fprintf(stderr, "scone: warning: SCONE_DUMPABLE=1 ignored: only a session in attestation mode none may "
+				"make its processes dumpable\n");
+		return;
+	}
+	fprintf(stderr, "scone: warning: SCONE_DUMPABLE=1: core dumps and debuggers can read this process's "
+			"secrets\n");
+	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 }
 
 static int handover_main(int argc, char **argv, char **envp, const char *fd_text);
@@ -171,6 +214,7 @@ static int fspf_main(int argc, char **argv, char **envp)
 
 	if (!path || !*path)
 		return real_main(argc, argv, envp);
+	no_dump();
 	openssl_init();
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg || !(cfg->fspf = calloc(1, sizeof(*cfg->fspf))) || !(cfg->fspf->path = strdup(path)))
@@ -218,6 +262,7 @@ static int scone_main(int argc, char **argv, char **envp)
 		return handover_main(argc, argv, envp, handover);
 	if (!config_id || !*config_id)
 		return fspf_main(argc, argv, envp);
+	no_dump();
 	mode = mode && *mode ? mode : "AUTO";
 	if (strcmp(mode, "HW") == 0)
 		die("SCONE_MODE=HW", scone_err_set(SCONE_ERR_UNSUPPORTED, "no TEE is available to this runtime"));
@@ -234,6 +279,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	err = scone_runtime_fetch_config(addr, pin, config_id, &id, &cfg);
 	if (err)
 		die(config_id, err);
+	dump_setting(cfg);
 	/* The shield keeps cfg and the key for its tag reports when it mounts something. */
 	if ((err = scone_shield_mount(addr, pin, &id, cfg)))
 		die("volumes", err);
@@ -262,31 +308,17 @@ static int scone_main(int argc, char **argv, char **envp)
 
 /* ---- a program exec'd by a program under the runtime ---- */
 
-/* The handover memfd named by SCONE_HANDOVER, read whole and closed. */
+/* The handover SCONE_HANDOVER names (handover_io.h), decrypted, decoded, its fds closed. */
 static void read_handover(const char *text, struct scone_handover *h)
 {
-	char *end;
-	long fd = strtol(text, &end, 10);
-	struct stat st;
 	uint8_t *blob;
-	size_t done = 0;
+	size_t size;
 	enum scone_err err;
 
-	if (*end || fd < 0 || fd > INT_MAX || !scone_memfd_named((int)fd, "scone-handover"))
-		die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_INVALID, "does not name the runtime's handover memfd"));
-	if (fstat((int)fd, &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > SCONE_HANDOVER_MAX)
-		die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_INVALID, "handover memfd of a bad size"));
-	if (!(blob = malloc((size_t)st.st_size)))
-		die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
-	while (done < (size_t)st.st_size) {
-		ssize_t n = pread((int)fd, blob + done, (size_t)st.st_size - done, (off_t)done);
-		if (n <= 0)
-			die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_IO, "reading the handover memfd"));
-		done += (size_t)n;
-	}
-	close((int)fd);
-	err = scone_handover_decode(blob, done, h);
-	scone_wipe(blob, done);
+	if ((err = scone_handover_receive(text, &blob, &size)))
+		die(SCONE_HANDOVER_VAR, err);
+	err = scone_handover_decode(blob, size, h);
+	scone_wipe(blob, size);
 	free(blob);
 	if (err)
 		die(SCONE_HANDOVER_VAR, err);
@@ -319,10 +351,12 @@ static int handover_main(int argc, char **argv, char **envp, const char *fd_text
 	const char *mode = getenv("SCONE_MODE");
 	enum scone_err err;
 
+	no_dump();
 	openssl_init();
 	read_handover(fd_text, &h);
 	if ((err = scone_runtime_config_parse(h.config, h.config_len, &cfg)))
 		die("handover", err);
+	dump_setting(cfg);
 	if (h.identity && (err = scone_identity_from_pem(h.identity, h.identity_len, &id)))
 		die("handover", err);
 	if ((err = scone_shield_mount_handover(&h, &id, cfg)))
