@@ -1870,7 +1870,6 @@ int truncate64(const char *path, off64_t len)
 long syscall(long n, ...)
 {
 	REAL(syscall);
-	static int warned;
 	long a[6];
 	va_list ap;
 
@@ -1895,9 +1894,8 @@ long syscall(long n, ...)
 			break;
 		}
 	}
-	if (n == SYS_io_uring_setup && __atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE) > 0) {
-		if (!__atomic_exchange_n(&warned, 1, __ATOMIC_ACQ_REL))
-			fprintf(stderr, "scone: io_uring refused: its I/O would bypass the file-system shield\n");
+	if ((n == SYS_io_uring_setup && scone_async_io_refused("io_uring")) ||
+	    (n == SYS_io_setup && scone_async_io_refused("Linux AIO"))) {
 		errno = ENOSYS;
 		return -1;
 	}
