@@ -83,8 +83,10 @@ struct mount {
  */
 struct vshare {
 	uint64_t gen; /* commits so far; a process whose copy is older reloads */
-	uint8_t tag[SCONE_RT_TAG_SIZE]; /* the tag CAS knows (and the disk holds) */
+	uint8_t tag[SCONE_RT_TAG_SIZE]; /* the tag CAS confirmed */
 	uint8_t has_tag;
+	uint8_t has_pending;                /* the disk holds pending, which CAS has not confirmed yet */
+	uint8_t pending[SCONE_RT_TAG_SIZE]; /* (reported or about to be; the next record waits for it) */
 };
 
 struct sfd {
