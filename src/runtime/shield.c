@@ -393,7 +393,7 @@ static int lock_fd(struct mount *m)
  */
 static void reopen_file(struct sfd *s)
 {
-	if (scone_vfile_open(s->m->vol, s->vpath, vf_flags(s->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0, &s->f)) {
+	if (vop_open(s, s->vpath, vf_flags(s->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0)) {
 		scone_err_clear();
 		s->stale = true;
 	}
@@ -412,9 +412,8 @@ static void reload(struct mount *m)
 
 	for (int i = 0; i < SHIELD_FD_MAX; i++) {
 		struct sfd *s = fds[i];
-		if (s && s->m == m && s->f) {
-			scone_vfile_close(s->f);
-			s->f = NULL;
+		if (s && s->m == m && vop_is_open(s)) {
+			vop_close(s);
 			s->reopen = true;
 		}
 	}
@@ -846,7 +845,8 @@ static enum scone_err adopt_fds(const struct scone_handover *h)
 			free(s);
 			continue;
 		}
-		if (!r->dir)
+		s->file = !r->dir;
+		if (s->file)
 			reopen_file(s);
 		m->open_count++;
 		__atomic_store_n(&fds[r->fd], s, __ATOMIC_RELEASE);
@@ -909,7 +909,7 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 		h->fds = r;
 		r = &h->fds[h->fd_count++];
 		*r = (struct scone_handover_fd){ .fd = fd, .flags = s->flags, .volume = (uint32_t)(s->m - mounts),
-						 .vpath = strdup(s->vpath), .dir = !s->f && !s->stale };
+						 .vpath = strdup(s->vpath), .dir = !s->file };
 		if (!r->vpath)
 			err = scone_err_set(SCONE_ERR_NOMEM, "exec: fds");
 	}
@@ -969,7 +969,6 @@ static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 {
 	int acc = flags & O_ACCMODE;
 	struct scone_vstat st;
-	struct scone_vfile *f = NULL;
 	struct sfd *s;
 	enum scone_err err;
 	int fd;
@@ -978,7 +977,7 @@ static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 		return shield_fail(EINVAL);
 	if ((flags & O_TMPFILE) == O_TMPFILE)
 		return shield_fail(EOPNOTSUPP);
-	err = scone_volume_stat(m->vol, vpath, &st);
+	err = vop_stat(m, vpath, &st);
 	if (!err && st.is_dir) {
 		if ((flags & O_CREAT) && (flags & O_EXCL))
 			return shield_fail(EEXIST);
@@ -988,32 +987,27 @@ static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 		return shield_fail(ENOTDIR);
 	} else if (err && (err != SCONE_ERR_NOT_FOUND || !(flags & O_CREAT) || (flags & O_DIRECTORY))) {
 		return shield_fail(shield_path_errno(m, vpath, err));
-	} else {
-		if ((err = scone_vfile_open(m->vol, vpath, vf_flags(flags), (uint32_t)(mode & 07777), &f)))
-			return shield_fail(shield_path_errno(m, vpath, err));
-		if ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY))
-			m->dirty = true;
 	}
-	s = calloc(1, sizeof(*s));
-	fd = s ? reserve_fd(flags) : -1;
-	if (fd < 0) {
-		int e = s ? errno : ENOMEM;
-		if (f)
-			scone_vfile_close(f);
-		free(s);
-		return shield_fail(e);
-	}
+	if (!(s = calloc(1, sizeof(*s))))
+		return shield_fail(ENOMEM);
 	s->m = m;
-	s->f = f;
 	s->flags = flags;
 	s->refs = 1;
 	snprintf(s->vpath, sizeof(s->vpath), "%s", vpath);
-	if (!placeholder_note(fd, s)) {
+	if (err || !st.is_dir) {
+		if ((err = vop_open(s, vpath, vf_flags(flags), (uint32_t)(mode & 07777)))) {
+			free(s);
+			return shield_fail(shield_path_errno(m, vpath, err));
+		}
+		if ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY))
+			m->dirty = true;
+	}
+	if ((fd = reserve_fd(flags)) < 0 || !placeholder_note(fd, s)) {
 		int e = errno;
-		if (f)
-			scone_vfile_close(f);
+		vop_close(s);
 		free(s);
-		SYS(close)(fd);
+		if (fd >= 0)
+			SYS(close)(fd);
 		return shield_fail(e);
 	}
 	m->open_count++;
@@ -1080,7 +1074,7 @@ static int64_t lock_base(const struct sfd *s)
 {
 	struct scone_vstat st = { 0 };
 
-	if (s->f && scone_vfile_stat(s->f, &st) != SCONE_ERR_OK)
+	if (s->file && vop_fstat(s, &st) != SCONE_ERR_OK)
 		memset(&st, 0, sizeof(st));
 	return (int64_t)(inode_of(&st, s->vpath) % LOCK_SLOTS) << LOCK_SLOT_BITS;
 }
@@ -1110,7 +1104,7 @@ static int lock_map(int fd, struct sfd *s, int cmd, const struct flock *fl, int 
 
 	if (fl->l_whence == SEEK_CUR)
 		start += (int64_t)shield_off_get(fd);
-	else if (fl->l_whence == SEEK_END && s->f && scone_vfile_stat(s->f, &st) == SCONE_ERR_OK)
+	else if (fl->l_whence == SEEK_END && s->file && vop_fstat(s, &st) == SCONE_ERR_OK)
 		start += (int64_t)st.size;
 	else if (fl->l_whence != SEEK_SET && fl->l_whence != SEEK_END)
 		return shield_fail(EINVAL);
@@ -1163,8 +1157,7 @@ static int close_locked(int fd, struct sfd *s)
 		REAL(close);
 		real_close(s->ofd_lock - 1);
 	}
-	if (s->f)
-		scone_vfile_close(s->f);
+	vop_close(s);
 	if (--s->m->open_count == 0 && shield_commit(s->m))
 		r = EIO;
 	free(s);
@@ -1529,7 +1522,7 @@ int fchdir(int fd)
 
 	if (shield_maybe_shielded(fd)) {
 		shield_enter();
-		if ((s = shield_fd_entry(fd)) && !s->f) {
+		if ((s = shield_fd_entry(fd)) && !s->file) {
 			m = s->m;
 			snprintf(vpath, sizeof(vpath), "%s", s->vpath);
 		}
@@ -1624,7 +1617,7 @@ static void fill_stat(const struct scone_vstat *v, const char *vpath, struct sta
 static int fstat_locked(struct sfd *s, struct stat *st)
 {
 	struct scone_vstat v;
-	enum scone_err err = s->f ? scone_vfile_stat(s->f, &v) : scone_volume_stat(s->m->vol, s->vpath, &v);
+	enum scone_err err = vop_fstat(s, &v);
 
 	if (err)
 		return shield_fail_err(err);
@@ -1651,7 +1644,7 @@ static int path_stat(struct mount *m, const char *vpath, struct stat *st)
 	int r = 0, e = 0;
 
 	shield_enter();
-	err = scone_volume_stat(m->vol, vpath, &v);
+	err = vop_stat(m, vpath, &v);
 	if (err)
 		r = -1, e = shield_path_errno(m, vpath, err);
 	shield_leave();
@@ -1735,7 +1728,7 @@ int shield_path_errno(struct mount *m, const char *vpath, enum scone_err err)
 		snprintf(p, sizeof(p), "%s", vpath);
 		for (char *slash = strrchr(p, '/'); slash && slash > p; slash = strrchr(p, '/')) {
 			*slash = '\0';
-			if (scone_volume_stat(m->vol, p, &st) == SCONE_ERR_OK) {
+			if (vop_stat(m, p, &st) == SCONE_ERR_OK) {
 				if (!st.is_dir)
 					n = ENOTDIR;
 				break;
@@ -1750,7 +1743,7 @@ int shield_path_errno(struct mount *m, const char *vpath, enum scone_err err)
 int shield_exists_errno(struct mount *m, const char *vpath)
 {
 	struct scone_vstat st;
-	enum scone_err err = scone_volume_stat(m->vol, vpath, &st);
+	enum scone_err err = vop_stat(m, vpath, &st);
 
 	return err ? shield_path_errno(m, vpath, err) : 0;
 }
@@ -1786,7 +1779,7 @@ static int remove_in(struct mount *m, const char *vpath, bool dir)
 	if (dir && strcmp(vpath, "/") == 0)
 		return shield_fail(EBUSY);
 	shield_enter();
-	err = dir ? scone_volume_rmdir(m->vol, vpath) : scone_volume_unlink(m->vol, vpath);
+	err = vop_remove(m, vpath, dir);
 	return ns_done(m, vpath, err);
 }
 
@@ -1828,7 +1821,7 @@ static int mkdir_in(struct mount *m, const char *vpath, mode_t mode)
 	if (strcmp(vpath, "/") == 0)
 		return shield_fail(EEXIST);
 	shield_enter();
-	err = scone_volume_mkdir(m->vol, vpath, (uint32_t)(mode & 07777));
+	err = vop_mkdir(m, vpath, (uint32_t)(mode & 07777));
 	return ns_done(m, vpath, err);
 }
 
@@ -1886,7 +1879,7 @@ static int rename_in(int fd1, const char *from, int fd2, const char *to, int *re
 		return 1;
 	}
 	shield_enter();
-	err = scone_volume_rename(m1->vol, v1, v2);
+	err = vop_rename(m1, v1, v2);
 	if (!err)
 		retarget(m1, v1, v2);
 	*ret = ns_done(m1, v1, err);
@@ -1935,7 +1928,7 @@ static int truncate_in(struct mount *m, const char *vpath, off64_t len)
 	if (len < 0)
 		return shield_fail(EINVAL);
 	shield_enter();
-	err = scone_volume_truncate(m->vol, vpath, (uint64_t)len);
+	err = vop_truncate(m, vpath, (uint64_t)len);
 	return ns_done(m, vpath, err);
 }
 
@@ -2063,7 +2056,7 @@ static int list_locked(struct sdir *d, struct mount *m, const char *vpath)
 
 	d->vpath = vpath;
 	if (add_entry(d, ".", DT_DIR, 1) || add_entry(d, "..", DT_DIR, 1) ||
-	    (err = scone_volume_readdir(m->vol, vpath, dir_entry, d)) || d->n < 2)
+	    (err = vop_readdir(m, vpath, dir_entry, d)) || d->n < 2)
 		return err ? scone_err_to_errno(err) : ENOMEM;
 	return 0;
 }
@@ -2080,7 +2073,7 @@ static ssize_t getdents_locked(int fd, struct sfd *s, void *buf, size_t n)
 	size_t pos = (size_t)shield_off_get(fd), used = 0;
 	int e;
 
-	if (s->f)
+	if (s->file)
 		return shield_fail(ENOTDIR);
 	if ((e = list_locked(&d, s->m, s->vpath)) != 0) {
 		free(d.ents);
@@ -2167,7 +2160,7 @@ DIR *fdopendir(int fd)
 	s = shield_fd_entry(fd);
 	if (!s)
 		e = EBADF;
-	else if (s->f)
+	else if (s->file)
 		e = ENOTDIR;
 	else
 		e = list_locked(d, s->m, s->vpath);
