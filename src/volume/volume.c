@@ -993,6 +993,12 @@ enum scone_err scone_volume_close(struct scone_volume *v, uint8_t *tag_out)
 	return err;
 }
 
+void scone_volume_abandon(struct scone_volume *v)
+{
+	if (v)
+		volume_free(v);
+}
+
 /* ---------------- regions ---------------- */
 
 enum scone_err scone_volume_add_region(struct scone_volume *v, const char *path, enum scone_region_kind kind,

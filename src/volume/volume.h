@@ -111,6 +111,12 @@ SCONE_MUST_CHECK enum scone_err scone_volume_open_at(struct scone_vio *io, const
  */
 SCONE_MUST_CHECK enum scone_err scone_volume_close(struct scone_volume *v, uint8_t *tag_out);
 
+/*
+ * Release v without writing anything (uncommitted changes are dropped,
+ * keys wiped): a forked child whose volume another process now holds.
+ */
+void scone_volume_abandon(struct scone_volume *v);
+
 /* Regions. host_dir is NULL for ephemeral regions. */
 SCONE_MUST_CHECK enum scone_err scone_volume_add_region(struct scone_volume *v, const char *path,
 							enum scone_region_kind kind,
