@@ -180,7 +180,7 @@ static void load_tcbinfo(struct scone_collateral *c, const char *name, int tee, 
 	size_t size;
 	enum scone_err err;
 
-	snprintf(e->f.name, sizeof(e->f.name), "intel/%s", name);
+	snprintf(e->f.name, sizeof(e->f.name), "intel/%.60s", name); /* 29 bytes (tcbinfo_name) */
 	e->tdx = tee == COLL_TDX;
 	memcpy(e->fmspc, fmspc, 6);
 	err = signed_doc(c, &e->f, "tcbInfo", &text, &size);
@@ -390,12 +390,12 @@ static enum scone_err current(const struct scone_collateral *c, const struct col
 {
 	char a[SCONE_RFC3339_SIZE], b[SCONE_RFC3339_SIZE], when[SCONE_RFC3339_SIZE];
 
-	if (at < issue || at > next) {
+	if (at < issue || at >= next) { /* valid until nextUpdate, exclusive */
 		scone_rfc3339_format(issue, a);
 		scone_rfc3339_format(next, b);
 		scone_rfc3339_format(at, when);
 		return scone_err_set(SCONE_ERR_EXPIRED, "collateral %s (issued %s, next update %s) is %s at %s: fetch %s",
-				     f->name, a, b, at > next ? "stale" : "not yet issued", when, fetch);
+				     f->name, a, b, at >= next ? "stale" : "not yet issued", when, fetch);
 	}
 	return x509_check_window(c->signer_nb, c->signer_na, at,
 				 "collateral intel/tcb-signing-chain.pem (Intel SGX TCB Signing)");

@@ -135,7 +135,7 @@ static enum scone_err components(const struct scone_json *tcb, const char *key, 
 /* v2: "sgxtcbcomp01svn" .. "sgxtcbcomp16svn" */
 static enum scone_err components_v2(const struct scone_json *tcb, const char *path, uint8_t out[16])
 {
-	char key[24];
+	char key[32];
 	int64_t svn;
 
 	for (int i = 0; i < 16; i++) {

@@ -130,8 +130,9 @@ enum scone_err intel_verify(const uint8_t *quote, size_t size, uint32_t tee, con
 	memset(out, 0, sizeof(*out));
 	SCONE_TRY(intel_quote_parse(quote, size, o && o->allow_padding, &out->q));
 	if (out->q.tee_type != tee)
-		return scone_err_set(SCONE_ERR_INVALID, "quote: a %s quote, not %s",
-				     out->q.tee_type == INTEL_TEE_TDX ? "TDX" : "SGX", tee == INTEL_TEE_TDX ? "TDX" : "SGX");
+		return scone_err_set(SCONE_ERR_INVALID, "quote: %s, not %s",
+				     out->q.tee_type == INTEL_TEE_TDX ? "a TDX quote" : "an SGX quote",
+				     tee == INTEL_TEE_TDX ? "a TDX quote" : "an SGX quote");
 	/* Without collateral the chain and signatures are still checked first: a forgery is named as one. */
 	coll_err = collateral_resolve(o, trust, &c, &owned);
 	snprintf(coll_detail, sizeof(coll_detail), "%s", scone_err_detail());
