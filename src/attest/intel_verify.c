@@ -31,13 +31,17 @@ static enum scone_err chain_verify(const struct intel_quote *q, const struct att
 	enum scone_err err;
 
 	SCONE_TRY(x509_pem_chain(q->pck_chain, q->pck_chain_size, 3, "PCK certificate chain", &chain));
-	top = sk_X509_value(chain, sk_X509_num(chain) - 1);
-	err = sk_X509_num(chain) == 3 ? SCONE_ERR_OK
-				       : scone_err_set(SCONE_ERR_MALFORMED, "PCK certificate chain: %d certificates, not 3",
-						       sk_X509_num(chain));
-	if (!err && X509_cmp(top, t->intel_root) != 0)
+	if (sk_X509_num(chain) != 3) {
+		err = scone_err_set(SCONE_ERR_MALFORMED, "PCK certificate chain: %d certificates, not 3", sk_X509_num(chain));
+		sk_X509_pop_free(chain, X509_free);
+		return err;
+	}
+	top = sk_X509_value(chain, 2);
+	if (X509_cmp(top, t->intel_root) != 0)
 		err = scone_err_set(SCONE_ERR_UNTRUSTED,
 				    "PCK certificate chain: its root is not the pinned Intel SGX Root CA (sha256 44a0196b...)");
+	else
+		err = SCONE_ERR_OK;
 	x509_cn(sk_X509_value(chain, 0), cn, sizeof(cn));
 	if (!err && !strstr(cn, "SGX PCK Certificate"))
 		err = scone_err_set(SCONE_ERR_UNTRUSTED, "PCK certificate chain: leaf \"%s\" is not a PCK certificate", cn);

@@ -724,6 +724,12 @@ TEST(test_sgx_lookalike_root)
 	expect_err(verify_at("sgx", forged, n, dir01, o.at, false, &c), SCONE_ERR_MALFORMED, "2 certificates, not 3");
 	free(forged);
 	free(pem);
+	X509_free(sk_X509_pop(chain)); /* one certificate (found by fuzz_sgx: it crashed the CN checks) */
+	pem = chain_pem(chain, NULL);
+	forged = sgx_with_chain(ev, size, pem, &n);
+	expect_err(verify_at("sgx", forged, n, dir01, o.at, false, &c), SCONE_ERR_MALFORMED, "1 certificates, not 3");
+	free(forged);
+	free(pem);
 	sk_X509_pop_free(chain, X509_free);
 	X509_free(root);
 	EVP_PKEY_free(key);
