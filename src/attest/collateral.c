@@ -463,7 +463,7 @@ static enum scone_err pck_crl(const struct scone_collateral *c, X509 *ca, int64_
 	}
 	pthread_mutex_unlock(&m->lock);
 	if (!err)
-		err = x509_crl_check(c->pckcrl[kind], ca, at, "collateral PCK CRL", fetch);
+		err = x509_crl_current(c->pckcrl[kind], at, "collateral PCK CRL", fetch);
 	*out = c->pckcrl[kind];
 	return err;
 }
@@ -478,7 +478,7 @@ enum scone_err collateral_check_revocation(const struct scone_collateral *c, X50
 				     root_fetch);
 	if (!c->rootcrl)
 		return file_error(c, &c->rootcrl_f);
-	SCONE_TRY(x509_crl_check(c->rootcrl, c->trust->intel_root, at, "collateral Root CA CRL", root_fetch));
+	SCONE_TRY(x509_crl_current(c->rootcrl, at, "collateral Root CA CRL", root_fetch)); /* signature: at load */
 	if (x509_crl_lists(c->rootcrl, ca))
 		return scone_err_set(SCONE_ERR_UNTRUSTED, "PCK chain: the intermediate CA is revoked (Root CA CRL)");
 	SCONE_TRY(pck_crl(c, ca, at, &crl));

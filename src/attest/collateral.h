@@ -24,6 +24,7 @@
 
 #include <openssl/x509.h>
 
+#include "attest/amd_cert.h"
 #include "attest/attest.h"
 #include "attest/intel_pck.h"
 #include "attest/intel_tcb.h"
@@ -57,7 +58,9 @@ struct coll_chain {
 	X509 *leaf, *ca;
 	int64_t not_before, not_after; /* intersection over the chain */
 	struct intel_pck pck;          /* Intel PCK chains */
+	struct amd_cert_ext ext;       /* AMD chains: the VCEK's (VLEK's) extensions */
 	int product;                   /* AMD chains: enum amd_product */
+	int role;                      /* AMD chains: 1 + enum snp_key (a VCEK's chain is not a VLEK's) */
 };
 
 struct scone_collateral {

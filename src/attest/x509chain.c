@@ -217,22 +217,13 @@ out:
 	return err;
 }
 
-enum scone_err x509_crl_check(X509_CRL *crl, X509 *issuer, int64_t at, const char *what, const char *fetch_hint)
+enum scone_err x509_crl_current(X509_CRL *crl, int64_t at, const char *what, const char *fetch_hint)
 {
-	EVP_PKEY *key = X509_get0_pubkey(issuer);
 	int64_t this_update, next_update;
 	char a[SCONE_RFC3339_SIZE], b[SCONE_RFC3339_SIZE], when[SCONE_RFC3339_SIZE];
 
-	if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)) != 0)
-		return scone_err_set(SCONE_ERR_UNTRUSTED, "%s: issued by another CA than the certificate's issuer", what);
-	if (!key || X509_CRL_verify(crl, key) != 1) {
-		ERR_clear_error();
-		return scone_err_set(SCONE_ERR_UNTRUSTED, "%s: signature does not verify with the issuer's key", what);
-	}
-	if (at == X509_NO_TIME)
-		return SCONE_ERR_OK;
-	if (x509_time(X509_CRL_get0_lastUpdate(crl), &this_update) ||
-	    !X509_CRL_get0_nextUpdate(crl) || x509_time(X509_CRL_get0_nextUpdate(crl), &next_update))
+	if (x509_time(X509_CRL_get0_lastUpdate(crl), &this_update) || !X509_CRL_get0_nextUpdate(crl) ||
+	    x509_time(X509_CRL_get0_nextUpdate(crl), &next_update))
 		return scone_err_set(SCONE_ERR_MALFORMED, "%s: thisUpdate/nextUpdate missing or invalid", what);
 	if (at < this_update || at > next_update) {
 		scone_rfc3339_format(this_update, a);
@@ -242,6 +233,19 @@ enum scone_err x509_crl_check(X509_CRL *crl, X509 *issuer, int64_t at, const cha
 				     fetch_hint);
 	}
 	return SCONE_ERR_OK;
+}
+
+enum scone_err x509_crl_check(X509_CRL *crl, X509 *issuer, int64_t at, const char *what, const char *fetch_hint)
+{
+	EVP_PKEY *key = X509_get0_pubkey(issuer);
+
+	if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)) != 0)
+		return scone_err_set(SCONE_ERR_UNTRUSTED, "%s: issued by another CA than the certificate's issuer", what);
+	if (!key || X509_CRL_verify(crl, key) != 1) {
+		ERR_clear_error();
+		return scone_err_set(SCONE_ERR_UNTRUSTED, "%s: signature does not verify with the issuer's key", what);
+	}
+	return at == X509_NO_TIME ? SCONE_ERR_OK : x509_crl_current(crl, at, what, fetch_hint);
 }
 
 bool x509_crl_lists(X509_CRL *crl, X509 *cert)

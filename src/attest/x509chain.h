@@ -59,6 +59,9 @@ SCONE_MUST_CHECK enum scone_err x509_verify_chain(X509 *leaf, STACK_OF(X509) *un
 SCONE_MUST_CHECK enum scone_err x509_crl_check(X509_CRL *crl, X509 *issuer, int64_t at, const char *what,
 					       const char *fetch_hint);
 
+/* The dates part of x509_crl_check alone: thisUpdate <= at <= nextUpdate (EXPIRED naming fetch_hint). */
+SCONE_MUST_CHECK enum scone_err x509_crl_current(X509_CRL *crl, int64_t at, const char *what, const char *fetch_hint);
+
 /* Is cert listed in crl? (The caller checked that crl is cert's issuer's.) */
 bool x509_crl_lists(X509_CRL *crl, X509 *cert);
 
