@@ -115,6 +115,7 @@ static enum scone_err key_cert(const struct snp_ctx *x, const struct scone_verif
 	enum amd_product p = AMD_MILAN;
 	bool known = x->r->has_cpuid && amd_product_of(x->r, NULL, &p) == SCONE_ERR_OK;
 	char chip[129], path[800], url[400];
+	int n;
 
 	*owned = NULL;
 	*out = x->r->key == SNP_KEY_VLEK ? x->certs->vlek : x->certs->vcek;
@@ -125,8 +126,10 @@ static enum scone_err key_cert(const struct snp_ctx *x, const struct scone_verif
 				     "SNP report signed by a VLEK, and the evidence has no certificate table with it "
 				     "(VLEKs come from the host: collect an extended report)");
 	scone_hex_encode(chip, sizeof(chip), x->r->raw + SNP_O_CHIP_ID, 64);
-	snprintf(path, sizeof(path), "%s/amd/vcek-%s-%016llx.der", dir ? dir : ".", chip,
-		 (unsigned long long)x->r->reported_tcb);
+	n = snprintf(path, sizeof(path), "%s/amd/vcek-%s-%016llx.der", dir ? dir : ".", chip,
+		     (unsigned long long)x->r->reported_tcb);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "collateral directory name too long");
 	kds_url(x->r, known, p, url, sizeof(url));
 	if (!dir || access(path, F_OK) != 0)
 		return scone_err_set(SCONE_ERR_NOT_FOUND,
@@ -292,11 +295,14 @@ static enum scone_err crl_check(struct snp_ctx *x, const struct scone_verify_opt
 	size_t size;
 	X509_CRL *crl = NULL;
 	enum scone_err err;
+	int n;
 
 	x->crl = "absent";
 	snprintf(name, sizeof(name), "%s", amd_product_name(x->product));
 	name[0] = (char)(name[0] - 'A' + 'a');
-	snprintf(path, sizeof(path), "%s/amd/crl-%s.der", dir ? dir : ".", name);
+	n = snprintf(path, sizeof(path), "%s/amd/crl-%s.der", dir ? dir : ".", name);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "collateral directory name too long");
 	if (!dir || access(path, F_OK) != 0)
 		return SCONE_ERR_OK;
 	snprintf(fetch, sizeof(fetch), KDS "/%s/v1/%s/crl", kind, amd_product_name(x->product));

@@ -230,7 +230,7 @@ static void load_crl(struct scone_collateral *c, struct coll_file *f, const char
 {
 	uint8_t *data = NULL;
 	size_t size;
-	char cn[80];
+	char cn[80] = "";
 	enum scone_err err;
 
 	snprintf(f->name, sizeof(f->name), "intel/%s", name);

@@ -37,7 +37,7 @@ static enum scone_err line(struct scone_wbuf *out, const char *fmt, ...)
 
 static const char *state(int64_t from, int64_t to, int64_t at)
 {
-	return at < from ? "NOT YET VALID" : at > to ? "STALE" : "current";
+	return at < from ? "NOT YET VALID" : at >= to ? "STALE" : "current";
 }
 
 static enum scone_err file_line(struct scone_wbuf *out, const struct coll_file *f, const char *missing)
