@@ -149,7 +149,8 @@ static double rate_once(void (*fn)(void *), void *arg)
 
 static void result(const char *name, double value, double baseline)
 {
-	printf("RESULT %s value=%.0f unit=ops/s baseline=%.0f ratio=%.2f\n", name, value, baseline, value / baseline);
+	printf("RESULT %s value=%.0f unit=ops/s baseline=%.0f ratio=%.2f\n", name, value, baseline,
+	       value / baseline);
 	fflush(stdout);
 }
 
@@ -169,9 +170,9 @@ static void cleanup(void)
 
 static struct scone_collateral *make_collateral(void)
 {
-	static const char *const files[] = { "01-sgx-v3-phala/sgx_quote_collateral.json",
-					     "03-tdx-v4-phala/tdx_quote_collateral.json",
-					     "11-snp-v2-trustee-milan/test-vcek.der", NULL };
+	static const char *const files[] = {"01-sgx-v3-phala/sgx_quote_collateral.json",
+					    "03-tdx-v4-phala/tdx_quote_collateral.json",
+					    "11-snp-v2-trustee-milan/test-vcek.der", NULL};
 	struct scone_collateral *c;
 
 	snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/bench-attest.XXXXXX");
@@ -202,8 +203,8 @@ struct series {
 	const char *name;
 	void (*fn)(void *);
 	void *arg;
-	int baseline;   /* index of the baseline series, or -1 */
-	bool cold;      /* chain cache off */
+	int baseline; /* index of the baseline series, or -1 */
+	bool cold;    /* chain cache off */
 	double r[1000];
 };
 
@@ -227,13 +228,15 @@ static void measure_all(struct series *s, size_t n, struct scone_collateral *col
 		double base = s[i].baseline < 0 ? s[i].r[0] : s[s[i].baseline].r[0];
 		result(s[i].name, s[i].r[0], base);
 		if (s[i].baseline >= 0 && !s[i].cold)
-			fprintf(stderr, "%s: goal >= %.0f/s per core: %s\n", s[i].name, GOAL, s[i].r[0] >= GOAL ? "met" : "MISSED");
+			fprintf(stderr, "%s: goal >= %.0f/s per core: %s\n", s[i].name, GOAL,
+				s[i].r[0] >= GOAL ? "met" : "MISSED");
 	}
 }
 
 static void env_settings(void)
 {
-	const char *v = getenv("BENCH_RUNS"), *s = getenv("BENCH_ATTEST_SECONDS"), *d = getenv("BENCH_ATTEST_VECTORS");
+	const char *v = getenv("BENCH_RUNS"), *s = getenv("BENCH_ATTEST_SECONDS"),
+		   *d = getenv("BENCH_ATTEST_VECTORS");
 
 	if (v && *v)
 		runs = (unsigned)strtoul(v, NULL, 10);
@@ -259,28 +262,34 @@ int main(void)
 	if (scone_rfc3339_parse("2025-07-01T00:00:00Z", "at", &at_intel) ||
 	    scone_rfc3339_parse("2025-01-01T00:00:00Z", "at", &at_amd))
 		die("time");
-	sgx = (struct evidence_case){ scone_evidence_find("sgx"), slurp("01-sgx-v3-phala/sgx_quote", &size), 0,
-				      { .at = at_intel, .collateral = coll } };
+	sgx = (struct evidence_case){scone_evidence_find("sgx"),
+				     slurp("01-sgx-v3-phala/sgx_quote", &size),
+				     0,
+				     {.at = at_intel, .collateral = coll}};
 	sgx.size = size;
-	tdx = (struct evidence_case){ scone_evidence_find("tdx"), slurp("03-tdx-v4-phala/tdx_quote", &size), 0,
-				      { .at = at_intel, .collateral = coll } };
+	tdx = (struct evidence_case){scone_evidence_find("tdx"),
+				     slurp("03-tdx-v4-phala/tdx_quote", &size),
+				     0,
+				     {.at = at_intel, .collateral = coll}};
 	tdx.size = size - 70; /* the quote without its buffer's zero padding */
-	snp = (struct evidence_case){ scone_evidence_find("snp"), slurp("11-snp-v2-trustee-milan/test-report.bin", &size),
-				      0, { .at = at_amd, .collateral = coll } };
+	snp = (struct evidence_case){scone_evidence_find("snp"),
+				     slurp("11-snp-v2-trustee-milan/test-report.bin", &size),
+				     0,
+				     {.at = at_amd, .collateral = coll}};
 	snp.size = size;
 
 	ecdsa_setup(&p256, "P-256", "SHA256", 632);
 	ecdsa_setup(&p384, "P-384", "SHA384", 0x2A0);
 	{
 		struct series all[] = {
-			{ "evidence.ecdsa_p256_verify", ecdsa_once, &p256, -1, false, { 0 } },
-			{ "evidence.ecdsa_p384_verify", ecdsa_once, &p384, -1, false, { 0 } },
-			{ "evidence.sgx_verify", verify_once, &sgx, 0, false, { 0 } },
-			{ "evidence.tdx_verify", verify_once, &tdx, 0, false, { 0 } },
-			{ "evidence.snp_verify", verify_once, &snp, 1, false, { 0 } },
-			{ "evidence.sgx_verify_cold", verify_once, &sgx, 0, true, { 0 } },
-			{ "evidence.tdx_verify_cold", verify_once, &tdx, 0, true, { 0 } },
-			{ "evidence.snp_verify_cold", verify_once, &snp, 1, true, { 0 } },
+		    {"evidence.ecdsa_p256_verify", ecdsa_once, &p256, -1, false, {0}},
+		    {"evidence.ecdsa_p384_verify", ecdsa_once, &p384, -1, false, {0}},
+		    {"evidence.sgx_verify", verify_once, &sgx, 0, false, {0}},
+		    {"evidence.tdx_verify", verify_once, &tdx, 0, false, {0}},
+		    {"evidence.snp_verify", verify_once, &snp, 1, false, {0}},
+		    {"evidence.sgx_verify_cold", verify_once, &sgx, 0, true, {0}},
+		    {"evidence.tdx_verify_cold", verify_once, &tdx, 0, true, {0}},
+		    {"evidence.snp_verify_cold", verify_once, &snp, 1, true, {0}},
 		};
 		measure_all(all, sizeof(all) / sizeof(all[0]), coll);
 	}

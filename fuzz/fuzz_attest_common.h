@@ -29,7 +29,7 @@ static inline void fuzz_verify(const char *name, const uint8_t *data, size_t siz
 
 	CHECK(ops != NULL);
 	for (int padded = 0; padded < 2; padded++) {
-		struct scone_verify_opts o = { .at = at, .allow_padding = padded };
+		struct scone_verify_opts o = {.at = at, .allow_padding = padded};
 		enum scone_err err = ops->verify(data, size, &o, &claims);
 		if (err) {
 			CHECK(fuzz_claims_zero(&claims));

@@ -23,21 +23,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void evaluate(const struct tcb_info *ti)
 {
-	static const uint8_t svns[] = { 0, 2, 5, 255 };
-	uint8_t body[TD15_REPORT_SIZE] = { 0 };
-	struct intel_quote q = { .version = 5, .body = body };
-	struct tcb_level qe = { .status = SCONE_TCB_OUT_OF_DATE };
+	static const uint8_t svns[] = {0, 2, 5, 255};
+	uint8_t body[TD15_REPORT_SIZE] = {0};
+	struct intel_quote q = {.version = 5, .body = body};
+	struct tcb_level qe = {.status = SCONE_TCB_OUT_OF_DATE};
 	struct tcb_result r;
 
 	q.tee_type = ti->tdx ? INTEL_TEE_TDX : INTEL_TEE_SGX;
 	q.body_type = ti->tdx ? INTEL_BODY_TD15 : INTEL_BODY_SGX;
 	for (size_t i = 0; i < sizeof(svns); i++) {
-		struct intel_pck pck = { .pcesvn = svns[i] };
+		struct intel_pck pck = {.pcesvn = svns[i]};
 		memset(pck.comp_svn, svns[i], 16);
-		memset(body, svns[i], 16);                         /* TEE_TCB_SVN */
+		memset(body, svns[i], 16);			   /* TEE_TCB_SVN */
 		memset(body + TD_R_TEE_TCB_SVN2, svns[i] + 1, 16); /* TEE_TCB_SVN2 */
 		if (intel_tcb_evaluate(ti, &pck, &q, i & 1 ? &qe : NULL, &r) == SCONE_ERR_OK) {
-			CHECK(r.status > SCONE_TCB_UNKNOWN && r.status <= SCONE_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED);
+			CHECK(r.status > SCONE_TCB_UNKNOWN &&
+			      r.status <= SCONE_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED);
 			CHECK(strlen(r.advisories) < sizeof(r.advisories));
 		}
 		(void)intel_tdx_module_check(ti, &q);
@@ -46,11 +47,11 @@ static void evaluate(const struct tcb_info *ti)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const keys[] = { "tcbInfo", "enclaveIdentity" };
+	static const char *const keys[] = {"tcbInfo", "enclaveIdentity"};
 	struct tcb_info *ti = malloc(sizeof(*ti));
 	struct qe_identity *id = malloc(sizeof(*id));
 	const struct tcb_level *level;
-	uint8_t report[SGX_REPORT_SIZE] = { 0 }, sig[64];
+	uint8_t report[SGX_REPORT_SIZE] = {0}, sig[64];
 	char *text;
 	size_t text_size;
 
@@ -63,7 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	if (intel_tcbinfo_parse((const char *)data, size, ti) == SCONE_ERR_OK) {
-		CHECK(ti->n_levels >= 1 && ti->n_levels <= TCB_MAX_LEVELS && ti->n_modules <= TCB_MAX_MODULES);
+		CHECK(ti->n_levels >= 1 && ti->n_levels <= TCB_MAX_LEVELS &&
+		      ti->n_modules <= TCB_MAX_MODULES);
 		evaluate(ti);
 	}
 	if (intel_qeid_parse((const char *)data, size, id) == SCONE_ERR_OK) {

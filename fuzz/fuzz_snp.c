@@ -34,11 +34,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_blob(&c.ark, data, size);
 		CHECK(c.present == (size > SNP_REPORT_SIZE));
 		if (c.present) {
-			CHECK(snp_cert_table_size(data + SNP_REPORT_SIZE, size - SNP_REPORT_SIZE, &used) == SCONE_ERR_OK);
+			CHECK(snp_cert_table_size(data + SNP_REPORT_SIZE, size - SNP_REPORT_SIZE, &used) ==
+			      SCONE_ERR_OK);
 			CHECK(used == size - SNP_REPORT_SIZE);
 		}
 	}
-	if (size > SNP_REPORT_SIZE && snp_cert_table_size(data + SNP_REPORT_SIZE, size - SNP_REPORT_SIZE, &used) == SCONE_ERR_OK)
+	if (size > SNP_REPORT_SIZE &&
+	    snp_cert_table_size(data + SNP_REPORT_SIZE, size - SNP_REPORT_SIZE, &used) == SCONE_ERR_OK)
 		CHECK(used <= size - SNP_REPORT_SIZE);
 	fuzz_verify("snp", data, size, 1735689600); /* 2025-01-01 */
 	scone_err_clear();

@@ -8,11 +8,11 @@
 #include "attest/x509chain.h"
 
 static const char *const spl_oid[SPL_COUNT] = {
-	"1.3.6.1.4.1.3704.1.3.1", /* blSPL */
-	"1.3.6.1.4.1.3704.1.3.2", /* teeSPL */
-	"1.3.6.1.4.1.3704.1.3.3", /* snpSPL */
-	"1.3.6.1.4.1.3704.1.3.8", /* ucodeSPL */
-	"1.3.6.1.4.1.3704.1.3.9", /* fmcSPL (Turin) */
+    "1.3.6.1.4.1.3704.1.3.1", /* blSPL */
+    "1.3.6.1.4.1.3704.1.3.2", /* teeSPL */
+    "1.3.6.1.4.1.3704.1.3.3", /* snpSPL */
+    "1.3.6.1.4.1.3704.1.3.8", /* ucodeSPL */
+    "1.3.6.1.4.1.3704.1.3.9", /* fmcSPL (Turin) */
 };
 
 static enum scone_err product_name(X509 *c, struct amd_cert_ext *e)
@@ -68,7 +68,8 @@ enum scone_err amd_cert_ext_parse(X509 *c, struct amd_cert_ext *e)
 		SCONE_TRY(der_read_uint(&v, DER_INTEGER, spl_oid[i], &spl));
 		SCONE_TRY(der_end(&v, spl_oid[i]));
 		if (spl > 255)
-			return scone_err_set(SCONE_ERR_MALFORMED, "VCEK %s: SPL %u out of range", spl_oid[i], spl);
+			return scone_err_set(SCONE_ERR_MALFORMED, "VCEK %s: SPL %u out of range", spl_oid[i],
+					     spl);
 		e->has_spl[i] = true;
 		e->spl[i] = (uint8_t)spl;
 	}
@@ -93,7 +94,8 @@ static bool product_by_name(const char *name, enum amd_product *out)
 {
 	for (int p = 0; p < AMD_PRODUCTS; p++) {
 		size_t n = strlen(amd_product_name((enum amd_product)p));
-		if (strncmp(name, amd_product_name((enum amd_product)p), n) == 0 && (name[n] == '\0' || name[n] == '-')) {
+		if (strncmp(name, amd_product_name((enum amd_product)p), n) == 0 &&
+		    (name[n] == '\0' || name[n] == '-')) {
 			*out = (enum amd_product)p;
 			return true;
 		}
@@ -115,25 +117,29 @@ static bool product_by_cpuid(uint8_t fam, uint8_t mod, enum amd_product *out)
 	return true;
 }
 
-enum scone_err amd_product_of(const struct snp_report *r, const struct amd_cert_ext *ext, enum amd_product *out)
+enum scone_err amd_product_of(const struct snp_report *r, const struct amd_cert_ext *ext,
+			      enum amd_product *out)
 {
 	enum amd_product by_name;
 	bool named = ext && ext->product[0] && product_by_name(ext->product, &by_name);
 
 	if (r->has_cpuid) {
 		if (!product_by_cpuid(r->cpuid_fam, r->cpuid_mod, out))
-			return scone_err_set(SCONE_ERR_UNSUPPORTED,
-					     "SNP report: CPUID family 0x%02x model 0x%02x is not Milan, Genoa or Turin",
-					     r->cpuid_fam, r->cpuid_mod);
+			return scone_err_set(
+			    SCONE_ERR_UNSUPPORTED,
+			    "SNP report: CPUID family 0x%02x model 0x%02x is not Milan, Genoa or Turin",
+			    r->cpuid_fam, r->cpuid_mod);
 		if (named && by_name != *out)
-			return scone_err_set(SCONE_ERR_UNTRUSTED, "the certificate is for %s, the report's CPU is %s",
+			return scone_err_set(SCONE_ERR_UNTRUSTED,
+					     "the certificate is for %s, the report's CPU is %s",
 					     ext->product, amd_product_name(*out));
 		return SCONE_ERR_OK;
 	}
 	if (!named)
-		return scone_err_set(SCONE_ERR_UNSUPPORTED,
-				     "SNP report version %u carries no CPUID and the certificate names no known product",
-				     r->version);
+		return scone_err_set(
+		    SCONE_ERR_UNSUPPORTED,
+		    "SNP report version %u carries no CPUID and the certificate names no known product",
+		    r->version);
 	*out = by_name;
 	return SCONE_ERR_OK;
 }

@@ -38,8 +38,8 @@ static bool sgx_available(const struct scone_collect_opts *o)
 	return sgx_is_dcap(gramine_root(o));
 }
 
-static enum scone_err sgx_collect(const struct scone_collect_opts *o, const uint8_t report_data[SCONE_REPORT_DATA_SIZE],
-				  struct scone_wbuf *out)
+static enum scone_err sgx_collect(const struct scone_collect_opts *o,
+				  const uint8_t report_data[SCONE_REPORT_DATA_SIZE], struct scone_wbuf *out)
 {
 	const char *root = gramine_root(o);
 	char path[512];
@@ -48,10 +48,11 @@ static enum scone_err sgx_collect(const struct scone_collect_opts *o, const uint
 	enum scone_err err;
 
 	if (!sgx_is_dcap(root))
-		return scone_err_set(SCONE_ERR_UNSUPPORTED,
-				     "%s/attestation_type is not \"dcap\": run under Gramine with sgx.remote_attestation "
-				     "= \"dcap\" in the manifest",
-				     root);
+		return scone_err_set(
+		    SCONE_ERR_UNSUPPORTED,
+		    "%s/attestation_type is not \"dcap\": run under Gramine with sgx.remote_attestation "
+		    "= \"dcap\" in the manifest",
+		    root);
 	SCONE_TRY(collect_path(path, sizeof(path), root, "user_report_data"));
 	SCONE_TRY(collect_write(path, report_data, SCONE_REPORT_DATA_SIZE));
 	SCONE_TRY(collect_path(path, sizeof(path), root, "quote"));
@@ -60,7 +61,8 @@ static enum scone_err sgx_collect(const struct scone_collect_opts *o, const uint
 	if (!err)
 		err = intel_quote_parse(quote.data, quote.size, true, &q);
 	if (!err && (q.tee_type != INTEL_TEE_SGX || memcmp(q.body + SGX_R_REPORTDATA, report_data, 64) != 0))
-		err = scone_err_set(SCONE_ERR_IO, "%s: the quote does not carry this report data (another writer?)", path);
+		err = scone_err_set(SCONE_ERR_IO,
+				    "%s: the quote does not carry this report data (another writer?)", path);
 	if (!err)
 		err = scone_wbuf_put(out, quote.data, q.size);
 	scone_wbuf_free(&quote);
@@ -78,9 +80,11 @@ static enum scone_err sgx_claims(const struct intel_verified *v, struct scone_cl
 	c->signer_size = 32;
 	memcpy(c->report_data, b + SGX_R_REPORTDATA, 64);
 	c->debug = (b[SGX_R_ATTRIBUTES] & SGX_FLAG_DEBUG) != 0;
-	SCONE_TRY(attest_claim_u64(c, "isvprodid", (uint64_t)(b[SGX_R_ISVPRODID] | b[SGX_R_ISVPRODID + 1] << 8)));
+	SCONE_TRY(
+	    attest_claim_u64(c, "isvprodid", (uint64_t)(b[SGX_R_ISVPRODID] | b[SGX_R_ISVPRODID + 1] << 8)));
 	SCONE_TRY(attest_claim_u64(c, "isvsvn", (uint64_t)(b[SGX_R_ISVSVN] | b[SGX_R_ISVSVN + 1] << 8)));
-	SCONE_TRY(attest_claim_u64(c, "configsvn", (uint64_t)(b[SGX_R_CONFIGSVN] | b[SGX_R_CONFIGSVN + 1] << 8)));
+	SCONE_TRY(
+	    attest_claim_u64(c, "configsvn", (uint64_t)(b[SGX_R_CONFIGSVN] | b[SGX_R_CONFIGSVN + 1] << 8)));
 	SCONE_TRY(scone_claims_add_hex(c, "attributes", b + SGX_R_ATTRIBUTES, 16));
 	SCONE_TRY(scone_claims_add_hex(c, "miscselect", b + SGX_R_MISCSELECT, 4));
 	SCONE_TRY(scone_claims_add_hex(c, "cpusvn", b + SGX_R_CPUSVN, 16));
@@ -116,9 +120,9 @@ static enum scone_err sgx_verify(const uint8_t *evidence, size_t size, const str
 }
 
 const struct scone_evidence_ops scone_evidence_sgx = {
-	.name = "sgx",
-	.type = SCONE_EVIDENCE_SGX,
-	.available = sgx_available,
-	.collect = sgx_collect,
-	.verify = sgx_verify,
+    .name = "sgx",
+    .type = SCONE_EVIDENCE_SGX,
+    .available = sgx_available,
+    .collect = sgx_collect,
+    .verify = sgx_verify,
 };

@@ -60,8 +60,8 @@ static bool snp_available(const struct scone_collect_opts *o)
 	return tsm_available(tsm_root(o), "sev_guest");
 }
 
-static enum scone_err snp_collect(const struct scone_collect_opts *o, const uint8_t report_data[SCONE_REPORT_DATA_SIZE],
-				  struct scone_wbuf *out)
+static enum scone_err snp_collect(const struct scone_collect_opts *o,
+				  const uint8_t report_data[SCONE_REPORT_DATA_SIZE], struct scone_wbuf *out)
 {
 	struct scone_wbuf rep, aux;
 	size_t used = 0;
@@ -70,8 +70,10 @@ static enum scone_err snp_collect(const struct scone_collect_opts *o, const uint
 	scone_wbuf_init(&rep, TSM_BLOB_MAX, 0);
 	scone_wbuf_init(&aux, TSM_BLOB_MAX, 0);
 	err = tsm_report(tsm_root(o), "sev_guest", report_data, &rep, &aux);
-	if (!err && (rep.size != SNP_REPORT_SIZE || memcmp(rep.data + SNP_O_REPORT_DATA, report_data, 64) != 0))
-		err = scone_err_set(SCONE_ERR_IO, "configfs-tsm: outblob is not a report carrying this report data");
+	if (!err &&
+	    (rep.size != SNP_REPORT_SIZE || memcmp(rep.data + SNP_O_REPORT_DATA, report_data, 64) != 0))
+		err = scone_err_set(SCONE_ERR_IO,
+				    "configfs-tsm: outblob is not a report carrying this report data");
 	if (!err && aux.size)
 		err = snp_cert_table_size(aux.data, aux.size, &used);
 	if (!err)
@@ -99,17 +101,18 @@ static void kds_url(const struct snp_report *r, bool known, enum amd_product p, 
 	amd_tcb_split(known ? p : AMD_MILAN, r->reported_tcb, spl);
 	scone_hex_encode(hwid, sizeof(hwid), r->raw + SNP_O_CHIP_ID, known && p == AMD_TURIN ? 8 : 64);
 	if (known && p == AMD_TURIN)
-		snprintf(url, size, KDS "/vcek/v1/Turin/%s?fmcSPL=%u&blSPL=%u&teeSPL=%u&snpSPL=%u&ucodeSPL=%u", hwid,
+		snprintf(url, size,
+			 KDS "/vcek/v1/Turin/%s?fmcSPL=%u&blSPL=%u&teeSPL=%u&snpSPL=%u&ucodeSPL=%u", hwid,
 			 spl[SPL_FMC], spl[SPL_BL], spl[SPL_TEE], spl[SPL_SNP], spl[SPL_UCODE]);
 	else
 		snprintf(url, size, KDS "/vcek/v1/%s/%s?blSPL=%u&teeSPL=%u&snpSPL=%u&ucodeSPL=%u",
-			 known ? amd_product_name(p) : "{Milan|Genoa}", hwid, spl[SPL_BL], spl[SPL_TEE], spl[SPL_SNP],
-			 spl[SPL_UCODE]);
+			 known ? amd_product_name(p) : "{Milan|Genoa}", hwid, spl[SPL_BL], spl[SPL_TEE],
+			 spl[SPL_SNP], spl[SPL_UCODE]);
 }
 
 /* The VCEK or VLEK: from the report's table, else the collateral directory (VCEK only). *owned: free it. */
-static enum scone_err key_cert(const struct snp_ctx *x, const struct scone_verify_opts *o, struct snp_blob *out,
-			       uint8_t **owned)
+static enum scone_err key_cert(const struct snp_ctx *x, const struct scone_verify_opts *o,
+			       struct snp_blob *out, uint8_t **owned)
 {
 	const char *dir = collateral_dir(x, o);
 	enum amd_product p = AMD_MILAN;
@@ -122,9 +125,10 @@ static enum scone_err key_cert(const struct snp_ctx *x, const struct scone_verif
 	if (out->data)
 		return SCONE_ERR_OK;
 	if (x->r->key == SNP_KEY_VLEK)
-		return scone_err_set(SCONE_ERR_NOT_FOUND,
-				     "SNP report signed by a VLEK, and the evidence has no certificate table with it "
-				     "(VLEKs come from the host: collect an extended report)");
+		return scone_err_set(
+		    SCONE_ERR_NOT_FOUND,
+		    "SNP report signed by a VLEK, and the evidence has no certificate table with it "
+		    "(VLEKs come from the host: collect an extended report)");
 	scone_hex_encode(chip, sizeof(chip), x->r->raw + SNP_O_CHIP_ID, 64);
 	n = snprintf(path, sizeof(path), "%s/amd/vcek-%s-%016llx.der", dir ? dir : ".", chip,
 		     (unsigned long long)x->r->reported_tcb);
@@ -132,9 +136,10 @@ static enum scone_err key_cert(const struct snp_ctx *x, const struct scone_verif
 		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "collateral directory name too long");
 	kds_url(x->r, known, p, url, sizeof(url));
 	if (!dir || access(path, F_OK) != 0)
-		return scone_err_set(SCONE_ERR_NOT_FOUND,
-				     "no VCEK for this report (no certificate table%s%s): fetch %s and import it",
-				     dir ? ", and the collateral has no " : "", dir ? path + strlen(dir) + 1 : "", url);
+		return scone_err_set(
+		    SCONE_ERR_NOT_FOUND,
+		    "no VCEK for this report (no certificate table%s%s): fetch %s and import it",
+		    dir ? ", and the collateral has no " : "", dir ? path + strlen(dir) + 1 : "", url);
 	SCONE_TRY(collateral_read_file(path, COLL_FILE_MAX, owned, &out->size));
 	out->data = *owned;
 	return SCONE_ERR_OK;
@@ -160,7 +165,8 @@ static enum scone_err intermediate(struct snp_ctx *x, X509 **out)
 	char cn[64], want[64];
 
 	if (x->certs->ask.data) {
-		SCONE_TRY(x509_parse_one(x->certs->ask.data, x->certs->ask.size, "certificate table ASK", out));
+		SCONE_TRY(
+		    x509_parse_one(x->certs->ask.data, x->certs->ask.size, "certificate table ASK", out));
 	} else {
 		*out = vlek ? x->trust->asvk[x->product] : x->trust->ask[x->product];
 		X509_up_ref(*out);
@@ -170,7 +176,8 @@ static enum scone_err intermediate(struct snp_ctx *x, X509 **out)
 	if (strcmp(cn, want) != 0) {
 		X509_free(*out);
 		*out = NULL;
-		return scone_err_set(SCONE_ERR_UNTRUSTED, "SNP chain: intermediate \"%s\", expected \"%s\"", cn, want);
+		return scone_err_set(SCONE_ERR_UNTRUSTED, "SNP chain: intermediate \"%s\", expected \"%s\"",
+				     cn, want);
 	}
 	return SCONE_ERR_OK;
 }
@@ -184,14 +191,16 @@ static enum scone_err chain_verify(struct snp_ctx *x, X509 *leaf, struct coll_ch
 
 	x509_cn(leaf, cn, sizeof(cn));
 	if (strcmp(cn, x->r->key == SNP_KEY_VLEK ? "SEV-VLEK" : "SEV-VCEK") != 0 || !is_p384(leaf))
-		return scone_err_set(SCONE_ERR_UNTRUSTED, "SNP chain: \"%s\" is not a %s with a P-384 key", cn,
-				     x->r->key == SNP_KEY_VLEK ? "VLEK" : "VCEK");
+		return scone_err_set(SCONE_ERR_UNTRUSTED, "SNP chain: \"%s\" is not a %s with a P-384 key",
+				     cn, x->r->key == SNP_KEY_VLEK ? "VLEK" : "VCEK");
 	if (x->certs->ark.data) {
-		SCONE_TRY(x509_parse_one(x->certs->ark.data, x->certs->ark.size, "certificate table ARK", &ark));
+		SCONE_TRY(
+		    x509_parse_one(x->certs->ark.data, x->certs->ark.size, "certificate table ARK", &ark));
 		err = X509_cmp(ark, x->trust->ark[x->product]) == 0
-			      ? SCONE_ERR_OK
-			      : scone_err_set(SCONE_ERR_UNTRUSTED, "SNP chain: the table's ARK is not the pinned ARK-%s",
-					      amd_product_name(x->product));
+			  ? SCONE_ERR_OK
+			  : scone_err_set(SCONE_ERR_UNTRUSTED,
+					  "SNP chain: the table's ARK is not the pinned ARK-%s",
+					  amd_product_name(x->product));
 		X509_free(ark);
 		SCONE_TRY(err);
 	}
@@ -202,7 +211,8 @@ static enum scone_err chain_verify(struct snp_ctx *x, X509 *leaf, struct coll_ch
 		sk_X509_free(untrusted);
 		return scone_err_set(SCONE_ERR_NOMEM, "out of memory");
 	}
-	err = x509_verify_chain(leaf, untrusted, x->trust->ark[x->product], X509_NO_TIME, false, "SNP certificate chain");
+	err = x509_verify_chain(leaf, untrusted, x->trust->ark[x->product], X509_NO_TIME, false,
+				"SNP certificate chain");
 	if (!err)
 		err = x509_validity(untrusted, leaf, &ch->not_before, &ch->not_after);
 	if (!err) {
@@ -227,20 +237,23 @@ static enum scone_err key_chain(struct snp_ctx *x, const struct snp_blob *cert, 
 	enum scone_err err;
 
 	memset(ch, 0, sizeof(*ch));
-	SCONE_TRY(sig_sha256_2(cert->data, cert->size, x->certs->ask.data ? x->certs->ask.data : (const uint8_t *)"",
+	SCONE_TRY(sig_sha256_2(cert->data, cert->size,
+			       x->certs->ask.data ? x->certs->ask.data : (const uint8_t *)"",
 			       x->certs->ask.size, key));
 	if (collateral_cache_get(x->coll, key, ch)) {
 		x->ext = ch->ext;
 		err = amd_product_of(x->r, &x->ext, &x->product);
 		if (!err && ch->role != 1 + (int)x->r->key)
-			err = scone_err_set(SCONE_ERR_UNTRUSTED, "SNP chain: a %s certificate in the place of a %s",
+			err = scone_err_set(SCONE_ERR_UNTRUSTED,
+					    "SNP chain: a %s certificate in the place of a %s",
 					    ch->role == 1 + SNP_KEY_VLEK ? "VLEK" : "VCEK",
 					    x->r->key == SNP_KEY_VLEK ? "VLEK" : "VCEK");
 		if (!err && ch->product != (int)x->product)
 			err = scone_err_set(SCONE_ERR_UNTRUSTED, "SNP chain: the certificate is for %s",
 					    amd_product_name((enum amd_product)ch->product));
 	} else {
-		err = x509_parse_one(cert->data, cert->size, x->r->key == SNP_KEY_VLEK ? "VLEK" : "VCEK", &leaf);
+		err = x509_parse_one(cert->data, cert->size, x->r->key == SNP_KEY_VLEK ? "VLEK" : "VCEK",
+				     &leaf);
 		if (!err)
 			err = amd_cert_ext_parse(leaf, &x->ext);
 		if (!err)
@@ -265,7 +278,7 @@ static enum scone_err key_chain(struct snp_ctx *x, const struct snp_blob *cert, 
 
 static enum scone_err tcb_match(const struct snp_ctx *x)
 {
-	static const char *const names[SPL_COUNT] = { "blSPL", "teeSPL", "snpSPL", "ucodeSPL", "fmcSPL" };
+	static const char *const names[SPL_COUNT] = {"blSPL", "teeSPL", "snpSPL", "ucodeSPL", "fmcSPL"};
 	uint8_t spl[SPL_COUNT];
 	bool vcek = x->r->key == SNP_KEY_VCEK;
 	const uint8_t *chip = x->r->raw + SNP_O_CHIP_ID;
@@ -280,13 +293,15 @@ static enum scone_err tcb_match(const struct snp_ctx *x)
 			continue;
 		if (!x->ext.has_spl[i] || x->ext.spl[i] != spl[i])
 			return scone_err_set(SCONE_ERR_UNTRUSTED,
-					     "SNP report: REPORTED_TCB %s %u does not match the %s's %s", names[i], spl[i],
-					     vcek ? "VCEK" : "VLEK", x->ext.has_spl[i] ? "value" : "(missing) extension");
+					     "SNP report: REPORTED_TCB %s %u does not match the %s's %s",
+					     names[i], spl[i], vcek ? "VCEK" : "VLEK",
+					     x->ext.has_spl[i] ? "value" : "(missing) extension");
 	}
 	return SCONE_ERR_OK;
 }
 
-/* The AMD CRL of the directory (amd/crl-<product>.der), when there is one: the intermediate must not be on it. */
+/* The AMD CRL of the directory (amd/crl-<product>.der), when there is one: the intermediate must not be on
+ * it. */
 static enum scone_err crl_check(struct snp_ctx *x, const struct scone_verify_opts *o, X509 *mid)
 {
 	const char *dir = collateral_dir(x, o), *kind = x->r->key == SNP_KEY_VLEK ? "vlek" : "vcek";
@@ -343,7 +358,8 @@ static enum scone_err policy_claims(const struct snp_report *r, struct scone_cla
 	SCONE_TRY(add_tcb(c, "policy", r->policy));
 	SCONE_TRY(scone_claims_add(c, "smt_allowed", r->policy & SNP_POLICY_SMT ? "true" : "false"));
 	SCONE_TRY(scone_claims_add(c, "migrate_ma", r->policy & SNP_POLICY_MIGRATE_MA ? "true" : "false"));
-	SCONE_TRY(scone_claims_add(c, "single_socket", r->policy & SNP_POLICY_SINGLE_SOCKET ? "true" : "false"));
+	SCONE_TRY(
+	    scone_claims_add(c, "single_socket", r->policy & SNP_POLICY_SINGLE_SOCKET ? "true" : "false"));
 	SCONE_TRY(add_tcb(c, "platform_info", r->platform_info));
 	return scone_claims_add(c, "smt_enabled", r->platform_info & SNP_PLATFORM_SMT_EN ? "true" : "false");
 }
@@ -394,7 +410,7 @@ static enum scone_err snp_claims(const struct snp_ctx *x, struct scone_claims *c
 static enum scone_err verify_in(struct snp_ctx *x, const struct scone_verify_opts *o)
 {
 	struct snp_blob cert;
-	struct coll_chain ch = { 0 };
+	struct coll_chain ch = {0};
 	uint8_t *owned = NULL;
 	enum scone_err err;
 
@@ -405,7 +421,7 @@ static enum scone_err verify_in(struct snp_ctx *x, const struct scone_verify_opt
 		err = sig_verify_ecdsa(X509_get0_pubkey(ch.leaf), "SHA384", x->r->raw, SNP_SIGNED_SIZE,
 				       x->r->raw + SNP_O_SIG_R, x->r->raw + SNP_O_SIG_S, 72, true,
 				       x->r->key == SNP_KEY_VLEK ? "SNP report signature (by the VLEK)"
-								  : "SNP report signature (by the VCEK)");
+								 : "SNP report signature (by the VCEK)");
 	if (!err)
 		err = tcb_match(x);
 	if (!err)
@@ -420,7 +436,8 @@ enum scone_err attest_snp_verify_with(const uint8_t *evidence, size_t size, cons
 {
 	struct snp_report r;
 	struct snp_certs certs;
-	struct snp_ctx x = { .r = &r, .certs = &certs, .trust = trust, .at = attest_time_of(o), .crl = "absent" };
+	struct snp_ctx x = {
+	    .r = &r, .certs = &certs, .trust = trust, .at = attest_time_of(o), .crl = "absent"};
 	enum scone_err err;
 
 	memset(out, 0, sizeof(*out));
@@ -447,9 +464,9 @@ static enum scone_err snp_verify(const uint8_t *evidence, size_t size, const str
 }
 
 const struct scone_evidence_ops scone_evidence_snp = {
-	.name = "snp",
-	.type = SCONE_EVIDENCE_SNP,
-	.available = snp_available,
-	.collect = snp_collect,
-	.verify = snp_verify,
+    .name = "snp",
+    .type = SCONE_EVIDENCE_SNP,
+    .available = snp_available,
+    .collect = snp_collect,
+    .verify = snp_verify,
 };

@@ -31,8 +31,8 @@ static bool tdx_available(const struct scone_collect_opts *o)
 	return tsm_available(tsm_root(o), "tdx_guest");
 }
 
-static enum scone_err tdx_collect(const struct scone_collect_opts *o, const uint8_t report_data[SCONE_REPORT_DATA_SIZE],
-				  struct scone_wbuf *out)
+static enum scone_err tdx_collect(const struct scone_collect_opts *o,
+				  const uint8_t report_data[SCONE_REPORT_DATA_SIZE], struct scone_wbuf *out)
 {
 	struct scone_wbuf blob;
 	struct intel_quote q;
@@ -52,7 +52,7 @@ static enum scone_err tdx_collect(const struct scone_collect_opts *o, const uint
 
 static enum scone_err add_rtmrs(struct scone_claims *c, const uint8_t *b)
 {
-	static const char *const names[4] = { "rtmr0", "rtmr1", "rtmr2", "rtmr3" };
+	static const char *const names[4] = {"rtmr0", "rtmr1", "rtmr2", "rtmr3"};
 
 	for (int i = 0; i < 4; i++)
 		SCONE_TRY(scone_claims_add_hex(c, names[i], b + TD_R_RTMR0 + 48 * i, 48));
@@ -114,9 +114,9 @@ static enum scone_err tdx_verify(const uint8_t *evidence, size_t size, const str
 }
 
 const struct scone_evidence_ops scone_evidence_tdx = {
-	.name = "tdx",
-	.type = SCONE_EVIDENCE_TDX,
-	.available = tdx_available,
-	.collect = tdx_collect,
-	.verify = tdx_verify,
+    .name = "tdx",
+    .type = SCONE_EVIDENCE_TDX,
+    .available = tdx_available,
+    .collect = tdx_collect,
+    .verify = tdx_verify,
 };

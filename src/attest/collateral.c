@@ -24,9 +24,9 @@
 
 #define PCS "https://api.trustedservices.intel.com"
 
-static const char *const tee_name[2] = { "sgx", "tdx" };
-static const char *const ca_kind[2] = { "platform", "processor" };
-static const char *const ca_cn[2] = { "Intel SGX PCK Platform CA", "Intel SGX PCK Processor CA" };
+static const char *const tee_name[2] = {"sgx", "tdx"};
+static const char *const ca_kind[2] = {"platform", "processor"};
+static const char *const ca_cn[2] = {"Intel SGX PCK Platform CA", "Intel SGX PCK Processor CA"};
 
 enum scone_err collateral_read_file(const char *path, size_t max, uint8_t **data, size_t *size)
 {
@@ -36,10 +36,12 @@ enum scone_err collateral_read_file(const char *path, size_t max, uint8_t **data
 	size_t got = 0;
 
 	if (fd < 0)
-		return scone_err_set(scone_err_from_errno(errno), "cannot open %s: %s", path, strerror(errno));
+		return scone_err_set(scone_err_from_errno(errno), "cannot open %s: %s", path,
+				     strerror(errno));
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
 		close(fd);
-		return scone_err_set(SCONE_ERR_TOO_LARGE, "%s: not a regular file of at most %zu bytes", path, max);
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "%s: not a regular file of at most %zu bytes", path,
+				     max);
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf) {
@@ -65,10 +67,10 @@ enum scone_err collateral_read_file(const char *path, size_t max, uint8_t **data
 	return SCONE_ERR_OK;
 }
 
-enum scone_err collateral_signed_body(const uint8_t *body, size_t size, const char *key, char **text, size_t *text_size,
-				      uint8_t sig[64])
+enum scone_err collateral_signed_body(const uint8_t *body, size_t size, const char *key, char **text,
+				      size_t *text_size, uint8_t sig[64])
 {
-	static const struct scone_json_limits lim = { COLL_FILE_MAX, 40000, 12 };
+	static const struct scone_json_limits lim = {COLL_FILE_MAX, 40000, 12};
 	struct scone_json *doc = NULL;
 	const struct scone_json *v, *s;
 	enum scone_err err;
@@ -77,9 +79,11 @@ enum scone_err collateral_signed_body(const uint8_t *body, size_t size, const ch
 		return scone_err_set(err, "%s", scone_err_detail());
 	v = scone_json_get(doc, key);
 	s = scone_json_get(doc, "signature");
-	if (!v || v->kind != SCONE_JSON_OBJECT || !s || s->kind != SCONE_JSON_STRING || scone_json_len(doc) != 2) {
+	if (!v || v->kind != SCONE_JSON_OBJECT || !s || s->kind != SCONE_JSON_STRING ||
+	    scone_json_len(doc) != 2) {
 		scone_json_free(doc);
-		return scone_err_set(SCONE_ERR_MALFORMED, "expected {\"%s\": {...}, \"signature\": \"...\"}", key);
+		return scone_err_set(SCONE_ERR_MALFORMED, "expected {\"%s\": {...}, \"signature\": \"...\"}",
+				     key);
 	}
 	err = scone_hex_decode(sig, 64, s->str, "signature");
 	if (!err && !(*text = malloc(v->end - v->offset + 1)))
@@ -101,7 +105,8 @@ static enum scone_err file_failed(struct coll_file *f, enum scone_err err)
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err read_in(const struct scone_collateral *c, struct coll_file *f, uint8_t **data, size_t *size)
+static enum scone_err read_in(const struct scone_collateral *c, struct coll_file *f, uint8_t **data,
+			      size_t *size)
 {
 	char path[700];
 
@@ -130,11 +135,12 @@ static enum scone_err load_signer(struct scone_collateral *c)
 	if (!err) {
 		x509_cn(sk_X509_value(chain, 0), cn, sizeof(cn));
 		if (strcmp(cn, "Intel SGX TCB Signing") != 0)
-			err = scone_err_set(SCONE_ERR_UNTRUSTED, "TCB signing chain: first certificate is \"%s\"", cn);
+			err = scone_err_set(SCONE_ERR_UNTRUSTED,
+					    "TCB signing chain: first certificate is \"%s\"", cn);
 	}
 	if (!err)
-		err = x509_verify_chain(sk_X509_value(chain, 0), chain, c->trust->intel_root, X509_NO_TIME, true,
-					"TCB signing chain");
+		err = x509_verify_chain(sk_X509_value(chain, 0), chain, c->trust->intel_root, X509_NO_TIME,
+					true, "TCB signing chain");
 	if (!err)
 		err = x509_validity(chain, c->trust->intel_root, &c->signer_nb, &c->signer_na);
 	if (!err) {
@@ -146,8 +152,8 @@ static enum scone_err load_signer(struct scone_collateral *c)
 }
 
 /* Read a signed document and check its signature by the TCB signing key; *text owned by the caller. */
-static enum scone_err signed_doc(struct scone_collateral *c, struct coll_file *f, const char *key, char **text,
-				 size_t *text_size)
+static enum scone_err signed_doc(struct scone_collateral *c, struct coll_file *f, const char *key,
+				 char **text, size_t *text_size)
 {
 	uint8_t *data = NULL, sig[64];
 	size_t size;
@@ -158,14 +164,15 @@ static enum scone_err signed_doc(struct scone_collateral *c, struct coll_file *f
 	err = collateral_signed_body(data, size, key, text, text_size, sig);
 	free(data);
 	if (!err && !c->signer)
-		err = c->signing_f.present ? scone_err_set(c->signing_f.err, "%s (intel/tcb-signing-chain.pem)",
-							   c->signing_f.detail)
-					   : scone_err_set(SCONE_ERR_NOT_FOUND,
-							   "intel/tcb-signing-chain.pem is missing: save the "
-							   "TCB-Info-Issuer-Chain header of a PCS TCB info response");
+		err = c->signing_f.present
+			  ? scone_err_set(c->signing_f.err, "%s (intel/tcb-signing-chain.pem)",
+					  c->signing_f.detail)
+			  : scone_err_set(SCONE_ERR_NOT_FOUND,
+					  "intel/tcb-signing-chain.pem is missing: save the "
+					  "TCB-Info-Issuer-Chain header of a PCS TCB info response");
 	if (!err)
-		err = sig_verify_ecdsa(X509_get0_pubkey(c->signer), "SHA256", (const uint8_t *)*text, *text_size, sig,
-				       sig + 32, 32, false, key);
+		err = sig_verify_ecdsa(X509_get0_pubkey(c->signer), "SHA256", (const uint8_t *)*text,
+				       *text_size, sig, sig + 32, 32, false, key);
 	if (err && *text) {
 		free(*text);
 		*text = NULL;
@@ -189,9 +196,10 @@ static void load_tcbinfo(struct scone_collateral *c, const char *name, int tee, 
 	if (!err)
 		err = intel_tcbinfo_parse(text, size, e->info);
 	if (!err && (e->info->tdx != e->tdx || memcmp(e->info->fmspc, fmspc, 6) != 0))
-		err = scone_err_set(SCONE_ERR_INVALID, "the TCB info inside is for %s FMSPC %02x%02x%02x%02x%02x%02x",
-				    e->info->tdx ? "TDX" : "SGX", e->info->fmspc[0], e->info->fmspc[1],
-				    e->info->fmspc[2], e->info->fmspc[3], e->info->fmspc[4], e->info->fmspc[5]);
+		err = scone_err_set(
+		    SCONE_ERR_INVALID, "the TCB info inside is for %s FMSPC %02x%02x%02x%02x%02x%02x",
+		    e->info->tdx ? "TDX" : "SGX", e->info->fmspc[0], e->info->fmspc[1], e->info->fmspc[2],
+		    e->info->fmspc[3], e->info->fmspc[4], e->info->fmspc[5]);
 	free(text);
 	if (err) {
 		free(e->info);
@@ -216,7 +224,8 @@ static void load_qeid(struct scone_collateral *c, int tee)
 	if (!err)
 		err = intel_qeid_parse(text, size, c->qe[tee]);
 	if (!err && c->qe[tee]->td != (tee == COLL_TDX))
-		err = scone_err_set(SCONE_ERR_INVALID, "the identity inside is %s", c->qe[tee]->td ? "TD_QE" : "QE");
+		err = scone_err_set(SCONE_ERR_INVALID, "the identity inside is %s",
+				    c->qe[tee]->td ? "TD_QE" : "QE");
 	free(text);
 	if (err) {
 		free(c->qe[tee]);
@@ -240,9 +249,11 @@ static void load_crl(struct scone_collateral *c, struct coll_file *f, const char
 	if (!err)
 		err = x509_crl_parse(data, size, name, out);
 	free(data);
-	if (!err && (X509_NAME_get_text_by_NID(X509_CRL_get_issuer(*out), NID_commonName, cn, sizeof(cn)) < 0 ||
-		     strcmp(cn, issuer_cn) != 0))
-		err = scone_err_set(SCONE_ERR_INVALID, "%s: issued by \"%s\", not \"%s\"", name, cn, issuer_cn);
+	if (!err &&
+	    (X509_NAME_get_text_by_NID(X509_CRL_get_issuer(*out), NID_commonName, cn, sizeof(cn)) < 0 ||
+	     strcmp(cn, issuer_cn) != 0))
+		err =
+		    scone_err_set(SCONE_ERR_INVALID, "%s: issued by \"%s\", not \"%s\"", name, cn, issuer_cn);
 	if (!err && out == &c->rootcrl)
 		err = x509_crl_check(*out, c->trust->intel_root, X509_NO_TIME, name, "");
 	if (err) {
@@ -289,7 +300,8 @@ static enum scone_err scan_tcbinfo(struct scone_collateral *c)
 			continue;
 		if (c->n_tcbinfo == COLL_MAX_TCBINFO) {
 			closedir(d);
-			return scone_err_set(SCONE_ERR_LIMIT, "%s: more than %d TCB info files", path, COLL_MAX_TCBINFO);
+			return scone_err_set(SCONE_ERR_LIMIT, "%s: more than %d TCB info files", path,
+					     COLL_MAX_TCBINFO);
 		}
 		load_tcbinfo(c, de->d_name, tee, fmspc);
 	}
@@ -315,7 +327,8 @@ void scone_collateral_free(struct scone_collateral *c)
 	free(c);
 }
 
-enum scone_err collateral_load_with(const char *dir, const struct attest_trust *trust, struct scone_collateral **out)
+enum scone_err collateral_load_with(const char *dir, const struct attest_trust *trust,
+				    struct scone_collateral **out)
 {
 	struct scone_collateral *c;
 	struct stat st;
@@ -385,8 +398,8 @@ static enum scone_err file_error(const struct scone_collateral *c, const struct 
 }
 
 /* The document's dates and its signer's validity at time at. */
-static enum scone_err current(const struct scone_collateral *c, const struct coll_file *f, int64_t issue, int64_t next,
-			      int64_t at, const char *fetch)
+static enum scone_err current(const struct scone_collateral *c, const struct coll_file *f, int64_t issue,
+			      int64_t next, int64_t at, const char *fetch)
 {
 	char a[SCONE_RFC3339_SIZE], b[SCONE_RFC3339_SIZE], when[SCONE_RFC3339_SIZE];
 
@@ -394,15 +407,16 @@ static enum scone_err current(const struct scone_collateral *c, const struct col
 		scone_rfc3339_format(issue, a);
 		scone_rfc3339_format(next, b);
 		scone_rfc3339_format(at, when);
-		return scone_err_set(SCONE_ERR_EXPIRED, "collateral %s (issued %s, next update %s) is %s at %s: fetch %s",
+		return scone_err_set(SCONE_ERR_EXPIRED,
+				     "collateral %s (issued %s, next update %s) is %s at %s: fetch %s",
 				     f->name, a, b, at >= next ? "stale" : "not yet issued", when, fetch);
 	}
 	return x509_check_window(c->signer_nb, c->signer_na, at,
 				 "collateral intel/tcb-signing-chain.pem (Intel SGX TCB Signing)");
 }
 
-enum scone_err collateral_tcbinfo(const struct scone_collateral *c, int tee, const uint8_t fmspc[6], int64_t at,
-				  const struct tcb_info **out)
+enum scone_err collateral_tcbinfo(const struct scone_collateral *c, int tee, const uint8_t fmspc[6],
+				  int64_t at, const struct tcb_info **out)
 {
 	char hex[13], fetch[160];
 
@@ -418,18 +432,20 @@ enum scone_err collateral_tcbinfo(const struct scone_collateral *c, int tee, con
 		*out = e->info;
 		return SCONE_ERR_OK;
 	}
-	return scone_err_set(SCONE_ERR_NOT_FOUND, "collateral %s has no intel/%s-tcbinfo-%s.json: fetch %s", c->dir,
-			     tee_name[tee], hex, fetch);
+	return scone_err_set(SCONE_ERR_NOT_FOUND, "collateral %s has no intel/%s-tcbinfo-%s.json: fetch %s",
+			     c->dir, tee_name[tee], hex, fetch);
 }
 
-enum scone_err collateral_qeid(const struct scone_collateral *c, int tee, int64_t at, const struct qe_identity **out)
+enum scone_err collateral_qeid(const struct scone_collateral *c, int tee, int64_t at,
+			       const struct qe_identity **out)
 {
 	char fetch[120];
 
 	snprintf(fetch, sizeof(fetch), PCS "/%s/certification/v4/qe/identity", tee_name[tee]);
 	if (!c->qe_f[tee].present)
-		return scone_err_set(SCONE_ERR_NOT_FOUND, "collateral %s has no intel/%s-qe-identity.json: fetch %s",
-				     c->dir, tee_name[tee], fetch);
+		return scone_err_set(SCONE_ERR_NOT_FOUND,
+				     "collateral %s has no intel/%s-qe-identity.json: fetch %s", c->dir,
+				     tee_name[tee], fetch);
 	if (!c->qe[tee])
 		return file_error(c, &c->qe_f[tee]);
 	SCONE_TRY(current(c, &c->qe_f[tee], c->qe[tee]->issue_date, c->qe[tee]->next_update, at, fetch));
@@ -450,7 +466,8 @@ static enum scone_err pck_crl(const struct scone_collateral *c, X509 *ca, int64_
 	kind = strcmp(cn, ca_cn[COLL_PROCESSOR_CA]) == 0 ? COLL_PROCESSOR_CA : COLL_PLATFORM_CA;
 	snprintf(fetch, sizeof(fetch), PCS "/sgx/certification/v4/pckcrl?ca=%s&encoding=der", ca_kind[kind]);
 	if (!c->pckcrl_f[kind].present)
-		return scone_err_set(SCONE_ERR_NOT_FOUND, "collateral %s has no intel/pckcrl-%s.der: fetch %s", c->dir,
+		return scone_err_set(SCONE_ERR_NOT_FOUND,
+				     "collateral %s has no intel/pckcrl-%s.der: fetch %s", c->dir,
 				     ca_kind[kind], fetch);
 	if (!c->pckcrl[kind])
 		return file_error(c, &c->pckcrl_f[kind]);
@@ -474,16 +491,20 @@ enum scone_err collateral_check_revocation(const struct scone_collateral *c, X50
 	X509_CRL *crl = NULL;
 
 	if (!c->rootcrl_f.present)
-		return scone_err_set(SCONE_ERR_NOT_FOUND, "collateral %s has no intel/rootca-crl.der: fetch %s", c->dir,
+		return scone_err_set(SCONE_ERR_NOT_FOUND,
+				     "collateral %s has no intel/rootca-crl.der: fetch %s", c->dir,
 				     root_fetch);
 	if (!c->rootcrl)
 		return file_error(c, &c->rootcrl_f);
-	SCONE_TRY(x509_crl_current(c->rootcrl, at, "collateral Root CA CRL", root_fetch)); /* signature: at load */
+	SCONE_TRY(
+	    x509_crl_current(c->rootcrl, at, "collateral Root CA CRL", root_fetch)); /* signature: at load */
 	if (x509_crl_lists(c->rootcrl, ca))
-		return scone_err_set(SCONE_ERR_UNTRUSTED, "PCK chain: the intermediate CA is revoked (Root CA CRL)");
+		return scone_err_set(SCONE_ERR_UNTRUSTED,
+				     "PCK chain: the intermediate CA is revoked (Root CA CRL)");
 	SCONE_TRY(pck_crl(c, ca, at, &crl));
 	if (x509_crl_lists(crl, leaf))
-		return scone_err_set(SCONE_ERR_UNTRUSTED, "PCK chain: the PCK certificate is revoked (PCK CRL)");
+		return scone_err_set(SCONE_ERR_UNTRUSTED,
+				     "PCK chain: the PCK certificate is revoked (PCK CRL)");
 	return SCONE_ERR_OK;
 }
 

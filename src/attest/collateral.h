@@ -57,10 +57,10 @@ struct coll_chain {
 	uint8_t key[32]; /* SHA-256 of the evidence bytes the chain came from */
 	X509 *leaf, *ca;
 	int64_t not_before, not_after; /* intersection over the chain */
-	struct intel_pck pck;          /* Intel PCK chains */
+	struct intel_pck pck;	       /* Intel PCK chains */
 	struct amd_cert_ext ext;       /* AMD chains: the VCEK's (VLEK's) extensions */
-	int product;                   /* AMD chains: enum amd_product */
-	int role;                      /* AMD chains: 1 + enum snp_key (a VCEK's chain is not a VLEK's) */
+	int product;		       /* AMD chains: enum amd_product */
+	int role;		       /* AMD chains: 1 + enum snp_key (a VCEK's chain is not a VLEK's) */
 };
 
 struct scone_collateral {
@@ -95,12 +95,16 @@ SCONE_MUST_CHECK enum scone_err collateral_load_with(const char *dir, const stru
  * o->collateral_dir into *owned (free it after), else NOT_FOUND saying to
  * pass a collateral directory.
  */
-SCONE_MUST_CHECK enum scone_err collateral_resolve(const struct scone_verify_opts *o, const struct attest_trust *trust,
-						   const struct scone_collateral **out, struct scone_collateral **owned);
+SCONE_MUST_CHECK enum scone_err collateral_resolve(const struct scone_verify_opts *o,
+						   const struct attest_trust *trust,
+						   const struct scone_collateral **out,
+						   struct scone_collateral **owned);
 
-/* The TCB info for (tee, fmspc), current at at: NOT_FOUND / EXPIRED / its load error, each naming what to fetch. */
-SCONE_MUST_CHECK enum scone_err collateral_tcbinfo(const struct scone_collateral *c, int tee, const uint8_t fmspc[6],
-						   int64_t at, const struct tcb_info **out);
+/* The TCB info for (tee, fmspc), current at at: NOT_FOUND / EXPIRED / its load error, each naming what to
+ * fetch. */
+SCONE_MUST_CHECK enum scone_err collateral_tcbinfo(const struct scone_collateral *c, int tee,
+						   const uint8_t fmspc[6], int64_t at,
+						   const struct tcb_info **out);
 /* The QE identity (QE for SGX, TD_QE for TDX), current at at. */
 SCONE_MUST_CHECK enum scone_err collateral_qeid(const struct scone_collateral *c, int tee, int64_t at,
 						const struct qe_identity **out);
@@ -109,8 +113,8 @@ SCONE_MUST_CHECK enum scone_err collateral_qeid(const struct scone_collateral *c
  * listing ca) and the PCK CRL of ca's kind (current, signed by ca, not
  * listing leaf). UNTRUSTED when revoked.
  */
-SCONE_MUST_CHECK enum scone_err collateral_check_revocation(const struct scone_collateral *c, X509 *leaf, X509 *ca,
-							    int64_t at);
+SCONE_MUST_CHECK enum scone_err collateral_check_revocation(const struct scone_collateral *c, X509 *leaf,
+							    X509 *ca, int64_t at);
 
 /* A cached chain for key (references taken: free with collateral_chain_release), or false. */
 bool collateral_cache_get(const struct scone_collateral *c, const uint8_t key[32], struct coll_chain *out);
@@ -119,7 +123,8 @@ void collateral_cache_put(const struct scone_collateral *c, const struct coll_ch
 void collateral_chain_release(struct coll_chain *ch);
 
 /* Read a whole file of at most max bytes into a new buffer (*data owned by the caller). */
-SCONE_MUST_CHECK enum scone_err collateral_read_file(const char *path, size_t max, uint8_t **data, size_t *size);
+SCONE_MUST_CHECK enum scone_err collateral_read_file(const char *path, size_t max, uint8_t **data,
+						     size_t *size);
 
 /*
  * A signed Intel document body {"tcbInfo"|"enclaveIdentity": {...},

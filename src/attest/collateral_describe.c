@@ -16,7 +16,8 @@
 #include "lib/hex.h"
 #include "lib/rfc3339.h"
 
-static enum scone_err line(struct scone_wbuf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static enum scone_err line(struct scone_wbuf *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static enum scone_err line(struct scone_wbuf *out, const char *fmt, ...)
 {
@@ -47,8 +48,8 @@ static enum scone_err file_line(struct scone_wbuf *out, const struct coll_file *
 	return line(out, "%s: ERROR: %s", f->name, f->detail);
 }
 
-static enum scone_err dated(struct scone_wbuf *out, const char *name, const char *what, int64_t issue, int64_t next,
-			    int64_t at)
+static enum scone_err dated(struct scone_wbuf *out, const char *name, const char *what, int64_t issue,
+			    int64_t next, int64_t at)
 {
 	char a[SCONE_RFC3339_SIZE], b[SCONE_RFC3339_SIZE];
 
@@ -81,7 +82,8 @@ static enum scone_err intel_lines(const struct scone_collateral *c, int64_t at, 
 		SCONE_TRY(line(out, "%s: TCB signing chain, valid %s..%s: %s", c->signing_f.name, a, b,
 			       state(c->signer_nb, c->signer_na, at)));
 	} else {
-		SCONE_TRY(file_line(out, &c->signing_f, "the TCB-Info-Issuer-Chain header of a PCS TCB info response"));
+		SCONE_TRY(file_line(out, &c->signing_f,
+				    "the TCB-Info-Issuer-Chain header of a PCS TCB info response"));
 	}
 	for (size_t i = 0; i < c->n_tcbinfo; i++) {
 		const struct coll_tcbinfo *e = &c->tcbinfo[i];
@@ -91,7 +93,8 @@ static enum scone_err intel_lines(const struct scone_collateral *c, int64_t at, 
 				  : file_line(out, &e->f, ""));
 	}
 	for (int tee = 0; tee < 2; tee++) {
-		snprintf(fetch, sizeof(fetch), "%s/%s/certification/v4/qe/identity", pcs, tee ? "tdx" : "sgx");
+		snprintf(fetch, sizeof(fetch), "%s/%s/certification/v4/qe/identity", pcs,
+			 tee ? "tdx" : "sgx");
 		SCONE_TRY(c->qe[tee] ? dated(out, c->qe_f[tee].name, tee ? "TD_QE identity" : "QE identity",
 					     c->qe[tee]->issue_date, c->qe[tee]->next_update, at)
 				     : file_line(out, &c->qe_f[tee], fetch));
@@ -105,7 +108,8 @@ static enum scone_err intel_lines(const struct scone_collateral *c, int64_t at, 
 			"https://certificates.trustedservices.intel.com/IntelSGXRootCA.der");
 }
 
-static enum scone_err amd_line(const struct scone_collateral *c, const char *name, int64_t at, struct scone_wbuf *out)
+static enum scone_err amd_line(const struct scone_collateral *c, const char *name, int64_t at,
+			       struct scone_wbuf *out)
 {
 	char path[900], a[SCONE_RFC3339_SIZE], b[SCONE_RFC3339_SIZE];
 	uint8_t *data = NULL;
@@ -119,8 +123,8 @@ static enum scone_err amd_line(const struct scone_collateral *c, const char *nam
 	err = collateral_read_file(path, COLL_FILE_MAX, &data, &size);
 	if (!err && strncmp(name, "crl-", 4) == 0) {
 		err = x509_crl_parse(data, size, name, &crl);
-		if (!err && (x509_time(X509_CRL_get0_lastUpdate(crl), &nb) || !X509_CRL_get0_nextUpdate(crl) ||
-			     x509_time(X509_CRL_get0_nextUpdate(crl), &na)))
+		if (!err && (x509_time(X509_CRL_get0_lastUpdate(crl), &nb) ||
+			     !X509_CRL_get0_nextUpdate(crl) || x509_time(X509_CRL_get0_nextUpdate(crl), &na)))
 			err = scone_err_set(SCONE_ERR_MALFORMED, "CRL dates do not parse");
 	} else if (!err) {
 		err = x509_parse_one(data, size, name, &x);
@@ -134,7 +138,8 @@ static enum scone_err amd_line(const struct scone_collateral *c, const char *nam
 		return line(out, "amd/%s: ERROR: %s", name, scone_err_detail());
 	scone_rfc3339_format(nb, a);
 	scone_rfc3339_format(na, b);
-	return line(out, "amd/%s: %s, valid %s..%s: %s", name, crl ? "AMD CRL" : "VCEK", a, b, state(nb, na, at));
+	return line(out, "amd/%s: %s, valid %s..%s: %s", name, crl ? "AMD CRL" : "VCEK", a, b,
+		    state(nb, na, at));
 }
 
 static enum scone_err amd_lines(const struct scone_collateral *c, int64_t at, struct scone_wbuf *out)

@@ -36,17 +36,20 @@ static enum scone_err mkdirs(const char *dir, const char *sub)
 {
 	char path[600];
 
-	SCONE_TRY(mkdir(dir, 0755) == 0 || errno == EEXIST
-			  ? SCONE_ERR_OK
-			  : scone_err_set(scone_err_from_errno(errno), "cannot create %s: %s", dir, strerror(errno)));
+	SCONE_TRY(
+	    mkdir(dir, 0755) == 0 || errno == EEXIST
+		? SCONE_ERR_OK
+		: scone_err_set(scone_err_from_errno(errno), "cannot create %s: %s", dir, strerror(errno)));
 	snprintf(path, sizeof(path), "%s/%s", dir, sub);
 	if (mkdir(path, 0755) != 0 && errno != EEXIST)
-		return scone_err_set(scone_err_from_errno(errno), "cannot create %s: %s", path, strerror(errno));
+		return scone_err_set(scone_err_from_errno(errno), "cannot create %s: %s", path,
+				     strerror(errno));
 	return SCONE_ERR_OK;
 }
 
 /* Write name (e.g. "intel/x.json") under the directory atomically: a temporary file, then rename. */
-static enum scone_err store(struct importer *im, const char *name, const void *data, size_t size, const char *what)
+static enum scone_err store(struct importer *im, const char *name, const void *data, size_t size,
+			    const char *what)
 {
 	char path[700], tmp[720], line[900];
 	int fd, n;
@@ -78,21 +81,23 @@ static enum scone_err load_signer(struct importer *im)
 	char path[700];
 	uint8_t *data;
 	size_t size;
-	STACK_OF(X509) *chain;
+	STACK_OF(X509) * chain;
 	enum scone_err err;
 
 	if (im->signer)
 		return SCONE_ERR_OK;
 	snprintf(path, sizeof(path), "%s/intel/tcb-signing-chain.pem", im->dir);
 	if (access(path, F_OK) != 0)
-		return scone_err_set(SCONE_ERR_NOT_FOUND,
-				     "import the TCB signing chain first (the TCB-Info-Issuer-Chain header of the PCS "
-				     "response, URL-decoded, as a PEM file)");
+		return scone_err_set(
+		    SCONE_ERR_NOT_FOUND,
+		    "import the TCB signing chain first (the TCB-Info-Issuer-Chain header of the PCS "
+		    "response, URL-decoded, as a PEM file)");
 	SCONE_TRY(collateral_read_file(path, COLL_FILE_MAX, &data, &size));
 	err = x509_pem_chain(data, size, X509_CHAIN_MAX, path, &chain);
 	free(data);
 	SCONE_TRY(err);
-	err = x509_verify_chain(sk_X509_value(chain, 0), chain, im->trust->intel_root, X509_NO_TIME, true, path);
+	err = x509_verify_chain(sk_X509_value(chain, 0), chain, im->trust->intel_root, X509_NO_TIME, true,
+				path);
 	if (!err) {
 		im->signer = sk_X509_value(chain, 0);
 		X509_up_ref(im->signer);
@@ -103,7 +108,7 @@ static enum scone_err load_signer(struct importer *im)
 
 static enum scone_err import_signing_chain(struct importer *im, const uint8_t *pem, size_t size)
 {
-	STACK_OF(X509) *chain;
+	STACK_OF(X509) * chain;
 	char cn[80], a[SCONE_RFC3339_SIZE], b[SCONE_RFC3339_SIZE], what[160];
 	int64_t nb, na;
 	enum scone_err err;
@@ -111,9 +116,10 @@ static enum scone_err import_signing_chain(struct importer *im, const uint8_t *p
 	SCONE_TRY(x509_pem_chain(pem, size, X509_CHAIN_MAX, "TCB signing chain", &chain));
 	x509_cn(sk_X509_value(chain, 0), cn, sizeof(cn));
 	err = strcmp(cn, "Intel SGX TCB Signing") == 0
-		      ? x509_verify_chain(sk_X509_value(chain, 0), chain, im->trust->intel_root, X509_NO_TIME, true,
-					  "TCB signing chain")
-		      : scone_err_set(SCONE_ERR_UNSUPPORTED, "a certificate chain for \"%s\" is not collateral", cn);
+		  ? x509_verify_chain(sk_X509_value(chain, 0), chain, im->trust->intel_root, X509_NO_TIME,
+				      true, "TCB signing chain")
+		  : scone_err_set(SCONE_ERR_UNSUPPORTED, "a certificate chain for \"%s\" is not collateral",
+				  cn);
 	if (!err)
 		err = x509_validity(chain, NULL, &nb, &na);
 	if (!err) {
@@ -146,9 +152,10 @@ static enum scone_err import_signed(struct importer *im, const uint8_t *body, si
 	enum scone_err err;
 
 	SCONE_TRY(load_signer(im));
-	SCONE_TRY(collateral_signed_body(body, size, tcb ? "tcbInfo" : "enclaveIdentity", &text, &text_size, sig));
-	err = sig_verify_ecdsa(X509_get0_pubkey(im->signer), "SHA256", (const uint8_t *)text, text_size, sig, sig + 32,
-			       32, false, tcb ? "tcbInfo signature" : "enclaveIdentity signature");
+	SCONE_TRY(
+	    collateral_signed_body(body, size, tcb ? "tcbInfo" : "enclaveIdentity", &text, &text_size, sig));
+	err = sig_verify_ecdsa(X509_get0_pubkey(im->signer), "SHA256", (const uint8_t *)text, text_size, sig,
+			       sig + 32, 32, false, tcb ? "tcbInfo signature" : "enclaveIdentity signature");
 	if (!err && !(doc = malloc(tcb ? sizeof(struct tcb_info) : sizeof(struct qe_identity))))
 		err = scone_err_set(SCONE_ERR_NOMEM, "out of memory");
 	if (!err && tcb) {
@@ -156,7 +163,8 @@ static enum scone_err import_signed(struct importer *im, const uint8_t *body, si
 		err = intel_tcbinfo_parse(text, text_size, ti);
 		if (!err) {
 			fmspc_hex(ti->fmspc, hex);
-			snprintf(name, sizeof(name), "intel/%s-tcbinfo-%s.json", ti->tdx ? "tdx" : "sgx", hex);
+			snprintf(name, sizeof(name), "intel/%s-tcbinfo-%s.json", ti->tdx ? "tdx" : "sgx",
+				 hex);
 			scone_rfc3339_format(ti->issue_date, a);
 			scone_rfc3339_format(ti->next_update, b);
 			snprintf(what, sizeof(what), "%s TCB info for FMSPC %s, issued %s, next update %s",
@@ -169,7 +177,8 @@ static enum scone_err import_signed(struct importer *im, const uint8_t *body, si
 			snprintf(name, sizeof(name), "intel/%s-qe-identity.json", id->td ? "tdx" : "sgx");
 			scone_rfc3339_format(id->issue_date, a);
 			scone_rfc3339_format(id->next_update, b);
-			snprintf(what, sizeof(what), "%s identity, issued %s, next update %s", id->td ? "TD_QE" : "QE", a, b);
+			snprintf(what, sizeof(what), "%s identity, issued %s, next update %s",
+				 id->td ? "TD_QE" : "QE", a, b);
 		}
 	}
 	if (!err)
@@ -183,9 +192,9 @@ static enum scone_err import_signed(struct importer *im, const uint8_t *body, si
 
 static enum scone_err import_crl(struct importer *im, X509_CRL *crl, const uint8_t *der, size_t size)
 {
-	static const char *const intel[][2] = { { "Intel SGX PCK Platform CA", "intel/pckcrl-platform.der" },
-						{ "Intel SGX PCK Processor CA", "intel/pckcrl-processor.der" },
-						{ "Intel SGX Root CA", "intel/rootca-crl.der" } };
+	static const char *const intel[][2] = {{"Intel SGX PCK Platform CA", "intel/pckcrl-platform.der"},
+					       {"Intel SGX PCK Processor CA", "intel/pckcrl-processor.der"},
+					       {"Intel SGX Root CA", "intel/rootca-crl.der"}};
 	char cn[80], name[64], what[160], b[SCONE_RFC3339_SIZE];
 	int64_t next = 0;
 
@@ -198,7 +207,8 @@ static enum scone_err import_crl(struct importer *im, X509_CRL *crl, const uint8
 	for (size_t i = 0; i < 3; i++)
 		if (strcmp(cn, intel[i][0]) == 0) {
 			if (i == 2)
-				SCONE_TRY(x509_crl_check(crl, im->trust->intel_root, X509_NO_TIME, "Root CA CRL", ""));
+				SCONE_TRY(x509_crl_check(crl, im->trust->intel_root, X509_NO_TIME,
+							 "Root CA CRL", ""));
 			return store(im, intel[i][1], der, size, what);
 		}
 	for (int p = 0; p < AMD_PRODUCTS; p++) {
@@ -220,19 +230,20 @@ static enum scone_err import_crl(struct importer *im, X509_CRL *crl, const uint8
 static uint64_t tcb_of(enum amd_product p, const struct amd_cert_ext *e)
 {
 	if (p == AMD_TURIN)
-		return (uint64_t)e->spl[SPL_FMC] | (uint64_t)e->spl[SPL_BL] << 8 | (uint64_t)e->spl[SPL_TEE] << 16 |
-		       (uint64_t)e->spl[SPL_SNP] << 24 | (uint64_t)e->spl[SPL_UCODE] << 56;
+		return (uint64_t)e->spl[SPL_FMC] | (uint64_t)e->spl[SPL_BL] << 8 |
+		       (uint64_t)e->spl[SPL_TEE] << 16 | (uint64_t)e->spl[SPL_SNP] << 24 |
+		       (uint64_t)e->spl[SPL_UCODE] << 56;
 	return (uint64_t)e->spl[SPL_BL] | (uint64_t)e->spl[SPL_TEE] << 8 | (uint64_t)e->spl[SPL_SNP] << 48 |
 	       (uint64_t)e->spl[SPL_UCODE] << 56;
 }
 
 static enum scone_err import_vcek(struct importer *im, X509 *vcek)
 {
-	struct snp_report none = { 0 };
+	struct snp_report none = {0};
 	struct amd_cert_ext e;
 	enum amd_product p;
 	STACK_OF(X509) *mid = sk_X509_new_null();
-	uint8_t chip[64] = { 0 }, *der = NULL;
+	uint8_t chip[64] = {0}, *der = NULL;
 	char hex[129], name[200], what[120];
 	int n;
 	enum scone_err err;
@@ -271,11 +282,12 @@ static enum scone_err import_cert(struct importer *im, const uint8_t *data, size
 
 	SCONE_TRY(x509_parse_one(data, size, "certificate", &c));
 	x509_cn(c, cn, sizeof(cn));
-	err = strcmp(cn, "SEV-VCEK") == 0 ? import_vcek(im, c)
-					  : scone_err_set(SCONE_ERR_UNSUPPORTED,
-							  "a certificate \"%s\" is not collateral (VCEKs are; VLEKs "
-							  "arrive with their reports)",
-							  cn);
+	err = strcmp(cn, "SEV-VCEK") == 0
+		  ? import_vcek(im, c)
+		  : scone_err_set(SCONE_ERR_UNSUPPORTED,
+				  "a certificate \"%s\" is not collateral (VCEKs are; VLEKs "
+				  "arrive with their reports)",
+				  cn);
 	X509_free(c);
 	return err;
 }
@@ -288,7 +300,8 @@ static const char *bundle_str(const struct scone_json *doc, const char *key)
 }
 
 /* PCS body text of a signed document held as (text, signature hex) in a bundle. */
-static enum scone_err bundle_signed(struct importer *im, const char *key, const char *text, const char *sig, bool tcb)
+static enum scone_err bundle_signed(struct importer *im, const char *key, const char *text, const char *sig,
+				    bool tcb)
 {
 	struct scone_wbuf w;
 	enum scone_err err;
@@ -335,8 +348,8 @@ static enum scone_err bundle_crl(struct importer *im, const char *hex)
 static enum scone_err import_bundle(struct importer *im, const struct scone_json *doc)
 {
 	const char *chain = bundle_str(doc, "tcb_info_issuer_chain");
-	const char *keys[][3] = { { "tcb_info", "tcb_info_signature", "tcbInfo" },
-				  { "qe_identity", "qe_identity_signature", "enclaveIdentity" } };
+	const char *keys[][3] = {{"tcb_info", "tcb_info_signature", "tcbInfo"},
+				 {"qe_identity", "qe_identity_signature", "enclaveIdentity"}};
 
 	if (!chain)
 		return scone_err_set(SCONE_ERR_MALFORMED, "dcap-qvl collateral: no tcb_info_issuer_chain");
@@ -344,7 +357,8 @@ static enum scone_err import_bundle(struct importer *im, const struct scone_json
 	for (int i = 0; i < 2; i++) {
 		const char *text = bundle_str(doc, keys[i][0]), *sig = bundle_str(doc, keys[i][1]);
 		if (!text || !sig)
-			return scone_err_set(SCONE_ERR_MALFORMED, "dcap-qvl collateral: no %s/%s", keys[i][0], keys[i][1]);
+			return scone_err_set(SCONE_ERR_MALFORMED, "dcap-qvl collateral: no %s/%s", keys[i][0],
+					     keys[i][1]);
 		SCONE_TRY(bundle_signed(im, keys[i][2], text, sig, i == 0));
 	}
 	for (int i = 0; i < 2; i++) {
@@ -357,7 +371,7 @@ static enum scone_err import_bundle(struct importer *im, const struct scone_json
 
 static enum scone_err import_json(struct importer *im, const uint8_t *data, size_t size)
 {
-	static const struct scone_json_limits lim = { 2 * COLL_FILE_MAX, 40000, 12 };
+	static const struct scone_json_limits lim = {2 * COLL_FILE_MAX, 40000, 12};
 	struct scone_json *doc = NULL;
 	enum scone_err err;
 
@@ -369,15 +383,16 @@ static enum scone_err import_json(struct importer *im, const uint8_t *data, size
 	else if (scone_json_get(doc, "tcb_info"))
 		err = import_bundle(im, doc);
 	else
-		err = scone_err_set(SCONE_ERR_UNSUPPORTED,
-				    "JSON that is neither a PCS TCB info / QE identity body nor a dcap-qvl collateral");
+		err = scone_err_set(
+		    SCONE_ERR_UNSUPPORTED,
+		    "JSON that is neither a PCS TCB info / QE identity body nor a dcap-qvl collateral");
 	scone_json_free(doc);
 	return err;
 }
 
 static enum scone_err import_pem_certs(struct importer *im, const uint8_t *data, size_t size)
 {
-	STACK_OF(X509) *chain;
+	STACK_OF(X509) * chain;
 	char cn[80];
 	int n;
 
@@ -389,7 +404,8 @@ static enum scone_err import_pem_certs(struct importer *im, const uint8_t *data,
 		return import_signing_chain(im, data, size);
 	if (n == 1)
 		return import_cert(im, data, size);
-	return scone_err_set(SCONE_ERR_UNSUPPORTED, "a certificate chain starting with \"%s\" is not collateral", cn);
+	return scone_err_set(SCONE_ERR_UNSUPPORTED,
+			     "a certificate chain starting with \"%s\" is not collateral", cn);
 }
 
 static bool starts(const uint8_t *data, size_t size, const char *prefix)
@@ -397,9 +413,10 @@ static bool starts(const uint8_t *data, size_t size, const char *prefix)
 	return size >= strlen(prefix) && memcmp(data, prefix, strlen(prefix)) == 0;
 }
 
-enum scone_err scone_collateral_import(const char *dir, const uint8_t *data, size_t size, struct scone_wbuf *report)
+enum scone_err scone_collateral_import(const char *dir, const uint8_t *data, size_t size,
+				       struct scone_wbuf *report)
 {
-	struct importer im = { .dir = dir, .report = report };
+	struct importer im = {.dir = dir, .report = report};
 	size_t i = 0;
 	X509_CRL *crl = NULL;
 	enum scone_err err;

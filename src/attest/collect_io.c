@@ -22,14 +22,16 @@ enum scone_err collect_write(const char *path, const void *data, size_t size)
 	ssize_t n;
 
 	if (fd < 0)
-		return scone_err_set(scone_err_from_errno(errno), "cannot open %s for writing: %s", path, strerror(errno));
+		return scone_err_set(scone_err_from_errno(errno), "cannot open %s for writing: %s", path,
+				     strerror(errno));
 	do
 		n = write(fd, data, size);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 || (size_t)n != size) {
 		int e = n < 0 ? errno : EIO;
 		close(fd);
-		return scone_err_set(scone_err_from_errno(e), "cannot write %zu bytes to %s: %s", size, path, strerror(e));
+		return scone_err_set(scone_err_from_errno(e), "cannot write %zu bytes to %s: %s", size, path,
+				     strerror(e));
 	}
 	if (close(fd) != 0)
 		return scone_err_set(SCONE_ERR_IO, "cannot write %s: %s", path, strerror(errno));
@@ -44,13 +46,15 @@ enum scone_err collect_read(const char *path, size_t max, struct scone_wbuf *out
 	enum scone_err err = SCONE_ERR_OK;
 
 	if (fd < 0)
-		return scone_err_set(scone_err_from_errno(errno), "cannot open %s: %s", path, strerror(errno));
+		return scone_err_set(scone_err_from_errno(errno), "cannot open %s: %s", path,
+				     strerror(errno));
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			err = scone_err_set(scone_err_from_errno(errno), "cannot read %s: %s", path, strerror(errno));
+			err = scone_err_set(scone_err_from_errno(errno), "cannot read %s: %s", path,
+					    strerror(errno));
 			break;
 		}
 		if (n == 0)

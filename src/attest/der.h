@@ -34,7 +34,8 @@ SCONE_MUST_CHECK enum scone_err der_read(struct scone_rbuf *r, uint8_t tag, cons
 SCONE_MUST_CHECK enum scone_err der_read_any(struct scone_rbuf *r, const char *field, uint8_t *tag,
 					     struct scone_rbuf *content);
 /* A non-negative INTEGER (or ENUMERATED when tag says so) that fits in 32 bits. */
-SCONE_MUST_CHECK enum scone_err der_read_uint(struct scone_rbuf *r, uint8_t tag, const char *field, uint32_t *out);
+SCONE_MUST_CHECK enum scone_err der_read_uint(struct scone_rbuf *r, uint8_t tag, const char *field,
+					      uint32_t *out);
 /*
  * Is the OID content (its value bytes) prefix followed by exactly extra
  * more bytes (single-byte arcs < 128 each)?

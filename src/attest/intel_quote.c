@@ -10,8 +10,8 @@
 #define CERT_PCK_CHAIN 5
 #define CERT_QE_REPORT 6
 
-static const uint8_t intel_qe_vendor[16] = { 0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9,
-					     0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07 };
+static const uint8_t intel_qe_vendor[16] = {0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9,
+					    0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07};
 
 static enum scone_err parse_header(struct scone_rbuf *r, struct intel_quote *q)
 {
@@ -20,19 +20,21 @@ static enum scone_err parse_header(struct scone_rbuf *r, struct intel_quote *q)
 
 	SCONE_TRY(scone_rbuf_u16(r, "header.version", &q->version));
 	if (q->version < 3 || q->version > 5)
-		return scone_err_set(SCONE_ERR_UNSUPPORTED, "quote: version %u (versions 3, 4 and 5 are known)",
-				     q->version);
+		return scone_err_set(SCONE_ERR_UNSUPPORTED,
+				     "quote: version %u (versions 3, 4 and 5 are known)", q->version);
 	SCONE_TRY(scone_rbuf_u16(r, "header.att_key_type", &key_type));
 	if (key_type != ATT_KEY_ECDSA_P256)
 		return scone_err_set(SCONE_ERR_UNSUPPORTED,
-				     "quote: attestation key type %u (only 2, ECDSA P-256, is supported)", key_type);
+				     "quote: attestation key type %u (only 2, ECDSA P-256, is supported)",
+				     key_type);
 	SCONE_TRY(scone_rbuf_u32(r, "header.tee_type", &q->tee_type));
 	if (q->version == 3 && q->tee_type != INTEL_TEE_SGX)
-		return scone_err_set(SCONE_ERR_MALFORMED, "quote: version 3 header word 0x%08x at byte 4 must be 0 (SGX)",
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "quote: version 3 header word 0x%08x at byte 4 must be 0 (SGX)",
 				     q->tee_type);
 	if (q->tee_type != INTEL_TEE_SGX && q->tee_type != INTEL_TEE_TDX)
-		return scone_err_set(SCONE_ERR_UNSUPPORTED, "quote: TEE type 0x%08x (0 SGX and 0x81 TDX are known)",
-				     q->tee_type);
+		return scone_err_set(SCONE_ERR_UNSUPPORTED,
+				     "quote: TEE type 0x%08x (0 SGX and 0x81 TDX are known)", q->tee_type);
 	if (q->version == 3) {
 		SCONE_TRY(scone_rbuf_u16(r, "header.qe_svn", &q->qe_svn));
 		SCONE_TRY(scone_rbuf_u16(r, "header.pce_svn", &q->pce_svn));
@@ -48,7 +50,9 @@ static enum scone_err parse_header(struct scone_rbuf *r, struct intel_quote *q)
 
 static size_t body_size_of(uint16_t type)
 {
-	return type == INTEL_BODY_SGX ? SGX_REPORT_SIZE : type == INTEL_BODY_TD10 ? TD10_REPORT_SIZE : TD15_REPORT_SIZE;
+	return type == INTEL_BODY_SGX	 ? SGX_REPORT_SIZE
+	       : type == INTEL_BODY_TD10 ? TD10_REPORT_SIZE
+					 : TD15_REPORT_SIZE;
 }
 
 static enum scone_err parse_body(struct scone_rbuf *r, struct intel_quote *q)
@@ -60,16 +64,18 @@ static enum scone_err parse_body(struct scone_rbuf *r, struct intel_quote *q)
 	} else {
 		SCONE_TRY(scone_rbuf_u16(r, "body.type", &q->body_type));
 		if (q->body_type < INTEL_BODY_SGX || q->body_type > INTEL_BODY_TD15)
-			return scone_err_set(SCONE_ERR_UNSUPPORTED, "quote: body type %u at byte 48 (1, 2, 3 are known)",
+			return scone_err_set(SCONE_ERR_UNSUPPORTED,
+					     "quote: body type %u at byte 48 (1, 2, 3 are known)",
 					     q->body_type);
 		if ((q->body_type == INTEL_BODY_SGX) != (q->tee_type == INTEL_TEE_SGX))
-			return scone_err_set(SCONE_ERR_MALFORMED, "quote: body type %u does not fit TEE type 0x%x",
-					     q->body_type, q->tee_type);
+			return scone_err_set(SCONE_ERR_MALFORMED,
+					     "quote: body type %u does not fit TEE type 0x%x", q->body_type,
+					     q->tee_type);
 		SCONE_TRY(scone_rbuf_u32(r, "body.size", &size));
 		if (size != body_size_of(q->body_type))
 			return scone_err_set(SCONE_ERR_MALFORMED,
-					     "quote: body size %u at byte 50 (body type %u has %zu bytes)", size,
-					     q->body_type, body_size_of(q->body_type));
+					     "quote: body size %u at byte 50 (body type %u has %zu bytes)",
+					     size, q->body_type, body_size_of(q->body_type));
 	}
 	q->body_size = body_size_of(q->body_type);
 	return scone_rbuf_view(r, "body", &q->body, q->body_size);
@@ -86,9 +92,10 @@ static enum scone_err parse_qe_part(struct scone_rbuf *s, struct intel_quote *q)
 	SCONE_TRY(scone_rbuf_view(s, "qe_auth_data", &q->qe_auth, q->qe_auth_size));
 	SCONE_TRY(scone_rbuf_u16(s, "certification_data.type", &type));
 	if (type != CERT_PCK_CHAIN)
-		return scone_err_set(SCONE_ERR_UNSUPPORTED,
-				     "%s: certification data type %u (only 5, the PCK certificate chain, is supported)",
-				     s->what, type);
+		return scone_err_set(
+		    SCONE_ERR_UNSUPPORTED,
+		    "%s: certification data type %u (only 5, the PCK certificate chain, is supported)",
+		    s->what, type);
 	SCONE_TRY(scone_rbuf_u32(s, "certification_data.size", &q->pck_chain_size));
 	return scone_rbuf_view(s, "PCK certificate chain", &q->pck_chain, q->pck_chain_size);
 }
@@ -96,8 +103,9 @@ static enum scone_err parse_qe_part(struct scone_rbuf *s, struct intel_quote *q)
 static enum scone_err filled(const struct scone_rbuf *r, const char *what, size_t declared)
 {
 	if (scone_rbuf_left(r))
-		return scone_err_set(SCONE_ERR_MALFORMED, "quote: %s declares %zu bytes but its content ends after %zu",
-				     what, declared, r->pos);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "quote: %s declares %zu bytes but its content ends after %zu", what,
+				     declared, r->pos);
 	return SCONE_ERR_OK;
 }
 
@@ -114,9 +122,9 @@ static enum scone_err parse_sig_data(struct scone_rbuf *s, struct intel_quote *q
 		return parse_qe_part(s, q);
 	SCONE_TRY(scone_rbuf_u16(s, "certification_data.type", &type));
 	if (type != CERT_QE_REPORT)
-		return scone_err_set(SCONE_ERR_UNSUPPORTED,
-				     "quote signature data: certification data type %u (6, QE report data, expected)",
-				     type);
+		return scone_err_set(
+		    SCONE_ERR_UNSUPPORTED,
+		    "quote signature data: certification data type %u (6, QE report data, expected)", type);
 	SCONE_TRY(scone_rbuf_u32(s, "certification_data.size", &size));
 	SCONE_TRY(scone_rbuf_view(s, "QE report certification data", &inner, size));
 	scone_rbuf_init(&c, inner, size, "QE report certification data");
@@ -157,6 +165,7 @@ enum scone_err intel_quote_parse(const uint8_t *quote, size_t size, bool allow_p
 		return scone_err_set(SCONE_ERR_MALFORMED,
 				     "quote: %zu bytes after the end of the signature data at byte %zu (%s)",
 				     scone_rbuf_left(&r), r.pos,
-				     allow_padding ? "not zero padding" : "zero padding is accepted only when allowed");
+				     allow_padding ? "not zero padding"
+						   : "zero padding is accepted only when allowed");
 	return SCONE_ERR_OK;
 }

@@ -62,19 +62,19 @@
 #define TD_R_MRSERVICETD 600
 
 struct intel_quote {
-	uint16_t version;  /* 3, 4, 5 */
-	uint32_t tee_type; /* INTEL_TEE_SGX / INTEL_TEE_TDX */
+	uint16_t version;	  /* 3, 4, 5 */
+	uint32_t tee_type;	  /* INTEL_TEE_SGX / INTEL_TEE_TDX */
 	uint16_t qe_svn, pce_svn; /* v3 header only (0 otherwise) */
 	const uint8_t *user_data; /* 20 bytes */
-	uint16_t body_type; /* INTEL_BODY_* */
-	const uint8_t *body; /* body_size bytes */
+	uint16_t body_type;	  /* INTEL_BODY_* */
+	const uint8_t *body;	  /* body_size bytes */
 	size_t body_size;
-	size_t signed_size; /* the attestation key signs quote bytes [0, signed_size) */
-	const uint8_t *signature; /* 64: r||s, big-endian */
-	const uint8_t *attest_key; /* 64: P-256 x||y */
-	const uint8_t *qe_report; /* 384: the quoting enclave's report */
+	size_t signed_size;	      /* the attestation key signs quote bytes [0, signed_size) */
+	const uint8_t *signature;     /* 64: r||s, big-endian */
+	const uint8_t *attest_key;    /* 64: P-256 x||y */
+	const uint8_t *qe_report;     /* 384: the quoting enclave's report */
 	const uint8_t *qe_report_sig; /* 64: r||s by the PCK key */
-	const uint8_t *qe_auth; /* qe_auth_size bytes */
+	const uint8_t *qe_auth;	      /* qe_auth_size bytes */
 	uint16_t qe_auth_size;
 	const uint8_t *pck_chain; /* PEM text of the PCK certificate chain */
 	uint32_t pck_chain_size;

@@ -19,19 +19,21 @@ static const struct scone_json *field(const struct scone_json *o, const char *ke
 	return scone_json_get(o, key);
 }
 
-static enum scone_err need(const struct scone_json *o, const char *key, const char *path, enum scone_json_kind kind,
-			   const struct scone_json **out)
+static enum scone_err need(const struct scone_json *o, const char *key, const char *path,
+			   enum scone_json_kind kind, const struct scone_json **out)
 {
 	const struct scone_json *v = field(o, key);
 
 	if (!v || v->kind != kind)
 		return scone_err_set(SCONE_ERR_MALFORMED, "%s.%s: expected %s, got %s", path, key,
-				     scone_json_kind_name(kind), v ? scone_json_kind_name(v->kind) : "nothing");
+				     scone_json_kind_name(kind),
+				     v ? scone_json_kind_name(v->kind) : "nothing");
 	*out = v;
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err get_int(const struct scone_json *o, const char *key, const char *path, int64_t max, int64_t *out)
+static enum scone_err get_int(const struct scone_json *o, const char *key, const char *path, int64_t max,
+			      int64_t *out)
 {
 	const struct scone_json *v = field(o, key);
 
@@ -42,7 +44,8 @@ static enum scone_err get_int(const struct scone_json *o, const char *key, const
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err get_hex(const struct scone_json *o, const char *key, const char *path, uint8_t *out, size_t n)
+static enum scone_err get_hex(const struct scone_json *o, const char *key, const char *path, uint8_t *out,
+			      size_t n)
 {
 	const struct scone_json *v;
 	char what[96];
@@ -73,9 +76,12 @@ static enum scone_err get_status(const struct scone_json *o, const char *path, b
 
 	SCONE_TRY(need(o, "tcbStatus", path, SCONE_JSON_STRING, &v));
 	if (scone_tcb_status_parse(v->str, out) ||
-	    (module && *out != SCONE_TCB_UP_TO_DATE && *out != SCONE_TCB_OUT_OF_DATE && *out != SCONE_TCB_REVOKED) ||
-	    *out == SCONE_TCB_TD_RELAUNCH_ADVISED || *out == SCONE_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s.tcbStatus: \"%.40s\" is not a status of this document", path,
+	    (module && *out != SCONE_TCB_UP_TO_DATE && *out != SCONE_TCB_OUT_OF_DATE &&
+	     *out != SCONE_TCB_REVOKED) ||
+	    *out == SCONE_TCB_TD_RELAUNCH_ADVISED ||
+	    *out == SCONE_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED)
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "%s.tcbStatus: \"%.40s\" is not a status of this document", path,
 				     v->str);
 	return SCONE_ERR_OK;
 }
@@ -86,7 +92,8 @@ static bool advisory_id_ok(const char *s)
 	if (!*s)
 		return false;
 	for (; *s; s++)
-		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-'))
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+		      *s == '-'))
 			return false;
 	return true;
 }
@@ -105,10 +112,12 @@ static enum scone_err get_advisories(const struct scone_json *o, const char *pat
 		const char *id = scone_json_string(a->items[i], NULL);
 		int n;
 		if (!id || !advisory_id_ok(id))
-			return scone_err_set(SCONE_ERR_MALFORMED, "%s.advisoryIDs[%zu]: not an advisory id", path, i);
+			return scone_err_set(SCONE_ERR_MALFORMED, "%s.advisoryIDs[%zu]: not an advisory id",
+					     path, i);
 		n = snprintf(out + used, size - used, "%s%s", used ? "," : "", id);
 		if (n < 0 || (size_t)n >= size - used)
-			return scone_err_set(SCONE_ERR_TOO_LARGE, "%s.advisoryIDs: more than %zu bytes", path, size);
+			return scone_err_set(SCONE_ERR_TOO_LARGE, "%s.advisoryIDs: more than %zu bytes", path,
+					     size);
 		used += (size_t)n;
 	}
 	return SCONE_ERR_OK;
@@ -117,14 +126,16 @@ static enum scone_err get_advisories(const struct scone_json *o, const char *pat
 /* ---------------- levels ---------------- */
 
 /* v3: "sgxtcbcomponents"/"tdxtcbcomponents": [16 x {"svn": N, ...}] */
-static enum scone_err components(const struct scone_json *tcb, const char *key, const char *path, uint8_t out[16])
+static enum scone_err components(const struct scone_json *tcb, const char *key, const char *path,
+				 uint8_t out[16])
 {
 	const struct scone_json *a;
 	int64_t svn;
 
 	SCONE_TRY(need(tcb, key, path, SCONE_JSON_ARRAY, &a));
 	if (a->count != 16)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s.%s: %zu components, expected 16", path, key, a->count);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s.%s: %zu components, expected 16", path, key,
+				     a->count);
 	for (size_t i = 0; i < 16; i++) {
 		SCONE_TRY(get_int(a->items[i], "svn", path, 255, &svn));
 		out[i] = (uint8_t)svn;
@@ -181,11 +192,12 @@ static enum scone_err parse_levels(const struct scone_json *o, const char *path,
 
 	SCONE_TRY(need(o, "tcbLevels", path, SCONE_JSON_ARRAY, &a));
 	if (a->count == 0 || a->count > TCB_MAX_LEVELS)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s.tcbLevels: %zu levels (1..%d accepted)", path, a->count,
-				     TCB_MAX_LEVELS);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s.tcbLevels: %zu levels (1..%d accepted)", path,
+				     a->count, TCB_MAX_LEVELS);
 	for (size_t i = 0; i < a->count; i++) {
 		if (a->items[i]->kind != SCONE_JSON_OBJECT)
-			return scone_err_set(SCONE_ERR_MALFORMED, "%s.tcbLevels[%zu]: expected an object", path, i);
+			return scone_err_set(SCONE_ERR_MALFORMED, "%s.tcbLevels[%zu]: expected an object",
+					     path, i);
 		snprintf(p, sizeof(p), "%s.tcbLevels[%zu]", path, i);
 		SCONE_TRY(parse_level(a->items[i], p, kind, &levels[i]));
 	}
@@ -226,7 +238,8 @@ static enum scone_err parse_modules(const struct scone_json *o, struct tcb_info 
 	if (!a)
 		return SCONE_ERR_OK;
 	if (a->kind != SCONE_JSON_ARRAY || a->count > TCB_MAX_MODULES)
-		return scone_err_set(SCONE_ERR_MALFORMED, "tcbInfo.tdxModuleIdentities: expected an array of at most %d",
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "tcbInfo.tdxModuleIdentities: expected an array of at most %d",
 				     TCB_MAX_MODULES);
 	for (size_t i = 0; i < a->count; i++) {
 		snprintf(p, sizeof(p), "tcbInfo.tdxModuleIdentities[%zu]", i);
@@ -249,11 +262,13 @@ static enum scone_err tcbinfo_fields(const struct scone_json *o, struct tcb_info
 	SCONE_TRY(get_int(o, "version", path, 1000, &v));
 	ti->version = (int)v;
 	if (v != 2 && v != 3)
-		return scone_err_set(SCONE_ERR_UNSUPPORTED, "tcbInfo.version %d (2 and 3 are known)", ti->version);
+		return scone_err_set(SCONE_ERR_UNSUPPORTED, "tcbInfo.version %d (2 and 3 are known)",
+				     ti->version);
 	if (v == 3) {
 		SCONE_TRY(need(o, "id", path, SCONE_JSON_STRING, &id));
 		if (strcmp(id->str, "SGX") != 0 && strcmp(id->str, "TDX") != 0)
-			return scone_err_set(SCONE_ERR_MALFORMED, "tcbInfo.id \"%.16s\" (SGX or TDX expected)", id->str);
+			return scone_err_set(SCONE_ERR_MALFORMED,
+					     "tcbInfo.id \"%.16s\" (SGX or TDX expected)", id->str);
 		ti->tdx = strcmp(id->str, "TDX") == 0;
 	}
 	SCONE_TRY(get_date(o, "issueDate", path, &ti->issue_date));
@@ -263,10 +278,14 @@ static enum scone_err tcbinfo_fields(const struct scone_json *o, struct tcb_info
 	SCONE_TRY(get_int(o, "tcbEvaluationDataNumber", path, INT32_MAX, &ti->eval_number));
 	if (ti->tdx)
 		SCONE_TRY(parse_modules(o, ti));
-	return parse_levels(o, path, v == 2 ? LEVEL_SGX_V2 : ti->tdx ? LEVEL_TDX : LEVEL_SGX, ti->levels, &ti->n_levels);
+	return parse_levels(o, path,
+			    v == 2    ? LEVEL_SGX_V2
+			    : ti->tdx ? LEVEL_TDX
+				      : LEVEL_SGX,
+			    ti->levels, &ti->n_levels);
 }
 
-static const struct scone_json_limits collateral_limits = { 256u << 10, 20000, 8 };
+static const struct scone_json_limits collateral_limits = {256u << 10, 20000, 8};
 
 enum scone_err intel_tcbinfo_parse(const char *text, size_t size, struct tcb_info *ti)
 {
@@ -293,13 +312,14 @@ static enum scone_err qeid_fields(const struct scone_json *o, struct qe_identity
 		return scone_err_set(SCONE_ERR_MALFORMED, "enclaveIdentity: expected an object");
 	SCONE_TRY(need(o, "id", path, SCONE_JSON_STRING, &name));
 	if (strcmp(name->str, "QE") != 0 && strcmp(name->str, "TD_QE") != 0)
-		return scone_err_set(SCONE_ERR_MALFORMED, "enclaveIdentity.id \"%.16s\" (QE or TD_QE expected)",
-				     name->str);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "enclaveIdentity.id \"%.16s\" (QE or TD_QE expected)", name->str);
 	id->td = strcmp(name->str, "TD_QE") == 0;
 	SCONE_TRY(get_int(o, "version", path, 1000, &v));
 	id->version = (int)v;
 	if (v != 2)
-		return scone_err_set(SCONE_ERR_UNSUPPORTED, "enclaveIdentity.version %d (2 is known)", id->version);
+		return scone_err_set(SCONE_ERR_UNSUPPORTED, "enclaveIdentity.version %d (2 is known)",
+				     id->version);
 	SCONE_TRY(get_date(o, "issueDate", path, &id->issue_date));
 	SCONE_TRY(get_date(o, "nextUpdate", path, &id->next_update));
 	SCONE_TRY(get_int(o, "tcbEvaluationDataNumber", path, INT32_MAX, &id->eval_number));
@@ -357,14 +377,14 @@ enum scone_err intel_qeid_check(const struct qe_identity *id, const uint8_t qe_r
 	if (memcmp(qe_report + SGX_R_MRSIGNER, id->mrsigner, 32) != 0)
 		return scone_err_set(SCONE_ERR_UNTRUSTED, "QE identity: the QE's MRSIGNER is not Intel's");
 	if (prodid != id->isvprodid)
-		return scone_err_set(SCONE_ERR_UNTRUSTED, "QE identity: the QE's ISVPRODID %u is not %u", prodid,
-				     id->isvprodid);
+		return scone_err_set(SCONE_ERR_UNTRUSTED, "QE identity: the QE's ISVPRODID %u is not %u",
+				     prodid, id->isvprodid);
 	for (size_t i = 0; i < id->n_levels; i++) {
 		if (svn >= id->levels[i].isvsvn) {
 			*level = &id->levels[i];
 			return SCONE_ERR_OK;
 		}
 	}
-	return scone_err_set(SCONE_ERR_UNTRUSTED, "QE identity: the QE's ISVSVN %u is below every level (not supported)",
-			     svn);
+	return scone_err_set(SCONE_ERR_UNTRUSTED,
+			     "QE identity: the QE's ISVSVN %u is below every level (not supported)", svn);
 }

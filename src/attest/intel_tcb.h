@@ -25,11 +25,11 @@
 #define TCB_ADV_SIZE 400 /* comma-separated advisory ids of one level */
 
 struct tcb_level {
-	uint8_t sgx[16];  /* SGX TCB component SVNs */
+	uint8_t sgx[16]; /* SGX TCB component SVNs */
 	uint16_t pcesvn;
-	uint8_t tdx[16];  /* TDX TCB component SVNs (TDX TCB info only) */
-	uint16_t isvsvn;  /* QE identity and TDX module levels */
-	int64_t date;     /* tcbDate */
+	uint8_t tdx[16]; /* TDX TCB component SVNs (TDX TCB info only) */
+	uint16_t isvsvn; /* QE identity and TDX module levels */
+	int64_t date;	 /* tcbDate */
 	enum scone_tcb_status status;
 	char advisories[TCB_ADV_SIZE];
 };
@@ -75,7 +75,8 @@ SCONE_MUST_CHECK enum scone_err intel_qeid_parse(const char *text, size_t size, 
  * under their masks, MRSIGNER, ISVPRODID: UNTRUSTED naming the field) and
  * give the QE's TCB level by its ISVSVN (NULL when none applies).
  */
-SCONE_MUST_CHECK enum scone_err intel_qeid_check(const struct qe_identity *id, const uint8_t qe_report[SGX_REPORT_SIZE],
+SCONE_MUST_CHECK enum scone_err intel_qeid_check(const struct qe_identity *id,
+						 const uint8_t qe_report[SGX_REPORT_SIZE],
 						 const struct tcb_level **level);
 
 /* The outcome of TCB level selection. */
@@ -84,7 +85,7 @@ struct tcb_result {
 	enum scone_tcb_status sgx_status, module_status, qe_status;
 	int64_t tcb_date;
 	char advisories[SCONE_CLAIM_VALUE_MAX]; /* union, comma-separated */
-	char module_id[16];                     /* TDX: the module identity used ("" for tdxModule) */
+	char module_id[16];			/* TDX: the module identity used ("" for tdxModule) */
 };
 
 /*
@@ -92,7 +93,8 @@ struct tcb_result {
  * TD report against tdxModule or, for TEE_TCB_SVN[1] > 0, the
  * tdxModuleIdentities entry "TDX_%02X"; UNTRUSTED on a mismatch.
  */
-SCONE_MUST_CHECK enum scone_err intel_tdx_module_check(const struct tcb_info *ti, const struct intel_quote *q);
+SCONE_MUST_CHECK enum scone_err intel_tdx_module_check(const struct tcb_info *ti,
+						       const struct intel_quote *q);
 
 /*
  * Select the TCB level of the platform (PCK TCB, and for TDX the TD
@@ -102,7 +104,7 @@ SCONE_MUST_CHECK enum scone_err intel_tdx_module_check(const struct tcb_info *ti
  * older than the platform.
  */
 SCONE_MUST_CHECK enum scone_err intel_tcb_evaluate(const struct tcb_info *ti, const struct intel_pck *pck,
-						   const struct intel_quote *q, const struct tcb_level *qe_level,
-						   struct tcb_result *out);
+						   const struct intel_quote *q,
+						   const struct tcb_level *qe_level, struct tcb_result *out);
 
 #endif

@@ -47,7 +47,8 @@ enum scone_err intel_tdx_module_check(const struct tcb_info *ti, const struct in
 	if (b[TD_R_TEE_TCB_SVN + 1] > 0) {
 		m = find_module(ti, b[TD_R_TEE_TCB_SVN + 1]);
 		if (!m)
-			return scone_err_set(SCONE_ERR_UNTRUSTED, "TDX module: the TCB info has no identity TDX_%02X",
+			return scone_err_set(SCONE_ERR_UNTRUSTED,
+					     "TDX module: the TCB info has no identity TDX_%02X",
 					     b[TD_R_TEE_TCB_SVN + 1]);
 	}
 	if (!m)
@@ -70,7 +71,8 @@ static enum scone_tcb_status converge(enum scone_tcb_status platform, enum scone
 		return platform;
 	if (platform == SCONE_TCB_UP_TO_DATE || platform == SCONE_TCB_SW_HARDENING_NEEDED)
 		return SCONE_TCB_OUT_OF_DATE;
-	if (platform == SCONE_TCB_CONFIGURATION_NEEDED || platform == SCONE_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED)
+	if (platform == SCONE_TCB_CONFIGURATION_NEEDED ||
+	    platform == SCONE_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED)
 		return SCONE_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED;
 	return platform;
 }
@@ -112,8 +114,9 @@ static enum scone_tcb_status relaunch(const struct tcb_info *ti, const uint8_t s
 	}
 	if (svn2[0] < latest_module || svn2[2] < latest->tdx[2])
 		return tdx;
-	return config_needed(r->sgx_status) || config_needed(tdx) ? SCONE_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED
-								      : SCONE_TCB_TD_RELAUNCH_ADVISED;
+	return config_needed(r->sgx_status) || config_needed(tdx)
+		   ? SCONE_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED
+		   : SCONE_TCB_TD_RELAUNCH_ADVISED;
 }
 
 static void add_advisories(char *out, size_t size, const char *list)
@@ -151,13 +154,15 @@ static enum scone_err select_level(const struct tcb_info *ti, const struct intel
 		}
 	}
 	if (!*sgx)
-		return scone_err_set(SCONE_ERR_UNTRUSTED,
-				     "TCB not supported: the platform's SGX TCB (PCESVN %u) is below every level of the "
-				     "TCB info",
-				     pck->pcesvn);
+		return scone_err_set(
+		    SCONE_ERR_UNTRUSTED,
+		    "TCB not supported: the platform's SGX TCB (PCESVN %u) is below every level of the "
+		    "TCB info",
+		    pck->pcesvn);
 	if (tee && !*tdx)
-		return scone_err_set(SCONE_ERR_UNTRUSTED,
-				     "TCB not supported: the TD's TEE_TCB_SVN is below every TDX level of the TCB info");
+		return scone_err_set(
+		    SCONE_ERR_UNTRUSTED,
+		    "TCB not supported: the TD's TEE_TCB_SVN is below every TDX level of the TCB info");
 	return SCONE_ERR_OK;
 }
 
@@ -173,7 +178,8 @@ static enum scone_err module_level(const struct tcb_info *ti, const uint8_t *tee
 		return SCONE_ERR_OK;
 	m = find_module(ti, tee[1]);
 	if (!m)
-		return scone_err_set(SCONE_ERR_UNTRUSTED, "TDX module: the TCB info has no identity TDX_%02X", tee[1]);
+		return scone_err_set(SCONE_ERR_UNTRUSTED, "TDX module: the TCB info has no identity TDX_%02X",
+				     tee[1]);
 	snprintf(r->module_id, sizeof(r->module_id), "%s", m->id);
 	for (size_t i = 0; i < m->n_levels; i++) {
 		if (tee[0] >= m->levels[i].isvsvn) {
@@ -182,12 +188,14 @@ static enum scone_err module_level(const struct tcb_info *ti, const uint8_t *tee
 			return SCONE_ERR_OK;
 		}
 	}
-	return scone_err_set(SCONE_ERR_UNTRUSTED, "TCB not supported: TDX module SVN %u is below every level of %s",
-			     tee[0], m->id);
+	return scone_err_set(SCONE_ERR_UNTRUSTED,
+			     "TCB not supported: TDX module SVN %u is below every level of %s", tee[0],
+			     m->id);
 }
 
-enum scone_err intel_tcb_evaluate(const struct tcb_info *ti, const struct intel_pck *pck, const struct intel_quote *q,
-				  const struct tcb_level *qe_level, struct tcb_result *r)
+enum scone_err intel_tcb_evaluate(const struct tcb_info *ti, const struct intel_pck *pck,
+				  const struct intel_quote *q, const struct tcb_level *qe_level,
+				  struct tcb_result *r)
 {
 	bool tdx = q->tee_type == INTEL_TEE_TDX;
 	const uint8_t *tee = tdx ? q->body + TD_R_TEE_TCB_SVN : NULL;
@@ -196,8 +204,8 @@ enum scone_err intel_tcb_evaluate(const struct tcb_info *ti, const struct intel_
 
 	memset(r, 0, sizeof(*r));
 	if (ti->tdx != tdx)
-		return scone_err_set(SCONE_ERR_INVALID, "TCB info is for %s, the quote for %s", ti->tdx ? "TDX" : "SGX",
-				     tdx ? "TDX" : "SGX");
+		return scone_err_set(SCONE_ERR_INVALID, "TCB info is for %s, the quote for %s",
+				     ti->tdx ? "TDX" : "SGX", tdx ? "TDX" : "SGX");
 	SCONE_TRY(select_level(ti, pck, tee, &sgx_level, &tdx_level));
 	platform = tdx ? tdx_level : sgx_level;
 	r->sgx_status = sgx_level->status;

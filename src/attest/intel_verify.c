@@ -22,8 +22,10 @@ int64_t attest_time_of(const struct scone_verify_opts *o)
 	return o && o->at ? o->at : (int64_t)time(NULL);
 }
 
-/* The chain in the quote: PCK certificate, PCK Platform/Processor CA, and Intel's root (which must be the pinned one). */
-static enum scone_err chain_verify(const struct intel_quote *q, const struct attest_trust *t, struct coll_chain *ch)
+/* The chain in the quote: PCK certificate, PCK Platform/Processor CA, and Intel's root (which must be the
+ * pinned one). */
+static enum scone_err chain_verify(const struct intel_quote *q, const struct attest_trust *t,
+				   struct coll_chain *ch)
 {
 	STACK_OF(X509) *chain = NULL;
 	X509 *top;
@@ -32,24 +34,29 @@ static enum scone_err chain_verify(const struct intel_quote *q, const struct att
 
 	SCONE_TRY(x509_pem_chain(q->pck_chain, q->pck_chain_size, 3, "PCK certificate chain", &chain));
 	if (sk_X509_num(chain) != 3) {
-		err = scone_err_set(SCONE_ERR_MALFORMED, "PCK certificate chain: %d certificates, not 3", sk_X509_num(chain));
+		err = scone_err_set(SCONE_ERR_MALFORMED, "PCK certificate chain: %d certificates, not 3",
+				    sk_X509_num(chain));
 		sk_X509_pop_free(chain, X509_free);
 		return err;
 	}
 	top = sk_X509_value(chain, 2);
 	if (X509_cmp(top, t->intel_root) != 0)
-		err = scone_err_set(SCONE_ERR_UNTRUSTED,
-				    "PCK certificate chain: its root is not the pinned Intel SGX Root CA (sha256 44a0196b...)");
+		err = scone_err_set(SCONE_ERR_UNTRUSTED, "PCK certificate chain: its root is not the pinned "
+							 "Intel SGX Root CA (sha256 44a0196b...)");
 	else
 		err = SCONE_ERR_OK;
 	x509_cn(sk_X509_value(chain, 0), cn, sizeof(cn));
 	if (!err && !strstr(cn, "SGX PCK Certificate"))
-		err = scone_err_set(SCONE_ERR_UNTRUSTED, "PCK certificate chain: leaf \"%s\" is not a PCK certificate", cn);
+		err = scone_err_set(SCONE_ERR_UNTRUSTED,
+				    "PCK certificate chain: leaf \"%s\" is not a PCK certificate", cn);
 	x509_cn(sk_X509_value(chain, 1), cn, sizeof(cn));
-	if (!err && strcmp(cn, "Intel SGX PCK Platform CA") != 0 && strcmp(cn, "Intel SGX PCK Processor CA") != 0)
-		err = scone_err_set(SCONE_ERR_UNTRUSTED, "PCK certificate chain: intermediate \"%s\" is not a PCK CA", cn);
+	if (!err && strcmp(cn, "Intel SGX PCK Platform CA") != 0 &&
+	    strcmp(cn, "Intel SGX PCK Processor CA") != 0)
+		err = scone_err_set(SCONE_ERR_UNTRUSTED,
+				    "PCK certificate chain: intermediate \"%s\" is not a PCK CA", cn);
 	if (!err)
-		err = x509_verify_chain(sk_X509_value(chain, 0), chain, t->intel_root, X509_NO_TIME, true, "PCK certificate chain");
+		err = x509_verify_chain(sk_X509_value(chain, 0), chain, t->intel_root, X509_NO_TIME, true,
+					"PCK certificate chain");
 	if (!err)
 		err = x509_validity(chain, NULL, &ch->not_before, &ch->not_after);
 	if (!err)
@@ -87,21 +94,23 @@ static enum scone_err signatures(const struct intel_quote *q, X509 *pck, const u
 	EVP_PKEY *ak = NULL;
 	enum scone_err err;
 
-	SCONE_TRY(sig_verify_ecdsa(X509_get0_pubkey(pck), "SHA256", q->qe_report, SGX_REPORT_SIZE, q->qe_report_sig,
-				   q->qe_report_sig + 32, 32, false, "QE report signature (by the PCK key)"));
+	SCONE_TRY(sig_verify_ecdsa(X509_get0_pubkey(pck), "SHA256", q->qe_report, SGX_REPORT_SIZE,
+				   q->qe_report_sig, q->qe_report_sig + 32, 32, false,
+				   "QE report signature (by the PCK key)"));
 	SCONE_TRY(sig_sha256_2(q->attest_key, 64, q->qe_auth, q->qe_auth_size, h));
 	if (!scone_ct_equal(h, q->qe_report + SGX_R_REPORTDATA, 32))
-		return scone_err_set(SCONE_ERR_AUTH, "QE report: its REPORTDATA does not bind the attestation key "
-						     "(SHA-256 of key and QE auth data)");
+		return scone_err_set(SCONE_ERR_AUTH,
+				     "QE report: its REPORTDATA does not bind the attestation key "
+				     "(SHA-256 of key and QE auth data)");
 	SCONE_TRY(sig_p256_key(q->attest_key, "attestation key", &ak));
-	err = sig_verify_ecdsa(ak, "SHA256", quote, q->signed_size, q->signature, q->signature + 32, 32, false,
-			       "quote signature (by the attestation key)");
+	err = sig_verify_ecdsa(ak, "SHA256", quote, q->signed_size, q->signature, q->signature + 32, 32,
+			       false, "quote signature (by the attestation key)");
 	EVP_PKEY_free(ak);
 	return err;
 }
 
-static enum scone_err collateral_checks(const struct scone_collateral *c, const struct coll_chain *ch, int64_t at,
-				       struct intel_verified *v)
+static enum scone_err collateral_checks(const struct scone_collateral *c, const struct coll_chain *ch,
+					int64_t at, struct intel_verified *v)
 {
 	int tee = v->q.tee_type == INTEL_TEE_TDX ? COLL_TDX : COLL_SGX;
 	const struct tcb_info *ti;
@@ -111,7 +120,8 @@ static enum scone_err collateral_checks(const struct scone_collateral *c, const 
 	SCONE_TRY(collateral_check_revocation(c, ch->leaf, ch->ca, at));
 	SCONE_TRY(collateral_tcbinfo(c, tee, ch->pck.fmspc, at, &ti));
 	if (memcmp(ti->pceid, ch->pck.pceid, 2) != 0)
-		return scone_err_set(SCONE_ERR_UNTRUSTED, "TCB info: PCE-ID differs from the PCK certificate's");
+		return scone_err_set(SCONE_ERR_UNTRUSTED,
+				     "TCB info: PCE-ID differs from the PCK certificate's");
 	if (tee == COLL_TDX)
 		SCONE_TRY(intel_tdx_module_check(ti, &v->q));
 	SCONE_TRY(collateral_qeid(c, tee, at, &qe));
@@ -121,12 +131,13 @@ static enum scone_err collateral_checks(const struct scone_collateral *c, const 
 	return SCONE_ERR_OK;
 }
 
-enum scone_err intel_verify(const uint8_t *quote, size_t size, uint32_t tee, const struct scone_verify_opts *o,
-			    const struct attest_trust *trust, struct intel_verified *out)
+enum scone_err intel_verify(const uint8_t *quote, size_t size, uint32_t tee,
+			    const struct scone_verify_opts *o, const struct attest_trust *trust,
+			    struct intel_verified *out)
 {
 	const struct scone_collateral *c = NULL;
 	struct scone_collateral *owned = NULL;
-	struct coll_chain ch = { 0 };
+	struct coll_chain ch = {0};
 	int64_t at = attest_time_of(o);
 	enum scone_err err, coll_err;
 	char coll_detail[512];
@@ -165,7 +176,7 @@ enum scone_err attest_claim_u64(struct scone_claims *c, const char *name, uint64
 
 enum scone_err intel_claims_common(const struct intel_verified *v, struct scone_claims *c)
 {
-	static const char *const tri[] = { "unknown", "false", "true" };
+	static const char *const tri[] = {"unknown", "false", "true"};
 	char date[SCONE_RFC3339_SIZE];
 
 	memcpy(c->platform_id, v->pck.fmspc, 6);

@@ -30,8 +30,8 @@ struct intel_verified {
  * EXPIRED, NOT_FOUND for missing collateral).
  */
 SCONE_MUST_CHECK enum scone_err intel_verify(const uint8_t *quote, size_t size, uint32_t tee,
-					     const struct scone_verify_opts *o, const struct attest_trust *trust,
-					     struct intel_verified *out);
+					     const struct scone_verify_opts *o,
+					     const struct attest_trust *trust, struct intel_verified *out);
 
 /*
  * The claims every Intel quote gives (platform_id = FMSPC, TCB status and

@@ -24,7 +24,8 @@ enum scone_err sig_p256_key(const uint8_t xy[64], const char *what, EVP_PKEY **o
 	EVP_PKEY_CTX_free(ctx);
 	if (!ok) {
 		EVP_PKEY_free(key);
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: not a P-256 public key (point not on the curve)", what);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "%s: not a P-256 public key (point not on the curve)", what);
 	}
 	/* Explicitly: the point must be on the curve (the quick check skips the order multiplication). */
 	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
@@ -32,7 +33,8 @@ enum scone_err sig_p256_key(const uint8_t xy[64], const char *what, EVP_PKEY **o
 	EVP_PKEY_CTX_free(ctx);
 	if (!ok) {
 		EVP_PKEY_free(key);
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: not a P-256 public key (point not on the curve)", what);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "%s: not a P-256 public key (point not on the curve)", what);
 	}
 	*out = key;
 	return SCONE_ERR_OK;
@@ -44,7 +46,8 @@ static BIGNUM *bn_of(const uint8_t *p, size_t n, bool little_endian)
 }
 
 /* DER of the signature (r, s) into der; its size, 0 on failure. */
-static size_t sig_der(const uint8_t *r, const uint8_t *s, size_t n, bool little_endian, uint8_t *der, size_t der_max)
+static size_t sig_der(const uint8_t *r, const uint8_t *s, size_t n, bool little_endian, uint8_t *der,
+		      size_t der_max)
 {
 	ECDSA_SIG *sig = ECDSA_SIG_new();
 	BIGNUM *br = bn_of(r, n, little_endian), *bs = bn_of(s, n, little_endian);
@@ -62,8 +65,9 @@ static size_t sig_der(const uint8_t *r, const uint8_t *s, size_t n, bool little_
 	return len > 0 ? (size_t)len : 0;
 }
 
-enum scone_err sig_verify_ecdsa(EVP_PKEY *key, const char *md, const uint8_t *msg, size_t msg_size, const uint8_t *r,
-				const uint8_t *s, size_t n, bool little_endian, const char *what)
+enum scone_err sig_verify_ecdsa(EVP_PKEY *key, const char *md, const uint8_t *msg, size_t msg_size,
+				const uint8_t *r, const uint8_t *s, size_t n, bool little_endian,
+				const char *what)
 {
 	uint8_t der[2 * 80 + 16];
 	size_t der_size = sig_der(r, s, n, little_endian, der, sizeof(der));
@@ -76,8 +80,8 @@ enum scone_err sig_verify_ecdsa(EVP_PKEY *key, const char *md, const uint8_t *ms
 	if (!ctx)
 		return scone_err_set(SCONE_ERR_NOMEM, "%s: out of memory", what);
 	rc = EVP_DigestVerifyInit_ex(ctx, NULL, md, NULL, NULL, key, NULL) == 1
-		     ? EVP_DigestVerify(ctx, der, der_size, msg, msg_size)
-		     : -1;
+		 ? EVP_DigestVerify(ctx, der, der_size, msg, msg_size)
+		 : -1;
 	EVP_MD_CTX_free(ctx);
 	if (rc == 1)
 		return SCONE_ERR_OK;
@@ -87,8 +91,9 @@ enum scone_err sig_verify_ecdsa(EVP_PKEY *key, const char *md, const uint8_t *ms
 enum scone_err sig_sha256_2(const uint8_t *a, size_t a_size, const uint8_t *b, size_t b_size, uint8_t out[32])
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, a, a_size) == 1 &&
-		 EVP_DigestUpdate(ctx, b, b_size) == 1 && EVP_DigestFinal_ex(ctx, out, NULL) == 1;
+	int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+		 EVP_DigestUpdate(ctx, a, a_size) == 1 && EVP_DigestUpdate(ctx, b, b_size) == 1 &&
+		 EVP_DigestFinal_ex(ctx, out, NULL) == 1;
 
 	EVP_MD_CTX_free(ctx);
 	return ok ? SCONE_ERR_OK : scone_err_set(SCONE_ERR_CRYPTO, "SHA-256 failed");

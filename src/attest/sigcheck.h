@@ -22,9 +22,9 @@ SCONE_MUST_CHECK enum scone_err sig_p256_key(const uint8_t xy[64], const char *w
  * r and s are n bytes each, big-endian (Intel) or little-endian (AMD).
  * AUTH naming what when the signature does not verify.
  */
-SCONE_MUST_CHECK enum scone_err sig_verify_ecdsa(EVP_PKEY *key, const char *md, const uint8_t *msg, size_t msg_size,
-						 const uint8_t *r, const uint8_t *s, size_t n, bool little_endian,
-						 const char *what);
+SCONE_MUST_CHECK enum scone_err sig_verify_ecdsa(EVP_PKEY *key, const char *md, const uint8_t *msg,
+						 size_t msg_size, const uint8_t *r, const uint8_t *s,
+						 size_t n, bool little_endian, const char *what);
 
 /* SHA-256 of a || b. */
 SCONE_MUST_CHECK enum scone_err sig_sha256_2(const uint8_t *a, size_t a_size, const uint8_t *b, size_t b_size,

@@ -49,7 +49,7 @@ struct snp_report {
 	enum snp_key key;
 	uint64_t policy, current_tcb, platform_info, reported_tcb, committed_tcb, launch_tcb;
 	uint64_t launch_mit, current_mit; /* version 5 */
-	bool has_cpuid;                   /* version 3 and later */
+	bool has_cpuid;			  /* version 3 and later */
 	uint8_t cpuid_fam, cpuid_mod, cpuid_step;
 	uint8_t current_fw[3], committed_fw[3]; /* build, minor, major */
 };
@@ -62,7 +62,7 @@ struct snp_blob {
 
 struct snp_certs {
 	struct snp_blob vcek, vlek, ask, ark; /* ask: ASK or ASVK */
-	bool present;                         /* the evidence has a table */
+	bool present;			      /* the evidence has a table */
 };
 
 /*

@@ -11,7 +11,7 @@
 #include "lib/crypto.h"
 #include "lib/hex.h"
 
-struct tsm_sys tsm_sys = { .mkdir = mkdir, .rmdir = rmdir };
+struct tsm_sys tsm_sys = {.mkdir = mkdir, .rmdir = rmdir};
 
 /* A fresh entry under root: "scone-<pid>-<random>". */
 static enum scone_err make_entry(const char *root, char *entry, size_t size)
@@ -26,8 +26,8 @@ static enum scone_err make_entry(const char *root, char *entry, size_t size)
 		if (tsm_sys.mkdir(entry, 0700) == 0)
 			return SCONE_ERR_OK;
 		if (errno != EEXIST)
-			return scone_err_set(scone_err_from_errno(errno), "cannot create a report entry in %s: %s", root,
-					     strerror(errno));
+			return scone_err_set(scone_err_from_errno(errno),
+					     "cannot create a report entry in %s: %s", root, strerror(errno));
 	}
 	return scone_err_set(SCONE_ERR_BUSY, "cannot create a fresh report entry in %s", root);
 }
@@ -50,14 +50,15 @@ static enum scone_err attr_blob(const char *entry, const char *name, struct scon
 	return collect_read(path, TSM_BLOB_MAX, out);
 }
 
-static enum scone_err report_in(const char *entry, const char *want, const uint8_t inblob[64], struct scone_wbuf *out,
-				struct scone_wbuf *aux)
+static enum scone_err report_in(const char *entry, const char *want, const uint8_t inblob[64],
+				struct scone_wbuf *out, struct scone_wbuf *aux)
 {
 	char provider[32], gen1[32], gen2[32], path[600];
 
 	SCONE_TRY(attr_text(entry, "provider", provider, sizeof(provider)));
 	if (strcmp(provider, want) != 0)
-		return scone_err_set(SCONE_ERR_UNSUPPORTED, "configfs-tsm provider is \"%s\", not \"%s\"", provider, want);
+		return scone_err_set(SCONE_ERR_UNSUPPORTED, "configfs-tsm provider is \"%s\", not \"%s\"",
+				     provider, want);
 	SCONE_TRY(collect_path(path, sizeof(path), entry, "inblob"));
 	SCONE_TRY(collect_write(path, inblob, 64));
 	SCONE_TRY(attr_text(entry, "generation", gen1, sizeof(gen1)));
@@ -66,17 +67,18 @@ static enum scone_err report_in(const char *entry, const char *want, const uint8
 		SCONE_TRY(attr_blob(entry, "auxblob", aux, true));
 	SCONE_TRY(attr_text(entry, "generation", gen2, sizeof(gen2)));
 	if (strcmp(gen1, gen2) != 0)
-		return scone_err_set(SCONE_ERR_BUSY,
-				     "configfs-tsm entry %s was written by someone else while the report was read "
-				     "(generation %s -> %s): retry",
-				     entry, gen1, gen2);
+		return scone_err_set(
+		    SCONE_ERR_BUSY,
+		    "configfs-tsm entry %s was written by someone else while the report was read "
+		    "(generation %s -> %s): retry",
+		    entry, gen1, gen2);
 	if (out->size == 0)
 		return scone_err_set(SCONE_ERR_IO, "configfs-tsm entry %s gave an empty outblob", entry);
 	return SCONE_ERR_OK;
 }
 
-enum scone_err tsm_report(const char *root, const char *want, const uint8_t inblob[64], struct scone_wbuf *out,
-			  struct scone_wbuf *aux)
+enum scone_err tsm_report(const char *root, const char *want, const uint8_t inblob[64],
+			  struct scone_wbuf *out, struct scone_wbuf *aux)
 {
 	char entry[512];
 	enum scone_err err;
@@ -84,8 +86,8 @@ enum scone_err tsm_report(const char *root, const char *want, const uint8_t inbl
 	SCONE_TRY(make_entry(root, entry, sizeof(entry)));
 	err = report_in(entry, want, inblob, out, aux);
 	if (tsm_sys.rmdir(entry) != 0 && !err)
-		err = scone_err_set(scone_err_from_errno(errno), "cannot remove the report entry %s: %s", entry,
-				    strerror(errno));
+		err = scone_err_set(scone_err_from_errno(errno), "cannot remove the report entry %s: %s",
+				    entry, strerror(errno));
 	return err;
 }
 
@@ -96,7 +98,8 @@ bool tsm_available(const char *root, const char *want)
 
 	if (access(root, W_OK) != 0 || make_entry(root, entry, sizeof(entry)))
 		return false;
-	ok = attr_text(entry, "provider", provider, sizeof(provider)) == SCONE_ERR_OK && strcmp(provider, want) == 0;
+	ok = attr_text(entry, "provider", provider, sizeof(provider)) == SCONE_ERR_OK &&
+	     strcmp(provider, want) == 0;
 	if (tsm_sys.rmdir(entry) != 0)
 		ok = false;
 	scone_err_clear();

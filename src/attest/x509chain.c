@@ -40,12 +40,14 @@ static enum scone_err pem_block(const uint8_t *p, size_t n, const char *what, si
 	BIO_free(bio);
 	ERR_clear_error();
 	if (!x)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: certificate %zu does not parse", what, index + 1);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: certificate %zu does not parse", what,
+				     index + 1);
 	*out = x;
 	return SCONE_ERR_OK;
 }
 
-enum scone_err x509_pem_chain(const uint8_t *pem, size_t size, size_t max, const char *what, STACK_OF(X509) **out)
+enum scone_err x509_pem_chain(const uint8_t *pem, size_t size, size_t max, const char *what,
+			      STACK_OF(X509) * *out)
 {
 	STACK_OF(X509) *chain = sk_X509_new_null();
 	enum scone_err err = SCONE_ERR_OK;
@@ -60,13 +62,16 @@ enum scone_err x509_pem_chain(const uint8_t *pem, size_t size, size_t max, const
 		X509 *x = NULL;
 		if ((size_t)sk_X509_num(chain) == max)
 			err = scone_err_set(SCONE_ERR_MALFORMED, "%s: more than %zu certificates", what, max);
-		else if (size - i < sizeof(pem_begin) - 1 || memcmp(pem + i, pem_begin, sizeof(pem_begin) - 1) != 0)
-			err = scone_err_set(SCONE_ERR_MALFORMED, "%s: unexpected bytes at offset %zu (expected %s)", what,
-					    i, pem_begin);
+		else if (size - i < sizeof(pem_begin) - 1 ||
+			 memcmp(pem + i, pem_begin, sizeof(pem_begin) - 1) != 0)
+			err = scone_err_set(SCONE_ERR_MALFORMED,
+					    "%s: unexpected bytes at offset %zu (expected %s)", what, i,
+					    pem_begin);
 		else if (end == size)
 			err = scone_err_set(SCONE_ERR_MALFORMED, "%s: certificate %d has no END line", what,
 					    sk_X509_num(chain) + 1);
-		else if (!(err = pem_block(pem + i, end + sizeof(pem_end) - 1 - i, what, (size_t)sk_X509_num(chain), &x)) &&
+		else if (!(err = pem_block(pem + i, end + sizeof(pem_end) - 1 - i, what,
+					   (size_t)sk_X509_num(chain), &x)) &&
 			 !sk_X509_push(chain, x)) {
 			X509_free(x);
 			err = scone_err_set(SCONE_ERR_NOMEM, "%s: out of memory", what);
@@ -91,7 +96,7 @@ static bool is_pem(const uint8_t *data, size_t size)
 enum scone_err x509_parse_one(const uint8_t *data, size_t size, const char *what, X509 **out)
 {
 	const unsigned char *p = data;
-	STACK_OF(X509) *chain;
+	STACK_OF(X509) * chain;
 	X509 *x;
 
 	if (is_pem(data, size)) {
@@ -162,7 +167,8 @@ enum scone_err x509_time(const ASN1_TIME *t, int64_t *out)
 
 	if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
 		return scone_err_set(SCONE_ERR_MALFORMED, "invalid ASN.1 time");
-	*out = scone_utc_seconds(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	*out =
+	    scone_utc_seconds(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	return SCONE_ERR_OK;
 }
 
@@ -180,15 +186,16 @@ static enum scone_err chain_error(X509_STORE_CTX *ctx, X509 *leaf, int64_t at, c
 		if (!bad || x509_time(expired ? X509_get0_notAfter(bad) : X509_get0_notBefore(bad), &t))
 			t = 0;
 		scone_rfc3339_format(t, lim);
-		return scone_err_set(SCONE_ERR_EXPIRED, "%s: certificate \"%s\" (depth %d) %s %s; verification time %s",
-				     what, cn, depth, expired ? "expired on" : "is not valid before", lim, when);
+		return scone_err_set(SCONE_ERR_EXPIRED,
+				     "%s: certificate \"%s\" (depth %d) %s %s; verification time %s", what,
+				     cn, depth, expired ? "expired on" : "is not valid before", lim, when);
 	}
 	return scone_err_set(SCONE_ERR_UNTRUSTED, "%s: certificate \"%s\" (depth %d): %s", what, cn, depth,
 			     X509_verify_cert_error_string(code));
 }
 
-enum scone_err x509_verify_chain(X509 *leaf, STACK_OF(X509) *untrusted, X509 *anchor, int64_t at, bool strict,
-				 const char *what)
+enum scone_err x509_verify_chain(X509 *leaf, STACK_OF(X509) * untrusted, X509 *anchor, int64_t at,
+				 bool strict, const char *what)
 {
 	X509_STORE *store = X509_STORE_new();
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -224,26 +231,30 @@ enum scone_err x509_crl_current(X509_CRL *crl, int64_t at, const char *what, con
 
 	if (x509_time(X509_CRL_get0_lastUpdate(crl), &this_update) || !X509_CRL_get0_nextUpdate(crl) ||
 	    x509_time(X509_CRL_get0_nextUpdate(crl), &next_update))
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: thisUpdate/nextUpdate missing or invalid", what);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: thisUpdate/nextUpdate missing or invalid",
+				     what);
 	if (at < this_update || at > next_update) {
 		scone_rfc3339_format(this_update, a);
 		scone_rfc3339_format(next_update, b);
 		scone_rfc3339_format(at, when);
-		return scone_err_set(SCONE_ERR_EXPIRED, "%s: valid %s..%s, not at %s: fetch %s", what, a, b, when,
-				     fetch_hint);
+		return scone_err_set(SCONE_ERR_EXPIRED, "%s: valid %s..%s, not at %s: fetch %s", what, a, b,
+				     when, fetch_hint);
 	}
 	return SCONE_ERR_OK;
 }
 
-enum scone_err x509_crl_check(X509_CRL *crl, X509 *issuer, int64_t at, const char *what, const char *fetch_hint)
+enum scone_err x509_crl_check(X509_CRL *crl, X509 *issuer, int64_t at, const char *what,
+			      const char *fetch_hint)
 {
 	EVP_PKEY *key = X509_get0_pubkey(issuer);
 
 	if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)) != 0)
-		return scone_err_set(SCONE_ERR_UNTRUSTED, "%s: issued by another CA than the certificate's issuer", what);
+		return scone_err_set(SCONE_ERR_UNTRUSTED,
+				     "%s: issued by another CA than the certificate's issuer", what);
 	if (!key || X509_CRL_verify(crl, key) != 1) {
 		ERR_clear_error();
-		return scone_err_set(SCONE_ERR_UNTRUSTED, "%s: signature does not verify with the issuer's key", what);
+		return scone_err_set(SCONE_ERR_UNTRUSTED,
+				     "%s: signature does not verify with the issuer's key", what);
 	}
 	return at == X509_NO_TIME ? SCONE_ERR_OK : x509_crl_current(crl, at, what, fetch_hint);
 }
@@ -255,7 +266,8 @@ bool x509_crl_lists(X509_CRL *crl, X509 *cert)
 	return X509_CRL_get0_by_serial(crl, &rev, X509_get0_serialNumber(cert)) == 1;
 }
 
-enum scone_err x509_ext_value(X509 *c, const char *oid, const char *what, struct scone_rbuf *out, bool *present)
+enum scone_err x509_ext_value(X509 *c, const char *oid, const char *what, struct scone_rbuf *out,
+			      bool *present)
 {
 	ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
 	int at, again;
@@ -302,7 +314,7 @@ static enum scone_err narrow(X509 *c, int64_t *nb, int64_t *na)
 	return SCONE_ERR_OK;
 }
 
-enum scone_err x509_validity(STACK_OF(X509) *chain, X509 *extra, int64_t *not_before, int64_t *not_after)
+enum scone_err x509_validity(STACK_OF(X509) * chain, X509 *extra, int64_t *not_before, int64_t *not_after)
 {
 	*not_before = INT64_MIN;
 	*not_after = INT64_MAX;

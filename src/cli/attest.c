@@ -20,7 +20,7 @@
 #define EXIT_NOT_AUTHENTIC 2
 
 static const char verify_usage[] =
-	"scone attest verify FILE --type sgx|tdx|snp [--collateral DIR] [--at RFC3339] [--padded]";
+    "scone attest verify FILE --type sgx|tdx|snp [--collateral DIR] [--at RFC3339] [--padded]";
 static const char import_usage[] = "scone attest collateral import --dir DIR FILE...";
 static const char check_usage[] = "scone attest collateral check DIR [--at RFC3339]";
 
@@ -103,13 +103,11 @@ static int print_claims(const struct scone_claims *c)
 
 static int attest_verify(int argc, char **argv)
 {
-	static const struct option opts[] = { { "type", required_argument, NULL, 't' },
-					      { "collateral", required_argument, NULL, 'c' },
-					      { "at", required_argument, NULL, 'a' },
-					      { "padded", no_argument, NULL, 'p' },
-					      { "help", no_argument, NULL, 'h' },
-					      { NULL, 0, NULL, 0 } };
-	struct scone_verify_opts vo = { 0 };
+	static const struct option opts[] = {
+	    {"type", required_argument, NULL, 't'}, {"collateral", required_argument, NULL, 'c'},
+	    {"at", required_argument, NULL, 'a'},   {"padded", no_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0}};
+	struct scone_verify_opts vo = {0};
 	const struct scone_evidence_ops *ops = NULL;
 	struct scone_claims claims;
 	struct scone_wbuf ev;
@@ -178,24 +176,24 @@ static int import_one(const char *dir, const char *path)
 
 static int collateral_import(int argc, char **argv)
 {
-	static const struct option opts[] = { { "dir", required_argument, NULL, 'd' },
-					      { "help", no_argument, NULL, 'h' },
-					      { NULL, 0, NULL, 0 } };
+	static const struct option opts[] = {
+	    {"dir", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *dir = NULL;
 	int c, rc = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (c == 'h') {
-			printf("%s\n\n"
-			       "Add downloaded collateral files to the directory DIR (created if needed) under\n"
-			       "their layout names, after checking their signatures to the pinned roots:\n"
-			       "Intel PCS TCB info and QE identity bodies, PCK and Root CA CRLs (DER or PEM),\n"
-			       "the TCB signing chain (the TCB-Info-Issuer-Chain header, URL-decoded, as PEM;\n"
-			       "import it before the documents it signs), dcap-qvl collateral JSON, AMD VCEKs\n"
-			       "and AMD CRLs. Validity dates are not checked here: `scone attest collateral\n"
-			       "check` shows them. Layout: docs/attestation.md.\n",
-			       import_usage);
+			printf(
+			    "%s\n\n"
+			    "Add downloaded collateral files to the directory DIR (created if needed) under\n"
+			    "their layout names, after checking their signatures to the pinned roots:\n"
+			    "Intel PCS TCB info and QE identity bodies, PCK and Root CA CRLs (DER or PEM),\n"
+			    "the TCB signing chain (the TCB-Info-Issuer-Chain header, URL-decoded, as PEM;\n"
+			    "import it before the documents it signs), dcap-qvl collateral JSON, AMD VCEKs\n"
+			    "and AMD CRLs. Validity dates are not checked here: `scone attest collateral\n"
+			    "check` shows them. Layout: docs/attestation.md.\n",
+			    import_usage);
 			return 0;
 		} else if (c == 'd') {
 			dir = optarg;
@@ -212,9 +210,8 @@ static int collateral_import(int argc, char **argv)
 
 static int collateral_check(int argc, char **argv)
 {
-	static const struct option opts[] = { { "at", required_argument, NULL, 'a' },
-					      { "help", no_argument, NULL, 'h' },
-					      { NULL, 0, NULL, 0 } };
+	static const struct option opts[] = {
+	    {"at", required_argument, NULL, 'a'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct scone_collateral *coll;
 	struct scone_wbuf out;
 	enum scone_err err;
@@ -224,7 +221,8 @@ static int collateral_check(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (c == 'h') {
-			printf("%s\n\nList the collateral files of DIR: what each is, its validity at --at (default\n"
+			printf("%s\n\nList the collateral files of DIR: what each is, its validity at --at "
+			       "(default\n"
 			       "now), and what is missing or broken, with where to fetch it.\n",
 			       check_usage);
 			return 0;
@@ -249,9 +247,9 @@ static int collateral_check(int argc, char **argv)
 }
 
 static const struct cli_cmd collateral_cmds[] = {
-	{ "import", collateral_import, "add downloaded collateral files to a collateral directory" },
-	{ "check", collateral_check, "list a collateral directory's files and their validity" },
-	{ NULL, NULL, NULL },
+    {"import", collateral_import, "add downloaded collateral files to a collateral directory"},
+    {"check", collateral_check, "list a collateral directory's files and their validity"},
+    {NULL, NULL, NULL},
 };
 
 static int dispatch(const char *prog, const struct cli_cmd *cmds, int argc, char **argv);
@@ -262,9 +260,9 @@ static int attest_collateral(int argc, char **argv)
 }
 
 static const struct cli_cmd attest_cmds[] = {
-	{ "verify", attest_verify, "verify SGX, TDX or SEV-SNP evidence and print its claims" },
-	{ "collateral", attest_collateral, "fill and check the offline collateral directory" },
-	{ NULL, NULL, NULL },
+    {"verify", attest_verify, "verify SGX, TDX or SEV-SNP evidence and print its claims"},
+    {"collateral", attest_collateral, "fill and check the offline collateral directory"},
+    {NULL, NULL, NULL},
 };
 
 /* cli_dispatch, with exit status 1 for an unknown or missing command (2 is "not authentic" here). */

@@ -37,7 +37,7 @@ static bool digits(const char *s, int n, int *out)
 
 static int month_days(int year, int mon)
 {
-	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
 
 	return mon == 2 && leap ? 29 : days[mon - 1];
@@ -64,9 +64,9 @@ enum scone_err scone_rfc3339_parse(const char *s, const char *what, int64_t *out
 	int y, mo, d, h, mi, se, off;
 	const char *p = s;
 
-	if (!digits(p, 4, &y) || p[4] != '-' || !digits(p + 5, 2, &mo) || p[7] != '-' || !digits(p + 8, 2, &d) ||
-	    (p[10] != 'T' && p[10] != 't') || !digits(p + 11, 2, &h) || p[13] != ':' || !digits(p + 14, 2, &mi) ||
-	    p[16] != ':' || !digits(p + 17, 2, &se))
+	if (!digits(p, 4, &y) || p[4] != '-' || !digits(p + 5, 2, &mo) || p[7] != '-' ||
+	    !digits(p + 8, 2, &d) || (p[10] != 'T' && p[10] != 't') || !digits(p + 11, 2, &h) ||
+	    p[13] != ':' || !digits(p + 14, 2, &mi) || p[16] != ':' || !digits(p + 17, 2, &se))
 		goto bad;
 	p += 19;
 	if (*p == '.') {
@@ -76,14 +76,14 @@ enum scone_err scone_rfc3339_parse(const char *s, const char *what, int64_t *out
 		if (p[-1] == '.')
 			goto bad;
 	}
-	if (!zone(p, &off) || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > month_days(y, mo) || h > 23 || mi > 59 ||
-	    se > 60)
+	if (!zone(p, &off) || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > month_days(y, mo) || h > 23 ||
+	    mi > 59 || se > 60)
 		goto bad;
 	*out = scone_utc_seconds(y, mo, d, h, mi, se > 59 ? 59 : se) - off;
 	return SCONE_ERR_OK;
 bad:
-	return scone_err_set(SCONE_ERR_INVALID, "%s: \"%.40s\" is not an RFC 3339 time such as 2025-06-19T10:56:11Z",
-			     what, s);
+	return scone_err_set(SCONE_ERR_INVALID,
+			     "%s: \"%.40s\" is not an RFC 3339 time such as 2025-06-19T10:56:11Z", what, s);
 }
 
 void scone_rfc3339_format(int64_t t, char out[static SCONE_RFC3339_SIZE])

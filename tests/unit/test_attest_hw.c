@@ -73,8 +73,8 @@ static uint8_t *slurp(const char *rel, size_t *size)
 
 	snprintf(path, sizeof(path), "%s/%s", vectors(), rel);
 	if (collateral_read_file(path, 1u << 20, &data, size))
-		fail_msg("cannot read vector %s: %s (run from the repository root with shared/ at ../shared)", path,
-			 scone_err_detail());
+		fail_msg("cannot read vector %s: %s (run from the repository root with shared/ at ../shared)",
+			 path, scone_err_detail());
 	return data;
 }
 
@@ -107,8 +107,8 @@ static void claim_eq(const struct scone_claims *c, const char *name, const char 
 static void expect_err(enum scone_err err, enum scone_err code, const char *needle)
 {
 	if (err != code || !strstr(scone_err_detail(), needle))
-		fail_msg("got %s \"%s\", want %s \"%s\"", scone_errname(err), scone_err_detail(), scone_errname(code),
-			 needle);
+		fail_msg("got %s \"%s\", want %s \"%s\"", scone_errname(err), scone_err_detail(),
+			 scone_errname(code), needle);
 }
 
 static bool claims_zero(const struct scone_claims *c)
@@ -177,11 +177,11 @@ static struct scone_collateral *loaded[4]; /* the same, loaded once (as CAS does
 
 static int group_setup(void **state)
 {
-	static const char *const f01[] = { V01 "sgx_quote_collateral.json", NULL };
-	static const char *const f03[] = { V03 "tdx_quote_collateral.json", NULL };
-	static const char *const f07[] = { V07 "tcb_info_issuer_chain_from_phala.pem", V07 "sample_tcbinfo_response_v5",
-					   NULL };
-	static const char *const famd[] = { V09 "vcek.der", V11 "test-vcek.der", NULL };
+	static const char *const f01[] = {V01 "sgx_quote_collateral.json", NULL};
+	static const char *const f03[] = {V03 "tdx_quote_collateral.json", NULL};
+	static const char *const f07[] = {V07 "tcb_info_issuer_chain_from_phala.pem",
+					  V07 "sample_tcbinfo_response_v5", NULL};
+	static const char *const famd[] = {V09 "vcek.der", V11 "test-vcek.der", NULL};
 	char from[400], to[400];
 
 	(void)state;
@@ -196,16 +196,17 @@ static int group_setup(void **state)
 	import_into(dir03, f03);
 	import_into(dir07, f07);
 	import_into(dir_amd, famd);
-	/* Vector 07 has no 2026 QE identity or CRLs: those of vector 03 (2025) stand in, stale at its date. */
-	for (const char *const *n = (const char *const[]){ "tdx-qe-identity.json", "pckcrl-platform.der",
-							    "rootca-crl.der", NULL };
+	/* Vector 07 has no 2026 QE identity or CRLs: those of vector 03 (2025) stand in, stale at its date.
+	 */
+	for (const char *const *n =
+		 (const char *const[]){"tdx-qe-identity.json", "pckcrl-platform.der", "rootca-crl.der", NULL};
 	     *n; n++) {
 		snprintf(from, sizeof(from), "%s/intel/%s", dir03, *n);
 		snprintf(to, sizeof(to), "%s/intel/%s", dir07, *n);
 		copy_file(from, to);
 	}
 	for (int i = 0; i < 4; i++)
-		if (scone_collateral_load((const char *[]){ dir01, dir03, dir07, dir_amd }[i], &loaded[i]))
+		if (scone_collateral_load((const char *[]){dir01, dir03, dir07, dir_amd}[i], &loaded[i]))
 			return -1;
 	return 0;
 }
@@ -219,10 +220,9 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-
 static const struct scone_collateral *loaded_for(const char *dir)
 {
-	const char *dirs[4] = { dir01, dir03, dir07, dir_amd };
+	const char *dirs[4] = {dir01, dir03, dir07, dir_amd};
 
 	for (int i = 0; dir && i < 4; i++)
 		if (strcmp(dir, dirs[i]) == 0)
@@ -234,7 +234,7 @@ static const struct scone_collateral *loaded_for(const char *dir)
 static enum scone_err verify_at(const char *type, const uint8_t *ev, size_t size, const char *dir, int64_t at,
 				bool padded, struct scone_claims *out)
 {
-	struct scone_verify_opts o = { .at = at, .collateral_dir = dir, .allow_padding = padded };
+	struct scone_verify_opts o = {.at = at, .collateral_dir = dir, .allow_padding = padded};
 
 	o.collateral = loaded_for(dir);
 	return scone_evidence_find(type)->verify(ev, size, &o, out);
@@ -255,15 +255,18 @@ TEST(test_pinned_roots)
 		x509_cn(t->ark[p], cn, sizeof(cn));
 		snprintf(want, sizeof(want), "ARK-%s", amd_product_name((enum amd_product)p));
 		assert_string_equal(cn, want);
-		assert_ok(x509_verify_chain(t->ask[p], NULL, t->ark[p], T("2030-01-01T00:00:00Z"), false, "ASK"));
-		assert_ok(x509_verify_chain(t->asvk[p], NULL, t->ark[p], T("2030-01-01T00:00:00Z"), false, "ASVK"));
+		assert_ok(
+		    x509_verify_chain(t->ask[p], NULL, t->ark[p], T("2030-01-01T00:00:00Z"), false, "ASK"));
+		assert_ok(
+		    x509_verify_chain(t->asvk[p], NULL, t->ark[p], T("2030-01-01T00:00:00Z"), false, "ASVK"));
 		/* an ASK does not chain to another product's ARK */
-		expect_err(x509_verify_chain(t->ask[p], NULL, t->ark[(p + 1) % AMD_PRODUCTS], T("2030-01-01T00:00:00Z"),
-					     false, "ASK"),
+		expect_err(x509_verify_chain(t->ask[p], NULL, t->ark[(p + 1) % AMD_PRODUCTS],
+					     T("2030-01-01T00:00:00Z"), false, "ASK"),
 			   SCONE_ERR_UNTRUSTED, "ASK");
 	}
 	/* the ARKs expire: Milan 2045-10-22 */
-	expect_err(x509_verify_chain(t->ask[AMD_MILAN], NULL, t->ark[AMD_MILAN], T("2046-01-01T00:00:00Z"), false, "ASK"),
+	expect_err(x509_verify_chain(t->ask[AMD_MILAN], NULL, t->ark[AMD_MILAN], T("2046-01-01T00:00:00Z"),
+				     false, "ASK"),
 		   SCONE_ERR_EXPIRED, "expired on 2045-10-22");
 }
 
@@ -278,22 +281,22 @@ TEST(test_rfc3339)
 	assert_int_equal(T("2024-02-29T00:00:00z"), 1709164800);
 	scone_rfc3339_format(1752919278, out);
 	assert_string_equal(out, "2025-07-19T10:01:18Z");
-	for (const char *const *bad = (const char *const[]){ "2025-02-29T00:00:00Z", "2025-07-19 10:01:18Z",
-							      "2025-07-19T10:01:18", "2025-13-01T00:00:00Z",
-							      "2025-07-19T24:00:00Z", "1969-12-31T23:59:59Z",
-							      "2025-07-19T10:01:18.Z", "2025-07-19T10:01:18Zx", "", NULL };
+	for (const char *const *bad =
+		 (const char *const[]){"2025-02-29T00:00:00Z", "2025-07-19 10:01:18Z", "2025-07-19T10:01:18",
+				       "2025-13-01T00:00:00Z", "2025-07-19T24:00:00Z", "1969-12-31T23:59:59Z",
+				       "2025-07-19T10:01:18.Z", "2025-07-19T10:01:18Zx", "", NULL};
 	     *bad; bad++)
 		expect_err(scone_rfc3339_parse(*bad, "t", &t), SCONE_ERR_INVALID, "RFC 3339");
 }
 
 TEST(test_der_reader)
 {
-	static const uint8_t long_form_short[] = { 0x04, 0x81, 0x05, 1, 2, 3, 4, 5 };
-	static const uint8_t indefinite[] = { 0x30, 0x80, 0, 0 };
-	static const uint8_t negative[] = { 0x02, 0x01, 0x80 };
-	static const uint8_t padded[] = { 0x02, 0x02, 0x00, 0x05 };
-	static const uint8_t ok[] = { 0x02, 0x02, 0x00, 0x85 };
-	static const uint8_t truncated[] = { 0x04, 0x05, 1, 2 };
+	static const uint8_t long_form_short[] = {0x04, 0x81, 0x05, 1, 2, 3, 4, 5};
+	static const uint8_t indefinite[] = {0x30, 0x80, 0, 0};
+	static const uint8_t negative[] = {0x02, 0x01, 0x80};
+	static const uint8_t padded[] = {0x02, 0x02, 0x00, 0x05};
+	static const uint8_t ok[] = {0x02, 0x02, 0x00, 0x85};
+	static const uint8_t truncated[] = {0x04, 0x05, 1, 2};
 	struct scone_rbuf r, c;
 	uint32_t v;
 
@@ -321,9 +324,9 @@ TEST(test_sgx_v3_layout)
 	size_t size;
 	uint8_t *ev = slurp(V01 "sgx_quote", &size);
 	struct intel_quote q;
-	STACK_OF(X509) *chain;
+	STACK_OF(X509) * chain;
 	struct intel_pck pck;
-	static const uint8_t comps[16] = { 11, 11, 2, 2, 255, 1 };
+	static const uint8_t comps[16] = {11, 11, 2, 2, 255, 1};
 	uint8_t h[32], auth[32];
 
 	assert_int_equal(size, 4600);
@@ -344,11 +347,14 @@ TEST(test_sgx_v3_layout)
 		auth[i] = (uint8_t)i;
 	assert_int_equal(q.qe_auth_size, 32);
 	assert_memory_equal(q.qe_auth, auth, 32);
-	hex_eq(q.qe_report + SGX_R_MRENCLAVE, 32, "96b347a64e5a045e27369c26e6dcda51fd7c850e9b3a3a79e718f43261dee1e4");
-	hex_eq(q.qe_report + SGX_R_MRSIGNER, 32, "8c4f5775d796503e96137f77c68a829a0056ac8ded70140b081b094490c57bff");
+	hex_eq(q.qe_report + SGX_R_MRENCLAVE, 32,
+	       "96b347a64e5a045e27369c26e6dcda51fd7c850e9b3a3a79e718f43261dee1e4");
+	hex_eq(q.qe_report + SGX_R_MRSIGNER, 32,
+	       "8c4f5775d796503e96137f77c68a829a0056ac8ded70140b081b094490c57bff");
 	assert_int_equal(q.qe_report[SGX_R_ISVPRODID], 1);
 	assert_int_equal(q.qe_report[SGX_R_ISVSVN], 10);
-	hex_eq(q.qe_report + SGX_R_REPORTDATA, 32, "c261bb882e542aa8d7f9e99a00efcb11cf2ee66fa9c6861f9230d3f803a275fd");
+	hex_eq(q.qe_report + SGX_R_REPORTDATA, 32,
+	       "c261bb882e542aa8d7f9e99a00efcb11cf2ee66fa9c6861f9230d3f803a275fd");
 	assert_ok(sig_sha256_2(q.attest_key, 64, q.qe_auth, 32, h));
 	assert_memory_equal(h, q.qe_report + SGX_R_REPORTDATA, 32);
 	/* PCK chain: 3548 bytes of PEM ending with one NUL */
@@ -434,8 +440,8 @@ TEST(test_sgx_v3_window)
  * Change one bit of every byte in [from, to) (bit i % 8): the verification
  * must fail (and leave no claims). Returns how many failed with AUTH.
  */
-static size_t flip_all(const char *type, const uint8_t *ev, size_t size, size_t from, size_t to, const char *dir,
-		       int64_t at, bool padded)
+static size_t flip_all(const char *type, const uint8_t *ev, size_t size, size_t from, size_t to,
+		       const char *dir, int64_t at, bool padded)
 {
 	uint8_t *copy = malloc(size);
 	struct scone_claims c;
@@ -465,7 +471,8 @@ TEST(test_sgx_v3_flips)
 	size_t sig, qe;
 
 	assert_ok(intel_quote_parse(ev, size, false, &q));
-	/* signed by the attestation key: header and report body (the version and key type are refused as unknown) */
+	/* signed by the attestation key: header and report body (the version and key type are refused as
+	 * unknown) */
 	assert_true(flip_all("sgx", ev, size, 0, 432, dir01, at, false) >= 400);
 	sig = (size_t)(q.signature - ev);
 	qe = (size_t)(q.qe_report - ev);
@@ -495,16 +502,20 @@ TEST(test_sgx_v3_truncation_and_trailing)
 	}
 	expect_err(verify_at("sgx", ev, 436, dir01, at, false, &c), SCONE_ERR_MALFORMED,
 		   "truncated at byte 436 reading signature data (4164 bytes needed, 0 left)");
-	expect_err(verify_at("sgx", ev, 434, dir01, at, false, &c), SCONE_ERR_MALFORMED, "reading signature_data_len");
+	expect_err(verify_at("sgx", ev, 434, dir01, at, false, &c), SCONE_ERR_MALFORMED,
+		   "reading signature_data_len");
 	memcpy(big, ev, size);
 	big[size] = 0x01;
 	expect_err(verify_at("sgx", big, size + 1, dir01, at, false, &c), SCONE_ERR_MALFORMED,
 		   "1 bytes after the end of the signature data at byte 4600");
-	expect_err(verify_at("sgx", big, size + 1, dir01, at, true, &c), SCONE_ERR_MALFORMED, "not zero padding");
+	expect_err(verify_at("sgx", big, size + 1, dir01, at, true, &c), SCONE_ERR_MALFORMED,
+		   "not zero padding");
 	big[size] = 0;
-	expect_err(verify_at("sgx", big, size + 8, dir01, at, false, &c), SCONE_ERR_MALFORMED, "8 bytes after");
+	expect_err(verify_at("sgx", big, size + 8, dir01, at, false, &c), SCONE_ERR_MALFORMED,
+		   "8 bytes after");
 	assert_ok(verify_at("sgx", big, size + 8, dir01, at, true, &c));
-	expect_err(verify_at("sgx", big, SCONE_EVIDENCE_MAX + 1, dir01, at, true, &c), SCONE_ERR_TOO_LARGE, "at most");
+	expect_err(verify_at("sgx", big, SCONE_EVIDENCE_MAX + 1, dir01, at, true, &c), SCONE_ERR_TOO_LARGE,
+		   "at most");
 	/* signature_data_len larger than what follows, and smaller than what it holds */
 	memcpy(big, ev, size);
 	scone_put_le32(big + 432, 4165);
@@ -523,8 +534,8 @@ TEST(test_sgx_v3_wrong_type)
 
 	expect_err(verify_at("tdx", ev, size, dir01, T("2025-07-01T00:00:00Z"), false, &c), SCONE_ERR_INVALID,
 		   "an SGX quote, not a TDX quote");
-	expect_err(verify_at("snp", ev, size, dir01, T("2025-07-01T00:00:00Z"), false, &c), SCONE_ERR_UNSUPPORTED,
-		   "version");
+	expect_err(verify_at("snp", ev, size, dir01, T("2025-07-01T00:00:00Z"), false, &c),
+		   SCONE_ERR_UNSUPPORTED, "version");
 	free(ev);
 }
 
@@ -545,8 +556,8 @@ struct ext {
 };
 
 /* A certificate for key, named by its subject fields, signed by issuer (NULL: self-signed with key). */
-static X509 *make_cert(const char *subject, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, bool ca, long serial,
-		       const struct ext *exts, size_t n_exts)
+static X509 *make_cert(const char *subject, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, bool ca,
+		       long serial, const struct ext *exts, size_t n_exts)
 {
 	X509 *x = X509_new();
 	X509_NAME *name = X509_NAME_new();
@@ -558,7 +569,8 @@ static X509 *make_cert(const char *subject, EVP_PKEY *key, X509 *issuer, EVP_PKE
 	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
 	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)subject, -1, -1, 0);
 	if (strncmp(subject, "Intel", 5) == 0) {
-		X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"Intel Corporation", -1, -1, 0);
+		X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+					   (const unsigned char *)"Intel Corporation", -1, -1, 0);
 		X509_NAME_add_entry_by_txt(name, "C", MBSTRING_ASC, (const unsigned char *)"US", -1, -1, 0);
 	}
 	X509_set_subject_name(x, name);
@@ -568,10 +580,12 @@ static X509 *make_cert(const char *subject, EVP_PKEY *key, X509 *issuer, EVP_PKE
 	ASN1_TIME_set(X509_getm_notAfter(x), (time_t)T("2040-01-01T00:00:00Z"));
 	X509_set_pubkey(x, key);
 	X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
-	e = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+	e = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
+				ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
 	X509_add_ext(x, e, -1);
 	X509_EXTENSION_free(e);
-	e = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage, ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
+	e = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage,
+				ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
 	X509_add_ext(x, e, -1);
 	X509_EXTENSION_free(e);
 	e = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_key_identifier, "hash");
@@ -650,7 +664,8 @@ static X509 *lookalike_root(EVP_PKEY **key)
 
 /* ---------------------------------------------------------------- look-alike roots */
 
-/* Vector 01 with its PCK chain replaced by pem (the attestation key signs only [0, 432): the rest is framing). */
+/* Vector 01 with its PCK chain replaced by pem (the attestation key signs only [0, 432): the rest is
+ * framing). */
 static uint8_t *sgx_with_chain(const uint8_t *ev, size_t size, const char *pem, size_t *out_size)
 {
 	struct intel_quote q;
@@ -669,7 +684,7 @@ static uint8_t *sgx_with_chain(const uint8_t *ev, size_t size, const char *pem, 
 	return out;
 }
 
-static char *chain_pem(STACK_OF(X509) *chain, X509 *replace_root)
+static char *chain_pem(STACK_OF(X509) * chain, X509 *replace_root)
 {
 	BIO *b = BIO_new(BIO_s_mem());
 	char *p, *out;
@@ -689,10 +704,10 @@ TEST(test_sgx_lookalike_root)
 	uint8_t *ev = slurp(V01 "sgx_quote", &size), *forged;
 	const struct attest_trust *pinned;
 	struct attest_trust fake;
-	struct scone_verify_opts o = { .at = T("2025-07-01T00:00:00Z"), .collateral_dir = dir01 };
+	struct scone_verify_opts o = {.at = T("2025-07-01T00:00:00Z"), .collateral_dir = dir01};
 	struct scone_claims c;
 	struct intel_quote q;
-	STACK_OF(X509) *chain;
+	STACK_OF(X509) * chain;
 	EVP_PKEY *key;
 	X509 *root = lookalike_root(&key);
 	char *pem;
@@ -701,14 +716,16 @@ TEST(test_sgx_lookalike_root)
 	assert_ok(attest_trust_pinned(&pinned));
 	fake = *pinned;
 	fake.intel_root = root;
-	expect_err(attest_sgx_verify_with(ev, size, &o, &fake, &c), SCONE_ERR_UNTRUSTED, "root is not the pinned");
+	expect_err(attest_sgx_verify_with(ev, size, &o, &fake, &c), SCONE_ERR_UNTRUSTED,
+		   "root is not the pinned");
 	assert_true(claims_zero(&c));
 	/* a quote whose chain ends in the look-alike is refused by the pinned verifier */
 	assert_ok(intel_quote_parse(ev, size, false, &q));
 	assert_ok(x509_pem_chain(q.pck_chain, q.pck_chain_size, 3, "chain", &chain));
 	pem = chain_pem(chain, root);
 	forged = sgx_with_chain(ev, size, pem, &n);
-	expect_err(verify_at("sgx", forged, n, dir01, o.at, false, &c), SCONE_ERR_UNTRUSTED, "root is not the pinned");
+	expect_err(verify_at("sgx", forged, n, dir01, o.at, false, &c), SCONE_ERR_UNTRUSTED,
+		   "root is not the pinned");
 	free(forged);
 	free(pem);
 	/* the same chain rewritten unchanged still verifies: the framing is right */
@@ -721,13 +738,15 @@ TEST(test_sgx_lookalike_root)
 	X509_free(sk_X509_pop(chain));
 	pem = chain_pem(chain, NULL);
 	forged = sgx_with_chain(ev, size, pem, &n);
-	expect_err(verify_at("sgx", forged, n, dir01, o.at, false, &c), SCONE_ERR_MALFORMED, "2 certificates, not 3");
+	expect_err(verify_at("sgx", forged, n, dir01, o.at, false, &c), SCONE_ERR_MALFORMED,
+		   "2 certificates, not 3");
 	free(forged);
 	free(pem);
 	X509_free(sk_X509_pop(chain)); /* one certificate (found by fuzz_sgx: it crashed the CN checks) */
 	pem = chain_pem(chain, NULL);
 	forged = sgx_with_chain(ev, size, pem, &n);
-	expect_err(verify_at("sgx", forged, n, dir01, o.at, false, &c), SCONE_ERR_MALFORMED, "1 certificates, not 3");
+	expect_err(verify_at("sgx", forged, n, dir01, o.at, false, &c), SCONE_ERR_MALFORMED,
+		   "1 certificates, not 3");
 	free(forged);
 	free(pem);
 	sk_X509_pop_free(chain, X509_free);
@@ -757,8 +776,10 @@ TEST(test_pem_chain_strict)
 	expect_err(x509_pem_chain((const uint8_t *)buf, strlen(buf), 3, "c", &chain), SCONE_ERR_MALFORMED,
 		   "more than 3");
 	snprintf(buf, sizeof(buf), "%.*s", (int)strlen(cert) - 30, cert);
-	expect_err(x509_pem_chain((const uint8_t *)buf, strlen(buf), 3, "c", &chain), SCONE_ERR_MALFORMED, "no END");
-	expect_err(x509_pem_chain((const uint8_t *)"", 0, 3, "c", &chain), SCONE_ERR_MALFORMED, "no certificate");
+	expect_err(x509_pem_chain((const uint8_t *)buf, strlen(buf), 3, "c", &chain), SCONE_ERR_MALFORMED,
+		   "no END");
+	expect_err(x509_pem_chain((const uint8_t *)"", 0, 3, "c", &chain), SCONE_ERR_MALFORMED,
+		   "no certificate");
 }
 
 /* ---------------------------------------------------------------- collateral refusals */
@@ -792,11 +813,12 @@ TEST(test_sgx_collateral_refusals)
 		const char *drop, *needle;
 		enum scone_err code;
 	} cases[] = {
-		{ "rootca-crl.der", "IntelSGXRootCA.der", SCONE_ERR_NOT_FOUND },
-		{ "pckcrl-processor.der", "pckcrl?ca=processor&encoding=der", SCONE_ERR_NOT_FOUND },
-		{ "sgx-tcbinfo-00a067110000.json", "sgx/certification/v4/tcb?fmspc=00a067110000", SCONE_ERR_NOT_FOUND },
-		{ "sgx-qe-identity.json", "sgx/certification/v4/qe/identity", SCONE_ERR_NOT_FOUND },
-		{ "tcb-signing-chain.pem", "tcb-signing-chain.pem is missing", SCONE_ERR_NOT_FOUND },
+	    {"rootca-crl.der", "IntelSGXRootCA.der", SCONE_ERR_NOT_FOUND},
+	    {"pckcrl-processor.der", "pckcrl?ca=processor&encoding=der", SCONE_ERR_NOT_FOUND},
+	    {"sgx-tcbinfo-00a067110000.json", "sgx/certification/v4/tcb?fmspc=00a067110000",
+	     SCONE_ERR_NOT_FOUND},
+	    {"sgx-qe-identity.json", "sgx/certification/v4/qe/identity", SCONE_ERR_NOT_FOUND},
+	    {"tcb-signing-chain.pem", "tcb-signing-chain.pem is missing", SCONE_ERR_NOT_FOUND},
 	};
 	size_t size;
 	uint8_t *ev = slurp(V01 "sgx_quote", &size), *doc;
@@ -808,7 +830,8 @@ TEST(test_sgx_collateral_refusals)
 	expect_err(verify_at("sgx", ev, size, NULL, at, false, &c), SCONE_ERR_NOT_FOUND, "--collateral DIR");
 	expect_err(verify_at("sgx", ev, size, "/nonexistent/collateral", at, false, &c), SCONE_ERR_NOT_FOUND,
 		   "does not exist");
-	expect_err(verify_at("sgx", ev, size, dir03, at, false, &c), SCONE_ERR_NOT_FOUND, "pckcrl?ca=processor");
+	expect_err(verify_at("sgx", ev, size, dir03, at, false, &c), SCONE_ERR_NOT_FOUND,
+		   "pckcrl?ca=processor");
 	for (size_t i = 0; i < N_ELEMS(cases); i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "drop%zu", i);
@@ -824,7 +847,8 @@ TEST(test_sgx_collateral_refusals)
 	strstr((char *)doc, "\"pcesvn\":13")[10] = '2';
 	write_file(path, doc, doc_size);
 	free(doc);
-	expect_err(verify_at("sgx", ev, size, dir, at, false, &c), SCONE_ERR_AUTH, "tcbInfo: the signature does not verify");
+	expect_err(verify_at("sgx", ev, size, dir, at, false, &c), SCONE_ERR_AUTH,
+		   "tcbInfo: the signature does not verify");
 	assert_non_null(strstr(scone_err_detail(), "sgx-tcbinfo-00a067110000.json"));
 	/* a TCB info filed under another FMSPC */
 	dir_variant(dir01, "renamed", NULL, dir, sizeof(dir));
@@ -844,8 +868,9 @@ TEST(test_collateral_describe)
 	scone_wbuf_init(&w, 1u << 16, 0);
 	assert_ok(scone_collateral_describe(c, T("2025-07-01T00:00:00Z"), &w));
 	assert_ok(scone_wbuf_u8(&w, 0));
-	assert_non_null(strstr((char *)w.data, "intel/sgx-tcbinfo-00a067110000.json: SGX TCB info, FMSPC 00a067110000, "
-					       "issued 2025-06-19T10:56:11Z, next update 2025-07-19T10:56:11Z: current"));
+	assert_non_null(strstr((char *)w.data,
+			       "intel/sgx-tcbinfo-00a067110000.json: SGX TCB info, FMSPC 00a067110000, "
+			       "issued 2025-06-19T10:56:11Z, next update 2025-07-19T10:56:11Z: current"));
 	assert_non_null(strstr((char *)w.data, "intel/tdx-qe-identity.json: missing: https://"));
 	assert_non_null(strstr((char *)w.data, "intel/rootca-crl.der: CRL"));
 	scone_wbuf_free(&w);
@@ -864,7 +889,7 @@ TEST(test_revocation)
 	X509 *root = lookalike_root(&rk);
 	X509 *ca = make_cert("Intel SGX PCK Platform CA", ck, root, rk, true, 77, NULL, 0);
 	X509 *leaf = make_cert("Intel SGX PCK Certificate", lk, ca, ck, false, 4242, NULL, 0);
-	struct attest_trust trust = { .intel_root = root };
+	struct attest_trust trust = {.intel_root = root};
 	struct scone_collateral *c;
 	char dir[400], path[600];
 	int64_t at = T("2025-07-01T00:00:00Z");
@@ -874,11 +899,11 @@ TEST(test_revocation)
 	snprintf(path, sizeof(path), "%s/intel", dir);
 	make_dir(path);
 	snprintf(path, sizeof(path), "%s/intel/rootca-crl.der", dir);
-	crl = make_crl(root, rk, (const long[]){ 5 }, 1, "2025-06-01T00:00:00Z", "2025-08-01T00:00:00Z");
+	crl = make_crl(root, rk, (const long[]){5}, 1, "2025-06-01T00:00:00Z", "2025-08-01T00:00:00Z");
 	write_crl(path, crl);
 	X509_CRL_free(crl);
 	snprintf(path, sizeof(path), "%s/intel/pckcrl-platform.der", dir);
-	crl = make_crl(ca, ck, (const long[]){ 1, 2 }, 2, "2025-06-01T00:00:00Z", "2025-08-01T00:00:00Z");
+	crl = make_crl(ca, ck, (const long[]){1, 2}, 2, "2025-06-01T00:00:00Z", "2025-08-01T00:00:00Z");
 	write_crl(path, crl);
 	X509_CRL_free(crl);
 	assert_ok(collateral_load_with(dir, &trust, &c));
@@ -887,26 +912,29 @@ TEST(test_revocation)
 		   "IntelSGXRootCA.der");
 	scone_collateral_free(c);
 	/* the PCK certificate on the PCK CRL */
-	crl = make_crl(ca, ck, (const long[]){ 1, 4242 }, 2, "2025-06-01T00:00:00Z", "2025-08-01T00:00:00Z");
+	crl = make_crl(ca, ck, (const long[]){1, 4242}, 2, "2025-06-01T00:00:00Z", "2025-08-01T00:00:00Z");
 	write_crl(path, crl);
 	X509_CRL_free(crl);
 	assert_ok(collateral_load_with(dir, &trust, &c));
-	expect_err(collateral_check_revocation(c, leaf, ca, at), SCONE_ERR_UNTRUSTED, "PCK certificate is revoked");
+	expect_err(collateral_check_revocation(c, leaf, ca, at), SCONE_ERR_UNTRUSTED,
+		   "PCK certificate is revoked");
 	scone_collateral_free(c);
 	/* a PCK CRL not signed by the CA */
 	crl = make_crl(ca, other, NULL, 0, "2025-06-01T00:00:00Z", "2025-08-01T00:00:00Z");
 	write_crl(path, crl);
 	X509_CRL_free(crl);
 	assert_ok(collateral_load_with(dir, &trust, &c));
-	expect_err(collateral_check_revocation(c, leaf, ca, at), SCONE_ERR_UNTRUSTED, "signature does not verify");
+	expect_err(collateral_check_revocation(c, leaf, ca, at), SCONE_ERR_UNTRUSTED,
+		   "signature does not verify");
 	scone_collateral_free(c);
 	/* the CA on the Root CA CRL */
 	snprintf(path, sizeof(path), "%s/intel/rootca-crl.der", dir);
-	crl = make_crl(root, rk, (const long[]){ 77 }, 1, "2025-06-01T00:00:00Z", "2025-08-01T00:00:00Z");
+	crl = make_crl(root, rk, (const long[]){77}, 1, "2025-06-01T00:00:00Z", "2025-08-01T00:00:00Z");
 	write_crl(path, crl);
 	X509_CRL_free(crl);
 	assert_ok(collateral_load_with(dir, &trust, &c));
-	expect_err(collateral_check_revocation(c, leaf, ca, at), SCONE_ERR_UNTRUSTED, "intermediate CA is revoked");
+	expect_err(collateral_check_revocation(c, leaf, ca, at), SCONE_ERR_UNTRUSTED,
+		   "intermediate CA is revoked");
 	scone_collateral_free(c);
 	/* a Root CA CRL signed by another key fails at load and is refused when needed */
 	crl = make_crl(root, other, NULL, 0, "2025-06-01T00:00:00Z", "2025-08-01T00:00:00Z");
@@ -931,10 +959,10 @@ TEST(test_tdx_v4_layout)
 	size_t size;
 	uint8_t *ev = slurp(V03 "tdx_quote", &size);
 	struct intel_quote q;
-	STACK_OF(X509) *chain;
+	STACK_OF(X509) * chain;
 	struct intel_pck pck;
 	char cn[64];
-	static const uint8_t comps[16] = { 3, 3, 2, 2, 4, 1, 0, 5 };
+	static const uint8_t comps[16] = {3, 3, 2, 2, 4, 1, 0, 5};
 
 	assert_int_equal(size, 5006);
 	expect_err(intel_quote_parse(ev, size, false, &q), SCONE_ERR_MALFORMED, "70 bytes after");
@@ -949,8 +977,10 @@ TEST(test_tdx_v4_layout)
 	hex_eq(q.body + TD_R_SEAMATTRIBUTES, 8, "0000000000000000");
 	assert_int_equal(q.qe_report[SGX_R_ISVPRODID], 2);
 	assert_int_equal(q.qe_report[SGX_R_ISVSVN], 6);
-	hex_eq(q.qe_report + SGX_R_MRENCLAVE, 32, "e5a3a7b5d830c2953b98534c6c59a3a34fdc34e933f7f5898f0a85cf08846bca");
-	hex_eq(q.qe_report + SGX_R_MRSIGNER, 32, "dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5");
+	hex_eq(q.qe_report + SGX_R_MRENCLAVE, 32,
+	       "e5a3a7b5d830c2953b98534c6c59a3a34fdc34e933f7f5898f0a85cf08846bca");
+	hex_eq(q.qe_report + SGX_R_MRSIGNER, 32,
+	       "dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5");
 	assert_int_equal(q.qe_auth_size, 32);
 	assert_int_equal(q.pck_chain_size, 3678);
 	assert_ok(x509_pem_chain(q.pck_chain, q.pck_chain_size, 3, "chain", &chain));
@@ -972,39 +1002,49 @@ TEST(test_tdx_v4_claims)
 	uint8_t *ev = slurp(V03 "tdx_quote", &size);
 	struct scone_claims c;
 
-	expect_err(verify_at("tdx", ev, size, dir03, T("2025-07-01T00:00:00Z"), false, &c), SCONE_ERR_MALFORMED,
-		   "70 bytes after the end of the signature data at byte 4936");
+	expect_err(verify_at("tdx", ev, size, dir03, T("2025-07-01T00:00:00Z"), false, &c),
+		   SCONE_ERR_MALFORMED, "70 bytes after the end of the signature data at byte 4936");
 	assert_ok(verify_at("tdx", ev, size, dir03, T("2025-07-01T00:00:00Z"), true, &c));
 	assert_ok(verify_at("tdx", ev, size - 70, dir03, T("2025-07-01T00:00:00Z"), false, &c));
 	assert_int_equal(c.type, SCONE_EVIDENCE_TDX);
 	hex_eq(c.measurement, c.measurement_size,
-	       "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7");
+	       "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b253887311"
+	       "8b7");
 	hex_eq(c.signer, c.signer_size,
-	       "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000");
+	       "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+	       "000");
 	hex_eq(c.platform_id, c.platform_id_size, "b0c06f000000");
 	hex_eq(c.report_data, 64,
-	       "9a9d48e7f6799642d3d1b34e1e5e1742d4bb02dd6ddd551862c1211d35c304f9eca3efdbb481601c163cf52493d6e44aed55d51ec39"
+	       "9a9d48e7f6799642d3d1b34e1e5e1742d4bb02dd6ddd551862c1211d35c304f9eca3efdbb481601c163cf52493d6e"
+	       "44aed55d51ec39"
 	       "b7e518fadb92c2b523f20");
 	assert_false(c.debug);
 	assert_int_equal(c.tcb_status, SCONE_TCB_UP_TO_DATE);
 	assert_string_equal(c.advisories, "");
 	claim_eq(&c, "tee_tcb_svn", "06010300000000000000000000000000");
 	claim_eq(&c, "mrseam",
-		 "5b38e33a6487958b72c3c12a938eaa5e3fd4510c51aeeab58c7d5ecee41d7c436489d6c8e4f92f160b7cad34207b00c1");
+		 "5b38e33a6487958b72c3c12a938eaa5e3fd4510c51aeeab58c7d5ecee41d7c436489d6c8e4f92f160b7cad34207"
+		 "b00c1");
 	claim_eq(&c, "td_attributes", "0000001000000000");
 	claim_eq(&c, "xfam", "e702060000000000");
 	claim_eq(&c, "rtmr0",
-		 "44c0197b39157fdd7a4dcc44767f9d6b0bb3977c7a8e347b8492f827fe9d9e5c48aca29b220b80b6a540cf994b9bc9c0");
+		 "44c0197b39157fdd7a4dcc44767f9d6b0bb3977c7a8e347b8492f827fe9d9e5c48aca29b220b80b6a540cf994b9"
+		 "bc9c0");
 	claim_eq(&c, "rtmr1",
-		 "0084452c01668329d4bc06acdf58a7205c26743304509973949e5619bf81a6a7aea8c323c173019b3093d54e579e9378");
+		 "0084452c01668329d4bc06acdf58a7205c26743304509973949e5619bf81a6a7aea8c323c173019b3093d54e579"
+		 "e9378");
 	claim_eq(&c, "rtmr2",
-		 "d833feef2cd945148aa38ead2c53e9b7f138190aaaebfc551dccd829fc207aa3ba80b70870d7330733642e01d48c3132");
+		 "d833feef2cd945148aa38ead2c53e9b7f138190aaaebfc551dccd829fc207aa3ba80b70870d7330733642e01d48"
+		 "c3132");
 	claim_eq(&c, "rtmr3",
-		 "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000");
+		 "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+		 "00000");
 	claim_eq(&c, "mrconfigid",
-		 "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000");
+		 "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+		 "00000");
 	claim_eq(&c, "mrowner",
-		 "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000");
+		 "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+		 "00000");
 	claim_eq(&c, "body_type", "2");
 	claim_eq(&c, "quote_version", "4");
 	claim_eq(&c, "pcesvn", "11");
@@ -1038,8 +1078,8 @@ TEST(test_tdx_v4_flips_and_truncation)
 	size -= 70;
 	assert_ok(intel_quote_parse(ev, size, false, &q));
 	assert_true(flip_all("tdx", ev, size, 0, 632, dir03, at, false) >= 600);
-	assert_int_equal(flip_all("tdx", ev, size, (size_t)(q.qe_report - ev), (size_t)(q.qe_report - ev) + 448, dir03,
-				  at, false),
+	assert_int_equal(flip_all("tdx", ev, size, (size_t)(q.qe_report - ev),
+				  (size_t)(q.qe_report - ev) + 448, dir03, at, false),
 			 448);
 	for (size_t n = 0; n < size; n += 7)
 		assert_int_not_equal(verify_at("tdx", ev, n, dir03, at, false, &c), SCONE_ERR_OK);
@@ -1057,7 +1097,7 @@ TEST(test_tdx_v5)
 	uint8_t *ev = slurp(V07 "quote_v5_sample.dat", &size), *body;
 	int64_t at = T("2026-02-03T01:00:00Z");
 	struct intel_quote q;
-	STACK_OF(X509) *chain;
+	STACK_OF(X509) * chain;
 	struct intel_pck pck;
 	struct tcb_info *ti = malloc(sizeof(*ti));
 	struct tcb_result r;
@@ -1065,7 +1105,7 @@ TEST(test_tdx_v5)
 	char *text;
 	size_t text_size;
 	uint8_t sig[64];
-	static const uint8_t comps[16] = { 4, 4, 2, 2, 4, 1, 0, 5 };
+	static const uint8_t comps[16] = {4, 4, 2, 2, 4, 1, 0, 5};
 
 	assert_int_equal(size, 5006);
 	assert_ok(intel_quote_parse(ev, size, true, &q));
@@ -1077,21 +1117,28 @@ TEST(test_tdx_v5)
 	hex_eq(q.user_data, 20, "ba103c0e5dffa40351f9d5dd559888eb00000000");
 	hex_eq(q.body + TD_R_TEE_TCB_SVN, 16, "0b010400000000000000000000000000");
 	hex_eq(q.body + TD_R_MRSEAM, 48,
-	       "7bf063280e94fb051f5dd7b1fc59ce9aac42bb961df8d44b709c9b0ff87a7b4df648657ba6d1189589feab1d5a3c9a9d");
+	       "7bf063280e94fb051f5dd7b1fc59ce9aac42bb961df8d44b709c9b0ff87a7b4df648657ba6d1189589feab1d5a3c9"
+	       "a9d");
 	hex_eq(q.body + TD_R_MRTD, 48,
-	       "7348651a34b2d2d3462822e3a750ec6110125f36757c78480bbfc69cc0d21fb001a1ced3ee19747dda8f750c3bc8f876");
+	       "7348651a34b2d2d3462822e3a750ec6110125f36757c78480bbfc69cc0d21fb001a1ced3ee19747dda8f750c3bc8f"
+	       "876");
 	hex_eq(q.body + TD_R_RTMR0, 48,
-	       "5c8daf76063a71ac8fcef4067564661fc682ed7944c7a5d21dbbced02f61ceff4ba0678c6aef3bdae8cbc614cec24619");
+	       "5c8daf76063a71ac8fcef4067564661fc682ed7944c7a5d21dbbced02f61ceff4ba0678c6aef3bdae8cbc614cec24"
+	       "619");
 	hex_eq(q.body + TD_R_RTMR0 + 48, 48,
-	       "463acaace1b6e97c76e92e41fe312aa66f3fd4dad60ec7acf169859db0343e3d1e591646795cdc80fbc0ca5f7041d253");
+	       "463acaace1b6e97c76e92e41fe312aa66f3fd4dad60ec7acf169859db0343e3d1e591646795cdc80fbc0ca5f7041d"
+	       "253");
 	hex_eq(q.body + TD_R_RTMR0 + 96, 48,
-	       "6369b9c9a3b791ebcbdc5a0bb9536cfb57f50df2b393b33c8b29616d3568baa61f4b59dc6092e31ea8764bcbdfc69f20");
+	       "6369b9c9a3b791ebcbdc5a0bb9536cfb57f50df2b393b33c8b29616d3568baa61f4b59dc6092e31ea8764bcbdfc69"
+	       "f20");
 	hex_eq(q.body + TD_R_REPORTDATA, 64,
-	       "945eaacf5abc1f719d8666a942fda03d1edcb4490277396093dc5a5289ab9f1e094aed63060cd4a4933a4dd537ed1255c9c79ecb3ed"
+	       "945eaacf5abc1f719d8666a942fda03d1edcb4490277396093dc5a5289ab9f1e094aed63060cd4a4933a4dd537ed1"
+	       "255c9c79ecb3ed"
 	       "82cd1b486233e31c25c3a");
 	hex_eq(q.body + TD_R_TEE_TCB_SVN2, 16, "0d010400000000000000000000000000");
 	hex_eq(q.body + TD_R_MRSERVICETD, 48,
-	       "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000");
+	       "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+	       "000");
 	hex_eq(q.body + TD_R_TDATTRIBUTES, 8, "0000001000000000");
 	assert_int_equal(q.qe_report[SGX_R_ISVSVN], 7);
 	assert_ok(x509_pem_chain(q.pck_chain, q.pck_chain_size, 3, "chain", &chain));
@@ -1158,8 +1205,8 @@ TEST(test_tdx_v5_framing)
 
 /* ---------------------------------------------------------------- TCB levels and identities */
 
-static void set_level(struct tcb_level *l, uint8_t sgx, uint16_t pcesvn, uint8_t tdx2, enum scone_tcb_status s,
-		      const char *adv)
+static void set_level(struct tcb_level *l, uint8_t sgx, uint16_t pcesvn, uint8_t tdx2,
+		      enum scone_tcb_status s, const char *adv)
 {
 	memset(l, 0, sizeof(*l));
 	memset(l->sgx, sgx, 16);
@@ -1174,10 +1221,11 @@ static void set_level(struct tcb_level *l, uint8_t sgx, uint16_t pcesvn, uint8_t
 TEST(test_tcb_levels_sgx)
 {
 	struct tcb_info *ti = calloc(1, sizeof(*ti));
-	struct intel_pck pck = { .pcesvn = 10 };
-	uint8_t body[TD15_REPORT_SIZE] = { 0 };
-	struct intel_quote q = { .version = 3, .tee_type = INTEL_TEE_SGX, .body_type = INTEL_BODY_SGX, .body = body };
-	struct tcb_level qe = { .isvsvn = 1, .status = SCONE_TCB_UP_TO_DATE };
+	struct intel_pck pck = {.pcesvn = 10};
+	uint8_t body[TD15_REPORT_SIZE] = {0};
+	struct intel_quote q = {
+	    .version = 3, .tee_type = INTEL_TEE_SGX, .body_type = INTEL_BODY_SGX, .body = body};
+	struct tcb_level qe = {.isvsvn = 1, .status = SCONE_TCB_UP_TO_DATE};
 	struct tcb_result r;
 
 	memset(pck.comp_svn, 5, 16);
@@ -1193,7 +1241,8 @@ TEST(test_tcb_levels_sgx)
 	assert_int_equal(r.status, SCONE_TCB_OUT_OF_DATE);
 	assert_string_equal(r.advisories, "INTEL-SA-1,INTEL-SA-9");
 	pck.pcesvn = 10;
-	/* the QE's level converges: OutOfDate makes SWHardeningNeeded OutOfDate, advisories merge without repeats */
+	/* the QE's level converges: OutOfDate makes SWHardeningNeeded OutOfDate, advisories merge without
+	 * repeats */
 	qe.status = SCONE_TCB_OUT_OF_DATE;
 	snprintf(qe.advisories, sizeof(qe.advisories), "INTEL-SA-1,INTEL-SA-2");
 	assert_ok(intel_tcb_evaluate(ti, &pck, &q, &qe, &r));
@@ -1218,9 +1267,11 @@ TEST(test_tcb_levels_sgx)
 TEST(test_tcb_levels_tdx)
 {
 	struct tcb_info *ti = calloc(1, sizeof(*ti));
-	struct intel_pck pck = { .pcesvn = 10 };
-	uint8_t body[TD15_REPORT_SIZE] = { 0 }, *tee = body + TD_R_TEE_TCB_SVN, *svn2 = body + TD_R_TEE_TCB_SVN2;
-	struct intel_quote q = { .version = 4, .tee_type = INTEL_TEE_TDX, .body_type = INTEL_BODY_TD10, .body = body };
+	struct intel_pck pck = {.pcesvn = 10};
+	uint8_t body[TD15_REPORT_SIZE] = {0}, *tee = body + TD_R_TEE_TCB_SVN,
+		*svn2 = body + TD_R_TEE_TCB_SVN2;
+	struct intel_quote q = {
+	    .version = 4, .tee_type = INTEL_TEE_TDX, .body_type = INTEL_BODY_TD10, .body = body};
 	struct tdx_module *m = &ti->modules[0];
 	struct tcb_result r;
 
@@ -1230,8 +1281,8 @@ TEST(test_tcb_levels_tdx)
 	set_level(&ti->levels[1], 5, 10, 2, SCONE_TCB_OUT_OF_DATE, "INTEL-SA-7");
 	ti->n_levels = 2;
 	snprintf(m->id, sizeof(m->id), "TDX_01");
-	m->levels[0] = (struct tcb_level){ .isvsvn = 6, .status = SCONE_TCB_UP_TO_DATE };
-	m->levels[1] = (struct tcb_level){ .isvsvn = 2, .status = SCONE_TCB_OUT_OF_DATE };
+	m->levels[0] = (struct tcb_level){.isvsvn = 6, .status = SCONE_TCB_UP_TO_DATE};
+	m->levels[1] = (struct tcb_level){.isvsvn = 2, .status = SCONE_TCB_OUT_OF_DATE};
 	snprintf(m->levels[1].advisories, sizeof(m->levels[1].advisories), "INTEL-SA-3");
 	m->n_levels = 2;
 	ti->n_modules = 1;
@@ -1267,7 +1318,8 @@ TEST(test_tcb_levels_tdx)
 	assert_int_equal(r.status, SCONE_TCB_TD_RELAUNCH_ADVISED);
 	q.body_type = INTEL_BODY_TD10;
 	tee[0] = 1;
-	expect_err(intel_tcb_evaluate(ti, &pck, &q, NULL, &r), SCONE_ERR_UNTRUSTED, "TDX module SVN 1 is below");
+	expect_err(intel_tcb_evaluate(ti, &pck, &q, NULL, &r), SCONE_ERR_UNTRUSTED,
+		   "TDX module SVN 1 is below");
 	tee[0] = 6, tee[1] = 2;
 	expect_err(intel_tcb_evaluate(ti, &pck, &q, NULL, &r), SCONE_ERR_UNTRUSTED, "no identity TDX_02");
 	expect_err(intel_tdx_module_check(ti, &q), SCONE_ERR_UNTRUSTED, "no identity TDX_02");
@@ -1335,41 +1387,54 @@ TEST(test_tcbinfo_malformed)
 	static const struct {
 		const char *text, *needle;
 	} cases[] = {
-		{ "[]", "expected an object" },
-		{ "{\"version\":4}", "tcbInfo.version 4" },
-		{ "{\"id\":\"XYZ\",\"version\":3}", "tcbInfo.id" },
-		{ "{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"yesterday\"}", "issueDate" },
-		{ "{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"2025-01-01T00:00:00Z\",\"nextUpdate\":\"2025-02-01T00:00:00Z\","
-		  "\"fmspc\":\"00A06711000\"}",
-		  "fmspc" },
-		{ "{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"2025-01-01T00:00:00Z\",\"nextUpdate\":\"2025-02-01T00:00:00Z\","
-		  "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbLevels\":[]}",
-		  "0 levels" },
-		{ "{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"2025-01-01T00:00:00Z\",\"nextUpdate\":\"2025-02-01T00:00:00Z\","
-		  "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbLevels\":[{\"tcb\":{"
-		  "\"sgxtcbcomponents\":[{\"svn\":1}],\"pcesvn\":1},\"tcbDate\":\"2025-01-01T00:00:00Z\",\"tcbStatus\":"
-		  "\"UpToDate\"}]}",
-		  "1 components, expected 16" },
-		{ "{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"2025-01-01T00:00:00Z\",\"nextUpdate\":\"2025-02-01T00:00:00Z\","
-		  "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbLevels\":[{\"tcb\":{"
-		  "\"sgxtcbcomponents\":[{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},"
-		  "{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":256}],"
-		  "\"pcesvn\":1},\"tcbDate\":\"2025-01-01T00:00:00Z\",\"tcbStatus\":\"UpToDate\"}]}",
-		  "svn: expected an integer 0..255" },
-		{ "{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"2025-01-01T00:00:00Z\",\"nextUpdate\":\"2025-02-01T00:00:00Z\","
-		  "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbLevels\":[{\"tcb\":{"
-		  "\"sgxtcbcomponents\":[{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},"
-		  "{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1}],"
-		  "\"pcesvn\":1},\"tcbDate\":\"2025-01-01T00:00:00Z\",\"tcbStatus\":\"TDRelaunchAdvised\"}]}",
-		  "not a status of this document" },
+	    {"[]", "expected an object"},
+	    {"{\"version\":4}", "tcbInfo.version 4"},
+	    {"{\"id\":\"XYZ\",\"version\":3}", "tcbInfo.id"},
+	    {"{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"yesterday\"}", "issueDate"},
+	    {"{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"2025-01-01T00:00:00Z\",\"nextUpdate\":\"2025-02-"
+	     "01T00:00:00Z\","
+	     "\"fmspc\":\"00A06711000\"}",
+	     "fmspc"},
+	    {"{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"2025-01-01T00:00:00Z\",\"nextUpdate\":\"2025-02-"
+	     "01T00:00:00Z\","
+	     "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbLevels\":[]}",
+	     "0 levels"},
+	    {"{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"2025-01-01T00:00:00Z\",\"nextUpdate\":\"2025-02-"
+	     "01T00:00:00Z\","
+	     "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbLevels\":[{"
+	     "\"tcb\":{"
+	     "\"sgxtcbcomponents\":[{\"svn\":1}],\"pcesvn\":1},\"tcbDate\":\"2025-01-01T00:00:00Z\","
+	     "\"tcbStatus\":"
+	     "\"UpToDate\"}]}",
+	     "1 components, expected 16"},
+	    {"{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"2025-01-01T00:00:00Z\",\"nextUpdate\":\"2025-02-"
+	     "01T00:00:00Z\","
+	     "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbLevels\":[{"
+	     "\"tcb\":{"
+	     "\"sgxtcbcomponents\":[{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{"
+	     "\"svn\":1},"
+	     "{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1}"
+	     ",{\"svn\":256}],"
+	     "\"pcesvn\":1},\"tcbDate\":\"2025-01-01T00:00:00Z\",\"tcbStatus\":\"UpToDate\"}]}",
+	     "svn: expected an integer 0..255"},
+	    {"{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"2025-01-01T00:00:00Z\",\"nextUpdate\":\"2025-02-"
+	     "01T00:00:00Z\","
+	     "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbLevels\":[{"
+	     "\"tcb\":{"
+	     "\"sgxtcbcomponents\":[{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{"
+	     "\"svn\":1},"
+	     "{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1}"
+	     ",{\"svn\":1}],"
+	     "\"pcesvn\":1},\"tcbDate\":\"2025-01-01T00:00:00Z\",\"tcbStatus\":\"TDRelaunchAdvised\"}]}",
+	     "not a status of this document"},
 	};
 	struct tcb_info *ti = malloc(sizeof(*ti));
 
 	for (size_t i = 0; i < N_ELEMS(cases); i++) {
 		enum scone_err err = intel_tcbinfo_parse(cases[i].text, strlen(cases[i].text), ti);
 		if (err == SCONE_ERR_OK || !strstr(scone_err_detail(), cases[i].needle))
-			fail_msg("case %zu: got %s \"%s\", want \"%s\"", i, scone_errname(err), scone_err_detail(),
-				 cases[i].needle);
+			fail_msg("case %zu: got %s \"%s\", want \"%s\"", i, scone_errname(err),
+				 scone_err_detail(), cases[i].needle);
 	}
 	free(ti);
 }
@@ -1391,9 +1456,11 @@ TEST(test_snp_v2_claims)
 	assert_ok(verify_at("snp", ev, size, dir_amd, T("2025-01-01T00:00:00Z"), false, &c));
 	assert_int_equal(c.type, SCONE_EVIDENCE_SNP);
 	hex_eq(c.measurement, c.measurement_size,
-	       "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01");
+	       "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872"
+	       "b01");
 	hex_eq(c.platform_id, 64,
-	       "3ac3fe21e13fb0990eb28a802e3fb6a29483a6b0753590c951bdd3b8e53786184ca39e359669a2b76a1936776b564ea464cdce40c05"
+	       "3ac3fe21e13fb0990eb28a802e3fb6a29483a6b0753590c951bdd3b8e53786184ca39e359669a2b76a1936776b564"
+	       "ea464cdce40c05"
 	       "f63c9b610c5068b006b5d");
 	hex_eq(c.report_data, 8, "0102030405000000");
 	assert_true(c.debug); /* policy 0xb0000: DEBUG allowed */
@@ -1423,20 +1490,23 @@ TEST(test_snp_v2_claims)
 	ev = slurp(V11 "test-report.bin", &size);
 	assert_ok(verify_at("snp", ev, size, dir_amd, T("2025-01-01T00:00:00Z"), false, &c));
 	hex_eq(c.measurement, 48,
-	       "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c");
+	       "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d"
+	       "38c");
 	hex_eq(c.report_data, 64,
-	       "ec6c52d7533cc2c4f45be7849cf112ab82b2009fe7bd43e71ed08c14400ad7e20000000000000000000000000000000000000000000"
+	       "ec6c52d7533cc2c4f45be7849cf112ab82b2009fe7bd43e71ed08c14400ad7e200000000000000000000000000000"
+	       "00000000000000"
 	       "000000000000000000000");
 	hex_eq(c.platform_id, 64,
-	       "c38427a30d4c7af9d96f7a15b97269825a64cb76a2352ffd5d18115d89ad473f8e8c0bcd9a5d9286612bad4aadfb4426205a3b9e4fe"
+	       "c38427a30d4c7af9d96f7a15b97269825a64cb76a2352ffd5d18115d89ad473f8e8c0bcd9a5d9286612bad4aadfb4"
+	       "426205a3b9e4fe"
 	       "a82301135a170e477524e");
 	assert_false(c.debug); /* policy 0x3001f */
 	claim_eq(&c, "policy", "000000000003001f");
 	claim_eq(&c, "reported_tcb", "7308000000000003");
 	claim_eq(&c, "current_firmware", "1.52.4");
 	/* the VCEK is valid 2023-01-24..2030-01-24 */
-	expect_err(verify_at("snp", ev, size, dir_amd, T("2031-01-01T00:00:00Z"), false, &c), SCONE_ERR_EXPIRED,
-		   "SNP certificate chain");
+	expect_err(verify_at("snp", ev, size, dir_amd, T("2031-01-01T00:00:00Z"), false, &c),
+		   SCONE_ERR_EXPIRED, "SNP certificate chain");
 	/* no certificate table and no collateral: what to fetch */
 	expect_err(verify_at("snp", ev, size, NULL, 0, false, &c), SCONE_ERR_NOT_FOUND,
 		   "https://kdsintf.amd.com/vcek/v1/{Milan|Genoa}/c38427a30d4c7af9");
@@ -1454,19 +1524,23 @@ TEST(test_snp_v2_negatives)
 	/* trustee's variants: report byte 42 + 1, report byte 384 (REPORTED_TCB) + 1 */
 	memcpy(copy, ev, size);
 	copy[42]++;
-	expect_err(verify_at("snp", copy, size, dir_amd, at, false, &c), SCONE_ERR_AUTH, "SNP report signature");
+	expect_err(verify_at("snp", copy, size, dir_amd, at, false, &c), SCONE_ERR_AUTH,
+		   "SNP report signature");
 	memcpy(copy, ev, size);
 	copy[384]++; /* the VCEK for that TCB is not in the directory */
-	expect_err(verify_at("snp", copy, size, dir_amd, at, false, &c), SCONE_ERR_NOT_FOUND, "7308000000000004");
+	expect_err(verify_at("snp", copy, size, dir_amd, at, false, &c), SCONE_ERR_NOT_FOUND,
+		   "7308000000000004");
 	/* every byte of the signed range */
 	assert_true(flip_all("snp", ev, size, 0, SNP_SIGNED_SIZE, dir_amd, at, false) >= 300);
 	/* the signature's zero extension and the reserved tail (not signed: must be zero) */
-	assert_int_equal(flip_all("snp", ev, size, SNP_O_SIG_R + 48, SNP_O_SIG_R + 72, dir_amd, at, false), 0);
+	assert_int_equal(flip_all("snp", ev, size, SNP_O_SIG_R + 48, SNP_O_SIG_R + 72, dir_amd, at, false),
+			 0);
 	assert_int_equal(flip_all("snp", ev, size, SNP_O_SIG_S + 72, SNP_REPORT_SIZE, dir_amd, at, false), 0);
 	assert_int_equal(flip_all("snp", ev, size, SNP_O_SIG_R, SNP_O_SIG_R + 48, dir_amd, at, false), 48);
 	/* truncated, trailing bytes, zero padding */
 	for (size_t n = 0; n < size; n++)
-		expect_err(verify_at("snp", ev, n, dir_amd, at, true, &c), SCONE_ERR_MALFORMED, "shorter than a report");
+		expect_err(verify_at("snp", ev, n, dir_amd, at, true, &c), SCONE_ERR_MALFORMED,
+			   "shorter than a report");
 	memcpy(copy, ev, size);
 	memset(copy + size, 0, 64);
 	copy[size] = 7;
@@ -1483,7 +1557,8 @@ TEST(test_snp_v2_negatives)
 /* trustee's malformed VCEKs: their TBS was edited (hwID 00 01 .. 3f), so AMD's signature no longer holds. */
 TEST(test_snp_bad_vceks)
 {
-	static const char *const bad[] = { V11 "test-vcek-invalid-legacy.der", V11 "test-vcek-invalid-new.der" };
+	static const char *const bad[] = {V11 "test-vcek-invalid-legacy.der",
+					  V11 "test-vcek-invalid-new.der"};
 	const struct attest_trust *t;
 	uint8_t want[64];
 	size_t size;
@@ -1502,22 +1577,23 @@ TEST(test_snp_bad_vceks)
 		assert_memory_equal(e.hwid, want, 64);
 		assert_string_equal(e.product, "Milan-B0");
 		sk_X509_push(mid, t->ask[AMD_MILAN]);
-		expect_err(x509_verify_chain(x, mid, t->ark[AMD_MILAN], T("2025-01-01T00:00:00Z"), false, "VCEK"),
-			   SCONE_ERR_UNTRUSTED, "signature");
+		expect_err(
+		    x509_verify_chain(x, mid, t->ark[AMD_MILAN], T("2025-01-01T00:00:00Z"), false, "VCEK"),
+		    SCONE_ERR_UNTRUSTED, "signature");
 		sk_X509_free(mid);
 		X509_free(x);
 		free(der);
 	}
 }
 
-static const uint8_t guid_vcek[16] = { 0x63, 0xda, 0x75, 0x8d, 0xe6, 0x64, 0x45, 0x64,
-				       0xad, 0xc5, 0xf4, 0xb9, 0x3b, 0xe8, 0xac, 0xcd };
-static const uint8_t guid_vlek[16] = { 0xa8, 0x07, 0x4b, 0xc2, 0xa2, 0x5a, 0x48, 0x3e,
-				       0xaa, 0xe6, 0x39, 0xc0, 0x45, 0xa0, 0xb8, 0xa1 };
-static const uint8_t guid_ask[16] = { 0x4a, 0xb7, 0xb3, 0x79, 0xbb, 0xac, 0x4f, 0xe4,
-				      0xa0, 0x2f, 0x05, 0xae, 0xf3, 0x27, 0xc7, 0x82 };
-static const uint8_t guid_ark[16] = { 0xc0, 0xb4, 0x06, 0xa4, 0xa8, 0x03, 0x49, 0x52,
-				      0x97, 0x43, 0x3f, 0xb6, 0x01, 0x4c, 0xd0, 0xae };
+static const uint8_t guid_vcek[16] = {0x63, 0xda, 0x75, 0x8d, 0xe6, 0x64, 0x45, 0x64,
+				      0xad, 0xc5, 0xf4, 0xb9, 0x3b, 0xe8, 0xac, 0xcd};
+static const uint8_t guid_vlek[16] = {0xa8, 0x07, 0x4b, 0xc2, 0xa2, 0x5a, 0x48, 0x3e,
+				      0xaa, 0xe6, 0x39, 0xc0, 0x45, 0xa0, 0xb8, 0xa1};
+static const uint8_t guid_ask[16] = {0x4a, 0xb7, 0xb3, 0x79, 0xbb, 0xac, 0x4f, 0xe4,
+				     0xa0, 0x2f, 0x05, 0xae, 0xf3, 0x27, 0xc7, 0x82};
+static const uint8_t guid_ark[16] = {0xc0, 0xb4, 0x06, 0xa4, 0xa8, 0x03, 0x49, 0x52,
+				     0x97, 0x43, 0x3f, 0xb6, 0x01, 0x4c, 0xd0, 0xae};
 
 struct entry {
 	const uint8_t *guid, *data;
@@ -1565,36 +1641,42 @@ TEST(test_snp_cert_table)
 	ask_size = der_of(t->ask[AMD_MILAN], ask);
 	ark_size = der_of(t->ark[AMD_MILAN], ark);
 	/* the VCEK from the table: no collateral needed */
-	n = with_table(buf, ev, (struct entry[]){ { guid_vcek, vcek, vsize } }, 1);
+	n = with_table(buf, ev, (struct entry[]){{guid_vcek, vcek, vsize}}, 1);
 	assert_ok(verify_at("snp", buf, n, NULL, at, false, &c));
 	claim_eq(&c, "product", "Milan");
 	/* with ASK and ARK (the ARK must be the pinned one) */
-	n = with_table(buf, ev,
-		       (struct entry[]){ { guid_ark, ark, ark_size }, { guid_vcek, vcek, vsize }, { guid_ask, ask, ask_size } },
-		       3);
+	n = with_table(
+	    buf, ev,
+	    (struct entry[]){{guid_ark, ark, ark_size}, {guid_vcek, vcek, vsize}, {guid_ask, ask, ask_size}},
+	    3);
 	assert_ok(verify_at("snp", buf, n, NULL, at, false, &c));
 	ark_size = der_of(t->ark[AMD_GENOA], ark);
-	n = with_table(buf, ev, (struct entry[]){ { guid_vcek, vcek, vsize }, { guid_ark, ark, ark_size } }, 2);
-	expect_err(verify_at("snp", buf, n, NULL, at, false, &c), SCONE_ERR_UNTRUSTED, "table's ARK is not the pinned");
+	n = with_table(buf, ev, (struct entry[]){{guid_vcek, vcek, vsize}, {guid_ark, ark, ark_size}}, 2);
+	expect_err(verify_at("snp", buf, n, NULL, at, false, &c), SCONE_ERR_UNTRUSTED,
+		   "table's ARK is not the pinned");
 	/* an ASK of another product in the table */
 	ask_size = der_of(t->ask[AMD_GENOA], ask);
-	n = with_table(buf, ev, (struct entry[]){ { guid_vcek, vcek, vsize }, { guid_ask, ask, ask_size } }, 2);
-	expect_err(verify_at("snp", buf, n, NULL, at, false, &c), SCONE_ERR_UNTRUSTED, "intermediate \"SEV-Genoa\"");
+	n = with_table(buf, ev, (struct entry[]){{guid_vcek, vcek, vsize}, {guid_ask, ask, ask_size}}, 2);
+	expect_err(verify_at("snp", buf, n, NULL, at, false, &c), SCONE_ERR_UNTRUSTED,
+		   "intermediate \"SEV-Genoa\"");
 	/* another chip's VCEK */
-	n = with_table(buf, ev, (struct entry[]){ { guid_vcek, other, other_size } }, 1);
+	n = with_table(buf, ev, (struct entry[]){{guid_vcek, other, other_size}}, 1);
 	expect_err(verify_at("snp", buf, n, NULL, at, false, &c), SCONE_ERR_AUTH, "SNP report signature");
 	/* trailing bytes after the last entry; zero padding only when allowed */
-	n = with_table(buf, ev, (struct entry[]){ { guid_vcek, vcek, vsize } }, 1);
+	n = with_table(buf, ev, (struct entry[]){{guid_vcek, vcek, vsize}}, 1);
 	memset(buf + n, 0, 100);
 	buf[n] = 1;
-	expect_err(verify_at("snp", buf, n + 1, NULL, at, true, &c), SCONE_ERR_MALFORMED, "after the certificate table");
+	expect_err(verify_at("snp", buf, n + 1, NULL, at, true, &c), SCONE_ERR_MALFORMED,
+		   "after the certificate table");
 	buf[n] = 0;
-	expect_err(verify_at("snp", buf, n + 100, NULL, at, false, &c), SCONE_ERR_MALFORMED, "100 bytes after");
+	expect_err(verify_at("snp", buf, n + 100, NULL, at, false, &c), SCONE_ERR_MALFORMED,
+		   "100 bytes after");
 	assert_ok(verify_at("snp", buf, n + 100, NULL, at, true, &c));
 	/* an entry outside the table, a repeated GUID, no terminator */
 	scone_put_le32(buf + SNP_REPORT_SIZE + 20, (uint32_t)vsize + 1);
-	expect_err(verify_at("snp", buf, n, NULL, at, false, &c), SCONE_ERR_MALFORMED, "is not inside the table");
-	n = with_table(buf, ev, (struct entry[]){ { guid_vcek, vcek, vsize }, { guid_vcek, vcek, vsize } }, 2);
+	expect_err(verify_at("snp", buf, n, NULL, at, false, &c), SCONE_ERR_MALFORMED,
+		   "is not inside the table");
+	n = with_table(buf, ev, (struct entry[]){{guid_vcek, vcek, vsize}, {guid_vcek, vcek, vsize}}, 2);
 	expect_err(verify_at("snp", buf, n, NULL, at, false, &c), SCONE_ERR_MALFORMED, "repeats a GUID");
 	memset(buf + SNP_REPORT_SIZE, 0x41, 48);
 	expect_err(verify_at("snp", buf, SNP_REPORT_SIZE + 48, NULL, at, false, &c), SCONE_ERR_MALFORMED,
@@ -1627,14 +1709,15 @@ TEST(test_snp_turin_vcek)
 	assert_ok(x509_time(X509_get0_notBefore(x), &nb));
 	sk_X509_push(mid, t->ask[AMD_TURIN]);
 	assert_ok(x509_verify_chain(x, mid, t->ark[AMD_TURIN], nb + 86400, false, "Turin VCEK"));
-	expect_err(x509_verify_chain(x, mid, t->ark[AMD_MILAN], nb + 86400, false, "Turin VCEK"), SCONE_ERR_UNTRUSTED,
-		   "Turin VCEK");
+	expect_err(x509_verify_chain(x, mid, t->ark[AMD_MILAN], nb + 86400, false, "Turin VCEK"),
+		   SCONE_ERR_UNTRUSTED, "Turin VCEK");
 	sk_X509_free(mid);
 	X509_free(x);
 	free(der);
 }
 
-/* ---------------------------------------------------------------- SNP v3 / v5, Genoa / Turin, VLEK: generated */
+/* ---------------------------------------------------------------- SNP v3 / v5, Genoa / Turin, VLEK:
+ * generated */
 
 /*
  * No recorded report of version 3 or 5, of Genoa or Turin, or signed by a
@@ -1695,20 +1778,20 @@ static size_t der_int(uint8_t *out, unsigned v)
 static X509 *make_vcek(struct amd_pki *p, bool vlek, const char *product, const uint8_t spl[SPL_COUNT],
 		       const uint8_t *hwid, size_t hwid_size)
 {
-	static const char *const oid[SPL_COUNT] = { "1.3.6.1.4.1.3704.1.3.1", "1.3.6.1.4.1.3704.1.3.2",
-						    "1.3.6.1.4.1.3704.1.3.3", "1.3.6.1.4.1.3704.1.3.8",
-						    "1.3.6.1.4.1.3704.1.3.9" };
+	static const char *const oid[SPL_COUNT] = {"1.3.6.1.4.1.3704.1.3.1", "1.3.6.1.4.1.3704.1.3.2",
+						   "1.3.6.1.4.1.3704.1.3.3", "1.3.6.1.4.1.3704.1.3.8",
+						   "1.3.6.1.4.1.3704.1.3.9"};
 	uint8_t ints[SPL_COUNT][4], name[40];
 	struct ext e[SPL_COUNT + 2];
 	size_t n = 0;
 
 	name[0] = 0x16, name[1] = (uint8_t)strlen(product);
 	memcpy(name + 2, product, strlen(product));
-	e[n++] = (struct ext){ "1.3.6.1.4.1.3704.1.2", name, 2 + strlen(product) };
+	e[n++] = (struct ext){"1.3.6.1.4.1.3704.1.2", name, 2 + strlen(product)};
 	for (int i = 0; i < SPL_COUNT; i++)
-		e[n++] = (struct ext){ oid[i], ints[i], der_int(ints[i], spl[i]) };
+		e[n++] = (struct ext){oid[i], ints[i], der_int(ints[i], spl[i])};
 	if (hwid_size)
-		e[n++] = (struct ext){ "1.3.6.1.4.1.3704.1.4", hwid, hwid_size };
+		e[n++] = (struct ext){"1.3.6.1.4.1.3704.1.4", hwid, hwid_size};
 	return make_cert(vlek ? "SEV-VLEK" : "SEV-VCEK", p->vcek_key, vlek ? p->asvk : p->ask,
 			 vlek ? p->asvk_key : p->ask_key, false, 99, e, n);
 }
@@ -1763,10 +1846,10 @@ static void make_report(uint8_t r[SNP_REPORT_SIZE], const struct report_spec *s,
 	ECDSA_SIG_free(sig);
 }
 
-static enum scone_err verify_snp_with(const struct amd_pki *p, const uint8_t *ev, size_t size, const char *dir,
-				      int64_t at, struct scone_claims *c)
+static enum scone_err verify_snp_with(const struct amd_pki *p, const uint8_t *ev, size_t size,
+				      const char *dir, int64_t at, struct scone_claims *c)
 {
-	struct scone_verify_opts o = { .at = at, .collateral_dir = dir };
+	struct scone_verify_opts o = {.at = at, .collateral_dir = dir};
 
 	return attest_snp_verify_with(ev, size, &o, &p->trust, c);
 }
@@ -1774,8 +1857,9 @@ static enum scone_err verify_snp_with(const struct amd_pki *p, const uint8_t *ev
 TEST(test_snp_genoa_v3)
 {
 	struct amd_pki p;
-	uint8_t chip[64], spl[SPL_COUNT] = { 7, 0, 14, 72, 0 }, r[SNP_REPORT_SIZE], *buf = calloc(1, 8192), der[4096];
-	struct report_spec s = { .version = 3, .policy = 0x30000, .fam = 0x19, .mod = 0x11, .chip = chip };
+	uint8_t chip[64], spl[SPL_COUNT] = {7, 0, 14, 72, 0}, r[SNP_REPORT_SIZE], *buf = calloc(1, 8192),
+			  der[4096];
+	struct report_spec s = {.version = 3, .policy = 0x30000, .fam = 0x19, .mod = 0x11, .chip = chip};
 	int64_t at = T("2025-01-01T00:00:00Z");
 	struct scone_claims c;
 	X509 *vcek;
@@ -1787,7 +1871,7 @@ TEST(test_snp_genoa_v3)
 	vcek = make_vcek(&p, false, "Genoa", spl, chip, 64);
 	s.tcb = 7 | 0ull << 8 | 14ull << 48 | 72ull << 56; /* Genoa: bl byte 0, tee 1, snp 6, ucode 7 */
 	make_report(r, &s, p.vcek_key);
-	n = with_table(buf, r, (struct entry[]){ { guid_vcek, der, der_of(vcek, der) } }, 1);
+	n = with_table(buf, r, (struct entry[]){{guid_vcek, der, der_of(vcek, der)}}, 1);
 	assert_ok(verify_snp_with(&p, buf, n, NULL, at, &c));
 	claim_eq(&c, "product", "Genoa");
 	claim_eq(&c, "version", "3");
@@ -1799,35 +1883,39 @@ TEST(test_snp_genoa_v3)
 	assert_null(scone_claims_get(&c, "launch_mit_vector"));
 	assert_false(c.debug);
 	/* the pinned AMD roots do not know this chain */
-	expect_err(verify_at("snp", buf, n, NULL, at, false, &c), SCONE_ERR_UNTRUSTED, "SNP certificate chain");
+	expect_err(verify_at("snp", buf, n, NULL, at, false, &c), SCONE_ERR_UNTRUSTED,
+		   "SNP certificate chain");
 	/* DEBUG in the guest policy is a claim */
 	s.policy |= SNP_POLICY_DEBUG;
 	make_report(r, &s, p.vcek_key);
-	n = with_table(buf, r, (struct entry[]){ { guid_vcek, der, der_of(vcek, der) } }, 1);
+	n = with_table(buf, r, (struct entry[]){{guid_vcek, der, der_of(vcek, der)}}, 1);
 	assert_ok(verify_snp_with(&p, buf, n, NULL, at, &c));
 	assert_true(c.debug);
 	/* REPORTED_TCB must be the VCEK's: the same signed report for another TCB */
 	s.tcb += 1ull << 56;
 	make_report(r, &s, p.vcek_key);
-	n = with_table(buf, r, (struct entry[]){ { guid_vcek, der, der_of(vcek, der) } }, 1);
-	expect_err(verify_snp_with(&p, buf, n, NULL, at, &c), SCONE_ERR_UNTRUSTED, "ucodeSPL 73 does not match");
+	n = with_table(buf, r, (struct entry[]){{guid_vcek, der, der_of(vcek, der)}}, 1);
+	expect_err(verify_snp_with(&p, buf, n, NULL, at, &c), SCONE_ERR_UNTRUSTED,
+		   "ucodeSPL 73 does not match");
 	s.tcb -= 1ull << 56;
 	/* CHIP_ID must be the VCEK's hwID */
 	chip[5] ^= 1;
 	make_report(r, &s, p.vcek_key);
-	n = with_table(buf, r, (struct entry[]){ { guid_vcek, der, der_of(vcek, der) } }, 1);
-	expect_err(verify_snp_with(&p, buf, n, NULL, at, &c), SCONE_ERR_UNTRUSTED, "CHIP_ID is not the VCEK's hwID");
+	n = with_table(buf, r, (struct entry[]){{guid_vcek, der, der_of(vcek, der)}}, 1);
+	expect_err(verify_snp_with(&p, buf, n, NULL, at, &c), SCONE_ERR_UNTRUSTED,
+		   "CHIP_ID is not the VCEK's hwID");
 	chip[5] ^= 1;
 	/* a Milan certificate for a Genoa CPU */
 	X509_free(vcek);
 	vcek = make_vcek(&p, false, "Milan-B0", spl, chip, 64);
 	make_report(r, &s, p.vcek_key);
-	n = with_table(buf, r, (struct entry[]){ { guid_vcek, der, der_of(vcek, der) } }, 1);
-	expect_err(verify_snp_with(&p, buf, n, NULL, at, &c), SCONE_ERR_UNTRUSTED, "the certificate is for Milan-B0");
+	n = with_table(buf, r, (struct entry[]){{guid_vcek, der, der_of(vcek, der)}}, 1);
+	expect_err(verify_snp_with(&p, buf, n, NULL, at, &c), SCONE_ERR_UNTRUSTED,
+		   "the certificate is for Milan-B0");
 	/* a CPU that is none of the three */
 	s.mod = 0x40;
 	make_report(r, &s, p.vcek_key);
-	n = with_table(buf, r, (struct entry[]){ { guid_vcek, der, der_of(vcek, der) } }, 1);
+	n = with_table(buf, r, (struct entry[]){{guid_vcek, der, der_of(vcek, der)}}, 1);
 	expect_err(verify_snp_with(&p, buf, n, NULL, at, &c), SCONE_ERR_UNSUPPORTED, "model 0x40");
 	X509_free(vcek);
 	pki_free(&p);
@@ -1837,11 +1925,15 @@ TEST(test_snp_genoa_v3)
 TEST(test_snp_turin_v5)
 {
 	struct amd_pki p;
-	uint8_t chip[64] = { 0x1e, 0x55, 0x0a, 0x8e, 0xe5, 0xcf, 0x9f, 0x4d }, spl[SPL_COUNT] = { 1, 2, 3, 9, 4 };
+	uint8_t chip[64] = {0x1e, 0x55, 0x0a, 0x8e, 0xe5, 0xcf, 0x9f, 0x4d}, spl[SPL_COUNT] = {1, 2, 3, 9, 4};
 	uint8_t r[SNP_REPORT_SIZE], *buf = calloc(1, 8192), der[4096];
 	/* Turin: fmc byte 0, bl 1, tee 2, snp 3, ucode 7 */
-	struct report_spec s = { .version = 5, .policy = 0x30000, .fam = 0x1a, .mod = 0x02, .chip = chip,
-				 .tcb = 4 | 1ull << 8 | 2ull << 16 | 3ull << 24 | 9ull << 56 };
+	struct report_spec s = {.version = 5,
+				.policy = 0x30000,
+				.fam = 0x1a,
+				.mod = 0x02,
+				.chip = chip,
+				.tcb = 4 | 1ull << 8 | 2ull << 16 | 3ull << 24 | 9ull << 56};
 	int64_t at = T("2025-01-01T00:00:00Z");
 	struct scone_claims c;
 	X509 *vcek;
@@ -1850,7 +1942,7 @@ TEST(test_snp_turin_v5)
 	pki_make(&p, AMD_TURIN);
 	vcek = make_vcek(&p, false, "Turin", spl, chip, 8);
 	make_report(r, &s, p.vcek_key);
-	n = with_table(buf, r, (struct entry[]){ { guid_vcek, der, der_of(vcek, der) } }, 1);
+	n = with_table(buf, r, (struct entry[]){{guid_vcek, der, der_of(vcek, der)}}, 1);
 	assert_ok(verify_snp_with(&p, buf, n, NULL, at, &c));
 	claim_eq(&c, "product", "Turin");
 	claim_eq(&c, "version", "5");
@@ -1860,18 +1952,20 @@ TEST(test_snp_turin_v5)
 	/* the FMC SPL counts on Turin */
 	s.tcb ^= 1;
 	make_report(r, &s, p.vcek_key);
-	n = with_table(buf, r, (struct entry[]){ { guid_vcek, der, der_of(vcek, der) } }, 1);
+	n = with_table(buf, r, (struct entry[]){{guid_vcek, der, der_of(vcek, der)}}, 1);
 	expect_err(verify_snp_with(&p, buf, n, NULL, at, &c), SCONE_ERR_UNTRUSTED, "fmcSPL 5 does not match");
 	/* without a table, the KDS address uses the 8-byte hwID and fmcSPL */
 	expect_err(verify_snp_with(&p, r, SNP_REPORT_SIZE, NULL, at, &c), SCONE_ERR_NOT_FOUND,
-		   "https://kdsintf.amd.com/vcek/v1/Turin/1e550a8ee5cf9f4d?fmcSPL=5&blSPL=1&teeSPL=2&snpSPL=3&ucodeSPL=9");
+		   "https://kdsintf.amd.com/vcek/v1/Turin/"
+		   "1e550a8ee5cf9f4d?fmcSPL=5&blSPL=1&teeSPL=2&snpSPL=3&ucodeSPL=9");
 	/* version 5 keeps 0x208.. reserved; version 3 reserves the mitigation vectors too */
 	s.tcb ^= 1;
 	s.version = 3;
 	make_report(r, &s, p.vcek_key);
 	scone_put_le64(r + 0x1F8, 1);
-	n = with_table(buf, r, (struct entry[]){ { guid_vcek, der, der_of(vcek, der) } }, 1);
-	expect_err(verify_snp_with(&p, buf, n, NULL, at, &c), SCONE_ERR_MALFORMED, "reserved bytes 0x1f8..0x2a0");
+	n = with_table(buf, r, (struct entry[]){{guid_vcek, der, der_of(vcek, der)}}, 1);
+	expect_err(verify_snp_with(&p, buf, n, NULL, at, &c), SCONE_ERR_MALFORMED,
+		   "reserved bytes 0x1f8..0x2a0");
 	X509_free(vcek);
 	pki_free(&p);
 	free(buf);
@@ -1880,9 +1974,14 @@ TEST(test_snp_turin_v5)
 TEST(test_snp_vlek)
 {
 	struct amd_pki p;
-	uint8_t spl[SPL_COUNT] = { 3, 0, 8, 115, 0 }, r[SNP_REPORT_SIZE], *buf = calloc(1, 16384), der[4096], mid[4096];
-	struct report_spec s = { .version = 3, .policy = 0x30000, .fam = 0x19, .mod = 0x01, .vlek = true,
-				 .tcb = 3 | 8ull << 48 | 115ull << 56 };
+	uint8_t spl[SPL_COUNT] = {3, 0, 8, 115, 0}, r[SNP_REPORT_SIZE], *buf = calloc(1, 16384), der[4096],
+		mid[4096];
+	struct report_spec s = {.version = 3,
+				.policy = 0x30000,
+				.fam = 0x19,
+				.mod = 0x01,
+				.vlek = true,
+				.tcb = 3 | 8ull << 48 | 115ull << 56};
 	int64_t at = T("2025-01-01T00:00:00Z");
 	struct scone_claims c;
 	X509 *vlek;
@@ -1893,21 +1992,22 @@ TEST(test_snp_vlek)
 	make_report(r, &s, p.vcek_key);
 	vsize = der_of(vlek, der);
 	msize = der_of(p.asvk, mid);
-	n = with_table(buf, r, (struct entry[]){ { guid_vlek, der, vsize }, { guid_ask, mid, msize } }, 2);
+	n = with_table(buf, r, (struct entry[]){{guid_vlek, der, vsize}, {guid_ask, mid, msize}}, 2);
 	assert_ok(verify_snp_with(&p, buf, n, NULL, at, &c));
 	claim_eq(&c, "signing_key", "vlek");
 	hex_eq(c.platform_id, 8, "0000000000000000"); /* no CHIP_ID in VLEK-signed reports */
 	/* the pinned ASVK is used when the table has none */
-	n = with_table(buf, r, (struct entry[]){ { guid_vlek, der, vsize } }, 1);
+	n = with_table(buf, r, (struct entry[]){{guid_vlek, der, vsize}}, 1);
 	assert_ok(verify_snp_with(&p, buf, n, NULL, at, &c));
 	/* a VLEK-signed report needs the table */
 	expect_err(verify_snp_with(&p, r, SNP_REPORT_SIZE, NULL, at, &c), SCONE_ERR_NOT_FOUND, "VLEK");
 	/* a VLEK under the ASK (VCEK's intermediate) is refused by its CN */
 	msize = der_of(p.ask, mid);
-	n = with_table(buf, r, (struct entry[]){ { guid_vlek, der, vsize }, { guid_ask, mid, msize } }, 2);
-	expect_err(verify_snp_with(&p, buf, n, NULL, at, &c), SCONE_ERR_UNTRUSTED, "expected \"SEV-VLEK-Milan\"");
+	n = with_table(buf, r, (struct entry[]){{guid_vlek, der, vsize}, {guid_ask, mid, msize}}, 2);
+	expect_err(verify_snp_with(&p, buf, n, NULL, at, &c), SCONE_ERR_UNTRUSTED,
+		   "expected \"SEV-VLEK-Milan\"");
 	/* the VCEK slot does not serve a VLEK-signed report */
-	n = with_table(buf, r, (struct entry[]){ { guid_vcek, der, vsize } }, 1);
+	n = with_table(buf, r, (struct entry[]){{guid_vcek, der, vsize}}, 1);
 	expect_err(verify_snp_with(&p, buf, n, NULL, at, &c), SCONE_ERR_NOT_FOUND, "VLEK");
 	X509_free(vlek);
 	pki_free(&p);
@@ -1918,9 +2018,13 @@ TEST(test_snp_vlek)
 TEST(test_snp_collateral_and_crl)
 {
 	struct amd_pki p;
-	uint8_t chip[64], spl[SPL_COUNT] = { 7, 0, 14, 72, 0 }, r[SNP_REPORT_SIZE];
-	struct report_spec s = { .version = 3, .policy = 0x30000, .fam = 0x19, .mod = 0x11, .chip = chip,
-				 .tcb = 7 | 14ull << 48 | 72ull << 56 };
+	uint8_t chip[64], spl[SPL_COUNT] = {7, 0, 14, 72, 0}, r[SNP_REPORT_SIZE];
+	struct report_spec s = {.version = 3,
+				.policy = 0x30000,
+				.fam = 0x19,
+				.mod = 0x11,
+				.chip = chip,
+				.tcb = 7 | 14ull << 48 | 72ull << 56};
 	int64_t at = T("2025-01-01T00:00:00Z");
 	struct scone_claims c;
 	char dir[400], path[800], hex[129];
@@ -1942,21 +2046,25 @@ TEST(test_snp_collateral_and_crl)
 	assert_ok(verify_snp_with(&p, r, SNP_REPORT_SIZE, dir, at, &c));
 	claim_eq(&c, "amd_crl", "absent");
 	snprintf(path, sizeof(path), "%s/amd/crl-genoa.der", dir);
-	crl = make_crl(p.ark, p.ark_key, (const long[]){ 12345 }, 1, "2024-12-01T00:00:00Z", "2025-02-01T00:00:00Z");
+	crl = make_crl(p.ark, p.ark_key, (const long[]){12345}, 1, "2024-12-01T00:00:00Z",
+		       "2025-02-01T00:00:00Z");
 	write_crl(path, crl);
 	X509_CRL_free(crl);
 	assert_ok(verify_snp_with(&p, r, SNP_REPORT_SIZE, dir, at, &c));
 	claim_eq(&c, "amd_crl", "checked");
-	expect_err(verify_snp_with(&p, r, SNP_REPORT_SIZE, dir, T("2025-03-01T00:00:00Z"), &c), SCONE_ERR_EXPIRED,
-		   "https://kdsintf.amd.com/vcek/v1/Genoa/crl");
-	crl = make_crl(p.ark, p.ark_key, (const long[]){ 2 }, 1, "2024-12-01T00:00:00Z", "2025-02-01T00:00:00Z");
+	expect_err(verify_snp_with(&p, r, SNP_REPORT_SIZE, dir, T("2025-03-01T00:00:00Z"), &c),
+		   SCONE_ERR_EXPIRED, "https://kdsintf.amd.com/vcek/v1/Genoa/crl");
+	crl =
+	    make_crl(p.ark, p.ark_key, (const long[]){2}, 1, "2024-12-01T00:00:00Z", "2025-02-01T00:00:00Z");
 	write_crl(path, crl);
 	X509_CRL_free(crl);
-	expect_err(verify_snp_with(&p, r, SNP_REPORT_SIZE, dir, at, &c), SCONE_ERR_UNTRUSTED, "ASK is revoked");
+	expect_err(verify_snp_with(&p, r, SNP_REPORT_SIZE, dir, at, &c), SCONE_ERR_UNTRUSTED,
+		   "ASK is revoked");
 	crl = make_crl(p.ark, p.ask_key, NULL, 0, "2024-12-01T00:00:00Z", "2025-02-01T00:00:00Z");
 	write_crl(path, crl);
 	X509_CRL_free(crl);
-	expect_err(verify_snp_with(&p, r, SNP_REPORT_SIZE, dir, at, &c), SCONE_ERR_UNTRUSTED, "signature does not verify");
+	expect_err(verify_snp_with(&p, r, SNP_REPORT_SIZE, dir, at, &c), SCONE_ERR_UNTRUSTED,
+		   "signature does not verify");
 	X509_free(vcek);
 	pki_free(&p);
 }
@@ -1969,12 +2077,14 @@ TEST(test_snp_report_fields)
 	struct snp_certs certs;
 
 	ev[0x34] = 2;
-	expect_err(snp_report_parse(ev, size, false, &r, &certs), SCONE_ERR_UNSUPPORTED, "signature algorithm 2");
+	expect_err(snp_report_parse(ev, size, false, &r, &certs), SCONE_ERR_UNSUPPORTED,
+		   "signature algorithm 2");
 	ev[0x34] = 1;
 	ev[0x48] = 7 << 2;
 	expect_err(snp_report_parse(ev, size, false, &r, &certs), SCONE_ERR_UNSUPPORTED, "signing key 7");
 	ev[0x48] = 1 << 5;
-	expect_err(snp_report_parse(ev, size, false, &r, &certs), SCONE_ERR_MALFORMED, "reserved signer info");
+	expect_err(snp_report_parse(ev, size, false, &r, &certs), SCONE_ERR_MALFORMED,
+		   "reserved signer info");
 	ev[0x48] = 0;
 	ev[0x0a] &= (uint8_t)~0x02; /* policy bit 17 */
 	expect_err(snp_report_parse(ev, size, false, &r, &certs), SCONE_ERR_MALFORMED, "bit 17");
@@ -2037,7 +2147,7 @@ static int sim_mkdir(const char *path, mode_t mode)
 
 static int sim_rmdir(const char *path)
 {
-	static const char *const files[] = { "provider", "generation", "inblob", "outblob", "auxblob" };
+	static const char *const files[] = {"provider", "generation", "inblob", "outblob", "auxblob"};
 	char p[600];
 	uint8_t *data;
 	size_t size;
@@ -2056,7 +2166,8 @@ static int sim_rmdir(const char *path)
 	return rmdir(path);
 }
 
-static void sim_install(const char *provider, const uint8_t *out, size_t out_size, const uint8_t *aux, size_t aux_size)
+static void sim_install(const char *provider, const uint8_t *out, size_t out_size, const uint8_t *aux,
+			size_t aux_size)
 {
 	memset(&sim, 0, sizeof(sim));
 	sim.provider = provider;
@@ -2092,7 +2203,7 @@ TEST(test_collect_tdx_configfs)
 	uint8_t *quote = slurp(V03 "tdx_quote", &size);
 	const struct scone_evidence_ops *tdx = scone_evidence_find("tdx"), *snp = scone_evidence_find("snp");
 	char root[400];
-	struct scone_collect_opts o = { .tsm_root = root };
+	struct scone_collect_opts o = {.tsm_root = root};
 	struct scone_wbuf out;
 	struct intel_quote q;
 	struct scone_claims c;
@@ -2121,7 +2232,8 @@ TEST(test_collect_tdx_configfs)
 	expect_err(tdx->collect(&o, rd, &out), SCONE_ERR_IO, "does not carry this report data");
 	assert_int_equal(out.size, 0);
 	/* another provider */
-	expect_err(snp->collect(&o, rd, &out), SCONE_ERR_UNSUPPORTED, "provider is \"tdx_guest\", not \"sev_guest\"");
+	expect_err(snp->collect(&o, rd, &out), SCONE_ERR_UNSUPPORTED,
+		   "provider is \"tdx_guest\", not \"sev_guest\"");
 	assert_true(dir_empty(root));
 	scone_wbuf_free(&out);
 	sim_remove();
@@ -2141,13 +2253,13 @@ TEST(test_collect_snp_configfs)
 	uint8_t *aux = calloc(1, 4096), *tmp = calloc(1, 8192);
 	const struct scone_evidence_ops *snp = scone_evidence_find("snp");
 	char root[400];
-	struct scone_collect_opts o = { .tsm_root = root };
+	struct scone_collect_opts o = {.tsm_root = root};
 	struct scone_wbuf out;
 	struct scone_claims c;
 
 	new_dir("tsm-snp", root, sizeof(root));
 	/* the kernel's auxblob: the table padded to a page */
-	n = with_table(tmp, report, (struct entry[]){ { guid_vcek, vcek, vsize } }, 1);
+	n = with_table(tmp, report, (struct entry[]){{guid_vcek, vcek, vsize}}, 1);
 	memcpy(aux, tmp + SNP_REPORT_SIZE, n - SNP_REPORT_SIZE);
 	sim_install("sev_guest", report, size, aux, 4096);
 	assert_true(snp->available(&o));
@@ -2184,7 +2296,7 @@ TEST(test_collect_gramine)
 	uint8_t *quote = slurp(V01 "sgx_quote", &size), *written;
 	const struct scone_evidence_ops *sgx = scone_evidence_find("sgx");
 	char root[400], path[600];
-	struct scone_collect_opts o = { .gramine_root = root };
+	struct scone_collect_opts o = {.gramine_root = root};
 	struct scone_wbuf out;
 	struct scone_claims c;
 	uint8_t rd[64] = "Hello, world!";
@@ -2222,8 +2334,9 @@ TEST(test_collect_gramine)
 
 TEST(test_table_rows)
 {
-	static const char *const names[] = { "sgx", "tdx", "snp" };
-	static const enum scone_evidence_type types[] = { SCONE_EVIDENCE_SGX, SCONE_EVIDENCE_TDX, SCONE_EVIDENCE_SNP };
+	static const char *const names[] = {"sgx", "tdx", "snp"};
+	static const enum scone_evidence_type types[] = {SCONE_EVIDENCE_SGX, SCONE_EVIDENCE_TDX,
+							 SCONE_EVIDENCE_SNP};
 
 	for (size_t i = 0; i < N_ELEMS(names); i++) {
 		const struct scone_evidence_ops *ops = scone_evidence_find(names[i]);
@@ -2237,43 +2350,43 @@ TEST(test_table_rows)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_table_rows),
-		cmocka_unit_test(test_pinned_roots),
-		cmocka_unit_test(test_rfc3339),
-		cmocka_unit_test(test_der_reader),
-		cmocka_unit_test(test_pem_chain_strict),
-		cmocka_unit_test(test_sgx_v3_layout),
-		cmocka_unit_test(test_sgx_v3_claims),
-		cmocka_unit_test(test_sgx_v3_window),
-		cmocka_unit_test(test_sgx_v3_flips),
-		cmocka_unit_test(test_sgx_v3_truncation_and_trailing),
-		cmocka_unit_test(test_sgx_v3_wrong_type),
-		cmocka_unit_test(test_sgx_lookalike_root),
-		cmocka_unit_test(test_sgx_collateral_refusals),
-		cmocka_unit_test(test_collateral_describe),
-		cmocka_unit_test(test_revocation),
-		cmocka_unit_test(test_tdx_v4_layout),
-		cmocka_unit_test(test_tdx_v4_claims),
-		cmocka_unit_test(test_tdx_v4_flips_and_truncation),
-		cmocka_unit_test(test_tdx_v5),
-		cmocka_unit_test(test_tdx_v5_framing),
-		cmocka_unit_test(test_tcb_levels_sgx),
-		cmocka_unit_test(test_tcb_levels_tdx),
-		cmocka_unit_test(test_qe_identity_checks),
-		cmocka_unit_test(test_tcbinfo_malformed),
-		cmocka_unit_test(test_snp_v2_claims),
-		cmocka_unit_test(test_snp_v2_negatives),
-		cmocka_unit_test(test_snp_bad_vceks),
-		cmocka_unit_test(test_snp_cert_table),
-		cmocka_unit_test(test_snp_turin_vcek),
-		cmocka_unit_test(test_snp_genoa_v3),
-		cmocka_unit_test(test_snp_turin_v5),
-		cmocka_unit_test(test_snp_vlek),
-		cmocka_unit_test(test_snp_collateral_and_crl),
-		cmocka_unit_test(test_snp_report_fields),
-		cmocka_unit_test(test_collect_tdx_configfs),
-		cmocka_unit_test(test_collect_snp_configfs),
-		cmocka_unit_test(test_collect_gramine),
+	    cmocka_unit_test(test_table_rows),
+	    cmocka_unit_test(test_pinned_roots),
+	    cmocka_unit_test(test_rfc3339),
+	    cmocka_unit_test(test_der_reader),
+	    cmocka_unit_test(test_pem_chain_strict),
+	    cmocka_unit_test(test_sgx_v3_layout),
+	    cmocka_unit_test(test_sgx_v3_claims),
+	    cmocka_unit_test(test_sgx_v3_window),
+	    cmocka_unit_test(test_sgx_v3_flips),
+	    cmocka_unit_test(test_sgx_v3_truncation_and_trailing),
+	    cmocka_unit_test(test_sgx_v3_wrong_type),
+	    cmocka_unit_test(test_sgx_lookalike_root),
+	    cmocka_unit_test(test_sgx_collateral_refusals),
+	    cmocka_unit_test(test_collateral_describe),
+	    cmocka_unit_test(test_revocation),
+	    cmocka_unit_test(test_tdx_v4_layout),
+	    cmocka_unit_test(test_tdx_v4_claims),
+	    cmocka_unit_test(test_tdx_v4_flips_and_truncation),
+	    cmocka_unit_test(test_tdx_v5),
+	    cmocka_unit_test(test_tdx_v5_framing),
+	    cmocka_unit_test(test_tcb_levels_sgx),
+	    cmocka_unit_test(test_tcb_levels_tdx),
+	    cmocka_unit_test(test_qe_identity_checks),
+	    cmocka_unit_test(test_tcbinfo_malformed),
+	    cmocka_unit_test(test_snp_v2_claims),
+	    cmocka_unit_test(test_snp_v2_negatives),
+	    cmocka_unit_test(test_snp_bad_vceks),
+	    cmocka_unit_test(test_snp_cert_table),
+	    cmocka_unit_test(test_snp_turin_vcek),
+	    cmocka_unit_test(test_snp_genoa_v3),
+	    cmocka_unit_test(test_snp_turin_v5),
+	    cmocka_unit_test(test_snp_vlek),
+	    cmocka_unit_test(test_snp_collateral_and_crl),
+	    cmocka_unit_test(test_snp_report_fields),
+	    cmocka_unit_test(test_collect_tdx_configfs),
+	    cmocka_unit_test(test_collect_snp_configfs),
+	    cmocka_unit_test(test_collect_gramine),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
