@@ -213,8 +213,11 @@ static enum scone_err chain_verify(struct snp_ctx *x, X509 *leaf, struct coll_ch
 	}
 	err = x509_verify_chain(leaf, untrusted, x->trust->ark[x->product], X509_NO_TIME, false,
 				"SNP certificate chain");
-	if (!err)
-		err = x509_validity(untrusted, leaf, &ch->not_before, &ch->not_after);
+	if (!err && sk_X509_push(untrusted, x->trust->ark[x->product]) &&
+	    X509_up_ref(x->trust->ark[x->product]))
+		err = x509_validity(untrusted, leaf, &ch->not_before, &ch->not_after); /* VCEK, ASK and ARK */
+	else if (!err)
+		err = scone_err_set(SCONE_ERR_NOMEM, "out of memory");
 	if (!err) {
 		ch->leaf = leaf;
 		ch->ca = mid;

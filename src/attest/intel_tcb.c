@@ -276,6 +276,12 @@ static enum scone_err tcbinfo_fields(const struct scone_json *o, struct tcb_info
 	SCONE_TRY(get_hex(o, "fmspc", path, ti->fmspc, 6));
 	SCONE_TRY(get_hex(o, "pceId", path, ti->pceid, 2));
 	SCONE_TRY(get_int(o, "tcbEvaluationDataNumber", path, INT32_MAX, &ti->eval_number));
+	if (v == 3) {
+		SCONE_TRY(get_int(o, "tcbType", path, 1000, &v));
+		if (v != 0)
+			return scone_err_set(SCONE_ERR_UNSUPPORTED, "tcbInfo.tcbType %d (0 is known)",
+					     (int)v);
+	}
 	if (ti->tdx)
 		SCONE_TRY(parse_modules(o, ti));
 	return parse_levels(o, path,

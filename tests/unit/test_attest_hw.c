@@ -1397,11 +1397,13 @@ TEST(test_tcbinfo_malformed)
 	     "fmspc"},
 	    {"{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"2025-01-01T00:00:00Z\",\"nextUpdate\":\"2025-02-"
 	     "01T00:00:00Z\","
-	     "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbLevels\":[]}",
+	     "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbType\":0,"
+	     "\"tcbLevels\":[]}",
 	     "0 levels"},
 	    {"{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"2025-01-01T00:00:00Z\",\"nextUpdate\":\"2025-02-"
 	     "01T00:00:00Z\","
-	     "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbLevels\":[{"
+	     "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbType\":0,"
+	     "\"tcbLevels\":[{"
 	     "\"tcb\":{"
 	     "\"sgxtcbcomponents\":[{\"svn\":1}],\"pcesvn\":1},\"tcbDate\":\"2025-01-01T00:00:00Z\","
 	     "\"tcbStatus\":"
@@ -1409,7 +1411,8 @@ TEST(test_tcbinfo_malformed)
 	     "1 components, expected 16"},
 	    {"{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"2025-01-01T00:00:00Z\",\"nextUpdate\":\"2025-02-"
 	     "01T00:00:00Z\","
-	     "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbLevels\":[{"
+	     "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbType\":0,"
+	     "\"tcbLevels\":[{"
 	     "\"tcb\":{"
 	     "\"sgxtcbcomponents\":[{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{"
 	     "\"svn\":1},"
@@ -1419,7 +1422,8 @@ TEST(test_tcbinfo_malformed)
 	     "svn: expected an integer 0..255"},
 	    {"{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"2025-01-01T00:00:00Z\",\"nextUpdate\":\"2025-02-"
 	     "01T00:00:00Z\","
-	     "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbLevels\":[{"
+	     "\"fmspc\":\"00A067110000\",\"pceId\":\"0000\",\"tcbEvaluationDataNumber\":1,\"tcbType\":0,"
+	     "\"tcbLevels\":[{"
 	     "\"tcb\":{"
 	     "\"sgxtcbcomponents\":[{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{\"svn\":1},{"
 	     "\"svn\":1},"
@@ -1428,8 +1432,13 @@ TEST(test_tcbinfo_malformed)
 	     "\"pcesvn\":1},\"tcbDate\":\"2025-01-01T00:00:00Z\",\"tcbStatus\":\"TDRelaunchAdvised\"}]}",
 	     "not a status of this document"},
 	};
+	static const char tcb_type[] =
+	    "{\"id\":\"SGX\",\"version\":3,\"issueDate\":\"2025-01-01T00:00:00Z\",\"nextUpdate\":"
+	    "\"2025-02-01T00:00:00Z\",\"fmspc\":\"00A067110000\",\"pceId\":\"0000\","
+	    "\"tcbEvaluationDataNumber\":1,\"tcbType\":1}";
 	struct tcb_info *ti = malloc(sizeof(*ti));
 
+	expect_err(intel_tcbinfo_parse(tcb_type, strlen(tcb_type), ti), SCONE_ERR_UNSUPPORTED, "tcbType 1");
 	for (size_t i = 0; i < N_ELEMS(cases); i++) {
 		enum scone_err err = intel_tcbinfo_parse(cases[i].text, strlen(cases[i].text), ti);
 		if (err == SCONE_ERR_OK || !strstr(scone_err_detail(), cases[i].needle))
