@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2341,6 +2342,57 @@ TEST(test_collect_gramine)
 	free(quote);
 }
 
+/* One loaded collateral shared by concurrent verifications (as CAS's threads share it): its cache is locked.
+ */
+struct worker {
+	const char *type;
+	const uint8_t *ev;
+	size_t size;
+	int64_t at;
+	int failures;
+};
+
+static void *verify_many(void *arg)
+{
+	struct worker *w = arg;
+	struct scone_claims *c = malloc(sizeof(*c));
+
+	for (int i = 0; i < 40 && c; i++) {
+		const char *dir = strcmp(w->type, "snp") == 0	? dir_amd
+				  : strcmp(w->type, "sgx") == 0 ? dir01
+								: dir03;
+		w->failures += verify_at(w->type, w->ev, w->size, dir, w->at, false, c) != SCONE_ERR_OK;
+	}
+	free(c);
+	return NULL;
+}
+
+TEST(test_shared_collateral_threads)
+{
+	size_t s1, s3, s11;
+	uint8_t *sgx = slurp(V01 "sgx_quote", &s1), *tdx = slurp(V03 "tdx_quote", &s3),
+		*snp = slurp(V11 "test-report.bin", &s11);
+	struct worker w[6] = {
+	    {"sgx", sgx, s1, T("2025-07-01T00:00:00Z"), 0},
+	    {"tdx", tdx, s3 - 70, T("2025-07-01T00:00:00Z"), 0},
+	    {"snp", snp, s11, T("2025-01-01T00:00:00Z"), 0},
+	    {"sgx", sgx, s1, T("2025-07-01T00:00:00Z"), 0},
+	    {"tdx", tdx, s3 - 70, T("2025-07-01T00:00:00Z"), 0},
+	    {"snp", snp, s11, T("2025-01-01T00:00:00Z"), 0},
+	};
+	pthread_t t[6];
+
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, verify_many, &w[i]), 0);
+	for (int i = 0; i < 6; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(w[i].failures, 0);
+	}
+	free(sgx);
+	free(tdx);
+	free(snp);
+}
+
 TEST(test_table_rows)
 {
 	static const char *const names[] = {"sgx", "tdx", "snp"};
@@ -2396,6 +2448,7 @@ int main(void)
 	    cmocka_unit_test(test_collect_tdx_configfs),
 	    cmocka_unit_test(test_collect_snp_configfs),
 	    cmocka_unit_test(test_collect_gramine),
+	    cmocka_unit_test(test_shared_collateral_threads),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
