@@ -37,6 +37,7 @@
 /* The interposers must be real functions, not glibc's fortify inline wrappers. */
 #undef _FORTIFY_SOURCE
 #include "runtime/shield_internal.h"
+#include "volume/vio.h"
 
 struct sdir {
 	struct sdir *next;
@@ -768,6 +769,20 @@ static bool decide_role(const struct scone_handover *h)
 	return hold;
 }
 
+/* The volume library's host I/O goes to libc itself, never through the runtime's interposers. */
+static void volume_io_unshielded(void)
+{
+	static struct scone_vio_sys sys;
+
+	sys = (struct scone_vio_sys){
+		.open = SYS(open), .close = SYS(close), .pread = SYS(pread), .pwrite = SYS(pwrite),
+		.ftruncate = SYS(ftruncate), .fstat = SYS(fstat), .fsync = SYS(fsync), .fdatasync = SYS(fdatasync),
+		.unlink = SYS(unlink), .rename = SYS(rename), .mkdir = SYS(mkdir), .opendir = SYS(opendir),
+		.readdir = SYS(readdir), .closedir = SYS(closedir),
+	};
+	scone_vio_host_sys(&sys);
+}
+
 static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], struct scone_identity *id,
 				struct scone_runtime_config *cfg, const struct scone_handover *h)
 {
@@ -775,6 +790,7 @@ static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], str
 	size_t i;
 	bool hold;
 
+	volume_io_unshielded();
 	size_t total = cfg->volume_count + (cfg->fspf ? 1 : 0);
 
 	g_addr = strdup(cas_addr ? cas_addr : "");
