@@ -757,7 +757,7 @@ static bool decide_role(const struct scone_handover *h)
 	}
 	if (!h || !h->shared || (lfd = lock_fd(&mounts[0])) < 0)
 		return true;
-	while (flock(lfd, LOCK_EX) != 0 && errno == EINTR)
+	while (SYS(flock)(lfd, LOCK_EX) != 0 && errno == EINTR)
 		;
 	if (g_srv->pid > 0 && g_srv->pid != getpid() && kill(g_srv->pid, 0) == 0 && vsrv_join(g_srv) == SCONE_ERR_OK)
 		hold = false;
@@ -765,7 +765,7 @@ static bool decide_role(const struct scone_handover *h)
 	if (hold)
 		g_election_held = true; /* released once this process serves */
 	else
-		(void)flock(lfd, LOCK_UN);
+		(void)SYS(flock)(lfd, LOCK_UN);
 	return hold;
 }
 
@@ -827,7 +827,7 @@ static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], str
 	if (!err && hold)
 		err = vsrv_serve(g_srv, !h);
 	if (g_election_held) {
-		(void)flock(lock_fd(&mounts[0]), LOCK_UN);
+		(void)SYS(flock)(lock_fd(&mounts[0]), LOCK_UN);
 		g_election_held = false;
 	}
 	shield_leave();
