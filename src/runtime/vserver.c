@@ -99,6 +99,15 @@ bool vsrv_own_fd(int fd)
 	return fd >= 0 && (fd == g_reg[0] || fd == g_reg[1] || fd == g_listen || fd == g_conn);
 }
 
+int vsrv_own_fd_max(void)
+{
+	int fds[] = { g_reg[0], g_reg[1], g_listen, g_conn }, top = -1;
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		top = fds[i] > top ? fds[i] : top;
+	return top;
+}
+
 /* ---- answering one request (lock held) ---- */
 
 static struct mount *mount_of(const struct vp_msg *q)
