@@ -407,13 +407,9 @@ size_t shield_mount_index(const struct mount *m)
  */
 static void forget_one(int fd, struct fd_desc *d, void *arg)
 {
-	struct sfd *s = (struct sfd *)d;
-
 	(void)fd, (void)arg;
-	if (d->kind == &shield_volume_kind) {
-		s->rh = 0;
-		s->f = NULL;
-	}
+	if (d->kind == &shield_volume_kind)
+		d->kind->forked(d);
 }
 
 void shield_forget_remote(void)
@@ -523,10 +519,9 @@ static void at_child(void)
 			real_close(mounts[i].lock_fd);
 		mounts[i].lock_fd = -1;
 	}
-	shield_forget_remote();
+	fdtab_forked(); /* (the volume kind forgets the parent's server handles) */
 	vsrv_fork_child();
 	g_pid = getpid();
-	fdtab_forked();
 	shield_leave();
 }
 
@@ -836,7 +831,7 @@ static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], str
 	g_cfg = cfg;
 	g_id = *id;
 	g_pid = getpid();
-	fdtab_forked();
+	fdtab_own();
 	if ((err = share_map(total, h ? h->share_fd : -1)))
 		return err;
 	for (i = 0; i < total; i++) {
@@ -959,7 +954,7 @@ static enum scone_err adopt_fds(const struct scone_handover *h)
 		}
 		if (!(s = calloc(1, sizeof(*s))))
 			return scone_err_set(SCONE_ERR_NOMEM, "inherited fd %d", r->fd);
-		s->base.kind = &shield_volume_kind;
+		fdtab_desc_init(&s->base, &shield_volume_kind);
 		s->m = m;
 		s->flags = r->flags;
 		snprintf(s->vpath, sizeof(s->vpath), "%s", r->vpath);
@@ -992,7 +987,7 @@ enum scone_err scone_shield_mount_handover(const struct scone_handover *h, struc
 	return err;
 }
 
-/* Walking the table for an exec's handover: the inheritable volume fds. */
+/* Walking the table for an exec's handover: what the kinds of the inheritable fds record. */
 struct handover_walk {
 	struct scone_handover *h;
 	enum scone_err err;
@@ -1001,23 +996,13 @@ struct handover_walk {
 static void handover_one(int fd, struct fd_desc *d, void *arg)
 {
 	struct handover_walk *w = arg;
-	struct sfd *s = shield_fd_entry(fd);
-	struct scone_handover_fd *r;
-	int fl;
+	int fl, e;
 
-	(void)d;
-	if (w->err || !s || (fl = SYS(fcntl)(fd, F_GETFD)) < 0 || (fl & FD_CLOEXEC))
+	if (w->err || !d->kind->handover || !fdtab_is(fd, d) || (fl = SYS(fcntl)(fd, F_GETFD)) < 0 ||
+	    (fl & FD_CLOEXEC))
 		return;
-	if (!(r = realloc(w->h->fds, (w->h->fd_count + 1) * sizeof(*r)))) {
-		w->err = scone_err_set(SCONE_ERR_NOMEM, "exec: fds");
-		return;
-	}
-	w->h->fds = r;
-	r = &w->h->fds[w->h->fd_count++];
-	*r = (struct scone_handover_fd){ .fd = fd, .flags = s->flags, .volume = (uint32_t)(s->m - mounts),
-					 .vpath = strdup(s->vpath), .dir = !s->file };
-	if (!r->vpath)
-		w->err = scone_err_set(SCONE_ERR_NOMEM, "exec: fds");
+	if ((e = d->kind->handover(d, fd, w->h)))
+		w->err = scone_err_set(scone_err_from_errno(e), "exec: fd %d: %s", fd, strerror(e));
 }
 
 static enum scone_err handover_fds(struct scone_handover *h)
