@@ -41,6 +41,7 @@
 #include "runtime/handover.h"
 #include "runtime/handover_io.h"
 #include "runtime/inject.h"
+#include "runtime/rt.h"
 #include "runtime/shield.h"
 
 typedef int (*main_fn)(int, char **, char **);
@@ -268,7 +269,7 @@ static int fspf_main(int argc, char **argv, char **envp)
 		die("SCONE_FSPF", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	cfg->fspf->has_key = env_hex("SCONE_FSPF_KEY", cfg->fspf->key, sizeof(cfg->fspf->key));
 	cfg->fspf->has_tag = env_hex("SCONE_FSPF_TAG", cfg->fspf->tag, sizeof(cfg->fspf->tag));
-	if ((err = scone_shield_mount(NULL, (const uint8_t[32]){ 0 }, &none, cfg)))
+	if ((err = scone_rt_init(NULL, (const uint8_t[32]){ 0 }, &none, cfg)) || (err = scone_shield_mount()))
 		die("SCONE_FSPF", err);
 	if (view_wanted())
 		fprintf(stderr, "scone runtime: no config_id, SCONE_FSPF %s, file-system shield %s (%zu volumes mounted)\n",
@@ -446,10 +447,11 @@ static int scone_main(int argc, char **argv, char **envp)
 	if (err)
 		die(config_id, err);
 	dump_setting(cfg);
-	/* The shield keeps cfg and the key for its tag reports when it mounts something. */
-	if ((err = scone_shield_mount(addr, pin, &id, cfg)))
+	/* The context keeps cfg, CAS and the key for the tag reports and exec's handover. */
+	if ((err = scone_rt_init(addr, pin, &id, cfg)))
+		die("start", err);
+	if ((err = scone_shield_mount()))
 		die("volumes", err);
-	scone_identity_free(&id);
 	if ((err = scone_inject_install(cfg->files, cfg->file_count)))
 		die("injection files", err);
 	if (cfg->argc) {
@@ -464,7 +466,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	if (view_wanted())
 		print_view(cfg, mode);
 	/* argv, environment and cfg stay alive for the program's whole life (exec hands cfg on). */
-	if ((err = scone_exec_install(addr, pin, cfg)))
+	if ((err = scone_exec_install()))
 		die("exec", err);
 	/* Last: the kernel's block is rewritten, and getenv's earlier answers (addr, mode) pointed into it. */
 	if (cfg->argc && cfg->command_public)
@@ -525,12 +527,13 @@ static int handover_main(int argc, char **argv, char **envp, const char *fd_text
 	dump_setting(cfg);
 	if (h.identity && (err = scone_identity_from_pem(h.identity, h.identity_len, &id)))
 		die("handover", err);
-	if ((err = scone_shield_mount_handover(&h, &id, cfg)))
+	if ((err = scone_rt_init(h.cas_addr, h.pin, &id, cfg)))
+		die("handover", err);
+	if ((err = scone_shield_mount_handover(&h)))
 		die("volumes", err);
-	scone_identity_free(&id);
 	if ((err = scone_inject_install(cfg->files, cfg->file_count)))
 		die("injection files", err);
-	if ((err = scone_exec_install(h.cas_addr, h.pin, cfg)))
+	if ((err = scone_exec_install()))
 		die("exec", err);
 	restore_environment(envp, &h);
 	scone_handover_free(&h);
