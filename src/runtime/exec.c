@@ -15,6 +15,7 @@
  * Without a configuration (no SCONE_CONFIG_ID) everything passes through.
  */
 #undef _FORTIFY_SOURCE
+#include "lib/log.h"
 #include "runtime/rt.h"
 #include "runtime/exec.h"
 
@@ -257,9 +258,8 @@ static int prepare(const struct exec_target *t, char *const envp[], bool spawn, 
 	h.cas_addr = scone_rt()->cas_addr ? scone_rt()->cas_addr : "";
 	memcpy(h.pin, scone_rt()->pin, sizeof(h.pin));
 	if ((err = check_target(t)) && unshielded_allowed(cfg)) {
-		fprintf(stderr, "scone: warning: %s; it runs without the session's secrets and volumes "
-				"(SCONE_ALLOW_UNSHIELDED_EXEC)\n",
-			scone_err_detail());
+		scone_warn("%s; it runs without the session's secrets and volumes (SCONE_ALLOW_UNSHIELDED_EXEC)",
+			   scone_err_detail());
 		scone_err_clear();
 		err = SCONE_ERR_OK;
 		unshielded = true;
@@ -280,8 +280,7 @@ out:
 	if (!err)
 		return 0;
 	e = err == SCONE_ERR_UNSUPPORTED ? EPERM : scone_err_to_errno(err);
-	fprintf(stderr, "scone: exec refused: %s: %s (%s)\n", scone_strerror(err), scone_err_detail(),
-		scone_errname(err));
+	scone_error("exec refused: %s: %s (%s)", scone_strerror(err), scone_err_detail(), scone_errname(err));
 	scone_err_clear();
 	finish(p); /* the memfds made so far, the environment */
 	p->envp = NULL;

@@ -23,6 +23,7 @@
  */
 /* The interposers must be real functions, not glibc's fortify inline wrappers. */
 #undef _FORTIFY_SOURCE
+#include "lib/log.h"
 #include "runtime/shield_internal.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -301,7 +302,7 @@ void shield_exit(void)
 		if (m->n_prefixes && memcmp(m->sh->tag, m->first_tag, sizeof(m->first_tag)) != 0 &&
 		    getpid() == shield_g.pid) {
 			scone_hex_encode(hex, sizeof(hex), m->sh->tag, sizeof(m->sh->tag));
-			fprintf(stderr, "scone: fspf %s: new tag %s (SCONE_FSPF_TAG for the next run)\n", m->fspf, hex);
+			scone_warn("fspf %s: new tag %s (SCONE_FSPF_TAG for the next run)", m->fspf, hex);
 			memcpy(m->first_tag, m->sh->tag, sizeof(m->first_tag));
 		}
 	}

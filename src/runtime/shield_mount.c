@@ -5,6 +5,7 @@
  * (the volumes' tags and state, the fds its kinds record) and takes over.
  */
 #undef _FORTIFY_SOURCE
+#include "lib/log.h"
 #include "runtime/shield_internal.h"
 #include "runtime/rt.h"
 #include "volume/vio.h"
@@ -143,8 +144,7 @@ static enum scone_err mount_fspf(const struct scone_rt_fspf *f, struct mount *m,
 	m->len = strlen(m->path);
 	memcpy(m->key, f->key, SCONE_VOLUME_KEY_SIZE);
 	if (!f->has_tag)
-		fprintf(stderr, "scone: warning: fspf %s opened without SCONE_FSPF_TAG: an older copy would not be "
-				"noticed\n", full);
+		scone_warn("fspf %s opened without SCONE_FSPF_TAG: an older copy would not be noticed", full);
 	/* A process served by another reads only the regions (where its paths go), then lets go. */
 	if ((err = scone_volume_open(full, f->key, f->has_tag ? f->tag : NULL, hold ? SCONE_VOL_RDWR : SCONE_VOL_RDONLY,
 				     &m->vol)))

@@ -5,6 +5,7 @@
  * passing failures (SCONE_TAG_REPORT_TIMEOUT).
  */
 #undef _FORTIFY_SOURCE
+#include "lib/log.h"
 #include "runtime/shield_internal.h"
 #include "runtime/rt.h"
 
@@ -37,8 +38,8 @@ void shield_know_tag(struct mount *m, const uint8_t tag[SCONE_RT_TAG_SIZE])
 
 static void report_failed(const struct mount *m, enum scone_err err)
 {
-	fprintf(stderr, "scone: volume %s: cannot report its new tag to CAS: %s: %s (%s)\n", m->name,
-		scone_strerror(err), scone_err_detail(), scone_errname(err));
+	scone_error("volume %s: cannot report its new tag to CAS: %s: %s (%s)", m->name, scone_strerror(err),
+		    scone_err_detail(), scone_errname(err));
 }
 
 /* Worth sending again: CAS unreachable, restarting, busy or rate-limiting; not a refusal on the merits. */
@@ -188,8 +189,8 @@ enum scone_err shield_commit_local(struct mount *m)
 	if (!m->dirty || !m->vol || vsrv_retired())
 		return SCONE_ERR_OK;
 	if ((err = scone_volume_sync_with(m->vol, report_wait_cb, m))) {
-		fprintf(stderr, "scone: volume %s: cannot commit: %s: %s (%s)\n", m->name, scone_strerror(err),
-			scone_err_detail(), scone_errname(err));
+		scone_error("volume %s: cannot commit: %s: %s (%s)", m->name, scone_strerror(err), scone_err_detail(),
+			    scone_errname(err));
 		return err;
 	}
 	m->dirty = false;
