@@ -19,10 +19,10 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "cas/http_parse.h"
 #include "lib/crypto.h"
 #include "lib/log.h"
 
-#define PATH_LIMIT 1024                /* bytes of the raw path, exclusive */
 #define RESPONSE_MAX (64u << 20)       /* ceiling of a handler's response body */
 #define ERROR_BODY_MAX (64u << 10)     /* for cas_respond_error on an unset body */
 #define LOG_PATH_MAX 256
@@ -154,73 +154,48 @@ void cas_respond_error(struct cas_response *resp, int status, const char *code, 
 
 /* ---- request parts ---- */
 
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decode raw[0..n) into out (n + 1 bytes); control bytes (%00..%1F, %7F) are refused. */
-static bool decode_path(char *out, const char *raw, size_t n)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)raw[i];
-		if (ch == '%') {
-			int hi = i + 2 < n ? hexval(raw[i + 1]) : -1;
-			int lo = hi >= 0 ? hexval(raw[i + 2]) : -1;
-			if (hi < 0 || lo < 0)
-				return false;
-			ch = (unsigned char)(hi << 4 | lo);
-			i += 2;
-		}
-		if (ch < 0x20 || ch == 0x7f)
-			return false;
-		out[o++] = (char)ch;
-	}
-	out[o] = '\0';
-	return true;
-}
-
-/* Split the request target into a decoded path and the raw query. */
+/* The decoded path and raw query; a refusal names what was wrong. */
 static bool parse_target(const char *raw, struct req_state *st, struct cas_response *resp)
 {
-	size_t n, qn;
-	const char *q;
+	enum scone_err err = cas_http_parse_target(raw, &st->path, &st->query);
 
-	if (!raw || raw[0] != '/') {
-		cas_respond_error(resp, 400, "INVALID", "request target must be a path starting with '/'");
-		return false;
-	}
-	n = strcspn(raw, "?#");
-	if (n >= PATH_LIMIT) {
-		cas_respond_error(resp, 400, "INVALID", "request path is %zu bytes; the limit is %d", n,
-				  PATH_LIMIT - 1);
-		return false;
-	}
-	if (!(st->path = malloc(n + 1))) {
-		cas_respond_error(resp, 500, "NOMEM", "out of memory");
-		return false;
-	}
-	if (!decode_path(st->path, raw, n)) {
-		cas_respond_error(resp, 400, "INVALID", "request path has a bad %%-escape or a control character");
-		return false;
-	}
-	if (raw[n] != '?')
+	if (err == SCONE_ERR_OK)
 		return true;
-	q = raw + n + 1;
-	qn = strcspn(q, "#");
-	if (!(st->query = strndup(q, qn))) {
-		cas_respond_error(resp, 500, "NOMEM", "out of memory");
-		return false;
-	}
-	return true;
+	if (err == SCONE_ERR_NOMEM)
+		cas_respond_error(resp, 500, "NOMEM", "%s", scone_err_detail());
+	else
+		cas_respond_error(resp, 400, "INVALID", "%s", scone_err_detail());
+	return false;
+}
+
+/* Content-Length and Transfer-Encoding leave no doubt about where the body ends. */
+static bool framing_ok(struct evhttp_request *req, struct cas_response *resp)
+{
+	const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	struct cas_http_framing f;
+
+	cas_http_framing_init(&f);
+	for (const struct evkeyval *kv = h ? h->tqh_first : NULL; kv; kv = kv->next.tqe_next)
+		cas_http_framing_add(&f, kv->key, kv->value);
+	if (cas_http_framing_check(&f) == SCONE_ERR_OK)
+		return true;
+	cas_respond_error(resp, 400, "INVALID", "%s", scone_err_detail());
+	return false;
+}
+
+/* The raw path of a refused target for the log line (no query: it may carry tokens). */
+static const char *target_for_log(const char *raw, char *out, size_t out_size)
+{
+	size_t n;
+
+	if (!raw)
+		return "-";
+	n = strcspn(raw, "?#");
+	if (n >= out_size)
+		n = out_size - 1;
+	memcpy(out, raw, n);
+	out[n] = '\0';
+	return out;
 }
 
 /* Copy the body out (NUL-terminated) and wipe evhttp's buffer as we go. */
@@ -408,6 +383,10 @@ static void dispatch(struct cas_server_worker *w, struct cas_server_conn *c, str
 		c->close_after = true;
 		return;
 	}
+	if (!framing_ok(req, resp)) {
+		c->close_after = true; /* where this request ends, and the next begins, is in doubt */
+		return;
+	}
 	if (!parse_target(evhttp_request_get_uri(req), st, resp))
 		return;
 	if (m->m == CAS_OTHER) {
@@ -441,6 +420,7 @@ void cas_server_http_request(struct evhttp_request *req, void *arg)
 	const struct method *m = method_of(evhttp_request_get_command(req));
 	struct req_state st = { 0 };
 	struct cas_response resp = { .status = 200 };
+	char raw[LOG_PATH_MAX];
 	uint64_t dur;
 	int status;
 
@@ -457,7 +437,9 @@ void cas_server_http_request(struct evhttp_request *req, void *arg)
 	status = send_response(c, req, &resp, c->close_after || w->stopping);
 	dur = cas_server_now_ns() - c->req_start_ns;
 	cas_server_metrics_request(&w->srv->m, status, dur);
-	cas_server_http_log(c, m->name, st.path ? st.path : "-", status, dur);
+	cas_server_http_log(c, m->name,
+			    st.path ? st.path : target_for_log(evhttp_request_get_uri(req), raw, sizeof(raw)), status,
+			    dur);
 	c->req_start_ns = 0;
 	free_state(&st);
 	scone_wbuf_free(&resp.body);

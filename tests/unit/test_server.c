@@ -844,6 +844,85 @@ TEST(test_bad_path)
 	free(r);
 }
 
+/* A refused path is logged as a C string: %ZZ once left the decoded path unterminated (read past it). */
+TEST(test_bad_path_logged)
+{
+	char path[160], line[4096];
+	struct client *c;
+	struct http_resp *r = malloc(sizeof(*r));
+	int saved = dup(2), fd;
+	FILE *f;
+	bool found = false;
+
+	assert_non_null(r);
+	snprintf(path, sizeof(path), "%s/badlog", tmpdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0 && saved >= 0);
+	scone_log_set_level(SCONE_LOG_INFO);
+	assert_int_equal(dup2(fd, 2), 2);
+	c = client_new(shared.port, false);
+	assert_int_equal(request(c, "GET /v1/sessions/%ZZ HTTP/1.1\r\nHost: t\r\n\r\n", r), 400);
+	assert_int_equal(request(c, "GET /v1/x%4 HTTP/1.1\r\nHost: t\r\n\r\n", r), 400);
+	assert_int_equal(request(c, "GET /v1/%41%0a?q=SECRET9 HTTP/1.1\r\nHost: t\r\n\r\n", r), 400);
+	client_free(c);
+	assert_int_equal(dup2(saved, 2), 2);
+	scone_log_set_level(SCONE_LOG_WARN);
+	close(saved);
+	close(fd);
+	assert_non_null(f = fopen(path, "r"));
+	while (fgets(line, sizeof(line), f)) {
+		assert_null(strstr(line, "SECRET9"));
+		if (strstr(line, "\"path\":\"/v1/sessions/%ZZ\"") && strstr(line, "\"status\":400"))
+			found = true;
+	}
+	fclose(f);
+	unlink(path);
+	assert_true(found);
+	free(r);
+}
+
+/* Content-Length and Transfer-Encoding must leave no doubt where a body ends (request smuggling). */
+TEST(test_framing)
+{
+	static const char *const bad[] = {
+		"POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 10\r\n\r\nhelloGET /x HTTP/1.1\r\n\r\n",
+		"POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\nContent-Length: 5\r\n\r\nhelloGET /x HTTP/1.1\r\n\r\n",
+		"POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"POST /f HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"POST /f HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	};
+	int before = atomic_load(&handler_calls);
+	struct http_resp *r = malloc(sizeof(*r));
+	struct client *c;
+	json_t *j;
+
+	assert_non_null(r);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c = client_new(shared.port, false);
+		assert_int_equal(request(c, bad[i], r), 400);
+		/* libevent refuses Content-Length beside chunked itself (its own HTML answer). */
+		if (strstr(r->head, "application/json")) {
+			j = body_json(r);
+			assert_string_equal(jstr(j, "code"), "INVALID");
+			json_decref(j);
+		}
+		assert_non_null(strstr(r->head, "Connection: close"));
+		/* Nothing after the refused request is read as another request. */
+		assert_true(client_closed(c));
+		client_free(c);
+	}
+	assert_int_equal(atomic_load(&handler_calls), before);
+	/* The same length twice is no ambiguity; one chunked body is fine. */
+	c = client_new(shared.port, false);
+	assert_int_equal(request(c, "POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", r),
+			 200);
+	assert_int_equal(
+		request(c, "POST /f HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", r),
+		200);
+	client_free(c);
+	free(r);
+}
+
 TEST(test_garbage_instead_of_tls)
 {
 	static const char junk[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n\x16\x03\x01\xff\xff garbage garbage";
@@ -1173,6 +1252,8 @@ int main(void)
 		cmocka_unit_test(test_connection_limit),
 		cmocka_unit_test(test_bad_method),
 		cmocka_unit_test(test_bad_path),
+		cmocka_unit_test(test_bad_path_logged),
+		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_garbage_instead_of_tls),
 		cmocka_unit_test(test_metrics_text),
 		cmocka_unit_test(test_log_line),
