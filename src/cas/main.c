@@ -26,6 +26,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: scone-cas [--listen ADDR:PORT] [--state-dir DIR] [--workers N]\n"
 		"                 [--max-connections N] [--timeout SECONDS] [--rate-limit N]\n"
+		"                 [--max-pending-mb N]\n"
 		"\n"
 		"The Configuration and Attestation Service: keeps sessions and their secrets,\n"
 		"and hands a service its configuration after attestation. HTTPS on ADDR:PORT\n"
@@ -34,7 +35,10 @@ static void usage(FILE *f)
 		"number of CPUs. Logs are JSON lines on stderr (SCONE_LOG=error|warn|info|debug,\n"
 		"default info). --rate-limit caps the requests per second on one connection\n"
 		"(default 1000: a runtime reports a volume tag at every sync over one\n"
-		"connection). SIGTERM or SIGINT stops it gracefully. API: docs/api.md.\n",
+		"connection). --max-pending-mb caps the memory held by requests not yet\n"
+		"answered, over all connections, beyond each connection's first 16 KiB\n"
+		"(default 64; the connection that goes over is closed). SIGTERM or SIGINT\n"
+		"stops it gracefully. API: docs/api.md.\n",
 		CAS_DEFAULT_PORT);
 }
 
@@ -59,6 +63,7 @@ struct options {
 	int max_connections;
 	int timeout;
 	int rate_limit;
+	int max_pending_mb;
 };
 
 static void parse_options(int argc, char **argv, struct options *o)
@@ -67,12 +72,12 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "listen", required_argument, NULL, 'l' },	{ "state-dir", required_argument, NULL, 'd' },
 		{ "workers", required_argument, NULL, 'w' },	{ "max-connections", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 't' },	{ "rate-limit", required_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
+		{ "max-pending-mb", required_argument, NULL, 'm' }, { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:w:c:t:r:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:d:w:c:t:r:m:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			o->listen = optarg;
@@ -91,6 +96,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'r':
 			o->rate_limit = parse_int("--rate-limit", optarg, 1, 1000000);
+			break;
+		case 'm':
+			o->max_pending_mb = parse_int("--max-pending-mb", optarg, 2, 1 << 20);
 			break;
 		case 'h':
 			usage(stdout);
@@ -145,6 +153,7 @@ int main(int argc, char **argv)
 	so.max_connections = o.max_connections;
 	so.timeout_sec = o.timeout;
 	so.max_requests_per_conn_per_sec = o.rate_limit;
+	so.max_pending_bytes = (size_t)o.max_pending_mb << 20;
 	so.ssl_ctx = cas_server_tls_ctx(crt, key);
 	so.handler = cas_handle;
 	so.handler_ctx = &cas;

@@ -31,6 +31,7 @@
 #define DEFAULT_MAX_HEADER_BYTES (16u << 10)
 #define DEFAULT_MAX_BODY_BYTES ((1u << 20) + (64u << 10))
 #define DEFAULT_MAX_CONNECTIONS 4096
+#define DEFAULT_MAX_PENDING_BYTES ((size_t)64 << 20)
 #define DEFAULT_RATE 200
 #define DEFAULT_TIMEOUT_SEC 10
 #define MAX_WORKERS 256
@@ -47,7 +48,8 @@ static enum scone_err fill_opts(struct cas_server *srv, const struct cas_server_
 	if (!in->ssl_ctx || !in->handler || !in->host)
 		return scone_err_set(SCONE_ERR_INVALID, "server options: host, ssl_ctx and handler are required");
 	if (in->workers < 0 || in->max_connections < 0 || in->max_requests_per_conn_per_sec < 0 ||
-	    in->timeout_sec < 0 || in->max_header_bytes > SIZE_LIMIT || in->max_body_bytes > SIZE_LIMIT)
+	    in->timeout_sec < 0 || in->max_header_bytes > SIZE_LIMIT || in->max_body_bytes > SIZE_LIMIT ||
+	    in->max_pending_bytes > SIZE_LIMIT)
 		return scone_err_set(SCONE_ERR_INVALID, "server options: a limit is negative or absurdly large");
 	*o = *in;
 	if (!(srv->host_copy = strdup(in->host)))
@@ -63,9 +65,15 @@ static enum scone_err fill_opts(struct cas_server *srv, const struct cas_server_
 	o->max_header_bytes = o->max_header_bytes ? o->max_header_bytes : DEFAULT_MAX_HEADER_BYTES;
 	o->max_body_bytes = o->max_body_bytes ? o->max_body_bytes : DEFAULT_MAX_BODY_BYTES;
 	o->max_connections = o->max_connections ? o->max_connections : DEFAULT_MAX_CONNECTIONS;
+	o->max_pending_bytes = o->max_pending_bytes ? o->max_pending_bytes : DEFAULT_MAX_PENDING_BYTES;
 	o->max_requests_per_conn_per_sec = o->max_requests_per_conn_per_sec ? o->max_requests_per_conn_per_sec
 									     : DEFAULT_RATE;
 	o->timeout_sec = o->timeout_sec ? o->timeout_sec : DEFAULT_TIMEOUT_SEC;
+	if (o->max_pending_bytes < o->max_header_bytes + o->max_body_bytes)
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "server options: max_pending_bytes (%zu) is below one largest request (%zu bytes "
+				     "of headers and body)",
+				     o->max_pending_bytes, o->max_header_bytes + o->max_body_bytes);
 	return SCONE_ERR_OK;
 }
 

@@ -20,8 +20,14 @@
  * - request not complete timeout_sec after the connection opened (TLS
  *   handshake included) or after the previous response: connection closed
  * - beyond max_connections open: closed at once, before TLS
+ * - request bytes received and not yet answered, over all connections,
+ *   beyond max_pending_bytes (each connection's first CAS_PENDING_FREE,
+ *   16 KiB, not counted): the connection whose bytes went over is closed
+ * Two Content-Length headers with different values, Transfer-Encoding beside
+ * Content-Length or other than chunked: 400 JSON, then the connection closes.
  * All of these are counted in scone_cas_limit_rejections_total (evhttp's
- * 400 as reason="header", 413 as "body", 501 as "method").
+ * 400 as reason="header", 413 as "body", 501 as "method", the byte budget
+ * as "memory").
  */
 #ifndef SCONE_CAS_SERVER_H
 #define SCONE_CAS_SERVER_H
@@ -72,6 +78,8 @@ struct cas_server_opts {
 	size_t max_header_bytes;   /* default 16 KiB */
 	size_t max_body_bytes;     /* default 1 MiB + 64 KiB */
 	int max_connections;       /* whole server, default 4096 */
+	size_t max_pending_bytes;  /* request bytes in flight over all connections beyond each one's
+	                            * first 16 KiB; default 64 MiB */
 	int max_requests_per_conn_per_sec; /* default 200; beyond: 429 and the connection closes */
 	int timeout_sec;           /* default 10: TLS handshake + request head and body must arrive
 	                            * within it (in total, from accept or from the previous

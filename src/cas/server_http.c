@@ -441,6 +441,7 @@ void cas_server_http_request(struct evhttp_request *req, void *arg)
 			    st.path ? st.path : target_for_log(evhttp_request_get_uri(req), raw, sizeof(raw)), status,
 			    dur);
 	c->req_start_ns = 0;
+	cas_server_conn_request_done(c);
 	free_state(&st);
 	scone_wbuf_free(&resp.body);
 }

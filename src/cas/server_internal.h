@@ -34,6 +34,7 @@ enum cas_server_limit {
 	CAS_LIMIT_RATE,
 	CAS_LIMIT_TIMEOUT,
 	CAS_LIMIT_METHOD,
+	CAS_LIMIT_MEMORY, /* over max_pending_bytes: the connection that asked for more was closed */
 	CAS_LIMIT_COUNT_,
 };
 
@@ -73,6 +74,7 @@ struct cas_server_worker {
 	bool stopping;
 	bool draining;                 /* after the loop: no loopbreak from conn teardown */
 	uint64_t last_reject_log_ns;
+	uint64_t last_budget_log_ns;
 	int nconns;                    /* connections alive on this worker */
 	struct cas_server_conn *conns; /* list of them */
 	enum scone_err err;
@@ -85,6 +87,7 @@ struct cas_server {
 	int nworkers;
 	struct cas_server_worker *workers;
 	atomic_int open;           /* connections holding a slot (<= max_connections) */
+	atomic_size_t pending;     /* request bytes charged to max_pending_bytes (see server_conn.c) */
 	bool ran;
 	struct cas_server_metrics_state m;
 };
@@ -107,7 +110,12 @@ struct cas_server_conn {
 	uint64_t req_start_ns; /* monotonic time the current request's first byte arrived */
 	uint64_t rate_window;  /* monotonic second of the rate window */
 	int rate_count;
+	size_t held;    /* bytes received for the request(s) not yet answered */
+	size_t charged; /* the part of held beyond CAS_PENDING_FREE, counted in srv->pending */
 };
+
+/* Bytes of requests in flight each connection holds without drawing on max_pending_bytes. */
+#define CAS_PENDING_FREE (16u << 10)
 
 static inline uint64_t cas_server_now_ns(void)
 {
@@ -129,6 +137,8 @@ const char *cas_server_conn_peer(struct cas_server_conn *c);
 void cas_server_conn_kill_soon(struct cas_server_conn *c);
 /* Request callback is about to run (disarms the deadline). */
 void cas_server_conn_begin_handling(struct cas_server_conn *c);
+/* The request was answered: its bytes no longer count (pipelined bytes already received still do). */
+void cas_server_conn_request_done(struct cas_server_conn *c);
 /* Response queued: re-arm on completion (sets evhttp's on-complete hook). */
 void cas_server_conn_response_queued(struct cas_server_conn *c, struct evhttp_request *req);
 /* Graceful stop: close idle connections now, the rest when they finish. */

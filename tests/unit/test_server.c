@@ -777,6 +777,82 @@ TEST(test_connection_limit)
 	free(r);
 }
 
+/*
+ * Partial requests of many connections share one byte budget: with 256 KiB,
+ * twelve connections each sending 100 KiB of a 200 kB body cannot all stay;
+ * those that would take the total over it are closed, the rest still hold
+ * their request, and once they go the charge is back to zero.
+ */
+TEST(test_pending_budget)
+{
+	static const char head[] = "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n";
+	enum { N = 12, PART = 100 << 10 };
+	struct harness h;
+	struct cas_server_opts o;
+	struct client *c[N];
+	struct http_resp *r = malloc(sizeof(*r));
+	char *part = malloc(PART);
+	int closed = 0, open = 0;
+
+	assert_non_null(r);
+	assert_non_null(part);
+	memset(part, 'x', PART);
+	default_opts(&o, &h);
+	o.max_body_bytes = 220u << 10;
+	o.max_pending_bytes = 256u << 10;
+	o.timeout_sec = 10;
+	start(&h, &o);
+	for (int i = 0; i < N; i++) {
+		c[i] = client_new(h.port, false);
+		if (!client_send(c[i], head, sizeof(head) - 1) || !client_send(c[i], part, PART))
+			continue; /* closed while sending: refused */
+		sleep_ms(20);
+	}
+	sleep_ms(300);
+	for (int i = 0; i < N; i++) {
+		if (client_closed_now(c[i]))
+			closed++;
+		else
+			open++;
+	}
+	/* Each open one is charged 100 KiB - 16 KiB; at most three fit in 256 KiB. */
+	assert_true(open <= 3);
+	assert_true(closed >= N - 3);
+	assert_true(metric(h.srv, "scone_cas_request_bytes_charged") <= (double)(256u << 10));
+	wait_metric_at_least(h.srv, "scone_cas_limit_rejections_total{reason=\"memory\"}", 1);
+	/* The server still answers small requests meanwhile. */
+	{
+		struct client *probe = client_new(h.port, false);
+		assert_int_equal(request(probe, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", r), 200);
+		client_free(probe);
+	}
+	for (int i = 0; i < N; i++)
+		client_free(c[i]);
+	for (int i = 0; i < 40 && metric(h.srv, "scone_cas_request_bytes_charged") > 0; i++)
+		sleep_ms(50);
+	assert_true(metric(h.srv, "scone_cas_request_bytes_charged") == 0);
+	/* A whole large request still goes through once the budget is free. */
+	{
+		struct client *big = client_new(h.port, false);
+		char *req = malloc(sizeof(head) - 1 + 200000);
+		assert_non_null(req);
+		memcpy(req, head, sizeof(head) - 1);
+		memset(req + sizeof(head) - 1, 'y', 200000);
+		assert_true(client_send(big, req, sizeof(head) - 1 + 200000));
+		assert_true(client_read(big, r));
+		assert_int_equal(r->status, 200);
+		free(req);
+		client_free(big);
+	}
+	assert_true(metric(h.srv, "scone_cas_request_bytes_charged") == 0);
+	stop(&h);
+	/* A budget smaller than one largest request could never let it through. */
+	o.max_pending_bytes = o.max_body_bytes;
+	assert_int_equal(cas_server_new(&o, &h.srv), SCONE_ERR_INVALID);
+	free(part);
+	free(r);
+}
+
 TEST(test_bad_method)
 {
 	int before = atomic_load(&handler_calls);
@@ -1250,6 +1326,7 @@ int main(void)
 		cmocka_unit_test(test_slow_client),
 		cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test(test_connection_limit),
+		cmocka_unit_test(test_pending_budget),
 		cmocka_unit_test(test_bad_method),
 		cmocka_unit_test(test_bad_path),
 		cmocka_unit_test(test_bad_path_logged),
