@@ -101,33 +101,10 @@ bool cas_load_session(struct cas *cas, int worker, const char *name, struct cas_
 
 /* ---- access policy ---- */
 
-static bool principal_allows(const struct scone_principal *p, const struct cas_request *req,
-			     const uint8_t creator[32])
-{
-	switch (p->kind) {
-	case SCONE_PRINCIPAL_ANY:
-		return true;
-	case SCONE_PRINCIPAL_CREATOR:
-		return req->has_peer_key && scone_ct_equal(req->peer_spki_sha256, creator, 32);
-	case SCONE_PRINCIPAL_KEY:
-		return req->has_peer_key && scone_ct_equal(req->peer_spki_sha256, p->spki_sha256, 32);
-	case SCONE_PRINCIPAL_NONE:
-	default:
-		return false;
-	}
-}
-
-/* An empty list is the default [CREATOR]. */
+/* Does l admit the caller (its client key; none without a certificate)? */
 static bool policy_allows(const struct scone_access_list *l, const struct cas_request *req, const uint8_t creator[32])
 {
-	static const struct scone_principal creator_only = { .kind = SCONE_PRINCIPAL_CREATOR };
-
-	if (l->n == 0)
-		return principal_allows(&creator_only, req, creator);
-	for (size_t i = 0; i < l->n; i++)
-		if (principal_allows(&l->v[i], req, creator))
-			return true;
-	return false;
+	return cas_policy_allows(l, req->has_peer_key ? req->peer_spki_sha256 : NULL, creator);
 }
 
 static void hex32(const uint8_t in[32], char out[65])
@@ -170,10 +147,12 @@ static bool parse_body_session(struct cas *cas, const struct cas_request *req, s
 	return err == SCONE_ERR_OK;
 }
 
+/* creator: the session's creator (the caller for a new session, the stored one for an update). */
 static enum scone_err make_rec(struct cas *cas, const struct cas_request *req, const struct scone_session *s,
-			       const struct scone_secret_set *previous, struct scone_session_rec *rec)
+			       const uint8_t creator[32], const struct scone_secret_set *previous,
+			       struct scone_session_rec *rec)
 {
-	struct cas_imports im = { .cas = cas, .worker = req->worker, .who = s };
+	struct cas_imports im = { .cas = cas, .worker = req->worker, .who = s, .who_creator = creator };
 	struct scone_secret_set *set = NULL;
 	struct scone_wbuf blob;
 	enum scone_err err;
@@ -181,8 +160,7 @@ static enum scone_err make_rec(struct cas *cas, const struct cas_request *req, c
 	memset(rec, 0, sizeof(*rec));
 	snprintf(rec->name, sizeof(rec->name), "%s", s->name);
 	memcpy(rec->hash, s->hash, 32);
-	if (req->has_peer_key)
-		memcpy(rec->creator, req->peer_spki_sha256, 32);
+	memcpy(rec->creator, creator, 32);
 	rec->body = (char *)req->body;
 	rec->body_len = req->body_len;
 	rec->created = rec->updated = (int64_t)time(NULL);
@@ -220,35 +198,16 @@ static void respond_hash(struct cas_response *resp, int status, const char *name
 	cas_respond_json(resp, status, json_pack("{s:s,s:s}", "name", name, "hash", h));
 }
 
-/*
- * A session "a/b/c" lives in namespace "a/b": if session "a/b" exists, its
- * access_policy.create_sessions (default: its update list) must admit the
- * caller. Without a parent session the name is free to take.
- */
+/* The nearest existing session above name must let the caller create it (namespace.c). */
 static bool namespace_allows(struct cas *cas, const struct cas_request *req, const char *name,
 			     struct cas_response *resp)
 {
-	const char *slash = strrchr(name, '/');
-	char parent[SCONE_SESSION_NAME_MAX + 1];
-	struct cas_loaded p;
-	bool ok;
+	enum scone_err err = cas_namespace_may_create(cas, req->worker, name, req->peer_spki_sha256);
 
-	if (!slash)
+	if (err == SCONE_ERR_OK)
 		return true;
-	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - name), name);
-	if (store_of(cas, req->worker)->ops->get(store_of(cas, req->worker), parent, &p.rec) == SCONE_ERR_NOT_FOUND)
-		return true;
-	scone_session_rec_clear(&p.rec);
-	if (!cas_load_session(cas, req->worker, parent, &p, resp))
-		return false;
-	ok = policy_allows(p.session->create_sessions.n ? &p.session->create_sessions : &p.session->update, req,
-			   p.rec.creator);
-	if (!ok)
-		cas_respond_error(resp, 403, "PERMISSION",
-				  "session %s: access_policy.create_sessions of namespace %s does not allow this client",
-				  name, parent);
-	cas_loaded_free(&p);
-	return ok;
+	cas_respond_err(resp, err, "create session");
+	return false;
 }
 
 static void session_create(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
@@ -271,7 +230,7 @@ static void session_create(struct cas *cas, const struct cas_request *req, struc
 	}
 	if (!namespace_allows(cas, req, s->name, resp))
 		goto out;
-	err = make_rec(cas, req, s, NULL, &rec);
+	err = make_rec(cas, req, s, req->peer_spki_sha256, NULL, &rec);
 	if (!err)
 		err = st->ops->create(st, &rec);
 	free_rec_secrets(&rec);
@@ -328,7 +287,7 @@ static void session_update(struct cas *cas, const struct cas_request *req, const
 		cas_respond_error(resp, 409, "CONFLICT", "session %s: predecessor is not the current hash %s", name, h);
 		goto out;
 	}
-	err = make_rec(cas, req, s, cur.secrets, &rec);
+	err = make_rec(cas, req, s, cur.rec.creator, cur.secrets, &rec);
 	if (!err)
 		err = st->ops->update(st, &rec, pred);
 	free_rec_secrets(&rec);

@@ -27,25 +27,43 @@
 #include "policy/policy.h"
 
 #define RESOLVED_MAX (8u * 1024 * 1024)
+/* Why an export list can say no although it names the session. */
+#define EXPORT_RULE                                                                                          \
+	"(an export by name without session_hash reaches only sessions created by the exporting session's "   \
+	"creator or inside a namespace session both live in; pin session_hash for another owner's session)"
 
 struct resolve {
 	struct cas_imports im;
 	const struct cas_loaded *own;
 };
 
-bool cas_exported_to(const struct scone_export *e, size_t n, const struct scone_session *who)
+bool cas_exported_to(struct cas_imports *im, const struct cas_loaded *from, const struct scone_export *e, size_t n)
 {
+	const struct scone_session *who = im->who;
+	bool vouched = false, asked = false;
 	char h[65];
 
 	scone_session_hash_hex(who->hash, h);
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(e[i].session);
+		bool any = strcmp(e[i].session, "*") == 0;
 		bool below = e[i].namespace && strncmp(who->name, e[i].session, len) == 0 && who->name[len] == '/';
-		if (strcmp(e[i].session, "*") != 0 && strcmp(e[i].session, who->name) != 0 && !below)
+		if (!any && strcmp(e[i].session, who->name) != 0 && !below)
 			continue;
-		if (e[i].session_hash && strcmp(e[i].session_hash, h) != 0)
+		if (e[i].session_hash) {
+			if (strcmp(e[i].session_hash, h) == 0)
+				return true;
 			continue;
-		return true;
+		}
+		if (any)
+			return true;
+		if (!asked) { /* the same answer for every entry by name */
+			asked = true;
+			vouched = cas_namespace_vouches(im->cas, im->worker, from->rec.name, from->rec.creator, who->name,
+							im->who_creator);
+		}
+		if (vouched)
+			return true;
 	}
 	return false;
 }
@@ -91,8 +109,8 @@ static enum scone_err exported_secret(struct cas_imports *im, const struct scone
 	if (!src || src->import)
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "session %s has no secret %s to export", def->import->session,
 				     *src_name);
-	if (!src->export_public && !cas_exported_to(src->exports, src->n_exports, im->who))
-		return scone_err_set(SCONE_ERR_PERMISSION, "session %s does not export secret %s to session %s",
+	if (!src->export_public && !cas_exported_to(im, *from, src->exports, src->n_exports))
+		return scone_err_set(SCONE_ERR_PERMISSION, "session %s does not export secret %s to session %s " EXPORT_RULE,
 				     def->import->session, *src_name, im->who->name);
 	return SCONE_ERR_OK;
 }
@@ -224,15 +242,17 @@ static enum scone_err volume_material(struct resolve *r, const struct scone_volu
 		if (!def || def->import)
 			return scone_err_set(SCONE_ERR_NOT_FOUND, "session %s has no volume %s to export",
 					     vol->import->session, src);
-		if (!cas_exported_to(def->exports, def->n_exports, r->own->session))
-			return scone_err_set(SCONE_ERR_PERMISSION, "session %s does not export volume %s to this session",
-					     vol->import->session, src);
+		if (!cas_exported_to(&r->im, owner, def->exports, def->n_exports))
+			return scone_err_set(SCONE_ERR_PERMISSION,
+					     "session %s does not export volume %s to session %s " EXPORT_RULE,
+					     vol->import->session, src, r->own->rec.name);
 	}
 	json_object_set_new(o, "session", json_string(owner->rec.name));
 	json_object_set_new(o, "volume", json_string(def->name));
 	if (def->fspf_key) {
 		/* A key in the session may itself be a template. */
-		struct resolve sub = { .im = { .cas = r->im.cas, .worker = r->im.worker, .who = owner->session },
+		struct resolve sub = { .im = { .cas = r->im.cas, .worker = r->im.worker, .who = owner->session,
+					       .who_creator = owner->rec.creator },
 				       .own = owner };
 		enum scone_err err = expand(&sub, def->fspf_key, strlen(def->fspf_key), true, "volume fspf_key", &v);
 		resolve_free(&sub);
@@ -365,6 +385,7 @@ void cas_handle_config(struct cas *cas, const struct cas_request *req, struct ca
 		goto denied;
 	r.own = &own;
 	r.im.who = own.session;
+	r.im.who_creator = own.rec.creator;
 	svc = scone_session_service(own.session, cr.service);
 	if (!svc) {
 		cas_respond_error(resp, 404, "NOT_FOUND", "session %s has no service %s", cr.session, cr.service);
@@ -433,6 +454,7 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 		return;
 	r.own = &own;
 	r.im.who = own.session;
+	r.im.who_creator = own.rec.creator;
 	svc = scone_session_service(own.session, tr.service);
 	vol = svc ? mounted_volume(own.session, svc, tr.volume) : NULL;
 	if (!vol) {
@@ -450,8 +472,9 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 		}
 		owner_volume = vol->import->name ? vol->import->name : vol->name;
 		vol = scone_session_volume(owner->session, owner_volume);
-		if (!vol || !cas_exported_to(vol->exports, vol->n_exports, own.session)) {
-			cas_respond_error(resp, 403, "PERMISSION", "volume %s is not exported to this session", tr.volume);
+		if (!vol || !cas_exported_to(&r.im, owner, vol->exports, vol->n_exports)) {
+			cas_respond_error(resp, 403, "PERMISSION", "volume %s is not exported to session %s " EXPORT_RULE,
+					  tr.volume, tr.session);
 			goto out;
 		}
 	}
