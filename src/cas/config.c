@@ -97,30 +97,48 @@ enum scone_err cas_imports_load(struct cas_imports *im, const char *session, con
 	return SCONE_ERR_OK;
 }
 
-/* The exporting session's definition of an imported secret, if it exports it to im->who. */
+/*
+ * The exporting session's definition of an imported secret, if it exports
+ * it to im->who. *public_only: admitted only by export_public, which
+ * releases a key's or certificate's public part, never its private key.
+ */
 static enum scone_err exported_secret(struct cas_imports *im, const struct scone_secret *def,
-				      const struct cas_loaded **from, const char **src_name)
+				      const struct cas_loaded **from, const char **src_name, bool *public_only)
 {
 	const struct scone_secret *src;
 
+	*public_only = false;
 	SCONE_TRY(cas_imports_load(im, def->import->session, from));
 	*src_name = def->import->name ? def->import->name : def->name;
 	src = scone_session_secret((*from)->session, *src_name);
 	if (!src || src->import)
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "session %s has no secret %s to export", def->import->session,
 				     *src_name);
-	if (!src->export_public && !cas_exported_to(im, *from, src->exports, src->n_exports))
-		return scone_err_set(SCONE_ERR_PERMISSION, "session %s does not export secret %s to session %s " EXPORT_RULE,
-				     def->import->session, *src_name, im->who->name);
-	return SCONE_ERR_OK;
+	if (cas_exported_to(im, *from, src->exports, src->n_exports))
+		return SCONE_ERR_OK;
+	if (src->export_public) {
+		*public_only = true;
+		return SCONE_ERR_OK;
+	}
+	return scone_err_set(SCONE_ERR_PERMISSION, "session %s does not export secret %s to session %s " EXPORT_RULE,
+			     def->import->session, *src_name, im->who->name);
 }
 
+/* Generation (issuer, private_key): needs the private key, which export_public does not release. */
 enum scone_err cas_resolve_secret_import(void *ctx, const struct scone_secret *imported,
 					 const struct scone_secret_set **set, const char **name)
 {
+	struct cas_imports *im = ctx;
 	const struct cas_loaded *from;
+	bool public_only;
 
-	SCONE_TRY(exported_secret(ctx, imported, &from, name));
+	SCONE_TRY(exported_secret(im, imported, &from, name, &public_only));
+	if (public_only && scone_secrets_is_private(from->secrets, *name))
+		return scone_err_set(SCONE_ERR_PERMISSION,
+				     "secret %s: session %s releases secret %s only through export_public, which gives "
+				     "its certificate and public key to everyone but never its private key: it cannot "
+				     "sign (issuer) or be a private_key here; export it to session %s instead",
+				     imported->name, imported->import->session, *name, im->who->name);
 	*set = from->secrets;
 	return SCONE_ERR_OK;
 }
@@ -137,13 +155,25 @@ static enum scone_err lookup_secret(void *ctx, const char *name, const char *for
 	const struct scone_secret *def = scone_session_secret(r->own->session, name);
 	const struct cas_loaded *from;
 	const char *src_name;
+	bool public_only;
+	enum scone_err err;
 
 	if (!def)
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "secret %s is not defined in the session", name);
 	if (!def->import)
 		return scone_secrets_render(r->own->secrets, name, format, out);
-	SCONE_TRY(exported_secret(&r->im, def, &from, &src_name));
-	return scone_secrets_render(from->secrets, src_name, format, out);
+	SCONE_TRY(exported_secret(&r->im, def, &from, &src_name, &public_only));
+	if (!public_only)
+		return scone_secrets_render(from->secrets, src_name, format, out);
+	err = scone_secrets_render_public(from->secrets, src_name, format, out);
+	if (err == SCONE_ERR_PERMISSION)
+		return scone_err_set(err,
+				     "secret %s in format %s: session %s releases secret %s only through export_public, "
+				     "which gives its certificate and public key to everyone but never its private key; "
+				     "export it to session %s to render its key",
+				     name, format ? format : "(default)", def->import->session, src_name,
+				     r->own->rec.name);
+	return err;
 }
 
 /* Expand templates in text; the result must be a C string (no NUL) for argv/env. */

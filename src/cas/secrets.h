@@ -83,6 +83,18 @@ bool scone_secrets_has(const struct scone_secret_set *set, const char *name);
 SCONE_MUST_CHECK enum scone_err scone_secrets_render(const struct scone_secret_set *set, const char *name,
 						     const char *format, struct scone_wbuf *out);
 
+/*
+ * The same, for a secret released by export_public: formats that show a
+ * private key (a private-key secret's own value, "privatekey"/"key" of
+ * x509 and x509-ca) are PERMISSION; the certificate, chain, public key and
+ * ascii/binary values render as above.
+ */
+SCONE_MUST_CHECK enum scone_err scone_secrets_render_public(const struct scone_secret_set *set, const char *name,
+							    const char *format, struct scone_wbuf *out);
+
+/* Is secret name one that holds a private key (private-key, x509, x509-ca)? */
+bool scone_secrets_is_private(const struct scone_secret_set *set, const char *name);
+
 /* The 32-byte key CAS generated for volume name; NOT_FOUND if none. */
 SCONE_MUST_CHECK enum scone_err scone_secrets_volume_key(const struct scone_secret_set *set,
 							 const char *volume, uint8_t key[32]);

@@ -1212,6 +1212,141 @@ case_export_squatting() {
 	[ "$STATUS" = 200 ] || { show_file "$BODY"; fail "fetch org/own/app: HTTP $STATUS"; }
 }
 
+# ---------------- export_public: values for everyone, but never a private key ----------------
+
+pub_session() {
+	cat <<'EOF'
+name: pubca
+version: "0.3"
+security:
+  attestation:
+    mode: none
+services:
+  - name: app
+    command: /bin/app
+    environment:
+      CA_KEY: $$SCONE::aca:key$$
+secrets:
+  - name: aca
+    kind: x509-ca
+    common_name: A's CA
+    export_public: true
+  - name: akey
+    kind: private-key
+    export_public: true
+  - name: acert
+    kind: x509
+    issuer: aca
+    common_name: a.example
+    export_public: true
+  - name: aval
+    kind: ascii
+    size: 16
+    export_public: true
+EOF
+}
+
+# usepub_session NAME: B's session with one service per way of using A's public secrets.
+usepub_session() {
+	cat <<EOF
+name: $1
+version: "0.3"
+security:
+  attestation:
+    mode: none
+services:
+  - name: public
+    command: /bin/app
+    environment:
+      CA: \$\$SCONE::ca:crt\$\$
+      CHAIN: \$\$SCONE::cert:chain\$\$
+      PUB: \$\$SCONE::key:publickey\$\$
+      VAL: \$\$SCONE::val\$\$
+  - name: cakey
+    command: /bin/app
+    environment:
+      K: \$\$SCONE::ca:key\$\$
+  - name: certkey
+    command: /bin/app
+    environment:
+      K: \$\$SCONE::cert:privatekey\$\$
+  - name: rawkey
+    command: /bin/app
+    environment:
+      K: \$\$SCONE::key\$\$
+  - name: derkey
+    command: /bin/app
+    environment:
+      K: \$\$SCONE::key:der\$\$
+secrets:
+  - {name: ca, import: {session: pubca, secret: aca}}
+  - {name: cert, import: {session: pubca, secret: acert}}
+  - {name: key, import: {session: pubca, secret: akey}}
+  - {name: val, import: {session: pubca, secret: aval}}
+EOF
+}
+
+# signpub_session NAME ROLE: B's certificate using A's public CA as issuer, or A's public key as its key.
+signpub_session() {
+	cat <<EOF
+name: $1
+version: "0.3"
+security:
+  attestation:
+    mode: none
+services:
+  - name: app
+    command: /bin/app
+secrets:
+  - {name: ca, import: {session: pubca, secret: aca}}
+  - {name: key, import: {session: pubca, secret: akey}}
+  - name: mine
+    kind: x509
+    common_name: b.example
+EOF
+	if [ "$2" = issuer ]; then echo "    issuer: ca"; else echo "    private_key: key"; fi
+}
+
+# A publishes a CA, a key, a certificate and a value with export_public: B may
+# render the certificates, the public key and the value, but neither the
+# private keys (:key, :privatekey, a private-key's own PEM or DER) nor sign
+# with the CA or certify with A's key; each refusal says why.
+case_export_public() {
+	local rt=$CASE_DIR/rt cakey svc
+	use_shared
+	runtime_new "$rt"
+	use_id "$A"
+	pub_session >pubca.yaml
+	expect_created pubca.yaml
+	fetch_config "$rt" pubca/app
+	[ "$STATUS" = 200 ] || { show_file "$BODY"; fail "fetch pubca/app: HTTP $STATUS"; }
+	cakey=$(jget "$BODY" 'd["environment"]["CA_KEY"]')
+	assert_grep "BEGIN PRIVATE KEY" <(echo "$cakey")
+	use_id "$B"
+	usepub_session usepub >usepub.yaml
+	expect_created usepub.yaml
+	fetch_config "$rt" usepub/public
+	[ "$STATUS" = 200 ] || { show_file "$BODY"; fail "fetch usepub/public: HTTP $STATUS"; }
+	jget "$BODY" 'd["environment"]["CA"]' | grep -q "BEGIN CERTIFICATE" || fail "the public CA certificate"
+	[ "$(jget "$BODY" 'd["environment"]["CHAIN"]' | grep -c "BEGIN CERTIFICATE")" = 2 ] || fail "the chain"
+	jget "$BODY" 'd["environment"]["PUB"]' | grep -q "BEGIN PUBLIC KEY" || fail "the public key"
+	assert_eq 16 "$(jget "$BODY" 'len(d["environment"]["VAL"])')" "the public value"
+	if grep -q "PRIVATE KEY" "$BODY"; then fail "a private key in the public service's configuration"; fi
+	for svc in cakey certkey rawkey derkey; do
+		fetch_config "$rt" "usepub/$svc"
+		[ "$STATUS" = 403 ] || { show_file "$BODY"; fail "fetch usepub/$svc: HTTP $STATUS, expected 403"; }
+		jget "$BODY" 'd["error"]' | grep -q "export_public.*never its private key" ||
+			{ show_file "$BODY"; fail "usepub/$svc: the refusal does not say why"; }
+		if grep -q "PRIVATE KEY\|$(echo "$cakey" | sed -n 2p)" "$BODY"; then fail "usepub/$svc: key material in the refusal"; fi
+	done
+	# Signing with A's public CA, or certifying A's public key, is refused at creation.
+	signpub_session signpub issuer >s1.yaml
+	expect_fail_with "export_public.*cannot sign" scone session create s1.yaml
+	signpub_session keypub key >s2.yaml
+	expect_fail_with "export_public.*cannot sign" scone session create s2.yaml
+	expect_fail_with NOT_FOUND scone session read signpub
+}
+
 # The parsed-session cache of each worker must never serve a stale session:
 # a session deleted and created again from the same text (same hash) has new
 # secrets, and an update is seen at once by every worker.
@@ -1312,6 +1447,7 @@ run_case "cas: export/import of a secret between sessions" case_export_import
 run_case "cas: namespaces: create_sessions and exports to a namespace" case_namespaces
 run_case "cas: namespaces: the nearest existing session decides who creates below it (another owner refused)" case_namespace_creation
 run_case "cas: exports by name reach no other owner's session at that name (free, or re-created namespace)" case_export_squatting
+run_case "cas: export_public releases certificates, public keys and values, never a private key or signing" case_export_public
 run_case "cas: no stale session from the per-worker cache (re-create, update)" case_cache_fresh
 run_case "cas: no secret value in the state directory or the log" case_no_leaks
 t_done
