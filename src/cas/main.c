@@ -10,7 +10,11 @@
 #include <string.h>
 
 #include "cas.h"
+#include "cas/memwipe.h"
 #include "lib/log.h"
+
+/* OpenSSL's secure heap: private keys, the TLS identity's key, cached secret values (power of two). */
+#define CAS_SECURE_HEAP_BYTES ((size_t)16 << 20)
 
 static struct cas_server *running;
 
@@ -133,12 +137,17 @@ int main(int argc, char **argv)
 	enum scone_err err;
 	int rc = 0;
 
+	/* Before jansson or libevent allocate anything: their blocks are wiped when freed. */
+	cas_memwipe_install();
 	setenv("SCONE_LOG_FORMAT", getenv("SCONE_LOG_FORMAT") ? getenv("SCONE_LOG_FORMAT") : "json", 1);
 	setenv("SCONE_LOG", getenv("SCONE_LOG") ? getenv("SCONE_LOG") : "info", 1);
 	scone_log_init("scone-cas");
 	parse_options(argc, argv, &o);
 	if (!o.state_dir)
 		o.state_dir = "/var/lib/scone-cas";
+	/* Before any key is loaded: keys and cached secrets go to the secure heap, nothing to a core. */
+	if ((err = cas_memwipe_harden_process(CAS_SECURE_HEAP_BYTES)))
+		return fail("hardening the process", err);
 	if ((err = scone_hostport_parse(o.listen, CAS_DEFAULT_PORT, host, sizeof(host), &port)))
 		return fail("--listen", err);
 	if ((err = cas_state_open(&cas, o.state_dir))) {

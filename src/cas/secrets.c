@@ -47,6 +47,7 @@
  */
 #include "secrets_internal.h"
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,18 +62,25 @@ static const char ascii_alphabet[] =
 
 /* ---- items and sets ------------------------------------------------------- */
 
+/*
+ * Values live in OpenSSL's secure heap when scone-cas set one up (locked,
+ * never in a core dump; memwipe.c), else in ordinary memory; either way
+ * they are wiped when freed.
+ */
 void sec_blob_free(struct sec_blob *b)
 {
-	if (b->p)
-		scone_wipe(b->p, b->n);
-	free(b->p);
+	OPENSSL_secure_clear_free(b->p, b->n);
 	b->p = NULL;
 	b->n = 0;
 }
 
 enum scone_err sec_blob_dup(struct sec_blob *b, const void *p, size_t n)
 {
-	b->p = malloc(n ? n : 1);
+	ERR_set_mark();
+	b->p = OPENSSL_secure_malloc(n ? n : 1);
+	ERR_pop_to_mark(); /* a full secure heap is no error: ordinary memory then */
+	if (!b->p)
+		b->p = OPENSSL_malloc(n ? n : 1);
 	if (!b->p)
 		return scone_err_set(SCONE_ERR_NOMEM, "no memory for a %zu-byte secret value", n);
 	if (p && n)

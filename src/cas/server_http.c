@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "cas/http_parse.h"
+#include "cas/memwipe.h"
 #include "lib/crypto.h"
 #include "lib/log.h"
 
@@ -123,10 +124,7 @@ static void set_json_body(struct cas_response *resp, int status, json_t *j)
 	json_decref(j);
 	if (!text || scone_wbuf_put(&resp->body, text, strlen(text)) || scone_wbuf_put(&resp->body, "\n", 1))
 		put_fallback(resp);
-	if (text) {
-		scone_wipe(text, strlen(text)); /* a configuration answer carries secrets */
-		free(text);
-	}
+	cas_json_free_text(text); /* wiped: a configuration answer carries secrets */
 }
 
 void cas_respond_json(struct cas_response *resp, int status, void *json)
@@ -353,7 +351,7 @@ void cas_server_http_log(struct cas_server_conn *c, const char *method, const ch
 	json_decref(j);
 	if (text)
 		scone_log_fields(SCONE_LOG_INFO, "request", text);
-	free(text);
+	cas_json_free_text(text);
 }
 
 /* ---- the request callback ---- */
