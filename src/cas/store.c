@@ -215,7 +215,6 @@ const void *scone_store_sealer_key(const struct scone_store_sealer *s)
 enum scone_err scone_store_seal(struct scone_store_sealer *s, const struct scone_store_place *place,
 				const void *in, size_t in_size, uint8_t **out, size_t *out_size)
 {
-	struct scone_aead *aead = NULL;
 	struct aad aad;
 	uint8_t *blob;
 	enum scone_err err;
@@ -229,12 +228,8 @@ enum scone_err scone_store_seal(struct scone_store_sealer *s, const struct scone
 		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory to seal %zu bytes", in_size);
 	err = scone_random(blob, SCONE_NONCE_SIZE);
 	if (err == SCONE_ERR_OK)
-		err = scone_aead_new(SCONE_AEAD_AES256_GCM, s->key, &aead);
-	if (err == SCONE_ERR_OK)
-		err = scone_aead_seal(aead, blob, aad.b, aad.n, in, in_size,
-				      in_size ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL,
-				      blob + SCONE_NONCE_SIZE);
-	scone_aead_free(aead);
+		err = scone_aead_seal_once(SCONE_AEAD_AES256_GCM, s->key, blob, aad.b, aad.n, in, in_size,
+					   in_size ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL, blob + SCONE_NONCE_SIZE);
 	if (err != SCONE_ERR_OK) {
 		free(blob);
 		return err;
@@ -247,7 +242,6 @@ enum scone_err scone_store_seal(struct scone_store_sealer *s, const struct scone
 enum scone_err scone_store_unseal(struct scone_store_sealer *s, const struct scone_store_place *place,
 				  const uint8_t *blob, size_t blob_size, uint8_t **out, size_t *out_size)
 {
-	struct scone_aead *aead = NULL;
 	struct aad aad;
 	uint8_t *pt;
 	size_t n;
@@ -261,16 +255,12 @@ enum scone_err scone_store_unseal(struct scone_store_sealer *s, const struct sco
 	pt = malloc(n + 1);
 	if (!pt)
 		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory to unseal %zu bytes", n);
-	err = scone_aead_new(SCONE_AEAD_AES256_GCM, s->key, &aead);
-	if (err != SCONE_ERR_OK) {
-		free(pt);
-		return err;
-	}
-	err = scone_aead_open(aead, blob, aad.b, aad.n, n ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL, n,
-			      n ? pt : NULL, blob + SCONE_NONCE_SIZE);
-	scone_aead_free(aead);
+	err = scone_aead_open_once(SCONE_AEAD_AES256_GCM, s->key, blob, aad.b, aad.n,
+				   n ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL, n, n ? pt : NULL, blob + SCONE_NONCE_SIZE);
 	if (err != SCONE_ERR_OK) {
 		free(pt); /* scone_aead_open wiped it */
+		if (err != SCONE_ERR_AUTH) /* the cipher could not be set up: not the blob's fault */
+			return err;
 		return scone_err_set(SCONE_ERR_AUTH, "store: %s blob does not authenticate", place->column);
 	}
 	pt[n] = '\0';
