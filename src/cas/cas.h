@@ -17,14 +17,20 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cas/budget.h"
 #include "cas/server.h"
 #include "cas/store.h"
 #include "lib/err.h"
 #include "lib/tls.h"
 #include "policy/policy.h"
 
-#define CAS_MAX_WORKERS 64
+#define CAS_MAX_LOOPS 64       /* --workers: event-loop threads */
+#define CAS_MAX_SLOW 16        /* --slow-workers: slow-lane threads (session writes) */
+#define CAS_MAX_WORKERS (CAS_MAX_LOOPS + CAS_MAX_SLOW) /* per-thread state slots: loops, then slow lane */
 #define CAS_DEFAULT_PORT 8081
+/* Key generation: units per create/update, per client key per minute (secrets.h has the costs). */
+#define CAS_KEYGEN_PER_REQUEST 32
+#define CAS_KEYGEN_PER_MINUTE 64
 
 struct cas_counters {
 	atomic_ulong sessions_created, sessions_updated, sessions_deleted, update_conflicts;
@@ -42,6 +48,8 @@ struct cas {
 	struct cas_cache *caches[CAS_MAX_WORKERS];   /* one parsed-session cache per worker */
 	struct cas_server *server;
 	struct cas_counters counters;
+	unsigned keygen_per_request;  /* 0: CAS_KEYGEN_PER_REQUEST */
+	struct cas_budget *keygen;    /* per client key per minute; NULL: no per-client limit */
 };
 
 /*
@@ -54,6 +62,8 @@ void cas_state_close(struct cas *cas);
 
 /* The server callbacks (ctx is struct cas). */
 void cas_handle(void *ctx, const struct cas_request *req, struct cas_response *resp);
+/* Session creates and updates (they may generate keys) go to the slow lane. */
+bool cas_is_slow(void *ctx, const struct cas_request *req);
 enum scone_err cas_worker_init(void *ctx, int worker);
 void cas_worker_fini(void *ctx, int worker);
 

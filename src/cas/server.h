@@ -64,6 +64,7 @@ struct cas_request {
 
 struct cas_response {
 	int status;                /* HTTP status, default 200 */
+	unsigned retry_after;      /* seconds; > 0 adds a Retry-After header (429, 503) */
 	const char *content_type;  /* default "application/json" */
 	struct scone_wbuf body;    /* secret wbuf: wiped after sending */
 };
@@ -86,6 +87,17 @@ struct cas_server_opts {
 	                            * response); also the idle timeout of writing a response */
 	cas_handler_fn handler;
 	void *handler_ctx;
+	/*
+	 * The slow lane: requests for which is_slow(handler_ctx, req) is true
+	 * (e.g. session writes that generate keys) are handled on slow_workers
+	 * threads of their own, at a lower priority, so that the event loops go
+	 * on answering everything else at once. At most slow_queue wait; beyond,
+	 * 503 BUSY. The handler sees worker indexes workers .. workers +
+	 * slow_workers - 1 there (worker_init is called for each). NULL: none.
+	 */
+	bool (*is_slow)(void *ctx, const struct cas_request *req);
+	int slow_workers;          /* default 1 */
+	int slow_queue;            /* default 64 */
 	/* Called once in each worker thread before it serves (e.g. to open a store handle). */
 	enum scone_err (*worker_init)(void *ctx, int worker);
 	void (*worker_fini)(void *ctx, int worker);

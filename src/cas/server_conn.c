@@ -445,6 +445,8 @@ static void conn_destroy(struct cas_server_conn *c, SSL *ssl)
 		cas_server_metrics_add(&srv->m.hs_failures);
 		scone_debug("connection from %s: TLS handshake failed", c->peer[0] ? c->peer : "-");
 	}
+	if (c->call) /* in the slow lane: dropped when it comes back (evhttp has freed its request) */
+		cas_server_slow_cancel(c->call, false);
 	if (c->holds_slot)
 		atomic_fetch_sub(&srv->open, 1);
 	if (c->charged)

@@ -60,6 +60,30 @@ enum cas_conn_phase {
 
 struct cas_server_conn;
 
+/*
+ * One request taken from evhttp: what the handler sees (r, pointing into
+ * this call's own copies) and its answer. Lives on the heap from the
+ * request callback to cas_server_http_finish, both on the connection's
+ * loop; a slow call (server_slow.c) is handled on a slow-lane thread in
+ * between, which touches only r and resp.
+ */
+struct cas_server_call {
+	struct cas_server_worker *w;
+	struct cas_server_conn *c;  /* NULL once the connection is gone */
+	struct evhttp_request *req; /* evhttp's (NULL once evhttp frees it: see server_slow.c) */
+	const char *method_name;
+	char *path, *query;   /* decoded path; raw query or NULL */
+	uint8_t *body;        /* NUL-terminated; wiped when freed */
+	size_t body_len;
+	char *content_type;   /* copied from the headers, or NULL */
+	char peer[64];
+	struct cas_request r;
+	struct cas_response resp;
+	bool free_req;  /* evhttp detached req from its dead connection: ours to free */
+	bool cancelled; /* the connection went away while the call was in the slow lane */
+	struct cas_server_call *next; /* slow-lane queue, or the worker's list of finished calls */
+};
+
 struct cas_server_worker {
 	struct cas_server *srv;
 	int index;
@@ -78,6 +102,26 @@ struct cas_server_worker {
 	int nconns;                    /* connections alive on this worker */
 	struct cas_server_conn *conns; /* list of them */
 	enum scone_err err;
+	/* Calls the slow lane finished, to be answered on this loop (done_ev); done_mu guards done. */
+	pthread_mutex_t done_mu;
+	bool done_mu_ok;
+	struct cas_server_call *done;
+	struct event *done_ev;
+};
+
+/* The slow lane: a bounded queue and its threads (server_slow.c). */
+struct cas_server_slow {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool ok;           /* mu and cv initialised */
+	bool stopping;
+	struct cas_server_call *head, *tail;
+	int queued;
+	int nthreads;
+	pthread_t *threads;
+	int started;       /* threads running */
+	atomic_int busy;   /* calls being handled now */
+	enum scone_err err;
 };
 
 struct cas_server {
@@ -90,6 +134,7 @@ struct cas_server {
 	atomic_size_t pending;     /* request bytes charged to max_pending_bytes (see server_conn.c) */
 	bool ran;
 	struct cas_server_metrics_state m;
+	struct cas_server_slow slow;
 };
 
 struct cas_server_conn {
@@ -110,6 +155,7 @@ struct cas_server_conn {
 	uint64_t req_start_ns; /* monotonic time the current request's first byte arrived */
 	uint64_t rate_window;  /* monotonic second of the rate window */
 	int rate_count;
+	struct cas_server_call *call; /* a call of this connection in the slow lane, or NULL */
 	size_t held;    /* bytes received for the request(s) not yet answered */
 	size_t charged; /* the part of held beyond CAS_PENDING_FREE, counted in srv->pending */
 };
@@ -146,6 +192,8 @@ void cas_server_conn_stop_all(struct cas_server_worker *w);
 
 /* server_http.c */
 void cas_server_http_request(struct evhttp_request *req, void *arg);
+/* Answer a call (or drop it, if its connection is gone), log, count, free it. On its loop. */
+void cas_server_http_finish(struct cas_server_call *call);
 /* Log line for a response evhttp generated itself (limit errors). */
 void cas_server_http_log(struct cas_server_conn *c, const char *method, const char *path, int status,
 			 uint64_t dur_ns);
@@ -154,6 +202,26 @@ void cas_server_http_log(struct cas_server_conn *c, const char *method, const ch
 void cas_server_metrics_request(struct cas_server_metrics_state *m, int status, uint64_t dur_ns);
 void cas_server_metrics_limit(struct cas_server_metrics_state *m, enum cas_server_limit l);
 void cas_server_metrics_add(atomic_uint_least64_t *counter);
+
+/* server_slow.c */
+SCONE_MUST_CHECK enum scone_err cas_server_slow_init(struct cas_server *srv);
+/* Start / stop and join the slow-lane threads; stop also drops every call left. */
+SCONE_MUST_CHECK enum scone_err cas_server_slow_start(struct cas_server *srv);
+void cas_server_slow_stop(struct cas_server *srv);
+void cas_server_slow_fini(struct cas_server *srv);
+/* Queue call (on its loop); false when the queue is full (call->resp then says so). */
+bool cas_server_slow_submit(struct cas_server_worker *w, struct cas_server_call *call);
+/*
+ * The connection of call is going away: it will be dropped instead of
+ * answered. req_alive: evhttp has not freed the request yet (its close
+ * callback, teardown), so it can tell whether the request is ours now.
+ */
+void cas_server_slow_cancel(struct cas_server_call *call, bool req_alive);
+/* A worker's loop part: its list of finished calls and the event that answers them. */
+SCONE_MUST_CHECK enum scone_err cas_server_slow_worker_init(struct cas_server_worker *w);
+void cas_server_slow_worker_fini(struct cas_server_worker *w);
+/* Answer (or drop) what the slow lane finished for w; also called at teardown. */
+void cas_server_slow_worker_drain(struct cas_server_worker *w);
 
 /* server.c */
 /* A connection went away; ends the loop of a stopping worker that has none left. */

@@ -137,6 +137,9 @@ enum scone_err cas_server_metrics(const struct cas_server *srv, struct scone_wbu
 	SCONE_TRY(cas_server_metric(out, "scone_cas_request_bytes_charged", "gauge",
 			"Bytes of unanswered requests charged to max_pending_bytes now.",
 			(uint64_t)atomic_load_explicit(&srv->pending, memory_order_relaxed)));
+	SCONE_TRY(cas_server_metric(out, "scone_cas_slow_calls", "gauge",
+			"Requests in the slow lane now (session writes: queued or being handled).",
+			(uint64_t)atomic_load_explicit(&srv->slow.busy, memory_order_relaxed)));
 	SCONE_TRY(histogram(srv, out));
 	return limits(srv, out);
 }

@@ -712,6 +712,48 @@ TEST(test_x509_key_types)
 }
 
 /*
+ * The cost of key generation: RSA-2048 1, RSA-3072 4, EC and Ed25519 0;
+ * what the keep rules keep costs nothing; generation stops before a key
+ * that would go over its budget (and says which), and spends exactly the
+ * computed cost when the budget allows it.
+ */
+TEST(test_keygen_cost)
+{
+	struct scone_session *s = sess_new();
+	struct scone_secret_set *set = NULL, *next = NULL;
+	struct scone_secrets_opts o = {0};
+
+	assert_int_equal(scone_secrets_key_cost(SCONE_KEY_RSA3072), 4);
+	assert_int_equal(scone_secrets_key_cost(SCONE_KEY_RSA2048), 1);
+	assert_int_equal(scone_secrets_key_cost(SCONE_KEY_P256), 0);
+	assert_int_equal(scone_secrets_key_cost(SCONE_KEY_ED25519), 0);
+	sess_key(s, "big", SCONE_KEY_RSA3072, true);
+	sess_key(s, "small", SCONE_KEY_RSA2048, false);
+	sess_key(s, "ec", SCONE_KEY_P384, false);
+	sess_cert(s, "ca", true, NULL, NULL)->key_type = SCONE_KEY_RSA2048; /* its own key */
+	sess_cert(s, "leaf", false, "ca", "big");			       /* big's key: no cost of its own */
+	sess_secret(s, "pw", SCONE_SECRET_ASCII);
+	assert_int_equal(scone_secrets_keygen_cost(s, NULL), 4 + 1 + 1);
+	/* One unit short: stopped, nothing returned, the detail names the key. */
+	o.key_budget = 5;
+	assert_int_equal(scone_secrets_generate_opts(s, NULL, &o, &set), SCONE_ERR_LIMIT);
+	assert_null(set);
+	assert_true(o.key_spent <= 5);
+	assert_non_null(strstr(scone_err_detail(), "units of key generation"));
+	o.key_budget = 6;
+	assert_ok(scone_secrets_generate_opts(s, NULL, &o, &set));
+	assert_int_equal(o.key_spent, 6);
+	/* An update: big is kept (migrate), small and ca get new keys. */
+	assert_int_equal(scone_secrets_keygen_cost(s, set), 1 + 1);
+	o.key_budget = 2;
+	assert_ok(scone_secrets_generate_opts(s, set, &o, &next));
+	assert_int_equal(o.key_spent, 2);
+	scone_secrets_free(next);
+	scone_secrets_free(set);
+	sess_free(s);
+}
+
+/*
  * export_public: the formats a public import may render, written out
  * independently: every format of ascii/binary/public-key, the certificate
  * forms of x509/x509-ca, a private key's publickey; nothing that shows a
@@ -1772,6 +1814,7 @@ int main(void)
 	    cmocka_unit_test(test_x509_key_types),
 	    cmocka_unit_test(test_formats),
 	    cmocka_unit_test(test_render_public),
+	    cmocka_unit_test(test_keygen_cost),
 	    cmocka_unit_test(test_public),
 	    cmocka_unit_test(test_volumes),
 	    cmocka_unit_test(test_keep_rules),

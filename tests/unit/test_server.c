@@ -152,6 +152,8 @@ static void echo_handler(void *ctx, const struct cas_request *req, struct cas_re
 	}
 	if (strcmp(req->path, "/slow") == 0)
 		sleep_ms(300);
+	if (strcmp(req->path, "/lane/sleep") == 0)
+		sleep_ms(600);
 	if (req->has_peer_key)
 		scone_hex_encode(peer, sizeof(peer), req->peer_spki_sha256, 32);
 	j = json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:s?, s:i, s:s}", "method", names[req->method], "path",
@@ -1295,6 +1297,159 @@ TEST(test_graceful_stop)
 	free(r);
 }
 
+/* ---- the slow lane ---- */
+
+static bool lane_is_slow(void *ctx, const struct cas_request *req)
+{
+	(void)ctx;
+	return strncmp(req->path, "/lane/", 6) == 0;
+}
+
+struct lane_call {
+	uint16_t port;
+	const char *path;
+	int status;
+	int worker;
+	double secs;
+	char retry_after[16];
+};
+
+static void *lane_request(void *arg)
+{
+	struct lane_call *l = arg;
+	struct client *c = client_new(l->port, false);
+	struct http_resp *r = malloc(sizeof(*r));
+	char raw[128];
+	double t0 = now_s();
+
+	assert_non_null(r);
+	snprintf(raw, sizeof(raw), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", l->path);
+	l->status = request(c, raw, r);
+	l->secs = now_s() - t0;
+	if (l->status == 200) {
+		json_t *j = body_json(r);
+		l->worker = (int)json_integer_value(json_object_get(j, "worker"));
+		json_decref(j);
+	} else if (l->status > 0) {
+		const char *ra = find_header(r->head, "Retry-After");
+		snprintf(l->retry_after, sizeof(l->retry_after), "%.*s", ra ? (int)strcspn(ra, "\r") : 0,
+			 ra ? ra : "");
+	}
+	client_free(c);
+	free(r);
+	return NULL;
+}
+
+/*
+ * A slow request runs on the slow lane's thread: the single event loop
+ * answers other requests at once meanwhile; the slow one is answered later
+ * on its own connection, by a handler that saw the slow lane's worker index.
+ */
+TEST(test_slow_lane)
+{
+	struct harness h;
+	struct cas_server_opts o;
+	struct lane_call slow = { .path = "/lane/sleep" };
+	struct http_resp *r = malloc(sizeof(*r));
+	struct client *c;
+	pthread_t t;
+	double worst = 0;
+
+	assert_non_null(r);
+	default_opts(&o, &h);
+	o.workers = 1;
+	o.is_slow = lane_is_slow;
+	o.slow_workers = 1;
+	o.worker_init = count_init;
+	o.worker_fini = count_fini;
+	atomic_store(&inits, 0);
+	atomic_store(&finis, 0);
+	start(&h, &o);
+	slow.port = h.port;
+	assert_int_equal(pthread_create(&t, NULL, lane_request, &slow), 0);
+	sleep_ms(100); /* the slow request is in its handler now */
+	c = client_new(h.port, false);
+	for (int i = 0; i < 20; i++) {
+		double t0 = now_s(), d;
+		assert_int_equal(request(c, "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", r), 200);
+		d = now_s() - t0;
+		worst = d > worst ? d : worst;
+		sleep_ms(10);
+	}
+	assert_true(worst < 0.1);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(slow.status, 200);
+	assert_int_equal(slow.worker, 1); /* workers + 0 */
+	assert_true(slow.secs >= 0.5);
+	/* The same connection goes on after a slow answer (keep-alive). */
+	assert_int_equal(request(c, "GET /lane/quick HTTP/1.1\r\nHost: t\r\n\r\n", r), 200);
+	assert_int_equal(request(c, "GET /after HTTP/1.1\r\nHost: t\r\n\r\n", r), 200);
+	client_free(c);
+	assert_true(metric(h.srv, "scone_cas_slow_calls") == 0);
+	stop(&h);
+	assert_int_equal(atomic_load(&inits), 2); /* one loop, one slow-lane thread */
+	assert_int_equal(atomic_load(&finis), 2);
+	free(r);
+}
+
+/*
+ * Clients that go away while their request is in the slow lane, and a queue
+ * that is full: nothing is answered to nobody (ASan watches the requests
+ * evhttp would otherwise have freed), the extra request gets 503 BUSY with
+ * Retry-After, and a stop with calls in flight drops them cleanly.
+ */
+TEST(test_slow_lane_gone_and_full)
+{
+	struct harness h;
+	struct cas_server_opts o;
+	struct lane_call calls[3];
+	pthread_t t[3];
+	struct http_resp *r = malloc(sizeof(*r));
+
+	assert_non_null(r);
+	default_opts(&o, &h);
+	o.workers = 1;
+	o.is_slow = lane_is_slow;
+	o.slow_queue = 1;
+	start(&h, &o);
+	/* Gone: sent, then the connection closed at once (the handler still runs). */
+	for (int i = 0; i < 3; i++) {
+		struct client *c = client_new(h.port, false);
+		assert_true(client_send(c, "GET /lane/sleep HTTP/1.1\r\nHost: t\r\n\r\n", 38));
+		sleep_ms(20);
+		client_free(c);
+	}
+	for (int i = 0; i < 60 && metric(h.srv, "scone_cas_slow_calls") > 0; i++)
+		sleep_ms(50);
+	assert_true(metric(h.srv, "scone_cas_slow_calls") == 0);
+	/* Full: one runs, one waits, the third is refused at once. */
+	for (int i = 0; i < 3; i++) {
+		calls[i] = (struct lane_call){ .port = h.port, .path = "/lane/sleep" };
+		assert_int_equal(pthread_create(&t[i], NULL, lane_request, &calls[i]), 0);
+		sleep_ms(100);
+	}
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	assert_int_equal(calls[0].status, 200);
+	assert_int_equal(calls[1].status, 200);
+	assert_int_equal(calls[2].status, 503);
+	assert_true(calls[2].secs < 0.3);
+	assert_string_equal(calls[2].retry_after, "5");
+	/* Stop with one running and one queued: both dropped, the clients see the connection close. */
+	calls[0] = (struct lane_call){ .port = h.port, .path = "/lane/sleep" };
+	calls[1] = (struct lane_call){ .port = h.port, .path = "/lane/sleep" };
+	assert_int_equal(pthread_create(&t[0], NULL, lane_request, &calls[0]), 0);
+	sleep_ms(100);
+	assert_int_equal(pthread_create(&t[1], NULL, lane_request, &calls[1]), 0);
+	sleep_ms(100);
+	stop(&h);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	assert_true(calls[0].status == 200 || calls[0].status == -1);
+	assert_true(calls[1].status == 200 || calls[1].status == -1);
+	free(r);
+}
+
 static enum scone_err failing_init(void *ctx, int worker)
 {
 	(void)ctx;
@@ -1338,6 +1493,8 @@ int main(void)
 		cmocka_unit_test(test_stop_before_run),
 		cmocka_unit_test(test_graceful_stop),
 		cmocka_unit_test(test_worker_init_failure),
+		cmocka_unit_test(test_slow_lane),
+		cmocka_unit_test(test_slow_lane_gone_and_full),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
