@@ -17,6 +17,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -35,6 +36,7 @@
 struct resolve {
 	struct cas_imports im;
 	const struct cas_loaded *own;
+	size_t refs; /* secrets rendered so far */
 };
 
 bool cas_exported_to(struct cas_imports *im, const struct cas_loaded *from, const struct scone_export *e, size_t n)
@@ -160,6 +162,7 @@ static enum scone_err lookup_secret(void *ctx, const char *name, const char *for
 
 	if (!def)
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "secret %s is not defined in the session", name);
+	r->refs++;
 	if (!def->import)
 		return scone_secrets_render(r->own->secrets, name, format, out);
 	SCONE_TRY(exported_secret(&r->im, def, &from, &src_name, &public_only));
@@ -211,9 +214,15 @@ static enum scone_err expand(struct resolve *r, const char *text, size_t len, bo
 	return err;
 }
 
+/*
+ * argv, and whether it holds no secret (command_public): then the runtime
+ * may show it in the process's own argument area (ps, /proc/PID/cmdline),
+ * where programs that set their process title write.
+ */
 static enum scone_err add_command(struct resolve *r, const struct scone_service *svc, json_t *cfg)
 {
 	json_t *argv = json_array(), *v;
+	size_t refs = r->refs;
 	char where[96];
 
 	json_object_set_new(cfg, "command", argv);
@@ -222,6 +231,7 @@ static enum scone_err add_command(struct resolve *r, const struct scone_service 
 		SCONE_TRY(expand(r, svc->command.v[i], strlen(svc->command.v[i]), true, where, &v));
 		json_array_append_new(argv, v);
 	}
+	json_object_set_new(cfg, "command_public", json_boolean(r->refs == refs));
 	return SCONE_ERR_OK;
 }
 
@@ -455,6 +465,18 @@ static const struct scone_volume *mounted_volume(const struct scone_session *s, 
 	return NULL;
 }
 
+/* Is tag (hex) the volume's tag in the store already? */
+static bool tag_is_current(struct scone_store *st, const char *session, const char *volume, const char *tag)
+{
+	char cur[65];
+
+	if (st->ops->get_volume_tag(st, session, volume, cur) != SCONE_ERR_OK) {
+		scone_err_clear();
+		return false;
+	}
+	return cur[0] && strcasecmp(cur, tag) == 0;
+}
+
 void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
 {
 	struct cas_tag_request tr;
@@ -514,6 +536,10 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 		goto out;
 	}
 	err = st->ops->put_volume_tag(st, owner->rec.name, owner_volume, tr.previous_tag, tr.tag);
+	if (err == SCONE_ERR_CONFLICT && tag_is_current(st, owner->rec.name, owner_volume, tr.tag)) {
+		scone_err_clear(); /* a report sent again after its answer was lost: done already */
+		err = SCONE_ERR_OK;
+	}
 	if (err) {
 		if (err == SCONE_ERR_CONFLICT)
 			atomic_fetch_add(&cas->counters.tag_conflicts, 1);
