@@ -8,6 +8,8 @@
  *   config.c   the service endpoint: attestation check, resolved configuration,
  *              volume tag updates
  *   namespace.c access lists, who may create a name, whom an export by name reaches
+ *   budget.c   key-generation budgets per client key per minute
+ *   memwipe.c  the wiping allocator for jansson and libevent, process hardening
  *   request.c  parsing of the JSON request bodies (untrusted; fuzzed)
  */
 #ifndef SCONE_CAS_H

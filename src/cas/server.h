@@ -5,7 +5,8 @@
  * hostile clients, and the Prometheus counters behind /metrics.
  *
  * It knows nothing of sessions: every request is handed, fully read and
- * within limits, to the handler given at start.
+ * within limits, to the handler given at start - on the loop that read it,
+ * or, when the handler's is_slow says so, on a slow-lane thread.
  *
  * What a client that breaks a limit sees (nothing of it reaches the handler):
  * - method other than GET POST PUT DELETE: 405 JSON (a method evhttp does

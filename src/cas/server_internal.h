@@ -1,15 +1,18 @@
 /*
  * server_internal.h - private to src/cas/server*.c: the server, its worker
  * threads, one connection's state, and the calls between the files
- * (server.c: lifecycle and workers; server_conn.c: connections, deadlines
- * and kills; server_http.c: requests and responses; server_metrics.c:
- * counters; server_tls.c: the TLS context).
+ * (server.c: lifecycle and workers; server_conn.c: connections, deadlines,
+ * kills and the byte budget; server_http.c: requests and responses;
+ * http_parse.c: the request target and body framing; server_slow.c: the
+ * slow lane; server_metrics.c: counters; server_tls.c: the TLS context).
  *
  * Threading: everything in a struct cas_server_worker and in the
  * connections it owns is touched only by that worker's thread (and by the
  * thread calling cas_server_free after every worker has been joined).
  * What workers share is read-only after cas_server_new, or atomic
- * (metrics, the open-connection count, the stop flag).
+ * (metrics, the open-connection count, the byte budget, the stop flag),
+ * or under a lock (the slow lane's queue, each worker's list of calls the
+ * slow lane finished).
  */
 #ifndef SCONE_CAS_SERVER_INTERNAL_H
 #define SCONE_CAS_SERVER_INTERNAL_H
