@@ -168,6 +168,10 @@ EOF
 	}
 	basic >plain.yaml
 	expect_created plain.yaml
+	# The same probe without key generation first: what this machine gives at all.
+	probe "$CAS_PORT" "$rt" 3 plain/app >base.out || { cat base.out; fail "the probe failed"; }
+	echo "without key generation:"
+	cat base.out
 	for i in 1 2 3 4; do
 		owner_new "$CASE_DIR/o$i"
 		rsa_session "load$i" 8 >"load$i.yaml"
@@ -182,6 +186,7 @@ EOF
 	done
 	sleep 0.5
 	probe "$CAS_PORT" "$rt" 6 plain/app >probe.out || { cat probe.out; fail "the probe failed"; }
+	echo "while four owners generate RSA keys:"
 	cat probe.out
 	expect_http 200 anon GET /metrics
 	n=$(sed -n 's/^scone_cas_slow_calls \([0-9]*\)$/\1/p' "$BODY")
@@ -193,8 +198,12 @@ EOF
 	done
 	max_h=$(sed -n 's/^healthz .*max=\([0-9.]*\)$/\1/p' probe.out)
 	max_c=$(sed -n 's/^config .*max=\([0-9.]*\)$/\1/p' probe.out)
-	awk -v h="$max_h" -v c="$max_c" 'BEGIN { exit !(h < 100 && c < 100) }' ||
+	if ! awk -v h="$max_h" -v c="$max_c" 'BEGIN { exit !(h < 100 && c < 100) }'; then
+		# Other jobs on this machine, not key generation, can be what is slow: then it cannot tell.
+		awk -v b="$(sed -n 's/^config .*max=\([0-9.]*\)$/\1/p' base.out)" 'BEGIN { exit !(b >= 100) }' &&
+			t_skip_case "this machine answers in over 100 ms without key generation too (load $(cut -d' ' -f1 /proc/loadavg))"
 		fail "while keys were generated: /healthz worst $max_h ms, configuration worst $max_c ms (limit 100)"
+	fi
 	cas_stop
 }
 
