@@ -24,6 +24,7 @@
 #include "lib/crypto.h"
 #include "lib/hex.h"
 #include "lib/log.h"
+#include "lib/token.h"
 #include "policy/policy.h"
 
 #define RESOLVED_MAX (8u * 1024 * 1024)
@@ -465,29 +466,16 @@ static bool decide_view(struct cas *cas, int worker, const struct cas_loaded *ow
 }
 
 /*
- * security.service_access_token (SCONE 0.3.9): a second factor both ways.
- * The runtime proves it knows the token, CAS proves it has it; neither
- * sends it: MAC = HMAC-SHA256(token, label || 0 || SPKI hash of the
- * runtime's TLS key || config id), label "scone service access token v1
- * runtime" or "... cas" (docs/api.md).
+ * security.service_access_token (SCONE 0.3.9): a second factor both ways;
+ * the proofs are in src/lib/token.h.
  */
 static enum scone_err token_mac(const char *token, const char *who, const uint8_t spki[32], const char *session,
 				const char *service, uint8_t out[32])
 {
-	uint8_t msg[64 + 32 + 2 * (SCONE_SESSION_NAME_MAX + 1)];
-	size_t n = 0;
-	int k = snprintf((char *)msg, 64, "scone service access token v1 %s", who);
+	char id[2 * SCONE_SESSION_NAME_MAX + 2];
 
-	if (k < 0 || k >= 64)
-		return scone_err_set(SCONE_ERR_INVALID, "access token label");
-	n = (size_t)k + 1;
-	memcpy(msg + n, spki, 32);
-	n += 32;
-	k = snprintf((char *)msg + n, sizeof(msg) - n, "%s/%s", session, service);
-	if (k < 0 || (size_t)k >= sizeof(msg) - n)
-		return scone_err_set(SCONE_ERR_INVALID, "access token: config id too long");
-	n += (size_t)k;
-	return scone_hmac_sha256((const uint8_t *)token, strlen(token), msg, n, out);
+	snprintf(id, sizeof(id), "%s/%s", session, service);
+	return scone_access_token_mac(token, who, spki, id, out);
 }
 
 static bool access_token_ok(const struct scone_session *s, const struct cas_config_request *cr, const uint8_t spki[32],
@@ -499,7 +487,7 @@ static bool access_token_ok(const struct scone_session *s, const struct cas_conf
 	if (!s->service_access_token)
 		return true;
 	ok = cr->access_token_mac[0] && scone_hex_decode(got, 32, cr->access_token_mac, "access_token_mac") == SCONE_ERR_OK &&
-	     token_mac(s->service_access_token, "runtime", spki, cr->session, cr->service, want) == SCONE_ERR_OK &&
+	     token_mac(s->service_access_token, SCONE_TOKEN_LABEL_RUNTIME, spki, cr->session, cr->service, want) == SCONE_ERR_OK &&
 	     scone_ct_equal(want, got, 32);
 	scone_wipe(want, sizeof(want));
 	if (!ok)
@@ -518,7 +506,7 @@ static enum scone_err access_token_proof(const struct scone_session *s, const st
 
 	if (!s->service_access_token)
 		return SCONE_ERR_OK;
-	SCONE_TRY(token_mac(s->service_access_token, "cas", spki, cr->session, cr->service, mac));
+	SCONE_TRY(token_mac(s->service_access_token, SCONE_TOKEN_LABEL_CAS, spki, cr->session, cr->service, mac));
 	scone_hex_encode(hex, sizeof(hex), mac, 32);
 	json_object_set_new(cfg, "access_token_proof", json_string(hex));
 	return SCONE_ERR_OK;

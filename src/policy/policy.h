@@ -428,6 +428,18 @@ SCONE_MUST_CHECK enum scone_err scone_template_refs_at(const char *in, size_t le
 						       void *ctx);
 
 /*
+ * SCONE's session templates (`scone session create -e VAR=VALUE`,
+ * `--use-env`): replace $NAME and ${NAME} in text with lookup's value
+ * (NULL: none), appending to out; "$$" and any other "$" stay as they are.
+ * A missing value is NOT_FOUND with SCONE's message "Value for variable
+ * $NAME is missing at line L column C". src/policy/vars.c.
+ */
+#define SCONE_VAR_NAME_MAX 128
+typedef const char *(*scone_var_lookup_fn)(void *ctx, const char *name);
+SCONE_MUST_CHECK enum scone_err scone_session_vars_expand(const char *text, size_t len, scone_var_lookup_fn lookup,
+							  void *ctx, struct scone_wbuf *out);
+
+/*
  * @@N host arguments (runtime side): replace every "@@N" in the session's
  * argv - a whole argument or part of one ("--port=@@2") - with
  * host_argv[N] (N >= 1, all digits after "@@" belong to N; "@@" not

@@ -34,6 +34,7 @@
 #include "policy/policy.h"
 #include "runtime/cas_client.h"
 #include "runtime/exec.h"
+#include "runtime/image_files.h"
 #include "runtime/handover.h"
 #include "runtime/inject.h"
 #include "runtime/shield.h"
@@ -77,7 +78,7 @@ static void cas_pin(uint8_t pin[32])
  */
 static bool runtime_var(const char *entry)
 {
-	if (strncmp(entry, "SCONE_CONFIG_ID=", 16) == 0)
+	if (strncmp(entry, "SCONE_CONFIG_ID=", 16) == 0 || strncmp(entry, "SCONE_SERVICE_ACCESS_TOKEN=", 27) == 0)
 		return false;
 	return strncmp(entry, "SCONE_", 6) == 0 || strncmp(entry, "LD_PRELOAD=", 11) == 0;
 }
@@ -104,18 +105,71 @@ static void install_environ(char **host_env, bool (*keep)(const char *), char **
 	environ = env;
 }
 
-/* Replace the environment with the session's (plus the runtime's own variables). */
+/* NAME's value in the host's environment block, or "" (SCONE's rule for an unset \@\@NAME). */
+static const char *host_value(char **host_env, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (char **e = host_env; e && *e; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			return *e + n + 1;
+	return "";
+}
+
+/*
+ * Replace the environment with the session's (plus the runtime's own
+ * variables), then SCONE's \@\@NAME variables with the host's values: added
+ * last and never expanded, since the host is not trusted.
+ */
 static void set_environment(const struct scone_runtime_config *cfg, char **host_env)
 {
-	char **extra = calloc(cfg->env_count + 1, sizeof(*extra));
+	size_t n = cfg->env_count + cfg->host_env_count;
+	char **extra = calloc(n + 1, sizeof(*extra));
 
 	if (!extra)
 		die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	for (size_t i = 0; i < cfg->env_count; i++)
 		if (asprintf(&extra[i], "%s=%s", cfg->env[i].name, cfg->env[i].value) < 0)
 			die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
-	install_environ(host_env, runtime_var, extra, cfg->env_count);
+	for (size_t i = 0; i < cfg->host_env_count; i++)
+		if (asprintf(&extra[cfg->env_count + i], "%s=%s", cfg->host_env[i],
+			     host_value(host_env, cfg->host_env[i])) < 0)
+			die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	install_environ(host_env, runtime_var, extra, n);
 	free(extra);
+}
+
+/*
+ * SCONE_SERVICE_ACCESS_TOKEN is the runtime's: wiped from the block the
+ * kernel shows in /proc/PID/environ and kept from the program's environment.
+ */
+static void hide_access_token(char **envp)
+{
+	static const char var[] = "SCONE_SERVICE_ACCESS_TOKEN=";
+
+	for (char **e = envp; e && *e; e++)
+		if (strncmp(*e, var, sizeof(var) - 1) == 0)
+			scone_wipe(*e + sizeof(var) - 1, strlen(*e + sizeof(var) - 1));
+}
+
+/*
+ * The image's own injection files: read through the shield when they lie in
+ * a mounted region, so after the mount; the identity (moved into the shield
+ * when it mounts something) is kept as PEM for the one request.
+ */
+static void expand_image_files(const char *addr, const uint8_t pin[32], struct scone_runtime_config *cfg,
+			       const struct scone_wbuf *id_pem)
+{
+	struct scone_identity id = { 0 };
+	enum scone_err err;
+
+	if (!id_pem->size)
+		return;
+	if ((err = scone_identity_from_pem((const char *)id_pem->data, id_pem->size, &id)))
+		die("injection files", err);
+	if ((err = scone_image_files_expand(addr, pin, &id, cfg)))
+		die("injection files", err);
+	scone_identity_free(&id);
 }
 
 static int handover_main(int argc, char **argv, char **envp, const char *fd_text);
@@ -209,6 +263,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	const char *mode = getenv("SCONE_MODE");
 	struct scone_runtime_config *cfg = NULL;
 	struct scone_identity id;
+	struct scone_wbuf id_pem;
 	struct scone_strs session_argv, new_argv;
 	const char *handover = getenv(SCONE_HANDOVER_VAR);
 	uint8_t pin[32];
@@ -232,12 +287,18 @@ static int scone_main(int argc, char **argv, char **envp)
 		die("runtime key", err);
 	addr = addr && *addr ? addr : "127.0.0.1:8081";
 	err = scone_runtime_fetch_config(addr, pin, config_id, &id, &cfg);
+	hide_access_token(envp);
 	if (err)
 		die(config_id, err);
+	scone_wbuf_init(&id_pem, 64 * 1024, 1);
+	if (scone_image_files_pending(cfg) && (err = scone_identity_to_pem(&id, &id_pem)))
+		die("runtime key", err);
 	/* The shield keeps cfg and the key for its tag reports when it mounts something. */
 	if ((err = scone_shield_mount(addr, pin, &id, cfg)))
 		die("volumes", err);
 	scone_identity_free(&id);
+	expand_image_files(addr, pin, cfg, &id_pem);
+	scone_wbuf_free(&id_pem);
 	if ((err = scone_inject_install(cfg->files, cfg->file_count)))
 		die("injection files", err);
 	if (cfg->argc) {
