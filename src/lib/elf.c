@@ -219,6 +219,9 @@ enum scone_err scone_exec_check_runtime(const char *path, const char *loader)
 
 	snprintf(cur, sizeof(cur), "%s", path);
 	for (int depth = 0; depth <= 4; depth++) {
+		/* The loader run as a program ("ld.so PROG") honours LD_PRELOAD like any loaded program. */
+		if (loader && same_loader(cur, loader))
+			return SCONE_ERR_OK;
 		SCONE_TRY(scone_exec_inspect(cur, &info));
 		switch (info.kind) {
 		case SCONE_EXEC_SCRIPT:
@@ -232,7 +235,8 @@ enum scone_err scone_exec_check_runtime(const char *path, const char *loader)
 					     "into it",
 					     cur, info.interp, loader);
 		case SCONE_EXEC_OTHER:
-			return scone_err_set(SCONE_ERR_UNSUPPORTED, "%s is neither an ELF program nor a script", cur);
+			/* The kernel refuses it (ENOEXEC); execvp and shells then run it with /bin/sh. */
+			return SCONE_ERR_OK;
 		default:
 			return scone_err_set(SCONE_ERR_UNSUPPORTED,
 					     "%s is %s: the runtime cannot be preloaded into it, so it would run without "

@@ -24,10 +24,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/crypto.h"
+#include "lib/elf.h"
 #include "lib/err.h"
 #include "lib/hex.h"
 #include "lib/tls.h"
@@ -36,6 +39,7 @@
 #include "runtime/exec.h"
 #include "runtime/image_files.h"
 #include "runtime/handover.h"
+#include "runtime/handover_io.h"
 #include "runtime/inject.h"
 #include "runtime/shield.h"
 
@@ -118,22 +122,25 @@ static const char *host_value(char **host_env, const char *name)
 
 /*
  * Replace the environment with the session's (plus the runtime's own
- * variables), then SCONE's \@\@NAME variables with the host's values: added
- * last and never expanded, since the host is not trusted.
+ * variables). The session's SCONE_* variables configure the runtime and
+ * stay out of the program's environment. SCONE's \@\@NAME variables
+ * come last with the host's values, never expanded: the host is not trusted.
  */
 static void set_environment(const struct scone_runtime_config *cfg, char **host_env)
 {
-	size_t n = cfg->env_count + cfg->host_env_count;
-	char **extra = calloc(n + 1, sizeof(*extra));
+	char **extra = calloc(cfg->env_count + cfg->host_env_count + 1, sizeof(*extra));
+	size_t n = 0;
 
 	if (!extra)
 		die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
-	for (size_t i = 0; i < cfg->env_count; i++)
-		if (asprintf(&extra[i], "%s=%s", cfg->env[i].name, cfg->env[i].value) < 0)
+	for (size_t i = 0; i < cfg->env_count; i++) {
+		if (scone_runtime_is_setting(cfg->env[i].name))
+			continue;
+		if (asprintf(&extra[n++], "%s=%s", cfg->env[i].name, cfg->env[i].value) < 0)
 			die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	}
 	for (size_t i = 0; i < cfg->host_env_count; i++)
-		if (asprintf(&extra[cfg->env_count + i], "%s=%s", cfg->host_env[i],
-			     host_value(host_env, cfg->host_env[i])) < 0)
+		if (asprintf(&extra[n++], "%s=%s", cfg->host_env[i], host_value(host_env, cfg->host_env[i])) < 0)
 			die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	install_environ(host_env, runtime_var, extra, n);
 	free(extra);
@@ -170,6 +177,39 @@ static void expand_image_files(const char *addr, const uint8_t pin[32], struct s
 	if ((err = scone_image_files_expand(addr, pin, &id, cfg)))
 		die("injection files", err);
 	scone_identity_free(&id);
+}
+
+/*
+ * Secrets are about to arrive: from now on the process is not dumpable, so
+ * no core file holds them, and other processes of the same user can no
+ * longer ptrace it or open its /proc/PID/mem, environ and fd entries.
+ */
+static void no_dump(void)
+{
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		die("PR_SET_DUMPABLE", scone_err_set(scone_err_from_errno(errno), "%s", strerror(errno)));
+}
+
+/*
+ * A development session may ask for core dumps and debuggers back
+ * (SCONE_DUMPABLE=1 in the service's environment); honoured only when the
+ * session runs without attestation (mode none), where nothing is proven
+ * about the program anyway.
+ */
+static void dump_setting(const struct scone_runtime_config *cfg)
+{
+	const char *v = scone_runtime_setting(cfg, "SCONE_DUMPABLE");
+
+	if (!v || strcmp(v, "1") != 0)
+		return;
+	if (!cfg->mode || strcmp(cfg->mode, "none") != 0) {
+		fprintf(stderr, "scone: warning: SCONE_DUMPABLE=1 ignored: only a session in attestation mode none may "
+				"make its processes dumpable\n");
+		return;
+	}
+	fprintf(stderr, "scone: warning: SCONE_DUMPABLE=1: core dumps and debuggers can read this process's "
+			"secrets\n");
+	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 }
 
 static int handover_main(int argc, char **argv, char **envp, const char *fd_text);
@@ -225,6 +265,7 @@ static int fspf_main(int argc, char **argv, char **envp)
 
 	if (!path || !*path)
 		return real_main(argc, argv, envp);
+	no_dump();
 	openssl_init();
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg || !(cfg->fspf = calloc(1, sizeof(*cfg->fspf))) || !(cfg->fspf->path = strdup(path)))
@@ -246,6 +287,64 @@ static int fspf_main(int argc, char **argv, char **envp)
 	return real_main(argc, argv, envp);
 }
 
+/*
+ * When the program was started through "#!" lines, the kernel put the
+ * interpreter (and its optional argument, for each level) in front of the
+ * script's path, which replaced the script's argv[0]. The number of those
+ * leading arguments: the index of the script's path (AT_EXECFN, the name
+ * given to execve) in argv, when that file is a script; 0 otherwise.
+ */
+static int script_lead(int argc, char **argv)
+{
+	const char *execfn = (const char *)getauxval(AT_EXECFN);
+	struct scone_exec_info info;
+
+	if (!execfn || scone_exec_inspect(execfn, &info) != SCONE_ERR_OK || info.kind != SCONE_EXEC_SCRIPT) {
+		scone_err_clear();
+		return 0;
+	}
+	for (int k = 1; k < argc && k <= 8; k++) /* at most 4 levels of an interpreter and its argument */
+		if (strcmp(argv[k], execfn) == 0)
+			return k;
+	return 0;
+}
+
+/*
+ * main's argv from the session's command: the command's words with @@N
+ * replaced by the host's arguments. For a script, the interpreter's
+ * leading arguments stay in front, the script's path takes the command's
+ * first word's place (the interpreter must still find its script), and
+ * @@N are the script's own arguments.
+ */
+static void session_argv_for(const struct scone_runtime_config *cfg, int argc, char **argv, struct scone_strs *out)
+{
+	struct scone_strs session_argv = { .v = cfg->argv, .n = cfg->argc }, rest;
+	int lead = script_lead(argc, argv);
+	enum scone_err err;
+
+	if ((err = scone_host_args(&session_argv, argc - lead, argv + lead, &rest)))
+		die("command", err);
+	if (lead == 0) {
+		*out = rest;
+		return;
+	}
+	out->n = (size_t)lead + rest.n;
+	if (!(out->v = calloc(out->n + 1, sizeof(char *))))
+		die("command", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	for (int i = 0; i < lead; i++)
+		out->v[i] = argv[i];
+	/* The session's pwd may differ from the host's: the interpreter finds its script by an absolute path. */
+	out->v[lead] = argv[lead][0] == '/' ? argv[lead] : realpath(argv[lead], NULL);
+	if (!out->v[lead])
+		die("command", scone_err_set(scone_err_from_errno(errno), "%s: %s", argv[lead], strerror(errno)));
+	for (size_t i = 1; i < rest.n; i++)
+		out->v[lead + i] = rest.v[i];
+	/* rest.v[0] (the command's first word) is replaced by the script's path; the array goes. */
+	scone_wipe(rest.v[0], strlen(rest.v[0]));
+	free(rest.v[0]);
+	free(rest.v);
+}
+
 static void print_view(const struct scone_runtime_config *cfg, const char *mode)
 {
 	fprintf(stderr,
@@ -264,7 +363,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	struct scone_runtime_config *cfg = NULL;
 	struct scone_identity id;
 	struct scone_wbuf id_pem;
-	struct scone_strs session_argv, new_argv;
+	struct scone_strs new_argv;
 	const char *handover = getenv(SCONE_HANDOVER_VAR);
 	uint8_t pin[32];
 	enum scone_err err;
@@ -273,6 +372,7 @@ static int scone_main(int argc, char **argv, char **envp)
 		return handover_main(argc, argv, envp, handover);
 	if (!config_id || !*config_id)
 		return fspf_main(argc, argv, envp);
+	no_dump();
 	mode = mode && *mode ? mode : "AUTO";
 	if (strcmp(mode, "HW") == 0)
 		die("SCONE_MODE=HW", scone_err_set(SCONE_ERR_UNSUPPORTED, "no TEE is available to this runtime"));
@@ -290,6 +390,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	hide_access_token(envp);
 	if (err)
 		die(config_id, err);
+	dump_setting(cfg);
 	scone_wbuf_init(&id_pem, 64 * 1024, 1);
 	if (scone_image_files_pending(cfg) && (err = scone_identity_to_pem(&id, &id_pem)))
 		die("runtime key", err);
@@ -302,10 +403,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	if ((err = scone_inject_install(cfg->files, cfg->file_count)))
 		die("injection files", err);
 	if (cfg->argc) {
-		session_argv.v = cfg->argv;
-		session_argv.n = cfg->argc;
-		if ((err = scone_host_args(&session_argv, argc, argv, &new_argv)))
-			die("command", err);
+		session_argv_for(cfg, argc, argv, &new_argv);
 	} else {
 		new_argv.v = argv;
 		new_argv.n = (size_t)argc;
@@ -323,31 +421,17 @@ static int scone_main(int argc, char **argv, char **envp)
 
 /* ---- a program exec'd by a program under the runtime ---- */
 
-/* The handover memfd named by SCONE_HANDOVER, read whole and closed. */
+/* The handover SCONE_HANDOVER names (handover_io.h), decrypted, decoded, its fds closed. */
 static void read_handover(const char *text, struct scone_handover *h)
 {
-	char *end;
-	long fd = strtol(text, &end, 10);
-	struct stat st;
 	uint8_t *blob;
-	size_t done = 0;
+	size_t size;
 	enum scone_err err;
 
-	if (*end || fd < 0 || fd > INT_MAX || !scone_memfd_named((int)fd, "scone-handover"))
-		die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_INVALID, "does not name the runtime's handover memfd"));
-	if (fstat((int)fd, &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > SCONE_HANDOVER_MAX)
-		die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_INVALID, "handover memfd of a bad size"));
-	if (!(blob = malloc((size_t)st.st_size)))
-		die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
-	while (done < (size_t)st.st_size) {
-		ssize_t n = pread((int)fd, blob + done, (size_t)st.st_size - done, (off_t)done);
-		if (n <= 0)
-			die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_IO, "reading the handover memfd"));
-		done += (size_t)n;
-	}
-	close((int)fd);
-	err = scone_handover_decode(blob, done, h);
-	scone_wipe(blob, done);
+	if ((err = scone_handover_receive(text, &blob, &size)))
+		die(SCONE_HANDOVER_VAR, err);
+	err = scone_handover_decode(blob, size, h);
+	scone_wipe(blob, size);
 	free(blob);
 	if (err)
 		die(SCONE_HANDOVER_VAR, err);
@@ -380,10 +464,12 @@ static int handover_main(int argc, char **argv, char **envp, const char *fd_text
 	const char *mode = getenv("SCONE_MODE");
 	enum scone_err err;
 
+	no_dump();
 	openssl_init();
 	read_handover(fd_text, &h);
 	if ((err = scone_runtime_config_parse(h.config, h.config_len, &cfg)))
 		die("handover", err);
+	dump_setting(cfg);
 	if (h.identity && (err = scone_identity_from_pem(h.identity, h.identity_len, &id)))
 		die("handover", err);
 	if ((err = scone_shield_mount_handover(&h, &id, cfg)))
