@@ -63,6 +63,12 @@ struct scone_policy_diag {
 	size_t dropped; /* errors beyond the cap, counted but not stored */
 	struct scone_policy_note *notes; /* at most 100 kept; set also when the parse succeeds */
 	size_t n_notes;
+	/*
+	 * Keys a validator accepted without reading them (each also an error):
+	 * a scone bug, which refuses the session rather than ignoring the key.
+	 * Always 0; the fuzzer and the session corpus check it.
+	 */
+	size_t unread;
 };
 
 void scone_policy_diag_free(struct scone_policy_diag *d);
