@@ -74,6 +74,23 @@ static json_t *access_list(const struct scone_access_list *l, const char *dflt)
 	return l->dynamic ? json_pack("{s:o,s:b}", "static part", a, "resolved by CAS", 1) : a;
 }
 
+static const char *key_type_name(enum scone_key_type t)
+{
+	switch (t) {
+	case SCONE_KEY_P256:
+		return "P-256";
+	case SCONE_KEY_P384:
+		return "P-384";
+	case SCONE_KEY_ED25519:
+		return "Ed25519";
+	case SCONE_KEY_RSA2048:
+		return "RSA-2048";
+	case SCONE_KEY_RSA3072:
+		return "RSA-3072";
+	}
+	return "?";
+}
+
 static json_t *variants(const struct scone_service *svc)
 {
 	json_t *a = json_array();
@@ -113,12 +130,17 @@ static json_t *service(const struct scone_service *svc)
 			      "environment", environment(svc), "pwd", svc->pwd ? svc->pwd : "/", "attestation",
 			      variants(svc));
 
+	if (svc->dynamic)
+		json_object_set_new(o, "attestation_resolved_by_cas", json_true());
 	if (svc->image_name)
 		json_object_set_new(o, "image", json_string(svc->image_name));
 	if (svc->fspf_path)
 		json_object_set_new(o, "fspf",
-				    json_pack("{s:s,s:s?,s:s}", "path", svc->fspf_path, "tag", svc->fspf_tag,
-					      "update_policy",
+				    json_pack("{s:s,s:s,s:s?,s:s}", "path", svc->fspf_path, "key",
+					      svc->fspf_key ? (strncmp(svc->fspf_key, "$$SCONE::", 9) ? "given"
+												 : svc->fspf_key)
+							    : "none (not encrypted)",
+					      "tag", svc->fspf_tag, "update_policy",
 					      svc->fspf_no_rollback ? "no_rollback_protection"
 								    : "rollback_protected_reinitializable"));
 	return o;
@@ -129,17 +151,18 @@ static const char *policy_name(enum scone_update_policy p)
 	return p == SCONE_UPDATE_EPHEMERAL ? "ephemeral" : "rollback_protected";
 }
 
-static json_t *exports(const struct scone_export *e, size_t n)
+static json_t *exports(const struct scone_export *e, size_t n, bool volumes)
 {
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < n; i++) {
-		json_t *o = json_pack("{s:s,s:b}", e[i].namespace ? "namespace" : "session", e[i].session ? e[i].session : "",
-				      "update_policy_ephemeral", e[i].update_policy == SCONE_UPDATE_EPHEMERAL);
+		json_t *o = json_pack("{s:s}", e[i].namespace ? "namespace" : "session", e[i].session ? e[i].session : "");
 		if (e[i].session_hash)
 			json_object_set_new(o, "session_hash", json_string(e[i].session_hash));
 		if (e[i].volume_alias)
 			json_object_set_new(o, "volume_alias", json_string(e[i].volume_alias));
+		if (volumes)
+			json_object_set_new(o, "update_policy", json_string(policy_name(e[i].update_policy)));
 		json_array_append_new(a, o);
 	}
 	return a;
@@ -147,8 +170,13 @@ static json_t *exports(const struct scone_export *e, size_t n)
 
 static json_t *import(const struct scone_import *imp)
 {
-	return json_pack("{s:s,s:s?,s:s?}", "session", imp->session ? imp->session : "", "name", imp->name,
-			 "session_hash", imp->session_hash);
+	json_t *o = json_pack("{s:s}", "session", imp->session ? imp->session : "");
+
+	if (imp->name)
+		json_object_set_new(o, "name", json_string(imp->name));
+	if (imp->session_hash)
+		json_object_set_new(o, "session_hash", json_string(imp->session_hash));
+	return o;
 }
 
 static json_t *image(const struct scone_image *img)
@@ -158,9 +186,11 @@ static json_t *image(const struct scone_image *img)
 
 	for (size_t i = 0; i < img->n_files; i++) {
 		const struct scone_injection_file *f = &img->files[i];
-		json_array_append_new(files, json_pack("{s:s,s:o,s:s}", "path", f->path, "mode",
+		json_array_append_new(files, json_pack("{s:s,s:o,s:o}", "path", f->path, "mode",
 						       json_sprintf("0%03o", f->mode), "content",
-						       f->content ? "given in the session" : "the image's own file"));
+						       f->content ? json_sprintf("given in the session, %zu bytes",
+										 f->content_len)
+								  : json_string("the image's own file")));
 	}
 	for (size_t i = 0; i < img->n_volumes; i++)
 		json_array_append_new(vols, json_pack("{s:s,s:s,s:s}", "name", img->volumes[i].name, "path",
@@ -184,10 +214,22 @@ static json_t *secret(const struct scone_secret *sec)
 		json_object_set_new(o, "value", json_sprintf("explicit, %zu bytes", sec->value_len));
 	else if (sec->kind == SCONE_SECRET_ASCII || sec->kind == SCONE_SECRET_BINARY)
 		json_object_set_new(o, "size", json_integer((json_int_t)sec->size));
+	if ((sec->kind == SCONE_SECRET_PRIVATE_KEY && !sec->value) ||
+	    ((sec->kind == SCONE_SECRET_X509 || sec->kind == SCONE_SECRET_X509_CA) && !sec->private_key && !sec->value))
+		json_object_set_new(o, "key_type", json_string(key_type_name(sec->key_type)));
+	if ((sec->kind == SCONE_SECRET_X509 || sec->kind == SCONE_SECRET_X509_CA) && sec->common_name)
+		json_object_set_new(o, "common_name", json_string(sec->common_name));
+	if (sec->kind == SCONE_SECRET_PUBLIC_KEY && sec->private_key)
+		json_object_set_new(o, "private_key", json_string(sec->private_key));
+	if (sec->kind == SCONE_SECRET_CONFIG_FRAGMENT)
+		json_object_set_new(o, "usable_in_strings", json_boolean(sec->fragment_scalar));
 	if (sec->kind == SCONE_SECRET_X509 || sec->kind == SCONE_SECRET_X509_CA) {
-		json_object_set_new(o, "dns", strs(&sec->dns));
-		json_object_set_new(o, "ips", strs(&sec->ips));
-		json_object_set_new(o, "endpoint", json_string(sec->endpoint ? sec->endpoint : "(none: no EKU)"));
+		if (sec->kind == SCONE_SECRET_X509) {
+			json_object_set_new(o, "dns", strs(&sec->dns));
+			json_object_set_new(o, "ips", strs(&sec->ips));
+			json_object_set_new(o, "endpoint",
+					    json_string(sec->endpoint ? sec->endpoint : "(none: no EKU)"));
+		}
 		json_object_set_new(o, "valid_for_days",
 				    sec->valid_for_days ? json_integer(sec->valid_for_days) : json_string("no expiry"));
 		if (sec->issuer)
@@ -198,7 +240,7 @@ static json_t *secret(const struct scone_secret *sec)
 	if (sec->kind == SCONE_SECRET_PRIVATE_KEY)
 		json_object_set_new(o, "migrate", json_boolean(sec->migrate));
 	if (sec->n_exports)
-		json_object_set_new(o, "export", exports(sec->exports, sec->n_exports));
+		json_object_set_new(o, "export", exports(sec->exports, sec->n_exports, false));
 	if (sec->export_public)
 		json_object_set_new(o, "export_public", json_true());
 	return o;
@@ -210,10 +252,12 @@ static json_t *volume(const struct scone_volume *v)
 
 	if (v->import)
 		json_object_set_new(o, "import", import(v->import));
+	else
+		json_object_set_new(o, "fspf_key", json_string(v->fspf_key ? "given" : "generated by CAS"));
 	if (v->fspf_tag)
 		json_object_set_new(o, "fspf_tag", json_string(v->fspf_tag));
 	if (v->n_exports)
-		json_object_set_new(o, "export", exports(v->exports, v->n_exports));
+		json_object_set_new(o, "export", exports(v->exports, v->n_exports, true));
 	return o;
 }
 
@@ -232,6 +276,15 @@ json_t *cli_session_model(const struct scone_session *s)
 		json_array_append_new(secs, secret(&s->secrets[i]));
 	o = json_pack("{s:s,s:s,s:b,s:s}", "name", s->name, "version", s->version, "dynamic", s->dynamic, "attestation",
 		      s->mode == SCONE_ATTEST_NONE ? "none" : "hardware");
+	if (s->predecessor)
+		json_object_set_new(o, "predecessor", json_string(s->predecessor));
+	if (s->salted)
+		json_object_set_new(o, "salt", json_string("set (changes the hash only)"));
+	if (s->tolerate.n || s->ignore_advisories.n || s->trusted_qe_pubkeys.n)
+		json_object_set_new(o, "attestation_options",
+				    json_pack("{s:o,s:o,s:o}", "tolerate", strs(&s->tolerate), "ignore_advisories",
+					      strs(&s->ignore_advisories), "trusted_scone_qe_pubkeys",
+					      strs(&s->trusted_qe_pubkeys)));
 	json_object_set_new(o, "access_policy",
 			    json_pack("{s:o,s:o,s:o}", "read", access_list(&s->read, "CREATOR"), "update",
 				      access_list(&s->update, "CREATOR"), "create_sessions",

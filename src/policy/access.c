@@ -76,6 +76,15 @@ bool pol_principal_pem(struct pctx *c, const struct ynode *n, struct scone_princ
 	return pem_key_hash(c, n, p, true);
 }
 
+/* 40 to 50 characters of Bitcoin's base58 alphabet: how SCONE prints a key hash. */
+static bool looks_base58(const char *t)
+{
+	static const char alphabet[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+	size_t n = strlen(t);
+
+	return n >= 40 && n <= 50 && strspn(t, alphabet) == n;
+}
+
 /* CREATOR, ANY, NONE, a PEM certificate or public key, or a key hash. */
 static bool principal(struct pctx *c, const struct ynode *n, struct scone_principal *p, bool report)
 {
@@ -106,11 +115,15 @@ static bool principal(struct pctx *c, const struct ynode *n, struct scone_princi
 	if (strstr(t, "$$SCONE::"))
 		pol_error(c, n->pos,
 			  "a secret reference in access_policy must be the whole entry (\"$$SCONE::NAME$$\")");
+	else if (looks_base58(t))
+		pol_error(c, n->pos,
+			  "'%.20s...' looks like SCONE's base58 key hash, which scone does not read: write the "
+			  "certificate itself or its hex key hash (`scone cas id` prints yours)",
+			  t);
 	else
 		pol_error(c, n->pos,
-			  "'%.40s' is not CREATOR, ANY, NONE, a PEM certificate or public key, or a key hash (64 "
-			  "hex digits of the SHA-256 of the DER public key, optionally after \"sha256:\"; SCONE's "
-			  "base58 key hashes are not accepted: `scone cas keyhash CERT` prints the hex form)",
+			  "'%.40s' is not CREATOR, ANY, NONE, a PEM certificate or public key, or a key hash "
+			  "(64 hex digits, optionally after \"sha256:\"; `scone cas id` prints yours)",
 			  t);
 	return false;
 }
@@ -389,7 +402,8 @@ static void finish_list(struct pctx *c, const struct ynode *v, struct scone_acce
 	if (!lc->dynamic && !satisfiable(root)) {
 		pol_error(c, v->pos,
 			  "this rule can never be met: CAS authenticates one client certificate per request "
-			  "(there are no session signatures), so different keys cannot all agree");
+			  "(no session signatures as in SCONE), so different keys cannot all agree: let one "
+			  "decide (a plain list or require-at-least-1)");
 		free_rule(root);
 		return;
 	}
@@ -516,8 +530,8 @@ bool scone_access_allows(const struct scone_access_list *l, const uint8_t *peer,
 static bool tolerate_refused(struct pctx *c, const struct ynode *n)
 {
 	static const struct pol_refusal refused[] = {
-	    {"aepic-leak", "no verifier here reports AEPIC Leak (INTEL-SA-00657), so tolerating it would "
-			   "change nothing: remove it"},
+	    {"aepic-leak", "scone's attestation does not assess AEPIC Leak (INTEL-SA-00657), so there is "
+			   "nothing to tolerate: remove it"},
 	    {"local-attestation-trust-cas-tcb", "SGX local attestation (SCONE 0.3.11) needs an SGX CAS on the "
 						"service's machine, which scone's CAS is not: remove it"},
 	    {"maa-managed-tcb", "goes with mode: maa (Microsoft Azure Attestation), which scone does not "

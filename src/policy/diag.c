@@ -37,6 +37,17 @@ void scone_policy_error_format(const struct scone_policy_error *e, char *out, si
 		out[0] = '\0';
 }
 
+/* The message into out; a cut one ends with "..." so the cut shows. */
+__attribute__((format(printf, 3, 0))) static void set_message(char *out, size_t size, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(out, size, fmt, ap);
+
+	if (n < 0)
+		out[0] = '\0';
+	else if ((size_t)n >= size)
+		memcpy(out + size - 4, "...", 4);
+}
+
 void pol_error(struct pctx *c, struct scone_pos pos, const char *fmt, ...)
 {
 	struct scone_policy_diag *d = c->diag;
@@ -62,8 +73,7 @@ void pol_error(struct pctx *c, struct scone_pos pos, const char *fmt, ...)
 	memcpy(e->path, c->path, c->path_len);
 	e->path[c->path_len] = '\0';
 	va_start(ap, fmt);
-	if (vsnprintf(e->message, sizeof(e->message), fmt, ap) < 0)
-		e->message[0] = '\0';
+	set_message(e->message, sizeof(e->message), fmt, ap);
 	va_end(ap);
 }
 
@@ -89,8 +99,7 @@ void pol_note(struct pctx *c, enum scone_note_kind kind, struct scone_pos pos, c
 	memcpy(n->e.path, c->path, c->path_len);
 	n->e.path[c->path_len] = '\0';
 	va_start(ap, fmt);
-	if (vsnprintf(n->e.message, sizeof(n->e.message), fmt, ap) < 0)
-		n->e.message[0] = '\0';
+	set_message(n->e.message, sizeof(n->e.message), fmt, ap);
 	va_end(ap);
 }
 

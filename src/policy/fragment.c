@@ -1,7 +1,7 @@
 /*
  * fragment.c - SCONE's "dynamic configurations" (0.3.10): a whole value
  * $$SCONE::NAME$$ (or $$SCONE::NAME:FORMAT$$) in security, access_policy,
- * or a service's attestation or platforms stands for the secret's value.
+ * or a service's attestation, mrenclaves or platforms stands for the secret's value.
  *
  * A config-fragment of this session with an explicit value is a YAML tree:
  * it is copied in where the reference stands (a list spliced into the list
@@ -257,6 +257,7 @@ static struct ynode *substitute_one(struct subst *st, struct ynode *at, const st
 
 	if (!sec) {
 		pol_error(c, at->pos, "$$SCONE::%s$$: no secret named '%s' in secrets", r->name, r->name);
+		at->deferred = true; /* reported: the decoders skip it */
 		return NULL;
 	}
 	if (sec->kind == SCONE_SECRET_CONFIG_FRAGMENT && !sec->import) {
@@ -264,6 +265,7 @@ static struct ynode *substitute_one(struct subst *st, struct ynode *at, const st
 		struct ynode *copy;
 		if (r->has_format) {
 			pol_error(c, at->pos, "a config-fragment takes no format (write $$SCONE::%s$$)", r->name);
+			at->deferred = true;
 			return NULL;
 		}
 		if (!v)
@@ -278,8 +280,11 @@ static struct ynode *substitute_one(struct subst *st, struct ynode *at, const st
 		return copy;
 	}
 	if (sec->kind && !scone_template_format_valid(sec->kind, r->has_format ? r->format : NULL)) {
-		pol_error(c, at->pos, "format '%s' is not valid for %s secret '%s'", r->has_format ? r->format : "(none)",
-			  scone_secret_kind_name(sec->kind), r->name);
+		char formats[160];
+		scone_template_formats(sec->kind, formats, sizeof(formats));
+		pol_error(c, at->pos, "format '%s' is not valid for %s secret '%s' (formats: %s)",
+			  r->has_format ? r->format : "(none)", scone_secret_kind_name(sec->kind), r->name, formats);
+		at->deferred = true;
 		return NULL;
 	}
 	if (!c->opts) {
@@ -290,6 +295,7 @@ static struct ynode *substitute_one(struct subst *st, struct ynode *at, const st
 }
 
 static void walk(struct subst *st, struct ynode **slot, unsigned depth);
+static struct ynode **value_slot(struct ynode *map, const char *key);
 
 /* Splice the items of list into seq at index i (replacing the item there). */
 static bool splice(struct pctx *c, struct ynode *seq, size_t i, struct ynode *list)
@@ -322,19 +328,33 @@ static bool splice(struct pctx *c, struct ynode *seq, size_t i, struct ynode *li
 	return true;
 }
 
-/* A reference standing as item i of seq (a list fragment is spliced in). */
+/* Too deep: reported once at n, which the decoders then skip. */
+static bool too_deep(struct subst *st, struct ynode *n, unsigned depth)
+{
+	if (depth <= FRAG_DEPTH)
+		return false;
+	pol_error(st->c, n->pos, "config-fragments nested more than %d deep (does one name itself?)", FRAG_DEPTH);
+	n->deferred = true;
+	return true;
+}
+
+/*
+ * A reference standing as item i of seq: a list fragment is spliced in and
+ * its items are items of seq in turn. Returns how many items stand at i now.
+ */
 static size_t walk_item(struct subst *st, struct ynode *seq, size_t i, unsigned depth)
 {
 	struct whole_ref r;
 	struct ynode *t;
-	size_t added;
+	size_t added, total = 0;
 
+	if (seq->items[i]->resolved)
+		return 1; /* a value CAS put in is never searched again */
 	if (!whole_ref(seq->items[i], &r)) {
 		walk(st, &seq->items[i], depth);
 		return 1;
 	}
-	t = substitute_one(st, seq->items[i], &r);
-	if (!t)
+	if (too_deep(st, seq->items[i], depth) || !(t = substitute_one(st, seq->items[i], &r)))
 		return 1;
 	if (t->kind != YN_SEQ) {
 		pol_ynode_free(seq->items[i]);
@@ -346,8 +366,8 @@ static size_t walk_item(struct subst *st, struct ynode *seq, size_t i, unsigned 
 	if (!splice(st->c, seq, i, t))
 		return 1;
 	for (size_t k = 0; k < added; k++)
-		walk(st, &seq->items[i + k], depth + 1);
-	return added;
+		total += walk_item(st, seq, i + total, depth + 1);
+	return total;
 }
 
 static void walk(struct subst *st, struct ynode **slot, unsigned depth)
@@ -357,11 +377,8 @@ static void walk(struct subst *st, struct ynode **slot, unsigned depth)
 
 	if (n->resolved)
 		return; /* a value CAS put in is never searched again */
-	if (depth > FRAG_DEPTH) {
-		pol_error(st->c, n->pos, "config-fragments nested more than %d deep (does one name itself?)",
-			  FRAG_DEPTH);
+	if (too_deep(st, n, depth))
 		return;
-	}
 	if (n->kind == YN_SCALAR) {
 		if (whole_ref(n, &r) && (t = substitute_one(st, n, &r))) {
 			pol_ynode_free(n);
@@ -371,12 +388,31 @@ static void walk(struct subst *st, struct ynode **slot, unsigned depth)
 		return;
 	}
 	if (n->kind == YN_MAP) {
-		for (size_t i = 0; i < n->n; i++)
+		for (size_t i = 0; i < n->n; i++) {
+			size_t saved = pol_path_key(st->c, n->items[2 * i]->text);
 			walk(st, &n->items[2 * i + 1], depth);
+			pol_path_restore(st->c, saved);
+		}
 		return;
 	}
-	for (size_t i = 0; i < n->n;)
+	for (size_t i = 0; i < n->n;) {
+		size_t saved = pol_path_index(st->c, i);
 		i += walk_item(st, n, i, depth);
+		pol_path_restore(st->c, saved);
+	}
+}
+
+/* The value of key in map, walked with its key path. */
+static void walk_key(struct subst *st, struct ynode *map, const char *key)
+{
+	struct ynode **slot = value_slot(map, key);
+	size_t saved;
+
+	if (!slot)
+		return;
+	saved = pol_path_key(st->c, key);
+	walk(st, slot, 0);
+	pol_path_restore(st->c, saved);
 }
 
 /* The value slot of key in map, or NULL. */
@@ -393,23 +429,24 @@ static struct ynode **value_slot(struct ynode *map, const char *key)
 void pol_substitute(struct pctx *c, struct ynode *root, struct scone_session *s)
 {
 	struct subst st = {c, root, s, 0, false};
-	struct ynode **slot, **services;
+	struct ynode **services;
 
 	if (root->kind != YN_MAP)
 		return;
-	if ((slot = value_slot(root, "security")))
-		walk(&st, slot, 0);
-	if ((slot = value_slot(root, "access_policy"))) {
-		st.access = true;
-		walk(&st, slot, 0);
-		st.access = false;
-	}
+	walk_key(&st, root, "security");
+	st.access = true;
+	walk_key(&st, root, "access_policy");
+	st.access = false;
 	services = value_slot(root, "services");
 	for (size_t i = 0; services && (*services)->kind == YN_SEQ && i < (*services)->n; i++) {
 		struct ynode *svc = (*services)->items[i];
-		if ((slot = value_slot(svc, "attestation")))
-			walk(&st, slot, 0);
-		if ((slot = value_slot(svc, "platforms")))
-			walk(&st, slot, 0);
+		size_t saved = pol_path_key(c, "services");
+		size_t s2 = pol_path_index(c, i);
+		/* measurements: attestation variants, the deprecated mrenclaves list, platforms */
+		walk_key(&st, svc, "attestation");
+		walk_key(&st, svc, "mrenclaves");
+		walk_key(&st, svc, "platforms");
+		pol_path_restore(c, s2);
+		pol_path_restore(c, saved);
 	}
 }

@@ -124,7 +124,7 @@ static char *hash_field(struct pctx *c, const struct ynode *root, const char *ke
 }
 
 /* salt: 16 bytes in hex; it only changes the hash, which covers it (section 12). */
-static void decode_salt(struct pctx *c, const struct ynode *root)
+static void decode_salt(struct pctx *c, const struct ynode *root, struct scone_session *s)
 {
 	const struct ynode *v = pol_field(c, root, "salt", false);
 	size_t saved;
@@ -137,10 +137,12 @@ static void decode_salt(struct pctx *c, const struct ynode *root)
 			pol_error(c, v->pos, "a salt is 32 hex digits (16 bytes, e.g. openssl rand -hex 16), got "
 					     "'%.80s'",
 				  v->text);
-		else
+		else {
+			s->salted = true;
 			pol_note(c, SCONE_NOTE_DIFFERENCE, v->pos,
 				 "salt randomizes the session hash as in SCONE; scone does not publish salted "
 				 "hashes to callers without read permission (SCONE does, and logs them)");
+		}
 	}
 	pol_path_restore(c, saved);
 }
@@ -192,6 +194,6 @@ void pol_decode_header(struct pctx *c, const struct ynode *root, struct scone_se
 			  "namespace_hash pins the parent namespace, and '%.80s' is in none", s->name);
 		pol_path_restore(c, saved);
 	}
-	decode_salt(c, root);
+	decode_salt(c, root, s);
 	decode_creator(c, root, s);
 }

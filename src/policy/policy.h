@@ -33,11 +33,14 @@ struct scone_pos {
 	int column;
 };
 
-/* One validation error: position, key path ("services[0].environment") and text. */
+/*
+ * One validation error: position, key path ("services[0].environment") and
+ * text (a text too long for message ends with "...").
+ */
 struct scone_policy_error {
 	struct scone_pos pos;
 	char path[160];
-	char message[240];
+	char message[320];
 };
 
 /*
@@ -145,6 +148,7 @@ struct scone_service {
 	size_t n_variants;
 	struct scone_pos pos;
 	bool fspf_no_rollback; /* fspf_update_policy: no_rollback_protection (fspf_tag optional) */
+	bool dynamic;	       /* attestation, mrenclaves or platforms hold values CAS resolves */
 };
 
 struct scone_injection_file {
@@ -297,6 +301,7 @@ struct scone_session {
 	bool has_creator;		      /* creator: (SCONE's read-back key) */
 	uint8_t creator_spki_sha256[32];      /* the key it names */
 	char *namespace_hash;		      /* lowercase hex or NULL: the parent session's hash at creation */
+	bool salted;			      /* salt: given (it only changes the hash) */
 	/*
 	 * Sections holding $$SCONE::...$$ that only CAS can resolve (imported or
 	 * generated secrets in security, access_policy, services[].attestation,
@@ -319,7 +324,7 @@ void scone_session_free(struct scone_session *s);
 /*
  * Resolving $$SCONE::NAME[:FORMAT]$$ written as a whole value in the
  * sections SCONE lets take them (security, access_policy, a service's
- * attestation and platforms). A config-fragment secret of the session with
+ * attestation, mrenclaves and platforms). A config-fragment secret of the session with
  * an explicit value is substituted by scone_session_parse itself; anything
  * else (generated or imported secrets) only with a resolver: resolve writes
  * the value into out and sets *yaml when out holds a config-fragment

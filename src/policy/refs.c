@@ -97,7 +97,7 @@ static enum scone_err on_ref(void *ctx, const char *name, const char *format, si
 	} else if (sec->kind == SCONE_SECRET_CONFIG_FRAGMENT && !sec->fragment_scalar) {
 		pol_error(t->c, t->at,
 			  "config-fragment '%s' holds a list or mapping: use it as a whole value in security, "
-			  "access_policy, or a service's attestation or platforms, not inside a string",
+			  "access_policy, or a service's attestation, mrenclaves or platforms, not inside a string",
 			  name);
 	}
 	return SCONE_ERR_OK;

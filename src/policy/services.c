@@ -31,7 +31,11 @@ static bool check_platform(struct pctx *c, const struct ynode *n)
 			  n->text + 12);
 		return false;
 	}
-	return pol_check_hex32(c, n);
+	if (pol_is_hex(n->text, 32))
+		return true;
+	pol_error(c, n->pos, "a platform is 64 hex digits (a platform key) or INTEL_QE_ID: and 32 hex digits, got '%.80s'",
+		  n->text);
+	return false;
 }
 
 static bool field_u16(struct pctx *c, const struct ynode *m, const char *key, int *out)
@@ -401,7 +405,8 @@ static void decode_service(struct pctx *c, const struct ynode *m, struct scone_s
 					   "fspf_path", "fspf_key",    "fspf_tag",   "fspf_update_policy",
 					   NULL};
 	const struct ynode *n;
-	size_t saved;
+	size_t saved, deferred;
+	bool measured_by_cas;
 
 	svc->pos = m->pos;
 	pol_check_keys(c, m, keys);
@@ -423,6 +428,7 @@ static void decode_service(struct pctx *c, const struct ynode *m, struct scone_s
 	if ((n = pol_field(c, m, "environment", false)))
 		pol_decode_env(c, n, svc, s);
 	svc->pwd = field_path(c, m, "pwd");
+	deferred = c->deferred;
 	if (pol_map_get(m, "attestation") && pol_map_get(m, "mrenclaves"))
 		pol_error(c, pol_map_get(m, "mrenclaves")->pos,
 			  "give attestation or the deprecated mrenclaves, not both");
@@ -430,10 +436,12 @@ static void decode_service(struct pctx *c, const struct ynode *m, struct scone_s
 		decode_attestation(c, n, svc);
 	else if ((n = pol_field(c, m, "mrenclaves", false)))
 		decode_mrenclaves(c, n, svc);
+	measured_by_cas = c->deferred > deferred;
 	if ((n = pol_field(c, m, "platforms", false)))
 		service_platforms(c, n, svc);
+	svc->dynamic = c->deferred > deferred;
 	flatten_variants(c, svc);
-	if (s->mode != SCONE_ATTEST_NONE && svc->n_variants == 0 && c->deferred == 0)
+	if (s->mode != SCONE_ATTEST_NONE && svc->n_variants == 0 && !measured_by_cas)
 		pol_error(c, m->pos,
 			  "the service has no attestation: list its measurements (mrenclaves: [...] or "
 			  "attestation:) "
@@ -655,44 +663,6 @@ static void decode_provide_secrets(struct pctx *c, const struct ynode *m, struct
 	pol_path_restore(c, saved);
 }
 
-/* Is p at or below the directory dir? */
-static bool path_below(const char *p, const char *dir)
-{
-	size_t n = strlen(dir);
-
-	while (n > 1 && dir[n - 1] == '/')
-		n--;
-	return !strncmp(p, dir, n) && (p[n] == '/' || p[n] == '\0' || (n == 1 && dir[0] == '/'));
-}
-
-/*
- * An image's own file (an injection file without content) is read by the
- * runtime from the host's file system at start. One inside a volume of the
- * same image would be read as ciphertext: refused, with what to do.
- */
-static void image_files_outside_volumes(struct pctx *c, const struct ynode *m, struct scone_image *img)
-{
-	const struct ynode *files = pol_map_get(m, "injection_files");
-
-	for (size_t i = 0; files && files->kind == YN_SEQ && i < img->n_files; i++) {
-		const struct scone_injection_file *f = &img->files[i];
-		for (size_t j = 0; f->path && !f->content && j < img->n_volumes; j++) {
-			if (img->volumes[j].path && path_below(f->path, img->volumes[j].path)) {
-				size_t s2 = pol_path_key(c, "injection_files");
-				size_t s3 = pol_path_index(c, i);
-				pol_error(c, files->items[i]->pos,
-					  "'%.80s' is inside volume %.80s of this image: scone reads an image's own "
-					  "injection file from the host, not through the volume; give its content "
-					  "here (path, content)",
-					  f->path, img->volumes[j].name ? img->volumes[j].name : "");
-				pol_path_restore(c, s3);
-				pol_path_restore(c, s2);
-				break;
-			}
-		}
-	}
-}
-
 static void decode_image(struct pctx *c, const struct ynode *m, struct scone_image *img,
 			 const struct scone_session *s)
 {
@@ -737,7 +707,6 @@ static void decode_image(struct pctx *c, const struct ynode *m, struct scone_ima
 		pol_path_restore(c, saved);
 	}
 	decode_provide_secrets(c, m, img, s);
-	image_files_outside_volumes(c, m, img);
 }
 
 void pol_decode_images(struct pctx *c, const struct ynode *list, struct scone_session *s)
