@@ -836,11 +836,14 @@ enum scone_err scone_runtime_config_keep_images(struct scone_runtime_config *cfg
 	struct scone_wbuf w;
 	const char *sep = "";
 	enum scone_err err = SCONE_ERR_OK;
+	size_t end = cfg->raw ? cfg->raw_len : 0;
 
-	if (!cfg->raw || cfg->raw_len < 2 || cfg->raw[cfg->raw_len - 1] != '}')
+	while (end > 0 && strchr(" \t\r\n", cfg->raw[end - 1]))
+		end--; /* the answer's trailing newline */
+	if (end < 2 || cfg->raw[end - 1] != '}')
 		return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": cannot extend the kept answer");
 	scone_wbuf_init(&w, 2 * SCONE_HTTPS_MAX_RESPONSE, 1);
-	err = scone_wbuf_put(&w, cfg->raw, cfg->raw_len - 1);
+	err = scone_wbuf_put(&w, cfg->raw, end - 1);
 	if (!err)
 		err = scone_wbuf_put(&w, ",\"image_files\":[", strlen(",\"image_files\":["));
 	for (size_t i = 0; !err && i < cfg->file_count; i++) {
