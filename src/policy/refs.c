@@ -54,9 +54,9 @@ static bool legacy_ref(struct tctx *t, const char *name)
 	if (!strcmp(format, SCONE_FORMAT_LEGACY_CHAIN))
 		pol_note(t->c, SCONE_NOTE_WARNING, t->at,
 			 "$$SCONE::%s$$ is SCONE's form from before 5.2 (deprecated): the chain root first and the "
-			 "certificate last, as SCONE writes it; $$SCONE::%s:crt$$$$SCONE::%s:chain$$ is the "
-			 "current form (certificate first)",
-			 name, base, base);
+			 "certificate last, as SCONE writes it; $$SCONE::%s:chain$$ is the current form (the "
+			 "certificate first)",
+			 name, base);
 	else
 		pol_note(t->c, SCONE_NOTE_WARNING, t->at,
 			 "$$SCONE::%s$$ is SCONE's form from before 5.2 (deprecated): write $$SCONE::%s:%s$$", name,
