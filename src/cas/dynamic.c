@@ -30,8 +30,8 @@ struct dyn {
 };
 
 /* A config-fragment as its JSON text, or any other secret rendered in format. */
-static enum scone_err value_of(const struct scone_secret_set *set, const struct scone_session *s, const char *name,
-			       const char *format, bool *yaml, struct scone_wbuf *out)
+static enum scone_err value_of(const struct scone_secret_set *set, const struct scone_session *s,
+			       const char *name, const char *format, bool *yaml, struct scone_wbuf *out)
 {
 	const struct scone_secret *def = scone_session_secret(s, name);
 
@@ -42,7 +42,8 @@ static enum scone_err value_of(const struct scone_secret_set *set, const struct 
 	return scone_secrets_render(set, name, format, out);
 }
 
-static enum scone_err resolve(void *ctx, const char *name, const char *format, bool *yaml, struct scone_wbuf *out)
+static enum scone_err resolve(void *ctx, const char *name, const char *format, bool *yaml,
+			      struct scone_wbuf *out)
 {
 	struct dyn *d = ctx;
 	const struct scone_secret *def = scone_session_secret(d->own->session, name);
@@ -75,7 +76,8 @@ enum scone_err cas_effective_session(struct cas *cas, int worker, const struct c
 	cas_imports_free(&d.im);
 	scone_policy_diag_free(&diag);
 	if (err)
-		scone_warn("session %s: its dynamic sections do not resolve now: %s", l->rec.name, scone_err_detail());
+		scone_warn("session %s: its dynamic sections do not resolve now: %s", l->rec.name,
+			   scone_err_detail());
 	return err;
 }
 
@@ -85,12 +87,13 @@ static const struct scone_access_list *pick(const struct scone_session *s, char 
 		return &s->read;
 	if (which == 'c')
 		return s->create_sessions.n || s->create_sessions.rule || s->create_sessions.dynamic
-			       ? &s->create_sessions
-			       : &s->update;
+			   ? &s->create_sessions
+			   : &s->update;
 	return &s->update;
 }
 
-bool cas_access_allows(struct cas *cas, int worker, const struct cas_loaded *l, char which, const uint8_t *peer)
+bool cas_access_allows(struct cas *cas, int worker, const struct cas_loaded *l, char which,
+		       const uint8_t *peer)
 {
 	const struct scone_access_list *list = pick(l->session, which);
 	struct scone_session *eff = NULL;

@@ -497,8 +497,9 @@ static enum scone_err gen_fragment(struct gen *g, size_t i)
 	struct sec_item *it = g->slots[i].item;
 
 	if (!def->value || def->value_len > SEC_VALUE_MAX)
-		return scone_err_set(SCONE_ERR_INVALID, "secret '%s': a config-fragment needs a value of at most %d "
-							"bytes",
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "secret '%s': a config-fragment needs a value of at most %d "
+				     "bytes",
 				     def->name, SEC_VALUE_MAX);
 	it->flags = SEC_F_EXPLICIT;
 	return sec_blob_dup(&it->value, def->value, def->value_len);

@@ -221,7 +221,7 @@ static enum scone_err signature(struct pbuf *out, const struct pgp_key *k, bool 
 
 	if (!fingerprint(k, false, fpr))
 		return scone_err_set(SCONE_ERR_CRYPTO, "pgp-key: fingerprint failed");
-	put_u8(&hashed, 5), put_u8(&hashed, 2), put_u32(&hashed, k->created); /* creation time */
+	put_u8(&hashed, 5), put_u8(&hashed, 2), put_u32(&hashed, k->created);		 /* creation time */
 	put_u8(&hashed, 2), put_u8(&hashed, 27), put_u8(&hashed, binding ? 0x0C : 0x03); /* key flags */
 	if (!binding) {
 		put_u8(&hashed, 2), put_u8(&hashed, 11), put_u8(&hashed, SYM_AES256);
@@ -249,7 +249,8 @@ static enum scone_err signature(struct pbuf *out, const struct pgp_key *k, bool 
 	if ((err = ed25519_sign(k, digest, sizeof(digest), sig)))
 		return err;
 	put(&body, sigdata.b, sigdata.n);
-	put_u16(&body, 10), put_u8(&body, 9), put_u8(&body, 16), put(&body, fpr + 12, 8); /* unhashed: issuer */
+	put_u16(&body, 10), put_u8(&body, 9), put_u8(&body, 16),
+	    put(&body, fpr + 12, 8); /* unhashed: issuer */
 	put(&body, digest, 2);
 	put_mpi(&body, sig, 32);
 	put_mpi(&body, sig + 32, 32);
@@ -278,8 +279,9 @@ static enum scone_err packets(const struct pgp_key *k, bool secret, struct pbuf 
 	SCONE_TRY(signature(out, k, false));
 	key_packet(out, k, true, secret);
 	SCONE_TRY(signature(out, k, true));
-	return out->over ? scone_err_set(SCONE_ERR_LIMIT, "pgp-key: the key does not fit %d bytes", PGP_PACKETS_MAX)
-			 : SCONE_ERR_OK;
+	return out->over
+		   ? scone_err_set(SCONE_ERR_LIMIT, "pgp-key: the key does not fit %d bytes", PGP_PACKETS_MAX)
+		   : SCONE_ERR_OK;
 }
 
 /* ---- stored form ---- */
@@ -296,7 +298,8 @@ enum scone_err sec_pgp_check(const uint8_t *p, size_t n)
 {
 	if (n < PGP_STORED_MIN || n != PGP_STORED_MIN - 1 + (size_t)p[4 + 2 * PGP_SEED] ||
 	    !uid_ok(p + PGP_STORED_MIN - 1, p[4 + 2 * PGP_SEED]))
-		return scone_err_set(SCONE_ERR_MALFORMED, "a pgp-key value of %zu bytes is not a stored key", n);
+		return scone_err_set(SCONE_ERR_MALFORMED, "a pgp-key value of %zu bytes is not a stored key",
+				     n);
 	return SCONE_ERR_OK;
 }
 
@@ -396,7 +399,8 @@ static enum scone_err armor(struct scone_wbuf *out, const struct pbuf *bin, bool
 	return scone_wbuf_put(out, head, strlen(head));
 }
 
-enum scone_err sec_pgp_render(const struct sec_blob *stored, bool secret, bool armored, struct scone_wbuf *out)
+enum scone_err sec_pgp_render(const struct sec_blob *stored, bool secret, bool armored,
+			      struct scone_wbuf *out)
 {
 	struct pgp_key k;
 	struct pbuf *bin = calloc(1, sizeof(*bin));

@@ -203,10 +203,11 @@ static enum scone_err r_fragment(const struct sec_item *it, struct scone_wbuf *o
 	size_t n = it->value.n;
 
 	if (n < 2 || p[0] != '"' || p[n - 1] != '"')
-		return scone_err_set(SCONE_ERR_INVALID,
-				     "config-fragment '%s' holds a list or mapping: it can stand only as a whole "
-				     "value in security, access_policy or attestation",
-				     it->name);
+		return scone_err_set(
+		    SCONE_ERR_INVALID,
+		    "config-fragment '%s' holds a list or mapping: it can stand only as a whole "
+		    "value in security, access_policy or attestation",
+		    it->name);
 	for (size_t i = 1; i + 1 < n; i++) {
 		uint8_t ch = p[i];
 		if (ch == '\\' && i + 2 < n) {
@@ -393,11 +394,13 @@ enum scone_err scone_secrets_public(const struct scone_secret_set *set, const ch
 	}
 }
 
-enum scone_err scone_secrets_fragment(const struct scone_secret_set *set, const char *name, struct scone_wbuf *out)
+enum scone_err scone_secrets_fragment(const struct scone_secret_set *set, const char *name,
+				      struct scone_wbuf *out)
 {
 	const struct sec_item *it = sec_find(set, name, false);
 
 	if (!it || it->kind != SCONE_SECRET_CONFIG_FRAGMENT)
-		return scone_err_set(SCONE_ERR_NOT_FOUND, "no config-fragment '%.128s'", name ? name : "(null)");
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "no config-fragment '%.128s'",
+				     name ? name : "(null)");
 	return scone_wbuf_put(out, it->value.p, it->value.n);
 }

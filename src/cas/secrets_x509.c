@@ -569,7 +569,8 @@ static enum scone_err set_subject(X509 *x, const struct scone_secret *def)
 	return SCONE_ERR_OK;
 }
 
-/* notAfter: now plus days, or without valid_for SCONE's "virtually unlimited": 9999-12-31 (RFC 5280 4.1.2.5). */
+/* notAfter: now plus days, or without valid_for SCONE's "virtually unlimited": 9999-12-31 (RFC 5280 4.1.2.5).
+ */
 static bool set_not_after(X509 *x, unsigned days)
 {
 	if (days)
@@ -590,8 +591,8 @@ static enum scone_err set_fields(X509 *x, const struct sec_cert_req *req)
 	SCONE_TRY(set_serial(x, name));
 	issuer = req->issuer ? X509_get_subject_name(req->issuer) : X509_get_subject_name(x);
 	if (!X509_set_version(x, X509_VERSION_3) || !X509_set_issuer_name(x, issuer) ||
-	    !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
-	    !set_not_after(x, days) || !X509_set_pubkey(x, req->key))
+	    !X509_gmtime_adj(X509_getm_notBefore(x), -3600) || !set_not_after(x, days) ||
+	    !X509_set_pubkey(x, req->key))
 		return ssl_err(SCONE_ERR_CRYPTO, "secret '%s': setting certificate fields failed", name);
 	return SCONE_ERR_OK;
 }

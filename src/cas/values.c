@@ -70,8 +70,9 @@ static json_t *base64_json(const struct scone_wbuf *b)
 }
 
 /* Render every reference of v into list; a refused one stops with the response filled. */
-static bool render_all(struct cas *cas, int worker, const struct cas_loaded *own, const struct scone_image *img,
-		       const struct cas_values_request *v, json_t *list, struct cas_response *resp)
+static bool render_all(struct cas *cas, int worker, const struct cas_loaded *own,
+		       const struct scone_image *img, const struct cas_values_request *v, json_t *list,
+		       struct cas_response *resp)
 {
 	for (size_t i = 0; i < v->n_refs; i++) {
 		const struct cas_values_ref *r = &v->refs[i];
@@ -79,9 +80,10 @@ static bool render_all(struct cas *cas, int worker, const struct cas_loaded *own
 		enum scone_err err;
 		json_t *j;
 		if (!provided(img, r->name)) {
-			cas_respond_error(resp, 403, "PERMISSION",
-					  "%s refers to secret %.128s, which image %s does not provide (provide_secrets)",
-					  v->path, r->name, img->name);
+			cas_respond_error(
+			    resp, 403, "PERMISSION",
+			    "%s refers to secret %.128s, which image %s does not provide (provide_secrets)",
+			    v->path, r->name, img->name);
 			return false;
 		}
 		scone_wbuf_init(&b, VALUES_MAX, 1);
@@ -111,10 +113,12 @@ void cas_handle_values(struct cas *cas, const struct cas_request *req, struct ca
 		cas_respond_err(resp, err, "values request");
 		return;
 	}
-	if (!req->has_peer_key || cas_instance_token(cas, req->peer_spki_sha256, v->session, v->service, expect) ||
+	if (!req->has_peer_key ||
+	    cas_instance_token(cas, req->peer_spki_sha256, v->session, v->service, expect) ||
 	    !scone_ct_equal(expect, v->token, 32)) {
 		cas_respond_error(resp, 403, "PERMISSION",
-				  "the instance token does not belong to this TLS key and service (fetch the configuration first)");
+				  "the instance token does not belong to this TLS key and service (fetch the "
+				  "configuration first)");
 		free(v);
 		return;
 	}
@@ -126,8 +130,9 @@ void cas_handle_values(struct cas *cas, const struct cas_request *req, struct ca
 	img = svc ? image_file(own.session, svc, v->path) : NULL;
 	list = json_array();
 	if (!img)
-		cas_respond_error(resp, 403, "PERMISSION", "%s is not an injection file of service %s/%s's image", v->path,
-				  v->session, v->service);
+		cas_respond_error(resp, 403, "PERMISSION",
+				  "%s is not an injection file of service %s/%s's image", v->path, v->session,
+				  v->service);
 	else if (render_all(cas, req->worker, &own, img, v, list, resp))
 		cas_respond_json(resp, 200, json_pack("{s:O}", "values_base64", list));
 	json_decref(list);

@@ -100,9 +100,9 @@ static json_t *variants(const struct scone_service *svc)
 		json_t *o = json_pack("{s:o}", "mrenclaves", strs(&v->mrenclaves));
 		if (v->mrsigner)
 			json_object_set_new(o, "signer",
-					    json_pack("{s:s,s:i,s:i,s:i}", "mrsigner", v->mrsigner, "isvprodid",
-						      v->isvprodid, "isvsvn_min", v->isvsvn_min, "isvsvn_max",
-						      v->isvsvn_max));
+					    json_pack("{s:s,s:i,s:i,s:i}", "mrsigner", v->mrsigner,
+						      "isvprodid", v->isvprodid, "isvsvn_min", v->isvsvn_min,
+						      "isvsvn_max", v->isvsvn_max));
 		json_object_set_new(o, "platforms", strs(&v->platforms));
 		json_array_append_new(a, o);
 	}
@@ -116,8 +116,9 @@ static json_t *environment(const struct scone_service *svc)
 	for (size_t i = 0; i < svc->n_env; i++) {
 		const struct scone_kv *kv = &svc->env[i];
 		if (kv->from_host)
-			json_array_append_new(a, json_pack("{s:s,s:s}", "name", kv->key, "value", "(from the host, "
-												     "empty if unset)"));
+			json_array_append_new(a, json_pack("{s:s,s:s}", "name", kv->key, "value",
+							   "(from the host, "
+							   "empty if unset)"));
 		else
 			json_array_append_new(a, json_pack("{s:s,s:s}", "name", kv->key, "value", kv->value));
 	}
@@ -127,22 +128,23 @@ static json_t *environment(const struct scone_service *svc)
 static json_t *service(const struct scone_service *svc)
 {
 	json_t *o = json_pack("{s:s,s:o,s:o,s:s,s:o}", "name", svc->name, "command", strs(&svc->command),
-			      "environment", environment(svc), "pwd", svc->pwd ? svc->pwd : "/", "attestation",
-			      variants(svc));
+			      "environment", environment(svc), "pwd", svc->pwd ? svc->pwd : "/",
+			      "attestation", variants(svc));
 
 	if (svc->dynamic)
 		json_object_set_new(o, "attestation_resolved_by_cas", json_true());
 	if (svc->image_name)
 		json_object_set_new(o, "image", json_string(svc->image_name));
 	if (svc->fspf_path)
-		json_object_set_new(o, "fspf",
-				    json_pack("{s:s,s:s,s:s?,s:s}", "path", svc->fspf_path, "key",
-					      svc->fspf_key ? (strncmp(svc->fspf_key, "$$SCONE::", 9) ? "given"
-												 : svc->fspf_key)
-							    : "none (not encrypted)",
-					      "tag", svc->fspf_tag, "update_policy",
-					      svc->fspf_no_rollback ? "no_rollback_protection"
-								    : "rollback_protected_reinitializable"));
+		json_object_set_new(
+		    o, "fspf",
+		    json_pack("{s:s,s:s,s:s?,s:s}", "path", svc->fspf_path, "key",
+			      svc->fspf_key
+				  ? (strncmp(svc->fspf_key, "$$SCONE::", 9) ? "given" : svc->fspf_key)
+				  : "none (not encrypted)",
+			      "tag", svc->fspf_tag, "update_policy",
+			      svc->fspf_no_rollback ? "no_rollback_protection"
+						    : "rollback_protected_reinitializable"));
 	return o;
 }
 
@@ -156,7 +158,8 @@ static json_t *exports(const struct scone_export *e, size_t n, bool volumes)
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < n; i++) {
-		json_t *o = json_pack("{s:s}", e[i].namespace ? "namespace" : "session", e[i].session ? e[i].session : "");
+		json_t *o = json_pack("{s:s}", e[i].namespace ? "namespace" : "session",
+				      e[i].session ? e[i].session : "");
 		if (e[i].session_hash)
 			json_object_set_new(o, "session_hash", json_string(e[i].session_hash));
 		if (e[i].volume_alias)
@@ -186,11 +189,12 @@ static json_t *image(const struct scone_image *img)
 
 	for (size_t i = 0; i < img->n_files; i++) {
 		const struct scone_injection_file *f = &img->files[i];
-		json_array_append_new(files, json_pack("{s:s,s:o,s:o}", "path", f->path, "mode",
-						       json_sprintf("0%03o", f->mode), "content",
-						       f->content ? json_sprintf("given in the session, %zu bytes",
-										 f->content_len)
-								  : json_string("the image's own file")));
+		json_array_append_new(
+		    files,
+		    json_pack("{s:s,s:o,s:o}", "path", f->path, "mode", json_sprintf("0%03o", f->mode),
+			      "content",
+			      f->content ? json_sprintf("given in the session, %zu bytes", f->content_len)
+					 : json_string("the image's own file")));
 	}
 	for (size_t i = 0; i < img->n_volumes; i++)
 		json_array_append_new(vols, json_pack("{s:s,s:s,s:s}", "name", img->volumes[i].name, "path",
@@ -215,7 +219,8 @@ static json_t *secret(const struct scone_secret *sec)
 	else if (sec->kind == SCONE_SECRET_ASCII || sec->kind == SCONE_SECRET_BINARY)
 		json_object_set_new(o, "size", json_integer((json_int_t)sec->size));
 	if ((sec->kind == SCONE_SECRET_PRIVATE_KEY && !sec->value) ||
-	    ((sec->kind == SCONE_SECRET_X509 || sec->kind == SCONE_SECRET_X509_CA) && !sec->private_key && !sec->value))
+	    ((sec->kind == SCONE_SECRET_X509 || sec->kind == SCONE_SECRET_X509_CA) && !sec->private_key &&
+	     !sec->value))
 		json_object_set_new(o, "key_type", json_string(key_type_name(sec->key_type)));
 	if ((sec->kind == SCONE_SECRET_X509 || sec->kind == SCONE_SECRET_X509_CA) && sec->common_name)
 		json_object_set_new(o, "common_name", json_string(sec->common_name));
@@ -231,7 +236,8 @@ static json_t *secret(const struct scone_secret *sec)
 					    json_string(sec->endpoint ? sec->endpoint : "(none: no EKU)"));
 		}
 		json_object_set_new(o, "valid_for_days",
-				    sec->valid_for_days ? json_integer(sec->valid_for_days) : json_string("no expiry"));
+				    sec->valid_for_days ? json_integer(sec->valid_for_days)
+							: json_string("no expiry"));
 		if (sec->issuer)
 			json_object_set_new(o, "issuer", json_string(sec->issuer));
 		if (sec->private_key)
@@ -274,17 +280,17 @@ json_t *cli_session_model(const struct scone_session *s)
 		json_array_append_new(vols, volume(&s->volumes[i]));
 	for (size_t i = 0; i < s->n_secrets; i++)
 		json_array_append_new(secs, secret(&s->secrets[i]));
-	o = json_pack("{s:s,s:s,s:b,s:s}", "name", s->name, "version", s->version, "dynamic", s->dynamic, "attestation",
-		      s->mode == SCONE_ATTEST_NONE ? "none" : "hardware");
+	o = json_pack("{s:s,s:s,s:b,s:s}", "name", s->name, "version", s->version, "dynamic", s->dynamic,
+		      "attestation", s->mode == SCONE_ATTEST_NONE ? "none" : "hardware");
 	if (s->predecessor)
 		json_object_set_new(o, "predecessor", json_string(s->predecessor));
 	if (s->salted)
 		json_object_set_new(o, "salt", json_string("set (changes the hash only)"));
 	if (s->tolerate.n || s->ignore_advisories.n || s->trusted_qe_pubkeys.n)
 		json_object_set_new(o, "attestation_options",
-				    json_pack("{s:o,s:o,s:o}", "tolerate", strs(&s->tolerate), "ignore_advisories",
-					      strs(&s->ignore_advisories), "trusted_scone_qe_pubkeys",
-					      strs(&s->trusted_qe_pubkeys)));
+				    json_pack("{s:o,s:o,s:o}", "tolerate", strs(&s->tolerate),
+					      "ignore_advisories", strs(&s->ignore_advisories),
+					      "trusted_scone_qe_pubkeys", strs(&s->trusted_qe_pubkeys)));
 	json_object_set_new(o, "access_policy",
 			    json_pack("{s:o,s:o,s:o}", "read", access_list(&s->read, "CREATOR"), "update",
 				      access_list(&s->update, "CREATOR"), "create_sessions",

@@ -15,7 +15,8 @@ enum scone_err scone_access_token_mac(const char *token, const char *label, cons
 	enum scone_err err;
 
 	if (k < 0 || k >= 64 || id_len > 1024 || tok_len == 0 || tok_len > SCONE_TOKEN_MAX)
-		return scone_err_set(SCONE_ERR_INVALID, "service access token: bad label, token or config id");
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "service access token: bad label, token or config id");
 	n = (size_t)k + 1; /* the label's NUL separates it */
 	memcpy(msg + n, spki, 32);
 	n += 32;

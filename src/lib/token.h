@@ -23,7 +23,8 @@
 #define SCONE_TOKEN_LABEL_CAS "cas"
 #define SCONE_TOKEN_MAX 1024 /* bytes of a token */
 
-SCONE_MUST_CHECK enum scone_err scone_access_token_mac(const char *token, const char *label, const uint8_t spki[32],
-						       const char *config_id, uint8_t out[32]);
+SCONE_MUST_CHECK enum scone_err scone_access_token_mac(const char *token, const char *label,
+						       const uint8_t spki[32], const char *config_id,
+						       uint8_t out[32]);
 
 #endif

@@ -62,7 +62,8 @@ static bool pem_key_hash(struct pctx *c, const struct ynode *n, struct scone_pri
 	ERR_clear_error();
 	if (ok && strstr(t + 10, "-----BEGIN ")) {
 		if (report)
-			pol_error(c, n->pos, "one certificate per entry: this one holds more than one PEM block");
+			pol_error(c, n->pos,
+				  "one certificate per entry: this one holds more than one PEM block");
 		return false;
 	}
 	if (!ok && report)
@@ -113,13 +114,15 @@ static bool principal(struct pctx *c, const struct ynode *n, struct scone_princi
 	if (!report)
 		return false;
 	if (strstr(t, "$$SCONE::"))
-		pol_error(c, n->pos,
-			  "a secret reference in access_policy must be the whole entry (\"$$SCONE::NAME$$\")");
+		pol_error(
+		    c, n->pos,
+		    "a secret reference in access_policy must be the whole entry (\"$$SCONE::NAME$$\")");
 	else if (looks_base58(t))
-		pol_error(c, n->pos,
-			  "'%.20s...' looks like SCONE's base58 key hash, which scone does not read: write the "
-			  "certificate itself or its hex key hash (`scone cas id` prints yours)",
-			  t);
+		pol_error(
+		    c, n->pos,
+		    "'%.20s...' looks like SCONE's base58 key hash, which scone does not read: write the "
+		    "certificate itself or its hex key hash (`scone cas id` prints yours)",
+		    t);
 	else
 		pol_error(c, n->pos,
 			  "'%.40s' is not CREATOR, ANY, NONE, a PEM certificate or public key, or a key hash "
@@ -133,10 +136,10 @@ static bool principal(struct pctx *c, const struct ynode *n, struct scone_princi
 #define RULE_DEPTH_MAX 8
 
 struct list_ctx {
-	const char *key;  /* read, update, create_sessions */
-	bool rules_ok;	  /* governance rules allowed here (not in read) */
-	bool has_rule;	  /* a rule was met */
-	bool dynamic;	  /* a deferred entry was met */
+	const char *key; /* read, update, create_sessions */
+	bool rules_ok;	 /* governance rules allowed here (not in read) */
+	bool has_rule;	 /* a rule was met */
+	bool dynamic;	 /* a deferred entry was met */
 };
 
 static bool decode_entry(struct pctx *c, const struct ynode *n, struct scone_access_rule *out,
@@ -212,8 +215,8 @@ static bool decode_items(struct pctx *c, const struct ynode *list, struct scone_
 		for (size_t j = 0; j < i; j++) {
 			if (out->items[j].kind == SCONE_RULE_PRINCIPAL &&
 			    same_principal(&out->items[j].principal, &r->principal)) {
-				pol_error(c, list->items[i]->pos, "this entry names the same principal as entry %zu",
-					  j);
+				pol_error(c, list->items[i]->pos,
+					  "this entry names the same principal as entry %zu", j);
 				return false;
 			}
 		}
@@ -234,10 +237,11 @@ static bool decode_rule(struct pctx *c, const struct ynode *m, struct scone_acce
 	}
 	((struct ynode *)k)->used = true;
 	if (!strcmp(k->text, "signer")) {
-		pol_error(c, k->pos,
-			  "signer entries authorize SCONE's signed sessions (scone session sign), which scone "
-			  "does not have: uploads are authenticated by the client certificate. Name that "
-			  "certificate, its public key or its key hash instead");
+		pol_error(
+		    c, k->pos,
+		    "signer entries authorize SCONE's signed sessions (scone session sign), which scone "
+		    "does not have: uploads are authenticated by the client certificate. Name that "
+		    "certificate, its public key or its key hash instead");
 		return false;
 	}
 	if (strcmp(k->text, "require-all") && !at_least_key(k->text, &need)) {
@@ -245,8 +249,9 @@ static bool decode_rule(struct pctx *c, const struct ynode *m, struct scone_acce
 		return false;
 	}
 	if (!lc->rules_ok) {
-		pol_error(c, k->pos, "governance rules (%s) are not allowed in %s (SCONE allows them in update "
-				     "and create_sessions)",
+		pol_error(c, k->pos,
+			  "governance rules (%s) are not allowed in %s (SCONE allows them in update "
+			  "and create_sessions)",
 			  k->text, lc->key);
 		return false;
 	}
@@ -515,7 +520,8 @@ bool scone_access_allows(const struct scone_access_list *l, const uint8_t *peer,
 	static const struct scone_principal creator_only = {.kind = SCONE_PRINCIPAL_CREATOR};
 
 	if (l->rule)
-		return !l->dynamic && rule_allows(l->rule, peer, creator, 0); /* a partial rule decides nothing */
+		return !l->dynamic &&
+		       rule_allows(l->rule, peer, creator, 0); /* a partial rule decides nothing */
 	if (l->n == 0)
 		return !l->dynamic && principal_allows(&creator_only, peer, creator);
 	for (size_t i = 0; i < l->n; i++)
@@ -532,8 +538,9 @@ static bool tolerate_refused(struct pctx *c, const struct ynode *n)
 	static const struct pol_refusal refused[] = {
 	    {"aepic-leak", "scone's attestation does not assess AEPIC Leak (INTEL-SA-00657), so there is "
 			   "nothing to tolerate: remove it"},
-	    {"local-attestation-trust-cas-tcb", "SGX local attestation (SCONE 0.3.11) needs an SGX CAS on the "
-						"service's machine, which scone's CAS is not: remove it"},
+	    {"local-attestation-trust-cas-tcb",
+	     "SGX local attestation (SCONE 0.3.11) needs an SGX CAS on the "
+	     "service's machine, which scone's CAS is not: remove it"},
 	    {"maa-managed-tcb", "goes with mode: maa (Microsoft Azure Attestation), which scone does not "
 				"support: remove it"},
 	    {"debug", "goes with mode: maa, which scone does not support: write debug-mode"},
@@ -638,9 +645,10 @@ static void decode_url(struct pctx *c, const struct ynode *m)
 		return;
 	saved = pol_path_key(c, "url");
 	if (!pol_deferred(c, v))
-		pol_error(c, v->pos,
-			  "url names the provider of mode: maa (Microsoft Azure Attestation), which scone does "
-			  "not support: remove url (or write url: ~)");
+		pol_error(
+		    c, v->pos,
+		    "url names the provider of mode: maa (Microsoft Azure Attestation), which scone does "
+		    "not support: remove url (or write url: ~)");
 	pol_path_restore(c, saved);
 }
 
@@ -656,8 +664,8 @@ static const struct pol_refusal attestation_refused[] = {
 
 static void decode_attestation(struct pctx *c, const struct ynode *m, struct scone_session *s)
 {
-	static const char *const keys[] = {"mode", "tolerate", "ignore_advisories",
-					   "trusted_scone_qe_pubkeys", "url", NULL};
+	static const char *const keys[] = {
+	    "mode", "tolerate", "ignore_advisories", "trusted_scone_qe_pubkeys", "url", NULL};
 	const struct ynode *v;
 	size_t saved = pol_path_key(c, "attestation");
 
@@ -698,7 +706,8 @@ static void decode_access_token(struct pctx *c, const struct ynode *m, struct sc
 		if (v->len == 0 || v->len > 1024)
 			pol_error(c, v->pos, "a service access token is 1 to 1024 bytes");
 		else if (strstr(v->text, "$$SCONE::"))
-			pol_error(c, v->pos, "a service access token is given as it is, not as a secret reference");
+			pol_error(c, v->pos,
+				  "a service access token is given as it is, not as a secret reference");
 		else
 			s->service_access_token = pol_str(c, v);
 	}
@@ -720,10 +729,11 @@ static void decode_singleton(struct pctx *c, const struct ynode *m)
 		return;
 	saved = pol_path_key(c, "singleton_enclaves");
 	if (pol_bool(c, v, &on) && on)
-		pol_error(c, v->pos,
-			  "singleton_enclaves: true needs SGX enclaves that attest exactly once (SCONE 5.7 with "
-			  "FLC hardware); scone's runtime has no such enclaves, so the guarantee cannot be given: "
-			  "remove it (or write false)");
+		pol_error(
+		    c, v->pos,
+		    "singleton_enclaves: true needs SGX enclaves that attest exactly once (SCONE 5.7 with "
+		    "FLC hardware); scone's runtime has no such enclaves, so the guarantee cannot be given: "
+		    "remove it (or write false)");
 	pol_path_restore(c, saved);
 }
 

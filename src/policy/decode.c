@@ -99,10 +99,11 @@ static void consumed_walk(struct pctx *c, const struct ynode *n, unsigned depth)
 	for (size_t i = 0; i < n->n; i++) {
 		const struct ynode *item = n->kind == YN_MAP ? n->items[2 * i + 1] : n->items[i];
 		if (n->kind == YN_MAP && !n->items[2 * i]->used && ++c->diag->unread)
-			pol_error(c, n->items[2 * i]->pos,
-				  "'%s' was accepted but not read (a scone bug: the session is refused rather than "
-				  "run without it)",
-				  n->items[2 * i]->text);
+			pol_error(
+			    c, n->items[2 * i]->pos,
+			    "'%s' was accepted but not read (a scone bug: the session is refused rather than "
+			    "run without it)",
+			    n->items[2 * i]->text);
 		consumed_walk(c, item, depth + 1);
 	}
 }

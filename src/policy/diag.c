@@ -38,7 +38,8 @@ void scone_policy_error_format(const struct scone_policy_error *e, char *out, si
 }
 
 /* The message into out; a cut one ends with "..." so the cut shows. */
-__attribute__((format(printf, 3, 0))) static void set_message(char *out, size_t size, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void set_message(char *out, size_t size, const char *fmt,
+							      va_list ap)
 {
 	int n = vsnprintf(out, size, fmt, ap);
 
@@ -169,7 +170,8 @@ struct scone_pos pol_pos_in(const struct pctx *c, const struct ynode *n, size_t 
 		advance(&p, n->text, n->text + off);
 		return p;
 	}
-	if (span >= n->len + 2 && (src[0] == '"' || src[0] == '\'') && memcmp(src + 1, n->text, n->len) == 0) {
+	if (span >= n->len + 2 && (src[0] == '"' || src[0] == '\'') &&
+	    memcmp(src + 1, n->text, n->len) == 0) {
 		advance(&p, src, src + 1 + off); /* quoted without escapes */
 		return p;
 	}

@@ -43,10 +43,11 @@ static void env_entry(struct pctx *c, const struct ynode *k, const struct ynode 
 	kv->key = pol_strndup(c, name, strlen(name));
 	if (kv->from_host) {
 		if (v && v->kind == YN_SCALAR && !v->null && v->len)
-			pol_note(c, SCONE_NOTE_WARNING, v->pos,
-				 "the value of \\@\\@%s is ignored (as in SCONE): %s comes from the host, empty "
-				 "when the host has none",
-				 name, name);
+			pol_note(
+			    c, SCONE_NOTE_WARNING, v->pos,
+			    "the value of \\@\\@%s is ignored (as in SCONE): %s comes from the host, empty "
+			    "when the host has none",
+			    name, name);
 		pol_mark_consumed(v);
 		return;
 	}
@@ -108,7 +109,8 @@ void pol_decode_env(struct pctx *c, const struct ynode *n, struct scone_service 
 	size_t saved = pol_path_key(c, "environment");
 	const struct ynode **keys;
 
-	if (n->kind != YN_SEQ && !pol_expect(c, n, YN_MAP, "a mapping NAME: value (or a list of {name, value})"))
+	if (n->kind != YN_SEQ &&
+	    !pol_expect(c, n, YN_MAP, "a mapping NAME: value (or a list of {name, value})"))
 		goto out;
 	keys = pol_calloc(c, n->n, sizeof(*keys));
 	svc->env = pol_calloc(c, n->n, sizeof(*svc->env));

@@ -25,7 +25,7 @@
 
 #include "lib/crypto.h"
 
-#define FRAG_DEPTH 8		/* fragments inside fragments */
+#define FRAG_DEPTH 8		   /* fragments inside fragments */
 #define FRAG_VALUE_MAX (64 * 1024) /* a resolved value, in bytes */
 
 struct subst {
@@ -118,7 +118,8 @@ static bool json_node(struct scone_wbuf *w, const struct ynode *n)
 	bool ok = true;
 
 	if (n->kind == YN_SCALAR)
-		return n->null ? scone_wbuf_put(w, "null", 4) == SCONE_ERR_OK : json_string(w, n->text, n->len);
+		return n->null ? scone_wbuf_put(w, "null", 4) == SCONE_ERR_OK
+			       : json_string(w, n->text, n->len);
 	ok = scone_wbuf_u8(w, n->kind == YN_MAP ? '{' : '[') == SCONE_ERR_OK;
 	for (size_t i = 0; ok && i < n->n; i++) {
 		if (i)
@@ -238,7 +239,8 @@ static struct ynode *resolved_tree(struct subst *st, const struct ynode *at, con
 			  scone_err_detail()[0] ? scone_err_detail() : scone_strerror(e));
 	} else if (!yaml) {
 		if (memchr(w.data, '\0', w.size))
-			pol_error(c, at->pos, "$$SCONE::%s$$ renders as binary: use :hex (or another text format)",
+			pol_error(c, at->pos,
+				  "$$SCONE::%s$$ renders as binary: use :hex (or another text format)",
 				  r->name);
 		else
 			t = scalar_node(c, w.size ? (const char *)w.data : "", w.size, at->pos);
@@ -264,7 +266,8 @@ static struct ynode *substitute_one(struct subst *st, struct ynode *at, const st
 		const struct ynode *v = fragment_value(st->root, r->name);
 		struct ynode *copy;
 		if (r->has_format) {
-			pol_error(c, at->pos, "a config-fragment takes no format (write $$SCONE::%s$$)", r->name);
+			pol_error(c, at->pos, "a config-fragment takes no format (write $$SCONE::%s$$)",
+				  r->name);
 			at->deferred = true;
 			return NULL;
 		}
@@ -272,7 +275,8 @@ static struct ynode *substitute_one(struct subst *st, struct ynode *at, const st
 			return NULL; /* reported with the secret */
 		st->nodes += count_nodes(v);
 		if (st->nodes > SCONE_SESSION_MAX_NODES) {
-			pol_error(c, at->pos, "config-fragments expand to more than %d nodes", SCONE_SESSION_MAX_NODES);
+			pol_error(c, at->pos, "config-fragments expand to more than %d nodes",
+				  SCONE_SESSION_MAX_NODES);
 			return NULL;
 		}
 		if ((copy = pol_ynode_clone(c, v)))
@@ -283,7 +287,8 @@ static struct ynode *substitute_one(struct subst *st, struct ynode *at, const st
 		char formats[160];
 		scone_template_formats(sec->kind, formats, sizeof(formats));
 		pol_error(c, at->pos, "format '%s' is not valid for %s secret '%s' (formats: %s)",
-			  r->has_format ? r->format : "(none)", scone_secret_kind_name(sec->kind), r->name, formats);
+			  r->has_format ? r->format : "(none)", scone_secret_kind_name(sec->kind), r->name,
+			  formats);
 		at->deferred = true;
 		return NULL;
 	}
@@ -333,7 +338,8 @@ static bool too_deep(struct subst *st, struct ynode *n, unsigned depth)
 {
 	if (depth <= FRAG_DEPTH)
 		return false;
-	pol_error(st->c, n->pos, "config-fragments nested more than %d deep (does one name itself?)", FRAG_DEPTH);
+	pol_error(st->c, n->pos, "config-fragments nested more than %d deep (does one name itself?)",
+		  FRAG_DEPTH);
 	n->deferred = true;
 	return true;
 }

@@ -70,16 +70,18 @@ static void check_version(struct pctx *c, const struct ynode *v, struct scone_se
 		return;
 	}
 	if (version_03(s->version, &minor))
-		pol_error(c, v->pos,
-			  "version \"%.20s\" is newer than the newest SCONE language this scone reads (0.3.%d): "
-			  "write a version from \"0.3\" to \"0.3.%d\"",
-			  s->version, NEWEST_MINOR, NEWEST_MINOR);
+		pol_error(
+		    c, v->pos,
+		    "version \"%.20s\" is newer than the newest SCONE language this scone reads (0.3.%d): "
+		    "write a version from \"0.3\" to \"0.3.%d\"",
+		    s->version, NEWEST_MINOR, NEWEST_MINOR);
 	else if (!strcmp(s->version, "0.2"))
-		pol_error(c, v->pos,
-			  "version \"0.2\" is SCONE's older session language (other export/import references, "
-			  "x509 without private_key, access policies by certificate hash): scone reads 0.3.x "
-			  "only; port the session to 0.3 (docs/sessions.md, section 2) and write version: "
-			  "\"0.3\"");
+		pol_error(
+		    c, v->pos,
+		    "version \"0.2\" is SCONE's older session language (other export/import references, "
+		    "x509 without private_key, access policies by certificate hash): scone reads 0.3.x "
+		    "only; port the session to 0.3 (docs/sessions.md, section 2) and write version: "
+		    "\"0.3\"");
 	else
 		pol_error(c, v->pos,
 			  "version \"%.20s\" is not supported: this is SCONE's session language 0.3.x "
@@ -97,9 +99,10 @@ static void decode_version(struct pctx *c, const struct ynode *root, struct scon
 			check_version(c, v, s);
 	} else if (!pol_map_get(root, "version")) {
 		pol_path_restore(c, saved);
-		pol_error(c, root->pos,
-			  "missing required key 'version' (write version: \"0.3\"; SCONE would read a session "
-			  "without one as its old language 0.1)");
+		pol_error(
+		    c, root->pos,
+		    "missing required key 'version' (write version: \"0.3\"; SCONE would read a session "
+		    "without one as its old language 0.1)");
 	} else {
 		pol_error(c, pol_map_get(root, "version")->pos, "'version' needs a value (\"0.3\")");
 	}
@@ -134,14 +137,16 @@ static void decode_salt(struct pctx *c, const struct ynode *root, struct scone_s
 	saved = pol_path_key(c, "salt");
 	if (pol_expect(c, v, YN_SCALAR, "a salt (32 hex digits)")) {
 		if (!pol_is_hex(v->text, 16))
-			pol_error(c, v->pos, "a salt is 32 hex digits (16 bytes, e.g. openssl rand -hex 16), got "
-					     "'%.80s'",
+			pol_error(c, v->pos,
+				  "a salt is 32 hex digits (16 bytes, e.g. openssl rand -hex 16), got "
+				  "'%.80s'",
 				  v->text);
 		else {
 			s->salted = true;
-			pol_note(c, SCONE_NOTE_DIFFERENCE, v->pos,
-				 "salt randomizes the session hash as in SCONE; scone does not publish salted "
-				 "hashes to callers without read permission (SCONE does, and logs them)");
+			pol_note(
+			    c, SCONE_NOTE_DIFFERENCE, v->pos,
+			    "salt randomizes the session hash as in SCONE; scone does not publish salted "
+			    "hashes to callers without read permission (SCONE does, and logs them)");
 		}
 	}
 	pol_path_restore(c, saved);
@@ -166,12 +171,14 @@ static void decode_creator(struct pctx *c, const struct ynode *root, struct scon
 		pol_error(c, v->pos,
 			  "creator: signer is written by SCONE's session signing, which scone does not have: "
 			  "remove creator (CAS records the uploader's certificate itself)");
-	else if (pol_expect(c, v, YN_SCALAR, "the creator's PEM certificate") && pol_principal_pem(c, v, &p)) {
+	else if (pol_expect(c, v, YN_SCALAR, "the creator's PEM certificate") &&
+		 pol_principal_pem(c, v, &p)) {
 		s->has_creator = true;
 		memcpy(s->creator_spki_sha256, p.spki_sha256, 32);
-		pol_note(c, SCONE_NOTE_WARNING, v->pos,
-			 "creator is set by CAS (SCONE's read-back key): CAS accepts it only when it names the "
-			 "uploader (or, on update, the session's creator)");
+		pol_note(
+		    c, SCONE_NOTE_WARNING, v->pos,
+		    "creator is set by CAS (SCONE's read-back key): CAS accepts it only when it names the "
+		    "uploader (or, on update, the session's creator)");
 	}
 	pol_path_restore(c, saved);
 }

@@ -31,13 +31,13 @@ enum ynode_kind {
 struct ynode {
 	enum ynode_kind kind;
 	struct scone_pos pos;
-	bool plain; /* scalar written without quotes or block indicator */
-	bool null;  /* plain scalar "", "~", "null", "Null" or "NULL" */
-	bool used;  /* map key: a decoder looked it up (pol_check_consumed) */
-	bool deferred; /* scalar: a whole $$SCONE::...$$ only CAS can resolve (fragment.c) */
-	bool resolved; /* substituted by a resolver (an access entry may then be dropped) */
+	bool plain;		   /* scalar written without quotes or block indicator */
+	bool null;		   /* plain scalar "", "~", "null", "Null" or "NULL" */
+	bool used;		   /* map key: a decoder looked it up (pol_check_consumed) */
+	bool deferred;		   /* scalar: a whole $$SCONE::...$$ only CAS can resolve (fragment.c) */
+	bool resolved;		   /* substituted by a resolver (an access entry may then be dropped) */
 	size_t src_start, src_end; /* scalar: byte range of its text in the document */
-	char *text; /* scalar: NUL-terminated, len bytes, no NUL inside */
+	char *text;		   /* scalar: NUL-terminated, len bytes, no NUL inside */
 	size_t len;
 	struct ynode **items; /* seq: n items; map: n pairs as items[2i] key, items[2i+1] value */
 	size_t n;
@@ -55,7 +55,7 @@ struct pctx {
 	const char *text; /* the document (positions inside scalars) */
 	size_t text_len;
 	const struct scone_parse_opts *opts; /* NULL: no resolver */
-	size_t deferred; /* deferred nodes met by the decoders so far */
+	size_t deferred;		     /* deferred nodes met by the decoders so far */
 };
 
 /* ---- yaml.c ---- */

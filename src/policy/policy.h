@@ -63,7 +63,7 @@ struct scone_policy_note {
 struct scone_policy_diag {
 	struct scone_policy_error *errors;
 	size_t count;
-	size_t dropped; /* errors beyond the cap, counted but not stored */
+	size_t dropped;			 /* errors beyond the cap, counted but not stored */
 	struct scone_policy_note *notes; /* at most 100 kept; set also when the parse succeeds */
 	size_t n_notes;
 	/*
@@ -172,7 +172,7 @@ struct scone_image {
 	struct scone_image_volume *volumes;
 	size_t n_volumes;
 	struct scone_pos pos;
-	bool restrict_secrets;		 /* provide_secrets given: image files may use only these */
+	bool restrict_secrets;		   /* provide_secrets given: image files may use only these */
 	struct scone_strs provide_secrets; /* secret names */
 };
 
@@ -218,9 +218,9 @@ struct scone_secret {
 	struct scone_strs dns;	      /* x509*: subjectAltName DNS names (san: or dns:) */
 	struct scone_strs ips;	      /* x509*: subjectAltName IP addresses */
 	char *endpoint;		      /* x509: "server" | "client" | NULL (both) */
-	unsigned valid_for_days;      /* x509*: 0 (no valid_for) = no expiry (notAfter 9999-12-31, as SCONE) */
-	bool migrate;		      /* private-key: keep the value across updates */
-	bool export_public;	      /* export_public: true - readable by anyone, unauthenticated */
+	unsigned valid_for_days; /* x509*: 0 (no valid_for) = no expiry (notAfter 9999-12-31, as SCONE) */
+	bool migrate;		 /* private-key: keep the value across updates */
+	bool export_public;	 /* export_public: true - readable by anyone, unauthenticated */
 	struct scone_export *exports;
 	size_t n_exports;
 	struct scone_import *import; /* NULL unless imported (value lives elsewhere); an
@@ -300,8 +300,8 @@ struct scone_session {
 	char *service_access_token;	      /* security.service_access_token or NULL (wiped on free) */
 	bool has_creator;		      /* creator: (SCONE's read-back key) */
 	uint8_t creator_spki_sha256[32];      /* the key it names */
-	char *namespace_hash;		      /* lowercase hex or NULL: the parent session's hash at creation */
-	bool salted;			      /* salt: given (it only changes the hash) */
+	char *namespace_hash; /* lowercase hex or NULL: the parent session's hash at creation */
+	bool salted;	      /* salt: given (it only changes the hash) */
 	/*
 	 * Sections holding $$SCONE::...$$ that only CAS can resolve (imported or
 	 * generated secrets in security, access_policy, services[].attestation,
@@ -341,7 +341,8 @@ struct scone_parse_opts {
 };
 SCONE_MUST_CHECK enum scone_err scone_session_parse_ex(const char *text, size_t len,
 						       const struct scone_parse_opts *opts,
-						       struct scone_session **out, struct scone_policy_diag *diag);
+						       struct scone_session **out,
+						       struct scone_policy_diag *diag);
 
 /*
  * Does the access list admit a caller whose client key hashes to peer
@@ -433,10 +434,10 @@ typedef enum scone_err (*scone_template_ref_fn)(void *ctx, const char *name, con
 SCONE_MUST_CHECK enum scone_err scone_template_refs(const char *in, size_t len, scone_template_ref_fn fn,
 						    void *ctx);
 /* The same with where each reference is: byte offset off in in, size bytes long. */
-typedef enum scone_err (*scone_template_ref_at_fn)(void *ctx, const char *name, const char *format, size_t off,
-						   size_t size);
-SCONE_MUST_CHECK enum scone_err scone_template_refs_at(const char *in, size_t len, scone_template_ref_at_fn fn,
-						       void *ctx);
+typedef enum scone_err (*scone_template_ref_at_fn)(void *ctx, const char *name, const char *format,
+						   size_t off, size_t size);
+SCONE_MUST_CHECK enum scone_err scone_template_refs_at(const char *in, size_t len,
+						       scone_template_ref_at_fn fn, void *ctx);
 
 /*
  * SCONE's session templates (`scone session create -e VAR=VALUE`,
@@ -447,8 +448,9 @@ SCONE_MUST_CHECK enum scone_err scone_template_refs_at(const char *in, size_t le
  */
 #define SCONE_VAR_NAME_MAX 128
 typedef const char *(*scone_var_lookup_fn)(void *ctx, const char *name);
-SCONE_MUST_CHECK enum scone_err scone_session_vars_expand(const char *text, size_t len, scone_var_lookup_fn lookup,
-							  void *ctx, struct scone_wbuf *out);
+SCONE_MUST_CHECK enum scone_err scone_session_vars_expand(const char *text, size_t len,
+							  scone_var_lookup_fn lookup, void *ctx,
+							  struct scone_wbuf *out);
 
 /*
  * @@N host arguments (runtime side): replace every "@@N" in the session's

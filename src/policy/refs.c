@@ -41,26 +41,28 @@ static bool legacy_ref(struct tctx *t, const char *name)
 	const struct scone_secret *sec;
 	bool cert, ok;
 
-	if (!scone_template_legacy(name, base, sizeof(base), &format) || !(sec = scone_session_secret(t->s, base)))
+	if (!scone_template_legacy(name, base, sizeof(base), &format) ||
+	    !(sec = scone_session_secret(t->s, base)))
 		return false;
 	cert = sec->kind == SCONE_SECRET_X509 || sec->kind == SCONE_SECRET_X509_CA;
 	ok = sec->kind == 0 || (strcmp(format, "hex") ? cert : sec->kind == SCONE_SECRET_BINARY);
 	if (!ok) {
-		pol_error(t->c, t->at, "$$SCONE::%s$$: the old form NAME%s applies to %s secrets, '%s' is %s", name,
-			  strrchr(name, '.'), strcmp(format, "hex") ? "x509" : "binary", base,
+		pol_error(t->c, t->at, "$$SCONE::%s$$: the old form NAME%s applies to %s secrets, '%s' is %s",
+			  name, strrchr(name, '.'), strcmp(format, "hex") ? "x509" : "binary", base,
 			  scone_secret_kind_name(sec->kind));
 		return true;
 	}
 	if (!strcmp(format, SCONE_FORMAT_LEGACY_CHAIN))
 		pol_note(t->c, SCONE_NOTE_WARNING, t->at,
-			 "$$SCONE::%s$$ is SCONE's form from before 5.2 (deprecated): the chain root first and the "
+			 "$$SCONE::%s$$ is SCONE's form from before 5.2 (deprecated): the chain root first "
+			 "and the "
 			 "certificate last, as SCONE writes it; $$SCONE::%s:chain$$ is the current form (the "
 			 "certificate first)",
 			 name, base);
 	else
 		pol_note(t->c, SCONE_NOTE_WARNING, t->at,
-			 "$$SCONE::%s$$ is SCONE's form from before 5.2 (deprecated): write $$SCONE::%s:%s$$", name,
-			 base, format);
+			 "$$SCONE::%s$$ is SCONE's form from before 5.2 (deprecated): write $$SCONE::%s:%s$$",
+			 name, base, format);
 	return true;
 }
 
@@ -68,7 +70,8 @@ static void unknown_secret(struct tctx *t, const char *name)
 {
 	if (scone_session_volume(t->s, name)) {
 		pol_error(t->c, t->at,
-			  "$$SCONE::%s$$ names a volume: volume keys cannot be referenced, only secrets", name);
+			  "$$SCONE::%s$$ names a volume: volume keys cannot be referenced, only secrets",
+			  name);
 		return;
 	}
 	if (legacy_ref(t, name))
@@ -95,10 +98,11 @@ static enum scone_err on_ref(void *ctx, const char *name, const char *format, si
 			  format ? format : "(none)", scone_secret_kind_name(sec->kind), name,
 			  sec->kind ? formats : "those of its kind");
 	} else if (sec->kind == SCONE_SECRET_CONFIG_FRAGMENT && !sec->fragment_scalar) {
-		pol_error(t->c, t->at,
-			  "config-fragment '%s' holds a list or mapping: use it as a whole value in security, "
-			  "access_policy, or a service's attestation, mrenclaves or platforms, not inside a string",
-			  name);
+		pol_error(
+		    t->c, t->at,
+		    "config-fragment '%s' holds a list or mapping: use it as a whole value in security, "
+		    "access_policy, or a service's attestation, mrenclaves or platforms, not inside a string",
+		    name);
 	}
 	return SCONE_ERR_OK;
 }
@@ -222,8 +226,8 @@ static void check_ref(struct pctx *c, const struct ynode *m, const char *key, co
 		pol_error(c, v->pos, "a secret cannot name itself as its %s", key);
 	else if (target->kind != want && !(target->import && target->kind == 0))
 		pol_error(c, v->pos, "'%.80s' is %s, %s must name %s %s secret", target_name,
-			  scone_secret_kind_name(target->kind), key, want == SCONE_SECRET_X509_CA ? "an" : "a",
-			  scone_secret_kind_name(want));
+			  scone_secret_kind_name(target->kind), key,
+			  want == SCONE_SECRET_X509_CA ? "an" : "a", scone_secret_kind_name(want));
 	pol_path_restore(c, saved);
 }
 

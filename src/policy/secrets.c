@@ -523,14 +523,16 @@ static void decode_names(struct pctx *c, const struct ynode *m, const char *key,
 				if (is_ip(e + 3))
 					pol_strs_add(c, &sec->ips, e + 3);
 				else
-					pol_error(c, item->pos, "'%.80s' is not an IPv4 or IPv6 address", e + 3);
+					pol_error(c, item->pos, "'%.80s' is not an IPv4 or IPv6 address",
+						  e + 3);
 			} else if (is_ip(e)) {
 				pol_strs_add(c, &sec->ips, e);
 			} else if (is_dns_name(e)) {
 				pol_strs_add(c, &sec->dns, e);
 			} else {
 				pol_error(c, item->pos,
-					  "'%.80s' is neither a DNS name nor an IP address (san entries are written "
+					  "'%.80s' is neither a DNS name nor an IP address (san entries are "
+					  "written "
 					  "\"dns:NAME\" or \"ip:ADDRESS\")",
 					  e);
 			}
@@ -641,7 +643,8 @@ char *pol_session_ref(struct pctx *c, const struct ynode *n, const struct scone_
 		if (!s->name)
 			return NULL; /* the session's own name is invalid: reported there */
 		if (!resolve_relative(t, s->name, buf, sizeof(buf)) || !scone_session_name_valid(buf)) {
-			pol_error(c, n->pos, "'%.80s' relative to session %.80s names no valid session", t, s->name);
+			pol_error(c, n->pos, "'%.80s' relative to session %.80s names no valid session", t,
+				  s->name);
 			return NULL;
 		}
 		return pol_strndup(c, buf, strlen(buf));
@@ -680,8 +683,9 @@ static void export_url(struct pctx *c, const struct ynode *n, const struct scone
 	const char *p = n->text + 1;
 
 	if (n->text[0] != '/') {
-		pol_error(c, n->pos, "'%.80s' names a session on another CAS, which scone does not support: "
-				     "export to sessions of this CAS",
+		pol_error(c, n->pos,
+			  "'%.80s' names a session on another CAS, which scone does not support: "
+			  "export to sessions of this CAS",
 			  n->text);
 		return;
 	}
@@ -704,8 +708,9 @@ static void export_url(struct pctx *c, const struct ynode *n, const struct scone
 			e->session_hash = pol_strndup(c, field + 13, 64);
 			pol_lower(e->session_hash);
 		} else {
-			pol_error(c, n->pos, "'%.80s' in '%.80s': a local SCONE ID has session=, session_hash= or "
-					     "namespace= (another CAS is not supported)",
+			pol_error(c, n->pos,
+				  "'%.80s' in '%.80s': a local SCONE ID has session=, session_hash= or "
+				  "namespace= (another CAS is not supported)",
 				  field, n->text);
 			return;
 		}
@@ -729,7 +734,8 @@ static void export_id(struct pctx *c, const struct ynode *n, bool volumes, const
 			pol_error(c, pol_map_get(n, "namespace")->pos,
 				  "volumes cannot be exported to a namespace (as in SCONE)");
 		if (pol_map_get(n, "session") || pol_map_get(n, "session_hash"))
-			pol_error(c, n->pos, "an export names either namespace or session (with session_hash)");
+			pol_error(c, n->pos,
+				  "an export names either namespace or session (with session_hash)");
 		e->namespace = true;
 		if (pol_expect(c, v, YN_SCALAR, "a namespace name"))
 			e->session = pol_session_ref(c, v, s);
@@ -786,8 +792,9 @@ static void export_one(struct pctx *c, const struct ynode *n, bool volumes, cons
 		return;
 	if (pol_map_key(n, "to") || pol_map_key(n, "volume_alias") || pol_map_key(n, "update_policy")) {
 		if (!volumes)
-			pol_error(c, n->pos, "to / volume_alias / update_policy are for volume exports; a secret "
-					     "export names the session directly");
+			pol_error(c, n->pos,
+				  "to / volume_alias / update_policy are for volume exports; a secret "
+				  "export names the session directly");
 		else
 			export_to(c, n, s, e);
 		return;

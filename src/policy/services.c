@@ -33,8 +33,10 @@ static bool check_platform(struct pctx *c, const struct ynode *n)
 	}
 	if (pol_is_hex(n->text, 32))
 		return true;
-	pol_error(c, n->pos, "a platform is 64 hex digits (a platform key) or INTEL_QE_ID: and 32 hex digits, got '%.80s'",
-		  n->text);
+	pol_error(
+	    c, n->pos,
+	    "a platform is 64 hex digits (a platform key) or INTEL_QE_ID: and 32 hex digits, got '%.80s'",
+	    n->text);
 	return false;
 }
 
@@ -252,10 +254,11 @@ static void check_host_args(struct pctx *c, const struct ynode *n, const struct 
 
 	for (size_t i = 0; i < argv->n; i++) {
 		if (host_arg_twice(argv->v[i], &seen, &dup)) {
-			pol_error(c, n->pos,
-				  "@@%u is used twice: SCONE refuses a host argument used twice (a fatal error at "
-				  "start); use each @@N once",
-				  dup);
+			pol_error(
+			    c, n->pos,
+			    "@@%u is used twice: SCONE refuses a host argument used twice (a fatal error at "
+			    "start); use each @@N once",
+			    dup);
 			return;
 		}
 	}
@@ -387,10 +390,11 @@ static void decode_fspf_policy(struct pctx *c, const struct ynode *m, struct sco
 		if (!strcmp(v->text, "no_rollback_protection"))
 			svc->fspf_no_rollback = true;
 		else if (strcmp(v->text, "rollback_protected_reinitializable"))
-			pol_error(c, v->pos,
-				  "unknown fspf_update_policy '%.40s': use rollback_protected_reinitializable (the "
-				  "default) or no_rollback_protection",
-				  v->text);
+			pol_error(
+			    c, v->pos,
+			    "unknown fspf_update_policy '%.40s': use rollback_protected_reinitializable (the "
+			    "default) or no_rollback_protection",
+			    v->text);
 	}
 	if (!pol_map_get(m, "fspf_path"))
 		pol_error(c, v->pos, "fspf_update_policy needs fspf_path (the main FSPF it applies to)");
@@ -450,16 +454,18 @@ static void decode_service(struct pctx *c, const struct ynode *m, struct scone_s
 	decode_fspf(c, m, &svc->fspf_key, &svc->fspf_tag, s);
 	decode_fspf_policy(c, m, svc);
 	if (svc->fspf_path && !svc->fspf_no_rollback)
-		pol_note(c, SCONE_NOTE_DIFFERENCE, pol_map_get(m, "fspf_path")->pos,
-			 "the main FSPF must be at fspf_tag at every start: SCONE (rollback_protected_"
-			 "reinitializable) also accepts the latest state a service wrote, which scone does not "
-			 "track");
+		pol_note(
+		    c, SCONE_NOTE_DIFFERENCE, pol_map_get(m, "fspf_path")->pos,
+		    "the main FSPF must be at fspf_tag at every start: SCONE (rollback_protected_"
+		    "reinitializable) also accepts the latest state a service wrote, which scone does not "
+		    "track");
 	if ((svc->fspf_path || svc->fspf_key || svc->fspf_tag) &&
 	    !(pol_map_get(m, "fspf_path") && pol_map_get(m, "fspf_key") &&
 	      (pol_map_get(m, "fspf_tag") || svc->fspf_no_rollback)))
-		pol_error(c, m->pos,
-			  "fspf_path, fspf_key and fspf_tag go together: give all three (fspf_tag may be left "
-			  "out with fspf_update_policy: no_rollback_protection)");
+		pol_error(
+		    c, m->pos,
+		    "fspf_path, fspf_key and fspf_tag go together: give all three (fspf_tag may be left "
+		    "out with fspf_update_policy: no_rollback_protection)");
 }
 
 void pol_decode_services(struct pctx *c, const struct ynode *list, struct scone_session *s)
@@ -514,7 +520,7 @@ static void decode_injection_file(struct pctx *c, const struct ynode *n, struct 
 	size_t saved;
 
 	f->pos = n->pos;
-	f->mode = 0700; /* SCONE's default for injection files */
+	f->mode = 0700;				/* SCONE's default for injection files */
 	if (n->kind == YN_SCALAR && !n->null) { /* a bare path: the image's own file, with references */
 		if (pol_check_abs_path(c, n))
 			f->path = pol_str(c, n);
@@ -569,13 +575,16 @@ bool pol_update_policy(struct pctx *c, const struct ynode *m, enum scone_update_
 		if (!strcmp(v->text, "ephemeral")) {
 			*out = SCONE_UPDATE_EPHEMERAL;
 		} else if (!strcmp(v->text, "no_rollback_protection")) {
-			pol_error(c, v->pos,
-				  "update_policy: no_rollback_protection would let anyone with the disk roll a volume "
-				  "back unnoticed; scone always checks a volume's tag: use rollback_protected or "
-				  "ephemeral");
+			pol_error(
+			    c, v->pos,
+			    "update_policy: no_rollback_protection would let anyone with the disk roll a "
+			    "volume "
+			    "back unnoticed; scone always checks a volume's tag: use rollback_protected or "
+			    "ephemeral");
 			ok = false;
 		} else if (strcmp(v->text, "rollback_protected")) {
-			pol_error(c, v->pos, "unknown update_policy '%.40s': use rollback_protected or ephemeral",
+			pol_error(c, v->pos,
+				  "unknown update_policy '%.40s': use rollback_protected or ephemeral",
 				  v->text);
 			ok = false;
 		}
@@ -743,10 +752,12 @@ static void decode_volume_files(struct pctx *c, const struct ynode *m)
 	saved = pol_path_key(c, "files");
 	if (pol_expect(c, v, YN_SCALAR, "encrypted")) {
 		if (!strcmp(v->text, "authenticated-only"))
-			pol_error(c, v->pos,
-				  "files: authenticated-only (plaintext files with authentication tags) is not made by "
-				  "scone's runtime, which creates encrypted volumes: remove it (or write files: "
-				  "encrypted)");
+			pol_error(
+			    c, v->pos,
+			    "files: authenticated-only (plaintext files with authentication tags) is not "
+			    "made by "
+			    "scone's runtime, which creates encrypted volumes: remove it (or write files: "
+			    "encrypted)");
 		else if (strcmp(v->text, "encrypted"))
 			pol_error(c, v->pos, "unknown files mode '%.40s': use encrypted", v->text);
 	}

@@ -198,10 +198,9 @@ static const struct pol_refusal root_refused[] = {
 
 static void decode_root(struct pctx *c, struct ynode *root, struct scone_session *s)
 {
-	static const char *const keys[] = {"name",	    "version", "predecessor", "services",
-					   "secrets",	    "images",  "volumes",     "access_policy",
-					   "security",	    "salt",    "creator",     "namespace_hash",
-					   NULL};
+	static const char *const keys[] = {
+	    "name",	     "version",	 "predecessor", "services", "secrets",	      "images", "volumes",
+	    "access_policy", "security", "salt",	"creator",  "namespace_hash", NULL};
 	const struct ynode *v;
 
 	if (root->kind != YN_MAP) {

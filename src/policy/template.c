@@ -401,10 +401,10 @@ const char *scone_secret_kind_name(enum scone_secret_kind kind)
  * has a default (no format).
  */
 static const char *const ascii_formats[] = {"", "hex", "base64", NULL};
-static const char *const binary_formats[] = {"", "bin", "hex", "base64", "base64url", "base32", "base32nopad",
-					     NULL};
-static const char *const private_key_formats[] = {"", "pem", "pkcs8:pem", "der", "pkcs8:der", "privatekey",
-						  "publickey", NULL};
+static const char *const binary_formats[] = {"",	  "bin",    "hex",	   "base64",
+					     "base64url", "base32", "base32nopad", NULL};
+static const char *const private_key_formats[] = {"",	       "pem",	     "pkcs8:pem", "der",
+						  "pkcs8:der", "privatekey", "publickey", NULL};
 static const char *const public_key_formats[] = {"", "pem", "der", "spki:pem", "spki:der", NULL};
 static const char *const x509_formats[] = {"",
 					   "crt",
@@ -422,8 +422,12 @@ static const char *const x509_formats[] = {"",
 					   "pkcs12-with-private-key",
 					   NULL};
 static const char *const fragment_formats[] = {"", NULL};
-static const char *const pgp_formats[] = {"privatekey:asciiarmored", "privatekey:binary", "privatekey:base64",
-					  "publickey:asciiarmored",  "publickey:binary",  "publickey:base64",
+static const char *const pgp_formats[] = {"privatekey:asciiarmored",
+					  "privatekey:binary",
+					  "privatekey:base64",
+					  "publickey:asciiarmored",
+					  "publickey:binary",
+					  "publickey:base64",
 					  NULL};
 
 static const char *const *format_table(enum scone_secret_kind kind)
@@ -487,7 +491,8 @@ bool scone_template_legacy(const char *name, char *base, size_t base_size, const
 	static const struct {
 		const char *suffix;
 		const char *format;
-	} legacy[] = {{".crt", "crt"}, {".key", "privatekey"}, {".chain", SCONE_FORMAT_LEGACY_CHAIN}, {".hex", "hex"}};
+	} legacy[] = {
+	    {".crt", "crt"}, {".key", "privatekey"}, {".chain", SCONE_FORMAT_LEGACY_CHAIN}, {".hex", "hex"}};
 	size_t len = strlen(name);
 
 	for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++) {

@@ -94,8 +94,9 @@ enum scone_err scone_session_vars_expand(const char *text, size_t len, scone_var
 		}
 		if (!(value = lookup(ctx, name))) {
 			struct scone_pos p = pos_of(text, at);
-			return scone_err_set(SCONE_ERR_NOT_FOUND, "Value for variable $%s is missing at line %d column %d",
-					     name, p.line, p.column);
+			return scone_err_set(SCONE_ERR_NOT_FOUND,
+					     "Value for variable $%s is missing at line %d column %d", name,
+					     p.line, p.column);
 		}
 		SCONE_TRY(scone_wbuf_put(out, value, strlen(value)));
 		i = at + span;

@@ -275,11 +275,12 @@ static bool plain_event(struct builder *b, yaml_event_t *ev)
 		return false;
 	}
 	if (tag && (!strcmp((const char *)tag, "!akv") || !strcmp((const char *)tag, "!cas"))) {
-		pol_error(b->c, mark_pos(ev->start_mark),
-			  "YAML tags (%s) are not allowed in a session; SCONE's secret_config.store_in (secret "
-			  "backends) is not supported: remove secret_config (CAS keeps secrets in its own store, "
-			  "encrypted)",
-			  (const char *)tag);
+		pol_error(
+		    b->c, mark_pos(ev->start_mark),
+		    "YAML tags (%s) are not allowed in a session; SCONE's secret_config.store_in (secret "
+		    "backends) is not supported: remove secret_config (CAS keeps secrets in its own store, "
+		    "encrypted)",
+		    (const char *)tag);
 		b->stop = true;
 		return false;
 	}

@@ -63,13 +63,15 @@ static enum scone_err read_all(int fd, bool shielded, const char *path, struct s
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			err = scone_err_set(scone_err_from_errno(errno), "injection file %s: %s", path, strerror(errno));
+			err = scone_err_set(scone_err_from_errno(errno), "injection file %s: %s", path,
+					    strerror(errno));
 			break;
 		}
 		if (n == 0)
 			break;
 		if ((err = scone_wbuf_put(out, buf, (size_t)n))) {
-			scone_err_set(err, "injection file %s is larger than %d bytes", path, SCONE_IMAGE_FILE_MAX);
+			scone_err_set(err, "injection file %s is larger than %d bytes", path,
+				      SCONE_IMAGE_FILE_MAX);
 			break;
 		}
 	}
@@ -86,8 +88,9 @@ static enum scone_err read_file(const char *path, struct scone_wbuf *out)
 	if (!shielded)
 		fd = SYS(open)(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return scone_err_set(scone_err_from_errno(errno), "injection file %s: %s (the image has no such file)",
-				     path, strerror(errno));
+		return scone_err_set(scone_err_from_errno(errno),
+				     "injection file %s: %s (the image has no such file)", path,
+				     strerror(errno));
 	err = read_all(fd, shielded, path, out);
 	if (shielded)
 		close(fd);
@@ -103,7 +106,8 @@ static enum scone_err collect(void *ctx, const char *name, const char *format, s
 	(void)off;
 	(void)size;
 	if (r->n == MAX_REFS)
-		return scone_err_set(SCONE_ERR_LIMIT, "more than %d secret references in one injection file", MAX_REFS);
+		return scone_err_set(SCONE_ERR_LIMIT, "more than %d secret references in one injection file",
+				     MAX_REFS);
 	snprintf(r->v[r->n].name, sizeof(r->v[r->n].name), "%s", name);
 	r->v[r->n].has_format = format != NULL;
 	snprintf(r->v[r->n].format, sizeof(r->v[r->n].format), "%s", format ? format : "");
@@ -111,8 +115,8 @@ static enum scone_err collect(void *ctx, const char *name, const char *format, s
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err request_body(const struct scone_runtime_config *cfg, const char *path, const struct refs *r,
-				   struct scone_wbuf *w)
+static enum scone_err request_body(const struct scone_runtime_config *cfg, const char *path,
+				   const struct refs *r, struct scone_wbuf *w)
 {
 	char token[2 * SCONE_RT_TOKEN_SIZE + 1];
 
@@ -272,8 +276,8 @@ static enum scone_err expand_one(const char *addr, const uint8_t pin[32], const 
 	return err;
 }
 
-enum scone_err scone_image_files_expand(const char *cas_addr, const uint8_t pin[32], const struct scone_identity *id,
-					struct scone_runtime_config *cfg)
+enum scone_err scone_image_files_expand(const char *cas_addr, const uint8_t pin[32],
+					const struct scone_identity *id, struct scone_runtime_config *cfg)
 {
 	if (!scone_image_files_pending(cfg))
 		return SCONE_ERR_OK;

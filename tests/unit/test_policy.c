@@ -936,7 +936,8 @@ TEST(test_secret_rules)
 	expect_bad("volumes: [{name: v, export: {namespace: n}}]\n",
 		   "volumes cannot be exported to a namespace");
 	expect_bad("secrets: [{name: a, kind: binary, value: \"hex:0g\"}]\n", "must be hex digits or base64");
-	expect_bad("secrets: [{name: a, kind: binary, value: \"hex:abc\"}]\n", "must be hex digits or base64");
+	expect_bad("secrets: [{name: a, kind: binary, value: \"hex:abc\"}]\n",
+		   "must be hex digits or base64");
 	expect_bad("secrets: [{name: a, kind: binary, value: \"base64:\"}]\n", "must hold 1 to 65536 bytes");
 	/* explicit binary values: hex as SCONE writes them, base64, or forced */
 	expect_ok("secrets: [{name: a, kind: binary, value: DEADBEEF}]\n");
@@ -1069,7 +1070,8 @@ TEST(test_access_and_security)
 		   "mode maa (Microsoft Azure Attestation) is not supported");
 	expect_bad("security: {attestation: {mode: sim}}\n", "unknown attestation mode 'sim'");
 	expect_bad("security: {attestation: {mode: none, tolerate: [debug]}}\n", "goes with mode: maa");
-	expect_bad("security: {attestation: {mode: none, tolerate: [no-such-issue]}}\n", "unknown issue 'no-such-issue'");
+	expect_bad("security: {attestation: {mode: none, tolerate: [no-such-issue]}}\n",
+		   "unknown issue 'no-such-issue'");
 	expect_bad("security: {attestation: {mode: none, ignore_advisories: \"*\"}}\n",
 		   "\"*\" is only allowed with tolerate: [debug-mode");
 	expect_bad("security: {attestation: {mode: none, ignore_advisories: [\"*\"]}}\n",
@@ -1097,10 +1099,11 @@ TEST(test_template_validation)
 {
 	expect_ok("services: [{name: a, command: \"x $$SCONE::k$$ $$SCONE::k:hex$$ $$SCONE::k:base64$$\"}]\n"
 		  "secrets: [{name: k, kind: binary, size: 8}]\n");
-	expect_bad("services: [{name: a, command: \"x $$SCONE::k:pem$$\"}]\nsecrets: [{name: k, kind: "
-		   "binary, size: 8}]\n",
-		   "format 'pem' is not valid for binary secret 'k' (formats: (none), bin, hex, base64, base64url, "
-		   "base32, base32nopad)");
+	expect_bad(
+	    "services: [{name: a, command: \"x $$SCONE::k:pem$$\"}]\nsecrets: [{name: k, kind: "
+	    "binary, size: 8}]\n",
+	    "format 'pem' is not valid for binary secret 'k' (formats: (none), bin, hex, base64, base64url, "
+	    "base32, base32nopad)");
 	expect_bad(
 	    "services: [{name: a, command: [\"$$SCONE::k:crt:txt$$\"]}]\nsecrets: [{name: k, kind: x509}]\n",
 	    "format 'crt:txt' is not valid for x509 secret 'k'");
@@ -1394,9 +1397,12 @@ TEST(test_template_refs)
 
 TEST(test_format_table)
 {
-#define X509_FORMATS                                                                                          \
-	{"crt",		   "crt:pem",		   "crt:der", "pem", "der", "chain", "privatekey", "privatekey:pem", \
-	 "privatekey:pkcs8:pem", "privatekey:der", "privatekey:pkcs8:der", "key", "pkcs12-with-private-key"}
+#define X509_FORMATS                                                                                         \
+	{                                                                                                    \
+		"crt", "crt:pem", "crt:der", "pem", "der", "chain", "privatekey", "privatekey:pem",          \
+		    "privatekey:pkcs8:pem", "privatekey:der", "privatekey:pkcs8:der", "key",                 \
+		    "pkcs12-with-private-key"                                                                \
+	}
 	static const struct {
 		enum scone_secret_kind kind;
 		const char *valid[16];
@@ -1408,11 +1414,28 @@ TEST(test_format_table)
 	    {SCONE_SECRET_X509, X509_FORMATS},
 	    {SCONE_SECRET_X509_CA, X509_FORMATS},
 	};
-	static const char *const all[] = {"hex",	   "base64",	"pem",	      "privatekey", "der",
-					  "publickey",	   "crt",	"chain",      "key",	    "bin",
-					  "crt:pem",	   "HEX",	"",	      "pkcs8:pem",  "spki:der",
-					  "base32nopad",   "crt:der",	"pkcs8:der", "base64url",  "privatekey:der",
-					  "asciiarmored", "publickey:binary"};
+	static const char *const all[] = {"hex",
+					  "base64",
+					  "pem",
+					  "privatekey",
+					  "der",
+					  "publickey",
+					  "crt",
+					  "chain",
+					  "key",
+					  "bin",
+					  "crt:pem",
+					  "HEX",
+					  "",
+					  "pkcs8:pem",
+					  "spki:der",
+					  "base32nopad",
+					  "crt:der",
+					  "pkcs8:der",
+					  "base64url",
+					  "privatekey:der",
+					  "asciiarmored",
+					  "publickey:binary"};
 
 	for (size_t t = 0; t < N_ELEMS(table); t++) {
 		assert_true(scone_template_format_valid(table[t].kind, NULL));

@@ -299,8 +299,9 @@ TEST(test_pgp)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_rfc4648), cmocka_unit_test(test_defaults),	 cmocka_unit_test(test_der_forms),
-	    cmocka_unit_test(test_pkcs12),  cmocka_unit_test(test_chain_orders), cmocka_unit_test(test_pgp),
+	    cmocka_unit_test(test_rfc4648),	 cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_der_forms),	 cmocka_unit_test(test_pkcs12),
+	    cmocka_unit_test(test_chain_orders), cmocka_unit_test(test_pgp),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

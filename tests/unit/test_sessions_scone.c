@@ -125,8 +125,9 @@ TEST(test_versions)
 	static const struct {
 		const char *v;
 		unsigned minor;
-	} ok[] = {{"0.3", 0},  {"0.3.0", 0}, {"0.3.1", 1}, {"0.3.2", 2},   {"0.3.3", 3},   {"0.3.4", 4},  {"0.3.5", 5},
-		  {"0.3.6", 6}, {"0.3.7", 7}, {"0.3.8", 8}, {"0.3.9", 9}, {"0.3.10", 10}, {"0.3.11", 11}, {"0.3.12", 12}};
+	} ok[] = {{"0.3", 0},	{"0.3.0", 0},	{"0.3.1", 1},	{"0.3.2", 2},  {"0.3.3", 3},
+		  {"0.3.4", 4}, {"0.3.5", 5},	{"0.3.6", 6},	{"0.3.7", 7},  {"0.3.8", 8},
+		  {"0.3.9", 9}, {"0.3.10", 10}, {"0.3.11", 11}, {"0.3.12", 12}};
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		char *t = session_text(ok[i].v, service_body);
@@ -148,7 +149,8 @@ TEST(test_versions)
 	t = session_text("0.4", service_body);
 	expect_error(t, 2, 10, "is not supported");
 	free(t);
-	expect_error("name: s\nservices: []\n", 1, 1, "SCONE would read a session without one as its old language 0.1");
+	expect_error("name: s\nservices: []\n", 1, 1,
+		     "SCONE would read a session without one as its old language 0.1");
 }
 
 /* ---- environment ---- */
@@ -216,11 +218,12 @@ TEST(test_host_environment)
 
 TEST(test_san_prefixes)
 {
-	char *t = session_text("0.3.10", "secrets:\n"
-					 "  - name: c\n"
-					 "    kind: x509\n"
-					 "    san: [dns:a.example, ip:10.0.0.1, \"ip:fd00::1\", b.example, 192.168.0.1]\n"
-					 "    dns: [c.example]\n");
+	char *t = session_text(
+	    "0.3.10", "secrets:\n"
+		      "  - name: c\n"
+		      "    kind: x509\n"
+		      "    san: [dns:a.example, ip:10.0.0.1, \"ip:fd00::1\", b.example, 192.168.0.1]\n"
+		      "    dns: [c.example]\n");
 	struct scone_session *s = parse_ok(t);
 	const struct scone_secret *c = scone_session_secret(s, "c");
 
@@ -355,7 +358,8 @@ struct answers {
  * "frag_*": a YAML list; "hash_*": a key hash; "gone_*": unavailable;
  * "loop": a value that is itself a reference (must not be expanded again).
  */
-static enum scone_err resolve(void *ctx, const char *name, const char *format, bool *yaml, struct scone_wbuf *out)
+static enum scone_err resolve(void *ctx, const char *name, const char *format, bool *yaml,
+			      struct scone_wbuf *out)
 {
 	struct answers *a = ctx;
 
@@ -375,23 +379,23 @@ static enum scone_err resolve(void *ctx, const char *name, const char *format, b
 }
 
 static const char dynamic_session[] = "name: s\nversion: \"0.3.10\"\n"
-				       "access_policy:\n"
-				       "  read: [CREATOR, $$SCONE::hash_reader$$, $$SCONE::gone_one$$]\n"
-				       "services:\n"
-				       "  - name: app\n"
-				       "    command: /bin/app\n"
-				       "    attestation:\n"
-				       "      - mrenclave: [$$SCONE::frag_enclaves$$]\n"
-				       "secrets:\n"
-				       "  - name: hash_reader\n"
-				       "    kind: public-key\n"
-				       "    import: {session: keys}\n"
-				       "  - name: gone_one\n"
-				       "    kind: config-fragment\n"
-				       "    import: {session: keys}\n"
-				       "  - name: frag_enclaves\n"
-				       "    kind: config-fragment\n"
-				       "    import: {session: builds}\n";
+				      "access_policy:\n"
+				      "  read: [CREATOR, $$SCONE::hash_reader$$, $$SCONE::gone_one$$]\n"
+				      "services:\n"
+				      "  - name: app\n"
+				      "    command: /bin/app\n"
+				      "    attestation:\n"
+				      "      - mrenclave: [$$SCONE::frag_enclaves$$]\n"
+				      "secrets:\n"
+				      "  - name: hash_reader\n"
+				      "    kind: public-key\n"
+				      "    import: {session: keys}\n"
+				      "  - name: gone_one\n"
+				      "    kind: config-fragment\n"
+				      "    import: {session: keys}\n"
+				      "  - name: frag_enclaves\n"
+				      "    kind: config-fragment\n"
+				      "    import: {session: builds}\n";
 
 TEST(test_resolver)
 {
@@ -445,7 +449,8 @@ TEST(test_resolver)
 	s = parse_ok_ex(t, &opts, &d);
 	scone_policy_diag_free(&d);
 	assert_int_equal(a.calls, 1);
-	assert_false(scone_access_allows(&s->read, k1, creator)); /* "$$SCONE::hash_reader$$" is no principal */
+	assert_false(
+	    scone_access_allows(&s->read, k1, creator)); /* "$$SCONE::hash_reader$$" is no principal */
 	scone_session_free(s);
 	free(t);
 }
@@ -454,21 +459,22 @@ TEST(test_resolver)
 
 TEST(test_fragments)
 {
-	char *t = session_text("0.3.10", "services:\n"
-					 "  - name: app\n"
-					 "    command: /bin/app\n"
-					 "    mrenclaves: [$$SCONE::outer$$]\n"
-					 "    platforms: [$$SCONE::plats$$, INTEL_QE_ID:00112233445566778899AABBCCDDEEFF]\n"
-					 "secrets:\n"
-					 "  - name: outer\n"
-					 "    kind: config-fragment\n"
-					 "    value: [$$SCONE::inner$$, " K1 "]\n"
-					 "  - name: inner\n"
-					 "    kind: config-fragment\n"
-					 "    value: [" MR "]\n"
-					 "  - name: plats\n"
-					 "    kind: config-fragment\n"
-					 "    value: []\n");
+	char *t = session_text(
+	    "0.3.10", "services:\n"
+		      "  - name: app\n"
+		      "    command: /bin/app\n"
+		      "    mrenclaves: [$$SCONE::outer$$]\n"
+		      "    platforms: [$$SCONE::plats$$, INTEL_QE_ID:00112233445566778899AABBCCDDEEFF]\n"
+		      "secrets:\n"
+		      "  - name: outer\n"
+		      "    kind: config-fragment\n"
+		      "    value: [$$SCONE::inner$$, " K1 "]\n"
+		      "  - name: inner\n"
+		      "    kind: config-fragment\n"
+		      "    value: [" MR "]\n"
+		      "  - name: plats\n"
+		      "    kind: config-fragment\n"
+		      "    value: []\n");
 	struct scone_session *s = parse_ok(t);
 	const struct scone_service *svc = &s->services[0];
 
@@ -603,7 +609,8 @@ TEST(test_token_mac)
 	assert_memory_not_equal(a, b, 32); /* not replayed over another connection */
 	assert_ok(scone_access_token_mac("tokem", SCONE_TOKEN_LABEL_RUNTIME, spki, "s/svc", b));
 	assert_memory_not_equal(a, b, 32);
-	assert_int_not_equal(scone_access_token_mac("", SCONE_TOKEN_LABEL_RUNTIME, spki, "s/svc", b), SCONE_ERR_OK);
+	assert_int_not_equal(scone_access_token_mac("", SCONE_TOKEN_LABEL_RUNTIME, spki, "s/svc", b),
+			     SCONE_ERR_OK);
 }
 
 int main(void)
