@@ -189,9 +189,12 @@ static bool decode_items(struct pctx *c, const struct ynode *list, struct scone_
 		struct scone_access_rule *r = &out->items[out->n_items];
 		if (decode_entry(c, item, r, lc, depth + 1)) {
 			out->n_items++;
-		} else if (item->resolved) {
-			free_rule(r);
-			memset(r, 0, sizeof(*r));
+			pol_path_restore(c, saved);
+			continue;
+		}
+		free_rule(r); /* what a failed rule built before it failed */
+		memset(r, 0, sizeof(*r));
+		if (item->resolved) {
 			r->kind = SCONE_RULE_PRINCIPAL;
 			r->principal.kind = SCONE_PRINCIPAL_NONE;
 			out->n_items++;
