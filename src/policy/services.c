@@ -672,6 +672,46 @@ static void decode_provide_secrets(struct pctx *c, const struct ynode *m, struct
 	pol_path_restore(c, saved);
 }
 
+/* Is p at or below the directory dir? */
+static bool path_below(const char *p, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	return !strncmp(p, dir, n) && (p[n] == '/' || p[n] == '\0' || (n == 1 && dir[0] == '/'));
+}
+
+/*
+ * An injection file inside a volume the same image mounts would not be
+ * seen: the runtime serves every path below a mount point from the volume.
+ * Refused rather than accepted and left out.
+ */
+static void files_outside_volumes(struct pctx *c, const struct ynode *m, const struct scone_image *img)
+{
+	const struct ynode *files = pol_map_get(m, "injection_files");
+
+	for (size_t i = 0; files && files->kind == YN_SEQ && i < img->n_files; i++) {
+		const struct scone_injection_file *f = &img->files[i];
+		for (size_t j = 0; f->path && j < img->n_volumes; j++) {
+			if (!img->volumes[j].path || !path_below(f->path, img->volumes[j].path))
+				continue;
+			size_t s2 = pol_path_key(c, "injection_files");
+			size_t s3 = pol_path_index(c, i);
+			pol_error(
+			    c, files->items[i]->pos,
+			    "'%.80s' is inside volume %.40s, mounted at %.80s by this image: the runtime "
+			    "serves "
+			    "that path from the volume, so the injection file would not be seen; put it "
+			    "outside the mount point",
+			    f->path, img->volumes[j].name ? img->volumes[j].name : "", img->volumes[j].path);
+			pol_path_restore(c, s3);
+			pol_path_restore(c, s2);
+			break;
+		}
+	}
+}
+
 static void decode_image(struct pctx *c, const struct ynode *m, struct scone_image *img,
 			 const struct scone_session *s)
 {
@@ -716,6 +756,7 @@ static void decode_image(struct pctx *c, const struct ynode *m, struct scone_ima
 		pol_path_restore(c, saved);
 	}
 	decode_provide_secrets(c, m, img, s);
+	files_outside_volumes(c, m, img);
 }
 
 void pol_decode_images(struct pctx *c, const struct ynode *list, struct scone_session *s)

@@ -1,8 +1,9 @@
 /*
  * image_files.h - SCONE's injection files that name a file of the image
  * (injection_files: - /etc/nginx/nginx.conf): the runtime reads the file
- * at start - through the file-system shield when it lies in a mounted
- * region, else from the host - asks CAS for the values of its
+ * at start - through the file-system shield when it lies in a region the
+ * shield protects, else from the host (never below a volume mount of the
+ * image: the session language refuses that) - asks CAS for the values of its
  * $$SCONE::...$$ references (POST /v1/service/values, with the instance
  * token of its configuration), and serves the expanded file from memory
  * like any injection file.

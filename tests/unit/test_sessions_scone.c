@@ -341,6 +341,13 @@ TEST(test_access_rules)
 				   "    - require-all: [CREATOR]\n");
 	expect_error(t, 5, 7, "are not allowed in read");
 	free(t);
+	/* a rule that fails part-way (nothing leaks: ASan) */
+	t = session_text("0.3.10", "access_policy:\n"
+				   "  update:\n"
+				   "    - require-at-least-1:\n"
+				   "        - require-all: [CREATOR, not-a-key]\n");
+	expect_error(t, 6, 34, "'not-a-key' is not CREATOR, ANY, NONE");
+	free(t);
 	t = session_text("0.3.10", "access_policy:\n"
 				   "  update:\n"
 				   "    - signer: " K1 "\n");
@@ -570,6 +577,42 @@ TEST(test_template_vars)
 	free(out);
 }
 
+/* ---- images ---- */
+
+TEST(test_injection_files_outside_volumes)
+{
+	char *t = session_text("0.3.12", "images:\n"
+					 "  - name: i\n"
+					 "    injection_files:\n"
+					 "      - /data/own.conf\n"
+					 "      - {path: /data/sub/given, content: x}\n"
+					 "      - {path: /database/x, content: x}\n"
+					 "      - /etc/app.conf\n"
+					 "    volumes:\n"
+					 "      - {name: v, path: /data/}\n"
+					 "volumes:\n"
+					 "  - name: v\n");
+
+	expect_error(t, 6, 9, "'/data/own.conf' is inside volume v, mounted at /data/ by this image");
+	expect_error(t, 7, 9, "'/data/sub/given' is inside volume v");
+	free(t);
+	t = session_text("0.3.12", "images:\n"
+				   "  - name: i\n"
+				   "    injection_files:\n"
+				   "      - {path: /database/x, content: x}\n"
+				   "      - /etc/app.conf\n"
+				   "    volumes:\n"
+				   "      - {name: v, path: /data}\n"
+				   "volumes:\n"
+				   "  - name: v\n");
+	struct scone_session *s = parse_ok(t);
+	assert_int_equal(s->images[0].n_files, 2);
+	assert_null(s->images[0].files[1].content);	    /* the image's own file */
+	assert_int_equal(s->images[0].files[0].mode, 0700); /* SCONE's default */
+	scone_session_free(s);
+	free(t);
+}
+
 /* ---- encoding, bookkeeping, proofs ---- */
 
 TEST(test_bom)
@@ -616,11 +659,17 @@ TEST(test_token_mac)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_versions),	 cmocka_unit_test(test_host_environment),
-	    cmocka_unit_test(test_san_prefixes), cmocka_unit_test(test_legacy_refs),
-	    cmocka_unit_test(test_access_rules), cmocka_unit_test(test_resolver),
-	    cmocka_unit_test(test_fragments),	 cmocka_unit_test(test_template_vars),
-	    cmocka_unit_test(test_bom),		 cmocka_unit_test(test_token_mac),
+	    cmocka_unit_test(test_versions),
+	    cmocka_unit_test(test_host_environment),
+	    cmocka_unit_test(test_san_prefixes),
+	    cmocka_unit_test(test_legacy_refs),
+	    cmocka_unit_test(test_access_rules),
+	    cmocka_unit_test(test_resolver),
+	    cmocka_unit_test(test_fragments),
+	    cmocka_unit_test(test_template_vars),
+	    cmocka_unit_test(test_bom),
+	    cmocka_unit_test(test_token_mac),
+	    cmocka_unit_test(test_injection_files_outside_volumes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
