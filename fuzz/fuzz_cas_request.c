@@ -1,14 +1,15 @@
 /*
  * fuzz_cas_request.c - libFuzzer target for what a CAS or a CLI reads from
  * the network besides sessions: the JSON bodies of the service endpoints
- * (cas_parse_config_request, cas_parse_tag_request, cas_split_config_id)
- * and HTTP responses (scone_http_parse_response).
+ * (cas_parse_config_request, cas_parse_tag_request, cas_parse_values_request,
+ * cas_split_config_id) and HTTP responses (scone_http_parse_response).
  *
  * The first input byte picks the parser. Errors are expected; a crash, a
  * sanitizer report, a leak, or a result that breaks the parser's contract
  * (names that do not validate, a body slice outside the input) aborts.
  * Seeds: fuzz/corpus/cas_request.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cas/cas.h"
@@ -36,6 +37,26 @@ static void tag_request(const char *s, size_t n)
 		CHECK(strlen(r.tag) == 32);
 		CHECK(strlen(r.previous_tag) == 0 || strlen(r.previous_tag) == 32);
 	}
+}
+
+static void values_request(const char *s, size_t n)
+{
+	struct cas_values_request *r = NULL;
+
+	if (cas_parse_values_request(s, n, &r) == SCONE_ERR_OK) {
+		CHECK(r != NULL);
+		CHECK(scone_session_name_valid(r->session));
+		CHECK(scone_session_name_valid(r->service));
+		CHECK(r->path[0] == '/' && memchr(r->path, '\0', sizeof(r->path)));
+		CHECK(r->n_refs <= CAS_VALUES_MAX_REFS);
+		for (size_t i = 0; i < r->n_refs; i++) {
+			CHECK(r->refs[i].name[0] != '\0');
+			CHECK(!r->refs[i].has_format || r->refs[i].format[0] != '\0');
+		}
+	} else {
+		CHECK(r == NULL);
+	}
+	free(r);
 }
 
 static void config_id(const char *s, size_t n)
@@ -73,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!copy)
 		return 0;
 	memcpy(copy, data + 1, size - 1);
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
 	case 0:
 		config_request(copy, size - 1);
 		break;
@@ -82,6 +103,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 2:
 		config_id(copy, size - 1);
+		break;
+	case 4:
+		values_request(copy, size - 1);
 		break;
 	default:
 		http_response(copy, size - 1);

@@ -197,6 +197,8 @@ static enum scone_err parse_values(json_t *obj, struct cas_values_request *out)
 	SCONE_TRY(get_string(obj, "config_id", true, id, sizeof(id)));
 	SCONE_TRY(cas_split_config_id(id, out->session, out->service));
 	SCONE_TRY(get_string(obj, "path", true, out->path, sizeof(out->path)));
+	if (out->path[0] != '/')
+		return scone_err_set(SCONE_ERR_INVALID, "request body: \"path\" must be an absolute path");
 	SCONE_TRY(get_string(obj, "instance_token", true, token, sizeof(token)));
 	if (strlen(token) != 64 || scone_hex_decode(out->token, sizeof(out->token), token, "instance_token"))
 		return scone_err_set(SCONE_ERR_INVALID, "request body: \"instance_token\" must be 64 hex digits");
