@@ -265,7 +265,7 @@ static bool creator_ok(const struct scone_session *s, const uint8_t who[32], str
 	return false;
 }
 
-/* namespace_hash (SCONE 0.3.11): the parent session must have this hash when the session is created. */
+/* namespace_hash (SCONE 0.3.12): the parent session must have this hash when the session is created. */
 static bool namespace_hash_ok(struct cas *cas, const struct cas_request *req, const struct scone_session *s,
 			      struct cas_response *resp)
 {
@@ -286,9 +286,12 @@ static bool namespace_hash_ok(struct cas *cas, const struct cas_request *req, co
 	hex32(rec.hash, h);
 	ok = strcmp(h, s->namespace_hash) == 0;
 	scone_session_rec_clear(&rec);
+	/* the parent's hash is not told: the caller may not be allowed to read it (a salted one is private) */
 	if (!ok)
-		cas_respond_error(resp, 409, "CONFLICT", "session %s: namespace %s has hash %s, not the namespace_hash given",
-				  s->name, parent, h);
+		cas_respond_error(resp, 409, "CONFLICT",
+				  "session %s: namespace %s does not have the namespace_hash given (it changed, or the "
+				  "hash is of another session)",
+				  s->name, parent);
 	return ok;
 }
 

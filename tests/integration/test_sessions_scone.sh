@@ -5,8 +5,9 @@
 # security.service_access_token both ways, an image's own injection file
 # filled at start (provide_secrets), x509 san with dns:/ip:, pgp-key
 # renderings gpg accepts, config-fragments CAS resolves in access_policy,
-# volume exports with volume_alias, `scone session create -e/--use-env`, and
-# CAS's warnings for the old reference forms. The program is Debian's
+# volume exports with volume_alias, `scone session create -e/--use-env`,
+# CAS's warnings for the old reference forms, and the read-back keys
+# (creator, namespace_hash) another owner could try to abuse. The program is Debian's
 # python3, unmodified.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -453,6 +454,41 @@ YAML
 	assert_grep "warning: 10:13: services\[0\].environment.CERT" "$ERR"
 }
 
+case_readback() {
+	start_cas
+	owner_new "$CASE_DIR/other"
+	use_id "$CASE_DIR/owner"
+	cat >team.yaml <<YAML
+name: team
+version: "0.3.12"
+YAML
+	expect_created team.yaml
+	local team_hash=$HASH
+	# creator: SCONE's read-back key, re-uploaded: only the uploader's own certificate
+	{
+		printf 'name: team/app\nversion: "0.3.12"\ncreator: |\n'
+		sed 's/^/  /' "$CASE_DIR/other/owner.crt"
+	} >forged.yaml
+	expect_fail_with "creator names another key" scone session create forged.yaml
+	{
+		printf 'name: team/app\nversion: "0.3.12"\nnamespace_hash: %s\ncreator: |\n' "$team_hash"
+		sed 's/^/  /' "$CASE_DIR/owner/owner.crt"
+	} >own.yaml
+	expect_ok scone session create own.yaml
+	assert_grep "warning: .*creator is set by CAS" "$ERR"
+	# namespace_hash: the parent must still have that hash; its hash is not told
+	printf 'name: team/late\nversion: "0.3.12"\nnamespace_hash: %064d\n' 0 >late.yaml
+	expect_fail_with "does not have the namespace_hash given" scone session create late.yaml
+	if grep -q "$team_hash" "$ERR"; then fail "the namespace's hash was told"; fi
+	# another owner may not claim to be the creator in an update either
+	stored_hash team/app
+	{
+		printf 'name: team/app\nversion: "0.3.12"\npredecessor: %s\ncreator: |\n' "$HASH"
+		sed 's/^/  /' "$CASE_DIR/other/owner.crt"
+	} >update.yaml
+	expect_fail_with "creator names another key" scone session update update.yaml
+}
+
 run_case "sessions: \\@\\@NAME takes NAME from the host (empty when unset, never expanded, never a variable named \\@\\@NAME)" case_host_env
 run_case "sessions: service_access_token - no, a wrong or another token keeps main from running, both ways; the program never sees it" case_access_token
 run_case "sessions: an image's own injection file is filled at start within provide_secrets; the host file is unchanged" case_image_file
@@ -462,4 +498,5 @@ run_case "sessions: access_policy from an imported config-fragment, re-evaluated
 run_case "sessions: a volume exported with volume_alias is imported under the alias only" case_volume_alias
 run_case "sessions: session templates with -e and --use-env; SCONE's missing-variable message" case_templates
 run_case "sessions: CAS and check print warnings for SCONE's old reference forms" case_warnings
+run_case "sessions: creator (read back) only as the uploader's own key; namespace_hash checked without telling the hash" case_readback
 t_done
