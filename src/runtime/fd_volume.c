@@ -79,7 +79,7 @@ int shield_open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 		if ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY))
 			m->dirty = true;
 	}
-	s->base.kind = &shield_volume_kind;
+	fdtab_desc_init(&s->base, &shield_volume_kind);
 	if ((fd = reserve_fd(flags)) < 0 || !fdtab_note(&s->base, fd) || !fdtab_install(fd, &s->base)) {
 		int e = errno;
 		vop_close(s);
@@ -641,6 +641,33 @@ static int v_release(struct fd_desc *d)
 	return r;
 }
 
+/* fork child (or a new volume server): the open files were the other process's; opened again by path when next used. */
+static void v_forked(struct fd_desc *d)
+{
+	struct sfd *s = (struct sfd *)d;
+
+	s->rh = 0;
+	s->f = NULL;
+}
+
+/* exec: the next program's runtime takes the fd over by volume and path (lock held: the handover). */
+static int v_handover(struct fd_desc *d, int fd, struct scone_handover *h)
+{
+	struct sfd *s = (struct sfd *)d;
+	struct scone_handover_fd *r = realloc(h->fds, (h->fd_count + 1) * sizeof(*r));
+
+	if (!r)
+		return ENOMEM;
+	h->fds = r;
+	r = &h->fds[h->fd_count];
+	*r = (struct scone_handover_fd){ .fd = fd, .flags = s->flags, .volume = (uint32_t)shield_mount_index(s->m),
+					 .vpath = strdup(s->vpath), .dir = !s->file };
+	if (!r->vpath)
+		return ENOMEM;
+	h->fd_count++;
+	return 0;
+}
+
 const struct fd_kind shield_volume_kind = {
 	.name = "volume",
 	.release = v_release,
@@ -656,4 +683,6 @@ const struct fd_kind shield_volume_kind = {
 	.fallocate = v_fallocate,
 	.fsync = v_fsync,
 	.fcntl = v_fcntl,
+	.forked = v_forked,
+	.handover = v_handover,
 };

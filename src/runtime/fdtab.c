@@ -72,9 +72,29 @@ bool fdtab_foreign(void)
 	return owner && getpid() != owner;
 }
 
+void fdtab_own(void)
+{
+	owner = getpid();
+}
+
+static void forked_one(int fd, struct fd_desc *d, void *arg)
+{
+	(void)fd, (void)arg;
+	if (d->kind->forked)
+		d->kind->forked(d);
+}
+
 void fdtab_forked(void)
 {
 	owner = getpid();
+	fdtab_each(forked_one, NULL);
+}
+
+void fdtab_desc_init(struct fd_desc *d, const struct fd_kind *kind)
+{
+	d->kind = kind;
+	d->holds = 0;
+	pthread_mutex_init(&d->lock, NULL);
 }
 
 bool fdtab_maybe(int fd)
@@ -112,6 +132,7 @@ int fdtab_put(struct fd_desc *d)
 {
 	if (__atomic_sub_fetch(&d->holds, 1, __ATOMIC_ACQ_REL) > 0)
 		return 0;
+	pthread_mutex_destroy(&d->lock);
 	return d->kind->release ? d->kind->release(d) : 0;
 }
 

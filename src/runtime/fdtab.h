@@ -29,6 +29,7 @@
 #ifndef SCONE_RUNTIME_FDTAB_H
 #define SCONE_RUNTIME_FDTAB_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +38,7 @@
 #include <sys/uio.h>
 
 struct fd_desc;
+struct scone_handover;
 
 struct fd_kind {
 	const char *name;
@@ -58,6 +60,14 @@ struct fd_kind {
 	int (*fsync)(struct fd_desc *d);
 	/* fcntl commands the kind serves (*handled set); the others go to the placeholder. */
 	int (*fcntl)(struct fd_desc *d, int fd, int cmd, void *arg, bool *handled);
+	/* In a fork child, before it runs on (once per fd): drop what belongs to the parent alone. */
+	void (*forked)(struct fd_desc *d);
+	/*
+	 * exec of a program that keeps fd (no FD_CLOEXEC): record in h what its
+	 * runtime needs to take fd over (0 or an errno). NULL: the next program
+	 * gets the placeholder as a kernel fd.
+	 */
+	int (*handover)(struct fd_desc *d, int fd, struct scone_handover *h);
 };
 
 struct fd_desc {
@@ -65,7 +75,16 @@ struct fd_desc {
 	int holds;	/* fds of this process that share it, plus calls in flight */
 	dev_t dev;	/* the placeholder's identity */
 	ino_t ino;
+	/*
+	 * The description's own lock, for kinds whose calls may block (a
+	 * socket's): held by its calls, never by the table. The volume kind
+	 * serialises on the shield's lock instead (its files share one tree).
+	 */
+	pthread_mutex_t lock;
 };
+
+/* Set d up for kind (no holds, its lock ready); then fdtab_note and fdtab_install. */
+void fdtab_desc_init(struct fd_desc *d, const struct fd_kind *kind);
 
 /* Note fd's placeholder identity in d (a fresh placeholder, or one inherited across exec). */
 bool fdtab_note(struct fd_desc *d, int fd);
@@ -98,7 +117,9 @@ bool fdtab_is(int fd, const struct fd_desc *d);
 int fdtab_high(void);
 /* Is fd an entry (without the identity check)? */
 struct fd_desc *fdtab_peek(int fd);
-/* The process whose table this is changed (fork child): calls from another pid are a vfork child's. */
+/* This process owns the table (it mounted): calls from another pid are a vfork child's. */
+void fdtab_own(void);
+/* In a fork child: it owns the table now; each entry's kind drops what was the parent's. */
 void fdtab_forked(void);
 /* Is this a vfork child of the table's process (its memory is the parent's)? */
 bool fdtab_foreign(void);

@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <errno.h>
 #include <limits.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,28 +36,65 @@
 #include "lib/hex.h"
 #include "lib/tls.h"
 #include "policy/policy.h"
+#include "lib/log.h"
 #include "runtime/cas_client.h"
 #include "runtime/exec.h"
 #include "runtime/image_files.h"
 #include "runtime/handover.h"
 #include "runtime/handover_io.h"
 #include "runtime/inject.h"
+#include "runtime/rt.h"
 #include "runtime/shield.h"
 
 typedef int (*main_fn)(int, char **, char **);
 typedef int (*start_main_fn)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void), void *);
 
 static main_fn real_main;
+static char **kernel_argv; /* what the kernel laid out: argv, NULL, envp, NULL, auxv */
+static int kernel_argc;
+
 
 static void die(const char *what, enum scone_err err) __attribute__((noreturn));
 static void die(const char *what, enum scone_err err)
 {
 	const char *d = scone_err_detail();
 
-	fprintf(stderr, "scone: cannot start: %s: %s%s%s (%s)\n", what, scone_strerror(err), d[0] ? ": " : "", d,
-		scone_errname(err));
-	fflush(stderr);
+	scone_error("cannot start: %s: %s%s%s (%s)", what, scone_strerror(err), d[0] ? ": " : "", d,
+		    scone_errname(err));
 	_exit(1);
+}
+
+/*
+ * main gets one contiguous, well-formed start block: argv, NULL, the
+ * environment, NULL, then the auxiliary vector copied from the kernel's.
+ * Programs that read all three from the pointer main receives (Go's
+ * runtime finds the page size in auxv after the environment's NULL) see
+ * what the runtime decided, laid out as the kernel would. Nothing in the
+ * kernel's own block is moved or shrunk. The block lives for the
+ * program's whole life; environ points into it.
+ */
+static int start_program(int argc, char **argv, char **env)
+{
+	char **kenv = kernel_argv + kernel_argc + 1, **block;
+	ElfW(auxv_t) *aux;
+	size_t n_env = 0, n_aux = 1, words;
+
+	while (*kenv)
+		kenv++;
+	aux = (ElfW(auxv_t) *)(void *)(kenv + 1);
+	while (aux[n_aux - 1].a_type != AT_NULL)
+		n_aux++;
+	while (env && env[n_env])
+		n_env++;
+	words = (size_t)argc + 1 + n_env + 1 + n_aux * sizeof(*aux) / sizeof(char *);
+	if (!(block = calloc(words, sizeof(char *))))
+		die("start", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	memcpy(block, argv, (size_t)argc * sizeof(char *));
+	if (n_env)
+		memcpy(block + argc + 1, env, n_env * sizeof(char *));
+	memcpy(block + argc + 1 + n_env + 1, aux, n_aux * sizeof(*aux));
+	environ = block + argc + 1;
+	return real_main(argc, block, environ);
 }
 
 /* The pinned CAS: $SCONE_CAS_FINGERPRINT (64 hex). */
@@ -92,14 +130,21 @@ static bool runtime_var(const char *entry)
  * "NAME=VALUE" strings, environ owns them). The old block stays where the
  * kernel put it, so /proc/PID/environ shows the exec'd variables only.
  */
+static size_t env_count(char **env)
+{
+	size_t n = 0;
+
+	while (env && env[n])
+		n++;
+	return n;
+}
+
 static void install_environ(char **host_env, bool (*keep)(const char *), char **extra, size_t n)
 {
-	size_t count = 0, k = 0;
+	size_t k = 0;
 	char **env;
 
-	for (char **e = host_env; e && *e; e++)
-		count++;
-	if (!(env = calloc(count + n + 1, sizeof(*env))))
+	if (!(env = calloc(env_count(host_env) + n + 1, sizeof(*env))))
 		die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	for (char **e = host_env; e && *e; e++)
 		if (keep(*e))
@@ -160,23 +205,17 @@ static void hide_access_token(char **envp)
 }
 
 /*
- * The image's own injection files: read through the shield when they lie in
- * a mounted region, so after the mount; the identity (moved into the shield
- * when it mounts something) is kept as PEM for the one request.
+ * The image's own injection files: read after the mount (through the shield
+ * when a file lies in a region it protects), their values asked from CAS
+ * with the runtime's key, which the context holds.
  */
-static void expand_image_files(const char *addr, const uint8_t pin[32], struct scone_runtime_config *cfg,
-			       const struct scone_wbuf *id_pem)
+static void expand_image_files(struct scone_runtime_config *cfg)
 {
-	struct scone_identity id = { 0 };
+	const struct scone_rt *rt = scone_rt();
 	enum scone_err err;
 
-	if (!id_pem->size)
-		return;
-	if ((err = scone_identity_from_pem((const char *)id_pem->data, id_pem->size, &id)))
+	if ((err = scone_image_files_expand(rt->cas_addr, rt->pin, &rt->id, cfg)))
 		die("injection files", err);
-	if ((err = scone_image_files_expand(addr, pin, &id, cfg)))
-		die("injection files", err);
-	scone_identity_free(&id);
 }
 
 /*
@@ -203,23 +242,26 @@ static void dump_setting(const struct scone_runtime_config *cfg)
 	if (!v || strcmp(v, "1") != 0)
 		return;
 	if (!cfg->mode || strcmp(cfg->mode, "none") != 0) {
-		fprintf(stderr, "scone: warning: SCONE_DUMPABLE=1 ignored: only a session in attestation mode none may "
-				"make its processes dumpable\n");
+		scone_warn("SCONE_DUMPABLE=1 ignored: only a session in attestation mode none may make its processes "
+			   "dumpable");
 		return;
 	}
-	fprintf(stderr, "scone: warning: SCONE_DUMPABLE=1: core dumps and debuggers can read this process's "
-			"secrets\n");
+	scone_warn("SCONE_DUMPABLE=1: core dumps and debuggers can read this process's secrets");
 	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 }
 
 static int handover_main(int argc, char **argv, char **envp, const char *fd_text);
 
 /* SCONE_VERSION=1: print the runtime's view at start. */
+/* SCONE_VERSION=1: print the runtime's view at start (an info line, shown whatever SCONE_LOG says). */
 static bool view_wanted(void)
 {
 	const char *v = getenv("SCONE_VERSION");
+	bool want = v && strcmp(v, "1") == 0;
 
-	return v && strcmp(v, "1") == 0;
+	if (want && !scone_log_enabled(SCONE_LOG_INFO))
+		scone_log_set_level(SCONE_LOG_INFO);
+	return want;
 }
 
 /*
@@ -261,6 +303,7 @@ static int fspf_main(int argc, char **argv, char **envp)
 	struct scone_identity none = { 0 };
 	const char *path = getenv("SCONE_FSPF");
 	enum scone_err err;
+	char **env;
 	size_t k = 0;
 
 	if (!path || !*path)
@@ -272,19 +315,21 @@ static int fspf_main(int argc, char **argv, char **envp)
 		die("SCONE_FSPF", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	cfg->fspf->has_key = env_hex("SCONE_FSPF_KEY", cfg->fspf->key, sizeof(cfg->fspf->key));
 	cfg->fspf->has_tag = env_hex("SCONE_FSPF_TAG", cfg->fspf->tag, sizeof(cfg->fspf->tag));
-	if ((err = scone_shield_mount(NULL, (const uint8_t[32]){ 0 }, &none, cfg)))
+	if ((err = scone_rt_init(NULL, (const uint8_t[32]){ 0 }, &none, cfg)) || (err = scone_shield_mount()))
 		die("SCONE_FSPF", err);
+	if (view_wanted())
+		scone_info("runtime: no config_id, SCONE_FSPF %s, file-system shield %s (%zu volumes mounted)", path,
+			   scone_shield_count() ? "on" : "off", scone_shield_count());
+	if (!(env = calloc(env_count(envp) + 1, sizeof(*env))))
+		die("SCONE_FSPF", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	for (char **e = envp; e && *e; e++) {
 		if (strncmp(*e, "SCONE_FSPF_KEY=", 15) == 0) /* also out of /proc/PID/environ, which shows this memory */
 			scone_wipe(*e + 15, strlen(*e + 15));
 		if (strncmp(*e, "SCONE_FSPF", 10) != 0)
-			envp[k++] = *e;
+			env[k++] = *e;
 	}
-	envp[k] = NULL;
-	if (view_wanted())
-		fprintf(stderr, "scone runtime: no config_id, SCONE_FSPF %s, file-system shield %s (%zu volumes mounted)\n",
-			path, scone_shield_count() ? "on" : "off", scone_shield_count());
-	return real_main(argc, argv, envp);
+	env[k] = NULL;
+	return start_program(argc, argv, env);
 }
 
 /*
@@ -406,10 +451,10 @@ static void show_command(int argc, char **argv, char **envp, struct scone_strs *
 
 static void print_view(const struct scone_runtime_config *cfg, const char *mode)
 {
-	fprintf(stderr,
-		"scone runtime: config_id %s, session %.16s..., attestation %s, SCONE_MODE %s, "
+	scone_info(
+		"runtime: config_id %s, session %.16s..., attestation %s, SCONE_MODE %s, "
 		"%zu arguments, %zu environment variables, %zu injection files, %zu volumes, "
-		"file-system shield %s (%zu volumes mounted), network shield off\n",
+		"file-system shield %s (%zu volumes mounted), network shield off",
 		cfg->config_id, cfg->session_hash, cfg->mode, mode, cfg->argc, cfg->env_count, cfg->file_count,
 		cfg->volume_count, scone_shield_count() ? "on" : "off", scone_shield_count());
 }
@@ -421,12 +466,12 @@ static int scone_main(int argc, char **argv, char **envp)
 	const char *mode = getenv("SCONE_MODE");
 	struct scone_runtime_config *cfg = NULL;
 	struct scone_identity id;
-	struct scone_wbuf id_pem;
 	struct scone_strs new_argv;
 	const char *handover = getenv(SCONE_HANDOVER_VAR);
 	uint8_t pin[32];
 	enum scone_err err;
 
+	scone_log_init("scone"); /* SCONE_LOG, SCONE_LOG_FORMAT */
 	if (handover && *handover)
 		return handover_main(argc, argv, envp, handover);
 	if (!config_id || !*config_id)
@@ -437,9 +482,7 @@ static int scone_main(int argc, char **argv, char **envp)
 		die("SCONE_MODE=HW", scone_err_set(SCONE_ERR_UNSUPPORTED, "no TEE is available to this runtime"));
 	if (strcmp(mode, "SIM") != 0 && strcmp(mode, "AUTO") != 0)
 		die("SCONE_MODE", scone_err_set(SCONE_ERR_INVALID, "expected HW, SIM or AUTO, not %.16s", mode));
-	fprintf(stderr, "scone: warning: running without a TEE (SCONE_MODE=%s): the host can read this process's "
-			"memory\n",
-		mode);
+	scone_warn("running without a TEE (SCONE_MODE=%s): the host can read this process's memory", mode);
 	cas_pin(pin);
 	openssl_init();
 	if ((err = scone_identity_new("scone-runtime", 1, &id)))
@@ -450,15 +493,13 @@ static int scone_main(int argc, char **argv, char **envp)
 	if (err)
 		die(config_id, err);
 	dump_setting(cfg);
-	scone_wbuf_init(&id_pem, 64 * 1024, 1);
-	if (scone_image_files_pending(cfg) && (err = scone_identity_to_pem(&id, &id_pem)))
-		die("runtime key", err);
-	/* The shield keeps cfg and the key for its tag reports when it mounts something. */
-	if ((err = scone_shield_mount(addr, pin, &id, cfg)))
+	/* The context keeps cfg, CAS and the key for the tag reports and exec's handover. */
+	if ((err = scone_rt_init(addr, pin, &id, cfg)))
+		die("start", err);
+	if ((err = scone_shield_mount()))
 		die("volumes", err);
-	scone_identity_free(&id);
-	expand_image_files(addr, pin, cfg, &id_pem);
-	scone_wbuf_free(&id_pem);
+	if (scone_image_files_pending(cfg))
+		expand_image_files(cfg);
 	if ((err = scone_inject_install(cfg->files, cfg->file_count)))
 		die("injection files", err);
 	if (cfg->argc) {
@@ -473,12 +514,12 @@ static int scone_main(int argc, char **argv, char **envp)
 	if (view_wanted())
 		print_view(cfg, mode);
 	/* argv, environment and cfg stay alive for the program's whole life (exec hands cfg on). */
-	if ((err = scone_exec_install(addr, pin, cfg)))
+	if ((err = scone_exec_install()))
 		die("exec", err);
 	/* Last: the kernel's block is rewritten, and getenv's earlier answers (addr, mode) pointed into it. */
 	if (cfg->argc && cfg->command_public)
 		show_command(argc, argv, envp, &new_argv);
-	return real_main((int)new_argv.n, new_argv.v, environ);
+	return start_program((int)new_argv.n, new_argv.v, environ);
 }
 
 /* ---- a program exec'd by a program under the runtime ---- */
@@ -534,18 +575,19 @@ static int handover_main(int argc, char **argv, char **envp, const char *fd_text
 	dump_setting(cfg);
 	if (h.identity && (err = scone_identity_from_pem(h.identity, h.identity_len, &id)))
 		die("handover", err);
-	if ((err = scone_shield_mount_handover(&h, &id, cfg)))
+	if ((err = scone_rt_init(h.cas_addr, h.pin, &id, cfg)))
+		die("handover", err);
+	if ((err = scone_shield_mount_handover(&h)))
 		die("volumes", err);
-	scone_identity_free(&id);
 	if ((err = scone_inject_install(cfg->files, cfg->file_count)))
 		die("injection files", err);
-	if ((err = scone_exec_install(h.cas_addr, h.pin, cfg)))
+	if ((err = scone_exec_install()))
 		die("exec", err);
 	restore_environment(envp, &h);
 	scone_handover_free(&h);
 	if (view_wanted())
 		print_view(cfg, mode && *mode ? mode : "AUTO");
-	return real_main(argc, argv, environ);
+	return start_program(argc, argv, environ);
 }
 
 int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), void (*fini)(void),
@@ -556,9 +598,11 @@ int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), v
 	start_main_fn next = (start_main_fn)dlsym(RTLD_NEXT, "__libc_start_main");
 
 	if (!next) {
-		fprintf(stderr, "scone: cannot start: __libc_start_main not found (%s)\n", dlerror());
+		scone_error("cannot start: __libc_start_main not found (%s)", dlerror());
 		_exit(1);
 	}
 	real_main = main;
+	kernel_argv = argv;
+	kernel_argc = argc;
 	return next(scone_main, argc, argv, init, fini, rtld_fini, stack_end);
 }
