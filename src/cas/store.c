@@ -399,12 +399,12 @@ enum scone_err scone_store_audit_entry(struct scone_store *st, const struct scon
 	return SCONE_ERR_OK;
 }
 
-void scone_store_audit_settle(struct scone_store *st, struct scone_audit_row *row, bool have, bool committed)
+void scone_store_audit_settle(struct scone_store *st, struct scone_audit_row *row, bool have, enum scone_err result)
 {
 	if (!have)
 		return;
 	if (st->audit.settled)
-		st->audit.settled(st->audit.ctx, row, committed);
+		st->audit.settled(st->audit.ctx, row, result);
 	free(row->line);
 	memset(row, 0, sizeof(*row));
 }

@@ -104,13 +104,14 @@ struct scone_store_change {
  * The audit hook of a handle. entry fills row with the next entry of the
  * caller's chain describing change (row->line malloc'd; the engine frees
  * it); it runs inside the write's transaction, after the compare-and-swap
- * succeeded. settled tells, after the transaction, whether that entry was
- * committed (with the write) or not, so the caller advances its chain only
+ * succeeded. settled tells, after the transaction, how it ended: OK (the
+ * entry was committed with the write) or the write's error (ROLLBACK: the
+ * chain's previous entry is gone), so the caller advances its chain only
  * past committed entries.
  */
 struct scone_store_audit {
 	enum scone_err (*entry)(void *ctx, const struct scone_store_change *change, struct scone_audit_row *row);
-	void (*settled)(void *ctx, const struct scone_audit_row *row, bool committed);
+	void (*settled)(void *ctx, const struct scone_audit_row *row, enum scone_err result);
 	void *ctx;
 };
 
@@ -322,7 +323,7 @@ SCONE_MUST_CHECK enum scone_err scone_store_check_audit_row(const struct scone_a
  */
 SCONE_MUST_CHECK enum scone_err scone_store_audit_entry(struct scone_store *st, const struct scone_store_change *change,
 							struct scone_audit_row *row, bool *have);
-void scone_store_audit_settle(struct scone_store *st, struct scone_audit_row *row, bool have, bool committed);
+void scone_store_audit_settle(struct scone_store *st, struct scone_audit_row *row, bool have, enum scone_err result);
 
 /*
  * Sealing at rest: AES-256-GCM under HKDF-SHA256(master key, info

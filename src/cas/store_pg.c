@@ -254,7 +254,7 @@ db_err(struct pg_store *s, const PGresult *r, const char *fmt, ...)
 
 static PGresult *exec_p(struct pg_store *s, enum stmt_id id, const struct params *p)
 {
-	char name[8];
+	char name[16];
 
 	snprintf(name, sizeof(name), "s%d", (int)id);
 	return PQexecPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL, p ? p->fmt : NULL,
@@ -335,7 +335,7 @@ static enum scone_err read_durable_level(struct pg_store *s)
 
 static enum scone_err prepare_all(struct pg_store *s)
 {
-	char name[8];
+	char name[16];
 
 	for (int i = 0; i < P_COUNT_; i++) {
 		PGresult *r;
@@ -472,7 +472,7 @@ static enum scone_err txn_finish(struct pg_store *s, struct txn *t, enum scone_e
 		err = exec_sql(s, "COMMIT", what);
 	if (err != SCONE_ERR_OK)
 		txn_abort(s);
-	scone_store_audit_settle(&s->base, &t->row, t->have, err == SCONE_ERR_OK);
+	scone_store_audit_settle(&s->base, &t->row, t->have, err);
 	return err;
 }
 
@@ -969,7 +969,7 @@ static enum scone_err dump_audit_row(struct pg_store *s, const PGresult *r, scon
 static enum scone_err dump_table(struct pg_store *s, enum stmt_id id, dump_row_fn row, scone_store_item_fn fn,
 				 void *ctx)
 {
-	char name[8];
+	char name[16];
 	enum scone_err err = SCONE_ERR_OK;
 	PGresult *r;
 

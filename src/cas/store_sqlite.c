@@ -323,7 +323,7 @@ static enum scone_err txn_finish(struct sq_store *s, struct txn *t, enum scone_e
 		err = txn_commit(s, what, name);
 	if (err != SCONE_ERR_OK)
 		txn_abort(s);
-	scone_store_audit_settle(&s->base, &t->row, t->have, err == SCONE_ERR_OK);
+	scone_store_audit_settle(&s->base, &t->row, t->have, err);
 	return err;
 }
 

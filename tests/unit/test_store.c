@@ -307,8 +307,7 @@ static void pg_names(const char *sql, char *out, size_t size)
 		bool start = p == sql || !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z'));
 		for (size_t w = 0; start && !done && w < N_ELEMS(words); w++) {
 			size_t n = strlen(words[w]);
-			char next = p[n];
-			if (strncmp(p, words[w], n) == 0 && !(next == '_' || (next >= 'a' && next <= 'z'))) {
+			if (strncmp(p, words[w], n) == 0 && !(p[n] == '_' || (p[n] >= 'a' && p[n] <= 'z'))) {
 				o += (size_t)snprintf(out + o, size - o, "scone_%s", words[w]);
 				p += n;
 				done = true;
@@ -1346,11 +1345,11 @@ static enum scone_err chain_entry(void *ctx, const struct scone_store_change *ch
 	return SCONE_ERR_OK;
 }
 
-static void chain_settled(void *ctx, const struct scone_audit_row *row, bool committed)
+static void chain_settled(void *ctx, const struct scone_audit_row *row, enum scone_err result)
 {
 	struct chain *c = ctx;
 
-	if (!committed) {
+	if (result != SCONE_ERR_OK) {
 		c->dropped++;
 		return;
 	}

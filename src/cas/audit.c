@@ -1,0 +1,452 @@
+/*
+ * audit.c - writing CAS's audit log (format in audit.h).
+ *
+ * Each worker of each CAS process writes its own chain, named afresh at
+ * every start ("<replica>.<random>/w<worker>"): a chain has one writer, so
+ * appends never contend, across workers or replicas. The chain begins with
+ * a "start" entry. The worker's store handle carries a hook (store.h) so
+ * that a session or tag write appends its entry inside the write's
+ * transaction; configuration releases and refusals are appended on their
+ * own before the response leaves (release: the response is replaced by a
+ * 503 if its entry cannot be written, so nothing is released unlogged).
+ *
+ * Rollback: the store appends an entry only after the chain's previous one
+ * (prev). If that entry is gone, the store was rolled back beneath this
+ * process; CAS then refuses every request (503) until an operator restarts
+ * it (docs/cas-replicas.md). A committed entry is also appended to the
+ * mirror file, if one is set, so that the log outlives the database.
+ */
+#include "cas.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "cas/audit.h"
+#include "lib/crypto.h"
+#include "lib/hex.h"
+#include "lib/log.h"
+
+#define LINE_MAX_BYTES SCONE_AUDIT_LINE_MAX
+#define SIG_MAX 80
+
+/* ---------------- the line ---------------- */
+
+/* A JSON string of ASCII only: '"' and '\\' escaped, controls and bytes >= 0x80 as \u00XX. */
+static enum scone_err put_str(struct scone_wbuf *w, const char *s)
+{
+	static const char hexd[] = "0123456789abcdef";
+
+	SCONE_TRY(scone_wbuf_u8(w, '"'));
+	for (const uint8_t *c = (const uint8_t *)s; *c; c++) {
+		if (*c == '"' || *c == '\\') {
+			uint8_t e[2] = {'\\', *c};
+			SCONE_TRY(scone_wbuf_put(w, e, 2));
+		} else if (*c < 0x20 || *c >= 0x7f) {
+			uint8_t e[6] = {'\\', 'u', '0', '0', (uint8_t)hexd[*c >> 4], (uint8_t)hexd[*c & 15]};
+			SCONE_TRY(scone_wbuf_put(w, e, 6));
+		} else {
+			SCONE_TRY(scone_wbuf_u8(w, *c));
+		}
+	}
+	return scone_wbuf_u8(w, '"');
+}
+
+static enum scone_err put_raw(struct scone_wbuf *w, const char *s)
+{
+	return scone_wbuf_put(w, s, strlen(s));
+}
+
+/* ,"key":"value" (left out when value is NULL or empty). */
+static enum scone_err put_key_str(struct scone_wbuf *w, const char *key, const char *value)
+{
+	if (!value || !*value)
+		return SCONE_ERR_OK;
+	SCONE_TRY(put_raw(w, ",\""));
+	SCONE_TRY(put_raw(w, key));
+	SCONE_TRY(put_raw(w, "\":"));
+	return put_str(w, value);
+}
+
+static enum scone_err put_key_hex(struct scone_wbuf *w, const char *key, const uint8_t *h)
+{
+	char hex[65];
+
+	if (!h)
+		return SCONE_ERR_OK;
+	scone_hex_encode(hex, sizeof(hex), h, 32);
+	return put_key_str(w, key, hex);
+}
+
+static enum scone_err put_key_int(struct scone_wbuf *w, const char *key, long long v)
+{
+	char num[32];
+
+	snprintf(num, sizeof(num), "%lld", v);
+	SCONE_TRY(put_raw(w, ",\""));
+	SCONE_TRY(put_raw(w, key));
+	SCONE_TRY(put_raw(w, "\":"));
+	return put_raw(w, num);
+}
+
+/* Everything that is hashed and signed: the line up to and including "prev". */
+static enum scone_err put_signed_part(struct scone_wbuf *w, const struct cas_audit_signer *sg, const char *chain,
+				      uint64_t seq, const uint8_t prev[32], int64_t t, const struct cas_audit_event *ev)
+{
+	SCONE_TRY(put_raw(w, "{\"v\":1"));
+	SCONE_TRY(put_key_str(w, "chain", chain));
+	SCONE_TRY(put_key_int(w, "seq", (long long)seq));
+	SCONE_TRY(put_key_int(w, "time", (long long)t));
+	SCONE_TRY(put_key_str(w, "replica", sg->replica));
+	SCONE_TRY(put_key_str(w, "event", ev->event));
+	SCONE_TRY(put_key_str(w, "session", ev->session));
+	SCONE_TRY(put_key_str(w, "service", ev->service));
+	SCONE_TRY(put_key_str(w, "volume", ev->volume));
+	SCONE_TRY(put_key_hex(w, "actor", ev->actor));
+	SCONE_TRY(put_key_hex(w, "hash", ev->hash));
+	SCONE_TRY(put_key_hex(w, "previous", ev->previous));
+	SCONE_TRY(put_key_str(w, "tag", ev->tag));
+	SCONE_TRY(put_key_str(w, "previous_tag", ev->previous_tag));
+	SCONE_TRY(put_key_str(w, "method", ev->method));
+	SCONE_TRY(put_key_str(w, "path", ev->path));
+	if (ev->status)
+		SCONE_TRY(put_key_int(w, "status", ev->status));
+	SCONE_TRY(put_key_str(w, "code", ev->code));
+	SCONE_TRY(put_key_str(w, "note", ev->note));
+	return put_key_hex(w, "prev", prev);
+}
+
+static enum scone_err sign(EVP_PKEY *key, const uint8_t *data, size_t n, uint8_t *sig, size_t *sig_len)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+		 EVP_DigestSign(md, sig, sig_len, data, n) == 1;
+
+	EVP_MD_CTX_free(md);
+	return ok ? SCONE_ERR_OK : scone_err_set(SCONE_ERR_CRYPTO, "audit: cannot sign an entry");
+}
+
+/* ,"entry":"hex","sig":"base64"} */
+static enum scone_err put_seal(struct scone_wbuf *w, const struct cas_audit_signer *sg, uint8_t entry[32])
+{
+	uint8_t sig[SIG_MAX];
+	char b64[2 * SIG_MAX];
+	size_t sig_len = sizeof(sig);
+
+	scone_sha256(w->data, w->size, entry);
+	SCONE_TRY(sign(sg->key, w->data, w->size, sig, &sig_len));
+	SCONE_TRY(put_key_hex(w, "entry", entry));
+	EVP_EncodeBlock((unsigned char *)b64, sig, (int)sig_len);
+	SCONE_TRY(put_key_str(w, "sig", b64));
+	return scone_wbuf_u8(w, '}');
+}
+
+enum scone_err cas_audit_format(const struct cas_audit_signer *sg, const char *chain, uint64_t seq,
+				const uint8_t prev[32], int64_t t, const struct cas_audit_event *ev,
+				struct scone_audit_row *row)
+{
+	struct scone_wbuf w;
+	enum scone_err err;
+
+	memset(row, 0, sizeof(*row));
+	if (strlen(chain) > SCONE_AUDIT_CHAIN_MAX)
+		return scone_err_set(SCONE_ERR_INVALID, "audit: chain name too long");
+	scone_wbuf_init(&w, LINE_MAX_BYTES, 0);
+	err = put_signed_part(&w, sg, chain, seq, prev, t ? t : (int64_t)time(NULL), ev);
+	if (err == SCONE_ERR_OK)
+		err = put_seal(&w, sg, row->hash);
+	if (err != SCONE_ERR_OK) {
+		scone_wbuf_free(&w);
+		return err;
+	}
+	memcpy(row->chain, chain, strlen(chain) + 1);
+	row->seq = seq;
+	memcpy(row->prev, prev, 32);
+	row->line = (char *)w.data; /* malloc'd by the wbuf */
+	row->line_len = w.size;
+	return SCONE_ERR_OK;
+}
+
+enum scone_err cas_audit_chain_name(const char *replica, int worker, char out[SCONE_AUDIT_CHAIN_MAX + 1])
+{
+	char name[33];
+	uint8_t rnd[4];
+	size_t n = 0;
+
+	for (const char *p = replica; *p && n < sizeof(name) - 1; p++) {
+		char c = *p;
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+			  c == '_' || c == '.';
+		name[n++] = ok ? c : '-';
+	}
+	name[n] = '\0';
+	SCONE_TRY(scone_random(rnd, sizeof(rnd)));
+	snprintf(out, SCONE_AUDIT_CHAIN_MAX + 1, "%s.%02x%02x%02x%02x/w%d", n ? name : "cas", rnd[0], rnd[1], rnd[2],
+		 rnd[3], worker);
+	return SCONE_ERR_OK;
+}
+
+/* ---------------- the per-worker writer ---------------- */
+
+static const char *method_name(enum cas_method m)
+{
+	static const char *const names[] = {[CAS_GET] = "GET", [CAS_POST] = "POST", [CAS_PUT] = "PUT",
+					    [CAS_DELETE] = "DELETE", [CAS_OTHER] = "OTHER"};
+
+	return (unsigned)m < sizeof(names) / sizeof(names[0]) && names[m] ? names[m] : "OTHER";
+}
+
+struct cas_audit {
+	struct cas *cas;
+	struct cas_audit_signer sg;
+	char chain[SCONE_AUDIT_CHAIN_MAX + 1];
+	uint64_t seq;
+	uint8_t hash[32];
+	const struct cas_request *req; /* the request being handled, or NULL */
+	bool logged;                   /* its write was audited in the write's transaction */
+};
+
+/* A committed line goes to the mirror file too (best effort: the store holds it already). */
+static void mirror(struct cas *cas, const struct scone_audit_row *row)
+{
+	char *buf;
+
+	if (cas->audit_mirror_fd < 0)
+		return;
+	buf = malloc(row->line_len + 1);
+	if (!buf)
+		return;
+	memcpy(buf, row->line, row->line_len);
+	buf[row->line_len] = '\n';
+	pthread_mutex_lock(&cas->audit_mirror_lock);
+	if (write(cas->audit_mirror_fd, buf, row->line_len + 1) != (ssize_t)(row->line_len + 1))
+		scone_warn("audit mirror: cannot append entry %llu of chain %s: %s", (unsigned long long)row->seq,
+			   row->chain, strerror(errno));
+	pthread_mutex_unlock(&cas->audit_mirror_lock);
+	free(buf);
+}
+
+static void advance(struct cas_audit *a, const struct scone_audit_row *row)
+{
+	a->seq = row->seq;
+	memcpy(a->hash, row->hash, 32);
+	mirror(a->cas, row);
+}
+
+static void rolled_back(struct cas_audit *a)
+{
+	if (!atomic_exchange(&a->cas->rolled_back, true))
+		scone_error("the store was rolled back beneath this CAS (audit chain %s lost entry %llu); refusing "
+			    "every request until an operator restarts it (docs/cas-replicas.md)",
+			    a->chain, (unsigned long long)a->seq);
+}
+
+static const char *change_event(enum scone_store_change_kind k)
+{
+	switch (k) {
+	case SCONE_STORE_CREATE:
+		return "create";
+	case SCONE_STORE_UPDATE:
+		return "update";
+	case SCONE_STORE_REMOVE:
+		return "delete";
+	default:
+		return "tag";
+	}
+}
+
+/* The store's hook: the entry of a write, inside its transaction. */
+static enum scone_err hook_entry(void *ctx, const struct scone_store_change *ch, struct scone_audit_row *row)
+{
+	struct cas_audit *a = ctx;
+	struct cas_audit_event ev = {
+	    .event = change_event(ch->kind),
+	    .session = ch->session,
+	    .volume = ch->volume,
+	    .actor = a->req && a->req->has_peer_key ? a->req->peer_spki_sha256 : NULL,
+	    .hash = ch->kind == SCONE_STORE_TAG ? NULL : ch->hash,
+	    .previous = ch->previous,
+	    .tag = ch->tag,
+	    .previous_tag = ch->kind == SCONE_STORE_TAG ? ch->previous_tag : NULL,
+	    .method = a->req ? method_name(a->req->method) : NULL,
+	    .path = a->req ? a->req->path : NULL,
+	};
+
+	return cas_audit_format(&a->sg, a->chain, a->seq + 1, a->hash, 0, &ev, row);
+}
+
+static void hook_settled(void *ctx, const struct scone_audit_row *row, enum scone_err result)
+{
+	struct cas_audit *a = ctx;
+
+	if (result == SCONE_ERR_OK) {
+		advance(a, row);
+		a->logged = true;
+	} else if (result == SCONE_ERR_ROLLBACK) {
+		rolled_back(a);
+	}
+}
+
+/* Append ev on its own (not part of a write). */
+static enum scone_err append(struct cas_audit *a, struct scone_store *st, const struct cas_audit_event *ev,
+			     bool durable)
+{
+	struct scone_audit_row row;
+	enum scone_err err;
+
+	SCONE_TRY(cas_audit_format(&a->sg, a->chain, a->seq + 1, a->hash, 0, ev, &row));
+	err = st->ops->audit_append(st, &row, durable);
+	if (err == SCONE_ERR_OK)
+		advance(a, &row);
+	else if (err == SCONE_ERR_ROLLBACK)
+		rolled_back(a);
+	free(row.line);
+	return err;
+}
+
+enum scone_err cas_audit_start(struct cas *cas, int worker)
+{
+	struct scone_store *st = cas->stores[worker];
+	struct cas_audit *a = calloc(1, sizeof(*a));
+	struct scone_store_audit hook = {hook_entry, hook_settled, a};
+	char note[160], fp[65];
+	struct cas_audit_event ev = {.event = "start", .note = note};
+	enum scone_err err;
+
+	if (!a)
+		return scone_err_set(SCONE_ERR_NOMEM, "audit writer");
+	a->cas = cas;
+	a->sg.key = cas->identity.key;
+	a->sg.replica = cas->replica;
+	err = cas_audit_chain_name(cas->replica, worker, a->chain);
+	scone_hex_encode(fp, sizeof(fp), cas->cert_sha256, 32);
+	snprintf(note, sizeof(note), "pid %ld, worker %d, certificate %.16s", (long)getpid(), worker, fp);
+	if (err == SCONE_ERR_OK)
+		err = append(a, st, &ev, true);
+	if (err != SCONE_ERR_OK) {
+		free(a);
+		return err;
+	}
+	scone_store_set_audit(st, &hook);
+	cas->audits[worker] = a;
+	return SCONE_ERR_OK;
+}
+
+enum scone_err cas_audit_note(struct cas *cas, int worker, const struct cas_audit_event *ev)
+{
+	if (worker < 0 || worker >= CAS_MAX_WORKERS || !cas->audits[worker])
+		return scone_err_set(SCONE_ERR_INVALID, "audit: worker %d has no chain", worker);
+	return append(cas->audits[worker], cas->stores[worker], ev, true);
+}
+
+void cas_audit_stop(struct cas *cas, int worker)
+{
+	if (cas->stores[worker])
+		scone_store_set_audit(cas->stores[worker], NULL);
+	free(cas->audits[worker]);
+	cas->audits[worker] = NULL;
+}
+
+static struct cas_audit *writer(struct cas *cas, const struct cas_request *req)
+{
+	return req->worker >= 0 && req->worker < CAS_MAX_WORKERS ? cas->audits[req->worker] : NULL;
+}
+
+bool cas_audit_refuse_all(struct cas *cas, struct cas_response *resp)
+{
+	if (!atomic_load(&cas->rolled_back))
+		return false;
+	cas_respond_error(resp, 503, "ROLLBACK",
+			  "this CAS found its store rolled back and serves nothing until an operator restarts it");
+	return true;
+}
+
+void cas_audit_begin(struct cas *cas, const struct cas_request *req)
+{
+	struct cas_audit *a = writer(cas, req);
+
+	if (a) {
+		a->req = req;
+		a->logged = false;
+	}
+}
+
+/* The error code of a JSON error body ({"error": ..., "code": CODE}); "" if none. */
+static void body_code(const struct cas_response *resp, char *out, size_t size)
+{
+	json_t *j = resp->body.size ? json_loadb((const char *)resp->body.data, resp->body.size, 0, NULL) : NULL;
+	const char *c = j ? json_string_value(json_object_get(j, "code")) : NULL;
+
+	snprintf(out, size, "%s", c ? c : "");
+	json_decref(j);
+}
+
+/* Session and service a runtime's request names (its body), when it parses. */
+static void runtime_target(const struct cas_request *req, char *session, char *service, char *volume)
+{
+	struct cas_config_request cr;
+	struct cas_tag_request tr;
+
+	session[0] = service[0] = volume[0] = '\0';
+	if (strcmp(req->path, "/v1/service/config") == 0 &&
+	    cas_parse_config_request((const char *)req->body, req->body_len, &cr) == SCONE_ERR_OK) {
+		snprintf(session, SCONE_SESSION_NAME_MAX + 1, "%s", cr.session);
+		snprintf(service, SCONE_SESSION_NAME_MAX + 1, "%s", cr.service);
+	} else if (strcmp(req->path, "/v1/volumes/tag") == 0 &&
+		   cas_parse_tag_request((const char *)req->body, req->body_len, &tr) == SCONE_ERR_OK) {
+		snprintf(session, SCONE_SESSION_NAME_MAX + 1, "%s", tr.session);
+		snprintf(service, SCONE_SESSION_NAME_MAX + 1, "%s", tr.service);
+		snprintf(volume, SCONE_SESSION_NAME_MAX + 1, "%s", tr.volume);
+		scone_wipe(tr.token, sizeof(tr.token));
+	}
+	scone_err_clear();
+}
+
+void cas_audit_end(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
+{
+	struct cas_audit *a = writer(cas, req);
+	char session[SCONE_SESSION_NAME_MAX + 1], service[SCONE_SESSION_NAME_MAX + 1];
+	char volume[SCONE_SESSION_NAME_MAX + 1], code[40];
+	struct cas_audit_event ev = {0};
+	bool release;
+	enum scone_err err;
+
+	if (!a || strncmp(req->path, "/v1/", 4) != 0 || (a->logged && resp->status < 400)) {
+		if (a)
+			a->req = NULL;
+		return;
+	}
+	release = req->method == CAS_POST && strcmp(req->path, "/v1/service/config") == 0 && resp->status == 200;
+	if (!release && resp->status < 400) {
+		a->req = NULL;
+		return;
+	}
+	runtime_target(req, session, service, volume);
+	ev.event = release ? "release" : "refuse";
+	ev.session = session;
+	ev.service = service;
+	ev.volume = volume;
+	ev.actor = req->has_peer_key ? req->peer_spki_sha256 : NULL;
+	if (!release) {
+		body_code(resp, code, sizeof(code));
+		ev.method = method_name(req->method);
+		ev.path = req->path;
+		ev.status = resp->status;
+		ev.code = code;
+	}
+	err = append(a, cas->stores[req->worker], &ev, false);
+	a->req = NULL;
+	if (err == SCONE_ERR_OK)
+		return;
+	scone_error("audit: cannot log the %s of %s%s%s: %s: %s", ev.event, session[0] ? session : req->path,
+		    service[0] ? "/" : "", service, scone_strerror(err), scone_err_detail());
+	if (release) /* never release what the log does not show: the body (secrets) is wiped here */
+		cas_respond_error(resp, 503, "AUDIT", "the audit log cannot be written; nothing was released (retry)");
+}
