@@ -135,24 +135,42 @@ static enum scone_err get_fields(const struct scone_json *o, struct cas_audit_en
 	return get_hex32(o, "entry", e->entry);
 }
 
-static enum scone_err check_sig(EVP_PKEY *key, const char *signed_part, size_t n, const char *b64)
+/*
+ * The signature's bytes; the text must be their one canonical base64 (the
+ * unused bits of a last character could otherwise vary, and the line with
+ * them: one entry, one line).
+ */
+static enum scone_err decode_sig(const char *b64, unsigned char *sig, size_t *n)
 {
-	unsigned char sig[SIG_B64_MAX];
+	unsigned char again[SIG_B64_MAX + 4];
 	size_t len = strlen(b64), pad = 0;
 	int dec;
-	EVP_MD_CTX *md;
-	int ok;
 
 	if (len == 0 || len % 4 != 0 || len > SIG_B64_MAX)
 		return scone_err_set(SCONE_ERR_MALFORMED, "audit entry: \"sig\" is not a base64 signature");
 	dec = EVP_DecodeBlock(sig, (const unsigned char *)b64, (int)len);
-	if (dec < 0)
-		return scone_err_set(SCONE_ERR_MALFORMED, "audit entry: \"sig\" is not base64");
 	while (pad < 2 && b64[len - 1 - pad] == '=')
 		pad++;
+	if (dec < 0 || (size_t)dec < pad)
+		return scone_err_set(SCONE_ERR_MALFORMED, "audit entry: \"sig\" is not base64");
+	*n = (size_t)dec - pad;
+	EVP_EncodeBlock(again, sig, (int)*n);
+	if (strcmp((const char *)again, b64) != 0)
+		return scone_err_set(SCONE_ERR_MALFORMED, "audit entry: \"sig\" is not in canonical base64");
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err check_sig(EVP_PKEY *key, const char *signed_part, size_t n, const char *b64)
+{
+	unsigned char sig[SIG_B64_MAX];
+	size_t sig_len = 0;
+	EVP_MD_CTX *md;
+	int ok;
+
+	SCONE_TRY(decode_sig(b64, sig, &sig_len));
 	md = EVP_MD_CTX_new();
 	ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
-	     EVP_DigestVerify(md, sig, (size_t)dec - pad, (const unsigned char *)signed_part, n) == 1;
+	     EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)signed_part, n) == 1;
 	EVP_MD_CTX_free(md);
 	return ok ? SCONE_ERR_OK
 		  : scone_err_set(SCONE_ERR_TAMPERED, "its signature is not CAS's (forged, or signed by another CAS)");
@@ -185,7 +203,12 @@ enum scone_err cas_audit_parse_line(const char *line, size_t len, EVP_PKEY *key,
 	scone_sha256(line, len - slen, h);
 	if (!scone_ct_equal(h, out->entry, 32))
 		return scone_err_set(SCONE_ERR_TAMPERED, "its hash does not match its content (altered)");
-	return key ? check_sig(key, line, len - slen, sig) : SCONE_ERR_OK;
+	if (!key) { /* no key to check with: still only one form of the signature */
+		unsigned char raw[SIG_B64_MAX];
+		size_t n = 0;
+		return decode_sig(sig, raw, &n);
+	}
+	return check_sig(key, line, len - slen, sig);
 }
 
 /* ---------------- headers ---------------- */
