@@ -535,10 +535,11 @@ void cas_handle(void *ctx, const struct cas_request *req, struct cas_response *r
 {
 	if (cas_audit_refuse_all(ctx, resp))
 		return;
-	cas_audit_begin(ctx, req);
-	if (!route(ctx, req, resp))
-		cas_respond_error(resp, 405, "METHOD", "method not allowed on %s", req->path);
-	cas_audit_end(ctx, req, resp);
+	do {
+		cas_audit_begin(ctx, req);
+		if (!route(ctx, req, resp))
+			cas_respond_error(resp, 405, "METHOD", "method not allowed on %s", req->path);
+	} while (cas_audit_end(ctx, req, resp));
 }
 
 enum scone_err cas_worker_init(void *ctx, int worker)

@@ -10,6 +10,12 @@
  * own before the response leaves (release: the response is replaced by a
  * 503 if its entry cannot be written, so nothing is released unlogged).
  *
+ * Configuration fetches read optimistically (store.h): the store may answer
+ * from what this worker read before, and the release's (or refusal's)
+ * entry commits only if nothing read has changed since; if something has
+ * (STALE), the request is handled once more with fresh reads, so a
+ * release is never built on a session or tag changed before it was logged.
+ *
  * Rollback: the store appends an entry only after the chain's previous one
  * (prev). If that entry is gone, the store was rolled back beneath this
  * process; CAS then refuses every request (503) until an operator restarts
@@ -211,6 +217,7 @@ struct cas_audit {
 	uint8_t hash[32];
 	const struct cas_request *req; /* the request being handled, or NULL */
 	bool logged;                   /* its write was audited in the write's transaction */
+	bool again;                    /* handling the request a second time, with fresh reads */
 };
 
 /* A committed line goes to the mirror file too (best effort: the store holds it already). */
@@ -368,14 +375,39 @@ bool cas_audit_refuse_all(struct cas *cas, struct cas_response *resp)
 	return true;
 }
 
+static bool is_fetch(const struct cas_request *req)
+{
+	return req->method == CAS_POST && strcmp(req->path, "/v1/service/config") == 0;
+}
+
 void cas_audit_begin(struct cas *cas, const struct cas_request *req)
 {
 	struct cas_audit *a = writer(cas, req);
+	struct scone_store *st;
 
-	if (a) {
-		a->req = req;
-		a->logged = false;
-	}
+	if (!a)
+		return;
+	a->req = req;
+	a->logged = false;
+	st = cas->stores[req->worker];
+	st->ops->optimistic(st, is_fetch(req) && !a->again);
+}
+
+/* The first answer rests on reads that changed: forget it, count it out, handle the request again. */
+static bool redo(struct cas *cas, struct cas_audit *a, struct cas_response *resp)
+{
+	if (resp->status == 200)
+		atomic_fetch_sub(&cas->counters.config_fetches, 1);
+	else
+		atomic_fetch_sub(&cas->counters.config_denied, 1);
+	if (resp->body.data)
+		scone_wipe(resp->body.data, resp->body.size);
+	resp->body.size = 0;
+	resp->status = 200;
+	resp->content_type = NULL;
+	a->again = true;
+	scone_err_clear();
+	return true;
 }
 
 /* The error code of a JSON error body ({"error": ..., "code": CODE}); "" if none. */
@@ -409,26 +441,26 @@ static void runtime_target(const struct cas_request *req, char *session, char *s
 	scone_err_clear();
 }
 
-void cas_audit_end(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
+bool cas_audit_end(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
 {
 	struct cas_audit *a = writer(cas, req);
+	bool again = false;
 	char session[SCONE_SESSION_NAME_MAX + 1], service[SCONE_SESSION_NAME_MAX + 1];
 	char volume[SCONE_SESSION_NAME_MAX + 1], code[40];
 	struct cas_audit_event ev = {0};
 	bool release;
 	enum scone_err err;
 
-	if (!a || strncmp(req->path, "/v1/", 4) != 0 || (a->logged && resp->status < 400)) {
-		if (a)
-			a->req = NULL;
-		return;
-	}
-	release = req->method == CAS_POST && strcmp(req->path, "/v1/service/config") == 0 && resp->status == 200;
-	if (!release && resp->status < 400) {
-		a->req = NULL;
-		return;
-	}
+	if (!a)
+		return false;
+	if (strncmp(req->path, "/v1/", 4) != 0 || (a->logged && resp->status < 400))
+		goto done;
+	release = is_fetch(req) && resp->status == 200;
+	if (!release && resp->status < 400)
+		goto done;
 	runtime_target(req, session, service, volume);
+	if (!session[0] && strncmp(req->path, "/v1/sessions/", 13) == 0)
+		snprintf(session, sizeof(session), "%s", req->path + 13);
 	ev.event = release ? "release" : "refuse";
 	ev.session = session;
 	ev.service = service;
@@ -442,11 +474,22 @@ void cas_audit_end(struct cas *cas, const struct cas_request *req, struct cas_re
 		ev.code = code;
 	}
 	err = append(a, cas->stores[req->worker], &ev, false);
-	a->req = NULL;
-	if (err == SCONE_ERR_OK)
-		return;
-	scone_error("audit: cannot log the %s of %s%s%s: %s: %s", ev.event, session[0] ? session : req->path,
-		    service[0] ? "/" : "", service, scone_strerror(err), scone_err_detail());
-	if (release) /* never release what the log does not show: the body (secrets) is wiped here */
-		cas_respond_error(resp, 503, "AUDIT", "the audit log cannot be written; nothing was released (retry)");
+	if (err == SCONE_ERR_STALE && !a->again) {
+		again = redo(cas, a, resp);
+		goto done;
+	}
+	if (err != SCONE_ERR_OK) {
+		scone_error("audit: cannot log the %s of %s%s%s: %s: %s", ev.event, session[0] ? session : req->path,
+			    service[0] ? "/" : "", service, scone_strerror(err), scone_err_detail());
+		if (release) /* never release what the log does not show: the body (secrets) is wiped here */
+			cas_respond_error(resp, 503, "AUDIT",
+					  "the audit log cannot be written; nothing was released (retry)");
+	}
+done:
+	if (!again) {
+		a->req = NULL;
+		a->again = false;
+	}
+	cas->stores[req->worker]->ops->optimistic(cas->stores[req->worker], false);
+	return again;
 }

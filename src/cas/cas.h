@@ -87,11 +87,14 @@ SCONE_MUST_CHECK enum scone_err cas_audit_note(struct cas *cas, int worker, cons
 bool cas_audit_refuse_all(struct cas *cas, struct cas_response *resp);
 /*
  * Around the handling of each request: begin names the request (the actor
- * of a write's entry); end appends the entry of a configuration release or
- * a refusal (a release whose entry cannot be written becomes a 503).
+ * of a write's entry; a configuration fetch reads optimistically); end
+ * appends the entry of a configuration release or a refusal (a release
+ * whose entry cannot be written becomes a 503). end returns true when the
+ * request must be handled once more (its optimistic reads went stale; the
+ * response was reset): begin, handle and end again.
  */
 void cas_audit_begin(struct cas *cas, const struct cas_request *req);
-void cas_audit_end(struct cas *cas, const struct cas_request *req, struct cas_response *resp);
+bool cas_audit_end(struct cas *cas, const struct cas_request *req, struct cas_response *resp);
 
 /* The server callbacks (ctx is struct cas). */
 void cas_handle(void *ctx, const struct cas_request *req, struct cas_response *resp);

@@ -29,7 +29,8 @@
  *   changed), CORRUPT (the files fail integrity or unsealing), ROLLBACK (an
  *   audit entry this caller appended earlier is gone: the store was rolled
  *   back), BUSY (locked too long, or the database connection was lost: the
- *   write may or may not have happened; the next call reconnects), IO.
+ *   write may or may not have happened; the next call reconnects), STALE
+ *   (see optimistic), IO.
  */
 #ifndef SCONE_CAS_STORE_H
 #define SCONE_CAS_STORE_H
@@ -236,6 +237,20 @@ struct scone_store_ops {
 	 * damaged item) and every audit entry must follow its predecessor.
 	 */
 	enum scone_err (*load)(struct scone_store *st, scone_store_source_fn next, void *ctx);
+	/*
+	 * Optimistic reads on or off. An engine may ignore this (reads stay
+	 * fresh, audit_append never says STALE); one whose reads cost a round
+	 * trip answers get and get_volume_tag from records this handle read
+	 * before, noting each record's version in the handle's read set. The
+	 * next audit_append then commits only if no noted record changed
+	 * meanwhile (through any handle, on any replica), else it appends
+	 * nothing, forgets those records and fails STALE: the caller reads
+	 * again with optimistic off and appends again. So an answer built on
+	 * optimistic reads is never released on stale data, and costs one
+	 * round trip (the append) when nothing changed. Turning it off (or any
+	 * audit_append) empties the read set.
+	 */
+	void (*optimistic)(struct scone_store *st, bool on);
 	void (*close)(struct scone_store *st);
 };
 

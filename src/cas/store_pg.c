@@ -8,7 +8,9 @@
  *   scone_meta(key text PRIMARY KEY, value bytea)      'schema' = "1",
  *       'canary' = sealed, 'key_check' = 16 bytes of HKDF(master key)
  *   scone_sessions(name text PRIMARY KEY, hash bytea, creator bytea,
- *       body bytea, secrets bytea, created bigint, updated bigint)
+ *       body bytea, secrets bytea, created bigint, updated bigint,
+ *       version bigint)      version: from the sequence scone_version, new
+ *                            at every change of the row or of its volume tags
  *   scone_volume_tags(session text REFERENCES scone_sessions ON DELETE
  *       CASCADE, volume text, tag bytea, PRIMARY KEY(session, volume))
  *   scone_audit(chain text, seq bigint, prev bytea, hash bytea, line text,
@@ -30,6 +32,15 @@
  *   crash of the server, never a write that waited.
  * - A read starts a new snapshot (autocommit statement): it sees every
  *   write that was acknowledged before it started, from any replica.
+ * - Optimistic reads (store.h): a handle keeps the records it read (with
+ *   their volume tags and version) in a small cache and may answer from
+ *   it; the versions it answered with go into the handle's read set, and
+ *   the next audit entry is inserted only if every one of them is still
+ *   the row's version (one statement: the check and the insert). Versions
+ *   come from a sequence, so a session deleted and created again never
+ *   repeats one. A configuration release thus costs one round trip when
+ *   nothing changed, and is never built on a record changed before the
+ *   release's entry committed.
  * - A lost connection (server restart, network) makes the call BUSY and
  *   marks the handle; the next call resets the connection and prepares the
  *   statements again. A read whose connection was found lost is retried
@@ -47,10 +58,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/buf.h"
 #include "lib/crypto.h"
 
 #define SCHEMA_VERSION "1"
 #define MAX_PARAMS 8
+#define CACHE_SLOTS 256
+#define READ_SET_MAX 16
 
 enum stmt_id {
 	P_GET,
@@ -71,16 +85,22 @@ enum stmt_id {
 	P_DUMP_SESSIONS,
 	P_DUMP_TAGS,
 	P_DUMP_AUDIT,
+	P_BUMP,
+	P_AUDIT_CHECKED,
+	P_AUDIT_PREV,
 	P_COUNT_,
 };
 
 static const char *const stmt_sql[P_COUNT_] = {
-    [P_GET] = "SELECT hash, creator, body, secrets, created, updated FROM scone_sessions WHERE name = $1",
+    [P_GET] = "SELECT s.hash, s.creator, s.body, s.secrets, s.created, s.updated, s.version, t.volume, t.tag "
+	      "FROM scone_sessions s LEFT JOIN scone_volume_tags t ON t.session = s.name WHERE s.name = $1 "
+	      "ORDER BY t.volume",
     [P_HEAD] = "SELECT hash, creator, body FROM scone_sessions WHERE name = $1 FOR UPDATE",
     [P_HASH] = "SELECT hash FROM scone_sessions WHERE name = $1 FOR UPDATE",
     [P_INSERT] = "INSERT INTO scone_sessions(name, hash, creator, body, secrets, created, updated) "
 		 "VALUES($1, $2, $3, $4, $5, $6, $7)",
-    [P_UPDATE] = "UPDATE scone_sessions SET hash = $2, body = $3, secrets = $4, updated = $5 WHERE name = $1",
+    [P_UPDATE] = "UPDATE scone_sessions SET hash = $2, body = $3, secrets = $4, updated = $5, "
+		 "version = nextval('scone_version') WHERE name = $1",
     [P_DELETE] = "DELETE FROM scone_sessions WHERE name = $1",
     [P_LIST] = "SELECT name, hash FROM scone_sessions WHERE creator = $1 ORDER BY name",
     [P_COUNT] = "SELECT count(*) FROM scone_sessions",
@@ -100,18 +120,43 @@ static const char *const stmt_sql[P_COUNT_] = {
 			"ORDER BY name",
     [P_DUMP_TAGS] = "SELECT session, volume, tag FROM scone_volume_tags ORDER BY session, volume",
     [P_DUMP_AUDIT] = "SELECT chain, seq, prev, hash, line FROM scone_audit ORDER BY chain, seq",
+    [P_BUMP] = "UPDATE scone_sessions SET version = nextval('scone_version') WHERE name = $1",
+    [P_AUDIT_CHECKED] = "INSERT INTO scone_audit(chain, seq, prev, hash, line) "
+			"SELECT $1::text, $2::bigint, $3::bytea, $4::bytea, $5::text WHERE ($2::bigint = 1 OR "
+			"EXISTS (SELECT 1 FROM scone_audit WHERE chain = $1::text AND seq = $2::bigint - 1 AND "
+			"hash = $3::bytea)) AND (SELECT count(*) FROM scone_sessions s, "
+			"unnest($6::text[], $7::bigint[]) AS r(n, v) WHERE s.name = r.n COLLATE \"C\" AND "
+			"s.version = r.v) = cardinality($6::text[])",
+    [P_AUDIT_PREV] = "SELECT 1 FROM scone_audit WHERE chain = $1::text AND seq = $2::bigint - 1 AND hash = $3::bytea",
 };
 
 static const char schema_sql[] =
     "CREATE TABLE scone_meta(key text COLLATE \"C\" PRIMARY KEY, value bytea NOT NULL);"
+    "CREATE SEQUENCE scone_version;"
     "CREATE TABLE scone_sessions(name text COLLATE \"C\" PRIMARY KEY, hash bytea NOT NULL,"
     " creator bytea NOT NULL, body bytea NOT NULL, secrets bytea NOT NULL, created bigint NOT NULL,"
-    " updated bigint NOT NULL);"
+    " updated bigint NOT NULL, version bigint NOT NULL DEFAULT nextval('scone_version'));"
     "CREATE INDEX scone_sessions_by_creator ON scone_sessions(creator, name);"
     "CREATE TABLE scone_volume_tags(session text COLLATE \"C\" NOT NULL REFERENCES scone_sessions(name)"
     " ON DELETE CASCADE, volume text COLLATE \"C\" NOT NULL, tag bytea NOT NULL, PRIMARY KEY(session, volume));"
     "CREATE TABLE scone_audit(chain text COLLATE \"C\" NOT NULL, seq bigint NOT NULL, prev bytea NOT NULL,"
     " hash bytea NOT NULL, line text NOT NULL, PRIMARY KEY(chain, seq));";
+
+/* A record this handle read, with its volume tags, as of version. */
+struct cached {
+	int64_t version;
+	struct scone_session_rec rec; /* owned; wiped when dropped */
+	size_t n_tags;
+	struct cached_tag {
+		char volume[SCONE_STORE_VOLUME_MAX + 1];
+		char tag[SCONE_STORE_TAG_HEX + 1];
+	} *tags;
+};
+
+struct noted {
+	char name[SCONE_STORE_NAME_MAX + 1];
+	int64_t version;
+};
 
 struct pg_store {
 	struct scone_store base;
@@ -122,6 +167,10 @@ struct pg_store {
 	uint8_t key_check[SCONE_STORE_KEY_CHECK_SIZE];
 	bool ready;          /* connection set up and statements prepared */
 	bool lost;           /* the last call found the connection broken */
+	bool optimistic;     /* reads may come from the cache and go into the read set */
+	struct cached *cache[CACHE_SLOTS];
+	struct noted read_set[READ_SET_MAX];
+	int n_read;
 };
 
 struct params {
@@ -131,6 +180,8 @@ struct params {
 	uint64_t be[MAX_PARAMS];
 	int n;
 };
+
+static void cache_drop(struct pg_store *s, const char *name);
 
 static struct pg_store *pg(struct scone_store *st)
 {
@@ -422,12 +473,66 @@ static void txn_abort(struct pg_store *s)
 		PQclear(PQexec(s->conn, "ROLLBACK"));
 }
 
-/* Append row if its predecessor is there (in a transaction or on its own). */
+/* The read set as array literals {"name",...} and {version,...} (names have no control characters). */
+static enum scone_err read_set_arrays(const struct pg_store *s, struct scone_wbuf *names, struct scone_wbuf *versions)
+{
+	char num[24];
+
+	SCONE_TRY(scone_wbuf_u8(names, '{'));
+	SCONE_TRY(scone_wbuf_u8(versions, '{'));
+	for (int i = 0; i < s->n_read; i++) {
+		SCONE_TRY(scone_wbuf_put(names, i ? ",\"" : "\"", i ? 2 : 1));
+		for (const char *c = s->read_set[i].name; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				SCONE_TRY(scone_wbuf_u8(names, '\\'));
+			SCONE_TRY(scone_wbuf_u8(names, (uint8_t)*c));
+		}
+		SCONE_TRY(scone_wbuf_u8(names, '"'));
+		snprintf(num, sizeof(num), "%s%lld", i ? "," : "", (long long)s->read_set[i].version);
+		SCONE_TRY(scone_wbuf_put(versions, num, strlen(num)));
+	}
+	SCONE_TRY(scone_wbuf_put(names, "}", 2)); /* with the NUL: text parameters */
+	return scone_wbuf_put(versions, "}", 2);
+}
+
+/* Not inserted: is the chain's previous entry gone (ROLLBACK), or did a record read change (STALE)? */
+static enum scone_err why_not(struct pg_store *s, const struct scone_audit_row *row, bool checked)
+{
+	struct params p = {0};
+	PGresult *r = NULL;
+	int rows = 0;
+
+	p_text(&p, row->chain);
+	p_int64(&p, (int64_t)row->seq);
+	p_bytes(&p, row->prev, SCONE_STORE_HASH_SIZE);
+	if (checked && row->seq > 1) {
+		SCONE_TRY(query(s, P_AUDIT_PREV, &p, "look for the previous audit entry of chain", row->chain, &r));
+		rows = PQntuples(r);
+		PQclear(r);
+	}
+	if (checked && (row->seq == 1 || rows == 1)) {
+		for (int i = 0; i < s->n_read; i++)
+			cache_drop(s, s->read_set[i].name);
+		return scone_err_set(SCONE_ERR_STALE, "store %s: a session read for this entry changed meanwhile",
+				     s->where);
+	}
+	return scone_err_set(SCONE_ERR_ROLLBACK,
+			     "store %s: audit chain %s: entry %llu, written before, is gone or altered: the store was "
+			     "rolled back",
+			     s->where, row->chain, (unsigned long long)(row->seq - 1));
+}
+
+/*
+ * Append row if its predecessor is there (in a transaction or on its own)
+ * and, with a read set, if every record read is still at its version.
+ */
 static enum scone_err audit_insert(struct pg_store *s, const struct scone_audit_row *row)
 {
 	struct params p = {0};
+	struct scone_wbuf names, versions;
+	bool checked = s->n_read > 0;
 	long changed = 0;
-	enum scone_err err;
+	enum scone_err err = SCONE_ERR_OK;
 
 	p_text(&p, row->chain);
 	p_int64(&p, (int64_t)row->seq);
@@ -436,16 +541,24 @@ static enum scone_err audit_insert(struct pg_store *s, const struct scone_audit_
 	p.v[p.n] = row->line; /* text, binary format: the bytes as they are, no NUL needed */
 	p.len[p.n] = (int)row->line_len;
 	p.fmt[p.n++] = 1;
-	err = run(s, P_AUDIT_ADD, &p, "append an audit entry of chain", row->chain, &changed);
+	scone_wbuf_init(&names, 64 * 1024, 0);
+	scone_wbuf_init(&versions, 4096, 0);
+	if (checked) {
+		err = read_set_arrays(s, &names, &versions);
+		p_text(&p, (const char *)names.data);
+		p_text(&p, (const char *)versions.data);
+	}
+	if (err == SCONE_ERR_OK)
+		err = run(s, checked ? P_AUDIT_CHECKED : P_AUDIT_ADD, &p, "append an audit entry of chain", row->chain,
+			  &changed);
 	if (err == SCONE_ERR_EXISTS)
-		return scone_err_set(SCONE_ERR_CONFLICT,
-				     "store %s: audit chain %s already has entry %llu (another writer uses this chain)",
-				     s->where, row->chain, (unsigned long long)row->seq);
-	if (err == SCONE_ERR_OK && changed == 0)
-		return scone_err_set(SCONE_ERR_ROLLBACK,
-				     "store %s: audit chain %s: entry %llu, written before, is gone or altered: the "
-				     "store was rolled back",
-				     s->where, row->chain, (unsigned long long)(row->seq - 1));
+		err = scone_err_set(SCONE_ERR_CONFLICT,
+				    "store %s: audit chain %s already has entry %llu (another writer uses this chain)",
+				    s->where, row->chain, (unsigned long long)row->seq);
+	else if (err == SCONE_ERR_OK && changed == 0)
+		err = why_not(s, row, checked);
+	scone_wbuf_free(&names);
+	scone_wbuf_free(&versions);
 	return err;
 }
 
@@ -529,12 +642,112 @@ static int64_t now_or(int64_t t)
 	return t ? t : (int64_t)time(NULL);
 }
 
+/* ---------------- the read cache ---------------- */
+
+static size_t slot_of(const char *name)
+{
+	size_t h = 5381;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = h * 33 + *p;
+	return h % CACHE_SLOTS;
+}
+
+static void cached_free(struct cached *c)
+{
+	if (!c)
+		return;
+	scone_session_rec_clear(&c->rec);
+	free(c->tags);
+	free(c);
+}
+
+static struct cached *cache_find(struct pg_store *s, const char *name)
+{
+	struct cached *c = s->cache[slot_of(name)];
+
+	return c && strcmp(c->rec.name, name) == 0 ? c : NULL;
+}
+
+static void cache_drop(struct pg_store *s, const char *name)
+{
+	size_t i = slot_of(name);
+
+	if (s->cache[i] && strcmp(s->cache[i]->rec.name, name) == 0) {
+		cached_free(s->cache[i]);
+		s->cache[i] = NULL;
+	}
+}
+
+/* Note that the answer being built rests on name at version (optimistic mode). */
+static void note(struct pg_store *s, const char *name, int64_t version)
+{
+	for (int i = 0; i < s->n_read; i++)
+		if (strcmp(s->read_set[i].name, name) == 0)
+			return;
+	if (!s->optimistic || s->n_read == READ_SET_MAX)
+		return; /* a full set: reads beyond it count as of their own time */
+	snprintf(s->read_set[s->n_read].name, sizeof(s->read_set[0].name), "%s", name);
+	s->read_set[s->n_read++].version = version;
+}
+
+/* A deep copy of a record (body and secrets NUL-terminated, as get promises). */
+static enum scone_err rec_copy(const struct scone_session_rec *from, struct scone_session_rec *to)
+{
+	*to = *from;
+	to->body = malloc(from->body_len + 1);
+	to->secrets = malloc(from->secrets_len + 1);
+	if (!to->body || !to->secrets) {
+		free(to->body);
+		free(to->secrets);
+		memset(to, 0, sizeof(*to));
+		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory for a record");
+	}
+	memcpy(to->body, from->body, from->body_len + 1);
+	memcpy(to->secrets, from->secrets, from->secrets_len + 1);
+	return SCONE_ERR_OK;
+}
+
 /* ---------------- get ---------------- */
 
 struct get_arg {
 	const char *name;
-	struct scone_session_rec *rec;
+	struct scone_session_rec *rec; /* may be NULL: only the cache is filled */
 };
+
+/* The volume tags of a joined row set (rows 0..n-1; a NULL volume: none) into c. */
+static enum scone_err read_tags(struct pg_store *s, const PGresult *r, const char *name, struct cached *c)
+{
+	int n = PQntuples(r);
+
+	if (PQgetisnull(r, 0, 7))
+		return SCONE_ERR_OK;
+	c->tags = calloc((size_t)n, sizeof(*c->tags));
+	if (!c->tags)
+		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory for volume tags");
+	for (int i = 0; i < n; i++) {
+		struct cached_tag *t = &c->tags[c->n_tags];
+		struct scone_store_place pl;
+		uint8_t *plain = NULL;
+		size_t plain_size = 0, len = 0;
+		const uint8_t *blob = col(r, i, 8, &len);
+		enum scone_err err;
+
+		snprintf(t->volume, sizeof(t->volume), "%s", PQgetvalue(r, i, 7));
+		scone_store_tag_place(&pl, name, t->volume);
+		err = scone_store_unseal(s->sealer, &pl, blob, len, &plain, &plain_size);
+		if (err == SCONE_ERR_OK && (plain_size != SCONE_STORE_TAG_HEX ||
+					    scone_store_norm_tag("stored tag", (const char *)plain, false, t->tag)))
+			err = SCONE_ERR_AUTH;
+		free(plain);
+		if (err != SCONE_ERR_OK)
+			return scone_err_set(SCONE_ERR_CORRUPT, "store %s: volume tag of %s/%s does not unseal (damaged, "
+								"tampered with or moved from another row)",
+					     s->where, name, t->volume);
+		c->n_tags++;
+	}
+	return SCONE_ERR_OK;
+}
 
 static enum scone_err read_row(struct pg_store *s, const PGresult *r, const char *name,
 			       struct scone_session_rec *rec)
@@ -556,32 +769,55 @@ static enum scone_err read_row(struct pg_store *s, const PGresult *r, const char
 	return SCONE_ERR_OK;
 }
 
+/* Read name with its volume tags into the cache (and a copy into a->rec); noted as read. */
 static enum scone_err get_once(struct pg_store *s, void *arg)
 {
 	struct get_arg *a = arg;
 	struct params p = {0};
 	PGresult *r = NULL;
+	struct cached *c = NULL;
+	size_t slot = slot_of(a->name);
 	enum scone_err err;
 
 	p_text(&p, a->name);
 	SCONE_TRY(query(s, P_GET, &p, "read session", a->name, &r));
+	cache_drop(s, a->name);
 	if (PQntuples(r) == 0)
 		err = scone_err_set(SCONE_ERR_NOT_FOUND, "store: no session named %s", a->name);
+	else if (!(c = calloc(1, sizeof(*c))))
+		err = scone_err_set(SCONE_ERR_NOMEM, "store: no memory for the read cache");
 	else
-		err = read_row(s, r, a->name, a->rec);
+		err = read_row(s, r, a->name, &c->rec);
+	if (err == SCONE_ERR_OK) {
+		c->version = col_i64(r, 0, 6);
+		err = read_tags(s, r, a->name, c);
+	}
 	PQclear(r);
-	if (err != SCONE_ERR_OK)
-		scone_session_rec_clear(a->rec);
-	return err;
+	if (err == SCONE_ERR_OK && a->rec)
+		err = rec_copy(&c->rec, a->rec);
+	if (err != SCONE_ERR_OK) {
+		cached_free(c);
+		return err;
+	}
+	cached_free(s->cache[slot]);
+	s->cache[slot] = c;
+	note(s, a->name, c->version);
+	return SCONE_ERR_OK;
 }
 
 static enum scone_err pg_get(struct scone_store *st, const char *name, struct scone_session_rec *rec)
 {
+	struct pg_store *s = pg(st);
 	struct get_arg a = {name, rec};
+	struct cached *c;
 
 	memset(rec, 0, sizeof(*rec));
 	SCONE_TRY(scone_store_check_name("session name", name, SCONE_STORE_NAME_MAX));
-	return with_retry(pg(st), get_once, &a);
+	if (s->optimistic && (c = cache_find(s, name)) != NULL) {
+		note(s, name, c->version);
+		return rec_copy(&c->rec, rec);
+	}
+	return with_retry(s, get_once, &a);
 }
 
 /* ---------------- create / update / remove ---------------- */
@@ -706,6 +942,7 @@ static enum scone_err pg_update(struct scone_store *st, const struct scone_sessi
 	    .kind = SCONE_STORE_UPDATE, .session = rec->name, .hash = rec->hash, .previous = expected};
 	err = txn_finish(s, &t, err, "commit updating a session");
 	sealed_free(&b);
+	cache_drop(s, rec->name);
 	return err;
 }
 
@@ -726,6 +963,7 @@ static enum scone_err pg_remove(struct scone_store *st, const char *name, const 
 	if (err == SCONE_ERR_OK) /* its volume tags go with it (ON DELETE CASCADE) */
 		err = run(s, P_DELETE, &p, "delete session", name, NULL);
 	t.ch = (struct scone_store_change){.kind = SCONE_STORE_REMOVE, .session = name, .hash = expected};
+	cache_drop(s, name);
 	return txn_finish(s, &t, err, "commit removing a session");
 }
 
@@ -825,14 +1063,42 @@ static enum scone_err read_tag(struct pg_store *s, void *arg)
 	return err;
 }
 
+/* Optimistic: the tag from the cached record of session (read into the cache first if absent). */
+static enum scone_err cached_tag(struct pg_store *s, const char *session, const char *volume, char tag_hex[65])
+{
+	struct get_arg a = {session, NULL};
+	struct cached *c = cache_find(s, session);
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (!c) {
+		err = with_retry(s, get_once, &a);
+		c = err == SCONE_ERR_OK ? cache_find(s, session) : NULL;
+	}
+	if (err == SCONE_ERR_NOT_FOUND) { /* no session, no tag */
+		scone_err_clear();
+		return SCONE_ERR_OK;
+	}
+	SCONE_TRY(err);
+	if (!c)
+		return SCONE_ERR_OK;
+	note(s, session, c->version);
+	for (size_t i = 0; i < c->n_tags; i++)
+		if (strcmp(c->tags[i].volume, volume) == 0)
+			memcpy(tag_hex, c->tags[i].tag, SCONE_STORE_TAG_HEX + 1);
+	return SCONE_ERR_OK;
+}
+
 static enum scone_err pg_get_volume_tag(struct scone_store *st, const char *session, const char *volume,
 					char tag_hex[65])
 {
+	struct pg_store *s = pg(st);
 	struct tag_arg a = {session, volume, tag_hex};
 
 	tag_hex[0] = '\0';
 	SCONE_TRY(check_tag_args(session, volume));
-	return with_retry(pg(st), read_tag, &a);
+	if (s->optimistic)
+		return cached_tag(s, session, volume, tag_hex);
+	return with_retry(s, read_tag, &a);
 }
 
 static enum scone_err write_tag(struct pg_store *s, const char *session, const char *volume, const char *tag)
@@ -850,6 +1116,11 @@ static enum scone_err write_tag(struct pg_store *s, const char *session, const c
 	p_bytes(&p, blob, size);
 	err = run(s, P_TAG_PUT, &p, "write the volume tag of session", session, NULL);
 	free(blob);
+	if (err == SCONE_ERR_OK) { /* the session's tags changed: so did its version */
+		struct params b = {0};
+		p_text(&b, session);
+		err = run(s, P_BUMP, &b, "renew the version of session", session, NULL);
+	}
 	return err;
 }
 
@@ -893,6 +1164,7 @@ static enum scone_err pg_put_volume_tag(struct scone_store *st, const char *sess
 		err = swap_tag(s, session, volume, expected, tag);
 	t.ch = (struct scone_store_change){
 	    .kind = SCONE_STORE_TAG, .session = session, .volume = volume, .previous_tag = expected, .tag = tag};
+	cache_drop(s, session);
 	return txn_finish(s, &t, err, "commit a volume tag");
 }
 
@@ -901,21 +1173,31 @@ static enum scone_err pg_put_volume_tag(struct scone_store *st, const char *sess
 static enum scone_err pg_audit_append(struct scone_store *st, const struct scone_audit_row *row, bool durable)
 {
 	struct pg_store *s = pg(st);
-	enum scone_err err;
+	enum scone_err err = scone_store_check_audit_row(row);
 
-	SCONE_TRY(scone_store_check_audit_row(row));
-	if (!durable) { /* one autocommit statement under the connection's synchronous_commit = off */
-		SCONE_TRY(conn_ready(s));
-		return audit_insert(s, row);
+	if (err == SCONE_ERR_OK && !durable) { /* one autocommit statement, synchronous_commit = off */
+		err = conn_ready(s);
+		if (err == SCONE_ERR_OK)
+			err = audit_insert(s, row);
+	} else if (err == SCONE_ERR_OK) {
+		err = txn_begin(s, "begin appending an audit entry");
+		if (err == SCONE_ERR_OK)
+			err = audit_insert(s, row);
+		if (err == SCONE_ERR_OK)
+			err = exec_sql(s, "COMMIT", "commit an audit entry");
+		if (err != SCONE_ERR_OK)
+			txn_abort(s);
 	}
-	err = txn_begin(s, "begin appending an audit entry");
-	if (err == SCONE_ERR_OK)
-		err = audit_insert(s, row);
-	if (err == SCONE_ERR_OK)
-		err = exec_sql(s, "COMMIT", "commit an audit entry");
-	if (err != SCONE_ERR_OK)
-		txn_abort(s);
+	s->n_read = 0;
 	return err;
+}
+
+static void pg_optimistic(struct scone_store *st, bool on)
+{
+	struct pg_store *s = pg(st);
+
+	s->optimistic = on;
+	s->n_read = 0;
 }
 
 typedef enum scone_err (*dump_row_fn)(struct pg_store *s, const PGresult *r, scone_store_item_fn fn, void *ctx);
@@ -1108,6 +1390,8 @@ static enum scone_err pg_load(struct scone_store *st, scone_store_source_fn next
 
 static void pg_destroy(struct pg_store *s)
 {
+	for (int i = 0; i < CACHE_SLOTS; i++)
+		cached_free(s->cache[i]);
 	if (s->conn)
 		PQfinish(s->conn);
 	scone_store_sealer_free(s->sealer);
@@ -1132,6 +1416,7 @@ static const struct scone_store_ops pg_ops = {
     .audit_append = pg_audit_append,
     .dump = pg_dump,
     .load = pg_load,
+    .optimistic = pg_optimistic,
     .close = pg_close,
 };
 

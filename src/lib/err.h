@@ -48,7 +48,8 @@
 	X(UNTRUSTED, "peer identity does not match the pinned one")            \
 	X(CORRUPT, "stored state is corrupt")                                  \
 	X(LIMIT, "rate or resource limit reached")                             \
-	X(POLICY, "session policy is invalid")
+	X(POLICY, "session policy is invalid")                                 \
+	X(STALE, "answered from a cache that has changed since (read again)")
 
 enum scone_err {
 #define SCONE_ERR_ENUM(name, text) SCONE_ERR_##name,

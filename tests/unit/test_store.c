@@ -1502,6 +1502,119 @@ TEST(test_audit_hook)
 	fx_done(&x);
 }
 
+/* ---------------- optimistic reads ---------------- */
+
+/*
+ * A handle reading optimistically may answer from what it read before; the
+ * audit entry that follows must then fail STALE if any of it changed
+ * through another handle (or the answer was fresh: SQLite). Either way no
+ * entry commits on top of a stale read.
+ */
+static void expect_body(struct scone_store *st, const char *name, const char *body)
+{
+	struct scone_session_rec r;
+
+	assert_ok(st->ops->get(st, name, &r));
+	assert_string_equal(r.body, body);
+	scone_session_rec_clear(&r);
+}
+
+/* Append an entry after optimistic reads of body: STALE only if the reads were stale. */
+static void append_after(struct scone_store *st, struct chain *c, bool read_stale)
+{
+	enum scone_err e = chain_append(st, c, "release", false);
+
+	if (e != SCONE_ERR_OK && e != SCONE_ERR_STALE)
+		fail_msg("append: %s (%s)", scone_errname(e), scone_err_detail());
+	if (read_stale) {
+		assert_int_equal(e, SCONE_ERR_STALE);
+		assert_non_null(strstr(scone_err_detail(), "changed meanwhile"));
+	} else {
+		assert_ok(e);
+	}
+}
+
+TEST(test_optimistic)
+{
+	struct fx x;
+	struct scone_store *b = NULL;
+	struct scone_session_rec r, got;
+	struct chain c;
+	uint8_t h[32];
+	char t1[65], t2[65], tag[65];
+	bool cached;
+
+	fx_init(&x);
+	fx_open(&x);
+	assert_ok(scone_store_open(x.url, x.key, 0, &b));
+	memset(&c, 0, sizeof(c));
+	snprintf(c.name, sizeof(c.name), "opt/w0");
+	tag_of(t1, '1');
+	tag_of(t2, '2');
+	create(b, "s", "v1", "sec", 1);
+	assert_ok(b->ops->put_volume_tag(b, "s", "data", "", t1));
+
+	/* Read, nothing changes: the entry commits. */
+	x.st->ops->optimistic(x.st, true);
+	expect_body(x.st, "s", "v1");
+	append_after(x.st, &c, false);
+
+	/* Read, another handle updates, read again: the old record may come back; the entry may not commit on it. */
+	expect_body(x.st, "s", "v1");
+	make_rec(&r, "s", "v2", "sec", 1);
+	hash_of("v1", h);
+	assert_ok(b->ops->update(b, &r, h));
+	assert_ok(x.st->ops->get(x.st, "s", &got));
+	cached = strcmp(got.body, "v1") == 0;
+	assert_true(cached || strcmp(got.body, "v2") == 0);
+	assert_true(!cached || x.engine == ENGINE_PG); /* SQLite reads are always fresh */
+	scone_session_rec_clear(&got);
+	append_after(x.st, &c, cached);
+	/* Fresh reads after that. */
+	x.st->ops->optimistic(x.st, false);
+	expect_body(x.st, "s", "v2");
+	append_after(x.st, &c, false);
+
+	/* A tag changed elsewhere counts too. */
+	x.st->ops->optimistic(x.st, true);
+	assert_ok(x.st->ops->get_volume_tag(x.st, "s", "data", tag));
+	assert_string_equal(tag, t1);
+	append_after(x.st, &c, false);
+	assert_ok(b->ops->put_volume_tag(b, "s", "data", t1, t2));
+	assert_ok(x.st->ops->get_volume_tag(x.st, "s", "data", tag));
+	cached = strcmp(tag, t1) == 0;
+	append_after(x.st, &c, cached);
+	x.st->ops->optimistic(x.st, true);
+	assert_ok(x.st->ops->get_volume_tag(x.st, "s", "data", tag));
+	assert_string_equal(tag, t2);
+	append_after(x.st, &c, false);
+
+	/* Deleted and created again from the same text: a new version all the same. */
+	expect_body(x.st, "s", "v2");
+	append_after(x.st, &c, false);
+	expect_body(x.st, "s", "v2");
+	hash_of("v2", h);
+	assert_ok(b->ops->remove(b, "s", h));
+	make_rec(&r, "s", "v2", "other secrets", 1);
+	assert_ok(b->ops->create(b, &r));
+	assert_ok(x.st->ops->get(x.st, "s", &got));
+	cached = memcmp(got.secrets, "sec", 3) == 0;
+	scone_session_rec_clear(&got);
+	append_after(x.st, &c, cached);
+
+	/* What was read before the last entry does not count against the next. */
+	x.st->ops->optimistic(x.st, true);
+	expect_body(x.st, "s", "v2");
+	append_after(x.st, &c, false);
+	make_rec(&r, "s", "v3", "sec", 1);
+	hash_of("v2", h);
+	assert_ok(b->ops->update(b, &r, h));
+	append_after(x.st, &c, false);
+	x.st->ops->optimistic(x.st, false);
+	b->ops->close(b);
+	fx_done(&x);
+}
+
 /* ---------------- dump and load ---------------- */
 
 /* A deep copy of dumped items, to load elsewhere or to compare. */
@@ -1920,7 +2033,7 @@ static int stop_pg(void **state)
 	ON(test_roundtrip), ON(test_update_remove), ON(test_list_count), ON(test_volume_tags),               \
 	    ON(test_invalid_args), ON(test_rec_clear_wipes), ON(test_reopen_and_wrong_key),                  \
 	    ON(test_no_plaintext_on_disk), ON(test_blob_swap), ON(test_concurrent_cas),                      \
-	    ON(test_concurrent_first_tag), ON(test_audit_hook), ON(test_dump_load)
+	    ON(test_concurrent_first_tag), ON(test_audit_hook), ON(test_optimistic), ON(test_dump_load)
 
 int main(void)
 {
