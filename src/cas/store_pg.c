@@ -411,7 +411,7 @@ static enum scone_err conn_setup(struct pg_store *s, bool prepare)
 	SCONE_TRY(read_durable_level(s));
 	SCONE_TRY(exec_sql(s,
 			   "SET synchronous_commit TO off; SET default_transaction_isolation TO 'read committed';"
-			   " SET client_min_messages TO warning",
+			   " SET client_min_messages TO warning; SET plan_cache_mode TO force_generic_plan",
 			   "configure the connection"));
 	if (prepare)
 		SCONE_TRY(prepare_all(s));
