@@ -16,11 +16,20 @@
  * (STALE), the request is handled once more with fresh reads, so a
  * release is never built on a session or tag changed before it was logged.
  *
- * Rollback: the store appends an entry only after the chain's previous one
- * (prev). If that entry is gone, the store was rolled back beneath this
- * process; CAS then refuses every request (503) until an operator restarts
- * it (docs/cas-replicas.md). A committed entry is also appended to the
- * mirror file, if one is set, so that the log outlives the database.
+ * Rollback: the store appends an entry only if its change counter did not
+ * go back below what this worker's handle saw (ROLLBACK: the store was
+ * rolled back beneath this process) and the chain's previous entry (prev)
+ * is there (MISSING). On ROLLBACK, and on a MISSING entry that a crash
+ * cannot explain, CAS refuses every request (503) until an operator
+ * restarts it (docs/cas-replicas.md). A crash can explain one loss:
+ * releases and refusals are committed without waiting for the disk, so a
+ * crash of the database server (or of the machine under SQLite) may lose
+ * the last few. When the store still ends at one of this writer's own
+ * entries, no older than its last durable one, only such lazy entries are
+ * gone: the writer says so and goes on in a new chain whose start entry
+ * names the loss.
+ * A committed entry is also appended to the mirror file, if one is set, so
+ * that the log outlives the database.
  */
 #include "cas.h"
 
@@ -42,6 +51,7 @@
 
 #define LINE_MAX_BYTES SCONE_AUDIT_LINE_MAX
 #define SIG_MAX 80
+#define RECENT 4096 /* lazy entries a writer remembers after its last durable one */
 
 /* ---------------- the line ---------------- */
 
@@ -211,10 +221,17 @@ static const char *method_name(enum cas_method m)
 
 struct cas_audit {
 	struct cas *cas;
+	int worker;
 	struct cas_audit_signer sg;
 	char chain[SCONE_AUDIT_CHAIN_MAX + 1];
 	uint64_t seq;
 	uint8_t hash[32];
+	uint64_t durable;         /* the last entry known to be on disk (a write's, a start) */
+	uint8_t durable_hash[32];
+	struct {
+		uint64_t seq;
+		uint8_t hash[32];
+	} recent[RECENT];         /* lazy entries after it, by seq % RECENT */
 	const struct cas_request *req; /* the request being handled, or NULL */
 	bool logged;                   /* its write was audited in the write's transaction */
 	bool again;                    /* handling the request a second time, with fresh reads */
@@ -240,19 +257,83 @@ static void mirror(struct cas *cas, const struct scone_audit_row *row)
 	free(buf);
 }
 
-static void advance(struct cas_audit *a, const struct scone_audit_row *row)
+static void advance(struct cas_audit *a, const struct scone_audit_row *row, bool durable)
 {
 	a->seq = row->seq;
 	memcpy(a->hash, row->hash, 32);
+	if (durable) {
+		a->durable = row->seq;
+		memcpy(a->durable_hash, row->hash, 32);
+	} else {
+		a->recent[row->seq % RECENT].seq = row->seq;
+		memcpy(a->recent[row->seq % RECENT].hash, row->hash, 32);
+	}
 	mirror(a->cas, row);
 }
 
 static void rolled_back(struct cas_audit *a)
 {
 	if (!atomic_exchange(&a->cas->rolled_back, true))
-		scone_error("the store was rolled back beneath this CAS (audit chain %s lost entry %llu); refusing "
+		scone_error("the store was rolled back beneath this CAS (%s; audit chain %s at entry %llu); refusing "
 			    "every request until an operator restarts it (docs/cas-replicas.md)",
-			    a->chain, (unsigned long long)a->seq);
+			    scone_err_detail(), a->chain, (unsigned long long)a->seq);
+}
+
+static enum scone_err append_once(struct cas_audit *a, struct scone_store *st, const struct cas_audit_event *ev,
+				  bool durable);
+
+/* Begin a new chain for this writer, its start entry saying why (note). */
+static enum scone_err new_chain(struct cas_audit *a, struct scone_store *st, const char *why)
+{
+	char note[300], fp[65];
+	struct cas_audit_event ev = {.event = "start", .note = note};
+
+	SCONE_TRY(cas_audit_chain_name(a->sg.replica, a->worker, a->chain));
+	a->seq = a->durable = 0;
+	memset(a->hash, 0, sizeof(a->hash));
+	memset(a->durable_hash, 0, sizeof(a->durable_hash));
+	memset(a->recent, 0, sizeof(a->recent));
+	scone_hex_encode(fp, sizeof(fp), a->cas->cert_sha256, 32);
+	snprintf(note, sizeof(note), "pid %ld, worker %d, certificate %.16s%s%s", (long)getpid(), a->worker, fp,
+		 why ? "; " : "", why ? why : "");
+	return append_once(a, st, &ev, true);
+}
+
+/* Is the store's head of our chain one of our own entries, no older than the last durable one? */
+static bool own_recent(const struct cas_audit *a, uint64_t seq, const uint8_t hash[32])
+{
+	if (seq < a->durable || seq >= a->seq)
+		return false;
+	if (seq == a->durable)
+		return scone_ct_equal(hash, a->durable_hash, 32);
+	return a->recent[seq % RECENT].seq == seq && scone_ct_equal(hash, a->recent[seq % RECENT].hash, 32);
+}
+
+/*
+ * Our previous entry is gone from the store. Lazy entries lost in a crash
+ * (the store ends at one of ours after the last durable one): a new chain,
+ * OK. Anything else: the store was rolled back (ROLLBACK, and this CAS
+ * stops serving). The head unreadable: BUSY, decided at the next entry.
+ */
+static enum scone_err lost(struct cas_audit *a, struct scone_store *st)
+{
+	char why[SCONE_AUDIT_CHAIN_MAX + 160];
+	uint8_t h[32];
+	uint64_t seq = 0;
+	enum scone_err err = st->ops->audit_head(st, a->chain, &seq, h);
+
+	if (err == SCONE_ERR_OK && own_recent(a, seq, h)) {
+		snprintf(why, sizeof(why),
+			 "continues chain %s, whose entries %llu to %llu the database lost (written without waiting "
+			 "for the disk, then the database server or its machine crashed)",
+			 a->chain, (unsigned long long)seq + 1, (unsigned long long)a->seq);
+		scone_warn("audit: %s", why);
+		return new_chain(a, st, why);
+	}
+	if (err != SCONE_ERR_OK && err != SCONE_ERR_NOT_FOUND)
+		return err;
+	rolled_back(a);
+	return scone_err_set(SCONE_ERR_ROLLBACK, "audit chain %s lost entries this CAS wrote durably", a->chain);
 }
 
 static const char *change_event(enum scone_store_change_kind k)
@@ -294,16 +375,18 @@ static void hook_settled(void *ctx, const struct scone_audit_row *row, enum scon
 	struct cas_audit *a = ctx;
 
 	if (result == SCONE_ERR_OK) {
-		advance(a, row);
+		advance(a, row, true); /* a write's entry is as durable as the write */
 		a->logged = true;
+	} else if (result == SCONE_ERR_MISSING) {
+		lost(a, a->cas->stores[a->worker]);
 	} else if (result == SCONE_ERR_ROLLBACK) {
 		rolled_back(a);
 	}
 }
 
-/* Append ev on its own (not part of a write). */
-static enum scone_err append(struct cas_audit *a, struct scone_store *st, const struct cas_audit_event *ev,
-			     bool durable)
+/* Append ev on its own (not part of a write), in the current chain. */
+static enum scone_err append_once(struct cas_audit *a, struct scone_store *st, const struct cas_audit_event *ev,
+				  bool durable)
 {
 	struct scone_audit_row row;
 	enum scone_err err;
@@ -311,10 +394,26 @@ static enum scone_err append(struct cas_audit *a, struct scone_store *st, const 
 	SCONE_TRY(cas_audit_format(&a->sg, a->chain, a->seq + 1, a->hash, 0, ev, &row));
 	err = st->ops->audit_append(st, &row, durable);
 	if (err == SCONE_ERR_OK)
-		advance(a, &row);
-	else if (err == SCONE_ERR_ROLLBACK)
-		rolled_back(a);
+		advance(a, &row, durable);
 	free(row.line);
+	return err;
+}
+
+/*
+ * Append ev on its own. After lazy entries lost in a crash (a new chain),
+ * once more; or, when the entry rests on optimistic reads that the failed
+ * attempt no longer guards (redo), STALE: the request is handled again.
+ */
+static enum scone_err append(struct cas_audit *a, struct scone_store *st, const struct cas_audit_event *ev,
+			     bool durable, bool redo)
+{
+	enum scone_err err = append_once(a, st, ev, durable);
+
+	if (err == SCONE_ERR_ROLLBACK)
+		rolled_back(a);
+	if (err == SCONE_ERR_MISSING && (err = lost(a, st)) == SCONE_ERR_OK)
+		err = redo ? scone_err_set(SCONE_ERR_STALE, "audit: a new chain after lost entries")
+			   : append_once(a, st, ev, durable);
 	return err;
 }
 
@@ -323,20 +422,15 @@ enum scone_err cas_audit_start(struct cas *cas, int worker)
 	struct scone_store *st = cas->stores[worker];
 	struct cas_audit *a = calloc(1, sizeof(*a));
 	struct scone_store_audit hook = {hook_entry, hook_settled, a};
-	char note[160], fp[65];
-	struct cas_audit_event ev = {.event = "start", .note = note};
 	enum scone_err err;
 
 	if (!a)
 		return scone_err_set(SCONE_ERR_NOMEM, "audit writer");
 	a->cas = cas;
+	a->worker = worker;
 	a->sg.key = cas->identity.key;
 	a->sg.replica = cas->replica;
-	err = cas_audit_chain_name(cas->replica, worker, a->chain);
-	scone_hex_encode(fp, sizeof(fp), cas->cert_sha256, 32);
-	snprintf(note, sizeof(note), "pid %ld, worker %d, certificate %.16s", (long)getpid(), worker, fp);
-	if (err == SCONE_ERR_OK)
-		err = append(a, st, &ev, true);
+	err = new_chain(a, st, NULL);
 	if (err != SCONE_ERR_OK) {
 		free(a);
 		return err;
@@ -350,7 +444,7 @@ enum scone_err cas_audit_note(struct cas *cas, int worker, const struct cas_audi
 {
 	if (worker < 0 || worker >= CAS_MAX_WORKERS || !cas->audits[worker])
 		return scone_err_set(SCONE_ERR_INVALID, "audit: worker %d has no chain", worker);
-	return append(cas->audits[worker], cas->stores[worker], ev, true);
+	return append(cas->audits[worker], cas->stores[worker], ev, true, false);
 }
 
 void cas_audit_stop(struct cas *cas, int worker)
@@ -473,7 +567,7 @@ bool cas_audit_end(struct cas *cas, const struct cas_request *req, struct cas_re
 		ev.status = resp->status;
 		ev.code = code;
 	}
-	err = append(a, cas->stores[req->worker], &ev, false);
+	err = append(a, cas->stores[req->worker], &ev, false, is_fetch(req) && !a->again);
 	if (err == SCONE_ERR_STALE && !a->again) {
 		again = redo(cas, a, resp);
 		goto done;

@@ -25,10 +25,18 @@
  * - With an audit hook set (scone_store_set_audit), every successful write
  *   appends its audit entry in the same transaction: the entry and the write
  *   commit together or not at all.
+ * - Every write that changes a session or a volume tag advances the store's
+ *   change counter, which never goes back unless the store is rolled back.
+ *   A handle remembers the highest value it has seen committed (its own
+ *   writes, the records it read); an audit entry appended through it (on
+ *   its own or with a write) commits only if the counter is not below that.
  * - Failures: NOT_FOUND, EXISTS, CONFLICT, NO_SPACE (disk full; nothing
- *   changed), CORRUPT (the files fail integrity or unsealing), ROLLBACK (an
- *   audit entry this caller appended earlier is gone: the store was rolled
- *   back), BUSY (locked too long, or the database connection was lost: the
+ *   changed), CORRUPT (the files fail integrity or unsealing), ROLLBACK (the
+ *   change counter went back below what this handle saw: the store was
+ *   rolled back), MISSING (an audit entry's predecessor, appended earlier,
+ *   is gone while the counter did not go back: deleted, or lost with the
+ *   last lazily committed entries in a crash of the database), BUSY
+ *   (locked too long, or the database connection was lost: the
  *   write may or may not have happened; the next call reconnects), STALE
  *   (see optimistic), IO.
  */
@@ -106,8 +114,8 @@ struct scone_store_change {
  * caller's chain describing change (row->line malloc'd; the engine frees
  * it); it runs inside the write's transaction, after the compare-and-swap
  * succeeded. settled tells, after the transaction, how it ended: OK (the
- * entry was committed with the write) or the write's error (ROLLBACK: the
- * chain's previous entry is gone), so the caller advances its chain only
+ * entry was committed with the write) or the write's error (MISSING: the
+ * chain's previous entry is gone; ROLLBACK), so the caller advances its chain only
  * past committed entries.
  */
 struct scone_store_audit {
@@ -215,14 +223,18 @@ struct scone_store_ops {
 	enum scone_err (*count)(struct scone_store *st, uint64_t *out);
 	/*
 	 * Append row (borrowed) on its own, outside any write. CONFLICT if
-	 * row->seq of row->chain is taken; ROLLBACK if seq > 1 and entry
-	 * seq - 1 with hash row->prev is not there. With durable false the
+	 * row->seq of row->chain is taken; MISSING if seq > 1 and entry
+	 * seq - 1 with hash row->prev is not there; ROLLBACK if the change
+	 * counter is below what this handle saw. With durable false the
 	 * entry may be lost if the machine (or the database server) crashes
 	 * within about a second of the return (never a crash of CAS alone),
 	 * and only as the tail of everything committed: a later durable
 	 * write makes it durable too.
 	 */
 	enum scone_err (*audit_append)(struct scone_store *st, const struct scone_audit_row *row, bool durable);
+	/* The last entry of chain (seq and hash); NOT_FOUND if the chain has none. */
+	enum scone_err (*audit_head)(struct scone_store *st, const char *chain, uint64_t *seq,
+				     uint8_t hash[SCONE_STORE_HASH_SIZE]);
 	/*
 	 * A consistent snapshot (one read transaction) of what the mask
 	 * SCONE_DUMP_* asks for, raw: sessions in name order, then volume

@@ -32,6 +32,15 @@
  *   crash of the server, never a write that waited.
  * - A read starts a new snapshot (autocommit statement): it sees every
  *   write that was acknowledged before it started, from any replica.
+ * - The change counter (store.h) is the sequence scone_version: every write
+ *   takes a value from it (an update, a tag change, a delete, a create),
+ *   committed durably. A handle's "seen" is the highest version it read or
+ *   committed; every audit entry is inserted only if the sequence's
+ *   last_value is not below it. A restore of an older database (a backup,
+ *   a snapshot, point-in-time recovery) sets the sequence back: each
+ *   replica that saw newer versions refuses at its next entry (ROLLBACK). A
+ *   crash does not set it back below a committed value (the commit flushed
+ *   the sequence's WAL record before it).
  * - Optimistic reads (store.h): a handle keeps the records it read (with
  *   their volume tags and version) in a small cache and may answer from
  *   it; the versions it answered with go into the handle's read set, and
@@ -88,6 +97,8 @@ enum stmt_id {
 	P_BUMP,
 	P_AUDIT_CHECKED,
 	P_AUDIT_PREV,
+	P_AUDIT_HEAD,
+	P_NEXT,
 	P_COUNT_,
 };
 
@@ -98,9 +109,9 @@ static const char *const stmt_sql[P_COUNT_] = {
     [P_HEAD] = "SELECT hash, creator, body FROM scone_sessions WHERE name = $1 FOR UPDATE",
     [P_HASH] = "SELECT hash FROM scone_sessions WHERE name = $1 FOR UPDATE",
     [P_INSERT] = "INSERT INTO scone_sessions(name, hash, creator, body, secrets, created, updated) "
-		 "VALUES($1, $2, $3, $4, $5, $6, $7)",
+		 "VALUES($1, $2, $3, $4, $5, $6, $7) RETURNING version",
     [P_UPDATE] = "UPDATE scone_sessions SET hash = $2, body = $3, secrets = $4, updated = $5, "
-		 "version = nextval('scone_version') WHERE name = $1",
+		 "version = nextval('scone_version') WHERE name = $1 RETURNING version",
     [P_DELETE] = "DELETE FROM scone_sessions WHERE name = $1",
     [P_LIST] = "SELECT name, hash FROM scone_sessions WHERE creator = $1 ORDER BY name",
     [P_COUNT] = "SELECT count(*) FROM scone_sessions",
@@ -109,9 +120,9 @@ static const char *const stmt_sql[P_COUNT_] = {
 		  "ON CONFLICT (session, volume) DO UPDATE SET tag = excluded.tag",
     [P_LOCK_SESSION] = "SELECT 1 FROM scone_sessions WHERE name = $1 FOR NO KEY UPDATE",
     [P_AUDIT_ADD] = "INSERT INTO scone_audit(chain, seq, prev, hash, line) "
-		    "SELECT $1::text, $2::bigint, $3::bytea, $4::bytea, $5::text WHERE $2::bigint = 1 OR "
+		    "SELECT $1::text, $2::bigint, $3::bytea, $4::bytea, $5::text WHERE ($2::bigint = 1 OR "
 		    "EXISTS (SELECT 1 FROM scone_audit WHERE chain = $1::text AND seq = $2::bigint - 1 AND "
-		    "hash = $3::bytea)",
+		    "hash = $3::bytea)) AND (SELECT last_value FROM scone_version) >= $6::bigint",
     [P_ITEMS] = "SELECT (SELECT count(*) FROM scone_sessions) + (SELECT count(*) FROM scone_volume_tags) + "
 		"(SELECT count(*) FROM scone_audit)",
     [P_LOAD_TAG] = "INSERT INTO scone_volume_tags(session, volume, tag) VALUES($1, $2, $3)",
@@ -120,14 +131,17 @@ static const char *const stmt_sql[P_COUNT_] = {
 			"ORDER BY name",
     [P_DUMP_TAGS] = "SELECT session, volume, tag FROM scone_volume_tags ORDER BY session, volume",
     [P_DUMP_AUDIT] = "SELECT chain, seq, prev, hash, line FROM scone_audit ORDER BY chain, seq",
-    [P_BUMP] = "UPDATE scone_sessions SET version = nextval('scone_version') WHERE name = $1",
+    [P_BUMP] = "UPDATE scone_sessions SET version = nextval('scone_version') WHERE name = $1 RETURNING version",
     [P_AUDIT_CHECKED] = "INSERT INTO scone_audit(chain, seq, prev, hash, line) "
 			"SELECT $1::text, $2::bigint, $3::bytea, $4::bytea, $5::text WHERE ($2::bigint = 1 OR "
 			"EXISTS (SELECT 1 FROM scone_audit WHERE chain = $1::text AND seq = $2::bigint - 1 AND "
 			"hash = $3::bytea)) AND (SELECT count(*) FROM scone_sessions s, "
 			"unnest($6::text[], $7::bigint[]) AS r(n, v) WHERE s.name = r.n COLLATE \"C\" AND "
-			"s.version = r.v) = cardinality($6::text[])",
-    [P_AUDIT_PREV] = "SELECT 1 FROM scone_audit WHERE chain = $1::text AND seq = $2::bigint - 1 AND hash = $3::bytea",
+			"s.version = r.v) = cardinality($6::text[]) AND (SELECT last_value FROM scone_version) >= $8::bigint",
+    [P_AUDIT_PREV] = "SELECT (SELECT last_value FROM scone_version) >= $4::bigint, $2::bigint = 1 OR EXISTS (SELECT 1 "
+		     "FROM scone_audit WHERE chain = $1::text AND seq = $2::bigint - 1 AND hash = $3::bytea)",
+    [P_NEXT] = "SELECT nextval('scone_version')",
+    [P_AUDIT_HEAD] = "SELECT seq, hash FROM scone_audit WHERE chain = $1 ORDER BY seq DESC LIMIT 1",
 };
 
 static const char schema_sql[] =
@@ -168,6 +182,8 @@ struct pg_store {
 	bool ready;          /* connection set up and statements prepared */
 	bool lost;           /* the last call found the connection broken */
 	bool optimistic;     /* reads may come from the cache and go into the read set */
+	int64_t seen;        /* the highest version this handle read or committed */
+	int64_t pending;     /* the version the open write transaction took */
 	struct cached *cache[CACHE_SLOTS];
 	struct noted read_set[READ_SET_MAX];
 	int n_read;
@@ -356,6 +372,25 @@ static enum scone_err exec_sql(struct pg_store *s, const char *sql, const char *
 	return err;
 }
 
+/* Run a statement that returns one bigint (a version): it goes to *v (kept if no row). */
+static enum scone_err run_version(struct pg_store *s, enum stmt_id id, const struct params *p, const char *what,
+				  const char *name, int64_t *v)
+{
+	PGresult *r = NULL;
+
+	SCONE_TRY(query(s, id, p, what, name, &r));
+	if (PQntuples(r) == 1)
+		*v = col_i64(r, 0, 0);
+	PQclear(r);
+	return SCONE_ERR_OK;
+}
+
+static void saw(struct pg_store *s, int64_t version)
+{
+	if (version > s->seen)
+		s->seen = version;
+}
+
 /* ---------------- the connection ---------------- */
 
 static void no_notices(void *arg, const char *message)
@@ -496,30 +531,38 @@ static enum scone_err read_set_arrays(const struct pg_store *s, struct scone_wbu
 }
 
 /* Not inserted: is the chain's previous entry gone (ROLLBACK), or did a record read change (STALE)? */
+/* Not inserted: the counter went back (ROLLBACK), the chain's previous entry is gone (MISSING), or a read changed (STALE). */
 static enum scone_err why_not(struct pg_store *s, const struct scone_audit_row *row, bool checked)
 {
 	struct params p = {0};
 	PGresult *r = NULL;
-	int rows = 0;
+	bool counter_ok, prev_ok;
 
 	p_text(&p, row->chain);
 	p_int64(&p, (int64_t)row->seq);
 	p_bytes(&p, row->prev, SCONE_STORE_HASH_SIZE);
-	if (checked && row->seq > 1) {
-		SCONE_TRY(query(s, P_AUDIT_PREV, &p, "look for the previous audit entry of chain", row->chain, &r));
-		rows = PQntuples(r);
-		PQclear(r);
-	}
-	if (checked && (row->seq == 1 || rows == 1)) {
+	p_int64(&p, s->seen);
+	SCONE_TRY(query(s, P_AUDIT_PREV, &p, "look for the previous audit entry of chain", row->chain, &r));
+	counter_ok = PQntuples(r) == 1 && PQgetlength(r, 0, 0) == 1 && PQgetvalue(r, 0, 0)[0];
+	prev_ok = PQntuples(r) == 1 && PQgetlength(r, 0, 1) == 1 && PQgetvalue(r, 0, 1)[0];
+	PQclear(r);
+	if (!counter_ok)
+		return scone_err_set(SCONE_ERR_ROLLBACK,
+				     "store %s: the store's change counter is below version %lld, which this CAS saw: the "
+				     "store was rolled back",
+				     s->where, (long long)s->seen);
+	if (!prev_ok)
+		return scone_err_set(SCONE_ERR_MISSING,
+				     "store %s: audit chain %s: entry %llu, written before, is gone or altered",
+				     s->where, row->chain, (unsigned long long)(row->seq - 1));
+	if (checked) {
 		for (int i = 0; i < s->n_read; i++)
 			cache_drop(s, s->read_set[i].name);
 		return scone_err_set(SCONE_ERR_STALE, "store %s: a session read for this entry changed meanwhile",
 				     s->where);
 	}
-	return scone_err_set(SCONE_ERR_ROLLBACK,
-			     "store %s: audit chain %s: entry %llu, written before, is gone or altered: the store was "
-			     "rolled back",
-			     s->where, row->chain, (unsigned long long)(row->seq - 1));
+	return scone_err_set(SCONE_ERR_IO, "store %s: audit entry %llu of chain %s was not inserted", s->where,
+			     (unsigned long long)row->seq, row->chain);
 }
 
 /*
@@ -548,6 +591,7 @@ static enum scone_err audit_insert(struct pg_store *s, const struct scone_audit_
 		p_text(&p, (const char *)names.data);
 		p_text(&p, (const char *)versions.data);
 	}
+	p_int64(&p, s->seen);
 	if (err == SCONE_ERR_OK)
 		err = run(s, checked ? P_AUDIT_CHECKED : P_AUDIT_ADD, &p, "append an audit entry of chain", row->chain,
 			  &changed);
@@ -571,6 +615,7 @@ struct txn {
 static enum scone_err txn_start(struct pg_store *s, struct txn *t, const char *what)
 {
 	memset(t, 0, sizeof(*t));
+	s->pending = 0;
 	return txn_begin(s, what);
 }
 
@@ -585,6 +630,8 @@ static enum scone_err txn_finish(struct pg_store *s, struct txn *t, enum scone_e
 		err = exec_sql(s, "COMMIT", what);
 	if (err != SCONE_ERR_OK)
 		txn_abort(s);
+	else
+		saw(s, s->pending); /* committed durably: the counter can no longer go below it */
 	scone_store_audit_settle(&s->base, &t->row, t->have, err);
 	return err;
 }
@@ -790,6 +837,7 @@ static enum scone_err get_once(struct pg_store *s, void *arg)
 		err = read_row(s, r, a->name, &c->rec);
 	if (err == SCONE_ERR_OK) {
 		c->version = col_i64(r, 0, 6);
+		saw(s, c->version);
 		err = read_tags(s, r, a->name, c);
 	}
 	PQclear(r);
@@ -836,7 +884,7 @@ static enum scone_err insert_row(struct pg_store *s, enum stmt_id id, const char
 	p_bytes(&p, secrets, secrets_size);
 	p_int64(&p, created);
 	p_int64(&p, updated);
-	err = run(s, id, &p, "insert session", name, NULL);
+	err = run_version(s, id, &p, "insert session", name, &s->pending);
 	if (err == SCONE_ERR_EXISTS)
 		return scone_err_set(SCONE_ERR_EXISTS, "store: a session named %s already exists", name);
 	return err;
@@ -916,7 +964,7 @@ static enum scone_err update_row(struct pg_store *s, const struct scone_session_
 	p_bytes(&p, b->body, b->body_size);
 	p_bytes(&p, b->secrets, b->secrets_size);
 	p_int64(&p, now_or(rec->updated));
-	return run(s, P_UPDATE, &p, "update session", rec->name, NULL);
+	return run_version(s, P_UPDATE, &p, "update session", rec->name, &s->pending);
 }
 
 static enum scone_err pg_update(struct scone_store *st, const struct scone_session_rec *rec,
@@ -962,6 +1010,8 @@ static enum scone_err pg_remove(struct scone_store *st, const char *name, const 
 	p_text(&p, name);
 	if (err == SCONE_ERR_OK) /* its volume tags go with it (ON DELETE CASCADE) */
 		err = run(s, P_DELETE, &p, "delete session", name, NULL);
+	if (err == SCONE_ERR_OK) /* a deletion is a change too: the counter moves on */
+		err = run_version(s, P_NEXT, NULL, "advance the change counter for", name, &s->pending);
 	t.ch = (struct scone_store_change){.kind = SCONE_STORE_REMOVE, .session = name, .hash = expected};
 	cache_drop(s, name);
 	return txn_finish(s, &t, err, "commit removing a session");
@@ -1119,7 +1169,7 @@ static enum scone_err write_tag(struct pg_store *s, const char *session, const c
 	if (err == SCONE_ERR_OK) { /* the session's tags changed: so did its version */
 		struct params b = {0};
 		p_text(&b, session);
-		err = run(s, P_BUMP, &b, "renew the version of session", session, NULL);
+		err = run_version(s, P_BUMP, &b, "renew the version of session", session, &s->pending);
 	}
 	return err;
 }
@@ -1190,6 +1240,40 @@ static enum scone_err pg_audit_append(struct scone_store *st, const struct scone
 	}
 	s->n_read = 0;
 	return err;
+}
+
+struct head_arg {
+	const char *chain;
+	uint64_t *seq;
+	uint8_t *hash;
+};
+
+static enum scone_err head_once(struct pg_store *s, void *arg)
+{
+	struct head_arg *a = arg;
+	struct params p = {0};
+	PGresult *r = NULL;
+	const uint8_t *h = NULL;
+	enum scone_err err = SCONE_ERR_OK;
+
+	p_text(&p, a->chain);
+	SCONE_TRY(query(s, P_AUDIT_HEAD, &p, "read the head of audit chain", a->chain, &r));
+	if (PQntuples(r) == 0)
+		err = scone_err_set(SCONE_ERR_NOT_FOUND, "store %s: no audit chain %s", s->where, a->chain);
+	else if ((err = col_hash(s, r, 0, 1, a->chain, "audit hash", &h)) == SCONE_ERR_OK) {
+		*a->seq = (uint64_t)col_i64(r, 0, 0);
+		memcpy(a->hash, h, SCONE_STORE_HASH_SIZE);
+	}
+	PQclear(r);
+	return err;
+}
+
+static enum scone_err pg_audit_head(struct scone_store *st, const char *chain, uint64_t *seq,
+				    uint8_t hash[SCONE_STORE_HASH_SIZE])
+{
+	struct head_arg a = {chain, seq, hash};
+
+	return with_retry(pg(st), head_once, &a);
 }
 
 static void pg_optimistic(struct scone_store *st, bool on)
@@ -1414,6 +1498,7 @@ static const struct scone_store_ops pg_ops = {
     .put_volume_tag = pg_put_volume_tag,
     .count = pg_count,
     .audit_append = pg_audit_append,
+    .audit_head = pg_audit_head,
     .dump = pg_dump,
     .load = pg_load,
     .optimistic = pg_optimistic,

@@ -5,7 +5,8 @@
  *
  * Schema (version 2; a version 1 file gains the audit table at open):
  *   meta(key TEXT PRIMARY KEY, value)          'schema' = 2, 'canary' = sealed,
- *                                              'key_check' = 16 bytes of HKDF(master key)
+ *                                              'key_check' = 16 bytes of HKDF(master key),
+ *                                              'version' = the change counter (store.h)
  *   sessions(name TEXT PRIMARY KEY, hash BLOB, creator BLOB, body BLOB,
  *            secrets BLOB, created INTEGER, updated INTEGER)
  *   volume_tags(session, volume, tag BLOB, PRIMARY KEY(session, volume))
@@ -86,6 +87,10 @@ enum stmt_id {
 	S_LOAD_SESSION,
 	S_LOAD_TAG,
 	S_LOAD_AUDIT,
+	S_AUDIT_HEAD,
+	S_BUMP,
+	S_VERSION,
+	S_AUDIT_WHY,
 	S_COUNT_,
 };
 
@@ -106,8 +111,9 @@ static const char *const stmt_sql[S_COUNT_] = {
     [S_TAG_GET] = "SELECT tag FROM volume_tags WHERE session = ?1 AND volume = ?2",
     [S_TAG_PUT] = "INSERT INTO volume_tags(session, volume, tag) VALUES(?1, ?2, ?3) "
 		  "ON CONFLICT(session, volume) DO UPDATE SET tag = excluded.tag",
-    [S_AUDIT_ADD] = "INSERT INTO audit(chain, seq, prev, hash, line) SELECT ?1, ?2, ?3, ?4, ?5 WHERE ?2 = 1 OR "
-		    "EXISTS (SELECT 1 FROM audit WHERE chain = ?1 AND seq = ?2 - 1 AND hash = ?3)",
+    [S_AUDIT_ADD] = "INSERT INTO audit(chain, seq, prev, hash, line) SELECT ?1, ?2, ?3, ?4, ?5 WHERE (?2 = 1 OR "
+		    "EXISTS (SELECT 1 FROM audit WHERE chain = ?1 AND seq = ?2 - 1 AND hash = ?3)) AND "
+		    "COALESCE((SELECT value FROM meta WHERE key = 'version'), 0) >= ?6",
     [S_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
     [S_SYNC_FULL] = "PRAGMA synchronous = FULL",
     [S_BEGIN_READ] = "BEGIN",
@@ -120,6 +126,12 @@ static const char *const stmt_sql[S_COUNT_] = {
 		       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [S_LOAD_TAG] = "INSERT INTO volume_tags(session, volume, tag) VALUES(?1, ?2, ?3)",
     [S_LOAD_AUDIT] = "INSERT INTO audit(chain, seq, prev, hash, line) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_AUDIT_HEAD] = "SELECT seq, hash FROM audit WHERE chain = ?1 ORDER BY seq DESC LIMIT 1",
+    [S_BUMP] = "INSERT INTO meta(key, value) VALUES('version', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1 "
+	       "RETURNING value",
+    [S_VERSION] = "SELECT COALESCE((SELECT value FROM meta WHERE key = 'version'), 0)",
+    [S_AUDIT_WHY] = "SELECT COALESCE((SELECT value FROM meta WHERE key = 'version'), 0) >= ?4, ?2 = 1 OR EXISTS "
+		    "(SELECT 1 FROM audit WHERE chain = ?1 AND seq = ?2 - 1 AND hash = ?3)",
 };
 
 #define AUDIT_TABLE_SQL                                                                                     \
@@ -144,6 +156,8 @@ struct sq_store {
 	sqlite3_stmt *stmt[S_COUNT_];
 	uint8_t key_check[KEY_CHECK_SIZE]; /* tells a wrong key from a damaged canary */
 	bool locked;                       /* holds write_mutex */
+	int64_t seen;                      /* the highest change counter this handle saw */
+	int64_t pending;                   /* the open write transaction's */
 };
 
 /* A sealed copy of a session's body and secrets, ready to bind. */
@@ -267,7 +281,54 @@ static void txn_abort(struct sq_store *s)
 
 /* ---------------- audit entries ---------------- */
 
-/* Append row if its predecessor is there (inside a transaction or on its own). */
+/* One integer from a statement without parameters, or bound by the caller (reset after). */
+static enum scone_err step_int(struct sq_store *s, sqlite3_stmt *q, const char *what, int64_t *out, int64_t *out2)
+{
+	int rc = sqlite3_step(q);
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(q, 0);
+		if (out2)
+			*out2 = sqlite3_column_int64(q, 1);
+	} else {
+		err = db_err(s, rc, "%s", what);
+	}
+	done(q);
+	return err;
+}
+
+static void saw(struct sq_store *s, int64_t v)
+{
+	if (v > s->seen)
+		s->seen = v;
+}
+
+/* Not inserted: the counter went back (ROLLBACK), or the chain's previous entry is gone (MISSING). */
+static enum scone_err why_not(struct sq_store *s, const struct scone_audit_row *row)
+{
+	sqlite3_stmt *q = s->stmt[S_AUDIT_WHY];
+	int64_t counter_ok = 0, prev_ok = 0;
+
+	sqlite3_bind_text(q, 1, row->chain, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)row->seq);
+	sqlite3_bind_blob(q, 3, row->prev, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 4, s->seen);
+	SCONE_TRY(step_int(s, q, "look for the previous audit entry", &counter_ok, &prev_ok));
+	if (!counter_ok)
+		return scone_err_set(SCONE_ERR_ROLLBACK,
+				     "store %s: the store's change counter is below %lld, which this CAS saw: the store "
+				     "was rolled back",
+				     s->path, (long long)s->seen);
+	if (!prev_ok)
+		return scone_err_set(SCONE_ERR_MISSING, "store %s: audit chain %s: entry %llu, written before, is gone or "
+							"altered",
+				     s->path, row->chain, (unsigned long long)(row->seq - 1));
+	return scone_err_set(SCONE_ERR_IO, "store %s: audit entry %llu of chain %s was not inserted", s->path,
+			     (unsigned long long)row->seq, row->chain);
+}
+
+/* Append row if its predecessor is there and the change counter did not go back (in a transaction or on its own). */
 static enum scone_err audit_insert(struct sq_store *s, const struct scone_audit_row *row)
 {
 	sqlite3_stmt *q = s->stmt[S_AUDIT_ADD];
@@ -279,6 +340,7 @@ static enum scone_err audit_insert(struct sq_store *s, const struct scone_audit_
 	sqlite3_bind_blob(q, 3, row->prev, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
 	sqlite3_bind_blob(q, 4, row->hash, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
 	sqlite3_bind_text(q, 5, row->line, (int)row->line_len, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 6, s->seen);
 	rc = sqlite3_step(q);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)
 		err = scone_err_set(SCONE_ERR_CONFLICT,
@@ -287,12 +349,9 @@ static enum scone_err audit_insert(struct sq_store *s, const struct scone_audit_
 	else if (rc != SQLITE_DONE)
 		err = db_err(s, rc, "append audit entry %llu of chain %s", (unsigned long long)row->seq, row->chain);
 	else if (sqlite3_changes(s->db) == 0)
-		err = scone_err_set(SCONE_ERR_ROLLBACK,
-				    "store %s: audit chain %s: entry %llu, written before, is gone or altered: the "
-				    "store was rolled back",
-				    s->path, row->chain, (unsigned long long)(row->seq - 1));
+		err = SCONE_ERR_IO; /* decided below, after the statement is reset */
 	done(q);
-	return err;
+	return err == SCONE_ERR_IO && rc == SQLITE_DONE ? why_not(s, row) : err;
 }
 
 /*
@@ -309,12 +368,15 @@ struct txn {
 static enum scone_err txn_start(struct sq_store *s, struct txn *t, const char *what, const char *name)
 {
 	memset(t, 0, sizeof(*t));
+	s->pending = 0;
 	return txn_begin(s, what, name);
 }
 
 static enum scone_err txn_finish(struct sq_store *s, struct txn *t, enum scone_err err, const char *what,
 				 const char *name)
 {
+	if (err == SCONE_ERR_OK) /* every write is a change: the counter moves on */
+		err = step_int(s, s->stmt[S_BUMP], "advance the change counter", &s->pending, NULL);
 	if (err == SCONE_ERR_OK)
 		err = scone_store_audit_entry(&s->base, &t->ch, &t->row, &t->have);
 	if (err == SCONE_ERR_OK && t->have)
@@ -323,6 +385,8 @@ static enum scone_err txn_finish(struct sq_store *s, struct txn *t, enum scone_e
 		err = txn_commit(s, what, name);
 	if (err != SCONE_ERR_OK)
 		txn_abort(s);
+	else
+		saw(s, s->pending);
 	scone_store_audit_settle(&s->base, &t->row, t->have, err);
 	return err;
 }
@@ -773,7 +837,35 @@ static enum scone_err sq_audit_append(struct scone_store *st, const struct scone
 		if (err == SCONE_ERR_OK)
 			err = e2;
 	}
+	if (err == SCONE_ERR_OK) { /* in one process, nothing seen here can be undone but by a rollback */
+		int64_t v = 0;
+		if (step_int(s, s->stmt[S_VERSION], "read the change counter", &v, NULL) == SCONE_ERR_OK)
+			saw(s, v);
+	}
 	pthread_mutex_unlock(&write_mutex);
+	return err;
+}
+
+static enum scone_err sq_audit_head(struct scone_store *st, const char *chain, uint64_t *seq,
+				    uint8_t hash[SCONE_STORE_HASH_SIZE])
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *q = s->stmt[S_AUDIT_HEAD];
+	const uint8_t *h = NULL;
+	enum scone_err err = SCONE_ERR_OK;
+	int rc;
+
+	sqlite3_bind_text(q, 1, chain, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE)
+		err = scone_err_set(SCONE_ERR_NOT_FOUND, "store %s: no audit chain %s", s->path, chain);
+	else if (rc != SQLITE_ROW)
+		err = db_err(s, rc, "read the head of audit chain %s", chain);
+	else if ((err = col_hash(s, q, 1, chain, "audit hash", &h)) == SCONE_ERR_OK) {
+		*seq = (uint64_t)sqlite3_column_int64(q, 0);
+		memcpy(hash, h, SCONE_STORE_HASH_SIZE);
+	}
+	done(q);
 	return err;
 }
 
@@ -1005,6 +1097,7 @@ static const struct scone_store_ops sq_ops = {
     .put_volume_tag = sq_put_volume_tag,
     .count = sq_count,
     .audit_append = sq_audit_append,
+    .audit_head = sq_audit_head,
     .dump = sq_dump,
     .load = sq_load,
     .optimistic = sq_optimistic,

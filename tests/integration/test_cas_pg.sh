@@ -301,6 +301,43 @@ case_pg_restart() {
 		fail "no replica noticed the restart"
 }
 
+# PostgreSQL killed (SIGKILL, a crash: the last transactions committed without waiting for the
+# disk may be lost) under load: after its recovery the same CAS processes serve, nothing
+# acknowledged is lost, and entries lost from the tail of a chain are told from a rollback (the
+# writer goes on in a new chain that names the loss; no replica stops serving).
+case_pg_crash() {
+	local p1 p2 i
+	cas_case_begin
+	new_db
+	replicas 2 "$URL"
+	owner_all
+	"$RACE" stream --clients 8 --seconds 9 --prefix crs --replicas "$(IFS=,; echo "${R_ADDR[*]}")" \
+		--fingerprint "$FP" --owner-cert owner/owner.crt --owner-key owner/owner.key >stream.out 2>&1 &
+	p1=$!
+	"$RACE" tags --clients 4 --seconds 9 --prefix crt --replicas "$(IFS=,; echo "${R_ADDR[*]}")" \
+		--fingerprint "$FP" --owner-cert owner/owner.crt --owner-key owner/owner.key >tags.out 2>&1 &
+	p2=$!
+	sleep 2.5
+	"$PG_SERVER" kill "$PG_DIR"
+	sleep 1
+	for ((i = 0; i < 40; i++)); do
+		"$PG_SERVER" start "$PG_DIR" >>start.log 2>&1 && break
+		sleep 0.5
+	done
+	[ "$i" -lt 40 ] || { cat start.log; fail "PostgreSQL did not come back after the crash"; }
+	wait $p1 || { cat stream.out; fail "stream failed across the crash"; }
+	wait $p2 || { cat tags.out; fail "tags failed across the crash"; }
+	cat stream.out tags.out
+	for i in 0 1; do
+		alive "${R_PID[$i]}" || fail "replica $((i + 1)) died"
+		at $i
+		[ "$(health_status)" = 200 ] || { tail -5 "${R_DIR[$i]}.log"; fail "replica $((i + 1)) does not serve after the crash"; }
+	done
+	export_audit "$CASE_DIR/keys" audit.log
+	verify_ok audit.log
+	grep -h 'the database lost' "$CASE_DIR"/r*.log | head -3 || true
+}
+
 # A backup taken while two replicas take writes restores (into PostgreSQL and into SQLite) into
 # what the source held at that moment, brought forward by the audit log since; a quiet backup
 # restores into exactly the source's rows.
@@ -515,6 +552,7 @@ run_case "pg: two replicas, 16 clients: exactly one update and one create win pe
 run_case "pg: three replicas: races, update streams and tag reports at once" case_three_replicas
 run_case "pg: kill -9 of a replica mid-stream, the others serve, nothing acknowledged lost" case_kill9_replica
 run_case "pg: PostgreSQL restarted under load, CAS recovers without a restart" case_pg_restart
+run_case "pg: PostgreSQL killed under load: CAS recovers, lost lazy entries are not a rollback" case_pg_crash
 run_case "pg: backup during writes, restore (postgres and sqlite), compare" case_backup_restore
 run_case "pg: a database rolled back beneath the replicas is detected and refused" case_rollback_detected
 run_case "pg: a restored CAS refuses volume tags older than the ones it had" case_restore_refuses_old_tags

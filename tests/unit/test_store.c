@@ -1452,6 +1452,16 @@ TEST(test_audit_hook)
 	for (int i = 0; i < 6; i++)
 		assert_int_equal(l.seq[i], (uint64_t)i + 1);
 
+	/* The head of a chain: its last entry. */
+	{
+		uint64_t seq = 0;
+		uint8_t head[32];
+		assert_ok(x.st->ops->audit_head(x.st, "replica-a/w0", &seq, head));
+		assert_int_equal(seq, 6);
+		assert_memory_equal(head, c.hash, 32);
+		assert_err(x.st->ops->audit_head(x.st, "no-such-chain", &seq, head), SCONE_ERR_NOT_FOUND, "no-such-chain");
+	}
+
 	/* The hook refuses: the write fails and changes nothing. */
 	c.fail = true;
 	make_rec(&r, "t", "tv", NULL, 1);
@@ -1459,7 +1469,7 @@ TEST(test_audit_hook)
 	assert_int_equal(x.st->ops->get(x.st, "t", &got), SCONE_ERR_NOT_FOUND);
 	c.fail = false;
 
-	/* Taken seq (two writers on one chain): CONFLICT; a predecessor that is not there: ROLLBACK. */
+	/* Taken seq (two writers on one chain): CONFLICT; a predecessor that is not there: MISSING. */
 	memset(&other, 0, sizeof(other));
 	snprintf(other.name, sizeof(other.name), "dup");
 	assert_ok(chain_append(x.st, &other, "first", true));
@@ -1469,10 +1479,10 @@ TEST(test_audit_hook)
 	raw_sql(&x, "DELETE FROM audit WHERE chain = 'dup'");
 	chain_row(&c, "gap", &row);
 	row.seq = 8;
-	assert_err(x.st->ops->audit_append(x.st, &row, false), SCONE_ERR_ROLLBACK, "rolled back");
+	assert_err(x.st->ops->audit_append(x.st, &row, false), SCONE_ERR_MISSING, "entry 7, written before, is gone");
 	row.seq = 7;
 	memset(row.prev, 0xee, 32);
-	assert_err(x.st->ops->audit_append(x.st, &row, true), SCONE_ERR_ROLLBACK, "entry 6");
+	assert_err(x.st->ops->audit_append(x.st, &row, true), SCONE_ERR_MISSING, "entry 6");
 	free(row.line);
 
 	/* A second chain is independent. */
@@ -1485,13 +1495,13 @@ TEST(test_audit_hook)
 		st2->ops->close(st2);
 	}
 
-	/* Rolled back (entry 6 of chain a vanishes): the next write is refused and not made. */
+	/* Entry 6 of chain a vanishes: the next write is refused and not made. */
 	raw_sql(&x, "DELETE FROM audit WHERE chain = 'replica-a/w0' AND seq = 6");
 	make_rec(&r, "w", "wv", NULL, 1);
-	assert_err(x.st->ops->create(x.st, &r), SCONE_ERR_ROLLBACK, "rolled back");
+	assert_err(x.st->ops->create(x.st, &r), SCONE_ERR_MISSING, "gone");
 	assert_int_equal(x.st->ops->get(x.st, "w", &got), SCONE_ERR_NOT_FOUND);
-	assert_int_equal(chain_append(x.st, &c, "release", false), SCONE_ERR_ROLLBACK);
-	assert_int_equal(c.dropped, 1); /* the rolled-back create (a refused entry was never made) */
+	assert_int_equal(chain_append(x.st, &c, "release", false), SCONE_ERR_MISSING);
+	assert_int_equal(c.dropped, 1); /* the refused create (an entry the hook refused was never made) */
 	/* Without a hook, writes go on (tools, tests). */
 	scone_store_set_audit(x.st, NULL);
 	create(x.st, "w", "wv", NULL, 1);
@@ -1499,6 +1509,64 @@ TEST(test_audit_hook)
 	assert_int_equal(l.n, 7);
 	assert_string_equal(l.chain[0], "replica-a/w0");
 	assert_string_equal(l.chain[5], "replica-b/w0");
+	fx_done(&x);
+}
+
+/* Set the store's change counter back, as a restore of an older copy does. */
+static void counter_back(const struct fx *x)
+{
+	if (x->engine == ENGINE_SQLITE)
+		raw_sqlite(x->path, "UPDATE meta SET value = 1 WHERE key = 'version'");
+	else
+		assert_true(pgfx_exec(x->db, "SELECT setval('scone_version', 1)"));
+}
+
+/*
+ * The change counter: a handle that saw a later state (its own write, a
+ * record it read, an entry it appended) refuses to append on a store set
+ * back (ROLLBACK), even when its own audit entries are all still there; a
+ * handle that never saw the later state cannot tell.
+ */
+TEST(test_counter_rollback)
+{
+	struct fx x;
+	struct scone_store *b = NULL, *fresh = NULL;
+	struct chain c, cb;
+	struct scone_session_rec r, got;
+	uint8_t h[32];
+
+	fx_init(&x);
+	fx_open(&x);
+	assert_ok(scone_store_open(x.url, x.key, 0, &b));
+	chain_hook(x.st, &c, "a/w0");
+	memset(&cb, 0, sizeof(cb));
+	snprintf(cb.name, sizeof(cb.name), "b/w0");
+	create(x.st, "s", "v1", NULL, 1);
+	assert_ok(chain_append(b, &cb, "start", true));
+	/* b sees the later state: it reads s (postgres) or appends after the writes (sqlite). */
+	make_rec(&r, "s", "v1b", NULL, 1);
+	hash_of("v1", h);
+	assert_ok(x.st->ops->update(x.st, &r, h));
+	make_rec(&r, "s", "v2", NULL, 1);
+	hash_of("v1b", h);
+	assert_ok(x.st->ops->update(x.st, &r, h));
+	assert_ok(b->ops->get(b, "s", &got));
+	scone_session_rec_clear(&got);
+	assert_ok(chain_append(b, &cb, "release s/app", false));
+	counter_back(&x);
+	/* Both refuse, though b's own entries are all there. */
+	assert_err(chain_append(b, &cb, "release s/app", false), SCONE_ERR_ROLLBACK, "rolled back");
+	assert_err(chain_append(x.st, &c, "release s/app", false), SCONE_ERR_ROLLBACK, "rolled back");
+	make_rec(&r, "s", "v3", NULL, 1);
+	hash_of("v2", h);
+	assert_err(x.st->ops->update(x.st, &r, h), SCONE_ERR_ROLLBACK, "rolled back");
+	/* A handle opened afterwards knows no later state: it goes on (the limit docs/cas-replicas.md names). */
+	assert_ok(scone_store_open(x.url, x.key, 0, &fresh));
+	memset(&cb, 0, sizeof(cb));
+	snprintf(cb.name, sizeof(cb.name), "fresh/w0");
+	assert_ok(chain_append(fresh, &cb, "start", true));
+	fresh->ops->close(fresh);
+	b->ops->close(b);
 	fx_done(&x);
 }
 
@@ -2033,7 +2101,8 @@ static int stop_pg(void **state)
 	ON(test_roundtrip), ON(test_update_remove), ON(test_list_count), ON(test_volume_tags),               \
 	    ON(test_invalid_args), ON(test_rec_clear_wipes), ON(test_reopen_and_wrong_key),                  \
 	    ON(test_no_plaintext_on_disk), ON(test_blob_swap), ON(test_concurrent_cas),                      \
-	    ON(test_concurrent_first_tag), ON(test_audit_hook), ON(test_optimistic), ON(test_dump_load)
+	    ON(test_concurrent_first_tag), ON(test_audit_hook), ON(test_counter_rollback), ON(test_optimistic),  \
+	    ON(test_dump_load)
 
 int main(void)
 {
