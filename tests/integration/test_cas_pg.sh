@@ -404,9 +404,10 @@ tag_report() {
 	tag_update "$1" "$2" data "$3" "$4" "$TOKEN"
 }
 
-# A database rolled back beneath running replicas (its tables put back as they were): each
-# replica notices at its next write of the log and refuses everything (503) until restarted; an
-# auditor's later export does not extend the earlier one.
+# A database rolled back beneath running replicas (its tables and its version sequence put back
+# as they were, as a restore of an older copy does): each replica that saw the later state notices
+# at its next entry and refuses everything (503) until restarted; an auditor's later export does
+# not extend the earlier one.
 case_rollback_detected() {
 	local i t
 	cas_case_begin
@@ -425,6 +426,8 @@ case_rollback_detected() {
 	TOKEN=$(jget "$BODY" 'd["instance_token"]')
 	sql "CREATE TABLE snap_s AS SELECT * FROM scone_sessions; CREATE TABLE snap_t AS SELECT * FROM scone_volume_tags;
 	     CREATE TABLE snap_a AS SELECT * FROM scone_audit" "$DB"
+	local snap_v
+	snap_v=$(sql "SELECT last_value FROM scone_version" "$DB")
 	t=$(printf 'a%.0s' {1..32})
 	tag_report rt rb/app "" "$t"
 	[ "$STATUS" = 200 ] || fail "tag report: $STATUS"
@@ -437,7 +440,7 @@ case_rollback_detected() {
 	# The rollback: every table as it was at the snapshot.
 	sql "BEGIN; DELETE FROM scone_volume_tags; DELETE FROM scone_audit; DELETE FROM scone_sessions;
 	     INSERT INTO scone_sessions SELECT * FROM snap_s; INSERT INTO scone_volume_tags SELECT * FROM snap_t;
-	     INSERT INTO scone_audit SELECT * FROM snap_a; COMMIT" "$DB"
+	     INSERT INTO scone_audit SELECT * FROM snap_a; SELECT setval('scone_version', $snap_v); COMMIT" "$DB" >/dev/null
 	for i in 0 1; do
 		at $i
 		fetch_config rt rb/app
