@@ -5,9 +5,10 @@
 # Two scone-cas replicas share one PostgreSQL database (Debian's server,
 # started here by tests/pg_server.sh in a temporary directory on a random
 # port of 127.0.0.1, connections over TCP with a password file); the
-# baseline is one scone-cas on its embedded SQLite store. Each CAS process
-# has BENCH_WORKERS workers. Everything (the replicas, PostgreSQL, the load
-# generators) shares this machine's CPUs.
+# baseline is one scone-cas on its embedded SQLite store. The one CAS has
+# BENCH_WORKERS workers, each replica half as many (BENCH_REPLICA_WORKERS):
+# the same number of worker threads on the same cores. Everything (the
+# replicas, PostgreSQL, the load generators) shares this machine's CPUs.
 #
 #   fetch:  what a starting runtime does (build/bench/cas_load, see its
 #           header): new TLS connection with a client certificate, POST
@@ -27,7 +28,8 @@
 # fetch ratio >= 0.9, update ratio >= 0.5.
 #
 # Environment: BENCH_RUNS (3), BENCH_SECONDS (5), BENCH_WARMUP (1),
-# BENCH_WORKERS (nproc), BENCH_DIR (/var/tmp), BUILD (build).
+# BENCH_WORKERS (nproc), BENCH_REPLICA_WORKERS (BENCH_WORKERS / 2, at least 1),
+# BENCH_DIR (/var/tmp), BUILD (build).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -41,6 +43,7 @@ RUNS=${BENCH_RUNS:-3}
 SECS=${BENCH_SECONDS:-5}
 WARMUP=${BENCH_WARMUP:-1}
 WORKERS=${BENCH_WORKERS:-$(nproc)}
+REPLICA_WORKERS=${BENCH_REPLICA_WORKERS:-$((WORKERS / 2 > 0 ? WORKERS / 2 : 1))}
 CLK_TCK=$(getconf CLK_TCK)
 
 TMP=
@@ -99,12 +102,12 @@ pg_pids() {
 	echo "$pm" $(pgrep -P "$pm")
 }
 
-# start_cas NAME STATE [ARGS...]: sets PORT_<NAME> PID_<NAME>.
+# start_cas NAME STATE WORKERS [ARGS...]: sets PORT_<NAME> PID_<NAME>.
 start_cas() {
-	local name=$1 state=$2 port pid
-	shift 2
+	local name=$1 state=$2 workers=$3 port pid
+	shift 3
 	port=$(free_port) || die "no free port"
-	SCONE_LOG=warn "$CAS_BIN" --state-dir "$state" --listen "127.0.0.1:$port" --workers "$WORKERS" "$@" \
+	SCONE_LOG=warn "$CAS_BIN" --state-dir "$state" --listen "127.0.0.1:$port" --workers "$workers" "$@" \
 		>"$TMP/$name.log" 2>&1 &
 	pid=$!
 	PIDS+=("$pid")
@@ -141,9 +144,9 @@ setup() {
 	"$CAS_BIN" init --state-dir "$TMP/keys" --store "$url" >/dev/null 2>&1 || die "scone-cas init failed"
 	for r in r1 r2; do
 		mkdir -p "$TMP/$r" && cp "$TMP/keys/"{cas.key,cas.crt,master.key} "$TMP/$r/"
-		start_cas "$r" "$TMP/$r" --store "$url" --replica "$r"
+		start_cas "$r" "$TMP/$r" "$REPLICA_WORKERS" --store "$url" --replica "$r"
 	done
-	start_cas sq "$TMP/sq"
+	start_cas sq "$TMP/sq" "$WORKERS"
 	FP_PG=$(openssl x509 -in "$TMP/keys/cas.crt" -outform DER | sha256sum | cut -d' ' -f1)
 	FP_SQ=$(openssl x509 -in "$TMP/sq/cas.crt" -outform DER | sha256sum | cut -d' ' -f1)
 	owner opg "$PORT_r1" "$FP_PG"
@@ -159,7 +162,8 @@ setup() {
 	sessions osq "$PORT_sq" "$FP_SQ" upd-b- 8
 	FETCH_BODY='{"config_id":"bench-config/app","evidence":{"type":"none"}}'
 	mkdir -p "$TMP/samples"
-	log "$(nproc) CPUs, $WORKERS workers per CAS, PostgreSQL on 127.0.0.1:$pg_port, $RUNS runs x ${SECS} s"
+	log "$(nproc) CPUs; SQLite CAS: $WORKERS workers; 2 replicas: $REPLICA_WORKERS each; PostgreSQL on" \
+		"127.0.0.1:$pg_port; $RUNS runs x ${SECS} s"
 }
 
 # load LABEL KIND(fetch|update) OWNER FP PORT_A PORT_B CLIENTS_EACH CPU_PIDS...: two cas_load processes at
