@@ -498,10 +498,13 @@ static void shared_step(struct client *c, int r, int k)
 	} else if (st == 409) {
 		atomic_fetch_add(&ss.shared[k].conflicts, 1);
 	} else if (st == 0 || st == 503) {
+		/*
+		 * Unknown outcome: kept as a change that may have happened, whatever a read shows now
+		 * (a commit sent by a replica that then died can land after that read).
+		 */
+		record(&ss.shared[k], pred, hash, false);
 		rc = resolve(c, r, name, hash, pred);
-		if (rc == 1)
-			record(&ss.shared[k], pred, hash, false);
-		else if (rc < 0)
+		if (rc < 0)
 			failf("client %d: %s unreadable", c->id, name);
 	} else {
 		failf("client %d: update of %s answered %d", c->id, name, st);
