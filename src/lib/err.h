@@ -49,7 +49,8 @@
 	X(CORRUPT, "stored state is corrupt")                                  \
 	X(LIMIT, "rate or resource limit reached")                             \
 	X(POLICY, "session policy is invalid")                                 \
-	X(EXPIRED, "expired or not yet valid (certificate, CRL or collateral)")
+	X(EXPIRED, "expired or not yet valid (certificate, CRL or collateral)") \
+	X(STALE, "answered from a cache that has changed since (read again)")
 
 enum scone_err {
 #define SCONE_ERR_ENUM(name, text) SCONE_ERR_##name,
