@@ -183,20 +183,30 @@ bool shield_maybe_shielded(int fd)
 /* ---- tags and commits (lock held) ---- */
 
 /*
- * Tag reports are pipelined: a commit sends its report and goes on; CAS's
- * answer is read before the next commit of any volume (the disk may be at
- * most one commit ahead of CAS), before the next report, and before exit,
- * fork, exec and letting another process at a shared volume. A refusal then
- * fails that later call (EIO) and is printed. (lock held)
+ * Tag reports. A commit writes its record, marks the new tag pending in the
+ * state every process of the volume shares (sh->pending) and sends its
+ * report without waiting (pipelined). Before anything writes the next
+ * record of that volume (and before exit, fork, exec and letting another
+ * process at a shared volume), the pending tag must be confirmed by CAS:
+ * so the disk is never more than one unconfirmed commit ahead of CAS, and
+ * the next start accepts it. A report whose answer is lost or refused for
+ * a passing reason (CAS unreachable or restarting, busy, a rate limit) is
+ * sent again, with backoff, for up to SCONE_TAG_REPORT_TIMEOUT seconds
+ * (default 30); CAS treats a report of the tag it already has as done, so
+ * sending twice is harmless. Only then does the sync fail (EIO), and the
+ * pending tag stays: the next sync, by any process, tries again before it
+ * writes. (lock held; in shared mode the mount's flock too)
  */
-static struct mount *g_pending;
-static uint8_t g_pending_tag[SCONE_RT_TAG_SIZE];
+static struct mount *g_inflight; /* the report on this process's connection whose answer is unread */
+
+#define REPORT_TIMEOUT_DEFAULT_SEC 30
 
 /* Record tag as the one CAS knows for m (in the state all processes share). */
 static void know_tag(struct mount *m, const uint8_t tag[SCONE_RT_TAG_SIZE])
 {
 	memcpy(m->sh->tag, tag, SCONE_RT_TAG_SIZE);
 	m->sh->has_tag = 1;
+	m->sh->has_pending = 0;
 }
 
 static void report_failed(const struct mount *m, enum scone_err err)
@@ -205,50 +215,141 @@ static void report_failed(const struct mount *m, enum scone_err err)
 		scone_strerror(err), scone_err_detail(), scone_errname(err));
 }
 
-static enum scone_err report_wait(void)
+/* Worth sending again: CAS unreachable, restarting, busy or rate-limiting; not a refusal on the merits. */
+static bool report_retryable(enum scone_err err)
 {
-	struct mount *m = g_pending;
+	return err == SCONE_ERR_NETWORK || err == SCONE_ERR_LIMIT || err == SCONE_ERR_BUSY || err == SCONE_ERR_IO ||
+	       err == SCONE_ERR_NO_SPACE;
+}
+
+/* How long a sync may wait for CAS to confirm a tag (SCONE_TAG_REPORT_TIMEOUT seconds). */
+static int64_t report_timeout_ms(void)
+{
+	const char *v = scone_runtime_setting(g_cfg, "SCONE_TAG_REPORT_TIMEOUT");
+	char *end;
+	long sec;
+
+	if (!v)
+		v = getenv("SCONE_TAG_REPORT_TIMEOUT");
+	if (!v || !*v)
+		return REPORT_TIMEOUT_DEFAULT_SEC * 1000;
+	sec = strtol(v, &end, 10);
+	return *end || sec < 1 || sec > 3600 ? REPORT_TIMEOUT_DEFAULT_SEC * 1000 : (int64_t)sec * 1000;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec t = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+
+	while (nanosleep(&t, &t) != 0 && errno == EINTR)
+		;
+}
+
+/* Send m's pending tag (from the tag CAS confirmed last). */
+static enum scone_err report_send(struct mount *m)
+{
+	enum scone_err err = scone_runtime_report_tag_start(g_addr, g_pin, &g_id, g_cfg, m->name,
+							    m->sh->has_tag ? m->sh->tag : NULL, m->sh->pending);
+
+	if (!err)
+		g_inflight = m;
+	return err;
+}
+
+/* Read the answer to the report in flight on this connection, if any: OK, or the report's error. */
+static enum scone_err report_read(struct mount **which)
+{
+	struct mount *m = g_inflight;
 	enum scone_err err;
 
+	*which = m;
 	if (!m)
 		return SCONE_ERR_OK;
-	g_pending = NULL;
-	if ((err = scone_runtime_report_tag_wait())) {
-		report_failed(m, err);
-		return err;
-	}
-	know_tag(m, g_pending_tag);
-	return SCONE_ERR_OK;
+	g_inflight = NULL;
+	err = scone_runtime_report_tag_wait();
+	if (!err)
+		know_tag(m, m->sh->pending);
+	return err;
 }
 
-/* For scone_volume_sync_with: CAS confirms the previous tag while the data is flushed. */
+/* Make CAS confirm m's pending tag (sending it again while that may still help). */
+static enum scone_err report_settle(struct mount *m)
+{
+	int64_t deadline = 0, backoff = 20;
+	struct mount *answered;
+	enum scone_err err;
+
+	for (;;) {
+		err = report_read(&answered);
+		if (err && answered != m) {
+			scone_err_clear(); /* another volume's: its own next sync settles it */
+			err = SCONE_ERR_OK;
+		}
+		if (!m->sh->has_pending)
+			return SCONE_ERR_OK;
+		if (answered == m && err && !report_retryable(err))
+			break;
+		if (!deadline)
+			deadline = now_ms() + report_timeout_ms();
+		else if (now_ms() >= deadline)
+			break;
+		if (answered == m || err)
+			sleep_ms(backoff), backoff = backoff < 1000 ? backoff * 2 : 1000;
+		if ((err = report_send(m)) && !report_retryable(err))
+			break;
+	}
+	if (!err)
+		err = scone_err_set(SCONE_ERR_NETWORK, "no answer");
+	if (report_retryable(err))
+		scone_err_set(err, "%s (gave up after %lld s: SCONE_TAG_REPORT_TIMEOUT; the volume stays one commit ahead "
+				   "of CAS and opens at the next start)",
+			      scone_err_detail(), (long long)(report_timeout_ms() / 1000));
+	report_failed(m, err);
+	return err;
+}
+
+/* Settle every volume's pending tag (before exit, fork, exec and letting other processes at the volumes). */
+static enum scone_err report_settle_all(void)
+{
+	enum scone_err first = SCONE_ERR_OK, err;
+
+	for (size_t i = 0; i < n_mounts; i++)
+		if ((err = report_settle(&mounts[i])) && !first)
+			first = err;
+	return first;
+}
+
+/* For scone_volume_sync_with: between the data flush and the record, the previous tag is confirmed. */
 static enum scone_err report_wait_cb(void *arg)
 {
-	(void)arg;
-	return report_wait();
+	return report_settle(arg);
 }
 
+/* After m's record: its tag is pending, and its report goes out (not waited for). */
 static enum scone_err report(struct mount *m)
 {
 	uint8_t tag[SCONE_RT_TAG_SIZE];
-	enum scone_err err;
 
-	SCONE_TRY(report_wait());
+	SCONE_TRY(report_settle(m));
 	scone_volume_tag(m->vol, tag);
 	if (m->sh->has_tag && memcmp(tag, m->sh->tag, sizeof(tag)) == 0)
 		return SCONE_ERR_OK;
-	if (m->tracked) {
-		err = scone_runtime_report_tag_start(g_addr, g_pin, &g_id, g_cfg, m->name,
-						     m->sh->has_tag ? m->sh->tag : NULL, tag);
-		if (err) {
-			report_failed(m, err);
-			return err;
-		}
-		memcpy(g_pending_tag, tag, sizeof(tag));
-		g_pending = m;
+	if (!m->tracked) {
+		know_tag(m, tag);
 		return SCONE_ERR_OK;
 	}
-	know_tag(m, tag);
+	memcpy(m->sh->pending, tag, sizeof(tag));
+	m->sh->has_pending = 1;
+	if (report_send(m))
+		scone_err_clear(); /* pending: the next sync (or exit) sends it again */
 	return SCONE_ERR_OK;
 }
 
@@ -260,7 +361,7 @@ enum scone_err shield_commit(struct mount *m)
 		return SCONE_ERR_OK;
 	if (m->broken)
 		return scone_err_set(SCONE_ERR_IO, "volume %s: out of step with the other processes", m->name);
-	if ((err = scone_volume_sync_with(m->vol, report_wait_cb, NULL))) {
+	if ((err = scone_volume_sync_with(m->vol, report_wait_cb, m))) {
 		fprintf(stderr, "scone: volume %s: cannot commit: %s: %s (%s)\n", m->name, scone_strerror(err),
 			scone_err_detail(), scone_errname(err));
 		if (g_shared)
@@ -292,7 +393,7 @@ static int lock_fd(struct mount *m)
  */
 static void reopen_file(struct sfd *s)
 {
-	if (scone_vfile_open(s->m->vol, s->vpath, vf_flags(s->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0, &s->f)) {
+	if (vop_open(s, s->vpath, vf_flags(s->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0)) {
 		scone_err_clear();
 		s->stale = true;
 	}
@@ -311,9 +412,8 @@ static void reload(struct mount *m)
 
 	for (int i = 0; i < SHIELD_FD_MAX; i++) {
 		struct sfd *s = fds[i];
-		if (s && s->m == m && s->f) {
-			scone_vfile_close(s->f);
-			s->f = NULL;
+		if (s && s->m == m && vop_is_open(s)) {
+			vop_close(s);
 			s->reopen = true;
 		}
 	}
@@ -357,7 +457,7 @@ static void share_out(void)
 	for (size_t i = 0; i < n_mounts; i++)
 		if (shield_commit(&mounts[i]))
 			scone_err_clear(); /* commit printed it */
-	if (report_wait()) /* the next process to commit reports from this tag */
+	if (report_settle_all()) /* the next process to commit reports from this tag */
 		scone_err_clear();
 	for (size_t i = 0; i < n_mounts; i++) {
 		struct mount *m = &mounts[i];
@@ -383,7 +483,7 @@ static void at_prepare(void)
 	for (size_t i = 0; i < n_mounts; i++)
 		if (shield_commit(&mounts[i]))
 			scone_err_clear();
-	if (report_wait()) /* the answer belongs to this process's connection */
+	if (report_settle_all()) /* the answer belongs to this process's connection */
 		scone_err_clear();
 }
 
@@ -424,7 +524,7 @@ static void shield_exit(void)
 	for (size_t i = 0; i < n_mounts; i++) {
 		struct mount *m = &mounts[i];
 		char hex[2 * SCONE_RT_TAG_SIZE + 1];
-		if (shield_commit(m) || report_wait())
+		if (shield_commit(m) || report_settle(m))
 			scone_err_clear(); /* printed */
 		if (m->n_prefixes && !m->broken && memcmp(m->sh->tag, m->first_tag, sizeof(m->first_tag)) != 0 &&
 		    getpid() == g_pid) {
@@ -663,7 +763,7 @@ static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], str
 		mounts[i].gen = mounts[i].sh->gen;
 	}
 	if (!err)
-		err = report_wait(); /* main starts from a tag CAS has */
+		err = report_settle_all(); /* main starts from a tag CAS has */
 	shield_leave();
 	if (err) {
 		char detail[512];
@@ -745,7 +845,8 @@ static enum scone_err adopt_fds(const struct scone_handover *h)
 			free(s);
 			continue;
 		}
-		if (!r->dir)
+		s->file = !r->dir;
+		if (s->file)
 			reopen_file(s);
 		m->open_count++;
 		__atomic_store_n(&fds[r->fd], s, __ATOMIC_RELEASE);
@@ -786,7 +887,7 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 	for (size_t i = 0; i < n && !err; i++)
 		err = shield_commit(&mounts[i]);
 	if (!err)
-		err = report_wait();
+		err = report_settle_all();
 	if (!err && !(h->volumes = calloc(n, sizeof(*h->volumes))))
 		err = scone_err_set(SCONE_ERR_NOMEM, "exec: volumes");
 	for (size_t i = 0; !err && i < n; i++) {
@@ -808,7 +909,7 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 		h->fds = r;
 		r = &h->fds[h->fd_count++];
 		*r = (struct scone_handover_fd){ .fd = fd, .flags = s->flags, .volume = (uint32_t)(s->m - mounts),
-						 .vpath = strdup(s->vpath), .dir = !s->f && !s->stale };
+						 .vpath = strdup(s->vpath), .dir = !s->file };
 		if (!r->vpath)
 			err = scone_err_set(SCONE_ERR_NOMEM, "exec: fds");
 	}
@@ -868,7 +969,6 @@ static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 {
 	int acc = flags & O_ACCMODE;
 	struct scone_vstat st;
-	struct scone_vfile *f = NULL;
 	struct sfd *s;
 	enum scone_err err;
 	int fd;
@@ -877,7 +977,7 @@ static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 		return shield_fail(EINVAL);
 	if ((flags & O_TMPFILE) == O_TMPFILE)
 		return shield_fail(EOPNOTSUPP);
-	err = scone_volume_stat(m->vol, vpath, &st);
+	err = vop_stat(m, vpath, &st);
 	if (!err && st.is_dir) {
 		if ((flags & O_CREAT) && (flags & O_EXCL))
 			return shield_fail(EEXIST);
@@ -887,32 +987,27 @@ static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 		return shield_fail(ENOTDIR);
 	} else if (err && (err != SCONE_ERR_NOT_FOUND || !(flags & O_CREAT) || (flags & O_DIRECTORY))) {
 		return shield_fail(shield_path_errno(m, vpath, err));
-	} else {
-		if ((err = scone_vfile_open(m->vol, vpath, vf_flags(flags), (uint32_t)(mode & 07777), &f)))
-			return shield_fail(shield_path_errno(m, vpath, err));
-		if ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY))
-			m->dirty = true;
 	}
-	s = calloc(1, sizeof(*s));
-	fd = s ? reserve_fd(flags) : -1;
-	if (fd < 0) {
-		int e = s ? errno : ENOMEM;
-		if (f)
-			scone_vfile_close(f);
-		free(s);
-		return shield_fail(e);
-	}
+	if (!(s = calloc(1, sizeof(*s))))
+		return shield_fail(ENOMEM);
 	s->m = m;
-	s->f = f;
 	s->flags = flags;
 	s->refs = 1;
 	snprintf(s->vpath, sizeof(s->vpath), "%s", vpath);
-	if (!placeholder_note(fd, s)) {
+	if (err || !st.is_dir) {
+		if ((err = vop_open(s, vpath, vf_flags(flags), (uint32_t)(mode & 07777)))) {
+			free(s);
+			return shield_fail(shield_path_errno(m, vpath, err));
+		}
+		if ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY))
+			m->dirty = true;
+	}
+	if ((fd = reserve_fd(flags)) < 0 || !placeholder_note(fd, s)) {
 		int e = errno;
-		if (f)
-			scone_vfile_close(f);
+		vop_close(s);
 		free(s);
-		SYS(close)(fd);
+		if (fd >= 0)
+			SYS(close)(fd);
 		return shield_fail(e);
 	}
 	m->open_count++;
@@ -979,7 +1074,7 @@ static int64_t lock_base(const struct sfd *s)
 {
 	struct scone_vstat st = { 0 };
 
-	if (s->f && scone_vfile_stat(s->f, &st) != SCONE_ERR_OK)
+	if (s->file && vop_fstat(s, &st) != SCONE_ERR_OK)
 		memset(&st, 0, sizeof(st));
 	return (int64_t)(inode_of(&st, s->vpath) % LOCK_SLOTS) << LOCK_SLOT_BITS;
 }
@@ -1009,7 +1104,7 @@ static int lock_map(int fd, struct sfd *s, int cmd, const struct flock *fl, int 
 
 	if (fl->l_whence == SEEK_CUR)
 		start += (int64_t)shield_off_get(fd);
-	else if (fl->l_whence == SEEK_END && s->f && scone_vfile_stat(s->f, &st) == SCONE_ERR_OK)
+	else if (fl->l_whence == SEEK_END && s->file && vop_fstat(s, &st) == SCONE_ERR_OK)
 		start += (int64_t)st.size;
 	else if (fl->l_whence != SEEK_SET && fl->l_whence != SEEK_END)
 		return shield_fail(EINVAL);
@@ -1062,8 +1157,7 @@ static int close_locked(int fd, struct sfd *s)
 		REAL(close);
 		real_close(s->ofd_lock - 1);
 	}
-	if (s->f)
-		scone_vfile_close(s->f);
+	vop_close(s);
 	if (--s->m->open_count == 0 && shield_commit(s->m))
 		r = EIO;
 	free(s);
@@ -1428,7 +1522,7 @@ int fchdir(int fd)
 
 	if (shield_maybe_shielded(fd)) {
 		shield_enter();
-		if ((s = shield_fd_entry(fd)) && !s->f) {
+		if ((s = shield_fd_entry(fd)) && !s->file) {
 			m = s->m;
 			snprintf(vpath, sizeof(vpath), "%s", s->vpath);
 		}
@@ -1523,7 +1617,7 @@ static void fill_stat(const struct scone_vstat *v, const char *vpath, struct sta
 static int fstat_locked(struct sfd *s, struct stat *st)
 {
 	struct scone_vstat v;
-	enum scone_err err = s->f ? scone_vfile_stat(s->f, &v) : scone_volume_stat(s->m->vol, s->vpath, &v);
+	enum scone_err err = vop_fstat(s, &v);
 
 	if (err)
 		return shield_fail_err(err);
@@ -1550,7 +1644,7 @@ static int path_stat(struct mount *m, const char *vpath, struct stat *st)
 	int r = 0, e = 0;
 
 	shield_enter();
-	err = scone_volume_stat(m->vol, vpath, &v);
+	err = vop_stat(m, vpath, &v);
 	if (err)
 		r = -1, e = shield_path_errno(m, vpath, err);
 	shield_leave();
@@ -1634,7 +1728,7 @@ int shield_path_errno(struct mount *m, const char *vpath, enum scone_err err)
 		snprintf(p, sizeof(p), "%s", vpath);
 		for (char *slash = strrchr(p, '/'); slash && slash > p; slash = strrchr(p, '/')) {
 			*slash = '\0';
-			if (scone_volume_stat(m->vol, p, &st) == SCONE_ERR_OK) {
+			if (vop_stat(m, p, &st) == SCONE_ERR_OK) {
 				if (!st.is_dir)
 					n = ENOTDIR;
 				break;
@@ -1649,7 +1743,7 @@ int shield_path_errno(struct mount *m, const char *vpath, enum scone_err err)
 int shield_exists_errno(struct mount *m, const char *vpath)
 {
 	struct scone_vstat st;
-	enum scone_err err = scone_volume_stat(m->vol, vpath, &st);
+	enum scone_err err = vop_stat(m, vpath, &st);
 
 	return err ? shield_path_errno(m, vpath, err) : 0;
 }
@@ -1685,7 +1779,7 @@ static int remove_in(struct mount *m, const char *vpath, bool dir)
 	if (dir && strcmp(vpath, "/") == 0)
 		return shield_fail(EBUSY);
 	shield_enter();
-	err = dir ? scone_volume_rmdir(m->vol, vpath) : scone_volume_unlink(m->vol, vpath);
+	err = vop_remove(m, vpath, dir);
 	return ns_done(m, vpath, err);
 }
 
@@ -1727,7 +1821,7 @@ static int mkdir_in(struct mount *m, const char *vpath, mode_t mode)
 	if (strcmp(vpath, "/") == 0)
 		return shield_fail(EEXIST);
 	shield_enter();
-	err = scone_volume_mkdir(m->vol, vpath, (uint32_t)(mode & 07777));
+	err = vop_mkdir(m, vpath, (uint32_t)(mode & 07777));
 	return ns_done(m, vpath, err);
 }
 
@@ -1785,7 +1879,7 @@ static int rename_in(int fd1, const char *from, int fd2, const char *to, int *re
 		return 1;
 	}
 	shield_enter();
-	err = scone_volume_rename(m1->vol, v1, v2);
+	err = vop_rename(m1, v1, v2);
 	if (!err)
 		retarget(m1, v1, v2);
 	*ret = ns_done(m1, v1, err);
@@ -1834,7 +1928,7 @@ static int truncate_in(struct mount *m, const char *vpath, off64_t len)
 	if (len < 0)
 		return shield_fail(EINVAL);
 	shield_enter();
-	err = scone_volume_truncate(m->vol, vpath, (uint64_t)len);
+	err = vop_truncate(m, vpath, (uint64_t)len);
 	return ns_done(m, vpath, err);
 }
 
@@ -1870,7 +1964,6 @@ int truncate64(const char *path, off64_t len)
 long syscall(long n, ...)
 {
 	REAL(syscall);
-	static int warned;
 	long a[6];
 	va_list ap;
 
@@ -1895,9 +1988,8 @@ long syscall(long n, ...)
 			break;
 		}
 	}
-	if (n == SYS_io_uring_setup && __atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE) > 0) {
-		if (!__atomic_exchange_n(&warned, 1, __ATOMIC_ACQ_REL))
-			fprintf(stderr, "scone: io_uring refused: its I/O would bypass the file-system shield\n");
+	if ((n == SYS_io_uring_setup && scone_async_io_refused("io_uring")) ||
+	    (n == SYS_io_setup && scone_async_io_refused("Linux AIO"))) {
 		errno = ENOSYS;
 		return -1;
 	}
@@ -1964,7 +2056,7 @@ static int list_locked(struct sdir *d, struct mount *m, const char *vpath)
 
 	d->vpath = vpath;
 	if (add_entry(d, ".", DT_DIR, 1) || add_entry(d, "..", DT_DIR, 1) ||
-	    (err = scone_volume_readdir(m->vol, vpath, dir_entry, d)) || d->n < 2)
+	    (err = vop_readdir(m, vpath, dir_entry, d)) || d->n < 2)
 		return err ? scone_err_to_errno(err) : ENOMEM;
 	return 0;
 }
@@ -1981,7 +2073,7 @@ static ssize_t getdents_locked(int fd, struct sfd *s, void *buf, size_t n)
 	size_t pos = (size_t)shield_off_get(fd), used = 0;
 	int e;
 
-	if (s->f)
+	if (s->file)
 		return shield_fail(ENOTDIR);
 	if ((e = list_locked(&d, s->m, s->vpath)) != 0) {
 		free(d.ents);
@@ -2068,7 +2160,7 @@ DIR *fdopendir(int fd)
 	s = shield_fd_entry(fd);
 	if (!s)
 		e = EBADF;
-	else if (s->f)
+	else if (s->file)
 		e = ENOTDIR;
 	else
 		e = list_locked(d, s->m, s->vpath);

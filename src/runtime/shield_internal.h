@@ -83,13 +83,17 @@ struct mount {
  */
 struct vshare {
 	uint64_t gen; /* commits so far; a process whose copy is older reloads */
-	uint8_t tag[SCONE_RT_TAG_SIZE]; /* the tag CAS knows (and the disk holds) */
+	uint8_t tag[SCONE_RT_TAG_SIZE]; /* the tag CAS confirmed */
 	uint8_t has_tag;
+	uint8_t has_pending;                /* the disk holds pending, which CAS has not confirmed yet */
+	uint8_t pending[SCONE_RT_TAG_SIZE]; /* (reported or about to be; the next record waits for it) */
 };
 
 struct sfd {
 	struct mount *m;
-	struct scone_vfile *f; /* NULL for a directory */
+	struct scone_vfile *f; /* the open file, where the volume is in this process (NULL for a directory) */
+	uint64_t rh;           /* the open file's handle on the volume's server, where it is served (vserver.c) */
+	bool file;             /* a file, not a directory */
 	char vpath[PATH_MAX];
 	int flags;
 	int refs;    /* fds sharing this open file description (dup) */
@@ -170,6 +174,31 @@ int shield_path_errno(struct mount *m, const char *vpath, enum scone_err err);
 int shield_exists_errno(struct mount *m, const char *vpath);
 /* The same, taking the lock. */
 int shield_exists(struct mount *m, const char *vpath);
+/*
+ * The volume behind a mount, wherever it lives (vops.c): in this process
+ * (the library is called directly) or in the process serving it to the
+ * others (each call is a request to it). Every shield operation on a
+ * volume goes through these; the lock is held.
+ */
+SCONE_MUST_CHECK enum scone_err vop_stat(struct mount *m, const char *vpath, struct scone_vstat *st);
+/* Open the file vpath into s (s->m set): s->file, and s->f or s->rh. */
+SCONE_MUST_CHECK enum scone_err vop_open(struct sfd *s, const char *vpath, unsigned vf, uint32_t mode);
+void vop_close(struct sfd *s);
+SCONE_MUST_CHECK enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got);
+SCONE_MUST_CHECK enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off);
+SCONE_MUST_CHECK enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at);
+SCONE_MUST_CHECK enum scone_err vop_ftruncate(struct sfd *s, uint64_t size);
+SCONE_MUST_CHECK enum scone_err vop_fstat(const struct sfd *s, struct scone_vstat *st);
+SCONE_MUST_CHECK enum scone_err vop_mkdir(struct mount *m, const char *vpath, uint32_t mode);
+SCONE_MUST_CHECK enum scone_err vop_remove(struct mount *m, const char *vpath, bool dir);
+SCONE_MUST_CHECK enum scone_err vop_rename(struct mount *m, const char *from, const char *to);
+SCONE_MUST_CHECK enum scone_err vop_truncate(struct mount *m, const char *vpath, uint64_t size);
+SCONE_MUST_CHECK enum scone_err vop_chmod(struct mount *m, const char *vpath, uint32_t mode);
+SCONE_MUST_CHECK enum scone_err vop_set_mtime(struct mount *m, const char *vpath, int64_t ns);
+SCONE_MUST_CHECK enum scone_err vop_readdir(struct mount *m, const char *vpath, scone_readdir_fn fn, void *arg);
+/* Is s's file still open (not stale after its volume moved on without it)? */
+bool vop_is_open(const struct sfd *s);
+
 /* Set errno from e (EIO when it has no errno) and return -1. */
 int shield_fail_err(enum scone_err e);
 /* Commit m and report its new tag (lock held); prints what failed. */

@@ -24,11 +24,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/crypto.h"
+#include "lib/elf.h"
 #include "lib/err.h"
 #include "lib/hex.h"
 #include "lib/tls.h"
@@ -236,6 +238,64 @@ static int fspf_main(int argc, char **argv, char **envp)
 	return real_main(argc, argv, envp);
 }
 
+/*
+ * When the program was started through "#!" lines, the kernel put the
+ * interpreter (and its optional argument, for each level) in front of the
+ * script's path, which replaced the script's argv[0]. The number of those
+ * leading arguments: the index of the script's path (AT_EXECFN, the name
+ * given to execve) in argv, when that file is a script; 0 otherwise.
+ */
+static int script_lead(int argc, char **argv)
+{
+	const char *execfn = (const char *)getauxval(AT_EXECFN);
+	struct scone_exec_info info;
+
+	if (!execfn || scone_exec_inspect(execfn, &info) != SCONE_ERR_OK || info.kind != SCONE_EXEC_SCRIPT) {
+		scone_err_clear();
+		return 0;
+	}
+	for (int k = 1; k < argc && k <= 8; k++) /* at most 4 levels of an interpreter and its argument */
+		if (strcmp(argv[k], execfn) == 0)
+			return k;
+	return 0;
+}
+
+/*
+ * main's argv from the session's command: the command's words with @@N
+ * replaced by the host's arguments. For a script, the interpreter's
+ * leading arguments stay in front, the script's path takes the command's
+ * first word's place (the interpreter must still find its script), and
+ * @@N are the script's own arguments.
+ */
+static void session_argv_for(const struct scone_runtime_config *cfg, int argc, char **argv, struct scone_strs *out)
+{
+	struct scone_strs session_argv = { .v = cfg->argv, .n = cfg->argc }, rest;
+	int lead = script_lead(argc, argv);
+	enum scone_err err;
+
+	if ((err = scone_host_args(&session_argv, argc - lead, argv + lead, &rest)))
+		die("command", err);
+	if (lead == 0) {
+		*out = rest;
+		return;
+	}
+	out->n = (size_t)lead + rest.n;
+	if (!(out->v = calloc(out->n + 1, sizeof(char *))))
+		die("command", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	for (int i = 0; i < lead; i++)
+		out->v[i] = argv[i];
+	/* The session's pwd may differ from the host's: the interpreter finds its script by an absolute path. */
+	out->v[lead] = argv[lead][0] == '/' ? argv[lead] : realpath(argv[lead], NULL);
+	if (!out->v[lead])
+		die("command", scone_err_set(scone_err_from_errno(errno), "%s: %s", argv[lead], strerror(errno)));
+	for (size_t i = 1; i < rest.n; i++)
+		out->v[lead + i] = rest.v[i];
+	/* rest.v[0] (the command's first word) is replaced by the script's path; the array goes. */
+	scone_wipe(rest.v[0], strlen(rest.v[0]));
+	free(rest.v[0]);
+	free(rest.v);
+}
+
 static void print_view(const struct scone_runtime_config *cfg, const char *mode)
 {
 	fprintf(stderr,
@@ -253,7 +313,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	const char *mode = getenv("SCONE_MODE");
 	struct scone_runtime_config *cfg = NULL;
 	struct scone_identity id;
-	struct scone_strs session_argv, new_argv;
+	struct scone_strs new_argv;
 	const char *handover = getenv(SCONE_HANDOVER_VAR);
 	uint8_t pin[32];
 	enum scone_err err;
@@ -287,10 +347,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	if ((err = scone_inject_install(cfg->files, cfg->file_count)))
 		die("injection files", err);
 	if (cfg->argc) {
-		session_argv.v = cfg->argv;
-		session_argv.n = cfg->argc;
-		if ((err = scone_host_args(&session_argv, argc, argv, &new_argv)))
-			die("command", err);
+		session_argv_for(cfg, argc, argv, &new_argv);
 	} else {
 		new_argv.v = argv;
 		new_argv.n = (size_t)argc;

@@ -111,6 +111,10 @@ typedef long (*scone_sys_syscall_fn)(long, ...);
 	X(ftruncate64, SCONE_SYS_T(ftruncate64))                                                             \
 	X(truncate, SCONE_SYS_T(truncate))                                                                   \
 	X(truncate64, SCONE_SYS_T(truncate64))                                                               \
+	X(fallocate, SCONE_SYS_T(fallocate))                                                                 \
+	X(fallocate64, SCONE_SYS_T(fallocate64))                                                             \
+	X(posix_fallocate, SCONE_SYS_T(posix_fallocate))                                                     \
+	X(posix_fallocate64, SCONE_SYS_T(posix_fallocate64))                                                 \
 	X(fsync, SCONE_SYS_T(fsync))                                                                         \
 	X(fdatasync, SCONE_SYS_T(fdatasync))                                                                 \
 	X(fcntl, scone_sys_vararg_fn)                                                                        \
