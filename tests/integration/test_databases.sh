@@ -889,6 +889,23 @@ case_cas_restart() {
 	sw_check w.out 1
 }
 
+# What mariadb-install-db does: a shell pipeline whose left side (a
+# subshell forked before the writer started) execs a program after the
+# writer on the right has committed many times. That program must start
+# (the volume is where its sibling left it, not "rolled back").
+case_sibling_exec() {
+	sw_start
+	printf 'from the host\n' >host.txt
+	run_cmd scone run --config-id sw/writer -- /bin/sh -c \
+		"(sleep 2; cat $CASE_DIR/host.txt; echo CAT=\$? >&2) | $WRITER --seconds 3 $CASE_DIR/data >w.out; echo WRITER=\$? >&2"
+	if grep -q "^scone: cannot start" "$ERR" || ! grep -qx "CAT=0" "$ERR" || ! grep -qx "WRITER=0" "$ERR"; then
+		show_output
+		fail "a program started by the shell after its sibling committed did not start"
+	fi
+	[ "$RC" -eq 0 ] || { show_output; fail "sh exited $RC"; }
+	sw_check w.out 1
+}
+
 # A TCP proxy to CAS that holds every chunk for 0-300 ms (order kept).
 SLOW_PROXY='
 import asyncio, random, sys
@@ -1190,6 +1207,7 @@ case_timed "mariadb: kill -9 during autocommit inserts: every acknowledged row i
 case_timed "mariadb: mariadb-install-db (a #!/bin/sh script) started with the session's command line (--help)" case_my_entry
 case_timed "signal storm: SIGALRM every 500 us during pwrite+fsync on a volume: no fsync fails, every synced record is there" case_storm_one
 case_timed "signal storm: three forked writers with SIGALRM every 500 us, killed -9: the volume opens with every synced record" case_storm_forked
+case_timed "processes: a program a shell execs after its sibling (the writer of a pipeline) committed opens the volume" case_sibling_exec
 case_timed "CAS stopped for 5 s and restarted during fsyncs: the writer recovers and the volume opens with every synced record" case_cas_restart
 case_timed "CAS answering slowly (a proxy delaying every chunk 0-300 ms): no fsync fails, every synced record is there" case_cas_slow_proxy
 case_timed "CAS stalling (SIGSTOP 300 ms in every 500 ms): no fsync fails, every synced record is there" case_cas_sigstop
