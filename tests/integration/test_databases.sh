@@ -21,8 +21,9 @@
 #   SIGALRM every 500 us (one process; three forked processes killed -9);
 #   CAS stopped for 5 s and restarted during the writes; CAS answering
 #   slowly (a TCP proxy that delays every chunk; scone-cas stopped by
-#   SIGSTOP for 300 ms at a time). The volume opens afterwards with every
-#   record whose fsync returned 0.
+#   SIGSTOP for 300 ms at a time); a program a shell execs after its
+#   sibling in a pipeline committed (mariadb-install-db's pattern). The
+#   volume opens afterwards with every record whose fsync returned 0.
 # - Node.js: a script writing to volume files and host files while it
 #   accepts TCP connections (libuv closes files with syscall(SYS_close)):
 #   every byte in the file it was meant for; fs.readdir of a volume
@@ -98,9 +99,7 @@ RT_BIN=$DB_ROOT/rt/bin
 mkdir -p "$RT_BIN" "$DB_ROOT/rt/lib"
 cp "$SCONE_BIN" "$RT_BIN/scone"
 cp "$(dirname "$SCONE_BIN")/../lib/libscone.so" "$DB_ROOT/rt/lib/"
-[ ! -x "$WRITER" ] || cp "$WRITER" "$RT_BIN/sync_writer"
 chmod -R a+rX "$DB_ROOT/rt"
-
 
 # note TEXT: a line for the log of the whole run (figures, what happened),
 # whatever the case's outcome.
