@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <errno.h>
 #include <limits.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,9 @@ typedef int (*main_fn)(int, char **, char **);
 typedef int (*start_main_fn)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void), void *);
 
 static main_fn real_main;
+static char **kernel_argv; /* what the kernel laid out: argv, NULL, envp, NULL, auxv */
+static int kernel_argc;
+
 
 static void die(const char *what, enum scone_err err) __attribute__((noreturn));
 static void die(const char *what, enum scone_err err)
@@ -56,6 +60,39 @@ static void die(const char *what, enum scone_err err)
 		scone_errname(err));
 	fflush(stderr);
 	_exit(1);
+}
+
+/*
+ * main gets one contiguous, well-formed start block: argv, NULL, the
+ * environment, NULL, then the auxiliary vector copied from the kernel's.
+ * Programs that read all three from the pointer main receives (Go's
+ * runtime finds the page size in auxv after the environment's NULL) see
+ * what the runtime decided, laid out as the kernel would. Nothing in the
+ * kernel's own block is moved or shrunk. The block lives for the
+ * program's whole life; environ points into it.
+ */
+static int start_program(int argc, char **argv, char **env)
+{
+	char **kenv = kernel_argv + kernel_argc + 1, **block;
+	ElfW(auxv_t) *aux;
+	size_t n_env = 0, n_aux = 1, words;
+
+	while (*kenv)
+		kenv++;
+	aux = (ElfW(auxv_t) *)(void *)(kenv + 1);
+	while (aux[n_aux - 1].a_type != AT_NULL)
+		n_aux++;
+	while (env && env[n_env])
+		n_env++;
+	words = (size_t)argc + 1 + n_env + 1 + n_aux * sizeof(*aux) / sizeof(char *);
+	if (!(block = calloc(words, sizeof(char *))))
+		die("start", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	memcpy(block, argv, (size_t)argc * sizeof(char *));
+	if (n_env)
+		memcpy(block + argc + 1, env, n_env * sizeof(char *));
+	memcpy(block + argc + 1 + n_env + 1, aux, n_aux * sizeof(*aux));
+	environ = block + argc + 1;
+	return real_main(argc, block, environ);
 }
 
 /* The pinned CAS: $SCONE_CAS_FINGERPRINT (64 hex). */
@@ -91,14 +128,21 @@ static bool runtime_var(const char *entry)
  * "NAME=VALUE" strings, environ owns them). The old block stays where the
  * kernel put it, so /proc/PID/environ shows the exec'd variables only.
  */
+static size_t env_count(char **env)
+{
+	size_t n = 0;
+
+	while (env && env[n])
+		n++;
+	return n;
+}
+
 static void install_environ(char **host_env, bool (*keep)(const char *), char **extra, size_t n)
 {
-	size_t count = 0, k = 0;
+	size_t k = 0;
 	char **env;
 
-	for (char **e = host_env; e && *e; e++)
-		count++;
-	if (!(env = calloc(count + n + 1, sizeof(*env))))
+	if (!(env = calloc(env_count(host_env) + n + 1, sizeof(*env))))
 		die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	for (char **e = host_env; e && *e; e++)
 		if (keep(*e))
@@ -212,6 +256,7 @@ static int fspf_main(int argc, char **argv, char **envp)
 	struct scone_identity none = { 0 };
 	const char *path = getenv("SCONE_FSPF");
 	enum scone_err err;
+	char **env;
 	size_t k = 0;
 
 	if (!path || !*path)
@@ -225,17 +270,19 @@ static int fspf_main(int argc, char **argv, char **envp)
 	cfg->fspf->has_tag = env_hex("SCONE_FSPF_TAG", cfg->fspf->tag, sizeof(cfg->fspf->tag));
 	if ((err = scone_shield_mount(NULL, (const uint8_t[32]){ 0 }, &none, cfg)))
 		die("SCONE_FSPF", err);
+	if (view_wanted())
+		fprintf(stderr, "scone runtime: no config_id, SCONE_FSPF %s, file-system shield %s (%zu volumes mounted)\n",
+			path, scone_shield_count() ? "on" : "off", scone_shield_count());
+	if (!(env = calloc(env_count(envp) + 1, sizeof(*env))))
+		die("SCONE_FSPF", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	for (char **e = envp; e && *e; e++) {
 		if (strncmp(*e, "SCONE_FSPF_KEY=", 15) == 0) /* also out of /proc/PID/environ, which shows this memory */
 			scone_wipe(*e + 15, strlen(*e + 15));
 		if (strncmp(*e, "SCONE_FSPF", 10) != 0)
-			envp[k++] = *e;
+			env[k++] = *e;
 	}
-	envp[k] = NULL;
-	if (view_wanted())
-		fprintf(stderr, "scone runtime: no config_id, SCONE_FSPF %s, file-system shield %s (%zu volumes mounted)\n",
-			path, scone_shield_count() ? "on" : "off", scone_shield_count());
-	return real_main(argc, argv, envp);
+	env[k] = NULL;
+	return start_program(argc, argv, env);
 }
 
 /*
@@ -294,6 +341,65 @@ static void session_argv_for(const struct scone_runtime_config *cfg, int argc, c
 	scone_wipe(rest.v[0], strlen(rest.v[0]));
 	free(rest.v[0]);
 	free(rest.v);
+}
+
+/*
+ * The kernel's block of argument and environment strings (what
+ * /proc/PID/cmdline and environ show, and where programs that set their
+ * process title write: PostgreSQL's "postgres: checkpointer", nginx's
+ * "worker process"): [*start, *end) when argv's and envp's strings lie in
+ * it back to back, as exec puts them.
+ */
+static bool kernel_block(int argc, char **argv, char **envp, char **start, char **end)
+{
+	char *p = argv[0];
+
+	for (int i = 0; i < argc; i++, p += strlen(p) + 1)
+		if (argv[i] != p)
+			return false;
+	for (char **e = envp; e && *e; e++, p += strlen(p) + 1)
+		if (*e != p)
+			return false;
+	*start = argv[0];
+	*end = p;
+	return true;
+}
+
+/*
+ * A command without secrets (CAS says so: command_public) is shown where
+ * the program's own would be: main's argv strings move into the kernel's
+ * block, which then holds nothing else (the host's variables there are
+ * copied out first and the rest is zeroed), so ps shows the session's
+ * command, and a program that writes its title over argv writes where ps
+ * reads. A command with a secret stays in the heap; the block keeps what
+ * the host passed.
+ */
+static void show_command(int argc, char **argv, char **envp, struct scone_strs *av)
+{
+	char *start, *end, *buf, *p;
+	size_t total = 0;
+
+	if (!kernel_block(argc, argv, envp, &start, &end))
+		return;
+	for (size_t i = 0; i < av->n; i++)
+		total += strlen(av->v[i]) + 1;
+	if (total > (size_t)(end - start) || !(buf = malloc(total)))
+		return;
+	for (char **e = environ; e && *e; e++) /* environ may still point into the block */
+		if (*e >= start && *e < end && !(*e = strdup(*e)))
+			die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	p = buf;
+	for (size_t i = 0; i < av->n; i++) {
+		size_t n = strlen(av->v[i]) + 1;
+		memcpy(p, av->v[i], n);
+		p += n;
+	}
+	memcpy(start, buf, total);
+	memset(start + total, 0, (size_t)(end - start) - total);
+	free(buf);
+	p = start;
+	for (size_t i = 0; i < av->n; i++, p += strlen(p) + 1)
+		av->v[i] = p;
 }
 
 static void print_view(const struct scone_runtime_config *cfg, const char *mode)
@@ -360,7 +466,10 @@ static int scone_main(int argc, char **argv, char **envp)
 	/* argv, environment and cfg stay alive for the program's whole life (exec hands cfg on). */
 	if ((err = scone_exec_install(addr, pin, cfg)))
 		die("exec", err);
-	return real_main((int)new_argv.n, new_argv.v, environ);
+	/* Last: the kernel's block is rewritten, and getenv's earlier answers (addr, mode) pointed into it. */
+	if (cfg->argc && cfg->command_public)
+		show_command(argc, argv, envp, &new_argv);
+	return start_program((int)new_argv.n, new_argv.v, environ);
 }
 
 /* ---- a program exec'd by a program under the runtime ---- */
@@ -427,7 +536,7 @@ static int handover_main(int argc, char **argv, char **envp, const char *fd_text
 	scone_handover_free(&h);
 	if (view_wanted())
 		print_view(cfg, mode && *mode ? mode : "AUTO");
-	return real_main(argc, argv, environ);
+	return start_program(argc, argv, environ);
 }
 
 int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), void (*fini)(void),
@@ -442,5 +551,7 @@ int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), v
 		_exit(1);
 	}
 	real_main = main;
+	kernel_argv = argv;
+	kernel_argc = argc;
 	return next(scone_main, argc, argv, init, fini, rtld_fini, stack_end);
 }
