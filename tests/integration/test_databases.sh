@@ -896,7 +896,7 @@ case_sibling_exec() {
 	sw_start
 	printf 'from the host\n' >host.txt
 	run_cmd scone run --config-id sw/writer -- /bin/sh -c \
-		"(sleep 2; cat $CASE_DIR/host.txt; echo CAT=\$? >&2) | $WRITER --seconds 3 $CASE_DIR/data >w.out; echo WRITER=\$? >&2"
+		"(sleep 2; cat $CASE_DIR/host.txt; echo CAT=\$? >&2) | $WRITER --seconds 3 $CASE_DIR/data >$CASE_DIR/w.out; echo WRITER=\$? >&2"
 	if grep -q "^scone: cannot start" "$ERR" || ! grep -qx "CAT=0" "$ERR" || ! grep -qx "WRITER=0" "$ERR"; then
 		show_output
 		fail "a program started by the shell after its sibling committed did not start"
