@@ -120,9 +120,14 @@ show_errors() {
 	grep -ah -e '\[ERROR\]' -e '^scone:' "$OUT" "$ERR" | grep -v 'running without a TEE' | cut -c1-400 | awk '!seen[$0]++' | head -12 || true
 }
 
-# db_case: the case directory is the working directory of the programs the
-# database user runs: it must be able to enter it.
-db_case() { chmod 711 "$CASE_DIR"; }
+# db_case: the servers a case starts are stopped when it ends, whatever
+# its outcome (cas_case_begin's trap); the case directory is the working
+# directory of the programs the database user runs: it must be able to
+# enter it.
+db_case() {
+	cas_case_begin
+	chmod 711 "$CASE_DIR"
+}
 
 # A directory of the database user.
 db_dir() {
@@ -905,6 +910,48 @@ case_sibling_exec() {
 	sw_check w.out 1
 }
 
+# PostgreSQL keys its SysV shared memory by the data directory's inode and
+# takes a segment whose header names its directory's (device, inode) for
+# its own: two clusters on two volumes of one host must not look like one
+# directory, nor must two directories of one volume.
+case_volume_identity() {
+	plain && t_skip_case "plain mode: nothing to check without the runtime"
+	cas_case_begin
+	cas_start "$CASE_DIR/cas"
+	owner_new "$CASE_DIR/owner"
+	cat >two.yaml <<YAML
+name: two
+version: "0.3"
+security:
+  attestation:
+    mode: none
+services:
+  - name: py
+    image_name: two
+images:
+  - name: two
+    volumes:
+      - {name: one, path: $CASE_DIR/one}
+      - {name: two, path: $CASE_DIR/two}
+volumes:
+  - name: one
+  - name: two
+YAML
+	expect_created two.yaml
+	expect_ok scone run --config-id two/py -- /usr/bin/python3 -c "
+import os
+for d in ('one', 'two'):
+    os.mkdir('$CASE_DIR/%s/base' % d)
+ids = {}
+for p in ('one', 'one/base', 'two', 'two/base'):
+    st = os.stat('$CASE_DIR/' + p)
+    ids.setdefault((st.st_dev, st.st_ino), []).append(p)
+same = [v for v in ids.values() if len(v) > 1]
+print('SAME=' + ';'.join(','.join(v) for v in same))
+"
+	grep -qx "SAME=" "$OUT" || { show_output; fail "directories of the volumes share a (st_dev, st_ino): $(sed -n 's/^SAME=//p' "$OUT")"; }
+}
+
 # A TCP proxy to CAS that holds every chunk for 0-300 ms (order kept).
 SLOW_PROXY='
 import asyncio, random, sys
@@ -1207,6 +1254,7 @@ case_timed "mariadb: mariadb-install-db (a #!/bin/sh script) started with the se
 case_timed "signal storm: SIGALRM every 500 us during pwrite+fsync on a volume: no fsync fails, every synced record is there" case_storm_one
 case_timed "signal storm: three forked writers with SIGALRM every 500 us, killed -9: the volume opens with every synced record" case_storm_forked
 case_timed "processes: a program a shell execs after its sibling (the writer of a pipeline) committed opens the volume" case_sibling_exec
+case_timed "volumes: the root directories of two volumes (and their subdirectories) have distinct (st_dev, st_ino)" case_volume_identity
 case_timed "CAS stopped for 5 s and restarted during fsyncs: the writer recovers and the volume opens with every synced record" case_cas_restart
 case_timed "CAS answering slowly (a proxy delaying every chunk 0-300 ms): no fsync fails, every synced record is there" case_cas_slow_proxy
 case_timed "CAS stalling (SIGSTOP 300 ms in every 500 ms): no fsync fails, every synced record is there" case_cas_sigstop
