@@ -641,7 +641,7 @@ case_my_install() {
 	rt db-my/install /usr/bin/mariadb-install-db --datadir="$MY/data"
 	T_CMD_TIMEOUT=600 run_cmd "${RT[@]}"
 	# Every program the script runs must have started, and the bootstrap succeeded.
-	if [ "$RC" -ne 0 ] || ! grep -qx "OK" "$OUT" || grep -aq -e "^scone: cannot start" -e "\[ERROR\]" "$ERR"; then
+	if [ "$RC" -ne 0 ] || ! grep -qx "OK" "$OUT" || grep -aqE -e "^scone: (error: )?cannot start" -e "\\[ERROR\\]" "$ERR"; then
 		show_errors
 		fail "mariadb-install-db failed (exit $RC$(grep -qx OK "$OUT" && echo ", its bootstrap said OK"))"
 	fi
@@ -946,7 +946,7 @@ case_sibling_exec() {
 	printf 'from the host\n' >host.txt
 	run_cmd scone run --config-id sw/writer -- /bin/sh -c \
 		"(sleep 2; cat $CASE_DIR/host.txt; echo CAT=\$? >&2) | $WRITER --seconds 3 $CASE_DIR/data >$CASE_DIR/w.out; echo WRITER=\$? >&2"
-	if grep -q "^scone: cannot start" "$ERR" || ! grep -qx "CAT=0" "$ERR" || ! grep -qx "WRITER=0" "$ERR"; then
+	if grep -qE "^scone: (error: )?cannot start" "$ERR" || ! grep -qx "CAT=0" "$ERR" || ! grep -qx "WRITER=0" "$ERR"; then
 		show_output
 		fail "a program started by the shell after its sibling committed did not start"
 	fi
