@@ -907,33 +907,34 @@ case_cas_restart() {
 	sw_check w.out 1
 }
 
-# PostgreSQL's postmaster killed -9, reduced: four forked writers; the
-# first (the process that mounted the volume), then the second and the
-# third are killed -9 two seconds apart while the others go on writing and
-# syncing. Whatever process serves the volume, a record whose fsync
-# returned 0 is on it.
+# PostgreSQL's postmaster killed -9, reduced: six forked writers that
+# leave 1 ms between a write and its fsync; the first (the process that
+# mounted the volume), then the next four are killed -9 1.5 s apart while
+# the others go on writing and syncing. Whatever process serves the volume
+# (and whichever dies), a record whose fsync returned 0 is on it.
 case_kill_writers() {
 	sw_start
 	: >w.out
-	sw_run w.out --procs 4 --seconds 9
+	sw_run w.out --procs 6 --gap-us 1000 --seconds 10
 	local i k pid
 	for ((i = 0; i < 100; i++)); do
-		[ "$(grep -c '^START' w.out)" -lt 4 ] || break
+		[ "$(grep -c '^START' w.out)" -lt 6 ] || break
 		sleep 0.1
 	done
-	[ "$(grep -c '^START' w.out)" -eq 4 ] || { cat w.out.err; fail "the four writers did not start"; }
-	for k in 0 1 2; do
-		sleep 2
+	[ "$(grep -c '^START' w.out)" -eq 6 ] || { cat w.out.err; fail "the six writers did not start"; }
+	for k in 0 1 2 3 4; do
+		sleep 1.5
 		pid=$(awk -v k="$k" '$1 == "START" && $2 == k { print $3 }' w.out)
 		kill -9 "$pid"
 		note "writer $k (pid $pid) killed after $(grep -c '^SYNCED' w.out) synced records"
 	done
 	wait "$SW_PID" 2>/dev/null || true
 	case_untrack_pid "$SW_PID"
+	# shellcheck disable=SC2046 # a list of PIDs
 	wait_gone 60 $(awk '$1 == "START" { print $3 }' w.out)
 	note "$(grep -c '^SYNCED' w.out) records synced, $(sw_failures w.out) failed: $(grep '^FAILED' w.out | awk '{ print $4 }' | sort | uniq -c | tr '\n' ' ')"
-	grep -q '^DONE 3 ' w.out || { tail -3 w.out; sort w.out.err | uniq -c | sort -rn | head -5; fail "the last writer did not finish"; }
-	sw_check w.out 4
+	grep -q '^DONE 5 ' w.out || { tail -3 w.out; sort w.out.err | uniq -c | sort -rn | head -5; fail "the last writer did not finish"; }
+	sw_check w.out 6
 	[ "$(sw_failures w.out)" -eq 0 ] || { sort w.out.err | uniq -c | sort -rn | head -5; fail "$(sw_failures w.out) writes or fsyncs failed after the kills ($(grep -m1 '^FAILED' w.out))"; }
 }
 
@@ -1297,7 +1298,7 @@ case_timed "mariadb: kill -9 during autocommit inserts: every acknowledged row i
 case_timed "mariadb: mariadb-install-db (a #!/bin/sh script) started with the session's command line (--help)" case_my_entry
 case_timed "signal storm: SIGALRM every 500 us during pwrite+fsync on a volume: no fsync fails, every synced record is there" case_storm_one
 case_timed "signal storm: three forked writers with SIGALRM every 500 us, killed -9: the volume opens with every synced record" case_storm_forked
-case_timed "processes: four forked writers, the volume's first process and two more killed -9 in turn: every record synced by any is there, no fsync fails" case_kill_writers
+case_timed "processes: six forked writers, the volume's first process and four more killed -9 in turn: every record synced by any is there, no fsync fails" case_kill_writers
 case_timed "processes: a program a shell execs after its sibling (the writer of a pipeline) committed opens the volume" case_sibling_exec
 case_timed "volumes: the root directories of two volumes (and their subdirectories) have distinct (st_dev, st_ino)" case_volume_identity
 case_timed "CAS stopped for 5 s and restarted during fsyncs: the writer recovers and the volume opens with every synced record" case_cas_restart

@@ -4,7 +4,7 @@
  * by tests/integration/test_databases.sh, run under the runtime with DIR
  * on a volume; it knows nothing of scone).
  *
- *   sync_writer [--procs N] [--signal-us U] [--seconds S] DIR
+ *   sync_writer [--procs N] [--signal-us U] [--gap-us G] [--seconds S] DIR
  *       N processes (the first forks the others; default 1) each write
  *       records 0, 1, 2, ... to DIR/w<k>.dat: record i is RECORD_SIZE
  *       bytes at offset i * RECORD_SIZE (a pseudo-random function of k
@@ -15,6 +15,10 @@
  *       record: a database would retry). With --signal-us each process
  *       takes SIGALRM every U microseconds (setitimer; a handler installed
  *       with SA_RESTART, as PostgreSQL's are) from before its first write.
+ *       With --gap-us a process waits G microseconds between a write and
+ *       its fsync (a database writes its log, then syncs it later), so
+ *       that more of its records are written but not yet synced when
+ *       something happens to another process.
  *       After S seconds (default: until killed) each process prints
  *       "DONE <k> <records> <signals>" and exits 0 (the first after
  *       waiting for the others).
@@ -138,7 +142,7 @@ static double now_s(void)
 }
 
 /* Writer k: the loop described above. */
-static int writer(const char *dir, unsigned k, long signal_us, double seconds)
+static int writer(const char *dir, unsigned k, long signal_us, long gap_us, double seconds)
 {
 	uint8_t rec[RECORD_SIZE];
 	char path[4096];
@@ -168,6 +172,12 @@ static int writer(const char *dir, unsigned k, long signal_us, double seconds)
 			say("FAILED %u %lu %s\n", k, i, w < 0 ? errno_name(errno) : "short");
 			continue;
 		}
+		if (gap_us > 0) {
+			struct timespec gap = { .tv_sec = gap_us / 1000000, .tv_nsec = (gap_us % 1000000) * 1000 };
+
+			while (nanosleep(&gap, &gap) != 0 && errno == EINTR)
+				;
+		}
 		if (fsync(fd) != 0)
 			say("FAILED %u %lu %s\n", k, i, errno_name(errno));
 		else
@@ -185,7 +195,7 @@ static int writer(const char *dir, unsigned k, long signal_us, double seconds)
 	return 0;
 }
 
-static int run_writers(const char *dir, unsigned procs, long signal_us, double seconds)
+static int run_writers(const char *dir, unsigned procs, long signal_us, long gap_us, double seconds)
 {
 	pid_t kids[MAX_PROCS];
 	unsigned k;
@@ -198,9 +208,9 @@ static int run_writers(const char *dir, unsigned procs, long signal_us, double s
 			return 3;
 		}
 		if (kids[k] == 0)
-			_exit(writer(dir, k, signal_us, seconds));
+			_exit(writer(dir, k, signal_us, gap_us, seconds));
 	}
-	rc = writer(dir, 0, signal_us, seconds);
+	rc = writer(dir, 0, signal_us, gap_us, seconds);
 	for (k = 1; k < procs; k++) {
 		while (waitpid(kids[k], &st, 0) < 0 && errno == EINTR)
 			;
@@ -260,7 +270,7 @@ static int check_one(const char *dir, unsigned k)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: sync_writer [--procs N] [--signal-us U] [--seconds S] DIR\n"
+	fprintf(stderr, "usage: sync_writer [--procs N] [--signal-us U] [--gap-us G] [--seconds S] DIR\n"
 			"       sync_writer --check [--procs N] DIR\n");
 	return 2;
 }
@@ -270,10 +280,11 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "procs", required_argument, NULL, 'p' }, { "signal-us", required_argument, NULL, 's' },
 		{ "seconds", required_argument, NULL, 't' }, { "check", no_argument, NULL, 'c' },
+		{ "gap-us", required_argument, NULL, 'g' },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long procs = 1;
-	long signal_us = 0;
+	long signal_us = 0, gap_us = 0;
 	double seconds = 0;
 	int c, check = 0, rc = 0;
 	char *end;
@@ -291,6 +302,11 @@ int main(int argc, char **argv)
 			if (*end || signal_us < 1)
 				return usage();
 			break;
+		case 'g':
+			gap_us = strtol(optarg, &end, 10);
+			if (*end || gap_us < 0 || gap_us > 10000000)
+				return usage();
+			break;
 		case 't':
 			seconds = strtod(optarg, &end);
 			if (*end || seconds <= 0)
@@ -306,7 +322,7 @@ int main(int argc, char **argv)
 	if (optind != argc - 1)
 		return usage();
 	if (!check)
-		return run_writers(argv[optind], (unsigned)procs, signal_us, seconds);
+		return run_writers(argv[optind], (unsigned)procs, signal_us, gap_us, seconds);
 	for (k = 0; k < procs; k++)
 		rc |= check_one(argv[optind], k);
 	return rc;
