@@ -76,9 +76,9 @@ $(CAS_LIB): $(CAS_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(SCONE): $(CLI_OBJ) $(CAS_LIB) $(CORE_LIB)
+$(SCONE): $(CLI_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_BASE) -o $@ $(CLI_OBJ) $(CAS_LIB) $(CORE_LIB) $(ALL_LIBS)
+	$(CC) $(LDFLAGS_BASE) -o $@ $(CLI_OBJ) $(CORE_LIB) $(ALL_LIBS)
 
 # OpenSSL is linked in statically: loading libcrypto.so (BIND_NOW, thousands of
 # symbol lookups) was 0.6 ms of every start, and the program's own OpenSSL, if
