@@ -8,6 +8,8 @@ PACKAGES=(
 	libssl-dev libyaml-dev libsqlite3-dev libpq-dev libjansson-dev libevent-dev libcmocka-dev
 	openssl sqlite3 postgresql python3 python3-yaml gnupg coreutils nginx-light curl redis-server redis-tools
 	liburing-dev libaio-dev golang-go gdb util-linux
+	# databases on volumes (tests/integration/test_databases.sh, bench/bench_databases.sh)
+	mariadb-server mariadb-client nodejs wrk
 )
 
 missing=()
