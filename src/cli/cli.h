@@ -83,5 +83,6 @@ int cmd_fspf(int argc, char **argv);
 int cmd_cas(int argc, char **argv);
 int cmd_session(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_image(int argc, char **argv);
 
 #endif

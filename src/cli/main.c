@@ -17,6 +17,7 @@ static const struct cli_cmd commands[] = {
 	{ "fspf", cmd_fspf, "create, encrypt, inspect and verify protected volumes" },
 	{ "session", cmd_session, "create, read, update, delete and check sessions (policies)" },
 	{ "cas", cmd_cas, "owner identity (keygen) and CAS pinning (trust)" },
+	{ "image", cmd_image, "make secure container images and their sessions (sconify)" },
 	{ "run", cmd_run, "run a program under the runtime (secrets from CAS)" },
 	{ "version", cmd_version, "print the version" },
 	{ NULL, NULL, NULL },
