@@ -33,6 +33,7 @@ ctr_start() {
 	local i
 	CTR_DIR=$(mktemp -d /tmp/sctr.XXXXXX) # short: containerd's socket paths live under it
 	mkdir -p "$CTR_DIR/cli"
+	echo "{}" >"$CTR_DIR/cli/config.json" # also read by podman (DOCKER_CONFIG)
 	DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 "$DOCKERD" --data-root "$CTR_DIR/data" --exec-root "$CTR_DIR/exec" \
 		-H "unix://$CTR_DIR/docker.sock" --pidfile "$CTR_DIR/docker.pid" \
 		--iptables=false --ip-forward=false --bridge=none >"$CTR_DIR/dockerd.log" 2>&1 </dev/null &

@@ -306,14 +306,112 @@ case_swarm() {
 	wait_until 60 swarm_get || { dk service logs scts_redis 2>&1 | tail -20; fail "redis did not come back from the new CAS task"; }
 }
 
+# ---------------- Kubernetes manifests ----------------
+
+PODMAN_DIR=
+pm() { podman --root "$PODMAN_DIR/root" --runroot "$PODMAN_DIR/run" "$@"; }
+
+kube_cleanup() {
+	[ -n "$PODMAN_DIR" ] || return 0
+	pm pod rm -f -a >/dev/null 2>&1
+	pm rm -f -a >/dev/null 2>&1
+	pm volume rm -f -a >/dev/null 2>&1
+	pm system reset -f >/dev/null 2>&1
+	awk -v d="$PODMAN_DIR" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r m; do
+		umount -l "$m" 2>/dev/null
+	done
+	rm -rf "$PODMAN_DIR"
+}
+
+# The manifests validate offline against the Kubernetes schemas (kubernetes-models from npm).
+case_kube_validate() {
+	local v=$ROOT/deploy/k8s/validate
+	command -v node >/dev/null && command -v npm >/dev/null || t_skip_case "node and npm are not installed"
+	if [ ! -d "$v/node_modules/kubernetes-models" ]; then
+		(cd "$v" && timeout 300 npm ci --no-audit --no-fund --silent) >npm.log 2>&1 ||
+			t_skip_case "npm could not install kubernetes-models: $(tail -1 npm.log)"
+	fi
+	expect_ok node "$v/validate.mjs" "$ROOT"/deploy/k8s/*.yaml
+	[ "$(grep -c '^valid: ' "$OUT")" -ge 7 ] || { show_output; fail "fewer documents validated than the manifests hold"; }
+	# The check has teeth: a wrong type and a misspelt required field are refused.
+	sed -e 's/replicas: 1   # one per/replicas: "one"   # one per/' -e 's/containerPort: 8081/containerPrt: 8081/' \
+		"$ROOT/deploy/k8s/cas.yaml" >bad.yaml
+	expect_fail_with 'must be integer' node "$v/validate.mjs" bad.yaml
+	assert_grep 'containerPort' "$OUT"
+}
+
+# podman play kube runs the manifests' pods (podman-pods.py: one host, no cluster network).
+case_kube_podman() {
+	local cas_port rp fp pw mp
+	command -v podman >/dev/null || t_skip_case "podman is not installed (scripts/install-deps.sh)"
+	command -v catatonit >/dev/null || [ -x /usr/libexec/podman/catatonit ] || t_skip_case "catatonit is not installed"
+	CASE_CLEANUP_HOOK=kube_cleanup
+	cas_case_begin
+	PODMAN_DIR=$(mktemp -d /tmp/spod.XXXXXX)
+	printf '[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n[engine]\nruntime = "runc"\n' \
+		>"$PODMAN_DIR/containers.conf"
+	export CONTAINERS_CONF=$PODMAN_DIR/containers.conf
+	local images=(scone/cas:latest scone/runtime:latest)
+	if las_available; then images+=(scone/las:latest); fi
+	dk save "${images[@]}" | pm load -q >/dev/null || fail "podman could not load the images"
+	cas_port=$(free_port)
+	rp=$(free_port)
+	local conv=("$PYTHON" "$ROOT/deploy/k8s/podman-pods.py" --port "8081=$cas_port" --host-path "/run/scone=$CASE_DIR/las-run"
+		--host-path "/var/lib/scone-las=$CASE_DIR/las-state")
+	mkdir -p "$CASE_DIR/las-run" "$CASE_DIR/las-state"
+	"${conv[@]}" "$ROOT/deploy/k8s/cas.yaml" >cas-pods.yaml
+	expect_ok pm play kube cas-pods.yaml
+	wait_until 30 curl -skf "https://127.0.0.1:$cas_port/healthz" || { pm logs scone-cas-0-cas; fail "CAS's pod does not answer"; }
+	fp=$(pm exec scone-cas-0-cas cat /var/lib/scone-cas/cas.crt | openssl x509 -outform DER | sha256sum | cut -d' ' -f1)
+	owner_for "127.0.0.1:$cas_port" "$fp"
+	if las_available; then
+		"${conv[@]}" "$ROOT/deploy/k8s/las.yaml" >las-pods.yaml
+		expect_ok pm play kube las-pods.yaml
+		wait_until 20 test -S "$CASE_DIR/las-run/las.sock" || { pm logs scone-las-las; fail "the LAS pod made no socket"; }
+	fi
+	# The example's session, on the host's network: a port of its own, on loopback.
+	sed -e "s/^          port 6379/          port $rp/" -e 's/^          bind 0.0.0.0/          bind 127.0.0.1/' \
+		-e "s/redis-cli -h redis /redis-cli -h 127.0.0.1 -p $rp /" "$ROOT/deploy/compose/redis-session.yaml" >session.yaml
+	expect_ok scone session create session.yaml
+	"${conv[@]}" --set "scone-cas-pin/fingerprint=$fp" "$ROOT/deploy/k8s/app.yaml" >app-pods.yaml
+	expect_ok pm play kube app-pods.yaml
+	kube_client() {
+		pm run --rm -i --network host -e SCONE_CAS_ADDR="127.0.0.1:$cas_port" \
+			-e SCONE_CAS_FINGERPRINT="$fp" -e SCONE_CONFIG_ID=demo/redis/client scone/runtime:latest redis-cli 2>/dev/null
+	}
+	wait_until 60 sh -c "echo PING | podman --root $PODMAN_DIR/root --runroot $PODMAN_DIR/run run --rm -i --network host -e SCONE_CAS_ADDR=127.0.0.1:$cas_port -e SCONE_CAS_FINGERPRINT=$fp -e SCONE_CONFIG_ID=demo/redis/client scone/runtime:latest redis-cli 2>/dev/null | grep -q PONG" ||
+		{ pm logs redis-redis 2>&1 | tail -20; fail "the redis pod did not get its configuration"; }
+	assert_eq OK "$(echo 'SET greeting kube-value-marker-9' | kube_client)" "SET in the redis pod"
+	pw=$(echo 'CONFIG GET requirepass' | kube_client | sed -n 2p)
+	[ ${#pw} -eq 32 ] || fail "no generated password"
+	pm pod inspect redis >inspect.json
+	pm inspect redis-redis >>inspect.json
+	assert_no_grep "$pw" inspect.json app-pods.yaml "$ROOT/deploy/k8s/app.yaml"
+	mp=$(pm volume inspect -f '{{.Mountpoint}}' redis-data)
+	[ -s "$mp/volume.fspf" ] || fail "the claim holds no volume"
+	if grep -raqF -e kube-value-marker-9 -e "$pw" "$mp"; then fail "plaintext in the redis claim on the host"; fi
+	# The pods go and come back: the claims keep CAS's state and redis's data.
+	expect_ok pm play kube --down app-pods.yaml
+	expect_ok pm play kube --down cas-pods.yaml
+	expect_ok pm play kube cas-pods.yaml
+	wait_until 30 curl -skf "https://127.0.0.1:$cas_port/healthz" || fail "CAS's pod did not come back"
+	expect_ok pm play kube app-pods.yaml
+	wait_until 60 sh -c "echo GET greeting | podman --root $PODMAN_DIR/root --runroot $PODMAN_DIR/run run --rm -i --network host -e SCONE_CAS_ADDR=127.0.0.1:$cas_port -e SCONE_CAS_FINGERPRINT=$fp -e SCONE_CONFIG_ID=demo/redis/client scone/runtime:latest redis-cli 2>/dev/null | grep -q kube-value-marker-9" ||
+		{ pm logs redis-redis 2>&1 | tail -20; fail "the data did not survive the pods' restart"; }
+}
+
 run_case images case_images
 if dk image inspect scone/runtime:latest >/dev/null 2>&1; then
 	run_case sconify case_sconify
 	run_case compose case_compose
 	run_case swarm case_swarm
+	run_case kube-validate case_kube_validate
+	run_case kube-podman case_kube_podman
 else
 	t_skip sconify "the images were not built"
 	t_skip compose "the images were not built"
 	t_skip swarm "the images were not built"
+	t_skip kube-podman "the images were not built"
+	run_case kube-validate case_kube_validate
 fi
 t_done
