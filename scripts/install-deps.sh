@@ -8,6 +8,8 @@ PACKAGES=(
 	libssl-dev libyaml-dev libsqlite3-dev libjansson-dev libevent-dev libcmocka-dev
 	openssl sqlite3 python3 coreutils nginx-light curl redis-server redis-tools
 	liburing-dev libaio-dev
+	docker.io docker-compose podman containernetworking-plugins catatonit runc crun uidmap
+	debootstrap patchelf python3-yaml nodejs npm tar
 )
 
 missing=()

@@ -16,7 +16,9 @@ for what a single host without a cluster needs:
     host's network); --port OLD=NEW moves a port off ports the host uses;
   - --host-path OLD=NEW moves a hostPath (the LAS socket) to a directory of
     the caller; ConfigMap values are resolved into the environment
-    (--set NAME/KEY=VALUE overrides one), Services are dropped.
+    (--set NAME/KEY=VALUE overrides one), Services are dropped;
+  - --pods-only leaves the claims out, for pods that come back to claims
+    that outlived them (podman refuses to create a volume twice).
 
   podman-pods.py [--port 8081=18081] [--host-path /run/scone=/tmp/x] [--set scone-cas-pin/fingerprint=HEX] \\
       FILE.yaml... > pods.yaml
@@ -84,6 +86,7 @@ def main():
     ap.add_argument("--port", action="append")
     ap.add_argument("--host-path", action="append")
     ap.add_argument("--set", action="append")
+    ap.add_argument("--pods-only", action="store_true")
     ap.add_argument("files", nargs="+")
     a = ap.parse_args()
     ports, host_paths = pairs(a.port), pairs(a.host_path)
@@ -111,6 +114,8 @@ def main():
             out.append(pod(name, d["spec"]["template"], services, ports, host_paths, configmaps))
         elif kind not in ("Service", "ConfigMap"):
             sys.exit("podman-pods.py: %s %s: no single-host form" % (kind, name))
+    if a.pods_only:
+        out = [d for d in out if d["kind"] == "Pod"]
     yaml.safe_dump_all(out, sys.stdout, sort_keys=False)
 
 

@@ -393,6 +393,8 @@ case_kube_podman() {
 	# The pods go and come back: the claims keep CAS's state and redis's data.
 	expect_ok pm play kube --down app-pods.yaml
 	expect_ok pm play kube --down cas-pods.yaml
+	"${conv[@]}" --pods-only "$ROOT/deploy/k8s/cas.yaml" >cas-pods.yaml
+	"${conv[@]}" --pods-only --set "scone-cas-pin/fingerprint=$fp" "$ROOT/deploy/k8s/app.yaml" >app-pods.yaml
 	expect_ok pm play kube cas-pods.yaml
 	wait_until 30 curl -skf "https://127.0.0.1:$cas_port/healthz" || fail "CAS's pod did not come back"
 	expect_ok pm play kube app-pods.yaml
