@@ -19,6 +19,8 @@ static const struct cli_cmd commands[] = {
 	{ "cas", cmd_cas, "owner identity (keygen) and CAS pinning (trust)" },
 	{ "image", cmd_image, "make secure container images and their sessions (sconify)" },
 	{ "run", cmd_run, "run a program under the runtime (secrets from CAS)" },
+	{ "volume", cmd_volume, "a session volume's disk state and CAS's; accept the disk's (recovery)" },
+	{ "attest", cmd_attest, "verify SGX, TDX and SEV-SNP evidence; the collateral directory" },
 	{ "version", cmd_version, "print the version" },
 	{ NULL, NULL, NULL },
 };
