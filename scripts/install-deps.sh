@@ -9,7 +9,7 @@ PACKAGES=(
 	openssl sqlite3 python3 coreutils nginx-light curl redis-server redis-tools
 	liburing-dev libaio-dev golang-go
 	docker.io docker-compose podman containernetworking-plugins catatonit runc crun uidmap
-	debootstrap patchelf python3-yaml nodejs npm tar
+	debootstrap patchelf python3-yaml nodejs tar
 )
 
 missing=()
