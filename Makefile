@@ -59,7 +59,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
-.PHONY: all tools deps test unit-tests bench fuzz demo install clean format
+.PHONY: all tools deps test test-containers unit-tests bench fuzz demo install clean format
 
 all: $(SCONE) $(SCONE_CAS) $(RUNTIME_SO)
 
@@ -138,6 +138,14 @@ test: deps
 	$(MAKE) BUILD=build/asan SANITIZE=address unit-tests
 	$(MAKE) $(FUZZ_BIN)
 	tests/run.sh
+
+# The container tests (a private dockerd, podman): images from deploy/,
+# sconify, compose, swarm, Kubernetes manifests. They install the engines
+# and build a Debian root file system, so `make test` leaves them out.
+test-containers:
+	@scripts/install-deps.sh --containers
+	$(MAKE) all tools
+	tests/run.sh --only 'test_containers*'
 
 bench: deps
 	$(MAKE) all $(BENCH_BIN)

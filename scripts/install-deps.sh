@@ -11,6 +11,15 @@ PACKAGES=(
 	# databases on volumes (tests/integration/test_databases.sh, bench/bench_databases.sh)
 	mariadb-server mariadb-client nodejs wrk
 )
+# The container tests (make test-containers, tests/integration/test_containers.sh):
+# engines, and what deploy/ builds images with. Only with --containers.
+CONTAINER_PACKAGES=(
+	docker.io docker-compose podman containernetworking-plugins catatonit runc crun uidmap
+	debootstrap patchelf tar
+)
+if [ "${1:-}" = --containers ]; then
+	PACKAGES+=("${CONTAINER_PACKAGES[@]}")
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
