@@ -12,6 +12,8 @@
 #undef _FORTIFY_SOURCE
 #include "runtime/shield_internal.h"
 
+#include "lib/log.h"
+
 /* ---- open and close ---- */
 
 unsigned shield_vf_flags(int flags)
@@ -301,9 +303,28 @@ static int fallocate_locked(struct sfd *s, int mode, off64_t off, off64_t len)
 
 
 
+/*
+ * A sync point. The server may die before or while it commits (the commit
+ * is then asked of the next one): if writes it had acknowledged for this
+ * file were lost with it, fsync says so, once, as a kernel reports a
+ * failed writeback once per description.
+ */
 static int fsync_locked(struct sfd *s)
 {
-	return shield_commit(s->m) ? shield_fail(EIO) : 0;
+	enum scone_err err = s->lost ? SCONE_ERR_OK : shield_commit(s->m);
+
+	if (s->lost) {
+		s->lost = false;
+		s->unsynced = false;
+		scone_warn("volume %s: %s: the process serving the volume died before committing writes made "
+			   "through this file: they are lost, and fsync reports EIO",
+			   s->m->name, s->vpath);
+		return shield_fail(EIO);
+	}
+	if (err)
+		return shield_fail(EIO);
+	s->unsynced = false;
+	return 0;
 }
 
 

@@ -296,6 +296,7 @@ enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off
 		for (size_t done = 0; done < n && !err && !again;) {
 			size_t k = n - done < VP_MAX_DATA ? n - done : VP_MAX_DATA;
 			err = file_call(s, VP_PWRITE, off + done, 0, (const uint8_t *)buf + done, k, NULL, &again);
+			s->unsynced |= !err && !again; /* in the server's memory until it commits */
 			done += k;
 		}
 		if (!again)
@@ -318,6 +319,7 @@ enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at
 			return scone_err_set(SCONE_ERR_TOO_LARGE, "an append of %zu bytes to a shared volume (at most %u)", n,
 					     VP_MAX_DATA);
 		err = file_call(s, VP_APPEND, 0, 0, buf, n, NULL, &again);
+		s->unsynced |= !err && !again;
 		if (!again) {
 			if (!err)
 				*at = t_a.a;
@@ -337,6 +339,7 @@ enum scone_err vop_ftruncate(struct sfd *s, uint64_t size)
 	while (served() && again) {
 		again = false;
 		err = file_call(s, VP_FTRUNCATE, size, 0, NULL, 0, NULL, &again);
+		s->unsynced |= !err && !again;
 		if (!again)
 			return err;
 	}
