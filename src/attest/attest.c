@@ -14,6 +14,7 @@
 
 static const struct scone_evidence_ops *const evidence_types[] = {
 	&scone_evidence_none,
+	&scone_evidence_las,
 };
 
 #define N_TYPES (sizeof(evidence_types) / sizeof(evidence_types[0]))

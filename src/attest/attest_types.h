@@ -8,5 +8,6 @@
 #include "attest/attest.h"
 
 extern const struct scone_evidence_ops scone_evidence_none;
+extern const struct scone_evidence_ops scone_evidence_las;
 
 #endif

@@ -48,7 +48,8 @@
 	X(UNTRUSTED, "peer identity does not match the pinned one")            \
 	X(CORRUPT, "stored state is corrupt")                                  \
 	X(LIMIT, "rate or resource limit reached")                             \
-	X(POLICY, "session policy is invalid")
+	X(POLICY, "session policy is invalid")                                 \
+	X(ATTESTATION, "attestation refused: the evidence does not satisfy the session")
 
 enum scone_err {
 #define SCONE_ERR_ENUM(name, text) SCONE_ERR_##name,
