@@ -41,6 +41,7 @@ struct cas {
 	struct cas_cache *caches[CAS_MAX_WORKERS];   /* one parsed-session cache per worker */
 	struct cas_server *server;
 	struct cas_counters counters;
+	int evidence_max_age; /* seconds a report with a time is accepted (--evidence-max-age); 0 = 60 */
 };
 
 /*
@@ -59,6 +60,11 @@ void cas_worker_fini(void *ctx, int worker);
 /* Service endpoint handlers (config.c). */
 void cas_handle_config(struct cas *cas, const struct cas_request *req, struct cas_response *resp);
 void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struct cas_response *resp);
+
+struct cas_loaded;
+/* GET /v1/otp/SESSION/SERVICE once the read policy admitted the caller: the otpauth:// URI. */
+void cas_otp_provision(struct cas *cas, int worker, const struct cas_loaded *own, const char *service,
+		       struct cas_response *resp);
 
 /* Shared by api.c and config.c. */
 struct scone_session;
@@ -113,10 +119,16 @@ void cas_respond_err(struct cas_response *resp, enum scone_err err, const char *
 
 #define CAS_CONFIG_ID_MAX 300
 
+#define CAS_NOTE_MAX 240
+
 struct cas_config_request {
 	char session[SCONE_SESSION_NAME_MAX + 1];
 	char service[SCONE_SESSION_NAME_MAX + 1];
+	char otp[8];            /* the one-time password after '@' in config_id: 6 digits, or "" */
 	char evidence_type[32]; /* "none" if absent */
+	uint8_t *evidence;      /* evidence.data decoded (heap, NULL if absent); cas_config_request_free */
+	size_t evidence_size;
+	char evidence_note[CAS_NOTE_MAX + 1]; /* the runtime's reason for having no evidence (untrusted, printable) */
 };
 
 struct cas_tag_request {
@@ -130,8 +142,13 @@ struct cas_tag_request {
 
 /* Parse a JSON body; MALFORMED/INVALID/TOO_LARGE with detail naming the field. */
 SCONE_MUST_CHECK enum scone_err cas_parse_config_request(const char *body, size_t len, struct cas_config_request *out);
+void cas_config_request_free(struct cas_config_request *r);
 SCONE_MUST_CHECK enum scone_err cas_parse_tag_request(const char *body, size_t len, struct cas_tag_request *out);
-/* Split "session/service" at the last '/' and validate both names. */
+/*
+ * Split "session/service" at the last '/' and validate both names. The
+ * config request's config_id may end in "@OTP" (cas_parse_config_request
+ * takes it off first).
+ */
 SCONE_MUST_CHECK enum scone_err cas_split_config_id(const char *id, char *session, char *service);
 
 #endif

@@ -26,6 +26,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: scone-cas [--listen ADDR:PORT] [--state-dir DIR] [--workers N]\n"
 		"                 [--max-connections N] [--timeout SECONDS] [--rate-limit N]\n"
+		"                 [--evidence-max-age SECONDS]\n"
 		"\n"
 		"The Configuration and Attestation Service: keeps sessions and their secrets,\n"
 		"and hands a service its configuration after attestation. HTTPS on ADDR:PORT\n"
@@ -34,7 +35,10 @@ static void usage(FILE *f)
 		"number of CPUs. Logs are JSON lines on stderr (SCONE_LOG=error|warn|info|debug,\n"
 		"default info). --rate-limit caps the requests per second on one connection\n"
 		"(default 1000: a runtime reports a volume tag at every sync over one\n"
-		"connection). SIGTERM or SIGINT stops it gracefully. API: docs/api.md.\n",
+		"connection). --evidence-max-age is how long evidence that carries a time (a LAS\n"
+		"report) is accepted (default 60; it must cover the clock difference between the\n"
+		"LAS hosts and CAS). SIGTERM or SIGINT stops it gracefully. API: docs/api.md,\n"
+		"attestation: docs/attestation.md.\n",
 		CAS_DEFAULT_PORT);
 }
 
@@ -59,6 +63,7 @@ struct options {
 	int max_connections;
 	int timeout;
 	int rate_limit;
+	int evidence_max_age;
 };
 
 static void parse_options(int argc, char **argv, struct options *o)
@@ -67,12 +72,13 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "listen", required_argument, NULL, 'l' },	{ "state-dir", required_argument, NULL, 'd' },
 		{ "workers", required_argument, NULL, 'w' },	{ "max-connections", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 't' },	{ "rate-limit", required_argument, NULL, 'r' },
+		{ "evidence-max-age", required_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:w:c:t:r:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:d:w:c:t:r:e:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			o->listen = optarg;
@@ -91,6 +97,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'r':
 			o->rate_limit = parse_int("--rate-limit", optarg, 1, 1000000);
+			break;
+		case 'e':
+			o->evidence_max_age = parse_int("--evidence-max-age", optarg, 1, 86400);
 			break;
 		case 'h':
 			usage(stdout);
@@ -137,6 +146,7 @@ int main(int argc, char **argv)
 		rc = fail(o.state_dir, err);
 		goto out;
 	}
+	cas.evidence_max_age = o.evidence_max_age;
 	snprintf(crt, sizeof(crt), "%s/cas.crt", cas.state_dir);
 	snprintf(key, sizeof(key), "%s/cas.key", cas.state_dir);
 	so.host = host;

@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <string.h>
 
+#include "lib/base32.h"
 #include "lib/crypto.h"
 #include "lib/hex.h"
 
@@ -87,6 +88,21 @@ static enum scone_err r_base64(const struct sec_item *it, struct scone_wbuf *out
 	return put_base64(out, it->value.p, it->value.n, false);
 }
 
+/* Base32 without padding, through a small stack buffer (5 bytes make 8 characters). */
+static enum scone_err r_base32(const struct sec_item *it, struct scone_wbuf *out)
+{
+	char chunk[8 * 8 + 1];
+	enum scone_err err = SCONE_ERR_OK;
+
+	for (size_t off = 0; off < it->value.n && err == SCONE_ERR_OK; off += 40) {
+		size_t k = it->value.n - off < 40 ? it->value.n - off : 40;
+		scone_base32_encode(chunk, sizeof(chunk), it->value.p + off, k);
+		err = scone_wbuf_put(out, chunk, strlen(chunk));
+	}
+	scone_wipe(chunk, sizeof(chunk));
+	return err;
+}
+
 static enum scone_err r_key_pem(const struct sec_item *it, struct scone_wbuf *out)
 {
 	if (!it->value.n)
@@ -146,7 +162,8 @@ static const struct {
 	render_fn fn;
 } formats[] = {
     {K_BYTES, NULL, r_raw},	   {K_BYTES, "hex", r_hex},
-    {K_BYTES, "base64", r_base64}, {K_PRIV, NULL, r_key_pem},
+    {K_BYTES, "base64", r_base64}, {K_BYTES, "base32nopad", r_base32},
+    {K_PRIV, NULL, r_key_pem},
     {K_PRIV, "pem", r_key_pem},	   {K_PRIV, "privatekey", r_key_pem},
     {K_PRIV, "der", r_raw},	   {K_PRIV, "publickey", r_pub_of_key},
     {K_PUB, NULL, r_spki_pem},	   {K_PUB, "pem", r_spki_pem},

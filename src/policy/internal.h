@@ -122,6 +122,15 @@ void pol_decode_exports(struct pctx *c, const struct ynode *n, bool namespaces, 
 struct scone_import *pol_decode_import(struct pctx *c, const struct ynode *n, const char *name_key);
 void pol_free_exports(struct scone_export *v, size_t n);
 
+/* ---- attestation.c: las mode rules, one-time password secrets ---- */
+
+/* In las mode every variant of a service names measurements and LAS platforms, and no SGX factor. */
+void pol_check_las_service(struct pctx *c, const struct ynode *m, const struct scone_service *svc);
+/* A one_time_password_shared_secret value at n (key names it in the path): checked and copied, or NULL. */
+char *pol_decode_otp(struct pctx *c, const struct ynode *n, const char *key, const struct scone_session *s);
+/* security.attestation.one_time_password_shared_secret, once the secrets are known. */
+void pol_decode_session_otp(struct pctx *c, const struct ynode *root, struct scone_session *s);
+
 /* ---- refs.c: references between parts of the session ---- */
 
 /*

@@ -14,7 +14,7 @@ static const char *kind_formats(enum scone_secret_kind k)
 	switch (k) {
 	case SCONE_SECRET_ASCII:
 	case SCONE_SECRET_BINARY:
-		return "none, hex, base64";
+		return "none, hex, base64, base32nopad";
 	case SCONE_SECRET_PRIVATE_KEY:
 		return "none, pem, privatekey, der, publickey";
 	case SCONE_SECRET_PUBLIC_KEY:

@@ -103,6 +103,7 @@ static void free_service(struct scone_service *svc)
 	free(svc->fspf_path);
 	wfree(svc->fspf_key);
 	free(svc->fspf_tag);
+	wfree(svc->otp_secret);
 	for (size_t i = 0; svc->variants && i < svc->n_variants; i++) {
 		scone_strs_free(&svc->variants[i].mrenclaves);
 		free(svc->variants[i].mrsigner);
@@ -176,6 +177,7 @@ void scone_session_free(struct scone_session *s)
 	scone_strs_free(&s->tolerate);
 	scone_strs_free(&s->ignore_advisories);
 	scone_strs_free(&s->trusted_qe_pubkeys);
+	wfree(s->otp_secret);
 	scone_wipe(s, sizeof(*s));
 	free(s);
 }
@@ -245,6 +247,7 @@ static void decode_root(struct pctx *c, const struct ynode *root, struct scone_s
 		pol_decode_secrets(c, v, s);
 		pol_check_secret_refs(c, v, s);
 	}
+	pol_decode_session_otp(c, root, s);
 	if ((v = pol_field(c, root, "volumes", false)))
 		pol_decode_volumes(c, v, s);
 	if ((v = pol_field(c, root, "images", false)))

@@ -297,7 +297,7 @@ const char *scone_secret_kind_name(enum scone_secret_kind kind)
 
 bool scone_template_format_valid(enum scone_secret_kind kind, const char *format)
 {
-	static const char *const ascii_binary[] = {"hex", "base64", NULL};
+	static const char *const ascii_binary[] = {"hex", "base64", "base32nopad", NULL};
 	static const char *const private_key[] = {"pem", "privatekey", "der", "publickey", NULL};
 	static const char *const public_key[] = {"pem", "der", NULL};
 	static const char *const x509[] = {"crt", "pem", "chain", "privatekey", "key", "der", NULL};

@@ -1097,7 +1097,7 @@ TEST(test_template_validation)
 		  "secrets: [{name: k, kind: binary, size: 8}]\n");
 	expect_bad("services: [{name: a, command: \"x $$SCONE::k:pem$$\"}]\nsecrets: [{name: k, kind: "
 		   "binary, size: 8}]\n",
-		   "format 'pem' is not valid for binary secret 'k' (formats: none, hex, base64)");
+		   "format 'pem' is not valid for binary secret 'k' (formats: none, hex, base64, base32nopad)");
 	expect_bad(
 	    "services: [{name: a, command: [\"$$SCONE::k:crt:pem$$\"]}]\nsecrets: [{name: k, kind: x509}]\n",
 	    "format 'crt:pem' is not valid for x509 secret 'k'");

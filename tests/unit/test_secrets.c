@@ -24,6 +24,7 @@
 
 #include "cas/secrets.h"
 #include "lib/crypto.h"
+#include "lib/base32.h"
 #include "lib/hex.h"
 
 #define TEST(name) static void name(void **state __attribute__((unused)))
@@ -284,6 +285,17 @@ static void check_bytes_formats(const struct scone_secret_set *set, const char *
 	assert_null(memchr(b64.data, '\n', b64.size));
 	assert_int_equal(EVP_DecodeBlock(dec, b64.data, (int)b64.size), (int)((n + 2) / 3 * 3));
 	assert_memory_equal(dec, raw.data, n);
+	{ /* base32nopad: upper case, no '=', and it decodes to the value */
+		struct scone_wbuf b32;
+		size_t got = 0;
+		render(set, name, "base32nopad", &b32);
+		assert_int_equal(b32.size, (n * 8 + 4) / 5);
+		assert_null(memchr(b32.data, '=', b32.size));
+		assert_ok(scone_base32_decode((const char *)b32.data, b32.size, dec, n + 3, &got, "b32"));
+		assert_int_equal(got, n);
+		assert_memory_equal(dec, raw.data, n);
+		scone_wbuf_free(&b32);
+	}
 	scone_wbuf_free(&raw);
 	scone_wbuf_free(&hex);
 	scone_wbuf_free(&b64);
@@ -717,15 +729,15 @@ TEST(test_formats)
 {
 	/* policy.h's table, written out independently of the implementation. */
 	static const char *const candidates[] = {NULL,	"hex",	     "base64", "pem",	"privatekey",
-						 "der", "publickey", "crt",    "chain", "key",
+						 "der", "publickey", "crt",    "chain", "key", "base32nopad",
 						 "",	"PEM",	     "raw",    "hex ",	"pem\n"};
 	static const struct {
 		const char *name;
 		enum scone_secret_kind kind;
 		const char *valid; /* space-separated; "-" = no format */
 	} kinds[] = {
-	    {"a", SCONE_SECRET_ASCII, "- hex base64"},
-	    {"b", SCONE_SECRET_BINARY, "- hex base64"},
+	    {"a", SCONE_SECRET_ASCII, "- hex base64 base32nopad"},
+	    {"b", SCONE_SECRET_BINARY, "- hex base64 base32nopad"},
 	    {"k", SCONE_SECRET_PRIVATE_KEY, "- pem privatekey der publickey"},
 	    {"p", SCONE_SECRET_PUBLIC_KEY, "- pem der"},
 	    {"x", SCONE_SECRET_X509, "- crt pem chain privatekey key der"},
@@ -1399,7 +1411,7 @@ static void assert_renders_equal(const struct scone_secret_set *a, const struct 
 				 const struct scone_session *s)
 {
 	static const char *const fmts[] = {NULL,  "hex",       "base64", "pem",	  "privatekey",
-					   "der", "publickey", "crt",	 "chain", "key"};
+					   "der", "publickey", "crt",	 "chain", "key", "base32nopad"};
 
 	for (size_t i = 0; i < s->n_secrets; i++) {
 		for (size_t f = 0; f < N_ELEMS(fmts); f++) {
