@@ -3,7 +3,6 @@
  * preloaded and the SCONE_* variables that tell it which CAS to trust and
  * which configuration to fetch. The program itself is not changed.
  */
-#include <elf.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -18,6 +17,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "lib/elf.h"
 #include "lib/hex.h"
 
 /* $SCONE_RUNTIME_LIB, else ../lib/libscone.so next to this executable. */
@@ -41,71 +41,24 @@ static enum scone_err runtime_path(char *out, size_t size)
 	return SCONE_ERR_OK;
 }
 
-#if defined(__x86_64__)
-#define RUNTIME_MACHINE EM_X86_64
-#elif defined(__aarch64__)
-#define RUNTIME_MACHINE EM_AARCH64
-#else
-#error "scone run: unknown machine"
-#endif
-
-/* PROGRAM as execvp would find it (a name without '/' searched in $PATH). */
-static bool find_program(const char *prog, char *out, size_t size)
-{
-	const char *path = getenv("PATH");
-
-	if (strchr(prog, '/'))
-		return (size_t)snprintf(out, size, "%s", prog) < size;
-	for (const char *p = path && *path ? path : "/usr/bin:/bin"; *p;) {
-		size_t n = strcspn(p, ":");
-		if ((size_t)snprintf(out, size, "%.*s%s%s", (int)n, p, n ? "/" : "", prog) < size && access(out, X_OK) == 0)
-			return true;
-		p += n + (p[n] == ':');
-	}
-	return false;
-}
-
 /*
  * A program the runtime cannot be preloaded into would run without its
  * secrets and shields, and ld.so would only ignore LD_PRELOAD: refuse it
- * here. Such are statically linked programs (an ELF without PT_INTERP) and
- * programs of another ELF class or machine than libscone.so's. Scripts are
- * fine (their interpreter gets the runtime); what cannot be read is left to
- * execvp to report.
+ * here. Such are statically linked programs, programs of another machine
+ * or word size, and programs of another loader (musl's), also behind "#!"
+ * interpreters. What cannot be found or read is left to execvp to report.
  */
 static enum scone_err check_program(const char *prog)
 {
-	char path[PATH_MAX];
-	Elf64_Ehdr eh;
-	Elf64_Phdr ph;
-	FILE *f;
-	bool interp = false;
+	char path[PATH_MAX], loader[PATH_MAX];
+	enum scone_err err;
 
-	if (!find_program(prog, path, sizeof(path)) || !(f = fopen(path, "rb")))
+	if (!scone_exec_find(prog, getenv("PATH"), path, sizeof(path)))
 		return SCONE_ERR_OK;
-	if (fread(&eh, 1, sizeof(eh), f) < EI_NIDENT || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) {
-		fclose(f);
-		return SCONE_ERR_OK; /* a script, or something execvp will refuse */
-	}
-	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_machine != RUNTIME_MACHINE) {
-		fclose(f);
-		return scone_err_set(SCONE_ERR_UNSUPPORTED,
-				     "%s is built for another machine or word size than the runtime: it cannot be loaded "
-				     "into it",
-				     path);
-	}
-	for (unsigned i = 0; i < eh.e_phnum && !interp; i++) {
-		if (fseek(f, (long)(eh.e_phoff + (uint64_t)i * eh.e_phentsize), SEEK_SET) != 0 ||
-		    fread(&ph, 1, sizeof(ph), f) != sizeof(ph))
-			break;
-		interp = ph.p_type == PT_INTERP;
-	}
-	fclose(f);
-	if (!interp)
-		return scone_err_set(SCONE_ERR_UNSUPPORTED,
-				     "%s is statically linked: the runtime cannot be preloaded into it, so it would "
-				     "run without its secrets and shields (use a dynamically linked build)",
-				     path);
+	err = scone_exec_check_runtime(path, scone_own_loader(loader, sizeof(loader)) ? loader : NULL);
+	if (err == SCONE_ERR_UNSUPPORTED)
+		return err;
+	scone_err_clear();
 	return SCONE_ERR_OK;
 }
 

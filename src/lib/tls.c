@@ -382,7 +382,9 @@ static enum scone_err tcp_connect(const char *host, uint16_t port, const struct 
 			continue;
 		}
 		pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
-		rc = poll(&pfd, 1, (int)(ms_left(deadline) > 0 ? ms_left(deadline) : 0));
+		do /* a signal is not a timeout */
+			rc = poll(&pfd, 1, (int)(ms_left(deadline) > 0 ? ms_left(deadline) : 0));
+		while (rc < 0 && errno == EINTR);
 		if (rc == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0) {
 			/* Head and body go out as separate TLS records: do not let Nagle hold the second. */
 			int one = 1;
@@ -419,10 +421,18 @@ static enum scone_err ssl_wait(SSL *ssl, int rc, const struct timespec *deadline
 		ERR_clear_error();
 		return scone_err_set(SCONE_ERR_NETWORK, "TLS %s failed: %s", what, buf);
 	}
-	left = ms_left(deadline);
-	if (left <= 0 || poll(&pfd, 1, (int)left) != 1)
-		return scone_err_set(SCONE_ERR_NETWORK, "TLS %s: timed out", what);
-	return SCONE_ERR_OK;
+	/* A signal (programs under the runtime get many: PostgreSQL's, SIGALRM timers) is not a timeout. */
+	for (;;) {
+		int n;
+		left = ms_left(deadline);
+		if (left <= 0)
+			return scone_err_set(SCONE_ERR_NETWORK, "TLS %s: timed out", what);
+		n = poll(&pfd, 1, (int)left);
+		if (n == 1)
+			return SCONE_ERR_OK;
+		if (n < 0 && errno != EINTR)
+			return scone_err_set(SCONE_ERR_NETWORK, "TLS %s: poll: %s", what, strerror(errno));
+	}
 }
 
 static void set_deadline(struct timespec *d, int ms)
@@ -701,8 +711,13 @@ void scone_https_conn_free(struct scone_https_conn *k)
 static bool conn_stale(const struct scone_https_conn *k)
 {
 	struct pollfd pfd = { .fd = k->c.fd, .events = POLLIN };
+	int n;
 
-	return k->gen != fork_gen || poll(&pfd, 1, 0) != 0;
+	if (k->gen != fork_gen)
+		return true;
+	while ((n = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
+		;
+	return n != 0;
 }
 
 enum scone_err scone_https_conn_send(struct scone_https_conn *k, const char *method, const char *path,

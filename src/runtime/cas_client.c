@@ -86,10 +86,8 @@ void scone_runtime_config_free(struct scone_runtime_config *cfg)
 		scone_wipe(cfg->fspf, sizeof(*cfg->fspf));
 		free(cfg->fspf);
 	}
-	if (cfg->raw) {
-		scone_wipe(cfg->raw, cfg->raw_len);
-		free(cfg->raw);
-	}
+	if (cfg->raw)
+		scone_secure_free(cfg->raw, cfg->raw_len + 1);
 	scone_wipe(cfg, sizeof(*cfg));
 	free(cfg);
 }
@@ -395,7 +393,8 @@ enum scone_err scone_runtime_config_parse(const char *json, size_t len, struct s
 		err = parse_root(root, cfg);
 	scone_json_free(root);
 	if (!err) { /* kept as fetched: handed to exec'd programs (handover.h) */
-		if ((cfg->raw = malloc(len + 1))) {
+		/* Locked, left out of core dumps, wiped when freed: it holds every secret of the service. */
+		if ((cfg->raw = scone_secure_alloc(len + 1))) {
 			memcpy(cfg->raw, json, len);
 			cfg->raw[len] = '\0';
 			cfg->raw_len = len;
@@ -409,6 +408,33 @@ enum scone_err scone_runtime_config_parse(const char *json, size_t len, struct s
 	}
 	*out = cfg;
 	return SCONE_ERR_OK;
+}
+
+const char *scone_runtime_setting(const struct scone_runtime_config *cfg, const char *name)
+{
+	for (size_t i = 0; cfg && i < cfg->env_count; i++)
+		if (strcmp(cfg->env[i].name, name) == 0)
+			return cfg->env[i].value;
+	return NULL;
+}
+
+/* The runtime's settings: whole names, or prefixes ending in '_' (SCONE_NETWORK_SHIELD_SERVER_1_PORT ...). */
+static const char *const runtime_settings[] = {
+	"SCONE_DUMPABLE",
+	"SCONE_ALLOW_UNSHIELDED_EXEC",
+	"SCONE_NETWORK_SHIELD",
+	"SCONE_NETWORK_SHIELD_",
+};
+
+bool scone_runtime_is_setting(const char *name)
+{
+	for (size_t i = 0; i < sizeof(runtime_settings) / sizeof(runtime_settings[0]); i++) {
+		const char *s = runtime_settings[i];
+		size_t n = strlen(s);
+		if (s[n - 1] == '_' ? strncmp(name, s, n) == 0 : strcmp(name, s) == 0)
+			return true;
+	}
+	return false;
 }
 
 const struct scone_rt_volume *scone_runtime_config_volume(const struct scone_runtime_config *cfg, const char *name)

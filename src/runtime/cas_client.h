@@ -84,6 +84,15 @@ SCONE_MUST_CHECK enum scone_err scone_runtime_config_parse(const char *json, siz
 /* Wipe and free everything; NULL is fine. */
 void scone_runtime_config_free(struct scone_runtime_config *cfg);
 
+/*
+ * A runtime setting: a variable of the session's environment that
+ * configures the runtime (SCONE_DUMPABLE, SCONE_ALLOW_UNSHIELDED_EXEC,
+ * SCONE_NETWORK_SHIELD*; docs/runtime.md) and is not passed into the
+ * program's environment. scone_runtime_setting gives its value, or NULL.
+ */
+const char *scone_runtime_setting(const struct scone_runtime_config *cfg, const char *name);
+bool scone_runtime_is_setting(const char *name);
+
 /* Volume of cfg by its image name, or NULL. */
 const struct scone_rt_volume *scone_runtime_config_volume(const struct scone_runtime_config *cfg, const char *name);
 

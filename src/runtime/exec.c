@@ -35,18 +35,19 @@
 
 #include "lib/buf.h"
 #include "lib/crypto.h"
+#include "lib/elf.h"
 #include "runtime/handover.h"
+#include "runtime/handover_io.h"
 #include "runtime/shield.h"
+#include "runtime/sys.h"
 
-#define REAL(name)                                                                                           \
-	static __typeof__(&name) real_##name;                                                                \
-	if (!real_##name)                                                                                    \
-	real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name)
+#define REAL(name) const __typeof__(scone_sys_table.name) real_##name = SYS(name)
 
 static const struct scone_runtime_config *g_cfg;
 static char *g_addr;
 static uint8_t g_pin[32];
 static char g_preload[PATH_MAX + 16]; /* "LD_PRELOAD=" this library */
+static char g_loader[PATH_MAX];        /* the program's loader: an exec'd program must use the same */
 
 enum scone_err scone_exec_install(const char *cas_addr, const uint8_t pin[32], const struct scone_runtime_config *cfg)
 {
@@ -57,6 +58,8 @@ enum scone_err scone_exec_install(const char *cas_addr, const uint8_t pin[32], c
 	memcpy(g_pin, pin, sizeof(g_pin));
 	if (dladdr((void *)scone_exec_install, &info) && info.dli_fname && info.dli_fname[0] == '/')
 		snprintf(g_preload, sizeof(g_preload), "LD_PRELOAD=%s", info.dli_fname);
+	if (!scone_own_loader(g_loader, sizeof(g_loader)))
+		g_loader[0] = '\0';
 	__atomic_store_n(&g_cfg, cfg, __ATOMIC_RELEASE);
 	return SCONE_ERR_OK;
 }
@@ -69,9 +72,24 @@ static void finish(struct prepared *p);
 struct prepared {
 	char **envp;   /* the new program's environment: the caller's envp when passing through */
 	bool owned;    /* envp allocated here */
-	char *ho_var;  /* its SCONE_HANDOVER=<fd> entry */
-	int ho_fd;     /* the handover memfd, closed after the exec or spawn */
+	char *ho_var;  /* its SCONE_HANDOVER=<memfd>:<keyfd> entry */
+	char *preload_var; /* an LD_PRELOAD entry made here (the caller's, with this library first) */
+	int ho_fd;     /* the handover memfd and its key socket, closed after the exec or spawn */
+	int key_fd;
 	int share_fd;
+};
+
+/*
+ * The program an exec will run, as each call names it: a path (execve,
+ * posix_spawn), a file searched in $PATH (execvpe, posix_spawnp), a path
+ * relative to a directory fd (execveat) or an open fd (fexecve).
+ */
+struct exec_target {
+	const char *path;
+	bool search;
+	int dirfd;
+	int fd;
+	int flags;
 };
 
 /* Is entry ("NAME=VALUE") one of the session's variables? */
@@ -86,35 +104,6 @@ static bool session_var(const struct scone_runtime_config *cfg, const char *entr
 	return false;
 }
 
-/* The encoded handover in a sealed memfd the new program inherits (no CLOEXEC). */
-static int handover_fd(const struct scone_wbuf *w)
-{
-	REAL(close);
-	int fd = memfd_create("scone-handover", MFD_ALLOW_SEALING);
-	size_t done = 0;
-
-	if (fd < 0)
-		return -1;
-	while (done < w->size) {
-		ssize_t n = write(fd, w->data + done, w->size - done);
-		if (n <= 0) {
-			int e = n < 0 ? errno : EIO;
-			real_close(fd);
-			errno = e;
-			return -1;
-		}
-		done += (size_t)n;
-	}
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0 ||
-	    lseek(fd, 0, SEEK_SET) != 0) {
-		int e = errno;
-		real_close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
 static void release(struct scone_handover *h, struct scone_wbuf *id)
 {
 	for (size_t i = 0; i < h->fd_count; i++)
@@ -126,7 +115,27 @@ static void release(struct scone_handover *h, struct scone_wbuf *id)
 	scone_wbuf_free(id);
 }
 
-/* Split envp into what the new program sees (p->envp) and the session's variables (h->env). */
+/* Does an LD_PRELOAD entry's value (colon- or space-separated) name this library? */
+static bool names_runtime(const char *value)
+{
+	const char *self = g_preload + 11;
+	size_t n = strlen(self);
+
+	for (const char *p = value; *p;) {
+		size_t k = strcspn(p, ": ");
+		if (k == n && memcmp(p, self, n) == 0)
+			return true;
+		p += k + (p[k] != '\0');
+	}
+	return false;
+}
+
+/*
+ * Split envp into what the new program sees (p->envp) and the session's
+ * variables (h->env). The new program's LD_PRELOAD names this library
+ * first, whatever the caller did to it: dropping or replacing it must not
+ * start a program without the runtime, holding the handover.
+ */
 static int split_env(const struct scone_runtime_config *cfg, char *const envp[], struct prepared *p,
 		     struct scone_handover *h)
 {
@@ -147,7 +156,15 @@ static int split_env(const struct scone_runtime_config *cfg, char *const envp[],
 			h->env[h->env_count++] = *e;
 			continue;
 		}
-		preload |= strncmp(*e, "LD_PRELOAD=", 11) == 0;
+		if (strncmp(*e, "LD_PRELOAD=", 11) == 0 && g_preload[0]) {
+			preload = true;
+			if (!names_runtime(*e + 11)) {
+				if (asprintf(&p->preload_var, "%s:%s", g_preload, *e + 11) < 0)
+					return -1;
+				p->envp[k++] = p->preload_var;
+				continue;
+			}
+		}
 		p->envp[k++] = *e;
 	}
 	if (!preload && g_preload[0])
@@ -157,56 +174,115 @@ static int split_env(const struct scone_runtime_config *cfg, char *const envp[],
 }
 
 /*
- * Get an exec ready: p->envp is what to pass. spawn: the caller goes on
- * beside the new program. -1 with errno when the handover cannot be made
- * (the exec then fails rather than hand the secrets over in the clear).
+ * Will the target load the runtime? A program that would not (statically
+ * linked, another machine, another loader, also behind "#!") would run
+ * without the session's secrets and shields, holding the handover: refused
+ * (UNSUPPORTED) unless the session allows it. A target that cannot be
+ * found or read is left to the exec to report.
  */
-static int prepare(char *const envp[], bool spawn, struct prepared *p)
+static enum scone_err check_target(const struct exec_target *t)
 {
-	const struct scone_runtime_config *cfg = __atomic_load_n(&g_cfg, __ATOMIC_ACQUIRE);
-	struct scone_handover h;
-	struct scone_wbuf id, enc;
+	char path[PATH_MAX];
+	enum scone_err err;
+	int n;
+
+	if (t->fd >= 0 || ((t->flags & AT_EMPTY_PATH) && !t->path[0]))
+		n = snprintf(path, sizeof(path), "/proc/self/fd/%d", t->fd >= 0 ? t->fd : t->dirfd);
+	else if (t->dirfd != AT_FDCWD && t->path[0] != '/')
+		n = snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", t->dirfd, t->path);
+	else if (t->search)
+		n = scone_exec_find(t->path, getenv("PATH"), path, sizeof(path)) ? 0 : -1;
+	else
+		n = snprintf(path, sizeof(path), "%s", t->path);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return SCONE_ERR_OK;
+	err = scone_exec_check_runtime(path, g_loader[0] ? g_loader : NULL);
+	if (err == SCONE_ERR_UNSUPPORTED)
+		return err;
+	scone_err_clear();
+	return SCONE_ERR_OK;
+}
+
+/* The session allows programs without the runtime (they get neither its variables nor the handover). */
+static bool unshielded_allowed(const struct scone_runtime_config *cfg)
+{
+	const char *v = scone_runtime_setting(cfg, "SCONE_ALLOW_UNSHIELDED_EXEC");
+
+	return v && strcmp(v, "1") == 0;
+}
+
+/* Seal the handover h for the new program and name it in p->envp. */
+static enum scone_err hand_over(const struct scone_handover *h, struct prepared *p)
+{
+	struct scone_wbuf enc;
 	enum scone_err err;
 	size_t k;
-	int e;
 
-	*p = (struct prepared){ .envp = (char **)envp, .ho_fd = -1, .share_fd = -1 };
-	if (!cfg)
-		return 0;
-	scone_handover_init(&h);
-	scone_wbuf_init(&id, 64 * 1024, 1);
 	scone_wbuf_init(&enc, SCONE_HANDOVER_MAX, 1);
-	h.config = cfg->raw;
-	h.config_len = cfg->raw_len;
-	h.cas_addr = g_addr;
-	memcpy(h.pin, g_pin, sizeof(h.pin));
-	if (split_env(cfg, envp, p, &h) != 0) {
-		err = scone_err_set(SCONE_ERR_NOMEM, "exec: environment");
-		goto out;
-	}
-	if ((err = scone_shield_handover(&h, spawn, &id, &p->share_fd)))
-		goto out;
-	if ((err = scone_handover_encode(&h, &enc)))
-		goto out;
-	if ((p->ho_fd = handover_fd(&enc)) < 0) {
-		err = scone_err_set(scone_err_from_errno(errno), "exec: handover memfd: %s", strerror(errno));
-		goto out;
-	}
-	if (asprintf(&p->ho_var, SCONE_HANDOVER_VAR "=%d", p->ho_fd) < 0) {
+	err = scone_handover_encode(h, &enc);
+	if (!err)
+		err = scone_handover_send(&enc, &p->ho_fd, &p->key_fd);
+	scone_wbuf_free(&enc);
+	SCONE_TRY(err);
+	if (asprintf(&p->ho_var, SCONE_HANDOVER_VAR "=%d:%d", p->ho_fd, p->key_fd) < 0) {
 		p->ho_var = NULL;
-		err = scone_err_set(SCONE_ERR_NOMEM, "exec: environment");
-		goto out;
+		return scone_err_set(SCONE_ERR_NOMEM, "exec: environment");
 	}
 	for (k = 0; p->envp[k]; k++)
 		;
 	p->envp[k] = p->ho_var;
 	p->envp[k + 1] = NULL;
+	return SCONE_ERR_OK;
+}
+
+/*
+ * Get an exec ready: p->envp is what to pass. spawn: the caller goes on
+ * beside the new program. -1 with errno when the handover cannot be made
+ * (the exec then fails rather than hand the secrets over in the clear) or
+ * the target would not load the runtime (EPERM).
+ */
+static int prepare(const struct exec_target *t, char *const envp[], bool spawn, struct prepared *p)
+{
+	const struct scone_runtime_config *cfg = __atomic_load_n(&g_cfg, __ATOMIC_ACQUIRE);
+	struct scone_handover h;
+	struct scone_wbuf id;
+	enum scone_err err;
+	bool unshielded = false;
+	int e;
+
+	*p = (struct prepared){ .envp = (char **)envp, .ho_fd = -1, .key_fd = -1, .share_fd = -1 };
+	if (!cfg)
+		return 0;
+	scone_handover_init(&h);
+	scone_wbuf_init(&id, 64 * 1024, 1);
+	h.config = cfg->raw;
+	h.config_len = cfg->raw_len;
+	h.cas_addr = g_addr;
+	memcpy(h.pin, g_pin, sizeof(h.pin));
+	if ((err = check_target(t)) && unshielded_allowed(cfg)) {
+		fprintf(stderr, "scone: warning: %s; it runs without the session's secrets and volumes "
+				"(SCONE_ALLOW_UNSHIELDED_EXEC)\n",
+			scone_err_detail());
+		scone_err_clear();
+		err = SCONE_ERR_OK;
+		unshielded = true;
+	}
+	if (err)
+		goto out;
+	if (split_env(cfg, envp, p, &h) != 0) {
+		err = scone_err_set(SCONE_ERR_NOMEM, "exec: environment");
+		goto out;
+	}
+	if (unshielded)
+		goto out;
+	if ((err = scone_shield_handover(&h, spawn, &id, &p->share_fd)))
+		goto out;
+	err = hand_over(&h, p);
 out:
 	release(&h, &id);
-	scone_wbuf_free(&enc);
 	if (!err)
 		return 0;
-	e = scone_err_to_errno(err);
+	e = err == SCONE_ERR_UNSUPPORTED ? EPERM : scone_err_to_errno(err);
 	fprintf(stderr, "scone: exec refused: %s: %s (%s)\n", scone_strerror(err), scone_err_detail(),
 		scone_errname(err));
 	scone_err_clear();
@@ -224,12 +300,16 @@ static void finish(struct prepared *p)
 
 	if (p->ho_fd >= 0)
 		real_close(p->ho_fd);
+	if (p->key_fd >= 0)
+		real_close(p->key_fd);
 	if (p->share_fd >= 0)
 		real_close(p->share_fd);
 	free(p->ho_var);
+	free(p->preload_var);
+	p->preload_var = NULL;
 	if (p->owned)
 		free(p->envp);
-	p->ho_fd = p->share_fd = -1;
+	p->ho_fd = p->key_fd = p->share_fd = -1;
 	p->ho_var = NULL;
 	p->owned = false;
 	errno = e;
@@ -240,9 +320,10 @@ static void finish(struct prepared *p)
 int execve(const char *path, char *const argv[], char *const envp[])
 {
 	REAL(execve);
+	struct exec_target t = { .path = path, .dirfd = AT_FDCWD, .fd = -1 };
 	struct prepared p;
 
-	if (prepare(envp, false, &p) != 0)
+	if (prepare(&t, envp, false, &p) != 0)
 		return -1;
 	real_execve(path, argv, p.envp);
 	finish(&p);
@@ -252,9 +333,10 @@ int execve(const char *path, char *const argv[], char *const envp[])
 int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
 {
 	REAL(execveat);
+	struct exec_target t = { .path = path, .dirfd = dirfd, .fd = -1, .flags = flags };
 	struct prepared p;
 
-	if (prepare(envp, false, &p) != 0)
+	if (prepare(&t, envp, false, &p) != 0)
 		return -1;
 	real_execveat(dirfd, path, argv, p.envp, flags);
 	finish(&p);
@@ -264,9 +346,10 @@ int execveat(int dirfd, const char *path, char *const argv[], char *const envp[]
 int fexecve(int fd, char *const argv[], char *const envp[])
 {
 	REAL(fexecve);
+	struct exec_target t = { .path = "", .dirfd = AT_FDCWD, .fd = fd };
 	struct prepared p;
 
-	if (prepare(envp, false, &p) != 0)
+	if (prepare(&t, envp, false, &p) != 0)
 		return -1;
 	real_fexecve(fd, argv, p.envp);
 	finish(&p);
@@ -276,9 +359,10 @@ int fexecve(int fd, char *const argv[], char *const envp[])
 int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	REAL(execvpe);
+	struct exec_target t = { .path = file, .search = true, .dirfd = AT_FDCWD, .fd = -1 };
 	struct prepared p;
 
-	if (prepare(envp, false, &p) != 0)
+	if (prepare(&t, envp, false, &p) != 0)
 		return -1;
 	real_execvpe(file, argv, p.envp);
 	finish(&p);
@@ -368,10 +452,11 @@ int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *
 		char *const argv[], char *const envp[])
 {
 	REAL(posix_spawn);
+	struct exec_target t = { .path = path, .dirfd = AT_FDCWD, .fd = -1 };
 	struct prepared p;
 	int r;
 
-	if (prepare(envp, true, &p) != 0)
+	if (prepare(&t, envp, true, &p) != 0)
 		return errno;
 	r = real_posix_spawn(pid, path, fa, attr, argv, p.envp);
 	finish(&p);
@@ -382,10 +467,11 @@ int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t 
 		 char *const argv[], char *const envp[])
 {
 	REAL(posix_spawnp);
+	struct exec_target t = { .path = file, .search = true, .dirfd = AT_FDCWD, .fd = -1 };
 	struct prepared p;
 	int r;
 
-	if (prepare(envp, true, &p) != 0)
+	if (prepare(&t, envp, true, &p) != 0)
 		return errno;
 	r = real_posix_spawnp(pid, file, fa, attr, argv, p.envp);
 	finish(&p);

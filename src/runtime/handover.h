@@ -3,9 +3,10 @@
  * execs (DESIGN.md §4, "Processes under the runtime"): the configuration
  * CAS gave, the session's environment variables taken out of the exec'd
  * environment, the volumes (tags, shared state, open fds, working
- * directory) and the key the tag reports are bound to. Encoded into a
- * sealed memfd the child inherits; the child's runtime decodes it before
- * its main instead of asking CAS again.
+ * directory) and the key the tag reports are bound to. Encoded here,
+ * carried encrypted in a sealed memfd with its key in a socket
+ * (handover_io.h); the child's runtime decodes it before its main instead
+ * of asking CAS again.
  *
  * Format (all integers little-endian): the magic "SCONEHO1", then records
  * of u8 type, u32 length, length bytes, in any order; docs/runtime.md lists

@@ -33,6 +33,7 @@
 
 #include "lib/crypto.h"
 #include "runtime/shield.h"
+#include "runtime/sys.h"
 
 struct injected {
 	char *path; /* absolute, normalised */
@@ -159,10 +160,7 @@ static void fill_stat(const struct injected *e, struct stat *st)
 	st->st_ino = (ino_t)(0x5c0e0000u + (uintptr_t)(e - files));
 }
 
-#define REAL(name, type)                                                                                     \
-	static type real_##name;                                                                             \
-	if (!real_##name)                                                                                    \
-		real_##name = (type)dlsym(RTLD_NEXT, #name)
+#define REAL(name, type) const type real_##name = SYS(name)
 
 static mode_t open_mode(int flags, va_list ap)
 {

@@ -70,11 +70,10 @@ static uint8_t g_pin[32];
 
 static void share_in(void);
 static void share_out(void);
+static bool placeholder_is(int fd, const struct sfd *s);
 static unsigned vf_flags(int flags);
-static int program_path(const struct mount *m, const char *vpath, char *out, size_t size);
 static uint64_t inode_of(const struct scone_vstat *v, const char *vpath);
 static int set_vcwd(const char *full);
-static void vcwd_get(char out[PATH_MAX]);
 static int path_stat(struct mount *m, const char *vpath, struct stat *st);
 
 /*
@@ -120,90 +119,59 @@ size_t scone_shield_count(void)
 	return n_mounts;
 }
 
-/* ---- paths ---- */
+/* ---- what shield_path.c needs of the table ---- */
 
-bool scone_shield_abspath(int dirfd, const char *path, char *full, size_t size)
+size_t shield_mount_count(void)
 {
-	char base[PATH_MAX];
-	size_t k;
+	return inside ? 0 : __atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE);
+}
 
-	if (!path || !*path)
+struct mount *shield_mount(size_t i)
+{
+	return &mounts[i];
+}
+
+bool shield_fd_program_path(int fd, char out[PATH_MAX])
+{
+	struct sfd *d = fd >= 0 && fd < SHIELD_FD_MAX ? __atomic_load_n(&fds[fd], __ATOMIC_ACQUIRE) : NULL;
+
+	if (!d || !placeholder_is(fd, d))
+		return false; /* not shielded, or closed behind the shield: a kernel fd now */
+	return (size_t)shield_program_path(d->m, d->vpath, out, PATH_MAX) < PATH_MAX;
+}
+
+static int close_locked(int fd, struct sfd *s);
+
+/* Is fd still the kernel fd of s's placeholder? */
+static bool placeholder_is(int fd, const struct sfd *s)
+{
+	struct stat st;
+
+	return SYS(fstat)(fd, &st) == 0 && st.st_ino == s->ino && st.st_dev == s->dev;
+}
+
+/* Record fd's placeholder identity in s (a fresh memfd, or one inherited across exec). */
+static bool placeholder_note(int fd, struct sfd *s)
+{
+	struct stat st;
+
+	if (SYS(fstat)(fd, &st) != 0)
 		return false;
-	if (path[0] == '/') {
-		k = strlen(path);
-		if (k >= size)
-			return false;
-		memcpy(full, path, k + 1);
-	} else {
-		struct sfd *d = dirfd >= 0 && dirfd < SHIELD_FD_MAX ? __atomic_load_n(&fds[dirfd], __ATOMIC_ACQUIRE) : NULL;
-		if (dirfd == AT_FDCWD) {
-			if (!getcwd(base, sizeof(base))) /* the interposer: a volume cwd first */
-				return false;
-		} else if (d) {
-			if ((size_t)program_path(d->m, d->vpath, base, sizeof(base)) >= sizeof(base))
-				return false;
-		} else {
-			char proc[64];
-			ssize_t r;
-			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dirfd);
-			r = readlink(proc, base, sizeof(base) - 1);
-			if (r < 0)
-				return false;
-			base[r] = '\0';
-		}
-		if ((size_t)snprintf(full, size, "%s/%s", base, path) >= size)
-			return false;
-	}
-	scone_path_normalise(full);
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
 	return true;
 }
 
-/* Is full under one of m's region prefixes? */
-static bool under_prefix(const struct mount *m, const char *full)
-{
-	for (size_t i = 0; i < m->n_prefixes; i++) {
-		size_t n = strlen(m->prefixes[i]);
-		if (n == 1 || (strncmp(full, m->prefixes[i], n) == 0 && (full[n] == '\0' || full[n] == '/')))
-			return true;
-	}
-	return false;
-}
-
-/* The program's path of vpath in m. */
-static int program_path(const struct mount *m, const char *vpath, char *out, size_t size)
-{
-	return snprintf(out, size, "%s%s", m->n_prefixes ? "" : m->path, vpath);
-}
-
-/* The mount holding path (relative to dirfd or the cwd) and its volume path, or NULL. */
-struct mount *shield_resolve(int dirfd, const char *path, char vpath[PATH_MAX])
-{
-	char full[PATH_MAX * 2];
-
-	if (n_mounts == 0 || inside || !scone_shield_abspath(dirfd, path, full, sizeof(full)))
-		return NULL;
-	for (size_t i = 0; i < n_mounts; i++) {
-		struct mount *m = &mounts[i];
-		if (m->n_prefixes) {
-			if (!under_prefix(m, full))
-				continue;
-			if ((size_t)snprintf(vpath, PATH_MAX, "%s", full) >= PATH_MAX)
-				return NULL;
-			return m;
-		}
-		if (strncmp(full, m->path, m->len) != 0 || (full[m->len] != '\0' && full[m->len] != '/'))
-			continue;
-		if ((size_t)snprintf(vpath, PATH_MAX, "%s", full[m->len] ? full + m->len : "/") >= PATH_MAX)
-			return NULL;
-		return m;
-	}
-	return NULL;
-}
-
-/* The shielded fd's entry (caller holds the lock), or NULL. */
+/* The shielded fd's entry (caller holds the lock), or NULL (shield_internal.h). */
 struct sfd *shield_fd_entry(int fd)
 {
-	return fd >= 0 && fd < SHIELD_FD_MAX ? fds[fd] : NULL;
+	struct sfd *s = fd >= 0 && fd < SHIELD_FD_MAX ? fds[fd] : NULL;
+
+	if (!s || placeholder_is(fd, s))
+		return s;
+	if (getpid() == g_pid)
+		(void)close_locked(fd, s); /* the kernel fd is someone else's now: only the entry goes */
+	return NULL;
 }
 
 /* Quick check before taking the lock. */
@@ -508,6 +476,15 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
 	memcpy(m->key, rv->key, SCONE_VOLUME_KEY_SIZE);
 	if ((err = make_dirs(m->path)))
 		return err;
+	if (!(m->ids = calloc(1, sizeof(*m->ids))))
+		return scone_err_set(SCONE_ERR_NOMEM, "volume %s", rv->name);
+	m->n_ids = 1;
+	shield_note_dir(m, 0, m->path);
+	{
+		char real[PATH_MAX];
+		if (SYS(realpath)(m->path, real) && strcmp(real, m->path) != 0 && !(m->real_path = strdup(real)))
+			return scone_err_set(SCONE_ERR_NOMEM, "volume %s", rv->name);
+	}
 	snprintf(fspf, sizeof(fspf), "%s/volume.fspf", m->path);
 	if (!(m->fspf = strdup(fspf)))
 		return scone_err_set(SCONE_ERR_NOMEM, "volume %s", rv->name);
@@ -596,7 +573,7 @@ static enum scone_err mount_fspf(const struct scone_rt_fspf *f, struct mount *m)
 	if ((err = scone_volume_open(full, f->key, f->has_tag ? f->tag : NULL, SCONE_VOL_RDWR, &m->vol)))
 		return scone_err_set(err, "fspf %s: %s", full, scone_err_detail());
 	n = scone_volume_region_count(m->vol);
-	if (n == 0 || !(m->prefixes = calloc(n, sizeof(*m->prefixes))))
+	if (n == 0 || !(m->prefixes = calloc(n, sizeof(*m->prefixes))) || !(m->ids = calloc(n, sizeof(*m->ids))))
 		return scone_err_set(n ? SCONE_ERR_NOMEM : SCONE_ERR_INVALID, "fspf %s: %s", full,
 				     n ? "out of memory" : "it has no regions");
 	for (size_t i = 0; i < n; i++) {
@@ -605,6 +582,8 @@ static enum scone_err mount_fspf(const struct scone_rt_fspf *f, struct mount *m)
 		if (!(m->prefixes[i] = strdup(info.path)))
 			return scone_err_set(SCONE_ERR_NOMEM, "fspf %s", full);
 		m->n_prefixes++;
+		m->n_ids++;
+		shield_note_dir(m, i, info.path); /* a region whose path is also a host directory */
 	}
 	scone_volume_tag(m->vol, m->first_tag);
 	know_tag(m, m->first_tag);
@@ -700,6 +679,8 @@ static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], str
 			for (size_t k = 0; k < mounts[j].n_prefixes; k++)
 				free(mounts[j].prefixes[k]);
 			free(mounts[j].prefixes);
+			free(mounts[j].ids);
+			free(mounts[j].real_path);
 		}
 		scone_err_set(err, "%s", detail);
 		free(mounts);
@@ -760,6 +741,10 @@ static enum scone_err adopt_fds(const struct scone_handover *h)
 		s->flags = r->flags;
 		s->refs = 1;
 		snprintf(s->vpath, sizeof(s->vpath), "%s", r->vpath);
+		if (!placeholder_note(r->fd, s)) {
+			free(s);
+			continue;
+		}
 		if (!r->dir)
 			reopen_file(s);
 		m->open_count++;
@@ -811,7 +796,7 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 	}
 	h->volume_count = err ? 0 : n;
 	for (int fd = 0; !err && fd < SHIELD_FD_MAX; fd++) {
-		struct sfd *s = fds[fd];
+		struct sfd *s = fds[fd] ? shield_fd_entry(fd) : NULL;
 		struct scone_handover_fd *r;
 		int fl;
 		if (!s || (fl = real_fcntl(fd, F_GETFD)) < 0 || (fl & FD_CLOEXEC))
@@ -837,7 +822,7 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 		h->share_fd = *share_dup;
 		char cwd[PATH_MAX];
 		h->shared = g_shared || spawn;
-		vcwd_get(cwd);
+		shield_vcwd(cwd);
 		h->cwd = cwd[0] ? strdup(cwd) : NULL;
 		if (spawn) /* the caller goes on beside the new program */
 			g_shared = true;
@@ -922,6 +907,14 @@ static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 	s->flags = flags;
 	s->refs = 1;
 	snprintf(s->vpath, sizeof(s->vpath), "%s", vpath);
+	if (!placeholder_note(fd, s)) {
+		int e = errno;
+		if (f)
+			scone_vfile_close(f);
+		free(s);
+		SYS(close)(fd);
+		return shield_fail(e);
+	}
 	m->open_count++;
 	__atomic_store_n(&fds[fd], s, __ATOMIC_RELEASE);
 	return fd;
@@ -1309,12 +1302,10 @@ static int fcntl_shield(fcntl_fn real, int fd, int cmd, void *arg)
 /* glibc reads the third argument as a pointer-sized word whatever cmd is; so do we. */
 int fcntl(int fd, int cmd, ...)
 {
-	static fcntl_fn real;
+	fcntl_fn real = SYS(fcntl);
 	va_list ap;
 	void *arg;
 
-	if (!real)
-		real = (fcntl_fn)dlsym(RTLD_NEXT, "fcntl");
 	va_start(ap, cmd);
 	arg = va_arg(ap, void *);
 	va_end(ap);
@@ -1323,12 +1314,10 @@ int fcntl(int fd, int cmd, ...)
 
 int fcntl64(int fd, int cmd, ...)
 {
-	static fcntl_fn real;
+	fcntl_fn real = SYS(fcntl64);
 	va_list ap;
 	void *arg;
 
-	if (!real)
-		real = (fcntl_fn)dlsym(RTLD_NEXT, "fcntl64");
 	va_start(ap, cmd);
 	arg = va_arg(ap, void *);
 	va_end(ap);
@@ -1381,7 +1370,7 @@ static int set_vcwd(const char *full)
 }
 
 /* A copy of the volume working directory ("" when the kernel's is the one). */
-static void vcwd_get(char out[PATH_MAX])
+void shield_vcwd(char out[PATH_MAX])
 {
 	pthread_mutex_lock(&cwd_lock);
 	snprintf(out, PATH_MAX, "%s", vcwd);
@@ -1398,7 +1387,7 @@ static int chdir_volume(struct mount *m, const char *vpath)
 		return -1;
 	if (!S_ISDIR(st.st_mode))
 		return shield_fail(ENOTDIR);
-	if ((size_t)program_path(m, vpath, full, sizeof(full)) >= sizeof(full))
+	if ((size_t)shield_program_path(m, vpath, full, sizeof(full)) >= sizeof(full))
 		return shield_fail(ENAMETOOLONG);
 	scone_path_normalise(full);
 	return set_vcwd(full);
@@ -1407,7 +1396,7 @@ static int chdir_volume(struct mount *m, const char *vpath)
 int chdir(const char *path)
 {
 	char vpath[PATH_MAX], full[PATH_MAX];
-	struct mount *m = shield_resolve(AT_FDCWD, path, vpath);
+	struct mount *m = shield_resolve_dir(AT_FDCWD, path, vpath);
 	int r;
 	REAL(chdir);
 
@@ -1417,7 +1406,7 @@ int chdir(const char *path)
 	full[0] = '\0';
 	if (path[0] && path[0] != '/' && !inside) {
 		char cur[PATH_MAX];
-		vcwd_get(cur);
+		shield_vcwd(cur);
 		if (cur[0] && (size_t)snprintf(full, sizeof(full), "%s/%s", cur, path) >= sizeof(full))
 			full[0] = '\0';
 		if (full[0])
@@ -1463,7 +1452,7 @@ char *get_current_dir_name(void)
 
 	if (inside)
 		return real_get_current_dir_name();
-	vcwd_get(cur);
+	shield_vcwd(cur);
 	return cur[0] ? strdup(cur) : real_get_current_dir_name();
 }
 
@@ -1480,7 +1469,7 @@ char *getcwd(char *buf, size_t size)
 
 	if (inside)
 		return real_getcwd(buf, size);
-	vcwd_get(cur);
+	shield_vcwd(cur);
 	if (!cur[0])
 		return real_getcwd(buf, size);
 	k = strlen(cur) + 1;
@@ -1881,7 +1870,6 @@ int truncate64(const char *path, off64_t len)
 long syscall(long n, ...)
 {
 	REAL(syscall);
-	static int warned;
 	long a[6];
 	va_list ap;
 
@@ -1889,9 +1877,25 @@ long syscall(long n, ...)
 	for (int i = 0; i < 6; i++)
 		a[i] = va_arg(ap, long);
 	va_end(ap);
-	if (n == SYS_io_uring_setup && __atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE) > 0) {
-		if (!__atomic_exchange_n(&warned, 1, __ATOMIC_ACQ_REL))
-			fprintf(stderr, "scone: io_uring refused: its I/O would bypass the file-system shield\n");
+	if (__atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE) > 0 && !inside) {
+		/* libuv closes files with syscall(SYS_close): the fd table must hear of it. */
+		switch (n) {
+		case SYS_close:
+			return close((int)a[0]);
+		case SYS_close_range:
+			return close_range((unsigned)a[0], (unsigned)a[1], (int)a[2]);
+		case SYS_dup:
+			return dup((int)a[0]);
+		case SYS_dup2:
+			return dup2((int)a[0], (int)a[1]);
+		case SYS_dup3:
+			return dup3((int)a[0], (int)a[1], (int)a[2]);
+		default:
+			break;
+		}
+	}
+	if ((n == SYS_io_uring_setup && scone_async_io_refused("io_uring")) ||
+	    (n == SYS_io_setup && scone_async_io_refused("Linux AIO"))) {
 		errno = ENOSYS;
 		return -1;
 	}

@@ -26,6 +26,9 @@ SCONE_MUST_CHECK enum scone_err scone_shield_mount(const char *cas_addr, const u
 						   struct scone_identity *id, struct scone_runtime_config *cfg);
 size_t scone_shield_count(void);
 
+/* io_uring or Linux AIO (what) is refused now: volumes are mounted (async_io.c); prints why once. */
+bool scone_async_io_refused(const char *what);
+
 /* Is fd a memfd the runtime created under name (inherited across exec)? */
 bool scone_memfd_named(int fd, const char *name);
 

@@ -41,10 +41,17 @@
 #include "runtime/handover.h"
 #include "runtime/inject.h"
 #include "runtime/shield.h"
+#include "runtime/sys.h"
 #include "volume/volume.h"
 
 #define SHIELD_FD_MAX 16384
 #define SHIELD_DEV 0x5c0e
+
+/* A host directory by identity: any spelling of it (symbolic links, /proc/self/...) reaches it. */
+struct shield_dir_id {
+	dev_t dev;
+	ino_t ino;
+};
 
 struct mount {
 	char *path; /* normalised, absolute: the mount point (a session volume), the fspf's directory (an fspf) */
@@ -61,6 +68,9 @@ struct mount {
 	int plock_fd;      /* PATH/volume.fspf.lock: the program's record locks (fcntl) */
 	bool broken;       /* a reload failed: every operation is EIO */
 	uint8_t first_tag[SCONE_RT_TAG_SIZE]; /* an fspf's tag at start (a new one is printed at exit) */
+	struct shield_dir_id *ids; /* the host directories at the mount's paths, by identity (n_ids) */
+	size_t n_ids;
+	char *real_path; /* the mount point with its symbolic links resolved, if that differs; or NULL */
 	bool tracked;
 	bool dirty;
 	size_t open_count;
@@ -84,15 +94,14 @@ struct sfd {
 	int flags;
 	int refs;    /* fds sharing this open file description (dup) */
 	int ofd_lock;  /* 1 + an own description of the lock file for OFD locks, 0: none yet */
+	dev_t dev;   /* the placeholder memfd's identity: an fd the kernel no longer */
+	ino_t ino;   /* associates with it was closed or replaced behind the shield */
 	bool reopen; /* reload: to be opened again in the new volume */
 	bool stale;  /* reload: another process removed the file (ESTALE) */
 };
 
-/* The next definition of name (libc's); the type is the libc prototype's. */
-#define REAL(name)                                                                                           \
-	static __typeof__(&name) real_##name;                                                                \
-	if (!real_##name)                                                                                    \
-	real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name)
+/* The next definition of name (libc's), from the table filled at load (sys.h). */
+#define REAL(name) const __typeof__(scone_sys_table.name) real_##name = SYS(name)
 
 /*
  * The body of an fd interposer: pass through unless fd is shielded; else
@@ -126,9 +135,32 @@ void shield_enter(void);
 void shield_leave(void);
 /* Set errno to e and return -1. */
 int shield_fail(int e);
-/* The mount holding path (relative to dirfd or the cwd) and its volume path, or NULL (not shielded). */
+/*
+ * The mount holding path (relative to dirfd or the cwd) and its volume
+ * path, or NULL (not shielded): by its spelling, and else by where the
+ * kernel resolves its directory (shield_path.c).
+ */
 struct mount *shield_resolve(int dirfd, const char *path, char vpath[PATH_MAX]);
-/* The shielded fd's entry (lock held), or NULL. */
+/* The same, also when path itself names a mount's host directory (chdir). */
+struct mount *shield_resolve_dir(int dirfd, const char *path, char vpath[PATH_MAX]);
+/* The program's path of vpath in m (snprintf's result). */
+int shield_program_path(const struct mount *m, const char *vpath, char *out, size_t size);
+/* Mounts (0 while the shield itself works: its own paths are never shielded), and mount i. */
+size_t shield_mount_count(void);
+struct mount *shield_mount(size_t i);
+/* The program path of a shielded fd (file or directory), checked to still be its placeholder. */
+bool shield_fd_program_path(int fd, char out[PATH_MAX]);
+/* Note the host directory at path as m->ids[k] (left zero when there is none). */
+void shield_note_dir(struct mount *m, size_t k, const char *path);
+/* A copy of the volume working directory ("" when the kernel's is the one). */
+void shield_vcwd(char out[PATH_MAX]);
+/*
+ * The shielded fd's entry (lock held), or NULL. An entry whose fd the kernel
+ * no longer associates with its placeholder (closed or replaced by a raw
+ * system call, close_range, a vfork child) is not returned: its number
+ * belongs to another file now. Outside a vfork child (whose table is its
+ * parent's) the stale entry is dropped.
+ */
 struct sfd *shield_fd_entry(int fd);
 /* Quick check before taking the lock. */
 bool shield_maybe_shielded(int fd);

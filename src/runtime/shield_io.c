@@ -201,6 +201,70 @@ int ftruncate64(int fd, off64_t len)
 	FD_CALL(fd, real_ftruncate64(fd, len), ftruncate_locked(s, len));
 }
 
+/*
+ * fallocate on a shielded file: a volume allocates nothing ahead, so
+ * reserving space is extending the file with zeros (mode 0) or nothing at
+ * all (FALLOC_FL_KEEP_SIZE). Punching holes, zeroing, collapsing and
+ * inserting ranges are EOPNOTSUPP, which programs take as "not supported
+ * here" (InnoDB, PostgreSQL fall back to writing zeros).
+ */
+static int fallocate_locked(struct sfd *s, int mode, off64_t off, off64_t len)
+{
+	struct scone_vstat st;
+	enum scone_err err;
+	uint64_t end;
+
+	if (mode & ~FALLOC_FL_KEEP_SIZE)
+		return shield_fail(EOPNOTSUPP);
+	if (off < 0 || len <= 0)
+		return shield_fail(EINVAL);
+	if (!s->f)
+		return shield_fail(EISDIR);
+	if ((s->flags & O_ACCMODE) == O_RDONLY)
+		return shield_fail(EBADF);
+	if ((uint64_t)off > INT64_MAX - (uint64_t)len)
+		return shield_fail(EFBIG);
+	end = (uint64_t)off + (uint64_t)len;
+	if ((err = scone_vfile_stat(s->f, &st)))
+		return shield_fail_err(err);
+	if ((mode & FALLOC_FL_KEEP_SIZE) || end <= st.size)
+		return 0;
+	s->m->dirty = true;
+	if ((err = scone_vfile_truncate(s->f, end)))
+		return shield_fail_err(err);
+	return 0;
+}
+
+int fallocate(int fd, int mode, off_t off, off_t len)
+{
+	REAL(fallocate);
+	FD_CALL(fd, real_fallocate(fd, mode, off, len), fallocate_locked(s, mode, off, len));
+}
+
+int fallocate64(int fd, int mode, off64_t off, off64_t len)
+{
+	REAL(fallocate64);
+	FD_CALL(fd, real_fallocate64(fd, mode, off, len), fallocate_locked(s, mode, off, len));
+}
+
+/* posix_fallocate returns the error number; glibc's own makes the system call itself. */
+static int posix_fallocate_locked(struct sfd *s, off64_t off, off64_t len)
+{
+	return fallocate_locked(s, 0, off, len) == 0 ? 0 : errno;
+}
+
+int posix_fallocate(int fd, off_t off, off_t len)
+{
+	REAL(posix_fallocate);
+	FD_CALL(fd, real_posix_fallocate(fd, off, len), posix_fallocate_locked(s, off, len));
+}
+
+int posix_fallocate64(int fd, off64_t off, off64_t len)
+{
+	REAL(posix_fallocate64);
+	FD_CALL(fd, real_posix_fallocate64(fd, off, len), posix_fallocate_locked(s, off, len));
+}
+
 static int fsync_locked(struct sfd *s)
 {
 	return shield_commit(s->m) ? shield_fail(EIO) : 0;

@@ -24,10 +24,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/crypto.h"
+#include "lib/elf.h"
 #include "lib/err.h"
 #include "lib/hex.h"
 #include "lib/tls.h"
@@ -35,6 +38,7 @@
 #include "runtime/cas_client.h"
 #include "runtime/exec.h"
 #include "runtime/handover.h"
+#include "runtime/handover_io.h"
 #include "runtime/inject.h"
 #include "runtime/shield.h"
 
@@ -104,18 +108,59 @@ static void install_environ(char **host_env, bool (*keep)(const char *), char **
 	environ = env;
 }
 
-/* Replace the environment with the session's (plus the runtime's own variables). */
+/*
+ * Replace the environment with the session's (plus the runtime's own
+ * variables). The session's SCONE_* variables configure the runtime and
+ * stay out of the program's environment.
+ */
 static void set_environment(const struct scone_runtime_config *cfg, char **host_env)
 {
 	char **extra = calloc(cfg->env_count + 1, sizeof(*extra));
+	size_t n = 0;
 
 	if (!extra)
 		die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
-	for (size_t i = 0; i < cfg->env_count; i++)
-		if (asprintf(&extra[i], "%s=%s", cfg->env[i].name, cfg->env[i].value) < 0)
+	for (size_t i = 0; i < cfg->env_count; i++) {
+		if (scone_runtime_is_setting(cfg->env[i].name))
+			continue;
+		if (asprintf(&extra[n++], "%s=%s", cfg->env[i].name, cfg->env[i].value) < 0)
 			die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
-	install_environ(host_env, runtime_var, extra, cfg->env_count);
+	}
+	install_environ(host_env, runtime_var, extra, n);
 	free(extra);
+}
+
+/*
+ * Secrets are about to arrive: from now on the process is not dumpable, so
+ * no core file holds them, and other processes of the same user can no
+ * longer ptrace it or open its /proc/PID/mem, environ and fd entries.
+ */
+static void no_dump(void)
+{
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		die("PR_SET_DUMPABLE", scone_err_set(scone_err_from_errno(errno), "%s", strerror(errno)));
+}
+
+/*
+ * A development session may ask for core dumps and debuggers back
+ * (SCONE_DUMPABLE=1 in the service's environment); honoured only when the
+ * session runs without attestation (mode none), where nothing is proven
+ * about the program anyway.
+ */
+static void dump_setting(const struct scone_runtime_config *cfg)
+{
+	const char *v = scone_runtime_setting(cfg, "SCONE_DUMPABLE");
+
+	if (!v || strcmp(v, "1") != 0)
+		return;
+	if (!cfg->mode || strcmp(cfg->mode, "none") != 0) {
+		fprintf(stderr, "scone: warning: SCONE_DUMPABLE=1 ignored: only a session in attestation mode none may "
+				"make its processes dumpable\n");
+		return;
+	}
+	fprintf(stderr, "scone: warning: SCONE_DUMPABLE=1: core dumps and debuggers can read this process's "
+			"secrets\n");
+	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 }
 
 static int handover_main(int argc, char **argv, char **envp, const char *fd_text);
@@ -171,6 +216,7 @@ static int fspf_main(int argc, char **argv, char **envp)
 
 	if (!path || !*path)
 		return real_main(argc, argv, envp);
+	no_dump();
 	openssl_init();
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg || !(cfg->fspf = calloc(1, sizeof(*cfg->fspf))) || !(cfg->fspf->path = strdup(path)))
@@ -192,6 +238,64 @@ static int fspf_main(int argc, char **argv, char **envp)
 	return real_main(argc, argv, envp);
 }
 
+/*
+ * When the program was started through "#!" lines, the kernel put the
+ * interpreter (and its optional argument, for each level) in front of the
+ * script's path, which replaced the script's argv[0]. The number of those
+ * leading arguments: the index of the script's path (AT_EXECFN, the name
+ * given to execve) in argv, when that file is a script; 0 otherwise.
+ */
+static int script_lead(int argc, char **argv)
+{
+	const char *execfn = (const char *)getauxval(AT_EXECFN);
+	struct scone_exec_info info;
+
+	if (!execfn || scone_exec_inspect(execfn, &info) != SCONE_ERR_OK || info.kind != SCONE_EXEC_SCRIPT) {
+		scone_err_clear();
+		return 0;
+	}
+	for (int k = 1; k < argc && k <= 8; k++) /* at most 4 levels of an interpreter and its argument */
+		if (strcmp(argv[k], execfn) == 0)
+			return k;
+	return 0;
+}
+
+/*
+ * main's argv from the session's command: the command's words with @@N
+ * replaced by the host's arguments. For a script, the interpreter's
+ * leading arguments stay in front, the script's path takes the command's
+ * first word's place (the interpreter must still find its script), and
+ * @@N are the script's own arguments.
+ */
+static void session_argv_for(const struct scone_runtime_config *cfg, int argc, char **argv, struct scone_strs *out)
+{
+	struct scone_strs session_argv = { .v = cfg->argv, .n = cfg->argc }, rest;
+	int lead = script_lead(argc, argv);
+	enum scone_err err;
+
+	if ((err = scone_host_args(&session_argv, argc - lead, argv + lead, &rest)))
+		die("command", err);
+	if (lead == 0) {
+		*out = rest;
+		return;
+	}
+	out->n = (size_t)lead + rest.n;
+	if (!(out->v = calloc(out->n + 1, sizeof(char *))))
+		die("command", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	for (int i = 0; i < lead; i++)
+		out->v[i] = argv[i];
+	/* The session's pwd may differ from the host's: the interpreter finds its script by an absolute path. */
+	out->v[lead] = argv[lead][0] == '/' ? argv[lead] : realpath(argv[lead], NULL);
+	if (!out->v[lead])
+		die("command", scone_err_set(scone_err_from_errno(errno), "%s: %s", argv[lead], strerror(errno)));
+	for (size_t i = 1; i < rest.n; i++)
+		out->v[lead + i] = rest.v[i];
+	/* rest.v[0] (the command's first word) is replaced by the script's path; the array goes. */
+	scone_wipe(rest.v[0], strlen(rest.v[0]));
+	free(rest.v[0]);
+	free(rest.v);
+}
+
 static void print_view(const struct scone_runtime_config *cfg, const char *mode)
 {
 	fprintf(stderr,
@@ -209,7 +313,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	const char *mode = getenv("SCONE_MODE");
 	struct scone_runtime_config *cfg = NULL;
 	struct scone_identity id;
-	struct scone_strs session_argv, new_argv;
+	struct scone_strs new_argv;
 	const char *handover = getenv(SCONE_HANDOVER_VAR);
 	uint8_t pin[32];
 	enum scone_err err;
@@ -218,6 +322,7 @@ static int scone_main(int argc, char **argv, char **envp)
 		return handover_main(argc, argv, envp, handover);
 	if (!config_id || !*config_id)
 		return fspf_main(argc, argv, envp);
+	no_dump();
 	mode = mode && *mode ? mode : "AUTO";
 	if (strcmp(mode, "HW") == 0)
 		die("SCONE_MODE=HW", scone_err_set(SCONE_ERR_UNSUPPORTED, "no TEE is available to this runtime"));
@@ -234,6 +339,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	err = scone_runtime_fetch_config(addr, pin, config_id, &id, &cfg);
 	if (err)
 		die(config_id, err);
+	dump_setting(cfg);
 	/* The shield keeps cfg and the key for its tag reports when it mounts something. */
 	if ((err = scone_shield_mount(addr, pin, &id, cfg)))
 		die("volumes", err);
@@ -241,10 +347,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	if ((err = scone_inject_install(cfg->files, cfg->file_count)))
 		die("injection files", err);
 	if (cfg->argc) {
-		session_argv.v = cfg->argv;
-		session_argv.n = cfg->argc;
-		if ((err = scone_host_args(&session_argv, argc, argv, &new_argv)))
-			die("command", err);
+		session_argv_for(cfg, argc, argv, &new_argv);
 	} else {
 		new_argv.v = argv;
 		new_argv.n = (size_t)argc;
@@ -262,31 +365,17 @@ static int scone_main(int argc, char **argv, char **envp)
 
 /* ---- a program exec'd by a program under the runtime ---- */
 
-/* The handover memfd named by SCONE_HANDOVER, read whole and closed. */
+/* The handover SCONE_HANDOVER names (handover_io.h), decrypted, decoded, its fds closed. */
 static void read_handover(const char *text, struct scone_handover *h)
 {
-	char *end;
-	long fd = strtol(text, &end, 10);
-	struct stat st;
 	uint8_t *blob;
-	size_t done = 0;
+	size_t size;
 	enum scone_err err;
 
-	if (*end || fd < 0 || fd > INT_MAX || !scone_memfd_named((int)fd, "scone-handover"))
-		die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_INVALID, "does not name the runtime's handover memfd"));
-	if (fstat((int)fd, &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > SCONE_HANDOVER_MAX)
-		die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_INVALID, "handover memfd of a bad size"));
-	if (!(blob = malloc((size_t)st.st_size)))
-		die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
-	while (done < (size_t)st.st_size) {
-		ssize_t n = pread((int)fd, blob + done, (size_t)st.st_size - done, (off_t)done);
-		if (n <= 0)
-			die(SCONE_HANDOVER_VAR, scone_err_set(SCONE_ERR_IO, "reading the handover memfd"));
-		done += (size_t)n;
-	}
-	close((int)fd);
-	err = scone_handover_decode(blob, done, h);
-	scone_wipe(blob, done);
+	if ((err = scone_handover_receive(text, &blob, &size)))
+		die(SCONE_HANDOVER_VAR, err);
+	err = scone_handover_decode(blob, size, h);
+	scone_wipe(blob, size);
 	free(blob);
 	if (err)
 		die(SCONE_HANDOVER_VAR, err);
@@ -319,10 +408,12 @@ static int handover_main(int argc, char **argv, char **envp, const char *fd_text
 	const char *mode = getenv("SCONE_MODE");
 	enum scone_err err;
 
+	no_dump();
 	openssl_init();
 	read_handover(fd_text, &h);
 	if ((err = scone_runtime_config_parse(h.config, h.config_len, &cfg)))
 		die("handover", err);
+	dump_setting(cfg);
 	if (h.identity && (err = scone_identity_from_pem(h.identity, h.identity_len, &id)))
 		die("handover", err);
 	if ((err = scone_shield_mount_handover(&h, &id, cfg)))

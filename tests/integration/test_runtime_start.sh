@@ -52,6 +52,14 @@ services:
       SECRET: \$\$SCONE::pw\$\$
       PLAIN: hello
       SCONE_TEST_OUT: $CASE_DIR
+  - name: script
+    command: entry --port @@1 "two words"
+    environment:
+      SECRET: \$\$SCONE::pw\$\$
+  - name: shim
+    command: python3 -c "import os, sys; print('SHIM', sys.argv[1:], len(os.environ['SECRET']))" @@1
+    environment:
+      SECRET: \$\$SCONE::pw\$\$
   - name: files
     image_name: with-files
     command: python3 $CASE_DIR/files.py
@@ -289,9 +297,38 @@ case_exec() {
 	[ ! -e /etc/scone-test ] || fail "/etc/scone-test exists on the host disk"
 }
 
+# Entrypoints that are scripts: the kernel puts the interpreter (and its argument) in front of the
+# script's path; those stay, the session's command applies to the script's own arguments.
+case_scripts() {
+	start
+	local kind
+	for kind in sh envbash envS; do
+		case $kind in
+		sh) printf '#!/bin/sh\n' >entry ;;
+		envbash) printf '#!/usr/bin/env bash\n' >entry ;;
+		envS) printf '#!/usr/bin/env -S bash -e\n' >entry ;;
+		esac
+		cat >>entry <<'SH'
+printf 'ARGS='; printf '%s|' "$@"; echo
+echo "ZERO=$(basename "$0") SECRET_LEN=${#SECRET}"
+SH
+		chmod +x entry
+		expect_ok scone run --config-id rt/script -- ./entry 8080
+		grep -qx "ARGS=--port|8080|two words|" "$OUT" || { show_output; fail "$kind: the script's arguments"; }
+		grep -qx "ZERO=entry SECRET_LEN=30" "$OUT" || { show_output; fail "$kind: \$0 or the environment"; }
+	done
+	# A wrapper that is a bash script in front of the real program (as version managers install).
+	mkdir -p shimbin
+	printf '#!/usr/bin/env bash\nexec /usr/bin/python3 "$@"\n' >shimbin/python3
+	chmod +x shimbin/python3
+	PATH="$CASE_DIR/shimbin:$PATH" expect_ok scone run --config-id rt/shim -- python3 arg1
+	grep -qx "SHIM \['arg1'\] 30" "$OUT" || { show_output; fail "a #!/usr/bin/env bash shim in front of python3"; }
+}
+
 run_case "runtime: argv, environment and pwd from CAS; no secret in /proc or on disk" case_injects
 run_case "runtime: injection files served from memory (open, stat, access, pread, cat); writes refused" case_injection_files
 run_case "runtime: exec'd and spawned programs get the session's variables, files and volumes through the handover, not /proc" case_exec
+run_case "runtime: script entrypoints (#!/bin/sh, #!/usr/bin/env bash, #!/usr/bin/env -S) keep their interpreter; the command applies to the script" case_scripts
 run_case "runtime: every failure keeps main from running, with one clear line" case_refusals
 run_case "runtime: without a configuration it stays out of the way; SCONE_VERSION=1" case_out_of_the_way
 t_done

@@ -31,6 +31,9 @@ services:
   - name: sql
     image_name: with-data
     command: sqlite3 $CASE_DIR/data/db.sqlite @@1
+  - name: async
+    image_name: with-data
+    command: $CASE_DIR/async
 images:
   - name: with-data
     volumes:
@@ -100,6 +103,23 @@ elif sys.argv[1] == "edge":
     params = ctypes.create_string_buffer(120)
     r = libc.syscall(425, 8, params)  # io_uring_setup
     print("IO_URING=%d,%s" % (r, errno.errorcode.get(ctypes.get_errno(), "?")))
+    r = libc.syscall(206, 8, ctypes.byref(ctypes.c_ulong(0)))  # io_setup
+    print("IO_SETUP=%d,%s" % (r, errno.errorcode.get(ctypes.get_errno(), "?")))
+    # fallocate reserves by extending with zeros; KEEP_SIZE changes nothing; other modes: EOPNOTSUPP.
+    fd = os.open(d + "/falloc.bin", os.O_RDWR | os.O_CREAT, 0o600)
+    os.write(fd, b"head")
+    os.posix_fallocate(fd, 0, 10000)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    libc.fallocate64.argtypes = libc.fallocate.argtypes
+    k = libc.fallocate(fd, 1, 0, 50000)  # FALLOC_FL_KEEP_SIZE
+    p = libc.fallocate64(fd, 3, 0, 10)  # PUNCH_HOLE | KEEP_SIZE
+    pe = errno.errorcode.get(ctypes.get_errno(), "?")
+    g = libc.fallocate(fd, 0, 20000, 4096)
+    ro = os.open(d + "/falloc.bin", os.O_RDONLY)
+    print("FALLOCATE=%d,%d,%d,%s,%d,%r,%s" % (os.fstat(fd).st_size, k, p, pe, g, os.pread(fd, 8, 9998),
+                                          err(lambda: os.posix_fallocate(ro, 0, 1))))
+    os.close(ro)
+    os.close(fd)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.fopen.restype = ctypes.c_void_p
     libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
@@ -273,6 +293,9 @@ case_python() {
 	grep -qx "ERRS=ENOENT,EEXIST,EINVAL,EXDEV,ENOTEMPTY,ENODEV,EINVAL,ok" "$OUT" || { show_output; fail "errno of refused calls"; }
 	grep -qx "SUBCWD=True,10000" "$OUT" || { show_output; fail "chdir into a volume subdirectory"; }
 	grep -qx "IO_URING=-1,ENOSYS" "$OUT" && grep -q "io_uring refused" "$ERR" || { show_output; fail "io_uring not refused"; }
+	grep -qx "IO_SETUP=-1,ENOSYS" "$OUT" && grep -q "Linux AIO refused" "$ERR" || { show_output; fail "Linux AIO not refused"; }
+	grep -qxF "FALLOCATE=24096,0,-1,ENOTSUP,0,b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00',EBADF" "$OUT" ||
+		{ show_output; fail "fallocate family"; }
 	grep -qx "MMAP_PRIVATE=b'SCONE-SECRE'" "$OUT" || { show_output; fail "private read-only mmap"; }
 	grep -qx "STDIO=b'through stdio\\\\n'" "$OUT" || { show_output; fail "fopen/fputs/fgets"; }
 	grep -qx "PLAIN='through stdio\\\\n'" "$OUT" || { show_output; fail "stdio write read back with open"; }
@@ -398,8 +421,44 @@ case_fdapi() {
 	grep -qxF "COPY=b'alpha-BETA-gamma\\n'" "$OUT" || { show_output; fail "second run"; }
 }
 
+# liburing and libaio make their system calls themselves: refused where they are set up (-ENOSYS),
+# so a program falls back to ordinary reads and writes instead of spinning on empty placeholders.
+case_async_libraries() {
+	local libs="" cflags=""
+	[ -e /usr/lib/x86_64-linux-gnu/liburing.so ] && { libs="$libs -luring"; cflags="$cflags -DURING"; }
+	[ -e /usr/lib/x86_64-linux-gnu/libaio.so ] && { libs="$libs -laio"; cflags="$cflags -DAIO"; }
+	[ -n "$libs" ] || t_skip_case "neither liburing-dev nor libaio-dev installed (scripts/install-deps.sh)"
+	start
+	cat >async.c <<'C'
+#include <stdio.h>
+int io_uring_queue_init(unsigned entries, void *ring, unsigned flags);
+int io_setup(int maxevents, void *ctx);
+int main(void)
+{
+	static char ring[4096];
+	void *ctx = 0;
+#ifdef URING
+	printf("URING=%d\n", io_uring_queue_init(8, ring, 0));
+#endif
+#ifdef AIO
+	printf("AIO=%d\n", io_setup(8, &ctx));
+#endif
+	(void)ring;
+	(void)ctx;
+	return 0;
+}
+C
+	# shellcheck disable=SC2086
+	"${CC:-cc}" $cflags -o async async.c $libs || fail "cannot build the liburing/libaio check"
+	expect_ok ./async
+	if grep -q '=-' "$OUT"; then show_output; fail "io_uring/AIO unavailable even without the runtime"; fi
+	expect_ok scone run --config-id vol/async -- "$CASE_DIR/async"
+	if grep -qv '=-38$' "$OUT"; then show_output; fail "io_uring/AIO not refused at setup under the runtime"; fi
+}
+
 run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_range, mmap, fdopen on shielded fds" case_fdapi
 run_case "runtime volume: forked children keep working on the volume (shared fds and offsets, four concurrent writers)" case_fork
 run_case "runtime volume: an fspf made with scone fspf, given by SCONE_FSPF/KEY/TAG without CAS" case_fspf_env
 run_case "runtime volume: sqlite3 database on an encrypted volume" case_sqlite
+run_case "runtime volume: liburing and libaio are refused at setup (-ENOSYS) while volumes are mounted" case_async_libraries
 t_done

@@ -16,6 +16,13 @@
 #include "lib/buf.h"
 #include "lib/err.h"
 #include "runtime/handover.h"
+#include "runtime/handover_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define TEST(name) static void name(void **state __attribute__((unused)))
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
@@ -757,6 +764,98 @@ TEST(test_oversize)
 	free(p);
 }
 
+/* ---- the sealed transport (handover_io.h) ---- */
+
+/* expr fails with code, and the error's detail contains detail ("" for any). */
+#define assert_err(expr, code, detail)                                                                       \
+	do {                                                                                                 \
+		enum scone_err e_ = (expr);                                                                  \
+		if (e_ != (code) || !strstr(scone_err_detail(), (detail)))                                   \
+			fail_msg("%s: got %s (%s), expected %s with \"%s\"", #expr, scone_errname(e_),        \
+				 scone_err_detail(), scone_errname(code), (detail));                         \
+	} while (0)
+
+static const char secret_text[] = "SCONE-HANDOVER-SECRET-0123456789";
+
+static void send_secret(int *memfd, int *keyfd)
+{
+	struct scone_wbuf w;
+
+	scone_wbuf_init(&w, 1 << 20, 1);
+	assert_ok(scone_wbuf_put(&w, secret_text, sizeof(secret_text)));
+	assert_ok(scone_handover_send(&w, memfd, keyfd));
+	scone_wbuf_free(&w);
+	assert_true(*memfd > 2 && *keyfd > 2);
+	assert_int_equal(fcntl(*memfd, F_GETFD) & FD_CLOEXEC, 0); /* the next program inherits both */
+	assert_int_equal(fcntl(*keyfd, F_GETFD) & FD_CLOEXEC, 0);
+}
+
+TEST(test_transport_roundtrip)
+{
+	char fds[32];
+	uint8_t *out;
+	size_t n;
+	int memfd, keyfd;
+
+	send_secret(&memfd, &keyfd);
+	snprintf(fds, sizeof(fds), "%d:%d", memfd, keyfd);
+	assert_ok(scone_handover_receive(fds, &out, &n));
+	assert_int_equal(n, sizeof(secret_text));
+	assert_memory_equal(out, secret_text, n);
+	free(out);
+	assert_int_equal(fcntl(memfd, F_GETFD), -1); /* both closed */
+	assert_int_equal(fcntl(keyfd, F_GETFD), -1);
+}
+
+/* What another process of the same user gets through /proc/PID/fd: ciphertext, and no key. */
+TEST(test_transport_unreadable_through_proc)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+	int memfd, keyfd, fd;
+
+	send_secret(&memfd, &keyfd);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
+	assert_true((fd = open(path, O_RDONLY)) >= 0);
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_true(n > (ssize_t)sizeof(secret_text));
+	assert_null(memmem(buf, (size_t)n, "SCONE-HANDOVER", 14));
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", keyfd);
+	assert_int_equal(open(path, O_RDONLY), -1);
+	assert_int_equal(errno, ENXIO); /* a socket cannot be opened through /proc */
+	assert_int_equal(write(memfd, "x", 1), -1); /* sealed */
+	close(memfd);
+	close(keyfd);
+}
+
+TEST(test_transport_refuses_foreign_fds)
+{
+	uint8_t *out = NULL;
+	size_t n;
+	int p[2], memfd, keyfd;
+	char fds[32];
+
+	assert_int_equal(pipe(p), 0);
+	snprintf(fds, sizeof(fds), "%d:%d", p[0], p[1]);
+	assert_err(scone_handover_receive(fds, &out, &n), SCONE_ERR_INVALID, "does not name the runtime's handover");
+	assert_true(fcntl(p[0], F_GETFD) >= 0 && fcntl(p[1], F_GETFD) >= 0); /* the program's fds stay open */
+	static const char *const bad[] = { "", "3", "3:", ":4", "3:3", "-1:4", "a:b", "3:4x", "99999999999:4" };
+	for (size_t i = 0; i < N_ELEMS(bad); i++)
+		assert_err(scone_handover_receive(bad[i], &out, &n), SCONE_ERR_INVALID, "");
+	close(p[0]);
+	close(p[1]);
+	/* The right memfd with another socket's key: refused, nothing released. */
+	send_secret(&memfd, &keyfd);
+	close(keyfd);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
+	assert_int_equal(write(p[0], "0123456789abcdef0123456789abcdef", 32), 32);
+	snprintf(fds, sizeof(fds), "%d:%d", memfd, p[1]);
+	assert_err(scone_handover_receive(fds, &out, &n), SCONE_ERR_AUTH, "does not authenticate");
+	assert_null(out);
+	close(p[0]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -778,6 +877,9 @@ int main(void)
 	    cmocka_unit_test(test_volume_count_limit),
 	    cmocka_unit_test(test_fd_count_limit),
 	    cmocka_unit_test(test_oversize),
+	    cmocka_unit_test(test_transport_roundtrip),
+	    cmocka_unit_test(test_transport_unreadable_through_proc),
+	    cmocka_unit_test(test_transport_refuses_foreign_fds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,6 +6,13 @@
 #include <unistd.h>
 
 #include "helpers.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include "lib/tls.h"
 
 static char tmpdir[] = "/tmp/scone-tls.XXXXXX";
@@ -150,12 +157,103 @@ static void test_https_refuses_unpinned(void **state)
 	assert_int_equal(scone_https_request(&o, "GET", "/", NULL, NULL, 0, &r), SCONE_ERR_NETWORK);
 }
 
+/* ---- signals during a request (programs under the runtime get many) ---- */
+
+struct slow_server {
+	int listen_fd;
+	struct scone_identity id;
+};
+
+/* Accept one connection, read the request head, wait 300 ms, answer 200 "ok". */
+static void *slow_serve(void *arg)
+{
+	struct slow_server *sv = arg;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	char buf[4096];
+	size_t got = 0;
+	SSL *ssl;
+	int fd;
+
+	SSL_CTX_use_certificate(ctx, sv->id.cert);
+	SSL_CTX_use_PrivateKey(ctx, sv->id.key);
+	fd = accept(sv->listen_fd, NULL, NULL);
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	if (SSL_accept(ssl) == 1) {
+		while (got < sizeof(buf) - 1 && !memmem(buf, got, "\r\n\r\n", 4)) {
+			int n = SSL_read(ssl, buf + got, (int)(sizeof(buf) - 1 - got));
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		usleep(300 * 1000);
+		SSL_write(ssl, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", 60);
+		SSL_shutdown(ssl);
+	}
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* A request under a SIGALRM every 500 us (no SA_RESTART): every poll is interrupted, none is a timeout. */
+static void test_https_survives_signals(void **state)
+{
+	struct slow_server sv;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	struct sigaction sa = { .sa_handler = on_alarm }, old;
+	struct itimerval it = { .it_interval = { 0, 500 }, .it_value = { 0, 500 } }, off = { 0 };
+	struct scone_https_opts o = { .host = "127.0.0.1", .timeout_ms = 5000 };
+	struct scone_https_response r;
+	uint8_t pin[32];
+	pthread_t t;
+	enum scone_err err;
+
+	(void)state;
+	assert_ok(scone_identity_new("slow", 1, &sv.id));
+	assert_ok(scone_cert_sha256(sv.id.cert, pin));
+	sv.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(sv.listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(sv.listen_fd, 1), 0);
+	assert_int_equal(getsockname(sv.listen_fd, (struct sockaddr *)&a, &al), 0);
+	o.port = ntohs(a.sin_port);
+	o.pin_sha256 = pin;
+	/* The server thread is created with SIGALRM blocked: the signals all go to the client. */
+	sigset_t alrm;
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	pthread_sigmask(SIG_BLOCK, &alrm, NULL);
+	assert_int_equal(pthread_create(&t, NULL, slow_serve, &sv), 0);
+	pthread_sigmask(SIG_UNBLOCK, &alrm, NULL);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, &old);
+	setitimer(ITIMER_REAL, &it, NULL);
+	err = scone_https_request(&o, "GET", "/slow", NULL, NULL, 0, &r);
+	setitimer(ITIMER_REAL, &off, NULL);
+	sigaction(SIGALRM, &old, NULL);
+	pthread_join(t, NULL);
+	close(sv.listen_fd);
+	scone_identity_free(&sv.id);
+	if (err)
+		fail_msg("request under signals: %s: %s", scone_errname(err), scone_err_detail());
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 2);
+	scone_https_response_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_identity_roundtrip), cmocka_unit_test(test_fingerprint_parse),
 		cmocka_unit_test(test_hostport),	   cmocka_unit_test(test_http_parse),
 		cmocka_unit_test(test_https_refuses_unpinned),
+		cmocka_unit_test(test_https_survives_signals),
 	};
 	int rc;
 
