@@ -49,7 +49,7 @@
 	X(CORRUPT, "stored state is corrupt")                                  \
 	X(LIMIT, "rate or resource limit reached")                             \
 	X(POLICY, "session policy is invalid")                                 \
-	X(ATTESTATION, "attestation refused: the evidence does not satisfy the session")
+	X(ATTESTATION, "attestation refused")
 
 enum scone_err {
 #define SCONE_ERR_ENUM(name, text) SCONE_ERR_##name,

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
+#include "attest/attest.h"
 #include "lib/buf.h"
 #include "lib/crypto.h"
 #include "lib/hex.h"
@@ -532,8 +535,39 @@ static enum scone_err put_field(struct scone_wbuf *w, const char *sep, const cha
 	return scone_json_put_string(w, value);
 }
 
+/* "evidence": {"type": T, "data": base64, "note": N}. */
+static enum scone_err put_evidence(struct scone_wbuf *w, const struct scone_rt_evidence *ev)
+{
+	char *b64;
+	enum scone_err err;
+
+	SCONE_TRY(scone_wbuf_put(w, ",\"evidence\":", 12));
+	SCONE_TRY(put_field(w, "{", "type", ev->type));
+	if (ev->note && ev->note[0])
+		SCONE_TRY(put_field(w, ",", "note", ev->note));
+	if (ev->size) {
+		if (!(b64 = malloc(4 * ((ev->size + 2) / 3) + 1)))
+			return scone_err_set(SCONE_ERR_NOMEM, "evidence");
+		EVP_EncodeBlock((unsigned char *)b64, ev->data, (int)ev->size);
+		err = put_field(w, ",", "data", b64);
+		free(b64);
+		SCONE_TRY(err);
+	}
+	return scone_wbuf_u8(w, '}');
+}
+
+/* Is answered the configuration asked for (asked: SESSION/SERVICE, maybe with "@OTP")? */
+static bool same_config(const char *asked, const char *answered)
+{
+	const char *at = strrchr(asked, '@');
+	size_t n = at ? (size_t)(at - asked) : strlen(asked);
+
+	return strlen(answered) == n && strncmp(asked, answered, n) == 0;
+}
+
 enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pin_sha256[32], const char *config_id,
-					  struct scone_identity *fresh_id, struct scone_runtime_config **out)
+					  struct scone_identity *fresh_id, const struct scone_rt_evidence *ev,
+					  struct scone_runtime_config **out)
 {
 	struct scone_https_response resp = { 0 };
 	struct scone_wbuf body;
@@ -542,8 +576,10 @@ enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pi
 	*out = NULL;
 	if (!config_id || !strchr(config_id, '/') || strlen(config_id) >= CONFIG_ID_MAX)
 		return scone_err_set(SCONE_ERR_INVALID, "config id must be SESSION/SERVICE");
-	scone_wbuf_init(&body, 2 * CONFIG_ID_MAX, 0);
+	scone_wbuf_init(&body, 2 * CONFIG_ID_MAX + 2 * SCONE_EVIDENCE_MAX, 0);
 	err = put_field(&body, "{", "config_id", config_id);
+	if (!err && ev)
+		err = put_evidence(&body, ev);
 	if (!err)
 		err = scone_wbuf_u8(&body, '}');
 	if (!err)
@@ -555,7 +591,7 @@ enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pi
 		goto out;
 	}
 	err = scone_runtime_config_parse(resp.body, resp.len, out);
-	if (!err && strcmp((*out)->config_id, config_id) != 0) {
+	if (!err && !same_config(config_id, (*out)->config_id)) {
 		scone_runtime_config_free(*out);
 		*out = NULL;
 		err = scone_err_set(SCONE_ERR_MALFORMED, "CAS answered with the configuration of another service");
