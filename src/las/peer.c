@@ -76,6 +76,13 @@ enum scone_err las_peer_identify(int sock, enum las_peer_mode mode, struct las_p
 				     "pid namespace)");
 	out->uid = cr.uid;
 	out->gid = cr.gid;
+	/*
+	 * The pid the kernel recorded at connect(). With the pidfd it is
+	 * trustworthy: the pidfd's process had this pid then, and keeps it
+	 * while it lives, which las_peer_open_proc checks after opening
+	 * /proc/PID (cheaper than asking the pidfd's fdinfo).
+	 */
+	out->pid = cr.pid;
 	if (mode == LAS_PEER_CRED)
 		return las_peer_identify_cred(sock, out);
 	len = sizeof(pidfd);
@@ -86,17 +93,6 @@ enum scone_err las_peer_identify(int sock, enum las_peer_mode mode, struct las_p
 	}
 	out->pidfd = pidfd;
 	return SCONE_ERR_OK;
-}
-
-/* The pid a pidfd refers to, in this pid namespace (fdinfo "Pid:"); <= 0 once it has exited. */
-static pid_t pid_of(int pidfd)
-{
-	char path[64], buf[1024], *p;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
-	if (!read_small(AT_FDCWD, path, buf, sizeof(buf), NULL) || !(p = strstr(buf, "\nPid:")))
-		return -1;
-	return (pid_t)strtol(p + 5, NULL, 10);
 }
 
 enum scone_err las_peer_alive(const struct las_peer *p)
@@ -117,8 +113,6 @@ enum scone_err las_peer_open_proc(struct las_peer *p)
 {
 	char path[64];
 
-	if (!p->by_cred)
-		p->pid = pid_of(p->pidfd);
 	if (p->pid <= 0)
 		return scone_err_set(SCONE_ERR_ATTESTATION, "the calling process has exited before it could be measured");
 	snprintf(path, sizeof(path), "/proc/%d", (int)p->pid);
