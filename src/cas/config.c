@@ -19,6 +19,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -439,6 +440,18 @@ static const struct scone_volume *mounted_volume(const struct scone_session *s, 
 	return NULL;
 }
 
+/* Is tag (hex) the volume's tag in the store already? */
+static bool tag_is_current(struct scone_store *st, const char *session, const char *volume, const char *tag)
+{
+	char cur[65];
+
+	if (st->ops->get_volume_tag(st, session, volume, cur) != SCONE_ERR_OK) {
+		scone_err_clear();
+		return false;
+	}
+	return cur[0] && strcasecmp(cur, tag) == 0;
+}
+
 void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
 {
 	struct cas_tag_request tr;
@@ -496,6 +509,10 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 		goto out;
 	}
 	err = st->ops->put_volume_tag(st, owner->rec.name, owner_volume, tr.previous_tag, tr.tag);
+	if (err == SCONE_ERR_CONFLICT && tag_is_current(st, owner->rec.name, owner_volume, tr.tag)) {
+		scone_err_clear(); /* a report sent again after its answer was lost: done already */
+		err = SCONE_ERR_OK;
+	}
 	if (err) {
 		if (err == SCONE_ERR_CONFLICT)
 			atomic_fetch_add(&cas->counters.tag_conflicts, 1);

@@ -425,6 +425,7 @@ const char *scone_runtime_setting(const struct scone_runtime_config *cfg, const 
 static const char *const runtime_settings[] = {
 	"SCONE_DUMPABLE",
 	"SCONE_ALLOW_UNSHIELDED_EXEC",
+	"SCONE_TAG_REPORT_TIMEOUT",
 	"SCONE_NETWORK_SHIELD",
 	"SCONE_NETWORK_SHIELD_",
 };

@@ -77,6 +77,7 @@ struct prepared {
 	int ho_fd;     /* the handover memfd and its key socket, closed after the exec or spawn */
 	int key_fd;
 	int share_fd;
+	int conn_fd;   /* the new program's connection to the volumes' server */
 };
 
 /*
@@ -250,7 +251,7 @@ static int prepare(const struct exec_target *t, char *const envp[], bool spawn, 
 	bool unshielded = false;
 	int e;
 
-	*p = (struct prepared){ .envp = (char **)envp, .ho_fd = -1, .key_fd = -1, .share_fd = -1 };
+	*p = (struct prepared){ .envp = (char **)envp, .ho_fd = -1, .key_fd = -1, .share_fd = -1, .conn_fd = -1 };
 	if (!cfg)
 		return 0;
 	scone_handover_init(&h);
@@ -275,7 +276,7 @@ static int prepare(const struct exec_target *t, char *const envp[], bool spawn, 
 	}
 	if (unshielded)
 		goto out;
-	if ((err = scone_shield_handover(&h, spawn, &id, &p->share_fd)))
+	if ((err = scone_shield_handover(&h, spawn, &id, &p->share_fd, &p->conn_fd)))
 		goto out;
 	err = hand_over(&h, p);
 out:
@@ -304,12 +305,14 @@ static void finish(struct prepared *p)
 		real_close(p->key_fd);
 	if (p->share_fd >= 0)
 		real_close(p->share_fd);
+	if (p->conn_fd >= 0)
+		real_close(p->conn_fd);
 	free(p->ho_var);
 	free(p->preload_var);
 	p->preload_var = NULL;
 	if (p->owned)
 		free(p->envp);
-	p->ho_fd = p->key_fd = p->share_fd = -1;
+	p->ho_fd = p->key_fd = p->share_fd = p->conn_fd = -1;
 	p->ho_var = NULL;
 	p->owned = false;
 	errno = e;

@@ -29,6 +29,7 @@ enum rec {
 	REC_ENV = 'E',
 	REC_VOLUME = 'V',
 	REC_SHARE = 'S',
+	REC_CONN = 'N',
 	REC_FD = 'F',
 	REC_CWD = 'W',
 };
@@ -37,6 +38,7 @@ void scone_handover_init(struct scone_handover *h)
 {
 	memset(h, 0, sizeof(*h));
 	h->share_fd = -1;
+	h->conn_fd = -1;
 }
 
 /* ---- encoding ---- */
@@ -132,6 +134,10 @@ enum scone_err scone_handover_encode(const struct scone_handover *h, struct scon
 		SCONE_TRY(put_head(w, REC_SHARE, 5));
 		SCONE_TRY(scone_wbuf_u32(w, (uint32_t)h->share_fd));
 		SCONE_TRY(scone_wbuf_u8(w, h->shared));
+	}
+	if (h->conn_fd >= 0) {
+		SCONE_TRY(put_head(w, REC_CONN, 4));
+		SCONE_TRY(scone_wbuf_u32(w, (uint32_t)h->conn_fd));
 	}
 	for (size_t i = 0; i < h->fd_count; i++)
 		SCONE_TRY(put_fd(w, &h->fds[i]));
@@ -252,6 +258,12 @@ static enum scone_err dec_record(struct scone_handover *h, uint8_t type, const u
 			return scone_err_set(SCONE_ERR_MALFORMED, "handover: share record");
 		h->share_fd = (int)scone_get_le32(p);
 		h->shared = p[4];
+		return SCONE_ERR_OK;
+	case REC_CONN:
+		SCONE_TRY(once(h->conn_fd >= 0, type));
+		if (n != 4 || scone_get_le32(p) > INT_MAX)
+			return scone_err_set(SCONE_ERR_MALFORMED, "handover: connection record");
+		h->conn_fd = (int)scone_get_le32(p);
 		return SCONE_ERR_OK;
 	case REC_FD:
 		return dec_fd(h, p, n);

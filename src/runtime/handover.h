@@ -61,6 +61,7 @@ struct scone_handover {
 	size_t volume_count;
 	int share_fd;       /* the volumes' shared state (memfd), -1: none */
 	bool shared;        /* another process still uses the volumes */
+	int conn_fd;        /* a connection to the process serving the volumes (vserver.c), -1: none */
 	struct scone_handover_fd *fds;
 	size_t fd_count;
 	char *cwd;          /* a working directory inside a volume, or NULL */

@@ -51,10 +51,10 @@ static __thread int inside;
 static __thread int saved_errno;
 static struct mount *mounts;
 static size_t n_mounts;
-/* After a fork (or in a program exec'd with a handover) volumes are shared between processes. */
-static bool g_shared;
+static bool g_election_held; /* a program exec'd by a server with clients elects before it serves */
 static pid_t g_pid; /* the process that mounted (or forked): an exec from another pid is a vfork child's */
-static int g_share_fd = -1; /* the memfd behind every mount's vshare */
+static int g_share_fd = -1; /* the memfd behind the server's and every mount's shared state */
+static struct vsrv_shared *g_srv; /* its first part: who serves the volumes */
 static struct sfd *fds[SHIELD_FD_MAX];
 static struct sdir *dirs;
 
@@ -68,8 +68,6 @@ static char *g_addr;
 static uint8_t g_pin[32];
 
 
-static void share_in(void);
-static void share_out(void);
 static bool placeholder_is(int fd, const struct sfd *s);
 static unsigned vf_flags(int flags);
 static uint64_t inode_of(const struct scone_vstat *v, const char *vpath);
@@ -78,23 +76,18 @@ static int path_stat(struct mount *m, const char *vpath, struct stat *st);
 
 /*
  * Take the lock; errno is restored by leave (a shim only sets it on failure).
- * Once volumes are shared between processes, also take every mount's flock
- * and catch up with what the others committed (share_in), and commit before
- * letting go (share_out), so each process sees the others' writes.
+ * It serialises this process's threads, the volume server's requests from
+ * other processes (vserver.c) and a vfork child (which shares the memory).
  */
 void shield_enter(void)
 {
 	saved_errno = errno;
 	pthread_mutex_lock(&lock);
 	inside++;
-	if (g_shared)
-		share_in();
 }
 
 void shield_leave(void)
 {
-	if (g_shared)
-		share_out();
 	inside--;
 	pthread_mutex_unlock(&lock);
 	errno = saved_errno;
@@ -124,6 +117,11 @@ size_t scone_shield_count(void)
 size_t shield_mount_count(void)
 {
 	return inside ? 0 : __atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE);
+}
+
+size_t shield_mount_total(void)
+{
+	return __atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE);
 }
 
 struct mount *shield_mount(size_t i)
@@ -183,20 +181,30 @@ bool shield_maybe_shielded(int fd)
 /* ---- tags and commits (lock held) ---- */
 
 /*
- * Tag reports are pipelined: a commit sends its report and goes on; CAS's
- * answer is read before the next commit of any volume (the disk may be at
- * most one commit ahead of CAS), before the next report, and before exit,
- * fork, exec and letting another process at a shared volume. A refusal then
- * fails that later call (EIO) and is printed. (lock held)
+ * Tag reports. A commit writes its record, marks the new tag pending in the
+ * state every process of the volume shares (sh->pending) and sends its
+ * report without waiting (pipelined). Before anything writes the next
+ * record of that volume (and before exit, fork, exec and letting another
+ * process at a shared volume), the pending tag must be confirmed by CAS:
+ * so the disk is never more than one unconfirmed commit ahead of CAS, and
+ * the next start accepts it. A report whose answer is lost or refused for
+ * a passing reason (CAS unreachable or restarting, busy, a rate limit) is
+ * sent again, with backoff, for up to SCONE_TAG_REPORT_TIMEOUT seconds
+ * (default 30); CAS treats a report of the tag it already has as done, so
+ * sending twice is harmless. Only then does the sync fail (EIO), and the
+ * pending tag stays: the next sync, by any process, tries again before it
+ * writes. (lock held; in shared mode the mount's flock too)
  */
-static struct mount *g_pending;
-static uint8_t g_pending_tag[SCONE_RT_TAG_SIZE];
+static struct mount *g_inflight; /* the report on this process's connection whose answer is unread */
+
+#define REPORT_TIMEOUT_DEFAULT_SEC 30
 
 /* Record tag as the one CAS knows for m (in the state all processes share). */
 static void know_tag(struct mount *m, const uint8_t tag[SCONE_RT_TAG_SIZE])
 {
 	memcpy(m->sh->tag, tag, SCONE_RT_TAG_SIZE);
 	m->sh->has_tag = 1;
+	m->sh->has_pending = 0;
 }
 
 static void report_failed(const struct mount *m, enum scone_err err)
@@ -205,75 +213,166 @@ static void report_failed(const struct mount *m, enum scone_err err)
 		scone_strerror(err), scone_err_detail(), scone_errname(err));
 }
 
-static enum scone_err report_wait(void)
+/* Worth sending again: CAS unreachable, restarting, busy or rate-limiting; not a refusal on the merits. */
+static bool report_retryable(enum scone_err err)
 {
-	struct mount *m = g_pending;
+	return err == SCONE_ERR_NETWORK || err == SCONE_ERR_LIMIT || err == SCONE_ERR_BUSY || err == SCONE_ERR_IO ||
+	       err == SCONE_ERR_NO_SPACE;
+}
+
+/* How long a sync may wait for CAS to confirm a tag (SCONE_TAG_REPORT_TIMEOUT seconds). */
+static int64_t report_timeout_ms(void)
+{
+	const char *v = scone_runtime_setting(g_cfg, "SCONE_TAG_REPORT_TIMEOUT");
+	char *end;
+	long sec;
+
+	if (!v)
+		v = getenv("SCONE_TAG_REPORT_TIMEOUT");
+	if (!v || !*v)
+		return REPORT_TIMEOUT_DEFAULT_SEC * 1000;
+	sec = strtol(v, &end, 10);
+	return *end || sec < 1 || sec > 3600 ? REPORT_TIMEOUT_DEFAULT_SEC * 1000 : (int64_t)sec * 1000;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec t = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+
+	while (nanosleep(&t, &t) != 0 && errno == EINTR)
+		;
+}
+
+/* Send m's pending tag (from the tag CAS confirmed last). */
+static enum scone_err report_send(struct mount *m)
+{
+	enum scone_err err = scone_runtime_report_tag_start(g_addr, g_pin, &g_id, g_cfg, m->name,
+							    m->sh->has_tag ? m->sh->tag : NULL, m->sh->pending);
+
+	if (!err)
+		g_inflight = m;
+	return err;
+}
+
+/* Read the answer to the report in flight on this connection, if any: OK, or the report's error. */
+static enum scone_err report_read(struct mount **which)
+{
+	struct mount *m = g_inflight;
 	enum scone_err err;
 
+	*which = m;
 	if (!m)
 		return SCONE_ERR_OK;
-	g_pending = NULL;
-	if ((err = scone_runtime_report_tag_wait())) {
-		report_failed(m, err);
-		return err;
-	}
-	know_tag(m, g_pending_tag);
-	return SCONE_ERR_OK;
+	g_inflight = NULL;
+	err = scone_runtime_report_tag_wait();
+	if (!err)
+		know_tag(m, m->sh->pending);
+	return err;
 }
 
-/* For scone_volume_sync_with: CAS confirms the previous tag while the data is flushed. */
+/* Make CAS confirm m's pending tag (sending it again while that may still help). */
+static enum scone_err report_settle(struct mount *m)
+{
+	int64_t deadline = 0, backoff = 20;
+	struct mount *answered;
+	enum scone_err err;
+
+	for (;;) {
+		err = report_read(&answered);
+		if (err && answered != m) {
+			scone_err_clear(); /* another volume's: its own next sync settles it */
+			err = SCONE_ERR_OK;
+		}
+		if (!m->sh->has_pending)
+			return SCONE_ERR_OK;
+		if (answered == m && err && !report_retryable(err))
+			break;
+		if (!deadline)
+			deadline = now_ms() + report_timeout_ms();
+		else if (now_ms() >= deadline)
+			break;
+		if (answered == m || err)
+			sleep_ms(backoff), backoff = backoff < 1000 ? backoff * 2 : 1000;
+		if ((err = report_send(m)) && !report_retryable(err))
+			break;
+	}
+	if (!err)
+		err = scone_err_set(SCONE_ERR_NETWORK, "no answer");
+	if (report_retryable(err))
+		scone_err_set(err, "%s (gave up after %lld s: SCONE_TAG_REPORT_TIMEOUT; the volume stays one commit ahead "
+				   "of CAS and opens at the next start)",
+			      scone_err_detail(), (long long)(report_timeout_ms() / 1000));
+	report_failed(m, err);
+	return err;
+}
+
+/* Settle every volume's pending tag (before exit, fork, exec and letting other processes at the volumes). */
+static enum scone_err report_settle_all(void)
+{
+	enum scone_err first = SCONE_ERR_OK, err;
+
+	for (size_t i = 0; i < n_mounts; i++)
+		if ((err = report_settle(&mounts[i])) && !first)
+			first = err;
+	return first;
+}
+
+/* For scone_volume_sync_with: between the data flush and the record, the previous tag is confirmed. */
 static enum scone_err report_wait_cb(void *arg)
 {
-	(void)arg;
-	return report_wait();
+	return report_settle(arg);
 }
 
+/* After m's record: its tag is pending, and its report goes out (not waited for). */
 static enum scone_err report(struct mount *m)
 {
 	uint8_t tag[SCONE_RT_TAG_SIZE];
-	enum scone_err err;
 
-	SCONE_TRY(report_wait());
+	SCONE_TRY(report_settle(m));
 	scone_volume_tag(m->vol, tag);
 	if (m->sh->has_tag && memcmp(tag, m->sh->tag, sizeof(tag)) == 0)
 		return SCONE_ERR_OK;
-	if (m->tracked) {
-		err = scone_runtime_report_tag_start(g_addr, g_pin, &g_id, g_cfg, m->name,
-						     m->sh->has_tag ? m->sh->tag : NULL, tag);
-		if (err) {
-			report_failed(m, err);
-			return err;
-		}
-		memcpy(g_pending_tag, tag, sizeof(tag));
-		g_pending = m;
+	if (!m->tracked) {
+		know_tag(m, tag);
 		return SCONE_ERR_OK;
 	}
-	know_tag(m, tag);
+	memcpy(m->sh->pending, tag, sizeof(tag));
+	m->sh->has_pending = 1;
+	if (report_send(m))
+		scone_err_clear(); /* pending: the next sync (or exit) sends it again */
 	return SCONE_ERR_OK;
+}
+
+/* Commit m in the process that holds it (lock held); prints what failed. */
+enum scone_err shield_commit_local(struct mount *m)
+{
+	enum scone_err err;
+
+	if (!m->dirty || !m->vol || vsrv_retired())
+		return SCONE_ERR_OK;
+	if ((err = scone_volume_sync_with(m->vol, report_wait_cb, m))) {
+		fprintf(stderr, "scone: volume %s: cannot commit: %s: %s (%s)\n", m->name, scone_strerror(err),
+			scone_err_detail(), scone_errname(err));
+		return err;
+	}
+	m->dirty = false;
+	return report(m);
 }
 
 enum scone_err shield_commit(struct mount *m)
 {
-	enum scone_err err;
-
-	if (!m->dirty)
-		return SCONE_ERR_OK;
-	if (m->broken)
-		return scone_err_set(SCONE_ERR_IO, "volume %s: out of step with the other processes", m->name);
-	if ((err = scone_volume_sync_with(m->vol, report_wait_cb, NULL))) {
-		fprintf(stderr, "scone: volume %s: cannot commit: %s: %s (%s)\n", m->name, scone_strerror(err),
-			scone_err_detail(), scone_errname(err));
-		if (g_shared)
-			m->broken = true; /* its uncommitted state can no longer be merged with the others' */
-		return err;
-	}
-	m->dirty = false;
-	/* The disk moved: other processes reload before their next operation, reported or not. */
-	m->gen = ++m->sh->gen;
-	return report(m);
+	return vsrv_role() == VR_CLIENT ? vop_sync(m) : shield_commit_local(m);
 }
 
-/* ---- volumes shared between processes (after fork, and across exec) ---- */
+/* ---- volumes shared between processes (after fork, and across exec): vserver.c ---- */
 
 /* This process's own description of m's directory, the flock handle. */
 static int lock_fd(struct mount *m)
@@ -285,92 +384,66 @@ static int lock_fd(struct mount *m)
 	return m->lock_fd;
 }
 
-/*
- * Open s's file again by its path in s's volume as it is now (after a
- * reload, or in a program exec'd with the fd open), with s's access and
- * append flags; a file that is gone leaves s stale (ESTALE).
- */
-static void reopen_file(struct sfd *s)
+int shield_election_fd(void)
 {
-	if (scone_vfile_open(s->m->vol, s->vpath, vf_flags(s->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), 0, &s->f)) {
-		scone_err_clear();
-		s->stale = true;
-	}
+	return n_mounts ? lock_fd(&mounts[0]) : -1;
+}
+
+size_t shield_mount_index(const struct mount *m)
+{
+	return (size_t)(m - mounts);
 }
 
 /*
- * Another process committed m: reopen the volume at the shared tag and the
- * open files by their paths (lock held, m clean). A file another process
- * removed meanwhile is stale (ESTALE). If the volume cannot be reopened,
- * m is broken: EIO from then on, nothing written.
+ * This process's files were open in another process's volumes (a new
+ * server now, or a fork child whose parent keeps them): they are opened
+ * again, by path, when next used. Nothing is closed: the handles were the
+ * other process's.
  */
-static void reload(struct mount *m)
+void shield_forget_remote(void)
 {
-	struct scone_volume *v = NULL;
-	enum scone_err err;
-
 	for (int i = 0; i < SHIELD_FD_MAX; i++) {
 		struct sfd *s = fds[i];
-		if (s && s->m == m && s->f) {
-			scone_vfile_close(s->f);
+		if (s) {
+			s->rh = 0;
 			s->f = NULL;
-			s->reopen = true;
 		}
 	}
-	err = scone_volume_open(m->fspf, m->key, m->sh->has_tag ? m->sh->tag : NULL, SCONE_VOL_RDWR, &v);
-	if (err) {
-		fprintf(stderr, "scone: volume %s: cannot follow another process's commit: %s: %s (%s)\n", m->name,
-			scone_strerror(err), scone_err_detail(), scone_errname(err));
-		scone_err_clear();
-		m->broken = true;
-		return;
-	}
-	if (scone_volume_close(m->vol, NULL)) /* clean: writes nothing */
-		scone_err_clear();
-	m->vol = v;
-	m->gen = m->sh->gen;
-	for (int i = 0; i < SHIELD_FD_MAX; i++) {
-		struct sfd *s = fds[i];
-		if (!s || s->m != m || !s->reopen)
+}
+
+/* A new server: open every volume from the disk as committed (a state one commit ahead of CAS is accepted). */
+enum scone_err shield_reopen_volumes(void)
+{
+	for (size_t i = 0; i < n_mounts; i++) {
+		struct mount *m = &mounts[i];
+		enum scone_err err;
+		if (m->vol)
 			continue;
-		s->reopen = false;
-		reopen_file(s);
+		err = scone_volume_open(m->fspf, m->key, m->sh->has_tag ? m->sh->tag : NULL, SCONE_VOL_RDWR, &m->vol);
+		if (err)
+			return scone_err_set(err, "volume %s: taking over from the process that served it: %s", m->name,
+					     scone_err_detail());
+		m->dirty = false;
+		m->open_count = 0;
+		for (int fd = 0; fd < SHIELD_FD_MAX; fd++)
+			if (fds[fd] && fds[fd]->m == m)
+				m->open_count++;
 	}
+	return SCONE_ERR_OK;
 }
 
-static void share_in(void)
+/* Open s's file again by its path when next used (an exec'd program's inherited fd). */
+static void reopen_file(struct sfd *s)
 {
-	for (size_t i = 0; i < n_mounts; i++) {
-		struct mount *m = &mounts[i];
-		int fd = lock_fd(m);
-		while (fd >= 0 && flock(fd, LOCK_EX) != 0 && errno == EINTR)
-			;
-		if (fd < 0)
-			m->broken = true;
-		else if (!m->broken && __atomic_load_n(&m->sh->gen, __ATOMIC_ACQUIRE) != m->gen)
-			reload(m);
-	}
-}
-
-static void share_out(void)
-{
-	for (size_t i = 0; i < n_mounts; i++)
-		if (shield_commit(&mounts[i]))
-			scone_err_clear(); /* commit printed it */
-	if (report_wait()) /* the next process to commit reports from this tag */
-		scone_err_clear();
-	for (size_t i = 0; i < n_mounts; i++) {
-		struct mount *m = &mounts[i];
-		if (m->lock_fd >= 0)
-			flock(m->lock_fd, LOCK_UN);
-	}
+	s->file = true;
+	s->vf_reopen = vf_flags(s->flags & ~(O_CREAT | O_EXCL | O_TRUNC));
 }
 
 /*
- * fork: commit first (both sides start from the same committed state, and
- * the child never commits the parent's half-done changes), hold the lock
- * across the fork, and from then on share. The child gets its own flock
- * description (the inherited one is the parent's lock).
+ * fork: the lock is held across it (no thread of the parent is inside the
+ * shield), and the child gets a connection to the server made before the
+ * fork (vserver.c): it is a client from its first instruction. Its own
+ * flock description is opened when it needs one.
  */
 static bool fork_held;
 
@@ -380,11 +453,18 @@ static void at_prepare(void)
 		return;
 	shield_enter();
 	fork_held = true;
-	for (size_t i = 0; i < n_mounts; i++)
+	/*
+	 * The server commits first: a parent that leaves right after forking
+	 * (daemon(): fork, then _exit in the parent) must not take the
+	 * writes it made before with it; the child, which then takes over the
+	 * volumes, finds them on the disk.
+	 */
+	for (size_t i = 0; vsrv_role() == VR_SERVER && i < n_mounts; i++)
 		if (shield_commit(&mounts[i]))
-			scone_err_clear();
-	if (report_wait()) /* the answer belongs to this process's connection */
+			scone_err_clear(); /* printed */
+	if (vsrv_role() == VR_SERVER && report_settle_all())
 		scone_err_clear();
+	vsrv_fork_prepare();
 }
 
 static void at_parent(void)
@@ -392,7 +472,7 @@ static void at_parent(void)
 	if (!fork_held)
 		return;
 	fork_held = false;
-	g_shared = true;
+	vsrv_fork_parent();
 	shield_leave();
 }
 
@@ -408,7 +488,8 @@ static void at_child(void)
 			real_close(mounts[i].lock_fd);
 		mounts[i].lock_fd = -1;
 	}
-	g_shared = true;
+	shield_forget_remote();
+	vsrv_fork_child();
 	g_pid = getpid();
 	shield_leave();
 }
@@ -421,19 +502,53 @@ static void shield_exit(void)
 	 */
 	fflush(NULL);
 	shield_enter();
-	for (size_t i = 0; i < n_mounts; i++) {
+	for (size_t i = 0; vsrv_role() == VR_SERVER && i < n_mounts; i++) {
 		struct mount *m = &mounts[i];
 		char hex[2 * SCONE_RT_TAG_SIZE + 1];
-		if (shield_commit(m) || report_wait())
+		if (shield_commit(m) || report_settle(m))
 			scone_err_clear(); /* printed */
-		if (m->n_prefixes && !m->broken && memcmp(m->sh->tag, m->first_tag, sizeof(m->first_tag)) != 0 &&
+		if (m->n_prefixes && memcmp(m->sh->tag, m->first_tag, sizeof(m->first_tag)) != 0 &&
 		    getpid() == g_pid) {
 			scone_hex_encode(hex, sizeof(hex), m->sh->tag, sizeof(m->sh->tag));
 			fprintf(stderr, "scone: fspf %s: new tag %s (SCONE_FSPF_TAG for the next run)\n", m->fspf, hex);
 			memcpy(m->first_tag, m->sh->tag, sizeof(m->first_tag));
 		}
 	}
+	if (getpid() == g_pid)
+		vsrv_retire();
 	shield_leave();
+}
+
+/*
+ * _exit and _Exit skip atexit: a process that serves others' writes (a
+ * forked child that took over, a parent leaving through _exit) commits
+ * first, so what the others wrote is not lost with it. Not in a vfork child
+ * (getpid differs from the process that mounted): its memory is its
+ * parent's, and the parent goes on serving.
+ */
+static void commit_before_exit(void)
+{
+	if (__atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE) == 0 || vsrv_role() != VR_SERVER || getpid() != g_pid)
+		return;
+	shield_enter();
+	for (size_t i = 0; i < n_mounts; i++)
+		if (shield_commit(&mounts[i]) || report_settle(&mounts[i]))
+			scone_err_clear(); /* printed */
+	vsrv_retire();
+	shield_leave();
+}
+
+void _exit(int status)
+{
+	commit_before_exit();
+	syscall(SYS_exit_group, status);
+	for (;;)
+		;
+}
+
+void _Exit(int status)
+{
+	_exit(status);
 }
 
 /* ---- mounting ---- */
@@ -455,7 +570,8 @@ static enum scone_err make_dirs(char *path)
 	}
 }
 
-static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *m)
+/* Mount rv at m; the volume itself is opened only by the process that holds it (hold). */
+static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *m, bool hold)
 {
 	char fspf[PATH_MAX];
 	uint8_t key_out[SCONE_VOLUME_KEY_SIZE];
@@ -488,6 +604,8 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
 	snprintf(fspf, sizeof(fspf), "%s/volume.fspf", m->path);
 	if (!(m->fspf = strdup(fspf)))
 		return scone_err_set(SCONE_ERR_NOMEM, "volume %s", rv->name);
+	if (!hold)
+		return SCONE_ERR_OK;
 	if (!rv->initialised) {
 		if ((err = scone_volume_create(fspf)))
 			return scone_err_set(err, "volume %s: CAS has no tag for it, but %s cannot be created: %s",
@@ -519,7 +637,7 @@ static struct vshare *g_share;
 static enum scone_err share_map(size_t n, int fd)
 {
 	REAL(close);
-	size_t size = (n * sizeof(struct vshare) + 4095) & ~(size_t)4095;
+	size_t size = (sizeof(struct vsrv_shared) + n * sizeof(struct vshare) + 4095) & ~(size_t)4095;
 	struct stat st;
 	void *p;
 
@@ -536,7 +654,8 @@ static enum scone_err share_map(size_t n, int fd)
 		real_close(fd);
 		return scone_err_set(scone_err_from_errno(e), "volumes: shared state: %s", strerror(e));
 	}
-	g_share = p;
+	g_srv = p;
+	g_share = (struct vshare *)(void *)((struct vsrv_shared *)p + 1);
 	g_share_fd = fd;
 	return SCONE_ERR_OK;
 }
@@ -547,7 +666,7 @@ static enum scone_err share_map(size_t n, int fd)
  * is not tracked by CAS: without one the freshness is not checked (a
  * warning says so), and a changed tag is printed at exit for the next run.
  */
-static enum scone_err mount_fspf(const struct scone_rt_fspf *f, struct mount *m)
+static enum scone_err mount_fspf(const struct scone_rt_fspf *f, struct mount *m, bool hold)
 {
 	char full[PATH_MAX];
 	char *slash;
@@ -570,7 +689,9 @@ static enum scone_err mount_fspf(const struct scone_rt_fspf *f, struct mount *m)
 	if (!f->has_tag)
 		fprintf(stderr, "scone: warning: fspf %s opened without SCONE_FSPF_TAG: an older copy would not be "
 				"noticed\n", full);
-	if ((err = scone_volume_open(full, f->key, f->has_tag ? f->tag : NULL, SCONE_VOL_RDWR, &m->vol)))
+	/* A process served by another reads only the regions (where its paths go), then lets go. */
+	if ((err = scone_volume_open(full, f->key, f->has_tag ? f->tag : NULL, hold ? SCONE_VOL_RDWR : SCONE_VOL_RDONLY,
+				     &m->vol)))
 		return scone_err_set(err, "fspf %s: %s", full, scone_err_detail());
 	n = scone_volume_region_count(m->vol);
 	if (n == 0 || !(m->prefixes = calloc(n, sizeof(*m->prefixes))) || !(m->ids = calloc(n, sizeof(*m->ids))))
@@ -586,24 +707,13 @@ static enum scone_err mount_fspf(const struct scone_rt_fspf *f, struct mount *m)
 		shield_note_dir(m, i, info.path); /* a region whose path is also a host directory */
 	}
 	scone_volume_tag(m->vol, m->first_tag);
+	if (!hold) {
+		scone_volume_abandon(m->vol);
+		m->vol = NULL;
+		return SCONE_ERR_OK;
+	}
 	know_tag(m, m->first_tag);
 	return SCONE_ERR_OK;
-}
-
-/* Mount rv at m, holding m's flock when other processes may commit meanwhile. */
-static enum scone_err mount_locked(const struct scone_rt_volume *rv, struct mount *m, bool shared)
-{
-	REAL(open);
-	REAL(close);
-	enum scone_err err;
-	int fd = shared && rv->path ? real_open(rv->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-
-	while (fd >= 0 && flock(fd, LOCK_EX) != 0 && errno == EINTR)
-		;
-	err = mount_one(rv, m);
-	if (fd >= 0)
-		real_close(fd); /* drops the flock */
-	return err;
 }
 
 /*
@@ -629,11 +739,41 @@ static bool handed_tag(const struct scone_handover *h, const char *name, const s
 	return known;
 }
 
+/*
+ * Does this process hold the volumes (true) or is it served by another?
+ * A program exec'd with a connection is served over it; one exec'd by a
+ * server that had clients joins a server that is still there (a client
+ * that took over first), else it serves; any other holds them.
+ */
+static bool decide_role(const struct scone_handover *h)
+{
+	bool hold = true;
+	int lfd;
+
+	if (h && h->conn_fd >= 0) {
+		vsrv_use_conn(g_srv, h->conn_fd);
+		return false;
+	}
+	if (!h || !h->shared || (lfd = lock_fd(&mounts[0])) < 0)
+		return true;
+	while (flock(lfd, LOCK_EX) != 0 && errno == EINTR)
+		;
+	if (g_srv->pid > 0 && g_srv->pid != getpid() && kill(g_srv->pid, 0) == 0 && vsrv_join(g_srv) == SCONE_ERR_OK)
+		hold = false;
+	scone_err_clear();
+	if (hold)
+		g_election_held = true; /* released once this process serves */
+	else
+		(void)flock(lfd, LOCK_UN);
+	return hold;
+}
+
 static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], struct scone_identity *id,
 				struct scone_runtime_config *cfg, const struct scone_handover *h)
 {
 	enum scone_err err = SCONE_ERR_OK;
 	size_t i;
+	bool hold;
 
 	size_t total = cfg->volume_count + (cfg->fspf ? 1 : 0);
 
@@ -655,15 +795,25 @@ static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], str
 			cfg->volumes[i].initialised = handed_tag(h, cfg->volumes[i].name, mounts[i].sh, cfg->volumes[i].tag);
 		else if (h)
 			cfg->fspf->has_tag |= handed_tag(h, "fspf", mounts[i].sh, cfg->fspf->tag);
+		if (i < cfg->volume_count && !(mounts[i].path = strdup(cfg->volumes[i].path ? cfg->volumes[i].path : "")))
+			return scone_err_set(SCONE_ERR_NOMEM, "volumes");
 	}
 	shield_enter();
+	hold = decide_role(h);
 	for (i = 0; i < total && !err; i++) {
-		err = i < cfg->volume_count ? mount_locked(&cfg->volumes[i], &mounts[i], h && h->shared)
-					    : mount_fspf(cfg->fspf, &mounts[i]);
-		mounts[i].gen = mounts[i].sh->gen;
+		free(mounts[i].path); /* set again by the mount */
+		mounts[i].path = NULL;
+		err = i < cfg->volume_count ? mount_one(&cfg->volumes[i], &mounts[i], hold)
+					    : mount_fspf(cfg->fspf, &mounts[i], hold);
 	}
-	if (!err)
-		err = report_wait(); /* main starts from a tag CAS has */
+	if (!err && hold)
+		err = report_settle_all(); /* main starts from a tag CAS has */
+	if (!err && hold)
+		err = vsrv_serve(g_srv, !h);
+	if (g_election_held) {
+		(void)flock(lock_fd(&mounts[0]), LOCK_UN);
+		g_election_held = false;
+	}
 	shield_leave();
 	if (err) {
 		char detail[512];
@@ -745,7 +895,8 @@ static enum scone_err adopt_fds(const struct scone_handover *h)
 			free(s);
 			continue;
 		}
-		if (!r->dir)
+		s->file = !r->dir;
+		if (s->file)
 			reopen_file(s);
 		m->open_count++;
 		__atomic_store_n(&fds[r->fd], s, __ATOMIC_RELEASE);
@@ -767,26 +918,34 @@ enum scone_err scone_shield_mount_handover(const struct scone_handover *h, struc
 	shield_leave();
 	if (!err && h->cwd)
 		set_vcwd(h->cwd);
-	g_shared = h->shared;
 	return err;
 }
 
-enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struct scone_wbuf *identity, int *share_dup)
+enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struct scone_wbuf *identity, int *share_dup,
+				     int *conn_dup)
 {
 	REAL(fcntl);
 	enum scone_err err = SCONE_ERR_OK;
 	size_t n = __atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE);
 
-	*share_dup = -1;
+	*share_dup = *conn_dup = -1;
 	if (n == 0)
 		return SCONE_ERR_OK;
 	/* A vfork child shares the caller's memory: the caller goes on beside the new program too. */
 	spawn = spawn || getpid() != g_pid;
 	shield_enter();
-	for (size_t i = 0; i < n && !err; i++)
+	/*
+	 * A server replaced by the new program: the volumes as committed, which
+	 * the new program finds when it comes to hold them. (A spawn, or a vfork
+	 * child whose fds subprocess modules closed, leaves them to the server.)
+	 */
+	for (size_t i = 0; vsrv_role() == VR_SERVER && !spawn && i < n && !err; i++)
 		err = shield_commit(&mounts[i]);
-	if (!err)
-		err = report_wait();
+	if (!err && vsrv_role() == VR_SERVER && !spawn)
+		err = report_settle_all();
+	/* Served by the process that goes on (this one, or the server), over a connection of its own. */
+	if (!err && (spawn || vsrv_role() == VR_CLIENT))
+		err = vsrv_new_conn(conn_dup);
 	if (!err && !(h->volumes = calloc(n, sizeof(*h->volumes))))
 		err = scone_err_set(SCONE_ERR_NOMEM, "exec: volumes");
 	for (size_t i = 0; !err && i < n; i++) {
@@ -808,24 +967,26 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 		h->fds = r;
 		r = &h->fds[h->fd_count++];
 		*r = (struct scone_handover_fd){ .fd = fd, .flags = s->flags, .volume = (uint32_t)(s->m - mounts),
-						 .vpath = strdup(s->vpath), .dir = !s->f && !s->stale };
+						 .vpath = strdup(s->vpath), .dir = !s->file };
 		if (!r->vpath)
 			err = scone_err_set(SCONE_ERR_NOMEM, "exec: fds");
 	}
 	if (!err)
 		err = scone_identity_to_pem(&g_id, identity);
-	if (!err && g_share_fd >= 0 && (*share_dup = real_fcntl(g_share_fd, F_DUPFD, 3)) < 0)
+	if (!err && g_share_fd >= 0 && (*share_dup = real_fcntl(g_share_fd, F_DUPFD_CLOEXEC, 3)) >= 0 &&
+	    real_fcntl(*share_dup, F_SETFD, 0) != 0)
+		err = scone_err_set(scone_err_from_errno(errno), "exec: volumes' shared state: %s", strerror(errno));
+	if (!err && g_share_fd >= 0 && *share_dup < 0)
 		err = scone_err_set(scone_err_from_errno(errno), "exec: volumes' shared state: %s", strerror(errno));
 	if (!err) {
 		h->identity = (char *)identity->data;
 		h->identity_len = identity->size;
 		h->share_fd = *share_dup;
+		h->conn_fd = *conn_dup;
 		char cwd[PATH_MAX];
-		h->shared = g_shared || spawn;
+		h->shared = vsrv_serving_others(); /* a server with clients execs: they elect, and so does the new program */
 		shield_vcwd(cwd);
 		h->cwd = cwd[0] ? strdup(cwd) : NULL;
-		if (spawn) /* the caller goes on beside the new program */
-			g_shared = true;
 	}
 	shield_leave();
 	return err;
@@ -868,7 +1029,6 @@ static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 {
 	int acc = flags & O_ACCMODE;
 	struct scone_vstat st;
-	struct scone_vfile *f = NULL;
 	struct sfd *s;
 	enum scone_err err;
 	int fd;
@@ -877,7 +1037,7 @@ static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 		return shield_fail(EINVAL);
 	if ((flags & O_TMPFILE) == O_TMPFILE)
 		return shield_fail(EOPNOTSUPP);
-	err = scone_volume_stat(m->vol, vpath, &st);
+	err = vop_stat(m, vpath, &st);
 	if (!err && st.is_dir) {
 		if ((flags & O_CREAT) && (flags & O_EXCL))
 			return shield_fail(EEXIST);
@@ -887,32 +1047,27 @@ static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 		return shield_fail(ENOTDIR);
 	} else if (err && (err != SCONE_ERR_NOT_FOUND || !(flags & O_CREAT) || (flags & O_DIRECTORY))) {
 		return shield_fail(shield_path_errno(m, vpath, err));
-	} else {
-		if ((err = scone_vfile_open(m->vol, vpath, vf_flags(flags), (uint32_t)(mode & 07777), &f)))
-			return shield_fail(shield_path_errno(m, vpath, err));
-		if ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY))
-			m->dirty = true;
 	}
-	s = calloc(1, sizeof(*s));
-	fd = s ? reserve_fd(flags) : -1;
-	if (fd < 0) {
-		int e = s ? errno : ENOMEM;
-		if (f)
-			scone_vfile_close(f);
-		free(s);
-		return shield_fail(e);
-	}
+	if (!(s = calloc(1, sizeof(*s))))
+		return shield_fail(ENOMEM);
 	s->m = m;
-	s->f = f;
 	s->flags = flags;
 	s->refs = 1;
 	snprintf(s->vpath, sizeof(s->vpath), "%s", vpath);
-	if (!placeholder_note(fd, s)) {
+	if (err || !st.is_dir) {
+		if ((err = vop_open(s, vpath, vf_flags(flags), (uint32_t)(mode & 07777)))) {
+			free(s);
+			return shield_fail(shield_path_errno(m, vpath, err));
+		}
+		if ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY))
+			m->dirty = true;
+	}
+	if ((fd = reserve_fd(flags)) < 0 || !placeholder_note(fd, s)) {
 		int e = errno;
-		if (f)
-			scone_vfile_close(f);
+		vop_close(s);
 		free(s);
-		SYS(close)(fd);
+		if (fd >= 0)
+			SYS(close)(fd);
 		return shield_fail(e);
 	}
 	m->open_count++;
@@ -979,7 +1134,7 @@ static int64_t lock_base(const struct sfd *s)
 {
 	struct scone_vstat st = { 0 };
 
-	if (s->f && scone_vfile_stat(s->f, &st) != SCONE_ERR_OK)
+	if (s->file && vop_fstat(s, &st) != SCONE_ERR_OK)
 		memset(&st, 0, sizeof(st));
 	return (int64_t)(inode_of(&st, s->vpath) % LOCK_SLOTS) << LOCK_SLOT_BITS;
 }
@@ -1009,7 +1164,7 @@ static int lock_map(int fd, struct sfd *s, int cmd, const struct flock *fl, int 
 
 	if (fl->l_whence == SEEK_CUR)
 		start += (int64_t)shield_off_get(fd);
-	else if (fl->l_whence == SEEK_END && s->f && scone_vfile_stat(s->f, &st) == SCONE_ERR_OK)
+	else if (fl->l_whence == SEEK_END && s->file && vop_fstat(s, &st) == SCONE_ERR_OK)
 		start += (int64_t)st.size;
 	else if (fl->l_whence != SEEK_SET && fl->l_whence != SEEK_END)
 		return shield_fail(EINVAL);
@@ -1062,9 +1217,9 @@ static int close_locked(int fd, struct sfd *s)
 		REAL(close);
 		real_close(s->ofd_lock - 1);
 	}
-	if (s->f)
-		scone_vfile_close(s->f);
-	if (--s->m->open_count == 0 && shield_commit(s->m))
+	vop_close(s);
+	/* The volume's last open file: a sync point (a server commits when all its processes' are closed). */
+	if (--s->m->open_count == 0 && vsrv_role() != VR_CLIENT && shield_commit(s->m))
 		r = EIO;
 	free(s);
 	return r;
@@ -1128,7 +1283,7 @@ static bool own_fd(unsigned fd)
 {
 	int rep = scone_runtime_report_fd();
 
-	if ((g_share_fd >= 0 && fd == (unsigned)g_share_fd) || (rep >= 0 && fd == (unsigned)rep))
+	if ((g_share_fd >= 0 && fd == (unsigned)g_share_fd) || (rep >= 0 && fd == (unsigned)rep) || vsrv_own_fd((int)fd))
 		return true;
 	for (size_t i = 0; i < n_mounts; i++)
 		if ((mounts[i].lock_fd >= 0 && fd == (unsigned)mounts[i].lock_fd) ||
@@ -1428,7 +1583,7 @@ int fchdir(int fd)
 
 	if (shield_maybe_shielded(fd)) {
 		shield_enter();
-		if ((s = shield_fd_entry(fd)) && !s->f) {
+		if ((s = shield_fd_entry(fd)) && !s->file) {
 			m = s->m;
 			snprintf(vpath, sizeof(vpath), "%s", s->vpath);
 		}
@@ -1523,7 +1678,7 @@ static void fill_stat(const struct scone_vstat *v, const char *vpath, struct sta
 static int fstat_locked(struct sfd *s, struct stat *st)
 {
 	struct scone_vstat v;
-	enum scone_err err = s->f ? scone_vfile_stat(s->f, &v) : scone_volume_stat(s->m->vol, s->vpath, &v);
+	enum scone_err err = vop_fstat(s, &v);
 
 	if (err)
 		return shield_fail_err(err);
@@ -1550,7 +1705,7 @@ static int path_stat(struct mount *m, const char *vpath, struct stat *st)
 	int r = 0, e = 0;
 
 	shield_enter();
-	err = scone_volume_stat(m->vol, vpath, &v);
+	err = vop_stat(m, vpath, &v);
 	if (err)
 		r = -1, e = shield_path_errno(m, vpath, err);
 	shield_leave();
@@ -1634,7 +1789,7 @@ int shield_path_errno(struct mount *m, const char *vpath, enum scone_err err)
 		snprintf(p, sizeof(p), "%s", vpath);
 		for (char *slash = strrchr(p, '/'); slash && slash > p; slash = strrchr(p, '/')) {
 			*slash = '\0';
-			if (scone_volume_stat(m->vol, p, &st) == SCONE_ERR_OK) {
+			if (vop_stat(m, p, &st) == SCONE_ERR_OK) {
 				if (!st.is_dir)
 					n = ENOTDIR;
 				break;
@@ -1649,7 +1804,7 @@ int shield_path_errno(struct mount *m, const char *vpath, enum scone_err err)
 int shield_exists_errno(struct mount *m, const char *vpath)
 {
 	struct scone_vstat st;
-	enum scone_err err = scone_volume_stat(m->vol, vpath, &st);
+	enum scone_err err = vop_stat(m, vpath, &st);
 
 	return err ? shield_path_errno(m, vpath, err) : 0;
 }
@@ -1685,7 +1840,7 @@ static int remove_in(struct mount *m, const char *vpath, bool dir)
 	if (dir && strcmp(vpath, "/") == 0)
 		return shield_fail(EBUSY);
 	shield_enter();
-	err = dir ? scone_volume_rmdir(m->vol, vpath) : scone_volume_unlink(m->vol, vpath);
+	err = vop_remove(m, vpath, dir);
 	return ns_done(m, vpath, err);
 }
 
@@ -1727,7 +1882,7 @@ static int mkdir_in(struct mount *m, const char *vpath, mode_t mode)
 	if (strcmp(vpath, "/") == 0)
 		return shield_fail(EEXIST);
 	shield_enter();
-	err = scone_volume_mkdir(m->vol, vpath, (uint32_t)(mode & 07777));
+	err = vop_mkdir(m, vpath, (uint32_t)(mode & 07777));
 	return ns_done(m, vpath, err);
 }
 
@@ -1785,7 +1940,7 @@ static int rename_in(int fd1, const char *from, int fd2, const char *to, int *re
 		return 1;
 	}
 	shield_enter();
-	err = scone_volume_rename(m1->vol, v1, v2);
+	err = vop_rename(m1, v1, v2);
 	if (!err)
 		retarget(m1, v1, v2);
 	*ret = ns_done(m1, v1, err);
@@ -1834,7 +1989,7 @@ static int truncate_in(struct mount *m, const char *vpath, off64_t len)
 	if (len < 0)
 		return shield_fail(EINVAL);
 	shield_enter();
-	err = scone_volume_truncate(m->vol, vpath, (uint64_t)len);
+	err = vop_truncate(m, vpath, (uint64_t)len);
 	return ns_done(m, vpath, err);
 }
 
@@ -1962,7 +2117,7 @@ static int list_locked(struct sdir *d, struct mount *m, const char *vpath)
 
 	d->vpath = vpath;
 	if (add_entry(d, ".", DT_DIR, 1) || add_entry(d, "..", DT_DIR, 1) ||
-	    (err = scone_volume_readdir(m->vol, vpath, dir_entry, d)) || d->n < 2)
+	    (err = vop_readdir(m, vpath, dir_entry, d)) || d->n < 2)
 		return err ? scone_err_to_errno(err) : ENOMEM;
 	return 0;
 }
@@ -1979,7 +2134,7 @@ static ssize_t getdents_locked(int fd, struct sfd *s, void *buf, size_t n)
 	size_t pos = (size_t)shield_off_get(fd), used = 0;
 	int e;
 
-	if (s->f)
+	if (s->file)
 		return shield_fail(ENOTDIR);
 	if ((e = list_locked(&d, s->m, s->vpath)) != 0) {
 		free(d.ents);
@@ -2066,7 +2221,7 @@ DIR *fdopendir(int fd)
 	s = shield_fd_entry(fd);
 	if (!s)
 		e = EBADF;
-	else if (s->f)
+	else if (s->file)
 		e = ENOTDIR;
 	else
 		e = list_locked(d, s->m, s->vpath);

@@ -32,6 +32,7 @@
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/xattr.h>
+#include <signal.h>
 #include <time.h>
 #include <utime.h>
 #include <unistd.h>
@@ -62,11 +63,9 @@ struct mount {
 	const char *name; /* image name, borrowed from cfg */
 	struct scone_volume *vol;
 	struct vshare *sh; /* the state every process of this program shares */
-	uint64_t gen;      /* the sh->gen this process's vol reflects */
 	uint8_t *key;      /* secure memory: to reopen the volume after another process committed */
 	int lock_fd;       /* this process's own description of the mount dir, for flock */
 	int plock_fd;      /* PATH/volume.fspf.lock: the program's record locks (fcntl) */
-	bool broken;       /* a reload failed: every operation is EIO */
 	uint8_t first_tag[SCONE_RT_TAG_SIZE]; /* an fspf's tag at start (a new one is printed at exit) */
 	struct shield_dir_id *ids; /* the host directories at the mount's paths, by identity (n_ids) */
 	size_t n_ids;
@@ -82,14 +81,18 @@ struct mount {
  * Read and written under the mount's flock once processes share it.
  */
 struct vshare {
-	uint64_t gen; /* commits so far; a process whose copy is older reloads */
-	uint8_t tag[SCONE_RT_TAG_SIZE]; /* the tag CAS knows (and the disk holds) */
+	uint8_t tag[SCONE_RT_TAG_SIZE]; /* the tag CAS confirmed */
 	uint8_t has_tag;
+	uint8_t has_pending;                /* the disk holds pending, which CAS has not confirmed yet */
+	uint8_t pending[SCONE_RT_TAG_SIZE]; /* (reported or about to be; the next record waits for it) */
 };
 
 struct sfd {
 	struct mount *m;
-	struct scone_vfile *f; /* NULL for a directory */
+	struct scone_vfile *f; /* the open file, where the volume is in this process (NULL for a directory) */
+	uint64_t rh;           /* the open file's handle on the volume's server, where it is served (vserver.c) */
+	bool file;             /* a file, not a directory */
+	unsigned vf_reopen;    /* SCONE_VF_* flags to open it again (no create, exclusive or truncate) */
 	char vpath[PATH_MAX];
 	int flags;
 	int refs;    /* fds sharing this open file description (dup) */
@@ -105,7 +108,7 @@ struct sfd {
 
 /*
  * The body of an fd interposer: pass through unless fd is shielded; else
- * run body under the lock (stale and broken entries fail first).
+ * run body under the lock (a stale entry fails first).
  */
 #define FD_CALL(fd, passthrough, body)                                                                       \
 	do {                                                                                                 \
@@ -120,8 +123,8 @@ struct sfd {
 			shield_leave();                                                                             \
 			return passthrough;                                                                  \
 		}                                                                                            \
-		if (s->stale || s->m->broken)                                                                \
-			r_ = shield_fail(s->stale ? ESTALE : EIO);                                                  \
+		if (s->stale)                                                                                \
+			r_ = shield_fail(ESTALE);                                                            \
 		else                                                                                         \
 			r_ = (body);                                                                         \
 		e_ = errno;                                                                                  \
@@ -147,6 +150,8 @@ struct mount *shield_resolve_dir(int dirfd, const char *path, char vpath[PATH_MA
 int shield_program_path(const struct mount *m, const char *vpath, char *out, size_t size);
 /* Mounts (0 while the shield itself works: its own paths are never shielded), and mount i. */
 size_t shield_mount_count(void);
+/* The same, also while the shield works (the volume server's requests). */
+size_t shield_mount_total(void);
 struct mount *shield_mount(size_t i);
 /* The program path of a shielded fd (file or directory), checked to still be its placeholder. */
 bool shield_fd_program_path(int fd, char out[PATH_MAX]);
@@ -170,6 +175,87 @@ int shield_path_errno(struct mount *m, const char *vpath, enum scone_err err);
 int shield_exists_errno(struct mount *m, const char *vpath);
 /* The same, taking the lock. */
 int shield_exists(struct mount *m, const char *vpath);
+/*
+ * The volume behind a mount, wherever it lives (vops.c): in this process
+ * (the library is called directly) or in the process serving it to the
+ * others (each call is a request to it). Every shield operation on a
+ * volume goes through these; the lock is held.
+ */
+SCONE_MUST_CHECK enum scone_err vop_stat(struct mount *m, const char *vpath, struct scone_vstat *st);
+/* Open the file vpath into s (s->m set): s->file, and s->f or s->rh. */
+SCONE_MUST_CHECK enum scone_err vop_open(struct sfd *s, const char *vpath, unsigned vf, uint32_t mode);
+void vop_close(struct sfd *s);
+SCONE_MUST_CHECK enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got);
+SCONE_MUST_CHECK enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off);
+SCONE_MUST_CHECK enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at);
+SCONE_MUST_CHECK enum scone_err vop_ftruncate(struct sfd *s, uint64_t size);
+SCONE_MUST_CHECK enum scone_err vop_fstat(const struct sfd *s, struct scone_vstat *st);
+SCONE_MUST_CHECK enum scone_err vop_mkdir(struct mount *m, const char *vpath, uint32_t mode);
+SCONE_MUST_CHECK enum scone_err vop_remove(struct mount *m, const char *vpath, bool dir);
+SCONE_MUST_CHECK enum scone_err vop_rename(struct mount *m, const char *from, const char *to);
+SCONE_MUST_CHECK enum scone_err vop_truncate(struct mount *m, const char *vpath, uint64_t size);
+SCONE_MUST_CHECK enum scone_err vop_chmod(struct mount *m, const char *vpath, uint32_t mode);
+SCONE_MUST_CHECK enum scone_err vop_set_mtime(struct mount *m, const char *vpath, int64_t ns);
+SCONE_MUST_CHECK enum scone_err vop_readdir(struct mount *m, const char *vpath, scone_readdir_fn fn, void *arg);
+/* Is s's file still open (not stale after its volume moved on without it)? */
+bool vop_is_open(const struct sfd *s);
+
+/* ---- a program's volumes served by one of its processes (vserver.c) ---- */
+
+enum vrole {
+	VR_NONE = 0, /* no volume */
+	VR_SERVER,   /* this process holds the volumes (and serves the others, if any) */
+	VR_CLIENT,   /* another process holds them: every operation is a request to it */
+};
+
+/* In the memfd every process of the program maps: who serves, and how to join it. */
+struct vsrv_shared {
+	uint64_t epoch;	   /* a new server, a new epoch */
+	int32_t pid;	   /* the serving process */
+	int32_t pad;
+	char name[64];	   /* its listening socket (abstract) */
+	uint8_t token[32]; /* a joining process proves with it that it is the program's */
+};
+
+struct vp_msg;
+enum vrole vsrv_role(void);
+/* Is fd one of the volume server's or client's own sockets (close_range steps around them)? */
+bool vsrv_own_fd(int fd);
+/* Serve the volumes this process holds (a fresh program: new token), lock held. */
+SCONE_MUST_CHECK enum scone_err vsrv_serve(struct vsrv_shared *srv, bool fresh);
+/* A new connection for another process; *peer is its end (inheritable). Lock held. */
+SCONE_MUST_CHECK enum scone_err vsrv_new_conn(int *peer);
+/* fork (lock held through all three). */
+void vsrv_fork_prepare(void);
+void vsrv_fork_parent(void);
+void vsrv_fork_child(void);
+/* A program exec'd beside the server: a client over the inherited connection fd. */
+void vsrv_use_conn(struct vsrv_shared *srv, int fd);
+/*
+ * One request to the server (lock held); data in the answer appended to out
+ * (may be NULL). When the server was gone, a new one was elected and
+ * *again is set: do the operation again (this process may serve now).
+ */
+SCONE_MUST_CHECK enum scone_err vsrv_call(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out,
+					  bool *again);
+SCONE_MUST_CHECK enum scone_err vsrv_call_fd(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out,
+					     int pass_fd);
+/* Join the server through its listening socket (lock held): a client from now on. */
+SCONE_MUST_CHECK enum scone_err vsrv_join(struct vsrv_shared *srv);
+/* The server's last commit was made (exit): it serves and changes nothing more. Lock held. */
+void vsrv_retire(void);
+bool vsrv_retired(void);
+/* Does this process serve other processes now? */
+bool vsrv_serving_others(void);
+/* Commit m where it is held (shield_commit asks the server when this process is served). */
+SCONE_MUST_CHECK enum scone_err shield_commit_local(struct mount *m);
+SCONE_MUST_CHECK enum scone_err vop_sync(struct mount *m);
+/* What vserver.c needs of the shield (shield.c). */
+int shield_election_fd(void);
+enum scone_err shield_reopen_volumes(void);
+void shield_forget_remote(void);
+size_t shield_mount_index(const struct mount *m);
+
 /* Set errno from e (EIO when it has no errno) and return -1. */
 int shield_fail_err(enum scone_err e);
 /* Commit m and report its new tag (lock held); prints what failed. */

@@ -16,11 +16,11 @@ static ssize_t pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off)
 	enum scone_err err;
 	size_t got = 0;
 
-	if (!s->f)
+	if (!s->file)
 		return shield_fail(EISDIR);
 	if ((s->flags & O_ACCMODE) == O_WRONLY)
 		return shield_fail(EBADF);
-	if ((err = scone_vfile_pread(s->f, buf, n, off, &got)))
+	if ((err = vop_pread(s, buf, n, off, &got)))
 		return shield_fail_err(err);
 	return (ssize_t)got;
 }
@@ -50,7 +50,7 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 {
 	enum scone_err err;
 
-	if (!s->f || (s->flags & O_ACCMODE) == O_RDONLY)
+	if (!s->file || (s->flags & O_ACCMODE) == O_RDONLY)
 		return shield_fail(EBADF);
 	if (n == 0)
 		return 0;
@@ -59,12 +59,12 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 	s->m->dirty = true;
 	if (append) {
 		uint64_t at;
-		if ((err = scone_vfile_append(s->f, buf, n, &at)))
+		if ((err = vop_append(s, buf, n, &at)))
 			return shield_fail_err(err);
 		shield_off_set(fd, at + n);
 		return (ssize_t)n;
 	}
-	if ((err = scone_vfile_pwrite(s->f, buf, n, off)))
+	if ((err = vop_pwrite(s, buf, n, off)))
 		return shield_fail_err(err);
 	return (ssize_t)n;
 }
@@ -135,8 +135,8 @@ static off64_t lseek_locked(int fd, struct sfd *s, off64_t off, int whence)
 	enum scone_err err;
 	int64_t base;
 
-	if (s->f && (whence == SEEK_END || whence == SEEK_DATA || whence == SEEK_HOLE) &&
-	    (err = scone_vfile_stat(s->f, &st)))
+	if (s->file && (whence == SEEK_END || whence == SEEK_DATA || whence == SEEK_HOLE) &&
+	    (err = vop_fstat(s, &st)))
 		return shield_fail_err(err);
 	switch (whence) {
 	case SEEK_SET:
@@ -181,10 +181,10 @@ static int ftruncate_locked(struct sfd *s, off64_t len)
 {
 	enum scone_err err;
 
-	if (len < 0 || !s->f || (s->flags & O_ACCMODE) == O_RDONLY)
+	if (len < 0 || !s->file || (s->flags & O_ACCMODE) == O_RDONLY)
 		return shield_fail(EINVAL);
 	s->m->dirty = true;
-	if ((err = scone_vfile_truncate(s->f, (uint64_t)len)))
+	if ((err = vop_ftruncate(s, (uint64_t)len)))
 		return shield_fail_err(err);
 	return 0;
 }
@@ -218,19 +218,19 @@ static int fallocate_locked(struct sfd *s, int mode, off64_t off, off64_t len)
 		return shield_fail(EOPNOTSUPP);
 	if (off < 0 || len <= 0)
 		return shield_fail(EINVAL);
-	if (!s->f)
+	if (!s->file)
 		return shield_fail(EISDIR);
 	if ((s->flags & O_ACCMODE) == O_RDONLY)
 		return shield_fail(EBADF);
 	if ((uint64_t)off > INT64_MAX - (uint64_t)len)
 		return shield_fail(EFBIG);
 	end = (uint64_t)off + (uint64_t)len;
-	if ((err = scone_vfile_stat(s->f, &st)))
+	if ((err = vop_fstat(s, &st)))
 		return shield_fail_err(err);
 	if ((mode & FALLOC_FL_KEEP_SIZE) || end <= st.size)
 		return 0;
 	s->m->dirty = true;
-	if ((err = scone_vfile_truncate(s->f, end)))
+	if ((err = vop_ftruncate(s, end)))
 		return shield_fail_err(err);
 	return 0;
 }
@@ -315,7 +315,7 @@ static void *map_shielded(void *addr, size_t len, int prot, int flags, int fd, o
 		return MAP_FAILED;
 	shield_enter();
 	s = shield_fd_entry(fd);
-	if (!s || !s->f)
+	if (!s || !s->file)
 		r = shield_fail(s ? ENODEV : EBADF);
 	else if ((s->flags & O_ACCMODE) == O_WRONLY)
 		r = shield_fail(EACCES);
@@ -382,7 +382,7 @@ static ssize_t iov_locked(int fd, struct sfd *s, const struct iovec *iov, int cn
 
 	if (iov_check(iov, cnt) != 0)
 		return -1;
-	if (!s->f)
+	if (!s->file)
 		return shield_fail(wr ? EBADF : EISDIR);
 	if ((s->flags & O_ACCMODE) == (wr ? O_RDONLY : O_WRONLY))
 		return shield_fail(EBADF);

@@ -316,7 +316,7 @@ int mkfifoat(int dirfd, const char *path, mode_t mode)
 /* chmod of vpath (lock held): 0 or errno. */
 static int chmod_locked(struct mount *m, const char *vpath, mode_t mode)
 {
-	enum scone_err err = scone_volume_chmod(m->vol, vpath, (uint32_t)(mode & 07777));
+	enum scone_err err = vop_chmod(m, vpath, (uint32_t)(mode & 07777));
 
 	if (err)
 		return shield_path_errno(m, vpath, err);
@@ -437,7 +437,7 @@ static int utimens_locked(struct mount *m, const char *vpath, const struct times
 		return EINVAL;
 	if (!mtime_of(times, &ns))
 		return shield_exists_errno(m, vpath);
-	if ((err = scone_volume_set_mtime(m->vol, vpath, ns)))
+	if ((err = vop_set_mtime(m, vpath, ns)))
 		return shield_path_errno(m, vpath, err);
 	m->dirty = true;
 	return 0;

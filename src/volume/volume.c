@@ -861,6 +861,29 @@ static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t
 	return err;
 }
 
+enum scone_err scone_volume_log_tags(const char *fspf_path, uint8_t (*tags)[SCONE_VOLUME_TAG_SIZE], size_t max,
+				     size_t *count)
+{
+	struct scone_wbuf raw;
+	size_t off = 0, span;
+	uint32_t version;
+	bool sealed;
+
+	*count = 0;
+	SCONE_TRY(read_whole(scone_vio_host(), fspf_path, &raw));
+	while (off < raw.size && *count < max) {
+		if (vol_envelope_span(raw.data + off, raw.size - off, &span, &version, &sealed)) {
+			scone_err_clear(); /* zero padding, or an append a crash tore */
+			break;
+		}
+		if (sealed)
+			memcpy(tags[(*count)++], raw.data + off + span - SCONE_VOLUME_TAG_SIZE, SCONE_VOLUME_TAG_SIZE);
+		off += span;
+	}
+	scone_wbuf_free(&raw);
+	return SCONE_ERR_OK;
+}
+
 enum scone_err scone_volume_open(const char *fspf_path, const uint8_t *key, const uint8_t *tag, unsigned flags,
 				 struct scone_volume **out)
 {
@@ -991,6 +1014,12 @@ enum scone_err scone_volume_close(struct scone_volume *v, uint8_t *tag_out)
 	unlock(v);
 	volume_free(v);
 	return err;
+}
+
+void scone_volume_abandon(struct scone_volume *v)
+{
+	if (v)
+		volume_free(v);
 }
 
 /* ---------------- regions ---------------- */

@@ -80,6 +80,15 @@ SCONE_MUST_CHECK enum scone_err scone_volume_sync(struct scone_volume *v);
 SCONE_MUST_CHECK enum scone_err scone_volume_sync_with(struct scone_volume *v, enum scone_err (*before)(void *),
 						       void *arg);
 
+/*
+ * The tags of the sealed records of the fspf log at fspf_path, oldest first
+ * (at most max; the last is the volume's state unless a crash tore it),
+ * read without the key: a record's tag is its GCM tag, stored in clear.
+ * For an owner comparing the disk with the tag CAS knows (scone volume).
+ */
+SCONE_MUST_CHECK enum scone_err scone_volume_log_tags(const char *fspf_path, uint8_t (*tags)[SCONE_VOLUME_TAG_SIZE],
+						      size_t max, size_t *count);
+
 /* Current tag (of the last committed state). */
 void scone_volume_tag(const struct scone_volume *v, uint8_t tag[static SCONE_VOLUME_TAG_SIZE]);
 
@@ -110,6 +119,12 @@ SCONE_MUST_CHECK enum scone_err scone_volume_open_at(struct scone_vio *io, const
  * handles must be closed first.
  */
 SCONE_MUST_CHECK enum scone_err scone_volume_close(struct scone_volume *v, uint8_t *tag_out);
+
+/*
+ * Release v without writing anything (uncommitted changes are dropped,
+ * keys wiped): a forked child whose volume another process now holds.
+ */
+void scone_volume_abandon(struct scone_volume *v);
 
 /* Regions. host_dir is NULL for ephemeral regions. */
 SCONE_MUST_CHECK enum scone_err scone_volume_add_region(struct scone_volume *v, const char *path,

@@ -889,6 +889,9 @@ case_volume_tags() {
 	tag_update "$k1" team/tags/web data "" "$t1" "$tok"
 	assert_eq 200 "$STATUS" "first tag update ($(cat "$BODY"))"
 	assert_eq "$t1" "$(jget "$BODY" 'd["tag"]')" "tag in the answer"
+	# The same report again (its answer was lost): done already, not a conflict.
+	tag_update "$k1" team/tags/web data "" "$t1" "$tok"
+	assert_eq 200 "$STATUS" "a report sent again ($(cat "$BODY"))"
 	# A stale previous tag: someone else moved it first.
 	tag_update "$k1" team/tags/web data "" "$t2" "$tok"
 	assert_eq 409 "$STATUS" "tag update with a stale previous tag ($(cat "$BODY"))"

@@ -90,7 +90,7 @@ no_plaintext() {
 		grep -rla -e "$MARK" -e "alpha-BETA" -e "through symlink" "$CASE_DIR/vol" | sed "s|$CASE_DIR/||"
 		fail "plaintext of the suite's files is on disk"
 	fi
-	names=$(find "$CASE_DIR/vol" -mindepth 1 -printf '%f\n' | grep -vxE 'volume\.fspf(\.lock)?|[0-9a-f]{32}' || true)
+	names=$(find "$CASE_DIR/vol" -mindepth 1 -printf '%f\n' | grep -vxE 'volume\.fspf(\.lock|\.new)?|[0-9a-f]{32}' || true)
 	[ -z "$names" ] || { echo "$names" | head -20; fail "plaintext file names on the host (above)"; }
 	[ ! -e "$CASE_DIR/vol/run1" ] || fail "run1 exists in plaintext on the host"
 }

@@ -258,6 +258,79 @@ elif sys.argv[1] == "stresscheck":
     lines = open(d + "/stress.log").read().split("\n")[:-1]
     own = [len(open(d + "/own-%d.txt" % k).read().split("\n")) - 1 for k in range(4)]
     print("STRESS=%d,%d,%s" % (len(lines), len(set(lines)), ",".join(map(str, own))))
+elif sys.argv[1] == "daemon":
+    # daemon(3): fork, the parent leaves at once through _exit; the child goes on with the volume.
+    with open(d + "/before.txt", "w") as f:
+        f.write("written before daemonizing\n")
+    if os.fork() != 0:
+        os._exit(0)
+    os.setsid()
+    out = open(d + "/daemon.txt", "w")
+    for i in range(200):
+        out.write("daemon line %d\n" % i)
+        out.flush()
+    out.close()
+    kid = os.fork()  # the daemon forks workers of its own
+    if kid == 0:
+        open(d + "/worker.txt", "w").write("from the worker\n")
+        os._exit(0)
+    os.waitpid(kid, 0)
+    open(os.environ.get("DONE", d + "/../done"), "w").write("done")
+elif sys.argv[1] == "daemoncheck":
+    print("DAEMON=%s,%d,%s" % (open(d + "/before.txt").read().strip(), len(open(d + "/daemon.txt").read().split("\n")) - 1,
+                               open(d + "/worker.txt").read().strip()))
+elif sys.argv[1] == "killserver":
+    # The process serving the volume is killed while its children write: one of them takes over.
+    # What was synced before stays; the children go on where they were.
+    import signal, time
+    open(d + "/ks-parent.txt", "w").write("committed before the fork\n")
+    r, w = os.pipe()
+    for k in range(3):
+        if os.fork() == 0:
+            os.close(r)
+            fd = os.open(d + "/ks-%d.txt" % k, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.write(fd, b"k%d line 0\n" % k)
+            os.fsync(fd)
+            os.write(w, b"s")
+            time.sleep(0.5)
+            for i in range(1, 100):
+                os.write(fd, b"k%d line %d\n" % (k, i))
+                if i == 50:
+                    os.fsync(fd)
+            os.fsync(fd)
+            os.close(fd)
+            open(os.path.dirname(d) + "/ks-done-%d" % k, "w").close()  # a host file: the test waits for it
+            os._exit(0)
+    os.close(w)
+    synced = b""
+    while len(synced) < 3:
+        synced += os.read(r, 3)
+    os.kill(os.getpid(), signal.SIGKILL)
+elif sys.argv[1] == "killcheck":
+    print("KILLED=%s,%s" % (open(d + "/ks-parent.txt").read().strip(),
+                            ",".join(str(len(open(d + "/ks-%d.txt" % k).read().split("\n")) - 1) for k in range(3))))
+elif sys.argv[1] == "childkill":
+    # A child killed by a signal in the middle of writing: what its calls returned is in the volume.
+    import signal
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        fd = os.open(d + "/victim.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        i = 0
+        while True:
+            os.write(fd, b"victim line %d\n" % i)
+            os.write(w, b"%d\n" % i)
+            i += 1
+    os.close(w)
+    acked = b""
+    while acked.count(b"\n") < 300:
+        acked += os.read(r, 4096)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    last = int(acked.split(b"\n")[-2])
+    lines = open(d + "/victim.txt").read().split("\n")
+    print("VICTIM=%s" % ("victim line %d" % last in lines))
 elif sys.argv[1] == "forkcheck":
     print("LOG=%r" % open(d + "/log.txt").read())
     print("BOTH=%d,%d" % (len(open(d + "/both-p.txt").read().split()), len(open(d + "/both-c.txt").read().split())))
@@ -334,6 +407,31 @@ case_fork() {
 	grep -qx "EXITS=0,0,0,0" "$OUT" || { show_output; fail "stress: a child failed"; }
 	expect_ok scone run --config-id vol/py -- "$PY" stresscheck
 	grep -qx "STRESS=600,600,150,150,150,150" "$OUT" || { show_output; fail "stress: lines lost or doubled"; }
+	# A child killed by SIGKILL while writing: every write it was answered is in the volume.
+	expect_ok scone run --config-id vol/py -- "$PY" childkill
+	grep -qx "VICTIM=True" "$OUT" || { show_output; fail "a killed child's acknowledged writes are lost"; }
+}
+
+# The process holding the volume goes away while others still use it: they elect a new one.
+case_server_gone() {
+	local n=0
+	start
+	# daemon(3): the parent leaves through _exit right after forking.
+	DONE="$CASE_DIR/done" expect_ok scone run --config-id vol/py -- "$PY" daemon
+	while [ ! -e "$CASE_DIR/done" ] && [ $n -lt 200 ]; do sleep 0.1; n=$((n + 1)); done
+	[ -e "$CASE_DIR/done" ] || fail "the daemonized child did not finish"
+	sleep 0.5 # it exits (and commits) right after
+	expect_ok scone run --config-id vol/py -- "$PY" daemoncheck
+	grep -qx "DAEMON=written before daemonizing,200,from the worker" "$OUT" || { show_output; fail "daemon pattern"; }
+	# The serving process killed by SIGKILL while three children write and fsync.
+	run_cmd scone run --config-id vol/py -- "$PY" killserver
+	[ "$RC" -eq 137 ] || { show_output; fail "killserver: expected the parent killed (137), got $RC"; }
+	n=0
+	while [ "$(ls "$CASE_DIR"/ks-done-* 2>/dev/null | wc -l)" -lt 3 ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+	sleep 0.5 # the last of them commits as it exits
+	expect_ok scone run --config-id vol/py -- "$PY" killcheck
+	grep -qx "KILLED=committed before the fork,100,100,100" "$OUT" || { show_output; fail "children after the server was killed"; }
+	if grep -rqa "k[0-9] line" "$CASE_DIR/data"; then fail "plaintext on disk"; fi
 }
 
 case_fspf_env() {
@@ -465,6 +563,7 @@ C
 
 run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_range, mmap, fdopen on shielded fds" case_fdapi
 run_case "runtime volume: forked children keep working on the volume (shared fds and offsets, four concurrent writers)" case_fork
+run_case "runtime volume: the process holding the volume goes (daemon(3), SIGKILL): the others take over, nothing synced is lost" case_server_gone
 run_case "runtime volume: an fspf made with scone fspf, given by SCONE_FSPF/KEY/TAG without CAS" case_fspf_env
 run_case "runtime volume: sqlite3 database on an encrypted volume" case_sqlite
 run_case "runtime volume: liburing and libaio are refused at setup (-ENOSYS) while volumes are mounted" case_async_libraries

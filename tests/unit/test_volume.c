@@ -845,6 +845,34 @@ TEST(test_plaintext_on_disk)
 	fx_done(&x);
 }
 
+/* The log's tags, read without the key: one per commit, the last the volume's tag. */
+TEST(test_log_tags)
+{
+	uint8_t tags[8][SCONE_VOLUME_TAG_SIZE], now[SCONE_VOLUME_TAG_SIZE], first[SCONE_VOLUME_TAG_SIZE];
+	size_t n0, n;
+	struct fx x;
+
+	fx_host(&x);
+	scone_volume_tag(x.v, first);
+	assert_ok(scone_volume_log_tags(x.fspf, tags, 8, &n0));
+	assert_true(n0 >= 1);
+	assert_memory_equal(tags[n0 - 1], first, sizeof(first));
+	put(x.v, "/enc/a", (const uint8_t *)"one", 3);
+	assert_ok(scone_volume_sync(x.v));
+	put(x.v, "/enc/b", (const uint8_t *)"two", 3);
+	assert_ok(scone_volume_sync(x.v));
+	scone_volume_tag(x.v, now);
+	assert_ok(scone_volume_log_tags(x.fspf, tags, 8, &n));
+	assert_int_equal(n, n0 + 2);
+	assert_memory_equal(tags[n - 1], now, sizeof(now));
+	assert_memory_equal(tags[n0 - 1], first, sizeof(first));
+	assert_ok(scone_volume_log_tags(x.fspf, tags, 1, &n)); /* at most max */
+	assert_int_equal(n, 1);
+	assert_int_equal(scone_volume_log_tags("/nonexistent/volume.fspf", tags, 8, &n), SCONE_ERR_NOT_FOUND);
+	scone_err_clear();
+	fx_done(&x);
+}
+
 /* ==================== 2. freshness ==================== */
 
 /* sync_with's hook: sees the data written but the state not yet recorded. */
@@ -2270,6 +2298,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_sizes_roundtrip),
+	    cmocka_unit_test(test_log_tags),
 	    cmocka_unit_test(test_random_ops),
 	    cmocka_unit_test(test_random_ops_tiny_cache),
 	    cmocka_unit_test(test_sparse_far_write),

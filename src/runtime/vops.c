@@ -1,0 +1,367 @@
+/*
+ * vops.c - the volume behind a mount, wherever it lives. In the process that
+ * holds the volumes (vserver.c: the server) each operation calls the volume
+ * library; in a process they are served to (a client), it is a request to
+ * the server. The shield calls these with its lock held and knows nothing of
+ * where the volume is.
+ *
+ * A client's open files are handles on the server, opened again by path
+ * when a new server took over (rh 0 with file set). When a request finds the
+ * server gone, an election runs (vserver.c) and the operation is done again,
+ * locally if this process won it.
+ */
+#undef _FORTIFY_SOURCE
+#include "runtime/shield_internal.h"
+
+#include "runtime/vproto.h"
+
+static bool served(void)
+{
+	return vsrv_role() == VR_CLIENT;
+}
+
+static void ask(struct vp_msg *q, enum vp_op op, const struct mount *m)
+{
+	memset(q, 0, offsetof(struct vp_msg, p1));
+	q->p1[0] = q->p2[0] = q->detail[0] = '\0';
+	q->has_st = false;
+	q->data = NULL;
+	q->data_size = 0;
+	q->op = (uint8_t)op;
+	q->mount = (uint8_t)shield_mount_index(m);
+}
+
+static enum scone_err set_path(char out[VP_MAX_PATH], const char *vpath)
+{
+	if ((size_t)snprintf(out, VP_MAX_PATH, "%s", vpath) >= VP_MAX_PATH)
+		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "%.64s...: path too long", vpath);
+	return SCONE_ERR_OK;
+}
+
+/*
+ * The request/answer pair each remote operation uses: thread-local, since
+ * a vp_msg carries two paths (too large for some threads' stacks).
+ */
+static __thread struct vp_msg t_q, t_a;
+
+/* A path request of m: RETRY in *again when the server changed. */
+static enum scone_err path_call(struct mount *m, enum vp_op op, const char *p1, const char *p2, uint64_t a,
+				struct scone_wbuf *out, bool *again)
+{
+	ask(&t_q, op, m);
+	SCONE_TRY(set_path(t_q.p1, p1));
+	if (p2)
+		SCONE_TRY(set_path(t_q.p2, p2));
+	t_q.a = a;
+	return vsrv_call(&t_q, &t_a, out, again);
+}
+
+/* The file's handle on the server, opened (again) by its path if it has none. */
+static enum scone_err remote_handle(struct sfd *s, bool *again)
+{
+	unsigned vf = (unsigned)s->vf_reopen;
+	enum scone_err err;
+
+	if (s->rh)
+		return SCONE_ERR_OK;
+	if (s->stale)
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s was removed by another process", s->vpath);
+	err = path_call(s->m, VP_OPEN, s->vpath, NULL, vf, NULL, again);
+	if (!err && !*again)
+		s->rh = t_a.h;
+	if (err == SCONE_ERR_NOT_FOUND)
+		s->stale = true;
+	return err;
+}
+
+/* A request on s's file: its handle first. */
+static enum scone_err file_call(struct sfd *s, enum vp_op op, uint64_t a, uint64_t b, const void *data, size_t size,
+				struct scone_wbuf *out, bool *again)
+{
+	SCONE_TRY(remote_handle(s, again));
+	if (*again)
+		return SCONE_ERR_OK;
+	ask(&t_q, op, s->m);
+	t_q.h = s->rh;
+	t_q.a = a;
+	t_q.b = b;
+	t_q.data = data;
+	t_q.data_size = size;
+	return vsrv_call(&t_q, &t_a, out, again);
+}
+
+/* Locally, a file opened on another server is opened again by its path. */
+static enum scone_err local_file(struct sfd *s)
+{
+	if (s->f)
+		return SCONE_ERR_OK;
+	if (s->stale)
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s was removed by another process", s->vpath);
+	return scone_vfile_open(s->m->vol, s->vpath, (unsigned)s->vf_reopen, 0, &s->f);
+}
+
+/*
+ * After the serving process's last commit (it exits) another process may
+ * hold the volumes already: this one changes nothing more.
+ */
+static enum scone_err local_change(void)
+{
+	if (vsrv_retired())
+		return scone_err_set(SCONE_ERR_IO, "the volumes were committed for the last time: the process is exiting");
+	return SCONE_ERR_OK;
+}
+
+/* ---- path operations ---- */
+
+enum scone_err vop_stat(struct mount *m, const char *vpath, struct scone_vstat *st)
+{
+	bool again = true;
+	enum scone_err err = SCONE_ERR_OK;
+
+	while (served() && again) {
+		again = false;
+		if (!(err = path_call(m, VP_STAT, vpath, NULL, 0, NULL, &again)) && !again)
+			*st = t_a.st;
+		if (!again)
+			return err;
+	}
+	return scone_volume_stat(m->vol, vpath, st);
+}
+
+/* A request with no answer but its error, or the library call. */
+#define PATH_OP(call_remote, call_local)                                                                     \
+	do {                                                                                                 \
+		bool again_ = true;                                                                          \
+		enum scone_err err_;                                                                         \
+		while (served() && again_) {                                                                 \
+			again_ = false;                                                                      \
+			err_ = (call_remote);                                                                \
+			if (!again_)                                                                         \
+				return err_;                                                                 \
+		}                                                                                            \
+		SCONE_TRY(local_change());                                                                   \
+		return (call_local);                                                                         \
+	} while (0)
+
+enum scone_err vop_mkdir(struct mount *m, const char *vpath, uint32_t mode)
+{
+	PATH_OP(path_call(m, VP_MKDIR, vpath, NULL, mode, NULL, &again_), scone_volume_mkdir(m->vol, vpath, mode));
+}
+
+enum scone_err vop_remove(struct mount *m, const char *vpath, bool dir)
+{
+	PATH_OP(path_call(m, VP_REMOVE, vpath, NULL, dir, NULL, &again_),
+		dir ? scone_volume_rmdir(m->vol, vpath) : scone_volume_unlink(m->vol, vpath));
+}
+
+enum scone_err vop_rename(struct mount *m, const char *from, const char *to)
+{
+	PATH_OP(path_call(m, VP_RENAME, from, to, 0, NULL, &again_), scone_volume_rename(m->vol, from, to));
+}
+
+enum scone_err vop_truncate(struct mount *m, const char *vpath, uint64_t size)
+{
+	PATH_OP(path_call(m, VP_TRUNCATE, vpath, NULL, size, NULL, &again_), scone_volume_truncate(m->vol, vpath, size));
+}
+
+enum scone_err vop_chmod(struct mount *m, const char *vpath, uint32_t mode)
+{
+	PATH_OP(path_call(m, VP_CHMOD, vpath, NULL, mode, NULL, &again_), scone_volume_chmod(m->vol, vpath, mode));
+}
+
+enum scone_err vop_set_mtime(struct mount *m, const char *vpath, int64_t ns)
+{
+	PATH_OP(path_call(m, VP_MTIME, vpath, NULL, (uint64_t)ns, NULL, &again_),
+		scone_volume_set_mtime(m->vol, vpath, ns));
+}
+
+enum scone_err vop_sync(struct mount *m)
+{
+	PATH_OP(path_call(m, VP_SYNC, "/", NULL, 0, NULL, &again_), shield_commit_local(m));
+}
+
+/* The listing comes as entries (vproto.h); fn gets each, as the library would call it. */
+static enum scone_err replay_entries(const struct scone_wbuf *w, scone_readdir_fn fn, void *arg)
+{
+	struct scone_rbuf r;
+	char name[NAME_MAX + 1];
+	struct scone_vstat st;
+
+	scone_rbuf_init(&r, w->data, w->size, "directory listing");
+	while (scone_rbuf_left(&r)) {
+		SCONE_TRY(vp_get_entry(&r, name, &st));
+		if (fn(arg, name, &st))
+			break;
+	}
+	return SCONE_ERR_OK;
+}
+
+enum scone_err vop_readdir(struct mount *m, const char *vpath, scone_readdir_fn fn, void *arg)
+{
+	bool again = true;
+	enum scone_err err = SCONE_ERR_OK;
+
+	while (served() && again) {
+		again = false;
+		struct scone_wbuf w;
+		scone_wbuf_init(&w, VP_MAX_DATA, 0);
+		err = path_call(m, VP_READDIR, vpath, NULL, 0, &w, &again);
+		if (!err && !again)
+			err = replay_entries(&w, fn, arg);
+		scone_wbuf_free(&w);
+		if (!again)
+			return err;
+	}
+	return scone_volume_readdir(m->vol, vpath, fn, arg);
+}
+
+/* ---- files ---- */
+
+enum scone_err vop_open(struct sfd *s, const char *vpath, unsigned vf, uint32_t mode)
+{
+	bool again = true;
+	enum scone_err err = SCONE_ERR_OK;
+
+	s->file = true;
+	/* Opened again later (a new server, an exec'd program): never create or truncate twice. */
+	s->vf_reopen = vf & ~(unsigned)(SCONE_VF_CREAT | SCONE_VF_EXCL | SCONE_VF_TRUNC);
+	while (served() && again) {
+		again = false;
+		err = path_call(s->m, VP_OPEN, vpath, NULL, vf, NULL, &again);
+		if (!again) {
+			if (!err)
+				s->rh = t_a.h;
+			return err;
+		}
+		t_q.b = mode;
+	}
+	return scone_vfile_open(s->m->vol, vpath, vf, mode, &s->f);
+}
+
+void vop_close(struct sfd *s)
+{
+	bool again;
+
+	if (s->f)
+		scone_vfile_close(s->f);
+	s->f = NULL;
+	if (s->rh && served()) {
+		ask(&t_q, VP_CLOSE, s->m);
+		t_q.h = s->rh;
+		if (vsrv_call(&t_q, &t_a, NULL, &again))
+			scone_err_clear(); /* the server closes what a gone connection held */
+	}
+	s->rh = 0;
+}
+
+bool vop_is_open(const struct sfd *s)
+{
+	return s->f != NULL || s->rh != 0;
+}
+
+enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got)
+{
+	bool again = true;
+	enum scone_err err = SCONE_ERR_OK;
+
+	*got = 0;
+	while (served() && again) {
+		again = false;
+		/* At most VP_MAX_DATA a request; a short answer is the end of the file. */
+		while (*got < n) {
+			size_t want = n - *got < VP_MAX_DATA ? n - *got : VP_MAX_DATA;
+			struct scone_wbuf w = { .data = (uint8_t *)buf + *got, .cap = want, .max = want };
+			err = file_call(s, VP_PREAD, off + *got, want, NULL, 0, &w, &again);
+			if (err || again)
+				break;
+			*got += w.size;
+			if (w.size < want)
+				break;
+		}
+		if (!again)
+			return err;
+		*got = 0;
+	}
+	SCONE_TRY(local_file(s));
+	return scone_vfile_pread(s->f, buf, n, off, got);
+}
+
+enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off)
+{
+	bool again = true;
+	enum scone_err err = SCONE_ERR_OK;
+
+	while (served() && again) {
+		again = false;
+		for (size_t done = 0; done < n && !err && !again;) {
+			size_t k = n - done < VP_MAX_DATA ? n - done : VP_MAX_DATA;
+			err = file_call(s, VP_PWRITE, off + done, 0, (const uint8_t *)buf + done, k, NULL, &again);
+			done += k;
+		}
+		if (!again)
+			return err;
+	}
+	SCONE_TRY(local_change());
+	SCONE_TRY(local_file(s));
+	return scone_vfile_pwrite(s->f, buf, n, off);
+}
+
+enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at)
+{
+	bool again = true;
+	enum scone_err err = SCONE_ERR_OK;
+
+	while (served() && again) {
+		again = false;
+		/* One request: an append larger than a frame would not be atomic; write it in one piece. */
+		if (n > VP_MAX_DATA)
+			return scone_err_set(SCONE_ERR_TOO_LARGE, "an append of %zu bytes to a shared volume (at most %u)", n,
+					     VP_MAX_DATA);
+		err = file_call(s, VP_APPEND, 0, 0, buf, n, NULL, &again);
+		if (!again) {
+			if (!err)
+				*at = t_a.a;
+			return err;
+		}
+	}
+	SCONE_TRY(local_change());
+	SCONE_TRY(local_file(s));
+	return scone_vfile_append(s->f, buf, n, at);
+}
+
+enum scone_err vop_ftruncate(struct sfd *s, uint64_t size)
+{
+	bool again = true;
+	enum scone_err err = SCONE_ERR_OK;
+
+	while (served() && again) {
+		again = false;
+		err = file_call(s, VP_FTRUNCATE, size, 0, NULL, 0, NULL, &again);
+		if (!again)
+			return err;
+	}
+	SCONE_TRY(local_change());
+	SCONE_TRY(local_file(s));
+	return scone_vfile_truncate(s->f, size);
+}
+
+enum scone_err vop_fstat(const struct sfd *cs, struct scone_vstat *st)
+{
+	struct sfd *s = (struct sfd *)cs; /* a handle may be opened (again) on the way */
+	bool again = true;
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (!s->file)
+		return vop_stat(s->m, s->vpath, st);
+	while (served() && again) {
+		again = false;
+		err = file_call(s, VP_FSTAT, 0, 0, NULL, 0, NULL, &again);
+		if (!again) {
+			if (!err)
+				*st = t_a.st;
+			return err;
+		}
+	}
+	SCONE_TRY(local_file(s));
+	return scone_vfile_stat(s->f, st);
+}

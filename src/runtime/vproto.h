@@ -1,0 +1,84 @@
+/*
+ * vproto.h - the requests a process sends to the process that serves its
+ * program's volumes (vserver.c), and the answers. Once a program forks,
+ * one process holds the volumes and the others send it every volume
+ * operation over a unix socket; this is the frame on that socket.
+ *
+ * A frame is a little-endian u32 payload length, then the payload: op,
+ * mount index, flags, an error code (answers), three 64-bit arguments or
+ * results, up to two paths, a short error detail (answers), an optional
+ * file status and up to VP_MAX_DATA bytes of data. The decoder treats the
+ * bytes as untrusted: every length is checked against what is left and
+ * against its limit (fuzz/fuzz_vproto.c).
+ */
+#ifndef SCONE_RUNTIME_VPROTO_H
+#define SCONE_RUNTIME_VPROTO_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "volume/volume.h"
+
+enum vp_op {
+	VP_HELLO = 1, /* a: protocol version; data: the program's token (joining after a takeover) */
+	VP_STAT,      /* p1 -> st */
+	VP_OPEN,      /* p1, a: SCONE_VF_* flags, b: mode -> h */
+	VP_CLOSE,     /* h */
+	VP_PREAD,     /* h, a: offset, b: length -> data */
+	VP_PWRITE,    /* h, a: offset, data */
+	VP_APPEND,    /* h, data -> a: offset written */
+	VP_FTRUNCATE, /* h, a: size */
+	VP_FSTAT,     /* h -> st */
+	VP_MKDIR,     /* p1, a: mode */
+	VP_REMOVE,    /* p1, a: 1 for a directory */
+	VP_RENAME,    /* p1 -> p2 */
+	VP_TRUNCATE,  /* p1, a: size */
+	VP_CHMOD,     /* p1, a: mode */
+	VP_MTIME,     /* p1, a: ns (two's complement) */
+	VP_READDIR,   /* p1 -> data: entries (vp_put_entry) */
+	VP_SYNC,      /* commit the mount */
+	VP_ADD_CONN,  /* a new connection, for a forked or exec'd process, travels with it (SCM_RIGHTS) */
+	VP_OP_END_,
+};
+
+#define VP_VERSION 1
+#define VP_MAX_DATA (1u << 20)
+#define VP_MAX_PATH 4096
+#define VP_DETAIL_MAX 240
+#define VP_MAX_FRAME (VP_MAX_DATA + 2 * VP_MAX_PATH + VP_DETAIL_MAX + 256)
+
+struct vp_msg {
+	uint8_t op;
+	uint8_t mount;
+	int32_t err; /* answers: enum scone_err */
+	uint64_t h, a, b;
+	char p1[VP_MAX_PATH], p2[VP_MAX_PATH]; /* "" when absent */
+	char detail[VP_DETAIL_MAX];            /* answers with an error */
+	bool has_st;
+	struct scone_vstat st;
+	const uint8_t *data; /* a view: into the frame decoded, or the caller's buffer to encode */
+	size_t data_size;
+};
+
+/* The whole frame of m (length included) into out. INVALID/TOO_LARGE on a field over its limit. */
+SCONE_MUST_CHECK enum scone_err vp_encode(const struct vp_msg *m, struct scone_wbuf *out);
+/* A payload (without its length) into m; data points into payload. MALFORMED naming the field. */
+SCONE_MUST_CHECK enum scone_err vp_decode(const uint8_t *payload, size_t size, struct vp_msg *m);
+
+/* Directory listings: one entry (name and status) appended to out; read back one at a time. */
+SCONE_MUST_CHECK enum scone_err vp_put_entry(struct scone_wbuf *out, const char *name, const struct scone_vstat *st);
+SCONE_MUST_CHECK enum scone_err vp_get_entry(struct scone_rbuf *in, char name[NAME_MAX + 1], struct scone_vstat *st);
+
+/*
+ * Send a frame on fd (all of it; EINTR retried; no SIGPIPE) and receive
+ * one: its payload into buf (at least VP_MAX_FRAME bytes), decoded into m.
+ * A closed peer is SCONE_ERR_NETWORK ("closed").
+ */
+SCONE_MUST_CHECK enum scone_err vp_send(int fd, const struct scone_wbuf *frame, int pass_fd);
+SCONE_MUST_CHECK enum scone_err vp_recv(int fd, uint8_t *buf, struct vp_msg *m, int *passed_fd);
+
+#endif
