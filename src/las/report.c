@@ -4,9 +4,11 @@
  * file hashes from the cache, then the report, signed with the host key.
  *
  * Order matters: the caller is pinned (/proc/PID open, alive) and checked
- * (untraced, same image) before it is measured, and checked alive and
- * untraced again after, so that what was measured is the process that is
- * still there.
+ * (the same image) before it is measured, and checked alive and untraced
+ * after, so that what was measured is the process that is still there and
+ * no tracer is attached when the report is made. (A check for a tracer
+ * before the measurement would add nothing: a tracer could have come and
+ * gone before it just as well; docs/attestation.md, "Files, not memory".)
  */
 #include "las.h"
 
@@ -107,7 +109,6 @@ enum scone_err las_report(struct las_ctx *ctx, struct las_peer *p, const struct 
 	struct scone_las_report r;
 
 	memset(&r, 0, sizeof(r));
-	SCONE_TRY(las_peer_check_untraced(p));
 	SCONE_TRY(las_peer_check_exec(p, req->exec_binding));
 	SCONE_TRY(measure(ctx, p, req, &r));
 	las_peer_cgroup(p, r.cgroup);
