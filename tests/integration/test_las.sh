@@ -350,6 +350,31 @@ case_otp() {
 	session n none >n.yaml
 	expect_created n.yaml
 	otp_cases n otp GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ
+	# A secret imported from another session, rendered :base32nopad.
+	cat >exp.yaml <<'YAML'
+name: exp
+version: "0.3"
+security: {attestation: {mode: none}}
+secrets:
+  - {name: shared, kind: binary, size: 20, export: [imp]}
+YAML
+	cat >imp.yaml <<YAML
+name: imp
+version: "0.3"
+security: {attestation: {mode: none}}
+services:
+  - name: app
+    command: python3 -c "print('MAIN RAN')"
+    one_time_password_shared_secret: \$\$SCONE::shared:base32nopad\$\$
+secrets:
+  - {name: shared, import: {session: exp, secret: shared}}
+YAML
+	expect_created exp.yaml
+	expect_created imp.yaml
+	expect_ok scone session otp imp --service app --no-qr
+	secret=$(sed -n 's/.*secret=\([A-Z2-7]*\)&.*/\1/p' "$OUT")
+	[ ${#secret} -eq 32 ] || { show_output; fail "no secret in the imported OTP's URI"; }
+	otp_cases imp app "$secret"
 }
 
 run_case "las: the host key (0600) gives the same platform id after a restart; a readable key, TCP, a taken socket refused" case_identity
@@ -365,5 +390,5 @@ run_case "las: a killed-and-reused pid cannot take over another process's report
 run_case "las: a request written by another process, or by a program that exec'd away, is refused" case_handoff_and_exec
 run_case "las: a traced process gets nothing (the program never reaches main)" case_traced
 run_case "las: mode none only where the session says so; hardware refused clearly; las sessions validated" case_modes
-run_case "las: one-time passwords: right code once, reused, wrong, missing; scone session otp; also in mode none" case_otp
+run_case "las: one-time passwords: right code once, reused, wrong, missing; scone session otp; in mode none; an imported secret" case_otp
 t_done
