@@ -87,6 +87,7 @@ expect_refused() { # PATTERN
 
 case_identity() {
 	local d=$CASE_DIR/las id1 id2
+	cas_case_begin # stops the LAS processes this case starts, whatever happens
 	las_start "$d" || fail "scone-las did not start"
 	case_track_pid "$LAS_PID"
 	assert_eq 666 "$(stat -c %a "$d/las.sock")" "socket mode"
@@ -255,6 +256,7 @@ case_pid_reuse() {
 }
 
 case_handoff_and_exec() {
+	cas_case_begin
 	las_start "$CASE_DIR/las4" || fail "scone-las did not start"
 	case_track_pid "$LAS_PID"
 	expect_ok "$LAS_CLIENT" handoff "$LAS_SOCK"
