@@ -203,7 +203,7 @@ pid=$(cat app/ready)
 [ -r "/proc/$pid/environ" ] && kill -0 "$pid" 2>/dev/null || fail "the program (pid $pid) is not running"
 sed 's/^/  /' run1.err run1.out
 echo "while it runs (pid $pid), what ps and /proc show:"
-echo "  /proc/$pid/cmdline: $(tr '\0' ' ' <"/proc/$pid/cmdline" | sed 's/ $//') (the host's command line, not the session's argv)"
+echo "  /proc/$pid/cmdline: $(tr '\0' ' ' <"/proc/$pid/cmdline" | sed 's/ $//') (the session's command: it holds no secret, so it shows as the program's own)"
 echo "  /proc/$pid/environ: $(tr '\0' '\n' <"/proc/$pid/environ" | grep -c .) variables from the host, e.g. $(tr '\0' '\n' <"/proc/$pid/environ" | grep -o '^\(SCONE_CONFIG_ID\|LD_PRELOAD\)=.*' | tr '\n' ' ')"
 if has_pw "/proc/$pid/environ" "/proc/$pid/cmdline"; then
 	fail "the password is in /proc/$pid/environ or /proc/$pid/cmdline"

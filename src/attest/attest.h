@@ -65,7 +65,7 @@ const char *scone_tcb_status_name(enum scone_tcb_status s);
 /* Parse Intel's spelling; INVALID (detail names it) for anything else. */
 SCONE_MUST_CHECK enum scone_err scone_tcb_status_parse(const char *text, enum scone_tcb_status *out);
 
-#define SCONE_CLAIM_MAX_EXTRAS 24
+#define SCONE_CLAIM_MAX_EXTRAS 32
 #define SCONE_CLAIM_NAME_MAX 24
 #define SCONE_CLAIM_VALUE_MAX 512
 
@@ -115,11 +115,42 @@ struct scone_collect_opts {
 	int timeout_ms;           /* 0 = 5000 */
 };
 
+/*
+ * Hardware types' collateral (Intel TCB info, QE identities, CRLs; AMD
+ * VCEKs): a directory the operator maintains offline (layout and how to
+ * fill it: docs/attestation.md, "Collateral directory"). Loaded once, it
+ * is shared read-only by any number of concurrent verifications and
+ * caches the certificate chains they verified.
+ */
+struct scone_collateral;
+
+/*
+ * Load dir. Fails only if dir cannot be read; a file that is present but
+ * broken is refused, with its error, by the verifications that need it.
+ */
+SCONE_MUST_CHECK enum scone_err scone_collateral_load(const char *dir, struct scone_collateral **out);
+void scone_collateral_free(struct scone_collateral *c);
+/* One line per file of c: what it is, its validity at time at (0 = now), problems, what to fetch. */
+SCONE_MUST_CHECK enum scone_err scone_collateral_describe(const struct scone_collateral *c, int64_t at,
+							  struct scone_wbuf *out);
+/*
+ * Add one downloaded file to the directory dir under its layout name: a
+ * PCS TCB info or QE identity body, a PCK or Root CA CRL, the TCB signing
+ * chain (PEM), an AMD VCEK, or a dcap-qvl collateral JSON (which holds
+ * several). Signatures are checked to the pinned roots first (dates are
+ * not: old collateral serves verifications "as of" a date). One line per
+ * file written is appended to report.
+ */
+SCONE_MUST_CHECK enum scone_err scone_collateral_import(const char *dir, const uint8_t *data, size_t size,
+							struct scone_wbuf *report);
+
 /* CAS side. */
 struct scone_verify_opts {
 	int64_t at;                 /* verification time (unix seconds); 0 = now */
 	const char *collateral_dir; /* hardware types: the operator's collateral directory */
+	const struct scone_collateral *collateral; /* loaded collateral; wins over collateral_dir */
 	int max_age_sec;            /* evidence that carries a time: accepted this long; 0 = 60 */
+	bool allow_padding;         /* hardware types: accept zero bytes after the evidence (recorded fixed buffers) */
 };
 
 struct scone_evidence_ops {

@@ -37,6 +37,7 @@
 struct resolve {
 	struct cas_imports im;
 	const struct cas_loaded *own;
+	size_t refs; /* secrets rendered so far */
 };
 
 bool cas_exported_to(const struct scone_export *e, size_t n, const struct scone_session *who)
@@ -128,6 +129,7 @@ static enum scone_err lookup_secret(void *ctx, const char *name, const char *for
 
 	if (!def)
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "secret %s is not defined in the session", name);
+	r->refs++;
 	if (!def->import)
 		return scone_secrets_render(r->own->secrets, name, format, out);
 	SCONE_TRY(exported_secret(&r->im, def, &from, &src_name));
@@ -169,9 +171,15 @@ static enum scone_err expand(struct resolve *r, const char *text, size_t len, bo
 	return err;
 }
 
+/*
+ * argv, and whether it holds no secret (command_public): then the runtime
+ * may show it in the process's own argument area (ps, /proc/PID/cmdline),
+ * where programs that set their process title write.
+ */
 static enum scone_err add_command(struct resolve *r, const struct scone_service *svc, json_t *cfg)
 {
 	json_t *argv = json_array(), *v;
+	size_t refs = r->refs;
 	char where[96];
 
 	json_object_set_new(cfg, "command", argv);
@@ -180,6 +188,7 @@ static enum scone_err add_command(struct resolve *r, const struct scone_service 
 		SCONE_TRY(expand(r, svc->command.v[i], strlen(svc->command.v[i]), true, where, &v));
 		json_array_append_new(argv, v);
 	}
+	json_object_set_new(cfg, "command_public", json_boolean(r->refs == refs));
 	return SCONE_ERR_OK;
 }
 

@@ -93,5 +93,7 @@ int cmd_measure(int argc, char **argv);
 int cmd_cas(int argc, char **argv);
 int cmd_session(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_attest(int argc, char **argv);
+int cmd_volume(int argc, char **argv);
 
 #endif

@@ -18,6 +18,8 @@ static const struct cli_cmd commands[] = {
 	{ "session", cmd_session, "create, read, update, delete and check sessions (policies)" },
 	{ "cas", cmd_cas, "owner identity (keygen) and CAS pinning (trust)" },
 	{ "run", cmd_run, "run a program under the runtime (secrets from CAS)" },
+	{ "volume", cmd_volume, "a session volume's disk state and CAS's; accept the disk's (recovery)" },
+	{ "attest", cmd_attest, "verify SGX, TDX and SEV-SNP evidence; the collateral directory" },
 	{ "measure", cmd_measure, "print the measurement a session lists for a program (las mode)" },
 	{ "version", cmd_version, "print the version" },
 	{ NULL, NULL, NULL },

@@ -49,6 +49,7 @@
 	X(CORRUPT, "stored state is corrupt")                                  \
 	X(LIMIT, "rate or resource limit reached")                             \
 	X(POLICY, "session policy is invalid")                                 \
+	X(EXPIRED, "expired or not yet valid (certificate, CRL or collateral)") \
 	X(ATTESTATION, "attestation refused")
 
 enum scone_err {

@@ -528,6 +528,7 @@ static enum scone_err parse_value(struct jp *p, unsigned depth, struct scone_jso
 		scone_json_free(v);
 		return err;
 	}
+	v->end = p->pos;
 	*out = v;
 	return SCONE_ERR_OK;
 }

@@ -39,6 +39,7 @@ struct scone_json {
 	char *key;        /* member name when inside an object (NUL-terminated), else NULL */
 	size_t key_len;
 	size_t offset;    /* byte offset of the value in the input (for callers' messages) */
+	size_t end;       /* byte offset just past the value: [offset, end) is its exact text */
 	bool boolean;     /* BOOL */
 	bool is_int;      /* NUMBER: integral and within int64 (then integer holds it) */
 	int64_t integer;

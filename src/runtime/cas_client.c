@@ -371,6 +371,8 @@ static enum scone_err parse_root(const struct scone_json *root, struct scone_run
 	SCONE_TRY(get_string(root, "mode", "mode", &cfg->mode));
 	SCONE_TRY(get_string(root, "pwd", "pwd", &cfg->pwd));
 	SCONE_TRY(parse_command(root, cfg));
+	if (scone_json_get(root, "command_public")) /* absent from older CAS: not public */
+		SCONE_TRY(scone_json_bool(scone_json_get(root, "command_public"), "command_public", &cfg->command_public));
 	SCONE_TRY(parse_environment(root, cfg));
 	SCONE_TRY(parse_files(root, cfg));
 	SCONE_TRY(parse_volumes(root, cfg));

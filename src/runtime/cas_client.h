@@ -62,6 +62,7 @@ struct scone_runtime_config {
 	char *pwd;
 	char **argv;        /* NULL-terminated; "@@N" words still to be replaced */
 	size_t argc;
+	bool command_public; /* no word of the command holds a secret: it may show in ps */
 	struct scone_rt_env *env;
 	size_t env_count;
 	struct scone_rt_file *files;

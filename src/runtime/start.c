@@ -303,6 +303,65 @@ static void session_argv_for(const struct scone_runtime_config *cfg, int argc, c
 	free(rest.v);
 }
 
+/*
+ * The kernel's block of argument and environment strings (what
+ * /proc/PID/cmdline and environ show, and where programs that set their
+ * process title write: PostgreSQL's "postgres: checkpointer", nginx's
+ * "worker process"): [*start, *end) when argv's and envp's strings lie in
+ * it back to back, as exec puts them.
+ */
+static bool kernel_block(int argc, char **argv, char **envp, char **start, char **end)
+{
+	char *p = argv[0];
+
+	for (int i = 0; i < argc; i++, p += strlen(p) + 1)
+		if (argv[i] != p)
+			return false;
+	for (char **e = envp; e && *e; e++, p += strlen(p) + 1)
+		if (*e != p)
+			return false;
+	*start = argv[0];
+	*end = p;
+	return true;
+}
+
+/*
+ * A command without secrets (CAS says so: command_public) is shown where
+ * the program's own would be: main's argv strings move into the kernel's
+ * block, which then holds nothing else (the host's variables there are
+ * copied out first and the rest is zeroed), so ps shows the session's
+ * command, and a program that writes its title over argv writes where ps
+ * reads. A command with a secret stays in the heap; the block keeps what
+ * the host passed.
+ */
+static void show_command(int argc, char **argv, char **envp, struct scone_strs *av)
+{
+	char *start, *end, *buf, *p;
+	size_t total = 0;
+
+	if (!kernel_block(argc, argv, envp, &start, &end))
+		return;
+	for (size_t i = 0; i < av->n; i++)
+		total += strlen(av->v[i]) + 1;
+	if (total > (size_t)(end - start) || !(buf = malloc(total)))
+		return;
+	for (char **e = environ; e && *e; e++) /* environ may still point into the block */
+		if (*e >= start && *e < end && !(*e = strdup(*e)))
+			die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	p = buf;
+	for (size_t i = 0; i < av->n; i++) {
+		size_t n = strlen(av->v[i]) + 1;
+		memcpy(p, av->v[i], n);
+		p += n;
+	}
+	memcpy(start, buf, total);
+	memset(start + total, 0, (size_t)(end - start) - total);
+	free(buf);
+	p = start;
+	for (size_t i = 0; i < av->n; i++, p += strlen(p) + 1)
+		av->v[i] = p;
+}
+
 static void print_view(const struct scone_runtime_config *cfg, const char *mode)
 {
 	fprintf(stderr,
@@ -393,6 +452,9 @@ static int scone_main(int argc, char **argv, char **envp)
 	/* argv, environment and cfg stay alive for the program's whole life (exec hands cfg on). */
 	if ((err = scone_exec_install(addr, pin, cfg)))
 		die("exec", err);
+	/* Last: the kernel's block is rewritten, and getenv's earlier answers (addr, mode) pointed into it. */
+	if (cfg->argc && cfg->command_public)
+		show_command(argc, argv, envp, &new_argv);
 	return real_main((int)new_argv.n, new_argv.v, environ);
 }
 

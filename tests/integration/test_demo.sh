@@ -53,7 +53,7 @@ check "python3 under the runtime gets the password in its environment and in an 
 	"^  main sees argv: \['/tmp/scone-demo\.[^/]+/app/app\.py', 'write'\]$" \
 	"^wrote data/notes.txt: 'run 1: the vault code is DEMO-NOTE-4711\\\\n'$"
 check "the password is not in /proc/PID/environ or cmdline while the program runs" \
-	"^  /proc/[0-9]+/cmdline: /usr/bin/python3 write " \
+	"^  /proc/[0-9]+/cmdline: python3 " \
 	"^grep for the password in /proc/[0-9]+/environ and /proc/[0-9]+/cmdline: no match$"
 check "the session volume holds ciphertext only; the injected file is not on disk" \
 	"^find data -name 'notes\*': nothing; grep for the note's text 'DEMO-NOTE' and the password in data/: no match$" \

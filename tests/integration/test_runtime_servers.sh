@@ -317,6 +317,9 @@ case_nginx() {
 	want=$(cert_fp "$CASE_DIR/cas-cert.pem")
 	assert_eq "$want" "$got" "served certificate fingerprint vs CAS's"
 	no_secret_in_proc "$SRV_PID" "PRIVATE KEY"
+	# Process titles show as without the runtime (the command holds no secret).
+	ps -o args= --ppid "$SRV_PID" | grep -q '^nginx: worker process' || { ps -o pid,args --ppid "$SRV_PID"; fail "workers' process title"; }
+	ps -o args= -p "$SRV_PID" | grep -q '^nginx: master process' || { ps -o args= -p "$SRV_PID"; fail "master's process title"; }
 	kill -TERM "$SRV_PID"
 	wait_exit "$SRV_PID"
 	# The key is nowhere on disk: not under the case dir, not in /tmp.

@@ -346,9 +346,26 @@ TEST(test_kind_names)
 	assert_string_equal(scone_json_kind_name((enum scone_json_kind)42), "?");
 }
 
+/* [offset, end) of a value is its exact text: signed documents are checked over it (Intel collateral). */
+TEST(test_value_text)
+{
+	static const char doc[] = " {\"a\" : {\"x\": \"}\\\"\" , \"y\":[1, 2.5e3]} ,\"s\":\"t\"} ";
+	struct scone_json *v = parse(doc);
+	const struct scone_json *a = scone_json_get(v, "a"), *y = scone_json_get(a, "y"), *s = scone_json_get(v, "s");
+
+	assert_int_equal(v->offset, 1);
+	assert_int_equal(v->end, strlen(doc) - 1);
+	assert_int_equal(a->end - a->offset, strlen("{\"x\": \"}\\\"\" , \"y\":[1, 2.5e3]}"));
+	assert_memory_equal(doc + a->offset, "{\"x\": \"}\\\"\" , \"y\":[1, 2.5e3]}", a->end - a->offset);
+	assert_memory_equal(doc + y->offset, "[1, 2.5e3]", y->end - y->offset);
+	assert_memory_equal(doc + s->offset, "\"t\"", s->end - s->offset);
+	scone_json_free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_value_text),
 		cmocka_unit_test(test_scalars),
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_containers),
