@@ -37,6 +37,7 @@
 /* The interposers must be real functions, not glibc's fortify inline wrappers. */
 #undef _FORTIFY_SOURCE
 #include "runtime/shield_internal.h"
+#include "volume/vio.h"
 
 struct sdir {
 	struct sdir *next;
@@ -55,7 +56,6 @@ static bool g_election_held; /* a program exec'd by a server with clients elects
 static pid_t g_pid; /* the process that mounted (or forked): an exec from another pid is a vfork child's */
 static int g_share_fd = -1; /* the memfd behind the server's and every mount's shared state */
 static struct vsrv_shared *g_srv; /* its first part: who serves the volumes */
-static struct sfd *fds[SHIELD_FD_MAX];
 static struct sdir *dirs;
 
 /* A working directory inside a volume (normalised, absolute), or "" (the kernel's). */
@@ -68,9 +68,6 @@ static char *g_addr;
 static uint8_t g_pin[32];
 
 
-static bool placeholder_is(int fd, const struct sfd *s);
-static unsigned vf_flags(int flags);
-static uint64_t inode_of(const struct scone_vstat *v, const char *vpath);
 static int set_vcwd(const char *full);
 static int path_stat(struct mount *m, const char *vpath, struct stat *st);
 
@@ -131,51 +128,59 @@ struct mount *shield_mount(size_t i)
 
 bool shield_fd_program_path(int fd, char out[PATH_MAX])
 {
-	struct sfd *d = fd >= 0 && fd < SHIELD_FD_MAX ? __atomic_load_n(&fds[fd], __ATOMIC_ACQUIRE) : NULL;
+	struct sfd *s = shield_fd_entry(fd);
 
-	if (!d || !placeholder_is(fd, d))
-		return false; /* not shielded, or closed behind the shield: a kernel fd now */
-	return (size_t)shield_program_path(d->m, d->vpath, out, PATH_MAX) < PATH_MAX;
+	if (!s)
+		return false; /* not a volume fd, or closed behind the shield: a kernel fd now */
+	return (size_t)shield_program_path(s->m, s->vpath, out, PATH_MAX) < PATH_MAX;
 }
 
-static int close_locked(int fd, struct sfd *s);
-
-/* Is fd still the kernel fd of s's placeholder? */
-static bool placeholder_is(int fd, const struct sfd *s)
-{
-	struct stat st;
-
-	return SYS(fstat)(fd, &st) == 0 && st.st_ino == s->ino && st.st_dev == s->dev;
-}
-
-/* Record fd's placeholder identity in s (a fresh memfd, or one inherited across exec). */
-static bool placeholder_note(int fd, struct sfd *s)
-{
-	struct stat st;
-
-	if (SYS(fstat)(fd, &st) != 0)
-		return false;
-	s->dev = st.st_dev;
-	s->ino = st.st_ino;
-	return true;
-}
-
-/* The shielded fd's entry (caller holds the lock), or NULL (shield_internal.h). */
+/* The volume fd's entry, checked to still be its placeholder (shield_internal.h). */
 struct sfd *shield_fd_entry(int fd)
 {
-	struct sfd *s = fd >= 0 && fd < SHIELD_FD_MAX ? fds[fd] : NULL;
+	struct fd_desc *d = fdtab_peek(fd);
 
-	if (!s || placeholder_is(fd, s))
-		return s;
-	if (getpid() == g_pid)
-		(void)close_locked(fd, s); /* the kernel fd is someone else's now: only the entry goes */
-	return NULL;
+	if (!d || d->kind != &shield_volume_kind || !fdtab_is(fd, d))
+		return NULL;
+	return (struct sfd *)d;
 }
 
-/* Quick check before taking the lock. */
+bool shield_inside(void)
+{
+	return inside != 0;
+}
+
 bool shield_maybe_shielded(int fd)
 {
-	return !inside && fd >= 0 && fd < SHIELD_FD_MAX && __atomic_load_n(&fds[fd], __ATOMIC_ACQUIRE);
+	return !inside && fdtab_maybe(fd);
+}
+
+/* The runtime's own fds: the volumes' shared state, CAS's report connection, the server's sockets, flock handles. */
+bool shield_own_fd(int fd)
+{
+	int rep = scone_runtime_report_fd();
+
+	if (fd < 0)
+		return false;
+	if (fd == g_share_fd || fd == rep || vsrv_own_fd(fd))
+		return true;
+	for (size_t i = 0; i < n_mounts; i++)
+		if (fd == mounts[i].lock_fd || fd == mounts[i].plock_fd)
+			return true;
+	return false;
+}
+
+int shield_own_fd_max(void)
+{
+	int top = vsrv_own_fd_max(), rep = scone_runtime_report_fd();
+
+	top = g_share_fd > top ? g_share_fd : top;
+	top = rep > top ? rep : top;
+	for (size_t i = 0; i < n_mounts; i++) {
+		top = mounts[i].lock_fd > top ? mounts[i].lock_fd : top;
+		top = mounts[i].plock_fd > top ? mounts[i].plock_fd : top;
+	}
+	return top;
 }
 
 /* ---- tags and commits (lock held) ---- */
@@ -400,15 +405,44 @@ size_t shield_mount_index(const struct mount *m)
  * again, by path, when next used. Nothing is closed: the handles were the
  * other process's.
  */
+static void forget_one(int fd, struct fd_desc *d, void *arg)
+{
+	(void)fd, (void)arg;
+	if (d->kind == &shield_volume_kind)
+		d->kind->forked(d);
+}
+
 void shield_forget_remote(void)
 {
-	for (int i = 0; i < SHIELD_FD_MAX; i++) {
-		struct sfd *s = fds[i];
-		if (s) {
-			s->rh = 0;
-			s->f = NULL;
-		}
+	fdtab_each(forget_one, NULL);
+}
+
+/* Count m's open descriptions (each once, however many fds share it). */
+struct open_count {
+	struct mount *m;
+	unsigned mark;
+	size_t n;
+};
+
+static void count_one(int fd, struct fd_desc *d, void *arg)
+{
+	struct open_count *c = arg;
+	struct sfd *s = (struct sfd *)d;
+
+	(void)fd;
+	if (d->kind == &shield_volume_kind && s->m == c->m && s->mark != c->mark) {
+		s->mark = c->mark;
+		c->n++;
 	}
+}
+
+static size_t open_descriptions(struct mount *m)
+{
+	static unsigned mark;
+	struct open_count c = { .m = m, .mark = ++mark };
+
+	fdtab_each(count_one, &c);
+	return c.n;
 }
 
 /* A new server: open every volume from the disk as committed (a state one commit ahead of CAS is accepted). */
@@ -424,10 +458,7 @@ enum scone_err shield_reopen_volumes(void)
 			return scone_err_set(err, "volume %s: taking over from the process that served it: %s", m->name,
 					     scone_err_detail());
 		m->dirty = false;
-		m->open_count = 0;
-		for (int fd = 0; fd < SHIELD_FD_MAX; fd++)
-			if (fds[fd] && fds[fd]->m == m)
-				m->open_count++;
+		m->open_count = open_descriptions(m);
 	}
 	return SCONE_ERR_OK;
 }
@@ -436,7 +467,7 @@ enum scone_err shield_reopen_volumes(void)
 static void reopen_file(struct sfd *s)
 {
 	s->file = true;
-	s->vf_reopen = vf_flags(s->flags & ~(O_CREAT | O_EXCL | O_TRUNC));
+	s->vf_reopen = shield_vf_flags(s->flags & ~(O_CREAT | O_EXCL | O_TRUNC));
 }
 
 /*
@@ -488,7 +519,7 @@ static void at_child(void)
 			real_close(mounts[i].lock_fd);
 		mounts[i].lock_fd = -1;
 	}
-	shield_forget_remote();
+	fdtab_forked(); /* (the volume kind forgets the parent's server handles) */
 	vsrv_fork_child();
 	g_pid = getpid();
 	shield_leave();
@@ -756,7 +787,7 @@ static bool decide_role(const struct scone_handover *h)
 	}
 	if (!h || !h->shared || (lfd = lock_fd(&mounts[0])) < 0)
 		return true;
-	while (flock(lfd, LOCK_EX) != 0 && errno == EINTR)
+	while (SYS(flock)(lfd, LOCK_EX) != 0 && errno == EINTR)
 		;
 	if (g_srv->pid > 0 && g_srv->pid != getpid() && kill(g_srv->pid, 0) == 0 && vsrv_join(g_srv) == SCONE_ERR_OK)
 		hold = false;
@@ -764,8 +795,22 @@ static bool decide_role(const struct scone_handover *h)
 	if (hold)
 		g_election_held = true; /* released once this process serves */
 	else
-		(void)flock(lfd, LOCK_UN);
+		(void)SYS(flock)(lfd, LOCK_UN);
 	return hold;
+}
+
+/* The volume library's host I/O goes to libc itself, never through the runtime's interposers. */
+static void volume_io_unshielded(void)
+{
+	static struct scone_vio_sys sys;
+
+	sys = (struct scone_vio_sys){
+		.open = SYS(open), .close = SYS(close), .pread = SYS(pread), .pwrite = SYS(pwrite),
+		.ftruncate = SYS(ftruncate), .fstat = SYS(fstat), .fsync = SYS(fsync), .fdatasync = SYS(fdatasync),
+		.unlink = SYS(unlink), .rename = SYS(rename), .mkdir = SYS(mkdir), .opendir = SYS(opendir),
+		.readdir = SYS(readdir), .closedir = SYS(closedir),
+	};
+	scone_vio_host_sys(&sys);
 }
 
 static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], struct scone_identity *id,
@@ -775,6 +820,7 @@ static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], str
 	size_t i;
 	bool hold;
 
+	volume_io_unshielded();
 	size_t total = cfg->volume_count + (cfg->fspf ? 1 : 0);
 
 	g_addr = strdup(cas_addr ? cas_addr : "");
@@ -785,6 +831,7 @@ static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], str
 	g_cfg = cfg;
 	g_id = *id;
 	g_pid = getpid();
+	fdtab_own();
 	if ((err = share_map(total, h ? h->share_fd : -1)))
 		return err;
 	for (i = 0; i < total; i++) {
@@ -811,7 +858,7 @@ static enum scone_err mount_all(const char *cas_addr, const uint8_t pin[32], str
 	if (!err && hold)
 		err = vsrv_serve(g_srv, !h);
 	if (g_election_held) {
-		(void)flock(lock_fd(&mounts[0]), LOCK_UN);
+		(void)SYS(flock)(lock_fd(&mounts[0]), LOCK_UN);
 		g_election_held = false;
 	}
 	shield_leave();
@@ -876,30 +923,49 @@ bool scone_memfd_named(int fd, const char *name)
 	return strcmp(link, want) == 0;
 }
 
+/* An inherited fd already adopted with the same placeholder (a dup made before the exec), or NULL. */
+static struct fd_desc *adopted_twin(const struct scone_handover *h, size_t upto, int fd)
+{
+	struct stat st;
+
+	if (SYS(fstat)(fd, &st) != 0)
+		return NULL;
+	for (size_t j = 0; j < upto; j++) {
+		struct fd_desc *d = fdtab_peek(h->fds[j].fd);
+		if (d && d->dev == st.st_dev && d->ino == st.st_ino)
+			return d;
+	}
+	return NULL;
+}
+
 /* Take over the fds the previous program left open on the volumes (before main). */
 static enum scone_err adopt_fds(const struct scone_handover *h)
 {
 	for (size_t i = 0; i < h->fd_count; i++) {
 		const struct scone_handover_fd *r = &h->fds[i];
 		struct mount *m = &mounts[r->volume];
+		struct fd_desc *twin;
 		struct sfd *s;
-		if (r->fd >= SHIELD_FD_MAX || fds[r->fd] || !scone_memfd_named(r->fd, "scone-shield"))
+		if (r->fd < 0 || fdtab_peek(r->fd) || !scone_memfd_named(r->fd, SHIELD_PLACEHOLDER))
 			continue; /* closed or reused on the way: nothing to take over */
-		if (!(s = calloc(1, sizeof(*s))))
-			return scone_err_set(SCONE_ERR_NOMEM, "inherited fd %d", r->fd);
-		s->m = m;
-		s->flags = r->flags;
-		s->refs = 1;
-		snprintf(s->vpath, sizeof(s->vpath), "%s", r->vpath);
-		if (!placeholder_note(r->fd, s)) {
-			free(s);
+		if ((twin = adopted_twin(h, i, r->fd))) {
+			(void)fdtab_share(r->fd, twin); /* one description, as before the exec */
 			continue;
 		}
+		if (!(s = calloc(1, sizeof(*s))))
+			return scone_err_set(SCONE_ERR_NOMEM, "inherited fd %d", r->fd);
+		fdtab_desc_init(&s->base, &shield_volume_kind);
+		s->m = m;
+		s->flags = r->flags;
+		snprintf(s->vpath, sizeof(s->vpath), "%s", r->vpath);
 		s->file = !r->dir;
 		if (s->file)
 			reopen_file(s);
+		if (!fdtab_note(&s->base, r->fd) || !fdtab_install(r->fd, &s->base)) {
+			free(s);
+			continue; /* (a placeholder the table cannot hold stays an empty memfd) */
+		}
 		m->open_count++;
-		__atomic_store_n(&fds[r->fd], s, __ATOMIC_RELEASE);
 	}
 	return SCONE_ERR_OK;
 }
@@ -919,6 +985,32 @@ enum scone_err scone_shield_mount_handover(const struct scone_handover *h, struc
 	if (!err && h->cwd)
 		set_vcwd(h->cwd);
 	return err;
+}
+
+/* Walking the table for an exec's handover: what the kinds of the inheritable fds record. */
+struct handover_walk {
+	struct scone_handover *h;
+	enum scone_err err;
+};
+
+static void handover_one(int fd, struct fd_desc *d, void *arg)
+{
+	struct handover_walk *w = arg;
+	int fl, e;
+
+	if (w->err || !d->kind->handover || !fdtab_is(fd, d) || (fl = SYS(fcntl)(fd, F_GETFD)) < 0 ||
+	    (fl & FD_CLOEXEC))
+		return;
+	if ((e = d->kind->handover(d, fd, w->h)))
+		w->err = scone_err_set(scone_err_from_errno(e), "exec: fd %d: %s", fd, strerror(e));
+}
+
+static enum scone_err handover_fds(struct scone_handover *h)
+{
+	struct handover_walk w = { .h = h };
+
+	fdtab_each(handover_one, &w);
+	return w.err;
 }
 
 enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struct scone_wbuf *identity, int *share_dup,
@@ -954,23 +1046,8 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 		memcpy(h->volumes[i].tag, mounts[i].sh->tag, sizeof(h->volumes[i].tag));
 	}
 	h->volume_count = err ? 0 : n;
-	for (int fd = 0; !err && fd < SHIELD_FD_MAX; fd++) {
-		struct sfd *s = fds[fd] ? shield_fd_entry(fd) : NULL;
-		struct scone_handover_fd *r;
-		int fl;
-		if (!s || (fl = real_fcntl(fd, F_GETFD)) < 0 || (fl & FD_CLOEXEC))
-			continue;
-		if (!(r = realloc(h->fds, (h->fd_count + 1) * sizeof(*r)))) {
-			err = scone_err_set(SCONE_ERR_NOMEM, "exec: fds");
-			break;
-		}
-		h->fds = r;
-		r = &h->fds[h->fd_count++];
-		*r = (struct scone_handover_fd){ .fd = fd, .flags = s->flags, .volume = (uint32_t)(s->m - mounts),
-						 .vpath = strdup(s->vpath), .dir = !s->file };
-		if (!r->vpath)
-			err = scone_err_set(SCONE_ERR_NOMEM, "exec: fds");
-	}
+	if (!err)
+		err = handover_fds(h);
 	if (!err)
 		err = scone_identity_to_pem(&g_id, identity);
 	if (!err && g_share_fd >= 0 && (*share_dup = real_fcntl(g_share_fd, F_DUPFD_CLOEXEC, 3)) >= 0 &&
@@ -990,517 +1067,6 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 	}
 	shield_leave();
 	return err;
-}
-
-/* ---- open and close ---- */
-
-static unsigned vf_flags(int flags)
-{
-	int acc = flags & O_ACCMODE;
-	unsigned vf = acc == O_WRONLY ? SCONE_VF_WRONLY : acc == O_RDWR ? SCONE_VF_RDWR : SCONE_VF_RDONLY;
-
-	vf |= (flags & O_CREAT) ? SCONE_VF_CREAT : 0;
-	vf |= (flags & O_CREAT) && (flags & O_EXCL) ? SCONE_VF_EXCL : 0;
-	vf |= (flags & O_TRUNC) && acc != O_RDONLY ? SCONE_VF_TRUNC : 0;
-	vf |= (flags & O_APPEND) ? SCONE_VF_APPEND : 0;
-	return vf;
-}
-
-/* A fresh kernel fd for a shielded file: an empty, sealed memfd. */
-static int reserve_fd(int flags)
-{
-	int fd = memfd_create("scone-shield", MFD_ALLOW_SEALING | ((flags & O_CLOEXEC) ? MFD_CLOEXEC : 0));
-
-	if (fd < 0)
-		return -1;
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0 ||
-	    fd >= SHIELD_FD_MAX) {
-		int e = fd >= SHIELD_FD_MAX ? EMFILE : errno;
-		REAL(close);
-		real_close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
-/* Open vpath of m; the lock is held. Returns the fd or -1 with errno set. */
-static int open_locked(struct mount *m, const char *vpath, int flags, mode_t mode)
-{
-	int acc = flags & O_ACCMODE;
-	struct scone_vstat st;
-	struct sfd *s;
-	enum scone_err err;
-	int fd;
-
-	if (flags & O_DIRECT)
-		return shield_fail(EINVAL);
-	if ((flags & O_TMPFILE) == O_TMPFILE)
-		return shield_fail(EOPNOTSUPP);
-	err = vop_stat(m, vpath, &st);
-	if (!err && st.is_dir) {
-		if ((flags & O_CREAT) && (flags & O_EXCL))
-			return shield_fail(EEXIST);
-		if (acc != O_RDONLY || (flags & O_CREAT))
-			return shield_fail(EISDIR);
-	} else if (!err && (flags & O_DIRECTORY)) {
-		return shield_fail(ENOTDIR);
-	} else if (err && (err != SCONE_ERR_NOT_FOUND || !(flags & O_CREAT) || (flags & O_DIRECTORY))) {
-		return shield_fail(shield_path_errno(m, vpath, err));
-	}
-	if (!(s = calloc(1, sizeof(*s))))
-		return shield_fail(ENOMEM);
-	s->m = m;
-	s->flags = flags;
-	s->refs = 1;
-	snprintf(s->vpath, sizeof(s->vpath), "%s", vpath);
-	if (err || !st.is_dir) {
-		if ((err = vop_open(s, vpath, vf_flags(flags), (uint32_t)(mode & 07777)))) {
-			free(s);
-			return shield_fail(shield_path_errno(m, vpath, err));
-		}
-		if ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY))
-			m->dirty = true;
-	}
-	if ((fd = reserve_fd(flags)) < 0 || !placeholder_note(fd, s)) {
-		int e = errno;
-		vop_close(s);
-		free(s);
-		if (fd >= 0)
-			SYS(close)(fd);
-		return shield_fail(e);
-	}
-	m->open_count++;
-	__atomic_store_n(&fds[fd], s, __ATOMIC_RELEASE);
-	return fd;
-}
-
-bool scone_shield_openat(int dirfd, const char *path, int flags, mode_t mode, int *ret)
-{
-	char vpath[PATH_MAX];
-	struct mount *m = shield_resolve(dirfd, path, vpath);
-	int r, e;
-
-	if (!m)
-		return false;
-	shield_enter();
-	r = open_locked(m, vpath, flags, mode);
-	e = errno;
-	shield_leave();
-	if (r < 0)
-		errno = e;
-	*ret = r;
-	return true;
-}
-
-/* glibc's creat calls its internal open, not the exported one. */
-int creat(const char *path, mode_t mode)
-{
-	return open(path, O_CREAT | O_WRONLY | O_TRUNC, mode);
-}
-
-int creat64(const char *path, mode_t mode)
-{
-	return open64(path, O_CREAT | O_WRONLY | O_TRUNC, mode);
-}
-
-/* ---- record locks (fcntl) ---- */
-
-/*
- * A shielded file's record locks are taken on PATH/volume.fspf.lock, so that
- * every open of the file, in every process, meets the same locks as on a
- * kernel file: each file gets a slot of 2^40 bytes there (by its file id),
- * plaintext offsets map into it. POSIX locks (owned by the process) go
- * through one description per mount; OFD locks through one per open file
- * description (inherited by fork like the real one). Two files sharing a
- * slot (ids equal modulo 2^22) would see each other's locks: rare, harmless
- * beyond a spurious wait.
- */
-#define LOCK_SLOT_BITS 40
-#define LOCK_SLOT ((int64_t)1 << LOCK_SLOT_BITS)
-#define LOCK_SLOTS ((uint64_t)1 << 22)
-
-static int lock_file(const struct mount *m, int flags)
-{
-	REAL(open);
-	char p[PATH_MAX];
-
-	snprintf(p, sizeof(p), "%s.lock", m->fspf); /* the volume library leaves names after its fspf alone */
-	return real_open(p, O_RDWR | O_CREAT | O_CLOEXEC | flags, 0600);
-}
-
-/* The start of s's slot: by the inode number stat reports (a file's id, a directory's path hash). */
-static int64_t lock_base(const struct sfd *s)
-{
-	struct scone_vstat st = { 0 };
-
-	if (s->file && vop_fstat(s, &st) != SCONE_ERR_OK)
-		memset(&st, 0, sizeof(st));
-	return (int64_t)(inode_of(&st, s->vpath) % LOCK_SLOTS) << LOCK_SLOT_BITS;
-}
-
-/* POSIX semantics: closing any fd of a file drops the process's locks on it. */
-static void locks_on_close(struct sfd *s)
-{
-	REAL(fcntl);
-	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
-
-	if (s->m->plock_fd < 0)
-		return;
-	fl.l_start = lock_base(s);
-	fl.l_len = LOCK_SLOT;
-	(void)real_fcntl(s->m->plock_fd, F_SETLK, &fl);
-}
-
-/*
- * Translate fl (on fd, lock held) into the lock file: *lfd and *k to use,
- * *base to translate an F_GETLK answer back. 0, or -1 with errno.
- */
-static int lock_map(int fd, struct sfd *s, int cmd, const struct flock *fl, int *lfd, struct flock *k, int64_t *base)
-{
-	struct scone_vstat st = { 0 };
-	int64_t start = fl->l_start, len = fl->l_len;
-	bool ofd = cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW || cmd == F_OFD_GETLK;
-
-	if (fl->l_whence == SEEK_CUR)
-		start += (int64_t)shield_off_get(fd);
-	else if (fl->l_whence == SEEK_END && s->file && vop_fstat(s, &st) == SCONE_ERR_OK)
-		start += (int64_t)st.size;
-	else if (fl->l_whence != SEEK_SET && fl->l_whence != SEEK_END)
-		return shield_fail(EINVAL);
-	if (len < 0) {
-		start += len;
-		len = -len;
-	}
-	if (start < 0)
-		return shield_fail(EINVAL);
-	if (start >= LOCK_SLOT)
-		return shield_fail(EOVERFLOW);
-	if (len == 0 || len > LOCK_SLOT - start)
-		len = LOCK_SLOT - start;
-	if (ofd && !s->ofd_lock) {
-		int f = lock_file(s->m, 0);
-		if (f < 0)
-			return -1;
-		s->ofd_lock = f + 1;
-	}
-	if (!ofd && s->m->plock_fd < 0 && (s->m->plock_fd = lock_file(s->m, 0)) < 0)
-		return -1;
-	*lfd = ofd ? s->ofd_lock - 1 : s->m->plock_fd;
-	*base = lock_base(s);
-	*k = *fl;
-	k->l_whence = SEEK_SET;
-	k->l_start = *base + start;
-	k->l_len = len;
-	return 0;
-}
-
-static bool lock_cmd(int cmd)
-{
-	return cmd == F_SETLK || cmd == F_SETLKW || cmd == F_GETLK || cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW ||
-	       cmd == F_OFD_GETLK;
-}
-
-/*
- * Release fd's entry; the lock is held. The kernel fd stays open. The open
- * file description goes with its last fd.
- */
-static int close_locked(int fd, struct sfd *s)
-{
-	int r = 0;
-
-	__atomic_store_n(&fds[fd], NULL, __ATOMIC_RELEASE);
-	locks_on_close(s);
-	if (--s->refs > 0)
-		return 0;
-	if (s->ofd_lock) {
-		REAL(close);
-		real_close(s->ofd_lock - 1);
-	}
-	vop_close(s);
-	/* The volume's last open file: a sync point (a server commits when all its processes' are closed). */
-	if (--s->m->open_count == 0 && vsrv_role() != VR_CLIENT && shield_commit(s->m))
-		r = EIO;
-	free(s);
-	return r;
-}
-
-int close(int fd)
-{
-	REAL(close);
-	struct sfd *s;
-	int r = 0;
-
-	if (!shield_maybe_shielded(fd))
-		return real_close(fd);
-	shield_enter();
-	s = shield_fd_entry(fd);
-	if (s)
-		r = close_locked(fd, s);
-	shield_leave();
-	if (real_close(fd) != 0)
-		return -1;
-	return r ? shield_fail(r) : 0;
-}
-
-/* ---- duplicates: one open file description, several fds ---- */
-
-/*
- * Record newfd (a kernel dup of a shielded fd's placeholder) as another fd of
- * s; the lock is held. First drops what newfd held before (dup2/dup3 closed
- * it). Returns newfd, or -1 (EMFILE) past the table, the kernel fd closed.
- */
-static int share_locked(int newfd, struct sfd *s)
-{
-	REAL(close);
-	struct sfd *old;
-
-	if (newfd >= SHIELD_FD_MAX) {
-		real_close(newfd);
-		return shield_fail(EMFILE);
-	}
-	old = fds[newfd];
-	if (old == s)
-		return newfd;
-	if (old)
-		(void)close_locked(newfd, old); /* the kernel closed it silently too */
-	if (s) {
-		s->refs++;
-		__atomic_store_n(&fds[newfd], s, __ATOMIC_RELEASE);
-	}
-	return newfd;
-}
-
-/*
- * close_range/closefrom (what subprocess modules call in a child before
- * exec): the runtime's own fds in the range (the volumes' shared state,
- * flock and lock-file handles, CAS's report connection) are stepped
- * around, so the exec can still hand the volumes over; shielded fds in the
- * range lose their entries, except in a vfork child, whose memory (the fd
- * table included) is still the caller's.
- */
-static bool own_fd(unsigned fd)
-{
-	int rep = scone_runtime_report_fd();
-
-	if ((g_share_fd >= 0 && fd == (unsigned)g_share_fd) || (rep >= 0 && fd == (unsigned)rep) || vsrv_own_fd((int)fd))
-		return true;
-	for (size_t i = 0; i < n_mounts; i++)
-		if ((mounts[i].lock_fd >= 0 && fd == (unsigned)mounts[i].lock_fd) ||
-		    (mounts[i].plock_fd >= 0 && fd == (unsigned)mounts[i].plock_fd))
-			return true;
-	return false;
-}
-
-int close_range(unsigned first, unsigned last, int flags)
-{
-	REAL(close_range);
-	unsigned from = first;
-	int r = 0;
-
-	if (__atomic_load_n(&n_mounts, __ATOMIC_ACQUIRE) == 0 || inside || (flags & CLOSE_RANGE_CLOEXEC) || first > last)
-		return real_close_range(first, last, flags);
-	shield_enter();
-	if (getpid() == g_pid)
-		for (unsigned fd = first; fd < SHIELD_FD_MAX && fd <= last; fd++)
-			if (fds[fd])
-				(void)close_locked((int)fd, fds[fd]);
-	for (unsigned fd = first; r == 0 && fd <= last && fd < SHIELD_FD_MAX; fd++) {
-		if (!own_fd(fd))
-			continue;
-		if (fd > from)
-			r = real_close_range(from, fd - 1, flags);
-		from = fd + 1;
-	}
-	if (r == 0 && from <= last)
-		r = real_close_range(from, last, flags);
-	shield_leave();
-	return r;
-}
-
-void closefrom(int lowfd)
-{
-	(void)close_range(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U, 0);
-}
-
-int dup(int fd)
-{
-	REAL(dup);
-	int r, e;
-
-	if (!shield_maybe_shielded(fd))
-		return real_dup(fd);
-	shield_enter();
-	r = real_dup(fd);
-	if (r >= 0)
-		r = share_locked(r, shield_fd_entry(fd));
-	e = errno;
-	shield_leave();
-	if (r < 0)
-		errno = e;
-	return r;
-}
-
-static void std_stream(int fd);
-
-int dup3(int fd, int newfd, int flags)
-{
-	REAL(dup3);
-	int r, e;
-
-	if (!shield_maybe_shielded(fd) && !shield_maybe_shielded(newfd))
-		return real_dup3(fd, newfd, flags);
-	shield_enter();
-	r = real_dup3(fd, newfd, flags);
-	if (r >= 0)
-		r = share_locked(r, shield_fd_entry(fd));
-	e = errno;
-	shield_leave();
-	if (r < 0)
-		errno = e;
-	else
-		std_stream(r);
-	return r;
-}
-
-int dup2(int fd, int newfd)
-{
-	REAL(dup2);
-	int r, e;
-
-	if (!shield_maybe_shielded(fd) && !shield_maybe_shielded(newfd))
-		return real_dup2(fd, newfd);
-	shield_enter();
-	r = real_dup2(fd, newfd);
-	if (r >= 0 && fd != newfd)
-		r = share_locked(r, shield_fd_entry(fd));
-	e = errno;
-	shield_leave();
-	if (r < 0)
-		errno = e;
-	else if (fd != newfd)
-		std_stream(r);
-	return r;
-}
-
-/* The status flags F_GETFL reports and the ones F_SETFL may change (as the kernel). */
-#define GETFL_MASK (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_NOATIME | O_PATH)
-#define SETFL_MASK (O_APPEND | O_NONBLOCK)
-
-typedef int (*fcntl_fn)(int, int, ...);
-
-/*
- * fcntl on a shielded fd: duplicates share the entry, F_GETFL/F_SETFL use its
- * flags (O_APPEND and O_NONBLOCK can change; O_DIRECT is EINVAL; O_NONBLOCK
- * is kept on the placeholder, meaningless for a file as on the kernel's). Everything
- * else (F_GETFD/F_SETFD, locks, seals) goes to the placeholder memfd.
- */
-static int fcntl_shield(fcntl_fn real, int fd, int cmd, void *arg)
-{
-	struct sfd *s;
-	int r, e;
-
-	if (!shield_maybe_shielded(fd))
-		return real(fd, cmd, arg);
-	shield_enter();
-	s = shield_fd_entry(fd);
-	if (!s) {
-		r = real(fd, cmd, arg);
-	} else if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
-		r = real(fd, cmd, arg);
-		if (r >= 0)
-			r = share_locked(r, s);
-	} else if (cmd == F_GETFL) {
-		/* O_NONBLOCK lives in the placeholder's description (ioctl FIONBIO sets it there). */
-		r = real(fd, F_GETFL);
-		if (r >= 0)
-			r = (s->flags & GETFL_MASK & ~O_NONBLOCK) | (r & O_NONBLOCK);
-	} else if (lock_cmd(cmd)) {
-		struct flock *fl = arg, k;
-		int64_t base = 0;
-		int lfd = -1;
-		r = lock_map(fd, s, cmd, fl, &lfd, &k, &base);
-		e = errno;
-		shield_leave();
-		if (r != 0) {
-			errno = e;
-			return -1;
-		}
-		/* A waiting lock must not hold the shield: other threads go on. */
-		if ((r = real(lfd, cmd, &k)) == 0 && (cmd == F_GETLK || cmd == F_OFD_GETLK)) {
-			fl->l_type = k.l_type;
-			if (k.l_type != F_UNLCK) {
-				fl->l_whence = SEEK_SET;
-				fl->l_start = k.l_start - base;
-				fl->l_len = k.l_start + k.l_len >= base + LOCK_SLOT ? 0 : k.l_len;
-				fl->l_pid = k.l_pid;
-			}
-		}
-		return r;
-	} else if (cmd == F_SETFL) {
-		int fl = (int)(intptr_t)arg;
-		if (fl & O_DIRECT) {
-			r = shield_fail(EINVAL);
-		} else if ((r = real(fd, F_SETFL, fl & O_NONBLOCK)) == 0) {
-			s->flags = (s->flags & ~SETFL_MASK) | (fl & SETFL_MASK);
-		}
-	} else {
-		r = real(fd, cmd, arg);
-	}
-	e = errno;
-	shield_leave();
-	if (r < 0)
-		errno = e;
-	return r;
-}
-
-/* glibc reads the third argument as a pointer-sized word whatever cmd is; so do we. */
-int fcntl(int fd, int cmd, ...)
-{
-	fcntl_fn real = SYS(fcntl);
-	va_list ap;
-	void *arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	return fcntl_shield(real, fd, cmd, arg);
-}
-
-int fcntl64(int fd, int cmd, ...)
-{
-	fcntl_fn real = SYS(fcntl64);
-	va_list ap;
-	void *arg;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	return fcntl_shield(real, fd, cmd, arg);
-}
-
-/*
- * flock on a shielded fd: an OFD lock over the file's whole slot in the lock
- * file, so it binds every open of the file in every process, belongs to
- * the open file description (kept across dup and fork, dropped with its
- * last fd) and never blocks the shield while it waits. Unlike the kernel's,
- * it conflicts with fcntl locks on the same file.
- */
-int flock(int fd, int op)
-{
-	REAL(flock);
-	struct flock fl = { .l_whence = SEEK_SET };
-	int kind = op & ~LOCK_NB, r;
-
-	if (!shield_maybe_shielded(fd))
-		return real_flock(fd, op);
-	if (kind != LOCK_SH && kind != LOCK_EX && kind != LOCK_UN)
-		return shield_fail(EINVAL);
-	fl.l_type = kind == LOCK_SH ? F_RDLCK : kind == LOCK_EX ? F_WRLCK : F_UNLCK;
-	r = fcntl(fd, (op & LOCK_NB) || kind == LOCK_UN ? F_OFD_SETLK : F_OFD_SETLKW, &fl);
-	if (r != 0 && (errno == EAGAIN || errno == EACCES))
-		errno = EWOULDBLOCK;
-	return r;
 }
 
 /* ---- working directory ---- */
@@ -1644,7 +1210,7 @@ char *getcwd(char *buf, size_t size)
  * The inode number: a file's id, or for a directory (which has none) a hash
  * of its volume path, so that cp -r and tar tell directories apart.
  */
-static uint64_t inode_of(const struct scone_vstat *v, const char *vpath)
+uint64_t shield_inode_of(const struct scone_vstat *v, const char *vpath)
 {
 	uint64_t ino = 0;
 
@@ -1661,7 +1227,7 @@ static void fill_stat(const struct scone_vstat *v, const char *vpath, struct sta
 {
 	memset(st, 0, sizeof(*st));
 	st->st_dev = SHIELD_DEV;
-	st->st_ino = (ino_t)inode_of(v, vpath);
+	st->st_ino = (ino_t)shield_inode_of(v, vpath);
 	st->st_mode = (v->is_dir ? S_IFDIR : S_IFREG) | (mode_t)(v->mode & 07777);
 	st->st_nlink = v->is_dir ? 2 : 1;
 	st->st_uid = getuid();
@@ -1675,7 +1241,7 @@ static void fill_stat(const struct scone_vstat *v, const char *vpath, struct sta
 	st->st_ctim = st->st_mtim;
 }
 
-static int fstat_locked(struct sfd *s, struct stat *st)
+int shield_fstat_locked(struct sfd *s, struct stat *st)
 {
 	struct scone_vstat v;
 	enum scone_err err = vop_fstat(s, &v);
@@ -1688,14 +1254,12 @@ static int fstat_locked(struct sfd *s, struct stat *st)
 
 int fstat(int fd, struct stat *st)
 {
-	REAL(fstat);
-	FD_CALL(fd, real_fstat(fd, st), fstat_locked(s, st));
+	FD_OP(fd, SYS(fstat)(fd, st), fstat, st);
 }
 
 int fstat64(int fd, struct stat64 *st)
 {
-	REAL(fstat64);
-	FD_CALL(fd, real_fstat64(fd, st), fstat_locked(s, (struct stat *)(void *)st));
+	FD_OP(fd, SYS(fstat64)(fd, st), fstat, (struct stat *)(void *)st);
 }
 
 static int path_stat(struct mount *m, const char *vpath, struct stat *st)
@@ -1909,18 +1473,31 @@ int mkdirat(int dirfd, const char *path, mode_t mode)
  * After a rename, this process's open fds under from name their files by the
  * new path (a reload reopens them by it; fstat and directory fds use it).
  */
+struct retarget_walk {
+	struct mount *m;
+	const char *from, *to;
+	size_t lf;
+};
+
+static void retarget_one(int fd, struct fd_desc *d, void *arg)
+{
+	const struct retarget_walk *w = arg;
+	struct sfd *s = (struct sfd *)d;
+	char tmp[PATH_MAX];
+
+	(void)fd;
+	if (d->kind != &shield_volume_kind || s->m != w->m || strncmp(s->vpath, w->from, w->lf) != 0 ||
+	    (s->vpath[w->lf] && s->vpath[w->lf] != '/'))
+		return;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s%s", w->to, s->vpath + w->lf) < sizeof(tmp))
+		memcpy(s->vpath, tmp, strlen(tmp) + 1);
+}
+
 static void retarget(struct mount *m, const char *from, const char *to)
 {
-	size_t lf = strlen(from);
+	struct retarget_walk w = { .m = m, .from = from, .to = to, .lf = strlen(from) };
 
-	for (int i = 0; i < SHIELD_FD_MAX; i++) {
-		struct sfd *s = fds[i];
-		char tmp[PATH_MAX];
-		if (!s || s->m != m || strncmp(s->vpath, from, lf) != 0 || (s->vpath[lf] && s->vpath[lf] != '/'))
-			continue;
-		if ((size_t)snprintf(tmp, sizeof(tmp), "%s%s", to, s->vpath + lf) < sizeof(tmp))
-			memcpy(s->vpath, tmp, strlen(tmp) + 1);
-	}
+	fdtab_each(retarget_one, &w);
 }
 
 static int rename_in(int fd1, const char *from, int fd2, const char *to, int *ret)
@@ -2095,7 +1672,7 @@ static int dir_entry(void *arg, const char *name, const struct scone_vstat *st)
 	if ((size_t)snprintf(child, sizeof(child), "%s/%s", strcmp(d->vpath, "/") ? d->vpath : "", name) >=
 	    sizeof(child))
 		return 1;
-	return add_entry(d, name, st->is_dir ? DT_DIR : DT_REG, inode_of(st, child));
+	return add_entry(d, name, st->is_dir ? DT_DIR : DT_REG, shield_inode_of(st, child));
 }
 
 static bool is_sdir(const void *p)
@@ -2182,18 +1759,18 @@ DIR *opendir(const char *path)
 		return NULL;
 	}
 	shield_enter();
-	fd = open_locked(m, vpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	fd = shield_open_locked(m, vpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	e = errno;
-	if (fd >= 0 && (e = list_locked(d, m, vpath)) != 0) {
-		(void)close_locked(fd, fds[fd]);
-		fd = -1;
-	}
-	if (fd >= 0) {
+	if (fd >= 0 && (e = list_locked(d, m, vpath)) == 0) {
 		d->fd = fd;
 		d->next = dirs;
 		__atomic_store_n(&dirs, d, __ATOMIC_RELEASE);
 	}
 	shield_leave();
+	if (fd >= 0 && e) {
+		close(fd); /* (the listing failed: the directory's fd goes again) */
+		fd = -1;
+	}
 	if (fd < 0) {
 		free(d->ents);
 		free(d);
@@ -2401,7 +1978,7 @@ FILE *fdopen(int fd, const char *mode)
  * streams on the same fd number. The program's fclose(stdout) closes fd 1
  * and commits as any close.
  */
-static void std_stream(int fd)
+void shield_std_stream(int fd)
 {
 	FILE **slot = fd == 0 ? &stdin : fd == 1 ? &stdout : fd == 2 ? &stderr : NULL;
 	FILE *fp;

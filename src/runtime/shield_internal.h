@@ -39,6 +39,7 @@
 
 #include "lib/crypto.h"
 #include "lib/hex.h"
+#include "runtime/fdtab.h"
 #include "runtime/handover.h"
 #include "runtime/inject.h"
 #include "runtime/shield.h"
@@ -87,7 +88,12 @@ struct vshare {
 	uint8_t pending[SCONE_RT_TAG_SIZE]; /* (reported or about to be; the next record waits for it) */
 };
 
+/*
+ * A volume file or directory open in this process: an fd kind (fdtab.h,
+ * fd_volume.c), its description shared by the fds dup'ed from it.
+ */
 struct sfd {
+	struct fd_desc base;   /* first: the fd table's view of it */
 	struct mount *m;
 	struct scone_vfile *f; /* the open file, where the volume is in this process (NULL for a directory) */
 	uint64_t rh;           /* the open file's handle on the volume's server, where it is served (vserver.c) */
@@ -95,42 +101,70 @@ struct sfd {
 	unsigned vf_reopen;    /* SCONE_VF_* flags to open it again (no create, exclusive or truncate) */
 	char vpath[PATH_MAX];
 	int flags;
-	int refs;    /* fds sharing this open file description (dup) */
 	int ofd_lock;  /* 1 + an own description of the lock file for OFD locks, 0: none yet */
-	dev_t dev;   /* the placeholder memfd's identity: an fd the kernel no longer */
-	ino_t ino;   /* associates with it was closed or replaced behind the shield */
+	unsigned mark; /* scratch for walks over the table (shield.c) */
 	bool reopen; /* reload: to be opened again in the new volume */
 	bool stale;  /* reload: another process removed the file (ESTALE) */
 };
+
+extern const struct fd_kind shield_volume_kind;
+
+/* The placeholder's name (a memfd's), by which an exec'd program recognises an inherited one. */
+#define SHIELD_PLACEHOLDER "scone-shield"
 
 /* The next definition of name (libc's), from the table filled at load (sys.h). */
 #define REAL(name) const __typeof__(scone_sys_table.name) real_##name = SYS(name)
 
 /*
- * The body of an fd interposer: pass through unless fd is shielded; else
- * run body under the lock (a stale entry fails first).
+ * The body of an fd interposer: an fd the runtime serves goes to its
+ * kind's op (called as op(d, args...)), any other fd, or a kind without
+ * that op, to passthrough. The description is held for the call.
+ */
+#define FD_OP(fd, passthrough, op, ...)                                                                      \
+	do {                                                                                                 \
+		struct fd_desc *d_ = shield_maybe_shielded(fd) ? fdtab_get(fd) : NULL;                       \
+		__typeof__(passthrough) r_;                                                                  \
+		int e_;                                                                                      \
+		if (!d_)                                                                                     \
+			return passthrough;                                                                  \
+		if (!d_->kind->op) {                                                                         \
+			(void)fdtab_put(d_);                                                                 \
+			return passthrough;                                                                  \
+		}                                                                                            \
+		r_ = d_->kind->op(d_, ##__VA_ARGS__);                                                        \
+		e_ = errno;                                                                                  \
+		(void)fdtab_put(d_);                                                                         \
+		errno = e_;                                                                                  \
+		return r_;                                                                                   \
+	} while (0)
+
+/*
+ * The body of a volume-fd interposer the shield serves itself (metadata,
+ * directory listings): pass through unless fd is a volume fd; else run body
+ * (with s, the entry) under the lock, the description held; a stale file
+ * fails first (ESTALE).
  */
 #define FD_CALL(fd, passthrough, body)                                                                       \
 	do {                                                                                                 \
+		struct fd_desc *d_ = shield_maybe_shielded(fd) ? fdtab_get(fd) : NULL;                       \
 		struct sfd *s;                                                                               \
 		ssize_t r_;                                                                                  \
 		int e_;                                                                                      \
-		if (!shield_maybe_shielded(fd))                                                                     \
-			return passthrough;                                                                  \
-		shield_enter();                                                                                     \
-		s = shield_fd_entry(fd);                                                                            \
-		if (!s) {                                                                                    \
-			shield_leave();                                                                             \
-			return passthrough;                                                                  \
+		if (d_ && d_->kind != &shield_volume_kind) {                                                 \
+			(void)fdtab_put(d_);                                                                 \
+			d_ = NULL;                                                                           \
 		}                                                                                            \
-		if (s->stale)                                                                                \
-			r_ = shield_fail(ESTALE);                                                            \
-		else                                                                                         \
-			r_ = (body);                                                                         \
+		if (!d_)                                                                                     \
+			return passthrough;                                                                  \
+		s = (struct sfd *)d_;                                                                        \
+		shield_enter();                                                                              \
+		r_ = s->stale ? shield_fail(ESTALE) : (body);                                                \
 		e_ = errno;                                                                                  \
-		shield_leave();                                                                                     \
-		if (r_ < 0)                                                                                  \
-			errno = e_;                                                                          \
+		shield_leave();                                                                              \
+		if (r_ >= 0)                                                                                 \
+			e_ = errno;                                                                          \
+		(void)fdtab_put(d_);                                                                         \
+		errno = e_;                                                                                  \
 		return r_;                                                                                   \
 	} while (0)
 
@@ -160,15 +194,28 @@ void shield_note_dir(struct mount *m, size_t k, const char *path);
 /* A copy of the volume working directory ("" when the kernel's is the one). */
 void shield_vcwd(char out[PATH_MAX]);
 /*
- * The shielded fd's entry (lock held), or NULL. An entry whose fd the kernel
- * no longer associates with its placeholder (closed or replaced by a raw
- * system call, close_range, a vfork child) is not returned: its number
- * belongs to another file now. Outside a vfork child (whose table is its
- * parent's) the stale entry is dropped.
+ * The volume fd's entry (lock held), or NULL: not a volume fd, or closed or
+ * replaced behind the runtime (its number belongs to another file now; the
+ * next fdtab_get drops the entry).
  */
 struct sfd *shield_fd_entry(int fd);
-/* Quick check before taking the lock. */
+/* Quick check before a lookup: might fd be served (never while the shield works)? */
 bool shield_maybe_shielded(int fd);
+/* Is the shield working on this thread (its own calls pass through)? */
+bool shield_inside(void);
+/* Is fd one of the runtime's own (shared state, server sockets, flock handles), and the highest such. */
+bool shield_own_fd(int fd);
+int shield_own_fd_max(void);
+/* A served fd dup'ed onto 0, 1 or 2: stdin/stdout/stderr become streams on it. */
+void shield_std_stream(int fd);
+/* SCONE_VF_* flags for open(2) flags. */
+unsigned shield_vf_flags(int flags);
+/* The inode number stat reports for a volume file (its id) or directory (a hash of its path). */
+uint64_t shield_inode_of(const struct scone_vstat *v, const char *vpath);
+/* Open vpath of m as a volume fd (lock held): the fd, or -1 with errno. */
+int shield_open_locked(struct mount *m, const char *vpath, int flags, mode_t mode);
+/* fstat of a volume fd (lock held). */
+int shield_fstat_locked(struct sfd *s, struct stat *st);
 /* The errno for err on vpath (lock held): ENOTDIR below a file, as the kernel. */
 int shield_path_errno(struct mount *m, const char *vpath, enum scone_err err);
 /* 0 if vpath exists in m, else the errno (lock held). */
@@ -221,6 +268,8 @@ struct vp_msg;
 enum vrole vsrv_role(void);
 /* Is fd one of the volume server's or client's own sockets (close_range steps around them)? */
 bool vsrv_own_fd(int fd);
+/* The highest of them (-1: none). */
+int vsrv_own_fd_max(void);
 /* Serve the volumes this process holds (a fresh program: new token), lock held. */
 SCONE_MUST_CHECK enum scone_err vsrv_serve(struct vsrv_shared *srv, bool fresh);
 /* A new connection for another process; *peer is its end (inheritable). Lock held. */

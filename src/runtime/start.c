@@ -27,6 +27,7 @@
 #include <openssl/ssl.h>
 #include <errno.h>
 #include <limits.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,9 @@ typedef int (*main_fn)(int, char **, char **);
 typedef int (*start_main_fn)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void), void *);
 
 static main_fn real_main;
+static char **kernel_argv; /* what the kernel laid out: argv, NULL, envp, NULL, auxv */
+static int kernel_argc;
+
 
 static void die(const char *what, enum scone_err err) __attribute__((noreturn));
 static void die(const char *what, enum scone_err err)
@@ -63,6 +67,39 @@ static void die(const char *what, enum scone_err err)
 		scone_errname(err));
 	fflush(stderr);
 	_exit(1);
+}
+
+/*
+ * main gets one contiguous, well-formed start block: argv, NULL, the
+ * environment, NULL, then the auxiliary vector copied from the kernel's.
+ * Programs that read all three from the pointer main receives (Go's
+ * runtime finds the page size in auxv after the environment's NULL) see
+ * what the runtime decided, laid out as the kernel would. Nothing in the
+ * kernel's own block is moved or shrunk. The block lives for the
+ * program's whole life; environ points into it.
+ */
+static int start_program(int argc, char **argv, char **env)
+{
+	char **kenv = kernel_argv + kernel_argc + 1, **block;
+	ElfW(auxv_t) *aux;
+	size_t n_env = 0, n_aux = 1, words;
+
+	while (*kenv)
+		kenv++;
+	aux = (ElfW(auxv_t) *)(void *)(kenv + 1);
+	while (aux[n_aux - 1].a_type != AT_NULL)
+		n_aux++;
+	while (env && env[n_env])
+		n_env++;
+	words = (size_t)argc + 1 + n_env + 1 + n_aux * sizeof(*aux) / sizeof(char *);
+	if (!(block = calloc(words, sizeof(char *))))
+		die("start", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	memcpy(block, argv, (size_t)argc * sizeof(char *));
+	if (n_env)
+		memcpy(block + argc + 1, env, n_env * sizeof(char *));
+	memcpy(block + argc + 1 + n_env + 1, aux, n_aux * sizeof(*aux));
+	environ = block + argc + 1;
+	return real_main(argc, block, environ);
 }
 
 /* The pinned CAS: $SCONE_CAS_FINGERPRINT (64 hex). */
@@ -98,14 +135,21 @@ static bool runtime_var(const char *entry)
  * "NAME=VALUE" strings, environ owns them). The old block stays where the
  * kernel put it, so /proc/PID/environ shows the exec'd variables only.
  */
+static size_t env_count(char **env)
+{
+	size_t n = 0;
+
+	while (env && env[n])
+		n++;
+	return n;
+}
+
 static void install_environ(char **host_env, bool (*keep)(const char *), char **extra, size_t n)
 {
-	size_t count = 0, k = 0;
+	size_t k = 0;
 	char **env;
 
-	for (char **e = host_env; e && *e; e++)
-		count++;
-	if (!(env = calloc(count + n + 1, sizeof(*env))))
+	if (!(env = calloc(env_count(host_env) + n + 1, sizeof(*env))))
 		die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	for (char **e = host_env; e && *e; e++)
 		if (keep(*e))
@@ -219,6 +263,7 @@ static int fspf_main(int argc, char **argv, char **envp)
 	struct scone_identity none = { 0 };
 	const char *path = getenv("SCONE_FSPF");
 	enum scone_err err;
+	char **env;
 	size_t k = 0;
 
 	if (!path || !*path)
@@ -232,17 +277,19 @@ static int fspf_main(int argc, char **argv, char **envp)
 	cfg->fspf->has_tag = env_hex("SCONE_FSPF_TAG", cfg->fspf->tag, sizeof(cfg->fspf->tag));
 	if ((err = scone_shield_mount(NULL, (const uint8_t[32]){ 0 }, &none, cfg)))
 		die("SCONE_FSPF", err);
+	if (view_wanted())
+		fprintf(stderr, "scone runtime: no config_id, SCONE_FSPF %s, file-system shield %s (%zu volumes mounted)\n",
+			path, scone_shield_count() ? "on" : "off", scone_shield_count());
+	if (!(env = calloc(env_count(envp) + 1, sizeof(*env))))
+		die("SCONE_FSPF", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	for (char **e = envp; e && *e; e++) {
 		if (strncmp(*e, "SCONE_FSPF_KEY=", 15) == 0) /* also out of /proc/PID/environ, which shows this memory */
 			scone_wipe(*e + 15, strlen(*e + 15));
 		if (strncmp(*e, "SCONE_FSPF", 10) != 0)
-			envp[k++] = *e;
+			env[k++] = *e;
 	}
-	envp[k] = NULL;
-	if (view_wanted())
-		fprintf(stderr, "scone runtime: no config_id, SCONE_FSPF %s, file-system shield %s (%zu volumes mounted)\n",
-			path, scone_shield_count() ? "on" : "off", scone_shield_count());
-	return real_main(argc, argv, envp);
+	env[k] = NULL;
+	return start_program(argc, argv, env);
 }
 
 /*
@@ -455,7 +502,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	/* Last: the kernel's block is rewritten, and getenv's earlier answers (addr, mode) pointed into it. */
 	if (cfg->argc && cfg->command_public)
 		show_command(argc, argv, envp, &new_argv);
-	return real_main((int)new_argv.n, new_argv.v, environ);
+	return start_program((int)new_argv.n, new_argv.v, environ);
 }
 
 /* ---- a program exec'd by a program under the runtime ---- */
@@ -522,7 +569,7 @@ static int handover_main(int argc, char **argv, char **envp, const char *fd_text
 	scone_handover_free(&h);
 	if (view_wanted())
 		print_view(cfg, mode && *mode ? mode : "AUTO");
-	return real_main(argc, argv, environ);
+	return start_program(argc, argv, environ);
 }
 
 int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), void (*fini)(void),
@@ -537,5 +584,7 @@ int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), v
 		_exit(1);
 	}
 	real_main = main;
+	kernel_argv = argv;
+	kernel_argc = argc;
 	return next(scone_main, argc, argv, init, fini, rtld_fini, stack_end);
 }

@@ -99,6 +99,15 @@ bool vsrv_own_fd(int fd)
 	return fd >= 0 && (fd == g_reg[0] || fd == g_reg[1] || fd == g_listen || fd == g_conn);
 }
 
+int vsrv_own_fd_max(void)
+{
+	int fds[] = { g_reg[0], g_reg[1], g_listen, g_conn }, top = -1;
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		top = fds[i] > top ? fds[i] : top;
+	return top;
+}
+
 /* ---- answering one request (lock held) ---- */
 
 static struct mount *mount_of(const struct vp_msg *q)
@@ -618,18 +627,27 @@ static enum scone_err takeover(void)
 
 	if (lfd < 0)
 		return scone_err_set(SCONE_ERR_IO, "volume server gone, and no election lock");
-	while (flock(lfd, LOCK_EX) != 0 && errno == EINTR)
-		;
-	if (g_srv->epoch != g_epoch && g_srv->pid > 0 && kill(g_srv->pid, 0) == 0) {
-		err = join();
-	} else {
-		if (g_conn >= 0)
-			SYS(close)(g_conn), g_conn = -1;
-		err = shield_reopen_volumes();
-		if (!err)
-			err = vsrv_serve(g_srv, false);
+	/* A server just elected may itself be on its way out: elect again (a few times). */
+	for (int round = 0; round < 20; round++) {
+		while (SYS(flock)(lfd, LOCK_EX) != 0 && errno == EINTR)
+			;
+		if (g_srv->epoch != g_epoch && g_srv->pid > 0 && kill(g_srv->pid, 0) == 0) {
+			err = join();
+		} else {
+			if (g_conn >= 0)
+				SYS(close)(g_conn), g_conn = -1;
+			err = shield_reopen_volumes();
+			if (!err)
+				err = vsrv_serve(g_srv, false);
+		}
+		(void)SYS(flock)(lfd, LOCK_UN);
+		if (err != SCONE_ERR_NETWORK)
+			break;
+		scone_err_clear();
+		g_epoch = 0; /* that server was leaving: the next round may serve */
+		struct timespec t = { 0, 10 * 1000 * 1000 };
+		nanosleep(&t, NULL);
 	}
-	(void)flock(lfd, LOCK_UN);
 	shield_forget_remote(); /* its files were open on the old server: opened again when next used */
 	return err;
 }

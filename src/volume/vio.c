@@ -25,16 +25,44 @@ static enum scone_err host_errno(const char *op, const char *path)
 }
 
 /* Open, retrying EINTR, and keep the fd above 2 so stray stdio never hits it. */
+/*
+ * The host backend's system calls, replaceable as a whole (vio.h): the
+ * runtime gives its table of the real libc functions, so a volume's own
+ * I/O never passes through the runtime's interposers.
+ */
+static const struct scone_vio_sys libc_sys = {
+	.open = open,
+	.close = close,
+	.pread = pread,
+	.pwrite = pwrite,
+	.ftruncate = ftruncate,
+	.fstat = fstat,
+	.fsync = fsync,
+	.fdatasync = fdatasync,
+	.unlink = unlink,
+	.rename = rename,
+	.mkdir = mkdir,
+	.opendir = opendir,
+	.readdir = readdir,
+	.closedir = closedir,
+};
+static const struct scone_vio_sys *host = &libc_sys;
+
+void scone_vio_host_sys(const struct scone_vio_sys *sys)
+{
+	host = sys ? sys : &libc_sys;
+}
+
 static int robust_open(const char *path, int oflags, mode_t mode)
 {
 	for (;;) {
-		int fd = open(path, oflags | O_CLOEXEC, mode);
+		int fd = host->open(path, oflags | O_CLOEXEC, mode);
 		if (fd < 0 && errno == EINTR)
 			continue;
 		if (fd >= 0 && fd <= 2) {
 			int hi = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 			int saved = errno;
-			close(fd);
+			host->close(fd);
 			errno = saved;
 			return hi;
 		}
@@ -57,7 +85,7 @@ static enum scone_err host_open(struct scone_vio *io, const char *path, unsigned
 		return host_errno("open", path);
 	f = calloc(1, sizeof(*f));
 	if (!f) {
-		close(fd);
+		host->close(fd);
 		return SCONE_ERR_NOMEM;
 	}
 	f->base.io = io;
@@ -72,7 +100,7 @@ static enum scone_err host_pread(struct scone_vio_file *vf, void *buf, size_t si
 	size_t done = 0;
 
 	while (done < size) {
-		ssize_t n = pread(f->fd, (char *)buf + done, size - done, (off_t)(off + done));
+		ssize_t n = host->pread(f->fd, (char *)buf + done, size - done, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -92,7 +120,7 @@ static enum scone_err host_pwrite(struct scone_vio_file *vf, const void *buf, si
 	size_t done = 0;
 
 	while (done < size) {
-		ssize_t n = pwrite(f->fd, (const char *)buf + done, size - done, (off_t)(off + done));
+		ssize_t n = host->pwrite(f->fd, (const char *)buf + done, size - done, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -107,7 +135,7 @@ static enum scone_err host_truncate(struct scone_vio_file *vf, uint64_t size)
 {
 	struct host_file *f = (struct host_file *)vf;
 
-	while (ftruncate(f->fd, (off_t)size) != 0) {
+	while (host->ftruncate(f->fd, (off_t)size) != 0) {
 		if (errno != EINTR)
 			return scone_err_set(scone_err_from_errno(errno), "truncate to %llu: %s",
 					     (unsigned long long)size, strerror(errno));
@@ -120,7 +148,7 @@ static enum scone_err host_size(struct scone_vio_file *vf, uint64_t *size)
 	struct host_file *f = (struct host_file *)vf;
 	struct stat st;
 
-	if (fstat(f->fd, &st) != 0)
+	if (host->fstat(f->fd, &st) != 0)
 		return scone_err_set(scone_err_from_errno(errno), "fstat: %s", strerror(errno));
 	*size = (uint64_t)st.st_size;
 	return SCONE_ERR_OK;
@@ -130,7 +158,7 @@ static enum scone_err host_sync(struct scone_vio_file *vf)
 {
 	struct host_file *f = (struct host_file *)vf;
 
-	while (fdatasync(f->fd) != 0) {
+	while (host->fdatasync(f->fd) != 0) {
 		if (errno != EINTR)
 			return scone_err_set(scone_err_from_errno(errno), "fdatasync: %s", strerror(errno));
 	}
@@ -141,14 +169,14 @@ static void host_close(struct scone_vio_file *vf)
 {
 	struct host_file *f = (struct host_file *)vf;
 
-	close(f->fd);
+	host->close(f->fd);
 	free(f);
 }
 
 static enum scone_err host_unlink(struct scone_vio *io, const char *path)
 {
 	(void)io;
-	if (unlink(path) != 0)
+	if (host->unlink(path) != 0)
 		return host_errno("unlink", path);
 	return SCONE_ERR_OK;
 }
@@ -156,7 +184,7 @@ static enum scone_err host_unlink(struct scone_vio *io, const char *path)
 static enum scone_err host_rename(struct scone_vio *io, const char *from, const char *to)
 {
 	(void)io;
-	if (rename(from, to) != 0)
+	if (host->rename(from, to) != 0)
 		return host_errno("rename", from);
 	return SCONE_ERR_OK;
 }
@@ -174,11 +202,11 @@ static enum scone_err host_mkdirs(struct scone_vio *io, const char *path)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+		if (host->mkdir(buf, 0700) != 0 && errno != EEXIST)
 			return host_errno("mkdir", buf);
 		*p = '/';
 	}
-	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+	if (host->mkdir(buf, 0700) != 0 && errno != EEXIST)
 		return host_errno("mkdir", buf);
 	return SCONE_ERR_OK;
 }
@@ -190,30 +218,30 @@ static enum scone_err host_sync_dir(struct scone_vio *io, const char *path)
 	(void)io;
 	if (fd < 0)
 		return host_errno("open directory", path);
-	if (fsync(fd) != 0 && errno != EINVAL) {
+	if (host->fsync(fd) != 0 && errno != EINVAL) {
 		enum scone_err e = host_errno("fsync directory", path);
-		close(fd);
+		host->close(fd);
 		return e;
 	}
-	close(fd);
+	host->close(fd);
 	return SCONE_ERR_OK;
 }
 
 static enum scone_err host_list(struct scone_vio *io, const char *dir, scone_vio_list_fn fn, void *arg)
 {
-	DIR *d = opendir(dir);
+	DIR *d = host->opendir(dir);
 	struct dirent *de;
 
 	(void)io;
 	if (!d)
 		return host_errno("list", dir);
-	while ((de = readdir(d)) != NULL) {
+	while ((de = host->readdir(d)) != NULL) {
 		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
 			continue;
 		if (fn(arg, de->d_name))
 			break;
 	}
-	closedir(d);
+	host->closedir(d);
 	return SCONE_ERR_OK;
 }
 

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "lib/err.h"
 
@@ -52,6 +53,33 @@ struct scone_vio {
 struct scone_vio_file {
 	struct scone_vio *io;
 };
+
+/* The system calls of the host backend (libc's unless replaced). */
+struct dirent;
+struct stat;
+struct __dirstream;
+struct scone_vio_sys {
+	int (*open)(const char *, int, ...);
+	int (*close)(int);
+	ssize_t (*pread)(int, void *, size_t, off_t);
+	ssize_t (*pwrite)(int, const void *, size_t, off_t);
+	int (*ftruncate)(int, off_t);
+	int (*fstat)(int, struct stat *);
+	int (*fsync)(int);
+	int (*fdatasync)(int);
+	int (*unlink)(const char *);
+	int (*rename)(const char *, const char *);
+	int (*mkdir)(const char *, mode_t);
+	struct __dirstream *(*opendir)(const char *);
+	struct dirent *(*readdir)(struct __dirstream *);
+	int (*closedir)(struct __dirstream *);
+};
+/*
+ * Use sys for every host file system call (NULL: libc's again). Set once,
+ * before any volume is opened (the runtime passes its table of the real
+ * functions: src/runtime/sys.h).
+ */
+void scone_vio_host_sys(const struct scone_vio_sys *sys);
 
 /* The host file system. Shared, stateless; never destroy it. */
 struct scone_vio *scone_vio_host(void);

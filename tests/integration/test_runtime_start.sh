@@ -78,6 +78,11 @@ $LAS_ATTEST
 $LAS_ATTEST
     image_name: with-volume
     command: python3 -c pass
+  - name: go
+    command: $CASE_DIR/goprog --flag @@1 "two words"
+    environment:
+      GREETING: hello-from-cas
+      SECRET: \$\$SCONE::pw\$\$
   - name: exec
 $LAS_ATTEST
     image_name: with-both
@@ -335,10 +340,71 @@ SH
 	grep -qx "SHIM \['arg1'\] 30" "$OUT" || { show_output; fail "a #!/usr/bin/env bash shim in front of python3"; }
 }
 
+# A cgo Go program reads argv, the environment and the auxiliary vector as one
+# block from main's pointer (the page size comes from auxv after the
+# environment's NULL): main must get a well-formed block in both start paths.
+write_go() {
+	cat >"$CASE_DIR/main.go" <<'GO'
+package main
+
+/*
+#include <unistd.h>
+static long page(void) { return sysconf(_SC_PAGESIZE); }
+*/
+import "C"
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	fmt.Printf("ARGS=%q\n", os.Args[1:])
+	fmt.Printf("GREETING=%s\n", os.Getenv("GREETING"))
+	fmt.Printf("SECRET_LEN=%d\n", len(os.Getenv("SECRET")))
+	fmt.Printf("FSPF_VARS=%q\n", os.Getenv("SCONE_FSPF")+os.Getenv("SCONE_FSPF_KEY")+os.Getenv("SCONE_FSPF_TAG"))
+	fmt.Printf("PAGESIZE=%d C=%d\n", os.Getpagesize(), int(C.page()))
+}
+GO
+	(cd "$CASE_DIR" && HOME="$CASE_DIR" GOCACHE="$CASE_DIR/gocache" GOPATH="$CASE_DIR/gopath" CGO_ENABLED=1 \
+		GOFLAGS=-mod=mod GOTOOLCHAIN=local GOPROXY=off /usr/bin/go build -o goprog main.go) >"$CASE_DIR/go.log" 2>&1 ||
+		{ cat "$CASE_DIR/go.log"; fail "go build (golang-go: scripts/install-deps.sh)"; }
+}
+
+case_go() {
+	local line key tag page
+	start
+	write_go
+	page=$(getconf PAGESIZE)
+	# The CAS path: the session's argv (a heap array before) and environment.
+	expect_ok scone run --config-id rt/go -- "$CASE_DIR/goprog" 42
+	grep -qx 'ARGS=\["--flag" "42" "two words"\]' "$OUT" || { show_output; fail "CAS path: argv"; }
+	grep -qx "GREETING=hello-from-cas" "$OUT" || { show_output; fail "CAS path: environment"; }
+	grep -qx "SECRET_LEN=30" "$OUT" || { show_output; fail "CAS path: secret"; }
+	grep -qx "PAGESIZE=$page C=$page" "$OUT" || { show_output; fail "CAS path: auxv (page size)"; }
+	# The SCONE_FSPF path: its variables leave the environment without shrinking it in place.
+	mkdir -p "$CASE_DIR/fs/native"
+	(cd "$CASE_DIR/fs" && scone fspf create volume.fspf >/dev/null &&
+		scone fspf addr volume.fspf "$CASE_DIR/fsmnt" --encrypted --kernel enc >/dev/null &&
+		scone fspf addf volume.fspf "$CASE_DIR/fsmnt" native enc >/dev/null) || fail "scone fspf"
+	line=$(cd "$CASE_DIR/fs" && scone fspf encrypt volume.fspf) || fail "scone fspf encrypt"
+	key=${line##*key: }
+	tag=${line##*tag: }
+	tag=${tag%% *}
+	run_cmd env -i PATH=/usr/bin:/bin GREETING=host SCONE_FSPF="$CASE_DIR/fs/volume.fspf" SCONE_FSPF_KEY="$key" \
+		SCONE_FSPF_TAG="$tag" /bin/sh -c 'LD_PRELOAD=$0 exec "$@"' "$RUNTIME_LIB" "$CASE_DIR/goprog" a "b c"
+	[ "$RC" = 0 ] || { show_output; fail "SCONE_FSPF path: exit $RC"; }
+	grep -qx 'ARGS=\["a" "b c"\]' "$OUT" || { show_output; fail "SCONE_FSPF path: argv"; }
+	grep -qx "GREETING=host" "$OUT" || { show_output; fail "SCONE_FSPF path: environment"; }
+	grep -qx 'FSPF_VARS=""' "$OUT" || { show_output; fail "SCONE_FSPF path: its variables reached the program"; }
+	grep -qx "PAGESIZE=$page C=$page" "$OUT" || { show_output; fail "SCONE_FSPF path: auxv (page size)"; }
+}
+
 run_case "runtime: argv, environment and pwd from CAS; no secret in /proc or on disk" case_injects
 run_case "runtime: injection files served from memory (open, stat, access, pread, cat); writes refused" case_injection_files
 run_case "runtime: exec'd and spawned programs get the session's variables, files and volumes through the handover, not /proc" case_exec
 run_case "runtime: script entrypoints (#!/bin/sh, #!/usr/bin/env bash, #!/usr/bin/env -S) keep their interpreter; the command applies to the script" case_scripts
+run_case "runtime: a cgo Go program gets a well-formed argv/environment/auxv block (CAS and SCONE_FSPF paths)" case_go
 run_case "runtime: every failure keeps main from running, with one clear line" case_refusals
 run_case "runtime: without a configuration it stays out of the way; SCONE_VERSION=1" case_out_of_the_way
 t_done

@@ -1,0 +1,688 @@
+/*
+ * fd_volume.c - the fd kind of a volume's files and directories: opening
+ * them (a placeholder memfd with an entry in the fd table), their bytes
+ * (read, write, the positioned and vectored forms, lseek, ftruncate,
+ * fallocate, fsync as a sync point), record locks (fcntl locks and flock
+ * through the volume's lock file), their fcntl flags, and the release of
+ * their last hold. Every operation runs under the shield's lock; the file
+ * offset lives in the placeholder's kernel description, so dup'ed fds,
+ * forked children and exec'd programs share it as with a kernel file.
+ * The interposers that reach these are in io_rw.c, io_file.c and io_fd.c.
+ */
+#undef _FORTIFY_SOURCE
+#include "runtime/shield_internal.h"
+
+/* ---- open and close ---- */
+
+unsigned shield_vf_flags(int flags)
+{
+	int acc = flags & O_ACCMODE;
+	unsigned vf = acc == O_WRONLY ? SCONE_VF_WRONLY : acc == O_RDWR ? SCONE_VF_RDWR : SCONE_VF_RDONLY;
+
+	vf |= (flags & O_CREAT) ? SCONE_VF_CREAT : 0;
+	vf |= (flags & O_CREAT) && (flags & O_EXCL) ? SCONE_VF_EXCL : 0;
+	vf |= (flags & O_TRUNC) && acc != O_RDONLY ? SCONE_VF_TRUNC : 0;
+	vf |= (flags & O_APPEND) ? SCONE_VF_APPEND : 0;
+	return vf;
+}
+
+/* A fresh kernel fd for a shielded file: an empty, sealed memfd. */
+static int reserve_fd(int flags)
+{
+	int fd = memfd_create(SHIELD_PLACEHOLDER, MFD_ALLOW_SEALING | ((flags & O_CLOEXEC) ? MFD_CLOEXEC : 0));
+
+	if (fd < 0)
+		return -1;
+	if (SYS(fcntl)(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+		int e = errno;
+		SYS(close)(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* Open vpath of m; the lock is held. Returns the fd or -1 with errno set. */
+int shield_open_locked(struct mount *m, const char *vpath, int flags, mode_t mode)
+{
+	int acc = flags & O_ACCMODE;
+	struct scone_vstat st;
+	struct sfd *s;
+	enum scone_err err;
+	int fd;
+
+	if (flags & O_DIRECT)
+		return shield_fail(EINVAL);
+	if ((flags & O_TMPFILE) == O_TMPFILE)
+		return shield_fail(EOPNOTSUPP);
+	err = vop_stat(m, vpath, &st);
+	if (!err && st.is_dir) {
+		if ((flags & O_CREAT) && (flags & O_EXCL))
+			return shield_fail(EEXIST);
+		if (acc != O_RDONLY || (flags & O_CREAT))
+			return shield_fail(EISDIR);
+	} else if (!err && (flags & O_DIRECTORY)) {
+		return shield_fail(ENOTDIR);
+	} else if (err && (err != SCONE_ERR_NOT_FOUND || !(flags & O_CREAT) || (flags & O_DIRECTORY))) {
+		return shield_fail(shield_path_errno(m, vpath, err));
+	}
+	if (!(s = calloc(1, sizeof(*s))))
+		return shield_fail(ENOMEM);
+	s->m = m;
+	s->flags = flags;
+	snprintf(s->vpath, sizeof(s->vpath), "%s", vpath);
+	if (err || !st.is_dir) {
+		if ((err = vop_open(s, vpath, shield_vf_flags(flags), (uint32_t)(mode & 07777)))) {
+			free(s);
+			return shield_fail(shield_path_errno(m, vpath, err));
+		}
+		if ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY))
+			m->dirty = true;
+	}
+	fdtab_desc_init(&s->base, &shield_volume_kind);
+	if ((fd = reserve_fd(flags)) < 0 || !fdtab_note(&s->base, fd) || !fdtab_install(fd, &s->base)) {
+		int e = errno;
+		vop_close(s);
+		free(s);
+		if (fd >= 0)
+			SYS(close)(fd);
+		return shield_fail(e);
+	}
+	m->open_count++;
+	return fd;
+}
+
+bool scone_shield_openat(int dirfd, const char *path, int flags, mode_t mode, int *ret)
+{
+	char vpath[PATH_MAX];
+	struct mount *m = shield_resolve(dirfd, path, vpath);
+	int r, e;
+
+	if (!m)
+		return false;
+	shield_enter();
+	r = shield_open_locked(m, vpath, flags, mode);
+	e = errno;
+	shield_leave();
+	if (r < 0)
+		errno = e;
+	*ret = r;
+	return true;
+}
+
+/* glibc's creat calls its internal open, not the exported one. */
+int creat(const char *path, mode_t mode)
+{
+	return open(path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+int creat64(const char *path, mode_t mode)
+{
+	return open64(path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+
+/* ---- data (lock held) ---- */
+
+static ssize_t pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off)
+{
+	enum scone_err err;
+	size_t got = 0;
+
+	if (!s->file)
+		return shield_fail(EISDIR);
+	if ((s->flags & O_ACCMODE) == O_WRONLY)
+		return shield_fail(EBADF);
+	if ((err = vop_pread(s, buf, n, off, &got)))
+		return shield_fail_err(err);
+	return (ssize_t)got;
+}
+
+/*
+ * The file offset lives in the kernel, in the placeholder's open file
+ * description: dup'ed fds, forked children and exec'd programs share it
+ * exactly as they would a kernel file's.
+ */
+uint64_t shield_off_get(int fd)
+{
+	REAL(lseek64);
+	off64_t o = real_lseek64(fd, 0, SEEK_CUR);
+
+	return o < 0 ? 0 : (uint64_t)o;
+}
+
+void shield_off_set(int fd, uint64_t off)
+{
+	REAL(lseek64);
+
+	(void)real_lseek64(fd, (off64_t)off, SEEK_SET);
+}
+
+/* A write at off, or at the end (append: the offset then moves past it). */
+static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, uint64_t off, bool append)
+{
+	enum scone_err err;
+
+	if (!s->file || (s->flags & O_ACCMODE) == O_RDONLY)
+		return shield_fail(EBADF);
+	if (n == 0)
+		return 0;
+	if (n > SSIZE_MAX)
+		n = SSIZE_MAX;
+	s->m->dirty = true;
+	if (append) {
+		uint64_t at;
+		if ((err = vop_append(s, buf, n, &at)))
+			return shield_fail_err(err);
+		shield_off_set(fd, at + n);
+		return (ssize_t)n;
+	}
+	if ((err = vop_pwrite(s, buf, n, off)))
+		return shield_fail_err(err);
+	return (ssize_t)n;
+}
+
+
+static ssize_t read_locked(int fd, struct sfd *s, void *buf, size_t n)
+{
+	uint64_t off = shield_off_get(fd);
+	ssize_t r = pread_locked(s, buf, n, off);
+
+	if (r > 0)
+		shield_off_set(fd, off + (uint64_t)r);
+	return r;
+}
+
+static ssize_t write_locked(int fd, struct sfd *s, const void *buf, size_t n)
+{
+	bool append = (s->flags & O_APPEND) != 0;
+	uint64_t off = append ? 0 : shield_off_get(fd);
+	ssize_t r = pwrite_locked(fd, s, buf, n, off, append);
+
+	if (r > 0 && !append)
+		shield_off_set(fd, off + (uint64_t)r);
+	return r;
+}
+
+
+
+
+
+
+
+static off64_t lseek_locked(int fd, struct sfd *s, off64_t off, int whence)
+{
+	struct scone_vstat st = {0};
+	enum scone_err err;
+	int64_t base;
+
+	if (s->file && (whence == SEEK_END || whence == SEEK_DATA || whence == SEEK_HOLE) &&
+	    (err = vop_fstat(s, &st)))
+		return shield_fail_err(err);
+	switch (whence) {
+	case SEEK_SET:
+		base = 0;
+		break;
+	case SEEK_CUR:
+		base = (int64_t)shield_off_get(fd);
+		break;
+	case SEEK_END:
+		base = (int64_t)st.size;
+		break;
+	case SEEK_DATA:
+	case SEEK_HOLE:
+		if (off < 0 || (uint64_t)off >= st.size)
+			return shield_fail(ENXIO);
+		base = 0;
+		if (whence == SEEK_HOLE)
+			off = (off64_t)st.size;
+		break;
+	default:
+		return shield_fail(EINVAL);
+	}
+	if ((off > 0 && base > INT64_MAX - off) || base + off < 0)
+		return shield_fail(base + off < 0 ? EINVAL : EOVERFLOW);
+	shield_off_set(fd, (uint64_t)(base + off));
+	return base + off;
+}
+
+
+
+static int ftruncate_locked(struct sfd *s, off64_t len)
+{
+	enum scone_err err;
+
+	if (len < 0 || !s->file || (s->flags & O_ACCMODE) == O_RDONLY)
+		return shield_fail(EINVAL);
+	s->m->dirty = true;
+	if ((err = vop_ftruncate(s, (uint64_t)len)))
+		return shield_fail_err(err);
+	return 0;
+}
+
+
+
+/*
+ * fallocate on a shielded file: a volume allocates nothing ahead, so
+ * reserving space is extending the file with zeros (mode 0) or nothing at
+ * all (FALLOC_FL_KEEP_SIZE). Punching holes, zeroing, collapsing and
+ * inserting ranges are EOPNOTSUPP, which programs take as "not supported
+ * here" (InnoDB, PostgreSQL fall back to writing zeros).
+ */
+static int fallocate_locked(struct sfd *s, int mode, off64_t off, off64_t len)
+{
+	struct scone_vstat st;
+	enum scone_err err;
+	uint64_t end;
+
+	if (mode & ~FALLOC_FL_KEEP_SIZE)
+		return shield_fail(EOPNOTSUPP);
+	if (off < 0 || len <= 0)
+		return shield_fail(EINVAL);
+	if (!s->file)
+		return shield_fail(EISDIR);
+	if ((s->flags & O_ACCMODE) == O_RDONLY)
+		return shield_fail(EBADF);
+	if ((uint64_t)off > INT64_MAX - (uint64_t)len)
+		return shield_fail(EFBIG);
+	end = (uint64_t)off + (uint64_t)len;
+	if ((err = vop_fstat(s, &st)))
+		return shield_fail_err(err);
+	if ((mode & FALLOC_FL_KEEP_SIZE) || end <= st.size)
+		return 0;
+	s->m->dirty = true;
+	if ((err = vop_ftruncate(s, end)))
+		return shield_fail_err(err);
+	return 0;
+}
+
+
+
+
+
+
+static int fsync_locked(struct sfd *s)
+{
+	return shield_commit(s->m) ? shield_fail(EIO) : 0;
+}
+
+
+
+
+/* ---- vectored I/O ---- */
+
+/* Check the vector like the kernel: EINVAL for a bad count or a total past SSIZE_MAX. */
+static int iov_check(const struct iovec *iov, int cnt)
+{
+	size_t total = 0;
+
+	if (cnt < 0 || cnt > IOV_MAX)
+		return shield_fail(EINVAL);
+	for (int i = 0; i < cnt; i++) {
+		if (iov[i].iov_len > (size_t)SSIZE_MAX - total)
+			return shield_fail(EINVAL);
+		total += iov[i].iov_len;
+	}
+	return 0;
+}
+
+/*
+ * readv/writev and friends, one buffer after the other (lock held): at the
+ * file offset when at is NULL (and move it), else at *at. Stops at the first
+ * short transfer; an error after some bytes returns the bytes.
+ */
+static ssize_t iov_locked(int fd, struct sfd *s, const struct iovec *iov, int cnt, const uint64_t *at, bool wr)
+{
+	ssize_t total = 0, r;
+
+	if (iov_check(iov, cnt) != 0)
+		return -1;
+	if (!s->file)
+		return shield_fail(wr ? EBADF : EISDIR);
+	if ((s->flags & O_ACCMODE) == (wr ? O_RDONLY : O_WRONLY))
+		return shield_fail(EBADF);
+	for (int i = 0; i < cnt; i++) {
+		void *b = iov[i].iov_base;
+		size_t n = iov[i].iov_len;
+		if (n == 0)
+			continue;
+		if (!at)
+			r = wr ? write_locked(fd, s, b, n) : read_locked(fd, s, b, n);
+		else if (wr)
+			r = pwrite_locked(fd, s, b, n, *at + (uint64_t)total, false);
+		else
+			r = pread_locked(s, b, n, *at + (uint64_t)total);
+		if (r < 0)
+			return total > 0 ? total : -1;
+		total += r;
+		if ((size_t)r < n)
+			break;
+	}
+	return total;
+}
+
+
+
+
+
+
+
+
+
+
+
+
+
+/* ---- record locks (fcntl) ---- */
+
+/*
+ * A shielded file's record locks are taken on PATH/volume.fspf.lock, so that
+ * every open of the file, in every process, meets the same locks as on a
+ * kernel file: each file gets a slot of 2^40 bytes there (by its file id),
+ * plaintext offsets map into it. POSIX locks (owned by the process) go
+ * through one description per mount; OFD locks through one per open file
+ * description (inherited by fork like the real one). Two files sharing a
+ * slot (ids equal modulo 2^22) would see each other's locks: rare, harmless
+ * beyond a spurious wait.
+ */
+#define LOCK_SLOT_BITS 40
+#define LOCK_SLOT ((int64_t)1 << LOCK_SLOT_BITS)
+#define LOCK_SLOTS ((uint64_t)1 << 22)
+
+static int lock_file(const struct mount *m, int flags)
+{
+	REAL(open);
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s.lock", m->fspf); /* the volume library leaves names after its fspf alone */
+	return real_open(p, O_RDWR | O_CREAT | O_CLOEXEC | flags, 0600);
+}
+
+/* The start of s's slot: by the inode number stat reports (a file's id, a directory's path hash). */
+static int64_t lock_base(const struct sfd *s)
+{
+	struct scone_vstat st = { 0 };
+
+	if (s->file && vop_fstat(s, &st) != SCONE_ERR_OK)
+		memset(&st, 0, sizeof(st));
+	return (int64_t)(shield_inode_of(&st, s->vpath) % LOCK_SLOTS) << LOCK_SLOT_BITS;
+}
+
+/* POSIX semantics: closing any fd of a file drops the process's locks on it. */
+static void locks_on_close(struct sfd *s)
+{
+	REAL(fcntl);
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+
+	if (s->m->plock_fd < 0)
+		return;
+	fl.l_start = lock_base(s);
+	fl.l_len = LOCK_SLOT;
+	(void)real_fcntl(s->m->plock_fd, F_SETLK, &fl);
+}
+
+/*
+ * Translate fl (on fd, lock held) into the lock file: *lfd and *k to use,
+ * *base to translate an F_GETLK answer back. 0, or -1 with errno.
+ */
+static int lock_map(int fd, struct sfd *s, int cmd, const struct flock *fl, int *lfd, struct flock *k, int64_t *base)
+{
+	struct scone_vstat st = { 0 };
+	int64_t start = fl->l_start, len = fl->l_len;
+	bool ofd = cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW || cmd == F_OFD_GETLK;
+
+	if (fl->l_whence == SEEK_CUR)
+		start += (int64_t)shield_off_get(fd);
+	else if (fl->l_whence == SEEK_END && s->file && vop_fstat(s, &st) == SCONE_ERR_OK)
+		start += (int64_t)st.size;
+	else if (fl->l_whence != SEEK_SET && fl->l_whence != SEEK_END)
+		return shield_fail(EINVAL);
+	if (len < 0) {
+		start += len;
+		len = -len;
+	}
+	if (start < 0)
+		return shield_fail(EINVAL);
+	if (start >= LOCK_SLOT)
+		return shield_fail(EOVERFLOW);
+	if (len == 0 || len > LOCK_SLOT - start)
+		len = LOCK_SLOT - start;
+	if (ofd && !s->ofd_lock) {
+		int f = lock_file(s->m, 0);
+		if (f < 0)
+			return -1;
+		s->ofd_lock = f + 1;
+	}
+	if (!ofd && s->m->plock_fd < 0 && (s->m->plock_fd = lock_file(s->m, 0)) < 0)
+		return -1;
+	*lfd = ofd ? s->ofd_lock - 1 : s->m->plock_fd;
+	*base = lock_base(s);
+	*k = *fl;
+	k->l_whence = SEEK_SET;
+	k->l_start = *base + start;
+	k->l_len = len;
+	return 0;
+}
+
+static bool lock_cmd(int cmd)
+{
+	return cmd == F_SETLK || cmd == F_SETLKW || cmd == F_GETLK || cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW ||
+	       cmd == F_OFD_GETLK;
+}
+
+/*
+ * Release fd's entry; the lock is held. The kernel fd stays open. The open
+ * file description goes with its last fd.
+ */
+
+
+
+/* ---- the kind ---- */
+
+/* Run body for the volume description d under the lock; a stale file fails first (ESTALE). */
+#define VOLUME_OP(d, body)                                                                                   \
+	do {                                                                                                 \
+		struct sfd *s = (struct sfd *)(d);                                                           \
+		ssize_t r_;                                                                                  \
+		int e_;                                                                                      \
+		shield_enter();                                                                              \
+		r_ = s->stale ? shield_fail(ESTALE) : (body);                                                \
+		e_ = errno;                                                                                  \
+		shield_leave();                                                                              \
+		if (r_ < 0)                                                                                  \
+			errno = e_;                                                                          \
+		return r_;                                                                                   \
+	} while (0)
+
+static ssize_t v_read(struct fd_desc *d, int fd, void *buf, size_t n)
+{
+	VOLUME_OP(d, read_locked(fd, s, buf, n));
+}
+
+static ssize_t v_write(struct fd_desc *d, int fd, const void *buf, size_t n)
+{
+	VOLUME_OP(d, write_locked(fd, s, buf, n));
+}
+
+static ssize_t v_pread(struct fd_desc *d, void *buf, size_t n, int64_t off)
+{
+	VOLUME_OP(d, off < 0 ? shield_fail(EINVAL) : pread_locked(s, buf, n, (uint64_t)off));
+}
+
+static ssize_t v_pwrite(struct fd_desc *d, int fd, const void *buf, size_t n, int64_t off)
+{
+	VOLUME_OP(d, off < 0 ? shield_fail(EINVAL) : pwrite_locked(fd, s, buf, n, (uint64_t)off, false));
+}
+
+static ssize_t v_iov(struct fd_desc *d, int fd, const struct iovec *iov, int cnt, const int64_t *at, bool wr)
+{
+	uint64_t pos = at ? (uint64_t)*at : 0;
+
+	VOLUME_OP(d, at && *at < 0 ? shield_fail(EINVAL) : iov_locked(fd, s, iov, cnt, at ? &pos : NULL, wr));
+}
+
+static int64_t v_lseek(struct fd_desc *d, int fd, int64_t off, int whence)
+{
+	VOLUME_OP(d, lseek_locked(fd, s, off, whence));
+}
+
+static int v_ftruncate(struct fd_desc *d, int64_t len)
+{
+	VOLUME_OP(d, ftruncate_locked(s, len));
+}
+
+static int v_fallocate(struct fd_desc *d, int mode, int64_t off, int64_t len)
+{
+	VOLUME_OP(d, fallocate_locked(s, mode, off, len));
+}
+
+static int v_fsync(struct fd_desc *d)
+{
+	VOLUME_OP(d, fsync_locked(s));
+}
+
+static int v_fstat(struct fd_desc *d, struct stat *st)
+{
+	VOLUME_OP(d, shield_fstat_locked(s, st));
+}
+
+/* The status flags F_GETFL reports and the ones F_SETFL may change (as the kernel). */
+#define GETFL_MASK (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_NOATIME | O_PATH)
+#define SETFL_MASK (O_APPEND | O_NONBLOCK)
+
+/* A record lock: translated into the lock file under the lock, waited for without it. */
+static int v_lock(struct sfd *s, int fd, int cmd, struct flock *fl)
+{
+	struct flock k;
+	int64_t base = 0;
+	int lfd = -1, r, e;
+
+	shield_enter();
+	r = lock_map(fd, s, cmd, fl, &lfd, &k, &base);
+	e = errno;
+	shield_leave();
+	if (r != 0) {
+		errno = e;
+		return -1;
+	}
+	/* A waiting lock must not hold the shield: other threads go on. */
+	if ((r = SYS(fcntl)(lfd, cmd, &k)) == 0 && (cmd == F_GETLK || cmd == F_OFD_GETLK)) {
+		fl->l_type = k.l_type;
+		if (k.l_type != F_UNLCK) {
+			fl->l_whence = SEEK_SET;
+			fl->l_start = k.l_start - base;
+			fl->l_len = k.l_start + k.l_len >= base + LOCK_SLOT ? 0 : k.l_len;
+			fl->l_pid = k.l_pid;
+		}
+	}
+	return r;
+}
+
+/*
+ * fcntl on a volume fd: F_GETFL/F_SETFL use its flags (O_APPEND and
+ * O_NONBLOCK can change; O_DIRECT is EINVAL; O_NONBLOCK is kept on the
+ * placeholder, meaningless for a file as on the kernel's), record locks go
+ * to the lock file. Everything else (F_GETFD/F_SETFD, seals, dups: io_fd.c)
+ * is the placeholder's.
+ */
+static int v_fcntl(struct fd_desc *d, int fd, int cmd, void *arg, bool *handled)
+{
+	struct sfd *s = (struct sfd *)d;
+	int r, e;
+
+	*handled = true;
+	if (lock_cmd(cmd))
+		return v_lock(s, fd, cmd, arg);
+	if (cmd != F_GETFL && cmd != F_SETFL) {
+		*handled = false;
+		return 0;
+	}
+	shield_enter();
+	if (cmd == F_GETFL) {
+		/* O_NONBLOCK lives in the placeholder's description (ioctl FIONBIO sets it there). */
+		r = SYS(fcntl)(fd, F_GETFL);
+		if (r >= 0)
+			r = (s->flags & GETFL_MASK & ~O_NONBLOCK) | (r & O_NONBLOCK);
+	} else if ((int)(intptr_t)arg & O_DIRECT) {
+		r = shield_fail(EINVAL);
+	} else if ((r = SYS(fcntl)(fd, F_SETFL, (int)(intptr_t)arg & O_NONBLOCK)) == 0) {
+		s->flags = (s->flags & ~SETFL_MASK) | ((int)(intptr_t)arg & SETFL_MASK);
+	}
+	e = errno;
+	shield_leave();
+	errno = e;
+	return r;
+}
+
+/* One of the file's fds closes: POSIX semantics drop the process's locks on the file. */
+static void v_closing(struct fd_desc *d, int fd)
+{
+	(void)fd;
+	shield_enter();
+	locks_on_close((struct sfd *)d);
+	shield_leave();
+}
+
+/* The last hold: the volume file closes; the volume's last open file is a sync point. */
+static int v_release(struct fd_desc *d)
+{
+	struct sfd *s = (struct sfd *)d;
+	int r = 0;
+
+	shield_enter();
+	if (s->ofd_lock)
+		SYS(close)(s->ofd_lock - 1);
+	vop_close(s);
+	/* (a server commits when all its processes' files are closed) */
+	if (--s->m->open_count == 0 && vsrv_role() != VR_CLIENT && shield_commit(s->m))
+		r = EIO;
+	shield_leave();
+	free(s);
+	return r;
+}
+
+/* fork child (or a new volume server): the open files were the other process's; opened again by path when next used. */
+static void v_forked(struct fd_desc *d)
+{
+	struct sfd *s = (struct sfd *)d;
+
+	s->rh = 0;
+	s->f = NULL;
+}
+
+/* exec: the next program's runtime takes the fd over by volume and path (lock held: the handover). */
+static int v_handover(struct fd_desc *d, int fd, struct scone_handover *h)
+{
+	struct sfd *s = (struct sfd *)d;
+	struct scone_handover_fd *r = realloc(h->fds, (h->fd_count + 1) * sizeof(*r));
+
+	if (!r)
+		return ENOMEM;
+	h->fds = r;
+	r = &h->fds[h->fd_count];
+	*r = (struct scone_handover_fd){ .fd = fd, .flags = s->flags, .volume = (uint32_t)shield_mount_index(s->m),
+					 .vpath = strdup(s->vpath), .dir = !s->file };
+	if (!r->vpath)
+		return ENOMEM;
+	h->fd_count++;
+	return 0;
+}
+
+const struct fd_kind shield_volume_kind = {
+	.name = "volume",
+	.release = v_release,
+	.closing = v_closing,
+	.read = v_read,
+	.write = v_write,
+	.pread = v_pread,
+	.pwrite = v_pwrite,
+	.iov = v_iov,
+	.lseek = v_lseek,
+	.fstat = v_fstat,
+	.ftruncate = v_ftruncate,
+	.fallocate = v_fallocate,
+	.fsync = v_fsync,
+	.fcntl = v_fcntl,
+	.forked = v_forked,
+	.handover = v_handover,
+};

@@ -1,0 +1,251 @@
+/*
+ * fdtab.c - the table of the fds the runtime serves (fdtab.h).
+ *
+ * The table is one array of pointers indexed by fd, reserved (not
+ * committed: untouched pages cost nothing) for the process's hard fd limit
+ * when the first entry is made. Lookups are lock-free (an atomic load and
+ * a hold taken, then the slot checked again); adding and removing entries
+ * take the table's mutex.
+ */
+#include "runtime/fdtab.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "runtime/sys.h"
+
+#define TABLE_CAP (1u << 24) /* fds beyond this many are never served (EMFILE) */
+
+static struct fd_desc **table;
+static size_t table_size;
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t owner; /* the process whose table this is */
+static int high = -1; /* no entry was ever above this fd */
+
+static bool ensure_table(void)
+{
+	struct rlimit rl;
+	size_t n;
+	void *p;
+
+	if (__atomic_load_n(&table, __ATOMIC_ACQUIRE))
+		return true;
+	n = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY ? (size_t)rl.rlim_max : TABLE_CAP;
+	if (n > TABLE_CAP)
+		n = TABLE_CAP;
+	if (n < 1024)
+		n = 1024;
+	p = mmap(NULL, n * sizeof(*table), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return false;
+	table_size = n;
+	if (!owner)
+		owner = getpid();
+	__atomic_store_n(&table, (struct fd_desc **)p, __ATOMIC_RELEASE);
+	return true;
+}
+
+bool fdtab_note(struct fd_desc *d, int fd)
+{
+	struct stat st;
+
+	if (SYS(fstat)(fd, &st) != 0)
+		return false;
+	d->dev = st.st_dev;
+	d->ino = st.st_ino;
+	return true;
+}
+
+bool fdtab_is(int fd, const struct fd_desc *d)
+{
+	struct stat st;
+
+	return SYS(fstat)(fd, &st) == 0 && st.st_ino == d->ino && st.st_dev == d->dev;
+}
+
+bool fdtab_foreign(void)
+{
+	return owner && getpid() != owner;
+}
+
+void fdtab_own(void)
+{
+	owner = getpid();
+}
+
+static void forked_one(int fd, struct fd_desc *d, void *arg)
+{
+	(void)fd, (void)arg;
+	if (d->kind->forked)
+		d->kind->forked(d);
+}
+
+void fdtab_forked(void)
+{
+	owner = getpid();
+	fdtab_each(forked_one, NULL);
+}
+
+void fdtab_desc_init(struct fd_desc *d, const struct fd_kind *kind)
+{
+	d->kind = kind;
+	d->holds = 0;
+	pthread_mutex_init(&d->lock, NULL);
+}
+
+bool fdtab_maybe(int fd)
+{
+	struct fd_desc **t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+
+	return t && fd >= 0 && (size_t)fd < table_size && __atomic_load_n(&t[fd], __ATOMIC_ACQUIRE);
+}
+
+struct fd_desc *fdtab_peek(int fd)
+{
+	struct fd_desc **t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+
+	return t && fd >= 0 && (size_t)fd < table_size ? __atomic_load_n(&t[fd], __ATOMIC_ACQUIRE) : NULL;
+}
+
+int fdtab_high(void)
+{
+	return __atomic_load_n(&high, __ATOMIC_ACQUIRE);
+}
+
+/* fd gets an entry (table lock held). */
+static void raise_high(int fd)
+{
+	if (fd > high)
+		__atomic_store_n(&high, fd, __ATOMIC_RELEASE);
+}
+
+static void hold(struct fd_desc *d)
+{
+	__atomic_add_fetch(&d->holds, 1, __ATOMIC_ACQ_REL);
+}
+
+int fdtab_put(struct fd_desc *d)
+{
+	if (__atomic_sub_fetch(&d->holds, 1, __ATOMIC_ACQ_REL) > 0)
+		return 0;
+	pthread_mutex_destroy(&d->lock);
+	return d->kind->release ? d->kind->release(d) : 0;
+}
+
+bool fdtab_install(int fd, struct fd_desc *d)
+{
+	if (fd < 0 || !ensure_table() || (size_t)fd >= table_size) {
+		errno = EMFILE;
+		return false;
+	}
+	pthread_mutex_lock(&table_lock);
+	hold(d);
+	raise_high(fd);
+	__atomic_store_n(&table[fd], d, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&table_lock);
+	return true;
+}
+
+/* Take fd's entry out if it is still d (table lock held); true if it was. */
+static bool unlink_slot(int fd, struct fd_desc *d)
+{
+	if (__atomic_load_n(&table[fd], __ATOMIC_ACQUIRE) != d)
+		return false;
+	__atomic_store_n(&table[fd], NULL, __ATOMIC_RELEASE);
+	return true;
+}
+
+int fdtab_remove(int fd)
+{
+	struct fd_desc *d;
+	bool was;
+
+	if (!fdtab_maybe(fd) || fdtab_foreign())
+		return 0;
+	pthread_mutex_lock(&table_lock);
+	d = table[fd];
+	was = d && unlink_slot(fd, d);
+	pthread_mutex_unlock(&table_lock);
+	if (!was)
+		return 0;
+	if (d->kind->closing)
+		d->kind->closing(d, fd);
+	return fdtab_put(d);
+}
+
+struct fd_desc *fdtab_get(int fd)
+{
+	struct fd_desc *d;
+
+	for (;;) {
+		if (!fdtab_maybe(fd))
+			return NULL;
+		d = __atomic_load_n(&table[fd], __ATOMIC_ACQUIRE);
+		if (!d)
+			return NULL;
+		hold(d);
+		if (__atomic_load_n(&table[fd], __ATOMIC_ACQUIRE) == d)
+			break;
+		(void)fdtab_put(d); /* replaced meanwhile: look again */
+	}
+	if (fdtab_is(fd, d))
+		return d;
+	/* The kernel's now: closed or replaced behind the runtime. */
+	(void)fdtab_put(d);
+	if (!fdtab_foreign()) {
+		bool was;
+		pthread_mutex_lock(&table_lock);
+		was = unlink_slot(fd, d);
+		pthread_mutex_unlock(&table_lock);
+		if (was)
+			(void)fdtab_put(d);
+	}
+	return NULL;
+}
+
+bool fdtab_share(int newfd, struct fd_desc *d)
+{
+	struct fd_desc *old;
+
+	if (newfd < 0 || !ensure_table() || (size_t)newfd >= table_size) {
+		errno = EMFILE;
+		return false;
+	}
+	if (fdtab_foreign())
+		return true;
+	pthread_mutex_lock(&table_lock);
+	old = table[newfd];
+	if (old == d) {
+		pthread_mutex_unlock(&table_lock);
+		return true;
+	}
+	if (old)
+		unlink_slot(newfd, old);
+	hold(d);
+	raise_high(newfd);
+	__atomic_store_n(&table[newfd], d, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&table_lock);
+	if (old) { /* the kernel closed it silently under dup2/dup3 */
+		if (old->kind->closing)
+			old->kind->closing(old, newfd);
+		(void)fdtab_put(old);
+	}
+	return true;
+}
+
+void fdtab_each(void (*fn)(int fd, struct fd_desc *d, void *arg), void *arg)
+{
+	struct fd_desc **t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+
+	size_t top = (size_t)(fdtab_high() + 1);
+
+	for (size_t fd = 0; t && fd < top && fd < table_size; fd++) {
+		struct fd_desc *d = __atomic_load_n(&t[fd], __ATOMIC_ACQUIRE);
+		if (d)
+			fn((int)fd, d, arg);
+	}
+}

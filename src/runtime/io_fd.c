@@ -1,0 +1,190 @@
+/*
+ * io_fd.c - the calls on fds themselves: close, close_range, closefrom,
+ * dup, dup2, dup3, fcntl (and fcntl64), flock. They keep the fd table
+ * (fdtab.h) true: a dup is another fd of the same description, a close
+ * drops one, the kernel's silent close of dup2's target drops its entry;
+ * fcntl commands a kind serves go to it, the rest to the placeholder.
+ */
+#undef _FORTIFY_SOURCE
+#include "runtime/shield_internal.h"
+
+int close(int fd)
+{
+	int r = 0;
+
+	/* The entry goes first: once the kernel frees the number another open may take it. */
+	if (shield_maybe_shielded(fd))
+		r = fdtab_remove(fd);
+	if (SYS(close)(fd) != 0)
+		return -1;
+	return r ? shield_fail(r) : 0;
+}
+
+/*
+ * close_range/closefrom (what subprocess modules call in a child before
+ * exec): the runtime's own fds in the range (the volumes' shared state, the
+ * volume server's sockets, flock and lock-file handles, CAS's report
+ * connection) are stepped around, so the exec can still hand over; served
+ * fds in the range lose their entries, except in a vfork child, whose
+ * memory (the table included) is still its parent's (fdtab_remove knows).
+ */
+int close_range(unsigned first, unsigned last, int flags)
+{
+	unsigned from = first, top, high;
+	int r = 0;
+
+	if (scone_shield_count() == 0 || shield_inside() || (flags & CLOSE_RANGE_CLOEXEC) || first > last)
+		return SYS(close_range)(first, last, flags);
+	top = (unsigned)shield_own_fd_max(); /* (-1: none, and the loop below is empty) */
+	high = (unsigned)fdtab_high();
+	for (unsigned fd = first; high != ~0U && fd <= last && fd <= high; fd++)
+		if (!shield_own_fd((int)fd) && fdtab_maybe((int)fd))
+			(void)fdtab_remove((int)fd);
+	for (unsigned fd = first; r == 0 && top != ~0U && fd <= last && fd <= top; fd++) {
+		if (!shield_own_fd((int)fd))
+			continue;
+		if (fd > from)
+			r = SYS(close_range)(from, fd - 1, flags);
+		from = fd + 1;
+	}
+	if (r == 0 && from <= last)
+		r = SYS(close_range)(from, last, flags);
+	return r;
+}
+
+void closefrom(int lowfd)
+{
+	(void)close_range(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U, 0);
+}
+
+/* After the kernel's dup (r) of fd: r is another fd of fd's description (and drops what it was). */
+static int dup_done(struct fd_desc *d, int r)
+{
+	if (r >= 0 && !fdtab_share(r, d)) {
+		int e = errno;
+		SYS(close)(r);
+		errno = e;
+		r = -1;
+	}
+	return r;
+}
+
+int dup(int fd)
+{
+	struct fd_desc *d = shield_maybe_shielded(fd) ? fdtab_get(fd) : NULL;
+	int r, e;
+
+	if (!d)
+		return SYS(dup)(fd);
+	r = dup_done(d, SYS(dup)(fd));
+	e = errno;
+	(void)fdtab_put(d);
+	errno = e;
+	return r;
+}
+
+/* dup2/dup3: newfd's old entry goes (the kernel closed it); newfd becomes fd's. */
+static int dup_to(int fd, int newfd, int r)
+{
+	struct fd_desc *d = fdtab_peek(fd);
+
+	if (r < 0 || fd == newfd)
+		return r;
+	if (d) {
+		int e;
+		struct fd_desc *h = fdtab_get(fd);
+		r = h ? dup_done(h, r) : r;
+		e = errno;
+		if (h)
+			(void)fdtab_put(h);
+		errno = e;
+	} else if (fdtab_maybe(newfd)) {
+		(void)fdtab_remove(newfd); /* a kernel fd now */
+	}
+	if (r >= 0)
+		shield_std_stream(r);
+	return r;
+}
+
+int dup3(int fd, int newfd, int flags)
+{
+	if (!shield_maybe_shielded(fd) && !shield_maybe_shielded(newfd))
+		return SYS(dup3)(fd, newfd, flags);
+	return dup_to(fd, newfd, SYS(dup3)(fd, newfd, flags));
+}
+
+int dup2(int fd, int newfd)
+{
+	if (!shield_maybe_shielded(fd) && !shield_maybe_shielded(newfd))
+		return SYS(dup2)(fd, newfd);
+	return dup_to(fd, newfd, SYS(dup2)(fd, newfd));
+}
+
+typedef int (*fcntl_fn)(int, int, ...);
+
+/* F_DUPFD is a dup; commands the kind serves go to it; the rest to the placeholder. */
+static int fcntl_served(fcntl_fn real, int fd, int cmd, void *arg)
+{
+	struct fd_desc *d = shield_maybe_shielded(fd) ? fdtab_get(fd) : NULL;
+	bool handled = false;
+	int r, e;
+
+	if (!d)
+		return real(fd, cmd, arg);
+	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+		r = dup_done(d, real(fd, cmd, arg));
+	else if (d->kind->fcntl && ((r = d->kind->fcntl(d, fd, cmd, arg, &handled)), handled))
+		;
+	else
+		r = real(fd, cmd, arg);
+	e = errno;
+	(void)fdtab_put(d);
+	errno = e;
+	return r;
+}
+
+/* glibc reads the third argument as a pointer-sized word whatever cmd is; so do we. */
+int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_served(SYS(fcntl), fd, cmd, arg);
+}
+
+int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_served(SYS(fcntl64), fd, cmd, arg);
+}
+
+/*
+ * flock on a volume fd: an OFD lock over the file's whole slot in the lock
+ * file (fd_volume.c), so it binds every open of the file in every process,
+ * belongs to the open file description (kept across dup and fork, dropped
+ * with its last fd) and never blocks the shield while it waits. Unlike the
+ * kernel's, it conflicts with fcntl locks on the same file.
+ */
+int flock(int fd, int op)
+{
+	struct flock fl = { .l_whence = SEEK_SET };
+	int kind = op & ~LOCK_NB, r;
+
+	if (!shield_maybe_shielded(fd))
+		return SYS(flock)(fd, op);
+	if (kind != LOCK_SH && kind != LOCK_EX && kind != LOCK_UN)
+		return shield_fail(EINVAL);
+	fl.l_type = kind == LOCK_SH ? F_RDLCK : kind == LOCK_EX ? F_WRLCK : F_UNLCK;
+	r = fcntl(fd, (op & LOCK_NB) || kind == LOCK_UN ? F_OFD_SETLK : F_OFD_SETLKW, &fl);
+	if (r != 0 && (errno == EAGAIN || errno == EACCES))
+		errno = EWOULDBLOCK;
+	return r;
+}
