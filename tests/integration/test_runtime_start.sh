@@ -79,6 +79,7 @@ $LAS_ATTEST
     image_name: with-volume
     command: python3 -c pass
   - name: go
+$LAS_ATTEST
     command: $CASE_DIR/goprog --flag @@1 "two words"
     environment:
       GREETING: hello-from-cas
@@ -373,8 +374,9 @@ GO
 
 case_go() {
 	local line key tag page
-	start
 	write_go
+	las_attestation "$PY" /bin/cat /bin/sh /usr/bin/env "$CASE_DIR/goprog" # the program is built here
+	start
 	page=$(getconf PAGESIZE)
 	# The CAS path: the session's argv (a heap array before) and environment.
 	expect_ok scone run --config-id rt/go -- "$CASE_DIR/goprog" 42
