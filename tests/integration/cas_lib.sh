@@ -335,13 +335,13 @@ expect_updated() {
 
 # ---------------- the runtime ----------------
 
-# expect_no_main PATTERN CMD...: exit 1, one "scone: cannot start" line matching, and main never ran.
+# expect_no_main PATTERN CMD...: exit 1, one "scone: error: cannot start" line matching, and main never ran.
 expect_no_main() {
 	local pattern=$1
 	shift
 	expect_exit 1 "$@"
 	[ ! -s "$OUT" ] || { show_output; fail "main ran: $*"; }
-	grep -q "scone: cannot start: .*$pattern" "$ERR" || { show_output; fail "no clear error /$pattern/: $*"; }
+	grep -q "scone: error: cannot start: .*$pattern" "$ERR" || { show_output; fail "no clear error /$pattern/: $*"; }
 	[ "$(grep -c 'cannot start' "$ERR")" -eq 1 ] || { show_output; fail "more than one error line"; }
 }
 
