@@ -11,10 +11,10 @@
 
 #include <jansson.h>
 
-#include <openssl/evp.h>
 #include <stdlib.h>
 
 #include "attest/attest.h"
+#include "lib/base64.h"
 #include "lib/crypto.h"
 #include "lib/hex.h"
 
@@ -96,26 +96,18 @@ enum scone_err cas_split_config_id(const char *id, char *session, char *service)
 	return SCONE_ERR_OK;
 }
 
-/* Strict standard base64 with padding: what the runtime sends. */
+/* Strict standard base64 with padding (lib/base64): what the runtime sends. */
 static enum scone_err decode_base64(const char *s, size_t n, struct cas_config_request *out)
 {
-	size_t pad = n >= 1 && s[n - 1] == '=' ? (n >= 2 && s[n - 2] == '=' ? 2 : 1) : 0;
-	int got;
+	size_t cap = scone_base64_decoded_max(n);
 
-	if (n == 0 || n % 4 || n / 4 * 3 > SCONE_EVIDENCE_MAX)
+	if (n == 0 || n / 4 * 3 > SCONE_EVIDENCE_MAX)
 		return scone_err_set(SCONE_ERR_INVALID, "request body: \"evidence.data\" must be padded base64 of 1 to %u "
 				     "bytes", SCONE_EVIDENCE_MAX);
-	for (size_t i = 0; i < n - pad; i++)
-		if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", s[i]) || !s[i])
-			return scone_err_set(SCONE_ERR_INVALID, "request body: \"evidence.data\": character %zu is not base64", i);
-	out->evidence = malloc(n / 4 * 3);
+	out->evidence = malloc(cap);
 	if (!out->evidence)
 		return scone_err_set(SCONE_ERR_NOMEM, "request body: evidence");
-	got = EVP_DecodeBlock(out->evidence, (const unsigned char *)s, (int)n);
-	if (got < 0 || (size_t)got < pad)
-		return scone_err_set(SCONE_ERR_INVALID, "request body: \"evidence.data\" is not base64");
-	out->evidence_size = (size_t)got - pad;
-	return SCONE_ERR_OK;
+	return scone_base64_decode(s, n, out->evidence, cap, &out->evidence_size, 0, "request body: \"evidence.data\"");
 }
 
 static enum scone_err parse_evidence(json_t *obj, struct cas_config_request *out)

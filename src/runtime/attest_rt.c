@@ -16,6 +16,7 @@
 #include "attest/measure.h"
 #include "lib/crypto.h"
 #include "lib/hex.h"
+#include "lib/log.h"
 
 static void set_none(struct scone_rt_attest *a, const char *why)
 {
@@ -54,7 +55,7 @@ enum scone_err scone_rt_attest_collect(const struct scone_identity *id, struct s
 	err = las->collect(&o, rd, &out->data);
 	if (err) {
 		snprintf(why, sizeof(why), "%s", scone_err_detail());
-		fprintf(stderr, "scone: warning: no LAS report: %s\n", why);
+		scone_warn("no LAS report: %s", why);
 		set_none(out, why);
 		scone_err_clear();
 		return SCONE_ERR_OK;

@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "attest/attest.h"
 #include "lib/buf.h"
 #include "lib/crypto.h"
@@ -503,6 +501,7 @@ static enum scone_err put_field(struct scone_wbuf *w, const char *sep, const cha
 static enum scone_err put_evidence(struct scone_wbuf *w, const struct scone_rt_evidence *ev)
 {
 	char *b64;
+	size_t b64_size;
 	enum scone_err err;
 
 	SCONE_TRY(scone_wbuf_put(w, ",\"evidence\":", 12));
@@ -510,9 +509,10 @@ static enum scone_err put_evidence(struct scone_wbuf *w, const struct scone_rt_e
 	if (ev->note && ev->note[0])
 		SCONE_TRY(put_field(w, ",", "note", ev->note));
 	if (ev->size) {
-		if (!(b64 = malloc(4 * ((ev->size + 2) / 3) + 1)))
+		b64_size = scone_base64_encoded_len(ev->size) + 1;
+		if (!(b64 = malloc(b64_size)))
 			return scone_err_set(SCONE_ERR_NOMEM, "evidence");
-		EVP_EncodeBlock((unsigned char *)b64, ev->data, (int)ev->size);
+		scone_base64_encode(b64, b64_size, ev->data, ev->size);
 		err = put_field(w, ",", "data", b64);
 		free(b64);
 		SCONE_TRY(err);

@@ -821,6 +821,10 @@ TEST(test_config_request_fields)
 		"{\"config_id\": \"a/b@\"}",
 		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"AAE\"}}",
 		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"AA=C\"}}",
+		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"AAF=\"}}", /* bits left over */
+		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"AA==AAEC\"}}",
+		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"AA EC\"}}",
+		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"\"}}",
 		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": 5}}",
 		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"extra\": 1}}",
 	};
