@@ -368,4 +368,39 @@ void vol_trim_files(struct scone_volume *v);
 void vol_journal_reset(struct scone_volume *v);
 void vol_recover_journal(struct scone_volume *v);
 
+/* ---- shared by the parts of tree.c (tree_data.c, tree_file.c): one protected file ---- */
+
+#define RADIX_PAGE 1024u
+#define CHILD_BASE VOL_DATA_PER_NODE
+#define NODE_PLAIN_BYTES (VOL_NODE_ENTRIES * sizeof(struct vol_entry))
+
+enum block_kind { BLOCK_DATA = 1, BLOCK_NODE = 2 };
+
+unsigned vol_child_slot(uint64_t k);
+uint64_t vol_chunks_for(uint64_t size);
+uint64_t vol_data_off(uint64_t chunk, int slot);
+enum scone_err vol_diagnose_chunk(struct vol_inode *ino, const struct vol_node *n, uint64_t chunk,
+				     const uint8_t *ct);
+void vol_drop_nodes_from(struct vol_inode *ino, uint64_t from);
+enum scone_err vol_ensure_phys(struct vol_inode *ino, uint64_t size);
+bool vol_entry_present(const struct vol_entry *e);
+int vol_entry_slot(const struct vol_entry *e);
+void vol_evict_clean(struct scone_volume *v);
+int vol_free_slot(const struct vol_entry *committed);
+const char *vol_ino_name(const struct vol_inode *ino);
+void vol_lru_push(struct scone_volume *v, struct vol_node *n);
+enum scone_err vol_mark_dirty(struct vol_inode *ino, struct vol_node *n);
+void vol_node_free(struct vol_inode *ino, struct vol_node *n);
+enum scone_err vol_node_get(struct vol_inode *ino, uint64_t k, bool create, struct vol_node **out);
+uint64_t vol_node_off(uint64_t k, int slot);
+uint64_t vol_nodes_for(uint64_t size);
+enum scone_err vol_open_block(struct vol_inode *ino, enum block_kind kind, uint64_t index, const uint8_t *in,
+				 uint8_t *out, const struct vol_entry *e);
+uint64_t vol_parent_of(uint64_t k);
+struct vol_node *vol_radix_get(struct vol_inode *ino, uint64_t k);
+enum scone_err vol_read_exact(struct vol_inode *ino, void *buf, size_t size, uint64_t off, uint64_t plain_lo,
+				 uint64_t plain_hi);
+enum scone_err vol_seal_block(struct vol_inode *ino, enum block_kind kind, uint64_t index, const uint8_t *plain,
+				 uint8_t *out, struct vol_entry *e);
+
 #endif

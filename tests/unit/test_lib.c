@@ -694,6 +694,42 @@ TEST(test_aead_ocb_kat)
 	free(c);
 }
 
+/* The one-shot forms give what a kept context gives, and refuse what it refuses. */
+TEST(test_aead_once)
+{
+	uint8_t key[32], nonce[12], aad[7] = "context", pt[100], ct[100], ct2[100], back[100], tag[16], tag2[16];
+
+	assert_ok(scone_random(key, sizeof(key)));
+	assert_ok(scone_random(nonce, sizeof(nonce)));
+	assert_ok(scone_random(pt, sizeof(pt)));
+	for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+		struct scone_aead *a = new_aead(algs[i], key);
+		assert_ok(scone_aead_seal(a, nonce, aad, sizeof(aad), pt, sizeof(pt), ct, tag));
+		assert_ok(scone_aead_seal_once(algs[i], key, nonce, aad, sizeof(aad), pt, sizeof(pt), ct2, tag2));
+		assert_memory_equal(ct, ct2, sizeof(ct));
+		assert_memory_equal(tag, tag2, sizeof(tag));
+		assert_ok(scone_aead_open_once(algs[i], key, nonce, aad, sizeof(aad), ct, sizeof(ct), back, tag));
+		assert_memory_equal(back, pt, sizeof(pt));
+		/* Empty message, tag over the AAD alone. */
+		assert_ok(scone_aead_seal_once(algs[i], key, nonce, aad, sizeof(aad), NULL, 0, NULL, tag2));
+		assert_ok(scone_aead_open_once(algs[i], key, nonce, aad, sizeof(aad), NULL, 0, NULL, tag2));
+		/* A flipped bit anywhere: AUTH, nothing released. */
+		ct[50] ^= 1;
+		memset(back, 0x77, sizeof(back));
+		assert_int_equal(scone_aead_open_once(algs[i], key, nonce, aad, sizeof(aad), ct, sizeof(ct), back, tag),
+				 SCONE_ERR_AUTH);
+		for (size_t k = 0; k < sizeof(back); k++)
+			assert_int_equal(back[k], 0);
+		ct[50] ^= 1;
+		tag[0] ^= 0x80;
+		assert_int_equal(scone_aead_open_once(algs[i], key, nonce, aad, sizeof(aad), ct, sizeof(ct), back, tag),
+				 SCONE_ERR_AUTH);
+		scone_aead_free(a);
+	}
+	assert_int_equal(scone_aead_seal_once((enum scone_aead_alg)0, key, nonce, NULL, 0, pt, 1, ct, tag),
+			 SCONE_ERR_UNSUPPORTED);
+}
+
 TEST(test_aead_misuse)
 {
 	static int sentinel;
@@ -806,6 +842,7 @@ int main(void)
 	    cmocka_unit_test(test_aead_tamper),
 	    cmocka_unit_test(test_aead_gcm_kat),
 	    cmocka_unit_test(test_aead_ocb_kat),
+	    cmocka_unit_test(test_aead_once),
 	    cmocka_unit_test(test_aead_misuse),
 	    cmocka_unit_test(test_ct_equal_and_wipe),
 	    cmocka_unit_test(test_secure_alloc),
