@@ -358,7 +358,7 @@ name: exp
 version: "0.3"
 security: {attestation: {mode: none}}
 secrets:
-  - {name: shared, kind: binary, size: 20, export: [imp]}
+  - {name: shared, kind: binary, size: 20, export: [imp, imp2]}
 YAML
 	cat >imp.yaml <<YAML
 name: imp
@@ -377,6 +377,13 @@ YAML
 	secret=$(sed -n 's/.*secret=\([A-Z2-7]*\)&.*/\1/p' "$OUT")
 	[ ${#secret} -eq 32 ] || { show_output; fail "no secret in the imported OTP's URI"; }
 	otp_cases imp app "$secret"
+	# Another owner who takes a name the export lists gets neither the secret nor its URI.
+	use_id "$CASE_DIR/other"
+	sed 's/^name: imp$/name: imp2/' imp.yaml >imp2.yaml
+	expect_created imp2.yaml
+	expect_exit 1 scone session otp imp2 --service app --no-qr
+	assert_grep "does not export secret shared to session imp2" "$ERR"
+	assert_no_grep "$secret" "$OUT"
 }
 
 run_case "las: the host key (0600) gives the same platform id after a restart; a readable key, TCP, a taken socket refused" case_identity

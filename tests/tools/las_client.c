@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/auxv.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -274,6 +275,47 @@ static int cmd_exec(int argc, char **argv)
 	return 3;
 }
 
+/* Is every thread of pid stopped (state T)? */
+static bool all_stopped(pid_t pid)
+{
+	char path[320], stat[512];
+	struct dirent *e;
+	bool stopped = true;
+	DIR *d;
+
+	if (snprintf(path, sizeof(path), "/proc/%d/task", (int)pid) >= (int)sizeof(path) || !(d = opendir(path)))
+		return false;
+	while (stopped && (e = readdir(d))) {
+		FILE *f;
+		char *paren;
+		if (e->d_name[0] == '.')
+			continue;
+		int n = snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+		f = n > 0 && n < (int)sizeof(path) ? fopen(path, "r") : NULL;
+		if (!f || !fgets(stat, sizeof(stat), f) || !(paren = strrchr(stat, ')')) || paren[1] != ' ' ||
+		    paren[2] != 'T')
+			stopped = false;
+		if (f)
+			fclose(f);
+	}
+	closedir(d);
+	return stopped;
+}
+
+/*
+ * kill(SIGSTOP) returns before the target stops: a LAS thread running on
+ * another CPU could still accept the connection made next, while its
+ * caller lives. Wait until every thread is stopped.
+ */
+static void stop_and_wait(pid_t pid)
+{
+	kill(pid, SIGSTOP);
+	for (int i = 0; i < 5000 && !all_stopped(pid); i++)
+		usleep(1000);
+	if (!all_stopped(pid))
+		die("the LAS did not stop");
+}
+
 static int cmd_pidreuse(int argc, char **argv)
 {
 	uint8_t frame[SCONE_LAS_HEADER_SIZE + SCONE_LAS_REQUEST_SIZE];
@@ -287,7 +329,7 @@ static int cmd_pidreuse(int argc, char **argv)
 	las = (pid_t)strtol(argv[3], NULL, 10);
 	if (pipe(ready) != 0 || pipe(go) != 0 || pipe(done) != 0)
 		die("pipe");
-	kill(las, SIGSTOP);
+	stop_and_wait(las);
 	a = fork();
 	if (a == 0) {
 		int fd = connect_to(argv[2]);
