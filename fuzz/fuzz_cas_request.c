@@ -1,8 +1,8 @@
 /*
  * fuzz_cas_request.c - libFuzzer target for what a CAS or a CLI reads from
  * the network besides sessions: the JSON bodies of the service endpoints
- * (cas_parse_config_request, cas_parse_tag_request, cas_split_config_id),
- * HTTP responses (scone_http_parse_response), and what the CAS front end
+ * (cas_parse_config_request, cas_parse_tag_request, cas_parse_values_request,
+ * cas_split_config_id), HTTP responses (scone_http_parse_response), and what the CAS front end
  * checks in a request before anything else: the request target
  * (cas_http_parse_target) and a request head whose header lines feed the
  * body-framing check (cas_http_framing_*), compared with an independent
@@ -14,6 +14,7 @@
  * Seeds: fuzz/corpus/cas_request.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -47,6 +48,26 @@ static void tag_request(const char *s, size_t n)
 		CHECK(strlen(r.tag) == 32);
 		CHECK(strlen(r.previous_tag) == 0 || strlen(r.previous_tag) == 32);
 	}
+}
+
+static void values_request(const char *s, size_t n)
+{
+	struct cas_values_request *r = NULL;
+
+	if (cas_parse_values_request(s, n, &r) == SCONE_ERR_OK) {
+		CHECK(r != NULL);
+		CHECK(scone_session_name_valid(r->session));
+		CHECK(scone_session_name_valid(r->service));
+		CHECK(r->path[0] == '/' && memchr(r->path, '\0', sizeof(r->path)));
+		CHECK(r->n_refs <= CAS_VALUES_MAX_REFS);
+		for (size_t i = 0; i < r->n_refs; i++) {
+			CHECK(r->refs[i].name[0] != '\0');
+			CHECK(!r->refs[i].has_format || r->refs[i].format[0] != '\0');
+		}
+	} else {
+		CHECK(r == NULL);
+	}
+	free(r);
 }
 
 static void config_id(const char *s, size_t n)
@@ -189,7 +210,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!copy)
 		return 0;
 	memcpy(copy, data + 1, size - 1);
-	switch (data[0] % 6) {
+	switch (data[0] % 7) {
 	case 0:
 		config_request(copy, size - 1);
 		break;
@@ -205,8 +226,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 4:
 		request_target(copy, size - 1);
 		break;
-	default:
+	case 5:
 		request_head(copy, size - 1);
+		break;
+	default:
+		values_request(copy, size - 1);
 		break;
 	}
 	free(copy);

@@ -9,12 +9,22 @@
  *     have no errors, and parsing the same bytes again must give the same
  *     hash (the hash is what updates chain on);
  *   - expanded as a template with a lookup that writes each reference
- *     back as $$SCONE::NAME[:FORMAT]$$: the output must equal the input,
+ *     back as $$SCONE::NAME[:FORMAT]$$: the output must equal the input
+ *     (unless it holds "|escape(json)", which applies to that output),
  *     and scone_template_refs must see exactly the references expanded;
  *   - split as a command line (up to the first NUL). Success must
  *     round-trip: quoting every word with '...' and splitting again gives
- *     the same words. The words then go through scone_host_args.
- * Any mismatch aborts. Seeds: fuzz/corpus/session.
+ *     the same words. The words then go through scone_host_args;
+ *   - parsed again with a resolver for $$SCONE::...$$ in the sections
+ *     CAS resolves (access_policy, security, attestation): whatever it
+ *     answers (a string, a YAML fragment, "unavailable"), the parse ends
+ *     with the same contract;
+ *   - expanded as a session template (-e VAR=VALUE): with every variable
+ *     set to its own name the output has no "$NAME" left unless written
+ *     "$$"; with none set it fails with SCONE's message or has no variable.
+ * No error may be "accepted but not read": every key a parse accepts is
+ * read by a validator (the check that nothing is silently ignored).
+ * Any mismatch aborts. Seeds: fuzz/corpus/session and tests/sessions.
  */
 #include "policy/policy.h"
 
@@ -26,6 +36,22 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The contract of a failed parse: 1..100 errors, each placed, none a key accepted but not read. */
+static void check_errors(enum scone_err e, const struct scone_policy_diag *d)
+{
+	CHECK(e == SCONE_ERR_POLICY || e == SCONE_ERR_TOO_LARGE || e == SCONE_ERR_NOMEM);
+	if (e != SCONE_ERR_NOMEM)
+		CHECK(d->count >= 1 && d->count <= 100);
+	CHECK(d->unread == 0);
+	for (size_t i = 0; i < d->count; i++) {
+		char line[512];
+		CHECK(d->errors[i].pos.line >= 1 && d->errors[i].pos.column >= 1);
+		CHECK(memchr(d->errors[i].path, '\0', sizeof(d->errors[i].path)) != NULL);
+		CHECK(memchr(d->errors[i].message, '\0', sizeof(d->errors[i].message)) != NULL);
+		scone_policy_error_format(&d->errors[i], line, sizeof(line));
+	}
+}
+
 static void check_session(const uint8_t *data, size_t size)
 {
 	struct scone_session *s = NULL, *again = NULL;
@@ -34,7 +60,7 @@ static void check_session(const uint8_t *data, size_t size)
 
 	if (e == SCONE_ERR_OK) {
 		CHECK(s != NULL);
-		CHECK(d.count == 0 && d.dropped == 0);
+		CHECK(d.count == 0 && d.dropped == 0 && d.unread == 0);
 		CHECK(scone_session_name_valid(s->name));
 		CHECK(scone_session_parse((const char *)data, size, &again, NULL) == SCONE_ERR_OK);
 		CHECK(memcmp(s->hash, again->hash, 32) == 0);
@@ -44,16 +70,7 @@ static void check_session(const uint8_t *data, size_t size)
 			CHECK(scone_session_secret(s, s->secrets[i].name) != NULL);
 	} else {
 		CHECK(s == NULL);
-		CHECK(e == SCONE_ERR_POLICY || e == SCONE_ERR_TOO_LARGE || e == SCONE_ERR_NOMEM);
-		if (e != SCONE_ERR_NOMEM)
-			CHECK(d.count >= 1 && d.count <= 100);
-		for (size_t i = 0; i < d.count; i++) {
-			char line[512];
-			CHECK(d.errors[i].pos.line >= 1 && d.errors[i].pos.column >= 1);
-			CHECK(memchr(d.errors[i].path, '\0', sizeof(d.errors[i].path)) != NULL);
-			CHECK(memchr(d.errors[i].message, '\0', sizeof(d.errors[i].message)) != NULL);
-			scone_policy_error_format(&d.errors[i], line, sizeof(line));
-		}
+		check_errors(e, &d);
 	}
 	scone_session_free(s);
 	scone_session_free(again);
@@ -97,8 +114,11 @@ static void check_template(const uint8_t *data, size_t size)
 
 	scone_wbuf_init(&w, 2 * size + 64, 1);
 	CHECK(scone_template_expand((const char *)data, size, echo_lookup, &c, &w) == SCONE_ERR_OK);
-	CHECK(w.size == size);
-	CHECK(size == 0 || memcmp(w.data, data, size) == 0);
+	/* "|escape(json)" is applied to what the lookup wrote, so it is not echoed back. */
+	if (!memmem(data, size, "|escape(json)", 13)) {
+		CHECK(w.size == size);
+		CHECK(size == 0 || memcmp(w.data, data, size) == 0);
+	}
 	CHECK(scone_template_refs((const char *)data, size, count_ref, &c) == SCONE_ERR_OK);
 	CHECK(c.refs == c.lookups);
 	scone_wbuf_free(&w);
@@ -151,9 +171,84 @@ static void check_split(const uint8_t *data, size_t size)
 	free(line);
 }
 
+/*
+ * The resolver's answer depends on the reference: a name starting with
+ * "frag" is a YAML fragment (a list of two strings), "gone" is unavailable,
+ * "bad" fails, anything else a string.
+ */
+static enum scone_err fuzz_resolve(void *ctx, const char *name, const char *format, bool *yaml,
+				   struct scone_wbuf *out)
+{
+	(void)ctx;
+	(void)format;
+	CHECK(name[0] != '\0');
+	if (!strncmp(name, "frag", 4)) {
+		*yaml = true;
+		return scone_wbuf_put(out, "[a, b]", 6);
+	}
+	if (!strncmp(name, "gone", 4))
+		return SCONE_ERR_NOT_FOUND;
+	if (!strncmp(name, "bad", 3))
+		return SCONE_ERR_INVALID;
+	return scone_wbuf_put(out, name, strlen(name));
+}
+
+static void check_resolved(const uint8_t *data, size_t size)
+{
+	struct scone_parse_opts opts = {fuzz_resolve, NULL};
+	struct scone_session *s = NULL;
+	struct scone_policy_diag d;
+	enum scone_err e = scone_session_parse_ex((const char *)data, size, &opts, &s, &d);
+
+	if (e == SCONE_ERR_OK) {
+		CHECK(s != NULL && d.count == 0);
+		CHECK(!s->dynamic);
+	} else {
+		CHECK(s == NULL);
+		check_errors(e, &d);
+	}
+	scone_session_free(s);
+	scone_policy_diag_free(&d);
+}
+
+static const char *var_self(void *ctx, const char *name)
+{
+	(void)ctx;
+	return name;
+}
+
+static const char *var_none(void *ctx, const char *name)
+{
+	(void)ctx;
+	(void)name;
+	return NULL;
+}
+
+static void check_vars(const uint8_t *data, size_t size)
+{
+	struct scone_wbuf w;
+	enum scone_err e;
+
+	scone_wbuf_init(&w, 4 * size + 64, 0);
+	e = scone_session_vars_expand((const char *)data, size, var_self, NULL, &w);
+	CHECK(e == SCONE_ERR_OK || e == SCONE_ERR_TOO_LARGE || e == SCONE_ERR_NOMEM);
+	if (e == SCONE_ERR_OK && !memchr(data, '$', size))
+		CHECK(w.size == size && (size == 0 || memcmp(w.data, data, size) == 0));
+	scone_wbuf_free(&w);
+	scone_wbuf_init(&w, 4 * size + 64, 0);
+	e = scone_session_vars_expand((const char *)data, size, var_none, NULL, &w);
+	if (e == SCONE_ERR_NOT_FOUND)
+		CHECK(strstr(scone_err_detail(), "Value for variable $") != NULL);
+	else
+		CHECK(e == SCONE_ERR_OK || e == SCONE_ERR_TOO_LARGE || e == SCONE_ERR_NOMEM);
+	scone_wbuf_free(&w);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	check_session(data, size);
+	check_resolved(data, size);
+	check_vars(data, size);
 	check_template(data, size);
 	check_split(data, size);
 	return 0;

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
 	build-essential pkg-config clang libclang-rt-14-dev
 	libssl-dev libyaml-dev libsqlite3-dev libjansson-dev libevent-dev libcmocka-dev
-	openssl sqlite3 python3 coreutils nginx-light curl redis-server redis-tools
+	openssl sqlite3 python3 python3-yaml gnupg coreutils nginx-light curl redis-server redis-tools
 	liburing-dev libaio-dev golang-go strace gdb util-linux
 )
 

@@ -102,10 +102,10 @@ bool cas_load_session(struct cas *cas, int worker, const char *name, struct cas_
 
 /* ---- access policy ---- */
 
-/* Does l admit the caller (its client key; none without a certificate)? */
-static bool policy_allows(const struct scone_access_list *l, const struct cas_request *req, const uint8_t creator[32])
+/* The caller's key, or NULL without a client certificate. */
+static const uint8_t *peer_of(const struct cas_request *req)
 {
-	return cas_policy_allows(l, req->has_peer_key ? req->peer_spki_sha256 : NULL, creator);
+	return req->has_peer_key ? req->peer_spki_sha256 : NULL;
 }
 
 static void hex32(const uint8_t in[32], char out[65])
@@ -133,8 +133,22 @@ static void respond_policy_errors(struct cas_response *resp, enum scone_err err,
 	cas_respond_json(resp, 400, j);
 }
 
+/* The warnings of a session that passed (deprecated SCONE forms), for the answer: a JSON array. */
+static json_t *policy_warnings(const struct scone_policy_diag *d)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; i < d->n_notes; i++) {
+		const struct scone_policy_note *n = &d->notes[i];
+		if (n->kind == SCONE_NOTE_WARNING)
+			json_array_append_new(list, json_pack("{s:i,s:i,s:s,s:s}", "line", n->e.pos.line, "column",
+							      n->e.pos.column, "path", n->e.path, "message", n->e.message));
+	}
+	return list;
+}
+
 static bool parse_body_session(struct cas *cas, const struct cas_request *req, struct cas_response *resp,
-			       struct scone_session **out)
+			       struct scone_session **out, json_t **warnings)
 {
 	struct scone_policy_diag diag = { 0 };
 	enum scone_err err;
@@ -143,6 +157,8 @@ static bool parse_body_session(struct cas *cas, const struct cas_request *req, s
 	if (err) {
 		atomic_fetch_add(&cas->counters.policy_rejects, 1);
 		respond_policy_errors(resp, err, &diag);
+	} else {
+		*warnings = policy_warnings(&diag);
 	}
 	scone_policy_diag_free(&diag);
 	return err == SCONE_ERR_OK;
@@ -244,12 +260,19 @@ static void free_rec_secrets(struct scone_session_rec *rec)
 	rec->secrets = NULL;
 }
 
-static void respond_hash(struct cas_response *resp, int status, const char *name, const uint8_t hash[32])
+/* {name, hash} and, when given, the session's warnings (taken). */
+static void respond_hash(struct cas_response *resp, int status, const char *name, const uint8_t hash[32],
+			 json_t *warnings)
 {
+	json_t *j;
 	char h[65];
 
 	hex32(hash, h);
-	cas_respond_json(resp, status, json_pack("{s:s,s:s}", "name", name, "hash", h));
+	j = json_pack("{s:s,s:s}", "name", name, "hash", h);
+	if (warnings && json_array_size(warnings))
+		json_object_set(j, "warnings", warnings);
+	json_decref(warnings);
+	cas_respond_json(resp, status, j);
 }
 
 /* The nearest existing session above name must let the caller create it (namespace.c). */
@@ -264,11 +287,57 @@ static bool namespace_allows(struct cas *cas, const struct cas_request *req, con
 	return false;
 }
 
+/*
+ * SCONE's read-back key creator: a session saved from SCONE's session read
+ * names its creator. Accepted only when that is who CAS records anyway:
+ * the uploader on creation, the session's creator on update.
+ */
+static bool creator_ok(const struct scone_session *s, const uint8_t who[32], struct cas_response *resp)
+{
+	if (!s->has_creator || scone_ct_equal(s->creator_spki_sha256, who, 32))
+		return true;
+	cas_respond_error(resp, 400, "POLICY",
+			  "session %s: creator names another key than the %s; creator is set by CAS: remove it", s->name,
+			  s->predecessor ? "session's creator" : "client certificate uploading it");
+	return false;
+}
+
+/* namespace_hash (SCONE 0.3.12): the parent session must have this hash when the session is created. */
+static bool namespace_hash_ok(struct cas *cas, const struct cas_request *req, const struct scone_session *s,
+			      struct cas_response *resp)
+{
+	struct scone_store *st = store_of(cas, req->worker);
+	const char *slash = strrchr(s->name, '/');
+	char parent[SCONE_SESSION_NAME_MAX + 1], h[65];
+	struct scone_session_rec rec;
+	bool ok;
+
+	if (!s->namespace_hash || !slash)
+		return true;
+	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - s->name), s->name);
+	if (st->ops->get(st, parent, &rec) != SCONE_ERR_OK) {
+		cas_respond_error(resp, 409, "CONFLICT", "session %s: namespace_hash names namespace %s, which does not exist",
+				  s->name, parent);
+		return false;
+	}
+	hex32(rec.hash, h);
+	ok = strcmp(h, s->namespace_hash) == 0;
+	scone_session_rec_clear(&rec);
+	/* the parent's hash is not told: the caller may not be allowed to read it (a salted one is private) */
+	if (!ok)
+		cas_respond_error(resp, 409, "CONFLICT",
+				  "session %s: namespace %s does not have the namespace_hash given (it changed, or the "
+				  "hash is of another session)",
+				  s->name, parent);
+	return ok;
+}
+
 static void session_create(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
 {
 	struct scone_store *st = store_of(cas, req->worker);
 	struct scone_session *s = NULL;
 	struct scone_session_rec rec;
+	json_t *warnings = NULL;
 	unsigned cost;
 	enum scone_err err;
 
@@ -276,14 +345,15 @@ static void session_create(struct cas *cas, const struct cas_request *req, struc
 		cas_respond_error(resp, 401, "AUTH", "creating a session needs a client certificate (scone cas keygen)");
 		return;
 	}
-	if (!parse_body_session(cas, req, resp, &s))
+	if (!parse_body_session(cas, req, resp, &s, &warnings))
 		return;
 	if (s->predecessor) {
 		cas_respond_error(resp, 400, "POLICY", "session %s: a new session has no predecessor (to replace one, update it)",
 				  s->name);
 		goto out;
 	}
-	if (!namespace_allows(cas, req, s->name, resp) || !keygen_allowed(cas, req, s, NULL, &cost, resp))
+	if (!namespace_allows(cas, req, s->name, resp) || !creator_ok(s, req->peer_spki_sha256, resp) ||
+	    !namespace_hash_ok(cas, req, s, resp) || !keygen_allowed(cas, req, s, NULL, &cost, resp))
 		goto out;
 	err = make_rec(cas, req, s, req->peer_spki_sha256, NULL, cost, &rec);
 	if (!err)
@@ -295,8 +365,10 @@ static void session_create(struct cas *cas, const struct cas_request *req, struc
 	}
 	atomic_fetch_add(&cas->counters.sessions_created, 1);
 	scone_info("session %s created", s->name);
-	respond_hash(resp, 201, s->name, s->hash);
+	respond_hash(resp, 201, s->name, s->hash, warnings);
+	warnings = NULL;
 out:
+	json_decref(warnings);
 	scone_session_free(s);
 }
 
@@ -306,7 +378,7 @@ static bool load_for_update(struct cas *cas, const struct cas_request *req, cons
 {
 	if (!cas_load_session(cas, req->worker, name, cur, resp))
 		return false;
-	if (policy_allows(&cur->session->update, req, cur->rec.creator))
+	if (cas_access_allows(cas, req->worker, cur, 'u', peer_of(req)))
 		return true;
 	cas_respond_error(resp, 403, "PERMISSION", "session %s: access_policy.update does not allow this client", name);
 	cas_loaded_free(cur);
@@ -320,13 +392,14 @@ static void session_update(struct cas *cas, const struct cas_request *req, const
 	struct scone_session *s = NULL;
 	struct scone_session_rec rec;
 	struct cas_loaded cur;
+	json_t *warnings = NULL;
 	uint8_t pred[32];
 	unsigned cost;
 	enum scone_err err;
 
 	if (!load_for_update(cas, req, name, &cur, resp))
 		return;
-	if (!parse_body_session(cas, req, resp, &s))
+	if (!parse_body_session(cas, req, resp, &s, &warnings))
 		goto out;
 	if (strcmp(s->name, name) != 0) {
 		cas_respond_error(resp, 400, "POLICY", "the document names session %s, the request %s", s->name, name);
@@ -336,6 +409,8 @@ static void session_update(struct cas *cas, const struct cas_request *req, const
 		cas_respond_error(resp, 400, "POLICY", "session %s: an update must name its predecessor (the current hash)", name);
 		goto out;
 	}
+	if (!creator_ok(s, cur.rec.creator, resp))
+		goto out;
 	if (!scone_ct_equal(pred, cur.rec.hash, 32)) {
 		char h[65];
 		hex32(cur.rec.hash, h);
@@ -357,8 +432,10 @@ static void session_update(struct cas *cas, const struct cas_request *req, const
 	}
 	atomic_fetch_add(&cas->counters.sessions_updated, 1);
 	scone_info("session %s updated", name);
-	respond_hash(resp, 200, name, s->hash);
+	respond_hash(resp, 200, name, s->hash, warnings);
+	warnings = NULL;
 out:
+	json_decref(warnings);
 	if (s)
 		scone_session_free(s);
 	cas_loaded_free(&cur);
@@ -380,7 +457,7 @@ static void session_delete(struct cas *cas, const struct cas_request *req, const
 	}
 	atomic_fetch_add(&cas->counters.sessions_deleted, 1);
 	scone_info("session %s deleted", name);
-	respond_hash(resp, 200, name, cur.rec.hash);
+	respond_hash(resp, 200, name, cur.rec.hash, NULL);
 out:
 	cas_loaded_free(&cur);
 }
@@ -412,7 +489,7 @@ static void session_read(struct cas *cas, const struct cas_request *req, const c
 
 	if (!cas_load_session(cas, req->worker, name, &cur, resp))
 		return;
-	if (!policy_allows(&cur.session->read, req, cur.rec.creator)) {
+	if (!cas_access_allows(cas, req->worker, &cur, 'r', peer_of(req))) {
 		cas_respond_error(resp, 403, "PERMISSION", "session %s: access_policy.read does not allow this client", name);
 		goto out;
 	}
@@ -467,7 +544,7 @@ static void otp_provision(struct cas *cas, const struct cas_request *req, const 
 	}
 	if (!cas_load_session(cas, req->worker, session, &cur, resp))
 		return;
-	if (!policy_allows(&cur.session->read, req, cur.rec.creator))
+	if (!cas_access_allows(cas, req->worker, &cur, 'r', peer_of(req)))
 		cas_respond_error(resp, 403, "PERMISSION", "session %s: access_policy.read does not allow this client",
 				  session);
 	else
@@ -563,6 +640,10 @@ static bool route(struct cas *cas, const struct cas_request *req, struct cas_res
 		if (m != CAS_POST)
 			return false;
 		cas_handle_config(cas, req, resp);
+	} else if (strcmp(p, "/v1/service/values") == 0) {
+		if (m != CAS_POST)
+			return false;
+		cas_handle_values(cas, req, resp);
 	} else if (strcmp(p, "/v1/volumes/tag") == 0) {
 		if (m != CAS_POST)
 			return false;

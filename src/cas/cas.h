@@ -70,9 +70,19 @@ bool cas_is_slow(void *ctx, const struct cas_request *req);
 enum scone_err cas_worker_init(void *ctx, int worker);
 void cas_worker_fini(void *ctx, int worker);
 
+struct cas_loaded;
+
 /* Service endpoint handlers (config.c). */
 void cas_handle_config(struct cas *cas, const struct cas_request *req, struct cas_response *resp);
 void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struct cas_response *resp);
+/* POST /v1/service/values (values.c): the values an image's own injection file refers to. */
+void cas_handle_values(struct cas *cas, const struct cas_request *req, struct cas_response *resp);
+/* The instance token of a runtime (its TLS key's SPKI hash) for session/service (config.c). */
+SCONE_MUST_CHECK enum scone_err cas_instance_token(struct cas *cas, const uint8_t spki[32], const char *session,
+						   const char *service, uint8_t out[32]);
+/* Render $$SCONE::name:format$$ of own's session (own secrets, imports, SCONE's old NAME.crt forms). */
+SCONE_MUST_CHECK enum scone_err cas_render_ref(struct cas *cas, int worker, const struct cas_loaded *own,
+					       const char *name, const char *format, struct scone_wbuf *out);
 
 struct cas_loaded;
 /* GET /v1/otp/SESSION/SERVICE once the read policy admitted the caller: the otpauth:// URI. */
@@ -130,10 +140,8 @@ void cas_imports_free(struct cas_imports *im);
  */
 bool cas_exported_to(struct cas_imports *im, const struct cas_loaded *from, const struct scone_export *e, size_t n);
 
-/* ---- namespaces and access lists (namespace.c) ---- */
+/* ---- namespaces (namespace.c) ---- */
 
-/* Does access list l admit key (NULL: a client without a certificate)? creator: the session's creator. */
-bool cas_policy_allows(const struct scone_access_list *l, const uint8_t *key, const uint8_t creator[32]);
 /*
  * May creator create session name? The nearest existing session above name
  * decides by its create_sessions (default: update); none: free to take.
@@ -152,6 +160,32 @@ bool cas_namespace_vouches(struct cas *cas, int worker, const char *from, const 
 /* Resolve an imported secret for generation (scone_secrets_import_fn; ctx is struct cas_imports). */
 enum scone_err cas_resolve_secret_import(void *ctx, const struct scone_secret *imported,
 					 const struct scone_secret_set **set, const char **name);
+/*
+ * The exporting session's definition of an imported secret, if it exports
+ * it to im->who (and, if the import pins one, has that hash): *from and
+ * *src_name (its name there) borrowed from im. *public_only: admitted
+ * only by export_public, which releases a key's or certificate's public
+ * part, never its private key.
+ */
+SCONE_MUST_CHECK enum scone_err cas_exported_secret(struct cas_imports *im, const struct scone_secret *def,
+						    const struct cas_loaded **from, const char **src_name,
+						    bool *public_only);
+
+/*
+ * dynamic.c: a session whose security, access_policy or attestation name
+ * secrets only CAS can resolve (session->dynamic): the session as it stands
+ * now, parsed again with every such reference resolved (its own secrets,
+ * and imports under their exporters' rules). *out is the caller's to free.
+ * On error (POLICY: an import unavailable or not valid there) detail says why.
+ */
+SCONE_MUST_CHECK enum scone_err cas_effective_session(struct cas *cas, int worker, const struct cas_loaded *l,
+						      struct scone_session **out);
+/*
+ * May the caller (peer key, NULL without one) do what list grants on l's
+ * session? which picks the list of the effective session for dynamic ones:
+ * 'r' read, 'u' update, 'c' create_sessions (default: update).
+ */
+bool cas_access_allows(struct cas *cas, int worker, const struct cas_loaded *l, char which, const uint8_t *peer);
 
 /* Map a scone_err from the store/policy to an HTTP status and respond. */
 void cas_respond_err(struct cas_response *resp, enum scone_err err, const char *what);
@@ -170,6 +204,7 @@ struct cas_config_request {
 	uint8_t *evidence;      /* evidence.data decoded (heap, NULL if absent); cas_config_request_free */
 	size_t evidence_size;
 	char evidence_note[CAS_NOTE_MAX + 1]; /* the runtime's reason for having no evidence (untrusted, printable) */
+	char access_token_mac[65]; /* hex, "" if absent (security.service_access_token) */
 };
 
 struct cas_tag_request {
@@ -181,10 +216,28 @@ struct cas_tag_request {
 	uint8_t token[32];
 };
 
+/* POST /v1/service/values: the references of an image's own injection file. */
+#define CAS_VALUES_MAX_REFS 256
+struct cas_values_ref {
+	char name[SCONE_SESSION_NAME_MAX + 1];
+	char format[40];
+	bool has_format;
+};
+struct cas_values_request {
+	char session[SCONE_SESSION_NAME_MAX + 1];
+	char service[SCONE_SESSION_NAME_MAX + 1];
+	char path[4096];
+	uint8_t token[32];
+	size_t n_refs;
+	struct cas_values_ref refs[CAS_VALUES_MAX_REFS];
+};
+
 /* Parse a JSON body; MALFORMED/INVALID/TOO_LARGE with detail naming the field. */
 SCONE_MUST_CHECK enum scone_err cas_parse_config_request(const char *body, size_t len, struct cas_config_request *out);
 void cas_config_request_free(struct cas_config_request *r);
 SCONE_MUST_CHECK enum scone_err cas_parse_tag_request(const char *body, size_t len, struct cas_tag_request *out);
+/* *out is heap-allocated (free()); on error NULL. */
+SCONE_MUST_CHECK enum scone_err cas_parse_values_request(const char *body, size_t len, struct cas_values_request **out);
 /*
  * Split "session/service" at the last '/' and validate both names. The
  * config request's config_id may end in "@OTP" (cas_parse_config_request

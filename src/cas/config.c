@@ -30,6 +30,7 @@
 #include "lib/crypto.h"
 #include "lib/hex.h"
 #include "lib/log.h"
+#include "lib/token.h"
 #include "policy/policy.h"
 
 #define RESOLVED_MAX (8u * 1024 * 1024)
@@ -104,18 +105,28 @@ enum scone_err cas_imports_load(struct cas_imports *im, const char *session, con
 	return SCONE_ERR_OK;
 }
 
-/*
- * The exporting session's definition of an imported secret, if it exports
- * it to im->who. *public_only: admitted only by export_public, which
- * releases a key's or certificate's public part, never its private key.
- */
-static enum scone_err exported_secret(struct cas_imports *im, const struct scone_secret *def,
-				      const struct cas_loaded **from, const char **src_name, bool *public_only)
+/* An import that pins the exporter's hash (import: {session_hash: H}) imports only from that version. */
+static enum scone_err pinned_hash_ok(const struct scone_import *imp, const struct cas_loaded *from)
+{
+	char h[65];
+
+	if (!imp->session_hash)
+		return SCONE_ERR_OK;
+	scone_session_hash_hex(from->rec.hash, h);
+	if (strcmp(h, imp->session_hash) != 0)
+		return scone_err_set(SCONE_ERR_PERMISSION, "session %s has hash %s, not the session_hash the import pins",
+				     imp->session, h);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err cas_exported_secret(struct cas_imports *im, const struct scone_secret *def,
+				   const struct cas_loaded **from, const char **src_name, bool *public_only)
 {
 	const struct scone_secret *src;
 
 	*public_only = false;
 	SCONE_TRY(cas_imports_load(im, def->import->session, from));
+	SCONE_TRY(pinned_hash_ok(def->import, *from));
 	*src_name = def->import->name ? def->import->name : def->name;
 	src = scone_session_secret((*from)->session, *src_name);
 	if (!src || src->import)
@@ -139,7 +150,7 @@ enum scone_err cas_resolve_secret_import(void *ctx, const struct scone_secret *i
 	const struct cas_loaded *from;
 	bool public_only;
 
-	SCONE_TRY(exported_secret(im, imported, &from, name, &public_only));
+	SCONE_TRY(cas_exported_secret(im, imported, &from, name, &public_only));
 	if (public_only && scone_secrets_is_private(from->secrets, *name))
 		return scone_err_set(SCONE_ERR_PERMISSION,
 				     "secret %s: session %s releases secret %s only through export_public, which gives "
@@ -170,7 +181,7 @@ static enum scone_err lookup_secret(void *ctx, const char *name, const char *for
 	r->refs++;
 	if (!def->import)
 		return scone_secrets_render(r->own->secrets, name, format, out);
-	SCONE_TRY(exported_secret(&r->im, def, &from, &src_name, &public_only));
+	SCONE_TRY(cas_exported_secret(&r->im, def, &from, &src_name, &public_only));
 	if (!public_only)
 		return scone_secrets_render(from->secrets, src_name, format, out);
 	err = scone_secrets_render_public(from->secrets, src_name, format, out);
@@ -184,6 +195,22 @@ static enum scone_err lookup_secret(void *ctx, const char *name, const char *for
 	return err;
 }
 
+/*
+ * The lookup of templates: name as written, else SCONE's old NAME.crt /
+ * .key / .chain / .hex forms (the policy accepted them with a warning).
+ */
+static enum scone_err lookup_secret_or_legacy(void *ctx, const char *name, const char *format, struct scone_wbuf *out)
+{
+	struct resolve *r = ctx;
+	char base[SCONE_SESSION_NAME_MAX + 1];
+	const char *legacy = NULL;
+
+	if (!scone_session_secret(r->own->session, name) && !format &&
+	    scone_template_legacy(name, base, sizeof(base), &legacy) && scone_session_secret(r->own->session, base))
+		return lookup_secret(ctx, base, legacy, out);
+	return lookup_secret(ctx, name, format, out);
+}
+
 /* Expand templates in text; the result must be a C string (no NUL) for argv/env. */
 static enum scone_err expand(struct resolve *r, const char *text, size_t len, bool c_string, const char *where,
 			     json_t **out)
@@ -192,7 +219,7 @@ static enum scone_err expand(struct resolve *r, const char *text, size_t len, bo
 	enum scone_err err;
 
 	scone_wbuf_init(&b, RESOLVED_MAX, 1);
-	err = scone_template_expand(text, len, lookup_secret, r, &b);
+	err = scone_template_expand(text, len, lookup_secret_or_legacy, r, &b);
 	if (!err && c_string && memchr(b.data, '\0', b.size))
 		err = scone_err_set(SCONE_ERR_INVALID, "%s: a secret renders with a NUL byte (use :hex or :base64)", where);
 	if (!err) {
@@ -240,13 +267,22 @@ static enum scone_err add_command(struct resolve *r, const struct scone_service 
 	return SCONE_ERR_OK;
 }
 
+/*
+ * The session's variables, and (host_environment) the names SCONE's
+ * \@\@NAME takes from the host: the runtime adds those last, never expanded.
+ */
 static enum scone_err add_environment(struct resolve *r, const struct scone_service *svc, json_t *cfg)
 {
-	json_t *env = json_object(), *v;
+	json_t *env = json_object(), *host = json_array(), *v;
 	char where[200];
 
 	json_object_set_new(cfg, "environment", env);
+	json_object_set_new(cfg, "host_environment", host);
 	for (size_t i = 0; i < svc->n_env; i++) {
+		if (svc->env[i].from_host) {
+			json_array_append_new(host, json_string(svc->env[i].key));
+			continue;
+		}
 		snprintf(where, sizeof(where), "environment.%.128s", svc->env[i].key);
 		SCONE_TRY(expand(r, svc->env[i].value, strlen(svc->env[i].value), true, where, &v));
 		json_object_set_new(env, svc->env[i].key, v);
@@ -262,6 +298,12 @@ static enum scone_err add_files(struct resolve *r, const struct scone_image *img
 	json_object_set_new(cfg, "injection_files", files);
 	for (size_t i = 0; img && i < img->n_files; i++) {
 		const struct scone_injection_file *f = &img->files[i];
+		if (!f->content) {
+			/* the image's own file: the runtime reads it and asks for its references (/v1/service/values) */
+			json_array_append_new(files, json_pack("{s:s,s:i,s:b}", "path", f->path, "mode", (int)f->mode,
+							       "from_image", 1));
+			continue;
+		}
 		snprintf(where, sizeof(where), "injection file %.160s", f->path);
 		SCONE_TRY(expand(r, f->content, f->content_len, false, where, &content));
 		json_array_append_new(files, json_pack("{s:s,s:i,s:o}", "path", f->path, "mode", (int)f->mode,
@@ -270,28 +312,74 @@ static enum scone_err add_files(struct resolve *r, const struct scone_image *img
 	return SCONE_ERR_OK;
 }
 
-/* Key and tag of a volume: from the session, or generated and tracked by CAS. */
-static enum scone_err volume_material(struct resolve *r, const struct scone_volume *vol, json_t *o)
+/*
+ * The volume of owner that im->who imports under name: one exported to it
+ * under that alias (volume_alias, SCONE 0.3.10), or without an alias under
+ * its own name, by an entry that admits it (cas_exported_to: an entry by
+ * name only within the exporter's own sessions and namespaces); *how is
+ * the export entry. NULL if none (the original name of a volume exported
+ * under an alias does not work, as in SCONE).
+ */
+static const struct scone_volume *exported_volume(struct cas_imports *im, const struct cas_loaded *owner,
+						  const char *name, const struct scone_export **how)
 {
-	const struct cas_loaded *owner = r->own;
-	const struct scone_volume *def = vol;
+	for (size_t i = 0; i < owner->session->n_volumes; i++) {
+		const struct scone_volume *v = &owner->session->volumes[i];
+		for (size_t j = 0; !v->import && j < v->n_exports; j++) {
+			const struct scone_export *e = &v->exports[j];
+			if (strcmp(e->volume_alias ? e->volume_alias : v->name, name) != 0)
+				continue;
+			if (cas_exported_to(im, owner, e, 1)) {
+				*how = e;
+				return v;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* The volume behind a mount of own: itself, or the exporting session's (its owner loaded into r). */
+static enum scone_err mounted_source(struct resolve *r, const struct scone_volume *vol, const struct cas_loaded **owner,
+				     const struct scone_volume **def, const struct scone_export **how)
+{
+	const char *src;
+
+	*owner = r->own;
+	*def = vol;
+	*how = NULL;
+	if (!vol->import)
+		return SCONE_ERR_OK;
+	src = vol->import->name ? vol->import->name : vol->name;
+	SCONE_TRY(cas_imports_load(&r->im, vol->import->session, owner));
+	if (vol->import->session_hash) {
+		char h[65];
+		scone_session_hash_hex((*owner)->rec.hash, h);
+		if (strcmp(h, vol->import->session_hash) != 0)
+			return scone_err_set(SCONE_ERR_PERMISSION, "session %s has hash %s, not the session_hash the import "
+								   "pins",
+					     vol->import->session, h);
+	}
+	*def = exported_volume(&r->im, *owner, src, how);
+	if (!*def)
+		return scone_err_set(SCONE_ERR_PERMISSION, "session %s exports no volume %s to session %s " EXPORT_RULE,
+				     vol->import->session, src, r->own->rec.name);
+	return SCONE_ERR_OK;
+}
+
+/* Key and tag of a volume: from the session, or generated and tracked by CAS. */
+static enum scone_err volume_material(struct resolve *r, const struct scone_volume *vol, bool ephemeral, json_t *o)
+{
+	const struct cas_loaded *owner;
+	const struct scone_volume *def;
+	const struct scone_export *how;
 	struct scone_store *st = r->im.cas->stores[r->im.worker];
 	uint8_t key[32];
 	char hex[65], tag[65];
 	json_t *v;
 
-	if (vol->import) {
-		const char *src = vol->import->name ? vol->import->name : vol->name;
-		SCONE_TRY(cas_imports_load(&r->im, vol->import->session, &owner));
-		def = scone_session_volume(owner->session, src);
-		if (!def || def->import)
-			return scone_err_set(SCONE_ERR_NOT_FOUND, "session %s has no volume %s to export",
-					     vol->import->session, src);
-		if (!cas_exported_to(&r->im, owner, def->exports, def->n_exports))
-			return scone_err_set(SCONE_ERR_PERMISSION,
-					     "session %s does not export volume %s to session %s " EXPORT_RULE,
-					     vol->import->session, src, r->own->rec.name);
-	}
+	SCONE_TRY(mounted_source(r, vol, &owner, &def, &how));
+	/* an export may hold its importers to ephemeral mounts (update_policy, SCONE 0.3.2) */
+	ephemeral = ephemeral || (how && how->update_policy == SCONE_UPDATE_EPHEMERAL);
 	json_object_set_new(o, "session", json_string(owner->rec.name));
 	json_object_set_new(o, "volume", json_string(def->name));
 	if (def->fspf_key) {
@@ -315,8 +403,14 @@ static enum scone_err volume_material(struct resolve *r, const struct scone_volu
 		json_object_set_new(o, "tag_tracked", json_false());
 	} else {
 		SCONE_TRY(st->ops->get_volume_tag(st, owner->rec.name, def->name, tag));
+		if (ephemeral && !tag[0])
+			return scone_err_set(SCONE_ERR_INVALID,
+					     "volume %s is not initialised, and an ephemeral mount cannot initialise it: "
+					     "mount it once with update_policy: rollback_protected",
+					     vol->name);
 		json_object_set_new(o, "tag", json_string(tag));
-		json_object_set_new(o, "tag_tracked", json_true());
+		/* ephemeral: the runtime reports nothing, and the next start gets CAS's tag again */
+		json_object_set_new(o, "tag_tracked", json_boolean(!ephemeral));
 	}
 	return SCONE_ERR_OK;
 }
@@ -332,7 +426,7 @@ static enum scone_err add_volumes(struct resolve *r, const struct scone_image *i
 		json_array_append_new(vols, o);
 		if (!vol)
 			return scone_err_set(SCONE_ERR_NOT_FOUND, "volume %s is not defined", img->volumes[i].name);
-		SCONE_TRY(volume_material(r, vol, o));
+		SCONE_TRY(volume_material(r, vol, img->volumes[i].update_policy == SCONE_UPDATE_EPHEMERAL, o));
 	}
 	return SCONE_ERR_OK;
 }
@@ -352,8 +446,8 @@ static enum scone_err add_fspf(struct resolve *r, const struct scone_service *sv
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err instance_token(struct cas *cas, const uint8_t spki[32], const char *session,
-				     const char *service, uint8_t out[32])
+enum scone_err cas_instance_token(struct cas *cas, const uint8_t spki[32], const char *session, const char *service,
+				  uint8_t out[32])
 {
 	uint8_t msg[32 + 2 * (SCONE_SESSION_NAME_MAX + 1)];
 	size_t n = 0, ls = strlen(session), lv = strlen(service);
@@ -383,16 +477,17 @@ static enum scone_err build_config(struct resolve *r, const struct scone_service
 	SCONE_TRY(add_files(r, img, cfg));
 	SCONE_TRY(add_volumes(r, img, cfg));
 	SCONE_TRY(add_fspf(r, svc, cfg));
-	SCONE_TRY(instance_token(r->im.cas, spki, r->own->rec.name, svc->name, token));
+	SCONE_TRY(cas_instance_token(r->im.cas, spki, r->own->rec.name, svc->name, token));
 	scone_hex_encode(h, sizeof(h), token, 32);
 	json_object_set_new(cfg, "instance_token", json_string(h));
 	return SCONE_ERR_OK;
 }
 
 /* The second factor: the service's (or session's) one-time password secret, if it has one. */
-static enum scone_err check_otp(struct resolve *r, const struct scone_service *svc, const struct cas_config_request *cr)
+static enum scone_err check_otp(struct resolve *r, const struct scone_session *s, const struct scone_service *svc,
+			       const struct cas_config_request *cr)
 {
-	const char *text = scone_service_otp_secret(r->own->session, svc);
+	const char *text = scone_service_otp_secret(s, svc);
 	struct scone_store *st = r->im.cas->stores[r->im.worker];
 	uint8_t key[CAS_OTP_KEY_MAX];
 	size_t key_len = 0;
@@ -412,16 +507,20 @@ static enum scone_err check_otp(struct resolve *r, const struct scone_service *s
 	return err;
 }
 
-/* Attestation, then the one-time password; a refusal is answered (403, the factor named) and logged. */
-static bool admitted(struct resolve *r, const struct cas_request *req, const struct scone_service *svc,
-		     const struct cas_config_request *cr, struct cas_response *resp)
+/*
+ * Attestation, then the one-time password, by session s (the stored one, or
+ * a dynamic one as it stands now); a refusal is answered (403, the factor
+ * named) and logged.
+ */
+static bool admitted(struct resolve *r, const struct cas_request *req, const struct scone_session *s,
+		     const struct scone_service *svc, const struct cas_config_request *cr, struct cas_response *resp)
 {
 	struct cas_attest_opts o = { .max_age_sec = r->im.cas->evidence_max_age };
 	struct scone_claims claims;
-	enum scone_err err = cas_attest_gate(&o, r->own->session, svc, cr, req->peer_spki_sha256, &claims);
+	enum scone_err err = cas_attest_gate(&o, s, svc, cr, req->peer_spki_sha256, &claims);
 
 	if (!err)
-		err = check_otp(r, svc, cr);
+		err = check_otp(r, s, svc, cr);
 	if (!err)
 		return true;
 	if (err != SCONE_ERR_ATTESTATION) {
@@ -434,10 +533,80 @@ static bool admitted(struct resolve *r, const struct cas_request *req, const str
 	return false;
 }
 
+/*
+ * What CAS decides with: the stored session, or for a dynamic one (its
+ * security or attestation name secrets CAS resolves) the session as it
+ * stands now. view shares own's record; *eff (NULL for a static session) is
+ * the caller's to free.
+ */
+static bool decide_view(struct cas *cas, int worker, const struct cas_loaded *own, struct cas_loaded *view,
+			struct scone_session **eff, struct cas_response *resp)
+{
+	*view = *own;
+	*eff = NULL;
+	if (!own->session->dynamic)
+		return true;
+	if (cas_effective_session(cas, worker, own, eff) != SCONE_ERR_OK) {
+		cas_respond_error(resp, 403, "ATTESTATION", "session %s: its security or attestation does not resolve now: %s",
+				  own->rec.name, scone_err_detail());
+		return false;
+	}
+	view->session = *eff;
+	return true;
+}
+
+/*
+ * security.service_access_token (SCONE 0.3.9): a second factor both ways;
+ * the proofs are in src/lib/token.h.
+ */
+static enum scone_err token_mac(const char *token, const char *who, const uint8_t spki[32], const char *session,
+				const char *service, uint8_t out[32])
+{
+	char id[2 * SCONE_SESSION_NAME_MAX + 2];
+
+	snprintf(id, sizeof(id), "%s/%s", session, service);
+	return scone_access_token_mac(token, who, spki, id, out);
+}
+
+static bool access_token_ok(const struct scone_session *s, const struct cas_config_request *cr, const uint8_t spki[32],
+			    struct cas_response *resp)
+{
+	uint8_t want[32], got[32];
+	bool ok;
+
+	if (!s->service_access_token)
+		return true;
+	ok = cr->access_token_mac[0] && scone_hex_decode(got, 32, cr->access_token_mac, "access_token_mac") == SCONE_ERR_OK &&
+	     token_mac(s->service_access_token, SCONE_TOKEN_LABEL_RUNTIME, spki, cr->session, cr->service, want) == SCONE_ERR_OK &&
+	     scone_ct_equal(want, got, 32);
+	scone_wipe(want, sizeof(want));
+	if (!ok)
+		cas_respond_error(resp, 403, "ATTESTATION",
+				  "session %s requires a service access token: start the service with the right "
+				  "SCONE_SERVICE_ACCESS_TOKEN",
+				  cr->session);
+	return ok;
+}
+
+static enum scone_err access_token_proof(const struct scone_session *s, const struct cas_config_request *cr,
+					 const uint8_t spki[32], json_t *cfg)
+{
+	uint8_t mac[32];
+	char hex[65];
+
+	if (!s->service_access_token)
+		return SCONE_ERR_OK;
+	SCONE_TRY(token_mac(s->service_access_token, SCONE_TOKEN_LABEL_CAS, spki, cr->session, cr->service, mac));
+	scone_hex_encode(hex, sizeof(hex), mac, 32);
+	json_object_set_new(cfg, "access_token_proof", json_string(hex));
+	return SCONE_ERR_OK;
+}
+
 void cas_handle_config(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
 {
 	struct cas_config_request cr;
-	struct cas_loaded own;
+	struct scone_session *eff = NULL;
+	struct cas_loaded own, view;
 	struct resolve r = { .im = { .cas = cas, .worker = req->worker } };
 	const struct scone_service *svc;
 	enum scone_err err;
@@ -464,11 +633,16 @@ void cas_handle_config(struct cas *cas, const struct cas_request *req, struct ca
 		cas_respond_error(resp, 404, "NOT_FOUND", "session %s has no service %s", cr.session, cr.service);
 		goto out;
 	}
-	if (!admitted(&r, req, svc, &cr, resp))
+	if (!decide_view(cas, req->worker, &own, &view, &eff, resp))
+		goto out;
+	if (!admitted(&r, req, view.session, svc, &cr, resp) ||
+	    !access_token_ok(view.session, &cr, req->peer_spki_sha256, resp))
 		goto out;
 	cfg = json_pack("{s:s}", "config_id", "");
 	json_object_set_new(cfg, "config_id", json_sprintf("%s/%s", cr.session, cr.service));
 	err = build_config(&r, svc, req->peer_spki_sha256, cfg);
+	if (!err)
+		err = access_token_proof(view.session, &cr, req->peer_spki_sha256, cfg);
 	if (err) {
 		json_decref(cfg);
 		cas_respond_err(resp, err, "configuration");
@@ -477,26 +651,31 @@ void cas_handle_config(struct cas *cas, const struct cas_request *req, struct ca
 	cas_respond_json(resp, 200, cfg);
 	atomic_fetch_add(&cas->counters.config_fetches, 1);
 	resolve_free(&r);
+	scone_session_free(eff);
 	cas_loaded_free(&own);
 	cas_config_request_free(&cr);
 	return;
 out:
 	resolve_free(&r);
+	scone_session_free(eff);
 	cas_loaded_free(&own);
 denied:
 	cas_config_request_free(&cr);
 	atomic_fetch_add(&cas->counters.config_denied, 1);
 }
 
-/* Is volume name mounted by the service's image? */
+/* Is volume name mounted by the service's image, and how (an ephemeral mount reports no tags)? */
 static const struct scone_volume *mounted_volume(const struct scone_session *s, const struct scone_service *svc,
-						 const char *name)
+						 const char *name, bool *ephemeral)
 {
 	const struct scone_image *img = svc->image_name ? scone_session_image(s, svc->image_name) : NULL;
 
-	for (size_t i = 0; img && i < img->n_volumes; i++)
-		if (strcmp(img->volumes[i].name, name) == 0)
+	for (size_t i = 0; img && i < img->n_volumes; i++) {
+		if (strcmp(img->volumes[i].name, name) == 0) {
+			*ephemeral = img->volumes[i].update_policy == SCONE_UPDATE_EPHEMERAL;
 			return scone_session_volume(s, name);
+		}
+	}
 	return NULL;
 }
 
@@ -521,8 +700,11 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 	const struct scone_service *svc;
 	const struct scone_volume *vol;
 	struct scone_store *st = cas->stores[req->worker];
+	const struct scone_export *how = NULL;
+	const struct scone_volume *def;
 	uint8_t expect[32];
 	const char *owner_volume;
+	bool ephemeral = false;
 	enum scone_err err;
 
 	err = cas_parse_tag_request((const char *)req->body, req->body_len, &tr);
@@ -531,7 +713,7 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 		return;
 	}
 	if (!req->has_peer_key ||
-	    instance_token(cas, req->peer_spki_sha256, tr.session, tr.service, expect) != SCONE_ERR_OK ||
+	    cas_instance_token(cas, req->peer_spki_sha256, tr.session, tr.service, expect) != SCONE_ERR_OK ||
 	    !scone_ct_equal(expect, tr.token, 32)) {
 		cas_respond_error(resp, 403, "PERMISSION",
 				  "the instance token does not belong to this TLS key and service (fetch the configuration first)");
@@ -543,28 +725,24 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 	r.im.who = own.session;
 	r.im.who_creator = own.rec.creator;
 	svc = scone_session_service(own.session, tr.service);
-	vol = svc ? mounted_volume(own.session, svc, tr.volume) : NULL;
+	vol = svc ? mounted_volume(own.session, svc, tr.volume, &ephemeral) : NULL;
 	if (!vol) {
 		cas_respond_error(resp, 403, "PERMISSION", "service %s/%s does not mount volume %s", tr.session, tr.service,
 				  tr.volume);
 		goto out;
 	}
-	owner = &own;
-	owner_volume = vol->name;
-	if (vol->import) {
-		err = cas_imports_load(&r.im, vol->import->session, &owner);
-		if (err) {
-			cas_respond_err(resp, err, "volume");
-			goto out;
-		}
-		owner_volume = vol->import->name ? vol->import->name : vol->name;
-		vol = scone_session_volume(owner->session, owner_volume);
-		if (!vol || !cas_exported_to(&r.im, owner, vol->exports, vol->n_exports)) {
-			cas_respond_error(resp, 403, "PERMISSION", "volume %s is not exported to session %s " EXPORT_RULE,
-					  tr.volume, tr.session);
-			goto out;
-		}
+	err = mounted_source(&r, vol, &owner, &def, &how);
+	if (err) {
+		cas_respond_err(resp, err, "volume");
+		goto out;
 	}
+	if (ephemeral || (how && how->update_policy == SCONE_UPDATE_EPHEMERAL)) {
+		cas_respond_error(resp, 403, "PERMISSION", "volume %s is mounted ephemeral: its state on CAS does not change",
+				  tr.volume);
+		goto out;
+	}
+	vol = def;
+	owner_volume = def->name;
 	if (vol->fspf_tag) {
 		cas_respond_error(resp, 409, "CONFLICT", "volume %s has a fixed tag in its session; update the session instead",
 				  tr.volume);
@@ -626,4 +804,15 @@ void cas_otp_provision(struct cas *cas, int worker, const struct cas_loaded *own
 					      json_sprintf("%s/%s", own->rec.name, service), "digits", CAS_OTP_DIGITS,
 					      "period", CAS_OTP_STEP));
 	scone_wipe(uri, sizeof(uri));
+}
+
+enum scone_err cas_render_ref(struct cas *cas, int worker, const struct cas_loaded *own, const char *name,
+			      const char *format, struct scone_wbuf *out)
+{
+	struct resolve r = { .im = { .cas = cas, .worker = worker, .who = own->session, .who_creator = own->rec.creator },
+			     .own = own };
+	enum scone_err err = lookup_secret_or_legacy(&r, name, format, out);
+
+	resolve_free(&r);
+	return err;
 }

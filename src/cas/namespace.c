@@ -37,39 +37,14 @@
 
 /* ---- access lists ---- */
 
-static bool principal_allows(const struct scone_principal *p, const uint8_t *key, const uint8_t creator[32])
+/*
+ * Does session s let key create sessions below it? Its create_sessions
+ * (default: its update list), with rules and dynamic entries as every
+ * other access check reads them (dynamic.c).
+ */
+static bool creates_below(struct cas *cas, int worker, const struct cas_loaded *s, const uint8_t key[32])
 {
-	switch (p->kind) {
-	case SCONE_PRINCIPAL_ANY:
-		return true;
-	case SCONE_PRINCIPAL_CREATOR:
-		return key && scone_ct_equal(key, creator, 32);
-	case SCONE_PRINCIPAL_KEY:
-		return key && scone_ct_equal(key, p->spki_sha256, 32);
-	case SCONE_PRINCIPAL_NONE:
-	default:
-		return false;
-	}
-}
-
-bool cas_policy_allows(const struct scone_access_list *l, const uint8_t *key, const uint8_t creator[32])
-{
-	static const struct scone_principal creator_only = { .kind = SCONE_PRINCIPAL_CREATOR };
-
-	if (l->n == 0)
-		return principal_allows(&creator_only, key, creator);
-	for (size_t i = 0; i < l->n; i++)
-		if (principal_allows(&l->v[i], key, creator))
-			return true;
-	return false;
-}
-
-/* Does session s (created by creator) let key create sessions directly below it? */
-static bool creates_below(const struct cas_loaded *s, const uint8_t key[32])
-{
-	const struct scone_session *p = s->session;
-
-	return cas_policy_allows(p->create_sessions.n ? &p->create_sessions : &p->update, key, s->rec.creator);
+	return cas_access_allows(cas, worker, s, 'c', key);
 }
 
 /* ---- names ---- */
@@ -139,7 +114,7 @@ enum scone_err cas_namespace_may_create(struct cas *cas, int worker, const char 
 	if (!nearest_ancestor(cas, worker, name, strlen(name), 0, &anc, &failed))
 		return failed ? scone_err_set(SCONE_ERR_IO, "session %s: its namespace sessions cannot be read", name)
 			      : SCONE_ERR_OK;
-	ok = creates_below(&anc, creator);
+	ok = creates_below(cas, worker, &anc, creator);
 	snprintf(parent, sizeof(parent), "%s", anc.rec.name);
 	cas_loaded_free(&anc);
 	if (ok)
@@ -168,7 +143,7 @@ static bool chain_holds(struct cas *cas, int worker, size_t top_len, const char 
 			ok = false; /* top exists, so only a read failure gets here */
 			break;
 		}
-		ok = creates_below(&anc, key);
+		ok = creates_below(cas, worker, &anc, key);
 		if (have_self)
 			cas_loaded_free(&self);
 		self = anc;

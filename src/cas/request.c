@@ -7,6 +7,7 @@
 #include "cas.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -164,7 +165,7 @@ void cas_config_request_free(struct cas_config_request *r)
 
 enum scone_err cas_parse_config_request(const char *body, size_t len, struct cas_config_request *out)
 {
-	static const char *const keys[] = { "config_id", "evidence", NULL };
+	static const char *const keys[] = { "config_id", "evidence", "access_token_mac", NULL };
 	char id[CAS_CONFIG_ID_MAX];
 	json_t *obj;
 	enum scone_err err;
@@ -174,6 +175,8 @@ enum scone_err cas_parse_config_request(const char *body, size_t len, struct cas
 	if (!(err = check_keys(obj, keys)) && !(err = get_string(obj, "config_id", true, id, sizeof(id))) &&
 	    !(err = take_otp(id, out->otp)) && !(err = cas_split_config_id(id, out->session, out->service)))
 		err = parse_evidence(obj, out);
+	if (!err)
+		err = get_string(obj, "access_token_mac", false, out->access_token_mac, sizeof(out->access_token_mac));
 	json_decref(obj);
 	scone_wipe(id, sizeof(id));
 	if (err)
@@ -223,5 +226,70 @@ enum scone_err cas_parse_tag_request(const char *body, size_t len, struct cas_ta
 	}
 out:
 	json_decref(obj);
+	return err;
+}
+
+/* One entry of "refs": {name, format?}. */
+static enum scone_err parse_ref(json_t *o, size_t i, struct cas_values_ref *r)
+{
+	static const char *const keys[] = { "name", "format", NULL };
+
+	if (!json_is_object(o))
+		return scone_err_set(SCONE_ERR_INVALID, "request body: refs[%zu] must be an object", i);
+	SCONE_TRY(check_keys(o, keys));
+	SCONE_TRY(get_string(o, "name", true, r->name, sizeof(r->name)));
+	SCONE_TRY(get_string(o, "format", false, r->format, sizeof(r->format)));
+	r->has_format = json_object_get(o, "format") != NULL;
+	if (!r->name[0] || (r->has_format && !r->format[0]))
+		return scone_err_set(SCONE_ERR_INVALID, "request body: refs[%zu] has an empty name or format", i);
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err parse_values(json_t *obj, struct cas_values_request *out)
+{
+	static const char *const keys[] = { "config_id", "instance_token", "path", "refs", NULL };
+	char id[CAS_CONFIG_ID_MAX], token[65];
+	json_t *refs, *r;
+	size_t i;
+
+	SCONE_TRY(check_keys(obj, keys));
+	SCONE_TRY(get_string(obj, "config_id", true, id, sizeof(id)));
+	SCONE_TRY(cas_split_config_id(id, out->session, out->service));
+	SCONE_TRY(get_string(obj, "path", true, out->path, sizeof(out->path)));
+	if (out->path[0] != '/')
+		return scone_err_set(SCONE_ERR_INVALID, "request body: \"path\" must be an absolute path");
+	SCONE_TRY(get_string(obj, "instance_token", true, token, sizeof(token)));
+	if (strlen(token) != 64 || scone_hex_decode(out->token, sizeof(out->token), token, "instance_token"))
+		return scone_err_set(SCONE_ERR_INVALID, "request body: \"instance_token\" must be 64 hex digits");
+	refs = json_object_get(obj, "refs");
+	if (!json_is_array(refs) || json_array_size(refs) > CAS_VALUES_MAX_REFS)
+		return scone_err_set(SCONE_ERR_INVALID, "request body: \"refs\" must be an array of at most %d",
+				     CAS_VALUES_MAX_REFS);
+	json_array_foreach(refs, i, r) {
+		SCONE_TRY(parse_ref(r, i, &out->refs[out->n_refs]));
+		out->n_refs++;
+	}
+	return SCONE_ERR_OK;
+}
+
+enum scone_err cas_parse_values_request(const char *body, size_t len, struct cas_values_request **out)
+{
+	struct cas_values_request *v = calloc(1, sizeof(*v));
+	json_t *obj;
+	enum scone_err err;
+
+	*out = NULL;
+	if (!v)
+		return scone_err_set(SCONE_ERR_NOMEM, "values request");
+	if ((err = parse_object(body, len, &obj))) {
+		free(v);
+		return err;
+	}
+	err = parse_values(obj, v);
+	json_decref(obj);
+	if (err)
+		free(v);
+	else
+		*out = v;
 	return err;
 }

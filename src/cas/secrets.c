@@ -15,7 +15,7 @@
  *
  *   ascii          size (default 20) characters drawn uniformly from the
  *                  71-character alphabet below, or the explicit value
- *   binary         size (default 32) random bytes, or the explicit value
+ *   binary         size (default 20, as SCONE) random bytes, or the explicit value
  *   private-key    a new key of key_type (default P-256), or the explicit
  *                  value (unencrypted PEM or DER of a key of the five types)
  *   public-key     the SPKI of private_key, or the explicit value (PEM/DER)
@@ -26,6 +26,8 @@
  *                  certificates (first = this one, the rest = its chain) and
  *                  takes its key from private_key (which must match) or has
  *                  none.
+ *   config-fragment the canonical JSON text of the session's value
+ *   pgp-key        a new OpenPGP key (secrets_pgp.c), kept across updates
  *   volume         32 random bytes, for volumes without fspf_key and import
  *
  * Keeping across updates (previous = the set of the session replaced).
@@ -557,6 +559,35 @@ static enum scone_err gen_cert(struct gen *g, size_t i)
 	return err;
 }
 
+/* ---- config-fragment and pgp-key ------------------------------------------------ */
+
+/* A config-fragment's value: the canonical JSON text the session gave. */
+static enum scone_err gen_fragment(struct gen *g, size_t i)
+{
+	const struct scone_secret *def = &g->s->secrets[i];
+	struct sec_item *it = g->slots[i].item;
+
+	if (!def->value || def->value_len > SEC_VALUE_MAX)
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "secret '%s': a config-fragment needs a value of at most %d "
+				     "bytes",
+				     def->name, SEC_VALUE_MAX);
+	it->flags = SEC_F_EXPLICIT;
+	return sec_blob_dup(&it->value, def->value, def->value_len);
+}
+
+/* An OpenPGP key: kept across updates (as SCONE keeps pgp-key values), else new. */
+static enum scone_err gen_pgp(struct gen *g, size_t i)
+{
+	const struct scone_secret *def = &g->s->secrets[i];
+	struct sec_item *it = g->slots[i].item;
+	const struct sec_item *prev = prev_of(g, def);
+
+	if (prev && prev->value.n)
+		return sec_blob_dup(&it->value, prev->value.p, prev->value.n);
+	return sec_pgp_generate(&it->value);
+}
+
 /* ---- driver ------------------------------------------------------------------------ */
 
 static enum scone_err generate_slot(struct gen *g, size_t i)
@@ -582,6 +613,12 @@ static enum scone_err generate_slot(struct gen *g, size_t i)
 	case SCONE_SECRET_X509:
 	case SCONE_SECRET_X509_CA:
 		err = gen_cert(g, i);
+		break;
+	case SCONE_SECRET_CONFIG_FRAGMENT:
+		err = gen_fragment(g, i);
+		break;
+	case SCONE_SECRET_PGP_KEY:
+		err = gen_pgp(g, i);
 		break;
 	default:
 		err = scone_err_set(SCONE_ERR_INVALID, "secret '%s' has unknown kind %d",

@@ -101,7 +101,9 @@ bool scone_secrets_has(const struct scone_secret_set *set, const char *name);
  *   public-key:     NULL/"pem" = SPKI PEM, "der"
  *   x509/x509-ca:   NULL/"crt"/"pem" = certificate PEM, "chain" = certificate then issuers,
  *                   "privatekey"/"key" = its private key PKCS#8 PEM, "der" = certificate DER
- * (the same table as scone_template_format_valid in policy.h).
+ * and SCONE's longer names and further formats (base32, base64url, pkcs12, pgp-key's six,
+ * a config-fragment that is one scalar): the table of scone_template_format_valid in
+ * policy.h, plus SCONE_FORMAT_LEGACY_CHAIN (root first, certificate last).
  * Unknown name: NOT_FOUND; format not valid for the kind: INVALID (detail names both).
  */
 SCONE_MUST_CHECK enum scone_err scone_secrets_render(const struct scone_secret_set *set, const char *name,
@@ -116,8 +118,12 @@ SCONE_MUST_CHECK enum scone_err scone_secrets_render(const struct scone_secret_s
 SCONE_MUST_CHECK enum scone_err scone_secrets_render_public(const struct scone_secret_set *set, const char *name,
 							    const char *format, struct scone_wbuf *out);
 
-/* Is secret name one that holds a private key (private-key, x509, x509-ca)? */
+/* Is secret name one that holds a private key (private-key, x509, x509-ca, pgp-key)? */
 bool scone_secrets_is_private(const struct scone_secret_set *set, const char *name);
+
+/* The JSON text of config-fragment name (a YAML value for scone_session_parse_ex); NOT_FOUND otherwise. */
+SCONE_MUST_CHECK enum scone_err scone_secrets_fragment(const struct scone_secret_set *set, const char *name,
+						       struct scone_wbuf *out);
 
 /* The 32-byte key CAS generated for volume name; NOT_FOUND if none. */
 SCONE_MUST_CHECK enum scone_err scone_secrets_volume_key(const struct scone_secret_set *set,

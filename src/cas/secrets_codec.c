@@ -41,7 +41,7 @@ static const char magic[4] = {'S', 'C', 'S', 'S'};
 
 static bool is_secret_kind(uint8_t kind)
 {
-	return kind >= SCONE_SECRET_ASCII && kind <= SCONE_SECRET_PUBLIC_KEY;
+	return kind >= SCONE_SECRET_ASCII && kind <= SCONE_SECRET_PGP_KEY;
 }
 
 static bool is_cert_kind(uint8_t kind)
@@ -223,6 +223,8 @@ static enum scone_err check_value(const struct sec_item *it)
 		SCONE_TRY(sec_pkcs8_check(it->value.p, it->value.n, it->key_type));
 	if (is_cert_kind(it->kind))
 		SCONE_TRY(check_certs(it));
+	if (it->kind == SCONE_SECRET_PGP_KEY)
+		SCONE_TRY(sec_pgp_check(it->value.p, it->value.n));
 	return SCONE_ERR_OK;
 }
 

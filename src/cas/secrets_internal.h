@@ -32,9 +32,8 @@
 #define SEC_ITEMS_MAX (2 * SCONE_SESSION_MAX_ITEMS) /* secrets + volumes */
 #define SEC_GEN_MAX 65536			    /* generated ascii/binary bytes */
 #define SEC_ASCII_DEFAULT 20
-#define SEC_BINARY_DEFAULT 32
+#define SEC_BINARY_DEFAULT 20
 #define SEC_VOLUME_KEY 32
-#define SEC_DAYS_DEFAULT 365u
 #define SEC_DAYS_MAX 36600u /* about a century */
 
 struct sec_blob {
@@ -81,6 +80,13 @@ SCONE_MUST_CHECK enum scone_err sec_key_type_of(const EVP_PKEY *k, uint8_t *out)
 SCONE_MUST_CHECK enum scone_err sec_key_to_pkcs8(EVP_PKEY *k, struct sec_blob *out);
 SCONE_MUST_CHECK enum scone_err sec_key_to_spki(EVP_PKEY *k, struct sec_blob *out);
 SCONE_MUST_CHECK enum scone_err sec_cert_to_der(X509 *x, struct sec_blob *out);
+/* secrets_pgp.c: a new OpenPGP key in the stored form (see there); pgp rendering. */
+SCONE_MUST_CHECK enum scone_err sec_pgp_generate(struct sec_blob *out);
+SCONE_MUST_CHECK enum scone_err sec_pgp_check(const uint8_t *p, size_t n);
+/* part: "privatekey" or "publickey"; armored or binary (base64 is the caller's). */
+SCONE_MUST_CHECK enum scone_err sec_pgp_render(const struct sec_blob *stored, bool secret, bool armored,
+					       struct scone_wbuf *out);
+
 /* Strict DER decoders (the whole input, nothing more): MALFORMED otherwise. */
 SCONE_MUST_CHECK enum scone_err sec_key_from_pkcs8(const uint8_t *p, size_t n, EVP_PKEY **out);
 SCONE_MUST_CHECK enum scone_err sec_cert_from_der(const uint8_t *p, size_t n, X509 **out);
@@ -106,6 +112,8 @@ struct sec_cert_req {
 	X509 *issuer;	      /* NULL: self-signed */
 	EVP_PKEY *issuer_key; /* the issuer's private key (ignored if self-signed) */
 };
+/* The certificate, its key and chain as PKCS#12 DER with the empty password, appended to out. */
+SCONE_MUST_CHECK enum scone_err sec_pkcs12(const struct sec_item *it, struct scone_wbuf *out);
 /* A new certificate for req (random 16-byte serial); *out owned by the caller. */
 SCONE_MUST_CHECK enum scone_err sec_cert_issue(const struct sec_cert_req *req, X509 **out);
 

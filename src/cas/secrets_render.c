@@ -88,21 +88,6 @@ static enum scone_err r_base64(const struct sec_item *it, struct scone_wbuf *out
 	return put_base64(out, it->value.p, it->value.n, false);
 }
 
-/* Base32 without padding, through a small stack buffer (5 bytes make 8 characters). */
-static enum scone_err r_base32(const struct sec_item *it, struct scone_wbuf *out)
-{
-	char chunk[8 * 8 + 1];
-	enum scone_err err = SCONE_ERR_OK;
-
-	for (size_t off = 0; off < it->value.n && err == SCONE_ERR_OK; off += 40) {
-		size_t k = it->value.n - off < 40 ? it->value.n - off : 40;
-		scone_base32_encode(chunk, sizeof(chunk), it->value.p + off, k);
-		err = scone_wbuf_put(out, chunk, strlen(chunk));
-	}
-	scone_wipe(chunk, sizeof(chunk));
-	return err;
-}
-
 static enum scone_err r_key_pem(const struct sec_item *it, struct scone_wbuf *out)
 {
 	if (!it->value.n)
@@ -150,16 +135,155 @@ static enum scone_err r_chain(const struct sec_item *it, struct scone_wbuf *out)
 	return SCONE_ERR_OK;
 }
 
+/* SCONE's NAME.chain from before 5.2: the root first, the certificate itself last. */
+static enum scone_err r_chain_legacy(const struct sec_item *it, struct scone_wbuf *out)
+{
+	for (size_t i = it->n_chain; i > 0; i--)
+		SCONE_TRY(put_pem(out, "CERTIFICATE", &it->chain[i - 1]));
+	return put_pem(out, "CERTIFICATE", &it->cert);
+}
+
+static enum scone_err r_key_der(const struct sec_item *it, struct scone_wbuf *out)
+{
+	if (!it->value.n)
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s secret '%s' has no private key",
+				     sec_kind_name(it->kind), it->name);
+	return scone_wbuf_put(out, it->value.p, it->value.n);
+}
+
+/*
+ * RFC 4648 base32 (lib/base32), padded or not, through a small stack buffer
+ * (40 bytes make 64 characters, so only the last chunk is short); with
+ * base64url (padded) SCONE 0.3.10's binary formats.
+ */
+static enum scone_err put_base32(struct scone_wbuf *out, const uint8_t *p, size_t n, bool pad)
+{
+	char chunk[64 + 1];
+	size_t chars = 0;
+	enum scone_err err = SCONE_ERR_OK;
+
+	for (size_t off = 0; off < n && !err; off += 40) {
+		size_t k = n - off < 40 ? n - off : 40;
+		scone_base32_encode(chunk, sizeof(chunk), p + off, k);
+		chars += strlen(chunk);
+		err = scone_wbuf_put(out, chunk, strlen(chunk));
+	}
+	scone_wipe(chunk, sizeof(chunk));
+	for (; !err && pad && chars % 8; chars++)
+		err = scone_wbuf_u8(out, '=');
+	return err;
+}
+
+static enum scone_err r_base32(const struct sec_item *it, struct scone_wbuf *out)
+{
+	return put_base32(out, it->value.p, it->value.n, true);
+}
+
+static enum scone_err r_base32nopad(const struct sec_item *it, struct scone_wbuf *out)
+{
+	return put_base32(out, it->value.p, it->value.n, false);
+}
+
+static enum scone_err r_base64url(const struct sec_item *it, struct scone_wbuf *out)
+{
+	size_t start = out->size;
+
+	SCONE_TRY(put_base64(out, it->value.p, it->value.n, false));
+	for (size_t i = start; i < out->size; i++)
+		out->data[i] = out->data[i] == '+' ? '-' : out->data[i] == '/' ? '_' : out->data[i];
+	return SCONE_ERR_OK;
+}
+
+/* A config-fragment inside a string: its value when it is one scalar. */
+static enum scone_err r_fragment(const struct sec_item *it, struct scone_wbuf *out)
+{
+	const uint8_t *p = it->value.p;
+	size_t n = it->value.n;
+
+	if (n < 2 || p[0] != '"' || p[n - 1] != '"')
+		return scone_err_set(
+		    SCONE_ERR_INVALID,
+		    "config-fragment '%s' holds a list or mapping: it can stand only as a whole "
+		    "value in security, access_policy or attestation",
+		    it->name);
+	for (size_t i = 1; i + 1 < n; i++) {
+		uint8_t ch = p[i];
+		if (ch == '\\' && i + 2 < n) {
+			ch = p[++i];
+			if (ch == 'u' && i + 4 < n) { /* our own JSON writes \u00XX only */
+				ch = (uint8_t)((p[i + 3] >= 'a' ? p[i + 3] - 'a' + 10 : p[i + 3] - '0') << 4 |
+					       (p[i + 4] >= 'a' ? p[i + 4] - 'a' + 10 : p[i + 4] - '0'));
+				i += 4;
+			}
+		}
+		SCONE_TRY(scone_wbuf_u8(out, ch));
+	}
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err r_pkcs12(const struct sec_item *it, struct scone_wbuf *out)
+{
+	return sec_pkcs12(it, out);
+}
+
+static enum scone_err r_pgp_sec_armor(const struct sec_item *it, struct scone_wbuf *out)
+{
+	return sec_pgp_render(&it->value, true, true, out);
+}
+
+static enum scone_err r_pgp_sec_bin(const struct sec_item *it, struct scone_wbuf *out)
+{
+	return sec_pgp_render(&it->value, true, false, out);
+}
+
+static enum scone_err r_pgp_pub_armor(const struct sec_item *it, struct scone_wbuf *out)
+{
+	return sec_pgp_render(&it->value, false, true, out);
+}
+
+static enum scone_err r_pgp_pub_bin(const struct sec_item *it, struct scone_wbuf *out)
+{
+	return sec_pgp_render(&it->value, false, false, out);
+}
+
+/* The binary form in base64, through a scratch buffer that is wiped. */
+static enum scone_err pgp_base64(const struct sec_item *it, bool secret, struct scone_wbuf *out)
+{
+	struct scone_wbuf tmp;
+	enum scone_err err;
+
+	scone_wbuf_init(&tmp, SEC_VALUE_MAX, 1);
+	err = sec_pgp_render(&it->value, secret, false, &tmp);
+	if (!err)
+		err = put_base64(out, tmp.data, tmp.size, false);
+	scone_wbuf_free(&tmp);
+	return err;
+}
+
+static enum scone_err r_pgp_sec_b64(const struct sec_item *it, struct scone_wbuf *out)
+{
+	return pgp_base64(it, true, out);
+}
+
+static enum scone_err r_pgp_pub_b64(const struct sec_item *it, struct scone_wbuf *out)
+{
+	return pgp_base64(it, false, out);
+}
+
 #define K(kind) (1u << (kind))
 #define K_BYTES (K(SCONE_SECRET_ASCII) | K(SCONE_SECRET_BINARY))
 #define K_PRIV K(SCONE_SECRET_PRIVATE_KEY)
 #define K_PUB K(SCONE_SECRET_PUBLIC_KEY)
 #define K_CERT (K(SCONE_SECRET_X509) | K(SCONE_SECRET_X509_CA))
+#define K_BIN K(SCONE_SECRET_BINARY)
+#define K_FRAG K(SCONE_SECRET_CONFIG_FRAGMENT)
+#define K_PGP K(SCONE_SECRET_PGP_KEY)
 
 /*
  * pub: the format shows nothing a public export (export_public) does not
  * release. For ascii and binary that is the value itself (SCONE publishes
- * it); for keys and certificates only the certificate and the public key.
+ * it); for keys and certificates only the certificate and the public key;
+ * a config-fragment not at all (it may hold what its session renders).
  */
 static const struct format {
 	unsigned kinds;
@@ -170,22 +294,44 @@ static const struct format {
     {K_BYTES, NULL, r_raw, true},
     {K_BYTES, "hex", r_hex, true},
     {K_BYTES, "base64", r_base64, true},
-    {K_BYTES, "base32nopad", r_base32, true},
+    {K_BIN, "bin", r_raw, true},
+    {K_BIN, "base64url", r_base64url, true},
+    {K_BIN, "base32", r_base32, true},
+    {K_BIN, "base32nopad", r_base32nopad, true},
     {K_PRIV, NULL, r_key_pem, false},
     {K_PRIV, "pem", r_key_pem, false},
+    {K_PRIV, "pkcs8:pem", r_key_pem, false},
     {K_PRIV, "privatekey", r_key_pem, false},
     {K_PRIV, "der", r_raw, false},
+    {K_PRIV, "pkcs8:der", r_raw, false},
     {K_PRIV, "publickey", r_pub_of_key, true},
     {K_PUB, NULL, r_spki_pem, true},
     {K_PUB, "pem", r_spki_pem, true},
+    {K_PUB, "spki:pem", r_spki_pem, true},
     {K_PUB, "der", r_raw, true},
+    {K_PUB, "spki:der", r_raw, true},
     {K_CERT, NULL, r_cert_pem, true},
     {K_CERT, "crt", r_cert_pem, true},
+    {K_CERT, "crt:pem", r_cert_pem, true},
     {K_CERT, "pem", r_cert_pem, true},
-    {K_CERT, "chain", r_chain, true},
-    {K_CERT, "privatekey", r_key_pem, false},
-    {K_CERT, "key", r_key_pem, false},
+    {K_CERT, "crt:der", r_cert_der, true},
     {K_CERT, "der", r_cert_der, true},
+    {K_CERT, "chain", r_chain, true},
+    {K_CERT, SCONE_FORMAT_LEGACY_CHAIN, r_chain_legacy, true},
+    {K_CERT, "privatekey", r_key_pem, false},
+    {K_CERT, "privatekey:pem", r_key_pem, false},
+    {K_CERT, "privatekey:pkcs8:pem", r_key_pem, false},
+    {K_CERT, "key", r_key_pem, false},
+    {K_CERT, "privatekey:der", r_key_der, false},
+    {K_CERT, "privatekey:pkcs8:der", r_key_der, false},
+    {K_CERT, "pkcs12-with-private-key", r_pkcs12, false},
+    {K_FRAG, NULL, r_fragment, false},
+    {K_PGP, "privatekey:asciiarmored", r_pgp_sec_armor, false},
+    {K_PGP, "privatekey:binary", r_pgp_sec_bin, false},
+    {K_PGP, "privatekey:base64", r_pgp_sec_b64, false},
+    {K_PGP, "publickey:asciiarmored", r_pgp_pub_armor, true},
+    {K_PGP, "publickey:binary", r_pgp_pub_bin, true},
+    {K_PGP, "publickey:base64", r_pgp_pub_b64, true},
 };
 
 static const struct format *find_format(uint8_t kind, const char *format)
@@ -251,7 +397,7 @@ bool scone_secrets_is_private(const struct scone_secret_set *set, const char *na
 	const struct sec_item *it = sec_find(set, name, false);
 
 	return it && (it->kind == SCONE_SECRET_PRIVATE_KEY || it->kind == SCONE_SECRET_X509 ||
-		      it->kind == SCONE_SECRET_X509_CA);
+		      it->kind == SCONE_SECRET_X509_CA || it->kind == SCONE_SECRET_PGP_KEY);
 }
 
 enum scone_err scone_secrets_public(const struct scone_secret_set *set, const char *name,
@@ -271,7 +417,20 @@ enum scone_err scone_secrets_public(const struct scone_secret_set *set, const ch
 		return rollback(out, start, r_pub_of_key(it, out));
 	case SCONE_SECRET_PUBLIC_KEY:
 		return rollback(out, start, r_spki_pem(it, out));
+	case SCONE_SECRET_PGP_KEY:
+		return rollback(out, start, r_pgp_pub_armor(it, out));
 	default:
 		return SCONE_ERR_OK;
 	}
+}
+
+enum scone_err scone_secrets_fragment(const struct scone_secret_set *set, const char *name,
+				      struct scone_wbuf *out)
+{
+	const struct sec_item *it = sec_find(set, name, false);
+
+	if (!it || it->kind != SCONE_SECRET_CONFIG_FRAGMENT)
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "no config-fragment '%.128s'",
+				     name ? name : "(null)");
+	return scone_wbuf_put(out, it->value.p, it->value.n);
 }

@@ -4,12 +4,13 @@
  * PEM/DER values from sessions, and certificate issuance.
  *
  * Certificates: version 3, random 126-bit serial (16 bytes), notBefore now
- * minus one hour (clock skew), notAfter now plus valid_for days, SHA-256
+ * minus one hour (clock skew), notAfter now plus valid_for days (without
+ * valid_for 9999-12-31, SCONE's "virtually unlimited"), SHA-256
  * signatures (none for Ed25519 issuers: the algorithm fixes its hash).
  * CA: basicConstraints critical CA:TRUE, keyUsage critical keyCertSign,
  * cRLSign. Leaf: basicConstraints critical CA:FALSE, keyUsage critical
  * digitalSignature (+keyEncipherment for RSA keys), extendedKeyUsage
- * serverAuth and/or clientAuth by endpoint. Both: subjectKeyIdentifier,
+ * serverAuth or clientAuth by endpoint (none without endpoint, as SCONE). Both: subjectKeyIdentifier,
  * authorityKeyIdentifier when issued by a CA, subjectAltName from dns/ips
  * (built as GENERAL_NAMEs, never through a config string, so a name cannot
  * smuggle in another entry). Subject: CN only, = common_name, else the
@@ -20,6 +21,7 @@
 #include <limits.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -494,7 +496,7 @@ static enum scone_err leaf_usage(const struct sec_cert_req *req, const char **ku
 	*ku = EVP_PKEY_is_a(req->key, "RSA") ? "critical,digitalSignature,keyEncipherment"
 					     : "critical,digitalSignature";
 	if (!ep)
-		*eku = "serverAuth,clientAuth";
+		*eku = NULL; /* as SCONE: without endpoint, no extendedKeyUsage (good for any use) */
 	else if (strcmp(ep, "server") == 0)
 		*eku = "serverAuth";
 	else if (strcmp(ep, "client") == 0)
@@ -563,9 +565,18 @@ static enum scone_err set_subject(X509 *x, const struct scone_secret *def)
 	return SCONE_ERR_OK;
 }
 
+/* notAfter: now plus days, or without valid_for SCONE's "virtually unlimited": 9999-12-31 (RFC 5280 4.1.2.5).
+ */
+static bool set_not_after(X509 *x, unsigned days)
+{
+	if (days)
+		return X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) != NULL;
+	return ASN1_TIME_set_string_X509(X509_getm_notAfter(x), "99991231235959Z") == 1;
+}
+
 static enum scone_err set_fields(X509 *x, const struct sec_cert_req *req)
 {
-	unsigned days = req->def->valid_for_days ? req->def->valid_for_days : SEC_DAYS_DEFAULT;
+	unsigned days = req->def->valid_for_days;
 	const char *name = req->def->name;
 	X509_NAME *issuer;
 
@@ -576,8 +587,8 @@ static enum scone_err set_fields(X509 *x, const struct sec_cert_req *req)
 	SCONE_TRY(set_serial(x, name));
 	issuer = req->issuer ? X509_get_subject_name(req->issuer) : X509_get_subject_name(x);
 	if (!X509_set_version(x, X509_VERSION_3) || !X509_set_issuer_name(x, issuer) ||
-	    !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
-	    !X509_time_adj_ex(X509_getm_notAfter(x), (int)days, 0, NULL) || !X509_set_pubkey(x, req->key))
+	    !X509_gmtime_adj(X509_getm_notBefore(x), -3600) || !set_not_after(x, days) ||
+	    !X509_set_pubkey(x, req->key))
 		return ssl_err(SCONE_ERR_CRYPTO, "secret '%s': setting certificate fields failed", name);
 	return SCONE_ERR_OK;
 }
@@ -607,4 +618,57 @@ enum scone_err sec_cert_issue(const struct sec_cert_req *req, X509 **out)
 	}
 	*out = x;
 	return SCONE_ERR_OK;
+}
+
+/* ---- PKCS#12 (SCONE 0.3.9's :pkcs12-with-private-key) ---- */
+
+static enum scone_err pkcs12_der(PKCS12 *p12, struct scone_wbuf *out, const char *name)
+{
+	unsigned char *der = NULL;
+	int n = i2d_PKCS12(p12, &der);
+	enum scone_err err;
+
+	if (n <= 0)
+		return ssl_err(SCONE_ERR_CRYPTO, "secret '%s': encoding PKCS#12 failed", name);
+	err = scone_wbuf_put(out, der, (size_t)n);
+	OPENSSL_clear_free(der, (size_t)n);
+	return err;
+}
+
+enum scone_err sec_pkcs12(const struct sec_item *it, struct scone_wbuf *out)
+{
+	STACK_OF(X509) *ca = sk_X509_new_null();
+	EVP_PKEY *k = NULL;
+	X509 *x = NULL;
+	PKCS12 *p12 = NULL;
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (!it->value.n)
+		err = scone_err_set(SCONE_ERR_NOT_FOUND, "%s secret '%s' has no private key for PKCS#12",
+				    sec_kind_name(it->kind), it->name);
+	if (!err && !ca)
+		err = scone_err_set(SCONE_ERR_NOMEM, "secret '%s': PKCS#12", it->name);
+	if (!err)
+		err = sec_cert_from_der(it->cert.p, it->cert.n, &x);
+	if (!err)
+		err = sec_key_from_pkcs8(it->value.p, it->value.n, &k);
+	for (size_t i = 0; !err && i < it->n_chain; i++) {
+		X509 *c = NULL;
+		err = sec_cert_from_der(it->chain[i].p, it->chain[i].n, &c);
+		if (!err && !sk_X509_push(ca, c)) {
+			X509_free(c);
+			err = scone_err_set(SCONE_ERR_NOMEM, "secret '%s': PKCS#12", it->name);
+		}
+	}
+	/* the empty password, as SCONE documents; OpenSSL's default (AES-256, PBKDF2) algorithms */
+	if (!err && !(p12 = PKCS12_create("", NULL, k, x, ca, 0, 0, 0, 0, 0)))
+		err = ssl_err(SCONE_ERR_CRYPTO, "secret '%s': building PKCS#12 failed", it->name);
+	if (!err)
+		err = pkcs12_der(p12, out, it->name);
+	PKCS12_free(p12);
+	sk_X509_pop_free(ca, X509_free);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	ERR_clear_error();
+	return err;
 }

@@ -76,6 +76,10 @@ enum scone_err cli_cas_open(const char *addr_opt, bool need_identity, struct cli
 void cli_cas_close(struct cli_cas *c);
 enum scone_err cli_cas_request(struct cli_cas *c, const char *method, const char *path, const char *content_type,
 			       const void *body, size_t len, struct scone_https_response *resp);
+/* `scone session check --model`: the typed model of a session as JSON (session_model.c). */
+struct scone_session;
+struct json_t *cli_session_model(const struct scone_session *s);
+
 /* Print a CAS error response (with validation errors) and return 1. */
 int cli_http_fail(const struct scone_https_response *resp, const char *what);
 

@@ -2,6 +2,7 @@
  * session.c - `scone session create|update|read|delete|list|check|hash`:
  * owners manage their sessions on a CAS; check and hash work offline.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,7 @@
 #include "lib/buf.h"
 #include "policy/policy.h"
 
-/* Read a session file (or "-" for stdin), at most SCONE_SESSION_MAX_BYTES. */
+/* Read a session file (or "-" for stdin), at most SCONE_SESSION_MAX_BYTES. The detail never repeats path. */
 static enum scone_err read_doc(const char *path, struct scone_wbuf *out)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
@@ -23,13 +24,13 @@ static enum scone_err read_doc(const char *path, struct scone_wbuf *out)
 
 	scone_wbuf_init(out, SCONE_SESSION_MAX_BYTES, 1);
 	if (!f)
-		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s: cannot open", path);
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "cannot open: %s", strerror(errno));
 	while (!err && (n = fread(buf, 1, sizeof(buf), f)) > 0)
 		err = scone_wbuf_put(out, buf, n);
 	if (!err && ferror(f))
-		err = scone_err_set(SCONE_ERR_IO, "%s: read error", path);
+		err = scone_err_set(SCONE_ERR_IO, "read error");
 	if (err == SCONE_ERR_TOO_LARGE)
-		scone_err_set(err, "%s: larger than %d bytes", path, SCONE_SESSION_MAX_BYTES);
+		scone_err_set(err, "larger than the limit of %d bytes", SCONE_SESSION_MAX_BYTES);
 	if (f != stdin)
 		fclose(f);
 	if (!err)
@@ -39,8 +40,93 @@ static enum scone_err read_doc(const char *path, struct scone_wbuf *out)
 	return err;
 }
 
-/* Parse and print every error as FILE:LINE:COL: PATH: MESSAGE; returns the session or NULL. */
-static struct scone_session *parse_doc(const char *path, const struct scone_wbuf *doc)
+/* ---- SCONE's session templates: -e VAR=VALUE and --use-env ---- */
+
+#define MAX_VARS 256
+
+struct doc_vars {
+	const char *v[MAX_VARS]; /* "NAME=VALUE", borrowed from argv */
+	size_t n;
+	bool use_env;
+};
+
+static bool vars_given(const struct doc_vars *dv)
+{
+	return dv->n || dv->use_env;
+}
+
+/* -e takes precedence over the environment; the last -e for a name wins. */
+static const char *var_lookup(void *ctx, const char *name)
+{
+	const struct doc_vars *dv = ctx;
+	size_t len = strlen(name);
+
+	for (size_t i = dv->n; i > 0; i--)
+		if (strncmp(dv->v[i - 1], name, len) == 0 && dv->v[i - 1][len] == '=')
+			return dv->v[i - 1] + len + 1;
+	return dv->use_env ? getenv(name) : NULL;
+}
+
+static int add_var(struct doc_vars *dv, const char *arg, const char *usage)
+{
+	const char *eq = strchr(arg, '=');
+
+	if (!eq || eq == arg)
+		return cli_usage(usage, "-e expects VAR=VALUE, not %s", arg);
+	if (dv->n == MAX_VARS)
+		return cli_usage(usage, "more than %d -e options", MAX_VARS);
+	dv->v[dv->n++] = arg;
+	return -1;
+}
+
+/* Read path and fill its template variables (when -e or --use-env are given); errors printed. */
+static bool load_doc(const char *path, const struct doc_vars *dv, struct scone_wbuf *out)
+{
+	struct scone_wbuf raw;
+	enum scone_err err = read_doc(path, &raw);
+
+	if (err || !vars_given(dv)) {
+		*out = raw;
+		if (err)
+			cli_fail(err, path);
+		return !err;
+	}
+	scone_wbuf_init(out, SCONE_SESSION_MAX_BYTES, 1);
+	err = scone_session_vars_expand((const char *)raw.data, raw.size, var_lookup, (void *)dv, out);
+	if (!err)
+		err = scone_wbuf_u8(out, 0);
+	if (!err)
+		out->size--;
+	scone_wbuf_free(&raw);
+	if (err == SCONE_ERR_TOO_LARGE)
+		scone_err_set(err, "larger than %d bytes once its variables are filled", SCONE_SESSION_MAX_BYTES);
+	if (err) {
+		fprintf(stderr, "scone: %s: %s\n", path, scone_err_detail());
+		scone_wbuf_free(out);
+	}
+	return !err;
+}
+
+/* ---- parsing, with errors and notes ---- */
+
+static void print_notes(const char *path, const struct scone_policy_diag *d, enum scone_note_kind kind,
+			const char *label, FILE *to)
+{
+	for (size_t i = 0; i < d->n_notes; i++) {
+		char line[512];
+		if (d->notes[i].kind != kind)
+			continue;
+		scone_policy_error_format(&d->notes[i].e, line, sizeof(line));
+		fprintf(to, "%s:%s: %s\n", path, label, line);
+	}
+}
+
+/*
+ * Parse and print every error as FILE:LINE:COL: PATH: MESSAGE and every
+ * warning as FILE: warning: LINE:COL: ...; returns the session or NULL. With
+ * compat, the differences from SCONE are printed too (stdout).
+ */
+static struct scone_session *parse_doc_ex(const char *path, const struct scone_wbuf *doc, bool compat)
 {
 	struct scone_policy_diag diag = { 0 };
 	struct scone_session *s = NULL;
@@ -57,31 +143,55 @@ static struct scone_session *parse_doc(const char *path, const struct scone_wbuf
 		if (err != SCONE_ERR_POLICY || diag.count == 0)
 			cli_fail(err, path);
 		s = NULL;
+	} else {
+		print_notes(path, &diag, SCONE_NOTE_WARNING, " warning", stderr);
+		if (compat)
+			print_notes(path, &diag, SCONE_NOTE_DIFFERENCE, " differs from SCONE", stdout);
 	}
 	scone_policy_diag_free(&diag);
 	return s;
 }
 
+static struct scone_session *parse_doc(const char *path, const struct scone_wbuf *doc)
+{
+	return parse_doc_ex(path, doc, false);
+}
+
 struct sess_args {
 	const char *cas;
 	bool json;
+	bool compat, model; /* check */
+	struct doc_vars vars;
 };
 
-static int parse_args(int argc, char **argv, const char *usage, const char *help, struct sess_args *a)
+static int parse_args_n(int argc, char **argv, const char *usage, const char *help, struct sess_args *a,
+			bool many)
 {
 	static const struct option opts[] = { { "cas", required_argument, NULL, 'c' },
 					      { "json", no_argument, NULL, 'j' },
+					      { "use-env", no_argument, NULL, 'U' },
+					      { "compat", no_argument, NULL, 'C' },
+					      { "model", no_argument, NULL, 'M' },
 					      { "help", no_argument, NULL, 'h' },
 					      { NULL, 0, NULL, 0 } };
-	int c;
+	int c, rc;
 
 	memset(a, 0, sizeof(*a));
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:je:h", opts, NULL)) != -1) {
 		if (c == 'c') {
 			a->cas = optarg;
 		} else if (c == 'j') {
 			a->json = true;
+		} else if (c == 'e') {
+			if ((rc = add_var(&a->vars, optarg, usage)) >= 0)
+				return rc;
+		} else if (c == 'U') {
+			a->vars.use_env = true;
+		} else if (c == 'C') {
+			a->compat = true;
+		} else if (c == 'M') {
+			a->model = true;
 		} else if (c == 'h') {
 			printf("%s\n\n%s", usage, help);
 			return 0;
@@ -89,22 +199,38 @@ static int parse_args(int argc, char **argv, const char *usage, const char *help
 			return cli_usage(usage, "unknown option");
 		}
 	}
-	if (argc - optind != 1)
-		return cli_usage(usage, "expected one argument");
+	if (many ? argc - optind < 1 : argc - optind != 1)
+		return cli_usage(usage, many ? "expected FILE" : "expected one argument");
 	return -1;
 }
+
+static int parse_args(int argc, char **argv, const char *usage, const char *help, struct sess_args *a)
+{
+	return parse_args_n(argc, argv, usage, help, a, false);
+}
+
+#define VARS_HELP                                                                                                    \
+	"-e VAR=VALUE (repeatable) and --use-env fill SCONE's session template variables, $VAR and\n"              \
+	"${VAR}, before anything else reads the file (-e wins over the environment; $$ stays as it\n"              \
+	"is, so $$SCONE::...$$ references are kept). A variable without a value is an error:\n"                   \
+	"Value for variable $X is missing at line L column C.\n"
 
 #define CAS_HELP                                                                                                     \
 	"--cas ADDR picks the CAS (default $SCONE_CAS_ADDR, else the first one trusted with\n"                      \
 	"`scone cas trust`); it must present its pinned certificate. The owner identity comes\n"                    \
 	"from `scone cas keygen`.\n"
 
-/* Print the "hash" field of a JSON response. */
+/* Print the "hash" field of a JSON response, and its warnings on stderr. */
 static int print_hash(const struct scone_https_response *resp)
 {
-	json_t *j = json_loadb(resp->body, resp->len, 0, NULL);
+	json_t *j = json_loadb(resp->body, resp->len, 0, NULL), *w;
 	const char *h = json_string_value(json_object_get(j, "hash"));
+	size_t i;
 
+	json_array_foreach(json_object_get(j, "warnings"), i, w)
+		fprintf(stderr, "scone: warning: %d:%d: %s: %s\n", (int)json_integer_value(json_object_get(w, "line")),
+			(int)json_integer_value(json_object_get(w, "column")),
+			json_string_value(json_object_get(w, "path")), json_string_value(json_object_get(w, "message")));
 	if (h)
 		printf("%s\n", h);
 	json_decref(j);
@@ -113,10 +239,13 @@ static int print_hash(const struct scone_https_response *resp)
 
 static int upload(int argc, char **argv, bool update)
 {
-	const char *usage = update ? "scone session update FILE [--cas ADDR]" : "scone session create FILE [--cas ADDR]";
+	const char *usage = update ? "scone session update FILE [--cas ADDR] [-e VAR=VALUE]... [--use-env]"
+				   : "scone session create FILE [--cas ADDR] [-e VAR=VALUE]... [--use-env]";
 	const char *help = update ? "Replace a session on CAS. The file's predecessor must be the current hash;\n"
-				    "access_policy.update of the current session must admit you. Prints the new hash.\n" CAS_HELP
-				  : "Validate FILE and upload it as a new session. Prints its hash.\n" CAS_HELP;
+				    "access_policy.update of the current session must admit you. Prints the new hash\n"
+				    "(and CAS's warnings on stderr).\n" CAS_HELP VARS_HELP
+				  : "Validate FILE and upload it as a new session. Prints its hash (and CAS's\n"
+				    "warnings on stderr).\n" CAS_HELP VARS_HELP;
 	struct sess_args a;
 	struct scone_https_response resp;
 	struct scone_session *s;
@@ -128,10 +257,8 @@ static int upload(int argc, char **argv, bool update)
 
 	if (rc >= 0)
 		return rc;
-	if ((err = read_doc(argv[optind], &doc))) {
-		scone_wbuf_free(&doc);
-		return cli_fail(err, argv[optind]);
-	}
+	if (!load_doc(argv[optind], &a.vars, &doc))
+		return 1;
 	s = parse_doc(argv[optind], &doc);
 	if (!s) {
 		scone_wbuf_free(&doc);
@@ -258,60 +385,71 @@ static int session_list(int argc, char **argv)
 	return rc;
 }
 
+/* One file of check: 0 when valid. */
+static int check_one(const char *path, const struct sess_args *a)
+{
+	struct scone_wbuf doc;
+	struct scone_session *s;
+	char h[65];
+
+	if (!load_doc(path, &a->vars, &doc))
+		return 1;
+	s = parse_doc_ex(path, &doc, a->compat);
+	scone_wbuf_free(&doc);
+	if (!s)
+		return 1;
+	scone_session_hash_hex(s->hash, h);
+	if (a->model) {
+		json_t *m = cli_session_model(s);
+		char *text = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		if (text)
+			printf("%s\n", text);
+		free(text);
+		json_decref(m);
+	} else {
+		printf("%s: ok (session %s, hash %s)\n", path, s->name, h);
+	}
+	scone_session_free(s);
+	return 0;
+}
+
 static int session_check(int argc, char **argv)
 {
-	const char *usage = "scone session check FILE...";
-	int rc = 0;
+	const char *usage = "scone session check [--compat] [--model] [-e VAR=VALUE]... [--use-env] FILE...";
+	const char *help =
+	    "Validate sessions offline: every error is printed as FILE:LINE:COLUMN: KEY PATH: MESSAGE,\n"
+	    "every warning (a deprecated SCONE form accepted with SCONE's meaning) as FILE: warning: ...\n"
+	    "Exit status 1 if any file is invalid.\n"
+	    "--compat also lists, for a valid session, each construct whose effect in scone differs from\n"
+	    "SCONE's (FILE: differs from SCONE: LINE:COLUMN: ...; docs/sessions.md section 15).\n"
+	    "--model prints how scone reads the session (JSON: services, environment, attestation,\n"
+	    "access rules, secrets; explicit secret values are never printed).\n" VARS_HELP;
+	struct sess_args a;
+	int rc = parse_args_n(argc, argv, usage, help, &a, true);
 
-	if (argc < 2)
-		return cli_usage(usage, "expected FILE");
-	if (cli_is_help(argv[1])) {
-		printf("%s\n\nValidate sessions offline: every error is printed as FILE:LINE:COLUMN: KEY PATH:\n"
-		       "MESSAGE. Exit status 1 if any file is invalid.\n",
-		       usage);
-		return 0;
-	}
-	for (int i = 1; i < argc; i++) {
-		struct scone_wbuf doc;
-		struct scone_session *s;
-		enum scone_err err = read_doc(argv[i], &doc);
-
-		if (err) {
-			rc = cli_fail(err, argv[i]);
-		} else if ((s = parse_doc(argv[i], &doc)) != NULL) {
-			char h[65];
-			scone_session_hash_hex(s->hash, h);
-			printf("%s: ok (session %s, hash %s)\n", argv[i], s->name, h);
-			scone_session_free(s);
-		} else {
-			rc = 1;
-		}
-		scone_wbuf_free(&doc);
-	}
-	return rc;
+	if (rc >= 0)
+		return rc;
+	for (int i = optind; i < argc; i++)
+		rc = check_one(argv[i], &a) || rc == 1 ? 1 : 0;
+	return rc == 1 ? 1 : 0;
 }
 
 static int session_hash(int argc, char **argv)
 {
-	const char *usage = "scone session hash FILE";
+	const char *usage = "scone session hash FILE [-e VAR=VALUE]... [--use-env]";
+	const char *help = "Print the session's hash (docs/sessions.md says how it is computed): the value an\n"
+			   "update names as its predecessor.\n" VARS_HELP;
+	struct sess_args a;
 	struct scone_wbuf doc;
 	struct scone_session *s;
-	enum scone_err err;
 	char h[65];
+	int rc = parse_args(argc, argv, usage, help, &a);
 
-	if (argc == 2 && cli_is_help(argv[1])) {
-		printf("%s\n\nPrint the session's hash (docs/sessions.md says how it is computed): the value an\n"
-		       "update names as its predecessor.\n",
-		       usage);
-		return 0;
-	}
-	if (argc != 2)
-		return cli_usage(usage, "expected FILE");
-	if ((err = read_doc(argv[1], &doc))) {
-		scone_wbuf_free(&doc);
-		return cli_fail(err, argv[1]);
-	}
-	s = parse_doc(argv[1], &doc);
+	if (rc >= 0)
+		return rc;
+	if (!load_doc(argv[optind], &a.vars, &doc))
+		return 1;
+	s = parse_doc(argv[optind], &doc);
 	scone_wbuf_free(&doc);
 	if (!s)
 		return 1;

@@ -10,8 +10,8 @@
  *
  * one_time_password_shared_secret (security.attestation, or a service):
  * base32 text of at least 128 bits (RFC 4226), or exactly one
- * $$SCONE::NAME:base32nopad$$ of an ascii or binary secret (own or
- * imported) that CAS renders at fetch time.
+ * $$SCONE::NAME:base32nopad$$ of a binary secret (own or imported; SCONE
+ * has base32nopad for binary secrets only) that CAS renders at fetch time.
  */
 #include "internal.h"
 
@@ -82,8 +82,8 @@ static enum scone_err otp_on_ref(void *ctx, const char *name, const char *format
 	r->refs++;
 	if (!format || strcmp(format, "base32nopad") != 0) {
 		pol_error(r->c, r->n->pos, "write $$SCONE::%s:base32nopad$$: the secret is given to CAS in base32", name);
-	} else if (sec && sec->kind && sec->kind != SCONE_SECRET_ASCII && sec->kind != SCONE_SECRET_BINARY) {
-		pol_error(r->c, r->n->pos, "secret '%s' is a %s: a one-time password secret is ascii or binary", name,
+	} else if (sec && sec->kind && sec->kind != SCONE_SECRET_BINARY) {
+		pol_error(r->c, r->n->pos, "secret '%s' is a %s: a one-time password secret is binary", name,
 			  scone_secret_kind_name(sec->kind));
 	} else if (sec && !sec->import && (sec->value ? sec->value_len : sec->size) < OTP_MIN_BYTES) {
 		pol_error(r->c, r->n->pos,

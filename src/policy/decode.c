@@ -53,7 +53,7 @@ const char *pol_type_name(const struct ynode *n)
 	return "?";
 }
 
-const struct ynode *pol_map_get(const struct ynode *map, const char *key)
+const struct ynode *pol_map_key(const struct ynode *map, const char *key)
 {
 	size_t len = strlen(key);
 
@@ -62,9 +62,63 @@ const struct ynode *pol_map_get(const struct ynode *map, const char *key)
 	for (size_t i = 0; i < map->n; i++) {
 		const struct ynode *k = map->items[2 * i];
 		if (k->len == len && memcmp(k->text, key, len) == 0)
-			return map->items[2 * i + 1];
+			return k;
 	}
 	return NULL;
+}
+
+const struct ynode *pol_map_get(const struct ynode *map, const char *key)
+{
+	const struct ynode *k = pol_map_key(map, key);
+	size_t i;
+
+	if (!k)
+		return NULL;
+	/* the tree is the parse's own; "used" is bookkeeping, not content */
+	((struct ynode *)k)->used = true;
+	for (i = 0; map->items[2 * i] != k; i++)
+		;
+	return map->items[2 * i + 1];
+}
+
+void pol_mark_consumed(const struct ynode *n)
+{
+	if (!n)
+		return;
+	if (n->kind == YN_MAP)
+		for (size_t i = 0; i < n->n; i++)
+			((struct ynode *)n->items[2 * i])->used = true;
+	for (size_t i = 0; n->kind != YN_SCALAR && i < (n->kind == YN_MAP ? 2 * n->n : n->n); i++)
+		pol_mark_consumed(n->items[i]);
+}
+
+static void consumed_walk(struct pctx *c, const struct ynode *n, unsigned depth)
+{
+	if (!n || n->kind == YN_SCALAR || depth > SCONE_SESSION_MAX_DEPTH + 1)
+		return;
+	for (size_t i = 0; i < n->n; i++) {
+		const struct ynode *item = n->kind == YN_MAP ? n->items[2 * i + 1] : n->items[i];
+		if (n->kind == YN_MAP && !n->items[2 * i]->used && ++c->diag->unread)
+			pol_error(
+			    c, n->items[2 * i]->pos,
+			    "'%s' was accepted but not read (a scone bug: the session is refused rather than "
+			    "run without it)",
+			    n->items[2 * i]->text);
+		consumed_walk(c, item, depth + 1);
+	}
+}
+
+void pol_check_consumed(struct pctx *c, const struct ynode *n)
+{
+	consumed_walk(c, n, 0);
+}
+
+bool pol_deferred(struct pctx *c, const struct ynode *n)
+{
+	if (!n || !n->deferred)
+		return false;
+	c->deferred++;
+	return true;
 }
 
 const struct ynode *pol_field(struct pctx *c, const struct ynode *map, const char *key, bool required)
@@ -112,12 +166,30 @@ static size_t edit_distance(const char *a, const char *b)
 	return row[lb];
 }
 
-void pol_check_keys(struct pctx *c, const struct ynode *map, const char *const *allowed)
+/* The reason key is refused, from table (NULL-key terminated), or NULL. */
+static const char *refusal_of(const struct pol_refusal *table, const char *key)
+{
+	for (size_t i = 0; table && table[i].key; i++)
+		if (strcmp(table[i].key, key) == 0)
+			return table[i].why;
+	return NULL;
+}
+
+void pol_check_keys_refusing(struct pctx *c, const struct ynode *map, const char *const *allowed,
+			     const struct pol_refusal *refused)
 {
 	for (size_t i = 0; i < map->n; i++) {
 		const struct ynode *k = map->items[2 * i];
+		const char *why = refusal_of(refused, k->text);
 		const char *hint = NULL;
 		size_t best = 3, j;
+		if (why) {
+			size_t saved = pol_path_key(c, k->text);
+			((struct ynode *)k)->used = true;
+			pol_error(c, k->pos, "%s", why);
+			pol_path_restore(c, saved);
+			continue;
+		}
 		for (j = 0; allowed[j]; j++) {
 			size_t d;
 			if (strcmp(allowed[j], k->text) == 0)
@@ -137,8 +209,15 @@ void pol_check_keys(struct pctx *c, const struct ynode *map, const char *const *
 	}
 }
 
+void pol_check_keys(struct pctx *c, const struct ynode *map, const char *const *allowed)
+{
+	pol_check_keys_refusing(c, map, allowed, NULL);
+}
+
 bool pol_expect(struct pctx *c, const struct ynode *n, enum ynode_kind kind, const char *what)
 {
+	if (pol_deferred(c, n))
+		return false; /* CAS resolves it (fragment.c); nothing to check here */
 	if (n->kind == kind && !(kind == YN_SCALAR && n->null))
 		return true;
 	pol_error(c, n->pos, "expected %s, got %s", what, pol_type_name(n));
@@ -157,6 +236,8 @@ bool pol_bool(struct pctx *c, const struct ynode *n, bool *out)
 	static const char *const yes[] = {"true", "True", "TRUE", NULL};
 	static const char *const no[] = {"false", "False", "FALSE", NULL};
 
+	if (pol_deferred(c, n))
+		return false;
 	if (n->kind == YN_SCALAR && n->plain) {
 		for (size_t i = 0; yes[i]; i++) {
 			if (strcmp(n->text, yes[i]) == 0) {
@@ -180,6 +261,8 @@ bool pol_uint(struct pctx *c, const struct ynode *n, unsigned long max, unsigned
 {
 	unsigned long v = 0;
 
+	if (pol_deferred(c, n))
+		return false;
 	if (n->kind != YN_SCALAR || n->null) {
 		pol_error(c, n->pos, "expected a number, got %s", pol_type_name(n));
 		return false;

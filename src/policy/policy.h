@@ -1,7 +1,7 @@
 /*
- * policy.h - SCONE sessions (policy language version 0.3): YAML text to a
- * typed, validated model; the canonical session hash; $$SCONE::name$$
- * templating and @@N host arguments.
+ * policy.h - SCONE sessions (policy language 0.3.x, "0.3" to "0.3.12"):
+ * YAML text to a typed, validated model; the canonical session hash;
+ * $$SCONE::name$$ templating and @@N host arguments.
  *
  * The module owns parsing and validation only. It never generates or holds
  * secret values: CAS (src/cas/secrets) generates them and renders them
@@ -33,18 +33,45 @@ struct scone_pos {
 	int column;
 };
 
-/* One validation error: position, key path ("services[0].environment") and text. */
+/*
+ * One validation error: position, key path ("services[0].environment") and
+ * text (a text too long for message ends with "...").
+ */
 struct scone_policy_error {
 	struct scone_pos pos;
 	char path[160];
-	char message[240];
+	char message[320];
 };
 
-/* Every error of one parse (validation continues after the first). */
+/*
+ * What a session that passes may still carry: a warning (a deprecated
+ * SCONE form, accepted with SCONE's meaning) or a difference (a construct
+ * scone accepts whose effect differs from SCONE's; `scone session check
+ * --compat` lists them, docs/sessions.md section 15 says each).
+ */
+enum scone_note_kind {
+	SCONE_NOTE_WARNING = 1,
+	SCONE_NOTE_DIFFERENCE,
+};
+
+struct scone_policy_note {
+	enum scone_note_kind kind;
+	struct scone_policy_error e;
+};
+
+/* Every error of one parse (validation continues after the first), and the notes. */
 struct scone_policy_diag {
 	struct scone_policy_error *errors;
 	size_t count;
-	size_t dropped; /* errors beyond the cap, counted but not stored */
+	size_t dropped;			 /* errors beyond the cap, counted but not stored */
+	struct scone_policy_note *notes; /* at most 100 kept; set also when the parse succeeds */
+	size_t n_notes;
+	/*
+	 * Keys a validator accepted without reading them (each also an error):
+	 * a scone bug, which refuses the session rather than ignoring the key.
+	 * Always 0; the fuzzer and the session corpus check it.
+	 */
+	size_t unread;
 };
 
 void scone_policy_diag_free(struct scone_policy_diag *d);
@@ -58,8 +85,15 @@ struct scone_strs {
 
 struct scone_kv {
 	char *key;
-	char *value; /* may contain $$SCONE::...$$ */
+	char *value; /* may contain $$SCONE::...$$; NULL when from_host */
 	struct scone_pos pos;
+	bool from_host; /* SCONE's \@\@KEY: the value is the host's KEY at start ("" if unset) */
+};
+
+/* SCONE's update_policy of a volume mount or export. */
+enum scone_update_policy {
+	SCONE_UPDATE_ROLLBACK_PROTECTED = 0, /* default: tag tracked by CAS, rollbacks refused */
+	SCONE_UPDATE_EPHEMERAL,		     /* changes are not reported; the next start sees CAS's tag */
 };
 
 /* export: to a session (by name, optionally pinned to its hash); "*" = any session. */
@@ -67,12 +101,15 @@ struct scone_export {
 	char *session;
 	char *session_hash; /* hex SHA-256 or NULL */
 	bool namespace;	    /* "namespace: NAME": that session and every session below it */
+	char *volume_alias; /* volumes: the name the importer must use (NULL: the volume's own name) */
+	enum scone_update_policy update_policy; /* volumes: the most an importer may do */
 };
 
 /* import: from another session's exported secret or volume. */
 struct scone_import {
 	char *session;
-	char *name; /* the name in the exporting session; defaults to ours */
+	char *name;	    /* the name in the exporting session; defaults to ours */
+	char *session_hash; /* lowercase hex or NULL: import only while the exporter has this hash */
 };
 
 /*
@@ -98,7 +135,8 @@ struct scone_service {
 	char *pwd;			       /* NULL = "/" */
 	struct scone_strs mrenclaves;	       /* hex, from mrenclaves: or attestation: */
 	struct scone_strs mrsigners;	       /* hex, attestation variants */
-	struct scone_strs platforms;	       /* hex platform ids */
+	struct scone_strs platforms;	       /* lowercase: 64 hex (a host key), or "intel_qe_id:" and 32 hex
+						  (SCONE 7's Intel DCAP QE ID platforms) */
 	char *fspf_path, *fspf_key, *fspf_tag; /* NULL if absent; key: 64 hex or one $$SCONE::NAME[:hex]$$
 						  of a 32-byte binary secret, resolved by CAS */
 	/*
@@ -110,19 +148,22 @@ struct scone_service {
 	size_t n_variants;
 	char *otp_secret; /* one_time_password_shared_secret of the service, or NULL (then the session's) */
 	struct scone_pos pos;
+	bool fspf_no_rollback; /* fspf_update_policy: no_rollback_protection (fspf_tag optional) */
+	bool dynamic;	       /* attestation, mrenclaves or platforms hold values CAS resolves */
 };
 
 struct scone_injection_file {
 	char *path;
 	char *content; /* templated; may hold any bytes except NUL; NULL = the image's own file at path */
 	size_t content_len;
-	unsigned mode; /* permission, default 0400 */
+	unsigned mode; /* permission, default 0700 (as SCONE) */
 	struct scone_pos pos;
 };
 
 struct scone_image_volume {
 	char *name; /* a volume of this session's volumes[] */
 	char *path; /* mount point, absolute */
+	enum scone_update_policy update_policy;
 };
 
 struct scone_image {
@@ -132,6 +173,8 @@ struct scone_image {
 	struct scone_image_volume *volumes;
 	size_t n_volumes;
 	struct scone_pos pos;
+	bool restrict_secrets;		   /* provide_secrets given: image files may use only these */
+	struct scone_strs provide_secrets; /* secret names */
 };
 
 struct scone_volume {
@@ -151,6 +194,8 @@ enum scone_secret_kind {
 	SCONE_SECRET_X509,
 	SCONE_SECRET_X509_CA,
 	SCONE_SECRET_PUBLIC_KEY,
+	SCONE_SECRET_CONFIG_FRAGMENT, /* a YAML value (value: canonical JSON text) */
+	SCONE_SECRET_PGP_KEY,	      /* an OpenPGP key: Ed25519 primary, Curve25519 encryption subkey */
 };
 
 enum scone_key_type {
@@ -174,14 +219,15 @@ struct scone_secret {
 	struct scone_strs dns;	      /* x509*: subjectAltName DNS names (san: or dns:) */
 	struct scone_strs ips;	      /* x509*: subjectAltName IP addresses */
 	char *endpoint;		      /* x509: "server" | "client" | NULL (both) */
-	unsigned valid_for_days;      /* x509*: default 365 */
-	bool migrate;		      /* private-key: keep the value across updates */
-	bool export_public;	      /* export_public: true - readable by anyone, unauthenticated */
+	unsigned valid_for_days; /* x509*: 0 (no valid_for) = no expiry (notAfter 9999-12-31, as SCONE) */
+	bool migrate;		 /* private-key: keep the value across updates */
+	bool export_public;	 /* export_public: true - readable by anyone, unauthenticated */
 	struct scone_export *exports;
 	size_t n_exports;
 	struct scone_import *import; /* NULL unless imported (value lives elsewhere); an
 					import without kind: has kind 0 (unknown) */
 	struct scone_pos pos;
+	bool fragment_scalar; /* config-fragment: the value is one scalar (usable in strings) */
 };
 
 enum scone_principal_kind {
@@ -196,9 +242,35 @@ struct scone_principal {
 	uint8_t spki_sha256[32]; /* SCONE_PRINCIPAL_KEY only */
 };
 
+/*
+ * SCONE's governance rules: a tree whose leaves are principals. ALL is
+ * met when every item is, AT_LEAST when at least `need` items are. A
+ * request carries one client identity, so the items of one rule name
+ * different principals.
+ */
+enum scone_rule_kind {
+	SCONE_RULE_PRINCIPAL = 1,
+	SCONE_RULE_ALL,
+	SCONE_RULE_AT_LEAST,
+};
+
+struct scone_access_rule {
+	enum scone_rule_kind kind;
+	struct scone_principal principal; /* SCONE_RULE_PRINCIPAL */
+	size_t need;			  /* SCONE_RULE_AT_LEAST */
+	struct scone_access_rule *items;
+	size_t n_items;
+};
+
 struct scone_access_list {
 	struct scone_principal *v;
-	size_t n; /* 0 = the default, [CREATOR] */
+	size_t n; /* 0 = the default, [CREATOR] (unless rule or dynamic) */
+	/*
+	 * A require-all / require-at-least-N rule (v then holds one NONE, so
+	 * code that only reads v denies). Evaluate with scone_access_allows.
+	 */
+	struct scone_access_rule *rule;
+	bool dynamic; /* holds $$SCONE::...$$ resolved by CAS (scone_session_parse_ex) */
 };
 
 enum scone_attestation_mode {
@@ -232,6 +304,19 @@ struct scone_session {
 	 */
 	char *otp_secret;
 	uint8_t hash[32];		      /* canonical hash, set by scone_session_parse */
+	unsigned version_minor;		      /* "0.3" and "0.3.0": 0; "0.3.12": 12 */
+	char *service_access_token;	      /* security.service_access_token or NULL (wiped on free) */
+	bool has_creator;		      /* creator: (SCONE's read-back key) */
+	uint8_t creator_spki_sha256[32];      /* the key it names */
+	char *namespace_hash; /* lowercase hex or NULL: the parent session's hash at creation */
+	bool salted;	      /* salt: given (it only changes the hash) */
+	/*
+	 * Sections holding $$SCONE::...$$ that only CAS can resolve (imported or
+	 * generated secrets in security, access_policy, services[].attestation,
+	 * services[].platforms): parse the text again with a resolver
+	 * (scone_session_parse_ex) before deciding with them.
+	 */
+	bool dynamic;
 };
 
 /*
@@ -243,6 +328,37 @@ struct scone_session {
 SCONE_MUST_CHECK enum scone_err scone_session_parse(const char *text, size_t len, struct scone_session **out,
 						    struct scone_policy_diag *diag);
 void scone_session_free(struct scone_session *s);
+
+/*
+ * Resolving $$SCONE::NAME[:FORMAT]$$ written as a whole value in the
+ * sections SCONE lets take them (security, access_policy, a service's
+ * attestation, mrenclaves and platforms). A config-fragment secret of the session with
+ * an explicit value is substituted by scone_session_parse itself; anything
+ * else (generated or imported secrets) only with a resolver: resolve writes
+ * the value into out and sets *yaml when out holds a config-fragment
+ * (YAML/JSON text, substituted as a tree: a list spliced into a list)
+ * rather than a string. NOT_FOUND: the value is unavailable (an entry of an
+ * access_policy list is then dropped, as SCONE ignores it; anywhere else the
+ * parse fails). Other errors fail the parse.
+ */
+typedef enum scone_err (*scone_ref_resolve_fn)(void *ctx, const char *name, const char *format, bool *yaml,
+					       struct scone_wbuf *out);
+struct scone_parse_opts {
+	scone_ref_resolve_fn resolve; /* NULL: leave such references unresolved (s->dynamic) */
+	void *ctx;
+};
+SCONE_MUST_CHECK enum scone_err scone_session_parse_ex(const char *text, size_t len,
+						       const struct scone_parse_opts *opts,
+						       struct scone_session **out,
+						       struct scone_policy_diag *diag);
+
+/*
+ * Does the access list admit a caller whose client key hashes to peer
+ * (NULL: no client certificate)? creator is the session's creator key. An
+ * empty plain list is [CREATOR]; a rule is evaluated as a tree. A dynamic
+ * list must be taken from a session parsed with a resolver: here it denies.
+ */
+bool scone_access_allows(const struct scone_access_list *l, const uint8_t *peer, const uint8_t creator[32]);
 
 /* Lookups by name; NULL if absent. */
 const struct scone_service *scone_session_service(const struct scone_session *s, const char *name);
@@ -292,22 +408,63 @@ SCONE_MUST_CHECK enum scone_err scone_template_expand(const char *in, size_t len
 						      struct scone_wbuf *out);
 
 /*
- * Is FORMAT (NULL = none given) valid for a secret of kind? The table:
- *   ascii, binary:  none, hex, base64, base32nopad
- *   private-key:    none, pem, privatekey, der, publickey
- *   public-key:     none, pem, der
- *   x509, x509-ca:  none, crt, pem, chain, privatekey, key, der
- * CAS renders exactly these (src/cas/secrets.h).
+ * Is FORMAT (NULL = none given) valid for a secret of kind? SCONE's table
+ * (docs/sessions.md section 8) plus scone's short names:
+ *   ascii:           none, hex, base64
+ *   binary:          none, bin, hex, base64, base64url, base32, base32nopad
+ *   private-key:     none, pem, pkcs8:pem, der, pkcs8:der, privatekey, publickey
+ *   public-key:      none, pem, der, spki:pem, spki:der
+ *   x509, x509-ca:   none, crt, crt:pem, crt:der, pem, der, chain, privatekey,
+ *                    privatekey:pem, privatekey:pkcs8:pem, privatekey:der,
+ *                    privatekey:pkcs8:der, key, pkcs12-with-private-key
+ *   config-fragment: none
+ *   pgp-key:         privatekey:asciiarmored, privatekey:binary, privatekey:base64,
+ *                    publickey:asciiarmored, publickey:binary, publickey:base64
+ * CAS renders exactly these (src/cas/secrets.h). A reference may end in
+ * "|escape(json)" (SCONE's character encoding): the rendered value is then
+ * JSON-string-escaped by scone_template_expand.
  */
-/* "ascii", "binary", "private-key", "x509", "x509-ca", "public-key"; "imported" for kind 0. */
+/* "ascii", "binary", "private-key", "x509", "x509-ca", "public-key", "config-fragment",
+   "pgp-key"; "imported" for kind 0. */
 const char *scone_secret_kind_name(enum scone_secret_kind kind);
 
 bool scone_template_format_valid(enum scone_secret_kind kind, const char *format);
+/* The formats of kind, comma-separated, into out; returns the length. */
+size_t scone_template_formats(enum scone_secret_kind kind, char *out, size_t out_size);
+
+/*
+ * SCONE's references from before 5.2: NAME.crt (the certificate), NAME.key
+ * (its private key), NAME.chain (root first, then intermediates, the
+ * certificate itself last) and NAME.hex (a binary secret in hex). For a name
+ * ending in one of these, base gets NAME and *format the format to render
+ * (SCONE_FORMAT_LEGACY_CHAIN for .chain, which no template can write). The
+ * caller uses it only when no secret is called name itself.
+ */
+#define SCONE_FORMAT_LEGACY_CHAIN "chain (pre-5.2 order)"
+bool scone_template_legacy(const char *name, char *base, size_t base_size, const char **format);
 
 /* Call fn for each reference in in (for validation); stops at the first error fn returns. */
 typedef enum scone_err (*scone_template_ref_fn)(void *ctx, const char *name, const char *format);
 SCONE_MUST_CHECK enum scone_err scone_template_refs(const char *in, size_t len, scone_template_ref_fn fn,
 						    void *ctx);
+/* The same with where each reference is: byte offset off in in, size bytes long. */
+typedef enum scone_err (*scone_template_ref_at_fn)(void *ctx, const char *name, const char *format,
+						   size_t off, size_t size);
+SCONE_MUST_CHECK enum scone_err scone_template_refs_at(const char *in, size_t len,
+						       scone_template_ref_at_fn fn, void *ctx);
+
+/*
+ * SCONE's session templates (`scone session create -e VAR=VALUE`,
+ * `--use-env`): replace $NAME and ${NAME} in text with lookup's value
+ * (NULL: none), appending to out; "$$" and any other "$" stay as they are.
+ * A missing value is NOT_FOUND with SCONE's message "Value for variable
+ * $NAME is missing at line L column C". src/policy/vars.c.
+ */
+#define SCONE_VAR_NAME_MAX 128
+typedef const char *(*scone_var_lookup_fn)(void *ctx, const char *name);
+SCONE_MUST_CHECK enum scone_err scone_session_vars_expand(const char *text, size_t len,
+							  scone_var_lookup_fn lookup, void *ctx,
+							  struct scone_wbuf *out);
 
 /*
  * @@N host arguments (runtime side): replace every "@@N" in the session's

@@ -9,29 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *kind_formats(enum scone_secret_kind k)
-{
-	switch (k) {
-	case SCONE_SECRET_ASCII:
-	case SCONE_SECRET_BINARY:
-		return "none, hex, base64, base32nopad";
-	case SCONE_SECRET_PRIVATE_KEY:
-		return "none, pem, privatekey, der, publickey";
-	case SCONE_SECRET_PUBLIC_KEY:
-		return "none, pem, der";
-	case SCONE_SECRET_X509:
-	case SCONE_SECRET_X509_CA:
-		return "none, crt, pem, chain, privatekey, key, der";
-	}
-	return "";
-}
-
 /* Valid for the kind; an import without kind: valid for some kind. */
 static bool format_ok(const struct scone_secret *sec, const char *format)
 {
 	if (sec->kind)
 		return scone_template_format_valid(sec->kind, format);
-	for (int k = SCONE_SECRET_ASCII; k <= SCONE_SECRET_PUBLIC_KEY; k++)
+	for (int k = SCONE_SECRET_ASCII; k <= SCONE_SECRET_PGP_KEY; k++)
 		if (scone_template_format_valid((enum scone_secret_kind)k, format))
 			return true;
 	return false;
@@ -42,47 +25,104 @@ struct tctx {
 	const struct ynode *n;
 	const struct scone_session *s;
 	size_t refs;
+	struct scone_pos at; /* the reference being checked */
+	size_t offs[64];     /* where the first references are */
 };
 
-/* "NAME.crt" is how SCONE before 5.2 wrote formats: point at NAME:crt. */
+/*
+ * SCONE's references from before 5.2 (NAME.crt, NAME.key, NAME.chain,
+ * NAME.hex): accepted with SCONE's meaning and a warning. True if name is
+ * one (reported either way).
+ */
+static bool legacy_ref(struct tctx *t, const char *name)
+{
+	char base[SCONE_SESSION_NAME_MAX + 1];
+	const char *format = NULL;
+	const struct scone_secret *sec;
+	bool cert, ok;
+
+	if (!scone_template_legacy(name, base, sizeof(base), &format) ||
+	    !(sec = scone_session_secret(t->s, base)))
+		return false;
+	cert = sec->kind == SCONE_SECRET_X509 || sec->kind == SCONE_SECRET_X509_CA;
+	ok = sec->kind == 0 || (strcmp(format, "hex") ? cert : sec->kind == SCONE_SECRET_BINARY);
+	if (!ok) {
+		pol_error(t->c, t->at, "$$SCONE::%s$$: the old form NAME%s applies to %s secrets, '%s' is %s",
+			  name, strrchr(name, '.'), strcmp(format, "hex") ? "x509" : "binary", base,
+			  scone_secret_kind_name(sec->kind));
+		return true;
+	}
+	if (!strcmp(format, SCONE_FORMAT_LEGACY_CHAIN))
+		pol_note(t->c, SCONE_NOTE_WARNING, t->at,
+			 "$$SCONE::%s$$ is SCONE's form from before 5.2 (deprecated): the chain root first "
+			 "and the "
+			 "certificate last, as SCONE writes it; $$SCONE::%s:chain$$ is the current form (the "
+			 "certificate first)",
+			 name, base);
+	else
+		pol_note(t->c, SCONE_NOTE_WARNING, t->at,
+			 "$$SCONE::%s$$ is SCONE's form from before 5.2 (deprecated): write $$SCONE::%s:%s$$",
+			 name, base, format);
+	return true;
+}
+
 static void unknown_secret(struct tctx *t, const char *name)
 {
-	const char *dot = strrchr(name, '.');
-	char base[SCONE_SESSION_NAME_MAX + 1];
-
 	if (scone_session_volume(t->s, name)) {
-		pol_error(t->c, t->n->pos,
+		pol_error(t->c, t->at,
 			  "$$SCONE::%s$$ names a volume: volume keys cannot be referenced, only secrets",
 			  name);
 		return;
 	}
-	if (dot && (size_t)(dot - name) < sizeof(base)) {
-		memcpy(base, name, (size_t)(dot - name));
-		base[dot - name] = '\0';
-		if (scone_session_secret(t->s, base)) {
-			pol_error(t->c, t->n->pos,
-				  "no secret named '%s': write $$SCONE::%s:%s$$ (the form NAME.%s is "
-				  "no longer supported)",
-				  name, base, dot + 1, dot + 1);
-			return;
-		}
-	}
-	pol_error(t->c, t->n->pos, "$$SCONE::%s$$: no secret named '%s' in secrets", name, name);
+	if (legacy_ref(t, name))
+		return;
+	pol_error(t->c, t->at, "$$SCONE::%s$$: no secret named '%s' in secrets", name, name);
 }
 
-static enum scone_err on_ref(void *ctx, const char *name, const char *format)
+static enum scone_err on_ref(void *ctx, const char *name, const char *format, size_t off, size_t size)
 {
 	struct tctx *t = ctx;
 	const struct scone_secret *sec = scone_session_secret(t->s, name);
+	char formats[400];
 
+	(void)size;
+	if (t->refs < sizeof(t->offs) / sizeof(t->offs[0]))
+		t->offs[t->refs] = off;
 	t->refs++;
-	if (!sec)
+	t->at = pol_pos_in(t->c, t->n, off);
+	if (!sec) {
 		unknown_secret(t, name);
-	else if (!format_ok(sec, format))
-		pol_error(t->c, t->n->pos, "format '%s' is not valid for %s secret '%s' (formats: %s)",
-			  format ? format : "", scone_secret_kind_name(sec->kind), name,
-			  sec->kind ? kind_formats(sec->kind) : "those of its kind");
+	} else if (!format_ok(sec, format)) {
+		scone_template_formats(sec->kind, formats, sizeof(formats));
+		pol_error(t->c, t->at, "format '%s' is not valid for %s secret '%s' (formats: %s)",
+			  format ? format : "(none)", scone_secret_kind_name(sec->kind), name,
+			  sec->kind ? formats : "those of its kind");
+	} else if (sec->kind == SCONE_SECRET_CONFIG_FRAGMENT && !sec->fragment_scalar) {
+		pol_error(
+		    t->c, t->at,
+		    "config-fragment '%s' holds a list or mapping: use it as a whole value in security, "
+		    "access_policy, or a service's attestation, mrenclaves or platforms, not inside a string",
+		    name);
+	}
 	return SCONE_ERR_OK;
+}
+
+/* Offset of the first "$$SCONE::" in text that does not start a complete reference, or len. */
+static size_t first_incomplete(const char *text, size_t len, const struct tctx *t)
+{
+	static const char prefix[] = "$$SCONE::";
+	size_t known = t->refs < 64 ? t->refs : 64, k = 0;
+
+	for (size_t i = 0; i + sizeof(prefix) - 1 <= len; i++) {
+		if (text[i] != '$' || memcmp(text + i, prefix, sizeof(prefix) - 1))
+			continue;
+		while (k < known && t->offs[k] < i)
+			k++;
+		if (k < known && t->offs[k] == i)
+			continue;
+		return k < known || t->refs <= 64 ? i : len;
+	}
+	return len;
 }
 
 static size_t count_prefixes(const char *text, size_t len)
@@ -99,14 +139,14 @@ static size_t count_prefixes(const char *text, size_t len)
 void pol_check_template(struct pctx *c, const struct ynode *n, const char *text, size_t len,
 			const struct scone_session *s)
 {
-	struct tctx t = {c, n, s, 0};
+	struct tctx t = {.c = c, .n = n, .s = s, .at = n->pos};
 
-	if (scone_template_refs(text, len, on_ref, &t) != SCONE_ERR_OK)
+	if (scone_template_refs_at(text, len, on_ref, &t) != SCONE_ERR_OK)
 		return;
 	if (count_prefixes(text, len) > t.refs)
-		pol_error(c, n->pos,
+		pol_error(c, pol_pos_in(c, n, first_incomplete(text, len, &t)),
 			  "an incomplete secret reference: write $$SCONE::NAME$$ or $$SCONE::NAME:FORMAT$$ "
-			  "(NAME of A-Z a-z 0-9 _ . ~ -)");
+			  "(NAME of A-Z a-z 0-9 _ . ~ -, optionally |escape(json) before the closing $$)");
 }
 
 /* ---- volume keys ---- */
@@ -186,8 +226,8 @@ static void check_ref(struct pctx *c, const struct ynode *m, const char *key, co
 		pol_error(c, v->pos, "a secret cannot name itself as its %s", key);
 	else if (target->kind != want && !(target->import && target->kind == 0))
 		pol_error(c, v->pos, "'%.80s' is %s, %s must name %s %s secret", target_name,
-			  scone_secret_kind_name(target->kind), key, want == SCONE_SECRET_X509_CA ? "an" : "a",
-			  scone_secret_kind_name(want));
+			  scone_secret_kind_name(target->kind), key,
+			  want == SCONE_SECRET_X509_CA ? "an" : "a", scone_secret_kind_name(want));
 	pol_path_restore(c, saved);
 }
 

@@ -25,6 +25,13 @@ static const char *const secret_keys[] = {
     "name", "kind",	"size",	     "value",	"key_type", "private_key",   "issuer", "common_name", "dns",
     "san",  "endpoint", "valid_for", "migrate", "export",   "export_public", "import", NULL};
 
+/* SCONE secret keys scone refuses, with why. */
+static const struct pol_refusal secret_refused[] = {
+    {"import_akv", "imports from Microsoft Azure Key Vault (import_akv) are not supported: CAS reaches no "
+		   "Azure service; give the value (value:) or let CAS generate it"},
+    {NULL, NULL},
+};
+
 static const char *const ascii_keys[] = {"size", "value", NULL};
 static const char *const private_keys[] = {"key_type", "value", "migrate", NULL};
 static const char *const public_keys[] = {"private_key", "value", NULL};
@@ -32,6 +39,8 @@ static const char *const x509_keys[] = {"private_key", "key_type", "issuer",	"co
 					"san",	       "endpoint", "valid_for", "value",       NULL};
 static const char *const x509_ca_keys[] = {"private_key", "key_type", "issuer", "common_name",
 					   "valid_for",	  "value",    NULL};
+static const char *const fragment_keys[] = {"value", NULL};
+static const char *const pgp_keys[] = {NULL};
 static const char *const common_keys[] = {"name", "kind", "export", "export_public", NULL};
 static const char *const import_keys[] = {"name", "kind", "import", NULL};
 
@@ -46,6 +55,17 @@ static const struct kind_info {
     {"public-key", SCONE_SECRET_PUBLIC_KEY, public_keys},
     {"x509", SCONE_SECRET_X509, x509_keys},
     {"x509-ca", SCONE_SECRET_X509_CA, x509_ca_keys},
+    {"config-fragment", SCONE_SECRET_CONFIG_FRAGMENT, fragment_keys},
+    {"pgp-key", SCONE_SECRET_PGP_KEY, pgp_keys},
+};
+
+/* SCONE kinds scone refuses, with why and what to write instead. */
+static const struct pol_refusal kinds_refused[] = {
+    {"aad-token", "aad-token secrets fetch Microsoft Azure Active Directory tokens, and CAS reaches no Azure "
+		  "service: give the token to the service another way"},
+    {"jwt", "jwt secrets (SCONE 7) are not supported: CAS does not mint tokens; sign a token with a "
+	    "private-key secret inside the service"},
+    {NULL, NULL},
 };
 
 static const struct kind_info *kind_by_name(const char *name)
@@ -68,7 +88,7 @@ static bool in_list(const char *const *list, const char *s)
 static void check_kind_keys(struct pctx *c, const struct ynode *m, const char *kind,
 			    const char *const *kind_keys, bool imported)
 {
-	pol_check_keys(c, m, secret_keys);
+	pol_check_keys_refusing(c, m, secret_keys, secret_refused);
 	for (size_t i = 0; i < m->n; i++) {
 		const struct ynode *k = m->items[2 * i];
 		if (!in_list(secret_keys, k->text))
@@ -309,7 +329,7 @@ static void decode_value_secret(struct pctx *c, const struct ynode *m, struct sc
 	unsigned long n = 0;
 	size_t saved;
 
-	sec->size = sec->kind == SCONE_SECRET_ASCII ? 20 : 0;
+	sec->size = 20; /* SCONE's default for ascii and binary alike */
 	if (size && field_uint(c, m, "size", 1, SECRET_MAX_SIZE, &n))
 		sec->size = n;
 	if (value && size) {
@@ -317,11 +337,8 @@ static void decode_value_secret(struct pctx *c, const struct ynode *m, struct sc
 		pol_error(c, size->pos, "give either size (generated) or value (explicit), not both");
 		pol_path_restore(c, saved);
 	}
-	if (!value) {
-		if (!size && sec->kind == SCONE_SECRET_BINARY)
-			pol_error(c, m->pos, "a binary secret needs size (bytes to generate) or value");
+	if (!value)
 		return;
-	}
 	saved = pol_path_key(c, "value");
 	if (!pol_expect(c, value, YN_SCALAR, "a string")) {
 		pol_path_restore(c, saved);
@@ -495,13 +512,30 @@ static void decode_names(struct pctx *c, const struct ynode *m, const char *key,
 	if (pol_str_list(c, v, single_ok, false, NULL, &all)) {
 		for (size_t i = 0; i < all.n; i++) {
 			const struct ynode *item = v->kind == YN_SEQ ? v->items[i] : v;
-			if (is_ip(all.v[i]))
-				pol_strs_add(c, &sec->ips, all.v[i]);
-			else if (is_dns_name(all.v[i]))
-				pol_strs_add(c, &sec->dns, all.v[i]);
-			else
-				pol_error(c, item->pos, "'%.80s' is neither a DNS name nor an IP address",
-					  all.v[i]);
+			const char *e = all.v[i];
+			/* san: SCONE 0.3.10 writes "dns:NAME" and "ip:ADDRESS" */
+			if (!strcmp(key, "san") && !strncmp(e, "dns:", 4)) {
+				if (is_dns_name(e + 4))
+					pol_strs_add(c, &sec->dns, e + 4);
+				else
+					pol_error(c, item->pos, "'%.80s' is not a DNS name", e + 4);
+			} else if (!strcmp(key, "san") && !strncmp(e, "ip:", 3)) {
+				if (is_ip(e + 3))
+					pol_strs_add(c, &sec->ips, e + 3);
+				else
+					pol_error(c, item->pos, "'%.80s' is not an IPv4 or IPv6 address",
+						  e + 3);
+			} else if (is_ip(e)) {
+				pol_strs_add(c, &sec->ips, e);
+			} else if (is_dns_name(e)) {
+				pol_strs_add(c, &sec->dns, e);
+			} else {
+				pol_error(c, item->pos,
+					  "'%.80s' is neither a DNS name nor an IP address (san entries are "
+					  "written "
+					  "\"dns:NAME\" or \"ip:ADDRESS\")",
+					  e);
+			}
 		}
 	}
 	scone_strs_free(&all);
@@ -531,7 +565,7 @@ static void decode_x509(struct pctx *c, const struct ynode *m, struct scone_secr
 	if (sec->endpoint && !strcmp(sec->endpoint, "client") && (sec->dns.n || sec->ips.n))
 		pol_error(c, pol_map_get(m, "endpoint")->pos,
 			  "a client certificate has no subject alternative names (drop dns/san)");
-	sec->valid_for_days = 365;
+	sec->valid_for_days = 0; /* SCONE: without valid_for, valid for a virtually unlimited time */
 	if ((v = pol_field(c, m, "valid_for", false))) {
 		saved = pol_path_key(c, "valid_for");
 		if (pol_expect(c, v, YN_SCALAR, "a duration") && !parse_days(v->text, &sec->valid_for_days))
@@ -553,50 +587,223 @@ static void decode_x509(struct pctx *c, const struct ynode *m, struct scone_secr
 	}
 }
 
-/* ---- export / import ---- */
+/* ---- export / import: SCONE IDs ---- */
 
-static void export_one(struct pctx *c, const struct ynode *n, bool namespaces, struct scone_export *e)
+static const struct pol_refusal remote_refused[] = {
+    {"cas_url", "sessions on another CAS (cas_url, cas_key) are not supported: scone's CAS exports and "
+		"imports between its own sessions only"},
+    {"cas_key", "sessions on another CAS (cas_url, cas_key) are not supported: scone's CAS exports and "
+		"imports between its own sessions only"},
+    {"cas_software_key", "sessions on another CAS (cas_url, cas_software_key) are not supported: scone's CAS "
+			 "exports and imports between its own sessions only"},
+    {NULL, NULL},
+};
+
+/* Resolve "..", "." and "../x", "./x" against base (a session name) into out. */
+static bool resolve_relative(const char *ref, const char *base, char *out, size_t out_size)
+{
+	size_t len;
+
+	if (strlen(base) >= out_size)
+		return false;
+	memcpy(out, base, strlen(base) + 1);
+	while (*ref) {
+		const char *slash = strchr(ref, '/');
+		size_t n = slash ? (size_t)(slash - ref) : strlen(ref);
+		if (n == 2 && !strncmp(ref, "..", 2)) {
+			char *cut = strrchr(out, '/');
+			if (!cut && !*out)
+				return false; /* above the top */
+			if (cut)
+				*cut = '\0';
+			else
+				*out = '\0';
+		} else if (!(n == 1 && ref[0] == '.')) {
+			len = strlen(out);
+			if (len + 1 + n >= out_size || n == 0)
+				return false;
+			if (len)
+				out[len++] = '/';
+			memcpy(out + len, ref, n);
+			out[len + n] = '\0';
+		}
+		ref += n + (slash ? 1 : 0);
+	}
+	return *out != '\0';
+}
+
+char *pol_session_ref(struct pctx *c, const struct ynode *n, const struct scone_session *s)
+{
+	char buf[SCONE_SESSION_NAME_MAX + 1];
+	const char *t = n->text;
+
+	if (!strcmp(t, "*"))
+		return pol_strndup(c, t, 1);
+	if (!strcmp(t, ".") || !strcmp(t, "..") || !strncmp(t, "./", 2) || !strncmp(t, "../", 3)) {
+		if (!s->name)
+			return NULL; /* the session's own name is invalid: reported there */
+		if (!resolve_relative(t, s->name, buf, sizeof(buf)) || !scone_session_name_valid(buf)) {
+			pol_error(c, n->pos, "'%.80s' relative to session %.80s names no valid session", t,
+				  s->name);
+			return NULL;
+		}
+		return pol_strndup(c, buf, strlen(buf));
+	}
+	if (!scone_session_name_valid(t)) {
+		pol_error(c, n->pos, "'%.80s' is not a session name", t);
+		return NULL;
+	}
+	return pol_strndup(c, t, n->len);
+}
+
+/* A hash field of a SCONE ID (session_hash), stored lowercase. */
+static char *id_hash(struct pctx *c, const struct ynode *m, const char *key)
+{
+	const struct ynode *v = pol_field(c, m, key, false);
+	size_t saved;
+	char *h = NULL;
+
+	if (!v)
+		return NULL;
+	saved = pol_path_key(c, key);
+	if (pol_expect(c, v, YN_SCALAR, "a session hash") && pol_check_hex32(c, v) && (h = pol_str(c, v)))
+		pol_lower(h);
+	pol_path_restore(c, saved);
+	return h;
+}
+
+/*
+ * SCONE's URL short form of a local SCONE ID, "/session=NAME,session_hash=H"
+ * or "/namespace=NAME", into e. A form with a host names another CAS: refused.
+ */
+static void export_url(struct pctx *c, const struct ynode *n, const struct scone_session *s,
+		       struct scone_export *e)
+{
+	char field[SCONE_SESSION_NAME_MAX + 80];
+	const char *p = n->text + 1;
+
+	if (n->text[0] != '/') {
+		pol_error(c, n->pos,
+			  "'%.80s' names a session on another CAS, which scone does not support: "
+			  "export to sessions of this CAS",
+			  n->text);
+		return;
+	}
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		struct ynode tmp = {.kind = YN_SCALAR, .pos = n->pos, .text = field};
+		if (len >= sizeof(field))
+			break;
+		memcpy(field, p, len);
+		field[len] = '\0';
+		if (!strncmp(field, "session=", 8) || !strncmp(field, "namespace=", 10)) {
+			e->namespace = field[0] == 'n';
+			tmp.text = field + (e->namespace ? 10 : 8);
+			tmp.len = strlen(tmp.text);
+			free(e->session);
+			e->session = pol_session_ref(c, &tmp, s);
+		} else if (!strncmp(field, "session_hash=", 13) && pol_is_hex(field + 13, 32)) {
+			free(e->session_hash);
+			e->session_hash = pol_strndup(c, field + 13, 64);
+			pol_lower(e->session_hash);
+		} else {
+			pol_error(c, n->pos,
+				  "'%.80s' in '%.80s': a local SCONE ID has session=, session_hash= or "
+				  "namespace= (another CAS is not supported)",
+				  field, n->text);
+			return;
+		}
+		p += len + (comma ? 1 : 0);
+	}
+	if (!e->session)
+		pol_error(c, n->pos, "'%.80s' names no session", n->text);
+}
+
+/* The SCONE ID of an export entry (a mapping: session/session_hash/namespace). */
+static void export_id(struct pctx *c, const struct ynode *n, bool volumes, const struct scone_session *s,
+		      struct scone_export *e)
 {
 	static const char *const keys[] = {"session", "session_hash", "namespace", NULL};
 	const struct ynode *v;
 
-	if (n->kind == YN_SCALAR && !n->null) {
-		e->session = pol_str(c, n);
-		if (e->session && strcmp(e->session, "*") && !scone_session_name_valid(e->session))
-			pol_error(c, n->pos, "'%.80s' is not a session name", e->session);
-		return;
-	}
-	if (!pol_expect(c, n, YN_MAP, "a session name or {session, session_hash}"))
-		return;
-	pol_check_keys(c, n, keys);
-	if (pol_map_get(n, "namespace")) {
-		if (!namespaces)
+	pol_check_keys_refusing(c, n, keys, remote_refused);
+	if ((v = pol_field(c, n, "namespace", false))) {
+		size_t saved = pol_path_key(c, "namespace");
+		if (volumes)
 			pol_error(c, pol_map_get(n, "namespace")->pos,
-				  "volumes cannot be exported to a namespace");
+				  "volumes cannot be exported to a namespace (as in SCONE)");
 		if (pol_map_get(n, "session") || pol_map_get(n, "session_hash"))
 			pol_error(c, n->pos,
 				  "an export names either namespace or session (with session_hash)");
 		e->namespace = true;
-		e->session = pol_field_str(c, n, "namespace", true);
-		v = pol_map_get(n, "namespace");
-	} else {
-		e->session = pol_field_str(c, n, "session", true);
-		v = pol_map_get(n, "session");
-	}
-	if (e->session && strcmp(e->session, "*") && !scone_session_name_valid(e->session))
-		pol_error(c, v->pos, "'%.80s' is not a session name", e->session);
-	if ((v = pol_field(c, n, "session_hash", false))) {
-		size_t saved = pol_path_key(c, "session_hash");
-		if (pol_expect(c, v, YN_SCALAR, "a session hash") && pol_check_hex32(c, v)) {
-			e->session_hash = pol_str(c, v);
-			pol_lower(e->session_hash);
-		}
+		if (pol_expect(c, v, YN_SCALAR, "a namespace name"))
+			e->session = pol_session_ref(c, v, s);
+		pol_path_restore(c, saved);
+	} else if ((v = pol_field(c, n, "session", true))) {
+		size_t saved = pol_path_key(c, "session");
+		if (pol_expect(c, v, YN_SCALAR, "a session name"))
+			e->session = pol_session_ref(c, v, s);
 		pol_path_restore(c, saved);
 	}
+	e->session_hash = id_hash(c, n, "session_hash");
 }
 
-void pol_decode_exports(struct pctx *c, const struct ynode *n, bool namespaces, struct scone_export **out,
-			size_t *n_out)
+/*
+ * A volume export with options: {to: SCONE ID, volume_alias, update_policy}
+ * (SCONE 0.3.2 and 0.3.10).
+ */
+static void export_to(struct pctx *c, const struct ynode *n, const struct scone_session *s,
+		      struct scone_export *e)
+{
+	static const char *const keys[] = {"to", "volume_alias", "update_policy", NULL};
+	const struct ynode *to = pol_field(c, n, "to", true), *alias;
+	size_t saved;
+
+	pol_check_keys(c, n, keys);
+	if (to) {
+		saved = pol_path_key(c, "to");
+		if (to->kind == YN_SCALAR && !to->null && strchr(to->text, '='))
+			export_url(c, to, s, e);
+		else if (pol_expect(c, to, YN_MAP, "a SCONE ID {session, session_hash}"))
+			export_id(c, to, true, s, e);
+		pol_path_restore(c, saved);
+	}
+	if ((alias = pol_field(c, n, "volume_alias", false))) {
+		saved = pol_path_key(c, "volume_alias");
+		if (pol_expect(c, alias, YN_SCALAR, "a volume name") && pol_check_name(c, alias, "volume"))
+			e->volume_alias = pol_str(c, alias);
+		pol_path_restore(c, saved);
+	}
+	pol_update_policy(c, n, &e->update_policy);
+}
+
+static void export_one(struct pctx *c, const struct ynode *n, bool volumes, const struct scone_session *s,
+		       struct scone_export *e)
+{
+	if (n->kind == YN_SCALAR && !n->null) {
+		if (strchr(n->text, '='))
+			export_url(c, n, s, e);
+		else
+			e->session = pol_session_ref(c, n, s);
+		return;
+	}
+	if (!pol_expect(c, n, YN_MAP, "a session name or {session, session_hash}"))
+		return;
+	if (pol_map_key(n, "to") || pol_map_key(n, "volume_alias") || pol_map_key(n, "update_policy")) {
+		if (!volumes)
+			pol_error(c, n->pos,
+				  "to / volume_alias / update_policy are for volume exports; a secret "
+				  "export names the session directly");
+		else
+			export_to(c, n, s, e);
+		return;
+	}
+	export_id(c, n, volumes, s, e);
+}
+
+void pol_decode_exports(struct pctx *c, const struct ynode *n, bool volumes, const struct scone_session *s,
+			struct scone_export **out, size_t *n_out)
 {
 	size_t count = n->kind == YN_SEQ ? n->n : 1;
 	size_t saved = pol_path_key(c, "export");
@@ -609,11 +816,11 @@ void pol_decode_exports(struct pctx *c, const struct ynode *n, bool namespaces, 
 				pol_error(c, n->pos, "an empty export list: remove it");
 			for (size_t i = 0; i < count; i++) {
 				size_t s2 = pol_path_index(c, i);
-				export_one(c, n->items[i], namespaces, &(*out)[i]);
+				export_one(c, n->items[i], volumes, s, &(*out)[i]);
 				pol_path_restore(c, s2);
 			}
 		} else {
-			export_one(c, n, namespaces, &(*out)[0]);
+			export_one(c, n, volumes, s, &(*out)[0]);
 		}
 	}
 	pol_path_restore(c, saved);
@@ -624,28 +831,34 @@ void pol_free_exports(struct scone_export *v, size_t n)
 	for (size_t i = 0; v && i < n; i++) {
 		free(v[i].session);
 		free(v[i].session_hash);
+		free(v[i].volume_alias);
 	}
 	free(v);
 }
 
-struct scone_import *pol_decode_import(struct pctx *c, const struct ynode *n, const char *name_key)
+struct scone_import *pol_decode_import(struct pctx *c, const struct ynode *n, const char *name_key,
+				       const struct scone_session *s)
 {
-	const char *keys[] = {"session", name_key, NULL};
+	const char *keys[] = {"session", name_key, "session_hash", NULL};
 	struct scone_import *imp;
+	const struct ynode *v;
 	size_t saved = pol_path_key(c, "import");
 
 	if (!pol_expect(c, n, YN_MAP, "a mapping {session, ...}")) {
 		pol_path_restore(c, saved);
 		return NULL;
 	}
-	pol_check_keys(c, n, keys);
+	pol_check_keys_refusing(c, n, keys, remote_refused);
 	imp = pol_calloc(c, 1, sizeof(*imp));
 	if (imp) {
-		imp->session = pol_field_str(c, n, "session", true);
-		if (imp->session && !scone_session_name_valid(imp->session))
-			pol_error(c, pol_map_get(n, "session")->pos, "'%.80s' is not a session name",
-				  imp->session);
+		if ((v = pol_field(c, n, "session", true))) {
+			size_t s2 = pol_path_key(c, "session");
+			if (pol_expect(c, v, YN_SCALAR, "a session name"))
+				imp->session = pol_session_ref(c, v, s);
+			pol_path_restore(c, s2);
+		}
 		imp->name = pol_field_str(c, n, name_key, false);
+		imp->session_hash = id_hash(c, n, "session_hash");
 	}
 	pol_path_restore(c, saved);
 	return imp;
@@ -664,20 +877,49 @@ static void decode_kind(struct pctx *c, const struct ynode *m, struct scone_secr
 		return;
 	saved = pol_path_key(c, "kind");
 	if (pol_expect(c, v, YN_SCALAR, "a secret kind")) {
+		const char *why = NULL;
 		*ki = kind_by_name(v->text);
+		for (size_t i = 0; !*ki && kinds_refused[i].key; i++)
+			if (!strcmp(kinds_refused[i].key, v->text))
+				why = kinds_refused[i].why;
 		if (*ki)
 			sec->kind = (*ki)->kind;
+		else if (why)
+			pol_error(c, v->pos, "%s", why);
 		else
 			pol_error(c, v->pos,
-				  "unknown or unsupported secret kind '%.40s': use ascii, binary, "
-				  "private-key, public-key, "
-				  "x509 or x509-ca",
+				  "unknown secret kind '%.40s': use ascii, binary, private-key, public-key, "
+				  "x509, x509-ca, config-fragment or pgp-key",
 				  v->text);
 	}
 	pol_path_restore(c, saved);
 }
 
-static void decode_secret(struct pctx *c, const struct ynode *m, struct scone_secret *sec)
+/*
+ * config-fragment (SCONE 0.3.10): a YAML value substituted where a whole
+ * $$SCONE::NAME$$ stands in security, access_policy or a service's
+ * attestation (fragment.c). Kept as canonical JSON text; a scalar one may
+ * also be used inside strings.
+ */
+static void decode_fragment(struct pctx *c, const struct ynode *m, struct scone_secret *sec)
+{
+	const struct ynode *v = pol_field(c, m, "value", true);
+
+	if (!v)
+		return;
+	pol_mark_consumed(v);
+	sec->fragment_scalar = v->kind == YN_SCALAR;
+	sec->value = pol_ynode_json(c, v);
+	sec->value_len = sec->value ? strlen(sec->value) : 0;
+	if (sec->value_len > SECRET_MAX_SIZE) {
+		size_t saved = pol_path_key(c, "value");
+		pol_error(c, v->pos, "a config-fragment is limited to %d bytes of JSON", SECRET_MAX_SIZE);
+		pol_path_restore(c, saved);
+	}
+}
+
+static void decode_secret(struct pctx *c, const struct ynode *m, struct scone_secret *sec,
+			  const struct scone_session *s)
 {
 	const struct ynode *name = pol_field(c, m, "name", true), *v;
 	const struct kind_info *ki;
@@ -693,7 +935,7 @@ static void decode_secret(struct pctx *c, const struct ynode *m, struct scone_se
 	decode_kind(c, m, sec, &ki);
 	if ((v = pol_field(c, m, "import", false))) {
 		check_kind_keys(c, m, NULL, NULL, true);
-		sec->import = pol_decode_import(c, v, "secret");
+		sec->import = pol_decode_import(c, v, "secret", s);
 		return;
 	}
 	check_kind_keys(c, m, ki ? ki->name : NULL, ki ? ki->keys : NULL, false);
@@ -712,10 +954,15 @@ static void decode_secret(struct pctx *c, const struct ynode *m, struct scone_se
 	case SCONE_SECRET_X509_CA:
 		decode_x509(c, m, sec);
 		break;
+	case SCONE_SECRET_CONFIG_FRAGMENT:
+		decode_fragment(c, m, sec);
+		break;
+	case SCONE_SECRET_PGP_KEY:
+		break; /* generated by CAS; SCONE takes no parameters or values */
 	}
 	pol_field_bool(c, m, "export_public", &sec->export_public);
 	if ((v = pol_field(c, m, "export", false)))
-		pol_decode_exports(c, v, true, &sec->exports, &sec->n_exports);
+		pol_decode_exports(c, v, false, s, &sec->exports, &sec->n_exports);
 }
 
 void pol_decode_secrets(struct pctx *c, const struct ynode *list, struct scone_session *s)
@@ -730,7 +977,7 @@ void pol_decode_secrets(struct pctx *c, const struct ynode *list, struct scone_s
 				size_t s2 = pol_path_index(c, i);
 				if (pol_expect(c, list->items[i], YN_MAP,
 					       "a secret (a mapping with name and kind)"))
-					decode_secret(c, list->items[i], &s->secrets[i]);
+					decode_secret(c, list->items[i], &s->secrets[i], s);
 				pol_path_restore(c, s2);
 			}
 			pol_check_unique(c, list, "name", "secret");

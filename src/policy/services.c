@@ -7,6 +7,7 @@
  */
 #include "internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,29 @@
 #define SVN_MAX 65535ul
 
 /* ---- attestation ---- */
+
+/*
+ * A platform: a 64-hex host key (SCONE's QE public key before 7.0, a LAS
+ * host key here), or SCONE 7's "INTEL_QE_ID:" and 32 hex digits (the Intel
+ * DCAP QE ID of a machine; only hardware evidence carries one).
+ */
+static bool check_platform(struct pctx *c, const struct ynode *n)
+{
+	if (!strncmp(n->text, "INTEL_QE_ID:", 12)) {
+		if (pol_is_hex(n->text + 12, 16))
+			return true;
+		pol_error(c, n->pos, "INTEL_QE_ID: is followed by 32 hex digits (16 bytes), got '%.80s'",
+			  n->text + 12);
+		return false;
+	}
+	if (pol_is_hex(n->text, 32))
+		return true;
+	pol_error(
+	    c, n->pos,
+	    "a platform is 64 hex digits (a platform key) or INTEL_QE_ID: and 32 hex digits, got '%.80s'",
+	    n->text);
+	return false;
+}
 
 static bool field_u16(struct pctx *c, const struct ynode *m, const char *key, int *out)
 {
@@ -102,7 +126,7 @@ static void decode_variant(struct pctx *c, const struct ynode *m, struct scone_a
 	}
 	if ((n = pol_field(c, m, "platforms", false))) {
 		saved = pol_path_key(c, "platforms");
-		pol_str_list(c, n, true, true, pol_check_hex32, &v->platforms);
+		pol_str_list(c, n, true, true, check_platform, &v->platforms);
 		pol_path_restore(c, saved);
 	}
 	if (!pol_map_get(m, "mrenclave") && !pol_map_get(m, "mrenclaves") && !pol_map_get(m, "signer") &&
@@ -202,6 +226,44 @@ static void flatten_variants(struct pctx *c, struct scone_service *svc)
 
 /* ---- command and environment ---- */
 
+/* The N of every "@@N" in word into seen (bits 1..63); a second use of one is SCONE's fatal error. */
+static bool host_arg_twice(const char *word, uint64_t *seen, unsigned *dup)
+{
+	for (const char *p = strstr(word, "@@"); p; p = strstr(p + 2, "@@")) {
+		unsigned long n = 0;
+		const char *d = p + 2;
+		if (*d < '0' || *d > '9')
+			continue;
+		while (*d >= '0' && *d <= '9' && n < 100000)
+			n = n * 10 + (unsigned long)(*d++ - '0');
+		if (n == 0 || n > 63)
+			continue; /* 0 and large numbers fail at start, with the arguments in hand */
+		if (*seen & (1ull << n)) {
+			*dup = (unsigned)n;
+			return true;
+		}
+		*seen |= 1ull << n;
+	}
+	return false;
+}
+
+static void check_host_args(struct pctx *c, const struct ynode *n, const struct scone_strs *argv)
+{
+	uint64_t seen = 0;
+	unsigned dup = 0;
+
+	for (size_t i = 0; i < argv->n; i++) {
+		if (host_arg_twice(argv->v[i], &seen, &dup)) {
+			pol_error(
+			    c, n->pos,
+			    "@@%u is used twice: SCONE refuses a host argument used twice (a fatal error at "
+			    "start); use each @@N once",
+			    dup);
+			return;
+		}
+	}
+}
+
 static void decode_command(struct pctx *c, const struct ynode *n, struct scone_service *svc,
 			   const struct scone_session *s)
 {
@@ -231,37 +293,7 @@ static void decode_command(struct pctx *c, const struct ynode *n, struct scone_s
 			}
 		}
 	}
-	pol_path_restore(c, saved);
-}
-
-static void decode_env(struct pctx *c, const struct ynode *n, struct scone_service *svc,
-		       const struct scone_session *s)
-{
-	size_t saved = pol_path_key(c, "environment");
-
-	if (!pol_expect(c, n, YN_MAP, "a mapping NAME: value"))
-		goto out;
-	svc->env = pol_calloc(c, n->n, sizeof(*svc->env));
-	if (!svc->env)
-		goto out;
-	svc->n_env = n->n;
-	for (size_t i = 0; i < n->n; i++) {
-		const struct ynode *k = n->items[2 * i], *v = n->items[2 * i + 1];
-		struct scone_kv *kv = &svc->env[i];
-		size_t s2 = pol_path_key(c, k->text);
-		kv->pos = v->pos;
-		if (k->len == 0 || strchr(k->text, '='))
-			pol_error(c, k->pos,
-				  "an environment variable name must be non-empty and without '='");
-		else
-			kv->key = pol_strndup(c, k->text, k->len);
-		if (v->kind == YN_SCALAR && v->null)
-			pol_error(c, v->pos, "no value: write \"\" for an empty string");
-		else if ((kv->value = pol_str(c, v)))
-			pol_check_template(c, v, v->text, v->len, s);
-		pol_path_restore(c, s2);
-	}
-out:
+	check_host_args(c, n, &svc->command);
 	pol_path_restore(c, saved);
 }
 
@@ -319,7 +351,7 @@ static void service_platforms(struct pctx *c, const struct ynode *n, struct scon
 	struct scone_strs list = {0};
 	size_t saved = pol_path_key(c, "platforms");
 
-	if (pol_str_list(c, n, true, true, pol_check_hex32, &list)) {
+	if (pol_str_list(c, n, true, true, check_platform, &list)) {
 		for (size_t i = 0; i < svc->n_variants; i++) {
 			struct scone_attest_variant *v = &svc->variants[i];
 			if (v->platforms.n) {
@@ -339,15 +371,56 @@ static void service_platforms(struct pctx *c, const struct ynode *n, struct scon
 	pol_path_restore(c, saved);
 }
 
+/*
+ * fspf_update_policy (SCONE 0.3.11). no_rollback_protection: the main FSPF
+ * is opened without checking its tag. The default,
+ * rollback_protected_reinitializable, is what scone does without the key:
+ * the state must be the session's fspf_tag (SCONE also accepts the latest
+ * state a service wrote, which scone does not track: a difference).
+ */
+static void decode_fspf_policy(struct pctx *c, const struct ynode *m, struct scone_service *svc)
+{
+	const struct ynode *v = pol_field(c, m, "fspf_update_policy", false);
+	size_t saved;
+
+	if (!v)
+		return;
+	saved = pol_path_key(c, "fspf_update_policy");
+	if (pol_expect(c, v, YN_SCALAR, "rollback_protected_reinitializable or no_rollback_protection")) {
+		if (!strcmp(v->text, "no_rollback_protection"))
+			svc->fspf_no_rollback = true;
+		else if (strcmp(v->text, "rollback_protected_reinitializable"))
+			pol_error(
+			    c, v->pos,
+			    "unknown fspf_update_policy '%.40s': use rollback_protected_reinitializable (the "
+			    "default) or no_rollback_protection",
+			    v->text);
+	}
+	if (!pol_map_get(m, "fspf_path"))
+		pol_error(c, v->pos, "fspf_update_policy needs fspf_path (the main FSPF it applies to)");
+	pol_path_restore(c, saved);
+}
+
 static void decode_service(struct pctx *c, const struct ynode *m, struct scone_service *svc,
 			   const struct scone_session *s)
 {
-	static const char *const keys[] = {"name",	"image_name",  "command",    "environment",
-					   "pwd",	"attestation", "mrenclaves", "platforms",
-					   "fspf_path", "fspf_key",    "fspf_tag",   "one_time_password_shared_secret",
+	static const char *const keys[] = {"name",
+					   "image_name",
+					   "command",
+					   "environment",
+					   "pwd",
+					   "attestation",
+					   "mrenclaves",
+					   "platforms",
+					   "fspf_path",
+					   "fspf_key",
+					   "fspf_tag",
+					   "fspf_update_policy",
+					   "one_time_password_shared_secret",
 					   NULL};
 	const struct ynode *n;
-	size_t saved;
+	size_t saved, deferred;
+	bool measured_by_cas;
 
 	svc->pos = m->pos;
 	pol_check_keys(c, m, keys);
@@ -367,8 +440,9 @@ static void decode_service(struct pctx *c, const struct ynode *m, struct scone_s
 	if ((n = pol_field(c, m, "command", false)))
 		decode_command(c, n, svc, s);
 	if ((n = pol_field(c, m, "environment", false)))
-		decode_env(c, n, svc, s);
+		pol_decode_env(c, n, svc, s);
 	svc->pwd = field_path(c, m, "pwd");
+	deferred = c->deferred;
 	if (pol_map_get(m, "attestation") && pol_map_get(m, "mrenclaves"))
 		pol_error(c, pol_map_get(m, "mrenclaves")->pos,
 			  "give attestation or the deprecated mrenclaves, not both");
@@ -376,10 +450,12 @@ static void decode_service(struct pctx *c, const struct ynode *m, struct scone_s
 		decode_attestation(c, n, svc);
 	else if ((n = pol_field(c, m, "mrenclaves", false)))
 		decode_mrenclaves(c, n, svc);
+	measured_by_cas = c->deferred > deferred;
 	if ((n = pol_field(c, m, "platforms", false)))
 		service_platforms(c, n, svc);
+	svc->dynamic = c->deferred > deferred;
 	flatten_variants(c, svc);
-	if (s->mode != SCONE_ATTEST_NONE && svc->n_variants == 0)
+	if (s->mode != SCONE_ATTEST_NONE && svc->n_variants == 0 && !measured_by_cas)
 		pol_error(c, m->pos,
 			  "the service has no attestation: list its measurements (mrenclaves: [...] or "
 			  "attestation:) "
@@ -390,9 +466,20 @@ static void decode_service(struct pctx *c, const struct ynode *m, struct scone_s
 		svc->otp_secret = pol_decode_otp(c, n, "one_time_password_shared_secret", s);
 	svc->fspf_path = field_path(c, m, "fspf_path");
 	decode_fspf(c, m, &svc->fspf_key, &svc->fspf_tag, s);
+	decode_fspf_policy(c, m, svc);
+	if (svc->fspf_path && !svc->fspf_no_rollback)
+		pol_note(
+		    c, SCONE_NOTE_DIFFERENCE, pol_map_get(m, "fspf_path")->pos,
+		    "the main FSPF must be at fspf_tag at every start: SCONE (rollback_protected_"
+		    "reinitializable) also accepts the latest state a service wrote, which scone does not "
+		    "track");
 	if ((svc->fspf_path || svc->fspf_key || svc->fspf_tag) &&
-	    !(pol_map_get(m, "fspf_path") && pol_map_get(m, "fspf_key") && pol_map_get(m, "fspf_tag")))
-		pol_error(c, m->pos, "fspf_path, fspf_key and fspf_tag go together: give all three");
+	    !(pol_map_get(m, "fspf_path") && pol_map_get(m, "fspf_key") &&
+	      (pol_map_get(m, "fspf_tag") || svc->fspf_no_rollback)))
+		pol_error(
+		    c, m->pos,
+		    "fspf_path, fspf_key and fspf_tag go together: give all three (fspf_tag may be left "
+		    "out with fspf_update_policy: no_rollback_protection)");
 }
 
 void pol_decode_services(struct pctx *c, const struct ynode *list, struct scone_session *s)
@@ -447,7 +534,7 @@ static void decode_injection_file(struct pctx *c, const struct ynode *n, struct 
 	size_t saved;
 
 	f->pos = n->pos;
-	f->mode = 0400;
+	f->mode = 0700;				/* SCONE's default for injection files */
 	if (n->kind == YN_SCALAR && !n->null) { /* a bare path: the image's own file, with references */
 		if (pol_check_abs_path(c, n))
 			f->path = pol_str(c, n);
@@ -483,10 +570,47 @@ static void decode_injection_file(struct pctx *c, const struct ynode *n, struct 
 	}
 }
 
+/*
+ * update_policy of a mount or a volume export (SCONE 0.3.2): rollback_protected
+ * (the default) or ephemeral; no_rollback_protection is refused.
+ */
+bool pol_update_policy(struct pctx *c, const struct ynode *m, enum scone_update_policy *out)
+{
+	const struct ynode *v = pol_field(c, m, "update_policy", false);
+	size_t saved;
+	bool ok = false;
+
+	*out = SCONE_UPDATE_ROLLBACK_PROTECTED;
+	if (!v)
+		return true;
+	saved = pol_path_key(c, "update_policy");
+	if (pol_expect(c, v, YN_SCALAR, "rollback_protected or ephemeral")) {
+		ok = true;
+		if (!strcmp(v->text, "ephemeral")) {
+			*out = SCONE_UPDATE_EPHEMERAL;
+		} else if (!strcmp(v->text, "no_rollback_protection")) {
+			pol_error(
+			    c, v->pos,
+			    "update_policy: no_rollback_protection would let anyone with the disk roll a "
+			    "volume "
+			    "back unnoticed; scone always checks a volume's tag: use rollback_protected or "
+			    "ephemeral");
+			ok = false;
+		} else if (strcmp(v->text, "rollback_protected")) {
+			pol_error(c, v->pos,
+				  "unknown update_policy '%.40s': use rollback_protected or ephemeral",
+				  v->text);
+			ok = false;
+		}
+	}
+	pol_path_restore(c, saved);
+	return ok;
+}
+
 static void decode_image_volume(struct pctx *c, const struct ynode *n, struct scone_image_volume *iv,
 				const struct scone_session *s)
 {
-	static const char *const keys[] = {"name", "path", NULL};
+	static const char *const keys[] = {"name", "path", "update_policy", NULL};
 	const struct ynode *v;
 
 	if (!pol_expect(c, n, YN_MAP, "a mapping {name, path}"))
@@ -502,6 +626,7 @@ static void decode_image_volume(struct pctx *c, const struct ynode *n, struct sc
 	iv->path = field_path(c, n, "path");
 	if (!pol_map_get(n, "path"))
 		pol_error(c, n->pos, "missing required key 'path' (the mount point)");
+	pol_update_policy(c, n, &iv->update_policy);
 }
 
 /* Report a path used twice in one image. */
@@ -534,10 +659,77 @@ static bool check_image_name(struct pctx *c, const struct ynode *n)
 	return ok;
 }
 
+/* provide_secrets (SCONE 0.3.11): the secrets the image's own files may use. */
+static bool check_secret_name(struct pctx *c, const struct ynode *n)
+{
+	return pol_check_name(c, n, "secret");
+}
+
+static void decode_provide_secrets(struct pctx *c, const struct ynode *m, struct scone_image *img,
+				   const struct scone_session *s)
+{
+	const struct ynode *v = pol_field(c, m, "provide_secrets", false);
+	size_t saved;
+
+	if (!v)
+		return;
+	saved = pol_path_key(c, "provide_secrets");
+	img->restrict_secrets = true;
+	if (pol_str_list(c, v, false, false, check_secret_name, &img->provide_secrets))
+		for (size_t i = 0; i < img->provide_secrets.n; i++)
+			if (!scone_session_secret(s, img->provide_secrets.v[i])) {
+				size_t s2 = pol_path_index(c, i);
+				pol_error(c, v->items[i]->pos, "no secret named '%.80s' in secrets",
+					  img->provide_secrets.v[i]);
+				pol_path_restore(c, s2);
+			}
+	pol_path_restore(c, saved);
+}
+
+/* Is p at or below the directory dir? */
+static bool path_below(const char *p, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	return !strncmp(p, dir, n) && (p[n] == '/' || p[n] == '\0' || (n == 1 && dir[0] == '/'));
+}
+
+/*
+ * An injection file inside a volume the same image mounts would not be
+ * seen: the runtime serves every path below a mount point from the volume.
+ * Refused rather than accepted and left out.
+ */
+static void files_outside_volumes(struct pctx *c, const struct ynode *m, const struct scone_image *img)
+{
+	const struct ynode *files = pol_map_get(m, "injection_files");
+
+	for (size_t i = 0; files && files->kind == YN_SEQ && i < img->n_files; i++) {
+		const struct scone_injection_file *f = &img->files[i];
+		for (size_t j = 0; f->path && j < img->n_volumes; j++) {
+			if (!img->volumes[j].path || !path_below(f->path, img->volumes[j].path))
+				continue;
+			size_t s2 = pol_path_key(c, "injection_files");
+			size_t s3 = pol_path_index(c, i);
+			pol_error(
+			    c, files->items[i]->pos,
+			    "'%.80s' is inside volume %.40s, mounted at %.80s by this image: the runtime "
+			    "serves "
+			    "that path from the volume, so the injection file would not be seen; put it "
+			    "outside the mount point",
+			    f->path, img->volumes[j].name ? img->volumes[j].name : "", img->volumes[j].path);
+			pol_path_restore(c, s3);
+			pol_path_restore(c, s2);
+			break;
+		}
+	}
+}
+
 static void decode_image(struct pctx *c, const struct ynode *m, struct scone_image *img,
 			 const struct scone_session *s)
 {
-	static const char *const keys[] = {"name", "injection_files", "volumes", NULL};
+	static const char *const keys[] = {"name", "injection_files", "volumes", "provide_secrets", NULL};
 	const struct ynode *n;
 	size_t saved;
 
@@ -577,6 +769,8 @@ static void decode_image(struct pctx *c, const struct ynode *m, struct scone_ima
 		}
 		pol_path_restore(c, saved);
 	}
+	decode_provide_secrets(c, m, img, s);
+	files_outside_volumes(c, m, img);
 }
 
 void pol_decode_images(struct pctx *c, const struct ynode *list, struct scone_session *s)
@@ -602,10 +796,33 @@ void pol_decode_images(struct pctx *c, const struct ynode *list, struct scone_se
 
 /* ---- volumes ---- */
 
+/* files (SCONE 0.3.11): encrypted, the default and what scone's volumes are; authenticated-only refused. */
+static void decode_volume_files(struct pctx *c, const struct ynode *m)
+{
+	const struct ynode *v = pol_field(c, m, "files", false);
+	size_t saved;
+
+	if (!v)
+		return;
+	saved = pol_path_key(c, "files");
+	if (pol_expect(c, v, YN_SCALAR, "encrypted")) {
+		if (!strcmp(v->text, "authenticated-only"))
+			pol_error(
+			    c, v->pos,
+			    "files: authenticated-only (plaintext files with authentication tags) is not "
+			    "made by "
+			    "scone's runtime, which creates encrypted volumes: remove it (or write files: "
+			    "encrypted)");
+		else if (strcmp(v->text, "encrypted"))
+			pol_error(c, v->pos, "unknown files mode '%.40s': use encrypted", v->text);
+	}
+	pol_path_restore(c, saved);
+}
+
 static void decode_volume(struct pctx *c, const struct ynode *m, struct scone_volume *vol,
 			  const struct scone_session *s)
 {
-	static const char *const keys[] = {"name", "fspf_key", "fspf_tag", "export", "import", NULL};
+	static const char *const keys[] = {"name", "fspf_key", "fspf_tag", "export", "import", "files", NULL};
 	const struct ynode *n;
 	size_t saved;
 
@@ -626,15 +843,16 @@ static void decode_volume(struct pctx *c, const struct ynode *m, struct scone_vo
 				    "'%s' cannot be combined with import: the exporting session defines it",
 				    k->text);
 		}
-		vol->import = pol_decode_import(c, n, "volume");
+		vol->import = pol_decode_import(c, n, "volume", s);
 		return;
 	}
+	decode_volume_files(c, m);
 	decode_fspf(c, m, &vol->fspf_key, &vol->fspf_tag, s);
 	if (!pol_map_get(m, "fspf_key") != !pol_map_get(m, "fspf_tag"))
 		pol_error(c, m->pos,
 			  "fspf_key and fspf_tag go together (or leave both out: CAS then creates the key)");
 	if ((n = pol_field(c, m, "export", false)))
-		pol_decode_exports(c, n, false, &vol->exports, &vol->n_exports);
+		pol_decode_exports(c, n, true, s, &vol->exports, &vol->n_exports);
 }
 
 void pol_decode_volumes(struct pctx *c, const struct ynode *list, struct scone_session *s)

@@ -82,6 +82,7 @@ static void free_import(struct scone_import *imp)
 	if (imp) {
 		free(imp->session);
 		free(imp->name);
+		free(imp->session_hash);
 		free(imp);
 	}
 }
@@ -128,6 +129,7 @@ static void free_image(struct scone_image *img)
 		free(img->volumes[i].path);
 	}
 	free(img->volumes);
+	scone_strs_free(&img->provide_secrets);
 }
 
 static void free_secret(struct scone_secret *sec)
@@ -171,9 +173,11 @@ void scone_session_free(struct scone_session *s)
 	for (size_t i = 0; s->secrets && i < s->n_secrets; i++)
 		free_secret(&s->secrets[i]);
 	free(s->secrets);
-	free(s->read.v);
-	free(s->update.v);
-	free(s->create_sessions.v);
+	pol_free_access_list(&s->read);
+	pol_free_access_list(&s->update);
+	pol_free_access_list(&s->create_sessions);
+	wfree(s->service_access_token);
+	free(s->namespace_hash);
 	scone_strs_free(&s->tolerate);
 	scone_strs_free(&s->ignore_advisories);
 	scone_strs_free(&s->trusted_qe_pubkeys);
@@ -184,50 +188,21 @@ void scone_session_free(struct scone_session *s)
 
 /* ---- top level ---- */
 
-static void decode_header(struct pctx *c, const struct ynode *root, struct scone_session *s)
-{
-	const struct ynode *v;
-	size_t saved;
+/* SCONE's top-level keys scone refuses: why, and what to write instead. */
+static const struct pol_refusal root_refused[] = {
+    {"secret_config",
+     "SCONE's secret backends (secret_config.store_in: !akv / !cas) are not supported: remove "
+     "secret_config (CAS keeps every secret in its own store, encrypted at rest)"},
+    {"persistency",
+     "'persistency' is printed by SCONE's session read and is output-only: remove it before uploading"},
+    {NULL, NULL},
+};
 
-	if ((v = pol_field(c, root, "name", true))) {
-		s->name = pol_field_str(c, root, "name", true);
-		saved = pol_path_key(c, "name");
-		if (s->name && !scone_session_name_valid(s->name))
-			pol_error(
-			    c, v->pos,
-			    "invalid session name '%.80s': 1 to %d of A-Z a-z 0-9 _ . ~ - and '/' between "
-			    "namespace parts (no empty, '.' or '..' part)",
-			    s->name, SCONE_SESSION_NAME_MAX);
-		pol_path_restore(c, saved);
-	}
-	if ((v = pol_field(c, root, "version", false))) {
-		s->version = pol_field_str(c, root, "version", false);
-		saved = pol_path_key(c, "version");
-		if (s->version && strcmp(s->version, "0.3"))
-			pol_error(c, v->pos,
-				  "version \"%.20s\" is not supported: this is session language \"0.3\"",
-				  s->version);
-		pol_path_restore(c, saved);
-	} else if (!pol_map_get(root, "version")) {
-		pol_error(c, root->pos, "missing required key 'version' (write version: \"0.3\")");
-	} else {
-		saved = pol_path_key(c, "version");
-		pol_error(c, pol_map_get(root, "version")->pos, "'version' needs a value (\"0.3\")");
-		pol_path_restore(c, saved);
-	}
-	if ((v = pol_field(c, root, "predecessor", false))) {
-		saved = pol_path_key(c, "predecessor");
-		if (pol_expect(c, v, YN_SCALAR, "a session hash (64 hex digits) or ~") &&
-		    pol_check_hex32(c, v) && (s->predecessor = pol_str(c, v)))
-			pol_lower(s->predecessor);
-		pol_path_restore(c, saved);
-	}
-}
-
-static void decode_root(struct pctx *c, const struct ynode *root, struct scone_session *s)
+static void decode_root(struct pctx *c, struct ynode *root, struct scone_session *s)
 {
-	static const char *const keys[] = {"name",   "version", "predecessor",	 "services", "secrets",
-					   "images", "volumes", "access_policy", "security", NULL};
+	static const char *const keys[] = {
+	    "name",	     "version",	 "predecessor", "services", "secrets",	      "images", "volumes",
+	    "access_policy", "security", "salt",	"creator",  "namespace_hash", NULL};
 	const struct ynode *v;
 
 	if (root->kind != YN_MAP) {
@@ -236,17 +211,19 @@ static void decode_root(struct pctx *c, const struct ynode *root, struct scone_s
 			  pol_type_name(root));
 		return;
 	}
-	pol_check_keys(c, root, keys);
+	pol_check_keys_refusing(c, root, keys, root_refused);
 	s->mode = SCONE_ATTEST_HARDWARE;
-	decode_header(c, root, s);
-	if ((v = pol_field(c, root, "security", false)))
-		pol_decode_security(c, v, s);
-	if ((v = pol_field(c, root, "access_policy", false)))
-		pol_decode_access(c, v, s);
+	pol_decode_header(c, root, s);
+	/* secrets first: the other sections refer to them, and fragments are substituted from them */
 	if ((v = pol_field(c, root, "secrets", false))) {
 		pol_decode_secrets(c, v, s);
 		pol_check_secret_refs(c, v, s);
 	}
+	pol_substitute(c, root, s);
+	if ((v = pol_field(c, root, "security", false)))
+		pol_decode_security(c, v, s);
+	if ((v = pol_field(c, root, "access_policy", false)))
+		pol_decode_access(c, v, s);
 	pol_decode_session_otp(c, root, s);
 	if ((v = pol_field(c, root, "volumes", false)))
 		pol_decode_volumes(c, v, s);
@@ -254,6 +231,26 @@ static void decode_root(struct pctx *c, const struct ynode *root, struct scone_s
 		pol_decode_images(c, v, s);
 	if ((v = pol_field(c, root, "services", false)))
 		pol_decode_services(c, v, s);
+	if (c->deferred)
+		s->dynamic = true;
+	if (c->errors == 0)
+		pol_check_consumed(c, root);
+}
+
+/* Notes in document order (insertion sort: at most 100). */
+static void sort_notes(struct scone_policy_diag *d)
+{
+	for (size_t i = 1; i < d->n_notes; i++) {
+		struct scone_policy_note tmp = d->notes[i];
+		size_t j = i;
+		while (j > 0 && (d->notes[j - 1].e.pos.line > tmp.e.pos.line ||
+				 (d->notes[j - 1].e.pos.line == tmp.e.pos.line &&
+				  d->notes[j - 1].e.pos.column > tmp.e.pos.column))) {
+			d->notes[j] = d->notes[j - 1];
+			j--;
+		}
+		d->notes[j] = tmp;
+	}
 }
 
 /* The first error (and how many more) as the thread's error detail. */
@@ -271,6 +268,12 @@ static enum scone_err fail_detail(struct pctx *c, enum scone_err e)
 enum scone_err scone_session_parse(const char *text, size_t len, struct scone_session **out,
 				   struct scone_policy_diag *diag)
 {
+	return scone_session_parse_ex(text, len, NULL, out, diag);
+}
+
+enum scone_err scone_session_parse_ex(const char *text, size_t len, const struct scone_parse_opts *opts,
+				      struct scone_session **out, struct scone_policy_diag *diag)
+{
 	struct scone_policy_diag local;
 	struct pctx c;
 	struct ynode *root = NULL;
@@ -284,6 +287,9 @@ enum scone_err scone_session_parse(const char *text, size_t len, struct scone_se
 	memset(diag, 0, sizeof(*diag));
 	memset(&c, 0, sizeof(c));
 	c.diag = diag;
+	c.text = text;
+	c.text_len = len;
+	c.opts = opts && opts->resolve ? opts : NULL;
 	if (!text && len) {
 		e = scone_err_set(SCONE_ERR_INVALID, "session text is NULL");
 		goto out;
@@ -300,17 +306,17 @@ enum scone_err scone_session_parse(const char *text, size_t len, struct scone_se
 		s = calloc(1, sizeof(*s));
 		if (!s)
 			c.nomem = true;
-		else
+		/* the hash is of the text as written, before fragments are substituted */
+		else if ((e = pol_yaml_hash(root, s->hash)) == SCONE_ERR_OK)
 			decode_root(&c, root, s);
 	}
-	if (e == SCONE_ERR_OK && !c.nomem && c.errors == 0)
-		e = pol_yaml_hash(root, s->hash);
 	if (e == SCONE_ERR_OK && c.nomem)
 		e = scone_err_set(SCONE_ERR_NOMEM, "out of memory parsing the session");
 	if (e == SCONE_ERR_OK && c.errors) {
 		pol_diag_sort(diag);
 		e = fail_detail(&c, SCONE_ERR_POLICY);
 	}
+	sort_notes(diag);
 	if (e == SCONE_ERR_OK && out) {
 		*out = s;
 		s = NULL;

@@ -187,8 +187,12 @@ struct ref {
 	char name[REF_NAME_MAX + 1];
 	char format[REF_FORMAT_MAX + 1];
 	int has_format;
-	size_t size; /* bytes of input the reference covers */
+	int escape_json; /* "|escape(json)" followed (SCONE 0.3.10's character encoding) */
+	size_t size;	 /* bytes of input the reference covers */
 };
+
+#define ESCAPE_JSON "|escape(json)"
+#define ESCAPE_JSON_LEN (sizeof(ESCAPE_JSON) - 1)
 
 /*
  * Is in[0..len) (which starts with REF_PREFIX) a complete reference? A
@@ -215,6 +219,11 @@ static int parse_ref(const char *in, size_t len, struct ref *r)
 		r->format[n] = '\0';
 		r->has_format = 1;
 	}
+	r->escape_json = 0;
+	if (p + ESCAPE_JSON_LEN <= len && memcmp(in + p, ESCAPE_JSON, ESCAPE_JSON_LEN) == 0) {
+		r->escape_json = 1;
+		p += ESCAPE_JSON_LEN;
+	}
 	if (p + 2 > len || in[p] != '$' || in[p + 1] != '$')
 		return 0;
 	r->size = p + 2;
@@ -228,6 +237,67 @@ static size_t next_prefix(const char *in, size_t len, size_t from)
 		if (in[i] == '$' && memcmp(in + i, REF_PREFIX, REF_PREFIX_LEN) == 0)
 			return i;
 	return len;
+}
+
+/* RFC 8259 string escaping of v into out (no surrounding quotes), as SCONE's escape(json). */
+static enum scone_err put_json_escaped(struct scone_wbuf *out, const uint8_t *v, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		uint8_t ch = v[i];
+		char esc[6] = {'\\', 0};
+		size_t k = 2;
+		switch (ch) {
+		case '"':
+		case '\\':
+			esc[1] = (char)ch;
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
+		case '\b':
+			esc[1] = 'b';
+			break;
+		case '\f':
+			esc[1] = 'f';
+			break;
+		default:
+			if (ch >= 0x20) {
+				SCONE_TRY(scone_wbuf_put(out, &ch, 1));
+				continue;
+			}
+			esc[1] = 'u';
+			esc[2] = '0';
+			esc[3] = '0';
+			esc[4] = hex[ch >> 4];
+			esc[5] = hex[ch & 15];
+			k = 6;
+		}
+		SCONE_TRY(scone_wbuf_put(out, esc, k));
+	}
+	return SCONE_ERR_OK;
+}
+
+/* lookup into a scratch buffer, then escaped into out; the scratch is wiped. */
+static enum scone_err lookup_escaped(scone_secret_lookup_fn lookup, void *ctx, const struct ref *r,
+				     struct scone_wbuf *out)
+{
+	struct scone_wbuf tmp;
+	enum scone_err e;
+
+	scone_wbuf_init(&tmp, out->max, 1);
+	e = lookup(ctx, r->name, r->has_format ? r->format : NULL, &tmp);
+	if (e == SCONE_ERR_OK)
+		e = put_json_escaped(out, tmp.data, tmp.size);
+	scone_wbuf_free(&tmp);
+	return e;
 }
 
 enum scone_err scone_template_expand(const char *in, size_t len, scone_secret_lookup_fn lookup, void *ctx,
@@ -249,13 +319,16 @@ enum scone_err scone_template_expand(const char *in, size_t len, scone_secret_lo
 			i = at + 1;
 			continue;
 		}
-		SCONE_TRY(lookup(ctx, r.name, r.has_format ? r.format : NULL, out));
+		if (r.escape_json)
+			SCONE_TRY(lookup_escaped(lookup, ctx, &r, out));
+		else
+			SCONE_TRY(lookup(ctx, r.name, r.has_format ? r.format : NULL, out));
 		i = at + r.size;
 	}
 	return SCONE_ERR_OK;
 }
 
-enum scone_err scone_template_refs(const char *in, size_t len, scone_template_ref_fn fn, void *ctx)
+enum scone_err scone_template_refs_at(const char *in, size_t len, scone_template_ref_at_fn fn, void *ctx)
 {
 	size_t i = 0;
 	struct ref r;
@@ -270,10 +343,33 @@ enum scone_err scone_template_refs(const char *in, size_t len, scone_template_re
 			i = at + 1;
 			continue;
 		}
-		SCONE_TRY(fn(ctx, r.name, r.has_format ? r.format : NULL));
+		SCONE_TRY(fn(ctx, r.name, r.has_format ? r.format : NULL, at, r.size));
 		i = at + r.size;
 	}
 	return SCONE_ERR_OK;
+}
+
+struct refs_adapter {
+	scone_template_ref_fn fn;
+	void *ctx;
+};
+
+static enum scone_err refs_adapt(void *ctx, const char *name, const char *format, size_t off, size_t size)
+{
+	struct refs_adapter *a = ctx;
+
+	(void)off;
+	(void)size;
+	return a->fn(a->ctx, name, format);
+}
+
+enum scone_err scone_template_refs(const char *in, size_t len, scone_template_ref_fn fn, void *ctx)
+{
+	struct refs_adapter a = {fn, ctx};
+
+	if (!fn)
+		return scone_err_set(SCONE_ERR_INVALID, "template references: missing argument");
+	return scone_template_refs_at(in, len, refs_adapt, &a);
 }
 
 const char *scone_secret_kind_name(enum scone_secret_kind kind)
@@ -291,41 +387,123 @@ const char *scone_secret_kind_name(enum scone_secret_kind kind)
 		return "x509-ca";
 	case SCONE_SECRET_PUBLIC_KEY:
 		return "public-key";
+	case SCONE_SECRET_CONFIG_FRAGMENT:
+		return "config-fragment";
+	case SCONE_SECRET_PGP_KEY:
+		return "pgp-key";
 	}
 	return kind == 0 ? "imported" : "unknown"; /* an import without kind: has kind 0 */
 }
 
-bool scone_template_format_valid(enum scone_secret_kind kind, const char *format)
-{
-	static const char *const ascii_binary[] = {"hex", "base64", "base32nopad", NULL};
-	static const char *const private_key[] = {"pem", "privatekey", "der", "publickey", NULL};
-	static const char *const public_key[] = {"pem", "der", NULL};
-	static const char *const x509[] = {"crt", "pem", "chain", "privatekey", "key", "der", NULL};
-	const char *const *table;
+/*
+ * SCONE's formats per kind (0.3.5 to 0.3.12), and scone's own shorter names
+ * that mean the same (pem, der, key, publickey). NULL in a table: the kind
+ * has a default (no format).
+ */
+static const char *const ascii_formats[] = {"", "hex", "base64", NULL};
+static const char *const binary_formats[] = {"",	  "bin",    "hex",	   "base64",
+					     "base64url", "base32", "base32nopad", NULL};
+static const char *const private_key_formats[] = {"",	       "pem",	     "pkcs8:pem", "der",
+						  "pkcs8:der", "privatekey", "publickey", NULL};
+static const char *const public_key_formats[] = {"", "pem", "der", "spki:pem", "spki:der", NULL};
+static const char *const x509_formats[] = {"",
+					   "crt",
+					   "crt:pem",
+					   "crt:der",
+					   "pem",
+					   "der",
+					   "chain",
+					   "privatekey",
+					   "privatekey:pem",
+					   "privatekey:pkcs8:pem",
+					   "privatekey:der",
+					   "privatekey:pkcs8:der",
+					   "key",
+					   "pkcs12-with-private-key",
+					   NULL};
+static const char *const fragment_formats[] = {"", NULL};
+static const char *const pgp_formats[] = {"privatekey:asciiarmored",
+					  "privatekey:binary",
+					  "privatekey:base64",
+					  "publickey:asciiarmored",
+					  "publickey:binary",
+					  "publickey:base64",
+					  NULL};
 
+static const char *const *format_table(enum scone_secret_kind kind)
+{
 	switch (kind) {
 	case SCONE_SECRET_ASCII:
+		return ascii_formats;
 	case SCONE_SECRET_BINARY:
-		table = ascii_binary;
-		break;
+		return binary_formats;
 	case SCONE_SECRET_PRIVATE_KEY:
-		table = private_key;
-		break;
+		return private_key_formats;
 	case SCONE_SECRET_PUBLIC_KEY:
-		table = public_key;
-		break;
+		return public_key_formats;
 	case SCONE_SECRET_X509:
 	case SCONE_SECRET_X509_CA:
-		table = x509;
-		break;
-	default:
-		return false;
+		return x509_formats;
+	case SCONE_SECRET_CONFIG_FRAGMENT:
+		return fragment_formats;
+	case SCONE_SECRET_PGP_KEY:
+		return pgp_formats;
 	}
-	if (!format)
-		return true;
-	for (size_t i = 0; table[i]; i++)
-		if (strcmp(table[i], format) == 0)
+	return NULL;
+}
+
+bool scone_template_format_valid(enum scone_secret_kind kind, const char *format)
+{
+	const char *const *table = format_table(kind);
+
+	if (format && !*format)
+		return false; /* "" is no format; no format is NULL */
+	for (size_t i = 0; table && table[i]; i++)
+		if (strcmp(table[i], format ? format : "") == 0)
 			return true;
+	return false;
+}
+
+size_t scone_template_formats(enum scone_secret_kind kind, char *out, size_t out_size)
+{
+	const char *const *table = format_table(kind);
+	size_t n = 0;
+
+	if (out_size)
+		out[0] = '\0';
+	for (size_t i = 0; table && table[i] && out_size; i++) {
+		const char *f = table[i][0] ? table[i] : "(none)";
+		size_t len = strlen(f);
+		if (n + len + 3 >= out_size)
+			break;
+		if (n) {
+			memcpy(out + n, ", ", 2);
+			n += 2;
+		}
+		memcpy(out + n, f, len + 1);
+		n += len;
+	}
+	return n;
+}
+
+bool scone_template_legacy(const char *name, char *base, size_t base_size, const char **format)
+{
+	static const struct {
+		const char *suffix;
+		const char *format;
+	} legacy[] = {
+	    {".crt", "crt"}, {".key", "privatekey"}, {".chain", SCONE_FORMAT_LEGACY_CHAIN}, {".hex", "hex"}};
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++) {
+		size_t sl = strlen(legacy[i].suffix);
+		if (len > sl && len - sl < base_size && strcmp(name + len - sl, legacy[i].suffix) == 0) {
+			memcpy(base, name, len - sl);
+			base[len - sl] = '\0';
+			*format = legacy[i].format;
+			return true;
+		}
+	}
 	return false;
 }
 

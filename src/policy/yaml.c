@@ -24,6 +24,7 @@
 
 struct builder {
 	struct pctx *c;
+	size_t base; /* bytes skipped before libyaml's input (a byte order mark) */
 	struct ynode *stack[SCONE_SESSION_MAX_DEPTH];
 	size_t depth;
 	struct ynode *root;
@@ -212,6 +213,8 @@ static void on_scalar(struct builder *b, yaml_event_t *ev)
 	n->len = len;
 	n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
 	n->null = n->plain && is_null_text(v, len);
+	n->src_start = b->base + ev->start_mark.index;
+	n->src_end = b->base + ev->end_mark.index;
 	if (memchr(v, '\0', len))
 		pol_error(b->c, n->pos, "a NUL byte (\\0) is not allowed in a value");
 	attach(b, n);
@@ -268,6 +271,16 @@ static bool plain_event(struct builder *b, yaml_event_t *ev)
 		pol_error(b->c, mark_pos(ev->start_mark),
 			  "anchors (&%s) and aliases are not allowed in a session: write the value out",
 			  (const char *)anchor);
+		b->stop = true;
+		return false;
+	}
+	if (tag && (!strcmp((const char *)tag, "!akv") || !strcmp((const char *)tag, "!cas"))) {
+		pol_error(
+		    b->c, mark_pos(ev->start_mark),
+		    "YAML tags (%s) are not allowed in a session; SCONE's secret_config.store_in (secret "
+		    "backends) is not supported: remove secret_config (CAS keeps secrets in its own store, "
+		    "encrypted)",
+		    (const char *)tag);
 		b->stop = true;
 		return false;
 	}
@@ -377,6 +390,12 @@ enum scone_err pol_yaml_load(struct pctx *c, const char *text, size_t len, struc
 	*root = NULL;
 	memset(&b, 0, sizeof(b));
 	b.c = c;
+	/* Some editors start UTF-8 files with a byte order mark: not part of the document. */
+	if (text && len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) {
+		b.base = 3;
+		text += 3;
+		len -= 3;
+	}
 	if (!yaml_parser_initialize(&p))
 		return scone_err_set(SCONE_ERR_NOMEM, "cannot set up the YAML parser");
 	yaml_parser_set_input_string(&p, (const unsigned char *)(text ? text : ""), len);

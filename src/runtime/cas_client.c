@@ -9,6 +9,7 @@
  */
 #include "cas_client.h"
 
+#include <openssl/evp.h>
 #include <pthread.h>
 
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "lib/base64.h"
 #include "lib/hex.h"
 #include "lib/json.h"
+#include "lib/token.h"
 
 #define WHAT "service configuration"
 #define CONFIG_ID_MAX 1024
@@ -81,6 +83,9 @@ void scone_runtime_config_free(struct scone_runtime_config *cfg)
 		wfree(cfg->env[i].value);
 	}
 	free(cfg->env);
+	for (size_t i = 0; cfg->host_env && i <= cfg->host_env_count; i++)
+		wfree(cfg->host_env[i]);
+	free(cfg->host_env);
 	free_files(cfg);
 	free_volumes(cfg);
 	if (cfg->fspf) {
@@ -231,11 +236,70 @@ static enum scone_err parse_file(const struct scone_json *o, size_t i, struct sc
 		return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\" must be an integer file mode (0 to 4095)",
 				     field);
 	f->mode = (uint32_t)mode;
+	snprintf(field, sizeof(field), "injection_files[%zu].from_image", i);
+	if (scone_json_get(o, "from_image"))
+		SCONE_TRY(scone_json_bool(scone_json_get(o, "from_image"), field, &f->from_image));
+	if (f->from_image && !scone_json_get(o, "content_base64"))
+		return SCONE_ERR_OK; /* expanded at start (image_files.c) */
 	snprintf(field, sizeof(field), "injection_files[%zu].content_base64", i);
 	b64 = scone_json_string(scone_json_get(o, "content_base64"), &len);
 	if (!b64)
 		return kind_err(field, scone_json_get(o, "content_base64"), "a string");
 	return b64_decode(b64, len, field, &f->content, &f->content_size);
+}
+
+/*
+ * "image_files": [{path, content_base64}], what a runtime appended after it
+ * expanded the image's own files (scone_runtime_config_keep_images): their
+ * contents for a program exec'd later.
+ */
+static enum scone_err parse_image_contents(const struct scone_json *root, struct scone_runtime_config *cfg)
+{
+	const struct scone_json *a = scone_json_get(root, "image_files");
+	char field[64];
+
+	if (!a)
+		return SCONE_ERR_OK;
+	if (a->kind != SCONE_JSON_ARRAY)
+		return kind_err("image_files", a, "an array");
+	for (size_t i = 0; i < a->count; i++) {
+		const struct scone_json *o = a->items[i];
+		const char *path, *b64;
+		size_t plen, blen;
+		snprintf(field, sizeof(field), "image_files[%zu]", i);
+		path = o && o->kind == SCONE_JSON_OBJECT ? scone_json_string(scone_json_get(o, "path"), &plen) : NULL;
+		b64 = path ? scone_json_string(scone_json_get(o, "content_base64"), &blen) : NULL;
+		if (!b64)
+			return kind_err(field, o, "an object {path, content_base64}");
+		for (size_t k = 0; k < cfg->file_count; k++) {
+			struct scone_rt_file *f = &cfg->files[k];
+			if (f->from_image && !f->content && !strcmp(f->path, path))
+				SCONE_TRY(b64_decode(b64, blen, field, &f->content, &f->content_size));
+		}
+	}
+	return SCONE_ERR_OK;
+}
+
+/* "host_environment": the names SCONE's \@\@NAME takes from the host (optional). */
+static enum scone_err parse_host_env(const struct scone_json *root, struct scone_runtime_config *cfg)
+{
+	const struct scone_json *a = scone_json_get(root, "host_environment");
+	char field[64];
+
+	if (!a)
+		return SCONE_ERR_OK;
+	if (a->kind != SCONE_JSON_ARRAY)
+		return kind_err("host_environment", a, "an array");
+	cfg->host_env = calloc(a->count + 1, sizeof(*cfg->host_env));
+	if (!cfg->host_env)
+		return scone_err_set(SCONE_ERR_NOMEM, WHAT ": host_environment");
+	for (; cfg->host_env_count < a->count; cfg->host_env_count++) {
+		snprintf(field, sizeof(field), "host_environment[%zu]", cfg->host_env_count);
+		SCONE_TRY(dup_string(a->items[cfg->host_env_count], field, &cfg->host_env[cfg->host_env_count]));
+		if (!cfg->host_env[cfg->host_env_count][0] || strchr(cfg->host_env[cfg->host_env_count], '='))
+			return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\" is no variable name", field);
+	}
+	return SCONE_ERR_OK;
 }
 
 static enum scone_err parse_files(const struct scone_json *root, struct scone_runtime_config *cfg)
@@ -334,8 +398,13 @@ static enum scone_err parse_root(const struct scone_json *root, struct scone_run
 		SCONE_TRY(scone_json_bool(scone_json_get(root, "command_public"), "command_public", &cfg->command_public));
 	SCONE_TRY(parse_environment(root, cfg));
 	SCONE_TRY(parse_files(root, cfg));
+	SCONE_TRY(parse_image_contents(root, cfg));
+	SCONE_TRY(parse_host_env(root, cfg));
 	SCONE_TRY(parse_volumes(root, cfg));
 	SCONE_TRY(parse_fspf(root, cfg));
+	if (scone_json_get(root, "access_token_proof"))
+		SCONE_TRY(get_hex(scone_json_get(root, "access_token_proof"), "access_token_proof", cfg->token_proof,
+				  sizeof(cfg->token_proof), false, &cfg->has_token_proof));
 	return get_hex(scone_json_get(root, "instance_token"), "instance_token", cfg->instance_token,
 		       SCONE_RT_TOKEN_SIZE, false, NULL);
 }
@@ -489,6 +558,17 @@ static enum scone_err post(const char *cas_addr, const uint8_t pin_sha256[32], c
 	return scone_https_request(&o, "POST", path, "application/json", body->data, body->size, resp);
 }
 
+enum scone_err scone_runtime_post(const char *cas_addr, const uint8_t pin_sha256[32], const struct scone_identity *id,
+				  const char *path, const struct scone_wbuf *body, struct scone_https_response *resp)
+{
+	return post(cas_addr, pin_sha256, id, path, body, resp);
+}
+
+enum scone_err scone_runtime_refused(const struct scone_https_response *resp, const char *what)
+{
+	return refused(resp, what);
+}
+
 static enum scone_err put_field(struct scone_wbuf *w, const char *sep, const char *key, const char *value)
 {
 	SCONE_TRY(scone_wbuf_put(w, sep, strlen(sep)));
@@ -520,13 +600,55 @@ static enum scone_err put_evidence(struct scone_wbuf *w, const struct scone_rt_e
 	return scone_wbuf_u8(w, '}');
 }
 
-/* Is answered the configuration asked for (asked: SESSION/SERVICE, maybe with "@OTP")? */
-static bool same_config(const char *asked, const char *answered)
+/*
+ * SCONE_SERVICE_ACCESS_TOKEN (security.service_access_token): the runtime's
+ * proof in the request, and CAS's proof checked in the answer (lib/token.h).
+ */
+static enum scone_err token_field(struct scone_wbuf *body, const struct scone_identity *id, const char *config_id)
 {
-	const char *at = strrchr(asked, '@');
-	size_t n = at ? (size_t)(at - asked) : strlen(asked);
+	const char *token = getenv("SCONE_SERVICE_ACCESS_TOKEN");
+	uint8_t spki[32], mac[32];
+	char hex[65];
+	enum scone_err err;
 
-	return strlen(answered) == n && strncmp(asked, answered, n) == 0;
+	if (!token || !*token)
+		return SCONE_ERR_OK;
+	SCONE_TRY(scone_spki_sha256(id->cert, spki));
+	SCONE_TRY(scone_access_token_mac(token, SCONE_TOKEN_LABEL_RUNTIME, spki, config_id, mac));
+	scone_hex_encode(hex, sizeof(hex), mac, sizeof(mac));
+	err = put_field(body, ",", "access_token_mac", hex);
+	scone_wipe(mac, sizeof(mac));
+	return err;
+}
+
+static enum scone_err token_proof_ok(const struct scone_identity *id, const char *config_id,
+				     const struct scone_runtime_config *cfg)
+{
+	const char *token = getenv("SCONE_SERVICE_ACCESS_TOKEN");
+	uint8_t spki[32], want[32];
+	bool ok;
+
+	if (!token || !*token)
+		return SCONE_ERR_OK;
+	SCONE_TRY(scone_spki_sha256(id->cert, spki));
+	SCONE_TRY(scone_access_token_mac(token, SCONE_TOKEN_LABEL_CAS, spki, config_id, want));
+	ok = cfg->has_token_proof && scone_ct_equal(want, cfg->token_proof, sizeof(want));
+	scone_wipe(want, sizeof(want));
+	if (!ok)
+		return scone_err_set(SCONE_ERR_UNTRUSTED,
+				     "SCONE_SERVICE_ACCESS_TOKEN is set, and CAS did not prove it holds that token "
+				     "(the session has another service_access_token, or none)");
+	return SCONE_ERR_OK;
+}
+
+/* SESSION/SERVICE of a config id that may end in "@OTP": what CAS answers for and the token proofs name. */
+static void service_id(const char *config_id, char sid[CONFIG_ID_MAX])
+{
+	const char *at = strrchr(config_id, '@');
+	size_t n = at ? (size_t)(at - config_id) : strlen(config_id);
+
+	memcpy(sid, config_id, n);
+	sid[n] = '\0';
 }
 
 enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pin_sha256[32], const char *config_id,
@@ -534,16 +656,20 @@ enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pi
 					  struct scone_runtime_config **out)
 {
 	struct scone_https_response resp = { 0 };
+	char sid[CONFIG_ID_MAX];
 	struct scone_wbuf body;
 	enum scone_err err;
 
 	*out = NULL;
 	if (!config_id || !strchr(config_id, '/') || strlen(config_id) >= CONFIG_ID_MAX)
 		return scone_err_set(SCONE_ERR_INVALID, "config id must be SESSION/SERVICE");
-	scone_wbuf_init(&body, 2 * CONFIG_ID_MAX + 2 * SCONE_EVIDENCE_MAX, 0);
+	service_id(config_id, sid);
+	scone_wbuf_init(&body, 2 * CONFIG_ID_MAX + 2 * SCONE_EVIDENCE_MAX + 256, 0);
 	err = put_field(&body, "{", "config_id", config_id);
 	if (!err && ev)
 		err = put_evidence(&body, ev);
+	if (!err && fresh_id)
+		err = token_field(&body, fresh_id, sid);
 	if (!err)
 		err = scone_wbuf_u8(&body, '}');
 	if (!err)
@@ -555,10 +681,13 @@ enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pi
 		goto out;
 	}
 	err = scone_runtime_config_parse(resp.body, resp.len, out);
-	if (!err && !same_config(config_id, (*out)->config_id)) {
+	if (!err && strcmp((*out)->config_id, sid) != 0)
+		err = scone_err_set(SCONE_ERR_MALFORMED, "CAS answered with the configuration of another service");
+	if (!err)
+		err = token_proof_ok(fresh_id, sid, *out);
+	if (err && *out) {
 		scone_runtime_config_free(*out);
 		*out = NULL;
-		err = scone_err_set(SCONE_ERR_MALFORMED, "CAS answered with the configuration of another service");
 	}
 out:
 	scone_https_response_free(&resp);
@@ -686,4 +815,68 @@ enum scone_err scone_runtime_report_tag(const char *cas_addr, const uint8_t pin_
 {
 	SCONE_TRY(scone_runtime_report_tag_start(cas_addr, pin_sha256, id, cfg, volume, previous_tag, tag));
 	return scone_runtime_report_tag_wait();
+}
+
+/* ---------------- the image's own files, kept for exec'd programs ---------------- */
+
+static enum scone_err put_b64(struct scone_wbuf *w, const uint8_t *p, size_t n)
+{
+	unsigned char chunk[64 + 1];
+	enum scone_err err = scone_wbuf_u8(w, '"');
+
+	for (size_t off = 0; !err && off < n; off += 48) {
+		int k = (int)(n - off < 48 ? n - off : 48);
+		int len = EVP_EncodeBlock(chunk, p + off, k);
+		err = scone_wbuf_put(w, chunk, (size_t)len);
+	}
+	scone_wipe(chunk, sizeof(chunk));
+	return err ? err : scone_wbuf_u8(w, '"');
+}
+
+enum scone_err scone_runtime_config_keep_images(struct scone_runtime_config *cfg)
+{
+	struct scone_wbuf w;
+	const char *sep = "";
+	enum scone_err err = SCONE_ERR_OK;
+	size_t end = cfg->raw ? cfg->raw_len : 0;
+
+	while (end > 0 && strchr(" \t\r\n", cfg->raw[end - 1]))
+		end--; /* the answer's trailing newline */
+	if (end < 2 || cfg->raw[end - 1] != '}')
+		return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": cannot extend the kept answer");
+	scone_wbuf_init(&w, 2 * SCONE_HTTPS_MAX_RESPONSE, 1);
+	err = scone_wbuf_put(&w, cfg->raw, end - 1);
+	if (!err)
+		err = scone_wbuf_put(&w, ",\"image_files\":[", strlen(",\"image_files\":["));
+	for (size_t i = 0; !err && i < cfg->file_count; i++) {
+		const struct scone_rt_file *f = &cfg->files[i];
+		if (!f->from_image)
+			continue;
+		err = scone_wbuf_put(&w, sep, strlen(sep));
+		if (!err)
+			err = put_field(&w, "{", "path", f->path);
+		if (!err)
+			err = scone_wbuf_put(&w, ",\"content_base64\":", strlen(",\"content_base64\":"));
+		if (!err)
+			err = put_b64(&w, f->content, f->content_size);
+		if (!err)
+			err = scone_wbuf_u8(&w, '}');
+		sep = ",";
+	}
+	if (!err)
+		err = scone_wbuf_put(&w, "]}", 3); /* with the NUL, not counted */
+	if (!err) {
+		/* Into locked, no-dump memory like the answer it replaces. */
+		char *raw = scone_secure_alloc(w.size);
+		if (!raw) {
+			scone_wbuf_free(&w);
+			return scone_err_set(SCONE_ERR_NOMEM, WHAT ": out of memory");
+		}
+		memcpy(raw, w.data, w.size);
+		scone_secure_free(cfg->raw, cfg->raw_len + 1);
+		cfg->raw = raw;
+		cfg->raw_len = w.size - 1;
+	}
+	scone_wbuf_free(&w);
+	return err;
 }

@@ -34,6 +34,7 @@ struct scone_rt_file {
 	uint32_t mode;
 	uint8_t *content; /* decoded from content_base64; may hold any bytes */
 	size_t content_size;
+	bool from_image;  /* the image's own file: read at start and expanded (image_files.h) */
 };
 
 struct scone_rt_volume {
@@ -73,6 +74,10 @@ struct scone_runtime_config {
 	uint8_t instance_token[SCONE_RT_TOKEN_SIZE];
 	char *raw; /* CAS's answer as parsed (NUL-terminated), for an exec'd program's runtime */
 	size_t raw_len;
+	char **host_env;	  /* SCONE's \@\@NAME: names taken from the host environment at start */
+	size_t host_env_count;
+	bool has_token_proof;	  /* CAS proved the session's service access token (lib/token.h) */
+	uint8_t token_proof[32];
 };
 
 /*
@@ -95,6 +100,23 @@ const char *scone_runtime_setting(const struct scone_runtime_config *cfg, const 
 bool scone_runtime_is_setting(const char *name);
 
 /* Volume of cfg by its image name, or NULL. */
+/*
+ * POST body (JSON) to path on CAS with the runtime's identity; resp holds
+ * the answer (any status) on OK. For the runtime's other exchanges
+ * (image_files.c).
+ */
+SCONE_MUST_CHECK enum scone_err scone_runtime_post(const char *cas_addr, const uint8_t pin_sha256[32],
+						   const struct scone_identity *id, const char *path,
+						   const struct scone_wbuf *body, struct scone_https_response *resp);
+/* CAS's refusal in resp (status, code, message) as an error naming what was asked. */
+SCONE_MUST_CHECK enum scone_err scone_runtime_refused(const struct scone_https_response *resp, const char *what);
+/*
+ * Append the expanded contents of the image's own files to cfg->raw (as
+ * "image_files"), so a program exec'd later gets them through the handover
+ * without another round trip.
+ */
+SCONE_MUST_CHECK enum scone_err scone_runtime_config_keep_images(struct scone_runtime_config *cfg);
+
 const struct scone_rt_volume *scone_runtime_config_volume(const struct scone_runtime_config *cfg, const char *name);
 
 /* Evidence for CAS (docs/api.md): a type of src/attest, its bytes, and why there is none (note). */

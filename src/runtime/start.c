@@ -46,6 +46,7 @@
 #include "runtime/attest_rt.h"
 #include "runtime/cas_client.h"
 #include "runtime/exec.h"
+#include "runtime/image_files.h"
 #include "runtime/handover.h"
 #include "runtime/handover_io.h"
 #include "runtime/inject.h"
@@ -126,7 +127,7 @@ static void cas_pin(uint8_t pin[32])
  */
 static bool runtime_var(const char *entry)
 {
-	if (strncmp(entry, "SCONE_CONFIG_ID=", 16) == 0)
+	if (strncmp(entry, "SCONE_CONFIG_ID=", 16) == 0 || strncmp(entry, "SCONE_SERVICE_ACCESS_TOKEN=", 27) == 0)
 		return false;
 	return strncmp(entry, "SCONE_", 6) == 0 || strncmp(entry, "LD_PRELOAD=", 11) == 0;
 }
@@ -160,14 +161,26 @@ static void install_environ(char **host_env, bool (*keep)(const char *), char **
 	environ = env;
 }
 
+/* NAME's value in the host's environment block, or "" (SCONE's rule for an unset \@\@NAME). */
+static const char *host_value(char **host_env, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (char **e = host_env; e && *e; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			return *e + n + 1;
+	return "";
+}
+
 /*
  * Replace the environment with the session's (plus the runtime's own
  * variables). The session's SCONE_* variables configure the runtime and
- * stay out of the program's environment.
+ * stay out of the program's environment. SCONE's \@\@NAME variables
+ * come last with the host's values, never expanded: the host is not trusted.
  */
 static void set_environment(const struct scone_runtime_config *cfg, char **host_env)
 {
-	char **extra = calloc(cfg->env_count + 1, sizeof(*extra));
+	char **extra = calloc(cfg->env_count + cfg->host_env_count + 1, sizeof(*extra));
 	size_t n = 0;
 
 	if (!extra)
@@ -178,8 +191,38 @@ static void set_environment(const struct scone_runtime_config *cfg, char **host_
 		if (asprintf(&extra[n++], "%s=%s", cfg->env[i].name, cfg->env[i].value) < 0)
 			die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	}
+	for (size_t i = 0; i < cfg->host_env_count; i++)
+		if (asprintf(&extra[n++], "%s=%s", cfg->host_env[i], host_value(host_env, cfg->host_env[i])) < 0)
+			die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	install_environ(host_env, runtime_var, extra, n);
 	free(extra);
+}
+
+/*
+ * SCONE_SERVICE_ACCESS_TOKEN is the runtime's: wiped from the block the
+ * kernel shows in /proc/PID/environ and kept from the program's environment.
+ */
+static void hide_access_token(char **envp)
+{
+	static const char var[] = "SCONE_SERVICE_ACCESS_TOKEN=";
+
+	for (char **e = envp; e && *e; e++)
+		if (strncmp(*e, var, sizeof(var) - 1) == 0)
+			scone_wipe(*e + sizeof(var) - 1, strlen(*e + sizeof(var) - 1));
+}
+
+/*
+ * The image's own injection files: read after the mount (through the shield
+ * when a file lies in a region it protects), their values asked from CAS
+ * with the runtime's key, which the context holds.
+ */
+static void expand_image_files(struct scone_runtime_config *cfg)
+{
+	const struct scone_rt *rt = scone_rt();
+	enum scone_err err;
+
+	if ((err = scone_image_files_expand(rt->cas_addr, rt->pin, &rt->id, cfg)))
+		die("injection files", err);
 }
 
 /*
@@ -479,6 +522,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	addr = addr && *addr ? addr : "127.0.0.1:8081";
 	err = scone_runtime_fetch_config(addr, pin, config_id, &id, &att.ev, &cfg);
 	scone_rt_attest_free(&att);
+	hide_access_token(envp);
 	if (err)
 		die(config_id, err);
 	dump_setting(cfg);
@@ -487,6 +531,8 @@ static int scone_main(int argc, char **argv, char **envp)
 		die("start", err);
 	if ((err = scone_shield_mount()))
 		die("volumes", err);
+	if (scone_image_files_pending(cfg))
+		expand_image_files(cfg);
 	if ((err = scone_inject_install(cfg->files, cfg->file_count)))
 		die("injection files", err);
 	if (cfg->argc) {

@@ -784,8 +784,8 @@ case_service_config() {
 	printf 'password = %s\nkey = %s\n' "$pw" "$binhex" >web.conf.want
 	assert_same_file web.conf.want c1/web.conf
 	assert_eq "$binhex" "$(od -An -tx1 -v c1/raw.bin | tr -d ' \n')" "raw binary file vs :hex"
-	assert_eq 256 "$(jget c1.json '[f for f in d["injection_files"] if f["path"] == "/etc/web/web.conf"][0]["mode"]')" \
-		"default injection file mode (0400)"
+	assert_eq 448 "$(jget c1.json '[f for f in d["injection_files"] if f["path"] == "/etc/web/web.conf"][0]["mode"]')" \
+		"default injection file mode (SCONE's 0700)"
 	# x509 issued by the CA, with its key.
 	openssl verify -CAfile c1/ca.crt c1/server.crt >verify.txt 2>&1 || { cat verify.txt; fail "server.crt does not verify against ca.crt"; }
 	openssl x509 -in c1/server.crt -noout -subject -ext subjectAltName >server.txt 2>&1 || true

@@ -359,7 +359,7 @@ TEST(test_full_session)
 	assert_int_equal(img->n_files, 3);
 	assert_string_equal(img->files[0].path, "/etc/nginx/nginx.conf");
 	assert_null(img->files[0].content);
-	assert_int_equal(img->files[0].mode, 0400);
+	assert_int_equal(img->files[0].mode, 0700); /* SCONE's default */
 	assert_string_equal(img->files[1].content, "$$SCONE::tls:crt$$\n$$SCONE::tls:chain$$\n");
 	assert_int_equal(img->files[1].content_len, strlen(img->files[1].content));
 	assert_int_equal(img->files[1].mode, 0644);
@@ -481,7 +481,7 @@ TEST(test_defaults)
 	assert_int_equal(s->n_services, 0);
 	scone_session_free(s);
 	s = parse_ok("name: x\nversion: \"0.3\"\npredecessor: null\nsecrets:\n  - {name: a, kind: x509}\n");
-	assert_int_equal(s->secrets[0].valid_for_days, 365);
+	assert_int_equal(s->secrets[0].valid_for_days, 0); /* SCONE: no expiry without valid_for */
 	assert_int_equal(s->secrets[0].key_type, SCONE_KEY_P256);
 	assert_null(s->secrets[0].endpoint);
 	scone_session_free(s);
@@ -523,8 +523,9 @@ TEST(test_error_positions)
 	assert_true(has_error(&d, 6, 18, "services[0].mrenclaves[0]", "expected 64 hex digits"));
 	assert_true(has_error(&d, 8, 13, "services[0].environment.PORT", "expected a string, got a list"));
 	assert_true(has_error(&d, 9, 13, "services[0].environment.PASS", "no secret named 'nope'"));
+	/* at the reference, inside the quoted value (column 12 is the quote) */
 	assert_true(
-	    has_error(&d, 10, 12, "services[0].environment.KEY", "format 'pem' is not valid for ascii"));
+	    has_error(&d, 10, 13, "services[0].environment.KEY", "format 'pem' is not valid for ascii"));
 	assert_true(has_error(&d, 11, 10, "services[0].pwd", "not an absolute path"));
 	assert_true(has_error(&d, 15, 11, "secrets[0].size", "expected a number"));
 	assert_true(has_error(&d, 18, 13, "secrets[1].issuer", "must name an x509-ca secret"));
@@ -855,7 +856,7 @@ TEST(test_wrong_types)
 	expect_bad("services: [{name: a, command: {x: y}}]\n",
 		   "expected a string or a list of strings, got a mapping");
 	expect_bad("services: [{name: a, environment: [A=1]}]\n",
-		   "expected a mapping NAME: value, got a list");
+		   "expected a mapping {name, value}, got a string");
 	expect_bad("services: [{name: a, environment: {A: {b: c}}}]\n", "expected a string, got a mapping");
 	expect_bad("secrets: [{name: a, kind: private-key, migrate: yes}]\n",
 		   "expected true or false, got 'yes'");
@@ -864,7 +865,7 @@ TEST(test_wrong_types)
 	expect_bad("secrets: [{name: a, kind: ascii, size: 0x10}]\n", "expected a number");
 	expect_bad("secrets: [{name: a, kind: ascii, size: 70000}]\n", "70000 is too large");
 	expect_bad("secrets: [{name: a, kind: ascii, size: 0}]\n", "must be at least 1");
-	expect_bad("access_policy: {read: CREATOR}\n", "expected a list (e.g. [CREATOR]), got a string");
+	expect_bad("access_policy: {read: {a: b}}\n", "unknown rule 'a'");
 	expect_bad("secrets: a\n", "expected a list of secrets, got a string");
 	expect_bad("security: [mode]\n", "expected a mapping with attestation, got a list");
 	expect_bad("services: [{name: a, environment: {A: }}]\n", "no value: write \"\" for an empty string");
@@ -875,8 +876,8 @@ TEST(test_secret_rules)
 {
 	expect_bad("secrets: [{name: a}]\n", "missing required key 'kind'");
 	expect_bad("secrets: [{name: a, kind: aad-token}]\n",
-		   "unknown or unsupported secret kind 'aad-token'");
-	expect_bad("secrets: [{name: a, kind: binary}]\n", "a binary secret needs size");
+		   "aad-token secrets fetch Microsoft Azure Active Directory tokens");
+	expect_bad("secrets: [{name: a, kind: binary, size: 0}]\n", "must be at least 1");
 	expect_bad("secrets: [{name: a, kind: binary, size: 65537}]\n", "65537 is too large");
 	expect_bad("secrets: [{name: a, kind: binary, value: \"not base64!\"}]\n",
 		   "must be hex digits or base64");
@@ -935,7 +936,8 @@ TEST(test_secret_rules)
 	expect_bad("volumes: [{name: v, export: {namespace: n}}]\n",
 		   "volumes cannot be exported to a namespace");
 	expect_bad("secrets: [{name: a, kind: binary, value: \"hex:0g\"}]\n", "must be hex digits or base64");
-	expect_bad("secrets: [{name: a, kind: binary, value: \"hex:abc\"}]\n", "must be hex digits or base64");
+	expect_bad("secrets: [{name: a, kind: binary, value: \"hex:abc\"}]\n",
+		   "must be hex digits or base64");
 	expect_bad("secrets: [{name: a, kind: binary, value: \"base64:\"}]\n", "must hold 1 to 65536 bytes");
 	/* explicit binary values: hex as SCONE writes them, base64, or forced */
 	expect_ok("secrets: [{name: a, kind: binary, value: DEADBEEF}]\n");
@@ -1059,7 +1061,7 @@ TEST(test_access_and_security)
 	expect_bad("access_policy: {update: [ANY, CREATOR]}\n", "ANY must be the only entry");
 	expect_bad("access_policy: {read: [CREATOR, NONE]}\n", "NONE must be the only entry");
 	expect_bad("access_policy: {read: [creator]}\n", "'creator' is not CREATOR, ANY, NONE");
-	expect_bad("access_policy: {read: [\"$$SCONE::cert$$\"]}\n", "secret references are not supported");
+	expect_bad("access_policy: {read: [\"x$$SCONE::cert$$\"]}\n", "must be the whole entry");
 	expect_bad(
 	    "access_policy: {read: [\"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\"]}\n",
 	    "not a readable PEM certificate");
@@ -1067,7 +1069,9 @@ TEST(test_access_and_security)
 	expect_bad("security: {attestation: {mode: maa}}\n",
 		   "mode maa (Microsoft Azure Attestation) is not supported");
 	expect_bad("security: {attestation: {mode: sim}}\n", "unknown attestation mode 'sim'");
-	expect_bad("security: {attestation: {mode: none, tolerate: [debug]}}\n", "unknown issue 'debug'");
+	expect_bad("security: {attestation: {mode: none, tolerate: [debug]}}\n", "goes with mode: maa");
+	expect_bad("security: {attestation: {mode: none, tolerate: [no-such-issue]}}\n",
+		   "unknown issue 'no-such-issue'");
 	expect_bad("security: {attestation: {mode: none, ignore_advisories: \"*\"}}\n",
 		   "\"*\" is only allowed with tolerate: [debug-mode");
 	expect_bad("security: {attestation: {mode: none, ignore_advisories: [\"*\"]}}\n",
@@ -1095,17 +1099,20 @@ TEST(test_template_validation)
 {
 	expect_ok("services: [{name: a, command: \"x $$SCONE::k$$ $$SCONE::k:hex$$ $$SCONE::k:base64$$\"}]\n"
 		  "secrets: [{name: k, kind: binary, size: 8}]\n");
-	expect_bad("services: [{name: a, command: \"x $$SCONE::k:pem$$\"}]\nsecrets: [{name: k, kind: "
-		   "binary, size: 8}]\n",
-		   "format 'pem' is not valid for binary secret 'k' (formats: none, hex, base64, base32nopad)");
 	expect_bad(
-	    "services: [{name: a, command: [\"$$SCONE::k:crt:pem$$\"]}]\nsecrets: [{name: k, kind: x509}]\n",
-	    "format 'crt:pem' is not valid for x509 secret 'k'");
+	    "services: [{name: a, command: \"x $$SCONE::k:pem$$\"}]\nsecrets: [{name: k, kind: "
+	    "binary, size: 8}]\n",
+	    "format 'pem' is not valid for binary secret 'k' (formats: (none), bin, hex, base64, base64url, "
+	    "base32, base32nopad)");
+	expect_bad(
+	    "services: [{name: a, command: [\"$$SCONE::k:crt:txt$$\"]}]\nsecrets: [{name: k, kind: x509}]\n",
+	    "format 'crt:txt' is not valid for x509 secret 'k'");
 	expect_bad("services: [{name: a, environment: {X: $$SCONE::v$$}}]\nvolumes: [{name: v}]\n",
 		   "names a volume: volume keys cannot be referenced");
+	/* SCONE's old NAME.crt works only for certificates; see test_scone_compat for the accepted forms */
 	expect_bad(
-	    "services: [{name: a, environment: {X: $$SCONE::c.crt$$}}]\nsecrets: [{name: c, kind: x509}]\n",
-	    "write $$SCONE::c:crt$$");
+	    "services: [{name: a, environment: {X: $$SCONE::c.crt$$}}]\nsecrets: [{name: c, kind: ascii}]\n",
+	    "the old form NAME.crt applies to x509 secrets");
 	expect_bad("services: [{name: a, environment: {X: \"$$SCONE::a b$$\"}}]\n",
 		   "an incomplete secret reference");
 	expect_bad("images: [{name: i, injection_files: [{path: /a, content: \"pw=$$SCONE::x\"}]}]\n",
@@ -1390,20 +1397,45 @@ TEST(test_template_refs)
 
 TEST(test_format_table)
 {
+#define X509_FORMATS                                                                                         \
+	{                                                                                                    \
+		"crt", "crt:pem", "crt:der", "pem", "der", "chain", "privatekey", "privatekey:pem",          \
+		    "privatekey:pkcs8:pem", "privatekey:der", "privatekey:pkcs8:der", "key",                 \
+		    "pkcs12-with-private-key"                                                                \
+	}
 	static const struct {
 		enum scone_secret_kind kind;
-		const char *valid[8];
+		const char *valid[16];
 	} table[] = {
 	    {SCONE_SECRET_ASCII, {"hex", "base64"}},
-	    {SCONE_SECRET_BINARY, {"hex", "base64"}},
-	    {SCONE_SECRET_PRIVATE_KEY, {"pem", "privatekey", "der", "publickey"}},
-	    {SCONE_SECRET_PUBLIC_KEY, {"pem", "der"}},
-	    {SCONE_SECRET_X509, {"crt", "pem", "chain", "privatekey", "key", "der"}},
-	    {SCONE_SECRET_X509_CA, {"crt", "pem", "chain", "privatekey", "key", "der"}},
+	    {SCONE_SECRET_BINARY, {"bin", "hex", "base64", "base64url", "base32", "base32nopad"}},
+	    {SCONE_SECRET_PRIVATE_KEY, {"pem", "pkcs8:pem", "der", "pkcs8:der", "privatekey", "publickey"}},
+	    {SCONE_SECRET_PUBLIC_KEY, {"pem", "der", "spki:pem", "spki:der"}},
+	    {SCONE_SECRET_X509, X509_FORMATS},
+	    {SCONE_SECRET_X509_CA, X509_FORMATS},
 	};
-	static const char *const all[] = {"hex",       "base64", "pem",	  "privatekey", "der",
-					  "publickey", "crt",	 "chain", "key",	"bin",
-					  "crt:pem",   "HEX",	 "",	  "pkcs8:pem"};
+	static const char *const all[] = {"hex",
+					  "base64",
+					  "pem",
+					  "privatekey",
+					  "der",
+					  "publickey",
+					  "crt",
+					  "chain",
+					  "key",
+					  "bin",
+					  "crt:pem",
+					  "HEX",
+					  "",
+					  "pkcs8:pem",
+					  "spki:der",
+					  "base32nopad",
+					  "crt:der",
+					  "pkcs8:der",
+					  "base64url",
+					  "privatekey:der",
+					  "asciiarmored",
+					  "publickey:binary"};
 
 	for (size_t t = 0; t < N_ELEMS(table); t++) {
 		assert_true(scone_template_format_valid(table[t].kind, NULL));
@@ -1414,6 +1446,10 @@ TEST(test_format_table)
 			assert_int_equal(scone_template_format_valid(table[t].kind, all[a]), want);
 		}
 	}
+	assert_true(scone_template_format_valid(SCONE_SECRET_CONFIG_FRAGMENT, NULL));
+	assert_false(scone_template_format_valid(SCONE_SECRET_CONFIG_FRAGMENT, "hex"));
+	assert_false(scone_template_format_valid(SCONE_SECRET_PGP_KEY, NULL)); /* pgp-key names its part */
+	assert_true(scone_template_format_valid(SCONE_SECRET_PGP_KEY, "publickey:asciiarmored"));
 	assert_false(scone_template_format_valid((enum scone_secret_kind)0, NULL));
 	assert_false(scone_template_format_valid((enum scone_secret_kind)99, "hex"));
 }

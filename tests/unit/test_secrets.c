@@ -322,7 +322,7 @@ TEST(test_ascii_binary)
 
 	check_bytes_formats(set, "a", 20);
 	check_bytes_formats(set, "big", 4096);
-	check_bytes_formats(set, "c", 32);
+	check_bytes_formats(set, "c", 20); /* SCONE's default size for binary too */
 	check_bytes_formats(set, "d", 49);
 	check_bytes_formats(set, "e", 11);
 	check_bytes_formats(set, "f", sizeof(bin));
@@ -468,6 +468,17 @@ static void assert_cn(X509 *x, const char *cn)
 	assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, buf, sizeof(buf)) >
 		    0);
 	assert_string_equal(buf, cn);
+}
+
+/* notAfter 9999-12-31T23:59:59Z (RFC 5280's "no well-defined expiration"). */
+static void assert_no_expiry(X509 *x)
+{
+	ASN1_TIME *t = ASN1_TIME_new();
+
+	assert_non_null(t);
+	assert_int_equal(ASN1_TIME_set_string_X509(t, "99991231235959Z"), 1);
+	assert_int_equal(ASN1_TIME_compare(X509_get0_notAfter(x), t), 0);
+	ASN1_TIME_free(t);
 }
 
 static void assert_days(X509 *x, int days)
@@ -658,11 +669,12 @@ TEST(test_x509)
 	assert_int_equal(X509_get_ext_by_NID(client, NID_subject_alt_name, -1), -1);
 	assert_int_equal(X509_check_private_key(client, kc), 1);
 	assert_key_type(kc, SCONE_KEY_P256);
-	assert_days(client, 365);
+	assert_no_expiry(client); /* no valid_for: SCONE's "virtually unlimited" */
 	/* self: self-signed Ed25519 leaf for both ends */
 	assert_ca(self, false);
 	assert_signed_by(self, self);
-	assert_int_equal(X509_get_extended_key_usage(self), XKU_SSL_SERVER | XKU_SSL_CLIENT);
+	/* no endpoint: no extendedKeyUsage, as SCONE (any use) */
+	assert_int_equal(X509_get_ext_by_NID(self, NID_ext_key_usage, -1), -1);
 	/* serials: 16 bytes, all different */
 	assert_serial(root, inter);
 	assert_serial(inter, server);
@@ -1661,8 +1673,8 @@ TEST(test_parse_rejects)
 	assert_malformed(b, w.size, "count");
 	/* first record (pw, ascii): unknown kind, flags, key type; zero-length name */
 	memcpy(b, w.data, w.size);
-	b[rec_field(w.data, 0)] = 7;
-	assert_malformed(b, w.size, "unknown kind 7");
+	b[rec_field(w.data, 0)] = 9;
+	assert_malformed(b, w.size, "unknown kind 9");
 	memcpy(b, w.data, w.size);
 	b[rec_field(w.data, 1)] = 0x04;
 	assert_malformed(b, w.size, "flags");
