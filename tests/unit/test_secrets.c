@@ -265,7 +265,7 @@ static void assert_generate_fails(const struct scone_session *s, enum scone_err 
 
 /* ---- ascii and binary ------------------------------------------------------------ */
 
-static void check_bytes_formats(const struct scone_secret_set *set, const char *name, size_t n)
+static void check_bytes_formats(const struct scone_secret_set *set, const char *name, size_t n, bool binary)
 {
 	struct scone_wbuf raw, hex, b64;
 	uint8_t *dec = malloc(n + 3);
@@ -285,7 +285,7 @@ static void check_bytes_formats(const struct scone_secret_set *set, const char *
 	assert_null(memchr(b64.data, '\n', b64.size));
 	assert_int_equal(EVP_DecodeBlock(dec, b64.data, (int)b64.size), (int)((n + 2) / 3 * 3));
 	assert_memory_equal(dec, raw.data, n);
-	{ /* base32nopad: upper case, no '=', and it decodes to the value */
+	if (binary) { /* base32nopad (binary only, as in SCONE): upper case, no '=', and it decodes to the value */
 		struct scone_wbuf b32;
 		size_t got = 0;
 		render(set, name, "base32nopad", &b32);
@@ -320,13 +320,13 @@ TEST(test_ascii_binary)
 	sess_secret(s, "one", SCONE_SECRET_BINARY)->size = 1;
 	set = generate(s, NULL);
 
-	check_bytes_formats(set, "a", 20);
-	check_bytes_formats(set, "big", 4096);
-	check_bytes_formats(set, "c", 20); /* SCONE's default size for binary too */
-	check_bytes_formats(set, "d", 49);
-	check_bytes_formats(set, "e", 11);
-	check_bytes_formats(set, "f", sizeof(bin));
-	check_bytes_formats(set, "one", 1);
+	check_bytes_formats(set, "a", 20, false);
+	check_bytes_formats(set, "big", 4096, false);
+	check_bytes_formats(set, "c", 20, true); /* SCONE's default size for binary too */
+	check_bytes_formats(set, "d", 49, true);
+	check_bytes_formats(set, "e", 11, false);
+	check_bytes_formats(set, "f", sizeof(bin), true);
+	check_bytes_formats(set, "one", 1, true);
 
 	/* Generated ascii draws from the documented alphabet, all of it. */
 	render(set, "big", NULL, &w);
@@ -855,7 +855,7 @@ TEST(test_formats)
 		enum scone_secret_kind kind;
 		const char *valid; /* space-separated; "-" = no format */
 	} kinds[] = {
-	    {"a", SCONE_SECRET_ASCII, "- hex base64 base32nopad"},
+	    {"a", SCONE_SECRET_ASCII, "- hex base64"},
 	    {"b", SCONE_SECRET_BINARY, "- hex base64 base32nopad"},
 	    {"k", SCONE_SECRET_PRIVATE_KEY, "- pem privatekey der publickey"},
 	    {"p", SCONE_SECRET_PUBLIC_KEY, "- pem der"},
