@@ -507,20 +507,10 @@ static enum scone_err check_otp(struct resolve *r, const struct scone_session *s
 	return err;
 }
 
-/*
- * Attestation, then the one-time password, by session s (the stored one, or
- * a dynamic one as it stands now); a refusal is answered (403, the factor
- * named) and logged.
- */
-static bool admitted(struct resolve *r, const struct cas_request *req, const struct scone_session *s,
-		     const struct scone_service *svc, const struct cas_config_request *cr, struct cas_response *resp)
+/* A factor's verdict: a refusal is answered (403, the factor named) and logged. */
+static bool factor_ok(const struct cas_request *req, const struct cas_config_request *cr, enum scone_err err,
+		      struct cas_response *resp)
 {
-	struct cas_attest_opts o = { .max_age_sec = r->im.cas->evidence_max_age };
-	struct scone_claims claims;
-	enum scone_err err = cas_attest_gate(&o, s, svc, cr, req->peer_spki_sha256, &claims);
-
-	if (!err)
-		err = check_otp(r, s, svc, cr);
 	if (!err)
 		return true;
 	if (err != SCONE_ERR_ATTESTATION) {
@@ -531,6 +521,16 @@ static bool admitted(struct resolve *r, const struct cas_request *req, const str
 		   req->peer_addr ? req->peer_addr : "?", scone_err_detail());
 	cas_respond_error(resp, 403, "ATTESTATION", "%s/%s: %s", cr->session, cr->service, scone_err_detail());
 	return false;
+}
+
+/* The evidence, judged by session s (the stored one, or a dynamic one as it stands now). */
+static bool attested(struct resolve *r, const struct cas_request *req, const struct scone_session *s,
+		     const struct scone_service *svc, const struct cas_config_request *cr, struct cas_response *resp)
+{
+	struct cas_attest_opts o = { .max_age_sec = r->im.cas->evidence_max_age };
+	struct scone_claims claims;
+
+	return factor_ok(req, cr, cas_attest_gate(&o, s, svc, cr, req->peer_spki_sha256, &claims), resp);
 }
 
 /*
@@ -635,8 +635,10 @@ void cas_handle_config(struct cas *cas, const struct cas_request *req, struct ca
 	}
 	if (!decide_view(cas, req->worker, &own, &view, &eff, resp))
 		goto out;
-	if (!admitted(&r, req, view.session, svc, &cr, resp) ||
-	    !access_token_ok(view.session, &cr, req->peer_spki_sha256, resp))
+	/* The one-time password last: using a code is the one decision that changes state. */
+	if (!attested(&r, req, view.session, svc, &cr, resp) ||
+	    !access_token_ok(view.session, &cr, req->peer_spki_sha256, resp) ||
+	    !factor_ok(req, &cr, check_otp(&r, view.session, svc, &cr), resp))
 		goto out;
 	cfg = json_pack("{s:s}", "config_id", "");
 	json_object_set_new(cfg, "config_id", json_sprintf("%s/%s", cr.session, cr.service));

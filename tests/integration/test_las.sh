@@ -352,6 +352,20 @@ case_otp() {
 	session n none >n.yaml
 	expect_created n.yaml
 	otp_cases n otp GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ
+	# With a service access token too: both factors, the token's proofs name the service without @CODE.
+	cat >t.yaml <<'YAML'
+name: t
+version: "0.3"
+security: {attestation: {mode: none}, service_access_token: tok-3f9a1c}
+services:
+  - name: app
+    command: python3 -c "print('MAIN RAN')"
+    one_time_password_shared_secret: GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ
+YAML
+	expect_created t.yaml
+	SCONE_SERVICE_ACCESS_TOKEN=wrong expect_no_main "service access token" \
+		scone run --config-id "t/app@$(totp GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ)" -- "$PY"
+	SCONE_SERVICE_ACCESS_TOKEN=tok-3f9a1c otp_cases t app GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ
 	# A secret imported from another session, rendered :base32nopad.
 	cat >exp.yaml <<'YAML'
 name: exp
