@@ -19,6 +19,14 @@
  * retried request) counts as done; 429 and broken connections are retried
  * on a new connection. Prints the same line (rps over the whole run).
  *
+ * Update mode (--update --template FILE): client i owns session
+ * <prefix><i> (made before, e.g. by create mode with the same prefix and
+ * --first-index 0): it reads its hash once (GET), then for the whole run
+ * PUTs the template (name line replaced) with "predecessor: <hash>" over a
+ * kept-alive connection, taking the next predecessor from each answer. A
+ * 200 counts; a failure reconnects and reads the hash again. Prints the
+ * same line (rps of acknowledged updates in the measured window).
+ *
  * The client presents --client-cert/--client-key, or else a fresh P-256 key
  * and self-signed certificate made at start and shared by all connections,
  * as a runtime keeps its key. The server certificate is checked only
@@ -76,6 +84,7 @@ struct opts {
 	uint8_t fingerprint[SCONE_SHA256_SIZE];
 	int expect_status;
 	long create_n; /* > 0: create mode */
+	bool update;   /* update mode */
 	long first_index;
 	const char *name_prefix;
 	char *tmpl_head; /* template text before the name line */
@@ -94,6 +103,7 @@ struct load {
 	atomic_long exists;
 	atomic_int shown;
 	atomic_bool stop; /* a client could not start or gave up: everyone stops */
+	struct client *clients; /* update mode: a client's index names its session */
 };
 
 struct client {
@@ -139,7 +149,9 @@ static void usage(FILE *f)
 		   "         [--warmup S] [--client-cert PEM --client-key PEM] [--ca-fingerprint HEX]\n"
 		   "         [--expect-status CODE]\n"
 		   "       cas_load --port P --create-sessions N --template FILE [--first-index I]\n"
-		   "         [--name-prefix bench-] [--clients N] --client-cert PEM --client-key PEM ...\n");
+		   "         [--name-prefix bench-] [--clients N] --client-cert PEM --client-key PEM ...\n"
+		   "       cas_load --port P --update --template FILE [--name-prefix bench-] [--clients N]\n"
+		   "         [--seconds S] [--warmup S] --client-cert PEM --client-key PEM ...\n");
 }
 
 /* Record the first few failure reasons on stderr; every one is counted by the caller. */
@@ -265,6 +277,7 @@ enum {
 	OPT_TEMPLATE,
 	OPT_FIRST,
 	OPT_PREFIX,
+	OPT_UPDATE,
 	OPT_HELP,
 };
 
@@ -287,6 +300,7 @@ static const struct option long_opts[] = {
     {"template", required_argument, NULL, OPT_TEMPLATE},
     {"first-index", required_argument, NULL, OPT_FIRST},
     {"name-prefix", required_argument, NULL, OPT_PREFIX},
+    {"update", no_argument, NULL, OPT_UPDATE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -358,6 +372,9 @@ static SCONE_MUST_CHECK enum scone_err parse_opt(struct opts *o, int c, const ch
 	case OPT_PREFIX:
 		o->name_prefix = arg;
 		break;
+	case OPT_UPDATE:
+		o->update = true;
+		break;
 	default:
 		return scone_err_set(SCONE_ERR_INVALID, "unknown option (see --help)");
 	}
@@ -389,9 +406,9 @@ static SCONE_MUST_CHECK enum scone_err parse_args(struct opts *o, int argc, char
 		return scone_err_set(SCONE_ERR_INVALID, "--port is required");
 	if (!o->cert_file != !o->key_file)
 		return scone_err_set(SCONE_ERR_INVALID, "--client-cert and --client-key go together");
-	if (o->create_n) {
+	if (o->create_n || o->update) {
 		if (!tmpl)
-			return scone_err_set(SCONE_ERR_INVALID, "--create-sessions needs --template FILE");
+			return scone_err_set(SCONE_ERR_INVALID, "--create-sessions and --update need --template FILE");
 		if (!o->path)
 			o->path = "/v1/sessions";
 		if (!o->content_type)
@@ -941,6 +958,115 @@ static void *create_thread(void *arg)
 	return NULL;
 }
 
+/* ---------------- update mode ---------------- */
+
+/* A request on k (opened if needed) with this head and body; the response in c->buf and r. */
+static SCONE_MUST_CHECK enum scone_err exchange(struct client *c, struct conn *k, const char *method, const char *path,
+						const char *body, size_t body_size, struct http_resp *r)
+{
+	const struct opts *o = &c->L->o;
+	size_t need = body_size + 1024;
+	int hn;
+
+	if (need > c->req_cap) {
+		char *p = realloc(c->req, need);
+		if (!p)
+			return scone_err_set(SCONE_ERR_NOMEM, "request: out of memory");
+		c->req = p;
+		c->req_cap = need;
+	}
+	hn = snprintf(c->req, 1024,
+		      "%s %s HTTP/1.1\r\nHost: %s:%u\r\nUser-Agent: cas_load\r\nContent-Type: application/yaml\r\n"
+		      "Content-Length: %zu\r\nConnection: keep-alive\r\n\r\n",
+		      method, path, o->host, (unsigned)o->port, body_size);
+	if (hn < 0 || hn >= 1024)
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "request head too long");
+	if (body_size)
+		memcpy(c->req + hn, body, body_size);
+	if (k->fd < 0)
+		SCONE_TRY(conn_open(c->L, k));
+	SCONE_TRY(conn_write(k, c->req, (size_t)hn + body_size));
+	SCONE_TRY(read_response(c, k, r));
+	if (r->close)
+		conn_close(k);
+	return SCONE_ERR_OK;
+}
+
+/* The "hash" of a JSON answer ({"name": ..., "hash": "<64 hex>", ...}) into hash. */
+static SCONE_MUST_CHECK enum scone_err answer_hash(struct client *c, const struct http_resp *r, char hash[65])
+{
+	const char *p = strstr(c->buf + r->head_size, "\"hash\":\"");
+
+	if (!p || strspn(p + 8, "0123456789abcdef") < 64)
+		return scone_err_set(SCONE_ERR_MALFORMED, "no session hash in the answer");
+	memcpy(hash, p + 8, 64);
+	hash[64] = '\0';
+	return SCONE_ERR_OK;
+}
+
+static SCONE_MUST_CHECK enum scone_err read_own_hash(struct client *c, struct conn *k, const char *name, char hash[65])
+{
+	char path[256];
+	struct http_resp r;
+
+	snprintf(path, sizeof(path), "/v1/sessions/%s", name);
+	SCONE_TRY(exchange(c, k, "GET", path, NULL, 0, &r));
+	SCONE_TRY(check_status(c, &r, 200));
+	return answer_hash(c, &r, hash);
+}
+
+/* One update of name from pred; the new hash into pred. */
+static SCONE_MUST_CHECK enum scone_err update_once(struct client *c, struct conn *k, const char *name, char pred[65],
+						   char *body, size_t body_cap)
+{
+	const struct opts *o = &c->L->o;
+	char path[256];
+	struct http_resp r;
+	int n = snprintf(body, body_cap, "%sname: %s\n%spredecessor: %s\n", o->tmpl_head, name, o->tmpl_tail, pred);
+
+	if (n < 0 || (size_t)n >= body_cap)
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "session document too long");
+	snprintf(path, sizeof(path), "/v1/sessions/%s", name);
+	SCONE_TRY(exchange(c, k, "PUT", path, body, (size_t)n, &r));
+	SCONE_TRY(check_status(c, &r, 200));
+	return answer_hash(c, &r, pred);
+}
+
+static void *update_thread(void *arg)
+{
+	struct client *c = arg;
+	struct load *L = c->L;
+	struct conn k = {.fd = -1};
+	size_t cap = strlen(L->o.tmpl_head) + strlen(L->o.tmpl_tail) + 512;
+	char *body = malloc(cap), name[200], pred[65] = "";
+	double t0, t1;
+	enum scone_err err;
+
+	snprintf(name, sizeof(name), "%s%ld", L->o.name_prefix, (long)(c - c->L->clients));
+	while (body && (t0 = now()) < L->t_end && !atomic_load(&L->stop)) {
+		err = pred[0] ? SCONE_ERR_OK : read_own_hash(c, &k, name, pred);
+		if (!err)
+			err = update_once(c, &k, name, pred, body, cap);
+		t1 = now();
+		if (err) {
+			report_error(c, err);
+			conn_close(&k);
+			pred[0] = '\0';
+			usleep(1000);
+			continue;
+		}
+		if (t1 < L->t_measure || t1 > L->t_end)
+			continue;
+		c->ok++;
+		err = record(c, t1 - t0);
+		if (err)
+			report_error(c, err);
+	}
+	conn_close(&k);
+	free(body);
+	return NULL;
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -994,13 +1120,14 @@ static SCONE_MUST_CHECK enum scone_err summarize(struct load *L, struct client *
 static SCONE_MUST_CHECK enum scone_err run(struct load *L)
 {
 	struct client *cl = calloc((size_t)L->o.clients, sizeof(*cl));
-	void *(*fn)(void *) = L->o.create_n ? create_thread : fetch_thread;
+	void *(*fn)(void *) = L->o.create_n ? create_thread : L->o.update ? update_thread : fetch_thread;
 	enum scone_err err = SCONE_ERR_OK;
 	double t0 = now();
 	int started = 0, rc;
 
 	if (!cl)
 		return scone_err_set(SCONE_ERR_NOMEM, "clients: out of memory");
+	L->clients = cl;
 	L->t_measure = t0 + L->o.warmup;
 	L->t_end = L->t_measure + L->o.seconds;
 	atomic_store(&L->next_index, L->o.first_index);
@@ -1045,7 +1172,7 @@ int main(int argc, char **argv)
 		err = make_addr(&L);
 	if (!err)
 		err = make_ctx(&L);
-	if (!err && !L.o.create_n)
+	if (!err && !L.o.create_n && !L.o.update)
 		err = build_fetch_request(&L);
 	if (!err)
 		err = run(&L);

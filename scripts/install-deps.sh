@@ -5,10 +5,21 @@ set -euo pipefail
 
 PACKAGES=(
 	build-essential pkg-config clang libclang-rt-14-dev
-	libssl-dev libyaml-dev libsqlite3-dev libjansson-dev libevent-dev libcmocka-dev
-	openssl sqlite3 python3 python3-yaml gnupg coreutils nginx-light curl redis-server redis-tools
+	libssl-dev libyaml-dev libsqlite3-dev libpq-dev libjansson-dev libevent-dev libcmocka-dev
+	openssl sqlite3 postgresql python3 python3-yaml gnupg coreutils nginx-light curl redis-server redis-tools
 	liburing-dev libaio-dev golang-go strace gdb util-linux
+	# databases on volumes (tests/integration/test_databases.sh, bench/bench_databases.sh)
+	mariadb-server mariadb-client nodejs wrk
 )
+# The container tests (make test-containers, tests/integration/test_containers.sh):
+# engines, and what deploy/ builds images with. Only with --containers.
+CONTAINER_PACKAGES=(
+	docker.io docker-compose podman containernetworking-plugins catatonit runc crun uidmap
+	debootstrap patchelf tar
+)
+if [ "${1:-}" = --containers ]; then
+	PACKAGES+=("${CONTAINER_PACKAGES[@]}")
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

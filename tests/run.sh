@@ -8,13 +8,16 @@ export SCONE_BIN="$ROOT/build/bin/scone"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+# --only GLOB: only the integration scripts whose name matches (no unit tests, no fuzzers).
+ONLY=
+if [ "${1:-}" = --only ]; then ONLY=${2:?--only needs a pattern}; fi
 passed=0 failed=0 skipped=0
 failures=()
 log_dir=$(mktemp -d /tmp/scone-test.XXXXXX)
 
 # Unit tests: cmocka prints "[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)".
 for t in build/asan/tests/test_*; do
-	[ -x "$t" ] || continue
+	[ -x "$t" ] && [ -z "$ONLY" ] || continue
 	name=$(basename "$t")
 	out="$log_dir/$name.log"
 	CMOCKA_MESSAGE_OUTPUT=stdout "$t" >"$out" 2>&1
@@ -32,6 +35,10 @@ done
 for t in tests/integration/test_*.sh; do
 	[ -f "$t" ] || continue
 	name=$(basename "$t" .sh)
+	# shellcheck disable=SC2053 # a glob on purpose
+	[ -z "$ONLY" ] || [[ $name == $ONLY ]] || continue
+	# the container tests install engines and build images: make test-containers
+	[ -n "$ONLY" ] || [ "$name" != test_containers ] || continue
 	out="$log_dir/$name.log"
 	bash "$t" >"$out" 2>&1
 	rc=$?
@@ -46,7 +53,7 @@ done
 
 # Fuzzers: a short run over each corpus; any crash, leak or timeout fails.
 for fz in build/fuzz/fuzz_*; do
-	[ -x "$fz" ] || continue
+	[ -x "$fz" ] && [ -z "$ONLY" ] || continue
 	name=$(basename "$fz")
 	corpus="fuzz/corpus/${name#fuzz_}"
 	work=$(mktemp -d "$log_dir/$name.XXXX")

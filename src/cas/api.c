@@ -663,8 +663,13 @@ bool cas_is_slow(void *ctx, const struct cas_request *req)
 
 void cas_handle(void *ctx, const struct cas_request *req, struct cas_response *resp)
 {
-	if (!route(ctx, req, resp))
-		cas_respond_error(resp, 405, "METHOD", "method not allowed on %s", req->path);
+	if (cas_audit_refuse_all(ctx, resp))
+		return;
+	do {
+		cas_audit_begin(ctx, req);
+		if (!route(ctx, req, resp))
+			cas_respond_error(resp, 405, "METHOD", "method not allowed on %s", req->path);
+	} while (cas_audit_end(ctx, req, resp));
 }
 
 enum scone_err cas_worker_init(void *ctx, int worker)
@@ -676,7 +681,8 @@ enum scone_err cas_worker_init(void *ctx, int worker)
 	cas->caches[worker] = cas_cache_new();
 	if (!cas->caches[worker])
 		return scone_err_set(SCONE_ERR_NOMEM, "session cache");
-	return scone_store_open_sqlite(cas->store_path, cas->master_key, &cas->stores[worker]);
+	SCONE_TRY(scone_store_open(cas->store_url, cas->master_key, SCONE_STORE_OPEN_EXISTING, &cas->stores[worker]));
+	return cas_audit_start(cas, worker);
 }
 
 void cas_worker_fini(void *ctx, int worker)
@@ -685,6 +691,7 @@ void cas_worker_fini(void *ctx, int worker)
 
 	if (worker < 0 || worker >= CAS_MAX_WORKERS)
 		return;
+	cas_audit_stop(cas, worker);
 	if (cas->stores[worker])
 		cas->stores[worker]->ops->close(cas->stores[worker]);
 	cas->stores[worker] = NULL;

@@ -3,8 +3,11 @@
  * (identity, master key, store), the REST API over the HTTPS front end
  * (server.h), and the request bodies it accepts.
  *
- *   state.c    the state directory: cas.key/cas.crt, master.key, store path
+ *   state.c    the state directory: cas.key/cas.crt, master.key; the store URL
  *   api.c      routing, owners' session API, access policies, health, metrics
+ *   audit.c    the audit log's writer (one chain per worker; audit.h)
+ *   backup.c   backups of a store and restores into a new one
+ *   admin.c    the operator's commands: init, backup, restore, audit-export
  *   config.c   the service endpoint: attestation check, resolved configuration,
  *              volume tag updates
  *   namespace.c access lists, who may create a name, whom an export by name reaches
@@ -15,6 +18,7 @@
 #ifndef SCONE_CAS_H
 #define SCONE_CAS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,9 +43,14 @@ struct cas_counters {
 	atomic_ulong config_fetches, config_denied, tag_updates, tag_conflicts, policy_rejects;
 };
 
+struct cas_audit;
+struct cas_audit_event;
+
 struct cas {
 	char state_dir[4096];
-	char store_path[4200];
+	char store_path[4200]; /* the SQLite file, when the store is SQLite */
+	char store_url[4300];  /* what the workers open: sqlite:PATH or postgres://... */
+	char replica[64];      /* this process's name in the audit log (default: the host name) */
 	struct scone_identity identity;
 	uint8_t cert_sha256[32];
 	uint8_t *master_key;      /* 32 bytes, secure memory */
@@ -52,16 +61,52 @@ struct cas {
 	struct cas_counters counters;
 	unsigned keygen_per_request;  /* 0: CAS_KEYGEN_PER_REQUEST */
 	struct cas_budget *keygen;    /* per client key per minute; NULL: no per-client limit */
+	struct cas_audit *audits[CAS_MAX_WORKERS]; /* one audit chain per worker */
+	int audit_mirror_fd;                       /* --audit-mirror file, or -1 */
+	pthread_mutex_t audit_mirror_lock;
+	atomic_bool rolled_back;                   /* an audit chain lost an entry: serve nothing */
 	int evidence_max_age; /* seconds a report with a time is accepted (--evidence-max-age); 0 = 60 */
 };
 
 /*
- * Open (creating on first start) the state directory: identity, master key
- * (0600; refuses looser permissions), and the store (opened once to check
- * it, so a corrupt store refuses to start).
+ * Open the state directory: identity, master key (0600; refuses looser
+ * permissions), and the store at store_url (NULL: sqlite:DIR/cas.db),
+ * opened once to check it, so a corrupt store or a wrong key refuses to
+ * start. A SQLite store and its key material are made at the first start;
+ * a PostgreSQL store and the key material its replicas share are made by
+ * `scone-cas init` (create true), never by a serving replica.
  */
-SCONE_MUST_CHECK enum scone_err cas_state_open(struct cas *cas, const char *state_dir);
+SCONE_MUST_CHECK enum scone_err cas_state_open(struct cas *cas, const char *state_dir, const char *store_url,
+					       bool create);
 void cas_state_close(struct cas *cas);
+/* Only the directory, the identity and the master key (for the operator's commands). */
+SCONE_MUST_CHECK enum scone_err cas_state_keys(struct cas *cas, const char *state_dir, const char *store_url,
+					       bool create);
+/* A SQLite store was made (restored): mark it, so that its loss is noticed later. */
+SCONE_MUST_CHECK enum scone_err cas_state_mark_store(struct cas *cas);
+
+/* The operator's commands (admin.c): init, backup, restore, audit-export. -1 if argv[1] is none. */
+int cas_admin_main(int argc, char **argv);
+
+/* ---- the audit log (audit.c; format in audit.h) ---- */
+
+/* Start worker's chain ("start" entry) and hook its store handle; stop it. */
+SCONE_MUST_CHECK enum scone_err cas_audit_start(struct cas *cas, int worker);
+void cas_audit_stop(struct cas *cas, int worker);
+/* Append ev to worker's chain on its own, durably (restore's entry). */
+SCONE_MUST_CHECK enum scone_err cas_audit_note(struct cas *cas, int worker, const struct cas_audit_event *ev);
+/* Store rolled back: fill a 503 and return true (every request is refused). */
+bool cas_audit_refuse_all(struct cas *cas, struct cas_response *resp);
+/*
+ * Around the handling of each request: begin names the request (the actor
+ * of a write's entry; a configuration fetch reads optimistically); end
+ * appends the entry of a configuration release or a refusal (a release
+ * whose entry cannot be written becomes a 503). end returns true when the
+ * request must be handled once more (its optimistic reads went stale; the
+ * response was reset): begin, handle and end again.
+ */
+void cas_audit_begin(struct cas *cas, const struct cas_request *req);
+bool cas_audit_end(struct cas *cas, const struct cas_request *req, struct cas_response *resp);
 
 /* The server callbacks (ctx is struct cas). */
 void cas_handle(void *ctx, const struct cas_request *req, struct cas_response *resp);

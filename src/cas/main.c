@@ -3,14 +3,20 @@
  * signals. Everything else lives in the modules listed in cas.h.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
 
 #include "cas.h"
 #include "cas/memwipe.h"
+#include "cas/audit.h"
 #include "lib/log.h"
 
 /* OpenSSL's secure heap: private keys, the TLS identity's key, cached secret values (power of two). */
@@ -28,24 +34,31 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: scone-cas [--listen ADDR:PORT] [--state-dir DIR] [--workers N]\n"
+		"usage: scone-cas [--listen ADDR:PORT] [--state-dir DIR] [--store URL] [--workers N]\n"
 		"                 [--max-connections N] [--timeout SECONDS] [--rate-limit N]\n"
 		"                 [--evidence-max-age SECONDS]\n"
 		"                 [--max-pending-mb N] [--slow-workers N]\n"
 		"                 [--keygen-per-session UNITS] [--keygen-per-minute UNITS]\n"
+		"                 [--store URL] [--replica NAME] [--audit-mirror FILE]\n"
+		"       scone-cas init|backup|restore|audit-export ... (each with --help)\n"
 		"\n"
 		"The Configuration and Attestation Service: keeps sessions and their secrets,\n"
 		"and hands a service its configuration after attestation. HTTPS on ADDR:PORT\n"
-		"(default 127.0.0.1:%d); state (identity, master key, store) in DIR\n"
-		"(default $SCONE_CAS_STATE_DIR or /var/lib/scone-cas). Workers default to the\n"
-		"number of CPUs. Logs are JSON lines on stderr (SCONE_LOG=error|warn|info|debug,\n"
-		"default info). --rate-limit caps the requests per second on one connection\n"
-		"(default 1000: a runtime reports a volume tag at every sync over one\n"
-		"connection). --max-pending-mb caps the memory held by requests not yet\n"
-		"answered, over all connections, beyond each connection's first 16 KiB\n"
-		"(default 64; the connection that goes over is closed).\n"
-		"Session creates and updates run on --slow-workers threads of their own\n"
-		"(default 1, at a lower priority), so that key generation never delays\n"
+		"(default 127.0.0.1:%d); identity and master key in DIR (default\n"
+		"$SCONE_CAS_STATE_DIR or /var/lib/scone-cas). The store is URL (default\n"
+		"$SCONE_CAS_STORE, else sqlite:DIR/cas.db); postgres://... lets several replicas\n"
+		"share one database: make the store and the key material once with scone-cas\n"
+		"init, give each replica a copy of DIR (docs/cas-replicas.md). Every write,\n"
+		"configuration release and refusal goes to the audit log in the store, under\n"
+		"--replica NAME (default: the host name), and to --audit-mirror FILE if given.\n"
+		"Workers default to the number of CPUs. Logs are JSON lines on stderr\n"
+		"(SCONE_LOG=error|warn|info|debug, default info). --rate-limit caps the\n"
+		"requests per second on one connection (default 1000: a runtime reports a\n"
+		"volume tag at every sync over one connection). --max-pending-mb caps the\n"
+		"memory held by requests not yet answered, over all connections, beyond each\n"
+		"connection's first 16 KiB (default 64; the connection that goes over is\n"
+		"closed). Session creates and updates run on --slow-workers threads of their\n"
+		"own (default 1, at a lower priority), so that key generation never delays\n"
 		"other requests. Key generation costs units (an RSA-3072 key 4, RSA-2048\n"
 		"1, EC and Ed25519 keys 0): one create or update may spend at most\n"
 		"--keygen-per-session (default %d), one client key at most\n"
@@ -74,6 +87,9 @@ static int parse_int(const char *opt, const char *v, int lo, int hi)
 struct options {
 	const char *listen;
 	const char *state_dir;
+	const char *store;
+	const char *replica;
+	const char *audit_mirror;
 	int workers;
 	int max_connections;
 	int timeout;
@@ -94,13 +110,25 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "evidence-max-age", required_argument, NULL, 'e' },
 		{ "max-pending-mb", required_argument, NULL, 'm' }, { "slow-workers", required_argument, NULL, 's' },
 		{ "keygen-per-session", required_argument, NULL, 'k' },
-		{ "keygen-per-minute", required_argument, NULL, 'K' }, { "help", no_argument, NULL, 'h' },
+		{ "keygen-per-minute", required_argument, NULL, 'K' },
+		{ "store", required_argument, NULL, 'S' },	{ "replica", required_argument, NULL, 'R' },
+		{ "audit-mirror", required_argument, NULL, 'A' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:w:c:t:r:e:m:s:k:K:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:d:w:c:t:r:e:m:s:k:K:S:R:A:h", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'S':
+			o->store = optarg;
+			break;
+		case 'R':
+			o->replica = optarg;
+			break;
+		case 'A':
+			o->audit_mirror = optarg;
+			break;
 		case 'l':
 			o->listen = optarg;
 			break;
@@ -147,6 +175,55 @@ static void parse_options(int argc, char **argv, struct options *o)
 		usage(stderr);
 		exit(2);
 	}
+	if (o->store && scone_store_url_has_password(o->store)) {
+		fprintf(stderr, "scone-cas: --store carries a password, which ps would show to every user: put it in a "
+				"password file (passfile=PATH in the URL, or ~/.pgpass)\n");
+		exit(2);
+	}
+}
+
+/* The replica's name in the audit log: --replica, else the host name. */
+static void set_replica(struct cas *cas, const char *name)
+{
+	char host[64] = "cas";
+
+	if (!name && gethostname(host, sizeof(host)) == 0)
+		host[sizeof(host) - 1] = '\0';
+	snprintf(cas->replica, sizeof(cas->replica), "%s", name ? name : host);
+}
+
+/* --audit-mirror: every committed entry is appended; a new file starts with the header. */
+static enum scone_err open_mirror(struct cas *cas, const char *path)
+{
+	struct stat sb;
+	BIO *b;
+	char *pem = NULL, *copy;
+	long len = 0;
+	FILE *f;
+	enum scone_err err = SCONE_ERR_OK;
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0 || fstat(fd, &sb) != 0)
+		return scone_err_set(scone_err_from_errno(errno), "%s: %s", path, strerror(errno));
+	cas->audit_mirror_fd = fd;
+	if (sb.st_size > 0)
+		return SCONE_ERR_OK;
+	b = BIO_new(BIO_s_mem());
+	if (!b || PEM_write_bio_X509(b, cas->identity.cert) != 1 || (len = BIO_get_mem_data(b, &pem)) <= 0) {
+		BIO_free(b);
+		return scone_err_set(SCONE_ERR_CRYPTO, "%s: the certificate for the header", path);
+	}
+	copy = strndup(pem, (size_t)len);
+	f = fdopen(dup(fd), "w");
+	if (!copy || !f)
+		err = scone_err_set(SCONE_ERR_NOMEM, "%s: header", path);
+	else
+		err = cas_audit_write_header(f, copy);
+	if (f && fclose(f) != 0 && err == SCONE_ERR_OK)
+		err = scone_err_set(SCONE_ERR_IO, "%s: %s", path, strerror(errno));
+	free(copy);
+	BIO_free(b);
+	return err;
 }
 
 static int fail(const char *what, enum scone_err err)
@@ -160,6 +237,7 @@ int main(int argc, char **argv)
 {
 	struct options o = { .listen = "127.0.0.1:8081",
 			     .state_dir = getenv("SCONE_CAS_STATE_DIR"),
+			     .store = getenv("SCONE_CAS_STORE"),
 			     .rate_limit = 1000,
 			     .keygen_per_session = CAS_KEYGEN_PER_REQUEST,
 			     .keygen_per_minute = CAS_KEYGEN_PER_MINUTE };
@@ -176,6 +254,9 @@ int main(int argc, char **argv)
 	setenv("SCONE_LOG_FORMAT", getenv("SCONE_LOG_FORMAT") ? getenv("SCONE_LOG_FORMAT") : "json", 1);
 	setenv("SCONE_LOG", getenv("SCONE_LOG") ? getenv("SCONE_LOG") : "info", 1);
 	scone_log_init("scone-cas");
+	if ((rc = cas_admin_main(argc, argv)) >= 0)
+		return rc;
+	rc = 0;
 	parse_options(argc, argv, &o);
 	if (!o.state_dir)
 		o.state_dir = "/var/lib/scone-cas";
@@ -184,11 +265,16 @@ int main(int argc, char **argv)
 		return fail("hardening the process", err);
 	if ((err = scone_hostport_parse(o.listen, CAS_DEFAULT_PORT, host, sizeof(host), &port)))
 		return fail("--listen", err);
-	if ((err = cas_state_open(&cas, o.state_dir))) {
+	set_replica(&cas, o.replica);
+	if ((err = cas_state_open(&cas, o.state_dir, o.store, false))) {
 		rc = fail(o.state_dir, err);
 		goto out;
 	}
 	cas.evidence_max_age = o.evidence_max_age;
+	if (o.audit_mirror && (err = open_mirror(&cas, o.audit_mirror))) {
+		rc = fail("--audit-mirror", err);
+		goto out;
+	}
 	snprintf(crt, sizeof(crt), "%s/cas.crt", cas.state_dir);
 	snprintf(key, sizeof(key), "%s/cas.key", cas.state_dir);
 	so.host = host;

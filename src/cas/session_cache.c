@@ -3,7 +3,10 @@
  * unsealed secret sets, keyed by name and validated by the session hash.
  *
  * Every request still reads the session's record from the store (so an
- * update made by another worker or process is seen at once); only when the
+ * update made by another worker, process or replica is seen at once; a
+ * PostgreSQL store may answer a configuration fetch from its own read
+ * cache, and then the release's audit entry commits only if the record did
+ * not change, see store.h "optimistic"); only when the
  * stored session hash and the digest of the stored secrets both equal the
  * cached ones are the YAML parse and the secrets decoding skipped. (The
  * digest matters: a session deleted and created again from the same text

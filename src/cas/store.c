@@ -268,3 +268,283 @@ enum scone_err scone_store_unseal(struct scone_store_sealer *s, const struct sco
 	*out_size = n;
 	return SCONE_ERR_OK;
 }
+
+/* ---------------- choosing an engine ---------------- */
+
+void scone_store_set_audit(struct scone_store *st, const struct scone_store_audit *a)
+{
+	if (!st)
+		return;
+	if (a)
+		st->audit = *a;
+	else
+		memset(&st->audit, 0, sizeof(st->audit));
+}
+
+static enum scone_err open_sqlite_url(const char *rest, const uint8_t key[32], unsigned flags,
+				      struct scone_store **out)
+{
+	if (strncmp(rest, "//", 2) == 0) /* sqlite:///abs/path */
+		rest += 2;
+	return scone_store_open_sqlite_ex(rest, key, flags, out);
+}
+
+static enum scone_err open_pg_url(const char *url, const uint8_t key[32], unsigned flags, struct scone_store **out)
+{
+	return scone_store_open_pg(url, key, flags, out);
+}
+
+/* The engines by URL prefix: strip says whether the engine gets the rest or the whole URL. */
+static const struct {
+	const char *prefix;
+	bool strip;
+	enum scone_err (*open)(const char *arg, const uint8_t key[32], unsigned flags, struct scone_store **out);
+} engines[] = {
+    {"sqlite:", true, open_sqlite_url},
+    {"postgres://", false, open_pg_url},
+    {"postgresql://", false, open_pg_url},
+};
+
+bool scone_store_url_is_pg(const char *url)
+{
+	return url && (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0);
+}
+
+enum scone_err scone_store_open(const char *url, const uint8_t master_key[32], unsigned flags,
+				struct scone_store **out)
+{
+	if (!url || !*url)
+		return scone_err_set(SCONE_ERR_INVALID, "store: no URL (sqlite:PATH or postgres://...)");
+	for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]); i++) {
+		size_t n = strlen(engines[i].prefix);
+		if (strncmp(url, engines[i].prefix, n) == 0)
+			return engines[i].open(engines[i].strip ? url + n : url, master_key, flags, out);
+	}
+	if (strstr(url, "://"))
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "store: unknown URL scheme in %.40s (sqlite:PATH or postgres://...)", url);
+	return scone_store_open_sqlite_ex(url, master_key, flags, out);
+}
+
+/* Is there a "password" key in a URI query (key=value pairs split by '&')? */
+static bool query_has_password(const char *q)
+{
+	while (q && *q) {
+		if (strncmp(q, "password=", 9) == 0)
+			return true;
+		q = strchr(q, '&');
+		if (q)
+			q++;
+	}
+	return false;
+}
+
+bool scone_store_url_has_password(const char *url)
+{
+	const char *auth, *end, *at, *q;
+
+	if (!scone_store_url_is_pg(url))
+		return false;
+	auth = strstr(url, "://") + 3;
+	end = auth + strcspn(auth, "/?");
+	at = memchr(auth, '@', (size_t)(end - auth));
+	if (at && memchr(auth, ':', (size_t)(at - auth)))
+		return true;
+	q = strchr(url, '?');
+	return q && query_has_password(q + 1);
+}
+
+/* ---------------- audit rows ---------------- */
+
+static bool chain_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+	       c == ':' || c == '/' || c == '-';
+}
+
+enum scone_err scone_store_check_audit_row(const struct scone_audit_row *row)
+{
+	size_t n;
+
+	if (!row)
+		return scone_err_set(SCONE_ERR_INVALID, "store: no audit row");
+	n = strnlen(row->chain, sizeof(row->chain));
+	if (n == 0 || n > SCONE_AUDIT_CHAIN_MAX)
+		return scone_err_set(SCONE_ERR_INVALID, "store: audit chain name must be 1..%d bytes",
+				     SCONE_AUDIT_CHAIN_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (!chain_char(row->chain[i]))
+			return scone_err_set(SCONE_ERR_INVALID, "store: audit chain name has a bad character at %zu",
+					     i);
+	if (row->seq == 0 || row->seq > (uint64_t)INT64_MAX)
+		return scone_err_set(SCONE_ERR_INVALID, "store: audit chain %s: seq %llu out of range", row->chain,
+				     (unsigned long long)row->seq);
+	if (!row->line || row->line_len == 0 || row->line_len > SCONE_AUDIT_LINE_MAX)
+		return scone_err_set(SCONE_ERR_INVALID, "store: audit chain %s: entry %llu of %zu bytes (1..%u)",
+				     row->chain, (unsigned long long)row->seq, row->line ? row->line_len : 0,
+				     SCONE_AUDIT_LINE_MAX);
+	if (memchr(row->line, '\0', row->line_len) || memchr(row->line, '\n', row->line_len))
+		return scone_err_set(SCONE_ERR_INVALID, "store: audit chain %s: entry %llu holds a NUL or newline",
+				     row->chain, (unsigned long long)row->seq);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_store_audit_entry(struct scone_store *st, const struct scone_store_change *change,
+				       struct scone_audit_row *row, bool *have)
+{
+	enum scone_err err;
+
+	*have = false;
+	memset(row, 0, sizeof(*row));
+	if (!st->audit.entry)
+		return SCONE_ERR_OK;
+	err = st->audit.entry(st->audit.ctx, change, row);
+	if (err == SCONE_ERR_OK)
+		err = scone_store_check_audit_row(row);
+	if (err != SCONE_ERR_OK) {
+		free(row->line);
+		memset(row, 0, sizeof(*row));
+		return err;
+	}
+	*have = true;
+	return SCONE_ERR_OK;
+}
+
+void scone_store_audit_settle(struct scone_store *st, struct scone_audit_row *row, bool have, enum scone_err result)
+{
+	if (!have)
+		return;
+	if (st->audit.settled)
+		st->audit.settled(st->audit.ctx, row, result);
+	free(row->line);
+	memset(row, 0, sizeof(*row));
+}
+
+/* ---------------- places, raw items, key check ---------------- */
+
+void scone_store_session_place(struct scone_store_place *pl, const char *column, const char *name,
+			       const uint8_t *hash, const uint8_t *creator)
+{
+	pl->column = column;
+	pl->key = name;
+	pl->key2 = NULL;
+	pl->hash = hash;
+	pl->creator = creator;
+}
+
+void scone_store_tag_place(struct scone_store_place *pl, const char *session, const char *volume)
+{
+	memset(pl, 0, sizeof(*pl));
+	pl->column = "volume_tags.tag";
+	pl->key = session;
+	pl->key2 = volume;
+}
+
+/* Does blob unseal for pl? The plaintext is wiped at once; size_check: expected plaintext size or 0. */
+static enum scone_err check_blob_unseals(struct scone_store_sealer *s, const struct scone_store_place *pl,
+					 const uint8_t *blob, size_t size, size_t size_check)
+{
+	uint8_t *plain = NULL;
+	size_t n = 0;
+	enum scone_err err = scone_store_unseal(s, pl, blob, size, &plain, &n);
+
+	if (plain) {
+		scone_wipe(plain, n);
+		free(plain);
+	}
+	if (err == SCONE_ERR_OK && size_check && n != size_check)
+		err = SCONE_ERR_AUTH;
+	if (err == SCONE_ERR_AUTH)
+		return scone_err_set(SCONE_ERR_CORRUPT,
+				     "store: %s of %s%s%s does not unseal under this master key (another key, or "
+				     "damaged)",
+				     pl->column, pl->key, pl->key2 ? "/" : "", pl->key2 ? pl->key2 : "");
+	return err;
+}
+
+static enum scone_err check_session_item(struct scone_store_sealer *s, const struct scone_store_item *it)
+{
+	struct scone_store_place pl;
+
+	SCONE_TRY(scone_store_check_name("session name", it->name, SCONE_STORE_NAME_MAX));
+	if (!it->hash || !it->creator)
+		return scone_err_set(SCONE_ERR_INVALID, "store: session %s: item without hash or creator", it->name);
+	scone_store_session_place(&pl, "sessions.body", it->name, it->hash, it->creator);
+	SCONE_TRY(check_blob_unseals(s, &pl, it->body, it->body_size, 0));
+	pl.column = "sessions.secrets";
+	return check_blob_unseals(s, &pl, it->secrets, it->secrets_size, 0);
+}
+
+enum scone_err scone_store_check_item(struct scone_store_sealer *s, const struct scone_store_item *it)
+{
+	struct scone_store_place pl;
+
+	switch (it ? it->kind : 0) {
+	case SCONE_ITEM_SESSION:
+		return check_session_item(s, it);
+	case SCONE_ITEM_TAG:
+		SCONE_TRY(scone_store_check_name("session name", it->name, SCONE_STORE_NAME_MAX));
+		SCONE_TRY(scone_store_check_name("volume name", it->volume, SCONE_STORE_VOLUME_MAX));
+		scone_store_tag_place(&pl, it->name, it->volume);
+		return check_blob_unseals(s, &pl, it->tag, it->tag_size, SCONE_STORE_TAG_HEX);
+	case SCONE_ITEM_AUDIT:
+		return scone_store_check_audit_row(it->audit);
+	default:
+		return scone_err_set(SCONE_ERR_INVALID, "store: unknown item kind");
+	}
+}
+
+enum scone_err scone_store_key_check(const uint8_t master_key[32], uint8_t out[SCONE_STORE_KEY_CHECK_SIZE])
+{
+	return scone_hkdf_sha256(out, SCONE_STORE_KEY_CHECK_SIZE, master_key, 32, NULL, 0,
+				 "scone-cas store key check v1");
+}
+
+static bool is_zero(const uint8_t *p, size_t n)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		acc |= p[i];
+	return acc == 0;
+}
+
+static enum scone_err load_check_audit(struct scone_store_load_check *lc, const struct scone_audit_row *row)
+{
+	bool same = strcmp(lc->chain, row->chain) == 0;
+
+	if (row->seq == 1) {
+		if (same && lc->seq)
+			return scone_err_set(SCONE_ERR_CORRUPT, "store load: audit chain %s starts twice", row->chain);
+		if (!is_zero(row->prev, SCONE_STORE_HASH_SIZE))
+			return scone_err_set(SCONE_ERR_CORRUPT,
+					     "store load: audit chain %s: its first entry names a predecessor",
+					     row->chain);
+	} else if (!same || row->seq != lc->seq + 1 ||
+		   !scone_ct_equal(row->prev, lc->hash, SCONE_STORE_HASH_SIZE)) {
+		return scone_err_set(SCONE_ERR_CORRUPT,
+				     "store load: audit chain %s: entry %llu does not follow its predecessor",
+				     row->chain, (unsigned long long)row->seq);
+	}
+	memcpy(lc->chain, row->chain, strlen(row->chain) + 1);
+	lc->seq = row->seq;
+	memcpy(lc->hash, row->hash, SCONE_STORE_HASH_SIZE);
+	lc->entries++;
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_store_load_check_next(struct scone_store_load_check *lc, const struct scone_store_item *it)
+{
+	switch (it->kind) {
+	case SCONE_ITEM_SESSION:
+		lc->sessions++;
+		return SCONE_ERR_OK;
+	case SCONE_ITEM_TAG:
+		lc->tags++;
+		return SCONE_ERR_OK;
+	case SCONE_ITEM_AUDIT:
+		return load_check_audit(lc, it->audit);
+	default:
+		return scone_err_set(SCONE_ERR_INVALID, "store load: unknown item kind");
+	}
+}

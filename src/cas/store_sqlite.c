@@ -3,18 +3,22 @@
  * synchronous=FULL, busy timeout) holding sessions, their sealed bodies and
  * secrets, and the volume tags CAS tracks.
  *
- * Schema (version 1):
- *   meta(key TEXT PRIMARY KEY, value)          'schema' = 1, 'canary' = sealed,
- *                                              'key_check' = 16 bytes of HKDF(master key)
+ * Schema (version 2; a version 1 file gains the audit table at open):
+ *   meta(key TEXT PRIMARY KEY, value)          'schema' = 2, 'canary' = sealed,
+ *                                              'key_check' = 16 bytes of HKDF(master key),
+ *                                              'version' = the change counter (store.h)
  *   sessions(name TEXT PRIMARY KEY, hash BLOB, creator BLOB, body BLOB,
  *            secrets BLOB, created INTEGER, updated INTEGER)
  *   volume_tags(session, volume, tag BLOB, PRIMARY KEY(session, volume))
+ *   audit(chain TEXT, seq INTEGER, prev BLOB, hash BLOB, line TEXT,
+ *         PRIMARY KEY(chain, seq))
  *   used_once(scope, key, expires, PRIMARY KEY(scope, key))   one-time uses
  *       (OTP codes); added to older version-1 files at open, unsealed
  *       (nothing secret: a service name and a time step)
  *   index sessions_by_creator(creator, name)
  * body, secrets and tag are sealed (store.c); the body's and secrets' AAD
  * binds name, hash and creator, so an edited hash or creator is caught too.
+ * Audit lines are stored as they are (signed text without secrets).
  *
  * Invariants:
  * - Every write runs in one BEGIN IMMEDIATE transaction: the compare of
@@ -26,11 +30,18 @@
  * - A file that fails the checks at open is not written: the schema is
  *   only created in a database without any table, and checkpoint-on-close
  *   stays disabled until the open succeeded.
+ * - Write transactions of one process take a process-wide mutex first:
+ *   workers of one CAS then queue in microseconds instead of backing off
+ *   in SQLite's busy handler (1 ms and up); other processes still meet the
+ *   file lock and the busy timeout.
+ * - An audit entry is appended only if its predecessor (seq - 1, prev) is
+ *   there: a writer whose earlier entry vanished learns of the rollback.
  */
 #include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,7 +52,7 @@
 
 #include "lib/crypto.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 5000
 /*
  * Per connection: 16 MiB of page cache, and reads through a memory map of up
@@ -50,9 +61,8 @@
  * at 1k, not a pread per page. Writes still go through write() and fsync.
  */
 #define CONN_PRAGMAS "PRAGMA synchronous = FULL; PRAGMA cache_size = -16384; PRAGMA mmap_size = 1073741824;"
-#define CANARY "scone-cas store canary v1"
-#define KEY_CHECK_INFO "scone-cas store key check v1"
-#define KEY_CHECK_SIZE 16
+#define CANARY SCONE_STORE_CANARY
+#define KEY_CHECK_SIZE SCONE_STORE_KEY_CHECK_SIZE
 
 enum stmt_id {
 	S_BEGIN,
@@ -69,6 +79,21 @@ enum stmt_id {
 	S_COUNT,
 	S_TAG_GET,
 	S_TAG_PUT,
+	S_AUDIT_ADD,
+	S_SYNC_NORMAL,
+	S_SYNC_FULL,
+	S_BEGIN_READ,
+	S_DUMP_SESSIONS,
+	S_DUMP_TAGS,
+	S_DUMP_AUDIT,
+	S_ITEMS,
+	S_LOAD_SESSION,
+	S_LOAD_TAG,
+	S_LOAD_AUDIT,
+	S_AUDIT_HEAD,
+	S_BUMP,
+	S_VERSION,
+	S_AUDIT_WHY,
 	S_ONCE_PURGE,
 	S_ONCE_INSERT,
 	S_COUNT_,
@@ -91,9 +116,36 @@ static const char *const stmt_sql[S_COUNT_] = {
     [S_TAG_GET] = "SELECT tag FROM volume_tags WHERE session = ?1 AND volume = ?2",
     [S_TAG_PUT] = "INSERT INTO volume_tags(session, volume, tag) VALUES(?1, ?2, ?3) "
 		  "ON CONFLICT(session, volume) DO UPDATE SET tag = excluded.tag",
+    [S_AUDIT_ADD] = "INSERT INTO audit(chain, seq, prev, hash, line) SELECT ?1, ?2, ?3, ?4, ?5 WHERE (?2 = 1 OR "
+		    "EXISTS (SELECT 1 FROM audit WHERE chain = ?1 AND seq = ?2 - 1 AND hash = ?3)) AND "
+		    "COALESCE((SELECT value FROM meta WHERE key = 'version'), 0) >= ?6",
+    [S_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+    [S_SYNC_FULL] = "PRAGMA synchronous = FULL",
+    [S_BEGIN_READ] = "BEGIN",
+    [S_DUMP_SESSIONS] = "SELECT name, hash, creator, body, secrets, created, updated FROM sessions ORDER BY name",
+    [S_DUMP_TAGS] = "SELECT session, volume, tag FROM volume_tags ORDER BY session, volume",
+    [S_DUMP_AUDIT] = "SELECT chain, seq, prev, hash, line FROM audit ORDER BY chain, seq",
+    [S_ITEMS] = "SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM volume_tags) + "
+		"(SELECT count(*) FROM audit)",
+    [S_LOAD_SESSION] = "INSERT INTO sessions(name, hash, creator, body, secrets, created, updated) "
+		       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_LOAD_TAG] = "INSERT INTO volume_tags(session, volume, tag) VALUES(?1, ?2, ?3)",
+    [S_LOAD_AUDIT] = "INSERT INTO audit(chain, seq, prev, hash, line) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_AUDIT_HEAD] = "SELECT seq, hash FROM audit WHERE chain = ?1 ORDER BY seq DESC LIMIT 1",
+    [S_BUMP] = "INSERT INTO meta(key, value) VALUES('version', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1 "
+	       "RETURNING value",
+    [S_VERSION] = "SELECT COALESCE((SELECT value FROM meta WHERE key = 'version'), 0)",
+    [S_AUDIT_WHY] = "SELECT COALESCE((SELECT value FROM meta WHERE key = 'version'), 0) >= ?4, ?2 = 1 OR EXISTS "
+		    "(SELECT 1 FROM audit WHERE chain = ?1 AND seq = ?2 - 1 AND hash = ?3)",
     [S_ONCE_PURGE] = "DELETE FROM used_once WHERE expires < ?1",
     [S_ONCE_INSERT] = "INSERT INTO used_once(scope, key, expires) VALUES(?1, ?2, ?3)",
 };
+
+#define AUDIT_TABLE_SQL                                                                                     \
+	"CREATE TABLE audit(chain TEXT NOT NULL, seq INTEGER NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL," \
+	" line TEXT NOT NULL, PRIMARY KEY(chain, seq)) WITHOUT ROWID;"
+
+static pthread_mutex_t write_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 #define USED_ONCE_SQL                                                                                       \
 	"CREATE TABLE IF NOT EXISTS used_once(scope TEXT NOT NULL, key TEXT NOT NULL, expires INTEGER NOT NULL," \
@@ -105,7 +157,7 @@ static const char schema_sql[] =
     " body BLOB NOT NULL, secrets BLOB NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);"
     "CREATE INDEX sessions_by_creator ON sessions(creator, name);"
     "CREATE TABLE volume_tags(session TEXT NOT NULL REFERENCES sessions(name) ON DELETE CASCADE,"
-    " volume TEXT NOT NULL, tag BLOB NOT NULL, PRIMARY KEY(session, volume));" USED_ONCE_SQL;
+    " volume TEXT NOT NULL, tag BLOB NOT NULL, PRIMARY KEY(session, volume));" AUDIT_TABLE_SQL USED_ONCE_SQL;
 
 struct sq_store {
 	struct scone_store base;
@@ -114,6 +166,9 @@ struct sq_store {
 	struct scone_store_sealer *sealer;
 	sqlite3_stmt *stmt[S_COUNT_];
 	uint8_t key_check[KEY_CHECK_SIZE]; /* tells a wrong key from a damaged canary */
+	bool locked;                       /* holds write_mutex */
+	int64_t seen;                      /* the highest change counter this handle saw */
+	int64_t pending;                   /* the open write transaction's */
 };
 
 /* A sealed copy of a session's body and secrets, ready to bind. */
@@ -196,23 +251,155 @@ static enum scone_err run(struct sq_store *s, sqlite3_stmt *q, const char *what,
 
 /* ---------------- transactions ---------------- */
 
+static void txn_unlock(struct sq_store *s)
+{
+	if (s->locked) {
+		s->locked = false;
+		pthread_mutex_unlock(&write_mutex);
+	}
+}
+
 static enum scone_err txn_begin(struct sq_store *s, const char *what, const char *name)
 {
-	return run(s, s->stmt[S_BEGIN], what, name);
+	enum scone_err err;
+
+	pthread_mutex_lock(&write_mutex);
+	s->locked = true;
+	err = run(s, s->stmt[S_BEGIN], what, name);
+	if (err != SCONE_ERR_OK)
+		txn_unlock(s);
+	return err;
 }
 
 static enum scone_err txn_commit(struct sq_store *s, const char *what, const char *name)
 {
-	return run(s, s->stmt[S_COMMIT], what, name);
+	enum scone_err err = run(s, s->stmt[S_COMMIT], what, name);
+
+	if (err == SCONE_ERR_OK)
+		txn_unlock(s);
+	return err;
 }
 
 /* Roll back whatever is open (sqlite may already have rolled back on FULL). */
 static void txn_abort(struct sq_store *s)
 {
-	if (sqlite3_get_autocommit(s->db))
-		return;
-	sqlite3_step(s->stmt[S_ROLLBACK]);
-	done(s->stmt[S_ROLLBACK]);
+	if (!sqlite3_get_autocommit(s->db)) {
+		sqlite3_step(s->stmt[S_ROLLBACK]);
+		done(s->stmt[S_ROLLBACK]);
+	}
+	txn_unlock(s);
+}
+
+/* ---------------- audit entries ---------------- */
+
+/* One integer from a statement without parameters, or bound by the caller (reset after). */
+static enum scone_err step_int(struct sq_store *s, sqlite3_stmt *q, const char *what, int64_t *out, int64_t *out2)
+{
+	int rc = sqlite3_step(q);
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(q, 0);
+		if (out2)
+			*out2 = sqlite3_column_int64(q, 1);
+	} else {
+		err = db_err(s, rc, "%s", what);
+	}
+	done(q);
+	return err;
+}
+
+static void saw(struct sq_store *s, int64_t v)
+{
+	if (v > s->seen)
+		s->seen = v;
+}
+
+/* Not inserted: the counter went back (ROLLBACK), or the chain's previous entry is gone (MISSING). */
+static enum scone_err why_not(struct sq_store *s, const struct scone_audit_row *row)
+{
+	sqlite3_stmt *q = s->stmt[S_AUDIT_WHY];
+	int64_t counter_ok = 0, prev_ok = 0;
+
+	sqlite3_bind_text(q, 1, row->chain, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)row->seq);
+	sqlite3_bind_blob(q, 3, row->prev, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 4, s->seen);
+	SCONE_TRY(step_int(s, q, "look for the previous audit entry", &counter_ok, &prev_ok));
+	if (!counter_ok)
+		return scone_err_set(SCONE_ERR_ROLLBACK,
+				     "store %s: the store's change counter is below %lld, which this CAS saw: the store "
+				     "was rolled back",
+				     s->path, (long long)s->seen);
+	if (!prev_ok)
+		return scone_err_set(SCONE_ERR_MISSING, "store %s: audit chain %s: entry %llu, written before, is gone or "
+							"altered",
+				     s->path, row->chain, (unsigned long long)(row->seq - 1));
+	return scone_err_set(SCONE_ERR_IO, "store %s: audit entry %llu of chain %s was not inserted", s->path,
+			     (unsigned long long)row->seq, row->chain);
+}
+
+/* Append row if its predecessor is there and the change counter did not go back (in a transaction or on its own). */
+static enum scone_err audit_insert(struct sq_store *s, const struct scone_audit_row *row)
+{
+	sqlite3_stmt *q = s->stmt[S_AUDIT_ADD];
+	enum scone_err err = SCONE_ERR_OK;
+	int rc;
+
+	sqlite3_bind_text(q, 1, row->chain, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)row->seq);
+	sqlite3_bind_blob(q, 3, row->prev, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 4, row->hash, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
+	sqlite3_bind_text(q, 5, row->line, (int)row->line_len, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 6, s->seen);
+	rc = sqlite3_step(q);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		err = scone_err_set(SCONE_ERR_CONFLICT,
+				    "store %s: audit chain %s already has entry %llu (another writer uses this chain)",
+				    s->path, row->chain, (unsigned long long)row->seq);
+	else if (rc != SQLITE_DONE)
+		err = db_err(s, rc, "append audit entry %llu of chain %s", (unsigned long long)row->seq, row->chain);
+	else if (sqlite3_changes(s->db) == 0)
+		err = SCONE_ERR_IO; /* decided below, after the statement is reset */
+	done(q);
+	return err == SCONE_ERR_IO && rc == SQLITE_DONE ? why_not(s, row) : err;
+}
+
+/*
+ * A write transaction and the audit entry that commits with it: start it,
+ * do the write, fill ch with what changed, then finish (append the entry
+ * when there is a hook, commit; or roll back on any error).
+ */
+struct txn {
+	struct scone_store_change ch;
+	struct scone_audit_row row;
+	bool have;
+};
+
+static enum scone_err txn_start(struct sq_store *s, struct txn *t, const char *what, const char *name)
+{
+	memset(t, 0, sizeof(*t));
+	s->pending = 0;
+	return txn_begin(s, what, name);
+}
+
+static enum scone_err txn_finish(struct sq_store *s, struct txn *t, enum scone_err err, const char *what,
+				 const char *name)
+{
+	if (err == SCONE_ERR_OK) /* every write is a change: the counter moves on */
+		err = step_int(s, s->stmt[S_BUMP], "advance the change counter", &s->pending, NULL);
+	if (err == SCONE_ERR_OK)
+		err = scone_store_audit_entry(&s->base, &t->ch, &t->row, &t->have);
+	if (err == SCONE_ERR_OK && t->have)
+		err = audit_insert(s, &t->row);
+	if (err == SCONE_ERR_OK)
+		err = txn_commit(s, what, name);
+	if (err != SCONE_ERR_OK)
+		txn_abort(s);
+	else
+		saw(s, s->pending);
+	scone_store_audit_settle(&s->base, &t->row, t->have, err);
+	return err;
 }
 
 /* ---------------- row helpers ---------------- */
@@ -245,16 +432,6 @@ static enum scone_err unseal_col(struct sq_store *s, sqlite3_stmt *q, int col,
 	return err;
 }
 
-static void session_place(struct scone_store_place *pl, const char *column, const char *name,
-			  const uint8_t *hash, const uint8_t *creator)
-{
-	pl->column = column;
-	pl->key = name;
-	pl->key2 = NULL;
-	pl->hash = hash;
-	pl->creator = creator;
-}
-
 static void sealed_free(struct sealed_rec *b)
 {
 	free(b->body);
@@ -270,7 +447,7 @@ static enum scone_err seal_rec(struct sq_store *s, const struct scone_session_re
 	enum scone_err err;
 
 	memset(out, 0, sizeof(*out));
-	session_place(&pl, "sessions.body", rec->name, rec->hash, creator);
+	scone_store_session_place(&pl, "sessions.body", rec->name, rec->hash, creator);
 	err = scone_store_seal(s->sealer, &pl, rec->body, rec->body_len, &out->body, &out->body_size);
 	if (err == SCONE_ERR_OK) {
 		pl.column = "sessions.secrets";
@@ -300,7 +477,7 @@ static enum scone_err read_row(struct sq_store *s, sqlite3_stmt *q, const char *
 	memcpy(rec->name, name, strlen(name) + 1);
 	memcpy(rec->hash, hash, SCONE_STORE_HASH_SIZE);
 	memcpy(rec->creator, creator, SCONE_STORE_HASH_SIZE);
-	session_place(&pl, "sessions.body", name, hash, creator);
+	scone_store_session_place(&pl, "sessions.body", name, hash, creator);
 	SCONE_TRY(unseal_col(s, q, 2, &pl, (uint8_t **)&rec->body, &rec->body_len));
 	pl.column = "sessions.secrets";
 	SCONE_TRY(unseal_col(s, q, 3, &pl, &rec->secrets, &rec->secrets_len));
@@ -364,15 +541,15 @@ static enum scone_err sq_create(struct scone_store *st, const struct scone_sessi
 	struct sealed_rec b;
 	enum scone_err err;
 
+	struct txn t;
+
 	SCONE_TRY(scone_store_check_rec(rec));
 	SCONE_TRY(seal_rec(s, rec, rec->creator, &b));
-	err = txn_begin(s, "begin creating session", rec->name);
+	err = txn_start(s, &t, "begin creating session", rec->name);
 	if (err == SCONE_ERR_OK)
 		err = insert_row(s, rec, &b);
-	if (err == SCONE_ERR_OK)
-		err = txn_commit(s, "commit creating session", rec->name);
-	if (err != SCONE_ERR_OK)
-		txn_abort(s);
+	t.ch = (struct scone_store_change){.kind = SCONE_STORE_CREATE, .session = rec->name, .hash = rec->hash};
+	err = txn_finish(s, &t, err, "commit creating session", rec->name);
 	sealed_free(&b);
 	return err;
 }
@@ -418,7 +595,7 @@ static enum scone_err check_current(struct sq_store *s, const char *name, const 
 	err = col_hash(s, q, 1, name, "creator", &cr);
 	if (err != SCONE_ERR_OK)
 		goto out;
-	session_place(&pl, "sessions.body", name, hash, cr);
+	scone_store_session_place(&pl, "sessions.body", name, hash, cr);
 	err = unseal_col(s, q, 2, &pl, &plain, &plain_size);
 	if (err == SCONE_ERR_OK)
 		memcpy(creator, cr, SCONE_STORE_HASH_SIZE);
@@ -450,23 +627,23 @@ static enum scone_err sq_update(struct scone_store *st, const struct scone_sessi
 	struct sq_store *s = sq(st);
 	uint8_t creator[SCONE_STORE_HASH_SIZE];
 	struct sealed_rec b = {0};
+	struct txn t;
 	enum scone_err err;
 
 	SCONE_TRY(scone_store_check_rec(rec));
 	if (!expected)
 		return scone_err_set(SCONE_ERR_INVALID, "store: update of %s without an expected hash",
 				     rec->name);
-	err = txn_begin(s, "begin updating session", rec->name);
+	err = txn_start(s, &t, "begin updating session", rec->name);
 	if (err == SCONE_ERR_OK)
 		err = check_current(s, rec->name, expected, creator);
 	if (err == SCONE_ERR_OK)
 		err = seal_rec(s, rec, creator, &b);
 	if (err == SCONE_ERR_OK)
 		err = update_row(s, rec, &b);
-	if (err == SCONE_ERR_OK)
-		err = txn_commit(s, "commit updating session", rec->name);
-	if (err != SCONE_ERR_OK)
-		txn_abort(s);
+	t.ch = (struct scone_store_change){
+	    .kind = SCONE_STORE_UPDATE, .session = rec->name, .hash = rec->hash, .previous = expected};
+	err = txn_finish(s, &t, err, "commit updating session", rec->name);
 	sealed_free(&b);
 	return err;
 }
@@ -486,22 +663,20 @@ static enum scone_err sq_remove(struct scone_store *st, const char *name,
 				const uint8_t expected[SCONE_STORE_HASH_SIZE])
 {
 	struct sq_store *s = sq(st);
+	struct txn t;
 	enum scone_err err;
 
 	SCONE_TRY(scone_store_check_name("session name", name, SCONE_STORE_NAME_MAX));
 	if (!expected)
 		return scone_err_set(SCONE_ERR_INVALID, "store: removal of %s without an expected hash",
 				     name);
-	err = txn_begin(s, "begin removing session", name);
+	err = txn_start(s, &t, "begin removing session", name);
 	if (err == SCONE_ERR_OK)
 		err = check_current(s, name, expected, NULL);
 	if (err == SCONE_ERR_OK)
 		err = delete_rows(s, name);
-	if (err == SCONE_ERR_OK)
-		err = txn_commit(s, "commit removing session", name);
-	if (err != SCONE_ERR_OK)
-		txn_abort(s);
-	return err;
+	t.ch = (struct scone_store_change){.kind = SCONE_STORE_REMOVE, .session = name, .hash = expected};
+	return txn_finish(s, &t, err, "commit removing session", name);
 }
 
 /* ---------------- list / count ---------------- */
@@ -552,14 +727,6 @@ static enum scone_err sq_count(struct scone_store *st, uint64_t *out)
 
 /* ---------------- volume tags ---------------- */
 
-static void tag_place(struct scone_store_place *pl, const char *session, const char *volume)
-{
-	memset(pl, 0, sizeof(*pl));
-	pl->column = "volume_tags.tag";
-	pl->key = session;
-	pl->key2 = volume;
-}
-
 static enum scone_err check_tag_args(const char *session, const char *volume)
 {
 	SCONE_TRY(scone_store_check_name("session name", session, SCONE_STORE_NAME_MAX));
@@ -578,7 +745,7 @@ static enum scone_err read_tag(struct sq_store *s, const char *session, const ch
 	int rc;
 
 	tag_hex[0] = '\0';
-	tag_place(&pl, session, volume);
+	scone_store_tag_place(&pl, session, volume);
 	sqlite3_bind_text(q, 1, session, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, volume, -1, SQLITE_STATIC);
 	rc = sqlite3_step(q);
@@ -612,7 +779,7 @@ static enum scone_err write_tag(struct sq_store *s, const char *session, const c
 	size_t size;
 	enum scone_err err;
 
-	tag_place(&pl, session, volume);
+	scone_store_tag_place(&pl, session, volume);
 	SCONE_TRY(scone_store_seal(s->sealer, &pl, tag, SCONE_STORE_TAG_HEX, &blob, &size));
 	sqlite3_bind_text(q, 1, session, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, volume, -1, SQLITE_STATIC);
@@ -641,17 +808,265 @@ static enum scone_err sq_put_volume_tag(struct scone_store *st, const char *sess
 					const char *expected_hex, const char *tag_hex)
 {
 	struct sq_store *s = sq(st);
-	char expected[SCONE_STORE_TAG_HEX + 1], tag[SCONE_STORE_TAG_HEX + 1];
+	/* Zero-filled: a 32-digit tag is sealed as 64 bytes, NUL-padded. */
+	char expected[SCONE_STORE_TAG_HEX + 1] = {0}, tag[SCONE_STORE_TAG_HEX + 1] = {0};
+	struct txn t;
 	enum scone_err err;
 
 	SCONE_TRY(check_tag_args(session, volume));
 	SCONE_TRY(scone_store_norm_tag("expected volume tag", expected_hex, true, expected));
 	SCONE_TRY(scone_store_norm_tag("volume tag", tag_hex, false, tag));
-	err = txn_begin(s, "begin setting volume tag of session", session);
+	err = txn_start(s, &t, "begin setting volume tag of session", session);
 	if (err == SCONE_ERR_OK)
 		err = swap_tag(s, session, volume, expected, tag);
+	t.ch = (struct scone_store_change){.kind = SCONE_STORE_TAG,
+					   .session = session,
+					   .volume = volume,
+					   .previous_tag = expected,
+					   .tag = tag};
+	return txn_finish(s, &t, err, "commit volume tag of session", session);
+}
+
+/* ---------------- audit, dump, load ---------------- */
+
+static enum scone_err sq_audit_append(struct scone_store *st, const struct scone_audit_row *row, bool durable)
+{
+	struct sq_store *s = sq(st);
+	enum scone_err err;
+
+	SCONE_TRY(scone_store_check_audit_row(row));
+	pthread_mutex_lock(&write_mutex);
+	/* In WAL mode NORMAL writes the WAL without fsync; the next FULL commit syncs it too. */
+	if (!durable)
+		err = run(s, s->stmt[S_SYNC_NORMAL], "relax synchronous for an audit entry", NULL);
+	else
+		err = SCONE_ERR_OK;
 	if (err == SCONE_ERR_OK)
-		err = txn_commit(s, "commit volume tag of session", session);
+		err = audit_insert(s, row);
+	if (!durable) {
+		enum scone_err e2 = run(s, s->stmt[S_SYNC_FULL], "restore synchronous = FULL", NULL);
+		if (err == SCONE_ERR_OK)
+			err = e2;
+	}
+	if (err == SCONE_ERR_OK) { /* in one process, nothing seen here can be undone but by a rollback */
+		int64_t v = 0;
+		if (step_int(s, s->stmt[S_VERSION], "read the change counter", &v, NULL) == SCONE_ERR_OK)
+			saw(s, v);
+	}
+	pthread_mutex_unlock(&write_mutex);
+	return err;
+}
+
+static enum scone_err sq_audit_head(struct scone_store *st, const char *chain, uint64_t *seq,
+				    uint8_t hash[SCONE_STORE_HASH_SIZE])
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *q = s->stmt[S_AUDIT_HEAD];
+	const uint8_t *h = NULL;
+	enum scone_err err = SCONE_ERR_OK;
+	int rc;
+
+	sqlite3_bind_text(q, 1, chain, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE)
+		err = scone_err_set(SCONE_ERR_NOT_FOUND, "store %s: no audit chain %s", s->path, chain);
+	else if (rc != SQLITE_ROW)
+		err = db_err(s, rc, "read the head of audit chain %s", chain);
+	else if ((err = col_hash(s, q, 1, chain, "audit hash", &h)) == SCONE_ERR_OK) {
+		*seq = (uint64_t)sqlite3_column_int64(q, 0);
+		memcpy(hash, h, SCONE_STORE_HASH_SIZE);
+	}
+	done(q);
+	return err;
+}
+
+static enum scone_err col_text(struct sq_store *s, sqlite3_stmt *q, int col, const char *what, const char **out)
+{
+	*out = (const char *)sqlite3_column_text(q, col);
+	if (!*out)
+		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: a row of %s has no name", s->path, what);
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err dump_session_row(struct sq_store *s, sqlite3_stmt *q, scone_store_item_fn fn, void *ctx)
+{
+	struct scone_store_item it = {.kind = SCONE_ITEM_SESSION};
+
+	SCONE_TRY(col_text(s, q, 0, "sessions", &it.name));
+	SCONE_TRY(col_hash(s, q, 1, it.name, "hash", &it.hash));
+	SCONE_TRY(col_hash(s, q, 2, it.name, "creator", &it.creator));
+	it.body = sqlite3_column_blob(q, 3);
+	it.body_size = (size_t)sqlite3_column_bytes(q, 3);
+	it.secrets = sqlite3_column_blob(q, 4);
+	it.secrets_size = (size_t)sqlite3_column_bytes(q, 4);
+	it.created = sqlite3_column_int64(q, 5);
+	it.updated = sqlite3_column_int64(q, 6);
+	return fn(ctx, &it);
+}
+
+static enum scone_err dump_tag_row(struct sq_store *s, sqlite3_stmt *q, scone_store_item_fn fn, void *ctx)
+{
+	struct scone_store_item it = {.kind = SCONE_ITEM_TAG};
+
+	SCONE_TRY(col_text(s, q, 0, "volume_tags", &it.name));
+	SCONE_TRY(col_text(s, q, 1, "volume_tags", &it.volume));
+	it.tag = sqlite3_column_blob(q, 2);
+	it.tag_size = (size_t)sqlite3_column_bytes(q, 2);
+	return fn(ctx, &it);
+}
+
+static enum scone_err dump_audit_row(struct sq_store *s, sqlite3_stmt *q, scone_store_item_fn fn, void *ctx)
+{
+	struct scone_audit_row row = {0};
+	struct scone_store_item it = {.kind = SCONE_ITEM_AUDIT, .audit = &row};
+	const char *chain, *line;
+	const uint8_t *prev = NULL, *hash = NULL;
+
+	SCONE_TRY(col_text(s, q, 0, "audit", &chain));
+	line = (const char *)sqlite3_column_text(q, 4);
+	if (strlen(chain) > SCONE_AUDIT_CHAIN_MAX || !line ||
+	    col_hash(s, q, 2, chain, "audit prev", &prev) != SCONE_ERR_OK ||
+	    col_hash(s, q, 3, chain, "audit hash", &hash) != SCONE_ERR_OK)
+		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: a damaged audit entry in chain %.64s", s->path,
+				     chain);
+	memcpy(row.chain, chain, strlen(chain) + 1);
+	row.seq = (uint64_t)sqlite3_column_int64(q, 1);
+	memcpy(row.prev, prev, SCONE_STORE_HASH_SIZE);
+	memcpy(row.hash, hash, SCONE_STORE_HASH_SIZE);
+	row.line = (char *)line;
+	row.line_len = (size_t)sqlite3_column_bytes(q, 4);
+	return fn(ctx, &it);
+}
+
+typedef enum scone_err (*dump_row_fn)(struct sq_store *s, sqlite3_stmt *q, scone_store_item_fn fn, void *ctx);
+
+static enum scone_err dump_table(struct sq_store *s, int stmt, dump_row_fn row, scone_store_item_fn fn, void *ctx)
+{
+	sqlite3_stmt *q = s->stmt[stmt];
+	enum scone_err err = SCONE_ERR_OK;
+	int rc;
+
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		err = row(s, q, fn, ctx);
+		if (err != SCONE_ERR_OK)
+			break;
+	}
+	if (err == SCONE_ERR_OK && rc != SQLITE_DONE)
+		err = db_err(s, rc, "dump the store");
+	done(q);
+	return err;
+}
+
+/* One read transaction: in WAL mode a snapshot that writers do not disturb. */
+static enum scone_err sq_dump(struct scone_store *st, unsigned what, scone_store_item_fn fn, void *ctx)
+{
+	struct sq_store *s = sq(st);
+	enum scone_err err;
+
+	if (!fn)
+		return scone_err_set(SCONE_ERR_INVALID, "store: dump needs a callback");
+	err = run(s, s->stmt[S_BEGIN_READ], "begin the dump", NULL);
+	if (err == SCONE_ERR_OK && (what & SCONE_DUMP_SESSIONS))
+		err = dump_table(s, S_DUMP_SESSIONS, dump_session_row, fn, ctx);
+	if (err == SCONE_ERR_OK && (what & SCONE_DUMP_TAGS))
+		err = dump_table(s, S_DUMP_TAGS, dump_tag_row, fn, ctx);
+	if (err == SCONE_ERR_OK && (what & SCONE_DUMP_AUDIT))
+		err = dump_table(s, S_DUMP_AUDIT, dump_audit_row, fn, ctx);
+	if (!sqlite3_get_autocommit(s->db)) {
+		sqlite3_step(s->stmt[S_ROLLBACK]);
+		done(s->stmt[S_ROLLBACK]);
+	}
+	return err;
+}
+
+static enum scone_err load_session(struct sq_store *s, const struct scone_store_item *it)
+{
+	sqlite3_stmt *q = s->stmt[S_LOAD_SESSION];
+
+	sqlite3_bind_text(q, 1, it->name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 2, it->hash, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 3, it->creator, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
+	sqlite3_bind_blob64(q, 4, it->body, it->body_size, SQLITE_STATIC);
+	sqlite3_bind_blob64(q, 5, it->secrets, it->secrets_size, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 6, it->created);
+	sqlite3_bind_int64(q, 7, it->updated);
+	return run(s, q, "load session", it->name);
+}
+
+static enum scone_err load_tag(struct sq_store *s, const struct scone_store_item *it)
+{
+	sqlite3_stmt *q = s->stmt[S_LOAD_TAG];
+
+	sqlite3_bind_text(q, 1, it->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, it->volume, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(q, 3, it->tag, it->tag_size, SQLITE_STATIC);
+	return run(s, q, "load volume tag of session", it->name);
+}
+
+static enum scone_err load_audit(struct sq_store *s, const struct scone_audit_row *row)
+{
+	sqlite3_stmt *q = s->stmt[S_LOAD_AUDIT];
+
+	sqlite3_bind_text(q, 1, row->chain, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)row->seq);
+	sqlite3_bind_blob(q, 3, row->prev, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 4, row->hash, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
+	sqlite3_bind_text(q, 5, row->line, (int)row->line_len, SQLITE_STATIC);
+	return run(s, q, "load audit entry of chain", row->chain);
+}
+
+static enum scone_err load_item(struct sq_store *s, struct scone_store_load_check *lc, const struct scone_store_item *it)
+{
+	SCONE_TRY(scone_store_check_item(s->sealer, it));
+	SCONE_TRY(scone_store_load_check_next(lc, it));
+	switch (it->kind) {
+	case SCONE_ITEM_SESSION:
+		return load_session(s, it);
+	case SCONE_ITEM_TAG:
+		return load_tag(s, it);
+	default:
+		return load_audit(s, it->audit);
+	}
+}
+
+static enum scone_err load_all(struct sq_store *s, scone_store_source_fn next, void *ctx)
+{
+	struct scone_store_load_check lc = {0};
+	struct scone_store_item it;
+	int64_t n = -1;
+	bool end = false;
+	enum scone_err err;
+	int rc = sqlite3_step(s->stmt[S_ITEMS]);
+
+	if (rc == SQLITE_ROW)
+		n = sqlite3_column_int64(s->stmt[S_ITEMS], 0);
+	done(s->stmt[S_ITEMS]);
+	if (rc != SQLITE_ROW)
+		return db_err(s, rc, "count what the store holds");
+	if (n != 0)
+		return scone_err_set(SCONE_ERR_EXISTS, "store %s is not empty (%lld items): load only into a new store",
+				     s->path, (long long)n);
+	for (;;) {
+		memset(&it, 0, sizeof(it));
+		err = next(ctx, &it, &end);
+		if (err != SCONE_ERR_OK || end)
+			return err;
+		SCONE_TRY(load_item(s, &lc, &it));
+	}
+}
+
+static enum scone_err sq_load(struct scone_store *st, scone_store_source_fn next, void *ctx)
+{
+	struct sq_store *s = sq(st);
+	enum scone_err err;
+
+	if (!next)
+		return scone_err_set(SCONE_ERR_INVALID, "store: load needs a source");
+	err = txn_begin(s, "begin loading", NULL);
+	if (err == SCONE_ERR_OK)
+		err = load_all(s, next, ctx);
+	if (err == SCONE_ERR_OK)
+		err = txn_commit(s, "commit the load", NULL);
 	if (err != SCONE_ERR_OK)
 		txn_abort(s);
 	return err;
@@ -712,6 +1127,13 @@ static void sq_destroy(struct sq_store *s)
 	free(s);
 }
 
+/* Reads from the file cost no round trip: they stay fresh, and no append is ever STALE. */
+static void sq_optimistic(struct scone_store *st, bool on)
+{
+	(void)st;
+	(void)on;
+}
+
 static void sq_close(struct scone_store *st)
 {
 	if (st)
@@ -727,6 +1149,11 @@ static const struct scone_store_ops sq_ops = {
     .get_volume_tag = sq_get_volume_tag,
     .put_volume_tag = sq_put_volume_tag,
     .count = sq_count,
+    .audit_append = sq_audit_append,
+    .audit_head = sq_audit_head,
+    .dump = sq_dump,
+    .load = sq_load,
+    .optimistic = sq_optimistic,
     .use_once = sq_use_once,
     .close = sq_close,
 };
@@ -781,14 +1208,16 @@ static enum scone_err precreate(const char *path)
 			     strerror(errno));
 }
 
-static enum scone_err db_open(struct sq_store *s)
+static enum scone_err db_open(struct sq_store *s, unsigned flags)
 {
+	int mode = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
 	int rc;
 
-	SCONE_TRY(precreate(s->path));
-	rc = sqlite3_open_v2(
-	    s->path, &s->db,
-	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
+	if (!(flags & SCONE_STORE_OPEN_EXISTING)) {
+		SCONE_TRY(precreate(s->path));
+		mode |= SQLITE_OPEN_CREATE;
+	}
+	rc = sqlite3_open_v2(s->path, &s->db, mode, NULL);
 	if (rc != SQLITE_OK)
 		return db_err(s, rc, "open");
 	/* Until the checks pass, closing must not checkpoint into the file. */
@@ -873,6 +1302,26 @@ static enum scone_err schema_create(struct sq_store *s)
 	return err;
 }
 
+/* Version 1 had no audit log: add its table (once the key is known to match, see open_checked). */
+static enum scone_err schema_upgrade_1(struct sq_store *s)
+{
+	int64_t v = 0;
+	enum scone_err err;
+
+	SCONE_TRY(query_int(s, "SELECT value FROM meta WHERE key = 'schema'", "read the schema version", &v, NULL));
+	if (v != 1)
+		return SCONE_ERR_OK;
+
+	SCONE_TRY(exec(s, "BEGIN IMMEDIATE", "begin the schema upgrade"));
+	err = exec(s, AUDIT_TABLE_SQL "UPDATE meta SET value = 2 WHERE key = 'schema';",
+		   "upgrade the schema to version 2");
+	if (err == SCONE_ERR_OK)
+		err = exec(s, "COMMIT", "commit the schema upgrade");
+	if (err != SCONE_ERR_OK && !sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return err;
+}
+
 static enum scone_err schema_check(struct sq_store *s)
 {
 	int64_t v = 0;
@@ -891,6 +1340,8 @@ static enum scone_err schema_check(struct sq_store *s)
 		return scone_err_set(SCONE_ERR_UNSUPPORTED,
 				     "store %s: schema version %lld is newer than this scone supports (%d)",
 				     s->path, (long long)v, SCHEMA_VERSION);
+	if (v == 1)
+		return SCONE_ERR_OK; /* upgraded by open_checked once the key matched */
 	if (v != SCHEMA_VERSION)
 		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: unknown schema version %lld", s->path,
 				     (long long)v);
@@ -988,21 +1439,24 @@ static enum scone_err prepare_all(struct sq_store *s)
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err open_checked(struct sq_store *s)
+static enum scone_err open_checked(struct sq_store *s, unsigned flags)
 {
 	int64_t tables = 0;
 
-	SCONE_TRY(db_open(s));
+	SCONE_TRY(db_open(s, flags));
 	/* The first read: a destroyed header or schema fails here (CORRUPT). */
 	SCONE_TRY(query_int(s, "SELECT count(*) FROM sqlite_master", "read the database header and schema",
 			    &tables, NULL));
 	SCONE_TRY(exec(s, CONN_PRAGMAS, "configure the connection"));
+	if (tables == 0 && (flags & SCONE_STORE_OPEN_EXISTING))
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "store %s has no tables: it was never created", s->path);
 	if (tables == 0)
 		SCONE_TRY(schema_create(s));
 	SCONE_TRY(schema_check(s));
 	SCONE_TRY(quick_check(s));
 	SCONE_TRY(key_check(s));
 	SCONE_TRY(canary_check(s));
+	SCONE_TRY(schema_upgrade_1(s));
 	SCONE_TRY(exec(s, USED_ONCE_SQL, "add the table of one-time uses"));
 	SCONE_TRY(prepare_all(s));
 	SCONE_TRY(set_wal(s)); /* a no-op unless someone switched the file out of WAL mode */
@@ -1012,6 +1466,12 @@ static enum scone_err open_checked(struct sq_store *s)
 
 enum scone_err scone_store_open_sqlite(const char *path, const uint8_t master_key[32],
 				       struct scone_store **out)
+{
+	return scone_store_open_sqlite_ex(path, master_key, 0, out);
+}
+
+enum scone_err scone_store_open_sqlite_ex(const char *path, const uint8_t master_key[32], unsigned flags,
+					  struct scone_store **out)
 {
 	struct sq_store *s;
 	enum scone_err err;
@@ -1026,10 +1486,9 @@ enum scone_err scone_store_open_sqlite(const char *path, const uint8_t master_ke
 	s->path = strdup(path);
 	err = s->path ? scone_store_sealer_new(master_key, &s->sealer) : SCONE_ERR_NOMEM;
 	if (err == SCONE_ERR_OK)
-		err =
-		    scone_hkdf_sha256(s->key_check, KEY_CHECK_SIZE, master_key, 32, NULL, 0, KEY_CHECK_INFO);
+		err = scone_store_key_check(master_key, s->key_check);
 	if (err == SCONE_ERR_OK)
-		err = open_checked(s);
+		err = open_checked(s, flags);
 	if (err != SCONE_ERR_OK) {
 		sq_destroy(s);
 		return err;

@@ -177,6 +177,7 @@ static const struct cli_cmd cas_cmds[] = {
 	{ "keygen", cas_keygen, "make the owner identity (key and certificate)" },
 	{ "trust", cas_trust, "pin a CAS by its certificate fingerprint" },
 	{ "id", cas_id, "print the owner key hash" },
+	{ "verify-audit-log", cli_cas_verify_audit_log, "check a CAS audit log's chains and signatures" },
 	{ NULL, NULL, NULL },
 };
 

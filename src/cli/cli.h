@@ -79,6 +79,8 @@ enum scone_err cli_cas_request(struct cli_cas *c, const char *method, const char
 /* `scone session check --model`: the typed model of a session as JSON (session_model.c). */
 struct scone_session;
 struct json_t *cli_session_model(const struct scone_session *s);
+/* `scone cas verify-audit-log` (audit.c). */
+int cli_cas_verify_audit_log(int argc, char **argv);
 
 /* Print a CAS error response (with validation errors) and return 1. */
 int cli_http_fail(const struct scone_https_response *resp, const char *what);
@@ -97,6 +99,7 @@ int cmd_measure(int argc, char **argv);
 int cmd_cas(int argc, char **argv);
 int cmd_session(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_image(int argc, char **argv);
 int cmd_attest(int argc, char **argv);
 int cmd_volume(int argc, char **argv);
 

@@ -1,17 +1,25 @@
 /*
- * test_store.c - unit tests for the CAS store (src/cas/store.c and the
- * SQLite engine in src/cas/store_sqlite.c).
+ * test_store.c - unit tests for the CAS store (src/cas/store.c and its
+ * engines, SQLite in src/cas/store_sqlite.c and PostgreSQL in
+ * src/cas/store_pg.c).
  *
- * Round trips of every op, the compare-and-swap rules, sealing (no
- * plaintext in the files, blobs moved between rows or columns and edited
- * hashes or creators are CORRUPT), damaged files (header, middle, byte
- * flips, truncation: CORRUPT at open or get, never wrong data, and the file
- * left as it was), a wrong master key, eight racing handles, a full disk
- * (a 2 MiB tmpfs, when run as root) and get latency at 1k vs 100k sessions.
+ * The contract tests run twice, unchanged, once per engine ("sqlite: ..."
+ * and "postgres: ..."; PostgreSQL is a real server started for the run by
+ * tests/pg_server.sh, a fresh database per test): round trips of every op,
+ * the compare-and-swap rules, sealing (no plaintext at rest, blobs moved
+ * between rows or columns and edited hashes or creators are CORRUPT), a
+ * wrong master key, eight racing handles, the audit hook (entries commit
+ * with their write or not at all; a vanished entry is a ROLLBACK), dump and
+ * load (raw items, all or nothing, checked against the key and the chain).
+ * Engine-specific: damaged files, a full disk (a 2 MiB tmpfs, when run as
+ * root) and get latency at 1k vs 100k sessions for SQLite; lost
+ * connections, a server restart and foreign tables for PostgreSQL; dumps of
+ * one engine loaded into the other.
  */
 #include "helpers.h"
 
 #include <dirent.h>
+#include <libpq-fe.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -31,6 +39,7 @@
 #include "lib/crypto.h"
 #include "lib/err.h"
 #include "lib/hex.h"
+#include "pg_fixture.h"
 
 #define TEST(name) static void name(void **state __attribute__((unused)))
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
@@ -54,9 +63,16 @@ void OPENSSL_cleanse(void *ptr, size_t len)
 
 /* ---------------- fixtures ---------------- */
 
+/* The engine the current test runs against (set by its setup). */
+enum engine { ENGINE_SQLITE, ENGINE_PG };
+static enum engine g_engine;
+
 struct fx {
-	char dir[96];
-	char path[160];
+	enum engine engine;
+	char dir[96];   /* sqlite: a temporary directory */
+	char path[160]; /* sqlite: the store file in it */
+	char db[64];    /* postgres: the test's database */
+	char url[400];  /* what scone_store_open gets */
 	uint8_t key[32];
 	struct scone_store *st;
 };
@@ -70,10 +86,18 @@ static void fill_key(uint8_t key[32], uint8_t seed)
 static void fx_init_in(struct fx *x, const char *base)
 {
 	memset(x, 0, sizeof(*x));
+	x->engine = g_engine;
+	fill_key(x->key, 0x5a);
+	if (x->engine == ENGINE_PG) {
+		assert_true(pgfx_start());
+		assert_true(pgfx_db_create(x->db, sizeof(x->db)));
+		pgfx_url(x->db, x->url, sizeof(x->url));
+		return;
+	}
 	snprintf(x->dir, sizeof(x->dir), "%s/scone-store-XXXXXX", base);
 	assert_non_null(mkdtemp(x->dir));
 	snprintf(x->path, sizeof(x->path), "%s/cas.db", x->dir);
-	fill_key(x->key, 0x5a);
+	snprintf(x->url, sizeof(x->url), "sqlite:%s", x->path);
 }
 
 static void fx_init(struct fx *x)
@@ -91,7 +115,10 @@ static void fx_init_fast(struct fx *x)
 
 static void fx_open(struct fx *x)
 {
-	assert_ok(scone_store_open_sqlite(x->path, x->key, &x->st));
+	enum scone_err e = scone_store_open(x->url, x->key, 0, &x->st);
+
+	if (e != SCONE_ERR_OK)
+		fail_msg("open %s: %s (%s)", x->url, scone_errname(e), scone_err_detail());
 }
 
 static void fx_close(struct fx *x)
@@ -122,7 +149,10 @@ static void rm_dir(const char *dir)
 static void fx_done(struct fx *x)
 {
 	fx_close(x);
-	rm_dir(x->dir);
+	if (x->engine == ENGINE_PG)
+		pgfx_db_drop(x->db);
+	else
+		rm_dir(x->dir);
 }
 
 /* A record whose body and secrets point at the given strings. */
@@ -250,7 +280,7 @@ static int exists(const char *path)
 }
 
 /* Raw SQL on the store file, as an attacker with the disk would. */
-static void raw_sql(const char *path, const char *sql)
+static void raw_sqlite(const char *path, const char *sql)
 {
 	sqlite3 *db = NULL;
 	char *msg = NULL;
@@ -260,6 +290,69 @@ static void raw_sql(const char *path, const char *sql)
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
 		fail_msg("raw sql %s: %s", sql, msg ? msg : "?");
 	sqlite3_close(db);
+}
+
+/*
+ * PostgreSQL's tables carry a scone_ prefix: "sessions" and "volume_tags"
+ * (whole words) become "scone_sessions" and "scone_volume_tags", "audit"
+ * "scone_audit", so one statement text serves both engines.
+ */
+static void pg_names(const char *sql, char *out, size_t size)
+{
+	static const char *const words[] = {"sessions", "volume_tags", "audit"};
+	size_t o = 0;
+
+	for (const char *p = sql; *p && o + 16 < size;) {
+		bool done = false;
+		bool start = p == sql || !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z'));
+		for (size_t w = 0; start && !done && w < N_ELEMS(words); w++) {
+			size_t n = strlen(words[w]);
+			if (strncmp(p, words[w], n) == 0 && !(p[n] == '_' || (p[n] >= 'a' && p[n] <= 'z'))) {
+				o += (size_t)snprintf(out + o, size - o, "scone_%s", words[w]);
+				p += n;
+				done = true;
+			}
+		}
+		if (!done)
+			out[o++] = *p++;
+	}
+	out[o] = '\0';
+}
+
+/* Raw SQL on the store, as an attacker with the disk (or the database) would. */
+static void raw_sql(const struct fx *x, const char *sql)
+{
+	char pg_sql[2048];
+
+	if (x->engine == ENGINE_SQLITE) {
+		raw_sqlite(x->path, sql);
+		return;
+	}
+	pg_names(sql, pg_sql, sizeof(pg_sql));
+	if (!pgfx_exec(x->db, pg_sql))
+		fail_msg("raw sql %s failed", pg_sql);
+}
+
+/*
+ * A digest of everything the store holds at rest: the file (sqlite, closed)
+ * or every row of every table (postgres), to show that a refused open
+ * changed nothing.
+ */
+static void store_digest(const struct fx *x, uint8_t h[32])
+{
+	char v[64];
+
+	if (x->engine == ENGINE_SQLITE) {
+		file_digest(x->path, h);
+		return;
+	}
+	assert_true(pgfx_value(x->db,
+			       "SELECT md5(string_agg(t, ',' ORDER BY t)) FROM ("
+			       "SELECT m::text AS t FROM scone_meta m UNION ALL SELECT s::text FROM scone_sessions s "
+			       "UNION ALL SELECT v::text FROM scone_volume_tags v UNION ALL "
+			       "SELECT a::text FROM scone_audit a) x",
+			       v, sizeof(v)));
+	scone_sha256(v, strlen(v), h);
 }
 
 /* ---------------- round trips ---------------- */
@@ -512,11 +605,19 @@ TEST(test_invalid_args)
 	create(x.st, longname, "max length", NULL, 1);
 	expect_rec(x.st, longname, "max length", NULL);
 	assert_int_equal(count(x.st), 1);
-	assert_int_equal(scone_store_open_sqlite(NULL, x.key, &other), SCONE_ERR_INVALID);
+	assert_int_equal(scone_store_open(NULL, x.key, 0, &other), SCONE_ERR_INVALID);
+	assert_int_equal(scone_store_open("", x.key, 0, &other), SCONE_ERR_INVALID);
+	assert_err(scone_store_open("mysql://db/x", x.key, 0, &other), SCONE_ERR_INVALID, "unknown URL scheme");
 	fx_done(&x);
-	/* A directory that does not exist. */
-	assert_int_equal(scone_store_open_sqlite("/nonexistent-dir/x/cas.db", x.key, &other),
-			 SCONE_ERR_NOT_FOUND);
+	/* A place that does not exist: a directory, a database. */
+	if (x.engine == ENGINE_SQLITE) {
+		assert_int_equal(scone_store_open("sqlite:/nonexistent-dir/x/cas.db", x.key, 0, &other),
+				 SCONE_ERR_NOT_FOUND);
+	} else {
+		char url[300];
+		pgfx_url("no_such_database", url, sizeof(url));
+		assert_err(scone_store_open(url, x.key, 0, &other), SCONE_ERR_NETWORK, "no_such_database");
+	}
 	assert_null(other);
 }
 
@@ -557,30 +658,71 @@ TEST(test_reopen_and_wrong_key)
 	tag_of(tag, 'c');
 	assert_ok(x.st->ops->put_volume_tag(x.st, "kept", "v", "", tag));
 	fx_close(&x);
-	assert_false(exists(x.path) && file_has(x.path, "body kept"));
+	assert_false(x.engine == ENGINE_SQLITE && exists(x.path) && file_has(x.path, "body kept"));
 
 	fx_open(&x);
 	expect_rec(x.st, "kept", "body kept", "secret kept");
 	assert_ok(x.st->ops->get_volume_tag(x.st, "kept", "v", got));
 	assert_string_equal(got, tag);
 	assert_int_equal(count(x.st), 1);
-	/* A second handle on the same file sees the same data. */
-	assert_ok(scone_store_open_sqlite(x.path, x.key, &other));
+	/* A second handle on the same store sees the same data. */
+	assert_ok(scone_store_open(x.url, x.key, 0, &other));
 	expect_rec(other, "kept", "body kept", "secret kept");
 	other->ops->close(other);
 	fx_close(&x);
 
-	file_digest(x.path, before);
+	store_digest(&x, before);
 	fill_key(wrong, 0x33);
 	other = NULL;
-	assert_err(scone_store_open_sqlite(x.path, wrong, &other), SCONE_ERR_AUTH,
-		   "master key does not match this store");
+	assert_err(scone_store_open(x.url, wrong, 0, &other), SCONE_ERR_AUTH, "master key does not match this store");
 	assert_null(other);
-	file_digest(x.path, after);
+	store_digest(&x, after);
 	assert_memory_equal(before, after, 32);
 	fx_open(&x);
 	expect_rec(x.st, "kept", "body kept", "secret kept");
 	fx_done(&x);
+}
+
+/* Does a regular file directly in dir hold needle? */
+static bool dir_has(const char *dir, const char *needle)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char p[512];
+	bool found = false;
+
+	assert_non_null(d);
+	while (!found && (e = readdir(d)) != NULL) {
+		struct stat sb;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode))
+			found = file_has(p, needle);
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * Does what the engine keeps at rest hold needle? SQLite: the file and its
+ * WAL. PostgreSQL: after a checkpoint, the database's files and the
+ * server's WAL (which also holds full page images).
+ */
+static bool at_rest_has(const struct fx *x, const char *needle)
+{
+	char wal[200], oid[32], dir[256];
+
+	if (x->engine == ENGINE_SQLITE) {
+		snprintf(wal, sizeof(wal), "%s-wal", x->path);
+		return file_has(x->path, needle) || file_has(wal, needle);
+	}
+	assert_true(pgfx_exec("postgres", "CHECKPOINT"));
+	snprintf(dir, sizeof(dir), "SELECT oid FROM pg_database WHERE datname = '%s'", x->db);
+	assert_true(pgfx_value("postgres", dir, oid, sizeof(oid)));
+	snprintf(dir, sizeof(dir), "%s/data/base/%s", pgfx_dir, oid);
+	if (dir_has(dir, needle))
+		return true;
+	snprintf(dir, sizeof(dir), "%s/data/pg_wal", pgfx_dir);
+	return dir_has(dir, needle);
 }
 
 TEST(test_no_plaintext_on_disk)
@@ -597,19 +739,17 @@ TEST(test_no_plaintext_on_disk)
 	create(x.st, "s", body_marker, secret_marker, 1);
 	tag_of(tag, 'e');
 	assert_ok(x.st->ops->put_volume_tag(x.st, "s", "vol", "", tag));
-	/* While open the data sits in the WAL. */
-	assert_true(exists(wal));
-	assert_false(file_has(wal, body_marker));
-	assert_false(file_has(wal, secret_marker));
-	assert_false(file_has(wal, tag));
-	assert_false(file_has(x.path, body_marker));
-	assert_false(file_has(x.path, secret_marker));
+	/* While open (sqlite: the data sits in the WAL). */
+	assert_true(x.engine != ENGINE_SQLITE || exists(wal));
+	assert_false(at_rest_has(&x, body_marker));
+	assert_false(at_rest_has(&x, secret_marker));
+	assert_false(at_rest_has(&x, tag));
 	/* The row key is not secret: it must be there (the check works). */
-	assert_true(file_has(wal, "vol") || file_has(x.path, "vol"));
+	assert_true(at_rest_has(&x, "vol"));
 	fx_close(&x);
-	assert_false(file_has(x.path, body_marker));
-	assert_false(file_has(x.path, secret_marker));
-	assert_false(file_has(x.path, tag));
+	assert_false(at_rest_has(&x, body_marker));
+	assert_false(at_rest_has(&x, secret_marker));
+	assert_false(at_rest_has(&x, tag));
 	fx_done(&x);
 }
 
@@ -636,32 +776,32 @@ TEST(test_blob_swap)
 	assert_ok(x.st->ops->put_volume_tag(x.st, "a", "v2", "", t2));
 
 	/* Body of b copied into a (same creator, so only the name differs). */
-	raw_sql(x.path,
+	raw_sql(&x,
 		"UPDATE sessions SET body = (SELECT body FROM sessions WHERE name = 'b') WHERE name = 'a'");
 	assert_err(x.st->ops->get(x.st, "a", &got), SCONE_ERR_CORRUPT, "sessions.body of a");
 	assert_null(got.body);
 	/* Body and secrets of one row exchanged. */
-	raw_sql(x.path, "UPDATE sessions SET body = secrets, secrets = body WHERE name = 'b'");
+	raw_sql(&x, "UPDATE sessions SET body = secrets, secrets = body WHERE name = 'b'");
 	assert_err(x.st->ops->get(x.st, "b", &got), SCONE_ERR_CORRUPT, "sessions.body of b");
 	/* Secrets only, from another row. */
-	raw_sql(x.path, "UPDATE sessions SET secrets = (SELECT secrets FROM sessions WHERE name = 'd') "
+	raw_sql(&x, "UPDATE sessions SET secrets = (SELECT secrets FROM sessions WHERE name = 'd') "
 			"WHERE name = 'c'");
 	assert_err(x.st->ops->get(x.st, "c", &got), SCONE_ERR_CORRUPT, "sessions.secrets of c");
 	/* The creator taken over: get fails, and update does not make it genuine. */
-	raw_sql(x.path, "UPDATE sessions SET creator = zeroblob(32) WHERE name = 'd'");
+	raw_sql(&x, "UPDATE sessions SET creator = zeroblob(32) WHERE name = 'd'");
 	assert_err(x.st->ops->get(x.st, "d", &got), SCONE_ERR_CORRUPT, "sessions.body of d");
 	make_rec(&r, "d", "body d2", NULL, 0);
 	hash_of("body d", h);
 	assert_err(x.st->ops->update(x.st, &r, h), SCONE_ERR_CORRUPT, "of d");
 	/* An edited hash, a truncated blob, a hash of the wrong size. */
-	raw_sql(x.path, "UPDATE sessions SET hash = zeroblob(32) WHERE name = 'e'");
+	raw_sql(&x, "UPDATE sessions SET hash = zeroblob(32) WHERE name = 'e'");
 	assert_err(x.st->ops->get(x.st, "e", &got), SCONE_ERR_CORRUPT, "of e");
-	raw_sql(x.path, "UPDATE sessions SET body = substr(body, 1, 20) WHERE name = 'f'");
+	raw_sql(&x, "UPDATE sessions SET body = substr(body, 1, 20) WHERE name = 'f'");
 	assert_err(x.st->ops->get(x.st, "f", &got), SCONE_ERR_CORRUPT, "of f");
-	raw_sql(x.path, "UPDATE sessions SET hash = x'00' WHERE name = 'f'");
+	raw_sql(&x, "UPDATE sessions SET hash = zeroblob(1) WHERE name = 'f'");
 	assert_err(x.st->ops->get(x.st, "f", &got), SCONE_ERR_CORRUPT, "hash");
 	/* A whole row renamed. */
-	raw_sql(x.path, "DELETE FROM volume_tags; UPDATE sessions SET name = 'z' WHERE name = 'a'");
+	raw_sql(&x, "DELETE FROM volume_tags; UPDATE sessions SET name = 'z' WHERE name = 'a'");
 	assert_err(x.st->ops->get(x.st, "z", &got), SCONE_ERR_CORRUPT, "of z");
 	fx_close(&x);
 
@@ -671,7 +811,7 @@ TEST(test_blob_swap)
 	create(x.st, "a", "body a", NULL, 1);
 	assert_ok(x.st->ops->put_volume_tag(x.st, "a", "v1", "", tag));
 	assert_ok(x.st->ops->put_volume_tag(x.st, "a", "v2", "", t2));
-	raw_sql(x.path, "UPDATE volume_tags SET volume = 'tmp' WHERE volume = 'v1';"
+	raw_sql(&x, "UPDATE volume_tags SET volume = 'tmp' WHERE volume = 'v1';"
 			"UPDATE volume_tags SET volume = 'v1' WHERE volume = 'v2';"
 			"UPDATE volume_tags SET volume = 'v2' WHERE volume = 'tmp';");
 	assert_err(x.st->ops->get_volume_tag(x.st, "a", "v1", t2), SCONE_ERR_CORRUPT, "a/v1");
@@ -814,7 +954,7 @@ TEST(test_corrupt_files)
 	write_all(x.path, (const uint8_t *)"hello, this is a text file, not a store\n", 40);
 	assert_err(scone_store_open_sqlite(x.path, x.key, &x.st), SCONE_ERR_CORRUPT, "not a database");
 	unlink(x.path);
-	raw_sql(x.path, "CREATE TABLE t(x); INSERT INTO t VALUES(1);");
+	raw_sql(&x, "CREATE TABLE t(x); INSERT INTO t VALUES(1);");
 	assert_err(scone_store_open_sqlite(x.path, x.key, &x.st), SCONE_ERR_CORRUPT, "not a scone CAS store");
 
 	/* The pristine copy is still fine. */
@@ -830,7 +970,7 @@ TEST(test_corrupt_files)
 enum { THREADS = 8, ROUNDS = 12 };
 
 struct race {
-	const char *path;
+	const char *url;
 	const uint8_t *key;
 	pthread_barrier_t bar;
 	atomic_int wins[ROUNDS], conflicts[ROUNDS], others[ROUNDS];
@@ -876,7 +1016,7 @@ static void *racer_main(void *arg)
 
 	/* Every thread opens the brand-new file at once: one creates the schema. */
 	pthread_barrier_wait(&g->bar);
-	if (scone_store_open_sqlite(g->path, g->key, &st) != SCONE_ERR_OK) {
+	if (scone_store_open(g->url, g->key, 0, &st) != SCONE_ERR_OK) {
 		fprintf(stderr, "racer %d: open: %s\n", me->id, scone_err_detail());
 		atomic_fetch_add(&g->open_failures, 1);
 	}
@@ -905,7 +1045,7 @@ TEST(test_concurrent_cas)
 
 	fx_init(&x);
 	memset(&g, 0, sizeof(g));
-	g.path = x.path;
+	g.url = x.url;
 	g.key = x.key;
 	assert_int_equal(pthread_barrier_init(&g.bar, NULL, THREADS), 0);
 	for (int i = 0; i < THREADS; i++) {
@@ -1153,23 +1293,854 @@ static void test_scale_100k(void **state)
 	assert_true(big / small < 2.5);
 }
 
+/* ---------------- the audit hook ---------------- */
+
+/* A test writer of one audit chain: entries "n=<seq> <what changed>", hash = SHA-256 of the line. */
+struct chain {
+	char name[32];
+	uint64_t seq;
+	uint8_t hash[32];
+	int built, committed, dropped;
+	bool fail; /* entry() refuses: the write must fail and change nothing */
+};
+
+static void change_text(const struct scone_store_change *ch, char *out, size_t size)
+{
+	static const char *const kinds[] = {"?", "create", "update", "remove", "tag"};
+	char h[65] = "", p[65] = "";
+
+	if (ch->hash)
+		scone_hex_encode(h, sizeof(h), ch->hash, 32);
+	if (ch->previous)
+		scone_hex_encode(p, sizeof(p), ch->previous, 32);
+	snprintf(out, size, "%s %s hash=%.8s prev=%.8s vol=%s %s->%s", kinds[ch->kind], ch->session, h, p,
+		 ch->volume ? ch->volume : "-", ch->previous_tag ? ch->previous_tag : "-", ch->tag ? ch->tag : "-");
+}
+
+static void chain_row(struct chain *c, const char *text, struct scone_audit_row *row)
+{
+	char line[600];
+	int n = snprintf(line, sizeof(line), "n=%llu %s", (unsigned long long)(c->seq + 1), text);
+
+	memset(row, 0, sizeof(*row));
+	snprintf(row->chain, sizeof(row->chain), "%s", c->name);
+	row->seq = c->seq + 1;
+	memcpy(row->prev, c->hash, 32);
+	scone_sha256(line, (size_t)n, row->hash);
+	row->line = strdup(line);
+	assert_non_null(row->line);
+	row->line_len = (size_t)n;
+}
+
+static enum scone_err chain_entry(void *ctx, const struct scone_store_change *ch, struct scone_audit_row *row)
+{
+	struct chain *c = ctx;
+	char text[400];
+
+	if (c->fail)
+		return scone_err_set(SCONE_ERR_IO, "test: the audit log refuses");
+	change_text(ch, text, sizeof(text));
+	chain_row(c, text, row);
+	c->built++;
+	return SCONE_ERR_OK;
+}
+
+static void chain_settled(void *ctx, const struct scone_audit_row *row, enum scone_err result)
+{
+	struct chain *c = ctx;
+
+	if (result != SCONE_ERR_OK) {
+		c->dropped++;
+		return;
+	}
+	c->committed++;
+	c->seq = row->seq;
+	memcpy(c->hash, row->hash, 32);
+}
+
+static void chain_hook(struct scone_store *st, struct chain *c, const char *name)
+{
+	struct scone_store_audit a = {chain_entry, chain_settled, c};
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	scone_store_set_audit(st, &a);
+}
+
+/* Append a standalone entry of chain c ("release ..."), advancing it on success. */
+static enum scone_err chain_append(struct scone_store *st, struct chain *c, const char *text, bool durable)
+{
+	struct scone_audit_row row;
+	enum scone_err e;
+
+	chain_row(c, text, &row);
+	e = st->ops->audit_append(st, &row, durable);
+	if (e == SCONE_ERR_OK) {
+		c->seq = row.seq;
+		memcpy(c->hash, row.hash, 32);
+	}
+	free(row.line);
+	return e;
+}
+
+/* Dumped audit lines, in order. */
+struct lines {
+	char v[32][200];
+	char chain[32][SCONE_AUDIT_CHAIN_MAX + 1];
+	uint64_t seq[32];
+	int n;
+};
+
+static enum scone_err collect_audit(void *ctx, const struct scone_store_item *it)
+{
+	struct lines *l = ctx;
+
+	assert_int_equal(it->kind, SCONE_ITEM_AUDIT);
+	assert_true(l->n < 32);
+	snprintf(l->v[l->n], sizeof(l->v[0]), "%.*s", (int)it->audit->line_len, it->audit->line);
+	snprintf(l->chain[l->n], sizeof(l->chain[0]), "%s", it->audit->chain);
+	l->seq[l->n++] = it->audit->seq;
+	return SCONE_ERR_OK;
+}
+
+static void audit_lines(struct scone_store *st, struct lines *l)
+{
+	memset(l, 0, sizeof(*l));
+	assert_ok(st->ops->dump(st, SCONE_DUMP_AUDIT, collect_audit, l));
+}
+
+TEST(test_audit_hook)
+{
+	struct fx x;
+	struct chain c, other;
+	struct scone_session_rec r, got;
+	struct scone_audit_row row;
+	struct lines l;
+	uint8_t h1[32], h2[32];
+	char t1[65], t2[65];
+
+	fx_init(&x);
+	fx_open(&x);
+	chain_hook(x.st, &c, "replica-a/w0");
+	tag_of(t1, '1');
+	tag_of(t2, '2');
+	create(x.st, "s", "v1", "sec", 1);
+	hash_of("v1", h1);
+	make_rec(&r, "s", "v2", "sec", 1);
+	assert_ok(x.st->ops->update(x.st, &r, h1));
+	hash_of("v2", h2);
+	assert_ok(x.st->ops->put_volume_tag(x.st, "s", "data", "", t1));
+	/* Refused writes make no entry: a stale predecessor, a stale tag, a taken name. */
+	assert_int_equal(x.st->ops->update(x.st, &r, h1), SCONE_ERR_CONFLICT);
+	assert_int_equal(x.st->ops->put_volume_tag(x.st, "s", "data", "", t2), SCONE_ERR_CONFLICT);
+	make_rec(&r, "s", "v9", NULL, 1);
+	assert_int_equal(x.st->ops->create(x.st, &r), SCONE_ERR_EXISTS);
+	assert_int_equal(c.committed, 3);
+	/* A standalone entry (a configuration release), lazy and durable. */
+	assert_ok(chain_append(x.st, &c, "release s/app", false));
+	assert_ok(chain_append(x.st, &c, "refuse s/app", true));
+	assert_ok(x.st->ops->remove(x.st, "s", h2));
+	audit_lines(x.st, &l);
+	assert_int_equal(l.n, 6);
+	assert_non_null(strstr(l.v[0], "n=1 create s"));
+	assert_non_null(strstr(l.v[1], "n=2 update s"));
+	assert_non_null(strstr(l.v[2], "n=3 tag s"));
+	assert_non_null(strstr(l.v[2], "vol=data ->1111"));
+	assert_string_equal(l.v[3], "n=4 release s/app");
+	assert_string_equal(l.v[4], "n=5 refuse s/app");
+	assert_non_null(strstr(l.v[5], "n=6 remove s"));
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(l.seq[i], (uint64_t)i + 1);
+
+	/* The head of a chain: its last entry. */
+	{
+		uint64_t seq = 0;
+		uint8_t head[32];
+		assert_ok(x.st->ops->audit_head(x.st, "replica-a/w0", &seq, head));
+		assert_int_equal(seq, 6);
+		assert_memory_equal(head, c.hash, 32);
+		assert_err(x.st->ops->audit_head(x.st, "no-such-chain", &seq, head), SCONE_ERR_NOT_FOUND, "no-such-chain");
+	}
+
+	/* The hook refuses: the write fails and changes nothing. */
+	c.fail = true;
+	make_rec(&r, "t", "tv", NULL, 1);
+	assert_err(x.st->ops->create(x.st, &r), SCONE_ERR_IO, "refuses");
+	assert_int_equal(x.st->ops->get(x.st, "t", &got), SCONE_ERR_NOT_FOUND);
+	c.fail = false;
+
+	/* Taken seq (two writers on one chain): CONFLICT; a predecessor that is not there: MISSING. */
+	memset(&other, 0, sizeof(other));
+	snprintf(other.name, sizeof(other.name), "dup");
+	assert_ok(chain_append(x.st, &other, "first", true));
+	memset(&other, 0, sizeof(other));
+	snprintf(other.name, sizeof(other.name), "dup");
+	assert_err(chain_append(x.st, &other, "second", false), SCONE_ERR_CONFLICT, "chain dup already has entry 1");
+	raw_sql(&x, "DELETE FROM audit WHERE chain = 'dup'");
+	chain_row(&c, "gap", &row);
+	row.seq = 8;
+	assert_err(x.st->ops->audit_append(x.st, &row, false), SCONE_ERR_MISSING, "entry 7, written before, is gone");
+	row.seq = 7;
+	memset(row.prev, 0xee, 32);
+	assert_err(x.st->ops->audit_append(x.st, &row, true), SCONE_ERR_MISSING, "entry 6");
+	free(row.line);
+
+	/* A second chain is independent. */
+	{
+		struct scone_store *st2 = NULL;
+		assert_ok(scone_store_open(x.url, x.key, 0, &st2));
+		chain_hook(st2, &other, "replica-b/w0");
+		create(st2, "u", "u1", NULL, 2);
+		assert_ok(chain_append(st2, &other, "release u/app", false));
+		st2->ops->close(st2);
+	}
+
+	/* Entry 6 of chain a vanishes: the next write is refused and not made. */
+	raw_sql(&x, "DELETE FROM audit WHERE chain = 'replica-a/w0' AND seq = 6");
+	make_rec(&r, "w", "wv", NULL, 1);
+	assert_err(x.st->ops->create(x.st, &r), SCONE_ERR_MISSING, "gone");
+	assert_int_equal(x.st->ops->get(x.st, "w", &got), SCONE_ERR_NOT_FOUND);
+	assert_int_equal(chain_append(x.st, &c, "release", false), SCONE_ERR_MISSING);
+	assert_int_equal(c.dropped, 1); /* the refused create (an entry the hook refused was never made) */
+	/* Without a hook, writes go on (tools, tests). */
+	scone_store_set_audit(x.st, NULL);
+	create(x.st, "w", "wv", NULL, 1);
+	audit_lines(x.st, &l);
+	assert_int_equal(l.n, 7);
+	assert_string_equal(l.chain[0], "replica-a/w0");
+	assert_string_equal(l.chain[5], "replica-b/w0");
+	fx_done(&x);
+}
+
+/* Set the store's change counter back, as a restore of an older copy does. */
+static void counter_back(const struct fx *x)
+{
+	if (x->engine == ENGINE_SQLITE)
+		raw_sqlite(x->path, "UPDATE meta SET value = 1 WHERE key = 'version'");
+	else
+		assert_true(pgfx_exec(x->db, "SELECT setval('scone_version', 1)"));
+}
+
+/*
+ * The change counter: a handle that saw a later state (its own write, a
+ * record it read, an entry it appended) refuses to append on a store set
+ * back (ROLLBACK), even when its own audit entries are all still there; a
+ * handle that never saw the later state cannot tell.
+ */
+TEST(test_counter_rollback)
+{
+	struct fx x;
+	struct scone_store *b = NULL, *fresh = NULL;
+	struct chain c, cb;
+	struct scone_session_rec r, got;
+	uint8_t h[32];
+
+	fx_init(&x);
+	fx_open(&x);
+	assert_ok(scone_store_open(x.url, x.key, 0, &b));
+	chain_hook(x.st, &c, "a/w0");
+	memset(&cb, 0, sizeof(cb));
+	snprintf(cb.name, sizeof(cb.name), "b/w0");
+	create(x.st, "s", "v1", NULL, 1);
+	assert_ok(chain_append(b, &cb, "start", true));
+	/* b sees the later state: it reads s (postgres) or appends after the writes (sqlite). */
+	make_rec(&r, "s", "v1b", NULL, 1);
+	hash_of("v1", h);
+	assert_ok(x.st->ops->update(x.st, &r, h));
+	make_rec(&r, "s", "v2", NULL, 1);
+	hash_of("v1b", h);
+	assert_ok(x.st->ops->update(x.st, &r, h));
+	assert_ok(b->ops->get(b, "s", &got));
+	scone_session_rec_clear(&got);
+	assert_ok(chain_append(b, &cb, "release s/app", false));
+	counter_back(&x);
+	/* Both refuse, though b's own entries are all there. */
+	assert_err(chain_append(b, &cb, "release s/app", false), SCONE_ERR_ROLLBACK, "rolled back");
+	assert_err(chain_append(x.st, &c, "release s/app", false), SCONE_ERR_ROLLBACK, "rolled back");
+	make_rec(&r, "s", "v3", NULL, 1);
+	hash_of("v2", h);
+	assert_err(x.st->ops->update(x.st, &r, h), SCONE_ERR_ROLLBACK, "rolled back");
+	/* A handle opened afterwards knows no later state: it goes on (the limit docs/cas-replicas.md names). */
+	assert_ok(scone_store_open(x.url, x.key, 0, &fresh));
+	memset(&cb, 0, sizeof(cb));
+	snprintf(cb.name, sizeof(cb.name), "fresh/w0");
+	assert_ok(chain_append(fresh, &cb, "start", true));
+	fresh->ops->close(fresh);
+	b->ops->close(b);
+	fx_done(&x);
+}
+
+/* ---------------- optimistic reads ---------------- */
+
+/*
+ * A handle reading optimistically may answer from what it read before; the
+ * audit entry that follows must then fail STALE if any of it changed
+ * through another handle (or the answer was fresh: SQLite). Either way no
+ * entry commits on top of a stale read.
+ */
+static void expect_body(struct scone_store *st, const char *name, const char *body)
+{
+	struct scone_session_rec r;
+
+	assert_ok(st->ops->get(st, name, &r));
+	assert_string_equal(r.body, body);
+	scone_session_rec_clear(&r);
+}
+
+/* Append an entry after optimistic reads of body: STALE only if the reads were stale. */
+static void append_after(struct scone_store *st, struct chain *c, bool read_stale)
+{
+	enum scone_err e = chain_append(st, c, "release", false);
+
+	if (e != SCONE_ERR_OK && e != SCONE_ERR_STALE)
+		fail_msg("append: %s (%s)", scone_errname(e), scone_err_detail());
+	if (read_stale) {
+		assert_int_equal(e, SCONE_ERR_STALE);
+		assert_non_null(strstr(scone_err_detail(), "changed meanwhile"));
+	} else {
+		assert_ok(e);
+	}
+}
+
+TEST(test_optimistic)
+{
+	struct fx x;
+	struct scone_store *b = NULL;
+	struct scone_session_rec r, got;
+	struct chain c;
+	uint8_t h[32];
+	char t1[65], t2[65], tag[65];
+	bool cached;
+
+	fx_init(&x);
+	fx_open(&x);
+	assert_ok(scone_store_open(x.url, x.key, 0, &b));
+	memset(&c, 0, sizeof(c));
+	snprintf(c.name, sizeof(c.name), "opt/w0");
+	tag_of(t1, '1');
+	tag_of(t2, '2');
+	create(b, "s", "v1", "sec", 1);
+	assert_ok(b->ops->put_volume_tag(b, "s", "data", "", t1));
+
+	/* Read, nothing changes: the entry commits. */
+	x.st->ops->optimistic(x.st, true);
+	expect_body(x.st, "s", "v1");
+	append_after(x.st, &c, false);
+
+	/* Read, another handle updates, read again: the old record may come back; the entry may not commit on it. */
+	expect_body(x.st, "s", "v1");
+	make_rec(&r, "s", "v2", "sec", 1);
+	hash_of("v1", h);
+	assert_ok(b->ops->update(b, &r, h));
+	assert_ok(x.st->ops->get(x.st, "s", &got));
+	cached = strcmp(got.body, "v1") == 0;
+	assert_true(cached || strcmp(got.body, "v2") == 0);
+	assert_true(!cached || x.engine == ENGINE_PG); /* SQLite reads are always fresh */
+	scone_session_rec_clear(&got);
+	append_after(x.st, &c, cached);
+	/* Fresh reads after that. */
+	x.st->ops->optimistic(x.st, false);
+	expect_body(x.st, "s", "v2");
+	append_after(x.st, &c, false);
+
+	/* A tag changed elsewhere counts too. */
+	x.st->ops->optimistic(x.st, true);
+	assert_ok(x.st->ops->get_volume_tag(x.st, "s", "data", tag));
+	assert_string_equal(tag, t1);
+	append_after(x.st, &c, false);
+	assert_ok(b->ops->put_volume_tag(b, "s", "data", t1, t2));
+	assert_ok(x.st->ops->get_volume_tag(x.st, "s", "data", tag));
+	cached = strcmp(tag, t1) == 0;
+	append_after(x.st, &c, cached);
+	x.st->ops->optimistic(x.st, true);
+	assert_ok(x.st->ops->get_volume_tag(x.st, "s", "data", tag));
+	assert_string_equal(tag, t2);
+	append_after(x.st, &c, false);
+
+	/* Deleted and created again from the same text: a new version all the same. */
+	expect_body(x.st, "s", "v2");
+	append_after(x.st, &c, false);
+	expect_body(x.st, "s", "v2");
+	hash_of("v2", h);
+	assert_ok(b->ops->remove(b, "s", h));
+	make_rec(&r, "s", "v2", "other secrets", 1);
+	assert_ok(b->ops->create(b, &r));
+	assert_ok(x.st->ops->get(x.st, "s", &got));
+	cached = memcmp(got.secrets, "sec", 3) == 0;
+	scone_session_rec_clear(&got);
+	append_after(x.st, &c, cached);
+
+	/* What was read before the last entry does not count against the next. */
+	x.st->ops->optimistic(x.st, true);
+	expect_body(x.st, "s", "v2");
+	append_after(x.st, &c, false);
+	make_rec(&r, "s", "v3", "sec", 1);
+	hash_of("v2", h);
+	assert_ok(b->ops->update(b, &r, h));
+	append_after(x.st, &c, false);
+	x.st->ops->optimistic(x.st, false);
+	b->ops->close(b);
+	fx_done(&x);
+}
+
+/* ---------------- dump and load ---------------- */
+
+/* A deep copy of dumped items, to load elsewhere or to compare. */
+struct items {
+	struct scone_store_item it[64];
+	struct scone_audit_row rows[64];
+	int n, pos;
+	int corrupt_at; /* load: flip a byte of this item's first blob (-1: none) */
+};
+
+static void *dup_mem(const void *p, size_t n)
+{
+	void *q = malloc(n ? n : 1);
+
+	assert_non_null(q);
+	if (n)
+		memcpy(q, p, n);
+	return q;
+}
+
+static enum scone_err collect_item(void *ctx, const struct scone_store_item *src)
+{
+	struct items *c = ctx;
+	struct scone_store_item *it = &c->it[c->n];
+
+	assert_true(c->n < 64);
+	*it = *src;
+	it->name = src->name ? strdup(src->name) : NULL;
+	it->volume = src->volume ? strdup(src->volume) : NULL;
+	it->hash = src->hash ? dup_mem(src->hash, 32) : NULL;
+	it->creator = src->creator ? dup_mem(src->creator, 32) : NULL;
+	it->body = src->body ? dup_mem(src->body, src->body_size) : NULL;
+	it->secrets = src->secrets ? dup_mem(src->secrets, src->secrets_size) : NULL;
+	it->tag = src->tag ? dup_mem(src->tag, src->tag_size) : NULL;
+	if (src->audit) {
+		c->rows[c->n] = *src->audit;
+		c->rows[c->n].line = dup_mem(src->audit->line, src->audit->line_len);
+		it->audit = &c->rows[c->n];
+	}
+	c->n++;
+	return SCONE_ERR_OK;
+}
+
+static void items_free(struct items *c)
+{
+	for (int i = 0; i < c->n; i++) {
+		free((void *)c->it[i].name);
+		free((void *)c->it[i].volume);
+		free((void *)c->it[i].hash);
+		free((void *)c->it[i].creator);
+		free((void *)c->it[i].body);
+		free((void *)c->it[i].secrets);
+		free((void *)c->it[i].tag);
+		free(c->rows[i].line);
+	}
+	memset(c, 0, sizeof(*c));
+}
+
+static enum scone_err next_item(void *ctx, struct scone_store_item *it, bool *end)
+{
+	struct items *c = ctx;
+
+	if (c->pos == c->n) {
+		*end = true;
+		return SCONE_ERR_OK;
+	}
+	*it = c->it[c->pos];
+	if (c->pos == c->corrupt_at) {
+		uint8_t *b = (uint8_t *)(it->body ? it->body : it->tag);
+		b[SCONE_STORE_SEAL_OVERHEAD / 2] ^= 1;
+	}
+	c->pos++;
+	return SCONE_ERR_OK;
+}
+
+static void dump_all(struct scone_store *st, struct items *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->corrupt_at = -1;
+	assert_ok(st->ops->dump(st, SCONE_DUMP_ALL, collect_item, c));
+}
+
+/* A store with sessions of two creators, volume tags and audit entries of two chains. */
+static void populate(struct scone_store *st)
+{
+	struct chain c;
+	char t[65];
+
+	chain_hook(st, &c, "pop/w0");
+	create(st, "alpha", "body alpha", "secrets alpha", 1);
+	create(st, "beta", "body beta", NULL, 2);
+	create(st, "gamma/x", "body gamma", "secrets gamma", 1);
+	tag_of(t, 'a');
+	assert_ok(st->ops->put_volume_tag(st, "alpha", "data", "", t));
+	tag_of(t, 'b');
+	assert_ok(st->ops->put_volume_tag(st, "alpha", "logs", "", t));
+	assert_ok(chain_append(st, &c, "release alpha/app", false));
+	chain_hook(st, &c, "pop/w1");
+	assert_ok(chain_append(st, &c, "release beta/app", true));
+	scone_store_set_audit(st, NULL);
+}
+
+/* Both stores hold the same: the same plaintext sessions and tags, the same raw items. */
+static void expect_same(struct scone_store *a, struct scone_store *b)
+{
+	struct items da, db;
+	char t1[65], t2[65];
+
+	expect_rec(b, "alpha", "body alpha", "secrets alpha");
+	expect_rec(b, "beta", "body beta", NULL);
+	expect_rec(b, "gamma/x", "body gamma", "secrets gamma");
+	assert_ok(a->ops->get_volume_tag(a, "alpha", "logs", t1));
+	assert_ok(b->ops->get_volume_tag(b, "alpha", "logs", t2));
+	assert_string_equal(t1, t2);
+	dump_all(a, &da);
+	dump_all(b, &db);
+	assert_int_equal(da.n, db.n);
+	for (int i = 0; i < da.n; i++) {
+		assert_int_equal(da.it[i].kind, db.it[i].kind);
+		assert_int_equal(da.it[i].body_size, db.it[i].body_size);
+		if (da.it[i].body_size)
+			assert_memory_equal(da.it[i].body, db.it[i].body, da.it[i].body_size);
+		assert_int_equal(da.it[i].tag_size, db.it[i].tag_size);
+		if (da.it[i].audit)
+			assert_memory_equal(da.it[i].audit->hash, db.it[i].audit->hash, 32);
+	}
+	items_free(&da);
+	items_free(&db);
+}
+
+TEST(test_dump_load)
+{
+	struct fx x, y;
+	struct scone_store *wrong = NULL;
+	struct items c;
+	struct fx z;
+	uint64_t n;
+
+	fx_init(&x);
+	fx_open(&x);
+	populate(x.st);
+	dump_all(x.st, &c);
+	assert_int_equal(c.n, 3 + 2 + 7); /* sessions, tags, audit entries (5 writes, 2 releases) */
+	assert_int_equal(c.it[0].kind, SCONE_ITEM_SESSION);
+	assert_string_equal(c.it[0].name, "alpha");
+	assert_int_equal(c.it[3].kind, SCONE_ITEM_TAG);
+	assert_int_equal(c.it[5].kind, SCONE_ITEM_AUDIT);
+	assert_int_equal(c.it[5].audit->seq, 1);
+
+	/* Into a new store: the same content. Into a store that holds anything: EXISTS. */
+	fx_init(&y);
+	fx_open(&y);
+	assert_ok(y.st->ops->load(y.st, next_item, &c));
+	expect_same(x.st, y.st);
+	c.pos = 0;
+	assert_err(y.st->ops->load(y.st, next_item, &c), SCONE_ERR_EXISTS, "not empty");
+	fx_done(&y);
+
+	/* A damaged blob anywhere: CORRUPT, nothing loaded. */
+	fx_init(&y);
+	fx_open(&y);
+	c.pos = 0;
+	c.corrupt_at = 4; /* a tag, after three sessions went in */
+	assert_err(y.st->ops->load(y.st, next_item, &c), SCONE_ERR_CORRUPT, "alpha/logs");
+	assert_ok(y.st->ops->count(y.st, &n));
+	assert_int_equal(n, 0);
+	fx_done(&y);
+	items_free(&c);
+
+	/* Under another master key nothing unseals: CORRUPT, nothing loaded. */
+	dump_all(x.st, &c);
+	fx_init(&z);
+	fill_key(z.key, 0x77);
+	assert_ok(scone_store_open(z.url, z.key, 0, &wrong));
+	assert_err(wrong->ops->load(wrong, next_item, &c), SCONE_ERR_CORRUPT, "another key");
+	assert_ok(wrong->ops->count(wrong, &n));
+	assert_int_equal(n, 0);
+	wrong->ops->close(wrong);
+	fx_done(&z);
+
+	/* A gap in an audit chain: CORRUPT. */
+	fx_init(&y);
+	fx_open(&y);
+	c.pos = 0;
+	c.rows[6].seq = 3; /* pop/w0 goes 1, 3 */
+	assert_err(y.st->ops->load(y.st, next_item, &c), SCONE_ERR_CORRUPT, "does not follow");
+	fx_done(&y);
+	items_free(&c);
+
+	/* An existing store only when asked for one. */
+	fx_init(&y);
+	wrong = NULL;
+	assert_int_equal(scone_store_open(y.url, y.key, SCONE_STORE_OPEN_EXISTING, &wrong), SCONE_ERR_NOT_FOUND);
+	assert_null(wrong);
+	fx_open(&y);
+	fx_close(&y);
+	assert_ok(scone_store_open(y.url, y.key, SCONE_STORE_OPEN_EXISTING, &y.st));
+	fx_done(&y);
+	fx_done(&x);
+}
+
+/* Items dumped by SQLite load into PostgreSQL and back: the sealed forms are the engine's common ground. */
+TEST(test_cross_engine)
+{
+	struct fx sq, pq, back;
+	struct items c;
+
+	g_engine = ENGINE_SQLITE;
+	fx_init(&sq);
+	g_engine = ENGINE_PG;
+	fx_init(&pq);
+	g_engine = ENGINE_SQLITE;
+	fx_init(&back);
+	fx_open(&sq);
+	fx_open(&pq);
+	fx_open(&back);
+	populate(sq.st);
+	dump_all(sq.st, &c);
+	assert_ok(pq.st->ops->load(pq.st, next_item, &c));
+	items_free(&c);
+	expect_same(sq.st, pq.st);
+	dump_all(pq.st, &c);
+	assert_ok(back.st->ops->load(back.st, next_item, &c));
+	items_free(&c);
+	expect_same(pq.st, back.st);
+	fx_done(&sq);
+	fx_done(&pq);
+	fx_done(&back);
+	g_engine = ENGINE_PG;
+}
+
+/* ---------------- concurrency across handles ---------------- */
+
+enum { TAG_RACERS = 8 };
+
+struct tag_race {
+	const char *url;
+	const uint8_t *key;
+	pthread_barrier_t bar;
+	atomic_int wins, conflicts, others;
+};
+
+static void *tag_racer(void *arg)
+{
+	struct tag_race *g = arg;
+	struct scone_store *st = NULL;
+	char mine[65];
+	static atomic_int next_id;
+	int id = atomic_fetch_add(&next_id, 1);
+	enum scone_err e;
+
+	snprintf(mine, sizeof(mine), "%064x", id + 1);
+	if (scone_store_open(g->url, g->key, 0, &st) != SCONE_ERR_OK)
+		atomic_fetch_add(&g->others, 1);
+	pthread_barrier_wait(&g->bar);
+	e = st ? st->ops->put_volume_tag(st, "s", "v", "", mine) : SCONE_ERR_IO;
+	if (e == SCONE_ERR_OK)
+		atomic_fetch_add(&g->wins, 1);
+	else if (e == SCONE_ERR_CONFLICT)
+		atomic_fetch_add(&g->conflicts, 1);
+	else
+		atomic_fetch_add(&g->others, 1);
+	if (st)
+		st->ops->close(st);
+	return NULL;
+}
+
+/* The first tag of a volume, set by eight handles at once: exactly one wins. */
+TEST(test_concurrent_first_tag)
+{
+	struct fx x;
+	struct tag_race g;
+	pthread_t t[TAG_RACERS];
+
+	fx_init(&x);
+	fx_open(&x);
+	create(x.st, "s", "body", NULL, 1);
+	for (int round = 0; round < 5; round++) {
+		uint8_t h[32];
+		memset(&g, 0, sizeof(g));
+		g.url = x.url;
+		g.key = x.key;
+		assert_int_equal(pthread_barrier_init(&g.bar, NULL, TAG_RACERS), 0);
+		for (int i = 0; i < TAG_RACERS; i++)
+			assert_int_equal(pthread_create(&t[i], NULL, tag_racer, &g), 0);
+		for (int i = 0; i < TAG_RACERS; i++)
+			assert_int_equal(pthread_join(t[i], NULL), 0);
+		pthread_barrier_destroy(&g.bar);
+		assert_int_equal(atomic_load(&g.wins), 1);
+		assert_int_equal(atomic_load(&g.conflicts), TAG_RACERS - 1);
+		assert_int_equal(atomic_load(&g.others), 0);
+		hash_of("body", h);
+		assert_ok(x.st->ops->remove(x.st, "s", h));
+		create(x.st, "s", "body", NULL, 1);
+	}
+	fx_done(&x);
+}
+
+/* One-time uses: once across handles (two connections of the engine), expired records dropped, names checked. */
+TEST(test_use_once)
+{
+	struct fx x;
+	struct scone_store *other = NULL;
+	int64_t later = (int64_t)time(NULL) + 60;
+
+	fx_init(&x);
+	fx_open(&x);
+	assert_ok(scone_store_open(x.url, x.key, 0, &other));
+	assert_ok(x.st->ops->use_once(x.st, "otp", "svc@1", later));
+	assert_int_equal(x.st->ops->use_once(x.st, "otp", "svc@1", later), SCONE_ERR_CONFLICT);
+	assert_int_equal(other->ops->use_once(other, "otp", "svc@1", later), SCONE_ERR_CONFLICT);
+	assert_ok(other->ops->use_once(other, "otp", "svc@2", later));
+	assert_ok(other->ops->use_once(other, "other-scope", "svc@1", later));
+	/* an expired record is dropped by the next use */
+	assert_ok(x.st->ops->use_once(x.st, "otp", "old@1", 1));
+	assert_ok(other->ops->use_once(other, "otp", "old@1", 1));
+	assert_int_equal(x.st->ops->use_once(x.st, "otp", "", later), SCONE_ERR_INVALID);
+	assert_int_equal(x.st->ops->use_once(x.st, "otp", "a\nb", later), SCONE_ERR_INVALID);
+	other->ops->close(other);
+	fx_done(&x);
+}
+
+/* ---------------- URLs ---------------- */
+
+TEST(test_urls)
+{
+	assert_true(scone_store_url_is_pg("postgres://h/db"));
+	assert_true(scone_store_url_is_pg("postgresql:///db?host=/tmp"));
+	assert_false(scone_store_url_is_pg("sqlite:/var/lib/x.db"));
+	assert_false(scone_store_url_is_pg("/var/lib/x.db"));
+	assert_false(scone_store_url_has_password("postgres://cas@db.example:5432/scone?sslmode=verify-full"));
+	assert_false(scone_store_url_has_password("postgres://db/scone?passfile=/run/secrets/pgpass"));
+	assert_false(scone_store_url_has_password("postgresql:///scone?host=/tmp&user=cas"));
+	assert_true(scone_store_url_has_password("postgres://cas:hunter2@db/scone"));
+	assert_true(scone_store_url_has_password("postgres://cas:@db/scone"));
+	assert_true(scone_store_url_has_password("postgres://db/scone?sslmode=require&password=hunter2"));
+	assert_true(scone_store_url_has_password("postgresql://db/scone?password=x"));
+	assert_false(scone_store_url_has_password("sqlite:/a:b@c"));
+	/* A ':' after the host is a port, not a password. */
+	assert_false(scone_store_url_has_password("postgres://db:5432/scone"));
+	assert_false(scone_store_url_has_password("postgres://cas@[::1]:5432/scone"));
+}
+
+/* ---------------- postgres only ---------------- */
+
+/* Connections cut by the server (pg_terminate_backend), then a whole server restart. */
+TEST(test_pg_reconnect)
+{
+	struct fx x;
+	struct scone_session_rec r;
+	uint8_t h[32];
+	char v[32], kill[300];
+	enum scone_err e;
+
+	fx_init(&x);
+	fx_open(&x);
+	create(x.st, "s", "v1", "sec", 1);
+	hash_of("v1", h);
+	snprintf(kill, sizeof(kill),
+		 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'scone-cas' "
+		 "AND datname = '%s'",
+		 x.db);
+	assert_true(pgfx_value("postgres", kill, v, sizeof(v)));
+	assert_string_equal(v, "1");
+	/* A read finds the connection gone, reconnects and is retried: no error. */
+	expect_rec(x.st, "s", "v1", "sec");
+	/* A write that finds it gone fails BUSY (it may have happened); the next one goes through. */
+	assert_true(pgfx_value("postgres", kill, v, sizeof(v)));
+	assert_string_equal(v, "1");
+	make_rec(&r, "s", "v2", "sec", 1);
+	e = x.st->ops->update(x.st, &r, h);
+	assert_int_equal(e, SCONE_ERR_BUSY);
+	assert_non_null(strstr(scone_err_detail(), "connection to the database lost"));
+	assert_ok(x.st->ops->update(x.st, &r, h));
+	expect_rec(x.st, "s", "v2", "sec");
+
+	/* The server restarts: the same handle serves again afterwards. */
+	assert_true(pgfx_restart());
+	expect_rec(x.st, "s", "v2", "sec");
+	hash_of("v2", h);
+	make_rec(&r, "s", "v3", "sec", 1);
+	e = x.st->ops->update(x.st, &r, h);
+	assert_true(e == SCONE_ERR_OK || e == SCONE_ERR_BUSY);
+	if (e == SCONE_ERR_BUSY)
+		assert_ok(x.st->ops->update(x.st, &r, h));
+	expect_rec(x.st, "s", "v3", "sec");
+	fx_done(&x);
+}
+
+/* A database that holds tables of its own under our names, or a damaged meta table. */
+TEST(test_pg_foreign)
+{
+	struct fx x;
+	struct scone_store *st = NULL;
+
+	fx_init(&x);
+	assert_true(pgfx_exec(x.db, "CREATE TABLE scone_meta(key text PRIMARY KEY, value bytea)"));
+	assert_err(scone_store_open(x.url, x.key, 0, &st), SCONE_ERR_CORRUPT, "schema");
+	assert_null(st);
+	assert_true(pgfx_exec(x.db, "INSERT INTO scone_meta VALUES('schema', '\\x39')"));
+	assert_err(scone_store_open(x.url, x.key, 0, &st), SCONE_ERR_UNSUPPORTED, "newer");
+	assert_true(pgfx_exec(x.db, "UPDATE scone_meta SET value = '\\x31'"));
+	assert_err(scone_store_open(x.url, x.key, 0, &st), SCONE_ERR_CORRUPT, "key_check");
+	fx_done(&x);
+
+	/* A store whose sessions table went missing. */
+	fx_init(&x);
+	fx_open(&x);
+	fx_close(&x);
+	assert_true(pgfx_exec(x.db, "DROP TABLE scone_sessions CASCADE"));
+	assert_err(scone_store_open(x.url, x.key, 0, &st), SCONE_ERR_CORRUPT, "tables do not match");
+	fx_done(&x);
+}
+
+static int use_sqlite(void **state)
+{
+	(void)state;
+	g_engine = ENGINE_SQLITE;
+	return 0;
+}
+
+static int use_pg(void **state)
+{
+	(void)state;
+	g_engine = ENGINE_PG;
+	return 0;
+}
+
+static int stop_pg(void **state)
+{
+	(void)state;
+	pgfx_stop();
+	return 0;
+}
+
+/* The same test against each engine: named "sqlite: test_x" and "postgres: test_x". */
+#define ON_SQLITE(f) {"sqlite: " #f, f, use_sqlite, NULL, NULL}
+#define ON_PG(f) {"postgres: " #f, f, use_pg, NULL, NULL}
+#define CONTRACT(ON)                                                                                        \
+	ON(test_roundtrip), ON(test_update_remove), ON(test_list_count), ON(test_volume_tags),               \
+	    ON(test_invalid_args), ON(test_rec_clear_wipes), ON(test_reopen_and_wrong_key),                  \
+	    ON(test_no_plaintext_on_disk), ON(test_blob_swap), ON(test_concurrent_cas),                      \
+	    ON(test_concurrent_first_tag), ON(test_audit_hook), ON(test_counter_rollback), ON(test_optimistic),  \
+	    ON(test_dump_load), ON(test_use_once)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_roundtrip),
-	    cmocka_unit_test(test_update_remove),
-	    cmocka_unit_test(test_list_count),
-	    cmocka_unit_test(test_volume_tags),
-	    cmocka_unit_test(test_invalid_args),
-	    cmocka_unit_test(test_rec_clear_wipes),
-	    cmocka_unit_test(test_reopen_and_wrong_key),
-	    cmocka_unit_test(test_no_plaintext_on_disk),
-	    cmocka_unit_test(test_blob_swap),
-	    cmocka_unit_test(test_corrupt_files),
-	    cmocka_unit_test(test_concurrent_cas),
-	    cmocka_unit_test_teardown(test_disk_full, full_teardown),
-	    cmocka_unit_test_teardown(test_scale_100k, scale_teardown),
+	    cmocka_unit_test(test_urls),
+	    CONTRACT(ON_SQLITE),
+	    {"sqlite: test_corrupt_files", test_corrupt_files, use_sqlite, NULL, NULL},
+	    {"sqlite: test_disk_full", test_disk_full, use_sqlite, full_teardown, NULL},
+	    {"sqlite: test_scale_100k", test_scale_100k, use_sqlite, scale_teardown, NULL},
+	    CONTRACT(ON_PG),
+	    ON_PG(test_pg_reconnect),
+	    ON_PG(test_pg_foreign),
+	    ON_PG(test_cross_engine),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, NULL, stop_pg);
 }

@@ -1,0 +1,589 @@
+/*
+ * audit.c - writing CAS's audit log (format in audit.h).
+ *
+ * Each worker of each CAS process writes its own chain, named afresh at
+ * every start ("<replica>.<random>/w<worker>"): a chain has one writer, so
+ * appends never contend, across workers or replicas. The chain begins with
+ * a "start" entry. The worker's store handle carries a hook (store.h) so
+ * that a session or tag write appends its entry inside the write's
+ * transaction; configuration releases and refusals are appended on their
+ * own before the response leaves (release: the response is replaced by a
+ * 503 if its entry cannot be written, so nothing is released unlogged).
+ *
+ * Configuration fetches read optimistically (store.h): the store may answer
+ * from what this worker read before, and the release's (or refusal's)
+ * entry commits only if nothing read has changed since; if something has
+ * (STALE), the request is handled once more with fresh reads, so a
+ * release is never built on a session or tag changed before it was logged.
+ *
+ * Rollback: the store appends an entry only if its change counter did not
+ * go back below what this worker's handle saw (ROLLBACK: the store was
+ * rolled back beneath this process) and the chain's previous entry (prev)
+ * is there (MISSING). On ROLLBACK, and on a MISSING entry that a crash
+ * cannot explain, CAS refuses every request (503) until an operator
+ * restarts it (docs/cas-replicas.md). A crash can explain one loss:
+ * releases and refusals are committed without waiting for the disk, so a
+ * crash of the database server (or of the machine under SQLite) may lose
+ * the last few. When the store still ends at one of this writer's own
+ * entries, no older than its last durable one, only such lazy entries are
+ * gone: the writer says so and goes on in a new chain whose start entry
+ * names the loss.
+ * A committed entry is also appended to the mirror file, if one is set, so
+ * that the log outlives the database.
+ */
+#include "cas.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "cas/audit.h"
+#include "lib/crypto.h"
+#include "lib/hex.h"
+#include "lib/log.h"
+
+#define LINE_MAX_BYTES SCONE_AUDIT_LINE_MAX
+#define SIG_MAX 80
+#define RECENT 4096 /* lazy entries a writer remembers after its last durable one */
+
+/* ---------------- the line ---------------- */
+
+/* A JSON string of ASCII only: '"' and '\\' escaped, controls and bytes >= 0x80 as \u00XX. */
+static enum scone_err put_str(struct scone_wbuf *w, const char *s)
+{
+	static const char hexd[] = "0123456789abcdef";
+
+	SCONE_TRY(scone_wbuf_u8(w, '"'));
+	for (const uint8_t *c = (const uint8_t *)s; *c; c++) {
+		if (*c == '"' || *c == '\\') {
+			uint8_t e[2] = {'\\', *c};
+			SCONE_TRY(scone_wbuf_put(w, e, 2));
+		} else if (*c < 0x20 || *c >= 0x7f) {
+			uint8_t e[6] = {'\\', 'u', '0', '0', (uint8_t)hexd[*c >> 4], (uint8_t)hexd[*c & 15]};
+			SCONE_TRY(scone_wbuf_put(w, e, 6));
+		} else {
+			SCONE_TRY(scone_wbuf_u8(w, *c));
+		}
+	}
+	return scone_wbuf_u8(w, '"');
+}
+
+static enum scone_err put_raw(struct scone_wbuf *w, const char *s)
+{
+	return scone_wbuf_put(w, s, strlen(s));
+}
+
+/* ,"key":"value" (left out when value is NULL or empty). */
+static enum scone_err put_key_str(struct scone_wbuf *w, const char *key, const char *value)
+{
+	if (!value || !*value)
+		return SCONE_ERR_OK;
+	SCONE_TRY(put_raw(w, ",\""));
+	SCONE_TRY(put_raw(w, key));
+	SCONE_TRY(put_raw(w, "\":"));
+	return put_str(w, value);
+}
+
+static enum scone_err put_key_hex(struct scone_wbuf *w, const char *key, const uint8_t *h)
+{
+	char hex[65];
+
+	if (!h)
+		return SCONE_ERR_OK;
+	scone_hex_encode(hex, sizeof(hex), h, 32);
+	return put_key_str(w, key, hex);
+}
+
+static enum scone_err put_key_int(struct scone_wbuf *w, const char *key, long long v)
+{
+	char num[32];
+
+	snprintf(num, sizeof(num), "%lld", v);
+	SCONE_TRY(put_raw(w, ",\""));
+	SCONE_TRY(put_raw(w, key));
+	SCONE_TRY(put_raw(w, "\":"));
+	return put_raw(w, num);
+}
+
+/* Everything that is hashed and signed: the line up to and including "prev". */
+static enum scone_err put_signed_part(struct scone_wbuf *w, const struct cas_audit_signer *sg, const char *chain,
+				      uint64_t seq, const uint8_t prev[32], int64_t t, const struct cas_audit_event *ev)
+{
+	SCONE_TRY(put_raw(w, "{\"v\":1"));
+	SCONE_TRY(put_key_str(w, "chain", chain));
+	SCONE_TRY(put_key_int(w, "seq", (long long)seq));
+	SCONE_TRY(put_key_int(w, "time", (long long)t));
+	SCONE_TRY(put_key_str(w, "replica", sg->replica));
+	SCONE_TRY(put_key_str(w, "event", ev->event));
+	SCONE_TRY(put_key_str(w, "session", ev->session));
+	SCONE_TRY(put_key_str(w, "service", ev->service));
+	SCONE_TRY(put_key_str(w, "volume", ev->volume));
+	SCONE_TRY(put_key_hex(w, "actor", ev->actor));
+	SCONE_TRY(put_key_hex(w, "hash", ev->hash));
+	SCONE_TRY(put_key_hex(w, "previous", ev->previous));
+	SCONE_TRY(put_key_str(w, "tag", ev->tag));
+	SCONE_TRY(put_key_str(w, "previous_tag", ev->previous_tag));
+	SCONE_TRY(put_key_str(w, "method", ev->method));
+	SCONE_TRY(put_key_str(w, "path", ev->path));
+	if (ev->status)
+		SCONE_TRY(put_key_int(w, "status", ev->status));
+	SCONE_TRY(put_key_str(w, "code", ev->code));
+	SCONE_TRY(put_key_str(w, "note", ev->note));
+	return put_key_hex(w, "prev", prev);
+}
+
+static enum scone_err sign(EVP_PKEY *key, const uint8_t *data, size_t n, uint8_t *sig, size_t *sig_len)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+		 EVP_DigestSign(md, sig, sig_len, data, n) == 1;
+
+	EVP_MD_CTX_free(md);
+	return ok ? SCONE_ERR_OK : scone_err_set(SCONE_ERR_CRYPTO, "audit: cannot sign an entry");
+}
+
+/* ,"entry":"hex","sig":"base64"} */
+static enum scone_err put_seal(struct scone_wbuf *w, const struct cas_audit_signer *sg, uint8_t entry[32])
+{
+	uint8_t sig[SIG_MAX];
+	char b64[2 * SIG_MAX];
+	size_t sig_len = sizeof(sig);
+
+	scone_sha256(w->data, w->size, entry);
+	SCONE_TRY(sign(sg->key, w->data, w->size, sig, &sig_len));
+	SCONE_TRY(put_key_hex(w, "entry", entry));
+	EVP_EncodeBlock((unsigned char *)b64, sig, (int)sig_len);
+	SCONE_TRY(put_key_str(w, "sig", b64));
+	return scone_wbuf_u8(w, '}');
+}
+
+enum scone_err cas_audit_format(const struct cas_audit_signer *sg, const char *chain, uint64_t seq,
+				const uint8_t prev[32], int64_t t, const struct cas_audit_event *ev,
+				struct scone_audit_row *row)
+{
+	struct scone_wbuf w;
+	enum scone_err err;
+
+	memset(row, 0, sizeof(*row));
+	if (strlen(chain) > SCONE_AUDIT_CHAIN_MAX)
+		return scone_err_set(SCONE_ERR_INVALID, "audit: chain name too long");
+	scone_wbuf_init(&w, LINE_MAX_BYTES, 0);
+	err = put_signed_part(&w, sg, chain, seq, prev, t ? t : (int64_t)time(NULL), ev);
+	if (err == SCONE_ERR_OK)
+		err = put_seal(&w, sg, row->hash);
+	if (err != SCONE_ERR_OK) {
+		scone_wbuf_free(&w);
+		return err;
+	}
+	memcpy(row->chain, chain, strlen(chain) + 1);
+	row->seq = seq;
+	memcpy(row->prev, prev, 32);
+	row->line = (char *)w.data; /* malloc'd by the wbuf */
+	row->line_len = w.size;
+	return SCONE_ERR_OK;
+}
+
+enum scone_err cas_audit_chain_name(const char *replica, int worker, char out[SCONE_AUDIT_CHAIN_MAX + 1])
+{
+	char name[33];
+	uint8_t rnd[4];
+	size_t n = 0;
+
+	for (const char *p = replica; *p && n < sizeof(name) - 1; p++) {
+		char c = *p;
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+			  c == '_' || c == '.';
+		name[n++] = ok ? c : '-';
+	}
+	name[n] = '\0';
+	SCONE_TRY(scone_random(rnd, sizeof(rnd)));
+	snprintf(out, SCONE_AUDIT_CHAIN_MAX + 1, "%s.%02x%02x%02x%02x/w%d", n ? name : "cas", rnd[0], rnd[1], rnd[2],
+		 rnd[3], worker);
+	return SCONE_ERR_OK;
+}
+
+/* ---------------- the per-worker writer ---------------- */
+
+static const char *method_name(enum cas_method m)
+{
+	static const char *const names[] = {[CAS_GET] = "GET", [CAS_POST] = "POST", [CAS_PUT] = "PUT",
+					    [CAS_DELETE] = "DELETE", [CAS_OTHER] = "OTHER"};
+
+	return (unsigned)m < sizeof(names) / sizeof(names[0]) && names[m] ? names[m] : "OTHER";
+}
+
+struct cas_audit {
+	struct cas *cas;
+	int worker;
+	struct cas_audit_signer sg;
+	char chain[SCONE_AUDIT_CHAIN_MAX + 1];
+	uint64_t seq;
+	uint8_t hash[32];
+	uint64_t durable;         /* the last entry known to be on disk (a write's, a start) */
+	uint8_t durable_hash[32];
+	struct {
+		uint64_t seq;
+		uint8_t hash[32];
+	} recent[RECENT];         /* lazy entries after it, by seq % RECENT */
+	const struct cas_request *req; /* the request being handled, or NULL */
+	bool logged;                   /* its write was audited in the write's transaction */
+	bool again;                    /* handling the request a second time, with fresh reads */
+};
+
+/* A committed line goes to the mirror file too (best effort: the store holds it already). */
+static void mirror(struct cas *cas, const struct scone_audit_row *row)
+{
+	char *buf;
+
+	if (cas->audit_mirror_fd < 0)
+		return;
+	buf = malloc(row->line_len + 1);
+	if (!buf)
+		return;
+	memcpy(buf, row->line, row->line_len);
+	buf[row->line_len] = '\n';
+	pthread_mutex_lock(&cas->audit_mirror_lock);
+	if (write(cas->audit_mirror_fd, buf, row->line_len + 1) != (ssize_t)(row->line_len + 1))
+		scone_warn("audit mirror: cannot append entry %llu of chain %s: %s", (unsigned long long)row->seq,
+			   row->chain, strerror(errno));
+	pthread_mutex_unlock(&cas->audit_mirror_lock);
+	free(buf);
+}
+
+static void advance(struct cas_audit *a, const struct scone_audit_row *row, bool durable)
+{
+	a->seq = row->seq;
+	memcpy(a->hash, row->hash, 32);
+	if (durable) {
+		a->durable = row->seq;
+		memcpy(a->durable_hash, row->hash, 32);
+	} else {
+		a->recent[row->seq % RECENT].seq = row->seq;
+		memcpy(a->recent[row->seq % RECENT].hash, row->hash, 32);
+	}
+	mirror(a->cas, row);
+}
+
+static void rolled_back(struct cas_audit *a)
+{
+	if (!atomic_exchange(&a->cas->rolled_back, true))
+		scone_error("the store was rolled back beneath this CAS (%s; audit chain %s at entry %llu); refusing "
+			    "every request until an operator restarts it (docs/cas-replicas.md)",
+			    scone_err_detail(), a->chain, (unsigned long long)a->seq);
+}
+
+static enum scone_err append_once(struct cas_audit *a, struct scone_store *st, const struct cas_audit_event *ev,
+				  bool durable);
+
+/* Begin a new chain for this writer, its start entry saying why (note). */
+static enum scone_err new_chain(struct cas_audit *a, struct scone_store *st, const char *why)
+{
+	char note[300], fp[65];
+	struct cas_audit_event ev = {.event = "start", .note = note};
+
+	SCONE_TRY(cas_audit_chain_name(a->sg.replica, a->worker, a->chain));
+	a->seq = a->durable = 0;
+	memset(a->hash, 0, sizeof(a->hash));
+	memset(a->durable_hash, 0, sizeof(a->durable_hash));
+	memset(a->recent, 0, sizeof(a->recent));
+	scone_hex_encode(fp, sizeof(fp), a->cas->cert_sha256, 32);
+	snprintf(note, sizeof(note), "pid %ld, worker %d, certificate %.16s%s%s", (long)getpid(), a->worker, fp,
+		 why ? "; " : "", why ? why : "");
+	return append_once(a, st, &ev, true);
+}
+
+/* Is the store's head of our chain one of our own entries, no older than the last durable one? */
+static bool own_recent(const struct cas_audit *a, uint64_t seq, const uint8_t hash[32])
+{
+	if (seq < a->durable || seq >= a->seq)
+		return false;
+	if (seq == a->durable)
+		return scone_ct_equal(hash, a->durable_hash, 32);
+	return a->recent[seq % RECENT].seq == seq && scone_ct_equal(hash, a->recent[seq % RECENT].hash, 32);
+}
+
+/*
+ * Our previous entry is gone from the store. Lazy entries lost in a crash
+ * (the store ends at one of ours after the last durable one): a new chain,
+ * OK. Anything else: the store was rolled back (ROLLBACK, and this CAS
+ * stops serving). The head unreadable: BUSY, decided at the next entry.
+ */
+static enum scone_err lost(struct cas_audit *a, struct scone_store *st)
+{
+	char why[SCONE_AUDIT_CHAIN_MAX + 160];
+	uint8_t h[32];
+	uint64_t seq = 0;
+	enum scone_err err = st->ops->audit_head(st, a->chain, &seq, h);
+
+	if (err == SCONE_ERR_OK && own_recent(a, seq, h)) {
+		snprintf(why, sizeof(why),
+			 "continues chain %s, whose entries %llu to %llu the database lost (written without waiting "
+			 "for the disk, then the database server or its machine crashed)",
+			 a->chain, (unsigned long long)seq + 1, (unsigned long long)a->seq);
+		scone_warn("audit: %s", why);
+		return new_chain(a, st, why);
+	}
+	if (err != SCONE_ERR_OK && err != SCONE_ERR_NOT_FOUND)
+		return err;
+	rolled_back(a);
+	return scone_err_set(SCONE_ERR_ROLLBACK, "audit chain %s lost entries this CAS wrote durably", a->chain);
+}
+
+static const char *change_event(enum scone_store_change_kind k)
+{
+	switch (k) {
+	case SCONE_STORE_CREATE:
+		return "create";
+	case SCONE_STORE_UPDATE:
+		return "update";
+	case SCONE_STORE_REMOVE:
+		return "delete";
+	default:
+		return "tag";
+	}
+}
+
+/* The store's hook: the entry of a write, inside its transaction. */
+static enum scone_err hook_entry(void *ctx, const struct scone_store_change *ch, struct scone_audit_row *row)
+{
+	struct cas_audit *a = ctx;
+	struct cas_audit_event ev = {
+	    .event = change_event(ch->kind),
+	    .session = ch->session,
+	    .volume = ch->volume,
+	    .actor = a->req && a->req->has_peer_key ? a->req->peer_spki_sha256 : NULL,
+	    .hash = ch->kind == SCONE_STORE_TAG ? NULL : ch->hash,
+	    .previous = ch->previous,
+	    .tag = ch->tag,
+	    .previous_tag = ch->kind == SCONE_STORE_TAG ? ch->previous_tag : NULL,
+	    .method = a->req ? method_name(a->req->method) : NULL,
+	    .path = a->req ? a->req->path : NULL,
+	};
+
+	return cas_audit_format(&a->sg, a->chain, a->seq + 1, a->hash, 0, &ev, row);
+}
+
+static void hook_settled(void *ctx, const struct scone_audit_row *row, enum scone_err result)
+{
+	struct cas_audit *a = ctx;
+
+	if (result == SCONE_ERR_OK) {
+		advance(a, row, true); /* a write's entry is as durable as the write */
+		a->logged = true;
+	} else if (result == SCONE_ERR_MISSING) {
+		lost(a, a->cas->stores[a->worker]);
+	} else if (result == SCONE_ERR_ROLLBACK) {
+		rolled_back(a);
+	}
+}
+
+/* Append ev on its own (not part of a write), in the current chain. */
+static enum scone_err append_once(struct cas_audit *a, struct scone_store *st, const struct cas_audit_event *ev,
+				  bool durable)
+{
+	struct scone_audit_row row;
+	enum scone_err err;
+
+	SCONE_TRY(cas_audit_format(&a->sg, a->chain, a->seq + 1, a->hash, 0, ev, &row));
+	err = st->ops->audit_append(st, &row, durable);
+	if (err == SCONE_ERR_OK)
+		advance(a, &row, durable);
+	free(row.line);
+	return err;
+}
+
+/*
+ * Append ev on its own. After lazy entries lost in a crash (a new chain),
+ * once more; or, when the entry rests on optimistic reads that the failed
+ * attempt no longer guards (redo), STALE: the request is handled again.
+ */
+static enum scone_err append(struct cas_audit *a, struct scone_store *st, const struct cas_audit_event *ev,
+			     bool durable, bool redo)
+{
+	enum scone_err err = append_once(a, st, ev, durable);
+
+	if (err == SCONE_ERR_ROLLBACK)
+		rolled_back(a);
+	if (err == SCONE_ERR_MISSING && (err = lost(a, st)) == SCONE_ERR_OK)
+		err = redo ? scone_err_set(SCONE_ERR_STALE, "audit: a new chain after lost entries")
+			   : append_once(a, st, ev, durable);
+	return err;
+}
+
+enum scone_err cas_audit_start(struct cas *cas, int worker)
+{
+	struct scone_store *st = cas->stores[worker];
+	struct cas_audit *a = calloc(1, sizeof(*a));
+	struct scone_store_audit hook = {hook_entry, hook_settled, a};
+	enum scone_err err;
+
+	if (!a)
+		return scone_err_set(SCONE_ERR_NOMEM, "audit writer");
+	a->cas = cas;
+	a->worker = worker;
+	a->sg.key = cas->identity.key;
+	a->sg.replica = cas->replica;
+	err = new_chain(a, st, NULL);
+	if (err != SCONE_ERR_OK) {
+		free(a);
+		return err;
+	}
+	scone_store_set_audit(st, &hook);
+	cas->audits[worker] = a;
+	return SCONE_ERR_OK;
+}
+
+enum scone_err cas_audit_note(struct cas *cas, int worker, const struct cas_audit_event *ev)
+{
+	if (worker < 0 || worker >= CAS_MAX_WORKERS || !cas->audits[worker])
+		return scone_err_set(SCONE_ERR_INVALID, "audit: worker %d has no chain", worker);
+	return append(cas->audits[worker], cas->stores[worker], ev, true, false);
+}
+
+void cas_audit_stop(struct cas *cas, int worker)
+{
+	if (cas->stores[worker])
+		scone_store_set_audit(cas->stores[worker], NULL);
+	free(cas->audits[worker]);
+	cas->audits[worker] = NULL;
+}
+
+static struct cas_audit *writer(struct cas *cas, const struct cas_request *req)
+{
+	return req->worker >= 0 && req->worker < CAS_MAX_WORKERS ? cas->audits[req->worker] : NULL;
+}
+
+bool cas_audit_refuse_all(struct cas *cas, struct cas_response *resp)
+{
+	if (!atomic_load(&cas->rolled_back))
+		return false;
+	cas_respond_error(resp, 503, "ROLLBACK",
+			  "this CAS found its store rolled back and serves nothing until an operator restarts it");
+	return true;
+}
+
+static bool is_fetch(const struct cas_request *req)
+{
+	return req->method == CAS_POST && strcmp(req->path, "/v1/service/config") == 0;
+}
+
+void cas_audit_begin(struct cas *cas, const struct cas_request *req)
+{
+	struct cas_audit *a = writer(cas, req);
+	struct scone_store *st;
+
+	if (!a)
+		return;
+	a->req = req;
+	a->logged = false;
+	st = cas->stores[req->worker];
+	st->ops->optimistic(st, is_fetch(req) && !a->again);
+}
+
+/* The first answer rests on reads that changed: forget it, count it out, handle the request again. */
+static bool redo(struct cas *cas, struct cas_audit *a, struct cas_response *resp)
+{
+	if (resp->status == 200)
+		atomic_fetch_sub(&cas->counters.config_fetches, 1);
+	else
+		atomic_fetch_sub(&cas->counters.config_denied, 1);
+	if (resp->body.data)
+		scone_wipe(resp->body.data, resp->body.size);
+	resp->body.size = 0;
+	resp->status = 200;
+	resp->content_type = NULL;
+	a->again = true;
+	scone_err_clear();
+	return true;
+}
+
+/* The error code of a JSON error body ({"error": ..., "code": CODE}); "" if none. */
+static void body_code(const struct cas_response *resp, char *out, size_t size)
+{
+	json_t *j = resp->body.size ? json_loadb((const char *)resp->body.data, resp->body.size, 0, NULL) : NULL;
+	const char *c = j ? json_string_value(json_object_get(j, "code")) : NULL;
+
+	snprintf(out, size, "%s", c ? c : "");
+	json_decref(j);
+}
+
+/* Session and service a runtime's request names (its body), when it parses. */
+static void runtime_target(const struct cas_request *req, char *session, char *service, char *volume)
+{
+	struct cas_config_request cr;
+	struct cas_tag_request tr;
+
+	session[0] = service[0] = volume[0] = '\0';
+	if (strcmp(req->path, "/v1/service/config") == 0 &&
+	    cas_parse_config_request((const char *)req->body, req->body_len, &cr) == SCONE_ERR_OK) {
+		snprintf(session, SCONE_SESSION_NAME_MAX + 1, "%s", cr.session);
+		snprintf(service, SCONE_SESSION_NAME_MAX + 1, "%s", cr.service);
+	} else if (strcmp(req->path, "/v1/volumes/tag") == 0 &&
+		   cas_parse_tag_request((const char *)req->body, req->body_len, &tr) == SCONE_ERR_OK) {
+		snprintf(session, SCONE_SESSION_NAME_MAX + 1, "%s", tr.session);
+		snprintf(service, SCONE_SESSION_NAME_MAX + 1, "%s", tr.service);
+		snprintf(volume, SCONE_SESSION_NAME_MAX + 1, "%s", tr.volume);
+		scone_wipe(tr.token, sizeof(tr.token));
+	}
+	scone_err_clear();
+}
+
+bool cas_audit_end(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
+{
+	struct cas_audit *a = writer(cas, req);
+	bool again = false;
+	char session[SCONE_SESSION_NAME_MAX + 1], service[SCONE_SESSION_NAME_MAX + 1];
+	char volume[SCONE_SESSION_NAME_MAX + 1], code[40];
+	struct cas_audit_event ev = {0};
+	bool release;
+	enum scone_err err;
+
+	if (!a)
+		return false;
+	if (strncmp(req->path, "/v1/", 4) != 0 || (a->logged && resp->status < 400))
+		goto done;
+	release = is_fetch(req) && resp->status == 200;
+	if (!release && resp->status < 400)
+		goto done;
+	runtime_target(req, session, service, volume);
+	if (!session[0] && strncmp(req->path, "/v1/sessions/", 13) == 0)
+		snprintf(session, sizeof(session), "%s", req->path + 13);
+	ev.event = release ? "release" : "refuse";
+	ev.session = session;
+	ev.service = service;
+	ev.volume = volume;
+	ev.actor = req->has_peer_key ? req->peer_spki_sha256 : NULL;
+	if (!release) {
+		body_code(resp, code, sizeof(code));
+		ev.method = method_name(req->method);
+		ev.path = req->path;
+		ev.status = resp->status;
+		ev.code = code;
+	}
+	err = append(a, cas->stores[req->worker], &ev, false, is_fetch(req) && !a->again);
+	if (err == SCONE_ERR_STALE && !a->again) {
+		again = redo(cas, a, resp);
+		goto done;
+	}
+	if (err != SCONE_ERR_OK) {
+		scone_error("audit: cannot log the %s of %s%s%s: %s: %s", ev.event, session[0] ? session : req->path,
+			    service[0] ? "/" : "", service, scone_strerror(err), scone_err_detail());
+		if (release) /* never release what the log does not show: the body (secrets) is wiped here */
+			cas_respond_error(resp, 503, "AUDIT",
+					  "the audit log cannot be written; nothing was released (retry)");
+	}
+done:
+	if (!again) {
+		a->req = NULL;
+		a->again = false;
+	}
+	cas->stores[req->worker]->ops->optimistic(cas->stores[req->worker], false);
+	return again;
+}

@@ -1,0 +1,233 @@
+/*
+ * image_session.c - the session `scone image sconify` writes for the image
+ * it made: the service (command, environment, working directory, the
+ * entrypoint's measurement on the LAS hosts given), the image's volumes (the
+ * encrypted directories with their keys and tags, the data volumes CAS
+ * keeps), and placeholders for the secrets the owner adds. The text is
+ * checked with the policy parser before it is saved (0600: it holds the
+ * keys of the encrypted directories).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "lib/crypto.h"
+#include "policy/policy.h"
+
+/* A YAML double-quoted scalar; false for text a session cannot carry as is. */
+static bool put_str(FILE *f, const char *s)
+{
+	if (strstr(s, "$$SCONE::"))
+		return false;
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(f, "\\x%02x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+	return true;
+}
+
+/* "name_of_var" for the secret an environment variable gets. */
+static void secret_name(const char *env, char out[64])
+{
+	size_t i = 0;
+
+	for (; env[i] && i < 63; i++) {
+		char c = env[i];
+		out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	}
+	out[i] = '\0';
+}
+
+static bool is_secret_var(const struct img_plan *p, const char *entry)
+{
+	size_t n = strcspn(entry, "=");
+
+	if (strncmp(entry, "SCONE_", 6) == 0)
+		return true; /* the runtime's own settings are the host's, not the program's */
+	for (size_t i = 0; i < p->n_secrets; i++)
+		if (strlen(p->secrets[i]) == n && strncmp(entry, p->secrets[i], n) == 0)
+			return true;
+	return false;
+}
+
+static enum scone_err put_service(FILE *f, const struct img_plan *p)
+{
+	char sname[64];
+
+	fprintf(f, "services:\n  - name: %s\n    image_name: %s-image\n", p->service, p->service);
+	fputs("    command: [", f);
+	for (size_t i = 0; p->command[i]; i++) {
+		fputs(i ? ", " : "", f);
+		if (!put_str(f, p->command[i]))
+			return scone_err_set(SCONE_ERR_INVALID, "command word %zu holds $$SCONE::", i);
+	}
+	fputs("]\n", f);
+	fputs("    pwd: ", f);
+	put_str(f, p->workdir && p->workdir[0] ? p->workdir : "/");
+	fputs("\n    environment:\n", f);
+	for (size_t i = 0; p->env[i]; i++) {
+		const char *eq = strchr(p->env[i], '=');
+		if (!eq || eq == p->env[i] || is_secret_var(p, p->env[i]))
+			continue;
+		fprintf(f, "      %.*s: ", (int)(eq - p->env[i]), p->env[i]);
+		if (!put_str(f, eq + 1))
+			return scone_err_set(SCONE_ERR_INVALID, "the image's variable %.*s holds $$SCONE::",
+					     (int)(eq - p->env[i]), p->env[i]);
+		fputc('\n', f);
+	}
+	if (p->n_dirs)
+		fputs("      # the encrypted directories have a fixed tag: a program must not write there\n"
+		      "      PYTHONDONTWRITEBYTECODE: \"1\"\n",
+		      f);
+	for (size_t i = 0; i < p->n_secrets; i++) {
+		secret_name(p->secrets[i], sname);
+		fprintf(f, "      %s: $$SCONE::%s$$\n", p->secrets[i], sname);
+	}
+	if (strcmp(p->mode, "las") == 0) {
+		fprintf(f, "    attestation:\n      mrenclave: [%s]   # scone measure %s, in the image\n"
+			   "      platforms: [",
+			p->measurement, p->command[0]);
+		for (size_t i = 0; i < p->n_platforms; i++)
+			fprintf(f, "%s%s", i ? ", " : "", p->platforms[i]);
+		fputs("]   # scone-las --print-identity, per host\n", f);
+	}
+	return SCONE_ERR_OK;
+}
+
+static void put_volumes(FILE *f, const struct img_plan *p)
+{
+	if (p->n_dirs + p->n_vols == 0)
+		return;
+	fprintf(f, "images:\n  - name: %s-image\n    volumes:\n", p->service);
+	for (size_t i = 0; i < p->n_dirs; i++)
+		fprintf(f, "      - {name: %s, path: \"%s\"}\n", p->dirs[i].name, p->dirs[i].path);
+	for (size_t i = 0; i < p->n_vols; i++)
+		fprintf(f, "      - {name: %s, path: \"%s\"}\n", p->vols[i].name, p->vols[i].path);
+	fputs("volumes:\n", f);
+	for (size_t i = 0; i < p->n_dirs; i++)
+		fprintf(f, "  - name: %s   # %s: encrypted in the image (its key and tag)\n    fspf_key: %s\n"
+			   "    fspf_tag: %s\n",
+			p->dirs[i].name, p->dirs[i].path, p->dirs[i].key_hex, p->dirs[i].tag_hex);
+	for (size_t i = 0; i < p->n_vols; i++)
+		fprintf(f, "  - name: %s   # %s: CAS makes its key at the first start and tracks its tag\n",
+			p->vols[i].name, p->vols[i].path);
+}
+
+static void put_secrets(FILE *f, const struct img_plan *p)
+{
+	char sname[64];
+
+	fputs("# Secrets: reference them as $$SCONE::NAME$$ in environment, command or\n"
+	      "# injection files (docs/sessions.md). CAS generates a value unless you give one\n"
+	      "# (value: \"...\"); generated values never leave CAS except to this service.\n",
+	      f);
+	if (p->n_secrets == 0) {
+		fputs("# secrets:\n#   - {name: api_key, kind: ascii, size: 32}\n", f);
+		return;
+	}
+	fputs("secrets:\n", f);
+	for (size_t i = 0; i < p->n_secrets; i++) {
+		secret_name(p->secrets[i], sname);
+		fprintf(f, "  - name: %s   # for %s: generated by CAS, or replace size by value: \"...\"\n"
+			   "    kind: ascii\n    size: 32\n",
+			sname, p->secrets[i]);
+	}
+}
+
+static enum scone_err render(const struct img_plan *p, FILE *f)
+{
+	enum scone_err err;
+
+	fprintf(f, "# Session for the image %s, made by `scone image sconify` from %s.\n"
+		   "# It holds the keys of the image's encrypted directories: keep it private,\n"
+		   "# upload it with `scone session create FILE`, and keep it offline afterwards.\n",
+		p->to, p->from);
+	fprintf(f, "name: %s\nversion: \"0.3\"\n", p->session);
+	if (strcmp(p->mode, "none") == 0)
+		fputs("# Attestation is off: anyone who reaches CAS gets this configuration.\n"
+		      "# For development only; run sconify with --platform on a host with scone-las.\n",
+		      f);
+	fprintf(f, "security:\n  attestation:\n    mode: %s\n", p->mode);
+	if ((err = put_service(f, p)))
+		return err;
+	put_volumes(f, p);
+	put_secrets(f, p);
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err check(const char *text, size_t size)
+{
+	struct scone_policy_diag diag = { 0 };
+	struct scone_session *s = NULL;
+	enum scone_err err = scone_session_parse(text, size, &s, &diag);
+	char line[512];
+
+	if (err && diag.count) {
+		scone_policy_error_format(&diag.errors[0], line, sizeof(line));
+		err = scone_err_set(err, "the session made does not validate: %s", line);
+	}
+	scone_session_free(s);
+	scone_policy_diag_free(&diag);
+	return err;
+}
+
+static enum scone_err save(const char *path, const char *text, size_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	enum scone_err err = SCONE_ERR_OK;
+	size_t done = 0;
+
+	if (fd < 0)
+		return scone_err_set(SCONE_ERR_IO, "%s: %s", path, strerror(errno));
+	if (fchmod(fd, 0600) != 0)
+		err = scone_err_set(SCONE_ERR_IO, "%s: %s", path, strerror(errno));
+	while (!err && done < size) {
+		ssize_t n = write(fd, text + done, size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			err = scone_err_set(SCONE_ERR_IO, "%s: %s", path, strerror(errno));
+		else
+			done += (size_t)n;
+	}
+	if (close(fd) != 0 && !err)
+		err = scone_err_set(SCONE_ERR_IO, "%s: %s", path, strerror(errno));
+	return err;
+}
+
+enum scone_err img_session_write(const struct img_plan *p)
+{
+	/* One buffer, never reallocated, so no copy of the keys is left behind in freed memory. */
+	const size_t cap = SCONE_SESSION_MAX_BYTES;
+	char *text = calloc(1, cap);
+	FILE *f = text ? fmemopen(text, cap, "w") : NULL;
+	enum scone_err err;
+	long size = 0;
+
+	if (!f) {
+		free(text);
+		return scone_err_set(SCONE_ERR_NOMEM, "session text");
+	}
+	err = render(p, f);
+	if (!err && (fflush(f) != 0 || (size = ftell(f)) < 0 || (size_t)size >= cap - 1))
+		err = scone_err_set(SCONE_ERR_TOO_LARGE, "the session made is over %zu bytes", cap);
+	fclose(f);
+	if (!err)
+		err = check(text, (size_t)size);
+	if (!err)
+		err = save(p->session_out, text, (size_t)size);
+	scone_wipe(text, cap);
+	free(text);
+	return err;
+}
