@@ -795,6 +795,7 @@ enum scone_err vol_inode_write(struct vol_inode *ino, const uint8_t *buf, size_t
 
 	if (size == 0)
 		return SCONE_ERR_OK;
+	SCONE_TRY(vol_check_sure(ino->vol));
 	if (off > VOL_MAX_FILE_SIZE || size > VOL_MAX_FILE_SIZE - off)
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "%s: write beyond the maximum file size", ino_name(ino));
 	SCONE_TRY(ensure_phys(ino, off + size > ino->size ? off + size : ino->size));
@@ -868,6 +869,7 @@ enum scone_err vol_inode_truncate(struct vol_inode *ino, uint64_t size)
 {
 	uint64_t old = ino->size, new_chunks, new_nodes, old_nodes;
 
+	SCONE_TRY(vol_check_sure(ino->vol));
 	if (size > VOL_MAX_FILE_SIZE)
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "%s: size beyond the maximum", ino_name(ino));
 	if (size >= old) {
