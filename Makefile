@@ -30,7 +30,7 @@ EXT_LIBS := -lsqlite3 -ljansson -levent_openssl -levent_pthreads -levent -lyaml 
 ALL_LIBS := $(EXT_LIBS) $(LIBS)
 
 # The runtime's interposers go only into libscone.so, never into a binary.
-RUNTIME_ONLY_SRC := src/runtime/start.c src/runtime/inject.c src/runtime/shield.c src/runtime/shield_io.c src/runtime/shield_meta.c src/runtime/shield_path.c src/runtime/vops.c src/runtime/vserver.c src/runtime/async_io.c src/runtime/exec.c src/runtime/fd_volume.c src/runtime/io_rw.c src/runtime/io_file.c src/runtime/io_fd.c
+RUNTIME_ONLY_SRC := src/runtime/start.c src/runtime/inject.c src/runtime/shield.c src/runtime/shield_io.c src/runtime/shield_meta.c src/runtime/shield_path.c src/runtime/vops.c src/runtime/vserver.c src/runtime/async_io.c src/runtime/exec.c src/runtime/fd_volume.c src/runtime/io_rw.c src/runtime/io_file.c src/runtime/io_fd.c src/runtime/io_syscall.c src/runtime/shield_report.c src/runtime/shield_mount.c src/runtime/shield_cwd.c src/runtime/shield_stat.c src/runtime/shield_ns.c src/runtime/shield_dir.c src/runtime/shield_stdio.c
 CORE_SRC := $(wildcard src/lib/*.c) $(wildcard src/volume/*.c) $(wildcard src/policy/*.c) $(wildcard src/attest/*.c) \
 	$(filter-out $(RUNTIME_ONLY_SRC),$(wildcard src/runtime/*.c))
 # libscone.so: only what may enter an unmodified program (libc; libcrypto and libssl linked in).
@@ -76,9 +76,9 @@ $(CAS_LIB): $(CAS_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(SCONE): $(CLI_OBJ) $(CAS_LIB) $(CORE_LIB)
+$(SCONE): $(CLI_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_BASE) -o $@ $(CLI_OBJ) $(CAS_LIB) $(CORE_LIB) $(ALL_LIBS)
+	$(CC) $(LDFLAGS_BASE) -o $@ $(CLI_OBJ) $(CORE_LIB) $(ALL_LIBS)
 
 # OpenSSL is linked in statically: loading libcrypto.so (BIND_NOW, thousands of
 # symbol lookups) was 0.6 ms of every start, and the program's own OpenSSL, if

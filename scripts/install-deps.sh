@@ -7,7 +7,7 @@ PACKAGES=(
 	build-essential pkg-config clang libclang-rt-14-dev
 	libssl-dev libyaml-dev libsqlite3-dev libjansson-dev libevent-dev libcmocka-dev
 	openssl sqlite3 python3 coreutils nginx-light curl redis-server redis-tools
-	liburing-dev libaio-dev golang-go
+	liburing-dev libaio-dev golang-go gdb util-linux
 )
 
 missing=()

@@ -101,33 +101,10 @@ bool cas_load_session(struct cas *cas, int worker, const char *name, struct cas_
 
 /* ---- access policy ---- */
 
-static bool principal_allows(const struct scone_principal *p, const struct cas_request *req,
-			     const uint8_t creator[32])
-{
-	switch (p->kind) {
-	case SCONE_PRINCIPAL_ANY:
-		return true;
-	case SCONE_PRINCIPAL_CREATOR:
-		return req->has_peer_key && scone_ct_equal(req->peer_spki_sha256, creator, 32);
-	case SCONE_PRINCIPAL_KEY:
-		return req->has_peer_key && scone_ct_equal(req->peer_spki_sha256, p->spki_sha256, 32);
-	case SCONE_PRINCIPAL_NONE:
-	default:
-		return false;
-	}
-}
-
-/* An empty list is the default [CREATOR]. */
+/* Does l admit the caller (its client key; none without a certificate)? */
 static bool policy_allows(const struct scone_access_list *l, const struct cas_request *req, const uint8_t creator[32])
 {
-	static const struct scone_principal creator_only = { .kind = SCONE_PRINCIPAL_CREATOR };
-
-	if (l->n == 0)
-		return principal_allows(&creator_only, req, creator);
-	for (size_t i = 0; i < l->n; i++)
-		if (principal_allows(&l->v[i], req, creator))
-			return true;
-	return false;
+	return cas_policy_allows(l, req->has_peer_key ? req->peer_spki_sha256 : NULL, creator);
 }
 
 static void hex32(const uint8_t in[32], char out[65])
@@ -170,10 +147,63 @@ static bool parse_body_session(struct cas *cas, const struct cas_request *req, s
 	return err == SCONE_ERR_OK;
 }
 
-static enum scone_err make_rec(struct cas *cas, const struct cas_request *req, const struct scone_session *s,
-			       const struct scone_secret_set *previous, struct scone_session_rec *rec)
+/* ---- the cost of a create or update ---- */
+
+static unsigned per_request(const struct cas *cas)
 {
-	struct cas_imports im = { .cas = cas, .worker = req->worker, .who = s };
+	return cas->keygen_per_request ? cas->keygen_per_request : CAS_KEYGEN_PER_REQUEST;
+}
+
+/* The key clients without a certificate share a budget under (an update admitted by ANY). */
+static const uint8_t *budget_key(const struct cas_request *req)
+{
+	static const uint8_t anonymous[32];
+
+	return req->has_peer_key ? req->peer_spki_sha256 : anonymous;
+}
+
+/*
+ * The keys generating s would make fit one request and the caller's budget
+ * per minute; else a 400 or 429 that says what it costs and what to do.
+ * *cost: what was taken from the caller's budget (the generation's budget).
+ */
+static bool keygen_allowed(struct cas *cas, const struct cas_request *req, const struct scone_session *s,
+			   const struct scone_secret_set *previous, unsigned *cost, struct cas_response *resp)
+{
+	unsigned retry = 0;
+
+	*cost = scone_secrets_keygen_cost(s, previous);
+	if (*cost > per_request(cas)) {
+		cas_respond_error(resp, 400, "LIMIT",
+				  "session %s: its new keys cost %u units of key generation, and one create or update "
+				  "may spend at most %u (an RSA-3072 key counts %u, RSA-2048 %u, P-256, P-384 and "
+				  "Ed25519 keys 0): use EC keys, keep keys across updates with migrate: true, or split "
+				  "the session",
+				  s->name, *cost, per_request(cas), SCONE_SECRETS_COST_RSA3072, SCONE_SECRETS_COST_RSA2048);
+		return false;
+	}
+	if (!cas->keygen || cas_budget_take(cas->keygen, budget_key(req), *cost, &retry))
+		return true;
+	resp->retry_after = retry;
+	cas_respond_error(resp, 429, "LIMIT",
+			  "session %s: this client has used its key-generation budget (units per minute: RSA-3072 "
+			  "keys count %u, RSA-2048 %u); this create or update needs %u; retry in %u s",
+			  s->name, SCONE_SECRETS_COST_RSA3072, SCONE_SECRETS_COST_RSA2048, *cost, retry);
+	return false;
+}
+
+/*
+ * creator: the session's creator (the caller for a new session, the stored
+ * one for an update). key_budget: units of key generation taken for it
+ * (keygen_allowed); what is not spent goes back to the caller's budget.
+ */
+static enum scone_err make_rec(struct cas *cas, const struct cas_request *req, const struct scone_session *s,
+			       const uint8_t creator[32], const struct scone_secret_set *previous,
+			       unsigned key_budget, struct scone_session_rec *rec)
+{
+	struct cas_imports im = { .cas = cas, .worker = req->worker, .who = s, .who_creator = creator };
+	struct scone_secrets_opts opts = { .resolve = cas_resolve_secret_import, .resolve_ctx = &im,
+					   .key_budget = key_budget };
 	struct scone_secret_set *set = NULL;
 	struct scone_wbuf blob;
 	enum scone_err err;
@@ -181,14 +211,15 @@ static enum scone_err make_rec(struct cas *cas, const struct cas_request *req, c
 	memset(rec, 0, sizeof(*rec));
 	snprintf(rec->name, sizeof(rec->name), "%s", s->name);
 	memcpy(rec->hash, s->hash, 32);
-	if (req->has_peer_key)
-		memcpy(rec->creator, req->peer_spki_sha256, 32);
+	memcpy(rec->creator, creator, 32);
 	rec->body = (char *)req->body;
 	rec->body_len = req->body_len;
 	rec->created = rec->updated = (int64_t)time(NULL);
 	/* Certificates may use an imported key or issuer: resolved under the exporter's rules. */
-	err = scone_secrets_generate_ex(s, previous, cas_resolve_secret_import, &im, &set);
+	err = scone_secrets_generate_opts(s, previous, &opts, &set);
 	cas_imports_free(&im);
+	if (cas->keygen && opts.key_spent < key_budget)
+		cas_budget_refund(cas->keygen, budget_key(req), key_budget - opts.key_spent);
 	if (err)
 		return err;
 	scone_wbuf_init(&blob, SCONE_SECRETS_MAX_BYTES, 1);
@@ -220,35 +251,16 @@ static void respond_hash(struct cas_response *resp, int status, const char *name
 	cas_respond_json(resp, status, json_pack("{s:s,s:s}", "name", name, "hash", h));
 }
 
-/*
- * A session "a/b/c" lives in namespace "a/b": if session "a/b" exists, its
- * access_policy.create_sessions (default: its update list) must admit the
- * caller. Without a parent session the name is free to take.
- */
+/* The nearest existing session above name must let the caller create it (namespace.c). */
 static bool namespace_allows(struct cas *cas, const struct cas_request *req, const char *name,
 			     struct cas_response *resp)
 {
-	const char *slash = strrchr(name, '/');
-	char parent[SCONE_SESSION_NAME_MAX + 1];
-	struct cas_loaded p;
-	bool ok;
+	enum scone_err err = cas_namespace_may_create(cas, req->worker, name, req->peer_spki_sha256);
 
-	if (!slash)
+	if (err == SCONE_ERR_OK)
 		return true;
-	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - name), name);
-	if (store_of(cas, req->worker)->ops->get(store_of(cas, req->worker), parent, &p.rec) == SCONE_ERR_NOT_FOUND)
-		return true;
-	scone_session_rec_clear(&p.rec);
-	if (!cas_load_session(cas, req->worker, parent, &p, resp))
-		return false;
-	ok = policy_allows(p.session->create_sessions.n ? &p.session->create_sessions : &p.session->update, req,
-			   p.rec.creator);
-	if (!ok)
-		cas_respond_error(resp, 403, "PERMISSION",
-				  "session %s: access_policy.create_sessions of namespace %s does not allow this client",
-				  name, parent);
-	cas_loaded_free(&p);
-	return ok;
+	cas_respond_err(resp, err, "create session");
+	return false;
 }
 
 static void session_create(struct cas *cas, const struct cas_request *req, struct cas_response *resp)
@@ -256,6 +268,7 @@ static void session_create(struct cas *cas, const struct cas_request *req, struc
 	struct scone_store *st = store_of(cas, req->worker);
 	struct scone_session *s = NULL;
 	struct scone_session_rec rec;
+	unsigned cost;
 	enum scone_err err;
 
 	if (!req->has_peer_key) {
@@ -269,9 +282,9 @@ static void session_create(struct cas *cas, const struct cas_request *req, struc
 				  s->name);
 		goto out;
 	}
-	if (!namespace_allows(cas, req, s->name, resp))
+	if (!namespace_allows(cas, req, s->name, resp) || !keygen_allowed(cas, req, s, NULL, &cost, resp))
 		goto out;
-	err = make_rec(cas, req, s, NULL, &rec);
+	err = make_rec(cas, req, s, req->peer_spki_sha256, NULL, cost, &rec);
 	if (!err)
 		err = st->ops->create(st, &rec);
 	free_rec_secrets(&rec);
@@ -307,6 +320,7 @@ static void session_update(struct cas *cas, const struct cas_request *req, const
 	struct scone_session_rec rec;
 	struct cas_loaded cur;
 	uint8_t pred[32];
+	unsigned cost;
 	enum scone_err err;
 
 	if (!load_for_update(cas, req, name, &cur, resp))
@@ -328,7 +342,9 @@ static void session_update(struct cas *cas, const struct cas_request *req, const
 		cas_respond_error(resp, 409, "CONFLICT", "session %s: predecessor is not the current hash %s", name, h);
 		goto out;
 	}
-	err = make_rec(cas, req, s, cur.secrets, &rec);
+	if (!keygen_allowed(cas, req, s, cur.secrets, &cost, resp))
+		goto out;
+	err = make_rec(cas, req, s, cur.rec.creator, cur.secrets, cost, &rec);
 	if (!err)
 		err = st->ops->update(st, &rec, pred);
 	free_rec_secrets(&rec);
@@ -529,6 +545,13 @@ static bool route(struct cas *cas, const struct cas_request *req, struct cas_res
 		cas_respond_error(resp, 404, "NOT_FOUND", "no such endpoint");
 	}
 	return true;
+}
+
+bool cas_is_slow(void *ctx, const struct cas_request *req)
+{
+	(void)ctx;
+	return (req->method == CAS_POST && strcmp(req->path, "/v1/sessions") == 0) ||
+	       (req->method == CAS_PUT && strncmp(req->path, SESSIONS_PREFIX, strlen(SESSIONS_PREFIX)) == 0);
 }
 
 void cas_handle(void *ctx, const struct cas_request *req, struct cas_response *resp)

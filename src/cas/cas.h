@@ -7,6 +7,9 @@
  *   api.c      routing, owners' session API, access policies, health, metrics
  *   config.c   the service endpoint: attestation check, resolved configuration,
  *              volume tag updates
+ *   namespace.c access lists, who may create a name, whom an export by name reaches
+ *   budget.c   key-generation budgets per client key per minute
+ *   memwipe.c  the wiping allocator for jansson and libevent, process hardening
  *   request.c  parsing of the JSON request bodies (untrusted; fuzzed)
  */
 #ifndef SCONE_CAS_H
@@ -16,14 +19,20 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cas/budget.h"
 #include "cas/server.h"
 #include "cas/store.h"
 #include "lib/err.h"
 #include "lib/tls.h"
 #include "policy/policy.h"
 
-#define CAS_MAX_WORKERS 64
+#define CAS_MAX_LOOPS 64       /* --workers: event-loop threads */
+#define CAS_MAX_SLOW 16        /* --slow-workers: slow-lane threads (session writes) */
+#define CAS_MAX_WORKERS (CAS_MAX_LOOPS + CAS_MAX_SLOW) /* per-thread state slots: loops, then slow lane */
 #define CAS_DEFAULT_PORT 8081
+/* Key generation: units per create/update, per client key per minute (secrets.h has the costs). */
+#define CAS_KEYGEN_PER_REQUEST 32
+#define CAS_KEYGEN_PER_MINUTE 64
 
 struct cas_counters {
 	atomic_ulong sessions_created, sessions_updated, sessions_deleted, update_conflicts;
@@ -41,6 +50,8 @@ struct cas {
 	struct cas_cache *caches[CAS_MAX_WORKERS];   /* one parsed-session cache per worker */
 	struct cas_server *server;
 	struct cas_counters counters;
+	unsigned keygen_per_request;  /* 0: CAS_KEYGEN_PER_REQUEST */
+	struct cas_budget *keygen;    /* per client key per minute; NULL: no per-client limit */
 };
 
 /*
@@ -53,6 +64,8 @@ void cas_state_close(struct cas *cas);
 
 /* The server callbacks (ctx is struct cas). */
 void cas_handle(void *ctx, const struct cas_request *req, struct cas_response *resp);
+/* Session creates and updates (they may generate keys) go to the slow lane. */
+bool cas_is_slow(void *ctx, const struct cas_request *req);
 enum scone_err cas_worker_init(void *ctx, int worker);
 void cas_worker_fini(void *ctx, int worker);
 
@@ -87,21 +100,49 @@ void cas_loaded_free(struct cas_loaded *l);
 /*
  * Sessions a request imports from (secrets, volumes), loaded on demand and
  * freed together. who is the importing session: the exporting side's
- * export list must name it (and its hash, if pinned there).
+ * export list must name it (and its hash, if pinned there); who_creator is
+ * the key that created it (or is creating it now).
  */
 #define CAS_MAX_IMPORT_SESSIONS 8
 struct cas_imports {
 	struct cas *cas;
 	int worker;
 	const struct scone_session *who;
+	const uint8_t *who_creator; /* 32 bytes */
 	struct cas_loaded loaded[CAS_MAX_IMPORT_SESSIONS];
 	size_t n;
 };
 SCONE_MUST_CHECK enum scone_err cas_imports_load(struct cas_imports *im, const char *session,
 						 const struct cas_loaded **out);
 void cas_imports_free(struct cas_imports *im);
-/* Does an export list admit session who? */
-bool cas_exported_to(const struct scone_export *e, size_t n, const struct scone_session *who);
+/*
+ * Does the export list (e, n) of session from admit im->who? An entry must
+ * name it ("*", its name, or a namespace above it); with session_hash its
+ * hash must match; an entry by name (not "*", no hash) also needs
+ * cas_namespace_vouches, so that nobody else's session under that name
+ * receives it.
+ */
+bool cas_exported_to(struct cas_imports *im, const struct cas_loaded *from, const struct scone_export *e, size_t n);
+
+/* ---- namespaces and access lists (namespace.c) ---- */
+
+/* Does access list l admit key (NULL: a client without a certificate)? creator: the session's creator. */
+bool cas_policy_allows(const struct scone_access_list *l, const uint8_t *key, const uint8_t creator[32]);
+/*
+ * May creator create session name? The nearest existing session above name
+ * decides by its create_sessions (default: update); none: free to take.
+ * PERMISSION (detail names that session) or IO.
+ */
+SCONE_MUST_CHECK enum scone_err cas_namespace_may_create(struct cas *cas, int worker, const char *name,
+							 const uint8_t creator[32]);
+/*
+ * May an export by name of session from (created by from_creator) reach
+ * session who (created by who_creator)? Rule at the top of namespace.c:
+ * the same creator, or a common namespace session whose creator chain down
+ * to both holds now. A read failure is a no.
+ */
+bool cas_namespace_vouches(struct cas *cas, int worker, const char *from, const uint8_t from_creator[32],
+			   const char *who, const uint8_t who_creator[32]);
 /* Resolve an imported secret for generation (scone_secrets_import_fn; ctx is struct cas_imports). */
 enum scone_err cas_resolve_secret_import(void *ctx, const struct scone_secret *imported,
 					 const struct scone_secret_set **set, const char **name);

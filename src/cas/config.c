@@ -28,6 +28,10 @@
 #include "policy/policy.h"
 
 #define RESOLVED_MAX (8u * 1024 * 1024)
+/* Why an export list can say no although it names the session. */
+#define EXPORT_RULE                                                                                          \
+	"(an export by name without session_hash reaches only sessions created by the exporting session's "   \
+	"creator or inside a namespace session both live in; pin session_hash for another owner's session)"
 
 struct resolve {
 	struct cas_imports im;
@@ -35,19 +39,33 @@ struct resolve {
 	size_t refs; /* secrets rendered so far */
 };
 
-bool cas_exported_to(const struct scone_export *e, size_t n, const struct scone_session *who)
+bool cas_exported_to(struct cas_imports *im, const struct cas_loaded *from, const struct scone_export *e, size_t n)
 {
+	const struct scone_session *who = im->who;
+	bool vouched = false, asked = false;
 	char h[65];
 
 	scone_session_hash_hex(who->hash, h);
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(e[i].session);
+		bool any = strcmp(e[i].session, "*") == 0;
 		bool below = e[i].namespace && strncmp(who->name, e[i].session, len) == 0 && who->name[len] == '/';
-		if (strcmp(e[i].session, "*") != 0 && strcmp(e[i].session, who->name) != 0 && !below)
+		if (!any && strcmp(e[i].session, who->name) != 0 && !below)
 			continue;
-		if (e[i].session_hash && strcmp(e[i].session_hash, h) != 0)
+		if (e[i].session_hash) {
+			if (strcmp(e[i].session_hash, h) == 0)
+				return true;
 			continue;
-		return true;
+		}
+		if (any)
+			return true;
+		if (!asked) { /* the same answer for every entry by name */
+			asked = true;
+			vouched = cas_namespace_vouches(im->cas, im->worker, from->rec.name, from->rec.creator, who->name,
+							im->who_creator);
+		}
+		if (vouched)
+			return true;
 	}
 	return false;
 }
@@ -81,30 +99,48 @@ enum scone_err cas_imports_load(struct cas_imports *im, const char *session, con
 	return SCONE_ERR_OK;
 }
 
-/* The exporting session's definition of an imported secret, if it exports it to im->who. */
+/*
+ * The exporting session's definition of an imported secret, if it exports
+ * it to im->who. *public_only: admitted only by export_public, which
+ * releases a key's or certificate's public part, never its private key.
+ */
 static enum scone_err exported_secret(struct cas_imports *im, const struct scone_secret *def,
-				      const struct cas_loaded **from, const char **src_name)
+				      const struct cas_loaded **from, const char **src_name, bool *public_only)
 {
 	const struct scone_secret *src;
 
+	*public_only = false;
 	SCONE_TRY(cas_imports_load(im, def->import->session, from));
 	*src_name = def->import->name ? def->import->name : def->name;
 	src = scone_session_secret((*from)->session, *src_name);
 	if (!src || src->import)
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "session %s has no secret %s to export", def->import->session,
 				     *src_name);
-	if (!src->export_public && !cas_exported_to(src->exports, src->n_exports, im->who))
-		return scone_err_set(SCONE_ERR_PERMISSION, "session %s does not export secret %s to session %s",
-				     def->import->session, *src_name, im->who->name);
-	return SCONE_ERR_OK;
+	if (cas_exported_to(im, *from, src->exports, src->n_exports))
+		return SCONE_ERR_OK;
+	if (src->export_public) {
+		*public_only = true;
+		return SCONE_ERR_OK;
+	}
+	return scone_err_set(SCONE_ERR_PERMISSION, "session %s does not export secret %s to session %s " EXPORT_RULE,
+			     def->import->session, *src_name, im->who->name);
 }
 
+/* Generation (issuer, private_key): needs the private key, which export_public does not release. */
 enum scone_err cas_resolve_secret_import(void *ctx, const struct scone_secret *imported,
 					 const struct scone_secret_set **set, const char **name)
 {
+	struct cas_imports *im = ctx;
 	const struct cas_loaded *from;
+	bool public_only;
 
-	SCONE_TRY(exported_secret(ctx, imported, &from, name));
+	SCONE_TRY(exported_secret(im, imported, &from, name, &public_only));
+	if (public_only && scone_secrets_is_private(from->secrets, *name))
+		return scone_err_set(SCONE_ERR_PERMISSION,
+				     "secret %s: session %s releases secret %s only through export_public, which gives "
+				     "its certificate and public key to everyone but never its private key: it cannot "
+				     "sign (issuer) or be a private_key here; export it to session %s instead",
+				     imported->name, imported->import->session, *name, im->who->name);
 	*set = from->secrets;
 	return SCONE_ERR_OK;
 }
@@ -121,14 +157,26 @@ static enum scone_err lookup_secret(void *ctx, const char *name, const char *for
 	const struct scone_secret *def = scone_session_secret(r->own->session, name);
 	const struct cas_loaded *from;
 	const char *src_name;
+	bool public_only;
+	enum scone_err err;
 
 	if (!def)
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "secret %s is not defined in the session", name);
 	r->refs++;
 	if (!def->import)
 		return scone_secrets_render(r->own->secrets, name, format, out);
-	SCONE_TRY(exported_secret(&r->im, def, &from, &src_name));
-	return scone_secrets_render(from->secrets, src_name, format, out);
+	SCONE_TRY(exported_secret(&r->im, def, &from, &src_name, &public_only));
+	if (!public_only)
+		return scone_secrets_render(from->secrets, src_name, format, out);
+	err = scone_secrets_render_public(from->secrets, src_name, format, out);
+	if (err == SCONE_ERR_PERMISSION)
+		return scone_err_set(err,
+				     "secret %s in format %s: session %s releases secret %s only through export_public, "
+				     "which gives its certificate and public key to everyone but never its private key; "
+				     "export it to session %s to render its key",
+				     name, format ? format : "(default)", def->import->session, src_name,
+				     r->own->rec.name);
+	return err;
 }
 
 /* Expand templates in text; the result must be a C string (no NUL) for argv/env. */
@@ -234,15 +282,17 @@ static enum scone_err volume_material(struct resolve *r, const struct scone_volu
 		if (!def || def->import)
 			return scone_err_set(SCONE_ERR_NOT_FOUND, "session %s has no volume %s to export",
 					     vol->import->session, src);
-		if (!cas_exported_to(def->exports, def->n_exports, r->own->session))
-			return scone_err_set(SCONE_ERR_PERMISSION, "session %s does not export volume %s to this session",
-					     vol->import->session, src);
+		if (!cas_exported_to(&r->im, owner, def->exports, def->n_exports))
+			return scone_err_set(SCONE_ERR_PERMISSION,
+					     "session %s does not export volume %s to session %s " EXPORT_RULE,
+					     vol->import->session, src, r->own->rec.name);
 	}
 	json_object_set_new(o, "session", json_string(owner->rec.name));
 	json_object_set_new(o, "volume", json_string(def->name));
 	if (def->fspf_key) {
 		/* A key in the session may itself be a template. */
-		struct resolve sub = { .im = { .cas = r->im.cas, .worker = r->im.worker, .who = owner->session },
+		struct resolve sub = { .im = { .cas = r->im.cas, .worker = r->im.worker, .who = owner->session,
+					       .who_creator = owner->rec.creator },
 				       .own = owner };
 		enum scone_err err = expand(&sub, def->fspf_key, strlen(def->fspf_key), true, "volume fspf_key", &v);
 		resolve_free(&sub);
@@ -375,6 +425,7 @@ void cas_handle_config(struct cas *cas, const struct cas_request *req, struct ca
 		goto denied;
 	r.own = &own;
 	r.im.who = own.session;
+	r.im.who_creator = own.rec.creator;
 	svc = scone_session_service(own.session, cr.service);
 	if (!svc) {
 		cas_respond_error(resp, 404, "NOT_FOUND", "session %s has no service %s", cr.session, cr.service);
@@ -455,6 +506,7 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 		return;
 	r.own = &own;
 	r.im.who = own.session;
+	r.im.who_creator = own.rec.creator;
 	svc = scone_session_service(own.session, tr.service);
 	vol = svc ? mounted_volume(own.session, svc, tr.volume) : NULL;
 	if (!vol) {
@@ -472,8 +524,9 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 		}
 		owner_volume = vol->import->name ? vol->import->name : vol->name;
 		vol = scone_session_volume(owner->session, owner_volume);
-		if (!vol || !cas_exported_to(vol->exports, vol->n_exports, own.session)) {
-			cas_respond_error(resp, 403, "PERMISSION", "volume %s is not exported to this session", tr.volume);
+		if (!vol || !cas_exported_to(&r.im, owner, vol->exports, vol->n_exports)) {
+			cas_respond_error(resp, 403, "PERMISSION", "volume %s is not exported to session %s " EXPORT_RULE,
+					  tr.volume, tr.session);
 			goto out;
 		}
 	}

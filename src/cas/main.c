@@ -10,7 +10,11 @@
 #include <string.h>
 
 #include "cas.h"
+#include "cas/memwipe.h"
 #include "lib/log.h"
+
+/* OpenSSL's secure heap: private keys, the TLS identity's key, cached secret values (power of two). */
+#define CAS_SECURE_HEAP_BYTES ((size_t)16 << 20)
 
 static struct cas_server *running;
 
@@ -26,6 +30,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: scone-cas [--listen ADDR:PORT] [--state-dir DIR] [--workers N]\n"
 		"                 [--max-connections N] [--timeout SECONDS] [--rate-limit N]\n"
+		"                 [--max-pending-mb N] [--slow-workers N]\n"
+		"                 [--keygen-per-session UNITS] [--keygen-per-minute UNITS]\n"
 		"\n"
 		"The Configuration and Attestation Service: keeps sessions and their secrets,\n"
 		"and hands a service its configuration after attestation. HTTPS on ADDR:PORT\n"
@@ -34,8 +40,17 @@ static void usage(FILE *f)
 		"number of CPUs. Logs are JSON lines on stderr (SCONE_LOG=error|warn|info|debug,\n"
 		"default info). --rate-limit caps the requests per second on one connection\n"
 		"(default 1000: a runtime reports a volume tag at every sync over one\n"
-		"connection). SIGTERM or SIGINT stops it gracefully. API: docs/api.md.\n",
-		CAS_DEFAULT_PORT);
+		"connection). --max-pending-mb caps the memory held by requests not yet\n"
+		"answered, over all connections, beyond each connection's first 16 KiB\n"
+		"(default 64; the connection that goes over is closed).\n"
+		"Session creates and updates run on --slow-workers threads of their own\n"
+		"(default 1, at a lower priority), so that key generation never delays\n"
+		"other requests. Key generation costs units (an RSA-3072 key 4, RSA-2048\n"
+		"1, EC and Ed25519 keys 0): one create or update may spend at most\n"
+		"--keygen-per-session (default %d), one client key at most\n"
+		"--keygen-per-minute (default %d; 0: no limit). SIGTERM or SIGINT stops it\n"
+		"gracefully. API: docs/api.md.\n",
+		CAS_DEFAULT_PORT, CAS_KEYGEN_PER_REQUEST, CAS_KEYGEN_PER_MINUTE);
 }
 
 static int parse_int(const char *opt, const char *v, int lo, int hi)
@@ -59,6 +74,10 @@ struct options {
 	int max_connections;
 	int timeout;
 	int rate_limit;
+	int max_pending_mb;
+	int slow_workers;
+	int keygen_per_session;
+	int keygen_per_minute;
 };
 
 static void parse_options(int argc, char **argv, struct options *o)
@@ -67,12 +86,14 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "listen", required_argument, NULL, 'l' },	{ "state-dir", required_argument, NULL, 'd' },
 		{ "workers", required_argument, NULL, 'w' },	{ "max-connections", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 't' },	{ "rate-limit", required_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
+		{ "max-pending-mb", required_argument, NULL, 'm' }, { "slow-workers", required_argument, NULL, 's' },
+		{ "keygen-per-session", required_argument, NULL, 'k' },
+		{ "keygen-per-minute", required_argument, NULL, 'K' }, { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:w:c:t:r:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:d:w:c:t:r:m:s:k:K:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			o->listen = optarg;
@@ -81,7 +102,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 			o->state_dir = optarg;
 			break;
 		case 'w':
-			o->workers = parse_int("--workers", optarg, 1, CAS_MAX_WORKERS);
+			o->workers = parse_int("--workers", optarg, 1, CAS_MAX_LOOPS);
 			break;
 		case 'c':
 			o->max_connections = parse_int("--max-connections", optarg, 1, 1000000);
@@ -91,6 +112,18 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'r':
 			o->rate_limit = parse_int("--rate-limit", optarg, 1, 1000000);
+			break;
+		case 'm':
+			o->max_pending_mb = parse_int("--max-pending-mb", optarg, 2, 1 << 20);
+			break;
+		case 's':
+			o->slow_workers = parse_int("--slow-workers", optarg, 1, CAS_MAX_SLOW);
+			break;
+		case 'k':
+			o->keygen_per_session = parse_int("--keygen-per-session", optarg, 1, 1 << 20);
+			break;
+		case 'K':
+			o->keygen_per_minute = parse_int("--keygen-per-minute", optarg, 0, 1 << 20);
 			break;
 		case 'h':
 			usage(stdout);
@@ -116,7 +149,11 @@ static int fail(const char *what, enum scone_err err)
 
 int main(int argc, char **argv)
 {
-	struct options o = { .listen = "127.0.0.1:8081", .state_dir = getenv("SCONE_CAS_STATE_DIR"), .rate_limit = 1000 };
+	struct options o = { .listen = "127.0.0.1:8081",
+			     .state_dir = getenv("SCONE_CAS_STATE_DIR"),
+			     .rate_limit = 1000,
+			     .keygen_per_session = CAS_KEYGEN_PER_REQUEST,
+			     .keygen_per_minute = CAS_KEYGEN_PER_MINUTE };
 	static struct cas cas;
 	struct cas_server_opts so = { 0 };
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -125,12 +162,17 @@ int main(int argc, char **argv)
 	enum scone_err err;
 	int rc = 0;
 
+	/* Before jansson or libevent allocate anything: their blocks are wiped when freed. */
+	cas_memwipe_install();
 	setenv("SCONE_LOG_FORMAT", getenv("SCONE_LOG_FORMAT") ? getenv("SCONE_LOG_FORMAT") : "json", 1);
 	setenv("SCONE_LOG", getenv("SCONE_LOG") ? getenv("SCONE_LOG") : "info", 1);
 	scone_log_init("scone-cas");
 	parse_options(argc, argv, &o);
 	if (!o.state_dir)
 		o.state_dir = "/var/lib/scone-cas";
+	/* Before any key is loaded: keys and cached secrets go to the secure heap, nothing to a core. */
+	if ((err = cas_memwipe_harden_process(CAS_SECURE_HEAP_BYTES)))
+		return fail("hardening the process", err);
 	if ((err = scone_hostport_parse(o.listen, CAS_DEFAULT_PORT, host, sizeof(host), &port)))
 		return fail("--listen", err);
 	if ((err = cas_state_open(&cas, o.state_dir))) {
@@ -145,6 +187,14 @@ int main(int argc, char **argv)
 	so.max_connections = o.max_connections;
 	so.timeout_sec = o.timeout;
 	so.max_requests_per_conn_per_sec = o.rate_limit;
+	so.max_pending_bytes = (size_t)o.max_pending_mb << 20;
+	so.is_slow = cas_is_slow;
+	so.slow_workers = o.slow_workers;
+	cas.keygen_per_request = (unsigned)o.keygen_per_session;
+	if (o.keygen_per_minute && !(cas.keygen = cas_budget_new((unsigned)o.keygen_per_minute))) {
+		rc = fail("key generation budget", SCONE_ERR_NOMEM);
+		goto out;
+	}
 	so.ssl_ctx = cas_server_tls_ctx(crt, key);
 	so.handler = cas_handle;
 	so.handler_ctx = &cas;
@@ -175,5 +225,6 @@ out:
 	if (so.ssl_ctx)
 		SSL_CTX_free(so.ssl_ctx);
 	cas_state_close(&cas);
+	cas_budget_free(cas.keygen);
 	return rc;
 }

@@ -47,7 +47,9 @@
  */
 #include "secrets_internal.h"
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,18 +63,25 @@ static const char ascii_alphabet[] =
 
 /* ---- items and sets ------------------------------------------------------- */
 
+/*
+ * Values live in OpenSSL's secure heap when scone-cas set one up (locked,
+ * never in a core dump; memwipe.c), else in ordinary memory; either way
+ * they are wiped when freed.
+ */
 void sec_blob_free(struct sec_blob *b)
 {
-	if (b->p)
-		scone_wipe(b->p, b->n);
-	free(b->p);
+	OPENSSL_secure_clear_free(b->p, b->n);
 	b->p = NULL;
 	b->n = 0;
 }
 
 enum scone_err sec_blob_dup(struct sec_blob *b, const void *p, size_t n)
 {
-	b->p = malloc(n ? n : 1);
+	ERR_set_mark();
+	b->p = OPENSSL_secure_malloc(n ? n : 1);
+	ERR_pop_to_mark(); /* a full secure heap is no error: ordinary memory then */
+	if (!b->p)
+		b->p = OPENSSL_malloc(n ? n : 1);
 	if (!b->p)
 		return scone_err_set(SCONE_ERR_NOMEM, "no memory for a %zu-byte secret value", n);
 	if (p && n)
@@ -155,6 +164,8 @@ struct gen {
 	struct gen_slot *slots;
 	scone_secrets_import_fn resolve; /* NULL: imported references are refused */
 	void *resolve_ctx;
+	unsigned budget; /* units of key generation allowed */
+	unsigned spent;
 };
 
 static enum scone_err generate_slot(struct gen *g, size_t i);
@@ -294,28 +305,88 @@ static enum scone_err gen_bytes(struct gen *g, size_t i)
 
 /* ---- keys --------------------------------------------------------------------- */
 
+unsigned scone_secrets_key_cost(enum scone_key_type type)
+{
+	switch (type) {
+	case SCONE_KEY_RSA2048:
+		return SCONE_SECRETS_COST_RSA2048;
+	case SCONE_KEY_RSA3072:
+		return SCONE_SECRETS_COST_RSA3072;
+	default:
+		return 0;
+	}
+}
+
+static uint8_t own_key_type(const struct scone_secret *def)
+{
+	return def->key_type ? (uint8_t)def->key_type : SCONE_KEY_P256;
+}
+
+/* Is the key of prev kept for def (the keep rule at the top of this file)? */
+static bool keeps_key(const struct scone_secret *def, const struct sec_item *prev, uint8_t need_flag)
+{
+	return def->migrate && prev && !(prev->flags & SEC_F_EXPLICIT) && (prev->flags & need_flag) == need_flag &&
+	       prev->key_type == own_key_type(def) && prev->value.n;
+}
+
 /*
  * The slot's own private key: kept from prev (when keep and prev holds a
- * generated key of the same type, flagged with need_flag) or new. Sets
- * value (PKCS#8), key_type and slot->key.
+ * generated key of the same type, flagged with need_flag) or new, within
+ * the key-generation budget. Sets value (PKCS#8), key_type and slot->key.
  */
-static enum scone_err own_key(struct gen_slot *slot, const struct scone_secret *def,
+static enum scone_err own_key(struct gen *g, struct gen_slot *slot, const struct scone_secret *def,
 			      const struct sec_item *prev, uint8_t need_flag)
 {
 	struct sec_item *it = slot->item;
-	uint8_t type = def->key_type ? (uint8_t)def->key_type : SCONE_KEY_P256;
+	uint8_t type = own_key_type(def);
+	unsigned cost;
 
 	if (def->key_type < 0 || def->key_type > SCONE_KEY_RSA3072)
 		return scone_err_set(SCONE_ERR_INVALID, "secret '%s': unknown key type %d", def->name,
 				     (int)def->key_type);
 	it->key_type = type;
-	if (def->migrate && prev && !(prev->flags & SEC_F_EXPLICIT) &&
-	    (prev->flags & need_flag) == need_flag && prev->key_type == type && prev->value.n) {
+	if (keeps_key(def, prev, need_flag)) {
 		SCONE_TRY(sec_key_from_pkcs8(prev->value.p, prev->value.n, &slot->key));
 		return sec_blob_dup(&it->value, prev->value.p, prev->value.n);
 	}
+	cost = scone_secrets_key_cost((enum scone_key_type)type);
+	if (cost > g->budget - g->spent)
+		return scone_err_set(SCONE_ERR_LIMIT,
+				     "secret '%s': a new key of this type costs %u units of key generation, and only %u "
+				     "of %u are left",
+				     def->name, cost, g->budget - g->spent, g->budget);
+	g->spent += cost;
 	SCONE_TRY(sec_key_generate(type, &slot->key));
 	return sec_key_to_pkcs8(slot->key, &it->value);
+}
+
+/* Does generating def make a key of its own (not a given value, a private_key or an import)? */
+static bool makes_own_key(const struct scone_secret *def, uint8_t *need_flag)
+{
+	if (def->import || def->value)
+		return false;
+	*need_flag = def->kind == SCONE_SECRET_PRIVATE_KEY ? 0 : SEC_F_OWN_KEY;
+	return def->kind == SCONE_SECRET_PRIVATE_KEY ||
+	       ((def->kind == SCONE_SECRET_X509 || def->kind == SCONE_SECRET_X509_CA) && !def->private_key);
+}
+
+unsigned scone_secrets_keygen_cost(const struct scone_session *s, const struct scone_secret_set *previous)
+{
+	unsigned total = 0;
+
+	for (size_t i = 0; i < s->n_secrets; i++) {
+		const struct scone_secret *def = &s->secrets[i];
+		const struct sec_item *prev;
+		uint8_t need = 0;
+		if (!def->name || !makes_own_key(def, &need))
+			continue;
+		prev = sec_find(previous, def->name, false);
+		if (prev && prev->kind != def->kind)
+			prev = NULL;
+		if (!keeps_key(def, prev, need))
+			total += scone_secrets_key_cost((enum scone_key_type)own_key_type(def));
+	}
+	return total;
 }
 
 static enum scone_err gen_private_key(struct gen *g, size_t i)
@@ -324,7 +395,7 @@ static enum scone_err gen_private_key(struct gen *g, size_t i)
 	struct gen_slot *slot = &g->slots[i];
 
 	if (!def->value)
-		return own_key(slot, def, prev_of(g, def), 0);
+		return own_key(g, slot, def, prev_of(g, def), 0);
 	slot->item->flags = SEC_F_EXPLICIT;
 	SCONE_TRY(sec_key_from_text(def->name, def->value, def->value_len, false, &slot->key));
 	SCONE_TRY(sec_key_type_of(slot->key, &slot->item->key_type));
@@ -368,7 +439,7 @@ static enum scone_err cert_key(struct gen *g, size_t i)
 
 	if (!def->private_key) {
 		slot->item->flags |= SEC_F_OWN_KEY;
-		return own_key(slot, def, prev_of(g, def), SEC_F_OWN_KEY);
+		return own_key(g, slot, def, prev_of(g, def), SEC_F_OWN_KEY);
 	}
 	SCONE_TRY(dep(g, i, def->private_key, SCONE_SECRET_PRIVATE_KEY, "private_key", &priv));
 	if (!EVP_PKEY_up_ref(priv->key))
@@ -613,7 +684,19 @@ enum scone_err scone_secrets_generate_ex(const struct scone_session *s,
 					 scone_secrets_import_fn resolve, void *ctx,
 					 struct scone_secret_set **out)
 {
-	struct gen g = {.s = s, .prev = previous, .resolve = resolve, .resolve_ctx = ctx};
+	struct scone_secrets_opts o = {.resolve = resolve, .resolve_ctx = ctx, .key_budget = UINT_MAX};
+
+	return scone_secrets_generate_opts(s, previous, &o, out);
+}
+
+enum scone_err scone_secrets_generate_opts(const struct scone_session *s, const struct scone_secret_set *previous,
+					   struct scone_secrets_opts *o, struct scone_secret_set **out)
+{
+	struct gen g = {.s = s,
+			.prev = previous,
+			.resolve = o->resolve,
+			.resolve_ctx = o->resolve_ctx,
+			.budget = o->key_budget};
 	enum scone_err err;
 
 	*out = NULL;
@@ -627,6 +710,7 @@ enum scone_err scone_secrets_generate_ex(const struct scone_session *s,
 	}
 	free(g.slots);
 	ERR_clear_error();
+	o->key_spent = g.spent;
 	if (err != SCONE_ERR_OK) {
 		scone_secrets_free(g.set);
 		return err;

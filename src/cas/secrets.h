@@ -58,6 +58,30 @@ SCONE_MUST_CHECK enum scone_err scone_secrets_generate_ex(const struct scone_ses
 							  struct scone_secret_set **out);
 
 /*
+ * Key generation has a cost, in units: an RSA-2048 key 1, an RSA-3072 key
+ * 4 (about 0.2 s and 0.7 s of one core); P-256, P-384 and Ed25519 keys 0.
+ * scone_secrets_keygen_cost is what generating s (after previous, or NULL
+ * for a new session) will spend under the keep rules above; with
+ * scone_secrets_generate_opts, generation stops with SCONE_ERR_LIMIT
+ * before a key that would take key_spent over key_budget.
+ */
+#define SCONE_SECRETS_COST_RSA2048 1u
+#define SCONE_SECRETS_COST_RSA3072 4u
+unsigned scone_secrets_key_cost(enum scone_key_type type);
+unsigned scone_secrets_keygen_cost(const struct scone_session *s, const struct scone_secret_set *previous);
+
+struct scone_secrets_opts {
+	scone_secrets_import_fn resolve; /* as for scone_secrets_generate_ex; NULL refuses imports */
+	void *resolve_ctx;
+	unsigned key_budget;		 /* units allowed; UINT_MAX: no limit */
+	unsigned key_spent;		 /* out: units spent, also when generation failed */
+};
+SCONE_MUST_CHECK enum scone_err scone_secrets_generate_opts(const struct scone_session *s,
+							    const struct scone_secret_set *previous,
+							    struct scone_secrets_opts *o,
+							    struct scone_secret_set **out);
+
+/*
  * Serialize (appended to out, which should be a secret wbuf; format at the
  * top of secrets_codec.c) / parse (untrusted input: every field bounds-
  * checked, MALFORMED or TOO_LARGE otherwise; fuzz/fuzz_secrets.c).
@@ -82,6 +106,18 @@ bool scone_secrets_has(const struct scone_secret_set *set, const char *name);
  */
 SCONE_MUST_CHECK enum scone_err scone_secrets_render(const struct scone_secret_set *set, const char *name,
 						     const char *format, struct scone_wbuf *out);
+
+/*
+ * The same, for a secret released by export_public: formats that show a
+ * private key (a private-key secret's own value, "privatekey"/"key" of
+ * x509 and x509-ca) are PERMISSION; the certificate, chain, public key and
+ * ascii/binary values render as above.
+ */
+SCONE_MUST_CHECK enum scone_err scone_secrets_render_public(const struct scone_secret_set *set, const char *name,
+							    const char *format, struct scone_wbuf *out);
+
+/* Is secret name one that holds a private key (private-key, x509, x509-ca)? */
+bool scone_secrets_is_private(const struct scone_secret_set *set, const char *name);
 
 /* The 32-byte key CAS generated for volume name; NOT_FOUND if none. */
 SCONE_MUST_CHECK enum scone_err scone_secrets_volume_key(const struct scone_secret_set *set,

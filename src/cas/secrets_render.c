@@ -140,23 +140,29 @@ static enum scone_err r_chain(const struct sec_item *it, struct scone_wbuf *out)
 #define K_PUB K(SCONE_SECRET_PUBLIC_KEY)
 #define K_CERT (K(SCONE_SECRET_X509) | K(SCONE_SECRET_X509_CA))
 
-static const struct {
+/*
+ * pub: the format shows nothing a public export (export_public) does not
+ * release. For ascii and binary that is the value itself (SCONE publishes
+ * it); for keys and certificates only the certificate and the public key.
+ */
+static const struct format {
 	unsigned kinds;
 	const char *format; /* NULL: no format given */
 	render_fn fn;
+	bool pub;
 } formats[] = {
-    {K_BYTES, NULL, r_raw},	   {K_BYTES, "hex", r_hex},
-    {K_BYTES, "base64", r_base64}, {K_PRIV, NULL, r_key_pem},
-    {K_PRIV, "pem", r_key_pem},	   {K_PRIV, "privatekey", r_key_pem},
-    {K_PRIV, "der", r_raw},	   {K_PRIV, "publickey", r_pub_of_key},
-    {K_PUB, NULL, r_spki_pem},	   {K_PUB, "pem", r_spki_pem},
-    {K_PUB, "der", r_raw},	   {K_CERT, NULL, r_cert_pem},
-    {K_CERT, "crt", r_cert_pem},   {K_CERT, "pem", r_cert_pem},
-    {K_CERT, "chain", r_chain},	   {K_CERT, "privatekey", r_key_pem},
-    {K_CERT, "key", r_key_pem},	   {K_CERT, "der", r_cert_der},
+    {K_BYTES, NULL, r_raw, true},	       {K_BYTES, "hex", r_hex, true},
+    {K_BYTES, "base64", r_base64, true},       {K_PRIV, NULL, r_key_pem, false},
+    {K_PRIV, "pem", r_key_pem, false},	       {K_PRIV, "privatekey", r_key_pem, false},
+    {K_PRIV, "der", r_raw, false},	       {K_PRIV, "publickey", r_pub_of_key, true},
+    {K_PUB, NULL, r_spki_pem, true},	       {K_PUB, "pem", r_spki_pem, true},
+    {K_PUB, "der", r_raw, true},	       {K_CERT, NULL, r_cert_pem, true},
+    {K_CERT, "crt", r_cert_pem, true},	       {K_CERT, "pem", r_cert_pem, true},
+    {K_CERT, "chain", r_chain, true},	       {K_CERT, "privatekey", r_key_pem, false},
+    {K_CERT, "key", r_key_pem, false},	       {K_CERT, "der", r_cert_der, true},
 };
 
-static render_fn find_format(uint8_t kind, const char *format)
+static const struct format *find_format(uint8_t kind, const char *format)
 {
 	if (kind >= 32)
 		return NULL;
@@ -164,7 +170,7 @@ static render_fn find_format(uint8_t kind, const char *format)
 		if (!(formats[i].kinds & K(kind)))
 			continue;
 		if (format ? formats[i].format && strcmp(format, formats[i].format) == 0 : !formats[i].format)
-			return formats[i].fn;
+			return &formats[i];
 	}
 	return NULL;
 }
@@ -180,21 +186,46 @@ static enum scone_err rollback(struct scone_wbuf *out, size_t start, enum scone_
 	return err;
 }
 
-enum scone_err scone_secrets_render(const struct scone_secret_set *set, const char *name, const char *format,
-				    struct scone_wbuf *out)
+static enum scone_err render(const struct scone_secret_set *set, const char *name, const char *format,
+			     bool public_only, struct scone_wbuf *out)
 {
 	const struct sec_item *it = sec_find(set, name, false);
 	size_t start = out->size;
-	render_fn fn;
+	const struct format *f;
 
 	if (!it)
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "secret '%.128s' is not defined by the session",
 				     name ? name : "(null)");
-	fn = find_format(it->kind, format);
-	if (!fn)
+	f = find_format(it->kind, format);
+	if (!f)
 		return scone_err_set(SCONE_ERR_INVALID, "format '%.40s' is not valid for %s secret '%s'",
 				     format ? format : "(none)", sec_kind_name(it->kind), it->name);
-	return rollback(out, start, fn(it, out));
+	if (public_only && !f->pub)
+		return scone_err_set(SCONE_ERR_PERMISSION,
+				     "format '%.40s' of %s secret '%s' shows its private key, which a public export "
+				     "does not release",
+				     format ? format : "(none)", sec_kind_name(it->kind), it->name);
+	return rollback(out, start, f->fn(it, out));
+}
+
+enum scone_err scone_secrets_render(const struct scone_secret_set *set, const char *name, const char *format,
+				    struct scone_wbuf *out)
+{
+	return render(set, name, format, false, out);
+}
+
+enum scone_err scone_secrets_render_public(const struct scone_secret_set *set, const char *name,
+					   const char *format, struct scone_wbuf *out)
+{
+	return render(set, name, format, true, out);
+}
+
+bool scone_secrets_is_private(const struct scone_secret_set *set, const char *name)
+{
+	const struct sec_item *it = sec_find(set, name, false);
+
+	return it && (it->kind == SCONE_SECRET_PRIVATE_KEY || it->kind == SCONE_SECRET_X509 ||
+		      it->kind == SCONE_SECRET_X509_CA);
 }
 
 enum scone_err scone_secrets_public(const struct scone_secret_set *set, const char *name,

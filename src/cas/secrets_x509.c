@@ -123,11 +123,7 @@ static enum scone_err blob_alloc(struct sec_blob *out, int len, const char *what
 {
 	if (len <= 0)
 		return ssl_err(SCONE_ERR_CRYPTO, "encoding %s failed", what);
-	out->p = malloc((size_t)len);
-	if (!out->p)
-		return scone_err_set(SCONE_ERR_NOMEM, "no memory for %s (%d bytes)", what, len);
-	out->n = (size_t)len;
-	return SCONE_ERR_OK;
+	return sec_blob_dup(out, NULL, (size_t)len);
 }
 
 /* The second i2d pass wrote written bytes into out: all of them, or out is freed. */

@@ -31,8 +31,12 @@
 #define DEFAULT_MAX_HEADER_BYTES (16u << 10)
 #define DEFAULT_MAX_BODY_BYTES ((1u << 20) + (64u << 10))
 #define DEFAULT_MAX_CONNECTIONS 4096
+#define DEFAULT_MAX_PENDING_BYTES ((size_t)64 << 20)
 #define DEFAULT_RATE 200
 #define DEFAULT_TIMEOUT_SEC 10
+#define DEFAULT_SLOW_WORKERS 1
+#define DEFAULT_SLOW_QUEUE 64
+#define MAX_SLOW_WORKERS 64
 #define MAX_WORKERS 256
 #define SIZE_LIMIT ((size_t)1 << 40) /* sanity bound on the byte limits */
 #define LISTEN_BACKLOG 1024
@@ -47,7 +51,9 @@ static enum scone_err fill_opts(struct cas_server *srv, const struct cas_server_
 	if (!in->ssl_ctx || !in->handler || !in->host)
 		return scone_err_set(SCONE_ERR_INVALID, "server options: host, ssl_ctx and handler are required");
 	if (in->workers < 0 || in->max_connections < 0 || in->max_requests_per_conn_per_sec < 0 ||
-	    in->timeout_sec < 0 || in->max_header_bytes > SIZE_LIMIT || in->max_body_bytes > SIZE_LIMIT)
+	    in->timeout_sec < 0 || in->max_header_bytes > SIZE_LIMIT || in->max_body_bytes > SIZE_LIMIT ||
+	    in->max_pending_bytes > SIZE_LIMIT || in->slow_workers < 0 || in->slow_workers > MAX_SLOW_WORKERS ||
+	    in->slow_queue < 0)
 		return scone_err_set(SCONE_ERR_INVALID, "server options: a limit is negative or absurdly large");
 	*o = *in;
 	if (!(srv->host_copy = strdup(in->host)))
@@ -63,9 +69,17 @@ static enum scone_err fill_opts(struct cas_server *srv, const struct cas_server_
 	o->max_header_bytes = o->max_header_bytes ? o->max_header_bytes : DEFAULT_MAX_HEADER_BYTES;
 	o->max_body_bytes = o->max_body_bytes ? o->max_body_bytes : DEFAULT_MAX_BODY_BYTES;
 	o->max_connections = o->max_connections ? o->max_connections : DEFAULT_MAX_CONNECTIONS;
+	o->max_pending_bytes = o->max_pending_bytes ? o->max_pending_bytes : DEFAULT_MAX_PENDING_BYTES;
 	o->max_requests_per_conn_per_sec = o->max_requests_per_conn_per_sec ? o->max_requests_per_conn_per_sec
 									     : DEFAULT_RATE;
 	o->timeout_sec = o->timeout_sec ? o->timeout_sec : DEFAULT_TIMEOUT_SEC;
+	o->slow_workers = o->slow_workers ? o->slow_workers : DEFAULT_SLOW_WORKERS;
+	o->slow_queue = o->slow_queue ? o->slow_queue : DEFAULT_SLOW_QUEUE;
+	if (o->max_pending_bytes < o->max_header_bytes + o->max_body_bytes)
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "server options: max_pending_bytes (%zu) is below one largest request (%zu bytes "
+				     "of headers and body)",
+				     o->max_pending_bytes, o->max_header_bytes + o->max_body_bytes);
 	return SCONE_ERR_OK;
 }
 
@@ -208,6 +222,7 @@ static enum scone_err setup_worker(struct cas_server_worker *w, int fd)
 		return scone_err_set(SCONE_ERR_NOMEM, "worker %d: event_base_new failed", w->index);
 	}
 	SCONE_TRY(setup_http(w, fd));
+	SCONE_TRY(cas_server_slow_worker_init(w));
 	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0)
 		return scone_err_set(scone_err_from_errno(errno), "worker %d: pipe: %s", w->index, strerror(errno));
 	w->pipe_rd = p[0];
@@ -223,6 +238,10 @@ static enum scone_err setup_worker(struct cas_server_worker *w, int fd)
 static void teardown_worker(struct cas_server_worker *w)
 {
 	w->draining = true;
+	/* Calls in the slow lane lose their connections now: they will be dropped, not answered. */
+	for (struct cas_server_conn *c = w->conns; c; c = c->next)
+		if (c->call)
+			cas_server_slow_cancel(c->call, true);
 	if (w->stop_ev)
 		event_free(w->stop_ev);
 	if (w->grace_ev)
@@ -235,6 +254,7 @@ static void teardown_worker(struct cas_server_worker *w)
 	/* Bufferevents are finalized from the loop; run it until every connection is gone. */
 	for (int i = 0; i < 100 && w->nconns > 0 && w->base; i++)
 		event_base_loop(w->base, EVLOOP_NONBLOCK);
+	cas_server_slow_worker_drain(w);
 	if (w->nconns)
 		scone_warn("worker %d: %d connection(s) not finalized at teardown", w->index, w->nconns);
 }
@@ -278,6 +298,10 @@ enum scone_err cas_server_new(const struct cas_server_opts *opts, struct cas_ser
 	SCONE_TRY(cas_server_conn_global_init());
 	if (!(srv = calloc(1, sizeof(*srv))))
 		return SCONE_ERR_NOMEM;
+	if ((err = cas_server_slow_init(srv)) != SCONE_ERR_OK) {
+		free(srv);
+		return err;
+	}
 	if ((err = fill_opts(srv, opts)) != SCONE_ERR_OK) {
 		srv->o.ssl_ctx = NULL; /* not referenced yet */
 		goto fail;
@@ -325,6 +349,11 @@ enum scone_err cas_server_run(struct cas_server *srv)
 	if (!srv || srv->ran)
 		return scone_err_set(SCONE_ERR_INVALID, "cas_server_run: no server, or it already ran");
 	srv->ran = true;
+	/* The slow lane first, so that the loops find it running. */
+	if ((err = cas_server_slow_start(srv)) != SCONE_ERR_OK) {
+		cas_server_slow_stop(srv);
+		return err;
+	}
 	/* Workers take no signals: they land on the caller, whose handler calls cas_server_stop. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -346,6 +375,10 @@ enum scone_err cas_server_run(struct cas_server *srv)
 		if (err == SCONE_ERR_OK && w->err != SCONE_ERR_OK)
 			err = scone_err_set(w->err, "worker %d failed (see the log)", i);
 	}
+	/* The loops are gone: the slow lane finishes what it runs, the rest is dropped. */
+	cas_server_slow_stop(srv);
+	if (err == SCONE_ERR_OK && srv->slow.err != SCONE_ERR_OK)
+		err = scone_err_set(srv->slow.err, "a slow-lane thread failed (see the log)");
 	return err;
 }
 
@@ -368,9 +401,11 @@ void cas_server_free(struct cas_server *srv)
 {
 	if (!srv)
 		return;
+	cas_server_slow_stop(srv);
 	for (int i = 0; srv->workers && i < srv->nworkers; i++) {
 		struct cas_server_worker *w = &srv->workers[i];
 		teardown_worker(w);
+		cas_server_slow_worker_fini(w);
 		if (w->base)
 			event_base_free(w->base);
 		if (w->pipe_rd >= 0)
@@ -379,6 +414,7 @@ void cas_server_free(struct cas_server *srv)
 			close(w->pipe_wr);
 	}
 	free(srv->workers);
+	cas_server_slow_fini(srv);
 	if (srv->o.ssl_ctx)
 		SSL_CTX_free(srv->o.ssl_ctx);
 	free(srv->host_copy);

@@ -5,7 +5,8 @@
  * hostile clients, and the Prometheus counters behind /metrics.
  *
  * It knows nothing of sessions: every request is handed, fully read and
- * within limits, to the handler given at start.
+ * within limits, to the handler given at start - on the loop that read it,
+ * or, when the handler's is_slow says so, on a slow-lane thread.
  *
  * What a client that breaks a limit sees (nothing of it reaches the handler):
  * - method other than GET POST PUT DELETE: 405 JSON (a method evhttp does
@@ -20,8 +21,14 @@
  * - request not complete timeout_sec after the connection opened (TLS
  *   handshake included) or after the previous response: connection closed
  * - beyond max_connections open: closed at once, before TLS
+ * - request bytes received and not yet answered, over all connections,
+ *   beyond max_pending_bytes (each connection's first CAS_PENDING_FREE,
+ *   16 KiB, not counted): the connection whose bytes went over is closed
+ * Two Content-Length headers with different values, Transfer-Encoding beside
+ * Content-Length or other than chunked: 400 JSON, then the connection closes.
  * All of these are counted in scone_cas_limit_rejections_total (evhttp's
- * 400 as reason="header", 413 as "body", 501 as "method").
+ * 400 as reason="header", 413 as "body", 501 as "method", the byte budget
+ * as "memory").
  */
 #ifndef SCONE_CAS_SERVER_H
 #define SCONE_CAS_SERVER_H
@@ -58,6 +65,7 @@ struct cas_request {
 
 struct cas_response {
 	int status;                /* HTTP status, default 200 */
+	unsigned retry_after;      /* seconds; > 0 adds a Retry-After header (429, 503) */
 	const char *content_type;  /* default "application/json" */
 	struct scone_wbuf body;    /* secret wbuf: wiped after sending */
 };
@@ -72,12 +80,25 @@ struct cas_server_opts {
 	size_t max_header_bytes;   /* default 16 KiB */
 	size_t max_body_bytes;     /* default 1 MiB + 64 KiB */
 	int max_connections;       /* whole server, default 4096 */
+	size_t max_pending_bytes;  /* request bytes in flight over all connections beyond each one's
+	                            * first 16 KiB; default 64 MiB */
 	int max_requests_per_conn_per_sec; /* default 200; beyond: 429 and the connection closes */
 	int timeout_sec;           /* default 10: TLS handshake + request head and body must arrive
 	                            * within it (in total, from accept or from the previous
 	                            * response); also the idle timeout of writing a response */
 	cas_handler_fn handler;
 	void *handler_ctx;
+	/*
+	 * The slow lane: requests for which is_slow(handler_ctx, req) is true
+	 * (e.g. session writes that generate keys) are handled on slow_workers
+	 * threads of their own, at a lower priority, so that the event loops go
+	 * on answering everything else at once. At most slow_queue wait; beyond,
+	 * 503 BUSY. The handler sees worker indexes workers .. workers +
+	 * slow_workers - 1 there (worker_init is called for each). NULL: none.
+	 */
+	bool (*is_slow)(void *ctx, const struct cas_request *req);
+	int slow_workers;          /* default 1 */
+	int slow_queue;            /* default 64 */
 	/* Called once in each worker thread before it serves (e.g. to open a store handle). */
 	enum scone_err (*worker_init)(void *ctx, int worker);
 	void (*worker_fini)(void *ctx, int worker);

@@ -16,6 +16,17 @@
  * callbacks on the server side): an evbuffer callback on the bufferevent's
  * input notes a request's first byte; one on its output notices a status
  * line that evhttp wrote on its own, which is one of its limit errors.
+ *
+ * Memory of requests in flight. Every byte a connection receives counts as
+ * held until the request it belongs to is answered, wherever evhttp keeps
+ * it meanwhile (its input buffer, or the request's own buffer for chunked
+ * bodies). The first CAS_PENDING_FREE bytes of each connection are free (a
+ * request head, a small body); beyond them each byte is charged to one
+ * budget shared by all connections, max_pending_bytes. The connection whose
+ * bytes take the total over it is closed, so the server holds at most about
+ * max_connections * CAS_PENDING_FREE + max_pending_bytes of partial
+ * requests (plus one read each), instead of max_connections times the
+ * largest request.
  */
 #include "server_internal.h"
 
@@ -200,6 +211,61 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	bufferevent_trigger_event(c->bev, BEV_EVENT_ERROR, 0);
 }
 
+/* ---- memory of requests in flight ---- */
+
+static size_t chargeable(size_t held)
+{
+	return held > CAS_PENDING_FREE ? held - CAS_PENDING_FREE : 0;
+}
+
+/* Bring c->charged (and the shared total) to what c->held asks for; false if that is over the budget. */
+static bool recharge(struct cas_server_conn *c)
+{
+	struct cas_server *srv = c->w->srv;
+	size_t want = chargeable(c->held), total;
+
+	if (want < c->charged) {
+		atomic_fetch_sub(&srv->pending, c->charged - want);
+		c->charged = want;
+		return true;
+	}
+	if (want == c->charged)
+		return true;
+	total = atomic_fetch_add(&srv->pending, want - c->charged) + (want - c->charged);
+	c->charged = want;
+	return total <= srv->o.max_pending_bytes;
+}
+
+/* One line per worker per second at most, as for refused connections. */
+static void log_over_budget(struct cas_server_conn *c)
+{
+	struct cas_server_worker *w = c->w;
+	uint64_t now = cas_server_now_ns();
+
+	if (w->last_budget_log_ns && now - w->last_budget_log_ns < 1000000000u)
+		return;
+	w->last_budget_log_ns = now;
+	scone_warn("connection from %s closed: requests in flight hold more than %zu bytes over all connections "
+		   "(max_pending_bytes)",
+		   cas_server_conn_peer(c), w->srv->o.max_pending_bytes);
+}
+
+static void charge(struct cas_server_conn *c, size_t n)
+{
+	c->held = n > SIZE_MAX - c->held ? SIZE_MAX : c->held + n;
+	if (recharge(c) || c->phase == CAS_PH_CLOSING || c->rejected)
+		return;
+	cas_server_metrics_limit(&c->w->srv->m, CAS_LIMIT_MEMORY);
+	log_over_budget(c);
+	cas_server_conn_kill_soon(c);
+}
+
+void cas_server_conn_request_done(struct cas_server_conn *c)
+{
+	c->held = evbuffer_get_length(bufferevent_get_input(c->bev));
+	(void)recharge(c); /* only ever lower: what is left was charged when it arrived */
+}
+
 /* ---- request cycle ---- */
 
 void cas_server_conn_begin_handling(struct cas_server_conn *c)
@@ -260,10 +326,13 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 	struct cas_server_conn *c = arg;
 
 	(void)buf;
-	if (info->n_added && (c->phase == CAS_PH_HANDSHAKE || c->phase == CAS_PH_IDLE)) {
+	if (!info->n_added)
+		return;
+	if (c->phase == CAS_PH_HANDSHAKE || c->phase == CAS_PH_IDLE) {
 		c->phase = CAS_PH_READING;
 		c->req_start_ns = cas_server_now_ns();
 	}
+	charge(c, info->n_added);
 }
 
 /* evhttp answered a request by itself (it never reached our callback). */
@@ -376,8 +445,12 @@ static void conn_destroy(struct cas_server_conn *c, SSL *ssl)
 		cas_server_metrics_add(&srv->m.hs_failures);
 		scone_debug("connection from %s: TLS handshake failed", c->peer[0] ? c->peer : "-");
 	}
+	if (c->call) /* in the slow lane: dropped when it comes back (evhttp has freed its request) */
+		cas_server_slow_cancel(c->call, false);
 	if (c->holds_slot)
 		atomic_fetch_sub(&srv->open, 1);
+	if (c->charged)
+		atomic_fetch_sub(&srv->pending, c->charged);
 	event_free(c->timer);
 	unlink_conn(w, c);
 	free(c);

@@ -19,10 +19,11 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "cas/http_parse.h"
+#include "cas/memwipe.h"
 #include "lib/crypto.h"
 #include "lib/log.h"
 
-#define PATH_LIMIT 1024                /* bytes of the raw path, exclusive */
 #define RESPONSE_MAX (64u << 20)       /* ceiling of a handler's response body */
 #define ERROR_BODY_MAX (64u << 10)     /* for cas_respond_error on an unset body */
 #define LOG_PATH_MAX 256
@@ -42,14 +43,6 @@ static const struct method methods[] = {
 };
 
 static const struct method unknown_method = { 0, CAS_OTHER, "-" };
-
-/* What one request owns while it is handled. */
-struct req_state {
-	char *path;  /* decoded */
-	char *query; /* raw, or NULL */
-	uint8_t *body;
-	size_t body_len;
-};
 
 static const struct method *method_of(enum evhttp_cmd_type t)
 {
@@ -123,10 +116,7 @@ static void set_json_body(struct cas_response *resp, int status, json_t *j)
 	json_decref(j);
 	if (!text || scone_wbuf_put(&resp->body, text, strlen(text)) || scone_wbuf_put(&resp->body, "\n", 1))
 		put_fallback(resp);
-	if (text) {
-		scone_wipe(text, strlen(text)); /* a configuration answer carries secrets */
-		free(text);
-	}
+	cas_json_free_text(text); /* wiped: a configuration answer carries secrets */
 }
 
 void cas_respond_json(struct cas_response *resp, int status, void *json)
@@ -154,77 +144,52 @@ void cas_respond_error(struct cas_response *resp, int status, const char *code, 
 
 /* ---- request parts ---- */
 
-static int hexval(char ch)
+/* The decoded path and raw query; a refusal names what was wrong. */
+static bool parse_target(const char *raw, struct cas_server_call *st, struct cas_response *resp)
 {
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
+	enum scone_err err = cas_http_parse_target(raw, &st->path, &st->query);
 
-/* Percent-decode raw[0..n) into out (n + 1 bytes); control bytes (%00..%1F, %7F) are refused. */
-static bool decode_path(char *out, const char *raw, size_t n)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)raw[i];
-		if (ch == '%') {
-			int hi = i + 2 < n ? hexval(raw[i + 1]) : -1;
-			int lo = hi >= 0 ? hexval(raw[i + 2]) : -1;
-			if (hi < 0 || lo < 0)
-				return false;
-			ch = (unsigned char)(hi << 4 | lo);
-			i += 2;
-		}
-		if (ch < 0x20 || ch == 0x7f)
-			return false;
-		out[o++] = (char)ch;
-	}
-	out[o] = '\0';
-	return true;
-}
-
-/* Split the request target into a decoded path and the raw query. */
-static bool parse_target(const char *raw, struct req_state *st, struct cas_response *resp)
-{
-	size_t n, qn;
-	const char *q;
-
-	if (!raw || raw[0] != '/') {
-		cas_respond_error(resp, 400, "INVALID", "request target must be a path starting with '/'");
-		return false;
-	}
-	n = strcspn(raw, "?#");
-	if (n >= PATH_LIMIT) {
-		cas_respond_error(resp, 400, "INVALID", "request path is %zu bytes; the limit is %d", n,
-				  PATH_LIMIT - 1);
-		return false;
-	}
-	if (!(st->path = malloc(n + 1))) {
-		cas_respond_error(resp, 500, "NOMEM", "out of memory");
-		return false;
-	}
-	if (!decode_path(st->path, raw, n)) {
-		cas_respond_error(resp, 400, "INVALID", "request path has a bad %%-escape or a control character");
-		return false;
-	}
-	if (raw[n] != '?')
+	if (err == SCONE_ERR_OK)
 		return true;
-	q = raw + n + 1;
-	qn = strcspn(q, "#");
-	if (!(st->query = strndup(q, qn))) {
-		cas_respond_error(resp, 500, "NOMEM", "out of memory");
-		return false;
-	}
-	return true;
+	if (err == SCONE_ERR_NOMEM)
+		cas_respond_error(resp, 500, "NOMEM", "%s", scone_err_detail());
+	else
+		cas_respond_error(resp, 400, "INVALID", "%s", scone_err_detail());
+	return false;
+}
+
+/* Content-Length and Transfer-Encoding leave no doubt about where the body ends. */
+static bool framing_ok(struct evhttp_request *req, struct cas_response *resp)
+{
+	const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	struct cas_http_framing f;
+
+	cas_http_framing_init(&f);
+	for (const struct evkeyval *kv = h ? h->tqh_first : NULL; kv; kv = kv->next.tqe_next)
+		cas_http_framing_add(&f, kv->key, kv->value);
+	if (cas_http_framing_check(&f) == SCONE_ERR_OK)
+		return true;
+	cas_respond_error(resp, 400, "INVALID", "%s", scone_err_detail());
+	return false;
+}
+
+/* The raw path of a refused target for the log line (no query: it may carry tokens). */
+static const char *target_for_log(const char *raw, char *out, size_t out_size)
+{
+	size_t n;
+
+	if (!raw)
+		return "-";
+	n = strcspn(raw, "?#");
+	if (n >= out_size)
+		n = out_size - 1;
+	memcpy(out, raw, n);
+	out[n] = '\0';
+	return out;
 }
 
 /* Copy the body out (NUL-terminated) and wipe evhttp's buffer as we go. */
-static bool take_body(struct evhttp_request *req, struct req_state *st, struct cas_response *resp)
+static bool take_body(struct evhttp_request *req, struct cas_server_call *st, struct cas_response *resp)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t n = evbuffer_get_length(in), off = 0;
@@ -271,14 +236,18 @@ static void wipe_input(struct evhttp_request *req)
 	}
 }
 
-static void free_state(struct req_state *st)
+/* Free a call and everything it owns (the body and the answer wiped). Not its evhttp request. */
+static void free_call(struct cas_server_call *call)
 {
-	if (st->body) {
-		scone_wipe(st->body, st->body_len);
-		free(st->body);
+	if (call->body) {
+		scone_wipe(call->body, call->body_len);
+		free(call->body);
 	}
-	free(st->path);
-	free(st->query);
+	free(call->path);
+	free(call->query);
+	free(call->content_type);
+	scone_wbuf_free(&call->resp.body);
+	free(call);
 }
 
 static bool rate_ok(struct cas_server_conn *c, int max)
@@ -347,6 +316,11 @@ static int send_response(struct cas_server_conn *c, struct evhttp_request *req, 
 	}
 	evhttp_add_header(h, "Content-Type", ct);
 	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (resp->retry_after > 0) {
+		char s[16];
+		snprintf(s, sizeof(s), "%u", resp->retry_after);
+		evhttp_add_header(h, "Retry-After", s);
+	}
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	if (close)
 		evhttp_add_header(h, "Connection", "close");
@@ -378,87 +352,140 @@ void cas_server_http_log(struct cas_server_conn *c, const char *method, const ch
 	json_decref(j);
 	if (text)
 		scone_log_fields(SCONE_LOG_INFO, "request", text);
-	free(text);
+	cas_json_free_text(text);
 }
 
 /* ---- the request callback ---- */
 
-/* A request on a connection without our state (out of memory at accept): refused, never handled. */
-static void refuse(struct evhttp_request *req)
+/* Out of memory (for our connection state at accept, or for the call): refused, never handled. */
+static void refuse(struct cas_server_conn *c, struct evhttp_request *req)
 {
 	struct cas_response resp = { .status = 503 };
 
+	if (c)
+		cas_server_conn_begin_handling(c);
 	scone_wbuf_init(&resp.body, ERROR_BODY_MAX, 1);
 	cas_respond_error(&resp, 503, "BUSY", "server out of memory; try again");
-	send_response(NULL, req, &resp, true);
+	send_response(c, req, &resp, true);
 	scone_wbuf_free(&resp.body);
+	if (c) {
+		c->req_start_ns = 0;
+		cas_server_conn_request_done(c);
+	}
 }
 
-/* Run the checks, then the handler; fills resp either way. */
-static void dispatch(struct cas_server_worker *w, struct cas_server_conn *c, struct evhttp_request *req,
-		     const struct method *m, struct req_state *st, struct cas_response *resp)
+/*
+ * Run the checks and build call->r. False when the request was answered
+ * here (call->resp filled): a limit, a bad target or method, no memory.
+ */
+static bool prepare(struct cas_server_worker *w, struct cas_server_conn *c, const struct method *m,
+		    struct cas_server_call *call)
 {
 	const struct cas_server_opts *o = &w->srv->o;
-	struct cas_request r = { 0 };
+	struct evhttp_request *req = call->req;
+	struct cas_response *resp = &call->resp;
+	const char *ct;
 
 	if (!rate_ok(c, o->max_requests_per_conn_per_sec)) {
 		cas_server_metrics_limit(&w->srv->m, CAS_LIMIT_RATE);
 		cas_respond_error(resp, 429, "LIMIT", "more than %d requests per second on one connection",
 				  o->max_requests_per_conn_per_sec);
 		c->close_after = true;
-		return;
+		return false;
 	}
-	if (!parse_target(evhttp_request_get_uri(req), st, resp))
-		return;
+	if (!framing_ok(req, resp)) {
+		c->close_after = true; /* where this request ends, and the next begins, is in doubt */
+		return false;
+	}
+	if (!parse_target(evhttp_request_get_uri(req), call, resp))
+		return false;
 	if (m->m == CAS_OTHER) {
 		cas_server_metrics_limit(&w->srv->m, CAS_LIMIT_METHOD);
 		cas_respond_error(resp, 405, "UNSUPPORTED", "method %s is not allowed (GET, POST, PUT, DELETE)",
 				  m->name);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, POST, PUT, DELETE");
+		return false;
+	}
+	if (!take_body(req, call, resp))
+		return false;
+	/* Copies of what lives in the connection or in evhttp: a slow call may outlive both. */
+	ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+	if (ct && !(call->content_type = strdup(ct))) {
+		cas_respond_error(resp, 500, "NOMEM", "out of memory");
+		return false;
+	}
+	cas_server_conn_peer_key(c);
+	snprintf(call->peer, sizeof(call->peer), "%s", cas_server_conn_peer(c));
+	call->r.method = m->m;
+	call->r.path = call->path;
+	call->r.query = call->query;
+	call->r.content_type = call->content_type;
+	call->r.body = call->body;
+	call->r.body_len = call->body_len;
+	call->r.has_peer_key = c->has_key;
+	if (c->has_key)
+		memcpy(call->r.peer_spki_sha256, c->spki_sha256, sizeof(call->r.peer_spki_sha256));
+	call->r.peer_addr = call->peer;
+	call->r.worker = w->index;
+	return true;
+}
+
+void cas_server_http_finish(struct cas_server_call *call)
+{
+	struct cas_server_worker *w = call->w;
+	struct cas_server_conn *c = call->c;
+	char raw[LOG_PATH_MAX];
+	uint64_t dur;
+	int status;
+
+	if (call->cancelled || !c) { /* the connection is gone: nobody to answer */
+		if (call->free_req)
+			evhttp_request_free(call->req);
+		free_call(call);
 		return;
 	}
-	if (!take_body(req, st, resp))
-		return;
-	cas_server_conn_peer_key(c);
-	r.method = m->m;
-	r.path = st->path;
-	r.query = st->query;
-	r.content_type = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-	r.body = st->body;
-	r.body_len = st->body_len;
-	r.has_peer_key = c->has_key;
-	if (c->has_key)
-		memcpy(r.peer_spki_sha256, c->spki_sha256, sizeof(r.peer_spki_sha256));
-	r.peer_addr = cas_server_conn_peer(c);
-	r.worker = w->index;
-	o->handler(o->handler_ctx, &r, resp);
+	c->call = NULL;
+	wipe_input(call->req);
+	status = send_response(c, call->req, &call->resp, c->close_after || w->stopping);
+	dur = cas_server_now_ns() - c->req_start_ns;
+	cas_server_metrics_request(&w->srv->m, status, dur);
+	cas_server_http_log(c, call->method_name,
+			    call->path ? call->path
+				       : target_for_log(evhttp_request_get_uri(call->req), raw, sizeof(raw)),
+			    status, dur);
+	c->req_start_ns = 0;
+	cas_server_conn_request_done(c);
+	free_call(call);
 }
 
 void cas_server_http_request(struct evhttp_request *req, void *arg)
 {
 	struct cas_server_worker *w = arg;
+	const struct cas_server_opts *o = &w->srv->o;
 	struct cas_server_conn *c = cas_server_conn_of(req);
 	const struct method *m = method_of(evhttp_request_get_command(req));
-	struct req_state st = { 0 };
-	struct cas_response resp = { .status = 200 };
-	uint64_t dur;
-	int status;
+	struct cas_server_call *call = c ? calloc(1, sizeof(*call)) : NULL;
 
-	if (!c) {
-		refuse(req);
+	if (!call) {
+		refuse(c, req);
 		cas_server_metrics_request(&w->srv->m, 503, 0);
 		cas_server_http_log(NULL, m->name, "-", 503, 0);
 		return;
 	}
 	cas_server_conn_begin_handling(c);
-	scone_wbuf_init(&resp.body, RESPONSE_MAX, 1);
-	dispatch(w, c, req, m, &st, &resp);
-	wipe_input(req);
-	status = send_response(c, req, &resp, c->close_after || w->stopping);
-	dur = cas_server_now_ns() - c->req_start_ns;
-	cas_server_metrics_request(&w->srv->m, status, dur);
-	cas_server_http_log(c, m->name, st.path ? st.path : "-", status, dur);
-	c->req_start_ns = 0;
-	free_state(&st);
-	scone_wbuf_free(&resp.body);
+	call->w = w;
+	call->c = c;
+	call->req = req;
+	call->method_name = m->name;
+	call->resp.status = 200;
+	scone_wbuf_init(&call->resp.body, RESPONSE_MAX, 1);
+	if (prepare(w, c, m, call)) {
+		if (o->is_slow && o->is_slow(o->handler_ctx, &call->r)) {
+			if (cas_server_slow_submit(w, call))
+				return; /* answered from cas_server_http_finish on this loop, later */
+		} else {
+			o->handler(o->handler_ctx, &call->r, &call->resp);
+		}
+	}
+	cas_server_http_finish(call);
 }

@@ -19,7 +19,8 @@ static const char *const dur_labels[CAS_SERVER_DUR_BUCKETS] = {
 	"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1",
 };
 
-static const char *const limit_names[CAS_LIMIT_COUNT_] = { "header", "body", "rate", "timeout", "method" };
+static const char *const limit_names[CAS_LIMIT_COUNT_] = { "header", "body", "rate", "timeout", "method",
+								      "memory" };
 
 static const char *const class_names[4] = { "2xx", "3xx", "4xx", "5xx" };
 
@@ -133,6 +134,12 @@ enum scone_err cas_server_metrics(const struct cas_server *srv, struct scone_wbu
 			"Connections closed at once because max_connections were open.", get(&srv->m.conn_rejected)));
 	SCONE_TRY(cas_server_metric(out, "scone_cas_tls_handshake_failures_total", "counter",
 			"Connections that sent bytes but never completed a TLS handshake.", get(&srv->m.hs_failures)));
+	SCONE_TRY(cas_server_metric(out, "scone_cas_request_bytes_charged", "gauge",
+			"Bytes of unanswered requests charged to max_pending_bytes now.",
+			(uint64_t)atomic_load_explicit(&srv->pending, memory_order_relaxed)));
+	SCONE_TRY(cas_server_metric(out, "scone_cas_slow_calls", "gauge",
+			"Requests in the slow lane now (session writes: queued or being handled).",
+			(uint64_t)atomic_load_explicit(&srv->slow.busy, memory_order_relaxed)));
 	SCONE_TRY(histogram(srv, out));
 	return limits(srv, out);
 }

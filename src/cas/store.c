@@ -24,8 +24,15 @@
 
 _Static_assert(SCONE_STORE_SEAL_OVERHEAD == SCONE_NONCE_SIZE + SCONE_TAG_SIZE, "seal layout");
 
+/*
+ * The sealing key lives in locked memory that is never dumped
+ * (scone_secure_alloc); a cipher context with its key schedule exists only
+ * while one blob is sealed or unsealed (OpenSSL wipes it when it is freed),
+ * so no copy of the key stays in ordinary heap. That costs about a
+ * microsecond per blob.
+ */
 struct scone_store_sealer {
-	struct scone_aead *aead;
+	uint8_t *key; /* SCONE_KEY_SIZE bytes, secure memory */
 };
 
 struct aad {
@@ -175,19 +182,17 @@ static enum scone_err aad_build(struct aad *a, const struct scone_store_place *p
 
 enum scone_err scone_store_sealer_new(const uint8_t master_key[32], struct scone_store_sealer **out)
 {
-	uint8_t key[SCONE_KEY_SIZE];
 	struct scone_store_sealer *s;
 	enum scone_err err;
 
 	s = calloc(1, sizeof(*s));
-	if (!s)
-		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory for the sealer");
-	err = scone_hkdf_sha256(key, sizeof(key), master_key, 32, NULL, 0, SEAL_INFO);
-	if (err == SCONE_ERR_OK)
-		err = scone_aead_new(SCONE_AEAD_AES256_GCM, key, &s->aead);
-	scone_wipe(key, sizeof(key));
-	if (err != SCONE_ERR_OK) {
+	if (!s || !(s->key = scone_secure_alloc(SCONE_KEY_SIZE))) {
 		free(s);
+		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory for the sealer");
+	}
+	err = scone_hkdf_sha256(s->key, SCONE_KEY_SIZE, master_key, 32, NULL, 0, SEAL_INFO);
+	if (err != SCONE_ERR_OK) {
+		scone_store_sealer_free(s);
 		return err;
 	}
 	*out = s;
@@ -198,8 +203,13 @@ void scone_store_sealer_free(struct scone_store_sealer *s)
 {
 	if (!s)
 		return;
-	scone_aead_free(s->aead);
+	scone_secure_free(s->key, SCONE_KEY_SIZE);
 	free(s);
+}
+
+const void *scone_store_sealer_key(const struct scone_store_sealer *s)
+{
+	return s->key;
 }
 
 enum scone_err scone_store_seal(struct scone_store_sealer *s, const struct scone_store_place *place,
@@ -218,9 +228,8 @@ enum scone_err scone_store_seal(struct scone_store_sealer *s, const struct scone
 		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory to seal %zu bytes", in_size);
 	err = scone_random(blob, SCONE_NONCE_SIZE);
 	if (err == SCONE_ERR_OK)
-		err = scone_aead_seal(s->aead, blob, aad.b, aad.n, in, in_size,
-				      in_size ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL,
-				      blob + SCONE_NONCE_SIZE);
+		err = scone_aead_seal_once(SCONE_AEAD_AES256_GCM, s->key, blob, aad.b, aad.n, in, in_size,
+					   in_size ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL, blob + SCONE_NONCE_SIZE);
 	if (err != SCONE_ERR_OK) {
 		free(blob);
 		return err;
@@ -246,10 +255,12 @@ enum scone_err scone_store_unseal(struct scone_store_sealer *s, const struct sco
 	pt = malloc(n + 1);
 	if (!pt)
 		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory to unseal %zu bytes", n);
-	err = scone_aead_open(s->aead, blob, aad.b, aad.n, n ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL, n,
-			      n ? pt : NULL, blob + SCONE_NONCE_SIZE);
+	err = scone_aead_open_once(SCONE_AEAD_AES256_GCM, s->key, blob, aad.b, aad.n,
+				   n ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL, n, n ? pt : NULL, blob + SCONE_NONCE_SIZE);
 	if (err != SCONE_ERR_OK) {
 		free(pt); /* scone_aead_open wiped it */
+		if (err != SCONE_ERR_AUTH) /* the cipher could not be set up: not the blob's fault */
+			return err;
 		return scone_err_set(SCONE_ERR_AUTH, "store: %s blob does not authenticate", place->column);
 	}
 	pt[n] = '\0';

@@ -164,6 +164,8 @@ struct scone_store_sealer;
 SCONE_MUST_CHECK enum scone_err scone_store_sealer_new(const uint8_t master_key[32],
 						       struct scone_store_sealer **out);
 void scone_store_sealer_free(struct scone_store_sealer *s);
+/* Where the sealer keeps its key (secure memory), for tests that check it is never dumped. */
+const void *scone_store_sealer_key(const struct scone_store_sealer *s);
 
 /* Seal in (in_size bytes) for place into *out (malloc'd, in_size + overhead bytes). */
 SCONE_MUST_CHECK enum scone_err scone_store_seal(struct scone_store_sealer *s,

@@ -224,3 +224,54 @@ fail:
 		OPENSSL_cleanse(out, size);
 	return SCONE_ERR_AUTH;
 }
+
+/* A one-direction context for key (the other direction's context stays NULL). */
+static enum scone_err aead_once(enum scone_aead_alg alg, const uint8_t *key, bool enc, struct scone_aead *a)
+{
+	const EVP_CIPHER *c = aead_cipher(alg);
+	EVP_CIPHER_CTX *ctx;
+
+	if (!c)
+		return scone_err_set(SCONE_ERR_UNSUPPORTED, "unknown AEAD algorithm %d", (int)alg);
+	a->alg = alg;
+	a->enc = a->dec = NULL;
+	ctx = EVP_CIPHER_CTX_new();
+	if (!ctx || EVP_CipherInit_ex(ctx, c, NULL, NULL, NULL, enc) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, SCONE_NONCE_SIZE, NULL) != 1 ||
+	    (alg == SCONE_AEAD_AES256_OCB && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, SCONE_TAG_SIZE, NULL) != 1) ||
+	    EVP_CipherInit_ex(ctx, NULL, NULL, key, NULL, enc) != 1) {
+		EVP_CIPHER_CTX_free(ctx);
+		return scone_err_set(SCONE_ERR_CRYPTO, "cannot set up %s", scone_aead_name(alg));
+	}
+	if (enc)
+		a->enc = ctx;
+	else
+		a->dec = ctx;
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_aead_seal_once(enum scone_aead_alg alg, const uint8_t key[static SCONE_KEY_SIZE],
+				    const uint8_t nonce[static SCONE_NONCE_SIZE], const void *aad, size_t aad_size,
+				    const void *in, size_t size, void *out, uint8_t tag[static SCONE_TAG_SIZE])
+{
+	struct scone_aead a;
+	enum scone_err err;
+
+	SCONE_TRY(aead_once(alg, key, true, &a));
+	err = scone_aead_seal(&a, nonce, aad, aad_size, in, size, out, tag);
+	EVP_CIPHER_CTX_free(a.enc);
+	return err;
+}
+
+enum scone_err scone_aead_open_once(enum scone_aead_alg alg, const uint8_t key[static SCONE_KEY_SIZE],
+				    const uint8_t nonce[static SCONE_NONCE_SIZE], const void *aad, size_t aad_size,
+				    const void *in, size_t size, void *out, const uint8_t tag[static SCONE_TAG_SIZE])
+{
+	struct scone_aead a;
+	enum scone_err err;
+
+	SCONE_TRY(aead_once(alg, key, false, &a));
+	err = scone_aead_open(&a, nonce, aad, aad_size, in, size, out, tag);
+	EVP_CIPHER_CTX_free(a.dec);
+	return err;
+}

@@ -1,4 +1,4 @@
-/* hex.h - lowercase hex encoding and strict decoding. */
+/* hex.h - lowercase hex encoding and strict, constant-time decoding. */
 #ifndef SCONE_HEX_H
 #define SCONE_HEX_H
 
@@ -12,7 +12,8 @@ void scone_hex_encode(char *out, size_t out_size, const uint8_t *in, size_t in_s
 
 /*
  * Decode exactly out_size bytes from hex string in (case-insensitive, no
- * separators). what names the value for the error message.
+ * separators), in constant time (keys are decoded here); on error out is
+ * wiped. what names the value for the error message.
  */
 SCONE_MUST_CHECK enum scone_err scone_hex_decode(uint8_t *out, size_t out_size, const char *in, const char *what);
 

@@ -38,19 +38,31 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <stdarg.h>
+
 #include "buf.h"
 #include "crypto.h"
 #include "hex.h"
 
+enum scone_err scone_ssl_err(enum scone_err e, const char *fmt, ...)
+{
+	unsigned long code = ERR_peek_last_error();
+	char what[256], reason[160] = "";
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vsnprintf(what, sizeof(what), fmt, ap) < 0)
+		what[0] = '\0';
+	va_end(ap);
+	if (code)
+		ERR_error_string_n(code, reason, sizeof(reason));
+	ERR_clear_error();
+	return scone_err_set(e, "%s%s%s", what, reason[0] ? ": " : "", reason);
+}
+
 static enum scone_err ssl_fail(const char *what)
 {
-	unsigned long e = ERR_get_error();
-	char buf[160] = "";
-
-	if (e)
-		ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	return scone_err_set(SCONE_ERR_CRYPTO, "%s failed%s%s", what, buf[0] ? ": " : "", buf);
+	return scone_ssl_err(SCONE_ERR_CRYPTO, "%s failed", what);
 }
 
 static enum scone_err add_ext(X509 *cert, int nid, const char *value)
@@ -414,12 +426,9 @@ static enum scone_err ssl_wait(SSL *ssl, int rc, const struct timespec *deadline
 	else if (e == SSL_ERROR_WANT_WRITE)
 		pfd.events = POLLOUT;
 	else {
-		unsigned long le = ERR_get_error();
-		char buf[160] = "connection closed";
-		if (le)
-			ERR_error_string_n(le, buf, sizeof(buf));
-		ERR_clear_error();
-		return scone_err_set(SCONE_ERR_NETWORK, "TLS %s failed: %s", what, buf);
+		if (!ERR_peek_error())
+			return scone_err_set(SCONE_ERR_NETWORK, "TLS %s failed: connection closed", what);
+		return scone_ssl_err(SCONE_ERR_NETWORK, "TLS %s failed", what);
 	}
 	/* A signal (programs under the runtime get many: PostgreSQL's, SIGALRM timers) is not a timeout. */
 	for (;;) {

@@ -18,6 +18,13 @@
 #include "buf.h"
 #include "err.h"
 
+/*
+ * Set e with the message fmt and OpenSSL's reason for its last failure
+ * ("what: reason"), and empty OpenSSL's error queue. Returns e. The one
+ * place that turns OpenSSL's errors into the project's.
+ */
+enum scone_err scone_ssl_err(enum scone_err e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 struct scone_identity {
 	EVP_PKEY *key;
 	X509 *cert;

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "lib/log.h"
 #include "runtime/shield.h"
 
 /* Once per process and interface: say why it is refused. */
@@ -29,9 +30,9 @@ static void refused_note(const char *what)
 	int *warned = what[0] == 'i' ? &warned_uring : &warned_aio;
 
 	if (!__atomic_exchange_n(warned, 1, __ATOMIC_ACQ_REL))
-		fprintf(stderr, "scone: %s refused while volumes are mounted: its I/O would bypass the file-system "
-				"shield (the program falls back to ordinary reads and writes)\n",
-			what);
+		scone_warn("%s refused while volumes are mounted: its I/O would bypass the file-system "
+			   "shield (the program falls back to ordinary reads and writes)",
+			   what);
 }
 
 bool scone_async_io_refused(const char *what)

@@ -17,6 +17,7 @@
 
 #include "lib/buf.h"
 #include "lib/crypto.h"
+#include "lib/base64.h"
 #include "lib/hex.h"
 #include "lib/json.h"
 
@@ -147,63 +148,23 @@ static const struct scone_json *get_kind(const struct scone_json *obj, const cha
 	return v && v->kind == kind ? v : NULL;
 }
 
-/* ---------------- base64 (strict, padded) ---------------- */
-
-static int b64_value(uint8_t c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Decode one 4-character quantum; returns bytes written (1..3) or -1. */
-static int b64_quantum(const uint8_t *in, bool last, uint8_t *out)
-{
-	int v[4], pad = 0;
-
-	for (int i = 0; i < 4; i++) {
-		v[i] = in[i] == '=' ? 0 : b64_value(in[i]);
-		pad = in[i] == '=' ? pad + 1 : (pad ? 9 : 0);
-		if (v[i] < 0 || pad > 2 || (pad && !last) || (i < 2 && in[i] == '='))
-			return -1;
-	}
-	uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-	out[0] = (uint8_t)(w >> 16);
-	out[1] = (uint8_t)(w >> 8);
-	out[2] = (uint8_t)w;
-	return 3 - pad;
-}
+/* ---------------- base64 (strict, padded: lib/base64.h) ---------------- */
 
 static enum scone_err b64_decode(const char *s, size_t len, const char *field, uint8_t **out, size_t *out_size)
 {
-	uint8_t *buf;
-	size_t n = 0;
+	size_t cap = scone_base64_decoded_max(len);
+	uint8_t *buf = malloc(cap);
+	char what[96];
+	enum scone_err err;
 
-	if (len % 4)
-		return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\" is not padded base64", field);
-	buf = malloc(len / 4 * 3 + 1);
 	if (!buf)
 		return scone_err_set(SCONE_ERR_NOMEM, WHAT ": %s", field);
-	for (size_t i = 0; i < len; i += 4) {
-		int k = b64_quantum((const uint8_t *)s + i, i + 4 == len, buf + n);
-		if (k < 0) {
-			scone_wipe(buf, len / 4 * 3 + 1);
-			free(buf);
-			return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\" is not valid base64 (at character %zu)",
-					     field, i);
-		}
-		n += (size_t)k;
+	snprintf(what, sizeof(what), WHAT ": \"%s\"", field);
+	if ((err = scone_base64_decode(s, len, buf, cap, out_size, 0, what))) {
+		free(buf); /* (wiped by the decoder) */
+		return err;
 	}
 	*out = buf;
-	*out_size = n;
 	return SCONE_ERR_OK;
 }
 

@@ -15,6 +15,8 @@
  * Without a configuration (no SCONE_CONFIG_ID) everything passes through.
  */
 #undef _FORTIFY_SOURCE
+#include "lib/log.h"
+#include "runtime/rt.h"
 #include "runtime/exec.h"
 
 #include <dlfcn.h>
@@ -43,24 +45,19 @@
 
 #define REAL(name) const __typeof__(scone_sys_table.name) real_##name = SYS(name)
 
-static const struct scone_runtime_config *g_cfg;
-static char *g_addr;
-static uint8_t g_pin[32];
+static const struct scone_runtime_config *g_cfg; /* the context's, once armed */
 static char g_preload[PATH_MAX + 16]; /* "LD_PRELOAD=" this library */
 static char g_loader[PATH_MAX];        /* the program's loader: an exec'd program must use the same */
 
-enum scone_err scone_exec_install(const char *cas_addr, const uint8_t pin[32], const struct scone_runtime_config *cfg)
+enum scone_err scone_exec_install(void)
 {
 	Dl_info info;
 
-	if (!(g_addr = strdup(cas_addr)))
-		return scone_err_set(SCONE_ERR_NOMEM, "exec");
-	memcpy(g_pin, pin, sizeof(g_pin));
 	if (dladdr((void *)scone_exec_install, &info) && info.dli_fname && info.dli_fname[0] == '/')
 		snprintf(g_preload, sizeof(g_preload), "LD_PRELOAD=%s", info.dli_fname);
 	if (!scone_own_loader(g_loader, sizeof(g_loader)))
 		g_loader[0] = '\0';
-	__atomic_store_n(&g_cfg, cfg, __ATOMIC_RELEASE);
+	__atomic_store_n(&g_cfg, scone_rt()->cfg, __ATOMIC_RELEASE);
 	return SCONE_ERR_OK;
 }
 
@@ -258,12 +255,11 @@ static int prepare(const struct exec_target *t, char *const envp[], bool spawn, 
 	scone_wbuf_init(&id, 64 * 1024, 1);
 	h.config = cfg->raw;
 	h.config_len = cfg->raw_len;
-	h.cas_addr = g_addr;
-	memcpy(h.pin, g_pin, sizeof(h.pin));
+	h.cas_addr = scone_rt()->cas_addr ? scone_rt()->cas_addr : "";
+	memcpy(h.pin, scone_rt()->pin, sizeof(h.pin));
 	if ((err = check_target(t)) && unshielded_allowed(cfg)) {
-		fprintf(stderr, "scone: warning: %s; it runs without the session's secrets and volumes "
-				"(SCONE_ALLOW_UNSHIELDED_EXEC)\n",
-			scone_err_detail());
+		scone_warn("%s; it runs without the session's secrets and volumes (SCONE_ALLOW_UNSHIELDED_EXEC)",
+			   scone_err_detail());
 		scone_err_clear();
 		err = SCONE_ERR_OK;
 		unshielded = true;
@@ -284,8 +280,7 @@ out:
 	if (!err)
 		return 0;
 	e = err == SCONE_ERR_UNSUPPORTED ? EPERM : scone_err_to_errno(err);
-	fprintf(stderr, "scone: exec refused: %s: %s (%s)\n", scone_strerror(err), scone_err_detail(),
-		scone_errname(err));
+	scone_error("exec refused: %s: %s (%s)", scone_strerror(err), scone_err_detail(), scone_errname(err));
 	scone_err_clear();
 	finish(p); /* the memfds made so far, the environment */
 	p->envp = NULL;

@@ -16,11 +16,10 @@
 #include "runtime/cas_client.h"
 
 /*
- * Arm the exec interposers with the running configuration (kept for the
- * program's whole life; cfg->raw is what children get) and the pinned CAS.
+ * Arm the exec interposers with the runtime's context (rt.h: its
+ * configuration, whose raw form is what children get, and the pinned CAS).
  */
-SCONE_MUST_CHECK enum scone_err scone_exec_install(const char *cas_addr, const uint8_t pin[32],
-						   const struct scone_runtime_config *cfg);
+SCONE_MUST_CHECK enum scone_err scone_exec_install(void);
 
 /* The variable naming the handover fd in an exec'd program's environment. */
 #define SCONE_HANDOVER_VAR "SCONE_HANDOVER"

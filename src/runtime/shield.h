@@ -17,13 +17,11 @@
 #include "runtime/cas_client.h"
 
 /*
- * Mount cfg's volumes (create the uninitialised ones and report their first
- * tag), before main. Takes ownership of cfg and of id (kept to report tags
- * at sync points and at exit). On error nothing is mounted; the caller
- * still frees cfg and id.
+ * Mount the volumes of the runtime's configuration (rt.h: create the
+ * uninitialised ones and report their first tag), before main. Tags are
+ * reported to the context's CAS with its key. On error nothing is mounted.
  */
-SCONE_MUST_CHECK enum scone_err scone_shield_mount(const char *cas_addr, const uint8_t pin[32],
-						   struct scone_identity *id, struct scone_runtime_config *cfg);
+SCONE_MUST_CHECK enum scone_err scone_shield_mount(void);
 size_t scone_shield_count(void);
 
 /* io_uring or Linux AIO (what) is refused now: volumes are mounted (async_io.c); prints why once. */
@@ -45,9 +43,8 @@ struct scone_wbuf;
  */
 SCONE_MUST_CHECK enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struct scone_wbuf *identity,
 						      int *share_dup, int *conn_dup);
-/* After an exec: mount cfg's volumes as the previous program left them (h), take over its fds. */
-SCONE_MUST_CHECK enum scone_err scone_shield_mount_handover(const struct scone_handover *h, struct scone_identity *id,
-							    struct scone_runtime_config *cfg);
+/* After an exec: mount the configuration's volumes as the previous program left them (h), take over its fds. */
+SCONE_MUST_CHECK enum scone_err scone_shield_mount_handover(const struct scone_handover *h);
 
 /*
  * Path hooks for inject.c's interposers. Each returns true when path (relative

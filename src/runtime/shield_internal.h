@@ -112,6 +112,20 @@ extern const struct fd_kind shield_volume_kind;
 /* The placeholder's name (a memfd's), by which an exec'd program recognises an inherited one. */
 #define SHIELD_PLACEHOLDER "scone-shield"
 
+/*
+ * The shield's state (shield.c), set up by mounting (shield_mount.c). Read
+ * without the lock only where loaded atomically (n_mounts).
+ */
+struct shield_state {
+	struct mount *mounts;
+	size_t n_mounts;
+	pid_t pid;		   /* the process that mounted (or forked): another pid is a vfork child's */
+	int share_fd;		   /* the memfd behind the server's and every mount's shared state */
+	struct vsrv_shared *srv;   /* its first part: who serves the volumes */
+	bool election_held;	   /* a program exec'd by a server with clients elects before it serves */
+};
+extern struct shield_state shield_g;
+
 /* The next definition of name (libc's), from the table filled at load (sys.h). */
 #define REAL(name) const __typeof__(scone_sys_table.name) real_##name = SYS(name)
 
@@ -191,8 +205,11 @@ struct mount *shield_mount(size_t i);
 bool shield_fd_program_path(int fd, char out[PATH_MAX]);
 /* Note the host directory at path as m->ids[k] (left zero when there is none). */
 void shield_note_dir(struct mount *m, size_t k, const char *path);
-/* A copy of the volume working directory ("" when the kernel's is the one). */
+/* A copy of the volume working directory ("" when the kernel's is the one), and setting it. */
 void shield_vcwd(char out[PATH_MAX]);
+int shield_set_vcwd(const char *full);
+/* stat of vpath in m (takes the lock): 0, or -1 with errno. */
+int shield_path_stat(struct mount *m, const char *vpath, struct stat *st);
 /*
  * The volume fd's entry (lock held), or NULL: not a volume fd, or closed or
  * replaced behind the runtime (its number belongs to another file now; the
@@ -309,6 +326,18 @@ size_t shield_mount_index(const struct mount *m);
 int shield_fail_err(enum scone_err e);
 /* Commit m and report its new tag (lock held); prints what failed. */
 enum scone_err shield_commit(struct mount *m);
+/* After m's record: its tag is pending and its report goes out (lock held); m's tag is one CAS knows. */
+enum scone_err shield_report(struct mount *m);
+void shield_know_tag(struct mount *m, const uint8_t tag[SCONE_RT_TAG_SIZE]);
+/* Make CAS confirm m's (every volume's) pending tag (lock held; shield_report.c). */
+enum scone_err shield_report_settle(struct mount *m);
+enum scone_err shield_report_settle_all(void);
+/* The mount's own flock description (opened when first needed); and mounting's part in fork and exit. */
+int shield_lock_fd(struct mount *m);
+void shield_at_prepare(void);
+void shield_at_parent(void);
+void shield_at_child(void);
+void shield_exit(void);
 /* A shielded fd's file offset (a directory's: its next entry), kept in the placeholder's kernel description. */
 uint64_t shield_off_get(int fd);
 void shield_off_set(int fd, uint64_t off);

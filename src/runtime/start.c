@@ -36,11 +36,13 @@
 #include "lib/hex.h"
 #include "lib/tls.h"
 #include "policy/policy.h"
+#include "lib/log.h"
 #include "runtime/cas_client.h"
 #include "runtime/exec.h"
 #include "runtime/handover.h"
 #include "runtime/handover_io.h"
 #include "runtime/inject.h"
+#include "runtime/rt.h"
 #include "runtime/shield.h"
 
 typedef int (*main_fn)(int, char **, char **);
@@ -56,9 +58,8 @@ static void die(const char *what, enum scone_err err)
 {
 	const char *d = scone_err_detail();
 
-	fprintf(stderr, "scone: cannot start: %s: %s%s%s (%s)\n", what, scone_strerror(err), d[0] ? ": " : "", d,
-		scone_errname(err));
-	fflush(stderr);
+	scone_error("cannot start: %s: %s%s%s (%s)", what, scone_strerror(err), d[0] ? ": " : "", d,
+		    scone_errname(err));
 	_exit(1);
 }
 
@@ -198,23 +199,26 @@ static void dump_setting(const struct scone_runtime_config *cfg)
 	if (!v || strcmp(v, "1") != 0)
 		return;
 	if (!cfg->mode || strcmp(cfg->mode, "none") != 0) {
-		fprintf(stderr, "scone: warning: SCONE_DUMPABLE=1 ignored: only a session in attestation mode none may "
-				"make its processes dumpable\n");
+		scone_warn("SCONE_DUMPABLE=1 ignored: only a session in attestation mode none may make its processes "
+			   "dumpable");
 		return;
 	}
-	fprintf(stderr, "scone: warning: SCONE_DUMPABLE=1: core dumps and debuggers can read this process's "
-			"secrets\n");
+	scone_warn("SCONE_DUMPABLE=1: core dumps and debuggers can read this process's secrets");
 	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 }
 
 static int handover_main(int argc, char **argv, char **envp, const char *fd_text);
 
 /* SCONE_VERSION=1: print the runtime's view at start. */
+/* SCONE_VERSION=1: print the runtime's view at start (an info line, shown whatever SCONE_LOG says). */
 static bool view_wanted(void)
 {
 	const char *v = getenv("SCONE_VERSION");
+	bool want = v && strcmp(v, "1") == 0;
 
-	return v && strcmp(v, "1") == 0;
+	if (want && !scone_log_enabled(SCONE_LOG_INFO))
+		scone_log_set_level(SCONE_LOG_INFO);
+	return want;
 }
 
 /*
@@ -268,11 +272,11 @@ static int fspf_main(int argc, char **argv, char **envp)
 		die("SCONE_FSPF", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	cfg->fspf->has_key = env_hex("SCONE_FSPF_KEY", cfg->fspf->key, sizeof(cfg->fspf->key));
 	cfg->fspf->has_tag = env_hex("SCONE_FSPF_TAG", cfg->fspf->tag, sizeof(cfg->fspf->tag));
-	if ((err = scone_shield_mount(NULL, (const uint8_t[32]){ 0 }, &none, cfg)))
+	if ((err = scone_rt_init(NULL, (const uint8_t[32]){ 0 }, &none, cfg)) || (err = scone_shield_mount()))
 		die("SCONE_FSPF", err);
 	if (view_wanted())
-		fprintf(stderr, "scone runtime: no config_id, SCONE_FSPF %s, file-system shield %s (%zu volumes mounted)\n",
-			path, scone_shield_count() ? "on" : "off", scone_shield_count());
+		scone_info("runtime: no config_id, SCONE_FSPF %s, file-system shield %s (%zu volumes mounted)", path,
+			   scone_shield_count() ? "on" : "off", scone_shield_count());
 	if (!(env = calloc(env_count(envp) + 1, sizeof(*env))))
 		die("SCONE_FSPF", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	for (char **e = envp; e && *e; e++) {
@@ -404,10 +408,10 @@ static void show_command(int argc, char **argv, char **envp, struct scone_strs *
 
 static void print_view(const struct scone_runtime_config *cfg, const char *mode)
 {
-	fprintf(stderr,
-		"scone runtime: config_id %s, session %.16s..., attestation %s, SCONE_MODE %s, "
+	scone_info(
+		"runtime: config_id %s, session %.16s..., attestation %s, SCONE_MODE %s, "
 		"%zu arguments, %zu environment variables, %zu injection files, %zu volumes, "
-		"file-system shield %s (%zu volumes mounted), network shield off\n",
+		"file-system shield %s (%zu volumes mounted), network shield off",
 		cfg->config_id, cfg->session_hash, cfg->mode, mode, cfg->argc, cfg->env_count, cfg->file_count,
 		cfg->volume_count, scone_shield_count() ? "on" : "off", scone_shield_count());
 }
@@ -424,6 +428,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	uint8_t pin[32];
 	enum scone_err err;
 
+	scone_log_init("scone"); /* SCONE_LOG, SCONE_LOG_FORMAT */
 	if (handover && *handover)
 		return handover_main(argc, argv, envp, handover);
 	if (!config_id || !*config_id)
@@ -434,9 +439,7 @@ static int scone_main(int argc, char **argv, char **envp)
 		die("SCONE_MODE=HW", scone_err_set(SCONE_ERR_UNSUPPORTED, "no TEE is available to this runtime"));
 	if (strcmp(mode, "SIM") != 0 && strcmp(mode, "AUTO") != 0)
 		die("SCONE_MODE", scone_err_set(SCONE_ERR_INVALID, "expected HW, SIM or AUTO, not %.16s", mode));
-	fprintf(stderr, "scone: warning: running without a TEE (SCONE_MODE=%s): the host can read this process's "
-			"memory\n",
-		mode);
+	scone_warn("running without a TEE (SCONE_MODE=%s): the host can read this process's memory", mode);
 	cas_pin(pin);
 	openssl_init();
 	if ((err = scone_identity_new("scone-runtime", 1, &id)))
@@ -446,10 +449,11 @@ static int scone_main(int argc, char **argv, char **envp)
 	if (err)
 		die(config_id, err);
 	dump_setting(cfg);
-	/* The shield keeps cfg and the key for its tag reports when it mounts something. */
-	if ((err = scone_shield_mount(addr, pin, &id, cfg)))
+	/* The context keeps cfg, CAS and the key for the tag reports and exec's handover. */
+	if ((err = scone_rt_init(addr, pin, &id, cfg)))
+		die("start", err);
+	if ((err = scone_shield_mount()))
 		die("volumes", err);
-	scone_identity_free(&id);
 	if ((err = scone_inject_install(cfg->files, cfg->file_count)))
 		die("injection files", err);
 	if (cfg->argc) {
@@ -464,7 +468,7 @@ static int scone_main(int argc, char **argv, char **envp)
 	if (view_wanted())
 		print_view(cfg, mode);
 	/* argv, environment and cfg stay alive for the program's whole life (exec hands cfg on). */
-	if ((err = scone_exec_install(addr, pin, cfg)))
+	if ((err = scone_exec_install()))
 		die("exec", err);
 	/* Last: the kernel's block is rewritten, and getenv's earlier answers (addr, mode) pointed into it. */
 	if (cfg->argc && cfg->command_public)
@@ -525,12 +529,13 @@ static int handover_main(int argc, char **argv, char **envp, const char *fd_text
 	dump_setting(cfg);
 	if (h.identity && (err = scone_identity_from_pem(h.identity, h.identity_len, &id)))
 		die("handover", err);
-	if ((err = scone_shield_mount_handover(&h, &id, cfg)))
+	if ((err = scone_rt_init(h.cas_addr, h.pin, &id, cfg)))
+		die("handover", err);
+	if ((err = scone_shield_mount_handover(&h)))
 		die("volumes", err);
-	scone_identity_free(&id);
 	if ((err = scone_inject_install(cfg->files, cfg->file_count)))
 		die("injection files", err);
-	if ((err = scone_exec_install(h.cas_addr, h.pin, cfg)))
+	if ((err = scone_exec_install()))
 		die("exec", err);
 	restore_environment(envp, &h);
 	scone_handover_free(&h);
@@ -547,7 +552,7 @@ int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), v
 	start_main_fn next = (start_main_fn)dlsym(RTLD_NEXT, "__libc_start_main");
 
 	if (!next) {
-		fprintf(stderr, "scone: cannot start: __libc_start_main not found (%s)\n", dlerror());
+		scone_error("cannot start: __libc_start_main not found (%s)", dlerror());
 		_exit(1);
 	}
 	real_main = main;

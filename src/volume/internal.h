@@ -281,14 +281,14 @@ SCONE_MUST_CHECK enum scone_err vol_inode_create_host(struct scone_volume *v, st
 /* Host path of a file id in region r (caller frees). */
 char *vol_host_path(const struct vol_region *r, const uint8_t id[static VOL_ID_SIZE]);
 struct scone_vio *vol_region_io(struct scone_volume *v, const struct vol_region *r);
-/* volume.c: the region governing path (longest prefix), or NULL. */
+/* volume_meta.c: the region governing path (longest prefix), or NULL. */
 struct vol_region *vol_region_of(const struct scone_volume *v, const char *path);
 uint64_t vol_expected_phys(uint64_t size);
 uint8_t *vol_scratch(struct scone_volume *v);
-/* volume.c: SCONE_ERR_IO once a commit's outcome is unknown (unsure above): no more host writes. */
+/* volume_store.c: SCONE_ERR_IO once a commit's outcome is unknown (unsure above): no more host writes. */
 SCONE_MUST_CHECK enum scone_err vol_check_sure(const struct scone_volume *v);
 
-/* volume.c: note in FSPF.new that a host file changes size before the next commit. */
+/* volume_check.c: note in FSPF.new that a host file changes size before the next commit. */
 SCONE_MUST_CHECK enum scone_err vol_journal_note(struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE]);
 /* A claim is valid when made for the volume's committed epoch with its claim key. */
 bool vol_claim_valid(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE], const struct vol_claim *c);
@@ -297,5 +297,122 @@ uint64_t vol_claimed_size(const struct scone_volume *v, const uint8_t id[static 
 			  const struct vol_claim claims[static 2]);
 SCONE_MUST_CHECK enum scone_err vol_claim_mac(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE],
 					      uint64_t epoch, uint64_t size, uint8_t out[static SCONE_SHA256_SIZE]);
+
+
+/* ---- shared by the parts of volume.c (volume_meta.c, volume_store.c, volume_file.c, volume_ns.c, volume_check.c) ---- */
+
+#define DEFAULT_MAX_CLEAN_NODES 8192u /* 32 MiB of cached integrity nodes */
+/* The fspf log is rewritten as one record once it would exceed this, or LOG_RECORDS records' worth. */
+#define LOG_MAX_BYTES ((uint64_t)256 << 10)
+#define LOG_RECORDS 4u
+/*
+ * A sealed FSPF is written padded with zero bytes to LOG_MAX_BYTES (when its
+ * record is at most half that), so that appends overwrite zeros in place and
+ * their fdatasync flushes data only (no size change, no journal commit).
+ * LOG_SECTOR is the unit a power loss can leave unwritten (reads as zeros).
+ */
+#define LOG_SECTOR 512u
+/*
+ * Host files of deleted files are removed in batches, off most commits: a
+ * commit removes them once this many are listed, close always. Until then
+ * they stay in the stored garbage list, so a crash never leaks one.
+ */
+#define GARBAGE_BATCH 16u
+
+struct scone_vfile {
+	struct scone_volume *vol;
+	struct vol_inode *ino;
+	unsigned flags;
+};
+
+static inline void vol_lock(struct scone_volume *v)
+{
+	pthread_mutex_lock(&v->lock);
+}
+
+static inline void vol_unlock(struct scone_volume *v)
+{
+	pthread_mutex_unlock(&v->lock);
+}
+
+/* volume_meta.c: the namespace index (lock held). */
+size_t vol_meta_pos(const struct scone_volume *v, const char *path, bool *found);
+struct vol_meta *vol_meta_find(const struct scone_volume *v, const char *path);
+SCONE_MUST_CHECK enum scone_err vol_meta_insert(struct scone_volume *v, struct vol_meta *m);
+void vol_meta_remove(struct scone_volume *v, struct vol_meta *m);
+int vol_cmp_meta(const void *a, const void *b);
+bool vol_is_prefix_dir(const char *dir, const char *path);
+bool vol_dir_exists(const struct scone_volume *v, const char *path);
+/* ENOTDIR/NOT_FOUND unless path's parent is a directory of v. */
+SCONE_MUST_CHECK enum scone_err vol_parent_check(const struct scone_volume *v, const char *path);
+bool vol_has_children(const struct scone_volume *v, const char *dir);
+int64_t vol_now_ns(void);
+struct vol_dattr *vol_dattr_find(const struct scone_volume *v, const char *path);
+/* A change under path's parent (its mtime), to a file's contents (its mtime). */
+void vol_parent_touch(struct scone_volume *v, const char *path);
+void vol_file_touch(struct scone_volume *v, struct vol_inode *ino);
+SCONE_MUST_CHECK enum scone_err vol_set_attrs_locked(struct scone_volume *v, const char *path, const uint32_t *mode,
+						     const int64_t *mtime_ns);
+#define IMPLICIT_DIR_MODE 0700u /* "/", region roots and their ancestors until chmod'ed */
+
+/* volume_store.c: the fspf on the host, commits. */
+SCONE_MUST_CHECK enum scone_err vol_read_whole(struct scone_vio *io, const char *path, struct scone_wbuf *out);
+uint64_t vol_append_bound(uint64_t span);
+SCONE_MUST_CHECK enum scone_err vol_store_fspf(struct scone_volume *v);
+bool vol_unlink_everywhere(struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE]);
+void vol_delete_garbage(struct scone_volume *v);
+bool vol_has_id(uint8_t (*ids)[VOL_ID_SIZE], size_t count, const uint8_t id[static VOL_ID_SIZE]);
+/* Commit (lock held); before, if given, runs between the files' flush and the record. */
+SCONE_MUST_CHECK enum scone_err vol_sync_locked_with(struct scone_volume *v, enum scone_err (*before)(void *),
+						     void *arg);
+SCONE_MUST_CHECK enum scone_err vol_sync_locked(struct scone_volume *v);
+
+/* volume_file.c: files. */
+SCONE_MUST_CHECK enum scone_err vol_protected_region(const struct scone_volume *v, const char *path,
+						     struct vol_region **out);
+SCONE_MUST_CHECK enum scone_err vol_create_meta(struct scone_volume *v, const char *path, uint8_t type, uint32_t mode,
+						struct vol_region *r, struct vol_meta **out);
+void vol_fill_stat(const struct vol_meta *m, const struct vol_inode *ino, struct scone_vstat *st);
+void vol_implicit_dir_stat(const struct scone_volume *v, const char *path, struct scone_vstat *st);
+
+/* volume_check.c: host files trimmed to their committed size, the journal of files made since the last commit. */
+void vol_trim_files(struct scone_volume *v);
+void vol_journal_reset(struct scone_volume *v);
+void vol_recover_journal(struct scone_volume *v);
+
+/* ---- shared by the parts of tree.c (tree_data.c, tree_file.c): one protected file ---- */
+
+#define RADIX_PAGE 1024u
+#define CHILD_BASE VOL_DATA_PER_NODE
+#define NODE_PLAIN_BYTES (VOL_NODE_ENTRIES * sizeof(struct vol_entry))
+
+enum block_kind { BLOCK_DATA = 1, BLOCK_NODE = 2 };
+
+unsigned vol_child_slot(uint64_t k);
+uint64_t vol_chunks_for(uint64_t size);
+uint64_t vol_data_off(uint64_t chunk, int slot);
+enum scone_err vol_diagnose_chunk(struct vol_inode *ino, const struct vol_node *n, uint64_t chunk,
+				     const uint8_t *ct);
+void vol_drop_nodes_from(struct vol_inode *ino, uint64_t from);
+enum scone_err vol_ensure_phys(struct vol_inode *ino, uint64_t size);
+bool vol_entry_present(const struct vol_entry *e);
+int vol_entry_slot(const struct vol_entry *e);
+void vol_evict_clean(struct scone_volume *v);
+int vol_free_slot(const struct vol_entry *committed);
+const char *vol_ino_name(const struct vol_inode *ino);
+void vol_lru_push(struct scone_volume *v, struct vol_node *n);
+enum scone_err vol_mark_dirty(struct vol_inode *ino, struct vol_node *n);
+void vol_node_free(struct vol_inode *ino, struct vol_node *n);
+enum scone_err vol_node_get(struct vol_inode *ino, uint64_t k, bool create, struct vol_node **out);
+uint64_t vol_node_off(uint64_t k, int slot);
+uint64_t vol_nodes_for(uint64_t size);
+enum scone_err vol_open_block(struct vol_inode *ino, enum block_kind kind, uint64_t index, const uint8_t *in,
+				 uint8_t *out, const struct vol_entry *e);
+uint64_t vol_parent_of(uint64_t k);
+struct vol_node *vol_radix_get(struct vol_inode *ino, uint64_t k);
+enum scone_err vol_read_exact(struct vol_inode *ino, void *buf, size_t size, uint64_t off, uint64_t plain_lo,
+				 uint64_t plain_hi);
+enum scone_err vol_seal_block(struct vol_inode *ino, enum block_kind kind, uint64_t index, const uint8_t *plain,
+				 uint8_t *out, struct vol_entry *e);
 
 #endif

@@ -19,6 +19,7 @@ PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 unset SCONE_CAS_ADDR SCONE_CLI_CONFIG
 
 CAS_PID=
+CAS_WRAP=() # a command that execs scone-cas, e.g. (setpriv --reuid=...): the PID stays scone-cas's
 CAS_PORT=
 CAS_ADDR=
 CAS_DIR=
@@ -109,7 +110,8 @@ cas_start() {
 		[ "$fixed" -eq 1 ] || port=$(free_port)
 		CAS_PORT=$port CAS_ADDR=127.0.0.1:$port
 		echo "# scone-cas --state-dir $dir --listen $CAS_ADDR $*" >>"$CAS_LOG.cmd"
-		"$SCONE_CAS_BIN" --state-dir "$dir" --listen "$CAS_ADDR" --workers "$CAS_WORKERS" "$@" \
+		${CAS_WRAP[@]+"${CAS_WRAP[@]}"} "$SCONE_CAS_BIN" --state-dir "$dir" --listen "$CAS_ADDR" \
+			--workers "$CAS_WORKERS" "$@" \
 			>>"$CAS_LOG" 2>&1 </dev/null &
 		CAS_PID=$!
 		case_track_pid "$CAS_PID"
@@ -335,12 +337,12 @@ expect_updated() {
 
 # ---------------- the runtime ----------------
 
-# expect_no_main PATTERN CMD...: exit 1, one "scone: cannot start" line matching, and main never ran.
+# expect_no_main PATTERN CMD...: exit 1, one "scone: error: cannot start" line matching, and main never ran.
 expect_no_main() {
 	local pattern=$1
 	shift
 	expect_exit 1 "$@"
 	[ ! -s "$OUT" ] || { show_output; fail "main ran: $*"; }
-	grep -q "scone: cannot start: .*$pattern" "$ERR" || { show_output; fail "no clear error /$pattern/: $*"; }
+	grep -q "scone: error: cannot start: .*$pattern" "$ERR" || { show_output; fail "no clear error /$pattern/: $*"; }
 	[ "$(grep -c 'cannot start' "$ERR")" -eq 1 ] || { show_output; fail "more than one error line"; }
 }

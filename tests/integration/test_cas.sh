@@ -922,7 +922,7 @@ case_volume_tags() {
 
 # ---------------- export / import ----------------
 
-exp_session() { # NAME EXPORT_TO
+exp_session() { # NAME EXPORT_TO [SESSION_HASH]
 	cat <<EOF
 name: $1
 version: "0.3"
@@ -941,6 +941,7 @@ secrets:
     export:
       - session: $2
 EOF
+	[ -z "${3:-}" ] || echo "        session_hash: $3"
 }
 
 imp_session() { # NAME FROM
@@ -963,15 +964,19 @@ secrets:
 EOF
 }
 
+# A exports to B's session xb: by name alone that reaches only A's own
+# sessions (or a namespace both live in), so A pins the hash of B's document.
 case_export_import() {
 	local rt=$CASE_DIR/rt va vb
 	use_shared
-	use_id "$A"
 	runtime_new "$rt"
-	exp_session xa xb >xa.yaml
-	expect_created xa.yaml
 	use_id "$B"
 	imp_session xb xa >xb.yaml
+	session_hash_of xb.yaml
+	use_id "$A"
+	exp_session xa xb "$HASH" >xa.yaml
+	expect_created xa.yaml
+	use_id "$B"
 	expect_created xb.yaml
 	imp_session xc xa >xc.yaml
 	expect_created xc.yaml
@@ -1029,6 +1034,320 @@ case_namespaces() {
 	assert_eq "$v1" "$v2" "value imported through a namespace export"
 	fetch_config "$rt" teamx/y/app
 	assert_eq 403 "$STATUS" "a session outside the exported namespace"
+}
+
+# ---------------- namespaces and exports by name: what another owner can try ----------------
+
+# holder_session NAME SECRET_EXPORTS [VOLUME_EXPORTS [MORE_YAML]]: a session with secret
+# "held" (ascii) and volume "vol", exported as given (YAML list items indented 6).
+holder_session() {
+	cat <<EOF
+name: $1
+version: "0.3"
+security:
+  attestation:
+    mode: none
+services:
+  - name: app
+    command: /bin/app
+    environment:
+      HELD: \$\$SCONE::held\$\$
+secrets:
+  - name: held
+    kind: ascii
+    size: 22
+    export:
+$2
+volumes:
+  - name: vol
+EOF
+	[ -z "${3:-}" ] || printf '    export:\n%s\n' "$3"
+	[ -z "${4:-}" ] || printf '%s\n' "$4"
+}
+
+# taker_session NAME FROM [WITH_VOLUME]: imports secret "held" (and volume "vol") of FROM.
+taker_session() {
+	cat <<EOF
+name: $1
+version: "0.3"
+security:
+  attestation:
+    mode: none
+services:
+  - name: app
+    command: /bin/app
+    environment:
+      GOT: \$\$SCONE::got\$\$
+EOF
+	if [ -n "${3:-}" ]; then
+		cat <<EOF
+    image_name: img
+images:
+  - name: img
+    volumes:
+      - name: vol
+        path: /vol
+volumes:
+  - name: vol
+    import: {session: $2, volume: vol}
+EOF
+	fi
+	cat <<EOF
+secrets:
+  - name: got
+    import: {session: $2, secret: held}
+EOF
+}
+
+# expect_no_secret RT CONFIG_ID: the fetch is refused (403), says why, and carries no value.
+expect_no_secret() {
+	fetch_config "$1" "$2"
+	[ "$STATUS" = 403 ] || { show_file "$BODY"; fail "fetch $2: HTTP $STATUS, expected 403"; }
+	if grep -q '"GOT"\|"key"' "$BODY"; then
+		show_file "$BODY"
+		fail "fetch $2: the refusal carries a value"
+	fi
+	jget "$BODY" 'd["error"]' | grep -q "export" || { show_file "$BODY"; fail "fetch $2: the refusal does not say why"; }
+}
+
+# Owner B below A's namespace: acme (A, create_sessions [CREATOR, C]) exports to
+# the namespace acme. B cannot create acme/x/evil (acme/x does not exist: acme
+# decides); C, admitted by acme, can create acme/team/app and receives the secret.
+case_namespace_creation() {
+	local rt=$CASE_DIR/rt C=$CASE_DIR/C v
+	use_shared
+	owner_new "$C"
+	runtime_new "$rt"
+	use_id "$A"
+	holder_session acme '      - namespace: acme' '' "access_policy:
+  create_sessions: [CREATOR, \"sha256:$(cat "$C/keyhash")\"]" >acme.yaml
+	expect_created acme.yaml
+	fetch_config "$rt" acme/app
+	[ "$STATUS" = 200 ] || { show_file "$BODY"; fail "fetch acme/app: HTTP $STATUS"; }
+	v=$(jget "$BODY" 'd["environment"]["HELD"]')
+	remember ascii "$v"
+	use_id "$B"
+	taker_session acme/x/evil acme >evil.yaml
+	expect_fail_with "create_sessions of acme \\(the nearest" scone session create evil.yaml
+	taker_session acme/evil acme >evil2.yaml
+	expect_fail_with "create_sessions of acme \\(the nearest" scone session create evil2.yaml
+	fetch_config "$rt" acme/x/evil/app
+	assert_eq 404 "$STATUS" "fetch of the refused session"
+	# C is admitted by acme's create_sessions, also two levels down.
+	use_id "$C"
+	taker_session acme/team/app acme >capp.yaml
+	expect_created capp.yaml
+	fetch_config "$rt" acme/team/app/app
+	[ "$STATUS" = 200 ] || { show_file "$BODY"; fail "fetch acme/team/app/app: HTTP $STATUS"; }
+	assert_eq "$v" "$(jget "$BODY" 'd["environment"]["GOT"]')" "value C's session imported"
+	# A below its own namespace; not below C's session acme/team (its create_sessions: only C).
+	use_id "$A"
+	taker_session acme/x/mine acme >mine.yaml
+	expect_created mine.yaml
+	use_id "$C"
+	basic_session acme/team >team.yaml
+	expect_created team.yaml
+	use_id "$A"
+	taker_session acme/team/a2 acme >a2.yaml
+	expect_fail_with "create_sessions of acme/team \\(the nearest" scone session create a2.yaml
+}
+
+# Owner B takes names that A exports to by name without session_hash: the
+# name "backup" nobody had, and "org/api" below a namespace session A deleted.
+# B's sessions are created but receive neither A's secret nor A's volume key.
+case_export_squatting() {
+	local rt=$CASE_DIR/rt h v
+	use_shared
+	runtime_new "$rt"
+	use_id "$B"
+	taker_session bpinned vault x >bpinned.yaml
+	session_hash_of bpinned.yaml
+	h=$HASH
+	use_id "$A"
+	holder_session vault "      - session: backup
+      - session: mine
+      - session: bpinned
+        session_hash: $h" "      - session: backup
+      - session: bpinned
+        session_hash: $h" >vault.yaml
+	expect_created vault.yaml
+	fetch_config "$rt" vault/app
+	[ "$STATUS" = 200 ] || { show_file "$BODY"; fail "fetch vault/app: HTTP $STATUS"; }
+	v=$(jget "$BODY" 'd["environment"]["HELD"]')
+	remember ascii "$v"
+	use_id "$B"
+	taker_session backup vault x >backup.yaml
+	expect_created backup.yaml
+	expect_no_secret "$rt" backup/app
+	# Pinned by hash, another owner's session is reached (the owner chose that document).
+	expect_created bpinned.yaml
+	fetch_config "$rt" bpinned/app
+	[ "$STATUS" = 200 ] || { show_file "$BODY"; fail "fetch bpinned/app: HTTP $STATUS"; }
+	assert_eq "$v" "$(jget "$BODY" 'd["environment"]["GOT"]')" "value through a pinned export"
+	remember hex "$(jget "$BODY" 'd["volumes"][0]["key"]')"
+	# The exporter's own session by name.
+	use_id "$A"
+	taker_session mine vault >mine.yaml
+	expect_created mine.yaml
+	fetch_config "$rt" mine/app
+	[ "$STATUS" = 200 ] || { show_file "$BODY"; fail "fetch mine/app: HTTP $STATUS"; }
+	assert_eq "$v" "$(jget "$BODY" 'd["environment"]["GOT"]')" "value in the exporter's own session"
+	# A namespace session deleted and created again by someone else.
+	basic_session org >org.yaml
+	expect_created org.yaml
+	holder_session org/db '      - namespace: org
+      - session: org/api' >orgdb.yaml
+	expect_created orgdb.yaml
+	taker_session org/own org/db >orgown.yaml
+	expect_created orgown.yaml
+	expect_ok scone session delete org
+	use_id "$B"
+	basic_session org >borg.yaml
+	expect_created borg.yaml
+	taker_session org/api org/db >api.yaml
+	expect_created api.yaml
+	taker_session org/evil org/db >oevil.yaml
+	expect_created oevil.yaml
+	expect_no_secret "$rt" org/api/app
+	expect_no_secret "$rt" org/evil/app
+	# A's own session below still is served.
+	fetch_config "$rt" org/own/app
+	[ "$STATUS" = 200 ] || { show_file "$BODY"; fail "fetch org/own/app: HTTP $STATUS"; }
+}
+
+# ---------------- export_public: values for everyone, but never a private key ----------------
+
+pub_session() {
+	cat <<'EOF'
+name: pubca
+version: "0.3"
+security:
+  attestation:
+    mode: none
+services:
+  - name: app
+    command: /bin/app
+    environment:
+      CA_KEY: $$SCONE::aca:key$$
+secrets:
+  - name: aca
+    kind: x509-ca
+    common_name: A's CA
+    export_public: true
+  - name: akey
+    kind: private-key
+    export_public: true
+  - name: acert
+    kind: x509
+    issuer: aca
+    common_name: a.example
+    export_public: true
+  - name: aval
+    kind: ascii
+    size: 16
+    export_public: true
+EOF
+}
+
+# usepub_session NAME: B's session with one service per way of using A's public secrets.
+usepub_session() {
+	cat <<EOF
+name: $1
+version: "0.3"
+security:
+  attestation:
+    mode: none
+services:
+  - name: public
+    command: /bin/app
+    environment:
+      CA: \$\$SCONE::ca:crt\$\$
+      CHAIN: \$\$SCONE::cert:chain\$\$
+      PUB: \$\$SCONE::key:publickey\$\$
+      VAL: \$\$SCONE::val\$\$
+  - name: cakey
+    command: /bin/app
+    environment:
+      K: \$\$SCONE::ca:key\$\$
+  - name: certkey
+    command: /bin/app
+    environment:
+      K: \$\$SCONE::cert:privatekey\$\$
+  - name: rawkey
+    command: /bin/app
+    environment:
+      K: \$\$SCONE::key\$\$
+  - name: derkey
+    command: /bin/app
+    environment:
+      K: \$\$SCONE::key:der\$\$
+secrets:
+  - {name: ca, import: {session: pubca, secret: aca}}
+  - {name: cert, import: {session: pubca, secret: acert}}
+  - {name: key, import: {session: pubca, secret: akey}}
+  - {name: val, import: {session: pubca, secret: aval}}
+EOF
+}
+
+# signpub_session NAME ROLE: B's certificate using A's public CA as issuer, or A's public key as its key.
+signpub_session() {
+	cat <<EOF
+name: $1
+version: "0.3"
+security:
+  attestation:
+    mode: none
+services:
+  - name: app
+    command: /bin/app
+secrets:
+  - {name: ca, import: {session: pubca, secret: aca}}
+  - {name: key, import: {session: pubca, secret: akey}}
+  - name: mine
+    kind: x509
+    common_name: b.example
+EOF
+	if [ "$2" = issuer ]; then echo "    issuer: ca"; else echo "    private_key: key"; fi
+}
+
+# A publishes a CA, a key, a certificate and a value with export_public: B may
+# render the certificates, the public key and the value, but neither the
+# private keys (:key, :privatekey, a private-key's own PEM or DER) nor sign
+# with the CA or certify with A's key; each refusal says why.
+case_export_public() {
+	local rt=$CASE_DIR/rt cakey svc
+	use_shared
+	runtime_new "$rt"
+	use_id "$A"
+	pub_session >pubca.yaml
+	expect_created pubca.yaml
+	fetch_config "$rt" pubca/app
+	[ "$STATUS" = 200 ] || { show_file "$BODY"; fail "fetch pubca/app: HTTP $STATUS"; }
+	cakey=$(jget "$BODY" 'd["environment"]["CA_KEY"]')
+	assert_grep "BEGIN PRIVATE KEY" <(echo "$cakey")
+	use_id "$B"
+	usepub_session usepub >usepub.yaml
+	expect_created usepub.yaml
+	fetch_config "$rt" usepub/public
+	[ "$STATUS" = 200 ] || { show_file "$BODY"; fail "fetch usepub/public: HTTP $STATUS"; }
+	jget "$BODY" 'd["environment"]["CA"]' | grep -q "BEGIN CERTIFICATE" || fail "the public CA certificate"
+	[ "$(jget "$BODY" 'd["environment"]["CHAIN"]' | grep -c "BEGIN CERTIFICATE")" = 2 ] || fail "the chain"
+	jget "$BODY" 'd["environment"]["PUB"]' | grep -q "BEGIN PUBLIC KEY" || fail "the public key"
+	assert_eq 16 "$(jget "$BODY" 'len(d["environment"]["VAL"])')" "the public value"
+	if grep -q "PRIVATE KEY" "$BODY"; then fail "a private key in the public service's configuration"; fi
+	for svc in cakey certkey rawkey derkey; do
+		fetch_config "$rt" "usepub/$svc"
+		[ "$STATUS" = 403 ] || { show_file "$BODY"; fail "fetch usepub/$svc: HTTP $STATUS, expected 403"; }
+		jget "$BODY" 'd["error"]' | grep -q "export_public.*never its private key" ||
+			{ show_file "$BODY"; fail "usepub/$svc: the refusal does not say why"; }
+		if grep -q "PRIVATE KEY\|$(echo "$cakey" | sed -n 2p)" "$BODY"; then fail "usepub/$svc: key material in the refusal"; fi
+	done
+	# Signing with A's public CA, or certifying A's public key, is refused at creation.
+	signpub_session signpub issuer >s1.yaml
+	expect_fail_with "export_public.*cannot sign" scone session create s1.yaml
+	signpub_session keypub key >s2.yaml
+	expect_fail_with "export_public.*cannot sign" scone session create s2.yaml
+	expect_fail_with NOT_FOUND scone session read signpub
 }
 
 # The parsed-session cache of each worker must never serve a stale session:
@@ -1129,6 +1448,9 @@ run_case "cas: service configuration: env, files, binary, x509 with CA, keys, vo
 run_case "cas: volume tags: compare-and-swap, bound to the TLS key and the mounted volumes" case_volume_tags
 run_case "cas: export/import of a secret between sessions" case_export_import
 run_case "cas: namespaces: create_sessions and exports to a namespace" case_namespaces
+run_case "cas: namespaces: the nearest existing session decides who creates below it (another owner refused)" case_namespace_creation
+run_case "cas: exports by name reach no other owner's session at that name (free, or re-created namespace)" case_export_squatting
+run_case "cas: export_public releases certificates, public keys and values, never a private key or signing" case_export_public
 run_case "cas: no stale session from the per-worker cache (re-create, update)" case_cache_fresh
 run_case "cas: no secret value in the state directory or the log" case_no_leaks
 t_done

@@ -458,10 +458,97 @@ EOF
 	cas_stop
 }
 
+# partial_bodies PORT PID N: N connections each send a request head
+# announcing 1,000,000 bytes and then 900 KB of it, and stay. Prints how many
+# the server closed and how much its resident memory grew while they held.
+partial_bodies() {
+	"$PYTHON" - "$1" "$2" "$3" <<'EOF'
+import socket, ssl, sys, time
+port, pid, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+
+def rss_kb():
+    for line in open("/proc/%s/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+head = b"POST /v1/sessions HTTP/1.1\r\nHost: cas\r\nContent-Type: application/yaml\r\nContent-Length: 1000000\r\n\r\n"
+part = b"x" * 900000
+before = rss_kb()
+conns, closed = [], 0
+for i in range(n):
+    t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10))
+    try:
+        t.sendall(head)
+        t.sendall(part)
+        conns.append(t)
+    except (OSError, ssl.SSLError):
+        closed += 1
+        t.close()
+time.sleep(1.0)
+still = []
+for t in conns:
+    t.setblocking(False)
+    try:
+        if t.recv(1) == b"":
+            closed += 1
+            continue
+    except ssl.SSLWantReadError:
+        pass
+    except (OSError, ssl.SSLError):
+        closed += 1
+        continue
+    still.append(t)
+grown = rss_kb() - before
+print("partial bodies: %d connections, %d closed by the server, %d still held; RSS grew by %d KiB" %
+      (n, closed, len(still), grown))
+print("GROWN_KB=%d CLOSED=%d" % (grown, closed))
+time.sleep(0.5)
+for t in still:
+    t.close()
+EOF
+}
+
+# 40 connections each holding 900 KB of an unfinished body: with
+# --max-pending-mb 8 the server keeps at most 8 MiB (+16 KiB each) of them
+# and closes the rest; it answers /healthz meanwhile.
+case_partial_bodies() {
+	local pid grown closed probe
+	cas_case_begin
+	cas_start "$CASE_DIR/state" -- --timeout 20 --max-pending-mb 8
+	pid=$CAS_PID
+	partial_bodies "$CAS_PORT" "$pid" 40 >pb.out &
+	probe=$!
+	sleep 1.5
+	assert_eq 200 "$(health_status)" "healthz while 40 partial bodies are held"
+	wait "$probe" || { cat pb.out; fail "partial_bodies failed"; }
+	cat pb.out
+	grown=$(sed -n 's/.*GROWN_KB=\([0-9-]*\).*/\1/p' pb.out)
+	closed=$(sed -n 's/.*CLOSED=\([0-9]*\).*/\1/p' pb.out)
+	[ -n "$grown" ] && [ -n "$closed" ] || fail "no figures from partial_bodies"
+	# 8 MiB of budget, 40 x 16 KiB free, TLS and buffer overhead: far below the 36 MB sent.
+	[ "$grown" -lt 20000 ] || fail "RSS grew by $grown KiB while 40 x 900 KB partial bodies were sent"
+	[ "$closed" -ge 28 ] || fail "only $closed of 40 connections were closed by the byte budget"
+	expect_http 200 anon GET /metrics
+	assert_grep '^scone_cas_limit_rejections_total\{reason="memory"\} [1-9]' "$BODY"
+	# Once the clients are gone, nothing stays charged.
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		grep -q '^scone_cas_request_bytes_charged 0$' "$BODY" && break
+		sleep 0.3
+		expect_http 200 anon GET /metrics
+	done
+	assert_grep '^scone_cas_request_bytes_charged 0$' "$BODY"
+	alive "$pid" || fail "scone-cas died"
+	cas_stop
+}
+
 # ---------------- run ----------------
 
 run_case "cas faults: kill -9 during creates and updates ($CRASH_ROUNDS rounds): every acknowledged write survives" case_kill9
 run_case "cas faults: full disk gives 507 NO_SPACE, CAS keeps serving, writes resume with space" case_full_disk
 run_case "cas faults: damaged store, wrong/loose/missing master key: refusal, nothing changed" case_corrupt_store
 run_case "cas faults: hostile requests (limits, garbage, bombs, slow clients, floods) change nothing" case_hostile
+run_case "cas faults: partial bodies of 40 connections are held within --max-pending-mb, the rest closed" case_partial_bodies
 t_done

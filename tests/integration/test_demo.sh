@@ -60,7 +60,7 @@ check "a second run reads back what the first wrote" \
 	"^read back data/notes.txt: 'run 1: the vault code is DEMO-NOTE-4711\\\\n'$" \
 	"^appended; data/notes.txt now has 2 lines$"
 check "a rolled-back session volume is refused at start" \
-	"^scone: cannot start: .*\(ROLLBACK\)" "main never ran"
+	"^scone: error: cannot start: .*\(ROLLBACK\)" "main never ran"
 
 # Clean-up: the work directory is removed and no process of the demo is left.
 work=$(grep -aoE '/tmp/scone-demo\.[A-Za-z0-9]+' <<<"$out" | head -n 1)

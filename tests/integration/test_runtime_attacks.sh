@@ -286,7 +286,7 @@ C
 	expect_ok scone run --config-id atk/sh-allowed -- /bin/sh
 	grep -qx "SECRET=absent" "$OUT" || { show_output; fail "the session's variable reached a program without the runtime"; }
 	if grep -q "scone-handover\|socket:" "$OUT"; then show_output; fail "a program without the runtime holds the handover"; fi
-	grep -q "warning: .*statically linked.*SCONE_ALLOW_UNSHIELDED_EXEC" "$ERR" || { show_output; fail "no warning"; }
+	grep -q "warn: .*statically linked.*SCONE_ALLOW_UNSHIELDED_EXEC" "$ERR" || { show_output; fail "no warning"; }
 	# Replacing LD_PRELOAD does not start a child without the runtime.
 	expect_ok scone run --config-id atk/py -- "$PY" preload
 	grep -qx "CHILD_SECRET_LEN=24" "$OUT" || { show_output; fail "a child with another LD_PRELOAD lost the runtime"; }

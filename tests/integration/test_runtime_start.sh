@@ -184,7 +184,7 @@ case_out_of_the_way() {
 	assert_eq "['a', 'b'] kept" "$(cat "$OUT")" "a program without SCONE_CONFIG_ID"
 	[ ! -s "$ERR" ] || { show_output; fail "the runtime printed something without a configuration"; }
 	SCONE_VERSION=1 expect_ok scone run --config-id rt/py -- "$PY" 1
-	grep -q "scone runtime: config_id rt/py" "$ERR" || { show_output; fail "SCONE_VERSION=1 printed no view"; }
+	grep -q "scone: info: runtime: config_id rt/py" "$ERR" || { show_output; fail "SCONE_VERSION=1 printed no view"; }
 	if grep -qF -f "$CASE_DIR/secret" "$ERR"; then fail "SCONE_VERSION=1 printed the secret"; fi
 }
 

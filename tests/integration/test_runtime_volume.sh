@@ -460,7 +460,7 @@ PY
 	grep -qx "LIST=a.txt,b.txt" "$OUT" || { show_output; fail "listing the region"; }
 	grep -qx "KEY_IN_PROC=False" "$OUT" || { show_output; fail "SCONE_FSPF_KEY visible in /proc/PID/environ"; }
 	grep -qx "VARS=" "$OUT" || { show_output; fail "SCONE_FSPF* passed on to the program"; }
-	newtag=$(sed -n 's/^scone: fspf .*: new tag \([0-9a-f]*\) .*/\1/p' "$ERR")
+	newtag=$(sed -n 's/^scone: warn: fspf .*: new tag \([0-9a-f]*\) .*/\1/p' "$ERR")
 	[ -n "$newtag" ] && [ "$newtag" != "$tag" ] || { show_output; fail "no new tag printed at exit"; }
 	[ ! -e /scone-test-fspf ] || fail "/scone-test-fspf exists on the host"
 	if grep -rqa -e "SCONE-SECRET-MARKER" -e "written under" "$CASE_DIR/fs"; then fail "plaintext in the fspf's host directory"; fi
@@ -472,7 +472,7 @@ PY
 	mv "$CASE_DIR/fs.old" "$CASE_DIR/fs"
 	run_cmd env -i PATH=/usr/bin:/bin SCONE_FSPF="$CASE_DIR/fs/volume.fspf" SCONE_FSPF_KEY="$key" \
 		SCONE_FSPF_TAG="$newtag" /bin/sh -c 'LD_PRELOAD=$0 exec "$@"' "$lib" "$PY" "$CASE_DIR/fs.py" read
-	[ "$RC" -eq 1 ] && [ ! -s "$OUT" ] && grep -q "scone: cannot start: SCONE_FSPF: .*ROLLBACK" "$ERR" ||
+	[ "$RC" -eq 1 ] && [ ! -s "$OUT" ] && grep -q "scone: error: cannot start: SCONE_FSPF: .*ROLLBACK" "$ERR" ||
 		{ show_output; fail "a rolled-back fspf directory must refuse the start"; }
 }
 

@@ -21,6 +21,7 @@
 #include "lib/buf.h"
 #include "lib/crypto.h"
 #include "lib/err.h"
+#include "lib/base64.h"
 #include "lib/hex.h"
 #include "lib/log.h"
 
@@ -404,6 +405,72 @@ TEST(test_hex_bad)
 			assert_err(scone_hex_decode(four, 4, in, "tag"), SCONE_ERR_INVALID, want);
 		}
 	}
+	/* A bad digit late in a key leaves none of its bytes behind. */
+	assert_err(scone_hex_decode(four, 4, "deadbeeZ", "key"), SCONE_ERR_INVALID, "key: invalid hex digit at position 7");
+	assert_memory_equal(four, "\0\0\0\0", 4);
+}
+
+/* ---- base64 ------------------------------------------------------------- */
+
+TEST(test_base64_vectors)
+{
+	/* RFC 4648 section 10. */
+	static const char *const v[][2] = {
+	    {"", ""},	      {"f", "Zg=="},	  {"fo", "Zm8="},	  {"foo", "Zm9v"},
+	    {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+	};
+	char enc[16];
+	uint8_t dec[16], all[256], back[256];
+	char all_text[350];
+	size_t n;
+
+	for (size_t i = 0; i < N_ELEMS(v); i++) {
+		size_t len = strlen(v[i][0]);
+		assert_int_equal(scone_base64_encoded_len(len), strlen(v[i][1]));
+		scone_base64_encode(enc, sizeof(enc), (const uint8_t *)v[i][0], len);
+		assert_string_equal(enc, v[i][1]);
+		assert_ok(scone_base64_decode(v[i][1], strlen(v[i][1]), dec, sizeof(dec), &n, 0, "v"));
+		assert_int_equal(n, len);
+		assert_memory_equal(dec, v[i][0], len);
+	}
+	for (int i = 0; i < 256; i++)
+		all[i] = (uint8_t)(255 - i);
+	scone_base64_encode(all_text, sizeof(all_text), all, sizeof(all));
+	assert_ok(scone_base64_decode(all_text, strlen(all_text), back, sizeof(back), &n, 0, "all"));
+	assert_int_equal(n, 256);
+	assert_memory_equal(back, all, 256);
+	/* PEM-style layout with the option. */
+	assert_ok(scone_base64_decode("Zm9v\nYmFy\r\n", 11, dec, sizeof(dec), &n, SCONE_BASE64_SPACE, "pem"));
+	assert_int_equal(n, 6);
+	assert_memory_equal(dec, "foobar", 6);
+}
+
+TEST(test_base64_bad)
+{
+	static const char *const bad[][2] = {
+	    {"Zg=", "v: not padded base64 (3 characters)"},
+	    {"Zg", "v: not padded base64 (2 characters)"},
+	    {"Z===", "v: not padded base64 (4 characters)"},
+	    {"Zm9v!A==", "v: not base64 at character 4"},
+	    {"Zg==Zg==", "v: not base64 at character 4"}, /* padding in the middle */
+	    {"Zh==", "v: not padded base64 (4 characters)"}, /* unused bits set: not canonical */
+	    {"Zm9v YmFy", "v: not base64 at character 4"}, /* space without the option */
+	    {"Zm-_", "v: not base64 at character 2"}, /* the URL alphabet is another encoding */
+	};
+	uint8_t out[8];
+	size_t n = 99;
+
+	for (size_t i = 0; i < N_ELEMS(bad); i++) {
+		memset(out, 0xa5, sizeof(out));
+		assert_err(scone_base64_decode(bad[i][0], strlen(bad[i][0]), out, sizeof(out), &n, 0, "v"),
+			   SCONE_ERR_MALFORMED, bad[i][1]);
+		assert_int_equal(n, 0);
+		assert_memory_equal(out, "\0\0\0\0\0\0\0\0", 8); /* nothing decoded is left */
+	}
+	/* More than the buffer holds. */
+	assert_err(scone_base64_decode("Zm9vYmFyYmF6", 12, out, 8, &n, 0, "key"), SCONE_ERR_MALFORMED,
+		   "key: decodes to more than 8 bytes");
+	assert_int_equal(scone_base64_decoded_max(12), 12);
 }
 
 /* ---- crypto: hashes and KDF --------------------------------------------- */
@@ -627,6 +694,42 @@ TEST(test_aead_ocb_kat)
 	free(c);
 }
 
+/* The one-shot forms give what a kept context gives, and refuse what it refuses. */
+TEST(test_aead_once)
+{
+	uint8_t key[32], nonce[12], aad[7] = "context", pt[100], ct[100], ct2[100], back[100], tag[16], tag2[16];
+
+	assert_ok(scone_random(key, sizeof(key)));
+	assert_ok(scone_random(nonce, sizeof(nonce)));
+	assert_ok(scone_random(pt, sizeof(pt)));
+	for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+		struct scone_aead *a = new_aead(algs[i], key);
+		assert_ok(scone_aead_seal(a, nonce, aad, sizeof(aad), pt, sizeof(pt), ct, tag));
+		assert_ok(scone_aead_seal_once(algs[i], key, nonce, aad, sizeof(aad), pt, sizeof(pt), ct2, tag2));
+		assert_memory_equal(ct, ct2, sizeof(ct));
+		assert_memory_equal(tag, tag2, sizeof(tag));
+		assert_ok(scone_aead_open_once(algs[i], key, nonce, aad, sizeof(aad), ct, sizeof(ct), back, tag));
+		assert_memory_equal(back, pt, sizeof(pt));
+		/* Empty message, tag over the AAD alone. */
+		assert_ok(scone_aead_seal_once(algs[i], key, nonce, aad, sizeof(aad), NULL, 0, NULL, tag2));
+		assert_ok(scone_aead_open_once(algs[i], key, nonce, aad, sizeof(aad), NULL, 0, NULL, tag2));
+		/* A flipped bit anywhere: AUTH, nothing released. */
+		ct[50] ^= 1;
+		memset(back, 0x77, sizeof(back));
+		assert_int_equal(scone_aead_open_once(algs[i], key, nonce, aad, sizeof(aad), ct, sizeof(ct), back, tag),
+				 SCONE_ERR_AUTH);
+		for (size_t k = 0; k < sizeof(back); k++)
+			assert_int_equal(back[k], 0);
+		ct[50] ^= 1;
+		tag[0] ^= 0x80;
+		assert_int_equal(scone_aead_open_once(algs[i], key, nonce, aad, sizeof(aad), ct, sizeof(ct), back, tag),
+				 SCONE_ERR_AUTH);
+		scone_aead_free(a);
+	}
+	assert_int_equal(scone_aead_seal_once((enum scone_aead_alg)0, key, nonce, NULL, 0, pt, 1, ct, tag),
+			 SCONE_ERR_UNSUPPORTED);
+}
+
 TEST(test_aead_misuse)
 {
 	static int sentinel;
@@ -730,6 +833,8 @@ int main(void)
 	    cmocka_unit_test(test_wbuf_ceiling),
 	    cmocka_unit_test(test_wbuf_secret),
 	    cmocka_unit_test(test_hex),
+	    cmocka_unit_test(test_base64_vectors),
+	    cmocka_unit_test(test_base64_bad),
 	    cmocka_unit_test(test_hex_bad),
 	    cmocka_unit_test(test_sha256_hmac),
 	    cmocka_unit_test(test_hkdf_rfc5869),
@@ -737,6 +842,7 @@ int main(void)
 	    cmocka_unit_test(test_aead_tamper),
 	    cmocka_unit_test(test_aead_gcm_kat),
 	    cmocka_unit_test(test_aead_ocb_kat),
+	    cmocka_unit_test(test_aead_once),
 	    cmocka_unit_test(test_aead_misuse),
 	    cmocka_unit_test(test_ct_equal_and_wipe),
 	    cmocka_unit_test(test_secure_alloc),

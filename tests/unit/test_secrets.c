@@ -711,6 +711,113 @@ TEST(test_x509_key_types)
 	sess_free(s);
 }
 
+/*
+ * The cost of key generation: RSA-2048 1, RSA-3072 4, EC and Ed25519 0;
+ * what the keep rules keep costs nothing; generation stops before a key
+ * that would go over its budget (and says which), and spends exactly the
+ * computed cost when the budget allows it.
+ */
+TEST(test_keygen_cost)
+{
+	struct scone_session *s = sess_new();
+	struct scone_secret_set *set = NULL, *next = NULL;
+	struct scone_secrets_opts o = {0};
+
+	assert_int_equal(scone_secrets_key_cost(SCONE_KEY_RSA3072), 4);
+	assert_int_equal(scone_secrets_key_cost(SCONE_KEY_RSA2048), 1);
+	assert_int_equal(scone_secrets_key_cost(SCONE_KEY_P256), 0);
+	assert_int_equal(scone_secrets_key_cost(SCONE_KEY_ED25519), 0);
+	sess_key(s, "big", SCONE_KEY_RSA3072, true);
+	sess_key(s, "small", SCONE_KEY_RSA2048, false);
+	sess_key(s, "ec", SCONE_KEY_P384, false);
+	sess_cert(s, "ca", true, NULL, NULL)->key_type = SCONE_KEY_RSA2048; /* its own key */
+	sess_cert(s, "leaf", false, "ca", "big");			       /* big's key: no cost of its own */
+	sess_secret(s, "pw", SCONE_SECRET_ASCII);
+	assert_int_equal(scone_secrets_keygen_cost(s, NULL), 4 + 1 + 1);
+	/* One unit short: stopped, nothing returned, the detail names the key. */
+	o.key_budget = 5;
+	assert_int_equal(scone_secrets_generate_opts(s, NULL, &o, &set), SCONE_ERR_LIMIT);
+	assert_null(set);
+	assert_true(o.key_spent <= 5);
+	assert_non_null(strstr(scone_err_detail(), "units of key generation"));
+	o.key_budget = 6;
+	assert_ok(scone_secrets_generate_opts(s, NULL, &o, &set));
+	assert_int_equal(o.key_spent, 6);
+	/* An update: big is kept (migrate), small and ca get new keys. */
+	assert_int_equal(scone_secrets_keygen_cost(s, set), 1 + 1);
+	o.key_budget = 2;
+	assert_ok(scone_secrets_generate_opts(s, set, &o, &next));
+	assert_int_equal(o.key_spent, 2);
+	scone_secrets_free(next);
+	scone_secrets_free(set);
+	sess_free(s);
+}
+
+/*
+ * export_public: the formats a public import may render, written out
+ * independently: every format of ascii/binary/public-key, the certificate
+ * forms of x509/x509-ca, a private key's publickey; nothing that shows a
+ * private key. What may render is byte for byte what scone_secrets_render
+ * gives; the rest is PERMISSION with nothing appended.
+ */
+TEST(test_render_public)
+{
+	static const struct {
+		const char *name;
+		const char *pub;  /* space-separated; "-" = no format */
+		const char *priv; /* valid formats a public import may not render */
+	} kinds[] = {
+	    {"a", "- hex base64", ""},
+	    {"k", "publickey", "- pem privatekey der"},
+	    {"p", "- pem der", ""},
+	    {"x", "- crt pem chain der", "privatekey key"},
+	    {"ca", "- crt pem chain der", "privatekey key"},
+	};
+	struct scone_session *s = sess_new();
+	struct scone_secret_set *set;
+
+	sess_secret(s, "a", SCONE_SECRET_ASCII);
+	sess_key(s, "k", SCONE_KEY_P256, false);
+	sess_secret(s, "p", SCONE_SECRET_PUBLIC_KEY)->private_key = xstrdup("k");
+	sess_cert(s, "x", false, "ca", NULL);
+	sess_cert(s, "ca", true, NULL, NULL);
+	set = generate(s, NULL);
+	assert_false(scone_secrets_is_private(set, "a"));
+	assert_false(scone_secrets_is_private(set, "p"));
+	assert_true(scone_secrets_is_private(set, "k"));
+	assert_true(scone_secrets_is_private(set, "x"));
+	assert_true(scone_secrets_is_private(set, "ca"));
+	assert_false(scone_secrets_is_private(set, "nope"));
+	for (size_t k = 0; k < N_ELEMS(kinds); k++) {
+		for (int pass = 0; pass < 2; pass++) {
+			char list[80], *save = NULL, *f;
+			snprintf(list, sizeof(list), "%s", pass ? kinds[k].priv : kinds[k].pub);
+			for (f = strtok_r(list, " ", &save); f; f = strtok_r(NULL, " ", &save)) {
+				const char *fmt = strcmp(f, "-") == 0 ? NULL : f;
+				struct scone_wbuf w, ref;
+				scone_wbuf_init(&w, OUT_MAX, 1);
+				scone_wbuf_init(&ref, OUT_MAX, 1);
+				assert_ok(scone_wbuf_put(&w, "pre", 3));
+				if (pass == 0) {
+					assert_ok(scone_secrets_render_public(set, kinds[k].name, fmt, &w));
+					assert_ok(scone_secrets_render(set, kinds[k].name, fmt, &ref));
+					assert_int_equal(w.size, 3 + ref.size);
+					assert_memory_equal(w.data + 3, ref.data, ref.size);
+				} else {
+					if (scone_secrets_render_public(set, kinds[k].name, fmt, &w) != SCONE_ERR_PERMISSION)
+						fail_msg("%s:%s rendered for a public import", kinds[k].name, f);
+					assert_non_null(strstr(scone_err_detail(), "private key"));
+					assert_int_equal(w.size, 3);
+				}
+				scone_wbuf_free(&w);
+				scone_wbuf_free(&ref);
+			}
+		}
+	}
+	scone_secrets_free(set);
+	sess_free(s);
+}
+
 /* ---- the format table ---------------------------------------------------------------------- */
 
 TEST(test_formats)
@@ -1706,6 +1813,8 @@ int main(void)
 	    cmocka_unit_test(test_x509),
 	    cmocka_unit_test(test_x509_key_types),
 	    cmocka_unit_test(test_formats),
+	    cmocka_unit_test(test_render_public),
+	    cmocka_unit_test(test_keygen_cost),
 	    cmocka_unit_test(test_public),
 	    cmocka_unit_test(test_volumes),
 	    cmocka_unit_test(test_keep_rules),

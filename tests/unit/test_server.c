@@ -152,6 +152,8 @@ static void echo_handler(void *ctx, const struct cas_request *req, struct cas_re
 	}
 	if (strcmp(req->path, "/slow") == 0)
 		sleep_ms(300);
+	if (strcmp(req->path, "/lane/sleep") == 0)
+		sleep_ms(600);
 	if (req->has_peer_key)
 		scone_hex_encode(peer, sizeof(peer), req->peer_spki_sha256, 32);
 	j = json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:s?, s:i, s:s}", "method", names[req->method], "path",
@@ -777,6 +779,82 @@ TEST(test_connection_limit)
 	free(r);
 }
 
+/*
+ * Partial requests of many connections share one byte budget: with 256 KiB,
+ * twelve connections each sending 100 KiB of a 200 kB body cannot all stay;
+ * those that would take the total over it are closed, the rest still hold
+ * their request, and once they go the charge is back to zero.
+ */
+TEST(test_pending_budget)
+{
+	static const char head[] = "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n";
+	enum { N = 12, PART = 100 << 10 };
+	struct harness h;
+	struct cas_server_opts o;
+	struct client *c[N];
+	struct http_resp *r = malloc(sizeof(*r));
+	char *part = malloc(PART);
+	int closed = 0, open = 0;
+
+	assert_non_null(r);
+	assert_non_null(part);
+	memset(part, 'x', PART);
+	default_opts(&o, &h);
+	o.max_body_bytes = 220u << 10;
+	o.max_pending_bytes = 256u << 10;
+	o.timeout_sec = 10;
+	start(&h, &o);
+	for (int i = 0; i < N; i++) {
+		c[i] = client_new(h.port, false);
+		if (!client_send(c[i], head, sizeof(head) - 1) || !client_send(c[i], part, PART))
+			continue; /* closed while sending: refused */
+		sleep_ms(20);
+	}
+	sleep_ms(300);
+	for (int i = 0; i < N; i++) {
+		if (client_closed_now(c[i]))
+			closed++;
+		else
+			open++;
+	}
+	/* Each open one is charged 100 KiB - 16 KiB; at most three fit in 256 KiB. */
+	assert_true(open <= 3);
+	assert_true(closed >= N - 3);
+	assert_true(metric(h.srv, "scone_cas_request_bytes_charged") <= (double)(256u << 10));
+	wait_metric_at_least(h.srv, "scone_cas_limit_rejections_total{reason=\"memory\"}", 1);
+	/* The server still answers small requests meanwhile. */
+	{
+		struct client *probe = client_new(h.port, false);
+		assert_int_equal(request(probe, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", r), 200);
+		client_free(probe);
+	}
+	for (int i = 0; i < N; i++)
+		client_free(c[i]);
+	for (int i = 0; i < 40 && metric(h.srv, "scone_cas_request_bytes_charged") > 0; i++)
+		sleep_ms(50);
+	assert_true(metric(h.srv, "scone_cas_request_bytes_charged") == 0);
+	/* A whole large request still goes through once the budget is free. */
+	{
+		struct client *big = client_new(h.port, false);
+		char *req = malloc(sizeof(head) - 1 + 200000);
+		assert_non_null(req);
+		memcpy(req, head, sizeof(head) - 1);
+		memset(req + sizeof(head) - 1, 'y', 200000);
+		assert_true(client_send(big, req, sizeof(head) - 1 + 200000));
+		assert_true(client_read(big, r));
+		assert_int_equal(r->status, 200);
+		free(req);
+		client_free(big);
+	}
+	assert_true(metric(h.srv, "scone_cas_request_bytes_charged") == 0);
+	stop(&h);
+	/* A budget smaller than one largest request could never let it through. */
+	o.max_pending_bytes = o.max_body_bytes;
+	assert_int_equal(cas_server_new(&o, &h.srv), SCONE_ERR_INVALID);
+	free(part);
+	free(r);
+}
+
 TEST(test_bad_method)
 {
 	int before = atomic_load(&handler_calls);
@@ -840,6 +918,85 @@ TEST(test_bad_path)
 	j = body_json(r);
 	assert_string_equal(jstr(j, "code"), "INVALID");
 	json_decref(j);
+	client_free(c);
+	free(r);
+}
+
+/* A refused path is logged as a C string: %ZZ once left the decoded path unterminated (read past it). */
+TEST(test_bad_path_logged)
+{
+	char path[160], line[4096];
+	struct client *c;
+	struct http_resp *r = malloc(sizeof(*r));
+	int saved = dup(2), fd;
+	FILE *f;
+	bool found = false;
+
+	assert_non_null(r);
+	snprintf(path, sizeof(path), "%s/badlog", tmpdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0 && saved >= 0);
+	scone_log_set_level(SCONE_LOG_INFO);
+	assert_int_equal(dup2(fd, 2), 2);
+	c = client_new(shared.port, false);
+	assert_int_equal(request(c, "GET /v1/sessions/%ZZ HTTP/1.1\r\nHost: t\r\n\r\n", r), 400);
+	assert_int_equal(request(c, "GET /v1/x%4 HTTP/1.1\r\nHost: t\r\n\r\n", r), 400);
+	assert_int_equal(request(c, "GET /v1/%41%0a?q=SECRET9 HTTP/1.1\r\nHost: t\r\n\r\n", r), 400);
+	client_free(c);
+	assert_int_equal(dup2(saved, 2), 2);
+	scone_log_set_level(SCONE_LOG_WARN);
+	close(saved);
+	close(fd);
+	assert_non_null(f = fopen(path, "r"));
+	while (fgets(line, sizeof(line), f)) {
+		assert_null(strstr(line, "SECRET9"));
+		if (strstr(line, "\"path\":\"/v1/sessions/%ZZ\"") && strstr(line, "\"status\":400"))
+			found = true;
+	}
+	fclose(f);
+	unlink(path);
+	assert_true(found);
+	free(r);
+}
+
+/* Content-Length and Transfer-Encoding must leave no doubt where a body ends (request smuggling). */
+TEST(test_framing)
+{
+	static const char *const bad[] = {
+		"POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 10\r\n\r\nhelloGET /x HTTP/1.1\r\n\r\n",
+		"POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\nContent-Length: 5\r\n\r\nhelloGET /x HTTP/1.1\r\n\r\n",
+		"POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"POST /f HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"POST /f HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	};
+	int before = atomic_load(&handler_calls);
+	struct http_resp *r = malloc(sizeof(*r));
+	struct client *c;
+	json_t *j;
+
+	assert_non_null(r);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c = client_new(shared.port, false);
+		assert_int_equal(request(c, bad[i], r), 400);
+		/* libevent refuses Content-Length beside chunked itself (its own HTML answer). */
+		if (strstr(r->head, "application/json")) {
+			j = body_json(r);
+			assert_string_equal(jstr(j, "code"), "INVALID");
+			json_decref(j);
+		}
+		assert_non_null(strstr(r->head, "Connection: close"));
+		/* Nothing after the refused request is read as another request. */
+		assert_true(client_closed(c));
+		client_free(c);
+	}
+	assert_int_equal(atomic_load(&handler_calls), before);
+	/* The same length twice is no ambiguity; one chunked body is fine. */
+	c = client_new(shared.port, false);
+	assert_int_equal(request(c, "POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", r),
+			 200);
+	assert_int_equal(
+		request(c, "POST /f HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", r),
+		200);
 	client_free(c);
 	free(r);
 }
@@ -1140,6 +1297,159 @@ TEST(test_graceful_stop)
 	free(r);
 }
 
+/* ---- the slow lane ---- */
+
+static bool lane_is_slow(void *ctx, const struct cas_request *req)
+{
+	(void)ctx;
+	return strncmp(req->path, "/lane/", 6) == 0;
+}
+
+struct lane_call {
+	uint16_t port;
+	const char *path;
+	int status;
+	int worker;
+	double secs;
+	char retry_after[16];
+};
+
+static void *lane_request(void *arg)
+{
+	struct lane_call *l = arg;
+	struct client *c = client_new(l->port, false);
+	struct http_resp *r = malloc(sizeof(*r));
+	char raw[128];
+	double t0 = now_s();
+
+	assert_non_null(r);
+	snprintf(raw, sizeof(raw), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", l->path);
+	l->status = request(c, raw, r);
+	l->secs = now_s() - t0;
+	if (l->status == 200) {
+		json_t *j = body_json(r);
+		l->worker = (int)json_integer_value(json_object_get(j, "worker"));
+		json_decref(j);
+	} else if (l->status > 0) {
+		const char *ra = find_header(r->head, "Retry-After");
+		snprintf(l->retry_after, sizeof(l->retry_after), "%.*s", ra ? (int)strcspn(ra, "\r") : 0,
+			 ra ? ra : "");
+	}
+	client_free(c);
+	free(r);
+	return NULL;
+}
+
+/*
+ * A slow request runs on the slow lane's thread: the single event loop
+ * answers other requests at once meanwhile; the slow one is answered later
+ * on its own connection, by a handler that saw the slow lane's worker index.
+ */
+TEST(test_slow_lane)
+{
+	struct harness h;
+	struct cas_server_opts o;
+	struct lane_call slow = { .path = "/lane/sleep" };
+	struct http_resp *r = malloc(sizeof(*r));
+	struct client *c;
+	pthread_t t;
+	double worst = 0;
+
+	assert_non_null(r);
+	default_opts(&o, &h);
+	o.workers = 1;
+	o.is_slow = lane_is_slow;
+	o.slow_workers = 1;
+	o.worker_init = count_init;
+	o.worker_fini = count_fini;
+	atomic_store(&inits, 0);
+	atomic_store(&finis, 0);
+	start(&h, &o);
+	slow.port = h.port;
+	assert_int_equal(pthread_create(&t, NULL, lane_request, &slow), 0);
+	sleep_ms(100); /* the slow request is in its handler now */
+	c = client_new(h.port, false);
+	for (int i = 0; i < 20; i++) {
+		double t0 = now_s(), d;
+		assert_int_equal(request(c, "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", r), 200);
+		d = now_s() - t0;
+		worst = d > worst ? d : worst;
+		sleep_ms(10);
+	}
+	assert_true(worst < 0.1);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(slow.status, 200);
+	assert_int_equal(slow.worker, 1); /* workers + 0 */
+	assert_true(slow.secs >= 0.5);
+	/* The same connection goes on after a slow answer (keep-alive). */
+	assert_int_equal(request(c, "GET /lane/quick HTTP/1.1\r\nHost: t\r\n\r\n", r), 200);
+	assert_int_equal(request(c, "GET /after HTTP/1.1\r\nHost: t\r\n\r\n", r), 200);
+	client_free(c);
+	assert_true(metric(h.srv, "scone_cas_slow_calls") == 0);
+	stop(&h);
+	assert_int_equal(atomic_load(&inits), 2); /* one loop, one slow-lane thread */
+	assert_int_equal(atomic_load(&finis), 2);
+	free(r);
+}
+
+/*
+ * Clients that go away while their request is in the slow lane, and a queue
+ * that is full: nothing is answered to nobody (ASan watches the requests
+ * evhttp would otherwise have freed), the extra request gets 503 BUSY with
+ * Retry-After, and a stop with calls in flight drops them cleanly.
+ */
+TEST(test_slow_lane_gone_and_full)
+{
+	struct harness h;
+	struct cas_server_opts o;
+	struct lane_call calls[3];
+	pthread_t t[3];
+	struct http_resp *r = malloc(sizeof(*r));
+
+	assert_non_null(r);
+	default_opts(&o, &h);
+	o.workers = 1;
+	o.is_slow = lane_is_slow;
+	o.slow_queue = 1;
+	start(&h, &o);
+	/* Gone: sent, then the connection closed at once (the handler still runs). */
+	for (int i = 0; i < 3; i++) {
+		struct client *c = client_new(h.port, false);
+		assert_true(client_send(c, "GET /lane/sleep HTTP/1.1\r\nHost: t\r\n\r\n", 38));
+		sleep_ms(20);
+		client_free(c);
+	}
+	for (int i = 0; i < 60 && metric(h.srv, "scone_cas_slow_calls") > 0; i++)
+		sleep_ms(50);
+	assert_true(metric(h.srv, "scone_cas_slow_calls") == 0);
+	/* Full: one runs, one waits, the third is refused at once. */
+	for (int i = 0; i < 3; i++) {
+		calls[i] = (struct lane_call){ .port = h.port, .path = "/lane/sleep" };
+		assert_int_equal(pthread_create(&t[i], NULL, lane_request, &calls[i]), 0);
+		sleep_ms(100);
+	}
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	assert_int_equal(calls[0].status, 200);
+	assert_int_equal(calls[1].status, 200);
+	assert_int_equal(calls[2].status, 503);
+	assert_true(calls[2].secs < 0.3);
+	assert_string_equal(calls[2].retry_after, "5");
+	/* Stop with one running and one queued: both dropped, the clients see the connection close. */
+	calls[0] = (struct lane_call){ .port = h.port, .path = "/lane/sleep" };
+	calls[1] = (struct lane_call){ .port = h.port, .path = "/lane/sleep" };
+	assert_int_equal(pthread_create(&t[0], NULL, lane_request, &calls[0]), 0);
+	sleep_ms(100);
+	assert_int_equal(pthread_create(&t[1], NULL, lane_request, &calls[1]), 0);
+	sleep_ms(100);
+	stop(&h);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	assert_true(calls[0].status == 200 || calls[0].status == -1);
+	assert_true(calls[1].status == 200 || calls[1].status == -1);
+	free(r);
+}
+
 static enum scone_err failing_init(void *ctx, int worker)
 {
 	(void)ctx;
@@ -1171,8 +1481,11 @@ int main(void)
 		cmocka_unit_test(test_slow_client),
 		cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test(test_connection_limit),
+		cmocka_unit_test(test_pending_budget),
 		cmocka_unit_test(test_bad_method),
 		cmocka_unit_test(test_bad_path),
+		cmocka_unit_test(test_bad_path_logged),
+		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_garbage_instead_of_tls),
 		cmocka_unit_test(test_metrics_text),
 		cmocka_unit_test(test_log_line),
@@ -1180,6 +1493,8 @@ int main(void)
 		cmocka_unit_test(test_stop_before_run),
 		cmocka_unit_test(test_graceful_stop),
 		cmocka_unit_test(test_worker_init_failure),
+		cmocka_unit_test(test_slow_lane),
+		cmocka_unit_test(test_slow_lane_gone_and_full),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,0 +1,494 @@
+/*
+ * shield_mount.c - mounting the session's volumes (and an fspf) before main:
+ * the volumes opened with CAS's keys and tags, their shared state, who
+ * serves them; and across exec, what the next program's runtime is handed
+ * (the volumes' tags and state, the fds its kinds record) and takes over.
+ */
+#undef _FORTIFY_SOURCE
+#include "lib/log.h"
+#include "runtime/shield_internal.h"
+#include "runtime/rt.h"
+#include "volume/vio.h"
+
+static enum scone_err make_dirs(char *path)
+{
+	for (char *p = path + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		int r = mkdir(path, 0700);
+		int e = errno;
+		*p = c;
+		if (r != 0 && e != EEXIST)
+			return scone_err_set(scone_err_from_errno(e), "volume mount point %s: %s", path, strerror(e));
+		if (c == '\0')
+			return SCONE_ERR_OK;
+	}
+}
+
+/* Mount rv at m; the volume itself is opened only by the process that holds it (hold). */
+static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *m, bool hold)
+{
+	char fspf[PATH_MAX];
+	uint8_t key_out[SCONE_VOLUME_KEY_SIZE];
+	uint8_t tag[SCONE_RT_TAG_SIZE];
+	enum scone_err err;
+
+	if (!rv->path || rv->path[0] != '/' || strlen(rv->path) >= PATH_MAX - 16)
+		return scone_err_set(SCONE_ERR_INVALID, "volume %s: mount point is not an absolute path", rv->name);
+	m->path = strdup(rv->path);
+	if (!m->path)
+		return scone_err_set(SCONE_ERR_NOMEM, "volume %s", rv->name);
+	scone_path_normalise(m->path);
+	m->len = strcmp(m->path, "/") == 0 ? 0 : strlen(m->path);
+	m->name = rv->name;
+	m->tracked = rv->tag_tracked;
+	if (!(m->key = scone_secure_alloc(SCONE_VOLUME_KEY_SIZE)))
+		return scone_err_set(SCONE_ERR_NOMEM, "volume %s", rv->name);
+	memcpy(m->key, rv->key, SCONE_VOLUME_KEY_SIZE);
+	if ((err = make_dirs(m->path)))
+		return err;
+	if (!(m->ids = calloc(1, sizeof(*m->ids))))
+		return scone_err_set(SCONE_ERR_NOMEM, "volume %s", rv->name);
+	m->n_ids = 1;
+	shield_note_dir(m, 0, m->path);
+	{
+		char real[PATH_MAX];
+		if (SYS(realpath)(m->path, real) && strcmp(real, m->path) != 0 && !(m->real_path = strdup(real)))
+			return scone_err_set(SCONE_ERR_NOMEM, "volume %s", rv->name);
+	}
+	snprintf(fspf, sizeof(fspf), "%s/volume.fspf", m->path);
+	if (!(m->fspf = strdup(fspf)))
+		return scone_err_set(SCONE_ERR_NOMEM, "volume %s", rv->name);
+	if (!hold)
+		return SCONE_ERR_OK;
+	if (!rv->initialised) {
+		if ((err = scone_volume_create(fspf)))
+			return scone_err_set(err, "volume %s: CAS has no tag for it, but %s cannot be created: %s",
+					     rv->name, fspf, scone_err_detail());
+		if ((err = scone_volume_open(fspf, NULL, NULL, SCONE_VOL_RDWR | SCONE_VOL_ALLOW_UNSEALED, &m->vol)))
+			return err;
+		err = scone_volume_add_region(m->vol, "/", SCONE_REGION_ENCRYPTED, SCONE_STORE_KERNEL, m->path);
+		if (!err)
+			err = scone_volume_seal(m->vol, rv->key, key_out, tag);
+		scone_wipe(key_out, sizeof(key_out));
+		if (err)
+			return err;
+		m->dirty = false;
+		return shield_report(m);
+	}
+	if ((err = scone_volume_open(fspf, rv->key, rv->tag, SCONE_VOL_RDWR, &m->vol)))
+		return scone_err_set(err, "volume %s at %s: %s", rv->name, m->path, scone_err_detail());
+	shield_know_tag(m, rv->tag);
+	/* The disk may be one sync ahead of CAS (a writer that stopped before reporting). */
+	return shield_report(m);
+}
+
+/*
+ * The shared state of n volumes: a MAP_SHARED memfd, fresh (fd < 0) or the
+ * one a parent handed over across exec.
+ */
+static struct vshare *g_share;
+
+static enum scone_err share_map(size_t n, int fd)
+{
+	REAL(close);
+	size_t size = (sizeof(struct vsrv_shared) + n * sizeof(struct vshare) + 4095) & ~(size_t)4095;
+	struct stat st;
+	void *p;
+
+	if (fd < 0) {
+		fd = memfd_create("scone-volumes", MFD_CLOEXEC);
+		if (fd < 0 || ftruncate(fd, (off_t)size) != 0)
+			return scone_err_set(scone_err_from_errno(errno), "volumes: shared state: %s", strerror(errno));
+	} else if (fstat(fd, &st) != 0 || (size_t)st.st_size != size) {
+		return scone_err_set(SCONE_ERR_INVALID, "volumes: the handed-over shared state does not fit");
+	}
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		int e = errno;
+		real_close(fd);
+		return scone_err_set(scone_err_from_errno(e), "volumes: shared state: %s", strerror(e));
+	}
+	shield_g.srv = p;
+	g_share = (struct vshare *)(void *)((struct vsrv_shared *)p + 1);
+	shield_g.share_fd = fd;
+	return SCONE_ERR_OK;
+}
+
+/*
+ * Mount a protection file made with `scone fspf` (SCONE_FSPF, or a session's
+ * fspf_path): each of its regions is shielded under its own path. Its tag
+ * is not tracked by CAS: without one the freshness is not checked (a
+ * warning says so), and a changed tag is printed at exit for the next run.
+ */
+static enum scone_err mount_fspf(const struct scone_rt_fspf *f, struct mount *m, bool hold)
+{
+	char full[PATH_MAX];
+	char *slash;
+	enum scone_err err;
+	size_t n;
+
+	m->name = "fspf";
+	m->tracked = false;
+	if (!f->has_key)
+		return scone_err_set(SCONE_ERR_INVALID, "fspf %s: no key (SCONE_FSPF_KEY)", f->path);
+	if (!scone_shield_abspath(AT_FDCWD, f->path, full, sizeof(full)))
+		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "fspf %s: path too long", f->path);
+	if (!(m->fspf = strdup(full)) || !(m->path = strdup(full)) ||
+	    !(m->key = scone_secure_alloc(SCONE_VOLUME_KEY_SIZE)))
+		return scone_err_set(SCONE_ERR_NOMEM, "fspf %s", f->path);
+	slash = strrchr(m->path, '/');
+	slash[slash == m->path ? 1 : 0] = '\0';
+	m->len = strlen(m->path);
+	memcpy(m->key, f->key, SCONE_VOLUME_KEY_SIZE);
+	if (!f->has_tag)
+		scone_warn("fspf %s opened without SCONE_FSPF_TAG: an older copy would not be noticed", full);
+	/* A process served by another reads only the regions (where its paths go), then lets go. */
+	if ((err = scone_volume_open(full, f->key, f->has_tag ? f->tag : NULL, hold ? SCONE_VOL_RDWR : SCONE_VOL_RDONLY,
+				     &m->vol)))
+		return scone_err_set(err, "fspf %s: %s", full, scone_err_detail());
+	n = scone_volume_region_count(m->vol);
+	if (n == 0 || !(m->prefixes = calloc(n, sizeof(*m->prefixes))) || !(m->ids = calloc(n, sizeof(*m->ids))))
+		return scone_err_set(n ? SCONE_ERR_NOMEM : SCONE_ERR_INVALID, "fspf %s: %s", full,
+				     n ? "out of memory" : "it has no regions");
+	for (size_t i = 0; i < n; i++) {
+		struct scone_region_info info;
+		scone_volume_region(m->vol, i, &info);
+		if (!(m->prefixes[i] = strdup(info.path)))
+			return scone_err_set(SCONE_ERR_NOMEM, "fspf %s", full);
+		m->n_prefixes++;
+		m->n_ids++;
+		shield_note_dir(m, i, info.path); /* a region whose path is also a host directory */
+	}
+	scone_volume_tag(m->vol, m->first_tag);
+	if (!hold) {
+		scone_volume_abandon(m->vol);
+		m->vol = NULL;
+		return SCONE_ERR_OK;
+	}
+	shield_know_tag(m, m->first_tag);
+	return SCONE_ERR_OK;
+}
+
+/*
+ * The tag a parent handed over for the mount named name into tag: the shared
+ * state's when the parent handed that over (it is the newest), else the one
+ * in its record; false when there is none.
+ */
+static bool handed_tag(const struct scone_handover *h, const char *name, const struct vshare *sh,
+		       uint8_t tag[SCONE_RT_TAG_SIZE])
+{
+	bool known = false;
+
+	for (size_t k = 0; k < h->volume_count; k++) {
+		if (strcmp(h->volumes[k].name, name) != 0 || !h->volumes[k].has_tag)
+			continue;
+		memcpy(tag, h->volumes[k].tag, SCONE_RT_TAG_SIZE);
+		known = true;
+	}
+	if (h->share_fd >= 0 && sh->has_tag) {
+		memcpy(tag, sh->tag, SCONE_RT_TAG_SIZE);
+		known = true;
+	}
+	return known;
+}
+
+/*
+ * Does this process hold the volumes (true) or is it served by another?
+ * A program exec'd with a connection is served over it; one exec'd by a
+ * server that had clients joins a server that is still there (a client
+ * that took over first), else it serves; any other holds them.
+ */
+static bool decide_role(const struct scone_handover *h)
+{
+	bool hold = true;
+	int lfd;
+
+	if (h && h->conn_fd >= 0) {
+		vsrv_use_conn(shield_g.srv, h->conn_fd);
+		return false;
+	}
+	if (!h || !h->shared || (lfd = shield_lock_fd(&shield_g.mounts[0])) < 0)
+		return true;
+	while (SYS(flock)(lfd, LOCK_EX) != 0 && errno == EINTR)
+		;
+	if (shield_g.srv->pid > 0 && shield_g.srv->pid != getpid() && kill(shield_g.srv->pid, 0) == 0 && vsrv_join(shield_g.srv) == SCONE_ERR_OK)
+		hold = false;
+	scone_err_clear();
+	if (hold)
+		shield_g.election_held = true; /* released once this process serves */
+	else
+		(void)SYS(flock)(lfd, LOCK_UN);
+	return hold;
+}
+
+/* The volume library's host I/O goes to libc itself, never through the runtime's interposers. */
+static void volume_io_unshielded(void)
+{
+	static struct scone_vio_sys sys;
+
+	sys = (struct scone_vio_sys){
+		.open = SYS(open), .close = SYS(close), .pread = SYS(pread), .pwrite = SYS(pwrite),
+		.ftruncate = SYS(ftruncate), .fstat = SYS(fstat), .fsync = SYS(fsync), .fdatasync = SYS(fdatasync),
+		.unlink = SYS(unlink), .rename = SYS(rename), .mkdir = SYS(mkdir), .opendir = SYS(opendir),
+		.readdir = SYS(readdir), .closedir = SYS(closedir),
+	};
+	scone_vio_host_sys(&sys);
+}
+
+static enum scone_err mount_all(struct scone_runtime_config *cfg, const struct scone_handover *h)
+{
+	enum scone_err err = SCONE_ERR_OK;
+	size_t i;
+	bool hold;
+
+	volume_io_unshielded();
+	size_t total = cfg->volume_count + (cfg->fspf ? 1 : 0);
+
+	shield_g.mounts = calloc(total, sizeof(*shield_g.mounts));
+	if (!shield_g.mounts)
+		return scone_err_set(SCONE_ERR_NOMEM, "volumes");
+	shield_g.pid = getpid();
+	fdtab_own();
+	if ((err = share_map(total, h ? h->share_fd : -1)))
+		return err;
+	for (i = 0; i < total; i++) {
+		shield_g.mounts[i].sh = &g_share[i];
+		shield_g.mounts[i].lock_fd = -1;
+		shield_g.mounts[i].plock_fd = -1;
+		if (h && i < cfg->volume_count)
+			cfg->volumes[i].initialised = handed_tag(h, cfg->volumes[i].name, shield_g.mounts[i].sh, cfg->volumes[i].tag);
+		else if (h)
+			cfg->fspf->has_tag |= handed_tag(h, "fspf", shield_g.mounts[i].sh, cfg->fspf->tag);
+		if (i < cfg->volume_count && !(shield_g.mounts[i].path = strdup(cfg->volumes[i].path ? cfg->volumes[i].path : "")))
+			return scone_err_set(SCONE_ERR_NOMEM, "volumes");
+	}
+	shield_enter();
+	hold = decide_role(h);
+	for (i = 0; i < total && !err; i++) {
+		free(shield_g.mounts[i].path); /* set again by the mount */
+		shield_g.mounts[i].path = NULL;
+		err = i < cfg->volume_count ? mount_one(&cfg->volumes[i], &shield_g.mounts[i], hold)
+					    : mount_fspf(cfg->fspf, &shield_g.mounts[i], hold);
+	}
+	if (!err && hold)
+		err = shield_report_settle_all(); /* main starts from a tag CAS has */
+	if (!err && hold)
+		err = vsrv_serve(shield_g.srv, !h);
+	if (shield_g.election_held) {
+		(void)SYS(flock)(shield_lock_fd(&shield_g.mounts[0]), LOCK_UN);
+		shield_g.election_held = false;
+	}
+	shield_leave();
+	if (err) {
+		char detail[512];
+		snprintf(detail, sizeof(detail), "%s", scone_err_detail());
+		for (size_t j = 0; j < i; j++) {
+			if (shield_g.mounts[j].vol && scone_volume_close(shield_g.mounts[j].vol, NULL))
+				scone_err_clear(); /* the mount error is the one to report */
+			free(shield_g.mounts[j].path);
+		}
+		for (size_t j = 0; j < total; j++) {
+			scone_secure_free(shield_g.mounts[j].key, SCONE_VOLUME_KEY_SIZE);
+			free(shield_g.mounts[j].fspf);
+			for (size_t k = 0; k < shield_g.mounts[j].n_prefixes; k++)
+				free(shield_g.mounts[j].prefixes[k]);
+			free(shield_g.mounts[j].prefixes);
+			free(shield_g.mounts[j].ids);
+			free(shield_g.mounts[j].real_path);
+		}
+		scone_err_set(err, "%s", detail);
+		free(shield_g.mounts);
+		shield_g.mounts = NULL;
+		return err;
+	}
+	for (i = 0; i < cfg->volume_count; i++) /* the volumes hold their own copies */
+		scone_wipe(cfg->volumes[i].key, sizeof(cfg->volumes[i].key));
+	if (cfg->fspf)
+		scone_wipe(cfg->fspf->key, sizeof(cfg->fspf->key));
+	if (atexit(shield_exit) != 0 || pthread_atfork(shield_at_prepare, shield_at_parent, shield_at_child) != 0)
+		return scone_err_set(SCONE_ERR_NOMEM, "volumes: atexit");
+	__atomic_store_n(&shield_g.n_mounts, total, __ATOMIC_RELEASE);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_shield_mount(void)
+{
+	struct scone_runtime_config *cfg = scone_rt()->cfg;
+
+	if (cfg->volume_count == 0 && !cfg->fspf)
+		return SCONE_ERR_OK;
+	return mount_all(cfg, NULL);
+}
+
+/* ---- exec: handing the volumes to the next program ---- */
+
+bool scone_memfd_named(int fd, const char *name)
+{
+	char proc[64], link[128], want[96];
+	ssize_t n;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	snprintf(want, sizeof(want), "/memfd:%s (deleted)", name);
+	n = readlink(proc, link, sizeof(link) - 1);
+	if (n < 0)
+		return false;
+	link[n] = '\0';
+	return strcmp(link, want) == 0;
+}
+
+/* Open s's file again by its path when next used (an exec'd program's inherited fd). */
+static void reopen_file(struct sfd *s)
+{
+	s->file = true;
+	s->vf_reopen = shield_vf_flags(s->flags & ~(O_CREAT | O_EXCL | O_TRUNC));
+}
+
+/* An inherited fd already adopted with the same placeholder (a dup made before the exec), or NULL. */
+static struct fd_desc *adopted_twin(const struct scone_handover *h, size_t upto, int fd)
+{
+	struct stat st;
+
+	if (SYS(fstat)(fd, &st) != 0)
+		return NULL;
+	for (size_t j = 0; j < upto; j++) {
+		struct fd_desc *d = fdtab_peek(h->fds[j].fd);
+		if (d && d->dev == st.st_dev && d->ino == st.st_ino)
+			return d;
+	}
+	return NULL;
+}
+
+/* Take over the fds the previous program left open on the volumes (before main). */
+static enum scone_err adopt_fds(const struct scone_handover *h)
+{
+	for (size_t i = 0; i < h->fd_count; i++) {
+		const struct scone_handover_fd *r = &h->fds[i];
+		struct mount *m = &shield_g.mounts[r->volume];
+		struct fd_desc *twin;
+		struct sfd *s;
+		if (r->fd < 0 || fdtab_peek(r->fd) || !scone_memfd_named(r->fd, SHIELD_PLACEHOLDER))
+			continue; /* closed or reused on the way: nothing to take over */
+		if ((twin = adopted_twin(h, i, r->fd))) {
+			(void)fdtab_share(r->fd, twin); /* one description, as before the exec */
+			continue;
+		}
+		if (!(s = calloc(1, sizeof(*s))))
+			return scone_err_set(SCONE_ERR_NOMEM, "inherited fd %d", r->fd);
+		fdtab_desc_init(&s->base, &shield_volume_kind);
+		s->m = m;
+		s->flags = r->flags;
+		snprintf(s->vpath, sizeof(s->vpath), "%s", r->vpath);
+		s->file = !r->dir;
+		if (s->file)
+			reopen_file(s);
+		if (!fdtab_note(&s->base, r->fd) || !fdtab_install(r->fd, &s->base)) {
+			free(s);
+			continue; /* (a placeholder the table cannot hold stays an empty memfd) */
+		}
+		m->open_count++;
+	}
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_shield_mount_handover(const struct scone_handover *h)
+{
+	struct scone_runtime_config *cfg = scone_rt()->cfg;
+	enum scone_err err;
+
+	if (cfg->volume_count == 0 && !cfg->fspf)
+		return SCONE_ERR_OK;
+	if ((err = mount_all(cfg, h)))
+		return err;
+	shield_enter();
+	err = adopt_fds(h);
+	shield_leave();
+	if (!err && h->cwd)
+		shield_set_vcwd(h->cwd);
+	return err;
+}
+
+/* Walking the table for an exec's handover: what the kinds of the inheritable fds record. */
+struct handover_walk {
+	struct scone_handover *h;
+	enum scone_err err;
+};
+
+static void handover_one(int fd, struct fd_desc *d, void *arg)
+{
+	struct handover_walk *w = arg;
+	int fl, e;
+
+	if (w->err || !d->kind->handover || !fdtab_is(fd, d) || (fl = SYS(fcntl)(fd, F_GETFD)) < 0 ||
+	    (fl & FD_CLOEXEC))
+		return;
+	if ((e = d->kind->handover(d, fd, w->h)))
+		w->err = scone_err_set(scone_err_from_errno(e), "exec: fd %d: %s", fd, strerror(e));
+}
+
+static enum scone_err handover_fds(struct scone_handover *h)
+{
+	struct handover_walk w = { .h = h };
+
+	fdtab_each(handover_one, &w);
+	return w.err;
+}
+
+enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struct scone_wbuf *identity, int *share_dup,
+				     int *conn_dup)
+{
+	REAL(fcntl);
+	enum scone_err err = SCONE_ERR_OK;
+	size_t n = __atomic_load_n(&shield_g.n_mounts, __ATOMIC_ACQUIRE);
+
+	*share_dup = *conn_dup = -1;
+	if (n == 0)
+		return SCONE_ERR_OK;
+	/* A vfork child shares the caller's memory: the caller goes on beside the new program too. */
+	spawn = spawn || getpid() != shield_g.pid;
+	shield_enter();
+	/*
+	 * A server replaced by the new program: the volumes as committed, which
+	 * the new program finds when it comes to hold them. (A spawn, or a vfork
+	 * child whose fds subprocess modules closed, leaves them to the server.)
+	 */
+	for (size_t i = 0; vsrv_role() == VR_SERVER && !spawn && i < n && !err; i++)
+		err = shield_commit(&shield_g.mounts[i]);
+	if (!err && vsrv_role() == VR_SERVER && !spawn)
+		err = shield_report_settle_all();
+	/* Served by the process that goes on (this one, or the server), over a connection of its own. */
+	if (!err && (spawn || vsrv_role() == VR_CLIENT))
+		err = vsrv_new_conn(conn_dup);
+	if (!err && !(h->volumes = calloc(n, sizeof(*h->volumes))))
+		err = scone_err_set(SCONE_ERR_NOMEM, "exec: volumes");
+	for (size_t i = 0; !err && i < n; i++) {
+		h->volumes[i].name = (char *)shield_g.mounts[i].name;
+		h->volumes[i].has_tag = shield_g.mounts[i].sh->has_tag;
+		memcpy(h->volumes[i].tag, shield_g.mounts[i].sh->tag, sizeof(h->volumes[i].tag));
+	}
+	h->volume_count = err ? 0 : n;
+	if (!err)
+		err = handover_fds(h);
+	if (!err)
+		err = scone_identity_to_pem(&scone_rt()->id, identity);
+	if (!err && shield_g.share_fd >= 0 && (*share_dup = real_fcntl(shield_g.share_fd, F_DUPFD_CLOEXEC, 3)) >= 0 &&
+	    real_fcntl(*share_dup, F_SETFD, 0) != 0)
+		err = scone_err_set(scone_err_from_errno(errno), "exec: volumes' shared state: %s", strerror(errno));
+	if (!err && shield_g.share_fd >= 0 && *share_dup < 0)
+		err = scone_err_set(scone_err_from_errno(errno), "exec: volumes' shared state: %s", strerror(errno));
+	if (!err) {
+		h->identity = (char *)identity->data;
+		h->identity_len = identity->size;
+		h->share_fd = *share_dup;
+		h->conn_fd = *conn_dup;
+		char cwd[PATH_MAX];
+		h->shared = vsrv_serving_others(); /* a server with clients execs: they elect, and so does the new program */
+		shield_vcwd(cwd);
+		h->cwd = cwd[0] ? strdup(cwd) : NULL;
+	}
+	shield_leave();
+	return err;
+}
+
