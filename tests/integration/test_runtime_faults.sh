@@ -125,15 +125,16 @@ check_read() {
 	done <"$1"
 }
 
-# err_read FILE: NEW_TAG (an fspf's "new tag" at exit), COMPLAINTS (other "scone:" lines but warnings), STARTS (refusals).
+# err_read FILE: NEW_TAG (an fspf's "new tag" at exit), COMPLAINTS (the runtime's errors; warnings and
+# information are not), STARTS (refusals to start). The runtime's lines: "scone: error|warn|info: ...".
 err_read() {
 	local line
 	NEW_TAG= COMPLAINTS= STARTS=0
 	while IFS= read -r line; do
 		case $line in
-		"scone: fspf "*": new tag "*) NEW_TAG=${line##*: new tag } NEW_TAG=${NEW_TAG%% *} ;;
-		"scone: warning:"*) ;;
-		"scone: cannot start:"*) STARTS=$((STARTS + 1)) COMPLAINTS="$COMPLAINTS$line; " ;;
+		"scone: warn: fspf "*": new tag "*) NEW_TAG=${line##*: new tag } NEW_TAG=${NEW_TAG%% *} ;;
+		"scone: warn:"* | "scone: info:"*) ;;
+		"scone: error: cannot start:"*) STARTS=$((STARTS + 1)) COMPLAINTS="$COMPLAINTS$line; " ;;
 		scone:*) COMPLAINTS="$COMPLAINTS$line; " ;;
 		esac
 	done <"$1"
@@ -335,6 +336,8 @@ else
 	t_fail "faults: the runtime's real calls on the volume go through the injector" "exit $RC" "$(cat "$W/fspf.counts" "$W/count.err")"
 fi
 sweep "faults fspf" fspf_point "$POINTS"
+# The first call of each family is the start's (the volume's open, its first read): always tried.
+for fam in $FAMILIES; do group "faults fspf start" fspf_point "$fam" eintr 1; done
 for fam in pwrite fdatasync; do
 	[ -n "${COUNTS[$fam]:-}" ] || continue
 	sample "${COUNTS[$fam]}" 3
@@ -516,10 +519,11 @@ cas_point_with() {
 	cas_run "$r.chk" "" c "$WORKLOAD" "$NAMES"
 	check_read "$r.chk.out"
 	judge "$kind" "$rc" "$RC" "$NAME"
-	RECS[$NAME]=${CHK_REC[$NAME]:-} STATES[$NAME]=${CHK_STATE[$NAME]:-}
-	# Every earlier point's file reads as it did after its own point.
+	# Every earlier point's file reads as it did when first read (a file no check could read yet, as
+	# after a failed point, is remembered from the first check that reads it: one failure, not a cascade).
 	for n in ${NAMES//,/ }; do
-		[ -z "$WHY" ] || break
+		[ -n "${RECS[$n]:-}" ] || { RECS[$n]=${CHK_REC[$n]:-} STATES[$n]=${CHK_STATE[$n]:-}; continue; }
+		[ -z "$WHY" ] || continue
 		if [ "${CHK_REC[$n]:-}" != "${RECS[$n]}" ] || [ "${CHK_STATE[$n]:-}" != "${STATES[$n]}" ]; then
 			WHY="the file of an earlier point changed: $n had ${RECS[$n]} records and state ${STATES[$n]}"
 			WHY="$WHY, now ${CHK_REC[$n]:-?} and ${CHK_STATE[$n]:-?}"
@@ -568,6 +572,8 @@ else
 		"$(cat "$W/cas.counts" "$W/count.err")"
 fi
 sweep "faults cas" cas_point "$CAS_POINTS"
+# The first call of each family is the start's (the mount point's mkdir, the volume's open): always tried.
+for fam in $FAMILIES; do group "faults cas start" cas_point "$fam" eintr 1; done
 CAS_TOTAL=$TOTAL
 
 # python3: its EINTR handling is its own (PEP 475), so EIO, ENOSPC and crashes.
