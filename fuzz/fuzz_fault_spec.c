@@ -35,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rule[size] = '\0';
 	if (!fault_spec_parse(rule, &spec, err, sizeof(err))) {
 		CHECK(err[0] != '\0');
-		CHECK(strstr(err, "at byte ") || strstr(err, "needs call= and nth=") || strstr(err, "fault=short"));
+		CHECK(strstr(err, "at byte ") || strstr(err, "needs call= and nth=") ||
+		      strstr(err, "fault=short"));
 	} else {
 		CHECK(err[0] == '\0');
 		check_path(spec.path);

@@ -70,7 +70,7 @@ TEST(test_defaults)
 
 TEST(test_every_family_and_kind)
 {
-	static const char *const k[] = { "none", "eintr", "eio", "enospc", "crash" };
+	static const char *const k[] = {"none", "eintr", "eio", "enospc", "crash"};
 	char rule[128];
 	struct fault_spec s;
 
@@ -121,7 +121,8 @@ TEST(test_messages_say_where)
 {
 	char rule[200];
 
-	parse_bad("call=pread,nth=0,fault=eio", "at byte 15: bad value '0' for nth: expected a decimal number from 1");
+	parse_bad("call=pread,nth=0,fault=eio",
+		  "at byte 15: bad value '0' for nth: expected a decimal number from 1");
 	parse_bad("call=preadx", "at byte 5: bad value 'preadx' for call: expected a family (open, read");
 	parse_bad("nth=1,fault=boom", "at byte 12: bad value 'boom' for fault: expected none, eintr, short");
 	parse_bad("nth=1,path=x", "at byte 11: bad value 'x' for path: expected an absolute path");
@@ -135,7 +136,8 @@ TEST(test_messages_say_where)
 	memset(rule, 0, sizeof(rule));
 	memcpy(rule, "call=", 5);
 	memset(rule + 5, 'x', 150);
-	parse_bad(rule, "bad value 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... for call");
+	parse_bad(rule,
+		  "bad value 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... for call");
 }
 
 TEST(test_oversized)

@@ -151,7 +151,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static unsigned long counts[FAULT_FAMILY_COUNT + 1];
 static char *count_map; /* the count file, mapped shared; NULL: not kept */
 static bool count_busy; /* one writer of the map at a time */
-static bool forked;     /* in a forked child: the count file is the parent's */
+static bool forked;	/* in a forked child: the count file is the parent's */
 
 #define COUNT_LINE 24 /* "%-10s %12lu\n" */
 #define COUNT_SIZE (COUNT_LINE * (FAULT_FAMILY_COUNT + 1))
@@ -159,7 +159,8 @@ static bool forked;     /* in a forked child: the count file is the parent's */
 static void die(const char *what, const char *detail)
 {
 	char msg[PATH_MAX + 256];
-	int n = snprintf(msg, sizeof(msg), "libscone-fault: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+	int n = snprintf(msg, sizeof(msg), "libscone-fault: %s%s%s\n", what, detail ? ": " : "",
+			 detail ? detail : "");
 
 	if (n > 0 && real.write)
 		(void)!real.write(2, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
@@ -573,7 +574,7 @@ STAT_WRAPPER(lstat64, struct stat64)
 EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
 {
 	enum fault_kind k = (flags & AT_EMPTY_PATH) && !path[0] ? gate_fd(FAULT_STAT, dirfd)
-									: gate_at(FAULT_STAT, dirfd, path);
+								: gate_at(FAULT_STAT, dirfd, path);
 
 	return k != FAULT_NONE ? fail(k) : real.fstatat(dirfd, path, st, flags);
 }
@@ -581,7 +582,7 @@ EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
 EXPORT int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
 {
 	enum fault_kind k = (flags & AT_EMPTY_PATH) && !path[0] ? gate_fd(FAULT_STAT, dirfd)
-									: gate_at(FAULT_STAT, dirfd, path);
+								: gate_at(FAULT_STAT, dirfd, path);
 
 	return k != FAULT_NONE ? fail(k) : real.fstatat64(dirfd, path, st, flags);
 }

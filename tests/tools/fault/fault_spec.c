@@ -8,14 +8,14 @@ static const struct {
 	const char *name;
 	bool transfer;
 } families[] = {
-#define FAULT_FAMILY_ROW(id, name, transfer) { name, transfer },
-	FAULT_FAMILIES(FAULT_FAMILY_ROW)
+#define FAULT_FAMILY_ROW(id, name, transfer) {name, transfer},
+    FAULT_FAMILIES(FAULT_FAMILY_ROW)
 #undef FAULT_FAMILY_ROW
 };
 
 static const char *const kinds[] = {
-	[FAULT_NONE] = "none", [FAULT_EINTR] = "eintr",   [FAULT_SHORT] = "short",
-	[FAULT_EIO] = "eio",   [FAULT_ENOSPC] = "enospc", [FAULT_CRASH] = "crash",
+    [FAULT_NONE] = "none", [FAULT_EINTR] = "eintr",   [FAULT_SHORT] = "short",
+    [FAULT_EIO] = "eio",   [FAULT_ENOSPC] = "enospc", [FAULT_CRASH] = "crash",
 };
 
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
@@ -99,17 +99,17 @@ static bool abs_path(const char *v, size_t v_len, char out[PATH_MAX])
 }
 
 enum key { K_CALL, K_NTH, K_TIMES, K_FAULT, K_PATH, K_COUNT, K_LOG, K_N };
-static const char *const keys[K_N] = { "call", "nth", "times", "fault", "path", "count", "log" };
+static const char *const keys[K_N] = {"call", "nth", "times", "fault", "path", "count", "log"};
 /* What each key takes, for the message that refuses a value. */
 static const char *const wants[K_N] = {
-	[K_CALL] = ("a family (open, read, write, pread, pwrite, fsync, fdatasync, ftruncate, rename, unlink, "
-		    "mkdir, close, fstat, stat, opendir, readdir, closedir) or *"),
-	[K_NTH] = "a decimal number from 1 to 4294967295, no sign or leading zero",
-	[K_TIMES] = "a decimal number from 0 to 4294967295, no sign or leading zero",
-	[K_FAULT] = "none, eintr, short, eio, enospc or crash",
-	[K_PATH] = "an absolute path shorter than PATH_MAX",
-	[K_COUNT] = "an absolute path shorter than PATH_MAX",
-	[K_LOG] = "an absolute path shorter than PATH_MAX",
+    [K_CALL] = ("a family (open, read, write, pread, pwrite, fsync, fdatasync, ftruncate, rename, unlink, "
+		"mkdir, close, fstat, stat, opendir, readdir, closedir) or *"),
+    [K_NTH] = "a decimal number from 1 to 4294967295, no sign or leading zero",
+    [K_TIMES] = "a decimal number from 0 to 4294967295, no sign or leading zero",
+    [K_FAULT] = "none, eintr, short, eio, enospc or crash",
+    [K_PATH] = "an absolute path shorter than PATH_MAX",
+    [K_COUNT] = "an absolute path shorter than PATH_MAX",
+    [K_LOG] = "an absolute path shorter than PATH_MAX",
 };
 
 /* At most this much of the input is quoted in a message. */
@@ -125,7 +125,8 @@ static bool item(struct fault_spec *o, size_t pos, const char *k, size_t k_len, 
 	for (i = 0; i < K_N && !is(k, k_len, keys[i]); i++)
 		;
 	if (i == K_N) {
-		snprintf(err, err_size, "at byte %zu: unknown key '%.*s' (call, nth, times, fault, path, count, log)", pos,
+		snprintf(err, err_size,
+			 "at byte %zu: unknown key '%.*s' (call, nth, times, fault, path, count, log)", pos,
 			 (int)(k_len > QUOTE ? QUOTE : k_len), k);
 		return false;
 	}
@@ -159,8 +160,9 @@ static bool item(struct fault_spec *o, size_t pos, const char *k, size_t k_len, 
 		break;
 	}
 	if (!ok)
-		snprintf(err, err_size, "at byte %zu: bad value '%.*s'%s for %s: expected %s", pos + k_len + 1,
-			 (int)(v_len > QUOTE ? QUOTE : v_len), v, v_len > QUOTE ? "..." : "", keys[i], wants[i]);
+		snprintf(err, err_size, "at byte %zu: bad value '%.*s'%s for %s: expected %s",
+			 pos + k_len + 1, (int)(v_len > QUOTE ? QUOTE : v_len), v, v_len > QUOTE ? "..." : "",
+			 keys[i], wants[i]);
 	return ok;
 }
 
@@ -170,7 +172,8 @@ static bool coherent(const struct fault_spec *o, char *err, size_t err_size)
 	if (o->kind == FAULT_NONE)
 		return true;
 	if (!o->has_call || !o->nth) {
-		snprintf(err, err_size, "fault=%s needs call= and nth= (the rule has %s%s)", fault_kind_name(o->kind),
+		snprintf(err, err_size, "fault=%s needs call= and nth= (the rule has %s%s)",
+			 fault_kind_name(o->kind),
 			 o->has_call ? "no nth=" : "no call=", !o->has_call && !o->nth ? " and no nth=" : "");
 		return false;
 	}
@@ -184,7 +187,7 @@ static bool coherent(const struct fault_spec *o, char *err, size_t err_size)
 
 bool fault_spec_parse(const char *s, struct fault_spec *out, char *err, size_t err_size)
 {
-	bool seen[K_N] = { false };
+	bool seen[K_N] = {false};
 	size_t pos = 0, len;
 
 	memset(out, 0, sizeof(*out));
@@ -204,7 +207,8 @@ bool fault_spec_parse(const char *s, struct fault_spec *out, char *err, size_t e
 				 (int)(it_len > QUOTE ? QUOTE : it_len), it);
 			return false;
 		}
-		if (!item(out, pos, it, (size_t)(eq - it), eq + 1, it_len - (size_t)(eq - it) - 1, seen, err, err_size))
+		if (!item(out, pos, it, (size_t)(eq - it), eq + 1, it_len - (size_t)(eq - it) - 1, seen, err,
+			  err_size))
 			return false;
 		pos += it_len + 1;
 	}

@@ -53,7 +53,7 @@ enum fault_family {
 #define FAULT_FAMILY_ENUM(id, name, transfer) FAULT_##id,
 	FAULT_FAMILIES(FAULT_FAMILY_ENUM)
 #undef FAULT_FAMILY_ENUM
-	FAULT_FAMILY_COUNT,
+	    FAULT_FAMILY_COUNT,
 	FAULT_ANY = FAULT_FAMILY_COUNT, /* call=* */
 };
 

@@ -220,7 +220,9 @@ static int check_records(const char *dir, const char *name, long *count)
 		if (size - off < n)
 			rc = bad(name, "torn record", off, seq);
 		else if (memcmp(data + off, rec, n) != 0)
-			rc = bad(name, memcmp(data + off, MARKER, strlen(MARKER)) ? "garbage" : "wrong or corrupt record",
+			rc = bad(name,
+				 memcmp(data + off, MARKER, strlen(MARKER)) ? "garbage"
+									    : "wrong or corrupt record",
 				 off, seq);
 		else
 			off += n, seq++;
