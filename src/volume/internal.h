@@ -268,8 +268,9 @@ SCONE_MUST_CHECK enum scone_err vol_inode_load(struct scone_volume *v, struct vo
 void vol_inode_put(struct vol_inode *ino);
 SCONE_MUST_CHECK enum scone_err vol_inode_read(struct vol_inode *ino, uint8_t *buf, size_t size, uint64_t off,
 					       size_t *got);
+/* *written (when not NULL): the bytes now part of the file, all of them on success, fewer on an error. */
 SCONE_MUST_CHECK enum scone_err vol_inode_write(struct vol_inode *ino, const uint8_t *buf, size_t size,
-						uint64_t off);
+						uint64_t off, size_t *written);
 SCONE_MUST_CHECK enum scone_err vol_inode_truncate(struct vol_inode *ino, uint64_t size);
 /* Write dirty nodes and growth claims (phase 1 of a commit). */
 SCONE_MUST_CHECK enum scone_err vol_inode_flush(struct vol_inode *ino, uint64_t new_epoch);

@@ -76,6 +76,7 @@ RANDOM=$SEED
 INJ=$W/injected.log
 declare -A TRIED   # "family fault" -> points tried
 declare -A OUTCOME # "fault outcome" -> points
+SHORT_WRITES=0     # points where a failed host write reached the program as a short write
 TOTAL=0
 
 # ---------------- reading what a run left (bash builtins: a point spawns few processes) ----------------
@@ -111,15 +112,17 @@ out_read() {
 	done <"$1"
 }
 
-# check_read FILE: CHK_REC[name], CHK_STATE[name] from a check's output; CHK_BAD: its BAD lines.
-declare -A CHK_REC CHK_STATE
+# check_read FILE: CHK_REC[name], CHK_STATE[name], CHK_TORN[name] (the record a file ends in the start
+# of) from a check's output; CHK_BAD: its BAD lines.
+declare -A CHK_REC CHK_STATE CHK_TORN
 check_read() {
 	local a b c
-	CHK_REC=() CHK_STATE=() CHK_BAD=
+	CHK_REC=() CHK_STATE=() CHK_TORN=() CHK_BAD=
 	while read -r a b c; do
 		case $a in
 		RECORDS) CHK_REC[$b]=$c ;;
 		STATE) CHK_STATE[$b]=$c ;;
+		TORN) CHK_TORN[$b]=${c%% *} ;;
 		BAD | scone:) CHK_BAD="$CHK_BAD$a $b $c; " ;;
 		esac
 	done <"$1"
@@ -194,6 +197,14 @@ judge() {
 	[ "$n" -ge $((ACKED + 1)) ] || { WHY="acknowledged records lost: ACK $ACKED, but $n records"; return; }
 	[ "$n" -le "$COUNT" ] || { WHY="$n records, only $COUNT were written"; return; }
 	if [ -n "$ERR_WRITE" ] && [ "$n" -gt "$ERR_WRITE" ]; then WHY="record $ERR_WRITE is there, but its write failed"; return; fi
+	# A file may end in the start of a record only when the program's write of it was short (write(2)'s
+	# partial transfer: the runtime returns the bytes that are in the file).
+	if [ -n "${CHK_TORN[$name]:-}" ]; then
+		case "$ERRS" in
+		*"ERR write ${CHK_TORN[$name]} short;"*) SHORT_WRITES=$((SHORT_WRITES + 1)) ;;
+		*) WHY="the file ends in part of record ${CHK_TORN[$name]}, but no write of it was short: $ERRS"; return ;;
+		esac
+	fi
 	[ "$state" -ge "$ACKED" ] || { WHY="the state file names record $state, the last ACK was $ACKED"; return; }
 	[ "$state" -lt "$n" ] || { WHY="the state file names record $state, past the $n records"; return; }
 	if grep -rqa "$MARK" "$VOL_DIR"; then WHY="plaintext on the host (the record marker in $VOL_DIR)"; return; fi
@@ -599,4 +610,5 @@ echo "# fspf volume: $FSPF_TOTAL points in ${FSPF_SECONDS}s; session volume: $CA
 	"$((TOTAL - CAS_TOTAL)) with python3 in ${SECONDS}s ($NOT_REACHED not reached: the calls vary as the volume grows)"
 echo "# points per family and fault: $(for k in "${!TRIED[@]}"; do echo "$k=${TRIED[$k]}"; done | sort | tr '\n' ' ')"
 echo "# outcomes: $(for k in "${!OUTCOME[@]}"; do echo "$k=${OUTCOME[$k]}"; done | sort | tr '\n' ' ')"
+echo "# $SHORT_WRITES points left the start of a record whose write the program saw short"
 t_done

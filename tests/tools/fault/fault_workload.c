@@ -19,9 +19,10 @@
  *       Read DIR/NAME and DIR/NAME.state back, for each NAME. Prints
  *       "RECORDS NAME N" when the file is exactly records 0..N-1 of NAME
  *       (N = 0: no file), each intact, in order, and "STATE NAME S" (the
- *       last record the state names; -1: no state file). Anything else
- *       prints "BAD NAME ..." with the offset and what is wrong, and exits
- *       1.
+ *       last record the state names; -1: no state file). A file that ends
+ *       in the first B bytes of record N (what a short write of it leaves)
+ *       also prints "TORN NAME N B". Anything else prints "BAD NAME ..."
+ *       with the offset and what is wrong, and exits 1.
  *
  * A record: "FAULTREC-5d1e NAME SEQ PAYLOAD\n", PAYLOAD 96 letters, a pure
  * function of NAME and SEQ: a check can tell a torn, reordered, doubled or
@@ -199,8 +200,9 @@ static int bad(const char *name, const char *what, size_t off, long seq)
 	return 1;
 }
 
-/* The records of DIR/NAME: their count into *count, or 1 after a BAD line. */
-static int check_records(const char *dir, const char *name, long *count)
+/* The records of DIR/NAME: their count into *count, the bytes of a torn last one into *torn; or 1 after a BAD
+ * line. */
+static int check_records(const char *dir, const char *name, long *count, size_t *torn)
 {
 	char path[4096], rec[MAX_RECORD];
 	size_t size = 0, off = 0;
@@ -215,10 +217,13 @@ static int check_records(const char *dir, const char *name, long *count)
 		printf("BAD %s cannot read %s: %s\n", name, path, strerror(errno));
 		return 1;
 	}
+	*torn = 0;
 	while (data && off < size && rc == 0) {
 		size_t n = record(rec, name, seq);
-		if (size - off < n)
-			rc = bad(name, "torn record", off, seq);
+		if (size - off < n && memcmp(data + off, rec, size - off) == 0)
+			*torn = size - off, off = size; /* the start of record seq: a short write */
+		else if (size - off < n)
+			rc = bad(name, "torn record (not a prefix of it)", off, seq);
 		else if (memcmp(data + off, rec, n) != 0)
 			rc = bad(name,
 				 memcmp(data + off, MARKER, strlen(MARKER)) ? "garbage"
@@ -265,6 +270,7 @@ static int do_check(const char *dir, const char *names)
 	while (*names) {
 		size_t len = strcspn(names, ",");
 		long count, state;
+		size_t torn;
 		int rc;
 
 		if (len == 0 || len >= sizeof(name))
@@ -272,9 +278,11 @@ static int do_check(const char *dir, const char *names)
 		memcpy(name, names, len);
 		name[len] = '\0';
 		names += len + (names[len] == ',');
-		if ((rc = check_records(dir, name, &count)) || (rc = check_state(dir, name, &state)))
+		if ((rc = check_records(dir, name, &count, &torn)) || (rc = check_state(dir, name, &state)))
 			return rc;
 		printf("RECORDS %s %ld\nSTATE %s %ld\n", name, count, name, state);
+		if (torn)
+			printf("TORN %s %ld %zu\n", name, count, torn);
 	}
 	return 0;
 }
