@@ -356,6 +356,27 @@ for fam in pwrite fdatasync; do
 	group "faults fspf" fspf_point "$fam" eio-all $SAMPLE
 done
 
+# A write split across two chunks whose second host write fails must reach the program as a short
+# write (the first part is in the file), never as -1 with that part kept. Record 35 of 40 crosses the
+# first chunk's end: going down from the last pwrite, the first point that leaves a record's start.
+short_write_point() {
+	local nth before=$SHORT_WRITES
+	for ((nth = ${COUNTS[pwrite]:-0}; nth > 0 && nth > ${COUNTS[pwrite]:-0} - 40; nth--)); do
+		WHY= OUTCOME_OF=
+		fspf_point pwrite eio "$nth"
+		TOTAL=$((TOTAL + 1))
+		[ -z "$WHY" ] || { SW_WHY="at call $nth: $WHY"; return 1; }
+		[ "$SHORT_WRITES" -eq "$before" ] || { SW_AT=$nth; return 0; }
+	done
+	SW_WHY="no pwrite from the last down to call $nth split a program's write: the workload's records no longer cross a chunk?"
+	return 1
+}
+if short_write_point; then
+	t_ok "faults fspf: a write whose second chunk fails is a short write (pwrite eio at call $SW_AT)"
+else
+	t_fail "faults fspf: a write whose second chunk fails is a short write" "$SW_WHY" "(FAULT_SEED=$SEED)"
+fi
+
 # The fspf log compacts (a new file, a rename, the directory's fsync) once it is full:
 # commits on the base until a run with a commit per record compacts, then those calls.
 compact_base() {
