@@ -128,7 +128,20 @@ $(BUILD)/tools/%: tests/tools/%.c $(CAS_LIB) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(CAS_LIB) $(CORE_LIB) $(LDFLAGS_BASE) $(ALL_LIBS)
 
-tools: $(TOOL_BIN)
+# The fault injector, preloaded after libscone.so by test_runtime_faults.sh
+# (libc only: it enters the program under test), and the workload it runs.
+FAULT_SO := $(BUILD)/tools/libscone-fault.so
+FAULT_SO_SRC := tests/tools/fault/fault.c tests/tools/fault/fault_spec.c
+FAULT_WORKLOAD := $(BUILD)/tools/fault_workload
+$(FAULT_SO): $(FAULT_SO_SRC) tests/tools/fault/fault_spec.h
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(CFLAGS_BASE)) $(CFLAGS) -fvisibility=hidden -fno-delete-null-pointer-checks -shared -o $@ $(FAULT_SO_SRC) \
+		$(LDFLAGS_BASE) -Wl,--no-undefined -ldl -lpthread
+$(FAULT_WORKLOAD): tests/tools/fault/fault_workload.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(CFLAGS_BASE)) $(CFLAGS) -o $@ $< $(LDFLAGS_BASE)
+
+tools: $(TOOL_BIN) $(FAULT_SO) $(FAULT_WORKLOAD)
 
 unit-tests: $(UNIT_BIN)
 

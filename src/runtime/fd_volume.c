@@ -160,10 +160,15 @@ void shield_off_set(int fd, uint64_t off)
 	(void)real_lseek64(fd, (off64_t)off, SEEK_SET);
 }
 
-/* A write at off, or at the end (append: the offset then moves past it). */
+/*
+ * A write at off, or at the end (append: the offset then moves past it). A
+ * write that fails after part of it is in the file returns that part, as
+ * write(2) does after a partial transfer; the next call meets the error.
+ */
 static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, uint64_t off, bool append)
 {
 	enum scone_err err;
+	size_t written;
 
 	if (!s->file || (s->flags & O_ACCMODE) == O_RDONLY)
 		return shield_fail(EBADF);
@@ -174,14 +179,18 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 	s->m->dirty = true;
 	if (append) {
 		uint64_t at;
-		if ((err = vop_append(s, buf, n, &at)))
+		err = vop_append(s, buf, n, &at, &written);
+		if (err && !written)
 			return shield_fail_err(err);
-		shield_off_set(fd, at + n);
-		return (ssize_t)n;
+		scone_err_clear();
+		shield_off_set(fd, at + written);
+		return (ssize_t)written;
 	}
-	if ((err = vop_pwrite(s, buf, n, off)))
+	err = vop_pwrite(s, buf, n, off, &written);
+	if (err && !written)
 		return shield_fail_err(err);
-	return (ssize_t)n;
+	scone_err_clear();
+	return (ssize_t)written;
 }
 
 

@@ -252,8 +252,9 @@ SCONE_MUST_CHECK enum scone_err vop_stat(struct mount *m, const char *vpath, str
 SCONE_MUST_CHECK enum scone_err vop_open(struct sfd *s, const char *vpath, unsigned vf, uint32_t mode);
 void vop_close(struct sfd *s);
 SCONE_MUST_CHECK enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got);
-SCONE_MUST_CHECK enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off);
-SCONE_MUST_CHECK enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at);
+/* *written: the bytes of buf now in the file (all on success; on an error, as a short write). */
+SCONE_MUST_CHECK enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off, size_t *written);
+SCONE_MUST_CHECK enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at, size_t *written);
 SCONE_MUST_CHECK enum scone_err vop_ftruncate(struct sfd *s, uint64_t size);
 SCONE_MUST_CHECK enum scone_err vop_fstat(const struct sfd *s, struct scone_vstat *st);
 SCONE_MUST_CHECK enum scone_err vop_mkdir(struct mount *m, const char *vpath, uint32_t mode);

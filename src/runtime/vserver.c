@@ -192,10 +192,10 @@ static enum scone_err file_op(struct vconn *c, const struct vp_msg *q, struct vp
 		return scone_wbuf_put(out, g_frame, got);
 	case VP_PWRITE:
 		s->m->dirty = true;
-		return vop_pwrite(s, q->data, q->data_size, q->a);
+		return vop_pwrite(s, q->data, q->data_size, q->a, &got);
 	case VP_APPEND:
 		s->m->dirty = true;
-		return vop_append(s, q->data, q->data_size, &a->a);
+		return vop_append(s, q->data, q->data_size, &a->a, &got);
 	case VP_FTRUNCATE:
 		s->m->dirty = true;
 		return vop_ftruncate(s, q->a);
