@@ -89,6 +89,64 @@ TEST(test_err_names)
 	}
 }
 
+/*
+ * The numbers are part of the wire (volume server answers, exit codes a
+ * caller may keep): written out here, so that an error inserted in the
+ * middle of the list, instead of appended, fails this test.
+ */
+TEST(test_err_numbers_pinned)
+{
+	static const struct {
+		int number;
+		const char *name;
+	} pinned[] = {
+	    {0, "OK"},
+	    {1, "NOMEM"},
+	    {2, "INVALID"},
+	    {3, "IO"},
+	    {4, "CRYPTO"},
+	    {5, "TOO_LARGE"},
+	    {6, "MALFORMED"},
+	    {7, "NOT_FOUND"},
+	    {8, "EXISTS"},
+	    {9, "AUTH"},
+	    {10, "TAMPERED"},
+	    {11, "MISPLACED"},
+	    {12, "TRUNCATED"},
+	    {13, "EXTENDED"},
+	    {14, "MISSING"},
+	    {15, "SWAPPED"},
+	    {16, "UNKNOWN_FILE"},
+	    {17, "ROLLBACK"},
+	    {18, "NOT_DIR"},
+	    {19, "IS_DIR"},
+	    {20, "NOT_EMPTY"},
+	    {21, "NO_REGION"},
+	    {22, "READ_ONLY"},
+	    {23, "UNSUPPORTED"},
+	    {24, "BAD_FD"},
+	    {25, "NO_SPACE"},
+	    {26, "PERMISSION"},
+	    {27, "UNSEALED"},
+	    {28, "BUSY"},
+	    {29, "CROSS_REGION"},
+	    {30, "NAME_TOO_LONG"},
+	    {31, "CONFLICT"},
+	    {32, "NETWORK"},
+	    {33, "UNTRUSTED"},
+	    {34, "CORRUPT"},
+	    {35, "LIMIT"},
+	    {36, "POLICY"},
+	    {37, "EXPIRED"},
+	    {38, "STALE"},
+	    {39, "ATTESTATION"},
+	};
+
+	assert_int_equal(N_ELEMS(pinned), SCONE_ERR_COUNT_);
+	for (size_t i = 0; i < N_ELEMS(pinned); i++)
+		assert_string_equal(scone_errname((enum scone_err)pinned[i].number), pinned[i].name);
+}
+
 static void *other_thread(void *arg)
 {
 	return (void *)(uintptr_t)scone_err_set(SCONE_ERR_IO, "%s", (const char *)arg);
@@ -825,6 +883,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_err_names),
+	    cmocka_unit_test(test_err_numbers_pinned),
 	    cmocka_unit_test(test_err_detail),
 	    cmocka_unit_test(test_err_errno),
 	    cmocka_unit_test(test_log),
