@@ -19,6 +19,7 @@
 
 #include "lib/buf.h"
 #include "lib/err.h"
+#include "policy/template.h"
 
 /* Hard limits on input; larger documents are rejected, not truncated. */
 #define SCONE_SESSION_MAX_BYTES (1024 * 1024)
@@ -78,10 +79,6 @@ void scone_policy_diag_free(struct scone_policy_diag *d);
 /* "LINE:COL: PATH: MESSAGE" for error i into out. */
 void scone_policy_error_format(const struct scone_policy_error *e, char *out, size_t out_size);
 
-struct scone_strs {
-	char **v;
-	size_t n;
-};
 
 struct scone_kv {
 	char *key;
@@ -378,34 +375,7 @@ bool scone_session_name_valid(const char *name);
 /* Hex form of a session hash (64 chars + NUL). */
 void scone_session_hash_hex(const uint8_t hash[32], char out[65]);
 
-/*
- * Split a command line like a POSIX shell does for words: blanks (space,
- * tab, newline, CR, VT, FF) separate, '...' is literal, "..." allows
- * \" \\ \$ \` (other backslashes stay), a backslash outside quotes takes
- * the next character literally, backslash-newline joins lines; adjacent
- * parts form one word ("a"'b'c is abc) and "" is an empty word. No
- * expansion of any kind: $, *, ~, # and $$SCONE::...$$ are ordinary
- * characters. An unterminated quote or a trailing lone backslash is
- * SCONE_ERR_MALFORMED with the offset in detail. out->v is NULL-terminated.
- */
-SCONE_MUST_CHECK enum scone_err scone_shell_split(const char *line, struct scone_strs *out);
-/* Free (wiping every string first) and zero s; v is NULL-terminated after split/host_args. */
-void scone_strs_free(struct scone_strs *s);
 
-/*
- * Templating. scone_template_expand copies in to out, replacing each
- * $$SCONE::NAME$$ or $$SCONE::NAME:FORMAT$$ with what lookup writes for
- * (NAME, FORMAT or NULL). NAME is 1..128 of [A-Za-z0-9_.~-], FORMAT 1..32
- * of those and ':'. Text that is not a complete reference is copied as is;
- * what lookup writes is never scanned again. in may hold any bytes (len
- * counts them). The first error of lookup or of out (e.g. TOO_LARGE) stops
- * the expansion and is returned. out should be a secret wbuf.
- */
-typedef enum scone_err (*scone_secret_lookup_fn)(void *ctx, const char *name, const char *format,
-						 struct scone_wbuf *out);
-SCONE_MUST_CHECK enum scone_err scone_template_expand(const char *in, size_t len,
-						      scone_secret_lookup_fn lookup, void *ctx,
-						      struct scone_wbuf *out);
 
 /*
  * Is FORMAT (NULL = none given) valid for a secret of kind? SCONE's table
@@ -432,26 +402,7 @@ bool scone_template_format_valid(enum scone_secret_kind kind, const char *format
 /* The formats of kind, comma-separated, into out; returns the length. */
 size_t scone_template_formats(enum scone_secret_kind kind, char *out, size_t out_size);
 
-/*
- * SCONE's references from before 5.2: NAME.crt (the certificate), NAME.key
- * (its private key), NAME.chain (root first, then intermediates, the
- * certificate itself last) and NAME.hex (a binary secret in hex). For a name
- * ending in one of these, base gets NAME and *format the format to render
- * (SCONE_FORMAT_LEGACY_CHAIN for .chain, which no template can write). The
- * caller uses it only when no secret is called name itself.
- */
-#define SCONE_FORMAT_LEGACY_CHAIN "chain (pre-5.2 order)"
-bool scone_template_legacy(const char *name, char *base, size_t base_size, const char **format);
 
-/* Call fn for each reference in in (for validation); stops at the first error fn returns. */
-typedef enum scone_err (*scone_template_ref_fn)(void *ctx, const char *name, const char *format);
-SCONE_MUST_CHECK enum scone_err scone_template_refs(const char *in, size_t len, scone_template_ref_fn fn,
-						    void *ctx);
-/* The same with where each reference is: byte offset off in in, size bytes long. */
-typedef enum scone_err (*scone_template_ref_at_fn)(void *ctx, const char *name, const char *format,
-						   size_t off, size_t size);
-SCONE_MUST_CHECK enum scone_err scone_template_refs_at(const char *in, size_t len,
-						       scone_template_ref_at_fn fn, void *ctx);
 
 /*
  * SCONE's session templates (`scone session create -e VAR=VALUE`,
@@ -465,22 +416,5 @@ typedef const char *(*scone_var_lookup_fn)(void *ctx, const char *name);
 SCONE_MUST_CHECK enum scone_err scone_session_vars_expand(const char *text, size_t len,
 							  scone_var_lookup_fn lookup, void *ctx,
 							  struct scone_wbuf *out);
-
-/*
- * @@N host arguments (runtime side): replace every "@@N" in the session's
- * argv - a whole argument or part of one ("--port=@@2") - with
- * host_argv[N] (N >= 1, all digits after "@@" belong to N; "@@" not
- * followed by a digit stays as is). host_argc/host_argv are main()'s, so
- * host_argv[0] is the program and a reference to N >= host_argc is an
- * error (SCONE_ERR_INVALID). Replacements are not scanned again.
- *
- * Host arguments are untrusted: call this AFTER scone_template_expand, so
- * a "$$SCONE::...$$" typed on the host is never expanded.
- *
- * *out is a NULL-terminated argv (out->v[out->n] == NULL) the caller frees
- * with scone_strs_free.
- */
-SCONE_MUST_CHECK enum scone_err scone_host_args(const struct scone_strs *argv, int host_argc,
-						char *const *host_argv, struct scone_strs *out);
 
 #endif

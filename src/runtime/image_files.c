@@ -21,14 +21,14 @@
 #include "lib/crypto.h"
 #include "lib/hex.h"
 #include "lib/json.h"
-#include "policy/policy.h"
+#include "policy/template.h"
 #include "runtime/shield.h"
 #include "runtime/sys.h"
 
 #define MAX_REFS 256
 
 struct ref {
-	char name[SCONE_SESSION_NAME_MAX + 1];
+	char name[SCONE_TEMPLATE_NAME_MAX + 1];
 	char format[40];
 	bool has_format;
 };

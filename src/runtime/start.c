@@ -41,7 +41,7 @@
 #include "lib/err.h"
 #include "lib/hex.h"
 #include "lib/tls.h"
-#include "policy/policy.h"
+#include "policy/template.h"
 #include "lib/log.h"
 #include "runtime/attest_rt.h"
 #include "runtime/cas_client.h"
