@@ -89,7 +89,7 @@ struct bench {
 	bool shielded_exists;
 	uint8_t key[SCONE_VOLUME_KEY_SIZE];
 	uint8_t tag[SCONE_VOLUME_TAG_SIZE];
-	uint8_t *buf;      /* SEQ_IO bytes, page-aligned */
+	uint8_t *buf;	   /* SEQ_IO bytes, page-aligned */
 	uint64_t *offsets; /* rand_ops random 4 KiB-aligned offsets */
 	double *samples[F_COUNT];
 };
@@ -255,7 +255,7 @@ static void quiesce(const struct bench *b)
 static int aead_speed(const EVP_CIPHER *cipher, size_t block, size_t aad_size, double seconds, double *mbps)
 {
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	uint8_t key[32], iv[12] = { 0 }, tag[16], aad[32] = { 0 };
+	uint8_t key[32], iv[12] = {0}, tag[16], aad[32] = {0};
 	uint8_t *in = malloc(block), *out = malloc(block + 16);
 	uint64_t blocks = 0, ctr = 0;
 	double t0, t1;
@@ -343,7 +343,8 @@ static int plain_seq_write(struct bench *b, double *mbps)
 	for (uint64_t off = 0; off < b->size; off += SEQ_IO) {
 		size_t n = b->size - off < SEQ_IO ? (size_t)(b->size - off) : SEQ_IO;
 		stamp(b->buf, n, off);
-		if (full_pwrite(fd, b->buf, n, off) != 0 ? sys_fail("write", b->plain_path) : check_interrupt()) {
+		if (full_pwrite(fd, b->buf, n, off) != 0 ? sys_fail("write", b->plain_path)
+							 : check_interrupt()) {
 			close(fd);
 			return -1;
 		}
@@ -515,7 +516,8 @@ static int read_checked(struct scone_vfile *f, uint8_t *buf, size_t n, uint64_t 
 	if (err)
 		return vol_fail(err, "read " VFILE);
 	if (got != n || !stamp_ok(buf, n, off)) {
-		fprintf(stderr, "bench_volume: " VFILE ": short or wrong read at %llu\n", (unsigned long long)off);
+		fprintf(stderr, "bench_volume: " VFILE ": short or wrong read at %llu\n",
+			(unsigned long long)off);
 		return -1;
 	}
 	return 0;
@@ -608,16 +610,18 @@ struct kind {
 };
 
 static const struct kind kinds[2] = {
-	{ "plain", plain_seq_write, plain_seq_read, plain_rand_read, plain_rand_write, F_PLAIN_SEQ_WRITE,
-	  F_PLAIN_SEQ_READ, F_PLAIN_RAND_READ, F_PLAIN_RAND_WRITE },
-	{ "shielded", shielded_seq_write, shielded_seq_read, shielded_rand_read, shielded_rand_write, F_SEQ_WRITE,
-	  F_SEQ_READ, F_RAND_READ, F_RAND_WRITE },
+    {"plain", plain_seq_write, plain_seq_read, plain_rand_read, plain_rand_write, F_PLAIN_SEQ_WRITE,
+     F_PLAIN_SEQ_READ, F_PLAIN_RAND_READ, F_PLAIN_RAND_WRITE},
+    {"shielded", shielded_seq_write, shielded_seq_read, shielded_rand_read, shielded_rand_write, F_SEQ_WRITE,
+     F_SEQ_READ, F_RAND_READ, F_RAND_WRITE},
 };
 
 static int run_kind(struct bench *b, const struct kind *k, unsigned r)
 {
-	if (k->seq_write(b, &b->samples[k->f_seq_write][r]) || k->seq_read(b, &b->samples[k->f_seq_read][r]) ||
-	    k->rand_read(b, &b->samples[k->f_rand_read][r]) || k->rand_write(b, &b->samples[k->f_rand_write][r])) {
+	if (k->seq_write(b, &b->samples[k->f_seq_write][r]) ||
+	    k->seq_read(b, &b->samples[k->f_seq_read][r]) ||
+	    k->rand_read(b, &b->samples[k->f_rand_read][r]) ||
+	    k->rand_write(b, &b->samples[k->f_rand_write][r])) {
 		fprintf(stderr, "bench_volume: run %u: %s measurement failed\n", r + 1, k->name);
 		return -1;
 	}
@@ -633,11 +637,13 @@ static int run_all(struct bench *b)
 {
 	for (unsigned r = 0; r < b->runs; r++) {
 		make_offsets(b, 0x5c0e0000ull + r);
-		if (aead_speed(EVP_aes_256_gcm(), AES_BLOCK_BYTES, 0, b->aes_seconds, &b->samples[F_AES_GCM][r]) ||
-		    aead_speed(EVP_aes_256_ocb(), OCB_BLOCK_BYTES, 32, b->aes_seconds, &b->samples[F_OCB_4K][r]))
+		if (aead_speed(EVP_aes_256_gcm(), AES_BLOCK_BYTES, 0, b->aes_seconds,
+			       &b->samples[F_AES_GCM][r]) ||
+		    aead_speed(EVP_aes_256_ocb(), OCB_BLOCK_BYTES, 32, b->aes_seconds,
+			       &b->samples[F_OCB_4K][r]))
 			return -1;
-		fprintf(stderr, "  run %u aes-256-gcm/16KiB %.1f MB/s, aes-256-ocb/4KiB+32B AAD %.1f MB/s\n", r + 1,
-			b->samples[F_AES_GCM][r], b->samples[F_OCB_4K][r]);
+		fprintf(stderr, "  run %u aes-256-gcm/16KiB %.1f MB/s, aes-256-ocb/4KiB+32B AAD %.1f MB/s\n",
+			r + 1, b->samples[F_AES_GCM][r], b->samples[F_OCB_4K][r]);
 		/* Alternate which kind goes first so neither always inherits the other's aftermath. */
 		for (unsigned i = 0; i < 2; i++)
 			if (run_kind(b, &kinds[(i + r) % 2], r) || check_interrupt())
@@ -650,14 +656,14 @@ static void result(const char *name, double value, const char *unit, double base
 {
 	int prec = strcmp(unit, "ops/s") == 0 ? 0 : 1;
 
-	printf("RESULT %s value=%.*f unit=%s baseline=%.*f ratio=%.2f\n", name, prec, value, unit, prec, baseline,
-	       baseline > 0 ? value / baseline : 0.0);
+	printf("RESULT %s value=%.*f unit=%s baseline=%.*f ratio=%.2f\n", name, prec, value, unit, prec,
+	       baseline, baseline > 0 ? value / baseline : 0.0);
 }
 
 static void goal(const char *name, double ratio, double want)
 {
-	fprintf(stderr, "goal: %-22s ratio %.2f %s %.2f  %s\n", name, ratio, ratio >= want ? ">=" : "< ", want,
-		ratio >= want ? "met" : "MISSED");
+	fprintf(stderr, "goal: %-22s ratio %.2f %s %.2f  %s\n", name, ratio, ratio >= want ? ">=" : "< ",
+		want, ratio >= want ? "met" : "MISSED");
 }
 
 static void report(struct bench *b)
@@ -679,7 +685,8 @@ static void report(struct bench *b)
 	result("volume.plain_rand_write_4k", m[F_PLAIN_RAND_WRITE], "ops/s", m[F_PLAIN_RAND_WRITE]);
 	result("volume.rand_write_4k", m[F_RAND_WRITE], "ops/s", m[F_PLAIN_RAND_WRITE]);
 	fflush(stdout);
-	fprintf(stderr, "info: aes-256-ocb on 4 KiB chunks with 32 B AAD (the volume's chunk AEAD): %.1f MB/s\n",
+	fprintf(stderr,
+		"info: aes-256-ocb on 4 KiB chunks with 32 B AAD (the volume's chunk AEAD): %.1f MB/s\n",
 		m[F_OCB_4K]);
 	goal("volume.seq_write", m[F_SEQ_WRITE] / seq_w_base, GOAL_SEQ);
 	goal("volume.seq_read", m[F_SEQ_READ] / seq_r_base, GOAL_SEQ);
@@ -713,7 +720,8 @@ static int make_dir(struct bench *b)
 
 	if (!parent || !parent[0])
 		parent = "/var/tmp";
-	if ((size_t)snprintf(b->dir, sizeof(b->dir), "%s/scone-bench-volume.XXXXXX", parent) >= sizeof(b->dir)) {
+	if ((size_t)snprintf(b->dir, sizeof(b->dir), "%s/scone-bench-volume.XXXXXX", parent) >=
+	    sizeof(b->dir)) {
 		fprintf(stderr, "bench_volume: BENCH_DIR too long\n");
 		return -1;
 	}
@@ -724,11 +732,12 @@ static int make_dir(struct bench *b)
 	snprintf(b->fspf_path, sizeof(b->fspf_path), "%s/volume.fspf", b->dir);
 	if (statfs(b->dir, &sf) != 0)
 		return sys_fail("statfs", b->dir);
-	fprintf(stderr, "bench_volume: directory %s (file system %s, 0x%lx)\n", b->dir, fs_name((long)sf.f_type),
-		(unsigned long)sf.f_type);
+	fprintf(stderr, "bench_volume: directory %s (file system %s, 0x%lx)\n", b->dir,
+		fs_name((long)sf.f_type), (unsigned long)sf.f_type);
 	if (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC)
-		fprintf(stderr, "bench_volume: WARNING: %s is in memory; set BENCH_DIR to a disk-backed "
-				"file system for meaningful write figures\n",
+		fprintf(stderr,
+			"bench_volume: WARNING: %s is in memory; set BENCH_DIR to a disk-backed "
+			"file system for meaningful write figures\n",
 			b->dir);
 	if ((uint64_t)sf.f_bavail * (uint64_t)sf.f_bsize < 3 * b->size + ((uint64_t)256 << 20))
 		fprintf(stderr, "bench_volume: WARNING: less than 3x BENCH_SIZE_MB free in %s\n", b->dir);
@@ -771,8 +780,10 @@ static int setup(struct bench *b)
 	uint64_t mb, runs, ops;
 	void *p;
 
-	if (env_u64("BENCH_SIZE_MB", 1024, 1, (uint64_t)1 << 30, &mb) || env_u64("BENCH_RUNS", 5, 1, 1000, &runs) ||
-	    env_u64("BENCH_RAND_OPS", 50000, 1, 100000000, &ops) || env_seconds("BENCH_AES_SECONDS", 1.0, &b->aes_seconds))
+	if (env_u64("BENCH_SIZE_MB", 1024, 1, (uint64_t)1 << 30, &mb) ||
+	    env_u64("BENCH_RUNS", 5, 1, 1000, &runs) ||
+	    env_u64("BENCH_RAND_OPS", 50000, 1, 100000000, &ops) ||
+	    env_seconds("BENCH_AES_SECONDS", 1.0, &b->aes_seconds))
 		return -1;
 	b->size = mb << 20;
 	b->runs = (unsigned)runs;

@@ -102,7 +102,7 @@ struct load {
 	atomic_long next_index; /* create mode */
 	atomic_long exists;
 	atomic_int shown;
-	atomic_bool stop; /* a client could not start or gave up: everyone stops */
+	atomic_bool stop;	/* a client could not start or gave up: everyone stops */
 	struct client *clients; /* update mode: a client's index names its session */
 };
 
@@ -408,7 +408,8 @@ static SCONE_MUST_CHECK enum scone_err parse_args(struct opts *o, int argc, char
 		return scone_err_set(SCONE_ERR_INVALID, "--client-cert and --client-key go together");
 	if (o->create_n || o->update) {
 		if (!tmpl)
-			return scone_err_set(SCONE_ERR_INVALID, "--create-sessions and --update need --template FILE");
+			return scone_err_set(SCONE_ERR_INVALID,
+					     "--create-sessions and --update need --template FILE");
 		if (!o->path)
 			o->path = "/v1/sessions";
 		if (!o->content_type)
@@ -961,8 +962,9 @@ static void *create_thread(void *arg)
 /* ---------------- update mode ---------------- */
 
 /* A request on k (opened if needed) with this head and body; the response in c->buf and r. */
-static SCONE_MUST_CHECK enum scone_err exchange(struct client *c, struct conn *k, const char *method, const char *path,
-						const char *body, size_t body_size, struct http_resp *r)
+static SCONE_MUST_CHECK enum scone_err exchange(struct client *c, struct conn *k, const char *method,
+						const char *path, const char *body, size_t body_size,
+						struct http_resp *r)
 {
 	const struct opts *o = &c->L->o;
 	size_t need = body_size + 1024;
@@ -975,10 +977,11 @@ static SCONE_MUST_CHECK enum scone_err exchange(struct client *c, struct conn *k
 		c->req = p;
 		c->req_cap = need;
 	}
-	hn = snprintf(c->req, 1024,
-		      "%s %s HTTP/1.1\r\nHost: %s:%u\r\nUser-Agent: cas_load\r\nContent-Type: application/yaml\r\n"
-		      "Content-Length: %zu\r\nConnection: keep-alive\r\n\r\n",
-		      method, path, o->host, (unsigned)o->port, body_size);
+	hn = snprintf(
+	    c->req, 1024,
+	    "%s %s HTTP/1.1\r\nHost: %s:%u\r\nUser-Agent: cas_load\r\nContent-Type: application/yaml\r\n"
+	    "Content-Length: %zu\r\nConnection: keep-alive\r\n\r\n",
+	    method, path, o->host, (unsigned)o->port, body_size);
 	if (hn < 0 || hn >= 1024)
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "request head too long");
 	if (body_size)
@@ -1004,7 +1007,8 @@ static SCONE_MUST_CHECK enum scone_err answer_hash(struct client *c, const struc
 	return SCONE_ERR_OK;
 }
 
-static SCONE_MUST_CHECK enum scone_err read_own_hash(struct client *c, struct conn *k, const char *name, char hash[65])
+static SCONE_MUST_CHECK enum scone_err read_own_hash(struct client *c, struct conn *k, const char *name,
+						     char hash[65])
 {
 	char path[256];
 	struct http_resp r;
@@ -1016,13 +1020,14 @@ static SCONE_MUST_CHECK enum scone_err read_own_hash(struct client *c, struct co
 }
 
 /* One update of name from pred; the new hash into pred. */
-static SCONE_MUST_CHECK enum scone_err update_once(struct client *c, struct conn *k, const char *name, char pred[65],
-						   char *body, size_t body_cap)
+static SCONE_MUST_CHECK enum scone_err update_once(struct client *c, struct conn *k, const char *name,
+						   char pred[65], char *body, size_t body_cap)
 {
 	const struct opts *o = &c->L->o;
 	char path[256];
 	struct http_resp r;
-	int n = snprintf(body, body_cap, "%sname: %s\n%spredecessor: %s\n", o->tmpl_head, name, o->tmpl_tail, pred);
+	int n = snprintf(body, body_cap, "%sname: %s\n%spredecessor: %s\n", o->tmpl_head, name, o->tmpl_tail,
+			 pred);
 
 	if (n < 0 || (size_t)n >= body_cap)
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "session document too long");

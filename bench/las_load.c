@@ -40,7 +40,7 @@ static uint8_t frame[SCONE_LAS_HEADER_SIZE + SCONE_LAS_REQUEST_SIZE];
 
 static void make_frame(int bad)
 {
-	struct scone_las_request req = { .runtime_addr = (uint64_t)(uintptr_t)&make_frame };
+	struct scone_las_request req = {.runtime_addr = (uint64_t)(uintptr_t)&make_frame};
 	uint8_t body[SCONE_LAS_REQUEST_SIZE];
 	struct scone_wbuf w;
 
@@ -58,7 +58,7 @@ static void make_frame(int bad)
 /* One request; returns 1 for a report, 0 for a refusal, -1 for an error. */
 static int ask(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	uint8_t buf[SCONE_LAS_HEADER_SIZE + SCONE_LAS_BODY_MAX];
 	size_t have = 0;
 	ssize_t n;
@@ -95,7 +95,8 @@ static int rate(const char *path, int callers, double seconds, int bad)
 			while (now_ms() - t0 < seconds * 1000.0) {
 				int r = ask(path);
 				if (r < 0 || r == bad)
-					_exit(4); /* an error, a refusal of a good request, or a report for a bad one */
+					_exit(4); /* an error, a refusal of a good request, or a report for a
+						     bad one */
 				count++;
 			}
 			(void)!write(p[1], &count, sizeof(count));
@@ -157,7 +158,8 @@ static int cold(const char *path, const char *file, int runs)
 int main(int argc, char **argv)
 {
 	if (argc >= 5 && strcmp(argv[1], "rate") == 0)
-		return rate(argv[2], (int)strtol(argv[3], NULL, 10), strtod(argv[4], NULL), argc > 5 && strcmp(argv[5], "refused") == 0);
+		return rate(argv[2], (int)strtol(argv[3], NULL, 10), strtod(argv[4], NULL),
+			    argc > 5 && strcmp(argv[5], "refused") == 0);
 	if (argc == 5 && strcmp(argv[1], "cold") == 0)
 		return cold(argv[2], argv[3], (int)strtol(argv[4], NULL, 10));
 	fprintf(stderr, "usage: las_load rate SOCK CALLERS SECONDS [refused] | cold SOCK FILE RUNS\n");

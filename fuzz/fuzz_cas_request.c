@@ -72,7 +72,8 @@ static void values_request(const char *s, size_t n)
 
 static void config_id(const char *s, size_t n)
 {
-	char id[CAS_CONFIG_ID_MAX + 1], session[SCONE_SESSION_NAME_MAX + 1], service[SCONE_SESSION_NAME_MAX + 1];
+	char id[CAS_CONFIG_ID_MAX + 1], session[SCONE_SESSION_NAME_MAX + 1],
+	    service[SCONE_SESSION_NAME_MAX + 1];
 
 	if (n > CAS_CONFIG_ID_MAX)
 		n = CAS_CONFIG_ID_MAX;
@@ -160,7 +161,7 @@ static void request_head(const char *s, size_t n)
 {
 	char *text = strndup(s, n), *line, *next, *colon, *sp;
 	struct cas_http_framing f;
-	struct framing_oracle o = { 0 };
+	struct framing_oracle o = {0};
 	bool first = true, refuse;
 	enum scone_err err;
 

@@ -19,7 +19,8 @@
 
 static const char session_yaml[] =
     "name: f\nversion: \"0.3\"\nsecurity: {attestation: {mode: las}}\nservices:\n"
-    "  - name: app\n    attestation:\n      mrenclave: [1111111111111111111111111111111111111111111111111111111111111111]\n"
+    "  - name: app\n    attestation:\n      mrenclave: "
+    "[1111111111111111111111111111111111111111111111111111111111111111]\n"
     "      platforms: [2222222222222222222222222222222222222222222222222222222222222222]\n";
 
 static struct scone_session *session(void)
@@ -48,9 +49,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct scone_claims zero;
 	const struct scone_evidence_ops *ops;
-	struct scone_verify_opts o = { .at = 1800000000, .max_age_sec = 1 << 30 };
+	struct scone_verify_opts o = {.at = 1800000000, .max_age_sec = 1 << 30};
 	struct scone_claims c;
-	uint8_t spki[32] = { 0 }, *copy;
+	uint8_t spki[32] = {0}, *copy;
 	size_t n = 0;
 
 	if (size < 1)
@@ -66,7 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(c.type == ops->type);
 		claims_json(&c);
 		if (c.type == SCONE_EVIDENCE_LAS)
-			CHECK(cas_attest_match(scone_session_service(session(), "app"), &c, spki) != SCONE_ERR_OK);
+			CHECK(cas_attest_match(scone_session_service(session(), "app"), &c, spki) !=
+			      SCONE_ERR_OK);
 	} else {
 		CHECK(memcmp(&c, &zero, sizeof(c)) == 0);
 	}

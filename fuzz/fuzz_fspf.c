@@ -33,7 +33,6 @@
 
 #include "fuzz_common.h"
 
-
 static uint8_t fixed_key[32];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

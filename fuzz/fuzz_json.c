@@ -122,7 +122,8 @@ static void write_value(struct scone_wbuf *w, const struct scone_json *v)
 
 static void same(const struct scone_json *a, const struct scone_json *b)
 {
-	CHECK(a->kind == b->kind && a->count == b->count && a->boolean == b->boolean && a->is_int == b->is_int);
+	CHECK(a->kind == b->kind && a->count == b->count && a->boolean == b->boolean &&
+	      a->is_int == b->is_int);
 	CHECK(!a->is_int || a->integer == b->integer);
 	CHECK(a->key_len == b->key_len && (!a->key || memcmp(a->key, b->key, a->key_len) == 0));
 	CHECK(a->str_len == b->str_len && (!a->str || memcmp(a->str, b->str, a->str_len) == 0));
@@ -138,8 +139,8 @@ static void roundtrip(const struct scone_json *v)
 
 	scone_wbuf_init(&w, 64u << 20, 1);
 	write_value(&w, v);
-	err = scone_json_parse((const char *)w.data, w.size, &(struct scone_json_limits){ SIZE_MAX, SIZE_MAX, 64 },
-			       &again);
+	err = scone_json_parse((const char *)w.data, w.size,
+			       &(struct scone_json_limits){SIZE_MAX, SIZE_MAX, 64}, &again);
 	if (err) {
 		fprintf(stderr, "written tree does not parse: %s\n", scone_err_detail());
 		abort();
@@ -151,7 +152,7 @@ static void roundtrip(const struct scone_json *v)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct scone_json_limits tight = { 4096, 64, 8 };
+	static const struct scone_json_limits tight = {4096, 64, 8};
 	struct scone_json *v = NULL;
 	struct scone_runtime_config *cfg = NULL;
 

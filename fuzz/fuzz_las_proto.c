@@ -21,7 +21,8 @@ static void header(const uint8_t *d, size_t n)
 	size_t size;
 
 	if (n >= SCONE_LAS_HEADER_SIZE && scone_las_header(d, &kind, &size) == SCONE_ERR_OK)
-		CHECK(size <= SCONE_LAS_BODY_MAX && kind >= SCONE_LAS_MSG_REQUEST && kind <= SCONE_LAS_MSG_REFUSAL);
+		CHECK(size <= SCONE_LAS_BODY_MAX && kind >= SCONE_LAS_MSG_REQUEST &&
+		      kind <= SCONE_LAS_MSG_REFUSAL);
 }
 
 static void request(const uint8_t *d, size_t n)

@@ -43,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	CHECK(m.op > 0 && m.op < VP_OP_END_);
-	CHECK(strlen(m.p1) < sizeof(m.p1) && strlen(m.p2) < sizeof(m.p2) && strlen(m.detail) < sizeof(m.detail));
+	CHECK(strlen(m.p1) < sizeof(m.p1) && strlen(m.p2) < sizeof(m.p2) &&
+	      strlen(m.detail) < sizeof(m.detail));
 	CHECK(m.data_size <= VP_MAX_DATA);
 	CHECK(m.data_size == 0 || (m.data >= data && m.data + m.data_size <= data + size));
 	read_listing(m.data, m.data_size);

@@ -13,11 +13,7 @@
 #include "lib/json.h"
 
 static const struct scone_evidence_ops *const evidence_types[] = {
-	&scone_evidence_none,
-	&scone_evidence_las,
-	&scone_evidence_sgx,
-	&scone_evidence_tdx,
-	&scone_evidence_snp,
+    &scone_evidence_none, &scone_evidence_las, &scone_evidence_sgx, &scone_evidence_tdx, &scone_evidence_snp,
 };
 
 #define N_TYPES (sizeof(evidence_types) / sizeof(evidence_types[0]))
@@ -45,7 +41,7 @@ const struct scone_evidence_ops *scone_evidence_of(enum scone_evidence_type type
 
 static const char *const tcb_names[] = {
 #define SCONE_TCB_NAME(name, text) text,
-	SCONE_TCB_STATUSES(SCONE_TCB_NAME)
+    SCONE_TCB_STATUSES(SCONE_TCB_NAME)
 #undef SCONE_TCB_NAME
 };
 
@@ -79,7 +75,8 @@ enum scone_err scone_claims_add(struct scone_claims *c, const char *name, const 
 	return SCONE_ERR_OK;
 }
 
-enum scone_err scone_claims_add_hex(struct scone_claims *c, const char *name, const uint8_t *value, size_t size)
+enum scone_err scone_claims_add_hex(struct scone_claims *c, const char *name, const uint8_t *value,
+				    size_t size)
 {
 	char hex[SCONE_CLAIM_VALUE_MAX];
 
@@ -116,7 +113,8 @@ static enum scone_err put_hex(struct scone_wbuf *w, const char *key, const uint8
 }
 
 /* Which name the common byte fields carry for each type (docs/attestation.md). */
-static void field_names(enum scone_evidence_type t, const char **meas, const char **signer, const char **platform)
+static void field_names(enum scone_evidence_type t, const char **meas, const char **signer,
+			const char **platform)
 {
 	switch (t) {
 	case SCONE_EVIDENCE_SGX:
@@ -169,7 +167,8 @@ enum scone_err scone_claims_to_json(const struct scone_claims *c, struct scone_w
 	return scone_wbuf_put(out, "}", 1);
 }
 
-void scone_report_data(const uint8_t spki_sha256[32], const uint8_t freshness[32], uint8_t out[SCONE_REPORT_DATA_SIZE])
+void scone_report_data(const uint8_t spki_sha256[32], const uint8_t freshness[32],
+		       uint8_t out[SCONE_REPORT_DATA_SIZE])
 {
 	memcpy(out, spki_sha256, 32);
 	memcpy(out + 32, freshness, 32);

@@ -42,16 +42,16 @@ enum scone_evidence_type {
 };
 
 /* Intel's TCB statuses (AMD has none: UP_TO_DATE when the chain verifies). */
-#define SCONE_TCB_STATUSES(X)                                                  \
-	X(UNKNOWN, "Unknown")                                                  \
-	X(UP_TO_DATE, "UpToDate")                                              \
-	X(SW_HARDENING_NEEDED, "SWHardeningNeeded")                            \
-	X(CONFIGURATION_NEEDED, "ConfigurationNeeded")                         \
-	X(CONFIGURATION_AND_SW_HARDENING_NEEDED, "ConfigurationAndSWHardeningNeeded") \
-	X(OUT_OF_DATE, "OutOfDate")                                            \
-	X(OUT_OF_DATE_CONFIGURATION_NEEDED, "OutOfDateConfigurationNeeded")    \
-	X(REVOKED, "Revoked")                                                  \
-	X(TD_RELAUNCH_ADVISED, "TDRelaunchAdvised")                            \
+#define SCONE_TCB_STATUSES(X)                                                                                \
+	X(UNKNOWN, "Unknown")                                                                                \
+	X(UP_TO_DATE, "UpToDate")                                                                            \
+	X(SW_HARDENING_NEEDED, "SWHardeningNeeded")                                                          \
+	X(CONFIGURATION_NEEDED, "ConfigurationNeeded")                                                       \
+	X(CONFIGURATION_AND_SW_HARDENING_NEEDED, "ConfigurationAndSWHardeningNeeded")                        \
+	X(OUT_OF_DATE, "OutOfDate")                                                                          \
+	X(OUT_OF_DATE_CONFIGURATION_NEEDED, "OutOfDateConfigurationNeeded")                                  \
+	X(REVOKED, "Revoked")                                                                                \
+	X(TD_RELAUNCH_ADVISED, "TDRelaunchAdvised")                                                          \
 	X(TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED, "TDRelaunchAdvisedConfigurationNeeded")
 
 enum scone_tcb_status {
@@ -89,8 +89,8 @@ struct scone_claims {
 	uint8_t platform_id[64]; /* las: SHA-256 of the LAS public key; snp: CHIP_ID; sgx/tdx: FMSPC */
 	size_t platform_id_size;
 	uint8_t report_data[SCONE_REPORT_DATA_SIZE];
-	bool debug;                       /* debug enclave / TD / SNP policy DEBUG */
-	enum scone_tcb_status tcb_status; /* UNKNOWN for types without a TCB (none, las) */
+	bool debug;				/* debug enclave / TD / SNP policy DEBUG */
+	enum scone_tcb_status tcb_status;	/* UNKNOWN for types without a TCB (none, las) */
 	char advisories[SCONE_CLAIM_VALUE_MAX]; /* comma-separated advisory ids, "" if none */
 	int64_t time; /* unix seconds the evidence was made, 0 if it carries no time */
 	struct scone_claim_extra extras[SCONE_CLAIM_MAX_EXTRAS];
@@ -100,8 +100,8 @@ struct scone_claims {
 /* Append an extra (name <= 23 bytes, value truncated to fit); LIMIT when full. */
 SCONE_MUST_CHECK enum scone_err scone_claims_add(struct scone_claims *c, const char *name, const char *value);
 /* The same with value as lowercase hex of size bytes. */
-SCONE_MUST_CHECK enum scone_err scone_claims_add_hex(struct scone_claims *c, const char *name, const uint8_t *value,
-						     size_t size);
+SCONE_MUST_CHECK enum scone_err scone_claims_add_hex(struct scone_claims *c, const char *name,
+						     const uint8_t *value, size_t size);
 /* An extra's value, or NULL. */
 const char *scone_claims_get(const struct scone_claims *c, const char *name);
 /* The claims as one JSON object (field names of docs/attestation.md) appended to out. */
@@ -109,10 +109,10 @@ SCONE_MUST_CHECK enum scone_err scone_claims_to_json(const struct scone_claims *
 
 /* Runtime side: where the interfaces that produce evidence are. NULL = the default. */
 struct scone_collect_opts {
-	const char *las_addr;     /* "unix:/run/scone/las.sock" */
-	const char *tsm_root;     /* "/sys/kernel/config/tsm/report" */
+	const char *las_addr;	  /* "unix:/run/scone/las.sock" */
+	const char *tsm_root;	  /* "/sys/kernel/config/tsm/report" */
 	const char *gramine_root; /* "/dev/attestation" */
-	int timeout_ms;           /* 0 = 5000 */
+	int timeout_ms;		  /* 0 = 5000 */
 };
 
 /*
@@ -146,11 +146,12 @@ SCONE_MUST_CHECK enum scone_err scone_collateral_import(const char *dir, const u
 
 /* CAS side. */
 struct scone_verify_opts {
-	int64_t at;                 /* verification time (unix seconds); 0 = now */
-	const char *collateral_dir; /* hardware types: the operator's collateral directory */
+	int64_t at;				   /* verification time (unix seconds); 0 = now */
+	const char *collateral_dir;		   /* hardware types: the operator's collateral directory */
 	const struct scone_collateral *collateral; /* loaded collateral; wins over collateral_dir */
-	int max_age_sec;            /* evidence that carries a time: accepted this long; 0 = 60 */
-	bool allow_padding;         /* hardware types: accept zero bytes after the evidence (recorded fixed buffers) */
+	int max_age_sec; /* evidence that carries a time: accepted this long; 0 = 60 */
+	bool
+	    allow_padding; /* hardware types: accept zero bytes after the evidence (recorded fixed buffers) */
 };
 
 struct scone_evidence_ops {
@@ -159,8 +160,8 @@ struct scone_evidence_ops {
 	/* Is this interface present here (runtime side; SCONE_MODE=AUTO picks the first that is)? */
 	bool (*available)(const struct scone_collect_opts *o);
 	/* Produce evidence binding report_data into out (not secret). */
-	enum scone_err (*collect)(const struct scone_collect_opts *o, const uint8_t report_data[SCONE_REPORT_DATA_SIZE],
-				  struct scone_wbuf *out);
+	enum scone_err (*collect)(const struct scone_collect_opts *o,
+				  const uint8_t report_data[SCONE_REPORT_DATA_SIZE], struct scone_wbuf *out);
 	/*
 	 * Verify evidence (untrusted bytes) to the type's root of trust and
 	 * fill *out. Any defect is an error naming the field or check that

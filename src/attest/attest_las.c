@@ -37,14 +37,14 @@ static bool las_available(const struct scone_collect_opts *o)
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct stat st;
 
-	return scone_las_addr_path(o ? o->las_addr : NULL, path, sizeof(path)) == SCONE_ERR_OK && stat(path, &st) == 0 &&
-	       S_ISSOCK(st.st_mode);
+	return scone_las_addr_path(o ? o->las_addr : NULL, path, sizeof(path)) == SCONE_ERR_OK &&
+	       stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
 static enum scone_err connect_las(const char *addr, int timeout_ms, int *out)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
 	int fd;
 
 	SCONE_TRY(scone_las_addr_path(addr, sa.sun_path, sizeof(sa.sun_path)));
@@ -56,8 +56,9 @@ static enum scone_err connect_las(const char *addr, int timeout_ms, int *out)
 	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		int e = errno;
 		close(fd);
-		return scone_err_set(SCONE_ERR_NETWORK, "LAS at unix:%s: %s (is scone-las running? SCONE_LAS_ADDR)",
-				     sa.sun_path, strerror(e));
+		return scone_err_set(SCONE_ERR_NETWORK,
+				     "LAS at unix:%s: %s (is scone-las running? SCONE_LAS_ADDR)", sa.sun_path,
+				     strerror(e));
 	}
 	*out = fd;
 	return SCONE_ERR_OK;
@@ -76,7 +77,8 @@ static enum scone_err io_all(int fd, void *buf, size_t n, bool writing)
 		if (k < 0)
 			return scone_err_set(SCONE_ERR_NETWORK, "LAS: %s", strerror(errno));
 		if (k == 0)
-			return scone_err_set(SCONE_ERR_NETWORK, "LAS: closed the connection before answering");
+			return scone_err_set(SCONE_ERR_NETWORK,
+					     "LAS: closed the connection before answering");
 		p += k;
 		n -= (size_t)k;
 	}
@@ -96,7 +98,7 @@ static enum scone_err exec_binding(uint8_t out[32])
 
 static enum scone_err send_request(int fd, const uint8_t report_data[SCONE_REPORT_DATA_SIZE])
 {
-	struct scone_las_request req = { .runtime_addr = (uint64_t)(uintptr_t)&las_available };
+	struct scone_las_request req = {.runtime_addr = (uint64_t)(uintptr_t)&las_available};
 	uint8_t body[SCONE_LAS_REQUEST_SIZE];
 	struct scone_wbuf w;
 	enum scone_err err;
@@ -133,8 +135,8 @@ static enum scone_err read_answer(int fd, struct scone_wbuf *out)
 	return scone_wbuf_put(out, body, size);
 }
 
-static enum scone_err las_collect(const struct scone_collect_opts *o, const uint8_t report_data[SCONE_REPORT_DATA_SIZE],
-				  struct scone_wbuf *out)
+static enum scone_err las_collect(const struct scone_collect_opts *o,
+				  const uint8_t report_data[SCONE_REPORT_DATA_SIZE], struct scone_wbuf *out)
 {
 	int timeout = o && o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
 	enum scone_err err;
@@ -156,15 +158,17 @@ static enum scone_err check_age(const struct scone_las_report *r, const struct s
 	int64_t max_age = o && o->max_age_sec > 0 ? o->max_age_sec : DEFAULT_MAX_AGE;
 
 	if (r->time < now - max_age)
-		return scone_err_set(SCONE_ERR_ATTESTATION,
-				     "stale LAS report: made %lld s ago, accepted for %lld s (replayed, or the LAS "
-				     "host's clock is behind)",
-				     (long long)(now - r->time), (long long)max_age);
+		return scone_err_set(
+		    SCONE_ERR_ATTESTATION,
+		    "stale LAS report: made %lld s ago, accepted for %lld s (replayed, or the LAS "
+		    "host's clock is behind)",
+		    (long long)(now - r->time), (long long)max_age);
 	if (r->time > now + max_age)
-		return scone_err_set(SCONE_ERR_ATTESTATION,
-				     "LAS report from the future: made %lld s ahead of this CAS's clock (set the LAS "
-				     "host's clock)",
-				     (long long)(r->time - now));
+		return scone_err_set(
+		    SCONE_ERR_ATTESTATION,
+		    "LAS report from the future: made %lld s ahead of this CAS's clock (set the LAS "
+		    "host's clock)",
+		    (long long)(r->time - now));
 	return SCONE_ERR_OK;
 }
 
@@ -221,9 +225,9 @@ static enum scone_err las_verify(const uint8_t *evidence, size_t size, const str
 }
 
 const struct scone_evidence_ops scone_evidence_las = {
-	.name = "las",
-	.type = SCONE_EVIDENCE_LAS,
-	.available = las_available,
-	.collect = las_collect,
-	.verify = las_verify,
+    .name = "las",
+    .type = SCONE_EVIDENCE_LAS,
+    .available = las_available,
+    .collect = las_collect,
+    .verify = las_verify,
 };

@@ -14,8 +14,8 @@ static bool none_available(const struct scone_collect_opts *o)
 	return true;
 }
 
-static enum scone_err none_collect(const struct scone_collect_opts *o, const uint8_t report_data[SCONE_REPORT_DATA_SIZE],
-				   struct scone_wbuf *out)
+static enum scone_err none_collect(const struct scone_collect_opts *o,
+				   const uint8_t report_data[SCONE_REPORT_DATA_SIZE], struct scone_wbuf *out)
 {
 	(void)o;
 	(void)report_data;
@@ -29,15 +29,16 @@ static enum scone_err none_verify(const uint8_t *evidence, size_t size, const st
 	(void)o;
 	memset(out, 0, sizeof(*out));
 	if (size != 0 || (evidence && size))
-		return scone_err_set(SCONE_ERR_MALFORMED, "evidence of type none must be empty (%zu bytes given)", size);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "evidence of type none must be empty (%zu bytes given)", size);
 	out->type = SCONE_EVIDENCE_NONE;
 	return SCONE_ERR_OK;
 }
 
 const struct scone_evidence_ops scone_evidence_none = {
-	.name = "none",
-	.type = SCONE_EVIDENCE_NONE,
-	.available = none_available,
-	.collect = none_collect,
-	.verify = none_verify,
+    .name = "none",
+    .type = SCONE_EVIDENCE_NONE,
+    .available = none_available,
+    .collect = none_collect,
+    .verify = none_verify,
 };

@@ -14,19 +14,21 @@ extern const struct scone_evidence_ops scone_evidence_sgx;
 extern const struct scone_evidence_ops scone_evidence_tdx;
 extern const struct scone_evidence_ops scone_evidence_snp;
 
-
 /*
  * The hardware verifiers with the trust anchors given (tests: a look-alike
  * root must fail); the table's rows use the pinned anchors.
  */
 SCONE_MUST_CHECK enum scone_err attest_sgx_verify_with(const uint8_t *evidence, size_t size,
-						       const struct scone_verify_opts *o, const struct attest_trust *trust,
+						       const struct scone_verify_opts *o,
+						       const struct attest_trust *trust,
 						       struct scone_claims *out);
 SCONE_MUST_CHECK enum scone_err attest_tdx_verify_with(const uint8_t *evidence, size_t size,
-						       const struct scone_verify_opts *o, const struct attest_trust *trust,
+						       const struct scone_verify_opts *o,
+						       const struct attest_trust *trust,
 						       struct scone_claims *out);
 SCONE_MUST_CHECK enum scone_err attest_snp_verify_with(const uint8_t *evidence, size_t size,
-						       const struct scone_verify_opts *o, const struct attest_trust *trust,
+						       const struct scone_verify_opts *o,
+						       const struct attest_trust *trust,
 						       struct scone_claims *out);
 
 #endif

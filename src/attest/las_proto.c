@@ -25,10 +25,12 @@
 #define REPORT_MAGIC "SLASRPT1"
 #define EXEC_BINDING_DOMAIN "scone-las exec v1"
 
-enum scone_err scone_las_frame(enum scone_las_kind kind, const uint8_t *body, size_t size, struct scone_wbuf *out)
+enum scone_err scone_las_frame(enum scone_las_kind kind, const uint8_t *body, size_t size,
+			       struct scone_wbuf *out)
 {
 	if (size > SCONE_LAS_BODY_MAX)
-		return scone_err_set(SCONE_ERR_TOO_LARGE, "LAS message: %zu bytes, limit %d", size, SCONE_LAS_BODY_MAX);
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "LAS message: %zu bytes, limit %d", size,
+				     SCONE_LAS_BODY_MAX);
 	SCONE_TRY(scone_wbuf_put(out, "SLAS", 4));
 	SCONE_TRY(scone_wbuf_u8(out, SCONE_LAS_VERSION));
 	SCONE_TRY(scone_wbuf_u8(out, (uint8_t)kind));
@@ -37,7 +39,8 @@ enum scone_err scone_las_frame(enum scone_las_kind kind, const uint8_t *body, si
 	return size ? scone_wbuf_put(out, body, size) : SCONE_ERR_OK;
 }
 
-enum scone_err scone_las_header(const uint8_t hdr[SCONE_LAS_HEADER_SIZE], enum scone_las_kind *kind, size_t *body_size)
+enum scone_err scone_las_header(const uint8_t hdr[SCONE_LAS_HEADER_SIZE], enum scone_las_kind *kind,
+				size_t *body_size)
 {
 	struct scone_rbuf r;
 	uint8_t magic[4], version, k;
@@ -53,13 +56,15 @@ enum scone_err scone_las_header(const uint8_t hdr[SCONE_LAS_HEADER_SIZE], enum s
 	if (memcmp(magic, "SLAS", 4) != 0)
 		return scone_err_set(SCONE_ERR_MALFORMED, "LAS message header: bad magic (not a LAS peer?)");
 	if (version != SCONE_LAS_VERSION)
-		return scone_err_set(SCONE_ERR_UNSUPPORTED, "LAS message header: protocol version %u, this side speaks %d",
-				     version, SCONE_LAS_VERSION);
+		return scone_err_set(SCONE_ERR_UNSUPPORTED,
+				     "LAS message header: protocol version %u, this side speaks %d", version,
+				     SCONE_LAS_VERSION);
 	if (k < SCONE_LAS_MSG_REQUEST || k > SCONE_LAS_MSG_REFUSAL || reserved != 0)
-		return scone_err_set(SCONE_ERR_MALFORMED, "LAS message header: unknown kind %u or reserved bits set", k);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "LAS message header: unknown kind %u or reserved bits set", k);
 	if (size > SCONE_LAS_BODY_MAX)
-		return scone_err_set(SCONE_ERR_TOO_LARGE, "LAS message header: body of %u bytes, limit %d", size,
-				     SCONE_LAS_BODY_MAX);
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "LAS message header: body of %u bytes, limit %d",
+				     size, SCONE_LAS_BODY_MAX);
 	*kind = (enum scone_las_kind)k;
 	*body_size = size;
 	return SCONE_ERR_OK;
@@ -101,8 +106,9 @@ static enum scone_err put_text(struct scone_wbuf *w, const char *what, const cha
 	size_t n = strnlen(s, SCONE_LAS_TEXT_MAX + 1);
 
 	if (n > SCONE_LAS_TEXT_MAX || !printable(s, n))
-		return scone_err_set(SCONE_ERR_INVALID, "LAS report: %s is longer than %d bytes or not printable ASCII",
-				     what, SCONE_LAS_TEXT_MAX);
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "LAS report: %s is longer than %d bytes or not printable ASCII", what,
+				     SCONE_LAS_TEXT_MAX);
 	SCONE_TRY(scone_wbuf_u16(w, (uint16_t)n));
 	return scone_wbuf_put(w, s, n);
 }
@@ -137,13 +143,13 @@ static enum scone_err get_text(struct scone_rbuf *r, const char *field, char out
 
 	SCONE_TRY(scone_rbuf_u16(r, field, &n));
 	if (n > SCONE_LAS_TEXT_MAX)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s of %u bytes at offset %zu, limit %d", r->what, field, n,
-				     r->pos - 2, SCONE_LAS_TEXT_MAX);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s of %u bytes at offset %zu, limit %d",
+				     r->what, field, n, r->pos - 2, SCONE_LAS_TEXT_MAX);
 	SCONE_TRY(scone_rbuf_bytes(r, field, out, n));
 	out[n] = '\0';
 	if (!printable(out, n))
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s holds a byte that is not printable ASCII", r->what,
-				     field);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s holds a byte that is not printable ASCII",
+				     r->what, field);
 	return SCONE_ERR_OK;
 }
 
@@ -154,7 +160,8 @@ static enum scone_err decode_fields(struct scone_rbuf *r, struct scone_las_repor
 
 	SCONE_TRY(scone_rbuf_bytes(r, "magic", magic, 8));
 	if (memcmp(magic, REPORT_MAGIC, 8) != 0)
-		return scone_err_set(SCONE_ERR_MALFORMED, "LAS report: bad magic (not a LAS report, or another version)");
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "LAS report: bad magic (not a LAS report, or another version)");
 	SCONE_TRY(scone_rbuf_u64(r, "time", &t));
 	if (t > INT64_MAX)
 		return scone_err_set(SCONE_ERR_MALFORMED, "LAS report: time out of range");
@@ -181,7 +188,8 @@ enum scone_err scone_las_report_decode(const uint8_t *in, size_t size, struct sc
 
 	memset(out, 0, sizeof(*out));
 	if (size > SCONE_LAS_BODY_MAX)
-		return scone_err_set(SCONE_ERR_TOO_LARGE, "LAS report: %zu bytes, limit %d", size, SCONE_LAS_BODY_MAX);
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "LAS report: %zu bytes, limit %d", size,
+				     SCONE_LAS_BODY_MAX);
 	scone_rbuf_init(&r, in, size, "LAS report");
 	err = decode_fields(&r, out);
 	if (!err) {
@@ -189,13 +197,15 @@ enum scone_err scone_las_report_decode(const uint8_t *in, size_t size, struct sc
 		err = scone_rbuf_bytes(&r, "signature", out->signature, SCONE_LAS_SIG_SIZE);
 	}
 	if (!err && scone_rbuf_left(&r))
-		err = scone_err_set(SCONE_ERR_MALFORMED, "LAS report: %zu bytes after the signature", scone_rbuf_left(&r));
+		err = scone_err_set(SCONE_ERR_MALFORMED, "LAS report: %zu bytes after the signature",
+				    scone_rbuf_left(&r));
 	if (err)
 		memset(out, 0, sizeof(*out));
 	return err;
 }
 
-enum scone_err scone_las_report_check_sig(const struct scone_las_report *r, const uint8_t *in, size_t tbs_size)
+enum scone_err scone_las_report_check_sig(const struct scone_las_report *r, const uint8_t *in,
+					  size_t tbs_size)
 {
 	EVP_PKEY *key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, r->las_key, SCONE_LAS_KEY_SIZE);
 	EVP_MD_CTX *md = key ? EVP_MD_CTX_new() : NULL;
@@ -208,9 +218,10 @@ enum scone_err scone_las_report_check_sig(const struct scone_las_report *r, cons
 	if (!md)
 		return scone_err_set(SCONE_ERR_CRYPTO, "LAS report: cannot set up Ed25519 verification");
 	if (ok != 1)
-		return scone_err_set(SCONE_ERR_AUTH,
-				     "LAS report: the signature does not verify with the LAS key it names (forged or "
-				     "altered report)");
+		return scone_err_set(
+		    SCONE_ERR_AUTH,
+		    "LAS report: the signature does not verify with the LAS key it names (forged or "
+		    "altered report)");
 	return SCONE_ERR_OK;
 }
 
@@ -247,7 +258,8 @@ enum scone_err scone_las_refusal_decode(const uint8_t *body, size_t size, enum s
 	SCONE_TRY(scone_rbuf_u16(&r, "code", &c));
 	SCONE_TRY(get_text(&r, "reason", reason));
 	if (scone_rbuf_left(&r))
-		return scone_err_set(SCONE_ERR_MALFORMED, "LAS refusal: %zu bytes after the reason", scone_rbuf_left(&r));
+		return scone_err_set(SCONE_ERR_MALFORMED, "LAS refusal: %zu bytes after the reason",
+				     scone_rbuf_left(&r));
 	/* A code this side does not know, or OK, still means "refused". */
 	*code = c > SCONE_ERR_OK && c < SCONE_ERR_COUNT_ ? (enum scone_err)c : SCONE_ERR_ATTESTATION;
 	return SCONE_ERR_OK;
@@ -260,13 +272,14 @@ enum scone_err scone_las_addr_path(const char *addr, char *path, size_t path_siz
 	if (!addr || !*addr)
 		addr = SCONE_LAS_DEFAULT_ADDR;
 	if (strncmp(addr, "unix:", 5) != 0 || addr[5] != '/')
-		return scone_err_set(SCONE_ERR_INVALID,
-				     "LAS address \"%.100s\": expected unix:/PATH (the LAS has no TCP listener: over TCP "
-				     "it could not identify its caller)",
-				     addr);
+		return scone_err_set(
+		    SCONE_ERR_INVALID,
+		    "LAS address \"%.100s\": expected unix:/PATH (the LAS has no TCP listener: over TCP "
+		    "it could not identify its caller)",
+		    addr);
 	if ((size_t)snprintf(path, path_size, "%s", addr + 5) >= path_size)
-		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "LAS address: socket path longer than %zu bytes",
-				     path_size - 1);
+		return scone_err_set(SCONE_ERR_NAME_TOO_LONG,
+				     "LAS address: socket path longer than %zu bytes", path_size - 1);
 	return SCONE_ERR_OK;
 }
 

@@ -25,11 +25,11 @@
 #define SCONE_LAS_DEFAULT_ADDR "unix:/run/scone/las.sock"
 #define SCONE_LAS_VERSION 1
 #define SCONE_LAS_HEADER_SIZE 12
-#define SCONE_LAS_BODY_MAX 4096     /* no LAS message is larger */
-#define SCONE_LAS_REQUEST_SIZE 104  /* report data 64, exec binding 32, runtime address 8 */
-#define SCONE_LAS_TEXT_MAX 480      /* cgroup and exe paths in a report, a refusal's reason */
-#define SCONE_LAS_KEY_SIZE 32       /* Ed25519 public key */
-#define SCONE_LAS_SIG_SIZE 64       /* Ed25519 signature */
+#define SCONE_LAS_BODY_MAX 4096	   /* no LAS message is larger */
+#define SCONE_LAS_REQUEST_SIZE 104 /* report data 64, exec binding 32, runtime address 8 */
+#define SCONE_LAS_TEXT_MAX 480	   /* cgroup and exe paths in a report, a refusal's reason */
+#define SCONE_LAS_KEY_SIZE 32	   /* Ed25519 public key */
+#define SCONE_LAS_SIG_SIZE 64	   /* Ed25519 signature */
 
 enum scone_las_kind {
 	SCONE_LAS_MSG_REQUEST = 1,
@@ -52,7 +52,7 @@ struct scone_las_report {
 	uint8_t runtime_measurement[32]; /* SHA-256 of the file holding runtime_addr; zero if none */
 	uint8_t report_data[SCONE_REPORT_DATA_SIZE];
 	uint32_t uid, gid, pid;
-	uint32_t files;     /* distinct code files measured */
+	uint32_t files;	    /* distinct code files measured */
 	uint32_t anon_exec; /* executable mappings without a file (JIT code): counted, not measured */
 	uint8_t report_id[16];
 	char cgroup[SCONE_LAS_TEXT_MAX + 1];
@@ -68,31 +68,36 @@ SCONE_MUST_CHECK enum scone_err scone_las_frame(enum scone_las_kind kind, const 
  * Parse a frame header (SCONE_LAS_HEADER_SIZE bytes): *kind and the body
  * size that follows (at most SCONE_LAS_BODY_MAX).
  */
-SCONE_MUST_CHECK enum scone_err scone_las_header(const uint8_t hdr[SCONE_LAS_HEADER_SIZE], enum scone_las_kind *kind,
-						 size_t *body_size);
+SCONE_MUST_CHECK enum scone_err scone_las_header(const uint8_t hdr[SCONE_LAS_HEADER_SIZE],
+						 enum scone_las_kind *kind, size_t *body_size);
 
 void scone_las_request_encode(const struct scone_las_request *r, uint8_t out[SCONE_LAS_REQUEST_SIZE]);
-SCONE_MUST_CHECK enum scone_err scone_las_request_decode(const uint8_t *body, size_t size, struct scone_las_request *out);
+SCONE_MUST_CHECK enum scone_err scone_las_request_decode(const uint8_t *body, size_t size,
+							 struct scone_las_request *out);
 
 /* The report's bytes up to (not including) the signature: what the LAS signs. */
-SCONE_MUST_CHECK enum scone_err scone_las_report_tbs(const struct scone_las_report *r, struct scone_wbuf *out);
+SCONE_MUST_CHECK enum scone_err scone_las_report_tbs(const struct scone_las_report *r,
+						     struct scone_wbuf *out);
 /* The whole report (tbs || signature): the evidence bytes. */
-SCONE_MUST_CHECK enum scone_err scone_las_report_encode(const struct scone_las_report *r, struct scone_wbuf *out);
+SCONE_MUST_CHECK enum scone_err scone_las_report_encode(const struct scone_las_report *r,
+							struct scone_wbuf *out);
 /*
  * Parse a report (untrusted) without checking its signature; *tbs_size is
  * the number of signed bytes at the start of in.
  */
-SCONE_MUST_CHECK enum scone_err scone_las_report_decode(const uint8_t *in, size_t size, struct scone_las_report *out,
-							size_t *tbs_size);
+SCONE_MUST_CHECK enum scone_err scone_las_report_decode(const uint8_t *in, size_t size,
+							struct scone_las_report *out, size_t *tbs_size);
 /* Check the Ed25519 signature of a decoded report over in[0..tbs_size): AUTH when it fails. */
-SCONE_MUST_CHECK enum scone_err scone_las_report_check_sig(const struct scone_las_report *r, const uint8_t *in,
-							   size_t tbs_size);
+SCONE_MUST_CHECK enum scone_err scone_las_report_check_sig(const struct scone_las_report *r,
+							   const uint8_t *in, size_t tbs_size);
 /* The platform id of a LAS: SHA-256 of its raw Ed25519 public key. */
 void scone_las_platform_id(const uint8_t key[SCONE_LAS_KEY_SIZE], uint8_t out[32]);
 
 /* A refusal: an error code (enum scone_err) and a reason for the caller (printable ASCII). */
-SCONE_MUST_CHECK enum scone_err scone_las_refusal_encode(enum scone_err code, const char *reason, struct scone_wbuf *out);
-SCONE_MUST_CHECK enum scone_err scone_las_refusal_decode(const uint8_t *body, size_t size, enum scone_err *code,
+SCONE_MUST_CHECK enum scone_err scone_las_refusal_encode(enum scone_err code, const char *reason,
+							 struct scone_wbuf *out);
+SCONE_MUST_CHECK enum scone_err scone_las_refusal_decode(const uint8_t *body, size_t size,
+							 enum scone_err *code,
 							 char reason[SCONE_LAS_TEXT_MAX + 1]);
 
 /*

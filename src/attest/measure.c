@@ -98,7 +98,8 @@ enum scone_err scone_maps_next(struct scone_rbuf *r, struct scone_map_line *out)
 	c.p = start;
 	c.end = start + len;
 	if (!parse_line(&c, out))
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: cannot parse the line at offset %zu", r->what, r->pos);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: cannot parse the line at offset %zu", r->what,
+				     r->pos);
 	r->pos += len + (nl ? 1 : 0);
 	return SCONE_ERR_OK;
 }
@@ -146,7 +147,8 @@ enum scone_err scone_measure_fd(int fd, uint8_t out[32], uint64_t *size)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			err = scone_err_set(scone_err_from_errno(errno), "reading a code file: %s", strerror(errno));
+			err = scone_err_set(scone_err_from_errno(errno), "reading a code file: %s",
+					    strerror(errno));
 		else if (EVP_DigestUpdate(md, buf, (size_t)n) != 1)
 			err = scone_err_set(SCONE_ERR_CRYPTO, "SHA-256 of a code file");
 		else
@@ -176,14 +178,15 @@ struct seen {
 static const uint8_t *seen_find(const struct seen *s, const struct scone_map_line *m)
 {
 	for (size_t i = 0; i < s->n; i++)
-		if (s->id[i].inode == m->inode && s->id[i].major == m->dev_major && s->id[i].minor == m->dev_minor)
+		if (s->id[i].inode == m->inode && s->id[i].major == m->dev_major &&
+		    s->id[i].minor == m->dev_minor)
 			return s->hash[i];
 	return NULL;
 }
 
 static bool kernel_mapping(const struct scone_map_line *m)
 {
-	static const char *const names[] = { "[vdso]", "[vsyscall]", "[uprobes]", "[vvar]" };
+	static const char *const names[] = {"[vdso]", "[vsyscall]", "[uprobes]", "[vvar]"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (m->path_len == strlen(names[i]) && memcmp(m->path, names[i], m->path_len) == 0)
@@ -205,7 +208,8 @@ static enum scone_err read_maps(int proc_fd, struct scone_wbuf *w)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			err = scone_err_set(scone_err_from_errno(errno), "/proc/PID/maps: %s", strerror(errno));
+			err =
+			    scone_err_set(scone_err_from_errno(errno), "/proc/PID/maps: %s", strerror(errno));
 		else
 			err = scone_wbuf_put(w, buf, (size_t)n);
 	}
@@ -216,15 +220,17 @@ static enum scone_err read_maps(int proc_fd, struct scone_wbuf *w)
 }
 
 /* A code mapping: its file's hash, from earlier mappings of the same file or the hook. */
-static enum scone_err code_mapping(int proc_fd, const struct scone_measure_io *io, const struct scone_map_line *m,
-				   struct seen *s, struct scone_measure_result *out)
+static enum scone_err code_mapping(int proc_fd, const struct scone_measure_io *io,
+				   const struct scone_map_line *m, struct seen *s,
+				   struct scone_measure_result *out)
 {
 	const uint8_t *h = seen_find(s, m);
 	char name[64];
 
 	if (!h) {
 		if (s->n == SCONE_MEASURE_MAX_FILES)
-			return scone_err_set(SCONE_ERR_LIMIT, "more than %d code files mapped", SCONE_MEASURE_MAX_FILES);
+			return scone_err_set(SCONE_ERR_LIMIT, "more than %d code files mapped",
+					     SCONE_MEASURE_MAX_FILES);
 		snprintf(name, sizeof(name), "map_files/%" PRIx64 "-%" PRIx64, m->start, m->end);
 		SCONE_TRY(io->file_hash(io->ctx, proc_fd, name, m, s->hash[s->n]));
 		s->id[s->n].major = m->dev_major;
@@ -261,7 +267,8 @@ static enum scone_err walk_maps(int proc_fd, const struct scone_measure_io *io, 
 	return err == SCONE_ERR_NOT_FOUND ? SCONE_ERR_OK : err;
 }
 
-enum scone_err scone_measure_process(int proc_fd, const struct scone_measure_io *io, struct scone_measure_result *out)
+enum scone_err scone_measure_process(int proc_fd, const struct scone_measure_io *io,
+				     struct scone_measure_result *out)
 {
 	struct scone_wbuf maps;
 	struct seen *s = calloc(1, sizeof(*s));
@@ -310,17 +317,19 @@ static enum scone_err self_file_hash(void *ctx, int proc_fd, const char *name, c
 	(void)ctx;
 	if (fd < 0 && m && (errno == EPERM || errno == EACCES)) {
 		if (m->path_len == 0 || m->path_len >= sizeof(path) || m->path[0] != '/')
-			return scone_err_set(SCONE_ERR_UNSUPPORTED, "a code mapping has no usable path (run as root)");
+			return scone_err_set(SCONE_ERR_UNSUPPORTED,
+					     "a code mapping has no usable path (run as root)");
 		memcpy(path, m->path, m->path_len);
 		path[m->path_len] = '\0';
 		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0 && (fstat(fd, &st) != 0 || st.st_ino != m->inode || major(st.st_dev) != m->dev_major ||
-				minor(st.st_dev) != m->dev_minor)) {
+		if (fd >= 0 && (fstat(fd, &st) != 0 || st.st_ino != m->inode ||
+				major(st.st_dev) != m->dev_major || minor(st.st_dev) != m->dev_minor)) {
 			close(fd);
-			return scone_err_set(SCONE_ERR_UNSUPPORTED,
-					     "%s is not the file mapped (replaced, deleted or on an overlay): run scone "
-					     "measure as root",
-					     path);
+			return scone_err_set(
+			    SCONE_ERR_UNSUPPORTED,
+			    "%s is not the file mapped (replaced, deleted or on an overlay): run scone "
+			    "measure as root",
+			    path);
 		}
 	}
 	if (fd < 0)
@@ -330,11 +339,11 @@ static enum scone_err self_file_hash(void *ctx, int proc_fd, const char *name, c
 	return err;
 }
 
-enum scone_err scone_measure_self(void (*on_file)(void *ctx, const char *role, const char *path, size_t path_len,
-						   const uint8_t hash[32]),
+enum scone_err scone_measure_self(void (*on_file)(void *ctx, const char *role, const char *path,
+						  size_t path_len, const uint8_t hash[32]),
 				  void *ctx, struct scone_measure_result *out)
 {
-	struct scone_measure_io io = { .file_hash = self_file_hash, .on_file = on_file, .ctx = ctx };
+	struct scone_measure_io io = {.file_hash = self_file_hash, .on_file = on_file, .ctx = ctx};
 	int proc_fd = open("/proc/self", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	enum scone_err err;
 

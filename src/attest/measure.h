@@ -58,7 +58,8 @@ SCONE_MUST_CHECK enum scone_err scone_maps_next(struct scone_rbuf *r, struct sco
 /* The measurement of an executable's hash and the code files' hashes (sorted and deduplicated in place). */
 void scone_measurement_combine(const uint8_t exe_hash[32], uint8_t (*files)[32], size_t n, uint8_t out[32]);
 
-/* SHA-256 of everything readable from fd (from its current offset); *size gets the byte count (may be NULL). */
+/* SHA-256 of everything readable from fd (from its current offset); *size gets the byte count (may be NULL).
+ */
 SCONE_MUST_CHECK enum scone_err scone_measure_fd(int fd, uint8_t out[32], uint64_t *size);
 
 /*
@@ -70,7 +71,8 @@ struct scone_measure_io {
 	enum scone_err (*file_hash)(void *ctx, int proc_fd, const char *name, const struct scone_map_line *m,
 				    uint8_t out[32]);
 	/* Called once per distinct code file and for the executable (role "exe" or "file"); may be NULL. */
-	void (*on_file)(void *ctx, const char *role, const char *path, size_t path_len, const uint8_t hash[32]);
+	void (*on_file)(void *ctx, const char *role, const char *path, size_t path_len,
+			const uint8_t hash[32]);
 	void *ctx;
 	uint64_t addr; /* if non-zero: report the hash of the code file mapped at this address */
 };
@@ -80,7 +82,7 @@ struct scone_measure_result {
 	uint8_t exe_hash[32];
 	uint8_t addr_hash[32]; /* zero unless addr_found */
 	bool addr_found;
-	uint32_t files;     /* distinct code files */
+	uint32_t files;	    /* distinct code files */
 	uint32_t anon_exec; /* executable mappings without a file */
 };
 
@@ -94,8 +96,9 @@ SCONE_MUST_CHECK enum scone_err scone_measure_process(int proc_fd, const struct 
  * maps checked against its device and inode. on_file/ctx as above (may be
  * NULL).
  */
-SCONE_MUST_CHECK enum scone_err scone_measure_self(void (*on_file)(void *ctx, const char *role, const char *path,
-								    size_t path_len, const uint8_t hash[32]),
+SCONE_MUST_CHECK enum scone_err scone_measure_self(void (*on_file)(void *ctx, const char *role,
+								   const char *path, size_t path_len,
+								   const uint8_t hash[32]),
 						   void *ctx, struct scone_measure_result *out);
 
 #endif

@@ -51,12 +51,16 @@ static int usage_error(const char *usage, const char *msg)
 }
 
 /* Options common to the commands; returns 0, or the exit status of a usage error or --help. */
-static int parse(int argc, char **argv, const char *usage, const char *help, bool need_arg, struct admin_opts *o)
+static int parse(int argc, char **argv, const char *usage, const char *help, bool need_arg,
+		 struct admin_opts *o)
 {
 	static const struct option longopts[] = {
-	    {"state-dir", required_argument, NULL, 'd'},   {"store", required_argument, NULL, 's'},
-	    {"audit-log", required_argument, NULL, 'a'},   {"accept-tag-rollback", no_argument, NULL, 'A'},
-	    {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0},
+	    {"state-dir", required_argument, NULL, 'd'},
+	    {"store", required_argument, NULL, 's'},
+	    {"audit-log", required_argument, NULL, 'a'},
+	    {"accept-tag-rollback", no_argument, NULL, 'A'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -86,14 +90,15 @@ static int parse(int argc, char **argv, const char *usage, const char *help, boo
 		return usage_error(usage, "unexpected argument");
 	o->arg = need_arg ? argv[optind] : NULL;
 	if (o->store && scone_store_url_has_password(o->store))
-		return usage_error(usage, "--store carries a password, which ps would show to every user: put it in a "
-					  "password file (passfile=PATH in the URL, or ~/.pgpass)");
+		return usage_error(
+		    usage, "--store carries a password, which ps would show to every user: put it in a "
+			   "password file (passfile=PATH in the URL, or ~/.pgpass)");
 	return 0;
 }
 
 /* The store of the state: opened with flags, after the key material. */
-static enum scone_err open_store(struct cas *cas, const struct admin_opts *o, bool create_keys, unsigned flags,
-				 struct scone_store **st)
+static enum scone_err open_store(struct cas *cas, const struct admin_opts *o, bool create_keys,
+				 unsigned flags, struct scone_store **st)
 {
 	SCONE_TRY(cas_state_keys(cas, o->state_dir, o->store, create_keys));
 	return scone_store_open(cas->store_url, cas->master_key, flags, st);
@@ -164,15 +169,16 @@ static int cmd_restore(int argc, char **argv)
 	struct scone_store *st = NULL;
 	struct cas_restore_opts ro;
 	enum scone_err err;
-	int rc = parse(argc, argv,
-		       "scone-cas restore [--state-dir DIR] [--store URL] (--audit-log FILE... | --accept-tag-rollback) "
-		       "BACKUP",
-		       "Load BACKUP into an empty store (made if absent), then bring forward what the audit\n"
-		       "logs (exports, or replicas' --audit-mirror files) say happened after the backup: newer\n"
-		       "audit entries, every volume's newest tag (so a volume rolled back to the backup's\n"
-		       "state is refused), sessions deleted since; sessions created or updated since are\n"
-		       "listed for their owners. DIR must hold the original master key and identity.\n",
-		       true, &o);
+	int rc = parse(
+	    argc, argv,
+	    "scone-cas restore [--state-dir DIR] [--store URL] (--audit-log FILE... | --accept-tag-rollback) "
+	    "BACKUP",
+	    "Load BACKUP into an empty store (made if absent), then bring forward what the audit\n"
+	    "logs (exports, or replicas' --audit-mirror files) say happened after the backup: newer\n"
+	    "audit entries, every volume's newest tag (so a volume rolled back to the backup's\n"
+	    "state is refused), sessions deleted since; sessions created or updated since are\n"
+	    "listed for their owners. DIR must hold the original master key and identity.\n",
+	    true, &o);
 
 	if (rc)
 		return rc < 0 ? 0 : rc;
@@ -193,7 +199,8 @@ static int cmd_restore(int argc, char **argv)
 	return err ? fail("restore", o.arg, err) : 0;
 }
 
-struct export {
+struct export
+{
 	FILE *f;
 	uint64_t n;
 };
@@ -202,7 +209,8 @@ static enum scone_err export_entry(void *ctx, const struct scone_store_item *it)
 {
 	struct export *x = ctx;
 
-	if (fwrite(it->audit->line, 1, it->audit->line_len, x->f) != it->audit->line_len || fputc('\n', x->f) == EOF)
+	if (fwrite(it->audit->line, 1, it->audit->line_len, x->f) != it->audit->line_len ||
+	    fputc('\n', x->f) == EOF)
 		return scone_err_set(SCONE_ERR_IO, "audit export: write failed");
 	x->n++;
 	return SCONE_ERR_OK;

@@ -79,7 +79,8 @@ void cas_loaded_free(struct cas_loaded *l)
 	memset(l, 0, sizeof(*l));
 }
 
-bool cas_load_session(struct cas *cas, int worker, const char *name, struct cas_loaded *out, struct cas_response *resp)
+bool cas_load_session(struct cas *cas, int worker, const char *name, struct cas_loaded *out,
+		      struct cas_response *resp)
 {
 	struct scone_store *st = store_of(cas, worker);
 	enum scone_err err;
@@ -114,7 +115,8 @@ static void hex32(const uint8_t in[32], char out[65])
 }
 
 /* 400 with every validation error, positions included. */
-static void respond_policy_errors(struct cas_response *resp, enum scone_err err, const struct scone_policy_diag *d)
+static void respond_policy_errors(struct cas_response *resp, enum scone_err err,
+				  const struct scone_policy_diag *d)
 {
 	json_t *list = json_array(), *j;
 
@@ -128,8 +130,8 @@ static void respond_policy_errors(struct cas_response *resp, enum scone_err err,
 		json_array_append_new(list, json_pack("{s:i,s:i,s:s,s:s}", "line", e->pos.line, "column",
 						      e->pos.column, "path", e->path, "message", e->message));
 	}
-	j = json_pack("{s:s,s:s,s:o,s:I}", "error", "the session is invalid", "code", "POLICY", "errors", list,
-		      "more_errors", (json_int_t)d->dropped);
+	j = json_pack("{s:s,s:s,s:o,s:I}", "error", "the session is invalid", "code", "POLICY", "errors",
+		      list, "more_errors", (json_int_t)d->dropped);
 	cas_respond_json(resp, 400, j);
 }
 
@@ -141,8 +143,9 @@ static json_t *policy_warnings(const struct scone_policy_diag *d)
 	for (size_t i = 0; i < d->n_notes; i++) {
 		const struct scone_policy_note *n = &d->notes[i];
 		if (n->kind == SCONE_NOTE_WARNING)
-			json_array_append_new(list, json_pack("{s:i,s:i,s:s,s:s}", "line", n->e.pos.line, "column",
-							      n->e.pos.column, "path", n->e.path, "message", n->e.message));
+			json_array_append_new(list, json_pack("{s:i,s:i,s:s,s:s}", "line", n->e.pos.line,
+							      "column", n->e.pos.column, "path", n->e.path,
+							      "message", n->e.message));
 	}
 	return list;
 }
@@ -150,7 +153,7 @@ static json_t *policy_warnings(const struct scone_policy_diag *d)
 static bool parse_body_session(struct cas *cas, const struct cas_request *req, struct cas_response *resp,
 			       struct scone_session **out, json_t **warnings)
 {
-	struct scone_policy_diag diag = { 0 };
+	struct scone_policy_diag diag = {0};
 	enum scone_err err;
 
 	err = scone_session_parse((const char *)req->body, req->body_len, out, &diag);
@@ -191,21 +194,23 @@ static bool keygen_allowed(struct cas *cas, const struct cas_request *req, const
 
 	*cost = scone_secrets_keygen_cost(s, previous);
 	if (*cost > per_request(cas)) {
-		cas_respond_error(resp, 400, "LIMIT",
-				  "session %s: its new keys cost %u units of key generation, and one create or update "
-				  "may spend at most %u (an RSA-3072 key counts %u, RSA-2048 %u, P-256, P-384 and "
-				  "Ed25519 keys 0): use EC keys, keep keys across updates with migrate: true, or split "
-				  "the session",
-				  s->name, *cost, per_request(cas), SCONE_SECRETS_COST_RSA3072, SCONE_SECRETS_COST_RSA2048);
+		cas_respond_error(
+		    resp, 400, "LIMIT",
+		    "session %s: its new keys cost %u units of key generation, and one create or update "
+		    "may spend at most %u (an RSA-3072 key counts %u, RSA-2048 %u, P-256, P-384 and "
+		    "Ed25519 keys 0): use EC keys, keep keys across updates with migrate: true, or split "
+		    "the session",
+		    s->name, *cost, per_request(cas), SCONE_SECRETS_COST_RSA3072, SCONE_SECRETS_COST_RSA2048);
 		return false;
 	}
 	if (!cas->keygen || cas_budget_take(cas->keygen, budget_key(req), *cost, &retry))
 		return true;
 	resp->retry_after = retry;
-	cas_respond_error(resp, 429, "LIMIT",
-			  "session %s: this client has used its key-generation budget (units per minute: RSA-3072 "
-			  "keys count %u, RSA-2048 %u); this create or update needs %u; retry in %u s",
-			  s->name, SCONE_SECRETS_COST_RSA3072, SCONE_SECRETS_COST_RSA2048, *cost, retry);
+	cas_respond_error(
+	    resp, 429, "LIMIT",
+	    "session %s: this client has used its key-generation budget (units per minute: RSA-3072 "
+	    "keys count %u, RSA-2048 %u); this create or update needs %u; retry in %u s",
+	    s->name, SCONE_SECRETS_COST_RSA3072, SCONE_SECRETS_COST_RSA2048, *cost, retry);
 	return false;
 }
 
@@ -218,9 +223,9 @@ static enum scone_err make_rec(struct cas *cas, const struct cas_request *req, c
 			       const uint8_t creator[32], const struct scone_secret_set *previous,
 			       unsigned key_budget, struct scone_session_rec *rec)
 {
-	struct cas_imports im = { .cas = cas, .worker = req->worker, .who = s, .who_creator = creator };
-	struct scone_secrets_opts opts = { .resolve = cas_resolve_secret_import, .resolve_ctx = &im,
-					   .key_budget = key_budget };
+	struct cas_imports im = {.cas = cas, .worker = req->worker, .who = s, .who_creator = creator};
+	struct scone_secrets_opts opts = {
+	    .resolve = cas_resolve_secret_import, .resolve_ctx = &im, .key_budget = key_budget};
 	struct scone_secret_set *set = NULL;
 	struct scone_wbuf blob;
 	enum scone_err err;
@@ -296,9 +301,10 @@ static bool creator_ok(const struct scone_session *s, const uint8_t who[32], str
 {
 	if (!s->has_creator || scone_ct_equal(s->creator_spki_sha256, who, 32))
 		return true;
-	cas_respond_error(resp, 400, "POLICY",
-			  "session %s: creator names another key than the %s; creator is set by CAS: remove it", s->name,
-			  s->predecessor ? "session's creator" : "client certificate uploading it");
+	cas_respond_error(
+	    resp, 400, "POLICY",
+	    "session %s: creator names another key than the %s; creator is set by CAS: remove it", s->name,
+	    s->predecessor ? "session's creator" : "client certificate uploading it");
 	return false;
 }
 
@@ -316,19 +322,22 @@ static bool namespace_hash_ok(struct cas *cas, const struct cas_request *req, co
 		return true;
 	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - s->name), s->name);
 	if (st->ops->get(st, parent, &rec) != SCONE_ERR_OK) {
-		cas_respond_error(resp, 409, "CONFLICT", "session %s: namespace_hash names namespace %s, which does not exist",
+		cas_respond_error(resp, 409, "CONFLICT",
+				  "session %s: namespace_hash names namespace %s, which does not exist",
 				  s->name, parent);
 		return false;
 	}
 	hex32(rec.hash, h);
 	ok = strcmp(h, s->namespace_hash) == 0;
 	scone_session_rec_clear(&rec);
-	/* the parent's hash is not told: the caller may not be allowed to read it (a salted one is private) */
+	/* the parent's hash is not told: the caller may not be allowed to read it (a salted one is private)
+	 */
 	if (!ok)
-		cas_respond_error(resp, 409, "CONFLICT",
-				  "session %s: namespace %s does not have the namespace_hash given (it changed, or the "
-				  "hash is of another session)",
-				  s->name, parent);
+		cas_respond_error(
+		    resp, 409, "CONFLICT",
+		    "session %s: namespace %s does not have the namespace_hash given (it changed, or the "
+		    "hash is of another session)",
+		    s->name, parent);
 	return ok;
 }
 
@@ -342,13 +351,15 @@ static void session_create(struct cas *cas, const struct cas_request *req, struc
 	enum scone_err err;
 
 	if (!req->has_peer_key) {
-		cas_respond_error(resp, 401, "AUTH", "creating a session needs a client certificate (scone cas keygen)");
+		cas_respond_error(resp, 401, "AUTH",
+				  "creating a session needs a client certificate (scone cas keygen)");
 		return;
 	}
 	if (!parse_body_session(cas, req, resp, &s, &warnings))
 		return;
 	if (s->predecessor) {
-		cas_respond_error(resp, 400, "POLICY", "session %s: a new session has no predecessor (to replace one, update it)",
+		cas_respond_error(resp, 400, "POLICY",
+				  "session %s: a new session has no predecessor (to replace one, update it)",
 				  s->name);
 		goto out;
 	}
@@ -373,14 +384,15 @@ out:
 }
 
 /* Load the current session if its access_policy.update admits the caller; else respond. */
-static bool load_for_update(struct cas *cas, const struct cas_request *req, const char *name, struct cas_loaded *cur,
-			    struct cas_response *resp)
+static bool load_for_update(struct cas *cas, const struct cas_request *req, const char *name,
+			    struct cas_loaded *cur, struct cas_response *resp)
 {
 	if (!cas_load_session(cas, req->worker, name, cur, resp))
 		return false;
 	if (cas_access_allows(cas, req->worker, cur, 'u', peer_of(req)))
 		return true;
-	cas_respond_error(resp, 403, "PERMISSION", "session %s: access_policy.update does not allow this client", name);
+	cas_respond_error(resp, 403, "PERMISSION",
+			  "session %s: access_policy.update does not allow this client", name);
 	cas_loaded_free(cur);
 	return false;
 }
@@ -402,11 +414,13 @@ static void session_update(struct cas *cas, const struct cas_request *req, const
 	if (!parse_body_session(cas, req, resp, &s, &warnings))
 		goto out;
 	if (strcmp(s->name, name) != 0) {
-		cas_respond_error(resp, 400, "POLICY", "the document names session %s, the request %s", s->name, name);
+		cas_respond_error(resp, 400, "POLICY", "the document names session %s, the request %s",
+				  s->name, name);
 		goto out;
 	}
 	if (!s->predecessor || scone_hex_decode(pred, 32, s->predecessor, "predecessor")) {
-		cas_respond_error(resp, 400, "POLICY", "session %s: an update must name its predecessor (the current hash)", name);
+		cas_respond_error(resp, 400, "POLICY",
+				  "session %s: an update must name its predecessor (the current hash)", name);
 		goto out;
 	}
 	if (!creator_ok(s, cur.rec.creator, resp))
@@ -415,7 +429,8 @@ static void session_update(struct cas *cas, const struct cas_request *req, const
 		char h[65];
 		hex32(cur.rec.hash, h);
 		atomic_fetch_add(&cas->counters.update_conflicts, 1);
-		cas_respond_error(resp, 409, "CONFLICT", "session %s: predecessor is not the current hash %s", name, h);
+		cas_respond_error(resp, 409, "CONFLICT", "session %s: predecessor is not the current hash %s",
+				  name, h);
 		goto out;
 	}
 	if (!keygen_allowed(cas, req, s, cur.secrets, &cost, resp))
@@ -469,12 +484,13 @@ static json_t *secrets_public(const struct cas_loaded *l)
 
 	for (size_t i = 0; i < l->session->n_secrets; i++) {
 		const struct scone_secret *sec = &l->session->secrets[i];
-		json_t *o = json_pack("{s:s,s:s,s:b}", "name", sec->name, "kind", scone_secret_kind_name(sec->kind), "imported",
-				      sec->import != NULL);
+		json_t *o = json_pack("{s:s,s:s,s:b}", "name", sec->name, "kind",
+				      scone_secret_kind_name(sec->kind), "imported", sec->import != NULL);
 		struct scone_wbuf pub;
 
 		scone_wbuf_init(&pub, 1 << 20, 0);
-		if (!sec->import && scone_secrets_public(l->secrets, sec->name, &pub) == SCONE_ERR_OK && pub.size)
+		if (!sec->import && scone_secrets_public(l->secrets, sec->name, &pub) == SCONE_ERR_OK &&
+		    pub.size)
 			json_object_set_new(o, "public", json_stringn((const char *)pub.data, pub.size));
 		scone_wbuf_free(&pub);
 		json_array_append_new(list, o);
@@ -482,7 +498,8 @@ static json_t *secrets_public(const struct cas_loaded *l)
 	return list;
 }
 
-static void session_read(struct cas *cas, const struct cas_request *req, const char *name, struct cas_response *resp)
+static void session_read(struct cas *cas, const struct cas_request *req, const char *name,
+			 struct cas_response *resp)
 {
 	struct cas_loaded cur;
 	char h[65], c[65];
@@ -490,15 +507,17 @@ static void session_read(struct cas *cas, const struct cas_request *req, const c
 	if (!cas_load_session(cas, req->worker, name, &cur, resp))
 		return;
 	if (!cas_access_allows(cas, req->worker, &cur, 'r', peer_of(req))) {
-		cas_respond_error(resp, 403, "PERMISSION", "session %s: access_policy.read does not allow this client", name);
+		cas_respond_error(resp, 403, "PERMISSION",
+				  "session %s: access_policy.read does not allow this client", name);
 		goto out;
 	}
 	hex32(cur.rec.hash, h);
 	hex32(cur.rec.creator, c);
 	cas_respond_json(resp, 200,
-			 json_pack("{s:s,s:s,s:s,s:s%,s:o,s:I,s:I}", "name", name, "hash", h, "creator", c, "session",
-				   cur.rec.body, cur.rec.body_len, "secrets", secrets_public(&cur), "created",
-				   (json_int_t)cur.rec.created, "updated", (json_int_t)cur.rec.updated));
+			 json_pack("{s:s,s:s,s:s,s:s%,s:o,s:I,s:I}", "name", name, "hash", h, "creator", c,
+				   "session", cur.rec.body, cur.rec.body_len, "secrets", secrets_public(&cur),
+				   "created", (json_int_t)cur.rec.created, "updated",
+				   (json_int_t)cur.rec.updated));
 out:
 	cas_loaded_free(&cur);
 }
@@ -532,7 +551,8 @@ static void session_list(struct cas *cas, const struct cas_request *req, struct 
 }
 
 /* GET /v1/otp/SESSION/SERVICE: for those the session's read policy admits. */
-static void otp_provision(struct cas *cas, const struct cas_request *req, const char *id, struct cas_response *resp)
+static void otp_provision(struct cas *cas, const struct cas_request *req, const char *id,
+			  struct cas_response *resp)
 {
 	char session[SCONE_SESSION_NAME_MAX + 1], service[SCONE_SESSION_NAME_MAX + 1];
 	struct cas_loaded cur;
@@ -545,15 +565,14 @@ static void otp_provision(struct cas *cas, const struct cas_request *req, const 
 	if (!cas_load_session(cas, req->worker, session, &cur, resp))
 		return;
 	if (!cas_access_allows(cas, req->worker, &cur, 'r', peer_of(req)))
-		cas_respond_error(resp, 403, "PERMISSION", "session %s: access_policy.read does not allow this client",
-				  session);
+		cas_respond_error(resp, 403, "PERMISSION",
+				  "session %s: access_policy.read does not allow this client", session);
 	else
 		cas_otp_provision(cas, req->worker, &cur, service, resp);
 	cas_loaded_free(&cur);
 }
 
 /* ---- health and metrics ---- */
-
 
 static enum scone_err cas_metrics(struct cas *cas, struct scone_store *st, struct scone_wbuf *b)
 {
@@ -572,12 +591,12 @@ static enum scone_err cas_metrics(struct cas *cas, struct scone_store *st, struc
 				    "Updates refused for a stale predecessor.", k->update_conflicts));
 	SCONE_TRY(cas_server_metric(b, "scone_cas_policy_rejections_total", "counter",
 				    "Session documents refused as invalid.", k->policy_rejects));
-	SCONE_TRY(cas_server_metric(b, "scone_cas_config_fetches_total", "counter", "Service configurations delivered.",
-				    k->config_fetches));
-	SCONE_TRY(cas_server_metric(b, "scone_cas_config_denied_total", "counter", "Service configurations refused.",
-				    k->config_denied));
-	SCONE_TRY(cas_server_metric(b, "scone_cas_volume_tag_updates_total", "counter", "Volume tags updated.",
-				    k->tag_updates));
+	SCONE_TRY(cas_server_metric(b, "scone_cas_config_fetches_total", "counter",
+				    "Service configurations delivered.", k->config_fetches));
+	SCONE_TRY(cas_server_metric(b, "scone_cas_config_denied_total", "counter",
+				    "Service configurations refused.", k->config_denied));
+	SCONE_TRY(cas_server_metric(b, "scone_cas_volume_tag_updates_total", "counter",
+				    "Volume tags updated.", k->tag_updates));
 	SCONE_TRY(cas_server_metric(b, "scone_cas_volume_tag_conflicts_total", "counter",
 				    "Volume tag updates refused (stale tag).", k->tag_conflicts));
 	if (st->ops->count(st, &sessions) != SCONE_ERR_OK) {
@@ -677,11 +696,13 @@ enum scone_err cas_worker_init(void *ctx, int worker)
 	struct cas *cas = ctx;
 
 	if (worker < 0 || worker >= CAS_MAX_WORKERS)
-		return scone_err_set(SCONE_ERR_INVALID, "worker %d: at most %d workers", worker, CAS_MAX_WORKERS);
+		return scone_err_set(SCONE_ERR_INVALID, "worker %d: at most %d workers", worker,
+				     CAS_MAX_WORKERS);
 	cas->caches[worker] = cas_cache_new();
 	if (!cas->caches[worker])
 		return scone_err_set(SCONE_ERR_NOMEM, "session cache");
-	SCONE_TRY(scone_store_open(cas->store_url, cas->master_key, SCONE_STORE_OPEN_EXISTING, &cas->stores[worker]));
+	SCONE_TRY(scone_store_open(cas->store_url, cas->master_key, SCONE_STORE_OPEN_EXISTING,
+				   &cas->stores[worker]));
 	return cas_audit_start(cas, worker);
 }
 

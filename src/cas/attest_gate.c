@@ -30,13 +30,15 @@ static enum scone_err check_report_data(const struct scone_claims *c, const uint
 	static const uint8_t zero[32];
 
 	if (!scone_ct_equal(c->report_data, spki, 32))
-		return scone_err_set(SCONE_ERR_ATTESTATION,
-				     "wrong report data: the evidence binds another TLS key than this connection's "
-				     "(evidence copied from another connection, or made for another key)");
+		return scone_err_set(
+		    SCONE_ERR_ATTESTATION,
+		    "wrong report data: the evidence binds another TLS key than this connection's "
+		    "(evidence copied from another connection, or made for another key)");
 	if (c->type == SCONE_EVIDENCE_LAS && !scone_ct_equal(c->report_data + 32, zero, 32))
-		return scone_err_set(SCONE_ERR_ATTESTATION,
-				     "wrong report data: the second half must be zero for las evidence (its freshness is "
-				     "the LAS's signed time)");
+		return scone_err_set(
+		    SCONE_ERR_ATTESTATION,
+		    "wrong report data: the second half must be zero for las evidence (its freshness is "
+		    "the LAS's signed time)");
 	return SCONE_ERR_OK;
 }
 
@@ -72,7 +74,8 @@ enum scone_err cas_attest_match(const struct scone_service *svc, const struct sc
 	scone_hex_encode(signer, sizeof(signer), c->signer, c->signer_size);
 	for (size_t i = 0; i < svc->n_variants; i++) {
 		const struct scone_attest_variant *v = &svc->variants[i];
-		bool platform_ok = v->platforms.n ? in_list(&v->platforms, plat) : c->type != SCONE_EVIDENCE_LAS;
+		bool platform_ok =
+		    v->platforms.n ? in_list(&v->platforms, plat) : c->type != SCONE_EVIDENCE_LAS;
 		platform_known = platform_known || platform_ok;
 		if (!platform_ok)
 			continue;
@@ -88,10 +91,11 @@ enum scone_err cas_attest_match(const struct scone_service *svc, const struct sc
 				     "(scone-las --print-identity on the host prints it)",
 				     plat, svc->name);
 	expected_list(svc, plat, expected, sizeof(expected));
-	return scone_err_set(SCONE_ERR_ATTESTATION,
-			     "measurement mismatch: the program measures %s, service %s expects %s (scone measure "
-			     "PROGRAM)",
-			     meas, svc->name, expected[0] ? expected : "another signer");
+	return scone_err_set(
+	    SCONE_ERR_ATTESTATION,
+	    "measurement mismatch: the program measures %s, service %s expects %s (scone measure "
+	    "PROGRAM)",
+	    meas, svc->name, expected[0] ? expected : "another signer");
 }
 
 /* ---- the gate ---- */
@@ -114,11 +118,12 @@ static enum scone_err wrong_type(const struct scone_session *s, const struct cas
 	const char *note = cr->evidence_note[0] ? cr->evidence_note : "";
 
 	if (s->mode == SCONE_ATTEST_HARDWARE)
-		return scone_err_set(SCONE_ERR_ATTESTATION,
-				     "session %s requires hardware attestation (security.attestation.mode: hardware, the "
-				     "default when no mode is given), which this CAS does not decide on yet: use mode las "
-				     "with a LAS on the host (docs/attestation.md)",
-				     s->name);
+		return scone_err_set(
+		    SCONE_ERR_ATTESTATION,
+		    "session %s requires hardware attestation (security.attestation.mode: hardware, the "
+		    "default when no mode is given), which this CAS does not decide on yet: use mode las "
+		    "with a LAS on the host (docs/attestation.md)",
+		    s->name);
 	return scone_err_set(SCONE_ERR_ATTESTATION,
 			     "session %s requires %s evidence, the runtime presented %s%s%s%s", s->name,
 			     s->mode == SCONE_ATTEST_LAS ? "las" : "hardware", cr->evidence_type,
@@ -130,20 +135,21 @@ enum scone_err cas_attest_gate(const struct cas_attest_opts *o, const struct sco
 			       const uint8_t spki[32], struct scone_claims *claims)
 {
 	const struct scone_evidence_ops *ops = scone_evidence_find(cr->evidence_type);
-	struct scone_verify_opts vo = { .at = o->at, .max_age_sec = o->max_age_sec,
-					.collateral_dir = o->collateral_dir };
+	struct scone_verify_opts vo = {
+	    .at = o->at, .max_age_sec = o->max_age_sec, .collateral_dir = o->collateral_dir};
 	enum scone_err err;
 
 	memset(claims, 0, sizeof(*claims));
 	if (s->mode == SCONE_ATTEST_NONE) {
-		scone_warn("service %s/%s started without attestation (security.attestation.mode: none)", cr->session,
-			   cr->service);
+		scone_warn("service %s/%s started without attestation (security.attestation.mode: none)",
+			   cr->session, cr->service);
 		return SCONE_ERR_OK;
 	}
 	if (!ops || !admits(s->mode, ops->type))
 		return wrong_type(s, cr);
 	err = ops->verify(cr->evidence, cr->evidence_size, &vo, claims);
 	if (err)
-		return scone_err_set(SCONE_ERR_ATTESTATION, "%s evidence refused: %s", ops->name, scone_err_detail());
+		return scone_err_set(SCONE_ERR_ATTESTATION, "%s evidence refused: %s", ops->name,
+				     scone_err_detail());
 	return cas_attest_match(svc, claims, spki);
 }

@@ -113,8 +113,9 @@ static enum scone_err put_key_int(struct scone_wbuf *w, const char *key, long lo
 }
 
 /* Everything that is hashed and signed: the line up to and including "prev". */
-static enum scone_err put_signed_part(struct scone_wbuf *w, const struct cas_audit_signer *sg, const char *chain,
-				      uint64_t seq, const uint8_t prev[32], int64_t t, const struct cas_audit_event *ev)
+static enum scone_err put_signed_part(struct scone_wbuf *w, const struct cas_audit_signer *sg,
+				      const char *chain, uint64_t seq, const uint8_t prev[32], int64_t t,
+				      const struct cas_audit_event *ev)
 {
 	SCONE_TRY(put_raw(w, "{\"v\":1"));
 	SCONE_TRY(put_key_str(w, "chain", chain));
@@ -198,14 +199,14 @@ enum scone_err cas_audit_chain_name(const char *replica, int worker, char out[SC
 
 	for (const char *p = replica; *p && n < sizeof(name) - 1; p++) {
 		char c = *p;
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-			  c == '_' || c == '.';
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			  c == '-' || c == '_' || c == '.';
 		name[n++] = ok ? c : '-';
 	}
 	name[n] = '\0';
 	SCONE_TRY(scone_random(rnd, sizeof(rnd)));
-	snprintf(out, SCONE_AUDIT_CHAIN_MAX + 1, "%s.%02x%02x%02x%02x/w%d", n ? name : "cas", rnd[0], rnd[1], rnd[2],
-		 rnd[3], worker);
+	snprintf(out, SCONE_AUDIT_CHAIN_MAX + 1, "%s.%02x%02x%02x%02x/w%d", n ? name : "cas", rnd[0], rnd[1],
+		 rnd[2], rnd[3], worker);
 	return SCONE_ERR_OK;
 }
 
@@ -213,8 +214,11 @@ enum scone_err cas_audit_chain_name(const char *replica, int worker, char out[SC
 
 static const char *method_name(enum cas_method m)
 {
-	static const char *const names[] = {[CAS_GET] = "GET", [CAS_POST] = "POST", [CAS_PUT] = "PUT",
-					    [CAS_DELETE] = "DELETE", [CAS_OTHER] = "OTHER"};
+	static const char *const names[] = {[CAS_GET] = "GET",
+					    [CAS_POST] = "POST",
+					    [CAS_PUT] = "PUT",
+					    [CAS_DELETE] = "DELETE",
+					    [CAS_OTHER] = "OTHER"};
 
 	return (unsigned)m < sizeof(names) / sizeof(names[0]) && names[m] ? names[m] : "OTHER";
 }
@@ -226,15 +230,15 @@ struct cas_audit {
 	char chain[SCONE_AUDIT_CHAIN_MAX + 1];
 	uint64_t seq;
 	uint8_t hash[32];
-	uint64_t durable;         /* the last entry known to be on disk (a write's, a start) */
+	uint64_t durable; /* the last entry known to be on disk (a write's, a start) */
 	uint8_t durable_hash[32];
 	struct {
 		uint64_t seq;
 		uint8_t hash[32];
-	} recent[RECENT];         /* lazy entries after it, by seq % RECENT */
+	} recent[RECENT];	       /* lazy entries after it, by seq % RECENT */
 	const struct cas_request *req; /* the request being handled, or NULL */
-	bool logged;                   /* its write was audited in the write's transaction */
-	bool again;                    /* handling the request a second time, with fresh reads */
+	bool logged;		       /* its write was audited in the write's transaction */
+	bool again;		       /* handling the request a second time, with fresh reads */
 };
 
 /* A committed line goes to the mirror file too (best effort: the store holds it already). */
@@ -251,8 +255,8 @@ static void mirror(struct cas *cas, const struct scone_audit_row *row)
 	buf[row->line_len] = '\n';
 	pthread_mutex_lock(&cas->audit_mirror_lock);
 	if (write(cas->audit_mirror_fd, buf, row->line_len + 1) != (ssize_t)(row->line_len + 1))
-		scone_warn("audit mirror: cannot append entry %llu of chain %s: %s", (unsigned long long)row->seq,
-			   row->chain, strerror(errno));
+		scone_warn("audit mirror: cannot append entry %llu of chain %s: %s",
+			   (unsigned long long)row->seq, row->chain, strerror(errno));
 	pthread_mutex_unlock(&cas->audit_mirror_lock);
 	free(buf);
 }
@@ -274,13 +278,14 @@ static void advance(struct cas_audit *a, const struct scone_audit_row *row, bool
 static void rolled_back(struct cas_audit *a)
 {
 	if (!atomic_exchange(&a->cas->rolled_back, true))
-		scone_error("the store was rolled back beneath this CAS (%s; audit chain %s at entry %llu); refusing "
-			    "every request until an operator restarts it (docs/cas-replicas.md)",
-			    scone_err_detail(), a->chain, (unsigned long long)a->seq);
+		scone_error(
+		    "the store was rolled back beneath this CAS (%s; audit chain %s at entry %llu); refusing "
+		    "every request until an operator restarts it (docs/cas-replicas.md)",
+		    scone_err_detail(), a->chain, (unsigned long long)a->seq);
 }
 
-static enum scone_err append_once(struct cas_audit *a, struct scone_store *st, const struct cas_audit_event *ev,
-				  bool durable);
+static enum scone_err append_once(struct cas_audit *a, struct scone_store *st,
+				  const struct cas_audit_event *ev, bool durable);
 
 /* Begin a new chain for this writer, its start entry saying why (note). */
 static enum scone_err new_chain(struct cas_audit *a, struct scone_store *st, const char *why)
@@ -294,8 +299,8 @@ static enum scone_err new_chain(struct cas_audit *a, struct scone_store *st, con
 	memset(a->durable_hash, 0, sizeof(a->durable_hash));
 	memset(a->recent, 0, sizeof(a->recent));
 	scone_hex_encode(fp, sizeof(fp), a->cas->cert_sha256, 32);
-	snprintf(note, sizeof(note), "pid %ld, worker %d, certificate %.16s%s%s", (long)getpid(), a->worker, fp,
-		 why ? "; " : "", why ? why : "");
+	snprintf(note, sizeof(note), "pid %ld, worker %d, certificate %.16s%s%s", (long)getpid(), a->worker,
+		 fp, why ? "; " : "", why ? why : "");
 	return append_once(a, st, &ev, true);
 }
 
@@ -324,7 +329,8 @@ static enum scone_err lost(struct cas_audit *a, struct scone_store *st)
 
 	if (err == SCONE_ERR_OK && own_recent(a, seq, h)) {
 		snprintf(why, sizeof(why),
-			 "continues chain %s, whose entries %llu to %llu the database lost (written without waiting "
+			 "continues chain %s, whose entries %llu to %llu the database lost (written without "
+			 "waiting "
 			 "for the disk, then the database server or its machine crashed)",
 			 a->chain, (unsigned long long)seq + 1, (unsigned long long)a->seq);
 		scone_warn("audit: %s", why);
@@ -333,7 +339,8 @@ static enum scone_err lost(struct cas_audit *a, struct scone_store *st)
 	if (err != SCONE_ERR_OK && err != SCONE_ERR_NOT_FOUND)
 		return err;
 	rolled_back(a);
-	return scone_err_set(SCONE_ERR_ROLLBACK, "audit chain %s lost entries this CAS wrote durably", a->chain);
+	return scone_err_set(SCONE_ERR_ROLLBACK, "audit chain %s lost entries this CAS wrote durably",
+			     a->chain);
 }
 
 static const char *change_event(enum scone_store_change_kind k)
@@ -385,8 +392,8 @@ static void hook_settled(void *ctx, const struct scone_audit_row *row, enum scon
 }
 
 /* Append ev on its own (not part of a write), in the current chain. */
-static enum scone_err append_once(struct cas_audit *a, struct scone_store *st, const struct cas_audit_event *ev,
-				  bool durable)
+static enum scone_err append_once(struct cas_audit *a, struct scone_store *st,
+				  const struct cas_audit_event *ev, bool durable)
 {
 	struct scone_audit_row row;
 	enum scone_err err;
@@ -464,8 +471,9 @@ bool cas_audit_refuse_all(struct cas *cas, struct cas_response *resp)
 {
 	if (!atomic_load(&cas->rolled_back))
 		return false;
-	cas_respond_error(resp, 503, "ROLLBACK",
-			  "this CAS found its store rolled back and serves nothing until an operator restarts it");
+	cas_respond_error(
+	    resp, 503, "ROLLBACK",
+	    "this CAS found its store rolled back and serves nothing until an operator restarts it");
 	return true;
 }
 
@@ -507,7 +515,8 @@ static bool redo(struct cas *cas, struct cas_audit *a, struct cas_response *resp
 /* The error code of a JSON error body ({"error": ..., "code": CODE}); "" if none. */
 static void body_code(const struct cas_response *resp, char *out, size_t size)
 {
-	json_t *j = resp->body.size ? json_loadb((const char *)resp->body.data, resp->body.size, 0, NULL) : NULL;
+	json_t *j =
+	    resp->body.size ? json_loadb((const char *)resp->body.data, resp->body.size, 0, NULL) : NULL;
 	const char *c = j ? json_string_value(json_object_get(j, "code")) : NULL;
 
 	snprintf(out, size, "%s", c ? c : "");
@@ -573,8 +582,9 @@ bool cas_audit_end(struct cas *cas, const struct cas_request *req, struct cas_re
 		goto done;
 	}
 	if (err != SCONE_ERR_OK) {
-		scone_error("audit: cannot log the %s of %s%s%s: %s: %s", ev.event, session[0] ? session : req->path,
-			    service[0] ? "/" : "", service, scone_strerror(err), scone_err_detail());
+		scone_error("audit: cannot log the %s of %s%s%s: %s: %s", ev.event,
+			    session[0] ? session : req->path, service[0] ? "/" : "", service,
+			    scone_strerror(err), scone_err_detail());
 		if (release) /* never release what the log does not show: the body (secrets) is wiped here */
 			cas_respond_error(resp, 503, "AUDIT",
 					  "the audit log cannot be written; nothing was released (retry)");

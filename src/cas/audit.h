@@ -46,32 +46,34 @@
 struct cas_audit_event {
 	const char *event; /* create update delete tag release refuse start restore */
 	const char *session, *service, *volume;
-	const uint8_t *actor;           /* SHA-256 of the client's key, or NULL */
+	const uint8_t *actor;		/* SHA-256 of the client's key, or NULL */
 	const uint8_t *hash, *previous; /* session hashes, or NULL */
 	const char *tag, *previous_tag; /* volume tags (hex), or NULL */
-	const char *method, *path;      /* refuse */
-	int status;                     /* refuse: the HTTP status (0: left out) */
-	const char *code;               /* refuse: the error code */
-	const char *note;               /* start, restore: a few words, no secret */
+	const char *method, *path;	/* refuse */
+	int status;			/* refuse: the HTTP status (0: left out) */
+	const char *code;		/* refuse: the error code */
+	const char *note;		/* start, restore: a few words, no secret */
 };
 
 /* ---- writing (audit.c) ---- */
 
 struct cas_audit_signer {
-	EVP_PKEY *key;        /* CAS's private key (borrowed) */
-	const char *replica;  /* the replica's name */
+	EVP_PKEY *key;	     /* CAS's private key (borrowed) */
+	const char *replica; /* the replica's name */
 };
 
 /*
  * Make the line of ev as entry seq of chain after prev, signed, into row
  * (row->line malloc'd; the caller frees it). time 0 = now.
  */
-SCONE_MUST_CHECK enum scone_err cas_audit_format(const struct cas_audit_signer *sg, const char *chain, uint64_t seq,
-						 const uint8_t prev[32], int64_t time, const struct cas_audit_event *ev,
+SCONE_MUST_CHECK enum scone_err cas_audit_format(const struct cas_audit_signer *sg, const char *chain,
+						 uint64_t seq, const uint8_t prev[32], int64_t time,
+						 const struct cas_audit_event *ev,
 						 struct scone_audit_row *row);
 
 /* A chain name for a writer: "<replica>.<8 random hex>/w<worker>" (replica sanitised). */
-SCONE_MUST_CHECK enum scone_err cas_audit_chain_name(const char *replica, int worker, char out[SCONE_AUDIT_CHAIN_MAX + 1]);
+SCONE_MUST_CHECK enum scone_err cas_audit_chain_name(const char *replica, int worker,
+						     char out[SCONE_AUDIT_CHAIN_MAX + 1]);
 
 /* ---- reading (audit_log.c) ---- */
 
@@ -132,7 +134,8 @@ void cas_audit_log_counts(const struct cas_audit_log *l, uint64_t *entries, size
  * least base's last entry, with the same hash)? ROLLBACK naming the first
  * chain that does not.
  */
-SCONE_MUST_CHECK enum scone_err cas_audit_log_extends(const struct cas_audit_log *l, const struct cas_audit_log *base);
+SCONE_MUST_CHECK enum scone_err cas_audit_log_extends(const struct cas_audit_log *l,
+						      const struct cas_audit_log *base);
 /* The last (seq, entry) of chain in l; false if l has no such chain. */
 bool cas_audit_log_head(const struct cas_audit_log *l, const char *chain, uint64_t *seq, uint8_t entry[32]);
 /* Start l's chains where base's end (for checking the tail of a log after a backup). */

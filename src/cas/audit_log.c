@@ -33,7 +33,8 @@ static const struct scone_json_limits line_limits = {
 /* ---------------- one line ---------------- */
 
 /* A string member into out (size bytes with its NUL); absent: "" unless required. */
-static enum scone_err get_str(const struct scone_json *o, const char *key, bool required, char *out, size_t size)
+static enum scone_err get_str(const struct scone_json *o, const char *key, bool required, char *out,
+			      size_t size)
 {
 	const struct scone_json *v = scone_json_get(o, key);
 	size_t len = 0;
@@ -48,7 +49,8 @@ static enum scone_err get_str(const struct scone_json *o, const char *key, bool 
 	if (!s)
 		return scone_err_set(SCONE_ERR_MALFORMED, "audit entry: \"%s\" is not a string", key);
 	if (len >= size)
-		return scone_err_set(SCONE_ERR_MALFORMED, "audit entry: \"%s\" is longer than %zu bytes", key, size - 1);
+		return scone_err_set(SCONE_ERR_MALFORMED, "audit entry: \"%s\" is longer than %zu bytes", key,
+				     size - 1);
 	memcpy(out, s, len + 1);
 	return SCONE_ERR_OK;
 }
@@ -94,8 +96,8 @@ static bool chain_ok(const char *c)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char ch = c[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-		      ch == '_' || ch == ':' || ch == '/' || ch == '-'))
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '.' || ch == '_' || ch == ':' || ch == '/' || ch == '-'))
 			return false;
 	}
 	return true;
@@ -107,13 +109,15 @@ static enum scone_err get_fields(const struct scone_json *o, struct cas_audit_en
 
 	SCONE_TRY(get_int(o, "v", true, &v));
 	if (v != 1)
-		return scone_err_set(SCONE_ERR_UNSUPPORTED, "audit entry: version %lld is not 1", (long long)v);
+		return scone_err_set(SCONE_ERR_UNSUPPORTED, "audit entry: version %lld is not 1",
+				     (long long)v);
 	SCONE_TRY(get_str(o, "chain", true, e->chain, sizeof(e->chain)));
 	if (!chain_ok(e->chain))
 		return scone_err_set(SCONE_ERR_MALFORMED, "audit entry: bad chain name");
 	SCONE_TRY(get_int(o, "seq", true, &seq));
 	if (seq < 1)
-		return scone_err_set(SCONE_ERR_MALFORMED, "audit entry: seq %lld is not positive", (long long)seq);
+		return scone_err_set(SCONE_ERR_MALFORMED, "audit entry: seq %lld is not positive",
+				     (long long)seq);
 	e->seq = (uint64_t)seq;
 	SCONE_TRY(get_int(o, "time", true, &e->time));
 	SCONE_TRY(get_str(o, "event", true, e->event, sizeof(e->event)));
@@ -129,7 +133,8 @@ static enum scone_err get_fields(const struct scone_json *o, struct cas_audit_en
 	SCONE_TRY(get_str(o, "code", false, e->code, sizeof(e->code)));
 	SCONE_TRY(get_int(o, "status", false, &status));
 	if (status < 0 || status > 999)
-		return scone_err_set(SCONE_ERR_MALFORMED, "audit entry: status %lld out of range", (long long)status);
+		return scone_err_set(SCONE_ERR_MALFORMED, "audit entry: status %lld out of range",
+				     (long long)status);
 	e->status = (int)status;
 	SCONE_TRY(get_hex32(o, "prev", e->prev));
 	return get_hex32(o, "entry", e->entry);
@@ -173,7 +178,8 @@ static enum scone_err check_sig(EVP_PKEY *key, const char *signed_part, size_t n
 	     EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)signed_part, n) == 1;
 	EVP_MD_CTX_free(md);
 	return ok ? SCONE_ERR_OK
-		  : scone_err_set(SCONE_ERR_TAMPERED, "its signature is not CAS's (forged, or signed by another CAS)");
+		  : scone_err_set(SCONE_ERR_TAMPERED,
+				  "its signature is not CAS's (forged, or signed by another CAS)");
 }
 
 enum scone_err cas_audit_parse_line(const char *line, size_t len, EVP_PKEY *key, struct cas_audit_entry *out)
@@ -186,7 +192,8 @@ enum scone_err cas_audit_parse_line(const char *line, size_t len, EVP_PKEY *key,
 
 	memset(out, 0, sizeof(*out));
 	if (len > LINE_MAX_BYTES)
-		return scone_err_set(SCONE_ERR_TOO_LARGE, "audit entry of %zu bytes (at most %u)", len, LINE_MAX_BYTES);
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "audit entry of %zu bytes (at most %u)", len,
+				     LINE_MAX_BYTES);
 	SCONE_TRY(scone_json_parse(line, len, &line_limits, &o));
 	if (o->kind != SCONE_JSON_OBJECT)
 		err = scone_err_set(SCONE_ERR_MALFORMED, "audit entry: not a JSON object");
@@ -199,7 +206,8 @@ enum scone_err cas_audit_parse_line(const char *line, size_t len, EVP_PKEY *key,
 	scone_hex_encode(hex, sizeof(hex), out->entry, 32);
 	slen = (size_t)snprintf(suffix, sizeof(suffix), ",\"entry\":\"%s\",\"sig\":\"%s\"}", hex, sig);
 	if (slen >= sizeof(suffix) || len < slen || memcmp(line + len - slen, suffix, slen) != 0)
-		return scone_err_set(SCONE_ERR_MALFORMED, "audit entry: does not end with its entry hash and signature");
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "audit entry: does not end with its entry hash and signature");
 	scone_sha256(line, len - slen, h);
 	if (!scone_ct_equal(h, out->entry, 32))
 		return scone_err_set(SCONE_ERR_TAMPERED, "its hash does not match its content (altered)");
@@ -274,7 +282,7 @@ struct head {
 };
 
 struct cas_audit_log {
-	EVP_PKEY *key;    /* owned (a reference) */
+	EVP_PKEY *key;	  /* owned (a reference) */
 	struct head *tab; /* open addressing; chain[0] == 0 marks a free slot */
 	size_t cap, n;
 	uint64_t entries;
@@ -376,7 +384,8 @@ bool cas_audit_log_head(const struct cas_audit_log *l, const char *chain, uint64
 	return true;
 }
 
-enum scone_err cas_audit_log_seed(struct cas_audit_log *l, const char *chain, uint64_t seq, const uint8_t entry[32])
+enum scone_err cas_audit_log_seed(struct cas_audit_log *l, const char *chain, uint64_t seq,
+				  const uint8_t entry[32])
 {
 	struct head *h = find(l, chain);
 
@@ -391,7 +400,8 @@ enum scone_err cas_audit_log_base(struct cas_audit_log *l, const struct cas_audi
 {
 	for (size_t i = 0; i < base->cap; i++)
 		if (base->tab[i].chain[0])
-			SCONE_TRY(cas_audit_log_seed(l, base->tab[i].chain, base->tab[i].seq, base->tab[i].entry));
+			SCONE_TRY(
+			    cas_audit_log_seed(l, base->tab[i].chain, base->tab[i].seq, base->tab[i].entry));
 	l->skip_known = true;
 	return SCONE_ERR_OK;
 }
@@ -404,14 +414,15 @@ enum scone_err cas_audit_log_extends(const struct cas_audit_log *l, const struct
 			continue;
 		h = find(l, b->chain);
 		if (!h)
-			return scone_err_set(SCONE_ERR_ROLLBACK, "chain %s (%llu entries before) is missing", b->chain,
-					     (unsigned long long)b->seq);
+			return scone_err_set(SCONE_ERR_ROLLBACK, "chain %s (%llu entries before) is missing",
+					     b->chain, (unsigned long long)b->seq);
 		if (h->seq < b->seq)
-			return scone_err_set(SCONE_ERR_ROLLBACK, "chain %s ends at entry %llu, before at %llu", b->chain,
+			return scone_err_set(SCONE_ERR_ROLLBACK,
+					     "chain %s ends at entry %llu, before at %llu", b->chain,
 					     (unsigned long long)h->seq, (unsigned long long)b->seq);
 		if (h->seq == b->seq && !scone_ct_equal(h->entry, b->entry, 32))
-			return scone_err_set(SCONE_ERR_ROLLBACK, "chain %s: entry %llu differs from before", b->chain,
-					     (unsigned long long)b->seq);
+			return scone_err_set(SCONE_ERR_ROLLBACK, "chain %s: entry %llu differs from before",
+					     b->chain, (unsigned long long)b->seq);
 	}
 	return SCONE_ERR_OK;
 }
@@ -427,18 +438,21 @@ static enum scone_err link(struct cas_audit_log *l, const struct cas_audit_entry
 	*known = false;
 	if (!h) {
 		if (e->seq != 1 || !scone_ct_equal(e->prev, zero, 32))
-			return scone_err_set(SCONE_ERR_MISSING, "the chain does not start here (entries before it are "
-								"missing)");
+			return scone_err_set(SCONE_ERR_MISSING,
+					     "the chain does not start here (entries before it are "
+					     "missing)");
 		SCONE_TRY(add(l, e->chain, &h));
 	} else if (e->seq <= h->seq && l->skip_known) {
 		*known = true;
 		return SCONE_ERR_OK;
 	} else if (e->seq != h->seq + 1) {
-		return scone_err_set(SCONE_ERR_MISSING, "entry %llu of its chain came last, so entries are missing "
-							"or repeated",
+		return scone_err_set(SCONE_ERR_MISSING,
+				     "entry %llu of its chain came last, so entries are missing "
+				     "or repeated",
 				     (unsigned long long)h->seq);
 	} else if (!scone_ct_equal(e->prev, h->entry, 32)) {
-		return scone_err_set(SCONE_ERR_TAMPERED, "it does not name the entry before it (prev differs)");
+		return scone_err_set(SCONE_ERR_TAMPERED,
+				     "it does not name the entry before it (prev differs)");
 	}
 	h->seq = e->seq;
 	memcpy(h->entry, e->entry, 32);
@@ -506,7 +520,8 @@ static enum scone_err check_entry(struct check *c, const char *line, size_t len)
 		err = link(c->l, &e, &known);
 	if (err != SCONE_ERR_OK)
 		return scone_err_set(err, "%s line %lu (entry %llu of chain %s): %s", c->name, c->lineno,
-				     (unsigned long long)e.seq, e.chain[0] ? e.chain : "?", scone_err_detail());
+				     (unsigned long long)e.seq, e.chain[0] ? e.chain : "?",
+				     scone_err_detail());
 	return c->fn && !known ? c->fn(c->ctx, &e, line, len) : SCONE_ERR_OK;
 }
 
@@ -525,14 +540,15 @@ enum scone_err cas_audit_log_check(struct cas_audit_log *l, FILE *f, const char 
 	while (err == SCONE_ERR_OK && (r = read_line(f, buf, LINE_MAX_BYTES + 4096, &len)) != 0) {
 		c.lineno++;
 		if (r < 0)
-			err = scone_err_set(SCONE_ERR_TOO_LARGE, "%s line %lu: longer than %u bytes", name, c.lineno,
-					    LINE_MAX_BYTES);
+			err = scone_err_set(SCONE_ERR_TOO_LARGE, "%s line %lu: longer than %u bytes", name,
+					    c.lineno, LINE_MAX_BYTES);
 		else if (c.lineno == 1 && strncmp(buf, "{\"" HEADER_KEY "\"", strlen(HEADER_KEY) + 2) == 0)
 			err = take_header(l, buf, len);
 		else if (c.lineno == 1 && must_have_header)
 			err = scone_err_set(SCONE_ERR_MALFORMED, "%s: no audit log header on line 1", name);
 		else if (!l->key)
-			err = scone_err_set(SCONE_ERR_INVALID, "%s: no certificate to check signatures with", name);
+			err = scone_err_set(SCONE_ERR_INVALID, "%s: no certificate to check signatures with",
+					    name);
 		else
 			err = check_entry(&c, buf, len);
 		if (err != SCONE_ERR_OK && err != SCONE_ERR_NOMEM)

@@ -43,7 +43,8 @@ static enum scone_err mac_new(const uint8_t master_key[32], EVP_MAC_CTX **out)
 	EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
 	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
 			       OSSL_PARAM_construct_end()};
-	enum scone_err err = scone_hkdf_sha256(key, sizeof(key), master_key, 32, NULL, 0, "scone-cas backup v1");
+	enum scone_err err =
+	    scone_hkdf_sha256(key, sizeof(key), master_key, 32, NULL, 0, "scone-cas backup v1");
 
 	if (err == SCONE_ERR_OK && (!ctx || EVP_MAC_init(ctx, key, sizeof(key), params) != 1))
 		err = scone_err_set(SCONE_ERR_CRYPTO, "backup: cannot set up the MAC");
@@ -140,7 +141,8 @@ static enum scone_err write_info(struct writer *w, struct cas *cas, const char *
 	int n;
 
 	scone_hex_encode(fp, sizeof(fp), cas->cert_sha256, 32);
-	n = snprintf(info, sizeof(info), "{\"format\":1,\"created\":%lld,\"engine\":\"%s\",\"certificate_sha256\":\"%s\"}",
+	n = snprintf(info, sizeof(info),
+		     "{\"format\":1,\"created\":%lld,\"engine\":\"%s\",\"certificate_sha256\":\"%s\"}",
 		     (long long)time(NULL), engine, fp);
 	SCONE_TRY(scone_wbuf_put(&w->rec, info, (size_t)n));
 	return record(w, R_INFO);
@@ -226,10 +228,12 @@ static enum scone_err get_name16(struct scone_rbuf *r, const char *what, char *o
 
 	SCONE_TRY(scone_rbuf_u16(r, what, &n));
 	if (n == 0 || n > max)
-		return scone_err_set(SCONE_ERR_MALFORMED, "backup: %s of %u bytes at offset %zu", what, n, r->pos);
+		return scone_err_set(SCONE_ERR_MALFORMED, "backup: %s of %u bytes at offset %zu", what, n,
+				     r->pos);
 	SCONE_TRY(scone_rbuf_view(r, what, &p, n));
 	if (memchr(p, '\0', n))
-		return scone_err_set(SCONE_ERR_MALFORMED, "backup: %s holds a NUL byte at offset %zu", what, r->pos);
+		return scone_err_set(SCONE_ERR_MALFORMED, "backup: %s holds a NUL byte at offset %zu", what,
+				     r->pos);
 	memcpy(out, p, n);
 	out[n] = '\0';
 	return SCONE_ERR_OK;
@@ -337,7 +341,8 @@ static void count_item(struct cas_backup_counts *c, const struct scone_store_ite
 static enum scone_err check_end(const struct cas_backup_counts *seen, const struct cas_backup_counts *end)
 {
 	if (seen->sessions != end->sessions || seen->tags != end->tags || seen->entries != end->entries)
-		return scone_err_set(SCONE_ERR_CORRUPT, "backup: holds %llu/%llu/%llu items, its end says %llu/%llu/%llu",
+		return scone_err_set(SCONE_ERR_CORRUPT,
+				     "backup: holds %llu/%llu/%llu items, its end says %llu/%llu/%llu",
 				     (unsigned long long)seen->sessions, (unsigned long long)seen->tags,
 				     (unsigned long long)seen->entries, (unsigned long long)end->sessions,
 				     (unsigned long long)end->tags, (unsigned long long)end->entries);
@@ -362,7 +367,8 @@ enum scone_err cas_backup_parse(const uint8_t *data, size_t size, scone_store_it
 		struct scone_store_item it;
 
 		if (ended)
-			return scone_err_set(SCONE_ERR_MALFORMED, "backup: records after the end at offset %zu", r.pos);
+			return scone_err_set(SCONE_ERR_MALFORMED,
+					     "backup: records after the end at offset %zu", r.pos);
 		SCONE_TRY(scone_rbuf_u8(&r, "record type", &type));
 		SCONE_TRY(scone_rbuf_u32(&r, "record length", &n));
 		SCONE_TRY(scone_rbuf_view(&r, "record", &p, n));
@@ -384,7 +390,7 @@ struct reader {
 	FILE *f;
 	const char *path;
 	EVP_MAC_CTX *mac;
-	uint64_t left;          /* bytes of records left before the MAC */
+	uint64_t left; /* bytes of records left before the MAC */
 	uint8_t *rec;
 	struct decoded d;
 	struct cas_backup_counts seen, end;
@@ -446,10 +452,11 @@ static enum scone_err check_mac(struct reader *r)
 	if (fread(got, 1, MAC_SIZE, r->f) != MAC_SIZE || EVP_MAC_final(r->mac, want, &n, sizeof(want)) != 1)
 		return scone_err_set(SCONE_ERR_TRUNCATED, "%s: the MAC is missing", r->path);
 	if (!scone_ct_equal(want, got, MAC_SIZE))
-		return scone_err_set(SCONE_ERR_CORRUPT,
-				     "%s: the backup's MAC does not match (altered, truncated, or made under another "
-				     "master key)",
-				     r->path);
+		return scone_err_set(
+		    SCONE_ERR_CORRUPT,
+		    "%s: the backup's MAC does not match (altered, truncated, or made under another "
+		    "master key)",
+		    r->path);
 	return SCONE_ERR_OK;
 }
 
@@ -548,8 +555,8 @@ static void tail_free(struct tail *t)
 }
 
 /* Check every log against the backup's chain ends; keep what is newer than the backup. */
-static enum scone_err read_tail(struct cas *cas, const struct cas_restore_opts *o, const struct cas_audit_log *heads,
-				struct tail *t)
+static enum scone_err read_tail(struct cas *cas, const struct cas_restore_opts *o,
+				const struct cas_audit_log *heads, struct tail *t)
 {
 	struct cas_audit_log *l = NULL;
 	enum scone_err err = cas_audit_log_new(cas->identity.key, &l);
@@ -560,7 +567,8 @@ static enum scone_err read_tail(struct cas *cas, const struct cas_restore_opts *
 		unsigned long bad = 0;
 		FILE *f = fopen(o->logs[i], "rb");
 		if (!f) {
-			err = scone_err_set(scone_err_from_errno(errno), "%s: %s", o->logs[i], strerror(errno));
+			err =
+			    scone_err_set(scone_err_from_errno(errno), "%s: %s", o->logs[i], strerror(errno));
 			break;
 		}
 		err = cas_audit_log_check(l, f, o->logs[i], false, keep_entry, t, &bad);
@@ -623,8 +631,10 @@ static enum scone_err forward_tags(struct scone_store *st, struct tail *t, FILE 
 			continue;
 		err = st->ops->put_volume_tag(st, x->e.session, x->e.volume, start, cur);
 		if (err == SCONE_ERR_NOT_FOUND) {
-			fprintf(report, "volume %s/%s: session created after the backup; its tag %s is not restored\n",
-				x->e.session, x->e.volume, cur);
+			fprintf(
+			    report,
+			    "volume %s/%s: session created after the backup; its tag %s is not restored\n",
+			    x->e.session, x->e.volume, cur);
 			continue;
 		}
 		SCONE_TRY(err);
@@ -671,8 +681,8 @@ static bool session_event(const char *ev)
 }
 
 /* Sessions changed after the backup: deletions are made again; the rest is reported. */
-static enum scone_err forward_sessions(struct scone_store *st, struct tail *t, FILE *report, unsigned *deleted,
-				       unsigned *stale)
+static enum scone_err forward_sessions(struct scone_store *st, struct tail *t, FILE *report,
+				       unsigned *deleted, unsigned *stale)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		struct scone_session_rec rec;
@@ -696,14 +706,16 @@ static enum scone_err forward_sessions(struct scone_store *st, struct tail *t, F
 			continue;
 		if (!cur[0]) {
 			SCONE_TRY(st->ops->remove(st, last->e.session, h));
-			fprintf(report, "session %s: deleted after the backup; deleted again\n", last->e.session);
+			fprintf(report, "session %s: deleted after the backup; deleted again\n",
+				last->e.session);
 			(*deleted)++;
 		} else {
 			fprintf(report,
-				"session %s: %s after the backup (its hash became %s at %lld); the restored store holds "
+				"session %s: %s after the backup (its hash became %s at %lld); the restored "
+				"store holds "
 				"%s: its owner must apply that change again\n",
-				last->e.session, start[0] ? "updated" : "created", cur, (long long)last->e.time,
-				start[0] ? start : "nothing");
+				last->e.session, start[0] ? "updated" : "created", cur,
+				(long long)last->e.time, start[0] ? start : "nothing");
 			(*stale)++;
 		}
 	}
@@ -732,10 +744,12 @@ static enum scone_err bring_forward(struct cas *cas, struct scone_store *st, con
 	unsigned moved = 0, deleted = 0, stale = 0;
 	enum scone_err err;
 
-	snprintf(note, sizeof(note), "%llu sessions, %llu tags, %llu audit entries from a backup; %zu newer entries from %d log(s)%s",
-		 (unsigned long long)counts->sessions, (unsigned long long)counts->tags,
-		 (unsigned long long)counts->entries, t->n, o->n_logs,
-		 o->n_logs ? "" : ": volume tags changed after the backup are unknown (accepted)");
+	snprintf(
+	    note, sizeof(note),
+	    "%llu sessions, %llu tags, %llu audit entries from a backup; %zu newer entries from %d log(s)%s",
+	    (unsigned long long)counts->sessions, (unsigned long long)counts->tags,
+	    (unsigned long long)counts->entries, t->n, o->n_logs,
+	    o->n_logs ? "" : ": volume tags changed after the backup are unknown (accepted)");
 	cas->stores[0] = st;
 	err = cas_audit_start(cas, 0);
 	if (err == SCONE_ERR_OK)
@@ -749,11 +763,13 @@ static enum scone_err bring_forward(struct cas *cas, struct scone_store *st, con
 	cas_audit_stop(cas, 0);
 	cas->stores[0] = NULL;
 	if (err == SCONE_ERR_OK)
-		fprintf(o->report, "restored %llu sessions, %llu volume tags, %llu audit entries; %zu newer audit entries "
-				   "added, %u tags brought forward, %u sessions deleted again, %u sessions older than "
-				   "the log\n",
-			(unsigned long long)counts->sessions, (unsigned long long)counts->tags,
-			(unsigned long long)counts->entries, t->n, moved, deleted, stale);
+		fprintf(
+		    o->report,
+		    "restored %llu sessions, %llu volume tags, %llu audit entries; %zu newer audit entries "
+		    "added, %u tags brought forward, %u sessions deleted again, %u sessions older than "
+		    "the log\n",
+		    (unsigned long long)counts->sessions, (unsigned long long)counts->tags,
+		    (unsigned long long)counts->entries, t->n, moved, deleted, stale);
 	return err;
 }
 
@@ -765,10 +781,11 @@ enum scone_err cas_restore(struct cas *cas, struct scone_store *st, const struct
 	enum scone_err err;
 
 	if (o->n_logs == 0 && !o->accept_tag_rollback)
-		return scone_err_set(SCONE_ERR_INVALID,
-				     "a restore needs the audit log written since the backup (--audit-log FILE: an "
-				     "export or a replica's mirror), so that volumes cannot be rolled back to the "
-				     "backup's state; without one, --accept-tag-rollback says you accept that");
+		return scone_err_set(
+		    SCONE_ERR_INVALID,
+		    "a restore needs the audit log written since the backup (--audit-log FILE: an "
+		    "export or a replica's mirror), so that volumes cannot be rolled back to the "
+		    "backup's state; without one, --accept-tag-rollback says you accept that");
 	err = cas_audit_log_new(cas->identity.key, &heads);
 	if (err == SCONE_ERR_OK)
 		err = scan_backup(o->backup, cas->master_key, heads, &counts);

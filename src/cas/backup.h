@@ -50,11 +50,11 @@ SCONE_MUST_CHECK enum scone_err cas_backup_write(struct cas *cas, struct scone_s
 						 struct cas_backup_counts *counts);
 
 struct cas_restore_opts {
-	const char *backup;         /* the backup file */
-	const char *const *logs;    /* audit logs written since the backup (exports or mirrors) */
+	const char *backup;	 /* the backup file */
+	const char *const *logs; /* audit logs written since the backup (exports or mirrors) */
 	int n_logs;
-	bool accept_tag_rollback;   /* no logs: accept that tags changed since the backup are lost */
-	FILE *report;               /* what was brought forward, what was not (stdout) */
+	bool accept_tag_rollback; /* no logs: accept that tags changed since the backup are lost */
+	FILE *report;		  /* what was brought forward, what was not (stdout) */
 };
 
 /*
@@ -62,12 +62,14 @@ struct cas_restore_opts {
  * with cas's identity. CORRUPT if the backup fails its MAC or an item does
  * not unseal (another master key); the store is then left empty.
  */
-SCONE_MUST_CHECK enum scone_err cas_restore(struct cas *cas, struct scone_store *st, const struct cas_restore_opts *o);
+SCONE_MUST_CHECK enum scone_err cas_restore(struct cas *cas, struct scone_store *st,
+					    const struct cas_restore_opts *o);
 
 /*
  * Parse the records of a backup held in memory, without the MAC (for the
  * fuzzer): each item goes to fn. MALFORMED with the offset on any damage.
  */
-SCONE_MUST_CHECK enum scone_err cas_backup_parse(const uint8_t *data, size_t size, scone_store_item_fn fn, void *ctx);
+SCONE_MUST_CHECK enum scone_err cas_backup_parse(const uint8_t *data, size_t size, scone_store_item_fn fn,
+						 void *ctx);
 
 #endif

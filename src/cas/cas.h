@@ -30,8 +30,8 @@
 #include "lib/tls.h"
 #include "policy/policy.h"
 
-#define CAS_MAX_LOOPS 64       /* --workers: event-loop threads */
-#define CAS_MAX_SLOW 16        /* --slow-workers: slow-lane threads (session writes) */
+#define CAS_MAX_LOOPS 64 /* --workers: event-loop threads */
+#define CAS_MAX_SLOW 16	 /* --slow-workers: slow-lane threads (session writes) */
 #define CAS_MAX_WORKERS (CAS_MAX_LOOPS + CAS_MAX_SLOW) /* per-thread state slots: loops, then slow lane */
 #define CAS_DEFAULT_PORT 8081
 /* Key generation: units per create/update, per client key per minute (secrets.h has the costs). */
@@ -53,19 +53,19 @@ struct cas {
 	char replica[64];      /* this process's name in the audit log (default: the host name) */
 	struct scone_identity identity;
 	uint8_t cert_sha256[32];
-	uint8_t *master_key;      /* 32 bytes, secure memory */
-	uint8_t *token_key;       /* 32 bytes derived from master_key: instance tokens */
+	uint8_t *master_key;			     /* 32 bytes, secure memory */
+	uint8_t *token_key;			     /* 32 bytes derived from master_key: instance tokens */
 	struct scone_store *stores[CAS_MAX_WORKERS]; /* one handle per worker */
 	struct cas_cache *caches[CAS_MAX_WORKERS];   /* one parsed-session cache per worker */
 	struct cas_server *server;
 	struct cas_counters counters;
-	unsigned keygen_per_request;  /* 0: CAS_KEYGEN_PER_REQUEST */
-	struct cas_budget *keygen;    /* per client key per minute; NULL: no per-client limit */
+	unsigned keygen_per_request;		   /* 0: CAS_KEYGEN_PER_REQUEST */
+	struct cas_budget *keygen;		   /* per client key per minute; NULL: no per-client limit */
 	struct cas_audit *audits[CAS_MAX_WORKERS]; /* one audit chain per worker */
-	int audit_mirror_fd;                       /* --audit-mirror file, or -1 */
+	int audit_mirror_fd;			   /* --audit-mirror file, or -1 */
 	pthread_mutex_t audit_mirror_lock;
-	atomic_bool rolled_back;                   /* an audit chain lost an entry: serve nothing */
-	int evidence_max_age; /* seconds a report with a time is accepted (--evidence-max-age); 0 = 60 */
+	atomic_bool rolled_back; /* an audit chain lost an entry: serve nothing */
+	int evidence_max_age;	 /* seconds a report with a time is accepted (--evidence-max-age); 0 = 60 */
 };
 
 /*
@@ -123,8 +123,8 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 /* POST /v1/service/values (values.c): the values an image's own injection file refers to. */
 void cas_handle_values(struct cas *cas, const struct cas_request *req, struct cas_response *resp);
 /* The instance token of a runtime (its TLS key's SPKI hash) for session/service (config.c). */
-SCONE_MUST_CHECK enum scone_err cas_instance_token(struct cas *cas, const uint8_t spki[32], const char *session,
-						   const char *service, uint8_t out[32]);
+SCONE_MUST_CHECK enum scone_err cas_instance_token(struct cas *cas, const uint8_t spki[32],
+						   const char *session, const char *service, uint8_t out[32]);
 /* Render $$SCONE::name:format$$ of own's session (own secrets, imports, SCONE's old NAME.crt forms). */
 SCONE_MUST_CHECK enum scone_err cas_render_ref(struct cas *cas, int worker, const struct cas_loaded *own,
 					       const char *name, const char *format, struct scone_wbuf *out);
@@ -141,9 +141,9 @@ struct cas_parsed;
 struct cas_cache;
 struct cas_loaded {
 	struct scone_session_rec rec;
-	struct scone_session *session;      /* borrowed from parsed */
-	struct scone_secret_set *secrets;   /* borrowed from parsed */
-	struct cas_parsed *parsed;          /* a reference, released by cas_loaded_free */
+	struct scone_session *session;	  /* borrowed from parsed */
+	struct scone_secret_set *secrets; /* borrowed from parsed */
+	struct cas_parsed *parsed;	  /* a reference, released by cas_loaded_free */
 };
 
 /* Per-worker cache of parsed sessions (session_cache.c). */
@@ -183,7 +183,8 @@ void cas_imports_free(struct cas_imports *im);
  * cas_namespace_vouches, so that nobody else's session under that name
  * receives it.
  */
-bool cas_exported_to(struct cas_imports *im, const struct cas_loaded *from, const struct scone_export *e, size_t n);
+bool cas_exported_to(struct cas_imports *im, const struct cas_loaded *from, const struct scone_export *e,
+		     size_t n);
 
 /* ---- namespaces (namespace.c) ---- */
 
@@ -230,7 +231,8 @@ SCONE_MUST_CHECK enum scone_err cas_effective_session(struct cas *cas, int worke
  * session? which picks the list of the effective session for dynamic ones:
  * 'r' read, 'u' update, 'c' create_sessions (default: update).
  */
-bool cas_access_allows(struct cas *cas, int worker, const struct cas_loaded *l, char which, const uint8_t *peer);
+bool cas_access_allows(struct cas *cas, int worker, const struct cas_loaded *l, char which,
+		       const uint8_t *peer);
 
 /* Map a scone_err from the store/policy to an HTTP status and respond. */
 void cas_respond_err(struct cas_response *resp, enum scone_err err, const char *what);
@@ -244,11 +246,12 @@ void cas_respond_err(struct cas_response *resp, enum scone_err err, const char *
 struct cas_config_request {
 	char session[SCONE_SESSION_NAME_MAX + 1];
 	char service[SCONE_SESSION_NAME_MAX + 1];
-	char otp[8];            /* the one-time password after '@' in config_id: 6 digits, or "" */
+	char otp[8];		/* the one-time password after '@' in config_id: 6 digits, or "" */
 	char evidence_type[32]; /* "none" if absent */
-	uint8_t *evidence;      /* evidence.data decoded (heap, NULL if absent); cas_config_request_free */
+	uint8_t *evidence;	/* evidence.data decoded (heap, NULL if absent); cas_config_request_free */
 	size_t evidence_size;
-	char evidence_note[CAS_NOTE_MAX + 1]; /* the runtime's reason for having no evidence (untrusted, printable) */
+	char evidence_note[CAS_NOTE_MAX +
+			   1];	   /* the runtime's reason for having no evidence (untrusted, printable) */
 	char access_token_mac[65]; /* hex, "" if absent (security.service_access_token) */
 };
 
@@ -278,11 +281,14 @@ struct cas_values_request {
 };
 
 /* Parse a JSON body; MALFORMED/INVALID/TOO_LARGE with detail naming the field. */
-SCONE_MUST_CHECK enum scone_err cas_parse_config_request(const char *body, size_t len, struct cas_config_request *out);
+SCONE_MUST_CHECK enum scone_err cas_parse_config_request(const char *body, size_t len,
+							 struct cas_config_request *out);
 void cas_config_request_free(struct cas_config_request *r);
-SCONE_MUST_CHECK enum scone_err cas_parse_tag_request(const char *body, size_t len, struct cas_tag_request *out);
+SCONE_MUST_CHECK enum scone_err cas_parse_tag_request(const char *body, size_t len,
+						      struct cas_tag_request *out);
 /* *out is heap-allocated (free()); on error NULL. */
-SCONE_MUST_CHECK enum scone_err cas_parse_values_request(const char *body, size_t len, struct cas_values_request **out);
+SCONE_MUST_CHECK enum scone_err cas_parse_values_request(const char *body, size_t len,
+							 struct cas_values_request **out);
 /*
  * Split "session/service" at the last '/' and validate both names. The
  * config request's config_id may end in "@OTP" (cas_parse_config_request

@@ -36,7 +36,7 @@
 #define RESOLVED_MAX (8u * 1024 * 1024)
 /* Why an export list can say no although it names the session. */
 #define EXPORT_RULE                                                                                          \
-	"(an export by name without session_hash reaches only sessions created by the exporting session's "   \
+	"(an export by name without session_hash reaches only sessions created by the exporting session's "  \
 	"creator or inside a namespace session both live in; pin session_hash for another owner's session)"
 
 struct resolve {
@@ -45,7 +45,8 @@ struct resolve {
 	size_t refs; /* secrets rendered so far */
 };
 
-bool cas_exported_to(struct cas_imports *im, const struct cas_loaded *from, const struct scone_export *e, size_t n)
+bool cas_exported_to(struct cas_imports *im, const struct cas_loaded *from, const struct scone_export *e,
+		     size_t n)
 {
 	const struct scone_session *who = im->who;
 	bool vouched = false, asked = false;
@@ -55,7 +56,8 @@ bool cas_exported_to(struct cas_imports *im, const struct cas_loaded *from, cons
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(e[i].session);
 		bool any = strcmp(e[i].session, "*") == 0;
-		bool below = e[i].namespace && strncmp(who->name, e[i].session, len) == 0 && who->name[len] == '/';
+		bool below =
+		    e[i].namespace && strncmp(who->name, e[i].session, len) == 0 && who->name[len] == '/';
 		if (!any && strcmp(e[i].session, who->name) != 0 && !below)
 			continue;
 		if (e[i].session_hash) {
@@ -67,8 +69,8 @@ bool cas_exported_to(struct cas_imports *im, const struct cas_loaded *from, cons
 			return true;
 		if (!asked) { /* the same answer for every entry by name */
 			asked = true;
-			vouched = cas_namespace_vouches(im->cas, im->worker, from->rec.name, from->rec.creator, who->name,
-							im->who_creator);
+			vouched = cas_namespace_vouches(im->cas, im->worker, from->rec.name,
+							from->rec.creator, who->name, im->who_creator);
 		}
 		if (vouched)
 			return true;
@@ -85,7 +87,7 @@ void cas_imports_free(struct cas_imports *im)
 
 enum scone_err cas_imports_load(struct cas_imports *im, const char *session, const struct cas_loaded **out)
 {
-	struct cas_response scratch = { 0 };
+	struct cas_response scratch = {0};
 
 	for (size_t i = 0; i < im->n; i++) {
 		if (strcmp(im->loaded[i].rec.name, session) == 0) {
@@ -94,7 +96,8 @@ enum scone_err cas_imports_load(struct cas_imports *im, const char *session, con
 		}
 	}
 	if (im->n == CAS_MAX_IMPORT_SESSIONS)
-		return scone_err_set(SCONE_ERR_LIMIT, "imports from more than %d sessions", CAS_MAX_IMPORT_SESSIONS);
+		return scone_err_set(SCONE_ERR_LIMIT, "imports from more than %d sessions",
+				     CAS_MAX_IMPORT_SESSIONS);
 	scone_wbuf_init(&scratch.body, 4096, 0);
 	if (!cas_load_session(im->cas, im->worker, session, &im->loaded[im->n], &scratch)) {
 		scone_wbuf_free(&scratch.body);
@@ -114,7 +117,8 @@ static enum scone_err pinned_hash_ok(const struct scone_import *imp, const struc
 		return SCONE_ERR_OK;
 	scone_session_hash_hex(from->rec.hash, h);
 	if (strcmp(h, imp->session_hash) != 0)
-		return scone_err_set(SCONE_ERR_PERMISSION, "session %s has hash %s, not the session_hash the import pins",
+		return scone_err_set(SCONE_ERR_PERMISSION,
+				     "session %s has hash %s, not the session_hash the import pins",
 				     imp->session, h);
 	return SCONE_ERR_OK;
 }
@@ -130,15 +134,16 @@ enum scone_err cas_exported_secret(struct cas_imports *im, const struct scone_se
 	*src_name = def->import->name ? def->import->name : def->name;
 	src = scone_session_secret((*from)->session, *src_name);
 	if (!src || src->import)
-		return scone_err_set(SCONE_ERR_NOT_FOUND, "session %s has no secret %s to export", def->import->session,
-				     *src_name);
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "session %s has no secret %s to export",
+				     def->import->session, *src_name);
 	if (cas_exported_to(im, *from, src->exports, src->n_exports))
 		return SCONE_ERR_OK;
 	if (src->export_public) {
 		*public_only = true;
 		return SCONE_ERR_OK;
 	}
-	return scone_err_set(SCONE_ERR_PERMISSION, "session %s does not export secret %s to session %s " EXPORT_RULE,
+	return scone_err_set(SCONE_ERR_PERMISSION,
+			     "session %s does not export secret %s to session %s " EXPORT_RULE,
 			     def->import->session, *src_name, im->who->name);
 }
 
@@ -152,11 +157,12 @@ enum scone_err cas_resolve_secret_import(void *ctx, const struct scone_secret *i
 
 	SCONE_TRY(cas_exported_secret(im, imported, &from, name, &public_only));
 	if (public_only && scone_secrets_is_private(from->secrets, *name))
-		return scone_err_set(SCONE_ERR_PERMISSION,
-				     "secret %s: session %s releases secret %s only through export_public, which gives "
-				     "its certificate and public key to everyone but never its private key: it cannot "
-				     "sign (issuer) or be a private_key here; export it to session %s instead",
-				     imported->name, imported->import->session, *name, im->who->name);
+		return scone_err_set(
+		    SCONE_ERR_PERMISSION,
+		    "secret %s: session %s releases secret %s only through export_public, which gives "
+		    "its certificate and public key to everyone but never its private key: it cannot "
+		    "sign (issuer) or be a private_key here; export it to session %s instead",
+		    imported->name, imported->import->session, *name, im->who->name);
 	*set = from->secrets;
 	return SCONE_ERR_OK;
 }
@@ -186,12 +192,12 @@ static enum scone_err lookup_secret(void *ctx, const char *name, const char *for
 		return scone_secrets_render(from->secrets, src_name, format, out);
 	err = scone_secrets_render_public(from->secrets, src_name, format, out);
 	if (err == SCONE_ERR_PERMISSION)
-		return scone_err_set(err,
-				     "secret %s in format %s: session %s releases secret %s only through export_public, "
-				     "which gives its certificate and public key to everyone but never its private key; "
-				     "export it to session %s to render its key",
-				     name, format ? format : "(default)", def->import->session, src_name,
-				     r->own->rec.name);
+		return scone_err_set(
+		    err,
+		    "secret %s in format %s: session %s releases secret %s only through export_public, "
+		    "which gives its certificate and public key to everyone but never its private key; "
+		    "export it to session %s to render its key",
+		    name, format ? format : "(default)", def->import->session, src_name, r->own->rec.name);
 	return err;
 }
 
@@ -199,21 +205,23 @@ static enum scone_err lookup_secret(void *ctx, const char *name, const char *for
  * The lookup of templates: name as written, else SCONE's old NAME.crt /
  * .key / .chain / .hex forms (the policy accepted them with a warning).
  */
-static enum scone_err lookup_secret_or_legacy(void *ctx, const char *name, const char *format, struct scone_wbuf *out)
+static enum scone_err lookup_secret_or_legacy(void *ctx, const char *name, const char *format,
+					      struct scone_wbuf *out)
 {
 	struct resolve *r = ctx;
 	char base[SCONE_SESSION_NAME_MAX + 1];
 	const char *legacy = NULL;
 
 	if (!scone_session_secret(r->own->session, name) && !format &&
-	    scone_template_legacy(name, base, sizeof(base), &legacy) && scone_session_secret(r->own->session, base))
+	    scone_template_legacy(name, base, sizeof(base), &legacy) &&
+	    scone_session_secret(r->own->session, base))
 		return lookup_secret(ctx, base, legacy, out);
 	return lookup_secret(ctx, name, format, out);
 }
 
 /* Expand templates in text; the result must be a C string (no NUL) for argv/env. */
-static enum scone_err expand(struct resolve *r, const char *text, size_t len, bool c_string, const char *where,
-			     json_t **out)
+static enum scone_err expand(struct resolve *r, const char *text, size_t len, bool c_string,
+			     const char *where, json_t **out)
 {
 	struct scone_wbuf b;
 	enum scone_err err;
@@ -221,11 +229,13 @@ static enum scone_err expand(struct resolve *r, const char *text, size_t len, bo
 	scone_wbuf_init(&b, RESOLVED_MAX, 1);
 	err = scone_template_expand(text, len, lookup_secret_or_legacy, r, &b);
 	if (!err && c_string && memchr(b.data, '\0', b.size))
-		err = scone_err_set(SCONE_ERR_INVALID, "%s: a secret renders with a NUL byte (use :hex or :base64)", where);
+		err = scone_err_set(SCONE_ERR_INVALID,
+				    "%s: a secret renders with a NUL byte (use :hex or :base64)", where);
 	if (!err) {
 		*out = c_string ? json_stringn(b.size ? (const char *)b.data : "", b.size) : NULL;
 		if (c_string && !*out)
-			err = scone_err_set(SCONE_ERR_INVALID, "%s: a secret renders as binary (use :hex or :base64)", where);
+			err = scone_err_set(SCONE_ERR_INVALID,
+					    "%s: a secret renders as binary (use :hex or :base64)", where);
 	}
 	if (!err && !c_string) {
 		/* Files may hold any bytes: base64 in JSON. */
@@ -234,7 +244,8 @@ static enum scone_err expand(struct resolve *r, const char *text, size_t len, bo
 		if (!b64) {
 			err = scone_err_set(SCONE_ERR_NOMEM, "%s", where);
 		} else {
-			int n = EVP_EncodeBlock((unsigned char *)b64, b.size ? b.data : (const uint8_t *)"", (int)b.size);
+			int n = EVP_EncodeBlock((unsigned char *)b64, b.size ? b.data : (const uint8_t *)"",
+						(int)b.size);
 			*out = json_stringn(b64, (size_t)n);
 			scone_wipe(b64, cap);
 			free(b64);
@@ -299,9 +310,10 @@ static enum scone_err add_files(struct resolve *r, const struct scone_image *img
 	for (size_t i = 0; img && i < img->n_files; i++) {
 		const struct scone_injection_file *f = &img->files[i];
 		if (!f->content) {
-			/* the image's own file: the runtime reads it and asks for its references (/v1/service/values) */
-			json_array_append_new(files, json_pack("{s:s,s:i,s:b}", "path", f->path, "mode", (int)f->mode,
-							       "from_image", 1));
+			/* the image's own file: the runtime reads it and asks for its references
+			 * (/v1/service/values) */
+			json_array_append_new(files, json_pack("{s:s,s:i,s:b}", "path", f->path, "mode",
+							       (int)f->mode, "from_image", 1));
 			continue;
 		}
 		snprintf(where, sizeof(where), "injection file %.160s", f->path);
@@ -339,8 +351,9 @@ static const struct scone_volume *exported_volume(struct cas_imports *im, const 
 }
 
 /* The volume behind a mount of own: itself, or the exporting session's (its owner loaded into r). */
-static enum scone_err mounted_source(struct resolve *r, const struct scone_volume *vol, const struct cas_loaded **owner,
-				     const struct scone_volume **def, const struct scone_export **how)
+static enum scone_err mounted_source(struct resolve *r, const struct scone_volume *vol,
+				     const struct cas_loaded **owner, const struct scone_volume **def,
+				     const struct scone_export **how)
 {
 	const char *src;
 
@@ -355,19 +368,22 @@ static enum scone_err mounted_source(struct resolve *r, const struct scone_volum
 		char h[65];
 		scone_session_hash_hex((*owner)->rec.hash, h);
 		if (strcmp(h, vol->import->session_hash) != 0)
-			return scone_err_set(SCONE_ERR_PERMISSION, "session %s has hash %s, not the session_hash the import "
-								   "pins",
+			return scone_err_set(SCONE_ERR_PERMISSION,
+					     "session %s has hash %s, not the session_hash the import "
+					     "pins",
 					     vol->import->session, h);
 	}
 	*def = exported_volume(&r->im, *owner, src, how);
 	if (!*def)
-		return scone_err_set(SCONE_ERR_PERMISSION, "session %s exports no volume %s to session %s " EXPORT_RULE,
+		return scone_err_set(SCONE_ERR_PERMISSION,
+				     "session %s exports no volume %s to session %s " EXPORT_RULE,
 				     vol->import->session, src, r->own->rec.name);
 	return SCONE_ERR_OK;
 }
 
 /* Key and tag of a volume: from the session, or generated and tracked by CAS. */
-static enum scone_err volume_material(struct resolve *r, const struct scone_volume *vol, bool ephemeral, json_t *o)
+static enum scone_err volume_material(struct resolve *r, const struct scone_volume *vol, bool ephemeral,
+				      json_t *o)
 {
 	const struct cas_loaded *owner;
 	const struct scone_volume *def;
@@ -384,10 +400,13 @@ static enum scone_err volume_material(struct resolve *r, const struct scone_volu
 	json_object_set_new(o, "volume", json_string(def->name));
 	if (def->fspf_key) {
 		/* A key in the session may itself be a template. */
-		struct resolve sub = { .im = { .cas = r->im.cas, .worker = r->im.worker, .who = owner->session,
-					       .who_creator = owner->rec.creator },
-				       .own = owner };
-		enum scone_err err = expand(&sub, def->fspf_key, strlen(def->fspf_key), true, "volume fspf_key", &v);
+		struct resolve sub = {.im = {.cas = r->im.cas,
+					     .worker = r->im.worker,
+					     .who = owner->session,
+					     .who_creator = owner->rec.creator},
+				      .own = owner};
+		enum scone_err err =
+		    expand(&sub, def->fspf_key, strlen(def->fspf_key), true, "volume fspf_key", &v);
 		resolve_free(&sub);
 		SCONE_TRY(err);
 		json_object_set_new(o, "key", v);
@@ -404,10 +423,11 @@ static enum scone_err volume_material(struct resolve *r, const struct scone_volu
 	} else {
 		SCONE_TRY(st->ops->get_volume_tag(st, owner->rec.name, def->name, tag));
 		if (ephemeral && !tag[0])
-			return scone_err_set(SCONE_ERR_INVALID,
-					     "volume %s is not initialised, and an ephemeral mount cannot initialise it: "
-					     "mount it once with update_policy: rollback_protected",
-					     vol->name);
+			return scone_err_set(
+			    SCONE_ERR_INVALID,
+			    "volume %s is not initialised, and an ephemeral mount cannot initialise it: "
+			    "mount it once with update_policy: rollback_protected",
+			    vol->name);
 		json_object_set_new(o, "tag", json_string(tag));
 		/* ephemeral: the runtime reports nothing, and the next start gets CAS's tag again */
 		json_object_set_new(o, "tag_tracked", json_boolean(!ephemeral));
@@ -422,11 +442,14 @@ static enum scone_err add_volumes(struct resolve *r, const struct scone_image *i
 	json_object_set_new(cfg, "volumes", vols);
 	for (size_t i = 0; img && i < img->n_volumes; i++) {
 		const struct scone_volume *vol = scone_session_volume(r->own->session, img->volumes[i].name);
-		json_t *o = json_pack("{s:s,s:s}", "name", img->volumes[i].name, "path", img->volumes[i].path);
+		json_t *o =
+		    json_pack("{s:s,s:s}", "name", img->volumes[i].name, "path", img->volumes[i].path);
 		json_array_append_new(vols, o);
 		if (!vol)
-			return scone_err_set(SCONE_ERR_NOT_FOUND, "volume %s is not defined", img->volumes[i].name);
-		SCONE_TRY(volume_material(r, vol, img->volumes[i].update_policy == SCONE_UPDATE_EPHEMERAL, o));
+			return scone_err_set(SCONE_ERR_NOT_FOUND, "volume %s is not defined",
+					     img->volumes[i].name);
+		SCONE_TRY(
+		    volume_material(r, vol, img->volumes[i].update_policy == SCONE_UPDATE_EPHEMERAL, o));
 	}
 	return SCONE_ERR_OK;
 }
@@ -441,13 +464,14 @@ static enum scone_err add_fspf(struct resolve *r, const struct scone_service *sv
 	}
 	if (svc->fspf_key)
 		SCONE_TRY(expand(r, svc->fspf_key, strlen(svc->fspf_key), true, "fspf_key", &key));
-	json_object_set_new(cfg, "fspf", json_pack("{s:s,s:o,s:s?}", "path", svc->fspf_path, "key",
-						   key ? key : json_null(), "tag", svc->fspf_tag));
+	json_object_set_new(cfg, "fspf",
+			    json_pack("{s:s,s:o,s:s?}", "path", svc->fspf_path, "key",
+				      key ? key : json_null(), "tag", svc->fspf_tag));
 	return SCONE_ERR_OK;
 }
 
-enum scone_err cas_instance_token(struct cas *cas, const uint8_t spki[32], const char *session, const char *service,
-				  uint8_t out[32])
+enum scone_err cas_instance_token(struct cas *cas, const uint8_t spki[32], const char *session,
+				  const char *service, uint8_t out[32])
 {
 	uint8_t msg[32 + 2 * (SCONE_SESSION_NAME_MAX + 1)];
 	size_t n = 0, ls = strlen(session), lv = strlen(service);
@@ -464,7 +488,8 @@ enum scone_err cas_instance_token(struct cas *cas, const uint8_t spki[32], const
 static enum scone_err build_config(struct resolve *r, const struct scone_service *svc, const uint8_t spki[32],
 				   json_t *cfg)
 {
-	const struct scone_image *img = svc->image_name ? scone_session_image(r->own->session, svc->image_name) : NULL;
+	const struct scone_image *img =
+	    svc->image_name ? scone_session_image(r->own->session, svc->image_name) : NULL;
 	uint8_t token[32];
 	char h[65];
 
@@ -484,8 +509,8 @@ static enum scone_err build_config(struct resolve *r, const struct scone_service
 }
 
 /* The second factor: the service's (or session's) one-time password secret, if it has one. */
-static enum scone_err check_otp(struct resolve *r, const struct scone_session *s, const struct scone_service *svc,
-			       const struct cas_config_request *cr)
+static enum scone_err check_otp(struct resolve *r, const struct scone_session *s,
+				const struct scone_service *svc, const struct cas_config_request *cr)
 {
 	const char *text = scone_service_otp_secret(s, svc);
 	struct scone_store *st = r->im.cas->stores[r->im.worker];
@@ -519,15 +544,17 @@ static bool factor_ok(const struct cas_request *req, const struct cas_config_req
 	}
 	scone_warn("configuration %s/%s refused to %s: %s", cr->session, cr->service,
 		   req->peer_addr ? req->peer_addr : "?", scone_err_detail());
-	cas_respond_error(resp, 403, "ATTESTATION", "%s/%s: %s", cr->session, cr->service, scone_err_detail());
+	cas_respond_error(resp, 403, "ATTESTATION", "%s/%s: %s", cr->session, cr->service,
+			  scone_err_detail());
 	return false;
 }
 
 /* The evidence, judged by session s (the stored one, or a dynamic one as it stands now). */
 static bool attested(struct resolve *r, const struct cas_request *req, const struct scone_session *s,
-		     const struct scone_service *svc, const struct cas_config_request *cr, struct cas_response *resp)
+		     const struct scone_service *svc, const struct cas_config_request *cr,
+		     struct cas_response *resp)
 {
-	struct cas_attest_opts o = { .max_age_sec = r->im.cas->evidence_max_age };
+	struct cas_attest_opts o = {.max_age_sec = r->im.cas->evidence_max_age};
 	struct scone_claims claims;
 
 	return factor_ok(req, cr, cas_attest_gate(&o, s, svc, cr, req->peer_spki_sha256, &claims), resp);
@@ -547,7 +574,8 @@ static bool decide_view(struct cas *cas, int worker, const struct cas_loaded *ow
 	if (!own->session->dynamic)
 		return true;
 	if (cas_effective_session(cas, worker, own, eff) != SCONE_ERR_OK) {
-		cas_respond_error(resp, 403, "ATTESTATION", "session %s: its security or attestation does not resolve now: %s",
+		cas_respond_error(resp, 403, "ATTESTATION",
+				  "session %s: its security or attestation does not resolve now: %s",
 				  own->rec.name, scone_err_detail());
 		return false;
 	}
@@ -559,8 +587,8 @@ static bool decide_view(struct cas *cas, int worker, const struct cas_loaded *ow
  * security.service_access_token (SCONE 0.3.9): a second factor both ways;
  * the proofs are in src/lib/token.h.
  */
-static enum scone_err token_mac(const char *token, const char *who, const uint8_t spki[32], const char *session,
-				const char *service, uint8_t out[32])
+static enum scone_err token_mac(const char *token, const char *who, const uint8_t spki[32],
+				const char *session, const char *service, uint8_t out[32])
 {
 	char id[2 * SCONE_SESSION_NAME_MAX + 2];
 
@@ -568,23 +596,26 @@ static enum scone_err token_mac(const char *token, const char *who, const uint8_
 	return scone_access_token_mac(token, who, spki, id, out);
 }
 
-static bool access_token_ok(const struct scone_session *s, const struct cas_config_request *cr, const uint8_t spki[32],
-			    struct cas_response *resp)
+static bool access_token_ok(const struct scone_session *s, const struct cas_config_request *cr,
+			    const uint8_t spki[32], struct cas_response *resp)
 {
 	uint8_t want[32], got[32];
 	bool ok;
 
 	if (!s->service_access_token)
 		return true;
-	ok = cr->access_token_mac[0] && scone_hex_decode(got, 32, cr->access_token_mac, "access_token_mac") == SCONE_ERR_OK &&
-	     token_mac(s->service_access_token, SCONE_TOKEN_LABEL_RUNTIME, spki, cr->session, cr->service, want) == SCONE_ERR_OK &&
+	ok = cr->access_token_mac[0] &&
+	     scone_hex_decode(got, 32, cr->access_token_mac, "access_token_mac") == SCONE_ERR_OK &&
+	     token_mac(s->service_access_token, SCONE_TOKEN_LABEL_RUNTIME, spki, cr->session, cr->service,
+		       want) == SCONE_ERR_OK &&
 	     scone_ct_equal(want, got, 32);
 	scone_wipe(want, sizeof(want));
 	if (!ok)
-		cas_respond_error(resp, 403, "ATTESTATION",
-				  "session %s requires a service access token: start the service with the right "
-				  "SCONE_SERVICE_ACCESS_TOKEN",
-				  cr->session);
+		cas_respond_error(
+		    resp, 403, "ATTESTATION",
+		    "session %s requires a service access token: start the service with the right "
+		    "SCONE_SERVICE_ACCESS_TOKEN",
+		    cr->session);
 	return ok;
 }
 
@@ -596,7 +627,8 @@ static enum scone_err access_token_proof(const struct scone_session *s, const st
 
 	if (!s->service_access_token)
 		return SCONE_ERR_OK;
-	SCONE_TRY(token_mac(s->service_access_token, SCONE_TOKEN_LABEL_CAS, spki, cr->session, cr->service, mac));
+	SCONE_TRY(
+	    token_mac(s->service_access_token, SCONE_TOKEN_LABEL_CAS, spki, cr->session, cr->service, mac));
 	scone_hex_encode(hex, sizeof(hex), mac, 32);
 	json_object_set_new(cfg, "access_token_proof", json_string(hex));
 	return SCONE_ERR_OK;
@@ -607,7 +639,7 @@ void cas_handle_config(struct cas *cas, const struct cas_request *req, struct ca
 	struct cas_config_request cr;
 	struct scone_session *eff = NULL;
 	struct cas_loaded own, view;
-	struct resolve r = { .im = { .cas = cas, .worker = req->worker } };
+	struct resolve r = {.im = {.cas = cas, .worker = req->worker}};
 	const struct scone_service *svc;
 	enum scone_err err;
 	json_t *cfg;
@@ -619,7 +651,8 @@ void cas_handle_config(struct cas *cas, const struct cas_request *req, struct ca
 	}
 	if (!req->has_peer_key) {
 		cas_respond_error(resp, 400, "AUTH",
-				  "the runtime must connect with a client certificate (its fresh TLS key binds the evidence)");
+				  "the runtime must connect with a client certificate (its fresh TLS key "
+				  "binds the evidence)");
 		cas_config_request_free(&cr);
 		return;
 	}
@@ -630,7 +663,8 @@ void cas_handle_config(struct cas *cas, const struct cas_request *req, struct ca
 	r.im.who_creator = own.rec.creator;
 	svc = scone_session_service(own.session, cr.service);
 	if (!svc) {
-		cas_respond_error(resp, 404, "NOT_FOUND", "session %s has no service %s", cr.session, cr.service);
+		cas_respond_error(resp, 404, "NOT_FOUND", "session %s has no service %s", cr.session,
+				  cr.service);
 		goto out;
 	}
 	if (!decide_view(cas, req->worker, &own, &view, &eff, resp))
@@ -667,8 +701,9 @@ denied:
 }
 
 /* Is volume name mounted by the service's image, and how (an ephemeral mount reports no tags)? */
-static const struct scone_volume *mounted_volume(const struct scone_session *s, const struct scone_service *svc,
-						 const char *name, bool *ephemeral)
+static const struct scone_volume *mounted_volume(const struct scone_session *s,
+						 const struct scone_service *svc, const char *name,
+						 bool *ephemeral)
 {
 	const struct scone_image *img = svc->image_name ? scone_session_image(s, svc->image_name) : NULL;
 
@@ -697,7 +732,7 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 {
 	struct cas_tag_request tr;
 	struct cas_loaded own;
-	struct resolve r = { .im = { .cas = cas, .worker = req->worker } };
+	struct resolve r = {.im = {.cas = cas, .worker = req->worker}};
 	const struct cas_loaded *owner;
 	const struct scone_service *svc;
 	const struct scone_volume *vol;
@@ -718,7 +753,8 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 	    cas_instance_token(cas, req->peer_spki_sha256, tr.session, tr.service, expect) != SCONE_ERR_OK ||
 	    !scone_ct_equal(expect, tr.token, 32)) {
 		cas_respond_error(resp, 403, "PERMISSION",
-				  "the instance token does not belong to this TLS key and service (fetch the configuration first)");
+				  "the instance token does not belong to this TLS key and service (fetch the "
+				  "configuration first)");
 		return;
 	}
 	if (!cas_load_session(cas, req->worker, tr.session, &own, resp))
@@ -729,8 +765,8 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 	svc = scone_session_service(own.session, tr.service);
 	vol = svc ? mounted_volume(own.session, svc, tr.volume, &ephemeral) : NULL;
 	if (!vol) {
-		cas_respond_error(resp, 403, "PERMISSION", "service %s/%s does not mount volume %s", tr.session, tr.service,
-				  tr.volume);
+		cas_respond_error(resp, 403, "PERMISSION", "service %s/%s does not mount volume %s",
+				  tr.session, tr.service, tr.volume);
 		goto out;
 	}
 	err = mounted_source(&r, vol, &owner, &def, &how);
@@ -739,14 +775,16 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 		goto out;
 	}
 	if (ephemeral || (how && how->update_policy == SCONE_UPDATE_EPHEMERAL)) {
-		cas_respond_error(resp, 403, "PERMISSION", "volume %s is mounted ephemeral: its state on CAS does not change",
+		cas_respond_error(resp, 403, "PERMISSION",
+				  "volume %s is mounted ephemeral: its state on CAS does not change",
 				  tr.volume);
 		goto out;
 	}
 	vol = def;
 	owner_volume = def->name;
 	if (vol->fspf_tag) {
-		cas_respond_error(resp, 409, "CONFLICT", "volume %s has a fixed tag in its session; update the session instead",
+		cas_respond_error(resp, 409, "CONFLICT",
+				  "volume %s has a fixed tag in its session; update the session instead",
 				  tr.volume);
 		goto out;
 	}
@@ -783,8 +821,9 @@ void cas_otp_provision(struct cas *cas, int worker, const struct cas_loaded *own
 	enum scone_err err;
 
 	if (!text) {
-		cas_respond_error(resp, 404, "NOT_FOUND", svc ? "service %s/%s has no one_time_password_shared_secret"
-							      : "session %s has no service %s",
+		cas_respond_error(resp, 404, "NOT_FOUND",
+				  svc ? "service %s/%s has no one_time_password_shared_secret"
+				      : "session %s has no service %s",
 				  own->rec.name, service);
 		return;
 	}
@@ -802,17 +841,19 @@ void cas_otp_provision(struct cas *cas, int worker, const struct cas_loaded *own
 		return;
 	}
 	/* The one place CAS hands out a secret to an owner: provisioning an authenticator is its purpose. */
-	cas_respond_json(resp, 200, json_pack("{s:s,s:s,s:o,s:i,s:i}", "uri", uri, "issuer", "scone", "account",
-					      json_sprintf("%s/%s", own->rec.name, service), "digits", CAS_OTP_DIGITS,
-					      "period", CAS_OTP_STEP));
+	cas_respond_json(resp, 200,
+			 json_pack("{s:s,s:s,s:o,s:i,s:i}", "uri", uri, "issuer", "scone", "account",
+				   json_sprintf("%s/%s", own->rec.name, service), "digits", CAS_OTP_DIGITS,
+				   "period", CAS_OTP_STEP));
 	scone_wipe(uri, sizeof(uri));
 }
 
 enum scone_err cas_render_ref(struct cas *cas, int worker, const struct cas_loaded *own, const char *name,
 			      const char *format, struct scone_wbuf *out)
 {
-	struct resolve r = { .im = { .cas = cas, .worker = worker, .who = own->session, .who_creator = own->rec.creator },
-			     .own = own };
+	struct resolve r = {
+	    .im = {.cas = cas, .worker = worker, .who = own->session, .who_creator = own->rec.creator},
+	    .own = own};
 	enum scone_err err = lookup_secret_or_legacy(&r, name, format, out);
 
 	resolve_free(&r);

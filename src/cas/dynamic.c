@@ -61,7 +61,8 @@ static enum scone_err resolve(void *ctx, const char *name, const char *format, b
 	if (!err && public_only) { /* export_public: the public part only, never a fragment or a key */
 		const struct scone_secret *sd = scone_session_secret(from->session, src);
 		if (sd && sd->kind == SCONE_SECRET_CONFIG_FRAGMENT)
-			err = scone_err_set(SCONE_ERR_PERMISSION, "config-fragment %s is only exported publicly", src);
+			err = scone_err_set(SCONE_ERR_PERMISSION,
+					    "config-fragment %s is only exported publicly", src);
 		else
 			err = scone_secrets_render_public(from->secrets, src, format, out);
 	} else if (!err)
@@ -76,7 +77,8 @@ static enum scone_err resolve(void *ctx, const char *name, const char *format, b
 enum scone_err cas_effective_session(struct cas *cas, int worker, const struct cas_loaded *l,
 				     struct scone_session **out)
 {
-	struct dyn d = {.im = {.cas = cas, .worker = worker, .who = l->session, .who_creator = l->rec.creator}, .own = l};
+	struct dyn d = {
+	    .im = {.cas = cas, .worker = worker, .who = l->session, .who_creator = l->rec.creator}, .own = l};
 	struct scone_parse_opts opts = {resolve, &d};
 	struct scone_policy_diag diag;
 	enum scone_err err;

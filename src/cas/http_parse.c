@@ -70,7 +70,8 @@ enum scone_err cas_http_parse_target(const char *raw, char **path, char **query)
 		free(*path);
 		*path = NULL;
 		return scone_err_set(SCONE_ERR_INVALID,
-				     "request path has a bad %%-escape or a control character at byte %zu", bad);
+				     "request path has a bad %%-escape or a control character at byte %zu",
+				     bad);
 	}
 	if (raw[n] != '?')
 		return SCONE_ERR_OK;
@@ -137,9 +138,11 @@ enum scone_err cas_http_framing_check(const struct cas_http_framing *f)
 				     "the end of the body is ambiguous",
 				     (unsigned long long)f->length, (unsigned long long)f->other);
 	if (f->n_te && f->n_length)
-		return scone_err_set(SCONE_ERR_INVALID,
-				     "Transfer-Encoding and Content-Length together: the end of the body is ambiguous");
+		return scone_err_set(
+		    SCONE_ERR_INVALID,
+		    "Transfer-Encoding and Content-Length together: the end of the body is ambiguous");
 	if (f->n_te > 1 || f->te_bad)
-		return scone_err_set(SCONE_ERR_INVALID, "the only Transfer-Encoding accepted is one \"chunked\"");
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "the only Transfer-Encoding accepted is one \"chunked\"");
 	return SCONE_ERR_OK;
 }

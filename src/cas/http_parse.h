@@ -47,9 +47,9 @@ struct cas_http_framing {
 	uint64_t length;     /* the first one's value */
 	bool length_bad;     /* one was not a plain decimal number */
 	bool length_differs; /* one differed from the first */
-	uint64_t other;      /* the first value that differed */
-	unsigned n_te;       /* Transfer-Encoding headers seen */
-	bool te_bad;         /* one was not "chunked" */
+	uint64_t other;	     /* the first value that differed */
+	unsigned n_te;	     /* Transfer-Encoding headers seen */
+	bool te_bad;	     /* one was not "chunked" */
 };
 
 void cas_http_framing_init(struct cas_http_framing *f);

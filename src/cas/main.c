@@ -104,17 +104,22 @@ struct options {
 static void parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-		{ "listen", required_argument, NULL, 'l' },	{ "state-dir", required_argument, NULL, 'd' },
-		{ "workers", required_argument, NULL, 'w' },	{ "max-connections", required_argument, NULL, 'c' },
-		{ "timeout", required_argument, NULL, 't' },	{ "rate-limit", required_argument, NULL, 'r' },
-		{ "evidence-max-age", required_argument, NULL, 'e' },
-		{ "max-pending-mb", required_argument, NULL, 'm' }, { "slow-workers", required_argument, NULL, 's' },
-		{ "keygen-per-session", required_argument, NULL, 'k' },
-		{ "keygen-per-minute", required_argument, NULL, 'K' },
-		{ "store", required_argument, NULL, 'S' },	{ "replica", required_argument, NULL, 'R' },
-		{ "audit-mirror", required_argument, NULL, 'A' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"listen", required_argument, NULL, 'l'},
+	    {"state-dir", required_argument, NULL, 'd'},
+	    {"workers", required_argument, NULL, 'w'},
+	    {"max-connections", required_argument, NULL, 'c'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"rate-limit", required_argument, NULL, 'r'},
+	    {"evidence-max-age", required_argument, NULL, 'e'},
+	    {"max-pending-mb", required_argument, NULL, 'm'},
+	    {"slow-workers", required_argument, NULL, 's'},
+	    {"keygen-per-session", required_argument, NULL, 'k'},
+	    {"keygen-per-minute", required_argument, NULL, 'K'},
+	    {"store", required_argument, NULL, 'S'},
+	    {"replica", required_argument, NULL, 'R'},
+	    {"audit-mirror", required_argument, NULL, 'A'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -176,8 +181,10 @@ static void parse_options(int argc, char **argv, struct options *o)
 		exit(2);
 	}
 	if (o->store && scone_store_url_has_password(o->store)) {
-		fprintf(stderr, "scone-cas: --store carries a password, which ps would show to every user: put it in a "
-				"password file (passfile=PATH in the URL, or ~/.pgpass)\n");
+		fprintf(
+		    stderr,
+		    "scone-cas: --store carries a password, which ps would show to every user: put it in a "
+		    "password file (passfile=PATH in the URL, or ~/.pgpass)\n");
 		exit(2);
 	}
 }
@@ -235,15 +242,15 @@ static int fail(const char *what, enum scone_err err)
 
 int main(int argc, char **argv)
 {
-	struct options o = { .listen = "127.0.0.1:8081",
-			     .state_dir = getenv("SCONE_CAS_STATE_DIR"),
-			     .store = getenv("SCONE_CAS_STORE"),
-			     .rate_limit = 1000,
-			     .keygen_per_session = CAS_KEYGEN_PER_REQUEST,
-			     .keygen_per_minute = CAS_KEYGEN_PER_MINUTE };
+	struct options o = {.listen = "127.0.0.1:8081",
+			    .state_dir = getenv("SCONE_CAS_STATE_DIR"),
+			    .store = getenv("SCONE_CAS_STORE"),
+			    .rate_limit = 1000,
+			    .keygen_per_session = CAS_KEYGEN_PER_REQUEST,
+			    .keygen_per_minute = CAS_KEYGEN_PER_MINUTE};
 	static struct cas cas;
-	struct cas_server_opts so = { 0 };
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct cas_server_opts so = {0};
+	struct sigaction sa = {.sa_handler = on_signal};
 	char host[256], crt[4200], key[4200];
 	uint16_t port;
 	enum scone_err err;

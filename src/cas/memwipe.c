@@ -26,7 +26,8 @@
 
 #define HEADER 16
 
-_Static_assert(HEADER >= sizeof(size_t) && HEADER % alignof(max_align_t) == 0, "block header keeps alignment");
+_Static_assert(HEADER >= sizeof(size_t) && HEADER % alignof(max_align_t) == 0,
+	       "block header keeps alignment");
 
 static void *(*backend_alloc)(size_t) = malloc;
 static void (*backend_free)(void *) = free;
@@ -108,7 +109,8 @@ void cas_json_free_text(char *text)
 	f(text);
 }
 
-/* At most want (a power of two), but no more than half of what RLIMIT_MEMLOCK lets us lock; at least 1 MiB. */
+/* At most want (a power of two), but no more than half of what RLIMIT_MEMLOCK lets us lock; at least 1 MiB.
+ */
 static size_t lockable(size_t want)
 {
 	struct rlimit rl;
@@ -122,7 +124,7 @@ static size_t lockable(size_t want)
 
 enum scone_err cas_memwipe_harden_process(size_t secure_heap_bytes)
 {
-	struct rlimit none = { 0, 0 };
+	struct rlimit none = {0, 0};
 	int rc;
 
 	if (setrlimit(RLIMIT_CORE, &none) != 0)
@@ -137,9 +139,10 @@ enum scone_err cas_memwipe_harden_process(size_t secure_heap_bytes)
 		return scone_err_set(SCONE_ERR_NOMEM, "OpenSSL secure heap of %zu bytes: cannot set it up",
 				     secure_heap_bytes);
 	if (rc == 2)
-		scone_warn("the secure heap (%zu KiB for keys and cached secrets) is not locked in memory: raise "
-			   "RLIMIT_MEMLOCK (ulimit -l, LimitMEMLOCK=) so that it cannot be swapped out; it is still "
-			   "left out of core dumps",
-			   secure_heap_bytes >> 10);
+		scone_warn(
+		    "the secure heap (%zu KiB for keys and cached secrets) is not locked in memory: raise "
+		    "RLIMIT_MEMLOCK (ulimit -l, LimitMEMLOCK=) so that it cannot be swapped out; it is still "
+		    "left out of core dumps",
+		    secure_heap_bytes >> 10);
 	return SCONE_ERR_OK;
 }

@@ -72,7 +72,7 @@ static bool load_prefix(struct cas *cas, int worker, const char *name, size_t le
 			bool *failed)
 {
 	char part[SCONE_SESSION_NAME_MAX + 1];
-	struct cas_response scratch = { 0 };
+	struct cas_response scratch = {0};
 	bool ok;
 
 	if (len == 0 || len > SCONE_SESSION_NAME_MAX)
@@ -105,24 +105,27 @@ static bool nearest_ancestor(struct cas *cas, int worker, const char *name, size
 	return false;
 }
 
-enum scone_err cas_namespace_may_create(struct cas *cas, int worker, const char *name, const uint8_t creator[32])
+enum scone_err cas_namespace_may_create(struct cas *cas, int worker, const char *name,
+					const uint8_t creator[32])
 {
 	struct cas_loaded anc;
 	bool failed = false, ok;
 	char parent[SCONE_SESSION_NAME_MAX + 1];
 
 	if (!nearest_ancestor(cas, worker, name, strlen(name), 0, &anc, &failed))
-		return failed ? scone_err_set(SCONE_ERR_IO, "session %s: its namespace sessions cannot be read", name)
+		return failed ? scone_err_set(SCONE_ERR_IO,
+					      "session %s: its namespace sessions cannot be read", name)
 			      : SCONE_ERR_OK;
 	ok = creates_below(cas, worker, &anc, creator);
 	snprintf(parent, sizeof(parent), "%s", anc.rec.name);
 	cas_loaded_free(&anc);
 	if (ok)
 		return SCONE_ERR_OK;
-	return scone_err_set(SCONE_ERR_PERMISSION,
-			     "session %s: access_policy.create_sessions of %s (the nearest existing session above "
-			     "it) does not allow this client",
-			     name, parent);
+	return scone_err_set(
+	    SCONE_ERR_PERMISSION,
+	    "session %s: access_policy.create_sessions of %s (the nearest existing session above "
+	    "it) does not allow this client",
+	    name, parent);
 }
 
 /*
@@ -131,11 +134,12 @@ enum scone_err cas_namespace_may_create(struct cas *cas, int worker, const char 
  * name itself (whose creator is given, since it may not be stored yet), was
  * created by a key its nearest existing ancestor admits now.
  */
-static bool chain_holds(struct cas *cas, int worker, size_t top_len, const char *name, const uint8_t creator[32])
+static bool chain_holds(struct cas *cas, int worker, size_t top_len, const char *name,
+			const uint8_t creator[32])
 {
 	size_t len = strlen(name);
 	const uint8_t *key = creator;
-	struct cas_loaded self = { 0 }, anc;
+	struct cas_loaded self = {0}, anc;
 	bool failed = false, ok = true, have_self = false;
 
 	while (ok && len > top_len) {

@@ -36,15 +36,17 @@ void cas_hotp(const uint8_t *key, size_t key_len, uint64_t counter, char out[CAS
 
 enum scone_err cas_otp_key(const char *text, size_t len, uint8_t key[CAS_OTP_KEY_MAX], size_t *key_len)
 {
-	enum scone_err err = scone_base32_decode(text, len, key, CAS_OTP_KEY_MAX, key_len, "one-time password secret");
+	enum scone_err err =
+	    scone_base32_decode(text, len, key, CAS_OTP_KEY_MAX, key_len, "one-time password secret");
 
 	if (!err && *key_len < 16)
-		err = scone_err_set(SCONE_ERR_INVALID, "one-time password secret: %zu bytes, at least 16", *key_len);
+		err = scone_err_set(SCONE_ERR_INVALID, "one-time password secret: %zu bytes, at least 16",
+				    *key_len);
 	return err;
 }
 
-enum scone_err cas_otp_check(struct scone_store *st, const char *session, const char *service, const uint8_t *key,
-			     size_t key_len, const char *code, int64_t now)
+enum scone_err cas_otp_check(struct scone_store *st, const char *session, const char *service,
+			     const uint8_t *key, size_t key_len, const char *code, int64_t now)
 {
 	uint64_t step = (uint64_t)now / CAS_OTP_STEP;
 	char want[CAS_OTP_DIGITS + 1], record[65 + 24], who[2 * 130];
@@ -52,9 +54,10 @@ enum scone_err cas_otp_check(struct scone_store *st, const char *session, const 
 	enum scone_err err;
 
 	if (!code || !code[0])
-		return scone_err_set(SCONE_ERR_ATTESTATION,
-				     "one-time password missing: service %s/%s requires one (SCONE_CONFIG_ID=%s/%s@CODE)",
-				     session, service, session, service);
+		return scone_err_set(
+		    SCONE_ERR_ATTESTATION,
+		    "one-time password missing: service %s/%s requires one (SCONE_CONFIG_ID=%s/%s@CODE)",
+		    session, service, session, service);
 	for (uint64_t c = step - 1; c <= step + 1; c++) {
 		cas_hotp(key, key_len, c, want);
 		if (!scone_ct_equal(want, code, CAS_OTP_DIGITS + 1))
@@ -67,14 +70,16 @@ enum scone_err cas_otp_check(struct scone_store *st, const char *session, const 
 		snprintf(record + 64, sizeof(record) - 64, "@%" PRIu64, c);
 		err = st->ops->use_once(st, "otp", record, (int64_t)(c + 2) * CAS_OTP_STEP);
 		if (err == SCONE_ERR_CONFLICT)
-			return scone_err_set(SCONE_ERR_ATTESTATION,
-					     "one-time password already used: each code admits one start of %s/%s (wait "
-					     "for the next code)",
-					     session, service);
+			return scone_err_set(
+			    SCONE_ERR_ATTESTATION,
+			    "one-time password already used: each code admits one start of %s/%s (wait "
+			    "for the next code)",
+			    session, service);
 		return err;
 	}
 	scone_wipe(want, sizeof(want));
-	return scone_err_set(SCONE_ERR_ATTESTATION, "one-time password is wrong (or the clocks differ by more than 30 s)");
+	return scone_err_set(SCONE_ERR_ATTESTATION,
+			     "one-time password is wrong (or the clocks differ by more than 30 s)");
 }
 
 /* Percent-encode the account label (RFC 3986 unreserved kept). */
@@ -84,7 +89,8 @@ static void label(const char *s, char *out, size_t size)
 
 	for (; *s && k + 4 < size; s++) {
 		unsigned char ch = (unsigned char)*s;
-		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || strchr("-._~", ch))
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		    strchr("-._~", ch))
 			out[k++] = (char)ch;
 		else
 			k += (size_t)snprintf(out + k, size - k, "%%%02X", ch);
@@ -102,8 +108,8 @@ enum scone_err cas_otp_uri(const uint8_t *key, size_t key_len, const char *sessi
 	label(name, account, sizeof(account));
 	scone_base32_encode(b32, sizeof(b32), key, key_len);
 	n = snprintf(out, out_size,
-		     "otpauth://totp/scone:%s?secret=%s&issuer=scone&algorithm=SHA1&digits=%d&period=%d", account, b32,
-		     CAS_OTP_DIGITS, CAS_OTP_STEP);
+		     "otpauth://totp/scone:%s?secret=%s&issuer=scone&algorithm=SHA1&digits=%d&period=%d",
+		     account, b32, CAS_OTP_DIGITS, CAS_OTP_STEP);
 	scone_wipe(b32, sizeof(b32));
 	if (n < 0 || (size_t)n >= out_size)
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "otpauth URI longer than %zu bytes", out_size);

@@ -32,8 +32,9 @@ SCONE_MUST_CHECK enum scone_err cas_otp_key(const char *text, size_t len, uint8_
  * used already) when it does not admit the request; store errors as they
  * are.
  */
-SCONE_MUST_CHECK enum scone_err cas_otp_check(struct scone_store *st, const char *session, const char *service,
-					      const uint8_t *key, size_t key_len, const char *code, int64_t now);
+SCONE_MUST_CHECK enum scone_err cas_otp_check(struct scone_store *st, const char *session,
+					      const char *service, const uint8_t *key, size_t key_len,
+					      const char *code, int64_t now);
 
 /* otpauth://totp/... for an authenticator app (issuer "scone", account SESSION/SERVICE) into out. */
 SCONE_MUST_CHECK enum scone_err cas_otp_uri(const uint8_t *key, size_t key_len, const char *session,

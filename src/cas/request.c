@@ -26,7 +26,8 @@ static enum scone_err parse_object(const char *body, size_t len, json_t **out)
 	json_error_t jerr;
 
 	if (len > CAS_JSON_BODY_MAX)
-		return scone_err_set(SCONE_ERR_TOO_LARGE, "request body: %zu bytes, limit %d", len, CAS_JSON_BODY_MAX);
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "request body: %zu bytes, limit %d", len,
+				     CAS_JSON_BODY_MAX);
 	*out = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!*out)
 		return scone_err_set(SCONE_ERR_MALFORMED, "request body: line %d, column %d: %s", jerr.line,
@@ -45,7 +46,8 @@ static enum scone_err check_keys(json_t *obj, const char *const *allowed)
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		const char *const *a;
 		(void)v;
 		for (a = allowed; *a; a++)
@@ -66,14 +68,16 @@ static enum scone_err get_string(json_t *obj, const char *name, bool required, c
 	out[0] = '\0';
 	if (!v) {
 		if (required)
-			return scone_err_set(SCONE_ERR_INVALID, "request body: field \"%s\" is required", name);
+			return scone_err_set(SCONE_ERR_INVALID, "request body: field \"%s\" is required",
+					     name);
 		return SCONE_ERR_OK;
 	}
 	if (!json_is_string(v))
 		return scone_err_set(SCONE_ERR_INVALID, "request body: field \"%s\" must be a string", name);
 	n = json_string_length(v);
 	if (n >= size || memchr(json_string_value(v), '\0', n))
-		return scone_err_set(SCONE_ERR_INVALID, "request body: field \"%s\" is too long or holds NUL", name);
+		return scone_err_set(SCONE_ERR_INVALID, "request body: field \"%s\" is too long or holds NUL",
+				     name);
 	memcpy(out, json_string_value(v), n + 1);
 	return SCONE_ERR_OK;
 }
@@ -93,7 +97,8 @@ enum scone_err cas_split_config_id(const char *id, char *session, char *service)
 	memcpy(service, slash + 1, strlen(slash + 1) + 1);
 	if (!scone_session_name_valid(session) || !service[0] || strchr(service, '/') ||
 	    !scone_session_name_valid(service))
-		return scone_err_set(SCONE_ERR_INVALID, "config_id \"%.64s\": invalid session or service name", id);
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "config_id \"%.64s\": invalid session or service name", id);
 	return SCONE_ERR_OK;
 }
 
@@ -103,17 +108,20 @@ static enum scone_err decode_base64(const char *s, size_t n, struct cas_config_r
 	size_t cap = scone_base64_decoded_max(n);
 
 	if (n == 0 || n / 4 * 3 > SCONE_EVIDENCE_MAX)
-		return scone_err_set(SCONE_ERR_INVALID, "request body: \"evidence.data\" must be padded base64 of 1 to %u "
-				     "bytes", SCONE_EVIDENCE_MAX);
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "request body: \"evidence.data\" must be padded base64 of 1 to %u "
+				     "bytes",
+				     SCONE_EVIDENCE_MAX);
 	out->evidence = malloc(cap);
 	if (!out->evidence)
 		return scone_err_set(SCONE_ERR_NOMEM, "request body: evidence");
-	return scone_base64_decode(s, n, out->evidence, cap, &out->evidence_size, 0, "request body: \"evidence.data\"");
+	return scone_base64_decode(s, n, out->evidence, cap, &out->evidence_size, 0,
+				   "request body: \"evidence.data\"");
 }
 
 static enum scone_err parse_evidence(json_t *obj, struct cas_config_request *out)
 {
-	static const char *const keys[] = { "type", "data", "note", NULL };
+	static const char *const keys[] = {"type", "data", "note", NULL};
 	json_t *ev = json_object_get(obj, "evidence"), *data;
 
 	snprintf(out->evidence_type, sizeof(out->evidence_type), "%s", "none");
@@ -131,7 +139,8 @@ static enum scone_err parse_evidence(json_t *obj, struct cas_config_request *out
 	if (!data || json_is_null(data))
 		return SCONE_ERR_OK;
 	if (!json_is_string(data))
-		return scone_err_set(SCONE_ERR_INVALID, "request body: \"evidence.data\" must be a base64 string");
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "request body: \"evidence.data\" must be a base64 string");
 	return decode_base64(json_string_value(data), json_string_length(data), out);
 }
 
@@ -146,7 +155,8 @@ static enum scone_err take_otp(char *id, char otp[8])
 		return SCONE_ERR_OK;
 	n = strlen(at + 1);
 	if (n != 6 || strspn(at + 1, "0123456789") != 6)
-		return scone_err_set(SCONE_ERR_INVALID, "config_id: the one-time password after '@' must be 6 digits");
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "config_id: the one-time password after '@' must be 6 digits");
 	memcpy(otp, at + 1, 7);
 	*at = '\0';
 	return SCONE_ERR_OK;
@@ -165,7 +175,7 @@ void cas_config_request_free(struct cas_config_request *r)
 
 enum scone_err cas_parse_config_request(const char *body, size_t len, struct cas_config_request *out)
 {
-	static const char *const keys[] = { "config_id", "evidence", "access_token_mac", NULL };
+	static const char *const keys[] = {"config_id", "evidence", "access_token_mac", NULL};
 	char id[CAS_CONFIG_ID_MAX];
 	json_t *obj;
 	enum scone_err err;
@@ -176,7 +186,8 @@ enum scone_err cas_parse_config_request(const char *body, size_t len, struct cas
 	    !(err = take_otp(id, out->otp)) && !(err = cas_split_config_id(id, out->session, out->service)))
 		err = parse_evidence(obj, out);
 	if (!err)
-		err = get_string(obj, "access_token_mac", false, out->access_token_mac, sizeof(out->access_token_mac));
+		err = get_string(obj, "access_token_mac", false, out->access_token_mac,
+				 sizeof(out->access_token_mac));
 	json_decref(obj);
 	scone_wipe(id, sizeof(id));
 	if (err)
@@ -194,13 +205,15 @@ static enum scone_err check_tag(const char *field, const char *hex, bool allow_e
 		return scone_err_set(SCONE_ERR_INVALID, "request body: \"%s\" must be 32 hex digits", field);
 	for (size_t i = 0; i < n; i++)
 		if (!strchr("0123456789abcdef", hex[i]))
-			return scone_err_set(SCONE_ERR_INVALID, "request body: \"%s\" must be lowercase hex", field);
+			return scone_err_set(SCONE_ERR_INVALID, "request body: \"%s\" must be lowercase hex",
+					     field);
 	return SCONE_ERR_OK;
 }
 
 enum scone_err cas_parse_tag_request(const char *body, size_t len, struct cas_tag_request *out)
 {
-	static const char *const keys[] = { "config_id", "volume", "previous_tag", "tag", "instance_token", NULL };
+	static const char *const keys[] = {"config_id", "volume",	  "previous_tag",
+					   "tag",	"instance_token", NULL};
 	char id[CAS_CONFIG_ID_MAX], token[65];
 	json_t *obj;
 	enum scone_err err;
@@ -214,14 +227,17 @@ enum scone_err cas_parse_tag_request(const char *body, size_t len, struct cas_ta
 	    (err = get_string(obj, "tag", true, out->tag, sizeof(out->tag))) ||
 	    (err = get_string(obj, "instance_token", true, token, sizeof(token))))
 		goto out;
-	if ((err = check_tag("previous_tag", out->previous_tag, true)) || (err = check_tag("tag", out->tag, false)))
+	if ((err = check_tag("previous_tag", out->previous_tag, true)) ||
+	    (err = check_tag("tag", out->tag, false)))
 		goto out;
 	if (!scone_session_name_valid(out->volume) || strchr(out->volume, '/')) {
 		err = scone_err_set(SCONE_ERR_INVALID, "request body: \"volume\" is not a valid name");
 		goto out;
 	}
-	if (strlen(token) != 64 || scone_hex_decode(out->token, sizeof(out->token), token, "instance_token")) {
-		err = scone_err_set(SCONE_ERR_INVALID, "request body: \"instance_token\" must be 64 hex digits");
+	if (strlen(token) != 64 ||
+	    scone_hex_decode(out->token, sizeof(out->token), token, "instance_token")) {
+		err = scone_err_set(SCONE_ERR_INVALID,
+				    "request body: \"instance_token\" must be 64 hex digits");
 		goto out;
 	}
 out:
@@ -232,7 +248,7 @@ out:
 /* One entry of "refs": {name, format?}. */
 static enum scone_err parse_ref(json_t *o, size_t i, struct cas_values_ref *r)
 {
-	static const char *const keys[] = { "name", "format", NULL };
+	static const char *const keys[] = {"name", "format", NULL};
 
 	if (!json_is_object(o))
 		return scone_err_set(SCONE_ERR_INVALID, "request body: refs[%zu] must be an object", i);
@@ -241,13 +257,14 @@ static enum scone_err parse_ref(json_t *o, size_t i, struct cas_values_ref *r)
 	SCONE_TRY(get_string(o, "format", false, r->format, sizeof(r->format)));
 	r->has_format = json_object_get(o, "format") != NULL;
 	if (!r->name[0] || (r->has_format && !r->format[0]))
-		return scone_err_set(SCONE_ERR_INVALID, "request body: refs[%zu] has an empty name or format", i);
+		return scone_err_set(SCONE_ERR_INVALID, "request body: refs[%zu] has an empty name or format",
+				     i);
 	return SCONE_ERR_OK;
 }
 
 static enum scone_err parse_values(json_t *obj, struct cas_values_request *out)
 {
-	static const char *const keys[] = { "config_id", "instance_token", "path", "refs", NULL };
+	static const char *const keys[] = {"config_id", "instance_token", "path", "refs", NULL};
 	char id[CAS_CONFIG_ID_MAX], token[65];
 	json_t *refs, *r;
 	size_t i;
@@ -260,12 +277,15 @@ static enum scone_err parse_values(json_t *obj, struct cas_values_request *out)
 		return scone_err_set(SCONE_ERR_INVALID, "request body: \"path\" must be an absolute path");
 	SCONE_TRY(get_string(obj, "instance_token", true, token, sizeof(token)));
 	if (strlen(token) != 64 || scone_hex_decode(out->token, sizeof(out->token), token, "instance_token"))
-		return scone_err_set(SCONE_ERR_INVALID, "request body: \"instance_token\" must be 64 hex digits");
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "request body: \"instance_token\" must be 64 hex digits");
 	refs = json_object_get(obj, "refs");
 	if (!json_is_array(refs) || json_array_size(refs) > CAS_VALUES_MAX_REFS)
-		return scone_err_set(SCONE_ERR_INVALID, "request body: \"refs\" must be an array of at most %d",
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "request body: \"refs\" must be an array of at most %d",
 				     CAS_VALUES_MAX_REFS);
-	json_array_foreach(refs, i, r) {
+	json_array_foreach(refs, i, r)
+	{
 		SCONE_TRY(parse_ref(r, i, &out->refs[out->n_refs]));
 		out->n_refs++;
 	}

@@ -327,8 +327,8 @@ static uint8_t own_key_type(const struct scone_secret *def)
 /* Is the key of prev kept for def (the keep rule at the top of this file)? */
 static bool keeps_key(const struct scone_secret *def, const struct sec_item *prev, uint8_t need_flag)
 {
-	return def->migrate && prev && !(prev->flags & SEC_F_EXPLICIT) && (prev->flags & need_flag) == need_flag &&
-	       prev->key_type == own_key_type(def) && prev->value.n;
+	return def->migrate && prev && !(prev->flags & SEC_F_EXPLICIT) &&
+	       (prev->flags & need_flag) == need_flag && prev->key_type == own_key_type(def) && prev->value.n;
 }
 
 /*
@@ -353,10 +353,11 @@ static enum scone_err own_key(struct gen *g, struct gen_slot *slot, const struct
 	}
 	cost = scone_secrets_key_cost((enum scone_key_type)type);
 	if (cost > g->budget - g->spent)
-		return scone_err_set(SCONE_ERR_LIMIT,
-				     "secret '%s': a new key of this type costs %u units of key generation, and only %u "
-				     "of %u are left",
-				     def->name, cost, g->budget - g->spent, g->budget);
+		return scone_err_set(
+		    SCONE_ERR_LIMIT,
+		    "secret '%s': a new key of this type costs %u units of key generation, and only %u "
+		    "of %u are left",
+		    def->name, cost, g->budget - g->spent, g->budget);
 	g->spent += cost;
 	SCONE_TRY(sec_key_generate(type, &slot->key));
 	return sec_key_to_pkcs8(slot->key, &it->value);
@@ -726,7 +727,8 @@ enum scone_err scone_secrets_generate_ex(const struct scone_session *s,
 	return scone_secrets_generate_opts(s, previous, &o, out);
 }
 
-enum scone_err scone_secrets_generate_opts(const struct scone_session *s, const struct scone_secret_set *previous,
+enum scone_err scone_secrets_generate_opts(const struct scone_session *s,
+					   const struct scone_secret_set *previous,
 					   struct scone_secrets_opts *o, struct scone_secret_set **out)
 {
 	struct gen g = {.s = s,

@@ -73,8 +73,8 @@ unsigned scone_secrets_keygen_cost(const struct scone_session *s, const struct s
 struct scone_secrets_opts {
 	scone_secrets_import_fn resolve; /* as for scone_secrets_generate_ex; NULL refuses imports */
 	void *resolve_ctx;
-	unsigned key_budget;		 /* units allowed; UINT_MAX: no limit */
-	unsigned key_spent;		 /* out: units spent, also when generation failed */
+	unsigned key_budget; /* units allowed; UINT_MAX: no limit */
+	unsigned key_spent;  /* out: units spent, also when generation failed */
 };
 SCONE_MUST_CHECK enum scone_err scone_secrets_generate_opts(const struct scone_session *s,
 							    const struct scone_secret_set *previous,
@@ -115,8 +115,9 @@ SCONE_MUST_CHECK enum scone_err scone_secrets_render(const struct scone_secret_s
  * x509 and x509-ca) are PERMISSION; the certificate, chain, public key and
  * ascii/binary values render as above.
  */
-SCONE_MUST_CHECK enum scone_err scone_secrets_render_public(const struct scone_secret_set *set, const char *name,
-							    const char *format, struct scone_wbuf *out);
+SCONE_MUST_CHECK enum scone_err scone_secrets_render_public(const struct scone_secret_set *set,
+							    const char *name, const char *format,
+							    struct scone_wbuf *out);
 
 /* Is secret name one that holds a private key (private-key, x509, x509-ca, pgp-key)? */
 bool scone_secrets_is_private(const struct scone_secret_set *set, const char *name);

@@ -114,7 +114,8 @@ static enum scone_err put_set(struct scone_wbuf *w, const struct scone_secret_se
 	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)set->n));
 	for (size_t i = 0; i < set->n; i++) {
 		if (sec_item_check(&set->v[i]) != SCONE_ERR_OK)
-			return scone_err_set(SCONE_ERR_INVALID, "cannot serialize secret %zu: %s", i, scone_err_detail());
+			return scone_err_set(SCONE_ERR_INVALID, "cannot serialize secret %zu: %s", i,
+					     scone_err_detail());
 		SCONE_TRY(put_item(w, &set->v[i]));
 	}
 	return SCONE_ERR_OK;

@@ -373,10 +373,11 @@ static enum scone_err render(const struct scone_secret_set *set, const char *nam
 		return scone_err_set(SCONE_ERR_INVALID, "format '%.40s' is not valid for %s secret '%s'",
 				     format ? format : "(none)", sec_kind_name(it->kind), it->name);
 	if (public_only && !f->pub)
-		return scone_err_set(SCONE_ERR_PERMISSION,
-				     "format '%.40s' of %s secret '%s' shows its private key, which a public export "
-				     "does not release",
-				     format ? format : "(none)", sec_kind_name(it->kind), it->name);
+		return scone_err_set(
+		    SCONE_ERR_PERMISSION,
+		    "format '%.40s' of %s secret '%s' shows its private key, which a public export "
+		    "does not release",
+		    format ? format : "(none)", sec_kind_name(it->kind), it->name);
 	return rollback(out, start, f->fn(it, out));
 }
 

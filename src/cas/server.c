@@ -49,12 +49,14 @@ static enum scone_err fill_opts(struct cas_server *srv, const struct cas_server_
 	long cpus;
 
 	if (!in->ssl_ctx || !in->handler || !in->host)
-		return scone_err_set(SCONE_ERR_INVALID, "server options: host, ssl_ctx and handler are required");
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "server options: host, ssl_ctx and handler are required");
 	if (in->workers < 0 || in->max_connections < 0 || in->max_requests_per_conn_per_sec < 0 ||
 	    in->timeout_sec < 0 || in->max_header_bytes > SIZE_LIMIT || in->max_body_bytes > SIZE_LIMIT ||
-	    in->max_pending_bytes > SIZE_LIMIT || in->slow_workers < 0 || in->slow_workers > MAX_SLOW_WORKERS ||
-	    in->slow_queue < 0)
-		return scone_err_set(SCONE_ERR_INVALID, "server options: a limit is negative or absurdly large");
+	    in->max_pending_bytes > SIZE_LIMIT || in->slow_workers < 0 ||
+	    in->slow_workers > MAX_SLOW_WORKERS || in->slow_queue < 0)
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "server options: a limit is negative or absurdly large");
 	*o = *in;
 	if (!(srv->host_copy = strdup(in->host)))
 		return SCONE_ERR_NOMEM;
@@ -70,16 +72,17 @@ static enum scone_err fill_opts(struct cas_server *srv, const struct cas_server_
 	o->max_body_bytes = o->max_body_bytes ? o->max_body_bytes : DEFAULT_MAX_BODY_BYTES;
 	o->max_connections = o->max_connections ? o->max_connections : DEFAULT_MAX_CONNECTIONS;
 	o->max_pending_bytes = o->max_pending_bytes ? o->max_pending_bytes : DEFAULT_MAX_PENDING_BYTES;
-	o->max_requests_per_conn_per_sec = o->max_requests_per_conn_per_sec ? o->max_requests_per_conn_per_sec
-									     : DEFAULT_RATE;
+	o->max_requests_per_conn_per_sec =
+	    o->max_requests_per_conn_per_sec ? o->max_requests_per_conn_per_sec : DEFAULT_RATE;
 	o->timeout_sec = o->timeout_sec ? o->timeout_sec : DEFAULT_TIMEOUT_SEC;
 	o->slow_workers = o->slow_workers ? o->slow_workers : DEFAULT_SLOW_WORKERS;
 	o->slow_queue = o->slow_queue ? o->slow_queue : DEFAULT_SLOW_QUEUE;
 	if (o->max_pending_bytes < o->max_header_bytes + o->max_body_bytes)
-		return scone_err_set(SCONE_ERR_INVALID,
-				     "server options: max_pending_bytes (%zu) is below one largest request (%zu bytes "
-				     "of headers and body)",
-				     o->max_pending_bytes, o->max_header_bytes + o->max_body_bytes);
+		return scone_err_set(
+		    SCONE_ERR_INVALID,
+		    "server options: max_pending_bytes (%zu) is below one largest request (%zu bytes "
+		    "of headers and body)",
+		    o->max_pending_bytes, o->max_header_bytes + o->max_body_bytes);
 	return SCONE_ERR_OK;
 }
 
@@ -98,7 +101,7 @@ static enum scone_err listen_fail(const char *what, const char *host, uint16_t p
 /* Bind host:port (SO_REUSEPORT) and listen; *port becomes the bound port. */
 static enum scone_err open_listener(const char *host, uint16_t *port, int *out_fd)
 {
-	struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
+	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *ai = NULL;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -107,8 +110,8 @@ static enum scone_err open_listener(const char *host, uint16_t *port, int *out_f
 
 	snprintf(service, sizeof(service), "%u", *port);
 	if ((rc = getaddrinfo(host, service, &hints, &ai)) != 0)
-		return scone_err_set(SCONE_ERR_NETWORK, "listen on %s port %u: cannot resolve: %s", host, *port,
-				     gai_strerror(rc));
+		return scone_err_set(SCONE_ERR_NETWORK, "listen on %s port %u: cannot resolve: %s", host,
+				     *port, gai_strerror(rc));
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		freeaddrinfo(ai);
@@ -143,7 +146,7 @@ static enum scone_err open_listener(const char *host, uint16_t *port, int *out_f
 
 static void begin_stop(struct cas_server_worker *w)
 {
-	struct timeval grace = { w->srv->o.timeout_sec + 1, 0 };
+	struct timeval grace = {w->srv->o.timeout_sec + 1, 0};
 
 	if (w->stopping)
 		return;
@@ -190,8 +193,8 @@ static enum scone_err setup_http(struct cas_server_worker *w, int fd)
 {
 	const struct cas_server_opts *o = &w->srv->o;
 	const ev_uint16_t all = EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-				EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
-				EVHTTP_REQ_PATCH;
+				EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+				EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH;
 
 	if (!(w->http = evhttp_new(w->base))) {
 		close(fd);
@@ -224,7 +227,8 @@ static enum scone_err setup_worker(struct cas_server_worker *w, int fd)
 	SCONE_TRY(setup_http(w, fd));
 	SCONE_TRY(cas_server_slow_worker_init(w));
 	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0)
-		return scone_err_set(scone_err_from_errno(errno), "worker %d: pipe: %s", w->index, strerror(errno));
+		return scone_err_set(scone_err_from_errno(errno), "worker %d: pipe: %s", w->index,
+				     strerror(errno));
 	w->pipe_rd = p[0];
 	w->pipe_wr = p[1];
 	w->stop_ev = event_new(w->base, w->pipe_rd, EV_READ | EV_PERSIST, on_stop, w);
@@ -317,7 +321,8 @@ enum scone_err cas_server_new(const struct cas_server_opts *opts, struct cas_ser
 	}
 	srv->nworkers = srv->o.workers;
 	for (int i = 0; i < srv->nworkers; i++) {
-		srv->workers[i] = (struct cas_server_worker){ .srv = srv, .index = i, .pipe_rd = -1, .pipe_wr = -1 };
+		srv->workers[i] =
+		    (struct cas_server_worker){.srv = srv, .index = i, .pipe_rd = -1, .pipe_wr = -1};
 	}
 	/* The first worker binds the port asked for (maybe 0); the others join the one it got. */
 	port = srv->o.port;
@@ -363,7 +368,8 @@ enum scone_err cas_server_run(struct cas_server *srv)
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
-		err = scone_err_set(scone_err_from_errno(rc), "cannot start a worker thread: %s", strerror(rc));
+		err =
+		    scone_err_set(scone_err_from_errno(rc), "cannot start a worker thread: %s", strerror(rc));
 		cas_server_stop(srv);
 	}
 	for (int i = 0; i < srv->nworkers; i++) {

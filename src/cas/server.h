@@ -52,40 +52,40 @@ enum cas_method {
 
 struct cas_request {
 	enum cas_method method;
-	const char *path;          /* decoded path without query, e.g. "/v1/sessions/a/b" */
-	const char *query;         /* raw query string or NULL */
-	const char *content_type;  /* NULL if absent */
-	const uint8_t *body;       /* NUL-terminated copy; body_len excludes the NUL */
+	const char *path;	  /* decoded path without query, e.g. "/v1/sessions/a/b" */
+	const char *query;	  /* raw query string or NULL */
+	const char *content_type; /* NULL if absent */
+	const uint8_t *body;	  /* NUL-terminated copy; body_len excludes the NUL */
 	size_t body_len;
-	bool has_peer_key;         /* the client presented a certificate */
+	bool has_peer_key;	      /* the client presented a certificate */
 	uint8_t peer_spki_sha256[32]; /* SHA-256 of the client certificate's DER SubjectPublicKeyInfo */
-	const char *peer_addr;     /* "127.0.0.1:54321" for logs */
-	int worker;                /* index of the worker thread (for per-thread state) */
+	const char *peer_addr;	      /* "127.0.0.1:54321" for logs */
+	int worker;		      /* index of the worker thread (for per-thread state) */
 };
 
 struct cas_response {
-	int status;                /* HTTP status, default 200 */
-	unsigned retry_after;      /* seconds; > 0 adds a Retry-After header (429, 503) */
-	const char *content_type;  /* default "application/json" */
-	struct scone_wbuf body;    /* secret wbuf: wiped after sending */
+	int status;		  /* HTTP status, default 200 */
+	unsigned retry_after;	  /* seconds; > 0 adds a Retry-After header (429, 503) */
+	const char *content_type; /* default "application/json" */
+	struct scone_wbuf body;	  /* secret wbuf: wiped after sending */
 };
 
 typedef void (*cas_handler_fn)(void *ctx, const struct cas_request *req, struct cas_response *resp);
 
 struct cas_server_opts {
-	const char *host;          /* "127.0.0.1" */
-	uint16_t port;             /* 0 = pick a free port (see cas_server_port) */
-	int workers;               /* threads; 0 = number of online CPUs */
-	SSL_CTX *ssl_ctx;          /* server context (certificate, key, client certs requested) */
-	size_t max_header_bytes;   /* default 16 KiB */
-	size_t max_body_bytes;     /* default 1 MiB + 64 KiB */
-	int max_connections;       /* whole server, default 4096 */
-	size_t max_pending_bytes;  /* request bytes in flight over all connections beyond each one's
-	                            * first 16 KiB; default 64 MiB */
+	const char *host;		   /* "127.0.0.1" */
+	uint16_t port;			   /* 0 = pick a free port (see cas_server_port) */
+	int workers;			   /* threads; 0 = number of online CPUs */
+	SSL_CTX *ssl_ctx;		   /* server context (certificate, key, client certs requested) */
+	size_t max_header_bytes;	   /* default 16 KiB */
+	size_t max_body_bytes;		   /* default 1 MiB + 64 KiB */
+	int max_connections;		   /* whole server, default 4096 */
+	size_t max_pending_bytes;	   /* request bytes in flight over all connections beyond each one's
+					    * first 16 KiB; default 64 MiB */
 	int max_requests_per_conn_per_sec; /* default 200; beyond: 429 and the connection closes */
-	int timeout_sec;           /* default 10: TLS handshake + request head and body must arrive
-	                            * within it (in total, from accept or from the previous
-	                            * response); also the idle timeout of writing a response */
+	int timeout_sec;		   /* default 10: TLS handshake + request head and body must arrive
+					    * within it (in total, from accept or from the previous
+					    * response); also the idle timeout of writing a response */
 	cas_handler_fn handler;
 	void *handler_ctx;
 	/*
@@ -97,8 +97,8 @@ struct cas_server_opts {
 	 * slow_workers - 1 there (worker_init is called for each). NULL: none.
 	 */
 	bool (*is_slow)(void *ctx, const struct cas_request *req);
-	int slow_workers;          /* default 1 */
-	int slow_queue;            /* default 64 */
+	int slow_workers; /* default 1 */
+	int slow_queue;	  /* default 64 */
 	/* Called once in each worker thread before it serves (e.g. to open a store handle). */
 	enum scone_err (*worker_init)(void *ctx, int worker);
 	void (*worker_fini)(void *ctx, int worker);
@@ -135,7 +135,7 @@ SSL_CTX *cas_server_tls_ctx(const char *cert_pem_path, const char *key_pem_path)
  * resp. A zeroed resp works too: its body is then set up here.
  */
 void cas_respond_error(struct cas_response *resp, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /*
  * A JSON body (a json_t *, whose reference is taken) with its status, in the
  * same way: compact, newline, any earlier body wiped; a 500 JSON error if it

@@ -133,8 +133,9 @@ void cas_server_conn_peer_key(struct cas_server_conn *c)
 	}
 	n = pk ? i2d_X509_PUBKEY(pk, &der) : -1;
 	if (n <= 0) {
-		scone_warn("connection from %s: cannot encode the client's public key; request treated as anonymous",
-			   cas_server_conn_peer(c));
+		scone_warn(
+		    "connection from %s: cannot encode the client's public key; request treated as anonymous",
+		    cas_server_conn_peer(c));
 		return;
 	}
 	scone_sha256(der, (size_t)n, c->spki_sha256);
@@ -147,7 +148,7 @@ void cas_server_conn_peer_key(struct cas_server_conn *c)
 
 static void arm(struct cas_server_conn *c, bool kill_now)
 {
-	struct timeval tv = { kill_now ? 0 : c->w->srv->o.timeout_sec, 0 };
+	struct timeval tv = {kill_now ? 0 : c->w->srv->o.timeout_sec, 0};
 
 	if (c->phase == CAS_PH_CLOSING || (c->kill_now && evtimer_pending(c->timer, NULL)))
 		return;
@@ -192,8 +193,8 @@ static void log_rejected(struct cas_server_conn *c)
 	if (w->last_reject_log_ns && now - w->last_reject_log_ns < 1000000000u)
 		return;
 	w->last_reject_log_ns = now;
-	scone_warn("connection from %s refused: %d connections open (max_connections)", cas_server_conn_peer(c),
-		   w->srv->o.max_connections);
+	scone_warn("connection from %s refused: %d connections open (max_connections)",
+		   cas_server_conn_peer(c), w->srv->o.max_connections);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -245,9 +246,10 @@ static void log_over_budget(struct cas_server_conn *c)
 	if (w->last_budget_log_ns && now - w->last_budget_log_ns < 1000000000u)
 		return;
 	w->last_budget_log_ns = now;
-	scone_warn("connection from %s closed: requests in flight hold more than %zu bytes over all connections "
-		   "(max_pending_bytes)",
-		   cas_server_conn_peer(c), w->srv->o.max_pending_bytes);
+	scone_warn(
+	    "connection from %s closed: requests in flight hold more than %zu bytes over all connections "
+	    "(max_pending_bytes)",
+	    cas_server_conn_peer(c), w->srv->o.max_pending_bytes);
 }
 
 static void charge(struct cas_server_conn *c, size_t n)

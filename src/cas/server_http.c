@@ -24,8 +24,8 @@
 #include "lib/crypto.h"
 #include "lib/log.h"
 
-#define RESPONSE_MAX (64u << 20)       /* ceiling of a handler's response body */
-#define ERROR_BODY_MAX (64u << 10)     /* for cas_respond_error on an unset body */
+#define RESPONSE_MAX (64u << 20)   /* ceiling of a handler's response body */
+#define ERROR_BODY_MAX (64u << 10) /* for cas_respond_error on an unset body */
 #define LOG_PATH_MAX 256
 
 struct method {
@@ -35,14 +35,14 @@ struct method {
 };
 
 static const struct method methods[] = {
-	{ EVHTTP_REQ_GET, CAS_GET, "GET" },	       { EVHTTP_REQ_POST, CAS_POST, "POST" },
-	{ EVHTTP_REQ_PUT, CAS_PUT, "PUT" },	       { EVHTTP_REQ_DELETE, CAS_DELETE, "DELETE" },
-	{ EVHTTP_REQ_HEAD, CAS_OTHER, "HEAD" },       { EVHTTP_REQ_OPTIONS, CAS_OTHER, "OPTIONS" },
-	{ EVHTTP_REQ_TRACE, CAS_OTHER, "TRACE" },     { EVHTTP_REQ_CONNECT, CAS_OTHER, "CONNECT" },
-	{ EVHTTP_REQ_PATCH, CAS_OTHER, "PATCH" },
+    {EVHTTP_REQ_GET, CAS_GET, "GET"},	    {EVHTTP_REQ_POST, CAS_POST, "POST"},
+    {EVHTTP_REQ_PUT, CAS_PUT, "PUT"},	    {EVHTTP_REQ_DELETE, CAS_DELETE, "DELETE"},
+    {EVHTTP_REQ_HEAD, CAS_OTHER, "HEAD"},   {EVHTTP_REQ_OPTIONS, CAS_OTHER, "OPTIONS"},
+    {EVHTTP_REQ_TRACE, CAS_OTHER, "TRACE"}, {EVHTTP_REQ_CONNECT, CAS_OTHER, "CONNECT"},
+    {EVHTTP_REQ_PATCH, CAS_OTHER, "PATCH"},
 };
 
-static const struct method unknown_method = { 0, CAS_OTHER, "-" };
+static const struct method unknown_method = {0, CAS_OTHER, "-"};
 
 static const struct method *method_of(enum evhttp_cmd_type t)
 {
@@ -360,7 +360,7 @@ void cas_server_http_log(struct cas_server_conn *c, const char *method, const ch
 /* Out of memory (for our connection state at accept, or for the call): refused, never handled. */
 static void refuse(struct cas_server_conn *c, struct evhttp_request *req)
 {
-	struct cas_response resp = { .status = 503 };
+	struct cas_response resp = {.status = 503};
 
 	if (c)
 		cas_server_conn_begin_handling(c);
@@ -401,8 +401,8 @@ static bool prepare(struct cas_server_worker *w, struct cas_server_conn *c, cons
 		return false;
 	if (m->m == CAS_OTHER) {
 		cas_server_metrics_limit(&w->srv->m, CAS_LIMIT_METHOD);
-		cas_respond_error(resp, 405, "UNSUPPORTED", "method %s is not allowed (GET, POST, PUT, DELETE)",
-				  m->name);
+		cas_respond_error(resp, 405, "UNSUPPORTED",
+				  "method %s is not allowed (GET, POST, PUT, DELETE)", m->name);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, POST, PUT, DELETE");
 		return false;
 	}

@@ -54,11 +54,11 @@ struct cas_server_metrics_state {
 /* Where a connection is in its request cycle (drives deadlines and stop). */
 enum cas_conn_phase {
 	CAS_PH_HANDSHAKE, /* accepted; no request byte yet (TLS handshake or waiting) */
-	CAS_PH_READING,   /* request bytes arrived; head/body not complete */
+	CAS_PH_READING,	  /* request bytes arrived; head/body not complete */
 	CAS_PH_HANDLING,  /* inside the request callback (synchronous) */
-	CAS_PH_WRITING,   /* response queued, not yet fully written */
-	CAS_PH_IDLE,      /* keep-alive, between requests */
-	CAS_PH_CLOSING,   /* a kill was delivered; evhttp is freeing it */
+	CAS_PH_WRITING,	  /* response queued, not yet fully written */
+	CAS_PH_IDLE,	  /* keep-alive, between requests */
+	CAS_PH_CLOSING,	  /* a kill was delivered; evhttp is freeing it */
 };
 
 struct cas_server_conn;
@@ -75,15 +75,15 @@ struct cas_server_call {
 	struct cas_server_conn *c;  /* NULL once the connection is gone */
 	struct evhttp_request *req; /* evhttp's (NULL once evhttp frees it: see server_slow.c) */
 	const char *method_name;
-	char *path, *query;   /* decoded path; raw query or NULL */
-	uint8_t *body;        /* NUL-terminated; wiped when freed */
+	char *path, *query; /* decoded path; raw query or NULL */
+	uint8_t *body;	    /* NUL-terminated; wiped when freed */
 	size_t body_len;
-	char *content_type;   /* copied from the headers, or NULL */
+	char *content_type; /* copied from the headers, or NULL */
 	char peer[64];
 	struct cas_request r;
 	struct cas_response resp;
-	bool free_req;  /* evhttp detached req from its dead connection: ours to free */
-	bool cancelled; /* the connection went away while the call was in the slow lane */
+	bool free_req;		      /* evhttp detached req from its dead connection: ours to free */
+	bool cancelled;		      /* the connection went away while the call was in the slow lane */
 	struct cas_server_call *next; /* slow-lane queue, or the worker's list of finished calls */
 };
 
@@ -93,16 +93,16 @@ struct cas_server_worker {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound; /* owns the listening socket */
-	int pipe_rd, pipe_wr;              /* self-pipe: cas_server_stop writes a byte */
+	int pipe_rd, pipe_wr;		   /* self-pipe: cas_server_stop writes a byte */
 	struct event *stop_ev;
 	struct event *grace_ev;
 	pthread_t thread;
 	bool started;
 	bool stopping;
-	bool draining;                 /* after the loop: no loopbreak from conn teardown */
+	bool draining; /* after the loop: no loopbreak from conn teardown */
 	uint64_t last_reject_log_ns;
 	uint64_t last_budget_log_ns;
-	int nconns;                    /* connections alive on this worker */
+	int nconns;		       /* connections alive on this worker */
 	struct cas_server_conn *conns; /* list of them */
 	enum scone_err err;
 	/* Calls the slow lane finished, to be answered on this loop (done_ev); done_mu guards done. */
@@ -116,14 +116,14 @@ struct cas_server_worker {
 struct cas_server_slow {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	bool ok;           /* mu and cv initialised */
+	bool ok; /* mu and cv initialised */
 	bool stopping;
 	struct cas_server_call *head, *tail;
 	int queued;
 	int nthreads;
 	pthread_t *threads;
-	int started;       /* threads running */
-	atomic_int busy;   /* calls being handled now */
+	int started;	 /* threads running */
+	atomic_int busy; /* calls being handled now */
 	enum scone_err err;
 };
 
@@ -133,8 +133,8 @@ struct cas_server {
 	uint16_t port;
 	int nworkers;
 	struct cas_server_worker *workers;
-	atomic_int open;           /* connections holding a slot (<= max_connections) */
-	atomic_size_t pending;     /* request bytes charged to max_pending_bytes (see server_conn.c) */
+	atomic_int open;       /* connections holding a slot (<= max_connections) */
+	atomic_size_t pending; /* request bytes charged to max_pending_bytes (see server_conn.c) */
 	bool ran;
 	struct cas_server_metrics_state m;
 	struct cas_server_slow slow;
@@ -143,12 +143,12 @@ struct cas_server {
 struct cas_server_conn {
 	struct cas_server_worker *w;
 	struct bufferevent *bev; /* the OpenSSL bufferevent; owned by evhttp */
-	struct event *timer;     /* deadline, or an immediate kill when kill_now */
+	struct event *timer;	 /* deadline, or an immediate kill when kill_now */
 	struct cas_server_conn *prev, *next;
 	enum cas_conn_phase phase;
-	bool kill_now;   /* the armed timer is a kill, not a deadline */
+	bool kill_now;	 /* the armed timer is a kill, not a deadline */
 	bool holds_slot; /* counted in srv->open */
-	bool rejected;   /* over max_connections: closed before TLS */
+	bool rejected;	 /* over max_connections: closed before TLS */
 	bool timed_out;
 	bool close_after; /* close once the current response is written */
 	bool key_known;
@@ -159,8 +159,8 @@ struct cas_server_conn {
 	uint64_t rate_window;  /* monotonic second of the rate window */
 	int rate_count;
 	struct cas_server_call *call; /* a call of this connection in the slow lane, or NULL */
-	size_t held;    /* bytes received for the request(s) not yet answered */
-	size_t charged; /* the part of held beyond CAS_PENDING_FREE, counted in srv->pending */
+	size_t held;		      /* bytes received for the request(s) not yet answered */
+	size_t charged;		      /* the part of held beyond CAS_PENDING_FREE, counted in srv->pending */
 };
 
 /* Bytes of requests in flight each connection holds without drawing on max_pending_bytes. */

@@ -92,7 +92,8 @@ enum scone_err cas_server_slow_worker_init(struct cas_server_worker *w)
 	w->done_mu_ok = true;
 	/* Priority 0: answers of finished calls go before new I/O of the same pass. */
 	if (!(w->done_ev = event_new(w->base, -1, 0, on_done, w)) || event_priority_set(w->done_ev, 0) != 0)
-		return scone_err_set(SCONE_ERR_NOMEM, "worker %d: cannot set up its slow-lane event", w->index);
+		return scone_err_set(SCONE_ERR_NOMEM, "worker %d: cannot set up its slow-lane event",
+				     w->index);
 	return SCONE_ERR_OK;
 }
 
@@ -140,7 +141,7 @@ void cas_server_slow_cancel(struct cas_server_call *call, bool req_alive)
 	if (req_alive && !evhttp_request_get_connection(call->req))
 		call->free_req = true; /* detached by evhttp: nobody else frees it */
 	else
-		call->req = NULL;      /* evhttp frees it with its connection (or did) */
+		call->req = NULL; /* evhttp frees it with its connection (or did) */
 }
 
 /* evhttp frees the connection (client gone, error, teardown): its call must not be answered. */
@@ -175,10 +176,11 @@ bool cas_server_slow_submit(struct cas_server_worker *w, struct cas_server_call 
 	pthread_mutex_unlock(&s->mu);
 	if (!queued) {
 		call->resp.retry_after = 5;
-		cas_respond_error(&call->resp, 503, "BUSY",
-				  "%d requests that take long (session creates and updates) are waiting already; "
-				  "retry in a few seconds",
-				  o->slow_queue);
+		cas_respond_error(
+		    &call->resp, 503, "BUSY",
+		    "%d requests that take long (session creates and updates) are waiting already; "
+		    "retry in a few seconds",
+		    o->slow_queue);
 		return false;
 	}
 	call->c->call = call;
@@ -278,7 +280,8 @@ enum scone_err cas_server_slow_start(struct cas_server *srv)
 	s->started = s->nthreads;
 	pthread_mutex_unlock(&s->mu);
 	if (rc != 0)
-		return scone_err_set(scone_err_from_errno(rc), "cannot start a slow-lane thread: %s", strerror(rc));
+		return scone_err_set(scone_err_from_errno(rc), "cannot start a slow-lane thread: %s",
+				     strerror(rc));
 	return SCONE_ERR_OK;
 }
 

@@ -38,16 +38,19 @@ static SSL_CTX *fail(SSL_CTX *ctx, const char *what, const char *path)
 	if (e)
 		ERR_error_string_n(e, reason, sizeof(reason));
 	ERR_clear_error();
-	scone_err_set(SCONE_ERR_CRYPTO, "TLS context: %s%s%s: %s", what, path ? " " : "", path ? path : "", reason);
+	scone_err_set(SCONE_ERR_CRYPTO, "TLS context: %s%s%s: %s", what, path ? " " : "", path ? path : "",
+		      reason);
 	SSL_CTX_free(ctx);
 	return NULL;
 }
 
 static bool set_policy(SSL_CTX *ctx)
 {
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+				     SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-	/* Requests (session documents) and answers (configurations) carry secrets: wipe the record buffers. */
+	/* Requests (session documents) and answers (configurations) carry secrets: wipe the record buffers.
+	 */
 	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_num_tickets(ctx, 0);

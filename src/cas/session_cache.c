@@ -71,7 +71,8 @@ static size_t slot_of(const char *name)
 	return ((size_t)h[0] | (size_t)h[1] << 8) % CACHE_SLOTS;
 }
 
-static enum scone_err parse_rec(const struct scone_session_rec *rec, const uint8_t digest[32], struct cas_parsed **out)
+static enum scone_err parse_rec(const struct scone_session_rec *rec, const uint8_t digest[32],
+				struct cas_parsed **out)
 {
 	struct cas_parsed *p = calloc(1, sizeof(*p));
 	enum scone_err err;
@@ -93,8 +94,9 @@ static enum scone_err parse_rec(const struct scone_session_rec *rec, const uint8
 	return SCONE_ERR_OK;
 }
 
-enum scone_err cas_cache_get(struct cas_cache *c, const struct scone_session_rec *rec, struct cas_parsed **out,
-			     struct scone_session **session, struct scone_secret_set **secrets)
+enum scone_err cas_cache_get(struct cas_cache *c, const struct scone_session_rec *rec,
+			     struct cas_parsed **out, struct scone_session **session,
+			     struct scone_secret_set **secrets)
 {
 	struct cas_parsed *p = NULL;
 	uint8_t digest[32];

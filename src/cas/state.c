@@ -41,16 +41,18 @@ static bool exists(const char *path)
 static enum scone_err path_in(const struct cas *cas, const char *name, char *out, size_t size)
 {
 	if ((size_t)snprintf(out, size, "%s/%s", cas->state_dir, name) >= size)
-		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "%s: state directory path too long", cas->state_dir);
+		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "%s: state directory path too long",
+				     cas->state_dir);
 	return SCONE_ERR_OK;
 }
 
 static enum scone_err need_init(const struct cas *cas, const char *path)
 {
-	return scone_err_set(SCONE_ERR_MISSING,
-			     "%s is missing: replicas of a postgres store share their key material; make it once with "
-			     "`scone-cas init --state-dir DIR --store URL` and give each replica a copy of %s",
-			     path, cas->state_dir);
+	return scone_err_set(
+	    SCONE_ERR_MISSING,
+	    "%s is missing: replicas of a postgres store share their key material; make it once with "
+	    "`scone-cas init --state-dir DIR --store URL` and give each replica a copy of %s",
+	    path, cas->state_dir);
 }
 
 static enum scone_err open_identity(struct cas *cas, bool may_create)
@@ -63,8 +65,8 @@ static enum scone_err open_identity(struct cas *cas, bool may_create)
 	have_key = exists(key);
 	have_crt = exists(crt);
 	if (have_key != have_crt)
-		return scone_err_set(SCONE_ERR_MISSING, "%s exists but %s does not; restore it from a backup", have_key ? key : crt,
-				     have_key ? crt : key);
+		return scone_err_set(SCONE_ERR_MISSING, "%s exists but %s does not; restore it from a backup",
+				     have_key ? key : crt, have_key ? crt : key);
 	if (have_key) {
 		SCONE_TRY(scone_identity_load(key, crt, &cas->identity));
 	} else if (!may_create) {
@@ -76,7 +78,9 @@ static enum scone_err open_identity(struct cas *cas, bool may_create)
 	}
 	SCONE_TRY(scone_cert_sha256(cas->identity.cert, cas->cert_sha256));
 	scone_hex_encode(fp, sizeof(fp), cas->cert_sha256, 32);
-	scone_info("CAS certificate SHA-256 fingerprint %s (clients pin it: scone cas trust ADDR --fingerprint %s)", fp, fp);
+	scone_info(
+	    "CAS certificate SHA-256 fingerprint %s (clients pin it: scone cas trust ADDR --fingerprint %s)",
+	    fp, fp);
 	return SCONE_ERR_OK;
 }
 
@@ -92,8 +96,8 @@ static enum scone_err read_master_key(const char *path, uint8_t *key)
 		return scone_err_set(scone_err_from_errno(errno), "%s: %s", path, strerror(errno));
 	if (fstat(fd, &st) != 0 || (st.st_mode & 077)) {
 		close(fd);
-		return scone_err_set(SCONE_ERR_PERMISSION, "%s: readable by others (mode %03o); chmod 600 it", path,
-				     (unsigned)(st.st_mode & 0777));
+		return scone_err_set(SCONE_ERR_PERMISSION, "%s: readable by others (mode %03o); chmod 600 it",
+				     path, (unsigned)(st.st_mode & 0777));
 	}
 	n = read(fd, hex, sizeof(hex));
 	close(fd);
@@ -140,16 +144,20 @@ static enum scone_err open_master_key(struct cas *cas, bool may_create)
 		SCONE_TRY(read_master_key(path, cas->master_key));
 	} else if (cas->store_path[0] && exists(cas->store_path)) {
 		return scone_err_set(SCONE_ERR_MISSING,
-				     "%s is missing but the store %s exists; restore the master key (a new one could not read the store)",
+				     "%s is missing but the store %s exists; restore the master key (a new "
+				     "one could not read the store)",
 				     path, cas->store_path);
 	} else if (!may_create) {
 		return need_init(cas, path);
 	} else {
 		SCONE_TRY(write_master_key(path, cas->master_key));
 	}
-	scone_warn("the store's master key is kept in %s (mode 0600): anyone who can read that file can read every "
-		   "secret; on TEE hardware it must be sealed to the enclave instead", path);
-	return scone_hkdf_sha256(cas->token_key, 32, cas->master_key, 32, NULL, 0, "scone-cas instance token v1");
+	scone_warn(
+	    "the store's master key is kept in %s (mode 0600): anyone who can read that file can read every "
+	    "secret; on TEE hardware it must be sealed to the enclave instead",
+	    path);
+	return scone_hkdf_sha256(cas->token_key, 32, cas->master_key, 32, NULL, 0,
+				 "scone-cas instance token v1");
 }
 
 /* A store that existed once must still exist and not be empty. */
@@ -170,10 +178,13 @@ static enum scone_err check_store_marker(struct cas *cas, bool *first)
 	if (*first)
 		return SCONE_ERR_OK;
 	if (stat(cas->store_path, &st) != 0)
-		return scone_err_set(SCONE_ERR_MISSING, "the store %s is gone (%s says it was created); restore it from a backup",
-				     cas->store_path, marker);
+		return scone_err_set(
+		    SCONE_ERR_MISSING,
+		    "the store %s is gone (%s says it was created); restore it from a backup",
+		    cas->store_path, marker);
 	if (st.st_size == 0)
-		return scone_err_set(SCONE_ERR_CORRUPT, "the store %s is empty but was created before; restore it from a backup",
+		return scone_err_set(SCONE_ERR_CORRUPT,
+				     "the store %s is empty but was created before; restore it from a backup",
 				     cas->store_path);
 	return SCONE_ERR_OK;
 }
@@ -250,14 +261,16 @@ enum scone_err cas_state_open(struct cas *cas, const char *state_dir, const char
 	if (!pg)
 		SCONE_TRY(check_store_marker(cas, &first));
 	/* Open once here so that a corrupt store or a wrong key refuses the start. */
-	SCONE_TRY(scone_store_open(cas->store_url, cas->master_key, pg && !create ? SCONE_STORE_OPEN_EXISTING : 0, &st));
+	SCONE_TRY(scone_store_open(cas->store_url, cas->master_key,
+				   pg && !create ? SCONE_STORE_OPEN_EXISTING : 0, &st));
 	enum scone_err err = st->ops->count(st, &n);
 	st->ops->close(st);
 	if (!err && first)
 		err = write_store_marker(cas);
 	if (err)
 		return err;
-	scone_info("store %s opened: %llu sessions", pg ? "postgres" : cas->store_path, (unsigned long long)n);
+	scone_info("store %s opened: %llu sessions", pg ? "postgres" : cas->store_path,
+		   (unsigned long long)n);
 	return SCONE_ERR_OK;
 }
 

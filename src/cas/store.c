@@ -229,7 +229,8 @@ enum scone_err scone_store_seal(struct scone_store_sealer *s, const struct scone
 	err = scone_random(blob, SCONE_NONCE_SIZE);
 	if (err == SCONE_ERR_OK)
 		err = scone_aead_seal_once(SCONE_AEAD_AES256_GCM, s->key, blob, aad.b, aad.n, in, in_size,
-					   in_size ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL, blob + SCONE_NONCE_SIZE);
+					   in_size ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL,
+					   blob + SCONE_NONCE_SIZE);
 	if (err != SCONE_ERR_OK) {
 		free(blob);
 		return err;
@@ -256,9 +257,10 @@ enum scone_err scone_store_unseal(struct scone_store_sealer *s, const struct sco
 	if (!pt)
 		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory to unseal %zu bytes", n);
 	err = scone_aead_open_once(SCONE_AEAD_AES256_GCM, s->key, blob, aad.b, aad.n,
-				   n ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL, n, n ? pt : NULL, blob + SCONE_NONCE_SIZE);
+				   n ? blob + SCONE_STORE_SEAL_OVERHEAD : NULL, n, n ? pt : NULL,
+				   blob + SCONE_NONCE_SIZE);
 	if (err != SCONE_ERR_OK) {
-		free(pt); /* scone_aead_open wiped it */
+		free(pt);		   /* scone_aead_open wiped it */
 		if (err != SCONE_ERR_AUTH) /* the cipher could not be set up: not the blob's fault */
 			return err;
 		return scone_err_set(SCONE_ERR_AUTH, "store: %s blob does not authenticate", place->column);
@@ -289,7 +291,8 @@ static enum scone_err open_sqlite_url(const char *rest, const uint8_t key[32], u
 	return scone_store_open_sqlite_ex(rest, key, flags, out);
 }
 
-static enum scone_err open_pg_url(const char *url, const uint8_t key[32], unsigned flags, struct scone_store **out)
+static enum scone_err open_pg_url(const char *url, const uint8_t key[32], unsigned flags,
+				  struct scone_store **out)
 {
 	return scone_store_open_pg(url, key, flags, out);
 }
@@ -298,7 +301,8 @@ static enum scone_err open_pg_url(const char *url, const uint8_t key[32], unsign
 static const struct {
 	const char *prefix;
 	bool strip;
-	enum scone_err (*open)(const char *arg, const uint8_t key[32], unsigned flags, struct scone_store **out);
+	enum scone_err (*open)(const char *arg, const uint8_t key[32], unsigned flags,
+			       struct scone_store **out);
 } engines[] = {
     {"sqlite:", true, open_sqlite_url},
     {"postgres://", false, open_pg_url},
@@ -322,7 +326,8 @@ enum scone_err scone_store_open(const char *url, const uint8_t master_key[32], u
 	}
 	if (strstr(url, "://"))
 		return scone_err_set(SCONE_ERR_INVALID,
-				     "store: unknown URL scheme in %.40s (sqlite:PATH or postgres://...)", url);
+				     "store: unknown URL scheme in %.40s (sqlite:PATH or postgres://...)",
+				     url);
 	return scone_store_open_sqlite_ex(url, master_key, flags, out);
 }
 
@@ -358,8 +363,8 @@ bool scone_store_url_has_password(const char *url)
 
 static bool chain_char(char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-	       c == ':' || c == '/' || c == '-';
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+	       c == '_' || c == ':' || c == '/' || c == '-';
 }
 
 enum scone_err scone_store_check_audit_row(const struct scone_audit_row *row)
@@ -374,18 +379,19 @@ enum scone_err scone_store_check_audit_row(const struct scone_audit_row *row)
 				     SCONE_AUDIT_CHAIN_MAX);
 	for (size_t i = 0; i < n; i++)
 		if (!chain_char(row->chain[i]))
-			return scone_err_set(SCONE_ERR_INVALID, "store: audit chain name has a bad character at %zu",
-					     i);
+			return scone_err_set(SCONE_ERR_INVALID,
+					     "store: audit chain name has a bad character at %zu", i);
 	if (row->seq == 0 || row->seq > (uint64_t)INT64_MAX)
-		return scone_err_set(SCONE_ERR_INVALID, "store: audit chain %s: seq %llu out of range", row->chain,
-				     (unsigned long long)row->seq);
-	if (!row->line || row->line_len == 0 || row->line_len > SCONE_AUDIT_LINE_MAX)
-		return scone_err_set(SCONE_ERR_INVALID, "store: audit chain %s: entry %llu of %zu bytes (1..%u)",
-				     row->chain, (unsigned long long)row->seq, row->line ? row->line_len : 0,
-				     SCONE_AUDIT_LINE_MAX);
-	if (memchr(row->line, '\0', row->line_len) || memchr(row->line, '\n', row->line_len))
-		return scone_err_set(SCONE_ERR_INVALID, "store: audit chain %s: entry %llu holds a NUL or newline",
+		return scone_err_set(SCONE_ERR_INVALID, "store: audit chain %s: seq %llu out of range",
 				     row->chain, (unsigned long long)row->seq);
+	if (!row->line || row->line_len == 0 || row->line_len > SCONE_AUDIT_LINE_MAX)
+		return scone_err_set(
+		    SCONE_ERR_INVALID, "store: audit chain %s: entry %llu of %zu bytes (1..%u)", row->chain,
+		    (unsigned long long)row->seq, row->line ? row->line_len : 0, SCONE_AUDIT_LINE_MAX);
+	if (memchr(row->line, '\0', row->line_len) || memchr(row->line, '\n', row->line_len))
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "store: audit chain %s: entry %llu holds a NUL or newline", row->chain,
+				     (unsigned long long)row->seq);
 	return SCONE_ERR_OK;
 }
 
@@ -410,7 +416,8 @@ enum scone_err scone_store_audit_entry(struct scone_store *st, const struct scon
 	return SCONE_ERR_OK;
 }
 
-void scone_store_audit_settle(struct scone_store *st, struct scone_audit_row *row, bool have, enum scone_err result)
+void scone_store_audit_settle(struct scone_store *st, struct scone_audit_row *row, bool have,
+			      enum scone_err result)
 {
 	if (!have)
 		return;
@@ -455,10 +462,11 @@ static enum scone_err check_blob_unseals(struct scone_store_sealer *s, const str
 	if (err == SCONE_ERR_OK && size_check && n != size_check)
 		err = SCONE_ERR_AUTH;
 	if (err == SCONE_ERR_AUTH)
-		return scone_err_set(SCONE_ERR_CORRUPT,
-				     "store: %s of %s%s%s does not unseal under this master key (another key, or "
-				     "damaged)",
-				     pl->column, pl->key, pl->key2 ? "/" : "", pl->key2 ? pl->key2 : "");
+		return scone_err_set(
+		    SCONE_ERR_CORRUPT,
+		    "store: %s of %s%s%s does not unseal under this master key (another key, or "
+		    "damaged)",
+		    pl->column, pl->key, pl->key2 ? "/" : "", pl->key2 ? pl->key2 : "");
 	return err;
 }
 
@@ -468,7 +476,8 @@ static enum scone_err check_session_item(struct scone_store_sealer *s, const str
 
 	SCONE_TRY(scone_store_check_name("session name", it->name, SCONE_STORE_NAME_MAX));
 	if (!it->hash || !it->creator)
-		return scone_err_set(SCONE_ERR_INVALID, "store: session %s: item without hash or creator", it->name);
+		return scone_err_set(SCONE_ERR_INVALID, "store: session %s: item without hash or creator",
+				     it->name);
 	scone_store_session_place(&pl, "sessions.body", it->name, it->hash, it->creator);
 	SCONE_TRY(check_blob_unseals(s, &pl, it->body, it->body_size, 0));
 	pl.column = "sessions.secrets";
@@ -515,11 +524,12 @@ static enum scone_err load_check_audit(struct scone_store_load_check *lc, const 
 
 	if (row->seq == 1) {
 		if (same && lc->seq)
-			return scone_err_set(SCONE_ERR_CORRUPT, "store load: audit chain %s starts twice", row->chain);
-		if (!is_zero(row->prev, SCONE_STORE_HASH_SIZE))
-			return scone_err_set(SCONE_ERR_CORRUPT,
-					     "store load: audit chain %s: its first entry names a predecessor",
+			return scone_err_set(SCONE_ERR_CORRUPT, "store load: audit chain %s starts twice",
 					     row->chain);
+		if (!is_zero(row->prev, SCONE_STORE_HASH_SIZE))
+			return scone_err_set(
+			    SCONE_ERR_CORRUPT,
+			    "store load: audit chain %s: its first entry names a predecessor", row->chain);
 	} else if (!same || row->seq != lc->seq + 1 ||
 		   !scone_ct_equal(row->prev, lc->hash, SCONE_STORE_HASH_SIZE)) {
 		return scone_err_set(SCONE_ERR_CORRUPT,
@@ -533,7 +543,8 @@ static enum scone_err load_check_audit(struct scone_store_load_check *lc, const 
 	return SCONE_ERR_OK;
 }
 
-enum scone_err scone_store_load_check_next(struct scone_store_load_check *lc, const struct scone_store_item *it)
+enum scone_err scone_store_load_check_next(struct scone_store_load_check *lc,
+					   const struct scone_store_item *it)
 {
 	switch (it->kind) {
 	case SCONE_ITEM_SESSION:

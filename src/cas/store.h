@@ -52,14 +52,14 @@
 #define SCONE_STORE_HASH_SIZE 32
 
 struct scone_session_rec {
-	char name[129];                         /* session name, NUL-terminated */
-	uint8_t hash[SCONE_STORE_HASH_SIZE];    /* canonical session hash */
+	char name[129];				/* session name, NUL-terminated */
+	uint8_t hash[SCONE_STORE_HASH_SIZE];	/* canonical session hash */
 	uint8_t creator[SCONE_STORE_HASH_SIZE]; /* SHA-256 of the creator's SPKI */
-	char *body;                             /* session YAML as uploaded */
+	char *body;				/* session YAML as uploaded */
 	size_t body_len;
-	uint8_t *secrets;                       /* serialized generated secrets (opaque here) */
+	uint8_t *secrets; /* serialized generated secrets (opaque here) */
 	size_t secrets_len;
-	int64_t created;                        /* unix seconds */
+	int64_t created; /* unix seconds */
 	int64_t updated;
 };
 
@@ -84,10 +84,10 @@ struct scone_store;
 
 struct scone_audit_row {
 	char chain[SCONE_AUDIT_CHAIN_MAX + 1]; /* 1..64 bytes of [A-Za-z0-9._:/-] */
-	uint64_t seq;                          /* 1 for a chain's first entry */
+	uint64_t seq;			       /* 1 for a chain's first entry */
 	uint8_t prev[SCONE_STORE_HASH_SIZE];   /* hash of entry seq - 1 (zeros for seq 1) */
 	uint8_t hash[SCONE_STORE_HASH_SIZE];   /* this entry's hash */
-	char *line;                            /* the signed entry, line_len bytes, no newline */
+	char *line;			       /* the signed entry, line_len bytes, no newline */
 	size_t line_len;
 };
 
@@ -102,11 +102,11 @@ enum scone_store_change_kind {
 struct scone_store_change {
 	enum scone_store_change_kind kind;
 	const char *session;
-	const uint8_t *hash;      /* create/update: the new hash; remove: the removed one */
+	const uint8_t *hash;	  /* create/update: the new hash; remove: the removed one */
 	const uint8_t *previous;  /* update: the replaced hash; else NULL */
-	const char *volume;       /* tag: the volume; else NULL */
+	const char *volume;	  /* tag: the volume; else NULL */
 	const char *previous_tag; /* tag: the replaced tag, "" if it was not initialised */
-	const char *tag;          /* tag: the new tag (lowercase hex) */
+	const char *tag;	  /* tag: the new tag (lowercase hex) */
 };
 
 /*
@@ -119,7 +119,8 @@ struct scone_store_change {
  * past committed entries.
  */
 struct scone_store_audit {
-	enum scone_err (*entry)(void *ctx, const struct scone_store_change *change, struct scone_audit_row *row);
+	enum scone_err (*entry)(void *ctx, const struct scone_store_change *change,
+				struct scone_audit_row *row);
 	void (*settled)(void *ctx, const struct scone_audit_row *row, enum scone_err result);
 	void *ctx;
 };
@@ -139,16 +140,16 @@ enum scone_store_item_kind {
 
 struct scone_store_item {
 	enum scone_store_item_kind kind;
-	const char *name;             /* session (SESSION, TAG) */
-	const uint8_t *hash;          /* SESSION: 32 bytes */
-	const uint8_t *creator;       /* SESSION: 32 bytes */
-	const uint8_t *body;          /* SESSION: sealed */
+	const char *name;	/* session (SESSION, TAG) */
+	const uint8_t *hash;	/* SESSION: 32 bytes */
+	const uint8_t *creator; /* SESSION: 32 bytes */
+	const uint8_t *body;	/* SESSION: sealed */
 	size_t body_size;
-	const uint8_t *secrets;       /* SESSION: sealed */
+	const uint8_t *secrets; /* SESSION: sealed */
 	size_t secrets_size;
-	int64_t created, updated;     /* SESSION */
-	const char *volume;           /* TAG */
-	const uint8_t *tag;           /* TAG: sealed */
+	int64_t created, updated; /* SESSION */
+	const char *volume;	  /* TAG */
+	const uint8_t *tag;	  /* TAG: sealed */
 	size_t tag_size;
 	const struct scone_audit_row *audit; /* AUDIT */
 };
@@ -203,7 +204,8 @@ struct scone_store_ops {
 	enum scone_err (*update)(struct scone_store *st, const struct scone_session_rec *rec,
 				 const uint8_t expected[SCONE_STORE_HASH_SIZE]);
 	/* Remove name (and its volume tags) if its hash is expected. */
-	enum scone_err (*remove)(struct scone_store *st, const char *name, const uint8_t expected[SCONE_STORE_HASH_SIZE]);
+	enum scone_err (*remove)(struct scone_store *st, const char *name,
+				 const uint8_t expected[SCONE_STORE_HASH_SIZE]);
 	/*
 	 * Sessions created by creator, in name order. fn may use other ops of
 	 * the same handle except list (and writes would wait on this read).
@@ -231,7 +233,8 @@ struct scone_store_ops {
 	 * and only as the tail of everything committed: a later durable
 	 * write makes it durable too.
 	 */
-	enum scone_err (*audit_append)(struct scone_store *st, const struct scone_audit_row *row, bool durable);
+	enum scone_err (*audit_append)(struct scone_store *st, const struct scone_audit_row *row,
+				       bool durable);
 	/* The last entry of chain (seq and hash); NOT_FOUND if the chain has none. */
 	enum scone_err (*audit_head)(struct scone_store *st, const char *chain, uint64_t *seq,
 				     uint8_t hash[SCONE_STORE_HASH_SIZE]);
@@ -271,7 +274,8 @@ struct scone_store_ops {
 	 * after which the record may be dropped (the caller guarantees that
 	 * the key cannot be valid again by then). Durable like every write.
 	 */
-	enum scone_err (*use_once)(struct scone_store *st, const char *scope, const char *key, int64_t expires);
+	enum scone_err (*use_once)(struct scone_store *st, const char *scope, const char *key,
+				   int64_t expires);
 	void (*close)(struct scone_store *st);
 };
 
@@ -291,8 +295,8 @@ void scone_store_set_audit(struct scone_store *st, const struct scone_store_audi
  * SCONE_STORE_OPEN_EXISTING (then NOT_FOUND). Close with st->ops->close(st).
  */
 #define SCONE_STORE_OPEN_EXISTING 1u
-SCONE_MUST_CHECK enum scone_err scone_store_open(const char *url, const uint8_t master_key[32], unsigned flags,
-						 struct scone_store **out);
+SCONE_MUST_CHECK enum scone_err scone_store_open(const char *url, const uint8_t master_key[32],
+						 unsigned flags, struct scone_store **out);
 
 /* Is url a postgres URL? (Else sqlite.) */
 bool scone_store_url_is_pg(const char *url);
@@ -357,9 +361,11 @@ SCONE_MUST_CHECK enum scone_err scone_store_check_audit_row(const struct scone_a
  * entry for change (*have true, row filled; else *have false). After the
  * transaction, scone_store_audit_settle tells the hook and frees row->line.
  */
-SCONE_MUST_CHECK enum scone_err scone_store_audit_entry(struct scone_store *st, const struct scone_store_change *change,
+SCONE_MUST_CHECK enum scone_err scone_store_audit_entry(struct scone_store *st,
+							const struct scone_store_change *change,
 							struct scone_audit_row *row, bool *have);
-void scone_store_audit_settle(struct scone_store *st, struct scone_audit_row *row, bool have, enum scone_err result);
+void scone_store_audit_settle(struct scone_store *st, struct scone_audit_row *row, bool have,
+			      enum scone_err result);
 
 /*
  * Sealing at rest: AES-256-GCM under HKDF-SHA256(master key, info
@@ -372,10 +378,10 @@ void scone_store_audit_settle(struct scone_store *st, struct scone_audit_row *ro
 #define SCONE_STORE_SEAL_OVERHEAD 28
 
 struct scone_store_place {
-	const char *column;     /* "sessions.body", "sessions.secrets", "volume_tags.tag", ... */
-	const char *key;        /* row key (session name) or NULL */
-	const char *key2;       /* second key part (volume name) or NULL */
-	const uint8_t *hash;    /* SCONE_STORE_HASH_SIZE bytes or NULL */
+	const char *column;	/* "sessions.body", "sessions.secrets", "volume_tags.tag", ... */
+	const char *key;	/* row key (session name) or NULL */
+	const char *key2;	/* second key part (volume name) or NULL */
+	const uint8_t *hash;	/* SCONE_STORE_HASH_SIZE bytes or NULL */
 	const uint8_t *creator; /* SCONE_STORE_HASH_SIZE bytes or NULL */
 };
 

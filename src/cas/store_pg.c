@@ -84,8 +84,8 @@ static void sealed_free(struct sealed_rec *b)
 	memset(b, 0, sizeof(*b));
 }
 
-static enum scone_err seal_rec(struct pg_store *s, const struct scone_session_rec *rec, const uint8_t *creator,
-			       struct sealed_rec *out)
+static enum scone_err seal_rec(struct pg_store *s, const struct scone_session_rec *rec,
+			       const uint8_t *creator, struct sealed_rec *out)
 {
 	struct scone_store_place pl;
 	enum scone_err err;
@@ -103,18 +103,19 @@ static enum scone_err seal_rec(struct pg_store *s, const struct scone_session_re
 	return err;
 }
 
-static enum scone_err unseal_col(struct pg_store *s, const PGresult *r, int c, const struct scone_store_place *pl,
-				 uint8_t **out, size_t *out_size)
+static enum scone_err unseal_col(struct pg_store *s, const PGresult *r, int c,
+				 const struct scone_store_place *pl, uint8_t **out, size_t *out_size)
 {
 	size_t n;
 	const uint8_t *blob = col(r, 0, c, &n);
 	enum scone_err err = scone_store_unseal(s->sealer, pl, blob, n, out, out_size);
 
 	if (err == SCONE_ERR_AUTH)
-		return scone_err_set(SCONE_ERR_CORRUPT,
-				     "store %s: %s of %s%s%s does not unseal (damaged, tampered with or moved from "
-				     "another row)",
-				     s->where, pl->column, pl->key, pl->key2 ? "/" : "", pl->key2 ? pl->key2 : "");
+		return scone_err_set(
+		    SCONE_ERR_CORRUPT,
+		    "store %s: %s of %s%s%s does not unseal (damaged, tampered with or moved from "
+		    "another row)",
+		    s->where, pl->column, pl->key, pl->key2 ? "/" : "", pl->key2 ? pl->key2 : "");
 	return err;
 }
 
@@ -217,13 +218,15 @@ static enum scone_err read_tags(struct pg_store *s, const PGresult *r, const cha
 		snprintf(t->volume, sizeof(t->volume), "%s", PQgetvalue(r, i, 7));
 		scone_store_tag_place(&pl, name, t->volume);
 		err = scone_store_unseal(s->sealer, &pl, blob, len, &plain, &plain_size);
-		if (err == SCONE_ERR_OK && (plain_size != SCONE_STORE_TAG_HEX ||
-					    scone_store_norm_tag("stored tag", (const char *)plain, false, t->tag)))
+		if (err == SCONE_ERR_OK &&
+		    (plain_size != SCONE_STORE_TAG_HEX ||
+		     scone_store_norm_tag("stored tag", (const char *)plain, false, t->tag)))
 			err = SCONE_ERR_AUTH;
 		free(plain);
 		if (err != SCONE_ERR_OK)
-			return scone_err_set(SCONE_ERR_CORRUPT, "store %s: volume tag of %s/%s does not unseal (damaged, "
-								"tampered with or moved from another row)",
+			return scone_err_set(SCONE_ERR_CORRUPT,
+					     "store %s: volume tag of %s/%s does not unseal (damaged, "
+					     "tampered with or moved from another row)",
 					     s->where, name, t->volume);
 		c->n_tags++;
 	}
@@ -306,7 +309,8 @@ static enum scone_err pg_get(struct scone_store *st, const char *name, struct sc
 
 static enum scone_err insert_row(struct pg_store *s, enum stmt_id id, const char *name, const uint8_t *hash,
 				 const uint8_t *creator, const uint8_t *body, size_t body_size,
-				 const uint8_t *secrets, size_t secrets_size, int64_t created, int64_t updated)
+				 const uint8_t *secrets, size_t secrets_size, int64_t created,
+				 int64_t updated)
 {
 	struct params p = {0};
 	enum scone_err err;
@@ -336,9 +340,10 @@ static enum scone_err pg_create(struct scone_store *st, const struct scone_sessi
 	SCONE_TRY(seal_rec(s, rec, rec->creator, &b));
 	err = store_pg_txn_start(s, &t, "begin creating a session");
 	if (err == SCONE_ERR_OK)
-		err = insert_row(s, P_INSERT, rec->name, rec->hash, rec->creator, b.body, b.body_size, b.secrets,
-				 b.secrets_size, created, rec->updated ? rec->updated : created);
-	t.ch = (struct scone_store_change){.kind = SCONE_STORE_CREATE, .session = rec->name, .hash = rec->hash};
+		err = insert_row(s, P_INSERT, rec->name, rec->hash, rec->creator, b.body, b.body_size,
+				 b.secrets, b.secrets_size, created, rec->updated ? rec->updated : created);
+	t.ch =
+	    (struct scone_store_change){.kind = SCONE_STORE_CREATE, .session = rec->name, .hash = rec->hash};
 	err = store_pg_txn_finish(s, &t, err, "commit creating a session");
 	sealed_free(&b);
 	return err;
@@ -369,8 +374,9 @@ static enum scone_err check_current(struct pg_store *s, const char *name, const 
 	}
 	err = store_pg_col_hash(s, r, 0, 0, name, "hash", &hash);
 	if (err == SCONE_ERR_OK && expected && !scone_ct_equal(hash, expected, SCONE_STORE_HASH_SIZE))
-		err = scone_err_set(SCONE_ERR_CONFLICT,
-				    "store: session %s has changed (its hash is not the expected predecessor)", name);
+		err = scone_err_set(
+		    SCONE_ERR_CONFLICT,
+		    "store: session %s has changed (its hash is not the expected predecessor)", name);
 	if (err != SCONE_ERR_OK || !creator)
 		goto out;
 	err = store_pg_col_hash(s, r, 0, 1, name, "creator", &cr);
@@ -389,7 +395,8 @@ out:
 	return err;
 }
 
-static enum scone_err update_row(struct pg_store *s, const struct scone_session_rec *rec, const struct sealed_rec *b)
+static enum scone_err update_row(struct pg_store *s, const struct scone_session_rec *rec,
+				 const struct sealed_rec *b)
 {
 	struct params p = {0};
 
@@ -412,7 +419,8 @@ static enum scone_err pg_update(struct scone_store *st, const struct scone_sessi
 
 	SCONE_TRY(scone_store_check_rec(rec));
 	if (!expected)
-		return scone_err_set(SCONE_ERR_INVALID, "store: update of %s without an expected hash", rec->name);
+		return scone_err_set(SCONE_ERR_INVALID, "store: update of %s without an expected hash",
+				     rec->name);
 	err = store_pg_txn_start(s, &t, "begin updating a session");
 	if (err == SCONE_ERR_OK)
 		err = check_current(s, rec->name, expected, creator);
@@ -428,7 +436,8 @@ static enum scone_err pg_update(struct scone_store *st, const struct scone_sessi
 	return err;
 }
 
-static enum scone_err pg_remove(struct scone_store *st, const char *name, const uint8_t expected[SCONE_STORE_HASH_SIZE])
+static enum scone_err pg_remove(struct scone_store *st, const char *name,
+				const uint8_t expected[SCONE_STORE_HASH_SIZE])
 {
 	struct pg_store *s = pg(st);
 	struct params p = {0};
@@ -437,7 +446,8 @@ static enum scone_err pg_remove(struct scone_store *st, const char *name, const 
 
 	SCONE_TRY(scone_store_check_name("session name", name, SCONE_STORE_NAME_MAX));
 	if (!expected)
-		return scone_err_set(SCONE_ERR_INVALID, "store: removal of %s without an expected hash", name);
+		return scone_err_set(SCONE_ERR_INVALID, "store: removal of %s without an expected hash",
+				     name);
 	err = store_pg_txn_start(s, &t, "begin removing a session");
 	if (err == SCONE_ERR_OK)
 		err = check_current(s, name, expected, NULL);
@@ -548,7 +558,8 @@ static enum scone_err read_tag(struct pg_store *s, void *arg)
 }
 
 /* Optimistic: the tag from the cached record of session (read into the cache first if absent). */
-static enum scone_err cached_tag(struct pg_store *s, const char *session, const char *volume, char tag_hex[65])
+static enum scone_err cached_tag(struct pg_store *s, const char *session, const char *volume,
+				 char tag_hex[65])
 {
 	struct get_arg a = {session, NULL};
 	struct cached *c = cache_find(s, session);
@@ -609,8 +620,8 @@ static enum scone_err write_tag(struct pg_store *s, const char *session, const c
 }
 
 /* Inside a transaction: lock the session row (serialising its tag updates), compare, write. */
-static enum scone_err swap_tag(struct pg_store *s, const char *session, const char *volume, const char *expected,
-			       const char *tag)
+static enum scone_err swap_tag(struct pg_store *s, const char *session, const char *volume,
+			       const char *expected, const char *tag)
 {
 	char cur[SCONE_STORE_TAG_HEX + 1];
 	struct tag_arg a = {session, volume, cur};
@@ -626,8 +637,9 @@ static enum scone_err swap_tag(struct pg_store *s, const char *session, const ch
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "store: no session named %s", session);
 	SCONE_TRY(read_tag(s, &a));
 	if (strcmp(cur, expected) != 0)
-		return scone_err_set(SCONE_ERR_CONFLICT, "store: volume tag of %s/%s is not the expected one (%s)",
-				     session, volume, cur[0] ? "it changed" : "it is not initialised yet");
+		return scone_err_set(SCONE_ERR_CONFLICT,
+				     "store: volume tag of %s/%s is not the expected one (%s)", session,
+				     volume, cur[0] ? "it changed" : "it is not initialised yet");
 	return write_tag(s, session, volume, tag);
 }
 
@@ -646,8 +658,11 @@ static enum scone_err pg_put_volume_tag(struct scone_store *st, const char *sess
 	err = store_pg_txn_start(s, &t, "begin setting a volume tag");
 	if (err == SCONE_ERR_OK)
 		err = swap_tag(s, session, volume, expected, tag);
-	t.ch = (struct scone_store_change){
-	    .kind = SCONE_STORE_TAG, .session = session, .volume = volume, .previous_tag = expected, .tag = tag};
+	t.ch = (struct scone_store_change){.kind = SCONE_STORE_TAG,
+					   .session = session,
+					   .volume = volume,
+					   .previous_tag = expected,
+					   .tag = tag};
 	store_pg_cache_drop(s, session);
 	return store_pg_txn_finish(s, &t, err, "commit a volume tag");
 }
@@ -718,9 +733,11 @@ static void pg_optimistic(struct scone_store *st, bool on)
 	s->n_read = 0;
 }
 
-typedef enum scone_err (*dump_row_fn)(struct pg_store *s, const PGresult *r, scone_store_item_fn fn, void *ctx);
+typedef enum scone_err (*dump_row_fn)(struct pg_store *s, const PGresult *r, scone_store_item_fn fn,
+				      void *ctx);
 
-static enum scone_err dump_session_row(struct pg_store *s, const PGresult *r, scone_store_item_fn fn, void *ctx)
+static enum scone_err dump_session_row(struct pg_store *s, const PGresult *r, scone_store_item_fn fn,
+				       void *ctx)
 {
 	struct scone_store_item it = {.kind = SCONE_ITEM_SESSION};
 
@@ -752,10 +769,11 @@ static enum scone_err dump_audit_row(struct pg_store *s, const PGresult *r, scon
 	const char *chain = PQgetvalue(r, 0, 0);
 	const uint8_t *prev = NULL, *hash = NULL;
 
-	if (strlen(chain) > SCONE_AUDIT_CHAIN_MAX || store_pg_col_hash(s, r, 0, 2, chain, "audit prev", &prev) != SCONE_ERR_OK ||
+	if (strlen(chain) > SCONE_AUDIT_CHAIN_MAX ||
+	    store_pg_col_hash(s, r, 0, 2, chain, "audit prev", &prev) != SCONE_ERR_OK ||
 	    store_pg_col_hash(s, r, 0, 3, chain, "audit hash", &hash) != SCONE_ERR_OK)
-		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: a damaged audit entry in chain %.64s", s->where,
-				     chain);
+		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: a damaged audit entry in chain %.64s",
+				     s->where, chain);
 	memcpy(row.chain, chain, strlen(chain) + 1);
 	row.seq = (uint64_t)col_i64(r, 0, 1);
 	memcpy(row.prev, prev, SCONE_STORE_HASH_SIZE);
@@ -796,7 +814,8 @@ struct dump_arg {
 static enum scone_err dump_once(struct pg_store *s, void *arg)
 {
 	struct dump_arg *a = arg;
-	enum scone_err err = store_pg_exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin the dump");
+	enum scone_err err =
+	    store_pg_exec(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin the dump");
 
 	if (err == SCONE_ERR_OK && (a->what & SCONE_DUMP_SESSIONS))
 		err = dump_table(s, P_DUMP_SESSIONS, dump_session_row, a->fn, a->ctx);
@@ -844,14 +863,15 @@ static enum scone_err load_audit(struct pg_store *s, const struct scone_audit_ro
 	return store_pg_run(s, P_LOAD_AUDIT, &p, "load an audit entry of chain", row->chain, NULL);
 }
 
-static enum scone_err load_item(struct pg_store *s, struct scone_store_load_check *lc, const struct scone_store_item *it)
+static enum scone_err load_item(struct pg_store *s, struct scone_store_load_check *lc,
+				const struct scone_store_item *it)
 {
 	SCONE_TRY(scone_store_check_item(s->sealer, it));
 	SCONE_TRY(scone_store_load_check_next(lc, it));
 	switch (it->kind) {
 	case SCONE_ITEM_SESSION:
-		return insert_row(s, P_INSERT, it->name, it->hash, it->creator, it->body, it->body_size, it->secrets,
-				  it->secrets_size, it->created, it->updated);
+		return insert_row(s, P_INSERT, it->name, it->hash, it->creator, it->body, it->body_size,
+				  it->secrets, it->secrets_size, it->created, it->updated);
 	case SCONE_ITEM_TAG:
 		return load_tag(s, it);
 	default:
@@ -872,7 +892,8 @@ static enum scone_err load_all(struct pg_store *s, scone_store_source_fn next, v
 	n = col_i64(r, 0, 0);
 	PQclear(r);
 	if (n != 0)
-		return scone_err_set(SCONE_ERR_EXISTS, "store %s is not empty (%lld items): load only into a new store",
+		return scone_err_set(SCONE_ERR_EXISTS,
+				     "store %s is not empty (%lld items): load only into a new store",
 				     s->where, (long long)n);
 	for (;;) {
 		memset(&it, 0, sizeof(it));
@@ -893,8 +914,9 @@ static enum scone_err pg_load(struct scone_store *st, scone_store_source_fn next
 	/* Serialise loads: two restores into one new database must not both see it empty. */
 	err = store_pg_begin(s, "begin loading");
 	if (err == SCONE_ERR_OK)
-		err = store_pg_exec(s, "LOCK TABLE scone_sessions, scone_volume_tags, scone_audit IN EXCLUSIVE MODE",
-			       "lock the tables for the load");
+		err = store_pg_exec(
+		    s, "LOCK TABLE scone_sessions, scone_volume_tags, scone_audit IN EXCLUSIVE MODE",
+		    "lock the tables for the load");
 	if (err == SCONE_ERR_OK)
 		err = load_all(s, next, ctx);
 	if (err == SCONE_ERR_OK)
@@ -968,4 +990,3 @@ const struct scone_store_ops store_pg_ops = {
     .use_once = pg_use_once,
     .close = pg_close,
 };
-

@@ -42,30 +42,34 @@ const char *const store_pg_sql[P_COUNT_] = {
 			"ORDER BY name",
     [P_DUMP_TAGS] = "SELECT session, volume, tag FROM scone_volume_tags ORDER BY session, volume",
     [P_DUMP_AUDIT] = "SELECT chain, seq, prev, hash, line FROM scone_audit ORDER BY chain, seq",
-    [P_BUMP] = "UPDATE scone_sessions SET version = nextval('scone_version') WHERE name = $1 RETURNING version",
-    [P_AUDIT_CHECKED] = "INSERT INTO scone_audit(chain, seq, prev, hash, line) "
-			"SELECT $1::text, $2::bigint, $3::bytea, $4::bytea, $5::text WHERE ($2::bigint = 1 OR "
-			"EXISTS (SELECT 1 FROM scone_audit WHERE chain = $1::text AND seq = $2::bigint - 1 AND "
-			"hash = $3::bytea)) AND (SELECT count(*) FROM scone_sessions s, "
-			"unnest($6::text[], $7::bigint[]) AS r(n, v) WHERE s.name = r.n COLLATE \"C\" AND "
-			"s.version = r.v) = cardinality($6::text[]) AND (SELECT last_value FROM scone_version) >= $8::bigint",
-    [P_AUDIT_PREV] = "SELECT (SELECT last_value FROM scone_version) >= $4::bigint, $2::bigint = 1 OR EXISTS (SELECT 1 "
-		     "FROM scone_audit WHERE chain = $1::text AND seq = $2::bigint - 1 AND hash = $3::bytea)",
+    [P_BUMP] =
+	"UPDATE scone_sessions SET version = nextval('scone_version') WHERE name = $1 RETURNING version",
+    [P_AUDIT_CHECKED] =
+	"INSERT INTO scone_audit(chain, seq, prev, hash, line) "
+	"SELECT $1::text, $2::bigint, $3::bytea, $4::bytea, $5::text WHERE ($2::bigint = 1 OR "
+	"EXISTS (SELECT 1 FROM scone_audit WHERE chain = $1::text AND seq = $2::bigint - 1 AND "
+	"hash = $3::bytea)) AND (SELECT count(*) FROM scone_sessions s, "
+	"unnest($6::text[], $7::bigint[]) AS r(n, v) WHERE s.name = r.n COLLATE \"C\" AND "
+	"s.version = r.v) = cardinality($6::text[]) AND (SELECT last_value FROM scone_version) >= $8::bigint",
+    [P_AUDIT_PREV] =
+	"SELECT (SELECT last_value FROM scone_version) >= $4::bigint, $2::bigint = 1 OR EXISTS (SELECT 1 "
+	"FROM scone_audit WHERE chain = $1::text AND seq = $2::bigint - 1 AND hash = $3::bytea)",
     [P_NEXT] = "SELECT nextval('scone_version')",
     [P_AUDIT_HEAD] = "SELECT seq, hash FROM scone_audit WHERE chain = $1 ORDER BY seq DESC LIMIT 1",
     [P_ONCE_PURGE] = "DELETE FROM scone_used_once WHERE expires < $1::bigint",
-    [P_ONCE_INSERT] = "INSERT INTO scone_used_once(scope, key, expires) VALUES($1::text, $2::text, $3::bigint)",
+    [P_ONCE_INSERT] =
+	"INSERT INTO scone_used_once(scope, key, expires) VALUES($1::text, $2::text, $3::bigint)",
 };
 
 enum scone_err store_pg_col_hash(struct pg_store *s, const PGresult *r, int row, int c, const char *name,
-			       const char *what, const uint8_t **out)
+				 const char *what, const uint8_t **out)
 {
 	size_t n;
 	const uint8_t *p = col(r, row, c, &n);
 
 	if (PQgetisnull(r, row, c) || n != SCONE_STORE_HASH_SIZE)
-		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: session %s: %s is not %d bytes", s->where, name,
-				     what, SCONE_STORE_HASH_SIZE);
+		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: session %s: %s is not %d bytes", s->where,
+				     name, what, SCONE_STORE_HASH_SIZE);
 	*out = p;
 	return SCONE_ERR_OK;
 }
@@ -76,11 +80,11 @@ static const struct {
 	const char *prefix; /* SQLSTATE or its class */
 	enum scone_err err;
 } sqlstates[] = {
-    {"23505", SCONE_ERR_EXISTS},     {"53100", SCONE_ERR_NO_SPACE},   {"53", SCONE_ERR_LIMIT},
-    {"40", SCONE_ERR_BUSY},          {"55P03", SCONE_ERR_BUSY},       {"57", SCONE_ERR_BUSY},
-    {"08", SCONE_ERR_BUSY},          {"42P01", SCONE_ERR_CORRUPT},    {"42703", SCONE_ERR_CORRUPT},
-    {"22021", SCONE_ERR_INVALID},    {"54", SCONE_ERR_TOO_LARGE},     {"42501", SCONE_ERR_PERMISSION},
-    {"28", SCONE_ERR_PERMISSION},    {"25006", SCONE_ERR_READ_ONLY},
+    {"23505", SCONE_ERR_EXISTS},  {"53100", SCONE_ERR_NO_SPACE},  {"53", SCONE_ERR_LIMIT},
+    {"40", SCONE_ERR_BUSY},	  {"55P03", SCONE_ERR_BUSY},	  {"57", SCONE_ERR_BUSY},
+    {"08", SCONE_ERR_BUSY},	  {"42P01", SCONE_ERR_CORRUPT},	  {"42703", SCONE_ERR_CORRUPT},
+    {"22021", SCONE_ERR_INVALID}, {"54", SCONE_ERR_TOO_LARGE},	  {"42501", SCONE_ERR_PERMISSION},
+    {"28", SCONE_ERR_PERMISSION}, {"25006", SCONE_ERR_READ_ONLY},
 };
 
 static enum scone_err map_state(const char *state)
@@ -119,15 +123,18 @@ store_pg_err(struct pg_store *s, const PGresult *r, const char *fmt, ...)
 	if (vsnprintf(what, sizeof(what), fmt, ap) < 0)
 		what[0] = '\0';
 	va_end(ap);
-	store_pg_first_line(r && PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQerrorMessage(s->conn), msg,
-		   sizeof(msg));
+	store_pg_first_line(r && PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r)
+							    : PQerrorMessage(s->conn),
+			    msg, sizeof(msg));
 	if (PQstatus(s->conn) != CONNECTION_OK) {
 		s->lost = true;
 		s->ready = false;
-		return scone_err_set(SCONE_ERR_BUSY, "store %s: %s: connection to the database lost (%s); retry",
-				     s->where, what, msg);
+		return scone_err_set(SCONE_ERR_BUSY,
+				     "store %s: %s: connection to the database lost (%s); retry", s->where,
+				     what, msg);
 	}
-	return scone_err_set(err, "store %s: %s: %s (sqlstate %s)", s->where, what, msg, state ? state : "none");
+	return scone_err_set(err, "store %s: %s: %s (sqlstate %s)", s->where, what, msg,
+			     state ? state : "none");
 }
 
 /* ---------------- running statements ---------------- */
@@ -137,13 +144,13 @@ static PGresult *exec_p(struct pg_store *s, enum stmt_id id, const struct params
 	char name[16];
 
 	snprintf(name, sizeof(name), "s%d", (int)id);
-	return PQexecPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL, p ? p->fmt : NULL,
-			      1);
+	return PQexecPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+			      p ? p->fmt : NULL, 1);
 }
 
 /* Run a statement that returns no rows (or ignore them); *changed (may be NULL) gets the row count. */
 enum scone_err store_pg_run(struct pg_store *s, enum stmt_id id, const struct params *p, const char *what,
-			  const char *name, long *changed)
+			    const char *name, long *changed)
 {
 	PGresult *r = exec_p(s, id, p);
 	ExecStatusType st = PQresultStatus(r);
@@ -159,7 +166,7 @@ enum scone_err store_pg_run(struct pg_store *s, enum stmt_id id, const struct pa
 
 /* Run a statement expected to return rows; *out is the result (PQclear it) on success. */
 enum scone_err store_pg_query(struct pg_store *s, enum stmt_id id, const struct params *p, const char *what,
-			    const char *name, PGresult **out)
+			      const char *name, PGresult **out)
 {
 	PGresult *r = exec_p(s, id, p);
 
@@ -187,7 +194,7 @@ enum scone_err store_pg_exec(struct pg_store *s, const char *sql, const char *wh
 
 /* Run a statement that returns one bigint (a version): it goes to *v (kept if no row). */
 enum scone_err store_pg_version(struct pg_store *s, enum stmt_id id, const struct params *p, const char *what,
-				  const char *name, int64_t *v)
+				const char *name, int64_t *v)
 {
 	PGresult *r = NULL;
 
@@ -244,8 +251,9 @@ enum scone_err store_pg_prepare(struct pg_store *s)
 			enum scone_err err = store_pg_err(s, r, "prepare statements");
 			PQclear(r);
 			if (err == SCONE_ERR_CORRUPT || err == SCONE_ERR_IO)
-				return scone_err_set(SCONE_ERR_CORRUPT, "store %s: tables do not match the schema: %s",
-						     s->where, scone_err_detail());
+				return scone_err_set(SCONE_ERR_CORRUPT,
+						     "store %s: tables do not match the schema: %s", s->where,
+						     scone_err_detail());
 			return err;
 		}
 		PQclear(r);
@@ -257,10 +265,11 @@ enum scone_err store_pg_prepare(struct pg_store *s)
 enum scone_err store_pg_setup(struct pg_store *s, bool prepare)
 {
 	SCONE_TRY(read_durable_level(s));
-	SCONE_TRY(store_pg_exec(s,
-			   "SET synchronous_commit TO off; SET default_transaction_isolation TO 'read committed';"
-			   " SET client_min_messages TO warning; SET plan_cache_mode TO force_generic_plan",
-			   "configure the connection"));
+	SCONE_TRY(store_pg_exec(
+	    s,
+	    "SET synchronous_commit TO off; SET default_transaction_isolation TO 'read committed';"
+	    " SET client_min_messages TO warning; SET plan_cache_mode TO force_generic_plan",
+	    "configure the connection"));
 	if (prepare)
 		SCONE_TRY(store_pg_prepare(s));
 	s->ready = true;
@@ -280,12 +289,12 @@ enum scone_err store_pg_ready(struct pg_store *s)
 	if (PQstatus(s->conn) != CONNECTION_OK) {
 		store_pg_first_line(PQerrorMessage(s->conn), msg, sizeof(msg));
 		s->lost = true;
-		return scone_err_set(SCONE_ERR_BUSY, "store %s: cannot reach the database (%s); retry", s->where, msg);
+		return scone_err_set(SCONE_ERR_BUSY, "store %s: cannot reach the database (%s); retry",
+				     s->where, msg);
 	}
 	PQsetNoticeProcessor(s->conn, store_pg_no_notices, NULL);
 	return store_pg_setup(s, true);
 }
-
 
 enum scone_err store_pg_retry(struct pg_store *s, read_fn fn, void *arg)
 {
@@ -320,7 +329,8 @@ void store_pg_abort(struct pg_store *s)
 }
 
 /* The read set as array literals {"name",...} and {version,...} (names have no control characters). */
-static enum scone_err read_set_arrays(const struct pg_store *s, struct scone_wbuf *names, struct scone_wbuf *versions)
+static enum scone_err read_set_arrays(const struct pg_store *s, struct scone_wbuf *names,
+				      struct scone_wbuf *versions)
 {
 	char num[24];
 
@@ -342,7 +352,8 @@ static enum scone_err read_set_arrays(const struct pg_store *s, struct scone_wbu
 }
 
 /* Not inserted: is the chain's previous entry gone (ROLLBACK), or did a record read change (STALE)? */
-/* Not inserted: the counter went back (ROLLBACK), the chain's previous entry is gone (MISSING), or a read changed (STALE). */
+/* Not inserted: the counter went back (ROLLBACK), the chain's previous entry is gone (MISSING), or a read
+ * changed (STALE). */
 static enum scone_err why_not(struct pg_store *s, const struct scone_audit_row *row, bool checked)
 {
 	struct params p = {0};
@@ -353,27 +364,30 @@ static enum scone_err why_not(struct pg_store *s, const struct scone_audit_row *
 	p_int64(&p, (int64_t)row->seq);
 	p_bytes(&p, row->prev, SCONE_STORE_HASH_SIZE);
 	p_int64(&p, s->seen);
-	SCONE_TRY(store_pg_query(s, P_AUDIT_PREV, &p, "look for the previous audit entry of chain", row->chain, &r));
+	SCONE_TRY(store_pg_query(s, P_AUDIT_PREV, &p, "look for the previous audit entry of chain",
+				 row->chain, &r));
 	counter_ok = PQntuples(r) == 1 && PQgetlength(r, 0, 0) == 1 && PQgetvalue(r, 0, 0)[0];
 	prev_ok = PQntuples(r) == 1 && PQgetlength(r, 0, 1) == 1 && PQgetvalue(r, 0, 1)[0];
 	PQclear(r);
 	if (!counter_ok)
-		return scone_err_set(SCONE_ERR_ROLLBACK,
-				     "store %s: the store's change counter is below version %lld, which this CAS saw: the "
-				     "store was rolled back",
-				     s->where, (long long)s->seen);
+		return scone_err_set(
+		    SCONE_ERR_ROLLBACK,
+		    "store %s: the store's change counter is below version %lld, which this CAS saw: the "
+		    "store was rolled back",
+		    s->where, (long long)s->seen);
 	if (!prev_ok)
-		return scone_err_set(SCONE_ERR_MISSING,
-				     "store %s: audit chain %s: entry %llu, written before, is gone or altered",
-				     s->where, row->chain, (unsigned long long)(row->seq - 1));
+		return scone_err_set(
+		    SCONE_ERR_MISSING,
+		    "store %s: audit chain %s: entry %llu, written before, is gone or altered", s->where,
+		    row->chain, (unsigned long long)(row->seq - 1));
 	if (checked) {
 		for (int i = 0; i < s->n_read; i++)
 			store_pg_cache_drop(s, s->read_set[i].name);
-		return scone_err_set(SCONE_ERR_STALE, "store %s: a session read for this entry changed meanwhile",
-				     s->where);
+		return scone_err_set(SCONE_ERR_STALE,
+				     "store %s: a session read for this entry changed meanwhile", s->where);
 	}
-	return scone_err_set(SCONE_ERR_IO, "store %s: audit entry %llu of chain %s was not inserted", s->where,
-			     (unsigned long long)row->seq, row->chain);
+	return scone_err_set(SCONE_ERR_IO, "store %s: audit entry %llu of chain %s was not inserted",
+			     s->where, (unsigned long long)row->seq, row->chain);
 }
 
 /*
@@ -404,19 +418,19 @@ enum scone_err store_pg_audit_insert(struct pg_store *s, const struct scone_audi
 	}
 	p_int64(&p, s->seen);
 	if (err == SCONE_ERR_OK)
-		err = store_pg_run(s, checked ? P_AUDIT_CHECKED : P_AUDIT_ADD, &p, "append an audit entry of chain", row->chain,
-			  &changed);
+		err = store_pg_run(s, checked ? P_AUDIT_CHECKED : P_AUDIT_ADD, &p,
+				   "append an audit entry of chain", row->chain, &changed);
 	if (err == SCONE_ERR_EXISTS)
-		err = scone_err_set(SCONE_ERR_CONFLICT,
-				    "store %s: audit chain %s already has entry %llu (another writer uses this chain)",
-				    s->where, row->chain, (unsigned long long)row->seq);
+		err = scone_err_set(
+		    SCONE_ERR_CONFLICT,
+		    "store %s: audit chain %s already has entry %llu (another writer uses this chain)",
+		    s->where, row->chain, (unsigned long long)row->seq);
 	else if (err == SCONE_ERR_OK && changed == 0)
 		err = why_not(s, row, checked);
 	scone_wbuf_free(&names);
 	scone_wbuf_free(&versions);
 	return err;
 }
-
 
 enum scone_err store_pg_txn_start(struct pg_store *s, struct txn *t, const char *what)
 {
@@ -441,4 +455,3 @@ enum scone_err store_pg_txn_finish(struct pg_store *s, struct txn *t, enum scone
 	scone_store_audit_settle(&s->base, &t->row, t->have, err);
 	return err;
 }
-

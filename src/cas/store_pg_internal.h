@@ -60,7 +60,7 @@ struct cached {
 	struct cached_tag {
 		char volume[SCONE_STORE_VOLUME_MAX + 1];
 		char tag[SCONE_STORE_TAG_HEX + 1];
-	} *tags;
+	} * tags;
 };
 
 struct noted {
@@ -71,15 +71,15 @@ struct noted {
 struct pg_store {
 	struct scone_store base;
 	PGconn *conn;
-	char where[200];     /* "host:port/db" for messages (never a password) */
-	char durable[24];    /* synchronous_commit for writes: "on" or the server's stricter level */
+	char where[200];  /* "host:port/db" for messages (never a password) */
+	char durable[24]; /* synchronous_commit for writes: "on" or the server's stricter level */
 	struct scone_store_sealer *sealer;
 	uint8_t key_check[SCONE_STORE_KEY_CHECK_SIZE];
-	bool ready;          /* connection set up and statements prepared */
-	bool lost;           /* the last call found the connection broken */
-	bool optimistic;     /* reads may come from the cache and go into the read set */
-	int64_t seen;        /* the highest version this handle read or committed */
-	int64_t pending;     /* the version the open write transaction took */
+	bool ready;	 /* connection set up and statements prepared */
+	bool lost;	 /* the last call found the connection broken */
+	bool optimistic; /* reads may come from the cache and go into the read set */
+	int64_t seen;	 /* the highest version this handle read or committed */
+	int64_t pending; /* the version the open write transaction took */
 	struct cached *cache[CACHE_SLOTS];
 	struct noted read_set[READ_SET_MAX];
 	int n_read;
@@ -156,7 +156,7 @@ SCONE_MUST_CHECK enum scone_err store_pg_col_hash(struct pg_store *s, const PGre
 void store_pg_first_line(const char *msg, char *out, size_t size);
 /* Detail "store WHERE: WHAT: message (sqlstate)"; a lost connection is BUSY and marks s for a reset. */
 enum scone_err store_pg_err(struct pg_store *s, const PGresult *r, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* A prepared statement without rows to read (*changed: rows affected, may be NULL). */
 SCONE_MUST_CHECK enum scone_err store_pg_run(struct pg_store *s, enum stmt_id id, const struct params *p,
 					     const char *what, const char *name, long *changed);

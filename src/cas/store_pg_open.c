@@ -12,9 +12,11 @@
 
 #include "lib/crypto.h"
 
-/* One-time uses (OTP codes: a service's hash and a time step, nothing secret); added to older databases at open. */
+/* One-time uses (OTP codes: a service's hash and a time step, nothing secret); added to older databases at
+ * open. */
 #define USED_ONCE_SQL                                                                                        \
-	"CREATE TABLE IF NOT EXISTS scone_used_once(scope text COLLATE \"C\" NOT NULL, key text COLLATE \"C\" NOT NULL," \
+	"CREATE TABLE IF NOT EXISTS scone_used_once(scope text COLLATE \"C\" NOT NULL, key text COLLATE "    \
+	"\"C\" NOT NULL,"                                                                                    \
 	" expires bigint NOT NULL, PRIMARY KEY(scope, key));"
 
 static const char schema_sql[] =
@@ -25,10 +27,10 @@ static const char schema_sql[] =
     " updated bigint NOT NULL, version bigint NOT NULL DEFAULT nextval('scone_version'));"
     "CREATE INDEX scone_sessions_by_creator ON scone_sessions(creator, name);"
     "CREATE TABLE scone_volume_tags(session text COLLATE \"C\" NOT NULL REFERENCES scone_sessions(name)"
-    " ON DELETE CASCADE, volume text COLLATE \"C\" NOT NULL, tag bytea NOT NULL, PRIMARY KEY(session, volume));"
+    " ON DELETE CASCADE, volume text COLLATE \"C\" NOT NULL, tag bytea NOT NULL, PRIMARY KEY(session, "
+    "volume));"
     "CREATE TABLE scone_audit(chain text COLLATE \"C\" NOT NULL, seq bigint NOT NULL, prev bytea NOT NULL,"
     " hash bytea NOT NULL, line text NOT NULL, PRIMARY KEY(chain, seq));" USED_ONCE_SQL;
-
 
 /* ---------------- open ---------------- */
 
@@ -51,10 +53,11 @@ static enum scone_err has_schema(struct pg_store *s, bool *out)
 	PGresult *r = NULL;
 
 	/* From pg_tables, not to_regclass: a catalog cache could still remember the table's absence. */
-	SCONE_TRY(query_sql(s,
-			    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() "
-			    "AND tablename = 'scone_meta')",
-			    "look for the schema", &r));
+	SCONE_TRY(
+	    query_sql(s,
+		      "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() "
+		      "AND tablename = 'scone_meta')",
+		      "look for the schema", &r));
 	*out = PQntuples(r) == 1 && PQgetlength(r, 0, 0) == 1 && PQgetvalue(r, 0, 0)[0] == 1;
 	PQclear(r);
 	return SCONE_ERR_OK;
@@ -70,13 +73,15 @@ static enum scone_err write_meta(struct pg_store *s)
 	PGresult *r;
 	enum scone_err err = SCONE_ERR_OK;
 
-	SCONE_TRY(scone_store_seal(s->sealer, &pl, SCONE_STORE_CANARY, sizeof(SCONE_STORE_CANARY) - 1, &blob, &size));
+	SCONE_TRY(scone_store_seal(s->sealer, &pl, SCONE_STORE_CANARY, sizeof(SCONE_STORE_CANARY) - 1, &blob,
+				   &size));
 	v[0] = (const char *)blob;
 	len[0] = (int)size;
 	v[1] = (const char *)s->key_check;
 	len[1] = SCONE_STORE_KEY_CHECK_SIZE;
 	r = PQexecParams(s->conn,
-			 "INSERT INTO scone_meta(key, value) VALUES('schema', convert_to('" SCHEMA_VERSION "', 'UTF8')),"
+			 "INSERT INTO scone_meta(key, value) VALUES('schema', convert_to('" SCHEMA_VERSION
+			 "', 'UTF8')),"
 			 " ('canary', $1::bytea), ('key_check', $2::bytea)",
 			 2, NULL, v, len, fmt, 1);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK)
@@ -92,9 +97,10 @@ static enum scone_err schema_create(struct pg_store *s)
 	bool exists = false;
 	enum scone_err err;
 
-	SCONE_TRY(store_pg_exec(s, "BEGIN; SET LOCAL synchronous_commit TO on;"
-			      " SELECT pg_advisory_xact_lock(7204311902446187118)",
-			   "begin creating the schema"));
+	SCONE_TRY(store_pg_exec(s,
+				"BEGIN; SET LOCAL synchronous_commit TO on;"
+				" SELECT pg_advisory_xact_lock(7204311902446187118)",
+				"begin creating the schema"));
 	err = has_schema(s, &exists);
 	if (err == SCONE_ERR_OK && !exists) {
 		err = store_pg_exec(s, schema_sql, "create the schema");
@@ -112,7 +118,8 @@ static enum scone_err schema_create(struct pg_store *s)
 static enum scone_err read_meta(struct pg_store *s, const char *key, PGresult **out)
 {
 	const char *v[1] = {key};
-	PGresult *r = PQexecParams(s->conn, "SELECT value FROM scone_meta WHERE key = $1", 1, NULL, v, NULL, NULL, 1);
+	PGresult *r =
+	    PQexecParams(s->conn, "SELECT value FROM scone_meta WHERE key = $1", 1, NULL, v, NULL, NULL, 1);
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		enum scone_err err = store_pg_err(s, r, "read the store's %s", key);
@@ -121,7 +128,8 @@ static enum scone_err read_meta(struct pg_store *s, const char *key, PGresult **
 	}
 	if (PQntuples(r) != 1) {
 		PQclear(r);
-		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: the %s is missing from scone_meta", s->where, key);
+		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: the %s is missing from scone_meta",
+				     s->where, key);
 	}
 	*out = r;
 	return SCONE_ERR_OK;
@@ -141,8 +149,8 @@ static enum scone_err schema_check(struct pg_store *s)
 		return SCONE_ERR_OK;
 	if (strtol(v, NULL, 10) > strtol(SCHEMA_VERSION, NULL, 10))
 		return scone_err_set(SCONE_ERR_UNSUPPORTED,
-				     "store %s: schema version %s is newer than this scone supports (%s)", s->where, v,
-				     SCHEMA_VERSION);
+				     "store %s: schema version %s is newer than this scone supports (%s)",
+				     s->where, v, SCHEMA_VERSION);
 	return scone_err_set(SCONE_ERR_CORRUPT, "store %s: unknown schema version %s", s->where, v);
 }
 
@@ -163,14 +171,17 @@ static enum scone_err key_check(struct pg_store *s)
 	PQclear(r);
 	SCONE_TRY(err);
 	SCONE_TRY(read_meta(s, "canary", &r));
-	err = scone_store_unseal(s->sealer, &pl, (const uint8_t *)PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0),
-				 &plain, &size);
+	err = scone_store_unseal(s->sealer, &pl, (const uint8_t *)PQgetvalue(r, 0, 0),
+				 (size_t)PQgetlength(r, 0, 0), &plain, &size);
 	PQclear(r);
 	if (err == SCONE_ERR_AUTH)
-		return scone_err_set(SCONE_ERR_CORRUPT,
-				     "store %s: the key canary does not unseal although the key check matches", s->where);
-	if (err == SCONE_ERR_OK && (size != sizeof(SCONE_STORE_CANARY) - 1 || memcmp(plain, SCONE_STORE_CANARY, size)))
-		err = scone_err_set(SCONE_ERR_CORRUPT, "store %s: the key canary holds the wrong text", s->where);
+		return scone_err_set(
+		    SCONE_ERR_CORRUPT,
+		    "store %s: the key canary does not unseal although the key check matches", s->where);
+	if (err == SCONE_ERR_OK &&
+	    (size != sizeof(SCONE_STORE_CANARY) - 1 || memcmp(plain, SCONE_STORE_CANARY, size)))
+		err = scone_err_set(SCONE_ERR_CORRUPT, "store %s: the key canary holds the wrong text",
+				    s->where);
 	free(plain);
 	return err;
 }
@@ -178,8 +189,13 @@ static enum scone_err key_check(struct pg_store *s)
 /* libpq defaults for a CAS, placed before the URI so that the URI's own settings win. */
 static PGconn *connect_db(const char *conninfo)
 {
-	const char *const keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
-				    "application_name", "dbname", NULL};
+	const char *const keys[] = {"connect_timeout",
+				    "keepalives_idle",
+				    "keepalives_interval",
+				    "keepalives_count",
+				    "application_name",
+				    "dbname",
+				    NULL};
 	const char *const vals[] = {"5", "30", "10", "3", "scone-cas", conninfo, NULL};
 
 	return PQconnectdbParams(keys, vals, 1);
@@ -198,12 +214,13 @@ static enum scone_err open_checked(struct pg_store *s, const char *conninfo, uns
 		return scone_err_set(SCONE_ERR_NETWORK, "store: cannot connect to the database: %s", msg);
 	}
 	PQsetNoticeProcessor(s->conn, store_pg_no_notices, NULL);
-	snprintf(s->where, sizeof(s->where), "postgres %s:%s/%s", PQhost(s->conn), PQport(s->conn), PQdb(s->conn));
+	snprintf(s->where, sizeof(s->where), "postgres %s:%s/%s", PQhost(s->conn), PQport(s->conn),
+		 PQdb(s->conn));
 	SCONE_TRY(store_pg_setup(s, false));
 	SCONE_TRY(has_schema(s, &exists));
 	if (!exists && (flags & SCONE_STORE_OPEN_EXISTING))
-		return scone_err_set(SCONE_ERR_NOT_FOUND, "store %s has no scone tables: it was never created",
-				     s->where);
+		return scone_err_set(SCONE_ERR_NOT_FOUND,
+				     "store %s has no scone tables: it was never created", s->where);
 	if (!exists)
 		SCONE_TRY(schema_create(s));
 	SCONE_TRY(schema_check(s));
@@ -219,7 +236,8 @@ enum scone_err scone_store_open_pg(const char *conninfo, const uint8_t master_ke
 	enum scone_err err;
 
 	if (!conninfo || !*conninfo || !master_key || !out)
-		return scone_err_set(SCONE_ERR_INVALID, "store: open needs a database URL, a master key and an out pointer");
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "store: open needs a database URL, a master key and an out pointer");
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return scone_err_set(SCONE_ERR_NOMEM, "store: no memory for a handle");

@@ -116,13 +116,15 @@ static const char *const stmt_sql[S_COUNT_] = {
     [S_TAG_GET] = "SELECT tag FROM volume_tags WHERE session = ?1 AND volume = ?2",
     [S_TAG_PUT] = "INSERT INTO volume_tags(session, volume, tag) VALUES(?1, ?2, ?3) "
 		  "ON CONFLICT(session, volume) DO UPDATE SET tag = excluded.tag",
-    [S_AUDIT_ADD] = "INSERT INTO audit(chain, seq, prev, hash, line) SELECT ?1, ?2, ?3, ?4, ?5 WHERE (?2 = 1 OR "
-		    "EXISTS (SELECT 1 FROM audit WHERE chain = ?1 AND seq = ?2 - 1 AND hash = ?3)) AND "
-		    "COALESCE((SELECT value FROM meta WHERE key = 'version'), 0) >= ?6",
+    [S_AUDIT_ADD] =
+	"INSERT INTO audit(chain, seq, prev, hash, line) SELECT ?1, ?2, ?3, ?4, ?5 WHERE (?2 = 1 OR "
+	"EXISTS (SELECT 1 FROM audit WHERE chain = ?1 AND seq = ?2 - 1 AND hash = ?3)) AND "
+	"COALESCE((SELECT value FROM meta WHERE key = 'version'), 0) >= ?6",
     [S_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
     [S_SYNC_FULL] = "PRAGMA synchronous = FULL",
     [S_BEGIN_READ] = "BEGIN",
-    [S_DUMP_SESSIONS] = "SELECT name, hash, creator, body, secrets, created, updated FROM sessions ORDER BY name",
+    [S_DUMP_SESSIONS] =
+	"SELECT name, hash, creator, body, secrets, created, updated FROM sessions ORDER BY name",
     [S_DUMP_TAGS] = "SELECT session, volume, tag FROM volume_tags ORDER BY session, volume",
     [S_DUMP_AUDIT] = "SELECT chain, seq, prev, hash, line FROM audit ORDER BY chain, seq",
     [S_ITEMS] = "SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM volume_tags) + "
@@ -132,23 +134,27 @@ static const char *const stmt_sql[S_COUNT_] = {
     [S_LOAD_TAG] = "INSERT INTO volume_tags(session, volume, tag) VALUES(?1, ?2, ?3)",
     [S_LOAD_AUDIT] = "INSERT INTO audit(chain, seq, prev, hash, line) VALUES(?1, ?2, ?3, ?4, ?5)",
     [S_AUDIT_HEAD] = "SELECT seq, hash FROM audit WHERE chain = ?1 ORDER BY seq DESC LIMIT 1",
-    [S_BUMP] = "INSERT INTO meta(key, value) VALUES('version', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1 "
-	       "RETURNING value",
+    [S_BUMP] =
+	"INSERT INTO meta(key, value) VALUES('version', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1 "
+	"RETURNING value",
     [S_VERSION] = "SELECT COALESCE((SELECT value FROM meta WHERE key = 'version'), 0)",
-    [S_AUDIT_WHY] = "SELECT COALESCE((SELECT value FROM meta WHERE key = 'version'), 0) >= ?4, ?2 = 1 OR EXISTS "
-		    "(SELECT 1 FROM audit WHERE chain = ?1 AND seq = ?2 - 1 AND hash = ?3)",
+    [S_AUDIT_WHY] =
+	"SELECT COALESCE((SELECT value FROM meta WHERE key = 'version'), 0) >= ?4, ?2 = 1 OR EXISTS "
+	"(SELECT 1 FROM audit WHERE chain = ?1 AND seq = ?2 - 1 AND hash = ?3)",
     [S_ONCE_PURGE] = "DELETE FROM used_once WHERE expires < ?1",
     [S_ONCE_INSERT] = "INSERT INTO used_once(scope, key, expires) VALUES(?1, ?2, ?3)",
 };
 
-#define AUDIT_TABLE_SQL                                                                                     \
-	"CREATE TABLE audit(chain TEXT NOT NULL, seq INTEGER NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL," \
+#define AUDIT_TABLE_SQL                                                                                      \
+	"CREATE TABLE audit(chain TEXT NOT NULL, seq INTEGER NOT NULL, prev BLOB NOT NULL, hash BLOB NOT "   \
+	"NULL,"                                                                                              \
 	" line TEXT NOT NULL, PRIMARY KEY(chain, seq)) WITHOUT ROWID;"
 
 static pthread_mutex_t write_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-#define USED_ONCE_SQL                                                                                       \
-	"CREATE TABLE IF NOT EXISTS used_once(scope TEXT NOT NULL, key TEXT NOT NULL, expires INTEGER NOT NULL," \
+#define USED_ONCE_SQL                                                                                        \
+	"CREATE TABLE IF NOT EXISTS used_once(scope TEXT NOT NULL, key TEXT NOT NULL, expires INTEGER NOT "  \
+	"NULL,"                                                                                              \
 	" PRIMARY KEY(scope, key));"
 
 static const char schema_sql[] =
@@ -166,9 +172,9 @@ struct sq_store {
 	struct scone_store_sealer *sealer;
 	sqlite3_stmt *stmt[S_COUNT_];
 	uint8_t key_check[KEY_CHECK_SIZE]; /* tells a wrong key from a damaged canary */
-	bool locked;                       /* holds write_mutex */
-	int64_t seen;                      /* the highest change counter this handle saw */
-	int64_t pending;                   /* the open write transaction's */
+	bool locked;			   /* holds write_mutex */
+	int64_t seen;			   /* the highest change counter this handle saw */
+	int64_t pending;		   /* the open write transaction's */
 };
 
 /* A sealed copy of a session's body and secrets, ready to bind. */
@@ -293,7 +299,8 @@ static void txn_abort(struct sq_store *s)
 /* ---------------- audit entries ---------------- */
 
 /* One integer from a statement without parameters, or bound by the caller (reset after). */
-static enum scone_err step_int(struct sq_store *s, sqlite3_stmt *q, const char *what, int64_t *out, int64_t *out2)
+static enum scone_err step_int(struct sq_store *s, sqlite3_stmt *q, const char *what, int64_t *out,
+			       int64_t *out2)
 {
 	int rc = sqlite3_step(q);
 	enum scone_err err = SCONE_ERR_OK;
@@ -327,19 +334,22 @@ static enum scone_err why_not(struct sq_store *s, const struct scone_audit_row *
 	sqlite3_bind_int64(q, 4, s->seen);
 	SCONE_TRY(step_int(s, q, "look for the previous audit entry", &counter_ok, &prev_ok));
 	if (!counter_ok)
-		return scone_err_set(SCONE_ERR_ROLLBACK,
-				     "store %s: the store's change counter is below %lld, which this CAS saw: the store "
-				     "was rolled back",
-				     s->path, (long long)s->seen);
+		return scone_err_set(
+		    SCONE_ERR_ROLLBACK,
+		    "store %s: the store's change counter is below %lld, which this CAS saw: the store "
+		    "was rolled back",
+		    s->path, (long long)s->seen);
 	if (!prev_ok)
-		return scone_err_set(SCONE_ERR_MISSING, "store %s: audit chain %s: entry %llu, written before, is gone or "
-							"altered",
+		return scone_err_set(SCONE_ERR_MISSING,
+				     "store %s: audit chain %s: entry %llu, written before, is gone or "
+				     "altered",
 				     s->path, row->chain, (unsigned long long)(row->seq - 1));
 	return scone_err_set(SCONE_ERR_IO, "store %s: audit entry %llu of chain %s was not inserted", s->path,
 			     (unsigned long long)row->seq, row->chain);
 }
 
-/* Append row if its predecessor is there and the change counter did not go back (in a transaction or on its own). */
+/* Append row if its predecessor is there and the change counter did not go back (in a transaction or on its
+ * own). */
 static enum scone_err audit_insert(struct sq_store *s, const struct scone_audit_row *row)
 {
 	sqlite3_stmt *q = s->stmt[S_AUDIT_ADD];
@@ -354,11 +364,13 @@ static enum scone_err audit_insert(struct sq_store *s, const struct scone_audit_
 	sqlite3_bind_int64(q, 6, s->seen);
 	rc = sqlite3_step(q);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)
-		err = scone_err_set(SCONE_ERR_CONFLICT,
-				    "store %s: audit chain %s already has entry %llu (another writer uses this chain)",
-				    s->path, row->chain, (unsigned long long)row->seq);
+		err = scone_err_set(
+		    SCONE_ERR_CONFLICT,
+		    "store %s: audit chain %s already has entry %llu (another writer uses this chain)",
+		    s->path, row->chain, (unsigned long long)row->seq);
 	else if (rc != SQLITE_DONE)
-		err = db_err(s, rc, "append audit entry %llu of chain %s", (unsigned long long)row->seq, row->chain);
+		err = db_err(s, rc, "append audit entry %llu of chain %s", (unsigned long long)row->seq,
+			     row->chain);
 	else if (sqlite3_changes(s->db) == 0)
 		err = SCONE_ERR_IO; /* decided below, after the statement is reset */
 	done(q);
@@ -548,7 +560,8 @@ static enum scone_err sq_create(struct scone_store *st, const struct scone_sessi
 	err = txn_start(s, &t, "begin creating session", rec->name);
 	if (err == SCONE_ERR_OK)
 		err = insert_row(s, rec, &b);
-	t.ch = (struct scone_store_change){.kind = SCONE_STORE_CREATE, .session = rec->name, .hash = rec->hash};
+	t.ch =
+	    (struct scone_store_change){.kind = SCONE_STORE_CREATE, .session = rec->name, .hash = rec->hash};
 	err = txn_finish(s, &t, err, "commit creating session", rec->name);
 	sealed_free(&b);
 	return err;
@@ -880,7 +893,8 @@ static enum scone_err sq_audit_head(struct scone_store *st, const char *chain, u
 	return err;
 }
 
-static enum scone_err col_text(struct sq_store *s, sqlite3_stmt *q, int col, const char *what, const char **out)
+static enum scone_err col_text(struct sq_store *s, sqlite3_stmt *q, int col, const char *what,
+			       const char **out)
 {
 	*out = (const char *)sqlite3_column_text(q, col);
 	if (!*out)
@@ -927,8 +941,8 @@ static enum scone_err dump_audit_row(struct sq_store *s, sqlite3_stmt *q, scone_
 	if (strlen(chain) > SCONE_AUDIT_CHAIN_MAX || !line ||
 	    col_hash(s, q, 2, chain, "audit prev", &prev) != SCONE_ERR_OK ||
 	    col_hash(s, q, 3, chain, "audit hash", &hash) != SCONE_ERR_OK)
-		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: a damaged audit entry in chain %.64s", s->path,
-				     chain);
+		return scone_err_set(SCONE_ERR_CORRUPT, "store %s: a damaged audit entry in chain %.64s",
+				     s->path, chain);
 	memcpy(row.chain, chain, strlen(chain) + 1);
 	row.seq = (uint64_t)sqlite3_column_int64(q, 1);
 	memcpy(row.prev, prev, SCONE_STORE_HASH_SIZE);
@@ -940,7 +954,8 @@ static enum scone_err dump_audit_row(struct sq_store *s, sqlite3_stmt *q, scone_
 
 typedef enum scone_err (*dump_row_fn)(struct sq_store *s, sqlite3_stmt *q, scone_store_item_fn fn, void *ctx);
 
-static enum scone_err dump_table(struct sq_store *s, int stmt, dump_row_fn row, scone_store_item_fn fn, void *ctx)
+static enum scone_err dump_table(struct sq_store *s, int stmt, dump_row_fn row, scone_store_item_fn fn,
+				 void *ctx)
 {
 	sqlite3_stmt *q = s->stmt[stmt];
 	enum scone_err err = SCONE_ERR_OK;
@@ -1015,7 +1030,8 @@ static enum scone_err load_audit(struct sq_store *s, const struct scone_audit_ro
 	return run(s, q, "load audit entry of chain", row->chain);
 }
 
-static enum scone_err load_item(struct sq_store *s, struct scone_store_load_check *lc, const struct scone_store_item *it)
+static enum scone_err load_item(struct sq_store *s, struct scone_store_load_check *lc,
+				const struct scone_store_item *it)
 {
 	SCONE_TRY(scone_store_check_item(s->sealer, it));
 	SCONE_TRY(scone_store_load_check_next(lc, it));
@@ -1044,7 +1060,8 @@ static enum scone_err load_all(struct sq_store *s, scone_store_source_fn next, v
 	if (rc != SQLITE_ROW)
 		return db_err(s, rc, "count what the store holds");
 	if (n != 0)
-		return scone_err_set(SCONE_ERR_EXISTS, "store %s is not empty (%lld items): load only into a new store",
+		return scone_err_set(SCONE_ERR_EXISTS,
+				     "store %s is not empty (%lld items): load only into a new store",
 				     s->path, (long long)n);
 	for (;;) {
 		memset(&it, 0, sizeof(it));
@@ -1308,7 +1325,8 @@ static enum scone_err schema_upgrade_1(struct sq_store *s)
 	int64_t v = 0;
 	enum scone_err err;
 
-	SCONE_TRY(query_int(s, "SELECT value FROM meta WHERE key = 'schema'", "read the schema version", &v, NULL));
+	SCONE_TRY(
+	    query_int(s, "SELECT value FROM meta WHERE key = 'schema'", "read the schema version", &v, NULL));
 	if (v != 1)
 		return SCONE_ERR_OK;
 
@@ -1449,7 +1467,8 @@ static enum scone_err open_checked(struct sq_store *s, unsigned flags)
 			    &tables, NULL));
 	SCONE_TRY(exec(s, CONN_PRAGMAS, "configure the connection"));
 	if (tables == 0 && (flags & SCONE_STORE_OPEN_EXISTING))
-		return scone_err_set(SCONE_ERR_NOT_FOUND, "store %s has no tables: it was never created", s->path);
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "store %s has no tables: it was never created",
+				     s->path);
 	if (tables == 0)
 		SCONE_TRY(schema_create(s));
 	SCONE_TRY(schema_check(s));

@@ -26,7 +26,9 @@
 #include "lib/crypto.h"
 #include "lib/hex.h"
 
-#define USAGE "scone cas verify-audit-log FILE [--cert CAS.crt | --fingerprint SHA256 | --cas ADDR] [--previous OLD]"
+#define USAGE                                                                                                \
+	"scone cas verify-audit-log FILE [--cert CAS.crt | --fingerprint SHA256 | --cas ADDR] [--previous "  \
+	"OLD]"
 
 struct verify_opts {
 	const char *file, *cert, *fingerprint, *cas, *previous;
@@ -44,7 +46,8 @@ static enum scone_err key_from_cert_file(const char *path, const uint8_t *want_f
 	if (!x)
 		return scone_err_set(SCONE_ERR_MALFORMED, "%s: not a PEM certificate", path);
 	if (want_fp && (scone_cert_sha256(x, fp) != SCONE_ERR_OK || !scone_ct_equal(fp, want_fp, 32)))
-		err = scone_err_set(SCONE_ERR_UNTRUSTED, "%s is not the certificate with the given fingerprint", path);
+		err = scone_err_set(SCONE_ERR_UNTRUSTED,
+				    "%s is not the certificate with the given fingerprint", path);
 	*key = err == SCONE_ERR_OK ? X509_get_pubkey(x) : NULL;
 	X509_free(x);
 	return err;
@@ -65,12 +68,15 @@ static enum scone_err key_from_header(const char *path, const uint8_t want_fp[32
 		err = scone_err_set(SCONE_ERR_IO, "%s: cannot read its first line", path);
 	if (err == SCONE_ERR_OK)
 		err = cas_audit_parse_header(line, strcspn(line, "\n"), &pem);
-	if (err == SCONE_ERR_OK && (!(b = BIO_new_mem_buf(pem, -1)) || !(x = PEM_read_bio_X509(b, NULL, NULL, NULL))))
+	if (err == SCONE_ERR_OK &&
+	    (!(b = BIO_new_mem_buf(pem, -1)) || !(x = PEM_read_bio_X509(b, NULL, NULL, NULL))))
 		err = scone_err_set(SCONE_ERR_MALFORMED, "%s: the header's certificate does not parse", path);
-	if (err == SCONE_ERR_OK && (scone_cert_sha256(x, fp) != SCONE_ERR_OK || !scone_ct_equal(fp, want_fp, 32)))
-		err = scone_err_set(SCONE_ERR_UNTRUSTED,
-				    "%s was written by a CAS whose certificate is not the one with the given fingerprint",
-				    path);
+	if (err == SCONE_ERR_OK &&
+	    (scone_cert_sha256(x, fp) != SCONE_ERR_OK || !scone_ct_equal(fp, want_fp, 32)))
+		err = scone_err_set(
+		    SCONE_ERR_UNTRUSTED,
+		    "%s was written by a CAS whose certificate is not the one with the given fingerprint",
+		    path);
 	if (err == SCONE_ERR_OK)
 		*key = X509_get_pubkey(x);
 	X509_free(x);
@@ -116,8 +122,9 @@ static enum scone_err load_key(const struct verify_opts *o, EVP_PKEY **key)
 		return key_from_cert_file(o->cert, NULL, key);
 	SCONE_TRY(trusted_fp(o, fp, &have));
 	if (!have)
-		return scone_err_set(SCONE_ERR_INVALID, "no CAS to trust: give --cert, --fingerprint, or pin the CAS with "
-							"`scone cas trust`");
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "no CAS to trust: give --cert, --fingerprint, or pin the CAS with "
+				     "`scone cas trust`");
 	if (o->cert)
 		return key_from_cert_file(o->cert, fp, key);
 	return key_from_header(o->file, fp, key);
@@ -143,12 +150,10 @@ static int check_file(struct cas_audit_log *l, const char *path)
 
 static int parse_verify(int argc, char **argv, struct verify_opts *o)
 {
-	static const struct option opts[] = {{"cert", required_argument, NULL, 'c'},
-					     {"fingerprint", required_argument, NULL, 'f'},
-					     {"cas", required_argument, NULL, 'a'},
-					     {"previous", required_argument, NULL, 'p'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"cert", required_argument, NULL, 'c'}, {"fingerprint", required_argument, NULL, 'f'},
+	    {"cas", required_argument, NULL, 'a'},  {"previous", required_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0}};
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -184,14 +189,15 @@ int cli_cas_verify_audit_log(int argc, char **argv)
 	int rc = parse_verify(argc, argv, &o);
 
 	if (rc < 0) {
-		printf("%s\n\nCheck a CAS audit log (scone-cas audit-export, or a --audit-mirror file): every\n"
-		       "entry's hash and CAS's signature, and every chain without a gap. The first broken\n"
-		       "entry is named (line, chain, seq) and the exit status is 1. CAS's key: --cert, or\n"
-		       "the log's own certificate if its SHA-256 is --fingerprint or the pin of the CAS\n"
-		       "(--cas ADDR, default the CAS `scone cas trust` pinned first). --previous OLD: the\n"
-		       "log must also hold every entry of an earlier log OLD (a store rolled back in\n"
-		       "between fails this).\n",
-		       USAGE);
+		printf(
+		    "%s\n\nCheck a CAS audit log (scone-cas audit-export, or a --audit-mirror file): every\n"
+		    "entry's hash and CAS's signature, and every chain without a gap. The first broken\n"
+		    "entry is named (line, chain, seq) and the exit status is 1. CAS's key: --cert, or\n"
+		    "the log's own certificate if its SHA-256 is --fingerprint or the pin of the CAS\n"
+		    "(--cas ADDR, default the CAS `scone cas trust` pinned first). --previous OLD: the\n"
+		    "log must also hold every entry of an earlier log OLD (a store rolled back in\n"
+		    "between fails this).\n",
+		    USAGE);
 		return 0;
 	}
 	if (rc)
@@ -206,8 +212,8 @@ int cli_cas_verify_audit_log(int argc, char **argv)
 	if ((o.previous && check_file(old, o.previous)) || check_file(l, o.file))
 		goto out;
 	if (old && (err = cas_audit_log_extends(l, old))) {
-		fprintf(stderr, "scone: %s does not extend %s: the log was rolled back or cut: %s\n", o.file, o.previous,
-			scone_err_detail());
+		fprintf(stderr, "scone: %s does not extend %s: the log was rolled back or cut: %s\n", o.file,
+			o.previous, scone_err_detail());
 		goto out;
 	}
 	cas_audit_log_counts(l, &n, &chains);

@@ -29,8 +29,8 @@ static int print_key_hash(const struct scone_identity *id)
 static int cas_keygen(int argc, char **argv)
 {
 	const char *usage = "scone cas keygen [--force]";
-	static const struct option opts[] = { { "force", no_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
-					      { NULL, 0, NULL, 0 } };
+	static const struct option opts[] = {
+	    {"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	char key[4096], crt[4096];
 	struct scone_identity id;
 	enum scone_err err;
@@ -42,11 +42,12 @@ static int cas_keygen(int argc, char **argv)
 		if (c == 'f') {
 			force = true;
 		} else if (c == 'h') {
-			printf("%s\n\nMake the owner identity: a P-256 key (owner.key, mode 0600) and a\n"
-			       "self-signed certificate (owner.crt) beside $SCONE_CLI_CONFIG (default\n"
-			       "~/.cas/config.json). CAS knows an owner by the hash of this key; the hash is\n"
-			       "printed, for access_policy entries. --force replaces an existing identity.\n",
-			       usage);
+			printf(
+			    "%s\n\nMake the owner identity: a P-256 key (owner.key, mode 0600) and a\n"
+			    "self-signed certificate (owner.crt) beside $SCONE_CLI_CONFIG (default\n"
+			    "~/.cas/config.json). CAS knows an owner by the hash of this key; the hash is\n"
+			    "printed, for access_policy entries. --force replaces an existing identity.\n",
+			    usage);
 			return 0;
 		} else {
 			return cli_usage(usage, "unknown option");
@@ -58,8 +59,10 @@ static int cas_keygen(int argc, char **argv)
 	    (err = cli_config_sibling("owner.crt", crt, sizeof(crt))) || (err = cli_config_dir_create()))
 		return cli_fail(err, "config");
 	if (!force && access(key, F_OK) == 0)
-		return cli_usage(usage, "%s exists; --force replaces it (sessions created with it stay bound to the old key)",
-				 key);
+		return cli_usage(
+		    usage,
+		    "%s exists; --force replaces it (sessions created with it stay bound to the old key)",
+		    key);
 	if ((err = scone_identity_new("scone-owner", 3650, &id)))
 		return cli_fail(err, "keygen");
 	err = scone_identity_save(&id, key, crt);
@@ -88,7 +91,8 @@ static int cas_id(int argc, char **argv)
 		return cli_usage("scone cas id", "unexpected argument %s", argv[1]);
 	}
 	if ((err = cli_config_sibling("owner.key", key, sizeof(key))) ||
-	    (err = cli_config_sibling("owner.crt", crt, sizeof(crt))) || (err = scone_identity_load(key, crt, &id)))
+	    (err = cli_config_sibling("owner.crt", crt, sizeof(crt))) ||
+	    (err = scone_identity_load(key, crt, &id)))
 		return cli_fail(err, "owner identity (run `scone cas keygen`)");
 	rc = print_key_hash(&id);
 	scone_identity_free(&id);
@@ -106,7 +110,8 @@ static int save_pin(const char *addr_key, const char *fp_hex, bool replace)
 	old_fp = cli_config_pin(cfg, addr_key);
 	if (old_fp && strcmp(old_fp, fp_hex) != 0 && !replace) {
 		fprintf(stderr,
-			"scone: CAS %s is already pinned to %s; refusing to change the pin (--replace if the CAS was "
+			"scone: CAS %s is already pinned to %s; refusing to change the pin (--replace if the "
+			"CAS was "
 			"really re-keyed)\n",
 			addr_key, old_fp);
 		json_decref(cfg);
@@ -123,10 +128,10 @@ static int save_pin(const char *addr_key, const char *fp_hex, bool replace)
 static int cas_trust(int argc, char **argv)
 {
 	const char *usage = "scone cas trust ADDR --fingerprint SHA256 [--replace]";
-	static const struct option opts[] = { { "fingerprint", required_argument, NULL, 'f' },
-					      { "replace", no_argument, NULL, 'r' },
-					      { "help", no_argument, NULL, 'h' },
-					      { NULL, 0, NULL, 0 } };
+	static const struct option opts[] = {{"fingerprint", required_argument, NULL, 'f'},
+					     {"replace", no_argument, NULL, 'r'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
 	const char *fp_text = NULL;
 	char addr_key[300], host[256], want_hex[65], got_hex[65];
 	uint8_t want[32], got[32];
@@ -142,12 +147,14 @@ static int cas_trust(int argc, char **argv)
 		} else if (c == 'r') {
 			replace = true;
 		} else if (c == 'h') {
-			printf("%s\n\nPin the CAS at ADDR (host:port) to the certificate with this SHA-256\n"
-			       "fingerprint (scone-cas logs it at start; or: openssl x509 -in cas.crt -outform DER |\n"
-			       "sha256sum). The CAS is contacted and must present exactly that certificate.\n"
-			       "Later commands refuse a CAS that presents another one. The first CAS trusted\n"
-			       "becomes the default for --cas.\n",
-			       usage);
+			printf(
+			    "%s\n\nPin the CAS at ADDR (host:port) to the certificate with this SHA-256\n"
+			    "fingerprint (scone-cas logs it at start; or: openssl x509 -in cas.crt -outform "
+			    "DER |\n"
+			    "sha256sum). The CAS is contacted and must present exactly that certificate.\n"
+			    "Later commands refuse a CAS that presents another one. The first CAS trusted\n"
+			    "becomes the default for --cas.\n",
+			    usage);
 			return 0;
 		} else {
 			return cli_usage(usage, "unknown option");
@@ -164,7 +171,8 @@ static int cas_trust(int argc, char **argv)
 	scone_hex_encode(want_hex, sizeof(want_hex), want, 32);
 	scone_hex_encode(got_hex, sizeof(got_hex), got, 32);
 	if (!scone_ct_equal(want, got, 32)) {
-		fprintf(stderr, "scone: %s presents certificate %s, not %s; not trusted\n", addr_key, got_hex, want_hex);
+		fprintf(stderr, "scone: %s presents certificate %s, not %s; not trusted\n", addr_key, got_hex,
+			want_hex);
 		return 1;
 	}
 	if (save_pin(addr_key, want_hex, replace))
@@ -174,11 +182,11 @@ static int cas_trust(int argc, char **argv)
 }
 
 static const struct cli_cmd cas_cmds[] = {
-	{ "keygen", cas_keygen, "make the owner identity (key and certificate)" },
-	{ "trust", cas_trust, "pin a CAS by its certificate fingerprint" },
-	{ "id", cas_id, "print the owner key hash" },
-	{ "verify-audit-log", cli_cas_verify_audit_log, "check a CAS audit log's chains and signatures" },
-	{ NULL, NULL, NULL },
+    {"keygen", cas_keygen, "make the owner identity (key and certificate)"},
+    {"trust", cas_trust, "pin a CAS by its certificate fingerprint"},
+    {"id", cas_id, "print the owner key hash"},
+    {"verify-audit-log", cli_cas_verify_audit_log, "check a CAS audit log's chains and signatures"},
+    {NULL, NULL, NULL},
 };
 
 int cmd_cas(int argc, char **argv)

@@ -64,7 +64,8 @@ enum scone_err cli_config_load(json_t **out)
 	}
 	j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!j)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s:%d:%d: %s", path, jerr.line, jerr.column,
+				     jerr.text);
 	if (!json_is_object(j) || (json_object_get(j, "cas") && !json_is_object(json_object_get(j, "cas")))) {
 		json_decref(j);
 		return scone_err_set(SCONE_ERR_MALFORMED, "%s: not a scone CLI configuration", path);
@@ -110,7 +111,8 @@ enum scone_err cli_config_save(json_t *cfg)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return scone_err_set(scone_err_from_errno(errno), "%s: %s", tmp, strerror(errno));
-	if (json_dumpfd(cfg, fd, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 || write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
+	if (json_dumpfd(cfg, fd, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 || write(fd, "\n", 1) != 1 ||
+	    fsync(fd) != 0) {
 		close(fd);
 		unlink(tmp);
 		return scone_err_set(SCONE_ERR_IO, "%s: cannot write", tmp);
@@ -139,11 +141,13 @@ const char *cli_cas_address(const char *opt, json_t *cfg)
 
 const char *cli_config_pin(json_t *cfg, const char *addr_key)
 {
-	return json_string_value(json_object_get(json_object_get(json_object_get(cfg, "cas"), addr_key), "fingerprint"));
+	return json_string_value(
+	    json_object_get(json_object_get(json_object_get(cfg, "cas"), addr_key), "fingerprint"));
 }
 
 /* Normalised "host:port" key under which a CAS is pinned. */
-enum scone_err cli_cas_key(const char *addr, char *out, size_t size, char *host, size_t host_size, uint16_t *port)
+enum scone_err cli_cas_key(const char *addr, char *out, size_t size, char *host, size_t host_size,
+			   uint16_t *port)
 {
 	SCONE_TRY(scone_hostport_parse(addr, 8081, host, host_size, port));
 	if ((size_t)snprintf(out, size, "%s:%u", host, *port) >= size)
@@ -160,13 +164,16 @@ enum scone_err cli_cas_open(const char *addr_opt, bool need_identity, struct cli
 
 	memset(c, 0, sizeof(*c));
 	SCONE_TRY(cli_config_load(&cfg));
-	err = cli_cas_key(cli_cas_address(addr_opt, cfg), c->addr, sizeof(c->addr), c->host, sizeof(c->host), &c->port);
+	err = cli_cas_key(cli_cas_address(addr_opt, cfg), c->addr, sizeof(c->addr), c->host, sizeof(c->host),
+			  &c->port);
 	if (err)
 		goto out;
 	fp = cli_config_pin(cfg, c->addr);
 	if (!fp) {
-		err = scone_err_set(SCONE_ERR_UNTRUSTED, "CAS %s is not trusted yet: run `scone cas trust %s --fingerprint SHA256`",
-				    c->addr, c->addr);
+		err =
+		    scone_err_set(SCONE_ERR_UNTRUSTED,
+				  "CAS %s is not trusted yet: run `scone cas trust %s --fingerprint SHA256`",
+				  c->addr, c->addr);
 		goto out;
 	}
 	if ((err = scone_fingerprint_parse(fp, c->pin)))
@@ -179,7 +186,8 @@ enum scone_err cli_cas_open(const char *addr_opt, bool need_identity, struct cli
 			goto out;
 		c->has_id = true;
 	} else if (need_identity) {
-		err = scone_err_set(SCONE_ERR_MISSING, "no owner identity at %s: run `scone cas keygen` first", key);
+		err = scone_err_set(SCONE_ERR_MISSING,
+				    "no owner identity at %s: run `scone cas keygen` first", key);
 		goto out;
 	}
 out:
@@ -194,14 +202,15 @@ void cli_cas_close(struct cli_cas *c)
 	c->has_id = false;
 }
 
-enum scone_err cli_cas_request(struct cli_cas *c, const char *method, const char *path, const char *content_type,
-			       const void *body, size_t len, struct scone_https_response *resp)
+enum scone_err cli_cas_request(struct cli_cas *c, const char *method, const char *path,
+			       const char *content_type, const void *body, size_t len,
+			       struct scone_https_response *resp)
 {
 	struct scone_https_opts o = {
-		.host = c->host,
-		.port = c->port,
-		.pin_sha256 = c->pin,
-		.client = c->has_id ? &c->id : NULL,
+	    .host = c->host,
+	    .port = c->port,
+	    .pin_sha256 = c->pin,
+	    .client = c->has_id ? &c->id : NULL,
 	};
 
 	return scone_https_request(&o, method, path, content_type, body, len, resp);
@@ -216,12 +225,15 @@ int cli_http_fail(const struct scone_https_response *resp, const char *what)
 	size_t i;
 	json_t *e;
 
-	fprintf(stderr, "scone: %s: HTTP %d: %s (%s)\n", what, resp->status, msg ? msg : "unexpected response",
-		code ? code : "?");
-	json_array_foreach(errors, i, e) {
-		fprintf(stderr, "  %lld:%lld: %s: %s\n", (long long)json_integer_value(json_object_get(e, "line")),
+	fprintf(stderr, "scone: %s: HTTP %d: %s (%s)\n", what, resp->status,
+		msg ? msg : "unexpected response", code ? code : "?");
+	json_array_foreach(errors, i, e)
+	{
+		fprintf(stderr, "  %lld:%lld: %s: %s\n",
+			(long long)json_integer_value(json_object_get(e, "line")),
 			(long long)json_integer_value(json_object_get(e, "column")),
-			json_string_value(json_object_get(e, "path")), json_string_value(json_object_get(e, "message")));
+			json_string_value(json_object_get(e, "path")),
+			json_string_value(json_object_get(e, "message")));
 	}
 	json_decref(j);
 	return 1;

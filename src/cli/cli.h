@@ -68,14 +68,17 @@ enum scone_err cli_config_load(struct json_t **out);
 enum scone_err cli_config_save(struct json_t *cfg);
 /* The CAS address: opt (--cas), $SCONE_CAS_ADDR, the config's default, 127.0.0.1:8081; borrowed from cfg. */
 const char *cli_cas_address(const char *opt, struct json_t *cfg);
-/* The fingerprint (hex) pinned for addr_key ("host:port") by `scone cas trust`, or NULL; borrowed from cfg. */
+/* The fingerprint (hex) pinned for addr_key ("host:port") by `scone cas trust`, or NULL; borrowed from cfg.
+ */
 const char *cli_config_pin(struct json_t *cfg, const char *addr_key);
-enum scone_err cli_cas_key(const char *addr, char *out, size_t size, char *host, size_t host_size, uint16_t *port);
+enum scone_err cli_cas_key(const char *addr, char *out, size_t size, char *host, size_t host_size,
+			   uint16_t *port);
 /* Resolve the CAS (--cas, $SCONE_CAS_ADDR, config default), its pin and the owner identity. */
 enum scone_err cli_cas_open(const char *addr_opt, bool need_identity, struct cli_cas *c);
 void cli_cas_close(struct cli_cas *c);
-enum scone_err cli_cas_request(struct cli_cas *c, const char *method, const char *path, const char *content_type,
-			       const void *body, size_t len, struct scone_https_response *resp);
+enum scone_err cli_cas_request(struct cli_cas *c, const char *method, const char *path,
+			       const char *content_type, const void *body, size_t len,
+			       struct scone_https_response *resp);
 /* `scone session check --model`: the typed model of a session as JSON (session_model.c). */
 struct scone_session;
 struct json_t *cli_session_model(const struct scone_session *s);

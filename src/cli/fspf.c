@@ -26,18 +26,18 @@ struct vol_args {
 };
 
 static const struct option vol_options[] = {
-	{ "key", required_argument, NULL, 'k' },
-	{ "key-file", required_argument, NULL, 'K' },
-	{ "tag", required_argument, NULL, 't' },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+    {"key", required_argument, NULL, 'k'},
+    {"key-file", required_argument, NULL, 'K'},
+    {"tag", required_argument, NULL, 't'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 static const char key_help[] =
-	"  --key HEX        the volume key printed by 'scone fspf encrypt' (visible in ps:\n"
-	"                   prefer --key-file or $SCONE_FSPF_KEY)\n"
-	"  --key-file PATH  read the key (hex) from a file\n"
-	"  --tag HEX        the expected tag (or $SCONE_FSPF_TAG); refuses older states\n";
+    "  --key HEX        the volume key printed by 'scone fspf encrypt' (visible in ps:\n"
+    "                   prefer --key-file or $SCONE_FSPF_KEY)\n"
+    "  --key-file PATH  read the key (hex) from a file\n"
+    "  --tag HEX        the expected tag (or $SCONE_FSPF_TAG); refuses older states\n";
 
 /* Parse --key/--key-file/--tag; returns -1 to continue, else an exit status. */
 static int parse_vol_args(int argc, char **argv, const char *usage, const char *help, struct vol_args *a)
@@ -67,7 +67,6 @@ static int parse_vol_args(int argc, char **argv, const char *usage, const char *
 	return -1;
 }
 
-
 /* Close after an error that is already being reported. */
 static void close_quietly(struct scone_volume *v)
 {
@@ -76,7 +75,8 @@ static void close_quietly(struct scone_volume *v)
 }
 
 /* Open a volume for inspection: sealed needs a key; the tag is optional but checked when given. */
-static int open_for_reading(const char *fspf, const struct vol_args *a, bool need_tag, struct scone_volume **v)
+static int open_for_reading(const char *fspf, const struct vol_args *a, bool need_tag,
+			    struct scone_volume **v)
 {
 	uint8_t key[32], tag[16];
 	enum scone_err err;
@@ -120,7 +120,8 @@ static int fspf_create(int argc, char **argv)
 	return 0;
 }
 
-static int open_for_building(const char *fspf, const char *key_hex, const char *key_file, struct scone_volume **v)
+static int open_for_building(const char *fspf, const char *key_hex, const char *key_file,
+			     struct scone_volume **v)
 {
 	uint8_t key[32];
 	enum scone_err err;
@@ -132,7 +133,8 @@ static int open_for_building(const char *fspf, const char *key_hex, const char *
 				SCONE_VOL_RDWR | (have_key ? 0 : SCONE_VOL_ALLOW_UNSEALED), v);
 	scone_wipe(key, sizeof(key));
 	if (err == SCONE_ERR_INVALID && !have_key)
-		fprintf(stderr, "scone: %s is encrypted: give its key with --key-file or $SCONE_FSPF_KEY\n", fspf);
+		fprintf(stderr, "scone: %s is encrypted: give its key with --key-file or $SCONE_FSPF_KEY\n",
+			fspf);
 	return err ? cli_fail(err, "cannot open volume") : -1;
 }
 
@@ -147,10 +149,10 @@ static int fspf_addr(int argc, char **argv)
 	const char *usage = "scone fspf addr FSPF PATH (--encrypted|--authenticated|--not-protected) "
 			    "(--kernel DIR|--ephemeral)";
 	static const struct option opts[] = {
-		{ "encrypted", no_argument, NULL, 'e' },     { "authenticated", no_argument, NULL, 'a' },
-		{ "not-protected", no_argument, NULL, 'n' }, { "kernel", required_argument, NULL, 'd' },
-		{ "ephemeral", no_argument, NULL, 'E' },     { "key-file", required_argument, NULL, 'K' },
-		{ "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
+	    {"encrypted", no_argument, NULL, 'e'},     {"authenticated", no_argument, NULL, 'a'},
+	    {"not-protected", no_argument, NULL, 'n'}, {"kernel", required_argument, NULL, 'd'},
+	    {"ephemeral", no_argument, NULL, 'E'},     {"key-file", required_argument, NULL, 'K'},
+	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0},
 	};
 	int kind = -1, store = -1, c, rc;
 	const char *dir = NULL, *key_file = NULL;
@@ -164,9 +166,11 @@ static int fspf_addr(int argc, char **argv)
 		case 'a':
 		case 'n':
 			if (kind >= 0)
-				return cli_usage(usage, "choose one of --encrypted, --authenticated, --not-protected");
-			kind = c == 'e' ? SCONE_REGION_ENCRYPTED
-					: c == 'a' ? SCONE_REGION_AUTHENTICATED : SCONE_REGION_NOT_PROTECTED;
+				return cli_usage(
+				    usage, "choose one of --encrypted, --authenticated, --not-protected");
+			kind = c == 'e'	  ? SCONE_REGION_ENCRYPTED
+			       : c == 'a' ? SCONE_REGION_AUTHENTICATED
+					  : SCONE_REGION_NOT_PROTECTED;
 			break;
 		case 'd':
 		case 'E':
@@ -179,15 +183,17 @@ static int fspf_addr(int argc, char **argv)
 			key_file = optarg;
 			break;
 		case 'h':
-			printf("Usage: %s\n\nAdd a region: files under PATH (inside the protected program's view) are\n"
-			       "  --encrypted      confidential and integrity-protected\n"
-			       "  --authenticated  plaintext on disk, integrity-protected\n"
-			       "  --not-protected  passed through unchanged\n"
-			       "and stored\n"
-			       "  --kernel DIR     on the host under DIR (relative: to the fspf's directory)\n"
-			       "  --ephemeral      in memory only, empty at every start\n"
-			       "The longest matching region prefix governs a path.\n",
-			       usage);
+			printf(
+			    "Usage: %s\n\nAdd a region: files under PATH (inside the protected program's "
+			    "view) are\n"
+			    "  --encrypted      confidential and integrity-protected\n"
+			    "  --authenticated  plaintext on disk, integrity-protected\n"
+			    "  --not-protected  passed through unchanged\n"
+			    "and stored\n"
+			    "  --kernel DIR     on the host under DIR (relative: to the fspf's directory)\n"
+			    "  --ephemeral      in memory only, empty at every start\n"
+			    "The longest matching region prefix governs a path.\n",
+			    usage);
 			return 0;
 		default:
 			return cli_usage(usage, "invalid option");
@@ -196,8 +202,9 @@ static int fspf_addr(int argc, char **argv)
 	if (argc - optind != 2)
 		return cli_usage(usage, "expected FSPF and PATH");
 	if (kind < 0 || store < 0)
-		return cli_usage(usage, "a protection (--encrypted|--authenticated|--not-protected) and a store "
-					"(--kernel DIR|--ephemeral) are required");
+		return cli_usage(usage,
+				 "a protection (--encrypted|--authenticated|--not-protected) and a store "
+				 "(--kernel DIR|--ephemeral) are required");
 	if ((rc = open_for_building(argv[optind], NULL, key_file, &v)) >= 0)
 		return rc;
 	err = scone_volume_add_region(v, argv[optind + 1], (enum scone_region_kind)kind,
@@ -229,7 +236,8 @@ static enum scone_err protect_file(struct addf_ctx *ctx, const char *native, con
 
 	if (fd < 0)
 		return scone_err_set(scone_err_from_errno(errno), "%s: %s", native, strerror(errno));
-	err = scone_vfile_open(ctx->v, vpath, SCONE_VF_WRONLY | SCONE_VF_CREAT | SCONE_VF_TRUNC, mode & 07777, &f);
+	err = scone_vfile_open(ctx->v, vpath, SCONE_VF_WRONLY | SCONE_VF_CREAT | SCONE_VF_TRUNC, mode & 07777,
+			       &f);
 	while (!err) {
 		ssize_t n = read(fd, ctx->buf, IO_CHUNK);
 		if (n < 0 && errno == EINTR)
@@ -326,7 +334,7 @@ static enum scone_err walk_native(struct addf_ctx *ctx, const char *ndir, const 
 static int fspf_addf(int argc, char **argv)
 {
 	const char *usage = "scone fspf addf FSPF PATH NATIVE_DIR [PROTECTED_DIR]";
-	struct addf_ctx ctx = { 0 };
+	struct addf_ctx ctx = {0};
 	const char *fspf, *vpath, *native, *prot;
 	char *native_abs = NULL, *prot_abs = NULL;
 	uint64_t bytes = 0;
@@ -335,9 +343,9 @@ static int fspf_addf(int argc, char **argv)
 	enum scone_err err;
 	const char *key_file = NULL;
 	static const struct option opts[] = {
-		{ "key-file", required_argument, NULL, 'K' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"key-file", required_argument, NULL, 'K'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 
 	optind = 1;
@@ -345,8 +353,10 @@ static int fspf_addf(int argc, char **argv)
 		if (c == 'K')
 			key_file = optarg;
 		else if (c == 'h') {
-			printf("Usage: %s\n\nProtect every file under NATIVE_DIR as PATH/... in the volume, writing the\n"
-			       "protected form to PROTECTED_DIR (the region's directory as it will be mounted),\n"
+			printf("Usage: %s\n\nProtect every file under NATIVE_DIR as PATH/... in the volume, "
+			       "writing the\n"
+			       "protected form to PROTECTED_DIR (the region's directory as it will be "
+			       "mounted),\n"
 			       "or in place, replacing the plaintext files, when PROTECTED_DIR is omitted.\n",
 			       usage);
 			return 0;
@@ -361,7 +371,8 @@ static int fspf_addf(int argc, char **argv)
 	prot = argc - optind == 4 ? argv[optind + 3] : native;
 	native_abs = realpath(native, NULL);
 	if (!native_abs)
-		return cli_fail(scone_err_set(SCONE_ERR_NOT_FOUND, "%s: %s", native, strerror(errno)), "addf");
+		return cli_fail(scone_err_set(SCONE_ERR_NOT_FOUND, "%s: %s", native, strerror(errno)),
+				"addf");
 	if (mkdir(prot, 0700) != 0 && errno != EEXIST)
 		rc = cli_fail(scone_err_set(SCONE_ERR_IO, "%s: %s", prot, strerror(errno)), "addf");
 	prot_abs = realpath(prot, NULL);
@@ -395,7 +406,8 @@ static int fspf_addf(int argc, char **argv)
 			fprintf(stderr, "scone: could not remove plaintext %s: %s\n", ctx.originals[i],
 				strerror(errno));
 	if (rc == 0)
-		printf("Added %zu files (%llu bytes) under %s\n", ctx.files, (unsigned long long)bytes, vpath);
+		printf("Added %zu files (%llu bytes) under %s\n", ctx.files, (unsigned long long)bytes,
+		       vpath);
 out:
 	for (size_t i = 0; i < ctx.original_count; i++)
 		free(ctx.originals[i]);
@@ -417,11 +429,12 @@ static int fspf_encrypt(int argc, char **argv)
 	char key_hex[65], tag_hex[33];
 	enum scone_err err;
 	bool have_key;
-	int rc = parse_vol_args(argc, argv, usage,
-				"Encrypt the protection file. Prints one line with its tag and key. With --key\n"
-				"(or --key-file, $SCONE_FSPF_KEY) that key is used, so the key stays stable\n"
-				"while the tag advances; without, a random key is made.\n",
-				&a);
+	int rc =
+	    parse_vol_args(argc, argv, usage,
+			   "Encrypt the protection file. Prints one line with its tag and key. With --key\n"
+			   "(or --key-file, $SCONE_FSPF_KEY) that key is used, so the key stays stable\n"
+			   "while the tag advances; without, a random key is made.\n",
+			   &a);
 
 	if (rc >= 0)
 		return rc;
@@ -431,8 +444,8 @@ static int fspf_encrypt(int argc, char **argv)
 	if (err)
 		return cli_fail(err, "key");
 	/* An already-sealed fspf opens with the same key; an unsealed one needs none. */
-	err = scone_volume_open(argv[optind], have_key ? key : NULL, NULL, SCONE_VOL_RDWR | SCONE_VOL_ALLOW_UNSEALED,
-				&v);
+	err = scone_volume_open(argv[optind], have_key ? key : NULL, NULL,
+				SCONE_VOL_RDWR | SCONE_VOL_ALLOW_UNSEALED, &v);
 	if (err) {
 		scone_wipe(key, sizeof(key));
 		return cli_fail(err, "cannot open volume");
@@ -449,7 +462,8 @@ static int fspf_encrypt(int argc, char **argv)
 	}
 	scone_hex_encode(key_hex, sizeof(key_hex), key_out, sizeof(key_out));
 	scone_hex_encode(tag_hex, sizeof(tag_hex), tag, sizeof(tag));
-	printf("Encrypted file system protection file %s AES-GCM tag: %s key: %s\n", argv[optind], tag_hex, key_hex);
+	printf("Encrypted file system protection file %s AES-GCM tag: %s key: %s\n", argv[optind], tag_hex,
+	       key_hex);
 	scone_wipe(key_out, sizeof(key_out));
 	scone_wipe(key_hex, sizeof(key_hex));
 	return 0;
@@ -459,8 +473,9 @@ static int fspf_encrypt(int argc, char **argv)
 
 static const char *kind_name(enum scone_region_kind k)
 {
-	return k == SCONE_REGION_ENCRYPTED ? "encrypted" : k == SCONE_REGION_AUTHENTICATED ? "authenticated"
-											  : "not-protected";
+	return k == SCONE_REGION_ENCRYPTED	 ? "encrypted"
+	       : k == SCONE_REGION_AUTHENTICATED ? "authenticated"
+						 : "not-protected";
 }
 
 static int show_entry(void *arg, const char *path, const struct scone_vstat *st)
@@ -579,8 +594,8 @@ static int verify_entry(void *arg, const char *path, const struct scone_vstat *s
 	return 0;
 }
 
-static int begin_copy(struct copy_ctx *c, int argc, char **argv, const char *usage, const char *help, int nargs,
-		      int *first)
+static int begin_copy(struct copy_ctx *c, int argc, char **argv, const char *usage, const char *help,
+		      int nargs, int *first)
 {
 	struct vol_args a;
 	int rc = parse_vol_args(argc, argv, usage, help, &a);
@@ -616,11 +631,12 @@ static int end_copy(struct copy_ctx *c, const char *fspf)
 static int fspf_verify(int argc, char **argv)
 {
 	const char *usage = "scone fspf verify FSPF --key HEX --tag HEX";
-	struct copy_ctx c = { 0 };
-	int first, rc = begin_copy(&c, argc, argv, usage,
-				   "Check every file of the volume: presence, identity, size and every chunk's\n"
-				   "authentication tag, and that no unknown file was added. Exits 1 on any problem.\n" ,
-				   1, &first);
+	struct copy_ctx c = {0};
+	int first, rc = begin_copy(
+		       &c, argc, argv, usage,
+		       "Check every file of the volume: presence, identity, size and every chunk's\n"
+		       "authentication tag, and that no unknown file was added. Exits 1 on any problem.\n",
+		       1, &first);
 
 	if (rc == 1)
 		fprintf(stderr, "scone: verification FAILED: the volume cannot be opened\n");
@@ -640,12 +656,13 @@ static int fspf_verify(int argc, char **argv)
 static int fspf_cat(int argc, char **argv)
 {
 	const char *usage = "scone fspf cat FSPF --key HEX --tag HEX PATH";
-	struct copy_ctx c = { 0 };
+	struct copy_ctx c = {0};
 	enum scone_err err;
-	int first, rc = begin_copy(&c, argc, argv, usage,
-				   "Decrypt and verify one file to standard output. Nothing is printed from a\n"
-				   "chunk before its tag is verified.\n",
-				   2, &first);
+	int first,
+	    rc = begin_copy(&c, argc, argv, usage,
+			    "Decrypt and verify one file to standard output. Nothing is printed from a\n"
+			    "chunk before its tag is verified.\n",
+			    2, &first);
 
 	if (rc >= 0)
 		return rc;
@@ -683,7 +700,8 @@ static int extract_entry(void *arg, const char *path, const struct scone_vstat *
 		if (mkdir(out, 0700) != 0 && errno != EEXIST)
 			err = scone_err_set(SCONE_ERR_IO, "%s: %s", out, strerror(errno));
 	} else {
-		fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (st->mode & 0777) | 0600);
+		fd =
+		    open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (st->mode & 0777) | 0600);
 		if (fd < 0)
 			err = scone_err_set(scone_err_from_errno(errno), "%s: %s", out, strerror(errno));
 		else {
@@ -724,7 +742,7 @@ static int extract_parents(void *arg, const char *path, const struct scone_vstat
 static int fspf_extract(int argc, char **argv)
 {
 	const char *usage = "scone fspf extract FSPF --key HEX --tag HEX OUT_DIR";
-	struct copy_ctx c = { 0 };
+	struct copy_ctx c = {0};
 	int first, rc = begin_copy(&c, argc, argv, usage,
 				   "Decrypt and verify every file into OUT_DIR (existing files are not\n"
 				   "overwritten). A file that fails verification is not written.\n",
@@ -742,20 +760,21 @@ static int fspf_extract(int argc, char **argv)
 	}
 	rc = end_copy(&c, argv[first]);
 	if (rc == 0)
-		printf("Extracted %zu files (%llu bytes) to %s\n", c.files, (unsigned long long)c.bytes, c.out_dir);
+		printf("Extracted %zu files (%llu bytes) to %s\n", c.files, (unsigned long long)c.bytes,
+		       c.out_dir);
 	return rc;
 }
 
 static const struct cli_cmd fspf_cmds[] = {
-	{ "create", fspf_create, "create an empty protection file" },
-	{ "addr", fspf_addr, "add a region (encrypted, authenticated or not protected)" },
-	{ "addf", fspf_addf, "protect the files of a native directory" },
-	{ "encrypt", fspf_encrypt, "encrypt the protection file; prints tag and key" },
-	{ "show", fspf_show, "print regions and files" },
-	{ "verify", fspf_verify, "verify every file against key and tag" },
-	{ "cat", fspf_cat, "decrypt one file to standard output" },
-	{ "extract", fspf_extract, "decrypt every file into a directory" },
-	{ NULL, NULL, NULL },
+    {"create", fspf_create, "create an empty protection file"},
+    {"addr", fspf_addr, "add a region (encrypted, authenticated or not protected)"},
+    {"addf", fspf_addf, "protect the files of a native directory"},
+    {"encrypt", fspf_encrypt, "encrypt the protection file; prints tag and key"},
+    {"show", fspf_show, "print regions and files"},
+    {"verify", fspf_verify, "verify every file against key and tag"},
+    {"cat", fspf_cat, "decrypt one file to standard output"},
+    {"extract", fspf_extract, "decrypt every file into a directory"},
+    {NULL, NULL, NULL},
 };
 
 int cmd_fspf(int argc, char **argv)

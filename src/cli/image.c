@@ -34,7 +34,7 @@
 
 struct sconify {
 	struct img_plan p;
-	char work[512]; /* 0700: plaintext of the directories passes through here */
+	char work[512];	     /* 0700: plaintext of the directories passes through here */
 	char self[PATH_MAX]; /* this scone, for `scone fspf` */
 	char cid[128];	     /* the stopped container of the source image */
 	char base[160];	     /* the imported file system's image id */
@@ -60,8 +60,7 @@ void img_plan_free(struct img_plan *p)
 
 /* ---------------- options ---------------- */
 
-static const char usage_line[] =
-	"scone image sconify [OPTIONS] --session NAME FROM_IMAGE TO_IMAGE";
+static const char usage_line[] = "scone image sconify [OPTIONS] --session NAME FROM_IMAGE TO_IMAGE";
 
 static int sconify_help(void)
 {
@@ -103,8 +102,8 @@ static void default_name(const struct img_plan *p, const char *path, char out[64
 
 	for (; base[n] && n < 40; n++) {
 		char c = base[n];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-			  c == '-';
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			  c == '_' || c == '-';
 		out[n] = ok ? c : '_';
 	}
 	out[n] = '\0';
@@ -123,25 +122,29 @@ static void default_name(const struct img_plan *p, const char *path, char out[64
 }
 
 /* Parse [NAME:]PATH into name and path; a usage message (exit 2) when it is not one. */
-static int name_path(const struct img_plan *p, const char *opt, const char *arg, char name[64], char path[1024])
+static int name_path(const struct img_plan *p, const char *opt, const char *arg, char name[64],
+		     char path[1024])
 {
 	const char *colon = arg[0] == '/' ? NULL : strchr(arg, ':');
 	const char *pth = colon ? colon + 1 : arg;
 	size_t len = strlen(pth);
 
-	if (pth[0] != '/' || len >= 1024 || strcmp(pth, "/") == 0 || strstr(pth, "//") || strstr(pth, "/./") ||
-	    strstr(pth, "/../") || (len >= 2 && strcmp(pth + len - 2, "/.") == 0) ||
+	if (pth[0] != '/' || len >= 1024 || strcmp(pth, "/") == 0 || strstr(pth, "//") ||
+	    strstr(pth, "/./") || strstr(pth, "/../") || (len >= 2 && strcmp(pth + len - 2, "/.") == 0) ||
 	    (len >= 3 && strcmp(pth + len - 3, "/..") == 0))
-		return cli_usage(usage_line, "%s %s: expected [NAME:]PATH with an absolute, normalised PATH other than /",
+		return cli_usage(usage_line,
+				 "%s %s: expected [NAME:]PATH with an absolute, normalised PATH other than /",
 				 opt, arg);
 	if (strncmp(pth, RUNTIME_DIR, strlen(RUNTIME_DIR)) == 0)
-		return cli_usage(usage_line, "%s %s: %s is the runtime's own directory", opt, arg, RUNTIME_DIR);
+		return cli_usage(usage_line, "%s %s: %s is the runtime's own directory", opt, arg,
+				 RUNTIME_DIR);
 	memcpy(path, pth, len + 1);
 	while (len > 1 && path[len - 1] == '/')
 		path[--len] = '\0';
 	if (colon) {
 		if ((size_t)(colon - arg) >= 64 || colon == arg)
-			return cli_usage(usage_line, "%s %s: the name must have 1 to 63 characters", opt, arg);
+			return cli_usage(usage_line, "%s %s: the name must have 1 to 63 characters", opt,
+					 arg);
 		snprintf(name, 64, "%.*s", (int)(colon - arg), arg);
 	} else {
 		default_name(p, path, name);
@@ -171,20 +174,23 @@ static int check_plan(struct img_plan *p)
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = i + 1; j < n; j++) {
 			if (nested(paths[i], paths[j]))
-				return cli_usage(usage_line, "%s and %s overlap: a volume cannot hold another", paths[i],
+				return cli_usage(usage_line,
+						 "%s and %s overlap: a volume cannot hold another", paths[i],
 						 paths[j]);
 			if (strcmp(names[i], names[j]) == 0)
 				return cli_usage(usage_line, "two volumes are named %s", names[i]);
 		}
 	for (size_t i = 0; i < p->n_platforms; i++)
 		if (strlen(p->platforms[i]) != 64 || strspn(p->platforms[i], "0123456789abcdef") != 64)
-			return cli_usage(usage_line, "--platform %s: expected 64 lowercase hex digits", p->platforms[i]);
+			return cli_usage(usage_line, "--platform %s: expected 64 lowercase hex digits",
+					 p->platforms[i]);
 	if (!p->mode)
 		p->mode = p->n_platforms ? "las" : "none";
 	if (strcmp(p->mode, "las") != 0 && strcmp(p->mode, "none") != 0)
 		return cli_usage(usage_line, "--mode %s: expected las or none", p->mode);
 	if (strcmp(p->mode, "las") == 0 && p->n_platforms == 0)
-		return cli_usage(usage_line, "--mode las needs --platform HEX (scone-las --print-identity on the host)");
+		return cli_usage(usage_line,
+				 "--mode las needs --platform HEX (scone-las --print-identity on the host)");
 	return -1;
 }
 
@@ -199,27 +205,48 @@ static int add_item(const char **list, size_t *n, const char *v, const char *opt
 static int parse_args(int argc, char **argv, struct img_plan *p, const char **command)
 {
 	static const struct option opts[] = {
-		{ "session", required_argument, NULL, 's' },	   { "service", required_argument, NULL, 'S' },
-		{ "dir", required_argument, NULL, 'd' },	   { "volume", required_argument, NULL, 'v' },
-		{ "secret", required_argument, NULL, 'x' },	   { "platform", required_argument, NULL, 'p' },
-		{ "mode", required_argument, NULL, 'm' },	   { "command", required_argument, NULL, 'c' },
-		{ "session-out", required_argument, NULL, 'o' }, { "runtime-image", required_argument, NULL, 'r' },
-		{ "engine", required_argument, NULL, 'e' },	   { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"session", required_argument, NULL, 's'},
+	    {"service", required_argument, NULL, 'S'},
+	    {"dir", required_argument, NULL, 'd'},
+	    {"volume", required_argument, NULL, 'v'},
+	    {"secret", required_argument, NULL, 'x'},
+	    {"platform", required_argument, NULL, 'p'},
+	    {"mode", required_argument, NULL, 'm'},
+	    {"command", required_argument, NULL, 'c'},
+	    {"session-out", required_argument, NULL, 'o'},
+	    {"runtime-image", required_argument, NULL, 'r'},
+	    {"engine", required_argument, NULL, 'e'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c, rc = -1;
 
 	optind = 1;
 	while (rc < 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': p->session = optarg; break;
-		case 'S': p->service = optarg; break;
-		case 'm': p->mode = optarg; break;
-		case 'c': *command = optarg; break;
-		case 'o': p->session_out = optarg; break;
-		case 'r': p->runtime_image = optarg; break;
-		case 'e': p->engine = optarg; break;
-		case 'h': return sconify_help();
+		case 's':
+			p->session = optarg;
+			break;
+		case 'S':
+			p->service = optarg;
+			break;
+		case 'm':
+			p->mode = optarg;
+			break;
+		case 'c':
+			*command = optarg;
+			break;
+		case 'o':
+			p->session_out = optarg;
+			break;
+		case 'r':
+			p->runtime_image = optarg;
+			break;
+		case 'e':
+			p->engine = optarg;
+			break;
+		case 'h':
+			return sconify_help();
 		case 'd':
 			if (p->n_dirs >= IMG_MAX_ITEMS)
 				return cli_usage(usage_line, "at most %d --dir options", IMG_MAX_ITEMS);
@@ -229,16 +256,22 @@ static int parse_args(int argc, char **argv, struct img_plan *p, const char **co
 		case 'v':
 			if (p->n_vols >= IMG_MAX_ITEMS)
 				return cli_usage(usage_line, "at most %d --volume options", IMG_MAX_ITEMS);
-			rc = name_path(p, "--volume", optarg, p->vols[p->n_vols].name, p->vols[p->n_vols].path);
+			rc = name_path(p, "--volume", optarg, p->vols[p->n_vols].name,
+				       p->vols[p->n_vols].path);
 			p->n_vols++;
 			break;
 		case 'x':
-			if (!optarg[0] || strchr(optarg, '=') || strncmp(optarg, "SCONE_", 6) == 0 || strlen(optarg) > 60)
-				return cli_usage(usage_line, "--secret %s: expected an environment variable name", optarg);
+			if (!optarg[0] || strchr(optarg, '=') || strncmp(optarg, "SCONE_", 6) == 0 ||
+			    strlen(optarg) > 60)
+				return cli_usage(
+				    usage_line, "--secret %s: expected an environment variable name", optarg);
 			rc = add_item(p->secrets, &p->n_secrets, optarg, "--secret");
 			break;
-		case 'p': rc = add_item(p->platforms, &p->n_platforms, optarg, "--platform"); break;
-		default: return cli_usage(usage_line, "unknown option");
+		case 'p':
+			rc = add_item(p->platforms, &p->n_platforms, optarg, "--platform");
+			break;
+		default:
+			return cli_usage(usage_line, "unknown option");
 		}
 	}
 	if (rc >= 0)
@@ -270,7 +303,7 @@ static char **json_strv(json_t *a)
 /* argv: the command's words (--command), else the image's ENTRYPOINT followed by its CMD. */
 static enum scone_err pick_command(struct img_plan *p, json_t *cfg, const char *command)
 {
-	struct scone_strs words = { 0 };
+	struct scone_strs words = {0};
 	char **ep, **cmd;
 	size_t ne = 0, nc = 0;
 	enum scone_err err;
@@ -301,7 +334,8 @@ static enum scone_err pick_command(struct img_plan *p, json_t *cfg, const char *
 	if (!p->command)
 		return scone_err_set(SCONE_ERR_NOMEM, "image configuration");
 	if (ne + nc == 0)
-		return scone_err_set(SCONE_ERR_INVALID, "%s has neither ENTRYPOINT nor CMD: give --command", p->from);
+		return scone_err_set(SCONE_ERR_INVALID, "%s has neither ENTRYPOINT nor CMD: give --command",
+				     p->from);
 	return SCONE_ERR_OK;
 }
 
@@ -316,7 +350,8 @@ static enum scone_err read_config(struct img_plan *p, const char *text, const ch
 
 	if (!json_is_object(cfg)) {
 		json_decref(cfg);
-		return scone_err_set(SCONE_ERR_MALFORMED, "the engine's configuration of %s is not a JSON object", p->from);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "the engine's configuration of %s is not a JSON object", p->from);
 	}
 	err = pick_command(p, cfg, command);
 	wd = json_string_value(json_object_get(cfg, "WorkingDir"));
@@ -339,7 +374,8 @@ static enum scone_err read_config(struct img_plan *p, const char *text, const ch
 
 static enum scone_err inspect(struct sconify *s, const char *command)
 {
-	char *argv[] = { (char *)s->p.engine, "image", "inspect", "--format", "{{json .Config}}", (char *)s->p.from, NULL };
+	char *argv[] = {(char *)s->p.engine, "image",		"inspect", "--format",
+			"{{json .Config}}",  (char *)s->p.from, NULL};
 	struct img_out o;
 	enum scone_err err = img_run(argv, &o);
 
@@ -370,7 +406,8 @@ static enum scone_err run_line(char *const argv[], const char *what, char *out, 
 		const char *last = memrchr(line, '\n', n);
 		size_t start = last ? (size_t)(last - line) + 1 : 0;
 		if (n == start || n - start >= size)
-			err = scone_err_set(SCONE_ERR_MALFORMED, "%s printed %s", what, n == start ? "nothing" : "too much");
+			err = scone_err_set(SCONE_ERR_MALFORMED, "%s printed %s", what,
+					    n == start ? "nothing" : "too much");
 		else
 			snprintf(out, size, "%.*s", (int)(n - start), line + start);
 	}
@@ -380,7 +417,8 @@ static enum scone_err run_line(char *const argv[], const char *what, char *out, 
 
 static enum scone_err create_container(struct sconify *s)
 {
-	char *argv[] = { (char *)s->p.engine, "create", "--entrypoint", RUNTIME_DIR "/.sconify", (char *)s->p.from, NULL };
+	char *argv[] = {(char *)s->p.engine,	 "create",	    "--entrypoint",
+			RUNTIME_DIR "/.sconify", (char *)s->p.from, NULL};
 
 	return run_line(argv, "create", s->cid, sizeof(s->cid));
 }
@@ -388,7 +426,7 @@ static enum scone_err create_container(struct sconify *s)
 /* `scone fspf ARGS...` (this binary); its stdout into o. */
 static enum scone_err fspf(struct sconify *s, char *args[], struct img_out *o)
 {
-	char *argv[12] = { s->self, "fspf" };
+	char *argv[12] = {s->self, "fspf"};
 	size_t n = 2;
 	enum scone_err err;
 
@@ -421,7 +459,8 @@ static enum scone_err parse_encrypt(const char *line, struct img_dir *d)
 static enum scone_err encrypt_dir(struct sconify *s, size_t i)
 {
 	struct img_dir *d = &s->p.dirs[i];
-	char src[PATH_MAX + 64], plain[PATH_MAX], vol[PATH_MAX], fspf_path[PATH_MAX + 16], tree[PATH_MAX + 1100];
+	char src[PATH_MAX + 64], plain[PATH_MAX], vol[PATH_MAX], fspf_path[PATH_MAX + 16],
+	    tree[PATH_MAX + 1100];
 	const char *base = strrchr(d->path, '/') + 1;
 	struct img_out o;
 	enum scone_err err;
@@ -433,20 +472,20 @@ static enum scone_err encrypt_dir(struct sconify *s, size_t i)
 	snprintf(tree, sizeof(tree), "%s/%s", plain, base);
 	if (mkdir(plain, 0700) != 0 || mkdir(vol, 0755) != 0)
 		return scone_err_set(SCONE_ERR_IO, "%s: %s", vol, strerror(errno));
-	char *cp[] = { (char *)s->p.engine, "cp", src, "-", NULL };
-	char *untar[] = { "tar", "-x", "--no-same-owner", "-C", plain, "-f", "-", NULL };
-	char *const *stages[] = { cp, untar };
+	char *cp[] = {(char *)s->p.engine, "cp", src, "-", NULL};
+	char *untar[] = {"tar", "-x", "--no-same-owner", "-C", plain, "-f", "-", NULL};
+	char *const *stages[] = {cp, untar};
 	if ((err = img_pipeline(stages, 2, &o)))
 		err = scone_err_set(err, "copying %s out of %s: %s", d->path, s->p.from, scone_err_detail());
 	img_out_free(&o);
 	struct stat st;
 	if (!err && (stat(tree, &st) != 0 || !S_ISDIR(st.st_mode)))
 		err = scone_err_set(SCONE_ERR_NOT_DIR, "%s in %s is not a directory", d->path, s->p.from);
-	char *create[] = { "create", fspf_path, NULL };
-	char *addr[] = { "addr", fspf_path, "/", "--encrypted", "--kernel", ".", NULL };
-	char *addf[] = { "addf", fspf_path, "/", tree, vol, NULL };
-	char *enc[] = { "encrypt", fspf_path, NULL };
-	char **steps[] = { create, addr, addf, enc };
+	char *create[] = {"create", fspf_path, NULL};
+	char *addr[] = {"addr", fspf_path, "/", "--encrypted", "--kernel", ".", NULL};
+	char *addf[] = {"addf", fspf_path, "/", tree, vol, NULL};
+	char *enc[] = {"encrypt", fspf_path, NULL};
+	char **steps[] = {create, addr, addf, enc};
 	for (size_t k = 0; !err && k < 4; k++) {
 		err = fspf(s, steps[k], &o);
 		if (!err && k == 3)
@@ -463,7 +502,7 @@ static enum scone_err encrypt_dir(struct sconify *s, size_t i)
 static bool in_container(struct sconify *s, const char *path)
 {
 	char src[PATH_MAX + 64];
-	char *cp[] = { (char *)s->p.engine, "cp", src, "-", NULL };
+	char *cp[] = {(char *)s->p.engine, "cp", src, "-", NULL};
 	struct img_out o;
 	bool ok;
 
@@ -477,10 +516,10 @@ static bool in_container(struct sconify *s, const char *path)
 /* export | tar --delete (the directories, the volumes' paths) | import: the base image's id. */
 static enum scone_err import_base(struct sconify *s)
 {
-	char *del[8 + 2 * IMG_MAX_ITEMS] = { "tar", "--delete", "-f", "-" };
+	char *del[8 + 2 * IMG_MAX_ITEMS] = {"tar", "--delete", "-f", "-"};
 	size_t n = 4;
-	char *exp[] = { (char *)s->p.engine, "export", s->cid, NULL };
-	char *imp[] = { (char *)s->p.engine, "import", "-", NULL };
+	char *exp[] = {(char *)s->p.engine, "export", s->cid, NULL};
+	char *imp[] = {(char *)s->p.engine, "import", "-", NULL};
 	struct img_out o;
 	enum scone_err err;
 
@@ -490,8 +529,8 @@ static enum scone_err import_base(struct sconify *s)
 		if (in_container(s, s->p.vols[i].path))
 			del[n++] = s->p.vols[i].path + 1;
 	del[n] = NULL;
-	char *const *with_delete[] = { exp, del, imp };
-	char *const *plain[] = { exp, imp };
+	char *const *with_delete[] = {exp, del, imp};
+	char *const *plain[] = {exp, imp};
 	err = n > 4 ? img_pipeline(with_delete, 3, &o) : img_pipeline(plain, 2, &o);
 	if (!err) {
 		size_t len = o.out_size;
@@ -549,7 +588,9 @@ static enum scone_err write_dockerfile(struct sconify *s)
 	snprintf(path, sizeof(path), "%s/ctx/Dockerfile", s->work);
 	if (!(f = fopen(path, "w")))
 		return scone_err_set(SCONE_ERR_IO, "%s: %s", path, strerror(errno));
-	if (p->user[0] && strspn(p->user, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") == strlen(p->user))
+	if (p->user[0] &&
+	    strspn(p->user, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") ==
+		strlen(p->user))
 		snprintf(chown, sizeof(chown), "--chown=%s ", p->user);
 	fprintf(f, "# made by scone image sconify from %s\nFROM %s\n", p->from, s->base);
 	fprintf(f, "COPY --from=%s %s %s\n", p->runtime_image, RUNTIME_DIR, RUNTIME_DIR);
@@ -563,11 +604,12 @@ static enum scone_err write_dockerfile(struct sconify *s)
 			continue;
 		fprintf(f, "ENV %.*s=", (int)(eq - p->env[i]), p->env[i]);
 		if (!df_str(f, eq + 1))
-			err = scone_err_set(SCONE_ERR_INVALID, "the image's variable %.*s has a newline", (int)(eq - p->env[i]),
-					    p->env[i]);
+			err = scone_err_set(SCONE_ERR_INVALID, "the image's variable %.*s has a newline",
+					    (int)(eq - p->env[i]), p->env[i]);
 		fputc('\n', f);
 	}
-	fprintf(f, "ENV SCONE_CONFIG_ID=\"%s/%s\"\n", p->session, p->service); /* both checked: no quote or $ */
+	fprintf(f, "ENV SCONE_CONFIG_ID=\"%s/%s\"\n", p->session,
+		p->service); /* both checked: no quote or $ */
 	if (p->workdir[0] && !strpbrk(p->workdir, "\n\r$"))
 		fprintf(f, "WORKDIR %s\n", p->workdir);
 	if (chown[0])
@@ -588,7 +630,8 @@ static enum scone_err write_dockerfile(struct sconify *s)
 static enum scone_err build(struct sconify *s)
 {
 	char ctx[PATH_MAX + 8], empty[PATH_MAX + 16], dockerfile[PATH_MAX + 32];
-	char *argv[] = { (char *)s->p.engine, "build", "-q", "-t", (char *)s->p.to, "-f", dockerfile, ctx, NULL };
+	char *argv[] = {(char *)s->p.engine, "build", "-q", "-t", (char *)s->p.to, "-f",
+			dockerfile,	     ctx,     NULL};
 	struct img_out o;
 	enum scone_err err;
 
@@ -610,12 +653,15 @@ static enum scone_err build(struct sconify *s)
 /* `scone measure` of the entrypoint, run in the new image: what its LAS will report. */
 static enum scone_err measure(struct sconify *s)
 {
-	char *argv[] = { (char *)s->p.engine, "run", "--rm", "--network", "none", "--entrypoint", RUNTIME_DIR "/bin/scone",
-			 (char *)s->p.to, "measure", s->p.command[0], NULL };
-	enum scone_err err = run_line(argv, "scone measure in the new image", s->p.measurement, sizeof(s->p.measurement));
+	char *argv[] = {
+	    (char *)s->p.engine,      "run",	       "--rm",	  "--network",	   "none", "--entrypoint",
+	    RUNTIME_DIR "/bin/scone", (char *)s->p.to, "measure", s->p.command[0], NULL};
+	enum scone_err err =
+	    run_line(argv, "scone measure in the new image", s->p.measurement, sizeof(s->p.measurement));
 
 	if (!err && (strlen(s->p.measurement) != 64 || strspn(s->p.measurement, "0123456789abcdef") != 64))
-		err = scone_err_set(SCONE_ERR_MALFORMED, "scone measure printed '%.70s', not a measurement", s->p.measurement);
+		err = scone_err_set(SCONE_ERR_MALFORMED, "scone measure printed '%.70s', not a measurement",
+				    s->p.measurement);
 	return err;
 }
 
@@ -628,14 +674,15 @@ static enum scone_err prepare(struct sconify *s)
 	if (n <= 0)
 		return scone_err_set(SCONE_ERR_IO, "/proc/self/exe: %s", strerror(errno));
 	s->self[n] = '\0';
-	if ((size_t)snprintf(s->work, sizeof(s->work), "%s/scone-sconify.XXXXXX", tmp && *tmp ? tmp : "/tmp") >=
-	    sizeof(s->work) - 64)
+	if ((size_t)snprintf(s->work, sizeof(s->work), "%s/scone-sconify.XXXXXX",
+			     tmp && *tmp ? tmp : "/tmp") >= sizeof(s->work) - 64)
 		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "TMPDIR is too long");
 	if (!mkdtemp(s->work))
 		return scone_err_set(SCONE_ERR_IO, "%s: %s", s->work, strerror(errno));
 	char ctx[PATH_MAX + 16];
 	snprintf(ctx, sizeof(ctx), "%s/ctx", s->work);
-	if (mkdir(ctx, 0700) != 0 || (snprintf(ctx, sizeof(ctx), "%s/ctx/vol", s->work), mkdir(ctx, 0700)) != 0)
+	if (mkdir(ctx, 0700) != 0 ||
+	    (snprintf(ctx, sizeof(ctx), "%s/ctx/vol", s->work), mkdir(ctx, 0700)) != 0)
 		return scone_err_set(SCONE_ERR_IO, "%s: %s", ctx, strerror(errno));
 	return SCONE_ERR_OK;
 }
@@ -673,7 +720,7 @@ static enum scone_err steps(struct sconify *s, const char *command)
 static void cleanup(struct sconify *s)
 {
 	if (s->cid[0]) {
-		char *argv[] = { (char *)s->p.engine, "rm", "-f", s->cid, NULL };
+		char *argv[] = {(char *)s->p.engine, "rm", "-f", s->cid, NULL};
 		struct img_out o;
 		if (img_run(argv, &o) == SCONE_ERR_OK)
 			img_out_free(&o);
@@ -694,8 +741,9 @@ static int sconify(int argc, char **argv)
 	memset(&s, 0, sizeof(s));
 	s.p.service = "app";
 	s.p.engine = getenv("SCONE_ENGINE") && *getenv("SCONE_ENGINE") ? getenv("SCONE_ENGINE") : "docker";
-	s.p.runtime_image = getenv("SCONE_RUNTIME_IMAGE") && *getenv("SCONE_RUNTIME_IMAGE") ? getenv("SCONE_RUNTIME_IMAGE")
-											    : "scone/runtime:latest";
+	s.p.runtime_image = getenv("SCONE_RUNTIME_IMAGE") && *getenv("SCONE_RUNTIME_IMAGE")
+				? getenv("SCONE_RUNTIME_IMAGE")
+				: "scone/runtime:latest";
 	if ((rc = parse_args(argc, argv, &s.p, &command)) >= 0)
 		return rc;
 	if (!scone_session_name_valid(s.p.service) || strchr(s.p.service, '/'))
@@ -710,7 +758,8 @@ static int sconify(int argc, char **argv)
 	rc = err ? cli_fail(err, "sconify") : 0; /* before the clean-up, which has errors of its own */
 	cleanup(&s);
 	if (!err)
-		printf("image %s: %zu encrypted directories, %zu data volumes, attestation %s\nsession %s written to %s\n",
+		printf("image %s: %zu encrypted directories, %zu data volumes, attestation %s\nsession %s "
+		       "written to %s\n",
 		       s.p.to, s.p.n_dirs, s.p.n_vols, s.p.mode, s.p.session, s.p.session_out);
 	img_plan_free(&s.p);
 	return rc;
@@ -719,8 +768,8 @@ static int sconify(int argc, char **argv)
 int cmd_image(int argc, char **argv)
 {
 	static const struct cli_cmd cmds[] = {
-		{ "sconify", sconify, "make a secure image and its session from an application image" },
-		{ NULL, NULL, NULL },
+	    {"sconify", sconify, "make a secure image and its session from an application image"},
+	    {NULL, NULL, NULL},
 	};
 
 	return cli_dispatch("scone image", cmds, argc, argv);

@@ -14,7 +14,7 @@
 
 #include "lib/err.h"
 
-#define IMG_MAX_ITEMS 32  /* directories, volumes, secrets, platforms, env entries per list */
+#define IMG_MAX_ITEMS 32	  /* directories, volumes, secrets, platforms, env entries per list */
 #define IMG_MAX_OUTPUT (4u << 20) /* what one engine command may print that we keep */
 
 /* A directory of the image encrypted into a volume with a fixed key and tag. */

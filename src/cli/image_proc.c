@@ -83,7 +83,7 @@ static enum scone_err keep_out(struct img_out *o, size_t *cap, const char *in, s
 /* Read the kept stdout (out_fd, or -1) and stderr until both are closed. */
 static enum scone_err collect(int out_fd, int err_fd, struct img_out *o)
 {
-	struct pollfd p[2] = { { .fd = err_fd, .events = POLLIN }, { .fd = out_fd, .events = POLLIN } };
+	struct pollfd p[2] = {{.fd = err_fd, .events = POLLIN}, {.fd = out_fd, .events = POLLIN}};
 	size_t cap = 0, err_len = 0;
 	char buf[65536];
 	enum scone_err err = SCONE_ERR_OK;
@@ -136,10 +136,11 @@ static void close_fd(int *fd)
  * fd) or, when out_file < 0, into o->out. o->status is the first non-zero
  * status, and failed_stage which stage it was.
  */
-static enum scone_err run_stages(char *const *stages[], size_t n, int out_file, struct img_out *o, size_t *failed_stage)
+static enum scone_err run_stages(char *const *stages[], size_t n, int out_file, struct img_out *o,
+				 size_t *failed_stage)
 {
 	pid_t pids[MAX_STAGES];
-	int errp[2] = { -1, -1 }, outp[2] = { -1, -1 }, prev = -1, null_in;
+	int errp[2] = {-1, -1}, outp[2] = {-1, -1}, prev = -1, null_in;
 	size_t started = 0;
 	enum scone_err err = SCONE_ERR_OK;
 
@@ -200,7 +201,7 @@ enum scone_err img_pipeline(char *const *stages[], size_t n, struct img_out *out
 
 enum scone_err img_run(char *const argv[], struct img_out *out)
 {
-	char *const *stages[] = { argv };
+	char *const *stages[] = {argv};
 	size_t failed;
 
 	return run_stages(stages, 1, -1, out, &failed);
@@ -208,7 +209,7 @@ enum scone_err img_run(char *const argv[], struct img_out *out)
 
 enum scone_err img_run_to_file(char *const argv[], const char *path, struct img_out *out)
 {
-	char *const *stages[] = { argv };
+	char *const *stages[] = {argv};
 	size_t failed;
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	enum scone_err err;
@@ -228,7 +229,8 @@ enum scone_err img_failed(const char *what, const struct img_out *o)
 
 	while (n > 0 && (e[n - 1] == '\n' || e[n - 1] == ' '))
 		n--;
-	return scone_err_set(SCONE_ERR_IO, "%s exited with status %d%s%.*s", what, o->status, n ? ": " : "", (int)n, e);
+	return scone_err_set(SCONE_ERR_IO, "%s exited with status %d%s%.*s", what, o->status, n ? ": " : "",
+			     (int)n, e);
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -105,10 +105,11 @@ int cmd_measure(int argc, char **argv)
 	if (err) {
 		rc = cli_fail(err, argv[i]);
 	} else if (!m || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		rc = cli_fail(scone_err_set(SCONE_ERR_UNSUPPORTED,
-					    "%s did not report a measurement (exit %d): it did not load the runtime?",
-					    argv[i], WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)),
-			      argv[i]);
+		rc = cli_fail(
+		    scone_err_set(SCONE_ERR_UNSUPPORTED,
+				  "%s did not report a measurement (exit %d): it did not load the runtime?",
+				  argv[i], WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)),
+		    argv[i]);
 	} else {
 		if (verbose)
 			fwrite(report, 1, (size_t)(m - report), stdout);

@@ -37,7 +37,8 @@ enum scone_err cli_runtime_path(char *out, size_t size)
 		snprintf(out, size, "%s/../lib/libscone.so", dirname(self));
 	}
 	if (access(out, R_OK) != 0)
-		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s: the runtime library is missing (set SCONE_RUNTIME_LIB)", out);
+		return scone_err_set(SCONE_ERR_NOT_FOUND,
+				     "%s: the runtime library is missing (set SCONE_RUNTIME_LIB)", out);
 	return SCONE_ERR_OK;
 }
 
@@ -128,9 +129,12 @@ int cmd_run(int argc, char **argv)
 	const char *usage = "scone run [--cas ADDR] [--cas-fingerprint SHA256] [--config-id SESSION/SERVICE] "
 			    "[--mode M] -- PROGRAM [ARGS...]";
 	static const struct option opts[] = {
-		{ "cas", required_argument, NULL, 'c' },	 { "cas-fingerprint", required_argument, NULL, 'f' },
-		{ "config-id", required_argument, NULL, 'i' }, { "mode", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },		 { NULL, 0, NULL, 0 },
+	    {"cas", required_argument, NULL, 'c'},
+	    {"cas-fingerprint", required_argument, NULL, 'f'},
+	    {"config-id", required_argument, NULL, 'i'},
+	    {"mode", required_argument, NULL, 'm'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *cas_opt = NULL, *fp = NULL, *id = NULL, *mode = NULL;
 	char lib[PATH_MAX], hex[65], cas[300], pinned[65];

@@ -99,7 +99,8 @@ static bool load_doc(const char *path, const struct doc_vars *dv, struct scone_w
 		out->size--;
 	scone_wbuf_free(&raw);
 	if (err == SCONE_ERR_TOO_LARGE)
-		scone_err_set(err, "larger than %d bytes once its variables are filled", SCONE_SESSION_MAX_BYTES);
+		scone_err_set(err, "larger than %d bytes once its variables are filled",
+			      SCONE_SESSION_MAX_BYTES);
 	if (err) {
 		fprintf(stderr, "scone: %s: %s\n", path, scone_err_detail());
 		scone_wbuf_free(out);
@@ -128,7 +129,7 @@ static void print_notes(const char *path, const struct scone_policy_diag *d, enu
  */
 static struct scone_session *parse_doc_ex(const char *path, const struct scone_wbuf *doc, bool compat)
 {
-	struct scone_policy_diag diag = { 0 };
+	struct scone_policy_diag diag = {0};
 	struct scone_session *s = NULL;
 	enum scone_err err = scone_session_parse((const char *)doc->data, doc->size, &s, &diag);
 
@@ -167,13 +168,13 @@ struct sess_args {
 static int parse_args_n(int argc, char **argv, const char *usage, const char *help, struct sess_args *a,
 			bool many)
 {
-	static const struct option opts[] = { { "cas", required_argument, NULL, 'c' },
-					      { "json", no_argument, NULL, 'j' },
-					      { "use-env", no_argument, NULL, 'U' },
-					      { "compat", no_argument, NULL, 'C' },
-					      { "model", no_argument, NULL, 'M' },
-					      { "help", no_argument, NULL, 'h' },
-					      { NULL, 0, NULL, 0 } };
+	static const struct option opts[] = {{"cas", required_argument, NULL, 'c'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"use-env", no_argument, NULL, 'U'},
+					     {"compat", no_argument, NULL, 'C'},
+					     {"model", no_argument, NULL, 'M'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
 	int c, rc;
 
 	memset(a, 0, sizeof(*a));
@@ -209,15 +210,15 @@ static int parse_args(int argc, char **argv, const char *usage, const char *help
 	return parse_args_n(argc, argv, usage, help, a, false);
 }
 
-#define VARS_HELP                                                                                                    \
-	"-e VAR=VALUE (repeatable) and --use-env fill SCONE's session template variables, $VAR and\n"              \
-	"${VAR}, before anything else reads the file (-e wins over the environment; $$ stays as it\n"              \
-	"is, so $$SCONE::...$$ references are kept). A variable without a value is an error:\n"                   \
+#define VARS_HELP                                                                                            \
+	"-e VAR=VALUE (repeatable) and --use-env fill SCONE's session template variables, $VAR and\n"        \
+	"${VAR}, before anything else reads the file (-e wins over the environment; $$ stays as it\n"        \
+	"is, so $$SCONE::...$$ references are kept). A variable without a value is an error:\n"              \
 	"Value for variable $X is missing at line L column C.\n"
 
-#define CAS_HELP                                                                                                     \
-	"--cas ADDR picks the CAS (default $SCONE_CAS_ADDR, else the first one trusted with\n"                      \
-	"`scone cas trust`); it must present its pinned certificate. The owner identity comes\n"                    \
+#define CAS_HELP                                                                                             \
+	"--cas ADDR picks the CAS (default $SCONE_CAS_ADDR, else the first one trusted with\n"               \
+	"`scone cas trust`); it must present its pinned certificate. The owner identity comes\n"             \
 	"from `scone cas keygen`.\n"
 
 /* Print the "hash" field of a JSON response, and its warnings on stderr. */
@@ -227,10 +228,10 @@ static int print_hash(const struct scone_https_response *resp)
 	const char *h = json_string_value(json_object_get(j, "hash"));
 	size_t i;
 
-	json_array_foreach(json_object_get(j, "warnings"), i, w)
-		fprintf(stderr, "scone: warning: %d:%d: %s: %s\n", (int)json_integer_value(json_object_get(w, "line")),
-			(int)json_integer_value(json_object_get(w, "column")),
-			json_string_value(json_object_get(w, "path")), json_string_value(json_object_get(w, "message")));
+	json_array_foreach(json_object_get(j, "warnings"), i, w) fprintf(
+	    stderr, "scone: warning: %d:%d: %s: %s\n", (int)json_integer_value(json_object_get(w, "line")),
+	    (int)json_integer_value(json_object_get(w, "column")),
+	    json_string_value(json_object_get(w, "path")), json_string_value(json_object_get(w, "message")));
 	if (h)
 		printf("%s\n", h);
 	json_decref(j);
@@ -241,11 +242,12 @@ static int upload(int argc, char **argv, bool update)
 {
 	const char *usage = update ? "scone session update FILE [--cas ADDR] [-e VAR=VALUE]... [--use-env]"
 				   : "scone session create FILE [--cas ADDR] [-e VAR=VALUE]... [--use-env]";
-	const char *help = update ? "Replace a session on CAS. The file's predecessor must be the current hash;\n"
-				    "access_policy.update of the current session must admit you. Prints the new hash\n"
-				    "(and CAS's warnings on stderr).\n" CAS_HELP VARS_HELP
-				  : "Validate FILE and upload it as a new session. Prints its hash (and CAS's\n"
-				    "warnings on stderr).\n" CAS_HELP VARS_HELP;
+	const char *help =
+	    update ? "Replace a session on CAS. The file's predecessor must be the current hash;\n"
+		     "access_policy.update of the current session must admit you. Prints the new hash\n"
+		     "(and CAS's warnings on stderr).\n" CAS_HELP VARS_HELP
+		   : "Validate FILE and upload it as a new session. Prints its hash (and CAS's\n"
+		     "warnings on stderr).\n" CAS_HELP VARS_HELP;
 	struct sess_args a;
 	struct scone_https_response resp;
 	struct scone_session *s;
@@ -270,7 +272,8 @@ static int upload(int argc, char **argv, bool update)
 		scone_wbuf_free(&doc);
 		return cli_fail(err, "CAS");
 	}
-	err = cli_cas_request(&cas, update ? "PUT" : "POST", path, "application/yaml", doc.data, doc.size, &resp);
+	err = cli_cas_request(&cas, update ? "PUT" : "POST", path, "application/yaml", doc.data, doc.size,
+			      &resp);
 	scone_wbuf_free(&doc);
 	cli_cas_close(&cas);
 	if (err)
@@ -293,11 +296,13 @@ static int session_update(int argc, char **argv)
 /* GET or DELETE of one session by name. */
 static int by_name(int argc, char **argv, bool del)
 {
-	const char *usage = del ? "scone session delete NAME [--cas ADDR]" : "scone session read NAME [--cas ADDR] [--json]";
-	const char *help = del ? "Remove a session (access_policy.update must admit you). Prints its last hash.\n" CAS_HELP
-			       : "Print a session as stored (access_policy.read must admit you). With --json, the\n"
-				 "whole answer: hash, creator, and each secret's kind and public part (certificates,\n"
-				 "public keys); values CAS generated are never returned.\n" CAS_HELP;
+	const char *usage =
+	    del ? "scone session delete NAME [--cas ADDR]" : "scone session read NAME [--cas ADDR] [--json]";
+	const char *help =
+	    del ? "Remove a session (access_policy.update must admit you). Prints its last hash.\n" CAS_HELP
+		: "Print a session as stored (access_policy.read must admit you). With --json, the\n"
+		  "whole answer: hash, creator, and each secret's kind and public part (certificates,\n"
+		  "public keys); values CAS generated are never returned.\n" CAS_HELP;
 	struct sess_args a;
 	struct scone_https_response resp;
 	struct cli_cas cas;
@@ -377,8 +382,8 @@ static int session_list(int argc, char **argv)
 		json_t *j = json_loadb(resp.body, resp.len, 0, NULL), *e;
 		size_t i;
 		json_array_foreach(json_object_get(j, "sessions"), i, e)
-			printf("%s %s\n", json_string_value(json_object_get(e, "name")),
-			       json_string_value(json_object_get(e, "hash")));
+		    printf("%s %s\n", json_string_value(json_object_get(e, "name")),
+			   json_string_value(json_object_get(e, "hash")));
 		json_decref(j);
 	}
 	scone_https_response_free(&resp);
@@ -437,8 +442,9 @@ static int session_check(int argc, char **argv)
 static int session_hash(int argc, char **argv)
 {
 	const char *usage = "scone session hash FILE [-e VAR=VALUE]... [--use-env]";
-	const char *help = "Print the session's hash (docs/sessions.md says how it is computed): the value an\n"
-			   "update names as its predecessor.\n" VARS_HELP;
+	const char *help =
+	    "Print the session's hash (docs/sessions.md says how it is computed): the value an\n"
+	    "update names as its predecessor.\n" VARS_HELP;
 	struct sess_args a;
 	struct scone_wbuf doc;
 	struct scone_session *s;
@@ -488,11 +494,14 @@ static int session_otp(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		if (cli_is_help(argv[i])) {
-			printf("%s\n\nPrint the otpauth:// URI (and a QR code, with qrencode) that provisions an\n"
+			printf("%s\n\nPrint the otpauth:// URI (and a QR code, with qrencode) that "
+			       "provisions an\n"
 			       "authenticator app with the one-time password secret of SERVICE (its\n"
 			       "one_time_password_shared_secret, or the session's). The app then shows the\n"
-			       "6-digit codes a start needs: SCONE_CONFIG_ID=SESSION/SERVICE@CODE, each code once.\n"
-			       "Admitted by the session's access_policy.read. The URI holds the secret: keep it\n"
+			       "6-digit codes a start needs: SCONE_CONFIG_ID=SESSION/SERVICE@CODE, each code "
+			       "once.\n"
+			       "Admitted by the session's access_policy.read. The URI holds the secret: keep "
+			       "it\n"
 			       "off shared screens and logs.\n" CAS_HELP,
 			       usage);
 			return 0;
@@ -539,15 +548,15 @@ static int session_otp(int argc, char **argv)
 }
 
 static const struct cli_cmd session_cmds[] = {
-	{ "create", session_create, "upload a new session (prints its hash)" },
-	{ "update", session_update, "replace a session (predecessor = current hash)" },
-	{ "read", session_read, "print a session" },
-	{ "delete", session_delete, "remove a session" },
-	{ "list", session_list, "list your sessions" },
-	{ "check", session_check, "validate session files offline" },
-	{ "hash", session_hash, "print a session file's hash" },
-	{ "otp", session_otp, "the otpauth:// URI (and QR code) of a service's one-time passwords" },
-	{ NULL, NULL, NULL },
+    {"create", session_create, "upload a new session (prints its hash)"},
+    {"update", session_update, "replace a session (predecessor = current hash)"},
+    {"read", session_read, "print a session"},
+    {"delete", session_delete, "remove a session"},
+    {"list", session_list, "list your sessions"},
+    {"check", session_check, "validate session files offline"},
+    {"hash", session_hash, "print a session file's hash"},
+    {"otp", session_otp, "the otpauth:// URI (and QR code) of a service's one-time passwords"},
+    {NULL, NULL, NULL},
 };
 
 int cmd_session(int argc, char **argv)

@@ -45,12 +45,10 @@ static int vol_usage_text(const char *usage)
 
 static int parse_vol_args(int argc, char **argv, const char *usage, struct vol_args *a)
 {
-	static const struct option opts[] = { { "cas", required_argument, NULL, 'c' },
-					      { "session", required_argument, NULL, 's' },
-					      { "volume", required_argument, NULL, 'v' },
-					      { "tag", required_argument, NULL, 't' },
-					      { "help", no_argument, NULL, 'h' },
-					      { NULL, 0, NULL, 0 } };
+	static const struct option opts[] = {
+	    {"cas", required_argument, NULL, 'c'},    {"session", required_argument, NULL, 's'},
+	    {"volume", required_argument, NULL, 'v'}, {"tag", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0}};
 	int c;
 
 	memset(a, 0, sizeof(*a));
@@ -82,7 +80,8 @@ static int parse_vol_args(int argc, char **argv, const char *usage, struct vol_a
 }
 
 /* The disk's record tags, as hex, newest last. */
-static enum scone_err disk_tags(const char *dir, char hex[MAX_RECORDS][2 * SCONE_VOLUME_TAG_SIZE + 1], size_t *n)
+static enum scone_err disk_tags(const char *dir, char hex[MAX_RECORDS][2 * SCONE_VOLUME_TAG_SIZE + 1],
+				size_t *n)
 {
 	uint8_t tags[MAX_RECORDS][SCONE_VOLUME_TAG_SIZE];
 	char path[4200];
@@ -99,7 +98,7 @@ static enum scone_err disk_tags(const char *dir, char hex[MAX_RECORDS][2 * SCONE
 /* GET /v1/volumes/SESSION/VOLUME: CAS's tag ("" when not initialised) into tag. */
 static int cas_tag(struct cli_cas *c, const struct vol_args *a, char tag[65])
 {
-	struct scone_https_response r = { 0 };
+	struct scone_https_response r = {0};
 	char path[600];
 	json_t *j;
 	enum scone_err err;
@@ -151,14 +150,18 @@ static int volume_show(int argc, char **argv)
 	if (at == n - 1)
 		puts("state: the disk is where CAS is: the volume opens");
 	else if (at == n - 2)
-		puts("state: the disk is one commit ahead of CAS: the volume opens and the runtime reports it");
+		puts("state: the disk is one commit ahead of CAS: the volume opens and the runtime reports "
+		     "it");
 	else if (at != SIZE_MAX)
-		printf("state: the disk is %zu commits ahead of CAS: refused at start; `scone volume accept` if the "
+		printf("state: the disk is %zu commits ahead of CAS: refused at start; `scone volume accept` "
+		       "if the "
 		       "disk is the state to trust\n",
 		       n - 1 - at);
 	else
-		puts("state: CAS's tag is not in the disk's log (an older state compacted away, a copy rolled back or "
-		     "replaced): refused at start; `scone volume accept` only if the disk is the state to trust");
+		puts("state: CAS's tag is not in the disk's log (an older state compacted away, a copy "
+		     "rolled back or "
+		     "replaced): refused at start; `scone volume accept` only if the disk is the state to "
+		     "trust");
 	return 0;
 }
 
@@ -166,7 +169,7 @@ static int volume_accept(int argc, char **argv)
 {
 	const char *usage = "scone volume accept DIR --session NAME --volume NAME [--tag HEX] [--cas ADDR]";
 	char hex[MAX_RECORDS][2 * SCONE_VOLUME_TAG_SIZE + 1], cas[65], path[600];
-	struct scone_https_response r = { 0 };
+	struct scone_https_response r = {0};
 	struct vol_args a;
 	struct cli_cas c;
 	const char *want;
@@ -210,9 +213,9 @@ static int volume_accept(int argc, char **argv)
 int cmd_volume(int argc, char **argv)
 {
 	static const struct cli_cmd sub[] = {
-		{ "show", volume_show, "the disk's tags and CAS's (the owner's view of a volume)" },
-		{ "accept", volume_accept, "make CAS trust the disk's state (the owner's recovery path)" },
-		{ NULL, NULL, NULL },
+	    {"show", volume_show, "the disk's tags and CAS's (the owner's view of a volume)"},
+	    {"accept", volume_accept, "make CAS trust the disk's state (the owner's recovery path)"},
+	    {NULL, NULL, NULL},
 	};
 
 	return cli_dispatch("scone volume", sub, argc, argv);

@@ -38,9 +38,9 @@ void las_file_id_of(const struct stat *st, struct las_file_id *out)
 
 static bool same(const struct las_file_id *a, const struct las_file_id *b)
 {
-	return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->ctime.tv_sec == b->ctime.tv_sec &&
-	       a->ctime.tv_nsec == b->ctime.tv_nsec && a->mtime.tv_sec == b->mtime.tv_sec &&
-	       a->mtime.tv_nsec == b->mtime.tv_nsec;
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec &&
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
 static size_t slot_of(const struct las_cache *c, const struct las_file_id *id)

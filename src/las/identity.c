@@ -30,14 +30,15 @@ static enum scone_err read_seed(const char *path, uint8_t seed[32])
 		return scone_err_set(scone_err_from_errno(errno), "%s: %s", path, strerror(errno));
 	if (fstat(fd, &st) != 0 || (st.st_mode & 077)) {
 		close(fd);
-		return scone_err_set(SCONE_ERR_PERMISSION, "%s: readable by others (mode %03o); chmod 600 it", path,
-				     (unsigned)(st.st_mode & 0777));
+		return scone_err_set(SCONE_ERR_PERMISSION, "%s: readable by others (mode %03o); chmod 600 it",
+				     path, (unsigned)(st.st_mode & 0777));
 	}
 	n = read(fd, hex, sizeof(hex));
 	close(fd);
 	if (n < 64 || (n > 64 && hex[64] != '\n')) {
 		scone_wipe(hex, sizeof(hex));
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: expected 64 hex digits (the Ed25519 seed)", path);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: expected 64 hex digits (the Ed25519 seed)",
+				     path);
 	}
 	hex[64] = '\0';
 	err = scone_hex_decode(seed, 32, hex, path);
@@ -74,7 +75,8 @@ static enum scone_err make_dir(const char *dir)
 	struct stat st;
 
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return scone_err_set(scone_err_from_errno(errno), "state directory %s: %s", dir, strerror(errno));
+		return scone_err_set(scone_err_from_errno(errno), "state directory %s: %s", dir,
+				     strerror(errno));
 	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
 		return scone_err_set(SCONE_ERR_NOT_DIR, "state directory %s is not a directory", dir);
 	return SCONE_ERR_OK;
@@ -85,7 +87,8 @@ static enum scone_err key_from_seed(const uint8_t seed[32], struct las_identity 
 	size_t len = SCONE_LAS_KEY_SIZE;
 
 	out->key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
-	if (!out->key || EVP_PKEY_get_raw_public_key(out->key, out->pub, &len) != 1 || len != SCONE_LAS_KEY_SIZE)
+	if (!out->key || EVP_PKEY_get_raw_public_key(out->key, out->pub, &len) != 1 ||
+	    len != SCONE_LAS_KEY_SIZE)
 		return scone_err_set(SCONE_ERR_CRYPTO, "the host key: Ed25519 from its seed");
 	scone_las_platform_id(out->pub, out->platform_id);
 	return SCONE_ERR_OK;

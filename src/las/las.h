@@ -39,9 +39,9 @@
 /* ---- identity.c ---- */
 
 struct las_identity {
-	EVP_PKEY *key;                       /* Ed25519 */
-	uint8_t pub[SCONE_LAS_KEY_SIZE];     /* raw public key */
-	uint8_t platform_id[32];             /* SHA-256(pub): what sessions list in platforms */
+	EVP_PKEY *key;			 /* Ed25519 */
+	uint8_t pub[SCONE_LAS_KEY_SIZE]; /* raw public key */
+	uint8_t platform_id[32];	 /* SHA-256(pub): what sessions list in platforms */
 };
 
 /*
@@ -51,8 +51,8 @@ struct las_identity {
  */
 SCONE_MUST_CHECK enum scone_err las_identity_open(const char *state_dir, struct las_identity *out);
 void las_identity_close(struct las_identity *id);
-SCONE_MUST_CHECK enum scone_err las_identity_sign(const struct las_identity *id, const uint8_t *msg, size_t size,
-						  uint8_t sig[SCONE_LAS_SIG_SIZE]);
+SCONE_MUST_CHECK enum scone_err las_identity_sign(const struct las_identity *id, const uint8_t *msg,
+						  size_t size, uint8_t sig[SCONE_LAS_SIG_SIZE]);
 
 /* ---- cache.c ---- */
 
@@ -83,11 +83,11 @@ enum las_peer_mode {
 
 /* A caller, as the kernel names it. */
 struct las_peer {
-	int sock;     /* the accepted connection (not owned) */
-	int pidfd;    /* the connecting process; -1 until identified */
-	int proc_fd;  /* its /proc/PID directory; -1 until opened */
-	pid_t pid;    /* in the LAS's pid namespace */
-	uid_t uid;    /* credentials at connect() */
+	int sock;    /* the accepted connection (not owned) */
+	int pidfd;   /* the connecting process; -1 until identified */
+	int proc_fd; /* its /proc/PID directory; -1 until opened */
+	pid_t pid;   /* in the LAS's pid namespace */
+	uid_t uid;   /* credentials at connect() */
 	gid_t gid;
 	bool by_cred; /* identified the SO_PEERCRED way (older kernels) */
 };
@@ -110,7 +110,8 @@ void las_peer_exe(const struct las_peer *p, char out[SCONE_LAS_TEXT_MAX + 1]);
 void las_peer_close(struct las_peer *p);
 /* peer_cred.c: the older kernels' way; p->pid, uid, gid from SO_PEERCRED, pidfd from pidfd_open. */
 SCONE_MUST_CHECK enum scone_err las_peer_identify_cred(int sock, struct las_peer *p);
-/* The process behind p->proc_fd holds the other end of p->sock (it is the connecting one, not a pid reuse). */
+/* The process behind p->proc_fd holds the other end of p->sock (it is the connecting one, not a pid reuse).
+ */
 SCONE_MUST_CHECK enum scone_err las_peer_holds_socket(const struct las_peer *p);
 /* Copy printable text, replacing other bytes by '?'; longer text keeps its tail after "...". */
 void las_printable(const char *in, size_t len, char out[SCONE_LAS_TEXT_MAX + 1]);
@@ -127,8 +128,8 @@ struct las_ctx {
  * caller alive and untraced, the image the one that asked, its code
  * measured; the signed report appended to out. Errors name the factor.
  */
-SCONE_MUST_CHECK enum scone_err las_report(struct las_ctx *ctx, struct las_peer *p, const struct scone_las_request *req,
-					   struct scone_wbuf *out);
+SCONE_MUST_CHECK enum scone_err las_report(struct las_ctx *ctx, struct las_peer *p,
+					   const struct scone_las_request *req, struct scone_wbuf *out);
 
 /* ---- serve.c ---- */
 

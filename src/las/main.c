@@ -76,10 +76,13 @@ static void bad(const char *msg, const char *arg)
 static void parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-		{ "listen", required_argument, NULL, 'l' },	{ "state-dir", required_argument, NULL, 'd' },
-		{ "workers", required_argument, NULL, 'w' },	{ "print-identity", no_argument, NULL, 'p' },
-		{ "peer-check", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"listen", required_argument, NULL, 'l'},
+	    {"state-dir", required_argument, NULL, 'd'},
+	    {"workers", required_argument, NULL, 'w'},
+	    {"print-identity", no_argument, NULL, 'p'},
+	    {"peer-check", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	char *end;
 	int c;
@@ -145,20 +148,22 @@ static enum scone_err check_privilege(void)
 	scone_rbuf_init(&r, buf, n > 0 ? (size_t)n : 0, "/proc/self/maps");
 	if (n <= 0 || scone_maps_next(&r, &m) != SCONE_ERR_OK)
 		return scone_err_set(SCONE_ERR_IO, "cannot read /proc/self/maps");
-	snprintf(name, sizeof(name), "/proc/self/map_files/%lx-%lx", (unsigned long)m.start, (unsigned long)m.end);
+	snprintf(name, sizeof(name), "/proc/self/map_files/%lx-%lx", (unsigned long)m.start,
+		 (unsigned long)m.end);
 	if (stat(name, &st) != 0)
-		return scone_err_set(SCONE_ERR_PERMISSION,
-				     "%s: %s: scone-las needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE to read its callers' "
-				     "mappings, and CAP_SYS_PTRACE for their memory (run it as root)",
-				     name, strerror(errno));
+		return scone_err_set(
+		    SCONE_ERR_PERMISSION,
+		    "%s: %s: scone-las needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE to read its callers' "
+		    "mappings, and CAP_SYS_PTRACE for their memory (run it as root)",
+		    name, strerror(errno));
 	return SCONE_ERR_OK;
 }
 
 static int serve(const struct options *o, struct las_identity *id, const char *path)
 {
-	struct las_server_opts so = { .socket_path = path, .workers = o->workers, .peer_mode = o->peer_mode };
-	struct las_ctx ctx = { .id = id, .cache = las_cache_new(CACHE_ENTRIES) };
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct las_server_opts so = {.socket_path = path, .workers = o->workers, .peer_mode = o->peer_mode};
+	struct las_ctx ctx = {.id = id, .cache = las_cache_new(CACHE_ENTRIES)};
+	struct sigaction sa = {.sa_handler = on_signal};
 	char hex[65];
 	enum scone_err err;
 
@@ -183,7 +188,7 @@ static int serve(const struct options *o, struct las_identity *id, const char *p
 
 int main(int argc, char **argv)
 {
-	struct options o = { .listen = LAS_DEFAULT_LISTEN, .state_dir = getenv("SCONE_LAS_STATE_DIR") };
+	struct options o = {.listen = LAS_DEFAULT_LISTEN, .state_dir = getenv("SCONE_LAS_STATE_DIR")};
 	struct las_identity id;
 	char path[108], hex[65];
 	enum scone_err err;

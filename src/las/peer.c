@@ -71,9 +71,10 @@ enum scone_err las_peer_identify(int sock, enum las_peer_mode mode, struct las_p
 	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
 		return scone_err_set(scone_err_from_errno(errno), "SO_PEERCRED: %s", strerror(errno));
 	if (cr.pid <= 0)
-		return scone_err_set(SCONE_ERR_PERMISSION,
-				     "the caller is in a pid namespace the LAS cannot see (run scone-las in the host's "
-				     "pid namespace)");
+		return scone_err_set(
+		    SCONE_ERR_PERMISSION,
+		    "the caller is in a pid namespace the LAS cannot see (run scone-las in the host's "
+		    "pid namespace)");
 	out->uid = cr.uid;
 	out->gid = cr.gid;
 	/*
@@ -97,15 +98,16 @@ enum scone_err las_peer_identify(int sock, enum las_peer_mode mode, struct las_p
 
 enum scone_err las_peer_alive(const struct las_peer *p)
 {
-	struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
+	struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN};
 
 	if (poll(&pfd, 1, 0) < 0)
 		return scone_err_set(scone_err_from_errno(errno), "pidfd: %s", strerror(errno));
 	if (pfd.revents)
-		return scone_err_set(SCONE_ERR_ATTESTATION,
-				     "the calling process (pid %d) has exited: its pid may be reused by another process, "
-				     "which gets no report",
-				     (int)p->pid);
+		return scone_err_set(
+		    SCONE_ERR_ATTESTATION,
+		    "the calling process (pid %d) has exited: its pid may be reused by another process, "
+		    "which gets no report",
+		    (int)p->pid);
 	return SCONE_ERR_OK;
 }
 
@@ -114,11 +116,13 @@ enum scone_err las_peer_open_proc(struct las_peer *p)
 	char path[64];
 
 	if (p->pid <= 0)
-		return scone_err_set(SCONE_ERR_ATTESTATION, "the calling process has exited before it could be measured");
+		return scone_err_set(SCONE_ERR_ATTESTATION,
+				     "the calling process has exited before it could be measured");
 	snprintf(path, sizeof(path), "/proc/%d", (int)p->pid);
 	p->proc_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (p->proc_fd < 0)
-		return scone_err_set(SCONE_ERR_ATTESTATION, "%s: %s (the caller has exited?)", path, strerror(errno));
+		return scone_err_set(SCONE_ERR_ATTESTATION, "%s: %s (the caller has exited?)", path,
+				     strerror(errno));
 	SCONE_TRY(las_peer_alive(p));
 	return p->by_cred ? las_peer_holds_socket(p) : SCONE_ERR_OK;
 }
@@ -126,10 +130,11 @@ enum scone_err las_peer_open_proc(struct las_peer *p)
 enum scone_err las_peer_check_writer(const struct las_peer *p, pid_t writer)
 {
 	if (writer != p->pid)
-		return scone_err_set(SCONE_ERR_PERMISSION,
-				     "the request was written by process %d, not by the process that connected (%d): a "
-				     "LAS connection handed to another process gets no report",
-				     (int)writer, (int)p->pid);
+		return scone_err_set(
+		    SCONE_ERR_PERMISSION,
+		    "the request was written by process %d, not by the process that connected (%d): a "
+		    "LAS connection handed to another process gets no report",
+		    (int)writer, (int)p->pid);
 	return SCONE_ERR_OK;
 }
 
@@ -139,11 +144,13 @@ enum scone_err las_peer_check_untraced(const struct las_peer *p)
 	long tracer;
 
 	if (!read_small(p->proc_fd, "status", buf, sizeof(buf), NULL) || !(t = strstr(buf, "\nTracerPid:")))
-		return scone_err_set(SCONE_ERR_ATTESTATION, "cannot read the caller's status (it has exited?)");
+		return scone_err_set(SCONE_ERR_ATTESTATION,
+				     "cannot read the caller's status (it has exited?)");
 	tracer = strtol(t + 11, NULL, 10);
 	if (tracer != 0)
-		return scone_err_set(SCONE_ERR_ATTESTATION,
-				     "the process is being traced (TracerPid %ld): a traced process gets no report", tracer);
+		return scone_err_set(
+		    SCONE_ERR_ATTESTATION,
+		    "the process is being traced (TracerPid %ld): a traced process gets no report", tracer);
 	return SCONE_ERR_OK;
 }
 
@@ -176,20 +183,23 @@ enum scone_err las_peer_check_exec(const struct las_peer *p, const uint8_t bindi
 	SCONE_TRY(at_random_addr(p, &addr));
 	fd = openat(p->proc_fd, "mem", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return scone_err_set(SCONE_ERR_PERMISSION,
-				     "cannot open the caller's memory: %s (scone-las needs CAP_SYS_PTRACE: run it as root)",
-				     strerror(errno));
+		return scone_err_set(
+		    SCONE_ERR_PERMISSION,
+		    "cannot open the caller's memory: %s (scone-las needs CAP_SYS_PTRACE: run it as root)",
+		    strerror(errno));
 	n = pread(fd, rnd, sizeof(rnd), (off_t)addr);
 	close(fd);
 	if (n != (ssize_t)sizeof(rnd))
-		return scone_err_set(SCONE_ERR_ATTESTATION, "cannot read the caller's AT_RANDOM bytes (it has exited?)");
+		return scone_err_set(SCONE_ERR_ATTESTATION,
+				     "cannot read the caller's AT_RANDOM bytes (it has exited?)");
 	scone_las_exec_binding(rnd, want);
 	scone_wipe(rnd, sizeof(rnd));
 	if (!scone_ct_equal(want, binding, 32))
-		return scone_err_set(SCONE_ERR_ATTESTATION,
-				     "the program running in the calling process is not the one that asked (it exec'd "
-				     "another program after sending the request, or the request was made for another "
-				     "process)");
+		return scone_err_set(
+		    SCONE_ERR_ATTESTATION,
+		    "the program running in the calling process is not the one that asked (it exec'd "
+		    "another program after sending the request, or the request was made for another "
+		    "process)");
 	return SCONE_ERR_OK;
 }
 

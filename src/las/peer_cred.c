@@ -33,9 +33,10 @@ enum scone_err las_peer_identify_cred(int sock, struct las_peer *p)
 		return scone_err_set(scone_err_from_errno(errno), "SO_PEERCRED: %s", strerror(errno));
 	fd = syscall(SYS_pidfd_open, cr.pid, 0);
 	if (fd < 0)
-		return scone_err_set(errno == ENOSYS ? SCONE_ERR_UNSUPPORTED : SCONE_ERR_ATTESTATION,
-				     "pidfd_open(%d): %s (the caller has exited, or the kernel is older than 5.3)",
-				     (int)cr.pid, strerror(errno));
+		return scone_err_set(
+		    errno == ENOSYS ? SCONE_ERR_UNSUPPORTED : SCONE_ERR_ATTESTATION,
+		    "pidfd_open(%d): %s (the caller has exited, or the kernel is older than 5.3)",
+		    (int)cr.pid, strerror(errno));
 	p->pidfd = (int)fd;
 	p->pid = cr.pid;
 	p->uid = cr.uid;
@@ -50,9 +51,13 @@ static enum scone_err peer_inode(int sock, uint32_t *out)
 	struct {
 		struct nlmsghdr nlh;
 		struct unix_diag_req r;
-	} req = { .nlh = { .nlmsg_len = sizeof(req), .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST },
-		  .r = { .sdiag_family = AF_UNIX, .udiag_states = ~0u, .udiag_show = UDIAG_SHOW_PEER,
-			 .udiag_cookie = { ~0u, ~0u } } };
+	} req = {.nlh = {.nlmsg_len = sizeof(req),
+			 .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			 .nlmsg_flags = NLM_F_REQUEST},
+		 .r = {.sdiag_family = AF_UNIX,
+		       .udiag_states = ~0u,
+		       .udiag_show = UDIAG_SHOW_PEER,
+		       .udiag_cookie = {~0u, ~0u}}};
 	union {
 		struct nlmsghdr h;
 		uint8_t b[8192];
@@ -71,7 +76,8 @@ static enum scone_err peer_inode(int sock, uint32_t *out)
 	close(nl);
 	if (n < (ssize_t)NLMSG_LENGTH(sizeof(struct unix_diag_msg)) || !NLMSG_OK(&ans.h, (size_t)n) ||
 	    ans.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
-		return scone_err_set(SCONE_ERR_UNSUPPORTED, "sock_diag gave no answer for the connection (unix_diag missing?)");
+		return scone_err_set(SCONE_ERR_UNSUPPORTED,
+				     "sock_diag gave no answer for the connection (unix_diag missing?)");
 	{
 		struct unix_diag_msg *m = NLMSG_DATA(&ans.h);
 		struct rtattr *a = (struct rtattr *)(m + 1);
@@ -102,7 +108,8 @@ enum scone_err las_peer_holds_socket(const struct las_peer *p)
 	if (dfd < 0 || !(d = fdopendir(dfd))) {
 		if (dfd >= 0)
 			close(dfd);
-		return scone_err_set(SCONE_ERR_ATTESTATION, "cannot list the fds of pid %d (it has exited?)", (int)p->pid);
+		return scone_err_set(SCONE_ERR_ATTESTATION, "cannot list the fds of pid %d (it has exited?)",
+				     (int)p->pid);
 	}
 	while (!found && (e = readdir(d))) {
 		ssize_t n = readlinkat(dfd, e->d_name, link, sizeof(link) - 1);
@@ -113,9 +120,10 @@ enum scone_err las_peer_holds_socket(const struct las_peer *p)
 	}
 	closedir(d);
 	if (!found)
-		return scone_err_set(SCONE_ERR_ATTESTATION,
-				     "pid %d does not hold the connecting socket: the caller exited and its pid was "
-				     "reused by another process, which gets no report",
-				     (int)p->pid);
+		return scone_err_set(
+		    SCONE_ERR_ATTESTATION,
+		    "pid %d does not hold the connecting socket: the caller exited and its pid was "
+		    "reused by another process, which gets no report",
+		    (int)p->pid);
 	return SCONE_ERR_OK;
 }

@@ -30,11 +30,12 @@ static enum scone_err hash_fresh(int proc_fd, const char *name, struct las_file_
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int fd = openat(proc_fd, name, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
-			return scone_err_set(errno == EPERM ? SCONE_ERR_PERMISSION : SCONE_ERR_ATTESTATION,
-					     "/proc/PID/%s: %s%s", name, strerror(errno),
-					     errno == EPERM ? " (scone-las needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE: "
-							      "run it as root)"
-							    : " (the caller has exited?)");
+			return scone_err_set(
+			    errno == EPERM ? SCONE_ERR_PERMISSION : SCONE_ERR_ATTESTATION,
+			    "/proc/PID/%s: %s%s", name, strerror(errno),
+			    errno == EPERM ? " (scone-las needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE: "
+					     "run it as root)"
+					   : " (the caller has exited?)");
 		if (fstat(fd, &before) != 0)
 			err = scone_err_set(SCONE_ERR_IO, "fstat %s: %s", name, strerror(errno));
 		if (!err)
@@ -45,8 +46,8 @@ static enum scone_err hash_fresh(int proc_fd, const char *name, struct las_file_
 		if (err)
 			return err;
 		las_file_id_of(&after, id);
-		if (before.st_ctim.tv_sec == after.st_ctim.tv_sec && before.st_ctim.tv_nsec == after.st_ctim.tv_nsec &&
-		    before.st_size == after.st_size)
+		if (before.st_ctim.tv_sec == after.st_ctim.tv_sec &&
+		    before.st_ctim.tv_nsec == after.st_ctim.tv_nsec && before.st_size == after.st_size)
 			return SCONE_ERR_OK;
 	}
 	return scone_err_set(SCONE_ERR_BUSY, "a code file of the caller changes while it is measured");
@@ -62,11 +63,12 @@ static enum scone_err cached_hash(void *ctx, int proc_fd, const char *name, cons
 
 	(void)m;
 	if (fstatat(proc_fd, name, &st, 0) != 0)
-		return scone_err_set(errno == EPERM ? SCONE_ERR_PERMISSION : SCONE_ERR_ATTESTATION,
-				     "stat /proc/PID/%s: %s%s", name, strerror(errno),
-				     errno == EPERM ? " (scone-las needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE: run it "
-						      "as root)"
-						    : " (the caller has exited?)");
+		return scone_err_set(
+		    errno == EPERM ? SCONE_ERR_PERMISSION : SCONE_ERR_ATTESTATION, "stat /proc/PID/%s: %s%s",
+		    name, strerror(errno),
+		    errno == EPERM ? " (scone-las needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE: run it "
+				     "as root)"
+				   : " (the caller has exited?)");
 	las_file_id_of(&st, &id);
 	if (las_cache_get(cache, &id, out))
 		return SCONE_ERR_OK;
@@ -78,7 +80,7 @@ static enum scone_err cached_hash(void *ctx, int proc_fd, const char *name, cons
 static enum scone_err measure(struct las_ctx *ctx, struct las_peer *p, const struct scone_las_request *req,
 			      struct scone_las_report *r)
 {
-	struct scone_measure_io io = { .file_hash = cached_hash, .ctx = ctx->cache, .addr = req->runtime_addr };
+	struct scone_measure_io io = {.file_hash = cached_hash, .ctx = ctx->cache, .addr = req->runtime_addr};
 	struct scone_measure_result m;
 
 	SCONE_TRY(scone_measure_process(p->proc_fd, &io, &m));

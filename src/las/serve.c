@@ -71,7 +71,8 @@ static void send_frame(int fd, enum scone_las_kind kind, const struct scone_wbuf
 
 	scone_wbuf_init(&w, SCONE_LAS_HEADER_SIZE + SCONE_LAS_BODY_MAX, 0);
 	if (scone_las_frame(kind, body->data, body->size, &w) == SCONE_ERR_OK)
-		(void)!send(fd, w.data, w.size, MSG_DONTWAIT | MSG_NOSIGNAL); /* fits the socket buffer; else dropped */
+		(void)!send(fd, w.data, w.size,
+			    MSG_DONTWAIT | MSG_NOSIGNAL); /* fits the socket buffer; else dropped */
 	scone_wbuf_free(&w);
 }
 
@@ -79,7 +80,8 @@ static void refuse(struct conn *c, enum scone_err err)
 {
 	struct scone_wbuf body;
 
-	scone_warn("refused pid %d (uid %u): %s", (int)c->peer.pid, (unsigned)c->peer.uid, scone_err_detail());
+	scone_warn("refused pid %d (uid %u): %s", (int)c->peer.pid, (unsigned)c->peer.uid,
+		   scone_err_detail());
 	scone_wbuf_init(&body, SCONE_LAS_BODY_MAX, 0);
 	if (scone_las_refusal_encode(err, scone_err_detail(), &body) == SCONE_ERR_OK)
 		send_frame(c->fd, SCONE_LAS_MSG_REFUSAL, &body);
@@ -128,11 +130,13 @@ static enum scone_err conn_read(struct conn *c, bool *eof)
 
 	*eof = false;
 	while (c->have < FRAME_MAX) {
-		size_t want = c->have < SCONE_LAS_HEADER_SIZE ? SCONE_LAS_HEADER_SIZE - c->have : FRAME_MAX - c->have;
-		struct iovec iov = { c->buf + c->have, want };
-		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		size_t want =
+		    c->have < SCONE_LAS_HEADER_SIZE ? SCONE_LAS_HEADER_SIZE - c->have : FRAME_MAX - c->have;
+		struct iovec iov = {c->buf + c->have, want};
+		struct msghdr m = {
+		    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 		struct cmsghdr *cm;
-		struct ucred cr = { .pid = 0 };
+		struct ucred cr = {.pid = 0};
 		ssize_t n = recvmsg(c->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
 		if (n < 0 && errno == EINTR)
@@ -170,7 +174,7 @@ static void on_readable(struct worker *w, struct conn *c)
 	} else if (c->have == FRAME_MAX) {
 		answer(w, c);
 	} else if (!eof) {
-		struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.ptr = c };
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = c};
 		if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
 			return;
 	}
@@ -180,7 +184,7 @@ static void on_readable(struct worker *w, struct conn *c)
 static void on_accept(struct worker *w, int fd)
 {
 	struct conn *c = calloc(1, sizeof(*c));
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT };
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT};
 	enum scone_err err;
 
 	if (!c || w->n_conns >= MAX_CONNS_PER_WORKER) {
@@ -254,7 +258,7 @@ out:
 /* Is something listening on path? Then it is another LAS, and it stays. */
 static bool in_use(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	bool used;
 
@@ -289,7 +293,7 @@ static enum scone_err make_parent(const char *path)
 
 static enum scone_err listen_on(struct las_server *s)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
 	int one = 1;
 
@@ -308,14 +312,15 @@ static enum scone_err listen_on(struct las_server *s)
 	if (s->listen_fd < 0 || setsockopt(s->listen_fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) != 0 ||
 	    bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(s->path, 0666) != 0 ||
 	    listen(s->listen_fd, 4096) != 0)
-		return scone_err_set(scone_err_from_errno(errno), "listen on unix:%s: %s", s->path, strerror(errno));
+		return scone_err_set(scone_err_from_errno(errno), "listen on unix:%s: %s", s->path,
+				     strerror(errno));
 	return SCONE_ERR_OK;
 }
 
 static enum scone_err worker_start(struct las_server *s, struct worker *w)
 {
-	struct epoll_event l = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &s->listen_fd };
-	struct epoll_event st = { .events = EPOLLIN, .data.ptr = &s->stop_fd };
+	struct epoll_event l = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &s->listen_fd};
+	struct epoll_event st = {.events = EPOLLIN, .data.ptr = &s->stop_fd};
 
 	w->srv = s;
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);

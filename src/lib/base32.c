@@ -50,23 +50,24 @@ static int value_of(char ch)
  */
 static enum scone_err unpadded_len(const char *text, size_t len, const char *what, size_t *out)
 {
-	static const signed char pad_for[8] = { 0, -1, 6, -1, 4, 3, -1, 1 };
+	static const signed char pad_for[8] = {0, -1, 6, -1, 4, 3, -1, 1};
 	size_t n = len;
 
 	while (n && text[n - 1] == '=')
 		n--;
 	if (pad_for[n % 8] < 0)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %zu base32 characters are not a whole number of bytes",
-				     what, n);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "%s: %zu base32 characters are not a whole number of bytes", what, n);
 	if (n < len && (size_t)pad_for[n % 8] != len - n)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: base32 padding at character %zu does not fit the length",
-				     what, n + 1);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "%s: base32 padding at character %zu does not fit the length", what,
+				     n + 1);
 	*out = n;
 	return SCONE_ERR_OK;
 }
 
-enum scone_err scone_base32_decode(const char *text, size_t len, uint8_t *out, size_t out_size, size_t *out_len,
-				   const char *what)
+enum scone_err scone_base32_decode(const char *text, size_t len, uint8_t *out, size_t out_size,
+				   size_t *out_len, const char *what)
 {
 	uint32_t acc = 0;
 	unsigned bits = 0;
@@ -76,21 +77,23 @@ enum scone_err scone_base32_decode(const char *text, size_t len, uint8_t *out, s
 	for (size_t i = 0; i < n; i++) {
 		int v = value_of(text[i]);
 		if (v < 0)
-			return scone_err_set(SCONE_ERR_MALFORMED,
-					     "%s: character %zu is not base32 (A-Z and 2-7, padding '=' only at the end)",
-					     what, i + 1);
+			return scone_err_set(
+			    SCONE_ERR_MALFORMED,
+			    "%s: character %zu is not base32 (A-Z and 2-7, padding '=' only at the end)",
+			    what, i + 1);
 		acc = (acc << 5) | (uint32_t)v;
 		bits += 5;
 		if (bits >= 8) {
 			if (k == out_size)
-				return scone_err_set(SCONE_ERR_TOO_LARGE, "%s: more than %zu bytes", what, out_size);
+				return scone_err_set(SCONE_ERR_TOO_LARGE, "%s: more than %zu bytes", what,
+						     out_size);
 			out[k++] = (uint8_t)(acc >> (bits - 8));
 			bits -= 8;
 		}
 	}
 	if (bits && (acc & ((1u << bits) - 1)))
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: the last base32 character has bits set beyond the data",
-				     what);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "%s: the last base32 character has bits set beyond the data", what);
 	*out_len = k;
 	return SCONE_ERR_OK;
 }

@@ -22,7 +22,7 @@ void scone_base32_encode(char *out, size_t out_size, const uint8_t *in, size_t i
  * out_size bytes and the count to *out_len; MALFORMED naming what and the
  * offending character's position, TOO_LARGE when out is too small.
  */
-SCONE_MUST_CHECK enum scone_err scone_base32_decode(const char *text, size_t len, uint8_t *out, size_t out_size,
-						    size_t *out_len, const char *what);
+SCONE_MUST_CHECK enum scone_err scone_base32_decode(const char *text, size_t len, uint8_t *out,
+						    size_t out_size, size_t *out_len, const char *what);
 
 #endif

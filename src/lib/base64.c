@@ -46,11 +46,13 @@ static uint32_t in_range(uint32_t c, uint32_t lo, uint32_t hi)
 /* c's value (0..63) and *valid all ones when c is of the alphabet; 0 otherwise. */
 static uint32_t value_of(uint8_t ch, uint32_t *valid)
 {
-	uint32_t c = ch, upper = in_range(c, 'A', 'Z'), lower = in_range(c, 'a', 'z'), digit = in_range(c, '0', '9');
+	uint32_t c = ch, upper = in_range(c, 'A', 'Z'), lower = in_range(c, 'a', 'z'),
+		 digit = in_range(c, '0', '9');
 	uint32_t plus = in_range(c, '+', '+'), slash = in_range(c, '/', '/');
 
 	*valid = upper | lower | digit | plus | slash;
-	return (upper & (c - 'A')) | (lower & (c - 'a' + 26)) | (digit & (c - '0' + 52)) | (plus & 62) | (slash & 63);
+	return (upper & (c - 'A')) | (lower & (c - 'a' + 26)) | (digit & (c - '0' + 52)) | (plus & 62) |
+	       (slash & 63);
 }
 
 static bool is_space(char ch)
@@ -111,11 +113,13 @@ enum scone_err scone_base64_decode(const char *in, size_t len, uint8_t *out, siz
 	if (bad || n > cap) {
 		scone_wipe(out, cap);
 		if (n > cap && !bad)
-			return scone_err_set(SCONE_ERR_MALFORMED, "%s: decodes to more than %zu bytes", what, cap);
+			return scone_err_set(SCONE_ERR_MALFORMED, "%s: decodes to more than %zu bytes", what,
+					     cap);
 		if (first_bad(in, len, flags) < len)
 			return scone_err_set(SCONE_ERR_MALFORMED, "%s: not base64 at character %zu", what,
 					     first_bad(in, len, flags));
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: not padded base64 (%zu characters)", what, chars);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: not padded base64 (%zu characters)", what,
+				     chars);
 	}
 	*out_len = n;
 	return SCONE_ERR_OK;

@@ -90,7 +90,8 @@ static enum scone_err grow(struct scone_wbuf *w, size_t need_size)
 	uint8_t *p;
 
 	if (need_size > w->max)
-		return scone_err_set(SCONE_ERR_TOO_LARGE, "buffer would exceed its limit of %zu bytes", w->max);
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "buffer would exceed its limit of %zu bytes",
+				     w->max);
 	while (cap < need_size)
 		cap = cap > w->max / 2 ? w->max : cap * 2;
 	p = malloc(cap);
@@ -125,7 +126,7 @@ enum scone_err scone_wbuf_u8(struct scone_wbuf *w, uint8_t v)
 
 enum scone_err scone_wbuf_u16(struct scone_wbuf *w, uint16_t v)
 {
-	uint8_t b[2] = { (uint8_t)v, (uint8_t)(v >> 8) };
+	uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
 	return scone_wbuf_put(w, b, 2);
 }
 

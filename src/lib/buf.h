@@ -28,9 +28,11 @@ SCONE_MUST_CHECK enum scone_err scone_rbuf_u16(struct scone_rbuf *r, const char 
 SCONE_MUST_CHECK enum scone_err scone_rbuf_u32(struct scone_rbuf *r, const char *field, uint32_t *out);
 SCONE_MUST_CHECK enum scone_err scone_rbuf_u64(struct scone_rbuf *r, const char *field, uint64_t *out);
 /* Copy n bytes out. */
-SCONE_MUST_CHECK enum scone_err scone_rbuf_bytes(struct scone_rbuf *r, const char *field, void *out, size_t n);
+SCONE_MUST_CHECK enum scone_err scone_rbuf_bytes(struct scone_rbuf *r, const char *field, void *out,
+						 size_t n);
 /* Borrow n bytes (pointer into the buffer, valid while the buffer lives). */
-SCONE_MUST_CHECK enum scone_err scone_rbuf_view(struct scone_rbuf *r, const char *field, const uint8_t **out, size_t n);
+SCONE_MUST_CHECK enum scone_err scone_rbuf_view(struct scone_rbuf *r, const char *field, const uint8_t **out,
+						size_t n);
 
 struct scone_wbuf {
 	uint8_t *data;

@@ -182,8 +182,8 @@ void scone_aead_free(struct scone_aead *a)
 	free(a);
 }
 
-enum scone_err scone_aead_seal(struct scone_aead *a, const uint8_t nonce[static SCONE_NONCE_SIZE], const void *aad,
-			       size_t aad_size, const void *in, size_t size, void *out,
+enum scone_err scone_aead_seal(struct scone_aead *a, const uint8_t nonce[static SCONE_NONCE_SIZE],
+			       const void *aad, size_t aad_size, const void *in, size_t size, void *out,
 			       uint8_t tag[static SCONE_TAG_SIZE])
 {
 	uint8_t spare[16]; /* Final's target when out is NULL (size 0): no NULL + 0 */
@@ -201,8 +201,8 @@ enum scone_err scone_aead_seal(struct scone_aead *a, const uint8_t nonce[static 
 	return SCONE_ERR_OK;
 }
 
-enum scone_err scone_aead_open(struct scone_aead *a, const uint8_t nonce[static SCONE_NONCE_SIZE], const void *aad,
-			       size_t aad_size, const void *in, size_t size, void *out,
+enum scone_err scone_aead_open(struct scone_aead *a, const uint8_t nonce[static SCONE_NONCE_SIZE],
+			       const void *aad, size_t aad_size, const void *in, size_t size, void *out,
 			       const uint8_t tag[static SCONE_TAG_SIZE])
 {
 	uint8_t tmp[SCONE_TAG_SIZE], spare[16];
@@ -238,7 +238,8 @@ static enum scone_err aead_once(enum scone_aead_alg alg, const uint8_t *key, boo
 	ctx = EVP_CIPHER_CTX_new();
 	if (!ctx || EVP_CipherInit_ex(ctx, c, NULL, NULL, NULL, enc) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, SCONE_NONCE_SIZE, NULL) != 1 ||
-	    (alg == SCONE_AEAD_AES256_OCB && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, SCONE_TAG_SIZE, NULL) != 1) ||
+	    (alg == SCONE_AEAD_AES256_OCB &&
+	     EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, SCONE_TAG_SIZE, NULL) != 1) ||
 	    EVP_CipherInit_ex(ctx, NULL, NULL, key, NULL, enc) != 1) {
 		EVP_CIPHER_CTX_free(ctx);
 		return scone_err_set(SCONE_ERR_CRYPTO, "cannot set up %s", scone_aead_name(alg));
@@ -251,8 +252,9 @@ static enum scone_err aead_once(enum scone_aead_alg alg, const uint8_t *key, boo
 }
 
 enum scone_err scone_aead_seal_once(enum scone_aead_alg alg, const uint8_t key[static SCONE_KEY_SIZE],
-				    const uint8_t nonce[static SCONE_NONCE_SIZE], const void *aad, size_t aad_size,
-				    const void *in, size_t size, void *out, uint8_t tag[static SCONE_TAG_SIZE])
+				    const uint8_t nonce[static SCONE_NONCE_SIZE], const void *aad,
+				    size_t aad_size, const void *in, size_t size, void *out,
+				    uint8_t tag[static SCONE_TAG_SIZE])
 {
 	struct scone_aead a;
 	enum scone_err err;
@@ -264,8 +266,9 @@ enum scone_err scone_aead_seal_once(enum scone_aead_alg alg, const uint8_t key[s
 }
 
 enum scone_err scone_aead_open_once(enum scone_aead_alg alg, const uint8_t key[static SCONE_KEY_SIZE],
-				    const uint8_t nonce[static SCONE_NONCE_SIZE], const void *aad, size_t aad_size,
-				    const void *in, size_t size, void *out, const uint8_t tag[static SCONE_TAG_SIZE])
+				    const uint8_t nonce[static SCONE_NONCE_SIZE], const void *aad,
+				    size_t aad_size, const void *in, size_t size, void *out,
+				    const uint8_t tag[static SCONE_TAG_SIZE])
 {
 	struct scone_aead a;
 	enum scone_err err;

@@ -61,25 +61,27 @@ void scone_fingerprint(const void *data, size_t size, char out[static 17]);
  */
 struct scone_aead;
 
-SCONE_MUST_CHECK enum scone_err scone_aead_new(enum scone_aead_alg alg, const uint8_t key[static SCONE_KEY_SIZE],
-					       struct scone_aead **out);
+SCONE_MUST_CHECK enum scone_err
+scone_aead_new(enum scone_aead_alg alg, const uint8_t key[static SCONE_KEY_SIZE], struct scone_aead **out);
 void scone_aead_free(struct scone_aead *a);
 
 /*
  * Encrypt in (size bytes) to out (same size; may equal in) and produce tag.
  * With size 0 (authenticating aad alone) in and out may be NULL.
  */
-SCONE_MUST_CHECK enum scone_err scone_aead_seal(struct scone_aead *a, const uint8_t nonce[static SCONE_NONCE_SIZE],
-						const void *aad, size_t aad_size, const void *in, size_t size,
-						void *out, uint8_t tag[static SCONE_TAG_SIZE]);
+SCONE_MUST_CHECK enum scone_err scone_aead_seal(struct scone_aead *a,
+						const uint8_t nonce[static SCONE_NONCE_SIZE], const void *aad,
+						size_t aad_size, const void *in, size_t size, void *out,
+						uint8_t tag[static SCONE_TAG_SIZE]);
 
 /*
  * Decrypt and verify. On a tag mismatch returns SCONE_ERR_AUTH and wipes out,
  * so no unverified plaintext is released.
  */
-SCONE_MUST_CHECK enum scone_err scone_aead_open(struct scone_aead *a, const uint8_t nonce[static SCONE_NONCE_SIZE],
-						const void *aad, size_t aad_size, const void *in, size_t size,
-						void *out, const uint8_t tag[static SCONE_TAG_SIZE]);
+SCONE_MUST_CHECK enum scone_err scone_aead_open(struct scone_aead *a,
+						const uint8_t nonce[static SCONE_NONCE_SIZE], const void *aad,
+						size_t aad_size, const void *in, size_t size, void *out,
+						const uint8_t tag[static SCONE_TAG_SIZE]);
 
 /*
  * One message under a key that is not kept in a context (it stays where the
@@ -87,13 +89,13 @@ SCONE_MUST_CHECK enum scone_err scone_aead_open(struct scone_aead *a, const uint
  * used and freed (OpenSSL wipes its key schedule). Same contracts as
  * scone_aead_seal / scone_aead_open; about a microsecond more per message.
  */
-SCONE_MUST_CHECK enum scone_err scone_aead_seal_once(enum scone_aead_alg alg, const uint8_t key[static SCONE_KEY_SIZE],
-						     const uint8_t nonce[static SCONE_NONCE_SIZE], const void *aad,
-						     size_t aad_size, const void *in, size_t size, void *out,
-						     uint8_t tag[static SCONE_TAG_SIZE]);
-SCONE_MUST_CHECK enum scone_err scone_aead_open_once(enum scone_aead_alg alg, const uint8_t key[static SCONE_KEY_SIZE],
-						     const uint8_t nonce[static SCONE_NONCE_SIZE], const void *aad,
-						     size_t aad_size, const void *in, size_t size, void *out,
-						     const uint8_t tag[static SCONE_TAG_SIZE]);
+SCONE_MUST_CHECK enum scone_err
+scone_aead_seal_once(enum scone_aead_alg alg, const uint8_t key[static SCONE_KEY_SIZE],
+		     const uint8_t nonce[static SCONE_NONCE_SIZE], const void *aad, size_t aad_size,
+		     const void *in, size_t size, void *out, uint8_t tag[static SCONE_TAG_SIZE]);
+SCONE_MUST_CHECK enum scone_err
+scone_aead_open_once(enum scone_aead_alg alg, const uint8_t key[static SCONE_KEY_SIZE],
+		     const uint8_t nonce[static SCONE_NONCE_SIZE], const void *aad, size_t aad_size,
+		     const void *in, size_t size, void *out, const uint8_t tag[static SCONE_TAG_SIZE]);
 
 #endif

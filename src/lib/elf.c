@@ -70,13 +70,15 @@ static enum scone_err parse_shebang(const char *p, size_t size, struct scone_exe
 }
 
 /* PT_INTERP's path from the program headers in data (ELF64, this machine). */
-static enum scone_err find_interp(const uint8_t *data, size_t size, const Elf64_Ehdr *eh, struct scone_exec_info *out)
+static enum scone_err find_interp(const uint8_t *data, size_t size, const Elf64_Ehdr *eh,
+				  struct scone_exec_info *out)
 {
 	struct scone_rbuf r;
 	size_t n = eh->e_phnum < PHDR_MAX ? eh->e_phnum : PHDR_MAX;
 
 	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phoff > size)
-		return scone_err_set(SCONE_ERR_MALFORMED, "ELF: program headers at %llu are not where they can be read",
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "ELF: program headers at %llu are not where they can be read",
 				     (unsigned long long)eh->e_phoff);
 	scone_rbuf_init(&r, data + eh->e_phoff, size - eh->e_phoff, "ELF program headers");
 	out->kind = SCONE_EXEC_STATIC;
@@ -127,7 +129,8 @@ static enum scone_err read_head(int fd, uint8_t *buf, size_t size, size_t *got)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return scone_err_set(scone_err_from_errno(errno), "cannot read the program: %s", strerror(errno));
+			return scone_err_set(scone_err_from_errno(errno), "cannot read the program: %s",
+					     strerror(errno));
 		if (n == 0)
 			break;
 		*got += (size_t)n;
@@ -194,7 +197,8 @@ bool scone_exec_find(const char *file, const char *path_env, char *out, size_t s
 		return (size_t)snprintf(out, size, "%s", file) < size;
 	for (;;) {
 		size_t n = strcspn(p, ":");
-		if ((size_t)snprintf(out, size, "%.*s%s%s", (int)n, n ? p : ".", "/", file) < size && executable_file(out))
+		if ((size_t)snprintf(out, size, "%.*s%s%s", (int)n, n ? p : ".", "/", file) < size &&
+		    executable_file(out))
 			return true;
 		if (!p[n])
 			return false;
@@ -230,18 +234,20 @@ enum scone_err scone_exec_check_runtime(const char *path, const char *loader)
 		case SCONE_EXEC_DYNAMIC:
 			if (same_loader(info.interp, loader))
 				return SCONE_ERR_OK;
-			return scone_err_set(SCONE_ERR_UNSUPPORTED,
-					     "%s uses the loader %s, not the runtime's %s: the runtime cannot be loaded "
-					     "into it",
-					     cur, info.interp, loader);
+			return scone_err_set(
+			    SCONE_ERR_UNSUPPORTED,
+			    "%s uses the loader %s, not the runtime's %s: the runtime cannot be loaded "
+			    "into it",
+			    cur, info.interp, loader);
 		case SCONE_EXEC_OTHER:
 			/* The kernel refuses it (ENOEXEC); execvp and shells then run it with /bin/sh. */
 			return SCONE_ERR_OK;
 		default:
-			return scone_err_set(SCONE_ERR_UNSUPPORTED,
-					     "%s is %s: the runtime cannot be preloaded into it, so it would run without "
-					     "its secrets and shields",
-					     cur, scone_exec_kind_name(info.kind));
+			return scone_err_set(
+			    SCONE_ERR_UNSUPPORTED,
+			    "%s is %s: the runtime cannot be preloaded into it, so it would run without "
+			    "its secrets and shields",
+			    cur, scone_exec_kind_name(info.kind));
 		}
 	}
 	return scone_err_set(SCONE_ERR_UNSUPPORTED, "%s: more than 4 levels of \"#!\" interpreters", path);

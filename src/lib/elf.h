@@ -37,7 +37,8 @@ SCONE_MUST_CHECK enum scone_err scone_exec_inspect_fd(int fd, struct scone_exec_
 /* The same for a path (opened read-only; NOT_FOUND / PERMISSION / IO with detail). */
 SCONE_MUST_CHECK enum scone_err scone_exec_inspect(const char *path, struct scone_exec_info *out);
 /* Inspect bytes already read (the file's first size bytes; phdrs beyond them are "not found"). */
-SCONE_MUST_CHECK enum scone_err scone_exec_inspect_bytes(const void *data, size_t size, struct scone_exec_info *out);
+SCONE_MUST_CHECK enum scone_err scone_exec_inspect_bytes(const void *data, size_t size,
+							 struct scone_exec_info *out);
 
 /* "dynamically linked", "statically linked", ... for messages. */
 const char *scone_exec_kind_name(enum scone_exec_kind kind);

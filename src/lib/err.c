@@ -8,13 +8,13 @@
 
 static const char *const err_text[] = {
 #define SCONE_ERR_TEXT(name, text) [SCONE_ERR_##name] = text,
-	SCONE_ERRORS(SCONE_ERR_TEXT)
+    SCONE_ERRORS(SCONE_ERR_TEXT)
 #undef SCONE_ERR_TEXT
 };
 
 static const char *const err_name[] = {
 #define SCONE_ERR_NAME(name, text) [SCONE_ERR_##name] = #name,
-	SCONE_ERRORS(SCONE_ERR_NAME)
+    SCONE_ERRORS(SCONE_ERR_NAME)
 #undef SCONE_ERR_NAME
 };
 

@@ -15,6 +15,7 @@ void scone_hex_encode(char *out, size_t out_size, const uint8_t *in, size_t in_s
  * separators), in constant time (keys are decoded here); on error out is
  * wiped. what names the value for the error message.
  */
-SCONE_MUST_CHECK enum scone_err scone_hex_decode(uint8_t *out, size_t out_size, const char *in, const char *what);
+SCONE_MUST_CHECK enum scone_err scone_hex_decode(uint8_t *out, size_t out_size, const char *in,
+						 const char *what);
 
 #endif

@@ -17,9 +17,9 @@
 #include "crypto.h"
 
 const struct scone_json_limits scone_json_default_limits = {
-	.max_size = (1u << 20) + (64u << 10),
-	.max_nodes = 200000,
-	.max_depth = SCONE_JSON_MAX_DEPTH,
+    .max_size = (1u << 20) + (64u << 10),
+    .max_nodes = 200000,
+    .max_depth = SCONE_JSON_MAX_DEPTH,
 };
 
 struct jp {
@@ -49,8 +49,8 @@ static void position(const struct jp *p, size_t at, size_t *line, size_t *col)
 	*col = c;
 }
 
-__attribute__((format(printf, 4, 5))) static enum scone_err jp_fail_at(const struct jp *p, enum scone_err code,
-								      size_t at, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static enum scone_err
+jp_fail_at(const struct jp *p, enum scone_err code, size_t at, const char *fmt, ...)
 {
 	char what[160];
 	size_t line, col;
@@ -139,7 +139,9 @@ static enum scone_err parse_literal(struct jp *p, struct scone_json *v)
 		const char *word;
 		enum scone_json_kind kind;
 		bool value;
-	} lits[] = { { "true", SCONE_JSON_BOOL, true }, { "false", SCONE_JSON_BOOL, false }, { "null", SCONE_JSON_NULL, false } };
+	} lits[] = {{"true", SCONE_JSON_BOOL, true},
+		    {"false", SCONE_JSON_BOOL, false},
+		    {"null", SCONE_JSON_NULL, false}};
 
 	for (size_t i = 0; i < sizeof(lits) / sizeof(lits[0]); i++) {
 		size_t n = strlen(lits[i].word);
@@ -298,7 +300,8 @@ static enum scone_err unicode_escape(struct jp *p, size_t esc, struct scone_wbuf
 
 	SCONE_TRY(hex4(p, &cp));
 	if (cp == 0)
-		return jp_fail_at(p, SCONE_ERR_MALFORMED, esc, "\\u0000 is not allowed (strings must not hold NUL)");
+		return jp_fail_at(p, SCONE_ERR_MALFORMED, esc,
+				  "\\u0000 is not allowed (strings must not hold NUL)");
 	if (cp >= 0xdc00 && cp <= 0xdfff)
 		return jp_fail_at(p, SCONE_ERR_MALFORMED, esc, "unpaired low surrogate \\u%04x", cp);
 	if (cp >= 0xd800 && cp <= 0xdbff) {
@@ -389,7 +392,8 @@ static enum scone_err parse_value(struct jp *p, unsigned depth, struct scone_jso
 
 static int key_cmp(const void *a, const void *b)
 {
-	const struct scone_json *x = *(const struct scone_json *const *)a, *y = *(const struct scone_json *const *)b;
+	const struct scone_json *x = *(const struct scone_json *const *)a,
+				*y = *(const struct scone_json *const *)b;
 	size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
 	int c = memcmp(x->key, y->key, n);
 
@@ -416,7 +420,8 @@ static enum scone_err check_duplicates(const struct jp *p, const struct scone_js
 	for (size_t i = 1; i < obj->count && !err; i++) {
 		const struct scone_json *a = sorted[i - 1], *b = sorted[i];
 		if (a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0)
-			err = jp_fail_at(p, SCONE_ERR_MALFORMED, b->offset, "duplicate key \"%.64s\"", b->key);
+			err =
+			    jp_fail_at(p, SCONE_ERR_MALFORMED, b->offset, "duplicate key \"%.64s\"", b->key);
 	}
 	free(sorted);
 	return err;
@@ -497,7 +502,8 @@ static enum scone_err parse_kind(struct jp *p, unsigned depth, struct scone_json
 
 	if (c == '{' || c == '[') {
 		if (depth >= p->max_depth)
-			return jp_fail_at(p, SCONE_ERR_TOO_LARGE, p->pos, "nested deeper than %u levels", p->max_depth);
+			return jp_fail_at(p, SCONE_ERR_TOO_LARGE, p->pos, "nested deeper than %u levels",
+					  p->max_depth);
 		return c == '{' ? parse_object(p, depth + 1, v) : parse_array(p, depth + 1, v);
 	}
 	if (c == '"') {
@@ -536,7 +542,7 @@ static enum scone_err parse_value(struct jp *p, unsigned depth, struct scone_jso
 enum scone_err scone_json_parse(const char *text, size_t len, const struct scone_json_limits *lim,
 				struct scone_json **out)
 {
-	struct jp p = { .s = (const uint8_t *)text, .len = len };
+	struct jp p = {.s = (const uint8_t *)text, .len = len};
 	struct scone_json *root = NULL;
 
 	*out = NULL;
@@ -545,8 +551,10 @@ enum scone_err scone_json_parse(const char *text, size_t len, const struct scone
 	if (!text && len)
 		return scone_err_set(SCONE_ERR_INVALID, "json: no input");
 	if (len > lim->max_size)
-		return scone_err_set(SCONE_ERR_TOO_LARGE, "json: line 1, column 1: document of %zu bytes exceeds the %zu-byte limit",
-				     len, lim->max_size);
+		return scone_err_set(
+		    SCONE_ERR_TOO_LARGE,
+		    "json: line 1, column 1: document of %zu bytes exceeds the %zu-byte limit", len,
+		    lim->max_size);
 	p.max_nodes = lim->max_nodes;
 	p.max_depth = lim->max_depth < SCONE_JSON_MAX_DEPTH ? lim->max_depth : SCONE_JSON_MAX_DEPTH;
 	SCONE_TRY(parse_value(&p, 0, &root));
@@ -563,7 +571,7 @@ enum scone_err scone_json_parse(const char *text, size_t len, const struct scone
 
 const char *scone_json_kind_name(enum scone_json_kind kind)
 {
-	static const char *const names[] = { "null", "boolean", "number", "string", "array", "object" };
+	static const char *const names[] = {"null", "boolean", "number", "string", "array", "object"};
 
 	return (unsigned)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
 }
@@ -638,10 +646,10 @@ enum scone_err scone_json_put_string(struct scone_wbuf *w, const char *s)
 	SCONE_TRY(scone_wbuf_u8(w, '"'));
 	for (const uint8_t *c = (const uint8_t *)s; *c; c++) {
 		if (*c == '"' || *c == '\\') {
-			uint8_t e[2] = { '\\', *c };
+			uint8_t e[2] = {'\\', *c};
 			SCONE_TRY(scone_wbuf_put(w, e, 2));
 		} else if (*c < 0x20) {
-			uint8_t e[6] = { '\\', 'u', '0', '0', (uint8_t)hexd[*c >> 4], (uint8_t)hexd[*c & 15] };
+			uint8_t e[6] = {'\\', 'u', '0', '0', (uint8_t)hexd[*c >> 4], (uint8_t)hexd[*c & 15]};
 			SCONE_TRY(scone_wbuf_put(w, e, 6));
 		} else {
 			SCONE_TRY(scone_wbuf_u8(w, *c));

@@ -36,22 +36,22 @@ enum scone_json_kind {
 
 struct scone_json {
 	enum scone_json_kind kind;
-	char *key;        /* member name when inside an object (NUL-terminated), else NULL */
+	char *key; /* member name when inside an object (NUL-terminated), else NULL */
 	size_t key_len;
-	size_t offset;    /* byte offset of the value in the input (for callers' messages) */
-	size_t end;       /* byte offset just past the value: [offset, end) is its exact text */
-	bool boolean;     /* BOOL */
-	bool is_int;      /* NUMBER: integral and within int64 (then integer holds it) */
+	size_t offset; /* byte offset of the value in the input (for callers' messages) */
+	size_t end;    /* byte offset just past the value: [offset, end) is its exact text */
+	bool boolean;  /* BOOL */
+	bool is_int;   /* NUMBER: integral and within int64 (then integer holds it) */
 	int64_t integer;
-	char *str;        /* STRING: NUL-terminated, no NUL inside */
+	char *str; /* STRING: NUL-terminated, no NUL inside */
 	size_t str_len;
 	struct scone_json **items; /* ARRAY elements / OBJECT members, in document order */
 	size_t count;
 };
 
 struct scone_json_limits {
-	size_t max_size;  /* bytes of input */
-	size_t max_nodes; /* values in the whole document (every member counts) */
+	size_t max_size;    /* bytes of input */
+	size_t max_nodes;   /* values in the whole document (every member counts) */
 	unsigned max_depth; /* nesting of arrays/objects; capped at SCONE_JSON_MAX_DEPTH */
 };
 
@@ -59,8 +59,8 @@ struct scone_json_limits {
 extern const struct scone_json_limits scone_json_default_limits;
 
 /* Parse len bytes of text (NUL not required). lim NULL = defaults. */
-SCONE_MUST_CHECK enum scone_err scone_json_parse(const char *text, size_t len, const struct scone_json_limits *lim,
-						 struct scone_json **out);
+SCONE_MUST_CHECK enum scone_err
+scone_json_parse(const char *text, size_t len, const struct scone_json_limits *lim, struct scone_json **out);
 /* Free the tree, wiping every string and key. NULL is fine. */
 void scone_json_free(struct scone_json *v);
 

@@ -12,7 +12,7 @@ static enum scone_log_level log_level = SCONE_LOG_WARN;
 static int log_json;
 static const char *log_component = "scone";
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void scone_log_init(const char *component)
 {
@@ -78,8 +78,8 @@ void scone_log(enum scone_log_level level, const char *fmt, ...)
 		json_escape(esc, sizeof(esc), msg);
 		n = snprintf(line, sizeof(line),
 			     "{\"ts\":%lld.%03ld,\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"%s\"}\n",
-			     (long long)ts.tv_sec, ts.tv_nsec / 1000000, level_names[level],
-			     log_component, esc);
+			     (long long)ts.tv_sec, ts.tv_nsec / 1000000, level_names[level], log_component,
+			     esc);
 	} else {
 		n = snprintf(line, sizeof(line), "%s: %s: %s\n", log_component, level_names[level], msg);
 	}
@@ -107,7 +107,8 @@ void scone_log_fields(enum scone_log_level level, const char *msg, const char *m
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	json_escape(esc, sizeof(esc), msg);
-	n = snprintf(line, sizeof(line), "{\"ts\":%lld.%03ld,\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"%s\"%s%.*s}\n",
+	n = snprintf(line, sizeof(line),
+		     "{\"ts\":%lld.%03ld,\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"%s\"%s%.*s}\n",
 		     (long long)ts.tv_sec, ts.tv_nsec / 1000000, level_names[level], log_component, esc,
 		     mlen > 2 ? "," : "", (int)(mlen - 2), members + 1);
 	if (n < 0 || (size_t)n >= sizeof(line))

@@ -24,8 +24,7 @@ void scone_log_set_level(enum scone_log_level level);
 
 int scone_log_enabled(enum scone_log_level level);
 
-void scone_log(enum scone_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void scone_log(enum scone_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
  * A line with structured fields: members is a JSON object's text (e.g. from

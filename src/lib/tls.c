@@ -189,7 +189,8 @@ static enum scone_err write_pem(const char *path, mode_t mode, const struct scon
 	return SCONE_ERR_OK;
 }
 
-enum scone_err scone_identity_save(const struct scone_identity *id, const char *key_path, const char *cert_path)
+enum scone_err scone_identity_save(const struct scone_identity *id, const char *key_path,
+				   const char *cert_path)
 {
 	SCONE_TRY(write_pem(key_path, 0600, id, true));
 	return write_pem(cert_path, 0644, id, false);
@@ -225,7 +226,8 @@ enum scone_err scone_identity_load(const char *key_path, const char *cert_path, 
 	if (X509_check_private_key(out->cert, out->key) != 1) {
 		ERR_clear_error();
 		scone_identity_free(out);
-		return scone_err_set(SCONE_ERR_INVALID, "%s does not belong to the key %s", cert_path, key_path);
+		return scone_err_set(SCONE_ERR_INVALID, "%s does not belong to the key %s", cert_path,
+				     key_path);
 	}
 	return SCONE_ERR_OK;
 }
@@ -239,7 +241,8 @@ enum scone_err scone_identity_to_pem(const struct scone_identity *id, struct sco
 
 	if (!b)
 		return scone_err_set(SCONE_ERR_NOMEM, "identity PEM");
-	if (PEM_write_bio_PrivateKey(b, id->key, NULL, NULL, 0, NULL, NULL) != 1 || PEM_write_bio_X509(b, id->cert) != 1)
+	if (PEM_write_bio_PrivateKey(b, id->key, NULL, NULL, 0, NULL, NULL) != 1 ||
+	    PEM_write_bio_X509(b, id->cert) != 1)
 		err = scone_err_set(SCONE_ERR_CRYPTO, "identity PEM: cannot encode");
 	if (!err && (n = BIO_get_mem_data(b, &p)) > 0)
 		err = scone_wbuf_put(out, p, (size_t)n);
@@ -371,7 +374,7 @@ static long ms_left(const struct timespec *deadline)
 
 static enum scone_err tcp_connect(const char *host, uint16_t port, const struct timespec *deadline, int *out)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
 	char service[8];
 	int rc, fd = -1, last = 0;
 
@@ -393,7 +396,7 @@ static enum scone_err tcp_connect(const char *host, uint16_t port, const struct 
 			fd = -1;
 			continue;
 		}
-		pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
+		pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
 		do /* a signal is not a timeout */
 			rc = poll(&pfd, 1, (int)(ms_left(deadline) > 0 ? ms_left(deadline) : 0));
 		while (rc < 0 && errno == EINTR);
@@ -409,7 +412,8 @@ static enum scone_err tcp_connect(const char *host, uint16_t port, const struct 
 	}
 	freeaddrinfo(res);
 	if (fd < 0)
-		return scone_err_set(SCONE_ERR_NETWORK, "cannot connect to %s:%u: %s", host, port, strerror(last));
+		return scone_err_set(SCONE_ERR_NETWORK, "cannot connect to %s:%u: %s", host, port,
+				     strerror(last));
 	*out = fd;
 	return SCONE_ERR_OK;
 }
@@ -418,7 +422,7 @@ static enum scone_err tcp_connect(const char *host, uint16_t port, const struct 
 static enum scone_err ssl_wait(SSL *ssl, int rc, const struct timespec *deadline, const char *what)
 {
 	int e = SSL_get_error(ssl, rc);
-	struct pollfd pfd = { .fd = SSL_get_fd(ssl) };
+	struct pollfd pfd = {.fd = SSL_get_fd(ssl)};
 	long left;
 
 	if (e == SSL_ERROR_WANT_READ)
@@ -476,8 +480,8 @@ static void conn_close(struct conn *c)
 	c->fd = -1;
 }
 
-static enum scone_err conn_open(struct conn *c, const char *host, uint16_t port, const struct scone_identity *client,
-				int timeout_ms, uint8_t cert_sha256[32])
+static enum scone_err conn_open(struct conn *c, const char *host, uint16_t port,
+				const struct scone_identity *client, int timeout_ms, uint8_t cert_sha256[32])
 {
 	X509 *peer;
 	int rc;
@@ -547,8 +551,8 @@ static enum scone_err conn_write(struct conn *c, const void *data, size_t len)
 
 static const char *find_header(const char *p, const char *end, const char *name, size_t *vlen);
 static enum scone_err send_request(struct conn *c, const struct scone_https_opts *o, bool keep_alive,
-				   const char *method, const char *path, const char *content_type, const void *body,
-				   size_t body_len);
+				   const char *method, const char *path, const char *content_type,
+				   const void *body, size_t body_len);
 
 static bool head_has(const char *data, size_t len, const char *name, const char *value)
 {
@@ -578,12 +582,14 @@ static enum scone_err conn_read_response(struct conn *c, struct scone_wbuf *out,
 			enum scone_err err = scone_wbuf_put(out, buf, got);
 			scone_wipe(buf, got);
 			if (err)
-				return scone_err_set(err, "response larger than %u bytes", SCONE_HTTPS_MAX_RESPONSE);
+				return scone_err_set(err, "response larger than %u bytes",
+						     SCONE_HTTPS_MAX_RESPONSE);
 			if (memmem(out->data, out->size, "\r\n\r\n", 4) &&
 			    head_has((const char *)out->data, out->size, "Content-Length", NULL) &&
-			    scone_http_parse_response((const char *)out->data, out->size, &status, &off, &len) ==
-				    SCONE_ERR_OK) {
-				*reusable = !head_has((const char *)out->data, out->size, "Connection", "close");
+			    scone_http_parse_response((const char *)out->data, out->size, &status, &off,
+						      &len) == SCONE_ERR_OK) {
+				*reusable =
+				    !head_has((const char *)out->data, out->size, "Connection", "close");
 				scone_err_clear();
 				return SCONE_ERR_OK;
 			}
@@ -591,7 +597,8 @@ static enum scone_err conn_read_response(struct conn *c, struct scone_wbuf *out,
 		}
 		int e = SSL_get_error(c->ssl, rc);
 		if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) ||
-		    (e == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+		    (e == SSL_ERROR_SSL &&
+		     ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
 			ERR_clear_error();
 			return SCONE_ERR_OK;
 		}
@@ -602,9 +609,10 @@ static enum scone_err conn_read_response(struct conn *c, struct scone_wbuf *out,
 /* Send one request on c and read its response into resp; *reusable as in conn_read_response. */
 static enum scone_err receive(struct conn *c, struct scone_https_response *resp, bool *reusable);
 
-static enum scone_err exchange(struct conn *c, const struct scone_https_opts *o, bool keep_alive, const char *method,
-			       const char *path, const char *content_type, const void *body, size_t body_len,
-			       struct scone_https_response *resp, bool *reusable)
+static enum scone_err exchange(struct conn *c, const struct scone_https_opts *o, bool keep_alive,
+			       const char *method, const char *path, const char *content_type,
+			       const void *body, size_t body_len, struct scone_https_response *resp,
+			       bool *reusable)
 {
 	enum scone_err err;
 
@@ -719,7 +727,7 @@ void scone_https_conn_free(struct scone_https_conn *k)
 /* An idle keep-alive connection the server has closed is readable (EOF). */
 static bool conn_stale(const struct scone_https_conn *k)
 {
-	struct pollfd pfd = { .fd = k->c.fd, .events = POLLIN };
+	struct pollfd pfd = {.fd = k->c.fd, .events = POLLIN};
 	int n;
 
 	if (k->gen != fork_gen)
@@ -737,7 +745,8 @@ enum scone_err scone_https_conn_send(struct scone_https_conn *k, const char *met
 	int ms = k->opts.timeout_ms ? k->opts.timeout_ms : 15000;
 
 	if (k->pending && k->gen == fork_gen)
-		return scone_err_set(SCONE_ERR_INVALID, "%s:%u: the previous request still waits for its answer", k->host,
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "%s:%u: the previous request still waits for its answer", k->host,
 				     k->opts.port);
 	k->pending = false;
 	if (k->open && conn_stale(k))
@@ -746,7 +755,8 @@ enum scone_err scone_https_conn_send(struct scone_https_conn *k, const char *met
 		SCONE_TRY(conn_open(&k->c, k->host, k->opts.port, k->opts.client, ms, cert));
 		if (!scone_ct_equal(cert, k->pin, 32)) {
 			conn_close(&k->c);
-			return scone_err_set(SCONE_ERR_UNTRUSTED, "%s:%u presented a certificate that is not the pinned one",
+			return scone_err_set(SCONE_ERR_UNTRUSTED,
+					     "%s:%u presented a certificate that is not the pinned one",
 					     k->host, k->opts.port);
 		}
 		k->open = true;
@@ -769,7 +779,8 @@ enum scone_err scone_https_conn_recv(struct scone_https_conn *k, struct scone_ht
 
 	memset(resp, 0, sizeof(*resp));
 	if (!k->pending || !k->open || k->gen != fork_gen)
-		return scone_err_set(SCONE_ERR_INVALID, "%s:%u: no request waits for an answer", k->host, k->opts.port);
+		return scone_err_set(SCONE_ERR_INVALID, "%s:%u: no request waits for an answer", k->host,
+				     k->opts.port);
 	k->pending = false;
 	memcpy(resp->server_cert_sha256, k->pin, 32);
 	set_deadline(&k->c.deadline, ms);
@@ -798,8 +809,8 @@ enum scone_err scone_https_probe(const char *host, uint16_t port, int timeout_ms
 }
 
 static enum scone_err send_request(struct conn *c, const struct scone_https_opts *o, bool keep_alive,
-				   const char *method, const char *path, const char *content_type, const void *body,
-				   size_t body_len)
+				   const char *method, const char *path, const char *content_type,
+				   const void *body, size_t body_len)
 {
 	char head[2048];
 	int n;
@@ -808,8 +819,8 @@ static enum scone_err send_request(struct conn *c, const struct scone_https_opts
 		     "%s %s HTTP/1.1\r\nHost: %s:%u\r\nUser-Agent: scone\r\nAccept: application/json\r\n"
 		     "Connection: %s\r\nContent-Length: %zu\r\n%s%s%s\r\n",
 		     method, path, o->host, o->port, keep_alive ? "keep-alive" : "close", body_len,
-		     content_type ? "Content-Type: " : "",
-		     content_type ? content_type : "", content_type ? "\r\n" : "");
+		     content_type ? "Content-Type: " : "", content_type ? content_type : "",
+		     content_type ? "\r\n" : "");
 	if (n < 0 || n >= (int)sizeof(head))
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "request path too long");
 	SCONE_TRY(conn_write(c, head, (size_t)n));
@@ -834,9 +845,10 @@ enum scone_err scone_https_request(const struct scone_https_opts *o, const char 
 		char got[65];
 		conn_close(&c);
 		scone_hex_encode(got, sizeof(got), resp->server_cert_sha256, 32);
-		return scone_err_set(SCONE_ERR_UNTRUSTED,
-				     "%s:%u presented certificate %s, which is not the pinned one; refusing to talk to it",
-				     o->host, o->port, got);
+		return scone_err_set(
+		    SCONE_ERR_UNTRUSTED,
+		    "%s:%u presented certificate %s, which is not the pinned one; refusing to talk to it",
+		    o->host, o->port, got);
 	}
 	err = exchange(&c, o, false, method, path, content_type, body, body_len, resp, &reusable);
 	conn_close(&c);
@@ -891,11 +903,14 @@ enum scone_err scone_http_parse_response(const char *data, size_t len, int *stat
 		}
 	}
 	if (!head_end)
-		return scone_err_set(SCONE_ERR_MALFORMED, "HTTP response: no end of headers in %zu bytes", len);
+		return scone_err_set(SCONE_ERR_MALFORMED, "HTTP response: no end of headers in %zu bytes",
+				     len);
 	hlen = (size_t)(head_end - data);
-	if (hlen < 12 || memcmp(data, "HTTP/1.", 7) != 0 || (data[7] != '0' && data[7] != '1') || data[8] != ' ')
+	if (hlen < 12 || memcmp(data, "HTTP/1.", 7) != 0 || (data[7] != '0' && data[7] != '1') ||
+	    data[8] != ' ')
 		return scone_err_set(SCONE_ERR_MALFORMED, "HTTP response: bad status line");
-	if (data[9] < '1' || data[9] > '5' || data[10] < '0' || data[10] > '9' || data[11] < '0' || data[11] > '9')
+	if (data[9] < '1' || data[9] > '5' || data[10] < '0' || data[10] > '9' || data[11] < '0' ||
+	    data[11] > '9')
 		return scone_err_set(SCONE_ERR_MALFORMED, "HTTP response: bad status code");
 	*status = (data[9] - '0') * 100 + (data[10] - '0') * 10 + (data[11] - '0');
 	if (memchr(data, '\0', hlen))
@@ -910,11 +925,13 @@ enum scone_err scone_http_parse_response(const char *data, size_t len, int *stat
 			return scone_err_set(SCONE_ERR_MALFORMED, "HTTP response: bad Content-Length");
 		for (i = 0; i < vlen; i++) {
 			if (v[i] < '0' || v[i] > '9')
-				return scone_err_set(SCONE_ERR_MALFORMED, "HTTP response: bad Content-Length");
+				return scone_err_set(SCONE_ERR_MALFORMED,
+						     "HTTP response: bad Content-Length");
 			cl = cl * 10 + (unsigned)(v[i] - '0');
 		}
 		if (cl > *body_len)
-			return scone_err_set(SCONE_ERR_TRUNCATED, "HTTP response: body shorter than Content-Length (%zu < %llu)",
+			return scone_err_set(SCONE_ERR_TRUNCATED,
+					     "HTTP response: body shorter than Content-Length (%zu < %llu)",
 					     *body_len, cl);
 		*body_len = (size_t)cl;
 	}

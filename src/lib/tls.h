@@ -31,7 +31,8 @@ struct scone_identity {
 };
 
 /* Fresh ECDSA P-256 key and a self-signed certificate for common_name, valid days. */
-SCONE_MUST_CHECK enum scone_err scone_identity_new(const char *common_name, int days, struct scone_identity *out);
+SCONE_MUST_CHECK enum scone_err scone_identity_new(const char *common_name, int days,
+						   struct scone_identity *out);
 /* Write key (PKCS#8 PEM, mode 0600) and certificate (PEM, 0644); each file replaced atomically. */
 SCONE_MUST_CHECK enum scone_err scone_identity_save(const struct scone_identity *id, const char *key_path,
 						    const char *cert_path);
@@ -44,8 +45,10 @@ void scone_identity_free(struct scone_identity *id);
  * out (a secret wbuf: it holds the private key), and back (the certificate
  * must belong to the key).
  */
-SCONE_MUST_CHECK enum scone_err scone_identity_to_pem(const struct scone_identity *id, struct scone_wbuf *out);
-SCONE_MUST_CHECK enum scone_err scone_identity_from_pem(const char *pem, size_t len, struct scone_identity *out);
+SCONE_MUST_CHECK enum scone_err scone_identity_to_pem(const struct scone_identity *id,
+						      struct scone_wbuf *out);
+SCONE_MUST_CHECK enum scone_err scone_identity_from_pem(const char *pem, size_t len,
+							struct scone_identity *out);
 
 /* PEM password callback that refuses (OpenSSL's default would prompt on the tty). */
 int scone_pem_no_passphrase(char *buf, int size, int rwflag, void *u);
@@ -66,9 +69,9 @@ SCONE_MUST_CHECK enum scone_err scone_hostport_parse(const char *addr, uint16_t 
 struct scone_https_opts {
 	const char *host;
 	uint16_t port;
-	const uint8_t *pin_sha256;            /* server certificate fingerprint; required */
-	const struct scone_identity *client;  /* client certificate, or NULL */
-	int timeout_ms;                       /* connect + whole exchange; 0 = 15000 */
+	const uint8_t *pin_sha256;	     /* server certificate fingerprint; required */
+	const struct scone_identity *client; /* client certificate, or NULL */
+	int timeout_ms;			     /* connect + whole exchange; 0 = 15000 */
 };
 
 struct scone_https_response {
@@ -85,8 +88,9 @@ struct scone_https_response {
  * status is not an error here: the caller reads resp->status.
  */
 SCONE_MUST_CHECK enum scone_err scone_https_request(const struct scone_https_opts *opts, const char *method,
-						    const char *path, const char *content_type, const void *body,
-						    size_t body_len, struct scone_https_response *resp);
+						    const char *path, const char *content_type,
+						    const void *body, size_t body_len,
+						    struct scone_https_response *resp);
 void scone_https_response_free(struct scone_https_response *resp);
 
 /*
@@ -102,15 +106,18 @@ struct scone_https_conn;
 SCONE_MUST_CHECK enum scone_err scone_https_conn_new(const struct scone_https_opts *opts,
 						     struct scone_https_conn **out);
 SCONE_MUST_CHECK enum scone_err scone_https_conn_request(struct scone_https_conn *c, const char *method,
-							 const char *path, const char *content_type, const void *body,
-							 size_t body_len, struct scone_https_response *resp);
+							 const char *path, const char *content_type,
+							 const void *body, size_t body_len,
+							 struct scone_https_response *resp);
 /*
  * The same in two steps, for a caller with work to do meanwhile: send one
  * request, later read its answer (one request in flight at a time).
  */
-SCONE_MUST_CHECK enum scone_err scone_https_conn_send(struct scone_https_conn *c, const char *method, const char *path,
-						      const char *content_type, const void *body, size_t body_len);
-SCONE_MUST_CHECK enum scone_err scone_https_conn_recv(struct scone_https_conn *c, struct scone_https_response *resp);
+SCONE_MUST_CHECK enum scone_err scone_https_conn_send(struct scone_https_conn *c, const char *method,
+						      const char *path, const char *content_type,
+						      const void *body, size_t body_len);
+SCONE_MUST_CHECK enum scone_err scone_https_conn_recv(struct scone_https_conn *c,
+						      struct scone_https_response *resp);
 void scone_https_conn_free(struct scone_https_conn *c);
 /* The socket of an open connection, or -1 (a caller closing fds in bulk steps around it). */
 int scone_https_conn_fd(const struct scone_https_conn *c);

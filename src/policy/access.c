@@ -603,9 +603,9 @@ static void decode_mode(struct pctx *c, const struct ynode *m, struct scone_sess
 		else if (!strcmp(v->text, "las"))
 			s->mode = SCONE_ATTEST_LAS;
 		else if (!strcmp(v->text, "maa"))
-			pol_error(
-			    c, v->pos,
-			    "mode maa (Microsoft Azure Attestation) is not supported: use hardware, las or none");
+			pol_error(c, v->pos,
+				  "mode maa (Microsoft Azure Attestation) is not supported: use hardware, "
+				  "las or none");
 		else
 			pol_error(c, v->pos,
 				  "unknown attestation mode '%.40s': use hardware (the default), las or none",

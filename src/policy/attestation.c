@@ -24,9 +24,9 @@
 #define OTP_MAX_BYTES 64
 
 static const char *const mode_names[] = {
-	[SCONE_ATTEST_HARDWARE] = "hardware",
-	[SCONE_ATTEST_NONE] = "none",
-	[SCONE_ATTEST_LAS] = "las",
+    [SCONE_ATTEST_HARDWARE] = "hardware",
+    [SCONE_ATTEST_NONE] = "none",
+    [SCONE_ATTEST_LAS] = "las",
 };
 
 const char *scone_attestation_mode_name(enum scone_attestation_mode mode)
@@ -52,16 +52,19 @@ void pol_check_las_service(struct pctx *c, const struct ynode *m, const struct s
 		const struct scone_attest_variant *v = &svc->variants[i];
 		if (v->mrsigner || v->isvprodid >= 0 || v->isvsvn_min >= 0 || v->isvsvn_max >= 0)
 			pol_error(c, v->pos,
-				  "mrsigner, isvprodid and isvsvn are SGX factors that a LAS report does not carry: in "
+				  "mrsigner, isvprodid and isvsvn are SGX factors that a LAS report does not "
+				  "carry: in "
 				  "las mode a variant lists mrenclave (scone measure PROGRAM) and platforms");
 		else if (v->mrenclaves.n == 0)
-			pol_error(c, v->pos,
-				  "in las mode a variant needs mrenclave: the measurements `scone measure PROGRAM` "
-				  "prints");
+			pol_error(
+			    c, v->pos,
+			    "in las mode a variant needs mrenclave: the measurements `scone measure PROGRAM` "
+			    "prints");
 		if (v->platforms.n == 0)
-			pol_error(c, v->pos,
-				  "in las mode a variant needs platforms: the ids of the LAS hosts it may run on "
-				  "(scone-las --print-identity); a report from an unlisted host is refused");
+			pol_error(
+			    c, v->pos,
+			    "in las mode a variant needs platforms: the ids of the LAS hosts it may run on "
+			    "(scone-las --print-identity); a report from an unlisted host is refused");
 	}
 }
 
@@ -81,15 +84,17 @@ static enum scone_err otp_on_ref(void *ctx, const char *name, const char *format
 
 	r->refs++;
 	if (!format || strcmp(format, "base32nopad") != 0) {
-		pol_error(r->c, r->n->pos, "write $$SCONE::%s:base32nopad$$: the secret is given to CAS in base32", name);
+		pol_error(r->c, r->n->pos,
+			  "write $$SCONE::%s:base32nopad$$: the secret is given to CAS in base32", name);
 	} else if (sec && sec->kind && sec->kind != SCONE_SECRET_BINARY) {
 		pol_error(r->c, r->n->pos, "secret '%s' is a %s: a one-time password secret is binary", name,
 			  scone_secret_kind_name(sec->kind));
 	} else if (sec && !sec->import && (sec->value ? sec->value_len : sec->size) < OTP_MIN_BYTES) {
-		pol_error(r->c, r->n->pos,
-			  "secret '%s' has fewer than %d bytes: a one-time password secret has at least 128 bits "
-			  "(RFC 4226)",
-			  name, OTP_MIN_BYTES);
+		pol_error(
+		    r->c, r->n->pos,
+		    "secret '%s' has fewer than %d bytes: a one-time password secret has at least 128 bits "
+		    "(RFC 4226)",
+		    name, OTP_MIN_BYTES);
 	}
 	return SCONE_ERR_OK;
 }
@@ -100,19 +105,21 @@ static void check_literal(struct pctx *c, const struct ynode *n)
 	uint8_t key[OTP_MAX_BYTES];
 	size_t len = 0;
 
-	if (scone_base32_decode(n->text, n->len, key, sizeof(key), &len, "one-time password secret") != SCONE_ERR_OK)
+	if (scone_base32_decode(n->text, n->len, key, sizeof(key), &len, "one-time password secret") !=
+	    SCONE_ERR_OK)
 		pol_error(c, n->pos, "%s (or write one $$SCONE::NAME:base32nopad$$)", scone_err_detail());
 	else if (len < OTP_MIN_BYTES)
-		pol_error(c, n->pos,
-			  "a one-time password secret of %zu bytes: at least %d (26 base32 characters, RFC 4226)", len,
-			  OTP_MIN_BYTES);
+		pol_error(
+		    c, n->pos,
+		    "a one-time password secret of %zu bytes: at least %d (26 base32 characters, RFC 4226)",
+		    len, OTP_MIN_BYTES);
 	memset(key, 0, sizeof(key));
 	scone_err_clear();
 }
 
 char *pol_decode_otp(struct pctx *c, const struct ynode *n, const char *key, const struct scone_session *s)
 {
-	struct otp_ref r = { c, n, s, 0 };
+	struct otp_ref r = {c, n, s, 0};
 	size_t saved = pol_path_key(c, key);
 	char *out = NULL;
 
@@ -127,7 +134,8 @@ char *pol_decode_otp(struct pctx *c, const struct ynode *n, const char *key, con
 			r.refs = 0;
 		if (r.refs != 1 || strncmp(n->text, "$$SCONE::", 9) != 0 || n->text[n->len - 1] != '$' ||
 		    strstr(n->text + 2, "$$") != n->text + n->len - 2)
-			pol_error(c, n->pos, "write exactly one $$SCONE::NAME:base32nopad$$ and nothing else");
+			pol_error(c, n->pos,
+				  "write exactly one $$SCONE::NAME:base32nopad$$ and nothing else");
 	} else {
 		check_literal(c, n);
 	}
@@ -141,7 +149,8 @@ void pol_decode_session_otp(struct pctx *c, const struct ynode *root, struct sco
 {
 	const struct ynode *sec = root->kind == YN_MAP ? pol_map_get(root, "security") : NULL;
 	const struct ynode *att = sec && sec->kind == YN_MAP ? pol_map_get(sec, "attestation") : NULL;
-	const struct ynode *n = att && att->kind == YN_MAP ? pol_map_get(att, "one_time_password_shared_secret") : NULL;
+	const struct ynode *n =
+	    att && att->kind == YN_MAP ? pol_map_get(att, "one_time_password_shared_secret") : NULL;
 	size_t s1, s2;
 
 	if (!n)

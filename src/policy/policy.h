@@ -79,7 +79,6 @@ void scone_policy_diag_free(struct scone_policy_diag *d);
 /* "LINE:COL: PATH: MESSAGE" for error i into out. */
 void scone_policy_error_format(const struct scone_policy_error *e, char *out, size_t out_size);
 
-
 struct scone_kv {
 	char *key;
 	char *value; /* may contain $$SCONE::...$$; NULL when from_host */
@@ -300,13 +299,13 @@ struct scone_session {
 	 * without their own use it.
 	 */
 	char *otp_secret;
-	uint8_t hash[32];		      /* canonical hash, set by scone_session_parse */
-	unsigned version_minor;		      /* "0.3" and "0.3.0": 0; "0.3.12": 12 */
-	char *service_access_token;	      /* security.service_access_token or NULL (wiped on free) */
-	bool has_creator;		      /* creator: (SCONE's read-back key) */
-	uint8_t creator_spki_sha256[32];      /* the key it names */
-	char *namespace_hash; /* lowercase hex or NULL: the parent session's hash at creation */
-	bool salted;	      /* salt: given (it only changes the hash) */
+	uint8_t hash[32];		 /* canonical hash, set by scone_session_parse */
+	unsigned version_minor;		 /* "0.3" and "0.3.0": 0; "0.3.12": 12 */
+	char *service_access_token;	 /* security.service_access_token or NULL (wiped on free) */
+	bool has_creator;		 /* creator: (SCONE's read-back key) */
+	uint8_t creator_spki_sha256[32]; /* the key it names */
+	char *namespace_hash;		 /* lowercase hex or NULL: the parent session's hash at creation */
+	bool salted;			 /* salt: given (it only changes the hash) */
 	/*
 	 * Sections holding $$SCONE::...$$ that only CAS can resolve (imported or
 	 * generated secrets in security, access_policy, services[].attestation,
@@ -375,8 +374,6 @@ bool scone_session_name_valid(const char *name);
 /* Hex form of a session hash (64 chars + NUL). */
 void scone_session_hash_hex(const uint8_t hash[32], char out[65]);
 
-
-
 /*
  * Is FORMAT (NULL = none given) valid for a secret of kind? SCONE's table
  * (docs/sessions.md section 8) plus scone's short names:
@@ -401,8 +398,6 @@ const char *scone_secret_kind_name(enum scone_secret_kind kind);
 bool scone_template_format_valid(enum scone_secret_kind kind, const char *format);
 /* The formats of kind, comma-separated, into out; returns the length. */
 size_t scone_template_formats(enum scone_secret_kind kind, char *out, size_t out_size);
-
-
 
 /*
  * SCONE's session templates (`scone session create -e VAR=VALUE`,

@@ -33,7 +33,7 @@ static void set_none(struct scone_rt_attest *a, const char *why)
 enum scone_err scone_rt_attest_collect(const struct scone_identity *id, struct scone_rt_attest *out)
 {
 	const char *addr = getenv("SCONE_LAS_ADDR");
-	struct scone_collect_opts o = { .las_addr = addr };
+	struct scone_collect_opts o = {.las_addr = addr};
 	const struct scone_evidence_ops *las = scone_evidence_find("las");
 	uint8_t spki[32], rd[SCONE_REPORT_DATA_SIZE];
 	static const uint8_t zero[32];
@@ -45,7 +45,8 @@ enum scone_err scone_rt_attest_collect(const struct scone_identity *id, struct s
 	SCONE_TRY(scone_las_addr_path(addr, path, sizeof(path)));
 	if (!las->available(&o)) {
 		if (addr && *addr)
-			return scone_err_set(SCONE_ERR_NOT_FOUND, "SCONE_LAS_ADDR: no socket at %s (is scone-las running?)", path);
+			return scone_err_set(SCONE_ERR_NOT_FOUND,
+					     "SCONE_LAS_ADDR: no socket at %s (is scone-las running?)", path);
 		snprintf(why, sizeof(why), "no LAS at unix:%s", path);
 		set_none(out, why);
 		return SCONE_ERR_OK;

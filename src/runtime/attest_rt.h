@@ -25,7 +25,8 @@ struct scone_rt_attest {
  * SCONE_LAS_ADDR that is not unix:/PATH or names no socket. Free with
  * scone_rt_attest_free.
  */
-SCONE_MUST_CHECK enum scone_err scone_rt_attest_collect(const struct scone_identity *id, struct scone_rt_attest *out);
+SCONE_MUST_CHECK enum scone_err scone_rt_attest_collect(const struct scone_identity *id,
+							struct scone_rt_attest *out);
 void scone_rt_attest_free(struct scone_rt_attest *a);
 
 /*

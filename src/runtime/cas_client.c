@@ -142,12 +142,13 @@ static enum scone_err get_hex(const struct scone_json *v, const char *field, uin
 	if (len == 0 && empty_ok)
 		return SCONE_ERR_OK;
 	if (len != 2 * size || scone_hex_decode(out, size, s, field) != SCONE_ERR_OK)
-		return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\" must be %zu hex digits%s", field, 2 * size,
-				     empty_ok ? " or empty" : "");
+		return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\" must be %zu hex digits%s", field,
+				     2 * size, empty_ok ? " or empty" : "");
 	return SCONE_ERR_OK;
 }
 
-static const struct scone_json *get_kind(const struct scone_json *obj, const char *key, enum scone_json_kind kind)
+static const struct scone_json *get_kind(const struct scone_json *obj, const char *key,
+					 enum scone_json_kind kind)
 {
 	const struct scone_json *v = scone_json_get(obj, key);
 
@@ -156,7 +157,8 @@ static const struct scone_json *get_kind(const struct scone_json *obj, const cha
 
 /* ---------------- base64 (strict, padded: lib/base64.h) ---------------- */
 
-static enum scone_err b64_decode(const char *s, size_t len, const char *field, uint8_t **out, size_t *out_size)
+static enum scone_err b64_decode(const char *s, size_t len, const char *field, uint8_t **out,
+				 size_t *out_size)
 {
 	size_t cap = scone_base64_decoded_max(len);
 	uint8_t *buf = malloc(cap);
@@ -208,8 +210,10 @@ static enum scone_err parse_environment(const struct scone_json *root, struct sc
 		struct scone_rt_env *e = &cfg->env[cfg->env_count];
 		snprintf(field, sizeof(field), "environment.%.128s", m->key);
 		if (m->key_len == 0 || strchr(m->key, '='))
-			return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\": a variable name must be non-empty "
-					     "and without '='", field);
+			return scone_err_set(SCONE_ERR_MALFORMED,
+					     WHAT ": \"%s\": a variable name must be non-empty "
+						  "and without '='",
+					     field);
 		SCONE_TRY(dup_string(m, field, &e->value));
 		e->name = malloc(m->key_len + 1);
 		if (!e->name)
@@ -232,9 +236,10 @@ static enum scone_err parse_file(const struct scone_json *o, size_t i, struct sc
 	snprintf(field, sizeof(field), "injection_files[%zu].path", i);
 	SCONE_TRY(get_string(o, "path", field, &f->path));
 	snprintf(field, sizeof(field), "injection_files[%zu].mode", i);
-	if (scone_json_int(scone_json_get(o, "mode"), field, &mode) != SCONE_ERR_OK || mode < 0 || mode > 07777)
-		return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\" must be an integer file mode (0 to 4095)",
-				     field);
+	if (scone_json_int(scone_json_get(o, "mode"), field, &mode) != SCONE_ERR_OK || mode < 0 ||
+	    mode > 07777)
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     WHAT ": \"%s\" must be an integer file mode (0 to 4095)", field);
 	f->mode = (uint32_t)mode;
 	snprintf(field, sizeof(field), "injection_files[%zu].from_image", i);
 	if (scone_json_get(o, "from_image"))
@@ -267,7 +272,8 @@ static enum scone_err parse_image_contents(const struct scone_json *root, struct
 		const char *path, *b64;
 		size_t plen, blen;
 		snprintf(field, sizeof(field), "image_files[%zu]", i);
-		path = o && o->kind == SCONE_JSON_OBJECT ? scone_json_string(scone_json_get(o, "path"), &plen) : NULL;
+		path = o && o->kind == SCONE_JSON_OBJECT ? scone_json_string(scone_json_get(o, "path"), &plen)
+							 : NULL;
 		b64 = path ? scone_json_string(scone_json_get(o, "content_base64"), &blen) : NULL;
 		if (!b64)
 			return kind_err(field, o, "an object {path, content_base64}");
@@ -295,7 +301,8 @@ static enum scone_err parse_host_env(const struct scone_json *root, struct scone
 		return scone_err_set(SCONE_ERR_NOMEM, WHAT ": host_environment");
 	for (; cfg->host_env_count < a->count; cfg->host_env_count++) {
 		snprintf(field, sizeof(field), "host_environment[%zu]", cfg->host_env_count);
-		SCONE_TRY(dup_string(a->items[cfg->host_env_count], field, &cfg->host_env[cfg->host_env_count]));
+		SCONE_TRY(
+		    dup_string(a->items[cfg->host_env_count], field, &cfg->host_env[cfg->host_env_count]));
 		if (!cfg->host_env[cfg->host_env_count][0] || strchr(cfg->host_env[cfg->host_env_count], '='))
 			return scone_err_set(SCONE_ERR_MALFORMED, WHAT ": \"%s\" is no variable name", field);
 	}
@@ -312,14 +319,15 @@ static enum scone_err parse_files(const struct scone_json *root, struct scone_ru
 	if (!cfg->files)
 		return scone_err_set(SCONE_ERR_NOMEM, WHAT ": injection_files");
 	for (; cfg->file_count < a->count; cfg->file_count++)
-		SCONE_TRY(parse_file(a->items[cfg->file_count], cfg->file_count, &cfg->files[cfg->file_count]));
+		SCONE_TRY(
+		    parse_file(a->items[cfg->file_count], cfg->file_count, &cfg->files[cfg->file_count]));
 	return SCONE_ERR_OK;
 }
 
 static enum scone_err volume_strings(const struct scone_json *o, size_t i, struct scone_rt_volume *v)
 {
-	static const char *const keys[] = { "name", "path", "session", "volume" };
-	char **dst[] = { &v->name, &v->path, &v->session, &v->volume };
+	static const char *const keys[] = {"name", "path", "session", "volume"};
+	char **dst[] = {&v->name, &v->path, &v->session, &v->volume};
 	char field[64];
 
 	for (size_t k = 0; k < 4; k++) {
@@ -379,9 +387,11 @@ static enum scone_err parse_fspf(const struct scone_json *root, struct scone_run
 	k = scone_json_get(o, "key");
 	t = scone_json_get(o, "tag");
 	if (k && !scone_json_is_null(k))
-		SCONE_TRY(get_hex(k, "fspf.key", cfg->fspf->key, SCONE_RT_KEY_SIZE, false, &cfg->fspf->has_key));
+		SCONE_TRY(
+		    get_hex(k, "fspf.key", cfg->fspf->key, SCONE_RT_KEY_SIZE, false, &cfg->fspf->has_key));
 	if (t && !scone_json_is_null(t))
-		SCONE_TRY(get_hex(t, "fspf.tag", cfg->fspf->tag, SCONE_RT_TAG_SIZE, false, &cfg->fspf->has_tag));
+		SCONE_TRY(
+		    get_hex(t, "fspf.tag", cfg->fspf->tag, SCONE_RT_TAG_SIZE, false, &cfg->fspf->has_tag));
 	return SCONE_ERR_OK;
 }
 
@@ -395,7 +405,8 @@ static enum scone_err parse_root(const struct scone_json *root, struct scone_run
 	SCONE_TRY(get_string(root, "pwd", "pwd", &cfg->pwd));
 	SCONE_TRY(parse_command(root, cfg));
 	if (scone_json_get(root, "command_public")) /* absent from older CAS: not public */
-		SCONE_TRY(scone_json_bool(scone_json_get(root, "command_public"), "command_public", &cfg->command_public));
+		SCONE_TRY(scone_json_bool(scone_json_get(root, "command_public"), "command_public",
+					  &cfg->command_public));
 	SCONE_TRY(parse_environment(root, cfg));
 	SCONE_TRY(parse_files(root, cfg));
 	SCONE_TRY(parse_image_contents(root, cfg));
@@ -403,8 +414,8 @@ static enum scone_err parse_root(const struct scone_json *root, struct scone_run
 	SCONE_TRY(parse_volumes(root, cfg));
 	SCONE_TRY(parse_fspf(root, cfg));
 	if (scone_json_get(root, "access_token_proof"))
-		SCONE_TRY(get_hex(scone_json_get(root, "access_token_proof"), "access_token_proof", cfg->token_proof,
-				  sizeof(cfg->token_proof), false, &cfg->has_token_proof));
+		SCONE_TRY(get_hex(scone_json_get(root, "access_token_proof"), "access_token_proof",
+				  cfg->token_proof, sizeof(cfg->token_proof), false, &cfg->has_token_proof));
 	return get_hex(scone_json_get(root, "instance_token"), "instance_token", cfg->instance_token,
 		       SCONE_RT_TOKEN_SIZE, false, NULL);
 }
@@ -419,9 +430,9 @@ enum scone_err scone_runtime_config_parse(const char *json, size_t len, struct s
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg)
 		return scone_err_set(SCONE_ERR_NOMEM, WHAT);
-	err = scone_json_parse(json, len, &(struct scone_json_limits){ SCONE_HTTPS_MAX_RESPONSE, 1u << 20,
-									SCONE_JSON_MAX_DEPTH },
-			       &root);
+	err = scone_json_parse(
+	    json, len, &(struct scone_json_limits){SCONE_HTTPS_MAX_RESPONSE, 1u << 20, SCONE_JSON_MAX_DEPTH},
+	    &root);
 	if (!err)
 		err = parse_root(root, cfg);
 	scone_json_free(root);
@@ -453,11 +464,8 @@ const char *scone_runtime_setting(const struct scone_runtime_config *cfg, const 
 
 /* The runtime's settings: whole names, or prefixes ending in '_' (SCONE_NETWORK_SHIELD_SERVER_1_PORT ...). */
 static const char *const runtime_settings[] = {
-	"SCONE_DUMPABLE",
-	"SCONE_ALLOW_UNSHIELDED_EXEC",
-	"SCONE_TAG_REPORT_TIMEOUT",
-	"SCONE_NETWORK_SHIELD",
-	"SCONE_NETWORK_SHIELD_",
+    "SCONE_DUMPABLE",	    "SCONE_ALLOW_UNSHIELDED_EXEC", "SCONE_TAG_REPORT_TIMEOUT",
+    "SCONE_NETWORK_SHIELD", "SCONE_NETWORK_SHIELD_",
 };
 
 bool scone_runtime_is_setting(const char *name)
@@ -471,7 +479,8 @@ bool scone_runtime_is_setting(const char *name)
 	return false;
 }
 
-const struct scone_rt_volume *scone_runtime_config_volume(const struct scone_runtime_config *cfg, const char *name)
+const struct scone_rt_volume *scone_runtime_config_volume(const struct scone_runtime_config *cfg,
+							  const char *name)
 {
 	for (size_t i = 0; cfg && name && i < cfg->volume_count; i++)
 		if (strcmp(cfg->volumes[i].name, name) == 0)
@@ -540,26 +549,29 @@ static enum scone_err refused(const struct scone_https_response *resp, const cha
 	char msg[512], code[32];
 
 	cas_message(resp, msg, sizeof(msg), code, sizeof(code));
-	return scone_err_set(status_error(resp->status, code), "CAS refused %s: HTTP %d%s%s: %s", what, resp->status,
-			     code[0] ? " " : "", code, msg);
+	return scone_err_set(status_error(resp->status, code), "CAS refused %s: HTTP %d%s%s: %s", what,
+			     resp->status, code[0] ? " " : "", code, msg);
 }
 
 /* POST body to path; resp filled on OK (any status). */
-static enum scone_err post(const char *cas_addr, const uint8_t pin_sha256[32], const struct scone_identity *id,
-			   const char *path, const struct scone_wbuf *body, struct scone_https_response *resp)
+static enum scone_err post(const char *cas_addr, const uint8_t pin_sha256[32],
+			   const struct scone_identity *id, const char *path, const struct scone_wbuf *body,
+			   struct scone_https_response *resp)
 {
-	struct scone_https_opts o = { .pin_sha256 = pin_sha256, .client = id };
+	struct scone_https_opts o = {.pin_sha256 = pin_sha256, .client = id};
 	char host[256];
 
 	if (!cas_addr || !pin_sha256 || !id)
-		return scone_err_set(SCONE_ERR_INVALID, "CAS request %s: address, pin and identity are required", path);
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "CAS request %s: address, pin and identity are required", path);
 	SCONE_TRY(scone_hostport_parse(cas_addr, SCONE_RT_DEFAULT_PORT, host, sizeof(host), &o.port));
 	o.host = host;
 	return scone_https_request(&o, "POST", path, "application/json", body->data, body->size, resp);
 }
 
-enum scone_err scone_runtime_post(const char *cas_addr, const uint8_t pin_sha256[32], const struct scone_identity *id,
-				  const char *path, const struct scone_wbuf *body, struct scone_https_response *resp)
+enum scone_err scone_runtime_post(const char *cas_addr, const uint8_t pin_sha256[32],
+				  const struct scone_identity *id, const char *path,
+				  const struct scone_wbuf *body, struct scone_https_response *resp)
 {
 	return post(cas_addr, pin_sha256, id, path, body, resp);
 }
@@ -604,7 +616,8 @@ static enum scone_err put_evidence(struct scone_wbuf *w, const struct scone_rt_e
  * SCONE_SERVICE_ACCESS_TOKEN (security.service_access_token): the runtime's
  * proof in the request, and CAS's proof checked in the answer (lib/token.h).
  */
-static enum scone_err token_field(struct scone_wbuf *body, const struct scone_identity *id, const char *config_id)
+static enum scone_err token_field(struct scone_wbuf *body, const struct scone_identity *id,
+				  const char *config_id)
 {
 	const char *token = getenv("SCONE_SERVICE_ACCESS_TOKEN");
 	uint8_t spki[32], mac[32];
@@ -635,9 +648,10 @@ static enum scone_err token_proof_ok(const struct scone_identity *id, const char
 	ok = cfg->has_token_proof && scone_ct_equal(want, cfg->token_proof, sizeof(want));
 	scone_wipe(want, sizeof(want));
 	if (!ok)
-		return scone_err_set(SCONE_ERR_UNTRUSTED,
-				     "SCONE_SERVICE_ACCESS_TOKEN is set, and CAS did not prove it holds that token "
-				     "(the session has another service_access_token, or none)");
+		return scone_err_set(
+		    SCONE_ERR_UNTRUSTED,
+		    "SCONE_SERVICE_ACCESS_TOKEN is set, and CAS did not prove it holds that token "
+		    "(the session has another service_access_token, or none)");
 	return SCONE_ERR_OK;
 }
 
@@ -651,11 +665,12 @@ static void service_id(const char *config_id, char sid[CONFIG_ID_MAX])
 	sid[n] = '\0';
 }
 
-enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pin_sha256[32], const char *config_id,
-					  struct scone_identity *fresh_id, const struct scone_rt_evidence *ev,
+enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pin_sha256[32],
+					  const char *config_id, struct scone_identity *fresh_id,
+					  const struct scone_rt_evidence *ev,
 					  struct scone_runtime_config **out)
 {
-	struct scone_https_response resp = { 0 };
+	struct scone_https_response resp = {0};
 	char sid[CONFIG_ID_MAX];
 	struct scone_wbuf body;
 	enum scone_err err;
@@ -682,7 +697,8 @@ enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pi
 	}
 	err = scone_runtime_config_parse(resp.body, resp.len, out);
 	if (!err && strcmp((*out)->config_id, sid) != 0)
-		err = scone_err_set(SCONE_ERR_MALFORMED, "CAS answered with the configuration of another service");
+		err = scone_err_set(SCONE_ERR_MALFORMED,
+				    "CAS answered with the configuration of another service");
 	if (!err)
 		err = token_proof_ok(fresh_id, sid, *out);
 	if (err && *out) {
@@ -695,10 +711,12 @@ out:
 	return err;
 }
 
-static enum scone_err tag_body(struct scone_wbuf *w, const struct scone_runtime_config *cfg, const char *volume,
-			       const uint8_t *previous_tag, const uint8_t tag[SCONE_RT_TAG_SIZE])
+static enum scone_err tag_body(struct scone_wbuf *w, const struct scone_runtime_config *cfg,
+			       const char *volume, const uint8_t *previous_tag,
+			       const uint8_t tag[SCONE_RT_TAG_SIZE])
 {
-	char prev[2 * SCONE_RT_TAG_SIZE + 1] = "", now[2 * SCONE_RT_TAG_SIZE + 1], token[2 * SCONE_RT_TOKEN_SIZE + 1];
+	char prev[2 * SCONE_RT_TAG_SIZE + 1] = "", now[2 * SCONE_RT_TAG_SIZE + 1],
+					  token[2 * SCONE_RT_TOKEN_SIZE + 1];
 	enum scone_err err;
 
 	if (previous_tag)
@@ -734,15 +752,16 @@ static const struct scone_identity *report_id;
 
 static char report_volume[128]; /* the volume of the report in flight ("" when none) */
 
-static enum scone_err report_send(const char *cas_addr, const uint8_t pin_sha256[32], const struct scone_identity *id,
-				  const struct scone_wbuf *body)
+static enum scone_err report_send(const char *cas_addr, const uint8_t pin_sha256[32],
+				  const struct scone_identity *id, const struct scone_wbuf *body)
 {
-	struct scone_https_opts o = { .pin_sha256 = pin_sha256, .client = id };
+	struct scone_https_opts o = {.pin_sha256 = pin_sha256, .client = id};
 	char host[256];
 	enum scone_err err = SCONE_ERR_OK;
 
 	if (!cas_addr || !pin_sha256 || !id)
-		return scone_err_set(SCONE_ERR_INVALID, "CAS tag report: address, pin and identity are required");
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "CAS tag report: address, pin and identity are required");
 	pthread_mutex_lock(&report_lock);
 	if (!report_conn || strcmp(report_addr, cas_addr) != 0 || memcmp(report_pin, pin_sha256, 32) != 0 ||
 	    report_id != id) {
@@ -759,22 +778,24 @@ static enum scone_err report_send(const char *cas_addr, const uint8_t pin_sha256
 		}
 	}
 	if (!err)
-		err = scone_https_conn_send(report_conn, "POST", "/v1/volumes/tag", "application/json", body->data,
-					    body->size);
+		err = scone_https_conn_send(report_conn, "POST", "/v1/volumes/tag", "application/json",
+					    body->data, body->size);
 	pthread_mutex_unlock(&report_lock);
 	return err;
 }
 
 enum scone_err scone_runtime_report_tag_start(const char *cas_addr, const uint8_t pin_sha256[32],
-					      const struct scone_identity *id, const struct scone_runtime_config *cfg,
-					      const char *volume, const uint8_t *previous_tag,
+					      const struct scone_identity *id,
+					      const struct scone_runtime_config *cfg, const char *volume,
+					      const uint8_t *previous_tag,
 					      const uint8_t tag[SCONE_RT_TAG_SIZE])
 {
 	struct scone_wbuf body;
 	enum scone_err err;
 
 	if (!cfg || !volume || !tag)
-		return scone_err_set(SCONE_ERR_INVALID, "volume tag report: configuration, volume and tag are required");
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "volume tag report: configuration, volume and tag are required");
 	scone_wbuf_init(&body, 64 * 1024, 1);
 	err = tag_body(&body, cfg, volume, previous_tag, tag);
 	if (!err)
@@ -792,7 +813,7 @@ int scone_runtime_report_fd(void)
 
 enum scone_err scone_runtime_report_tag_wait(void)
 {
-	struct scone_https_response resp = { 0 };
+	struct scone_https_response resp = {0};
 	enum scone_err err;
 	char what[200];
 
@@ -809,9 +830,9 @@ enum scone_err scone_runtime_report_tag_wait(void)
 }
 
 enum scone_err scone_runtime_report_tag(const char *cas_addr, const uint8_t pin_sha256[32],
-					const struct scone_identity *id, const struct scone_runtime_config *cfg,
-					const char *volume, const uint8_t *previous_tag,
-					const uint8_t tag[SCONE_RT_TAG_SIZE])
+					const struct scone_identity *id,
+					const struct scone_runtime_config *cfg, const char *volume,
+					const uint8_t *previous_tag, const uint8_t tag[SCONE_RT_TAG_SIZE])
 {
 	SCONE_TRY(scone_runtime_report_tag_start(cas_addr, pin_sha256, id, cfg, volume, previous_tag, tag));
 	return scone_runtime_report_tag_wait();

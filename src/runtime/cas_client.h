@@ -34,7 +34,7 @@ struct scone_rt_file {
 	uint32_t mode;
 	uint8_t *content; /* decoded from content_base64; may hold any bytes */
 	size_t content_size;
-	bool from_image;  /* the image's own file: read at start and expanded (image_files.h) */
+	bool from_image; /* the image's own file: read at start and expanded (image_files.h) */
 };
 
 struct scone_rt_volume {
@@ -59,9 +59,9 @@ struct scone_rt_fspf {
 struct scone_runtime_config {
 	char *config_id;    /* SESSION/SERVICE */
 	char *session_hash; /* hex */
-	char *mode;         /* attestation mode CAS applied ("none") */
+	char *mode;	    /* attestation mode CAS applied ("none") */
 	char *pwd;
-	char **argv;        /* NULL-terminated; "@@N" words still to be replaced */
+	char **argv; /* NULL-terminated; "@@N" words still to be replaced */
 	size_t argc;
 	bool command_public; /* no word of the command holds a secret: it may show in ps */
 	struct scone_rt_env *env;
@@ -74,9 +74,9 @@ struct scone_runtime_config {
 	uint8_t instance_token[SCONE_RT_TOKEN_SIZE];
 	char *raw; /* CAS's answer as parsed (NUL-terminated), for an exec'd program's runtime */
 	size_t raw_len;
-	char **host_env;	  /* SCONE's \@\@NAME: names taken from the host environment at start */
+	char **host_env; /* SCONE's \@\@NAME: names taken from the host environment at start */
 	size_t host_env_count;
-	bool has_token_proof;	  /* CAS proved the session's service access token (lib/token.h) */
+	bool has_token_proof; /* CAS proved the session's service access token (lib/token.h) */
 	uint8_t token_proof[32];
 };
 
@@ -107,9 +107,11 @@ bool scone_runtime_is_setting(const char *name);
  */
 SCONE_MUST_CHECK enum scone_err scone_runtime_post(const char *cas_addr, const uint8_t pin_sha256[32],
 						   const struct scone_identity *id, const char *path,
-						   const struct scone_wbuf *body, struct scone_https_response *resp);
+						   const struct scone_wbuf *body,
+						   struct scone_https_response *resp);
 /* CAS's refusal in resp (status, code, message) as an error naming what was asked. */
-SCONE_MUST_CHECK enum scone_err scone_runtime_refused(const struct scone_https_response *resp, const char *what);
+SCONE_MUST_CHECK enum scone_err scone_runtime_refused(const struct scone_https_response *resp,
+						      const char *what);
 /*
  * Append the expanded contents of the image's own files to cfg->raw (as
  * "image_files"), so a program exec'd later gets them through the handover
@@ -117,14 +119,15 @@ SCONE_MUST_CHECK enum scone_err scone_runtime_refused(const struct scone_https_r
  */
 SCONE_MUST_CHECK enum scone_err scone_runtime_config_keep_images(struct scone_runtime_config *cfg);
 
-const struct scone_rt_volume *scone_runtime_config_volume(const struct scone_runtime_config *cfg, const char *name);
+const struct scone_rt_volume *scone_runtime_config_volume(const struct scone_runtime_config *cfg,
+							  const char *name);
 
 /* Evidence for CAS (docs/api.md): a type of src/attest, its bytes, and why there is none (note). */
 struct scone_rt_evidence {
 	const char *type;    /* "las", "none", ... */
 	const uint8_t *data; /* NULL with size 0 for "none" */
 	size_t size;
-	const char *note;    /* printable text or NULL: e.g. the LAS's refusal, for CAS's message */
+	const char *note; /* printable text or NULL: e.g. the LAS's refusal, for CAS's message */
 };
 
 /*
@@ -137,7 +140,8 @@ struct scone_rt_evidence {
  */
 
 SCONE_MUST_CHECK enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pin_sha256[32],
-							   const char *config_id, struct scone_identity *fresh_id,
+							   const char *config_id,
+							   struct scone_identity *fresh_id,
 							   const struct scone_rt_evidence *ev,
 							   struct scone_runtime_config **out);
 
@@ -149,19 +153,20 @@ SCONE_MUST_CHECK enum scone_err scone_runtime_fetch_config(const char *cas_addr,
  */
 SCONE_MUST_CHECK enum scone_err scone_runtime_report_tag(const char *cas_addr, const uint8_t pin_sha256[32],
 							 const struct scone_identity *id,
-							 const struct scone_runtime_config *cfg, const char *volume,
-							 const uint8_t *previous_tag, const uint8_t tag[SCONE_RT_TAG_SIZE]);
+							 const struct scone_runtime_config *cfg,
+							 const char *volume, const uint8_t *previous_tag,
+							 const uint8_t tag[SCONE_RT_TAG_SIZE]);
 
 /*
  * The same in two steps, so that a volume's next writes overlap CAS's
  * round trip: send the report, later read CAS's answer (one report in
  * flight per process; wait before starting the next).
  */
-SCONE_MUST_CHECK enum scone_err scone_runtime_report_tag_start(const char *cas_addr, const uint8_t pin_sha256[32],
-							       const struct scone_identity *id,
-							       const struct scone_runtime_config *cfg, const char *volume,
-							       const uint8_t *previous_tag,
-							       const uint8_t tag[SCONE_RT_TAG_SIZE]);
+SCONE_MUST_CHECK enum scone_err
+scone_runtime_report_tag_start(const char *cas_addr, const uint8_t pin_sha256[32],
+			       const struct scone_identity *id, const struct scone_runtime_config *cfg,
+			       const char *volume, const uint8_t *previous_tag,
+			       const uint8_t tag[SCONE_RT_TAG_SIZE]);
 SCONE_MUST_CHECK enum scone_err scone_runtime_report_tag_wait(void);
 /* The socket of the reports' kept-alive connection, or -1. */
 int scone_runtime_report_fd(void);

@@ -46,8 +46,8 @@
 #define REAL(name) const __typeof__(scone_sys_table.name) real_##name = SYS(name)
 
 static const struct scone_runtime_config *g_cfg; /* the context's, once armed */
-static char g_preload[PATH_MAX + 16]; /* "LD_PRELOAD=" this library */
-static char g_loader[PATH_MAX];        /* the program's loader: an exec'd program must use the same */
+static char g_preload[PATH_MAX + 16];		 /* "LD_PRELOAD=" this library */
+static char g_loader[PATH_MAX]; /* the program's loader: an exec'd program must use the same */
 
 enum scone_err scone_exec_install(void)
 {
@@ -67,14 +67,14 @@ struct prepared;
 static void finish(struct prepared *p);
 
 struct prepared {
-	char **envp;   /* the new program's environment: the caller's envp when passing through */
-	bool owned;    /* envp allocated here */
-	char *ho_var;  /* its SCONE_HANDOVER=<memfd>:<keyfd> entry */
+	char **envp;	   /* the new program's environment: the caller's envp when passing through */
+	bool owned;	   /* envp allocated here */
+	char *ho_var;	   /* its SCONE_HANDOVER=<memfd>:<keyfd> entry */
 	char *preload_var; /* an LD_PRELOAD entry made here (the caller's, with this library first) */
-	int ho_fd;     /* the handover memfd and its key socket, closed after the exec or spawn */
+	int ho_fd;	   /* the handover memfd and its key socket, closed after the exec or spawn */
 	int key_fd;
 	int share_fd;
-	int conn_fd;   /* the new program's connection to the volumes' server */
+	int conn_fd; /* the new program's connection to the volumes' server */
 };
 
 /*
@@ -248,7 +248,8 @@ static int prepare(const struct exec_target *t, char *const envp[], bool spawn, 
 	bool unshielded = false;
 	int e;
 
-	*p = (struct prepared){ .envp = (char **)envp, .ho_fd = -1, .key_fd = -1, .share_fd = -1, .conn_fd = -1 };
+	*p = (struct prepared){
+	    .envp = (char **)envp, .ho_fd = -1, .key_fd = -1, .share_fd = -1, .conn_fd = -1};
 	if (!cfg)
 		return 0;
 	scone_handover_init(&h);
@@ -258,8 +259,9 @@ static int prepare(const struct exec_target *t, char *const envp[], bool spawn, 
 	h.cas_addr = scone_rt()->cas_addr ? scone_rt()->cas_addr : "";
 	memcpy(h.pin, scone_rt()->pin, sizeof(h.pin));
 	if ((err = check_target(t)) && unshielded_allowed(cfg)) {
-		scone_warn("%s; it runs without the session's secrets and volumes (SCONE_ALLOW_UNSHIELDED_EXEC)",
-			   scone_err_detail());
+		scone_warn(
+		    "%s; it runs without the session's secrets and volumes (SCONE_ALLOW_UNSHIELDED_EXEC)",
+		    scone_err_detail());
 		scone_err_clear();
 		err = SCONE_ERR_OK;
 		unshielded = true;
@@ -318,7 +320,7 @@ static void finish(struct prepared *p)
 int execve(const char *path, char *const argv[], char *const envp[])
 {
 	REAL(execve);
-	struct exec_target t = { .path = path, .dirfd = AT_FDCWD, .fd = -1 };
+	struct exec_target t = {.path = path, .dirfd = AT_FDCWD, .fd = -1};
 	struct prepared p;
 
 	if (prepare(&t, envp, false, &p) != 0)
@@ -331,7 +333,7 @@ int execve(const char *path, char *const argv[], char *const envp[])
 int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
 {
 	REAL(execveat);
-	struct exec_target t = { .path = path, .dirfd = dirfd, .fd = -1, .flags = flags };
+	struct exec_target t = {.path = path, .dirfd = dirfd, .fd = -1, .flags = flags};
 	struct prepared p;
 
 	if (prepare(&t, envp, false, &p) != 0)
@@ -344,7 +346,7 @@ int execveat(int dirfd, const char *path, char *const argv[], char *const envp[]
 int fexecve(int fd, char *const argv[], char *const envp[])
 {
 	REAL(fexecve);
-	struct exec_target t = { .path = "", .dirfd = AT_FDCWD, .fd = fd };
+	struct exec_target t = {.path = "", .dirfd = AT_FDCWD, .fd = fd};
 	struct prepared p;
 
 	if (prepare(&t, envp, false, &p) != 0)
@@ -357,7 +359,7 @@ int fexecve(int fd, char *const argv[], char *const envp[])
 int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	REAL(execvpe);
-	struct exec_target t = { .path = file, .search = true, .dirfd = AT_FDCWD, .fd = -1 };
+	struct exec_target t = {.path = file, .search = true, .dirfd = AT_FDCWD, .fd = -1};
 	struct prepared p;
 
 	if (prepare(&t, envp, false, &p) != 0)
@@ -446,11 +448,11 @@ int execle(const char *path, const char *arg, ...)
 
 /* ---- spawning ---- */
 
-int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr,
-		char *const argv[], char *const envp[])
+int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+		const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	REAL(posix_spawn);
-	struct exec_target t = { .path = path, .dirfd = AT_FDCWD, .fd = -1 };
+	struct exec_target t = {.path = path, .dirfd = AT_FDCWD, .fd = -1};
 	struct prepared p;
 	int r;
 
@@ -461,11 +463,11 @@ int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *
 	return r;
 }
 
-int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr,
-		 char *const argv[], char *const envp[])
+int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+		 const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	REAL(posix_spawnp);
-	struct exec_target t = { .path = file, .search = true, .dirfd = AT_FDCWD, .fd = -1 };
+	struct exec_target t = {.path = file, .search = true, .dirfd = AT_FDCWD, .fd = -1};
 	struct prepared p;
 	int r;
 
@@ -477,10 +479,10 @@ int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t 
 }
 
 /* /bin/sh -c cmd through our posix_spawn, with the signal setup system() and popen() need. */
-static int spawn_shell(pid_t *pid, const char *cmd, const posix_spawn_file_actions_t *fa, const sigset_t *mask,
-		       bool sigdef)
+static int spawn_shell(pid_t *pid, const char *cmd, const posix_spawn_file_actions_t *fa,
+		       const sigset_t *mask, bool sigdef)
 {
-	char *argv[] = { "sh", "-c", (char *)cmd, NULL };
+	char *argv[] = {"sh", "-c", (char *)cmd, NULL};
 	posix_spawnattr_t attr;
 	sigset_t def;
 	int r;
@@ -502,7 +504,7 @@ static int spawn_shell(pid_t *pid, const char *cmd, const posix_spawn_file_actio
 int system(const char *cmd)
 {
 	REAL(system);
-	struct sigaction ign = { .sa_handler = SIG_IGN }, old_int, old_quit;
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
 	sigset_t chld, old_mask;
 	int status = -1;
 	pid_t pid;

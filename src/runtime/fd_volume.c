@@ -31,7 +31,8 @@ unsigned shield_vf_flags(int flags)
 /* A fresh kernel fd for a shielded file: an empty, sealed memfd. */
 static int reserve_fd(int flags)
 {
-	int fd = memfd_create(SHIELD_PLACEHOLDER, MFD_ALLOW_SEALING | ((flags & O_CLOEXEC) ? MFD_CLOEXEC : 0));
+	int fd =
+	    memfd_create(SHIELD_PLACEHOLDER, MFD_ALLOW_SEALING | ((flags & O_CLOEXEC) ? MFD_CLOEXEC : 0));
 
 	if (fd < 0)
 		return -1;
@@ -123,7 +124,6 @@ int creat64(const char *path, mode_t mode)
 	return open64(path, O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
 
-
 /* ---- data (lock held) ---- */
 
 static ssize_t pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off)
@@ -193,7 +193,6 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 	return (ssize_t)written;
 }
 
-
 static ssize_t read_locked(int fd, struct sfd *s, void *buf, size_t n)
 {
 	uint64_t off = shield_off_get(fd);
@@ -214,12 +213,6 @@ static ssize_t write_locked(int fd, struct sfd *s, const void *buf, size_t n)
 		shield_off_set(fd, off + (uint64_t)r);
 	return r;
 }
-
-
-
-
-
-
 
 static off64_t lseek_locked(int fd, struct sfd *s, off64_t off, int whence)
 {
@@ -257,8 +250,6 @@ static off64_t lseek_locked(int fd, struct sfd *s, off64_t off, int whence)
 	return base + off;
 }
 
-
-
 static int ftruncate_locked(struct sfd *s, off64_t len)
 {
 	enum scone_err err;
@@ -270,8 +261,6 @@ static int ftruncate_locked(struct sfd *s, off64_t len)
 		return shield_fail_err(err);
 	return 0;
 }
-
-
 
 /*
  * fallocate on a shielded file: a volume allocates nothing ahead, so
@@ -307,11 +296,6 @@ static int fallocate_locked(struct sfd *s, int mode, off64_t off, off64_t len)
 	return 0;
 }
 
-
-
-
-
-
 /*
  * A sync point. The server may die before or while it commits (the commit
  * is then asked of the next one): if writes it had acknowledged for this
@@ -336,9 +320,6 @@ static int fsync_locked(struct sfd *s)
 	return 0;
 }
 
-
-
-
 /* ---- vectored I/O ---- */
 
 /* Check the vector like the kernel: EINVAL for a bad count or a total past SSIZE_MAX. */
@@ -361,7 +342,8 @@ static int iov_check(const struct iovec *iov, int cnt)
  * file offset when at is NULL (and move it), else at *at. Stops at the first
  * short transfer; an error after some bytes returns the bytes.
  */
-static ssize_t iov_locked(int fd, struct sfd *s, const struct iovec *iov, int cnt, const uint64_t *at, bool wr)
+static ssize_t iov_locked(int fd, struct sfd *s, const struct iovec *iov, int cnt, const uint64_t *at,
+			  bool wr)
 {
 	ssize_t total = 0, r;
 
@@ -391,18 +373,6 @@ static ssize_t iov_locked(int fd, struct sfd *s, const struct iovec *iov, int cn
 	return total;
 }
 
-
-
-
-
-
-
-
-
-
-
-
-
 /* ---- record locks (fcntl) ---- */
 
 /*
@@ -431,7 +401,7 @@ static int lock_file(const struct mount *m, int flags)
 /* The start of s's slot: by the inode number stat reports (a file's id, a directory's path hash). */
 static int64_t lock_base(const struct sfd *s)
 {
-	struct scone_vstat st = { 0 };
+	struct scone_vstat st = {0};
 
 	if (s->file && vop_fstat(s, &st) != SCONE_ERR_OK)
 		memset(&st, 0, sizeof(st));
@@ -442,7 +412,7 @@ static int64_t lock_base(const struct sfd *s)
 static void locks_on_close(struct sfd *s)
 {
 	REAL(fcntl);
-	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
 
 	if (s->m->plock_fd < 0)
 		return;
@@ -455,9 +425,10 @@ static void locks_on_close(struct sfd *s)
  * Translate fl (on fd, lock held) into the lock file: *lfd and *k to use,
  * *base to translate an F_GETLK answer back. 0, or -1 with errno.
  */
-static int lock_map(int fd, struct sfd *s, int cmd, const struct flock *fl, int *lfd, struct flock *k, int64_t *base)
+static int lock_map(int fd, struct sfd *s, int cmd, const struct flock *fl, int *lfd, struct flock *k,
+		    int64_t *base)
 {
-	struct scone_vstat st = { 0 };
+	struct scone_vstat st = {0};
 	int64_t start = fl->l_start, len = fl->l_len;
 	bool ofd = cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW || cmd == F_OFD_GETLK;
 
@@ -496,16 +467,14 @@ static int lock_map(int fd, struct sfd *s, int cmd, const struct flock *fl, int 
 
 static bool lock_cmd(int cmd)
 {
-	return cmd == F_SETLK || cmd == F_SETLKW || cmd == F_GETLK || cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW ||
-	       cmd == F_OFD_GETLK;
+	return cmd == F_SETLK || cmd == F_SETLKW || cmd == F_GETLK || cmd == F_OFD_SETLK ||
+	       cmd == F_OFD_SETLKW || cmd == F_OFD_GETLK;
 }
 
 /*
  * Release fd's entry; the lock is held. The kernel fd stays open. The open
  * file description goes with its last fd.
  */
-
-
 
 /* ---- the kind ---- */
 
@@ -671,7 +640,8 @@ static int v_release(struct fd_desc *d)
 	return r;
 }
 
-/* fork child (or a new volume server): the open files were the other process's; opened again by path when next used. */
+/* fork child (or a new volume server): the open files were the other process's; opened again by path when
+ * next used. */
 static void v_forked(struct fd_desc *d)
 {
 	struct sfd *s = (struct sfd *)d;
@@ -690,8 +660,11 @@ static int v_handover(struct fd_desc *d, int fd, struct scone_handover *h)
 		return ENOMEM;
 	h->fds = r;
 	r = &h->fds[h->fd_count];
-	*r = (struct scone_handover_fd){ .fd = fd, .flags = s->flags, .volume = (uint32_t)shield_mount_index(s->m),
-					 .vpath = strdup(s->vpath), .dir = !s->file };
+	*r = (struct scone_handover_fd){.fd = fd,
+					.flags = s->flags,
+					.volume = (uint32_t)shield_mount_index(s->m),
+					.vpath = strdup(s->vpath),
+					.dir = !s->file};
 	if (!r->vpath)
 		return ENOMEM;
 	h->fd_count++;
@@ -699,20 +672,20 @@ static int v_handover(struct fd_desc *d, int fd, struct scone_handover *h)
 }
 
 const struct fd_kind shield_volume_kind = {
-	.name = "volume",
-	.release = v_release,
-	.closing = v_closing,
-	.read = v_read,
-	.write = v_write,
-	.pread = v_pread,
-	.pwrite = v_pwrite,
-	.iov = v_iov,
-	.lseek = v_lseek,
-	.fstat = v_fstat,
-	.ftruncate = v_ftruncate,
-	.fallocate = v_fallocate,
-	.fsync = v_fsync,
-	.fcntl = v_fcntl,
-	.forked = v_forked,
-	.handover = v_handover,
+    .name = "volume",
+    .release = v_release,
+    .closing = v_closing,
+    .read = v_read,
+    .write = v_write,
+    .pread = v_pread,
+    .pwrite = v_pwrite,
+    .iov = v_iov,
+    .lseek = v_lseek,
+    .fstat = v_fstat,
+    .ftruncate = v_ftruncate,
+    .fallocate = v_fallocate,
+    .fsync = v_fsync,
+    .fcntl = v_fcntl,
+    .forked = v_forked,
+    .handover = v_handover,
 };

@@ -23,7 +23,7 @@
 static struct fd_desc **table;
 static size_t table_size;
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-static pid_t owner; /* the process whose table this is */
+static pid_t owner;   /* the process whose table this is */
 static int high = -1; /* no entry was ever above this fd */
 
 static bool ensure_table(void)
@@ -34,12 +34,14 @@ static bool ensure_table(void)
 
 	if (__atomic_load_n(&table, __ATOMIC_ACQUIRE))
 		return true;
-	n = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY ? (size_t)rl.rlim_max : TABLE_CAP;
+	n = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY ? (size_t)rl.rlim_max
+									       : TABLE_CAP;
 	if (n > TABLE_CAP)
 		n = TABLE_CAP;
 	if (n < 1024)
 		n = 1024;
-	p = mmap(NULL, n * sizeof(*table), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	p = mmap(NULL, n * sizeof(*table), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return false;
 	table_size = n;

@@ -52,7 +52,8 @@ struct fd_kind {
 	ssize_t (*pread)(struct fd_desc *d, void *buf, size_t n, int64_t off);
 	ssize_t (*pwrite)(struct fd_desc *d, int fd, const void *buf, size_t n, int64_t off);
 	/* readv/writev (at NULL: at the file offset) and their positioned forms. */
-	ssize_t (*iov)(struct fd_desc *d, int fd, const struct iovec *iov, int cnt, const int64_t *at, bool wr);
+	ssize_t (*iov)(struct fd_desc *d, int fd, const struct iovec *iov, int cnt, const int64_t *at,
+		       bool wr);
 	int64_t (*lseek)(struct fd_desc *d, int fd, int64_t off, int whence);
 	int (*fstat)(struct fd_desc *d, struct stat *st);
 	int (*ftruncate)(struct fd_desc *d, int64_t len);
@@ -72,8 +73,8 @@ struct fd_kind {
 
 struct fd_desc {
 	const struct fd_kind *kind;
-	int holds;	/* fds of this process that share it, plus calls in flight */
-	dev_t dev;	/* the placeholder's identity */
+	int holds; /* fds of this process that share it, plus calls in flight */
+	dev_t dev; /* the placeholder's identity */
 	ino_t ino;
 	/*
 	 * The description's own lock, for kinds whose calls may block (a
@@ -109,7 +110,8 @@ bool fdtab_maybe(int fd);
 int fdtab_remove(int fd);
 /* newfd is a kernel dup of d's placeholder: make it an entry for d too (dropping what it held). */
 bool fdtab_share(int newfd, struct fd_desc *d);
-/* Call fn for each entry (lock-free snapshot; holds not taken: for quiescent moments, lock held by caller). */
+/* Call fn for each entry (lock-free snapshot; holds not taken: for quiescent moments, lock held by caller).
+ */
 void fdtab_each(void (*fn)(int fd, struct fd_desc *d, void *arg), void *arg);
 /* Is fd (still) d's placeholder, by device and inode? */
 bool fdtab_is(int fd, const struct fd_desc *d);

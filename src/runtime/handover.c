@@ -88,32 +88,40 @@ static enum scone_err put_fd(struct scone_wbuf *w, const struct scone_handover_f
 static enum scone_err enc_check(const struct scone_handover *h)
 {
 	if (!h->config || !h->cas_addr || !h->cas_addr[0] || strlen(h->cas_addr) > MAX_ADDR)
-		return scone_err_set(SCONE_ERR_INVALID, "handover: configuration or CAS address missing or too long");
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "handover: configuration or CAS address missing or too long");
 	if (h->identity ? h->identity_len == 0 || h->identity_len > MAX_IDENTITY : h->volume_count > 0)
-		return scone_err_set(SCONE_ERR_INVALID, "handover: volumes need the report key (at most %u bytes)",
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "handover: volumes need the report key (at most %u bytes)",
 				     MAX_IDENTITY);
 	if (h->env_count > MAX_ENV || h->volume_count > MAX_VOLUMES || h->fd_count > MAX_FDS)
-		return scone_err_set(SCONE_ERR_LIMIT, "handover: %zu variables, %zu volumes, %zu fds (limits %u, %u, %u)",
-				     h->env_count, h->volume_count, h->fd_count, MAX_ENV, MAX_VOLUMES, MAX_FDS);
+		return scone_err_set(
+		    SCONE_ERR_LIMIT, "handover: %zu variables, %zu volumes, %zu fds (limits %u, %u, %u)",
+		    h->env_count, h->volume_count, h->fd_count, MAX_ENV, MAX_VOLUMES, MAX_FDS);
 	for (size_t i = 0; i < h->env_count; i++) {
 		const char *eq = strchr(h->env[i], '=');
 		if (!eq || eq == h->env[i])
-			return scone_err_set(SCONE_ERR_INVALID, "handover: environment entry %zu is not NAME=VALUE", i);
+			return scone_err_set(SCONE_ERR_INVALID,
+					     "handover: environment entry %zu is not NAME=VALUE", i);
 		if (strlen(h->env[i]) > MAX_ENV_ENTRY)
-			return scone_err_set(SCONE_ERR_LIMIT, "handover: environment entry %zu is over %u bytes", i,
+			return scone_err_set(SCONE_ERR_LIMIT,
+					     "handover: environment entry %zu is over %u bytes", i,
 					     MAX_ENV_ENTRY);
 	}
 	for (size_t i = 0; i < h->volume_count; i++)
 		if (!h->volumes[i].name[0] || strlen(h->volumes[i].name) > MAX_PATH)
-			return scone_err_set(SCONE_ERR_INVALID, "handover: volume %zu has no name or a name too long", i);
+			return scone_err_set(SCONE_ERR_INVALID,
+					     "handover: volume %zu has no name or a name too long", i);
 	for (size_t i = 0; i < h->fd_count; i++) {
 		const struct scone_handover_fd *f = &h->fds[i];
-		if (f->fd < 0 || f->volume >= h->volume_count || f->vpath[0] != '/' || strlen(f->vpath) > MAX_PATH)
-			return scone_err_set(SCONE_ERR_INVALID, "handover: fd record %zu (fd %d, volume %u)", i, f->fd,
-					     f->volume);
+		if (f->fd < 0 || f->volume >= h->volume_count || f->vpath[0] != '/' ||
+		    strlen(f->vpath) > MAX_PATH)
+			return scone_err_set(SCONE_ERR_INVALID, "handover: fd record %zu (fd %d, volume %u)",
+					     i, f->fd, f->volume);
 	}
 	if (h->cwd && (h->cwd[0] != '/' || strlen(h->cwd) > MAX_PATH))
-		return scone_err_set(SCONE_ERR_INVALID, "handover: the working directory is not an absolute path");
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "handover: the working directory is not an absolute path");
 	return SCONE_ERR_OK;
 }
 
@@ -183,8 +191,9 @@ static enum scone_err dec_env(struct scone_handover *h, const uint8_t *p, size_t
 	const uint8_t *eq = memchr(p, '=', n);
 
 	if (n > MAX_ENV_ENTRY)
-		return scone_err_set(SCONE_ERR_LIMIT, "handover: environment entry %zu is %zu bytes (limit %u)",
-				     h->env_count, n, MAX_ENV_ENTRY);
+		return scone_err_set(SCONE_ERR_LIMIT,
+				     "handover: environment entry %zu is %zu bytes (limit %u)", h->env_count,
+				     n, MAX_ENV_ENTRY);
 	if (!eq || eq == p)
 		return scone_err_set(SCONE_ERR_MALFORMED, "handover: environment entry %zu is not NAME=VALUE",
 				     h->env_count);
@@ -203,7 +212,8 @@ static enum scone_err dec_volume(struct scone_handover *h, const uint8_t *p, siz
 	v = &h->volumes[h->volume_count - 1];
 	v->has_tag = p[0];
 	memcpy(v->tag, p + 1, SCONE_HANDOVER_TAG_SIZE);
-	return dup_str(p + 1 + SCONE_HANDOVER_TAG_SIZE, n - 1 - SCONE_HANDOVER_TAG_SIZE, "volume name", &v->name);
+	return dup_str(p + 1 + SCONE_HANDOVER_TAG_SIZE, n - 1 - SCONE_HANDOVER_TAG_SIZE, "volume name",
+		       &v->name);
 }
 
 static enum scone_err dec_fd(struct scone_handover *h, const uint8_t *p, size_t n)
@@ -212,8 +222,8 @@ static enum scone_err dec_fd(struct scone_handover *h, const uint8_t *p, size_t 
 	uint32_t fd = n >= 13 ? scone_get_le32(p) : 0;
 
 	if (n <= 13 || n > 13 + MAX_PATH || fd > INT_MAX || p[12] > 1 || p[13] != '/')
-		return scone_err_set(SCONE_ERR_MALFORMED, "handover: fd record %zu: bad length, fd, flag or path",
-				     h->fd_count);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "handover: fd record %zu: bad length, fd, flag or path", h->fd_count);
 	SCONE_TRY(grow((void **)&h->fds, &h->fd_count, sizeof(*f), MAX_FDS, "fds"));
 	f = &h->fds[h->fd_count - 1];
 	f->fd = (int)fd;
@@ -223,7 +233,8 @@ static enum scone_err dec_fd(struct scone_handover *h, const uint8_t *p, size_t 
 	return dup_str(p + 13, n - 13, "fd path", &f->vpath);
 }
 
-static enum scone_err dec_record(struct scone_handover *h, uint8_t type, const uint8_t *p, size_t n, bool *seen_pin)
+static enum scone_err dec_record(struct scone_handover *h, uint8_t type, const uint8_t *p, size_t n,
+				 bool *seen_pin)
 {
 	switch (type) {
 	case REC_CONFIG:
@@ -281,9 +292,11 @@ static enum scone_err dec_record(struct scone_handover *h, uint8_t type, const u
 static enum scone_err dec_check(const struct scone_handover *h, bool seen_pin)
 {
 	if (!h->config || !h->cas_addr || !seen_pin)
-		return scone_err_set(SCONE_ERR_MALFORMED, "handover: configuration, CAS address or pin missing");
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "handover: configuration, CAS address or pin missing");
 	if (h->volume_count && !h->identity)
-		return scone_err_set(SCONE_ERR_MALFORMED, "handover: volumes without the key their tags are reported with");
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "handover: volumes without the key their tags are reported with");
 	for (size_t i = 0; i < h->fd_count; i++)
 		if (h->fds[i].volume >= h->volume_count)
 			return scone_err_set(SCONE_ERR_MALFORMED, "handover: fd %d names volume %u of %zu",

@@ -42,29 +42,29 @@ struct scone_handover_volume {
 
 struct scone_handover_fd {
 	int fd;
-	int flags;       /* open flags (access mode, O_APPEND) */
+	int flags;	 /* open flags (access mode, O_APPEND) */
 	uint32_t volume; /* index into volumes */
-	char *vpath;     /* path inside the volume */
+	char *vpath;	 /* path inside the volume */
 	bool dir;
 };
 
 struct scone_handover {
-	char *config;       /* CAS's answer (JSON), as fetched */
+	char *config; /* CAS's answer (JSON), as fetched */
 	size_t config_len;
 	char *cas_addr;
 	uint8_t pin[32];
-	char *identity;     /* the runtime key and its certificate (PEM), NULL without volumes */
+	char *identity; /* the runtime key and its certificate (PEM), NULL without volumes */
 	size_t identity_len;
-	char **env;         /* "NAME=VALUE" taken out of the exec'd environment */
+	char **env; /* "NAME=VALUE" taken out of the exec'd environment */
 	size_t env_count;
 	struct scone_handover_volume *volumes;
 	size_t volume_count;
-	int share_fd;       /* the volumes' shared state (memfd), -1: none */
-	bool shared;        /* another process still uses the volumes */
-	int conn_fd;        /* a connection to the process serving the volumes (vserver.c), -1: none */
+	int share_fd; /* the volumes' shared state (memfd), -1: none */
+	bool shared;  /* another process still uses the volumes */
+	int conn_fd;  /* a connection to the process serving the volumes (vserver.c), -1: none */
 	struct scone_handover_fd *fds;
 	size_t fd_count;
-	char *cwd;          /* a working directory inside a volume, or NULL */
+	char *cwd; /* a working directory inside a volume, or NULL */
 };
 
 void scone_handover_init(struct scone_handover *h);
@@ -75,7 +75,8 @@ void scone_handover_init(struct scone_handover *h);
  */
 SCONE_MUST_CHECK enum scone_err scone_handover_encode(const struct scone_handover *h, struct scone_wbuf *out);
 /* Decode untrusted bytes; on success the caller frees *out. */
-SCONE_MUST_CHECK enum scone_err scone_handover_decode(const uint8_t *data, size_t len, struct scone_handover *out);
+SCONE_MUST_CHECK enum scone_err scone_handover_decode(const uint8_t *data, size_t len,
+						      struct scone_handover *out);
 /* Wipe and free everything h owns (the decoder's output; share_fd is not closed). */
 void scone_handover_free(struct scone_handover *h);
 

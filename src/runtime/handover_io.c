@@ -36,7 +36,8 @@ static enum scone_err write_all(int fd, const void *data, size_t size, const cha
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return n < 0 ? sys_err(what) : scone_err_set(SCONE_ERR_IO, "handover %s: short write", what);
+			return n < 0 ? sys_err(what)
+				     : scone_err_set(SCONE_ERR_IO, "handover %s: short write", what);
 		p += n;
 		size -= (size_t)n;
 	}
@@ -78,7 +79,8 @@ static enum scone_err make_memfd(const uint8_t *data, size_t size, int *out)
 	if (fd < 0)
 		return sys_err("memfd");
 	err = write_all(fd, data, size, "memfd");
-	if (!err && SYS(fcntl)(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+	if (!err &&
+	    SYS(fcntl)(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
 		err = sys_err("memfd seals");
 	if (err) {
 		SYS(close)(fd);
@@ -206,8 +208,8 @@ static enum scone_err read_sealed(int fd, uint8_t **out, size_t *out_size)
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err open_sealed(const uint8_t key[SCONE_KEY_SIZE], uint8_t *sealed, size_t size, uint8_t **out,
-				  size_t *out_size)
+static enum scone_err open_sealed(const uint8_t key[SCONE_KEY_SIZE], uint8_t *sealed, size_t size,
+				  uint8_t **out, size_t *out_size)
 {
 	struct scone_aead *a;
 	enum scone_err err;
@@ -241,8 +243,8 @@ enum scone_err scone_handover_receive(const char *fds, uint8_t **out, size_t *ou
 		return scone_err_set(SCONE_ERR_INVALID, "expected MEMFD:KEYFD");
 	/* Nothing is closed unless both are the runtime's: the variable may name the program's own fds. */
 	if (!is_handover_memfd(memfd) || !is_socket(keyfd))
-		return scone_err_set(SCONE_ERR_INVALID, "%s does not name the runtime's handover memfd and key socket",
-				     fds);
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "%s does not name the runtime's handover memfd and key socket", fds);
 	err = read_key(keyfd, key);
 	if (!err)
 		err = read_sealed(memfd, &sealed, &sealed_size);

@@ -80,7 +80,8 @@ enum scone_err scone_inject_install(const struct scone_rt_file *f, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct injected *e = &files[i];
 		if (f[i].path[0] != '/' || strlen(f[i].path) >= PATH_MAX)
-			return scone_err_set(SCONE_ERR_INVALID, "injection file %.64s: not an absolute path", f[i].path);
+			return scone_err_set(SCONE_ERR_INVALID, "injection file %.64s: not an absolute path",
+					     f[i].path);
 		e->path = strdup(f[i].path);
 		e->content = malloc(f[i].content_size ? f[i].content_size : 1);
 		if (!e->path || !e->content)
@@ -331,7 +332,7 @@ static int access_injected(const struct injected *e, int how)
 	return 0;
 }
 
-#define STAT_SHIM(name, args, dirfd, path, st, sflags, call)                                                  \
+#define STAT_SHIM(name, args, dirfd, path, st, sflags, call)                                                 \
 	int name args                                                                                        \
 	{                                                                                                    \
 		const struct injected *e;                                                                    \
@@ -348,11 +349,13 @@ static int access_injected(const struct injected *e, int how)
 
 STAT_SHIM(stat, (const char *path, struct stat *st), AT_FDCWD, path, st, 0, REAL(stat, stat_fn);
 	  return real_stat(path, st))
-STAT_SHIM(lstat, (const char *path, struct stat *st), AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW, REAL(lstat, stat_fn);
+STAT_SHIM(lstat, (const char *path, struct stat *st), AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW,
+	  REAL(lstat, stat_fn);
 	  return real_lstat(path, st))
 STAT_SHIM(stat64, (const char *path, struct stat64 *st), AT_FDCWD, path, st, 0, REAL(stat64, stat64_fn);
 	  return real_stat64(path, st))
-STAT_SHIM(lstat64, (const char *path, struct stat64 *st), AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW, REAL(lstat64, stat64_fn);
+STAT_SHIM(lstat64, (const char *path, struct stat64 *st), AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW,
+	  REAL(lstat64, stat64_fn);
 	  return real_lstat64(path, st))
 STAT_SHIM(fstatat, (int dirfd, const char *path, struct stat *st, int flags), dirfd, path, st, flags,
 	  REAL(fstatat, fstatat_fn);
@@ -360,7 +363,8 @@ STAT_SHIM(fstatat, (int dirfd, const char *path, struct stat *st, int flags), di
 STAT_SHIM(fstatat64, (int dirfd, const char *path, struct stat64 *st, int flags), dirfd, path, st, flags,
 	  REAL(fstatat64, fstatat64_fn);
 	  return real_fstatat64(dirfd, path, st, flags))
-STAT_SHIM(__xstat, (int ver, const char *path, struct stat *st), AT_FDCWD, path, st, 0, REAL(__xstat, xstat_fn);
+STAT_SHIM(__xstat, (int ver, const char *path, struct stat *st), AT_FDCWD, path, st, 0,
+	  REAL(__xstat, xstat_fn);
 	  return real___xstat(ver, path, st))
 STAT_SHIM(__lxstat, (int ver, const char *path, struct stat *st), AT_FDCWD, path, st, 0,
 	  REAL(__lxstat, xstat_fn);
@@ -371,11 +375,11 @@ STAT_SHIM(__xstat64, (int ver, const char *path, struct stat64 *st), AT_FDCWD, p
 STAT_SHIM(__lxstat64, (int ver, const char *path, struct stat64 *st), AT_FDCWD, path, st, 0,
 	  REAL(__lxstat64, xstat64_fn);
 	  return real___lxstat64(ver, path, st))
-STAT_SHIM(__fxstatat, (int ver, int dirfd, const char *path, struct stat *st, int flags), dirfd, path, st, flags,
-	  REAL(__fxstatat, fxstatat_fn);
+STAT_SHIM(__fxstatat, (int ver, int dirfd, const char *path, struct stat *st, int flags), dirfd, path, st,
+	  flags, REAL(__fxstatat, fxstatat_fn);
 	  return real___fxstatat(ver, dirfd, path, st, flags))
-STAT_SHIM(__fxstatat64, (int ver, int dirfd, const char *path, struct stat64 *st, int flags), dirfd, path, st, flags,
-	  REAL(__fxstatat64, fxstatat64_fn);
+STAT_SHIM(__fxstatat64, (int ver, int dirfd, const char *path, struct stat64 *st, int flags), dirfd, path, st,
+	  flags, REAL(__fxstatat64, fxstatat64_fn);
 	  return real___fxstatat64(ver, dirfd, path, st, flags))
 
 int access(const char *path, int how)

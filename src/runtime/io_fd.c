@@ -175,7 +175,7 @@ int fcntl64(int fd, int cmd, ...)
  */
 int flock(int fd, int op)
 {
-	struct flock fl = { .l_whence = SEEK_SET };
+	struct flock fl = {.l_whence = SEEK_SET};
 	int kind = op & ~LOCK_NB, r;
 
 	if (!shield_maybe_shielded(fd))

@@ -89,26 +89,30 @@ ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
 	int64_t at;
 	RWF_REFUSED(fd, flags);
-	FD_OP(fd, SYS(preadv2)(fd, iov, cnt, off, flags), iov, fd, iov, cnt, at_offset(&at, off, true), false);
+	FD_OP(fd, SYS(preadv2)(fd, iov, cnt, off, flags), iov, fd, iov, cnt, at_offset(&at, off, true),
+	      false);
 }
 
 ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
 	int64_t at;
 	RWF_REFUSED(fd, flags);
-	FD_OP(fd, SYS(pwritev2)(fd, iov, cnt, off, flags), iov, fd, iov, cnt, at_offset(&at, off, true), true);
+	FD_OP(fd, SYS(pwritev2)(fd, iov, cnt, off, flags), iov, fd, iov, cnt, at_offset(&at, off, true),
+	      true);
 }
 
 ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off64_t off, int flags)
 {
 	int64_t at;
 	RWF_REFUSED(fd, flags);
-	FD_OP(fd, SYS(preadv64v2)(fd, iov, cnt, off, flags), iov, fd, iov, cnt, at_offset(&at, off, true), false);
+	FD_OP(fd, SYS(preadv64v2)(fd, iov, cnt, off, flags), iov, fd, iov, cnt, at_offset(&at, off, true),
+	      false);
 }
 
 ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off64_t off, int flags)
 {
 	int64_t at;
 	RWF_REFUSED(fd, flags);
-	FD_OP(fd, SYS(pwritev64v2)(fd, iov, cnt, off, flags), iov, fd, iov, cnt, at_offset(&at, off, true), true);
+	FD_OP(fd, SYS(pwritev64v2)(fd, iov, cnt, off, flags), iov, fd, iov, cnt, at_offset(&at, off, true),
+	      true);
 }

@@ -50,4 +50,3 @@ long syscall(long n, ...)
 	}
 	return real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
-

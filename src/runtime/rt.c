@@ -25,6 +25,6 @@ enum scone_err scone_rt_init(const char *cas_addr, const uint8_t pin[32], struct
 	memcpy(ctx.pin, pin, sizeof(ctx.pin));
 	ctx.cfg = cfg;
 	ctx.id = *id;
-	*id = (struct scone_identity){ 0 };
+	*id = (struct scone_identity){0};
 	return SCONE_ERR_OK;
 }

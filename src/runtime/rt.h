@@ -23,8 +23,9 @@ struct scone_rt {
 /* The process's context: all zero until scone_rt_init. */
 const struct scone_rt *scone_rt(void);
 
-/* Set the context up (once, at start). Takes *id over (left zeroed); cfg is borrowed for the process's life. */
-SCONE_MUST_CHECK enum scone_err scone_rt_init(const char *cas_addr, const uint8_t pin[32], struct scone_identity *id,
-					      struct scone_runtime_config *cfg);
+/* Set the context up (once, at start). Takes *id over (left zeroed); cfg is borrowed for the process's life.
+ */
+SCONE_MUST_CHECK enum scone_err scone_rt_init(const char *cas_addr, const uint8_t pin[32],
+					      struct scone_identity *id, struct scone_runtime_config *cfg);
 
 #endif

@@ -30,7 +30,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread int inside;
 static __thread int saved_errno;
 
-struct shield_state shield_g = { .share_fd = -1 };
+struct shield_state shield_g = {.share_fd = -1};
 
 /*
  * Take the lock; errno is restored by leave (a shim only sets it on failure).
@@ -116,7 +116,8 @@ bool shield_maybe_shielded(int fd)
 	return !inside && fdtab_maybe(fd);
 }
 
-/* The runtime's own fds: the volumes' shared state, CAS's report connection, the server's sockets, flock handles. */
+/* The runtime's own fds: the volumes' shared state, CAS's report connection, the server's sockets, flock
+ * handles. */
 bool shield_own_fd(int fd)
 {
 	int rep = scone_runtime_report_fd();
@@ -216,13 +217,14 @@ static void count_one(int fd, struct fd_desc *d, void *arg)
 static size_t open_descriptions(struct mount *m)
 {
 	static unsigned mark;
-	struct open_count c = { .m = m, .mark = ++mark };
+	struct open_count c = {.m = m, .mark = ++mark};
 
 	fdtab_each(count_one, &c);
 	return c.n;
 }
 
-/* A new server: open every volume from the disk as committed (a state one commit ahead of CAS is accepted). */
+/* A new server: open every volume from the disk as committed (a state one commit ahead of CAS is accepted).
+ */
 enum scone_err shield_reopen_volumes(void)
 {
 	for (size_t i = 0; i < shield_g.n_mounts; i++) {
@@ -230,16 +232,17 @@ enum scone_err shield_reopen_volumes(void)
 		enum scone_err err;
 		if (m->vol)
 			continue;
-		err = scone_volume_open(m->fspf, m->key, m->sh->has_tag ? m->sh->tag : NULL, SCONE_VOL_RDWR, &m->vol);
+		err = scone_volume_open(m->fspf, m->key, m->sh->has_tag ? m->sh->tag : NULL, SCONE_VOL_RDWR,
+					&m->vol);
 		if (err)
-			return scone_err_set(err, "volume %s: taking over from the process that served it: %s", m->name,
-					     scone_err_detail());
+			return scone_err_set(err,
+					     "volume %s: taking over from the process that served it: %s",
+					     m->name, scone_err_detail());
 		m->dirty = false;
 		m->open_count = open_descriptions(m);
 	}
 	return SCONE_ERR_OK;
 }
-
 
 /*
  * fork: the lock is held across it (no thread of the parent is inside the
@@ -330,7 +333,8 @@ void shield_exit(void)
  */
 static void commit_before_exit(void)
 {
-	if (__atomic_load_n(&shield_g.n_mounts, __ATOMIC_ACQUIRE) == 0 || vsrv_role() != VR_SERVER || getpid() != shield_g.pid)
+	if (__atomic_load_n(&shield_g.n_mounts, __ATOMIC_ACQUIRE) == 0 || vsrv_role() != VR_SERVER ||
+	    getpid() != shield_g.pid)
 		return;
 	shield_enter();
 	for (size_t i = 0; i < shield_g.n_mounts; i++)
@@ -352,4 +356,3 @@ void _Exit(int status)
 {
 	_exit(status);
 }
-

@@ -41,9 +41,11 @@ struct scone_wbuf;
  * owned) and h->cwd are the caller's to free. spawn: the caller goes on
  * beside the new program (posix_spawn), so the volumes are shared from now.
  */
-SCONE_MUST_CHECK enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struct scone_wbuf *identity,
-						      int *share_dup, int *conn_dup);
-/* After an exec: mount the configuration's volumes as the previous program left them (h), take over its fds. */
+SCONE_MUST_CHECK enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn,
+						      struct scone_wbuf *identity, int *share_dup,
+						      int *conn_dup);
+/* After an exec: mount the configuration's volumes as the previous program left them (h), take over its fds.
+ */
 SCONE_MUST_CHECK enum scone_err scone_shield_mount_handover(const struct scone_handover *h);
 
 /*

@@ -142,4 +142,3 @@ char *getcwd(char *buf, size_t size)
 	memcpy(buf, cur, k);
 	return buf;
 }
-

@@ -16,7 +16,8 @@ struct sdir {
 static struct sdir *dirs;
 static pthread_mutex_t dirs_lock = PTHREAD_MUTEX_INITIALIZER;
 
-_Static_assert(sizeof(struct dirent) == sizeof(struct dirent64), "struct dirent and dirent64 share a layout here");
+_Static_assert(sizeof(struct dirent) == sizeof(struct dirent64),
+	       "struct dirent and dirent64 share a layout here");
 
 static int add_entry(struct sdir *d, const char *name, unsigned char type, uint64_t ino)
 {
@@ -95,7 +96,7 @@ static int list_locked(struct sdir *d, struct mount *m, const char *vpath)
  */
 static ssize_t getdents_locked(int fd, struct sfd *s, void *buf, size_t n)
 {
-	struct sdir d = { 0 };
+	struct sdir d = {0};
 	size_t pos = (size_t)shield_off_get(fd), used = 0;
 	int e;
 
@@ -107,7 +108,8 @@ static ssize_t getdents_locked(int fd, struct sfd *s, void *buf, size_t n)
 	}
 	for (; pos < d.n; pos++) {
 		const struct dirent64 *src = &d.ents[pos];
-		size_t len = strlen(src->d_name), rec = (offsetof(struct dirent64, d_name) + len + 1 + 7) & ~(size_t)7;
+		size_t len = strlen(src->d_name),
+		       rec = (offsetof(struct dirent64, d_name) + len + 1 + 7) & ~(size_t)7;
 		struct dirent64 *out = (struct dirent64 *)(void *)((char *)buf + used);
 		if (rec > n - used)
 			break;
@@ -256,4 +258,3 @@ int closedir(DIR *dir)
 	free(d);
 	return 0;
 }
-

@@ -56,17 +56,18 @@ struct shield_dir_id {
 };
 
 struct mount {
-	char *path; /* normalised, absolute: the mount point (a session volume), the fspf's directory (an fspf) */
+	char *path; /* normalised, absolute: the mount point (a session volume), the fspf's directory (an
+		       fspf) */
 	size_t len;
-	char *fspf; /* the protection file */
+	char *fspf;	 /* the protection file */
 	char **prefixes; /* an fspf's regions: paths under them are shielded under their own names */
 	size_t n_prefixes;
 	const char *name; /* image name, borrowed from cfg */
 	struct scone_volume *vol;
 	struct vshare *sh; /* the state every process of this program shares */
-	uint8_t *key;      /* secure memory: to reopen the volume after another process committed */
-	int lock_fd;       /* this process's own description of the mount dir, for flock */
-	int plock_fd;      /* PATH/volume.fspf.lock: the program's record locks (fcntl) */
+	uint8_t *key;	   /* secure memory: to reopen the volume after another process committed */
+	int lock_fd;	   /* this process's own description of the mount dir, for flock */
+	int plock_fd;	   /* PATH/volume.fspf.lock: the program's record locks (fcntl) */
 	uint8_t first_tag[SCONE_RT_TAG_SIZE]; /* an fspf's tag at start (a new one is printed at exit) */
 	struct shield_dir_id *ids; /* the host directories at the mount's paths, by identity (n_ids) */
 	size_t n_ids;
@@ -84,7 +85,7 @@ struct mount {
 struct vshare {
 	uint8_t tag[SCONE_RT_TAG_SIZE]; /* the tag CAS confirmed */
 	uint8_t has_tag;
-	uint8_t has_pending;                /* the disk holds pending, which CAS has not confirmed yet */
+	uint8_t has_pending;		    /* the disk holds pending, which CAS has not confirmed yet */
 	uint8_t pending[SCONE_RT_TAG_SIZE]; /* (reported or about to be; the next record waits for it) */
 };
 
@@ -93,18 +94,18 @@ struct vshare {
  * fd_volume.c), its description shared by the fds dup'ed from it.
  */
 struct sfd {
-	struct fd_desc base;   /* first: the fd table's view of it */
+	struct fd_desc base; /* first: the fd table's view of it */
 	struct mount *m;
 	struct scone_vfile *f; /* the open file, where the volume is in this process (NULL for a directory) */
-	uint64_t rh;           /* the open file's handle on the volume's server, where it is served (vserver.c) */
-	bool file;             /* a file, not a directory */
-	unsigned vf_reopen;    /* SCONE_VF_* flags to open it again (no create, exclusive or truncate) */
+	uint64_t rh; /* the open file's handle on the volume's server, where it is served (vserver.c) */
+	bool file;   /* a file, not a directory */
+	unsigned vf_reopen; /* SCONE_VF_* flags to open it again (no create, exclusive or truncate) */
 	char vpath[PATH_MAX];
 	int flags;
 	int ofd_lock;  /* 1 + an own description of the lock file for OFD locks, 0: none yet */
 	unsigned mark; /* scratch for walks over the table (shield.c) */
-	bool reopen; /* reload: to be opened again in the new volume */
-	bool stale;  /* reload: another process removed the file (ESTALE) */
+	bool reopen;   /* reload: to be opened again in the new volume */
+	bool stale;    /* reload: another process removed the file (ESTALE) */
 	bool unsynced; /* writes acknowledged by another process's server, not known to be committed */
 	bool lost;     /* that server died before committing them: the next fsync reports EIO */
 };
@@ -121,10 +122,10 @@ extern const struct fd_kind shield_volume_kind;
 struct shield_state {
 	struct mount *mounts;
 	size_t n_mounts;
-	pid_t pid;		   /* the process that mounted (or forked): another pid is a vfork child's */
-	int share_fd;		   /* the memfd behind the server's and every mount's shared state */
-	struct vsrv_shared *srv;   /* its first part: who serves the volumes */
-	bool election_held;	   /* a program exec'd by a server with clients elects before it serves */
+	pid_t pid;		 /* the process that mounted (or forked): another pid is a vfork child's */
+	int share_fd;		 /* the memfd behind the server's and every mount's shared state */
+	struct vsrv_shared *srv; /* its first part: who serves the volumes */
+	bool election_held;	 /* a program exec'd by a server with clients elects before it serves */
 };
 extern struct shield_state shield_g;
 
@@ -253,8 +254,10 @@ SCONE_MUST_CHECK enum scone_err vop_open(struct sfd *s, const char *vpath, unsig
 void vop_close(struct sfd *s);
 SCONE_MUST_CHECK enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got);
 /* *written: the bytes of buf now in the file (all on success; on an error, as a short write). */
-SCONE_MUST_CHECK enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off, size_t *written);
-SCONE_MUST_CHECK enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at, size_t *written);
+SCONE_MUST_CHECK enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off,
+					   size_t *written);
+SCONE_MUST_CHECK enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at,
+					   size_t *written);
 SCONE_MUST_CHECK enum scone_err vop_ftruncate(struct sfd *s, uint64_t size);
 SCONE_MUST_CHECK enum scone_err vop_fstat(const struct sfd *s, struct scone_vstat *st);
 SCONE_MUST_CHECK enum scone_err vop_mkdir(struct mount *m, const char *vpath, uint32_t mode);
@@ -263,7 +266,8 @@ SCONE_MUST_CHECK enum scone_err vop_rename(struct mount *m, const char *from, co
 SCONE_MUST_CHECK enum scone_err vop_truncate(struct mount *m, const char *vpath, uint64_t size);
 SCONE_MUST_CHECK enum scone_err vop_chmod(struct mount *m, const char *vpath, uint32_t mode);
 SCONE_MUST_CHECK enum scone_err vop_set_mtime(struct mount *m, const char *vpath, int64_t ns);
-SCONE_MUST_CHECK enum scone_err vop_readdir(struct mount *m, const char *vpath, scone_readdir_fn fn, void *arg);
+SCONE_MUST_CHECK enum scone_err vop_readdir(struct mount *m, const char *vpath, scone_readdir_fn fn,
+					    void *arg);
 /* Is s's file still open (not stale after its volume moved on without it)? */
 bool vop_is_open(const struct sfd *s);
 
@@ -277,11 +281,11 @@ enum vrole {
 
 /* In the memfd every process of the program maps: who serves, and how to join it. */
 struct vsrv_shared {
-	uint64_t epoch;	   /* a new server, a new epoch */
-	int32_t pid;	   /* the serving process */
+	uint64_t epoch; /* a new server, a new epoch */
+	int32_t pid;	/* the serving process */
 	int32_t pad;
-	char name[64];	   /* its listening socket (abstract) */
-	uint8_t token[32]; /* a joining process proves with it that it is the program's */
+	char name[64];		/* its listening socket (abstract) */
+	uint8_t token[32];	/* a joining process proves with it that it is the program's */
 	uint64_t retired_epoch; /* the last server that left after its final commit (vsrv_retire) */
 };
 
@@ -343,7 +347,8 @@ void shield_at_prepare(void);
 void shield_at_parent(void);
 void shield_at_child(void);
 void shield_exit(void);
-/* A shielded fd's file offset (a directory's: its next entry), kept in the placeholder's kernel description. */
+/* A shielded fd's file offset (a directory's: its next entry), kept in the placeholder's kernel description.
+ */
 uint64_t shield_off_get(int fd);
 void shield_off_set(int fd, uint64_t off);
 

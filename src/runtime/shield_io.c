@@ -52,8 +52,9 @@ static void *map_shielded(void *addr, size_t len, int prot, int flags, int fd, o
 		(void)fdtab_put(d);
 		return errno = e, MAP_FAILED;
 	}
-	p = SYS(mmap64)(addr, len, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS | (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE)), -1, 0);
+	p = SYS(mmap64)(
+	    addr, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE)), -1, 0);
 	while (p != MAP_FAILED && got < len) {
 		r = d->kind->pread(d, (char *)p + got, len - got, off + (off64_t)got);
 		if (r <= 0)
@@ -99,7 +100,8 @@ static ssize_t copy_out(int out, off64_t *out_off, const char *buf, size_t n)
 	size_t done = 0;
 
 	while (done < n) {
-		ssize_t w = out_off ? pwrite64(out, buf + done, n - done, *out_off) : write(out, buf + done, n - done);
+		ssize_t w = out_off ? pwrite64(out, buf + done, n - done, *out_off)
+				    : write(out, buf + done, n - done);
 		if (w <= 0)
 			return done > 0 ? (ssize_t)done : -1;
 		if (out_off)

@@ -156,8 +156,10 @@ XATTR_PATH(ssize_t, getxattr, (const char *path, const char *n, void *v, size_t 
 XATTR_PATH(ssize_t, lgetxattr, (const char *path, const char *n, void *v, size_t z), (path, n, v, z))
 XATTR_PATH(ssize_t, listxattr, (const char *path, char *l, size_t z), (path, l, z))
 XATTR_PATH(ssize_t, llistxattr, (const char *path, char *l, size_t z), (path, l, z))
-XATTR_PATH(int, setxattr, (const char *path, const char *n, const void *v, size_t z, int f), (path, n, v, z, f))
-XATTR_PATH(int, lsetxattr, (const char *path, const char *n, const void *v, size_t z, int f), (path, n, v, z, f))
+XATTR_PATH(int, setxattr, (const char *path, const char *n, const void *v, size_t z, int f),
+	   (path, n, v, z, f))
+XATTR_PATH(int, lsetxattr, (const char *path, const char *n, const void *v, size_t z, int f),
+	   (path, n, v, z, f))
 XATTR_PATH(int, removexattr, (const char *path, const char *n), (path, n))
 XATTR_PATH(int, lremovexattr, (const char *path, const char *n), (path, n))
 XATTR_FD(ssize_t, fgetxattr, (int fd, const char *n, void *v, size_t z), (fd, n, v, z))
@@ -404,8 +406,7 @@ int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flags)
 int fchown(int fd, uid_t uid, gid_t gid)
 {
 	REAL(fchown);
-	FD_CALL(fd, real_fchown(fd, uid, gid),
-		other_owner(uid, gid) ? shield_fail(EPERM) : 0);
+	FD_CALL(fd, real_fchown(fd, uid, gid), other_owner(uid, gid) ? shield_fail(EPERM) : 0);
 }
 
 /* The new mtime of times (utimensat's: NULL or UTIME_NOW is now); false: UTIME_OMIT. */
@@ -466,7 +467,8 @@ int futimens(int fd, const struct timespec times[2])
 {
 	REAL(futimens);
 	int e;
-	FD_CALL(fd, real_futimens(fd, times), (e = utimens_locked(s->m, s->vpath, times)) ? shield_fail(e) : 0);
+	FD_CALL(fd, real_futimens(fd, times),
+		(e = utimens_locked(s->m, s->vpath, times)) ? shield_fail(e) : 0);
 }
 
 /* utimes/utime style times (NULL: now) as utimensat's. */
@@ -518,8 +520,8 @@ int utime(const char *path, const struct utimbuf *buf)
 	if (!m)
 		return real_utime(path, buf);
 	if (buf) {
-		ts[0] = (struct timespec){ buf->actime, 0 };
-		ts[1] = (struct timespec){ buf->modtime, 0 };
+		ts[0] = (struct timespec){buf->actime, 0};
+		ts[1] = (struct timespec){buf->modtime, 0};
 	}
 	return utimens_in(m, vpath, buf ? ts : NULL);
 }

@@ -24,7 +24,8 @@ static enum scone_err make_dirs(char *path)
 		int e = errno;
 		*p = c;
 		if (r != 0 && e != EEXIST)
-			return scone_err_set(scone_err_from_errno(e), "volume mount point %s: %s", path, strerror(e));
+			return scone_err_set(scone_err_from_errno(e), "volume mount point %s: %s", path,
+					     strerror(e));
 		if (c == '\0')
 			return SCONE_ERR_OK;
 	}
@@ -39,7 +40,8 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
 	enum scone_err err;
 
 	if (!rv->path || rv->path[0] != '/' || strlen(rv->path) >= PATH_MAX - 16)
-		return scone_err_set(SCONE_ERR_INVALID, "volume %s: mount point is not an absolute path", rv->name);
+		return scone_err_set(SCONE_ERR_INVALID, "volume %s: mount point is not an absolute path",
+				     rv->name);
 	m->path = strdup(rv->path);
 	if (!m->path)
 		return scone_err_set(SCONE_ERR_NOMEM, "volume %s", rv->name);
@@ -58,7 +60,8 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
 	shield_note_dir(m, 0, m->path);
 	{
 		char real[PATH_MAX];
-		if (SYS(realpath)(m->path, real) && strcmp(real, m->path) != 0 && !(m->real_path = strdup(real)))
+		if (SYS(realpath)(m->path, real) && strcmp(real, m->path) != 0 &&
+		    !(m->real_path = strdup(real)))
 			return scone_err_set(SCONE_ERR_NOMEM, "volume %s", rv->name);
 	}
 	snprintf(fspf, sizeof(fspf), "%s/volume.fspf", m->path);
@@ -68,11 +71,14 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
 		return SCONE_ERR_OK;
 	if (!rv->initialised) {
 		if ((err = scone_volume_create(fspf)))
-			return scone_err_set(err, "volume %s: CAS has no tag for it, but %s cannot be created: %s",
+			return scone_err_set(err,
+					     "volume %s: CAS has no tag for it, but %s cannot be created: %s",
 					     rv->name, fspf, scone_err_detail());
-		if ((err = scone_volume_open(fspf, NULL, NULL, SCONE_VOL_RDWR | SCONE_VOL_ALLOW_UNSEALED, &m->vol)))
+		if ((err = scone_volume_open(fspf, NULL, NULL, SCONE_VOL_RDWR | SCONE_VOL_ALLOW_UNSEALED,
+					     &m->vol)))
 			return err;
-		err = scone_volume_add_region(m->vol, "/", SCONE_REGION_ENCRYPTED, SCONE_STORE_KERNEL, m->path);
+		err =
+		    scone_volume_add_region(m->vol, "/", SCONE_REGION_ENCRYPTED, SCONE_STORE_KERNEL, m->path);
 		if (!err)
 			err = scone_volume_seal(m->vol, rv->key, key_out, tag);
 		scone_wipe(key_out, sizeof(key_out));
@@ -104,7 +110,8 @@ static enum scone_err share_map(size_t n, int fd)
 	if (fd < 0) {
 		fd = memfd_create("scone-volumes", MFD_CLOEXEC);
 		if (fd < 0 || ftruncate(fd, (off_t)size) != 0)
-			return scone_err_set(scone_err_from_errno(errno), "volumes: shared state: %s", strerror(errno));
+			return scone_err_set(scone_err_from_errno(errno), "volumes: shared state: %s",
+					     strerror(errno));
 	} else if (fstat(fd, &st) != 0 || (size_t)st.st_size != size) {
 		return scone_err_set(SCONE_ERR_INVALID, "volumes: the handed-over shared state does not fit");
 	}
@@ -149,11 +156,12 @@ static enum scone_err mount_fspf(const struct scone_rt_fspf *f, struct mount *m,
 	if (!f->has_tag)
 		scone_warn("fspf %s opened without SCONE_FSPF_TAG: an older copy would not be noticed", full);
 	/* A process served by another reads only the regions (where its paths go), then lets go. */
-	if ((err = scone_volume_open(full, f->key, f->has_tag ? f->tag : NULL, hold ? SCONE_VOL_RDWR : SCONE_VOL_RDONLY,
-				     &m->vol)))
+	if ((err = scone_volume_open(full, f->key, f->has_tag ? f->tag : NULL,
+				     hold ? SCONE_VOL_RDWR : SCONE_VOL_RDONLY, &m->vol)))
 		return scone_err_set(err, "fspf %s: %s", full, scone_err_detail());
 	n = scone_volume_region_count(m->vol);
-	if (n == 0 || !(m->prefixes = calloc(n, sizeof(*m->prefixes))) || !(m->ids = calloc(n, sizeof(*m->ids))))
+	if (n == 0 || !(m->prefixes = calloc(n, sizeof(*m->prefixes))) ||
+	    !(m->ids = calloc(n, sizeof(*m->ids))))
 		return scone_err_set(n ? SCONE_ERR_NOMEM : SCONE_ERR_INVALID, "fspf %s: %s", full,
 				     n ? "out of memory" : "it has no regions");
 	for (size_t i = 0; i < n; i++) {
@@ -217,7 +225,8 @@ static bool decide_role(const struct scone_handover *h)
 		return true;
 	while (SYS(flock)(lfd, LOCK_EX) != 0 && errno == EINTR)
 		;
-	if (shield_g.srv->pid > 0 && shield_g.srv->pid != getpid() && kill(shield_g.srv->pid, 0) == 0 && vsrv_join(shield_g.srv) == SCONE_ERR_OK)
+	if (shield_g.srv->pid > 0 && shield_g.srv->pid != getpid() && kill(shield_g.srv->pid, 0) == 0 &&
+	    vsrv_join(shield_g.srv) == SCONE_ERR_OK)
 		hold = false;
 	scone_err_clear();
 	if (hold)
@@ -233,10 +242,20 @@ static void volume_io_unshielded(void)
 	static struct scone_vio_sys sys;
 
 	sys = (struct scone_vio_sys){
-		.open = SYS(open), .close = SYS(close), .pread = SYS(pread), .pwrite = SYS(pwrite),
-		.ftruncate = SYS(ftruncate), .fstat = SYS(fstat), .fsync = SYS(fsync), .fdatasync = SYS(fdatasync),
-		.unlink = SYS(unlink), .rename = SYS(rename), .mkdir = SYS(mkdir), .opendir = SYS(opendir),
-		.readdir = SYS(readdir), .closedir = SYS(closedir),
+	    .open = SYS(open),
+	    .close = SYS(close),
+	    .pread = SYS(pread),
+	    .pwrite = SYS(pwrite),
+	    .ftruncate = SYS(ftruncate),
+	    .fstat = SYS(fstat),
+	    .fsync = SYS(fsync),
+	    .fdatasync = SYS(fdatasync),
+	    .unlink = SYS(unlink),
+	    .rename = SYS(rename),
+	    .mkdir = SYS(mkdir),
+	    .opendir = SYS(opendir),
+	    .readdir = SYS(readdir),
+	    .closedir = SYS(closedir),
 	};
 	scone_vio_host_sys(&sys);
 }
@@ -262,10 +281,12 @@ static enum scone_err mount_all(struct scone_runtime_config *cfg, const struct s
 		shield_g.mounts[i].lock_fd = -1;
 		shield_g.mounts[i].plock_fd = -1;
 		if (h && i < cfg->volume_count)
-			cfg->volumes[i].initialised = handed_tag(h, cfg->volumes[i].name, shield_g.mounts[i].sh, cfg->volumes[i].tag);
+			cfg->volumes[i].initialised =
+			    handed_tag(h, cfg->volumes[i].name, shield_g.mounts[i].sh, cfg->volumes[i].tag);
 		else if (h)
 			cfg->fspf->has_tag |= handed_tag(h, "fspf", shield_g.mounts[i].sh, cfg->fspf->tag);
-		if (i < cfg->volume_count && !(shield_g.mounts[i].path = strdup(cfg->volumes[i].path ? cfg->volumes[i].path : "")))
+		if (i < cfg->volume_count &&
+		    !(shield_g.mounts[i].path = strdup(cfg->volumes[i].path ? cfg->volumes[i].path : "")))
 			return scone_err_set(SCONE_ERR_NOMEM, "volumes");
 	}
 	shield_enter();
@@ -311,7 +332,8 @@ static enum scone_err mount_all(struct scone_runtime_config *cfg, const struct s
 		scone_wipe(cfg->volumes[i].key, sizeof(cfg->volumes[i].key));
 	if (cfg->fspf)
 		scone_wipe(cfg->fspf->key, sizeof(cfg->fspf->key));
-	if (atexit(shield_exit) != 0 || pthread_atfork(shield_at_prepare, shield_at_parent, shield_at_child) != 0)
+	if (atexit(shield_exit) != 0 ||
+	    pthread_atfork(shield_at_prepare, shield_at_parent, shield_at_child) != 0)
 		return scone_err_set(SCONE_ERR_NOMEM, "volumes: atexit");
 	__atomic_store_n(&shield_g.n_mounts, total, __ATOMIC_RELEASE);
 	return SCONE_ERR_OK;
@@ -433,14 +455,14 @@ static void handover_one(int fd, struct fd_desc *d, void *arg)
 
 static enum scone_err handover_fds(struct scone_handover *h)
 {
-	struct handover_walk w = { .h = h };
+	struct handover_walk w = {.h = h};
 
 	fdtab_each(handover_one, &w);
 	return w.err;
 }
 
-enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struct scone_wbuf *identity, int *share_dup,
-				     int *conn_dup)
+enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struct scone_wbuf *identity,
+				     int *share_dup, int *conn_dup)
 {
 	REAL(fcntl);
 	enum scone_err err = SCONE_ERR_OK;
@@ -476,22 +498,25 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 		err = handover_fds(h);
 	if (!err)
 		err = scone_identity_to_pem(&scone_rt()->id, identity);
-	if (!err && shield_g.share_fd >= 0 && (*share_dup = real_fcntl(shield_g.share_fd, F_DUPFD_CLOEXEC, 3)) >= 0 &&
+	if (!err && shield_g.share_fd >= 0 &&
+	    (*share_dup = real_fcntl(shield_g.share_fd, F_DUPFD_CLOEXEC, 3)) >= 0 &&
 	    real_fcntl(*share_dup, F_SETFD, 0) != 0)
-		err = scone_err_set(scone_err_from_errno(errno), "exec: volumes' shared state: %s", strerror(errno));
+		err = scone_err_set(scone_err_from_errno(errno), "exec: volumes' shared state: %s",
+				    strerror(errno));
 	if (!err && shield_g.share_fd >= 0 && *share_dup < 0)
-		err = scone_err_set(scone_err_from_errno(errno), "exec: volumes' shared state: %s", strerror(errno));
+		err = scone_err_set(scone_err_from_errno(errno), "exec: volumes' shared state: %s",
+				    strerror(errno));
 	if (!err) {
 		h->identity = (char *)identity->data;
 		h->identity_len = identity->size;
 		h->share_fd = *share_dup;
 		h->conn_fd = *conn_dup;
 		char cwd[PATH_MAX];
-		h->shared = vsrv_serving_others(); /* a server with clients execs: they elect, and so does the new program */
+		h->shared = vsrv_serving_others(); /* a server with clients execs: they elect, and so does the
+						      new program */
 		shield_vcwd(cwd);
 		h->cwd = cwd[0] ? strdup(cwd) : NULL;
 	}
 	shield_leave();
 	return err;
 }
-

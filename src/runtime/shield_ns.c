@@ -162,7 +162,7 @@ static void retarget_one(int fd, struct fd_desc *d, void *arg)
 
 static void retarget(struct mount *m, const char *from, const char *to)
 {
-	struct retarget_walk w = { .m = m, .from = from, .to = to, .lf = strlen(from) };
+	struct retarget_walk w = {.m = m, .from = from, .to = to, .lf = strlen(from)};
 
 	fdtab_each(retarget_one, &w);
 }
@@ -254,4 +254,3 @@ int truncate64(const char *path, off64_t len)
 
 	return m ? truncate_in(m, vpath, len) : real_truncate64(path, len);
 }
-

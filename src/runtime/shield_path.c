@@ -77,7 +77,8 @@ static bool proc_alias(const char *path, char *out, size_t size)
 
 	if (strncmp(path, "/dev/fd/", 8) == 0)
 		return fd_alias(path + 8, out, size);
-	if (strcmp(path, "/dev/stdin") == 0 || strcmp(path, "/dev/stdout") == 0 || strcmp(path, "/dev/stderr") == 0)
+	if (strcmp(path, "/dev/stdin") == 0 || strcmp(path, "/dev/stdout") == 0 ||
+	    strcmp(path, "/dev/stderr") == 0)
 		return fd_alias(path[5] == 'i' ? "0" : path[8] == 'o' ? "1" : "2", out, size);
 	if (strncmp(path, "/proc/", 6) != 0 || !(n = proc_self_len(path + 6)))
 		return false;
@@ -173,7 +174,8 @@ static struct mount *by_dir_id(const struct stat *st, const char **base)
 	for (size_t i = 0, n = shield_mount_count(); i < n; i++) {
 		struct mount *m = shield_mount(i);
 		for (size_t k = 0; k < m->n_ids; k++) {
-			if (m->ids[k].ino != st->st_ino || m->ids[k].dev != st->st_dev || !S_ISDIR(st->st_mode))
+			if (m->ids[k].ino != st->st_ino || m->ids[k].dev != st->st_dev ||
+			    !S_ISDIR(st->st_mode))
 				continue;
 			*base = m->n_prefixes ? m->prefixes[k] : "";
 			return m;
@@ -211,7 +213,8 @@ static struct mount *by_kernel(int dirfd, const char *path, char vpath[PATH_MAX]
 			dir = slash == buf ? "/" : buf;
 			name = slash + 1;
 		}
-		if (!*name || strcmp(name, "..") == 0 || (size_t)snprintf(tmp, sizeof(tmp), "/%s%s", name, rest) >= sizeof(tmp))
+		if (!*name || strcmp(name, "..") == 0 ||
+		    (size_t)snprintf(tmp, sizeof(tmp), "/%s%s", name, rest) >= sizeof(tmp))
 			return NULL; /* "/", or a ".." that leaves the directory: the kernel's to resolve */
 		memcpy(rest, tmp, strlen(tmp) + 1);
 		if (SYS(fstatat)(dirfd, dir, &st, 0) == 0) {

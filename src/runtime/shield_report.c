@@ -45,8 +45,8 @@ static void report_failed(const struct mount *m, enum scone_err err)
 /* Worth sending again: CAS unreachable, restarting, busy or rate-limiting; not a refusal on the merits. */
 static bool report_retryable(enum scone_err err)
 {
-	return err == SCONE_ERR_NETWORK || err == SCONE_ERR_LIMIT || err == SCONE_ERR_BUSY || err == SCONE_ERR_IO ||
-	       err == SCONE_ERR_NO_SPACE;
+	return err == SCONE_ERR_NETWORK || err == SCONE_ERR_LIMIT || err == SCONE_ERR_BUSY ||
+	       err == SCONE_ERR_IO || err == SCONE_ERR_NO_SPACE;
 }
 
 /* How long a sync may wait for CAS to confirm a tag (SCONE_TAG_REPORT_TIMEOUT seconds). */
@@ -74,7 +74,7 @@ static int64_t now_ms(void)
 
 static void sleep_ms(int64_t ms)
 {
-	struct timespec t = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+	struct timespec t = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
 
 	while (nanosleep(&t, &t) != 0 && errno == EINTR)
 		;
@@ -84,8 +84,9 @@ static void sleep_ms(int64_t ms)
 static enum scone_err report_send(struct mount *m)
 {
 	const struct scone_rt *rt = scone_rt();
-	enum scone_err err = scone_runtime_report_tag_start(rt->cas_addr ? rt->cas_addr : "", rt->pin, &rt->id, rt->cfg, m->name,
-							    m->sh->has_tag ? m->sh->tag : NULL, m->sh->pending);
+	enum scone_err err =
+	    scone_runtime_report_tag_start(rt->cas_addr ? rt->cas_addr : "", rt->pin, &rt->id, rt->cfg,
+					   m->name, m->sh->has_tag ? m->sh->tag : NULL, m->sh->pending);
 
 	if (!err)
 		g_inflight = m;
@@ -137,9 +138,11 @@ enum scone_err shield_report_settle(struct mount *m)
 	if (!err)
 		err = scone_err_set(SCONE_ERR_NETWORK, "no answer");
 	if (report_retryable(err))
-		scone_err_set(err, "%s (gave up after %lld s: SCONE_TAG_REPORT_TIMEOUT; the volume stays one commit ahead "
-				   "of CAS and opens at the next start)",
-			      scone_err_detail(), (long long)(report_timeout_ms() / 1000));
+		scone_err_set(
+		    err,
+		    "%s (gave up after %lld s: SCONE_TAG_REPORT_TIMEOUT; the volume stays one commit ahead "
+		    "of CAS and opens at the next start)",
+		    scone_err_detail(), (long long)(report_timeout_ms() / 1000));
 	report_failed(m, err);
 	return err;
 }
@@ -189,8 +192,8 @@ enum scone_err shield_commit_local(struct mount *m)
 	if (!m->dirty || !m->vol || vsrv_retired())
 		return SCONE_ERR_OK;
 	if ((err = scone_volume_sync_with(m->vol, report_wait_cb, m))) {
-		scone_error("volume %s: cannot commit: %s: %s (%s)", m->name, scone_strerror(err), scone_err_detail(),
-			    scone_errname(err));
+		scone_error("volume %s: cannot commit: %s: %s (%s)", m->name, scone_strerror(err),
+			    scone_err_detail(), scone_errname(err));
 		return err;
 	}
 	m->dirty = false;
@@ -201,4 +204,3 @@ enum scone_err shield_commit(struct mount *m)
 {
 	return vsrv_role() == VR_CLIENT ? vop_sync(m) : shield_commit_local(m);
 }
-

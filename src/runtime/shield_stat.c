@@ -117,7 +117,8 @@ bool scone_shield_statx(int dirfd, const char *path, int flags, struct statx *bu
 	buf->stx_blocks = (uint64_t)st.st_blocks;
 	buf->stx_dev_major = 0;
 	buf->stx_dev_minor = SHIELD_DEV;
-	buf->stx_mtime = (struct statx_timestamp){ .tv_sec = st.st_mtim.tv_sec, .tv_nsec = (uint32_t)st.st_mtim.tv_nsec };
+	buf->stx_mtime =
+	    (struct statx_timestamp){.tv_sec = st.st_mtim.tv_sec, .tv_nsec = (uint32_t)st.st_mtim.tv_nsec};
 	buf->stx_atime = buf->stx_mtime;
 	buf->stx_ctime = buf->stx_mtime;
 	return true;
@@ -136,4 +137,3 @@ bool scone_shield_access(int dirfd, const char *path, int how, int *ret)
 		*ret = shield_fail(EACCES);
 	return true;
 }
-

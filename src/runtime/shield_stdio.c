@@ -63,7 +63,7 @@ static int fopen_flags(const char *mode)
 }
 
 static const cookie_io_functions_t cookie_io = {
-	.read = cookie_read, .write = cookie_write, .seek = cookie_seek, .close = cookie_close};
+    .read = cookie_read, .write = cookie_write, .seek = cookie_seek, .close = cookie_close};
 
 /*
  * A cookie stream on fd. glibc marks a cookie stream's fd as -2 (fileno:

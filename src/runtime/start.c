@@ -60,7 +60,6 @@ static main_fn real_main;
 static char **kernel_argv; /* what the kernel laid out: argv, NULL, envp, NULL, auxv */
 static int kernel_argc;
 
-
 static void die(const char *what, enum scone_err err) __attribute__((noreturn));
 static void die(const char *what, enum scone_err err)
 {
@@ -83,7 +82,7 @@ static void die(const char *what, enum scone_err err)
 static int start_program(int argc, char **argv, char **env)
 {
 	char **kenv = kernel_argv + kernel_argc + 1, **block;
-	ElfW(auxv_t) *aux;
+	ElfW(auxv_t) * aux;
 	size_t n_env = 0, n_aux = 1, words;
 
 	while (*kenv)
@@ -111,8 +110,9 @@ static void cas_pin(uint8_t pin[32])
 	enum scone_err err;
 
 	if (!fp || !*fp) {
-		scone_err_set(SCONE_ERR_UNTRUSTED, "set SCONE_CAS_FINGERPRINT to the CAS certificate's SHA-256 "
-						   "(scone run --cas-fingerprint)");
+		scone_err_set(SCONE_ERR_UNTRUSTED,
+			      "set SCONE_CAS_FINGERPRINT to the CAS certificate's SHA-256 "
+			      "(scone run --cas-fingerprint)");
 		die("CAS", SCONE_ERR_UNTRUSTED);
 	}
 	if ((err = scone_fingerprint_parse(fp, pin)))
@@ -127,7 +127,8 @@ static void cas_pin(uint8_t pin[32])
  */
 static bool runtime_var(const char *entry)
 {
-	if (strncmp(entry, "SCONE_CONFIG_ID=", 16) == 0 || strncmp(entry, "SCONE_SERVICE_ACCESS_TOKEN=", 27) == 0)
+	if (strncmp(entry, "SCONE_CONFIG_ID=", 16) == 0 ||
+	    strncmp(entry, "SCONE_SERVICE_ACCESS_TOKEN=", 27) == 0)
 		return false;
 	return strncmp(entry, "SCONE_", 6) == 0 || strncmp(entry, "LD_PRELOAD=", 11) == 0;
 }
@@ -192,7 +193,8 @@ static void set_environment(const struct scone_runtime_config *cfg, char **host_
 			die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	}
 	for (size_t i = 0; i < cfg->host_env_count; i++)
-		if (asprintf(&extra[n++], "%s=%s", cfg->host_env[i], host_value(host_env, cfg->host_env[i])) < 0)
+		if (asprintf(&extra[n++], "%s=%s", cfg->host_env[i], host_value(host_env, cfg->host_env[i])) <
+		    0)
 			die("environment", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	install_environ(host_env, runtime_var, extra, n);
 	free(extra);
@@ -249,7 +251,8 @@ static void dump_setting(const struct scone_runtime_config *cfg)
 	if (!v || strcmp(v, "1") != 0)
 		return;
 	if (!cfg->mode || strcmp(cfg->mode, "none") != 0) {
-		scone_warn("SCONE_DUMPABLE=1 ignored: only a session in attestation mode none may make its processes "
+		scone_warn("SCONE_DUMPABLE=1 ignored: only a session in attestation mode none may make its "
+			   "processes "
 			   "dumpable");
 		return;
 	}
@@ -307,7 +310,7 @@ static bool env_hex(const char *name, uint8_t *out, size_t n)
 static int fspf_main(int argc, char **argv, char **envp)
 {
 	struct scone_runtime_config *cfg;
-	struct scone_identity none = { 0 };
+	struct scone_identity none = {0};
 	const char *path = getenv("SCONE_FSPF");
 	enum scone_err err;
 	char **env;
@@ -322,15 +325,17 @@ static int fspf_main(int argc, char **argv, char **envp)
 		die("SCONE_FSPF", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	cfg->fspf->has_key = env_hex("SCONE_FSPF_KEY", cfg->fspf->key, sizeof(cfg->fspf->key));
 	cfg->fspf->has_tag = env_hex("SCONE_FSPF_TAG", cfg->fspf->tag, sizeof(cfg->fspf->tag));
-	if ((err = scone_rt_init(NULL, (const uint8_t[32]){ 0 }, &none, cfg)) || (err = scone_shield_mount()))
+	if ((err = scone_rt_init(NULL, (const uint8_t[32]){0}, &none, cfg)) || (err = scone_shield_mount()))
 		die("SCONE_FSPF", err);
 	if (view_wanted())
-		scone_info("runtime: no config_id, SCONE_FSPF %s, file-system shield %s (%zu volumes mounted)", path,
-			   scone_shield_count() ? "on" : "off", scone_shield_count());
+		scone_info(
+		    "runtime: no config_id, SCONE_FSPF %s, file-system shield %s (%zu volumes mounted)", path,
+		    scone_shield_count() ? "on" : "off", scone_shield_count());
 	if (!(env = calloc(env_count(envp) + 1, sizeof(*env))))
 		die("SCONE_FSPF", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	for (char **e = envp; e && *e; e++) {
-		if (strncmp(*e, "SCONE_FSPF_KEY=", 15) == 0) /* also out of /proc/PID/environ, which shows this memory */
+		if (strncmp(*e, "SCONE_FSPF_KEY=", 15) ==
+		    0) /* also out of /proc/PID/environ, which shows this memory */
 			scone_wipe(*e + 15, strlen(*e + 15));
 		if (strncmp(*e, "SCONE_FSPF", 10) != 0)
 			env[k++] = *e;
@@ -368,9 +373,10 @@ static int script_lead(int argc, char **argv)
  * first word's place (the interpreter must still find its script), and
  * @@N are the script's own arguments.
  */
-static void session_argv_for(const struct scone_runtime_config *cfg, int argc, char **argv, struct scone_strs *out)
+static void session_argv_for(const struct scone_runtime_config *cfg, int argc, char **argv,
+			     struct scone_strs *out)
 {
-	struct scone_strs session_argv = { .v = cfg->argv, .n = cfg->argc }, rest;
+	struct scone_strs session_argv = {.v = cfg->argv, .n = cfg->argc}, rest;
 	int lead = script_lead(argc, argv);
 	enum scone_err err;
 
@@ -385,10 +391,12 @@ static void session_argv_for(const struct scone_runtime_config *cfg, int argc, c
 		die("command", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
 	for (int i = 0; i < lead; i++)
 		out->v[i] = argv[i];
-	/* The session's pwd may differ from the host's: the interpreter finds its script by an absolute path. */
+	/* The session's pwd may differ from the host's: the interpreter finds its script by an absolute path.
+	 */
 	out->v[lead] = argv[lead][0] == '/' ? argv[lead] : realpath(argv[lead], NULL);
 	if (!out->v[lead])
-		die("command", scone_err_set(scone_err_from_errno(errno), "%s: %s", argv[lead], strerror(errno)));
+		die("command",
+		    scone_err_set(scone_err_from_errno(errno), "%s: %s", argv[lead], strerror(errno)));
 	for (size_t i = 1; i < rest.n; i++)
 		out->v[lead + i] = rest.v[i];
 	/* rest.v[0] (the command's first word) is replaced by the script's path; the array goes. */
@@ -458,12 +466,12 @@ static void show_command(int argc, char **argv, char **envp, struct scone_strs *
 
 static void print_view(const struct scone_runtime_config *cfg, const char *mode)
 {
-	scone_info(
-		"runtime: config_id %s, session %.16s..., attestation %s, SCONE_MODE %s, "
-		"%zu arguments, %zu environment variables, %zu injection files, %zu volumes, "
-		"file-system shield %s (%zu volumes mounted), network shield off",
-		cfg->config_id, cfg->session_hash, cfg->mode, mode, cfg->argc, cfg->env_count, cfg->file_count,
-		cfg->volume_count, scone_shield_count() ? "on" : "off", scone_shield_count());
+	scone_info("runtime: config_id %s, session %.16s..., attestation %s, SCONE_MODE %s, "
+		   "%zu arguments, %zu environment variables, %zu injection files, %zu volumes, "
+		   "file-system shield %s (%zu volumes mounted), network shield off",
+		   cfg->config_id, cfg->session_hash, cfg->mode, mode, cfg->argc, cfg->env_count,
+		   cfg->file_count, cfg->volume_count, scone_shield_count() ? "on" : "off",
+		   scone_shield_count());
 }
 
 /*
@@ -509,9 +517,11 @@ static int scone_main(int argc, char **argv, char **envp)
 	no_dump();
 	mode = mode && *mode ? mode : "AUTO";
 	if (strcmp(mode, "HW") == 0)
-		die("SCONE_MODE=HW", scone_err_set(SCONE_ERR_UNSUPPORTED, "no TEE is available to this runtime"));
+		die("SCONE_MODE=HW",
+		    scone_err_set(SCONE_ERR_UNSUPPORTED, "no TEE is available to this runtime"));
 	if (strcmp(mode, "SIM") != 0 && strcmp(mode, "AUTO") != 0)
-		die("SCONE_MODE", scone_err_set(SCONE_ERR_INVALID, "expected HW, SIM or AUTO, not %.16s", mode));
+		die("SCONE_MODE",
+		    scone_err_set(SCONE_ERR_INVALID, "expected HW, SIM or AUTO, not %.16s", mode));
 	scone_warn("running without a TEE (SCONE_MODE=%s): the host can read this process's memory", mode);
 	cas_pin(pin);
 	openssl_init();
@@ -549,7 +559,8 @@ static int scone_main(int argc, char **argv, char **envp)
 	/* argv, environment and cfg stay alive for the program's whole life (exec hands cfg on). */
 	if ((err = scone_exec_install()))
 		die("exec", err);
-	/* Last: the kernel's block is rewritten, and getenv's earlier answers (addr, mode) pointed into it. */
+	/* Last: the kernel's block is rewritten, and getenv's earlier answers (addr, mode) pointed into it.
+	 */
 	if (cfg->argc && cfg->command_public)
 		show_command(argc, argv, envp, &new_argv);
 	return start_program((int)new_argv.n, new_argv.v, environ);
@@ -596,7 +607,7 @@ static int handover_main(int argc, char **argv, char **envp, const char *fd_text
 {
 	struct scone_handover h;
 	struct scone_runtime_config *cfg;
-	struct scone_identity id = { 0 };
+	struct scone_identity id = {0};
 	const char *mode = getenv("SCONE_MODE");
 	enum scone_err err;
 

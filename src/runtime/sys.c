@@ -26,7 +26,8 @@ void scone_sys_init(void)
 	pthread_once(&fill_once, fill);
 }
 
-/* Before any other constructor of the library: the table is full before main and before the program's threads. */
+/* Before any other constructor of the library: the table is full before main and before the program's
+ * threads. */
 __attribute__((constructor(101))) static void sys_constructor(void)
 {
 	scone_sys_init();

@@ -75,8 +75,8 @@ static enum scone_err remote_handle(struct sfd *s, bool *again)
 }
 
 /* A request on s's file: its handle first. */
-static enum scone_err file_call(struct sfd *s, enum vp_op op, uint64_t a, uint64_t b, const void *data, size_t size,
-				struct scone_wbuf *out, bool *again)
+static enum scone_err file_call(struct sfd *s, enum vp_op op, uint64_t a, uint64_t b, const void *data,
+				size_t size, struct scone_wbuf *out, bool *again)
 {
 	SCONE_TRY(remote_handle(s, again));
 	if (*again)
@@ -107,7 +107,8 @@ static enum scone_err local_file(struct sfd *s)
 static enum scone_err local_change(void)
 {
 	if (vsrv_retired())
-		return scone_err_set(SCONE_ERR_IO, "the volumes were committed for the last time: the process is exiting");
+		return scone_err_set(SCONE_ERR_IO,
+				     "the volumes were committed for the last time: the process is exiting");
 	return SCONE_ERR_OK;
 }
 
@@ -145,7 +146,8 @@ enum scone_err vop_stat(struct mount *m, const char *vpath, struct scone_vstat *
 
 enum scone_err vop_mkdir(struct mount *m, const char *vpath, uint32_t mode)
 {
-	PATH_OP(path_call(m, VP_MKDIR, vpath, NULL, mode, NULL, &again_), scone_volume_mkdir(m->vol, vpath, mode));
+	PATH_OP(path_call(m, VP_MKDIR, vpath, NULL, mode, NULL, &again_),
+		scone_volume_mkdir(m->vol, vpath, mode));
 }
 
 enum scone_err vop_remove(struct mount *m, const char *vpath, bool dir)
@@ -161,12 +163,14 @@ enum scone_err vop_rename(struct mount *m, const char *from, const char *to)
 
 enum scone_err vop_truncate(struct mount *m, const char *vpath, uint64_t size)
 {
-	PATH_OP(path_call(m, VP_TRUNCATE, vpath, NULL, size, NULL, &again_), scone_volume_truncate(m->vol, vpath, size));
+	PATH_OP(path_call(m, VP_TRUNCATE, vpath, NULL, size, NULL, &again_),
+		scone_volume_truncate(m->vol, vpath, size));
 }
 
 enum scone_err vop_chmod(struct mount *m, const char *vpath, uint32_t mode)
 {
-	PATH_OP(path_call(m, VP_CHMOD, vpath, NULL, mode, NULL, &again_), scone_volume_chmod(m->vol, vpath, mode));
+	PATH_OP(path_call(m, VP_CHMOD, vpath, NULL, mode, NULL, &again_),
+		scone_volume_chmod(m->vol, vpath, mode));
 }
 
 enum scone_err vop_set_mtime(struct mount *m, const char *vpath, int64_t ns)
@@ -270,7 +274,7 @@ enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_
 		/* At most VP_MAX_DATA a request; a short answer is the end of the file. */
 		while (*got < n) {
 			size_t want = n - *got < VP_MAX_DATA ? n - *got : VP_MAX_DATA;
-			struct scone_wbuf w = { .data = (uint8_t *)buf + *got, .cap = want, .max = want };
+			struct scone_wbuf w = {.data = (uint8_t *)buf + *got, .cap = want, .max = want};
 			err = file_call(s, VP_PREAD, off + *got, want, NULL, 0, &w, &again);
 			if (err || again)
 				break;
@@ -296,7 +300,8 @@ enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off
 		again = false;
 		for (size_t done = 0; done < n && !err && !again;) {
 			size_t k = n - done < VP_MAX_DATA ? n - done : VP_MAX_DATA;
-			err = file_call(s, VP_PWRITE, off + done, 0, (const uint8_t *)buf + done, k, NULL, &again);
+			err = file_call(s, VP_PWRITE, off + done, 0, (const uint8_t *)buf + done, k, NULL,
+					&again);
 			s->unsynced |= !err && !again; /* in the server's memory until it commits */
 			done += k;
 			if (!err && !again)
@@ -321,7 +326,8 @@ enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at
 		again = false;
 		/* One request: an append larger than a frame would not be atomic; write it in one piece. */
 		if (n > VP_MAX_DATA)
-			return scone_err_set(SCONE_ERR_TOO_LARGE, "an append of %zu bytes to a shared volume (at most %u)", n,
+			return scone_err_set(SCONE_ERR_TOO_LARGE,
+					     "an append of %zu bytes to a shared volume (at most %u)", n,
 					     VP_MAX_DATA);
 		err = file_call(s, VP_APPEND, 0, 0, buf, n, NULL, &again);
 		s->unsynced |= !err && !again;

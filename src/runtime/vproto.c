@@ -31,7 +31,8 @@ static enum scone_err get_st(struct scone_rbuf *r, struct scone_vstat *st)
 
 	SCONE_TRY(scone_rbuf_u8(r, "is_dir", &dir));
 	if (dir > 1)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: is_dir %u at byte %zu", r->what, dir, r->pos - 1);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: is_dir %u at byte %zu", r->what, dir,
+				     r->pos - 1);
 	st->is_dir = dir;
 	SCONE_TRY(scone_rbuf_u64(r, "size", &st->size));
 	SCONE_TRY(scone_rbuf_u32(r, "mode", &st->mode));
@@ -43,7 +44,8 @@ static enum scone_err get_st(struct scone_rbuf *r, struct scone_vstat *st)
 
 enum scone_err vp_encode(const struct vp_msg *m, struct scone_wbuf *out)
 {
-	size_t l1 = strnlen(m->p1, VP_MAX_PATH), l2 = strnlen(m->p2, VP_MAX_PATH), ld = strnlen(m->detail, VP_DETAIL_MAX);
+	size_t l1 = strnlen(m->p1, VP_MAX_PATH), l2 = strnlen(m->p2, VP_MAX_PATH),
+	       ld = strnlen(m->detail, VP_DETAIL_MAX);
 	size_t payload = HEAD + (m->has_st ? ST_SIZE : 0) + l1 + l2 + ld + m->data_size;
 
 	if (l1 == VP_MAX_PATH || l2 == VP_MAX_PATH || ld == VP_DETAIL_MAX)
@@ -78,7 +80,8 @@ static enum scone_err get_str(struct scone_rbuf *r, const char *field, size_t n,
 	const uint8_t *p;
 
 	if (n >= size)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s of %zu bytes (at most %zu)", r->what, field, n, size - 1);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s of %zu bytes (at most %zu)", r->what, field,
+				     n, size - 1);
 	SCONE_TRY(scone_rbuf_view(r, field, &p, n));
 	if (memchr(p, '\0', n))
 		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s holds a NUL byte", r->what, field);
@@ -128,7 +131,8 @@ enum scone_err vp_decode(const uint8_t *payload, size_t size, struct vp_msg *m)
 	SCONE_TRY(scone_rbuf_view(&r, "data", &m->data, dsize));
 	m->data_size = dsize;
 	if (scone_rbuf_left(&r))
-		return scone_err_set(SCONE_ERR_MALFORMED, "volume frame: %zu bytes after the data", scone_rbuf_left(&r));
+		return scone_err_set(SCONE_ERR_MALFORMED, "volume frame: %zu bytes after the data",
+				     scone_rbuf_left(&r));
 	return SCONE_ERR_OK;
 }
 
@@ -164,8 +168,8 @@ enum scone_err vp_send(int fd, const struct scone_wbuf *frame, int pass_fd)
 	char cbuf[CMSG_SPACE(sizeof(int))];
 
 	while (done < frame->size) {
-		struct iovec iov = { .iov_base = frame->data + done, .iov_len = frame->size - done };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		struct iovec iov = {.iov_base = frame->data + done, .iov_len = frame->size - done};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 		ssize_t n;
 		if (pass_fd >= 0 && done == 0) {
 			struct cmsghdr *c;
@@ -182,7 +186,8 @@ enum scone_err vp_send(int fd, const struct scone_wbuf *frame, int pass_fd)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return scone_err_set(SCONE_ERR_NETWORK, "volume server: send: %s", n < 0 ? strerror(errno) : "closed");
+			return scone_err_set(SCONE_ERR_NETWORK, "volume server: send: %s",
+					     n < 0 ? strerror(errno) : "closed");
 		done += (size_t)n;
 	}
 	return SCONE_ERR_OK;
@@ -195,8 +200,8 @@ static enum scone_err read_all(int fd, uint8_t *buf, size_t n, int *passed_fd)
 	char cbuf[CMSG_SPACE(sizeof(int))];
 
 	while (got < n) {
-		struct iovec iov = { .iov_base = buf + got, .iov_len = n - got };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		struct iovec iov = {.iov_base = buf + got, .iov_len = n - got};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 		ssize_t r;
 		if (passed_fd) {
 			mh.msg_control = cbuf;
@@ -206,7 +211,8 @@ static enum scone_err read_all(int fd, uint8_t *buf, size_t n, int *passed_fd)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
-			return scone_err_set(SCONE_ERR_NETWORK, "volume server: %s", r < 0 ? strerror(errno) : "closed");
+			return scone_err_set(SCONE_ERR_NETWORK, "volume server: %s",
+					     r < 0 ? strerror(errno) : "closed");
 		if (passed_fd) {
 			for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
 				if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&

@@ -57,7 +57,7 @@ struct vp_msg {
 	int32_t err; /* answers: enum scone_err */
 	uint64_t h, a, b;
 	char p1[VP_MAX_PATH], p2[VP_MAX_PATH]; /* "" when absent */
-	char detail[VP_DETAIL_MAX];            /* answers with an error */
+	char detail[VP_DETAIL_MAX];	       /* answers with an error */
 	bool has_st;
 	struct scone_vstat st;
 	const uint8_t *data; /* a view: into the frame decoded, or the caller's buffer to encode */
@@ -70,8 +70,10 @@ SCONE_MUST_CHECK enum scone_err vp_encode(const struct vp_msg *m, struct scone_w
 SCONE_MUST_CHECK enum scone_err vp_decode(const uint8_t *payload, size_t size, struct vp_msg *m);
 
 /* Directory listings: one entry (name and status) appended to out; read back one at a time. */
-SCONE_MUST_CHECK enum scone_err vp_put_entry(struct scone_wbuf *out, const char *name, const struct scone_vstat *st);
-SCONE_MUST_CHECK enum scone_err vp_get_entry(struct scone_rbuf *in, char name[NAME_MAX + 1], struct scone_vstat *st);
+SCONE_MUST_CHECK enum scone_err vp_put_entry(struct scone_wbuf *out, const char *name,
+					     const struct scone_vstat *st);
+SCONE_MUST_CHECK enum scone_err vp_get_entry(struct scone_rbuf *in, char name[NAME_MAX + 1],
+					     struct scone_vstat *st);
 
 /*
  * Send a frame on fd (all of it; EINTR retried; no SIGPIPE) and receive

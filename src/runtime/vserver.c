@@ -54,13 +54,13 @@ struct vconn {
 };
 
 static enum vrole g_role = VR_NONE;
-static bool g_retired; /* the serving process made its last commit: it serves and writes no more */
+static bool g_retired;		  /* the serving process made its last commit: it serves and writes no more */
 static struct vsrv_shared *g_srv; /* in the shared memfd every process of the program maps */
 static uint64_t g_epoch;	  /* the server epoch this process knows */
 
 /* Serving. */
 static pthread_t g_thread;
-static int g_reg[2] = { -1, -1 }; /* registration: [1] takes new connections' fds, [0] the server reads */
+static int g_reg[2] = {-1, -1}; /* registration: [1] takes new connections' fds, [0] the server reads */
 static int g_listen = -1;
 static struct vconn *g_conns;
 static uint8_t *g_frame; /* the server thread's receive buffer */
@@ -104,7 +104,7 @@ bool vsrv_own_fd(int fd)
 
 int vsrv_own_fd_max(void)
 {
-	int fds[] = { g_reg[0], g_reg[1], g_listen, g_conn }, top = -1;
+	int fds[] = {g_reg[0], g_reg[1], g_listen, g_conn}, top = -1;
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		top = fds[i] > top ? fds[i] : top;
@@ -177,7 +177,8 @@ static int list_entry(void *arg, const char *name, const struct scone_vstat *st)
 }
 
 /* Requests on a file handle; data the answer carries goes to out. */
-static enum scone_err file_op(struct vconn *c, const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out)
+static enum scone_err file_op(struct vconn *c, const struct vp_msg *q, struct vp_msg *a,
+			      struct scone_wbuf *out)
 {
 	struct sfd *s = handle_of(c, q->h);
 	size_t got = 0;
@@ -187,7 +188,8 @@ static enum scone_err file_op(struct vconn *c, const struct vp_msg *q, struct vp
 	switch (q->op) {
 	case VP_PREAD: /* into the first half of the frame buffer; the request sits in the second */
 		if (q->b > VP_MAX_DATA)
-			return scone_err_set(SCONE_ERR_TOO_LARGE, "read of %llu bytes", (unsigned long long)q->b);
+			return scone_err_set(SCONE_ERR_TOO_LARGE, "read of %llu bytes",
+					     (unsigned long long)q->b);
 		SCONE_TRY(vop_pread(s, g_frame, (size_t)q->b, q->a, &got));
 		return scone_wbuf_put(out, g_frame, got);
 	case VP_PWRITE:
@@ -209,7 +211,8 @@ static enum scone_err file_op(struct vconn *c, const struct vp_msg *q, struct vp
 }
 
 /* Requests on a path of a mount. */
-static enum scone_err path_op(struct mount *m, const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out)
+static enum scone_err path_op(struct mount *m, const struct vp_msg *q, struct vp_msg *a,
+			      struct scone_wbuf *out)
 {
 	enum scone_err err;
 
@@ -245,12 +248,14 @@ static enum scone_err path_op(struct mount *m, const struct vp_msg *q, struct vp
 	return err;
 }
 
-static enum scone_err serve_one(struct vconn *c, const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out)
+static enum scone_err serve_one(struct vconn *c, const struct vp_msg *q, struct vp_msg *a,
+				struct scone_wbuf *out)
 {
 	struct mount *m = mount_of(q);
 
 	if (q->op == VP_OPEN)
-		return m ? open_handle(c, m, q, &a->h) : scone_err_set(SCONE_ERR_INVALID, "no mount %u", q->mount);
+		return m ? open_handle(c, m, q, &a->h)
+			 : scone_err_set(SCONE_ERR_INVALID, "no mount %u", q->mount);
 	if (q->op >= VP_CLOSE && q->op <= VP_FSTAT)
 		return file_op(c, q, a, out);
 	if (!m)
@@ -299,7 +304,7 @@ static bool hello_ok(struct vconn *c, const struct vp_msg *q)
 /* Read and answer one request; false when the connection is to be dropped. */
 static bool conn_serve(struct vconn *c)
 {
-	struct vp_msg q, a = { 0 };
+	struct vp_msg q, a = {0};
 	struct scone_wbuf out, frame;
 	enum scone_err err = SCONE_ERR_OK;
 	int passed = -1;
@@ -351,8 +356,9 @@ static void take_registrations(void)
 	for (;;) {
 		char b;
 		char cbuf[CMSG_SPACE(sizeof(int))];
-		struct iovec iov = { .iov_base = &b, .iov_len = 1 };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		struct iovec iov = {.iov_base = &b, .iov_len = 1};
+		struct msghdr mh = {
+		    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 		struct cmsghdr *cm;
 		int fd = -1;
 		if (recvmsg(g_reg[0], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
@@ -389,17 +395,17 @@ static void *serve(void *arg)
 		if (n > cap) {
 			struct pollfd *np = realloc(p, n * sizeof(*p));
 			if (!np) {
-				struct timespec t = { 0, 10 * 1000 * 1000 };
+				struct timespec t = {0, 10 * 1000 * 1000};
 				nanosleep(&t, NULL);
 				continue;
 			}
 			p = np;
 			cap = n;
 		}
-		p[0] = (struct pollfd){ .fd = g_reg[0], .events = POLLIN };
-		p[1] = (struct pollfd){ .fd = g_listen, .events = POLLIN };
+		p[0] = (struct pollfd){.fd = g_reg[0], .events = POLLIN};
+		p[1] = (struct pollfd){.fd = g_listen, .events = POLLIN};
 		for (struct vconn *c = g_conns; c; c = c->next)
-			p[k++] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
+			p[k++] = (struct pollfd){.fd = c->fd, .events = POLLIN};
 		if (poll(p, n, -1) <= 0)
 			continue;
 		k = 2;
@@ -424,7 +430,7 @@ static void *serve(void *arg)
 
 static enum scone_err listen_new(void)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	uint8_t rnd[12];
 	char name[2 * sizeof(rnd) + 16];
 	socklen_t len;
@@ -437,7 +443,8 @@ static enum scone_err listen_new(void)
 	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name));
 	g_listen = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (g_listen < 0 || bind(g_listen, (struct sockaddr *)&a, len) != 0 || listen(g_listen, 64) != 0)
-		return scone_err_set(scone_err_from_errno(errno), "volume server: listening socket: %s", strerror(errno));
+		return scone_err_set(scone_err_from_errno(errno), "volume server: listening socket: %s",
+				     strerror(errno));
 	snprintf(g_srv->name, sizeof(g_srv->name), "%s", name);
 	return SCONE_ERR_OK;
 }
@@ -474,7 +481,7 @@ enum scone_err vsrv_serve(struct vsrv_shared *srv, bool fresh)
  */
 enum scone_err vsrv_new_conn(int *peer)
 {
-	struct vp_msg q = { .op = VP_ADD_CONN }, a;
+	struct vp_msg q = {.op = VP_ADD_CONN}, a;
 	int sv[2];
 	enum scone_err err = SCONE_ERR_OK;
 
@@ -482,9 +489,10 @@ enum scone_err vsrv_new_conn(int *peer)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
 		return scone_err_set(scone_err_from_errno(errno), "volume connection: %s", strerror(errno));
 	if (g_role == VR_SERVER) {
-		char b = 'c', cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-		struct iovec iov = { .iov_base = &b, .iov_len = 1 };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		char b = 'c', cbuf[CMSG_SPACE(sizeof(int))] = {0};
+		struct iovec iov = {.iov_base = &b, .iov_len = 1};
+		struct msghdr mh = {
+		    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 		cm->cmsg_level = SOL_SOCKET;
 		cm->cmsg_type = SCM_RIGHTS;
@@ -492,7 +500,8 @@ enum scone_err vsrv_new_conn(int *peer)
 		memcpy(CMSG_DATA(cm), &sv[0], sizeof(int));
 		while (sendmsg(g_reg[1], &mh, MSG_NOSIGNAL) < 0)
 			if (errno != EINTR) {
-				err = scone_err_set(scone_err_from_errno(errno), "volume connection: %s", strerror(errno));
+				err = scone_err_set(scone_err_from_errno(errno), "volume connection: %s",
+						    strerror(errno));
 				break;
 			}
 	} else {
@@ -598,14 +607,16 @@ enum scone_err vsrv_join(struct vsrv_shared *srv)
 /* Join the server through its listening socket. */
 static enum scone_err join(void)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	struct vp_msg q = { .op = VP_HELLO, .a = VP_VERSION, .data = g_srv->token, .data_size = sizeof(g_srv->token) };
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	struct vp_msg q = {
+	    .op = VP_HELLO, .a = VP_VERSION, .data = g_srv->token, .data_size = sizeof(g_srv->token)};
 	struct vp_msg ans;
 	size_t n = strnlen(g_srv->name, sizeof(g_srv->name) - 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	memcpy(a.sun_path + 1, g_srv->name, n);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n))) {
+	if (fd < 0 ||
+	    connect(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n))) {
 		int e = errno;
 		if (fd >= 0)
 			SYS(close)(fd);
@@ -650,7 +661,7 @@ static enum scone_err takeover(void)
 			break;
 		scone_err_clear();
 		g_epoch = 0; /* that server was leaving: the next round may serve */
-		struct timespec t = { 0, 10 * 1000 * 1000 };
+		struct timespec t = {0, 10 * 1000 * 1000};
 		nanosleep(&t, NULL);
 	}
 	shield_forget_remote(died); /* its files were open on the old server: opened again when next used */

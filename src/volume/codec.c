@@ -29,7 +29,8 @@ enum scone_err vol_path_check(const char *path)
 	if (len == 0 || path[0] != '/')
 		return scone_err_set(SCONE_ERR_INVALID, "path '%.200s' must be absolute", path);
 	if (len >= VOL_MAX_PATH)
-		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "path of %zu bytes exceeds %u", len, VOL_MAX_PATH);
+		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "path of %zu bytes exceeds %u", len,
+				     VOL_MAX_PATH);
 	if (len == 1)
 		return SCONE_ERR_OK;
 	while (*p) {
@@ -71,8 +72,8 @@ static enum scone_err entry_read(struct scone_rbuf *r, const char *field, struct
 	SCONE_TRY(scone_rbuf_view(r, field, &p, VOL_ENTRY_SIZE));
 	vol_entry_decode(p, e);
 	if (e->flags & ~(VOL_ENTRY_PRESENT | VOL_ENTRY_SLOT_B))
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s has unknown flags 0x%x at byte %zu", r->what,
-				     field, e->flags, r->pos - VOL_ENTRY_SIZE + 40);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s has unknown flags 0x%x at byte %zu",
+				     r->what, field, e->flags, r->pos - VOL_ENTRY_SIZE + 40);
 	return SCONE_ERR_OK;
 }
 
@@ -144,8 +145,8 @@ enum scone_err vol_header_decode(const uint8_t *in, size_t size, struct vol_head
 	SCONE_TRY(scone_rbuf_u32(&r, "version", &version));
 	SCONE_TRY(scone_rbuf_u32(&r, "block size", &block));
 	if (version != FORMAT_VERSION || block != VOL_BLOCK)
-		return scone_err_set(SCONE_ERR_MALFORMED, "file header: unsupported version %u or block size %u",
-				     version, block);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "file header: unsupported version %u or block size %u", version, block);
 	SCONE_TRY(scone_rbuf_bytes(&r, "file id", out->file_id, VOL_ID_SIZE));
 	for (unsigned i = 0; i < 2; i++) {
 		SCONE_TRY(scone_rbuf_u64(&r, "claim epoch", &out->claim[i].epoch));
@@ -175,34 +176,37 @@ static enum scone_err fspf_check(const struct vol_fspf *f)
 {
 	if (f->chunk_aead != SCONE_AEAD_AES256_GCM && f->chunk_aead != SCONE_AEAD_AES256_OCB)
 		return scone_err_set(SCONE_ERR_INVALID, "fspf: unknown chunk cipher %u", f->chunk_aead);
-	if (f->region_count > VOL_MAX_REGIONS || f->meta_count > VOL_MAX_ENTRIES || f->garbage_count > VOL_MAX_ENTRIES ||
-	    f->trim_count > VOL_MAX_ENTRIES)
+	if (f->region_count > VOL_MAX_REGIONS || f->meta_count > VOL_MAX_ENTRIES ||
+	    f->garbage_count > VOL_MAX_ENTRIES || f->trim_count > VOL_MAX_ENTRIES)
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "fspf: too many regions, entries or deleted files");
 	for (size_t i = 0; i < f->region_count; i++) {
 		const struct vol_region *r = &f->regions[i];
 		size_t hl = r->host_dir ? strlen(r->host_dir) : 0;
 		if (r->kind > SCONE_REGION_ENCRYPTED || r->store > SCONE_STORE_EPHEMERAL ||
-		    vol_path_check(r->path) != SCONE_ERR_OK || (hl == 0) != (r->store == SCONE_STORE_EPHEMERAL) ||
-		    hl >= VOL_MAX_PATH)
-			return scone_err_set(SCONE_ERR_INVALID,
-					     "fspf: region %.200s cannot be stored (kind, store, path or host directory)",
-					     r->path);
+		    vol_path_check(r->path) != SCONE_ERR_OK ||
+		    (hl == 0) != (r->store == SCONE_STORE_EPHEMERAL) || hl >= VOL_MAX_PATH)
+			return scone_err_set(
+			    SCONE_ERR_INVALID,
+			    "fspf: region %.200s cannot be stored (kind, store, path or host directory)",
+			    r->path);
 	}
 	for (size_t i = 0; i < f->meta_count; i++) {
 		const struct vol_meta *m = f->metas[i];
 		if (m->ephemeral)
 			continue;
-		if ((m->type != VOL_T_FILE && m->type != VOL_T_DIR) || vol_path_check(m->path) != SCONE_ERR_OK ||
-		    strcmp(m->path, "/") == 0 ||
-		    (m->type == VOL_T_FILE &&
-		     (m->size > VOL_MAX_FILE_SIZE || (m->root.flags & ~(VOL_ENTRY_PRESENT | VOL_ENTRY_SLOT_B)) ||
-		      (m->size == 0 && (m->root.flags & VOL_ENTRY_PRESENT)))))
-			return scone_err_set(SCONE_ERR_INVALID, "fspf: entry %.200s cannot be stored (type, path or size)",
+		if ((m->type != VOL_T_FILE && m->type != VOL_T_DIR) ||
+		    vol_path_check(m->path) != SCONE_ERR_OK || strcmp(m->path, "/") == 0 ||
+		    (m->type == VOL_T_FILE && (m->size > VOL_MAX_FILE_SIZE ||
+					       (m->root.flags & ~(VOL_ENTRY_PRESENT | VOL_ENTRY_SLOT_B)) ||
+					       (m->size == 0 && (m->root.flags & VOL_ENTRY_PRESENT)))))
+			return scone_err_set(SCONE_ERR_INVALID,
+					     "fspf: entry %.200s cannot be stored (type, path or size)",
 					     m->path);
 	}
 	if (f->version > VOL_BODY_VERSION || f->dattr_count > VOL_MAX_ENTRIES)
-		return scone_err_set(SCONE_ERR_INVALID, "fspf: body version %u or %zu directory attributes invalid",
-				     f->version, f->dattr_count);
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "fspf: body version %u or %zu directory attributes invalid", f->version,
+				     f->dattr_count);
 	for (size_t i = 0; i < f->dattr_count; i++)
 		if (!f->dattrs[i].ephemeral && vol_path_check(f->dattrs[i].path) != SCONE_ERR_OK)
 			return scone_err_set(SCONE_ERR_INVALID, "fspf: directory %.200s cannot be stored",
@@ -293,12 +297,12 @@ static enum scone_err get_str(struct scone_rbuf *r, const char *field, bool allo
 		return SCONE_ERR_OK;
 	}
 	if (n == 0 || n >= VOL_MAX_PATH)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s has invalid length %u at byte %zu", r->what, field,
-				     n, r->pos - 2);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s has invalid length %u at byte %zu", r->what,
+				     field, n, r->pos - 2);
 	SCONE_TRY(scone_rbuf_view(r, field, &p, n));
 	if (memchr(p, '\0', n))
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s contains a NUL byte at byte %zu", r->what, field,
-				     r->pos - n);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s contains a NUL byte at byte %zu", r->what,
+				     field, r->pos - n);
 	s = malloc((size_t)n + 1);
 	if (!s)
 		return SCONE_ERR_NOMEM;
@@ -314,13 +318,14 @@ static enum scone_err read_count(struct scone_rbuf *r, const char *field, size_t
 	SCONE_TRY(scone_rbuf_u32(r, field, out));
 	/* Each item takes at least min_item bytes: a count the rest cannot hold is a lie. */
 	if (*out > max || (size_t)*out > scone_rbuf_left(r) / min_item)
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s %u is impossible at byte %zu", r->what, field,
-				     *out, r->pos - 4);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: %s %u is impossible at byte %zu", r->what,
+				     field, *out, r->pos - 4);
 	return SCONE_ERR_OK;
 }
 
 /* A counted list of file ids ("garbage", "trim"); *out is allocated even when empty. */
-static enum scone_err read_ids(struct scone_rbuf *r, const char *what, uint8_t (**out)[VOL_ID_SIZE], size_t *count)
+static enum scone_err read_ids(struct scone_rbuf *r, const char *what, uint8_t (**out)[VOL_ID_SIZE],
+			       size_t *count)
 {
 	uint32_t n;
 
@@ -337,15 +342,16 @@ static enum scone_err decode_region(struct scone_rbuf *r, struct vol_region *g)
 	SCONE_TRY(scone_rbuf_u8(r, "region kind", &g->kind));
 	SCONE_TRY(scone_rbuf_u8(r, "region store", &g->store));
 	if (g->kind > SCONE_REGION_ENCRYPTED || g->store > SCONE_STORE_EPHEMERAL)
-		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: region kind %u / store %u invalid at byte %zu",
-				     g->kind, g->store, r->pos - 2);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "fspf: region kind %u / store %u invalid at byte %zu", g->kind, g->store,
+				     r->pos - 2);
 	SCONE_TRY(get_str(r, "region path", false, &g->path));
 	if (vol_path_check(g->path) != SCONE_ERR_OK)
 		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: invalid region path at byte %zu", r->pos);
 	SCONE_TRY(get_str(r, "region host directory", true, &g->host_dir));
 	if ((g->host_dir == NULL) != (g->store == SCONE_STORE_EPHEMERAL))
-		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: region %.200s: host directory does not match store",
-				     g->path);
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "fspf: region %.200s: host directory does not match store", g->path);
 	return SCONE_ERR_OK;
 }
 
@@ -371,11 +377,12 @@ static enum scone_err decode_meta(struct scone_rbuf *r, uint32_t version, struct
 	SCONE_TRY(scone_rbuf_bytes(r, "file key", m->file_key, SCONE_KEY_SIZE));
 	SCONE_TRY(scone_rbuf_u64(r, "file size", &m->size));
 	if (m->size > VOL_MAX_FILE_SIZE)
-		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: file %.200s: size %llu exceeds the maximum", m->path,
-				     (unsigned long long)m->size);
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: file %.200s: size %llu exceeds the maximum",
+				     m->path, (unsigned long long)m->size);
 	SCONE_TRY(entry_read(r, "root entry", &m->root));
 	if (m->size == 0 && (m->root.flags & VOL_ENTRY_PRESENT))
-		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: empty file %.200s has an integrity tree", m->path);
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf: empty file %.200s has an integrity tree",
+				     m->path);
 	return SCONE_ERR_OK;
 }
 
@@ -394,7 +401,8 @@ static enum scone_err decode_dattrs(struct scone_rbuf *r, struct vol_fspf *f)
 		SCONE_TRY(get_str(r, "directory path", false, &d->path));
 		f->dattr_count++; /* owns d->path now: freed with f on any error below */
 		if (vol_path_check(d->path) != SCONE_ERR_OK)
-			return scone_err_set(SCONE_ERR_MALFORMED, "fspf: invalid directory path at byte %zu", r->pos);
+			return scone_err_set(SCONE_ERR_MALFORMED, "fspf: invalid directory path at byte %zu",
+					     r->pos);
 		SCONE_TRY(scone_rbuf_u32(r, "directory mode", &d->mode));
 		SCONE_TRY(scone_rbuf_u64(r, "directory mtime", &t));
 		d->mtime_ns = (int64_t)t;
@@ -427,10 +435,12 @@ enum scone_err vol_fspf_decode(const uint8_t *in, size_t size, struct vol_fspf *
 	if ((err = scone_rbuf_u8(&r, "chunk cipher", &f->chunk_aead)))
 		goto fail;
 	if (f->chunk_aead != SCONE_AEAD_AES256_GCM && f->chunk_aead != SCONE_AEAD_AES256_OCB) {
-		err = scone_err_set(SCONE_ERR_MALFORMED, "fspf: unknown chunk cipher %u at byte 12", f->chunk_aead);
+		err = scone_err_set(SCONE_ERR_MALFORMED, "fspf: unknown chunk cipher %u at byte 12",
+				    f->chunk_aead);
 		goto fail;
 	}
-	if ((err = scone_rbuf_view(&r, "reserved", &magic, 3)) || (err = scone_rbuf_u64(&r, "epoch", &f->epoch)) ||
+	if ((err = scone_rbuf_view(&r, "reserved", &magic, 3)) ||
+	    (err = scone_rbuf_u64(&r, "epoch", &f->epoch)) ||
 	    (err = scone_rbuf_bytes(&r, "previous tag", f->prev_tag, sizeof(f->prev_tag))) ||
 	    (err = scone_rbuf_bytes(&r, "claim key", f->claim_key, sizeof(f->claim_key))))
 		goto fail;
@@ -472,8 +482,9 @@ enum scone_err vol_fspf_decode(const uint8_t *in, size_t size, struct vol_fspf *
 	    (err = read_ids(&r, "trim", &f->trims, &f->trim_count)))
 		goto fail;
 	if (scone_rbuf_left(&r) != 0) {
-		err = scone_err_set(SCONE_ERR_MALFORMED, "fspf: %zu unexpected bytes after the end at byte %zu",
-				    scone_rbuf_left(&r), r.pos);
+		err =
+		    scone_err_set(SCONE_ERR_MALFORMED, "fspf: %zu unexpected bytes after the end at byte %zu",
+				  scone_rbuf_left(&r), r.pos);
 		goto fail;
 	}
 	return SCONE_ERR_OK;
@@ -513,11 +524,12 @@ void vol_fspf_free(struct vol_fspf *f)
 
 /* ---------------- fspf envelope ---------------- */
 
-static enum scone_err fspf_key(const uint8_t *key, const uint8_t salt[static ENV_SALT], struct scone_aead **out)
+static enum scone_err fspf_key(const uint8_t *key, const uint8_t salt[static ENV_SALT],
+			       struct scone_aead **out)
 {
 	uint8_t k[SCONE_KEY_SIZE];
-	enum scone_err err = scone_hkdf_sha256(k, sizeof(k), key, SCONE_VOLUME_KEY_SIZE, salt, ENV_SALT,
-					       "scone fspf key v1");
+	enum scone_err err =
+	    scone_hkdf_sha256(k, sizeof(k), key, SCONE_VOLUME_KEY_SIZE, salt, ENV_SALT, "scone fspf key v1");
 	if (!err)
 		err = scone_aead_new(SCONE_AEAD_AES256_GCM, k, out);
 	scone_wipe(k, sizeof(k));
@@ -530,19 +542,22 @@ enum scone_err vol_envelope_seal(const uint8_t *plain, size_t size, const uint8_
 	return vol_envelope_seal_version(plain, size, key, ENV_VERSION, w, tag);
 }
 
-enum scone_err vol_envelope_seal_version(const uint8_t *plain, size_t size, const uint8_t *key, uint32_t version,
-					 struct scone_wbuf *w, uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
+enum scone_err vol_envelope_seal_version(const uint8_t *plain, size_t size, const uint8_t *key,
+					 uint32_t version, struct scone_wbuf *w,
+					 uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
 {
 	uint8_t salt[ENV_SALT], nonce[SCONE_NONCE_SIZE];
 	struct scone_aead *a = NULL;
-	size_t hdr, overhead = key ? 8 + 4 + 4 + ENV_SALT + SCONE_NONCE_SIZE + 8 + SCONE_VOLUME_TAG_SIZE : 8 + 4 + 4 + 8;
+	size_t hdr, overhead = key ? 8 + 4 + 4 + ENV_SALT + SCONE_NONCE_SIZE + 8 + SCONE_VOLUME_TAG_SIZE
+				   : 8 + 4 + 4 + 8;
 	enum scone_err err;
 
 	if (version < 1 || version > ENV_VERSION)
 		return scone_err_set(SCONE_ERR_INVALID, "fspf file: cannot write version %u", version);
 	/* Readers refuse fspf files over VOL_MAX_FSPF bytes: never write one. */
 	if (size > VOL_MAX_FSPF - overhead)
-		return scone_err_set(SCONE_ERR_TOO_LARGE, "fspf: %zu bytes of entries exceed the limit of %zu", size,
+		return scone_err_set(SCONE_ERR_TOO_LARGE,
+				     "fspf: %zu bytes of entries exceed the limit of %zu", size,
 				     VOL_MAX_FSPF - overhead);
 	SCONE_TRY(scone_wbuf_put(w, fspf_env_magic, 8));
 	SCONE_TRY(scone_wbuf_u32(w, version));
@@ -585,13 +600,14 @@ enum scone_err vol_envelope_open(const uint8_t *in, size_t size, const uint8_t *
 	SCONE_TRY(scone_rbuf_u32(&r, "version", &version));
 	SCONE_TRY(scone_rbuf_u32(&r, "state", &state));
 	if (version < 1 || version > ENV_VERSION || state > ENV_SEALED)
-		return scone_err_set(SCONE_ERR_MALFORMED, "fspf file: unsupported version %u / state %u", version,
-				     state);
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf file: unsupported version %u / state %u",
+				     version, state);
 	*sealed = state == ENV_SEALED;
 	if (!*sealed) {
 		SCONE_TRY(scone_rbuf_u64(&r, "length", &len));
 		if (len != scone_rbuf_left(&r))
-			return scone_err_set(SCONE_ERR_MALFORMED, "fspf file: length %llu does not match %zu bytes",
+			return scone_err_set(SCONE_ERR_MALFORMED,
+					     "fspf file: length %llu does not match %zu bytes",
 					     (unsigned long long)len, scone_rbuf_left(&r));
 		memset(tag, 0, SCONE_VOLUME_TAG_SIZE);
 		return scone_wbuf_put(plain, r.data + r.pos, (size_t)len);
@@ -611,11 +627,13 @@ enum scone_err vol_envelope_open(const uint8_t *in, size_t size, const uint8_t *
 	err = scone_aead_open(a, nonce, in, (size_t)(ct - in), plain->data, (size_t)len, plain->data, tag);
 	scone_aead_free(a);
 	if (err)
-		return scone_err_set(SCONE_ERR_AUTH, "cannot decrypt the fspf: wrong key, or the file was modified");
+		return scone_err_set(SCONE_ERR_AUTH,
+				     "cannot decrypt the fspf: wrong key, or the file was modified");
 	return SCONE_ERR_OK;
 }
 
-enum scone_err vol_envelope_span(const uint8_t *in, size_t size, size_t *span, uint32_t *version, bool *sealed)
+enum scone_err vol_envelope_span(const uint8_t *in, size_t size, size_t *span, uint32_t *version,
+				 bool *sealed)
 {
 	struct scone_rbuf r;
 	const uint8_t *magic;
@@ -629,8 +647,8 @@ enum scone_err vol_envelope_span(const uint8_t *in, size_t size, size_t *span, u
 	SCONE_TRY(scone_rbuf_u32(&r, "version", version));
 	SCONE_TRY(scone_rbuf_u32(&r, "state", &state));
 	if (*version < 1 || *version > ENV_VERSION || state > ENV_SEALED)
-		return scone_err_set(SCONE_ERR_MALFORMED, "fspf file: unsupported version %u / state %u", *version,
-				     state);
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf file: unsupported version %u / state %u",
+				     *version, state);
 	*sealed = state == ENV_SEALED;
 	if (*sealed)
 		SCONE_TRY(scone_rbuf_view(&r, "salt and nonce", &magic, ENV_SALT + SCONE_NONCE_SIZE));

@@ -45,7 +45,7 @@
 /* Where a block's bytes are and how to authenticate them. */
 struct vol_entry {
 	uint8_t gen[VOL_GEN_SIZE]; /* key generation: block key = HKDF(file key, gen) */
-	uint64_t ctr;              /* nonce under that key, never reused */
+	uint64_t ctr;		   /* nonce under that key, never reused */
 	uint8_t tag[SCONE_TAG_SIZE];
 	uint8_t flags;
 };
@@ -132,7 +132,7 @@ struct vol_fspf {
 	size_t dattr_count;
 	uint8_t (*garbage)[VOL_ID_SIZE]; /* host files to delete after commit */
 	size_t garbage_count;
-	uint8_t (*trims)[VOL_ID_SIZE];   /* host files to cut back to size after commit */
+	uint8_t (*trims)[VOL_ID_SIZE]; /* host files to cut back to size after commit */
 	size_t trim_count;
 };
 
@@ -142,7 +142,8 @@ SCONE_MUST_CHECK enum scone_err vol_fspf_decode(const uint8_t *in, size_t size, 
 void vol_fspf_free(struct vol_fspf *f);
 void vol_meta_free(struct vol_meta *m);
 void vol_node_encode(const struct vol_node_plain *n, uint8_t out[static VOL_BLOCK]);
-SCONE_MUST_CHECK enum scone_err vol_node_decode(const uint8_t in[static VOL_BLOCK], struct vol_node_plain *out);
+SCONE_MUST_CHECK enum scone_err vol_node_decode(const uint8_t in[static VOL_BLOCK],
+						struct vol_node_plain *out);
 void vol_header_encode(const struct vol_header *h, uint8_t out[static VOL_BLOCK]);
 SCONE_MUST_CHECK enum scone_err vol_header_decode(const uint8_t *in, size_t size, struct vol_header *out);
 void vol_entry_encode(const struct vol_entry *e, uint8_t out[static VOL_ENTRY_SIZE]);
@@ -155,13 +156,15 @@ SCONE_MUST_CHECK enum scone_err vol_envelope_open(const uint8_t *in, size_t size
  * Size of the envelope (log record) at the start of in, checking only its
  * framing (magic, version, state, length); no cryptography.
  */
-SCONE_MUST_CHECK enum scone_err vol_envelope_span(const uint8_t *in, size_t size, size_t *span, uint32_t *version,
-						  bool *sealed);
+SCONE_MUST_CHECK enum scone_err vol_envelope_span(const uint8_t *in, size_t size, size_t *span,
+						  uint32_t *version, bool *sealed);
 SCONE_MUST_CHECK enum scone_err vol_envelope_seal(const uint8_t *plain, size_t size, const uint8_t *key,
-						  struct scone_wbuf *out, uint8_t tag[static SCONE_VOLUME_TAG_SIZE]);
+						  struct scone_wbuf *out,
+						  uint8_t tag[static SCONE_VOLUME_TAG_SIZE]);
 /* The same, writing envelope version (1..VOL_ENV_VERSION): older ones are for compatibility tests. */
-SCONE_MUST_CHECK enum scone_err vol_envelope_seal_version(const uint8_t *plain, size_t size, const uint8_t *key,
-							  uint32_t version, struct scone_wbuf *out,
+SCONE_MUST_CHECK enum scone_err vol_envelope_seal_version(const uint8_t *plain, size_t size,
+							  const uint8_t *key, uint32_t version,
+							  struct scone_wbuf *out,
 							  uint8_t tag[static SCONE_VOLUME_TAG_SIZE]);
 /* Path hygiene: absolute, no empty, "." or ".." components, no trailing '/'. */
 SCONE_MUST_CHECK enum scone_err vol_path_check(const char *path);
@@ -171,11 +174,11 @@ SCONE_MUST_CHECK enum scone_err vol_path_check(const char *path);
 struct vol_node {
 	uint64_t index;
 	struct vol_entry cur[VOL_NODE_ENTRIES];
-	struct vol_entry *base;  /* committed entries while dirty, else NULL */
-	uint64_t written_data;   /* data entries written this epoch */
-	uint32_t written_child;  /* child nodes written this epoch (unused) */
+	struct vol_entry *base; /* committed entries while dirty, else NULL */
+	uint64_t written_data;	/* data entries written this epoch */
+	uint32_t written_child; /* child nodes written this epoch (unused) */
 	bool dirty;
-	bool referenced;                      /* used since the eviction hand passed */
+	bool referenced;		      /* used since the eviction hand passed */
 	struct vol_node *lru_prev, *lru_next; /* clean nodes only */
 	struct vol_inode *owner;
 };
@@ -191,32 +194,32 @@ struct vol_gen_key {
 /* An open file (shared by all handles on it). */
 struct vol_inode {
 	struct scone_volume *vol;
-	struct vol_meta *meta;      /* NULL once unlinked */
+	struct vol_meta *meta; /* NULL once unlinked */
 	struct vol_region *region;
 	struct scone_vio_file *host;
 	uint8_t file_id[VOL_ID_SIZE];
 	uint8_t file_key[SCONE_KEY_SIZE];
-	uint64_t size;              /* current plaintext size */
+	uint64_t size; /* current plaintext size */
 	uint64_t committed_size;
-	struct vol_entry root;      /* current root entry */
-	struct vol_entry croot;     /* committed root entry */
+	struct vol_entry root;	    /* current root entry */
+	struct vol_entry croot;	    /* committed root entry */
 	uint64_t trunc_low_nodes;   /* nodes >= this are not the committed ones */
-	uint64_t phys_size;         /* host file size */
-	uint64_t claim_size;        /* growth vouched for in the header */
+	uint64_t phys_size;	    /* host file size */
+	uint64_t claim_size;	    /* growth vouched for in the header */
 	struct vol_claim claims[2]; /* the header's claim slots as on disk */
 	struct vol_node ***radix;   /* node index -> node, two-level */
 	size_t radix_top;
 	size_t dirty_count;
-	bool changed;               /* needs commit */
-	bool is_new;                /* not in the committed fspf yet */
+	bool changed; /* needs commit */
+	bool is_new;  /* not in the committed fspf yet */
 	int refs;
 	struct vol_gen_key gens[VOL_GEN_CACHE];
 	uint8_t wgen[VOL_GEN_SIZE]; /* generation for new writes */
 	uint64_t wctr;
 	uint64_t wgen_fork;
-	uint64_t journaled_epoch;   /* epoch+1 in which the file was noted in FSPF.new */
-	int64_t mtime_ns;           /* last content change; kept here once unlinked (meta NULL) */
-	struct vol_inode *next;     /* volume's list of open inodes */
+	uint64_t journaled_epoch; /* epoch+1 in which the file was noted in FSPF.new */
+	int64_t mtime_ns;	  /* last content change; kept here once unlinked (meta NULL) */
+	struct vol_inode *next;	  /* volume's list of open inodes */
 };
 
 struct scone_volume {
@@ -229,23 +232,23 @@ struct scone_volume {
 	uint8_t tag[SCONE_VOLUME_TAG_SIZE];
 	struct vol_fspf st;
 	struct scone_vio *host;
-	struct scone_vio *mem;      /* ephemeral regions */
+	struct scone_vio *mem; /* ephemeral regions */
 	struct vol_inode *inodes;
-	struct vol_node lru;        /* sentinel */
+	struct vol_node lru; /* sentinel */
 	size_t clean_nodes;
 	size_t max_clean_nodes;
-	bool dirty;                 /* namespace changed since last commit */
+	bool dirty; /* namespace changed since last commit */
 	uint64_t use_clock;
-	uint8_t *scratch;           /* VOL_SCRATCH bytes of ciphertext staging, under lock */
-	uint8_t *node_buf;          /* VOL_NODE_BUF bytes for reading one node, under lock */
+	uint8_t *scratch;		/* VOL_SCRATCH bytes of ciphertext staging, under lock */
+	uint8_t *node_buf;		/* VOL_NODE_BUF bytes for reading one node, under lock */
 	struct scone_vio_file *journal; /* FSPF.new: ids of host files created since the commit */
 	uint64_t journal_size;
 	/* The fspf as a log of sealed records (format version 2 and later): commits append. */
-	struct scone_vio_file *log;  /* FSPF opened for appending, or NULL */
-	uint64_t log_start;          /* start of the current state's record */
-	uint64_t log_end;            /* end of the current state's record */
-	bool log_ok;                 /* FSPF is a v2 log of records under v->key ending at log_end */
-	bool log_tail;               /* non-zero bytes past log_end: the next commit compacts */
+	struct scone_vio_file *log; /* FSPF opened for appending, or NULL */
+	uint64_t log_start;	    /* start of the current state's record */
+	uint64_t log_end;	    /* end of the current state's record */
+	bool log_ok;		    /* FSPF is a v2 log of records under v->key ending at log_end */
+	bool log_tail;		    /* non-zero bytes past log_end: the next commit compacts */
 	/*
 	 * A commit failed after its record was written whole: its fdatasync (or
 	 * the directory's fsync after the rename) failed, so the disk may hold
@@ -264,7 +267,8 @@ struct scone_volume {
 #define VOL_SCRATCH ((size_t)VOL_DATA_PER_NODE * VOL_BLOCK + VOL_BLOCK)
 
 /* tree.c */
-SCONE_MUST_CHECK enum scone_err vol_inode_load(struct scone_volume *v, struct vol_meta *m, struct vol_inode **out);
+SCONE_MUST_CHECK enum scone_err vol_inode_load(struct scone_volume *v, struct vol_meta *m,
+					       struct vol_inode **out);
 void vol_inode_put(struct vol_inode *ino);
 SCONE_MUST_CHECK enum scone_err vol_inode_read(struct vol_inode *ino, uint8_t *buf, size_t size, uint64_t off,
 					       size_t *got);
@@ -290,17 +294,20 @@ uint8_t *vol_scratch(struct scone_volume *v);
 SCONE_MUST_CHECK enum scone_err vol_check_sure(const struct scone_volume *v);
 
 /* volume_check.c: note in FSPF.new that a host file changes size before the next commit. */
-SCONE_MUST_CHECK enum scone_err vol_journal_note(struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE]);
+SCONE_MUST_CHECK enum scone_err vol_journal_note(struct scone_volume *v,
+						 const uint8_t id[static VOL_ID_SIZE]);
 /* A claim is valid when made for the volume's committed epoch with its claim key. */
-bool vol_claim_valid(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE], const struct vol_claim *c);
+bool vol_claim_valid(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE],
+		     const struct vol_claim *c);
 /* The largest size a valid claim of the two vouches for; 0 if neither is valid. */
 uint64_t vol_claimed_size(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE],
 			  const struct vol_claim claims[static 2]);
-SCONE_MUST_CHECK enum scone_err vol_claim_mac(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE],
-					      uint64_t epoch, uint64_t size, uint8_t out[static SCONE_SHA256_SIZE]);
+SCONE_MUST_CHECK enum scone_err vol_claim_mac(const struct scone_volume *v,
+					      const uint8_t id[static VOL_ID_SIZE], uint64_t epoch,
+					      uint64_t size, uint8_t out[static SCONE_SHA256_SIZE]);
 
-
-/* ---- shared by the parts of volume.c (volume_meta.c, volume_store.c, volume_file.c, volume_ns.c, volume_check.c) ---- */
+/* ---- shared by the parts of volume.c (volume_meta.c, volume_store.c, volume_file.c, volume_ns.c,
+ * volume_check.c) ---- */
 
 #define DEFAULT_MAX_CLEAN_NODES 8192u /* 32 MiB of cached integrity nodes */
 /* The fspf log is rewritten as one record once it would exceed this, or LOG_RECORDS records' worth. */
@@ -352,12 +359,13 @@ struct vol_dattr *vol_dattr_find(const struct scone_volume *v, const char *path)
 /* A change under path's parent (its mtime), to a file's contents (its mtime). */
 void vol_parent_touch(struct scone_volume *v, const char *path);
 void vol_file_touch(struct scone_volume *v, struct vol_inode *ino);
-SCONE_MUST_CHECK enum scone_err vol_set_attrs_locked(struct scone_volume *v, const char *path, const uint32_t *mode,
-						     const int64_t *mtime_ns);
+SCONE_MUST_CHECK enum scone_err vol_set_attrs_locked(struct scone_volume *v, const char *path,
+						     const uint32_t *mode, const int64_t *mtime_ns);
 #define IMPLICIT_DIR_MODE 0700u /* "/", region roots and their ancestors until chmod'ed */
 
 /* volume_store.c: the fspf on the host, commits. */
-SCONE_MUST_CHECK enum scone_err vol_read_whole(struct scone_vio *io, const char *path, struct scone_wbuf *out);
+SCONE_MUST_CHECK enum scone_err vol_read_whole(struct scone_vio *io, const char *path,
+					       struct scone_wbuf *out);
 uint64_t vol_append_bound(uint64_t span);
 SCONE_MUST_CHECK enum scone_err vol_store_fspf(struct scone_volume *v);
 bool vol_unlink_everywhere(struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE]);
@@ -371,12 +379,13 @@ SCONE_MUST_CHECK enum scone_err vol_sync_locked(struct scone_volume *v);
 /* volume_file.c: files. */
 SCONE_MUST_CHECK enum scone_err vol_protected_region(const struct scone_volume *v, const char *path,
 						     struct vol_region **out);
-SCONE_MUST_CHECK enum scone_err vol_create_meta(struct scone_volume *v, const char *path, uint8_t type, uint32_t mode,
-						struct vol_region *r, struct vol_meta **out);
+SCONE_MUST_CHECK enum scone_err vol_create_meta(struct scone_volume *v, const char *path, uint8_t type,
+						uint32_t mode, struct vol_region *r, struct vol_meta **out);
 void vol_fill_stat(const struct vol_meta *m, const struct vol_inode *ino, struct scone_vstat *st);
 void vol_implicit_dir_stat(const struct scone_volume *v, const char *path, struct scone_vstat *st);
 
-/* volume_check.c: host files trimmed to their committed size, the journal of files made since the last commit. */
+/* volume_check.c: host files trimmed to their committed size, the journal of files made since the last
+ * commit. */
 void vol_trim_files(struct scone_volume *v);
 void vol_journal_reset(struct scone_volume *v);
 void vol_recover_journal(struct scone_volume *v);
@@ -393,7 +402,7 @@ unsigned vol_child_slot(uint64_t k);
 uint64_t vol_chunks_for(uint64_t size);
 uint64_t vol_data_off(uint64_t chunk, int slot);
 enum scone_err vol_diagnose_chunk(struct vol_inode *ino, const struct vol_node *n, uint64_t chunk,
-				     const uint8_t *ct);
+				  const uint8_t *ct);
 void vol_drop_nodes_from(struct vol_inode *ino, uint64_t from);
 enum scone_err vol_ensure_phys(struct vol_inode *ino, uint64_t size);
 bool vol_entry_present(const struct vol_entry *e);
@@ -408,12 +417,12 @@ enum scone_err vol_node_get(struct vol_inode *ino, uint64_t k, bool create, stru
 uint64_t vol_node_off(uint64_t k, int slot);
 uint64_t vol_nodes_for(uint64_t size);
 enum scone_err vol_open_block(struct vol_inode *ino, enum block_kind kind, uint64_t index, const uint8_t *in,
-				 uint8_t *out, const struct vol_entry *e);
+			      uint8_t *out, const struct vol_entry *e);
 uint64_t vol_parent_of(uint64_t k);
 struct vol_node *vol_radix_get(struct vol_inode *ino, uint64_t k);
 enum scone_err vol_read_exact(struct vol_inode *ino, void *buf, size_t size, uint64_t off, uint64_t plain_lo,
-				 uint64_t plain_hi);
-enum scone_err vol_seal_block(struct vol_inode *ino, enum block_kind kind, uint64_t index, const uint8_t *plain,
-				 uint8_t *out, struct vol_entry *e);
+			      uint64_t plain_hi);
+enum scone_err vol_seal_block(struct vol_inode *ino, enum block_kind kind, uint64_t index,
+			      const uint8_t *plain, uint8_t *out, struct vol_entry *e);
 
 #endif

@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static uint64_t fork_count;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
@@ -98,7 +97,8 @@ const char *vol_ino_name(const struct vol_inode *ino)
 
 /* ---------------- keys ---------------- */
 
-static enum scone_err gen_aead(struct vol_inode *ino, const uint8_t gen[static VOL_GEN_SIZE], struct scone_aead **out)
+static enum scone_err gen_aead(struct vol_inode *ino, const uint8_t gen[static VOL_GEN_SIZE],
+			       struct scone_aead **out)
 {
 	struct vol_gen_key *victim = &ino->gens[0];
 	uint8_t k[SCONE_KEY_SIZE];
@@ -141,7 +141,8 @@ static enum scone_err ensure_wgen(struct vol_inode *ino)
 	return SCONE_ERR_OK;
 }
 
-static void make_aad(const struct vol_inode *ino, enum block_kind kind, uint64_t index, uint8_t aad[static 32])
+static void make_aad(const struct vol_inode *ino, enum block_kind kind, uint64_t index,
+		     uint8_t aad[static 32])
 {
 	memcpy(aad, "SCVB", 4);
 	aad[4] = (uint8_t)kind;
@@ -163,8 +164,8 @@ static bool plain_on_disk(const struct vol_inode *ino, enum block_kind kind)
 }
 
 /* Seal one block; fills e (flags left to the caller) and out (VOL_BLOCK bytes). */
-enum scone_err vol_seal_block(struct vol_inode *ino, enum block_kind kind, uint64_t index, const uint8_t *plain,
-				 uint8_t *out, struct vol_entry *e)
+enum scone_err vol_seal_block(struct vol_inode *ino, enum block_kind kind, uint64_t index,
+			      const uint8_t *plain, uint8_t *out, struct vol_entry *e)
 {
 	uint8_t nonce[SCONE_NONCE_SIZE];
 	struct scone_aead *a;
@@ -189,7 +190,7 @@ enum scone_err vol_seal_block(struct vol_inode *ino, enum block_kind kind, uint6
 
 /* Verify and decrypt one block into out; SCONE_ERR_AUTH on mismatch (out wiped). */
 enum scone_err vol_open_block(struct vol_inode *ino, enum block_kind kind, uint64_t index, const uint8_t *in,
-				 uint8_t *out, const struct vol_entry *e)
+			      uint8_t *out, const struct vol_entry *e)
 {
 	uint8_t nonce[SCONE_NONCE_SIZE];
 	struct scone_aead *a;
@@ -214,7 +215,7 @@ enum scone_err vol_open_block(struct vol_inode *ino, enum block_kind kind, uint6
 /* ---------------- host I/O with integrity errors ---------------- */
 
 enum scone_err vol_read_exact(struct vol_inode *ino, void *buf, size_t size, uint64_t off, uint64_t plain_lo,
-				 uint64_t plain_hi)
+			      uint64_t plain_hi)
 {
 	size_t got;
 
@@ -222,14 +223,14 @@ enum scone_err vol_read_exact(struct vol_inode *ino, void *buf, size_t size, uin
 	if (got != size)
 		return scone_err_set(SCONE_ERR_TRUNCATED,
 				     "%s: bytes %llu-%llu are missing on disk (host file truncated at %llu)",
-				     vol_ino_name(ino), (unsigned long long)plain_lo, (unsigned long long)plain_hi,
-				     (unsigned long long)(off + got));
+				     vol_ino_name(ino), (unsigned long long)plain_lo,
+				     (unsigned long long)plain_hi, (unsigned long long)(off + got));
 	return SCONE_ERR_OK;
 }
 
 /* After a chunk failed to verify: is it another chunk of the same node (swap/dup)? */
 enum scone_err vol_diagnose_chunk(struct vol_inode *ino, const struct vol_node *n, uint64_t chunk,
-				     const uint8_t *ct)
+				  const uint8_t *ct)
 {
 	uint8_t tmp[VOL_BLOCK];
 	uint64_t lo = chunk * VOL_BLOCK, base = n->index * VOL_DATA_PER_NODE;
@@ -241,15 +242,18 @@ enum scone_err vol_diagnose_chunk(struct vol_inode *ino, const struct vol_node *
 		if (vol_open_block(ino, BLOCK_DATA, base + j, ct, tmp, e) == SCONE_ERR_OK) {
 			scone_wipe(tmp, sizeof(tmp));
 			return scone_err_set(SCONE_ERR_MISPLACED,
-					     "%s: bytes %llu-%llu hold the chunk of bytes %llu-%llu (chunks swapped or duplicated)",
-					     vol_ino_name(ino), (unsigned long long)lo, (unsigned long long)(lo + VOL_BLOCK - 1),
+					     "%s: bytes %llu-%llu hold the chunk of bytes %llu-%llu (chunks "
+					     "swapped or duplicated)",
+					     vol_ino_name(ino), (unsigned long long)lo,
+					     (unsigned long long)(lo + VOL_BLOCK - 1),
 					     (unsigned long long)((base + j) * VOL_BLOCK),
 					     (unsigned long long)((base + j + 1) * VOL_BLOCK - 1));
 		}
 	}
-	return scone_err_set(SCONE_ERR_TAMPERED,
-			     "%s: bytes %llu-%llu failed authentication (modified on disk, or copied from another file)",
-			     vol_ino_name(ino), (unsigned long long)lo, (unsigned long long)(lo + VOL_BLOCK - 1));
+	return scone_err_set(
+	    SCONE_ERR_TAMPERED,
+	    "%s: bytes %llu-%llu failed authentication (modified on disk, or copied from another file)",
+	    vol_ino_name(ino), (unsigned long long)lo, (unsigned long long)(lo + VOL_BLOCK - 1));
 }
 
 /* ---------------- node cache ---------------- */
@@ -382,7 +386,8 @@ enum scone_err vol_mark_dirty(struct vol_inode *ino, struct vol_node *n)
 }
 
 /* Read and verify node k from disk using entry e; out gets its entries. */
-static enum scone_err read_node(struct vol_inode *ino, uint64_t k, const struct vol_entry *e, struct vol_entry *out)
+static enum scone_err read_node(struct vol_inode *ino, uint64_t k, const struct vol_entry *e,
+				struct vol_entry *out)
 {
 	struct scone_volume *v = ino->vol;
 	uint64_t lo = k * VOL_DATA_PER_NODE * VOL_BLOCK;
@@ -397,17 +402,18 @@ static enum scone_err read_node(struct vol_inode *ino, uint64_t k, const struct 
 		return SCONE_ERR_NOMEM;
 	buf = v->node_buf;
 	np = (struct vol_node_plain *)(v->node_buf + 2 * VOL_BLOCK);
-	err = vol_read_exact(ino, buf, VOL_BLOCK, vol_node_off(k, vol_entry_slot(e)), lo, lo + VOL_DATA_PER_NODE * VOL_BLOCK - 1);
+	err = vol_read_exact(ino, buf, VOL_BLOCK, vol_node_off(k, vol_entry_slot(e)), lo,
+			     lo + VOL_DATA_PER_NODE * VOL_BLOCK - 1);
 	if (!err && vol_open_block(ino, BLOCK_NODE, k, buf, buf + VOL_BLOCK, e) != SCONE_ERR_OK)
 		err = scone_err_set(SCONE_ERR_TAMPERED,
 				    "%s: integrity node %llu (bytes %llu and beyond) failed authentication",
 				    vol_ino_name(ino), (unsigned long long)k, (unsigned long long)lo);
 	if (!err && vol_node_decode(buf + VOL_BLOCK, np) != SCONE_ERR_OK)
-		err = scone_err_set(SCONE_ERR_TAMPERED, "%s: integrity node %llu is malformed", vol_ino_name(ino),
-				    (unsigned long long)k);
+		err = scone_err_set(SCONE_ERR_TAMPERED, "%s: integrity node %llu is malformed",
+				    vol_ino_name(ino), (unsigned long long)k);
 	if (!err && (np->index != k || memcmp(np->file_id, ino->file_id, VOL_ID_SIZE) != 0))
-		err = scone_err_set(SCONE_ERR_MISPLACED, "%s: integrity node %llu is out of place", vol_ino_name(ino),
-				    (unsigned long long)k);
+		err = scone_err_set(SCONE_ERR_MISPLACED, "%s: integrity node %llu is out of place",
+				    vol_ino_name(ino), (unsigned long long)k);
 	if (!err)
 		memcpy(out, np->e, NODE_PLAIN_BYTES);
 	scone_wipe(buf + VOL_BLOCK, VOL_NODE_BUF - VOL_BLOCK); /* node plaintext holds keys' material */
@@ -512,4 +518,3 @@ enum scone_err vol_node_get(struct vol_inode *ino, uint64_t k, bool create, stru
 	*out = n;
 	return SCONE_ERR_OK;
 }
-

@@ -37,7 +37,8 @@ static enum scone_err read_chunk(struct vol_inode *ino, uint64_t chunk, uint8_t 
 		memset(out, 0, VOL_BLOCK);
 		return SCONE_ERR_OK;
 	}
-	SCONE_TRY(vol_read_exact(ino, ct, VOL_BLOCK, vol_data_off(chunk, vol_entry_slot(e)), lo, lo + VOL_BLOCK - 1));
+	SCONE_TRY(vol_read_exact(ino, ct, VOL_BLOCK, vol_data_off(chunk, vol_entry_slot(e)), lo,
+				 lo + VOL_BLOCK - 1));
 	if (vol_open_block(ino, BLOCK_DATA, chunk, ct, out, e) != SCONE_ERR_OK)
 		return vol_diagnose_chunk(ino, n, chunk, ct);
 	return SCONE_ERR_OK;
@@ -47,8 +48,8 @@ static enum scone_err read_chunk(struct vol_inode *ino, uint64_t chunk, uint8_t 
  * Read a run of chunks [c0, c1) of one node that all live in the same slot
  * with one host read, decrypting full chunks straight into dst.
  */
-static enum scone_err read_run(struct vol_inode *ino, struct vol_node *n, uint64_t c0, uint64_t c1, uint8_t *dst,
-			       uint64_t off, size_t size, uint8_t *scratch)
+static enum scone_err read_run(struct vol_inode *ino, struct vol_node *n, uint64_t c0, uint64_t c1,
+			       uint8_t *dst, uint64_t off, size_t size, uint8_t *scratch)
 {
 	uint64_t lo = c0 * VOL_BLOCK, nblk = c1 - c0;
 	int slot = vol_entry_slot(&n->cur[c0 % VOL_DATA_PER_NODE]);
@@ -56,24 +57,28 @@ static enum scone_err read_run(struct vol_inode *ino, struct vol_node *n, uint64
 	if (lo >= off && c1 * VOL_BLOCK <= off + size) {
 		/* Whole chunks: read straight into the caller's buffer, verify and decrypt in place. */
 		uint8_t *d = dst + (lo - off);
-		SCONE_TRY(vol_read_exact(ino, d, nblk * VOL_BLOCK, vol_data_off(c0, slot), lo, c1 * VOL_BLOCK - 1));
+		SCONE_TRY(
+		    vol_read_exact(ino, d, nblk * VOL_BLOCK, vol_data_off(c0, slot), lo, c1 * VOL_BLOCK - 1));
 		for (uint64_t c = c0; c < c1; c++) {
 			uint8_t *p = d + (c - c0) * VOL_BLOCK;
-			if (vol_open_block(ino, BLOCK_DATA, c, p, p, &n->cur[c % VOL_DATA_PER_NODE]) == SCONE_ERR_OK)
+			if (vol_open_block(ino, BLOCK_DATA, c, p, p, &n->cur[c % VOL_DATA_PER_NODE]) ==
+			    SCONE_ERR_OK)
 				continue;
 			/* p was wiped: fetch the ciphertext again to say what is wrong. */
-			SCONE_TRY(vol_read_exact(ino, scratch, VOL_BLOCK, vol_data_off(c, slot), c * VOL_BLOCK,
-					     (c + 1) * VOL_BLOCK - 1));
+			SCONE_TRY(vol_read_exact(ino, scratch, VOL_BLOCK, vol_data_off(c, slot),
+						 c * VOL_BLOCK, (c + 1) * VOL_BLOCK - 1));
 			return vol_diagnose_chunk(ino, n, c, scratch);
 		}
 		return SCONE_ERR_OK;
 	}
-	SCONE_TRY(vol_read_exact(ino, scratch, nblk * VOL_BLOCK, vol_data_off(c0, slot), lo, c1 * VOL_BLOCK - 1));
+	SCONE_TRY(
+	    vol_read_exact(ino, scratch, nblk * VOL_BLOCK, vol_data_off(c0, slot), lo, c1 * VOL_BLOCK - 1));
 	for (uint64_t c = c0; c < c1; c++) {
 		const struct vol_entry *e = &n->cur[c % VOL_DATA_PER_NODE];
 		uint8_t *ct = scratch + (c - c0) * VOL_BLOCK;
 		uint64_t cs = c * VOL_BLOCK;
-		uint64_t a = cs > off ? cs : off, b = cs + VOL_BLOCK < off + size ? cs + VOL_BLOCK : off + size;
+		uint64_t a = cs > off ? cs : off,
+			 b = cs + VOL_BLOCK < off + size ? cs + VOL_BLOCK : off + size;
 		if (a == cs && b == cs + VOL_BLOCK) {
 			if (vol_open_block(ino, BLOCK_DATA, c, ct, dst + (a - off), e) != SCONE_ERR_OK)
 				return vol_diagnose_chunk(ino, n, c, ct);
@@ -89,8 +94,8 @@ static enum scone_err read_run(struct vol_inode *ino, struct vol_node *n, uint64
 }
 
 /* Read [off, off+size) of node k's chunks into dst (range lies within node k). */
-static enum scone_err read_node_range(struct vol_inode *ino, uint64_t k, uint8_t *dst, uint64_t off, size_t size,
-				      uint8_t *scratch)
+static enum scone_err read_node_range(struct vol_inode *ino, uint64_t k, uint8_t *dst, uint64_t off,
+				      size_t size, uint8_t *scratch)
 {
 	struct vol_node *n;
 	uint64_t c0 = off / VOL_BLOCK, cend = (off + size + VOL_BLOCK - 1) / VOL_BLOCK;
@@ -164,13 +169,14 @@ static enum scone_err write_full_chunks(struct vol_inode *ino, struct vol_node *
 		memcpy(saved, n->cur, sizeof(saved));
 		while (run < c1) {
 			unsigned j = (unsigned)(run % VOL_DATA_PER_NODE);
-			int s = (n->written_data >> j & 1) ? vol_entry_slot(&n->cur[j]) : vol_free_slot(&n->base[j]);
+			int s = (n->written_data >> j & 1) ? vol_entry_slot(&n->cur[j])
+							   : vol_free_slot(&n->base[j]);
 			if (slot >= 0 && s != slot)
 				break;
 			slot = s;
 			struct vol_entry *e = &n->cur[j];
-			err = vol_seal_block(ino, BLOCK_DATA, run, src + (run - c0) * VOL_BLOCK, scratch + (run - c) * VOL_BLOCK,
-					 e);
+			err = vol_seal_block(ino, BLOCK_DATA, run, src + (run - c0) * VOL_BLOCK,
+					     scratch + (run - c) * VOL_BLOCK, e);
 			if (err)
 				break;
 			e->flags = (uint8_t)(VOL_ENTRY_PRESENT | (slot ? VOL_ENTRY_SLOT_B : 0));
@@ -204,7 +210,8 @@ enum scone_err vol_inode_write(struct vol_inode *ino, const uint8_t *buf, size_t
 		return SCONE_ERR_OK;
 	SCONE_TRY(vol_check_sure(ino->vol));
 	if (off > VOL_MAX_FILE_SIZE || size > VOL_MAX_FILE_SIZE - off)
-		return scone_err_set(SCONE_ERR_TOO_LARGE, "%s: write beyond the maximum file size", vol_ino_name(ino));
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "%s: write beyond the maximum file size",
+				     vol_ino_name(ino));
 	SCONE_TRY(vol_ensure_phys(ino, off + size > ino->size ? off + size : ino->size));
 	scratch = vol_scratch(ino->vol);
 	if (!scratch)
@@ -291,7 +298,7 @@ enum scone_err vol_inode_truncate(struct vol_inode *ino, uint64_t size)
 	}
 	if (size % VOL_BLOCK) {
 		/* Zero the tail of the new last chunk so a later extension reads zeros. */
-		uint8_t zeros[VOL_BLOCK] = { 0 };
+		uint8_t zeros[VOL_BLOCK] = {0};
 		uint64_t end = (size / VOL_BLOCK + 1) * VOL_BLOCK;
 		SCONE_TRY(vol_inode_write(ino, zeros, (size_t)((end < old ? end : old) - size), size, NULL));
 	}
@@ -310,7 +317,8 @@ enum scone_err vol_inode_truncate(struct vol_inode *ino, uint64_t size)
 	vol_drop_nodes_from(ino, new_nodes);
 	if (new_nodes && old_nodes > new_nodes) {
 		uint64_t p_hi = vol_parent_of(old_nodes - 1);
-		for (uint64_t p = vol_parent_of(new_nodes > 1 ? new_nodes : 1); p <= p_hi && p < new_nodes; p++) {
+		for (uint64_t p = vol_parent_of(new_nodes > 1 ? new_nodes : 1); p <= p_hi && p < new_nodes;
+		     p++) {
 			struct vol_node *n;
 			SCONE_TRY(vol_node_get(ino, p, true, &n));
 			SCONE_TRY(vol_mark_dirty(ino, n));
@@ -327,4 +335,3 @@ enum scone_err vol_inode_truncate(struct vol_inode *ino, uint64_t size)
 	ino->changed = true;
 	return SCONE_ERR_OK;
 }
-

@@ -12,8 +12,8 @@
 
 /* ---------------- physical size and growth claims ---------------- */
 
-enum scone_err vol_claim_mac(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE], uint64_t epoch,
-			     uint64_t size, uint8_t out[static SCONE_SHA256_SIZE])
+enum scone_err vol_claim_mac(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE],
+			     uint64_t epoch, uint64_t size, uint8_t out[static SCONE_SHA256_SIZE])
 {
 	uint8_t msg[14 + VOL_ID_SIZE + 16];
 
@@ -24,7 +24,8 @@ enum scone_err vol_claim_mac(const struct scone_volume *v, const uint8_t id[stat
 	return scone_hmac_sha256(v->st.claim_key, SCONE_KEY_SIZE, msg, sizeof(msg), out);
 }
 
-bool vol_claim_valid(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE], const struct vol_claim *c)
+bool vol_claim_valid(const struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE],
+		     const struct vol_claim *c)
 {
 	uint8_t mac[SCONE_SHA256_SIZE];
 
@@ -84,13 +85,15 @@ enum scone_err vol_ensure_phys(struct vol_inode *ino, uint64_t size)
 		return SCONE_ERR_OK;
 	if (need > ino->claim_size) {
 		/* The next writer trims what this growth leaves if no commit follows. */
-		if (ino->region->store == SCONE_STORE_KERNEL && ino->journaled_epoch != ino->vol->st.epoch + 1) {
+		if (ino->region->store == SCONE_STORE_KERNEL &&
+		    ino->journaled_epoch != ino->vol->st.epoch + 1) {
 			SCONE_TRY(vol_journal_note(ino->vol, ino->file_id));
 			ino->journaled_epoch = ino->vol->st.epoch + 1;
 		}
 		/* Claim ahead (1/4 more, at least 64 groups) so growth costs one header write in many. */
-		uint64_t ahead = need / 4 > 64ull * VOL_GROUP_BLOCKS * VOL_BLOCK ? need / 4
-										   : 64ull * VOL_GROUP_BLOCKS * VOL_BLOCK;
+		uint64_t ahead = need / 4 > 64ull * VOL_GROUP_BLOCKS * VOL_BLOCK
+				     ? need / 4
+				     : 64ull * VOL_GROUP_BLOCKS * VOL_BLOCK;
 		SCONE_TRY(write_header(ino, ino->vol->st.epoch, need + ahead));
 		ino->claim_size = need + ahead;
 	}
@@ -144,8 +147,8 @@ static enum scone_err collect_dirty(struct vol_inode *ino, struct vol_node ***ou
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err write_node(struct vol_inode *ino, struct vol_node *n, uint64_t nodes, struct vol_node_plain *np,
-				 uint8_t *buf)
+static enum scone_err write_node(struct vol_inode *ino, struct vol_node *n, uint64_t nodes,
+				 struct vol_node_plain *np, uint8_t *buf)
 {
 	struct vol_entry e, committed;
 	uint64_t k = n->index;
@@ -286,7 +289,6 @@ char *vol_host_path(const struct vol_region *r, const uint8_t id[static VOL_ID_S
 	return p;
 }
 
-
 static enum scone_err inode_alloc(struct scone_volume *v, struct vol_meta *m, struct vol_inode **out)
 {
 	struct vol_inode *ino = calloc(1, sizeof(*ino));
@@ -335,11 +337,13 @@ static enum scone_err check_host_file(struct vol_inode *ino)
 	SCONE_TRY(ino->host->io->ops->size(ino->host, &have));
 	SCONE_TRY(ino->host->io->ops->pread(ino->host, block, sizeof(block), 0, &got));
 	if (vol_header_decode(block, got, &h) != SCONE_ERR_OK)
-		return scone_err_set(SCONE_ERR_TAMPERED, "%s: the host file's header is damaged", vol_ino_name(ino));
-	if (memcmp(h.file_id, ino->file_id, VOL_ID_SIZE) != 0)
-		return scone_err_set(SCONE_ERR_SWAPPED,
-				     "%s: the host file holds another file's data (files swapped or replaced)",
+		return scone_err_set(SCONE_ERR_TAMPERED, "%s: the host file's header is damaged",
 				     vol_ino_name(ino));
+	if (memcmp(h.file_id, ino->file_id, VOL_ID_SIZE) != 0)
+		return scone_err_set(
+		    SCONE_ERR_SWAPPED,
+		    "%s: the host file holds another file's data (files swapped or replaced)",
+		    vol_ino_name(ino));
 	ino->phys_size = have;
 	ino->claims[0] = h.claim[0];
 	ino->claims[1] = h.claim[1];
@@ -348,19 +352,20 @@ static enum scone_err check_host_file(struct vol_inode *ino)
 		ino->claim_size = need;
 	if (have < need) {
 		uint64_t groups_ok = have > VOL_BLOCK ? (have / VOL_BLOCK - 1) / VOL_GROUP_BLOCKS : 0;
-		return scone_err_set(SCONE_ERR_TRUNCATED,
-				     "%s: bytes %llu-%llu are missing on disk (host file truncated to %llu of %llu bytes)",
-				     vol_ino_name(ino),
-				     (unsigned long long)(groups_ok * VOL_DATA_PER_NODE * VOL_BLOCK < ino->committed_size
-								  ? groups_ok * VOL_DATA_PER_NODE * VOL_BLOCK
-								  : 0),
-				     (unsigned long long)(ino->committed_size - 1), (unsigned long long)have,
-				     (unsigned long long)need);
+		return scone_err_set(
+		    SCONE_ERR_TRUNCATED,
+		    "%s: bytes %llu-%llu are missing on disk (host file truncated to %llu of %llu bytes)",
+		    vol_ino_name(ino),
+		    (unsigned long long)(groups_ok * VOL_DATA_PER_NODE * VOL_BLOCK < ino->committed_size
+					     ? groups_ok * VOL_DATA_PER_NODE * VOL_BLOCK
+					     : 0),
+		    (unsigned long long)(ino->committed_size - 1), (unsigned long long)have,
+		    (unsigned long long)need);
 	}
 	if (have > ino->claim_size)
-		return scone_err_set(SCONE_ERR_EXTENDED,
-				     "%s: %llu unexpected bytes appended to the host file after byte %llu",
-				     vol_ino_name(ino), (unsigned long long)(have - need), (unsigned long long)need);
+		return scone_err_set(
+		    SCONE_ERR_EXTENDED, "%s: %llu unexpected bytes appended to the host file after byte %llu",
+		    vol_ino_name(ino), (unsigned long long)(have - need), (unsigned long long)need);
 	return SCONE_ERR_OK;
 }
 
@@ -383,11 +388,12 @@ enum scone_err vol_inode_load(struct scone_volume *v, struct vol_meta *m, struct
 		inode_free(ino);
 		return SCONE_ERR_NOMEM;
 	}
-	err = vol_region_io(v, ino->region)->ops->open(vol_region_io(v, ino->region), hp,
-						       v->writable ? SCONE_VIO_WRITE : 0, &ino->host);
+	err =
+	    vol_region_io(v, ino->region)
+		->ops->open(vol_region_io(v, ino->region), hp, v->writable ? SCONE_VIO_WRITE : 0, &ino->host);
 	if (err == SCONE_ERR_NOT_FOUND)
-		err = scone_err_set(SCONE_ERR_MISSING, "%s: missing on disk (deleted or renamed host file %s)",
-				    m->path, hp);
+		err = scone_err_set(SCONE_ERR_MISSING,
+				    "%s: missing on disk (deleted or renamed host file %s)", m->path, hp);
 	free(hp);
 	if (!err)
 		err = check_host_file(ino);

@@ -31,20 +31,20 @@ static enum scone_err host_errno(const char *op, const char *path)
  * I/O never passes through the runtime's interposers.
  */
 static const struct scone_vio_sys libc_sys = {
-	.open = open,
-	.close = close,
-	.pread = pread,
-	.pwrite = pwrite,
-	.ftruncate = ftruncate,
-	.fstat = fstat,
-	.fsync = fsync,
-	.fdatasync = fdatasync,
-	.unlink = unlink,
-	.rename = rename,
-	.mkdir = mkdir,
-	.opendir = opendir,
-	.readdir = readdir,
-	.closedir = closedir,
+    .open = open,
+    .close = close,
+    .pread = pread,
+    .pwrite = pwrite,
+    .ftruncate = ftruncate,
+    .fstat = fstat,
+    .fsync = fsync,
+    .fdatasync = fdatasync,
+    .unlink = unlink,
+    .rename = rename,
+    .mkdir = mkdir,
+    .opendir = opendir,
+    .readdir = readdir,
+    .closedir = closedir,
 };
 static const struct scone_vio_sys *host = &libc_sys;
 
@@ -70,7 +70,8 @@ static int robust_open(const char *path, int oflags, mode_t mode)
 	}
 }
 
-static enum scone_err host_open(struct scone_vio *io, const char *path, unsigned flags, struct scone_vio_file **out)
+static enum scone_err host_open(struct scone_vio *io, const char *path, unsigned flags,
+				struct scone_vio_file **out)
 {
 	int oflags = (flags & SCONE_VIO_WRITE) ? O_RDWR : O_RDONLY;
 	struct host_file *f;
@@ -288,22 +289,22 @@ static void host_destroy(struct scone_vio *io)
 }
 
 static const struct scone_vio_ops host_ops = {
-	.open = host_open,
-	.pread = host_pread,
-	.pwrite = host_pwrite,
-	.truncate = host_truncate,
-	.size = host_size,
-	.sync = host_sync,
-	.close = host_close,
-	.unlink = host_unlink,
-	.rename = host_rename,
-	.mkdirs = host_mkdirs,
-	.sync_dir = host_sync_dir,
-	.list = host_list,
-	.destroy = host_destroy,
+    .open = host_open,
+    .pread = host_pread,
+    .pwrite = host_pwrite,
+    .truncate = host_truncate,
+    .size = host_size,
+    .sync = host_sync,
+    .close = host_close,
+    .unlink = host_unlink,
+    .rename = host_rename,
+    .mkdirs = host_mkdirs,
+    .sync_dir = host_sync_dir,
+    .list = host_list,
+    .destroy = host_destroy,
 };
 
-static struct scone_vio host_vio = { &host_ops };
+static struct scone_vio host_vio = {&host_ops};
 
 struct scone_vio *scone_vio_host(void)
 {
@@ -412,7 +413,8 @@ static enum scone_err mem_add(struct mem_vio *m, const char *path, struct mem_bl
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err mem_open(struct scone_vio *io, const char *path, unsigned flags, struct scone_vio_file **out)
+static enum scone_err mem_open(struct scone_vio *io, const char *path, unsigned flags,
+			       struct scone_vio_file **out)
 {
 	struct mem_vio *m = (struct mem_vio *)io;
 	struct mem_blob *b = mem_find(m, path, NULL);
@@ -599,19 +601,19 @@ static void mem_destroy(struct scone_vio *io)
 }
 
 static const struct scone_vio_ops mem_ops = {
-	.open = mem_open,
-	.pread = mem_pread,
-	.pwrite = mem_pwrite,
-	.truncate = mem_truncate,
-	.size = mem_size,
-	.sync = mem_sync,
-	.close = mem_close,
-	.unlink = mem_unlink,
-	.rename = mem_rename,
-	.mkdirs = mem_mkdirs,
-	.sync_dir = mem_sync_dir,
-	.list = mem_list,
-	.destroy = mem_destroy,
+    .open = mem_open,
+    .pread = mem_pread,
+    .pwrite = mem_pwrite,
+    .truncate = mem_truncate,
+    .size = mem_size,
+    .sync = mem_sync,
+    .close = mem_close,
+    .unlink = mem_unlink,
+    .rename = mem_rename,
+    .mkdirs = mem_mkdirs,
+    .sync_dir = mem_sync_dir,
+    .list = mem_list,
+    .destroy = mem_destroy,
 };
 
 enum scone_err scone_vio_mem_new(struct scone_vio **out)

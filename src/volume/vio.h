@@ -27,7 +27,8 @@ struct scone_vio_file;
 typedef int (*scone_vio_list_fn)(void *arg, const char *name);
 
 struct scone_vio_ops {
-	enum scone_err (*open)(struct scone_vio *io, const char *path, unsigned flags, struct scone_vio_file **out);
+	enum scone_err (*open)(struct scone_vio *io, const char *path, unsigned flags,
+			       struct scone_vio_file **out);
 	/* Reads up to size bytes; *got < size only at end of file. */
 	enum scone_err (*pread)(struct scone_vio_file *f, void *buf, size_t size, uint64_t off, size_t *got);
 	enum scone_err (*pwrite)(struct scone_vio_file *f, const void *buf, size_t size, uint64_t off);

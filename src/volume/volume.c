@@ -146,9 +146,10 @@ static enum scone_err check_tag(struct scone_volume *v, const uint8_t disk_tag[s
 	}
 	scone_hex_encode(want, sizeof(want), tag, SCONE_VOLUME_TAG_SIZE);
 	scone_hex_encode(have, sizeof(have), disk_tag, SCONE_VOLUME_TAG_SIZE);
-	return scone_err_set(SCONE_ERR_ROLLBACK,
-			     "%s: its state (tag %s) is not the expected one (tag %s): rollback detected (or unknown state)",
-			     v->fspf_path, have, want);
+	return scone_err_set(
+	    SCONE_ERR_ROLLBACK,
+	    "%s: its state (tag %s) is not the expected one (tag %s): rollback detected (or unknown state)",
+	    v->fspf_path, have, want);
 }
 
 static enum scone_err check_namespace(struct scone_volume *v)
@@ -204,7 +205,8 @@ static bool torn_record(const uint8_t *in, size_t size, size_t prev, size_t star
 }
 
 static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t size, const uint8_t *key,
-			       struct scone_wbuf *plain, bool *sealed, uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
+			       struct scone_wbuf *plain, bool *sealed,
+			       uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
 {
 	size_t off = 0, span, last = 0, prev = 0, count = 0, reach;
 	uint32_t version, first_version = 0;
@@ -221,7 +223,8 @@ static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t
 			first_version = version;
 			first_sealed = rec_sealed;
 		} else if (version < 2 || version != first_version || rec_sealed != first_sealed) {
-			return scone_err_set(SCONE_ERR_MALFORMED, "%s: record at byte %zu does not belong to the log",
+			return scone_err_set(SCONE_ERR_MALFORMED,
+					     "%s: record at byte %zu does not belong to the log",
 					     v->fspf_path, off);
 		}
 		prev = last;
@@ -242,9 +245,11 @@ static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t
 		err = vol_envelope_open(in + last, off - last, key, plain, sealed, tag);
 	}
 	/* A torn append reaches at most vol_append_bound() past the state; the rest is zero padding. */
-	reach = off + (size_t)(vol_append_bound(off - last) < size - off ? vol_append_bound(off - last) : size - off);
+	reach = off + (size_t)(vol_append_bound(off - last) < size - off ? vol_append_bound(off - last)
+									 : size - off);
 	if (!err && !all_zero(in + reach, size - reach))
-		err = scone_err_set(SCONE_ERR_AUTH, "%s: byte %zu, in the zero padding after the log, was modified",
+		err = scone_err_set(SCONE_ERR_AUTH,
+				    "%s: byte %zu, in the zero padding after the log, was modified",
 				    v->fspf_path, reach + first_nonzero(in + reach, size - reach));
 	v->log_start = last;
 	v->log_end = off;
@@ -254,8 +259,8 @@ static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t
 	return err;
 }
 
-enum scone_err scone_volume_log_tags(const char *fspf_path, uint8_t (*tags)[SCONE_VOLUME_TAG_SIZE], size_t max,
-				     size_t *count)
+enum scone_err scone_volume_log_tags(const char *fspf_path, uint8_t (*tags)[SCONE_VOLUME_TAG_SIZE],
+				     size_t max, size_t *count)
 {
 	struct scone_wbuf raw;
 	size_t off = 0, span;
@@ -270,15 +275,16 @@ enum scone_err scone_volume_log_tags(const char *fspf_path, uint8_t (*tags)[SCON
 			break;
 		}
 		if (sealed)
-			memcpy(tags[(*count)++], raw.data + off + span - SCONE_VOLUME_TAG_SIZE, SCONE_VOLUME_TAG_SIZE);
+			memcpy(tags[(*count)++], raw.data + off + span - SCONE_VOLUME_TAG_SIZE,
+			       SCONE_VOLUME_TAG_SIZE);
 		off += span;
 	}
 	scone_wbuf_free(&raw);
 	return SCONE_ERR_OK;
 }
 
-enum scone_err scone_volume_open(const char *fspf_path, const uint8_t *key, const uint8_t *tag, unsigned flags,
-				 struct scone_volume **out)
+enum scone_err scone_volume_open(const char *fspf_path, const uint8_t *key, const uint8_t *tag,
+				 unsigned flags, struct scone_volume **out)
 {
 	return scone_volume_open_at(scone_vio_host(), fspf_path, key, tag, flags, out);
 }
@@ -304,7 +310,8 @@ enum scone_err scone_volume_open_at(struct scone_vio *io, const char *fspf_path,
 	}
 	if (!err && !sealed && !(flags & SCONE_VOL_ALLOW_UNSEALED))
 		err = scone_err_set(SCONE_ERR_UNSEALED,
-				    "%s is not encrypted yet: run 'scone fspf encrypt %s' first", fspf_path, fspf_path);
+				    "%s is not encrypted yet: run 'scone fspf encrypt %s' first", fspf_path,
+				    fspf_path);
 	if (!err)
 		err = vol_fspf_decode(plain.data, plain.size, &v->st);
 	v->st.version = 0; /* commits write the current body layout */
@@ -427,11 +434,14 @@ enum scone_err scone_volume_add_region(struct scone_volume *v, const char *path,
 	if ((unsigned)kind > SCONE_REGION_ENCRYPTED || (unsigned)store > SCONE_STORE_EPHEMERAL)
 		return scone_err_set(SCONE_ERR_INVALID, "invalid region kind or store");
 	if (host_dir && strlen(host_dir) >= VOL_MAX_PATH)
-		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "region %s: host directory longer than %u bytes", path,
+		return scone_err_set(SCONE_ERR_NAME_TOO_LONG,
+				     "region %s: host directory longer than %u bytes", path,
 				     VOL_MAX_PATH - 1);
 	if ((store == SCONE_STORE_KERNEL) != (host_dir != NULL) || (host_dir && !host_dir[0]))
-		return scone_err_set(SCONE_ERR_INVALID, "region %s: a kernel region needs a host directory, "
-							"an ephemeral one has none", path);
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "region %s: a kernel region needs a host directory, "
+				     "an ephemeral one has none",
+				     path);
 	if (!v->writable)
 		return scone_err_set(SCONE_ERR_READ_ONLY, "volume opened read-only");
 	vol_lock(v);
@@ -527,4 +537,3 @@ bool scone_volume_region_of(const struct scone_volume *v, const char *path, stru
 }
 
 /* ---------------- files ---------------- */
-

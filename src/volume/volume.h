@@ -34,7 +34,7 @@ enum scone_region_kind {
 };
 
 enum scone_region_store {
-	SCONE_STORE_KERNEL = 0,    /* files persisted under a host directory */
+	SCONE_STORE_KERNEL = 0,	   /* files persisted under a host directory */
 	SCONE_STORE_EPHEMERAL = 1, /* files kept in memory, empty at start */
 };
 
@@ -62,8 +62,9 @@ SCONE_MUST_CHECK enum scone_err scone_volume_create(const char *fspf_path);
  * could report its new tag), which is accepted: query the current tag.
  * The caller owns *out and releases it with scone_volume_close.
  */
-SCONE_MUST_CHECK enum scone_err scone_volume_open(const char *fspf_path, const uint8_t *key, const uint8_t *tag,
-						  unsigned flags, struct scone_volume **out);
+SCONE_MUST_CHECK enum scone_err scone_volume_open(const char *fspf_path, const uint8_t *key,
+						  const uint8_t *tag, unsigned flags,
+						  struct scone_volume **out);
 
 /*
  * Commit every change: write all dirty files durably, then replace the fspf
@@ -77,8 +78,8 @@ SCONE_MUST_CHECK enum scone_err scone_volume_sync(struct scone_volume *v);
  * An error from before stops the commit with the data written but not
  * recorded, as a crash at that point would; the next sync records it.
  */
-SCONE_MUST_CHECK enum scone_err scone_volume_sync_with(struct scone_volume *v, enum scone_err (*before)(void *),
-						       void *arg);
+SCONE_MUST_CHECK enum scone_err scone_volume_sync_with(struct scone_volume *v,
+						       enum scone_err (*before)(void *), void *arg);
 
 /*
  * The tags of the sealed records of the fspf log at fspf_path, oldest first
@@ -86,8 +87,9 @@ SCONE_MUST_CHECK enum scone_err scone_volume_sync_with(struct scone_volume *v, e
  * read without the key: a record's tag is its GCM tag, stored in clear.
  * For an owner comparing the disk with the tag CAS knows (scone volume).
  */
-SCONE_MUST_CHECK enum scone_err scone_volume_log_tags(const char *fspf_path, uint8_t (*tags)[SCONE_VOLUME_TAG_SIZE],
-						      size_t max, size_t *count);
+SCONE_MUST_CHECK enum scone_err scone_volume_log_tags(const char *fspf_path,
+						      uint8_t (*tags)[SCONE_VOLUME_TAG_SIZE], size_t max,
+						      size_t *count);
 
 /* Current tag (of the last committed state). */
 void scone_volume_tag(const struct scone_volume *v, uint8_t tag[static SCONE_VOLUME_TAG_SIZE]);
@@ -110,8 +112,9 @@ bool scone_volume_is_sealed(const struct scone_volume *v);
  */
 struct scone_vio;
 SCONE_MUST_CHECK enum scone_err scone_volume_create_at(struct scone_vio *io, const char *fspf_path);
-SCONE_MUST_CHECK enum scone_err scone_volume_open_at(struct scone_vio *io, const char *fspf_path, const uint8_t *key,
-						     const uint8_t *tag, unsigned flags, struct scone_volume **out);
+SCONE_MUST_CHECK enum scone_err scone_volume_open_at(struct scone_vio *io, const char *fspf_path,
+						     const uint8_t *key, const uint8_t *tag, unsigned flags,
+						     struct scone_volume **out);
 
 /*
  * Sync (if opened read-write), release everything, wipe keys. tag_out (may
@@ -148,7 +151,8 @@ void scone_volume_region(const struct scone_volume *v, size_t i, struct scone_re
  * place that is later mounted at the region's directory). No file may be
  * open.
  */
-SCONE_MUST_CHECK enum scone_err scone_volume_redirect(struct scone_volume *v, const char *path, const char *host_dir);
+SCONE_MUST_CHECK enum scone_err scone_volume_redirect(struct scone_volume *v, const char *path,
+						      const char *host_dir);
 
 /* Region governing path (longest prefix); false if none. */
 bool scone_volume_region_of(const struct scone_volume *v, const char *path, struct scone_region_info *out);
@@ -195,12 +199,14 @@ SCONE_MUST_CHECK enum scone_err scone_vfile_sync(struct scone_vfile *f);
 void scone_vfile_close(struct scone_vfile *f);
 
 /* Namespace. */
-SCONE_MUST_CHECK enum scone_err scone_volume_stat(struct scone_volume *v, const char *path, struct scone_vstat *st);
+SCONE_MUST_CHECK enum scone_err scone_volume_stat(struct scone_volume *v, const char *path,
+						  struct scone_vstat *st);
 SCONE_MUST_CHECK enum scone_err scone_volume_mkdir(struct scone_volume *v, const char *path, uint32_t mode);
 SCONE_MUST_CHECK enum scone_err scone_volume_rmdir(struct scone_volume *v, const char *path);
 SCONE_MUST_CHECK enum scone_err scone_volume_unlink(struct scone_volume *v, const char *path);
 SCONE_MUST_CHECK enum scone_err scone_volume_rename(struct scone_volume *v, const char *from, const char *to);
-SCONE_MUST_CHECK enum scone_err scone_volume_truncate(struct scone_volume *v, const char *path, uint64_t size);
+SCONE_MUST_CHECK enum scone_err scone_volume_truncate(struct scone_volume *v, const char *path,
+						      uint64_t size);
 
 /*
  * Attributes of a file or directory (also "/" and region roots), also when
@@ -211,15 +217,16 @@ SCONE_MUST_CHECK enum scone_err scone_volume_truncate(struct scone_volume *v, co
  * if the volume is.
  */
 SCONE_MUST_CHECK enum scone_err scone_volume_chmod(struct scone_volume *v, const char *path, uint32_t mode);
-SCONE_MUST_CHECK enum scone_err scone_volume_set_mtime(struct scone_volume *v, const char *path, int64_t mtime_ns);
+SCONE_MUST_CHECK enum scone_err scone_volume_set_mtime(struct scone_volume *v, const char *path,
+						       int64_t mtime_ns);
 
 /*
  * Call fn for each entry directly inside dir (names, not paths), in sorted
  * order. A non-zero return from fn stops the walk.
  */
 typedef int (*scone_readdir_fn)(void *arg, const char *name, const struct scone_vstat *st);
-SCONE_MUST_CHECK enum scone_err scone_volume_readdir(struct scone_volume *v, const char *dir, scone_readdir_fn fn,
-						     void *arg);
+SCONE_MUST_CHECK enum scone_err scone_volume_readdir(struct scone_volume *v, const char *dir,
+						     scone_readdir_fn fn, void *arg);
 
 /* Every file (recursively), sorted by path. */
 typedef int (*scone_walk_fn)(void *arg, const char *path, const struct scone_vstat *st);
@@ -232,6 +239,7 @@ void scone_volume_walk(struct scone_volume *v, scone_walk_fn fn, void *arg);
  * file contents: read each file fully to verify its chunks.
  */
 typedef void (*scone_problem_fn)(void *arg, enum scone_err err, const char *message);
-SCONE_MUST_CHECK enum scone_err scone_volume_check_host(struct scone_volume *v, scone_problem_fn fn, void *arg);
+SCONE_MUST_CHECK enum scone_err scone_volume_check_host(struct scone_volume *v, scone_problem_fn fn,
+							void *arg);
 
 #endif

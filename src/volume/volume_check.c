@@ -108,7 +108,8 @@ static int scan_entry(void *arg, const char *name)
 		return 0;
 	snprintf(full, n, "%s/%s", s->r->host_abs, name);
 	if (!is_leftover(s->v, full, named_like_id ? id : NULL, &claimed)) {
-		snprintf(msg, sizeof(msg), "%s: not part of the volume (added to region %s)", full, s->r->path);
+		snprintf(msg, sizeof(msg), "%s: not part of the volume (added to region %s)", full,
+			 s->r->path);
 		report(s, SCONE_ERR_UNKNOWN_FILE, msg);
 	}
 	free(full);
@@ -126,7 +127,8 @@ static void scan_regions(struct host_scan *s)
 		if (!s->r->host_abs || s->r->kind == SCONE_REGION_NOT_PROTECTED)
 			continue;
 		for (size_t j = 0; j < i; j++)
-			seen |= v->st.regions[j].host_abs && strcmp(v->st.regions[j].host_abs, s->r->host_abs) == 0 &&
+			seen |= v->st.regions[j].host_abs &&
+				strcmp(v->st.regions[j].host_abs, s->r->host_abs) == 0 &&
 				v->st.regions[j].kind != SCONE_REGION_NOT_PROTECTED;
 		if (!seen) {
 			enum scone_err e = v->host->ops->list(v->host, s->r->host_abs, scan_entry, s);
@@ -156,13 +158,15 @@ static void trim_one(struct scone_volume *v, const struct vol_meta *m)
 	size_t got;
 	char *hp;
 
-	if (m->type != VOL_T_FILE || m->ephemeral || !r || !r->host_abs || r->kind == SCONE_REGION_NOT_PROTECTED)
+	if (m->type != VOL_T_FILE || m->ephemeral || !r || !r->host_abs ||
+	    r->kind == SCONE_REGION_NOT_PROTECTED)
 		return;
 	hp = vol_host_path(r, m->file_id);
 	if (hp && io->ops->open(io, hp, SCONE_VIO_WRITE, &f) == SCONE_ERR_OK) {
 		if (io->ops->size(f, &have) == SCONE_ERR_OK && have > need &&
 		    io->ops->pread(f, block, sizeof(block), 0, &got) == SCONE_ERR_OK &&
-		    vol_header_decode(block, got, &h) == SCONE_ERR_OK && memcmp(h.file_id, m->file_id, VOL_ID_SIZE) == 0 &&
+		    vol_header_decode(block, got, &h) == SCONE_ERR_OK &&
+		    memcmp(h.file_id, m->file_id, VOL_ID_SIZE) == 0 &&
 		    vol_claimed_size(v, m->file_id, h.claim) >= have)
 			(void)io->ops->truncate(f, need);
 		io->ops->close(f);
@@ -172,7 +176,8 @@ static void trim_one(struct scone_volume *v, const struct vol_meta *m)
 
 static int cmp_meta_id(const void *a, const void *b)
 {
-	return memcmp((*(struct vol_meta *const *)a)->file_id, (*(struct vol_meta *const *)b)->file_id, VOL_ID_SIZE);
+	return memcmp((*(struct vol_meta *const *)a)->file_id, (*(struct vol_meta *const *)b)->file_id,
+		      VOL_ID_SIZE);
 }
 
 /* Committed files sorted by id, to find the files FSPF.new and the trim list name. */
@@ -243,8 +248,9 @@ enum scone_err vol_journal_note(struct scone_volume *v, const uint8_t id[static 
 {
 	if (!v->journal) {
 		char *jp = journal_path(v);
-		enum scone_err err = jp ? v->host->ops->open(v->host, jp, SCONE_VIO_WRITE | SCONE_VIO_CREATE, &v->journal)
-					: SCONE_ERR_NOMEM;
+		enum scone_err err =
+		    jp ? v->host->ops->open(v->host, jp, SCONE_VIO_WRITE | SCONE_VIO_CREATE, &v->journal)
+		       : SCONE_ERR_NOMEM;
 		free(jp);
 		if (!err)
 			err = v->host->ops->size(v->journal, &v->journal_size);
@@ -264,13 +270,12 @@ void vol_journal_reset(struct scone_volume *v)
 		v->journal_size = 0;
 }
 
-
 #define MAX_JOURNAL ((size_t)16 << 20)
 
 void vol_recover_journal(struct scone_volume *v)
 {
 	struct scone_wbuf raw;
-	struct id_index x = { 0 };
+	struct id_index x = {0};
 	char *jp = journal_path(v);
 
 	if (jp && vol_read_whole(v->host, jp, &raw) == SCONE_ERR_OK) {
@@ -281,7 +286,8 @@ void vol_recover_journal(struct scone_volume *v)
 				if (m)
 					trim_one(v, m); /* grown by a writer that did not commit */
 				else if (!garbage)
-					(void)vol_unlink_everywhere(v, raw.data + o); /* created, never committed */
+					(void)vol_unlink_everywhere(v, raw.data +
+									   o); /* created, never committed */
 			}
 		}
 		scone_wbuf_free(&raw);
@@ -294,7 +300,7 @@ void vol_recover_journal(struct scone_volume *v)
 
 enum scone_err scone_volume_check_host(struct scone_volume *v, scone_problem_fn fn, void *arg)
 {
-	struct host_scan s = { .v = v, .fn = fn, .arg = arg };
+	struct host_scan s = {.v = v, .fn = fn, .arg = arg};
 
 	vol_lock(v);
 	for (size_t i = 0; i < v->st.meta_count; i++) {

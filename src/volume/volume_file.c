@@ -19,13 +19,14 @@ enum scone_err vol_protected_region(const struct scone_volume *v, const char *pa
 	SCONE_TRY(vol_path_check(path));
 	r = vol_region_of(v, path);
 	if (!r || r->kind == SCONE_REGION_NOT_PROTECTED)
-		return scone_err_set(SCONE_ERR_NO_REGION, "%s is not in a protected region of the volume", path);
+		return scone_err_set(SCONE_ERR_NO_REGION, "%s is not in a protected region of the volume",
+				     path);
 	*out = r;
 	return SCONE_ERR_OK;
 }
 
 enum scone_err vol_create_meta(struct scone_volume *v, const char *path, uint8_t type, uint32_t mode,
-				  struct vol_region *r, struct vol_meta **out)
+			       struct vol_region *r, struct vol_meta **out)
 {
 	struct vol_meta *m = calloc(1, sizeof(*m));
 	enum scone_err err;
@@ -56,13 +57,14 @@ enum scone_err vol_create_meta(struct scone_volume *v, const char *path, uint8_t
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err vfile_open_locked(struct scone_volume *v, const char *path, unsigned flags, uint32_t mode,
-					struct scone_vfile **out)
+static enum scone_err vfile_open_locked(struct scone_volume *v, const char *path, unsigned flags,
+					uint32_t mode, struct scone_vfile **out)
 {
 	struct vol_region *r;
 	struct vol_meta *m;
 	struct scone_vfile *f;
-	bool writing = flags & (SCONE_VF_WRONLY | SCONE_VF_RDWR | SCONE_VF_CREAT | SCONE_VF_TRUNC | SCONE_VF_APPEND);
+	bool writing =
+	    flags & (SCONE_VF_WRONLY | SCONE_VF_RDWR | SCONE_VF_CREAT | SCONE_VF_TRUNC | SCONE_VF_APPEND);
 	bool created = false;
 	enum scone_err err;
 
@@ -249,4 +251,3 @@ void scone_vfile_close(struct scone_vfile *f)
 }
 
 /* ---------------- namespace operations ---------------- */
-

@@ -49,7 +49,8 @@ enum scone_err vol_meta_insert(struct scone_volume *v, struct vol_meta *m)
 	if (found)
 		return SCONE_ERR_EXISTS;
 	if (v->st.meta_count >= VOL_MAX_ENTRIES)
-		return scone_err_set(SCONE_ERR_NO_SPACE, "volume holds the maximum of %u entries", VOL_MAX_ENTRIES);
+		return scone_err_set(SCONE_ERR_NO_SPACE, "volume holds the maximum of %u entries",
+				     VOL_MAX_ENTRIES);
 	if (v->st.meta_count == v->st.meta_cap) {
 		size_t cap = v->st.meta_cap ? v->st.meta_cap * 2 : 64;
 		struct vol_meta **nm = realloc(v->st.metas, cap * sizeof(*nm));
@@ -132,8 +133,9 @@ enum scone_err vol_parent_check(const struct scone_volume *v, const char *path)
 		return SCONE_ERR_NOMEM;
 	parent = dirname(copy);
 	if (!vol_dir_exists(v, parent))
-		err = vol_meta_find(v, parent) ? scone_err_set(SCONE_ERR_NOT_DIR, "%s: parent is not a directory", path)
-					   : scone_err_set(SCONE_ERR_NOT_FOUND, "%s: parent directory does not exist", path);
+		err = vol_meta_find(v, parent)
+			  ? scone_err_set(SCONE_ERR_NOT_DIR, "%s: parent is not a directory", path)
+			  : scone_err_set(SCONE_ERR_NOT_FOUND, "%s: parent directory does not exist", path);
 	free(copy);
 	return err;
 }
@@ -149,7 +151,6 @@ bool vol_has_children(const struct scone_volume *v, const char *dir)
 }
 
 /* ---------------- times and directory attributes ---------------- */
-
 
 int64_t vol_now_ns(void)
 {
@@ -250,7 +251,7 @@ void vol_file_touch(struct scone_volume *v, struct vol_inode *ino)
 
 /* chmod / utimens of an entry or an implicit directory; NULL leaves a value. */
 enum scone_err vol_set_attrs_locked(struct scone_volume *v, const char *path, const uint32_t *mode,
-				       const int64_t *mtime_ns)
+				    const int64_t *mtime_ns)
 {
 	struct vol_meta *m = vol_meta_find(v, path);
 	struct vol_dattr *d;
@@ -264,7 +265,8 @@ enum scone_err vol_set_attrs_locked(struct scone_volume *v, const char *path, co
 		ephemeral = m->ephemeral;
 	} else if (vol_dir_exists(v, path)) {
 		if (!(d = dattr_get(v, path)))
-			return scone_err_set(SCONE_ERR_NOMEM, "%s: no memory for the directory's attributes", path);
+			return scone_err_set(SCONE_ERR_NOMEM, "%s: no memory for the directory's attributes",
+					     path);
 		mp = &d->mode;
 		tp = &d->mtime_ns;
 		ephemeral = d->ephemeral;
@@ -281,4 +283,3 @@ enum scone_err vol_set_attrs_locked(struct scone_volume *v, const char *path, co
 }
 
 /* ---------------- fspf I/O ---------------- */
-

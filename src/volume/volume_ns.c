@@ -139,7 +139,7 @@ enum scone_err scone_volume_unlink(struct scone_volume *v, const char *path)
 	m = vol_meta_find(v, path);
 	if (!m)
 		err = vol_dir_exists(v, path) ? scone_err_set(SCONE_ERR_IS_DIR, "%s is a directory", path)
-					  : scone_err_set(SCONE_ERR_NOT_FOUND, "%s: no such file", path);
+					      : scone_err_set(SCONE_ERR_NOT_FOUND, "%s: no such file", path);
 	else if (m->type == VOL_T_DIR)
 		err = scone_err_set(SCONE_ERR_IS_DIR, "%s is a directory", path);
 	else
@@ -180,8 +180,8 @@ static enum scone_err check_moved_lengths(const struct scone_volume *v, const ch
 	for (size_t i = 0; i < v->st.meta_count; i++) {
 		const char *p = v->st.metas[i]->path;
 		if (vol_is_prefix_dir(from, p) && strlen(p) - fl + tl >= VOL_MAX_PATH)
-			return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "moving %s to %s would make %s too long", from,
-					     to, p);
+			return scone_err_set(SCONE_ERR_NAME_TOO_LONG,
+					     "moving %s to %s would make %s too long", from, to, p);
 	}
 	return SCONE_ERR_OK;
 }
@@ -351,8 +351,9 @@ static enum scone_err list_dir_locked(struct scone_volume *v, const char *dir, s
 	size_t i, dl;
 
 	if (!vol_dir_exists(v, dir))
-		return vol_meta_find(v, dir) ? scone_err_set(SCONE_ERR_NOT_DIR, "%s is not a directory", dir)
-					 : scone_err_set(SCONE_ERR_NOT_FOUND, "%s: no such directory", dir);
+		return vol_meta_find(v, dir)
+			   ? scone_err_set(SCONE_ERR_NOT_DIR, "%s is not a directory", dir)
+			   : scone_err_set(SCONE_ERR_NOT_FOUND, "%s: no such directory", dir);
 	dl = strcmp(dir, "/") == 0 ? 0 : strlen(dir);
 	/* Region roots that have no directory entry of their own. */
 	for (size_t r = 0; r < v->st.region_count; r++) {
@@ -378,7 +379,7 @@ static enum scone_err list_dir_locked(struct scone_volume *v, const char *dir, s
 
 enum scone_err scone_volume_readdir(struct scone_volume *v, const char *dir, scone_readdir_fn fn, void *arg)
 {
-	struct listing l = { 0 };
+	struct listing l = {0};
 	enum scone_err err;
 
 	SCONE_TRY(vol_path_check(dir));
@@ -394,7 +395,7 @@ enum scone_err scone_volume_readdir(struct scone_volume *v, const char *dir, sco
 
 void scone_volume_walk(struct scone_volume *v, scone_walk_fn fn, void *arg)
 {
-	struct listing l = { 0 };
+	struct listing l = {0};
 	struct scone_vstat st;
 	enum scone_err err = SCONE_ERR_OK;
 
@@ -412,4 +413,3 @@ void scone_volume_walk(struct scone_volume *v, scone_walk_fn fn, void *arg)
 }
 
 /* ---------------- host check ---------------- */
-

@@ -75,10 +75,11 @@ enum scone_err vol_check_sure(const struct scone_volume *v)
 {
 	if (!v->unsure)
 		return SCONE_ERR_OK;
-	return scone_err_set(SCONE_ERR_IO,
-			     "%s: a commit failed after writing its record: %s; whether the disk holds it is unknown, "
-			     "so the volume takes no more changes: open it again",
-			     v->fspf_path, v->unsure_why);
+	return scone_err_set(
+	    SCONE_ERR_IO,
+	    "%s: a commit failed after writing its record: %s; whether the disk holds it is unknown, "
+	    "so the volume takes no more changes: open it again",
+	    v->fspf_path, v->unsure_why);
 }
 
 static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, size_t size)
@@ -144,7 +145,8 @@ static enum scone_err append_fspf(struct scone_volume *v, const uint8_t *data, s
 		mark_unsure(v, "the fdatasync of the appended record failed");
 	if (err) {
 		v->log_ok = false;
-		return scone_err_set(err, "%s: cannot append the new state: %s", v->fspf_path, scone_err_detail());
+		return scone_err_set(err, "%s: cannot append the new state: %s", v->fspf_path,
+				     scone_err_detail());
 	}
 	v->log_start = v->log_end;
 	v->log_end += size;
@@ -184,7 +186,8 @@ enum scone_err vol_store_fspf(struct scone_volume *v)
 		err = vol_envelope_seal(plain.data, plain.size, v->sealed ? v->key : NULL, &env, tag);
 	scone_wbuf_free(&plain);
 	if (!err)
-		err = log_has_room(v, env.size) ? append_fspf(v, env.data, env.size) : write_fspf(v, env.data, env.size);
+		err = log_has_room(v, env.size) ? append_fspf(v, env.data, env.size)
+						: write_fspf(v, env.data, env.size);
 	scone_wbuf_free(&env);
 	if (!err)
 		memcpy(v->tag, tag, sizeof(tag));
@@ -339,4 +342,3 @@ enum scone_err vol_sync_locked(struct scone_volume *v)
 }
 
 /* ---------------- open / create / close ---------------- */
-

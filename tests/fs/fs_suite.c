@@ -492,8 +492,8 @@ static int t_pread_pwrite(struct ctx *c)
 static int t_readv_writev(struct ctx *c)
 {
 	char a[4], b[16];
-	struct iovec w[3] = { { "alpha-", 6 }, { "", 0 }, { "beta\n", 5 } };
-	struct iovec r[2] = { { a, sizeof(a) }, { b, sizeof(b) } };
+	struct iovec w[3] = {{"alpha-", 6}, {"", 0}, {"beta\n", 5}};
+	struct iovec r[2] = {{a, sizeof(a)}, {b, sizeof(b)}};
 	int fd = xopen(c, P(c, "v"), O_RDWR | O_CREAT | O_TRUNC, 0644);
 
 	TRY(c, fd, "open");
@@ -511,8 +511,8 @@ static int t_readv_writev(struct ctx *c)
 static int t_preadv_pwritev(struct ctx *c)
 {
 	char a[3], b[5];
-	struct iovec w[2] = { { "BE", 2 }, { "TA", 2 } };
-	struct iovec r[2] = { { a, sizeof(a) }, { b, sizeof(b) } };
+	struct iovec w[2] = {{"BE", 2}, {"TA", 2}};
+	struct iovec r[2] = {{a, sizeof(a)}, {b, sizeof(b)}};
 	int fd = xopen(c, P(c, "pv"), O_RDWR | O_CREAT | O_TRUNC, 0644);
 
 	TRY(c, fd, "open");
@@ -809,7 +809,8 @@ static int list_dir(struct ctx *c, const char *dir, char *out, size_t size)
 	qsort(names, n, sizeof(names[0]), cmp_str);
 	out[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
-		len += (size_t)snprintf(out + len, len < size ? size - len : 0, "%s%s", i ? "," : "", names[i]);
+		len +=
+		    (size_t)snprintf(out + len, len < size ? size - len : 0, "%s%s", i ? "," : "", names[i]);
 		free(names[i]);
 	}
 	if (e2)
@@ -824,8 +825,8 @@ static int t_readdir(struct ctx *c)
 	struct dirent *e;
 	int types = 0;
 
-	if (put_file(c, P(c, "c.dat"), "c") || put_file(c, P(c, "a.txt"), "a") || put_file(c, P(c, "b"), "b") ||
-	    put_file(c, P(c, "zz"), "z"))
+	if (put_file(c, P(c, "c.dat"), "c") || put_file(c, P(c, "a.txt"), "a") ||
+	    put_file(c, P(c, "b"), "b") || put_file(c, P(c, "zz"), "z"))
 		return -1;
 	TRY(c, mkdir(P(c, "sub"), 0755), "mkdir");
 	if (put_file(c, P(c, "sub/inner"), "i") || list_dir(c, c->dir, list, sizeof(list)))
@@ -941,7 +942,7 @@ enum { LK_OK, LK_OPEN, LK_GETLK, LK_NOCONFLICT, LK_TYPE, LK_PID, LK_SETLK_OK, LK
 
 static int lock_child(const char *path, int inherited, pid_t parent)
 {
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 10, .l_len = 20 };
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 10, .l_len = 20};
 	int fd = open(path, O_RDWR);
 
 	if (fd < 0)
@@ -954,12 +955,12 @@ static int lock_child(const char *path, int inherited, pid_t parent)
 		return LK_TYPE;
 	if (fl.l_pid != parent)
 		return LK_PID;
-	fl = (struct flock){ .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 50, .l_len = 1 };
+	fl = (struct flock){.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 50, .l_len = 1};
 	if (fcntl(fd, F_SETLK, &fl) == 0)
 		return LK_SETLK_OK;
 	if (errno != EAGAIN && errno != EACCES)
 		return LK_SETLK_ERR;
-	fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	fl = (struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
 	if (fcntl(inherited, F_GETLK, &fl) < 0 || fl.l_type != F_WRLCK)
 		return LK_INH;
 	close(fd);
@@ -982,18 +983,23 @@ static int wait_child(struct ctx *c, pid_t pid, int *code)
 
 static int t_fcntl_lock(struct ctx *c)
 {
-	static const char *const why[] = { "ok", "child open failed", "child F_GETLK failed",
-					   "child sees no conflicting lock", "child sees another lock range",
-					   "child sees another owner pid", "child F_SETLK succeeded",
-					   "child F_SETLK: unexpected errno", "child F_GETLK on inherited fd" };
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 100 };
+	static const char *const why[] = {"ok",
+					  "child open failed",
+					  "child F_GETLK failed",
+					  "child sees no conflicting lock",
+					  "child sees another lock range",
+					  "child sees another owner pid",
+					  "child F_SETLK succeeded",
+					  "child F_SETLK: unexpected errno",
+					  "child F_GETLK on inherited fd"};
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 100};
 	int code = -1;
 	int fd = xopen(c, P(c, "lock"), O_RDWR | O_CREAT | O_TRUNC, 0644);
 
 	TRY(c, fd, "open");
 	TRY(c, write_all(fd, "locked file", 11), "write");
 	TRY(c, fcntl(fd, F_SETLK, &fl), "F_SETLK F_WRLCK");
-	fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 100 };
+	fl = (struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 100};
 	TRY(c, fcntl(fd, F_GETLK, &fl), "F_GETLK own");
 	EQ(c, fl.l_type, F_UNLCK, "own lock does not conflict");
 	fflush(NULL);
@@ -1004,8 +1010,9 @@ static int t_fcntl_lock(struct ctx *c)
 		_exit(lock_child(P(c, "lock"), fd, parent));
 	if (wait_child(c, pid, &code))
 		return -1;
-	CHECK(c, code == LK_OK, "%s (code %d)", code >= 0 && code < (int)(sizeof(why) / sizeof(why[0])) ? why[code] : "?", code);
-	fl = (struct flock){ .l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+	CHECK(c, code == LK_OK, "%s (code %d)",
+	      code >= 0 && code < (int)(sizeof(why) / sizeof(why[0])) ? why[code] : "?", code);
+	fl = (struct flock){.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
 	TRY(c, fcntl(fd, F_SETLK, &fl), "F_SETLK F_UNLCK");
 	TRY(c, xclose(c, fd), "close");
 	return 0;
@@ -1094,8 +1101,8 @@ static int t_mmap(struct ctx *c)
 
 static int t_large_file(struct ctx *c)
 {
-	static const size_t wsz[] = { 4093, 65537, 1, 300007, 7919, 123 };
-	static const size_t rsz[] = { 8191, 131071, 3, 77777, 1 };
+	static const size_t wsz[] = {4093, 65537, 1, 300007, 7919, 123};
+	static const size_t rsz[] = {8191, 131071, 3, 77777, 1};
 	const size_t total = 3u << 20;
 	static unsigned char buf[300007];
 	struct stat st;
@@ -1268,7 +1275,8 @@ static void *thr_main(void *arg)
 		if (k < THR_ROUNDS) {
 			off_t at = (off_t)(k * THR_N + t->id) * THR_CHUNK;
 			if (pwrite(t->shared_fd, blk, sizeof(blk), at) != (ssize_t)sizeof(blk)) {
-				snprintf(t->err, sizeof(t->err), "thread %d shared pwrite: %s", t->id, ename(errno));
+				snprintf(t->err, sizeof(t->err), "thread %d shared pwrite: %s", t->id,
+					 ename(errno));
 				goto out;
 			}
 		}
@@ -1276,12 +1284,14 @@ static void *thr_main(void *arg)
 	for (off = 0; off < THR_FILE; off += THR_PIECE) {
 		size_t n = THR_FILE - off < THR_PIECE ? THR_FILE - off : THR_PIECE;
 		if (pread(fd, buf, n, (off_t)off) != (ssize_t)n) {
-			snprintf(t->err, sizeof(t->err), "thread %d pread at %zu: %s", t->id, off, ename(errno));
+			snprintf(t->err, sizeof(t->err), "thread %d pread at %zu: %s", t->id, off,
+				 ename(errno));
 			goto out;
 		}
 		for (size_t i = 0; i < n; i++) {
 			if (buf[i] != pattern(off + i, (unsigned)t->id)) {
-				snprintf(t->err, sizeof(t->err), "thread %d byte %zu differs", t->id, off + i);
+				snprintf(t->err, sizeof(t->err), "thread %d byte %zu differs", t->id,
+					 off + i);
 				goto out;
 			}
 		}
@@ -1301,7 +1311,7 @@ static int t_threads(struct ctx *c)
 
 	TRY(c, fd, "open shared");
 	for (int i = 0; i < THR_N; i++) {
-		t[i] = (struct thr){ .dir = c->dir, .id = i, .shared_fd = fd };
+		t[i] = (struct thr){.dir = c->dir, .id = i, .shared_fd = fd};
 		int e = pthread_create(&th[i], NULL, thr_main, &t[i]);
 		if (e) {
 			for (int j = 0; j < i; j++)
@@ -1354,9 +1364,12 @@ static int fork_child(struct ctx *c, int fd)
 
 static int t_fork(struct ctx *c)
 {
-	static const char *const why[] = { "ok", "child append write failed", "child open of a new file failed",
-					   "child write to its new file failed", "child close of its new file failed",
-					   "child close of the inherited fd failed" };
+	static const char *const why[] = {"ok",
+					  "child append write failed",
+					  "child open of a new file failed",
+					  "child write to its new file failed",
+					  "child close of its new file failed",
+					  "child close of the inherited fd failed"};
 	int code = -1;
 	int fd = xopen(c, P(c, "log"), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
 
@@ -1371,7 +1384,8 @@ static int t_fork(struct ctx *c)
 		exit(fork_child(c, fd));
 	if (wait_child(c, pid, &code))
 		return -1;
-	CHECK(c, code == FK_OK, "%s (code %d)", code >= 0 && code < (int)(sizeof(why) / sizeof(why[0])) ? why[code] : "?", code);
+	CHECK(c, code == FK_OK, "%s (code %d)",
+	      code >= 0 && code < (int)(sizeof(why) / sizeof(why[0])) ? why[code] : "?", code);
 	if (file_is(c, P(c, "log"), "parent before\nchild appended\n", "log after child") ||
 	    file_is(c, P(c, "from_child"), "child's own file\n", "child's new file"))
 		return -1;
@@ -1396,13 +1410,15 @@ static int t_fork(struct ctx *c)
  * (a scone volume, docs/runtime.md), the modification time.
  */
 #define ATIME_IS(c, st, want, what)                                                                          \
-	CHECK(c, (st).st_atim.tv_sec == (want) || ((st).st_atim.tv_sec == (st).st_mtim.tv_sec &&              \
-						   (st).st_atim.tv_nsec == (st).st_mtim.tv_nsec),              \
-	      "%s: expected %lld or the mtime, got %lld", (what), (long long)(want), (long long)(st).st_atim.tv_sec)
+	CHECK(c,                                                                                             \
+	      (st).st_atim.tv_sec == (want) || ((st).st_atim.tv_sec == (st).st_mtim.tv_sec &&                \
+						(st).st_atim.tv_nsec == (st).st_mtim.tv_nsec),               \
+	      "%s: expected %lld or the mtime, got %lld", (what), (long long)(want),                         \
+	      (long long)(st).st_atim.tv_sec)
 
 static int t_utimes(struct ctx *c)
 {
-	struct timespec ts[2] = { { 1000000000, 111111111 }, { 1234567890, 123456789 } };
+	struct timespec ts[2] = {{1000000000, 111111111}, {1234567890, 123456789}};
 	struct stat st;
 
 	if (put_file(c, P(c, "f"), "times"))
@@ -1414,7 +1430,7 @@ static int t_utimes(struct ctx *c)
 	ATIME_IS(c, st, 1000000000, "atime sec after utimensat");
 	int fd = xopen(c, P(c, "f"), O_RDWR, 0);
 	TRY(c, fd, "open");
-	ts[1] = (struct timespec){ 1500000000, 5 };
+	ts[1] = (struct timespec){1500000000, 5};
 	ts[0].tv_nsec = UTIME_OMIT;
 	TRY(c, futimens(fd, ts), "futimens");
 	TRY(c, fstat(fd, &st), "fstat");
@@ -1493,7 +1509,8 @@ static int t_symlink(struct ctx *c)
 		return -1;
 	int sr = symlink("target", P(c, "sl"));
 	if (sr != 0 && errno == EPERM) {
-		/* POSIX allows a file system without symbolic links (vfat, a scone volume): a clean refusal. */
+		/* POSIX allows a file system without symbolic links (vfat, a scone volume): a clean refusal.
+		 */
 		TRY_ERR(c, lstat(P(c, "sl"), &st), ENOENT, "refused symlink created nothing");
 		TRY_ERR(c, readlink(P(c, "target"), buf, sizeof(buf)), EINVAL, "readlink on a file");
 		TRY_ERR(c, readlink(P(c, "missing"), buf, sizeof(buf)), ENOENT, "readlink of nothing");
@@ -1542,7 +1559,10 @@ static int t_flock(struct ctx *c)
 	if (wait_child(c, pid, &code))
 		return -1;
 	CHECK(c, code == 0, "child: %s (code %d)",
-	      code == 1 ? "open failed" : code == 2 ? "got the lock another process holds" : "unexpected errno", code);
+	      code == 1	  ? "open failed"
+	      : code == 2 ? "got the lock another process holds"
+			  : "unexpected errno",
+	      code);
 	TRY(c, flock(fd, LOCK_UN), "flock LOCK_UN");
 	pid = fork();
 	TRY(c, pid, "fork");
@@ -1566,8 +1586,8 @@ static int t_statvfs(struct ctx *c)
 	if (put_file(c, P(c, "f"), "space"))
 		return -1;
 	TRY(c, statvfs(P(c, "f"), &sv), "statvfs");
-	CHECK(c, sv.f_bsize > 0 && sv.f_blocks > 0, "statvfs: bsize %lu blocks %lu", (unsigned long)sv.f_bsize,
-	      (unsigned long)sv.f_blocks);
+	CHECK(c, sv.f_bsize > 0 && sv.f_blocks > 0, "statvfs: bsize %lu blocks %lu",
+	      (unsigned long)sv.f_bsize, (unsigned long)sv.f_blocks);
 	int fd = xopen(c, P(c, "f"), O_RDONLY, 0);
 	TRY(c, fd, "open");
 	TRY(c, fstatvfs(fd, &sv), "fstatvfs");
@@ -1577,7 +1597,8 @@ static int t_statvfs(struct ctx *c)
 	return 0;
 }
 
-/* realpath: the check's directory's canonical name plus the entry's; "." and ".." folded; ENOENT for nothing. */
+/* realpath: the check's directory's canonical name plus the entry's; "." and ".." folded; ENOENT for nothing.
+ */
 static int t_realpath(struct ctx *c)
 {
 	char want[PATH_MAX * 2], buf[PATH_MAX];
@@ -1590,10 +1611,12 @@ static int t_realpath(struct ctx *c)
 	CHECK(c, dir != NULL, "realpath of the check's directory: %s", ename(errno));
 	snprintf(want, sizeof(want), "%s/f", dir);
 	got = realpath(P(c, "sub/../f"), buf);
-	CHECK(c, got == buf && strcmp(buf, want) == 0, "realpath sub/../f: %s", got ? "another name" : ename(errno));
+	CHECK(c, got == buf && strcmp(buf, want) == 0, "realpath sub/../f: %s",
+	      got ? "another name" : ename(errno));
 	got = canonicalize_file_name(P(c, "./sub"));
 	snprintf(want, sizeof(want), "%s/sub", dir);
-	CHECK(c, got && strcmp(got, want) == 0, "canonicalize_file_name ./sub: %s", got ? "another name" : ename(errno));
+	CHECK(c, got && strcmp(got, want) == 0, "canonicalize_file_name ./sub: %s",
+	      got ? "another name" : ename(errno));
 	free(got);
 	free(dir);
 	errno = 0;
@@ -1617,10 +1640,12 @@ static int t_xattr(struct ctx *c)
 	TRY_ERR(c, setxattr(P(c, "missing"), "user.scone", "v", 1, 0), ENOENT, "setxattr missing");
 	if (setxattr(P(c, "f"), "user.scone", "value", 5, 0) != 0) {
 		CHECK(c, errno == ENOTSUP, "setxattr: %s", ename(errno));
-		TRY_ERR(c, getxattr(P(c, "f"), "user.scone", v, sizeof(v)), ENOTSUP, "getxattr without xattrs");
+		TRY_ERR(c, getxattr(P(c, "f"), "user.scone", v, sizeof(v)), ENOTSUP,
+			"getxattr without xattrs");
 		errno = 0;
 		n = listxattr(P(c, "f"), list, sizeof(list));
-		CHECK(c, n == 0 || (n < 0 && errno == ENOTSUP), "listxattr without xattrs: %zd %s", n, ename(errno));
+		CHECK(c, n == 0 || (n < 0 && errno == ENOTSUP), "listxattr without xattrs: %zd %s", n,
+		      ename(errno));
 		return 0;
 	}
 	n = getxattr(P(c, "f"), "user.scone", v, sizeof(v));
@@ -1645,7 +1670,8 @@ static int names_by_getdents(struct ctx *c, int fd, size_t bufsize, char *out, s
 		for (ssize_t o = 0; o < n;) {
 			struct dirent64 *e = (struct dirent64 *)(void *)(buf + o);
 			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && count < 64)
-				snprintf(names[count++], sizeof(names[0]), "%s%s", e->d_name, e->d_type == DT_DIR ? "/" : "");
+				snprintf(names[count++], sizeof(names[0]), "%s%s", e->d_name,
+					 e->d_type == DT_DIR ? "/" : "");
 			o += e->d_reclen;
 		}
 	}
@@ -1696,50 +1722,50 @@ struct check {
 };
 
 static const struct check checks[] = {
-	{ "open_creat", t_open_creat },
-	{ "openat", t_openat },
-	{ "creat", t_creat },
-	{ "open_excl_eexist", t_open_excl },
-	{ "open_trunc", t_open_trunc },
-	{ "open_append_lseek", t_open_append },
-	{ "open_directory_enotdir", t_open_directory },
-	{ "open_missing_enoent", t_open_missing },
-	{ "close", t_close },
-	{ "read_write", t_read_write },
-	{ "pread_pwrite", t_pread_pwrite },
-	{ "readv_writev", t_readv_writev },
-	{ "preadv_pwritev", t_preadv_pwritev },
-	{ "lseek", t_lseek },
-	{ "sparse", t_sparse },
-	{ "stat_access", t_stat },
-	{ "truncate", t_truncate },
-	{ "fsync", t_fsync },
-	{ "rename", t_rename },
-	{ "unlink", t_unlink },
-	{ "mkdir_rmdir", t_mkdir_rmdir },
-	{ "readdir", t_readdir },
-	{ "dup", t_dup },
-	{ "fcntl_flags", t_fcntl_flags },
-	{ "fcntl_lock_fork", t_fcntl_lock },
-	{ "sendfile", t_sendfile },
-	{ "copy_file_range", t_copy_file_range },
-	{ "mmap_private", t_mmap },
-	{ "large_file", t_large_file },
-	{ "stdio", t_stdio },
-	{ "stdio_append", t_stdio_append },
-	{ "fdopen", t_fdopen },
-	{ "threads", t_threads },
-	{ "utimensat_futimens", t_utimes },
-	{ "chmod_fchmod", t_chmod },
-	{ "link", t_link },
-	{ "symlink_readlink", t_symlink },
-	{ "flock", t_flock },
-	{ "statvfs", t_statvfs },
-	{ "realpath", t_realpath },
-	{ "xattr", t_xattr },
-	{ "getdents64", t_getdents },
-	/* Last: a child's writes to shared state are the most likely to disturb later checks. */
-	{ "fork", t_fork },
+    {"open_creat", t_open_creat},
+    {"openat", t_openat},
+    {"creat", t_creat},
+    {"open_excl_eexist", t_open_excl},
+    {"open_trunc", t_open_trunc},
+    {"open_append_lseek", t_open_append},
+    {"open_directory_enotdir", t_open_directory},
+    {"open_missing_enoent", t_open_missing},
+    {"close", t_close},
+    {"read_write", t_read_write},
+    {"pread_pwrite", t_pread_pwrite},
+    {"readv_writev", t_readv_writev},
+    {"preadv_pwritev", t_preadv_pwritev},
+    {"lseek", t_lseek},
+    {"sparse", t_sparse},
+    {"stat_access", t_stat},
+    {"truncate", t_truncate},
+    {"fsync", t_fsync},
+    {"rename", t_rename},
+    {"unlink", t_unlink},
+    {"mkdir_rmdir", t_mkdir_rmdir},
+    {"readdir", t_readdir},
+    {"dup", t_dup},
+    {"fcntl_flags", t_fcntl_flags},
+    {"fcntl_lock_fork", t_fcntl_lock},
+    {"sendfile", t_sendfile},
+    {"copy_file_range", t_copy_file_range},
+    {"mmap_private", t_mmap},
+    {"large_file", t_large_file},
+    {"stdio", t_stdio},
+    {"stdio_append", t_stdio_append},
+    {"fdopen", t_fdopen},
+    {"threads", t_threads},
+    {"utimensat_futimens", t_utimes},
+    {"chmod_fchmod", t_chmod},
+    {"link", t_link},
+    {"symlink_readlink", t_symlink},
+    {"flock", t_flock},
+    {"statvfs", t_statvfs},
+    {"realpath", t_realpath},
+    {"xattr", t_xattr},
+    {"getdents64", t_getdents},
+    /* Last: a child's writes to shared state are the most likely to disturb later checks. */
+    {"fork", t_fork},
 };
 
 /* ROOT/runN for the first N that does not exist; created. */

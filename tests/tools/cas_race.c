@@ -122,10 +122,13 @@ struct client {
 };
 
 /* status of a request (0: no answer: network error); body copied to out (may be NULL). */
-static int request(struct client *c, int r, const char *method, const char *path, const char *ct, const char *body,
-		   json_t **out)
+static int request(struct client *c, int r, const char *method, const char *path, const char *ct,
+		   const char *body, json_t **out)
 {
-	struct scone_https_opts ho = {.host = o.host[r], .port = o.port[r], .pin_sha256 = o.pin, .client = c->id_key,
+	struct scone_https_opts ho = {.host = o.host[r],
+				      .port = o.port[r],
+				      .pin_sha256 = o.pin,
+				      .client = c->id_key,
 				      .timeout_ms = 10000};
 	struct scone_https_response resp = {0};
 	int status;
@@ -267,11 +270,13 @@ static void race_check(struct client *c, int round)
 	snprintf(req, sizeof(req), "{\"config_id\":\"%s/app\",\"evidence\":{\"type\":\"none\"}}", name);
 	for (int r = 0; r < o.n_replicas; r++) {
 		if (read_hash(c, r, name, got) != 1 || strcmp(got, rs.winner) != 0)
-			failf("round %d: replica %d reads %.16s, not the acknowledged %.16s", round, r, got, rs.winner);
+			failf("round %d: replica %d reads %.16s, not the acknowledged %.16s", round, r, got,
+			      rs.winner);
 		if (request(c, r, "POST", "/v1/service/config", "application/json", req, &j) != 200 ||
 		    !json_string_value(json_object_get(j, "session_hash")) ||
 		    strcmp(json_string_value(json_object_get(j, "session_hash")), rs.winner) != 0)
-			failf("round %d: replica %d serves a configuration not of the acknowledged session", round, r);
+			failf("round %d: replica %d serves a configuration not of the acknowledged session",
+			      round, r);
 		json_decref(j);
 	}
 }
@@ -338,16 +343,17 @@ static int run_race(struct client *cl)
 	for (int i = 0; i < o.clients; i++)
 		pthread_join(t[i], NULL);
 	if (rs.wins != expect || rs.conflicts != expect * (o.clients - 1) || rs.others)
-		failf("updates: %d won, %d conflicts, %d other answers in %d rounds of %d clients", rs.wins, rs.conflicts,
-		      rs.others, expect, o.clients);
+		failf("updates: %d won, %d conflicts, %d other answers in %d rounds of %d clients", rs.wins,
+		      rs.conflicts, rs.others, expect, o.clients);
 	if (rs.cwins != expect || rs.cconflicts != expect * (o.clients - 1) || rs.cothers)
-		failf("creates: %d made, %d conflicts, %d other answers", rs.cwins, rs.cconflicts, rs.cothers);
+		failf("creates: %d made, %d conflicts, %d other answers", rs.cwins, rs.cconflicts,
+		      rs.cothers);
 out:
 	if (failures)
 		printf("RACE FAIL %s\n", fail_reason);
 	else
-		printf("RACE OK rounds=%d clients=%d replicas=%d wins=%d conflicts=%d creates=%d\n", o.rounds, o.clients,
-		       o.n_replicas, rs.wins, rs.conflicts, rs.cwins);
+		printf("RACE OK rounds=%d clients=%d replicas=%d wins=%d conflicts=%d creates=%d\n", o.rounds,
+		       o.clients, o.n_replicas, rs.wins, rs.conflicts, rs.cwins);
 	return failures ? 1 : 0;
 }
 
@@ -421,9 +427,11 @@ static void check_chain(const char *what, struct chain_log *l, const char *start
 	for (int i = 0; i < n; i++)
 		for (int j = i + 1; j < n; j++)
 			if (l->v[i].acked && l->v[j].acked && strcmp(l->v[i].from, l->v[j].from) == 0)
-				failf("%s: two acknowledged changes from one state %.16s (a lost update)", what, l->v[i].from);
+				failf("%s: two acknowledged changes from one state %.16s (a lost update)",
+				      what, l->v[i].from);
 	if (!failures && !walk(l, n, used, start, final, 0))
-		failf("%s: no chain of changes from the start passes all %d acknowledged ones and ends at %.16s, where "
+		failf("%s: no chain of changes from the start passes all %d acknowledged ones and ends at "
+		      "%.16s, where "
 		      "the replicas are (an acknowledged change was lost)",
 		      what, (int)l->acked, final);
 	free(used);
@@ -560,7 +568,8 @@ static void stream_verify(struct client *cl)
 		if (!replicas_agree(&cl[0], name, got))
 			continue;
 		if (strcmp(got, ss.hash[i]) != 0)
-			failf("%s: replicas hold %.16s, not version %ld (acknowledged %ld): an acknowledged write was lost",
+			failf("%s: replicas hold %.16s, not version %ld (acknowledged %ld): an acknowledged "
+			      "write was lost",
 			      name, got, ss.version[i], ss.acked[i]);
 	}
 	for (int k = 0; k < SHARED; k++) {
@@ -597,7 +606,8 @@ out:
 	if (failures)
 		printf("STREAM FAIL %s\n", fail_reason);
 	else
-		printf("STREAM OK clients=%d replicas=%d acked=%d shared_acked=%d shared_conflicts=%d retried=%d\n",
+		printf("STREAM OK clients=%d replicas=%d acked=%d shared_acked=%d shared_conflicts=%d "
+		       "retried=%d\n",
 		       o.clients, o.n_replicas, ss.acks, shared_acks, shared_conf, ss.retries);
 	for (int k = 0; k < SHARED; k++)
 		free(ss.shared[k].v);
@@ -667,10 +677,11 @@ static void *tags_main(void *arg)
 		if (scone_random(rnd, sizeof(rnd)) != SCONE_ERR_OK)
 			abort();
 		scone_hex_encode(next, sizeof(next), rnd, sizeof(rnd));
-		snprintf(body, sizeof(body),
-			 "{\"config_id\":\"%s/app\",\"volume\":\"data\",\"previous_tag\":\"%s\",\"tag\":\"%s\","
-			 "\"instance_token\":\"%s\"}",
-			 session, cur, next, token);
+		snprintf(
+		    body, sizeof(body),
+		    "{\"config_id\":\"%s/app\",\"volume\":\"data\",\"previous_tag\":\"%s\",\"tag\":\"%s\","
+		    "\"instance_token\":\"%s\"}",
+		    session, cur, next, token);
 		st = request(c, r, "POST", "/v1/volumes/tag", "application/json", body, NULL);
 		if (st == 200) {
 			record(&ts.log, cur, next, true);
@@ -733,8 +744,8 @@ out:
 	if (failures)
 		printf("TAGS FAIL %s\n", fail_reason);
 	else
-		printf("TAGS OK clients=%d replicas=%d acked=%d conflicts=%d unknown=%d\n", o.clients, o.n_replicas,
-		       (int)ts.log.acked, (int)ts.log.conflicts, (int)ts.log.maybe);
+		printf("TAGS OK clients=%d replicas=%d acked=%d conflicts=%d unknown=%d\n", o.clients,
+		       o.n_replicas, (int)ts.log.acked, (int)ts.log.conflicts, (int)ts.log.maybe);
 	free(ts.log.v);
 	return failures ? 1 : 0;
 }
@@ -743,8 +754,9 @@ out:
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: cas_race race|stream|tags --replicas H:P,H:P --fingerprint HEX --owner-cert F "
-			"--owner-key F [--clients N] [--rounds R] [--seconds S] [--prefix P]\n");
+	fprintf(stderr,
+		"usage: cas_race race|stream|tags --replicas H:P,H:P --fingerprint HEX --owner-cert F "
+		"--owner-key F [--clients N] [--rounds R] [--seconds S] [--prefix P]\n");
 	exit(2);
 }
 
@@ -752,7 +764,8 @@ static void parse_replicas(char *list)
 {
 	for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (o.n_replicas == MAX_REPLICAS ||
-		    scone_hostport_parse(tok, 0, o.host[o.n_replicas], sizeof(o.host[0]), &o.port[o.n_replicas]))
+		    scone_hostport_parse(tok, 0, o.host[o.n_replicas], sizeof(o.host[0]),
+					 &o.port[o.n_replicas]))
 			usage();
 		o.n_replicas++;
 	}
@@ -760,12 +773,15 @@ static void parse_replicas(char *list)
 
 static void parse(int argc, char **argv)
 {
-	static const struct option lo[] = {
-	    {"replicas", required_argument, NULL, 'r'}, {"fingerprint", required_argument, NULL, 'f'},
-	    {"owner-cert", required_argument, NULL, 'c'}, {"owner-key", required_argument, NULL, 'k'},
-	    {"clients", required_argument, NULL, 'n'},  {"rounds", required_argument, NULL, 'R'},
-	    {"seconds", required_argument, NULL, 's'},  {"prefix", required_argument, NULL, 'p'},
-	    {NULL, 0, NULL, 0}};
+	static const struct option lo[] = {{"replicas", required_argument, NULL, 'r'},
+					   {"fingerprint", required_argument, NULL, 'f'},
+					   {"owner-cert", required_argument, NULL, 'c'},
+					   {"owner-key", required_argument, NULL, 'k'},
+					   {"clients", required_argument, NULL, 'n'},
+					   {"rounds", required_argument, NULL, 'R'},
+					   {"seconds", required_argument, NULL, 's'},
+					   {"prefix", required_argument, NULL, 'p'},
+					   {NULL, 0, NULL, 0}};
 	int ch;
 
 	if (argc < 2)

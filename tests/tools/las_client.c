@@ -54,7 +54,7 @@ static void die(const char *what)
 
 static int connect_to(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
@@ -65,7 +65,7 @@ static int connect_to(const char *path)
 
 static void request_frame(const char *rd_hex, uint8_t out[SCONE_LAS_HEADER_SIZE + SCONE_LAS_REQUEST_SIZE])
 {
-	struct scone_las_request req = { .runtime_addr = (uint64_t)(uintptr_t)&request_frame };
+	struct scone_las_request req = {.runtime_addr = (uint64_t)(uintptr_t)&request_frame};
 	struct scone_wbuf w;
 	uint8_t body[SCONE_LAS_REQUEST_SIZE];
 
@@ -163,7 +163,7 @@ static void save(const char *path, const uint8_t *buf, size_t n)
 static int cmd_verify(int argc, char **argv)
 {
 	uint8_t buf[SCONE_EVIDENCE_MAX];
-	struct scone_verify_opts o = { .max_age_sec = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 0 };
+	struct scone_verify_opts o = {.max_age_sec = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 0};
 	struct scone_claims c;
 	struct scone_wbuf w;
 	size_t n;
@@ -283,7 +283,8 @@ static bool all_stopped(pid_t pid)
 	bool stopped = true;
 	DIR *d;
 
-	if (snprintf(path, sizeof(path), "/proc/%d/task", (int)pid) >= (int)sizeof(path) || !(d = opendir(path)))
+	if (snprintf(path, sizeof(path), "/proc/%d/task", (int)pid) >= (int)sizeof(path) ||
+	    !(d = opendir(path)))
 		return false;
 	while (stopped && (e = readdir(d))) {
 		FILE *f;
@@ -374,7 +375,8 @@ int main(int argc, char **argv)
 		rc = cmd_report(argc, argv);
 	else if (argc >= 2 && strcmp(argv[1], "verify") == 0)
 		rc = cmd_verify(argc, argv);
-	else if (argc >= 2 && (!strcmp(argv[1], "forge-sig") || !strcmp(argv[1], "forge-key") || !strcmp(argv[1], "set-rd")))
+	else if (argc >= 2 && (!strcmp(argv[1], "forge-sig") || !strcmp(argv[1], "forge-key") ||
+			       !strcmp(argv[1], "set-rd")))
 		rc = cmd_forge(argc, argv);
 	else if (argc >= 2 && strcmp(argv[1], "handoff") == 0)
 		rc = cmd_handoff(argc, argv);
@@ -383,6 +385,8 @@ int main(int argc, char **argv)
 	else if (argc >= 2 && strcmp(argv[1], "pidreuse") == 0)
 		rc = cmd_pidreuse(argc, argv);
 	if (rc == 2)
-		fprintf(stderr, "usage: las_client report|verify|forge-sig|forge-key|set-rd|handoff|exec|pidreuse ...\n");
+		fprintf(
+		    stderr,
+		    "usage: las_client report|verify|forge-sig|forge-key|set-rd|handoff|exec|pidreuse ...\n");
 	return rc;
 }

@@ -357,7 +357,8 @@ static int run_verify(struct world *w, const char *ackfile, uint64_t max_ahead)
 		return fail("the store holds %" PRIu64 " sessions, the writer's are %" PRIu64, count,
 			    present);
 	if (ahead > max_ahead)
-		return fail("%u sessions are past their last ACK (at most %" PRIu64 " writes can be in flight)",
+		return fail("%u sessions are past their last ACK (at most %" PRIu64
+			    " writes can be in flight)",
 			    ahead, max_ahead);
 	printf("VERIFY OK sessions=%" PRIu64 " acked=%u ahead=%u\n", count, acked, ahead);
 	return 0;

@@ -173,7 +173,8 @@ static int writer(const char *dir, unsigned k, long signal_us, long gap_us, doub
 			continue;
 		}
 		if (gap_us > 0) {
-			struct timespec gap = { .tv_sec = gap_us / 1000000, .tv_nsec = (gap_us % 1000000) * 1000 };
+			struct timespec gap = {.tv_sec = gap_us / 1000000,
+					       .tv_nsec = (gap_us % 1000000) * 1000};
 
 			while (nanosleep(&gap, &gap) != 0 && errno == EINTR)
 				;
@@ -278,10 +279,9 @@ static int usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "procs", required_argument, NULL, 'p' }, { "signal-us", required_argument, NULL, 's' },
-		{ "seconds", required_argument, NULL, 't' }, { "check", no_argument, NULL, 'c' },
-		{ "gap-us", required_argument, NULL, 'g' },
-		{ NULL, 0, NULL, 0 },
+	    {"procs", required_argument, NULL, 'p'},   {"signal-us", required_argument, NULL, 's'},
+	    {"seconds", required_argument, NULL, 't'}, {"check", no_argument, NULL, 'c'},
+	    {"gap-us", required_argument, NULL, 'g'},  {NULL, 0, NULL, 0},
 	};
 	unsigned long procs = 1;
 	long signal_us = 0, gap_us = 0;

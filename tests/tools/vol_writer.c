@@ -137,8 +137,8 @@ static void mfile_reserve(struct mfile *f, size_t len)
 }
 
 /* Write buf at off in model file f (zero-filling a gap), and in the volume. */
-static enum scone_err do_write(struct scone_volume *v, struct mfile *f, const uint8_t *buf, size_t n, uint64_t off,
-			       bool append)
+static enum scone_err do_write(struct scone_volume *v, struct mfile *f, const uint8_t *buf, size_t n,
+			       uint64_t off, bool append)
 {
 	struct scone_vfile *h = NULL;
 	enum scone_err err = SCONE_ERR_OK;
@@ -155,8 +155,8 @@ static enum scone_err do_write(struct scone_volume *v, struct mfile *f, const ui
 		if (err)
 			return report(err, append ? "append to" : "write to", f->path);
 		if (append && got_off != f->len) {
-			fprintf(stderr, "vol_writer: append to %s landed at %" PRIu64 ", expected %zu\n", f->path,
-				got_off, f->len);
+			fprintf(stderr, "vol_writer: append to %s landed at %" PRIu64 ", expected %zu\n",
+				f->path, got_off, f->len);
 			return SCONE_ERR_INVALID;
 		}
 	}
@@ -191,7 +191,8 @@ static enum scone_err do_create(struct scone_volume *v, struct model *m, const c
 
 	if (v) {
 		struct scone_vfile *h = NULL;
-		enum scone_err err = scone_vfile_open(v, path, SCONE_VF_RDWR | SCONE_VF_CREAT | SCONE_VF_EXCL, 0640, &h);
+		enum scone_err err =
+		    scone_vfile_open(v, path, SCONE_VF_RDWR | SCONE_VF_CREAT | SCONE_VF_EXCL, 0640, &h);
 		if (err)
 			return report(err, "create", path);
 		scone_vfile_close(h);
@@ -249,7 +250,7 @@ static enum scone_err write_state(struct scone_volume *v, uint64_t it)
  */
 static enum scone_err step(struct model *m, uint64_t it, struct scone_volume *v)
 {
-	struct rng r = { it * 0x2545f4914f6cdd1dull + 0x5c0e5eed };
+	struct rng r = {it * 0x2545f4914f6cdd1dull + 0x5c0e5eed};
 	static uint8_t buf[80 * 1024];
 	char path[PATH_LEN];
 	enum scone_err err;
@@ -281,11 +282,13 @@ static enum scone_err step(struct model *m, uint64_t it, struct scone_volume *v)
 			rng_fill(&r, buf, n);
 			err = do_write(v, f, buf, n, off, false);
 		} else if (c < 80) { /* truncate: shrink, or grow with zeros */
-			n = rng_below(&r, 3) == 0 ? (size_t)rng_below(&r, f->len + 1) : f->len + (size_t)rng_below(&r, 5000);
+			n = rng_below(&r, 3) == 0 ? (size_t)rng_below(&r, f->len + 1)
+						  : f->len + (size_t)rng_below(&r, 5000);
 			err = do_truncate(v, f, n);
 		} else if (c < 88) { /* rename, between /data and /data/d */
-			snprintf(path, sizeof(path), "%s/g%06" PRIu64 "-%u", strncmp(f->path, SUBDIR "/", strlen(SUBDIR "/")) == 0 ? ROOT : SUBDIR,
-				 it, k);
+			snprintf(path, sizeof(path), "%s/g%06" PRIu64 "-%u",
+				 strncmp(f->path, SUBDIR "/", strlen(SUBDIR "/")) == 0 ? ROOT : SUBDIR, it,
+				 k);
 			err = do_rename(v, f, path);
 		} else if (c < 92 && m->n > 1) { /* unlink */
 			err = do_unlink(v, m, (size_t)(f - m->f));
@@ -338,7 +341,9 @@ static int walk_entry(void *arg, const char *path, const struct scone_vstat *st)
 	for (size_t i = 0; i < w->m->n && !known; i++)
 		known = strcmp(path, w->m->f[i].path) == 0;
 	if (!known) {
-		fprintf(stderr, "vol_writer: check: unexpected file %s (%" PRIu64 " bytes) at iteration %" PRIu64 "\n",
+		fprintf(stderr,
+			"vol_writer: check: unexpected file %s (%" PRIu64 " bytes) at iteration %" PRIu64
+			"\n",
 			path, st->size, w->m->iteration);
 		w->problems++;
 	}
@@ -348,7 +353,7 @@ static int walk_entry(void *arg, const char *path, const struct scone_vstat *st)
 /* 0 when the volume holds exactly the model's files (and state file). */
 static int compare(struct scone_volume *v, const struct model *m)
 {
-	struct walk_ctx w = { m, 0, 0 };
+	struct walk_ctx w = {m, 0, 0};
 	static uint8_t buf[MAX_FILE_SIZE + 70000 + 4096];
 
 	scone_volume_walk(v, walk_entry, &w);
@@ -373,15 +378,17 @@ static int compare(struct scone_volume *v, const struct model *m)
 			report(err, "check: read", f->path);
 			w.problems++;
 		} else if (st.size != f->len || total != f->len) {
-			fprintf(stderr, "vol_writer: check: %s has %" PRIu64 " bytes (read %zu), expected %zu\n", f->path,
-				st.size, total, f->len);
+			fprintf(stderr,
+				"vol_writer: check: %s has %" PRIu64 " bytes (read %zu), expected %zu\n",
+				f->path, st.size, total, f->len);
 			w.problems++;
 		} else if (memcmp(buf, f->data, f->len) != 0) {
 			size_t d = 0;
 			while (buf[d] == f->data[d])
 				d++;
-			fprintf(stderr, "vol_writer: check: %s differs from iteration %" PRIu64 " at byte %zu\n", f->path,
-				m->iteration, d);
+			fprintf(stderr,
+				"vol_writer: check: %s differs from iteration %" PRIu64 " at byte %zu\n",
+				f->path, m->iteration, d);
 			w.problems++;
 		}
 	}
@@ -397,7 +404,7 @@ static int compare(struct scone_volume *v, const struct model *m)
 static enum scone_err read_state(struct scone_volume *v, uint64_t *it)
 {
 	struct scone_vfile *h = NULL;
-	char line[64] = { 0 };
+	char line[64] = {0};
 	size_t got = 0;
 	enum scone_err err = scone_vfile_open(v, STATE_PATH, SCONE_VF_RDONLY, 0, &h);
 
@@ -453,8 +460,8 @@ static void tag_hex(struct scone_volume *v, char out[33])
 	scone_hex_encode(out, 33, tag, sizeof(tag));
 }
 
-static int run_writer(const char *fspf, const uint8_t *key, const uint8_t *tag, uint64_t iterations, bool abandon,
-		      bool unreported)
+static int run_writer(const char *fspf, const uint8_t *key, const uint8_t *tag, uint64_t iterations,
+		      bool abandon, bool unreported)
 {
 	struct scone_volume *v;
 	struct model m;
@@ -470,7 +477,8 @@ static int run_writer(const char *fspf, const uint8_t *key, const uint8_t *tag, 
 	tag_hex(v, hex);
 	model_replay(&m, start);
 	if (compare(v, &m) != 0) {
-		fprintf(stderr, "vol_writer: the volume does not hold iteration %" PRIu64 " at resume\n", start);
+		fprintf(stderr, "vol_writer: the volume does not hold iteration %" PRIu64 " at resume\n",
+			start);
 		return 1;
 	}
 	printf("OPENED %" PRIu64 " %s\n", start, hex);
@@ -537,14 +545,17 @@ static int run_check(const char *fspf, const uint8_t *key, const uint8_t *tag, c
 		return 1;
 	}
 	if (it != expect && it != expect + 1) {
-		fprintf(stderr, "CHECK FAILED: the volume holds iteration %" PRIu64 ", expected %" PRIu64 " or %" PRIu64
-				" for tag %s\n",
+		fprintf(stderr,
+			"CHECK FAILED: the volume holds iteration %" PRIu64 ", expected %" PRIu64
+			" or %" PRIu64 " for tag %s\n",
 			it, expect, expect + 1, tag_str);
 		close_quietly(v);
 		return 1;
 	}
 	if ((it == expect) != (strcasecmp(hex, tag_str) == 0)) {
-		fprintf(stderr, "CHECK FAILED: iteration %" PRIu64 " (expected %" PRIu64 ") but the volume's tag is %s, given %s\n",
+		fprintf(stderr,
+			"CHECK FAILED: iteration %" PRIu64 " (expected %" PRIu64
+			") but the volume's tag is %s, given %s\n",
 			it, expect, hex, tag_str);
 		close_quietly(v);
 		return 1;
@@ -562,8 +573,8 @@ static int run_check(const char *fspf, const uint8_t *key, const uint8_t *tag, c
 		fprintf(stderr, "CHECK FAILED: iteration %" PRIu64 ": %d problem(s)\n", it, problems);
 		return 1;
 	}
-	printf("CHECK OK iteration=%" PRIu64 " expected=%" PRIu64 " (%s) tag=%s files=%zu bytes=%zu\n", it, expect,
-	       it == expect ? "same" : "one ahead", hex, files, bytes);
+	printf("CHECK OK iteration=%" PRIu64 " expected=%" PRIu64 " (%s) tag=%s files=%zu bytes=%zu\n", it,
+	       expect, it == expect ? "same" : "one ahead", hex, files, bytes);
 	return 0;
 }
 
@@ -588,7 +599,8 @@ static int run_model(uint64_t it, const char *dir)
 	mkdirs(path);
 	for (size_t i = 0; i <= m.n; i++) {
 		const uint8_t *data = i < m.n ? m.f[i].data : (const uint8_t *)line;
-		size_t len = i < m.n ? m.f[i].len : (size_t)snprintf(line, sizeof(line), "iteration %" PRIu64 "\n", it);
+		size_t len = i < m.n ? m.f[i].len
+				     : (size_t)snprintf(line, sizeof(line), "iteration %" PRIu64 "\n", it);
 		snprintf(path, sizeof(path), "%s%s", dir, i < m.n ? m.f[i].path : STATE_PATH);
 		if (i == m.n && it == 0)
 			break;
@@ -641,7 +653,8 @@ int main(int argc, char **argv)
 	tag_s = i < argc ? argv[i++] : getenv("SCONE_FSPF_TAG");
 	if (!fspf || !key_s || !tag_s)
 		usage();
-	if (scone_hex_decode(key, sizeof(key), key_s, "key") || scone_hex_decode(tag, sizeof(tag), tag_s, "tag")) {
+	if (scone_hex_decode(key, sizeof(key), key_s, "key") ||
+	    scone_hex_decode(tag, sizeof(tag), tag_s, "tag")) {
 		fprintf(stderr, "vol_writer: %s\n", scone_err_detail());
 		return 2;
 	}

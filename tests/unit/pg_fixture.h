@@ -32,7 +32,8 @@ static bool pgfx_run(const char *cmd)
 	char line[512];
 	int rc;
 
-	snprintf(line, sizeof(line), "%s %s %s >>%s/fixture.log 2>&1", pgfx_script(), cmd, pgfx_dir, pgfx_dir);
+	snprintf(line, sizeof(line), "%s %s %s >>%s/fixture.log 2>&1", pgfx_script(), cmd, pgfx_dir,
+		 pgfx_dir);
 	rc = system(line);
 	return rc == 0;
 }
@@ -49,7 +50,8 @@ static bool pgfx_start(void)
 	}
 	if (!pgfx_run("start")) {
 		char line[256];
-		fprintf(stderr, "pg fixture: cannot start PostgreSQL in %s (see %s/fixture.log):\n", pgfx_dir, pgfx_dir);
+		fprintf(stderr, "pg fixture: cannot start PostgreSQL in %s (see %s/fixture.log):\n", pgfx_dir,
+			pgfx_dir);
 		snprintf(line, sizeof(line), "tail -5 %s/fixture.log >&2", pgfx_dir);
 		if (system(line) != 0)
 			fprintf(stderr, "(no log)\n");

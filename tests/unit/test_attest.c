@@ -73,7 +73,8 @@ static void las_free(struct test_las *l)
 	EVP_PKEY_free(l->key);
 }
 
-static void report_fill(struct scone_las_report *r, const struct test_las *l, const uint8_t spki[32], int64_t t)
+static void report_fill(struct scone_las_report *r, const struct test_las *l, const uint8_t spki[32],
+			int64_t t)
 {
 	memset(r, 0, sizeof(*r));
 	r->time = t;
@@ -118,7 +119,7 @@ static const struct scone_evidence_ops *las_ops(void)
 
 TEST(test_frames_and_requests)
 {
-	struct scone_las_request req = { .runtime_addr = 0x7f0012345678ull }, back;
+	struct scone_las_request req = {.runtime_addr = 0x7f0012345678ull}, back;
 	uint8_t body[SCONE_LAS_REQUEST_SIZE], hdr[SCONE_LAS_HEADER_SIZE];
 	enum scone_las_kind kind;
 	struct scone_wbuf w;
@@ -139,7 +140,8 @@ TEST(test_frames_and_requests)
 	/* every header byte matters */
 	for (size_t i = 0; i < SCONE_LAS_HEADER_SIZE; i++) {
 		memcpy(hdr, w.data, sizeof(hdr));
-		hdr[i] ^= i < 4 ? 0x20 : (i == 4 ? 0x02 : (i == 5 ? 0x07 : (i < 8 ? 0x01 : (i == 9 ? 0x10 : 0))));
+		hdr[i] ^=
+		    i < 4 ? 0x20 : (i == 4 ? 0x02 : (i == 5 ? 0x07 : (i < 8 ? 0x01 : (i == 9 ? 0x10 : 0))));
 		if (i >= 8 && i != 9)
 			continue; /* the size's other bytes are checked below */
 		assert_int_not_equal(scone_las_header(hdr, &kind, &size), SCONE_ERR_OK);
@@ -147,7 +149,8 @@ TEST(test_frames_and_requests)
 	memcpy(hdr, w.data, sizeof(hdr));
 	scone_put_le32(hdr + 8, SCONE_LAS_BODY_MAX + 1);
 	assert_int_equal(scone_las_header(hdr, &kind, &size), SCONE_ERR_TOO_LARGE);
-	assert_int_equal(scone_las_frame(SCONE_LAS_MSG_REPORT, body, SCONE_LAS_BODY_MAX + 1, &w), SCONE_ERR_TOO_LARGE);
+	assert_int_equal(scone_las_frame(SCONE_LAS_MSG_REPORT, body, SCONE_LAS_BODY_MAX + 1, &w),
+			 SCONE_ERR_TOO_LARGE);
 	scone_wbuf_free(&w);
 }
 
@@ -184,8 +187,9 @@ TEST(test_addresses)
 	assert_int_equal(scone_las_addr_path("127.0.0.1:9000", path, sizeof(path)), SCONE_ERR_INVALID);
 	assert_detail("no TCP listener");
 	assert_int_equal(scone_las_addr_path("unix:relative", path, sizeof(path)), SCONE_ERR_INVALID);
-	assert_int_equal(scone_las_addr_path("unix:/a/very/long/path/that/does/not/fit/in/a/small/buffer", path, 16),
-			 SCONE_ERR_NAME_TOO_LONG);
+	assert_int_equal(
+	    scone_las_addr_path("unix:/a/very/long/path/that/does/not/fit/in/a/small/buffer", path, 16),
+	    SCONE_ERR_NAME_TOO_LONG);
 }
 
 /* ---------------- reports and the verifier ---------------- */
@@ -194,7 +198,7 @@ TEST(test_report_roundtrip_and_verify)
 {
 	struct test_las l;
 	struct scone_las_report r, back;
-	struct scone_verify_opts o = { 0 };
+	struct scone_verify_opts o = {0};
 	struct scone_claims c;
 	struct scone_wbuf w;
 	uint8_t spki[32];
@@ -225,10 +229,10 @@ TEST(test_report_every_byte)
 {
 	struct test_las l;
 	struct scone_las_report r;
-	struct scone_verify_opts o = { 0 };
+	struct scone_verify_opts o = {0};
 	struct scone_claims c;
 	struct scone_wbuf w;
-	uint8_t spki[32] = { 1 }, *copy;
+	uint8_t spki[32] = {1}, *copy;
 
 	las_new(&l);
 	report_fill(&r, &l, spki, (int64_t)time(NULL));
@@ -239,7 +243,8 @@ TEST(test_report_every_byte)
 	memcpy(copy, w.data, w.size);
 	copy[w.size] = 0;
 	assert_int_equal(las_ops()->verify(copy, w.size + 1, &o, &c), SCONE_ERR_MALFORMED);
-	for (size_t i = 0; i < w.size; i++) { /* every byte flipped: refused (a changed key fails the signature too) */
+	for (size_t i = 0; i < w.size;
+	     i++) { /* every byte flipped: refused (a changed key fails the signature too) */
 		memcpy(copy, w.data, w.size);
 		copy[i] ^= 0x01;
 		assert_int_not_equal(las_ops()->verify(copy, w.size, &o, &c), SCONE_ERR_OK);
@@ -254,10 +259,10 @@ TEST(test_report_age)
 {
 	struct test_las l;
 	struct scone_las_report r;
-	struct scone_verify_opts o = { .max_age_sec = 30 };
+	struct scone_verify_opts o = {.max_age_sec = 30};
 	struct scone_claims c;
 	struct scone_wbuf w;
-	uint8_t spki[32] = { 0 };
+	uint8_t spki[32] = {0};
 	int64_t t = 1800000000;
 
 	las_new(&l);
@@ -283,7 +288,7 @@ TEST(test_report_text_fields)
 	struct test_las l;
 	struct scone_las_report r;
 	struct scone_wbuf w;
-	uint8_t spki[32] = { 0 };
+	uint8_t spki[32] = {0};
 
 	las_new(&l);
 	report_fill(&r, &l, spki, 1);
@@ -337,8 +342,9 @@ TEST(test_maps_parser)
 	assert_ok(scone_maps_next(&r, &m));
 	assert_int_equal(m.start, 0xffffffffff600000ull);
 	assert_int_equal(scone_maps_next(&r, &m), SCONE_ERR_NOT_FOUND);
-	static const char *const bad[] = { "zz-1 r-xp 0 00:00 0\n", "10-5 r-xp 0 00:00 0\n", "1-2 r-x 0 00:00 0\n",
-					   "1-2 r-xp 0 0000 0\n", "1-2 r-xp 0 00:00\n", "11111111111111111-2 r-xp 0 00:00 0\n" };
+	static const char *const bad[] = {"zz-1 r-xp 0 00:00 0\n", "10-5 r-xp 0 00:00 0\n",
+					  "1-2 r-x 0 00:00 0\n",   "1-2 r-xp 0 0000 0\n",
+					  "1-2 r-xp 0 00:00\n",	   "11111111111111111-2 r-xp 0 00:00 0\n"};
 	for (size_t i = 0; i < N_ELEMS(bad); i++) {
 		scone_rbuf_init(&r, bad[i], strlen(bad[i]), "maps");
 		assert_int_equal(scone_maps_next(&r, &m), SCONE_ERR_MALFORMED);
@@ -388,7 +394,8 @@ static enum scone_err via_map_files(void *ctx, int proc_fd, const char *name, co
 TEST(test_measure_self_matches_map_files)
 {
 	struct scone_measure_result a, b;
-	struct scone_measure_io io = { .file_hash = via_map_files, .addr = (uint64_t)(uintptr_t)&via_map_files };
+	struct scone_measure_io io = {.file_hash = via_map_files,
+				      .addr = (uint64_t)(uintptr_t)&via_map_files};
 	int proc_fd = open("/proc/self", O_RDONLY | O_DIRECTORY);
 
 	assert_ok(scone_measure_self(NULL, NULL, &a));
@@ -408,7 +415,7 @@ TEST(test_measure_self_matches_map_files)
 TEST(test_cache)
 {
 	struct las_cache *c = las_cache_new(16);
-	struct las_file_id id = { .dev = 1, .ino = 2, .size = 3 }, other;
+	struct las_file_id id = {.dev = 1, .ino = 2, .size = 3}, other;
 	uint8_t h[32], got[32];
 	uint64_t hits, misses;
 
@@ -439,9 +446,13 @@ TEST(test_base32)
 {
 	static const struct {
 		const char *plain, *b32;
-	} v[] = { { "", "" },		  { "f", "MY" },	      { "fo", "MZXQ" },
-		  { "foo", "MZXW6" },	  { "foob", "MZXW6YQ" },      { "fooba", "MZXW6YTB" },
-		  { "foobar", "MZXW6YTBOI" } };
+	} v[] = {{"", ""},
+		 {"f", "MY"},
+		 {"fo", "MZXQ"},
+		 {"foo", "MZXW6"},
+		 {"foob", "MZXW6YQ"},
+		 {"fooba", "MZXW6YTB"},
+		 {"foobar", "MZXW6YTBOI"}};
 	char out[32];
 	uint8_t dec[16];
 	size_t n;
@@ -453,15 +464,18 @@ TEST(test_base32)
 		assert_int_equal(n, strlen(v[i].plain));
 		assert_memory_equal(dec, v[i].plain, n);
 	}
-	assert_ok(scone_base32_decode("mzxw6ytboi======", 16, dec, sizeof(dec), &n, "t")); /* padded, lower case */
+	assert_ok(
+	    scone_base32_decode("mzxw6ytboi======", 16, dec, sizeof(dec), &n, "t")); /* padded, lower case */
 	assert_int_equal(n, 6);
-	assert_int_equal(scone_base32_decode("MZXW6YTBOI=", 11, dec, sizeof(dec), &n, "t"), SCONE_ERR_MALFORMED);
+	assert_int_equal(scone_base32_decode("MZXW6YTBOI=", 11, dec, sizeof(dec), &n, "t"),
+			 SCONE_ERR_MALFORMED);
 	assert_int_equal(scone_base32_decode("MZX", 3, dec, sizeof(dec), &n, "t"), SCONE_ERR_MALFORMED);
 	assert_int_equal(scone_base32_decode("MZ1W", 4, dec, sizeof(dec), &n, "t"), SCONE_ERR_MALFORMED);
 	assert_int_equal(scone_base32_decode("MZ=W", 4, dec, sizeof(dec), &n, "t"), SCONE_ERR_MALFORMED);
 	assert_int_equal(scone_base32_decode("MZ", 2, dec, 0, &n, "t"), SCONE_ERR_TOO_LARGE);
 	assert_int_equal(scone_base32_decode("MZ", 2, dec, 0, &n, "t"), SCONE_ERR_TOO_LARGE);
-	assert_int_equal(scone_base32_decode("M7", 2, dec, sizeof(dec), &n, "t"), SCONE_ERR_MALFORMED); /* stray bits */
+	assert_int_equal(scone_base32_decode("M7", 2, dec, sizeof(dec), &n, "t"),
+			 SCONE_ERR_MALFORMED); /* stray bits */
 }
 
 TEST(test_totp_rfc6238)
@@ -470,8 +484,8 @@ TEST(test_totp_rfc6238)
 	static const struct {
 		uint64_t t;
 		const char *code;
-	} v[] = { { 59, "287082" },	    { 1111111109, "081804" }, { 1111111111, "050471" },
-		  { 1234567890, "005924" }, { 2000000000, "279037" }, { 20000000000ull, "353130" } };
+	} v[] = {{59, "287082"},	 {1111111109, "081804"}, {1111111111, "050471"},
+		 {1234567890, "005924"}, {2000000000, "279037"}, {20000000000ull, "353130"}};
 	const uint8_t *key = (const uint8_t *)"12345678901234567890";
 	char code[7];
 
@@ -524,7 +538,7 @@ TEST(test_otp_check)
 	assert_detail("already used");
 	assert_int_equal(cas_otp_check(f.st, "s", "svc", key, 20, now_code, now + 30), SCONE_ERR_ATTESTATION);
 	assert_ok(cas_otp_check(f.st, "s", "other", key, 20, now_code, now)); /* once per service */
-	assert_ok(cas_otp_check(f.st, "s", "svc", key, 20, prev_code, now)); /* the step before: skew */
+	assert_ok(cas_otp_check(f.st, "s", "svc", key, 20, prev_code, now));  /* the step before: skew */
 	store_close(&f);
 }
 
@@ -551,7 +565,7 @@ static void *race_one(void *arg)
 TEST(test_use_once_across_handles)
 {
 	struct store_fx f;
-	struct race r = { 0 };
+	struct race r = {0};
 	pthread_t t[8];
 
 	store_open(&f);
@@ -576,8 +590,9 @@ TEST(test_otp_uri)
 	char uri[512];
 
 	assert_ok(cas_otp_uri(key, 20, "team/app", "web", uri, sizeof(uri)));
-	assert_string_equal(uri, "otpauth://totp/scone:team%2Fapp%2Fweb?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
-				 "&issuer=scone&algorithm=SHA1&digits=6&period=30");
+	assert_string_equal(uri,
+			    "otpauth://totp/scone:team%2Fapp%2Fweb?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+			    "&issuer=scone&algorithm=SHA1&digits=6&period=30");
 	assert_int_equal(cas_otp_uri(key, 20, "a", "b", uri, 20), SCONE_ERR_TOO_LARGE);
 }
 
@@ -622,8 +637,8 @@ TEST(test_session_las_rules)
 	struct scone_policy_diag d;
 	struct scone_session *s;
 
-	s = parse(LAS_HEAD "services:\n  - name: a\n    attestation:\n      mrenclave: [" HEX64 "]\n      platforms: [" HEX64B
-			   "]\n",
+	s = parse(LAS_HEAD "services:\n  - name: a\n    attestation:\n      mrenclave: [" HEX64
+			   "]\n      platforms: [" HEX64B "]\n",
 		  &d);
 	assert_non_null(s);
 	assert_int_equal(s->mode, SCONE_ATTEST_LAS);
@@ -631,16 +646,20 @@ TEST(test_session_las_rules)
 	scone_session_free(s);
 	scone_policy_diag_free(&d);
 	/* a service without measurements: line and column of the service */
-	expect_policy_error(LAS_HEAD "services:\n  - name: a\n    command: x\n", 7, 5, "the service has no attestation");
+	expect_policy_error(LAS_HEAD "services:\n  - name: a\n    command: x\n", 7, 5,
+			    "the service has no attestation");
 	/* a variant without platforms */
-	expect_policy_error(LAS_HEAD "services:\n  - name: a\n    attestation:\n      mrenclave: [" HEX64 "]\n", 9, 7,
-			    "in las mode a variant needs platforms");
+	expect_policy_error(LAS_HEAD "services:\n  - name: a\n    attestation:\n      mrenclave: [" HEX64
+				     "]\n",
+			    9, 7, "in las mode a variant needs platforms");
 	/* a signer is an SGX factor */
 	expect_policy_error(LAS_HEAD "services:\n  - name: a\n    attestation:\n      mrsigner: " HEX64
 				     "\n      isvprodid: 1\n      platforms: [" HEX64B "]\n",
 			    9, 7, "SGX factors");
 	/* service-level platforms count for every variant */
-	s = parse(LAS_HEAD "services:\n  - name: a\n    mrenclaves: [" HEX64 "]\n    platforms: [" HEX64B "]\n", &d);
+	s = parse(LAS_HEAD "services:\n  - name: a\n    mrenclaves: [" HEX64 "]\n    platforms: [" HEX64B
+			   "]\n",
+		  &d);
 	assert_non_null(s);
 	scone_session_free(s);
 	scone_policy_diag_free(&d);
@@ -655,26 +674,33 @@ TEST(test_session_otp_secrets)
 
 	s = parse("name: s\nversion: \"0.3\"\nsecurity:\n  attestation:\n    mode: none\n"
 		  "    one_time_password_shared_secret: GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n"
-		  "services:\n  - name: a\n  - name: b\n    one_time_password_shared_secret: $$SCONE::otp:base32nopad$$\n"
+		  "services:\n  - name: a\n  - name: b\n    one_time_password_shared_secret: "
+		  "$$SCONE::otp:base32nopad$$\n"
 		  "secrets:\n  - name: otp\n    kind: binary\n    size: 20\n",
 		  &d);
 	assert_non_null(s);
-	assert_string_equal(scone_service_otp_secret(s, scone_session_service(s, "a")), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
-	assert_string_equal(scone_service_otp_secret(s, scone_session_service(s, "b")), "$$SCONE::otp:base32nopad$$");
+	assert_string_equal(scone_service_otp_secret(s, scone_session_service(s, "a")),
+			    "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+	assert_string_equal(scone_service_otp_secret(s, scone_session_service(s, "b")),
+			    "$$SCONE::otp:base32nopad$$");
 	scone_session_free(s);
 	scone_policy_diag_free(&d);
 	expect_policy_error(OTP_HEAD "    one_time_password_shared_secret: JBSWY3DPEHPK3PXP\n", 6, 38,
 			    "at least 16");
-	expect_policy_error(OTP_HEAD "    one_time_password_shared_secret: not!base32\n", 6, 38, "is not base32");
-	expect_policy_error(OTP_HEAD "services:\n  - name: a\n    one_time_password_shared_secret: $$SCONE::otp$$\n"
-				     "secrets:\n  - name: otp\n    kind: binary\n",
+	expect_policy_error(OTP_HEAD "    one_time_password_shared_secret: not!base32\n", 6, 38,
+			    "is not base32");
+	expect_policy_error(OTP_HEAD
+			    "services:\n  - name: a\n    one_time_password_shared_secret: $$SCONE::otp$$\n"
+			    "secrets:\n  - name: otp\n    kind: binary\n",
 			    8, 38, "write $$SCONE::otp:base32nopad$$");
-	expect_policy_error(OTP_HEAD "services:\n  - name: a\n    one_time_password_shared_secret: "
-				     "x$$SCONE::otp:base32nopad$$\nsecrets:\n  - name: otp\n    kind: binary\n",
+	expect_policy_error(OTP_HEAD
+			    "services:\n  - name: a\n    one_time_password_shared_secret: "
+			    "x$$SCONE::otp:base32nopad$$\nsecrets:\n  - name: otp\n    kind: binary\n",
 			    8, 38, "exactly one");
-	expect_policy_error(OTP_HEAD "services:\n  - name: a\n    one_time_password_shared_secret: "
-				     "$$SCONE::otp:base32nopad$$\nsecrets:\n  - name: otp\n    kind: binary\n    size: 8\n",
-			    8, 38, "fewer than 16 bytes");
+	expect_policy_error(
+	    OTP_HEAD "services:\n  - name: a\n    one_time_password_shared_secret: "
+		     "$$SCONE::otp:base32nopad$$\nsecrets:\n  - name: otp\n    kind: binary\n    size: 8\n",
+	    8, 38, "fewer than 16 bytes");
 	expect_policy_error(OTP_HEAD "services:\n  - name: a\n    one_time_password_shared_secret: "
 				     "$$SCONE::nope:base32nopad$$\n",
 			    8, 38, "no secret named 'nope'");
@@ -702,7 +728,7 @@ TEST(test_matcher)
 {
 	struct test_las l, other;
 	struct scone_las_report r;
-	struct scone_verify_opts o = { 0 };
+	struct scone_verify_opts o = {0};
 	struct scone_claims c;
 	struct scone_wbuf w;
 	struct scone_session *s;
@@ -753,8 +779,8 @@ TEST(test_gate)
 	struct scone_wbuf w;
 	struct scone_session *s, *none, *hw;
 	struct scone_policy_diag d;
-	struct cas_config_request cr = { .session = "s", .service = "app", .evidence_type = "las" };
-	struct cas_attest_opts o = { 0 };
+	struct cas_config_request cr = {.session = "s", .service = "app", .evidence_type = "las"};
+	struct cas_attest_opts o = {0};
 	uint8_t spki[32];
 	char meas[65];
 
@@ -769,29 +795,36 @@ TEST(test_gate)
 	assert_ok(cas_attest_gate(&o, s, scone_session_service(s, "app"), &cr, spki, &c));
 	/* stale */
 	o.at = (int64_t)time(NULL) + 120;
-	assert_int_equal(cas_attest_gate(&o, s, scone_session_service(s, "app"), &cr, spki, &c), SCONE_ERR_ATTESTATION);
+	assert_int_equal(cas_attest_gate(&o, s, scone_session_service(s, "app"), &cr, spki, &c),
+			 SCONE_ERR_ATTESTATION);
 	assert_detail("stale LAS report");
 	o.at = 0;
 	/* forged */
 	w.data[20] ^= 1;
-	assert_int_equal(cas_attest_gate(&o, s, scone_session_service(s, "app"), &cr, spki, &c), SCONE_ERR_ATTESTATION);
+	assert_int_equal(cas_attest_gate(&o, s, scone_session_service(s, "app"), &cr, spki, &c),
+			 SCONE_ERR_ATTESTATION);
 	assert_detail("forged or altered");
 	w.data[20] ^= 1;
 	/* no evidence: the runtime's note is passed on */
 	snprintf(cr.evidence_type, sizeof(cr.evidence_type), "none");
 	snprintf(cr.evidence_note, sizeof(cr.evidence_note), "LAS refused: the process is being traced");
-	assert_int_equal(cas_attest_gate(&o, s, scone_session_service(s, "app"), &cr, spki, &c), SCONE_ERR_ATTESTATION);
-	assert_detail("requires las evidence, the runtime presented none (the runtime says: LAS refused: the process "
-		      "is being traced)");
+	assert_int_equal(cas_attest_gate(&o, s, scone_session_service(s, "app"), &cr, spki, &c),
+			 SCONE_ERR_ATTESTATION);
+	assert_detail(
+	    "requires las evidence, the runtime presented none (the runtime says: LAS refused: the process "
+	    "is being traced)");
 	/* mode none takes anything; hardware is refused clearly while no hardware verifier exists */
-	none = parse("name: n\nversion: \"0.3\"\nsecurity: {attestation: {mode: none}}\nservices: [{name: app}]\n", &d);
+	none = parse(
+	    "name: n\nversion: \"0.3\"\nsecurity: {attestation: {mode: none}}\nservices: [{name: app}]\n",
+	    &d);
 	scone_policy_diag_free(&d);
 	assert_ok(cas_attest_gate(&o, none, scone_session_service(none, "app"), &cr, spki, &c));
 	hw = parse("name: h\nversion: \"0.3\"\nservices: [{name: app, mrenclaves: [" HEX64 "]}]\n", &d);
 	scone_policy_diag_free(&d);
 	assert_non_null(hw);
 	snprintf(cr.evidence_type, sizeof(cr.evidence_type), "las");
-	assert_int_equal(cas_attest_gate(&o, hw, scone_session_service(hw, "app"), &cr, spki, &c), SCONE_ERR_ATTESTATION);
+	assert_int_equal(cas_attest_gate(&o, hw, scone_session_service(hw, "app"), &cr, spki, &c),
+			 SCONE_ERR_ATTESTATION);
 	assert_detail("hardware");
 	scone_session_free(hw);
 	scone_session_free(none);
@@ -816,17 +849,18 @@ TEST(test_config_request_fields)
 	assert_string_equal(cr.evidence_note, "no?LAS");
 	cas_config_request_free(&cr);
 	static const char *const bad[] = {
-		"{\"config_id\": \"a/b@12345\"}",
-		"{\"config_id\": \"a/b@12345x\"}",
-		"{\"config_id\": \"a/b@\"}",
-		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"AAE\"}}",
-		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"AA=C\"}}",
-		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"AAF=\"}}", /* bits left over */
-		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"AA==AAEC\"}}",
-		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"AA EC\"}}",
-		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"\"}}",
-		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": 5}}",
-		"{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"extra\": 1}}",
+	    "{\"config_id\": \"a/b@12345\"}",
+	    "{\"config_id\": \"a/b@12345x\"}",
+	    "{\"config_id\": \"a/b@\"}",
+	    "{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"AAE\"}}",
+	    "{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"AA=C\"}}",
+	    "{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"AAF=\"}}", /* bits left
+												  over */
+	    "{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"AA==AAEC\"}}",
+	    "{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"AA EC\"}}",
+	    "{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": \"\"}}",
+	    "{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"data\": 5}}",
+	    "{\"config_id\": \"a/b\", \"evidence\": {\"type\": \"las\", \"extra\": 1}}",
 	};
 	for (size_t i = 0; i < N_ELEMS(bad); i++) {
 		assert_int_not_equal(cas_parse_config_request(bad[i], strlen(bad[i]), &cr), SCONE_ERR_OK);
@@ -837,27 +871,27 @@ TEST(test_config_request_fields)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_frames_and_requests),
-		cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_addresses),
-		cmocka_unit_test(test_report_roundtrip_and_verify),
-		cmocka_unit_test(test_report_every_byte),
-		cmocka_unit_test(test_report_age),
-		cmocka_unit_test(test_report_text_fields),
-		cmocka_unit_test(test_maps_parser),
-		cmocka_unit_test(test_measurement_combine),
-		cmocka_unit_test(test_measure_self_matches_map_files),
-		cmocka_unit_test(test_cache),
-		cmocka_unit_test(test_base32),
-		cmocka_unit_test(test_totp_rfc6238),
-		cmocka_unit_test(test_otp_check),
-		cmocka_unit_test(test_use_once_across_handles),
-		cmocka_unit_test(test_otp_uri),
-		cmocka_unit_test(test_session_las_rules),
-		cmocka_unit_test(test_session_otp_secrets),
-		cmocka_unit_test(test_matcher),
-		cmocka_unit_test(test_gate),
-		cmocka_unit_test(test_config_request_fields),
+	    cmocka_unit_test(test_frames_and_requests),
+	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_addresses),
+	    cmocka_unit_test(test_report_roundtrip_and_verify),
+	    cmocka_unit_test(test_report_every_byte),
+	    cmocka_unit_test(test_report_age),
+	    cmocka_unit_test(test_report_text_fields),
+	    cmocka_unit_test(test_maps_parser),
+	    cmocka_unit_test(test_measurement_combine),
+	    cmocka_unit_test(test_measure_self_matches_map_files),
+	    cmocka_unit_test(test_cache),
+	    cmocka_unit_test(test_base32),
+	    cmocka_unit_test(test_totp_rfc6238),
+	    cmocka_unit_test(test_otp_check),
+	    cmocka_unit_test(test_use_once_across_handles),
+	    cmocka_unit_test(test_otp_uri),
+	    cmocka_unit_test(test_session_las_rules),
+	    cmocka_unit_test(test_session_otp_secrets),
+	    cmocka_unit_test(test_matcher),
+	    cmocka_unit_test(test_gate),
+	    cmocka_unit_test(test_config_request_fields),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

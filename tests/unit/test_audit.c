@@ -71,7 +71,8 @@ static char *entry(struct chain *c, const struct scone_identity *id, const struc
 	struct scone_audit_row row;
 	char *line;
 
-	assert_ok(cas_audit_format(&sg, c->name, c->seq + 1, c->hash, 1700000000 + (int64_t)c->seq, ev, &row));
+	assert_ok(
+	    cas_audit_format(&sg, c->name, c->seq + 1, c->hash, 1700000000 + (int64_t)c->seq, ev, &row));
 	c->seq = row.seq;
 	memcpy(c->hash, row.hash, 32);
 	line = malloc(row.line_len + 1);
@@ -299,7 +300,8 @@ TEST(test_log_check)
 	saved = x.lines[2];
 	x.lines[2] = NULL;
 	write_log(x.path, &g_id, x.lines, x.n);
-	assert_err(check_log(x.path, &g_id, &bad, NULL), SCONE_ERR_MISSING, "line 4 (entry 3 of chain r1.aaaa/w0)");
+	assert_err(check_log(x.path, &g_id, &bad, NULL), SCONE_ERR_MISSING,
+		   "line 4 (entry 3 of chain r1.aaaa/w0)");
 	assert_int_equal(bad, 4);
 	x.lines[2] = saved;
 
@@ -327,7 +329,8 @@ TEST(test_log_check)
 		assert_non_null(p);
 		p[11] = 't';
 		write_log(x.path, &g_id, x.lines, x.n);
-		assert_err(check_log(x.path, &g_id, &bad, NULL), SCONE_ERR_TAMPERED, "line 6 (entry 4 of chain r1.aaaa/w0)");
+		assert_err(check_log(x.path, &g_id, &bad, NULL), SCONE_ERR_TAMPERED,
+			   "line 6 (entry 4 of chain r1.aaaa/w0)");
 		assert_int_equal(bad, 6);
 		p[11] = 's';
 	}
@@ -362,7 +365,8 @@ TEST(test_log_forged)
 	lines[1] = entry(&a, &g_other, &ev);
 	lines[2] = entry(&a, &g_id, &ev);
 	write_log(path, NULL, lines, 3);
-	assert_err(check_log(path, &g_id, &bad, NULL), SCONE_ERR_TAMPERED, "line 2 (entry 2 of chain r1.aaaa/w0)");
+	assert_err(check_log(path, &g_id, &bad, NULL), SCONE_ERR_TAMPERED,
+		   "line 2 (entry 2 of chain r1.aaaa/w0)");
 	for (int i = 0; i < 3; i++)
 		free(lines[i]);
 	unlink(path);
@@ -388,14 +392,16 @@ TEST(test_log_extends)
 		write_log(x.path, &g_id, cut_b, 6);
 	}
 	assert_ok(check_log(x.path, &g_id, &bad, &now));
-	assert_err(cas_audit_log_extends(now, old), SCONE_ERR_ROLLBACK, "chain r2.bbbb/w1 ends at entry 1, before at 2");
+	assert_err(cas_audit_log_extends(now, old), SCONE_ERR_ROLLBACK,
+		   "chain r2.bbbb/w1 ends at entry 1, before at 2");
 	cas_audit_log_free(now);
 	/* A chain gone entirely. */
 	{
 		char *only_a[] = {x.lines[0], x.lines[2], x.lines[3], x.lines[4], x.lines[6]};
 		write_log(x.path, &g_id, only_a, 5);
 		assert_ok(check_log(x.path, &g_id, &bad, &now));
-		assert_err(cas_audit_log_extends(now, old), SCONE_ERR_ROLLBACK, "chain r2.bbbb/w1 (2 entries before) is missing");
+		assert_err(cas_audit_log_extends(now, old), SCONE_ERR_ROLLBACK,
+			   "chain r2.bbbb/w1 (2 entries before) is missing");
 		cas_audit_log_free(now);
 	}
 	cas_audit_log_free(old);
@@ -407,7 +413,7 @@ TEST(test_log_extends)
 struct bfx {
 	char dir[64];
 	char backup[128], log[128];
-	struct cas cas;      /* the CAS whose store is backed up (sqlite in dir/a.db) */
+	struct cas cas;	     /* the CAS whose store is backed up (sqlite in dir/a.db) */
 	struct cas restored; /* the same key material, a new store (dir/b.db) */
 	struct scone_store *a, *b;
 };
@@ -738,9 +744,9 @@ TEST(test_restore_gap)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_line_roundtrip),    cmocka_unit_test(test_line_every_byte),
+	    cmocka_unit_test(test_line_roundtrip),     cmocka_unit_test(test_line_every_byte),
 	    cmocka_unit_test(test_line_hostile_names), cmocka_unit_test(test_log_check),
-	    cmocka_unit_test(test_log_forged),         cmocka_unit_test(test_log_extends),
+	    cmocka_unit_test(test_log_forged),	       cmocka_unit_test(test_log_extends),
 	    cmocka_unit_test(test_restore_plain),      cmocka_unit_test(test_restore_damaged),
 	    cmocka_unit_test(test_restore_other_key),  cmocka_unit_test(test_restore_with_tail),
 	    cmocka_unit_test(test_restore_gap),

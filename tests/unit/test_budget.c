@@ -54,7 +54,7 @@ TEST(test_take_and_refund)
 TEST(test_refill)
 {
 	struct cas_budget *bu = cas_budget_new(6000);
-	struct timespec ts = { 0, 300 * 1000000L };
+	struct timespec ts = {0, 300 * 1000000L};
 	uint8_t a[32];
 	unsigned retry;
 
@@ -83,9 +83,9 @@ TEST(test_many_clients)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_take_and_refund),
-		cmocka_unit_test(test_refill),
-		cmocka_unit_test(test_many_clients),
+	    cmocka_unit_test(test_take_and_refund),
+	    cmocka_unit_test(test_refill),
+	    cmocka_unit_test(test_many_clients),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,7 +28,7 @@ static void count_closing(struct fd_desc *d, int fd)
 	closings++;
 }
 
-static const struct fd_kind test_kind = { .name = "test", .release = count_release, .closing = count_closing };
+static const struct fd_kind test_kind = {.name = "test", .release = count_release, .closing = count_closing};
 
 static int placeholder(void)
 {
@@ -45,7 +45,7 @@ static void reset(void)
 
 static void test_install_get_remove(void **state)
 {
-	struct fd_desc d = { .kind = &test_kind };
+	struct fd_desc d = {.kind = &test_kind};
 	int fd = placeholder();
 
 	(void)state;
@@ -69,7 +69,7 @@ static void test_install_get_remove(void **state)
 /* A call in flight keeps the description alive past the close of its last fd. */
 static void test_hold_outlives_close(void **state)
 {
-	struct fd_desc d = { .kind = &test_kind };
+	struct fd_desc d = {.kind = &test_kind};
 	int fd = placeholder();
 	struct fd_desc *h;
 
@@ -88,7 +88,7 @@ static void test_hold_outlives_close(void **state)
 /* dup: two fds, one description, released with the last. */
 static void test_share(void **state)
 {
-	struct fd_desc d = { .kind = &test_kind };
+	struct fd_desc d = {.kind = &test_kind};
 	int fd = placeholder(), fd2;
 
 	(void)state;
@@ -111,7 +111,7 @@ static void test_share(void **state)
 /* dup2 onto an fd with an entry: the kernel closed it silently; its entry goes. */
 static void test_share_replaces(void **state)
 {
-	struct fd_desc a = { .kind = &test_kind }, b = { .kind = &test_kind };
+	struct fd_desc a = {.kind = &test_kind}, b = {.kind = &test_kind};
 	int fa = placeholder(), fb = placeholder();
 
 	(void)state;
@@ -134,7 +134,7 @@ static void test_share_replaces(void **state)
 /* An fd closed behind the table and reused for another file is the kernel's: no entry, dropped once. */
 static void test_replaced_behind(void **state)
 {
-	struct fd_desc d = { .kind = &test_kind };
+	struct fd_desc d = {.kind = &test_kind};
 	int fd = placeholder(), other;
 
 	(void)state;
@@ -153,7 +153,7 @@ static void test_replaced_behind(void **state)
 /* Past the table: EMFILE, nothing recorded. */
 static void test_out_of_range(void **state)
 {
-	struct fd_desc d = { .kind = &test_kind };
+	struct fd_desc d = {.kind = &test_kind};
 
 	(void)state;
 	errno = 0;
@@ -173,7 +173,7 @@ static void count_each(int fd, struct fd_desc *d, void *arg)
 
 static void test_each(void **state)
 {
-	struct fd_desc d = { .kind = &test_kind };
+	struct fd_desc d = {.kind = &test_kind};
 	int fd = placeholder(), fd2 = dup(fd), n = 0;
 
 	(void)state;
@@ -193,10 +193,13 @@ static void test_each(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_install_get_remove), cmocka_unit_test(test_hold_outlives_close),
-		cmocka_unit_test(test_share),		   cmocka_unit_test(test_share_replaces),
-		cmocka_unit_test(test_replaced_behind),	   cmocka_unit_test(test_out_of_range),
-		cmocka_unit_test(test_each),
+	    cmocka_unit_test(test_install_get_remove),
+	    cmocka_unit_test(test_hold_outlives_close),
+	    cmocka_unit_test(test_share),
+	    cmocka_unit_test(test_share_replaces),
+	    cmocka_unit_test(test_replaced_behind),
+	    cmocka_unit_test(test_out_of_range),
+	    cmocka_unit_test(test_each),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

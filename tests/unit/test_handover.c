@@ -771,7 +771,7 @@ TEST(test_oversize)
 	do {                                                                                                 \
 		enum scone_err e_ = (expr);                                                                  \
 		if (e_ != (code) || !strstr(scone_err_detail(), (detail)))                                   \
-			fail_msg("%s: got %s (%s), expected %s with \"%s\"", #expr, scone_errname(e_),        \
+			fail_msg("%s: got %s (%s), expected %s with \"%s\"", #expr, scone_errname(e_),       \
 				 scone_err_detail(), scone_errname(code), (detail));                         \
 	} while (0)
 
@@ -823,7 +823,7 @@ TEST(test_transport_unreadable_through_proc)
 	assert_null(memmem(buf, (size_t)n, "SCONE-HANDOVER", 14));
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", keyfd);
 	assert_int_equal(open(path, O_RDONLY), -1);
-	assert_int_equal(errno, ENXIO); /* a socket cannot be opened through /proc */
+	assert_int_equal(errno, ENXIO);		    /* a socket cannot be opened through /proc */
 	assert_int_equal(write(memfd, "x", 1), -1); /* sealed */
 	close(memfd);
 	close(keyfd);
@@ -838,9 +838,10 @@ TEST(test_transport_refuses_foreign_fds)
 
 	assert_int_equal(pipe(p), 0);
 	snprintf(fds, sizeof(fds), "%d:%d", p[0], p[1]);
-	assert_err(scone_handover_receive(fds, &out, &n), SCONE_ERR_INVALID, "does not name the runtime's handover");
+	assert_err(scone_handover_receive(fds, &out, &n), SCONE_ERR_INVALID,
+		   "does not name the runtime's handover");
 	assert_true(fcntl(p[0], F_GETFD) >= 0 && fcntl(p[1], F_GETFD) >= 0); /* the program's fds stay open */
-	static const char *const bad[] = { "", "3", "3:", ":4", "3:3", "-1:4", "a:b", "3:4x", "99999999999:4" };
+	static const char *const bad[] = {"", "3", "3:", ":4", "3:3", "-1:4", "a:b", "3:4x", "99999999999:4"};
 	for (size_t i = 0; i < N_ELEMS(bad); i++)
 		assert_err(scone_handover_receive(bad[i], &out, &n), SCONE_ERR_INVALID, "");
 	close(p[0]);

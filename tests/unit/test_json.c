@@ -39,8 +39,8 @@ static void reject_n(const char *text, size_t len, const struct scone_json_limit
 	enum scone_err err = scone_json_parse(text, len, lim, &v);
 
 	if (err != code || !strstr(scone_err_detail(), detail))
-		fail_msg("input %.60s: got %s \"%s\", want %s \"%s\"", text, scone_errname(err), scone_err_detail(),
-			 scone_errname(code), detail);
+		fail_msg("input %.60s: got %s \"%s\", want %s \"%s\"", text, scone_errname(err),
+			 scone_err_detail(), scone_errname(code), detail);
 	assert_null(v);
 }
 
@@ -81,20 +81,20 @@ TEST(test_numbers)
 		bool is_int;
 		int64_t value;
 	} cases[] = {
-		{ "0", true, 0 },
-		{ "-0", true, 0 },
-		{ "42", true, 42 },
-		{ "-17", true, -17 },
-		{ "9223372036854775807", true, INT64_MAX },
-		{ "-9223372036854775808", true, INT64_MIN },
-		{ "9223372036854775808", false, 0 },
-		{ "-9223372036854775809", false, 0 },
-		{ "123456789012345678901234567890", false, 0 },
-		{ "1.5", false, 0 },
-		{ "1.0", false, 0 },
-		{ "1e3", false, 0 },
-		{ "-2E-7", false, 0 },
-		{ "0.25e+10", false, 0 },
+	    {"0", true, 0},
+	    {"-0", true, 0},
+	    {"42", true, 42},
+	    {"-17", true, -17},
+	    {"9223372036854775807", true, INT64_MAX},
+	    {"-9223372036854775808", true, INT64_MIN},
+	    {"9223372036854775808", false, 0},
+	    {"-9223372036854775809", false, 0},
+	    {"123456789012345678901234567890", false, 0},
+	    {"1.5", false, 0},
+	    {"1.0", false, 0},
+	    {"1e3", false, 0},
+	    {"-2E-7", false, 0},
+	    {"0.25e+10", false, 0},
 	};
 
 	for (size_t k = 0; k < N_ELEMS(cases); k++) {
@@ -143,7 +143,8 @@ TEST(test_containers)
 
 TEST(test_escapes)
 {
-	struct scone_json *v = parse("\"q\\\" b\\\\ s\\/ \\b\\f\\n\\r\\t A\\u0041 \\u00e9 \\u20AC \\ud83d\\ude00 \\u001f\"");
+	struct scone_json *v =
+	    parse("\"q\\\" b\\\\ s\\/ \\b\\f\\n\\r\\t A\\u0041 \\u00e9 \\u20AC \\ud83d\\ude00 \\u001f\"");
 	static const char want[] = "q\" b\\ s/ \b\f\n\r\t AA \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \x1f";
 	size_t len;
 
@@ -160,16 +161,16 @@ TEST(test_escapes)
 TEST(test_utf8_valid)
 {
 	static const char *const ok[] = {
-		"\"\x7f\"",                 /* U+007F */
-		"\"\xc2\x80\"",             /* U+0080 */
-		"\"\xdf\xbf\"",             /* U+07FF */
-		"\"\xe0\xa0\x80\"",         /* U+0800 */
-		"\"\xed\x9f\xbf\"",         /* U+D7FF */
-		"\"\xee\x80\x80\"",         /* U+E000 */
-		"\"\xef\xbf\xbf\"",         /* U+FFFF */
-		"\"\xf0\x90\x80\x80\"",     /* U+10000 */
-		"\"\xf4\x8f\xbf\xbf\"",     /* U+10FFFF */
-		"\"\\udbff\\udfff\"",       /* U+10FFFF escaped */
+	    "\"\x7f\"",		    /* U+007F */
+	    "\"\xc2\x80\"",	    /* U+0080 */
+	    "\"\xdf\xbf\"",	    /* U+07FF */
+	    "\"\xe0\xa0\x80\"",	    /* U+0800 */
+	    "\"\xed\x9f\xbf\"",	    /* U+D7FF */
+	    "\"\xee\x80\x80\"",	    /* U+E000 */
+	    "\"\xef\xbf\xbf\"",	    /* U+FFFF */
+	    "\"\xf0\x90\x80\x80\"", /* U+10000 */
+	    "\"\xf4\x8f\xbf\xbf\"", /* U+10FFFF */
+	    "\"\\udbff\\udfff\"",   /* U+10FFFF escaped */
 	};
 
 	for (size_t i = 0; i < N_ELEMS(ok); i++)
@@ -179,19 +180,19 @@ TEST(test_utf8_valid)
 TEST(test_utf8_invalid)
 {
 	static const char *const bad[] = {
-		"\"\x80\"",             /* lone continuation */
-		"\"\xc0\x80\"",         /* overlong NUL */
-		"\"\xc1\xbf\"",         /* overlong */
-		"\"\xe0\x80\x80\"",     /* overlong 3-byte */
-		"\"\xe0\x9f\xbf\"",     /* overlong 3-byte */
-		"\"\xed\xa0\x80\"",     /* UTF-8 encoded surrogate */
-		"\"\xf0\x8f\xbf\xbf\"", /* overlong 4-byte */
-		"\"\xf4\x90\x80\x80\"", /* above U+10FFFF */
-		"\"\xf5\x80\x80\x80\"",
-		"\"\xff\"",
-		"\"\xe2\x82\"",         /* truncated before the quote */
-		"\"\xe2\x82",           /* truncated at the end of input */
-		"\"a\xc3(\"",
+	    "\"\x80\"",		    /* lone continuation */
+	    "\"\xc0\x80\"",	    /* overlong NUL */
+	    "\"\xc1\xbf\"",	    /* overlong */
+	    "\"\xe0\x80\x80\"",	    /* overlong 3-byte */
+	    "\"\xe0\x9f\xbf\"",	    /* overlong 3-byte */
+	    "\"\xed\xa0\x80\"",	    /* UTF-8 encoded surrogate */
+	    "\"\xf0\x8f\xbf\xbf\"", /* overlong 4-byte */
+	    "\"\xf4\x90\x80\x80\"", /* above U+10FFFF */
+	    "\"\xf5\x80\x80\x80\"",
+	    "\"\xff\"",
+	    "\"\xe2\x82\"", /* truncated before the quote */
+	    "\"\xe2\x82",   /* truncated at the end of input */
+	    "\"a\xc3(\"",
 	};
 
 	for (size_t i = 0; i < N_ELEMS(bad); i++)
@@ -286,7 +287,7 @@ static char *nested(unsigned depth)
 
 TEST(test_limits)
 {
-	struct scone_json_limits lim = { .max_size = 100, .max_nodes = 4, .max_depth = 2 };
+	struct scone_json_limits lim = {.max_size = 100, .max_nodes = 4, .max_depth = 2};
 	struct scone_json *v;
 	char *s;
 
@@ -325,7 +326,8 @@ TEST(test_limits)
 
 TEST(test_put_string)
 {
-	static const char *const cases[] = { "", "plain", "q\"b\\", "\x01\x1f\n\t", "caf\xc3\xa9 \xf0\x9f\x98\x80" };
+	static const char *const cases[] = {"", "plain", "q\"b\\", "\x01\x1f\n\t",
+					    "caf\xc3\xa9 \xf0\x9f\x98\x80"};
 
 	for (size_t i = 0; i < N_ELEMS(cases); i++) {
 		struct scone_wbuf w;
@@ -351,7 +353,8 @@ TEST(test_value_text)
 {
 	static const char doc[] = " {\"a\" : {\"x\": \"}\\\"\" , \"y\":[1, 2.5e3]} ,\"s\":\"t\"} ";
 	struct scone_json *v = parse(doc);
-	const struct scone_json *a = scone_json_get(v, "a"), *y = scone_json_get(a, "y"), *s = scone_json_get(v, "s");
+	const struct scone_json *a = scone_json_get(v, "a"), *y = scone_json_get(a, "y"),
+				*s = scone_json_get(v, "s");
 
 	assert_int_equal(v->offset, 1);
 	assert_int_equal(v->end, strlen(doc) - 1);
@@ -365,19 +368,19 @@ TEST(test_value_text)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_value_text),
-		cmocka_unit_test(test_scalars),
-		cmocka_unit_test(test_numbers),
-		cmocka_unit_test(test_containers),
-		cmocka_unit_test(test_escapes),
-		cmocka_unit_test(test_utf8_valid),
-		cmocka_unit_test(test_utf8_invalid),
-		cmocka_unit_test(test_string_rejections),
-		cmocka_unit_test(test_syntax_rejections),
-		cmocka_unit_test(test_many_keys),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_put_string),
-		cmocka_unit_test(test_kind_names),
+	    cmocka_unit_test(test_value_text),
+	    cmocka_unit_test(test_scalars),
+	    cmocka_unit_test(test_numbers),
+	    cmocka_unit_test(test_containers),
+	    cmocka_unit_test(test_escapes),
+	    cmocka_unit_test(test_utf8_valid),
+	    cmocka_unit_test(test_utf8_invalid),
+	    cmocka_unit_test(test_string_rejections),
+	    cmocka_unit_test(test_syntax_rejections),
+	    cmocka_unit_test(test_many_keys),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_put_string),
+	    cmocka_unit_test(test_kind_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -464,7 +464,8 @@ TEST(test_hex_bad)
 		}
 	}
 	/* A bad digit late in a key leaves none of its bytes behind. */
-	assert_err(scone_hex_decode(four, 4, "deadbeeZ", "key"), SCONE_ERR_INVALID, "key: invalid hex digit at position 7");
+	assert_err(scone_hex_decode(four, 4, "deadbeeZ", "key"), SCONE_ERR_INVALID,
+		   "key: invalid hex digit at position 7");
 	assert_memory_equal(four, "\0\0\0\0", 4);
 }
 
@@ -474,8 +475,13 @@ TEST(test_base64_vectors)
 {
 	/* RFC 4648 section 10. */
 	static const char *const v[][2] = {
-	    {"", ""},	      {"f", "Zg=="},	  {"fo", "Zm8="},	  {"foo", "Zm9v"},
-	    {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+	    {"", ""},
+	    {"f", "Zg=="},
+	    {"fo", "Zm8="},
+	    {"foo", "Zm9v"},
+	    {"foob", "Zm9vYg=="},
+	    {"fooba", "Zm9vYmE="},
+	    {"foobar", "Zm9vYmFy"},
 	};
 	char enc[16];
 	uint8_t dec[16], all[256], back[256];
@@ -506,14 +512,12 @@ TEST(test_base64_vectors)
 TEST(test_base64_bad)
 {
 	static const char *const bad[][2] = {
-	    {"Zg=", "v: not padded base64 (3 characters)"},
-	    {"Zg", "v: not padded base64 (2 characters)"},
-	    {"Z===", "v: not padded base64 (4 characters)"},
-	    {"Zm9v!A==", "v: not base64 at character 4"},
-	    {"Zg==Zg==", "v: not base64 at character 4"}, /* padding in the middle */
+	    {"Zg=", "v: not padded base64 (3 characters)"},  {"Zg", "v: not padded base64 (2 characters)"},
+	    {"Z===", "v: not padded base64 (4 characters)"}, {"Zm9v!A==", "v: not base64 at character 4"},
+	    {"Zg==Zg==", "v: not base64 at character 4"},    /* padding in the middle */
 	    {"Zh==", "v: not padded base64 (4 characters)"}, /* unused bits set: not canonical */
-	    {"Zm9v YmFy", "v: not base64 at character 4"}, /* space without the option */
-	    {"Zm-_", "v: not base64 at character 2"}, /* the URL alphabet is another encoding */
+	    {"Zm9v YmFy", "v: not base64 at character 4"},   /* space without the option */
+	    {"Zm-_", "v: not base64 at character 2"},	     /* the URL alphabet is another encoding */
 	};
 	uint8_t out[8];
 	size_t n = 99;
@@ -755,7 +759,8 @@ TEST(test_aead_ocb_kat)
 /* The one-shot forms give what a kept context gives, and refuse what it refuses. */
 TEST(test_aead_once)
 {
-	uint8_t key[32], nonce[12], aad[7] = "context", pt[100], ct[100], ct2[100], back[100], tag[16], tag2[16];
+	uint8_t key[32], nonce[12], aad[7] = "context", pt[100], ct[100], ct2[100], back[100], tag[16],
+				    tag2[16];
 
 	assert_ok(scone_random(key, sizeof(key)));
 	assert_ok(scone_random(nonce, sizeof(nonce)));
@@ -763,10 +768,12 @@ TEST(test_aead_once)
 	for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
 		struct scone_aead *a = new_aead(algs[i], key);
 		assert_ok(scone_aead_seal(a, nonce, aad, sizeof(aad), pt, sizeof(pt), ct, tag));
-		assert_ok(scone_aead_seal_once(algs[i], key, nonce, aad, sizeof(aad), pt, sizeof(pt), ct2, tag2));
+		assert_ok(
+		    scone_aead_seal_once(algs[i], key, nonce, aad, sizeof(aad), pt, sizeof(pt), ct2, tag2));
 		assert_memory_equal(ct, ct2, sizeof(ct));
 		assert_memory_equal(tag, tag2, sizeof(tag));
-		assert_ok(scone_aead_open_once(algs[i], key, nonce, aad, sizeof(aad), ct, sizeof(ct), back, tag));
+		assert_ok(
+		    scone_aead_open_once(algs[i], key, nonce, aad, sizeof(aad), ct, sizeof(ct), back, tag));
 		assert_memory_equal(back, pt, sizeof(pt));
 		/* Empty message, tag over the AAD alone. */
 		assert_ok(scone_aead_seal_once(algs[i], key, nonce, aad, sizeof(aad), NULL, 0, NULL, tag2));
@@ -774,14 +781,16 @@ TEST(test_aead_once)
 		/* A flipped bit anywhere: AUTH, nothing released. */
 		ct[50] ^= 1;
 		memset(back, 0x77, sizeof(back));
-		assert_int_equal(scone_aead_open_once(algs[i], key, nonce, aad, sizeof(aad), ct, sizeof(ct), back, tag),
-				 SCONE_ERR_AUTH);
+		assert_int_equal(
+		    scone_aead_open_once(algs[i], key, nonce, aad, sizeof(aad), ct, sizeof(ct), back, tag),
+		    SCONE_ERR_AUTH);
 		for (size_t k = 0; k < sizeof(back); k++)
 			assert_int_equal(back[k], 0);
 		ct[50] ^= 1;
 		tag[0] ^= 0x80;
-		assert_int_equal(scone_aead_open_once(algs[i], key, nonce, aad, sizeof(aad), ct, sizeof(ct), back, tag),
-				 SCONE_ERR_AUTH);
+		assert_int_equal(
+		    scone_aead_open_once(algs[i], key, nonce, aad, sizeof(aad), ct, sizeof(ct), back, tag),
+		    SCONE_ERR_AUTH);
 		scone_aead_free(a);
 	}
 	assert_int_equal(scone_aead_seal_once((enum scone_aead_alg)0, key, nonce, NULL, 0, pt, 1, ct, tag),

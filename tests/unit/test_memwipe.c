@@ -240,8 +240,9 @@ TEST(test_sealing_key_not_dumped)
 /* With the secure heap scone-cas sets up, a parsed set's values are in it, and leave it when freed. */
 TEST(test_secret_values_in_secure_heap)
 {
-	static const char yaml[] = "name: mem\nversion: \"0.3\"\nsecurity:\n  attestation:\n    mode: none\n"
-				   "secrets:\n  - {name: pw, kind: ascii, size: 40}\n  - {name: k, kind: private-key}\n";
+	static const char yaml[] =
+	    "name: mem\nversion: \"0.3\"\nsecurity:\n  attestation:\n    mode: none\n"
+	    "secrets:\n  - {name: pw, kind: ascii, size: 40}\n  - {name: k, kind: private-key}\n";
 	struct scone_session *s = NULL;
 	struct scone_secret_set *set = NULL, *again = NULL;
 	struct scone_wbuf blob;
@@ -267,13 +268,13 @@ TEST(test_secret_values_in_secure_heap)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_control_without_wiping),
-		cmocka_unit_test(test_jansson_blocks_wiped),
-		cmocka_unit_test(test_realloc_wipes_old_block),
-		cmocka_unit_test(test_libevent_chains_wiped),
-		cmocka_unit_test(test_json_free_text_default_allocator),
-		cmocka_unit_test(test_sealing_key_not_dumped),
-		cmocka_unit_test(test_secret_values_in_secure_heap),
+	    cmocka_unit_test(test_control_without_wiping),
+	    cmocka_unit_test(test_jansson_blocks_wiped),
+	    cmocka_unit_test(test_realloc_wipes_old_block),
+	    cmocka_unit_test(test_libevent_chains_wiped),
+	    cmocka_unit_test(test_json_free_text_default_allocator),
+	    cmocka_unit_test(test_sealing_key_not_dumped),
+	    cmocka_unit_test(test_secret_values_in_secure_heap),
 	};
 
 	/* libevent takes its allocator only before its first allocation: here, first of all. */

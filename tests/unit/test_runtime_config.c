@@ -37,22 +37,25 @@
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char config_json[] =
-	"{\"config_id\": \"app/web\", \"session_hash\": \"3f2a9c\", \"mode\": \"none\", \"pwd\": \"/srv\",\n"
-	" \"command\": [\"python3\", \"/app/main.py\", \"@@1\"],\n"
-	" \"environment\": {\"DB_PASSWORD\": \"s3cr\\u00e9t\", \"EMPTY\": \"\"},\n"
-	" \"injection_files\": [{\"path\": \"/etc/app.conf\", \"mode\": 256, \"content_base64\": \"aGVsbG8Kd29ybGQ=\"},\n"
-	"                     {\"path\": \"/etc/bin\", \"mode\": 384, \"content_base64\": \"AAH/\"},\n"
-	"                     {\"path\": \"/etc/empty\", \"mode\": 0, \"content_base64\": \"\"}],\n"
-	" \"volumes\": [{\"name\": \"data\", \"path\": \"/data\", \"session\": \"app\", \"volume\": \"data\",\n"
-	"              \"key\": \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\", \"tag\": \"\",\n"
-	"              \"tag_tracked\": true},\n"
-	"             {\"name\": \"shared\", \"path\": \"/shared\", \"session\": \"lib\", \"volume\": \"pool\",\n"
-	"              \"key\": \"FFEEDDCCBBAA99887766554433221100ffeeddccbbaa99887766554433221100\",\n"
-	"              \"tag\": \"00112233445566778899aabbccddeeff\", \"tag_tracked\": false}],\n"
-	" \"fspf\": {\"path\": \"/fspf.pb\", \"key\": \"1111111111111111111111111111111111111111111111111111111111111111\",\n"
-	"          \"tag\": \"22222222222222222222222222222222\"},\n"
-	" \"future_field\": {\"anything\": [1, 2]},\n"
-	" \"instance_token\": \"a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf\"}\n";
+    "{\"config_id\": \"app/web\", \"session_hash\": \"3f2a9c\", \"mode\": \"none\", \"pwd\": \"/srv\",\n"
+    " \"command\": [\"python3\", \"/app/main.py\", \"@@1\"],\n"
+    " \"environment\": {\"DB_PASSWORD\": \"s3cr\\u00e9t\", \"EMPTY\": \"\"},\n"
+    " \"injection_files\": [{\"path\": \"/etc/app.conf\", \"mode\": 256, \"content_base64\": "
+    "\"aGVsbG8Kd29ybGQ=\"},\n"
+    "                     {\"path\": \"/etc/bin\", \"mode\": 384, \"content_base64\": \"AAH/\"},\n"
+    "                     {\"path\": \"/etc/empty\", \"mode\": 0, \"content_base64\": \"\"}],\n"
+    " \"volumes\": [{\"name\": \"data\", \"path\": \"/data\", \"session\": \"app\", \"volume\": \"data\",\n"
+    "              \"key\": \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\", \"tag\": "
+    "\"\",\n"
+    "              \"tag_tracked\": true},\n"
+    "             {\"name\": \"shared\", \"path\": \"/shared\", \"session\": \"lib\", \"volume\": \"pool\",\n"
+    "              \"key\": \"FFEEDDCCBBAA99887766554433221100ffeeddccbbaa99887766554433221100\",\n"
+    "              \"tag\": \"00112233445566778899aabbccddeeff\", \"tag_tracked\": false}],\n"
+    " \"fspf\": {\"path\": \"/fspf.pb\", \"key\": "
+    "\"1111111111111111111111111111111111111111111111111111111111111111\",\n"
+    "          \"tag\": \"22222222222222222222222222222222\"},\n"
+    " \"future_field\": {\"anything\": [1, 2]},\n"
+    " \"instance_token\": \"a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf\"}\n";
 
 static void parse_ok(const char *text, struct scone_runtime_config **cfg)
 {
@@ -106,7 +109,8 @@ TEST(test_parse_realistic)
 	assert_string_equal(cfg->fspf->path, "/fspf.pb");
 	assert_true(cfg->fspf->has_key && cfg->fspf->has_tag);
 	assert_int_equal(cfg->fspf->tag[0], 0x22);
-	assert_ok(scone_hex_decode(tok, 32, "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf", "t"));
+	assert_ok(scone_hex_decode(tok, 32,
+				   "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf", "t"));
 	assert_memory_equal(cfg->instance_token, tok, 32);
 	scone_runtime_config_free(cfg);
 	scone_runtime_config_free(NULL);
@@ -131,8 +135,8 @@ static char *variant(const char *from, const char *to)
 
 TEST(test_parse_optional_fspf)
 {
-	static const char *const fspfs[] = { "\"fspf\": null, \"x\": {", "\"x\": {",
-					     "\"fspf\": {\"path\": \"/f\", \"key\": null}, \"x\": {" };
+	static const char *const fspfs[] = {"\"fspf\": null, \"x\": {", "\"x\": {",
+					    "\"fspf\": {\"path\": \"/f\", \"key\": null}, \"x\": {"};
 
 	for (size_t i = 0; i < N_ELEMS(fspfs); i++) {
 		struct scone_runtime_config *cfg;
@@ -154,52 +158,63 @@ TEST(test_parse_rejections)
 	static const struct {
 		const char *from, *to, *detail;
 	} cases[] = {
-		{ "{\"config_id\"", "[{\"config_id\"", "json: line 17, column 1: unexpected end of input" },
-		{ "\"config_id\": \"app/web\",", "", "\"config_id\" is missing" },
-		{ "\"config_id\": \"app/web\"", "\"config_id\": 7", "\"config_id\" must be a string, not number" },
-		{ "\"session_hash\": \"3f2a9c\"", "\"session_hash\": null", "\"session_hash\" must be a string, not null" },
-		{ "\"mode\": \"none\",", "", "\"mode\" is missing" },
-		{ "\"pwd\": \"/srv\"", "\"pwd\": [\"/srv\"]", "\"pwd\" must be a string, not array" },
-		{ "\"command\": [", "\"command\": {\"a\": 1}, \"y\": [", "\"command\" must be an array of strings, not object" },
-		{ "\"@@1\"", "1", "\"command[2]\" must be a string, not number" },
-		{ "\"environment\": {", "\"environment\": [], \"y\": {", "\"environment\" must be an object, not array" },
-		{ "\"EMPTY\": \"\"", "\"EMPTY\": false", "\"environment.EMPTY\" must be a string, not boolean" },
-		{ "\"EMPTY\"", "\"A=B\"", "\"environment.A=B\": a variable name must be non-empty" },
-		{ "\"EMPTY\"", "\"\"", "\"environment.\": a variable name must be non-empty" },
-		{ "\"injection_files\": [", "\"injection_files\": null, \"y\": [", "\"injection_files\" must be an array" },
-		{ "{\"path\": \"/etc/app.conf\"", "7, {\"path\": \"/etc/app.conf\"", "\"injection_files[0]\" must be an object" },
-		{ "\"path\": \"/etc/bin\"", "\"p\": \"/etc/bin\"", "\"injection_files[1].path\" is missing" },
-		{ "\"mode\": 256", "\"mode\": 4096", "\"injection_files[0].mode\" must be an integer file mode" },
-		{ "\"mode\": 256", "\"mode\": -1", "\"injection_files[0].mode\" must be an integer file mode" },
-		{ "\"mode\": 256", "\"mode\": 1.5", "\"injection_files[0].mode\" must be an integer file mode" },
-		{ "\"mode\": 256", "\"mode\": \"256\"", "\"injection_files[0].mode\" must be an integer file mode" },
-		{ "\"AAH/\"", "\"AAH\"", "\"injection_files[1].content_base64\": not padded base64 (3 characters)" },
-		{ "\"AAH/\"", "\"AA=/\"", "\"injection_files[1].content_base64\": not base64 at character 3" },
-		{ "\"AAH/\"", "\"A===\"", "not padded base64 (4 characters)" },
-		{ "\"AAH/\"", "\"AAH/AA=A\"", "not base64 at character 7" },
-		{ "\"AAH/\"", "\"AA==AAH/\"", "not base64 at character 4" },
-		{ "\"AAH/\"", "\"AAH-\"", "not base64 at character 3" },
-		{ "\"content_base64\": \"\"", "\"content_base64\": 0", "\"injection_files[2].content_base64\" must be a string" },
-		{ "\"volumes\": [", "\"volumes\": {}, \"y\": [", "\"volumes\" must be an array, not object" },
-		{ "{\"name\": \"data\"", "[], {\"name\": \"data\"", "\"volumes[0]\" must be an object, not array" },
-		{ "\"name\": \"data\",", "", "\"volumes[0].name\" is missing" },
-		{ "\"session\": \"lib\"", "\"session\": 1", "\"volumes[1].session\" must be a string" },
-		{ "\"volume\": \"pool\"", "\"volume\": {}", "\"volumes[1].volume\" must be a string" },
-		{ "\"key\": \"0001", "\"key\": \"01", "\"volumes[0].key\" must be 64 hex digits" },
-		{ "\"key\": \"0001", "\"key\": \"zz01", "\"volumes[0].key\" must be 64 hex digits" },
-		{ "\"tag\": \"\"", "\"tag\": \"abc\"", "\"volumes[0].tag\" must be 32 hex digits or empty" },
-		{ "\"tag\": \"\"", "\"tag\": null", "\"volumes[0].tag\" must be a string, not null" },
-		{ "\"tag_tracked\": true", "\"tag_tracked\": 1", "\"volumes[0].tag_tracked\" must be a boolean, not number" },
-		{ "\"tag_tracked\": false", "\"x\": false", "\"volumes[1].tag_tracked\" is missing" },
-		{ "\"fspf\": {", "\"fspf\": [], \"y\": {", "\"fspf\" must be an object or null, not array" },
-		{ "\"path\": \"/fspf.pb\"", "\"path\": null", "\"fspf.path\" must be a string" },
-		{ "\"key\": \"1111", "\"key\": \"11", "\"fspf.key\" must be 64 hex digits" },
-		{ "\"tag\": \"2222", "\"tag\": \"22222", "\"fspf.tag\" must be 32 hex digits" },
-		{ "\"tag\": \"2222", "\"tag\": \"", "\"fspf.tag\" must be 32 hex digits" },
-		{ "\"instance_token\": \"a0", "\"instance_token\": \"", "\"instance_token\" must be 64 hex digits" },
-		{ ",\n \"instance_token\"", ", \"t\"", "\"instance_token\" is missing" },
-		{ "\"mode\": \"none\"", "\"mode\": \"none\", \"mode\": \"hw\"", "line 1, column 76: duplicate key \"mode\"" },
-		{ "\"s3cr\\u00e9t\"", "\"s3cr\\u0000t\"", "\\u0000 is not allowed" },
+	    {"{\"config_id\"", "[{\"config_id\"", "json: line 17, column 1: unexpected end of input"},
+	    {"\"config_id\": \"app/web\",", "", "\"config_id\" is missing"},
+	    {"\"config_id\": \"app/web\"", "\"config_id\": 7", "\"config_id\" must be a string, not number"},
+	    {"\"session_hash\": \"3f2a9c\"", "\"session_hash\": null",
+	     "\"session_hash\" must be a string, not null"},
+	    {"\"mode\": \"none\",", "", "\"mode\" is missing"},
+	    {"\"pwd\": \"/srv\"", "\"pwd\": [\"/srv\"]", "\"pwd\" must be a string, not array"},
+	    {"\"command\": [", "\"command\": {\"a\": 1}, \"y\": [",
+	     "\"command\" must be an array of strings, not object"},
+	    {"\"@@1\"", "1", "\"command[2]\" must be a string, not number"},
+	    {"\"environment\": {", "\"environment\": [], \"y\": {",
+	     "\"environment\" must be an object, not array"},
+	    {"\"EMPTY\": \"\"", "\"EMPTY\": false", "\"environment.EMPTY\" must be a string, not boolean"},
+	    {"\"EMPTY\"", "\"A=B\"", "\"environment.A=B\": a variable name must be non-empty"},
+	    {"\"EMPTY\"", "\"\"", "\"environment.\": a variable name must be non-empty"},
+	    {"\"injection_files\": [", "\"injection_files\": null, \"y\": [",
+	     "\"injection_files\" must be an array"},
+	    {"{\"path\": \"/etc/app.conf\"", "7, {\"path\": \"/etc/app.conf\"",
+	     "\"injection_files[0]\" must be an object"},
+	    {"\"path\": \"/etc/bin\"", "\"p\": \"/etc/bin\"", "\"injection_files[1].path\" is missing"},
+	    {"\"mode\": 256", "\"mode\": 4096", "\"injection_files[0].mode\" must be an integer file mode"},
+	    {"\"mode\": 256", "\"mode\": -1", "\"injection_files[0].mode\" must be an integer file mode"},
+	    {"\"mode\": 256", "\"mode\": 1.5", "\"injection_files[0].mode\" must be an integer file mode"},
+	    {"\"mode\": 256", "\"mode\": \"256\"",
+	     "\"injection_files[0].mode\" must be an integer file mode"},
+	    {"\"AAH/\"", "\"AAH\"",
+	     "\"injection_files[1].content_base64\": not padded base64 (3 characters)"},
+	    {"\"AAH/\"", "\"AA=/\"", "\"injection_files[1].content_base64\": not base64 at character 3"},
+	    {"\"AAH/\"", "\"A===\"", "not padded base64 (4 characters)"},
+	    {"\"AAH/\"", "\"AAH/AA=A\"", "not base64 at character 7"},
+	    {"\"AAH/\"", "\"AA==AAH/\"", "not base64 at character 4"},
+	    {"\"AAH/\"", "\"AAH-\"", "not base64 at character 3"},
+	    {"\"content_base64\": \"\"", "\"content_base64\": 0",
+	     "\"injection_files[2].content_base64\" must be a string"},
+	    {"\"volumes\": [", "\"volumes\": {}, \"y\": [", "\"volumes\" must be an array, not object"},
+	    {"{\"name\": \"data\"", "[], {\"name\": \"data\"", "\"volumes[0]\" must be an object, not array"},
+	    {"\"name\": \"data\",", "", "\"volumes[0].name\" is missing"},
+	    {"\"session\": \"lib\"", "\"session\": 1", "\"volumes[1].session\" must be a string"},
+	    {"\"volume\": \"pool\"", "\"volume\": {}", "\"volumes[1].volume\" must be a string"},
+	    {"\"key\": \"0001", "\"key\": \"01", "\"volumes[0].key\" must be 64 hex digits"},
+	    {"\"key\": \"0001", "\"key\": \"zz01", "\"volumes[0].key\" must be 64 hex digits"},
+	    {"\"tag\": \"\"", "\"tag\": \"abc\"", "\"volumes[0].tag\" must be 32 hex digits or empty"},
+	    {"\"tag\": \"\"", "\"tag\": null", "\"volumes[0].tag\" must be a string, not null"},
+	    {"\"tag_tracked\": true", "\"tag_tracked\": 1",
+	     "\"volumes[0].tag_tracked\" must be a boolean, not number"},
+	    {"\"tag_tracked\": false", "\"x\": false", "\"volumes[1].tag_tracked\" is missing"},
+	    {"\"fspf\": {", "\"fspf\": [], \"y\": {", "\"fspf\" must be an object or null, not array"},
+	    {"\"path\": \"/fspf.pb\"", "\"path\": null", "\"fspf.path\" must be a string"},
+	    {"\"key\": \"1111", "\"key\": \"11", "\"fspf.key\" must be 64 hex digits"},
+	    {"\"tag\": \"2222", "\"tag\": \"22222", "\"fspf.tag\" must be 32 hex digits"},
+	    {"\"tag\": \"2222", "\"tag\": \"", "\"fspf.tag\" must be 32 hex digits"},
+	    {"\"instance_token\": \"a0", "\"instance_token\": \"",
+	     "\"instance_token\" must be 64 hex digits"},
+	    {",\n \"instance_token\"", ", \"t\"", "\"instance_token\" is missing"},
+	    {"\"mode\": \"none\"", "\"mode\": \"none\", \"mode\": \"hw\"",
+	     "line 1, column 76: duplicate key \"mode\""},
+	    {"\"s3cr\\u00e9t\"", "\"s3cr\\u0000t\"", "\\u0000 is not allowed"},
 	};
 
 	for (size_t i = 0; i < N_ELEMS(cases); i++) {
@@ -207,8 +222,8 @@ TEST(test_parse_rejections)
 		char *s = variant(cases[i].from, cases[i].to);
 		enum scone_err err = scone_runtime_config_parse(s, strlen(s), &cfg);
 		if (err == SCONE_ERR_OK || !strstr(scone_err_detail(), cases[i].detail))
-			fail_msg("case %zu: got %s \"%s\", want \"%s\"", i, scone_errname(err), scone_err_detail(),
-				 cases[i].detail);
+			fail_msg("case %zu: got %s \"%s\", want \"%s\"", i, scone_errname(err),
+				 scone_err_detail(), cases[i].detail);
 		assert_null(cfg);
 		free(s);
 	}
@@ -245,7 +260,7 @@ struct cas_proc {
 
 static uint16_t free_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
@@ -274,7 +289,7 @@ static void read_pin(struct cas_proc *c)
 
 static void sleep_ms(long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
@@ -323,36 +338,35 @@ static void cas_stop(struct cas_proc *c)
 	assert_int_equal(system(cmd), 0);
 }
 
-static const char session_yaml[] =
-	"name: rtcfg\n"
-	"version: \"0.3\"\n"
-	"security:\n"
-	"  attestation:\n"
-	"    mode: none\n"
-	"services:\n"
-	"  - name: web\n"
-	"    image_name: web\n"
-	"    command: /bin/web --port 80\n"
-	"    pwd: /srv\n"
-	"    environment:\n"
-	"      TOKEN: $$SCONE::token$$\n"
-	"images:\n"
-	"  - name: web\n"
-	"    volumes:\n"
-	"      - name: data\n"
-	"        path: /data\n"
-	"volumes:\n"
-	"  - name: data\n"
-	"secrets:\n"
-	"  - name: token\n"
-	"    kind: ascii\n"
-	"    size: 16\n";
+static const char session_yaml[] = "name: rtcfg\n"
+				   "version: \"0.3\"\n"
+				   "security:\n"
+				   "  attestation:\n"
+				   "    mode: none\n"
+				   "services:\n"
+				   "  - name: web\n"
+				   "    image_name: web\n"
+				   "    command: /bin/web --port 80\n"
+				   "    pwd: /srv\n"
+				   "    environment:\n"
+				   "      TOKEN: $$SCONE::token$$\n"
+				   "images:\n"
+				   "  - name: web\n"
+				   "    volumes:\n"
+				   "      - name: data\n"
+				   "        path: /data\n"
+				   "volumes:\n"
+				   "  - name: data\n"
+				   "secrets:\n"
+				   "  - name: token\n"
+				   "    kind: ascii\n"
+				   "    size: 16\n";
 
 static void create_session(const struct cas_proc *c)
 {
-	struct scone_identity owner = { 0 };
-	struct scone_https_opts o = { .pin_sha256 = c->pin, .client = &owner };
-	struct scone_https_response resp = { 0 };
+	struct scone_identity owner = {0};
+	struct scone_https_opts o = {.pin_sha256 = c->pin, .client = &owner};
+	struct scone_https_response resp = {0};
 	char host[64];
 
 	assert_ok(scone_identity_new("owner", 1, &owner));
@@ -387,9 +401,9 @@ static void check_fetched(const struct scone_runtime_config *cfg)
 TEST(test_fetch_end_to_end)
 {
 	struct cas_proc c;
-	struct scone_identity rt = { 0 }, other = { 0 };
+	struct scone_identity rt = {0}, other = {0};
 	struct scone_runtime_config *cfg = NULL, *again = NULL;
-	uint8_t tag[16], tag2[16], bad_pin[32] = { 0 };
+	uint8_t tag[16], tag2[16], bad_pin[32] = {0};
 
 	cas_start(&c);
 	create_session(&c);
@@ -397,21 +411,26 @@ TEST(test_fetch_end_to_end)
 	assert_ok(scone_runtime_fetch_config(c.addr, c.pin, "rtcfg/web", &rt, NULL, &cfg));
 	check_fetched(cfg);
 	/* Unknown service: CAS's message travels in the detail. */
-	assert_int_equal(scone_runtime_fetch_config(c.addr, c.pin, "rtcfg/nope", &rt, NULL, &again), SCONE_ERR_NOT_FOUND);
+	assert_int_equal(scone_runtime_fetch_config(c.addr, c.pin, "rtcfg/nope", &rt, NULL, &again),
+			 SCONE_ERR_NOT_FOUND);
 	assert_non_null(strstr(scone_err_detail(), "HTTP 404 NOT_FOUND"));
 	assert_non_null(strstr(scone_err_detail(), "nope"));
 	assert_null(again);
-	assert_int_equal(scone_runtime_fetch_config(c.addr, bad_pin, "rtcfg/web", &rt, NULL, &again), SCONE_ERR_UNTRUSTED);
-	assert_int_equal(scone_runtime_fetch_config(c.addr, c.pin, "noslash", &rt, NULL, &again), SCONE_ERR_INVALID);
+	assert_int_equal(scone_runtime_fetch_config(c.addr, bad_pin, "rtcfg/web", &rt, NULL, &again),
+			 SCONE_ERR_UNTRUSTED);
+	assert_int_equal(scone_runtime_fetch_config(c.addr, c.pin, "noslash", &rt, NULL, &again),
+			 SCONE_ERR_INVALID);
 	/* Report a tag; a stale report conflicts; the next fetch sees the tag. */
 	memset(tag, 0x5a, sizeof(tag));
 	memset(tag2, 0x6b, sizeof(tag2));
 	assert_ok(scone_runtime_report_tag(c.addr, c.pin, &rt, cfg, "data", NULL, tag));
-	assert_int_equal(scone_runtime_report_tag(c.addr, c.pin, &rt, cfg, "data", NULL, tag2), SCONE_ERR_CONFLICT);
+	assert_int_equal(scone_runtime_report_tag(c.addr, c.pin, &rt, cfg, "data", NULL, tag2),
+			 SCONE_ERR_CONFLICT);
 	assert_non_null(strstr(scone_err_detail(), "HTTP 409"));
 	/* Another key cannot use this instance's token. */
 	assert_ok(scone_identity_new("other", 1, &other));
-	assert_int_equal(scone_runtime_report_tag(c.addr, c.pin, &other, cfg, "data", tag, tag2), SCONE_ERR_PERMISSION);
+	assert_int_equal(scone_runtime_report_tag(c.addr, c.pin, &other, cfg, "data", tag, tag2),
+			 SCONE_ERR_PERMISSION);
 	assert_ok(scone_runtime_report_tag(c.addr, c.pin, &rt, cfg, "data", tag, tag2));
 	assert_ok(scone_runtime_fetch_config(c.addr, c.pin, "rtcfg/web", &rt, NULL, &again));
 	assert_true(scone_runtime_config_volume(again, "data")->initialised);
@@ -426,11 +445,9 @@ TEST(test_fetch_end_to_end)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_realistic),
-		cmocka_unit_test(test_parse_optional_fspf),
-		cmocka_unit_test(test_parse_rejections),
-		cmocka_unit_test(test_parse_truncated),
-		cmocka_unit_test(test_fetch_end_to_end),
+	    cmocka_unit_test(test_parse_realistic),  cmocka_unit_test(test_parse_optional_fspf),
+	    cmocka_unit_test(test_parse_rejections), cmocka_unit_test(test_parse_truncated),
+	    cmocka_unit_test(test_fetch_end_to_end),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

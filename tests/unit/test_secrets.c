@@ -285,7 +285,8 @@ static void check_bytes_formats(const struct scone_secret_set *set, const char *
 	assert_null(memchr(b64.data, '\n', b64.size));
 	assert_int_equal(EVP_DecodeBlock(dec, b64.data, (int)b64.size), (int)((n + 2) / 3 * 3));
 	assert_memory_equal(dec, raw.data, n);
-	if (binary) { /* base32nopad (binary only, as in SCONE): upper case, no '=', and it decodes to the value */
+	if (binary) { /* base32nopad (binary only, as in SCONE): upper case, no '=', and it decodes to the
+			 value */
 		struct scone_wbuf b32;
 		size_t got = 0;
 		render(set, name, "base32nopad", &b32);
@@ -755,7 +756,7 @@ TEST(test_keygen_cost)
 	sess_key(s, "small", SCONE_KEY_RSA2048, false);
 	sess_key(s, "ec", SCONE_KEY_P384, false);
 	sess_cert(s, "ca", true, NULL, NULL)->key_type = SCONE_KEY_RSA2048; /* its own key */
-	sess_cert(s, "leaf", false, "ca", "big");			       /* big's key: no cost of its own */
+	sess_cert(s, "leaf", false, "ca", "big"); /* big's key: no cost of its own */
 	sess_secret(s, "pw", SCONE_SECRET_ASCII);
 	assert_int_equal(scone_secrets_keygen_cost(s, NULL), 4 + 1 + 1);
 	/* One unit short: stopped, nothing returned, the detail names the key. */
@@ -828,8 +829,10 @@ TEST(test_render_public)
 					assert_int_equal(w.size, 3 + ref.size);
 					assert_memory_equal(w.data + 3, ref.data, ref.size);
 				} else {
-					if (scone_secrets_render_public(set, kinds[k].name, fmt, &w) != SCONE_ERR_PERMISSION)
-						fail_msg("%s:%s rendered for a public import", kinds[k].name, f);
+					if (scone_secrets_render_public(set, kinds[k].name, fmt, &w) !=
+					    SCONE_ERR_PERMISSION)
+						fail_msg("%s:%s rendered for a public import", kinds[k].name,
+							 f);
 					assert_non_null(strstr(scone_err_detail(), "private key"));
 					assert_int_equal(w.size, 3);
 				}
@@ -847,9 +850,9 @@ TEST(test_render_public)
 TEST(test_formats)
 {
 	/* policy.h's table, written out independently of the implementation. */
-	static const char *const candidates[] = {NULL,	"hex",	     "base64", "pem",	"privatekey",
-						 "der", "publickey", "crt",    "chain", "key", "base32nopad",
-						 "",	"PEM",	     "raw",    "hex ",	"pem\n"};
+	static const char *const candidates[] = {NULL,	      "hex", "base64", "pem",  "privatekey",  "der",
+						 "publickey", "crt", "chain",  "key",  "base32nopad", "",
+						 "PEM",	      "raw", "hex ",   "pem\n"};
 	static const struct {
 		const char *name;
 		enum scone_secret_kind kind;
@@ -1529,8 +1532,8 @@ static void serialize(const struct scone_secret_set *set, struct scone_wbuf *w)
 static void assert_renders_equal(const struct scone_secret_set *a, const struct scone_secret_set *b,
 				 const struct scone_session *s)
 {
-	static const char *const fmts[] = {NULL,  "hex",       "base64", "pem",	  "privatekey",
-					   "der", "publickey", "crt",	 "chain", "key", "base32nopad"};
+	static const char *const fmts[] = {NULL,	"hex", "base64", "pem", "privatekey", "der",
+					   "publickey", "crt", "chain",	 "key", "base32nopad"};
 
 	for (size_t i = 0; i < s->n_secrets; i++) {
 		for (size_t f = 0; f < N_ELEMS(fmts); f++) {

@@ -69,7 +69,7 @@ static double now_s(void)
 
 static void sleep_ms(int ms)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
@@ -85,7 +85,8 @@ static X509 *self_signed(EVP_PKEY *k, const char *cn)
 	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
 	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
 	n = X509_get_subject_name(x);
-	assert_int_equal(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0), 1);
+	assert_int_equal(
+	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0), 1);
 	assert_int_equal(X509_set_issuer_name(x, n), 1);
 	assert_int_equal(X509_set_pubkey(x, k), 1);
 	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
@@ -134,7 +135,7 @@ static SSL_CTX *new_client_ctx(bool with_cert)
 /* The echo handler: what the server delivered, as JSON; /metrics, /slow and /error are special. */
 static void echo_handler(void *ctx, const struct cas_request *req, struct cas_response *resp)
 {
-	static const char *const names[] = { "?", "GET", "POST", "PUT", "DELETE", "OTHER" };
+	static const char *const names[] = {"?", "GET", "POST", "PUT", "DELETE", "OTHER"};
 	struct harness *h = ctx;
 	char peer[65];
 	json_t *j;
@@ -158,8 +159,8 @@ static void echo_handler(void *ctx, const struct cas_request *req, struct cas_re
 		scone_hex_encode(peer, sizeof(peer), req->peer_spki_sha256, 32);
 	j = json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:s?, s:i, s:s}", "method", names[req->method], "path",
 		      req->path, "query", req->query, "content_type", req->content_type, "body_len",
-		      (json_int_t)req->body_len, "peer", req->has_peer_key ? peer : NULL, "worker", req->worker,
-		      "peer_addr", req->peer_addr);
+		      (json_int_t)req->body_len, "peer", req->has_peer_key ? peer : NULL, "worker",
+		      req->worker, "peer_addr", req->peer_addr);
 	assert_non_null(j);
 	assert_int_equal(req->body[req->body_len], '\0');
 	text = json_dumps(j, JSON_COMPACT);
@@ -263,8 +264,8 @@ struct http_resp {
 
 static int tcp_connect(uint16_t port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
-	struct timeval tv = { 5, 0 };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct timeval tv = {5, 0};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	assert_true(fd >= 0);
@@ -518,8 +519,11 @@ TEST(test_roundtrip)
 	json_decref(j);
 
 	/* Chunked body, and Expect: 100-continue (evhttp's interim 100 comes first). */
-	assert_int_equal(request(c, "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-				    "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", r), 200);
+	assert_int_equal(request(c,
+				 "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+				 "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+				 r),
+			 200);
 	j = body_json(r);
 	assert_int_equal(json_integer_value(json_object_get(j, "body_len")), 11);
 	json_decref(j);
@@ -648,7 +652,8 @@ TEST(test_body_too_large)
 	struct http_resp *r = malloc(sizeof(*r));
 
 	assert_non_null(r);
-	assert_int_equal(request(c, "POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n", r), 413);
+	assert_int_equal(request(c, "POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n", r),
+			 413);
 	assert_true(client_closed(c));
 	assert_int_equal(atomic_load(&handler_calls), before);
 	client_free(c);
@@ -662,7 +667,7 @@ static double wait_tcp_closed(int fd, double start, double max_s)
 	char b[256];
 
 	while (now_s() - start < max_s) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		if (poll(&p, 1, 100) == 1) {
 			ssize_t n = recv(fd, b, sizeof(b), 0);
 			if (n == 0 || (n < 0 && errno == ECONNRESET))
@@ -674,7 +679,8 @@ static double wait_tcp_closed(int fd, double start, double max_s)
 
 TEST(test_slow_client)
 {
-	static const char head[] = "GET /never HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+	static const char head[] =
+	    "GET /never HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
 	int before = atomic_load(&handler_calls);
 	int silent = tcp_connect(shared.port); /* never starts TLS */
 	double t0 = now_s(), took;
@@ -885,10 +891,10 @@ TEST(test_bad_method)
 TEST(test_bad_path)
 {
 	static const char *const bad[] = {
-		"GET /a%00b HTTP/1.1\r\nHost: t\r\n\r\n",
-		"GET /a%0ab HTTP/1.1\r\nHost: t\r\n\r\n",
-		"GET /a%2 HTTP/1.1\r\nHost: t\r\n\r\n",
-		"GET /a%zz HTTP/1.1\r\nHost: t\r\n\r\n",
+	    "GET /a%00b HTTP/1.1\r\nHost: t\r\n\r\n",
+	    "GET /a%0ab HTTP/1.1\r\nHost: t\r\n\r\n",
+	    "GET /a%2 HTTP/1.1\r\nHost: t\r\n\r\n",
+	    "GET /a%zz HTTP/1.1\r\nHost: t\r\n\r\n",
 	};
 	int before = atomic_load(&handler_calls);
 	struct client *c = client_new(shared.port, false);
@@ -963,11 +969,14 @@ TEST(test_bad_path_logged)
 TEST(test_framing)
 {
 	static const char *const bad[] = {
-		"POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 10\r\n\r\nhelloGET /x HTTP/1.1\r\n\r\n",
-		"POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\nContent-Length: 5\r\n\r\nhelloGET /x HTTP/1.1\r\n\r\n",
-		"POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-		"POST /f HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
-		"POST /f HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	    "POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 10\r\n\r\nhelloGET /x "
+	    "HTTP/1.1\r\n\r\n",
+	    "POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\nContent-Length: 5\r\n\r\nhelloGET /x "
+	    "HTTP/1.1\r\n\r\n",
+	    "POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	    "POST /f HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+	    "POST /f HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+	    "chunked\r\n\r\n0\r\n\r\n",
 	};
 	int before = atomic_load(&handler_calls);
 	struct http_resp *r = malloc(sizeof(*r));
@@ -992,11 +1001,15 @@ TEST(test_framing)
 	assert_int_equal(atomic_load(&handler_calls), before);
 	/* The same length twice is no ambiguity; one chunked body is fine. */
 	c = client_new(shared.port, false);
-	assert_int_equal(request(c, "POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", r),
-			 200);
 	assert_int_equal(
-		request(c, "POST /f HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", r),
-		200);
+	    request(c, "POST /f HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+		    r),
+	    200);
+	assert_int_equal(
+	    request(
+		c, "POST /f HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		r),
+	    200);
 	client_free(c);
 	free(r);
 }
@@ -1036,29 +1049,29 @@ TEST(test_garbage_instead_of_tls)
 TEST(test_metrics_text)
 {
 	static const char *const want[] = {
-		"# HELP scone_cas_requests_total ",
-		"# TYPE scone_cas_requests_total counter\n",
-		"\nscone_cas_requests_total{code=\"2xx\"} ",
-		"\nscone_cas_requests_total{code=\"3xx\"} 0\n",
-		"\nscone_cas_requests_total{code=\"4xx\"} ",
-		"\nscone_cas_requests_total{code=\"5xx\"} ",
-		"# TYPE scone_cas_connections_open gauge\n",
-		"\nscone_cas_connections_open ",
-		"# TYPE scone_cas_connections_total counter\n",
-		"# TYPE scone_cas_connections_rejected_total counter\n",
-		"# TYPE scone_cas_tls_handshake_failures_total counter\n",
-		"# TYPE scone_cas_request_duration_seconds histogram\n",
-		"\nscone_cas_request_duration_seconds_bucket{le=\"0.0005\"} ",
-		"\nscone_cas_request_duration_seconds_bucket{le=\"1\"} ",
-		"\nscone_cas_request_duration_seconds_bucket{le=\"+Inf\"} ",
-		"\nscone_cas_request_duration_seconds_sum ",
-		"\nscone_cas_request_duration_seconds_count ",
-		"# TYPE scone_cas_limit_rejections_total counter\n",
-		"\nscone_cas_limit_rejections_total{reason=\"header\"} ",
-		"\nscone_cas_limit_rejections_total{reason=\"body\"} ",
-		"\nscone_cas_limit_rejections_total{reason=\"rate\"} ",
-		"\nscone_cas_limit_rejections_total{reason=\"timeout\"} ",
-		"\nscone_cas_limit_rejections_total{reason=\"method\"} ",
+	    "# HELP scone_cas_requests_total ",
+	    "# TYPE scone_cas_requests_total counter\n",
+	    "\nscone_cas_requests_total{code=\"2xx\"} ",
+	    "\nscone_cas_requests_total{code=\"3xx\"} 0\n",
+	    "\nscone_cas_requests_total{code=\"4xx\"} ",
+	    "\nscone_cas_requests_total{code=\"5xx\"} ",
+	    "# TYPE scone_cas_connections_open gauge\n",
+	    "\nscone_cas_connections_open ",
+	    "# TYPE scone_cas_connections_total counter\n",
+	    "# TYPE scone_cas_connections_rejected_total counter\n",
+	    "# TYPE scone_cas_tls_handshake_failures_total counter\n",
+	    "# TYPE scone_cas_request_duration_seconds histogram\n",
+	    "\nscone_cas_request_duration_seconds_bucket{le=\"0.0005\"} ",
+	    "\nscone_cas_request_duration_seconds_bucket{le=\"1\"} ",
+	    "\nscone_cas_request_duration_seconds_bucket{le=\"+Inf\"} ",
+	    "\nscone_cas_request_duration_seconds_sum ",
+	    "\nscone_cas_request_duration_seconds_count ",
+	    "# TYPE scone_cas_limit_rejections_total counter\n",
+	    "\nscone_cas_limit_rejections_total{reason=\"header\"} ",
+	    "\nscone_cas_limit_rejections_total{reason=\"body\"} ",
+	    "\nscone_cas_limit_rejections_total{reason=\"rate\"} ",
+	    "\nscone_cas_limit_rejections_total{reason=\"timeout\"} ",
+	    "\nscone_cas_limit_rejections_total{reason=\"method\"} ",
 	};
 	struct http_resp *r = malloc(sizeof(*r));
 	struct scone_wbuf small;
@@ -1100,7 +1113,8 @@ TEST(test_log_line)
 	scone_log_set_level(SCONE_LOG_INFO);
 	assert_int_equal(dup2(fd, 2), 2);
 	c = client_new(shared.port, false);
-	assert_int_equal(request(c, "GET /logged/%C3%A9?token=SECRET123 HTTP/1.1\r\nHost: t\r\n\r\n", r), 200);
+	assert_int_equal(request(c, "GET /logged/%C3%A9?token=SECRET123 HTTP/1.1\r\nHost: t\r\n\r\n", r),
+			 200);
 	client_free(c);
 	assert_int_equal(dup2(saved, 2), 2);
 	scone_log_set_level(SCONE_LOG_WARN);
@@ -1122,7 +1136,7 @@ TEST(test_log_line)
 
 TEST(test_respond_error)
 {
-	struct cas_response resp = { 0 };
+	struct cas_response resp = {0};
 	json_t *j;
 
 	/* A zeroed response works too (the body is set up on demand). */
@@ -1150,7 +1164,7 @@ TEST(test_new_errors)
 {
 	struct cas_server_opts o;
 	struct cas_server *srv = (struct cas_server *)1;
-	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct sockaddr_in a = {.sin_family = AF_INET};
 	socklen_t len = sizeof(a);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -1248,7 +1262,7 @@ TEST(test_graceful_stop)
 {
 	struct harness h;
 	struct cas_server_opts o;
-	struct sigaction sa = { .sa_handler = on_usr1 }, old;
+	struct sigaction sa = {.sa_handler = on_usr1}, old;
 	struct slow_call *s = malloc(sizeof(*s));
 	struct client *idle;
 	struct http_resp *r = malloc(sizeof(*r));
@@ -1283,7 +1297,7 @@ TEST(test_graceful_stop)
 	client_free(idle);
 	{
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(h.port) };
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(h.port)};
 		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		assert_int_not_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 		close(fd);
@@ -1349,7 +1363,7 @@ TEST(test_slow_lane)
 {
 	struct harness h;
 	struct cas_server_opts o;
-	struct lane_call slow = { .path = "/lane/sleep" };
+	struct lane_call slow = {.path = "/lane/sleep"};
 	struct http_resp *r = malloc(sizeof(*r));
 	struct client *c;
 	pthread_t t;
@@ -1424,7 +1438,7 @@ TEST(test_slow_lane_gone_and_full)
 	assert_true(metric(h.srv, "scone_cas_slow_calls") == 0);
 	/* Full: one runs, one waits, the third is refused at once. */
 	for (int i = 0; i < 3; i++) {
-		calls[i] = (struct lane_call){ .port = h.port, .path = "/lane/sleep" };
+		calls[i] = (struct lane_call){.port = h.port, .path = "/lane/sleep"};
 		assert_int_equal(pthread_create(&t[i], NULL, lane_request, &calls[i]), 0);
 		sleep_ms(100);
 	}
@@ -1436,8 +1450,8 @@ TEST(test_slow_lane_gone_and_full)
 	assert_true(calls[2].secs < 0.3);
 	assert_string_equal(calls[2].retry_after, "5");
 	/* Stop with one running and one queued: both dropped, the clients see the connection close. */
-	calls[0] = (struct lane_call){ .port = h.port, .path = "/lane/sleep" };
-	calls[1] = (struct lane_call){ .port = h.port, .path = "/lane/sleep" };
+	calls[0] = (struct lane_call){.port = h.port, .path = "/lane/sleep"};
+	calls[1] = (struct lane_call){.port = h.port, .path = "/lane/sleep"};
 	assert_int_equal(pthread_create(&t[0], NULL, lane_request, &calls[0]), 0);
 	sleep_ms(100);
 	assert_int_equal(pthread_create(&t[1], NULL, lane_request, &calls[1]), 0);
@@ -1472,29 +1486,29 @@ TEST(test_worker_init_failure)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_respond_error),
-		cmocka_unit_test(test_roundtrip),
-		cmocka_unit_test(test_peer_key),
-		cmocka_unit_test(test_keepalive_and_http10),
-		cmocka_unit_test(test_header_too_large),
-		cmocka_unit_test(test_body_too_large),
-		cmocka_unit_test(test_slow_client),
-		cmocka_unit_test(test_rate_limit),
-		cmocka_unit_test(test_connection_limit),
-		cmocka_unit_test(test_pending_budget),
-		cmocka_unit_test(test_bad_method),
-		cmocka_unit_test(test_bad_path),
-		cmocka_unit_test(test_bad_path_logged),
-		cmocka_unit_test(test_framing),
-		cmocka_unit_test(test_garbage_instead_of_tls),
-		cmocka_unit_test(test_metrics_text),
-		cmocka_unit_test(test_log_line),
-		cmocka_unit_test(test_new_errors),
-		cmocka_unit_test(test_stop_before_run),
-		cmocka_unit_test(test_graceful_stop),
-		cmocka_unit_test(test_worker_init_failure),
-		cmocka_unit_test(test_slow_lane),
-		cmocka_unit_test(test_slow_lane_gone_and_full),
+	    cmocka_unit_test(test_respond_error),
+	    cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_peer_key),
+	    cmocka_unit_test(test_keepalive_and_http10),
+	    cmocka_unit_test(test_header_too_large),
+	    cmocka_unit_test(test_body_too_large),
+	    cmocka_unit_test(test_slow_client),
+	    cmocka_unit_test(test_rate_limit),
+	    cmocka_unit_test(test_connection_limit),
+	    cmocka_unit_test(test_pending_budget),
+	    cmocka_unit_test(test_bad_method),
+	    cmocka_unit_test(test_bad_path),
+	    cmocka_unit_test(test_bad_path_logged),
+	    cmocka_unit_test(test_framing),
+	    cmocka_unit_test(test_garbage_instead_of_tls),
+	    cmocka_unit_test(test_metrics_text),
+	    cmocka_unit_test(test_log_line),
+	    cmocka_unit_test(test_new_errors),
+	    cmocka_unit_test(test_stop_before_run),
+	    cmocka_unit_test(test_graceful_stop),
+	    cmocka_unit_test(test_worker_init_failure),
+	    cmocka_unit_test(test_slow_lane),
+	    cmocka_unit_test(test_slow_lane_gone_and_full),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -69,10 +69,10 @@ static enum engine g_engine;
 
 struct fx {
 	enum engine engine;
-	char dir[96];   /* sqlite: a temporary directory */
+	char dir[96];	/* sqlite: a temporary directory */
 	char path[160]; /* sqlite: the store file in it */
-	char db[64];    /* postgres: the test's database */
-	char url[400];  /* what scone_store_open gets */
+	char db[64];	/* postgres: the test's database */
+	char url[400];	/* what scone_store_open gets */
 	uint8_t key[32];
 	struct scone_store *st;
 };
@@ -346,12 +346,13 @@ static void store_digest(const struct fx *x, uint8_t h[32])
 		file_digest(x->path, h);
 		return;
 	}
-	assert_true(pgfx_value(x->db,
-			       "SELECT md5(string_agg(t, ',' ORDER BY t)) FROM ("
-			       "SELECT m::text AS t FROM scone_meta m UNION ALL SELECT s::text FROM scone_sessions s "
-			       "UNION ALL SELECT v::text FROM scone_volume_tags v UNION ALL "
-			       "SELECT a::text FROM scone_audit a) x",
-			       v, sizeof(v)));
+	assert_true(
+	    pgfx_value(x->db,
+		       "SELECT md5(string_agg(t, ',' ORDER BY t)) FROM ("
+		       "SELECT m::text AS t FROM scone_meta m UNION ALL SELECT s::text FROM scone_sessions s "
+		       "UNION ALL SELECT v::text FROM scone_volume_tags v UNION ALL "
+		       "SELECT a::text FROM scone_audit a) x",
+		       v, sizeof(v)));
 	scone_sha256(v, strlen(v), h);
 }
 
@@ -607,7 +608,8 @@ TEST(test_invalid_args)
 	assert_int_equal(count(x.st), 1);
 	assert_int_equal(scone_store_open(NULL, x.key, 0, &other), SCONE_ERR_INVALID);
 	assert_int_equal(scone_store_open("", x.key, 0, &other), SCONE_ERR_INVALID);
-	assert_err(scone_store_open("mysql://db/x", x.key, 0, &other), SCONE_ERR_INVALID, "unknown URL scheme");
+	assert_err(scone_store_open("mysql://db/x", x.key, 0, &other), SCONE_ERR_INVALID,
+		   "unknown URL scheme");
 	fx_done(&x);
 	/* A place that does not exist: a directory, a database. */
 	if (x.engine == ENGINE_SQLITE) {
@@ -674,7 +676,8 @@ TEST(test_reopen_and_wrong_key)
 	store_digest(&x, before);
 	fill_key(wrong, 0x33);
 	other = NULL;
-	assert_err(scone_store_open(x.url, wrong, 0, &other), SCONE_ERR_AUTH, "master key does not match this store");
+	assert_err(scone_store_open(x.url, wrong, 0, &other), SCONE_ERR_AUTH,
+		   "master key does not match this store");
 	assert_null(other);
 	store_digest(&x, after);
 	assert_memory_equal(before, after, 32);
@@ -785,7 +788,7 @@ TEST(test_blob_swap)
 	assert_err(x.st->ops->get(x.st, "b", &got), SCONE_ERR_CORRUPT, "sessions.body of b");
 	/* Secrets only, from another row. */
 	raw_sql(&x, "UPDATE sessions SET secrets = (SELECT secrets FROM sessions WHERE name = 'd') "
-			"WHERE name = 'c'");
+		    "WHERE name = 'c'");
 	assert_err(x.st->ops->get(x.st, "c", &got), SCONE_ERR_CORRUPT, "sessions.secrets of c");
 	/* The creator taken over: get fails, and update does not make it genuine. */
 	raw_sql(&x, "UPDATE sessions SET creator = zeroblob(32) WHERE name = 'd'");
@@ -812,8 +815,8 @@ TEST(test_blob_swap)
 	assert_ok(x.st->ops->put_volume_tag(x.st, "a", "v1", "", tag));
 	assert_ok(x.st->ops->put_volume_tag(x.st, "a", "v2", "", t2));
 	raw_sql(&x, "UPDATE volume_tags SET volume = 'tmp' WHERE volume = 'v1';"
-			"UPDATE volume_tags SET volume = 'v1' WHERE volume = 'v2';"
-			"UPDATE volume_tags SET volume = 'v2' WHERE volume = 'tmp';");
+		    "UPDATE volume_tags SET volume = 'v1' WHERE volume = 'v2';"
+		    "UPDATE volume_tags SET volume = 'v2' WHERE volume = 'tmp';");
 	assert_err(x.st->ops->get_volume_tag(x.st, "a", "v1", t2), SCONE_ERR_CORRUPT, "a/v1");
 	assert_string_equal(t2, "");
 	assert_err(x.st->ops->put_volume_tag(x.st, "a", "v1", tag, tag), SCONE_ERR_CORRUPT, "a/v1");
@@ -1314,7 +1317,8 @@ static void change_text(const struct scone_store_change *ch, char *out, size_t s
 	if (ch->previous)
 		scone_hex_encode(p, sizeof(p), ch->previous, 32);
 	snprintf(out, size, "%s %s hash=%.8s prev=%.8s vol=%s %s->%s", kinds[ch->kind], ch->session, h, p,
-		 ch->volume ? ch->volume : "-", ch->previous_tag ? ch->previous_tag : "-", ch->tag ? ch->tag : "-");
+		 ch->volume ? ch->volume : "-", ch->previous_tag ? ch->previous_tag : "-",
+		 ch->tag ? ch->tag : "-");
 }
 
 static void chain_row(struct chain *c, const char *text, struct scone_audit_row *row)
@@ -1459,7 +1463,8 @@ TEST(test_audit_hook)
 		assert_ok(x.st->ops->audit_head(x.st, "replica-a/w0", &seq, head));
 		assert_int_equal(seq, 6);
 		assert_memory_equal(head, c.hash, 32);
-		assert_err(x.st->ops->audit_head(x.st, "no-such-chain", &seq, head), SCONE_ERR_NOT_FOUND, "no-such-chain");
+		assert_err(x.st->ops->audit_head(x.st, "no-such-chain", &seq, head), SCONE_ERR_NOT_FOUND,
+			   "no-such-chain");
 	}
 
 	/* The hook refuses: the write fails and changes nothing. */
@@ -1475,11 +1480,13 @@ TEST(test_audit_hook)
 	assert_ok(chain_append(x.st, &other, "first", true));
 	memset(&other, 0, sizeof(other));
 	snprintf(other.name, sizeof(other.name), "dup");
-	assert_err(chain_append(x.st, &other, "second", false), SCONE_ERR_CONFLICT, "chain dup already has entry 1");
+	assert_err(chain_append(x.st, &other, "second", false), SCONE_ERR_CONFLICT,
+		   "chain dup already has entry 1");
 	raw_sql(&x, "DELETE FROM audit WHERE chain = 'dup'");
 	chain_row(&c, "gap", &row);
 	row.seq = 8;
-	assert_err(x.st->ops->audit_append(x.st, &row, false), SCONE_ERR_MISSING, "entry 7, written before, is gone");
+	assert_err(x.st->ops->audit_append(x.st, &row, false), SCONE_ERR_MISSING,
+		   "entry 7, written before, is gone");
 	row.seq = 7;
 	memset(row.prev, 0xee, 32);
 	assert_err(x.st->ops->audit_append(x.st, &row, true), SCONE_ERR_MISSING, "entry 6");
@@ -1560,7 +1567,8 @@ TEST(test_counter_rollback)
 	make_rec(&r, "s", "v3", NULL, 1);
 	hash_of("v2", h);
 	assert_err(x.st->ops->update(x.st, &r, h), SCONE_ERR_ROLLBACK, "rolled back");
-	/* A handle opened afterwards knows no later state: it goes on (the limit docs/cas-replicas.md names). */
+	/* A handle opened afterwards knows no later state: it goes on (the limit docs/cas-replicas.md names).
+	 */
 	assert_ok(scone_store_open(x.url, x.key, 0, &fresh));
 	memset(&cb, 0, sizeof(cb));
 	snprintf(cb.name, sizeof(cb.name), "fresh/w0");
@@ -1627,7 +1635,8 @@ TEST(test_optimistic)
 	expect_body(x.st, "s", "v1");
 	append_after(x.st, &c, false);
 
-	/* Read, another handle updates, read again: the old record may come back; the entry may not commit on it. */
+	/* Read, another handle updates, read again: the old record may come back; the entry may not commit on
+	 * it. */
 	expect_body(x.st, "s", "v1");
 	make_rec(&r, "s", "v2", "sec", 1);
 	hash_of("v1", h);
@@ -1875,7 +1884,8 @@ TEST(test_dump_load)
 	/* An existing store only when asked for one. */
 	fx_init(&y);
 	wrong = NULL;
-	assert_int_equal(scone_store_open(y.url, y.key, SCONE_STORE_OPEN_EXISTING, &wrong), SCONE_ERR_NOT_FOUND);
+	assert_int_equal(scone_store_open(y.url, y.key, SCONE_STORE_OPEN_EXISTING, &wrong),
+			 SCONE_ERR_NOT_FOUND);
 	assert_null(wrong);
 	fx_open(&y);
 	fx_close(&y);
@@ -1981,7 +1991,8 @@ TEST(test_concurrent_first_tag)
 	fx_done(&x);
 }
 
-/* One-time uses: once across handles (two connections of the engine), expired records dropped, names checked. */
+/* One-time uses: once across handles (two connections of the engine), expired records dropped, names checked.
+ */
 TEST(test_use_once)
 {
 	struct fx x;
@@ -2013,7 +2024,8 @@ TEST(test_urls)
 	assert_true(scone_store_url_is_pg("postgresql:///db?host=/tmp"));
 	assert_false(scone_store_url_is_pg("sqlite:/var/lib/x.db"));
 	assert_false(scone_store_url_is_pg("/var/lib/x.db"));
-	assert_false(scone_store_url_has_password("postgres://cas@db.example:5432/scone?sslmode=verify-full"));
+	assert_false(
+	    scone_store_url_has_password("postgres://cas@db.example:5432/scone?sslmode=verify-full"));
 	assert_false(scone_store_url_has_password("postgres://db/scone?passfile=/run/secrets/pgpass"));
 	assert_false(scone_store_url_has_password("postgresql:///scone?host=/tmp&user=cas"));
 	assert_true(scone_store_url_has_password("postgres://cas:hunter2@db/scone"));
@@ -2042,7 +2054,8 @@ TEST(test_pg_reconnect)
 	create(x.st, "s", "v1", "sec", 1);
 	hash_of("v1", h);
 	snprintf(kill, sizeof(kill),
-		 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'scone-cas' "
+		 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = "
+		 "'scone-cas' "
 		 "AND datname = '%s'",
 		 x.db);
 	assert_true(pgfx_value("postgres", kill, v, sizeof(v)));
@@ -2119,14 +2132,20 @@ static int stop_pg(void **state)
 }
 
 /* The same test against each engine: named "sqlite: test_x" and "postgres: test_x". */
-#define ON_SQLITE(f) {"sqlite: " #f, f, use_sqlite, NULL, NULL}
-#define ON_PG(f) {"postgres: " #f, f, use_pg, NULL, NULL}
-#define CONTRACT(ON)                                                                                        \
+#define ON_SQLITE(f)                                                                                         \
+	{                                                                                                    \
+		"sqlite: " #f, f, use_sqlite, NULL, NULL                                                     \
+	}
+#define ON_PG(f)                                                                                             \
+	{                                                                                                    \
+		"postgres: " #f, f, use_pg, NULL, NULL                                                       \
+	}
+#define CONTRACT(ON)                                                                                         \
 	ON(test_roundtrip), ON(test_update_remove), ON(test_list_count), ON(test_volume_tags),               \
 	    ON(test_invalid_args), ON(test_rec_clear_wipes), ON(test_reopen_and_wrong_key),                  \
 	    ON(test_no_plaintext_on_disk), ON(test_blob_swap), ON(test_concurrent_cas),                      \
-	    ON(test_concurrent_first_tag), ON(test_audit_hook), ON(test_counter_rollback), ON(test_optimistic),  \
-	    ON(test_dump_load), ON(test_use_once)
+	    ON(test_concurrent_first_tag), ON(test_audit_hook), ON(test_counter_rollback),                   \
+	    ON(test_optimistic), ON(test_dump_load), ON(test_use_once)
 
 int main(void)
 {

@@ -73,17 +73,19 @@ static void test_fingerprint_parse(void **state)
 		want[i] = (uint8_t)((i % 16) * 0x11);
 	assert_ok(scone_fingerprint_parse(hex, out));
 	assert_memory_equal(out, want, 32);
-	assert_ok(scone_fingerprint_parse("sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
-					  out));
-	assert_ok(scone_fingerprint_parse("00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:"
-					  "AA:BB:CC:DD:EE:FF",
-					  out));
+	assert_ok(scone_fingerprint_parse(
+	    "sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", out));
+	assert_ok(scone_fingerprint_parse(
+	    "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:"
+	    "AA:BB:CC:DD:EE:FF",
+	    out));
 	assert_memory_equal(out, want, 32);
 	assert_int_equal(scone_fingerprint_parse("0011", out), SCONE_ERR_INVALID);
-	assert_int_equal(scone_fingerprint_parse("zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", out),
-			 SCONE_ERR_INVALID);
-	assert_int_equal(scone_fingerprint_parse("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00",
-						 out),
+	assert_int_equal(
+	    scone_fingerprint_parse("zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", out),
+	    SCONE_ERR_INVALID);
+	assert_int_equal(scone_fingerprint_parse(
+			     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00", out),
 			 SCONE_ERR_INVALID);
 }
 
@@ -114,7 +116,8 @@ static void test_hostport(void **state)
 
 static void test_http_parse(void **state)
 {
-	const char *ok = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}trailing";
+	const char *ok =
+	    "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}trailing";
 	const char *noclen = "HTTP/1.0 404 Not Found\r\n\r\nbody";
 	const char *short_body = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
 	const char *chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
@@ -134,19 +137,21 @@ static void test_http_parse(void **state)
 	assert_int_equal(len, 4);
 	assert_int_equal(scone_http_parse_response(short_body, strlen(short_body), &status, &off, &len),
 			 SCONE_ERR_TRUNCATED);
-	assert_int_equal(scone_http_parse_response(chunked, strlen(chunked), &status, &off, &len), SCONE_ERR_MALFORMED);
+	assert_int_equal(scone_http_parse_response(chunked, strlen(chunked), &status, &off, &len),
+			 SCONE_ERR_MALFORMED);
 	assert_int_equal(scone_http_parse_response(bad_status, strlen(bad_status), &status, &off, &len),
 			 SCONE_ERR_MALFORMED);
-	assert_int_equal(scone_http_parse_response(no_end, strlen(no_end), &status, &off, &len), SCONE_ERR_MALFORMED);
+	assert_int_equal(scone_http_parse_response(no_end, strlen(no_end), &status, &off, &len),
+			 SCONE_ERR_MALFORMED);
 	assert_int_equal(scone_http_parse_response(bad_clen, strlen(bad_clen), &status, &off, &len),
 			 SCONE_ERR_MALFORMED);
 }
 
 static void test_https_refuses_unpinned(void **state)
 {
-	struct scone_https_opts o = { .host = "127.0.0.1", .port = 9 };
+	struct scone_https_opts o = {.host = "127.0.0.1", .port = 9};
 	struct scone_https_response r;
-	uint8_t pin[32] = { 0 };
+	uint8_t pin[32] = {0};
 
 	(void)state;
 	/* No pin: refused before any connection is attempted. */
@@ -205,11 +210,11 @@ static void on_alarm(int sig)
 static void test_https_survives_signals(void **state)
 {
 	struct slow_server sv;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t al = sizeof(a);
-	struct sigaction sa = { .sa_handler = on_alarm }, old;
-	struct itimerval it = { .it_interval = { 0, 500 }, .it_value = { 0, 500 } }, off = { 0 };
-	struct scone_https_opts o = { .host = "127.0.0.1", .timeout_ms = 5000 };
+	struct sigaction sa = {.sa_handler = on_alarm}, old;
+	struct itimerval it = {.it_interval = {0, 500}, .it_value = {0, 500}}, off = {0};
+	struct scone_https_opts o = {.host = "127.0.0.1", .timeout_ms = 5000};
 	struct scone_https_response r;
 	uint8_t pin[32];
 	pthread_t t;
@@ -250,10 +255,12 @@ static void test_https_survives_signals(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_identity_roundtrip), cmocka_unit_test(test_fingerprint_parse),
-		cmocka_unit_test(test_hostport),	   cmocka_unit_test(test_http_parse),
-		cmocka_unit_test(test_https_refuses_unpinned),
-		cmocka_unit_test(test_https_survives_signals),
+	    cmocka_unit_test(test_identity_roundtrip),
+	    cmocka_unit_test(test_fingerprint_parse),
+	    cmocka_unit_test(test_hostport),
+	    cmocka_unit_test(test_http_parse),
+	    cmocka_unit_test(test_https_refuses_unpinned),
+	    cmocka_unit_test(test_https_survives_signals),
 	};
 	int rc;
 

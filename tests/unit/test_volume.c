@@ -989,7 +989,7 @@ TEST(test_host_eintr)
 	expect(x.v, "/enc/a", data, 1000);
 	expect(x.v, "/enc/d/c", small, sizeof(small));
 	expect(x.v, "/enc/e", e, sizeof(e));
-	assert_int_equal(scone_volume_stat(x.v, "/enc/d/b", &(struct scone_vstat){ 0 }), SCONE_ERR_NOT_FOUND);
+	assert_int_equal(scone_volume_stat(x.v, "/enc/d/b", &(struct scone_vstat){0}), SCONE_ERR_NOT_FOUND);
 	scone_err_clear();
 	assert_ok(scone_volume_check_host(x.v, NULL, NULL));
 	fx_done(&x);
@@ -1050,7 +1050,7 @@ TEST(test_sync_with)
 {
 	uint8_t t0[SCONE_VOLUME_TAG_SIZE], t1[SCONE_VOLUME_TAG_SIZE];
 	uint8_t *d1 = pattern(20000, 61), *d2 = pattern(30000, 62);
-	struct sync_hook h = { 0 };
+	struct sync_hook h = {0};
 	struct scone_volume *v;
 	struct fx x;
 
@@ -1494,7 +1494,8 @@ static void log_scan(struct fx *x, uint64_t *last_out, uint64_t *end_out)
 	assert_non_null(buf);
 	assert_ok(x->io->ops->pread(f, buf, (size_t)size, 0, &got));
 	x->io->ops->close(f);
-	while (off < size && vol_envelope_span(buf + off, (size_t)(size - off), &span, &version, &sealed) == SCONE_ERR_OK) {
+	while (off < size &&
+	       vol_envelope_span(buf + off, (size_t)(size - off), &span, &version, &sealed) == SCONE_ERR_OK) {
 		last = off;
 		off += span;
 	}
@@ -1554,7 +1555,7 @@ TEST(test_fspf_log_append_compact)
 		/* pre-extended with zeros: appends overwrite them, the file size stays */
 		assert_int_equal(hsize(x.io, x.fspf), 256u << 10);
 	}
-	assert_true(shrinks >= 1);            /* compacted at least once */
+	assert_true(shrinks >= 1);		  /* compacted at least once */
 	assert_true(max <= (256u << 10) + first); /* never past the bound */
 	assert_true(log_state_offset(&x) > 0);
 	fx_reopen(&x);
@@ -1591,12 +1592,13 @@ TEST(test_fspf_log_torn_append)
 		assert_ok(scone_vio_mem_clone(x.io, &snap));
 		htrunc(snap, x.fspf, cut);
 		/* Fresh against the old tag; a rollback against the new one. */
-		assert_err(scone_volume_open_at(snap, x.fspf, x.key, new_tag, SCONE_VOL_RDONLY, &x.v), SCONE_ERR_ROLLBACK);
+		assert_err(scone_volume_open_at(snap, x.fspf, x.key, new_tag, SCONE_VOL_RDONLY, &x.v),
+			   SCONE_ERR_ROLLBACK);
 		assert_ok(scone_volume_open_at(snap, x.fspf, x.key, old_tag, SCONE_VOL_RDWR, &x.v));
 		expect(x.v, "/enc/a", a, sizeof(a));
 		put(x.v, "/enc/a", b, sizeof(b));
 		assert_ok(scone_volume_close(x.v, x.tag));
-		assert_int_equal(log_state_offset(&(struct fx){ .io = snap, .fspf = "/vol/fspf" }), 0);
+		assert_int_equal(log_state_offset(&(struct fx){.io = snap, .fspf = "/vol/fspf"}), 0);
 		assert_ok(scone_volume_open_at(snap, x.fspf, x.key, x.tag, SCONE_VOL_RDONLY, &x.v));
 		expect(x.v, "/enc/a", b, sizeof(b));
 		assert_ok(scone_volume_close(x.v, NULL));
@@ -1613,10 +1615,11 @@ TEST(test_fspf_log_torn_append)
 static void hzero(struct scone_vio *io, const char *path, uint64_t from, uint64_t to)
 {
 	struct scone_vio_file *f = hopen(io, path);
-	uint8_t zero[512] = { 0 };
+	uint8_t zero[512] = {0};
 
 	for (; from < to; from += to - from < sizeof(zero) ? to - from : sizeof(zero))
-		assert_ok(io->ops->pwrite(f, zero, to - from < sizeof(zero) ? (size_t)(to - from) : sizeof(zero), from));
+		assert_ok(io->ops->pwrite(
+		    f, zero, to - from < sizeof(zero) ? (size_t)(to - from) : sizeof(zero), from));
 	io->ops->close(f);
 }
 
@@ -1674,7 +1677,7 @@ TEST(test_fspf_log_power_loss)
 			put(x.v, "/enc/a", b, sizeof(b));
 			assert_ok(scone_volume_close(x.v, x.tag));
 			/* compacted: nothing is written next to garbage */
-			assert_int_equal(log_state_offset(&(struct fx){ .io = snap, .fspf = "/vol/fspf" }), 0);
+			assert_int_equal(log_state_offset(&(struct fx){.io = snap, .fspf = "/vol/fspf"}), 0);
 			assert_ok(scone_volume_open_at(snap, x.fspf, x.key, x.tag, SCONE_VOL_RDONLY, &x.v));
 			expect(x.v, "/enc/a", b, sizeof(b));
 			assert_ok(scone_volume_close(x.v, NULL));
@@ -1712,7 +1715,8 @@ TEST(test_fspf_log_padding)
 	assert_ok(scone_volume_open_at(x.io, x.fspf, x.key, old_tag, SCONE_VOL_RDONLY, &x.v));
 	assert_ok(scone_volume_close(x.v, NULL));
 	hflip(x.io, x.fspf, size - 1, 2); /* now not followed by zeros: not a torn append */
-	assert_err(scone_volume_open_at(x.io, x.fspf, x.key, old_tag, SCONE_VOL_RDONLY, &x.v), SCONE_ERR_AUTH);
+	assert_err(scone_volume_open_at(x.io, x.fspf, x.key, old_tag, SCONE_VOL_RDONLY, &x.v),
+		   SCONE_ERR_AUTH);
 	x.v = NULL;
 	fx_done(&x);
 }
@@ -1723,35 +1727,40 @@ TEST(test_fspf_versions)
 	struct scone_vio *io;
 	struct scone_volume *v;
 	struct scone_vio_file *f;
-	uint8_t ver[4] = { 1, 0, 0, 0 }, junk[4] = { 0 };
+	uint8_t ver[4] = {1, 0, 0, 0}, junk[4] = {0};
 	uint64_t size;
 
 	assert_ok(scone_vio_mem_new(&io));
-	assert_ok(scone_volume_create_at(io, "/v/fspf")); /* unsealed: no AAD, so the version can be patched */
+	assert_ok(
+	    scone_volume_create_at(io, "/v/fspf")); /* unsealed: no AAD, so the version can be patched */
 	f = hopen(io, "/v/fspf");
 	assert_ok(io->ops->pwrite(f, ver, 4, 8));
 	io->ops->close(f);
-	assert_ok(scone_volume_open_at(io, "/v/fspf", NULL, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED, &v));
+	assert_ok(
+	    scone_volume_open_at(io, "/v/fspf", NULL, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED, &v));
 	assert_ok(scone_volume_close(v, NULL));
 	size = hsize(io, "/v/fspf");
 	f = hopen(io, "/v/fspf");
 	assert_ok(io->ops->pwrite(f, junk, 4, size)); /* a version 1 file is exactly one envelope */
 	io->ops->close(f);
-	assert_err(scone_volume_open_at(io, "/v/fspf", NULL, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED, &v),
-		   SCONE_ERR_MALFORMED);
+	assert_err(
+	    scone_volume_open_at(io, "/v/fspf", NULL, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED, &v),
+	    SCONE_ERR_MALFORMED);
 	htrunc(io, "/v/fspf", size);
 	ver[0] = 2; /* a version 2 file (the log before mtimes) is read too */
 	f = hopen(io, "/v/fspf");
 	assert_ok(io->ops->pwrite(f, ver, 4, 8));
 	io->ops->close(f);
-	assert_ok(scone_volume_open_at(io, "/v/fspf", NULL, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED, &v));
+	assert_ok(
+	    scone_volume_open_at(io, "/v/fspf", NULL, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED, &v));
 	assert_ok(scone_volume_close(v, NULL));
 	ver[0] = VOL_ENV_VERSION + 1;
 	f = hopen(io, "/v/fspf");
 	assert_ok(io->ops->pwrite(f, ver, 4, 8));
 	io->ops->close(f);
-	assert_err(scone_volume_open_at(io, "/v/fspf", NULL, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED, &v),
-		   SCONE_ERR_MALFORMED);
+	assert_err(
+	    scone_volume_open_at(io, "/v/fspf", NULL, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED, &v),
+	    SCONE_ERR_MALFORMED);
 	assert_detail("unsupported version 4");
 	io->ops->destroy(io);
 }
@@ -2423,8 +2432,9 @@ static void test_unstorable_names(void **state)
 	fx_mem(&x);
 	memset(long_dir, 'd', 4999);
 	long_dir[4999] = '\0';
-	assert_int_equal(scone_volume_add_region(x.v, "/long", SCONE_REGION_ENCRYPTED, SCONE_STORE_KERNEL, long_dir),
-			 SCONE_ERR_NAME_TOO_LONG);
+	assert_int_equal(
+	    scone_volume_add_region(x.v, "/long", SCONE_REGION_ENCRYPTED, SCONE_STORE_KERNEL, long_dir),
+	    SCONE_ERR_NAME_TOO_LONG);
 	assert_ok(scone_vfile_open(x.v, "/enc/a", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f));
 	scone_vfile_close(f);
 	/* "/" is in no region here (NO_REGION); with a region "/" it is refused as INVALID. */

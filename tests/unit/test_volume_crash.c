@@ -929,11 +929,14 @@ TEST(test_failed_record_sync)
 		if (scone_volume_close(v, NULL) != SCONE_ERR_OK)
 			scone_err_clear(); /* it cannot commit either */
 		if ((err = scone_volume_open_at(frozen, FSPF, key, t1, SCONE_VOL_RDONLY, &v)))
-			fail_msg("%s: open with the last good tag: %s: %s", ctx, scone_errname(err), scone_err_detail());
+			fail_msg("%s: open with the last good tag: %s: %s", ctx, scone_errname(err),
+				 scone_err_detail());
 		if ((err = read_file(v, "/enc/f", sizeof(a), &got)))
-			fail_msg("%s: the file is damaged: %s: %s", ctx, scone_errname(err), scone_err_detail());
+			fail_msg("%s: the file is damaged: %s: %s", ctx, scone_errname(err),
+				 scone_err_detail());
 		if (memcmp(got, a, sizeof(a)) != 0 && memcmp(got, b, sizeof(b)) != 0)
-			fail_msg("%s: the file holds neither the committed nor the failed commit's content", ctx);
+			fail_msg("%s: the file holds neither the committed nor the failed commit's content",
+				 ctx);
 		free(got);
 		assert_ok(scone_volume_close(v, NULL));
 		frozen->ops->destroy(frozen);
