@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-	build-essential pkg-config clang libclang-rt-14-dev
+	build-essential pkg-config clang clang-format libclang-rt-14-dev
 	libssl-dev libyaml-dev libsqlite3-dev libpq-dev libjansson-dev libevent-dev libcmocka-dev
 	openssl sqlite3 postgresql python3 python3-yaml gnupg coreutils nginx-light curl redis-server redis-tools
 	liburing-dev libaio-dev golang-go strace gdb util-linux

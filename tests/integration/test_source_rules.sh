@@ -31,3 +31,14 @@ if command -v clang >/dev/null; then
 else
 	echo "skip - clang build (clang not installed)"
 fi
+
+# The C sources stay as .clang-format lays them out (apply: clang-format -i FILE).
+mapfile -t c_files < <(find src tests/unit tests/tools fuzz bench -name '*.[ch]' | sort)
+if ! command -v clang-format >/dev/null; then
+	echo "not ok - C sources are clang-formatted (clang-format missing: scripts/install-deps.sh installs it)"
+elif out=$(clang-format --dry-run --Werror "${c_files[@]}" 2>&1); then
+	echo "ok - C sources are clang-formatted (${#c_files[@]} files)"
+else
+	echo "not ok - C sources are clang-formatted (clang-format -i the files named)"
+	echo "$out" | grep -E '^[^ ].*: (error|warning):' | cut -d: -f1 | sort -u | head -20 | sed 's/^/#   /'
+fi
