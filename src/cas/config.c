@@ -27,6 +27,7 @@
 #include "cas/attest_gate.h"
 #include "cas/otp.h"
 #include "cas/secrets.h"
+#include "lib/base64.h"
 #include "lib/crypto.h"
 #include "lib/hex.h"
 #include "lib/log.h"
@@ -239,14 +240,13 @@ static enum scone_err expand(struct resolve *r, const char *text, size_t len, bo
 	}
 	if (!err && !c_string) {
 		/* Files may hold any bytes: base64 in JSON. */
-		size_t cap = 4 * ((b.size + 2) / 3) + 1;
+		size_t cap = scone_base64_encoded_len(b.size) + 1;
 		char *b64 = malloc(cap);
 		if (!b64) {
 			err = scone_err_set(SCONE_ERR_NOMEM, "%s", where);
 		} else {
-			int n = EVP_EncodeBlock((unsigned char *)b64, b.size ? b.data : (const uint8_t *)"",
-						(int)b.size);
-			*out = json_stringn(b64, (size_t)n);
+			scone_base64_encode(b64, cap, b.size ? b.data : (const uint8_t *)"", b.size);
+			*out = json_stringn(b64, cap - 1);
 			scone_wipe(b64, cap);
 			free(b64);
 		}

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "lib/base32.h"
+#include "lib/base64.h"
 #include "lib/crypto.h"
 #include "lib/hex.h"
 
@@ -49,8 +50,8 @@ static enum scone_err put_base64(struct scone_wbuf *out, const uint8_t *p, size_
 
 	for (size_t off = 0; off < n && err == SCONE_ERR_OK; off += 48) {
 		int k = (int)(n - off < 48 ? n - off : 48);
-		int len = EVP_EncodeBlock(chunk, p + off, k);
-		err = scone_wbuf_put(out, chunk, (size_t)len);
+		scone_base64_encode((char *)chunk, sizeof(chunk), p + off, (size_t)k);
+		err = scone_wbuf_put(out, chunk, scone_base64_encoded_len((size_t)k));
 		if (err == SCONE_ERR_OK && lines)
 			err = scone_wbuf_u8(out, '\n');
 	}

@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "lib/base64.h"
 #include "lib/crypto.h"
 
 #define VALUES_MAX (4u * 1024 * 1024)
@@ -55,15 +56,14 @@ static bool provided(const struct scone_image *img, const char *name)
 
 static json_t *base64_json(const struct scone_wbuf *b)
 {
-	size_t cap = 4 * ((b->size + 2) / 3) + 1;
+	size_t cap = scone_base64_encoded_len(b->size) + 1;
 	char *out = malloc(cap);
 	json_t *j = NULL;
-	int n;
 
 	if (!out)
 		return NULL;
-	n = EVP_EncodeBlock((unsigned char *)out, b->size ? b->data : (const uint8_t *)"", (int)b->size);
-	j = json_stringn(out, (size_t)n);
+	scone_base64_encode(out, cap, b->size ? b->data : (const uint8_t *)"", b->size);
+	j = json_stringn(out, cap - 1);
 	scone_wipe(out, cap);
 	free(out);
 	return j;

@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -15,7 +16,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/base64.h"
 #include "lib/crypto.h"
+#include "lib/hex.h"
 #include "lib/tls.h"
 
 #define SECRET_MAX_SIZE (64 * 1024)
@@ -195,65 +198,6 @@ static void check_cert_pem(struct pctx *c, const struct ynode *n)
 
 /* ---- binary values: hex (SCONE's form) or base64 ---- */
 
-static int b64_val(char ch)
-{
-	if (ch >= 'A' && ch <= 'Z')
-		return ch - 'A';
-	if (ch >= 'a' && ch <= 'z')
-		return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9')
-		return ch - '0' + 52;
-	if (ch == '+')
-		return 62;
-	if (ch == '/')
-		return 63;
-	return -1;
-}
-
-/* Strict base64 (RFC 4648, padding required, whitespace ignored) into out. */
-static bool b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
-{
-	uint32_t acc = 0;
-	size_t bits = 0, n = 0, pad = 0, chars = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		char ch = in[i];
-		int v;
-		if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t')
-			continue;
-		chars++;
-		if (ch == '=') {
-			pad++;
-			continue;
-		}
-		if (pad || (v = b64_val(ch)) < 0)
-			return false;
-		acc = acc << 6 | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[n++] = (uint8_t)(acc >> bits);
-		}
-	}
-	if (chars % 4 != 0 || pad > 2 || (acc & ((1u << bits) - 1)) != 0)
-		return false;
-	if ((pad == 1 && bits != 2) || (pad == 2 && bits != 4) || (pad == 0 && bits != 0))
-		return false;
-	*out_len = n;
-	return true;
-}
-
-static int hex_val(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /*
  * A binary value: all hex digits (even count) is hex, as SCONE reads it;
  * anything else is base64; "base64:" or "hex:" in front forces the form.
@@ -266,7 +210,7 @@ static void decode_binary(struct pctx *c, const struct ynode *n, struct scone_se
 	uint8_t *out;
 
 	for (size_t i = 0; hex && i < len; i++)
-		hex = hex_val(t[i]) >= 0;
+		hex = isxdigit((unsigned char)t[i]) != 0;
 	if (len >= 7 && !memcmp(t, "base64:", 7)) {
 		t += 7, len -= 7, hex = false;
 	} else if (len >= 4 && !memcmp(t, "hex:", 4)) {
@@ -275,17 +219,15 @@ static void decode_binary(struct pctx *c, const struct ynode *n, struct scone_se
 	out = pol_calloc(c, len / 2 + len + 1, 1);
 	if (!out)
 		return;
+	/* lib's decoders: constant time, nothing left behind on error (a value may be a key) */
 	if (hex) {
-		ok = len % 2 == 0;
-		for (size_t i = 0; ok && i < len; i += 2) {
-			int hi = hex_val(t[i]), lo = hex_val(t[i + 1]);
-			ok = hi >= 0 && lo >= 0;
-			if (ok)
-				out[out_len++] = (uint8_t)(hi << 4 | lo);
-		}
+		out_len = len / 2;
+		ok = len % 2 == 0 && scone_hex_decode(out, out_len, t, "binary value") == SCONE_ERR_OK;
 	} else {
-		ok = b64_decode(t, len, out, &out_len);
+		ok = scone_base64_decode(t, len, out, len / 2 + len + 1, &out_len, SCONE_BASE64_SPACE,
+					 "binary value") == SCONE_ERR_OK;
 	}
+	scone_err_clear(); /* the policy's own message names the position */
 	if (!ok)
 		pol_error(c, n->pos, "a binary value must be hex digits or base64");
 	else if (out_len == 0 || out_len > SECRET_MAX_SIZE)

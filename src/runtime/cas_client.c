@@ -847,8 +847,8 @@ static enum scone_err put_b64(struct scone_wbuf *w, const uint8_t *p, size_t n)
 
 	for (size_t off = 0; !err && off < n; off += 48) {
 		int k = (int)(n - off < 48 ? n - off : 48);
-		int len = EVP_EncodeBlock(chunk, p + off, k);
-		err = scone_wbuf_put(w, chunk, (size_t)len);
+		scone_base64_encode((char *)chunk, sizeof(chunk), p + off, (size_t)k);
+		err = scone_wbuf_put(w, chunk, scone_base64_encoded_len((size_t)k));
 	}
 	scone_wipe(chunk, sizeof(chunk));
 	return err ? err : scone_wbuf_u8(w, '"');

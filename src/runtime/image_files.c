@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/base64.h"
 #include "lib/buf.h"
 #include "lib/crypto.h"
 #include "lib/hex.h"
@@ -140,42 +141,21 @@ static enum scone_err request_body(const struct scone_runtime_config *cfg, const
 	return scone_wbuf_put(w, "]}", 2);
 }
 
-static int b64v(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-/* Strict padded base64 into a new buffer. */
+/* Strict padded base64 (lib/base64: constant time, wiped on error) into a new buffer. */
 static enum scone_err b64_decode(const char *s, size_t len, uint8_t **out, size_t *out_size)
 {
-	size_t n = 0, pad = len >= 1 && s[len - 1] == '=' ? (len >= 2 && s[len - 2] == '=' ? 2 : 1) : 0;
-	uint8_t *p;
+	size_t cap = scone_base64_decoded_max(len) + 1;
+	uint8_t *p = malloc(cap);
+	enum scone_err err;
 
-	if (len % 4)
-		return scone_err_set(SCONE_ERR_MALFORMED, "CAS's value is not base64");
-	if (!(p = malloc(len / 4 * 3 + 1)))
+	if (!p)
 		return scone_err_set(SCONE_ERR_NOMEM, "injection file value");
-	for (size_t i = 0; i < len; i += 4) {
-		int v[4];
-		for (int k = 0; k < 4; k++)
-			v[k] = i + (size_t)k >= len - pad ? 0 : b64v((unsigned char)s[i + (size_t)k]);
-		if (v[0] < 0 || v[1] < 0 || v[2] < 0 || v[3] < 0) {
-			scone_wipe(p, len / 4 * 3 + 1);
-			free(p);
-			return scone_err_set(SCONE_ERR_MALFORMED, "CAS's value is not base64");
-		}
-		p[n++] = (uint8_t)(v[0] << 2 | v[1] >> 4);
-		p[n++] = (uint8_t)(v[1] << 4 | v[2] >> 2);
-		p[n++] = (uint8_t)(v[2] << 6 | v[3]);
+	err = scone_base64_decode(s, len, p, cap, out_size, 0, "CAS's value");
+	if (err) {
+		free(p); /* wiped by the decoder */
+		return err;
 	}
 	*out = p;
-	*out_size = n - pad;
 	return SCONE_ERR_OK;
 }
 
