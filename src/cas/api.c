@@ -27,40 +27,14 @@
 
 void cas_respond_err(struct cas_response *resp, enum scone_err err, const char *what)
 {
-	int status;
+	static const int status_of_kind[] = {
+	    [SCONE_KIND_INPUT] = 400,	 [SCONE_KIND_ABSENT] = 404,    [SCONE_KIND_CONFLICT] = 409,
+	    [SCONE_KIND_DENIED] = 403,	 [SCONE_KIND_SIZE] = 413,      [SCONE_KIND_SPACE] = 507,
+	    [SCONE_KIND_RESOURCE] = 503, [SCONE_KIND_INTEGRITY] = 500, [SCONE_KIND_FAILURE] = 500,
+	};
+	enum scone_err_kind kind = scone_err_kind(err);
+	int status = kind != SCONE_KIND_NONE ? status_of_kind[kind] : 500;
 
-	switch (err) {
-	case SCONE_ERR_NOT_FOUND:
-		status = 404;
-		break;
-	case SCONE_ERR_EXISTS:
-	case SCONE_ERR_CONFLICT:
-		status = 409;
-		break;
-	case SCONE_ERR_PERMISSION:
-	case SCONE_ERR_AUTH:
-	case SCONE_ERR_ATTESTATION:
-		status = 403;
-		break;
-	case SCONE_ERR_INVALID:
-	case SCONE_ERR_MALFORMED:
-	case SCONE_ERR_POLICY:
-		status = 400;
-		break;
-	case SCONE_ERR_TOO_LARGE:
-		status = 413;
-		break;
-	case SCONE_ERR_NO_SPACE:
-		status = 507;
-		break;
-	case SCONE_ERR_BUSY:
-	case SCONE_ERR_LIMIT:
-		status = 503;
-		break;
-	default:
-		status = 500;
-		break;
-	}
 	if (status >= 500)
 		scone_error("%s: %s: %s", what, scone_strerror(err), scone_err_detail());
 	cas_respond_error(resp, status, scone_errname(err), "%s: %s%s%s", what, scone_strerror(err),

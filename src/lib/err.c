@@ -7,18 +7,37 @@
 #include <string.h>
 
 static const char *const err_text[] = {
-#define SCONE_ERR_TEXT(name, text) [SCONE_ERR_##name] = text,
+#define SCONE_ERR_TEXT(name, kind, errno_value, text) [SCONE_ERR_##name] = text,
     SCONE_ERRORS(SCONE_ERR_TEXT)
 #undef SCONE_ERR_TEXT
 };
 
 static const char *const err_name[] = {
-#define SCONE_ERR_NAME(name, text) [SCONE_ERR_##name] = #name,
+#define SCONE_ERR_NAME(name, kind, errno_value, text) [SCONE_ERR_##name] = #name,
     SCONE_ERRORS(SCONE_ERR_NAME)
 #undef SCONE_ERR_NAME
 };
 
+static const unsigned char err_kind[] = {
+#define SCONE_ERR_KIND(name, kind, errno_value, text) [SCONE_ERR_##name] = SCONE_KIND_##kind,
+    SCONE_ERRORS(SCONE_ERR_KIND)
+#undef SCONE_ERR_KIND
+};
+
+static const int err_errno[] = {
+#define SCONE_ERR_ERRNO(name, kind, errno_value, text) [SCONE_ERR_##name] = errno_value,
+    SCONE_ERRORS(SCONE_ERR_ERRNO)
+#undef SCONE_ERR_ERRNO
+};
+
 static _Thread_local char err_detail[512];
+
+enum scone_err_kind scone_err_kind(enum scone_err e)
+{
+	if ((unsigned)e >= SCONE_ERR_COUNT_)
+		return SCONE_KIND_FAILURE;
+	return (enum scone_err_kind)err_kind[e];
+}
 
 const char *scone_strerror(enum scone_err e)
 {
@@ -103,45 +122,7 @@ enum scone_err scone_err_from_errno(int errnum)
 
 int scone_err_to_errno(enum scone_err e)
 {
-	switch (e) {
-	case SCONE_ERR_OK:
-		return 0;
-	case SCONE_ERR_NOMEM:
-		return ENOMEM;
-	case SCONE_ERR_INVALID:
-	case SCONE_ERR_MALFORMED:
-		return EINVAL;
-	case SCONE_ERR_NOT_FOUND:
-	case SCONE_ERR_NO_REGION:
-		return ENOENT;
-	case SCONE_ERR_EXISTS:
-		return EEXIST;
-	case SCONE_ERR_NOT_DIR:
-		return ENOTDIR;
-	case SCONE_ERR_IS_DIR:
-		return EISDIR;
-	case SCONE_ERR_NOT_EMPTY:
-		return ENOTEMPTY;
-	case SCONE_ERR_NO_SPACE:
-		return ENOSPC;
-	case SCONE_ERR_PERMISSION:
-	case SCONE_ERR_ATTESTATION:
-		return EACCES;
-	case SCONE_ERR_READ_ONLY:
-		return EROFS;
-	case SCONE_ERR_UNSUPPORTED:
-		return ENOTSUP;
-	case SCONE_ERR_BAD_FD:
-		return EBADF;
-	case SCONE_ERR_BUSY:
-		return EBUSY;
-	case SCONE_ERR_TOO_LARGE:
-		return EFBIG;
-	case SCONE_ERR_CROSS_REGION:
-		return EXDEV;
-	case SCONE_ERR_NAME_TOO_LONG:
-		return ENAMETOOLONG;
-	default:
+	if ((unsigned)e >= SCONE_ERR_COUNT_)
 		return EIO;
-	}
+	return err_errno[e];
 }

@@ -69,7 +69,7 @@ static int all_zero(const uint8_t *p, size_t n)
 
 TEST(test_err_names)
 {
-#define PAIR(name, text) {#name, text},
+#define PAIR(name, kind, errno_value, text) {#name, text},
 	static const char *const want[][2] = {SCONE_ERRORS(PAIR)};
 #undef PAIR
 	static const int bad[] = {SCONE_ERR_COUNT_, SCONE_ERR_COUNT_ + 1, 1000, -1};
@@ -145,6 +145,24 @@ TEST(test_err_numbers_pinned)
 	assert_int_equal(N_ELEMS(pinned), SCONE_ERR_COUNT_);
 	for (size_t i = 0; i < N_ELEMS(pinned); i++)
 		assert_string_equal(scone_errname((enum scone_err)pinned[i].number), pinned[i].name);
+}
+
+/* Every error has a kind; CAS's status and the runtime's errno follow the list. */
+TEST(test_err_kinds)
+{
+	assert_int_equal(scone_err_kind(SCONE_ERR_OK), SCONE_KIND_NONE);
+	for (int e = 1; e < SCONE_ERR_COUNT_; e++)
+		assert_int_not_equal(scone_err_kind((enum scone_err)e), SCONE_KIND_NONE);
+	assert_int_equal(scone_err_kind(SCONE_ERR_TAMPERED), SCONE_KIND_INTEGRITY);
+	assert_int_equal(scone_err_kind(SCONE_ERR_ROLLBACK), SCONE_KIND_INTEGRITY);
+	assert_int_equal(scone_err_kind(SCONE_ERR_POLICY), SCONE_KIND_INPUT);
+	assert_int_equal(scone_err_kind(SCONE_ERR_ATTESTATION), SCONE_KIND_DENIED);
+	assert_int_equal(scone_err_kind(SCONE_ERR_LIMIT), SCONE_KIND_RESOURCE);
+	assert_int_equal(scone_err_kind((enum scone_err)SCONE_ERR_COUNT_), SCONE_KIND_FAILURE);
+	assert_int_equal(scone_err_to_errno(SCONE_ERR_NOT_DIR), ENOTDIR);
+	assert_int_equal(scone_err_to_errno(SCONE_ERR_READ_ONLY), EROFS);
+	assert_int_equal(scone_err_to_errno(SCONE_ERR_TAMPERED), EIO);
+	assert_int_equal(scone_err_to_errno(SCONE_ERR_OK), 0);
 }
 
 static void *other_thread(void *arg)
@@ -893,6 +911,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_err_names),
 	    cmocka_unit_test(test_err_numbers_pinned),
+	    cmocka_unit_test(test_err_kinds),
 	    cmocka_unit_test(test_err_detail),
 	    cmocka_unit_test(test_err_errno),
 	    cmocka_unit_test(test_log),
