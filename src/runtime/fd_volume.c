@@ -405,7 +405,7 @@ static int64_t lock_base(const struct sfd *s)
 
 	if (s->file && vop_fstat(s, &st) != SCONE_ERR_OK)
 		memset(&st, 0, sizeof(st));
-	return (int64_t)(shield_inode_of(&st, s->vpath) % LOCK_SLOTS) << LOCK_SLOT_BITS;
+	return (int64_t)(shield_inode_of(s->m, &st, s->vpath) % LOCK_SLOTS) << LOCK_SLOT_BITS;
 }
 
 /* POSIX semantics: closing any fd of a file drops the process's locks on it. */

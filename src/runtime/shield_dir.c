@@ -11,6 +11,7 @@ struct sdir {
 	size_t n, cap, pos;
 	int fd;
 	const char *vpath; /* while listing */
+	const struct mount *m;
 };
 
 static struct sdir *dirs;
@@ -52,7 +53,7 @@ static int dir_entry(void *arg, const char *name, const struct scone_vstat *st)
 	if ((size_t)snprintf(child, sizeof(child), "%s/%s", strcmp(d->vpath, "/") ? d->vpath : "", name) >=
 	    sizeof(child))
 		return 1;
-	return add_entry(d, name, st->is_dir ? DT_DIR : DT_REG, shield_inode_of(st, child));
+	return add_entry(d, name, st->is_dir ? DT_DIR : DT_REG, shield_inode_of(d->m, st, child));
 }
 
 /* The open streams on volume directories (dirs_lock; taken inside the shield's lock, never around it). */
@@ -82,6 +83,7 @@ static int list_locked(struct sdir *d, struct mount *m, const char *vpath)
 	enum scone_err err = SCONE_ERR_OK;
 
 	d->vpath = vpath;
+	d->m = m;
 	if (add_entry(d, ".", DT_DIR, 1) || add_entry(d, "..", DT_DIR, 1) ||
 	    (err = vop_readdir(m, vpath, dir_entry, d)) || d->n < 2)
 		return err ? scone_err_to_errno(err) : ENOMEM;
@@ -257,4 +259,91 @@ int closedir(DIR *dir)
 	free(d->ents);
 	free(d);
 	return 0;
+}
+
+/*
+ * scandir on a volume directory (libuv's uv_fs_scandir, Node's
+ * fs.readdirSync): glibc's own scandir reads through its internal
+ * opendir, which the runtime does not see, so it would list the host
+ * directory's ciphertext names. Built here on the interposed opendir and
+ * readdir: filter, copies, compar's order, as scandir(3) says.
+ */
+typedef int (*scandir_filter_fn)(const struct dirent *);
+typedef int (*scandir_compar_fn)(const struct dirent **, const struct dirent **);
+static _Thread_local scandir_compar_fn scan_compar;
+
+static int scan_compare(const void *a, const void *b)
+{
+	return scan_compar((const struct dirent **)a, (const struct dirent **)b);
+}
+
+static void scan_free(struct dirent **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+static int scan_volume_dir(const char *path, struct dirent ***out, scandir_filter_fn filter,
+			   scandir_compar_fn compar)
+{
+	struct dirent **list = NULL, *e;
+	size_t n = 0, cap = 0;
+	DIR *dir = opendir(path);
+
+	if (!dir)
+		return -1;
+	while ((e = readdir(dir))) {
+		struct dirent *copy;
+		if (filter && !filter(e))
+			continue;
+		if (n == cap) {
+			struct dirent **grown = realloc(list, (cap ? cap * 2 : 16) * sizeof(*list));
+			if (!grown)
+				goto nomem;
+			list = grown;
+			cap = cap ? cap * 2 : 16;
+		}
+		if (!(copy = malloc(sizeof(*copy))))
+			goto nomem;
+		memcpy(copy, e, sizeof(*copy)); /* the listing's entries are whole struct dirent64s */
+		list[n++] = copy;
+	}
+	closedir(dir);
+	if (compar && n > 1) {
+		scan_compar = compar;
+		qsort(list, n, sizeof(*list), scan_compare);
+	}
+	*out = list;
+	return (int)n;
+nomem:
+	closedir(dir);
+	scan_free(list, n);
+	errno = ENOMEM;
+	return -1;
+}
+
+int scandir(const char *path, struct dirent ***out, scandir_filter_fn filter, scandir_compar_fn compar)
+{
+	char vpath[PATH_MAX];
+	REAL(scandir);
+
+	if (!shield_resolve(AT_FDCWD, path, vpath))
+		return real_scandir(path, out, filter, compar);
+	return scan_volume_dir(path, out, filter, compar);
+}
+
+/* struct dirent64 and struct dirent are the same on the 64-bit targets the runtime builds for. */
+_Static_assert(sizeof(struct dirent64) == sizeof(struct dirent), "dirent64 layout");
+
+int scandir64(const char *path, struct dirent64 ***out, int (*filter)(const struct dirent64 *),
+	      int (*compar)(const struct dirent64 **, const struct dirent64 **))
+{
+	char vpath[PATH_MAX];
+	REAL(scandir64);
+
+	if (!shield_resolve(AT_FDCWD, path, vpath))
+		return real_scandir64(path, out, filter, compar);
+	return scan_volume_dir(path, (struct dirent ***)(void *)out, (scandir_filter_fn)(void *)filter,
+			       (scandir_compar_fn)(void *)compar);
 }

@@ -231,7 +231,7 @@ void shield_std_stream(int fd);
 /* SCONE_VF_* flags for open(2) flags. */
 unsigned shield_vf_flags(int flags);
 /* The inode number stat reports for a volume file (its id) or directory (a hash of its path). */
-uint64_t shield_inode_of(const struct scone_vstat *v, const char *vpath);
+uint64_t shield_inode_of(const struct mount *m, const struct scone_vstat *v, const char *vpath);
 /* Open vpath of m as a volume fd (lock held): the fd, or -1 with errno. */
 int shield_open_locked(struct mount *m, const char *vpath, int flags, mode_t mode);
 /* fstat of a volume fd (lock held). */

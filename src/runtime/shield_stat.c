@@ -10,24 +10,32 @@
  * The inode number: a file's id, or for a directory (which has none) a hash
  * of its volume path, so that cp -r and tar tell directories apart.
  */
-uint64_t shield_inode_of(const struct scone_vstat *v, const char *vpath)
+uint64_t shield_inode_of(const struct mount *m, const struct scone_vstat *v, const char *vpath)
 {
 	uint64_t ino = 0;
 
 	memcpy(&ino, v->file_id, sizeof(ino));
 	if (!ino && vpath) {
+		/*
+		 * A directory: a hash of its mount point and its path, so that
+		 * two volumes' directories differ (PostgreSQL keys its shared
+		 * memory by its data directory's inode).
+		 */
 		ino = 14695981039346656037ULL;
+		for (const char *p = m ? m->path : ""; *p; p++)
+			ino = (ino ^ (uint8_t)*p) * 1099511628211ULL;
+		ino *= 1099511628211ULL; /* a separator */
 		for (const char *p = vpath; *p; p++)
 			ino = (ino ^ (uint8_t)*p) * 1099511628211ULL;
 	}
 	return ino ? ino : 1;
 }
 
-static void fill_stat(const struct scone_vstat *v, const char *vpath, struct stat *st)
+static void fill_stat(const struct mount *m, const struct scone_vstat *v, const char *vpath, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_dev = SHIELD_DEV;
-	st->st_ino = (ino_t)shield_inode_of(v, vpath);
+	st->st_ino = (ino_t)shield_inode_of(m, v, vpath);
 	st->st_mode = (v->is_dir ? S_IFDIR : S_IFREG) | (mode_t)(v->mode & 07777);
 	st->st_nlink = v->is_dir ? 2 : 1;
 	st->st_uid = getuid();
@@ -48,7 +56,7 @@ int shield_fstat_locked(struct sfd *s, struct stat *st)
 
 	if (err)
 		return shield_fail_err(err);
-	fill_stat(&v, s->vpath, st);
+	fill_stat(s->m, &v, s->vpath, st);
 	return 0;
 }
 
@@ -74,7 +82,7 @@ int shield_path_stat(struct mount *m, const char *vpath, struct stat *st)
 		r = -1, e = shield_path_errno(m, vpath, err);
 	shield_leave();
 	if (!err)
-		fill_stat(&v, vpath, st);
+		fill_stat(m, &v, vpath, st);
 	if (r)
 		errno = e;
 	return r;

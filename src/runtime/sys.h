@@ -175,6 +175,8 @@ typedef long (*scone_sys_syscall_fn)(long, ...);
 	X(rewinddir, SCONE_SYS_T(rewinddir))                                                                 \
 	X(dirfd, SCONE_SYS_T(dirfd))                                                                         \
 	X(closedir, SCONE_SYS_T(closedir))                                                                   \
+	X(scandir, SCONE_SYS_T(scandir))                                                                     \
+	X(scandir64, SCONE_SYS_T(scandir64))                                                                 \
 	X(getdents64, scone_sys_getdents64_fn)                                                               \
 	X(fopen, scone_sys_fopen_fn)                                                                         \
 	X(fopen64, scone_sys_fopen_fn)                                                                       \
