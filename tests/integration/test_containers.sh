@@ -242,6 +242,11 @@ compose_pg() { "$COMPOSE" -f "$PGC_FILE" -p sctp "$@"; }
 
 compose_pg_cleanup() { compose_pg down -v --remove-orphans >/dev/null 2>&1; }
 
+# pg_sql SQL: one value from CAS's database, as PostgreSQL's superuser inside its container.
+pg_sql() {
+	dk exec sctp_pg_1 setpriv --reuid=postgres --regid=postgres --init-groups -- psql -h /tmp -d scone -XAqt -c "$1"
+}
+
 # pg_app ADDR: the session's app started by the runtime in a container, its configuration from the
 # CAS at ADDR (a name in the compose network); prints what the app prints (MARK, then PW), its
 # stderr in pg_app.err.
@@ -302,6 +307,11 @@ case_compose_pg() {
 	out1=$(pg_app cas-1:8081)
 	assert_eq "$out2" "$out1" "configurations from cas-1 and cas-2 (one generated secret)"
 	assert_eq "$out2" "$(pg_app cas:8081)" "configuration through the name both replicas answer to"
+	# Each replica logged its own release in the shared audit log.
+	for c in cas-1 cas-2; do
+		[ "$(pg_sql "SELECT count(*) FROM scone_audit WHERE line LIKE '%\"replica\":\"$c\"%\"event\":\"release\"%'")" -ge 1 ] ||
+			fail "no release by $c in the audit log"
+	done
 	# The database password: a passfile of mode 0600 for uid 10001, nowhere else in sight.
 	mp=$(dk volume inspect -f '{{.Mountpoint}}' sctp_cas-db-pass)
 	assert_eq "600 10001" "$(stat -c '%a %u' "$mp/pgpass")" "mode and owner of the replicas' passfile"
@@ -321,8 +331,7 @@ case_compose_pg() {
 	mk=$(cat "$(dk volume inspect -f '{{.Mountpoint}}' sctp_cas-keys)/master.key")
 	[ ${#mk} -ge 64 ] || fail "no master key in the cas-keys volume"
 	mp=$(dk volume inspect -f '{{.Mountpoint}}' sctp_pg-data)
-	dk exec sctp_pg_1 setpriv --reuid=postgres --regid=postgres --init-groups -- psql -h /tmp -d postgres -XAqt \
-		-c CHECKPOINT >/dev/null 2>&1 || fail "CHECKPOINT"
+	pg_sql CHECKPOINT >/dev/null || fail "CHECKPOINT"
 	if grep -raqF -e "$mark" -e "$pw" -e "$mk" "$mp"; then fail "plaintext or the master key in PostgreSQL's volume"; fi
 	# Another client of the network cannot use the database: only scone_cas, only with its password.
 	out1=$(dk run --rm --network sctp_scone --entrypoint /bin/sh scone/postgres:latest -c \
