@@ -1,6 +1,6 @@
 # scone - one top-level build.
 #
-#   make                 build/bin/scone (+ daemons and runtime as they land)
+#   make                 build/bin/scone, scone-cas, scone-las, build/lib/libscone.so
 #   make test            install deps, build, unit tests under ASan+UBSan,
 #                        integration tests, fuzzers briefly on their corpora
 #   make bench           benchmarks (BENCH=volume for one group)
@@ -32,7 +32,7 @@ EXT_LIBS := -lsqlite3 -lpq -ljansson -levent_openssl -levent_pthreads -levent -l
 ALL_LIBS := $(EXT_LIBS) $(LIBS)
 
 # The runtime's interposers go only into libscone.so, never into a binary.
-RUNTIME_ONLY_SRC := src/runtime/start.c src/runtime/inject.c src/runtime/shield.c src/runtime/shield_io.c src/runtime/shield_meta.c src/runtime/shield_path.c src/runtime/vops.c src/runtime/vserver.c src/runtime/async_io.c src/runtime/exec.c src/runtime/fd_volume.c src/runtime/io_rw.c src/runtime/io_file.c src/runtime/io_fd.c src/runtime/io_syscall.c src/runtime/shield_report.c src/runtime/shield_mount.c src/runtime/shield_cwd.c src/runtime/shield_stat.c src/runtime/shield_ns.c src/runtime/shield_dir.c src/runtime/shield_stdio.c
+RUNTIME_ONLY_SRC := src/runtime/start.c src/runtime/inject.c src/runtime/shield.c src/runtime/shield_io.c src/runtime/shield_meta.c src/runtime/shield_path.c src/runtime/vops.c src/runtime/vserver.c src/runtime/async_io.c src/runtime/exec.c src/runtime/fd_volume.c src/runtime/io_rw.c src/runtime/io_file.c src/runtime/io_fd.c src/runtime/io_syscall.c src/runtime/shield_report.c src/runtime/shield_mount.c src/runtime/shield_cwd.c src/runtime/shield_stat.c src/runtime/shield_ns.c src/runtime/shield_dir.c src/runtime/shield_stdio.c src/runtime/attest_rt.c
 # SCONE sessions: an image's own injection files, filled at start.
 RUNTIME_ONLY_SRC += src/runtime/image_files.c
 CORE_SRC := $(wildcard src/lib/*.c) $(wildcard src/volume/*.c) $(wildcard src/policy/*.c) $(wildcard src/attest/*.c) \
@@ -41,6 +41,7 @@ CORE_SRC := $(wildcard src/lib/*.c) $(wildcard src/volume/*.c) $(wildcard src/po
 RUNTIME_SRC := $(wildcard src/lib/*.c) $(wildcard src/volume/*.c) $(wildcard src/attest/*.c) $(wildcard src/runtime/*.c) src/policy/template.c
 CAS_LIB_SRC := $(filter-out src/cas/main.c,$(wildcard src/cas/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
+LAS_LIB_SRC := $(filter-out src/las/main.c,$(wildcard src/las/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
@@ -53,6 +54,9 @@ CAS_OBJ := $(CAS_LIB_SRC:%.c=$(OBJ)/%.o)
 CAS_LIB := $(BUILD)/lib/libscone-cas.a
 SCONE := $(BUILD)/bin/scone
 SCONE_CAS := $(BUILD)/bin/scone-cas
+SCONE_LAS := $(BUILD)/bin/scone-las
+LAS_OBJ := $(LAS_LIB_SRC:%.c=$(OBJ)/%.o)
+LAS_LIB := $(BUILD)/lib/libscone-las.a
 RUNTIME_SO := $(BUILD)/lib/libscone.so
 RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(OBJ)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -61,7 +65,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
 .PHONY: all tools deps test test-containers unit-tests bench fuzz demo install clean format
 
-all: $(SCONE) $(SCONE_CAS) $(RUNTIME_SO)
+all: $(SCONE) $(SCONE_CAS) $(SCONE_LAS) $(RUNTIME_SO)
 
 deps:
 	@scripts/install-deps.sh
@@ -79,6 +83,16 @@ $(CAS_LIB): $(CAS_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@
 	ar rcs $@ $^
+
+$(LAS_LIB): $(LAS_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+# scone-las needs libcrypto only (and the pthread workers).
+$(SCONE_LAS): $(OBJ)/src/las/main.o $(LAS_LIB) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_BASE) -o $@ $< $(LAS_LIB) $(CORE_LIB) $(LIBS)
 
 # The CLI reads CAS's audit log (scone cas verify-audit-log): only the reader, not the CAS.
 CLI_CAS_OBJ := $(OBJ)/src/cas/audit_log.o
@@ -99,9 +113,9 @@ $(SCONE_CAS): $(OBJ)/src/cas/main.o $(CAS_LIB) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_BASE) -o $@ $< $(CAS_LIB) $(CORE_LIB) $(ALL_LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(CAS_LIB) $(CORE_LIB) tests/unit/helpers.h
+$(BUILD)/tests/%: tests/unit/%.c $(CAS_LIB) $(LAS_LIB) $(CORE_LIB) tests/unit/helpers.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests/unit -o $@ $< $(CAS_LIB) $(CORE_LIB) $(LDFLAGS_BASE) -lcmocka $(ALL_LIBS)
+	$(CC) $(CFLAGS_BASE) $(CFLAGS) -Itests/unit -o $@ $< $(CAS_LIB) $(LAS_LIB) $(CORE_LIB) $(LDFLAGS_BASE) -lcmocka $(ALL_LIBS)
 
 $(BUILD)/bench/%: bench/%.c $(CAS_LIB) $(CORE_LIB)
 	@mkdir -p $(dir $@)
@@ -114,7 +128,20 @@ $(BUILD)/tools/%: tests/tools/%.c $(CAS_LIB) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CFLAGS) -o $@ $< $(CAS_LIB) $(CORE_LIB) $(LDFLAGS_BASE) $(ALL_LIBS)
 
-tools: $(TOOL_BIN)
+# The fault injector, preloaded after libscone.so by test_runtime_faults.sh
+# (libc only: it enters the program under test), and the workload it runs.
+FAULT_SO := $(BUILD)/tools/libscone-fault.so
+FAULT_SO_SRC := tests/tools/fault/fault.c tests/tools/fault/fault_spec.c
+FAULT_WORKLOAD := $(BUILD)/tools/fault_workload
+$(FAULT_SO): $(FAULT_SO_SRC) tests/tools/fault/fault_spec.h
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(CFLAGS_BASE)) $(CFLAGS) -fvisibility=hidden -fno-delete-null-pointer-checks -shared -o $@ $(FAULT_SO_SRC) \
+		$(LDFLAGS_BASE) -Wl,--no-undefined -ldl -lpthread
+$(FAULT_WORKLOAD): tests/tools/fault/fault_workload.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(CFLAGS_BASE)) $(CFLAGS) -o $@ $< $(LDFLAGS_BASE)
+
+tools: $(TOOL_BIN) $(FAULT_SO) $(FAULT_WORKLOAD)
 
 unit-tests: $(UNIT_BIN)
 
@@ -122,7 +149,7 @@ unit-tests: $(UNIT_BIN)
 # once (with coverage, without libFuzzer's main) and linked into each target.
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Isrc $(PQ_CFLAGS) -Wall -Wextra -Werror -MMD -MP $(FUZZ_SAN)
-FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(CORE_SRC) $(CAS_LIB_SRC))
+FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(CORE_SRC) $(CAS_LIB_SRC) $(LAS_LIB_SRC))
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
@@ -159,6 +186,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(SCONE) $(DESTDIR)$(PREFIX)/bin/scone
 	install -m 0755 $(SCONE_CAS) $(DESTDIR)$(PREFIX)/bin/scone-cas
+	install -m 0755 $(SCONE_LAS) $(DESTDIR)$(PREFIX)/bin/scone-las
 	install -d $(DESTDIR)$(PREFIX)/lib
 	install -m 0755 $(RUNTIME_SO) $(DESTDIR)$(PREFIX)/lib/libscone.so
 

@@ -3,7 +3,9 @@
 # volume, show that the disk holds only ciphertext, read the files back
 # verified, then tamper with one byte and watch it being caught; then keep
 # secrets in a local CAS and run an unmodified program (Debian's python3)
-# under the runtime: it gets a generated password in its environment and in
+# under the runtime, attested by a local LAS (mode las: CAS releases nothing
+# to a client without a report of python3's measurement from a listed host;
+# the LAS needs root): it gets a generated password in its environment and in
 # an injected file (neither in /proc/PID/environ or cmdline), writes notes to
 # an encrypted session volume (ciphertext only on disk), reads them back in a
 # second run, and an older copy of the volume is refused. Any failed check
@@ -13,12 +15,17 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SCONE=${SCONE_BIN:-$PWD/build/bin/scone}
 CAS_BIN=${SCONE_CAS_BIN:-$(dirname "$SCONE")/scone-cas}
+LAS_BIN=${SCONE_LAS_BIN:-$(dirname "$SCONE")/scone-las}
 # Debian's python3, never a version-manager shim from PATH (it breaks under LD_PRELOAD).
 PY=/usr/bin/python3
 work=$(mktemp -d /tmp/scone-demo.XXXXXX)
-cas_pid='' run_pid=''
+cas_pid='' run_pid='' las_pid=''
 cleanup() {
 	[ -z "$run_pid" ] || kill "$run_pid" 2>/dev/null || true
+	if [ -n "$las_pid" ]; then
+		kill "$las_pid" 2>/dev/null || true
+		wait "$las_pid" 2>/dev/null || true
+	fi
 	if [ -n "$cas_pid" ]; then
 		kill "$cas_pid" 2>/dev/null || true
 		wait "$cas_pid" 2>/dev/null || true
@@ -33,6 +40,7 @@ fail() {
 }
 export SCONE_NO_PROGRESS=1
 [ -x "$PY" ] || fail "$PY is missing (scripts/install-deps.sh installs it)"
+[ "$(id -u)" -eq 0 ] || fail "the demo starts a Local Attestation Service, which reads other processes' mappings: run it as root"
 
 step "1. Some confidential files (plaintext, as an application would have them)"
 mkdir -p "$work/native/config"
@@ -86,7 +94,7 @@ NEWTAG=$("$SCONE" fspf show volume.fspf | sed -n 's/^tag  //p')
 rm -rf enc && mv enc.old enc && mv volume.fspf.old volume.fspf
 SCONE_FSPF_TAG=$NEWTAG "$SCONE" fspf verify volume.fspf || echo "(the old copy is refused: its tag is not the current one)"
 
-step "7. Start a local CAS on its embedded store, make an owner identity, pin the CAS"
+step "7. Start a local CAS on its embedded store and this host's LAS; make an owner identity, pin the CAS"
 export SCONE_CLI_CONFIG=$work/owner/config.json
 port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$CAS_BIN" --state-dir "$work/cas" --listen "127.0.0.1:$port" 2>"$work/cas.log" </dev/null &
@@ -97,40 +105,35 @@ grep -o '"msg":"CAS certificate[^(]*' "$work/cas.log" | sed 's/"msg":"//'
 "$SCONE" cas keygen
 fp=$(openssl x509 -in "$work/cas/cas.crt" -outform DER | sha256sum | cut -d' ' -f1)
 "$SCONE" cas trust "127.0.0.1:$port" --fingerprint "$fp"
+"$LAS_BIN" --listen "unix:$work/las.sock" --state-dir "$work/las" 2>"$work/las.log" </dev/null &
+las_pid=$!
+for _ in $(seq 100); do grep -q listening "$work/las.log" 2>/dev/null && break; sleep 0.05; done
+[ -S "$work/las.sock" ] || fail "scone-las did not start ($(tail -1 "$work/las.log"))"
+export SCONE_LAS_ADDR=unix:$work/las.sock # where the runtime asks for its report
+platform=$("$LAS_BIN" --print-identity --state-dir "$work/las")
+echo "scone-las listens on $SCONE_LAS_ADDR; this host's platform id: $platform"
 
-step "8. Upload a session: a generated password, an injected config file, a volume"
-echo "examples/sessions/demo.yaml with /DEMO_DIR replaced by this demo's directory:"
-sed -e '/^#/d' -e "s|/DEMO_DIR|$work|g" "$ROOT/examples/sessions/demo.yaml" >session.yaml
-grep -F "$work" session.yaml
+step "8. Upload a session: python3's measurement, this host, a generated password, an injected config file, a volume"
+echo "\$ scone measure /usr/bin/python3   (every code file python3 maps under the runtime)"
+measurement=$("$SCONE" measure "$PY")
+echo "$measurement"
+echo "examples/sessions/demo.yaml with /DEMO_DIR, DEMO_MEASUREMENT and DEMO_PLATFORM filled in:"
+sed -e '/^#/d' -e "s|/DEMO_DIR|$work|g" -e "s|DEMO_MEASUREMENT|$measurement|" -e "s|DEMO_PLATFORM|$platform|" \
+	"$ROOT/examples/sessions/demo.yaml" >session.yaml
+grep -F -e "$work" -e "$measurement" -e "$platform" -e "mode:" session.yaml
 "$SCONE" session check session.yaml
 "$SCONE" session create session.yaml
 echo "what an owner reads back (no generated value):"
 "$SCONE" session read demo --json | "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(json.dumps({k: d[k] for k in ("name", "hash", "secrets")}))'
 
-step "9. What a starting service receives (the runtime does this before main; here with curl)"
+step "9. A client without attestation gets nothing (the service endpoint, asked with curl)"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=runtime -days 1 \
 	-keyout rt.key -out rt.crt 2>/dev/null
-curl -sk --cert rt.crt --key rt.key -d '{"config_id":"demo/app"}' "https://127.0.0.1:$port/v1/service/config" >config.json
-"$PY" - <<'PY'
-import json
-c = json.load(open("config.json"))
-pw = c["environment"]["DB_PASSWORD"]
-print("argv:", c["command"])
-print("DB_PASSWORD:", pw[:3] + "..." + " (%d characters, generated by CAS)" % len(pw))
-print("injection file:", c["injection_files"][0]["path"], "(content: password = " + pw[:3] + "...)")
-v = c["volumes"][0]
-print("volume", v["name"], "at", v["path"], "key", v["key"][:6] + "...", "tag", repr(v["tag"]), "(new volume)")
-PY
-# The demo keeps the password in a shell variable only, to look for it below;
-# has_pw greps for it without putting it on a command line.
-pw=$("$PY" -c 'import json, sys; print(json.load(sys.stdin)["environment"]["DB_PASSWORD"])' <config.json)
-rm -f config.json rt.key rt.crt
-[ ${#pw} -eq 24 ] || fail "CAS handed out no 24-character DB_PASSWORD"
-has_pw() { grep -aqF -f <(printf '%s\n' "$pw") "$@"; }
-if has_pw -r "$work/cas" "$work/cas.log"; then
-	fail "the generated password is on disk or in the CAS log"
-fi
-echo "grep for the password in the CAS state directory (store, WAL) and its log: no match"
+status=$(curl -sk -o refusal.json -w '%{http_code}' --cert rt.crt --key rt.key -d '{"config_id":"demo/app"}' \
+	"https://127.0.0.1:$port/v1/service/config")
+echo "HTTP $status: $(cat refusal.json)"
+[ "$status" = 403 ] && grep -q '"ATTESTATION"' refusal.json || fail "CAS answered a client without evidence ($status)"
+rm -f refusal.json rt.key rt.crt
 
 step "10. Run an unmodified program under the runtime: /usr/bin/python3, secrets injected before main"
 mkdir -p app
@@ -146,6 +149,13 @@ print("DB_PASSWORD: %s... (%d characters)" % (pw[:3], len(pw)), flush=True)
 conf = open(root + "/etc/app.conf").read()
 same = "same password as DB_PASSWORD" if pw and conf == "password = %s\n" % pw else "DIFFERENT"
 print("etc/app.conf: password = %s... (%s)" % (conf[11:14], same), flush=True)
+import stat
+try:  # fd 9, if the demo opened it: its check channel (a pipe), to look for the password where it must not be
+    if stat.S_ISFIFO(os.fstat(9).st_mode):
+        os.write(9, (pw + "\n").encode())
+        os.close(9)
+except OSError:
+    pass
 if sys.argv[1] == "write":
     # Tell the demo our PID, then wait until it has looked at /proc/PID.
     with open(root + "/app/ready.tmp", "w") as f:
@@ -165,8 +175,21 @@ else:
     print("appended; data/notes.txt now has %d lines" % len(open(notes).readlines()), flush=True)
 PY
 echo "\$ scone run --cas 127.0.0.1:$port --config-id demo/app -- /usr/bin/python3 write"
-"$SCONE" run --cas "127.0.0.1:$port" --config-id demo/app -- "$PY" write >run1.out 2>run1.err </dev/null &
+mkfifo pw.pipe # a pipe: the password the program got comes back to the demo here, never through a file
+"$SCONE" run --cas "127.0.0.1:$port" --config-id demo/app -- "$PY" write >run1.out 2>run1.err </dev/null 9>pw.pipe &
 run_pid=$!
+pw=
+read -r -t 60 pw <pw.pipe || true
+rm -f pw.pipe
+# The demo keeps the password in a shell variable only, to look for it below;
+# has_pw greps for it without putting it on a command line.
+[ ${#pw} -eq 24 ] || { cat run1.err >&2; fail "the program received no 24-character DB_PASSWORD"; }
+echo "the program received DB_PASSWORD: ${pw:0:3}... (24 characters, generated by CAS)"
+has_pw() { grep -aqF -f <(printf '%s\n' "$pw") "$@"; }
+if has_pw -r "$work/cas" "$work/cas.log" "$work/las" "$work/las.log"; then
+	fail "the generated password is on disk or in the CAS or LAS log"
+fi
+echo "grep for the password in the CAS state directory (store, WAL), the LAS's and their logs: no match"
 for _ in $(seq 300); do
 	[ ! -s app/ready ] || break
 	kill -0 "$run_pid" 2>/dev/null || break

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "attest/attest.h"
 #include "cas/cas.h"
 #include "cas/http_parse.h"
 #include "fuzz_common.h"
@@ -32,6 +33,9 @@ static void config_request(const char *s, size_t n)
 		CHECK(scone_session_name_valid(r.service));
 		CHECK(strchr(r.service, '/') == NULL);
 		CHECK(strlen(r.evidence_type) < sizeof(r.evidence_type));
+		CHECK(r.otp[0] == '\0' || strlen(r.otp) == 6);
+		CHECK(r.evidence_size <= SCONE_EVIDENCE_MAX && (r.evidence != NULL || r.evidence_size == 0));
+		cas_config_request_free(&r);
 	}
 }
 

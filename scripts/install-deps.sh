@@ -7,7 +7,7 @@ PACKAGES=(
 	build-essential pkg-config clang libclang-rt-14-dev
 	libssl-dev libyaml-dev libsqlite3-dev libpq-dev libjansson-dev libevent-dev libcmocka-dev
 	openssl sqlite3 postgresql python3 python3-yaml gnupg coreutils nginx-light curl redis-server redis-tools
-	liburing-dev libaio-dev golang-go gdb util-linux
+	liburing-dev libaio-dev golang-go strace gdb util-linux
 	# databases on volumes (tests/integration/test_databases.sh, bench/bench_databases.sh)
 	mariadb-server mariadb-client nodejs wrk
 )

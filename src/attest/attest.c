@@ -14,6 +14,7 @@
 
 static const struct scone_evidence_ops *const evidence_types[] = {
 	&scone_evidence_none,
+	&scone_evidence_las,
 	&scone_evidence_sgx,
 	&scone_evidence_tdx,
 	&scone_evidence_snp,

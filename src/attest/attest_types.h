@@ -9,6 +9,7 @@
 #include "attest/roots.h"
 
 extern const struct scone_evidence_ops scone_evidence_none;
+extern const struct scone_evidence_ops scone_evidence_las;
 extern const struct scone_evidence_ops scone_evidence_sgx;
 extern const struct scone_evidence_ops scone_evidence_tdx;
 extern const struct scone_evidence_ops scone_evidence_snp;

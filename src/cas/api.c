@@ -39,6 +39,7 @@ void cas_respond_err(struct cas_response *resp, enum scone_err err, const char *
 		break;
 	case SCONE_ERR_PERMISSION:
 	case SCONE_ERR_AUTH:
+	case SCONE_ERR_ATTESTATION:
 		status = 403;
 		break;
 	case SCONE_ERR_INVALID:
@@ -530,6 +531,27 @@ static void session_list(struct cas *cas, const struct cas_request *req, struct 
 	cas_respond_json(resp, 200, json_pack("{s:o}", "sessions", list));
 }
 
+/* GET /v1/otp/SESSION/SERVICE: for those the session's read policy admits. */
+static void otp_provision(struct cas *cas, const struct cas_request *req, const char *id, struct cas_response *resp)
+{
+	char session[SCONE_SESSION_NAME_MAX + 1], service[SCONE_SESSION_NAME_MAX + 1];
+	struct cas_loaded cur;
+	enum scone_err err = cas_split_config_id(id, session, service);
+
+	if (err) {
+		cas_respond_err(resp, err, "path");
+		return;
+	}
+	if (!cas_load_session(cas, req->worker, session, &cur, resp))
+		return;
+	if (!cas_access_allows(cas, req->worker, &cur, 'r', peer_of(req)))
+		cas_respond_error(resp, 403, "PERMISSION", "session %s: access_policy.read does not allow this client",
+				  session);
+	else
+		cas_otp_provision(cas, req->worker, &cur, service, resp);
+	cas_loaded_free(&cur);
+}
+
 /* ---- health and metrics ---- */
 
 
@@ -610,6 +632,10 @@ static bool route(struct cas *cas, const struct cas_request *req, struct cas_res
 			session_update(cas, req, name, resp);
 		else
 			session_delete(cas, req, name, resp);
+	} else if (strncmp(p, "/v1/otp/", 8) == 0) {
+		if (m != CAS_GET)
+			return false;
+		otp_provision(cas, req, p + 8, resp);
 	} else if (strcmp(p, "/v1/service/config") == 0) {
 		if (m != CAS_POST)
 			return false;

@@ -65,6 +65,7 @@ struct cas {
 	int audit_mirror_fd;                       /* --audit-mirror file, or -1 */
 	pthread_mutex_t audit_mirror_lock;
 	atomic_bool rolled_back;                   /* an audit chain lost an entry: serve nothing */
+	int evidence_max_age; /* seconds a report with a time is accepted (--evidence-max-age); 0 = 60 */
 };
 
 /*
@@ -127,6 +128,11 @@ SCONE_MUST_CHECK enum scone_err cas_instance_token(struct cas *cas, const uint8_
 /* Render $$SCONE::name:format$$ of own's session (own secrets, imports, SCONE's old NAME.crt forms). */
 SCONE_MUST_CHECK enum scone_err cas_render_ref(struct cas *cas, int worker, const struct cas_loaded *own,
 					       const char *name, const char *format, struct scone_wbuf *out);
+
+struct cas_loaded;
+/* GET /v1/otp/SESSION/SERVICE once the read policy admitted the caller: the otpauth:// URI. */
+void cas_otp_provision(struct cas *cas, int worker, const struct cas_loaded *own, const char *service,
+		       struct cas_response *resp);
 
 /* Shared by api.c and config.c. */
 struct scone_session;
@@ -233,10 +239,16 @@ void cas_respond_err(struct cas_response *resp, enum scone_err err, const char *
 
 #define CAS_CONFIG_ID_MAX 300
 
+#define CAS_NOTE_MAX 240
+
 struct cas_config_request {
 	char session[SCONE_SESSION_NAME_MAX + 1];
 	char service[SCONE_SESSION_NAME_MAX + 1];
+	char otp[8];            /* the one-time password after '@' in config_id: 6 digits, or "" */
 	char evidence_type[32]; /* "none" if absent */
+	uint8_t *evidence;      /* evidence.data decoded (heap, NULL if absent); cas_config_request_free */
+	size_t evidence_size;
+	char evidence_note[CAS_NOTE_MAX + 1]; /* the runtime's reason for having no evidence (untrusted, printable) */
 	char access_token_mac[65]; /* hex, "" if absent (security.service_access_token) */
 };
 
@@ -267,10 +279,15 @@ struct cas_values_request {
 
 /* Parse a JSON body; MALFORMED/INVALID/TOO_LARGE with detail naming the field. */
 SCONE_MUST_CHECK enum scone_err cas_parse_config_request(const char *body, size_t len, struct cas_config_request *out);
+void cas_config_request_free(struct cas_config_request *r);
 SCONE_MUST_CHECK enum scone_err cas_parse_tag_request(const char *body, size_t len, struct cas_tag_request *out);
 /* *out is heap-allocated (free()); on error NULL. */
 SCONE_MUST_CHECK enum scone_err cas_parse_values_request(const char *body, size_t len, struct cas_values_request **out);
-/* Split "session/service" at the last '/' and validate both names. */
+/*
+ * Split "session/service" at the last '/' and validate both names. The
+ * config request's config_id may end in "@OTP" (cas_parse_config_request
+ * takes it off first).
+ */
 SCONE_MUST_CHECK enum scone_err cas_split_config_id(const char *id, char *session, char *service);
 
 #endif

@@ -7,20 +7,25 @@
  * HMAC(token key, SPKI hash of the caller's key || config id), with which
  * the same instance (same TLS key) later reports its volumes' new tags.
  *
- * Attestation in this version: a session with `security.attestation.mode:
- * none` is served without evidence (and every such start is logged as a
- * warning); any other session is refused, since no hardware evidence
- * verifier exists yet. Evidence is bound to the TLS key, so the token and
- * any later evidence cannot be replayed over another connection.
+ * Attestation (attest_gate.c): the request's evidence is verified through
+ * the evidence interface and its claims matched to the session's mode and
+ * the service's variants; a one-time password, where the session names a
+ * secret for it, is a second factor in every mode (otp.c). Evidence binds
+ * the TLS key, so neither it nor the token can be used over another
+ * connection. A refusal is logged with the factor that failed, never with
+ * a secret.
  */
 #include "cas.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <jansson.h>
 
+#include "cas/attest_gate.h"
+#include "cas/otp.h"
 #include "cas/secrets.h"
 #include "lib/crypto.h"
 #include "lib/hex.h"
@@ -465,7 +470,7 @@ static enum scone_err build_config(struct resolve *r, const struct scone_service
 
 	scone_session_hash_hex(r->own->rec.hash, h);
 	json_object_set_new(cfg, "session_hash", json_string(h));
-	json_object_set_new(cfg, "mode", json_string("none"));
+	json_object_set_new(cfg, "mode", json_string(scone_attestation_mode_name(r->own->session->mode)));
 	json_object_set_new(cfg, "pwd", json_string(svc->pwd ? svc->pwd : "/"));
 	SCONE_TRY(add_command(r, svc, cfg));
 	SCONE_TRY(add_environment(r, svc, cfg));
@@ -478,22 +483,54 @@ static enum scone_err build_config(struct resolve *r, const struct scone_service
 	return SCONE_ERR_OK;
 }
 
-/* mode none admits a caller without evidence; nothing else is verifiable yet. */
-static bool attestation_ok(const struct cas_loaded *l, const struct cas_config_request *cr, struct cas_response *resp)
+/* The second factor: the service's (or session's) one-time password secret, if it has one. */
+static enum scone_err check_otp(struct resolve *r, const struct scone_session *s, const struct scone_service *svc,
+			       const struct cas_config_request *cr)
 {
-	if (l->session->mode == SCONE_ATTEST_NONE && strcmp(cr->evidence_type, "none") == 0) {
-		scone_warn("service %s/%s started without attestation (security.attestation.mode: none)", cr->session,
-			   cr->service);
+	const char *text = scone_service_otp_secret(s, svc);
+	struct scone_store *st = r->im.cas->stores[r->im.worker];
+	uint8_t key[CAS_OTP_KEY_MAX];
+	size_t key_len = 0;
+	struct scone_wbuf b;
+	enum scone_err err;
+
+	if (!text)
+		return SCONE_ERR_OK;
+	scone_wbuf_init(&b, 4096, 1);
+	err = scone_template_expand(text, strlen(text), lookup_secret, r, &b);
+	if (!err)
+		err = cas_otp_key((const char *)b.data, b.size, key, &key_len);
+	if (!err)
+		err = cas_otp_check(st, cr->session, cr->service, key, key_len, cr->otp, (int64_t)time(NULL));
+	scone_wipe(key, sizeof(key));
+	scone_wbuf_free(&b);
+	return err;
+}
+
+/* A factor's verdict: a refusal is answered (403, the factor named) and logged. */
+static bool factor_ok(const struct cas_request *req, const struct cas_config_request *cr, enum scone_err err,
+		      struct cas_response *resp)
+{
+	if (!err)
 		return true;
+	if (err != SCONE_ERR_ATTESTATION) {
+		cas_respond_err(resp, err, "attestation");
+		return false;
 	}
-	if (l->session->mode == SCONE_ATTEST_NONE)
-		cas_respond_error(resp, 400, "UNSUPPORTED", "evidence type \"%.31s\" is not supported", cr->evidence_type);
-	else
-		cas_respond_error(resp, 403, "ATTESTATION",
-				  "session %s requires hardware attestation, and no evidence this CAS can verify was "
-				  "presented",
-				  cr->session);
+	scone_warn("configuration %s/%s refused to %s: %s", cr->session, cr->service,
+		   req->peer_addr ? req->peer_addr : "?", scone_err_detail());
+	cas_respond_error(resp, 403, "ATTESTATION", "%s/%s: %s", cr->session, cr->service, scone_err_detail());
 	return false;
+}
+
+/* The evidence, judged by session s (the stored one, or a dynamic one as it stands now). */
+static bool attested(struct resolve *r, const struct cas_request *req, const struct scone_session *s,
+		     const struct scone_service *svc, const struct cas_config_request *cr, struct cas_response *resp)
+{
+	struct cas_attest_opts o = { .max_age_sec = r->im.cas->evidence_max_age };
+	struct scone_claims claims;
+
+	return factor_ok(req, cr, cas_attest_gate(&o, s, svc, cr, req->peer_spki_sha256, &claims), resp);
 }
 
 /*
@@ -583,6 +620,7 @@ void cas_handle_config(struct cas *cas, const struct cas_request *req, struct ca
 	if (!req->has_peer_key) {
 		cas_respond_error(resp, 400, "AUTH",
 				  "the runtime must connect with a client certificate (its fresh TLS key binds the evidence)");
+		cas_config_request_free(&cr);
 		return;
 	}
 	if (!cas_load_session(cas, req->worker, cr.session, &own, resp))
@@ -597,7 +635,10 @@ void cas_handle_config(struct cas *cas, const struct cas_request *req, struct ca
 	}
 	if (!decide_view(cas, req->worker, &own, &view, &eff, resp))
 		goto out;
-	if (!attestation_ok(&view, &cr, resp) || !access_token_ok(view.session, &cr, req->peer_spki_sha256, resp))
+	/* The one-time password last: using a code is the one decision that changes state. */
+	if (!attested(&r, req, view.session, svc, &cr, resp) ||
+	    !access_token_ok(view.session, &cr, req->peer_spki_sha256, resp) ||
+	    !factor_ok(req, &cr, check_otp(&r, view.session, svc, &cr), resp))
 		goto out;
 	cfg = json_pack("{s:s}", "config_id", "");
 	json_object_set_new(cfg, "config_id", json_sprintf("%s/%s", cr.session, cr.service));
@@ -614,12 +655,14 @@ void cas_handle_config(struct cas *cas, const struct cas_request *req, struct ca
 	resolve_free(&r);
 	scone_session_free(eff);
 	cas_loaded_free(&own);
+	cas_config_request_free(&cr);
 	return;
 out:
 	resolve_free(&r);
 	scone_session_free(eff);
 	cas_loaded_free(&own);
 denied:
+	cas_config_request_free(&cr);
 	atomic_fetch_add(&cas->counters.config_denied, 1);
 }
 
@@ -723,6 +766,46 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 out:
 	resolve_free(&r);
 	cas_loaded_free(&own);
+}
+
+void cas_otp_provision(struct cas *cas, int worker, const struct cas_loaded *own, const char *service,
+		       struct cas_response *resp)
+{
+	struct resolve r = {
+	    .im = {.cas = cas, .worker = worker, .who = own->session, .who_creator = own->rec.creator},
+	    .own = own};
+	const struct scone_service *svc = scone_session_service(own->session, service);
+	const char *text = svc ? scone_service_otp_secret(own->session, svc) : NULL;
+	uint8_t key[CAS_OTP_KEY_MAX];
+	size_t key_len = 0;
+	char uri[1024];
+	struct scone_wbuf b;
+	enum scone_err err;
+
+	if (!text) {
+		cas_respond_error(resp, 404, "NOT_FOUND", svc ? "service %s/%s has no one_time_password_shared_secret"
+							      : "session %s has no service %s",
+				  own->rec.name, service);
+		return;
+	}
+	scone_wbuf_init(&b, 4096, 1);
+	err = scone_template_expand(text, strlen(text), lookup_secret, &r, &b);
+	if (!err)
+		err = cas_otp_key((const char *)b.data, b.size, key, &key_len);
+	if (!err)
+		err = cas_otp_uri(key, key_len, own->rec.name, service, uri, sizeof(uri));
+	scone_wipe(key, sizeof(key));
+	scone_wbuf_free(&b);
+	resolve_free(&r);
+	if (err) {
+		cas_respond_err(resp, err, "one-time password secret");
+		return;
+	}
+	/* The one place CAS hands out a secret to an owner: provisioning an authenticator is its purpose. */
+	cas_respond_json(resp, 200, json_pack("{s:s,s:s,s:o,s:i,s:i}", "uri", uri, "issuer", "scone", "account",
+					      json_sprintf("%s/%s", own->rec.name, service), "digits", CAS_OTP_DIGITS,
+					      "period", CAS_OTP_STEP));
+	scone_wipe(uri, sizeof(uri));
 }
 
 enum scone_err cas_render_ref(struct cas *cas, int worker, const struct cas_loaded *own, const char *name,

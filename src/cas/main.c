@@ -36,6 +36,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: scone-cas [--listen ADDR:PORT] [--state-dir DIR] [--store URL] [--workers N]\n"
 		"                 [--max-connections N] [--timeout SECONDS] [--rate-limit N]\n"
+		"                 [--evidence-max-age SECONDS]\n"
 		"                 [--max-pending-mb N] [--slow-workers N]\n"
 		"                 [--keygen-per-session UNITS] [--keygen-per-minute UNITS]\n"
 		"                 [--store URL] [--replica NAME] [--audit-mirror FILE]\n"
@@ -61,8 +62,11 @@ static void usage(FILE *f)
 		"other requests. Key generation costs units (an RSA-3072 key 4, RSA-2048\n"
 		"1, EC and Ed25519 keys 0): one create or update may spend at most\n"
 		"--keygen-per-session (default %d), one client key at most\n"
-		"--keygen-per-minute (default %d; 0: no limit). SIGTERM or SIGINT stops it\n"
-		"gracefully. API: docs/api.md.\n",
+		"--keygen-per-minute (default %d; 0: no limit). --evidence-max-age is how\n"
+		"long evidence that carries a time (a LAS report) is accepted (default 60; it\n"
+		"must cover the clock difference between the LAS hosts and CAS). SIGTERM or\n"
+		"SIGINT stops it gracefully. API: docs/api.md, attestation:\n"
+		"docs/attestation.md.\n",
 		CAS_DEFAULT_PORT, CAS_KEYGEN_PER_REQUEST, CAS_KEYGEN_PER_MINUTE);
 }
 
@@ -90,6 +94,7 @@ struct options {
 	int max_connections;
 	int timeout;
 	int rate_limit;
+	int evidence_max_age;
 	int max_pending_mb;
 	int slow_workers;
 	int keygen_per_session;
@@ -102,6 +107,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "listen", required_argument, NULL, 'l' },	{ "state-dir", required_argument, NULL, 'd' },
 		{ "workers", required_argument, NULL, 'w' },	{ "max-connections", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 't' },	{ "rate-limit", required_argument, NULL, 'r' },
+		{ "evidence-max-age", required_argument, NULL, 'e' },
 		{ "max-pending-mb", required_argument, NULL, 'm' }, { "slow-workers", required_argument, NULL, 's' },
 		{ "keygen-per-session", required_argument, NULL, 'k' },
 		{ "keygen-per-minute", required_argument, NULL, 'K' },
@@ -112,7 +118,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:w:c:t:r:m:s:k:K:S:R:A:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:d:w:c:t:r:e:m:s:k:K:S:R:A:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'S':
 			o->store = optarg;
@@ -140,6 +146,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'r':
 			o->rate_limit = parse_int("--rate-limit", optarg, 1, 1000000);
+			break;
+		case 'e':
+			o->evidence_max_age = parse_int("--evidence-max-age", optarg, 1, 86400);
 			break;
 		case 'm':
 			o->max_pending_mb = parse_int("--max-pending-mb", optarg, 2, 1 << 20);
@@ -261,6 +270,7 @@ int main(int argc, char **argv)
 		rc = fail(o.state_dir, err);
 		goto out;
 	}
+	cas.evidence_max_age = o.evidence_max_age;
 	if (o.audit_mirror && (err = open_mirror(&cas, o.audit_mirror))) {
 		rc = fail("--audit-mirror", err);
 		goto out;

@@ -12,6 +12,11 @@
 
 #include <jansson.h>
 
+#include <stdlib.h>
+
+#include "attest/attest.h"
+#include "lib/base64.h"
+#include "lib/crypto.h"
 #include "lib/hex.h"
 
 #define CAS_JSON_BODY_MAX (64 * 1024)
@@ -92,19 +97,70 @@ enum scone_err cas_split_config_id(const char *id, char *session, char *service)
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err parse_evidence(json_t *obj, char *type, size_t size)
+/* Strict standard base64 with padding (lib/base64): what the runtime sends. */
+static enum scone_err decode_base64(const char *s, size_t n, struct cas_config_request *out)
 {
-	static const char *const keys[] = { "type", NULL };
-	json_t *ev = json_object_get(obj, "evidence");
+	size_t cap = scone_base64_decoded_max(n);
 
-	snprintf(type, size, "%s", "none");
+	if (n == 0 || n / 4 * 3 > SCONE_EVIDENCE_MAX)
+		return scone_err_set(SCONE_ERR_INVALID, "request body: \"evidence.data\" must be padded base64 of 1 to %u "
+				     "bytes", SCONE_EVIDENCE_MAX);
+	out->evidence = malloc(cap);
+	if (!out->evidence)
+		return scone_err_set(SCONE_ERR_NOMEM, "request body: evidence");
+	return scone_base64_decode(s, n, out->evidence, cap, &out->evidence_size, 0, "request body: \"evidence.data\"");
+}
+
+static enum scone_err parse_evidence(json_t *obj, struct cas_config_request *out)
+{
+	static const char *const keys[] = { "type", "data", "note", NULL };
+	json_t *ev = json_object_get(obj, "evidence"), *data;
+
+	snprintf(out->evidence_type, sizeof(out->evidence_type), "%s", "none");
 	if (!ev || json_is_null(ev))
 		return SCONE_ERR_OK;
 	if (!json_is_object(ev))
 		return scone_err_set(SCONE_ERR_INVALID, "request body: \"evidence\" must be an object");
 	SCONE_TRY(check_keys(ev, keys));
-	SCONE_TRY(get_string(ev, "type", true, type, size));
+	SCONE_TRY(get_string(ev, "type", true, out->evidence_type, sizeof(out->evidence_type)));
+	SCONE_TRY(get_string(ev, "note", false, out->evidence_note, sizeof(out->evidence_note)));
+	for (char *p = out->evidence_note; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
+	data = json_object_get(ev, "data");
+	if (!data || json_is_null(data))
+		return SCONE_ERR_OK;
+	if (!json_is_string(data))
+		return scone_err_set(SCONE_ERR_INVALID, "request body: \"evidence.data\" must be a base64 string");
+	return decode_base64(json_string_value(data), json_string_length(data), out);
+}
+
+/* "SESSION/SERVICE@123456": the one-time password off the end. */
+static enum scone_err take_otp(char *id, char otp[8])
+{
+	char *at = strrchr(id, '@');
+	size_t n;
+
+	otp[0] = '\0';
+	if (!at)
+		return SCONE_ERR_OK;
+	n = strlen(at + 1);
+	if (n != 6 || strspn(at + 1, "0123456789") != 6)
+		return scone_err_set(SCONE_ERR_INVALID, "config_id: the one-time password after '@' must be 6 digits");
+	memcpy(otp, at + 1, 7);
+	*at = '\0';
 	return SCONE_ERR_OK;
+}
+
+void cas_config_request_free(struct cas_config_request *r)
+{
+	if (r->evidence) {
+		scone_wipe(r->evidence, r->evidence_size);
+		free(r->evidence);
+	}
+	scone_wipe(r->otp, sizeof(r->otp));
+	r->evidence = NULL;
+	r->evidence_size = 0;
 }
 
 enum scone_err cas_parse_config_request(const char *body, size_t len, struct cas_config_request *out)
@@ -117,11 +173,14 @@ enum scone_err cas_parse_config_request(const char *body, size_t len, struct cas
 	memset(out, 0, sizeof(*out));
 	SCONE_TRY(parse_object(body, len, &obj));
 	if (!(err = check_keys(obj, keys)) && !(err = get_string(obj, "config_id", true, id, sizeof(id))) &&
-	    !(err = cas_split_config_id(id, out->session, out->service)))
-		err = parse_evidence(obj, out->evidence_type, sizeof(out->evidence_type));
+	    !(err = take_otp(id, out->otp)) && !(err = cas_split_config_id(id, out->session, out->service)))
+		err = parse_evidence(obj, out);
 	if (!err)
 		err = get_string(obj, "access_token_mac", false, out->access_token_mac, sizeof(out->access_token_mac));
 	json_decref(obj);
+	scone_wipe(id, sizeof(id));
+	if (err)
+		cas_config_request_free(out);
 	return err;
 }
 

@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <string.h>
 
+#include "lib/base32.h"
 #include "lib/crypto.h"
 #include "lib/hex.h"
 
@@ -150,30 +151,27 @@ static enum scone_err r_key_der(const struct sec_item *it, struct scone_wbuf *ou
 	return scone_wbuf_put(out, it->value.p, it->value.n);
 }
 
-/* RFC 4648 base32 (padded or not) and base64url (padded), SCONE 0.3.10's binary formats. */
+/*
+ * RFC 4648 base32 (lib/base32), padded or not, through a small stack buffer
+ * (40 bytes make 64 characters, so only the last chunk is short); with
+ * base64url (padded) SCONE 0.3.10's binary formats.
+ */
 static enum scone_err put_base32(struct scone_wbuf *out, const uint8_t *p, size_t n, bool pad)
 {
-	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-	uint32_t acc = 0;
-	int bits = 0;
+	char chunk[64 + 1];
 	size_t chars = 0;
+	enum scone_err err = SCONE_ERR_OK;
 
-	for (size_t i = 0; i < n; i++) {
-		acc = (acc << 8 | p[i]) & 0xFFFF;
-		bits += 8;
-		while (bits >= 5) {
-			SCONE_TRY(scone_wbuf_u8(out, (uint8_t)abc[(acc >> (bits - 5)) & 31]));
-			bits -= 5;
-			chars++;
-		}
+	for (size_t off = 0; off < n && !err; off += 40) {
+		size_t k = n - off < 40 ? n - off : 40;
+		scone_base32_encode(chunk, sizeof(chunk), p + off, k);
+		chars += strlen(chunk);
+		err = scone_wbuf_put(out, chunk, strlen(chunk));
 	}
-	if (bits) {
-		SCONE_TRY(scone_wbuf_u8(out, (uint8_t)abc[(acc << (5 - bits)) & 31]));
-		chars++;
-	}
-	for (; pad && chars % 8; chars++)
-		SCONE_TRY(scone_wbuf_u8(out, '='));
-	return SCONE_ERR_OK;
+	scone_wipe(chunk, sizeof(chunk));
+	for (; !err && pad && chars % 8; chars++)
+		err = scone_wbuf_u8(out, '=');
+	return err;
 }
 
 static enum scone_err r_base32(const struct sec_item *it, struct scone_wbuf *out)

@@ -263,6 +263,15 @@ struct scone_store_ops {
 	 * audit_append) empties the read set.
 	 */
 	void (*optimistic)(struct scone_store *st, bool on);
+	/*
+	 * Record that key (1..255 bytes, no control characters) of scope
+	 * ("otp": a one-time password's service and time step) has been used:
+	 * OK the first time, CONFLICT for every later call, from any handle,
+	 * thread or process sharing the store, until expires (unix seconds),
+	 * after which the record may be dropped (the caller guarantees that
+	 * the key cannot be valid again by then). Durable like every write.
+	 */
+	enum scone_err (*use_once)(struct scone_store *st, const char *scope, const char *key, int64_t expires);
 	void (*close)(struct scone_store *st);
 };
 

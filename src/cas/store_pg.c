@@ -17,6 +17,8 @@
  *       CASCADE, volume text, tag bytea, PRIMARY KEY(session, volume))
  *   scone_audit(chain text, seq bigint, prev bytea, hash bytea, line text,
  *       PRIMARY KEY(chain, seq))
+ *   scone_used_once(scope text, key text, expires bigint, PRIMARY KEY(scope,
+ *       key))                one-time uses (store.h use_once), unsealed
  * Names are COLLATE "C" (byte order, as SQLite's), blobs are sealed exactly
  * as in the SQLite engine (store.c, same places), so items move between the
  * two engines unchanged.
@@ -902,6 +904,35 @@ static enum scone_err pg_load(struct scone_store *st, scone_store_source_fn next
 	return err;
 }
 
+/* ---------------- one-time uses ---------------- */
+
+/* Expired records go first; the primary key makes a second use of key EXISTS, which is CONFLICT here. */
+static enum scone_err pg_use_once(struct scone_store *st, const char *scope, const char *key, int64_t expires)
+{
+	struct pg_store *s = pg(st);
+	struct params purge = {0}, ins = {0};
+	enum scone_err err;
+
+	SCONE_TRY(scone_store_check_name("use scope", scope, SCONE_STORE_VOLUME_MAX));
+	SCONE_TRY(scone_store_check_name("use key", key, SCONE_STORE_VOLUME_MAX));
+	p_int64(&purge, (int64_t)time(NULL));
+	p_text(&ins, scope);
+	p_text(&ins, key);
+	p_int64(&ins, expires);
+	err = store_pg_begin(s, "begin recording a use");
+	if (err == SCONE_ERR_OK)
+		err = store_pg_run(s, P_ONCE_PURGE, &purge, "forget expired uses of", scope, NULL);
+	if (err == SCONE_ERR_OK)
+		err = store_pg_run(s, P_ONCE_INSERT, &ins, "record a use of", scope, NULL);
+	if (err == SCONE_ERR_EXISTS)
+		err = scone_err_set(SCONE_ERR_CONFLICT, "store: %s %s was used already", scope, key);
+	if (err == SCONE_ERR_OK)
+		err = store_pg_exec(s, "COMMIT", "commit a use");
+	if (err != SCONE_ERR_OK)
+		store_pg_abort(s);
+	return err;
+}
+
 /* ---------------- close ---------------- */
 
 void store_pg_destroy(struct pg_store *s)
@@ -934,6 +965,7 @@ const struct scone_store_ops store_pg_ops = {
     .dump = pg_dump,
     .load = pg_load,
     .optimistic = pg_optimistic,
+    .use_once = pg_use_once,
     .close = pg_close,
 };
 

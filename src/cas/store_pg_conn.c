@@ -53,6 +53,8 @@ const char *const store_pg_sql[P_COUNT_] = {
 		     "FROM scone_audit WHERE chain = $1::text AND seq = $2::bigint - 1 AND hash = $3::bytea)",
     [P_NEXT] = "SELECT nextval('scone_version')",
     [P_AUDIT_HEAD] = "SELECT seq, hash FROM scone_audit WHERE chain = $1 ORDER BY seq DESC LIMIT 1",
+    [P_ONCE_PURGE] = "DELETE FROM scone_used_once WHERE expires < $1::bigint",
+    [P_ONCE_INSERT] = "INSERT INTO scone_used_once(scope, key, expires) VALUES($1::text, $2::text, $3::bigint)",
 };
 
 enum scone_err store_pg_col_hash(struct pg_store *s, const PGresult *r, int row, int c, const char *name,

@@ -44,6 +44,8 @@ enum stmt_id {
 	P_AUDIT_PREV,
 	P_AUDIT_HEAD,
 	P_NEXT,
+	P_ONCE_PURGE,
+	P_ONCE_INSERT,
 	P_COUNT_,
 };
 

@@ -12,6 +12,11 @@
 
 #include "lib/crypto.h"
 
+/* One-time uses (OTP codes: a service's hash and a time step, nothing secret); added to older databases at open. */
+#define USED_ONCE_SQL                                                                                        \
+	"CREATE TABLE IF NOT EXISTS scone_used_once(scope text COLLATE \"C\" NOT NULL, key text COLLATE \"C\" NOT NULL," \
+	" expires bigint NOT NULL, PRIMARY KEY(scope, key));"
+
 static const char schema_sql[] =
     "CREATE TABLE scone_meta(key text COLLATE \"C\" PRIMARY KEY, value bytea NOT NULL);"
     "CREATE SEQUENCE scone_version;"
@@ -22,7 +27,7 @@ static const char schema_sql[] =
     "CREATE TABLE scone_volume_tags(session text COLLATE \"C\" NOT NULL REFERENCES scone_sessions(name)"
     " ON DELETE CASCADE, volume text COLLATE \"C\" NOT NULL, tag bytea NOT NULL, PRIMARY KEY(session, volume));"
     "CREATE TABLE scone_audit(chain text COLLATE \"C\" NOT NULL, seq bigint NOT NULL, prev bytea NOT NULL,"
-    " hash bytea NOT NULL, line text NOT NULL, PRIMARY KEY(chain, seq));";
+    " hash bytea NOT NULL, line text NOT NULL, PRIMARY KEY(chain, seq));" USED_ONCE_SQL;
 
 
 /* ---------------- open ---------------- */
@@ -203,6 +208,7 @@ static enum scone_err open_checked(struct pg_store *s, const char *conninfo, uns
 		SCONE_TRY(schema_create(s));
 	SCONE_TRY(schema_check(s));
 	SCONE_TRY(key_check(s));
+	SCONE_TRY(store_pg_exec(s, USED_ONCE_SQL, "add the table of one-time uses"));
 	return store_pg_prepare(s);
 }
 

@@ -12,6 +12,9 @@
  *   volume_tags(session, volume, tag BLOB, PRIMARY KEY(session, volume))
  *   audit(chain TEXT, seq INTEGER, prev BLOB, hash BLOB, line TEXT,
  *         PRIMARY KEY(chain, seq))
+ *   used_once(scope, key, expires, PRIMARY KEY(scope, key))   one-time uses
+ *       (OTP codes); added to older version-1 files at open, unsealed
+ *       (nothing secret: a service name and a time step)
  *   index sessions_by_creator(creator, name)
  * body, secrets and tag are sealed (store.c); the body's and secrets' AAD
  * binds name, hash and creator, so an edited hash or creator is caught too.
@@ -91,6 +94,8 @@ enum stmt_id {
 	S_BUMP,
 	S_VERSION,
 	S_AUDIT_WHY,
+	S_ONCE_PURGE,
+	S_ONCE_INSERT,
 	S_COUNT_,
 };
 
@@ -132,6 +137,8 @@ static const char *const stmt_sql[S_COUNT_] = {
     [S_VERSION] = "SELECT COALESCE((SELECT value FROM meta WHERE key = 'version'), 0)",
     [S_AUDIT_WHY] = "SELECT COALESCE((SELECT value FROM meta WHERE key = 'version'), 0) >= ?4, ?2 = 1 OR EXISTS "
 		    "(SELECT 1 FROM audit WHERE chain = ?1 AND seq = ?2 - 1 AND hash = ?3)",
+    [S_ONCE_PURGE] = "DELETE FROM used_once WHERE expires < ?1",
+    [S_ONCE_INSERT] = "INSERT INTO used_once(scope, key, expires) VALUES(?1, ?2, ?3)",
 };
 
 #define AUDIT_TABLE_SQL                                                                                     \
@@ -140,13 +147,17 @@ static const char *const stmt_sql[S_COUNT_] = {
 
 static pthread_mutex_t write_mutex = PTHREAD_MUTEX_INITIALIZER;
 
+#define USED_ONCE_SQL                                                                                       \
+	"CREATE TABLE IF NOT EXISTS used_once(scope TEXT NOT NULL, key TEXT NOT NULL, expires INTEGER NOT NULL," \
+	" PRIMARY KEY(scope, key));"
+
 static const char schema_sql[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL, value NOT NULL);"
     "CREATE TABLE sessions(name TEXT PRIMARY KEY NOT NULL, hash BLOB NOT NULL, creator BLOB NOT NULL,"
     " body BLOB NOT NULL, secrets BLOB NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);"
     "CREATE INDEX sessions_by_creator ON sessions(creator, name);"
     "CREATE TABLE volume_tags(session TEXT NOT NULL REFERENCES sessions(name) ON DELETE CASCADE,"
-    " volume TEXT NOT NULL, tag BLOB NOT NULL, PRIMARY KEY(session, volume));" AUDIT_TABLE_SQL;
+    " volume TEXT NOT NULL, tag BLOB NOT NULL, PRIMARY KEY(session, volume));" AUDIT_TABLE_SQL USED_ONCE_SQL;
 
 struct sq_store {
 	struct scone_store base;
@@ -1061,6 +1072,48 @@ static enum scone_err sq_load(struct scone_store *st, scone_store_source_fn next
 	return err;
 }
 
+/* ---------------- one-time uses ---------------- */
+
+static enum scone_err insert_once(struct sq_store *s, const char *scope, const char *key, int64_t expires)
+{
+	sqlite3_stmt *q = s->stmt[S_ONCE_INSERT];
+	enum scone_err err = SCONE_ERR_OK;
+	int rc;
+
+	sqlite3_bind_text(q, 1, scope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, expires);
+	rc = sqlite3_step(q);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		err = scone_err_set(SCONE_ERR_CONFLICT, "store: %s %s was used already", scope, key);
+	else if (rc != SQLITE_DONE)
+		err = db_err(s, rc, "record the use of %s", scope);
+	done(q);
+	return err;
+}
+
+static enum scone_err sq_use_once(struct scone_store *st, const char *scope, const char *key, int64_t expires)
+{
+	struct sq_store *s = sq(st);
+	sqlite3_stmt *purge = s->stmt[S_ONCE_PURGE];
+	enum scone_err err;
+
+	SCONE_TRY(scone_store_check_name("use scope", scope, SCONE_STORE_VOLUME_MAX));
+	SCONE_TRY(scone_store_check_name("use key", key, SCONE_STORE_VOLUME_MAX));
+	err = txn_begin(s, "begin recording a use of", scope);
+	if (err == SCONE_ERR_OK) {
+		sqlite3_bind_int64(purge, 1, (int64_t)time(NULL));
+		err = run(s, purge, "forget expired uses of", scope);
+	}
+	if (err == SCONE_ERR_OK)
+		err = insert_once(s, scope, key, expires);
+	if (err == SCONE_ERR_OK)
+		err = txn_commit(s, "commit a use of", scope);
+	if (err != SCONE_ERR_OK)
+		txn_abort(s);
+	return err;
+}
+
 /* ---------------- open / close ---------------- */
 
 static void sq_destroy(struct sq_store *s)
@@ -1101,6 +1154,7 @@ static const struct scone_store_ops sq_ops = {
     .dump = sq_dump,
     .load = sq_load,
     .optimistic = sq_optimistic,
+    .use_once = sq_use_once,
     .close = sq_close,
 };
 
@@ -1403,6 +1457,7 @@ static enum scone_err open_checked(struct sq_store *s, unsigned flags)
 	SCONE_TRY(key_check(s));
 	SCONE_TRY(canary_check(s));
 	SCONE_TRY(schema_upgrade_1(s));
+	SCONE_TRY(exec(s, USED_ONCE_SQL, "add the table of one-time uses"));
 	SCONE_TRY(prepare_all(s));
 	SCONE_TRY(set_wal(s)); /* a no-op unless someone switched the file out of WAL mode */
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);

@@ -85,7 +85,17 @@ int cli_cas_verify_audit_log(int argc, char **argv);
 /* Print a CAS error response (with validation errors) and return 1. */
 int cli_http_fail(const struct scone_https_response *resp, const char *what);
 
+/* ---- the runtime (run.c) ---- */
+
+/* $SCONE_RUNTIME_LIB, else ../lib/libscone.so next to this executable. */
+enum scone_err cli_runtime_path(char *out, size_t size);
+/* Refuse a PROGRAM the runtime cannot be preloaded into (static, another machine). */
+enum scone_err cli_check_program(const char *prog);
+/* LD_PRELOAD=lib in front of any preload already set. */
+void cli_preload(const char *lib);
+
 int cmd_fspf(int argc, char **argv);
+int cmd_measure(int argc, char **argv);
 int cmd_cas(int argc, char **argv);
 int cmd_session(int argc, char **argv);
 int cmd_run(int argc, char **argv);

@@ -21,6 +21,7 @@ static const struct cli_cmd commands[] = {
 	{ "run", cmd_run, "run a program under the runtime (secrets from CAS)" },
 	{ "volume", cmd_volume, "a session volume's disk state and CAS's; accept the disk's (recovery)" },
 	{ "attest", cmd_attest, "verify SGX, TDX and SEV-SNP evidence; the collateral directory" },
+	{ "measure", cmd_measure, "print the measurement a session lists for a program (las mode)" },
 	{ "version", cmd_version, "print the version" },
 	{ NULL, NULL, NULL },
 };

@@ -21,7 +21,7 @@
 #include "lib/hex.h"
 
 /* $SCONE_RUNTIME_LIB, else ../lib/libscone.so next to this executable. */
-static enum scone_err runtime_path(char *out, size_t size)
+enum scone_err cli_runtime_path(char *out, size_t size)
 {
 	const char *env = getenv("SCONE_RUNTIME_LIB");
 	char self[PATH_MAX];
@@ -48,7 +48,7 @@ static enum scone_err runtime_path(char *out, size_t size)
  * or word size, and programs of another loader (musl's), also behind "#!"
  * interpreters. What cannot be found or read is left to execvp to report.
  */
-static enum scone_err check_program(const char *prog)
+enum scone_err cli_check_program(const char *prog)
 {
 	char path[PATH_MAX], loader[PATH_MAX];
 	enum scone_err err;
@@ -86,6 +86,15 @@ static void cas_from_config(const char *opt, char addr[300], char pin_hex[65])
 	json_decref(cfg);
 }
 
+void cli_preload(const char *lib)
+{
+	const char *old = getenv("LD_PRELOAD");
+	char preload[2 * PATH_MAX + 2];
+
+	snprintf(preload, sizeof(preload), "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
+	setenv("LD_PRELOAD", preload, 1);
+}
+
 static int run_usage(const char *usage)
 {
 	printf("%s\n\n"
@@ -99,6 +108,11 @@ static int run_usage(const char *usage)
 	       "disk (docs/runtime.md). A statically linked PROGRAM is refused: the runtime cannot be\n"
 	       "loaded into it. Without --config-id, SCONE_FSPF/SCONE_FSPF_KEY/SCONE_FSPF_TAG mount a\n"
 	       "volume made with `scone fspf`.\n\n"
+	       "Attestation: the runtime asks the host's LAS (SCONE_LAS_ADDR, default\n"
+	       "unix:/run/scone/las.sock) for a report of PROGRAM bound to its key and shows it to\n"
+	       "CAS; a session in mode las admits only the measurements `scone measure PROGRAM`\n"
+	       "prints, from the hosts it lists (docs/attestation.md). SESSION/SERVICE@CODE gives\n"
+	       "a one-time password.\n\n"
 	       "  --cas ADDR               CAS address (default $SCONE_CAS_ADDR, else the first trusted)\n"
 	       "  --cas-fingerprint HEX    SHA-256 of the CAS certificate (default $SCONE_CAS_FINGERPRINT,\n"
 	       "                           else the pin stored by `scone cas trust`)\n"
@@ -118,8 +132,8 @@ int cmd_run(int argc, char **argv)
 		{ "config-id", required_argument, NULL, 'i' }, { "mode", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },		 { NULL, 0, NULL, 0 },
 	};
-	const char *cas_opt = NULL, *fp = NULL, *id = NULL, *mode = NULL, *old;
-	char lib[PATH_MAX], preload[2 * PATH_MAX + 2], hex[65], cas[300], pinned[65];
+	const char *cas_opt = NULL, *fp = NULL, *id = NULL, *mode = NULL;
+	char lib[PATH_MAX], hex[65], cas[300], pinned[65];
 	uint8_t pin[32];
 	enum scone_err err;
 	int c;
@@ -147,7 +161,7 @@ int cmd_run(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return cli_usage(usage, "expected PROGRAM");
-	if ((err = runtime_path(lib, sizeof(lib))))
+	if ((err = cli_runtime_path(lib, sizeof(lib))))
 		return cli_fail(err, "runtime");
 	cas_from_config(cas_opt, cas, pinned);
 	if (!fp)
@@ -165,11 +179,9 @@ int cmd_run(int argc, char **argv)
 		setenv("SCONE_CONFIG_ID", id, 1);
 	if (mode)
 		setenv("SCONE_MODE", mode, 1);
-	if ((err = check_program(argv[optind])))
+	if ((err = cli_check_program(argv[optind])))
 		return cli_fail(err, argv[optind]);
-	old = getenv("LD_PRELOAD");
-	snprintf(preload, sizeof(preload), "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
-	setenv("LD_PRELOAD", preload, 1);
+	cli_preload(lib);
 	execvp(argv[optind], argv + optind);
 	fprintf(stderr, "scone: %s: %s\n", argv[optind], strerror(errno));
 	return errno == ENOENT ? 127 : 126;

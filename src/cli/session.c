@@ -459,6 +459,85 @@ static int session_hash(int argc, char **argv)
 	return 0;
 }
 
+/* Show a URI as a QR code through qrencode (given on its stdin, never on a command line), if installed. */
+static void print_qr(const char *uri)
+{
+	FILE *q;
+
+	if (system("command -v qrencode >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "(install qrencode to see a QR code here)\n");
+		return;
+	}
+	q = popen("qrencode -t UTF8 -o -", "w");
+	if (!q)
+		return;
+	fputs(uri, q);
+	pclose(q);
+}
+
+static int session_otp(int argc, char **argv)
+{
+	const char *usage = "scone session otp SESSION --service SERVICE [--no-qr] [--cas ADDR]";
+	const char *cas_opt = NULL, *name = NULL, *service = NULL;
+	struct scone_https_response resp;
+	struct cli_cas cas;
+	char path[600];
+	bool qr = true;
+	enum scone_err err;
+	int rc = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			printf("%s\n\nPrint the otpauth:// URI (and a QR code, with qrencode) that provisions an\n"
+			       "authenticator app with the one-time password secret of SERVICE (its\n"
+			       "one_time_password_shared_secret, or the session's). The app then shows the\n"
+			       "6-digit codes a start needs: SCONE_CONFIG_ID=SESSION/SERVICE@CODE, each code once.\n"
+			       "Admitted by the session's access_policy.read. The URI holds the secret: keep it\n"
+			       "off shared screens and logs.\n" CAS_HELP,
+			       usage);
+			return 0;
+		} else if (strcmp(argv[i], "--cas") == 0 && i + 1 < argc) {
+			cas_opt = argv[++i];
+		} else if (strcmp(argv[i], "--service") == 0 && i + 1 < argc) {
+			service = argv[++i];
+		} else if (strcmp(argv[i], "--no-qr") == 0) {
+			qr = false;
+		} else if (!name && argv[i][0] != '-') {
+			name = argv[i];
+		} else {
+			return cli_usage(usage, "unexpected argument %s", argv[i]);
+		}
+	}
+	if (!name || !service)
+		return cli_usage(usage, "expected SESSION and --service SERVICE");
+	if (!scone_session_name_valid(name) || !scone_session_name_valid(service) || strchr(service, '/'))
+		return cli_usage(usage, "invalid session or service name");
+	snprintf(path, sizeof(path), "/v1/otp/%s/%s", name, service);
+	if ((err = cli_cas_open(cas_opt, true, &cas)))
+		return cli_fail(err, "CAS");
+	err = cli_cas_request(&cas, "GET", path, NULL, NULL, 0, &resp);
+	cli_cas_close(&cas);
+	if (err)
+		return cli_fail(err, cas.addr);
+	if (resp.status != 200) {
+		rc = cli_http_fail(&resp, "otp");
+	} else {
+		json_t *j = json_loadb(resp.body, resp.len, 0, NULL);
+		const char *uri = json_string_value(json_object_get(j, "uri"));
+		if (uri) {
+			printf("%s\n", uri);
+			fflush(stdout);
+			if (qr)
+				print_qr(uri);
+		} else {
+			rc = cli_fail(SCONE_ERR_MALFORMED, "CAS answered without a uri");
+		}
+		json_decref(j);
+	}
+	scone_https_response_free(&resp);
+	return rc;
+}
+
 static const struct cli_cmd session_cmds[] = {
 	{ "create", session_create, "upload a new session (prints its hash)" },
 	{ "update", session_update, "replace a session (predecessor = current hash)" },
@@ -467,6 +546,7 @@ static const struct cli_cmd session_cmds[] = {
 	{ "list", session_list, "list your sessions" },
 	{ "check", session_check, "validate session files offline" },
 	{ "hash", session_hash, "print a session file's hash" },
+	{ "otp", session_otp, "the otpauth:// URI (and QR code) of a service's one-time passwords" },
 	{ NULL, NULL, NULL },
 };
 

@@ -125,6 +125,7 @@ int scone_err_to_errno(enum scone_err e)
 	case SCONE_ERR_NO_SPACE:
 		return ENOSPC;
 	case SCONE_ERR_PERMISSION:
+	case SCONE_ERR_ATTESTATION:
 		return EACCES;
 	case SCONE_ERR_READ_ONLY:
 		return EROFS;

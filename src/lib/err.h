@@ -50,7 +50,8 @@
 	X(LIMIT, "rate or resource limit reached")                             \
 	X(POLICY, "session policy is invalid")                                 \
 	X(EXPIRED, "expired or not yet valid (certificate, CRL or collateral)") \
-	X(STALE, "answered from a cache that has changed since (read again)")
+	X(STALE, "answered from a cache that has changed since (read again)")  \
+	X(ATTESTATION, "attestation refused")
 
 enum scone_err {
 #define SCONE_ERR_ENUM(name, text) SCONE_ERR_##name,

@@ -595,18 +595,20 @@ static void decode_mode(struct pctx *c, const struct ynode *m, struct scone_sess
 	if (!v)
 		return;
 	saved = pol_path_key(c, "mode");
-	if (pol_expect(c, v, YN_SCALAR, "hardware or none")) {
+	if (pol_expect(c, v, YN_SCALAR, "hardware, las or none")) {
 		if (!strcmp(v->text, "hardware"))
 			s->mode = SCONE_ATTEST_HARDWARE;
 		else if (!strcmp(v->text, "none"))
 			s->mode = SCONE_ATTEST_NONE;
+		else if (!strcmp(v->text, "las"))
+			s->mode = SCONE_ATTEST_LAS;
 		else if (!strcmp(v->text, "maa"))
 			pol_error(
 			    c, v->pos,
-			    "mode maa (Microsoft Azure Attestation) is not supported: use hardware or none");
+			    "mode maa (Microsoft Azure Attestation) is not supported: use hardware, las or none");
 		else
 			pol_error(c, v->pos,
-				  "unknown attestation mode '%.40s': use hardware (the default) or none",
+				  "unknown attestation mode '%.40s': use hardware (the default), las or none",
 				  v->text);
 	}
 	pol_path_restore(c, saved);
@@ -667,8 +669,13 @@ static const struct pol_refusal attestation_refused[] = {
 
 static void decode_attestation(struct pctx *c, const struct ynode *m, struct scone_session *s)
 {
-	static const char *const keys[] = {
-	    "mode", "tolerate", "ignore_advisories", "trusted_scone_qe_pubkeys", "url", NULL};
+	static const char *const keys[] = {"mode",
+					   "tolerate",
+					   "ignore_advisories",
+					   "trusted_scone_qe_pubkeys",
+					   "url",
+					   "one_time_password_shared_secret",
+					   NULL};
 	const struct ynode *v;
 	size_t saved = pol_path_key(c, "attestation");
 

@@ -203,6 +203,15 @@ char *pol_ynode_json(struct pctx *c, const struct ynode *n);
 /* A deep copy of n (positions kept); NULL on NOMEM. */
 struct ynode *pol_ynode_clone(struct pctx *c, const struct ynode *n);
 
+/* ---- attestation.c: las mode rules, one-time password secrets ---- */
+
+/* In las mode every variant of a service names measurements and LAS platforms, and no SGX factor. */
+void pol_check_las_service(struct pctx *c, const struct ynode *m, const struct scone_service *svc);
+/* A one_time_password_shared_secret value at n (key names it in the path): checked and copied, or NULL. */
+char *pol_decode_otp(struct pctx *c, const struct ynode *n, const char *key, const struct scone_session *s);
+/* security.attestation.one_time_password_shared_secret, once the secrets are known. */
+void pol_decode_session_otp(struct pctx *c, const struct ynode *root, struct scone_session *s);
+
 /* ---- refs.c: references between parts of the session ---- */
 
 /*

@@ -146,6 +146,7 @@ struct scone_service {
 	 */
 	struct scone_attest_variant *variants;
 	size_t n_variants;
+	char *otp_secret; /* one_time_password_shared_secret of the service, or NULL (then the session's) */
 	struct scone_pos pos;
 	bool fspf_no_rollback; /* fspf_update_policy: no_rollback_protection (fspf_tag optional) */
 	bool dynamic;	       /* attestation, mrenclaves or platforms hold values CAS resolves */
@@ -275,6 +276,7 @@ struct scone_access_list {
 enum scone_attestation_mode {
 	SCONE_ATTEST_HARDWARE = 1, /* default */
 	SCONE_ATTEST_NONE,
+	SCONE_ATTEST_LAS, /* reports of a Local Attestation Service (docs/attestation.md) */
 };
 
 struct scone_session {
@@ -295,6 +297,12 @@ struct scone_session {
 	struct scone_strs tolerate;
 	struct scone_strs ignore_advisories;  /* ["*"] for the wildcard */
 	struct scone_strs trusted_qe_pubkeys; /* trusted_scone_qe_pubkeys, lowercase hex */
+	/*
+	 * security.attestation.one_time_password_shared_secret, or NULL: base32
+	 * text, or one $$SCONE::NAME:base32nopad$$ that CAS resolves. Services
+	 * without their own use it.
+	 */
+	char *otp_secret;
 	uint8_t hash[32];		      /* canonical hash, set by scone_session_parse */
 	unsigned version_minor;		      /* "0.3" and "0.3.0": 0; "0.3.12": 12 */
 	char *service_access_token;	      /* security.service_access_token or NULL (wiped on free) */
@@ -357,6 +365,12 @@ const struct scone_service *scone_session_service(const struct scone_session *s,
 const struct scone_image *scone_session_image(const struct scone_session *s, const char *name);
 const struct scone_secret *scone_session_secret(const struct scone_session *s, const char *name);
 const struct scone_volume *scone_session_volume(const struct scone_session *s, const char *name);
+
+/* The one-time password secret that applies to svc (its own, else the session's), or NULL. */
+const char *scone_service_otp_secret(const struct scone_session *s, const struct scone_service *svc);
+
+/* "hardware", "none", "las". */
+const char *scone_attestation_mode_name(enum scone_attestation_mode mode);
 
 /* Session names: [A-Za-z0-9_.~-] and '/', 1..128 characters, no empty segment. */
 bool scone_session_name_valid(const char *name);

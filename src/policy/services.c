@@ -404,9 +404,19 @@ static void decode_fspf_policy(struct pctx *c, const struct ynode *m, struct sco
 static void decode_service(struct pctx *c, const struct ynode *m, struct scone_service *svc,
 			   const struct scone_session *s)
 {
-	static const char *const keys[] = {"name",	"image_name",  "command",    "environment",
-					   "pwd",	"attestation", "mrenclaves", "platforms",
-					   "fspf_path", "fspf_key",    "fspf_tag",   "fspf_update_policy",
+	static const char *const keys[] = {"name",
+					   "image_name",
+					   "command",
+					   "environment",
+					   "pwd",
+					   "attestation",
+					   "mrenclaves",
+					   "platforms",
+					   "fspf_path",
+					   "fspf_key",
+					   "fspf_tag",
+					   "fspf_update_policy",
+					   "one_time_password_shared_secret",
 					   NULL};
 	const struct ynode *n;
 	size_t saved, deferred;
@@ -450,6 +460,10 @@ static void decode_service(struct pctx *c, const struct ynode *m, struct scone_s
 			  "the service has no attestation: list its measurements (mrenclaves: [...] or "
 			  "attestation:) "
 			  "or set security.attestation.mode: none");
+	if (s->mode == SCONE_ATTEST_LAS)
+		pol_check_las_service(c, m, svc);
+	if ((n = pol_field(c, m, "one_time_password_shared_secret", false)))
+		svc->otp_secret = pol_decode_otp(c, n, "one_time_password_shared_secret", s);
 	svc->fspf_path = field_path(c, m, "fspf_path");
 	decode_fspf(c, m, &svc->fspf_key, &svc->fspf_tag, s);
 	decode_fspf_policy(c, m, svc);

@@ -104,6 +104,7 @@ static void free_service(struct scone_service *svc)
 	free(svc->fspf_path);
 	wfree(svc->fspf_key);
 	free(svc->fspf_tag);
+	wfree(svc->otp_secret);
 	for (size_t i = 0; svc->variants && i < svc->n_variants; i++) {
 		scone_strs_free(&svc->variants[i].mrenclaves);
 		free(svc->variants[i].mrsigner);
@@ -180,6 +181,7 @@ void scone_session_free(struct scone_session *s)
 	scone_strs_free(&s->tolerate);
 	scone_strs_free(&s->ignore_advisories);
 	scone_strs_free(&s->trusted_qe_pubkeys);
+	wfree(s->otp_secret);
 	scone_wipe(s, sizeof(*s));
 	free(s);
 }
@@ -222,6 +224,7 @@ static void decode_root(struct pctx *c, struct ynode *root, struct scone_session
 		pol_decode_security(c, v, s);
 	if ((v = pol_field(c, root, "access_policy", false)))
 		pol_decode_access(c, v, s);
+	pol_decode_session_otp(c, root, s);
 	if ((v = pol_field(c, root, "volumes", false)))
 		pol_decode_volumes(c, v, s);
 	if ((v = pol_field(c, root, "images", false)))

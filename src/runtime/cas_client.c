@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attest/attest.h"
 #include "lib/buf.h"
 #include "lib/crypto.h"
 #include "lib/base64.h"
@@ -576,6 +577,29 @@ static enum scone_err put_field(struct scone_wbuf *w, const char *sep, const cha
 	return scone_json_put_string(w, value);
 }
 
+/* "evidence": {"type": T, "data": base64, "note": N}. */
+static enum scone_err put_evidence(struct scone_wbuf *w, const struct scone_rt_evidence *ev)
+{
+	char *b64;
+	size_t b64_size;
+	enum scone_err err;
+
+	SCONE_TRY(scone_wbuf_put(w, ",\"evidence\":", 12));
+	SCONE_TRY(put_field(w, "{", "type", ev->type));
+	if (ev->note && ev->note[0])
+		SCONE_TRY(put_field(w, ",", "note", ev->note));
+	if (ev->size) {
+		b64_size = scone_base64_encoded_len(ev->size) + 1;
+		if (!(b64 = malloc(b64_size)))
+			return scone_err_set(SCONE_ERR_NOMEM, "evidence");
+		scone_base64_encode(b64, b64_size, ev->data, ev->size);
+		err = put_field(w, ",", "data", b64);
+		free(b64);
+		SCONE_TRY(err);
+	}
+	return scone_wbuf_u8(w, '}');
+}
+
 /*
  * SCONE_SERVICE_ACCESS_TOKEN (security.service_access_token): the runtime's
  * proof in the request, and CAS's proof checked in the answer (lib/token.h).
@@ -617,20 +641,35 @@ static enum scone_err token_proof_ok(const struct scone_identity *id, const char
 	return SCONE_ERR_OK;
 }
 
+/* SESSION/SERVICE of a config id that may end in "@OTP": what CAS answers for and the token proofs name. */
+static void service_id(const char *config_id, char sid[CONFIG_ID_MAX])
+{
+	const char *at = strrchr(config_id, '@');
+	size_t n = at ? (size_t)(at - config_id) : strlen(config_id);
+
+	memcpy(sid, config_id, n);
+	sid[n] = '\0';
+}
+
 enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pin_sha256[32], const char *config_id,
-					  struct scone_identity *fresh_id, struct scone_runtime_config **out)
+					  struct scone_identity *fresh_id, const struct scone_rt_evidence *ev,
+					  struct scone_runtime_config **out)
 {
 	struct scone_https_response resp = { 0 };
+	char sid[CONFIG_ID_MAX];
 	struct scone_wbuf body;
 	enum scone_err err;
 
 	*out = NULL;
 	if (!config_id || !strchr(config_id, '/') || strlen(config_id) >= CONFIG_ID_MAX)
 		return scone_err_set(SCONE_ERR_INVALID, "config id must be SESSION/SERVICE");
-	scone_wbuf_init(&body, 2 * CONFIG_ID_MAX + 256, 0);
+	service_id(config_id, sid);
+	scone_wbuf_init(&body, 2 * CONFIG_ID_MAX + 2 * SCONE_EVIDENCE_MAX + 256, 0);
 	err = put_field(&body, "{", "config_id", config_id);
+	if (!err && ev)
+		err = put_evidence(&body, ev);
 	if (!err && fresh_id)
-		err = token_field(&body, fresh_id, config_id);
+		err = token_field(&body, fresh_id, sid);
 	if (!err)
 		err = scone_wbuf_u8(&body, '}');
 	if (!err)
@@ -642,10 +681,10 @@ enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pi
 		goto out;
 	}
 	err = scone_runtime_config_parse(resp.body, resp.len, out);
-	if (!err && strcmp((*out)->config_id, config_id) != 0)
+	if (!err && strcmp((*out)->config_id, sid) != 0)
 		err = scone_err_set(SCONE_ERR_MALFORMED, "CAS answered with the configuration of another service");
 	if (!err)
-		err = token_proof_ok(fresh_id, config_id, *out);
+		err = token_proof_ok(fresh_id, sid, *out);
 	if (err && *out) {
 		scone_runtime_config_free(*out);
 		*out = NULL;

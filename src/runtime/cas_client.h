@@ -119,16 +119,26 @@ SCONE_MUST_CHECK enum scone_err scone_runtime_config_keep_images(struct scone_ru
 
 const struct scone_rt_volume *scone_runtime_config_volume(const struct scone_runtime_config *cfg, const char *name);
 
+/* Evidence for CAS (docs/api.md): a type of src/attest, its bytes, and why there is none (note). */
+struct scone_rt_evidence {
+	const char *type;    /* "las", "none", ... */
+	const uint8_t *data; /* NULL with size 0 for "none" */
+	size_t size;
+	const char *note;    /* printable text or NULL: e.g. the LAS's refusal, for CAS's message */
+};
+
 /*
- * POST /v1/service/config for config_id ("SESSION/SERVICE") to cas_addr
- * ("host[:port]", default port 8081), pinning the CAS certificate to
- * pin_sha256 and presenting fresh_id (the runtime's fresh key; the
- * instance token is bound to it). A non-200 answer becomes an error
- * (NOT_FOUND, PERMISSION, INVALID, ...) whose detail carries CAS's "error"
- * message.
+ * POST /v1/service/config for config_id ("SESSION/SERVICE", optionally
+ * "@OTP") to cas_addr ("host[:port]", default port 8081), pinning the CAS
+ * certificate to pin_sha256, presenting fresh_id (the runtime's fresh key;
+ * the evidence and the instance token are bound to it) and ev (NULL: no
+ * evidence field). A non-200 answer becomes an error (NOT_FOUND,
+ * PERMISSION, ATTESTATION, ...) whose detail carries CAS's "error" message.
  */
+
 SCONE_MUST_CHECK enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pin_sha256[32],
 							   const char *config_id, struct scone_identity *fresh_id,
+							   const struct scone_rt_evidence *ev,
 							   struct scone_runtime_config **out);
 
 /*

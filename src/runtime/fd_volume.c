@@ -12,6 +12,8 @@
 #undef _FORTIFY_SOURCE
 #include "runtime/shield_internal.h"
 
+#include "lib/log.h"
+
 /* ---- open and close ---- */
 
 unsigned shield_vf_flags(int flags)
@@ -158,10 +160,15 @@ void shield_off_set(int fd, uint64_t off)
 	(void)real_lseek64(fd, (off64_t)off, SEEK_SET);
 }
 
-/* A write at off, or at the end (append: the offset then moves past it). */
+/*
+ * A write at off, or at the end (append: the offset then moves past it). A
+ * write that fails after part of it is in the file returns that part, as
+ * write(2) does after a partial transfer; the next call meets the error.
+ */
 static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, uint64_t off, bool append)
 {
 	enum scone_err err;
+	size_t written;
 
 	if (!s->file || (s->flags & O_ACCMODE) == O_RDONLY)
 		return shield_fail(EBADF);
@@ -172,14 +179,18 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 	s->m->dirty = true;
 	if (append) {
 		uint64_t at;
-		if ((err = vop_append(s, buf, n, &at)))
+		err = vop_append(s, buf, n, &at, &written);
+		if (err && !written)
 			return shield_fail_err(err);
-		shield_off_set(fd, at + n);
-		return (ssize_t)n;
+		scone_err_clear();
+		shield_off_set(fd, at + written);
+		return (ssize_t)written;
 	}
-	if ((err = vop_pwrite(s, buf, n, off)))
+	err = vop_pwrite(s, buf, n, off, &written);
+	if (err && !written)
 		return shield_fail_err(err);
-	return (ssize_t)n;
+	scone_err_clear();
+	return (ssize_t)written;
 }
 
 
@@ -301,9 +312,28 @@ static int fallocate_locked(struct sfd *s, int mode, off64_t off, off64_t len)
 
 
 
+/*
+ * A sync point. The server may die before or while it commits (the commit
+ * is then asked of the next one): if writes it had acknowledged for this
+ * file were lost with it, fsync says so, once, as a kernel reports a
+ * failed writeback once per description.
+ */
 static int fsync_locked(struct sfd *s)
 {
-	return shield_commit(s->m) ? shield_fail(EIO) : 0;
+	enum scone_err err = s->lost ? SCONE_ERR_OK : shield_commit(s->m);
+
+	if (s->lost) {
+		s->lost = false;
+		s->unsynced = false;
+		scone_warn("volume %s: %s: the process serving the volume died before committing writes made "
+			   "through this file: they are lost, and fsync reports EIO",
+			   s->m->name, s->vpath);
+		return shield_fail(EIO);
+	}
+	if (err)
+		return shield_fail(EIO);
+	s->unsynced = false;
+	return 0;
 }
 
 

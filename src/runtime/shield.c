@@ -168,20 +168,30 @@ size_t shield_mount_index(const struct mount *m)
 
 /*
  * This process's files were open in another process's volumes (a new
- * server now, or a fork child whose parent keeps them): they are opened
- * again, by path, when next used. Nothing is closed: the handles were the
- * other process's.
+ * server now): they are opened again, by path, when next used. Nothing is
+ * closed: the handles were the other process's. If that server died
+ * (SIGKILL, a crash) rather than leaving after its last commit, the writes
+ * it had acknowledged and not committed are gone with it: a file of this
+ * process that had such writes reports EIO at its next fsync, as a kernel
+ * reports a failed writeback, so that no program takes them for synced.
  */
 static void forget_one(int fd, struct fd_desc *d, void *arg)
 {
-	(void)fd, (void)arg;
-	if (d->kind == &shield_volume_kind)
-		d->kind->forked(d);
+	const bool *lost = arg;
+	struct sfd *s = (struct sfd *)d;
+
+	(void)fd;
+	if (d->kind != &shield_volume_kind)
+		return;
+	if (*lost && s->unsynced)
+		s->lost = true;
+	s->unsynced = false;
+	d->kind->forked(d);
 }
 
-void shield_forget_remote(void)
+void shield_forget_remote(bool lost)
 {
-	fdtab_each(forget_one, NULL);
+	fdtab_each(forget_one, &lost);
 }
 
 /* Count m's open descriptions (each once, however many fds share it). */

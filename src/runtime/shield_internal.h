@@ -105,6 +105,8 @@ struct sfd {
 	unsigned mark; /* scratch for walks over the table (shield.c) */
 	bool reopen; /* reload: to be opened again in the new volume */
 	bool stale;  /* reload: another process removed the file (ESTALE) */
+	bool unsynced; /* writes acknowledged by another process's server, not known to be committed */
+	bool lost;     /* that server died before committing them: the next fsync reports EIO */
 };
 
 extern const struct fd_kind shield_volume_kind;
@@ -250,8 +252,9 @@ SCONE_MUST_CHECK enum scone_err vop_stat(struct mount *m, const char *vpath, str
 SCONE_MUST_CHECK enum scone_err vop_open(struct sfd *s, const char *vpath, unsigned vf, uint32_t mode);
 void vop_close(struct sfd *s);
 SCONE_MUST_CHECK enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got);
-SCONE_MUST_CHECK enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off);
-SCONE_MUST_CHECK enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at);
+/* *written: the bytes of buf now in the file (all on success; on an error, as a short write). */
+SCONE_MUST_CHECK enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off, size_t *written);
+SCONE_MUST_CHECK enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at, size_t *written);
 SCONE_MUST_CHECK enum scone_err vop_ftruncate(struct sfd *s, uint64_t size);
 SCONE_MUST_CHECK enum scone_err vop_fstat(const struct sfd *s, struct scone_vstat *st);
 SCONE_MUST_CHECK enum scone_err vop_mkdir(struct mount *m, const char *vpath, uint32_t mode);
@@ -279,6 +282,7 @@ struct vsrv_shared {
 	int32_t pad;
 	char name[64];	   /* its listening socket (abstract) */
 	uint8_t token[32]; /* a joining process proves with it that it is the program's */
+	uint64_t retired_epoch; /* the last server that left after its final commit (vsrv_retire) */
 };
 
 struct vp_msg;
@@ -319,7 +323,8 @@ SCONE_MUST_CHECK enum scone_err vop_sync(struct mount *m);
 /* What vserver.c needs of the shield (shield.c). */
 int shield_election_fd(void);
 enum scone_err shield_reopen_volumes(void);
-void shield_forget_remote(void);
+/* The server is gone; lost: it died with writes it had not committed (their files' next fsync fails). */
+void shield_forget_remote(bool lost);
 size_t shield_mount_index(const struct mount *m);
 
 /* Set errno from e (EIO when it has no errno) and return -1. */

@@ -10,6 +10,7 @@
 #include "runtime/rt.h"
 #include "volume/vio.h"
 
+/* The mount point's directories, made through the real mkdir (a signal's EINTR retried). */
 static enum scone_err make_dirs(char *path)
 {
 	for (char *p = path + 1;; p++) {
@@ -17,7 +18,9 @@ static enum scone_err make_dirs(char *path)
 			continue;
 		char c = *p;
 		*p = '\0';
-		int r = mkdir(path, 0700);
+		int r;
+		while ((r = SYS(mkdir)(path, 0700)) != 0 && errno == EINTR)
+			;
 		int e = errno;
 		*p = c;
 		if (r != 0 && e != EEXIST)

@@ -9,6 +9,12 @@
  * /proc/PID/cmdline and /proc/PID/environ show the kernel's copies made at
  * exec (the host's arguments and variables), which never held a secret.
  *
+ * Attestation (attest_rt.c): with the fresh key made, the runtime asks the
+ * host's LAS for a report bound to it and presents it to CAS; CAS decides.
+ * The process is non-dumpable before it asks. SCONE_MEASURE=FD instead
+ * prints the measurement the LAS would report and exits before main
+ * (`scone measure`).
+ *
  * Without SCONE_CONFIG_ID the runtime stays out of the way. If anything
  * fails, main never runs: one line on stderr and exit status 1.
  *
@@ -37,6 +43,7 @@
 #include "lib/tls.h"
 #include "policy/policy.h"
 #include "lib/log.h"
+#include "runtime/attest_rt.h"
 #include "runtime/cas_client.h"
 #include "runtime/exec.h"
 #include "runtime/image_files.h"
@@ -459,6 +466,26 @@ static void print_view(const struct scone_runtime_config *cfg, const char *mode)
 		cfg->volume_count, scone_shield_count() ? "on" : "off", scone_shield_count());
 }
 
+/*
+ * `scone measure`: the same start as a real one up to the point where the
+ * runtime asks the LAS (OpenSSL set up, the fresh key made), then the
+ * measurement of what is mapped now, and exit before main.
+ */
+static void measure_main(void) __attribute__((noreturn));
+static void measure_main(void)
+{
+	struct scone_identity id;
+	enum scone_err err;
+
+	openssl_init();
+	if ((err = scone_identity_new("scone-runtime", 1, &id)))
+		die("runtime key", err);
+	if ((err = scone_rt_measure(getenv("SCONE_MEASURE"))))
+		die("SCONE_MEASURE", err);
+	scone_identity_free(&id);
+	_exit(0);
+}
+
 static int scone_main(int argc, char **argv, char **envp)
 {
 	const char *config_id = getenv("SCONE_CONFIG_ID");
@@ -466,12 +493,15 @@ static int scone_main(int argc, char **argv, char **envp)
 	const char *mode = getenv("SCONE_MODE");
 	struct scone_runtime_config *cfg = NULL;
 	struct scone_identity id;
+	struct scone_rt_attest att;
 	struct scone_strs new_argv;
 	const char *handover = getenv(SCONE_HANDOVER_VAR);
 	uint8_t pin[32];
 	enum scone_err err;
 
 	scone_log_init("scone"); /* SCONE_LOG, SCONE_LOG_FORMAT */
+	if (getenv("SCONE_MEASURE"))
+		measure_main();
 	if (handover && *handover)
 		return handover_main(argc, argv, envp, handover);
 	if (!config_id || !*config_id)
@@ -487,8 +517,11 @@ static int scone_main(int argc, char **argv, char **envp)
 	openssl_init();
 	if ((err = scone_identity_new("scone-runtime", 1, &id)))
 		die("runtime key", err);
+	if ((err = scone_rt_attest_collect(&id, &att)))
+		die("LAS", err);
 	addr = addr && *addr ? addr : "127.0.0.1:8081";
-	err = scone_runtime_fetch_config(addr, pin, config_id, &id, &cfg);
+	err = scone_runtime_fetch_config(addr, pin, config_id, &id, &att.ev, &cfg);
+	scone_rt_attest_free(&att);
 	hide_access_token(envp);
 	if (err)
 		die(config_id, err);

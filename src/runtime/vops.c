@@ -286,31 +286,37 @@ enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_
 	return scone_vfile_pread(s->f, buf, n, off, got);
 }
 
-enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off)
+enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off, size_t *written)
 {
 	bool again = true;
 	enum scone_err err = SCONE_ERR_OK;
 
+	*written = 0;
 	while (served() && again) {
 		again = false;
 		for (size_t done = 0; done < n && !err && !again;) {
 			size_t k = n - done < VP_MAX_DATA ? n - done : VP_MAX_DATA;
 			err = file_call(s, VP_PWRITE, off + done, 0, (const uint8_t *)buf + done, k, NULL, &again);
+			s->unsynced |= !err && !again; /* in the server's memory until it commits */
 			done += k;
+			if (!err && !again)
+				*written = done; /* the frames before a failed one are in the file */
 		}
 		if (!again)
 			return err;
+		*written = 0;
 	}
 	SCONE_TRY(local_change());
 	SCONE_TRY(local_file(s));
-	return scone_vfile_pwrite(s->f, buf, n, off);
+	return scone_vfile_pwrite_some(s->f, buf, n, off, written);
 }
 
-enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at)
+enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at, size_t *written)
 {
 	bool again = true;
 	enum scone_err err = SCONE_ERR_OK;
 
+	*written = 0;
 	while (served() && again) {
 		again = false;
 		/* One request: an append larger than a frame would not be atomic; write it in one piece. */
@@ -318,15 +324,18 @@ enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at
 			return scone_err_set(SCONE_ERR_TOO_LARGE, "an append of %zu bytes to a shared volume (at most %u)", n,
 					     VP_MAX_DATA);
 		err = file_call(s, VP_APPEND, 0, 0, buf, n, NULL, &again);
+		s->unsynced |= !err && !again;
 		if (!again) {
-			if (!err)
+			if (!err) {
 				*at = t_a.a;
+				*written = n;
+			}
 			return err;
 		}
 	}
 	SCONE_TRY(local_change());
 	SCONE_TRY(local_file(s));
-	return scone_vfile_append(s->f, buf, n, at);
+	return scone_vfile_append_some(s->f, buf, n, at, written);
 }
 
 enum scone_err vop_ftruncate(struct sfd *s, uint64_t size)
@@ -337,6 +346,7 @@ enum scone_err vop_ftruncate(struct sfd *s, uint64_t size)
 	while (served() && again) {
 		again = false;
 		err = file_call(s, VP_FTRUNCATE, size, 0, NULL, 0, NULL, &again);
+		s->unsynced |= !err && !again;
 		if (!again)
 			return err;
 	}

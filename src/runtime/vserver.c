@@ -90,8 +90,11 @@ void vsrv_retire(void)
 	if (g_role != VR_SERVER)
 		return;
 	__atomic_store_n(&g_retired, true, __ATOMIC_RELEASE);
-	if (g_srv && g_srv->pid == getpid())
+	if (g_srv && g_srv->pid == getpid()) {
+		/* everything acknowledged is committed: its clients lose nothing when it is gone */
+		__atomic_store_n(&g_srv->retired_epoch, g_epoch, __ATOMIC_RELEASE);
 		g_srv->pid = 0; /* no one waits to join a server on its way out */
+	}
 }
 
 bool vsrv_own_fd(int fd)
@@ -189,10 +192,10 @@ static enum scone_err file_op(struct vconn *c, const struct vp_msg *q, struct vp
 		return scone_wbuf_put(out, g_frame, got);
 	case VP_PWRITE:
 		s->m->dirty = true;
-		return vop_pwrite(s, q->data, q->data_size, q->a);
+		return vop_pwrite(s, q->data, q->data_size, q->a, &got);
 	case VP_APPEND:
 		s->m->dirty = true;
-		return vop_append(s, q->data, q->data_size, &a->a);
+		return vop_append(s, q->data, q->data_size, &a->a, &got);
 	case VP_FTRUNCATE:
 		s->m->dirty = true;
 		return vop_ftruncate(s, q->a);
@@ -624,6 +627,8 @@ static enum scone_err takeover(void)
 {
 	int lfd = shield_election_fd();
 	enum scone_err err = SCONE_ERR_OK;
+	/* The server this process knew left after its last commit, or died with what it had not committed. */
+	bool died = __atomic_load_n(&g_srv->retired_epoch, __ATOMIC_ACQUIRE) != g_epoch;
 
 	if (lfd < 0)
 		return scone_err_set(SCONE_ERR_IO, "volume server gone, and no election lock");
@@ -648,7 +653,7 @@ static enum scone_err takeover(void)
 		struct timespec t = { 0, 10 * 1000 * 1000 };
 		nanosleep(&t, NULL);
 	}
-	shield_forget_remote(); /* its files were open on the old server: opened again when next used */
+	shield_forget_remote(died); /* its files were open on the old server: opened again when next used */
 	return err;
 }
 

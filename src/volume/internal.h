@@ -246,6 +246,15 @@ struct scone_volume {
 	uint64_t log_end;            /* end of the current state's record */
 	bool log_ok;                 /* FSPF is a v2 log of records under v->key ending at log_end */
 	bool log_tail;               /* non-zero bytes past log_end: the next commit compacts */
+	/*
+	 * A commit failed after its record was written whole: its fdatasync (or
+	 * the directory's fsync after the rename) failed, so the disk may hold
+	 * that record or not. Its blocks sit in the slots the next writes would
+	 * take, so the volume writes nothing more to the host (vol_check_sure);
+	 * reopening it reads whichever state the disk holds, both intact.
+	 */
+	bool unsure;
+	char unsure_why[160];
 };
 
 /* A node's ciphertext and plaintext, and its decoded form. */
@@ -259,8 +268,9 @@ SCONE_MUST_CHECK enum scone_err vol_inode_load(struct scone_volume *v, struct vo
 void vol_inode_put(struct vol_inode *ino);
 SCONE_MUST_CHECK enum scone_err vol_inode_read(struct vol_inode *ino, uint8_t *buf, size_t size, uint64_t off,
 					       size_t *got);
+/* *written (when not NULL): the bytes now part of the file, all of them on success, fewer on an error. */
 SCONE_MUST_CHECK enum scone_err vol_inode_write(struct vol_inode *ino, const uint8_t *buf, size_t size,
-						uint64_t off);
+						uint64_t off, size_t *written);
 SCONE_MUST_CHECK enum scone_err vol_inode_truncate(struct vol_inode *ino, uint64_t size);
 /* Write dirty nodes and growth claims (phase 1 of a commit). */
 SCONE_MUST_CHECK enum scone_err vol_inode_flush(struct vol_inode *ino, uint64_t new_epoch);
@@ -276,6 +286,9 @@ struct scone_vio *vol_region_io(struct scone_volume *v, const struct vol_region 
 struct vol_region *vol_region_of(const struct scone_volume *v, const char *path);
 uint64_t vol_expected_phys(uint64_t size);
 uint8_t *vol_scratch(struct scone_volume *v);
+/* volume_store.c: SCONE_ERR_IO once a commit's outcome is unknown (unsure above): no more host writes. */
+SCONE_MUST_CHECK enum scone_err vol_check_sure(const struct scone_volume *v);
+
 /* volume_check.c: note in FSPF.new that a host file changes size before the next commit. */
 SCONE_MUST_CHECK enum scone_err vol_journal_note(struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE]);
 /* A claim is valid when made for the volume's committed epoch with its claim key. */

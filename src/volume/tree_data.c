@@ -190,15 +190,19 @@ static enum scone_err write_full_chunks(struct vol_inode *ino, struct vol_node *
 	return SCONE_ERR_OK;
 }
 
-enum scone_err vol_inode_write(struct vol_inode *ino, const uint8_t *buf, size_t size, uint64_t off)
+enum scone_err vol_inode_write(struct vol_inode *ino, const uint8_t *buf, size_t size, uint64_t off,
+			       size_t *written)
 {
 	const uint64_t node_span = (uint64_t)VOL_DATA_PER_NODE * VOL_BLOCK;
 	uint8_t *scratch, *chunk;
 	size_t done = 0;
 	enum scone_err err = SCONE_ERR_OK;
 
+	if (written)
+		*written = 0;
 	if (size == 0)
 		return SCONE_ERR_OK;
+	SCONE_TRY(vol_check_sure(ino->vol));
 	if (off > VOL_MAX_FILE_SIZE || size > VOL_MAX_FILE_SIZE - off)
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "%s: write beyond the maximum file size", vol_ino_name(ino));
 	SCONE_TRY(vol_ensure_phys(ino, off + size > ino->size ? off + size : ino->size));
@@ -246,11 +250,15 @@ enum scone_err vol_inode_write(struct vol_inode *ino, const uint8_t *buf, size_t
 			ino->size = off + done;
 			ino->changed = true;
 		}
+		if (written)
+			*written = done;
 		return err;
 	}
 	if (off + size > ino->size)
 		ino->size = off + size;
 	ino->changed = true;
+	if (written)
+		*written = size;
 	return SCONE_ERR_OK;
 }
 
@@ -272,6 +280,7 @@ enum scone_err vol_inode_truncate(struct vol_inode *ino, uint64_t size)
 {
 	uint64_t old = ino->size, new_chunks, new_nodes, old_nodes;
 
+	SCONE_TRY(vol_check_sure(ino->vol));
 	if (size > VOL_MAX_FILE_SIZE)
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "%s: size beyond the maximum", vol_ino_name(ino));
 	if (size >= old) {
@@ -284,7 +293,7 @@ enum scone_err vol_inode_truncate(struct vol_inode *ino, uint64_t size)
 		/* Zero the tail of the new last chunk so a later extension reads zeros. */
 		uint8_t zeros[VOL_BLOCK] = { 0 };
 		uint64_t end = (size / VOL_BLOCK + 1) * VOL_BLOCK;
-		SCONE_TRY(vol_inode_write(ino, zeros, (size_t)((end < old ? end : old) - size), size));
+		SCONE_TRY(vol_inode_write(ino, zeros, (size_t)((end < old ? end : old) - size), size, NULL));
 	}
 	new_chunks = vol_chunks_for(size);
 	new_nodes = vol_nodes_for(size);

@@ -148,8 +148,10 @@ static enum scone_err host_size(struct scone_vio_file *vf, uint64_t *size)
 	struct host_file *f = (struct host_file *)vf;
 	struct stat st;
 
-	if (host->fstat(f->fd, &st) != 0)
-		return scone_err_set(scone_err_from_errno(errno), "fstat: %s", strerror(errno));
+	while (host->fstat(f->fd, &st) != 0) {
+		if (errno != EINTR)
+			return scone_err_set(scone_err_from_errno(errno), "fstat: %s", strerror(errno));
+	}
 	*size = (uint64_t)st.st_size;
 	return SCONE_ERR_OK;
 }
@@ -176,17 +178,31 @@ static void host_close(struct scone_vio_file *vf)
 static enum scone_err host_unlink(struct scone_vio *io, const char *path)
 {
 	(void)io;
-	if (host->unlink(path) != 0)
-		return host_errno("unlink", path);
+	while (host->unlink(path) != 0) {
+		if (errno != EINTR)
+			return host_errno("unlink", path);
+	}
 	return SCONE_ERR_OK;
 }
 
 static enum scone_err host_rename(struct scone_vio *io, const char *from, const char *to)
 {
 	(void)io;
-	if (host->rename(from, to) != 0)
-		return host_errno("rename", from);
+	while (host->rename(from, to) != 0) {
+		if (errno != EINTR)
+			return host_errno("rename", from);
+	}
 	return SCONE_ERR_OK;
+}
+
+/* mkdir that retries EINTR; an existing directory is fine. */
+static bool host_mkdir(const char *path)
+{
+	int r;
+
+	while ((r = host->mkdir(path, 0700)) != 0 && errno == EINTR)
+		;
+	return r == 0 || errno == EEXIST;
 }
 
 static enum scone_err host_mkdirs(struct scone_vio *io, const char *path)
@@ -202,23 +218,25 @@ static enum scone_err host_mkdirs(struct scone_vio *io, const char *path)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (host->mkdir(buf, 0700) != 0 && errno != EEXIST)
+		if (!host_mkdir(buf))
 			return host_errno("mkdir", buf);
 		*p = '/';
 	}
-	if (host->mkdir(buf, 0700) != 0 && errno != EEXIST)
+	if (!host_mkdir(buf))
 		return host_errno("mkdir", buf);
 	return SCONE_ERR_OK;
 }
 
 static enum scone_err host_sync_dir(struct scone_vio *io, const char *path)
 {
-	int fd = robust_open(path, O_RDONLY | O_DIRECTORY, 0);
+	int fd = robust_open(path, O_RDONLY | O_DIRECTORY, 0), r;
 
 	(void)io;
 	if (fd < 0)
 		return host_errno("open directory", path);
-	if (host->fsync(fd) != 0 && errno != EINVAL) {
+	while ((r = host->fsync(fd)) != 0 && errno == EINTR)
+		;
+	if (r != 0 && errno != EINVAL) {
 		enum scone_err e = host_errno("fsync directory", path);
 		host->close(fd);
 		return e;
@@ -227,19 +245,38 @@ static enum scone_err host_sync_dir(struct scone_vio *io, const char *path)
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err host_list(struct scone_vio *io, const char *dir, scone_vio_list_fn fn, void *arg)
+/* The next entry of d, or NULL at the end or on an error (errno then non-zero); EINTR is retried. */
+static struct dirent *host_readdir(DIR *d)
 {
-	DIR *d = host->opendir(dir);
 	struct dirent *de;
 
+	do {
+		errno = 0;
+		de = host->readdir(d);
+	} while (!de && errno == EINTR);
+	return de;
+}
+
+static enum scone_err host_list(struct scone_vio *io, const char *dir, scone_vio_list_fn fn, void *arg)
+{
+	struct dirent *de;
+	DIR *d;
+
 	(void)io;
+	while (!(d = host->opendir(dir)) && errno == EINTR)
+		;
 	if (!d)
 		return host_errno("list", dir);
-	while ((de = host->readdir(d)) != NULL) {
+	while ((de = host_readdir(d)) != NULL) {
 		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
 			continue;
 		if (fn(arg, de->d_name))
 			break;
+	}
+	if (!de && errno) {
+		enum scone_err e = host_errno("list", dir);
+		host->closedir(d);
+		return e;
 	}
 	host->closedir(d);
 	return SCONE_ERR_OK;
@@ -296,6 +333,8 @@ struct mem_vio {
 	long ops;
 	long fail_after;
 	bool crash;
+	long syncs;
+	long sync_fail_after;
 };
 
 struct mem_file {
@@ -464,10 +503,18 @@ static enum scone_err mem_size(struct scone_vio_file *vf, uint64_t *size)
 	return SCONE_ERR_OK;
 }
 
+/* A sync: the data is already "on disk"; fails once scone_vio_mem_fail_syncs says so. */
+static enum scone_err mem_sync_gate(struct mem_vio *m)
+{
+	if (m->sync_fail_after >= 0 && m->syncs >= m->sync_fail_after)
+		return scone_err_set(SCONE_ERR_IO, "injected sync failure after %ld syncs", m->syncs);
+	m->syncs++;
+	return SCONE_ERR_OK;
+}
+
 static enum scone_err mem_sync(struct scone_vio_file *vf)
 {
-	(void)vf;
-	return SCONE_ERR_OK;
+	return mem_sync_gate((struct mem_vio *)vf->io);
 }
 
 static void mem_close(struct scone_vio_file *vf)
@@ -523,9 +570,8 @@ static enum scone_err mem_mkdirs(struct scone_vio *io, const char *path)
 
 static enum scone_err mem_sync_dir(struct scone_vio *io, const char *path)
 {
-	(void)io;
 	(void)path;
-	return SCONE_ERR_OK;
+	return mem_sync_gate((struct mem_vio *)io);
 }
 
 static enum scone_err mem_list(struct scone_vio *io, const char *dir, scone_vio_list_fn fn, void *arg)
@@ -576,6 +622,7 @@ enum scone_err scone_vio_mem_new(struct scone_vio **out)
 		return SCONE_ERR_NOMEM;
 	m->base.ops = &mem_ops;
 	m->fail_after = -1;
+	m->sync_fail_after = -1;
 	*out = &m->base;
 	return SCONE_ERR_OK;
 }
@@ -586,6 +633,13 @@ void scone_vio_mem_fail_after(struct scone_vio *io, long writes, bool crash)
 
 	m->fail_after = writes < 0 ? -1 : m->ops + writes;
 	m->crash = crash;
+}
+
+void scone_vio_mem_fail_syncs(struct scone_vio *io, long syncs)
+{
+	struct mem_vio *m = (struct mem_vio *)io;
+
+	m->sync_fail_after = syncs < 0 ? -1 : m->syncs + syncs;
 }
 
 long scone_vio_mem_op_count(struct scone_vio *io)

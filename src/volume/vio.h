@@ -95,6 +95,14 @@ SCONE_MUST_CHECK enum scone_err scone_vio_mem_new(struct scone_vio **out);
  */
 void scone_vio_mem_fail_after(struct scone_vio *io, long writes, bool crash);
 
+/*
+ * Memory backend: after `syncs` more syncs (of a file or a directory), every
+ * further one fails with SCONE_ERR_IO, the bytes staying written, as a
+ * kernel's page cache shows them after a failed fdatasync. Negative
+ * disables.
+ */
+void scone_vio_mem_fail_syncs(struct scone_vio *io, long syncs);
+
 /* Number of mutating operations so far. */
 long scone_vio_mem_op_count(struct scone_vio *io);
 

@@ -179,6 +179,15 @@ SCONE_MUST_CHECK enum scone_err scone_vfile_pwrite(struct scone_vfile *f, const 
 /* Append at the current end (atomic under the volume lock); *off_out gets the offset written. */
 SCONE_MUST_CHECK enum scone_err scone_vfile_append(struct scone_vfile *f, const void *buf, size_t size,
 						   uint64_t *off_out);
+/*
+ * As scone_vfile_pwrite and scone_vfile_append, and *written says how much of
+ * buf is now part of the file: all of it on success; on an error the first
+ * *written bytes (possibly 0) are, as after a short write, and the rest is not.
+ */
+SCONE_MUST_CHECK enum scone_err scone_vfile_pwrite_some(struct scone_vfile *f, const void *buf, size_t size,
+							uint64_t off, size_t *written);
+SCONE_MUST_CHECK enum scone_err scone_vfile_append_some(struct scone_vfile *f, const void *buf, size_t size,
+							uint64_t *off_out, size_t *written);
 SCONE_MUST_CHECK enum scone_err scone_vfile_truncate(struct scone_vfile *f, uint64_t size);
 SCONE_MUST_CHECK enum scone_err scone_vfile_stat(struct scone_vfile *f, struct scone_vstat *st);
 /* Durability point: commits the whole volume (the tag advances). */

@@ -142,15 +142,41 @@ enum scone_err scone_vfile_pread(struct scone_vfile *f, void *buf, size_t size, 
 	return err;
 }
 
-enum scone_err scone_vfile_pwrite(struct scone_vfile *f, const void *buf, size_t size, uint64_t off)
+enum scone_err scone_vfile_pwrite_some(struct scone_vfile *f, const void *buf, size_t size, uint64_t off,
+				       size_t *written)
 {
 	enum scone_err err;
 
+	*written = 0;
 	if (!can_write(f))
 		return scone_err_set(SCONE_ERR_BAD_FD, "file not opened for writing");
 	vol_lock(f->vol);
-	err = vol_inode_write(f->ino, buf, size, off);
-	if (!err && size)
+	err = vol_inode_write(f->ino, buf, size, off, written);
+	if (*written)
+		vol_file_touch(f->vol, f->ino);
+	vol_unlock(f->vol);
+	return err;
+}
+
+enum scone_err scone_vfile_pwrite(struct scone_vfile *f, const void *buf, size_t size, uint64_t off)
+{
+	size_t written;
+
+	return scone_vfile_pwrite_some(f, buf, size, off, &written);
+}
+
+enum scone_err scone_vfile_append_some(struct scone_vfile *f, const void *buf, size_t size, uint64_t *off_out,
+				       size_t *written)
+{
+	enum scone_err err;
+
+	*written = 0;
+	if (!can_write(f))
+		return scone_err_set(SCONE_ERR_BAD_FD, "file not opened for writing");
+	vol_lock(f->vol);
+	*off_out = f->ino->size;
+	err = vol_inode_write(f->ino, buf, size, f->ino->size, written);
+	if (*written)
 		vol_file_touch(f->vol, f->ino);
 	vol_unlock(f->vol);
 	return err;
@@ -158,17 +184,9 @@ enum scone_err scone_vfile_pwrite(struct scone_vfile *f, const void *buf, size_t
 
 enum scone_err scone_vfile_append(struct scone_vfile *f, const void *buf, size_t size, uint64_t *off_out)
 {
-	enum scone_err err;
+	size_t written;
 
-	if (!can_write(f))
-		return scone_err_set(SCONE_ERR_BAD_FD, "file not opened for writing");
-	vol_lock(f->vol);
-	*off_out = f->ino->size;
-	err = vol_inode_write(f->ino, buf, size, f->ino->size);
-	if (!err && size)
-		vol_file_touch(f->vol, f->ino);
-	vol_unlock(f->vol);
-	return err;
+	return scone_vfile_append_some(f, buf, size, off_out, &written);
 }
 
 enum scone_err scone_vfile_truncate(struct scone_vfile *f, uint64_t size)

@@ -58,6 +58,29 @@ static enum scone_err write_zeros(struct scone_vio *io, struct scone_vio_file *f
 	return err;
 }
 
+/*
+ * The record of a commit was written whole but not made durable: the disk
+ * holds the new state or the old one, and the new one's blocks are in the
+ * slots any further write would take. So no further write reaches the host
+ * until the volume is opened again (from whichever state the disk holds).
+ */
+static void mark_unsure(struct scone_volume *v, const char *why)
+{
+	if (!v->unsure)
+		snprintf(v->unsure_why, sizeof(v->unsure_why), "%s (%s)", why, scone_err_detail());
+	v->unsure = true;
+}
+
+enum scone_err vol_check_sure(const struct scone_volume *v)
+{
+	if (!v->unsure)
+		return SCONE_ERR_OK;
+	return scone_err_set(SCONE_ERR_IO,
+			     "%s: a commit failed after writing its record: %s; whether the disk holds it is unknown, "
+			     "so the volume takes no more changes: open it again",
+			     v->fspf_path, v->unsure_why);
+}
+
 static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, size_t size)
 {
 	struct scone_vio *io = v->host;
@@ -82,7 +105,8 @@ static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, si
 	if (!err)
 		err = io->ops->rename(io, tmp, v->fspf_path);
 	if (!err) {
-		err = io->ops->sync_dir(io, v->fspf_dir);
+		if ((err = io->ops->sync_dir(io, v->fspf_dir)))
+			mark_unsure(v, "the fsync of its directory after the rename failed");
 		/* FSPF is a new file now: one record, under the current key. */
 		if (v->log)
 			io->ops->close(v->log);
@@ -116,8 +140,8 @@ static enum scone_err append_fspf(struct scone_volume *v, const uint8_t *data, s
 		err = io->ops->open(io, v->fspf_path, SCONE_VIO_WRITE, &v->log);
 	if (!err)
 		err = io->ops->pwrite(v->log, data, size, v->log_end);
-	if (!err)
-		err = io->ops->sync(v->log);
+	if (!err && (err = io->ops->sync(v->log)))
+		mark_unsure(v, "the fdatasync of the appended record failed");
 	if (err) {
 		v->log_ok = false;
 		return scone_err_set(err, "%s: cannot append the new state: %s", v->fspf_path, scone_err_detail());
@@ -278,6 +302,7 @@ enum scone_err vol_sync_locked_with(struct scone_volume *v, enum scone_err (*bef
 		return SCONE_ERR_OK;
 	if (!anything_changed(v))
 		return SCONE_ERR_OK;
+	SCONE_TRY(vol_check_sure(v));
 	for (struct vol_inode *ino = v->inodes; ino && !err; ino = ino->next)
 		if (ino->meta && !ino->meta->ephemeral)
 			err = vol_inode_flush(ino, old_epoch + 1);

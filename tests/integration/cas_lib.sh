@@ -346,3 +346,84 @@ expect_no_main() {
 	grep -q "scone: error: cannot start: .*$pattern" "$ERR" || { show_output; fail "no clear error /$pattern/: $*"; }
 	[ "$(grep -c 'cannot start' "$ERR")" -eq 1 ] || { show_output; fail "more than one error line"; }
 }
+
+# ---------------- the LAS ----------------
+#
+# A script that runs programs in attestation mode las starts one scone-las
+# for all its cases (las_script_start, before its first case), then puts
+# $LAS_ATTEST under each service of its sessions (las_attestation lists the
+# programs the services start).
+
+SCONE_LAS_BIN=${SCONE_LAS_BIN:-$(dirname "$SCONE_BIN")/scone-las}
+LAS_PID=
+LAS_SOCK=
+LAS_DIR=
+LAS_PLATFORM=
+LAS_ATTEST=
+
+# las_start DIR [ARGS...]: a scone-las with its socket and state in DIR; sets
+# LAS_PID LAS_SOCK LAS_DIR LAS_PLATFORM (not exported: see las_script_start).
+las_start() {
+	local dir=$1 i
+	shift
+	mkdir -p "$dir"
+	LAS_DIR=$dir LAS_SOCK=$dir/las.sock
+	"$SCONE_LAS_BIN" --listen "unix:$LAS_SOCK" --state-dir "$dir/state" --workers 2 "$@" >>"$dir.log" 2>&1 </dev/null &
+	LAS_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		[ -S "$LAS_SOCK" ] && grep -q listening "$dir.log" && break
+		alive "$LAS_PID" || { cat "$dir.log"; return 1; }
+		sleep 0.05
+	done
+	[ -S "$LAS_SOCK" ] || { cat "$dir.log"; return 1; }
+	LAS_PLATFORM=$("$SCONE_LAS_BIN" --print-identity --state-dir "$dir/state")
+}
+
+# las_script_start: the script's LAS, stopped when the script exits; every
+# runtime started later finds it through SCONE_LAS_ADDR.
+las_script_start() {
+	if [ ! -x "$SCONE_LAS_BIN" ]; then
+		echo "not ok - setup: $SCONE_LAS_BIN not built (run make)"
+		exit 1
+	fi
+	if ! las_start "$T_TMP/las"; then
+		echo "not ok - setup: scone-las did not start"
+		exit 1
+	fi
+	t_track_pid "$LAS_PID"
+	export SCONE_LAS_ADDR="unix:$LAS_SOCK"
+}
+
+# las_attestation PROGRAM...: LAS_ATTEST = a service's attestation lines
+# (indented for "  - name: ..." entries): the measurements `scone measure`
+# gives for each PROGRAM (one not installed is left out: its case skips),
+# and this LAS as the platform.
+# "probe" stands for the las_client test tool, which asks the LAS itself
+# (las_evidence) to look at what CAS hands out.
+las_attestation() {
+	local p m list=
+	for p in "$@"; do
+		if [ "$p" = probe ]; then
+			m=$("$LAS_CLIENT" report "$LAS_SOCK" | sed -n 's/^REPORT //p')
+			[ -n "$m" ] || { echo "not ok - setup: las_client report failed"; exit 1; }
+			list="$list${list:+, }$m"
+			continue
+		fi
+		[ -x "$p" ] || continue
+		m=$("$SCONE_BIN" measure "$p") || { echo "not ok - setup: scone measure $p failed"; exit 1; }
+		list="$list${list:+, }$m"
+	done
+	LAS_ATTEST="    mrenclaves: [$list]
+    platforms: [$LAS_PLATFORM]"
+}
+
+LAS_CLIENT=${LAS_CLIENT:-$(dirname "$SCONE_BIN")/../tools/las_client}
+
+# las_evidence RTDIR: EVIDENCE = the "evidence" JSON of a las report (made
+# for the las_client tool) bound to the key of RTDIR (runtime_new).
+las_evidence() {
+	local rd
+	rd=$(key_hash "$1/owner.crt")0000000000000000000000000000000000000000000000000000000000000000
+	"$LAS_CLIENT" report "$LAS_SOCK" "$rd" "$1/evidence.bin" | grep -q '^REPORT ' || fail "no LAS report for $1"
+	EVIDENCE="{\"type\": \"las\", \"data\": \"$(base64 -w0 "$1/evidence.bin")\"}"
+}

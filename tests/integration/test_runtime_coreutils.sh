@@ -5,6 +5,7 @@
 # under `scone run` (one tool per run, host arguments as @@N), the results are
 # copied out with cp and must be byte-identical to the same tools run plainly
 # on plain files; the volume directory holds no plaintext of the inputs.
+# The tools run attested by a LAS (mode las).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib.sh
@@ -14,6 +15,9 @@ cas_require
 for tool in cp cat dd sort tar gzip; do
 	[ -x "/usr/bin/$tool" ] || [ -x "/bin/$tool" ] || { t_fail "setup: $tool missing"; t_done; exit 1; }
 done
+# Attestation mode las: each service admits the measurements of these tools.
+las_script_start
+las_attestation /usr/bin/cp /usr/bin/cat /usr/bin/dd /usr/bin/sort /usr/bin/tar /usr/bin/gzip /usr/bin/stat
 MARK="SCONE-COREUTILS-MARKER-4b1e"
 TAR_OPTS="--sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --mode=u+rw,go-w --format=gnu"
 
@@ -23,30 +27,38 @@ name: cu
 version: "0.3"
 security:
   attestation:
-    mode: none
+    mode: las
 services:
   - name: cp
+$LAS_ATTEST
     image_name: with-data
     command: cp -r @@1 @@2
   - name: cat
+$LAS_ATTEST
     image_name: with-data
     command: cat @@1 @@2
   - name: dd
+$LAS_ATTEST
     image_name: with-data
     command: dd if=@@1 of=@@2 bs=4096 status=none
   - name: sort
+$LAS_ATTEST
     image_name: with-data
     command: sort -o @@2 @@1
   - name: tar
+$LAS_ATTEST
     image_name: with-data
     command: tar $TAR_OPTS -cf @@2 -C @@1 .
   - name: gzip
+$LAS_ATTEST
     image_name: with-data
     command: gzip -k -n @@1
   - name: cpa
+$LAS_ATTEST
     image_name: with-data
     command: cp -a @@1 @@2
   - name: stat
+$LAS_ATTEST
     image_name: with-data
     command: stat --format=%n:%a:%Y:%s @@1 @@2
 images:

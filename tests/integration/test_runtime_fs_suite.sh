@@ -19,6 +19,7 @@ MARK="SCONE-FS-SUITE-MARKER-5e21"
 T_CMD_TIMEOUT=${FS_SUITE_TIMEOUT:-180}
 command -v "$SUITE_CC" >/dev/null 2>&1 || { t_fail "setup: compiler $SUITE_CC missing"; t_done; exit 1; }
 [ -f "$SUITE_SRC" ] || { t_fail "setup: $SUITE_SRC missing"; t_done; exit 1; }
+las_script_start # the suite runs attested by a LAS (mode las)
 
 session_yaml() {
 	cat <<YAML
@@ -26,9 +27,10 @@ name: fs
 version: "0.3"
 security:
   attestation:
-    mode: none
+    mode: las
 services:
   - name: suite
+$LAS_ATTEST
     image_name: with-vol
     command: fs_suite @@1
 images:
@@ -96,6 +98,7 @@ no_plaintext() {
 start() {
 	cas_case_begin
 	build_suite
+	las_attestation "$CASE_DIR/fs_suite"
 	plain_run
 	cas_start "$CASE_DIR/cas"
 	owner_new "$CASE_DIR/owner"

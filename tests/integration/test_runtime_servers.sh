@@ -6,7 +6,8 @@
 # (BGREWRITEAOF, BGSAVE), the data back after a restart) and nginx (TLS key, certificate and nginx.conf injection files from
 # an x509 secret CAS generates, static files served from an encrypted volume
 # with sendfile on and off). Each case starts its own CAS; servers listen on
-# free ports on 127.0.0.1 and are stopped by PID.
+# free ports on 127.0.0.1 and are stopped by PID. Every program runs attested
+# by a LAS (mode las).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib.sh
@@ -17,6 +18,9 @@ REDIS=/usr/bin/redis-server
 REDIS_CLI=/usr/bin/redis-cli
 NGINX=/usr/sbin/nginx
 REDIS_PW="pw-Redis-Secret-91c4e7"
+# Attestation mode las: every service admits these programs' measurements.
+las_script_start
+las_attestation "$REDIS" "$NGINX" /usr/bin/cp /usr/bin/python3 probe
 
 # wait_port PID PORT: PID alive and PORT on 127.0.0.1 accepting within 10 s.
 wait_port() {
@@ -85,12 +89,14 @@ name: rds
 version: "0.3"
 security:
   attestation:
-    mode: none
+    mode: las
 services:
   - name: redis
+$LAS_ATTEST
     image_name: redis
     command: redis-server @@1
   - name: redis-rdb
+$LAS_ATTEST
     image_name: redis
     command: redis-server @@1 --appendonly no
 images:
@@ -199,12 +205,14 @@ name: web
 version: "0.3"
 security:
   attestation:
-    mode: none
+    mode: las
 services:
   - name: cp
+$LAS_ATTEST
     image_name: site
     command: cp -r @@1 @@2
   - name: nginx
+$LAS_ATTEST
     image_name: nginx
     command: nginx -e $n/error.log -p $n -c /etc/scone-nginx/nginx.conf
 images:
@@ -256,8 +264,9 @@ YAML
 # variable only, never written to a file).
 key_line() {
 	runtime_new "$CASE_DIR/rt"
+	las_evidence "$CASE_DIR/rt"
 	curl -sk --max-time 30 --cert "$CASE_DIR/rt/owner.crt" --key "$CASE_DIR/rt/owner.key" \
-		-H 'Content-Type: application/json' --data-binary '{"config_id": "web/nginx", "evidence": {"type": "none"}}' \
+		-H 'Content-Type: application/json' --data-binary "{\"config_id\": \"web/nginx\", \"evidence\": $EVIDENCE}" \
 		"https://$CAS_ADDR/v1/service/config" | "$PYTHON" -c '
 import base64, json, sys
 d = json.load(sys.stdin)
@@ -363,9 +372,10 @@ name: cwd
 version: "0.3"
 security:
   attestation:
-    mode: none
+    mode: las
 services:
   - name: py
+$LAS_ATTEST
     image_name: vol
     command: python3 $CASE_DIR/cwd.py @@1
 images:

@@ -4,7 +4,7 @@
 # program's main runs, and gives it the session's argv (@@N from the host),
 # environment and working directory. Secrets must not appear in
 # /proc/PID/environ or /proc/PID/cmdline; any failure keeps main from running.
-# The program is Debian's python3, unmodified.
+# The program is Debian's python3, unmodified, attested by a LAS (mode las).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib.sh
@@ -15,6 +15,9 @@ PY=/usr/bin/python3
 RUNTIME_LIB=$PWD/build/lib/libscone.so
 RUNTIME_MAP=$PWD/src/runtime/libscone.map
 [ -x "$PY" ] || { t_fail "setup: /usr/bin/python3 missing (scripts/install-deps.sh)"; t_done; exit 1; }
+# Attestation mode las: the programs started (entry scripts start under sh or env).
+las_script_start
+las_attestation "$PY" /bin/cat /bin/sh /usr/bin/env
 
 # show.py prints what main sees, and whether the secret shows in /proc.
 write_show() {
@@ -43,9 +46,10 @@ name: $1
 version: "0.3"
 security:
   attestation:
-    mode: none
+    mode: las
 services:
   - name: py
+$LAS_ATTEST
     command: python3 $CASE_DIR/show.py --port @@1 "two words"
     pwd: $2
     environment:
@@ -53,28 +57,35 @@ services:
       PLAIN: hello
       SCONE_TEST_OUT: $CASE_DIR
   - name: script
+$LAS_ATTEST
     command: entry --port @@1 "two words"
     environment:
       SECRET: \$\$SCONE::pw\$\$
   - name: shim
+$LAS_ATTEST
     command: python3 -c "import os, sys; print('SHIM', sys.argv[1:], len(os.environ['SECRET']))" @@1
     environment:
       SECRET: \$\$SCONE::pw\$\$
   - name: files
+$LAS_ATTEST
     image_name: with-files
     command: python3 $CASE_DIR/files.py
   - name: cat
+$LAS_ATTEST
     image_name: with-files
     command: cat /etc/scone-test/app.conf
   - name: vol
+$LAS_ATTEST
     image_name: with-volume
     command: python3 -c pass
   - name: go
+$LAS_ATTEST
     command: $CASE_DIR/goprog --flag @@1 "two words"
     environment:
       GREETING: hello-from-cas
       SECRET: \$\$SCONE::pw\$\$
   - name: exec
+$LAS_ATTEST
     image_name: with-both
     command: python3 $CASE_DIR/exec.py
     environment:
@@ -150,7 +161,7 @@ preloaded() {
 		shift
 	done
 	shift
-	env -i PATH=/usr/bin:/bin "${vars[@]}" /bin/sh -c 'LD_PRELOAD=$0 exec "$@"' "$RUNTIME_LIB" "$PY" "$@"
+	env -i PATH=/usr/bin:/bin "SCONE_LAS_ADDR=$SCONE_LAS_ADDR" "${vars[@]}" /bin/sh -c 'LD_PRELOAD=$0 exec "$@"' "$RUNTIME_LIB" "$PY" "$@"
 }
 
 case_refusals() {
@@ -363,8 +374,9 @@ GO
 
 case_go() {
 	local line key tag page
-	start
 	write_go
+	las_attestation "$PY" /bin/cat /bin/sh /usr/bin/env "$CASE_DIR/goprog" # the program is built here
+	start
 	page=$(getconf PAGESIZE)
 	# The CAS path: the session's argv (a heap array before) and environment.
 	expect_ok scone run --config-id rt/go -- "$CASE_DIR/goprog" 42

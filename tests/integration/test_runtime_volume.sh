@@ -16,6 +16,9 @@ cas_require
 PY=/usr/bin/python3
 SQLITE=/usr/bin/sqlite3
 [ -x "$PY" ] || { t_fail "setup: /usr/bin/python3 missing (scripts/install-deps.sh)"; t_done; exit 1; }
+# Attestation mode las: python3 and sqlite3 measured (the async check adds its own program).
+las_script_start
+las_attestation "$PY" "$SQLITE"
 
 session_yaml() {
 	cat <<YAML
@@ -23,15 +26,18 @@ name: vol
 version: "0.3"
 security:
   attestation:
-    mode: none
+    mode: las
 services:
   - name: py
+$LAS_ATTEST
     image_name: with-data
     command: python3 $CASE_DIR/vol.py @@1
   - name: sql
+$LAS_ATTEST
     image_name: with-data
     command: sqlite3 $CASE_DIR/data/db.sqlite @@1
   - name: async
+$LAS_ATTEST
     image_name: with-data
     command: $CASE_DIR/async
 images:
@@ -526,7 +532,6 @@ case_async_libraries() {
 	[ -e /usr/lib/x86_64-linux-gnu/liburing.so ] && { libs="$libs -luring"; cflags="$cflags -DURING"; }
 	[ -e /usr/lib/x86_64-linux-gnu/libaio.so ] && { libs="$libs -laio"; cflags="$cflags -DAIO"; }
 	[ -n "$libs" ] || t_skip_case "neither liburing-dev nor libaio-dev installed (scripts/install-deps.sh)"
-	start
 	cat >async.c <<'C'
 #include <stdio.h>
 int io_uring_queue_init(unsigned entries, void *ring, unsigned flags);
@@ -548,6 +553,8 @@ int main(void)
 C
 	# shellcheck disable=SC2086
 	"${CC:-cc}" $cflags -o async async.c $libs || fail "cannot build the liburing/libaio check"
+	las_attestation "$PY" "$SQLITE" "$CASE_DIR/async"
+	start
 	expect_ok ./async
 	if grep -q '=-' "$OUT"; then show_output; fail "io_uring/AIO unavailable even without the runtime"; fi
 	expect_ok scone run --config-id vol/async -- "$CASE_DIR/async"

@@ -394,15 +394,15 @@ TEST(test_fetch_end_to_end)
 	cas_start(&c);
 	create_session(&c);
 	assert_ok(scone_identity_new("runtime", 1, &rt));
-	assert_ok(scone_runtime_fetch_config(c.addr, c.pin, "rtcfg/web", &rt, &cfg));
+	assert_ok(scone_runtime_fetch_config(c.addr, c.pin, "rtcfg/web", &rt, NULL, &cfg));
 	check_fetched(cfg);
 	/* Unknown service: CAS's message travels in the detail. */
-	assert_int_equal(scone_runtime_fetch_config(c.addr, c.pin, "rtcfg/nope", &rt, &again), SCONE_ERR_NOT_FOUND);
+	assert_int_equal(scone_runtime_fetch_config(c.addr, c.pin, "rtcfg/nope", &rt, NULL, &again), SCONE_ERR_NOT_FOUND);
 	assert_non_null(strstr(scone_err_detail(), "HTTP 404 NOT_FOUND"));
 	assert_non_null(strstr(scone_err_detail(), "nope"));
 	assert_null(again);
-	assert_int_equal(scone_runtime_fetch_config(c.addr, bad_pin, "rtcfg/web", &rt, &again), SCONE_ERR_UNTRUSTED);
-	assert_int_equal(scone_runtime_fetch_config(c.addr, c.pin, "noslash", &rt, &again), SCONE_ERR_INVALID);
+	assert_int_equal(scone_runtime_fetch_config(c.addr, bad_pin, "rtcfg/web", &rt, NULL, &again), SCONE_ERR_UNTRUSTED);
+	assert_int_equal(scone_runtime_fetch_config(c.addr, c.pin, "noslash", &rt, NULL, &again), SCONE_ERR_INVALID);
 	/* Report a tag; a stale report conflicts; the next fetch sees the tag. */
 	memset(tag, 0x5a, sizeof(tag));
 	memset(tag2, 0x6b, sizeof(tag2));
@@ -413,7 +413,7 @@ TEST(test_fetch_end_to_end)
 	assert_ok(scone_identity_new("other", 1, &other));
 	assert_int_equal(scone_runtime_report_tag(c.addr, c.pin, &other, cfg, "data", tag, tag2), SCONE_ERR_PERMISSION);
 	assert_ok(scone_runtime_report_tag(c.addr, c.pin, &rt, cfg, "data", tag, tag2));
-	assert_ok(scone_runtime_fetch_config(c.addr, c.pin, "rtcfg/web", &rt, &again));
+	assert_ok(scone_runtime_fetch_config(c.addr, c.pin, "rtcfg/web", &rt, NULL, &again));
 	assert_true(scone_runtime_config_volume(again, "data")->initialised);
 	assert_memory_equal(scone_runtime_config_volume(again, "data")->tag, tag2, 16);
 	scone_runtime_config_free(again);

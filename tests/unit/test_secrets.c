@@ -24,6 +24,7 @@
 
 #include "cas/secrets.h"
 #include "lib/crypto.h"
+#include "lib/base32.h"
 #include "lib/hex.h"
 
 #define TEST(name) static void name(void **state __attribute__((unused)))
@@ -264,7 +265,7 @@ static void assert_generate_fails(const struct scone_session *s, enum scone_err 
 
 /* ---- ascii and binary ------------------------------------------------------------ */
 
-static void check_bytes_formats(const struct scone_secret_set *set, const char *name, size_t n)
+static void check_bytes_formats(const struct scone_secret_set *set, const char *name, size_t n, bool binary)
 {
 	struct scone_wbuf raw, hex, b64;
 	uint8_t *dec = malloc(n + 3);
@@ -284,6 +285,17 @@ static void check_bytes_formats(const struct scone_secret_set *set, const char *
 	assert_null(memchr(b64.data, '\n', b64.size));
 	assert_int_equal(EVP_DecodeBlock(dec, b64.data, (int)b64.size), (int)((n + 2) / 3 * 3));
 	assert_memory_equal(dec, raw.data, n);
+	if (binary) { /* base32nopad (binary only, as in SCONE): upper case, no '=', and it decodes to the value */
+		struct scone_wbuf b32;
+		size_t got = 0;
+		render(set, name, "base32nopad", &b32);
+		assert_int_equal(b32.size, (n * 8 + 4) / 5);
+		assert_null(memchr(b32.data, '=', b32.size));
+		assert_ok(scone_base32_decode((const char *)b32.data, b32.size, dec, n + 3, &got, "b32"));
+		assert_int_equal(got, n);
+		assert_memory_equal(dec, raw.data, n);
+		scone_wbuf_free(&b32);
+	}
 	scone_wbuf_free(&raw);
 	scone_wbuf_free(&hex);
 	scone_wbuf_free(&b64);
@@ -308,13 +320,13 @@ TEST(test_ascii_binary)
 	sess_secret(s, "one", SCONE_SECRET_BINARY)->size = 1;
 	set = generate(s, NULL);
 
-	check_bytes_formats(set, "a", 20);
-	check_bytes_formats(set, "big", 4096);
-	check_bytes_formats(set, "c", 20); /* SCONE's default size for binary too */
-	check_bytes_formats(set, "d", 49);
-	check_bytes_formats(set, "e", 11);
-	check_bytes_formats(set, "f", sizeof(bin));
-	check_bytes_formats(set, "one", 1);
+	check_bytes_formats(set, "a", 20, false);
+	check_bytes_formats(set, "big", 4096, false);
+	check_bytes_formats(set, "c", 20, true); /* SCONE's default size for binary too */
+	check_bytes_formats(set, "d", 49, true);
+	check_bytes_formats(set, "e", 11, false);
+	check_bytes_formats(set, "f", sizeof(bin), true);
+	check_bytes_formats(set, "one", 1, true);
 
 	/* Generated ascii draws from the documented alphabet, all of it. */
 	render(set, "big", NULL, &w);
@@ -836,7 +848,7 @@ TEST(test_formats)
 {
 	/* policy.h's table, written out independently of the implementation. */
 	static const char *const candidates[] = {NULL,	"hex",	     "base64", "pem",	"privatekey",
-						 "der", "publickey", "crt",    "chain", "key",
+						 "der", "publickey", "crt",    "chain", "key", "base32nopad",
 						 "",	"PEM",	     "raw",    "hex ",	"pem\n"};
 	static const struct {
 		const char *name;
@@ -844,7 +856,7 @@ TEST(test_formats)
 		const char *valid; /* space-separated; "-" = no format */
 	} kinds[] = {
 	    {"a", SCONE_SECRET_ASCII, "- hex base64"},
-	    {"b", SCONE_SECRET_BINARY, "- hex base64"},
+	    {"b", SCONE_SECRET_BINARY, "- hex base64 base32nopad"},
 	    {"k", SCONE_SECRET_PRIVATE_KEY, "- pem privatekey der publickey"},
 	    {"p", SCONE_SECRET_PUBLIC_KEY, "- pem der"},
 	    {"x", SCONE_SECRET_X509, "- crt pem chain privatekey key der"},
@@ -1518,7 +1530,7 @@ static void assert_renders_equal(const struct scone_secret_set *a, const struct 
 				 const struct scone_session *s)
 {
 	static const char *const fmts[] = {NULL,  "hex",       "base64", "pem",	  "privatekey",
-					   "der", "publickey", "crt",	 "chain", "key"};
+					   "der", "publickey", "crt",	 "chain", "key", "base32nopad"};
 
 	for (size_t i = 0; i < s->n_secrets; i++) {
 		for (size_t f = 0; f < N_ELEMS(fmts); f++) {

@@ -1981,6 +1981,30 @@ TEST(test_concurrent_first_tag)
 	fx_done(&x);
 }
 
+/* One-time uses: once across handles (two connections of the engine), expired records dropped, names checked. */
+TEST(test_use_once)
+{
+	struct fx x;
+	struct scone_store *other = NULL;
+	int64_t later = (int64_t)time(NULL) + 60;
+
+	fx_init(&x);
+	fx_open(&x);
+	assert_ok(scone_store_open(x.url, x.key, 0, &other));
+	assert_ok(x.st->ops->use_once(x.st, "otp", "svc@1", later));
+	assert_int_equal(x.st->ops->use_once(x.st, "otp", "svc@1", later), SCONE_ERR_CONFLICT);
+	assert_int_equal(other->ops->use_once(other, "otp", "svc@1", later), SCONE_ERR_CONFLICT);
+	assert_ok(other->ops->use_once(other, "otp", "svc@2", later));
+	assert_ok(other->ops->use_once(other, "other-scope", "svc@1", later));
+	/* an expired record is dropped by the next use */
+	assert_ok(x.st->ops->use_once(x.st, "otp", "old@1", 1));
+	assert_ok(other->ops->use_once(other, "otp", "old@1", 1));
+	assert_int_equal(x.st->ops->use_once(x.st, "otp", "", later), SCONE_ERR_INVALID);
+	assert_int_equal(x.st->ops->use_once(x.st, "otp", "a\nb", later), SCONE_ERR_INVALID);
+	other->ops->close(other);
+	fx_done(&x);
+}
+
 /* ---------------- URLs ---------------- */
 
 TEST(test_urls)
@@ -2102,7 +2126,7 @@ static int stop_pg(void **state)
 	    ON(test_invalid_args), ON(test_rec_clear_wipes), ON(test_reopen_and_wrong_key),                  \
 	    ON(test_no_plaintext_on_disk), ON(test_blob_swap), ON(test_concurrent_cas),                      \
 	    ON(test_concurrent_first_tag), ON(test_audit_hook), ON(test_counter_rollback), ON(test_optimistic),  \
-	    ON(test_dump_load)
+	    ON(test_dump_load), ON(test_use_once)
 
 int main(void)
 {

@@ -13,8 +13,12 @@
  */
 #include "helpers.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -843,6 +847,154 @@ TEST(test_plaintext_on_disk)
 	expect(x.v, "/auth/secret-name-auth", data, sizeof(data));
 	expect(x.v, "/enc/secret-name-enc", data, sizeof(data));
 	fx_done(&x);
+}
+
+/*
+ * The host backend's system calls, each interrupted by a signal every other
+ * time (EINTR before doing anything; close and closedir close first, as
+ * Linux does): the volume library retries, and nothing of it shows.
+ */
+static unsigned long eintr_calls, eintr_served;
+
+static bool eintr_now(void)
+{
+	if (eintr_calls++ % 2)
+		return false;
+	eintr_served++;
+	errno = EINTR;
+	return true;
+}
+
+static int ei_open(const char *path, int flags, ...)
+{
+	va_list ap;
+	mode_t mode;
+
+	va_start(ap, flags);
+	mode = (flags & O_CREAT) ? (mode_t)va_arg(ap, int) : 0;
+	va_end(ap);
+	return eintr_now() ? -1 : open(path, flags, mode);
+}
+
+static int ei_close(int fd)
+{
+	int r = close(fd);
+
+	return r == 0 && eintr_now() ? -1 : r;
+}
+
+static ssize_t ei_pread(int fd, void *buf, size_t n, off_t off)
+{
+	return eintr_now() ? -1 : pread(fd, buf, n, off);
+}
+
+static ssize_t ei_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	return eintr_now() ? -1 : pwrite(fd, buf, n, off);
+}
+
+static int ei_ftruncate(int fd, off_t len)
+{
+	return eintr_now() ? -1 : ftruncate(fd, len);
+}
+
+static int ei_fstat(int fd, struct stat *st)
+{
+	return eintr_now() ? -1 : fstat(fd, st);
+}
+
+static int ei_fsync(int fd)
+{
+	return eintr_now() ? -1 : fsync(fd);
+}
+
+static int ei_fdatasync(int fd)
+{
+	return eintr_now() ? -1 : fdatasync(fd);
+}
+
+static int ei_unlink(const char *path)
+{
+	return eintr_now() ? -1 : unlink(path);
+}
+
+static int ei_rename(const char *from, const char *to)
+{
+	return eintr_now() ? -1 : rename(from, to);
+}
+
+static int ei_mkdir(const char *path, mode_t mode)
+{
+	return eintr_now() ? -1 : mkdir(path, mode);
+}
+
+static DIR *ei_opendir(const char *path)
+{
+	return eintr_now() ? NULL : opendir(path);
+}
+
+static struct dirent *ei_readdir(DIR *d)
+{
+	return eintr_now() ? NULL : readdir(d);
+}
+
+static int ei_closedir(DIR *d)
+{
+	int r = closedir(d);
+
+	return r == 0 && eintr_now() ? -1 : r;
+}
+
+TEST(test_host_eintr)
+{
+	static const struct scone_vio_sys sys = {
+	    .open = ei_open,
+	    .close = ei_close,
+	    .pread = ei_pread,
+	    .pwrite = ei_pwrite,
+	    .ftruncate = ei_ftruncate,
+	    .fstat = ei_fstat,
+	    .fsync = ei_fsync,
+	    .fdatasync = ei_fdatasync,
+	    .unlink = ei_unlink,
+	    .rename = ei_rename,
+	    .mkdir = ei_mkdir,
+	    .opendir = ei_opendir,
+	    .readdir = ei_readdir,
+	    .closedir = ei_closedir,
+	};
+	uint8_t data[300000], small[5000], e[100];
+	struct fx x;
+
+	fill(data, sizeof(data), 41);
+	fill(e, sizeof(e), 43);
+	fill(small, sizeof(small), 42);
+	scone_vio_host_sys(&sys);
+	fx_host(&x);
+	put(x.v, "/enc/a", data, sizeof(data));
+	assert_ok(scone_volume_mkdir(x.v, "/enc/d", 0700));
+	put(x.v, "/enc/d/b", small, sizeof(small));
+	put(x.v, "/enc/c", small, sizeof(small));
+	fx_reopen(&x);
+	expect(x.v, "/enc/a", data, sizeof(data));
+	assert_ok(scone_volume_rename(x.v, "/enc/c", "/enc/d/c"));
+	assert_ok(scone_volume_unlink(x.v, "/enc/d/b"));
+	assert_ok(scone_volume_truncate(x.v, "/enc/a", 1000));
+	for (int i = 0; i < 40; i++) { /* enough commits to compact the fspf log (a rename) */
+		e[0] = (uint8_t)i;
+		put(x.v, "/enc/e", e, sizeof(e));
+		assert_ok(scone_volume_sync(x.v));
+	}
+	fx_reopen(&x);
+	expect(x.v, "/enc/a", data, 1000);
+	expect(x.v, "/enc/d/c", small, sizeof(small));
+	expect(x.v, "/enc/e", e, sizeof(e));
+	assert_int_equal(scone_volume_stat(x.v, "/enc/d/b", &(struct scone_vstat){ 0 }), SCONE_ERR_NOT_FOUND);
+	scone_err_clear();
+	assert_ok(scone_volume_check_host(x.v, NULL, NULL));
+	fx_done(&x);
+	scone_vio_host_sys(NULL);
+	assert_true(eintr_served > 100);
 }
 
 /* The log's tags, read without the key: one per commit, the last the volume's tag. */
@@ -2308,6 +2460,7 @@ int main(void)
 	    cmocka_unit_test(test_unlink_while_open),
 	    cmocka_unit_test(test_ephemeral),
 	    cmocka_unit_test(test_plaintext_on_disk),
+	    cmocka_unit_test(test_host_eintr),
 	    cmocka_unit_test(test_freshness),
 	    cmocka_unit_test(test_sync_with),
 	    cmocka_unit_test(test_unsealed),

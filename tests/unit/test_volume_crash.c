@@ -771,8 +771,10 @@ TEST(test_crash_rewrite_after_truncate)
 
 /*
  * A write past the end fails halfway (the second of its host writes): what
- * reached the disk counts like a short write, and whatever did not must not
- * surface later, e.g. when the file is extended (that must read zeros).
+ * reached the disk counts like a short write (scone_vfile_pwrite_some says
+ * how much: the runtime returns that count to the program, as write(2)
+ * does), and whatever did not must not surface later, e.g. when the file is
+ * extended (that must read zeros).
  */
 TEST(test_failed_write_then_extend)
 {
@@ -783,7 +785,7 @@ TEST(test_failed_write_then_extend)
 	uint8_t key[SCONE_VOLUME_KEY_SIZE], tag[SCONE_VOLUME_TAG_SIZE];
 	const size_t total = 100 * 4096;
 	uint8_t *d = malloc(total), *got;
-	size_t size;
+	size_t size, written = 1;
 
 	assert_non_null(d);
 	fill(d, total, 3);
@@ -792,11 +794,12 @@ TEST(test_failed_write_then_extend)
 	assert_ok(scone_vfile_open(v, "/enc/f", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f));
 	/* growth claim, host file size, chunks 0-63 (one write), then chunks 64-99 fail */
 	scone_vio_mem_fail_after(io, 3, false);
-	assert_int_equal(scone_vfile_pwrite(f, d, total, 0), SCONE_ERR_IO);
+	assert_int_equal(scone_vfile_pwrite_some(f, d, total, 0, &written), SCONE_ERR_IO);
 	scone_vio_mem_fail_after(io, -1, false);
 	assert_ok(scone_vfile_stat(f, &st));
 	size = (size_t)st.size;
 	assert_true(size == 0 || size == 64 * 4096);
+	assert_int_equal(written, size); /* the count given is what the file holds */
 	assert_ok(scone_vfile_truncate(f, total));
 	scone_vfile_close(f);
 	for (int round = 0; round < 2; round++) {
@@ -815,11 +818,138 @@ TEST(test_failed_write_then_extend)
 	free(d);
 }
 
+/*
+ * An append across a chunk boundary whose host writes fail at each point in
+ * turn: scone_vfile_append_some reports exactly the prefix that is now in
+ * the file (what the runtime hands the program as a short write), and some
+ * point leaves a strict, non-empty prefix.
+ */
+TEST(test_failed_append_is_short)
+{
+	uint8_t key[SCONE_VOLUME_KEY_SIZE], tag[SCONE_VOLUME_TAG_SIZE], a[4085], rec[117], *got;
+	struct scone_vio *base;
+	bool partial = false;
+
+	fill(a, sizeof(a), 21);
+	fill(rec, sizeof(rec), 22);
+	make_base(&base, key, tag);
+	for (long k = 0; k < 16; k++) {
+		struct scone_vio *io;
+		struct scone_volume *v;
+		struct scone_vfile *f;
+		struct scone_vstat st;
+		size_t written = 1;
+		uint64_t at;
+		enum scone_err err;
+
+		assert_ok(scone_vio_mem_clone(base, &io));
+		assert_ok(scone_volume_open_at(io, FSPF, key, tag, SCONE_VOL_RDWR, &v));
+		assert_ok(scone_vfile_open(v, "/enc/f", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f));
+		assert_ok(scone_vfile_pwrite(f, a, sizeof(a), 0));
+		assert_ok(scone_volume_sync(v));
+		scone_vio_mem_fail_after(io, k, false);
+		err = scone_vfile_append_some(f, rec, sizeof(rec), &at, &written);
+		scone_vio_mem_fail_after(io, -1, false);
+		scone_err_clear();
+		assert_int_equal(at, sizeof(a));
+		assert_true(written <= sizeof(rec));
+		assert_true(err != SCONE_ERR_OK || written == sizeof(rec));
+		assert_ok(scone_vfile_stat(f, &st));
+		assert_int_equal(st.size, sizeof(a) + written);
+		scone_vfile_close(f);
+		assert_ok(read_file(v, "/enc/f", sizeof(a) + written, &got));
+		assert_memory_equal(got, a, sizeof(a));
+		assert_memory_equal(got + sizeof(a), rec, written);
+		free(got);
+		if (err && written > 0)
+			partial = true;
+		if (scone_volume_close(v, NULL) != SCONE_ERR_OK)
+			scone_err_clear();
+		io->ops->destroy(io);
+		if (err == SCONE_ERR_OK)
+			break;
+	}
+	assert_true(partial);
+	base->ops->destroy(base);
+}
+
+/*
+ * A commit whose record was written whole but whose sync failed (the record
+ * itself, or the directory after the rename): the disk may hold the new
+ * state, whose blocks sit in the slots the next writes take. For every
+ * sync of a commit failing: later writes and syncs must not touch those
+ * blocks, so that a process dying at any moment after leaves a volume that
+ * opens with the last good tag and reads the old or the new content, intact.
+ */
+TEST(test_failed_record_sync)
+{
+	uint8_t key[SCONE_VOLUME_KEY_SIZE], tag[SCONE_VOLUME_TAG_SIZE], t1[SCONE_VOLUME_TAG_SIZE];
+	uint8_t a[8 * 4096], b[8 * 4096], c[8 * 4096], *got;
+	struct scone_vio *base;
+	bool failed_after_record = false;
+
+	fill(a, sizeof(a), 11);
+	fill(b, sizeof(b), 12);
+	fill(c, sizeof(c), 13);
+	make_base(&base, key, tag);
+	for (long k = 0; k < 8; k++) {
+		struct scone_vio *io, *frozen;
+		struct scone_volume *v;
+		struct scone_vfile *f;
+		enum scone_err err;
+		char ctx[96];
+
+		snprintf(ctx, sizeof(ctx), "sync %ld of the commit fails", k + 1);
+		assert_ok(scone_vio_mem_clone(base, &io));
+		assert_ok(scone_volume_open_at(io, FSPF, key, tag, SCONE_VOL_RDWR, &v));
+		assert_ok(scone_vfile_open(v, "/enc/f", SCONE_VF_RDWR | SCONE_VF_CREAT, 0600, &f));
+		assert_ok(scone_vfile_pwrite(f, a, sizeof(a), 0));
+		assert_ok(scone_volume_sync(v));
+		scone_volume_tag(v, t1);
+		assert_ok(scone_vfile_pwrite(f, b, sizeof(b), 0));
+		scone_vio_mem_fail_syncs(io, k);
+		err = scone_volume_sync(v);
+		scone_vio_mem_fail_syncs(io, -1); /* the fault is gone */
+		scone_err_clear();
+		if (err == SCONE_ERR_OK) { /* every sync of the commit passed */
+			scone_vfile_close(f);
+			assert_ok(scone_volume_close(v, NULL));
+			io->ops->destroy(io);
+			break;
+		}
+		assert_int_equal(err, SCONE_ERR_IO);
+		/* The program goes on writing over the same bytes, then dies. */
+		if (scone_vfile_pwrite(f, c, sizeof(c), 0) != SCONE_ERR_OK) {
+			failed_after_record = true;
+			assert_int_equal(scone_volume_sync(v), SCONE_ERR_IO);
+		}
+		scone_err_clear();
+		assert_ok(scone_vio_mem_clone(io, &frozen));
+		scone_vfile_close(f);
+		if (scone_volume_close(v, NULL) != SCONE_ERR_OK)
+			scone_err_clear(); /* it cannot commit either */
+		if ((err = scone_volume_open_at(frozen, FSPF, key, t1, SCONE_VOL_RDONLY, &v)))
+			fail_msg("%s: open with the last good tag: %s: %s", ctx, scone_errname(err), scone_err_detail());
+		if ((err = read_file(v, "/enc/f", sizeof(a), &got)))
+			fail_msg("%s: the file is damaged: %s: %s", ctx, scone_errname(err), scone_err_detail());
+		if (memcmp(got, a, sizeof(a)) != 0 && memcmp(got, b, sizeof(b)) != 0)
+			fail_msg("%s: the file holds neither the committed nor the failed commit's content", ctx);
+		free(got);
+		assert_ok(scone_volume_close(v, NULL));
+		frozen->ops->destroy(frozen);
+		io->ops->destroy(io);
+	}
+	assert_true(failed_after_record);
+	base->ops->destroy(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_crash_rewrite_after_truncate),
 	    cmocka_unit_test(test_failed_write_then_extend),
+	    cmocka_unit_test(test_failed_append_is_short),
+	    cmocka_unit_test(test_failed_record_sync),
 	    cmocka_unit_test(test_crash_every_point),
 	    cmocka_unit_test(test_io_error_every_point),
 	    cmocka_unit_test(test_io_error_then_retry),
