@@ -10,6 +10,9 @@
 #   scone/runtime:TAG              the base with the runtime (/opt/scone)
 #   scone/cas:TAG                  scone-cas
 #   scone/las:TAG                  scone-las (when build/bin/scone-las exists)
+#   scone/postgres:TAG             Debian's PostgreSQL, the store of CAS replicas
+#                                  (only when named: its build installs the
+#                                  postgresql package from the Debian mirror)
 #   scone-example/pyweb:native     a plain Python web app, input of `scone image sconify`
 #
 # Environment: SCONE_ENGINE (docker or podman, default docker; DOCKER_HOST
@@ -65,14 +68,17 @@ stage() {
 	install -m 0755 "$BUILD/bin/scone-cas" "$BUILD/bin/scone" "$s/cas/bin/"
 	chmod 0700 "$s/cas/state"
 	if [ -x "$BUILD/bin/scone-las" ]; then install -m 0755 "$BUILD/bin/scone-las" "$s/las/bin/"; fi
+	mkdir -p "$s/postgres"
+	install -m 0755 "$ROOT/deploy/images/postgres/scone-pg-start" "$s/postgres/"
 }
 
-build() { # IMAGE DOCKERFILE CONTEXT
+build() { # IMAGE DOCKERFILE CONTEXT [BUILD-ARGS...]
 	echo "build-images.sh: $1" >&2
-	"$ENGINE" build -q --build-arg "BASE=$BASE" -t "$1" -f "$2" "$3" >/dev/null
+	"$ENGINE" build -q --build-arg "BASE=$BASE" -t "$1" -f "$2" "${@:4}" "$3" >/dev/null
 }
 
 want() { [ ${#WANT[@]} -eq 0 ] || printf '%s\n' "${WANT[@]}" | grep -qx "$1"; }
+named() { printf '%s\n' "${WANT[@]}" | grep -qx "$1"; }
 
 WANT=("$@")
 command -v patchelf >/dev/null || die "patchelf is not installed (scripts/install-deps.sh)"
@@ -88,6 +94,10 @@ if want las; then
 	else
 		echo "build-images.sh: no $BUILD/bin/scone-las: scone/las not built" >&2
 	fi
+fi
+# apt-get in the build needs the host's network (a private dockerd may have no bridge).
+if named postgres; then
+	build "scone/postgres:$TAG" "$ROOT/deploy/images/postgres/Dockerfile" "$STAGE" --network host
 fi
 if want pyweb; then
 	build scone-example/pyweb:native "$ROOT/deploy/examples/pyweb/Dockerfile" "$ROOT/deploy/examples/pyweb"

@@ -16,11 +16,12 @@ set -euo pipefail
 SUITE=${SCONE_ROOTFS_SUITE:-$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")}
 SUITE=${SUITE:-bookworm}
 CACHE=${SCONE_ROOTFS_CACHE:-/var/cache/scone/rootfs}
-# What scone's binaries link (CAS, LAS, CLI) and what the examples run:
+# What scone's binaries link (CAS, LAS, CLI; libpq5 for CAS's PostgreSQL
+# store) and what the examples run:
 # Python (the web app sconify is shown on) and Redis (the compose and
 # stack example). Application images bring their own in real use.
 PACKAGES=(
-	ca-certificates libssl3 libsqlite3-0 libjansson4 libyaml-0-2
+	ca-certificates libssl3 libsqlite3-0 libpq5 libjansson4 libyaml-0-2
 	libevent-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7
 	python3 redis-server redis-tools procps
 )

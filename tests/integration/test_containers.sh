@@ -234,6 +234,141 @@ case_compose() {
 	assert_grep 'cannot start' wrong.out
 }
 
+# ---------------- compose: CAS replicas on PostgreSQL ----------------
+
+PGC_FILE=$ROOT/deploy/compose/docker-compose.postgres.yml
+PG_FP=
+compose_pg() { "$COMPOSE" -f "$PGC_FILE" -p sctp "$@"; }
+
+compose_pg_cleanup() { compose_pg down -v --remove-orphans >/dev/null 2>&1; }
+
+# pg_sql SQL: one value from CAS's database, as PostgreSQL's superuser inside its container.
+pg_sql() {
+	dk exec sctp_pg_1 setpriv --reuid=postgres --regid=postgres --init-groups -- psql -h /tmp -d scone -XAqt -c "$1"
+}
+
+# pg_app ADDR: the session's app started by the runtime in a container, its configuration from the
+# CAS at ADDR (a name in the compose network); prints what the app prints (MARK, then PW), its
+# stderr in pg_app.err.
+pg_app() {
+	dk run --rm --network sctp_scone -e SCONE_CAS_ADDR="$1" -e SCONE_CAS_FINGERPRINT="$PG_FP" \
+		-e SCONE_CONFIG_ID=demo/pgcas/app scone/runtime:latest printenv 2>pg_app.err
+}
+
+pg_session() { # FILE MARK
+	cat >"$1" <<EOF
+name: demo/pgcas
+version: "0.3"
+security:
+  attestation:
+    mode: none
+services:
+  - name: app
+    command: printenv MARK PW
+    environment:
+      MARK: $2
+      PW: \$\$SCONE::pw\$\$
+secrets:
+  - name: pw
+    kind: ascii
+    size: 24
+EOF
+}
+
+# The compose file's PostgreSQL variant: PostgreSQL from Debian's package, key material from
+# scone-cas init, two replicas; one session through both, one replica killed.
+case_compose_pg() {
+	local p1 p2 pw dbpw mk mp c pid out1 out2 mark=pg-replica-marker-$RANDOM$RANDOM
+	CASE_CLEANUP_HOOK=compose_pg_cleanup
+	cas_case_begin
+	T_CMD_TIMEOUT=900 expect_ok "$ROOT/deploy/build-images.sh" postgres
+	assert_no_grep 'pull' "$CTR_DIR/dockerd.log"
+	p1=$(free_port)
+	p2=$(free_port)
+	export SCONE_CAS_PORT=$p1 SCONE_CAS2_PORT=$p2
+	compose_pg up -d >up.log 2>&1 || { cat up.log; compose_pg logs | tail -40; fail "compose up of the PostgreSQL variant"; }
+	wait_until 90 curl -skf "https://127.0.0.1:$p1/healthz" || { compose_pg logs | tail -40; fail "replica cas-1 does not answer"; }
+	wait_until 30 curl -skf "https://127.0.0.1:$p2/healthz" || { compose_pg logs | tail -40; fail "replica cas-2 does not answer"; }
+	assert_eq 0 "$(dk inspect -f '{{.State.ExitCode}}' sctp_cas-init_1)" "exit status of cas-init"
+	# One identity: the pin made against one replica fits the other.
+	PG_FP=$(cas_fp_of sctp_cas-1_1)
+	assert_eq "$PG_FP" "$(cas_fp_of sctp_cas-2_1)" "the replicas' certificates"
+	owner_for "127.0.0.1:$p1" "$PG_FP"
+	expect_ok scone cas trust "127.0.0.1:$p2" --fingerprint "$PG_FP"
+	# Upload through cas-1, read through cas-2, the configuration from each.
+	pg_session s.yaml "$mark"
+	expect_ok scone session create s.yaml --cas "127.0.0.1:$p1"
+	expect_ok scone session read demo/pgcas --cas "127.0.0.1:$p2"
+	assert_grep "$mark" "$OUT"
+	out2=$(pg_app cas-2:8081)
+	echo "$out2" | grep -qx "$mark" || { echo "$out2"; cat pg_app.err; fail "no configuration from cas-2"; }
+	pw=$(echo "$out2" | sed -n 2p)
+	[ ${#pw} -eq 24 ] || { echo "$out2"; cat pg_app.err; fail "the generated secret did not come from cas-2"; }
+	out1=$(pg_app cas-1:8081)
+	assert_eq "$out2" "$out1" "configurations from cas-1 and cas-2 (one generated secret)"
+	assert_eq "$out2" "$(pg_app cas:8081)" "configuration through the name both replicas answer to"
+	# Each replica logged its own release in the shared audit log.
+	for c in cas-1 cas-2; do
+		[ "$(pg_sql "SELECT count(*) FROM scone_audit WHERE line LIKE '%\"replica\":\"$c\"%\"event\":\"release\"%'")" -ge 1 ] ||
+			fail "no release by $c in the audit log"
+	done
+	# The database password: a passfile of mode 0600 for uid 10001, nowhere else in sight.
+	mp=$(dk volume inspect -f '{{.Mountpoint}}' sctp_cas-db-pass)
+	assert_eq "600 10001" "$(stat -c '%a %u' "$mp/pgpass")" "mode and owner of the replicas' passfile"
+	dbpw=$(cut -d: -f5 "$mp/pgpass")
+	[ ${#dbpw} -ge 32 ] || fail "no password in the passfile"
+	compose_pg config >config.txt 2>&1
+	for c in $(dk ps -aq); do dk inspect "$c"; done >inspect.json
+	ps -eo args >ps.txt
+	: >proc.txt
+	for c in sctp_pg_1 sctp_cas-1_1 sctp_cas-2_1; do
+		pid=$(dk inspect -f '{{.State.Pid}}' "$c")
+		cat "/proc/$pid/cmdline" "/proc/$pid/environ" >>proc.txt
+	done
+	dk logs sctp_pg_1 >pg.log 2>&1
+	assert_no_grep "$dbpw" "$PGC_FILE" config.txt inspect.json ps.txt proc.txt pg.log
+	# The master key and the session's plaintext never reach the database's volume.
+	mk=$(cat "$(dk volume inspect -f '{{.Mountpoint}}' sctp_cas-keys)/master.key")
+	[ ${#mk} -ge 64 ] || fail "no master key in the cas-keys volume"
+	mp=$(dk volume inspect -f '{{.Mountpoint}}' sctp_pg-data)
+	pg_sql CHECKPOINT >/dev/null || fail "CHECKPOINT"
+	if grep -raqF -e "$mark" -e "$pw" -e "$mk" "$mp"; then fail "plaintext or the master key in PostgreSQL's volume"; fi
+	# Another client of the network cannot use the database: only scone_cas, only with its password.
+	out1=$(dk run --rm --network sctp_scone --entrypoint /bin/sh scone/postgres:latest -c \
+		'psql "postgres://postgres@pg:5432/postgres?connect_timeout=5" -c "select 1" </dev/null' 2>&1 || true)
+	echo "$out1" | grep -qE 'password|no pg_hba.conf entry' || { echo "$out1"; fail "PostgreSQL let a client in without CAS's password"; }
+	out1=$(dk run --rm --network sctp_scone --entrypoint /bin/sh scone/postgres:latest -c \
+		'psql "postgres://scone_cas@pg:5432/scone?connect_timeout=5" -c "select 1" </dev/null' 2>&1 || true)
+	echo "$out1" | grep -q 'password' || { echo "$out1"; fail "PostgreSQL let CAS's role in without its password"; }
+	# cas-1 killed: cas-2 alone serves reads, updates and configurations.
+	dk update --restart=no sctp_cas-1_1 >/dev/null
+	kill -9 "$(dk inspect -f '{{.State.Pid}}' sctp_cas-1_1)"
+	wait_until 20 test "$(dk inspect -f '{{.State.Running}}' sctp_cas-1_1)" = false || fail "cas-1 still runs"
+	if curl -sk -m 5 "https://127.0.0.1:$p1/healthz" >/dev/null; then fail "cas-1 answers after kill -9"; fi
+	expect_ok scone session read demo/pgcas --json --cas "127.0.0.1:$p2"
+	pg_session u.yaml "$mark-2"
+	echo "predecessor: $(jget "$OUT" 'd["hash"]')" >>u.yaml
+	expect_ok scone session update u.yaml --cas "127.0.0.1:$p2"
+	out2=$(pg_app cas-2:8081)
+	echo "$out2" | grep -qx "$mark-2" || { echo "$out2"; cat pg_app.err; fail "cas-2 alone does not serve the update"; }
+	assert_eq "$pw" "$(echo "$out2" | sed -n 2p)" "the generated secret after the update"
+	out1=$(pg_app cas:8081)
+	echo "$out1" | grep -qx "$mark-2" || { echo "$out1"; cat pg_app.err; fail "the shared name does not lead to the surviving replica"; }
+	# cas-1 back: it serves what cas-2 wrote meanwhile, with the same identity.
+	compose_pg up -d cas-1 >/dev/null 2>&1 || fail "compose up cas-1"
+	wait_until 30 curl -skf "https://127.0.0.1:$p1/healthz" || { compose_pg logs cas-1 | tail -20; fail "cas-1 did not come back"; }
+	assert_eq "$PG_FP" "$(cas_fp_of sctp_cas-1_1)" "cas-1's identity after its restart"
+	out1=$(pg_app cas-1:8081)
+	echo "$out1" | grep -qx "$mark-2" || { echo "$out1"; cat pg_app.err; fail "cas-1 does not serve the update made through cas-2"; }
+	# down and up: cas-init leaves the key material alone, the store keeps the session.
+	compose_pg down >/dev/null 2>&1 || fail "compose down"
+	compose_pg up -d >/dev/null 2>&1 || fail "compose up after down"
+	wait_until 60 curl -skf "https://127.0.0.1:$p2/healthz" || fail "cas-2 did not come back after down/up"
+	assert_eq "$PG_FP" "$(cas_fp_of sctp_cas-2_1)" "the identity after down/up"
+	expect_ok scone session read demo/pgcas --cas "127.0.0.1:$p2"
+	assert_grep "$mark-2" "$OUT"
+}
+
 # ---------------- swarm ----------------
 
 stack() { dk stack "$@"; }
@@ -337,12 +472,33 @@ case_kube_validate() {
 			t_skip_case "npm could not install kubernetes-models: $(tail -1 npm.log)"
 	fi
 	expect_ok node "$v/validate.mjs" "$ROOT"/deploy/k8s/*.yaml
-	[ "$(grep -c '^valid: ' "$OUT")" -ge 7 ] || { show_output; fail "fewer documents validated than the manifests hold"; }
+	[ "$(grep -c '^valid: ' "$OUT")" -ge 13 ] || { show_output; fail "fewer documents validated than the manifests hold"; }
 	# The check has teeth: a wrong type and a misspelt required field are refused.
 	sed -e 's/replicas: 1   # one per/replicas: "one"   # one per/' -e 's/containerPort: 8081/containerPrt: 8081/' \
 		"$ROOT/deploy/k8s/cas.yaml" >bad.yaml
 	expect_fail_with 'must be integer' node "$v/validate.mjs" bad.yaml
 	assert_grep 'containerPort' "$OUT"
+	# The PostgreSQL variant: every document valid, two or more replicas behind the Service, the
+	# database password in no argument; and the checks across documents have teeth too.
+	expect_ok node "$v/validate.mjs" "$ROOT/deploy/k8s/cas-postgres.yaml"
+	assert_eq 6 "$(grep -c '^valid: ' "$OUT")" "valid documents in cas-postgres.yaml"
+	"$PYTHON" - "$ROOT/deploy/k8s/cas-postgres.yaml" <<'PY' || fail "cas-postgres.yaml: not two replicas on the PostgreSQL store"
+import sys, yaml
+docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(sys.argv[1])) if d}
+dep = docs[("Deployment", "scone-cas")]
+args = " ".join(dep["spec"]["template"]["spec"]["containers"][0]["args"])
+assert dep["spec"]["replicas"] >= 2, "replicas"
+assert "--store postgres://scone_cas@scone-cas-postgres:5432/" in args and "passfile=" in args, args
+assert docs[("Service", "scone-cas")]["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+assert ("StatefulSet", "scone-cas-postgres") in docs and not any(k == "Secret" for k, _ in docs)
+PY
+	sed -e 's|scone_cas@scone-cas-postgres|scone_cas:hunter2@scone-cas-postgres|' \
+		-e 's|selector: {app.kubernetes.io/name: scone-cas-postgres}|selector: {app.kubernetes.io/name: scone-cas-postgre}|' \
+		"$ROOT/deploy/k8s/cas-postgres.yaml" >bad-pg.yaml
+	printf -- '---\napiVersion: v1\nkind: Secret\nmetadata: {name: leak}\nstringData: {pgpass: "*:*:scone:scone_cas:x"}\n' >>bad-pg.yaml
+	expect_fail_with 'a database URL with a password' node "$v/validate.mjs" bad-pg.yaml
+	assert_grep 'Service/scone-cas-postgres: selector .* matches no workload' "$OUT"
+	assert_grep 'Secret/leak: a Secret with data' "$OUT"
 }
 
 # podman play kube runs the manifests' pods (podman-pods.py: one host, no cluster network).
@@ -411,12 +567,14 @@ run_case images case_images
 if dk image inspect scone/runtime:latest >/dev/null 2>&1; then
 	run_case sconify case_sconify
 	run_case compose case_compose
+	run_case compose-postgres case_compose_pg
 	run_case swarm case_swarm
 	run_case kube-validate case_kube_validate
 	run_case kube-podman case_kube_podman
 else
 	t_skip sconify "the images were not built"
 	t_skip compose "the images were not built"
+	t_skip compose-postgres "the images were not built"
 	t_skip swarm "the images were not built"
 	t_skip kube-podman "the images were not built"
 	run_case kube-validate case_kube_validate
