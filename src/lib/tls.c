@@ -24,6 +24,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -466,10 +467,50 @@ struct conn {
 	struct timespec deadline;
 };
 
+/*
+ * The runtime talks to CAS from inside arbitrary programs, most of which
+ * leave SIGPIPE at its default: a write on a connection CAS has closed
+ * must fail with EPIPE, not kill the program. Around each OpenSSL call
+ * that may write, SIGPIPE is blocked in this thread and one it raised is
+ * taken back before the mask is restored.
+ */
+struct pipe_guard {
+	sigset_t old;
+	bool was_pending;
+};
+
+static void pipe_block(struct pipe_guard *g)
+{
+	sigset_t pipe_set, pending;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigemptyset(&pending);
+	g->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &g->old);
+}
+
+static void pipe_unblock(struct pipe_guard *g)
+{
+	sigset_t pipe_set, pending;
+	const struct timespec zero = {0, 0};
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigemptyset(&pending);
+	if (!g->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE))
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
 static void conn_close(struct conn *c)
 {
 	if (c->ssl) {
+		struct pipe_guard g;
+		pipe_block(&g);
 		SSL_shutdown(c->ssl);
+		pipe_unblock(&g);
 		SSL_free(c->ssl);
 	}
 	if (c->fd >= 0)
@@ -478,6 +519,17 @@ static void conn_close(struct conn *c)
 	c->ssl = NULL;
 	c->ctx = NULL;
 	c->fd = -1;
+}
+
+static int ssl_connect_guarded(SSL *ssl)
+{
+	struct pipe_guard g;
+	int rc;
+
+	pipe_block(&g);
+	rc = SSL_connect(ssl);
+	pipe_unblock(&g);
+	return rc;
 }
 
 static enum scone_err conn_open(struct conn *c, const char *host, uint16_t port,
@@ -511,7 +563,7 @@ static enum scone_err conn_open(struct conn *c, const char *host, uint16_t port,
 		return ssl_fail("TLS session");
 	}
 	SSL_set_tlsext_host_name(c->ssl, host);
-	while ((rc = SSL_connect(c->ssl)) != 1) {
+	while ((rc = ssl_connect_guarded(c->ssl)) != 1) {
 		err = ssl_wait(c->ssl, rc, &c->deadline, "handshake");
 		if (err) {
 			conn_close(c);
@@ -538,7 +590,11 @@ static enum scone_err conn_write(struct conn *c, const void *data, size_t len)
 
 	while (len) {
 		size_t done = 0;
-		int rc = SSL_write_ex(c->ssl, p, len, &done);
+		struct pipe_guard g;
+		int rc;
+		pipe_block(&g);
+		rc = SSL_write_ex(c->ssl, p, len, &done);
+		pipe_unblock(&g);
 		if (rc == 1) {
 			p += done;
 			len -= done;
@@ -577,7 +633,11 @@ static enum scone_err conn_read_response(struct conn *c, struct scone_wbuf *out,
 	*reusable = false;
 	for (;;) {
 		size_t got = 0;
-		int rc = SSL_read_ex(c->ssl, buf, sizeof(buf), &got);
+		struct pipe_guard g;
+		int rc;
+		pipe_block(&g); /* a read may write (alerts, key updates) */
+		rc = SSL_read_ex(c->ssl, buf, sizeof(buf), &got);
+		pipe_unblock(&g);
 		if (rc == 1) {
 			enum scone_err err = scone_wbuf_put(out, buf, got);
 			scone_wipe(buf, got);

@@ -252,6 +252,64 @@ static void test_https_survives_signals(void **state)
 	scone_https_response_free(&r);
 }
 
+/* Accept one connection, finish the handshake, then close it without reading. */
+static void *closing_serve(void *arg)
+{
+	struct slow_server *sv = arg;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	SSL *ssl;
+	int fd;
+
+	SSL_CTX_use_certificate(ctx, sv->id.cert);
+	SSL_CTX_use_PrivateKey(ctx, sv->id.key);
+	fd = accept(sv->listen_fd, NULL, NULL);
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	(void)SSL_accept(ssl);
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/*
+ * A program under the runtime keeps SIGPIPE at its default: CAS closing
+ * the connection while a request is written is an error, never the
+ * program's death (it would die here without the guard in tls.c).
+ */
+static void test_https_peer_close_is_no_sigpipe(void **state)
+{
+	struct slow_server sv;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	struct scone_https_opts o = {.host = "127.0.0.1", .timeout_ms = 5000};
+	struct scone_https_response r;
+	size_t body_len = 8u << 20;
+	uint8_t pin[32], *body = calloc(1, body_len);
+	void (*old)(int) = signal(SIGPIPE, SIG_DFL);
+	pthread_t t;
+
+	(void)state;
+	assert_non_null(body);
+	assert_ok(scone_identity_new("closing", 1, &sv.id));
+	assert_ok(scone_cert_sha256(sv.id.cert, pin));
+	sv.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(sv.listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(sv.listen_fd, 1), 0);
+	assert_int_equal(getsockname(sv.listen_fd, (struct sockaddr *)&a, &al), 0);
+	o.port = ntohs(a.sin_port);
+	o.pin_sha256 = pin;
+	assert_int_equal(pthread_create(&t, NULL, closing_serve, &sv), 0);
+	assert_int_not_equal(
+	    scone_https_request(&o, "POST", "/big", "application/octet-stream", body, body_len, &r),
+	    SCONE_ERR_OK);
+	pthread_join(t, NULL);
+	signal(SIGPIPE, old);
+	close(sv.listen_fd);
+	scone_identity_free(&sv.id);
+	free(body);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,6 +319,7 @@ int main(void)
 	    cmocka_unit_test(test_http_parse),
 	    cmocka_unit_test(test_https_refuses_unpinned),
 	    cmocka_unit_test(test_https_survives_signals),
+	    cmocka_unit_test(test_https_peer_close_is_no_sigpipe),
 	};
 	int rc;
 
