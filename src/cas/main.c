@@ -39,7 +39,7 @@ static void usage(FILE *f)
 		"                 [--evidence-max-age SECONDS]\n"
 		"                 [--max-pending-mb N] [--slow-workers N]\n"
 		"                 [--keygen-per-session UNITS] [--keygen-per-minute UNITS]\n"
-		"                 [--store URL] [--replica NAME] [--audit-mirror FILE]\n"
+		"                 [--replica NAME] [--audit-mirror FILE]\n"
 		"       scone-cas init|backup|restore|audit-export ... (each with --help)\n"
 		"\n"
 		"The Configuration and Attestation Service: keeps sessions and their secrets,\n"
