@@ -145,7 +145,8 @@ while time.time() < end:
     time.sleep(0.02)
 for kind, v in lat.items():
     v.sort()
-    print("%s n=%d p50=%.1f top=%s max=%.1f" % (kind, len(v), v[len(v) // 2], ["%.1f" % x for x in v[-4:]], v[-1]))
+    print("%s n=%d p50=%.1f top=%s second=%.1f max=%.1f" % (kind, len(v), v[len(v) // 2], ["%.1f" % x for x in v[-4:]],
+                                                          v[-2] if len(v) > 1 else v[-1], v[-1]))
 EOF
 }
 
@@ -201,13 +202,16 @@ EOF
 	for i in 1 2 3 4; do
 		assert_eq 201 "$(cat "$CASE_DIR/load$i.code")" "create load$i ($(cat "$CASE_DIR/load$i.out"))"
 	done
-	max_h=$(sed -n 's/^healthz .*max=\([0-9.]*\)$/\1/p' probe.out)
-	max_c=$(sed -n 's/^config .*max=\([0-9.]*\)$/\1/p' probe.out)
+	# One request in over a hundred may meet the scheduler's worst moment on a busy
+	# machine: the second-worst of each kind must be under 100 ms (a blocked event loop
+	# delays dozens of them by the seconds an RSA key takes).
+	max_h=$(sed -n 's/^healthz .*second=\([0-9.]*\) max=.*$/\1/p' probe.out)
+	max_c=$(sed -n 's/^config .*second=\([0-9.]*\) max=.*$/\1/p' probe.out)
 	if ! awk -v h="$max_h" -v c="$max_c" 'BEGIN { exit !(h < 100 && c < 100) }'; then
 		# Other jobs on this machine, not key generation, can be what is slow: then it cannot tell.
-		awk -v b="$(sed -n 's/^config .*max=\([0-9.]*\)$/\1/p' base.out)" 'BEGIN { exit !(b >= 100) }' &&
+		awk -v b="$(sed -n 's/^config .*second=\([0-9.]*\) max=.*$/\1/p' base.out)" 'BEGIN { exit !(b >= 100) }' &&
 			t_skip_case "this machine answers in over 100 ms without key generation too (load $(cut -d' ' -f1 /proc/loadavg))"
-		fail "while keys were generated: /healthz worst $max_h ms, configuration worst $max_c ms (limit 100)"
+		fail "while keys were generated: /healthz second-worst $max_h ms, configuration second-worst $max_c ms (limit 100)"
 	fi
 	cas_stop
 }
