@@ -448,8 +448,13 @@ static void access_list(struct pctx *c, const struct ynode *map, const char *key
 		/* SCONE's scalar (read: NONE) and single-rule forms: a list of one */
 		root.items = pol_calloc(c, 1, sizeof(*root.items));
 		ok = root.items && decode_entry(c, v, &root.items[0], &lc, 0);
-		if (ok)
+		if (ok) {
 			root.n_items = 1;
+		} else if (root.items) {
+			/* what a rule built before it failed (found by fuzz_session) */
+			free_rule(&root.items[0]);
+			memset(&root.items[0], 0, sizeof(root.items[0]));
+		}
 		ok = ok || v->deferred;
 	} else {
 		pol_error(c, v->pos, "expected a list (e.g. [CREATOR]), an entry or a rule, got %s",
