@@ -239,6 +239,7 @@ struct cas_audit {
 	const struct cas_request *req; /* the request being handled, or NULL */
 	bool logged;		       /* its write was audited in the write's transaction */
 	bool again;		       /* handling the request a second time, with fresh reads */
+	bool rechained;		       /* a write failed on lost lazy entries; a new chain began */
 };
 
 /* A committed line goes to the mirror file too (best effort: the store holds it already). */
@@ -385,7 +386,8 @@ static void hook_settled(void *ctx, const struct scone_audit_row *row, enum scon
 		advance(a, row, true); /* a write's entry is as durable as the write */
 		a->logged = true;
 	} else if (result == SCONE_ERR_MISSING) {
-		lost(a, a->cas->stores[a->worker]);
+		/* the write's transaction was rolled back whole: on a new chain it can be made again */
+		a->rechained = lost(a, a->cas->stores[a->worker]) == SCONE_ERR_OK;
 	} else if (result == SCONE_ERR_ROLLBACK) {
 		rolled_back(a);
 	}
@@ -495,13 +497,16 @@ void cas_audit_begin(struct cas *cas, const struct cas_request *req)
 	st->ops->optimistic(st, is_fetch(req) && !a->again);
 }
 
-/* The first answer rests on reads that changed: forget it, count it out, handle the request again. */
-static bool redo(struct cas *cas, struct cas_audit *a, struct cas_response *resp)
+/*
+ * The first answer rests on reads that changed, or on a write rolled back for
+ * lost lazy audit entries: forget it, count it out, handle the request again.
+ */
+static bool redo(struct cas *cas, struct cas_audit *a, const struct cas_request *req,
+		 struct cas_response *resp)
 {
-	if (resp->status == 200)
-		atomic_fetch_sub(&cas->counters.config_fetches, 1);
-	else
-		atomic_fetch_sub(&cas->counters.config_denied, 1);
+	if (is_fetch(req))
+		atomic_fetch_sub(
+		    resp->status == 200 ? &cas->counters.config_fetches : &cas->counters.config_denied, 1);
 	if (resp->body.data)
 		scone_wipe(resp->body.data, resp->body.size);
 	resp->body.size = 0;
@@ -556,6 +561,12 @@ bool cas_audit_end(struct cas *cas, const struct cas_request *req, struct cas_re
 
 	if (!a)
 		return false;
+	if (a->rechained && !a->again) { /* lazy entries lost in a database crash: not the client's error */
+		a->rechained = false;
+		again = redo(cas, a, req, resp);
+		goto done;
+	}
+	a->rechained = false;
 	if (strncmp(req->path, "/v1/", 4) != 0 || (a->logged && resp->status < 400))
 		goto done;
 	release = is_fetch(req) && resp->status == 200;
@@ -578,7 +589,7 @@ bool cas_audit_end(struct cas *cas, const struct cas_request *req, struct cas_re
 	}
 	err = append(a, cas->stores[req->worker], &ev, false, is_fetch(req) && !a->again);
 	if (err == SCONE_ERR_STALE && !a->again) {
-		again = redo(cas, a, resp);
+		again = redo(cas, a, req, resp);
 		goto done;
 	}
 	if (err != SCONE_ERR_OK) {
