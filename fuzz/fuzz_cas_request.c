@@ -2,11 +2,10 @@
  * fuzz_cas_request.c - libFuzzer target for what a CAS or a CLI reads from
  * the network besides sessions: the JSON bodies of the service endpoints
  * (cas_parse_config_request, cas_parse_tag_request, cas_parse_values_request,
- * cas_split_config_id), HTTP responses (scone_http_parse_response), and what the CAS front end
- * checks in a request before anything else: the request target
- * (cas_http_parse_target) and a request head whose header lines feed the
- * body-framing check (cas_http_framing_*), compared with an independent
- * count of Content-Length and Transfer-Encoding headers.
+ * cas_parse_accept_request, cas_split_config_id), HTTP responses (scone_http_parse_response), and what the
+ * CAS front end checks in a request before anything else: the request target (cas_http_parse_target) and a
+ * request head whose header lines feed the body-framing check (cas_http_framing_*), compared with an
+ * independent count of Content-Length and Transfer-Encoding headers.
  *
  * The first input byte picks the parser. Errors are expected; a crash, a
  * sanitizer report, a leak, or a result that breaks the parser's contract
@@ -47,6 +46,16 @@ static void tag_request(const char *s, size_t n)
 		CHECK(scone_session_name_valid(r.session));
 		CHECK(strlen(r.tag) == 32);
 		CHECK(strlen(r.previous_tag) == 0 || strlen(r.previous_tag) == 32);
+	}
+}
+
+static void accept_request(const char *s, size_t n)
+{
+	struct cas_accept_request r;
+
+	if (cas_parse_accept_request(s, n, &r) == SCONE_ERR_OK) {
+		CHECK(strlen(r.tag) == 32 && strspn(r.tag, "0123456789abcdef") == 32);
+		CHECK(strlen(r.previous_tag) == 0 || strspn(r.previous_tag, "0123456789abcdef") == 32);
 	}
 }
 
@@ -211,7 +220,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!copy)
 		return 0;
 	memcpy(copy, data + 1, size - 1);
-	switch (data[0] % 7) {
+	switch (data[0] % 8) {
 	case 0:
 		config_request(copy, size - 1);
 		break;
@@ -230,8 +239,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 5:
 		request_head(copy, size - 1);
 		break;
-	default:
+	case 6:
 		values_request(copy, size - 1);
+		break;
+	default:
+		accept_request(copy, size - 1);
 		break;
 	}
 	free(copy);

@@ -641,6 +641,10 @@ static bool route(struct cas *cas, const struct cas_request *req, struct cas_res
 		if (m != CAS_POST)
 			return false;
 		cas_handle_volume_tag(cas, req, resp);
+	} else if (strncmp(p, "/v1/volumes/", 12) == 0) {
+		if (m != CAS_GET && m != CAS_PUT)
+			return false;
+		cas_handle_volume_owner(cas, req, p + 12, resp);
 	} else {
 		cas_respond_error(resp, 404, "NOT_FOUND", "no such endpoint");
 	}

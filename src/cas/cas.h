@@ -120,6 +120,10 @@ struct cas_loaded;
 /* Service endpoint handlers (config.c). */
 void cas_handle_config(struct cas *cas, const struct cas_request *req, struct cas_response *resp);
 void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struct cas_response *resp);
+/* GET|PUT /v1/volumes/SESSION/VOLUME (volumes.c): the owner's view of a volume's tag; path is SESSION/VOLUME.
+ */
+void cas_handle_volume_owner(struct cas *cas, const struct cas_request *req, const char *path,
+			     struct cas_response *resp);
 /* POST /v1/service/values (values.c): the values an image's own injection file refers to. */
 void cas_handle_values(struct cas *cas, const struct cas_request *req, struct cas_response *resp);
 /* The instance token of a runtime (its TLS key's SPKI hash) for session/service (config.c). */
@@ -264,6 +268,12 @@ struct cas_tag_request {
 	uint8_t token[32];
 };
 
+/* PUT /v1/volumes/SESSION/VOLUME: the owner accepts a state of a volume. */
+struct cas_accept_request {
+	char tag[65];
+	char previous_tag[65]; /* CAS's tag as the owner saw it; "" = not initialised */
+};
+
 /* POST /v1/service/values: the references of an image's own injection file. */
 #define CAS_VALUES_MAX_REFS 256
 struct cas_values_ref {
@@ -286,6 +296,8 @@ SCONE_MUST_CHECK enum scone_err cas_parse_config_request(const char *body, size_
 void cas_config_request_free(struct cas_config_request *r);
 SCONE_MUST_CHECK enum scone_err cas_parse_tag_request(const char *body, size_t len,
 						      struct cas_tag_request *out);
+SCONE_MUST_CHECK enum scone_err cas_parse_accept_request(const char *body, size_t len,
+							 struct cas_accept_request *out);
 /* *out is heap-allocated (free()); on error NULL. */
 SCONE_MUST_CHECK enum scone_err cas_parse_values_request(const char *body, size_t len,
 							 struct cas_values_request **out);

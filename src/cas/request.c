@@ -245,6 +245,23 @@ out:
 	return err;
 }
 
+enum scone_err cas_parse_accept_request(const char *body, size_t len, struct cas_accept_request *out)
+{
+	static const char *const keys[] = {"tag", "previous_tag", NULL};
+	json_t *obj;
+	enum scone_err err;
+
+	memset(out, 0, sizeof(*out));
+	SCONE_TRY(parse_object(body, len, &obj));
+	if (!(err = check_keys(obj, keys)) &&
+	    !(err = get_string(obj, "tag", true, out->tag, sizeof(out->tag))) &&
+	    !(err = get_string(obj, "previous_tag", true, out->previous_tag, sizeof(out->previous_tag))) &&
+	    !(err = check_tag("tag", out->tag, false)))
+		err = check_tag("previous_tag", out->previous_tag, true);
+	json_decref(obj);
+	return err;
+}
+
 /* One entry of "refs": {name, format?}. */
 static enum scone_err parse_ref(json_t *o, size_t i, struct cas_values_ref *r)
 {

@@ -389,6 +389,62 @@ case_python() {
 	expect_no_main "ROLLBACK" scone run --config-id vol/py -- "$PY" check
 }
 
+# The owner's recovery path (docs/runtime.md "A volume CAS does not know"): a
+# directory restored to an older copy is refused; `scone volume show` says
+# why; nobody but the owner (another owner, no identity, a runtime's key) can
+# read or move CAS's tag; the owner's accept makes the copy open, once,
+# audited with the owner's key; a stale accept is a conflict.
+case_accept() {
+	local owner=$CASE_DIR/owner body=$CASE_DIR/accept.json disk cas_tag
+	start
+	expect_ok scone run --config-id vol/py -- "$PY" write
+	cp -a "$CASE_DIR/data" "$CASE_DIR/data.run1"
+	expect_ok scone run --config-id vol/py -- "$PY" read
+	rm -rf "$CASE_DIR/data"
+	cp -a "$CASE_DIR/data.run1" "$CASE_DIR/data"
+	expect_no_main "ROLLBACK" scone run --config-id vol/py -- "$PY" check
+	expect_ok scone volume show "$CASE_DIR/data" --session vol --volume data
+	disk=$(sed -n 's/^disk: .* newest \([0-9a-f]\{32\}\)$/\1/p' "$OUT")
+	cas_tag=$(sed -n 's/^CAS:  \([0-9a-f]\{32\}\)$/\1/p' "$OUT")
+	[ -n "$disk" ] && [ -n "$cas_tag" ] && [ "$disk" != "$cas_tag" ] || { show_output; fail "volume show: tags"; }
+	assert_grep "not in the disk's log" "$OUT"
+	# Nobody else: another owner, a client without identity, a runtime's fresh key.
+	owner_new "$CASE_DIR/other"
+	expect_fail_with "PERMISSION" scone volume accept "$CASE_DIR/data" --session vol --volume data
+	expect_fail_with "PERMISSION" scone volume show "$CASE_DIR/data" --session vol --volume data
+	runtime_new "$CASE_DIR/rt"
+	printf '{"tag": "%s", "previous_tag": "%s"}\n' "$disk" "$cas_tag" >"$body"
+	for who in "$CASE_DIR/other" "$CASE_DIR/rt" anon; do
+		expect_http 403 PERMISSION "$who" PUT /v1/volumes/vol/data "$body" application/json
+		expect_http 403 PERMISSION "$who" GET /v1/volumes/vol/data
+	done
+	use_id "$owner"
+	expect_no_main "ROLLBACK" scone run --config-id vol/py -- "$PY" check
+	# Bad requests: a volume the session does not define, a malformed tag, a stale view.
+	expect_http 404 NOT_FOUND "$owner" GET /v1/volumes/vol/nope
+	printf '{"tag": "%s", "previous_tag": ""}\n' "${disk^^}" >"$CASE_DIR/bad.json"
+	expect_http 400 INVALID "$owner" PUT /v1/volumes/vol/data "$CASE_DIR/bad.json" application/json
+	printf '{"tag": "%s", "previous_tag": "%s"}\n' "$disk" "$disk" >"$CASE_DIR/stale.json"
+	expect_http 409 CONFLICT "$owner" PUT /v1/volumes/vol/data "$CASE_DIR/stale.json" application/json
+	# The owner accepts: the copy opens with run 1's content.
+	expect_ok scone volume accept "$CASE_DIR/data" --session vol --volume data
+	assert_grep "CAS now trusts $disk for volume data of session vol \\(was $cas_tag\\)" "$OUT"
+	expect_http 200 "$owner" GET /v1/volumes/vol/data
+	assert_eq "$disk" "$(jget "$BODY" 'd["tag"]')" "CAS's tag after the accept"
+	expect_http 200 "$owner" PUT /v1/volumes/vol/data "$body" application/json
+	expect_ok scone run --config-id vol/py -- "$PY" check
+	grep -qx "READ='SCONE-SECRET-MARKER-7f3a9 line one\\\\nline two\\\\n'" "$OUT" || { show_output; fail "the accepted copy reads"; }
+	assert_grep "the owner accepted the disk state $disk" "$CAS_LOG"
+	# The audit log holds the accept with the owner's key, method and path.
+	expect_ok "$SCONE_CAS_BIN" audit-export --state-dir "$CAS_DIR" "$CASE_DIR/audit.log"
+	"$PY" - "$CASE_DIR/audit.log" "$disk" "$(cat "$owner/keyhash")" <<'PY' || fail "no audit entry of the accept"
+import json, sys
+hits = [e for e in map(json.loads, open(sys.argv[1])) if e.get("path") == "/v1/volumes/vol/data"
+        and e.get("method") == "PUT" and e.get("tag") == sys.argv[2]]
+sys.exit(0 if len(hits) == 1 and hits[0].get("actor") == sys.argv[3] else 1)
+PY
+}
+
 case_fork() {
 	start
 	expect_ok scone run --config-id vol/py -- "$PY" fork
@@ -567,6 +623,7 @@ C
 	if grep -qv '=-38$' "$OUT"; then show_output; fail "io_uring/AIO not refused at setup under the runtime"; fi
 }
 
+run_case "runtime volume: a directory restored to an older copy: only the owner accepts it (show, accept, audited)" case_accept
 run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_range, mmap, fdopen on shielded fds" case_fdapi
 run_case "runtime volume: forked children keep working on the volume (shared fds and offsets, four concurrent writers)" case_fork
 run_case "runtime volume: the process holding the volume goes (daemon(3), SIGKILL): the others take over, nothing synced is lost" case_server_gone
