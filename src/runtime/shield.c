@@ -173,26 +173,35 @@ size_t shield_mount_index(const struct mount *m)
  * closed: the handles were the other process's. If that server died
  * (SIGKILL, a crash) rather than leaving after its last commit, the writes
  * it had acknowledged and not committed are gone with it: a file of this
- * process that had such writes reports EIO at its next fsync, as a kernel
- * reports a failed writeback, so that no program takes them for synced.
+ * process that had such writes, or that any process wrote through it,
+ * reports EIO at its next fsync, as a kernel reports a failed writeback to
+ * every description of the file, so that no program takes them for synced
+ * (PostgreSQL: one backend writes a WAL page, another fsyncs the segment).
  */
+struct forget {
+	bool lost;
+	uint64_t since;
+};
+
 static void forget_one(int fd, struct fd_desc *d, void *arg)
 {
-	const bool *lost = arg;
+	const struct forget *f = arg;
 	struct sfd *s = (struct sfd *)d;
 
 	(void)fd;
 	if (d->kind != &shield_volume_kind)
 		return;
-	if (*lost && s->unsynced)
+	if ((f->lost && s->unsynced) || (s->file && vsrv_file_lost(s->m, s->vpath, f->since)))
 		s->lost = true;
 	s->unsynced = false;
 	d->kind->forked(d);
 }
 
-void shield_forget_remote(bool lost)
+void shield_forget_remote(bool lost, uint64_t since)
 {
-	fdtab_each(forget_one, &lost);
+	struct forget f = {lost, since};
+
+	fdtab_each(forget_one, &f);
 }
 
 /* Count m's open descriptions (each once, however many fds share it). */

@@ -279,14 +279,40 @@ enum vrole {
 	VR_CLIENT,   /* another process holds them: every operation is a request to it */
 };
 
-/* In the memfd every process of the program maps: who serves, and how to join it. */
+/* A file of a mount (shield_file_id) written through a server: see struct vsrv_shared. */
+struct vsrv_file {
+	uint64_t id;
+	uint64_t epoch; /* lost[]: the server epoch that lost its writes */
+	uint32_t mount;
+	uint32_t pad;
+};
+
+#define VSRV_DIRTY_MAX 64
+#define VSRV_LOST_MAX 128
+
+/*
+ * In the memfd every process of the program maps: who serves, and how to
+ * join it. And which files a server's death leaves with lost writes: the
+ * server notes a file in dirty[] before it acknowledges a write to it and
+ * forgets a mount's files once that mount is committed; the process elected
+ * after a server died moves what the dead one had noted to lost[], and
+ * every process then marks its open descriptions of those files, whoever
+ * wrote them, so that their next fsync reports EIO (as a kernel reports a
+ * failed writeback to every description of the file).
+ */
 struct vsrv_shared {
 	uint64_t epoch; /* a new server, a new epoch */
 	int32_t pid;	/* the serving process */
 	int32_t pad;
-	char name[64];		/* its listening socket (abstract) */
-	uint8_t token[32];	/* a joining process proves with it that it is the program's */
-	uint64_t retired_epoch; /* the last server that left after its final commit (vsrv_retire) */
+	char name[64];		 /* its listening socket (abstract) */
+	uint8_t token[32];	 /* a joining process proves with it that it is the program's */
+	uint64_t retired_epoch;	 /* the last server that left after its final commit (vsrv_retire) */
+	uint32_t n_dirty;	 /* written since the mount's last commit (by the serving process) */
+	uint32_t n_lost;	 /* lost with dead servers (written by the process elected after one) */
+	uint64_t dirty_overflow; /* more files than dirty[] holds: bit i for mount i (63: any other) */
+	uint64_t lost_all_epoch; /* lost[] overflowed: every file is lost from this epoch on (0: none) */
+	struct vsrv_file dirty[VSRV_DIRTY_MAX];
+	struct vsrv_file lost[VSRV_LOST_MAX];
 };
 
 struct vp_msg;
@@ -319,6 +345,12 @@ SCONE_MUST_CHECK enum scone_err vsrv_join(struct vsrv_shared *srv);
 /* The server's last commit was made (exit): it serves and changes nothing more. Lock held. */
 void vsrv_retire(void);
 bool vsrv_retired(void);
+/* The serving process: a write to m's file vpath is about to be acknowledged (not yet committed). */
+void vsrv_note_dirty(const struct mount *m, const char *vpath);
+/* The serving process: m is committed; its files have no uncommitted write. */
+void vsrv_note_committed(const struct mount *m);
+/* Did a server that died at or after epoch since lose writes to m's file vpath? */
+bool vsrv_file_lost(const struct mount *m, const char *vpath, uint64_t since);
 /* Does this process serve other processes now? */
 bool vsrv_serving_others(void);
 /* Commit m where it is held (shield_commit asks the server when this process is served). */
@@ -327,8 +359,12 @@ SCONE_MUST_CHECK enum scone_err vop_sync(struct mount *m);
 /* What vserver.c needs of the shield (shield.c). */
 int shield_election_fd(void);
 enum scone_err shield_reopen_volumes(void);
-/* The server is gone; lost: it died with writes it had not committed (their files' next fsync fails). */
-void shield_forget_remote(bool lost);
+/*
+ * The server is gone; lost: it died with writes of this process it had not
+ * committed; since: the epoch this process knew (files that servers dead
+ * from then on lost writes to, whoever wrote them). Their next fsync fails.
+ */
+void shield_forget_remote(bool lost, uint64_t since);
 size_t shield_mount_index(const struct mount *m);
 
 /* Set errno from e (EIO when it has no errno) and return -1. */

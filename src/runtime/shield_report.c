@@ -197,6 +197,7 @@ enum scone_err shield_commit_local(struct mount *m)
 		return err;
 	}
 	m->dirty = false;
+	vsrv_note_committed(m);
 	return shield_report(m);
 }
 

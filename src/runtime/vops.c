@@ -313,6 +313,7 @@ enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off
 	}
 	SCONE_TRY(local_change());
 	SCONE_TRY(local_file(s));
+	vsrv_note_dirty(s->m, s->vpath); /* before the write is acknowledged */
 	return scone_vfile_pwrite_some(s->f, buf, n, off, written);
 }
 
@@ -341,6 +342,7 @@ enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at
 	}
 	SCONE_TRY(local_change());
 	SCONE_TRY(local_file(s));
+	vsrv_note_dirty(s->m, s->vpath); /* before the write is acknowledged */
 	return scone_vfile_append_some(s->f, buf, n, at, written);
 }
 
@@ -358,6 +360,7 @@ enum scone_err vop_ftruncate(struct sfd *s, uint64_t size)
 	}
 	SCONE_TRY(local_change());
 	SCONE_TRY(local_file(s));
+	vsrv_note_dirty(s->m, s->vpath);
 	return scone_vfile_truncate(s->f, size);
 }
 

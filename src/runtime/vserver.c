@@ -63,6 +63,15 @@ static pthread_t g_thread;
 static int g_reg[2] = {-1, -1}; /* registration: [1] takes new connections' fds, [0] the server reads */
 static int g_listen = -1;
 static struct vconn *g_conns;
+/*
+ * Held from the moment a connection's fd enters this process (recvmsg,
+ * accept) until it is in g_conns, and from its unlinking until its close:
+ * a fork (vsrv_fork_prepare takes it) then never gives a child a
+ * connection's fd that the child cannot find in g_conns to close. A child
+ * keeping the server's end of a connection open would leave that client
+ * waiting forever for the end of a server that died.
+ */
+static pthread_mutex_t g_conns_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t *g_frame; /* the server thread's receive buffer */
 
 /* Being served. */
@@ -95,6 +104,92 @@ void vsrv_retire(void)
 		__atomic_store_n(&g_srv->retired_epoch, g_epoch, __ATOMIC_RELEASE);
 		g_srv->pid = 0; /* no one waits to join a server on its way out */
 	}
+}
+
+/* ---- files with writes a server may lose (struct vsrv_shared) ---- */
+
+/* The file's identity across processes: its mount and volume path (FNV-1a). */
+static uint64_t file_id(const char *vpath)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (const unsigned char *c = (const unsigned char *)vpath; *c; c++)
+		h = (h ^ *c) * 0x100000001b3ULL;
+	return h;
+}
+
+static uint64_t mount_bit(size_t mount)
+{
+	return 1ULL << (mount < 63 ? mount : 63);
+}
+
+void vsrv_note_dirty(const struct mount *m, const char *vpath)
+{
+	uint32_t mount = (uint32_t)shield_mount_index(m), n;
+	uint64_t id = file_id(vpath);
+
+	if (!g_srv || g_role != VR_SERVER)
+		return;
+	n = g_srv->n_dirty;
+	for (uint32_t i = 0; i < n; i++)
+		if (g_srv->dirty[i].id == id && g_srv->dirty[i].mount == mount)
+			return;
+	if (n == VSRV_DIRTY_MAX) {
+		g_srv->dirty_overflow |= mount_bit(mount);
+		return;
+	}
+	g_srv->dirty[n] = (struct vsrv_file){.id = id, .mount = mount};
+	__atomic_store_n(&g_srv->n_dirty, n + 1, __ATOMIC_RELEASE);
+}
+
+void vsrv_note_committed(const struct mount *m)
+{
+	uint32_t mount = (uint32_t)shield_mount_index(m), n = 0;
+
+	if (!g_srv || g_role != VR_SERVER)
+		return;
+	for (uint32_t i = 0; i < g_srv->n_dirty; i++)
+		if (g_srv->dirty[i].mount != mount)
+			g_srv->dirty[n++] = g_srv->dirty[i];
+	__atomic_store_n(&g_srv->n_dirty, n, __ATOMIC_RELEASE);
+	if (mount < 63)
+		g_srv->dirty_overflow &= ~mount_bit(mount);
+}
+
+/* Elected after the server of epoch dead: what it had noted and not committed is lost (flock held). */
+static void lose_dirty(uint64_t dead)
+{
+	uint32_t n = g_srv->n_lost;
+
+	for (uint32_t i = 0; i < g_srv->n_dirty; i++) {
+		if (n == VSRV_LOST_MAX) {
+			g_srv->dirty_overflow |= 1;
+			break;
+		}
+		g_srv->lost[n] = g_srv->dirty[i];
+		g_srv->lost[n++].epoch = dead;
+	}
+	if (g_srv->dirty_overflow && (!g_srv->lost_all_epoch || g_srv->lost_all_epoch > dead))
+		g_srv->lost_all_epoch = dead;
+	__atomic_store_n(&g_srv->n_lost, n, __ATOMIC_RELEASE);
+	g_srv->n_dirty = 0;
+	g_srv->dirty_overflow = 0;
+}
+
+bool vsrv_file_lost(const struct mount *m, const char *vpath, uint64_t since)
+{
+	uint32_t mount = (uint32_t)shield_mount_index(m), n;
+	uint64_t id = file_id(vpath);
+
+	if (!g_srv)
+		return false;
+	if (g_srv->lost_all_epoch && g_srv->lost_all_epoch >= since)
+		return true;
+	n = __atomic_load_n(&g_srv->n_lost, __ATOMIC_ACQUIRE);
+	for (uint32_t i = 0; i < n; i++)
+		if (g_srv->lost[i].id == id && g_srv->lost[i].mount == mount && g_srv->lost[i].epoch >= since)
+			return true;
+	return false;
 }
 
 bool vsrv_own_fd(int fd)
@@ -146,6 +241,7 @@ static enum scone_err open_handle(struct vconn *c, struct mount *m, const struct
 	if (!s)
 		return scone_err_set(SCONE_ERR_NOMEM, "volume server");
 	s->m = m;
+	snprintf(s->vpath, sizeof(s->vpath), "%s", q->p1); /* its identity in vsrv_note_dirty */
 	if ((err = vop_open(s, q->p1, (unsigned)q->a, (uint32_t)q->b))) {
 		free(s);
 		return err;
@@ -265,13 +361,13 @@ static enum scone_err serve_one(struct vconn *c, const struct vp_msg *q, struct 
 
 /* ---- connections (server thread) ---- */
 
+/* Drop c, already out of g_conns and closed: its files close (the volume's last close commits). */
 static void conn_drop(struct vconn *c)
 {
 	shield_enter();
 	for (size_t i = 0; i < c->n_open; i++)
 		close_handle(c, i + 1);
 	shield_leave();
-	SYS(close)(c->fd);
 	free(c->open);
 	free(c);
 }
@@ -308,21 +404,26 @@ static bool conn_serve(struct vconn *c)
 	struct scone_wbuf out, frame;
 	enum scone_err err = SCONE_ERR_OK;
 	int passed = -1;
-	bool keep = true;
+	bool keep = true, added = false;
 
+	pthread_mutex_lock(&g_conns_lock); /* a passed fd is in g_conns or closed before a fork sees it */
 	if (vp_recv(c->fd, g_frame + VP_MAX_DATA, &q, &passed)) {
+		pthread_mutex_unlock(&g_conns_lock);
 		scone_err_clear();
 		return false;
 	}
+	if (passed >= 0 && q.op == VP_ADD_CONN && !c->joined)
+		conn_add(passed, false), added = true;
+	else if (passed >= 0)
+		SYS(close)(passed);
+	pthread_mutex_unlock(&g_conns_lock);
 	scone_wbuf_init(&out, VP_MAX_DATA, 1);
 	a.op = q.op;
 	if (c->joined) {
 		keep = hello_ok(c, &q);
 		c->joined = !keep;
 	} else if (q.op == VP_ADD_CONN) {
-		if (passed >= 0)
-			conn_add(passed, false), passed = -1;
-		else
+		if (!added)
 			err = scone_err_set(SCONE_ERR_INVALID, "a connection request without its socket");
 	} else if (q.op != VP_HELLO) {
 		shield_enter();
@@ -332,8 +433,6 @@ static bool conn_serve(struct vconn *c)
 			err = serve_one(c, &q, &a, &out);
 		shield_leave();
 	}
-	if (passed >= 0)
-		SYS(close)(passed);
 	a.err = (int32_t)err;
 	if (err)
 		snprintf(a.detail, sizeof(a.detail), "%s", scone_err_detail());
@@ -361,22 +460,29 @@ static void take_registrations(void)
 		    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 		struct cmsghdr *cm;
 		int fd = -1;
-		if (recvmsg(g_reg[0], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
+		pthread_mutex_lock(&g_conns_lock);
+		if (recvmsg(g_reg[0], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0) {
+			pthread_mutex_unlock(&g_conns_lock);
 			return;
+		}
 		cm = CMSG_FIRSTHDR(&mh);
 		if (cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
 		if (fd >= 0)
 			conn_add(fd, false);
+		pthread_mutex_unlock(&g_conns_lock);
 	}
 }
 
 static void take_joiner(void)
 {
-	int fd = accept4(g_listen, NULL, NULL, SOCK_CLOEXEC);
+	int fd;
 
+	pthread_mutex_lock(&g_conns_lock);
+	fd = accept4(g_listen, NULL, NULL, SOCK_CLOEXEC);
 	if (fd >= 0)
 		conn_add(fd, true);
+	pthread_mutex_unlock(&g_conns_lock);
 }
 
 static void *serve(void *arg)
@@ -412,7 +518,10 @@ static void *serve(void *arg)
 		for (struct vconn **pc = &g_conns; *pc;) {
 			struct vconn *c = *pc;
 			if (p[k++].revents && !conn_serve(c)) {
+				pthread_mutex_lock(&g_conns_lock);
 				*pc = c->next;
+				SYS(close)(c->fd); /* its client sees the end now */
+				pthread_mutex_unlock(&g_conns_lock);
 				conn_drop(c);
 				continue;
 			}
@@ -525,11 +634,13 @@ static int g_fork_peer = -1;
 void vsrv_fork_prepare(void)
 {
 	if (g_role == VR_NONE || vsrv_new_conn(&g_fork_peer))
-		scone_err_clear(); /* the child finds no connection and elects or fails its calls */
+		scone_err_clear();	   /* the child finds no connection and elects or fails its calls */
+	pthread_mutex_lock(&g_conns_lock); /* g_conns holds every connection fd the child inherits */
 }
 
 void vsrv_fork_parent(void)
 {
+	pthread_mutex_unlock(&g_conns_lock);
 	if (g_fork_peer >= 0)
 		SYS(close)(g_fork_peer);
 	g_fork_peer = -1;
@@ -557,6 +668,7 @@ static void drop_server_state(void)
 /* In the child: a client over the connection made before the fork. */
 void vsrv_fork_child(void)
 {
+	pthread_mutex_unlock(&g_conns_lock); /* taken by this thread in vsrv_fork_prepare */
 	if (g_role == VR_NONE)
 		return;
 	if (g_role == VR_SERVER) {
@@ -640,6 +752,7 @@ static enum scone_err takeover(void)
 	enum scone_err err = SCONE_ERR_OK;
 	/* The server this process knew left after its last commit, or died with what it had not committed. */
 	bool died = __atomic_load_n(&g_srv->retired_epoch, __ATOMIC_ACQUIRE) != g_epoch;
+	uint64_t knew = g_epoch;
 
 	if (lfd < 0)
 		return scone_err_set(SCONE_ERR_IO, "volume server gone, and no election lock");
@@ -652,6 +765,8 @@ static enum scone_err takeover(void)
 		} else {
 			if (g_conn >= 0)
 				SYS(close)(g_conn), g_conn = -1;
+			if (g_srv->retired_epoch != g_srv->epoch)
+				lose_dirty(g_srv->epoch);
 			err = shield_reopen_volumes();
 			if (!err)
 				err = vsrv_serve(g_srv, false);
@@ -664,7 +779,8 @@ static enum scone_err takeover(void)
 		struct timespec t = {0, 10 * 1000 * 1000};
 		nanosleep(&t, NULL);
 	}
-	shield_forget_remote(died); /* its files were open on the old server: opened again when next used */
+	shield_forget_remote(died,
+			     knew); /* its files were open on the old server: opened again when next used */
 	return err;
 }
 
