@@ -299,18 +299,20 @@ static int fallocate_locked(struct sfd *s, int mode, off64_t off, off64_t len)
 /*
  * A sync point. The server may die before or while it commits (the commit
  * is then asked of the next one): if writes it had acknowledged for this
- * file were lost with it, fsync says so, once, as a kernel reports a
- * failed writeback once per description.
+ * file (from any process) were lost with it, fsync says so, once, as a
+ * kernel reports a failed writeback once per description that was open,
+ * and once to a later one if nobody has reported it yet.
  */
 static int fsync_locked(struct sfd *s)
 {
 	enum scone_err err = s->lost ? SCONE_ERR_OK : shield_commit(s->m);
 
-	if (s->lost) {
+	/* (a loss is reported once to a description opened after it; commit first: it may find one) */
+	if ((vsrv_file_loss_unseen(s->m, s->vpath) || s->lost) && s->file) {
 		s->lost = false;
 		s->unsynced = false;
-		scone_warn("volume %s: %s: the process serving the volume died before committing writes made "
-			   "through this file: they are lost, and fsync reports EIO",
+		scone_warn("volume %s: %s: the process serving the volume died before committing writes to "
+			   "this file: they are lost, and fsync reports EIO",
 			   s->m->name, s->vpath);
 		return shield_fail(EIO);
 	}

@@ -284,7 +284,7 @@ struct vsrv_file {
 	uint64_t id;
 	uint64_t epoch; /* lost[]: the server epoch that lost its writes */
 	uint32_t mount;
-	uint32_t pad;
+	uint32_t seen; /* lost[]: an fsync reported it (a description opened later no longer gets it) */
 };
 
 #define VSRV_DIRTY_MAX 64
@@ -351,6 +351,13 @@ void vsrv_note_dirty(const struct mount *m, const char *vpath);
 void vsrv_note_committed(const struct mount *m);
 /* Did a server that died at or after epoch since lose writes to m's file vpath? */
 bool vsrv_file_lost(const struct mount *m, const char *vpath, uint64_t since);
+/*
+ * An fsync of m's file vpath is about to report a loss, or asks whether one
+ * is unreported: marks the file's losses seen; true if one was not (as a
+ * kernel reports a writeback error nobody has seen to a description opened
+ * after it: a PostgreSQL backend opens a WAL segment only to flush it).
+ */
+bool vsrv_file_loss_unseen(const struct mount *m, const char *vpath);
 /* Does this process serve other processes now? */
 bool vsrv_serving_others(void);
 /* Commit m where it is held (shield_commit asks the server when this process is served). */

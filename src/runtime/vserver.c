@@ -192,6 +192,23 @@ bool vsrv_file_lost(const struct mount *m, const char *vpath, uint64_t since)
 	return false;
 }
 
+bool vsrv_file_loss_unseen(const struct mount *m, const char *vpath)
+{
+	uint32_t mount, n;
+	uint64_t id;
+	bool unseen = false;
+
+	if (!g_srv || !(n = __atomic_load_n(&g_srv->n_lost, __ATOMIC_ACQUIRE)))
+		return false;
+	mount = (uint32_t)shield_mount_index(m);
+	id = file_id(vpath);
+	for (uint32_t i = 0; i < n; i++)
+		if (g_srv->lost[i].id == id && g_srv->lost[i].mount == mount &&
+		    __atomic_exchange_n(&g_srv->lost[i].seen, 1, __ATOMIC_ACQ_REL) == 0)
+			unseen = true;
+	return unseen;
+}
+
 bool vsrv_own_fd(int fd)
 {
 	return fd >= 0 && (fd == g_reg[0] || fd == g_reg[1] || fd == g_listen || fd == g_conn);
