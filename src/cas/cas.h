@@ -25,6 +25,8 @@
 
 #include "cas/budget.h"
 #include "cas/server.h"
+
+struct scone_collateral;
 #include "cas/store.h"
 #include "lib/err.h"
 #include "lib/tls.h"
@@ -66,6 +68,7 @@ struct cas {
 	pthread_mutex_t audit_mirror_lock;
 	atomic_bool rolled_back; /* an audit chain lost an entry: serve nothing */
 	int evidence_max_age;	 /* seconds a report with a time is accepted (--evidence-max-age); 0 = 60 */
+	struct scone_collateral *collateral; /* --collateral: hardware evidence's collateral, or NULL */
 };
 
 /*

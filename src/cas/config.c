@@ -554,7 +554,8 @@ static bool attested(struct resolve *r, const struct cas_request *req, const str
 		     const struct scone_service *svc, const struct cas_config_request *cr,
 		     struct cas_response *resp)
 {
-	struct cas_attest_opts o = {.max_age_sec = r->im.cas->evidence_max_age};
+	struct cas_attest_opts o = {.max_age_sec = r->im.cas->evidence_max_age,
+				    .collateral = r->im.cas->collateral};
 	struct scone_claims claims;
 
 	return factor_ok(req, cr, cas_attest_gate(&o, s, svc, cr, req->peer_spki_sha256, &claims), resp);

@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 
 #include "cas.h"
+#include "attest/attest.h"
 #include "cas/memwipe.h"
 #include "cas/audit.h"
 #include "lib/log.h"
@@ -39,7 +40,7 @@ static void usage(FILE *f)
 		"                 [--evidence-max-age SECONDS]\n"
 		"                 [--max-pending-mb N] [--slow-workers N]\n"
 		"                 [--keygen-per-session UNITS] [--keygen-per-minute UNITS]\n"
-		"                 [--replica NAME] [--audit-mirror FILE]\n"
+		"                 [--replica NAME] [--audit-mirror FILE] [--collateral DIR]\n"
 		"       scone-cas init|backup|restore|audit-export ... (each with --help)\n"
 		"\n"
 		"The Configuration and Attestation Service: keeps sessions and their secrets,\n"
@@ -65,6 +66,9 @@ static void usage(FILE *f)
 		"--keygen-per-minute (default %d; 0: no limit). --evidence-max-age is how\n"
 		"long evidence that carries a time (a LAS report) is accepted (default 60; it\n"
 		"must cover the clock difference between the LAS hosts and CAS). SIGTERM or\n"
+		"--collateral is the directory of Intel and AMD collateral that SGX, TDX and\n"
+		"SEV-SNP evidence is verified with (scone attest collateral import; read at\n"
+		"start: restart CAS after an update). SIGTERM or\n"
 		"SIGINT stops it gracefully. API: docs/api.md, attestation:\n"
 		"docs/attestation.md.\n",
 		CAS_DEFAULT_PORT, CAS_KEYGEN_PER_REQUEST, CAS_KEYGEN_PER_MINUTE);
@@ -90,6 +94,7 @@ struct options {
 	const char *store;
 	const char *replica;
 	const char *audit_mirror;
+	const char *collateral;
 	int workers;
 	int max_connections;
 	int timeout;
@@ -118,12 +123,13 @@ static void parse_options(int argc, char **argv, struct options *o)
 	    {"store", required_argument, NULL, 'S'},
 	    {"replica", required_argument, NULL, 'R'},
 	    {"audit-mirror", required_argument, NULL, 'A'},
+	    {"collateral", required_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:w:c:t:r:e:m:s:k:K:S:R:A:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:d:w:c:t:r:e:m:s:k:K:S:R:A:C:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'S':
 			o->store = optarg;
@@ -133,6 +139,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'A':
 			o->audit_mirror = optarg;
+			break;
+		case 'C':
+			o->collateral = optarg;
 			break;
 		case 'l':
 			o->listen = optarg;
@@ -278,6 +287,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	cas.evidence_max_age = o.evidence_max_age;
+	if (o.collateral && (err = scone_collateral_load(o.collateral, &cas.collateral))) {
+		rc = fail("--collateral", err);
+		goto out;
+	}
 	if (o.audit_mirror && (err = open_mirror(&cas, o.audit_mirror))) {
 		rc = fail("--audit-mirror", err);
 		goto out;
@@ -327,6 +340,7 @@ int main(int argc, char **argv)
 out:
 	if (so.ssl_ctx)
 		SSL_CTX_free(so.ssl_ctx);
+	scone_collateral_free(cas.collateral);
 	cas_state_close(&cas);
 	cas_budget_free(cas.keygen);
 	return rc;

@@ -50,7 +50,13 @@ void pol_check_las_service(struct pctx *c, const struct ynode *m, const struct s
 	(void)m;
 	for (size_t i = 0; i < svc->n_variants; i++) {
 		const struct scone_attest_variant *v = &svc->variants[i];
-		if (v->mrsigner || v->isvprodid >= 0 || v->isvsvn_min >= 0 || v->isvsvn_max >= 0)
+		if (v->mrtds.n || v->snp_measurements.n || v->host_data || v->rtmr[0] || v->rtmr[1] ||
+		    v->rtmr[2] || v->rtmr[3])
+			pol_error(c, v->pos,
+				  "mrtd, rtmr0-3, measurement and host_data are TDX and SEV-SNP factors "
+				  "(mode: hardware): in las mode a variant lists mrenclave (scone measure "
+				  "PROGRAM) and platforms");
+		else if (v->mrsigner || v->isvprodid >= 0 || v->isvsvn_min >= 0 || v->isvsvn_max >= 0)
 			pol_error(c, v->pos,
 				  "mrsigner, isvprodid and isvsvn are SGX factors that a LAS report does not "
 				  "carry: in "

@@ -119,6 +119,13 @@ struct scone_attest_variant {
 	int isvprodid;		      /* -1 = not checked (required with mrsigner) */
 	int isvsvn_min, isvsvn_max;   /* inclusive; -1 = no bound */
 	struct scone_strs platforms;  /* lowercase hex platform (host) keys; any one of them */
+	/* TDX (hardware mode): MRTD (any one of them, 96 hex) and RTMR0-3 (NULL: not checked). */
+	struct scone_strs mrtds;
+	char *rtmr[4];
+	/* SEV-SNP (hardware mode): MEASUREMENT (any one, 96 hex) and HOST_DATA (64 hex, NULL: not checked).
+	 */
+	struct scone_strs snp_measurements;
+	char *host_data;
 	struct scone_pos pos;
 };
 

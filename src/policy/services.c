@@ -88,10 +88,86 @@ static void decode_signer(struct pctx *c, const struct ynode *m, struct scone_at
 		pol_error(c, m->pos, "isvsvn_min is larger than isvsvn_max");
 }
 
+static bool check_hex48(struct pctx *c, const struct ynode *n)
+{
+	if (pol_is_hex(n->text, 48))
+		return true;
+	pol_error(c, n->pos, "expected 96 hex digits (48 bytes), got '%.100s'", n->text);
+	return false;
+}
+
+/* One lowercase hex value of bytes at key of m, or NULL. */
+static char *field_hex(struct pctx *c, const struct ynode *m, const char *key, size_t bytes)
+{
+	const struct ynode *n = pol_field(c, m, key, false);
+	size_t saved;
+	char *out = NULL;
+
+	if (!n)
+		return NULL;
+	saved = pol_path_key(c, key);
+	if (pol_expect(c, n, YN_SCALAR, "hex digits") && !n->null) {
+		if (pol_is_hex(n->text, bytes)) {
+			out = pol_str(c, n);
+			pol_lower(out);
+		} else {
+			pol_error(c, n->pos, "expected %zu hex digits (%zu bytes), got '%.100s'", 2 * bytes,
+				  bytes, n->text);
+		}
+	}
+	pol_path_restore(c, saved);
+	return out;
+}
+
+/*
+ * The TDX and SEV-SNP factors of a variant (hardware mode): mrtd, rtmr0-3;
+ * measurement, host_data. A variant is of one kind: SGX, TDX or SNP.
+ */
+static void decode_vm_factors(struct pctx *c, const struct ynode *m, struct scone_attest_variant *v)
+{
+	static const char *const rtmr[4] = {"rtmr0", "rtmr1", "rtmr2", "rtmr3"};
+	const struct ynode *n;
+	size_t saved;
+	bool sgx = pol_map_get(m, "mrenclave") || pol_map_get(m, "mrenclaves") || pol_map_get(m, "signer") ||
+		   pol_map_get(m, "mrsigner");
+	bool tdx = pol_map_get(m, "mrtd") != NULL;
+	bool snp = pol_map_get(m, "measurement") || pol_map_get(m, "host_data");
+
+	for (int i = 0; i < 4; i++)
+		tdx = tdx || pol_map_get(m, rtmr[i]);
+	if (sgx + tdx + snp > 1)
+		pol_error(c, m->pos,
+			  "a variant is for one kind of TEE: SGX (mrenclave, signer), TDX (mrtd, rtmr0-3) or "
+			  "SEV-SNP (measurement, host_data); give each its own variant");
+	if ((n = pol_field(c, m, "mrtd", false))) {
+		saved = pol_path_key(c, "mrtd");
+		pol_str_list(c, n, true, true, check_hex48, &v->mrtds);
+		pol_path_restore(c, saved);
+	}
+	for (int i = 0; i < 4; i++)
+		v->rtmr[i] = field_hex(c, m, rtmr[i], 48);
+	if ((n = pol_field(c, m, "measurement", false))) {
+		saved = pol_path_key(c, "measurement");
+		pol_str_list(c, n, true, true, check_hex48, &v->snp_measurements);
+		pol_path_restore(c, saved);
+	}
+	v->host_data = field_hex(c, m, "host_data", 32);
+	if (tdx && !pol_map_get(m, "mrtd"))
+		pol_error(c, m->pos,
+			  "a TDX variant needs mrtd (the TD's measurement): rtmr0-3 alone do not "
+			  "identify the TD");
+	if (snp && !pol_map_get(m, "measurement"))
+		pol_error(c, m->pos,
+			  "an SEV-SNP variant needs measurement: host_data alone does not identify "
+			  "the guest");
+}
+
 static void decode_variant(struct pctx *c, const struct ynode *m, struct scone_attest_variant *v)
 {
-	static const char *const keys[] = {"mrenclave", "mrenclaves", "signer",	    "mrsigner",	 "isvprodid",
-					   "isvsvn",	"isvsvn_min", "isvsvn_max", "platforms", NULL};
+	static const char *const keys[] = {
+	    "mrenclave",  "mrenclaves", "signer",      "mrsigner",  "isvprodid", "isvsvn",
+	    "isvsvn_min", "isvsvn_max", "platforms",   "mrtd",	    "rtmr0",	 "rtmr1",
+	    "rtmr2",	  "rtmr3",	"measurement", "host_data", NULL};
 	static const char *const signer_keys[] = {"mrsigner",	"isvprodid",  "isvsvn",
 						  "isvsvn_min", "isvsvn_max", NULL};
 	const struct ynode *n;
@@ -129,11 +205,14 @@ static void decode_variant(struct pctx *c, const struct ynode *m, struct scone_a
 		pol_str_list(c, n, true, true, check_platform, &v->platforms);
 		pol_path_restore(c, saved);
 	}
+	decode_vm_factors(c, m, v);
 	if (!pol_map_get(m, "mrenclave") && !pol_map_get(m, "mrenclaves") && !pol_map_get(m, "signer") &&
-	    !pol_map_get(m, "mrsigner"))
+	    !pol_map_get(m, "mrsigner") && !pol_map_get(m, "mrtd") && !pol_map_get(m, "measurement") &&
+	    !pol_map_get(m, "host_data") && !pol_map_get(m, "rtmr0") && !pol_map_get(m, "rtmr1") &&
+	    !pol_map_get(m, "rtmr2") && !pol_map_get(m, "rtmr3"))
 		pol_error(c, m->pos,
-			  "an attestation variant needs mrenclave or a signer (platforms alone do not "
-			  "identify the program)");
+			  "an attestation variant needs mrenclave or a signer (SGX), mrtd (TDX) or "
+			  "measurement (SEV-SNP); platforms alone do not identify the program");
 }
 
 /* attestation: a variant (mapping) or a list of variants. */

@@ -109,6 +109,11 @@ static void free_service(struct scone_service *svc)
 		scone_strs_free(&svc->variants[i].mrenclaves);
 		free(svc->variants[i].mrsigner);
 		scone_strs_free(&svc->variants[i].platforms);
+		scone_strs_free(&svc->variants[i].mrtds);
+		scone_strs_free(&svc->variants[i].snp_measurements);
+		free(svc->variants[i].host_data);
+		for (int r = 0; r < 4; r++)
+			free(svc->variants[i].rtmr[r]);
 	}
 	free(svc->variants);
 }

@@ -44,6 +44,7 @@
 #include "attest/snp_report.h"
 #include "attest/tsm.h"
 #include "attest/x509chain.h"
+#include "cas/attest_gate.h"
 #include "lib/crypto.h"
 #include "lib/hex.h"
 #include "lib/rfc3339.h"
@@ -51,6 +52,8 @@
 #define TEST(name) static void name(void **state __attribute__((unused)))
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
+#define HEXA "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HEXA_HALF "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define V01 "01-sgx-v3-phala/"
 #define V03 "03-tdx-v4-phala/"
 #define V07 "07-tdx-v5-gotdx/"
@@ -2408,6 +2411,212 @@ TEST(test_table_rows)
 	}
 }
 
+/* ---- CAS's hardware mode: the claims of the recorded evidence against sessions ---- */
+
+#define SGX01_MRENCLAVE "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb"
+#define SGX01_MRSIGNER "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6"
+
+static struct scone_session *hw_session(const char *security, const char *variants)
+{
+	char yaml[4096];
+	struct scone_session *s = NULL;
+	struct scone_policy_diag d;
+
+	snprintf(yaml, sizeof(yaml),
+		 "name: h\nversion: \"0.3\"\nsecurity:\n  attestation:\n    mode: hardware\n%s"
+		 "services:\n  - name: app\n    attestation:\n%s",
+		 security, variants);
+	memset(&d, 0, sizeof(d));
+	if (scone_session_parse(yaml, strlen(yaml), &s, &d) != SCONE_ERR_OK) {
+		for (size_t i = 0; i < d.count; i++)
+			fprintf(stderr, "%s: %s\n", d.errors[i].path, d.errors[i].message);
+		fail_msg("session does not parse:\n%s", yaml);
+	}
+	scone_policy_diag_free(&d);
+	return s;
+}
+
+/* Match and tolerate: OK, or the error with detail containing want. */
+static void hw_expect(const char *security, const char *variants, const struct scone_claims *c,
+		      enum scone_err want, const char *detail)
+{
+	struct scone_session *s = hw_session(security, variants);
+	enum scone_err err = cas_attest_match(scone_session_service(s, "app"), c, c->report_data);
+
+	if (!err)
+		err = cas_attest_tolerated(s, c);
+	if (err != want || (detail && !strstr(scone_err_detail(), detail)))
+		fail_msg("expected %d (%s), got %d: %s", (int)want, detail ? detail : "", (int)err,
+			 scone_err_detail());
+	scone_err_clear();
+	scone_session_free(s);
+}
+
+#define SGX01_TOLERATE                                                                                       \
+	"    tolerate: [software-hardening-needed, insecure-configuration]\n"                                \
+	"    ignore_advisories: [INTEL-SA-00289, INTEL-SA-00615]\n"
+
+/* 01: ConfigurationAndSWHardeningNeeded with INTEL-SA-00289 and INTEL-SA-00615, not debug, isvsvn 0. */
+TEST(test_hw_policy_sgx)
+{
+	size_t size;
+	uint8_t *ev = slurp(V01 "sgx_quote", &size);
+	struct scone_claims c;
+
+	assert_ok(verify_at("sgx", ev, size, dir01, T("2025-07-01T00:00:00Z"), false, &c));
+	hw_expect(SGX01_TOLERATE, "      - mrenclave: " SGX01_MRENCLAVE "\n", &c, SCONE_ERR_OK, NULL);
+	hw_expect(SGX01_TOLERATE,
+		  "      - signer: {mrsigner: " SGX01_MRSIGNER ", isvprodid: 0, isvsvn_max: 3}\n", &c,
+		  SCONE_ERR_OK, NULL);
+	/* each factor refused */
+	hw_expect(SGX01_TOLERATE, "      - mrenclave: " HEXA "\n", &c, SCONE_ERR_ATTESTATION,
+		  "measurement mismatch: the sgx evidence measures " SGX01_MRENCLAVE);
+	hw_expect(SGX01_TOLERATE, "      - signer: {mrsigner: " HEXA ", isvprodid: 0}\n", &c,
+		  SCONE_ERR_ATTESTATION, "signer mismatch");
+	hw_expect(SGX01_TOLERATE, "      - signer: {mrsigner: " SGX01_MRSIGNER ", isvprodid: 7}\n", &c,
+		  SCONE_ERR_ATTESTATION, "isvprodid mismatch: the enclave's is 0");
+	hw_expect(SGX01_TOLERATE,
+		  "      - signer: {mrsigner: " SGX01_MRSIGNER ", isvprodid: 0, isvsvn_min: 1}\n", &c,
+		  SCONE_ERR_ATTESTATION, "isvsvn 0 is outside");
+	/* the platform's state */
+	hw_expect("    tolerate: [software-hardening-needed]\n"
+		  "    ignore_advisories: [INTEL-SA-00289, INTEL-SA-00615]\n",
+		  "      - mrenclave: " SGX01_MRENCLAVE "\n", &c, SCONE_ERR_ATTESTATION,
+		  "TCB status is ConfigurationAndSWHardeningNeeded: session h does not tolerate "
+		  "insecure-configuration");
+	hw_expect("", "      - mrenclave: " SGX01_MRENCLAVE "\n", &c, SCONE_ERR_ATTESTATION,
+		  "does not tolerate software-hardening-needed");
+	hw_expect("    tolerate: [software-hardening-needed, insecure-configuration]\n"
+		  "    ignore_advisories: [INTEL-SA-00289]\n",
+		  "      - mrenclave: " SGX01_MRENCLAVE "\n", &c, SCONE_ERR_ATTESTATION,
+		  "advisory INTEL-SA-00615 applies to this platform");
+	/* a debug enclave (the flag forced on the verified claims) only with debug-mode */
+	c.debug = true;
+	hw_expect(SGX01_TOLERATE, "      - mrenclave: " SGX01_MRENCLAVE "\n", &c, SCONE_ERR_ATTESTATION,
+		  "the enclave is in debug mode");
+	hw_expect("    tolerate: [debug-mode, software-hardening-needed, insecure-configuration]\n"
+		  "    ignore_advisories: \"*\"\n",
+		  "      - mrenclave: " SGX01_MRENCLAVE "\n", &c, SCONE_ERR_OK, NULL);
+	c.debug = false;
+	c.tcb_status = SCONE_TCB_REVOKED;
+	hw_expect(SGX01_TOLERATE, "      - mrenclave: " SGX01_MRENCLAVE "\n", &c, SCONE_ERR_ATTESTATION,
+		  "Revoked, which is never tolerated");
+	c.tcb_status = SCONE_TCB_UP_TO_DATE;
+	snprintf(c.advisories, sizeof(c.advisories), "INTEL-SA-00161");
+	hw_expect("", "      - mrenclave: " SGX01_MRENCLAVE "\n", &c, SCONE_ERR_ATTESTATION,
+		  "does not tolerate hyperthreading");
+	hw_expect("    tolerate: [hyperthreading]\n", "      - mrenclave: " SGX01_MRENCLAVE "\n", &c,
+		  SCONE_ERR_OK, NULL);
+	/* the report data binds another key than this connection's */
+	{
+		struct scone_session *s =
+		    hw_session(SGX01_TOLERATE, "      - mrenclave: " SGX01_MRENCLAVE "\n");
+		uint8_t other[32] = {1};
+		assert_int_equal(cas_attest_match(scone_session_service(s, "app"), &c, other),
+				 SCONE_ERR_ATTESTATION);
+		assert_non_null(strstr(scone_err_detail(), "wrong report data"));
+		scone_err_clear();
+		scone_session_free(s);
+	}
+	free(ev);
+}
+
+#define TDX03_MRTD                                                                                           \
+	"91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7"
+
+/* 03: UpToDate, not debug; an SGX variant does not admit a TD, nor a TD variant with another RTMR. */
+TEST(test_hw_policy_tdx)
+{
+	size_t size;
+	uint8_t *ev = slurp(V03 "tdx_quote", &size);
+	struct scone_claims c;
+	char variant[512];
+
+	assert_ok(verify_at("tdx", ev, size - 70, dir03, T("2025-07-01T00:00:00Z"), false, &c));
+	hw_expect("", "      - mrtd: " TDX03_MRTD "\n", &c, SCONE_ERR_OK, NULL);
+	snprintf(variant, sizeof(variant), "      - mrtd: [" TDX03_MRTD "]\n        rtmr0: %s\n",
+		 scone_claims_get(&c, "rtmr0"));
+	hw_expect("", variant, &c, SCONE_ERR_OK, NULL);
+	hw_expect("", "      - mrtd: " TDX03_MRTD "\n        rtmr1: " HEXA HEXA_HALF "\n", &c,
+		  SCONE_ERR_ATTESTATION, "runtime measurement mismatch: the evidence has rtmr1");
+	hw_expect("", "      - mrenclave: " HEXA "\n", &c, SCONE_ERR_ATTESTATION,
+		  "expects no measurement of this kind");
+	hw_expect("", "      - mrtd: " HEXA HEXA_HALF "\n", &c, SCONE_ERR_ATTESTATION,
+		  "the tdx evidence measures " TDX03_MRTD);
+	free(ev);
+}
+
+#define SNP09_MEASUREMENT                                                                                    \
+	"b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01"
+
+/* 09: a guest whose policy allows debugging and SMT, on a platform with SMT enabled. */
+TEST(test_hw_policy_snp)
+{
+	size_t size;
+	uint8_t *ev = slurp(V09 "attestation.bin", &size);
+	struct scone_claims c;
+	char variant[512];
+
+	assert_ok(verify_at("snp", ev, size, dir_amd, T("2025-01-01T00:00:00Z"), false, &c));
+	claim_eq(&c, "smt_enabled", "true");
+	hw_expect("", "      - measurement: " SNP09_MEASUREMENT "\n", &c, SCONE_ERR_ATTESTATION,
+		  "the guest is in debug mode");
+	hw_expect("    tolerate: [debug-mode]\n", "      - measurement: " SNP09_MEASUREMENT "\n", &c,
+		  SCONE_ERR_ATTESTATION,
+		  "SMT enabled and allowed: session h does not tolerate hyperthreading");
+	hw_expect("    tolerate: [debug-mode, hyperthreading]\n",
+		  "      - measurement: " SNP09_MEASUREMENT "\n", &c, SCONE_ERR_OK, NULL);
+	snprintf(variant, sizeof(variant),
+		 "      - measurement: " SNP09_MEASUREMENT "\n        host_data: %s\n",
+		 scone_claims_get(&c, "host_data"));
+	hw_expect("    tolerate: [debug-mode, hyperthreading]\n", variant, &c, SCONE_ERR_OK, NULL);
+	hw_expect("    tolerate: [debug-mode, hyperthreading]\n",
+		  "      - measurement: " SNP09_MEASUREMENT "\n        host_data: " HEXA "\n", &c,
+		  SCONE_ERR_ATTESTATION, "host data mismatch");
+	hw_expect("    tolerate: [debug-mode, hyperthreading]\n", "      - measurement: " HEXA HEXA_HALF "\n",
+		  &c, SCONE_ERR_ATTESTATION, "the snp evidence measures " SNP09_MEASUREMENT);
+	free(ev);
+}
+
+/* The gate: hardware mode admits sgx evidence, verifies it with the collateral, then matches. */
+TEST(test_hw_gate)
+{
+	size_t size;
+	uint8_t *ev = slurp(V01 "sgx_quote", &size);
+	struct scone_session *s = hw_session(SGX01_TOLERATE, "      - mrenclave: " SGX01_MRENCLAVE "\n");
+	struct cas_config_request cr = {.session = "h", .service = "app", .evidence_type = "sgx"};
+	struct cas_attest_opts o = {.at = T("2025-07-01T00:00:00Z"), .collateral_dir = dir01};
+	struct scone_claims c;
+	uint8_t spki[32];
+
+	cr.evidence = ev;
+	cr.evidence_size = size;
+	memcpy(spki, "Hello, world!", 13); /* what the recorded quote binds */
+	memset(spki + 13, 0, sizeof(spki) - 13);
+	assert_ok(cas_attest_gate(&o, s, scone_session_service(s, "app"), &cr, spki, &c));
+	spki[0] ^= 1;
+	assert_int_equal(cas_attest_gate(&o, s, scone_session_service(s, "app"), &cr, spki, &c),
+			 SCONE_ERR_ATTESTATION);
+	assert_non_null(strstr(scone_err_detail(), "wrong report data"));
+	spki[0] ^= 1;
+	ev[100] ^= 1; /* in the signed body */
+	assert_int_equal(cas_attest_gate(&o, s, scone_session_service(s, "app"), &cr, spki, &c),
+			 SCONE_ERR_ATTESTATION);
+	assert_non_null(strstr(scone_err_detail(), "sgx evidence refused"));
+	ev[100] ^= 1;
+	o.collateral_dir = NULL; /* no collateral: a refusal that names it */
+	assert_int_equal(cas_attest_gate(&o, s, scone_session_service(s, "app"), &cr, spki, &c),
+			 SCONE_ERR_ATTESTATION);
+	assert_non_null(strstr(scone_err_detail(), "collateral"));
+	snprintf(cr.evidence_type, sizeof(cr.evidence_type), "las");
+	assert_int_equal(cas_attest_gate(&o, s, scone_session_service(s, "app"), &cr, spki, &c),
+			 SCONE_ERR_ATTESTATION);
+	assert_non_null(strstr(scone_err_detail(), "requires hardware (sgx, tdx or snp) evidence"));
+	scone_err_clear();
+	scone_session_free(s);
+	free(ev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2449,6 +2658,10 @@ int main(void)
 	    cmocka_unit_test(test_collect_snp_configfs),
 	    cmocka_unit_test(test_collect_gramine),
 	    cmocka_unit_test(test_shared_collateral_threads),
+	    cmocka_unit_test(test_hw_policy_sgx),
+	    cmocka_unit_test(test_hw_policy_tdx),
+	    cmocka_unit_test(test_hw_policy_snp),
+	    cmocka_unit_test(test_hw_gate),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

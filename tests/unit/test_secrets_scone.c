@@ -193,7 +193,7 @@ static size_t pem_certs(const struct scone_wbuf *w, X509 **out, size_t max)
 TEST(test_chain_orders)
 {
 	struct scone_wbuf w;
-	X509 *certs[4], *ca, *cert;
+	X509 *certs[4], *ca = NULL, *cert = NULL;
 	size_t n;
 
 	render("ca", "crt", &w);
