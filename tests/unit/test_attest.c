@@ -632,6 +632,42 @@ static void expect_policy_error(const char *yaml, int line, int col, const char 
 #define HEX64B "2222222222222222222222222222222222222222222222222222222222222222"
 #define LAS_HEAD "name: s\nversion: \"0.3\"\nsecurity:\n  attestation:\n    mode: las\n"
 
+#define HEX96 HEX64 "11111111111111111111111111111111"
+#define HW_HEAD "name: s\nversion: \"0.3\"\nservices:\n  - name: a\n    attestation:\n"
+
+/* The TDX and SNP factors of a variant: one kind per variant, each with its measurement. */
+TEST(test_session_vm_factors)
+{
+	struct scone_policy_diag d;
+	struct scone_session *s =
+	    parse(HW_HEAD "      - mrtd: " HEX96 "\n        rtmr2: " HEX96 "\n      - measurement: [" HEX96
+			  "]\n        host_data: " HEX64 "\n",
+		  &d);
+	const struct scone_service *svc;
+
+	assert_non_null(s);
+	scone_policy_diag_free(&d);
+	svc = scone_session_service(s, "a");
+	assert_int_equal(svc->n_variants, 2);
+	assert_int_equal(svc->variants[0].mrtds.n, 1);
+	assert_null(svc->variants[0].rtmr[0]);
+	assert_string_equal(svc->variants[0].rtmr[2], HEX96);
+	assert_int_equal(svc->variants[1].snp_measurements.n, 1);
+	assert_string_equal(svc->variants[1].host_data, HEX64);
+	scone_session_free(s);
+	expect_policy_error(HW_HEAD "      - mrenclave: " HEX64 "\n        mrtd: " HEX96 "\n", 6, 9,
+			    "a variant is for one kind of TEE");
+	expect_policy_error(HW_HEAD "      - rtmr0: " HEX96 "\n", 6, 9, "a TDX variant needs mrtd");
+	expect_policy_error(HW_HEAD "      - host_data: " HEX64 "\n", 6, 9,
+			    "an SEV-SNP variant needs measurement");
+	expect_policy_error(HW_HEAD "      - mrtd: " HEX64 "\n", 6, 15, "expected 96 hex digits");
+	expect_policy_error(HW_HEAD "      - measurement: " HEX96 "\n        host_data: " HEX96 "\n", 7, 20,
+			    "expected 64 hex digits");
+	expect_policy_error(LAS_HEAD "services:\n  - name: a\n    attestation:\n      mrtd: " HEX96
+				     "\n      platforms: [" HEX64 "]\n",
+			    9, 7, "TDX and SEV-SNP factors");
+}
+
 TEST(test_session_las_rules)
 {
 	struct scone_policy_diag d;
@@ -888,6 +924,7 @@ int main(void)
 	    cmocka_unit_test(test_use_once_across_handles),
 	    cmocka_unit_test(test_otp_uri),
 	    cmocka_unit_test(test_session_las_rules),
+	    cmocka_unit_test(test_session_vm_factors),
 	    cmocka_unit_test(test_session_otp_secrets),
 	    cmocka_unit_test(test_matcher),
 	    cmocka_unit_test(test_gate),
