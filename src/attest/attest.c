@@ -23,6 +23,18 @@ const struct scone_evidence_ops *scone_evidence_at(size_t i)
 	return i < N_TYPES ? evidence_types[i] : NULL;
 }
 
+const struct scone_evidence_ops *scone_evidence_tee(const struct scone_collect_opts *o)
+{
+	for (size_t i = 0; i < N_TYPES; i++) {
+		const struct scone_evidence_ops *e = evidence_types[i];
+		bool hw = e->type == SCONE_EVIDENCE_SGX || e->type == SCONE_EVIDENCE_TDX ||
+			  e->type == SCONE_EVIDENCE_SNP;
+		if (hw && e->available && e->collect && e->available(o))
+			return e;
+	}
+	return NULL;
+}
+
 const struct scone_evidence_ops *scone_evidence_find(const char *name)
 {
 	for (size_t i = 0; name && i < N_TYPES; i++)

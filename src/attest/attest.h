@@ -177,6 +177,12 @@ const struct scone_evidence_ops *scone_evidence_find(const char *name);
 const struct scone_evidence_ops *scone_evidence_of(enum scone_evidence_type type);
 /* Rows in table order, NULL after the last. */
 const struct scone_evidence_ops *scone_evidence_at(size_t i);
+/*
+ * The first hardware type whose interface is present here (configfs-tsm:
+ * tdx, snp; Gramine's /dev/attestation: sgx), or NULL; o says where to
+ * look (NULL members: the defaults). SCONE_MODE=AUTO and HW use it.
+ */
+const struct scone_evidence_ops *scone_evidence_tee(const struct scone_collect_opts *o);
 
 /*
  * The report data a runtime binds: SHA-256(spki_der) || freshness (32

@@ -30,11 +30,27 @@ static void set_none(struct scone_rt_attest *a, const char *why)
 	a->ev.note = a->note;
 }
 
-enum scone_err scone_rt_attest_collect(const struct scone_identity *id, struct scone_rt_attest *out)
+/* Hardware evidence binding id's key: an error if the interface fails (no fallback: HW was found). */
+static enum scone_err collect_tee(const struct scone_evidence_ops *tee, const struct scone_collect_opts *o,
+				  const uint8_t rd[SCONE_REPORT_DATA_SIZE], struct scone_rt_attest *out)
+{
+	enum scone_err err = tee->collect(o, rd, &out->data);
+
+	if (err)
+		return scone_err_set(err, "%s evidence: %s", tee->name, scone_err_detail());
+	out->ev.type = tee->name;
+	out->ev.data = out->data.data;
+	out->ev.size = out->data.size;
+	out->ev.note = NULL;
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_rt_attest_collect(const struct scone_identity *id, const char *mode,
+				       struct scone_rt_attest *out)
 {
 	const char *addr = getenv("SCONE_LAS_ADDR");
 	struct scone_collect_opts o = {.las_addr = addr};
-	const struct scone_evidence_ops *las = scone_evidence_find("las");
+	const struct scone_evidence_ops *las = scone_evidence_find("las"), *tee;
 	uint8_t spki[32], rd[SCONE_REPORT_DATA_SIZE];
 	static const uint8_t zero[32];
 	char path[108], why[SCONE_LAS_TEXT_MAX + 32];
@@ -42,6 +58,19 @@ enum scone_err scone_rt_attest_collect(const struct scone_identity *id, struct s
 
 	memset(out, 0, sizeof(*out));
 	scone_wbuf_init(&out->data, SCONE_EVIDENCE_MAX, 0);
+	tee = strcmp(mode, "SIM") != 0 ? scone_evidence_tee(&o) : NULL;
+	if (tee) {
+		SCONE_TRY(scone_spki_sha256(id->cert, spki));
+		scone_report_data(spki, zero, rd);
+		return collect_tee(tee, &o, rd, out);
+	}
+	if (strcmp(mode, "HW") == 0)
+		return scone_err_set(
+		    SCONE_ERR_UNSUPPORTED,
+		    "no TEE interface here: neither configfs-tsm (%s, TDX and SEV-SNP guests) nor "
+		    "Gramine's /dev/attestation (SGX enclaves); use SCONE_MODE=AUTO or SIM on "
+		    "a host without a TEE",
+		    "/sys/kernel/config/tsm/report");
 	SCONE_TRY(scone_las_addr_path(addr, path, sizeof(path)));
 	if (!las->available(&o)) {
 		if (addr && *addr)

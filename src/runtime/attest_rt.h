@@ -18,15 +18,19 @@ struct scone_rt_attest {
 };
 
 /*
- * Collect evidence for id's key: the LAS at $SCONE_LAS_ADDR (default
- * unix:/run/scone/las.sock). Without a LAS, or when it refuses, the
- * evidence is "none" with a note saying why (CAS then decides: a session
- * in las mode is refused, naming the reason). Errors (returned) only for a
- * SCONE_LAS_ADDR that is not unix:/PATH or names no socket. Free with
- * scone_rt_attest_free.
+ * Collect evidence for id's key. mode (SCONE_MODE) HW or AUTO: from the
+ * first TEE interface present (configfs-tsm in a TDX or SEV-SNP guest,
+ * Gramine's /dev/attestation in an SGX enclave; its failure is an error);
+ * HW without one is an error. SIM, or AUTO without a TEE: the LAS at
+ * $SCONE_LAS_ADDR (default unix:/run/scone/las.sock); without a LAS, or
+ * when it refuses, the evidence is "none" with a note saying why (CAS then
+ * decides: a session in las mode is refused, naming the reason), and an
+ * error only for a SCONE_LAS_ADDR that is not unix:/PATH or names no
+ * socket. Free with scone_rt_attest_free.
  */
-SCONE_MUST_CHECK enum scone_err scone_rt_attest_collect(const struct scone_identity *id,
+SCONE_MUST_CHECK enum scone_err scone_rt_attest_collect(const struct scone_identity *id, const char *mode,
 							struct scone_rt_attest *out);
+
 void scone_rt_attest_free(struct scone_rt_attest *a);
 
 /*

@@ -516,19 +516,18 @@ static int scone_main(int argc, char **argv, char **envp)
 		return fspf_main(argc, argv, envp);
 	no_dump();
 	mode = mode && *mode ? mode : "AUTO";
-	if (strcmp(mode, "HW") == 0)
-		die("SCONE_MODE=HW",
-		    scone_err_set(SCONE_ERR_UNSUPPORTED, "no TEE is available to this runtime"));
-	if (strcmp(mode, "SIM") != 0 && strcmp(mode, "AUTO") != 0)
+	if (strcmp(mode, "HW") != 0 && strcmp(mode, "SIM") != 0 && strcmp(mode, "AUTO") != 0)
 		die("SCONE_MODE",
 		    scone_err_set(SCONE_ERR_INVALID, "expected HW, SIM or AUTO, not %.16s", mode));
-	scone_warn("running without a TEE (SCONE_MODE=%s): the host can read this process's memory", mode);
 	cas_pin(pin);
 	openssl_init();
 	if ((err = scone_identity_new("scone-runtime", 1, &id)))
 		die("runtime key", err);
-	if ((err = scone_rt_attest_collect(&id, &att)))
-		die("LAS", err);
+	if ((err = scone_rt_attest_collect(&id, mode, &att)))
+		die(strcmp(mode, "HW") == 0 ? "SCONE_MODE=HW" : "attestation", err);
+	if (strcmp(att.ev.type, "sgx") && strcmp(att.ev.type, "tdx") && strcmp(att.ev.type, "snp"))
+		scone_warn("running without a TEE (SCONE_MODE=%s): the host can read this process's memory",
+			   mode);
 	addr = addr && *addr ? addr : "127.0.0.1:8081";
 	err = scone_runtime_fetch_config(addr, pin, config_id, &id, &att.ev, &cfg);
 	scone_rt_attest_free(&att);

@@ -171,6 +171,12 @@ case_refusals() {
 	expect_no_main "@@1" scone run --config-id rt/py -- "$PY"
 	expect_no_main "volumes: .*afile" scone run --config-id rt/vol -- "$PY"
 	expect_no_main "SCONE_CAS_FINGERPRINT" preloaded SCONE_CONFIG_ID=rt/py "SCONE_CAS_ADDR=$CAS_ADDR" -- 1
+	# SCONE_MODE=HW on a host without a TEE interface (no configfs-tsm, no /dev/attestation).
+	if [ ! -d /sys/kernel/config/tsm/report ] && [ ! -e /dev/attestation ]; then
+		SCONE_MODE=HW expect_no_main "SCONE_MODE=HW: .*no TEE interface here: neither configfs-tsm" \
+			scone run --config-id rt/py -- "$PY" 1
+	fi
+	SCONE_MODE=TEE expect_no_main "SCONE_MODE: .*expected HW, SIM or AUTO" scone run --config-id rt/py -- "$PY" 1
 	# A static program would run without the runtime (ld.so ignores LD_PRELOAD): refused.
 	printf 'int main(void) { return 0; }\n' >static.c
 	if "${CC:-cc}" -static -o static static.c 2>/dev/null; then

@@ -2225,9 +2225,11 @@ TEST(test_collect_tdx_configfs)
 	new_dir("tsm-tdx", root, sizeof(root));
 	assert_ok(intel_quote_parse(quote, size, true, &q));
 	memcpy(rd, q.body + TD_R_REPORTDATA, 64);
+	assert_null(scone_evidence_tee(&o));		/* an empty directory is no configfs-tsm */
 	sim_install("tdx_guest", quote, size, NULL, 0); /* a fixed-size buffer: the quote is trimmed */
 	assert_true(tdx->available(&o));
 	assert_false(snp->available(&o));
+	assert_ptr_equal(scone_evidence_tee(&o), tdx); /* what SCONE_MODE=AUTO and HW pick */
 	scone_wbuf_init(&out, SCONE_EVIDENCE_MAX, 0);
 	assert_ok(tdx->collect(&o, rd, &out));
 	assert_int_equal(out.size, size - 70);
