@@ -8,6 +8,8 @@
  */
 #include "cas/attest_gate.h"
 
+#include "attest/tolerate.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,102 +231,19 @@ enum scone_err cas_attest_match(const struct scone_service *svc, const struct sc
 	    meas, svc->name, expected[0] ? expected : "another signer");
 }
 
-/* ---- the platform's state: TCB status, debug, SMT, advisories against tolerate ---- */
-
-static bool tolerates(const struct scone_session *s, const char *what)
-{
-	return in_list(&s->tolerate, what);
-}
-
-/* What each TCB status needs tolerated (docs/attestation.md, "From claims to a policy"). */
-static const struct {
-	enum scone_tcb_status status;
-	const char *needs[2];
-} tcb_needs[] = {
-    {SCONE_TCB_UP_TO_DATE, {NULL, NULL}},
-    {SCONE_TCB_SW_HARDENING_NEEDED, {"software-hardening-needed", NULL}},
-    {SCONE_TCB_CONFIGURATION_NEEDED, {"insecure-configuration", NULL}},
-    {SCONE_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED,
-     {"software-hardening-needed", "insecure-configuration"}},
-    {SCONE_TCB_OUT_OF_DATE, {"outdated-tcb", NULL}},
-    {SCONE_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED, {"outdated-tcb", "insecure-configuration"}},
-    {SCONE_TCB_TD_RELAUNCH_ADVISED, {"outdated-tcb", NULL}},
-    {SCONE_TCB_TD_RELAUNCH_ADVISED_CONFIGURATION_NEEDED, {"outdated-tcb", "insecure-configuration"}},
-};
-
-/* Intel's advisories about SMT (hyperthreading): tolerated with hyperthreading. */
-static bool smt_advisory(const char *id)
-{
-	return strcmp(id, "INTEL-SA-00161") == 0 || strcmp(id, "INTEL-SA-00233") == 0;
-}
-
-static enum scone_err tcb_tolerated(const struct scone_session *s, const struct scone_claims *c)
-{
-	const char *name = scone_tcb_status_name(c->tcb_status);
-
-	for (size_t i = 0; i < sizeof(tcb_needs) / sizeof(tcb_needs[0]); i++) {
-		if (tcb_needs[i].status != c->tcb_status)
-			continue;
-		for (int k = 0; k < 2; k++)
-			if (tcb_needs[i].needs[k] && !tolerates(s, tcb_needs[i].needs[k]))
-				return scone_err_set(
-				    SCONE_ERR_ATTESTATION,
-				    "the platform's TCB status is %s: session %s does not tolerate %s "
-				    "(security.attestation.tolerate)",
-				    name, s->name, tcb_needs[i].needs[k]);
-		return SCONE_ERR_OK;
-	}
-	return scone_err_set(SCONE_ERR_ATTESTATION,
-			     "the platform's TCB status is %s, which is never tolerated", name);
-}
-
-static enum scone_err advisories_ignored(const struct scone_session *s, const struct scone_claims *c)
-{
-	char list[sizeof(c->advisories)], *save = NULL;
-	bool all = in_list(&s->ignore_advisories, "*");
-
-	snprintf(list, sizeof(list), "%s", c->advisories);
-	for (char *id = strtok_r(list, ",", &save); id; id = strtok_r(NULL, ",", &save)) {
-		if (smt_advisory(id) && !tolerates(s, "hyperthreading"))
-			return scone_err_set(
-			    SCONE_ERR_ATTESTATION,
-			    "advisory %s (SMT) applies to this platform: session %s does not "
-			    "tolerate hyperthreading",
-			    id, s->name);
-		if (!all && !smt_advisory(id) && !in_list(&s->ignore_advisories, id))
-			return scone_err_set(
-			    SCONE_ERR_ATTESTATION,
-			    "advisory %s applies to this platform: session %s does not list it in "
-			    "security.attestation.ignore_advisories",
-			    id, s->name);
-	}
-	return SCONE_ERR_OK;
-}
+/* ---- the platform's state: src/attest/tolerate.c on the session's lists ---- */
 
 enum scone_err cas_attest_tolerated(const struct scone_session *s, const struct scone_claims *c)
 {
-	const char *smt_on = scone_claims_get(c, "smt_enabled"), *smt_ok = scone_claims_get(c, "smt_allowed");
+	char who[SCONE_SESSION_NAME_MAX + 16];
+	struct scone_tolerance t = {.tolerate = (const char *const *)s->tolerate.v,
+				    .n_tolerate = s->tolerate.n,
+				    .ignore = (const char *const *)s->ignore_advisories.v,
+				    .n_ignore = s->ignore_advisories.n,
+				    .who = who};
 
-	if (c->type == SCONE_EVIDENCE_NONE || c->type == SCONE_EVIDENCE_LAS)
-		return SCONE_ERR_OK;
-	if (c->debug && !tolerates(s, "debug-mode"))
-		return scone_err_set(
-		    SCONE_ERR_ATTESTATION,
-		    "the %s is in debug mode (its memory is readable by the host): session %s "
-		    "does not tolerate debug-mode",
-		    c->type == SCONE_EVIDENCE_SGX   ? "enclave"
-		    : c->type == SCONE_EVIDENCE_TDX ? "TD"
-						    : "guest",
-		    s->name);
-	if (c->type == SCONE_EVIDENCE_SNP && smt_on && smt_ok && !strcmp(smt_on, "true") &&
-	    !strcmp(smt_ok, "true") && !tolerates(s, "hyperthreading"))
-		return scone_err_set(
-		    SCONE_ERR_ATTESTATION,
-		    "the guest runs with SMT enabled and allowed: session %s does not tolerate "
-		    "hyperthreading",
-		    s->name);
-	SCONE_TRY(tcb_tolerated(s, c));
-	return advisories_ignored(s, c);
+	snprintf(who, sizeof(who), "session %s", s->name);
+	return scone_claims_tolerated(c, &t);
 }
 
 /* ---- the gate ---- */

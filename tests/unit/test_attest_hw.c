@@ -2491,7 +2491,7 @@ TEST(test_hw_policy_sgx)
 	hw_expect("    tolerate: [software-hardening-needed, insecure-configuration]\n"
 		  "    ignore_advisories: [INTEL-SA-00289]\n",
 		  "      - mrenclave: " SGX01_MRENCLAVE "\n", &c, SCONE_ERR_ATTESTATION,
-		  "advisory INTEL-SA-00615 applies to this platform");
+		  "advisory INTEL-SA-00615 applies to this platform: session h does not list it");
 	/* a debug enclave (the flag forced on the verified claims) only with debug-mode */
 	c.debug = true;
 	hw_expect(SGX01_TOLERATE, "      - mrenclave: " SGX01_MRENCLAVE "\n", &c, SCONE_ERR_ATTESTATION,
