@@ -602,6 +602,10 @@ static bool route(struct cas *cas, const struct cas_request *req, struct cas_res
 		if (m != CAS_GET)
 			return false;
 		cas_respond_json(resp, 200, json_pack("{s:s}", "status", "ok"));
+	} else if (strcmp(p, "/v1/cas/evidence") == 0) {
+		if (m != CAS_GET)
+			return false;
+		cas_handle_self_evidence(cas, resp);
 	} else if (strcmp(p, "/metrics") == 0) {
 		if (m != CAS_GET)
 			return false;

@@ -69,7 +69,13 @@ struct cas {
 	atomic_bool rolled_back; /* an audit chain lost an entry: serve nothing */
 	int evidence_max_age;	 /* seconds a report with a time is accepted (--evidence-max-age); 0 = 60 */
 	struct scone_collateral *collateral; /* --collateral: hardware evidence's collateral, or NULL */
+	void *self_evidence;		     /* self.c: CAS's own evidence, a json_t (GET /v1/cas/evidence) */
 };
+
+/* CAS's own evidence (self.c): collected once at start from the TEE interface present, if any. */
+SCONE_MUST_CHECK enum scone_err cas_self_evidence_init(struct cas *cas);
+void cas_self_evidence_free(struct cas *cas);
+void cas_handle_self_evidence(struct cas *cas, struct cas_response *resp);
 
 /*
  * Open the state directory: identity, master key (0600; refuses looser

@@ -291,6 +291,10 @@ int main(int argc, char **argv)
 		rc = fail("--collateral", err);
 		goto out;
 	}
+	if ((err = cas_self_evidence_init(&cas))) {
+		rc = fail("attestation", err);
+		goto out;
+	}
 	if (o.audit_mirror && (err = open_mirror(&cas, o.audit_mirror))) {
 		rc = fail("--audit-mirror", err);
 		goto out;
@@ -341,6 +345,7 @@ out:
 	if (so.ssl_ctx)
 		SSL_CTX_free(so.ssl_ctx);
 	scone_collateral_free(cas.collateral);
+	cas_self_evidence_free(&cas);
 	cas_state_close(&cas);
 	cas_budget_free(cas.keygen);
 	return rc;

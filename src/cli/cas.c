@@ -99,7 +99,7 @@ static int cas_id(int argc, char **argv)
 	return rc;
 }
 
-static int save_pin(const char *addr_key, const char *fp_hex, bool replace)
+int cli_save_pin(const char *addr_key, const char *fp_hex, bool replace)
 {
 	json_t *cfg;
 	enum scone_err err;
@@ -175,7 +175,7 @@ static int cas_trust(int argc, char **argv)
 			want_hex);
 		return 1;
 	}
-	if (save_pin(addr_key, want_hex, replace))
+	if (cli_save_pin(addr_key, want_hex, replace))
 		return 1;
 	printf("trusted CAS %s (certificate SHA-256 %s)\n", addr_key, want_hex);
 	return 0;
@@ -184,6 +184,7 @@ static int cas_trust(int argc, char **argv)
 static const struct cli_cmd cas_cmds[] = {
     {"keygen", cas_keygen, "make the owner identity (key and certificate)"},
     {"trust", cas_trust, "pin a CAS by its certificate fingerprint"},
+    {"attest", cli_cas_attest, "pin a CAS after verifying its TEE evidence"},
     {"id", cas_id, "print the owner key hash"},
     {"verify-audit-log", cli_cas_verify_audit_log, "check a CAS audit log's chains and signatures"},
     {NULL, NULL, NULL},

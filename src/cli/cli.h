@@ -82,6 +82,10 @@ enum scone_err cli_cas_request(struct cli_cas *c, const char *method, const char
 /* `scone session check --model`: the typed model of a session as JSON (session_model.c). */
 struct scone_session;
 struct json_t *cli_session_model(const struct scone_session *s);
+/* Pin CAS addr_key to fingerprint fp_hex in the CLI config (refused if pinned elsewhere, unless replace). */
+int cli_save_pin(const char *addr_key, const char *fp_hex, bool replace);
+/* `scone cas attest` (cas_attest.c). */
+int cli_cas_attest(int argc, char **argv);
 /* `scone cas verify-audit-log` (audit.c). */
 int cli_cas_verify_audit_log(int argc, char **argv);
 

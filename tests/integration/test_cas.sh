@@ -1433,9 +1433,35 @@ case_no_leaks() {
 
 # ---------------- run ----------------
 
+# scone cas attest: a CAS without a TEE says so (GET /v1/cas/evidence: type none); it is
+# pinned only by a fingerprint given on the command line, never on its own word.
+case_cas_attest() {
+	local fp wrong
+	cas_case_begin
+	cas_start "$CASE_DIR/cas"
+	fp=$(cert_fp cas/cas.crt)
+	mkdir -p "$CASE_DIR/b"
+	use_id "$CASE_DIR/b"
+	expect_http 200 anon GET /v1/cas/evidence
+	assert_eq none "$(jget "$BODY" 'd["type"]')" "CAS's evidence type without a TEE"
+	expect_fail_with "has no TEE evidence .*cannot prove what it is.*$fp" scone cas attest "$CAS_ADDR"
+	[ ! -e "$CASE_DIR/b/config.json" ] || assert_no_grep "$fp" "$CASE_DIR/b/config.json"
+	wrong=$(printf '%s' "$fp" | sha256sum | cut -d' ' -f1)
+	expect_fail_with "presents certificate $fp, not $wrong" scone cas attest "$CAS_ADDR" --fingerprint "$wrong"
+	expect_ok scone cas attest "$CAS_ADDR" --fingerprint "$fp"
+	assert_grep "proved nothing about its code; trusted by its fingerprint $fp" "$OUT"
+	assert_grep "$fp" "$CASE_DIR/b/config.json"
+	expect_ok scone cas keygen
+	expect_ok scone session list
+	expect_usage_error scone cas attest
+	expect_ok scone cas attest --help
+	cas_stop
+}
+
 run_case "cas: first start creates identity, master key, store; JSON log; healthz; metrics; restart keeps identity" case_first_start
 run_case "cas: --help of every command, usage errors" case_help
 run_case "cas: keygen, trust with wrong/right fingerprint, another CAS at the pinned address is UNTRUSTED" case_trust_pinning
+run_case "cas: cas attest: a CAS without a TEE says so and is pinned only by a given fingerprint" case_cas_attest
 run_case "cas: shared CAS with owners A and B" setup_shared
 [ ! -f "$SHARED/cas.pid" ] || t_track_pid "$(cut -d' ' -f1 "$SHARED/cas.pid")"
 run_case "cas: session check reports every error with FILE:LINE:COL: PATH; hash ignores formatting" case_check_and_hash
