@@ -532,8 +532,13 @@ static int scone_main(int argc, char **argv, char **envp)
 	err = scone_runtime_fetch_config(addr, pin, config_id, &id, &att.ev, &cfg);
 	scone_rt_attest_free(&att);
 	hide_access_token(envp);
-	if (err)
-		die(config_id, err);
+	if (err) {
+		char shown[512];
+		/* a one-time password that was not used stays valid for its window: never print it */
+		snprintf(shown, sizeof(shown), "%.*s%s", (int)strcspn(config_id, "@"), config_id,
+			 strchr(config_id, '@') ? "@******" : "");
+		die(shown, err);
+	}
 	dump_setting(cfg);
 	/* The context keeps cfg, CAS and the key for the tag reports and exec's handover. */
 	if ((err = scone_rt_init(addr, pin, &id, cfg)))
