@@ -849,7 +849,7 @@ TEST(test_gate)
 	assert_detail(
 	    "requires las evidence, the runtime presented none (the runtime says: LAS refused: the process "
 	    "is being traced)");
-	/* mode none takes anything; hardware is refused clearly while no hardware verifier exists */
+	/* mode none takes anything; hardware mode refuses las evidence, saying what to do */
 	none = parse(
 	    "name: n\nversion: \"0.3\"\nsecurity: {attestation: {mode: none}}\nservices: [{name: app}]\n",
 	    &d);
