@@ -196,7 +196,7 @@ static enum scone_err match_hardware(const struct scone_service *svc, const stru
 enum scone_err cas_attest_match(const struct scone_service *svc, const struct scone_claims *c,
 				const uint8_t spki[32])
 {
-	char meas[2 * sizeof(c->measurement) + 1], plat[2 * sizeof(c->platform_id) + 1], signer[129];
+	char meas[2 * sizeof(c->measurement) + 1], plat[2 * sizeof(c->platform_id) + 1];
 	char expected[3 * 98 + 32];
 	bool platform_known = false;
 
@@ -205,7 +205,6 @@ enum scone_err cas_attest_match(const struct scone_service *svc, const struct sc
 	if (c->type != SCONE_EVIDENCE_LAS)
 		return match_hardware(svc, c, meas);
 	scone_hex_encode(plat, sizeof(plat), c->platform_id, c->platform_id_size);
-	scone_hex_encode(signer, sizeof(signer), c->signer, c->signer_size);
 	for (size_t i = 0; i < svc->n_variants; i++) {
 		const struct scone_attest_variant *v = &svc->variants[i];
 		bool platform_ok = v->platforms.n && in_list(&v->platforms, plat);
