@@ -35,6 +35,8 @@ ALL_LIBS := $(EXT_LIBS) $(LIBS)
 RUNTIME_ONLY_SRC := src/runtime/start.c src/runtime/inject.c src/runtime/shield.c src/runtime/shield_io.c src/runtime/shield_meta.c src/runtime/shield_path.c src/runtime/vops.c src/runtime/vserver.c src/runtime/async_io.c src/runtime/exec.c src/runtime/fd_volume.c src/runtime/io_rw.c src/runtime/io_file.c src/runtime/io_fd.c src/runtime/io_syscall.c src/runtime/shield_report.c src/runtime/shield_mount.c src/runtime/shield_cwd.c src/runtime/shield_stat.c src/runtime/shield_ns.c src/runtime/shield_dir.c src/runtime/shield_stdio.c src/runtime/attest_rt.c
 # SCONE sessions: an image's own injection files, filled at start.
 RUNTIME_ONLY_SRC += src/runtime/image_files.c
+# The network shield: its TLS kind of fd and the socket calls.
+RUNTIME_ONLY_SRC += src/runtime/netshield.c src/runtime/fd_tls.c src/runtime/io_net.c
 CORE_SRC := $(wildcard src/lib/*.c) $(wildcard src/volume/*.c) $(wildcard src/policy/*.c) $(wildcard src/attest/*.c) \
 	$(filter-out $(RUNTIME_ONLY_SRC),$(wildcard src/runtime/*.c))
 # libscone.so: only what may enter an unmodified program (libc; libcrypto and libssl linked in).

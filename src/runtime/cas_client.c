@@ -23,6 +23,7 @@
 #include "lib/hex.h"
 #include "lib/json.h"
 #include "lib/token.h"
+#include "runtime/rt.h"
 
 #define WHAT "service configuration"
 #define CONFIG_ID_MAX 1024
@@ -566,7 +567,11 @@ static enum scone_err post(const char *cas_addr, const uint8_t pin_sha256[32],
 				     "CAS request %s: address, pin and identity are required", path);
 	SCONE_TRY(scone_hostport_parse(cas_addr, SCONE_RT_DEFAULT_PORT, host, sizeof(host), &o.port));
 	o.host = host;
-	return scone_https_request(&o, "POST", path, "application/json", body->data, body->size, resp);
+	scone_rt_own_enter(); /* the runtime's connection, not the program's */
+	enum scone_err err =
+	    scone_https_request(&o, "POST", path, "application/json", body->data, body->size, resp);
+	scone_rt_own_leave();
+	return err;
 }
 
 enum scone_err scone_runtime_post(const char *cas_addr, const uint8_t pin_sha256[32],
@@ -769,8 +774,10 @@ static enum scone_err report_send(const char *cas_addr, const uint8_t pin_sha256
 		report_conn = NULL;
 		err = scone_hostport_parse(cas_addr, SCONE_RT_DEFAULT_PORT, host, sizeof(host), &o.port);
 		o.host = host;
+		scone_rt_own_enter(); /* the runtime's connection, not the program's */
 		if (!err)
 			err = scone_https_conn_new(&o, &report_conn);
+		scone_rt_own_leave();
 		if (!err) {
 			snprintf(report_addr, sizeof(report_addr), "%s", cas_addr);
 			memcpy(report_pin, pin_sha256, 32);

@@ -28,3 +28,20 @@ enum scone_err scone_rt_init(const char *cas_addr, const uint8_t pin[32], struct
 	*id = (struct scone_identity){0};
 	return SCONE_ERR_OK;
 }
+
+static __thread int own_depth;
+
+void scone_rt_own_enter(void)
+{
+	own_depth++;
+}
+
+void scone_rt_own_leave(void)
+{
+	own_depth--;
+}
+
+bool scone_rt_own(void)
+{
+	return own_depth != 0;
+}

@@ -7,6 +7,7 @@
 #ifndef SCONE_RUNTIME_RT_H
 #define SCONE_RUNTIME_RT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "lib/err.h"
@@ -27,5 +28,14 @@ const struct scone_rt *scone_rt(void);
  */
 SCONE_MUST_CHECK enum scone_err scone_rt_init(const char *cas_addr, const uint8_t pin[32],
 					      struct scone_identity *id, struct scone_runtime_config *cfg);
+
+/*
+ * The runtime's own connections (CAS's, the volume server's) are not the
+ * program's: a thread between scone_rt_own_enter and _leave is never
+ * subject to the network shield's rules.
+ */
+void scone_rt_own_enter(void);
+void scone_rt_own_leave(void);
+bool scone_rt_own(void);
 
 #endif

@@ -50,6 +50,7 @@
 #include "runtime/handover.h"
 #include "runtime/handover_io.h"
 #include "runtime/inject.h"
+#include "runtime/netshield.h"
 #include "runtime/rt.h"
 #include "runtime/shield.h"
 
@@ -128,7 +129,7 @@ static void cas_pin(uint8_t pin[32])
 static bool runtime_var(const char *entry)
 {
 	if (strncmp(entry, "SCONE_CONFIG_ID=", 16) == 0 ||
-	    strncmp(entry, "SCONE_SERVICE_ACCESS_TOKEN=", 27) == 0)
+	    strncmp(entry, "SCONE_SERVICE_ACCESS_TOKEN=", 27) == 0 || scone_netshield_is_var(entry))
 		return false;
 	return strncmp(entry, "SCONE_", 6) == 0 || strncmp(entry, "LD_PRELOAD=", 11) == 0;
 }
@@ -160,6 +161,56 @@ static void install_environ(char **host_env, bool (*keep)(const char *), char **
 	memcpy(env + k, extra, n * sizeof(*extra));
 	env[k + n] = NULL;
 	environ = env;
+}
+
+/* ---- the network shield: its variables configure the runtime, never the program ---- */
+
+/* Start the shield from n "NAME=VALUE" entries; a bad configuration stops the start, naming the variable. */
+static void netshield_start(char *const *entries, size_t n)
+{
+	enum scone_err err = scone_netshield_init(entries, n);
+
+	if (err)
+		die("network shield", err);
+}
+
+/* The session's SCONE_NETWORK_SHIELD* variables (CAS's answer, or the handover's copy of it). */
+static void netshield_from_session(const struct scone_runtime_config *cfg)
+{
+	char **e = calloc(cfg->env_count + 1, sizeof(*e));
+	size_t n = 0;
+
+	if (!e)
+		die("network shield", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	for (size_t i = 0; i < cfg->env_count; i++)
+		if (scone_netshield_is_var(cfg->env[i].name) &&
+		    asprintf(&e[n++], "%s=%s", cfg->env[i].name, cfg->env[i].value) < 0)
+			die("network shield", scone_err_set(SCONE_ERR_NOMEM, "out of memory"));
+	netshield_start(e, n);
+	for (size_t i = 0; i < n; i++) {
+		scone_wipe(e[i], strlen(e[i])); /* identities: private keys */
+		free(e[i]);
+	}
+	free(e);
+}
+
+static bool not_netshield_var(const char *entry)
+{
+	return !scone_netshield_is_var(entry);
+}
+
+/* Without CAS: the host's variables (the user's own choice), wiped from the block /proc shows. */
+static bool netshield_from_host(char **envp)
+{
+	const char *mode = getenv("SCONE_NETWORK_SHIELD");
+
+	if (!mode || !*mode || strcmp(mode, "disabled") == 0)
+		return false;
+	netshield_start(envp, env_count(envp));
+	for (char **e = envp; e && *e; e++)
+		if (scone_netshield_is_var(*e) && strstr(*e, "_IDENTITY="))
+			scone_wipe(strchr(*e, '=') + 1, strlen(strchr(*e, '=') + 1));
+	return true;
 }
 
 /* NAME's value in the host's environment block, or "" (SCONE's rule for an unset \@\@NAME). */
@@ -316,8 +367,16 @@ static int fspf_main(int argc, char **argv, char **envp)
 	char **env;
 	size_t k = 0;
 
-	if (!path || !*path)
-		return real_main(argc, argv, envp);
+	if (!path || !*path) {
+		if (!netshield_from_host(envp))
+			return real_main(argc, argv, envp);
+		no_dump();
+		openssl_init();
+		install_environ(envp, not_netshield_var, NULL, 0);
+		if (view_wanted())
+			scone_netshield_show();
+		return start_program(argc, argv, environ);
+	}
 	no_dump();
 	openssl_init();
 	cfg = calloc(1, sizeof(*cfg));
@@ -327,6 +386,9 @@ static int fspf_main(int argc, char **argv, char **envp)
 	cfg->fspf->has_tag = env_hex("SCONE_FSPF_TAG", cfg->fspf->tag, sizeof(cfg->fspf->tag));
 	if ((err = scone_rt_init(NULL, (const uint8_t[32]){0}, &none, cfg)) || (err = scone_shield_mount()))
 		die("SCONE_FSPF", err);
+	(void)netshield_from_host(envp);
+	if (view_wanted())
+		scone_netshield_show();
 	if (view_wanted())
 		scone_info(
 		    "runtime: no config_id, SCONE_FSPF %s, file-system shield %s (%zu volumes mounted)", path,
@@ -337,7 +399,7 @@ static int fspf_main(int argc, char **argv, char **envp)
 		if (strncmp(*e, "SCONE_FSPF_KEY=", 15) ==
 		    0) /* also out of /proc/PID/environ, which shows this memory */
 			scone_wipe(*e + 15, strlen(*e + 15));
-		if (strncmp(*e, "SCONE_FSPF", 10) != 0)
+		if (strncmp(*e, "SCONE_FSPF", 10) != 0 && !scone_netshield_is_var(*e))
 			env[k++] = *e;
 	}
 	env[k] = NULL;
@@ -558,8 +620,11 @@ static int scone_main(int argc, char **argv, char **envp)
 	if (cfg->pwd && chdir(cfg->pwd) != 0)
 		die("pwd", scone_err_set(scone_err_from_errno(errno), "%s: %s", cfg->pwd, strerror(errno)));
 	set_environment(cfg, envp);
-	if (view_wanted())
+	netshield_from_session(cfg);
+	if (view_wanted()) {
 		print_view(cfg, mode);
+		scone_netshield_show();
+	}
 	/* argv, environment and cfg stay alive for the program's whole life (exec hands cfg on). */
 	if ((err = scone_exec_install()))
 		die("exec", err);
@@ -633,8 +698,11 @@ static int handover_main(int argc, char **argv, char **envp, const char *fd_text
 		die("exec", err);
 	restore_environment(envp, &h);
 	scone_handover_free(&h);
-	if (view_wanted())
+	netshield_from_session(cfg);
+	if (view_wanted()) {
 		print_view(cfg, mode && *mode ? mode : "AUTO");
+		scone_netshield_show();
+	}
 	return start_program(argc, argv, environ);
 }
 

@@ -24,7 +24,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/select.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -57,6 +60,9 @@ typedef ssize_t (*scone_sys_getdents64_fn)(int, void *, size_t);
 typedef int (*scone_sys_close_range_fn)(unsigned, unsigned, int);
 typedef int (*scone_sys_renameat2_fn)(int, const char *, int, const char *, unsigned);
 typedef long (*scone_sys_syscall_fn)(long, ...);
+/* (without glibc's access attributes: the arrays are read and written) */
+typedef int (*scone_sys_poll_fn)(struct pollfd *, nfds_t, int);
+typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
 
 /*
  * X(name, type): type NULL-free spelling of the function pointer type;
@@ -210,6 +216,24 @@ typedef long (*scone_sys_syscall_fn)(long, ...);
 	X(flistxattr, SCONE_SYS_T(flistxattr))                                                               \
 	X(fsetxattr, SCONE_SYS_T(fsetxattr))                                                                 \
 	X(fremovexattr, SCONE_SYS_T(fremovexattr))                                                           \
+	X(socket, SCONE_SYS_T(socket))                                                                       \
+	X(connect, SCONE_SYS_T(connect))                                                                     \
+	X(accept, SCONE_SYS_T(accept))                                                                       \
+	X(accept4, SCONE_SYS_T(accept4))                                                                     \
+	X(shutdown, SCONE_SYS_T(shutdown))                                                                   \
+	X(recv, SCONE_SYS_T(recv))                                                                           \
+	X(recvfrom, SCONE_SYS_T(recvfrom))                                                                   \
+	X(recvmsg, SCONE_SYS_T(recvmsg))                                                                     \
+	X(send, SCONE_SYS_T(send))                                                                           \
+	X(sendto, SCONE_SYS_T(sendto))                                                                       \
+	X(sendmsg, SCONE_SYS_T(sendmsg))                                                                     \
+	X(poll, scone_sys_poll_fn)                                                                           \
+	X(ppoll, scone_sys_ppoll_fn)                                                                         \
+	X(select, SCONE_SYS_T(select))                                                                       \
+	X(pselect, SCONE_SYS_T(pselect))                                                                     \
+	X(epoll_ctl, SCONE_SYS_T(epoll_ctl))                                                                 \
+	X(epoll_wait, SCONE_SYS_T(epoll_wait))                                                               \
+	X(epoll_pwait, SCONE_SYS_T(epoll_pwait))                                                             \
 	X(syscall, scone_sys_syscall_fn)
 
 struct scone_sys {

@@ -1,0 +1,785 @@
+/*
+ * fd_tls.c - the network shield's TLS connections (fd_tls.h): one
+ * OpenSSL connection per shielded socket, its handshake, its bytes, its
+ * readiness, its life across fork and exec.
+ *
+ * The socket stays the program's fd (the placeholder). OpenSSL reads and
+ * writes it through a BIO of our own: reads never block (MSG_DONTWAIT),
+ * writes always succeed into the connection's output buffer, which is
+ * then pushed to the kernel without blocking. So OpenSSL never waits; this
+ * file decides whether a call waits (a blocking socket, no MSG_DONTWAIT)
+ * or fails with EAGAIN, and waits with the description's lock released,
+ * so that one thread reading and another writing the same connection do
+ * not stall each other.
+ *
+ * - Writes: a record is committed once OpenSSL has encrypted it; what the
+ *   kernel did not take (at most about one record) stays in the output
+ *   buffer and goes out at the next call on the connection, in the
+ *   program's poll/select/epoll waits (io_net.c asks the kernel for POLLOUT
+ *   while some is left), or at the close (waiting up to 2 s).
+ * - The handshake starts at the first call that needs it (or at connect on
+ *   a blocking socket): accept never waits for a client. Plaintext written
+ *   before it ends (up to 256 KiB) is kept and sent when it does.
+ * - A connection belongs to one process at a time (AES-GCM must never
+ *   encrypt two records with one sequence number): after fork, the process
+ *   that uses it first owns it until it closes it; the other gets EBADF
+ *   with a message. A page shared across fork holds the owner's pid.
+ * - exec: TLS state cannot pass to another program: a shielded socket is
+ *   closed at exec (FD_CLOEXEC), never left to it as plain TCP.
+ */
+#include "runtime/fd_tls.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "lib/log.h"
+#include "runtime/sys.h"
+
+#define EARLY_MAX (256u * 1024)
+#define WRITE_CHUNK (64u * 1024)
+#define CLOSE_FLUSH_MS 2000
+
+struct tls_owner {
+	pid_t pid; /* the process using the connection, or 0: free */
+};
+
+struct tls_conn {
+	struct fd_desc d; /* first: the table's description */
+	SSL *ssl;
+	int io_fd; /* the fd of the call in progress (BIO I/O) */
+	int io_errno;
+	bool raw_eof;
+	bool server, handshaken, failed, closed_write;
+	const char *what;
+	uint8_t *early; /* plaintext written before the handshake ended */
+	size_t early_len;
+	uint8_t *out; /* ciphertext the kernel has not taken yet */
+	size_t out_off, out_len, out_cap;
+	struct tls_owner *owner; /* MAP_SHARED, inherited by fork */
+	struct tls_conn *prev, *next;
+};
+
+static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_conn *conns;
+static int live;
+static BIO_METHOD *bio_method;
+static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+static pid_t my_pid;
+
+bool tls_any(void)
+{
+	return __atomic_load_n(&live, __ATOMIC_ACQUIRE) > 0;
+}
+
+static pid_t self(void)
+{
+	pid_t p = __atomic_load_n(&my_pid, __ATOMIC_RELAXED);
+
+	if (p == 0) {
+		p = getpid();
+		__atomic_store_n(&my_pid, p, __ATOMIC_RELAXED);
+	}
+	return p;
+}
+
+/* fork child (pthread_atfork): its pid, and the fd table is its own (also without volumes). */
+static void at_child(void)
+{
+	__atomic_store_n(&my_pid, getpid(), __ATOMIC_RELAXED);
+	if (fdtab_foreign())
+		fdtab_forked();
+}
+
+/* ---- the BIO: non-blocking socket I/O, writes into the output buffer ---- */
+
+static int bio_write(BIO *b, const char *buf, int n)
+{
+	struct tls_conn *c = BIO_get_data(b);
+	size_t need = c->out_len + (size_t)n;
+
+	BIO_clear_retry_flags(b);
+	if (c->out_off > 0 && c->out_len > 0 && need > c->out_cap) {
+		memmove(c->out, c->out + c->out_off, c->out_len);
+		c->out_off = 0;
+	} else if (c->out_len == 0) {
+		c->out_off = 0;
+	}
+	if (c->out_off + need > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 32768;
+		while (cap < c->out_off + need)
+			cap *= 2;
+		uint8_t *p = realloc(c->out, cap);
+		if (!p)
+			return -1;
+		c->out = p;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_off + c->out_len, buf, (size_t)n);
+	c->out_len += (size_t)n;
+	return n;
+}
+
+static int bio_read(BIO *b, char *buf, int n)
+{
+	struct tls_conn *c = BIO_get_data(b);
+	ssize_t r;
+
+	BIO_clear_retry_flags(b);
+	do
+		r = SYS(recvfrom)(c->io_fd, buf, (size_t)n, MSG_DONTWAIT, NULL, NULL);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			BIO_set_retry_read(b);
+		else
+			c->io_errno = errno;
+		return -1;
+	}
+	if (r == 0)
+		c->raw_eof = true;
+	return (int)r;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)b, (void)num, (void)ptr;
+	return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static void bio_setup(void)
+{
+	(void)pthread_atfork(NULL, NULL, at_child);
+	bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "scone-shield-socket");
+	if (!bio_method)
+		return;
+	BIO_meth_set_write(bio_method, bio_write);
+	BIO_meth_set_read(bio_method, bio_read);
+	BIO_meth_set_ctrl(bio_method, bio_ctrl);
+}
+
+/* Push the output buffer to the kernel without blocking: true when it is empty. */
+static bool flush_out(struct tls_conn *c, int fd)
+{
+	while (c->out_len > 0) {
+		ssize_t w =
+		    SYS(sendto)(fd, c->out + c->out_off, c->out_len, MSG_DONTWAIT | MSG_NOSIGNAL, NULL, 0);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				c->io_errno = errno;
+				c->failed = true;
+				c->out_len = 0;
+			}
+			return c->out_len == 0;
+		}
+		c->out_off += (size_t)w;
+		c->out_len -= (size_t)w;
+	}
+	c->out_off = 0;
+	return true;
+}
+
+/* ---- ownership across fork ---- */
+
+static bool owner_claim(struct tls_conn *c, int fd)
+{
+	pid_t me = self(), o = __atomic_load_n(&c->owner->pid, __ATOMIC_ACQUIRE);
+
+	if (o == me)
+		return true;
+	if (o == 0 || (kill(o, 0) != 0 && errno == ESRCH)) {
+		if (__atomic_compare_exchange_n(&c->owner->pid, &o, me, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			return true;
+	}
+	scone_error("network shield: fd %d: this TLS connection is in use by process %d; two processes "
+		    "cannot share one (close it in the other first)",
+		    fd, (int)o);
+	errno = EBADF;
+	return false;
+}
+
+/* ---- the connection's steps (its lock held) ---- */
+
+static void fail(struct tls_conn *c, int fd, const char *during)
+{
+	unsigned long e = ERR_peek_last_error();
+	char reason[160];
+
+	if (!c->failed) {
+		ERR_error_string_n(e, reason, sizeof(reason));
+		scone_warn("network shield: %s, fd %d: TLS %s failed: %s", c->what, fd, during,
+			   e		 ? reason
+			   : c->io_errno ? strerror(c->io_errno)
+					 : "connection closed");
+	}
+	ERR_clear_error();
+	c->failed = true;
+	/* the peer must not wait for a connection that is over */
+	(void)SYS(shutdown)(fd, SHUT_RDWR);
+}
+
+/* Encrypt n bytes (the connection is established): how many were taken, or -1 (failed). */
+static ssize_t encrypt(struct tls_conn *c, int fd, const void *buf, size_t n, bool stop_when_full)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		size_t chunk = n - done < WRITE_CHUNK ? n - done : WRITE_CHUNK;
+		int r = SSL_write(c->ssl, (const uint8_t *)buf + done, (int)chunk);
+		if (r <= 0) {
+			fail(c, fd, "write");
+			return done > 0 ? (ssize_t)done : -1;
+		}
+		done += (size_t)r;
+		if (!flush_out(c, fd) && stop_when_full)
+			break;
+	}
+	return (ssize_t)done;
+}
+
+/* One step of the handshake: 1 done, 0 wants the kernel (*want), -1 failed. */
+static int handshake_step(struct tls_conn *c, int fd, short *want)
+{
+	int r, e;
+
+	if (c->handshaken)
+		return 1;
+	if (c->failed)
+		return -1;
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
+	(void)flush_out(c, fd);
+	if (r == 1) {
+		c->handshaken = true;
+		if (c->early_len) {
+			ssize_t w = encrypt(c, fd, c->early, c->early_len, false);
+			OPENSSL_cleanse(c->early, c->early_len);
+			free(c->early);
+			c->early = NULL;
+			c->early_len = 0;
+			if (w < 0)
+				return -1;
+		}
+		return 1;
+	}
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		*want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+		return 0;
+	}
+	fail(c, fd, "handshake");
+	return -1;
+}
+
+static bool nonblocking(int fd, int flags)
+{
+	int fl;
+
+	if (flags & MSG_DONTWAIT)
+		return true;
+	fl = SYS(fcntl)(fd, F_GETFL);
+	return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+/* Wait for the kernel (lock not held): 0, or -1 with errno (EINTR). */
+static int wait_for(int fd, short events, int timeout_ms)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+	int r = SYS(poll)(&p, 1, timeout_ms);
+
+	return r < 0 ? -1 : 0;
+}
+
+static bool enter(struct tls_conn *c, int fd)
+{
+	if (!owner_claim(c, fd))
+		return false;
+	pthread_mutex_lock(&c->d.lock);
+	c->io_fd = fd;
+	return true;
+}
+
+static void leave(struct tls_conn *c)
+{
+	pthread_mutex_unlock(&c->d.lock);
+}
+
+ssize_t tls_recv(struct fd_desc *d, int fd, void *buf, size_t n, int flags)
+{
+	struct tls_conn *c = (struct tls_conn *)d;
+	bool nb = nonblocking(fd, flags);
+	size_t got = 0;
+
+	if (flags & ~(MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL | MSG_NOSIGNAL | MSG_CMSG_CLOEXEC)) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	for (;;) {
+		short want = POLLIN;
+		int r, e, step;
+		if (!enter(c, fd))
+			return -1;
+		(void)flush_out(c, fd);
+		step = handshake_step(c, fd, &want);
+		if (step < 0 || c->failed) {
+			leave(c);
+			if (got)
+				return (ssize_t)got;
+			errno = c->io_errno ? c->io_errno : ECONNRESET;
+			return -1;
+		}
+		if (step == 1) {
+			if (n == 0) {
+				leave(c);
+				return 0;
+			}
+			ERR_clear_error();
+			c->io_errno = 0;
+			r = (flags & MSG_PEEK) ? SSL_peek(c->ssl, (uint8_t *)buf + got,
+							  (int)(n - got < INT32_MAX ? n - got : INT32_MAX))
+					       : SSL_read(c->ssl, (uint8_t *)buf + got,
+							  (int)(n - got < INT32_MAX ? n - got : INT32_MAX));
+			(void)flush_out(c, fd); /* (a key update answered) */
+			if (r > 0) {
+				got += (size_t)r;
+				if (!(flags & MSG_WAITALL) || got == n || (flags & MSG_PEEK) || nb) {
+					leave(c);
+					return (ssize_t)got;
+				}
+				leave(c);
+				continue;
+			}
+			e = SSL_get_error(c->ssl, r);
+			if (e == SSL_ERROR_ZERO_RETURN ||
+			    (e == SSL_ERROR_SYSCALL && c->raw_eof && !c->io_errno) ||
+			    (e == SSL_ERROR_SSL && c->raw_eof &&
+			     ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+				ERR_clear_error();
+				leave(c);
+				return (ssize_t)got; /* the end */
+			}
+			if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+				fail(c, fd, "read");
+				leave(c);
+				if (got)
+					return (ssize_t)got;
+				errno = c->io_errno ? c->io_errno : ECONNRESET;
+				return -1;
+			}
+			want = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+		}
+		if (c->out_len)
+			want |= POLLOUT;
+		leave(c);
+		if (got && !(flags & MSG_WAITALL))
+			return (ssize_t)got;
+		if (nb) {
+			if (got)
+				return (ssize_t)got;
+			errno = EAGAIN;
+			return -1;
+		}
+		if (wait_for(fd, want, -1) != 0)
+			return got ? (ssize_t)got : -1;
+	}
+}
+
+ssize_t tls_send(struct fd_desc *d, int fd, const void *buf, size_t n, int flags)
+{
+	struct tls_conn *c = (struct tls_conn *)d;
+	bool nb = nonblocking(fd, flags);
+	size_t done = 0;
+
+	if (flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE | MSG_EOR)) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	for (;;) {
+		short want = POLLOUT;
+		int step;
+		if (!enter(c, fd))
+			return -1;
+		(void)flush_out(c, fd);
+		if (c->closed_write || c->failed) {
+			leave(c);
+			if (done)
+				return (ssize_t)done;
+			if (!(flags & MSG_NOSIGNAL))
+				(void)pthread_kill(pthread_self(), SIGPIPE);
+			errno = EPIPE;
+			return -1;
+		}
+		step = handshake_step(c, fd, &want);
+		if (step == 0 && c->early_len + n <= EARLY_MAX) {
+			/* kept until the handshake ends: the program need not know it is still going */
+			uint8_t *p = realloc(c->early, c->early_len + n);
+			if (p) {
+				memcpy(p + c->early_len, buf, n);
+				c->early = p;
+				c->early_len += n;
+				leave(c);
+				return (ssize_t)n;
+			}
+		}
+		if (step == 1 && c->out_len == 0) {
+			ssize_t w = encrypt(c, fd, (const uint8_t *)buf + done, n - done, true);
+			if (w > 0)
+				done += (size_t)w;
+			if (done == n || (nb && done > 0) || w < 0) {
+				leave(c);
+				if (done)
+					return (ssize_t)done;
+				errno = c->io_errno && c->io_errno != EAGAIN ? c->io_errno : EPIPE;
+				return -1;
+			}
+			want = POLLOUT;
+		} else if (step < 0) {
+			continue; /* failed: reported above */
+		}
+		if (c->out_len)
+			want |= POLLOUT;
+		leave(c);
+		if (nb) {
+			if (done)
+				return (ssize_t)done;
+			errno = EAGAIN;
+			return -1;
+		}
+		if (wait_for(fd, want, -1) != 0)
+			return done ? (ssize_t)done : -1;
+	}
+}
+
+int tls_handshake_now(struct fd_desc *d, int fd)
+{
+	struct tls_conn *c = (struct tls_conn *)d;
+
+	for (;;) {
+		short want = POLLIN;
+		int step;
+		if (!enter(c, fd))
+			return -1;
+		step = handshake_step(c, fd, &want);
+		if (c->out_len)
+			want |= POLLOUT;
+		leave(c);
+		if (step == 1)
+			return 0;
+		if (step < 0) {
+			errno = ECONNREFUSED;
+			return -1;
+		}
+		if (wait_for(fd, want, -1) != 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+int tls_shutdown(struct fd_desc *d, int fd, int how)
+{
+	struct tls_conn *c = (struct tls_conn *)d;
+
+	if ((how == SHUT_WR || how == SHUT_RDWR) && enter(c, fd)) {
+		if (c->handshaken && !c->failed && !c->closed_write) {
+			(void)SSL_shutdown(c->ssl); /* close_notify: the peer reads the end, not a cut */
+			(void)flush_out(c, fd);
+		}
+		c->closed_write = true;
+		for (int i = 0; c->out_len && i < CLOSE_FLUSH_MS / 50; i++) {
+			leave(c);
+			(void)wait_for(fd, POLLOUT, 50);
+			if (!enter(c, fd))
+				return -1;
+			(void)flush_out(c, fd);
+		}
+		leave(c);
+	}
+	return SYS(shutdown)(fd, how);
+}
+
+/* ---- readiness ---- */
+
+short tls_ready_now(struct fd_desc *d, short events)
+{
+	struct tls_conn *c = (struct tls_conn *)d;
+	short r = 0;
+
+	if (pthread_mutex_trylock(&c->d.lock) != 0)
+		return 0;
+	if (c->failed)
+		r = (short)(POLLERR | (events & POLLIN));
+	else if ((events & POLLIN) && c->handshaken && SSL_pending(c->ssl) > 0)
+		r = POLLIN;
+	pthread_mutex_unlock(&c->d.lock);
+	return r;
+}
+
+short tls_wait_events(struct fd_desc *d, short events)
+{
+	struct tls_conn *c = (struct tls_conn *)d;
+	short ev = events;
+
+	if (__atomic_load_n(&c->out_len, __ATOMIC_RELAXED))
+		ev |= POLLOUT;
+	if (!__atomic_load_n(&c->handshaken, __ATOMIC_RELAXED) && (events & POLLOUT))
+		ev |= POLLIN; /* a handshake waiting for the peer */
+	return ev;
+}
+
+short tls_revents(struct fd_desc *d, int fd, short events, short kr)
+{
+	struct tls_conn *c = (struct tls_conn *)d;
+	short r = (short)(kr & ~(POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM));
+	short want = 0;
+
+	if (!owner_claim(c, fd))
+		return (short)(kr & (events | POLLERR | POLLHUP));
+	pthread_mutex_lock(&c->d.lock);
+	c->io_fd = fd;
+	if (kr & POLLOUT)
+		(void)flush_out(c, fd);
+	if ((kr & (POLLIN | POLLHUP | POLLERR)) || (kr & POLLOUT && !c->handshaken))
+		(void)handshake_step(c, fd, &want);
+	if (c->failed) {
+		r |= (short)(POLLERR | (events & (POLLIN | POLLOUT)));
+	} else if (c->handshaken) {
+		if (events & (POLLIN | POLLRDNORM)) {
+			uint8_t b;
+			int p;
+			ERR_clear_error();
+			p = SSL_peek(c->ssl, &b, 1);
+			if (p > 0 || c->raw_eof || SSL_get_error(c->ssl, p) != SSL_ERROR_WANT_READ)
+				r |= (short)(events &
+					     (POLLIN | POLLRDNORM)); /* data, or an end the read reports */
+			ERR_clear_error();
+			(void)flush_out(c, fd);
+		}
+		if ((events & (POLLOUT | POLLWRNORM)) && (kr & POLLOUT) && c->out_len == 0)
+			r |= (short)(events & (POLLOUT | POLLWRNORM));
+	} else {
+		/* a handshake in progress: writes are kept until it ends */
+		if ((events & (POLLOUT | POLLWRNORM)) && (kr & POLLOUT) && c->early_len < EARLY_MAX)
+			r |= (short)(events & (POLLOUT | POLLWRNORM));
+		if (c->raw_eof)
+			r |= (short)(events & (POLLIN | POLLRDNORM));
+	}
+	pthread_mutex_unlock(&c->d.lock);
+	return r;
+}
+
+size_t tls_flush_all(int *fds, size_t max)
+{
+	size_t k = 0;
+
+	pthread_mutex_lock(&list_lock);
+	for (struct tls_conn *c = conns; c; c = c->next) {
+		if (!__atomic_load_n(&c->out_len, __ATOMIC_RELAXED) ||
+		    __atomic_load_n(&c->owner->pid, __ATOMIC_RELAXED) != self())
+			continue;
+		if (pthread_mutex_trylock(&c->d.lock) != 0)
+			continue; /* a call in progress pushes it */
+		if (!flush_out(c, c->io_fd) && k < max)
+			fds[k++] = c->io_fd;
+		pthread_mutex_unlock(&c->d.lock);
+	}
+	pthread_mutex_unlock(&list_lock);
+	return k;
+}
+
+/* ---- the kind ---- */
+
+static ssize_t k_read(struct fd_desc *d, int fd, void *buf, size_t n)
+{
+	return tls_recv(d, fd, buf, n, 0);
+}
+
+static ssize_t k_write(struct fd_desc *d, int fd, const void *buf, size_t n)
+{
+	return tls_send(d, fd, buf, n, 0);
+}
+
+/* readv/writev: through one buffer (a record is made of contiguous bytes anyway). */
+static ssize_t k_iov(struct fd_desc *d, int fd, const struct iovec *iov, int cnt, const int64_t *at, bool wr)
+{
+	size_t total = 0, off = 0;
+	uint8_t *buf;
+	ssize_t r;
+
+	if (at) {
+		errno = ESPIPE;
+		return -1;
+	}
+	for (int i = 0; i < cnt; i++)
+		total += iov[i].iov_len;
+	if (!(buf = malloc(total ? total : 1))) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (wr) {
+		for (int i = 0; i < cnt; i++) {
+			memcpy(buf + off, iov[i].iov_base, iov[i].iov_len);
+			off += iov[i].iov_len;
+		}
+		r = tls_send(d, fd, buf, total, 0);
+	} else {
+		r = tls_recv(d, fd, buf, total, 0);
+		for (int i = 0; r > 0 && i < cnt && off < (size_t)r; i++) {
+			size_t k = iov[i].iov_len < (size_t)r - off ? iov[i].iov_len : (size_t)r - off;
+			memcpy(iov[i].iov_base, buf + off, k);
+			off += k;
+		}
+	}
+	int e = errno;
+	OPENSSL_cleanse(buf, total);
+	free(buf);
+	errno = e;
+	return r;
+}
+
+static int k_release(struct fd_desc *d)
+{
+	struct tls_conn *c = (struct tls_conn *)d;
+	int fd = c->io_fd;
+
+	pthread_mutex_lock(&list_lock);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	pthread_mutex_unlock(&list_lock);
+	__atomic_sub_fetch(&live, 1, __ATOMIC_RELEASE);
+	io_net_forget(d);
+	if (__atomic_load_n(&c->owner->pid, __ATOMIC_ACQUIRE) == self()) {
+		/* the end of the connection: close_notify and what is left, while the socket is still open */
+		if (c->handshaken && !c->failed && !c->closed_write && fdtab_is(fd, d)) {
+			(void)SSL_shutdown(c->ssl);
+			for (int i = 0; !flush_out(c, fd) && i < CLOSE_FLUSH_MS / 50; i++)
+				(void)wait_for(fd, POLLOUT, 50);
+		}
+		__atomic_store_n(&c->owner->pid, 0, __ATOMIC_RELEASE);
+	}
+	SSL_free(c->ssl);
+	if (c->early) {
+		OPENSSL_cleanse(c->early, c->early_len);
+		free(c->early);
+	}
+	free(c->out);
+	SYS(munmap)(c->owner, sizeof(*c->owner));
+	pthread_mutex_destroy(&c->d.lock);
+	free(c);
+	return 0;
+}
+
+static void k_closing(struct fd_desc *d, int fd)
+{
+	struct tls_conn *c = (struct tls_conn *)d;
+
+	/* the release may come later (a call in flight): it must not use this number again */
+	if (c->io_fd == fd && fdtab_is(fd, d))
+		(void)flush_out(c, fd);
+}
+
+static void k_forked(struct fd_desc *d)
+{
+	(void)d;
+	__atomic_store_n(&my_pid, getpid(), __ATOMIC_RELAXED);
+}
+
+static int k_handover(struct fd_desc *d, int fd, struct scone_handover *h)
+{
+	struct tls_conn *c = (struct tls_conn *)d;
+
+	(void)h;
+	scone_warn(
+	    "network shield: %s, fd %d: a TLS connection cannot pass to another program; closed at exec",
+	    c->what, fd);
+	(void)SYS(fcntl)(fd, F_SETFD, FD_CLOEXEC);
+	return 0;
+}
+
+const struct fd_kind tls_kind = {
+    .name = "tls",
+    .release = k_release,
+    .closing = k_closing,
+    .read = k_read,
+    .write = k_write,
+    .iov = k_iov,
+    .forked = k_forked,
+    .handover = k_handover,
+};
+
+int tls_install(int fd, const struct ns_decision *dec, bool server)
+{
+	struct tls_conn *c;
+	BIO *b;
+
+	pthread_once(&bio_once, bio_setup);
+	if (!bio_method || !(c = calloc(1, sizeof(*c)))) {
+		errno = ENOMEM;
+		return -1;
+	}
+	c->owner =
+	    SYS(mmap)(NULL, sizeof(*c->owner), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (c->owner == MAP_FAILED) {
+		free(c);
+		errno = ENOMEM;
+		return -1;
+	}
+	c->owner->pid = self();
+	c->server = server;
+	c->what = dec->what;
+	c->io_fd = fd;
+	fdtab_desc_init(&c->d, &tls_kind);
+	if (!(c->ssl = SSL_new(dec->ctx)) || !(b = BIO_new(bio_method))) {
+		SSL_free(c->ssl);
+		SYS(munmap)(c->owner, sizeof(*c->owner));
+		free(c);
+		errno = ENOMEM;
+		return -1;
+	}
+	BIO_set_data(b, c);
+	BIO_set_init(b, 1);
+	SSL_set_bio(c->ssl, b, b);
+	SSL_set_options(c->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	if (server) {
+		SSL_set_accept_state(c->ssl);
+	} else {
+		SSL_set_connect_state(c->ssl);
+		if (dec->dns_name && *dec->dns_name) {
+			(void)SSL_set_tlsext_host_name(c->ssl, dec->dns_name);
+			(void)SSL_set1_host(c->ssl, dec->dns_name);
+		}
+	}
+	if (!fdtab_note(&c->d, fd) || !fdtab_install(fd, &c->d)) {
+		int e = errno;
+		SSL_free(c->ssl);
+		SYS(munmap)(c->owner, sizeof(*c->owner));
+		free(c);
+		errno = e ? e : EMFILE;
+		return -1;
+	}
+	(void)SYS(fcntl)(fd, F_SETFD,
+			 FD_CLOEXEC | SYS(fcntl)(fd, F_GETFD)); /* never plain TCP in another program */
+	pthread_mutex_lock(&list_lock);
+	c->next = conns;
+	if (conns)
+		conns->prev = c;
+	conns = c;
+	pthread_mutex_unlock(&list_lock);
+	__atomic_add_fetch(&live, 1, __ATOMIC_RELEASE);
+	return 0;
+}
