@@ -67,6 +67,7 @@ struct tls_conn {
 	uint8_t *out; /* ciphertext the kernel has not taken yet */
 	size_t out_off, out_len, out_cap;
 	struct tls_owner *owner; /* MAP_SHARED, inherited by fork */
+	unsigned fork_gen;	 /* forks when this process became its only user */
 	struct tls_conn *prev, *next;
 };
 
@@ -76,6 +77,7 @@ static int live;
 static BIO_METHOD *bio_method;
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
 static pid_t my_pid;
+static unsigned forks; /* fork()s in this process's history (parent and child side) */
 
 bool tls_any(void)
 {
@@ -93,9 +95,16 @@ static pid_t self(void)
 	return p;
 }
 
-/* fork child (pthread_atfork): its pid, and the fd table is its own (also without volumes). */
+/* fork parent (pthread_atfork): a child may hold every connection from now on. */
+static void at_parent(void)
+{
+	__atomic_add_fetch(&forks, 1, __ATOMIC_RELAXED);
+}
+
+/* fork child: its pid, and the fd table is its own (also without volumes). */
 static void at_child(void)
 {
+	__atomic_add_fetch(&forks, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&my_pid, getpid(), __ATOMIC_RELAXED);
 	if (fdtab_foreign())
 		fdtab_forked();
@@ -159,7 +168,7 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 
 static void bio_setup(void)
 {
-	(void)pthread_atfork(NULL, NULL, at_child);
+	(void)pthread_atfork(NULL, at_parent, at_child);
 	bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "scone-shield-socket");
 	if (!bio_method)
 		return;
@@ -664,9 +673,15 @@ static int k_release(struct fd_desc *d)
 	__atomic_sub_fetch(&live, 1, __ATOMIC_RELEASE);
 	io_net_forget(d);
 	if (__atomic_load_n(&c->owner->pid, __ATOMIC_ACQUIRE) == self()) {
-		/* the end of the connection: close_notify and what is left, while the socket is still open */
+		/*
+		 * The end of the connection: what is left, and close_notify while the
+		 * socket is still open, unless a fork since may have left it to a
+		 * child (a server that forks per connection closes its copy first).
+		 */
+		bool alone = c->fork_gen == __atomic_load_n(&forks, __ATOMIC_RELAXED);
 		if (c->handshaken && !c->failed && !c->closed_write && fdtab_is(fd, d)) {
-			(void)SSL_shutdown(c->ssl);
+			if (alone)
+				(void)SSL_shutdown(c->ssl);
 			for (int i = 0; !flush_out(c, fd) && i < CLOSE_FLUSH_MS / 50; i++)
 				(void)wait_for(fd, POLLOUT, 50);
 		}
@@ -740,6 +755,7 @@ int tls_install(int fd, const struct ns_decision *dec, bool server)
 		return -1;
 	}
 	c->owner->pid = self();
+	c->fork_gen = __atomic_load_n(&forks, __ATOMIC_RELAXED);
 	c->server = server;
 	c->what = dec->what;
 	c->io_fd = fd;
