@@ -472,6 +472,35 @@ ssize_t tls_send(struct fd_desc *d, int fd, const void *buf, size_t n, int flags
 	}
 }
 
+ssize_t tls_send_all(struct fd_desc *d, int fd, const void *buf, size_t n)
+{
+	struct tls_conn *c = (struct tls_conn *)d;
+	short want = POLLOUT;
+	ssize_t w = -1;
+
+	for (;;) {
+		int step;
+		if (!enter(c, fd))
+			return -1;
+		step = handshake_step(c, fd, &want);
+		if (step == 1 && !c->closed_write) {
+			w = encrypt(c, fd, buf, n,
+				    false); /* what the kernel does not take waits in the buffer */
+			leave(c);
+			if (w < 0)
+				errno = EPIPE;
+			return w;
+		}
+		leave(c);
+		if (step < 0 || c->closed_write) {
+			errno = EPIPE;
+			return -1;
+		}
+		if (wait_for(fd, want, -1) != 0)
+			return -1;
+	}
+}
+
 int tls_handshake_now(struct fd_desc *d, int fd)
 {
 	struct tls_conn *c = (struct tls_conn *)d;
@@ -520,6 +549,26 @@ int tls_shutdown(struct fd_desc *d, int fd, int how)
 
 /* ---- readiness ---- */
 
+/*
+ * Decrypted bytes waiting, or a whole record read ahead from the kernel
+ * (OpenSSL reads ahead: one recv takes several records): readable without
+ * the kernel. A partial record read ahead is not. Lock held.
+ */
+static bool has_record(struct tls_conn *c)
+{
+	uint8_t b;
+	int p;
+
+	if (SSL_pending(c->ssl) > 0)
+		return true;
+	if (!SSL_has_pending(c->ssl))
+		return false;
+	ERR_clear_error();
+	p = SSL_peek(c->ssl, &b, 1); /* (may ask the kernel for the rest, without waiting) */
+	ERR_clear_error();
+	return p > 0;
+}
+
 short tls_ready_now(struct fd_desc *d, short events)
 {
 	struct tls_conn *c = (struct tls_conn *)d;
@@ -529,7 +578,7 @@ short tls_ready_now(struct fd_desc *d, short events)
 		return 0;
 	if (c->failed)
 		r = (short)(POLLERR | (events & POLLIN));
-	else if ((events & POLLIN) && c->handshaken && SSL_pending(c->ssl) > 0)
+	else if ((events & POLLIN) && c->handshaken && has_record(c))
 		r = POLLIN;
 	pthread_mutex_unlock(&c->d.lock);
 	return r;
@@ -771,6 +820,7 @@ int tls_install(int fd, const struct ns_decision *dec, bool server)
 	BIO_set_init(b, 1);
 	SSL_set_bio(c->ssl, b, b);
 	SSL_set_options(c->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_set_read_ahead(c->ssl, 1); /* one recv for several records, not two per record */
 	if (server) {
 		SSL_set_accept_state(c->ssl);
 	} else {

@@ -27,6 +27,10 @@ int tls_handshake_now(struct fd_desc *d, int fd);
 ssize_t tls_recv(struct fd_desc *d, int fd, void *buf, size_t n, int flags);
 ssize_t tls_send(struct fd_desc *d, int fd, const void *buf, size_t n, int flags);
 int tls_shutdown(struct fd_desc *d, int fd, int how);
+/* All n bytes, waiting only for the handshake (bytes the kernel does not take wait in the connection). */
+ssize_t tls_send_all(struct fd_desc *d, int fd, const void *buf, size_t n);
+/* splice(in, out) where out is a TLS connection: -2 when it is not one. */
+ssize_t io_net_splice_to_tls(int in, int out, size_t len, unsigned flags);
 
 /* Readiness known without asking the kernel (decrypted bytes buffered, a failed connection): revents or 0. */
 short tls_ready_now(struct fd_desc *d, short events);

@@ -20,6 +20,7 @@
  */
 #undef _FORTIFY_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -70,6 +71,13 @@ static struct fd_desc *tls_of(int fd)
 		errno = e_;                                                                                  \
 		return r_;                                                                                   \
 	} while (0)
+
+static bool nonblocking_fd(int fd)
+{
+	int fl = SYS(fcntl)(fd, F_GETFL);
+
+	return fl >= 0 && (fl & O_NONBLOCK);
+}
 
 /* ---- where connections become TLS ---- */
 
@@ -268,6 +276,48 @@ ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 int shutdown(int fd, int how)
 {
 	NET_OP(fd, SYS(shutdown)(fd, how), tls_shutdown(d, fd, how));
+}
+
+/*
+ * splice from a pipe (or any fd not served) to a TLS connection: the bytes
+ * are read and encrypted; once read they cannot go back into the pipe, so
+ * all of them are committed (what the kernel does not take yet waits in the
+ * connection). A non-blocking connection that cannot take more gets EAGAIN
+ * before anything is read.
+ */
+ssize_t io_net_splice_to_tls(int in, int out, size_t len, unsigned flags)
+{
+	struct fd_desc *d = tls_of(out);
+	uint8_t *buf;
+	ssize_t r;
+	int e;
+
+	if (!d)
+		return -2;
+	if (len > 65536)
+		len = 65536;
+	if ((flags & SPLICE_F_NONBLOCK) || nonblocking_fd(out)) {
+		struct pollfd p = {.fd = out, .events = POLLOUT};
+		if (tls_revents(d, out, POLLOUT, (SYS(poll)(&p, 1, 0) == 1 ? p.revents : 0)) == 0) {
+			(void)fdtab_put(d);
+			errno = EAGAIN;
+			return -1;
+		}
+	}
+	if (!(buf = malloc(len ? len : 1))) {
+		(void)fdtab_put(d);
+		errno = ENOMEM;
+		return -1;
+	}
+	r = SYS(read)(in, buf, len);
+	if (r > 0)
+		r = tls_send_all(d, out, buf, (size_t)r);
+	e = errno;
+	memset(buf, 0, len);
+	free(buf);
+	(void)fdtab_put(d);
+	errno = e;
+	return r;
 }
 
 /* ---- readiness: poll, ppoll, select, pselect ---- */

@@ -7,6 +7,7 @@
 /* The interposers must be real functions, not glibc's fortify inline wrappers. */
 #undef _FORTIFY_SOURCE
 #include "runtime/shield_internal.h"
+#include "runtime/fd_tls.h"
 
 /* May d be mapped (a volume file open for reading)? 0 or the errno. */
 static int mappable(struct fd_desc *d)
@@ -190,11 +191,20 @@ ssize_t copy_file_range(int in, off64_t *in_off, int out, off64_t *out_off, size
 	return copy_through(out, out_off, in, in_off, len);
 }
 
-/* A pipe cannot hold a reference to plaintext pages: splice and tee of a shielded fd are refused. */
+/*
+ * A pipe cannot hold a reference to plaintext pages: splice and tee of a
+ * shielded fd are refused, except a splice into a TLS connection (the
+ * network shield encrypts what it reads from the pipe).
+ */
 ssize_t splice(int in, off64_t *in_off, int out, off64_t *out_off, size_t len, unsigned int flags)
 {
 	REAL(splice);
 
+	if (!in_off && !out_off && !shield_maybe_shielded(in) && shield_maybe_shielded(out)) {
+		ssize_t r = io_net_splice_to_tls(in, out, len, flags);
+		if (r != -2)
+			return r;
+	}
 	if (shield_maybe_shielded(in) || shield_maybe_shielded(out))
 		return shield_fail(EINVAL);
 	return real_splice(in, in_off, out, out_off, len, flags);
