@@ -19,6 +19,7 @@
 #include "cas/memwipe.h"
 #include "cas/audit.h"
 #include "lib/log.h"
+#include "lib/wipealloc.h"
 
 /* OpenSSL's secure heap: private keys, the TLS identity's key, cached secret values (power of two). */
 #define CAS_SECURE_HEAP_BYTES ((size_t)16 << 20)
@@ -265,8 +266,10 @@ int main(int argc, char **argv)
 	enum scone_err err;
 	int rc = 0;
 
-	/* Before jansson or libevent allocate anything: their blocks are wiped when freed. */
+	/* Before jansson, libevent or OpenSSL allocate anything: their blocks are wiped when freed. */
 	cas_memwipe_install();
+	if (!scone_wipealloc_openssl())
+		scone_warn("OpenSSL allocated memory before the wiping allocator could be installed");
 	setenv("SCONE_LOG_FORMAT", getenv("SCONE_LOG_FORMAT") ? getenv("SCONE_LOG_FORMAT") : "json", 1);
 	setenv("SCONE_LOG", getenv("SCONE_LOG") ? getenv("SCONE_LOG") : "info", 1);
 	scone_log_init("scone-cas");

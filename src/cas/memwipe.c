@@ -1,10 +1,6 @@
 /*
- * memwipe.c - a wiping allocator for jansson and libevent, and the
- * process hardening of scone-cas (contract in memwipe.h).
- *
- * Block layout: [size_t size][padding to 16 bytes][size bytes for the
- * caller]. 16 bytes keep the caller's pointer aligned as malloc's is on
- * the platforms scone supports (max_align_t is 16 on x86-64 and aarch64).
+ * memwipe.c - jansson and libevent on the wiping allocator (lib/wipealloc.h),
+ * and the process hardening of scone-cas (contract in memwipe.h).
  */
 #include "memwipe.h"
 
@@ -23,68 +19,26 @@
 
 #include "lib/crypto.h"
 #include "lib/log.h"
-
-#define HEADER 16
-
-_Static_assert(HEADER >= sizeof(size_t) && HEADER % alignof(max_align_t) == 0,
-	       "block header keeps alignment");
-
-static void *(*backend_alloc)(size_t) = malloc;
-static void (*backend_free)(void *) = free;
+#include "lib/wipealloc.h"
 
 void cas_memwipe_set_backend(void *(*alloc_fn)(size_t), void (*free_fn)(void *))
 {
-	backend_alloc = alloc_fn ? alloc_fn : malloc;
-	backend_free = free_fn ? free_fn : free;
+	scone_wipealloc_set_backend(alloc_fn, free_fn);
 }
 
 void *cas_memwipe_malloc(size_t size)
 {
-	uint8_t *b;
-
-	if (size > SIZE_MAX - HEADER)
-		return NULL;
-	b = backend_alloc(HEADER + size);
-	if (!b)
-		return NULL;
-	memcpy(b, &size, sizeof(size));
-	return b + HEADER;
-}
-
-static size_t size_of(const void *p)
-{
-	size_t size;
-
-	memcpy(&size, (const uint8_t *)p - HEADER, sizeof(size));
-	return size;
+	return scone_wipealloc_malloc(size);
 }
 
 void cas_memwipe_free(void *p)
 {
-	uint8_t *b;
-
-	if (!p)
-		return;
-	b = (uint8_t *)p - HEADER;
-	scone_wipe(b, HEADER + size_of(p));
-	backend_free(b);
+	scone_wipealloc_free(p);
 }
 
-/* Always a new block: the old one is copied, then wiped (realloc would leave it behind unwiped). */
 void *cas_memwipe_realloc(void *p, size_t size)
 {
-	void *n;
-	size_t old;
-
-	if (!p)
-		return cas_memwipe_malloc(size);
-	old = size_of(p);
-	n = cas_memwipe_malloc(size ? size : 1);
-	if (!n)
-		return NULL;
-	memcpy(n, p, old < size ? old : size);
-	cas_memwipe_free(p);
-	return n;
+	return scone_wipealloc_realloc(p, size);
 }
 
 void cas_memwipe_install(void)

@@ -43,6 +43,7 @@
 #include "lib/tls.h"
 #include "policy/template.h"
 #include "lib/log.h"
+#include "lib/wipealloc.h"
 #include "runtime/attest_rt.h"
 #include "runtime/cas_client.h"
 #include "runtime/exec.h"
@@ -569,6 +570,8 @@ static int scone_main(int argc, char **argv, char **envp)
 	uint8_t pin[32];
 	enum scone_err err;
 
+	/* Before the runtime's OpenSSL allocates anything: keys and TLS record buffers wiped when freed */
+	(void)scone_wipealloc_openssl();
 	scone_log_init("scone"); /* SCONE_LOG, SCONE_LOG_FORMAT */
 	if (getenv("SCONE_MEASURE"))
 		measure_main();
