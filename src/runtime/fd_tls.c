@@ -29,7 +29,9 @@
  */
 #include "runtime/fd_tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -42,6 +44,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "lib/log.h"
 #include "runtime/sys.h"
@@ -786,6 +789,28 @@ const struct fd_kind tls_kind = {
     .handover = k_handover,
 };
 
+/*
+ * The server's certificate must name this: an address literal is checked
+ * against the certificate's IP addresses (and sent as no SNI, RFC 6066), a
+ * name against its DNS names (and sent as SNI).
+ */
+static bool expect_name(SSL *ssl, const char *name)
+{
+	char ip[64];
+	size_t n = strlen(name);
+	struct in6_addr a;
+
+	if (n >= 2 && name[0] == '[' && name[n - 1] == ']' && n - 2 < sizeof(ip)) {
+		memcpy(ip, name + 1, n - 2);
+		ip[n - 2] = '\0';
+	} else {
+		snprintf(ip, sizeof(ip), "%s", name);
+	}
+	if (inet_pton(AF_INET, ip, &a) == 1 || inet_pton(AF_INET6, ip, &a) == 1)
+		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip) == 1;
+	return SSL_set_tlsext_host_name(ssl, name) == 1 && SSL_set1_host(ssl, name) == 1;
+}
+
 int tls_install(int fd, const struct ns_decision *dec, bool server)
 {
 	struct tls_conn *c;
@@ -825,9 +850,12 @@ int tls_install(int fd, const struct ns_decision *dec, bool server)
 		SSL_set_accept_state(c->ssl);
 	} else {
 		SSL_set_connect_state(c->ssl);
-		if (dec->dns_name && *dec->dns_name) {
-			(void)SSL_set_tlsext_host_name(c->ssl, dec->dns_name);
-			(void)SSL_set1_host(c->ssl, dec->dns_name);
+		if (dec->dns_name && *dec->dns_name && !expect_name(c->ssl, dec->dns_name)) {
+			SSL_free(c->ssl);
+			SYS(munmap)(c->owner, sizeof(*c->owner));
+			free(c);
+			errno = ENOMEM;
+			return -1;
 		}
 	}
 	if (!fdtab_note(&c->d, fd) || !fdtab_install(fd, &c->d)) {

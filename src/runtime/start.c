@@ -195,12 +195,11 @@ static void netshield_from_session(const struct scone_runtime_config *cfg)
 	free(e);
 }
 
-static bool not_netshield_var(const char *entry)
-{
-	return !scone_netshield_is_var(entry);
-}
-
-/* Without CAS: the host's variables (the user's own choice), wiped from the block /proc shows. */
+/*
+ * Without CAS: the host's variables, the user's own choice of configuration.
+ * They stay in the environment: without a handover, that is how programs
+ * the process execs get the shield too (rather than talking plain TCP).
+ */
 static bool netshield_from_host(char **envp)
 {
 	const char *mode = getenv("SCONE_NETWORK_SHIELD");
@@ -208,9 +207,6 @@ static bool netshield_from_host(char **envp)
 	if (!mode || !*mode || strcmp(mode, "disabled") == 0)
 		return false;
 	netshield_start(envp, env_count(envp));
-	for (char **e = envp; e && *e; e++)
-		if (scone_netshield_is_var(*e) && strstr(*e, "_IDENTITY="))
-			scone_wipe(strchr(*e, '=') + 1, strlen(strchr(*e, '=') + 1));
 	return true;
 }
 
@@ -373,10 +369,9 @@ static int fspf_main(int argc, char **argv, char **envp)
 			return real_main(argc, argv, envp);
 		no_dump();
 		openssl_init();
-		install_environ(envp, not_netshield_var, NULL, 0);
 		if (view_wanted())
 			scone_netshield_show();
-		return start_program(argc, argv, environ);
+		return start_program(argc, argv, envp);
 	}
 	no_dump();
 	openssl_init();
@@ -400,7 +395,7 @@ static int fspf_main(int argc, char **argv, char **envp)
 		if (strncmp(*e, "SCONE_FSPF_KEY=", 15) ==
 		    0) /* also out of /proc/PID/environ, which shows this memory */
 			scone_wipe(*e + 15, strlen(*e + 15));
-		if (strncmp(*e, "SCONE_FSPF", 10) != 0 && !scone_netshield_is_var(*e))
+		if (strncmp(*e, "SCONE_FSPF", 10) != 0)
 			env[k++] = *e;
 	}
 	env[k] = NULL;
