@@ -16,7 +16,8 @@
  *   kernel did not take (at most about one record) stays in the output
  *   buffer and goes out at the next call on the connection, in the
  *   program's poll/select/epoll waits (io_net.c asks the kernel for POLLOUT
- *   while some is left), or at the close (waiting up to 2 s).
+ *   while some is left); what is left when the program closes or shuts
+ *   the connection down goes out from a background thread (lingering).
  * - The handshake starts at the first call that needs it (or at connect on
  *   a blocking socket): accept never waits for a client. Plaintext written
  *   before it ends (up to 256 KiB) is kept and sent when it does.
@@ -39,6 +40,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,7 +53,7 @@
 
 #define EARLY_MAX (256u * 1024)
 #define WRITE_CHUNK (64u * 1024)
-#define CLOSE_FLUSH_MS 2000
+#define LINGER_MS 10000 /* ciphertext left at a close: sent in the background for this long at most */
 
 struct tls_owner {
 	pid_t pid; /* the process using the connection, or 0: free */
@@ -98,6 +100,9 @@ static pid_t self(void)
 	return p;
 }
 
+static void linger_forget(void);
+static bool hand_tail(struct tls_conn *c, int fd, bool shut_wr);
+
 /* fork parent (pthread_atfork): a child may hold every connection from now on. */
 static void at_parent(void)
 {
@@ -107,6 +112,7 @@ static void at_parent(void)
 /* fork child: its pid, and the fd table is its own (also without volumes). */
 static void at_child(void)
 {
+	linger_forget();
 	__atomic_add_fetch(&forks, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&my_pid, getpid(), __ATOMIC_RELAXED);
 	if (fdtab_foreign())
@@ -538,12 +544,10 @@ int tls_shutdown(struct fd_desc *d, int fd, int how)
 			(void)flush_out(c, fd);
 		}
 		c->closed_write = true;
-		for (int i = 0; c->out_len && i < CLOSE_FLUSH_MS / 50; i++) {
+		/* the kernel's FIN must follow the last bytes: with some left, the background sends both */
+		if (c->out_len && hand_tail(c, fd, true)) {
 			leave(c);
-			(void)wait_for(fd, POLLOUT, 50);
-			if (!enter(c, fd))
-				return -1;
-			(void)flush_out(c, fd);
+			return how == SHUT_RDWR ? SYS(shutdown)(fd, SHUT_RD) : 0;
 		}
 		leave(c);
 	}
@@ -659,6 +663,165 @@ size_t tls_flush_all(int *fds, size_t max)
 	return k;
 }
 
+/* ---- lingering: ciphertext left when the program closes or shuts down ---- */
+
+/*
+ * When the program closes a connection (or shuts down its writing side)
+ * whose last records the kernel has not taken yet, waiting for a slow peer
+ * would stall the program (an event loop would stop serving everyone). A
+ * dup of the socket and the bytes go to a background thread instead, which
+ * sends them as the peer reads, then shuts the writing side down or closes
+ * its dup; it gives up after LINGER_MS. The dup is checked to still be the
+ * socket (device and inode) before every send: a number reused by the
+ * program never gets a byte.
+ */
+struct tail {
+	int fd;
+	dev_t dev;
+	ino_t ino;
+	uint8_t *buf;
+	size_t off, len;
+	int64_t deadline;
+	bool shut_wr; /* then shutdown(SHUT_WR) (the program's shutdown, after its last bytes) */
+	struct tail *next;
+};
+
+static pthread_mutex_t linger_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tail *lingering;
+static bool linger_running;
+
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static bool linger_is(const struct tail *l)
+{
+	struct stat st;
+
+	return SYS(fstat)(l->fd, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino;
+}
+
+static void linger_end(struct tail *l)
+{
+	if (linger_is(l)) {
+		if (l->shut_wr && l->off == l->len)
+			(void)SYS(shutdown)(l->fd, SHUT_WR);
+		SYS(close)(l->fd);
+	}
+	free(l->buf);
+	free(l);
+}
+
+static void *linger_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct pollfd p[64];
+		struct tail *l, **pp;
+		nfds_t n = 0;
+
+		pthread_mutex_lock(&linger_lock);
+		for (l = lingering; l && n < 64; l = l->next) {
+			p[n].fd = l->fd;
+			p[n++].events = POLLOUT;
+		}
+		if (n == 0) {
+			linger_running = false;
+			pthread_mutex_unlock(&linger_lock);
+			return NULL;
+		}
+		pthread_mutex_unlock(&linger_lock);
+		(void)SYS(poll)(p, n, 100);
+		pthread_mutex_lock(&linger_lock);
+		for (pp = &lingering; (l = *pp);) {
+			bool done = false;
+			if (!linger_is(l)) {
+				done = true;
+			} else {
+				ssize_t w = SYS(sendto)(l->fd, l->buf + l->off, l->len - l->off,
+							MSG_DONTWAIT | MSG_NOSIGNAL, NULL, 0);
+				if (w > 0)
+					l->off += (size_t)w;
+				done = l->off == l->len || (w < 0 && errno != EAGAIN && errno != EINTR) ||
+				       mono_ms() > l->deadline;
+			}
+			if (done) {
+				*pp = l->next;
+				linger_end(l);
+			} else {
+				pp = &l->next;
+			}
+		}
+		pthread_mutex_unlock(&linger_lock);
+	}
+}
+
+/* Hand c's unsent ciphertext (and the shutdown, if shut_wr) to the background. false: not possible. */
+static bool hand_tail(struct tls_conn *c, int fd, bool shut_wr)
+{
+	struct tail *l = calloc(1, sizeof(*l));
+	struct stat st;
+
+	if (!l)
+		return false;
+	l->fd = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, 3);
+	if (l->fd < 0 || SYS(fstat)(l->fd, &st) != 0) {
+		if (l->fd >= 0)
+			SYS(close)(l->fd);
+		free(l);
+		return false;
+	}
+	l->dev = st.st_dev;
+	l->ino = st.st_ino;
+	l->buf = c->out; /* the buffer moves */
+	l->off = c->out_off;
+	l->len = c->out_off + c->out_len;
+	l->shut_wr = shut_wr;
+	l->deadline = mono_ms() + LINGER_MS;
+	c->out = NULL;
+	c->out_off = c->out_len = c->out_cap = 0;
+	pthread_mutex_lock(&linger_lock);
+	l->next = lingering;
+	lingering = l;
+	if (!linger_running) {
+		pthread_t t;
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		linger_running = pthread_create(&t, &a, linger_main, NULL) == 0;
+		pthread_attr_destroy(&a);
+		if (!linger_running) { /* no thread: the bytes are lost, as a kill would lose them */
+			lingering = l->next;
+			pthread_mutex_unlock(&linger_lock);
+			linger_end(l);
+			return true;
+		}
+	}
+	pthread_mutex_unlock(&linger_lock);
+	return true;
+}
+
+/* fork child: the lingering dups and bytes are the parent's business. */
+static void linger_forget(void)
+{
+	struct tail *l = lingering;
+
+	lingering = NULL;
+	linger_running = false;
+	pthread_mutex_init(&linger_lock, NULL);
+	while (l) {
+		struct tail *next = l->next;
+		SYS(close)(l->fd);
+		free(l->buf);
+		free(l);
+		l = next;
+	}
+}
+
 /* ---- the kind ---- */
 
 static ssize_t k_read(struct fd_desc *d, int fd, void *buf, size_t n)
@@ -734,8 +897,8 @@ static int k_release(struct fd_desc *d)
 		if (c->handshaken && !c->failed && !c->closed_write && fdtab_is(fd, d)) {
 			if (alone)
 				(void)SSL_shutdown(c->ssl);
-			for (int i = 0; !flush_out(c, fd) && i < CLOSE_FLUSH_MS / 50; i++)
-				(void)wait_for(fd, POLLOUT, 50);
+			if (!flush_out(c, fd))
+				(void)hand_tail(c, fd, false);
 		}
 		__atomic_store_n(&c->owner->pid, 0, __ATOMIC_RELEASE);
 	}
