@@ -10,6 +10,8 @@ PACKAGES=(
 	liburing-dev libaio-dev golang-go strace gdb util-linux
 	# databases on volumes (tests/integration/test_databases.sh, bench/bench_databases.sh)
 	mariadb-server mariadb-client nodejs wrk
+	# loopback capture: no plaintext on the wire (tests/integration/test_netshield.sh)
+	tshark
 )
 # The container tests (make test-containers, tests/integration/test_containers.sh):
 # engines, and what deploy/ builds images with. Only with --containers.
@@ -35,5 +37,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# wireshark-common asks whether non-root users may capture: no (the tests capture as root or skip).
+if [[ " ${missing[*]} " == *" tshark "* ]]; then
+	echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+fi
 $SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq
 $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
