@@ -465,7 +465,8 @@ ssize_t tls_send(struct fd_desc *d, int fd, const void *buf, size_t n, int flags
 			}
 			want = POLLOUT;
 		} else if (step < 0) {
-			continue; /* failed: reported above */
+			leave(c);
+			continue; /* failed (reported): the next round answers EPIPE */
 		}
 		if (c->out_len)
 			want |= POLLOUT;

@@ -19,6 +19,7 @@
  * answers with EAGAIN.
  */
 #undef _FORTIFY_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -29,7 +30,10 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/select.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include "lib/log.h"
@@ -93,6 +97,26 @@ int socket(int domain, int type, int protocol)
 	return SYS(socket)(domain, type, protocol);
 }
 
+/* "127.0.0.1:6379", "[::1]:6379" or "unix:/path", for messages. */
+static void addr_text(const struct sockaddr *a, socklen_t len, char *out, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (a->sa_family == AF_INET && len >= sizeof(struct sockaddr_in) &&
+	    inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, ip, sizeof(ip)))
+		snprintf(out, size, "%s:%u", ip, ntohs(((const struct sockaddr_in *)a)->sin_port));
+	else if (a->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6) &&
+		 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, ip, sizeof(ip)))
+		snprintf(out, size, "[%s]:%u", ip, ntohs(((const struct sockaddr_in6 *)a)->sin6_port));
+	else if (a->sa_family == AF_UNIX && len > offsetof(struct sockaddr_un, sun_path))
+		snprintf(out, size, "unix:%.*s",
+			 (int)strnlen(((const struct sockaddr_un *)a)->sun_path,
+				      len - offsetof(struct sockaddr_un, sun_path)),
+			 ((const struct sockaddr_un *)a)->sun_path);
+	else
+		snprintf(out, size, "an address of family %d", a->sa_family);
+}
+
 static int stream_socket(int fd)
 {
 	int t = 0;
@@ -126,8 +150,9 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	if (dec.verdict == NSV_PASS)
 		return SYS(connect)(fd, addr, len);
 	if (dec.verdict == NSV_REFUSE) {
-		scone_warn("network shield: connection to %s refused (the session does not allow it)",
-			   dec.what);
+		char to[INET6_ADDRSTRLEN + 120];
+		addr_text(addr, len, to, sizeof(to));
+		scone_warn("network shield: connection to %s refused (%s)", to, dec.what);
 		errno = EACCES;
 		return -1;
 	}

@@ -22,6 +22,7 @@
 #include <sys/un.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -314,6 +315,15 @@ enum scone_err scone_netshield_init(char *const *env, size_t n)
 		ns_config_free(conf);
 		return SCONE_ERR_OK;
 	}
+	/*
+	 * The runtime's OpenSSL starts without the digest name tables (start.c);
+	 * checking a certificate's signature strength (a CA-signed identity or
+	 * peer) looks its digest up by name.
+	 */
+	EVP_add_digest(EVP_sha256());
+	EVP_add_digest(EVP_sha384());
+	EVP_add_digest(EVP_sha512());
+	EVP_add_digest(EVP_sha224());
 	g.conf = conf;
 	g.srv = calloc(conf->server_count + 1, sizeof(*g.srv));
 	g.cli = calloc(conf->client_count + 1, sizeof(*g.cli));
@@ -375,7 +385,7 @@ static void unconfigured(struct ns_decision *out)
 	out->verdict = g.conf->mode == NS_PROTECTED ? NSV_REFUSE : NSV_PASS;
 	out->ctx = NULL;
 	out->dns_name = NULL;
-	out->what = "an endpoint the session does not name";
+	out->what = "no rule of the session names it";
 }
 
 static uint16_t addr_port(const struct sockaddr *a)
