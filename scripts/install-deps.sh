@@ -10,6 +10,9 @@ PACKAGES=(
 	liburing-dev libaio-dev golang-go strace gdb util-linux
 	# databases on volumes (tests/integration/test_databases.sh, bench/bench_databases.sh)
 	mariadb-server mariadb-client nodejs wrk
+	# the network shield against redis's and nginx's own TLS and stunnel
+	# (bench/bench_netshield.sh; also redis-server, redis-tools, nginx-light, wrk above)
+	stunnel4
 	# loopback capture: no plaintext on the wire (tests/integration/test_netshield.sh)
 	tshark
 )
