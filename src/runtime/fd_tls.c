@@ -24,7 +24,8 @@
  * - A connection belongs to one process at a time (AES-GCM must never
  *   encrypt two records with one sequence number): after fork, the process
  *   that uses it first owns it until it closes it; the other gets EBADF
- *   with a message. A page shared across fork holds the owner's pid.
+ *   with a message. A page shared across fork holds the owner's pid (made
+ *   for each connection alive when the process forks; none before).
  * - exec: TLS state cannot pass to another program: a shielded socket is
  *   closed at exec (FD_CLOEXEC), never left to it as plain TCP.
  */
@@ -71,14 +72,21 @@ struct tls_conn {
 	size_t early_len;
 	uint8_t *out; /* ciphertext the kernel has not taken yet */
 	size_t out_off, out_len, out_cap;
-	struct tls_owner *owner; /* MAP_SHARED, inherited by fork */
-	unsigned fork_gen;	 /* forks when this process became its only user */
+	struct tls_owner *owner;   /* NULL until a fork while it lives; then MAP_SHARED (both sides see it) */
+	unsigned fork_gen;	   /* forks when this process became its only user */
+	bool hint_ready, hint_out; /* counted in ready_hints / out_hints (settle) */
 	struct tls_conn *prev, *next;
 };
 
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tls_conn *conns;
 static int live;
+/*
+ * Connections that may be readable without the kernel (decrypted or read
+ * ahead bytes, a failure to report) and connections with ciphertext the
+ * kernel has not taken: the waits scan the connections only when some are.
+ */
+static int ready_hints, out_hints;
 static BIO_METHOD *bio_method;
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
 static pid_t my_pid;
@@ -102,6 +110,31 @@ static pid_t self(void)
 
 static void linger_forget(void);
 static bool hand_tail(struct tls_conn *c, int fd, bool shut_wr);
+
+/*
+ * fork, before (pthread_atfork): every connection alive gets its page
+ * shared with the child, holding this process as its user. (A page that
+ * cannot be made leaves the connection unshared: then the child's use of
+ * it is not refused; logged.)
+ */
+static void at_prepare(void)
+{
+	pthread_mutex_lock(&list_lock);
+	for (struct tls_conn *c = conns; c; c = c->next) {
+		struct tls_owner *o;
+		if (__atomic_load_n(&c->owner, __ATOMIC_ACQUIRE))
+			continue;
+		o = SYS(mmap)(NULL, sizeof(*o), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (o == MAP_FAILED) {
+			scone_error(
+			    "network shield: no memory to share a TLS connection's owner with a child");
+			continue;
+		}
+		o->pid = self();
+		__atomic_store_n(&c->owner, o, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&list_lock);
+}
 
 /* fork parent (pthread_atfork): a child may hold every connection from now on. */
 static void at_parent(void)
@@ -177,7 +210,7 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 
 static void bio_setup(void)
 {
-	(void)pthread_atfork(NULL, at_parent, at_child);
+	(void)pthread_atfork(at_prepare, at_parent, at_child);
 	bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "scone-shield-socket");
 	if (!bio_method)
 		return;
@@ -211,16 +244,32 @@ static bool flush_out(struct tls_conn *c, int fd)
 
 /* ---- ownership across fork ---- */
 
+/* The process using c: this one when no fork happened while c lived. */
+static pid_t owner_of(struct tls_conn *c)
+{
+	struct tls_owner *o = __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE);
+
+	return o ? __atomic_load_n(&o->pid, __ATOMIC_ACQUIRE) : self();
+}
+
 static bool owner_claim(struct tls_conn *c, int fd)
 {
-	pid_t me = self(), o = __atomic_load_n(&c->owner->pid, __ATOMIC_ACQUIRE);
+	struct tls_owner *page = __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE);
+	pid_t me, o;
 
+	if (!page)
+		return true;
+	me = self();
+	o = __atomic_load_n(&page->pid, __ATOMIC_ACQUIRE);
 	if (o == me)
 		return true;
 	if (o == 0 || (kill(o, 0) != 0 && errno == ESRCH)) {
-		if (__atomic_compare_exchange_n(&c->owner->pid, &o, me, false, __ATOMIC_ACQ_REL,
-						__ATOMIC_ACQUIRE))
+		if (__atomic_compare_exchange_n(&page->pid, &o, me, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE)) {
+			/* the other process let it go: the connection's end is ours to announce */
+			c->fork_gen = __atomic_load_n(&forks, __ATOMIC_RELAXED);
 			return true;
+		}
 	}
 	scone_error("network shield: fd %d: this TLS connection is in use by process %d; two processes "
 		    "cannot share one (close it in the other first)",
@@ -302,14 +351,20 @@ static int handshake_step(struct tls_conn *c, int fd, short *want)
 	return -1;
 }
 
-static bool nonblocking(int fd, int flags)
+/*
+ * Is the call non-blocking (*nb: 1 yes, 0 no, -1 not known yet)? The fd's
+ * O_NONBLOCK is asked only when it matters (a call about to wait), not at
+ * every call: ioctl(FIONBIO) changes it without passing the runtime.
+ */
+static bool is_nb(int *nb, int fd)
 {
 	int fl;
 
-	if (flags & MSG_DONTWAIT)
-		return true;
-	fl = SYS(fcntl)(fd, F_GETFL);
-	return fl >= 0 && (fl & O_NONBLOCK);
+	if (*nb < 0) {
+		fl = SYS(fcntl)(fd, F_GETFL);
+		*nb = fl >= 0 && (fl & O_NONBLOCK);
+	}
+	return *nb == 1;
 }
 
 /* Wait for the kernel (lock not held): 0, or -1 with errno (EINTR). */
@@ -330,15 +385,37 @@ static bool enter(struct tls_conn *c, int fd)
 	return true;
 }
 
+/* Keep c's hints true (lock held): called whenever a call on c lets go of it. */
+static void settle(struct tls_conn *c)
+{
+	bool ready = c->failed || (c->handshaken && (SSL_pending(c->ssl) > 0 || SSL_has_pending(c->ssl)));
+	bool out = c->out_len > 0;
+
+	if (ready != c->hint_ready) {
+		c->hint_ready = ready;
+		__atomic_add_fetch(&ready_hints, ready ? 1 : -1, __ATOMIC_RELEASE);
+	}
+	if (out != c->hint_out) {
+		c->hint_out = out;
+		__atomic_add_fetch(&out_hints, out ? 1 : -1, __ATOMIC_RELEASE);
+	}
+}
+
 static void leave(struct tls_conn *c)
 {
+	settle(c);
 	pthread_mutex_unlock(&c->d.lock);
+}
+
+bool tls_maybe_ready(void)
+{
+	return __atomic_load_n(&ready_hints, __ATOMIC_ACQUIRE) > 0;
 }
 
 ssize_t tls_recv(struct fd_desc *d, int fd, void *buf, size_t n, int flags)
 {
 	struct tls_conn *c = (struct tls_conn *)d;
-	bool nb = nonblocking(fd, flags);
+	int nb = (flags & MSG_DONTWAIT) ? 1 : -1;
 	size_t got = 0;
 
 	if (flags & ~(MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL | MSG_NOSIGNAL | MSG_CMSG_CLOEXEC)) {
@@ -373,7 +450,8 @@ ssize_t tls_recv(struct fd_desc *d, int fd, void *buf, size_t n, int flags)
 			(void)flush_out(c, fd); /* (a key update answered) */
 			if (r > 0) {
 				got += (size_t)r;
-				if (!(flags & MSG_WAITALL) || got == n || (flags & MSG_PEEK) || nb) {
+				if (!(flags & MSG_WAITALL) || got == n || (flags & MSG_PEEK) ||
+				    is_nb(&nb, fd)) {
 					leave(c);
 					return (ssize_t)got;
 				}
@@ -404,7 +482,7 @@ ssize_t tls_recv(struct fd_desc *d, int fd, void *buf, size_t n, int flags)
 		leave(c);
 		if (got && !(flags & MSG_WAITALL))
 			return (ssize_t)got;
-		if (nb) {
+		if (is_nb(&nb, fd)) {
 			if (got)
 				return (ssize_t)got;
 			errno = EAGAIN;
@@ -418,7 +496,7 @@ ssize_t tls_recv(struct fd_desc *d, int fd, void *buf, size_t n, int flags)
 ssize_t tls_send(struct fd_desc *d, int fd, const void *buf, size_t n, int flags)
 {
 	struct tls_conn *c = (struct tls_conn *)d;
-	bool nb = nonblocking(fd, flags);
+	int nb = (flags & MSG_DONTWAIT) ? 1 : -1;
 	size_t done = 0;
 
 	if (flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE | MSG_EOR)) {
@@ -456,7 +534,7 @@ ssize_t tls_send(struct fd_desc *d, int fd, const void *buf, size_t n, int flags
 			ssize_t w = encrypt(c, fd, (const uint8_t *)buf + done, n - done, true);
 			if (w > 0)
 				done += (size_t)w;
-			if (done == n || (nb && done > 0) || w < 0) {
+			if (done == n || w < 0 || (done > 0 && is_nb(&nb, fd))) {
 				leave(c);
 				if (done)
 					return (ssize_t)done;
@@ -471,7 +549,7 @@ ssize_t tls_send(struct fd_desc *d, int fd, const void *buf, size_t n, int flags
 		if (c->out_len)
 			want |= POLLOUT;
 		leave(c);
-		if (nb) {
+		if (is_nb(&nb, fd)) {
 			if (done)
 				return (ssize_t)done;
 			errno = EAGAIN;
@@ -588,7 +666,7 @@ short tls_ready_now(struct fd_desc *d, short events)
 		r = (short)(POLLERR | (events & POLLIN));
 	else if ((events & POLLIN) && c->handshaken && has_record(c))
 		r = POLLIN;
-	pthread_mutex_unlock(&c->d.lock);
+	leave(c);
 	return r;
 }
 
@@ -641,7 +719,7 @@ short tls_revents(struct fd_desc *d, int fd, short events, short kr)
 		if (c->raw_eof)
 			r |= (short)(events & (POLLIN | POLLRDNORM));
 	}
-	pthread_mutex_unlock(&c->d.lock);
+	leave(c);
 	return r;
 }
 
@@ -649,16 +727,17 @@ size_t tls_flush_all(int *fds, size_t max)
 {
 	size_t k = 0;
 
+	if (__atomic_load_n(&out_hints, __ATOMIC_ACQUIRE) == 0)
+		return 0;
 	pthread_mutex_lock(&list_lock);
 	for (struct tls_conn *c = conns; c; c = c->next) {
-		if (!__atomic_load_n(&c->out_len, __ATOMIC_RELAXED) ||
-		    __atomic_load_n(&c->owner->pid, __ATOMIC_RELAXED) != self())
+		if (!__atomic_load_n(&c->out_len, __ATOMIC_RELAXED) || owner_of(c) != self())
 			continue;
 		if (pthread_mutex_trylock(&c->d.lock) != 0)
 			continue; /* a call in progress pushes it */
 		if (!flush_out(c, c->io_fd) && k < max)
 			fds[k++] = c->io_fd;
-		pthread_mutex_unlock(&c->d.lock);
+		leave(c);
 	}
 	pthread_mutex_unlock(&list_lock);
 	return k;
@@ -888,7 +967,11 @@ static int k_release(struct fd_desc *d)
 	pthread_mutex_unlock(&list_lock);
 	__atomic_sub_fetch(&live, 1, __ATOMIC_RELEASE);
 	io_net_forget(d);
-	if (__atomic_load_n(&c->owner->pid, __ATOMIC_ACQUIRE) == self()) {
+	if (c->hint_ready)
+		__atomic_sub_fetch(&ready_hints, 1, __ATOMIC_RELEASE);
+	if (c->hint_out)
+		__atomic_sub_fetch(&out_hints, 1, __ATOMIC_RELEASE);
+	if (owner_of(c) == self()) {
 		/*
 		 * The end of the connection: what is left, and close_notify while the
 		 * socket is still open, unless a fork since may have left it to a
@@ -901,7 +984,8 @@ static int k_release(struct fd_desc *d)
 			if (!flush_out(c, fd))
 				(void)hand_tail(c, fd, false);
 		}
-		__atomic_store_n(&c->owner->pid, 0, __ATOMIC_RELEASE);
+		if (c->owner)
+			__atomic_store_n(&c->owner->pid, 0, __ATOMIC_RELEASE);
 	}
 	SSL_free(c->ssl);
 	if (c->early) {
@@ -909,7 +993,8 @@ static int k_release(struct fd_desc *d)
 		free(c->early);
 	}
 	free(c->out);
-	SYS(munmap)(c->owner, sizeof(*c->owner));
+	if (c->owner)
+		SYS(munmap)(c->owner, sizeof(*c->owner));
 	pthread_mutex_destroy(&c->d.lock);
 	free(c);
 	return 0;
@@ -944,6 +1029,7 @@ static int k_handover(struct fd_desc *d, int fd, struct scone_handover *h)
 
 const struct fd_kind tls_kind = {
     .name = "tls",
+    .trusts_number = true, /* no fstat per call; a stale entry only fails (ENOTSOCK), never leaks */
     .release = k_release,
     .closing = k_closing,
     .read = k_read,
@@ -978,33 +1064,21 @@ static bool expect_name(SSL *ssl, const char *name)
 int tls_install(int fd, const struct ns_decision *dec, bool server)
 {
 	struct tls_conn *c;
-	BIO *b;
+	BIO *b = NULL;
+	int e = ENOMEM;
 
 	pthread_once(&bio_once, bio_setup);
 	if (!bio_method || !(c = calloc(1, sizeof(*c)))) {
 		errno = ENOMEM;
 		return -1;
 	}
-	c->owner =
-	    SYS(mmap)(NULL, sizeof(*c->owner), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (c->owner == MAP_FAILED) {
-		free(c);
-		errno = ENOMEM;
-		return -1;
-	}
-	c->owner->pid = self();
 	c->fork_gen = __atomic_load_n(&forks, __ATOMIC_RELAXED);
 	c->server = server;
 	c->what = dec->what;
 	c->io_fd = fd;
 	fdtab_desc_init(&c->d, &tls_kind);
-	if (!(c->ssl = SSL_new(dec->ctx)) || !(b = BIO_new(bio_method))) {
-		SSL_free(c->ssl);
-		SYS(munmap)(c->owner, sizeof(*c->owner));
-		free(c);
-		errno = ENOMEM;
-		return -1;
-	}
+	if (!(c->ssl = SSL_new(dec->ctx)) || !(b = BIO_new(bio_method)))
+		goto fail;
 	BIO_set_data(b, c);
 	BIO_set_init(b, 1);
 	SSL_set_bio(c->ssl, b, b);
@@ -1014,24 +1088,14 @@ int tls_install(int fd, const struct ns_decision *dec, bool server)
 		SSL_set_accept_state(c->ssl);
 	} else {
 		SSL_set_connect_state(c->ssl);
-		if (dec->dns_name && *dec->dns_name && !expect_name(c->ssl, dec->dns_name)) {
-			SSL_free(c->ssl);
-			SYS(munmap)(c->owner, sizeof(*c->owner));
-			free(c);
-			errno = ENOMEM;
-			return -1;
-		}
+		if (dec->dns_name && *dec->dns_name && !expect_name(c->ssl, dec->dns_name))
+			goto fail;
 	}
 	if (!fdtab_note(&c->d, fd) || !fdtab_install(fd, &c->d)) {
-		int e = errno;
-		SSL_free(c->ssl);
-		SYS(munmap)(c->owner, sizeof(*c->owner));
-		free(c);
-		errno = e ? e : EMFILE;
-		return -1;
+		e = errno ? errno : EMFILE;
+		goto fail;
 	}
-	(void)SYS(fcntl)(fd, F_SETFD,
-			 FD_CLOEXEC | SYS(fcntl)(fd, F_GETFD)); /* never plain TCP in another program */
+	(void)SYS(fcntl)(fd, F_SETFD, FD_CLOEXEC); /* never plain TCP in another program */
 	pthread_mutex_lock(&list_lock);
 	c->next = conns;
 	if (conns)
@@ -1040,4 +1104,13 @@ int tls_install(int fd, const struct ns_decision *dec, bool server)
 	pthread_mutex_unlock(&list_lock);
 	__atomic_add_fetch(&live, 1, __ATOMIC_RELEASE);
 	return 0;
+fail:
+	if (c->ssl)
+		SSL_free(c->ssl); /* (and b with it) */
+	else
+		BIO_free(b);
+	pthread_mutex_destroy(&c->d.lock);
+	free(c);
+	errno = e;
+	return -1;
 }

@@ -40,6 +40,8 @@ short tls_revents(struct fd_desc *d, int fd, short events, short kernel_revents)
  */
 short tls_wait_events(struct fd_desc *d, short events);
 
+/* Might some connection be readable without the kernel (else the waits need not look)? */
+bool tls_maybe_ready(void);
 /* Any TLS connection in this process (else the readiness calls pass straight through)? */
 bool tls_any(void);
 /*

@@ -42,6 +42,14 @@ struct scone_handover;
 
 struct fd_kind {
 	const char *name;
+	/*
+	 * Lookups skip the identity check (an fstat per call). Only for kinds
+	 * where a stale entry can do no harm beyond failing the call: a socket
+	 * whose calls on another file fail (ENOTSOCK) and never carry plaintext.
+	 * Every close the runtime can see (close, close_range, dup2/dup3,
+	 * syscall(SYS_close...)) still drops the entry.
+	 */
+	bool trusts_number;
 	/* The last hold is gone: release d (an errno for the close that dropped the last fd, or 0). */
 	int (*release)(struct fd_desc *d);
 	/* One of d's fds closes (POSIX record locks belong to the process and the file). */

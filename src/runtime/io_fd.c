@@ -33,7 +33,7 @@ int close_range(unsigned first, unsigned last, int flags)
 	unsigned from = first, top, high;
 	int r = 0;
 
-	if (scone_shield_count() == 0 || shield_inside() || (flags & CLOSE_RANGE_CLOEXEC) || first > last)
+	if (fdtab_high() < 0 || shield_inside() || (flags & CLOSE_RANGE_CLOEXEC) || first > last)
 		return SYS(close_range)(first, last, flags);
 	top = (unsigned)shield_own_fd_max(); /* (-1: none, and the loop below is empty) */
 	high = (unsigned)fdtab_high();

@@ -680,6 +680,8 @@ static int ep_pending(int epfd, struct epoll_event *ev, int max)
 {
 	int k = 0;
 
+	if (!tls_maybe_ready())
+		return 0;
 	pthread_mutex_lock(&ep_lock);
 	for (size_t i = 0; i < arena_used && k < max; i++) {
 		struct ep_reg *r = &arena[i];
