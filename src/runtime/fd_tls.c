@@ -56,8 +56,15 @@
 #define WRITE_CHUNK (64u * 1024)
 #define LINGER_MS 10000 /* ciphertext left at a close: sent in the background for this long at most */
 
+/*
+ * Shared by the processes a fork gave the connection to. epoch counts the
+ * claims: a process's copy of the TLS state is current only while the
+ * epoch is the one it last saw; a copy another process went on from is
+ * never used again (its record numbers are spent).
+ */
 struct tls_owner {
-	pid_t pid; /* the process using the connection, or 0: free */
+	pid_t pid;	/* the process using the connection, or 0: none since the fork (or the last close) */
+	unsigned epoch; /* claims so far */
 };
 
 struct tls_conn {
@@ -74,6 +81,7 @@ struct tls_conn {
 	size_t out_off, out_len, out_cap;
 	struct tls_owner *owner;   /* NULL until a fork while it lives; then MAP_SHARED (both sides see it) */
 	unsigned fork_gen;	   /* forks when this process became its only user */
+	unsigned epoch;		   /* the owner page's epoch this copy of the state is current at */
 	bool hint_ready, hint_out; /* counted in ready_hints / out_hints (settle) */
 	struct tls_conn *prev, *next;
 };
@@ -112,27 +120,45 @@ static void linger_forget(void);
 static bool hand_tail(struct tls_conn *c, int fd, bool shut_wr);
 
 /*
- * fork, before (pthread_atfork): every connection alive gets its page
- * shared with the child, holding this process as its user. (A page that
- * cannot be made leaves the connection unshared: then the child's use of
- * it is not refused; logged.)
+ * fork, before (pthread_atfork): no call is in progress on any connection
+ * (their locks are held across the fork), and every connection alive is
+ * marked "nobody since the fork" in a page shared with the child: the first
+ * process to use it afterwards owns it (a server that accepts, forks and
+ * lets the child serve; a parent that goes on while the child never
+ * touches it). A page that cannot be made leaves the connection unshared:
+ * then the child's use of it is not refused (logged).
  */
 static void at_prepare(void)
 {
+	pid_t me = self();
+
 	pthread_mutex_lock(&list_lock);
 	for (struct tls_conn *c = conns; c; c = c->next) {
-		struct tls_owner *o;
-		if (__atomic_load_n(&c->owner, __ATOMIC_ACQUIRE))
-			continue;
-		o = SYS(mmap)(NULL, sizeof(*o), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-		if (o == MAP_FAILED) {
-			scone_error(
-			    "network shield: no memory to share a TLS connection's owner with a child");
-			continue;
+		struct tls_owner *o = c->owner;
+		pthread_mutex_lock(&c->d.lock);
+		if (!o) {
+			o = SYS(mmap)(NULL, sizeof(*o), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+				      -1, 0);
+			if (o == MAP_FAILED) {
+				scone_error(
+				    "network shield: no memory to share a TLS connection's owner with a "
+				    "child");
+				continue;
+			}
+			o->pid = 0;
+			o->epoch = c->epoch = 0;
+			__atomic_store_n(&c->owner, o, __ATOMIC_RELEASE);
+		} else if (__atomic_load_n(&o->pid, __ATOMIC_ACQUIRE) == me) {
+			__atomic_store_n(&o->pid, 0, __ATOMIC_RELEASE);
 		}
-		o->pid = self();
-		__atomic_store_n(&c->owner, o, __ATOMIC_RELEASE);
 	}
+}
+
+/* After the fork, in both processes: the connections' locks and the list go back. */
+static void unlock_all(void)
+{
+	for (struct tls_conn *c = conns; c; c = c->next)
+		pthread_mutex_unlock(&c->d.lock);
 	pthread_mutex_unlock(&list_lock);
 }
 
@@ -140,11 +166,13 @@ static void at_prepare(void)
 static void at_parent(void)
 {
 	__atomic_add_fetch(&forks, 1, __ATOMIC_RELAXED);
+	unlock_all();
 }
 
 /* fork child: its pid, and the fd table is its own (also without volumes). */
 static void at_child(void)
 {
+	unlock_all();
 	linger_forget();
 	__atomic_add_fetch(&forks, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&my_pid, getpid(), __ATOMIC_RELAXED);
@@ -252,9 +280,15 @@ static pid_t owner_of(struct tls_conn *c)
 	return o ? __atomic_load_n(&o->pid, __ATOMIC_ACQUIRE) : self();
 }
 
+/*
+ * May this process use c (its lock held)? Yes when no fork happened while c
+ * lived, when it owns c, or when nobody used c since the fork (or since its
+ * owner closed it) and this process's copy of the state is current: then it
+ * takes c over. Otherwise EBADF, with a message.
+ */
 static bool owner_claim(struct tls_conn *c, int fd)
 {
-	struct tls_owner *page = __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE);
+	struct tls_owner *page = c->owner;
 	pid_t me, o;
 
 	if (!page)
@@ -263,17 +297,21 @@ static bool owner_claim(struct tls_conn *c, int fd)
 	o = __atomic_load_n(&page->pid, __ATOMIC_ACQUIRE);
 	if (o == me)
 		return true;
-	if (o == 0 || (kill(o, 0) != 0 && errno == ESRCH)) {
-		if (__atomic_compare_exchange_n(&page->pid, &o, me, false, __ATOMIC_ACQ_REL,
-						__ATOMIC_ACQUIRE)) {
-			/* the other process let it go: the connection's end is ours to announce */
-			c->fork_gen = __atomic_load_n(&forks, __ATOMIC_RELAXED);
-			return true;
-		}
+	if (o == 0 && __atomic_load_n(&page->epoch, __ATOMIC_ACQUIRE) == c->epoch &&
+	    __atomic_compare_exchange_n(&page->pid, &o, me, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		c->epoch = __atomic_add_fetch(&page->epoch, 1, __ATOMIC_ACQ_REL);
+		c->fork_gen = __atomic_load_n(&forks, __ATOMIC_RELAXED);
+		return true;
 	}
-	scone_error("network shield: fd %d: this TLS connection is in use by process %d; two processes "
+	if (o != 0)
+		scone_error(
+		    "network shield: fd %d: this TLS connection is in use by process %d; two processes "
 		    "cannot share one (close it in the other first)",
 		    fd, (int)o);
+	else
+		scone_error("network shield: fd %d: this TLS connection went on in another process after a "
+			    "fork; this process's copy of it cannot be used",
+			    fd);
 	errno = EBADF;
 	return false;
 }
@@ -378,9 +416,11 @@ static int wait_for(int fd, short events, int timeout_ms)
 
 static bool enter(struct tls_conn *c, int fd)
 {
-	if (!owner_claim(c, fd))
-		return false;
 	pthread_mutex_lock(&c->d.lock);
+	if (!owner_claim(c, fd)) {
+		pthread_mutex_unlock(&c->d.lock);
+		return false;
+	}
 	c->io_fd = fd;
 	return true;
 }
@@ -688,10 +728,8 @@ short tls_revents(struct fd_desc *d, int fd, short events, short kr)
 	short r = (short)(kr & ~(POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM));
 	short want = 0;
 
-	if (!owner_claim(c, fd))
+	if (!enter(c, fd))
 		return (short)(kr & (events | POLLERR | POLLHUP));
-	pthread_mutex_lock(&c->d.lock);
-	c->io_fd = fd;
 	if (kr & POLLOUT)
 		(void)flush_out(c, fd);
 	if ((kr & (POLLIN | POLLHUP | POLLERR)) || (kr & POLLOUT && !c->handshaken))

@@ -551,6 +551,7 @@ struct ep_reg {
 	uint64_t magic; /* REG_MAGIC while registered */
 	uint64_t user;	/* the program's epoll_data */
 	uint32_t events;
+	bool armed; /* EPOLLONESHOT: armed by the program, not reported since */
 	int fd, epfd;
 	struct fd_desc *d; /* no hold: compared only */
 	struct ep_reg *next_free;
@@ -661,6 +662,7 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		if (rc == 0) {
 			r->user = ev->data.u64;
 			r->events = ev->events;
+			r->armed = true;
 			r->fd = fd;
 			r->epfd = epfd;
 			r->d = d;
@@ -687,12 +689,20 @@ static int ep_pending(int epfd, struct epoll_event *ev, int max)
 		struct ep_reg *r = &arena[i];
 		short ready;
 		if (r->magic != REG_MAGIC || r->epfd != epfd || !(r->events & EPOLLIN) ||
-		    (r->events & (EPOLLET | EPOLLONESHOT)) || fdtab_peek(r->fd) != r->d)
+		    (r->events & EPOLLET) || ((r->events & EPOLLONESHOT) && !r->armed) ||
+		    fdtab_peek(r->fd) != r->d)
 			continue;
 		if ((ready = tls_ready_now(r->d, (short)(r->events & 0xffff)))) {
 			ev[k].events = (uint32_t)(unsigned short)ready;
 			ev[k].data.u64 = r->user;
 			k++;
+			if (r->events & EPOLLONESHOT) {
+				/* reported: disarmed, in the kernel too, until the program arms it again */
+				struct epoll_event off = {.events = EPOLLONESHOT,
+							  .data.u64 = (uint64_t)(uintptr_t)r};
+				r->armed = false;
+				(void)SYS(epoll_ctl)(epfd, EPOLL_CTL_MOD, r->fd, &off);
+			}
 		}
 	}
 	pthread_mutex_unlock(&ep_lock);
@@ -734,6 +744,8 @@ static bool ep_translate(int epfd, struct epoll_event *e, const struct epoll_eve
 		short got = tls_revents(d, fd, (short)(ev & 0xffff), (short)(e->events & 0xffff));
 		e->events = (uint32_t)(unsigned short)got | (e->events & EPOLLRDHUP & ev);
 	}
+	if (e->events && (ev & EPOLLONESHOT))
+		r->armed = false; /* (a plain store: a stale true only costs a look) */
 	if (!(e->events & ~EPOLLRDHUP) && (ev & EPOLLONESHOT)) {
 		struct epoll_event again = {.events = ev, .data.u64 = (uint64_t)(uintptr_t)r};
 		(void)SYS(epoll_ctl)(epfd, EPOLL_CTL_MOD, fd,
