@@ -70,7 +70,8 @@ struct tls_owner {
 struct tls_conn {
 	struct fd_desc d; /* first: the table's description */
 	SSL *ssl;
-	int io_fd; /* the fd of the call in progress (BIO I/O) */
+	int io_fd;	/* the fd of the call in progress (BIO I/O); -1 once that number closed */
+	int closing_fd; /* the number whose close dropped the last fd (for the release) */
 	int io_errno;
 	bool raw_eof;
 	bool server, handshaken, failed, closed_write;
@@ -769,11 +770,11 @@ size_t tls_flush_all(int *fds, size_t max)
 		return 0;
 	pthread_mutex_lock(&list_lock);
 	for (struct tls_conn *c = conns; c; c = c->next) {
-		if (!__atomic_load_n(&c->out_len, __ATOMIC_RELAXED) || owner_of(c) != self())
+		if (!__atomic_load_n(&c->out_len, __ATOMIC_RELAXED) || c->io_fd < 0 || owner_of(c) != self())
 			continue;
 		if (pthread_mutex_trylock(&c->d.lock) != 0)
 			continue; /* a call in progress pushes it */
-		if (!flush_out(c, c->io_fd) && k < max)
+		if (c->io_fd >= 0 && !flush_out(c, c->io_fd) && k < max)
 			fds[k++] = c->io_fd;
 		leave(c);
 	}
@@ -993,7 +994,7 @@ static ssize_t k_iov(struct fd_desc *d, int fd, const struct iovec *iov, int cnt
 static int k_release(struct fd_desc *d)
 {
 	struct tls_conn *c = (struct tls_conn *)d;
-	int fd = c->io_fd;
+	int fd = c->io_fd >= 0 ? c->io_fd : c->closing_fd;
 
 	pthread_mutex_lock(&list_lock);
 	if (c->prev)
@@ -1042,9 +1043,18 @@ static void k_closing(struct fd_desc *d, int fd)
 {
 	struct tls_conn *c = (struct tls_conn *)d;
 
-	/* the release may come later (a call in flight): it must not use this number again */
-	if (c->io_fd == fd && fdtab_is(fd, d))
+	pthread_mutex_lock(&c->d.lock);
+	if (fdtab_is(fd, d))
 		(void)flush_out(c, fd);
+	/*
+	 * This number is the kernel's again once closed: nothing (a background
+	 * flush, a release that comes later) may use it. The release gets it
+	 * while the close is still under way, checked again then.
+	 */
+	c->closing_fd = fd;
+	if (c->io_fd == fd)
+		c->io_fd = -1;
+	leave(c);
 }
 
 static void k_forked(struct fd_desc *d)
@@ -1114,6 +1124,7 @@ int tls_install(int fd, const struct ns_decision *dec, bool server)
 	c->server = server;
 	c->what = dec->what;
 	c->io_fd = fd;
+	c->closing_fd = -1;
 	fdtab_desc_init(&c->d, &tls_kind);
 	if (!(c->ssl = SSL_new(dec->ctx)) || !(b = BIO_new(bio_method)))
 		goto fail;
