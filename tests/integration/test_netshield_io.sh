@@ -348,10 +348,12 @@ case_sendfile() {
 	shielded_server srv "$port" sendfile "$port" "$CASE_DIR/big.bin"
 	expect_ok "$PY" "$PEER" fetch "$port" "$CERT" got1.bin
 	expect_ok "$PY" "$PEER" fetch "$port" "$CERT" got2.bin
+	expect_ok "$PY" "$PEER" fetch "$port" "$CERT" got3.bin
 	assert_same_file big.bin got1.bin
 	assert_same_file big.bin got2.bin
+	assert_same_file big.bin got3.bin
 	wait "$PID" || fail "nsio sendfile: exit $?: $(cat srv.err)"
-	assert_eq 2 "$(grep -c '^sent 1048576$' srv.out)" "sendfile runs"
+	assert_eq 3 "$(grep -c '^sent 1048576$' srv.out)" "sendfile and splice runs"
 	no_runtime_errors srv
 }
 
@@ -519,7 +521,7 @@ run_case "epoll EPOLLONESHOT re-armed after every wake-up" case_epoll_oneshot
 run_case "epoll EPOLLONESHOT re-armed with bytes left in the TLS layer" case_epoll_oneshot_partial
 run_case "shielded clients: non-blocking and blocking connect" case_client_nonblocking_and_blocking
 run_case "recv/send flags, msg, iovecs, SCM_RIGHTS, SHUT_WR, EPIPE, SIGPIPE" case_flags
-run_case "sendfile to a shielded socket" case_sendfile
+run_case "sendfile and splice (through a pipe) to a shielded socket" case_sendfile
 run_case "fork: parent and child both write, one gets EBADF" case_fork_both_write
 run_case "fork: the parent reads, forks and closes its copy, the child serves" case_fork_parent_closes
 run_case "fork: accept, fork, the parent closes its copy" case_fork_server

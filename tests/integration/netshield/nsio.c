@@ -24,7 +24,8 @@
  *       one connection: read a line, fork; the child writes "child-1\n" and
  *       exits without closing; then the parent writes "parent\n".
  *   nsio sendfile PORT FILE
- *       two connections: sendfile with an offset, then with the file's own
+ *       three connections: splice through a pipe into the socket (the third),
+ *       two before it: sendfile with an offset, then with the file's own
  *       offset; the whole file each, then close.
  *   nsio client HOST PORT nb|block http|echo [FILE]
  *       connect (nb: non-blocking, EINPROGRESS, poll POLLOUT, SO_ERROR);
@@ -273,11 +274,11 @@ static void loop_epoll(int ls, bool et, bool oneshot)
 					if (cfd < 0)
 						break;
 					ev.data.fd = cfd;
-					ev.events = et	    ? EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP
+					ev.events = et	      ? EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP
 						    : oneshot ? EPOLLIN | EPOLLONESHOT
 							      : EPOLLIN;
-					CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ev) == 0, "epoll_ctl add: %s",
-					      strerror(errno));
+					CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ev) == 0,
+					      "epoll_ctl add: %s", strerror(errno));
 					if (!et)
 						break;
 				}
@@ -301,7 +302,8 @@ static void loop_epoll(int ls, bool et, bool oneshot)
 				if (!dead && out_flush(c) < 0)
 					dead = true;
 				if (dead || (c->eof && c->len == 0))
-					conn_free(c, dead ? "error" : "eof"); /* close removes it from the set */
+					conn_free(c,
+						  dead ? "error" : "eof"); /* close removes it from the set */
 				continue;
 			}
 			if (!serve_level(c, e & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
@@ -309,8 +311,10 @@ static void loop_epoll(int ls, bool et, bool oneshot)
 				continue;
 			}
 			ev.data.fd = fd;
-			ev.events = (c->eof ? 0 : EPOLLIN) | (c->len ? EPOLLOUT : 0) | (oneshot ? EPOLLONESHOT : 0);
-			CHECK(epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) == 0, "epoll_ctl mod: %s", strerror(errno));
+			ev.events =
+			    (c->eof ? 0 : EPOLLIN) | (c->len ? EPOLLOUT : 0) | (oneshot ? EPOLLONESHOT : 0);
+			CHECK(epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) == 0, "epoll_ctl mod: %s",
+			      strerror(errno));
 		}
 	}
 }
@@ -607,15 +611,31 @@ static int cmd_sendfile(int argc, char **argv)
 	CHECK(argc >= 2, "usage: nsio sendfile PORT FILE");
 	signal(SIGPIPE, SIG_IGN);
 	ls = listen_on(atoi(argv[0]), false);
-	for (int k = 0; k < 2; k++) {
-		int fd = accept(ls, NULL, NULL), in = open(argv[1], O_RDONLY);
+	for (int k = 0; k < 3; k++) {
+		int fd = accept(ls, NULL, NULL), in = open(argv[1], O_RDONLY), p[2];
 		off_t off = 0, sent = 0;
 		CHECK(fd >= 0 && in >= 0 && fstat(in, &st) == 0, "accept/open: %s", strerror(errno));
-		while (sent < st.st_size) {
+		/* the third connection: the file into a pipe (the kernel's splice), the pipe into the socket
+		 */
+		CHECK(k != 2 || pipe(p) == 0, "pipe: %s", strerror(errno));
+		while (k == 2 && sent < st.st_size) {
+			ssize_t in_pipe = splice(in, NULL, p[1], NULL, 65536, 0);
+			CHECK(in_pipe > 0, "splice file -> pipe: %s",
+			      in_pipe < 0 ? strerror(errno) : "returned 0");
+			while (in_pipe > 0) {
+				ssize_t w = splice(p[0], NULL, fd, NULL, (size_t)in_pipe, 0);
+				CHECK(w > 0, "splice pipe -> socket after %lld bytes: %s", (long long)sent,
+				      w < 0 ? strerror(errno) : "returned 0");
+				in_pipe -= w;
+				sent += w;
+			}
+		}
+		while (k < 2 && sent < st.st_size) {
 			ssize_t w = k == 0 ? sendfile(fd, in, &off, (size_t)(st.st_size - sent))
 					   : sendfile(fd, in, NULL, 100000);
-			CHECK(w > 0, "sendfile (%s offset) after %lld bytes: %s", k == 0 ? "with an" : "the file's",
-			      (long long)sent, w < 0 ? strerror(errno) : "returned 0");
+			CHECK(w > 0, "sendfile (%s offset) after %lld bytes: %s",
+			      k == 0 ? "with an" : "the file's", (long long)sent,
+			      w < 0 ? strerror(errno) : "returned 0");
 			sent += w;
 		}
 		CHECK(k != 0 || off == st.st_size, "sendfile: offset %lld, expected %lld", (long long)off,
@@ -710,16 +730,16 @@ static int cmd_client(int argc, char **argv)
 		CHECK(r == 0 || errno == EINPROGRESS, "connect: %s", strerror(errno));
 		if (r != 0)
 			fprintf(stderr, "nsio: connect: EINPROGRESS\n");
-		CHECK(poll(&p, 1, 10000) == 1 && (p.revents & POLLOUT), "poll POLLOUT after connect: revents %#x",
-		      p.revents);
+		CHECK(poll(&p, 1, 10000) == 1 && (p.revents & POLLOUT),
+		      "poll POLLOUT after connect: revents %#x", p.revents);
 		CHECK(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0, "SO_ERROR: %s",
 		      strerror(err));
 		/* one poll loop for both directions */
 		while (http ? true : got < size) {
 			struct pollfd q = {.fd = fd, .events = (short)(POLLIN | (sent < size ? POLLOUT : 0))};
 			int k = poll(&q, 1, 20000);
-			CHECK(k == 1, "poll: %s (sent %zu, got %zu)", k == 0 ? "timed out" : strerror(errno), sent,
-			      got);
+			CHECK(k == 1, "poll: %s (sent %zu, got %zu)", k == 0 ? "timed out" : strerror(errno),
+			      sent, got);
 			if (q.revents & POLLOUT && sent < size) {
 				ssize_t w = write(fd, payload + sent, size - sent);
 				CHECK(w > 0 || errno == EAGAIN, "write: %s", strerror(errno));
@@ -844,8 +864,8 @@ static int cmd_flags(int argc, char **argv)
 	say(fd, "HELLO\n");
 	CHECK(read(fd, b, 6) == 6 && memcmp(b, "READY\n", 6) == 0, "no READY from the peer");
 	r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
-	CHECK(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK), "recv MSG_DONTWAIT with nothing: %zd (%s)", r,
-	      r < 0 ? strerror(errno) : "data");
+	CHECK(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK), "recv MSG_DONTWAIT with nothing: %zd (%s)",
+	      r, r < 0 ? strerror(errno) : "data");
 	printf("MSG_DONTWAIT: EAGAIN\n");
 
 	/* 2. sendmsg with iovecs; MSG_WAITALL gets exactly 1000 bytes sent in two parts */
@@ -914,7 +934,8 @@ static int cmd_flags(int argc, char **argv)
 			struct cmsghdr align;
 		} u;
 		struct iovec iov = {"Z", 1};
-		struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+		struct msghdr m = {
+		    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
 		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
 		int passfd = 1;
 		cm->cmsg_level = SOL_SOCKET;
