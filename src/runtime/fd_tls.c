@@ -415,6 +415,26 @@ static int wait_for(int fd, short events, int timeout_ms)
 	return r < 0 ? -1 : 0;
 }
 
+/*
+ * A blocking call's wait, as the kernel's: SO_RCVTIMEO (or SO_SNDTIMEO)
+ * bounds it, and then the call fails with EAGAIN. 0 when fd is ready.
+ */
+static int wait_blocking(int fd, short events, int opt)
+{
+	struct timeval tv = {0};
+	socklen_t len = sizeof(tv);
+	struct pollfd p = {.fd = fd, .events = events};
+	int ms = -1, r;
+
+	if (getsockopt(fd, SOL_SOCKET, opt, &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec))
+		ms = tv.tv_sec > INT32_MAX / 1000 - 1 ? INT32_MAX
+						      : (int)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
+	r = SYS(poll)(&p, 1, ms);
+	if (r == 0)
+		errno = EAGAIN;
+	return r > 0 ? 0 : -1;
+}
+
 static bool enter(struct tls_conn *c, int fd)
 {
 	pthread_mutex_lock(&c->d.lock);
@@ -529,7 +549,7 @@ ssize_t tls_recv(struct fd_desc *d, int fd, void *buf, size_t n, int flags)
 			errno = EAGAIN;
 			return -1;
 		}
-		if (wait_for(fd, want, -1) != 0)
+		if (wait_blocking(fd, want, SO_RCVTIMEO) != 0)
 			return got ? (ssize_t)got : -1;
 	}
 }
@@ -596,7 +616,7 @@ ssize_t tls_send(struct fd_desc *d, int fd, const void *buf, size_t n, int flags
 			errno = EAGAIN;
 			return -1;
 		}
-		if (wait_for(fd, want, -1) != 0)
+		if (wait_blocking(fd, want, SO_SNDTIMEO) != 0)
 			return done ? (ssize_t)done : -1;
 	}
 }

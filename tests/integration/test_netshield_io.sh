@@ -290,6 +290,23 @@ case_client_nonblocking_and_blocking() {
 		assert_same_file payload.bin "$OUT"
 		no_runtime_errors_in "$ERR"
 	done
+	# a blocking socket's SO_RCVTIMEO bounds the wait for the peer, as on a kernel socket
+	expect_ok env "${NSENV[@]}" "$PY" -c '
+import socket, struct, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 300000))
+s.sendall(b"ping")
+got = b""
+while len(got) < 4:
+    got += s.recv(4 - len(got))
+t = time.time()
+try:
+    s.recv(10)
+    print("no timeout")
+except OSError as e:
+    print("echo %s, then errno %d after %.1f s" % (got.decode(), e.errno, time.time() - t))
+' "$port"
+	assert_grep '^echo ping, then errno 11 after 0\.[34] s$' "$OUT"
 	no_runtime_errors srv
 }
 
@@ -519,7 +536,7 @@ run_case "poll and select: blocking and non-blocking sockets, tiny reads" case_p
 run_case "ppoll and pselect with a signal mask" case_ppoll_pselect_sigmask
 run_case "epoll EPOLLONESHOT re-armed after every wake-up" case_epoll_oneshot
 run_case "epoll EPOLLONESHOT re-armed with bytes left in the TLS layer" case_epoll_oneshot_partial
-run_case "shielded clients: non-blocking and blocking connect" case_client_nonblocking_and_blocking
+run_case "shielded clients: non-blocking and blocking connect, SO_RCVTIMEO" case_client_nonblocking_and_blocking
 run_case "recv/send flags, msg, iovecs, SCM_RIGHTS, SHUT_WR, EPIPE, SIGPIPE" case_flags
 run_case "sendfile and splice (through a pipe) to a shielded socket" case_sendfile
 run_case "fork: parent and child both write, one gets EBADF" case_fork_both_write
