@@ -20,15 +20,16 @@ DOCKERD_PID=
 # Why no engine can start here ("" when one can).
 ctr_engine_reason() {
 	[ "$(id -u)" -eq 0 ] || { echo "dockerd needs root"; return; }
-	[ -x "$DOCKERD" ] && [ -x "$DOCKER" ] || { echo "docker.io is not installed (scripts/install-deps.sh)"; return; }
-	[ -x "$COMPOSE" ] || { echo "docker-compose is not installed (scripts/install-deps.sh)"; return; }
-	command -v debootstrap >/dev/null || { echo "debootstrap is not installed (scripts/install-deps.sh)"; return; }
-	command -v patchelf >/dev/null || { echo "patchelf is not installed (scripts/install-deps.sh)"; return; }
+	[ -x "$DOCKERD" ] && [ -x "$DOCKER" ] || { echo "docker.io is not installed (scripts/install-deps.sh --containers, or make test-containers)"; return; }
+	[ -x "$COMPOSE" ] || { echo "docker-compose is not installed (scripts/install-deps.sh --containers, or make test-containers)"; return; }
+	command -v debootstrap >/dev/null || { echo "debootstrap is not installed (scripts/install-deps.sh --containers, or make test-containers)"; return; }
+	command -v patchelf >/dev/null || { echo "patchelf is not installed (scripts/install-deps.sh --containers, or make test-containers)"; return; }
 	[ -d /sys/fs/cgroup ] || { echo "no cgroup file system"; return; }
 	echo ""
 }
 
-# ctr_start: start dockerd; sets DOCKER_HOST (exported) and CTR_DIR. Returns 1 with the reason on stderr.
+# ctr_start: start dockerd; sets DOCKER_HOST (exported) and CTR_DIR. Returns 1 with the reason on
+# stderr (its last line).
 ctr_start() {
 	local i
 	CTR_DIR=$(mktemp -d /tmp/sctr.XXXXXX) # short: containerd's socket paths live under it
@@ -42,7 +43,8 @@ ctr_start() {
 	export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 	for ((i = 0; i < 600; i++)); do
 		if ! kill -0 "$DOCKERD_PID" 2>/dev/null; then
-			tail -5 "$CTR_DIR/dockerd.log" >&2
+			wait "$DOCKERD_PID"
+			echo "dockerd exited (status $?) during start-up: $(grep -v '^[[:space:]]*$' "$CTR_DIR/dockerd.log" | tail -1)" >&2
 			return 1
 		fi
 		"$DOCKER" info >/dev/null 2>&1 && return 0
@@ -132,6 +134,11 @@ image_holds() {
 
 # LAS: switched on when build/bin/scone-las exists (scone/las is then built).
 las_available() { [ -x "$(dirname "$SCONE_BIN")/scone-las" ]; }
+
+# What a LAS container needs beside the host's pid namespace (as the compose file gives it):
+# /proc/PID/map_files and other processes' memory. Not --privileged: that asks for every
+# capability, and runc refuses to start it where the host withholds one (CAP_SYS_RESOURCE here).
+LAS_CAPS=(--cap-add SYS_ADMIN --cap-add SYS_PTRACE --security-opt seccomp=unconfined --security-opt apparmor=unconfined)
 
 # measure_in IMAGE PROGRAM: what `scone measure` prints inside IMAGE.
 measure_in() {

@@ -17,17 +17,20 @@ t_init
 cas_require
 T_CMD_TIMEOUT=300
 
+# Where no engine can start, every case that needs one says so by name (kube-validate needs none).
+ENGINE_CASES=(images sconify compose compose-postgres swarm kube-podman)
+skip_engine_cases() {
+	local c
+	for c in "${ENGINE_CASES[@]}"; do t_skip "$c" "$1"; done
+	run_case kube-validate case_kube_validate
+	t_done
+	exit
+}
 reason=$(ctr_engine_reason)
-if [ -n "$reason" ]; then
-	t_skip containers "$reason"
-	t_done
-	exit 0
-fi
 trap 'ctr_stop; t_cleanup' EXIT
-if ! ctr_start 2>"$T_TMP/ctr_start.err"; then
-	t_skip containers "dockerd cannot start here: $(tail -1 "$T_TMP/ctr_start.err")"
-	t_done
-	exit 0
+if [ -z "$reason" ] && ! ctr_start 2>"$T_TMP/ctr_start.err"; then
+	reason="dockerd cannot start here: $(grep -v '^[[:space:]]*$' "$T_TMP/ctr_start.err" | tail -1)"
+	ctr_stop
 fi
 
 # ---------------- images ----------------
@@ -49,16 +52,17 @@ case_images() {
 
 # ---------------- sconify ----------------
 
+WEB_LAS=() # -v of the LAS socket's directory, when the LAS runs
 web_start() { # NAME FINGERPRINT [IMAGE]
 	dk run -d --name "$1" --network sct-net -p 127.0.0.1::8080 -e SCONE_CAS_ADDR=sct-cas:8081 \
-		-e SCONE_CAS_FINGERPRINT="$2" -v sct-webdata:/data ${3:-scone-example/pyweb:secure} >/dev/null
+		-e SCONE_CAS_FINGERPRINT="$2" -v sct-webdata:/data "${WEB_LAS[@]}" ${3:-scone-example/pyweb:secure} >/dev/null
 }
 
 web_port() { dk port "$1" 8080/tcp | head -1 | sed 's/.*://'; }
 
 sconify_cleanup() {
-	dk rm -f sct-web sct-web2 sct-web3 sct-cas >/dev/null 2>&1
-	dk volume rm -f sct-webdata sct-cas-state >/dev/null 2>&1
+	dk rm -f sct-web sct-web2 sct-web3 sct-cas sct-las >/dev/null 2>&1
+	dk volume rm -f sct-webdata sct-cas-state sct-las-state >/dev/null 2>&1
 	dk network rm sct-net >/dev/null 2>&1
 }
 
@@ -75,6 +79,12 @@ case_sconify() {
 		dk volume create sct-las-state >/dev/null
 		las_args=(--platform "$(dk run --rm -v sct-las-state:/var/lib/scone-las --entrypoint scone-las scone/las:latest \
 			--print-identity --state-dir /var/lib/scone-las)")
+		# The host's LAS with that key, its socket shared with the app's containers.
+		mkdir -p "$CASE_DIR/las-run"
+		dk run -d --name sct-las --pid host "${LAS_CAPS[@]}" -v sct-las-state:/var/lib/scone-las \
+			-v "$CASE_DIR/las-run:/run/scone" scone/las:latest >/dev/null
+		wait_until 20 test -S "$CASE_DIR/las-run/las.sock" || { dk logs sct-las; fail "the LAS made no socket"; }
+		WEB_LAS=(-v "$CASE_DIR/las-run:/run/scone")
 	fi
 	expect_ok scone image sconify --session demo/pyweb --service web --dir /app --volume data:/data \
 		--secret API_TOKEN "${las_args[@]}" --session-out web.yaml scone-example/pyweb:native scone-example/pyweb:secure
@@ -120,7 +130,7 @@ case_sconify() {
 	dk rm -f sct-web2 >/dev/null
 	# Someone who can change the image (a registry, a layer on top) changes a code file: it does not run.
 	cid=$(dk create --name sct-web3 --network sct-net -e SCONE_CAS_ADDR=sct-cas:8081 -e SCONE_CAS_FINGERPRINT="$fp" \
-		-v sct-webdata:/data scone-example/pyweb:secure)
+		-v sct-webdata:/data "${WEB_LAS[@]}" scone-example/pyweb:secure)
 	for f in $(grep -vx volume.fspf ls.out); do
 		dk cp "$cid:/app/$f" victim
 		# both slots of the first integrity node and of the first data chunk
@@ -138,13 +148,14 @@ case_sconify() {
 	# ... or changes the protection file: the runtime refuses before main.
 	dk rm -f sct-web3 >/dev/null
 	cid=$(dk create --name sct-web3 --network sct-net -e SCONE_CAS_ADDR=sct-cas:8081 -e SCONE_CAS_FINGERPRINT="$fp" \
-		-v sct-webdata:/data scone-example/pyweb:secure)
+		-v sct-webdata:/data "${WEB_LAS[@]}" scone-example/pyweb:secure)
 	dk cp "$cid:/app/volume.fspf" victim
 	flip_byte victim 100
 	dk cp victim "$cid:/app/volume.fspf"
 	dk start -a sct-web3 >web3.out 2>&1 || true
+	cat web3.out
 	assert_eq 1 "$(dk inspect -f '{{.State.ExitCode}}' sct-web3)" "exit status with a changed protection file"
-	assert_grep 'scone: cannot start' web3.out
+	assert_grep 'scone: error: cannot start: volumes: .*volume app at /app' web3.out
 	assert_no_grep 'guestbook listening' web3.out
 	dk rm -f sct-web3 >/dev/null
 	# The wrong CAS (another fingerprint): nothing starts.
@@ -182,6 +193,45 @@ compose_session() {
 		"$ROOT/deploy/compose/redis-session.yaml" >session.yaml
 }
 
+# ctr_redis_cli ARGS...: Debian's redis-cli in a container of the compose network, not under the
+# runtime (no shield); stdin goes to it, /tmp/ca.crt holds $CA_PEM (a public certificate).
+ctr_redis_cli() {
+	dk run --rm -i --network sctc_scone -e CA_PEM="${CA_PEM:-}" --entrypoint /bin/sh scone/runtime:latest -c \
+		'printf "%s\n" "$CA_PEM" >/tmp/ca.crt && exec timeout 20 redis-cli "$@"' sh "$@"
+}
+
+# compose_shield PASSWORD: redis answers TLS only, with the session's certificate, and the attested
+# client reaches it through its network shield.
+compose_shield() {
+	local pw=$1
+	# The client's runtime shields its connection to redis (SCONE_VERSION=1: the shield's view at start).
+	echo PING | compose run --rm -T -e SCONE_VERSION=1 client >shielded.out 2>shielded.err || true
+	assert_eq PONG "$(tr -d '\r' <shielded.out)" "PING through the shielded client"
+	assert_grep 'network shield protected' shielded.err
+	assert_grep 'network shield client 1 \(TCP:redis:6379\): protected' shielded.err
+	# A plain redis-cli on the network, even with the password (sent on stdin), is refused:
+	# the server speaks TLS only, and its runtime says why it dropped the connection.
+	printf 'AUTH %s\nGET greeting\nPING\n' "$pw" | ctr_redis_cli -h redis >plain.out 2>&1 || true
+	cat plain.out
+	assert_no_grep 'compose-value-marker-77|PONG|^OK' plain.out
+	wait_until 10 sh -c "$COMPOSE -f $ROOT/deploy/compose/docker-compose.yml -p sctc logs redis 2>&1 | grep -q 'network shield: .*TLS .*failed'" ||
+		{ compose logs redis | tail -20; fail "redis's runtime did not report the refused plain client"; }
+	# A standard TLS client that trusts the certificate CAS exports for the secret redis_tls gets in;
+	# one that trusts another certificate (CAS's own) does not.
+	expect_ok scone session read demo/redis --json
+	jget "$OUT" '[s["public"] for s in d["secrets"] if s["name"] == "redis_tls"][0]' >redis_tls.crt
+	grep -q 'BEGIN CERTIFICATE' redis_tls.crt || fail "no certificate for the secret redis_tls from CAS"
+	printf 'AUTH %s\nGET greeting\n' "$pw" | CA_PEM=$(cat redis_tls.crt) ctr_redis_cli --tls --cacert /tmp/ca.crt --sni redis \
+		-h redis >tls.out 2>&1 || true
+	grep -q compose-value-marker-77 tls.out || { cat tls.out; fail "redis-cli --tls with the session's certificate got no answer"; }
+	printf 'AUTH %s\nGET greeting\n' "$pw" | CA_PEM=$(dk exec sctc_cas_1 cat /var/lib/scone-cas/cas.crt) \
+		ctr_redis_cli --tls --cacert /tmp/ca.crt --sni redis -h redis >tls-other.out 2>&1 || true
+	cat tls-other.out
+	assert_no_grep 'compose-value-marker-77|^OK' tls-other.out
+	# The answers above came from the shielded server after the refused clients.
+	assert_eq compose-value-marker-77 "$(echo 'GET greeting' | client | tr -d '\r')" "GET through the shielded client after the refused ones"
+}
+
 case_compose() {
 	local port pw pid mp c
 	CASE_CLEANUP_HOOK=compose_cleanup
@@ -205,14 +255,17 @@ case_compose() {
 	assert_eq OK "$(echo 'SET greeting compose-value-marker-77' | client)" "SET through the attested client"
 	pw=$(echo 'CONFIG GET requirepass' | client | sed -n 2p)
 	[ ${#pw} -eq 32 ] || fail "the password CAS generated is not there (got '${#pw}' characters)"
-	# Nothing secret where the engine's operator looks.
+	compose_shield "$pw"
+	# Nothing secret where the engine's operator looks (the password, the shield's key and variables).
 	compose config >config.txt 2>&1
 	for c in $(dk ps -aq); do dk inspect "$c"; done >inspect.json
 	dk image inspect scone/runtime:latest scone/cas:latest >images.json
 	assert_no_grep "$pw" "$ROOT/deploy/compose/docker-compose.yml" config.txt inspect.json images.json
+	assert_no_grep 'SCONE_NETWORK_SHIELD|PRIVATE KEY' "$ROOT/deploy/compose/docker-compose.yml" config.txt inspect.json images.json
 	if image_holds scone/runtime:latest "$pw"; then fail "the password is in a layer of scone/runtime"; fi
 	pid=$(dk inspect -f '{{.State.Pid}}' sctc_redis_1)
 	assert_no_grep "$pw" "/proc/$pid/cmdline" "/proc/$pid/environ"
+	assert_no_grep 'SCONE_NETWORK_SHIELD|PRIVATE KEY' "/proc/$pid/cmdline" "/proc/$pid/environ"
 	mp=$(dk volume inspect -f '{{.Mountpoint}}' sctc_redis-data)
 	[ -s "$mp/volume.fspf" ] || fail "the redis volume has no protection file"
 	if grep -raqF -e compose-value-marker-77 -e "$pw" -e REDIS "$mp"; then fail "plaintext in redis's volume on the host"; fi
@@ -224,6 +277,10 @@ case_compose() {
 	assert_ne "$pid" "$(dk inspect -f '{{.State.Pid}}' sctc_redis_1)" "redis's pid after the restart"
 	# down and up: named volumes keep CAS's state and redis's data.
 	compose down >/dev/null 2>&1 || fail "compose down"
+	if las_available; then
+		compose --profile las up -d las >/dev/null 2>&1 || fail "compose up las after down"
+		wait_until 20 compose exec -T las test -S /run/scone/las.sock || fail "the LAS made no socket after down/up"
+	fi
 	compose up -d redis >/dev/null 2>&1 || fail "compose up after down"
 	assert_eq "$SCONE_CAS_FINGERPRINT" "$(cas_fp_of sctc_cas_1)" "CAS's identity after down/up"
 	wait_until 30 sh -c "echo GET greeting | $COMPOSE -f $ROOT/deploy/compose/docker-compose.yml -p sctc run --rm -T client 2>/dev/null | grep -q compose-value-marker-77" ||
@@ -401,7 +458,7 @@ case_swarm() {
 	mkdir -p "$SCONE_LAS_DIR"
 	dk swarm init --advertise-addr 127.0.0.1 --listen-addr "127.0.0.1:$(free_port)" >/dev/null || fail "swarm init"
 	if las_available; then
-		dk run -d --name sct-las --pid host --privileged -v "$SCONE_LAS_DIR:/run/scone" scone/las:latest >/dev/null
+		dk run -d --name sct-las --pid host "${LAS_CAPS[@]}" -v "$SCONE_LAS_DIR:/run/scone" scone/las:latest >/dev/null
 		wait_until 20 test -S "$SCONE_LAS_DIR/las.sock" || fail "the LAS made no socket"
 	fi
 	expect_ok stack deploy -c "$ROOT/deploy/swarm/stack.yml" scts
@@ -532,7 +589,9 @@ case_kube_podman() {
 	fi
 	# The example's session, on the host's network: a port of its own, on loopback.
 	sed -e "s/^          port 6379/          port $rp/" -e 's/^          bind 0.0.0.0/          bind 127.0.0.1/' \
-		-e "s/redis-cli -h redis /redis-cli -h 127.0.0.1 -p $rp /" "$ROOT/deploy/compose/redis-session.yaml" >session.yaml
+		-e "s/redis-cli -h redis /redis-cli -h 127.0.0.1 -p $rp /" -e "s/\"TCP:6379\"/\"TCP:$rp\"/" \
+		-e "s/\"TCP:redis:6379\"/\"TCP:127.0.0.1:$rp\"/" "$ROOT/deploy/compose/redis-session.yaml" >session.yaml
+	grep -c "TCP:.*$rp" session.yaml | grep -qx 2 || fail "the network shield's ports were not moved to $rp"
 	expect_ok scone session create session.yaml
 	"${conv[@]}" --set "scone-cas-pin/fingerprint=$fp" "$ROOT/deploy/k8s/app.yaml" >app-pods.yaml
 	expect_ok pm play kube app-pods.yaml
@@ -563,6 +622,7 @@ case_kube_podman() {
 		{ pm logs redis-redis 2>&1 | tail -20; fail "the data did not survive the pods' restart"; }
 }
 
+[ -z "$reason" ] || skip_engine_cases "$reason"
 run_case images case_images
 if dk image inspect scone/runtime:latest >/dev/null 2>&1; then
 	run_case sconify case_sconify
