@@ -162,15 +162,17 @@ build/fuzz/%: fuzz/%.c $(FUZZ_LIB_OBJ) $(wildcard fuzz/*.h)
 fuzz: deps
 	$(MAKE) $(FUZZ_BIN)
 
+# make test runs the container tests too: it installs their engines (each
+# container case reports itself skipped, with the reason, where no engine can start).
 test: deps
+	@scripts/install-deps.sh --containers
 	$(MAKE) all tools
 	$(MAKE) BUILD=build/asan SANITIZE=address unit-tests
 	$(MAKE) $(FUZZ_BIN)
 	tests/run.sh
 
-# The container tests (a private dockerd, podman): images from deploy/,
-# sconify, compose, swarm, Kubernetes manifests. They install the engines
-# and build a Debian root file system, so `make test` leaves them out.
+# The container tests alone (a private dockerd, podman): images from deploy/,
+# sconify, compose, swarm, Kubernetes manifests (make test runs them too).
 test-containers:
 	@scripts/install-deps.sh --containers
 	$(MAKE) all tools
