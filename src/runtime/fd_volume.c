@@ -299,29 +299,21 @@ static int fallocate_locked(struct sfd *s, int mode, off64_t off, off64_t len)
 /*
  * A sync point. The server may die before or while it commits (the commit
  * is then asked of the next one): if writes it had acknowledged for this
- * file (from any process) were lost with it, every fsync of the file fails
- * with EIO from then on, in every process of the volume and for every
- * description, old or new, for as long as the volume is mounted. Unlike a
- * kernel, which reports a failed writeback once per description: the file
- * has a hole where acknowledged bytes were, and a later fsync that said 0
- * would acknowledge writes after the hole (PostgreSQL's backends commit on
- * after one of them PANICs, since the postmaster that would stop them was
- * the server that died: a commit acknowledged after the hole was lost at
- * recovery). The program must restart, as after a crash.
+ * file (from any process) were lost with it, fsync says so, once, as a
+ * kernel reports a failed writeback once per description that was open,
+ * and once to a later one if nobody has reported it yet.
  */
 static int fsync_locked(struct sfd *s)
 {
 	enum scone_err err = s->lost ? SCONE_ERR_OK : shield_commit(s->m);
 
-	/* (commit first: it may find the server dead and the loss with it) */
-	if (s->file && (s->lost || vsrv_file_lost(s->m, s->vpath, 0))) {
-		if (!s->lost || !s->loss_told)
-			scone_warn("volume %s: %s: the process serving the volume died before committing writes "
-				   "to this file: they are lost, and every fsync of it reports EIO until the volume "
-				   "is mounted again",
-				   s->m->name, s->vpath);
-		s->lost = s->loss_told = true;
-		(void)vsrv_file_loss_unseen(s->m, s->vpath); /* (marks it seen) */
+	/* (a loss is reported once to a description opened after it; commit first: it may find one) */
+	if ((vsrv_file_loss_unseen(s->m, s->vpath) || s->lost) && s->file) {
+		s->lost = false;
+		s->unsynced = false;
+		scone_warn("volume %s: %s: the process serving the volume died before committing writes to "
+			   "this file: they are lost, and fsync reports EIO",
+			   s->m->name, s->vpath);
 		return shield_fail(EIO);
 	}
 	if (err)

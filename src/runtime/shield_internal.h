@@ -107,8 +107,7 @@ struct sfd {
 	bool reopen;   /* reload: to be opened again in the new volume */
 	bool stale;    /* reload: another process removed the file (ESTALE) */
 	bool unsynced; /* writes acknowledged by another process's server, not known to be committed */
-	bool lost;     /* that server died before committing them: every fsync reports EIO */
-	bool loss_told; /* (warned once) */
+	bool lost;     /* that server died before committing them: the next fsync reports EIO */
 };
 
 extern const struct fd_kind shield_volume_kind;
