@@ -54,6 +54,7 @@
 
 #define EARLY_MAX (256u * 1024)
 #define WRITE_CHUNK (64u * 1024)
+#define IOV_BOUNCE_MAX (1u << 20) /* readv/writev/recvmsg/sendmsg move at most this much per call */
 #define LINGER_MS 10000 /* ciphertext left at a close: sent in the background for this long at most */
 
 /*
@@ -986,14 +987,17 @@ static ssize_t k_iov(struct fd_desc *d, int fd, const struct iovec *iov, int cnt
 	}
 	for (int i = 0; i < cnt; i++)
 		total += iov[i].iov_len;
+	if (total > IOV_BOUNCE_MAX) /* a short transfer, as a socket may do */
+		total = IOV_BOUNCE_MAX;
 	if (!(buf = malloc(total ? total : 1))) {
 		errno = ENOMEM;
 		return -1;
 	}
 	if (wr) {
-		for (int i = 0; i < cnt; i++) {
-			memcpy(buf + off, iov[i].iov_base, iov[i].iov_len);
-			off += iov[i].iov_len;
+		for (int i = 0; i < cnt && off < total; i++) {
+			size_t k = iov[i].iov_len < total - off ? iov[i].iov_len : total - off;
+			memcpy(buf + off, iov[i].iov_base, k);
+			off += k;
 		}
 		r = tls_send(d, fd, buf, total, 0);
 	} else {

@@ -259,14 +259,17 @@ static ssize_t msg_io(struct fd_desc *d, int fd, struct msghdr *m, int flags, bo
 	}
 	for (size_t i = 0; i < m->msg_iovlen; i++)
 		total += m->msg_iov[i].iov_len;
+	if (total > (1u << 20)) /* a short transfer, as a socket may do (fd_tls.c's IOV_BOUNCE_MAX) */
+		total = 1u << 20;
 	if (!(buf = malloc(total ? total : 1))) {
 		errno = ENOMEM;
 		return -1;
 	}
 	if (wr) {
-		for (size_t i = 0; i < m->msg_iovlen; i++) {
-			memcpy(buf + off, m->msg_iov[i].iov_base, m->msg_iov[i].iov_len);
-			off += m->msg_iov[i].iov_len;
+		for (size_t i = 0; i < m->msg_iovlen && off < total; i++) {
+			size_t k = m->msg_iov[i].iov_len < total - off ? m->msg_iov[i].iov_len : total - off;
+			memcpy(buf + off, m->msg_iov[i].iov_base, k);
+			off += k;
 		}
 		r = tls_send(d, fd, buf, total, flags);
 	} else {
