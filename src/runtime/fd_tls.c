@@ -974,18 +974,14 @@ static ssize_t k_write(struct fd_desc *d, int fd, const void *buf, size_t n)
 	return tls_send(d, fd, buf, n, 0);
 }
 
-/* readv/writev: through one buffer (a record is made of contiguous bytes anyway). */
-static ssize_t k_iov(struct fd_desc *d, int fd, const struct iovec *iov, int cnt, const int64_t *at, bool wr)
+ssize_t tls_iov(struct fd_desc *d, int fd, const struct iovec *iov, size_t cnt, int flags, bool wr)
 {
 	size_t total = 0, off = 0;
 	uint8_t *buf;
 	ssize_t r;
+	int e;
 
-	if (at) {
-		errno = ESPIPE;
-		return -1;
-	}
-	for (int i = 0; i < cnt; i++)
+	for (size_t i = 0; i < cnt; i++)
 		total += iov[i].iov_len;
 	if (total > IOV_BOUNCE_MAX) /* a short transfer, as a socket may do */
 		total = IOV_BOUNCE_MAX;
@@ -994,25 +990,35 @@ static ssize_t k_iov(struct fd_desc *d, int fd, const struct iovec *iov, int cnt
 		return -1;
 	}
 	if (wr) {
-		for (int i = 0; i < cnt && off < total; i++) {
+		for (size_t i = 0; i < cnt && off < total; i++) {
 			size_t k = iov[i].iov_len < total - off ? iov[i].iov_len : total - off;
 			memcpy(buf + off, iov[i].iov_base, k);
 			off += k;
 		}
-		r = tls_send(d, fd, buf, total, 0);
+		r = tls_send(d, fd, buf, total, flags);
 	} else {
-		r = tls_recv(d, fd, buf, total, 0);
-		for (int i = 0; r > 0 && i < cnt && off < (size_t)r; i++) {
+		r = tls_recv(d, fd, buf, total, flags);
+		for (size_t i = 0; r > 0 && i < cnt && off < (size_t)r; i++) {
 			size_t k = iov[i].iov_len < (size_t)r - off ? iov[i].iov_len : (size_t)r - off;
 			memcpy(iov[i].iov_base, buf + off, k);
 			off += k;
 		}
 	}
-	int e = errno;
+	e = errno;
 	OPENSSL_cleanse(buf, total);
 	free(buf);
 	errno = e;
 	return r;
+}
+
+/* readv/writev: through one buffer (a record is made of contiguous bytes anyway). */
+static ssize_t k_iov(struct fd_desc *d, int fd, const struct iovec *iov, int cnt, const int64_t *at, bool wr)
+{
+	if (at) {
+		errno = ESPIPE;
+		return -1;
+	}
+	return tls_iov(d, fd, iov, cnt > 0 ? (size_t)cnt : 0, 0, wr);
 }
 
 static int k_release(struct fd_desc *d)

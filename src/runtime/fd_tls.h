@@ -27,6 +27,8 @@ int tls_handshake_now(struct fd_desc *d, int fd);
 ssize_t tls_recv(struct fd_desc *d, int fd, void *buf, size_t n, int flags);
 ssize_t tls_send(struct fd_desc *d, int fd, const void *buf, size_t n, int flags);
 int tls_shutdown(struct fd_desc *d, int fd, int how);
+/* readv/writev/recvmsg/sendmsg: the vector through one wiped buffer, at most 1 MiB per call. */
+ssize_t tls_iov(struct fd_desc *d, int fd, const struct iovec *iov, size_t cnt, int flags, bool wr);
 /* All n bytes, waiting only for the handshake (bytes the kernel does not take wait in the connection). */
 ssize_t tls_send_all(struct fd_desc *d, int fd, const void *buf, size_t n);
 /* splice(in, out) where out is a TLS connection: -2 when it is not one. */

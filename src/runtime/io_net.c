@@ -243,13 +243,10 @@ ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockad
 	NET_OP(fd, SYS(sendto)(fd, buf, n, flags, to, len), tls_send(d, fd, buf, n, flags));
 }
 
-/* recvmsg/sendmsg without ancillary data: the iovecs through one buffer. */
+/* recvmsg/sendmsg without ancillary data: the iovecs as readv/writev's (fd_tls.c). */
 static ssize_t msg_io(struct fd_desc *d, int fd, struct msghdr *m, int flags, bool wr)
 {
-	size_t total = 0, off = 0;
-	uint8_t *buf;
 	ssize_t r;
-	int e;
 
 	if (m->msg_control && m->msg_controllen > 0 && wr) {
 		scone_warn("network shield: fd %d: sendmsg with ancillary data on a TLS connection refused",
@@ -257,37 +254,12 @@ static ssize_t msg_io(struct fd_desc *d, int fd, struct msghdr *m, int flags, bo
 		errno = EOPNOTSUPP;
 		return -1;
 	}
-	for (size_t i = 0; i < m->msg_iovlen; i++)
-		total += m->msg_iov[i].iov_len;
-	if (total > (1u << 20)) /* a short transfer, as a socket may do (fd_tls.c's IOV_BOUNCE_MAX) */
-		total = 1u << 20;
-	if (!(buf = malloc(total ? total : 1))) {
-		errno = ENOMEM;
-		return -1;
-	}
-	if (wr) {
-		for (size_t i = 0; i < m->msg_iovlen && off < total; i++) {
-			size_t k = m->msg_iov[i].iov_len < total - off ? m->msg_iov[i].iov_len : total - off;
-			memcpy(buf + off, m->msg_iov[i].iov_base, k);
-			off += k;
-		}
-		r = tls_send(d, fd, buf, total, flags);
-	} else {
-		r = tls_recv(d, fd, buf, total, flags);
-		for (size_t i = 0; r > 0 && i < m->msg_iovlen && off < (size_t)r; i++) {
-			size_t k =
-			    m->msg_iov[i].iov_len < (size_t)r - off ? m->msg_iov[i].iov_len : (size_t)r - off;
-			memcpy(m->msg_iov[i].iov_base, buf + off, k);
-			off += k;
-		}
+	r = tls_iov(d, fd, m->msg_iov, m->msg_iovlen, flags, wr);
+	if (!wr) {
 		m->msg_namelen = 0;
 		m->msg_controllen = 0; /* no ancillary data arrives over TLS */
 		m->msg_flags = 0;
 	}
-	e = errno;
-	memset(buf, 0, total);
-	free(buf);
-	errno = e;
 	return r;
 }
 
