@@ -26,8 +26,9 @@ long syscall(long n, ...)
 	for (int i = 0; i < 6; i++)
 		a[i] = va_arg(ap, long);
 	va_end(ap);
-	if (fdtab_high() >= 0 &&
-	    !shield_inside()) { /* (some fd was ever served: volume files, TLS sockets) */
+	/* (volumes mounted: the runtime's own fds; or some fd ever served: a TLS socket) */
+	if ((__atomic_load_n(&shield_g.n_mounts, __ATOMIC_ACQUIRE) > 0 || fdtab_high() >= 0) &&
+	    !shield_inside()) {
 		/* libuv closes files with syscall(SYS_close): the fd table must hear of it. */
 		switch (n) {
 		case SYS_close:
