@@ -80,7 +80,7 @@ int shield_open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 			return shield_fail(shield_path_errno(m, vpath, err));
 		}
 		if ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY))
-			m->dirty = true;
+			shield_mark_dirty(m);
 	}
 	fdtab_desc_init(&s->base, &shield_volume_kind);
 	if ((fd = reserve_fd(flags)) < 0 || !fdtab_note(&s->base, fd) || !fdtab_install(fd, &s->base)) {
@@ -161,6 +161,18 @@ void shield_off_set(int fd, uint64_t off)
 }
 
 /*
+ * O_SYNC and O_DSYNC: the write is durable when it returns (the volume is
+ * committed, its tag reported), as the kernel's synchronous I/O. A failed
+ * commit is the write's EIO, as there.
+ */
+static ssize_t sync_write(struct sfd *s, ssize_t written)
+{
+	if (written <= 0 || !(s->flags & O_DSYNC)) /* O_SYNC includes O_DSYNC's bit */
+		return written;
+	return shield_commit(s->m) ? shield_fail(EIO) : written;
+}
+
+/*
  * A write at off, or at the end (append: the offset then moves past it). A
  * write that fails after part of it is in the file returns that part, as
  * write(2) does after a partial transfer; the next call meets the error.
@@ -176,7 +188,7 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 		return 0;
 	if (n > SSIZE_MAX)
 		n = SSIZE_MAX;
-	s->m->dirty = true;
+	shield_mark_dirty(s->m);
 	if (append) {
 		uint64_t at;
 		err = vop_append(s, buf, n, &at, &written);
@@ -184,13 +196,13 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 			return shield_fail_err(err);
 		scone_err_clear();
 		shield_off_set(fd, at + written);
-		return (ssize_t)written;
+		return sync_write(s, (ssize_t)written);
 	}
 	err = vop_pwrite(s, buf, n, off, &written);
 	if (err && !written)
 		return shield_fail_err(err);
 	scone_err_clear();
-	return (ssize_t)written;
+	return sync_write(s, (ssize_t)written);
 }
 
 static ssize_t read_locked(int fd, struct sfd *s, void *buf, size_t n)
@@ -256,7 +268,7 @@ static int ftruncate_locked(struct sfd *s, off64_t len)
 
 	if (len < 0 || !s->file || (s->flags & O_ACCMODE) == O_RDONLY)
 		return shield_fail(EINVAL);
-	s->m->dirty = true;
+	shield_mark_dirty(s->m);
 	if ((err = vop_ftruncate(s, (uint64_t)len)))
 		return shield_fail_err(err);
 	return 0;
@@ -290,7 +302,7 @@ static int fallocate_locked(struct sfd *s, int mode, off64_t off, off64_t len)
 		return shield_fail_err(err);
 	if ((mode & FALLOC_FL_KEEP_SIZE) || end <= st.size)
 		return 0;
-	s->m->dirty = true;
+	shield_mark_dirty(s->m);
 	if ((err = vop_ftruncate(s, end)))
 		return shield_fail_err(err);
 	return 0;
@@ -310,7 +322,6 @@ static int fsync_locked(struct sfd *s)
 	/* (a loss is reported once to a description opened after it; commit first: it may find one) */
 	if ((vsrv_file_loss_unseen(s->m, s->vpath) || s->lost) && s->file) {
 		s->lost = false;
-		s->unsynced = false;
 		scone_warn("volume %s: %s: the process serving the volume died before committing writes to "
 			   "this file: they are lost, and fsync reports EIO",
 			   s->m->name, s->vpath);
@@ -318,7 +329,6 @@ static int fsync_locked(struct sfd *s)
 	}
 	if (err)
 		return shield_fail(EIO);
-	s->unsynced = false;
 	return 0;
 }
 

@@ -171,12 +171,16 @@ size_t shield_mount_index(const struct mount *m)
  * This process's files were open in another process's volumes (a new
  * server now): they are opened again, by path, when next used. Nothing is
  * closed: the handles were the other process's. If that server died
- * (SIGKILL, a crash) rather than leaving after its last commit, the writes
- * it had acknowledged and not committed are gone with it: a file of this
- * process that had such writes, or that any process wrote through it,
- * reports EIO at its next fsync, as a kernel reports a failed writeback to
- * every description of the file, so that no program takes them for synced
- * (PostgreSQL: one backend writes a WAL page, another fsyncs the segment).
+ * (SIGKILL, a crash) rather than leaving after its last commit, with
+ * writes it had acknowledged and not committed, the program has crashed
+ * (vserver.c ends its processes); a process that survives that (not
+ * listed, another user's) gets EIO at the next fsync of a file the dead
+ * server had noted as written (lost[]), as a kernel reports a failed
+ * writeback to every description of the file. A description's own writes
+ * since its last fsync are not evidence of a loss: another process's fsync
+ * may have committed them (PostgreSQL: one backend writes a WAL page,
+ * another fsyncs the segment), and a server that died with everything
+ * committed lost nothing.
  */
 struct forget {
 	bool lost;
@@ -191,9 +195,8 @@ static void forget_one(int fd, struct fd_desc *d, void *arg)
 	(void)fd;
 	if (d->kind != &shield_volume_kind)
 		return;
-	if ((f->lost && s->unsynced) || (s->file && vsrv_file_lost(s->m, s->vpath, f->since)))
+	if (s->file && vsrv_file_lost(s->m, s->vpath, f->since))
 		s->lost = true;
-	s->unsynced = false;
 	d->kind->forked(d);
 }
 

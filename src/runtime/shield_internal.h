@@ -106,8 +106,7 @@ struct sfd {
 	unsigned mark; /* scratch for walks over the table (shield.c) */
 	bool reopen;   /* reload: to be opened again in the new volume */
 	bool stale;    /* reload: another process removed the file (ESTALE) */
-	bool unsynced; /* writes acknowledged by another process's server, not known to be committed */
-	bool lost;     /* that server died before committing them: the next fsync reports EIO */
+	bool lost;     /* a server died before committing writes to the file: the next fsync reports EIO */
 };
 
 extern const struct fd_kind shield_volume_kind;
@@ -289,6 +288,15 @@ struct vsrv_file {
 
 #define VSRV_DIRTY_MAX 64
 #define VSRV_LOST_MAX 128
+#define VSRV_PROCS_MAX 1024
+
+/* A process of the program that maps the shared state (procs[]): ended with the program's crash. */
+struct vsrv_proc {
+	int32_t pid;
+	uint32_t pad;
+	uint64_t
+	    start; /* its start time (/proc/PID/stat): a pid taken again by another process does not match */
+};
 
 /*
  * In the memfd every process of the program maps: who serves, and how to
@@ -299,6 +307,13 @@ struct vsrv_file {
  * every process then marks its open descriptions of those files, whoever
  * wrote them, so that their next fsync reports EIO (as a kernel reports a
  * failed writeback to every description of the file).
+ *
+ * A server that dies with anything acknowledged and not committed (changed,
+ * n_dirty) is a crash of the whole program: the process elected after it
+ * ends every process in procs[] and itself (vserver.c, crash_program), as the
+ * machine's crash would, so that no process acts on a state that is gone.
+ * The EIO reports remain for a process that cannot be ended (not in
+ * procs[], another user).
  */
 struct vsrv_shared {
 	uint64_t epoch; /* a new server, a new epoch */
@@ -311,8 +326,10 @@ struct vsrv_shared {
 	uint32_t n_lost;	 /* lost with dead servers (written by the process elected after one) */
 	uint64_t dirty_overflow; /* more files than dirty[] holds: bit i for mount i (63: any other) */
 	uint64_t lost_all_epoch; /* lost[] overflowed: every file is lost from this epoch on (0: none) */
+	uint64_t changed;	 /* bit i: mount i changed since its last commit (63: any other) */
 	struct vsrv_file dirty[VSRV_DIRTY_MAX];
 	struct vsrv_file lost[VSRV_LOST_MAX];
+	struct vsrv_proc procs[VSRV_PROCS_MAX];
 };
 
 struct vp_msg;
@@ -349,6 +366,16 @@ bool vsrv_retired(void);
 void vsrv_note_dirty(const struct mount *m, const char *vpath);
 /* The serving process: m is committed; its files have no uncommitted write. */
 void vsrv_note_committed(const struct mount *m);
+/* m has a change not committed yet (sets m->dirty; noted in the shared state by the server). */
+void shield_mark_dirty(struct mount *m);
+/* This process maps the shared state srv: list it in srv->procs (ended with a crash of the program). */
+void vsrv_register(struct vsrv_shared *srv);
+/* Elected after the server of epoch dead died: what it had noted and not committed is lost (flock held). */
+void vsrv_lose_dirty(uint64_t dead);
+/* The server (pid dead) died without exit or exec: end the program's processes and this one. */
+_Noreturn void vsrv_crash_program(int32_t dead, bool changes);
+/* Does the serving process still run (a zombie, killed and not yet reaped, does not)? */
+bool vsrv_server_runs(pid_t pid);
 /* Did a server that died at or after epoch since lose writes to m's file vpath? */
 bool vsrv_file_lost(const struct mount *m, const char *vpath, uint64_t since);
 /*

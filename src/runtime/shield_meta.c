@@ -322,7 +322,7 @@ static int chmod_locked(struct mount *m, const char *vpath, mode_t mode)
 
 	if (err)
 		return shield_path_errno(m, vpath, err);
-	m->dirty = true;
+	shield_mark_dirty(m);
 	return 0;
 }
 
@@ -440,7 +440,7 @@ static int utimens_locked(struct mount *m, const char *vpath, const struct times
 		return shield_exists_errno(m, vpath);
 	if ((err = vop_set_mtime(m, vpath, ns)))
 		return shield_path_errno(m, vpath, err);
-	m->dirty = true;
+	shield_mark_dirty(m);
 	return 0;
 }
 

@@ -124,6 +124,7 @@ static enum scone_err share_map(size_t n, int fd)
 	shield_g.srv = p;
 	g_share = (struct vshare *)(void *)((struct vsrv_shared *)p + 1);
 	shield_g.share_fd = fd;
+	vsrv_register(shield_g.srv);
 	return SCONE_ERR_OK;
 }
 

@@ -56,7 +56,7 @@ static int ns_done(struct mount *m, const char *vpath, enum scone_err err)
 	int e = 0;
 
 	if (!err)
-		m->dirty = true;
+		shield_mark_dirty(m);
 	else
 		e = shield_path_errno(m, vpath, err);
 	shield_leave();

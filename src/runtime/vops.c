@@ -302,7 +302,6 @@ enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off
 			size_t k = n - done < VP_MAX_DATA ? n - done : VP_MAX_DATA;
 			err = file_call(s, VP_PWRITE, off + done, 0, (const uint8_t *)buf + done, k, NULL,
 					&again);
-			s->unsynced |= !err && !again; /* in the server's memory until it commits */
 			done += k;
 			if (!err && !again)
 				*written = done; /* the frames before a failed one are in the file */
@@ -331,7 +330,6 @@ enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at
 					     "an append of %zu bytes to a shared volume (at most %u)", n,
 					     VP_MAX_DATA);
 		err = file_call(s, VP_APPEND, 0, 0, buf, n, NULL, &again);
-		s->unsynced |= !err && !again;
 		if (!again) {
 			if (!err) {
 				*at = t_a.a;
@@ -354,7 +352,6 @@ enum scone_err vop_ftruncate(struct sfd *s, uint64_t size)
 	while (served() && again) {
 		again = false;
 		err = file_call(s, VP_FTRUNCATE, size, 0, NULL, 0, NULL, &again);
-		s->unsynced |= !err && !again;
 		if (!again)
 			return err;
 	}

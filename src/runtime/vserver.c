@@ -41,6 +41,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "lib/log.h"
 #include "runtime/vproto.h"
 
 /* ---- state ---- */
@@ -104,109 +105,6 @@ void vsrv_retire(void)
 		__atomic_store_n(&g_srv->retired_epoch, g_epoch, __ATOMIC_RELEASE);
 		g_srv->pid = 0; /* no one waits to join a server on its way out */
 	}
-}
-
-/* ---- files with writes a server may lose (struct vsrv_shared) ---- */
-
-/* The file's identity across processes: its mount and volume path (FNV-1a). */
-static uint64_t file_id(const char *vpath)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (const unsigned char *c = (const unsigned char *)vpath; *c; c++)
-		h = (h ^ *c) * 0x100000001b3ULL;
-	return h;
-}
-
-static uint64_t mount_bit(size_t mount)
-{
-	return 1ULL << (mount < 63 ? mount : 63);
-}
-
-void vsrv_note_dirty(const struct mount *m, const char *vpath)
-{
-	uint32_t mount = (uint32_t)shield_mount_index(m), n;
-	uint64_t id = file_id(vpath);
-
-	if (!g_srv || g_role != VR_SERVER)
-		return;
-	n = g_srv->n_dirty;
-	for (uint32_t i = 0; i < n; i++)
-		if (g_srv->dirty[i].id == id && g_srv->dirty[i].mount == mount)
-			return;
-	if (n == VSRV_DIRTY_MAX) {
-		g_srv->dirty_overflow |= mount_bit(mount);
-		return;
-	}
-	g_srv->dirty[n] = (struct vsrv_file){.id = id, .mount = mount};
-	__atomic_store_n(&g_srv->n_dirty, n + 1, __ATOMIC_RELEASE);
-}
-
-void vsrv_note_committed(const struct mount *m)
-{
-	uint32_t mount = (uint32_t)shield_mount_index(m), n = 0;
-
-	if (!g_srv || g_role != VR_SERVER)
-		return;
-	for (uint32_t i = 0; i < g_srv->n_dirty; i++)
-		if (g_srv->dirty[i].mount != mount)
-			g_srv->dirty[n++] = g_srv->dirty[i];
-	__atomic_store_n(&g_srv->n_dirty, n, __ATOMIC_RELEASE);
-	if (mount < 63)
-		g_srv->dirty_overflow &= ~mount_bit(mount);
-}
-
-/* Elected after the server of epoch dead: what it had noted and not committed is lost (flock held). */
-static void lose_dirty(uint64_t dead)
-{
-	uint32_t n = g_srv->n_lost;
-
-	for (uint32_t i = 0; i < g_srv->n_dirty; i++) {
-		if (n == VSRV_LOST_MAX) {
-			g_srv->dirty_overflow |= 1;
-			break;
-		}
-		g_srv->lost[n] = g_srv->dirty[i];
-		g_srv->lost[n++].epoch = dead;
-	}
-	if (g_srv->dirty_overflow && (!g_srv->lost_all_epoch || g_srv->lost_all_epoch > dead))
-		g_srv->lost_all_epoch = dead;
-	__atomic_store_n(&g_srv->n_lost, n, __ATOMIC_RELEASE);
-	g_srv->n_dirty = 0;
-	g_srv->dirty_overflow = 0;
-}
-
-bool vsrv_file_lost(const struct mount *m, const char *vpath, uint64_t since)
-{
-	uint32_t mount = (uint32_t)shield_mount_index(m), n;
-	uint64_t id = file_id(vpath);
-
-	if (!g_srv)
-		return false;
-	if (g_srv->lost_all_epoch && g_srv->lost_all_epoch >= since)
-		return true;
-	n = __atomic_load_n(&g_srv->n_lost, __ATOMIC_ACQUIRE);
-	for (uint32_t i = 0; i < n; i++)
-		if (g_srv->lost[i].id == id && g_srv->lost[i].mount == mount && g_srv->lost[i].epoch >= since)
-			return true;
-	return false;
-}
-
-bool vsrv_file_loss_unseen(const struct mount *m, const char *vpath)
-{
-	uint32_t mount, n;
-	uint64_t id;
-	bool unseen = false;
-
-	if (!g_srv || !(n = __atomic_load_n(&g_srv->n_lost, __ATOMIC_ACQUIRE)))
-		return false;
-	mount = (uint32_t)shield_mount_index(m);
-	id = file_id(vpath);
-	for (uint32_t i = 0; i < n; i++)
-		if (g_srv->lost[i].id == id && g_srv->lost[i].mount == mount &&
-		    __atomic_exchange_n(&g_srv->lost[i].seen, 1, __ATOMIC_ACQ_REL) == 0)
-			unseen = true;
-	return unseen;
 }
 
 bool vsrv_own_fd(int fd)
@@ -279,7 +177,7 @@ static enum scone_err open_handle(struct vconn *c, struct mount *m, const struct
 	c->open[i] = s;
 	m->open_count++;
 	if (q->a & (SCONE_VF_CREAT | SCONE_VF_TRUNC))
-		m->dirty = true;
+		shield_mark_dirty(m);
 	*h = i + 1;
 	return SCONE_ERR_OK;
 }
@@ -306,13 +204,13 @@ static enum scone_err file_op(struct vconn *c, const struct vp_msg *q, struct vp
 		SCONE_TRY(vop_pread(s, g_frame, (size_t)q->b, q->a, &got));
 		return scone_wbuf_put(out, g_frame, got);
 	case VP_PWRITE:
-		s->m->dirty = true;
+		shield_mark_dirty(s->m);
 		return vop_pwrite(s, q->data, q->data_size, q->a, &got);
 	case VP_APPEND:
-		s->m->dirty = true;
+		shield_mark_dirty(s->m);
 		return vop_append(s, q->data, q->data_size, &a->a, &got);
 	case VP_FTRUNCATE:
-		s->m->dirty = true;
+		shield_mark_dirty(s->m);
 		return vop_ftruncate(s, q->a);
 	case VP_FSTAT:
 		a->has_st = true;
@@ -357,7 +255,7 @@ static enum scone_err path_op(struct mount *m, const struct vp_msg *q, struct vp
 		break;
 	}
 	if (!err)
-		m->dirty = true;
+		shield_mark_dirty(m);
 	return err;
 }
 
@@ -702,6 +600,7 @@ void vsrv_fork_child(void)
 	g_conn = g_fork_peer;
 	g_fork_peer = -1;
 	g_role = VR_CLIENT;
+	vsrv_register(g_srv);
 	if (g_conn >= 0)
 		(void)SYS(fcntl)(g_conn, F_SETFD, FD_CLOEXEC);
 }
@@ -773,17 +672,37 @@ static enum scone_err takeover(void)
 
 	if (lfd < 0)
 		return scone_err_set(SCONE_ERR_IO, "volume server gone, and no election lock");
-	/* A server just elected may itself be on its way out: elect again (a few times). */
-	for (int round = 0; round < 20; round++) {
+	/*
+	 * A server just elected may itself be on its way out: elect again. A
+	 * server that runs and does not answer yet (one exec'd in place of the
+	 * last, still starting; one that dies) is asked again for up to 2 s.
+	 */
+	for (int round = 0; round < 200; round++) {
 		while (SYS(flock)(lfd, LOCK_EX) != 0 && errno == EINTR)
 			;
-		if (g_srv->epoch != g_epoch && g_srv->pid > 0 && kill(g_srv->pid, 0) == 0) {
+		/*
+		 * A server runs: a new one elected by another process, or the one
+		 * this process knew, whose connection alone is gone. Join it: two
+		 * servers of one volume would overwrite each other's commits.
+		 */
+		if (g_srv->pid > 0 && g_srv->pid != getpid() && vsrv_server_runs(g_srv->pid)) {
+			if (g_srv->epoch == g_epoch)
+				scone_info(
+				    "volume server (pid %d): the connection to it broke; joining it again",
+				    (int)g_srv->pid);
 			err = join();
 		} else {
 			if (g_conn >= 0)
 				SYS(close)(g_conn), g_conn = -1;
-			if (g_srv->retired_epoch != g_srv->epoch)
-				lose_dirty(g_srv->epoch);
+			if (g_srv->retired_epoch != g_srv->epoch) {
+				bool changes = g_srv->changed || g_srv->n_dirty || g_srv->dirty_overflow;
+				int32_t dead = g_srv->pid;
+				vsrv_lose_dirty(g_srv->epoch);
+				g_srv->changed = 0;
+				g_srv->pid = 0; /* a process that outlives the crash serves without another */
+				if (dead > 0)
+					vsrv_crash_program(dead, changes);
+			}
 			err = shield_reopen_volumes();
 			if (!err)
 				err = vsrv_serve(g_srv, false);

@@ -280,8 +280,8 @@ elif sys.argv[1] == "daemoncheck":
     print("DAEMON=%s,%d,%s" % (open(d + "/before.txt").read().strip(), len(open(d + "/daemon.txt").read().split("\n")) - 1,
                                open(d + "/worker.txt").read().strip()))
 elif sys.argv[1] == "killserver":
-    # The process serving the volume is killed while its children write: one of them takes over.
-    # What was synced before stays; the children go on where they were.
+    # The process serving the volume is killed while its children sleep between synced writes:
+    # the program has crashed. What was synced before stays; the children end.
     import signal, time
     open(d + "/ks-parent.txt", "w").write("committed before the fork\n")
     r, w = os.pipe()
@@ -307,11 +307,11 @@ elif sys.argv[1] == "killserver":
         synced += os.read(r, 3)
     os.kill(os.getpid(), signal.SIGKILL)
 elif sys.argv[1] == "lostwb":
-    # X writes a file through the server and does not sync; the server is killed.
-    # Z opens the file after that and fsyncs first: the loss nobody reported yet is
-    # reported to it (EIO). Y, which had the file open before, fsyncs next: EIO too,
-    # once. As a kernel reports a failed writeback (PostgreSQL: a backend writes a
-    # WAL page, another opens the segment later only to flush it).
+    # The server is killed while it holds a write it acknowledged and did not commit:
+    # the program has crashed. X wrote without syncing and waits on a pipe; Y has the
+    # file open and waits on a pipe (PostgreSQL's walwriter waiting on a lock a dead
+    # backend held); Z, after the kill, fsyncs. Z's fsync finds the server gone and
+    # ends them all, itself too, before anyone can acknowledge anything past the loss.
     import errno, signal, time
     out = os.path.dirname(d) + "/lostwb"  # host files: the test reads them
     with open(d + "/wal.bin", "wb") as f:
@@ -321,40 +321,53 @@ elif sys.argv[1] == "lostwb":
     parent = os.getpid()
     r1, w1 = os.pipe()
     r2, w2 = os.pipe()
-    def fsync_result(fd):
-        try:
-            os.fsync(fd)
-            return "ok"
-        except OSError as e:
-            return errno.errorcode[e.errno]
+    hold_r, hold_w = os.pipe()  # nobody writes: X and Y block on it for ever
     def report(name, text):
         open(out + "." + name + ".tmp", "w").write(text)
         os.rename(out + "." + name + ".tmp", out + "." + name)
-    if os.fork() == 0:  # Y: has the file open, writes nothing
+    if os.fork() == 0:  # Y: has the file open, writes nothing, blocks
         fd = os.open(d + "/wal.bin", os.O_RDWR)
+        report("ypid", str(os.getpid()))
         os.write(w2, b"y")
-        while not os.path.exists(out + ".z"):
-            time.sleep(0.01)
-        first = fsync_result(fd)
-        report("y", "%s,%s" % (first, fsync_result(fd)))
+        os.read(hold_r, 1)
+        report("y", "woke up")
         os._exit(0)
-    if os.fork() == 0:  # Z: opens the file after the kill
+    if os.fork() == 0:  # Z: fsyncs after the kill
+        report("zpid", str(os.getpid()))
         while os.getppid() == parent:
             time.sleep(0.01)
         fd = os.open(d + "/wal.bin", os.O_RDWR)
-        first = fsync_result(fd)
-        report("z", "%s,%s,%r" % (first, fsync_result(fd), os.pread(fd, 9, 100)))
+        try:
+            os.fsync(fd)
+            report("z", "ok")
+        except OSError as e:
+            report("z", errno.errorcode[e.errno])
         os._exit(0)
-    if os.fork() == 0:  # X: writes, never syncs, waits for the others
+    if os.fork() == 0:  # X: writes, never syncs, blocks
         fd = os.open(d + "/wal.bin", os.O_RDWR)
         os.pwrite(fd, b"LOSTBYTES", 100)
+        report("xpid", str(os.getpid()))
         os.write(w1, b"x")
-        while not os.path.exists(out + ".y"):
-            time.sleep(0.01)
+        os.read(hold_r, 1)
+        report("x", "woke up")
         os._exit(0)
     os.read(r1, 1)
     os.read(r2, 1)
     os.kill(os.getpid(), signal.SIGKILL)
+elif sys.argv[1] == "osync":
+    # Writes through O_DSYNC and O_SYNC descriptions are durable when they return;
+    # a plain write is not (until a sync point). Then the process is killed.
+    import signal
+    for name, flag in (("dsync", os.O_DSYNC), ("sync", os.O_SYNC), ("plain", 0)):
+        fd = os.open(d + "/%s.txt" % name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | flag, 0o600)
+        os.write(fd, b"durable " + name.encode())
+    os.kill(os.getpid(), signal.SIGKILL)
+elif sys.argv[1] == "osynccheck":
+    print("OSYNC=%s" % ",".join(repr(open(d + "/%s.txt" % n).read()) if os.path.exists(d + "/%s.txt" % n)
+                                else "missing" for n in ("dsync", "sync", "plain")))
+elif sys.argv[1] == "lostcheck":
+    fd = os.open(d + "/wal.bin", os.O_RDWR)
+    print("LOSTWB=%r,%d" % (os.pread(fd, 9, 100), os.fstat(fd).st_size))
 elif sys.argv[1] == "killcheck":
     print("KILLED=%s,%s" % (open(d + "/ks-parent.txt").read().strip(),
                             ",".join(str(len(open(d + "/ks-%d.txt" % k).read().split("\n")) - 1) for k in range(3))))
@@ -528,28 +541,58 @@ case_server_gone() {
 	sleep 0.5 # it exits (and commits) right after
 	expect_ok scone run --config-id vol/py -- "$PY" daemoncheck
 	grep -qx "DAEMON=written before daemonizing,200,from the worker" "$OUT" || { show_output; fail "daemon pattern"; }
-	# The serving process killed by SIGKILL while three children write and fsync.
+	# The serving process killed by SIGKILL (with everything committed) while three children
+	# sleep between synced writes: a crash of the program. The first child to write again
+	# ends the others and itself; what they synced is there.
 	run_cmd scone run --config-id vol/py -- "$PY" killserver
 	[ "$RC" -eq 137 ] || { show_output; fail "killserver: expected the parent killed (137), got $RC"; }
 	n=0
-	while [ "$(ls "$CASE_DIR"/ks-done-* 2>/dev/null | wc -l)" -lt 3 ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
-	sleep 0.5 # the last of them commits as it exits
+	while [ $n -lt 300 ] && ! grep -q "the program has crashed" "$ERR"; do sleep 0.1; n=$((n + 1)); done
+	grep -q "died without exiting (nothing was uncommitted): the program has crashed" "$ERR" ||
+		{ show_output; fail "no crash after the server was killed"; }
+	sleep 0.5
+	[ -z "$(ls "$CASE_DIR"/ks-done-* 2>/dev/null)" ] || fail "a child went on after the program crashed"
 	expect_ok scone run --config-id vol/py -- "$PY" killcheck
-	grep -qx "KILLED=committed before the fork,100,100,100" "$OUT" || { show_output; fail "children after the server was killed"; }
+	grep -qx "KILLED=committed before the fork,1,1,1" "$OUT" || { show_output; fail "children after the server was killed"; }
 	if grep -rqa "k[0-9] line" "$CASE_DIR/data"; then fail "plaintext on disk"; fi
 }
 
-# A write acknowledged by the serving process and lost when it is killed makes
-# the next fsync of every description of that file fail, not only the writer's:
-# PostgreSQL's backends write WAL pages that another process fsyncs.
+# The serving process killed while it holds a write it acknowledged and had
+# not committed: a crash of the whole program. The first process to notice
+# ends every other one (also those blocked outside the runtime) and itself,
+# before any of them can acknowledge anything past the lost write (PostgreSQL:
+# a backend writes a WAL page, another flushes the segment past it).
 case_lost_writeback() {
-	local n=0
+	local n=0 alive p
 	start
 	run_cmd scone run --config-id vol/py -- "$PY" lostwb
 	[ "$RC" -eq 137 ] || { show_output; fail "lostwb: expected the parent killed (137), got $RC"; }
-	while [ ! -e "$CASE_DIR/lostwb.y" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
-	assert_eq "EIO,ok,b'.........'" "$(cat "$CASE_DIR/lostwb.z" 2>/dev/null)" "fsync of a file opened after another process's write to it was lost"
-	assert_eq "EIO,ok" "$(cat "$CASE_DIR/lostwb.y" 2>/dev/null)" "fsync of a description open when another process's write to the file was lost"
+	while [ $n -lt 300 ]; do
+		alive=""
+		for p in x y z; do
+			[ -s "$CASE_DIR/lostwb.${p}pid" ] && kill -0 "$(cat "$CASE_DIR/lostwb.${p}pid")" 2>/dev/null && alive="$alive $p"
+		done
+		[ -z "$alive" ] && break
+		sleep 0.1
+		n=$((n + 1))
+	done
+	[ -z "$alive" ] || { kill -9 $(cat "$CASE_DIR"/lostwb.?pid) 2>/dev/null; fail "processes of the crashed program still running:$alive"; }
+	for p in x y z; do
+		[ ! -e "$CASE_DIR/lostwb.$p" ] || fail "process $p went on after the crash: $(cat "$CASE_DIR/lostwb.$p")"
+	done
+	grep -q "died with changes it had not committed: the program has crashed" "$ERR" ||
+		{ show_output; fail "no message about the crash"; }
+	expect_ok scone run --config-id vol/py -- "$PY" lostcheck
+	grep -qx "LOSTWB=b'.........',200" "$OUT" || { show_output; fail "the volume after the crash"; }
+}
+
+# O_SYNC / O_DSYNC writes are committed before they return, as the kernel's synchronous I/O.
+case_osync() {
+	start
+	run_cmd scone run --config-id vol/py -- "$PY" osync
+	[ "$RC" -eq 137 ] || { show_output; fail "osync: expected the process killed (137), got $RC"; }
+	expect_ok scone run --config-id vol/py -- "$PY" osynccheck
+	grep -qxF "OSYNC='durable dsync','durable sync',missing" "$OUT" || { show_output; fail "O_DSYNC/O_SYNC writes after a kill"; }
 }
 
 case_fspf_env() {
@@ -682,8 +725,9 @@ C
 run_case "runtime volume: a directory restored to an older copy: only the owner accepts it (show, accept, audited)" case_accept
 run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_range, mmap, fdopen on shielded fds" case_fdapi
 run_case "runtime volume: forked children keep working on the volume (shared fds and offsets, four concurrent writers)" case_fork
-run_case "runtime volume: the process holding the volume goes (daemon(3), SIGKILL): the others take over, nothing synced is lost" case_server_gone
-run_case "runtime volume: a write lost with the killed server fails the next fsync of every description of the file" case_lost_writeback
+run_case "runtime volume: the process holding the volume goes: through _exit (daemon(3)) the others take over; killed, the program crashes; nothing synced is lost" case_server_gone
+run_case "runtime volume: writes through O_SYNC and O_DSYNC survive a kill right after them; a plain write does not" case_osync
+run_case "runtime volume: the server killed with a write it had not committed: every process of the program ends, the volume opens as synced" case_lost_writeback
 run_case "runtime volume: an fspf made with scone fspf, given by SCONE_FSPF/KEY/TAG without CAS" case_fspf_env
 run_case "runtime volume: sqlite3 database on an encrypted volume" case_sqlite
 run_case "runtime volume: liburing and libaio are refused at setup (-ENOSYS) while volumes are mounted" case_async_libraries
