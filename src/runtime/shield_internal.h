@@ -319,6 +319,7 @@ struct vsrv_shared {
 	uint64_t epoch; /* a new server, a new epoch */
 	int32_t pid;	/* the serving process */
 	int32_t pad;
+	uint64_t pid_start;	 /* its start time: a later holder of its pid is not it */
 	char name[64];		 /* its listening socket (abstract) */
 	uint8_t token[32];	 /* a joining process proves with it that it is the program's */
 	uint64_t retired_epoch;	 /* the last server that left after its final commit (vsrv_retire) */
@@ -376,6 +377,8 @@ void vsrv_lose_dirty(uint64_t dead);
 _Noreturn void vsrv_crash_program(int32_t dead, bool changes);
 /* Does the serving process still run (a zombie, killed and not yet reaped, does not)? */
 bool vsrv_server_runs(pid_t pid);
+/* A process's start time (/proc/PID/stat), 0 when it cannot be read. */
+uint64_t vsrv_proc_start(pid_t pid);
 /* Did a server that died at or after epoch since lose writes to m's file vpath? */
 bool vsrv_file_lost(const struct mount *m, const char *vpath, uint64_t since);
 /*

@@ -226,7 +226,7 @@ static bool decide_role(const struct scone_handover *h)
 		return true;
 	while (SYS(flock)(lfd, LOCK_EX) != 0 && errno == EINTR)
 		;
-	if (shield_g.srv->pid > 0 && shield_g.srv->pid != getpid() && kill(shield_g.srv->pid, 0) == 0 &&
+	if (shield_g.srv->pid > 0 && shield_g.srv->pid != getpid() && vsrv_server_runs(shield_g.srv->pid) &&
 	    vsrv_join(shield_g.srv) == SCONE_ERR_OK)
 		hold = false;
 	scone_err_clear();

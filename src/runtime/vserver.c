@@ -488,6 +488,7 @@ enum scone_err vsrv_serve(struct vsrv_shared *srv, bool fresh)
 	if (fresh && (err = scone_random(g_srv->token, sizeof(g_srv->token))))
 		return err;
 	g_epoch = ++g_srv->epoch;
+	g_srv->pid_start = vsrv_proc_start(getpid());
 	g_srv->pid = getpid();
 	if (pthread_create(&g_thread, NULL, serve, NULL) != 0)
 		return scone_err_set(SCONE_ERR_NOMEM, "volume server: no thread");

@@ -100,13 +100,17 @@ void vsrv_lose_dirty(uint64_t dead)
 
 /* ---- the program's processes, ended together when a server dies with changes (struct vsrv_shared) ---- */
 
-/* The start time of a process (field 22 of /proc/PID/stat), 0 when it cannot be read. */
-static uint64_t proc_start(pid_t pid)
+/*
+ * A process's state letter (field 3 of /proc/PID/stat) and start time
+ * (field 22, clock ticks since boot): 0 and 0 when it cannot be read.
+ */
+static uint64_t proc_stat(pid_t pid, char *state)
 {
 	char path[64], buf[512], *p;
 	ssize_t n;
 	int fd, field;
 
+	*state = 0;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	if ((fd = SYS(open)(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return 0;
@@ -117,34 +121,38 @@ static uint64_t proc_start(pid_t pid)
 		return 0;
 	buf[n] = 0;
 	/* the name (field 2) may hold spaces and parentheses: count from the last ')' (field 3 follows) */
-	if (!(p = strrchr(buf, ')')))
+	if (!(p = strrchr(buf, ')')) || p[1] != ' ')
 		return 0;
+	*state = p[2];
 	for (field = 2; *p && field < 22; p++)
 		if (*p == ' ')
 			field++;
 	return field == 22 ? strtoull(p, NULL, 10) : 0;
 }
 
-/* Does the serving process still run (a zombie, killed and not yet reaped, does not)? */
+uint64_t vsrv_proc_start(pid_t pid)
+{
+	char state;
+
+	return proc_stat(pid, &state);
+}
+
+/*
+ * Does the serving process still run? Not when it is gone, a zombie (killed,
+ * not yet reaped), or its pid is another process's now (its start time
+ * differs from the one the server noted).
+ */
 bool vsrv_server_runs(pid_t pid)
 {
-	char path[64], buf[256], *p;
-	ssize_t n;
-	int fd;
+	char state;
+	uint64_t start;
 
 	if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH))
 		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((fd = SYS(open)(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return true;
-	while ((n = SYS(read)(fd, buf, sizeof(buf) - 1)) < 0 && errno == EINTR)
-		;
-	SYS(close)(fd);
-	if (n <= 0)
-		return n < 0;
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	return !p || (p[1] == ' ' && p[2] != 'Z' && p[2] != 'X');
+	start = proc_stat(pid, &state);
+	if (!start)
+		return true; /* no /proc: alive as far as can be told */
+	return state != 'Z' && state != 'X' && (!shield_g.srv->pid_start || start == shield_g.srv->pid_start);
 }
 
 /* Is slot i a process that is gone (or a pid another process took since)? */
@@ -152,13 +160,13 @@ static bool proc_gone(const struct vsrv_proc *e)
 {
 	if (e->pid <= 0 || (kill(e->pid, 0) != 0 && errno == ESRCH))
 		return true;
-	return proc_start(e->pid) != e->start; /* alive (or another user's): still the one listed? */
+	return vsrv_proc_start(e->pid) != e->start; /* alive (or another user's): still the one listed? */
 }
 
 void vsrv_register(struct vsrv_shared *srv)
 {
 	int32_t pid = (int32_t)getpid(), none = 0;
-	uint64_t start = proc_start(pid);
+	uint64_t start = vsrv_proc_start(pid);
 
 	if (!srv || !start)
 		return; /* without /proc it cannot be told from a later holder of its pid: not ended by a
@@ -204,7 +212,7 @@ _Noreturn void vsrv_crash_program(int32_t dead, bool changes)
 		int32_t pid = __atomic_load_n(&e->pid, __ATOMIC_ACQUIRE);
 		if (pid <= 0 || pid == self || pid == dead)
 			continue;
-		if (proc_start(pid) == __atomic_load_n(&e->start, __ATOMIC_ACQUIRE) &&
+		if (vsrv_proc_start(pid) == __atomic_load_n(&e->start, __ATOMIC_ACQUIRE) &&
 		    kill(pid, SIGKILL) == 0)
 			ended++;
 	}
