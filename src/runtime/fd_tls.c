@@ -407,13 +407,15 @@ static bool is_nb(int *nb, int fd)
 	return *nb == 1;
 }
 
-/* Wait for the kernel (lock not held): 0, or -1 with errno (EINTR). */
+/* Wait for the kernel (lock not held): 0, or -1 with errno (EINTR; EAGAIN when timeout_ms ran out). */
 static int wait_for(int fd, short events, int timeout_ms)
 {
 	struct pollfd p = {.fd = fd, .events = events};
 	int r = SYS(poll)(&p, 1, timeout_ms);
 
-	return r < 0 ? -1 : 0;
+	if (r == 0)
+		errno = EAGAIN;
+	return r > 0 ? 0 : -1;
 }
 
 /*
@@ -424,16 +426,12 @@ static int wait_blocking(int fd, short events, int opt)
 {
 	struct timeval tv = {0};
 	socklen_t len = sizeof(tv);
-	struct pollfd p = {.fd = fd, .events = events};
-	int ms = -1, r;
+	int ms = -1;
 
 	if (getsockopt(fd, SOL_SOCKET, opt, &tv, &len) == 0 && (tv.tv_sec || tv.tv_usec))
 		ms = tv.tv_sec > INT32_MAX / 1000 - 1 ? INT32_MAX
 						      : (int)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
-	r = SYS(poll)(&p, 1, ms);
-	if (r == 0)
-		errno = EAGAIN;
-	return r > 0 ? 0 : -1;
+	return wait_for(fd, events, ms);
 }
 
 static bool enter(struct tls_conn *c, int fd)

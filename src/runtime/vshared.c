@@ -67,14 +67,14 @@ void vsrv_note_committed(const struct mount *m)
 
 	if (!shield_g.srv || vsrv_role() != VR_SERVER)
 		return;
-	if (mount < 63)
-		__atomic_and_fetch(&shield_g.srv->changed, ~mount_bit(mount), __ATOMIC_ACQ_REL);
 	for (uint32_t i = 0; i < shield_g.srv->n_dirty; i++)
 		if (shield_g.srv->dirty[i].mount != mount)
 			shield_g.srv->dirty[n++] = shield_g.srv->dirty[i];
 	__atomic_store_n(&shield_g.srv->n_dirty, n, __ATOMIC_RELEASE);
-	if (mount < 63)
+	if (mount < 63) { /* bit 63 stands for every other mount: kept until they are all committed */
+		__atomic_and_fetch(&shield_g.srv->changed, ~mount_bit(mount), __ATOMIC_ACQ_REL);
 		shield_g.srv->dirty_overflow &= ~mount_bit(mount);
+	}
 }
 
 /* Elected after the server of epoch dead: what it had noted and not committed is lost (flock held). */
@@ -168,9 +168,9 @@ void vsrv_register(struct vsrv_shared *srv)
 	int32_t pid = (int32_t)getpid(), none = 0;
 	uint64_t start = vsrv_proc_start(pid);
 
+	/* without /proc it cannot be told from a later holder of its pid: it is not ended by a crash */
 	if (!srv || !start)
-		return; /* without /proc it cannot be told from a later holder of its pid: not ended by a
-			   crash */
+		return;
 	for (int round = 0; round < 2; round++)
 		for (size_t i = 0; i < VSRV_PROCS_MAX; i++) {
 			struct vsrv_proc *e = &srv->procs[i];
@@ -210,10 +210,9 @@ _Noreturn void vsrv_crash_program(int32_t dead, bool changes)
 	for (size_t i = 0; i < VSRV_PROCS_MAX; i++) {
 		struct vsrv_proc *e = &shield_g.srv->procs[i];
 		int32_t pid = __atomic_load_n(&e->pid, __ATOMIC_ACQUIRE);
-		if (pid <= 0 || pid == self || pid == dead)
+		if (pid <= 0 || pid == self || pid == dead || proc_gone(e))
 			continue;
-		if (vsrv_proc_start(pid) == __atomic_load_n(&e->start, __ATOMIC_ACQUIRE) &&
-		    kill(pid, SIGKILL) == 0)
+		if (kill(pid, SIGKILL) == 0)
 			ended++;
 	}
 	scone_error(
