@@ -144,6 +144,11 @@ enum scone_err scone_wbuf_u64(struct scone_wbuf *w, uint64_t v)
 	return scone_wbuf_put(w, b, 8);
 }
 
+enum scone_err scone_wbuf_reserve(struct scone_wbuf *w, size_t size)
+{
+	return size <= w->cap ? SCONE_ERR_OK : grow(w, size);
+}
+
 void scone_wbuf_free(struct scone_wbuf *w)
 {
 	if (w->data && w->secret)

@@ -43,6 +43,8 @@ struct scone_wbuf {
 };
 
 void scone_wbuf_init(struct scone_wbuf *w, size_t max, int secret);
+/* Room for size bytes in all (one allocation for what is about to be put). */
+SCONE_MUST_CHECK enum scone_err scone_wbuf_reserve(struct scone_wbuf *w, size_t size);
 SCONE_MUST_CHECK enum scone_err scone_wbuf_put(struct scone_wbuf *w, const void *data, size_t n);
 SCONE_MUST_CHECK enum scone_err scone_wbuf_u8(struct scone_wbuf *w, uint8_t v);
 SCONE_MUST_CHECK enum scone_err scone_wbuf_u16(struct scone_wbuf *w, uint16_t v);

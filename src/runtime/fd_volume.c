@@ -52,36 +52,28 @@ int shield_open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 	struct scone_vstat st;
 	struct sfd *s;
 	enum scone_err err;
-	int fd;
+	bool opened;
+	int fd, v;
 
 	if (flags & O_DIRECT)
 		return shield_fail(EINVAL);
 	if ((flags & O_TMPFILE) == O_TMPFILE)
 		return shield_fail(EOPNOTSUPP);
-	err = vop_stat(m, vpath, &st);
-	if (!err && st.is_dir) {
-		if ((flags & O_CREAT) && (flags & O_EXCL))
-			return shield_fail(EEXIST);
-		if (acc != O_RDONLY || (flags & O_CREAT))
-			return shield_fail(EISDIR);
-	} else if (!err && (flags & O_DIRECTORY)) {
-		return shield_fail(ENOTDIR);
-	} else if (err && (err != SCONE_ERR_NOT_FOUND || !(flags & O_CREAT) || (flags & O_DIRECTORY))) {
-		return shield_fail(shield_path_errno(m, vpath, err));
-	}
 	if (!(s = calloc(1, sizeof(*s))))
 		return shield_fail(ENOMEM);
 	s->m = m;
 	s->flags = flags;
 	snprintf(s->vpath, sizeof(s->vpath), "%s", vpath);
-	if (err || !st.is_dir) {
-		if ((err = vop_open(s, vpath, shield_vf_flags(flags), (uint32_t)(mode & 07777)))) {
-			free(s);
-			return shield_fail(shield_path_errno(m, vpath, err));
-		}
-		if ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY))
-			shield_mark_dirty(m);
+	if ((err = vop_open_path(s, vpath, flags, (uint32_t)(mode & 07777), &st, &opened))) {
+		free(s);
+		return shield_fail(shield_path_errno(m, vpath, err));
 	}
+	if (!opened && (v = vop_open_verdict(SCONE_ERR_OK, &st, flags)) != VOP_OPEN_DIR) {
+		free(s);
+		return shield_fail(v);
+	}
+	if (opened && ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY)))
+		shield_mark_dirty(m);
 	fdtab_desc_init(&s->base, &shield_volume_kind);
 	if ((fd = reserve_fd(flags)) < 0 || !fdtab_note(&s->base, fd) || !fdtab_install(fd, &s->base)) {
 		int e = errno;

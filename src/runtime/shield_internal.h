@@ -44,6 +44,7 @@
 #include "runtime/inject.h"
 #include "runtime/shield.h"
 #include "runtime/sys.h"
+#include "runtime/vcache.h"
 #include "volume/volume.h"
 
 #define SHIELD_FD_MAX 16384
@@ -107,6 +108,8 @@ struct sfd {
 	bool reopen;   /* reload: to be opened again in the new volume */
 	bool stale;    /* reload: another process removed the file (ESTALE) */
 	bool lost;     /* a server died before committing writes to the file: the next fsync reports EIO */
+	bool has_fid;  /* fid is known: the file's key in the shared read cache (vcache.h) */
+	uint8_t fid[16];
 };
 
 extern const struct fd_kind shield_volume_kind;
@@ -250,6 +253,17 @@ int shield_exists(struct mount *m, const char *vpath);
 SCONE_MUST_CHECK enum scone_err vop_stat(struct mount *m, const char *vpath, struct scone_vstat *st);
 /* Open the file vpath into s (s->m set): s->file, and s->f or s->rh. */
 SCONE_MUST_CHECK enum scone_err vop_open(struct sfd *s, const char *vpath, unsigned vf, uint32_t mode);
+/* open(2)'s decision for a path of status st (stat_err when it has none): an errno, or one of these. */
+enum { VOP_OPEN_FILE = 0, VOP_OPEN_DIR = -1, VOP_OPEN_STAT_ERR = -2 };
+int vop_open_verdict(enum scone_err stat_err, const struct scone_vstat *st, int flags);
+/*
+ * Look vpath up and open it as open(2) with flags would: *opened when a
+ * file was opened (st: its status where served, else unset); otherwise st
+ * is the path's status (a directory, or vop_open_verdict's errno). One
+ * request where served.
+ */
+SCONE_MUST_CHECK enum scone_err vop_open_path(struct sfd *s, const char *vpath, int flags, uint32_t mode,
+					      struct scone_vstat *st, bool *opened);
 void vop_close(struct sfd *s);
 SCONE_MUST_CHECK enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got);
 /* *written: the bytes of buf now in the file (all on success; on an error, as a short write). */
@@ -258,6 +272,9 @@ SCONE_MUST_CHECK enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_
 SCONE_MUST_CHECK enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at,
 					   size_t *written);
 SCONE_MUST_CHECK enum scone_err vop_ftruncate(struct sfd *s, uint64_t size);
+/* The server: what it answered a client goes to the shared read cache (vcache.h). */
+void vop_cache_stat(struct sfd *s, const struct scone_vstat *st);
+void vop_cache_data(struct sfd *s, uint64_t off, const uint8_t *data, size_t n);
 SCONE_MUST_CHECK enum scone_err vop_fstat(const struct sfd *s, struct scone_vstat *st);
 SCONE_MUST_CHECK enum scone_err vop_mkdir(struct mount *m, const char *vpath, uint32_t mode);
 SCONE_MUST_CHECK enum scone_err vop_remove(struct mount *m, const char *vpath, bool dir);
@@ -356,6 +373,8 @@ void vsrv_use_conn(struct vsrv_shared *srv, int fd);
  */
 SCONE_MUST_CHECK enum scone_err vsrv_call(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out,
 					  bool *again);
+/* A request without an answer (VP_CLOSE_NO_ANSWER); a gone server is not an error worth more. */
+SCONE_MUST_CHECK enum scone_err vsrv_send(const struct vp_msg *q);
 SCONE_MUST_CHECK enum scone_err vsrv_call_fd(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out,
 					     int pass_fd);
 /* Join the server through its listening socket (lock held): a client from now on. */

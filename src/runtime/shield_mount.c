@@ -103,7 +103,8 @@ static struct vshare *g_share;
 static enum scone_err share_map(size_t n, int fd)
 {
 	REAL(close);
-	size_t size = (sizeof(struct vsrv_shared) + n * sizeof(struct vshare) + 4095) & ~(size_t)4095;
+	size_t head = (sizeof(struct vsrv_shared) + n * sizeof(struct vshare) + 4095) & ~(size_t)4095;
+	size_t size = (head + vcache_size() + 4095) & ~(size_t)4095;
 	struct stat st;
 	void *p;
 
@@ -121,8 +122,11 @@ static enum scone_err share_map(size_t n, int fd)
 		real_close(fd);
 		return scone_err_set(scone_err_from_errno(e), "volumes: shared state: %s", strerror(e));
 	}
+	/* The read cache holds plaintext: never in a core dump (docs/runtime.md). */
+	(void)madvise(p, size, MADV_DONTDUMP);
 	shield_g.srv = p;
 	g_share = (struct vshare *)(void *)((struct vsrv_shared *)p + 1);
+	vcache_attach((uint8_t *)p + head);
 	shield_g.share_fd = fd;
 	vsrv_register(shield_g.srv);
 	return SCONE_ERR_OK;

@@ -56,6 +56,31 @@ static enum scone_err path_call(struct mount *m, enum vp_op op, const char *p1, 
 	return vsrv_call(&t_q, &t_a, out, again);
 }
 
+/*
+ * Give back s's handle on the server. A description opened only for
+ * reading asks for no answer: nothing of its close can fail or commit
+ * anything it wrote, and the server takes the requests of a connection in
+ * order, so the handle is closed before anything this process asks next.
+ */
+static void close_remote(struct sfd *s)
+{
+	bool again;
+
+	if (!s->rh || !served())
+		return;
+	ask(&t_q, VP_CLOSE, s->m);
+	t_q.h = s->rh;
+	s->rh = 0;
+	if ((s->flags & O_ACCMODE) == O_RDONLY) {
+		t_q.a = VP_CLOSE_NO_ANSWER;
+		if (vsrv_send(&t_q))
+			scone_err_clear(); /* the server closes what a gone connection held */
+		return;
+	}
+	if (vsrv_call(&t_q, &t_a, NULL, &again))
+		scone_err_clear();
+}
+
 /* The file's handle on the server, opened (again) by its path if it has none. */
 static enum scone_err remote_handle(struct sfd *s, bool *again)
 {
@@ -67,8 +92,20 @@ static enum scone_err remote_handle(struct sfd *s, bool *again)
 	if (s->stale)
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s was removed by another process", s->vpath);
 	err = path_call(s->m, VP_OPEN, s->vpath, NULL, vf, NULL, again);
-	if (!err && !*again)
+	if (!err && !*again) {
 		s->rh = t_a.h;
+		if (t_a.has_st && s->has_fid && memcmp(s->fid, t_a.st.file_id, sizeof(s->fid)) != 0) {
+			/* The path names another file now (renamed over): this one is gone from it. */
+			close_remote(s);
+			s->stale = true;
+			return scone_err_set(SCONE_ERR_NOT_FOUND, "%s was replaced by another process",
+					     s->vpath);
+		}
+		if (t_a.has_st) {
+			memcpy(s->fid, t_a.st.file_id, sizeof(s->fid));
+			s->has_fid = true;
+		}
+	}
 	if (err == SCONE_ERR_NOT_FOUND)
 		s->stale = true;
 	return err;
@@ -112,6 +149,94 @@ static enum scone_err local_change(void)
 	return SCONE_ERR_OK;
 }
 
+/* ---- the shared read cache (vcache.h) ---- */
+
+static unsigned mount_no(const struct mount *m)
+{
+	return (unsigned)shield_mount_index(m);
+}
+
+/* A local file's id, taken once. */
+static const uint8_t *local_fid(struct sfd *s)
+{
+	struct scone_vstat st;
+
+	if (!s->has_fid && s->f && scone_vfile_stat(s->f, &st) == SCONE_ERR_OK) {
+		memcpy(s->fid, st.file_id, sizeof(s->fid));
+		s->has_fid = true;
+	}
+	return s->has_fid ? s->fid : NULL;
+}
+
+/* Before a change to a local file is acknowledged: what the cache holds of it goes. */
+static void forget_file(struct sfd *s, uint64_t off, uint64_t n)
+{
+	const uint8_t *id;
+
+	if (!vcache_used())
+		return;
+	if ((id = local_fid(s)))
+		vcache_forget(mount_no(s->m), id, off, n);
+	else
+		vcache_forget_all();
+}
+
+/* Before a truncation of a local file: its blocks from the new end to the old. */
+static void forget_tail(struct sfd *s, uint64_t from)
+{
+	struct scone_vstat st;
+
+	if (!vcache_used())
+		return;
+	if (!local_fid(s) || scone_vfile_stat(s->f, &st) != SCONE_ERR_OK) {
+		scone_err_clear();
+		vcache_forget_all();
+		return;
+	}
+	vcache_forget(mount_no(s->m), s->fid, from, st.size > from ? st.size - from : 0);
+}
+
+/*
+ * Before a change by path (a truncation, chmod, mtime): what the cache
+ * holds of the file from byte from on, and its status.
+ */
+static void forget_path(struct mount *m, const char *vpath, uint64_t from)
+{
+	struct scone_vstat st;
+
+	if (!vcache_used())
+		return;
+	if (scone_volume_stat(m->vol, vpath, &st) != SCONE_ERR_OK) {
+		scone_err_clear();
+		return; /* nothing there to have been cached */
+	}
+	if (!st.is_dir)
+		vcache_forget(mount_no(m), st.file_id, from, st.size > from ? st.size - from : 0);
+}
+
+/* A change of the namespace: which file a path names. */
+static enum scone_err forget_names(enum scone_err err)
+{
+	vcache_forget_names();
+	return err;
+}
+
+void vop_cache_stat(struct sfd *s, const struct scone_vstat *st)
+{
+	if (local_fid(s))
+		vcache_put_stat(mount_no(s->m), s->fid, st);
+}
+
+void vop_cache_data(struct sfd *s, uint64_t off, const uint8_t *data, size_t n)
+{
+	struct scone_vstat st;
+
+	if (!local_fid(s) || scone_vfile_stat(s->f, &st))
+		return;
+	vcache_put_stat(mount_no(s->m), s->fid, &st);
+	vcache_put(mount_no(s->m), s->fid, off, data, n, st.size);
+}
+
 /* ---- path operations ---- */
 
 enum scone_err vop_stat(struct mount *m, const char *vpath, struct scone_vstat *st)
@@ -153,30 +278,31 @@ enum scone_err vop_mkdir(struct mount *m, const char *vpath, uint32_t mode)
 enum scone_err vop_remove(struct mount *m, const char *vpath, bool dir)
 {
 	PATH_OP(path_call(m, VP_REMOVE, vpath, NULL, dir, NULL, &again_),
-		dir ? scone_volume_rmdir(m->vol, vpath) : scone_volume_unlink(m->vol, vpath));
+		forget_names(dir ? scone_volume_rmdir(m->vol, vpath) : scone_volume_unlink(m->vol, vpath)));
 }
 
 enum scone_err vop_rename(struct mount *m, const char *from, const char *to)
 {
-	PATH_OP(path_call(m, VP_RENAME, from, to, 0, NULL, &again_), scone_volume_rename(m->vol, from, to));
+	PATH_OP(path_call(m, VP_RENAME, from, to, 0, NULL, &again_),
+		forget_names(scone_volume_rename(m->vol, from, to)));
 }
 
 enum scone_err vop_truncate(struct mount *m, const char *vpath, uint64_t size)
 {
 	PATH_OP(path_call(m, VP_TRUNCATE, vpath, NULL, size, NULL, &again_),
-		scone_volume_truncate(m->vol, vpath, size));
+		(forget_path(m, vpath, size), scone_volume_truncate(m->vol, vpath, size)));
 }
 
 enum scone_err vop_chmod(struct mount *m, const char *vpath, uint32_t mode)
 {
 	PATH_OP(path_call(m, VP_CHMOD, vpath, NULL, mode, NULL, &again_),
-		scone_volume_chmod(m->vol, vpath, mode));
+		(forget_path(m, vpath, UINT64_MAX), scone_volume_chmod(m->vol, vpath, mode)));
 }
 
 enum scone_err vop_set_mtime(struct mount *m, const char *vpath, int64_t ns)
 {
 	PATH_OP(path_call(m, VP_MTIME, vpath, NULL, (uint64_t)ns, NULL, &again_),
-		scone_volume_set_mtime(m->vol, vpath, ns));
+		(forget_path(m, vpath, UINT64_MAX), scone_volume_set_mtime(m->vol, vpath, ns)));
 }
 
 enum scone_err vop_sync(struct mount *m)
@@ -231,30 +357,108 @@ enum scone_err vop_open(struct sfd *s, const char *vpath, unsigned vf, uint32_t 
 	s->vf_reopen = vf & ~(unsigned)(SCONE_VF_CREAT | SCONE_VF_EXCL | SCONE_VF_TRUNC);
 	while (served() && again) {
 		again = false;
-		err = path_call(s->m, VP_OPEN, vpath, NULL, vf, NULL, &again);
+		ask(&t_q, VP_OPEN, s->m);
+		SCONE_TRY(set_path(t_q.p1, vpath));
+		t_q.a = vf;
+		t_q.b = mode;
+		err = vsrv_call(&t_q, &t_a, NULL, &again);
 		if (!again) {
 			if (!err)
 				s->rh = t_a.h;
+			if (!err && t_a.has_st) {
+				memcpy(s->fid, t_a.st.file_id, sizeof(s->fid));
+				s->has_fid = true;
+			}
 			return err;
 		}
-		t_q.b = mode;
 	}
+	if (vf & SCONE_VF_TRUNC)
+		forget_path(s->m, vpath, 0);
 	return scone_vfile_open(s->m->vol, vpath, vf, mode, &s->f);
+}
+
+/* What open(2) with flags does with a path whose status is st (or stat_err). */
+int vop_open_verdict(enum scone_err stat_err, const struct scone_vstat *st, int flags)
+{
+	int acc = flags & O_ACCMODE;
+
+	if (!stat_err && st->is_dir) {
+		if ((flags & O_CREAT) && (flags & O_EXCL))
+			return EEXIST;
+		if (acc != O_RDONLY || (flags & O_CREAT))
+			return EISDIR;
+		return VOP_OPEN_DIR;
+	}
+	if (!stat_err && (flags & O_DIRECTORY))
+		return ENOTDIR;
+	if (stat_err && (stat_err != SCONE_ERR_NOT_FOUND || !(flags & O_CREAT) || (flags & O_DIRECTORY)))
+		return VOP_OPEN_STAT_ERR;
+	return VOP_OPEN_FILE;
+}
+
+enum scone_err vop_open_path(struct sfd *s, const char *vpath, int flags, uint32_t mode,
+			     struct scone_vstat *st, bool *opened)
+{
+	unsigned vf = shield_vf_flags(flags);
+	bool again = true;
+	enum scone_err err = SCONE_ERR_OK;
+	int v;
+
+	*opened = false;
+	/*
+	 * Opened for reading, a file whose id the cache holds needs no request:
+	 * reads and fstat come from the cache, and a handle on the server is
+	 * taken (by path, the same file or ESTALE) only when they miss.
+	 */
+	if (served() && (flags & O_ACCMODE) == O_RDONLY &&
+	    !(flags & (O_CREAT | O_TRUNC | O_DIRECTORY | O_PATH)) &&
+	    vcache_name(mount_no(s->m), vpath, s->fid)) {
+		s->has_fid = s->file = *opened = true;
+		s->vf_reopen = vf;
+		return SCONE_ERR_OK;
+	}
+	while (served() && again) {
+		again = false;
+		/* One request: the server looks the path up, decides as below, and opens. */
+		ask(&t_q, VP_OPEN, s->m);
+		SCONE_TRY(set_path(t_q.p1, vpath));
+		t_q.a = vf;
+		t_q.b = mode;
+		t_q.h = VP_OPEN_CHECK | (uint32_t)flags;
+		err = vsrv_call(&t_q, &t_a, NULL, &again);
+		if (again)
+			continue;
+		if (err)
+			return err;
+		if (t_a.has_st)
+			*st = t_a.st;
+		if (!t_a.h)
+			return SCONE_ERR_OK; /* a directory, or an error the caller finds from st */
+		s->file = *opened = true;
+		s->vf_reopen = vf & ~(unsigned)(SCONE_VF_CREAT | SCONE_VF_EXCL | SCONE_VF_TRUNC);
+		s->rh = t_a.h;
+		memcpy(s->fid, t_a.st.file_id, sizeof(s->fid));
+		s->has_fid = true;
+		return SCONE_ERR_OK;
+	}
+	err = vop_stat(s->m, vpath, st);
+	v = vop_open_verdict(err, st, flags);
+	if (v == VOP_OPEN_STAT_ERR)
+		return err;
+	scone_err_clear();
+	if (v != VOP_OPEN_FILE)
+		return SCONE_ERR_OK;
+	SCONE_TRY(vop_open(s, vpath, vf, mode));
+	*opened = true;
+	return SCONE_ERR_OK;
 }
 
 void vop_close(struct sfd *s)
 {
-	bool again;
-
 	if (s->f)
 		scone_vfile_close(s->f);
 	s->f = NULL;
-	if (s->rh && served()) {
-		ask(&t_q, VP_CLOSE, s->m);
-		t_q.h = s->rh;
-		if (vsrv_call(&t_q, &t_a, NULL, &again))
-			scone_err_clear(); /* the server closes what a gone connection held */
-	}
+	close_remote(s);
 	s->rh = 0;
 }
 
@@ -269,6 +473,8 @@ enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_
 	enum scone_err err = SCONE_ERR_OK;
 
 	*got = 0;
+	if (served() && s->has_fid && vcache_read(mount_no(s->m), s->fid, buf, n, off, got))
+		return SCONE_ERR_OK;
 	while (served() && again) {
 		again = false;
 		/* At most VP_MAX_DATA a request; a short answer is the end of the file. */
@@ -313,6 +519,7 @@ enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off
 	SCONE_TRY(local_change());
 	SCONE_TRY(local_file(s));
 	vsrv_note_dirty(s->m, s->vpath); /* before the write is acknowledged */
+	forget_file(s, off, n);
 	return scone_vfile_pwrite_some(s->f, buf, n, off, written);
 }
 
@@ -341,7 +548,13 @@ enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at
 	SCONE_TRY(local_change());
 	SCONE_TRY(local_file(s));
 	vsrv_note_dirty(s->m, s->vpath); /* before the write is acknowledged */
-	return scone_vfile_append_some(s->f, buf, n, at, written);
+	*at = 0;
+	err = scone_vfile_append_some(s->f, buf, n, at, written);
+	if (err)
+		vcache_forget_all();
+	else
+		forget_file(s, *at, n); /* where it went is known now; still before the answer */
+	return err;
 }
 
 enum scone_err vop_ftruncate(struct sfd *s, uint64_t size)
@@ -358,6 +571,7 @@ enum scone_err vop_ftruncate(struct sfd *s, uint64_t size)
 	SCONE_TRY(local_change());
 	SCONE_TRY(local_file(s));
 	vsrv_note_dirty(s->m, s->vpath);
+	forget_tail(s, size);
 	return scone_vfile_truncate(s->f, size);
 }
 
@@ -369,6 +583,8 @@ enum scone_err vop_fstat(const struct sfd *cs, struct scone_vstat *st)
 
 	if (!s->file)
 		return vop_stat(s->m, s->vpath, st);
+	if (served() && s->has_fid && vcache_stat(mount_no(s->m), s->fid, st))
+		return SCONE_ERR_OK;
 	while (served() && again) {
 		again = false;
 		err = file_call(s, VP_FSTAT, 0, 0, NULL, 0, NULL, &again);

@@ -52,6 +52,7 @@ enum scone_err vp_encode(const struct vp_msg *m, struct scone_wbuf *out)
 		return scone_err_set(SCONE_ERR_INVALID, "volume request: a path or detail is not terminated");
 	if (m->data_size > VP_MAX_DATA)
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "volume request: %zu bytes of data", m->data_size);
+	SCONE_TRY(scone_wbuf_reserve(out, out->size + 4 + payload));
 	SCONE_TRY(scone_wbuf_u32(out, (uint32_t)payload));
 	SCONE_TRY(scone_wbuf_u8(out, m->op));
 	SCONE_TRY(scone_wbuf_u8(out, m->mount));
@@ -222,6 +223,34 @@ static enum scone_err read_all(int fd, uint8_t *buf, size_t n, int *passed_fd)
 		got += (size_t)r;
 	}
 	return SCONE_ERR_OK;
+}
+
+enum scone_err vp_recv_answer(int fd, uint8_t *buf, struct vp_msg *m)
+{
+	uint8_t len[4];
+	struct iovec iov[2] = {{.iov_base = len, .iov_len = sizeof(len)},
+			       {.iov_base = buf, .iov_len = VP_MAX_FRAME}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+	ssize_t r;
+	size_t got;
+	uint32_t n;
+
+	/* Length and payload in one call, as the answer usually comes whole. */
+	while ((r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	if (r <= 0)
+		return scone_err_set(SCONE_ERR_NETWORK, "volume server: %s",
+				     r < 0 ? strerror(errno) : "closed");
+	if ((size_t)r < sizeof(len))
+		SCONE_TRY(read_all(fd, len + r, sizeof(len) - (size_t)r, NULL));
+	got = (size_t)r > sizeof(len) ? (size_t)r - sizeof(len) : 0;
+	n = scone_get_le32(len);
+	if (n > VP_MAX_FRAME || n < HEAD || got > n)
+		return scone_err_set(SCONE_ERR_MALFORMED, "volume answer frame of %u bytes (%zu came)", n,
+				     got);
+	if (got < n)
+		SCONE_TRY(read_all(fd, buf + got, n - got, NULL));
+	return vp_decode(buf, n, m);
 }
 
 enum scone_err vp_recv(int fd, uint8_t *buf, struct vp_msg *m, int *passed_fd)

@@ -26,8 +26,8 @@
 enum vp_op {
 	VP_HELLO = 1, /* a: protocol version; data: the program's token (joining after a takeover) */
 	VP_STAT,      /* p1 -> st */
-	VP_OPEN,      /* p1, a: SCONE_VF_* flags, b: mode -> h */
-	VP_CLOSE,     /* h */
+	VP_OPEN,      /* p1, a: SCONE_VF_* flags, b: mode, h: 0 or VP_OPEN_CHECK | open(2) flags -> h, st */
+	VP_CLOSE,     /* h, a: VP_CLOSE_NO_ANSWER or 0 */
 	VP_PREAD,     /* h, a: offset, b: length -> data */
 	VP_PWRITE,    /* h, a: offset, data */
 	VP_APPEND,    /* h, data -> a: offset written */
@@ -46,6 +46,10 @@ enum vp_op {
 };
 
 #define VP_VERSION 1
+/* VP_OPEN: look the path up first and open only what open(2) would (h 0 with st otherwise). */
+#define VP_OPEN_CHECK (1ULL << 32)
+/* VP_CLOSE: the client does not wait for an answer (and none is sent). */
+#define VP_CLOSE_NO_ANSWER 1
 #define VP_MAX_DATA (1u << 20)
 #define VP_MAX_PATH 4096
 #define VP_DETAIL_MAX 240
@@ -82,5 +86,10 @@ SCONE_MUST_CHECK enum scone_err vp_get_entry(struct scone_rbuf *in, char name[NA
  */
 SCONE_MUST_CHECK enum scone_err vp_send(int fd, const struct scone_wbuf *frame, int pass_fd);
 SCONE_MUST_CHECK enum scone_err vp_recv(int fd, uint8_t *buf, struct vp_msg *m, int *passed_fd);
+/*
+ * An answer: as vp_recv, in as few reads as it comes (a client has one
+ * request out at a time, so nothing follows it; more is MALFORMED).
+ */
+SCONE_MUST_CHECK enum scone_err vp_recv_answer(int fd, uint8_t *buf, struct vp_msg *m);
 
 #endif

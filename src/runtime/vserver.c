@@ -147,13 +147,25 @@ static void close_handle(struct vconn *c, uint64_t h)
 	free(s);
 }
 
-static enum scone_err open_handle(struct vconn *c, struct mount *m, const struct vp_msg *q, uint64_t *h)
+static enum scone_err open_handle(struct vconn *c, struct mount *m, const struct vp_msg *q, uint64_t *h,
+				  bool *has_st, struct scone_vstat *st)
 {
-	struct sfd *s = calloc(1, sizeof(*s));
+	struct sfd *s;
 	size_t i;
 	enum scone_err err;
 
-	if (!s)
+	if (q->h & VP_OPEN_CHECK) { /* vop_open_path's lookup, here */
+		err = vop_stat(m, q->p1, st);
+		int v = vop_open_verdict(err, st, (int)(uint32_t)q->h);
+		if (v == VOP_OPEN_STAT_ERR)
+			return err;
+		scone_err_clear();
+		if (v != VOP_OPEN_FILE) {
+			*has_st = true;
+			return SCONE_ERR_OK; /* h 0: nothing opened */
+		}
+	}
+	if (!(s = calloc(1, sizeof(*s))))
 		return scone_err_set(SCONE_ERR_NOMEM, "volume server");
 	s->m = m;
 	snprintf(s->vpath, sizeof(s->vpath), "%s", q->p1); /* its identity in vsrv_note_dirty */
@@ -179,12 +191,42 @@ static enum scone_err open_handle(struct vconn *c, struct mount *m, const struct
 	if (q->a & (SCONE_VF_CREAT | SCONE_VF_TRUNC))
 		shield_mark_dirty(m);
 	*h = i + 1;
+	/* Its status with the answer: the client's key to the read cache, and its first fstat. */
+	if (vop_fstat(s, st) == SCONE_ERR_OK) {
+		*has_st = true;
+		vop_cache_stat(s, st);
+		if (!st->is_dir)
+			vcache_put_name((unsigned)shield_mount_index(m), q->p1, st->file_id);
+	}
+	scone_err_clear();
 	return SCONE_ERR_OK;
 }
 
 static int list_entry(void *arg, const char *name, const struct scone_vstat *st)
 {
 	return vp_put_entry(arg, name, st) != SCONE_ERR_OK;
+}
+
+/*
+ * A read for a client, into the first half of the frame buffer (the request
+ * sits in the second): whole blocks around the range asked, so that they go
+ * to the shared read cache, from which the client reads them next time.
+ */
+static enum scone_err serve_read(struct sfd *s, uint64_t off, size_t n, struct scone_wbuf *out)
+{
+	uint64_t from = off - off % VCACHE_BLOCK;
+	uint64_t to = (off + n + VCACHE_BLOCK - 1) / VCACHE_BLOCK * VCACHE_BLOCK;
+	size_t got = 0, skip = (size_t)(off - from);
+
+	if (n == 0 || to - from > VP_MAX_DATA || to < off) {
+		SCONE_TRY(vop_pread(s, g_frame, n, off, &got));
+		return scone_wbuf_put(out, g_frame, got);
+	}
+	SCONE_TRY(vop_pread(s, g_frame, (size_t)(to - from), from, &got));
+	vop_cache_data(s, from, g_frame, got);
+	if (got <= skip)
+		return SCONE_ERR_OK;
+	return scone_wbuf_put(out, g_frame + skip, got - skip < n ? got - skip : n);
 }
 
 /* Requests on a file handle; data the answer carries goes to out. */
@@ -197,12 +239,11 @@ static enum scone_err file_op(struct vconn *c, const struct vp_msg *q, struct vp
 	if (!s)
 		return scone_err_set(SCONE_ERR_BAD_FD, "no open file %llu", (unsigned long long)q->h);
 	switch (q->op) {
-	case VP_PREAD: /* into the first half of the frame buffer; the request sits in the second */
+	case VP_PREAD:
 		if (q->b > VP_MAX_DATA)
 			return scone_err_set(SCONE_ERR_TOO_LARGE, "read of %llu bytes",
 					     (unsigned long long)q->b);
-		SCONE_TRY(vop_pread(s, g_frame, (size_t)q->b, q->a, &got));
-		return scone_wbuf_put(out, g_frame, got);
+		return serve_read(s, q->a, (size_t)q->b, out);
 	case VP_PWRITE:
 		shield_mark_dirty(s->m);
 		return vop_pwrite(s, q->data, q->data_size, q->a, &got);
@@ -214,7 +255,9 @@ static enum scone_err file_op(struct vconn *c, const struct vp_msg *q, struct vp
 		return vop_ftruncate(s, q->a);
 	case VP_FSTAT:
 		a->has_st = true;
-		return vop_fstat(s, &a->st);
+		SCONE_TRY(vop_fstat(s, &a->st));
+		vop_cache_stat(s, &a->st);
+		return SCONE_ERR_OK;
 	default:
 		close_handle(c, q->h);
 		return SCONE_ERR_OK;
@@ -265,7 +308,7 @@ static enum scone_err serve_one(struct vconn *c, const struct vp_msg *q, struct 
 	struct mount *m = mount_of(q);
 
 	if (q->op == VP_OPEN)
-		return m ? open_handle(c, m, q, &a->h)
+		return m ? open_handle(c, m, q, &a->h, &a->has_st, &a->st)
 			 : scone_err_set(SCONE_ERR_INVALID, "no mount %u", q->mount);
 	if (q->op >= VP_CLOSE && q->op <= VP_FSTAT)
 		return file_op(c, q, a, out);
@@ -354,6 +397,10 @@ static bool conn_serve(struct vconn *c)
 	scone_err_clear();
 	a.data = out.data;
 	a.data_size = out.size;
+	if (keep && q.op == VP_CLOSE && q.a == VP_CLOSE_NO_ANSWER) {
+		scone_wbuf_free(&out);
+		return true; /* the client does not wait for an answer */
+	}
 	scone_wbuf_init(&frame, VP_MAX_FRAME + 4, 1);
 	if (!keep || vp_encode(&a, &frame) || vp_send(c->fd, &frame, -1)) {
 		scone_err_clear();
@@ -487,6 +534,7 @@ enum scone_err vsrv_serve(struct vsrv_shared *srv, bool fresh)
 		return err;
 	if (fresh && (err = scone_random(g_srv->token, sizeof(g_srv->token))))
 		return err;
+	vcache_forget_all(); /* a new server's volumes, opened from the disk: nothing cached stands */
 	g_epoch = ++g_srv->epoch;
 	g_srv->pid_start = vsrv_proc_start(getpid());
 	g_srv->pid = getpid();
@@ -737,7 +785,7 @@ enum scone_err vsrv_call_fd(const struct vp_msg *q, struct vp_msg *a, struct sco
 		err = vp_send(g_conn, &frame, pass_fd);
 	scone_wbuf_free(&frame);
 	if (!err)
-		err = vp_recv(g_conn, g_cframe, a, NULL);
+		err = vp_recv_answer(g_conn, g_cframe, a);
 	if (err)
 		return err;
 	if (a->err) {
@@ -745,6 +793,21 @@ enum scone_err vsrv_call_fd(const struct vp_msg *q, struct vp_msg *a, struct sco
 		return (enum scone_err)a->err;
 	}
 	return out && a->data_size ? scone_wbuf_put(out, a->data, a->data_size) : SCONE_ERR_OK;
+}
+
+enum scone_err vsrv_send(const struct vp_msg *q)
+{
+	struct scone_wbuf frame;
+	enum scone_err err;
+
+	if (g_conn < 0)
+		return scone_err_set(SCONE_ERR_NETWORK, "volume server: no connection");
+	scone_wbuf_init(&frame, VP_MAX_FRAME + 4, 1);
+	err = vp_encode(q, &frame);
+	if (!err)
+		err = vp_send(g_conn, &frame, -1);
+	scone_wbuf_free(&frame);
+	return err;
 }
 
 enum scone_err vsrv_call(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out, bool *again)

@@ -393,6 +393,114 @@ elif sys.argv[1] == "childkill":
     last = int(acked.split(b"\n")[-2])
     lines = open(d + "/victim.txt").read().split("\n")
     print("VICTIM=%s" % ("victim line %d" % last in lines))
+elif sys.argv[1] == "cache":
+    # Processes the volume is served to read through the shared read cache: what they read is
+    # always what the server holds now (writes, appends, truncation, renames by any process).
+    import subprocess
+    def ask(w, r, msg):  # tell the other side, wait for its answer
+        os.write(w, msg + b"\n")
+        return os.read(r, 65536).decode()
+    def child(fn):
+        pr, cw = os.pipe()
+        cr, pw = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(pr), os.close(pw)
+            try:
+                fn(cr, cw)
+            except BaseException as e:
+                print("child: %r" % e, file=sys.stderr, flush=True)
+            os._exit(0)
+        os.close(cr), os.close(cw)
+        return pid, pr, pw
+    def read_all(path):
+        fd = os.open(path, os.O_RDONLY)
+        b = b""
+        while True:
+            k = os.read(fd, 3000)
+            if not k:
+                break
+            b += k
+        size = os.fstat(fd).st_size
+        os.close(fd)
+        return b, size
+    def reader(r, w):
+        while True:
+            cmd = os.read(r, 4096).decode().strip()
+            if cmd == "quit":
+                return
+            if cmd.startswith("hold "):  # open now, read when told
+                held = os.open(d + "/" + cmd[5:], os.O_RDONLY)
+                os.write(w, b"held")
+                continue
+            if cmd == "readheld":
+                b = os.pread(held, 20000, 0)
+                os.close(held)
+            else:
+                b, size = read_all(d + "/" + cmd)
+                assert size == len(b), (size, len(b))
+            os.write(w, b"%d:%s" % (len(b), __import__("hashlib").sha256(b).hexdigest().encode()))
+    import hashlib
+    def want(b):
+        return "%d:%s" % (len(b), hashlib.sha256(b).hexdigest())
+    body = bytes(range(256)) * 20  # 5120 bytes: one block and a part
+    open(d + "/c.bin", "wb").write(body)
+    pid, r, w = child(reader)
+    bad = []
+    def check(name, path, expect):
+        got = ask(w, r, path.encode())
+        if got != want(expect):
+            bad.append(name)
+    check("first read", "c.bin", body)
+    check("second read (cached)", "c.bin", body)
+    with open(d + "/c.bin", "r+b") as f:  # the server overwrites across the block boundary
+        f.seek(4090)
+        f.write(b"X" * 20)
+    body = body[:4090] + b"X" * 20 + body[4110:]
+    check("after the server's write", "c.bin", body)
+    with open(d + "/c.bin", "ab") as f:  # and appends
+        f.write(b"tail" * 1000)
+    body += b"tail" * 1000
+    check("after an append", "c.bin", body)
+    os.truncate(d + "/c.bin", 10)  # shrinks, then extends with zeros
+    with open(d + "/c.bin", "r+b") as f:
+        f.truncate(8192)
+    body = body[:10] + b"\0" * (8192 - 10)
+    check("after truncate and extend", "c.bin", body)
+    # Another client writes; the reader sees it at once.
+    def writer(r2, w2):
+        os.read(r2, 100)
+        with open(d + "/c.bin", "r+b") as f:
+            f.seek(100)
+            f.write(b"from another child")
+        os.write(w2, b"done")
+    pid2, r2, w2 = child(writer)
+    ask(w2, r2, b"go")
+    os.waitpid(pid2, 0)
+    body = body[:100] + b"from another child" + body[118:]
+    check("after another client's write", "c.bin", body)
+    # A file opened for reading keeps its data when another is renamed over its name.
+    old = b"old content " * 300
+    open(d + "/g.bin", "wb").write(old)
+    check("g read", "g.bin", old)
+    ask(w, r, b"hold g.bin")
+    open(d + "/h.bin", "wb").write(b"new content " * 10)
+    os.rename(d + "/h.bin", d + "/g.bin")
+    if ask(w, r, b"readheld") != want(old):
+        bad.append("a held file renamed over")
+    check("g after the rename", "g.bin", b"new content " * 10)
+    os.remove(d + "/g.bin")
+    open(d + "/g.bin", "wb").write(b"third")
+    check("g removed and made again", "g.bin", b"third")
+    # A program exec'd beside the server reads what the server wrote last.
+    open(d + "/c.bin", "wb").write(b"for the exec'd program")
+    out = subprocess.run([sys.executable or "/usr/bin/python3", "-c", "print(open(%r).read())" % (d + "/c.bin")],
+                         capture_output=True, text=True).stdout.strip()
+    if out != "for the exec'd program":
+        bad.append("exec'd program: %r" % out)
+    os.write(w, b"quit\n")
+    os.waitpid(pid, 0)
+    print("CACHE=" + (",".join(bad) or "ok"))
 elif sys.argv[1] == "forkcheck":
     print("LOG=%r" % open(d + "/log.txt").read())
     print("BOTH=%d,%d" % (len(open(d + "/both-p.txt").read().split()), len(open(d + "/both-c.txt").read().split())))
@@ -528,6 +636,13 @@ case_fork() {
 	# A child killed by SIGKILL while writing: every write it was answered is in the volume.
 	expect_ok scone run --config-id vol/py -- "$PY" childkill
 	grep -qx "VICTIM=True" "$OUT" || { show_output; fail "a killed child's acknowledged writes are lost"; }
+}
+
+# Children read through the shared read cache: never anything but what the server holds now.
+case_cache() {
+	start
+	expect_ok scone run --config-id vol/py -- "$PY" cache
+	grep -qx "CACHE=ok" "$OUT" || { show_output; fail "a client read something the volume no longer holds"; }
 }
 
 # The process holding the volume goes away while others still use it: they elect a new one.
@@ -725,6 +840,7 @@ C
 run_case "runtime volume: a directory restored to an older copy: only the owner accepts it (show, accept, audited)" case_accept
 run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_range, mmap, fdopen on shielded fds" case_fdapi
 run_case "runtime volume: forked children keep working on the volume (shared fds and offsets, four concurrent writers)" case_fork
+run_case "runtime volume: children read through the shared read cache what the server holds now (writes, appends, truncation, renames, another child, an exec'd program)" case_cache
 run_case "runtime volume: the process holding the volume goes: through _exit (daemon(3)) the others take over; killed, the program crashes; nothing synced is lost" case_server_gone
 run_case "runtime volume: writes through O_SYNC and O_DSYNC survive a kill right after them; a plain write does not" case_osync
 run_case "runtime volume: the server killed with a write it had not committed: every process of the program ends, the volume opens as synced" case_lost_writeback

@@ -1,0 +1,283 @@
+/*
+ * vcache.c - the volumes' shared read cache (vcache.h): one writer (the
+ * server, under the shield lock), readers in every process without a lock.
+ *
+ * A slot holds one key (mount, file id, block; VC_STAT for the status) and
+ * is valid while its epoch is the cache's. The writer makes a slot's
+ * sequence count odd, changes it, and makes it even again; a reader copies
+ * and then checks that the count was even and unchanged (a seqlock), so it
+ * never takes a half-written slot for a whole one.
+ */
+#include "runtime/vcache.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#define VC_STAT UINT64_MAX	 /* the block number of a file's status */
+#define VC_NAME (UINT64_MAX - 1) /* of a path's file id (the entry's id: the path's hash) */
+
+struct vc_slot {
+	_Atomic uint32_t seq;
+	_Atomic uint32_t len; /* valid bytes of data */
+	_Atomic uint64_t epoch;
+	_Atomic uint64_t block;
+	uint8_t id[16];
+	uint8_t mount;
+	uint8_t pad[7];
+	uint8_t data[VCACHE_BLOCK];
+};
+
+struct vc_head {
+	_Atomic uint64_t epoch;	     /* data and status slots of another epoch are empty */
+	_Atomic uint64_t name_epoch; /* name slots of another are (a file's data outlives its names) */
+	_Atomic uint32_t used;	     /* a slot was ever filled: writes have something to forget */
+	uint8_t pad[44];
+};
+
+static struct vc_head *g_head;
+static struct vc_slot *g_slots;
+
+size_t vcache_size(void)
+{
+	return sizeof(struct vc_head) + (size_t)VCACHE_SLOTS * sizeof(struct vc_slot);
+}
+
+void vcache_attach(void *p)
+{
+	g_head = p;
+	g_slots = (struct vc_slot *)(void *)(g_head + 1);
+}
+
+static uint64_t load64(const uint8_t *b)
+{
+	uint64_t v;
+
+	memcpy(&v, b, sizeof(v));
+	return v;
+}
+
+static struct vc_slot *slot_of(unsigned mount, const uint8_t id[16], uint64_t block)
+{
+	uint64_t h = load64(id) ^ (load64(id + 8) << 1) ^ ((uint64_t)mount << 56);
+
+	h ^= (block + 1) * 0x9E3779B97F4A7C15ULL;
+	h ^= h >> 29;
+	h *= 0xBF58476D1CE4E5B9ULL;
+	h ^= h >> 32;
+	return &g_slots[h & (VCACHE_SLOTS - 1)];
+}
+
+/* ---- the writer ---- */
+
+static void write_begin(struct vc_slot *s)
+{
+	atomic_store_explicit(&s->seq, atomic_load_explicit(&s->seq, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+}
+
+static void write_end(struct vc_slot *s)
+{
+	atomic_store_explicit(&s->seq, atomic_load_explicit(&s->seq, memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+
+/* The counter a slot of block is valid under. */
+static _Atomic uint64_t *epoch_of(uint64_t block)
+{
+	return block == VC_NAME ? &g_head->name_epoch : &g_head->epoch;
+}
+
+static void put(unsigned mount, const uint8_t id[16], uint64_t block, const void *data, size_t len)
+{
+	struct vc_slot *s = slot_of(mount, id, block);
+
+	write_begin(s);
+	atomic_store_explicit(&s->epoch, atomic_load_explicit(epoch_of(block), memory_order_relaxed),
+			      memory_order_relaxed);
+	atomic_store_explicit(&s->block, block, memory_order_relaxed);
+	atomic_store_explicit(&s->len, (uint32_t)len, memory_order_relaxed);
+	memcpy(s->id, id, sizeof(s->id));
+	s->mount = (uint8_t)mount;
+	memcpy(s->data, data, len);
+	write_end(s);
+	if (!atomic_load_explicit(&g_head->used, memory_order_relaxed))
+		atomic_store_explicit(&g_head->used, 1, memory_order_relaxed);
+}
+
+static bool holds(const struct vc_slot *s, unsigned mount, const uint8_t id[16], uint64_t block,
+		  uint64_t epoch)
+{
+	return atomic_load_explicit(&s->epoch, memory_order_relaxed) == epoch &&
+	       atomic_load_explicit(&s->block, memory_order_relaxed) == block && s->mount == mount &&
+	       memcmp(s->id, id, sizeof(s->id)) == 0;
+}
+
+static void forget(unsigned mount, const uint8_t id[16], uint64_t block)
+{
+	struct vc_slot *s = slot_of(mount, id, block);
+
+	if (!holds(s, mount, id, block, atomic_load_explicit(epoch_of(block), memory_order_relaxed)))
+		return;
+	write_begin(s);
+	atomic_store_explicit(&s->epoch, 0, memory_order_relaxed);
+	write_end(s);
+}
+
+void vcache_put_stat(unsigned mount, const uint8_t id[16], const struct scone_vstat *st)
+{
+	if (g_head)
+		put(mount, id, VC_STAT, st, sizeof(*st));
+}
+
+void vcache_put(unsigned mount, const uint8_t id[16], uint64_t off, const uint8_t *data, size_t n,
+		uint64_t size)
+{
+	uint64_t end = off + n;
+
+	if (!g_head)
+		return;
+	for (uint64_t b = (off + VCACHE_BLOCK - 1) / VCACHE_BLOCK; b * VCACHE_BLOCK < end; b++) {
+		uint64_t at = b * VCACHE_BLOCK;
+		size_t len = end - at < VCACHE_BLOCK ? (size_t)(end - at) : VCACHE_BLOCK;
+		if (len < VCACHE_BLOCK && end != size)
+			break; /* a part of a block that is not the file's last */
+		put(mount, id, b, data + (at - off), len);
+	}
+}
+
+void vcache_forget(unsigned mount, const uint8_t id[16], uint64_t off, uint64_t n)
+{
+	if (!g_head || !atomic_load_explicit(&g_head->used, memory_order_relaxed))
+		return;
+	forget(mount, id, VC_STAT);
+	if (n > (uint64_t)VCACHE_SLOTS * VCACHE_BLOCK) {
+		vcache_forget_all();
+		return;
+	}
+	/*
+	 * The blocks written. A cached last block that was short stays right:
+	 * bytes past its length are never read from it.
+	 */
+	for (uint64_t b = off / VCACHE_BLOCK; b <= (off + n) / VCACHE_BLOCK; b++)
+		forget(mount, id, b);
+}
+
+void vcache_forget_names(void)
+{
+	if (g_head)
+		atomic_fetch_add_explicit(&g_head->name_epoch, 1, memory_order_release);
+}
+
+void vcache_forget_all(void)
+{
+	if (!g_head)
+		return;
+	atomic_fetch_add_explicit(&g_head->epoch, 1, memory_order_release);
+	vcache_forget_names();
+}
+
+/* A path's key: two FNV-1a hashes of it. */
+static void name_key(const char *vpath, uint8_t key[16])
+{
+	uint64_t a = 0xcbf29ce484222325ULL, b = 0x84222325cbf29ce4ULL;
+
+	for (const unsigned char *c = (const unsigned char *)vpath; *c; c++) {
+		a = (a ^ *c) * 0x100000001b3ULL;
+		b = (b ^ *c) * 0x100000001b3ULL;
+	}
+	memcpy(key, &a, 8);
+	memcpy(key + 8, &b, 8);
+}
+
+void vcache_put_name(unsigned mount, const char *vpath, const uint8_t id[16])
+{
+	uint8_t key[16], data[VCACHE_BLOCK];
+	size_t n = strlen(vpath) + 1;
+
+	if (!g_head || 16 + n > sizeof(data))
+		return;
+	name_key(vpath, key);
+	memcpy(data, id, 16);
+	memcpy(data + 16, vpath, n);
+	put(mount, key, VC_NAME, data, 16 + n);
+}
+
+/* ---- readers ---- */
+
+/* n bytes at from of the slot's data into out; false if the slot does not hold them. */
+static bool read_slot(unsigned mount, const uint8_t id[16], uint64_t block, uint64_t epoch, void *out,
+		      size_t from, size_t n)
+{
+	const struct vc_slot *s = slot_of(mount, id, block);
+	uint32_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+	bool ok;
+
+	if (seq & 1)
+		return false;
+	ok = holds(s, mount, id, block, epoch) &&
+	     from + n <= atomic_load_explicit(&s->len, memory_order_relaxed);
+	if (ok)
+		memcpy(out, s->data + from, n);
+	atomic_thread_fence(memory_order_acquire);
+	return ok && atomic_load_explicit(&s->seq, memory_order_relaxed) == seq;
+}
+
+static bool cached(void)
+{
+	return g_head && atomic_load_explicit(&g_head->used, memory_order_relaxed);
+}
+
+bool vcache_used(void)
+{
+	return cached();
+}
+
+bool vcache_stat(unsigned mount, const uint8_t id[16], struct scone_vstat *st)
+{
+	return cached() &&
+	       read_slot(mount, id, VC_STAT, atomic_load_explicit(&g_head->epoch, memory_order_acquire), st,
+			 0, sizeof(*st));
+}
+
+bool vcache_name(unsigned mount, const char *vpath, uint8_t id[16])
+{
+	uint8_t key[16], data[VCACHE_BLOCK];
+	size_t n = strlen(vpath) + 1;
+
+	if (!cached() || 16 + n > sizeof(data))
+		return false;
+	name_key(vpath, key);
+	if (!read_slot(mount, key, VC_NAME, atomic_load_explicit(&g_head->name_epoch, memory_order_acquire),
+		       data, 0, 16 + n) ||
+	    memcmp(data + 16, vpath, n) != 0)
+		return false;
+	memcpy(id, data, 16);
+	return true;
+}
+
+bool vcache_read(unsigned mount, const uint8_t id[16], void *buf, size_t n, uint64_t off, size_t *got)
+{
+	struct scone_vstat st;
+	uint64_t epoch, end;
+
+	if (!cached())
+		return false;
+	epoch = atomic_load_explicit(&g_head->epoch, memory_order_acquire);
+	if (!read_slot(mount, id, VC_STAT, epoch, &st, 0, sizeof(st)))
+		return false;
+	if (off >= st.size || n == 0) {
+		*got = 0;
+		return true;
+	}
+	end = st.size - off < n ? st.size : off + n;
+	for (uint64_t p = off; p < end;) {
+		size_t from = (size_t)(p % VCACHE_BLOCK);
+		size_t k = end - p < VCACHE_BLOCK - from ? (size_t)(end - p) : VCACHE_BLOCK - from;
+		if (!read_slot(mount, id, p / VCACHE_BLOCK, epoch, (uint8_t *)buf + (p - off), from, k))
+			return false;
+		p += k;
+	}
+	*got = (size_t)(end - off);
+	return true;
+}

@@ -1,0 +1,68 @@
+/*
+ * vcache.h - the volumes' shared read cache: plaintext blocks and file
+ * status of volume files, in the memfd every process of a program maps
+ * (after struct vsrv_shared), so that a process the volumes are served to
+ * answers repeated reads, fstat and lseek(SEEK_END) without a round trip to
+ * the server (vserver.c).
+ *
+ * Only the server writes it, under the shield lock: it fills entries with
+ * what it read for a client and forgets them before any change to a file
+ * (a write, an append) is acknowledged; a rename or removal forgets every
+ * path's file id, a truncation, chmod or a new server everything (epochs).
+ * Clients read entries without a lock (a sequence count per entry, checked
+ * after the copy). So a client reads through the cache exactly what a
+ * request would have answered at some moment during its call.
+ *
+ * Entries are keyed by mount, the volume file's id (random, stable across
+ * renames) and block (4 KiB), one slot per key (direct mapped); a path's
+ * file id is an entry too (keyed by the path's hash), so that a client
+ * opens a file for reading without asking. The memfd
+ * is reachable only by the program's processes (docs/runtime.md, "The
+ * shared read cache"); the mapping is left out of core dumps.
+ */
+#ifndef SCONE_RUNTIME_VCACHE_H
+#define SCONE_RUNTIME_VCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "volume/volume.h"
+
+#define VCACHE_BLOCK 4096u
+#define VCACHE_SLOTS 16384u /* 64 MiB of blocks; pages are taken only as entries are filled */
+
+/* Bytes the cache takes in the shared memfd. */
+size_t vcache_size(void);
+/* Use the cache at p (vcache_size() bytes, zero when new), as mapped in this process. */
+void vcache_attach(void *p);
+
+/* ---- the server (shield lock held) ---- */
+
+/* The file's status, as a client's fstat would be answered. */
+void vcache_put_stat(unsigned mount, const uint8_t id[16], const struct scone_vstat *st);
+/* Data read at off: whole blocks in it, and the last one when it ends at size (the end of the file). */
+void vcache_put(unsigned mount, const uint8_t id[16], uint64_t off, const uint8_t *data, size_t n,
+		uint64_t size);
+/* Before a change of n bytes at off of the file is acknowledged: its blocks and status. */
+void vcache_forget(unsigned mount, const uint8_t id[16], uint64_t off, uint64_t n);
+/* The file at vpath (any change of the namespace forgets every name). */
+void vcache_put_name(unsigned mount, const char *vpath, const uint8_t id[16]);
+/* Every path's file id (a rename, a removal): an open file's data stays, as the kernel's does. */
+void vcache_forget_names(void);
+/* Everything (a truncation, a change of status by path, a new server). */
+void vcache_forget_all(void);
+
+/* ---- any process ---- */
+
+/* Was anything ever cached (else a change has nothing to forget)? */
+bool vcache_used(void);
+
+/* The file's status, if cached. */
+bool vcache_stat(unsigned mount, const uint8_t id[16], struct scone_vstat *st);
+/* The id of the file at vpath, if cached. */
+bool vcache_name(unsigned mount, const char *vpath, uint8_t id[16]);
+/* n bytes at off into buf (*got short at the end of the file), if every block is cached. */
+bool vcache_read(unsigned mount, const uint8_t id[16], void *buf, size_t n, uint64_t off, size_t *got);
+
+#endif
