@@ -1,0 +1,237 @@
+/*
+ * test_vcache.c - the volumes' shared read cache (src/runtime/vcache.c):
+ * what is put is read back whole or not at all; what is forgotten is never
+ * read; names go with their own epoch; a reader racing the writer never
+ * takes a half-written block.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "helpers.h"
+#include "runtime/vcache.h"
+
+static void *g_map;
+
+static int setup(void **state)
+{
+	(void)state;
+	g_map = mmap(NULL, vcache_size(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(g_map != MAP_FAILED);
+	vcache_attach(g_map);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	munmap(g_map, vcache_size());
+	return 0;
+}
+
+static const uint8_t ID[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+static const uint8_t ID2[16] = {16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1};
+
+/* A file of size bytes (byte i is i * 7) put as a server would after reading all of it. */
+static void put_file(const uint8_t id[16], uint8_t *data, size_t size)
+{
+	struct scone_vstat st = {.size = size, .mode = 0600};
+
+	for (size_t i = 0; i < size; i++)
+		data[i] = (uint8_t)(i * 7);
+	memcpy(st.file_id, id, 16);
+	vcache_put_stat(0, id, &st);
+	vcache_put(0, id, 0, data, size, size);
+}
+
+static void test_empty_misses(void **state)
+{
+	uint8_t b[16], id[16];
+	size_t got;
+	struct scone_vstat st;
+
+	(void)state;
+	vcache_forget_all();
+	assert_false(vcache_used() && vcache_read(0, ID, b, sizeof(b), 0, &got));
+	assert_false(vcache_used() && vcache_stat(0, ID, &st));
+	assert_false(vcache_used() && vcache_name(0, "/a", id));
+}
+
+static void test_put_read(void **state)
+{
+	static uint8_t data[3 * VCACHE_BLOCK + 100], b[sizeof(data) + 50];
+	size_t got = 0;
+	struct scone_vstat st;
+
+	(void)state;
+	vcache_forget_all();
+	put_file(ID, data, sizeof(data));
+	assert_true(vcache_stat(0, ID, &st));
+	assert_int_equal(st.size, sizeof(data));
+	/* Whole, across blocks, to the end (short), and at the end (0). */
+	assert_true(vcache_read(0, ID, b, sizeof(b), 0, &got));
+	assert_int_equal(got, sizeof(data));
+	assert_memory_equal(b, data, sizeof(data));
+	assert_true(vcache_read(0, ID, b, 5000, 4000, &got));
+	assert_int_equal(got, 5000);
+	assert_memory_equal(b, data + 4000, 5000);
+	assert_true(vcache_read(0, ID, b, 4096, sizeof(data) - 10, &got));
+	assert_int_equal(got, 10);
+	assert_true(vcache_read(0, ID, b, 10, sizeof(data), &got));
+	assert_int_equal(got, 0);
+	/* Another mount, another file: nothing. */
+	assert_false(vcache_read(1, ID, b, 10, 0, &got));
+	assert_false(vcache_read(0, ID2, b, 10, 0, &got));
+}
+
+static void test_partial_blocks_not_cached(void **state)
+{
+	static uint8_t data[2 * VCACHE_BLOCK], b[VCACHE_BLOCK];
+	struct scone_vstat st = {.size = sizeof(data)};
+	size_t got;
+
+	(void)state;
+	vcache_forget_all();
+	vcache_put_stat(0, ID, &st);
+	/* A read from 100 to 5000 of a longer file: no whole block in it, and not the end. */
+	vcache_put(0, ID, 100, data + 100, 4900, sizeof(data));
+	assert_false(vcache_read(0, ID, b, 100, 200, &got));
+	assert_false(vcache_read(0, ID, b, 100, 4200, &got));
+}
+
+static void test_forget(void **state)
+{
+	static uint8_t data[3 * VCACHE_BLOCK], b[VCACHE_BLOCK];
+	size_t got;
+	struct scone_vstat st;
+
+	(void)state;
+	vcache_forget_all();
+	put_file(ID, data, sizeof(data));
+	put_file(ID2, data, sizeof(data));
+	/* A write of 10 bytes in the second block: that block and the status go. */
+	vcache_forget(0, ID, VCACHE_BLOCK + 5, 10);
+	assert_false(vcache_stat(0, ID, &st));
+	assert_false(vcache_read(0, ID, b, 10, 0, &got)); /* no status: no end known */
+	st.size = sizeof(data);
+	vcache_put_stat(0, ID, &st);
+	assert_true(vcache_read(0, ID, b, 10, 0, &got));
+	assert_false(vcache_read(0, ID, b, 10, VCACHE_BLOCK, &got));
+	assert_true(vcache_read(0, ID, b, 10, 2 * VCACHE_BLOCK, &got));
+	/* The other file is untouched; then everything goes. */
+	assert_true(vcache_read(0, ID2, b, 10, VCACHE_BLOCK, &got));
+	vcache_forget_all();
+	assert_false(vcache_read(0, ID2, b, 10, 0, &got));
+}
+
+static void test_short_last_block(void **state)
+{
+	static uint8_t data[VCACHE_BLOCK + 100], b[VCACHE_BLOCK];
+	struct scone_vstat st;
+	size_t got;
+
+	(void)state;
+	vcache_forget_all();
+	put_file(ID, data, sizeof(data));
+	/* The file grew past its last block by a write elsewhere: the short block serves only its bytes. */
+	vcache_forget(0, ID, 3 * VCACHE_BLOCK, 10);
+	memset(&st, 0, sizeof(st));
+	st.size = 3 * VCACHE_BLOCK + 10;
+	vcache_put_stat(0, ID, &st);
+	assert_true(vcache_read(0, ID, b, 100, VCACHE_BLOCK, &got));
+	assert_int_equal(got, 100);
+	assert_false(vcache_read(0, ID, b, 101, VCACHE_BLOCK, &got));
+}
+
+static void test_names(void **state)
+{
+	static uint8_t data[100], b[100];
+	uint8_t id[16];
+	size_t got;
+
+	(void)state;
+	vcache_forget_all();
+	put_file(ID, data, sizeof(data));
+	vcache_put_name(0, "/www/a.html", ID);
+	assert_true(vcache_name(0, "/www/a.html", id));
+	assert_memory_equal(id, ID, 16);
+	assert_false(vcache_name(0, "/www/a.htm", id));
+	assert_false(vcache_name(0, "/www/a.html2", id));
+	assert_false(vcache_name(1, "/www/a.html", id));
+	/* A rename or removal: names go, an open file's data stays. */
+	vcache_forget_names();
+	assert_false(vcache_name(0, "/www/a.html", id));
+	assert_true(vcache_read(0, ID, b, sizeof(b), 0, &got));
+	assert_int_equal(got, sizeof(data));
+	/* Too long a path is not cached. */
+	char longp[VCACHE_BLOCK + 10];
+	memset(longp, 'x', sizeof(longp) - 1);
+	longp[0] = '/';
+	longp[sizeof(longp) - 1] = '\0';
+	vcache_put_name(0, longp, ID);
+	assert_false(vcache_name(0, longp, id));
+}
+
+/* ---- a reader racing the writer ---- */
+
+static atomic_int g_stop;
+
+static void *writer(void *arg)
+{
+	static uint8_t block[VCACHE_BLOCK];
+	struct scone_vstat st = {.size = VCACHE_BLOCK};
+
+	(void)arg;
+	vcache_put_stat(0, ID, &st);
+	for (unsigned k = 0; !atomic_load(&g_stop); k++) {
+		memset(block, (int)(k & 0xff), sizeof(block));
+		if (k % 3 == 0)
+			vcache_forget(0, ID, 0, 1), vcache_put_stat(0, ID, &st);
+		vcache_put(0, ID, 0, block, sizeof(block), sizeof(block));
+		for (volatile int spin = 0; spin < 2000; spin++)
+			; /* readers get a whole block now and then */
+	}
+	return NULL;
+}
+
+static void test_race(void **state)
+{
+	static uint8_t b[VCACHE_BLOCK];
+	pthread_t t;
+	size_t got, hits = 0;
+
+	(void)state;
+	vcache_forget_all();
+	atomic_store(&g_stop, 0);
+	assert_int_equal(pthread_create(&t, NULL, writer, NULL), 0);
+	/* At least 300000 reads and 1000 hits (the writer may start late on a busy machine), at most ~20 s.
+	 */
+	for (long i = 0; (i < 300000 || hits < 1000) && i < 300000000L; i++) {
+		if (!vcache_read(0, ID, b, sizeof(b), 0, &got))
+			continue;
+		hits++;
+		assert_int_equal(got, sizeof(b));
+		for (size_t j = 1; j < sizeof(b); j++)
+			if (b[j] != b[0])
+				fail_msg("a torn block: byte %zu is %u, byte 0 is %u", j, b[j], b[0]);
+	}
+	atomic_store(&g_stop, 1);
+	pthread_join(t, NULL);
+	assert_true(hits >= 1000);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_empty_misses),
+	    cmocka_unit_test(test_put_read),
+	    cmocka_unit_test(test_partial_blocks_not_cached),
+	    cmocka_unit_test(test_forget),
+	    cmocka_unit_test(test_short_last_block),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_race),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
