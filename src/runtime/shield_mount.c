@@ -100,21 +100,45 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
  */
 static struct vshare *g_share;
 
-static enum scone_err share_map(size_t n, int fd)
+/* SCONE_READ_CACHE_MB: the shared read cache's size (vcache.h; 0 turns it off). */
+static size_t read_cache_mb(const struct scone_runtime_config *cfg)
+{
+	const char *v = scone_runtime_setting(cfg, "SCONE_READ_CACHE_MB");
+	char *end;
+	long mb;
+
+	if (!v)
+		v = getenv("SCONE_READ_CACHE_MB");
+	if (!v || !*v)
+		return VCACHE_DEFAULT_MB;
+	mb = strtol(v, &end, 10);
+	if (*end || mb < 0 || mb > VCACHE_MAX_MB) {
+		scone_warn("SCONE_READ_CACHE_MB=%.16s: not 0 to %d; the read cache has %d MiB", v,
+			   VCACHE_MAX_MB, VCACHE_DEFAULT_MB);
+		return VCACHE_DEFAULT_MB;
+	}
+	return (size_t)mb;
+}
+
+static enum scone_err share_map(size_t n, int fd, size_t cache_mb)
 {
 	REAL(close);
 	size_t head = (sizeof(struct vsrv_shared) + n * sizeof(struct vshare) + 4095) & ~(size_t)4095;
-	size_t size = (head + vcache_size() + 4095) & ~(size_t)4095;
+	size_t size = (head + vcache_size(cache_mb) + 4095) & ~(size_t)4095;
+	bool fresh = fd < 0;
 	struct stat st;
 	void *p;
 
-	if (fd < 0) {
+	if (fresh) {
 		fd = memfd_create("scone-volumes", MFD_CLOEXEC);
 		if (fd < 0 || ftruncate(fd, (off_t)size) != 0)
 			return scone_err_set(scone_err_from_errno(errno), "volumes: shared state: %s",
 					     strerror(errno));
-	} else if (fstat(fd, &st) != 0 || (size_t)st.st_size != size) {
+	} else if (fstat(fd, &st) != 0 || (size_t)st.st_size < head + vcache_size(0) ||
+		   (size_t)st.st_size > head + vcache_size(VCACHE_MAX_MB) + 4096) {
 		return scone_err_set(SCONE_ERR_INVALID, "volumes: the handed-over shared state does not fit");
+	} else {
+		size = (size_t)st.st_size; /* its read cache as the first process laid it out */
 	}
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
@@ -124,9 +148,13 @@ static enum scone_err share_map(size_t n, int fd)
 	}
 	/* The read cache holds plaintext: never in a core dump (docs/runtime.md). */
 	(void)madvise(p, size, MADV_DONTDUMP);
+	if (!vcache_attach((uint8_t *)p + head, size - head, fresh ? cache_mb : VCACHE_MAPPED)) {
+		munmap(p, size);
+		real_close(fd);
+		return scone_err_set(SCONE_ERR_INVALID, "volumes: the handed-over read cache does not fit");
+	}
 	shield_g.srv = p;
 	g_share = (struct vshare *)(void *)((struct vsrv_shared *)p + 1);
-	vcache_attach((uint8_t *)p + head);
 	shield_g.share_fd = fd;
 	vsrv_register(shield_g.srv);
 	return SCONE_ERR_OK;
@@ -279,7 +307,7 @@ static enum scone_err mount_all(struct scone_runtime_config *cfg, const struct s
 		return scone_err_set(SCONE_ERR_NOMEM, "volumes");
 	shield_g.pid = getpid();
 	fdtab_own();
-	if ((err = share_map(total, h ? h->share_fd : -1)))
+	if ((err = share_map(total, h ? h->share_fd : -1, read_cache_mb(cfg))))
 		return err;
 	for (i = 0; i < total; i++) {
 		shield_g.mounts[i].sh = &g_share[i];

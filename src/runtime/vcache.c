@@ -31,21 +31,71 @@ struct vc_head {
 	_Atomic uint64_t epoch;	     /* data and status slots of another epoch are empty */
 	_Atomic uint64_t name_epoch; /* name slots of another are (a file's data outlives its names) */
 	_Atomic uint32_t used;	     /* a slot was ever filled: writes have something to forget */
-	uint8_t pad[44];
+	uint32_t data_slots;	     /* blocks (a power of two), then */
+	uint32_t meta_slots;	     /* status and names (a power of two): never pushed out by blocks */
+	uint8_t pad[36];
 };
 
-static struct vc_head *g_head;
-static struct vc_slot *g_slots;
+static struct vc_head *g_head; /* NULL: no cache (none mapped, or 0 MiB) */
+static struct vc_slot *g_data, *g_meta;
 
-size_t vcache_size(void)
+/* The slots of a cache of mb MiB of blocks: a power of two, none for 0. */
+static uint32_t data_slots_for(size_t mb)
 {
-	return sizeof(struct vc_head) + (size_t)VCACHE_SLOTS * sizeof(struct vc_slot);
+	uint32_t n = 1;
+
+	if (mb == 0)
+		return 0;
+	if (mb > VCACHE_MAX_MB)
+		mb = VCACHE_MAX_MB;
+	while ((size_t)n * 2 * VCACHE_BLOCK <= mb << 20)
+		n *= 2;
+	return n;
 }
 
-void vcache_attach(void *p)
+static uint32_t meta_slots_for(uint32_t data)
 {
-	g_head = p;
-	g_slots = (struct vc_slot *)(void *)(g_head + 1);
+	return data == 0 ? 0 : data / 8 < 256 ? 256 : data / 8;
+}
+
+static size_t layout_size(uint32_t data, uint32_t meta)
+{
+	return sizeof(struct vc_head) + ((size_t)data + meta) * sizeof(struct vc_slot);
+}
+
+size_t vcache_size(size_t mb)
+{
+	uint32_t data = data_slots_for(mb);
+
+	return layout_size(data, meta_slots_for(data));
+}
+
+static bool power_of_two(uint32_t n)
+{
+	return n && (n & (n - 1)) == 0;
+}
+
+bool vcache_attach(void *p, size_t bytes, size_t mb)
+{
+	struct vc_head *h = p;
+
+	g_head = NULL;
+	if (bytes < sizeof(*h))
+		return false;
+	if (mb != VCACHE_MAPPED) { /* a new cache: its layout goes into its head */
+		h->data_slots = data_slots_for(mb);
+		h->meta_slots = meta_slots_for(h->data_slots);
+	}
+	if (h->data_slots == 0 && h->meta_slots == 0)
+		return true; /* none */
+	if (!power_of_two(h->data_slots) || !power_of_two(h->meta_slots) ||
+	    h->data_slots > data_slots_for(VCACHE_MAX_MB) || h->meta_slots > meta_slots_for(h->data_slots) ||
+	    layout_size(h->data_slots, h->meta_slots) > bytes)
+		return false;
+	g_head = h;
+	g_data = (struct vc_slot *)(void *)(h + 1);
+	g_meta = g_data + h->data_slots;
+	return true;
 }
 
 static uint64_t load64(const uint8_t *b)
@@ -64,7 +114,9 @@ static struct vc_slot *slot_of(unsigned mount, const uint8_t id[16], uint64_t bl
 	h ^= h >> 29;
 	h *= 0xBF58476D1CE4E5B9ULL;
 	h ^= h >> 32;
-	return &g_slots[h & (VCACHE_SLOTS - 1)];
+	if (block >= VC_NAME)
+		return &g_meta[h & (g_head->meta_slots - 1)];
+	return &g_data[h & (g_head->data_slots - 1)];
 }
 
 /* ---- the writer ---- */
@@ -151,7 +203,7 @@ void vcache_forget(unsigned mount, const uint8_t id[16], uint64_t off, uint64_t 
 	if (!g_head || !atomic_load_explicit(&g_head->used, memory_order_relaxed))
 		return;
 	forget(mount, id, VC_STAT);
-	if (n > (uint64_t)VCACHE_SLOTS * VCACHE_BLOCK) {
+	if (n > (uint64_t)g_head->data_slots * VCACHE_BLOCK) {
 		vcache_forget_all();
 		return;
 	}

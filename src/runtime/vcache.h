@@ -16,7 +16,8 @@
  * Entries are keyed by mount, the volume file's id (random, stable across
  * renames) and block (4 KiB), one slot per key (direct mapped); a path's
  * file id is an entry too (keyed by the path's hash), so that a client
- * opens a file for reading without asking. The memfd
+ * opens a file for reading without asking. Status and names have slots of
+ * their own, so that blocks never push them out. The memfd
  * is reachable only by the program's processes (docs/runtime.md, "The
  * shared read cache"); the mapping is left out of core dumps.
  */
@@ -30,12 +31,18 @@
 #include "volume/volume.h"
 
 #define VCACHE_BLOCK 4096u
-#define VCACHE_SLOTS 16384u /* 64 MiB of blocks; pages are taken only as entries are filled */
+#define VCACHE_DEFAULT_MB 64 /* SCONE_READ_CACHE_MB; pages are taken only as entries are filled */
+#define VCACHE_MAX_MB 4096
+#define VCACHE_MAPPED ((size_t)-1) /* vcache_attach: a cache another process laid out */
 
-/* Bytes the cache takes in the shared memfd. */
-size_t vcache_size(void);
-/* Use the cache at p (vcache_size() bytes, zero when new), as mapped in this process. */
-void vcache_attach(void *p);
+/* Bytes a cache of mb MiB of blocks (rounded down to a power of two of blocks; 0: none) takes. */
+size_t vcache_size(size_t mb);
+/*
+ * Use the cache at p (bytes long) as mapped in this process: a new one
+ * (zero bytes) of mb MiB, or VCACHE_MAPPED for one laid out already (its
+ * head is checked against bytes: false if it does not fit).
+ */
+bool vcache_attach(void *p, size_t bytes, size_t mb);
 
 /* ---- the server (shield lock held) ---- */
 

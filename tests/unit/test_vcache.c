@@ -18,16 +18,16 @@ static void *g_map;
 static int setup(void **state)
 {
 	(void)state;
-	g_map = mmap(NULL, vcache_size(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	g_map = mmap(NULL, vcache_size(8), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(g_map != MAP_FAILED);
-	vcache_attach(g_map);
+	assert_true(vcache_attach(g_map, vcache_size(8), 8));
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	munmap(g_map, vcache_size());
+	munmap(g_map, vcache_size(8));
 	return 0;
 }
 
@@ -174,6 +174,32 @@ static void test_names(void **state)
 	assert_false(vcache_name(0, longp, id));
 }
 
+/* A cache laid out by another process is taken as its head says, if that fits; 0 MiB is none. */
+static void test_layout(void **state)
+{
+	static uint8_t data[100], b[100];
+	size_t got, size = vcache_size(8);
+	uint32_t *head = g_map;
+
+	(void)state;
+	vcache_forget_all();
+	put_file(ID, data, sizeof(data));
+	assert_true(vcache_attach(g_map, size, VCACHE_MAPPED)); /* as an exec'd program maps it */
+	assert_true(vcache_read(0, ID, b, sizeof(b), 0, &got));
+	assert_false(vcache_attach(g_map, size - 4096, VCACHE_MAPPED)); /* shorter than its head says */
+	assert_false(vcache_read(0, ID, b, sizeof(b), 0, &got));
+	head[5] = 3; /* data slots: not a power of two */
+	assert_false(vcache_attach(g_map, size, VCACHE_MAPPED));
+	head[5] = 1u << 30; /* more than fits */
+	assert_false(vcache_attach(g_map, size, VCACHE_MAPPED));
+	assert_true(vcache_attach(g_map, size, 0)); /* 0 MiB: no cache, nothing put or read */
+	put_file(ID, data, sizeof(data));
+	assert_false(vcache_read(0, ID, b, sizeof(b), 0, &got));
+	assert_true(vcache_size(0) < 4096 && vcache_size(8) > (8u << 20));
+	memset(g_map, 0, 4096);
+	assert_true(vcache_attach(g_map, size, 8)); /* and back, for the tests after */
+}
+
 /* ---- a reader racing the writer ---- */
 
 static atomic_int g_stop;
@@ -231,6 +257,7 @@ int main(void)
 	    cmocka_unit_test(test_forget),
 	    cmocka_unit_test(test_short_last_block),
 	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_layout),
 	    cmocka_unit_test(test_race),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
