@@ -120,7 +120,9 @@ static ssize_t copy_out(int out, off64_t *out_off, const char *buf, size_t n)
  */
 static ssize_t copy_through(int out, off64_t *out_off, int in, off64_t *in_off, size_t count)
 {
-	char *buf = malloc(COPY_CHUNK);
+	/* As large as the copy (a web server's small file: a few KiB), at most a chunk. */
+	size_t cap = count && count < COPY_CHUNK ? count : COPY_CHUNK, used = 0;
+	char *buf = malloc(cap);
 	ssize_t total = 0, r = 0, w = 0;
 	int e = 0;
 
@@ -129,12 +131,14 @@ static ssize_t copy_through(int out, off64_t *out_off, int in, off64_t *in_off, 
 	if (count > SSIZE_MAX)
 		count = SSIZE_MAX;
 	while ((size_t)total < count) {
-		size_t want = count - (size_t)total < COPY_CHUNK ? count - (size_t)total : COPY_CHUNK;
+		size_t want = count - (size_t)total < cap ? count - (size_t)total : cap;
 		r = in_off ? pread64(in, buf, want, *in_off) : read(in, buf, want);
 		if (r <= 0) {
 			e = errno;
 			break;
 		}
+		if ((size_t)r > used)
+			used = (size_t)r;
 		w = copy_out(out, out_off, buf, (size_t)r);
 		e = errno;
 		if (w > 0)
@@ -149,7 +153,7 @@ static ssize_t copy_through(int out, off64_t *out_off, int in, off64_t *in_off, 
 		if ((size_t)r < want)
 			break;
 	}
-	scone_wipe(buf, COPY_CHUNK);
+	scone_wipe(buf, used); /* plaintext of the volume: no more of it than was read */
 	free(buf);
 	if (total == 0 && (r < 0 || w < 0)) {
 		errno = e;
