@@ -308,6 +308,25 @@ bool vcache_name(unsigned mount, const char *vpath, uint8_t id[16])
 	return true;
 }
 
+bool vcache_whole(unsigned mount, const uint8_t id[16], uint64_t max)
+{
+	struct scone_vstat st;
+	uint8_t probe;
+	uint64_t epoch;
+
+	if (!cached())
+		return false;
+	epoch = atomic_load_explicit(&g_head->epoch, memory_order_acquire);
+	if (!read_slot(mount, id, VC_STAT, epoch, &st, 0, sizeof(st)) || st.size > max)
+		return false;
+	for (uint64_t at = 0; at < st.size; at += VCACHE_BLOCK) /* each block's last byte */
+		if (!read_slot(mount, id, at / VCACHE_BLOCK, epoch, &probe,
+			       st.size - at < VCACHE_BLOCK ? (size_t)(st.size - at) - 1 : VCACHE_BLOCK - 1,
+			       1))
+			return false;
+	return true;
+}
+
 bool vcache_read(unsigned mount, const uint8_t id[16], void *buf, size_t n, uint64_t off, size_t *got)
 {
 	struct scone_vstat st;

@@ -69,6 +69,8 @@ bool vcache_used(void);
 bool vcache_stat(unsigned mount, const uint8_t id[16], struct scone_vstat *st);
 /* The id of the file at vpath, if cached. */
 bool vcache_name(unsigned mount, const char *vpath, uint8_t id[16]);
+/* Is all of the file cached (its status, and every block: at most max bytes)? */
+bool vcache_whole(unsigned mount, const uint8_t id[16], uint64_t max);
 /* n bytes at off into buf (*got short at the end of the file), if every block is cached. */
 bool vcache_read(unsigned mount, const uint8_t id[16], void *buf, size_t n, uint64_t off, size_t *got);
 

@@ -377,6 +377,9 @@ enum scone_err vop_open(struct sfd *s, const char *vpath, unsigned vf, uint32_t 
 	return scone_vfile_open(s->m->vol, vpath, vf, mode, &s->f);
 }
 
+/* The largest file opened for reading without a request (vop_open_path). */
+#define LAZY_OPEN_MAX (256u << 10)
+
 /* What open(2) with flags does with a path whose status is st (or stat_err). */
 int vop_open_verdict(enum scone_err stat_err, const struct scone_vstat *st, int flags)
 {
@@ -406,13 +409,16 @@ enum scone_err vop_open_path(struct sfd *s, const char *vpath, int flags, uint32
 
 	*opened = false;
 	/*
-	 * Opened for reading, a file whose id the cache holds needs no request:
-	 * reads and fstat come from the cache, and a handle on the server is
-	 * taken (by path, the same file or ESTALE) only when they miss.
+	 * Opened for reading, a small file the cache holds whole (its id, status
+	 * and every block) needs no request: reads and fstat come from the
+	 * cache, and a handle on the server is taken (by path, the same file or
+	 * stale) only when they miss (the file changed, or its blocks were
+	 * pushed out).
 	 */
 	if (served() && (flags & O_ACCMODE) == O_RDONLY &&
 	    !(flags & (O_CREAT | O_TRUNC | O_DIRECTORY | O_PATH)) &&
-	    vcache_name(mount_no(s->m), vpath, s->fid)) {
+	    vcache_name(mount_no(s->m), vpath, s->fid) &&
+	    vcache_whole(mount_no(s->m), s->fid, LAZY_OPEN_MAX)) {
 		s->has_fid = s->file = *opened = true;
 		s->vf_reopen = vf;
 		return SCONE_ERR_OK;

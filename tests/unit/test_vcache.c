@@ -126,6 +126,26 @@ static void test_forget(void **state)
 	assert_false(vcache_read(0, ID2, b, 10, 0, &got));
 }
 
+static void test_whole(void **state)
+{
+	static uint8_t data[2 * VCACHE_BLOCK + 10];
+	struct scone_vstat st = {.size = 0};
+
+	(void)state;
+	vcache_forget_all();
+	assert_false(vcache_whole(0, ID, 1 << 20)); /* nothing */
+	put_file(ID, data, sizeof(data));
+	assert_true(vcache_whole(0, ID, 1 << 20));
+	assert_false(vcache_whole(0, ID, 100)); /* larger than asked */
+	vcache_forget(0, ID, VCACHE_BLOCK, 1);	/* the middle block goes */
+	st.size = sizeof(data);
+	vcache_put_stat(0, ID, &st);
+	assert_false(vcache_whole(0, ID, 1 << 20));
+	memset(&st, 0, sizeof(st)); /* an empty file: its status is all */
+	vcache_put_stat(0, ID2, &st);
+	assert_true(vcache_whole(0, ID2, 1 << 20));
+}
+
 static void test_short_last_block(void **state)
 {
 	static uint8_t data[VCACHE_BLOCK + 100], b[VCACHE_BLOCK];
@@ -255,6 +275,7 @@ int main(void)
 	    cmocka_unit_test(test_put_read),
 	    cmocka_unit_test(test_partial_blocks_not_cached),
 	    cmocka_unit_test(test_forget),
+	    cmocka_unit_test(test_whole),
 	    cmocka_unit_test(test_short_last_block),
 	    cmocka_unit_test(test_names),
 	    cmocka_unit_test(test_layout),
