@@ -27,6 +27,7 @@
 #   the 100 paths. Goal: ratio >= 0.8.
 #     RESULT db.nginx_static_4k value=<req/s> unit=req/s baseline=<plain req/s> ratio=<runtime/plain>
 #
+# BENCH_READ_CACHE_MB sets the runtime's shared read cache (default 64 MiB).
 # BENCH_DB_PARTS (default "pgbench mysqlslap nginx") picks the parts. The
 # databases run as the invoking user, or as the system user scone-test when
 # that is root (created if absent): postgres refuses root. A part whose
@@ -105,6 +106,9 @@ export SCONE_CLI_CONFIG=$work/owner/config.json
 "$BIN/scone" cas keygen >/dev/null || exit 1
 fp=$(openssl x509 -in "$work/cas/cas.crt" -outform DER | sha256sum | cut -d' ' -f1)
 "$BIN/scone" cas trust "127.0.0.1:$cas_port" --fingerprint "$fp" >/dev/null || exit 1
+# BENCH_READ_CACHE_MB: the runtime's shared read cache for every service (SCONE_READ_CACHE_MB).
+CACHE_ENV=
+[ -n "${BENCH_READ_CACHE_MB:-}" ] && CACHE_ENV=$'\n    environment:\n      SCONE_READ_CACHE_MB: "'"$BENCH_READ_CACHE_MB"'"'
 cat >"$work/db.yaml" <<YAML
 name: bench-db
 version: "0.3"
@@ -113,11 +117,11 @@ security:
     mode: none
 services:
   - name: pg
-    image_name: pg
+    image_name: pg$CACHE_ENV
   - name: my
-    image_name: my
+    image_name: my$CACHE_ENV
   - name: web
-    image_name: web
+    image_name: web$CACHE_ENV
 images:
   - name: pg
     injection_files:
