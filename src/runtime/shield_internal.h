@@ -407,6 +407,8 @@ bool vsrv_file_lost(const struct mount *m, const char *vpath, uint64_t since);
  * after it: a PostgreSQL backend opens a WAL segment only to flush it).
  */
 bool vsrv_file_loss_unseen(const struct mount *m, const char *vpath);
+/* Has every change of m any process was answered been committed (a client's fsync then asks nothing)? */
+bool vsrv_all_committed(const struct mount *m);
 /* Does this process serve other processes now? */
 bool vsrv_serving_others(void);
 /* Commit m where it is held (shield_commit asks the server when this process is served). */

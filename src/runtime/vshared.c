@@ -61,6 +61,15 @@ void shield_mark_dirty(struct mount *m)
 		__atomic_or_fetch(&shield_g.srv->changed, bit, __ATOMIC_ACQ_REL);
 }
 
+bool vsrv_all_committed(const struct mount *m)
+{
+	size_t mount = shield_mount_index(m);
+
+	/* Set before any change is answered, cleared after the commit that covers it is durable. */
+	return shield_g.srv && mount < 63 &&
+	       !(__atomic_load_n(&shield_g.srv->changed, __ATOMIC_ACQUIRE) & mount_bit(mount));
+}
+
 void vsrv_note_committed(const struct mount *m)
 {
 	uint32_t mount = (uint32_t)shield_mount_index(m), n = 0;
