@@ -132,13 +132,13 @@ static ssize_t copy_through(int out, off64_t *out_off, int in, off64_t *in_off, 
 		count = SSIZE_MAX;
 	while ((size_t)total < count) {
 		size_t want = count - (size_t)total < cap ? count - (size_t)total : cap;
+		if (want > used)
+			used = want; /* a failed read may still have put bytes there */
 		r = in_off ? pread64(in, buf, want, *in_off) : read(in, buf, want);
 		if (r <= 0) {
 			e = errno;
 			break;
 		}
-		if ((size_t)r > used)
-			used = (size_t)r;
 		w = copy_out(out, out_off, buf, (size_t)r);
 		e = errno;
 		if (w > 0)

@@ -139,6 +139,9 @@ static enum scone_err share_map(size_t n, int fd, size_t cache_mb)
 		return scone_err_set(SCONE_ERR_INVALID, "volumes: the handed-over shared state does not fit");
 	} else {
 		size = (size_t)st.st_size; /* its read cache as the first process laid it out */
+		/* Inherited across exec without CLOEXEC: an unshielded program exec'd later must not get it.
+		 */
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 	}
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {

@@ -38,6 +38,7 @@ struct vc_head {
 
 static struct vc_head *g_head; /* NULL: no cache (none mapped, or 0 MiB) */
 static struct vc_slot *g_data, *g_meta;
+static uint32_t g_data_mask, g_meta_mask; /* as checked at attach: never read again from shared memory */
 
 /* The slots of a cache of mb MiB of blocks: a power of two, none for 0. */
 static uint32_t data_slots_for(size_t mb)
@@ -92,9 +93,11 @@ bool vcache_attach(void *p, size_t bytes, size_t mb)
 	    h->data_slots > data_slots_for(VCACHE_MAX_MB) || h->meta_slots > meta_slots_for(h->data_slots) ||
 	    layout_size(h->data_slots, h->meta_slots) > bytes)
 		return false;
-	g_head = h;
+	g_data_mask = h->data_slots - 1;
+	g_meta_mask = h->meta_slots - 1;
 	g_data = (struct vc_slot *)(void *)(h + 1);
 	g_meta = g_data + h->data_slots;
+	g_head = h;
 	return true;
 }
 
@@ -115,22 +118,27 @@ static struct vc_slot *slot_of(unsigned mount, const uint8_t id[16], uint64_t bl
 	h *= 0xBF58476D1CE4E5B9ULL;
 	h ^= h >> 32;
 	if (block >= VC_NAME)
-		return &g_meta[h & (g_head->meta_slots - 1)];
-	return &g_data[h & (g_head->data_slots - 1)];
+		return &g_meta[h & g_meta_mask];
+	return &g_data[h & g_data_mask];
 }
 
 /* ---- the writer ---- */
 
+/*
+ * Odd while written, even after, whatever the count was: a writer killed
+ * in the middle (a crashed server) leaves it odd, and the next one must
+ * still end on an even count.
+ */
 static void write_begin(struct vc_slot *s)
 {
-	atomic_store_explicit(&s->seq, atomic_load_explicit(&s->seq, memory_order_relaxed) + 1,
+	atomic_store_explicit(&s->seq, atomic_load_explicit(&s->seq, memory_order_relaxed) | 1,
 			      memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
 }
 
 static void write_end(struct vc_slot *s)
 {
-	atomic_store_explicit(&s->seq, atomic_load_explicit(&s->seq, memory_order_relaxed) + 1,
+	atomic_store_explicit(&s->seq, (atomic_load_explicit(&s->seq, memory_order_relaxed) | 1) + 1,
 			      memory_order_release);
 }
 
@@ -178,8 +186,17 @@ static void forget(unsigned mount, const uint8_t id[16], uint64_t block)
 
 void vcache_put_stat(unsigned mount, const uint8_t id[16], const struct scone_vstat *st)
 {
-	if (g_head)
-		put(mount, id, VC_STAT, st, sizeof(*st));
+	struct scone_vstat copy;
+
+	if (!g_head)
+		return;
+	memset(&copy, 0, sizeof(copy)); /* no stack bytes in the padding go to shared memory */
+	copy.is_dir = st->is_dir;
+	copy.size = st->size;
+	copy.mode = st->mode;
+	memcpy(copy.file_id, st->file_id, sizeof(copy.file_id));
+	copy.mtime_ns = st->mtime_ns;
+	put(mount, id, VC_STAT, &copy, sizeof(copy));
 }
 
 void vcache_put(unsigned mount, const uint8_t id[16], uint64_t off, const uint8_t *data, size_t n,
@@ -203,7 +220,7 @@ void vcache_forget(unsigned mount, const uint8_t id[16], uint64_t off, uint64_t 
 	if (!g_head || !atomic_load_explicit(&g_head->used, memory_order_relaxed))
 		return;
 	forget(mount, id, VC_STAT);
-	if (n > (uint64_t)g_head->data_slots * VCACHE_BLOCK) {
+	if (n > ((uint64_t)g_data_mask + 1) * VCACHE_BLOCK) {
 		vcache_forget_all();
 		return;
 	}
@@ -242,12 +259,15 @@ static void name_key(const char *vpath, uint8_t key[16])
 	memcpy(key + 8, &b, 8);
 }
 
+/* A name entry's bytes (thread-local: too large for some threads' stacks). */
+static __thread uint8_t t_name[VCACHE_BLOCK];
+
 void vcache_put_name(unsigned mount, const char *vpath, const uint8_t id[16])
 {
-	uint8_t key[16], data[VCACHE_BLOCK];
+	uint8_t key[16], *data = t_name;
 	size_t n = strlen(vpath) + 1;
 
-	if (!g_head || 16 + n > sizeof(data))
+	if (!g_head || 16 + n > sizeof(t_name))
 		return;
 	name_key(vpath, key);
 	memcpy(data, id, 16);
@@ -294,10 +314,10 @@ bool vcache_stat(unsigned mount, const uint8_t id[16], struct scone_vstat *st)
 
 bool vcache_name(unsigned mount, const char *vpath, uint8_t id[16])
 {
-	uint8_t key[16], data[VCACHE_BLOCK];
+	uint8_t key[16], *data = t_name;
 	size_t n = strlen(vpath) + 1;
 
-	if (!cached() || 16 + n > sizeof(data))
+	if (!cached() || 16 + n > sizeof(t_name))
 		return false;
 	name_key(vpath, key);
 	if (!read_slot(mount, key, VC_NAME, atomic_load_explicit(&g_head->name_epoch, memory_order_acquire),

@@ -134,7 +134,19 @@ static enum scone_err local_file(struct sfd *s)
 		return SCONE_ERR_OK;
 	if (s->stale)
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s was removed by another process", s->vpath);
-	return scone_vfile_open(s->m->vol, s->vpath, (unsigned)s->vf_reopen, 0, &s->f);
+	SCONE_TRY(scone_vfile_open(s->m->vol, s->vpath, (unsigned)s->vf_reopen, 0, &s->f));
+	if (s->has_fid) { /* the path must still name the file this description had */
+		struct scone_vstat st;
+		if (scone_vfile_stat(s->f, &st) != SCONE_ERR_OK ||
+		    memcmp(st.file_id, s->fid, sizeof(s->fid)) != 0) {
+			scone_vfile_close(s->f);
+			s->f = NULL;
+			s->stale = true;
+			return scone_err_set(SCONE_ERR_NOT_FOUND, "%s was replaced by another process",
+					     s->vpath);
+		}
+	}
+	return SCONE_ERR_OK;
 }
 
 /*
@@ -443,8 +455,10 @@ enum scone_err vop_open_path(struct sfd *s, const char *vpath, int flags, uint32
 		s->file = *opened = true;
 		s->vf_reopen = vf & ~(unsigned)(SCONE_VF_CREAT | SCONE_VF_EXCL | SCONE_VF_TRUNC);
 		s->rh = t_a.h;
-		memcpy(s->fid, t_a.st.file_id, sizeof(s->fid));
-		s->has_fid = true;
+		if (t_a.has_st) { /* its key to the read cache */
+			memcpy(s->fid, t_a.st.file_id, sizeof(s->fid));
+			s->has_fid = true;
+		}
 		return SCONE_ERR_OK;
 	}
 	err = vop_stat(s->m, vpath, st);

@@ -45,7 +45,7 @@ enum vp_op {
 	VP_OP_END_,
 };
 
-#define VP_VERSION 1
+#define VP_VERSION 2 /* 2: VP_OPEN with VP_OPEN_CHECK, VP_CLOSE_NO_ANSWER */
 /* VP_OPEN: look the path up first and open only what open(2) would (h 0 with st otherwise). */
 #define VP_OPEN_CHECK (1ULL << 32)
 /* VP_CLOSE: the client does not wait for an answer (and none is sent). */

@@ -501,6 +501,59 @@ elif sys.argv[1] == "cache":
     os.write(w, b"quit\n")
     os.waitpid(pid, 0)
     print("CACHE=" + (",".join(bad) or "ok"))
+elif sys.argv[1] == "cachetakeover":
+    # A child holds a file open for writing; the parent renames another file over its name and
+    # exits; the child takes the volume over. Its description is of the old file: its write must
+    # not land in the new one behind the back of a reader's cache (the kernel writes the old file).
+    import time
+    host = os.path.dirname(d)
+    open(d + "/k.bin", "wb").write(b"K" * 5000)
+    open(d + "/b.bin", "wb").write(b"B" * 5000)
+    r1, w1 = os.pipe()
+    if os.fork() == 0:  # the writer, K
+        fd = os.open(d + "/k.bin", os.O_RDWR)
+        os.write(w1, b"k")
+        while os.path.exists(host + "/parent-alive"):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        try:
+            res = "wrote %d" % os.pwrite(fd, b"Z" * 100, 0)
+        except OSError as e:
+            res = "error %d" % e.errno
+        open(host + "/k-result", "w").write(res)
+        time.sleep(1.0)  # the reader reads meanwhile, through the new server
+        os._exit(0)
+    r2, w2 = os.pipe()
+    if os.fork() == 0:  # the reader, R: reads k.bin before the takeover (cached) and after K wrote
+        def whole():
+            with open(d + "/k.bin", "rb") as f:
+                return f.read()
+        whole()
+        os.write(w2, b"r")
+        while not os.path.exists(host + "/k-result"):
+            time.sleep(0.05)
+        b = whole()
+        open(host + "/r-result", "w").write("%d:%s" % (len(b), b[:4].decode()))
+        os._exit(0)
+    os.read(r1, 1), os.read(r2, 1)
+    os.rename(d + "/b.bin", d + "/k.bin")
+    # A program exec'd beside the server must not pass the shared state on to what it execs.
+    import subprocess
+    code = ("import os\n"
+            "for n in os.listdir('/proc/self/fd'):\n"
+            "    try:\n"
+            "        if 'scone-volumes' in os.readlink('/proc/self/fd/' + n):\n"
+            "            flags = int(open('/proc/self/fdinfo/' + n).read().split('flags:')[1].split()[0], 8)\n"
+            "            print('CLOEXEC=%d' % bool(flags & 0o2000000))\n"
+            "    except OSError:\n"
+            "        pass\n")
+    out = subprocess.run([sys.executable or "/usr/bin/python3", "-c", code], capture_output=True, text=True).stdout
+    print(out.strip() or "CLOEXEC=none", flush=True)
+    os.remove(host + "/parent-alive")
+    os._exit(0)
+elif sys.argv[1] == "cachetakeovercheck":
+    b = open(d + "/k.bin", "rb").read()
+    print("VOLUME=%d:%s" % (len(b), b[:4].decode()))
 elif sys.argv[1] == "forkcheck":
     print("LOG=%r" % open(d + "/log.txt").read())
     print("BOTH=%d,%d" % (len(open(d + "/both-p.txt").read().split()), len(open(d + "/both-c.txt").read().split())))
@@ -643,6 +696,26 @@ case_cache() {
 	start
 	expect_ok scone run --config-id vol/py -- "$PY" cache
 	grep -qx "CACHE=ok" "$OUT" || { show_output; fail "a client read something the volume no longer holds"; }
+}
+
+# A description of a file renamed over, carried across a takeover: what a reader's cache
+# answers afterwards is what the volume holds; the shared state is not passed on by exec.
+case_cache_takeover() {
+	local n=0
+	start
+	touch "$CASE_DIR/parent-alive"
+	expect_ok scone run --config-id vol/py -- "$PY" cachetakeover
+	grep -qx "CLOEXEC=1" "$OUT" || { show_output; fail "an exec'd program's shared state would reach what it execs"; }
+	while [ ! -e "$CASE_DIR/r-result" ] && [ $n -lt 200 ]; do sleep 0.1; n=$((n + 1)); done
+	sleep 1.5 # both children exit (the last commits)
+	[ -e "$CASE_DIR/r-result" ] || fail "the reader did not finish"
+	expect_ok scone run --config-id vol/py -- "$PY" cachetakeovercheck
+	local vol reader
+	vol=$(sed -n 's/^VOLUME=//p' "$OUT")
+	reader=$(cat "$CASE_DIR/r-result")
+	echo "# writer: $(cat "$CASE_DIR/k-result"); reader: $reader; volume: $vol"
+	[ "$reader" = "$vol" ] || fail "the reader's cache answered $reader, the volume holds $vol"
+	[ "$vol" = "5000:BBBB" ] || fail "the old file's description wrote into the new file ($vol)"
 }
 
 # The process holding the volume goes away while others still use it: they elect a new one.
@@ -841,6 +914,7 @@ run_case "runtime volume: a directory restored to an older copy: only the owner 
 run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_range, mmap, fdopen on shielded fds" case_fdapi
 run_case "runtime volume: forked children keep working on the volume (shared fds and offsets, four concurrent writers)" case_fork
 run_case "runtime volume: children read through the shared read cache what the server holds now (writes, appends, truncation, renames, another child, an exec'd program)" case_cache
+run_case "runtime volume: a file renamed over while another process holds it open, across a takeover: the holder never writes the new file, a reader's cache answers what the volume holds, the shared state is close-on-exec" case_cache_takeover
 run_case "runtime volume: the process holding the volume goes: through _exit (daemon(3)) the others take over; killed, the program crashes; nothing synced is lost" case_server_gone
 run_case "runtime volume: writes through O_SYNC and O_DSYNC survive a kill right after them; a plain write does not" case_osync
 run_case "runtime volume: the server killed with a write it had not committed: every process of the program ends, the volume opens as synced" case_lost_writeback
