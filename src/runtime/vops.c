@@ -81,6 +81,34 @@ static void close_remote(struct sfd *s)
 		scone_err_clear();
 }
 
+/* An open request (h: 0, or VP_OPEN_CHECK | open(2) flags); *again when the server changed. */
+static enum scone_err open_call(struct sfd *s, const char *vpath, unsigned vf, uint32_t mode, uint64_t h,
+				bool *again)
+{
+	ask(&t_q, VP_OPEN, s->m);
+	SCONE_TRY(set_path(t_q.p1, vpath));
+	t_q.a = vf;
+	t_q.b = mode;
+	t_q.h = h;
+	return vsrv_call(&t_q, &t_a, NULL, again);
+}
+
+/* The answer's handle, and the file's id (its key to the read cache) where the answer has its status. */
+static void take_handle(struct sfd *s)
+{
+	s->rh = t_a.h;
+	if (t_a.has_st) {
+		memcpy(s->fid, t_a.st.file_id, sizeof(s->fid));
+		s->has_fid = true;
+	}
+}
+
+/* Opened again later (a new server, an exec'd program): never create or truncate twice. */
+static unsigned reopen_flags(unsigned vf)
+{
+	return vf & ~(unsigned)(SCONE_VF_CREAT | SCONE_VF_EXCL | SCONE_VF_TRUNC);
+}
+
 /* The file's handle on the server, opened (again) by its path if it has none. */
 static enum scone_err remote_handle(struct sfd *s, bool *again)
 {
@@ -91,19 +119,15 @@ static enum scone_err remote_handle(struct sfd *s, bool *again)
 		return SCONE_ERR_OK;
 	if (s->stale)
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s was removed by another process", s->vpath);
-	err = path_call(s->m, VP_OPEN, s->vpath, NULL, vf, NULL, again);
+	err = open_call(s, s->vpath, vf, 0, 0, again);
 	if (!err && !*again) {
-		s->rh = t_a.h;
-		if (t_a.has_st && s->has_fid && memcmp(s->fid, t_a.st.file_id, sizeof(s->fid)) != 0) {
-			/* The path names another file now (renamed over): this one is gone from it. */
+		bool other = t_a.has_st && s->has_fid && memcmp(s->fid, t_a.st.file_id, sizeof(s->fid)) != 0;
+		take_handle(s);
+		if (other) { /* the path names another file now (renamed over): this one is gone from it */
 			close_remote(s);
 			s->stale = true;
 			return scone_err_set(SCONE_ERR_NOT_FOUND, "%s was replaced by another process",
 					     s->vpath);
-		}
-		if (t_a.has_st) {
-			memcpy(s->fid, t_a.st.file_id, sizeof(s->fid));
-			s->has_fid = true;
 		}
 	}
 	if (err == SCONE_ERR_NOT_FOUND)
@@ -365,22 +389,13 @@ enum scone_err vop_open(struct sfd *s, const char *vpath, unsigned vf, uint32_t 
 	enum scone_err err = SCONE_ERR_OK;
 
 	s->file = true;
-	/* Opened again later (a new server, an exec'd program): never create or truncate twice. */
-	s->vf_reopen = vf & ~(unsigned)(SCONE_VF_CREAT | SCONE_VF_EXCL | SCONE_VF_TRUNC);
+	s->vf_reopen = reopen_flags(vf);
 	while (served() && again) {
 		again = false;
-		ask(&t_q, VP_OPEN, s->m);
-		SCONE_TRY(set_path(t_q.p1, vpath));
-		t_q.a = vf;
-		t_q.b = mode;
-		err = vsrv_call(&t_q, &t_a, NULL, &again);
+		err = open_call(s, vpath, vf, mode, 0, &again);
 		if (!again) {
 			if (!err)
-				s->rh = t_a.h;
-			if (!err && t_a.has_st) {
-				memcpy(s->fid, t_a.st.file_id, sizeof(s->fid));
-				s->has_fid = true;
-			}
+				take_handle(s);
 			return err;
 		}
 	}
@@ -438,12 +453,7 @@ enum scone_err vop_open_path(struct sfd *s, const char *vpath, int flags, uint32
 	while (served() && again) {
 		again = false;
 		/* One request: the server looks the path up, decides as below, and opens. */
-		ask(&t_q, VP_OPEN, s->m);
-		SCONE_TRY(set_path(t_q.p1, vpath));
-		t_q.a = vf;
-		t_q.b = mode;
-		t_q.h = VP_OPEN_CHECK | (uint32_t)flags;
-		err = vsrv_call(&t_q, &t_a, NULL, &again);
+		err = open_call(s, vpath, vf, mode, VP_OPEN_CHECK | (uint32_t)flags, &again);
 		if (again)
 			continue;
 		if (err)
@@ -453,12 +463,8 @@ enum scone_err vop_open_path(struct sfd *s, const char *vpath, int flags, uint32
 		if (!t_a.h)
 			return SCONE_ERR_OK; /* a directory, or an error the caller finds from st */
 		s->file = *opened = true;
-		s->vf_reopen = vf & ~(unsigned)(SCONE_VF_CREAT | SCONE_VF_EXCL | SCONE_VF_TRUNC);
-		s->rh = t_a.h;
-		if (t_a.has_st) { /* its key to the read cache */
-			memcpy(s->fid, t_a.st.file_id, sizeof(s->fid));
-			s->has_fid = true;
-		}
+		s->vf_reopen = reopen_flags(vf);
+		take_handle(s);
 		return SCONE_ERR_OK;
 	}
 	err = vop_stat(s->m, vpath, st);
