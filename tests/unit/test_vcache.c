@@ -115,6 +115,7 @@ static void test_forget(void **state)
 	vcache_forget(0, ID, VCACHE_BLOCK + 5, 10);
 	assert_false(vcache_stat(0, ID, &st));
 	assert_false(vcache_read(0, ID, b, 10, 0, &got)); /* no status: no end known */
+	memset(&st, 0, sizeof(st));
 	st.size = sizeof(data);
 	vcache_put_stat(0, ID, &st);
 	assert_true(vcache_read(0, ID, b, 10, 0, &got));
