@@ -309,9 +309,7 @@ static int fallocate_locked(struct sfd *s, int mode, off64_t off, off64_t len)
  */
 static int fsync_locked(struct sfd *s)
 {
-	/* A client need not ask when the server has nothing uncommitted (its commit made it durable). */
-	bool nothing = vsrv_role() == VR_CLIENT && vsrv_all_committed(s->m);
-	enum scone_err err = s->lost || nothing ? SCONE_ERR_OK : shield_commit(s->m);
+	enum scone_err err = s->lost ? SCONE_ERR_OK : shield_commit(s->m);
 
 	/* (a loss is reported once to a description opened after it; commit first: it may find one) */
 	if ((vsrv_file_loss_unseen(s->m, s->vpath) || s->lost) && s->file) {

@@ -203,5 +203,8 @@ enum scone_err shield_commit_local(struct mount *m)
 
 enum scone_err shield_commit(struct mount *m)
 {
-	return vsrv_role() == VR_CLIENT ? vop_sync(m) : shield_commit_local(m);
+	if (vsrv_role() != VR_CLIENT)
+		return shield_commit_local(m);
+	/* Nothing uncommitted on the server (its last commit made it durable): nothing to ask. */
+	return vsrv_all_committed(m) ? SCONE_ERR_OK : vop_sync(m);
 }

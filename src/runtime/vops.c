@@ -81,6 +81,13 @@ static void close_remote(struct sfd *s)
 		scone_err_clear();
 }
 
+/* s's path names another file now (renamed over): the file s had is gone from it. */
+static enum scone_err replaced(struct sfd *s)
+{
+	s->stale = true;
+	return scone_err_set(SCONE_ERR_NOT_FOUND, "%s was replaced by another process", s->vpath);
+}
+
 /* An open request (h: 0, or VP_OPEN_CHECK | open(2) flags); *again when the server changed. */
 static enum scone_err open_call(struct sfd *s, const char *vpath, unsigned vf, uint32_t mode, uint64_t h,
 				bool *again)
@@ -93,14 +100,19 @@ static enum scone_err open_call(struct sfd *s, const char *vpath, unsigned vf, u
 	return vsrv_call(&t_q, &t_a, NULL, again);
 }
 
+/* s's id from its own status. */
+static void note_fid(struct sfd *s, const struct scone_vstat *st)
+{
+	memcpy(s->fid, st->file_id, sizeof(s->fid));
+	s->has_fid = true;
+}
+
 /* The answer's handle, and the file's id (its key to the read cache) where the answer has its status. */
 static void take_handle(struct sfd *s)
 {
 	s->rh = t_a.h;
-	if (t_a.has_st) {
-		memcpy(s->fid, t_a.st.file_id, sizeof(s->fid));
-		s->has_fid = true;
-	}
+	if (t_a.has_st)
+		note_fid(s, &t_a.st);
 }
 
 /* Opened again later (a new server, an exec'd program): never create or truncate twice. */
@@ -123,11 +135,9 @@ static enum scone_err remote_handle(struct sfd *s, bool *again)
 	if (!err && !*again) {
 		bool other = t_a.has_st && s->has_fid && memcmp(s->fid, t_a.st.file_id, sizeof(s->fid)) != 0;
 		take_handle(s);
-		if (other) { /* the path names another file now (renamed over): this one is gone from it */
+		if (other) {
 			close_remote(s);
-			s->stale = true;
-			return scone_err_set(SCONE_ERR_NOT_FOUND, "%s was replaced by another process",
-					     s->vpath);
+			return replaced(s);
 		}
 	}
 	if (err == SCONE_ERR_NOT_FOUND)
@@ -165,9 +175,7 @@ static enum scone_err local_file(struct sfd *s)
 		    memcmp(st.file_id, s->fid, sizeof(s->fid)) != 0) {
 			scone_vfile_close(s->f);
 			s->f = NULL;
-			s->stale = true;
-			return scone_err_set(SCONE_ERR_NOT_FOUND, "%s was replaced by another process",
-					     s->vpath);
+			return replaced(s);
 		}
 	}
 	return SCONE_ERR_OK;
@@ -197,10 +205,8 @@ static const uint8_t *local_fid(struct sfd *s)
 {
 	struct scone_vstat st;
 
-	if (!s->has_fid && s->f && scone_vfile_stat(s->f, &st) == SCONE_ERR_OK) {
-		memcpy(s->fid, st.file_id, sizeof(s->fid));
-		s->has_fid = true;
-	}
+	if (!s->has_fid && s->f && scone_vfile_stat(s->f, &st) == SCONE_ERR_OK)
+		note_fid(s, &st);
 	return s->has_fid ? s->fid : NULL;
 }
 
@@ -217,6 +223,12 @@ static void forget_file(struct sfd *s, uint64_t off, uint64_t n)
 		vcache_forget_all();
 }
 
+/* The file of status st: its status, and its blocks from byte from to its end. */
+static void forget_from(const struct mount *m, const struct scone_vstat *st, uint64_t from)
+{
+	vcache_forget(mount_no(m), st->file_id, from, st->size > from ? st->size - from : 0);
+}
+
 /* Before a truncation of a local file: its blocks from the new end to the old. */
 static void forget_tail(struct sfd *s, uint64_t from)
 {
@@ -224,12 +236,12 @@ static void forget_tail(struct sfd *s, uint64_t from)
 
 	if (!vcache_used())
 		return;
-	if (!local_fid(s) || scone_vfile_stat(s->f, &st) != SCONE_ERR_OK) {
+	if (scone_vfile_stat(s->f, &st) != SCONE_ERR_OK) {
 		scone_err_clear();
 		vcache_forget_all();
 		return;
 	}
-	vcache_forget(mount_no(s->m), s->fid, from, st.size > from ? st.size - from : 0);
+	forget_from(s->m, &st, from);
 }
 
 /*
@@ -247,7 +259,7 @@ static void forget_path(struct mount *m, const char *vpath, uint64_t from)
 		return; /* nothing there to have been cached */
 	}
 	if (!st.is_dir)
-		vcache_forget(mount_no(m), st.file_id, from, st.size > from ? st.size - from : 0);
+		forget_from(m, &st, from);
 }
 
 /* A change of the namespace: which file a path names. */
@@ -259,17 +271,19 @@ static enum scone_err forget_names(enum scone_err err)
 
 void vop_cache_stat(struct sfd *s, const struct scone_vstat *st)
 {
-	if (local_fid(s))
-		vcache_put_stat(mount_no(s->m), s->fid, st);
+	note_fid(s, st);
+	vcache_put_stat(mount_no(s->m), s->fid, st);
 }
 
 void vop_cache_data(struct sfd *s, uint64_t off, const uint8_t *data, size_t n)
 {
 	struct scone_vstat st;
 
-	if (!local_fid(s) || scone_vfile_stat(s->f, &st))
+	if (!s->f || scone_vfile_stat(s->f, &st) != SCONE_ERR_OK) {
+		scone_err_clear();
 		return;
-	vcache_put_stat(mount_no(s->m), s->fid, &st);
+	}
+	vop_cache_stat(s, &st);
 	vcache_put(mount_no(s->m), s->fid, off, data, n, st.size);
 }
 
@@ -485,7 +499,6 @@ void vop_close(struct sfd *s)
 		scone_vfile_close(s->f);
 	s->f = NULL;
 	close_remote(s);
-	s->rh = 0;
 }
 
 bool vop_is_open(const struct sfd *s)

@@ -770,13 +770,12 @@ static enum scone_err takeover(void)
 }
 
 /* One round trip on the connection; passing fd along when pass_fd >= 0. */
-enum scone_err vsrv_call_fd(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out, int pass_fd)
+/* A request on the connection, passing fd along when pass_fd >= 0. */
+static enum scone_err send_request(const struct vp_msg *q, int pass_fd)
 {
 	struct scone_wbuf frame;
 	enum scone_err err;
 
-	if (!g_cframe && !(g_cframe = malloc(VP_MAX_FRAME)))
-		return scone_err_set(SCONE_ERR_NOMEM, "volume request");
 	if (g_conn < 0)
 		return scone_err_set(SCONE_ERR_NETWORK, "volume server: no connection");
 	scone_wbuf_init(&frame, VP_MAX_FRAME + 4, 1);
@@ -784,6 +783,16 @@ enum scone_err vsrv_call_fd(const struct vp_msg *q, struct vp_msg *a, struct sco
 	if (!err)
 		err = vp_send(g_conn, &frame, pass_fd);
 	scone_wbuf_free(&frame);
+	return err;
+}
+
+enum scone_err vsrv_call_fd(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out, int pass_fd)
+{
+	enum scone_err err;
+
+	if (!g_cframe && !(g_cframe = malloc(VP_MAX_FRAME)))
+		return scone_err_set(SCONE_ERR_NOMEM, "volume request");
+	err = send_request(q, pass_fd);
 	if (!err)
 		err = vp_recv_answer(g_conn, g_cframe, a);
 	if (err)
@@ -797,17 +806,7 @@ enum scone_err vsrv_call_fd(const struct vp_msg *q, struct vp_msg *a, struct sco
 
 enum scone_err vsrv_send(const struct vp_msg *q)
 {
-	struct scone_wbuf frame;
-	enum scone_err err;
-
-	if (g_conn < 0)
-		return scone_err_set(SCONE_ERR_NETWORK, "volume server: no connection");
-	scone_wbuf_init(&frame, VP_MAX_FRAME + 4, 1);
-	err = vp_encode(q, &frame);
-	if (!err)
-		err = vp_send(g_conn, &frame, -1);
-	scone_wbuf_free(&frame);
-	return err;
+	return send_request(q, -1);
 }
 
 enum scone_err vsrv_call(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out, bool *again)
