@@ -3,7 +3,10 @@
  * server, under the shield lock), readers in every process without a lock.
  *
  * A slot holds one key (mount, file id, block; VC_STAT for the status) and
- * is valid while its epoch is the cache's. The writer makes a slot's
+ * is valid while its epoch is the cache's. A key hashes to a set of
+ * VC_WAYS slots and may sit in any of them: a few hundred small files in a
+ * few thousand slots then rarely push each other out, as they did when
+ * each key had one slot. The writer makes a slot's
  * sequence count odd, changes it, and makes it even again; a reader copies
  * and then checks that the count was even and unchanged (a seqlock), so it
  * never takes a half-written slot for a whole one.
@@ -15,6 +18,7 @@
 
 #define VC_STAT UINT64_MAX	 /* the block number of a file's status */
 #define VC_NAME (UINT64_MAX - 1) /* of a path's file id (the entry's id: the path's hash) */
+#define VC_WAYS 4u		 /* slots a key may take (a power of two; every layout has more) */
 
 struct vc_slot {
 	_Atomic uint32_t seq;
@@ -33,7 +37,8 @@ struct vc_head {
 	_Atomic uint32_t used;	     /* a slot was ever filled: writes have something to forget */
 	uint32_t data_slots;	     /* blocks (a power of two), then */
 	uint32_t meta_slots;	     /* status and names (a power of two): never pushed out by blocks */
-	uint8_t pad[36];
+	uint32_t clock;		     /* the writer's: which way of a full set a new key takes */
+	uint8_t pad[32];
 };
 
 static struct vc_head *g_head; /* NULL: no cache (none mapped, or 0 MiB) */
@@ -86,11 +91,15 @@ bool vcache_attach(void *p, size_t bytes, size_t mb)
 	if (mb != VCACHE_MAPPED) { /* a new cache: its layout goes into its head */
 		h->data_slots = data_slots_for(mb);
 		h->meta_slots = meta_slots_for(h->data_slots);
+		/* Epoch 0 is a forgotten slot's: no zeroed slot ever holds a key. */
+		atomic_store_explicit(&h->epoch, 1, memory_order_relaxed);
+		atomic_store_explicit(&h->name_epoch, 1, memory_order_relaxed);
 	}
 	if (h->data_slots == 0 && h->meta_slots == 0)
 		return true; /* none */
-	if (!power_of_two(h->data_slots) || !power_of_two(h->meta_slots) ||
-	    h->data_slots > data_slots_for(VCACHE_MAX_MB) || h->meta_slots > meta_slots_for(h->data_slots) ||
+	if (!power_of_two(h->data_slots) || !power_of_two(h->meta_slots) || h->data_slots < VC_WAYS ||
+	    h->meta_slots < VC_WAYS || h->data_slots > data_slots_for(VCACHE_MAX_MB) ||
+	    h->meta_slots > meta_slots_for(h->data_slots) ||
 	    layout_size(h->data_slots, h->meta_slots) > bytes)
 		return false;
 	g_data_mask = h->data_slots - 1;
@@ -109,7 +118,8 @@ static uint64_t load64(const uint8_t *b)
 	return v;
 }
 
-static struct vc_slot *slot_of(unsigned mount, const uint8_t id[16], uint64_t block)
+/* The first of the VC_WAYS slots key (mount, id, block) may take. */
+static struct vc_slot *set_of(unsigned mount, const uint8_t id[16], uint64_t block)
 {
 	uint64_t h = load64(id) ^ (load64(id + 8) << 1) ^ ((uint64_t)mount << 56);
 
@@ -118,8 +128,8 @@ static struct vc_slot *slot_of(unsigned mount, const uint8_t id[16], uint64_t bl
 	h *= 0xBF58476D1CE4E5B9ULL;
 	h ^= h >> 32;
 	if (block >= VC_NAME)
-		return &g_meta[h & g_meta_mask];
-	return &g_data[h & g_data_mask];
+		return &g_meta[h & g_meta_mask & ~(uint64_t)(VC_WAYS - 1)];
+	return &g_data[h & g_data_mask & ~(uint64_t)(VC_WAYS - 1)];
 }
 
 /* ---- the writer ---- */
@@ -148,9 +158,42 @@ static _Atomic uint64_t *epoch_of(uint64_t block)
 	return block == VC_NAME ? &g_head->name_epoch : &g_head->epoch;
 }
 
+static bool holds(const struct vc_slot *s, unsigned mount, const uint8_t id[16], uint64_t block,
+		  uint64_t epoch)
+{
+	return atomic_load_explicit(&s->epoch, memory_order_relaxed) == epoch &&
+	       atomic_load_explicit(&s->block, memory_order_relaxed) == block && s->mount == mount &&
+	       memcmp(s->id, id, sizeof(s->id)) == 0;
+}
+
+/* The slot of set that holds the key now, or NULL (the writer's view: no slot changes under it). */
+static struct vc_slot *find(struct vc_slot *set, unsigned mount, const uint8_t id[16], uint64_t block)
+{
+	uint64_t epoch = atomic_load_explicit(epoch_of(block), memory_order_relaxed);
+
+	for (unsigned w = 0; w < VC_WAYS; w++)
+		if (holds(&set[w], mount, id, block, epoch))
+			return &set[w];
+	return NULL;
+}
+
+/* Where a key goes: its own slot, else one holding nothing now, else the next way round. */
+static struct vc_slot *place(struct vc_slot *set, unsigned mount, const uint8_t id[16], uint64_t block)
+{
+	struct vc_slot *s = find(set, mount, id, block);
+
+	for (unsigned w = 0; !s && w < VC_WAYS; w++) {
+		uint64_t held = atomic_load_explicit(&set[w].block, memory_order_relaxed);
+		if (atomic_load_explicit(&set[w].epoch, memory_order_relaxed) !=
+		    atomic_load_explicit(epoch_of(held), memory_order_relaxed))
+			s = &set[w];
+	}
+	return s ? s : &set[g_head->clock++ % VC_WAYS];
+}
+
 static void put(unsigned mount, const uint8_t id[16], uint64_t block, const void *data, size_t len)
 {
-	struct vc_slot *s = slot_of(mount, id, block);
+	struct vc_slot *s = place(set_of(mount, id, block), mount, id, block);
 
 	write_begin(s);
 	atomic_store_explicit(&s->epoch, atomic_load_explicit(epoch_of(block), memory_order_relaxed),
@@ -165,19 +208,11 @@ static void put(unsigned mount, const uint8_t id[16], uint64_t block, const void
 		atomic_store_explicit(&g_head->used, 1, memory_order_relaxed);
 }
 
-static bool holds(const struct vc_slot *s, unsigned mount, const uint8_t id[16], uint64_t block,
-		  uint64_t epoch)
-{
-	return atomic_load_explicit(&s->epoch, memory_order_relaxed) == epoch &&
-	       atomic_load_explicit(&s->block, memory_order_relaxed) == block && s->mount == mount &&
-	       memcmp(s->id, id, sizeof(s->id)) == 0;
-}
-
 static void forget(unsigned mount, const uint8_t id[16], uint64_t block)
 {
-	struct vc_slot *s = slot_of(mount, id, block);
+	struct vc_slot *s = find(set_of(mount, id, block), mount, id, block);
 
-	if (!holds(s, mount, id, block, atomic_load_explicit(epoch_of(block), memory_order_relaxed)))
+	if (!s)
 		return;
 	write_begin(s);
 	atomic_store_explicit(&s->epoch, 0, memory_order_relaxed);
@@ -277,22 +312,26 @@ void vcache_put_name(unsigned mount, const char *vpath, const uint8_t id[16])
 
 /* ---- readers ---- */
 
-/* n bytes at from of the slot's data into out; false if the slot does not hold them. */
+/* n bytes at from of the key's data into out; false if no slot of its set holds them. */
 static bool read_slot(unsigned mount, const uint8_t id[16], uint64_t block, uint64_t epoch, void *out,
 		      size_t from, size_t n)
 {
-	const struct vc_slot *s = slot_of(mount, id, block);
-	uint32_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
-	bool ok;
+	const struct vc_slot *set = set_of(mount, id, block);
 
-	if (seq & 1)
-		return false;
-	ok = holds(s, mount, id, block, epoch) &&
-	     from + n <= atomic_load_explicit(&s->len, memory_order_relaxed);
-	if (ok)
-		memcpy(out, s->data + from, n);
-	atomic_thread_fence(memory_order_acquire);
-	return ok && atomic_load_explicit(&s->seq, memory_order_relaxed) == seq;
+	for (unsigned w = 0; w < VC_WAYS; w++) {
+		const struct vc_slot *s = &set[w];
+		uint32_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+		bool ok;
+		if (seq & 1 || !holds(s, mount, id, block, epoch))
+			continue;
+		ok = from + n <= atomic_load_explicit(&s->len, memory_order_relaxed);
+		if (ok)
+			memcpy(out, s->data + from, n);
+		atomic_thread_fence(memory_order_acquire);
+		/* Changed meanwhile: a miss (the key is in one slot at most; the writer may be moving it). */
+		return ok && atomic_load_explicit(&s->seq, memory_order_relaxed) == seq;
+	}
+	return false;
 }
 
 static bool cached(void)
