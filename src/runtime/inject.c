@@ -17,6 +17,7 @@
 /* The interposers must be real functions, not glibc's fortify inline wrappers. */
 #undef _FORTIFY_SOURCE
 #include "runtime/inject.h"
+#include "runtime/io_ids.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -153,8 +154,7 @@ static void fill_stat(const struct injected *e, struct stat *st)
 	memset(st, 0, sizeof(*st));
 	st->st_mode = S_IFREG | e->mode;
 	st->st_nlink = 1;
-	st->st_uid = getuid();
-	st->st_gid = getgid();
+	shield_ids(&st->st_uid, &st->st_gid);
 	st->st_size = (off_t)e->size;
 	st->st_blksize = 4096;
 	st->st_blocks = (blkcnt_t)((e->size + 511) / 512);
@@ -439,8 +439,13 @@ int statx(int dirfd, const char *path, int flags, unsigned int mask, struct stat
 	buf->stx_mask = STATX_BASIC_STATS;
 	buf->stx_blksize = 4096;
 	buf->stx_nlink = 1;
-	buf->stx_uid = getuid();
-	buf->stx_gid = getgid();
+	{
+		uid_t u;
+		gid_t g;
+		shield_ids(&u, &g);
+		buf->stx_uid = u;
+		buf->stx_gid = g;
+	}
 	buf->stx_mode = (uint16_t)(S_IFREG | e->mode);
 	buf->stx_ino = 0x5c0e0000u + (uint64_t)(e - files);
 	buf->stx_size = e->size;

@@ -45,6 +45,20 @@ long syscall(long n, ...)
 			break;
 		}
 	}
+	switch (n) { /* the owner stat reports is asked again (io_ids.c) */
+	case SYS_setuid:
+	case SYS_setgid:
+	case SYS_setreuid:
+	case SYS_setregid:
+	case SYS_setresuid:
+	case SYS_setresgid: {
+		long r = real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+		shield_ids_changed();
+		return r;
+	}
+	default:
+		break;
+	}
 	if ((n == SYS_io_uring_setup && scone_async_io_refused("io_uring")) ||
 	    (n == SYS_io_setup && scone_async_io_refused("Linux AIO"))) {
 		errno = ENOSYS;

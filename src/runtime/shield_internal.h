@@ -39,6 +39,7 @@
 
 #include "lib/crypto.h"
 #include "lib/hex.h"
+#include "runtime/io_ids.h"
 #include "runtime/fdtab.h"
 #include "runtime/handover.h"
 #include "runtime/inject.h"

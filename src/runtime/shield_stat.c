@@ -38,8 +38,7 @@ static void fill_stat(const struct mount *m, const struct scone_vstat *v, const 
 	st->st_ino = (ino_t)shield_inode_of(m, v, vpath);
 	st->st_mode = (v->is_dir ? S_IFDIR : S_IFREG) | (mode_t)(v->mode & 07777);
 	st->st_nlink = v->is_dir ? 2 : 1;
-	st->st_uid = getuid();
-	st->st_gid = getgid();
+	shield_ids(&st->st_uid, &st->st_gid);
 	st->st_size = (off_t)v->size;
 	st->st_blksize = 4096;
 	st->st_blocks = (blkcnt_t)((v->size + 511) / 512);

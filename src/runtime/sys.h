@@ -234,6 +234,12 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(epoll_ctl, SCONE_SYS_T(epoll_ctl))                                                                 \
 	X(epoll_wait, SCONE_SYS_T(epoll_wait))                                                               \
 	X(epoll_pwait, SCONE_SYS_T(epoll_pwait))                                                             \
+	X(setuid, SCONE_SYS_T(setuid))                                                                       \
+	X(setgid, SCONE_SYS_T(setgid))                                                                       \
+	X(setreuid, SCONE_SYS_T(setreuid))                                                                   \
+	X(setregid, SCONE_SYS_T(setregid))                                                                   \
+	X(setresuid, SCONE_SYS_T(setresuid))                                                                 \
+	X(setresgid, SCONE_SYS_T(setresgid))                                                                 \
 	X(syscall, scone_sys_syscall_fn)
 
 struct scone_sys {

@@ -551,6 +551,26 @@ elif sys.argv[1] == "cachetakeover":
     print(out.strip() or "CLOEXEC=none", flush=True)
     os.remove(host + "/parent-alive")
     os._exit(0)
+elif sys.argv[1] == "owner":
+    # stat names the process's user and group as the owner, also after they change
+    import ctypes, platform
+    with open(d + "/owned.txt", "w") as f:
+        f.write("x")
+        f.flush()
+        os.fsync(f.fileno())
+    def show(tag):
+        st, fst = os.stat(d + "/owned.txt"), os.fstat(fd)
+        print("%s=%d:%d,%d:%d,%d:%d" % (tag, st.st_uid, st.st_gid, fst.st_uid, fst.st_gid, os.getuid(), os.getgid()), flush=True)
+    fd = os.open(d + "/owned.txt", os.O_RDONLY)
+    show("START")
+    # the raw call through syscall(): setresgid is 119 on x86-64, 149 on arm64
+    libc = ctypes.CDLL(None, use_errno=True)
+    nr = {"x86_64": 119, "aarch64": 149}[platform.machine()]
+    assert libc.syscall(nr, 1, 1, 1) == 0, ctypes.get_errno()
+    show("RAWGID")
+    os.setresuid(65534, 65534, 65534)
+    show("SETUID")
+    os._exit(0)
 elif sys.argv[1] == "cachetakeovercheck":
     b = open(d + "/k.bin", "rb").read()
     print("VOLUME=%d:%s" % (len(b), b[:4].decode()))
@@ -716,6 +736,17 @@ case_cache_takeover() {
 	echo "# writer: $(cat "$CASE_DIR/k-result"); reader: $reader; volume: $vol"
 	[ "$reader" = "$vol" ] || fail "the reader's cache answered $reader, the volume holds $vol"
 	[ "$vol" = "5000:BBBB" ] || fail "the old file's description wrote into the new file ($vol)"
+}
+
+# stat's owner of volume files is the process's user and group, also after set*id calls
+# (through libc and through syscall()): the runtime keeps the answer until one.
+case_owner() {
+	[ "$(id -u)" -eq 0 ] || t_skip_case "changing the user and group needs root"
+	start
+	expect_ok scone run --config-id vol/py -- "$PY" owner
+	grep -qx "START=0:0,0:0,0:0" "$OUT" || { show_output; fail "a volume file's owner is not the process's user and group"; }
+	grep -qx "RAWGID=0:1,0:1,0:1" "$OUT" || { show_output; fail "after syscall(SYS_setresgid) stat names the old group"; }
+	grep -qx "SETUID=65534:1,65534:1,65534:1" "$OUT" || { show_output; fail "after setresuid stat names the old user"; }
 }
 
 # The process holding the volume goes away while others still use it: they elect a new one.
@@ -915,6 +946,7 @@ run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_rang
 run_case "runtime volume: forked children keep working on the volume (shared fds and offsets, four concurrent writers)" case_fork
 run_case "runtime volume: children read through the shared read cache what the server holds now (writes, appends, truncation, renames, another child, an exec'd program)" case_cache
 run_case "runtime volume: a file renamed over while another process holds it open, across a takeover: the holder never writes the new file, a reader's cache answers what the volume holds, the shared state is close-on-exec" case_cache_takeover
+run_case "runtime volume: stat names the process's user and group as a volume file's owner, also after setresuid and syscall(SYS_setresgid)" case_owner
 run_case "runtime volume: the process holding the volume goes: through _exit (daemon(3)) the others take over; killed, the program crashes; nothing synced is lost" case_server_gone
 run_case "runtime volume: writes through O_SYNC and O_DSYNC survive a kill right after them; a plain write does not" case_osync
 run_case "runtime volume: the server killed with a write it had not committed: every process of the program ends, the volume opens as synced" case_lost_writeback
