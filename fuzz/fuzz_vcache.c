@@ -2,7 +2,7 @@
  * fuzz_vcache.c - libFuzzer target for the shared read cache's layout as a
  * process finds it (src/runtime/vcache.c): an exec'd program maps the memfd
  * its parent laid out and trusts nothing in it but what vcache_attach
- * checked. The input is the mapped bytes (head, then slots); a layout that
+ * checked. The input is the mapped bytes (head, pins, then slots); a layout that
  * does not fit is refused, one that does is read and written as a client
  * and a server would: nothing may reach outside the mapping, and a read
  * never answers more than it was asked. Seeds: fuzz/corpus/vcache.
@@ -45,6 +45,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vcache_put_stat(0, id, &st);
 	vcache_put(0, id, 0, buf, (size_t)st.size, st.size);
 	vcache_put_name(0, "/f", id);
+	(void)vcache_pin(0, id); /* counts as hostile as the rest */
+	vcache_unpin(0, id);
+	vcache_unpin(0, id);
+	(void)vcache_pinned(1, id);
 	if (vcache_read(0, id, buf, sizeof(buf), 0, &got))
 		CHECK(got == st.size);
 	vcache_forget(0, id, 10, VCACHE_BLOCK);

@@ -110,6 +110,7 @@ struct sfd {
 	bool stale;    /* reload: another process removed the file (ESTALE) */
 	bool lost;     /* a server died before committing writes to the file: the next fsync reports EIO */
 	bool has_fid;  /* fid is known: the file's key in the shared read cache (vcache.h) */
+	bool pinned;   /* opened from the read cache alone: its file is pinned until closed (vcache.h) */
 	uint8_t fid[16];
 };
 
@@ -266,6 +267,10 @@ int vop_open_verdict(enum scone_err stat_err, const struct scone_vstat *st, int 
 SCONE_MUST_CHECK enum scone_err vop_open_path(struct sfd *s, const char *vpath, int flags, uint32_t mode,
 					      struct scone_vstat *st, bool *opened);
 void vop_close(struct sfd *s);
+/* In a forked child: server handles and files are the parent's; a pin is the child's too. */
+void vop_forked(struct sfd *s);
+/* Open s for reading on the file with id fid, in the process holding the volume (VP_OPEN_FID). */
+SCONE_MUST_CHECK enum scone_err vop_open_fid(struct sfd *s, const uint8_t fid[16]);
 SCONE_MUST_CHECK enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got);
 /* *written: the bytes of buf now in the file (all on success; on an error, as a short write). */
 SCONE_MUST_CHECK enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off,
@@ -410,6 +415,10 @@ bool vsrv_file_lost(const struct mount *m, const char *vpath, uint64_t since);
 bool vsrv_file_loss_unseen(const struct mount *m, const char *vpath);
 /* Has every change of m any process was answered been committed (a client's fsync then asks nothing)? */
 bool vsrv_all_committed(const struct mount *m);
+/* The serving process keeps vpath's file open (it leaves the namespace while pinned; vcache.h). */
+void vsrv_keep(struct mount *m, const char *vpath, const uint8_t fid[16]);
+/* The file kept for a pin with id fid, or NULL; kept files no pin holds any more are closed. */
+struct scone_vfile *vsrv_kept(const struct mount *m, const uint8_t fid[16]);
 /* Does this process serve other processes now? */
 bool vsrv_serving_others(void);
 /* Commit m where it is held (shield_commit asks the server when this process is served). */

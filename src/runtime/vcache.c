@@ -19,6 +19,7 @@
 #define VC_STAT UINT64_MAX	 /* the block number of a file's status */
 #define VC_NAME (UINT64_MAX - 1) /* of a path's file id (the entry's id: the path's hash) */
 #define VC_WAYS 4u		 /* slots a key may take (a power of two; every layout has more) */
+#define VC_PINS 1024u		 /* pin counters (vcache_pin), by a hash of the file */
 
 struct vc_slot {
 	_Atomic uint32_t seq;
@@ -41,7 +42,8 @@ struct vc_head {
 	uint8_t pad[32];
 };
 
-static struct vc_head *g_head; /* NULL: no cache (none mapped, or 0 MiB) */
+static struct vc_head *g_head;	/* NULL: no cache (none mapped, or 0 MiB) */
+static _Atomic int32_t *g_pins; /* VC_PINS, after the head */
 static struct vc_slot *g_data, *g_meta;
 static uint32_t g_data_mask, g_meta_mask; /* as checked at attach: never read again from shared memory */
 
@@ -66,7 +68,10 @@ static uint32_t meta_slots_for(uint32_t data)
 
 static size_t layout_size(uint32_t data, uint32_t meta)
 {
-	return sizeof(struct vc_head) + ((size_t)data + meta) * sizeof(struct vc_slot);
+	if (data == 0 && meta == 0)
+		return sizeof(struct vc_head); /* no cache, no pins */
+	return sizeof(struct vc_head) + VC_PINS * sizeof(int32_t) +
+	       ((size_t)data + meta) * sizeof(struct vc_slot);
 }
 
 size_t vcache_size(size_t mb)
@@ -104,7 +109,8 @@ bool vcache_attach(void *p, size_t bytes, size_t mb)
 		return false;
 	g_data_mask = h->data_slots - 1;
 	g_meta_mask = h->meta_slots - 1;
-	g_data = (struct vc_slot *)(void *)(h + 1);
+	g_pins = (_Atomic int32_t *)(void *)(h + 1);
+	g_data = (struct vc_slot *)(void *)(g_pins + VC_PINS);
 	g_meta = g_data + h->data_slots;
 	g_head = h;
 	return true;
@@ -410,4 +416,44 @@ bool vcache_read(unsigned mount, const uint8_t id[16], void *buf, size_t n, uint
 	}
 	*got = (size_t)(end - off);
 	return true;
+}
+
+/* ---- pins: files read through descriptions the server has no handle for ---- */
+
+static _Atomic int32_t *pin_of(unsigned mount, const uint8_t id[16])
+{
+	uint64_t h = (load64(id) ^ load64(id + 8)) + mount;
+
+	h ^= h >> 31;
+	h *= 0x9E3779B97F4A7C15ULL;
+	return &g_pins[(h >> 40) & (VC_PINS - 1)];
+}
+
+bool vcache_pin(unsigned mount, const uint8_t id[16])
+{
+	if (!g_head)
+		return false;
+	atomic_fetch_add_explicit(pin_of(mount, id), 1, memory_order_seq_cst);
+	atomic_thread_fence(memory_order_seq_cst); /* before the caller looks at the name again */
+	return true;
+}
+
+void vcache_unpin(unsigned mount, const uint8_t id[16])
+{
+	_Atomic int32_t *p;
+
+	if (!g_head)
+		return;
+	p = pin_of(mount, id);
+	/* Never below 0 (a count a crashed writer of the layout left): an unpin too many is lost. */
+	if (atomic_fetch_sub_explicit(p, 1, memory_order_seq_cst) <= 0)
+		atomic_fetch_add_explicit(p, 1, memory_order_seq_cst);
+}
+
+bool vcache_pinned(unsigned mount, const uint8_t id[16])
+{
+	if (!g_head)
+		return false;
+	atomic_thread_fence(memory_order_seq_cst); /* after the caller forgot the names */
+	return atomic_load_explicit(pin_of(mount, id), memory_order_seq_cst) > 0;
 }

@@ -14,7 +14,7 @@
  * request would have answered at some moment during its call.
  *
  * Entries are keyed by mount, the volume file's id (random, stable across
- * renames) and block (4 KiB), one slot per key (direct mapped); a path's
+ * renames) and block (4 KiB), in one of a set of 4 slots; a path's
  * file id is an entry too (keyed by the path's hash), so that a client
  * opens a file for reading without asking. Status and names have slots of
  * their own, so that blocks never push them out. The memfd
@@ -73,5 +73,17 @@ bool vcache_name(unsigned mount, const char *vpath, uint8_t id[16]);
 bool vcache_whole(unsigned mount, const uint8_t id[16], uint64_t max);
 /* n bytes at off into buf (*got short at the end of the file), if every block is cached. */
 bool vcache_read(unsigned mount, const uint8_t id[16], void *buf, size_t n, uint64_t off, size_t *got);
+
+/*
+ * Pins: a client that opens a file from the cache alone (no handle on the
+ * server) pins it until it closes it; before the server removes the file
+ * or renames another over it (after vcache_forget_names), it keeps a
+ * pinned file open for such descriptions to ask for by id. Counters are
+ * shared by files whose hashes meet (a file is kept longer, never less).
+ * vcache_pin is false without a cache.
+ */
+bool vcache_pin(unsigned mount, const uint8_t id[16]);
+void vcache_unpin(unsigned mount, const uint8_t id[16]);
+bool vcache_pinned(unsigned mount, const uint8_t id[16]);
 
 #endif

@@ -81,11 +81,11 @@ static void close_remote(struct sfd *s)
 		scone_err_clear();
 }
 
-/* s's path names another file now (renamed over): the file s had is gone from it. */
+/* s's path names another file now, or none: the file s had is gone (removed or replaced). */
 static enum scone_err replaced(struct sfd *s)
 {
 	s->stale = true;
-	return scone_err_set(SCONE_ERR_NOT_FOUND, "%s was replaced by another process", s->vpath);
+	return scone_err_set(SCONE_ERR_NOT_FOUND, "%s was removed or replaced by another process", s->vpath);
 }
 
 /* An open request (h: 0, or VP_OPEN_CHECK | open(2) flags); *again when the server changed. */
@@ -121,6 +121,31 @@ static unsigned reopen_flags(unsigned vf)
 	return vf & ~(unsigned)(SCONE_VF_CREAT | SCONE_VF_EXCL | SCONE_VF_TRUNC);
 }
 
+/*
+ * A description for reading whose path names another file now, or none:
+ * its own file by id, where it went (renamed away) or as the server kept it
+ * for the description's pin (vcache.h), as the kernel's reads on.
+ */
+static bool by_id(const struct sfd *s)
+{
+	return s->has_fid && (s->flags & O_ACCMODE) == O_RDONLY;
+}
+
+static enum scone_err open_fid_call(struct sfd *s, bool *again)
+{
+	enum scone_err err;
+
+	ask(&t_q, VP_OPEN, s->m);
+	SCONE_TRY(set_path(t_q.p1, s->vpath));
+	t_q.h = VP_OPEN_FID;
+	t_q.data = s->fid;
+	t_q.data_size = sizeof(s->fid);
+	err = vsrv_call(&t_q, &t_a, NULL, again);
+	if (!err && !*again)
+		take_handle(s);
+	return err;
+}
+
 /* The file's handle on the server, opened (again) by its path if it has none. */
 static enum scone_err remote_handle(struct sfd *s, bool *again)
 {
@@ -134,15 +159,22 @@ static enum scone_err remote_handle(struct sfd *s, bool *again)
 	err = open_call(s, s->vpath, vf, 0, 0, again);
 	if (!err && !*again) {
 		bool other = t_a.has_st && s->has_fid && memcmp(s->fid, t_a.st.file_id, sizeof(s->fid)) != 0;
-		take_handle(s);
-		if (other) {
-			close_remote(s);
-			return replaced(s);
+		if (!other) {
+			take_handle(s);
+			return SCONE_ERR_OK;
 		}
+		s->rh = t_a.h; /* another file's: given back (s keeps its own file's id) */
+		close_remote(s);
 	}
-	if (err == SCONE_ERR_NOT_FOUND)
-		s->stale = true;
-	return err;
+	if (*again || (err && err != SCONE_ERR_NOT_FOUND))
+		return err;
+	if (by_id(s)) {
+		scone_err_clear();
+		if (!(err = open_fid_call(s, again)) || *again)
+			return err;
+	}
+	scone_err_clear();
+	return replaced(s);
 }
 
 /* A request on s's file: its handle first. */
@@ -168,17 +200,34 @@ static enum scone_err local_file(struct sfd *s)
 		return SCONE_ERR_OK;
 	if (s->stale)
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s was removed by another process", s->vpath);
-	SCONE_TRY(scone_vfile_open(s->m->vol, s->vpath, (unsigned)s->vf_reopen, 0, &s->f));
-	if (s->has_fid) { /* the path must still name the file this description had */
+	enum scone_err err = scone_vfile_open(s->m->vol, s->vpath, (unsigned)s->vf_reopen, 0, &s->f);
+	if (!err && s->has_fid) { /* the path must still name the file this description had */
 		struct scone_vstat st;
 		if (scone_vfile_stat(s->f, &st) != SCONE_ERR_OK ||
 		    memcmp(st.file_id, s->fid, sizeof(s->fid)) != 0) {
 			scone_vfile_close(s->f);
 			s->f = NULL;
-			return replaced(s);
+			err = SCONE_ERR_NOT_FOUND;
 		}
 	}
-	return SCONE_ERR_OK;
+	if (err != SCONE_ERR_NOT_FOUND)
+		return err;
+	scone_err_clear();
+	if (by_id(s) && vop_open_fid(s, s->fid) == SCONE_ERR_OK)
+		return SCONE_ERR_OK;
+	scone_err_clear();
+	return replaced(s);
+}
+
+enum scone_err vop_open_fid(struct sfd *s, const uint8_t fid[16])
+{
+	struct scone_vfile *kept = vsrv_kept(s->m, fid);
+
+	s->file = true;
+	s->vf_reopen = SCONE_VF_RDONLY;
+	memcpy(s->fid, fid, sizeof(s->fid));
+	s->has_fid = true;
+	return kept ? scone_vfile_dup(kept, &s->f) : scone_vfile_open_id(s->m->vol, fid, &s->f);
 }
 
 /*
@@ -269,6 +318,26 @@ static enum scone_err forget_names(enum scone_err err)
 	return err;
 }
 
+/*
+ * vpath's file leaves the namespace (removed, or another renamed over it):
+ * names are forgotten first, then a pinned file is kept for the
+ * descriptions opened from the cache alone (pin() checks in the other order).
+ */
+static void unnaming(struct mount *m, const char *vpath)
+{
+	struct scone_vstat st;
+
+	if (!vcache_used())
+		return;
+	vcache_forget_names();
+	if (scone_volume_stat(m->vol, vpath, &st) != SCONE_ERR_OK) {
+		scone_err_clear();
+		return;
+	}
+	if (!st.is_dir && vcache_pinned(mount_no(m), st.file_id))
+		vsrv_keep(m, vpath, st.file_id);
+}
+
 void vop_cache_stat(struct sfd *s, const struct scone_vstat *st)
 {
 	note_fid(s, st);
@@ -328,13 +397,14 @@ enum scone_err vop_mkdir(struct mount *m, const char *vpath, uint32_t mode)
 enum scone_err vop_remove(struct mount *m, const char *vpath, bool dir)
 {
 	PATH_OP(path_call(m, VP_REMOVE, vpath, NULL, dir, NULL, &again_),
-		forget_names(dir ? scone_volume_rmdir(m->vol, vpath) : scone_volume_unlink(m->vol, vpath)));
+		(unnaming(m, vpath),
+		 forget_names(dir ? scone_volume_rmdir(m->vol, vpath) : scone_volume_unlink(m->vol, vpath))));
 }
 
 enum scone_err vop_rename(struct mount *m, const char *from, const char *to)
 {
 	PATH_OP(path_call(m, VP_RENAME, from, to, 0, NULL, &again_),
-		forget_names(scone_volume_rename(m->vol, from, to)));
+		(unnaming(m, to), forget_names(scone_volume_rename(m->vol, from, to))));
 }
 
 enum scone_err vop_truncate(struct mount *m, const char *vpath, uint64_t size)
@@ -418,6 +488,39 @@ enum scone_err vop_open(struct sfd *s, const char *vpath, unsigned vf, uint32_t 
 	return scone_vfile_open(s->m->vol, vpath, vf, mode, &s->f);
 }
 
+/*
+ * A file opened from the cache alone is pinned (vcache.h): should it leave
+ * the namespace, the server keeps it for this description. Pinned first,
+ * then the path checked again: the server forgets names before it looks
+ * at pins, so either it sees the pin or this sees the name gone.
+ */
+static bool pin(struct sfd *s, const char *vpath)
+{
+	uint8_t id[16];
+
+	if (!vcache_pin(mount_no(s->m), s->fid))
+		return false;
+	if (vcache_name(mount_no(s->m), vpath, id) && memcmp(id, s->fid, sizeof(id)) == 0)
+		return s->pinned = true;
+	vcache_unpin(mount_no(s->m), s->fid);
+	return false;
+}
+
+static void unpin(struct sfd *s)
+{
+	if (s->pinned)
+		vcache_unpin(mount_no(s->m), s->fid);
+	s->pinned = false;
+}
+
+void vop_forked(struct sfd *s)
+{
+	s->rh = 0;
+	s->f = NULL;
+	if (s->pinned && !vcache_pin(mount_no(s->m), s->fid)) /* the child holds it too */
+		s->pinned = false;
+}
+
 /* The largest file opened for reading without a request (vop_open_path). */
 #define LAZY_OPEN_MAX (256u << 10)
 
@@ -459,7 +562,7 @@ enum scone_err vop_open_path(struct sfd *s, const char *vpath, int flags, uint32
 	if (served() && (flags & O_ACCMODE) == O_RDONLY &&
 	    !(flags & (O_CREAT | O_TRUNC | O_DIRECTORY | O_PATH)) &&
 	    vcache_name(mount_no(s->m), vpath, s->fid) &&
-	    vcache_whole(mount_no(s->m), s->fid, LAZY_OPEN_MAX)) {
+	    vcache_whole(mount_no(s->m), s->fid, LAZY_OPEN_MAX) && pin(s, vpath)) {
 		s->has_fid = s->file = *opened = true;
 		s->vf_reopen = vf;
 		return SCONE_ERR_OK;
@@ -499,6 +602,7 @@ void vop_close(struct sfd *s)
 		scone_vfile_close(s->f);
 	s->f = NULL;
 	close_remote(s);
+	unpin(s);
 }
 
 bool vop_is_open(const struct sfd *s)

@@ -45,9 +45,14 @@ enum vp_op {
 	VP_OP_END_,
 };
 
-#define VP_VERSION 2 /* 2: VP_OPEN with VP_OPEN_CHECK, VP_CLOSE_NO_ANSWER */
+#define VP_VERSION 3 /* 2: VP_OPEN with VP_OPEN_CHECK, VP_CLOSE_NO_ANSWER; 3: VP_OPEN_FID */
 /* VP_OPEN: look the path up first and open only what open(2) would (h 0 with st otherwise). */
 #define VP_OPEN_CHECK (1ULL << 32)
+/*
+ * VP_OPEN: for reading, the file whose id is data (16 bytes), wherever it is
+ * now or kept for a pin (vcache.h); p1 is the path it had, for messages.
+ */
+#define VP_OPEN_FID (1ULL << 33)
 /* VP_CLOSE: the client does not wait for an answer (and none is sent). */
 #define VP_CLOSE_NO_ANSWER 1
 #define VP_MAX_DATA (1u << 20)

@@ -147,6 +147,62 @@ static void close_handle(struct vconn *c, uint64_t h)
 	free(s);
 }
 
+/*
+ * Files kept open for descriptions clients opened from the read cache alone
+ * (pinned, vcache.h) whose file left the namespace meanwhile: removed, or
+ * another renamed over it. Closed once no pin holds them. The server's
+ * alone (a forked child forgets them: they are its parent's).
+ */
+struct kept {
+	struct mount *m;
+	uint8_t fid[16];
+	struct scone_vfile *f;
+};
+static struct kept *g_kept;
+static size_t g_n_kept;
+
+static void release_kept(void)
+{
+	for (size_t i = 0; i < g_n_kept;) {
+		if (vcache_pinned((unsigned)shield_mount_index(g_kept[i].m), g_kept[i].fid)) {
+			i++;
+			continue;
+		}
+		scone_vfile_close(g_kept[i].f);
+		g_kept[i] = g_kept[--g_n_kept];
+	}
+}
+
+struct scone_vfile *vsrv_kept(const struct mount *m, const uint8_t fid[16])
+{
+	release_kept();
+	for (size_t i = 0; i < g_n_kept; i++)
+		if (g_kept[i].m == m && memcmp(g_kept[i].fid, fid, sizeof(g_kept[i].fid)) == 0)
+			return g_kept[i].f;
+	return NULL;
+}
+
+void vsrv_keep(struct mount *m, const char *vpath, const uint8_t fid[16])
+{
+	struct scone_vfile *f;
+	struct kept *n;
+
+	if (vsrv_kept(m, fid))
+		return;
+	if (scone_vfile_open(m->vol, vpath, SCONE_VF_RDONLY, 0, &f) != SCONE_ERR_OK) {
+		scone_err_clear(); /* the description meets ENOENT, as before pins */
+		return;
+	}
+	if (!(n = realloc(g_kept, (g_n_kept + 1) * sizeof(*n)))) {
+		scone_vfile_close(f);
+		return;
+	}
+	g_kept = n;
+	n[g_n_kept].m = m;
+	memcpy(n[g_n_kept].fid, fid, sizeof(n[g_n_kept].fid));
+	n[g_n_kept++].f = f;
+}
+
 static enum scone_err open_handle(struct vconn *c, struct mount *m, const struct vp_msg *q, uint64_t *h,
 				  bool *has_st, struct scone_vstat *st)
 {
@@ -169,7 +225,13 @@ static enum scone_err open_handle(struct vconn *c, struct mount *m, const struct
 		return scone_err_set(SCONE_ERR_NOMEM, "volume server");
 	s->m = m;
 	snprintf(s->vpath, sizeof(s->vpath), "%s", q->p1); /* its identity in vsrv_note_dirty */
-	if ((err = vop_open(s, q->p1, (unsigned)q->a, (uint32_t)q->b))) {
+	if (q->h & VP_OPEN_FID)
+		err = q->data_size == sizeof(s->fid)
+			  ? vop_open_fid(s, q->data)
+			  : scone_err_set(SCONE_ERR_MALFORMED, "an open by id without a 16-byte id");
+	else
+		err = vop_open(s, q->p1, (unsigned)q->a, (uint32_t)q->b);
+	if (err) {
 		free(s);
 		return err;
 	}
@@ -195,7 +257,7 @@ static enum scone_err open_handle(struct vconn *c, struct mount *m, const struct
 	if (vop_fstat(s, st) == SCONE_ERR_OK) {
 		*has_st = true;
 		vop_cache_stat(s, st);
-		if (!st->is_dir)
+		if (!st->is_dir && !(q->h & VP_OPEN_FID)) /* (by id: the path names another file) */
 			vcache_put_name((unsigned)shield_mount_index(m), q->p1, st->file_id);
 	}
 	scone_err_clear();
@@ -307,6 +369,8 @@ static enum scone_err serve_one(struct vconn *c, const struct vp_msg *q, struct 
 {
 	struct mount *m = mount_of(q);
 
+	if (g_n_kept)
+		release_kept();
 	if (q->op == VP_OPEN)
 		return m ? open_handle(c, m, q, &a->h, &a->has_st, &a->st)
 			 : scone_err_set(SCONE_ERR_INVALID, "no mount %u", q->mount);
@@ -622,6 +686,9 @@ static void drop_server_state(void)
 		free(c);
 	}
 	g_conns = NULL;
+	free(g_kept); /* the files are the parent's: not closed here */
+	g_kept = NULL;
+	g_n_kept = 0;
 	for (int i = 0; i < 2; i++)
 		if (g_reg[i] >= 0)
 			SYS(close)(g_reg[i]), g_reg[i] = -1;

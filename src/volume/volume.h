@@ -176,6 +176,14 @@ struct scone_vstat {
 
 SCONE_MUST_CHECK enum scone_err scone_vfile_open(struct scone_volume *v, const char *path, unsigned flags,
 						 uint32_t mode, struct scone_vfile **out);
+/*
+ * Open for reading the file whose id is file_id, wherever the namespace has
+ * it now (a description of a file renamed away reads on, as the kernel's).
+ */
+SCONE_MUST_CHECK enum scone_err scone_vfile_open_id(struct scone_volume *v, const uint8_t file_id[16],
+						    struct scone_vfile **out);
+/* Another handle on f's file, for reading: it keeps the file as f does (also once unlinked). */
+SCONE_MUST_CHECK enum scone_err scone_vfile_dup(struct scone_vfile *f, struct scone_vfile **out);
 SCONE_MUST_CHECK enum scone_err scone_vfile_pread(struct scone_vfile *f, void *buf, size_t size, uint64_t off,
 						  size_t *got);
 SCONE_MUST_CHECK enum scone_err scone_vfile_pwrite(struct scone_vfile *f, const void *buf, size_t size,

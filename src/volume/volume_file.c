@@ -127,6 +127,42 @@ enum scone_err scone_vfile_open(struct scone_volume *v, const char *path, unsign
 	return err;
 }
 
+enum scone_err scone_vfile_open_id(struct scone_volume *v, const uint8_t file_id[16],
+				   struct scone_vfile **out)
+{
+	enum scone_err err = SCONE_ERR_NOT_FOUND;
+	size_t i;
+
+	vol_lock(v);
+	for (i = 0; i < v->st.meta_count; i++) {
+		const struct vol_meta *m = v->st.metas[i];
+		if (m->type == VOL_T_FILE && memcmp(m->file_id, file_id, VOL_ID_SIZE) == 0)
+			break;
+	}
+	if (i < v->st.meta_count)
+		err = vfile_open_locked(v, v->st.metas[i]->path, SCONE_VF_RDONLY, 0, out);
+	else
+		scone_err_set(err, "no file of the volume has that id now");
+	vol_unlock(v);
+	return err;
+}
+
+enum scone_err scone_vfile_dup(struct scone_vfile *f, struct scone_vfile **out)
+{
+	struct scone_vfile *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return SCONE_ERR_NOMEM;
+	vol_lock(f->vol);
+	f->ino->refs++;
+	vol_unlock(f->vol);
+	d->vol = f->vol;
+	d->ino = f->ino;
+	d->flags = SCONE_VF_RDONLY;
+	*out = d;
+	return SCONE_ERR_OK;
+}
+
 static bool can_write(const struct scone_vfile *f)
 {
 	return f->flags & (SCONE_VF_WRONLY | SCONE_VF_RDWR);

@@ -501,6 +501,46 @@ elif sys.argv[1] == "cache":
     os.write(w, b"quit\n")
     os.waitpid(pid, 0)
     print("CACHE=" + (",".join(bad) or "ok"))
+elif sys.argv[1] == "lazygone":
+    # A child opens small files the cache holds whole (no request to the server); another
+    # process changes their mode (which forgets their status in the cache, so that the
+    # child's next reads miss), then renames one away, renames a file over another and
+    # removes a third: the child's descriptions read their own files on, as the kernel's.
+    names = {"away": b"renamed away " * 100, "over": b"renamed over " * 100, "gone": b"removed " * 100}
+    for n, body in names.items():
+        open(d + "/" + n + ".txt", "wb").write(body)
+    pr, cw = os.pipe()
+    cr, pw = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(pr), os.close(pw)
+        for n in names:  # read once (the server caches them whole), then open from the cache
+            open(d + "/" + n + ".txt", "rb").read()
+        fds = {n: os.open(d + "/" + n + ".txt", os.O_RDONLY) for n in names}
+        os.write(cw, b"held")
+        os.read(cr, 10)
+        res = []
+        for n, fd in fds.items():
+            try:
+                b = os.pread(fd, 100000, 0)
+                res.append("%s=%s" % (n, "ok" if b == names[n] else "%d bytes" % len(b)))
+            except OSError as e:
+                res.append("%s=%s" % (n, e.strerror))
+            os.close(fd)
+        os.write(cw, (",".join(res)).encode())
+        os._exit(0)
+    os.close(cr), os.close(cw)
+    assert os.read(pr, 10) == b"held"
+    for n in names:
+        os.chmod(d + "/" + n + ".txt", 0o640)
+    os.rename(d + "/away.txt", d + "/moved.txt")
+    open(d + "/new.txt", "wb").write(b"the new file")
+    os.rename(d + "/new.txt", d + "/over.txt")
+    os.remove(d + "/gone.txt")
+    os.write(pw, b"go")
+    print("LAZY=" + os.read(pr, 1000).decode(), flush=True)
+    os.waitpid(pid, 0)
+    print("OVER=" + open(d + "/over.txt").read())
 elif sys.argv[1] == "cachetakeover":
     # A child holds a file open for writing; the parent renames another file over its name and
     # exits; the child takes the volume over. Its description is of the old file: its write must
@@ -749,6 +789,16 @@ case_owner() {
 	grep -qx "SETUID=65534:1,65534:1,65534:1" "$OUT" || { show_output; fail "after setresuid stat names the old user"; }
 }
 
+# Descriptions opened from the read cache alone read their own files on after another process
+# renames them away, renames a file over them or removes them (pins, vcache.h).
+case_lazy_gone() {
+	start
+	expect_ok scone run --config-id vol/py -- "$PY" lazygone
+	grep -qx "LAZY=away=ok,over=ok,gone=ok" "$OUT" ||
+		{ show_output; fail "a description opened from the cache lost its file when another process renamed or removed it"; }
+	grep -qx "OVER=the new file" "$OUT" || { show_output; fail "the file renamed over the old one is not there"; }
+}
+
 # The process holding the volume goes away while others still use it: they elect a new one.
 case_server_gone() {
 	local n=0
@@ -945,6 +995,7 @@ run_case "runtime volume: a directory restored to an older copy: only the owner 
 run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_range, mmap, fdopen on shielded fds" case_fdapi
 run_case "runtime volume: forked children keep working on the volume (shared fds and offsets, four concurrent writers)" case_fork
 run_case "runtime volume: children read through the shared read cache what the server holds now (writes, appends, truncation, renames, another child, an exec'd program)" case_cache
+run_case "runtime volume: descriptions opened from the read cache alone read their own files on after another process renames them away, renames another over them or removes them" case_lazy_gone
 run_case "runtime volume: a file renamed over while another process holds it open, across a takeover: the holder never writes the new file, a reader's cache answers what the volume holds, the shared state is close-on-exec" case_cache_takeover
 run_case "runtime volume: stat names the process's user and group as a volume file's owner, also after setresuid and syscall(SYS_setresgid)" case_owner
 run_case "runtime volume: the process holding the volume goes: through _exit (daemon(3)) the others take over; killed, the program crashes; nothing synced is lost" case_server_gone

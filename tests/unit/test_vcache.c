@@ -2,7 +2,7 @@
  * test_vcache.c - the volumes' shared read cache (src/runtime/vcache.c):
  * what is put is read back whole or not at all; what is forgotten is never
  * read; names go with their own epoch; a reader racing the writer never
- * takes a half-written block; keys sharing a set of slots stay.
+ * takes a half-written block; keys sharing a set of slots stay; pins count.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -105,6 +105,31 @@ static void test_sets(void **state)
 	vcache_put(0, id, 0, block, VCACHE_BLOCK, st.size);
 	vcache_forget(0, id, 0, 1);
 	assert_false(vcache_read(0, id, b, 1, 0, &got));
+}
+
+/* Pins count opens per file; an unpin too many never makes a count negative. */
+static void test_pins(void **state)
+{
+	(void)state;
+	assert_false(vcache_pinned(0, ID));
+	assert_true(vcache_pin(0, ID));
+	assert_true(vcache_pin(0, ID));
+	assert_true(vcache_pinned(0, ID));
+	assert_false(vcache_pinned(1, ID)); /* another mount's file (hashes apart here) */
+	vcache_unpin(0, ID);
+	assert_true(vcache_pinned(0, ID));
+	vcache_unpin(0, ID);
+	assert_false(vcache_pinned(0, ID));
+	vcache_unpin(0, ID);
+	assert_true(vcache_pin(0, ID));
+	assert_true(vcache_pinned(0, ID));
+	vcache_unpin(0, ID);
+	assert_false(vcache_pinned(0, ID));
+	vcache_forget_all(); /* pins are not the cache's entries: they outlive a forget */
+	assert_true(vcache_pin(0, ID2));
+	vcache_forget_all();
+	assert_true(vcache_pinned(0, ID2));
+	vcache_unpin(0, ID2);
 }
 
 static void test_empty_misses(void **state)
@@ -288,7 +313,7 @@ static void test_crashed_writer(void **state)
 {
 	static uint8_t data[100], b[100];
 	uint32_t *head = g_map;
-	uint8_t *slots = (uint8_t *)g_map + 64;
+	uint8_t *slots = (uint8_t *)g_map + 64 + 1024 * 4; /* after the head and the pins */
 	size_t got, slot_size = 48 + VCACHE_BLOCK;
 
 	(void)state;
@@ -362,6 +387,7 @@ int main(void)
 	    cmocka_unit_test(test_crashed_writer),
 	    cmocka_unit_test(test_race),
 	    cmocka_unit_test(test_sets),
+	    cmocka_unit_test(test_pins),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
