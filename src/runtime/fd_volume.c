@@ -648,7 +648,7 @@ static int v_release(struct fd_desc *d)
  * next used. */
 static void v_forked(struct fd_desc *d)
 {
-	vop_forked((struct sfd *)d);
+	vop_forget_remote((struct sfd *)d);
 }
 
 /* exec: the next program's runtime takes the fd over by volume and path (lock held: the handover). */

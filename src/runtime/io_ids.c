@@ -18,9 +18,12 @@
 
 #include <stdatomic.h>
 
-static _Atomic uint32_t g_gen = 1; /* bumped by every set*id call */
-static _Atomic uint32_t g_known;   /* the generation g_ids was asked in (0: never) */
-static _Atomic uint64_t g_ids;	   /* uid << 32 | gid */
+#include <pthread.h>
+
+static _Atomic uint32_t g_gen = 1;			  /* bumped by every set*id call */
+static pthread_mutex_t g_ask = PTHREAD_MUTEX_INITIALIZER; /* one asks at a time: no older answer last */
+static _Atomic uint32_t g_known;			  /* the generation g_ids was asked in (0: never) */
+static _Atomic uint64_t g_ids;				  /* uid << 32 | gid */
 
 void shield_ids(uid_t *uid, gid_t *gid)
 {
@@ -30,9 +33,12 @@ void shield_ids(uid_t *uid, gid_t *gid)
 	if (atomic_load_explicit(&g_known, memory_order_acquire) == want) {
 		ids = atomic_load_explicit(&g_ids, memory_order_relaxed);
 	} else {
+		pthread_mutex_lock(&g_ask);
+		want = atomic_load_explicit(&g_gen, memory_order_acquire);
 		ids = (uint64_t)getuid() << 32 | (uint32_t)getgid();
 		atomic_store_explicit(&g_ids, ids, memory_order_relaxed);
 		atomic_store_explicit(&g_known, want, memory_order_release);
+		pthread_mutex_unlock(&g_ask);
 	}
 	*uid = (uid_t)(ids >> 32);
 	*gid = (gid_t)(uint32_t)ids;

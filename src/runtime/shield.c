@@ -197,7 +197,7 @@ static void forget_one(int fd, struct fd_desc *d, void *arg)
 		return;
 	if (s->file && vsrv_file_lost(s->m, s->vpath, f->since))
 		s->lost = true;
-	d->kind->forked(d);
+	vop_forget_remote(s);
 }
 
 void shield_forget_remote(bool lost, uint64_t since)
@@ -226,10 +226,11 @@ static void count_one(int fd, struct fd_desc *d, void *arg)
 	}
 }
 
+static unsigned g_walk; /* the mark of the latest walk over the descriptions (each once) */
+
 static size_t open_descriptions(struct mount *m)
 {
-	static unsigned mark;
-	struct open_count c = {.m = m, .mark = ++mark};
+	struct open_count c = {.m = m, .mark = ++g_walk};
 
 	fdtab_each(count_one, &c);
 	return c.n;
@@ -264,6 +265,29 @@ enum scone_err shield_reopen_volumes(void)
  */
 static bool fork_held;
 
+/*
+ * A description opened from the read cache alone pins its file (vcache.h);
+ * the child holds it too: pinned once more before the fork, so that no
+ * moment passes where the parent closing it leaves the file unpinned, and
+ * given back by the parent after.
+ */
+static void pin_for_child(int fd, struct fd_desc *d, void *arg)
+{
+	struct sfd *s = (struct sfd *)d;
+
+	(void)fd;
+	if (d->kind != &shield_volume_kind || s->mark == g_walk)
+		return;
+	s->mark = g_walk;
+	vop_pin_more(s, *(const bool *)arg);
+}
+
+static void pins_for_child(bool more)
+{
+	g_walk++;
+	fdtab_each(pin_for_child, &more);
+}
+
 void shield_at_prepare(void)
 {
 	if (__atomic_load_n(&shield_g.n_mounts, __ATOMIC_ACQUIRE) == 0)
@@ -281,6 +305,7 @@ void shield_at_prepare(void)
 			scone_err_clear(); /* printed */
 	if (vsrv_role() == VR_SERVER && shield_report_settle_all())
 		scone_err_clear();
+	pins_for_child(true);
 	vsrv_fork_prepare();
 }
 
@@ -290,6 +315,7 @@ void shield_at_parent(void)
 		return;
 	fork_held = false;
 	vsrv_fork_parent();
+	pins_for_child(false);
 	shield_leave();
 }
 

@@ -267,8 +267,10 @@ int vop_open_verdict(enum scone_err stat_err, const struct scone_vstat *st, int 
 SCONE_MUST_CHECK enum scone_err vop_open_path(struct sfd *s, const char *vpath, int flags, uint32_t mode,
 					      struct scone_vstat *st, bool *opened);
 void vop_close(struct sfd *s);
-/* In a forked child: server handles and files are the parent's; a pin is the child's too. */
-void vop_forked(struct sfd *s);
+/* A new server, or a forked child: server handles and files are another's. */
+void vop_forget_remote(struct sfd *s);
+/* Fork: a pinned description pinned once more for the child (before), or that given back (parent). */
+void vop_pin_more(struct sfd *s, bool more);
 /* Open s for reading on the file with id fid, in the process holding the volume (VP_OPEN_FID). */
 SCONE_MUST_CHECK enum scone_err vop_open_fid(struct sfd *s, const uint8_t fid[16]);
 SCONE_MUST_CHECK enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got);

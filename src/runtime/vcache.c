@@ -20,6 +20,7 @@
 #define VC_NAME (UINT64_MAX - 1) /* of a path's file id (the entry's id: the path's hash) */
 #define VC_WAYS 4u		 /* slots a key may take (a power of two; every layout has more) */
 #define VC_PINS 1024u		 /* pin counters (vcache_pin), by a hash of the file */
+#define VC_LAYOUT 0x53564302u	 /* "SVC", 2: 4-way sets, pins before the slots */
 
 struct vc_slot {
 	_Atomic uint32_t seq;
@@ -39,7 +40,8 @@ struct vc_head {
 	uint32_t data_slots;	     /* blocks (a power of two), then */
 	uint32_t meta_slots;	     /* status and names (a power of two): never pushed out by blocks */
 	uint32_t clock;		     /* the writer's: which way of a full set a new key takes */
-	uint8_t pad[32];
+	uint32_t layout;	     /* VC_LAYOUT: a runtime that lays slots out otherwise refuses it */
+	uint8_t pad[28];
 };
 
 static struct vc_head *g_head;	/* NULL: no cache (none mapped, or 0 MiB) */
@@ -89,6 +91,7 @@ static bool power_of_two(uint32_t n)
 bool vcache_attach(void *p, size_t bytes, size_t mb)
 {
 	struct vc_head *h = p;
+	uint32_t data, meta; /* read once: another process may change the head after the checks */
 
 	g_head = NULL;
 	if (bytes < sizeof(*h))
@@ -96,22 +99,24 @@ bool vcache_attach(void *p, size_t bytes, size_t mb)
 	if (mb != VCACHE_MAPPED) { /* a new cache: its layout goes into its head */
 		h->data_slots = data_slots_for(mb);
 		h->meta_slots = meta_slots_for(h->data_slots);
+		h->layout = VC_LAYOUT;
 		/* Epoch 0 is a forgotten slot's: no zeroed slot ever holds a key. */
 		atomic_store_explicit(&h->epoch, 1, memory_order_relaxed);
 		atomic_store_explicit(&h->name_epoch, 1, memory_order_relaxed);
 	}
-	if (h->data_slots == 0 && h->meta_slots == 0)
+	data = __atomic_load_n(&h->data_slots, __ATOMIC_RELAXED);
+	meta = __atomic_load_n(&h->meta_slots, __ATOMIC_RELAXED);
+	if (data == 0 && meta == 0)
 		return true; /* none */
-	if (!power_of_two(h->data_slots) || !power_of_two(h->meta_slots) || h->data_slots < VC_WAYS ||
-	    h->meta_slots < VC_WAYS || h->data_slots > data_slots_for(VCACHE_MAX_MB) ||
-	    h->meta_slots > meta_slots_for(h->data_slots) ||
-	    layout_size(h->data_slots, h->meta_slots) > bytes)
+	if (__atomic_load_n(&h->layout, __ATOMIC_RELAXED) != VC_LAYOUT || !power_of_two(data) ||
+	    !power_of_two(meta) || data < VC_WAYS || meta < VC_WAYS || data > data_slots_for(VCACHE_MAX_MB) ||
+	    meta > meta_slots_for(data) || layout_size(data, meta) > bytes)
 		return false;
-	g_data_mask = h->data_slots - 1;
-	g_meta_mask = h->meta_slots - 1;
+	g_data_mask = data - 1;
+	g_meta_mask = meta - 1;
 	g_pins = (_Atomic int32_t *)(void *)(h + 1);
 	g_data = (struct vc_slot *)(void *)(g_pins + VC_PINS);
-	g_meta = g_data + h->data_slots;
+	g_meta = g_data + data;
 	g_head = h;
 	return true;
 }

@@ -111,7 +111,7 @@ static void note_fid(struct sfd *s, const struct scone_vstat *st)
 static void take_handle(struct sfd *s)
 {
 	s->rh = t_a.h;
-	if (t_a.has_st)
+	if (t_a.has_st && !s->has_fid)
 		note_fid(s, &t_a.st);
 }
 
@@ -131,6 +131,12 @@ static bool by_id(const struct sfd *s)
 	return s->has_fid && (s->flags & O_ACCMODE) == O_RDONLY;
 }
 
+/* An open by path that failed because the path names no file (or a directory) now. */
+static bool gone_from_path(enum scone_err err)
+{
+	return err == SCONE_ERR_NOT_FOUND || err == SCONE_ERR_IS_DIR || err == SCONE_ERR_NOT_DIR;
+}
+
 static enum scone_err open_fid_call(struct sfd *s, bool *again)
 {
 	enum scone_err err;
@@ -141,9 +147,15 @@ static enum scone_err open_fid_call(struct sfd *s, bool *again)
 	t_q.data = s->fid;
 	t_q.data_size = sizeof(s->fid);
 	err = vsrv_call(&t_q, &t_a, NULL, again);
-	if (!err && !*again)
-		take_handle(s);
-	return err;
+	if (err || *again)
+		return err;
+	s->rh = t_a.h; /* s keeps its id: the answer must have the same */
+	if (!t_a.has_st || memcmp(t_a.st.file_id, s->fid, sizeof(s->fid)) != 0) {
+		close_remote(s);
+		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s: the server opened another file by its id",
+				     s->vpath);
+	}
+	return SCONE_ERR_OK;
 }
 
 /* The file's handle on the server, opened (again) by its path if it has none. */
@@ -166,11 +178,12 @@ static enum scone_err remote_handle(struct sfd *s, bool *again)
 		s->rh = t_a.h; /* another file's: given back (s keeps its own file's id) */
 		close_remote(s);
 	}
-	if (*again || (err && err != SCONE_ERR_NOT_FOUND))
+	if (*again || (err && !gone_from_path(err)))
 		return err;
 	if (by_id(s)) {
 		scone_err_clear();
-		if (!(err = open_fid_call(s, again)) || *again)
+		err = open_fid_call(s, again);
+		if (!err || *again || err != SCONE_ERR_NOT_FOUND)
 			return err;
 	}
 	scone_err_clear();
@@ -210,11 +223,13 @@ static enum scone_err local_file(struct sfd *s)
 			err = SCONE_ERR_NOT_FOUND;
 		}
 	}
-	if (err != SCONE_ERR_NOT_FOUND)
+	if (!gone_from_path(err))
 		return err;
-	scone_err_clear();
-	if (by_id(s) && vop_open_fid(s, s->fid) == SCONE_ERR_OK)
-		return SCONE_ERR_OK;
+	if (by_id(s)) {
+		scone_err_clear();
+		if ((err = vop_open_fid(s, s->fid)) != SCONE_ERR_NOT_FOUND)
+			return err;
+	}
 	scone_err_clear();
 	return replaced(s);
 }
@@ -340,6 +355,10 @@ static void unnaming(struct mount *m, const char *vpath)
 
 void vop_cache_stat(struct sfd *s, const struct scone_vstat *st)
 {
+	static const uint8_t none[16];
+
+	if (memcmp(st->file_id, none, sizeof(none)) == 0)
+		return; /* no id (never a file's): no key */
 	note_fid(s, st);
 	vcache_put_stat(mount_no(s->m), s->fid, st);
 }
@@ -353,7 +372,8 @@ void vop_cache_data(struct sfd *s, uint64_t off, const uint8_t *data, size_t n)
 		return;
 	}
 	vop_cache_stat(s, &st);
-	vcache_put(mount_no(s->m), s->fid, off, data, n, st.size);
+	if (s->has_fid && memcmp(s->fid, st.file_id, sizeof(s->fid)) == 0)
+		vcache_put(mount_no(s->m), s->fid, off, data, n, st.size);
 }
 
 /* ---- path operations ---- */
@@ -513,12 +533,20 @@ static void unpin(struct sfd *s)
 	s->pinned = false;
 }
 
-void vop_forked(struct sfd *s)
+void vop_forget_remote(struct sfd *s)
 {
 	s->rh = 0;
 	s->f = NULL;
-	if (s->pinned && !vcache_pin(mount_no(s->m), s->fid)) /* the child holds it too */
-		s->pinned = false;
+}
+
+void vop_pin_more(struct sfd *s, bool more)
+{
+	if (!s->pinned)
+		return;
+	if (more)
+		(void)vcache_pin(mount_no(s->m), s->fid);
+	else
+		vcache_unpin(mount_no(s->m), s->fid);
 }
 
 /* The largest file opened for reading without a request (vop_open_path). */

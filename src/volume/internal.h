@@ -195,6 +195,7 @@ struct vol_gen_key {
 struct vol_inode {
 	struct scone_volume *vol;
 	struct vol_meta *meta; /* NULL once unlinked */
+	uint32_t mode;	       /* once unlinked (its stat keeps it) */
 	struct vol_region *region;
 	struct scone_vio_file *host;
 	uint8_t file_id[VOL_ID_SIZE];

@@ -245,11 +245,13 @@ void vol_fill_stat(const struct vol_meta *m, const struct vol_inode *ino, struct
 {
 	memset(st, 0, sizeof(*st));
 	st->is_dir = m ? m->type == VOL_T_DIR : false;
-	st->mode = m ? m->mode : 0600;
+	st->mode = m ? m->mode : (ino && ino->mode ? ino->mode : 0600);
 	st->size = ino ? ino->size : (m ? m->size : 0);
 	st->mtime_ns = m ? m->mtime_ns : (ino ? ino->mtime_ns : 0);
 	if (m)
 		memcpy(st->file_id, m->file_id, VOL_ID_SIZE);
+	else if (ino) /* unlinked, still open: its id stays its key (the read cache's too) */
+		memcpy(st->file_id, ino->file_id, VOL_ID_SIZE);
 }
 
 /* A directory without an entry of its own ("/", a region root or an ancestor of one). */

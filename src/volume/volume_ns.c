@@ -116,7 +116,8 @@ static enum scone_err unlink_meta(struct scone_volume *v, struct vol_meta *m)
 	}
 	vol_meta_remove(v, m);
 	if (ino) {
-		ino->mtime_ns = m->mtime_ns; /* still open: its stat keeps the time */
+		ino->mtime_ns = m->mtime_ns; /* still open: its stat keeps the time and mode */
+		ino->mode = m->mode;
 		ino->meta = NULL;
 		if (ino->refs == 0) {
 			ino->refs = 1;

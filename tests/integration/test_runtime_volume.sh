@@ -519,15 +519,19 @@ elif sys.argv[1] == "lazygone":
         fds = {n: os.open(d + "/" + n + ".txt", os.O_RDONLY) for n in names}
         os.write(cw, b"held")
         os.read(cr, 10)
-        res = []
-        for n, fd in fds.items():
-            try:
-                b = os.pread(fd, 100000, 0)
-                res.append("%s=%s" % (n, "ok" if b == names[n] else "%d bytes" % len(b)))
-            except OSError as e:
-                res.append("%s=%s" % (n, e.strerror))
+        res = {}
+        for rnd in range(2):  # twice round: a file read second must not answer another's bytes
+            for n, fd in fds.items():
+                try:
+                    b = os.pread(fd, 100000, 0)
+                    mode = os.fstat(fd).st_mode & 0o777
+                    ok = b == names[n] and mode == 0o640
+                    res[n] = res.get(n, "ok") if ok else "%d bytes, mode %o" % (len(b), mode)
+                except OSError as e:
+                    res[n] = e.strerror
+        for fd in fds.values():
             os.close(fd)
-        os.write(cw, (",".join(res)).encode())
+        os.write(cw, (",".join("%s=%s" % kv for kv in res.items())).encode())
         os._exit(0)
     os.close(cr), os.close(cw)
     assert os.read(pr, 10) == b"held"

@@ -295,6 +295,9 @@ static void test_layout(void **state)
 	assert_true(vcache_read(0, ID, b, sizeof(b), 0, &got));
 	assert_false(vcache_attach(g_map, size - 4096, VCACHE_MAPPED)); /* shorter than its head says */
 	assert_false(vcache_read(0, ID, b, sizeof(b), 0, &got));
+	head[8] ^= 1; /* another runtime's layout */
+	assert_false(vcache_attach(g_map, size, VCACHE_MAPPED));
+	head[8] ^= 1;
 	head[5] = 3; /* data slots: not a power of two */
 	assert_false(vcache_attach(g_map, size, VCACHE_MAPPED));
 	head[5] = 1u << 30; /* more than fits */
