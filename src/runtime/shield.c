@@ -267,25 +267,25 @@ static bool fork_held;
 
 /*
  * A description opened from the read cache alone pins its file (vcache.h);
- * the child holds it too: pinned once more before the fork, so that no
- * moment passes where the parent closing it leaves the file unpinned, and
- * given back by the parent after.
+ * the child holds it too: its pin is taken before the fork, so that no
+ * moment passes where the parent closing its own leaves the file unpinned.
+ * (A fork that fails leaves it counted: the file is kept longer.)
  */
 static void pin_for_child(int fd, struct fd_desc *d, void *arg)
 {
 	struct sfd *s = (struct sfd *)d;
 
-	(void)fd;
+	(void)fd, (void)arg;
 	if (d->kind != &shield_volume_kind || s->mark == g_walk)
 		return;
 	s->mark = g_walk;
-	vop_pin_more(s, *(const bool *)arg);
+	vop_pin_more(s);
 }
 
-static void pins_for_child(bool more)
+static void pins_for_child(void)
 {
 	g_walk++;
-	fdtab_each(pin_for_child, &more);
+	fdtab_each(pin_for_child, NULL);
 }
 
 void shield_at_prepare(void)
@@ -305,7 +305,7 @@ void shield_at_prepare(void)
 			scone_err_clear(); /* printed */
 	if (vsrv_role() == VR_SERVER && shield_report_settle_all())
 		scone_err_clear();
-	pins_for_child(true);
+	pins_for_child();
 	vsrv_fork_prepare();
 }
 
@@ -315,7 +315,6 @@ void shield_at_parent(void)
 		return;
 	fork_held = false;
 	vsrv_fork_parent();
-	pins_for_child(false);
 	shield_leave();
 }
 

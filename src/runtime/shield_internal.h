@@ -269,8 +269,8 @@ SCONE_MUST_CHECK enum scone_err vop_open_path(struct sfd *s, const char *vpath, 
 void vop_close(struct sfd *s);
 /* A new server, or a forked child: server handles and files are another's. */
 void vop_forget_remote(struct sfd *s);
-/* Fork: a pinned description pinned once more for the child (before), or that given back (parent). */
-void vop_pin_more(struct sfd *s, bool more);
+/* Fork: a pinned description pinned once more, for the child (before the fork). */
+void vop_pin_more(struct sfd *s);
 /* Open s for reading on the file with id fid, in the process holding the volume (VP_OPEN_FID). */
 SCONE_MUST_CHECK enum scone_err vop_open_fid(struct sfd *s, const uint8_t fid[16]);
 SCONE_MUST_CHECK enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got);

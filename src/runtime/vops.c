@@ -539,14 +539,10 @@ void vop_forget_remote(struct sfd *s)
 	s->f = NULL;
 }
 
-void vop_pin_more(struct sfd *s, bool more)
+void vop_pin_more(struct sfd *s)
 {
-	if (!s->pinned)
-		return;
-	if (more)
+	if (s->pinned)
 		(void)vcache_pin(mount_no(s->m), s->fid);
-	else
-		vcache_unpin(mount_no(s->m), s->fid);
 }
 
 /* The largest file opened for reading without a request (vop_open_path). */

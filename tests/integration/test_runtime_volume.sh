@@ -506,7 +506,9 @@ elif sys.argv[1] == "lazygone":
     # process changes their mode (which forgets their status in the cache, so that the
     # child's next reads miss), then renames one away, renames a file over another and
     # removes a third: the child's descriptions read their own files on, as the kernel's.
-    names = {"away": b"renamed away " * 100, "over": b"renamed over " * 100, "gone": b"removed " * 100}
+    # A fourth ("forked") is held only by a grandchild the child forked and closed it after.
+    names = {"away": b"renamed away " * 100, "over": b"renamed over " * 100, "gone": b"removed " * 100,
+             "forked": b"held by a grandchild " * 50}
     for n, body in names.items():
         open(d + "/" + n + ".txt", "wb").write(body)
     pr, cw = os.pipe()
@@ -517,9 +519,23 @@ elif sys.argv[1] == "lazygone":
         for n in names:  # read once (the server caches them whole), then open from the cache
             open(d + "/" + n + ".txt", "rb").read()
         fds = {n: os.open(d + "/" + n + ".txt", os.O_RDONLY) for n in names}
+        gr, gw = os.pipe()
+        rr, rw = os.pipe()
+        gpid = os.fork()
+        if gpid == 0:  # the grandchild: its inherited description of forked.txt, read when told
+            os.read(gr, 10)
+            try:
+                b = os.pread(fds["forked"], 100000, 0)
+                os.write(rw, b"ok" if b == names["forked"] else b"%d bytes" % len(b))
+            except OSError as e:
+                os.write(rw, e.strerror.encode())
+            os._exit(0)
+        os.close(fds.pop("forked"))  # the child's own is closed: the grandchild's pin holds it
         os.write(cw, b"held")
         os.read(cr, 10)
-        res = {}
+        os.write(gw, b"go")
+        res = {"forked": os.read(rr, 100).decode()}
+        os.waitpid(gpid, 0)
         for rnd in range(2):  # twice round: a file read second must not answer another's bytes
             for n, fd in fds.items():
                 try:
@@ -541,6 +557,7 @@ elif sys.argv[1] == "lazygone":
     open(d + "/new.txt", "wb").write(b"the new file")
     os.rename(d + "/new.txt", d + "/over.txt")
     os.remove(d + "/gone.txt")
+    os.remove(d + "/forked.txt")
     os.write(pw, b"go")
     print("LAZY=" + os.read(pr, 1000).decode(), flush=True)
     os.waitpid(pid, 0)
@@ -798,7 +815,7 @@ case_owner() {
 case_lazy_gone() {
 	start
 	expect_ok scone run --config-id vol/py -- "$PY" lazygone
-	grep -qx "LAZY=away=ok,over=ok,gone=ok" "$OUT" ||
+	grep -qx "LAZY=forked=ok,away=ok,over=ok,gone=ok" "$OUT" ||
 		{ show_output; fail "a description opened from the cache lost its file when another process renamed or removed it"; }
 	grep -qx "OVER=the new file" "$OUT" || { show_output; fail "the file renamed over the old one is not there"; }
 }
