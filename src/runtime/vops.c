@@ -183,7 +183,7 @@ static enum scone_err remote_handle(struct sfd *s, bool *again)
 	if (by_id(s)) {
 		scone_err_clear();
 		err = open_fid_call(s, again);
-		if (!err || *again || err != SCONE_ERR_NOT_FOUND)
+		if (*again || err != SCONE_ERR_NOT_FOUND)
 			return err;
 	}
 	scone_err_clear();
@@ -326,17 +326,12 @@ static void forget_path(struct mount *m, const char *vpath, uint64_t from)
 		forget_from(m, &st, from);
 }
 
-/* A change of the namespace: which file a path names. */
-static enum scone_err forget_names(enum scone_err err)
-{
-	vcache_forget_names();
-	return err;
-}
-
 /*
- * vpath's file leaves the namespace (removed, or another renamed over it):
- * names are forgotten first, then a pinned file is kept for the
- * descriptions opened from the cache alone (pin() checks in the other order).
+ * A change of the namespace (which file a path names): before it, every
+ * path's file id is forgotten; and should vpath's file leave the namespace
+ * (removed, or another renamed over it), a pinned one is kept for the
+ * descriptions opened from the cache alone: names first, then pins (pin()
+ * checks in the other order).
  */
 static void unnaming(struct mount *m, const char *vpath)
 {
@@ -353,12 +348,18 @@ static void unnaming(struct mount *m, const char *vpath)
 		vsrv_keep(m, vpath, st.file_id);
 }
 
-void vop_cache_stat(struct sfd *s, const struct scone_vstat *st)
+/* A status without an id (never a file's) has no key in the cache. */
+static bool has_id(const struct scone_vstat *st)
 {
 	static const uint8_t none[16];
 
-	if (memcmp(st->file_id, none, sizeof(none)) == 0)
-		return; /* no id (never a file's): no key */
+	return memcmp(st->file_id, none, sizeof(none)) != 0;
+}
+
+void vop_cache_stat(struct sfd *s, const struct scone_vstat *st)
+{
+	if (!has_id(st))
+		return;
 	note_fid(s, st);
 	vcache_put_stat(mount_no(s->m), s->fid, st);
 }
@@ -371,9 +372,10 @@ void vop_cache_data(struct sfd *s, uint64_t off, const uint8_t *data, size_t n)
 		scone_err_clear();
 		return;
 	}
+	if (!has_id(&st))
+		return;
 	vop_cache_stat(s, &st);
-	if (s->has_fid && memcmp(s->fid, st.file_id, sizeof(s->fid)) == 0)
-		vcache_put(mount_no(s->m), s->fid, off, data, n, st.size);
+	vcache_put(mount_no(s->m), s->fid, off, data, n, st.size);
 }
 
 /* ---- path operations ---- */
@@ -418,13 +420,13 @@ enum scone_err vop_remove(struct mount *m, const char *vpath, bool dir)
 {
 	PATH_OP(path_call(m, VP_REMOVE, vpath, NULL, dir, NULL, &again_),
 		(unnaming(m, vpath),
-		 forget_names(dir ? scone_volume_rmdir(m->vol, vpath) : scone_volume_unlink(m->vol, vpath))));
+		 dir ? scone_volume_rmdir(m->vol, vpath) : scone_volume_unlink(m->vol, vpath)));
 }
 
 enum scone_err vop_rename(struct mount *m, const char *from, const char *to)
 {
 	PATH_OP(path_call(m, VP_RENAME, from, to, 0, NULL, &again_),
-		(unnaming(m, to), forget_names(scone_volume_rename(m->vol, from, to))));
+		(unnaming(m, to), scone_volume_rename(m->vol, from, to)));
 }
 
 enum scone_err vop_truncate(struct mount *m, const char *vpath, uint64_t size)

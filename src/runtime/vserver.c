@@ -836,7 +836,6 @@ static enum scone_err takeover(void)
 	return err;
 }
 
-/* One round trip on the connection; passing fd along when pass_fd >= 0. */
 /* A request on the connection, passing fd along when pass_fd >= 0. */
 static enum scone_err send_request(const struct vp_msg *q, int pass_fd)
 {
@@ -853,6 +852,7 @@ static enum scone_err send_request(const struct vp_msg *q, int pass_fd)
 	return err;
 }
 
+/* One round trip on the connection; passing fd along when pass_fd >= 0. */
 enum scone_err vsrv_call_fd(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out, int pass_fd)
 {
 	enum scone_err err;
