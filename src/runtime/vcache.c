@@ -323,9 +323,18 @@ void vcache_put_name(unsigned mount, const char *vpath, const uint8_t id[16])
 
 /* ---- readers ---- */
 
-/* n bytes at from of the key's data into out; false if no slot of its set holds them. */
+/* The slot a read took a file's status from, and its count then. */
+struct seen {
+	const struct vc_slot *slot;
+	uint32_t seq;
+};
+
+/*
+ * n bytes at from of the key's data into out; false if no slot of its set
+ * holds them. With seen: where they came from, for unchanged().
+ */
 static bool read_slot(unsigned mount, const uint8_t id[16], uint64_t block, uint64_t epoch, void *out,
-		      size_t from, size_t n)
+		      size_t from, size_t n, struct seen *seen)
 {
 	const struct vc_slot *set = set_of(mount, id, block);
 
@@ -340,9 +349,24 @@ static bool read_slot(unsigned mount, const uint8_t id[16], uint64_t block, uint
 			memcpy(out, s->data + from, n);
 		atomic_thread_fence(memory_order_acquire);
 		/* Changed meanwhile: a miss (the key is in one slot at most; the writer may be moving it). */
-		return ok && atomic_load_explicit(&s->seq, memory_order_relaxed) == seq;
+		ok = ok && atomic_load_explicit(&s->seq, memory_order_relaxed) == seq;
+		if (ok && seen)
+			*seen = (struct seen){s, seq};
+		return ok;
 	}
 	return false;
+}
+
+/*
+ * Is the status slot a read started from unchanged? Every change forgets a
+ * file's status before any block of it can be filled again, so blocks read
+ * after the status belong with it only if it is still there: otherwise a
+ * read of several blocks could join old ones to new ones.
+ */
+static bool unchanged(const struct seen *seen)
+{
+	atomic_thread_fence(memory_order_acquire);
+	return atomic_load_explicit(&seen->slot->seq, memory_order_relaxed) == seen->seq;
 }
 
 static bool cached(void)
@@ -359,7 +383,7 @@ bool vcache_stat(unsigned mount, const uint8_t id[16], struct scone_vstat *st)
 {
 	return cached() &&
 	       read_slot(mount, id, VC_STAT, atomic_load_explicit(&g_head->epoch, memory_order_acquire), st,
-			 0, sizeof(*st));
+			 0, sizeof(*st), NULL);
 }
 
 bool vcache_name(unsigned mount, const char *vpath, uint8_t id[16])
@@ -371,7 +395,7 @@ bool vcache_name(unsigned mount, const char *vpath, uint8_t id[16])
 		return false;
 	name_key(vpath, key);
 	if (!read_slot(mount, key, VC_NAME, atomic_load_explicit(&g_head->name_epoch, memory_order_acquire),
-		       data, 0, 16 + n) ||
+		       data, 0, 16 + n, NULL) ||
 	    memcmp(data + 16, vpath, n) != 0)
 		return false;
 	memcpy(id, data, 16);
@@ -381,31 +405,33 @@ bool vcache_name(unsigned mount, const char *vpath, uint8_t id[16])
 bool vcache_whole(unsigned mount, const uint8_t id[16], uint64_t max)
 {
 	struct scone_vstat st;
+	struct seen seen;
 	uint8_t probe;
 	uint64_t epoch;
 
 	if (!cached())
 		return false;
 	epoch = atomic_load_explicit(&g_head->epoch, memory_order_acquire);
-	if (!read_slot(mount, id, VC_STAT, epoch, &st, 0, sizeof(st)) || st.size > max)
+	if (!read_slot(mount, id, VC_STAT, epoch, &st, 0, sizeof(st), &seen) || st.size > max)
 		return false;
 	for (uint64_t at = 0; at < st.size; at += VCACHE_BLOCK) /* each block's last byte */
 		if (!read_slot(mount, id, at / VCACHE_BLOCK, epoch, &probe,
-			       st.size - at < VCACHE_BLOCK ? (size_t)(st.size - at) - 1 : VCACHE_BLOCK - 1,
-			       1))
+			       st.size - at < VCACHE_BLOCK ? (size_t)(st.size - at) - 1 : VCACHE_BLOCK - 1, 1,
+			       NULL))
 			return false;
-	return true;
+	return unchanged(&seen);
 }
 
 bool vcache_read(unsigned mount, const uint8_t id[16], void *buf, size_t n, uint64_t off, size_t *got)
 {
 	struct scone_vstat st;
+	struct seen seen;
 	uint64_t epoch, end;
 
 	if (!cached())
 		return false;
 	epoch = atomic_load_explicit(&g_head->epoch, memory_order_acquire);
-	if (!read_slot(mount, id, VC_STAT, epoch, &st, 0, sizeof(st)))
+	if (!read_slot(mount, id, VC_STAT, epoch, &st, 0, sizeof(st), &seen))
 		return false;
 	if (off >= st.size || n == 0) {
 		*got = 0;
@@ -415,10 +441,12 @@ bool vcache_read(unsigned mount, const uint8_t id[16], void *buf, size_t n, uint
 	for (uint64_t p = off; p < end;) {
 		size_t from = (size_t)(p % VCACHE_BLOCK);
 		size_t k = end - p < VCACHE_BLOCK - from ? (size_t)(end - p) : VCACHE_BLOCK - from;
-		if (!read_slot(mount, id, p / VCACHE_BLOCK, epoch, (uint8_t *)buf + (p - off), from, k))
+		if (!read_slot(mount, id, p / VCACHE_BLOCK, epoch, (uint8_t *)buf + (p - off), from, k, NULL))
 			return false;
 		p += k;
 	}
+	if (!unchanged(&seen))
+		return false;
 	*got = (size_t)(end - off);
 	return true;
 }

@@ -2,7 +2,8 @@
  * test_vcache.c - the volumes' shared read cache (src/runtime/vcache.c):
  * what is put is read back whole or not at all; what is forgotten is never
  * read; names go with their own epoch; a reader racing the writer never
- * takes a half-written block; keys sharing a set of slots stay; pins count.
+ * takes a half-written block, nor blocks of two versions of a file; keys
+ * sharing a set of slots stay; pins count.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -376,6 +377,74 @@ static void test_race(void **state)
 	assert_true(hits >= 1000);
 }
 
+/*
+ * A file of 16 blocks rewritten whole again and again, as the server does
+ * it (its status and blocks forgotten, then filled again), read whole by
+ * more threads than there are CPUs (so a reader is now and then preempted
+ * in the middle of a read while the file changes): a read never joins
+ * blocks of two versions.
+ */
+#define FILE16 (16 * VCACHE_BLOCK)
+#define READERS 3
+
+static atomic_long g_torn, g_hits;
+
+static void *rewriter(void *arg)
+{
+	static uint8_t data[FILE16];
+	struct scone_vstat st = {.size = FILE16, .mode = 0600};
+
+	(void)arg;
+	memcpy(st.file_id, ID2, 16);
+	for (unsigned k = 0; !atomic_load(&g_stop); k++) {
+		memset(data, 'A' + (int)(k % 26), sizeof(data));
+		vcache_forget(0, ID2, 0, FILE16);
+		vcache_put_stat(0, ID2, &st);
+		vcache_put(0, ID2, 0, data, FILE16, FILE16);
+		for (volatile int spin = 0; spin < 20000; spin++)
+			; /* whole for a while: a reader resuming finds a newer version */
+	}
+	return NULL;
+}
+
+static void *version_reader(void *arg)
+{
+	static __thread uint8_t b[FILE16];
+	size_t got;
+
+	(void)arg;
+	for (long i = 0; i < 200000 && !atomic_load(&g_torn); i++) {
+		if (!vcache_read(0, ID2, b, sizeof(b), 0, &got))
+			continue;
+		atomic_fetch_add(&g_hits, 1);
+		for (size_t j = VCACHE_BLOCK; j < got; j += VCACHE_BLOCK)
+			if (b[j] != b[0])
+				atomic_store(&g_torn, (long)j);
+	}
+	return NULL;
+}
+
+static void test_race_versions(void **state)
+{
+	pthread_t w, r[READERS];
+
+	(void)state;
+	vcache_forget_all();
+	atomic_store(&g_stop, 0);
+	atomic_store(&g_torn, 0);
+	atomic_store(&g_hits, 0);
+	assert_int_equal(pthread_create(&w, NULL, rewriter, NULL), 0);
+	for (int i = 0; i < READERS; i++)
+		assert_int_equal(pthread_create(&r[i], NULL, version_reader, NULL), 0);
+	for (int i = 0; i < READERS; i++)
+		pthread_join(r[i], NULL);
+	atomic_store(&g_stop, 1);
+	pthread_join(w, NULL);
+	if (atomic_load(&g_torn))
+		fail_msg("a read joined two versions of the file (at byte %ld)", atomic_load(&g_torn));
+	assert_true(atomic_load(&g_hits) >= 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -389,6 +458,7 @@ int main(void)
 	    cmocka_unit_test(test_layout),
 	    cmocka_unit_test(test_crashed_writer),
 	    cmocka_unit_test(test_race),
+	    cmocka_unit_test(test_race_versions),
 	    cmocka_unit_test(test_sets),
 	    cmocka_unit_test(test_pins),
 	};
