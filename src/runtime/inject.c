@@ -182,7 +182,7 @@ static int do_openat(int dirfd, const char *path, int flags, mode_t mode)
 	e = lookup(dirfd, path);
 	if (e)
 		return open_injected(e, flags);
-	return (int)syscall(SYS_openat, dirfd, path, flags, mode);
+	return SYS(openat)(dirfd, path, flags, mode); /* (not syscall(): it comes back here) */
 }
 
 int open(const char *path, int flags, ...)

@@ -5,6 +5,8 @@
  * volumes are mounted.
  */
 #undef _FORTIFY_SOURCE
+#include <linux/openat2.h>
+
 #include "runtime/shield_internal.h"
 
 /*
@@ -16,10 +18,32 @@
  * stderr saying why. A program issuing the raw instruction itself still
  * only meets the placeholders.
  */
+/*
+ * openat2 of a volume path: served as openat when it asks for no RESOLVE_*
+ * rule, else ENOSYS (what openat2's users take for an older kernel, and
+ * fall back to openat). *ret is the result; false: not a volume path.
+ */
+static bool openat2_served(int dirfd, const char *path, const void *how_p, size_t size, long *ret)
+{
+	struct open_how how = {0};
+	char vpath[PATH_MAX];
+
+	if (!path || !how_p || size < sizeof(how) || !shield_resolve(dirfd, path, vpath))
+		return false;
+	memcpy(&how, how_p, sizeof(how));
+	if (how.resolve) {
+		errno = ENOSYS;
+		*ret = -1;
+		return true;
+	}
+	*ret = openat(dirfd, path, (int)how.flags, (mode_t)how.mode);
+	return true;
+}
+
 long syscall(long n, ...)
 {
 	REAL(syscall);
-	long a[6];
+	long a[6], r;
 	va_list ap;
 
 	va_start(ap, n);
@@ -41,6 +65,18 @@ long syscall(long n, ...)
 			return dup2((int)a[0], (int)a[1]);
 		case SYS_dup3:
 			return dup3((int)a[0], (int)a[1], (int)a[2]);
+		/* Opens: a volume path must not reach the host directory (a plaintext file). */
+		case SYS_open:
+			return open((const char *)a[0], (int)a[1], (mode_t)a[2]);
+		case SYS_creat:
+			return creat((const char *)a[0], (mode_t)a[1]);
+		case SYS_openat:
+			return openat((int)a[0], (const char *)a[1], (int)a[2], (mode_t)a[3]);
+		case SYS_openat2:
+			if (openat2_served((int)a[0], (const char *)a[1], (const void *)a[2], (size_t)a[3],
+					   &r))
+				return r;
+			break;
 		default:
 			break;
 		}
@@ -51,11 +87,10 @@ long syscall(long n, ...)
 	case SYS_setreuid:
 	case SYS_setregid:
 	case SYS_setresuid:
-	case SYS_setresgid: {
-		long r = real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+	case SYS_setresgid:
+		r = real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 		shield_ids_changed();
 		return r;
-	}
 	default:
 		break;
 	}

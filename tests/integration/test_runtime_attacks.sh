@@ -7,6 +7,7 @@
 #   through a link;
 # - fds closed behind the runtime's back (close_range in a vfork child, a raw
 #   syscall(SYS_close)) never make a later write land in a volume file;
+# - opens through syscall() reach the runtime, not the host directory;
 # - a program that cannot load the runtime never gets the handover, and the
 #   handover memfd holds no plaintext a same-uid process could read;
 # - once secrets arrive the process is not dumpable: no core file, no
@@ -177,6 +178,31 @@ elif sys.argv[1] == "vfork":
     print("RAW=" + ";".join(results))
     print("RAW_VOLUME=" + ",".join(repr(open(d + "/%s-%s.txt" % (k, h), "rb").read())
                                   for k in ("raw", "dup") for h in ("exported", "libc")))
+elif sys.argv[1] == "sysopen":
+    # Opens through syscall() (the exported one: what a program's syscall(SYS_openat, ...) reaches).
+    class OpenHow(ctypes.Structure):
+        _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+    creat = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    how = OpenHow(creat, 0o600, 0)
+    beneath = OpenHow(creat, 0o600, 0x08)  # RESOLVE_BENEATH
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    got = []
+    for name, call in (("open", lambda p: libc.syscall(2, p, creat, 0o600)),
+                       ("creat", lambda p: libc.syscall(85, p, 0o600)),
+                       ("openat", lambda p: libc.syscall(257, -100, p, creat, 0o600)),
+                       ("openat-dirfd", lambda p: libc.syscall(257, dfd, os.path.basename(p), creat, 0o600)),
+                       ("openat2", lambda p: libc.syscall(437, -100, p, ctypes.byref(how), ctypes.sizeof(how))),
+                       ("openat2-beneath", lambda p: libc.syscall(437, dfd, os.path.basename(p),
+                                                                  ctypes.byref(beneath), ctypes.sizeof(beneath)))):
+        fd = call(("%s/sys-%s.txt" % (d, name)).encode())
+        if fd < 0:
+            got.append("%s:%s" % (name, errno.errorcode[ctypes.get_errno()]))
+            continue
+        os.write(fd, ("%s through syscall(%s)\n" % (mark, name)).encode())
+        os.close(fd)
+        got.append("%s:%s" % (name, open("%s/sys-%s.txt" % (d, name)).read() == "%s through syscall(%s)\n" % (mark, name)))
+    print("SYSOPEN=" + ",".join(got))
+    print("NAMES=" + names())
 elif sys.argv[1] == "vcheck":
     pattern = (mark + " vfork pattern 0123456789\n").encode() * 200
     print("AGAIN_OK=%s" % all(open(d + "/vf%d.txt" % i, "rb").read() == pattern for i in range(10)))
@@ -250,6 +276,20 @@ case_closed_behind() {
 	for want in AGAIN_OK=True "$vol"; do
 		grep -qxF "$want" "$OUT" || { show_output; fail "second run: expected $want"; }
 	done
+}
+
+# syscall(SYS_open / SYS_creat / SYS_openat / SYS_openat2) of a volume path
+# is the runtime's open, never a plaintext file in the host directory;
+# openat2 with a RESOLVE_* rule is ENOSYS there (its users fall back to
+# openat).
+case_sysopen() {
+	start
+	expect_ok scone run --config-id atk/py -- "$PY" sysopen
+	assert_eq "SYSOPEN=open:True,creat:True,openat:True,openat-dirfd:True,openat2:True,openat2-beneath:ENOSYS" \
+		"$(grep '^SYSOPEN=' "$OUT")" "opens through syscall()"
+	assert_eq "NAMES=sys-creat.txt,sys-open.txt,sys-openat-dirfd.txt,sys-openat.txt,sys-openat2.txt" \
+		"$(grep '^NAMES=' "$OUT")" "the files are in the volume"
+	only_ciphertext "$CASE_DIR/data"
 }
 
 case_no_runtime_no_handover() {
@@ -330,6 +370,7 @@ case_not_dumpable() {
 
 run_case "attack: no spelling of a volume path (links, /proc/self/cwd, /proc/self/fd, chdir through a link) writes plaintext" case_paths
 run_case "attack: fds closed behind the runtime (close_range in vfork children, raw close) never redirect writes into a volume" case_closed_behind
+run_case "attack: opens through syscall() (SYS_open, SYS_creat, SYS_openat, SYS_openat2) write no plaintext to the host" case_sysopen
 run_case "attack: a program that cannot load the runtime gets no handover; LD_PRELOAD cannot be dropped" case_no_runtime_no_handover
 run_case "attack: processes holding secrets are not dumpable (no core, no /proc for the same user)" case_not_dumpable
 t_done
