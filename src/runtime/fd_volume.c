@@ -137,12 +137,14 @@ static ssize_t pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off)
  * description: dup'ed fds, forked children and exec'd programs share it
  * exactly as they would a kernel file's.
  */
-uint64_t shield_off_get(int fd)
+bool shield_off_get(int fd, uint64_t *off)
 {
 	REAL(lseek64);
 	off64_t o = real_lseek64(fd, 0, SEEK_CUR);
 
-	return o < 0 ? 0 : (uint64_t)o;
+	/* (failing: the fd was closed by another thread since its lookup; never take 0 for it) */
+	*off = o < 0 ? 0 : (uint64_t)o;
+	return o >= 0;
 }
 
 void shield_off_set(int fd, uint64_t off)
@@ -199,9 +201,12 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 
 static ssize_t read_locked(int fd, struct sfd *s, void *buf, size_t n)
 {
-	uint64_t off = shield_off_get(fd);
-	ssize_t r = pread_locked(s, buf, n, off);
+	uint64_t off;
+	ssize_t r;
 
+	if (!shield_off_get(fd, &off))
+		return -1;
+	r = pread_locked(s, buf, n, off);
 	if (r > 0)
 		shield_off_set(fd, off + (uint64_t)r);
 	return r;
@@ -210,9 +215,12 @@ static ssize_t read_locked(int fd, struct sfd *s, void *buf, size_t n)
 static ssize_t write_locked(int fd, struct sfd *s, const void *buf, size_t n)
 {
 	bool append = (s->flags & O_APPEND) != 0;
-	uint64_t off = append ? 0 : shield_off_get(fd);
-	ssize_t r = pwrite_locked(fd, s, buf, n, off, append);
+	uint64_t off = 0;
+	ssize_t r;
 
+	if (!append && !shield_off_get(fd, &off))
+		return -1;
+	r = pwrite_locked(fd, s, buf, n, off, append);
 	if (r > 0 && !append)
 		shield_off_set(fd, off + (uint64_t)r);
 	return r;
@@ -231,9 +239,13 @@ static off64_t lseek_locked(int fd, struct sfd *s, off64_t off, int whence)
 	case SEEK_SET:
 		base = 0;
 		break;
-	case SEEK_CUR:
-		base = (int64_t)shield_off_get(fd);
+	case SEEK_CUR: {
+		uint64_t cur;
+		if (!shield_off_get(fd, &cur))
+			return -1;
+		base = (int64_t)cur;
 		break;
+	}
 	case SEEK_END:
 		base = (int64_t)st.size;
 		break;
@@ -436,9 +448,13 @@ static int lock_map(int fd, struct sfd *s, int cmd, const struct flock *fl, int 
 	int64_t start = fl->l_start, len = fl->l_len;
 	bool ofd = cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW || cmd == F_OFD_GETLK;
 
-	if (fl->l_whence == SEEK_CUR)
-		start += (int64_t)shield_off_get(fd);
-	else if (fl->l_whence == SEEK_END && s->file && vop_fstat(s, &st) == SCONE_ERR_OK)
+	uint64_t cur;
+
+	if (fl->l_whence == SEEK_CUR) {
+		if (!shield_off_get(fd, &cur))
+			return -1;
+		start += (int64_t)cur;
+	} else if (fl->l_whence == SEEK_END && s->file && vop_fstat(s, &st) == SCONE_ERR_OK)
 		start += (int64_t)st.size;
 	else if (fl->l_whence != SEEK_SET && fl->l_whence != SEEK_END)
 		return shield_fail(EINVAL);

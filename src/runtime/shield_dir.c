@@ -99,9 +99,13 @@ static int list_locked(struct sdir *d, struct mount *m, const char *vpath)
 static ssize_t getdents_locked(int fd, struct sfd *s, void *buf, size_t n)
 {
 	struct sdir d = {0};
-	size_t pos = (size_t)shield_off_get(fd), used = 0;
+	uint64_t at;
+	size_t pos, used = 0;
 	int e;
 
+	if (!shield_off_get(fd, &at))
+		return -1;
+	pos = (size_t)at;
 	if (s->file)
 		return shield_fail(ENOTDIR);
 	if ((e = list_locked(&d, s->m, s->vpath)) != 0) {

@@ -453,9 +453,10 @@ void shield_at_prepare(void);
 void shield_at_parent(void);
 void shield_at_child(void);
 void shield_exit(void);
-/* A shielded fd's file offset (a directory's: its next entry), kept in the placeholder's kernel description.
+/* A shielded fd's file offset (a directory's: its next entry), kept in the placeholder's kernel description;
+ * false (errno from lseek) once another thread closed the fd.
  */
-uint64_t shield_off_get(int fd);
+bool shield_off_get(int fd, uint64_t *off);
 void shield_off_set(int fd, uint64_t off);
 
 #endif
