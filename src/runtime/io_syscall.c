@@ -88,6 +88,8 @@ long syscall(long n, ...)
 	case SYS_setregid:
 	case SYS_setresuid:
 	case SYS_setresgid:
+	case SYS_unshare:
+	case SYS_setns:
 		r = real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 		shield_ids_changed();
 		return r;

@@ -240,6 +240,8 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(setregid, SCONE_SYS_T(setregid))                                                                   \
 	X(setresuid, SCONE_SYS_T(setresuid))                                                                 \
 	X(setresgid, SCONE_SYS_T(setresgid))                                                                 \
+	X(unshare, SCONE_SYS_T(unshare))                                                                     \
+	X(setns, SCONE_SYS_T(setns))                                                                         \
 	X(syscall, scone_sys_syscall_fn)
 
 struct scone_sys {

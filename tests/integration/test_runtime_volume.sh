@@ -629,6 +629,18 @@ elif sys.argv[1] == "owner":
     nr = {"x86_64": 119, "aarch64": 149}[platform.machine()]
     assert libc.syscall(nr, 1, 1, 1) == 0, ctypes.get_errno()
     show("RAWGID")
+    # the raw call changes its own thread's group alone: each thread's stat names its own
+    import threading
+    def other():
+        assert libc.syscall(nr, 2, 2, 2) == 0, ctypes.get_errno()
+        show("THREAD")
+    th = threading.Thread(target=other)
+    th.start()
+    th.join()
+    show("MAIN")
+    # the effective user owns what a process creates
+    os.setresuid(0, 65534, 0)
+    show("EUID")
     os.setresuid(65534, 65534, 65534)
     show("SETUID")
     os._exit(0)
@@ -807,6 +819,9 @@ case_owner() {
 	expect_ok scone run --config-id vol/py -- "$PY" owner
 	grep -qx "START=0:0,0:0,0:0" "$OUT" || { show_output; fail "a volume file's owner is not the process's user and group"; }
 	grep -qx "RAWGID=0:1,0:1,0:1" "$OUT" || { show_output; fail "after syscall(SYS_setresgid) stat names the old group"; }
+	grep -qx "THREAD=0:2,0:2,0:2" "$OUT" || { show_output; fail "a thread's own syscall(SYS_setresgid): its stat names another group"; }
+	grep -qx "MAIN=0:1,0:1,0:1" "$OUT" || { show_output; fail "another thread's syscall(SYS_setresgid) changed this thread's owner"; }
+	grep -qx "EUID=65534:1,65534:1,0:1" "$OUT" || { show_output; fail "stat does not name the effective user"; }
 	grep -qx "SETUID=65534:1,65534:1,65534:1" "$OUT" || { show_output; fail "after setresuid stat names the old user"; }
 }
 
@@ -1018,7 +1033,7 @@ run_case "runtime volume: forked children keep working on the volume (shared fds
 run_case "runtime volume: children read through the shared read cache what the server holds now (writes, appends, truncation, renames, another child, an exec'd program)" case_cache
 run_case "runtime volume: descriptions opened from the read cache alone read their own files on after another process renames them away, renames another over them or removes them" case_lazy_gone
 run_case "runtime volume: a file renamed over while another process holds it open, across a takeover: the holder never writes the new file, a reader's cache answers what the volume holds, the shared state is close-on-exec" case_cache_takeover
-run_case "runtime volume: stat names the process's user and group as a volume file's owner, also after setresuid and syscall(SYS_setresgid)" case_owner
+run_case "runtime volume: stat names the thread's effective user and group as a volume file's owner, also after setresuid and a thread's own syscall(SYS_setresgid)" case_owner
 run_case "runtime volume: the process holding the volume goes: through _exit (daemon(3)) the others take over; killed, the program crashes; nothing synced is lost" case_server_gone
 run_case "runtime volume: writes through O_SYNC and O_DSYNC survive a kill right after them; a plain write does not" case_osync
 run_case "runtime volume: the server killed with a write it had not committed: every process of the program ends, the volume opens as synced" case_lost_writeback
