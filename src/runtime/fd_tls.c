@@ -1172,6 +1172,7 @@ int tls_install(int fd, const struct ns_decision *dec, bool server)
 		e = errno ? errno : EMFILE;
 		goto fail;
 	}
+	fdtab_reap();
 	(void)SYS(fcntl)(fd, F_SETFD, FD_CLOEXEC); /* never plain TCP in another program */
 	pthread_mutex_lock(&list_lock);
 	c->next = conns;

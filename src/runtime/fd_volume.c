@@ -99,6 +99,7 @@ bool scone_shield_openat(int dirfd, const char *path, int flags, mode_t mode, in
 	r = shield_open_locked(m, vpath, flags, mode);
 	e = errno;
 	shield_leave();
+	fdtab_reap();
 	if (r < 0)
 		errno = e;
 	*ret = r;

@@ -138,18 +138,20 @@ int fdtab_put(struct fd_desc *d)
 	return d->kind->release ? d->kind->release(d) : 0;
 }
 
+static bool put_entry(int fd, struct fd_desc *d);
+
+/* Is fd within the table (made now if need be)? Else errno EMFILE. */
+static bool in_table(int fd)
+{
+	if (fd >= 0 && ensure_table() && (size_t)fd < table_size)
+		return true;
+	errno = EMFILE;
+	return false;
+}
+
 bool fdtab_install(int fd, struct fd_desc *d)
 {
-	if (fd < 0 || !ensure_table() || (size_t)fd >= table_size) {
-		errno = EMFILE;
-		return false;
-	}
-	pthread_mutex_lock(&table_lock);
-	hold(d);
-	raise_high(fd);
-	__atomic_store_n(&table[fd], d, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&table_lock);
-	return true;
+	return in_table(fd) && put_entry(fd, d);
 }
 
 /* Take fd's entry out if it is still d (table lock held); true if it was. */
@@ -159,6 +161,56 @@ static bool unlink_slot(int fd, struct fd_desc *d)
 		return false;
 	__atomic_store_n(&table[fd], NULL, __ATOMIC_RELEASE);
 	return true;
+}
+
+/*
+ * Descriptions whose number the kernel gave to a new entry (closed behind
+ * the runtime): their kinds hear of the close at fdtab_reap, after the
+ * caller let go of its own locks (a volume's release takes the shield's).
+ */
+#define STALE_MAX 64
+static struct fd_desc *stale[STALE_MAX];
+static int stale_fd[STALE_MAX];
+static size_t n_stale;
+
+/* Make fd (within the table) an entry for d; the entry it had waits for fdtab_reap. */
+static bool put_entry(int fd, struct fd_desc *d)
+{
+	struct fd_desc *old;
+
+	pthread_mutex_lock(&table_lock);
+	old = table[fd];
+	if (old == d) {
+		pthread_mutex_unlock(&table_lock);
+		return true;
+	}
+	if (old && unlink_slot(fd, old) && n_stale < STALE_MAX) { /* (past that: its hold is lost) */
+		stale_fd[n_stale] = fd;
+		stale[n_stale++] = old;
+	}
+	hold(d);
+	raise_high(fd);
+	__atomic_store_n(&table[fd], d, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&table_lock);
+	return true;
+}
+
+void fdtab_reap(void)
+{
+	struct fd_desc *d;
+	int fd;
+
+	while (__atomic_load_n(&n_stale, __ATOMIC_ACQUIRE) > 0) {
+		pthread_mutex_lock(&table_lock);
+		d = n_stale > 0 ? stale[--n_stale] : NULL;
+		fd = d ? stale_fd[n_stale] : -1;
+		pthread_mutex_unlock(&table_lock);
+		if (!d)
+			break;
+		if (d->kind->closing)
+			d->kind->closing(d, fd);
+		(void)fdtab_put(d);
+	}
 }
 
 int fdtab_remove(int fd)
@@ -211,31 +263,11 @@ struct fd_desc *fdtab_get(int fd)
 
 bool fdtab_share(int newfd, struct fd_desc *d)
 {
-	struct fd_desc *old;
-
-	if (newfd < 0 || !ensure_table() || (size_t)newfd >= table_size) {
-		errno = EMFILE;
+	if (!in_table(newfd))
 		return false;
-	}
-	if (fdtab_foreign())
-		return true;
-	pthread_mutex_lock(&table_lock);
-	old = table[newfd];
-	if (old == d) {
-		pthread_mutex_unlock(&table_lock);
-		return true;
-	}
-	if (old)
-		unlink_slot(newfd, old);
-	hold(d);
-	raise_high(newfd);
-	__atomic_store_n(&table[newfd], d, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&table_lock);
-	if (old) { /* the kernel closed it silently under dup2/dup3 */
-		if (old->kind->closing)
-			old->kind->closing(old, newfd);
-		(void)fdtab_put(old);
-	}
+	if (fdtab_foreign() || !put_entry(newfd, d))
+		return fdtab_foreign();
+	fdtab_reap(); /* (the kernel closed newfd's old file silently under dup2/dup3) */
 	return true;
 }
 

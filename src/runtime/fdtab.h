@@ -99,9 +99,13 @@ void fdtab_desc_init(struct fd_desc *d, const struct fd_kind *kind);
 bool fdtab_note(struct fd_desc *d, int fd);
 /*
  * Make fd an entry for d (one hold taken). false (errno EMFILE, nothing
- * recorded) past the table; the caller closes the placeholder.
+ * recorded) past the table; the caller closes the placeholder. An entry
+ * fd still had (a number closed behind the runtime, which the kernel gave
+ * out again) is dropped; its kind hears of the close at fdtab_reap.
  */
 bool fdtab_install(int fd, struct fd_desc *d);
+/* Tell the kinds of entries fdtab_install dropped that their fd closed (no lock of a kind held). */
+void fdtab_reap(void);
 /*
  * The entry of fd with a hold, or NULL: not served, or closed/replaced
  * behind the runtime (then dropped, outside a vfork child).

@@ -466,6 +466,7 @@ enum scone_err scone_shield_mount_handover(const struct scone_handover *h)
 	shield_enter();
 	err = adopt_fds(h);
 	shield_leave();
+	fdtab_reap();
 	if (!err && h->cwd)
 		shield_set_vcwd(h->cwd);
 	return err;

@@ -203,6 +203,30 @@ elif sys.argv[1] == "sysopen":
         got.append("%s:%s" % (name, open("%s/sys-%s.txt" % (d, name)).read() == "%s through syscall(%s)\n" % (mark, name)))
     print("SYSOPEN=" + ",".join(got))
     print("NAMES=" + names())
+elif sys.argv[1] == "stale":
+    # A locked volume fd closed by a raw system call; the kernel gives its number to the next
+    # volume file opened: the first one's description is released (its lock too), as a close would.
+    import fcntl
+    own = ctypes.CDLL("libc.so.6", use_errno=True)  # libc's own syscall: no interposer sees it
+    own.syscall.restype = ctypes.c_long
+    a = os.open(d + "/locked.txt", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(a, fcntl.LOCK_EX)
+    own.syscall(3, a)  # SYS_close
+    b = os.open(d + "/locked.txt", os.O_RDWR)  # (its host file is open: no other fd comes first)
+    os.write(b, b"next\n")
+    pid = os.fork()
+    if pid == 0:
+        c = os.open(d + "/locked.txt", os.O_RDWR)
+        try:
+            fcntl.flock(c, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            print("CHILD_LOCK=taken", flush=True)
+        except OSError as e:
+            print("CHILD_LOCK=" + errno.errorcode[e.errno], flush=True)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print("SAME_NUMBER=%s" % (a == b))
+    os.close(b)
+    print("NEXT=%r" % open(d + "/locked.txt", "rb").read())
 elif sys.argv[1] == "vcheck":
     pattern = (mark + " vfork pattern 0123456789\n").encode() * 200
     print("AGAIN_OK=%s" % all(open(d + "/vf%d.txt" % i, "rb").read() == pattern for i in range(10)))
@@ -292,6 +316,17 @@ case_sysopen() {
 	only_ciphertext "$CASE_DIR/data"
 }
 
+# A volume fd closed by a raw system call and its number given to the next
+# volume file: the old description is released as a close would (its flock
+# no longer binds another process).
+case_stale_entry() {
+	start
+	expect_ok scone run --config-id atk/py -- "$PY" stale
+	for want in SAME_NUMBER=True CHILD_LOCK=taken "NEXT=b'next\\n'"; do
+		grep -qxF "$want" "$OUT" || { show_output; fail "expected $want"; }
+	done
+}
+
 case_no_runtime_no_handover() {
 	command -v "${CC:-cc}" >/dev/null || t_skip_case "no C compiler"
 	start
@@ -371,6 +406,7 @@ case_not_dumpable() {
 run_case "attack: no spelling of a volume path (links, /proc/self/cwd, /proc/self/fd, chdir through a link) writes plaintext" case_paths
 run_case "attack: fds closed behind the runtime (close_range in vfork children, raw close) never redirect writes into a volume" case_closed_behind
 run_case "attack: opens through syscall() (SYS_open, SYS_creat, SYS_openat, SYS_openat2) write no plaintext to the host" case_sysopen
+run_case "attack: a volume fd closed by a raw system call whose number the next open gets is released (its lock too)" case_stale_entry
 run_case "attack: a program that cannot load the runtime gets no handover; LD_PRELOAD cannot be dropped" case_no_runtime_no_handover
 run_case "attack: processes holding secrets are not dumpable (no core, no /proc for the same user)" case_not_dumpable
 t_done
