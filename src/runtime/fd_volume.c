@@ -411,8 +411,12 @@ static int lock_file(const struct mount *m, int flags)
 	REAL(open);
 	char p[PATH_MAX];
 
+	int fd;
+
 	snprintf(p, sizeof(p), "%s.lock", m->fspf); /* the volume library leaves names after its fspf alone */
-	return real_open(p, O_RDWR | O_CREAT | O_CLOEXEC | flags, 0600);
+	fd = real_open(p, O_RDWR | O_CREAT | O_CLOEXEC | flags, 0600);
+	shield_own_mark(fd, true);
+	return fd;
 }
 
 /* The start of s's slot: by the inode number stat reports (a file's id, a directory's path hash). */
@@ -650,8 +654,10 @@ static int v_release(struct fd_desc *d)
 	int r = 0;
 
 	shield_enter();
-	if (s->ofd_lock)
+	if (s->ofd_lock) {
+		shield_own_mark(s->ofd_lock - 1, false);
 		SYS(close)(s->ofd_lock - 1);
+	}
 	vop_close(s);
 	/* (a server commits when all its processes' files are closed) */
 	if (--s->m->open_count == 0 && vsrv_role() != VR_CLIENT && shield_commit(s->m))

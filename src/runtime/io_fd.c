@@ -12,6 +12,15 @@ int close(int fd)
 {
 	int r = 0;
 
+	/*
+	 * The runtime's own fds (the volume library's host files, lock handles,
+	 * the volume server's sockets, CAS's connection) are not the program's:
+	 * a loop closing every number must not take them, as close_range steps
+	 * around them. (The runtime closes them itself, through libc's close
+	 * or from inside the shield.)
+	 */
+	if (!shield_inside() && scone_shield_count() > 0 && shield_own_fd(fd))
+		return shield_fail(EBADF);
 	/* The entry goes first: once the kernel frees the number another open may take it. */
 	if (shield_maybe_shielded(fd))
 		r = fdtab_remove(fd);
@@ -22,9 +31,10 @@ int close(int fd)
 
 /*
  * close_range/closefrom (what subprocess modules call in a child before
- * exec): the runtime's own fds in the range (the volumes' shared state, the
- * volume server's sockets, flock and lock-file handles, CAS's report
- * connection) are stepped around, so the exec can still hand over; served
+ * exec, and daemons at start): the runtime's own fds in the range (the
+ * volumes' shared state, the volume server's sockets, flock and lock-file
+ * handles, the volume library's host files, CAS's report connection) are
+ * stepped around, so the exec can still hand over; served
  * fds in the range lose their entries, except in a vfork child, whose
  * memory (the table included) is still its parent's (fdtab_remove knows).
  */

@@ -23,6 +23,9 @@
  */
 /* The interposers must be real functions, not glibc's fortify inline wrappers. */
 #undef _FORTIFY_SOURCE
+#include <stdatomic.h>
+#include <sys/mman.h>
+
 #include "lib/log.h"
 #include "runtime/shield_internal.h"
 
@@ -116,15 +119,65 @@ bool shield_maybe_shielded(int fd)
 	return !inside && fdtab_maybe(fd);
 }
 
+/*
+ * The fds the volume library opened on the host (data files, the fspf, its
+ * journal) and the lock-file handles of OFD locks: marked one bit each, so
+ * a program's close, close_range or closefrom steps around them. Without
+ * that a daemon's closefrom(3) closed them, the number went to the
+ * program's log, and the runtime's next write to "its" fspf or close of
+ * "its" lock handle hit the log (or the log's lines landed in the fspf).
+ */
+#define OWN_WORDS (1u << 18) /* 2^24 fds, the fd table's cap; pages taken as marked */
+static _Atomic uint64_t *own_bits;
+static int own_high = -1;
+
+void shield_own_mark(int fd, bool own)
+{
+	_Atomic uint64_t *bits = __atomic_load_n(&own_bits, __ATOMIC_ACQUIRE);
+
+	if (fd < 0 || (unsigned)fd >= OWN_WORDS * 64u)
+		return;
+	if (!bits && own) {
+		void *p = mmap(NULL, OWN_WORDS * sizeof(*bits), PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		_Atomic uint64_t *none = NULL;
+		if (p == MAP_FAILED)
+			return;
+		if (!__atomic_compare_exchange_n(&own_bits, &none, (_Atomic uint64_t *)p, false,
+						 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			munmap(p, OWN_WORDS * sizeof(*bits));
+		bits = __atomic_load_n(&own_bits, __ATOMIC_ACQUIRE);
+	}
+	if (!bits)
+		return;
+	if (own) {
+		atomic_fetch_or(&bits[fd / 64], (uint64_t)1 << (fd % 64));
+		for (int h = __atomic_load_n(&own_high, __ATOMIC_ACQUIRE); fd > h;)
+			if (__atomic_compare_exchange_n(&own_high, &h, fd, false, __ATOMIC_ACQ_REL,
+							__ATOMIC_ACQUIRE))
+				break;
+	} else {
+		atomic_fetch_and(&bits[fd / 64], ~((uint64_t)1 << (fd % 64)));
+	}
+}
+
+static bool own_marked(int fd)
+{
+	_Atomic uint64_t *bits = __atomic_load_n(&own_bits, __ATOMIC_ACQUIRE);
+
+	return bits && fd >= 0 && fd <= __atomic_load_n(&own_high, __ATOMIC_ACQUIRE) &&
+	       (atomic_load(&bits[fd / 64]) >> (fd % 64)) & 1;
+}
+
 /* The runtime's own fds: the volumes' shared state, CAS's report connection, the server's sockets, flock
- * handles. */
+ * handles, the volume library's host files. */
 bool shield_own_fd(int fd)
 {
 	int rep = scone_runtime_report_fd();
 
 	if (fd < 0)
 		return false;
-	if (fd == shield_g.share_fd || fd == rep || vsrv_own_fd(fd))
+	if (fd == shield_g.share_fd || fd == rep || vsrv_own_fd(fd) || own_marked(fd))
 		return true;
 	for (size_t i = 0; i < shield_g.n_mounts; i++)
 		if (fd == shield_g.mounts[i].lock_fd || fd == shield_g.mounts[i].plock_fd)
@@ -138,6 +191,7 @@ int shield_own_fd_max(void)
 
 	top = shield_g.share_fd > top ? shield_g.share_fd : top;
 	top = rep > top ? rep : top;
+	top = own_high > top ? own_high : top;
 	for (size_t i = 0; i < shield_g.n_mounts; i++) {
 		top = shield_g.mounts[i].lock_fd > top ? shield_g.mounts[i].lock_fd : top;
 		top = shield_g.mounts[i].plock_fd > top ? shield_g.mounts[i].plock_fd : top;

@@ -272,14 +272,42 @@ static bool decide_role(const struct scone_handover *h)
 	return hold;
 }
 
+/* The volume library's host files: above 2 (stray stdio never hits them) and marked the runtime's own. */
+static int own_open(const char *path, int flags, ...)
+{
+	va_list ap;
+	mode_t mode;
+	int fd, hi, e;
+
+	va_start(ap, flags);
+	mode = (flags & O_CREAT) ? (mode_t)va_arg(ap, int) : 0;
+	va_end(ap);
+	fd = SYS(open)(path, flags, mode);
+	if (fd >= 0 && fd <= 2) {
+		hi = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, 3);
+		e = errno;
+		SYS(close)(fd);
+		errno = e;
+		fd = hi;
+	}
+	shield_own_mark(fd, true);
+	return fd;
+}
+
+static int own_close(int fd)
+{
+	shield_own_mark(fd, false);
+	return SYS(close)(fd);
+}
+
 /* The volume library's host I/O goes to libc itself, never through the runtime's interposers. */
 static void volume_io_unshielded(void)
 {
 	static struct scone_vio_sys sys;
 
 	sys = (struct scone_vio_sys){
-	    .open = SYS(open),
-	    .close = SYS(close),
+	    .open = own_open,
+	    .close = own_close,
 	    .pread = SYS(pread),
 	    .pwrite = SYS(pwrite),
 	    .ftruncate = SYS(ftruncate),

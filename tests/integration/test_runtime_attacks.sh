@@ -227,6 +227,36 @@ elif sys.argv[1] == "stale":
     print("SAME_NUMBER=%s" % (a == b))
     os.close(b)
     print("NEXT=%r" % open(d + "/locked.txt", "rb").read())
+elif sys.argv[1].startswith("closeall-"):
+    # A daemon's start: every fd above 2 closed (a loop of close, or closefrom), then its log
+    # opened; the volume's own host files and lock handles must survive it.
+    import fcntl
+    how = sys.argv[1].split("-", 1)[1]
+    a = os.open(d + "/before-%s.txt" % how, os.O_RDWR | os.O_CREAT, 0o600)
+    os.write(a, b"before\n")
+    os.fsync(a)
+    fcntl.flock(a, fcntl.LOCK_EX)
+    if how == "loop":
+        for fd in range(3, 1024):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    else:
+        libc.closefrom(3)
+    log = os.open(case + "/daemon-%s.log" % how, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    for i in range(20):
+        v = os.open(d + "/after-%s-%d.txt" % (how, i), os.O_RDWR | os.O_CREAT, 0o600)
+        os.write(v, b"after %d\n" % i)
+        os.fsync(v)
+        os.close(v)
+        os.write(log, b"log line %d\n" % i)
+    os.close(log)
+    want = b"".join(b"log line %d\n" % i for i in range(20))
+    print("LOG_OK=%s" % (open(case + "/daemon-%s.log" % how, "rb").read() == want))
+elif sys.argv[1] == "closeallcheck":
+    print("AFTER_OK=%s" % all(open(d + "/after-%s-%d.txt" % (h, i), "rb").read() == b"after %d\n" % i
+                               for h in ("loop", "closefrom") for i in range(20)))
 elif sys.argv[1] == "vcheck":
     pattern = (mark + " vfork pattern 0123456789\n").encode() * 200
     print("AGAIN_OK=%s" % all(open(d + "/vf%d.txt" % i, "rb").read() == pattern for i in range(10)))
@@ -327,6 +357,23 @@ case_stale_entry() {
 	done
 }
 
+# A daemon closes every fd above 2 at its start (a loop of close, or
+# closefrom) and opens its log: the volume's host files and lock handles
+# are stepped around, so neither does the log get the volume's bytes nor
+# the fspf the log's, and the volume opens again with every file.
+case_close_all() {
+	start
+	local how
+	for how in loop closefrom; do
+		expect_ok scone run --config-id atk/py -- "$PY" "closeall-$how"
+		grep -qx "LOG_OK=True" "$OUT" || { show_output; fail "$how: the daemon's log does not hold its own lines"; }
+		if grep -q "^scone: error" "$ERR"; then show_output; fail "$how: the runtime failed after the closes"; fi
+	done
+	expect_ok scone run --config-id atk/py -- "$PY" closeallcheck
+	grep -qx "AFTER_OK=True" "$OUT" || { show_output; fail "the volume's files written after the closes are not all there"; }
+	only_ciphertext "$CASE_DIR/data"
+}
+
 case_no_runtime_no_handover() {
 	command -v "${CC:-cc}" >/dev/null || t_skip_case "no C compiler"
 	start
@@ -407,6 +454,7 @@ run_case "attack: no spelling of a volume path (links, /proc/self/cwd, /proc/sel
 run_case "attack: fds closed behind the runtime (close_range in vfork children, raw close) never redirect writes into a volume" case_closed_behind
 run_case "attack: opens through syscall() (SYS_open, SYS_creat, SYS_openat, SYS_openat2) write no plaintext to the host" case_sysopen
 run_case "attack: a volume fd closed by a raw system call whose number the next open gets is released (its lock too)" case_stale_entry
+run_case "attack: a daemon closing every fd above 2 (a close loop, closefrom) leaves the volume's own fds alone" case_close_all
 run_case "attack: a program that cannot load the runtime gets no handover; LD_PRELOAD cannot be dropped" case_no_runtime_no_handover
 run_case "attack: processes holding secrets are not dumpable (no core, no /proc for the same user)" case_not_dumpable
 t_done
