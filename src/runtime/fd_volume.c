@@ -679,16 +679,27 @@ static int v_handover(struct fd_desc *d, int fd, struct scone_handover *h)
 {
 	struct sfd *s = (struct sfd *)d;
 	struct scone_handover_fd *r = realloc(h->fds, (h->fd_count + 1) * sizeof(*r));
+	struct scone_vstat st;
 
 	if (!r)
 		return ENOMEM;
+	/* The file's id, so the next program opens this file, not whatever has its name by then. */
+	if (s->file && !s->has_fid && vop_fstat(s, &st) == SCONE_ERR_OK) {
+		memcpy(s->fid, st.file_id, sizeof(s->fid));
+		s->has_fid = true;
+	}
+	scone_err_clear();
 	h->fds = r;
 	r = &h->fds[h->fd_count];
 	*r = (struct scone_handover_fd){.fd = fd,
 					.flags = s->flags,
 					.volume = (uint32_t)shield_mount_index(s->m),
 					.vpath = strdup(s->vpath),
-					.dir = !s->file};
+					.dir = !s->file,
+					.dev = (uint64_t)d->dev,
+					.ino = (uint64_t)d->ino,
+					.has_fid = s->has_fid};
+	memcpy(r->fid, s->fid, sizeof(r->fid));
 	if (!r->vpath)
 		return ENOMEM;
 	h->fd_count++;

@@ -72,15 +72,23 @@ static enum scone_err put_volume(struct scone_wbuf *w, const struct scone_handov
 	return scone_wbuf_put(w, v->name, n);
 }
 
+/* An fd record: fd, flags, volume (u32 each), dir (u8), dev, ino (u64), has_fid | cloexec << 1 (u8), fid,
+ * path. */
+#define FD_FIXED 46u
+
 static enum scone_err put_fd(struct scone_wbuf *w, const struct scone_handover_fd *f)
 {
 	size_t n = strlen(f->vpath);
 
-	SCONE_TRY(put_head(w, REC_FD, 13 + n));
+	SCONE_TRY(put_head(w, REC_FD, FD_FIXED + n));
 	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)f->fd));
 	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)f->flags));
 	SCONE_TRY(scone_wbuf_u32(w, f->volume));
 	SCONE_TRY(scone_wbuf_u8(w, f->dir));
+	SCONE_TRY(scone_wbuf_u64(w, f->dev));
+	SCONE_TRY(scone_wbuf_u64(w, f->ino));
+	SCONE_TRY(scone_wbuf_u8(w, (uint8_t)(f->has_fid | f->cloexec << 1)));
+	SCONE_TRY(scone_wbuf_put(w, f->fid, sizeof(f->fid)));
 	return scone_wbuf_put(w, f->vpath, n);
 }
 
@@ -219,9 +227,10 @@ static enum scone_err dec_volume(struct scone_handover *h, const uint8_t *p, siz
 static enum scone_err dec_fd(struct scone_handover *h, const uint8_t *p, size_t n)
 {
 	struct scone_handover_fd *f;
-	uint32_t fd = n >= 13 ? scone_get_le32(p) : 0;
+	uint32_t fd = n >= FD_FIXED ? scone_get_le32(p) : 0;
 
-	if (n <= 13 || n > 13 + MAX_PATH || fd > INT_MAX || p[12] > 1 || p[13] != '/')
+	if (n <= FD_FIXED || n > FD_FIXED + MAX_PATH || fd > INT_MAX || p[12] > 1 || p[29] > 3 ||
+	    p[FD_FIXED] != '/')
 		return scone_err_set(SCONE_ERR_MALFORMED,
 				     "handover: fd record %zu: bad length, fd, flag or path", h->fd_count);
 	SCONE_TRY(grow((void **)&h->fds, &h->fd_count, sizeof(*f), MAX_FDS, "fds"));
@@ -230,7 +239,12 @@ static enum scone_err dec_fd(struct scone_handover *h, const uint8_t *p, size_t 
 	f->flags = (int)scone_get_le32(p + 4);
 	f->volume = scone_get_le32(p + 8);
 	f->dir = p[12];
-	return dup_str(p + 13, n - 13, "fd path", &f->vpath);
+	f->dev = scone_get_le64(p + 13);
+	f->ino = scone_get_le64(p + 21);
+	f->has_fid = p[29] & 1;
+	f->cloexec = (p[29] & 2) != 0;
+	memcpy(f->fid, p + 30, sizeof(f->fid));
+	return dup_str(p + FD_FIXED, n - FD_FIXED, "fd path", &f->vpath);
 }
 
 static enum scone_err dec_record(struct scone_handover *h, uint8_t type, const uint8_t *p, size_t n,

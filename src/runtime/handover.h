@@ -46,6 +46,10 @@ struct scone_handover_fd {
 	uint32_t volume; /* index into volumes */
 	char *vpath;	 /* path inside the volume */
 	bool dir;
+	uint64_t dev, ino; /* its placeholder's identity: a file action may have put another there */
+	bool has_fid;	   /* fid: the file's id, opened by it (a rename since does not change the file) */
+	bool cloexec;	   /* closed by the exec: only a spawn's file action may have put it elsewhere */
+	uint8_t fid[16];
 };
 
 struct scone_handover {

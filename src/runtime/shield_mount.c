@@ -435,51 +435,100 @@ static void reopen_file(struct sfd *s)
 	s->vf_reopen = shield_vf_flags(s->flags & ~(O_CREAT | O_EXCL | O_TRUNC));
 }
 
-/* An inherited fd already adopted with the same placeholder (a dup made before the exec), or NULL. */
-static struct fd_desc *adopted_twin(const struct scone_handover *h, size_t upto, int fd)
+/*
+ * The record of the placeholder the inherited fd is now, by its identity,
+ * or -1: the fd a record names may hold another record's placeholder (a
+ * dup made before the exec, or a spawn's file action dup2'ing one fd onto
+ * another after the handover was written), or no placeholder at all.
+ */
+static long record_of(const struct scone_handover *h, int fd)
 {
 	struct stat st;
 
 	if (SYS(fstat)(fd, &st) != 0)
-		return NULL;
-	for (size_t j = 0; j < upto; j++) {
-		struct fd_desc *d = fdtab_peek(h->fds[j].fd);
-		if (d && d->dev == st.st_dev && d->ino == st.st_ino)
-			return d;
-	}
-	return NULL;
+		return -1;
+	for (size_t j = 0; j < h->fd_count; j++)
+		if (h->fds[j].dev == (uint64_t)st.st_dev && h->fds[j].ino == (uint64_t)st.st_ino)
+			return (long)j;
+	return -1;
 }
 
-/* Take over the fds the previous program left open on the volumes (before main). */
+/* A description for record r's file, as the previous program had it. */
+static struct sfd *adopted(const struct scone_handover_fd *r)
+{
+	struct sfd *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	fdtab_desc_init(&s->base, &shield_volume_kind);
+	s->m = &shield_g.mounts[r->volume];
+	s->flags = r->flags;
+	snprintf(s->vpath, sizeof(s->vpath), "%s", r->vpath);
+	s->file = !r->dir;
+	s->has_fid = r->has_fid; /* (not pinned: its first use opens it on the server) */
+	memcpy(s->fid, r->fid, sizeof(s->fid));
+	if (s->file)
+		reopen_file(s);
+	return s;
+}
+
+/* Take over inherited fd, if it holds a placeholder h describes (made: the descriptions so far, by record).
+ */
+static enum scone_err adopt_one(const struct scone_handover *h, int fd, struct fd_desc **made)
+{
+	long src;
+	struct sfd *s;
+
+	if (fd < 0 || fdtab_peek(fd) || !scone_memfd_named(fd, SHIELD_PLACEHOLDER) ||
+	    (src = record_of(h, fd)) < 0)
+		return SCONE_ERR_OK; /* closed or reused on the way: nothing to take over */
+	if (made[src]) {
+		(void)fdtab_share(fd, made[src]); /* one description, as before the exec */
+		return SCONE_ERR_OK;
+	}
+	if (!(s = adopted(&h->fds[src])))
+		return scone_err_set(SCONE_ERR_NOMEM, "inherited fd %d", fd);
+	if (!fdtab_note(&s->base, fd) || !fdtab_install(fd, &s->base)) {
+		free(s);
+		return SCONE_ERR_OK; /* (a placeholder the table cannot hold stays an empty memfd) */
+	}
+	made[src] = &s->base;
+	s->m->open_count++;
+	return SCONE_ERR_OK;
+}
+
+/*
+ * Take over the fds the previous program left open on the volumes (before
+ * main): at the numbers the records name, and, after a spawn whose file
+ * actions may have put a placeholder at any number, wherever one is.
+ */
 static enum scone_err adopt_fds(const struct scone_handover *h)
 {
-	for (size_t i = 0; i < h->fd_count; i++) {
-		const struct scone_handover_fd *r = &h->fds[i];
-		struct mount *m = &shield_g.mounts[r->volume];
-		struct fd_desc *twin;
-		struct sfd *s;
-		if (r->fd < 0 || fdtab_peek(r->fd) || !scone_memfd_named(r->fd, SHIELD_PLACEHOLDER))
-			continue; /* closed or reused on the way: nothing to take over */
-		if ((twin = adopted_twin(h, i, r->fd))) {
-			(void)fdtab_share(r->fd, twin); /* one description, as before the exec */
-			continue;
-		}
-		if (!(s = calloc(1, sizeof(*s))))
-			return scone_err_set(SCONE_ERR_NOMEM, "inherited fd %d", r->fd);
-		fdtab_desc_init(&s->base, &shield_volume_kind);
-		s->m = m;
-		s->flags = r->flags;
-		snprintf(s->vpath, sizeof(s->vpath), "%s", r->vpath);
-		s->file = !r->dir;
-		if (s->file)
-			reopen_file(s);
-		if (!fdtab_note(&s->base, r->fd) || !fdtab_install(r->fd, &s->base)) {
-			free(s);
-			continue; /* (a placeholder the table cannot hold stays an empty memfd) */
-		}
-		m->open_count++;
+	struct fd_desc **made = calloc(h->fd_count ? h->fd_count : 1, sizeof(*made));
+	enum scone_err err = SCONE_ERR_OK;
+	bool spawned = false;
+
+	if (!made)
+		return scone_err_set(SCONE_ERR_NOMEM, "inherited fds");
+	for (size_t i = 0; i < h->fd_count && !err; i++) {
+		spawned = spawned || h->fds[i].cloexec;
+		err = adopt_one(h, h->fds[i].fd, made);
 	}
-	return SCONE_ERR_OK;
+	if (!err && spawned) {
+		DIR *dir = SYS(opendir)("/proc/self/fd");
+		struct dirent *e;
+		int own = dir ? dirfd(dir) : -1;
+		while (dir && !err && (e = SYS(readdir)(dir))) {
+			char *end;
+			long fd = strtol(e->d_name, &end, 10);
+			if (!*end && end != e->d_name && fd >= 0 && fd <= INT_MAX && fd != own)
+				err = adopt_one(h, (int)fd, made);
+		}
+		if (dir)
+			SYS(closedir)(dir);
+	}
+	free(made);
+	return err;
 }
 
 enum scone_err scone_shield_mount_handover(const struct scone_handover *h)
@@ -500,9 +549,15 @@ enum scone_err scone_shield_mount_handover(const struct scone_handover *h)
 	return err;
 }
 
-/* Walking the table for an exec's handover: what the kinds of the inheritable fds record. */
+/*
+ * Walking the table for an exec's handover: what the kinds of the
+ * inheritable fds record; for a spawn also the close-on-exec ones (a file
+ * action may dup2 one onto a number the new program keeps), as far as the
+ * handover has room.
+ */
 struct handover_walk {
 	struct scone_handover *h;
+	bool spawn;
 	enum scone_err err;
 };
 
@@ -512,15 +567,17 @@ static void handover_one(int fd, struct fd_desc *d, void *arg)
 	int fl, e;
 
 	if (w->err || !d->kind->handover || !fdtab_is(fd, d) || (fl = SYS(fcntl)(fd, F_GETFD)) < 0 ||
-	    (fl & FD_CLOEXEC))
+	    ((fl & FD_CLOEXEC) && (!w->spawn || w->h->fd_count >= SCONE_HANDOVER_MAX_FDS / 2)))
 		return;
 	if ((e = d->kind->handover(d, fd, w->h)))
 		w->err = scone_err_set(scone_err_from_errno(e), "exec: fd %d: %s", fd, strerror(e));
+	else if (fl & FD_CLOEXEC)
+		w->h->fds[w->h->fd_count - 1].cloexec = true;
 }
 
-static enum scone_err handover_fds(struct scone_handover *h)
+static enum scone_err handover_fds(struct scone_handover *h, bool spawn)
 {
-	struct handover_walk w = {.h = h};
+	struct handover_walk w = {.h = h, .spawn = spawn};
 
 	fdtab_each(handover_one, &w);
 	return w.err;
@@ -560,7 +617,7 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 	}
 	h->volume_count = err ? 0 : n;
 	if (!err)
-		err = handover_fds(h);
+		err = handover_fds(h, spawn);
 	if (!err)
 		err = scone_identity_to_pem(&scone_rt()->id, identity);
 	if (!err && shield_g.share_fd >= 0 &&

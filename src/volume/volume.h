@@ -178,7 +178,8 @@ SCONE_MUST_CHECK enum scone_err scone_vfile_open(struct scone_volume *v, const c
 						 uint32_t mode, struct scone_vfile **out);
 /*
  * Open for reading the file whose id is file_id, wherever the namespace has
- * it now (a description of a file renamed away reads on, as the kernel's).
+ * it now (a description of a file renamed away reads on, as the kernel's),
+ * or, removed from it, while another handle still has it open.
  */
 SCONE_MUST_CHECK enum scone_err scone_vfile_open_id(struct scone_volume *v, const uint8_t file_id[16],
 						    struct scone_vfile **out);

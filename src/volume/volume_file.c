@@ -139,10 +139,25 @@ enum scone_err scone_vfile_open_id(struct scone_volume *v, const uint8_t file_id
 		if (m->type == VOL_T_FILE && memcmp(m->file_id, file_id, VOL_ID_SIZE) == 0)
 			break;
 	}
-	if (i < v->st.meta_count)
+	if (i < v->st.meta_count) {
 		err = vfile_open_locked(v, v->st.metas[i]->path, SCONE_VF_RDONLY, 0, out);
-	else
-		scone_err_set(err, "no file of the volume has that id now");
+	} else {
+		/* Removed from the namespace but still open here: another description of it. */
+		struct vol_inode *ino = v->inodes;
+		while (ino &&
+		       !(ino->refs > 0 && !ino->meta && memcmp(ino->file_id, file_id, VOL_ID_SIZE) == 0))
+			ino = ino->next;
+		if (ino && (*out = calloc(1, sizeof(**out)))) {
+			ino->refs++;
+			(*out)->vol = v;
+			(*out)->ino = ino;
+			(*out)->flags = SCONE_VF_RDONLY;
+			err = SCONE_ERR_OK;
+		} else {
+			err = ino ? SCONE_ERR_NOMEM : err;
+			scone_err_set(err, "no file of the volume has that id now");
+		}
+	}
 	vol_unlock(v);
 	return err;
 }

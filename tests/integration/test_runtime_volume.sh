@@ -501,6 +501,32 @@ elif sys.argv[1] == "cache":
     os.write(w, b"quit\n")
     os.waitpid(pid, 0)
     print("CACHE=" + (",".join(bad) or "ok"))
+elif sys.argv[1] == "inherit":
+    import subprocess
+    # An exec'd program takes over an fd by the file it was, not by its path: a file renamed
+    # over the old one since is not it.
+    with open(d + "/old.txt", "w") as f:
+        f.write("the old file")
+    with open(d + "/new.txt", "w") as f:
+        f.write("the new file")
+    fd = os.open(d + "/old.txt", os.O_RDONLY)
+    os.rename(d + "/new.txt", d + "/old.txt")
+    r = subprocess.run(["/usr/bin/python3", "-c", "import os, sys; print(os.pread(int(sys.argv[1]), 100, 0).decode())",
+                        str(fd)], pass_fds=[fd], capture_output=True, text=True)
+    print("EXECD=" + r.stdout.strip() + r.stderr.strip()[-200:])
+    os.close(fd)
+    # A spawn's file action dup2'ing one volume fd onto another (stdout): the child writes to
+    # the one the action put there.
+    a = os.open(d + "/spawn-a.txt", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    b = os.open(d + "/spawn-b.txt", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    saved = os.dup(1)
+    os.dup2(a, 1)
+    pid = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", "echo meant-for-b"], os.environ,
+                         file_actions=[(os.POSIX_SPAWN_DUP2, b, 1)])
+    st = os.waitpid(pid, 0)[1]
+    os.dup2(saved, 1)
+    os.close(saved)
+    print("SPAWN=%d,%r,%r" % (st, os.pread(a, 100, 0), os.pread(b, 100, 0)))
 elif sys.argv[1] == "lazygone":
     # A child opens small files the cache holds whole (no request to the server); another
     # process changes their mode (which forgets their status in the cache, so that the
@@ -825,6 +851,16 @@ case_owner() {
 	grep -qx "SETUID=65534:1,65534:1,65534:1" "$OUT" || { show_output; fail "after setresuid stat names the old user"; }
 }
 
+# An exec'd program takes over inherited volume fds by their files (not by
+# path: a file renamed over one since is another), and by the placeholder
+# each fd holds (a spawn's file action may have dup2'ed another there).
+case_inherit_identity() {
+	start
+	expect_ok scone run --config-id vol/py -- "$PY" inherit
+	grep -qx "EXECD=the old file" "$OUT" || { show_output; fail "the exec'd program read another file than the fd it inherited"; }
+	grep -qxF "SPAWN=0,b'',b'meant-for-b\\n'" "$OUT" || { show_output; fail "the spawned program's stdout went to another file than its file action put there"; }
+}
+
 # Descriptions opened from the read cache alone read their own files on after another process
 # renames them away, renames a file over them or removes them (pins, vcache.h).
 case_lazy_gone() {
@@ -1033,6 +1069,7 @@ run_case "runtime volume: forked children keep working on the volume (shared fds
 run_case "runtime volume: children read through the shared read cache what the server holds now (writes, appends, truncation, renames, another child, an exec'd program)" case_cache
 run_case "runtime volume: descriptions opened from the read cache alone read their own files on after another process renames them away, renames another over them or removes them" case_lazy_gone
 run_case "runtime volume: a file renamed over while another process holds it open, across a takeover: the holder never writes the new file, a reader's cache answers what the volume holds, the shared state is close-on-exec" case_cache_takeover
+run_case "runtime volume: an exec'd program takes inherited fds over by their files and placeholders (a rename since, a spawn's dup2)" case_inherit_identity
 run_case "runtime volume: stat names the thread's effective user and group as a volume file's owner, also after setresuid and a thread's own syscall(SYS_setresgid)" case_owner
 run_case "runtime volume: the process holding the volume goes: through _exit (daemon(3)) the others take over; killed, the program crashes; nothing synced is lost" case_server_gone
 run_case "runtime volume: writes through O_SYNC and O_DSYNC survive a kill right after them; a plain write does not" case_osync

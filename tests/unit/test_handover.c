@@ -88,11 +88,17 @@ static void rec_volume(struct scone_wbuf *w, uint8_t flag, const char *name)
 static void rec_fd(struct scone_wbuf *w, uint32_t fd, uint32_t vol, uint8_t dir, const char *path)
 {
 	assert_ok(scone_wbuf_u8(w, 'F'));
-	assert_ok(scone_wbuf_u32(w, (uint32_t)(13 + strlen(path))));
+	static const uint8_t fid[16];
+
+	assert_ok(scone_wbuf_u32(w, (uint32_t)(46 + strlen(path))));
 	assert_ok(scone_wbuf_u32(w, fd));
 	assert_ok(scone_wbuf_u32(w, 2));
 	assert_ok(scone_wbuf_u32(w, vol));
 	assert_ok(scone_wbuf_u8(w, dir));
+	assert_ok(scone_wbuf_u64(w, 7));	 /* the placeholder's device */
+	assert_ok(scone_wbuf_u64(w, 1000 + fd)); /* and inode */
+	assert_ok(scone_wbuf_u8(w, 0));		 /* no file id, inherited */
+	assert_ok(scone_wbuf_put(w, fid, sizeof(fid)));
 	assert_ok(scone_wbuf_put(w, path, strlen(path)));
 }
 
@@ -175,8 +181,15 @@ static void fill_full(struct scone_handover *h, char **env, struct scone_handove
 	h->volume_count = 2;
 	h->share_fd = 1017;
 	h->shared = true;
-	fds[0] =
-	    (struct scone_handover_fd){.fd = 3, .flags = 02 | 02000, .volume = 0, .vpath = (char *)"/db/log"};
+	fds[0] = (struct scone_handover_fd){.fd = 3,
+					    .flags = 02 | 02000,
+					    .volume = 0,
+					    .vpath = (char *)"/db/log",
+					    .dev = 0x1234,
+					    .ino = UINT64_MAX - 5,
+					    .has_fid = true,
+					    .cloexec = true};
+	memset(fds[0].fid, 0x5a, sizeof(fds[0].fid));
 	fds[1] = (struct scone_handover_fd){
 	    .fd = INT_MAX, .flags = 0, .volume = 1, .vpath = (char *)"/", .dir = true};
 	fds[2] = (struct scone_handover_fd){.fd = 0, .flags = 1, .volume = 1, .vpath = (char *)"/tmp/x y"};
@@ -215,6 +228,10 @@ static void assert_same(const struct scone_handover *a, const struct scone_hando
 		assert_int_equal(a->fds[i].volume, b->fds[i].volume);
 		assert_string_equal(a->fds[i].vpath, b->fds[i].vpath);
 		assert_int_equal(a->fds[i].dir, b->fds[i].dir);
+		assert_true(a->fds[i].dev == b->fds[i].dev && a->fds[i].ino == b->fds[i].ino);
+		assert_int_equal(a->fds[i].has_fid, b->fds[i].has_fid);
+		assert_int_equal(a->fds[i].cloexec, b->fds[i].cloexec);
+		assert_memory_equal(a->fds[i].fid, b->fds[i].fid, sizeof(a->fds[i].fid));
 	}
 	assert_int_equal(a->cwd == NULL, b->cwd == NULL);
 	if (a->cwd)
@@ -656,6 +673,12 @@ TEST(test_bad_fd)
 	rec_str(&w, 'I', identity_pem);
 	rec_volume(&w, 0, "v");
 	rec_fd(&w, 4, 0, 2, "/f"); /* dir flag */
+	reject(&w, SCONE_ERR_MALFORMED, "fd record 0: bad length, fd, flag or path");
+	base(&w);
+	rec_str(&w, 'I', identity_pem);
+	rec_volume(&w, 0, "v");
+	rec_fd(&w, 4, 0, 0, "/f");
+	w.data[w.size - 2 - 16 - 1] = 4; /* an unknown bit in the file id's flags */
 	reject(&w, SCONE_ERR_MALFORMED, "fd record 0: bad length, fd, flag or path");
 	base(&w);
 	rec(&w, 'F', "\x01\x00\x00", 3); /* shorter than the fixed fields */

@@ -749,6 +749,19 @@ TEST(test_unlink_while_open)
 	assert_int_equal(got, 50);
 	assert_memory_equal(buf, d + 299950, 50);
 	assert_ok(scone_vfile_pwrite(f, "x", 1, 5));
+	{ /* by its id: the namespace has it no more, a handle still has it (an exec'd program's reopen) */
+		struct scone_vfile *h;
+		uint8_t id[16];
+		assert_ok(scone_vfile_stat(f, &st));
+		memcpy(id, st.file_id, sizeof(id));
+		assert_ok(scone_vfile_open_id(x.v, id, &h));
+		assert_ok(scone_vfile_pread(h, buf, 10, 0, &got));
+		assert_int_equal(got, 10);
+		assert_int_equal(buf[5], 'x');
+		scone_vfile_close(h);
+		id[0] ^= 1;
+		assert_err(scone_vfile_open_id(x.v, id, &h), SCONE_ERR_NOT_FOUND);
+	}
 	assert_ok(scone_vfile_pread(g, buf, 10, 0, &got)); /* renamed while open */
 	assert_memory_equal(buf, d, 10);
 	assert_ok(scone_vfile_stat(g, &st));
