@@ -11,7 +11,8 @@
  *
  * Interposed: execve, execveat, fexecve, execv, execvp, execvpe, execl,
  * execle, execlp, posix_spawn, posix_spawnp, and system, popen and pclose
- * (glibc runs those through its internal spawn, which no interposer sees).
+ * (glibc runs those through its internal spawn, which no interposer sees);
+ * posix_spawn_file_actions_addopen of a volume path (below).
  * Without a configuration (no SCONE_CONFIG_ID) everything passes through.
  */
 #undef _FORTIFY_SOURCE
@@ -447,6 +448,70 @@ int execle(const char *path, const char *arg, ...)
 }
 
 /* ---- spawning ---- */
+
+/*
+ * posix_spawn_file_actions_addopen of a volume path: glibc's child would
+ * open it with its internal open, which no interposer sees (a plaintext
+ * file in the volume's host directory). The runtime opens it at once, in
+ * the caller (close-on-exec), and adds a dup2 of that fd instead: the
+ * child gets the placeholder, and its runtime takes it over by identity.
+ * So the open happens when the action is added, not at the spawn. The fds
+ * are closed when the actions are destroyed.
+ */
+struct spawn_open {
+	const posix_spawn_file_actions_t *fa;
+	int fd;
+	struct spawn_open *next;
+};
+static struct spawn_open *spawn_opens;
+static pthread_mutex_t spawn_opens_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *fa, int fd, const char *path, int oflag,
+				     mode_t mode)
+{
+	REAL(posix_spawn_file_actions_addopen);
+	REAL(posix_spawn_file_actions_adddup2);
+	struct spawn_open *o;
+	int v, r;
+
+	if (!scone_shield_openat(AT_FDCWD, path, oflag | O_CLOEXEC, mode, &v))
+		return real_posix_spawn_file_actions_addopen(fa, fd, path, oflag, mode);
+	if (v < 0)
+		return errno;
+	if (!(o = malloc(sizeof(*o)))) {
+		close(v);
+		return ENOMEM;
+	}
+	if ((r = real_posix_spawn_file_actions_adddup2(fa, v, fd)) != 0) {
+		free(o);
+		close(v);
+		return r;
+	}
+	pthread_mutex_lock(&spawn_opens_lock);
+	*o = (struct spawn_open){.fa = fa, .fd = v, .next = spawn_opens};
+	spawn_opens = o;
+	pthread_mutex_unlock(&spawn_opens_lock);
+	return 0;
+}
+
+int posix_spawn_file_actions_destroy(posix_spawn_file_actions_t *fa)
+{
+	REAL(posix_spawn_file_actions_destroy);
+	struct spawn_open **p, *o;
+
+	pthread_mutex_lock(&spawn_opens_lock);
+	for (p = &spawn_opens; (o = *p);) {
+		if (o->fa != fa) {
+			p = &o->next;
+			continue;
+		}
+		*p = o->next;
+		close(o->fd);
+		free(o);
+	}
+	pthread_mutex_unlock(&spawn_opens_lock);
+	return real_posix_spawn_file_actions_destroy(fa);
+}
 
 int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
 		const posix_spawnattr_t *attr, char *const argv[], char *const envp[])

@@ -193,6 +193,9 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(execvpe, SCONE_SYS_T(execvpe))                                                                     \
 	X(posix_spawn, SCONE_SYS_T(posix_spawn))                                                             \
 	X(posix_spawnp, SCONE_SYS_T(posix_spawnp))                                                           \
+	X(posix_spawn_file_actions_addopen, SCONE_SYS_T(posix_spawn_file_actions_addopen))                   \
+	X(posix_spawn_file_actions_adddup2, SCONE_SYS_T(posix_spawn_file_actions_adddup2))                   \
+	X(posix_spawn_file_actions_destroy, SCONE_SYS_T(posix_spawn_file_actions_destroy))                   \
 	X(system, SCONE_SYS_T(system))                                                                       \
 	X(popen, SCONE_SYS_T(popen))                                                                         \
 	X(pclose, SCONE_SYS_T(pclose))                                                                       \

@@ -527,6 +527,12 @@ elif sys.argv[1] == "inherit":
     os.dup2(saved, 1)
     os.close(saved)
     print("SPAWN=%d,%r,%r" % (st, os.pread(a, 100, 0), os.pread(b, 100, 0)))
+    # A spawn's file action opening a volume path: the child's stdout is the volume file.
+    pid = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", "echo opened-by-the-action"], os.environ,
+                         file_actions=[(os.POSIX_SPAWN_OPEN, 1, d + "/spawn-open.txt",
+                                        os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)])
+    st = os.waitpid(pid, 0)[1]
+    print("SPAWN_OPEN=%d,%r" % (st, open(d + "/spawn-open.txt", "rb").read()))
 elif sys.argv[1] == "lazygone":
     # A child opens small files the cache holds whole (no request to the server); another
     # process changes their mode (which forgets their status in the cache, so that the
@@ -859,6 +865,11 @@ case_inherit_identity() {
 	expect_ok scone run --config-id vol/py -- "$PY" inherit
 	grep -qx "EXECD=the old file" "$OUT" || { show_output; fail "the exec'd program read another file than the fd it inherited"; }
 	grep -qxF "SPAWN=0,b'',b'meant-for-b\\n'" "$OUT" || { show_output; fail "the spawned program's stdout went to another file than its file action put there"; }
+	grep -qxF "SPAWN_OPEN=0,b'opened-by-the-action\\n'" "$OUT" || { show_output; fail "a spawn's file action opening a volume path"; }
+	if ls "$CASE_DIR/data" | grep -v '^volume\.fspf' | grep -qvE '^[0-9a-f]{32}$'; then
+		ls -la "$CASE_DIR/data"
+		fail "plaintext names on the host"
+	fi
 }
 
 # Descriptions opened from the read cache alone read their own files on after another process
@@ -1069,7 +1080,7 @@ run_case "runtime volume: forked children keep working on the volume (shared fds
 run_case "runtime volume: children read through the shared read cache what the server holds now (writes, appends, truncation, renames, another child, an exec'd program)" case_cache
 run_case "runtime volume: descriptions opened from the read cache alone read their own files on after another process renames them away, renames another over them or removes them" case_lazy_gone
 run_case "runtime volume: a file renamed over while another process holds it open, across a takeover: the holder never writes the new file, a reader's cache answers what the volume holds, the shared state is close-on-exec" case_cache_takeover
-run_case "runtime volume: an exec'd program takes inherited fds over by their files and placeholders (a rename since, a spawn's dup2)" case_inherit_identity
+run_case "runtime volume: an exec'd program takes inherited fds over by their files and placeholders (a rename since, a spawn's dup2); a spawn's file action opens a volume path through the runtime" case_inherit_identity
 run_case "runtime volume: stat names the thread's effective user and group as a volume file's owner, also after setresuid and a thread's own syscall(SYS_setresgid)" case_owner
 run_case "runtime volume: the process holding the volume goes: through _exit (daemon(3)) the others take over; killed, the program crashes; nothing synced is lost" case_server_gone
 run_case "runtime volume: writes through O_SYNC and O_DSYNC survive a kill right after them; a plain write does not" case_osync
