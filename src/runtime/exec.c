@@ -220,7 +220,7 @@ static enum scone_err hand_over(const struct scone_handover *h, struct prepared 
 	scone_wbuf_init(&enc, SCONE_HANDOVER_MAX, 1);
 	err = scone_handover_encode(h, &enc);
 	if (!err)
-		err = scone_handover_send(&enc, &p->ho_fd, &p->key_fd);
+		err = scone_handover_send(&enc, p->share_fd, &p->ho_fd, &p->key_fd);
 	scone_wbuf_free(&enc);
 	SCONE_TRY(err);
 	if (asprintf(&p->ho_var, SCONE_HANDOVER_VAR "=%d:%d", p->ho_fd, p->key_fd) < 0) {

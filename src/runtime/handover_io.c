@@ -90,15 +90,40 @@ static enum scone_err make_memfd(const uint8_t *data, size_t size, int *out)
 	return SCONE_ERR_OK;
 }
 
-/* A socket holding the key for its reader; the writing end is closed (the bytes stay queued). */
-static enum scone_err make_keyfd(const uint8_t key[SCONE_KEY_SIZE], int *out)
+/*
+ * A socket holding the key for its reader, with share_fd (if >= 0) passed
+ * along (SCM_RIGHTS): an fd in flight on a socket cannot be opened through
+ * /proc/PID/fd by another process of the user while the new program is
+ * still dumpable, as an inherited memfd could. The writing end is closed
+ * (the bytes and the fd stay queued).
+ */
+static enum scone_err make_keyfd(const uint8_t key[SCONE_KEY_SIZE], int share_fd, int *out)
 {
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec v = {.iov_base = (void *)key, .iov_len = SCONE_KEY_SIZE};
+	struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1};
 	int sv[2];
-	enum scone_err err;
+	enum scone_err err = SCONE_ERR_OK;
+	ssize_t n;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		return sys_err("key socket");
-	err = write_all(sv[0], key, SCONE_KEY_SIZE, "key socket");
+	if (share_fd >= 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		m.msg_control = ctl.b;
+		m.msg_controllen = sizeof(ctl.b);
+		CMSG_FIRSTHDR(&m)->cmsg_level = SOL_SOCKET;
+		CMSG_FIRSTHDR(&m)->cmsg_type = SCM_RIGHTS;
+		CMSG_FIRSTHDR(&m)->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(CMSG_FIRSTHDR(&m)), &share_fd, sizeof(int));
+	}
+	while ((n = sendmsg(sv[0], &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n != SCONE_KEY_SIZE) /* (a fresh socket takes 32 bytes whole) */
+		err = sys_err("key socket");
 	SYS(close)(sv[0]);
 	if (err) {
 		SYS(close)(sv[1]);
@@ -108,7 +133,7 @@ static enum scone_err make_keyfd(const uint8_t key[SCONE_KEY_SIZE], int *out)
 	return SCONE_ERR_OK;
 }
 
-enum scone_err scone_handover_send(const struct scone_wbuf *encoded, int *memfd, int *keyfd)
+enum scone_err scone_handover_send(const struct scone_wbuf *encoded, int share_fd, int *memfd, int *keyfd)
 {
 	uint8_t key[SCONE_KEY_SIZE], *sealed = NULL;
 	size_t sealed_size = 0;
@@ -120,7 +145,7 @@ enum scone_err scone_handover_send(const struct scone_wbuf *encoded, int *memfd,
 		err = seal(encoded, key, &sealed, &sealed_size);
 	if (!err)
 		err = make_memfd(sealed, sealed_size, memfd);
-	if (!err && (err = make_keyfd(key, keyfd))) {
+	if (!err && (err = make_keyfd(key, share_fd, keyfd))) {
 		SYS(close)(*memfd);
 		*memfd = -1;
 	}
@@ -168,16 +193,34 @@ static bool is_socket(int fd)
 	return SYS(fstat)(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-static enum scone_err read_key(int fd, uint8_t key[SCONE_KEY_SIZE])
+/* The key, and the fd passed along with it (-1: none). */
+static enum scone_err read_key(int fd, uint8_t key[SCONE_KEY_SIZE], int *passed)
 {
 	size_t got = 0;
 
+	*passed = -1;
 	while (got < SCONE_KEY_SIZE) {
-		ssize_t n = SYS(read)(fd, key + got, SCONE_KEY_SIZE - got);
+		union {
+			struct cmsghdr h;
+			char b[CMSG_SPACE(sizeof(int))];
+		} ctl;
+		struct iovec v = {.iov_base = key + got, .iov_len = SCONE_KEY_SIZE - got};
+		struct msghdr m = {
+		    .msg_iov = &v, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b)};
+		ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+		struct cmsghdr *c;
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		for (c = n > 0 ? CMSG_FIRSTHDR(&m) : NULL; c; c = CMSG_NXTHDR(&m, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+			    c->cmsg_len == CMSG_LEN(sizeof(int)) && *passed < 0)
+				memcpy(passed, CMSG_DATA(c), sizeof(int));
+		if (n <= 0) {
+			if (*passed >= 0)
+				SYS(close)(*passed);
+			*passed = -1;
 			return scone_err_set(SCONE_ERR_INVALID, "the handover key socket holds no key");
+		}
 		got += (size_t)n;
 	}
 	return SCONE_ERR_OK;
@@ -232,20 +275,21 @@ static enum scone_err open_sealed(const uint8_t key[SCONE_KEY_SIZE], uint8_t *se
 	return SCONE_ERR_OK;
 }
 
-enum scone_err scone_handover_receive(const char *fds, uint8_t **out, size_t *out_size)
+enum scone_err scone_handover_receive(const char *fds, uint8_t **out, size_t *out_size, int *share_fd)
 {
 	uint8_t key[SCONE_KEY_SIZE], *sealed = NULL;
 	size_t sealed_size = 0;
 	enum scone_err err;
 	int memfd, keyfd;
 
+	*share_fd = -1;
 	if (!fds || !parse_fds(fds, &memfd, &keyfd))
 		return scone_err_set(SCONE_ERR_INVALID, "expected MEMFD:KEYFD");
 	/* Nothing is closed unless both are the runtime's: the variable may name the program's own fds. */
 	if (!is_handover_memfd(memfd) || !is_socket(keyfd))
 		return scone_err_set(SCONE_ERR_INVALID,
 				     "%s does not name the runtime's handover memfd and key socket", fds);
-	err = read_key(keyfd, key);
+	err = read_key(keyfd, key, share_fd);
 	if (!err)
 		err = read_sealed(memfd, &sealed, &sealed_size);
 	if (!err)
@@ -254,5 +298,9 @@ enum scone_err scone_handover_receive(const char *fds, uint8_t **out, size_t *ou
 	free(sealed);
 	SYS(close)(memfd);
 	SYS(close)(keyfd);
+	if (err && *share_fd >= 0) {
+		SYS(close)(*share_fd);
+		*share_fd = -1;
+	}
 	return err;
 }

@@ -31,13 +31,15 @@
  * Seal encoded into a fresh memfd and key socket for the next program;
  * both are left without FD_CLOEXEC. On failure nothing stays open.
  */
-SCONE_MUST_CHECK enum scone_err scone_handover_send(const struct scone_wbuf *encoded, int *memfd, int *keyfd);
+SCONE_MUST_CHECK enum scone_err scone_handover_send(const struct scone_wbuf *encoded, int share_fd,
+						    int *memfd, int *keyfd);
 
 /*
  * The next program's side: "<memfd>:<keyfd>" (SCONE_HANDOVER's value) to the
  * encoded bytes (*out malloc'd; wipe before free). Both fds are closed,
  * whatever the outcome, once they have been checked to be the runtime's.
  */
-SCONE_MUST_CHECK enum scone_err scone_handover_receive(const char *fds, uint8_t **out, size_t *out_size);
+SCONE_MUST_CHECK enum scone_err scone_handover_receive(const char *fds, uint8_t **out, size_t *out_size,
+						       int *share_fd);
 
 #endif

@@ -620,11 +620,9 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 		err = handover_fds(h, spawn);
 	if (!err)
 		err = scone_identity_to_pem(&scone_rt()->id, identity);
-	if (!err && shield_g.share_fd >= 0 &&
-	    (*share_dup = real_fcntl(shield_g.share_fd, F_DUPFD_CLOEXEC, 3)) >= 0 &&
-	    real_fcntl(*share_dup, F_SETFD, 0) != 0)
-		err = scone_err_set(scone_err_from_errno(errno), "exec: volumes' shared state: %s",
-				    strerror(errno));
+	/* (passed along the handover's key socket, never inherited: handover_io.c) */
+	if (!err && shield_g.share_fd >= 0)
+		*share_dup = real_fcntl(shield_g.share_fd, F_DUPFD_CLOEXEC, 3);
 	if (!err && shield_g.share_fd >= 0 && *share_dup < 0)
 		err = scone_err_set(scone_err_from_errno(errno), "exec: volumes' shared state: %s",
 				    strerror(errno));

@@ -641,14 +641,20 @@ static void read_handover(const char *text, struct scone_handover *h)
 	uint8_t *blob;
 	size_t size;
 	enum scone_err err;
+	int share;
 
-	if ((err = scone_handover_receive(text, &blob, &size)))
+	if ((err = scone_handover_receive(text, &blob, &size, &share)))
 		die(SCONE_HANDOVER_VAR, err);
 	err = scone_handover_decode(blob, size, h);
 	scone_wipe(blob, size);
 	free(blob);
+	if (!err && (h->share_fd >= 0) != (share >= 0))
+		err = scone_err_set(SCONE_ERR_INVALID,
+				    "the volumes' shared state did not come with the handover");
 	if (err)
 		die(SCONE_HANDOVER_VAR, err);
+	if (share >= 0)
+		h->share_fd = share; /* (the number the handover names was the caller's) */
 }
 
 static bool not_handover_var(const char *entry)

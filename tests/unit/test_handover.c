@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -800,17 +801,22 @@ TEST(test_oversize)
 
 static const char secret_text[] = "SCONE-HANDOVER-SECRET-0123456789";
 
-static void send_secret(int *memfd, int *keyfd)
+static void send_secret_with(int share, int *memfd, int *keyfd)
 {
 	struct scone_wbuf w;
 
 	scone_wbuf_init(&w, 1 << 20, 1);
 	assert_ok(scone_wbuf_put(&w, secret_text, sizeof(secret_text)));
-	assert_ok(scone_handover_send(&w, memfd, keyfd));
+	assert_ok(scone_handover_send(&w, share, memfd, keyfd));
 	scone_wbuf_free(&w);
 	assert_true(*memfd > 2 && *keyfd > 2);
 	assert_int_equal(fcntl(*memfd, F_GETFD) & FD_CLOEXEC, 0); /* the next program inherits both */
 	assert_int_equal(fcntl(*keyfd, F_GETFD) & FD_CLOEXEC, 0);
+}
+
+static void send_secret(int *memfd, int *keyfd)
+{
+	send_secret_with(-1, memfd, keyfd);
 }
 
 TEST(test_transport_roundtrip)
@@ -818,16 +824,38 @@ TEST(test_transport_roundtrip)
 	char fds[32];
 	uint8_t *out;
 	size_t n;
-	int memfd, keyfd;
+	int memfd, keyfd, share;
 
 	send_secret(&memfd, &keyfd);
 	snprintf(fds, sizeof(fds), "%d:%d", memfd, keyfd);
-	assert_ok(scone_handover_receive(fds, &out, &n));
+	assert_ok(scone_handover_receive(fds, &out, &n, &share));
 	assert_int_equal(n, sizeof(secret_text));
 	assert_memory_equal(out, secret_text, n);
+	assert_int_equal(share, -1);
 	free(out);
 	assert_int_equal(fcntl(memfd, F_GETFD), -1); /* both closed */
 	assert_int_equal(fcntl(keyfd, F_GETFD), -1);
+}
+
+/* The volumes' shared state travels on the key socket, not as an fd /proc would open. */
+TEST(test_transport_passes_shared_state)
+{
+	struct stat a, b;
+	char fds[32];
+	uint8_t *out;
+	size_t n;
+	int memfd, keyfd, share, shared_state_fd = memfd_create("state", MFD_CLOEXEC);
+
+	assert_true(shared_state_fd >= 0 && fstat(shared_state_fd, &a) == 0);
+	send_secret_with(shared_state_fd, &memfd, &keyfd);
+	close(shared_state_fd); /* (in flight: kept by the socket) */
+	snprintf(fds, sizeof(fds), "%d:%d", memfd, keyfd);
+	assert_ok(scone_handover_receive(fds, &out, &n, &share));
+	free(out);
+	assert_true(share >= 0 && fstat(share, &b) == 0);
+	assert_true(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+	assert_int_equal(fcntl(share, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	close(share);
 }
 
 /* What another process of the same user gets through /proc/PID/fd: ciphertext, and no key. */
@@ -856,17 +884,17 @@ TEST(test_transport_refuses_foreign_fds)
 {
 	uint8_t *out = NULL;
 	size_t n;
-	int p[2], memfd, keyfd;
+	int p[2], memfd, keyfd, share;
 	char fds[32];
 
 	assert_int_equal(pipe(p), 0);
 	snprintf(fds, sizeof(fds), "%d:%d", p[0], p[1]);
-	assert_err(scone_handover_receive(fds, &out, &n), SCONE_ERR_INVALID,
+	assert_err(scone_handover_receive(fds, &out, &n, &share), SCONE_ERR_INVALID,
 		   "does not name the runtime's handover");
 	assert_true(fcntl(p[0], F_GETFD) >= 0 && fcntl(p[1], F_GETFD) >= 0); /* the program's fds stay open */
 	static const char *const bad[] = {"", "3", "3:", ":4", "3:3", "-1:4", "a:b", "3:4x", "99999999999:4"};
 	for (size_t i = 0; i < N_ELEMS(bad); i++)
-		assert_err(scone_handover_receive(bad[i], &out, &n), SCONE_ERR_INVALID, "");
+		assert_err(scone_handover_receive(bad[i], &out, &n, &share), SCONE_ERR_INVALID, "");
 	close(p[0]);
 	close(p[1]);
 	/* The right memfd with another socket's key: refused, nothing released. */
@@ -875,7 +903,7 @@ TEST(test_transport_refuses_foreign_fds)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
 	assert_int_equal(write(p[0], "0123456789abcdef0123456789abcdef", 32), 32);
 	snprintf(fds, sizeof(fds), "%d:%d", memfd, p[1]);
-	assert_err(scone_handover_receive(fds, &out, &n), SCONE_ERR_AUTH, "does not authenticate");
+	assert_err(scone_handover_receive(fds, &out, &n, &share), SCONE_ERR_AUTH, "does not authenticate");
 	assert_null(out);
 	close(p[0]);
 }
@@ -902,6 +930,7 @@ int main(void)
 	    cmocka_unit_test(test_fd_count_limit),
 	    cmocka_unit_test(test_oversize),
 	    cmocka_unit_test(test_transport_roundtrip),
+	    cmocka_unit_test(test_transport_passes_shared_state),
 	    cmocka_unit_test(test_transport_unreadable_through_proc),
 	    cmocka_unit_test(test_transport_refuses_foreign_fds),
 	};
