@@ -544,6 +544,8 @@ enum scone_err scone_shield_mount_handover(const struct scone_handover *h)
 	err = adopt_fds(h);
 	shield_leave();
 	fdtab_reap();
+	for (int fd = 0; fd <= 2 && !err; fd++) /* stdio on an inherited volume file (coreutils' echo > f) */
+		shield_std_stream(fd);
 	if (!err && h->cwd)
 		shield_set_vcwd(h->cwd);
 	return err;
@@ -551,9 +553,11 @@ enum scone_err scone_shield_mount_handover(const struct scone_handover *h)
 
 /*
  * Walking the table for an exec's handover: what the kinds of the
- * inheritable fds record; for a spawn also the close-on-exec ones (a file
- * action may dup2 one onto a number the new program keeps), as far as the
- * handover has room.
+ * inheritable fds record; for a spawn (or a vfork child's exec) also the
+ * others, close-on-exec or already closed in the child (a file action, or
+ * the child itself, may have dup2'ed one onto a number the new program
+ * keeps: it finds them by their placeholders), as far as the handover has
+ * room.
  */
 struct handover_walk {
 	struct scone_handover *h;
@@ -565,13 +569,16 @@ static void handover_one(int fd, struct fd_desc *d, void *arg)
 {
 	struct handover_walk *w = arg;
 	int fl, e;
+	bool kept;
 
-	if (w->err || !d->kind->handover || !fdtab_is(fd, d) || (fl = SYS(fcntl)(fd, F_GETFD)) < 0 ||
-	    ((fl & FD_CLOEXEC) && (!w->spawn || w->h->fd_count >= SCONE_HANDOVER_MAX_FDS / 2)))
+	if (w->err || !d->kind->handover)
+		return;
+	kept = fdtab_is(fd, d) && (fl = SYS(fcntl)(fd, F_GETFD)) >= 0 && !(fl & FD_CLOEXEC);
+	if (!kept && (!w->spawn || w->h->fd_count >= SCONE_HANDOVER_MAX_FDS / 2))
 		return;
 	if ((e = d->kind->handover(d, fd, w->h)))
 		w->err = scone_err_set(scone_err_from_errno(e), "exec: fd %d: %s", fd, strerror(e));
-	else if (fl & FD_CLOEXEC)
+	else if (!kept)
 		w->h->fds[w->h->fd_count - 1].cloexec = true;
 }
 

@@ -533,6 +533,11 @@ elif sys.argv[1] == "inherit":
                                         os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)])
     st = os.waitpid(pid, 0)[1]
     print("SPAWN_OPEN=%d,%r" % (st, open(d + "/spawn-open.txt", "rb").read()))
+    # subprocess (a vfork child dup2'ing the volume fd onto 1) and a program writing through stdio.
+    with open(d + "/echo.txt", "wb") as f:
+        r = subprocess.run(["/bin/echo", "through-stdio"], stdout=f)
+    print("STDIO=%d,%r" % (r.returncode, open(d + "/echo.txt", "rb").read()))
+
 elif sys.argv[1] == "lazygone":
     # A child opens small files the cache holds whole (no request to the server); another
     # process changes their mode (which forgets their status in the cache, so that the
@@ -866,6 +871,7 @@ case_inherit_identity() {
 	grep -qx "EXECD=the old file" "$OUT" || { show_output; fail "the exec'd program read another file than the fd it inherited"; }
 	grep -qxF "SPAWN=0,b'',b'meant-for-b\\n'" "$OUT" || { show_output; fail "the spawned program's stdout went to another file than its file action put there"; }
 	grep -qxF "SPAWN_OPEN=0,b'opened-by-the-action\\n'" "$OUT" || { show_output; fail "a spawn's file action opening a volume path"; }
+	grep -qxF "STDIO=0,b'through-stdio\\n'" "$OUT" || { show_output; fail "a child's stdout on a volume file, written through stdio"; }
 	if ls "$CASE_DIR/data" | grep -v '^volume\.fspf' | grep -qvE '^[0-9a-f]{32}$'; then
 		ls -la "$CASE_DIR/data"
 		fail "plaintext names on the host"
