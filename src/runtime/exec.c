@@ -75,7 +75,8 @@ struct prepared {
 	int ho_fd;	   /* the handover memfd and its key socket, closed after the exec or spawn */
 	int key_fd;
 	int share_fd;
-	int conn_fd; /* the new program's connection to the volumes' server */
+	int conn_fd;	 /* the new program's connection to the volumes' server */
+	bool pins_given; /* this image's pins in the read cache let go (taken again if the exec fails) */
 };
 
 /*
@@ -278,6 +279,9 @@ static int prepare(const struct exec_target *t, char *const envp[], bool spawn, 
 	if ((err = scone_shield_handover(&h, spawn, &id, &p->share_fd, &p->conn_fd)))
 		goto out;
 	err = hand_over(&h, p);
+	/* This image's descriptions end with the exec (the next program opens its own on the server). */
+	if (!err && !spawn)
+		p->pins_given = scone_shield_pins_release();
 out:
 	release(&h, &id);
 	if (!err)
@@ -305,6 +309,9 @@ static void finish(struct prepared *p)
 		real_close(p->share_fd);
 	if (p->conn_fd >= 0)
 		real_close(p->conn_fd);
+	if (p->pins_given)
+		scone_shield_pins_retake();
+	p->pins_given = false;
 	free(p->ho_var);
 	free(p->preload_var);
 	p->preload_var = NULL;

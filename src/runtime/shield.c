@@ -325,21 +325,60 @@ static bool fork_held;
  * moment passes where the parent closing its own leaves the file unpinned.
  * (A fork that fails leaves it counted: the file is kept longer.)
  */
-static void pin_for_child(int fd, struct fd_desc *d, void *arg)
+struct pin_walk {
+	void (*fn)(struct sfd *s);
+};
+
+static void pin_one(int fd, struct fd_desc *d, void *arg)
 {
 	struct sfd *s = (struct sfd *)d;
 
-	(void)fd, (void)arg;
+	(void)fd;
 	if (d->kind != &shield_volume_kind || s->mark == g_walk)
 		return;
 	s->mark = g_walk;
-	vop_pin_more(s);
+	((struct pin_walk *)arg)->fn(s);
+}
+
+/* fn on each volume description once (lock held). */
+static void walk_pins(void (*fn)(struct sfd *))
+{
+	struct pin_walk w = {fn};
+
+	g_walk++;
+	fdtab_each(pin_one, &w);
 }
 
 static void pins_for_child(void)
 {
-	g_walk++;
-	fdtab_each(pin_for_child, NULL);
+	walk_pins(vop_pin_more);
+}
+
+static bool pins_gone; /* let go once, by exit, _exit or an exec (lock held) */
+
+bool scone_shield_pins_release(void)
+{
+	bool done = false;
+
+	if (__atomic_load_n(&shield_g.n_mounts, __ATOMIC_ACQUIRE) == 0 || getpid() != shield_g.pid)
+		return false;
+	shield_enter();
+	if (!pins_gone) {
+		walk_pins(vop_pin_give);
+		pins_gone = done = true;
+	}
+	shield_leave();
+	return done;
+}
+
+void scone_shield_pins_retake(void)
+{
+	shield_enter();
+	if (pins_gone) {
+		walk_pins(vop_pin_back);
+		pins_gone = false;
+	}
+	shield_leave();
 }
 
 void shield_at_prepare(void)
@@ -413,6 +452,7 @@ void shield_exit(void)
 	if (getpid() == shield_g.pid)
 		vsrv_retire();
 	shield_leave();
+	(void)scone_shield_pins_release(); /* the descriptions end with the process */
 }
 
 /*
@@ -438,6 +478,7 @@ static void commit_before_exit(void)
 void _exit(int status)
 {
 	commit_before_exit();
+	(void)scone_shield_pins_release(); /* (a client's descriptions end with it too) */
 	syscall(SYS_exit_group, status);
 	for (;;)
 		;

@@ -61,6 +61,14 @@ SCONE_MUST_CHECK enum scone_err scone_shield_mount_handover(const struct scone_h
  */
 bool scone_shield_abspath(int dirfd, const char *path, char *full, size_t size);
 
+/*
+ * The pins in the read cache of this process's descriptions (vcache.h),
+ * let go when they end without a close (exit, exec): false if there was
+ * nothing to let go (a vfork child's are its parent's). Taken again after
+ * an exec that failed.
+ */
+bool scone_shield_pins_release(void);
+void scone_shield_pins_retake(void);
 bool scone_shield_openat(int dirfd, const char *path, int flags, mode_t mode, int *ret);
 bool scone_shield_fstatat(int dirfd, const char *path, struct stat *st, int flags, int *ret);
 bool scone_shield_statx(int dirfd, const char *path, int flags, struct statx *buf, int *ret);

@@ -104,13 +104,14 @@ struct sfd {
 	unsigned vf_reopen; /* SCONE_VF_* flags to open it again (no create, exclusive or truncate) */
 	char vpath[PATH_MAX];
 	int flags;
-	int ofd_lock;  /* 1 + an own description of the lock file for OFD locks, 0: none yet */
-	unsigned mark; /* scratch for walks over the table (shield.c) */
-	bool reopen;   /* reload: to be opened again in the new volume */
-	bool stale;    /* reload: another process removed the file (ESTALE) */
-	bool lost;     /* a server died before committing writes to the file: the next fsync reports EIO */
-	bool has_fid;  /* fid is known: the file's key in the shared read cache (vcache.h) */
-	bool pinned;   /* opened from the read cache alone: its file is pinned until closed (vcache.h) */
+	int ofd_lock;	/* 1 + an own description of the lock file for OFD locks, 0: none yet */
+	unsigned mark;	/* scratch for walks over the table (shield.c) */
+	bool reopen;	/* reload: to be opened again in the new volume */
+	bool stale;	/* reload: another process removed the file (ESTALE) */
+	bool lost;	/* a server died before committing writes to the file: the next fsync reports EIO */
+	bool has_fid;	/* fid is known: the file's key in the shared read cache (vcache.h) */
+	bool pinned;	/* opened from the read cache alone: its file is pinned until closed (vcache.h) */
+	bool pin_given; /* its pin let go before an exec, taken back if the exec fails */
 	uint8_t fid[16];
 };
 
@@ -273,6 +274,9 @@ void vop_close(struct sfd *s);
 void vop_forget_remote(struct sfd *s);
 /* Fork: a pinned description pinned once more, for the child (before the fork). */
 void vop_pin_more(struct sfd *s);
+/* Its pin let go (its process ends without closing it: exit, exec), and taken back (the exec failed). */
+void vop_pin_give(struct sfd *s);
+void vop_pin_back(struct sfd *s);
 /* Open s for reading on the file with id fid, in the process holding the volume (VP_OPEN_FID). */
 SCONE_MUST_CHECK enum scone_err vop_open_fid(struct sfd *s, const uint8_t fid[16]);
 SCONE_MUST_CHECK enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got);

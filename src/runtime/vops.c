@@ -547,6 +547,21 @@ void vop_pin_more(struct sfd *s)
 		(void)vcache_pin(mount_no(s->m), s->fid);
 }
 
+void vop_pin_give(struct sfd *s)
+{
+	if (s->pinned)
+		vcache_unpin(mount_no(s->m), s->fid);
+	s->pin_given = s->pinned;
+	s->pinned = false; /* (a close after this gives nothing more) */
+}
+
+void vop_pin_back(struct sfd *s)
+{
+	if (s->pin_given && vcache_pin(mount_no(s->m), s->fid))
+		s->pinned = true;
+	s->pin_given = false;
+}
+
 /* The largest file opened for reading without a request (vop_open_path). */
 #define LAZY_OPEN_MAX (256u << 10)
 

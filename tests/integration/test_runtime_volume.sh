@@ -538,6 +538,35 @@ elif sys.argv[1] == "inherit":
         r = subprocess.run(["/bin/echo", "through-stdio"], stdout=f)
     print("STDIO=%d,%r" % (r.returncode, open(d + "/echo.txt", "rb").read()))
 
+elif sys.argv[1] == "pinleak":
+    # Children open files from the cache alone (pinned) and end without closing them, through
+    # _exit and through an exec; then the files are removed: the server holds no file of the
+    # volume open (a 32-hex host file) for them.
+    for i in range(12):
+        path = d + "/leak%d.txt" % i
+        open(path, "wb").write(b"pinned %d " % i * 50)
+        pid = os.fork()
+        if pid == 0:
+            for _ in range(2):
+                open(path, "rb").read()  # (the server caches it whole)
+            fd = os.open(path, os.O_RDONLY)  # from the cache alone: pinned
+            assert os.pread(fd, 6, 0) == b"pinned"
+            if i % 2:
+                os.execv("/bin/true", ["/bin/true"])
+            os._exit(0)
+        os.waitpid(pid, 0)
+        os.remove(path)
+    open(d + "/after.txt", "wb").write(b"x")  # (a change: the server lets go of what no pin holds)
+    os.remove(d + "/after.txt")
+    links = []
+    for f in os.listdir("/proc/self/fd"):
+        try:
+            links.append(os.readlink("/proc/self/fd/" + f))
+        except OSError:
+            pass  # (the listing's own fd)
+    import re
+    kept = [l for l in links if re.fullmatch(re.escape(d) + "/[0-9a-f]{32}( \\(deleted\\))?", l)]
+    print("KEPT=%d" % len(kept))
 elif sys.argv[1] == "lazygone":
     # A child opens small files the cache holds whole (no request to the server); another
     # process changes their mode (which forgets their status in the cache, so that the
@@ -862,6 +891,15 @@ case_owner() {
 	grep -qx "SETUID=65534:1,65534:1,65534:1" "$OUT" || { show_output; fail "after setresuid stat names the old user"; }
 }
 
+# A child that ends without closing the files it opened from the cache
+# alone (pinned), through _exit or an exec, gives their pins back: once
+# removed, no such file stays open on the server.
+case_pin_leak() {
+	start
+	expect_ok scone run --config-id vol/py -- "$PY" pinleak
+	grep -qx "KEPT=0" "$OUT" || { show_output; fail "removed files stay open on the server: pins of ended children"; }
+}
+
 # An exec'd program takes over inherited volume fds by their files (not by
 # path: a file renamed over one since is another), and by the placeholder
 # each fd holds (a spawn's file action may have dup2'ed another there).
@@ -1086,6 +1124,7 @@ run_case "runtime volume: forked children keep working on the volume (shared fds
 run_case "runtime volume: children read through the shared read cache what the server holds now (writes, appends, truncation, renames, another child, an exec'd program)" case_cache
 run_case "runtime volume: descriptions opened from the read cache alone read their own files on after another process renames them away, renames another over them or removes them" case_lazy_gone
 run_case "runtime volume: a file renamed over while another process holds it open, across a takeover: the holder never writes the new file, a reader's cache answers what the volume holds, the shared state is close-on-exec" case_cache_takeover
+run_case "runtime volume: children ending without a close (_exit, exec) give their pins back: removed files do not stay open" case_pin_leak
 run_case "runtime volume: an exec'd program takes inherited fds over by their files and placeholders (a rename since, a spawn's dup2); a spawn's file action opens a volume path through the runtime" case_inherit_identity
 run_case "runtime volume: stat names the thread's effective user and group as a volume file's owner, also after setresuid and a thread's own syscall(SYS_setresgid)" case_owner
 run_case "runtime volume: the process holding the volume goes: through _exit (daemon(3)) the others take over; killed, the program crashes; nothing synced is lost" case_server_gone
