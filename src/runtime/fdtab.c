@@ -3,9 +3,10 @@
  *
  * The table is one array of pointers indexed by fd, reserved (not
  * committed: untouched pages cost nothing) for the process's hard fd limit
- * when the first entry is made. Lookups are lock-free (an atomic load and
- * a hold taken, then the slot checked again); adding and removing entries
- * take the table's mutex.
+ * when the first entry is made. fdtab_maybe is lock-free; a lookup takes
+ * its hold, and adding and removing entries unlink, under the table's
+ * mutex (so a description is never freed between a lookup's load and its
+ * hold).
  */
 #include "runtime/fdtab.h"
 
@@ -235,21 +236,24 @@ struct fd_desc *fdtab_get(int fd)
 {
 	struct fd_desc *d;
 
-	for (;;) {
-		if (!fdtab_maybe(fd))
-			return NULL;
-		d = __atomic_load_n(&table[fd], __ATOMIC_ACQUIRE);
-		if (!d)
-			return NULL;
+	if (!fdtab_maybe(fd))
+		return NULL;
+	/*
+	 * The hold is taken under the table's lock: a close on another thread
+	 * unlinks under it before it gives its hold back, so d cannot be freed
+	 * between the load and the hold (a lock-free hold could land in freed
+	 * memory, or in a new description at the same address).
+	 */
+	pthread_mutex_lock(&table_lock);
+	d = __atomic_load_n(&table[fd], __ATOMIC_ACQUIRE);
+	if (d)
 		hold(d);
-		if (__atomic_load_n(&table[fd], __ATOMIC_ACQUIRE) == d)
-			break;
-		(void)fdtab_put(d); /* replaced meanwhile: look again */
-	}
+	pthread_mutex_unlock(&table_lock);
+	if (!d)
+		return NULL;
 	if (d->kind->trusts_number || fdtab_is(fd, d))
 		return d;
-	/* The kernel's now: closed or replaced behind the runtime. */
-	(void)fdtab_put(d);
+	/* The kernel's now: closed or replaced behind the runtime (unlinked while held: no ABA). */
 	if (!fdtab_foreign()) {
 		bool was;
 		pthread_mutex_lock(&table_lock);
@@ -258,6 +262,7 @@ struct fd_desc *fdtab_get(int fd)
 		if (was)
 			(void)fdtab_put(d);
 	}
+	(void)fdtab_put(d);
 	return NULL;
 }
 

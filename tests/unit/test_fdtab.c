@@ -4,6 +4,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -190,6 +192,62 @@ static void test_each(void **state)
 	close(fd2);
 }
 
+/*
+ * Lookups racing closes of the same fd on other threads: a description is
+ * freed by its last hold only, never under a lookup that loaded it (ASan
+ * reports a use after free otherwise), and every hold taken is given back.
+ */
+static _Atomic int race_stop;
+static int race_fd;
+static _Atomic long race_frees;
+
+static int free_release(struct fd_desc *d)
+{
+	atomic_fetch_add(&race_frees, 1);
+	free(d);
+	return 0;
+}
+
+static const struct fd_kind race_kind = {.name = "race", .release = free_release, .trusts_number = true};
+
+static void *race_lookups(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&race_stop)) {
+		struct fd_desc *d = fdtab_get(race_fd);
+		if (d) {
+			assert_ptr_equal(d->kind, &race_kind);
+			(void)fdtab_put(d);
+		}
+	}
+	return NULL;
+}
+
+static void test_lookup_races_close(void **state)
+{
+	pthread_t t[2];
+	long made = 0;
+
+	(void)state;
+	race_fd = placeholder();
+	atomic_store(&race_stop, 0);
+	atomic_store(&race_frees, 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, race_lookups, NULL), 0);
+	for (; made < 100000; made++) {
+		struct fd_desc *d = calloc(1, sizeof(*d));
+		assert_non_null(d);
+		fdtab_desc_init(d, &race_kind);
+		assert_true(fdtab_note(d, race_fd) && fdtab_install(race_fd, d));
+		(void)fdtab_remove(race_fd);
+	}
+	atomic_store(&race_stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(atomic_load(&race_frees), made);
+	close(race_fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -200,6 +258,7 @@ int main(void)
 	    cmocka_unit_test(test_replaced_behind),
 	    cmocka_unit_test(test_out_of_range),
 	    cmocka_unit_test(test_each),
+	    cmocka_unit_test(test_lookup_races_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
