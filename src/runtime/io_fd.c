@@ -100,18 +100,22 @@ static int dup_to(int fd, int newfd, int r)
 {
 	struct fd_desc *d = fdtab_peek(fd);
 
+	struct fd_desc *h = NULL;
+
 	if (r < 0 || fd == newfd)
 		return r;
-	if (d) {
+	if (d && (h = fdtab_get(fd))) {
 		int e;
-		struct fd_desc *h = fdtab_get(fd);
-		r = h ? dup_done(h, r) : r;
+		r = dup_done(h, r);
 		e = errno;
-		if (h)
-			(void)fdtab_put(h);
+		(void)fdtab_put(h);
 		errno = e;
 	} else if (fdtab_maybe(newfd)) {
-		(void)fdtab_remove(newfd); /* a kernel fd now */
+		/* a kernel fd now (fd was, or had become behind the runtime, the kernel's): newfd's entry
+		 * closes */
+		int e = errno;
+		(void)fdtab_remove(newfd);
+		errno = e;
 	}
 	if (r >= 0)
 		shield_std_stream(r);
