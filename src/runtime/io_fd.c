@@ -8,6 +8,12 @@
 #undef _FORTIFY_SOURCE
 #include "runtime/shield_internal.h"
 
+/* fd is one of the runtime's own fds, which the program's close or dup2 must not take (EBADF). */
+static bool onto_own(int fd)
+{
+	return !shield_inside() && scone_shield_count() > 0 && shield_own_fd(fd);
+}
+
 int close(int fd)
 {
 	int r = 0;
@@ -19,7 +25,7 @@ int close(int fd)
 	 * around them. (The runtime closes them itself, through libc's close
 	 * or from inside the shield.)
 	 */
-	if (!shield_inside() && scone_shield_count() > 0 && shield_own_fd(fd))
+	if (onto_own(fd))
 		return shield_fail(EBADF);
 	/* The entry goes first: once the kernel frees the number another open may take it. */
 	if (shield_maybe_shielded(fd))
@@ -124,6 +130,8 @@ static int dup_to(int fd, int newfd, int r)
 
 int dup3(int fd, int newfd, int flags)
 {
+	if (onto_own(newfd))
+		return shield_fail(EBADF);
 	if (!shield_maybe_shielded(fd) && !shield_maybe_shielded(newfd))
 		return SYS(dup3)(fd, newfd, flags);
 	return dup_to(fd, newfd, SYS(dup3)(fd, newfd, flags));
@@ -131,6 +139,8 @@ int dup3(int fd, int newfd, int flags)
 
 int dup2(int fd, int newfd)
 {
+	if (onto_own(newfd))
+		return shield_fail(EBADF);
 	if (!shield_maybe_shielded(fd) && !shield_maybe_shielded(newfd))
 		return SYS(dup2)(fd, newfd);
 	return dup_to(fd, newfd, SYS(dup2)(fd, newfd));

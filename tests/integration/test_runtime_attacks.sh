@@ -242,9 +242,17 @@ elif sys.argv[1].startswith("closeall-"):
                 os.close(fd)
             except OSError:
                 pass
-    else:
+    elif how == "closefrom":
         libc.closefrom(3)
     log = os.open(case + "/daemon-%s.log" % how, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if how == "dup2":  # every number above 2 made the log (as a shell's redirections would)
+        for fd in range(3, 256):
+            if fd != log:
+                try:
+                    os.dup2(log, fd)
+                    os.close(fd)
+                except OSError:
+                    pass
     for i in range(20):
         v = os.open(d + "/after-%s-%d.txt" % (how, i), os.O_RDWR | os.O_CREAT, 0o600)
         os.write(v, b"after %d\n" % i)
@@ -256,7 +264,7 @@ elif sys.argv[1].startswith("closeall-"):
     print("LOG_OK=%s" % (open(case + "/daemon-%s.log" % how, "rb").read() == want))
 elif sys.argv[1] == "closeallcheck":
     print("AFTER_OK=%s" % all(open(d + "/after-%s-%d.txt" % (h, i), "rb").read() == b"after %d\n" % i
-                               for h in ("loop", "closefrom") for i in range(20)))
+                               for h in ("loop", "closefrom", "dup2") for i in range(20)))
 elif sys.argv[1] == "vcheck":
     pattern = (mark + " vfork pattern 0123456789\n").encode() * 200
     print("AGAIN_OK=%s" % all(open(d + "/vf%d.txt" % i, "rb").read() == pattern for i in range(10)))
@@ -364,7 +372,7 @@ case_stale_entry() {
 case_close_all() {
 	start
 	local how
-	for how in loop closefrom; do
+	for how in loop closefrom dup2; do
 		expect_ok scone run --config-id atk/py -- "$PY" "closeall-$how"
 		grep -qx "LOG_OK=True" "$OUT" || { show_output; fail "$how: the daemon's log does not hold its own lines"; }
 		if grep -q "^scone: error" "$ERR"; then show_output; fail "$how: the runtime failed after the closes"; fi
@@ -454,7 +462,7 @@ run_case "attack: no spelling of a volume path (links, /proc/self/cwd, /proc/sel
 run_case "attack: fds closed behind the runtime (close_range in vfork children, raw close) never redirect writes into a volume" case_closed_behind
 run_case "attack: opens through syscall() (SYS_open, SYS_creat, SYS_openat, SYS_openat2) write no plaintext to the host" case_sysopen
 run_case "attack: a volume fd closed by a raw system call whose number the next open gets is released (its lock too)" case_stale_entry
-run_case "attack: a daemon closing every fd above 2 (a close loop, closefrom) leaves the volume's own fds alone" case_close_all
+run_case "attack: a daemon closing every fd above 2 (a close loop, closefrom) or dup2ing onto them leaves the volume's own fds alone" case_close_all
 run_case "attack: a program that cannot load the runtime gets no handover; LD_PRELOAD cannot be dropped" case_no_runtime_no_handover
 run_case "attack: processes holding secrets are not dumpable (no core, no /proc for the same user)" case_not_dumpable
 t_done
