@@ -152,6 +152,10 @@ static bool in_table(int fd)
 
 bool fdtab_install(int fd, struct fd_desc *d)
 {
+	if (fdtab_foreign()) { /* a vfork child: the table is its parent's */
+		errno = ENOTSUP;
+		return false;
+	}
 	return in_table(fd) && put_entry(fd, d);
 }
 
@@ -169,10 +173,12 @@ static bool unlink_slot(int fd, struct fd_desc *d)
  * the runtime): their kinds hear of the close at fdtab_reap, after the
  * caller let go of its own locks (a volume's release takes the shield's).
  */
-#define STALE_MAX 64
-static struct fd_desc *stale[STALE_MAX];
-static int stale_fd[STALE_MAX];
-static size_t n_stale;
+struct stale {
+	struct fd_desc *d;
+	int fd;
+};
+static struct stale *stale;
+static size_t n_stale, stale_cap;
 
 /* Make fd (within the table) an entry for d; the entry it had waits for fdtab_reap. */
 static bool put_entry(int fd, struct fd_desc *d)
@@ -185,9 +191,15 @@ static bool put_entry(int fd, struct fd_desc *d)
 		pthread_mutex_unlock(&table_lock);
 		return true;
 	}
-	if (old && unlink_slot(fd, old) && n_stale < STALE_MAX) { /* (past that: its hold is lost) */
-		stale_fd[n_stale] = fd;
-		stale[n_stale++] = old;
+	if (old && unlink_slot(fd, old)) {
+		if (n_stale == stale_cap) {
+			size_t cap = stale_cap ? 2 * stale_cap : 16;
+			struct stale *n = realloc(stale, cap * sizeof(*n));
+			if (n)
+				stale = n, stale_cap = cap;
+		}
+		if (n_stale < stale_cap) /* (without memory its hold is lost: the file closes at exit) */
+			stale[n_stale++] = (struct stale){old, fd};
 	}
 	hold(d);
 	raise_high(fd);
@@ -203,8 +215,8 @@ void fdtab_reap(void)
 
 	while (__atomic_load_n(&n_stale, __ATOMIC_ACQUIRE) > 0) {
 		pthread_mutex_lock(&table_lock);
-		d = n_stale > 0 ? stale[--n_stale] : NULL;
-		fd = d ? stale_fd[n_stale] : -1;
+		d = n_stale > 0 ? stale[n_stale - 1].d : NULL;
+		fd = d ? stale[--n_stale].fd : -1;
 		pthread_mutex_unlock(&table_lock);
 		if (!d)
 			break;
@@ -270,10 +282,8 @@ bool fdtab_share(int newfd, struct fd_desc *d)
 {
 	if (!in_table(newfd))
 		return false;
-	if (fdtab_foreign() || !put_entry(newfd, d))
-		return fdtab_foreign();
-	fdtab_reap(); /* (the kernel closed newfd's old file silently under dup2/dup3) */
-	return true;
+	/* (the kernel closed newfd's old file silently under dup2/dup3: the caller reaps) */
+	return fdtab_foreign() || put_entry(newfd, d);
 }
 
 void fdtab_each(void (*fn)(int fd, struct fd_desc *d, void *arg), void *arg)

@@ -120,7 +120,10 @@ bool fdtab_maybe(int fd);
  * entry, tell its kind, give its hold back. Returns the release's errno.
  */
 int fdtab_remove(int fd);
-/* newfd is a kernel dup of d's placeholder: make it an entry for d too (dropping what it held). */
+/*
+ * newfd is a kernel dup of d's placeholder: make it an entry for d too; the
+ * entry it had is dropped at fdtab_reap.
+ */
 bool fdtab_share(int newfd, struct fd_desc *d);
 /* Call fn for each entry (lock-free snapshot; holds not taken: for quiescent moments, lock held by caller).
  */

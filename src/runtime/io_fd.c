@@ -78,12 +78,17 @@ void closefrom(int lowfd)
 /* After the kernel's dup (r) of fd: r is another fd of fd's description (and drops what it was). */
 static int dup_done(struct fd_desc *d, int r)
 {
+	int e;
+
 	if (r >= 0 && !fdtab_share(r, d)) {
-		int e = errno;
+		e = errno;
 		SYS(close)(r);
 		errno = e;
 		r = -1;
 	}
+	e = errno;
+	fdtab_reap(); /* (r's old entry, which the kernel closed) */
+	errno = e;
 	return r;
 }
 

@@ -122,6 +122,8 @@ static void test_share_replaces(void **state)
 	assert_true(fdtab_note(&b, fb) && fdtab_install(fb, &b));
 	assert_int_equal(dup2(fa, fb), fb);
 	assert_true(fdtab_share(fb, &a));
+	assert_int_equal(released, 0); /* b's close is told at the reap (no caller's lock held) */
+	fdtab_reap();
 	assert_int_equal(released, 1); /* b */
 	assert_int_equal(closings, 1);
 	assert_ptr_equal(fdtab_get(fb), &a);
