@@ -501,6 +501,21 @@ int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *fa, int fd, con
 	return 0;
 }
 
+/*
+ * A spawn's chdir into a volume: glibc's child would enter the host
+ * directory, where a relative open of a later action would make a
+ * plaintext file. Refused (ENOTSUP); the child inherits a volume working
+ * directory of the caller's instead.
+ */
+int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *fa, const char *path)
+{
+	REAL(posix_spawn_file_actions_addchdir_np);
+
+	if (scone_shield_on_volume(path))
+		return ENOTSUP;
+	return real_posix_spawn_file_actions_addchdir_np(fa, path);
+}
+
 int posix_spawn_file_actions_destroy(posix_spawn_file_actions_t *fa)
 {
 	REAL(posix_spawn_file_actions_destroy);

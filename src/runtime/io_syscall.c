@@ -1,8 +1,9 @@
 /*
  * io_syscall.c - syscall(): the fd calls programs make through it (libuv
  * closes files with syscall(SYS_close)) go to the runtime's own, so the fd
- * table hears of them; io_uring and Linux AIO setup are refused while
- * volumes are mounted.
+ * table hears of them, and so do the opens and the calls on names (a volume
+ * path through the raw call would reach the host directory); io_uring and
+ * Linux AIO setup are refused while volumes are mounted.
  */
 #undef _FORTIFY_SOURCE
 #include <linux/openat2.h>
@@ -65,11 +66,15 @@ long syscall(long n, ...)
 			return dup2((int)a[0], (int)a[1]);
 		case SYS_dup3:
 			return dup3((int)a[0], (int)a[1], (int)a[2]);
-		/* Opens: a volume path must not reach the host directory (a plaintext file). */
+			/* Opens: a volume path must not reach the host directory (a plaintext file). */
+#ifdef SYS_open
 		case SYS_open:
 			return open((const char *)a[0], (int)a[1], (mode_t)a[2]);
+#endif
+#ifdef SYS_creat
 		case SYS_creat:
 			return creat((const char *)a[0], (mode_t)a[1]);
+#endif
 		case SYS_openat:
 			return openat((int)a[0], (const char *)a[1], (int)a[2], (mode_t)a[3]);
 		case SYS_openat2:
@@ -77,6 +82,53 @@ long syscall(long n, ...)
 					   &r))
 				return r;
 			break;
+			/* Names: a volume path must not become a plaintext name in the host directory. */
+#ifdef SYS_mkdir
+		case SYS_mkdir:
+			return mkdir((const char *)a[0], (mode_t)a[1]);
+#endif
+		case SYS_mkdirat:
+			return mkdirat((int)a[0], (const char *)a[1], (mode_t)a[2]);
+#ifdef SYS_rmdir
+		case SYS_rmdir:
+			return rmdir((const char *)a[0]);
+#endif
+#ifdef SYS_unlink
+		case SYS_unlink:
+			return unlink((const char *)a[0]);
+#endif
+		case SYS_unlinkat:
+			return unlinkat((int)a[0], (const char *)a[1], (int)a[2]);
+#ifdef SYS_rename
+		case SYS_rename:
+			return rename((const char *)a[0], (const char *)a[1]);
+#endif
+		case SYS_renameat:
+			return renameat((int)a[0], (const char *)a[1], (int)a[2], (const char *)a[3]);
+		case SYS_renameat2:
+			return renameat2((int)a[0], (const char *)a[1], (int)a[2], (const char *)a[3],
+					 (unsigned)a[4]);
+#ifdef SYS_link
+		case SYS_link:
+			return link((const char *)a[0], (const char *)a[1]);
+#endif
+		case SYS_linkat:
+			return linkat((int)a[0], (const char *)a[1], (int)a[2], (const char *)a[3],
+				      (int)a[4]);
+#ifdef SYS_symlink
+		case SYS_symlink:
+			return symlink((const char *)a[0], (const char *)a[1]);
+#endif
+		case SYS_symlinkat:
+			return symlinkat((const char *)a[0], (int)a[1], (const char *)a[2]);
+#ifdef SYS_mknod
+		case SYS_mknod:
+			return mknod((const char *)a[0], (mode_t)a[1], (dev_t)a[2]);
+#endif
+		case SYS_mknodat:
+			return mknodat((int)a[0], (const char *)a[1], (mode_t)a[2], (dev_t)a[3]);
+		case SYS_truncate:
+			return truncate((const char *)a[0], (off_t)a[1]);
 		default:
 			break;
 		}

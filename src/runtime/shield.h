@@ -69,6 +69,8 @@ bool scone_shield_abspath(int dirfd, const char *path, char *full, size_t size);
  */
 bool scone_shield_pins_release(void);
 void scone_shield_pins_retake(void);
+/* Is path (any spelling, existing or not) on a volume? */
+bool scone_shield_on_volume(const char *path);
 bool scone_shield_openat(int dirfd, const char *path, int flags, mode_t mode, int *ret);
 bool scone_shield_fstatat(int dirfd, const char *path, struct stat *st, int flags, int *ret);
 bool scone_shield_statx(int dirfd, const char *path, int flags, struct statx *buf, int *ret);

@@ -246,6 +246,13 @@ struct mount *shield_resolve(int dirfd, const char *path, char vpath[PATH_MAX])
 	return m;
 }
 
+bool scone_shield_on_volume(const char *path)
+{
+	char vpath[PATH_MAX];
+
+	return shield_resolve_dir(AT_FDCWD, path, vpath) != NULL;
+}
+
 struct mount *shield_resolve_dir(int dirfd, const char *path, char vpath[PATH_MAX])
 {
 	struct mount *m = shield_resolve(dirfd, path, vpath);

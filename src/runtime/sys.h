@@ -196,6 +196,7 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(posix_spawn_file_actions_addopen, SCONE_SYS_T(posix_spawn_file_actions_addopen))                   \
 	X(posix_spawn_file_actions_adddup2, SCONE_SYS_T(posix_spawn_file_actions_adddup2))                   \
 	X(posix_spawn_file_actions_destroy, SCONE_SYS_T(posix_spawn_file_actions_destroy))                   \
+	X(posix_spawn_file_actions_addchdir_np, SCONE_SYS_T(posix_spawn_file_actions_addchdir_np))           \
 	X(system, SCONE_SYS_T(system))                                                                       \
 	X(popen, SCONE_SYS_T(popen))                                                                         \
 	X(pclose, SCONE_SYS_T(pclose))                                                                       \
@@ -244,6 +245,15 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(setresuid, SCONE_SYS_T(setresuid))                                                                 \
 	X(setresgid, SCONE_SYS_T(setresgid))                                                                 \
 	X(unshare, SCONE_SYS_T(unshare))                                                                     \
+	X(mkstemp, SCONE_SYS_T(mkstemp))                                                                     \
+	X(mkstemp64, SCONE_SYS_T(mkstemp64))                                                                 \
+	X(mkostemp, SCONE_SYS_T(mkostemp))                                                                   \
+	X(mkostemp64, SCONE_SYS_T(mkostemp64))                                                               \
+	X(mkstemps, SCONE_SYS_T(mkstemps))                                                                   \
+	X(mkstemps64, SCONE_SYS_T(mkstemps64))                                                               \
+	X(mkostemps, SCONE_SYS_T(mkostemps))                                                                 \
+	X(mkostemps64, SCONE_SYS_T(mkostemps64))                                                             \
+	X(mkdtemp, SCONE_SYS_T(mkdtemp))                                                                     \
 	X(setns, SCONE_SYS_T(setns))                                                                         \
 	X(syscall, scone_sys_syscall_fn)
 

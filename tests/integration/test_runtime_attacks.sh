@@ -203,6 +203,34 @@ elif sys.argv[1] == "sysopen":
         got.append("%s:%s" % (name, open("%s/sys-%s.txt" % (d, name)).read() == "%s through syscall(%s)\n" % (mark, name)))
     print("SYSOPEN=" + ",".join(got))
     print("NAMES=" + names())
+elif sys.argv[1] == "tempnames":
+    # glibc's mkstemp family and mkdtemp create with its internal calls; syscall() reaches the
+    # kernel: on a volume both must go through the runtime (no plaintext file or name on the host).
+    libc.mkdtemp.restype = ctypes.c_char_p
+    got = []
+    for name, call in (("mkstemp", lambda b: libc.mkstemp(b)),
+                       ("mkostemps", lambda b: libc.mkostemps(b, 4, os.O_APPEND))):
+        b = ctypes.create_string_buffer((d + "/%s-XXXXXX%s" % (name, ".txt" if name == "mkostemps" else "")).encode())
+        fd = call(b)
+        if fd < 0:
+            got.append("%s:%s" % (name, errno.errorcode[ctypes.get_errno()]))
+            continue
+        os.write(fd, (mark + " through " + name).encode())
+        os.close(fd)
+        got.append("%s:%s" % (name, open(b.value.decode()).read() == mark + " through " + name))
+    t = libc.mkdtemp(ctypes.create_string_buffer((d + "/dir-XXXXXX").encode()))
+    got.append("mkdtemp:%s" % (t is not None and os.path.isdir(t.decode())))
+    nr = {"mkdir": 83, "symlink": 88, "mknod": 133, "rename": 82, "unlink": 87, "mkdirat": 258}
+    r = [libc.syscall(nr["mkdir"], (d + "/sysdir").encode(), 0o700),
+         libc.syscall(nr["mkdirat"], -100, (d + "/sysdir2").encode(), 0o700),
+         libc.syscall(nr["symlink"], b"/etc/passwd", (d + "/syslink").encode()),
+         libc.syscall(nr["mknod"], (d + "/sysfifo").encode(), 0o10600, 0)]
+    open(d + "/sysfile", "w").write(mark + " renamed by syscall")
+    r.append(libc.syscall(nr["rename"], (d + "/sysfile").encode(), (d + "/sysfile2").encode()))
+    r.append(libc.syscall(nr["unlink"], (d + "/sysfile2").encode()))
+    got.append("SYSCALLS=" + ",".join(str(x) for x in r))
+    print("TEMP=" + ";".join(got))
+    print("NAMES=" + ",".join(n.split("-")[0] if "-" in n else n for n in sorted(os.listdir(d))))
 elif sys.argv[1] == "stale":
     # A locked volume fd closed by a raw system call; the kernel gives its number to the next
     # volume file opened: the first one's description is released (its lock too), as a close would.
@@ -354,6 +382,19 @@ case_sysopen() {
 	only_ciphertext "$CASE_DIR/data"
 }
 
+# Temporary files and directories made on a volume (mkstemp, mkostemps,
+# mkdtemp: glibc makes them with its internal calls) and names made through
+# syscall() (mkdir, mkdirat, symlink, mknod, rename, unlink) go through the
+# runtime: no plaintext file or name in the host directory.
+case_temp_names() {
+	start
+	expect_ok scone run --config-id atk/py -- "$PY" tempnames
+	assert_eq "TEMP=mkstemp:True;mkostemps:True;mkdtemp:True;SYSCALLS=0,0,-1,-1,0,0" "$(grep '^TEMP=' "$OUT")" \
+		"temporary files and syscall() names on a volume"
+	assert_eq "NAMES=dir,mkostemps,mkstemp,sysdir,sysdir2" "$(grep '^NAMES=' "$OUT")" "the volume's names"
+	only_ciphertext "$CASE_DIR/data"
+}
+
 # A volume fd closed by a raw system call and its number given to the next
 # volume file: the old description is released as a close would (its flock
 # no longer binds another process).
@@ -461,6 +502,7 @@ case_not_dumpable() {
 run_case "attack: no spelling of a volume path (links, /proc/self/cwd, /proc/self/fd, chdir through a link) writes plaintext" case_paths
 run_case "attack: fds closed behind the runtime (close_range in vfork children, raw close) never redirect writes into a volume" case_closed_behind
 run_case "attack: opens through syscall() (SYS_open, SYS_creat, SYS_openat, SYS_openat2) write no plaintext to the host" case_sysopen
+run_case "attack: mkstemp, mkostemps, mkdtemp and names made through syscall() on a volume leave no plaintext on the host" case_temp_names
 run_case "attack: a volume fd closed by a raw system call whose number the next open gets is released (its lock too)" case_stale_entry
 run_case "attack: a daemon closing every fd above 2 (a close loop, closefrom) or dup2ing onto them leaves the volume's own fds alone" case_close_all
 run_case "attack: a program that cannot load the runtime gets no handover; LD_PRELOAD cannot be dropped" case_no_runtime_no_handover
