@@ -148,3 +148,34 @@ bool scone_shield_fopen(const char *path, const char *mode, FILE **ret)
 	}
 	return true;
 }
+
+/*
+ * freopen onto a volume path, or of a stream on a shielded fd (a cookie
+ * stream, which glibc's freopen cannot reopen): glibc would open the path
+ * with its internal open (a plaintext file in the host directory), and
+ * the stream must stay the same object. Not served: the stream is closed
+ * (as after a failed freopen) and the call fails with ENOTSUP.
+ */
+static FILE *reopen(FILE *(*real)(const char *, const char *, FILE *), const char *path, const char *mode,
+		    FILE *stream)
+{
+	int fd = stream ? fileno(stream) : -1;
+
+	if ((path && scone_shield_on_volume(path)) || (fd >= 0 && fdtab_maybe(fd))) {
+		if (stream)
+			fclose(stream);
+		errno = ENOTSUP;
+		return NULL;
+	}
+	return real(path, mode, stream);
+}
+
+FILE *freopen(const char *path, const char *mode, FILE *stream)
+{
+	return reopen(SYS(freopen), path, mode, stream);
+}
+
+FILE *freopen64(const char *path, const char *mode, FILE *stream)
+{
+	return reopen(SYS(freopen64), path, mode, stream);
+}

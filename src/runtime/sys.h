@@ -186,6 +186,8 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(getdents64, scone_sys_getdents64_fn)                                                               \
 	X(fopen, scone_sys_fopen_fn)                                                                         \
 	X(fopen64, scone_sys_fopen_fn)                                                                       \
+	X(freopen, SCONE_SYS_T(freopen))                                                                     \
+	X(freopen64, SCONE_SYS_T(freopen64))                                                                 \
 	X(fdopen, SCONE_SYS_T(fdopen))                                                                       \
 	X(execve, SCONE_SYS_T(execve))                                                                       \
 	X(execveat, SCONE_SYS_T(execveat))                                                                   \

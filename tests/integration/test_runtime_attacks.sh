@@ -229,6 +229,11 @@ elif sys.argv[1] == "tempnames":
     r.append(libc.syscall(nr["rename"], (d + "/sysfile").encode(), (d + "/sysfile2").encode()))
     r.append(libc.syscall(nr["unlink"], (d + "/sysfile2").encode()))
     got.append("SYSCALLS=" + ",".join(str(x) for x in r))
+    libc.fopen.restype = libc.freopen.restype = ctypes.c_void_p
+    libc.freopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p]
+    f = libc.fopen((case + "/host-stream.txt").encode(), b"w")
+    g = libc.freopen((d + "/reopened.txt").encode(), b"w", ctypes.c_void_p(f))
+    got.append("freopen:%s,%s" % (g is None, errno.errorcode.get(ctypes.get_errno(), "?")))
     print("TEMP=" + ";".join(got))
     print("NAMES=" + ",".join(n.split("-")[0] if "-" in n else n for n in sorted(os.listdir(d))))
 elif sys.argv[1] == "stale":
@@ -389,7 +394,7 @@ case_sysopen() {
 case_temp_names() {
 	start
 	expect_ok scone run --config-id atk/py -- "$PY" tempnames
-	assert_eq "TEMP=mkstemp:True;mkostemps:True;mkdtemp:True;SYSCALLS=0,0,-1,-1,0,0" "$(grep '^TEMP=' "$OUT")" \
+	assert_eq "TEMP=mkstemp:True;mkostemps:True;mkdtemp:True;SYSCALLS=0,0,-1,-1,0,0;freopen:True,ENOTSUP" "$(grep '^TEMP=' "$OUT")" \
 		"temporary files and syscall() names on a volume"
 	assert_eq "NAMES=dir,mkostemps,mkstemp,sysdir,sysdir2" "$(grep '^NAMES=' "$OUT")" "the volume's names"
 	only_ciphertext "$CASE_DIR/data"
@@ -502,7 +507,7 @@ case_not_dumpable() {
 run_case "attack: no spelling of a volume path (links, /proc/self/cwd, /proc/self/fd, chdir through a link) writes plaintext" case_paths
 run_case "attack: fds closed behind the runtime (close_range in vfork children, raw close) never redirect writes into a volume" case_closed_behind
 run_case "attack: opens through syscall() (SYS_open, SYS_creat, SYS_openat, SYS_openat2) write no plaintext to the host" case_sysopen
-run_case "attack: mkstemp, mkostemps, mkdtemp and names made through syscall() on a volume leave no plaintext on the host" case_temp_names
+run_case "attack: mkstemp, mkostemps, mkdtemp, freopen and names made through syscall() on a volume leave no plaintext on the host" case_temp_names
 run_case "attack: a volume fd closed by a raw system call whose number the next open gets is released (its lock too)" case_stale_entry
 run_case "attack: a daemon closing every fd above 2 (a close loop, closefrom) or dup2ing onto them leaves the volume's own fds alone" case_close_all
 run_case "attack: a program that cannot load the runtime gets no handover; LD_PRELOAD cannot be dropped" case_no_runtime_no_handover
