@@ -138,21 +138,51 @@ static ssize_t pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off)
  * description: dup'ed fds, forked children and exec'd programs share it
  * exactly as they would a kernel file's.
  */
-bool shield_off_get(int fd, uint64_t *off)
+/*
+ * The fd the offset goes through: s's own dup of its placeholder (the same
+ * kernel description), made at the first offset call and checked to be
+ * the placeholder, so that a number another thread closes and the kernel
+ * gives to a new file never has its offset taken or moved for s. fd itself
+ * where no dup can be made (EMFILE); -1 (EBADF) when fd was closed already.
+ */
+static int off_fd(struct sfd *s, int fd)
+{
+	int d;
+
+	if (s->off_fd)
+		return s->off_fd - 1;
+	if (fdtab_foreign())
+		return fd; /* a vfork child: a dup of its own would be recorded in its parent's memory */
+	if ((d = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, 3)) < 0)
+		return errno == EBADF ? -1 : fd;
+	if (!fdtab_is(d, &s->base)) {
+		SYS(close)(d);
+		errno = EBADF;
+		return -1;
+	}
+	shield_own_mark(d, true);
+	s->off_fd = d + 1;
+	return d;
+}
+
+bool shield_off_get(struct sfd *s, int fd, uint64_t *off)
 {
 	REAL(lseek64);
-	off64_t o = real_lseek64(fd, 0, SEEK_CUR);
+	int via = off_fd(s, fd);
+	off64_t o = via < 0 ? -1 : real_lseek64(via, 0, SEEK_CUR);
 
 	/* (failing: the fd was closed by another thread since its lookup; never take 0 for it) */
 	*off = o < 0 ? 0 : (uint64_t)o;
 	return o >= 0;
 }
 
-void shield_off_set(int fd, uint64_t off)
+void shield_off_set(struct sfd *s, int fd, uint64_t off)
 {
 	REAL(lseek64);
+	int via = off_fd(s, fd);
 
-	(void)real_lseek64(fd, (off64_t)off, SEEK_SET);
+	if (via >= 0)
+		(void)real_lseek64(via, (off64_t)off, SEEK_SET);
 }
 
 /*
@@ -190,7 +220,7 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 		if (err && !written)
 			return shield_fail_err(err);
 		scone_err_clear();
-		shield_off_set(fd, at + written);
+		shield_off_set(s, fd, at + written);
 		return sync_write(s, (ssize_t)written);
 	}
 	err = vop_pwrite(s, buf, n, off, &written);
@@ -205,11 +235,11 @@ static ssize_t read_locked(int fd, struct sfd *s, void *buf, size_t n)
 	uint64_t off;
 	ssize_t r;
 
-	if (!shield_off_get(fd, &off))
+	if (!shield_off_get(s, fd, &off))
 		return -1;
 	r = pread_locked(s, buf, n, off);
 	if (r > 0)
-		shield_off_set(fd, off + (uint64_t)r);
+		shield_off_set(s, fd, off + (uint64_t)r);
 	return r;
 }
 
@@ -219,11 +249,11 @@ static ssize_t write_locked(int fd, struct sfd *s, const void *buf, size_t n)
 	uint64_t off = 0;
 	ssize_t r;
 
-	if (!append && !shield_off_get(fd, &off))
+	if (!append && !shield_off_get(s, fd, &off))
 		return -1;
 	r = pwrite_locked(fd, s, buf, n, off, append);
 	if (r > 0 && !append)
-		shield_off_set(fd, off + (uint64_t)r);
+		shield_off_set(s, fd, off + (uint64_t)r);
 	return r;
 }
 
@@ -242,7 +272,7 @@ static off64_t lseek_locked(int fd, struct sfd *s, off64_t off, int whence)
 		break;
 	case SEEK_CUR: {
 		uint64_t cur;
-		if (!shield_off_get(fd, &cur))
+		if (!shield_off_get(s, fd, &cur))
 			return -1;
 		base = (int64_t)cur;
 		break;
@@ -263,7 +293,7 @@ static off64_t lseek_locked(int fd, struct sfd *s, off64_t off, int whence)
 	}
 	if ((off > 0 && base > INT64_MAX - off) || base + off < 0)
 		return shield_fail(base + off < 0 ? EINVAL : EOVERFLOW);
-	shield_off_set(fd, (uint64_t)(base + off));
+	shield_off_set(s, fd, (uint64_t)(base + off));
 	return base + off;
 }
 
@@ -456,7 +486,7 @@ static int lock_map(int fd, struct sfd *s, int cmd, const struct flock *fl, int 
 	uint64_t cur;
 
 	if (fl->l_whence == SEEK_CUR) {
-		if (!shield_off_get(fd, &cur))
+		if (!shield_off_get(s, fd, &cur))
 			return -1;
 		start += (int64_t)cur;
 	} else if (fl->l_whence == SEEK_END && s->file && vop_fstat(s, &st) == SCONE_ERR_OK)
@@ -657,6 +687,10 @@ static int v_release(struct fd_desc *d)
 	if (s->ofd_lock) {
 		shield_own_mark(s->ofd_lock - 1, false);
 		SYS(close)(s->ofd_lock - 1);
+	}
+	if (s->off_fd) {
+		shield_own_mark(s->off_fd - 1, false);
+		SYS(close)(s->off_fd - 1);
 	}
 	vop_close(s);
 	/* (a server commits when all its processes' files are closed) */

@@ -103,7 +103,7 @@ static ssize_t getdents_locked(int fd, struct sfd *s, void *buf, size_t n)
 	size_t pos, used = 0;
 	int e;
 
-	if (!shield_off_get(fd, &at))
+	if (!shield_off_get(s, fd, &at))
 		return -1;
 	pos = (size_t)at;
 	if (s->file)
@@ -130,7 +130,7 @@ static ssize_t getdents_locked(int fd, struct sfd *s, void *buf, size_t n)
 	free(d.ents);
 	if (used == 0 && pos < d.n)
 		return shield_fail(EINVAL); /* not even one entry fits */
-	shield_off_set(fd, pos);
+	shield_off_set(s, fd, pos);
 	return (ssize_t)used;
 }
 

@@ -105,6 +105,7 @@ struct sfd {
 	char vpath[PATH_MAX];
 	int flags;
 	int ofd_lock;	/* 1 + an own description of the lock file for OFD locks, 0: none yet */
+	int off_fd;	/* 1 + the runtime's own dup of the placeholder the offset goes through, 0: none */
 	unsigned mark;	/* scratch for walks over the table (shield.c) */
 	bool reopen;	/* reload: to be opened again in the new volume */
 	bool stale;	/* reload: another process removed the file (ESTALE) */
@@ -459,10 +460,12 @@ void shield_at_prepare(void);
 void shield_at_parent(void);
 void shield_at_child(void);
 void shield_exit(void);
-/* A shielded fd's file offset (a directory's: its next entry), kept in the placeholder's kernel description;
- * false (errno from lseek) once another thread closed the fd.
+/*
+ * A shielded fd's file offset (a directory's: its next entry), kept in the
+ * placeholder's kernel description, read and moved through s's own dup of
+ * it; false (EBADF) once another thread closed the fd before the first.
  */
-bool shield_off_get(int fd, uint64_t *off);
-void shield_off_set(int fd, uint64_t off);
+bool shield_off_get(struct sfd *s, int fd, uint64_t *off);
+void shield_off_set(struct sfd *s, int fd, uint64_t off);
 
 #endif

@@ -236,6 +236,35 @@ elif sys.argv[1] == "tempnames":
     got.append("freopen:%s,%s" % (g is None, errno.errorcode.get(ctypes.get_errno(), "?")))
     print("TEMP=" + ";".join(got))
     print("NAMES=" + ",".join(n.split("-")[0] if "-" in n else n for n in sorted(os.listdir(d))))
+elif sys.argv[1] == "offrace":
+    # A thread writes at a volume fd's offset while another closes the fd and opens a host file
+    # (which takes the number): the volume file's head is never written over (the offset the
+    # write takes is its own file's, never the host file's 0). (A write after the close goes to
+    # the host file, as without the runtime.)
+    import threading, time
+    bad = 0
+    for i in range(int(os.environ.get("RACE_ROUNDS", "600"))):
+        p = d + "/race.txt"
+        fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, b"H" * 64)
+        stop = []
+        def writer():
+            while not stop:
+                try:
+                    os.write(fd, b"W" * 8)
+                except OSError:
+                    break
+        t = threading.Thread(target=writer)
+        t.start()
+        time.sleep(0.0002 * (i % 5))
+        os.close(fd)
+        h = os.open(case + "/race-host.txt", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        time.sleep(0.0005)
+        stop.append(1)
+        t.join()
+        os.close(h)
+        bad += open(p, "rb").read(64) != b"H" * 64
+    print("RACE=%d" % bad)
 elif sys.argv[1] == "stale":
     # A locked volume fd closed by a raw system call; the kernel gives its number to the next
     # volume file opened: the first one's description is released (its lock too), as a close would.
@@ -400,6 +429,16 @@ case_temp_names() {
 	only_ciphertext "$CASE_DIR/data"
 }
 
+# A write racing a close whose number a host file takes at once: the
+# volume file's head is never written over (the runtime keeps each
+# description's offset through its own dup of the placeholder, never the
+# number's).
+case_offset_race() {
+	start
+	expect_ok scone run --config-id atk/py -- "$PY" offrace
+	assert_eq "RACE=0" "$(grep '^RACE=' "$OUT")" "volume heads overwritten"
+}
+
 # A volume fd closed by a raw system call and its number given to the next
 # volume file: the old description is released as a close would (its flock
 # no longer binds another process).
@@ -508,6 +547,7 @@ run_case "attack: no spelling of a volume path (links, /proc/self/cwd, /proc/sel
 run_case "attack: fds closed behind the runtime (close_range in vfork children, raw close) never redirect writes into a volume" case_closed_behind
 run_case "attack: opens through syscall() (SYS_open, SYS_creat, SYS_openat, SYS_openat2) write no plaintext to the host" case_sysopen
 run_case "attack: mkstemp, mkostemps, mkdtemp, freopen and names made through syscall() on a volume leave no plaintext on the host" case_temp_names
+run_case "attack: a write racing a close (the number given to a host file at once) never takes the host file's offset" case_offset_race
 run_case "attack: a volume fd closed by a raw system call whose number the next open gets is released (its lock too)" case_stale_entry
 run_case "attack: a daemon closing every fd above 2 (a close loop, closefrom) or dup2ing onto them leaves the volume's own fds alone" case_close_all
 run_case "attack: a program that cannot load the runtime gets no handover; LD_PRELOAD cannot be dropped" case_no_runtime_no_handover
