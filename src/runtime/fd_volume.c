@@ -12,6 +12,8 @@
 #undef _FORTIFY_SOURCE
 #include "runtime/shield_internal.h"
 
+#include <sys/resource.h>
+
 #include "lib/log.h"
 
 /* ---- open and close ---- */
@@ -147,13 +149,22 @@ static ssize_t pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off)
  */
 static int off_fd(struct sfd *s, int fd)
 {
+	static int low; /* the upper half of the fd limit: out of the way of the program's numbers */
 	int d;
 
 	if (s->off_fd)
 		return s->off_fd - 1;
 	if (fdtab_foreign())
 		return fd; /* a vfork child: a dup of its own would be recorded in its parent's memory */
-	if ((d = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, 3)) < 0)
+	if (!low) {
+		struct rlimit rl;
+		low = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= 64
+			  ? (int)(rl.rlim_cur < 1u << 20 ? rl.rlim_cur / 2 : 1u << 19)
+			  : 3;
+	}
+	if ((d = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, low)) < 0 && (errno == EMFILE || errno == EINVAL))
+		d = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, 3);
+	if (d < 0)
 		return errno == EBADF ? -1 : fd;
 	if (!fdtab_is(d, &s->base)) {
 		SYS(close)(d);
