@@ -451,7 +451,6 @@ static int lock_file(const struct mount *m, int flags)
 {
 	REAL(open);
 	char p[PATH_MAX];
-
 	int fd;
 
 	snprintf(p, sizeof(p), "%s.lock", m->fspf); /* the volume library leaves names after its fspf alone */
@@ -493,7 +492,6 @@ static int lock_map(int fd, struct sfd *s, int cmd, const struct flock *fl, int 
 	struct scone_vstat st = {0};
 	int64_t start = fl->l_start, len = fl->l_len;
 	bool ofd = cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW || cmd == F_OFD_GETLK;
-
 	uint64_t cur;
 
 	if (fl->l_whence == SEEK_CUR) {

@@ -210,19 +210,17 @@ static bool put_entry(int fd, struct fd_desc *d)
 
 void fdtab_reap(void)
 {
-	struct fd_desc *d;
-	int fd;
-
 	while (__atomic_load_n(&n_stale, __ATOMIC_ACQUIRE) > 0) {
+		struct stale e = {NULL, -1};
 		pthread_mutex_lock(&table_lock);
-		d = n_stale > 0 ? stale[n_stale - 1].d : NULL;
-		fd = d ? stale[--n_stale].fd : -1;
+		if (n_stale > 0)
+			e = stale[--n_stale];
 		pthread_mutex_unlock(&table_lock);
-		if (!d)
+		if (!e.d)
 			break;
-		if (d->kind->closing)
-			d->kind->closing(d, fd);
-		(void)fdtab_put(d);
+		if (e.d->kind->closing)
+			e.d->kind->closing(e.d, e.fd);
+		(void)fdtab_put(e.d);
 	}
 }
 

@@ -109,13 +109,11 @@ int dup(int fd)
 /* dup2/dup3: newfd's old entry goes (the kernel closed it); newfd becomes fd's. */
 static int dup_to(int fd, int newfd, int r)
 {
-	struct fd_desc *d = fdtab_peek(fd);
-
-	struct fd_desc *h = NULL;
+	struct fd_desc *h;
 
 	if (r < 0 || fd == newfd)
 		return r;
-	if (d && (h = fdtab_get(fd))) {
+	if ((h = fdtab_get(fd))) {
 		int e;
 		r = dup_done(h, r);
 		e = errno;
