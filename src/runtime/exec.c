@@ -312,6 +312,7 @@ static void finish(struct prepared *p)
 	if (p->pins_given)
 		scone_shield_pins_retake();
 	p->pins_given = false;
+	scone_shield_placeholders_shared(); /* (a spawned program holds the fds it inherited) */
 	free(p->ho_var);
 	free(p->preload_var);
 	p->preload_var = NULL;

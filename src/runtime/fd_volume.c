@@ -30,6 +30,19 @@ unsigned shield_vf_flags(int flags)
 	return vf;
 }
 
+/* The lowest number of the runtime's own fds: the upper half of the fd limit, out of the program's way. */
+static int upper_half(void)
+{
+	static int low;
+	struct rlimit rl;
+
+	if (!low)
+		low = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= 64
+			  ? (int)(rl.rlim_cur < 1u << 20 ? rl.rlim_cur / 2 : 1u << 19)
+			  : 3;
+	return low;
+}
+
 /* A fresh kernel fd for a shielded file: an empty, sealed memfd. */
 static int reserve_fd(int flags)
 {
@@ -47,6 +60,94 @@ static int reserve_fd(int flags)
 	return fd;
 }
 
+/*
+ * Placeholders kept for reuse (lock held). A description's placeholder has
+ * a second fd, the runtime's own, in the upper half of the fd limit (its
+ * master: the offset goes through it, see off_fd). When the description's
+ * last fd is closed, the master goes here if nothing the runtime saw
+ * changed the placeholder's kernel description (its offset or status
+ * flags), and the next open makes the program's fd as a dup of it: one
+ * system call, where a new placeholder costs three (memfd_create, the
+ * seals, the fstat for its identity) and a heavier close. Each placeholder
+ * belongs to one description at a time, so identity checks by inode stay
+ * as strong as with a new one for every open. A fork makes every
+ * description then alive shared with the child: none of them comes back
+ * here (pool_gen), and the child closes the pool it inherited.
+ */
+#define POOL_CAP 64
+static struct placeholder {
+	int fd; /* the master */
+	dev_t dev;
+	ino_t ino;
+} pool[POOL_CAP];
+static size_t pool_n;
+static unsigned pool_gen = 1; /* (atomic: bumped without the lock, by the spawn and clone paths too) */
+
+/* The program's fd for s: a pooled placeholder's dup, or a new one with its master. */
+static int placeholder_open(struct sfd *s, int flags)
+{
+	int fd, master;
+
+	if (pool_n > 0) {
+		struct placeholder *p = &pool[pool_n - 1];
+		if ((fd = SYS(fcntl)(p->fd, (flags & O_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0)) < 0)
+			return -1; /* (EMFILE: the program's own limit, as its open would meet) */
+		pool_n--;
+		s->base.dev = p->dev;
+		s->base.ino = p->ino;
+		s->off_fd = p->fd + 1;
+		s->ph_gen = __atomic_load_n(&pool_gen, __ATOMIC_RELAXED);
+		return fd;
+	}
+	if ((fd = reserve_fd(flags)) < 0)
+		return -1;
+	if (!fdtab_note(&s->base, fd)) {
+		int e = errno;
+		SYS(close)(fd);
+		errno = e;
+		return -1;
+	}
+	/* (no room up there: no master, the offset's dup is made when first needed) */
+	if ((master = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, upper_half())) >= 0) {
+		shield_own_mark(master, true);
+		s->off_fd = master + 1;
+		s->ph_gen = __atomic_load_n(&pool_gen, __ATOMIC_RELAXED);
+	}
+	return fd;
+}
+
+/* s's master at its release (lock held): kept for the next open, or closed. */
+static void placeholder_release(struct sfd *s)
+{
+	int master = s->off_fd - 1;
+
+	/* (the master is the runtime's own: close, dup2 and close_range step around it) */
+	if (s->ph_gen == __atomic_load_n(&pool_gen, __ATOMIC_RELAXED) &&
+	    !__atomic_load_n(&s->ph_moved, __ATOMIC_RELAXED) && pool_n < POOL_CAP) {
+		pool[pool_n++] = (struct placeholder){.fd = master, .dev = s->base.dev, .ino = s->base.ino};
+		return;
+	}
+	shield_own_mark(master, false);
+	SYS(close)(master);
+}
+
+void scone_shield_placeholders_shared(void)
+{
+	__atomic_add_fetch(&pool_gen, 1, __ATOMIC_RELAXED);
+}
+
+void shield_placeholders_forked(bool child)
+{
+	scone_shield_placeholders_shared();
+	if (!child)
+		return;
+	while (pool_n > 0) {
+		int fd = pool[--pool_n].fd;
+		shield_own_mark(fd, false);
+		SYS(close)(fd);
+	}
+}
+
 /* Open vpath of m; the lock is held. Returns the fd or -1 with errno set. */
 int shield_open_locked(struct mount *m, const char *vpath, int flags, mode_t mode)
 {
@@ -57,6 +158,13 @@ int shield_open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 	bool opened;
 	int fd, v;
 
+	/*
+	 * A vfork child: its memory is its parent's, its fds are not. What it
+	 * opened would be recorded in the parent (the volume library's host
+	 * files, the table) under numbers that are other files there.
+	 */
+	if (fdtab_foreign())
+		return shield_fail(ENOTSUP);
 	if (flags & O_DIRECT)
 		return shield_fail(EINVAL);
 	if ((flags & O_TMPFILE) == O_TMPFILE)
@@ -77,12 +185,14 @@ int shield_open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 	if (opened && ((flags & O_CREAT) || ((flags & O_TRUNC) && acc != O_RDONLY)))
 		shield_mark_dirty(m);
 	fdtab_desc_init(&s->base, &shield_volume_kind);
-	if ((fd = reserve_fd(flags)) < 0 || !fdtab_note(&s->base, fd) || !fdtab_install(fd, &s->base)) {
+	if ((fd = placeholder_open(s, flags)) < 0 || !fdtab_install(fd, &s->base)) {
 		int e = errno;
 		vop_close(s);
-		free(s);
 		if (fd >= 0)
 			SYS(close)(fd);
+		if (s->off_fd)
+			placeholder_release(s);
+		free(s);
 		return shield_fail(e);
 	}
 	m->open_count++;
@@ -149,20 +259,13 @@ static ssize_t pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off)
  */
 static int off_fd(struct sfd *s, int fd)
 {
-	static int low; /* the upper half of the fd limit: out of the way of the program's numbers */
 	int d;
 
 	if (s->off_fd)
 		return s->off_fd - 1;
 	if (fdtab_foreign())
 		return fd; /* a vfork child: a dup of its own would be recorded in its parent's memory */
-	if (!low) {
-		struct rlimit rl;
-		low = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= 64
-			  ? (int)(rl.rlim_cur < 1u << 20 ? rl.rlim_cur / 2 : 1u << 19)
-			  : 3;
-	}
-	if ((d = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, low)) < 0 && (errno == EMFILE || errno == EINVAL))
+	if ((d = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, upper_half())) < 0 && (errno == EMFILE || errno == EINVAL))
 		d = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, 3);
 	if (d < 0)
 		return errno == EBADF ? -1 : fd;
@@ -192,6 +295,7 @@ void shield_off_set(struct sfd *s, int fd, uint64_t off)
 	REAL(lseek64);
 	int via = off_fd(s, fd);
 
+	__atomic_store_n(&s->ph_moved, true, __ATOMIC_RELAXED); /* (its placeholder is not reused) */
 	if (via >= 0)
 		(void)real_lseek64(via, (off64_t)off, SEEK_SET);
 }
@@ -654,6 +758,10 @@ static int v_fcntl(struct fd_desc *d, int fd, int cmd, void *arg, bool *handled)
 	int r, e;
 
 	*handled = true;
+	/* (a command that may change the placeholder's description: it is not reused) */
+	if (cmd != F_GETFD && cmd != F_SETFD && cmd != F_GETFL && cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC &&
+	    !lock_cmd(cmd))
+		__atomic_store_n(&s->ph_moved, true, __ATOMIC_RELAXED);
 	if (lock_cmd(cmd))
 		return v_lock(s, fd, cmd, arg);
 	if (cmd != F_GETFL && cmd != F_SETFL) {
@@ -697,10 +805,8 @@ static int v_release(struct fd_desc *d)
 		shield_own_mark(s->ofd_lock - 1, false);
 		SYS(close)(s->ofd_lock - 1);
 	}
-	if (s->off_fd) {
-		shield_own_mark(s->off_fd - 1, false);
-		SYS(close)(s->off_fd - 1);
-	}
+	if (s->off_fd)
+		placeholder_release(s);
 	vop_close(s);
 	/* (a server commits when all its processes' files are closed) */
 	if (--s->m->open_count == 0 && vsrv_role() != VR_CLIENT && shield_commit(s->m))

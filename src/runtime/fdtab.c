@@ -26,6 +26,16 @@ static size_t table_size;
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t owner;   /* the process whose table this is */
 static int high = -1; /* no entry was ever above this fd */
+/*
+ * Whether the caller is a vfork child, known without a system call where
+ * vfork() is the runtime's (proc_vfork.c): the thread that calls it is
+ * marked for its child's life. Anything else that may share memory with a
+ * child (clone with CLONE_VM, raw clone, fork or vfork, _Fork) makes the
+ * process ask getpid() from then on.
+ */
+static __thread int vfork_child;
+static int vfork_tracked; /* vfork() is the runtime's: vfork_child is true */
+static int pid_untracked; /* a child may share memory without vfork_child: ask getpid() */
 
 static bool ensure_table(void)
 {
@@ -72,7 +82,35 @@ bool fdtab_is(int fd, const struct fd_desc *d)
 
 bool fdtab_foreign(void)
 {
-	return owner && getpid() != owner;
+	if (!owner)
+		return false;
+	if (__atomic_load_n(&vfork_tracked, __ATOMIC_RELAXED) &&
+	    !__atomic_load_n(&pid_untracked, __ATOMIC_RELAXED))
+		return vfork_child != 0;
+	return getpid() != owner;
+}
+
+void fdtab_vfork_tracked(void)
+{
+	__atomic_store_n(&vfork_tracked, 1, __ATOMIC_RELAXED);
+}
+
+void fdtab_pid_untracked(void)
+{
+	__atomic_store_n(&pid_untracked, 1, __ATOMIC_RELAXED);
+}
+
+int fdtab_vfork_enter(void)
+{
+	int was = vfork_child;
+
+	vfork_child = 1;
+	return was;
+}
+
+void fdtab_vfork_leave(int was)
+{
+	vfork_child = was;
 }
 
 void fdtab_own(void)

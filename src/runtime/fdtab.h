@@ -140,5 +140,12 @@ void fdtab_own(void);
 void fdtab_forked(void);
 /* Is this a vfork child of the table's process (its memory is the parent's)? */
 bool fdtab_foreign(void);
+/* vfork() is the runtime's (proc_vfork.c): fdtab_foreign asks the thread's mark, not getpid(). */
+void fdtab_vfork_tracked(void);
+/* A child may share this process's memory unmarked (clone, raw fork calls): ask getpid() for good. */
+void fdtab_pid_untracked(void);
+/* Mark the calling thread as a vfork child (returns the mark before), and restore it in the parent. */
+int fdtab_vfork_enter(void);
+void fdtab_vfork_leave(int was);
 
 #endif

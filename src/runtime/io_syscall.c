@@ -133,6 +133,22 @@ long syscall(long n, ...)
 			break;
 		}
 	}
+	switch (
+	    n) { /* a child that may share this memory unmarked: the fd table asks getpid() (proc_vfork.c) */
+	case SYS_clone:
+	case SYS_clone3:
+#ifdef SYS_fork
+	case SYS_fork:
+#endif
+#ifdef SYS_vfork
+	case SYS_vfork:
+#endif
+		fdtab_pid_untracked();
+		scone_shield_placeholders_shared(); /* (a child may hold the fds) */
+		break;
+	default:
+		break;
+	}
 	switch (n) { /* the owner stat reports is asked again (io_ids.c) */
 	case SYS_setuid:
 	case SYS_setgid:

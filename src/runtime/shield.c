@@ -408,6 +408,7 @@ void shield_at_parent(void)
 		return;
 	fork_held = false;
 	vsrv_fork_parent();
+	shield_placeholders_forked(false);
 	shield_leave();
 }
 
@@ -424,6 +425,7 @@ void shield_at_child(void)
 		shield_g.mounts[i].lock_fd = -1;
 	}
 	fdtab_forked(); /* (the volume kind forgets the parent's server handles) */
+	shield_placeholders_forked(true);
 	vsrv_fork_child();
 	shield_g.pid = getpid();
 	shield_leave();

@@ -69,6 +69,12 @@ bool scone_shield_abspath(int dirfd, const char *path, char *full, size_t size);
  */
 bool scone_shield_pins_release(void);
 void scone_shield_pins_retake(void);
+/*
+ * Another process may now hold this one's open descriptions (a spawn, a
+ * clone, a fork without the fork handlers): none of their placeholders is
+ * reused for another file (fd_volume.c). Lock-free.
+ */
+void scone_shield_placeholders_shared(void);
 /* Is path (any spelling, existing or not) on a volume? */
 bool scone_shield_on_volume(const char *path);
 bool scone_shield_openat(int dirfd, const char *path, int flags, mode_t mode, int *ret);

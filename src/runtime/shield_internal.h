@@ -104,8 +104,11 @@ struct sfd {
 	unsigned vf_reopen; /* SCONE_VF_* flags to open it again (no create, exclusive or truncate) */
 	char vpath[PATH_MAX];
 	int flags;
-	int ofd_lock;	/* 1 + an own description of the lock file for OFD locks, 0: none yet */
-	int off_fd;	/* 1 + the runtime's own dup of the placeholder the offset goes through, 0: none */
+	int ofd_lock; /* 1 + an own description of the lock file for OFD locks, 0: none yet */
+	int off_fd;   /* 1 + the runtime's own dup of the placeholder the offset goes through, 0: none */
+	unsigned
+	    ph_gen; /* the placeholder may be reused after it (fd_volume.c) if this is pool_gen; 0: never */
+	bool ph_moved;	/* the placeholder's offset or status flags were changed: not reused */
 	unsigned mark;	/* scratch for walks over the table (shield.c) */
 	bool reopen;	/* reload: to be opened again in the new volume */
 	bool stale;	/* reload: another process removed the file (ESTALE) */
@@ -459,6 +462,8 @@ int shield_lock_fd(struct mount *m);
 void shield_at_prepare(void);
 void shield_at_parent(void);
 void shield_at_child(void);
+/* fork: the open descriptions are shared with the other process now; a child drops the kept placeholders. */
+void shield_placeholders_forked(bool child);
 void shield_exit(void);
 /*
  * A shielded fd's file offset (a directory's: its next entry), kept in the

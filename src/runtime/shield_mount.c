@@ -282,6 +282,11 @@ static int own_open(const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode = (flags & O_CREAT) ? (mode_t)va_arg(ap, int) : 0;
 	va_end(ap);
+	/* (a vfork child's fd would be recorded, and marked own, in its parent's memory) */
+	if (fdtab_foreign()) {
+		errno = ENOTSUP;
+		return -1;
+	}
 	fd = SYS(open)(path, flags, mode);
 	if (fd >= 0 && fd <= 2) {
 		hi = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, 3);
@@ -296,6 +301,8 @@ static int own_open(const char *path, int flags, ...)
 
 static int own_close(int fd)
 {
+	if (fdtab_foreign())
+		return 0; /* the parent's file: the child's copy goes with its exec or exit */
 	shield_own_mark(fd, false);
 	return SYS(close)(fd);
 }
@@ -603,6 +610,8 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 	/* A vfork child shares the caller's memory: the caller goes on beside the new program too. */
 	spawn = spawn || getpid() != shield_g.pid;
 	shield_enter();
+	if (spawn) /* (the program's fds go on in the caller and in the new program) */
+		scone_shield_placeholders_shared();
 	/*
 	 * A server replaced by the new program: the volumes as committed, which
 	 * the new program finds when it comes to hold them. (A spawn, or a vfork

@@ -257,6 +257,8 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(mkostemps64, SCONE_SYS_T(mkostemps64))                                                             \
 	X(mkdtemp, SCONE_SYS_T(mkdtemp))                                                                     \
 	X(setns, SCONE_SYS_T(setns))                                                                         \
+	X(clone, SCONE_SYS_T(clone))                                                                         \
+	X(_Fork, SCONE_SYS_T(_Fork))                                                                         \
 	X(syscall, scone_sys_syscall_fn)
 
 struct scone_sys {

@@ -538,6 +538,62 @@ elif sys.argv[1] == "inherit":
         r = subprocess.run(["/bin/echo", "through-stdio"], stdout=f)
     print("STDIO=%d,%r" % (r.returncode, open(d + "/echo.txt", "rb").read()))
 
+elif sys.argv[1] == "placeholders":
+    # Placeholders are reused from one open to the next (fd_volume.c): each open reads its own
+    # file from offset 0 with its own flags, and a placeholder another process may still hold (a
+    # fork's child, a spawned program) is never given to another file.
+    import fcntl, subprocess
+    bad = []
+    names = [d + "/ph%d.txt" % i for i in range(100)]
+    for i, p in enumerate(names):
+        with open(p, "wb") as f:
+            f.write(b"file %03d " % i + b"." * 171)  # (a read at another offset differs)
+    def want(i):
+        return b"file %03d " % i
+    def read_new(i, flags=os.O_RDONLY):
+        fd = os.open(names[i], flags)
+        got = os.read(fd, 9)
+        nb = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
+        os.close(fd)
+        return got == want(i) and not nb
+    for rnd in range(3):
+        fds = [os.open(p, os.O_RDONLY) for p in names]  # (more at once than the pool keeps)
+        bad += ["pread %d" % i for i, fd in enumerate(fds) if os.pread(fd, 9, 0) != want(i)]
+        inos = set(os.fstat(fd).st_ino for fd in fds)
+        if len(inos) != len(fds):
+            bad.append("inodes %d" % len(inos))
+        [os.close(fd) for fd in fds]
+        for i in range(len(names)):
+            fd = os.open(names[i], os.O_RDONLY)
+            if i % 3 == 1:
+                fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NONBLOCK)
+            elif i % 3 == 2:
+                os.lseek(fd, 50, os.SEEK_SET)
+            elif os.pread(fd, 9, 0) != want(i):
+                bad.append("pooled pread %d" % i)
+            os.close(fd)
+            if not read_new((i * 7) % len(names)):
+                bad.append("after %d: offset or flags carried over" % i)
+    # A fork's child moves the offset of a description it shares with the parent.
+    x = os.open(names[5], os.O_RDONLY)
+    pid = os.fork()
+    if pid == 0:
+        os.read(x, 9)
+        ok = all(read_new(i) for i in range(10, 40))
+        os._exit(0 if ok else 1)
+    ok = all(read_new(i) for i in range(40, 70))
+    st = os.waitpid(pid, 0)[1]
+    os.close(x)
+    if not ok or st != 0 or not read_new(6):
+        bad.append("fork %d %s" % (st, ok))
+    # A spawned program reads from an inherited fd (moving its offset); the caller closed its own.
+    x = os.open(names[7], os.O_RDONLY)
+    r = subprocess.run(["/usr/bin/python3", "-c", "import os, sys; print(os.read(int(sys.argv[1]), 9).decode())",
+                        str(x)], pass_fds=[x], capture_output=True, text=True)
+    os.close(x)
+    if r.stdout.strip() != "file 007" or not read_new(8):
+        bad.append("spawn %r" % r.stdout)
+    print("PLACEHOLDERS=" + (",".join(bad[:5]) or "ok"))
 elif sys.argv[1] == "pinleak":
     # Children open files from the cache alone (pinned) and end without closing them, through
     # _exit and through an exec; then the files are removed: the server holds no file of the
@@ -891,6 +947,13 @@ case_owner() {
 	grep -qx "SETUID=65534:1,65534:1,65534:1" "$OUT" || { show_output; fail "after setresuid stat names the old user"; }
 }
 
+# Placeholders reused from one open to the next (fd_volume.c).
+case_placeholders() {
+	start
+	expect_ok scone run --config-id vol/py -- "$PY" placeholders
+	grep -qx "PLACEHOLDERS=ok" "$OUT" || { show_output; fail "a reused placeholder carried another file's offset, flags or description"; }
+}
+
 # A child that ends without closing the files it opened from the cache
 # alone (pinned), through _exit or an exec, gives their pins back: once
 # removed, no such file stays open on the server.
@@ -1118,12 +1181,112 @@ C
 	if grep -qv '=-38$' "$OUT"; then show_output; fail "io_uring/AIO not refused at setup under the runtime"; fi
 }
 
+# vfork() marks only its calling thread as a vfork child (proc_vfork.c): the parent's other threads
+# open and close volume files meanwhile; the child's close leaves the parent's fd as it was, and its
+# open is refused (its memory is the parent's). The same through clone(CLONE_VM | CLONE_VFORK).
+case_vfork_mark() {
+	cat >vf.c <<'C'
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static char dir[4096];
+static int vfd, child_errno, child_close;
+static volatile int done;
+static void *opener(void *arg)
+{
+	char p[4200];
+	long fails = 0;
+	(void)arg;
+	for (int i = 0; !done || i < 50; i++) {
+		snprintf(p, sizeof(p), "%s/t%d.txt", dir, i % 8);
+		int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || write(fd, "thread\n", 7) != 7 || close(fd) != 0)
+			fails++;
+	}
+	return (void *)fails;
+}
+static void in_child(void)
+{
+	char p[4200];
+	int fd;
+	snprintf(p, sizeof(p), "%s/child.txt", dir);
+	child_close = close(vfd);
+	fd = open(p, O_RDWR | O_CREAT, 0600);
+	child_errno = fd < 0 ? errno : 0;
+	usleep(20000); /* the other thread opens and closes meanwhile */
+}
+static int clone_child(void *arg)
+{
+	(void)arg;
+	in_child();
+	_exit(0);
+}
+int main(void)
+{
+	static char stack[1 << 16];
+	char p[4200], back[64] = {0};
+	pthread_t t;
+	void *fails;
+	int bad = 0, st;
+	ssize_t n = readlink("/proc/self/exe", p, sizeof(p) - 1);
+	p[n > 0 ? n : 0] = 0;
+	snprintf(dir, sizeof(dir), "%s/data", dirname(p));
+	snprintf(p, sizeof(p), "%s/vf.txt", dir);
+	vfd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (vfd < 0 || write(vfd, "parent\n", 7) != 7)
+		return 2;
+	pthread_create(&t, NULL, opener, NULL);
+	for (int i = 0; i < 20; i++) {
+		pid_t pid = vfork();
+		if (pid == 0) {
+			in_child();
+			_exit(0);
+		}
+		waitpid(pid, &st, 0);
+		if (child_close != 0 || child_errno != ENOTSUP)
+			printf("vfork child %d: close %d, open errno %d\n", i, child_close, child_errno), bad++;
+	}
+	printf("VFORK_CHILD_BAD=%d\n", bad);
+	bad = 0;
+	for (int i = 0; i < 5; i++) {
+		pid_t pid = clone(clone_child, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
+		waitpid(pid, &st, 0);
+		bad += child_close != 0 || child_errno != ENOTSUP;
+	}
+	printf("CLONE_CHILD_BAD=%d\n", bad);
+	done = 1;
+	pthread_join(t, &fails);
+	printf("THREAD_FAILS=%ld\n", (long)fails);
+	if (write(vfd, "after\n", 6) != 6 || pread(vfd, back, sizeof(back) - 1, 0) != 13)
+		return 3;
+	printf("VFD=%s\n", strcmp(back, "parent\nafter\n") == 0 ? "ok" : "bad");
+	return close(vfd) == 0 ? 0 : 4;
+}
+C
+	"${CC:-cc}" -O1 -pthread -o async vf.c || fail "cannot build the vfork check"
+	las_attestation "$PY" "$SQLITE" "$CASE_DIR/async"
+	start
+	expect_ok scone run --config-id vol/async -- "$CASE_DIR/async"
+	for want in VFORK_CHILD_BAD=0 CLONE_CHILD_BAD=0 THREAD_FAILS=0 VFD=ok; do
+		grep -qx "$want" "$OUT" || { show_output; fail "vfork child or its parent's other thread: want $want"; }
+	done
+}
+
 run_case "runtime volume: a directory restored to an older copy: only the owner accepts it (show, accept, audited)" case_accept
 run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_range, mmap, fdopen on shielded fds" case_fdapi
 run_case "runtime volume: forked children keep working on the volume (shared fds and offsets, four concurrent writers)" case_fork
 run_case "runtime volume: children read through the shared read cache what the server holds now (writes, appends, truncation, renames, another child, an exec'd program)" case_cache
 run_case "runtime volume: descriptions opened from the read cache alone read their own files on after another process renames them away, renames another over them or removes them" case_lazy_gone
 run_case "runtime volume: a file renamed over while another process holds it open, across a takeover: the holder never writes the new file, a reader's cache answers what the volume holds, the shared state is close-on-exec" case_cache_takeover
+run_case "runtime volume: placeholders reused from one open to the next: each file reads as its own from offset 0 with its own flags; none another process holds is reused" case_placeholders
 run_case "runtime volume: children ending without a close (_exit, exec) give their pins back: removed files do not stay open" case_pin_leak
 run_case "runtime volume: an exec'd program takes inherited fds over by their files and placeholders (a rename since, a spawn's dup2); a spawn's file action opens a volume path through the runtime" case_inherit_identity
 run_case "runtime volume: stat names the thread's effective user and group as a volume file's owner, also after setresuid and a thread's own syscall(SYS_setresgid)" case_owner
@@ -1132,5 +1295,6 @@ run_case "runtime volume: writes through O_SYNC and O_DSYNC survive a kill right
 run_case "runtime volume: the server killed with a write it had not committed: every process of the program ends, the volume opens as synced" case_lost_writeback
 run_case "runtime volume: an fspf made with scone fspf, given by SCONE_FSPF/KEY/TAG without CAS" case_fspf_env
 run_case "runtime volume: sqlite3 database on an encrypted volume" case_sqlite
+run_case "runtime volume: a vfork child (vfork, clone with CLONE_VM) cannot change its parent's fd table; the parent's other threads go on opening meanwhile" case_vfork_mark
 run_case "runtime volume: liburing and libaio are refused at setup (-ENOSYS) while volumes are mounted" case_async_libraries
 t_done
