@@ -77,6 +77,7 @@ struct prepared {
 	int share_fd;
 	int conn_fd;	 /* the new program's connection to the volumes' server */
 	bool pins_given; /* this image's pins in the read cache let go (taken again if the exec fails) */
+	bool spawning;	 /* a spawn under way: placeholders released meanwhile are not kept (fd_volume.c) */
 };
 
 /*
@@ -254,6 +255,8 @@ static int prepare(const struct exec_target *t, char *const envp[], bool spawn, 
 	    .envp = (char **)envp, .ho_fd = -1, .key_fd = -1, .share_fd = -1, .conn_fd = -1};
 	if (!cfg)
 		return 0;
+	if (spawn)
+		scone_shield_spawn_window(p->spawning = true);
 	scone_handover_init(&h);
 	scone_wbuf_init(&id, 64 * 1024, 1);
 	h.config = cfg->raw;
@@ -312,7 +315,8 @@ static void finish(struct prepared *p)
 	if (p->pins_given)
 		scone_shield_pins_retake();
 	p->pins_given = false;
-	scone_shield_placeholders_shared(); /* (a spawned program holds the fds it inherited) */
+	if (p->spawning) /* (the spawned program holds the fds it inherited) */
+		scone_shield_spawn_window(p->spawning = false);
 	free(p->ho_var);
 	free(p->preload_var);
 	p->preload_var = NULL;

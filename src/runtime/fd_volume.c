@@ -66,15 +66,18 @@ static int reserve_fd(int flags)
  * master: the offset goes through it, see off_fd). When the description's
  * last fd is closed, the master goes here if nothing the runtime saw
  * changed the placeholder's kernel description (its offset or status
- * flags), and the next open makes the program's fd as a dup of it: one
- * system call, where a new placeholder costs three (memfd_create, the
- * seals, the fstat for its identity) and a heavier close. Each placeholder
- * belongs to one description at a time, so identity checks by inode stay
- * as strong as with a new one for every open. A fork makes every
- * description then alive shared with the child: none of them comes back
- * here (pool_gen), and the child closes the pool it inherited.
+ * flags) or handed it to another process, and the next open makes the
+ * program's fd as a dup of it: one system call, where a new placeholder
+ * costs three (memfd_create, the seals, the fstat for its identity) and a
+ * heavier close. Each placeholder belongs to one description at a time,
+ * so identity checks by inode stay as strong as with a new one for every
+ * open. Whatever lets another process hold the descriptions then alive (a
+ * fork, a vfork, a spawn, a clone, a raw fork) bumps pool_gen: none of them
+ * comes back here; a fork child closes the pool it inherited. Masters cost
+ * fds: they are made only while the program uses less than a quarter of
+ * its limit, and the pool is let go when an open meets EMFILE.
  */
-#define POOL_CAP 64
+#define POOL_CAP 64 /* and at most a 32nd of the fd limit */
 static struct placeholder {
 	int fd; /* the master */
 	dev_t dev;
@@ -82,22 +85,56 @@ static struct placeholder {
 } pool[POOL_CAP];
 static size_t pool_n;
 static unsigned pool_gen = 1; /* (atomic: bumped without the lock, by the spawn and clone paths too) */
+static int spawns;	      /* spawns under way (atomic): what is released meanwhile is not kept */
+
+/* Is there room for a master beside the program's fd (a quarter of the limit, and a limit of 64 or more)? */
+static bool room_for_master(int fd)
+{
+	int high = upper_half();
+
+	return high > 3 && fd < high / 2;
+}
+
+/* How many masters the pool keeps: a 32nd of the fd limit, at most POOL_CAP. */
+static size_t pool_cap(void)
+{
+	size_t n = (size_t)upper_half() / 16;
+
+	return n < POOL_CAP ? n : POOL_CAP;
+}
+
+void shield_placeholders_drain(void)
+{
+	while (pool_n > 0) {
+		int fd = pool[--pool_n].fd;
+		shield_own_mark(fd, false);
+		SYS(close)(fd);
+	}
+}
 
 /* The program's fd for s: a pooled placeholder's dup, or a new one with its master. */
 static int placeholder_open(struct sfd *s, int flags)
 {
+	/* (read before any fd is made: a clone on another thread meanwhile makes it old) */
+	unsigned gen = __atomic_load_n(&pool_gen, __ATOMIC_RELAXED);
 	int fd, master;
 
 	if (pool_n > 0) {
 		struct placeholder *p = &pool[pool_n - 1];
-		if ((fd = SYS(fcntl)(p->fd, (flags & O_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0)) < 0)
-			return -1; /* (EMFILE: the program's own limit, as its open would meet) */
-		pool_n--;
-		s->base.dev = p->dev;
-		s->base.ino = p->ino;
-		s->off_fd = p->fd + 1;
-		s->ph_gen = __atomic_load_n(&pool_gen, __ATOMIC_RELAXED);
-		return fd;
+		fd = SYS(fcntl)(p->fd, (flags & O_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+		if (fd >= 0) {
+			pool_n--;
+			s->base.dev = p->dev;
+			s->base.ino = p->ino;
+			s->off_fd = p->fd + 1;
+			s->ph_gen = room_for_master(fd) ? gen : 0;
+			if (!s->ph_gen) /* (fds run short: what the pool holds goes back to the program) */
+				shield_placeholders_drain();
+			return fd;
+		}
+		if (errno != EMFILE)
+			return -1;
+		shield_placeholders_drain(); /* (then a new placeholder, in the room that made) */
 	}
 	if ((fd = reserve_fd(flags)) < 0)
 		return -1;
@@ -107,11 +144,11 @@ static int placeholder_open(struct sfd *s, int flags)
 		errno = e;
 		return -1;
 	}
-	/* (no room up there: no master, the offset's dup is made when first needed) */
-	if ((master = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, upper_half())) >= 0) {
+	/* (no room: no master, the offset's dup is made when first needed, and never kept) */
+	if (room_for_master(fd) && (master = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, upper_half())) >= 0) {
 		shield_own_mark(master, true);
 		s->off_fd = master + 1;
-		s->ph_gen = __atomic_load_n(&pool_gen, __ATOMIC_RELAXED);
+		s->ph_gen = gen;
 	}
 	return fd;
 }
@@ -121,9 +158,10 @@ static void placeholder_release(struct sfd *s)
 {
 	int master = s->off_fd - 1;
 
-	/* (the master is the runtime's own: close, dup2 and close_range step around it) */
+	/* (the master is the runtime's own: close and close_range step around it) */
 	if (s->ph_gen == __atomic_load_n(&pool_gen, __ATOMIC_RELAXED) &&
-	    !__atomic_load_n(&s->ph_moved, __ATOMIC_RELAXED) && pool_n < POOL_CAP) {
+	    !__atomic_load_n(&s->ph_moved, __ATOMIC_RELAXED) && !__atomic_load_n(&spawns, __ATOMIC_ACQUIRE) &&
+	    pool_n < pool_cap()) {
 		pool[pool_n++] = (struct placeholder){.fd = master, .dev = s->base.dev, .ino = s->base.ino};
 		return;
 	}
@@ -136,16 +174,47 @@ void scone_shield_placeholders_shared(void)
 	__atomic_add_fetch(&pool_gen, 1, __ATOMIC_RELAXED);
 }
 
+void scone_shield_spawn_window(bool open)
+{
+	__atomic_add_fetch(&spawns, open ? 1 : -1, __ATOMIC_ACQ_REL);
+	scone_shield_placeholders_shared();
+}
+
 void shield_placeholders_forked(bool child)
 {
 	scone_shield_placeholders_shared();
-	if (!child)
-		return;
-	while (pool_n > 0) {
-		int fd = pool[--pool_n].fd;
+	if (child)
+		shield_placeholders_drain();
+}
+
+bool scone_shield_pool_evict(int fd)
+{
+	bool found = false;
+
+	if (scone_shield_count() == 0)
+		return false;
+	shield_enter();
+	for (size_t i = 0; i < pool_n && !found; i++) {
+		if (pool[i].fd != fd)
+			continue;
+		pool[i] = pool[--pool_n];
 		shield_own_mark(fd, false);
 		SYS(close)(fd);
+		found = true;
 	}
+	shield_leave();
+	return found;
+}
+
+void scone_shield_fd_shared(int fd)
+{
+	struct fd_desc *d;
+
+	if (!shield_maybe_shielded(fd) || !(d = fdtab_get(fd)))
+		return;
+	if (d->kind == &shield_volume_kind)
+		__atomic_store_n(&((struct sfd *)d)->ph_moved, true, __ATOMIC_RELAXED);
+	(void)fdtab_put(d);
 }
 
 /* Open vpath of m; the lock is held. Returns the fd or -1 with errno set. */

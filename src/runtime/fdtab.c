@@ -84,9 +84,15 @@ bool fdtab_foreign(void)
 {
 	if (!owner)
 		return false;
+	/*
+	 * Unmarked: not a vfork child. Marked: most likely one, but the mark
+	 * also covers the instants around the kernel's vfork in the parent (a
+	 * signal handler run there, or one that longjmp'ed out and left it),
+	 * so getpid() decides.
+	 */
 	if (__atomic_load_n(&vfork_tracked, __ATOMIC_RELAXED) &&
-	    !__atomic_load_n(&pid_untracked, __ATOMIC_RELAXED))
-		return vfork_child != 0;
+	    !__atomic_load_n(&pid_untracked, __ATOMIC_RELAXED) && !vfork_child)
+		return false;
 	return getpid() != owner;
 }
 

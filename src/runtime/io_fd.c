@@ -131,9 +131,15 @@ static int dup_to(int fd, int newfd, int r)
 	return r;
 }
 
+/* dup2/dup3 onto one of the runtime's own fds: EBADF, unless it is a kept placeholder, which goes. */
+static bool dup_onto_own(int newfd)
+{
+	return onto_own(newfd) && !scone_shield_pool_evict(newfd);
+}
+
 int dup3(int fd, int newfd, int flags)
 {
-	if (onto_own(newfd))
+	if (dup_onto_own(newfd))
 		return shield_fail(EBADF);
 	if (!shield_maybe_shielded(fd) && !shield_maybe_shielded(newfd))
 		return SYS(dup3)(fd, newfd, flags);
@@ -142,7 +148,7 @@ int dup3(int fd, int newfd, int flags)
 
 int dup2(int fd, int newfd)
 {
-	if (onto_own(newfd))
+	if (dup_onto_own(newfd))
 		return shield_fail(EBADF);
 	if (!shield_maybe_shielded(fd) && !shield_maybe_shielded(newfd))
 		return SYS(dup2)(fd, newfd);

@@ -41,6 +41,7 @@
 #include "runtime/fdtab.h"
 #include "runtime/netshield.h"
 #include "runtime/rt.h"
+#include "runtime/shield.h"
 #include "runtime/sys.h"
 
 /* (glibc declares poll's array with an access attribute GCC misreads in an interposer) */
@@ -268,8 +269,29 @@ ssize_t recvmsg(int fd, struct msghdr *m, int flags)
 	NET_OP(fd, SYS(recvmsg)(fd, m, flags), msg_io(d, fd, m, flags, false));
 }
 
+/*
+ * Volume fds sent to another process (SCM_RIGHTS): their placeholders'
+ * descriptions are held there too, so they are never kept for another
+ * file (fd_volume.c). (The receiver meets only the sealed placeholder.)
+ */
+static void rights_sent(const struct msghdr *m)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR((struct msghdr *)m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int sent;
+			memcpy(&sent, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			scone_shield_fd_shared(sent);
+		}
+	}
+}
+
 ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
+	if (m && m->msg_control && m->msg_controllen >= sizeof(struct cmsghdr) && scone_shield_count() > 0)
+		rights_sent(m);
 	NET_OP(fd, SYS(sendmsg)(fd, m, flags), msg_io(d, fd, (struct msghdr *)m, flags, true));
 }
 

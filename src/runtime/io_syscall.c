@@ -66,6 +66,14 @@ long syscall(long n, ...)
 			return dup2((int)a[0], (int)a[1]);
 		case SYS_dup3:
 			return dup3((int)a[0], (int)a[1], (int)a[2]);
+			/* The offset and status flags of a volume fd are the runtime's to move. */
+		case SYS_lseek:
+			return lseek64((int)a[0], (off64_t)a[1], (int)a[2]);
+		case SYS_fcntl:
+			return fcntl((int)a[0], (int)a[1], a[2]);
+		case SYS_ioctl: /* (FIONBIO and the like change the placeholder's description) */
+			scone_shield_fd_shared((int)a[0]);
+			break;
 			/* Opens: a volume path must not reach the host directory (a plaintext file). */
 #ifdef SYS_open
 		case SYS_open:

@@ -26,6 +26,18 @@
 
 #if defined(__x86_64__)
 
+/*
+ * Before the kernel's vfork: the thread's mark (its value before is
+ * returned), and every description now alive may be the child's too (it
+ * may exec with them while the parent's other threads close theirs).
+ */
+__attribute__((visibility("hidden"), used)) int scone_vfork_enter(void);
+int scone_vfork_enter(void)
+{
+	scone_shield_placeholders_shared();
+	return fdtab_vfork_enter();
+}
+
 /* vfork's error: errno from the kernel's negative answer, and -1 (a tail call from vfork). */
 __attribute__((visibility("hidden"), used)) long scone_vfork_failed(long neg);
 long scone_vfork_failed(long neg)
@@ -52,7 +64,7 @@ __asm__(".text\n"
 	"__vfork:\n"
 	"	endbr64\n"
 	"	subq $8, %rsp\n"
-	"	call fdtab_vfork_enter@PLT\n"
+	"	call scone_vfork_enter\n"
 	"	addq $8, %rsp\n"
 	"	movl %eax, %esi\n"
 	"	popq %rdi\n"
@@ -87,7 +99,11 @@ __attribute__((constructor)) static void vfork_is_ours(void)
 
 #endif
 
-int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...) __attribute__((alias("scone_clone")));
+int __clone(int (*fn)(void *), void *stack, int flags, void *arg, ...) __attribute__((alias("scone_clone")));
+int scone_clone(int (*fn)(void *), void *stack, int flags, void *arg, ...);
+
+int scone_clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 {
 	REAL(clone);
 	void *ptid, *tls, *ctid;
@@ -100,8 +116,8 @@ int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 	tls = va_arg(ap, void *);
 	ctid = va_arg(ap, void *);
 	va_end(ap);
-	if (flags & CLONE_VM)
-		fdtab_pid_untracked();
+	/* (with CLONE_VM a child in this memory; without, a fork that runs no fork handler) */
+	fdtab_pid_untracked();
 	/* (the child may hold the fds: before, and after for what another thread opened meanwhile) */
 	scone_shield_placeholders_shared();
 	r = real_clone(fn, stack, flags, arg, ptid, tls, ctid);

@@ -75,6 +75,12 @@ void scone_shield_pins_retake(void);
  * reused for another file (fd_volume.c). Lock-free.
  */
 void scone_shield_placeholders_shared(void);
+/* A spawn starts (true) or is done (false): placeholders released meanwhile are not kept. */
+void scone_shield_spawn_window(bool open);
+/* fd is a kept placeholder (a dup2 onto it): let it go; false if it is not one. */
+bool scone_shield_pool_evict(int fd);
+/* fd goes to another process (SCM_RIGHTS) or is changed around the runtime: its placeholder is not kept. */
+void scone_shield_fd_shared(int fd);
 /* Is path (any spelling, existing or not) on a volume? */
 bool scone_shield_on_volume(const char *path);
 bool scone_shield_openat(int dirfd, const char *path, int flags, mode_t mode, int *ret);

@@ -464,6 +464,8 @@ void shield_at_parent(void);
 void shield_at_child(void);
 /* fork: the open descriptions are shared with the other process now; a child drops the kept placeholders. */
 void shield_placeholders_forked(bool child);
+/* Close the kept placeholders (lock held): the program's fds run short. */
+void shield_placeholders_drain(void);
 void shield_exit(void);
 /*
  * A shielded fd's file offset (a directory's: its next entry), kept in the

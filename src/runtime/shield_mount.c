@@ -288,6 +288,10 @@ static int own_open(const char *path, int flags, ...)
 		return -1;
 	}
 	fd = SYS(open)(path, flags, mode);
+	if (fd < 0 && errno == EMFILE) { /* (the kept placeholders' fds are the program's first) */
+		shield_placeholders_drain();
+		fd = SYS(open)(path, flags, mode);
+	}
 	if (fd >= 0 && fd <= 2) {
 		hi = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, 3);
 		e = errno;

@@ -1280,6 +1280,294 @@ C
 	done
 }
 
+# Placeholders kept for reuse and the vfork mark, against what may move or share them behind the
+# interposers: an offset moved by syscall(SYS_lseek), a description sent over SCM_RIGHTS, a vfork
+# child that execs with a file another thread closes meanwhile, signal handlers run right after a
+# vfork (one that longjmps out), clone without CLONE_VM and __clone with it, a low fd limit.
+case_placeholder_attacks() {
+	cat >pa.c <<'C'
+/* Placeholders kept for reuse and the vfork mark, against what may share or move them. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+extern int __clone(int (*fn)(void *), void *stack, int flags, void *arg, ...);
+static char dir[4096], self[4096];
+static char *vp(const char *name)
+{
+	static char b[8][4200];
+	static int i;
+	i = (i + 1) % 8;
+	snprintf(b[i], sizeof(b[i]), "%s/%s", dir, name);
+	return b[i];
+}
+static void mk(const char *name, const char *content)
+{
+	int fd = open(vp(name), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, content, strlen(content)) < 0 || close(fd) != 0)
+		exit(9);
+}
+static int pooled(const char *name) /* open, pread, close: the placeholder is kept */
+{
+	char c;
+	int fd = open(vp(name), O_RDONLY);
+	if (fd < 0 || pread(fd, &c, 1, 0) != 1)
+		return -1;
+	return close(fd);
+}
+static const char *read_all(const char *name)
+{
+	static char buf[128];
+	int fd = open(vp(name), O_RDONLY);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = 0;
+	if (fd >= 0)
+		close(fd);
+	return buf;
+}
+/* An offset moved by syscall(SYS_lseek), and a description sent over SCM_RIGHTS: neither is kept. */
+static void moved(void)
+{
+	int fd, fd2, sv[2];
+	char cb[CMSG_SPACE(sizeof(int))], c = 'x';
+	struct iovec io = {&c, 1};
+	struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = cb, .msg_controllen = sizeof(cb)};
+	struct cmsghdr *h;
+	mk("a.txt", "AAAAAAAAAAAAAAAAAAAA");
+	mk("b.txt", "0123456789abcdefghij");
+	pooled("a.txt");
+	fd = open(vp("a.txt"), O_RDONLY);
+	syscall(SYS_lseek, fd, 10, SEEK_SET);
+	close(fd);
+	printf("RAWSEEK=%s\n", strcmp(read_all("b.txt"), "0123456789abcdefghij") ? "carried" : "ok");
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	fd = open(vp("a.txt"), O_RDONLY);
+	h = CMSG_FIRSTHDR(&m);
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &fd, sizeof(int));
+	if (sendmsg(sv[0], &m, 0) != 1 || recvmsg(sv[1], &m, 0) != 1)
+		exit(8);
+	memcpy(&fd2, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof(int));
+	close(fd);
+	fd = open(vp("b.txt"), O_RDONLY);
+	lseek(fd2, 15, SEEK_SET); /* (the received fd: the runtime does not serve it) */
+	char buf[64] = {0};
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	printf("SCM_RIGHTS=%s\n", n == 20 && !strcmp(buf, "0123456789abcdefghij") ? "ok" : "carried");
+	close(fd);
+	close(fd2);
+}
+/* A vfork child dup2's a file onto its stdout and execs while another thread closes that file and opens another. */
+static int afd, bfd = -1;
+static void *swapper(void *arg)
+{
+	(void)arg;
+	usleep(100000);
+	close(afd);
+	bfd = open(vp("vb.txt"), O_WRONLY);
+	return NULL;
+}
+static void vfork_swap(void)
+{
+	pthread_t t;
+	int st;
+	mk("va.txt", "");
+	mk("vb.txt", "");
+	afd = open(vp("va.txt"), O_WRONLY | O_CLOEXEC);
+	pthread_create(&t, NULL, swapper, NULL);
+	pid_t pid = vfork();
+	if (pid == 0) {
+		dup2(afd, 1);
+		usleep(300000);
+		execl(self, self, "child", (char *)NULL);
+		_exit(127);
+	}
+	waitpid(pid, &st, 0);
+	pthread_join(t, NULL);
+	close(bfd);
+	printf("VFORK_SWAP=%s\n", strlen(read_all("vb.txt")) == 0 ? "ok" : "wrong file");
+}
+/* A signal handler run in the parent right after vfork opens a volume file; one that longjmps out. */
+static volatile int h_ran, h_err, armed;
+static sigjmp_buf jb;
+static void on_chld(int sig)
+{
+	(void)sig;
+	if (armed) {
+		armed = 0;
+		siglongjmp(jb, 1);
+	}
+	int fd = open(vp("log.txt"), O_WRONLY | O_CREAT | O_APPEND, 0600);
+	h_err = fd < 0 ? errno : 0;
+	if (fd >= 0)
+		close(fd);
+	h_ran = 1;
+}
+static void vfork_signals(void)
+{
+	struct sigaction sa = {.sa_handler = on_chld};
+	int bad = 0, fd;
+	sigaction(SIGCHLD, &sa, NULL);
+	for (int i = 0; i < 20; i++) {
+		h_ran = 0;
+		pid_t pid = vfork();
+		if (pid == 0)
+			_exit(0);
+		while (!h_ran)
+			usleep(1000);
+		bad += h_err != 0;
+		waitpid(pid, NULL, 0);
+	}
+	printf("HANDLER_OPEN_FAILED=%d\n", bad);
+	for (int i = 0; i < 20; i++) {
+		if (sigsetjmp(jb, 1))
+			break;
+		armed = 1;
+		if (vfork() == 0)
+			_exit(0);
+		while (armed)
+			usleep(1000);
+	}
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	fd = open(vp("later.txt"), O_RDWR | O_CREAT, 0600);
+	printf("AFTER_LONGJMP=%s\n", fd < 0 ? strerror(errno) : "ok");
+	close(fd);
+	signal(SIGCHLD, SIG_DFL);
+}
+/* clone without CLONE_VM (a fork without fork handlers) and __clone with CLONE_VM. */
+static int vfd, c_close, c_errno;
+static char c_read[16];
+static int nonvm_child(void *arg)
+{
+	(void)arg;
+	int fd = open(vp("c.txt"), O_RDONLY);
+	if (fd >= 0) {
+		ssize_t n = read(fd, c_read, 5);
+		usleep(200000);
+		n += read(fd, c_read + 5, 5);
+		_exit(n == 10 && !strcmp(c_read, "CCCC0CCCC1") ? 0 : 3);
+	}
+	_exit(errno == ENOTSUP ? 0 : 4);
+}
+static int vm_child(void *arg)
+{
+	(void)arg;
+	c_close = close(vfd);
+	int fd = open(vp("child.txt"), O_RDWR | O_CREAT, 0600);
+	c_errno = fd < 0 ? errno : 0;
+	_exit(0);
+}
+static void clones(void)
+{
+	static char stack[1 << 16];
+	char buf[32] = {0}, back[32] = {0};
+	int st, fd;
+	mk("x.txt", "xxxxxxxxxxxxxxxxxxxx");
+	mk("cb.txt", "BBBBBBBBBBBBBBBBBBBB");
+	mk("c.txt", "CCCC0CCCC1CCCC2CCCC3");
+	pooled("x.txt");
+	pid_t pid = clone(nonvm_child, stack + sizeof(stack), SIGCHLD, NULL);
+	usleep(100000);
+	fd = open(vp("cb.txt"), O_RDONLY);
+	ssize_t n = read(fd, buf, 10);
+	waitpid(pid, &st, 0);
+	close(fd);
+	printf("CLONE_FORK=%s\n", n == 10 && !strcmp(buf, "BBBBBBBBBB") && WIFEXITED(st) && !WEXITSTATUS(st) ? "ok" : "shared");
+	vfd = open(vp("v.txt"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (write(vfd, "parent\n", 7) != 7)
+		exit(7);
+	pid = __clone(vm_child, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
+	waitpid(pid, &st, 0);
+	n = write(vfd, "after\n", 6);
+	pread(vfd, back, sizeof(back) - 1, 0);
+	printf("CLONE_VM=%s\n", c_errno == ENOTSUP && n == 6 && !strcmp(back, "parent\nafter\n") ? "ok" : "parent's table changed");
+	close(vfd);
+}
+/* A low fd limit: volume opens end in EMFILE (not EIO); dup2 onto any free number works. */
+static void low_limit(void)
+{
+	int st;
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct rlimit rl = {128, 128};
+		int fds[200], k, hits = 0, d, e = 0;
+		char name[32];
+		setrlimit(RLIMIT_NOFILE, &rl);
+		for (int i = 0; i < 130; i++) {
+			snprintf(name, sizeof(name), "f%d", i % 40);
+			if (i < 40)
+				mk(name, "x");
+		}
+		for (k = 0; k < 130; k++) {
+			snprintf(name, sizeof(name), "f%d", k % 40);
+			if ((fds[k] = open(vp(name), O_RDONLY)) < 0) {
+				e = errno;
+				break;
+			}
+		}
+		for (int i = 0; i < k; i++)
+			close(fds[i]);
+		d = open("/dev/null", O_RDONLY);
+		for (int t = 64; t < 128; t++) {
+			if (dup2(d, t) < 0)
+				hits++;
+			else
+				close(t);
+		}
+		printf("LOW_LIMIT=%s\n", e == EMFILE && hits == 0 ? "ok" : strerror(e));
+		if (hits)
+			printf("DUP2_REFUSED=%d\n", hits);
+		fflush(stdout);
+		_exit(0);
+	}
+	waitpid(pid, &st, 0);
+}
+int main(int argc, char **argv)
+{
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[n > 0 ? n : 0] = 0;
+	if (argc > 1) /* the vfork child's program: its stdout is va.txt */
+		return write(1, "meant-for-a\n", 12) == 12 ? 0 : 1;
+	snprintf(dir, sizeof(dir), "%s", self);
+	snprintf(dir, sizeof(dir), "%s/data", dirname(self));
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[n > 0 ? n : 0] = 0;
+	setvbuf(stdout, NULL, _IONBF, 0);
+	moved();
+	vfork_swap();
+	vfork_signals();
+	clones();
+	low_limit();
+	/* (va.txt: the line, or nothing where the other thread's close came first: never another file) */
+	printf("VA=%s", read_all("va.txt"));
+	return 0;
+}
+C
+	"${CC:-cc}" -O1 -pthread -o async pa.c || fail "cannot build the placeholder check"
+	las_attestation "$PY" "$SQLITE" "$CASE_DIR/async"
+	start
+	expect_ok scone run --config-id vol/async -- "$CASE_DIR/async"
+	for want in RAWSEEK=ok SCM_RIGHTS=ok VFORK_SWAP=ok HANDLER_OPEN_FAILED=0 AFTER_LONGJMP=ok CLONE_FORK=ok CLONE_VM=ok LOW_LIMIT=ok; do
+		grep -qx "$want" "$OUT" || { show_output; fail "placeholders or the vfork mark: want $want"; }
+	done
+}
+
 run_case "runtime volume: a directory restored to an older copy: only the owner accepts it (show, accept, audited)" case_accept
 run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_range, mmap, fdopen on shielded fds" case_fdapi
 run_case "runtime volume: forked children keep working on the volume (shared fds and offsets, four concurrent writers)" case_fork
@@ -1296,5 +1584,6 @@ run_case "runtime volume: the server killed with a write it had not committed: e
 run_case "runtime volume: an fspf made with scone fspf, given by SCONE_FSPF/KEY/TAG without CAS" case_fspf_env
 run_case "runtime volume: sqlite3 database on an encrypted volume" case_sqlite
 run_case "runtime volume: a vfork child (vfork, clone with CLONE_VM) cannot change its parent's fd table; the parent's other threads go on opening meanwhile" case_vfork_mark
+run_case "runtime volume: kept placeholders and the vfork mark against raw lseek, SCM_RIGHTS, a vfork child's exec racing a close, signal handlers around vfork, clone with and without CLONE_VM, a low fd limit" case_placeholder_attacks
 run_case "runtime volume: liburing and libaio are refused at setup (-ENOSYS) while volumes are mounted" case_async_libraries
 t_done
