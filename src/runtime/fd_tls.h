@@ -33,6 +33,8 @@ ssize_t tls_iov(struct fd_desc *d, int fd, const struct iovec *iov, size_t cnt, 
 ssize_t tls_send_all(struct fd_desc *d, int fd, const void *buf, size_t n);
 /* splice(in, out) where out is a TLS connection: -2 when it is not one. */
 ssize_t io_net_splice_to_tls(int in, int out, size_t len, unsigned flags);
+/* The fds a message sends (SCM_RIGHTS) go to another process: volume placeholders are not kept. */
+void io_net_rights_sent(const struct msghdr *m);
 
 /* Readiness known without asking the kernel (decrypted bytes buffered, a failed connection): revents or 0. */
 short tls_ready_now(struct fd_desc *d, short events);

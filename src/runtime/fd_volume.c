@@ -116,7 +116,7 @@ void shield_placeholders_drain(void)
 static int placeholder_open(struct sfd *s, int flags)
 {
 	/* (read before any fd is made: a clone on another thread meanwhile makes it old) */
-	unsigned gen = __atomic_load_n(&pool_gen, __ATOMIC_RELAXED);
+	unsigned gen = __atomic_load_n(&pool_gen, __ATOMIC_ACQUIRE);
 	int fd, master;
 
 	if (pool_n > 0) {
@@ -159,7 +159,7 @@ static void placeholder_release(struct sfd *s)
 	int master = s->off_fd - 1;
 
 	/* (the master is the runtime's own: close and close_range step around it) */
-	if (s->ph_gen == __atomic_load_n(&pool_gen, __ATOMIC_RELAXED) &&
+	if (s->ph_gen == __atomic_load_n(&pool_gen, __ATOMIC_ACQUIRE) &&
 	    !__atomic_load_n(&s->ph_moved, __ATOMIC_RELAXED) && !__atomic_load_n(&spawns, __ATOMIC_ACQUIRE) &&
 	    pool_n < pool_cap()) {
 		pool[pool_n++] = (struct placeholder){.fd = master, .dev = s->base.dev, .ino = s->base.ino};
@@ -171,7 +171,7 @@ static void placeholder_release(struct sfd *s)
 
 void scone_shield_placeholders_shared(void)
 {
-	__atomic_add_fetch(&pool_gen, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&pool_gen, 1, __ATOMIC_ACQ_REL);
 }
 
 void scone_shield_spawn_window(bool open)
@@ -183,27 +183,47 @@ void scone_shield_spawn_window(bool open)
 void shield_placeholders_forked(bool child)
 {
 	scone_shield_placeholders_shared();
-	if (child)
-		shield_placeholders_drain();
+	if (!child)
+		return;
+	shield_placeholders_drain();
+	__atomic_store_n(&spawns, 0,
+			 __ATOMIC_RELEASE); /* (the parent's other threads' spawns are not the child's) */
 }
 
+/*
+ * The kept placeholders are the runtime's own fds, taken back when the
+ * program needs the numbers or the room. Never waiting for the shield's
+ * lock: a signal handler may interrupt a shield operation on this very
+ * thread (busy: the caller does without).
+ */
 bool scone_shield_pool_evict(int fd)
 {
 	bool found = false;
 
-	if (scone_shield_count() == 0)
+	if (scone_shield_count() == 0 || fdtab_foreign() || !shield_try_enter())
 		return false;
-	shield_enter();
 	for (size_t i = 0; i < pool_n && !found; i++) {
 		if (pool[i].fd != fd)
 			continue;
 		pool[i] = pool[--pool_n];
-		shield_own_mark(fd, false);
-		SYS(close)(fd);
+		shield_own_mark(
+		    fd, false); /* (left open: the caller's dup2 replaces it, no other open can take it) */
 		found = true;
 	}
 	shield_leave();
 	return found;
+}
+
+bool scone_shield_pool_release_fds(void)
+{
+	bool had;
+
+	if (scone_shield_count() == 0 || fdtab_foreign() || !shield_try_enter())
+		return false;
+	had = pool_n > 0;
+	shield_placeholders_drain();
+	shield_leave();
+	return had;
 }
 
 void scone_shield_fd_shared(int fd)

@@ -182,7 +182,11 @@ static int do_openat(int dirfd, const char *path, int flags, mode_t mode)
 	e = lookup(dirfd, path);
 	if (e)
 		return open_injected(e, flags);
-	return SYS(openat)(dirfd, path, flags, mode); /* (not syscall(): it comes back here) */
+	r = SYS(openat)(dirfd, path, flags, mode); /* (not syscall(): it comes back here) */
+	if (r < 0 && errno == EMFILE &&
+	    scone_shield_pool_release_fds()) /* (the kept placeholders go first) */
+		r = SYS(openat)(dirfd, path, flags, mode);
+	return r;
 }
 
 int open(const char *path, int flags, ...)

@@ -97,8 +97,12 @@ int dup(int fd)
 	struct fd_desc *d = shield_maybe_shielded(fd) ? fdtab_get(fd) : NULL;
 	int r, e;
 
-	if (!d)
-		return SYS(dup)(fd);
+	if (!d) {
+		r = SYS(dup)(fd);
+		if (r < 0 && errno == EMFILE && scone_shield_pool_release_fds())
+			r = SYS(dup)(fd);
+		return r;
+	}
 	r = dup_done(d, SYS(dup)(fd));
 	e = errno;
 	(void)fdtab_put(d);
@@ -131,16 +135,36 @@ static int dup_to(int fd, int newfd, int r)
 	return r;
 }
 
-/* dup2/dup3 onto one of the runtime's own fds: EBADF, unless it is a kept placeholder, which goes. */
-static bool dup_onto_own(int newfd)
+/*
+ * dup2/dup3 onto one of the runtime's own fds: EBADF, unless it is a kept
+ * placeholder, which is given up (*evicted: still open, so that the dup
+ * replaces it in one step; closed here if the dup fails).
+ */
+static bool dup_onto_own(int newfd, bool *evicted)
 {
-	return onto_own(newfd) && !scone_shield_pool_evict(newfd);
+	*evicted = false;
+	return onto_own(newfd) && !(*evicted = scone_shield_pool_evict(newfd));
+}
+
+static int dup_evicted(int r, int newfd, bool evicted)
+{
+	int e = errno;
+
+	if (r < 0 && evicted) {
+		SYS(close)(newfd);
+		errno = e;
+	}
+	return r;
 }
 
 int dup3(int fd, int newfd, int flags)
 {
-	if (dup_onto_own(newfd))
+	bool evicted;
+
+	if (dup_onto_own(newfd, &evicted))
 		return shield_fail(EBADF);
+	if (evicted)
+		return dup_evicted(dup_to(fd, newfd, SYS(dup3)(fd, newfd, flags)), newfd, true);
 	if (!shield_maybe_shielded(fd) && !shield_maybe_shielded(newfd))
 		return SYS(dup3)(fd, newfd, flags);
 	return dup_to(fd, newfd, SYS(dup3)(fd, newfd, flags));
@@ -148,8 +172,12 @@ int dup3(int fd, int newfd, int flags)
 
 int dup2(int fd, int newfd)
 {
-	if (dup_onto_own(newfd))
+	bool evicted;
+
+	if (dup_onto_own(newfd, &evicted))
 		return shield_fail(EBADF);
+	if (evicted)
+		return dup_evicted(dup_to(fd, newfd, SYS(dup2)(fd, newfd)), newfd, true);
 	if (!shield_maybe_shielded(fd) && !shield_maybe_shielded(newfd))
 		return SYS(dup2)(fd, newfd);
 	return dup_to(fd, newfd, SYS(dup2)(fd, newfd));
@@ -222,4 +250,57 @@ int flock(int fd, int op)
 	if (r != 0 && (errno == EAGAIN || errno == EACCES))
 		errno = EWOULDBLOCK;
 	return r;
+}
+
+/*
+ * lockf on a volume fd: glibc's calls its internal fcntl, which would lock
+ * the empty placeholder; here it is the record lock POSIX defines it as
+ * (from the offset, len bytes; 0: to the end), through the runtime's fcntl.
+ */
+int lockf64(int fd, int cmd, off64_t len)
+{
+	struct flock fl = {.l_whence = SEEK_CUR, .l_start = 0, .l_len = len};
+
+	if (!shield_maybe_shielded(fd))
+		return SYS(lockf64)(fd, cmd, len);
+	switch (cmd) {
+	case F_TEST:
+		fl.l_type = F_RDLCK;
+		if (fcntl(fd, F_GETLK, &fl) != 0)
+			return -1;
+		return fl.l_type == F_UNLCK || fl.l_pid == getpid() ? 0 : shield_fail(EACCES);
+	case F_ULOCK:
+		fl.l_type = F_UNLCK;
+		return fcntl(fd, F_SETLK, &fl);
+	case F_LOCK:
+		fl.l_type = F_WRLCK;
+		return fcntl(fd, F_SETLKW, &fl);
+	case F_TLOCK:
+		fl.l_type = F_WRLCK;
+		return fcntl(fd, F_SETLK, &fl);
+	default:
+		return shield_fail(EINVAL);
+	}
+}
+
+int lockf(int fd, int cmd, off_t len)
+{
+	return lockf64(fd, cmd, (off64_t)len);
+}
+
+/*
+ * ioctl passes through; on a volume fd (FIONBIO and the like change its
+ * placeholder's description) the placeholder is not kept for another file.
+ */
+int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (shield_maybe_shielded(fd))
+		scone_shield_fd_shared(fd);
+	return SYS(ioctl)(fd, req, arg);
 }

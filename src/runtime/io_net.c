@@ -95,7 +95,11 @@ int socket(int domain, int type, int protocol)
 		errno = EACCES;
 		return -1;
 	}
-	return SYS(socket)(domain, type, protocol);
+	int r = SYS(socket)(domain, type, protocol);
+	if (r < 0 && errno == EMFILE &&
+	    scone_shield_pool_release_fds()) /* (the kept placeholders go first) */
+		r = SYS(socket)(domain, type, protocol);
+	return r;
 }
 
 /* "127.0.0.1:6379", "[::1]:6379" or "unix:/path", for messages. */
@@ -211,12 +215,18 @@ static int accepted(int fd)
 
 int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
-	return accepted(SYS(accept)(fd, addr, len));
+	int r = SYS(accept)(fd, addr, len);
+	if (r < 0 && errno == EMFILE && scone_shield_pool_release_fds())
+		r = SYS(accept)(fd, addr, len);
+	return accepted(r);
 }
 
 int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-	return accepted(SYS(accept4)(fd, addr, len, flags));
+	int r = SYS(accept4)(fd, addr, len, flags);
+	if (r < 0 && errno == EMFILE && scone_shield_pool_release_fds())
+		r = SYS(accept4)(fd, addr, len, flags);
+	return accepted(r);
 }
 
 /* ---- bytes ---- */
@@ -273,25 +283,44 @@ ssize_t recvmsg(int fd, struct msghdr *m, int flags)
  * Volume fds sent to another process (SCM_RIGHTS): their placeholders'
  * descriptions are held there too, so they are never kept for another
  * file (fd_volume.c). (The receiver meets only the sealed placeholder.)
+ * The lengths are the program's: read within msg_controllen only (the
+ * kernel answers EINVAL to the rest).
  */
-static void rights_sent(const struct msghdr *m)
+void io_net_rights_sent(const struct msghdr *m)
 {
+	const char *end;
+
+	if (!m || !m->msg_control || m->msg_controllen < sizeof(struct cmsghdr) || scone_shield_count() == 0)
+		return;
+	end = (const char *)m->msg_control + m->msg_controllen;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR((struct msghdr *)m, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+		const unsigned char *data = CMSG_DATA(c);
+		size_t len;
+		if (c->cmsg_len < CMSG_LEN(0) || (const char *)data > end)
+			break;
+		len = c->cmsg_len - CMSG_LEN(0);
+		if (len > (size_t)(end - (const char *)data))
+			len = (size_t)(end - (const char *)data);
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
-		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
+		for (size_t i = 0; i + sizeof(int) <= len; i += sizeof(int)) {
 			int sent;
-			memcpy(&sent, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			memcpy(&sent, data + i, sizeof(int));
 			scone_shield_fd_shared(sent);
 		}
 	}
 }
 
+int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+	for (unsigned i = 0; v && i < n; i++)
+		io_net_rights_sent(&v[i].msg_hdr);
+	return SYS(sendmmsg)(fd, v, n, flags);
+}
+
 ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
 {
-	if (m && m->msg_control && m->msg_controllen >= sizeof(struct cmsghdr) && scone_shield_count() > 0)
-		rights_sent(m);
+	io_net_rights_sent(m);
 	NET_OP(fd, SYS(sendmsg)(fd, m, flags), msg_io(d, fd, (struct msghdr *)m, flags, true));
 }
 

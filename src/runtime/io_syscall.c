@@ -8,6 +8,7 @@
 #undef _FORTIFY_SOURCE
 #include <linux/openat2.h>
 
+#include "runtime/fd_tls.h"
 #include "runtime/shield_internal.h"
 
 /*
@@ -73,6 +74,13 @@ long syscall(long n, ...)
 			return fcntl((int)a[0], (int)a[1], a[2]);
 		case SYS_ioctl: /* (FIONBIO and the like change the placeholder's description) */
 			scone_shield_fd_shared((int)a[0]);
+			break;
+		case SYS_sendmsg: /* (fds sent to another process: their placeholders are not kept) */
+			io_net_rights_sent((const struct msghdr *)a[1]);
+			break;
+		case SYS_sendmmsg:
+			for (unsigned i = 0; a[1] && i < (unsigned)a[2]; i++)
+				io_net_rights_sent(&((const struct mmsghdr *)a[1])[i].msg_hdr);
 			break;
 			/* Opens: a volume path must not reach the host directory (a plaintext file). */
 #ifdef SYS_open

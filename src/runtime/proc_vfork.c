@@ -28,14 +28,23 @@
 
 /*
  * Before the kernel's vfork: the thread's mark (its value before is
- * returned), and every description now alive may be the child's too (it
- * may exec with them while the parent's other threads close theirs).
+ * returned), and a spawn window: every description alive may be the
+ * child's too (it may exec with them while the parent's other threads
+ * close theirs), so nothing released until the parent resumes is kept.
  */
 __attribute__((visibility("hidden"), used)) int scone_vfork_enter(void);
 int scone_vfork_enter(void)
 {
-	scone_shield_placeholders_shared();
+	scone_shield_spawn_window(true);
 	return fdtab_vfork_enter();
+}
+
+/* In the parent, resumed (the child exec'd or left): the mark as it was, the window closed. */
+__attribute__((visibility("hidden"), used)) void scone_vfork_leave(int was);
+void scone_vfork_leave(int was)
+{
+	fdtab_vfork_leave(was);
+	scone_shield_spawn_window(false);
 }
 
 /* vfork's error: errno from the kernel's negative answer, and -1 (a tail call from vfork). */
@@ -75,7 +84,7 @@ __asm__(".text\n"
 	"	jz 1f\n"
 	"	pushq %rax\n"
 	"	movl %esi, %edi\n"
-	"	call fdtab_vfork_leave@PLT\n"
+	"	call scone_vfork_leave\n"
 	"	popq %rax\n"
 	"	cmpq $-4095, %rax\n"
 	"	jae 3f\n"
@@ -118,10 +127,10 @@ int scone_clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 	va_end(ap);
 	/* (with CLONE_VM a child in this memory; without, a fork that runs no fork handler) */
 	fdtab_pid_untracked();
-	/* (the child may hold the fds: before, and after for what another thread opened meanwhile) */
-	scone_shield_placeholders_shared();
+	/* (the child may hold the fds: nothing released meanwhile is kept) */
+	scone_shield_spawn_window(true);
 	r = real_clone(fn, stack, flags, arg, ptid, tls, ctid);
-	scone_shield_placeholders_shared();
+	scone_shield_spawn_window(false);
 	return r;
 }
 
@@ -131,8 +140,8 @@ pid_t _Fork(void)
 	pid_t r;
 
 	fdtab_pid_untracked(); /* (no fork handler tells the child's table it is its own) */
-	scone_shield_placeholders_shared();
+	scone_shield_spawn_window(true);
 	r = real__Fork();
-	scone_shield_placeholders_shared();
+	scone_shield_spawn_window(false); /* (in the child too: its count starts as the parent's) */
 	return r;
 }

@@ -47,6 +47,17 @@ void shield_enter(void)
 	inside++;
 }
 
+bool shield_try_enter(void)
+{
+	int e = errno;
+
+	if (pthread_mutex_trylock(&lock) != 0)
+		return false;
+	saved_errno = e;
+	inside++;
+	return true;
+}
+
 void shield_leave(void)
 {
 	inside--;

@@ -79,6 +79,8 @@ void scone_shield_placeholders_shared(void);
 void scone_shield_spawn_window(bool open);
 /* fd is a kept placeholder (a dup2 onto it): let it go; false if it is not one. */
 bool scone_shield_pool_evict(int fd);
+/* The program met EMFILE: close the kept placeholders; true if there were any (then try again). */
+bool scone_shield_pool_release_fds(void);
 /* fd goes to another process (SCM_RIGHTS) or is changed around the runtime: its placeholder is not kept. */
 void scone_shield_fd_shared(int fd);
 /* Is path (any spelling, existing or not) on a volume? */

@@ -466,6 +466,8 @@ void shield_at_child(void);
 void shield_placeholders_forked(bool child);
 /* Close the kept placeholders (lock held): the program's fds run short. */
 void shield_placeholders_drain(void);
+/* Take the shield's lock if it is free (false: held, maybe by this very thread's interrupted call). */
+bool shield_try_enter(void);
 void shield_exit(void);
 /*
  * A shielded fd's file offset (a directory's: its next entry), kept in the

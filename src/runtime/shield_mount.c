@@ -614,8 +614,12 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 	/* A vfork child shares the caller's memory: the caller goes on beside the new program too. */
 	spawn = spawn || getpid() != shield_g.pid;
 	shield_enter();
-	if (spawn) /* (the program's fds go on in the caller and in the new program) */
-		scone_shield_placeholders_shared();
+	/*
+	 * What the handover records is the new program's, by its placeholder:
+	 * never kept for another file, also when another thread closes it
+	 * before the exec (a spawn: the caller goes on beside the new program).
+	 */
+	scone_shield_placeholders_shared();
 	/*
 	 * A server replaced by the new program: the volumes as committed, which
 	 * the new program finds when it comes to hold them. (A spawn, or a vfork

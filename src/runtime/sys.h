@@ -27,6 +27,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
@@ -233,6 +234,9 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(send, SCONE_SYS_T(send))                                                                           \
 	X(sendto, SCONE_SYS_T(sendto))                                                                       \
 	X(sendmsg, SCONE_SYS_T(sendmsg))                                                                     \
+	X(sendmmsg, SCONE_SYS_T(sendmmsg))                                                                   \
+	X(ioctl, SCONE_SYS_T(ioctl))                                                                         \
+	X(lockf64, SCONE_SYS_T(lockf64))                                                                     \
 	X(poll, scone_sys_poll_fn)                                                                           \
 	X(ppoll, scone_sys_ppoll_fn)                                                                         \
 	X(select, SCONE_SYS_T(select))                                                                       \

@@ -1568,6 +1568,377 @@ C
 	done
 }
 
+# The same against what hands a placeholder on or changes it around the runtime: libc's ioctl,
+# sendmmsg and syscall(SYS_sendmsg) with SCM_RIGHTS, a control message longer than its buffer, the
+# program's own opens meeting EMFILE, lockf (glibc's locks the placeholder), a vfork child's dup2 onto a kept master, dup2 onto a master
+# from a signal handler that interrupts shield calls, an exec racing a thread that closes an
+# inherited fd and opens another file at its number.
+case_placeholder_handed_on() {
+	cat >pa2.c <<'C'
+/* Kept placeholders against what hands them on or changes them around the runtime (second review). */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static char dir[4096], self[4096];
+static char *vp(const char *name)
+{
+	static char b[8][4200];
+	static int i;
+	i = (i + 1) % 8;
+	snprintf(b[i], sizeof(b[i]), "%s/%s", dir, name);
+	return b[i];
+}
+static void mk(const char *name, const char *content)
+{
+	int fd = open(vp(name), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, content, strlen(content)) < 0 || close(fd) != 0)
+		exit(9);
+}
+static int fd_number(const char *s)
+{
+	return (int)strtol(s, NULL, 10);
+}
+/* memfds at or above lo (the runtime's masters sit in the upper half of the limit) */
+static int memfds(int lo, int *out, int max)
+{
+	char p[64], l[256];
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		int fd = fd_number(e->d_name);
+		ssize_t k;
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+		if (fd < lo || (k = readlink(p, l, sizeof(l) - 1)) <= 0)
+			continue;
+		l[k] = 0;
+		if (!strncmp(l, "/memfd:scone-shield", 19) && n < max)
+			out[n++] = fd;
+	}
+	closedir(d);
+	return n;
+}
+static int upper(void)
+{
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	return (int)(rl.rlim_cur / 2);
+}
+static void ioctl_flags(void)
+{
+	char c;
+	int one = 1, fa = open(vp("a.txt"), O_RDONLY), fb;
+	pread(fa, &c, 1, 0);
+	ioctl(fa, FIONBIO, &one);
+	close(fa);
+	fb = open(vp("b.txt"), O_RDONLY);
+	printf("IOCTL=%s\n", fcntl(fb, F_GETFL) & O_NONBLOCK ? "carried" : "ok");
+	close(fb);
+}
+/* The receiver of a volume fd moves its offset after the sender closed it and opened another file. */
+static void rights(int how)
+{
+	int sv[2], st, fa, fb, r;
+	char c, buf[8] = {0}, cb[CMSG_SPACE(sizeof(int))] = {0};
+	struct iovec io = {&c, 1};
+	struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = cb, .msg_controllen = sizeof(cb)};
+	struct cmsghdr *cm;
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		if (recvmsg(sv[1], &m, 0) != 1)
+			_exit(3);
+		memcpy(&r, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof(int));
+		read(sv[1], &c, 1);
+		lseek(r, 5, SEEK_SET);
+		write(sv[1], "k", 1);
+		read(sv[1], &c, 1);
+		_exit(0);
+	}
+	close(sv[1]);
+	fa = open(vp("a.txt"), O_RDONLY);
+	pread(fa, &c, 1, 0);
+	cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET, cm->cmsg_type = SCM_RIGHTS, cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fa, sizeof(int));
+	if (how == 1) {
+		struct mmsghdr mm = {.msg_hdr = m};
+		sendmmsg(sv[0], &mm, 1, 0);
+	} else {
+		syscall(SYS_sendmsg, sv[0], &m, 0);
+	}
+	close(fa);
+	fb = open(vp("b.txt"), O_RDONLY);
+	write(sv[0], "o", 1);
+	read(sv[0], &c, 1);
+	read(fb, buf, 4);
+	printf("%s=%s\n", how == 1 ? "SENDMMSG" : "SYS_SENDMSG", strcmp(buf, "0123") ? "carried" : "ok");
+	close(fb);
+	write(sv[0], "e", 1);
+	waitpid(pid, &st, 0);
+	close(sv[0]);
+}
+/* A control message whose length runs past msg_controllen: EINVAL, not a crash. */
+static void bogus_cmsg(void)
+{
+	int st;
+	pid_t pid = fork();
+	if (pid == 0) {
+		int sv[2];
+		long pg = sysconf(_SC_PAGESIZE);
+		char *p = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct cmsghdr *cm = (struct cmsghdr *)(p + pg - sizeof(struct cmsghdr) - 8);
+		struct iovec io = {"x", 1};
+		struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = cm, .msg_controllen = sizeof(*cm) + 8};
+		socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+		munmap(p + pg, pg);
+		cm->cmsg_len = 1 << 20, cm->cmsg_level = SOL_SOCKET, cm->cmsg_type = SCM_RIGHTS;
+		_exit(sendmsg(sv[0], &m, 0) < 0 ? 0 : 1);
+	}
+	waitpid(pid, &st, 0);
+	printf("BOGUS_CMSG=%s\n", WIFEXITED(st) && !WEXITSTATUS(st) ? "ok" : "crashed");
+}
+/* The kept placeholders give their fds back when the program's own opens run out. */
+static int count_opens(void)
+{
+	static int fds[70000];
+	int n = 0, fd;
+	while (n < 70000 && (fd = open("/dev/null", O_RDONLY)) >= 0)
+		fds[n++] = fd;
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	return n;
+}
+static void emfile(void)
+{
+	int c0 = count_opens(), fds[40], c1;
+	for (int i = 0; i < 40; i++)
+		fds[i] = open(vp("a.txt"), O_RDONLY);
+	for (int i = 0; i < 40; i++)
+		close(fds[i]);
+	c1 = count_opens();
+	printf("EMFILE=%s\n", c0 == c1 ? "ok" : "fewer");
+}
+/* A vfork child dup2's onto a kept master: the parent's master is neither leaked nor lost. */
+static void vfork_evict(void)
+{
+	int ms[64], before, after;
+	char c;
+	for (int i = 0; i < 20; i++) {
+		int f = open(vp("a.txt"), O_RDONLY), n;
+		pread(f, &c, 1, 0);
+		close(f);
+		if ((n = memfds(upper(), ms, 64)) < 1)
+			break;
+		if (i == 0)
+			before = n;
+		pid_t pid = vfork();
+		if (pid == 0) {
+			dup2(0, ms[0]);
+			_exit(0);
+		}
+		waitpid(pid, NULL, 0);
+	}
+	after = memfds(upper(), ms, 64);
+	printf("VFORK_EVICT=%s\n", after <= before ? "ok" : "leaked");
+}
+/* dup2 onto a master from a signal handler interrupting shield operations: no deadlock. */
+static int M, nullfd;
+static volatile sig_atomic_t hits;
+static pthread_t mainth;
+static volatile int stop;
+static void on_prof(int sig)
+{
+	int e = errno;
+	(void)sig;
+	dup2(nullfd, M);
+	hits++;
+	errno = e;
+}
+static void *spam(void *a)
+{
+	(void)a;
+	while (!stop) {
+		pthread_kill(mainth, SIGPROF);
+		for (volatile int i = 0; i < 200; i++)
+			;
+	}
+	return NULL;
+}
+static void handler_dup2(void)
+{
+	int st;
+	pid_t pid = fork();
+	if (pid == 0) {
+		char c;
+		int ms[8], f;
+		pthread_t th;
+		struct sigaction sa = {.sa_handler = on_prof, .sa_flags = SA_RESTART};
+		nullfd = open("/dev/null", O_RDONLY);
+		f = open(vp("a.txt"), O_RDONLY);
+		read(f, &c, 1);
+		if (memfds(upper(), ms, 8) < 1)
+			_exit(2);
+		M = ms[0];
+		sigaction(SIGPROF, &sa, NULL);
+		mainth = pthread_self();
+		pthread_create(&th, NULL, spam, NULL);
+		for (time_t t0 = time(NULL); time(NULL) - t0 < 3;)
+			pread(f, &c, 1, 0);
+		stop = 1;
+		pthread_join(th, NULL);
+		_exit(0);
+	}
+	for (int i = 0; i < 150; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			printf("HANDLER_DUP2=%s\n", WIFEXITED(st) && !WEXITSTATUS(st) ? "ok" : "failed");
+			return;
+		}
+		usleep(100000);
+	}
+	printf("HANDLER_DUP2=deadlock\n");
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+}
+/* An exec racing another thread that closes an inherited fd and opens another file at its number. */
+static int f1, marker_src;
+static volatile int ready;
+static void *swapper(void *a)
+{
+	char p[64], l[4200], c;
+	int first = 3, f2;
+	(void)a;
+	while (fcntl(first, F_GETFD) >= 0)
+		first++;
+	ready = 1;
+	for (int done = 0; !done;) {
+		for (int g = first; g < first + 5 && !done; g++) {
+			ssize_t k;
+			snprintf(p, sizeof(p), "/proc/self/fd/%d", g);
+			if ((k = readlink(p, l, sizeof(l) - 1)) > 0) {
+				l[k] = 0;
+				done = strstr(l, "scone-handover") != NULL;
+			}
+		}
+	}
+	close(f1);
+	f2 = open(vp("file2.txt"), O_RDONLY);
+	pread(f2, &c, 1, 0);
+	if (f2 == f1)
+		dup2(marker_src, 100);
+	for (;;)
+		pause();
+	return NULL;
+}
+static void exec_adopt(void)
+{
+	int wrong = 0;
+	mk("file1.txt", "file1-content");
+	mk("file2.txt", "file2-content-longer");
+	for (int i = 0; i < 20; i++) {
+		int pfd[2], st;
+		char out[512] = {0};
+		ssize_t k, t = 0;
+		pipe(pfd);
+		pid_t pid = fork();
+		if (pid == 0) {
+			char num[16], c;
+			pthread_t th;
+			close(pfd[0]);
+			dup2(pfd[1], 1);
+			marker_src = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			f1 = open(vp("file1.txt"), O_RDONLY);
+			pread(f1, &c, 1, 0);
+			pthread_create(&th, NULL, swapper, NULL);
+			while (!ready)
+				;
+			snprintf(num, sizeof(num), "%d", f1);
+			execl(self, self, "child", num, (char *)NULL);
+			_exit(127);
+		}
+		close(pfd[1]);
+		while ((k = read(pfd[0], out + t, sizeof(out) - 1 - t)) > 0)
+			t += k;
+		close(pfd[0]);
+		waitpid(pid, &st, 0);
+		wrong += strstr(out, "WRONG") != NULL;
+	}
+	printf("EXEC_ADOPT=%s\n", wrong ? "wrong file" : "ok");
+}
+/* lockf: a lock another process holds on the volume file is seen (glibc's would lock the placeholder). */
+static void lockf_file(void)
+{
+	int st, fd = open(vp("a.txt"), O_RDWR), p[2], q[2];
+	char c;
+	pipe(p);
+	pipe(q);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int f = open(vp("a.txt"), O_RDWR);
+		int r = lockf(f, F_TLOCK, 0);
+		write(p[1], "l", 1);
+		read(q[0], &c, 1); /* (held until the parent has tried) */
+		_exit(r == 0 ? 0 : 1);
+	}
+	read(p[0], &c, 1);
+	int r = lockf(fd, F_TLOCK, 0), e = errno, t = lockf(fd, F_TEST, 0);
+	write(q[1], "d", 1);
+	waitpid(pid, &st, 0);
+	printf("LOCKF=%s\n", WIFEXITED(st) && !WEXITSTATUS(st) && r < 0 && (e == EACCES || e == EAGAIN) && t < 0 ? "ok" : "unseen");
+	close(fd);
+}
+int main(int argc, char **argv)
+{
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[n > 0 ? n : 0] = 0;
+	snprintf(dir, sizeof(dir), "%s/data", dirname(strdup(self)));
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc > 2) { /* the exec'd program: fd argv[2] held file2 when the old image exec'd, if fd 100 is open */
+		char buf[64] = {0};
+		int marked = fcntl(100, F_GETFD) >= 0;
+		pread(fd_number(argv[2]), buf, sizeof(buf) - 1, 0);
+		printf("%s\n", marked && !strncmp(buf, "file1", 5) ? "WRONG" : "fine");
+		return 0;
+	}
+	mk("a.txt", "AAAAAAAAAAAAAAAAAAAA");
+	mk("b.txt", "0123456789abcdefghij");
+	ioctl_flags();
+	lockf_file();
+	rights(1);
+	rights(2);
+	bogus_cmsg();
+	emfile();
+	vfork_evict();
+	handler_dup2();
+	exec_adopt();
+	return 0;
+}
+C
+	"${CC:-cc}" -O1 -pthread -o async pa2.c || fail "cannot build the placeholder check"
+	las_attestation "$PY" "$SQLITE" "$CASE_DIR/async"
+	start
+	expect_ok scone run --config-id vol/async -- "$CASE_DIR/async"
+	for want in IOCTL=ok LOCKF=ok SENDMMSG=ok SYS_SENDMSG=ok BOGUS_CMSG=ok EMFILE=ok VFORK_EVICT=ok HANDLER_DUP2=ok EXEC_ADOPT=ok; do
+		grep -qx "$want" "$OUT" || { show_output; fail "kept placeholders handed on: want $want"; }
+	done
+}
+
 run_case "runtime volume: a directory restored to an older copy: only the owner accepts it (show, accept, audited)" case_accept
 run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_range, mmap, fdopen on shielded fds" case_fdapi
 run_case "runtime volume: forked children keep working on the volume (shared fds and offsets, four concurrent writers)" case_fork
@@ -1585,5 +1956,6 @@ run_case "runtime volume: an fspf made with scone fspf, given by SCONE_FSPF/KEY/
 run_case "runtime volume: sqlite3 database on an encrypted volume" case_sqlite
 run_case "runtime volume: a vfork child (vfork, clone with CLONE_VM) cannot change its parent's fd table; the parent's other threads go on opening meanwhile" case_vfork_mark
 run_case "runtime volume: kept placeholders and the vfork mark against raw lseek, SCM_RIGHTS, a vfork child's exec racing a close, signal handlers around vfork, clone with and without CLONE_VM, a low fd limit" case_placeholder_attacks
+run_case "runtime volume: kept placeholders against ioctl, sendmmsg and raw sendmsg with SCM_RIGHTS, a bogus control message, EMFILE, a vfork child's dup2, dup2 from a signal handler, an exec racing a close and open" case_placeholder_handed_on
 run_case "runtime volume: liburing and libaio are refused at setup (-ENOSYS) while volumes are mounted" case_async_libraries
 t_done
