@@ -192,15 +192,24 @@ void shield_placeholders_forked(bool child)
 
 /*
  * The kept placeholders are the runtime's own fds, taken back when the
- * program needs the numbers or the room. Never waiting for the shield's
- * lock: a signal handler may interrupt a shield operation on this very
- * thread (busy: the caller does without).
+ * program needs the numbers or the room. Never from a signal handler that
+ * interrupted this thread's own shield call (the caller does without). In
+ * a vfork child only its own copy is at stake: the pool (its parent's
+ * memory) is only read, and left as it is.
  */
 bool scone_shield_pool_evict(int fd)
 {
 	bool found = false;
 
-	if (scone_shield_count() == 0 || fdtab_foreign() || !shield_try_enter())
+	if (scone_shield_count() == 0)
+		return false;
+	if (fdtab_foreign()) {
+		size_t n = __atomic_load_n(&pool_n, __ATOMIC_ACQUIRE);
+		for (size_t i = 0; i < n && i < POOL_CAP && !found; i++)
+			found = __atomic_load_n(&pool[i].fd, __ATOMIC_RELAXED) == fd;
+		return found;
+	}
+	if (!shield_enter_unless_mine())
 		return false;
 	for (size_t i = 0; i < pool_n && !found; i++) {
 		if (pool[i].fd != fd)
@@ -218,7 +227,7 @@ bool scone_shield_pool_release_fds(void)
 {
 	bool had;
 
-	if (scone_shield_count() == 0 || fdtab_foreign() || !shield_try_enter())
+	if (scone_shield_count() == 0 || fdtab_foreign() || !shield_enter_unless_mine())
 		return false;
 	had = pool_n > 0;
 	shield_placeholders_drain();

@@ -32,6 +32,7 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread int inside;
 static __thread int saved_errno;
+static __thread int holding; /* this thread holds the lock or waits for it (set before, cleared after) */
 
 struct shield_state shield_g = {.share_fd = -1};
 
@@ -43,18 +44,16 @@ struct shield_state shield_g = {.share_fd = -1};
 void shield_enter(void)
 {
 	saved_errno = errno;
+	holding = 1;
 	pthread_mutex_lock(&lock);
 	inside++;
 }
 
-bool shield_try_enter(void)
+bool shield_enter_unless_mine(void)
 {
-	int e = errno;
-
-	if (pthread_mutex_trylock(&lock) != 0)
+	if (holding)
 		return false;
-	saved_errno = e;
-	inside++;
+	shield_enter();
 	return true;
 }
 
@@ -62,6 +61,7 @@ void shield_leave(void)
 {
 	inside--;
 	pthread_mutex_unlock(&lock);
+	holding = 0;
 	errno = saved_errno;
 }
 

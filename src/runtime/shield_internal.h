@@ -466,8 +466,12 @@ void shield_at_child(void);
 void shield_placeholders_forked(bool child);
 /* Close the kept placeholders (lock held): the program's fds run short. */
 void shield_placeholders_drain(void);
-/* Take the shield's lock if it is free (false: held, maybe by this very thread's interrupted call). */
-bool shield_try_enter(void);
+/*
+ * Take the shield's lock, waiting as shield_enter does, unless this thread
+ * holds it or waits for it already (false: a signal handler interrupted
+ * this thread's own shield call, which a wait would deadlock).
+ */
+bool shield_enter_unless_mine(void);
 void shield_exit(void);
 /*
  * A shielded fd's file offset (a directory's: its next entry), kept in the

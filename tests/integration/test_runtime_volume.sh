@@ -1881,6 +1881,69 @@ static void exec_adopt(void)
 	}
 	printf("EXEC_ADOPT=%s\n", wrong ? "wrong file" : "ok");
 }
+/* dup2 onto a kept master while other threads hold the shield for their reads, and in a vfork child. */
+static volatile int hammering;
+static void *hammer(void *a)
+{
+	char c;
+	while (hammering)
+		pread(*(int *)a, &c, 1, 0);
+	return NULL;
+}
+static int kept_master(const int *busy, int nbusy)
+{
+	int ms[64], n = memfds(upper(), ms, 64);
+	for (int i = 0; i < n; i++) {
+		int taken = 0;
+		for (int j = 0; j < nbusy; j++)
+			taken |= ms[i] == busy[j];
+		if (!taken)
+			return ms[i];
+	}
+	return -1;
+}
+static void contended_dup2(void)
+{
+	int hf[2], hm[2], nullfd = open("/dev/null", O_RDONLY), ebadf = 0, m, f;
+	volatile int r = -2;
+	pthread_t th[2];
+	char c;
+	for (int i = 0; i < 2; i++) {
+		hf[i] = open(vp("a.txt"), O_RDONLY);
+		pread(hf[i], &c, 1, 0);
+		hm[i] = kept_master(hm, i);
+	}
+	f = open(vp("a.txt"), O_RDONLY);
+	pread(f, &c, 1, 0);
+	close(f);
+	m = kept_master(hm, 2);
+	pid_t pid = vfork();
+	if (pid == 0) {
+		r = dup2(nullfd, m);
+		_exit(0);
+	}
+	waitpid(pid, NULL, 0);
+	printf("VFORK_DUP2=%s\n", m >= 0 && r == m ? "ok" : "refused");
+	hammering = 1;
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, hammer, &hf[i]);
+	for (int i = 0; i < 1000; i++) {
+		f = open(vp("a.txt"), O_RDONLY);
+		pread(f, &c, 1, 0);
+		close(f);
+		if ((m = kept_master(hm, 2)) < 0)
+			continue;
+		if (dup2(nullfd, m) != m)
+			ebadf++;
+		else
+			close(m);
+	}
+	hammering = 0;
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	printf("CONTENDED_DUP2=%s\n", ebadf ? "refused" : "ok");
+	close(hf[0]), close(hf[1]), close(nullfd);
+}
 /* lockf: a lock another process holds on the volume file is seen (glibc's would lock the placeholder). */
 static void lockf_file(void)
 {
@@ -1925,6 +1988,7 @@ int main(int argc, char **argv)
 	bogus_cmsg();
 	emfile();
 	vfork_evict();
+	contended_dup2();
 	handler_dup2();
 	exec_adopt();
 	return 0;
@@ -1934,7 +1998,7 @@ C
 	las_attestation "$PY" "$SQLITE" "$CASE_DIR/async"
 	start
 	expect_ok scone run --config-id vol/async -- "$CASE_DIR/async"
-	for want in IOCTL=ok LOCKF=ok SENDMMSG=ok SYS_SENDMSG=ok BOGUS_CMSG=ok EMFILE=ok VFORK_EVICT=ok HANDLER_DUP2=ok EXEC_ADOPT=ok; do
+	for want in IOCTL=ok LOCKF=ok SENDMMSG=ok SYS_SENDMSG=ok BOGUS_CMSG=ok EMFILE=ok VFORK_EVICT=ok VFORK_DUP2=ok CONTENDED_DUP2=ok HANDLER_DUP2=ok EXEC_ADOPT=ok; do
 		grep -qx "$want" "$OUT" || { show_output; fail "kept placeholders handed on: want $want"; }
 	done
 }
