@@ -1280,6 +1280,42 @@ C
 	done
 }
 
+# The C checks' helpers: paths on the volume (data/ beside the program), files with a content.
+write_volc_h() {
+	cat >volc.h <<'C'
+static char dir[4096], self[4096];
+static char *vp(const char *name)
+{
+	static char b[8][4200];
+	static int i;
+	i = (i + 1) % 8;
+	snprintf(b[i], sizeof(b[i]), "%s/%s", dir, name);
+	return b[i];
+}
+static void mk(const char *name, const char *content)
+{
+	int fd = open(vp(name), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, content, strlen(content)) < 0 || close(fd) != 0)
+		exit(9);
+}
+C
+}
+
+# Build the C check $1 into async (the session's service), run it under the runtime and want each
+# further argument as a line of its output ($2 says what failed).
+run_c_check() {
+	local src=$1 what=$2 want
+	shift 2
+	write_volc_h
+	"${CC:-cc}" -O1 -pthread -o async "$src" || fail "cannot build $src"
+	las_attestation "$PY" "$SQLITE" "$CASE_DIR/async"
+	start
+	expect_ok scone run --config-id vol/async -- "$CASE_DIR/async"
+	for want in "$@"; do
+		grep -qx "$want" "$OUT" || { show_output; fail "$what: want $want"; }
+	done
+}
+
 # Placeholders kept for reuse and the vfork mark, against what may move or share them behind the
 # interposers: an offset moved by syscall(SYS_lseek), a description sent over SCM_RIGHTS, a vfork
 # child that execs with a file another thread closes meanwhile, signal handlers run right after a
@@ -1305,21 +1341,7 @@ case_placeholder_attacks() {
 #include <sys/wait.h>
 #include <unistd.h>
 extern int __clone(int (*fn)(void *), void *stack, int flags, void *arg, ...);
-static char dir[4096], self[4096];
-static char *vp(const char *name)
-{
-	static char b[8][4200];
-	static int i;
-	i = (i + 1) % 8;
-	snprintf(b[i], sizeof(b[i]), "%s/%s", dir, name);
-	return b[i];
-}
-static void mk(const char *name, const char *content)
-{
-	int fd = open(vp(name), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || write(fd, content, strlen(content)) < 0 || close(fd) != 0)
-		exit(9);
-}
+#include "volc.h"
 static int pooled(const char *name) /* open, pread, close: the placeholder is kept */
 {
 	char c;
@@ -1559,13 +1581,8 @@ int main(int argc, char **argv)
 	return 0;
 }
 C
-	"${CC:-cc}" -O1 -pthread -o async pa.c || fail "cannot build the placeholder check"
-	las_attestation "$PY" "$SQLITE" "$CASE_DIR/async"
-	start
-	expect_ok scone run --config-id vol/async -- "$CASE_DIR/async"
-	for want in RAWSEEK=ok SCM_RIGHTS=ok VFORK_SWAP=ok HANDLER_OPEN_FAILED=0 AFTER_LONGJMP=ok CLONE_FORK=ok CLONE_VM=ok LOW_LIMIT=ok; do
-		grep -qx "$want" "$OUT" || { show_output; fail "placeholders or the vfork mark: want $want"; }
-	done
+	run_c_check pa.c "placeholders or the vfork mark" RAWSEEK=ok SCM_RIGHTS=ok VFORK_SWAP=ok \
+		HANDLER_OPEN_FAILED=0 AFTER_LONGJMP=ok CLONE_FORK=ok CLONE_VM=ok LOW_LIMIT=ok
 }
 
 # The same against what hands a placeholder on or changes it around the runtime: libc's ioctl,
@@ -1594,21 +1611,7 @@ case_placeholder_handed_on() {
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-static char dir[4096], self[4096];
-static char *vp(const char *name)
-{
-	static char b[8][4200];
-	static int i;
-	i = (i + 1) % 8;
-	snprintf(b[i], sizeof(b[i]), "%s/%s", dir, name);
-	return b[i];
-}
-static void mk(const char *name, const char *content)
-{
-	int fd = open(vp(name), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || write(fd, content, strlen(content)) < 0 || close(fd) != 0)
-		exit(9);
-}
+#include "volc.h"
 static int fd_number(const char *s)
 {
 	return (int)strtol(s, NULL, 10);
@@ -1994,13 +1997,8 @@ int main(int argc, char **argv)
 	return 0;
 }
 C
-	"${CC:-cc}" -O1 -pthread -o async pa2.c || fail "cannot build the placeholder check"
-	las_attestation "$PY" "$SQLITE" "$CASE_DIR/async"
-	start
-	expect_ok scone run --config-id vol/async -- "$CASE_DIR/async"
-	for want in IOCTL=ok LOCKF=ok SENDMMSG=ok SYS_SENDMSG=ok BOGUS_CMSG=ok EMFILE=ok VFORK_EVICT=ok VFORK_DUP2=ok CONTENDED_DUP2=ok HANDLER_DUP2=ok EXEC_ADOPT=ok; do
-		grep -qx "$want" "$OUT" || { show_output; fail "kept placeholders handed on: want $want"; }
-	done
+	run_c_check pa2.c "kept placeholders handed on" IOCTL=ok LOCKF=ok SENDMMSG=ok SYS_SENDMSG=ok \
+		BOGUS_CMSG=ok EMFILE=ok VFORK_EVICT=ok VFORK_DUP2=ok CONTENDED_DUP2=ok HANDLER_DUP2=ok EXEC_ADOPT=ok
 }
 
 run_case "runtime volume: a directory restored to an older copy: only the owner accepts it (show, accept, audited)" case_accept
