@@ -311,11 +311,57 @@ void io_net_rights_sent(const struct msghdr *m)
 	}
 }
 
+/*
+ * sendmmsg: on a TLS connection each message goes through sendmsg (the
+ * kernel's would put the plaintext on the wire); as the kernel's, the
+ * count of messages sent, or -1 when the first fails.
+ */
+static int tls_sendmmsg(struct fd_desc *d, int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		ssize_t r = msg_io(d, fd, &v[i].msg_hdr, flags, true);
+		if (r < 0)
+			return i ? (int)i : -1;
+		v[i].msg_len = (unsigned)r;
+	}
+	return (int)i;
+}
+
+/*
+ * recvmmsg on a TLS connection: each message through recvmsg (the kernel's
+ * would hand over TLS records); after the first, MSG_WAITFORONE makes the
+ * rest non-blocking, and an end, EAGAIN or an error stops at what came.
+ * (The timeout is not applied.)
+ */
+static int tls_recvmmsg(struct fd_desc *d, int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+	int each = flags & ~MSG_WAITFORONE;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		ssize_t r = msg_io(d, fd, &v[i].msg_hdr,
+				   i && (flags & MSG_WAITFORONE) ? each | MSG_DONTWAIT : each, false);
+		if (r < 0)
+			return i ? (int)i : -1;
+		v[i].msg_len = (unsigned)r;
+		if (r == 0) /* (the end: this message is empty, none follows) */
+			return (int)i + 1;
+	}
+	return (int)i;
+}
+
+int recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *timeout)
+{
+	NET_OP(fd, SYS(recvmmsg)(fd, v, n, flags, timeout), tls_recvmmsg(d, fd, v, n, flags));
+}
+
 int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 {
 	for (unsigned i = 0; v && i < n; i++)
 		io_net_rights_sent(&v[i].msg_hdr);
-	return SYS(sendmmsg)(fd, v, n, flags);
+	NET_OP(fd, SYS(sendmmsg)(fd, v, n, flags), tls_sendmmsg(d, fd, v, n, flags));
 }
 
 ssize_t sendmsg(int fd, const struct msghdr *m, int flags)

@@ -235,6 +235,7 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(sendto, SCONE_SYS_T(sendto))                                                                       \
 	X(sendmsg, SCONE_SYS_T(sendmsg))                                                                     \
 	X(sendmmsg, SCONE_SYS_T(sendmmsg))                                                                   \
+	X(recvmmsg, SCONE_SYS_T(recvmmsg))                                                                   \
 	X(ioctl, SCONE_SYS_T(ioctl))                                                                         \
 	X(lockf64, SCONE_SYS_T(lockf64))                                                                     \
 	X(poll, scone_sys_poll_fn)                                                                           \

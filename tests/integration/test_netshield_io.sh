@@ -17,7 +17,7 @@
 #  - shielded clients: non-blocking connect (EINPROGRESS, POLLOUT,
 #    SO_ERROR) and blocking, to openssl s_server -www, a Python TLS echo
 #    server, and a shielded server
-#  - recv/send flags, recvmsg/sendmsg, readv/writev, SCM_RIGHTS refused,
+#  - recv/send flags, recvmsg/sendmsg, recvmmsg/sendmmsg, readv/writev, SCM_RIGHTS refused,
 #    shutdown(SHUT_WR), EPIPE with MSG_NOSIGNAL, death by SIGPIPE without
 #  - sendfile from a file to a shielded socket
 #  - fork: the parent closes its copy, the child serves; a connection used

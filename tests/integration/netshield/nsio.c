@@ -868,11 +868,17 @@ static int cmd_flags(int argc, char **argv)
 	      r, r < 0 ? strerror(errno) : "data");
 	printf("MSG_DONTWAIT: EAGAIN\n");
 
-	/* 2. sendmsg with iovecs; MSG_WAITALL gets exactly 1000 bytes sent in two parts */
+	/* 2. sendmsg with iovecs, then sendmmsg (two messages, one line); MSG_WAITALL gets exactly 1000 bytes
+	 */
 	{
 		struct iovec iov[3] = {{"G", 1}, {"O1", 2}, {"\n", 1}};
 		struct msghdr m = {.msg_iov = iov, .msg_iovlen = 3};
+		struct mmsghdr mm[2] = {{.msg_hdr = {.msg_iov = iov, .msg_iovlen = 1}},
+					{.msg_hdr = {.msg_iov = iov + 1, .msg_iovlen = 2}}};
 		CHECK(sendmsg(fd, &m, 0) == 4, "sendmsg: %s", strerror(errno));
+		CHECK(read(fd, b, 6) == 6 && memcmp(b, "AGAIN\n", 6) == 0, "no AGAIN from the peer");
+		CHECK(sendmmsg(fd, mm, 2, 0) == 2 && mm[0].msg_len == 1 && mm[1].msg_len == 3, "sendmmsg: %s",
+		      strerror(errno));
 		pattern(want, 1000, 1);
 		r = recv(fd, got, 1000, MSG_WAITALL);
 		expect_bytes("MSG_WAITALL 1000 (600 + 400)", got, r, want, 1000);
@@ -925,6 +931,19 @@ static int cmd_flags(int argc, char **argv)
 			n += (size_t)r;
 		}
 		expect_bytes("readv 2 iovecs 3000", got, (ssize_t)n, want, 3000);
+	}
+
+	/* 4b. recvmmsg: two messages of 4 and 6 bytes, each filled (MSG_WAITALL) */
+	{
+		struct iovec iov[2] = {{got, 4}, {got + 4, 6}};
+		struct mmsghdr mm[2] = {{.msg_hdr = {.msg_iov = iov, .msg_iovlen = 1}},
+					{.msg_hdr = {.msg_iov = iov + 1, .msg_iovlen = 1}}};
+		say(fd, "GO6\n");
+		memset(got, 0, sizeof(got));
+		r = recvmmsg(fd, mm, 2, MSG_WAITALL, NULL);
+		CHECK(r == 2 && mm[0].msg_len == 4 && mm[1].msg_len == 6, "recvmmsg: %zd (%s)", r,
+		      r < 0 ? strerror(errno) : "short");
+		expect_bytes("recvmmsg 4 + 6", got, 10, (const uint8_t *)"0123456789", 10);
 	}
 
 	/* 5. sendmsg with SCM_RIGHTS: EOPNOTSUPP, and the connection still works */

@@ -226,6 +226,9 @@ def cmd_flags_peer(role, port, cert, key, cafile):
     assert recv_line(s) == b"HELLO\n"
     s.sendall(b"READY\n")
     assert recv_line(s) == b"GO1\n"
+    s.sendall(b"AGAIN\n")
+    line = recv_line(s)
+    assert line == b"GO1\n", "the line sent by sendmmsg: %r" % line
     p = pattern(1000, 1)
     s.sendall(p[:600])
     time.sleep(0.2)
@@ -239,6 +242,8 @@ def cmd_flags_peer(role, port, cert, key, cafile):
     s.sendall(p[:1500])
     time.sleep(0.1)
     s.sendall(p[1500:])
+    assert recv_line(s) == b"GO6\n"
+    s.sendall(b"0123456789")
     line = recv_line(s)
     assert line == b"GO5\n", "after the refused SCM_RIGHTS: %r" % line
     s.sendall(b"OK5\n")
