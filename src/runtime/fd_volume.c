@@ -105,11 +105,8 @@ static size_t pool_cap(void)
 
 void shield_placeholders_drain(void)
 {
-	while (pool_n > 0) {
-		int fd = pool[--pool_n].fd;
-		shield_own_mark(fd, false);
-		SYS(close)(fd);
-	}
+	while (pool_n > 0)
+		(void)shield_own_close(pool[--pool_n].fd);
 }
 
 /* The program's fd for s: a pooled placeholder's dup, or a new one with its master. */
@@ -165,8 +162,7 @@ static void placeholder_release(struct sfd *s)
 		pool[pool_n++] = (struct placeholder){.fd = master, .dev = s->base.dev, .ino = s->base.ino};
 		return;
 	}
-	shield_own_mark(master, false);
-	SYS(close)(master);
+	(void)shield_own_close(master);
 }
 
 void scone_shield_placeholders_shared(void)
@@ -186,8 +182,8 @@ void shield_placeholders_forked(bool child)
 	if (!child)
 		return;
 	shield_placeholders_drain();
-	__atomic_store_n(&spawns, 0,
-			 __ATOMIC_RELEASE); /* (the parent's other threads' spawns are not the child's) */
+	/* (the parent's other threads' spawns are not the child's) */
+	__atomic_store_n(&spawns, 0, __ATOMIC_RELEASE);
 }
 
 /*
@@ -215,8 +211,8 @@ bool scone_shield_pool_evict(int fd)
 		if (pool[i].fd != fd)
 			continue;
 		pool[i] = pool[--pool_n];
-		shield_own_mark(
-		    fd, false); /* (left open: the caller's dup2 replaces it, no other open can take it) */
+		/* (left open: the caller's dup2 replaces it, no other open can take it) */
+		shield_own_mark(fd, false);
 		found = true;
 	}
 	shield_leave();
@@ -900,8 +896,7 @@ static int v_release(struct fd_desc *d)
 
 	shield_enter();
 	if (s->ofd_lock) {
-		shield_own_mark(s->ofd_lock - 1, false);
-		SYS(close)(s->ofd_lock - 1);
+		(void)shield_own_close(s->ofd_lock - 1);
 	}
 	if (s->off_fd)
 		placeholder_release(s);

@@ -182,11 +182,7 @@ static int do_openat(int dirfd, const char *path, int flags, mode_t mode)
 	e = lookup(dirfd, path);
 	if (e)
 		return open_injected(e, flags);
-	r = SYS(openat)(dirfd, path, flags, mode); /* (not syscall(): it comes back here) */
-	if (r < 0 && errno == EMFILE &&
-	    scone_shield_pool_release_fds()) /* (the kept placeholders go first) */
-		r = SYS(openat)(dirfd, path, flags, mode);
-	return r;
+	return SCONE_FD_CALL(SYS(openat)(dirfd, path, flags, mode)); /* (not syscall(): it comes back here) */
 }
 
 int open(const char *path, int flags, ...)

@@ -97,12 +97,8 @@ int dup(int fd)
 	struct fd_desc *d = shield_maybe_shielded(fd) ? fdtab_get(fd) : NULL;
 	int r, e;
 
-	if (!d) {
-		r = SYS(dup)(fd);
-		if (r < 0 && errno == EMFILE && scone_shield_pool_release_fds())
-			r = SYS(dup)(fd);
-		return r;
-	}
+	if (!d)
+		return SCONE_FD_CALL(SYS(dup)(fd));
 	r = dup_done(d, SYS(dup)(fd));
 	e = errno;
 	(void)fdtab_put(d);

@@ -95,11 +95,7 @@ int socket(int domain, int type, int protocol)
 		errno = EACCES;
 		return -1;
 	}
-	int r = SYS(socket)(domain, type, protocol);
-	if (r < 0 && errno == EMFILE &&
-	    scone_shield_pool_release_fds()) /* (the kept placeholders go first) */
-		r = SYS(socket)(domain, type, protocol);
-	return r;
+	return SCONE_FD_CALL(SYS(socket)(domain, type, protocol));
 }
 
 /* "127.0.0.1:6379", "[::1]:6379" or "unix:/path", for messages. */
@@ -215,18 +211,12 @@ static int accepted(int fd)
 
 int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
-	int r = SYS(accept)(fd, addr, len);
-	if (r < 0 && errno == EMFILE && scone_shield_pool_release_fds())
-		r = SYS(accept)(fd, addr, len);
-	return accepted(r);
+	return accepted(SCONE_FD_CALL(SYS(accept)(fd, addr, len)));
 }
 
 int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-	int r = SYS(accept4)(fd, addr, len, flags);
-	if (r < 0 && errno == EMFILE && scone_shield_pool_release_fds())
-		r = SYS(accept4)(fd, addr, len, flags);
-	return accepted(r);
+	return accepted(SCONE_FD_CALL(SYS(accept4)(fd, addr, len, flags)));
 }
 
 /* ---- bytes ---- */

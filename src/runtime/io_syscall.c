@@ -149,8 +149,8 @@ long syscall(long n, ...)
 			break;
 		}
 	}
-	switch (
-	    n) { /* a child that may share this memory unmarked: the fd table asks getpid() (proc_vfork.c) */
+	/* A child that may share this memory unmarked: the fd table asks getpid() (proc_vfork.c). */
+	switch (n) {
 	case SYS_clone:
 	case SYS_clone3:
 #ifdef SYS_fork

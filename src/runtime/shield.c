@@ -172,6 +172,12 @@ void shield_own_mark(int fd, bool own)
 	}
 }
 
+int shield_own_close(int fd)
+{
+	shield_own_mark(fd, false);
+	return SYS(close)(fd);
+}
+
 static bool own_marked(int fd)
 {
 	_Atomic uint64_t *bits = __atomic_load_n(&own_bits, __ATOMIC_ACQUIRE);

@@ -7,6 +7,7 @@
 #ifndef SCONE_RUNTIME_SHIELD_H
 #define SCONE_RUNTIME_SHIELD_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -81,6 +82,17 @@ void scone_shield_spawn_window(bool open);
 bool scone_shield_pool_evict(int fd);
 /* The program met EMFILE: close the kept placeholders; true if there were any (then try again). */
 bool scone_shield_pool_release_fds(void);
+/*
+ * An fd-making call (an int or -1): made once more after EMFILE if the kept
+ * placeholders gave their fds back, which are the program's first.
+ */
+#define SCONE_FD_CALL(call)                                                                                  \
+	__extension__({                                                                                      \
+		int fd_call_ = (call);                                                                       \
+		if (fd_call_ < 0 && errno == EMFILE && scone_shield_pool_release_fds())                      \
+			fd_call_ = (call);                                                                   \
+		fd_call_;                                                                                    \
+	})
 /* fd goes to another process (SCM_RIGHTS) or is changed around the runtime: its placeholder is not kept. */
 void scone_shield_fd_shared(int fd);
 /* Is path (any spelling, existing or not) on a volume? */

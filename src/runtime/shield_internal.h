@@ -237,6 +237,8 @@ bool shield_own_fd(int fd);
 int shield_own_fd_max(void);
 /* fd is (own) or no longer is one of the runtime's own host-file or lock handles (shield.c). */
 void shield_own_mark(int fd, bool own);
+/* Close one of the runtime's own fds (its mark goes first). */
+int shield_own_close(int fd);
 /* A served fd dup'ed onto 0, 1 or 2: stdin/stdout/stderr become streams on it. */
 void shield_std_stream(int fd);
 /* SCONE_VF_* flags for open(2) flags. */

@@ -307,8 +307,7 @@ static int own_close(int fd)
 {
 	if (fdtab_foreign())
 		return 0; /* the parent's file: the child's copy goes with its exec or exit */
-	shield_own_mark(fd, false);
-	return SYS(close)(fd);
+	return shield_own_close(fd);
 }
 
 /* The volume library's host I/O goes to libc itself, never through the runtime's interposers. */
