@@ -1,4 +1,5 @@
 /* test_tls.c - identities, key hashes, fingerprints, addresses and HTTP response parsing (src/lib/tls.c). */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,11 +253,18 @@ static void test_https_survives_signals(void **state)
 	scone_https_response_free(&r);
 }
 
-/* Accept one connection, finish the handshake, then close it without reading. */
+/*
+ * Accept one connection, finish the handshake, read some of the request,
+ * then close it with nothing unread (a FIN, not a reset): the client's
+ * next writes meet the reset that its own data provokes, and the write
+ * after that fails with EPIPE, the error that raises SIGPIPE.
+ */
 static void *closing_serve(void *arg)
 {
 	struct slow_server *sv = arg;
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	char buf[16384];
+	size_t seen = 0;
 	SSL *ssl;
 	int fd;
 
@@ -265,7 +273,14 @@ static void *closing_serve(void *arg)
 	fd = accept(sv->listen_fd, NULL, NULL);
 	ssl = SSL_new(ctx);
 	SSL_set_fd(ssl, fd);
-	(void)SSL_accept(ssl);
+	if (SSL_accept(ssl) == 1) {
+		int n;
+		while (seen < (64u << 10) && (n = SSL_read(ssl, buf, sizeof(buf))) > 0)
+			seen += (size_t)n;
+	}
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	while (read(fd, buf, sizeof(buf)) > 0) /* what arrived meanwhile: unread bytes would reset */
+		;
 	SSL_free(ssl);
 	close(fd);
 	SSL_CTX_free(ctx);
