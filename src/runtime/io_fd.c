@@ -8,6 +8,8 @@
 #undef _FORTIFY_SOURCE
 #include "runtime/shield_internal.h"
 
+#include <sys/ioctl.h>
+
 /* fd is one of the runtime's own fds, which the program's close or dup2 must not take (EBADF). */
 static bool onto_own(int fd)
 {
@@ -285,18 +287,56 @@ int lockf(int fd, int cmd, off_t len)
 }
 
 /*
+ * FIONREAD on a volume file: what the kernel answers for a regular file,
+ * its size less the file offset (an int, negative past the end), from the
+ * volume's size. The placeholder's would be 0. True when fd is a volume
+ * file and *ret is the answer.
+ */
+static bool volume_fionread(int fd, int *arg, int *ret)
+{
+	struct fd_desc *d = fdtab_get(fd);
+	struct stat st;
+	int64_t off;
+	int e;
+
+	if (!d)
+		return false;
+	if (d->kind != &shield_volume_kind) {
+		(void)fdtab_put(d);
+		return false;
+	}
+	if (d->kind->fstat(d, &st) != 0 || (off = d->kind->lseek(d, fd, 0, SEEK_CUR)) < 0)
+		*ret = -1;
+	else if (!S_ISREG(st.st_mode))
+		*ret = shield_fail(ENOTTY);
+	else {
+		*arg = (int)((int64_t)st.st_size - off);
+		*ret = 0;
+	}
+	e = errno;
+	(void)fdtab_put(d);
+	errno = e;
+	return true;
+}
+
+/*
  * ioctl passes through; on a volume fd (FIONBIO and the like change its
  * placeholder's description) the placeholder is not kept for another file.
+ * FIONREAD is answered from the volume.
  */
 int ioctl(int fd, unsigned long req, ...)
 {
 	va_list ap;
 	void *arg;
+	int r;
 
 	va_start(ap, req);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	if (shield_maybe_shielded(fd))
-		scone_shield_fd_shared(fd);
+	if (!shield_maybe_shielded(fd))
+		return SYS(ioctl)(fd, req, arg);
+	if (req == FIONREAD && arg && volume_fionread(fd, arg, &r))
+		return r;
+	scone_shield_fd_shared(fd);
 	return SYS(ioctl)(fd, req, arg);
 }

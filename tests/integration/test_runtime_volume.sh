@@ -1969,6 +1969,22 @@ static void lockf_file(void)
 	printf("LOCKF=%s\n", WIFEXITED(st) && !WEXITSTATUS(st) && r < 0 && (e == EACCES || e == EAGAIN) && t < 0 ? "ok" : "unseen");
 	close(fd);
 }
+/* FIONREAD on a volume file answers its size less the offset, as the kernel does for a file; ENOTTY on a directory. */
+static void fionread(void)
+{
+	char c[5];
+	int a = -1, b = -1, z = -1, fd = open(vp("b.txt"), O_RDONLY), d = open(dir, O_RDONLY | O_DIRECTORY);
+	int ra = ioctl(fd, FIONREAD, &a);
+	read(fd, c, 5);
+	int rb = ioctl(fd, FIONREAD, &b);
+	lseek(fd, 25, SEEK_SET);
+	int rz = ioctl(fd, FIONREAD, &z), rd = ioctl(d, FIONREAD, &a), ed = errno;
+	printf("FIONREAD=%s\n", !ra && !rb && !rz && a == 20 && b == 15 && z == -5 && rd < 0 && ed == ENOTTY ? "ok" : "wrong");
+	if (!(a == 20 && b == 15 && z == -5))
+		printf("FIONREAD got %d %d %d (rd %d errno %d)\n", a, b, z, rd, ed);
+	close(fd);
+	close(d);
+}
 int main(int argc, char **argv)
 {
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -1985,6 +2001,7 @@ int main(int argc, char **argv)
 	mk("a.txt", "AAAAAAAAAAAAAAAAAAAA");
 	mk("b.txt", "0123456789abcdefghij");
 	ioctl_flags();
+	fionread();
 	lockf_file();
 	rights(1);
 	rights(2);
@@ -1997,7 +2014,7 @@ int main(int argc, char **argv)
 	return 0;
 }
 C
-	run_c_check pa2.c "kept placeholders handed on" IOCTL=ok LOCKF=ok SENDMMSG=ok SYS_SENDMSG=ok \
+	run_c_check pa2.c "kept placeholders handed on" IOCTL=ok FIONREAD=ok LOCKF=ok SENDMMSG=ok SYS_SENDMSG=ok \
 		BOGUS_CMSG=ok EMFILE=ok VFORK_EVICT=ok VFORK_DUP2=ok CONTENDED_DUP2=ok HANDLER_DUP2=ok EXEC_ADOPT=ok
 }
 
@@ -2018,6 +2035,6 @@ run_case "runtime volume: an fspf made with scone fspf, given by SCONE_FSPF/KEY/
 run_case "runtime volume: sqlite3 database on an encrypted volume" case_sqlite
 run_case "runtime volume: a vfork child (vfork, clone with CLONE_VM) cannot change its parent's fd table; the parent's other threads go on opening meanwhile" case_vfork_mark
 run_case "runtime volume: kept placeholders and the vfork mark against raw lseek, SCM_RIGHTS, a vfork child's exec racing a close, signal handlers around vfork, clone with and without CLONE_VM, a low fd limit" case_placeholder_attacks
-run_case "runtime volume: kept placeholders against ioctl, sendmmsg and raw sendmsg with SCM_RIGHTS, a bogus control message, EMFILE, a vfork child's dup2, dup2 from a signal handler, an exec racing a close and open" case_placeholder_handed_on
+run_case "runtime volume: kept placeholders against ioctl (and FIONREAD answered from the volume), sendmmsg and raw sendmsg with SCM_RIGHTS, a bogus control message, EMFILE, a vfork child's dup2, dup2 from a signal handler, an exec racing a close and open" case_placeholder_handed_on
 run_case "runtime volume: liburing and libaio are refused at setup (-ENOSYS) while volumes are mounted" case_async_libraries
 t_done
