@@ -72,9 +72,8 @@ long syscall(long n, ...)
 			return lseek64((int)a[0], (off64_t)a[1], (int)a[2]);
 		case SYS_fcntl:
 			return fcntl((int)a[0], (int)a[1], a[2]);
-		case SYS_ioctl: /* (FIONBIO and the like change the placeholder's description) */
-			scone_shield_fd_shared((int)a[0]);
-			break;
+		case SYS_ioctl: /* (FIONBIO and the like change the placeholder's description; FIONREAD) */
+			return ioctl((int)a[0], (unsigned long)a[1], a[2]);
 		case SYS_sendmsg: /* (fds sent to another process: their placeholders are not kept) */
 			io_net_rights_sent((const struct msghdr *)a[1]);
 			break;

@@ -1978,10 +1978,11 @@ static void fionread(void)
 	read(fd, c, 5);
 	int rb = ioctl(fd, FIONREAD, &b);
 	lseek(fd, 25, SEEK_SET);
-	int rz = ioctl(fd, FIONREAD, &z), rd = ioctl(d, FIONREAD, &a), ed = errno;
-	printf("FIONREAD=%s\n", !ra && !rb && !rz && a == 20 && b == 15 && z == -5 && rd < 0 && ed == ENOTTY ? "ok" : "wrong");
-	if (!(a == 20 && b == 15 && z == -5))
-		printf("FIONREAD got %d %d %d (rd %d errno %d)\n", a, b, z, rd, ed);
+	int rz = ioctl(fd, FIONREAD, &z), s = -1, rs = (int)syscall(SYS_ioctl, fd, FIONREAD, &s);
+	int rd = ioctl(d, FIONREAD, &a), ed = errno;
+	printf("FIONREAD=%s\n", !ra && !rb && !rz && !rs && a == 20 && b == 15 && z == -5 && s == -5 && rd < 0 && ed == ENOTTY ? "ok" : "wrong");
+	if (!(a == 20 && b == 15 && z == -5 && s == -5))
+		printf("FIONREAD got %d %d %d %d (rd %d errno %d)\n", a, b, z, s, rd, ed);
 	close(fd);
 	close(d);
 }
