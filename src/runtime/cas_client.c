@@ -774,19 +774,24 @@ static enum scone_err report_send(const char *cas_addr, const uint8_t pin_sha256
 		report_conn = NULL;
 		err = scone_hostport_parse(cas_addr, SCONE_RT_DEFAULT_PORT, host, sizeof(host), &o.port);
 		o.host = host;
-		scone_rt_own_enter(); /* the runtime's connection, not the program's */
 		if (!err)
 			err = scone_https_conn_new(&o, &report_conn);
-		scone_rt_own_leave();
 		if (!err) {
 			snprintf(report_addr, sizeof(report_addr), "%s", cas_addr);
 			memcpy(report_pin, pin_sha256, 32);
 			report_id = id;
 		}
 	}
+	/*
+	 * The runtime's connection, not the program's: the send connects
+	 * (again, whenever CAS closed the idle connection), and the network
+	 * shield must neither refuse nor wrap that connect.
+	 */
+	scone_rt_own_enter();
 	if (!err)
 		err = scone_https_conn_send(report_conn, "POST", "/v1/volumes/tag", "application/json",
 					    body->data, body->size);
+	scone_rt_own_leave();
 	pthread_mutex_unlock(&report_lock);
 	return err;
 }
