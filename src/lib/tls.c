@@ -497,7 +497,7 @@ static int nosig_write(BIO *b, const char *buf, int len)
 static int nosig_read(BIO *b, char *buf, int len)
 {
 	struct nosig *n = BIO_get_data(b);
-	ssize_t r = recv(n->fd, buf, (size_t)len, MSG_NOSIGNAL);
+	ssize_t r = recv(n->fd, buf, (size_t)len, 0);
 
 	BIO_clear_retry_flags(b);
 	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -520,7 +520,6 @@ static long nosig_ctrl(BIO *b, int cmd, long num, void *ptr)
 	case BIO_CTRL_EOF:
 		return n->eof;
 	case BIO_CTRL_FLUSH:
-	case BIO_CTRL_DUP:
 		return 1;
 	default:
 		return 0;
@@ -706,6 +705,16 @@ static enum scone_err conn_read_response(struct conn *c, struct scone_wbuf *out,
 		    (e == SSL_ERROR_SSL &&
 		     ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
 			ERR_clear_error();
+			/*
+			 * Closed before a whole head: the server went away (a restart,
+			 * a reset), a network error its callers may retry, not a
+			 * malformed answer.
+			 */
+			if (!out->size || !memmem(out->data, out->size, "\r\n\r\n", 4))
+				return scone_err_set(SCONE_ERR_NETWORK,
+						     "the server closed the connection before its answer "
+						     "(%zu bytes of it)",
+						     out->size);
 			return SCONE_ERR_OK;
 		}
 		SCONE_TRY(ssl_wait(c->ssl, rc, &c->deadline, "read"));

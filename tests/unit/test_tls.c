@@ -325,6 +325,62 @@ static void test_https_peer_close_is_no_sigpipe(void **state)
 	free(body);
 }
 
+/* Accept one connection, read the request, close without an answer (close_notify, then the socket). */
+static void *answerless_serve(void *arg)
+{
+	struct slow_server *sv = arg;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	char buf[4096];
+	SSL *ssl;
+	int fd;
+
+	SSL_CTX_use_certificate(ctx, sv->id.cert);
+	SSL_CTX_use_PrivateKey(ctx, sv->id.key);
+	fd = accept(sv->listen_fd, NULL, NULL);
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	if (SSL_accept(ssl) == 1 && SSL_read(ssl, buf, sizeof(buf)) > 0)
+		(void)SSL_shutdown(ssl);
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/*
+ * A server that goes away after the request and before its answer (CAS
+ * restarted, killed) is a network error, which the runtime's tag reports
+ * retry, not a malformed answer, which they would not.
+ */
+static void test_https_no_answer_is_network_error(void **state)
+{
+	struct slow_server sv;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	struct scone_https_opts o = {.host = "127.0.0.1", .timeout_ms = 5000};
+	struct scone_https_response r;
+	uint8_t pin[32];
+	pthread_t t;
+	enum scone_err err;
+
+	(void)state;
+	assert_ok(scone_identity_new("answerless", 1, &sv.id));
+	assert_ok(scone_cert_sha256(sv.id.cert, pin));
+	sv.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(sv.listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(sv.listen_fd, 1), 0);
+	assert_int_equal(getsockname(sv.listen_fd, (struct sockaddr *)&a, &al), 0);
+	o.port = ntohs(a.sin_port);
+	o.pin_sha256 = pin;
+	assert_int_equal(pthread_create(&t, NULL, answerless_serve, &sv), 0);
+	err = scone_https_request(&o, "POST", "/v1/volumes/tag", "application/json", "{}", 2, &r);
+	pthread_join(t, NULL);
+	close(sv.listen_fd);
+	scone_identity_free(&sv.id);
+	if (err != SCONE_ERR_NETWORK)
+		fail_msg("want NETWORK, got %s: %s", scone_errname(err), scone_err_detail());
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -335,6 +391,7 @@ int main(void)
 	    cmocka_unit_test(test_https_refuses_unpinned),
 	    cmocka_unit_test(test_https_survives_signals),
 	    cmocka_unit_test(test_https_peer_close_is_no_sigpipe),
+	    cmocka_unit_test(test_https_no_answer_is_network_error),
 	};
 	int rc;
 
