@@ -287,6 +287,26 @@ static void forget_file(struct sfd *s, uint64_t off, uint64_t n)
 		vcache_forget_all();
 }
 
+/*
+ * After a change to a local file's bytes (lock held, before the answer):
+ * its new status goes back into the cache, where the change's forget_file
+ * took the old one out. Every other process's fstat and lseek(SEEK_END)
+ * then answer locally, as before the write (PostgreSQL's backends ask a
+ * relation's size at every query while the others write its pages). Only
+ * a cache in use: a program of one process never fills it.
+ */
+static void recache_stat(struct sfd *s)
+{
+	struct scone_vstat st;
+
+	if (!vcache_used())
+		return;
+	if (scone_vfile_stat(s->f, &st) == SCONE_ERR_OK)
+		vop_cache_stat(s, &st);
+	else
+		scone_err_clear();
+}
+
 /* The file of status st: its status, and its blocks from byte from to its end. */
 static void forget_from(const struct mount *m, const struct scone_vstat *st, uint64_t from)
 {
@@ -704,7 +724,9 @@ enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off
 	SCONE_TRY(local_file(s));
 	vsrv_note_dirty(s->m, s->vpath); /* before the write is acknowledged */
 	forget_file(s, off, n);
-	return scone_vfile_pwrite_some(s->f, buf, n, off, written);
+	if ((err = scone_vfile_pwrite_some(s->f, buf, n, off, written)) == SCONE_ERR_OK)
+		recache_stat(s);
+	return err;
 }
 
 enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at, size_t *written)
@@ -736,8 +758,10 @@ enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at
 	err = scone_vfile_append_some(s->f, buf, n, at, written);
 	if (err)
 		vcache_forget_all();
-	else
+	else {
 		forget_file(s, *at, n); /* where it went is known now; still before the answer */
+		recache_stat(s);
+	}
 	return err;
 }
 
