@@ -1,5 +1,6 @@
 /* test_tls.c - identities, key hashes, fingerprints, addresses and HTTP response parsing (src/lib/tls.c). */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,22 +171,62 @@ struct slow_server {
 	struct scone_identity id;
 };
 
-/* Accept one connection, read the request head, wait 300 ms, answer 200 "ok". */
-static void *slow_serve(void *arg)
+/* A test server's identity (named cn) and listening socket on 127.0.0.1; o is pinned to it. */
+static void server_listen(struct slow_server *sv, const char *cn, struct scone_https_opts *o, uint8_t pin[32])
 {
-	struct slow_server *sv = arg;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+
+	assert_ok(scone_identity_new(cn, 1, &sv->id));
+	assert_ok(scone_cert_sha256(sv->id.cert, pin));
+	sv->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(sv->listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(sv->listen_fd, 1), 0);
+	assert_int_equal(getsockname(sv->listen_fd, (struct sockaddr *)&a, &al), 0);
+	o->port = ntohs(a.sin_port);
+	o->pin_sha256 = pin;
+}
+
+/* Accept one connection on sv's socket and handshake; *ok says whether the handshake succeeded. */
+static SSL *server_accept(struct slow_server *sv, bool *ok)
+{
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	char buf[4096];
-	size_t got = 0;
 	SSL *ssl;
-	int fd;
 
 	SSL_CTX_use_certificate(ctx, sv->id.cert);
 	SSL_CTX_use_PrivateKey(ctx, sv->id.key);
-	fd = accept(sv->listen_fd, NULL, NULL);
 	ssl = SSL_new(ctx);
-	SSL_set_fd(ssl, fd);
-	if (SSL_accept(ssl) == 1) {
+	SSL_CTX_free(ctx); /* (ssl holds it) */
+	SSL_set_fd(ssl, accept(sv->listen_fd, NULL, NULL));
+	*ok = SSL_accept(ssl) == 1;
+	return ssl;
+}
+
+/* The server thread t is done: join it, close the listening socket, free the identity. */
+static void server_end(struct slow_server *sv, pthread_t t)
+{
+	pthread_join(t, NULL);
+	close(sv->listen_fd);
+	scone_identity_free(&sv->id);
+}
+
+static void server_close(SSL *ssl)
+{
+	int fd = SSL_get_fd(ssl);
+
+	SSL_free(ssl);
+	close(fd);
+}
+
+/* Accept one connection, read the request head, wait 300 ms, answer 200 "ok". */
+static void *slow_serve(void *arg)
+{
+	char buf[4096];
+	size_t got = 0;
+	bool ok;
+	SSL *ssl = server_accept(arg, &ok);
+
+	if (ok) {
 		while (got < sizeof(buf) - 1 && !memmem(buf, got, "\r\n\r\n", 4)) {
 			int n = SSL_read(ssl, buf + got, (int)(sizeof(buf) - 1 - got));
 			if (n <= 0)
@@ -196,9 +237,7 @@ static void *slow_serve(void *arg)
 		SSL_write(ssl, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", 60);
 		SSL_shutdown(ssl);
 	}
-	SSL_free(ssl);
-	close(fd);
-	SSL_CTX_free(ctx);
+	server_close(ssl);
 	return NULL;
 }
 
@@ -211,8 +250,6 @@ static void on_alarm(int sig)
 static void test_https_survives_signals(void **state)
 {
 	struct slow_server sv;
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
 	struct sigaction sa = {.sa_handler = on_alarm}, old;
 	struct itimerval it = {.it_interval = {0, 500}, .it_value = {0, 500}}, off = {0};
 	struct scone_https_opts o = {.host = "127.0.0.1", .timeout_ms = 5000};
@@ -222,14 +259,7 @@ static void test_https_survives_signals(void **state)
 	enum scone_err err;
 
 	(void)state;
-	assert_ok(scone_identity_new("slow", 1, &sv.id));
-	assert_ok(scone_cert_sha256(sv.id.cert, pin));
-	sv.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_int_equal(bind(sv.listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(sv.listen_fd, 1), 0);
-	assert_int_equal(getsockname(sv.listen_fd, (struct sockaddr *)&a, &al), 0);
-	o.port = ntohs(a.sin_port);
-	o.pin_sha256 = pin;
+	server_listen(&sv, "slow", &o, pin);
 	/* The server thread is created with SIGALRM blocked: the signals all go to the client. */
 	sigset_t alrm;
 	sigemptyset(&alrm);
@@ -243,9 +273,7 @@ static void test_https_survives_signals(void **state)
 	err = scone_https_request(&o, "GET", "/slow", NULL, NULL, 0, &r);
 	setitimer(ITIMER_REAL, &off, NULL);
 	sigaction(SIGALRM, &old, NULL);
-	pthread_join(t, NULL);
-	close(sv.listen_fd);
-	scone_identity_free(&sv.id);
+	server_end(&sv, t);
 	if (err)
 		fail_msg("request under signals: %s: %s", scone_errname(err), scone_err_detail());
 	assert_int_equal(r.status, 200);
@@ -261,42 +289,32 @@ static void test_https_survives_signals(void **state)
  */
 static void *closing_serve(void *arg)
 {
-	struct slow_server *sv = arg;
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	char buf[16384];
 	size_t seen = 0;
-	SSL *ssl;
-	int fd;
+	bool ok;
+	SSL *ssl = server_accept(arg, &ok);
 
-	SSL_CTX_use_certificate(ctx, sv->id.cert);
-	SSL_CTX_use_PrivateKey(ctx, sv->id.key);
-	fd = accept(sv->listen_fd, NULL, NULL);
-	ssl = SSL_new(ctx);
-	SSL_set_fd(ssl, fd);
-	if (SSL_accept(ssl) == 1) {
+	if (ok) {
 		int n;
 		while (seen < (64u << 10) && (n = SSL_read(ssl, buf, sizeof(buf))) > 0)
 			seen += (size_t)n;
 	}
-	fcntl(fd, F_SETFL, O_NONBLOCK);
-	while (read(fd, buf, sizeof(buf)) > 0) /* what arrived meanwhile: unread bytes would reset */
+	/* What arrived meanwhile: unread bytes would make the close a reset. */
+	fcntl(SSL_get_fd(ssl), F_SETFL, O_NONBLOCK);
+	while (read(SSL_get_fd(ssl), buf, sizeof(buf)) > 0)
 		;
-	SSL_free(ssl);
-	close(fd);
-	SSL_CTX_free(ctx);
+	server_close(ssl);
 	return NULL;
 }
 
 /*
  * A program under the runtime keeps SIGPIPE at its default: CAS closing
  * the connection while a request is written is an error, never the
- * program's death (it would die here without the guard in tls.c).
+ * program's death (it dies here without the MSG_NOSIGNAL of tls.c's socket BIO).
  */
 static void test_https_peer_close_is_no_sigpipe(void **state)
 {
 	struct slow_server sv;
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
 	struct scone_https_opts o = {.host = "127.0.0.1", .timeout_ms = 5000};
 	struct scone_https_response r;
 	size_t body_len = 8u << 20;
@@ -306,44 +324,26 @@ static void test_https_peer_close_is_no_sigpipe(void **state)
 
 	(void)state;
 	assert_non_null(body);
-	assert_ok(scone_identity_new("closing", 1, &sv.id));
-	assert_ok(scone_cert_sha256(sv.id.cert, pin));
-	sv.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_int_equal(bind(sv.listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(sv.listen_fd, 1), 0);
-	assert_int_equal(getsockname(sv.listen_fd, (struct sockaddr *)&a, &al), 0);
-	o.port = ntohs(a.sin_port);
-	o.pin_sha256 = pin;
+	server_listen(&sv, "closing", &o, pin);
 	assert_int_equal(pthread_create(&t, NULL, closing_serve, &sv), 0);
 	assert_int_not_equal(
 	    scone_https_request(&o, "POST", "/big", "application/octet-stream", body, body_len, &r),
 	    SCONE_ERR_OK);
-	pthread_join(t, NULL);
+	server_end(&sv, t);
 	signal(SIGPIPE, old);
-	close(sv.listen_fd);
-	scone_identity_free(&sv.id);
 	free(body);
 }
 
 /* Accept one connection, read the request, close without an answer (close_notify, then the socket). */
 static void *answerless_serve(void *arg)
 {
-	struct slow_server *sv = arg;
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	char buf[4096];
-	SSL *ssl;
-	int fd;
+	bool ok;
+	SSL *ssl = server_accept(arg, &ok);
 
-	SSL_CTX_use_certificate(ctx, sv->id.cert);
-	SSL_CTX_use_PrivateKey(ctx, sv->id.key);
-	fd = accept(sv->listen_fd, NULL, NULL);
-	ssl = SSL_new(ctx);
-	SSL_set_fd(ssl, fd);
-	if (SSL_accept(ssl) == 1 && SSL_read(ssl, buf, sizeof(buf)) > 0)
+	if (ok && SSL_read(ssl, buf, sizeof(buf)) > 0)
 		(void)SSL_shutdown(ssl);
-	SSL_free(ssl);
-	close(fd);
-	SSL_CTX_free(ctx);
+	server_close(ssl);
 	return NULL;
 }
 
@@ -355,8 +355,6 @@ static void *answerless_serve(void *arg)
 static void test_https_no_answer_is_network_error(void **state)
 {
 	struct slow_server sv;
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
 	struct scone_https_opts o = {.host = "127.0.0.1", .timeout_ms = 5000};
 	struct scone_https_response r;
 	uint8_t pin[32];
@@ -364,19 +362,10 @@ static void test_https_no_answer_is_network_error(void **state)
 	enum scone_err err;
 
 	(void)state;
-	assert_ok(scone_identity_new("answerless", 1, &sv.id));
-	assert_ok(scone_cert_sha256(sv.id.cert, pin));
-	sv.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_int_equal(bind(sv.listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(sv.listen_fd, 1), 0);
-	assert_int_equal(getsockname(sv.listen_fd, (struct sockaddr *)&a, &al), 0);
-	o.port = ntohs(a.sin_port);
-	o.pin_sha256 = pin;
+	server_listen(&sv, "answerless", &o, pin);
 	assert_int_equal(pthread_create(&t, NULL, answerless_serve, &sv), 0);
 	err = scone_https_request(&o, "POST", "/v1/volumes/tag", "application/json", "{}", 2, &r);
-	pthread_join(t, NULL);
-	close(sv.listen_fd);
-	scone_identity_free(&sv.id);
+	server_end(&sv, t);
 	if (err != SCONE_ERR_NETWORK)
 		fail_msg("want NETWORK, got %s: %s", scone_errname(err), scone_err_detail());
 }
