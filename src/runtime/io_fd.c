@@ -287,6 +287,41 @@ int lockf(int fd, int cmd, off_t len)
 }
 
 /*
+ * Other calls that make fds: at EMFILE, the kept placeholders give their
+ * fds back and the call is made again, as for open, socket, accept and dup
+ * (SCONE_FD_CALL), so the runtime's pool never costs a program an fd.
+ */
+int pipe(int fds[2])
+{
+	return SCONE_FD_CALL(SYS(pipe)(fds));
+}
+
+int pipe2(int fds[2], int flags)
+{
+	return SCONE_FD_CALL(SYS(pipe2)(fds, flags));
+}
+
+int socketpair(int domain, int type, int protocol, int sv[2])
+{
+	return SCONE_FD_CALL(SYS(socketpair)(domain, type, protocol, sv));
+}
+
+int eventfd(unsigned int count, int flags)
+{
+	return SCONE_FD_CALL(SYS(eventfd)(count, flags));
+}
+
+int epoll_create(int size)
+{
+	return SCONE_FD_CALL(SYS(epoll_create)(size));
+}
+
+int epoll_create1(int flags)
+{
+	return SCONE_FD_CALL(SYS(epoll_create1)(flags));
+}
+
+/*
  * FIONREAD on a volume file: what the kernel answers for a regular file,
  * its size less the file offset (an int, negative past the end), from the
  * volume's size. The placeholder's would be 0. True when fd is a volume

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
@@ -224,6 +225,12 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(fsetxattr, SCONE_SYS_T(fsetxattr))                                                                 \
 	X(fremovexattr, SCONE_SYS_T(fremovexattr))                                                           \
 	X(socket, SCONE_SYS_T(socket))                                                                       \
+	X(socketpair, SCONE_SYS_T(socketpair))                                                               \
+	X(pipe, SCONE_SYS_T(pipe))                                                                           \
+	X(pipe2, SCONE_SYS_T(pipe2))                                                                         \
+	X(eventfd, SCONE_SYS_T(eventfd))                                                                     \
+	X(epoll_create, SCONE_SYS_T(epoll_create))                                                           \
+	X(epoll_create1, SCONE_SYS_T(epoll_create1))                                                         \
 	X(connect, SCONE_SYS_T(connect))                                                                     \
 	X(accept, SCONE_SYS_T(accept))                                                                       \
 	X(accept4, SCONE_SYS_T(accept4))                                                                     \
