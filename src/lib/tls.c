@@ -401,8 +401,10 @@ static enum scone_err tcp_connect(const char *host, uint16_t port, const struct 
 			rc = poll(&pfd, 1, (int)(ms_left(deadline) > 0 ? ms_left(deadline) : 0));
 		while (rc < 0 && errno == EINTR);
 		if (rc == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0) {
-			/* A large request's head and body go out as separate TLS records: do not let Nagle
-			 * hold the second. */
+			/*
+			 * A large request's head and body go out as separate TLS
+			 * records: do not let Nagle hold the second.
+			 */
 			int one = 1;
 			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			break;

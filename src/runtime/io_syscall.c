@@ -73,7 +73,7 @@ long syscall(long n, ...)
 		case SYS_fcntl:
 			return fcntl((int)a[0], (int)a[1], a[2]);
 		case SYS_ioctl: /* (FIONBIO and the like change the placeholder's description; FIONREAD) */
-			return ioctl((int)a[0], (unsigned long)a[1], a[2]);
+			return ioctl((int)a[0], (unsigned long)a[1], (void *)a[2]);
 		case SYS_sendmsg: /* (fds sent to another process: their placeholders are not kept) */
 			io_net_rights_sent((const struct msghdr *)a[1]);
 			break;
