@@ -321,6 +321,27 @@ int epoll_create1(int flags)
 	return SCONE_FD_CALL(SYS(epoll_create1)(flags));
 }
 
+int timerfd_create(int clockid, int flags)
+{
+	return SCONE_FD_CALL(SYS(timerfd_create)(clockid, flags));
+}
+
+/* A new fd only when fd is -1; otherwise fd's mask changes and EMFILE cannot happen. */
+int signalfd(int fd, const sigset_t *mask, int flags)
+{
+	return SCONE_FD_CALL(SYS(signalfd)(fd, mask, flags));
+}
+
+int inotify_init(void)
+{
+	return SCONE_FD_CALL(SYS(inotify_init)());
+}
+
+int inotify_init1(int flags)
+{
+	return SCONE_FD_CALL(SYS(inotify_init1)(flags));
+}
+
 /*
  * FIONREAD on a volume file: what the kernel answers for a regular file,
  * its size less the file offset (an int, negative past the end), from the

@@ -28,8 +28,10 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
+#include <sys/signalfd.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -38,6 +40,7 @@
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <utime.h>
@@ -231,6 +234,10 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(eventfd, SCONE_SYS_T(eventfd))                                                                     \
 	X(epoll_create, SCONE_SYS_T(epoll_create))                                                           \
 	X(epoll_create1, SCONE_SYS_T(epoll_create1))                                                         \
+	X(timerfd_create, SCONE_SYS_T(timerfd_create))                                                       \
+	X(signalfd, SCONE_SYS_T(signalfd))                                                                   \
+	X(inotify_init, SCONE_SYS_T(inotify_init))                                                           \
+	X(inotify_init1, SCONE_SYS_T(inotify_init1))                                                         \
 	X(connect, SCONE_SYS_T(connect))                                                                     \
 	X(accept, SCONE_SYS_T(accept))                                                                       \
 	X(accept4, SCONE_SYS_T(accept4))                                                                     \

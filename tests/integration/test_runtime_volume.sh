@@ -1606,8 +1606,10 @@ case_placeholder_handed_on() {
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1728,13 +1730,27 @@ static int count_opens(void)
 		close(fds[i]);
 	return n;
 }
-/* fds pipe() gives until EMFILE (two per pipe); all closed again */
-static int count_pipes(void)
+/* fds a maker gives until EMFILE (how many it made: 0 at the end); all closed again */
+static int make_pipe(int *fds)
+{
+	return pipe(fds) == 0 ? 2 : 0;
+}
+static int make_timerfd(int *fds)
+{
+	return (fds[0] = timerfd_create(CLOCK_MONOTONIC, 0)) >= 0;
+}
+static int make_signalfd(int *fds)
+{
+	sigset_t m;
+	sigemptyset(&m);
+	return (fds[0] = signalfd(-1, &m, 0)) >= 0;
+}
+static int count_made(int (*make)(int *))
 {
 	static int fds[70000];
-	int n = 0;
-	while (n + 1 < 70000 && pipe(fds + n) == 0)
-		n += 2;
+	int n = 0, k;
+	while (n + 1 < 70000 && (k = make(fds + n)) > 0)
+		n += k;
 	for (int i = 0; i < n; i++)
 		close(fds[i]);
 	return n;
@@ -1748,17 +1764,26 @@ static void keep_some(void)
 	for (int i = 0; i < 40; i++)
 		close(fds[i]);
 }
+/* fds each maker gives before and after placeholders are kept: the same */
 static void emfile(void)
 {
-	int c0 = count_opens(), p0 = count_pipes(), c1, p1;
-	keep_some();
-	p1 = count_pipes();
+	static const struct {
+		const char *what;
+		int (*make)(int *);
+	} makers[] = {{"PIPE", make_pipe}, {"TIMERFD", make_timerfd}, {"SIGNALFD", make_signalfd}};
+	int c0 = count_opens(), c1, n0[3], n1;
+	for (int i = 0; i < 3; i++)
+		n0[i] = count_made(makers[i].make);
+	for (int i = 0; i < 3; i++) {
+		keep_some();
+		n1 = count_made(makers[i].make);
+		printf("EMFILE_%s=%s\n", makers[i].what, n0[i] == n1 ? "ok" : "fewer");
+		if (n0[i] != n1)
+			printf("%s: %d fds, then %d\n", makers[i].what, n0[i], n1);
+	}
 	keep_some();
 	c1 = count_opens();
 	printf("EMFILE=%s\n", c0 == c1 ? "ok" : "fewer");
-	printf("EMFILE_PIPE=%s\n", p0 == p1 ? "ok" : "fewer");
-	if (p0 != p1)
-		printf("pipes: %d fds, then %d\n", p0, p1);
 }
 /* A vfork child dup2's onto a kept master: the parent's master is neither leaked nor lost. */
 static void vfork_evict(void)
@@ -2038,7 +2063,7 @@ int main(int argc, char **argv)
 }
 C
 	run_c_check pa2.c "kept placeholders handed on" IOCTL=ok FIONREAD=ok LOCKF=ok SENDMMSG=ok SYS_SENDMSG=ok \
-		BOGUS_CMSG=ok EMFILE=ok EMFILE_PIPE=ok VFORK_EVICT=ok VFORK_DUP2=ok CONTENDED_DUP2=ok HANDLER_DUP2=ok EXEC_ADOPT=ok
+		BOGUS_CMSG=ok EMFILE=ok EMFILE_PIPE=ok EMFILE_TIMERFD=ok EMFILE_SIGNALFD=ok VFORK_EVICT=ok VFORK_DUP2=ok CONTENDED_DUP2=ok HANDLER_DUP2=ok EXEC_ADOPT=ok
 }
 
 run_case "runtime volume: a directory restored to an older copy: only the owner accepts it (show, accept, audited)" case_accept
@@ -2058,6 +2083,6 @@ run_case "runtime volume: an fspf made with scone fspf, given by SCONE_FSPF/KEY/
 run_case "runtime volume: sqlite3 database on an encrypted volume" case_sqlite
 run_case "runtime volume: a vfork child (vfork, clone with CLONE_VM) cannot change its parent's fd table; the parent's other threads go on opening meanwhile" case_vfork_mark
 run_case "runtime volume: kept placeholders and the vfork mark against raw lseek, SCM_RIGHTS, a vfork child's exec racing a close, signal handlers around vfork, clone with and without CLONE_VM, a low fd limit" case_placeholder_attacks
-run_case "runtime volume: kept placeholders against ioctl (and FIONREAD answered from the volume), sendmmsg and raw sendmsg with SCM_RIGHTS, a bogus control message, EMFILE (open and pipe), a vfork child's dup2, dup2 from a signal handler, an exec racing a close and open" case_placeholder_handed_on
+run_case "runtime volume: kept placeholders against ioctl (and FIONREAD answered from the volume), sendmmsg and raw sendmsg with SCM_RIGHTS, a bogus control message, EMFILE (open, pipe, timerfd, signalfd), a vfork child's dup2, dup2 from a signal handler, an exec racing a close and open" case_placeholder_handed_on
 run_case "runtime volume: liburing and libaio are refused at setup (-ENOSYS) while volumes are mounted" case_async_libraries
 t_done
