@@ -29,6 +29,7 @@
 
 #include "lib/crypto.h"
 #include "lib/hex.h"
+#include "lib/keyfile.h"
 #include "lib/log.h"
 
 static bool exists(const char *path)
@@ -84,53 +85,6 @@ static enum scone_err open_identity(struct cas *cas, bool may_create)
 	return SCONE_ERR_OK;
 }
 
-static enum scone_err read_master_key(const char *path, uint8_t *key)
-{
-	char hex[66];
-	struct stat st;
-	ssize_t n;
-	enum scone_err err;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-	if (fd < 0)
-		return scone_err_set(scone_err_from_errno(errno), "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || (st.st_mode & 077)) {
-		close(fd);
-		return scone_err_set(SCONE_ERR_PERMISSION, "%s: readable by others (mode %03o); chmod 600 it",
-				     path, (unsigned)(st.st_mode & 0777));
-	}
-	n = read(fd, hex, sizeof(hex));
-	close(fd);
-	if (n < 64 || (n > 64 && hex[64] != '\n')) {
-		scone_wipe(hex, sizeof(hex));
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: expected 64 hex digits", path);
-	}
-	hex[64] = '\0';
-	err = scone_hex_decode(key, 32, hex, path);
-	scone_wipe(hex, sizeof(hex));
-	return err;
-}
-
-static enum scone_err write_master_key(const char *path, uint8_t *key)
-{
-	char hex[66];
-	int fd, ok;
-
-	SCONE_TRY(scone_random(key, 32));
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return scone_err_set(scone_err_from_errno(errno), "%s: %s", path, strerror(errno));
-	scone_hex_encode(hex, sizeof(hex), key, 32);
-	hex[64] = '\n';
-	ok = write(fd, hex, 65) == 65 && fsync(fd) == 0;
-	scone_wipe(hex, sizeof(hex));
-	if (close(fd) != 0 || !ok) {
-		unlink(path);
-		return scone_err_set(SCONE_ERR_IO, "%s: cannot write the master key", path);
-	}
-	return SCONE_ERR_OK;
-}
-
 static enum scone_err open_master_key(struct cas *cas, bool may_create)
 {
 	char path[4200];
@@ -141,7 +95,7 @@ static enum scone_err open_master_key(struct cas *cas, bool may_create)
 	if (!cas->master_key || !cas->token_key)
 		return scone_err_set(SCONE_ERR_NOMEM, "key memory");
 	if (exists(path)) {
-		SCONE_TRY(read_master_key(path, cas->master_key));
+		SCONE_TRY(scone_keyfile_read(path, cas->master_key, "the master key"));
 	} else if (cas->store_path[0] && exists(cas->store_path)) {
 		return scone_err_set(SCONE_ERR_MISSING,
 				     "%s is missing but the store %s exists; restore the master key (a new "
@@ -150,7 +104,7 @@ static enum scone_err open_master_key(struct cas *cas, bool may_create)
 	} else if (!may_create) {
 		return need_init(cas, path);
 	} else {
-		SCONE_TRY(write_master_key(path, cas->master_key));
+		SCONE_TRY(scone_keyfile_create(path, cas->master_key, "the master key"));
 	}
 	scone_warn(
 	    "the store's master key is kept in %s (mode 0600): anyone who can read that file can read every "

@@ -15,60 +15,8 @@
 #include <unistd.h>
 
 #include "lib/crypto.h"
-#include "lib/hex.h"
+#include "lib/keyfile.h"
 #include "lib/log.h"
-
-static enum scone_err read_seed(const char *path, uint8_t seed[32])
-{
-	char hex[66];
-	struct stat st;
-	enum scone_err err;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-	if (fd < 0)
-		return scone_err_set(scone_err_from_errno(errno), "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || (st.st_mode & 077)) {
-		close(fd);
-		return scone_err_set(SCONE_ERR_PERMISSION, "%s: readable by others (mode %03o); chmod 600 it",
-				     path, (unsigned)(st.st_mode & 0777));
-	}
-	n = read(fd, hex, sizeof(hex));
-	close(fd);
-	if (n < 64 || (n > 64 && hex[64] != '\n')) {
-		scone_wipe(hex, sizeof(hex));
-		return scone_err_set(SCONE_ERR_MALFORMED, "%s: expected 64 hex digits (the Ed25519 seed)",
-				     path);
-	}
-	hex[64] = '\0';
-	err = scone_hex_decode(seed, 32, hex, path);
-	scone_wipe(hex, sizeof(hex));
-	return err;
-}
-
-/* A new seed, written to a temporary file and renamed into place (never half a key). */
-static enum scone_err write_seed(const char *path, uint8_t seed[32])
-{
-	char hex[66], tmp[4200];
-	int fd, ok;
-
-	SCONE_TRY(scone_random(seed, 32));
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "%s: path too long", path);
-	unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return scone_err_set(scone_err_from_errno(errno), "%s: %s", tmp, strerror(errno));
-	scone_hex_encode(hex, sizeof(hex), seed, 32);
-	hex[64] = '\n';
-	ok = write(fd, hex, 65) == 65 && fsync(fd) == 0;
-	scone_wipe(hex, sizeof(hex));
-	if (close(fd) != 0 || !ok || rename(tmp, path) != 0) {
-		unlink(tmp);
-		return scone_err_set(SCONE_ERR_IO, "%s: cannot write the host key", path);
-	}
-	return SCONE_ERR_OK;
-}
 
 static enum scone_err make_dir(const char *dir)
 {
@@ -106,11 +54,13 @@ enum scone_err las_identity_open(const char *state_dir, struct las_identity *out
 		return scone_err_set(SCONE_ERR_NAME_TOO_LONG, "%s: state directory path too long", state_dir);
 	SCONE_TRY(make_dir(state_dir));
 	if (lstat(path, &st) == 0) {
-		err = read_seed(path, seed);
+		err = scone_keyfile_read(path, seed, "the host key's Ed25519 seed");
 	} else {
-		err = write_seed(path, seed);
+		err = scone_keyfile_create(path, seed, "the host key's Ed25519 seed");
 		if (!err)
 			scone_info("created the host key %s", path);
+		else if (err == SCONE_ERR_EXISTS) /* another scone-las made it first: use that one */
+			err = scone_keyfile_read(path, seed, "the host key's Ed25519 seed");
 	}
 	if (!err)
 		err = key_from_seed(seed, out);

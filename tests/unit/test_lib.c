@@ -1,6 +1,6 @@
 /*
- * test_lib.c - unit tests for src/lib: errors, logging, bounded buffers, hex
- * and the OpenSSL wrappers.
+ * test_lib.c - unit tests for src/lib: errors, logging, bounded buffers, hex,
+ * key files and the OpenSSL wrappers.
  *
  * Negative tests are first-class: every reader is truncated at every length
  * (on exact-size heap buffers, so ASan sees any over-read), every tag and
@@ -11,11 +11,13 @@
 #include "helpers.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/buf.h"
@@ -23,6 +25,7 @@
 #include "lib/err.h"
 #include "lib/base64.h"
 #include "lib/hex.h"
+#include "lib/keyfile.h"
 #include "lib/log.h"
 
 #define TEST(name) static void name(void **state __attribute__((unused)))
@@ -487,6 +490,62 @@ TEST(test_hex_bad)
 	assert_memory_equal(four, "\0\0\0\0", 4);
 }
 
+/* ---- key files ---------------------------------------------------------- */
+
+static void write_text(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+TEST(test_keyfile)
+{
+	char dir[] = "/tmp/scone-keyfile-XXXXXX", path[128], tmp[140], link_path[128];
+	uint8_t key[32], again[32], zero[32] = {0};
+	struct stat st;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/master.key", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	snprintf(link_path, sizeof(link_path), "%s/link.key", dir);
+	write_text(tmp, "a crash's leftover\n", 0600);
+	assert_int_equal(scone_keyfile_create(path, key, "the master key"), SCONE_ERR_OK);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_size, 65);
+	assert_int_equal(access(tmp, F_OK), -1); /* the leftover is gone, not the key */
+	assert_int_equal(scone_keyfile_read(path, again, "the master key"), SCONE_ERR_OK);
+	assert_memory_equal(key, again, 32);
+	/* never over a key that is there: EXISTS, the file unchanged, the new key wiped */
+	assert_err(scone_keyfile_create(path, again, "the master key"), SCONE_ERR_EXISTS,
+		   "made meanwhile by another process");
+	assert_memory_equal(again, zero, 32);
+	assert_int_equal(scone_keyfile_read(path, again, "the master key"), SCONE_ERR_OK);
+	assert_memory_equal(key, again, 32);
+	/* refused: others may read it, a symlink, too short, not hex, junk after the digits */
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_err(scone_keyfile_read(path, again, "the master key"), SCONE_ERR_PERMISSION,
+		   "readable by others (mode 640); chmod 600 it");
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(symlink(path, link_path), 0);
+	assert_int_not_equal(scone_keyfile_read(link_path, again, "the master key"), SCONE_ERR_OK);
+	write_text(path, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde", 0600);
+	assert_err(scone_keyfile_read(path, again, "the master key"), SCONE_ERR_MALFORMED,
+		   "(the master key): expected 64 hex digits");
+	write_text(path, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeZ\n", 0600);
+	assert_err(scone_keyfile_read(path, again, "the master key"), SCONE_ERR_INVALID, "invalid hex digit");
+	write_text(path, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0\n", 0600);
+	assert_err(scone_keyfile_read(path, again, "the master key"), SCONE_ERR_MALFORMED,
+		   "expected 64 hex digits");
+	assert_int_equal(unlink(link_path), 0);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* ---- base64 ------------------------------------------------------------- */
 
 TEST(test_base64_vectors)
@@ -908,6 +967,7 @@ TEST(test_random)
 
 int main(void)
 {
+	/* clang-format off */
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_err_names),
 	    cmocka_unit_test(test_err_numbers_pinned),
@@ -923,6 +983,7 @@ int main(void)
 	    cmocka_unit_test(test_base64_vectors),
 	    cmocka_unit_test(test_base64_bad),
 	    cmocka_unit_test(test_hex_bad),
+	    cmocka_unit_test(test_keyfile),
 	    cmocka_unit_test(test_sha256_hmac),
 	    cmocka_unit_test(test_hkdf_rfc5869),
 	    cmocka_unit_test(test_aead_roundtrip),
@@ -936,6 +997,7 @@ int main(void)
 	    cmocka_unit_test(test_fingerprint),
 	    cmocka_unit_test(test_random),
 	};
+	/* clang-format on */
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
