@@ -155,30 +155,33 @@ static int dup_evicted(int r, int newfd, bool evicted)
 	return r;
 }
 
-int dup3(int fd, int newfd, int flags)
+/* The kernel's dup2 (three: false) or dup3: they differ where fd == newfd. */
+static int kernel_dup_to(int fd, int newfd, bool three, int flags)
+{
+	return three ? SYS(dup3)(fd, newfd, flags) : SYS(dup2)(fd, newfd);
+}
+
+static int dup_onto(int fd, int newfd, bool three, int flags)
 {
 	bool evicted;
+	int r;
 
 	if (dup_onto_own(newfd, &evicted))
 		return shield_fail(EBADF);
-	if (evicted)
-		return dup_evicted(dup_to(fd, newfd, SYS(dup3)(fd, newfd, flags)), newfd, true);
-	if (!shield_maybe_shielded(fd) && !shield_maybe_shielded(newfd))
-		return SYS(dup3)(fd, newfd, flags);
-	return dup_to(fd, newfd, SYS(dup3)(fd, newfd, flags));
+	if (!evicted && !shield_maybe_shielded(fd) && !shield_maybe_shielded(newfd))
+		return kernel_dup_to(fd, newfd, three, flags);
+	r = dup_to(fd, newfd, kernel_dup_to(fd, newfd, three, flags));
+	return dup_evicted(r, newfd, evicted);
+}
+
+int dup3(int fd, int newfd, int flags)
+{
+	return dup_onto(fd, newfd, true, flags);
 }
 
 int dup2(int fd, int newfd)
 {
-	bool evicted;
-
-	if (dup_onto_own(newfd, &evicted))
-		return shield_fail(EBADF);
-	if (evicted)
-		return dup_evicted(dup_to(fd, newfd, SYS(dup2)(fd, newfd)), newfd, true);
-	if (!shield_maybe_shielded(fd) && !shield_maybe_shielded(newfd))
-		return SYS(dup2)(fd, newfd);
-	return dup_to(fd, newfd, SYS(dup2)(fd, newfd));
+	return dup_onto(fd, newfd, false, 0);
 }
 
 typedef int (*fcntl_fn)(int, int, ...);
