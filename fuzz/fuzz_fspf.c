@@ -4,7 +4,9 @@
  * The input is tried as
  *   - an fspf file envelope, opened with the fixed key (fuzz_common.h) and
  *     with no key; whatever plaintext comes out is decoded as an fspf body;
- *   - an fspf body directly;
+ *   - an fspf body directly, and a delta record's body (must re-encode to
+ *     the same bytes); a body and a delta cut from the input at the share
+ *     its first byte names (a delta that applies leaves an encodable state);
  *   - a plaintext, sealed and unsealed and opened again (must round-trip);
  *   - a whole FSPF file (format version 2 and later: a log of envelopes, torn tails,
  *     garbage between records), opened as a volume through the memory
@@ -84,6 +86,66 @@ static void body_roundtrip(const uint8_t *in, size_t size)
 	vol_fspf_free(&g);
 }
 
+/*
+ * A delta body that decodes re-encodes to as many bytes, and that encoding
+ * is stable (an entry's reserved bytes are written as zeros, as in a full
+ * record's body).
+ */
+static void delta_roundtrip(const uint8_t *in, size_t size)
+{
+	struct vol_delta d, e;
+	struct scone_wbuf w1, w2;
+
+	if (vol_delta_decode(in, size, &d) != SCONE_ERR_OK)
+		return;
+	CHECK(vol_body_is_delta(in, size));
+	scone_wbuf_init(&w1, VOL_MAX_FSPF, 1);
+	scone_wbuf_init(&w2, VOL_MAX_FSPF, 1);
+	CHECK(vol_delta_encode(&d, &w1) == SCONE_ERR_OK);
+	CHECK(w1.size == size);
+	CHECK(vol_delta_decode(w1.data, w1.size, &e) == SCONE_ERR_OK);
+	CHECK(e.epoch == d.epoch && e.file_count == d.file_count && e.garbage_count == d.garbage_count &&
+	      e.trim_count == d.trim_count);
+	CHECK(vol_delta_encode(&e, &w2) == SCONE_ERR_OK);
+	CHECK(w2.size == w1.size && memcmp(w1.data, w2.data, w1.size) == 0);
+	scone_wbuf_free(&w1);
+	scone_wbuf_free(&w2);
+	vol_delta_free(&d);
+	vol_delta_free(&e);
+}
+
+/*
+ * A state and a delta (the input cut where its first byte says): a delta
+ * that applies leaves a state the encoder takes (one that could not be
+ * written back would brick the volume at its next full record).
+ */
+static void delta_apply(const uint8_t *in, size_t size)
+{
+	struct vol_fspf f;
+	struct vol_delta d;
+	struct scone_wbuf w;
+	size_t cut;
+
+	if (size < 2)
+		return;
+	cut = 1 + (size_t)in[0] * (size - 1) / 256;
+	if (vol_fspf_decode(in + 1, cut - 1, &f) != SCONE_ERR_OK)
+		return;
+	if (vol_delta_decode(in + cut, size - cut, &d) == SCONE_ERR_OK) {
+		uint64_t epoch = f.epoch;
+		if (vol_fspf_apply_delta(&f, &d) == SCONE_ERR_OK) {
+			CHECK(f.epoch == epoch + 1 && f.garbage_count == d.garbage_count &&
+			      f.trim_count == d.trim_count);
+			encode_ok(&f, &w);
+			scone_wbuf_free(&w);
+		} else {
+			CHECK(f.epoch == epoch); /* refused whole */
+		}
+		vol_delta_free(&d);
+	}
+	vol_fspf_free(&f);
+}
+
 static void envelope(const uint8_t *in, size_t size, const uint8_t *key)
 {
 	struct scone_wbuf plain;
@@ -94,6 +156,7 @@ static void envelope(const uint8_t *in, size_t size, const uint8_t *key)
 	if (vol_envelope_open(in, size, key, &plain, &sealed, tag) == SCONE_ERR_OK) {
 		CHECK(key || !sealed);
 		body_roundtrip(plain.data, plain.size);
+		delta_roundtrip(plain.data, plain.size);
 	}
 	scone_wbuf_free(&plain);
 }
@@ -439,6 +502,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	envelope(data, size, fixed_key);
 	envelope(data, size, NULL);
 	body_roundtrip(data, size);
+	delta_roundtrip(data, size);
+	delta_apply(data, size);
 	seal_roundtrip(data, size, fixed_key);
 	seal_roundtrip(data, size, NULL);
 	log_open(data, size);

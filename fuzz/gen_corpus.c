@@ -4,7 +4,7 @@
  * run by hand from the top directory when the formats change:
  *
  *   clang -std=c17 -D_GNU_SOURCE -g -Isrc -o build/gen_corpus fuzz/gen_corpus.c \
- *       $(ls src/lib/[a-z]*.c src/volume/[a-z]*.c) -lcrypto -lpthread && build/gen_corpus
+ *       $(ls src/lib/[a-z]*.c src/volume/[a-z]*.c) -lssl -lcrypto -lpthread && build/gen_corpus
  *
  * Sealed seeds use random salts and nonces, so reruns differ byte-wise.
  */
@@ -243,6 +243,83 @@ static void emit(const char *name, const struct ops *o)
 	put("chunk", name, o->b, o->n);
 }
 
+/* A file's entry in a delta, for the file made by meta(path, VOL_T_FILE, ., seed). */
+static void delta_file(struct vol_delta_file *df, uint8_t seed, uint64_t size)
+{
+	memset(df, 0, sizeof(*df));
+	fill(df->file_id, sizeof(df->file_id), seed);
+	df->size = size;
+	df->mtime_ns = 1700000000000000000 + seed;
+	fill(df->root.gen, sizeof(df->root.gen), (uint8_t)(seed + 5));
+	df->root.ctr = 99 + seed;
+	fill(df->root.tag, sizeof(df->root.tag), (uint8_t)(seed + 6));
+	df->root.flags = VOL_ENTRY_PRESENT;
+}
+
+/* Delta records: a body, a sealed one, and a whole log (a full state, two deltas chained, padding). */
+static void gen_fspf_delta(void)
+{
+	struct vol_fspf f;
+	struct vol_delta d;
+	struct scone_wbuf body, env, log;
+	uint8_t key[32], tag[SCONE_VOLUME_TAG_SIZE];
+
+	fuzz_fixed_key(key);
+	memset(&f, 0, sizeof(f));
+	f.chunk_aead = SCONE_AEAD_AES256_GCM;
+	f.epoch = 7;
+	fill(f.claim_key, sizeof(f.claim_key), 9);
+	f.region_count = 1;
+	f.regions = calloc(1, sizeof(*f.regions));
+	region(&f.regions[0], "/data", SCONE_REGION_ENCRYPTED, SCONE_STORE_KERNEL, "data");
+	f.meta_count = f.meta_cap = 2;
+	f.metas = calloc(2, sizeof(*f.metas));
+	f.metas[0] = meta("/data/a", VOL_T_FILE, 300000, 1);
+	f.metas[1] = meta("/data/b", VOL_T_FILE, 0, 3);
+	memset(&d, 0, sizeof(d));
+	d.files = calloc(2, sizeof(*d.files));
+	d.garbage = calloc(1, VOL_ID_SIZE);
+	d.trims = calloc(1, VOL_ID_SIZE);
+	if (!f.regions || !f.metas || !d.files || !d.garbage || !d.trims)
+		die("calloc");
+	/* the log: the full state, then deltas of epochs 8 and 9, each naming the tag before it */
+	encode(&f, &body);
+	scone_wbuf_init(&log, 1 << 20, 0);
+	if (vol_envelope_seal(body.data, body.size, key, &log, tag) != SCONE_ERR_OK)
+		die("vol_envelope_seal");
+	scone_wbuf_free(&body);
+	for (unsigned i = 0; i < 2; i++) {
+		d.epoch = 8 + i;
+		memcpy(d.prev_tag, tag, sizeof(tag));
+		d.file_count = i + 1;
+		delta_file(&d.files[0], 1, 5000 + i);
+		delta_file(&d.files[1], 3, 4096);
+		d.garbage_count = d.trim_count = i;
+		fill(d.garbage[0], VOL_ID_SIZE, 0x40);
+		fill(d.trims[0], VOL_ID_SIZE, 0x50);
+		scone_wbuf_init(&body, VOL_MAX_FSPF, 0);
+		if (vol_delta_encode(&d, &body) != SCONE_ERR_OK)
+			die("vol_delta_encode");
+		if (i == 1) {
+			put("fspf", "body-delta", body.data, body.size);
+			seal(&body, key, &env);
+			put("fspf", "env-sealed-delta", env.data, env.size);
+			scone_wbuf_free(&env);
+		}
+		if (vol_envelope_seal(body.data, body.size, key, &log, tag) != SCONE_ERR_OK)
+			die("vol_envelope_seal");
+		scone_wbuf_free(&body);
+	}
+	put("fspf", "log-full-two-deltas", log.data, log.size);
+	while (log.size < (64u << 10))
+		if (scone_wbuf_u8(&log, 0) != SCONE_ERR_OK)
+			die("padding");
+	put("fspf", "log-full-two-deltas-padded", log.data, log.size);
+	scone_wbuf_free(&log);
+	vol_delta_free(&d);
+	vol_fspf_free(&f);
+}
+
 static void gen_chunk(void)
 {
 	struct ops o;
@@ -366,6 +443,7 @@ int main(void)
 	mkdir_p("fuzz/corpus/fspf");
 	mkdir_p("fuzz/corpus/chunk");
 	gen_fspf();
+	gen_fspf_delta();
 	gen_chunk();
 	return 0;
 }

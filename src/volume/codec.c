@@ -11,6 +11,7 @@
 #include <string.h>
 
 static const char fspf_body_magic[8] = "SCONEFS1";
+static const char fspf_delta_magic[8] = "SCONEFD1";
 static const char fspf_env_magic[8] = "SCONEFSP";
 static const char node_magic[4] = "SCVN";
 static const char header_magic[8] = "SCONEVF1";
@@ -520,6 +521,172 @@ void vol_fspf_free(struct vol_fspf *f)
 	free(f->trims);
 	scone_wipe(f->claim_key, sizeof(f->claim_key));
 	memset(f, 0, sizeof(*f));
+}
+
+/* ---------------- delta records ---------------- */
+
+/* The decoder's rules for one file of a delta (also checked before encoding). */
+static enum scone_err delta_file_check(const struct vol_delta_file *df, const char *what, size_t at)
+{
+	if (df->size > VOL_MAX_FILE_SIZE || (df->root.flags & ~(VOL_ENTRY_PRESENT | VOL_ENTRY_SLOT_B)) ||
+	    (df->size == 0 && (df->root.flags & VOL_ENTRY_PRESENT)))
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "%s: file at byte %zu: size %llu or root entry invalid", what, at,
+				     (unsigned long long)df->size);
+	return SCONE_ERR_OK;
+}
+
+bool vol_body_is_delta(const uint8_t *in, size_t size)
+{
+	return size >= 8 && memcmp(in, fspf_delta_magic, 8) == 0;
+}
+
+static enum scone_err put_ids(struct scone_wbuf *w, uint8_t (*ids)[VOL_ID_SIZE], size_t n)
+{
+	if (n > VOL_MAX_ENTRIES)
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "fspf delta: %zu deleted or cut-back files", n);
+	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)n));
+	return n ? scone_wbuf_put(w, ids, n * VOL_ID_SIZE) : SCONE_ERR_OK;
+}
+
+enum scone_err vol_delta_encode(const struct vol_delta *d, struct scone_wbuf *w)
+{
+	if (d->file_count > VOL_MAX_ENTRIES)
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "fspf delta: %zu files", d->file_count);
+	SCONE_TRY(scone_wbuf_put(w, fspf_delta_magic, 8));
+	SCONE_TRY(scone_wbuf_u64(w, d->epoch));
+	SCONE_TRY(scone_wbuf_put(w, d->prev_tag, sizeof(d->prev_tag)));
+	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)d->file_count));
+	for (size_t i = 0; i < d->file_count; i++) {
+		const struct vol_delta_file *df = &d->files[i];
+		SCONE_TRY(delta_file_check(df, "fspf delta", w->size));
+		SCONE_TRY(scone_wbuf_put(w, df->file_id, VOL_ID_SIZE));
+		SCONE_TRY(scone_wbuf_u64(w, df->size));
+		SCONE_TRY(scone_wbuf_u64(w, (uint64_t)df->mtime_ns));
+		SCONE_TRY(entry_write(w, &df->root));
+	}
+	SCONE_TRY(put_ids(w, d->garbage, d->garbage_count));
+	return put_ids(w, d->trims, d->trim_count);
+}
+
+enum scone_err vol_delta_decode(const uint8_t *in, size_t size, struct vol_delta *d)
+{
+	struct scone_rbuf r;
+	const uint8_t *magic;
+	uint32_t n;
+	uint64_t t;
+	enum scone_err err;
+
+	memset(d, 0, sizeof(*d));
+	scone_rbuf_init(&r, in, size, "fspf delta");
+	if ((err = scone_rbuf_view(&r, "magic", &magic, 8)))
+		goto fail;
+	if (memcmp(magic, fspf_delta_magic, 8) != 0) {
+		err = scone_err_set(SCONE_ERR_MALFORMED, "fspf delta: bad magic at byte 0");
+		goto fail;
+	}
+	if ((err = scone_rbuf_u64(&r, "epoch", &d->epoch)) ||
+	    (err = scone_rbuf_bytes(&r, "previous tag", d->prev_tag, sizeof(d->prev_tag))) ||
+	    (err = read_count(&r, "file count", VOL_ID_SIZE + 16 + VOL_ENTRY_SIZE, VOL_MAX_ENTRIES, &n)))
+		goto fail;
+	d->files = calloc(n ? n : 1, sizeof(*d->files));
+	if (!d->files) {
+		err = SCONE_ERR_NOMEM;
+		goto fail;
+	}
+	for (d->file_count = 0; d->file_count < n; d->file_count++) {
+		struct vol_delta_file *df = &d->files[d->file_count];
+		size_t at = r.pos;
+		if ((err = scone_rbuf_bytes(&r, "file id", df->file_id, VOL_ID_SIZE)) ||
+		    (err = scone_rbuf_u64(&r, "file size", &df->size)) ||
+		    (err = scone_rbuf_u64(&r, "file mtime", &t)) ||
+		    (err = entry_read(&r, "root entry", &df->root)))
+			goto fail;
+		df->mtime_ns = (int64_t)t;
+		if ((err = delta_file_check(df, "fspf delta", at)))
+			goto fail;
+	}
+	if ((err = read_ids(&r, "garbage", &d->garbage, &d->garbage_count)) ||
+	    (err = read_ids(&r, "trim", &d->trims, &d->trim_count)))
+		goto fail;
+	if (scone_rbuf_left(&r) != 0) {
+		err = scone_err_set(SCONE_ERR_MALFORMED,
+				    "fspf delta: %zu unexpected bytes after the end at byte %zu",
+				    scone_rbuf_left(&r), r.pos);
+		goto fail;
+	}
+	return SCONE_ERR_OK;
+fail:
+	vol_delta_free(d);
+	return err;
+}
+
+void vol_delta_free(struct vol_delta *d)
+{
+	if (d->files)
+		scone_wipe(d->files, d->file_count * sizeof(*d->files));
+	free(d->files);
+	free(d->garbage);
+	free(d->trims);
+	memset(d, 0, sizeof(*d));
+}
+
+/* The persisted file entry of f whose id is id, or NULL. */
+static struct vol_meta *file_by_id(const struct vol_fspf *f, const uint8_t id[static VOL_ID_SIZE])
+{
+	for (size_t i = 0; i < f->meta_count; i++) {
+		struct vol_meta *m = f->metas[i];
+		if (m->type == VOL_T_FILE && !m->ephemeral && memcmp(m->file_id, id, VOL_ID_SIZE) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+/* Replace *dst (count *dst_n) with a copy of src (count n). */
+static enum scone_err copy_ids(uint8_t (**dst)[VOL_ID_SIZE], size_t *dst_n, uint8_t (*src)[VOL_ID_SIZE],
+			       size_t n)
+{
+	uint8_t(*c)[VOL_ID_SIZE] = calloc(n ? n : 1, VOL_ID_SIZE);
+
+	if (!c)
+		return SCONE_ERR_NOMEM;
+	if (n)
+		memcpy(c, src, n * VOL_ID_SIZE);
+	free(*dst);
+	*dst = c;
+	*dst_n = n;
+	return SCONE_ERR_OK;
+}
+
+enum scone_err vol_fspf_apply_delta(struct vol_fspf *f, const struct vol_delta *d)
+{
+	if (d->epoch != f->epoch + 1)
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf delta: epoch %llu does not follow %llu",
+				     (unsigned long long)d->epoch, (unsigned long long)f->epoch);
+	/* every file first, so that a delta that does not fit changes nothing */
+	for (size_t i = 0; i < d->file_count; i++) {
+		if (!file_by_id(f, d->files[i].file_id))
+			return scone_err_set(
+			    SCONE_ERR_MALFORMED,
+			    "fspf delta of epoch %llu: file %zu is not in the state before it",
+			    (unsigned long long)d->epoch, i);
+		for (size_t j = 0; j < i; j++)
+			if (memcmp(d->files[i].file_id, d->files[j].file_id, VOL_ID_SIZE) == 0)
+				return scone_err_set(SCONE_ERR_MALFORMED,
+						     "fspf delta of epoch %llu: file %zu is listed twice",
+						     (unsigned long long)d->epoch, i);
+	}
+	SCONE_TRY(copy_ids(&f->garbage, &f->garbage_count, d->garbage, d->garbage_count));
+	SCONE_TRY(copy_ids(&f->trims, &f->trim_count, d->trims, d->trim_count));
+	for (size_t i = 0; i < d->file_count; i++) {
+		struct vol_meta *m = file_by_id(f, d->files[i].file_id);
+		m->size = d->files[i].size;
+		m->mtime_ns = d->files[i].mtime_ns;
+		m->root = d->files[i].root;
+	}
+	f->epoch = d->epoch;
+	memcpy(f->prev_tag, d->prev_tag, sizeof(f->prev_tag));
+	return SCONE_ERR_OK;
 }
 
 /* ---------------- fspf envelope ---------------- */

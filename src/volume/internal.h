@@ -113,8 +113,13 @@ struct vol_region {
 
 /* fspf body layouts: 1 without times, 2 with mtime_ns and directory attributes. */
 #define VOL_BODY_VERSION 2u
-/* fspf file (envelope) versions: 1 one envelope, 2 a log, 3 a log of version 2 bodies. */
-#define VOL_ENV_VERSION 3u
+/*
+ * fspf file (envelope) versions: 1 one envelope, 2 a log, 3 a log of version
+ * 2 bodies, 4 a log whose records after a full state may be deltas.
+ */
+#define VOL_ENV_VERSION 4u
+/* The first envelope version whose log may hold delta records. */
+#define VOL_ENV_DELTAS 4u
 
 /* The decoded plaintext of an fspf. */
 struct vol_fspf {
@@ -136,7 +141,38 @@ struct vol_fspf {
 	size_t trim_count;
 };
 
+/*
+ * A delta record: what a commit that changed only files' contents changes
+ * in the state before it (docs/volume-format.md, "Delta records"). Each
+ * listed file exists in that state; the lists of deleted and cut-back
+ * files replace the state's whole.
+ */
+struct vol_delta_file {
+	uint8_t file_id[VOL_ID_SIZE];
+	uint64_t size;
+	int64_t mtime_ns;
+	struct vol_entry root;
+};
+
+struct vol_delta {
+	uint64_t epoch;
+	uint8_t prev_tag[SCONE_VOLUME_TAG_SIZE];
+	struct vol_delta_file *files;
+	size_t file_count;
+	uint8_t (*garbage)[VOL_ID_SIZE];
+	size_t garbage_count;
+	uint8_t (*trims)[VOL_ID_SIZE];
+	size_t trim_count;
+};
+
 /* codec.c: pure encoders/decoders of untrusted bytes (fuzzed). */
+/* Is the body in[0..size) a delta record (by its magic)? */
+bool vol_body_is_delta(const uint8_t *in, size_t size);
+SCONE_MUST_CHECK enum scone_err vol_delta_encode(const struct vol_delta *d, struct scone_wbuf *out);
+SCONE_MUST_CHECK enum scone_err vol_delta_decode(const uint8_t *in, size_t size, struct vol_delta *out);
+void vol_delta_free(struct vol_delta *d);
+/* Apply d to f (the state d follows): epoch, files, lists; MALFORMED if d does not fit f. */
+SCONE_MUST_CHECK enum scone_err vol_fspf_apply_delta(struct vol_fspf *f, const struct vol_delta *d);
 SCONE_MUST_CHECK enum scone_err vol_fspf_encode(const struct vol_fspf *f, struct scone_wbuf *out);
 SCONE_MUST_CHECK enum scone_err vol_fspf_decode(const uint8_t *in, size_t size, struct vol_fspf *out);
 void vol_fspf_free(struct vol_fspf *f);
@@ -238,7 +274,8 @@ struct scone_volume {
 	struct vol_node lru; /* sentinel */
 	size_t clean_nodes;
 	size_t max_clean_nodes;
-	bool dirty; /* namespace changed since last commit */
+	bool dirty;	 /* namespace changed since last commit */
+	bool ns_changed; /* since the last full record, a change a delta record cannot hold */
 	uint64_t use_clock;
 	uint8_t *scratch;		/* VOL_SCRATCH bytes of ciphertext staging, under lock */
 	uint8_t *node_buf;		/* VOL_NODE_BUF bytes for reading one node, under lock */
@@ -250,6 +287,8 @@ struct scone_volume {
 	uint64_t log_end;	    /* end of the current state's record */
 	bool log_ok;		    /* FSPF is a v2 log of records under v->key ending at log_end */
 	bool log_tail;		    /* non-zero bytes past log_end: the next commit compacts */
+	uint64_t log_cap;	    /* FSPF's size: appends up to it overwrite its zero padding */
+	size_t log_deltas;	    /* delta records after the last full one, up to log_end */
 	/*
 	 * A commit failed after its record was written whole: its fdatasync (or
 	 * the directory's fsync after the rename) failed, so the disk may hold
@@ -314,10 +353,13 @@ SCONE_MUST_CHECK enum scone_err vol_claim_mac(const struct scone_volume *v,
 /* The fspf log is rewritten as one record once it would exceed this, or LOG_RECORDS records' worth. */
 #define LOG_MAX_BYTES ((uint64_t)256 << 10)
 #define LOG_RECORDS 4u
+/* At most this many delta records after a full one: the next commit writes a full record. */
+#define LOG_MAX_DELTAS 1024u
 /*
  * A sealed FSPF is written padded with zero bytes to LOG_MAX_BYTES (when its
- * record is at most half that), so that appends overwrite zeros in place and
- * their fdatasync flushes data only (no size change, no journal commit).
+ * record is at most half that; a longer record is followed by half that many
+ * zeros), so that appends overwrite zeros in place and their fdatasync
+ * flushes data only (no size change, no journal commit).
  * LOG_SECTOR is the unit a power loss can leave unwritten (reads as zeros).
  */
 #define LOG_SECTOR 512u

@@ -204,58 +204,164 @@ static bool torn_record(const uint8_t *in, size_t size, size_t prev, size_t star
 	return false;
 }
 
-static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t size, const uint8_t *key,
-			       struct scone_wbuf *plain, bool *sealed,
-			       uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
+/* Record i's plaintext into plain (reset first); its tag into tag. */
+static enum scone_err open_record(const uint8_t *in, const size_t *at, size_t i, const uint8_t *key,
+				  struct scone_wbuf *plain, bool *sealed,
+				  uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
 {
-	size_t off = 0, span, last = 0, prev = 0, count = 0, reach;
+	scone_wbuf_free(plain);
+	scone_wbuf_init(plain, VOL_MAX_FSPF, 1);
+	return vol_envelope_open(in + at[i], at[i + 1] - at[i], key, plain, sealed, tag);
+}
+
+/*
+ * The state from record top back to the full record it rests on: decode
+ * that one into v->st, then apply each delta after it in order, each the
+ * successor of the record before it (epoch and previous tag). Every record
+ * from the full one to top must authenticate. plain holds record top.
+ */
+static enum scone_err state_from(struct scone_volume *v, const uint8_t *in, const size_t *at, size_t top,
+				 const uint8_t *key, uint32_t log_version, bool sealed,
+				 struct scone_wbuf *plain)
+{
+	struct scone_wbuf *bodies = calloc(top + 1, sizeof(*bodies));
+	uint8_t tag[SCONE_VOLUME_TAG_SIZE];
+	size_t base = top;
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (!bodies)
+		return SCONE_ERR_NOMEM;
+	bodies[top] = *plain; /* taken over: freed below */
+	scone_wbuf_init(plain, VOL_MAX_FSPF, 1);
+	while (!err && vol_body_is_delta(bodies[base].data, bodies[base].size)) {
+		if (log_version < VOL_ENV_DELTAS || !sealed || base == 0) {
+			err = scone_err_set(SCONE_ERR_MALFORMED, "%s: the record at byte %zu is a delta %s",
+					    v->fspf_path, at[base],
+					    base == 0 ? "with no full state before it"
+						      : "in a log that cannot hold one");
+			break;
+		}
+		base--;
+		scone_wbuf_init(&bodies[base], VOL_MAX_FSPF, 1);
+		err = vol_envelope_open(in + at[base], at[base + 1] - at[base], key, &bodies[base], &sealed,
+					tag);
+		if (err == SCONE_ERR_AUTH)
+			err = scone_err_set(SCONE_ERR_AUTH,
+					    "%s: the record at byte %zu, which the state rests on, "
+					    "does not authenticate (modified)",
+					    v->fspf_path, at[base]);
+	}
+	if (!err)
+		err = vol_fspf_decode(bodies[base].data, bodies[base].size, &v->st);
+	for (size_t j = base + 1; !err && j <= top; j++) {
+		struct vol_delta d;
+		/* (a sealed record's tag is its last bytes, authenticated when it was opened above) */
+		const uint8_t *prev = in + at[j] - SCONE_VOLUME_TAG_SIZE;
+		if ((err = vol_delta_decode(bodies[j].data, bodies[j].size, &d)))
+			break;
+		if (!scone_ct_equal(d.prev_tag, prev, SCONE_VOLUME_TAG_SIZE))
+			err = scone_err_set(SCONE_ERR_MALFORMED,
+					    "%s: the delta at byte %zu does not follow the record before it",
+					    v->fspf_path, at[j]);
+		else
+			err = vol_fspf_apply_delta(&v->st, &d);
+		vol_delta_free(&d);
+	}
+	for (size_t j = base; j <= top; j++)
+		scone_wbuf_free(&bodies[j]);
+	free(bodies);
+	v->log_deltas = top - base;
+	return err;
+}
+
+/* Note where record i starts (at grows as needed). */
+static enum scone_err note_record(size_t **at, size_t *cap, size_t i, size_t off)
+{
+	if (i >= *cap) {
+		size_t n = *cap ? 2 * *cap : 16;
+		size_t *m = realloc(*at, n * sizeof(*m));
+		if (!m)
+			return SCONE_ERR_NOMEM;
+		*at = m;
+		*cap = n;
+	}
+	(*at)[i] = off;
+	return SCONE_ERR_OK;
+}
+
+/* Decode the FSPF's state into v->st (see above); its tag into tag. */
+static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t size, const uint8_t *key,
+			       bool *sealed, uint8_t tag[static SCONE_VOLUME_TAG_SIZE])
+{
+	size_t off = 0, span, count = 0, cap = 0, top, reach, *at = NULL;
 	uint32_t version, first_version = 0;
 	bool rec_sealed, first_sealed = false;
+	struct scone_wbuf plain;
 	enum scone_err err;
 
 	while (off < size) {
 		err = vol_envelope_span(in + off, size - off, &span, &version, &rec_sealed);
-		if (err && count == 0)
+		if (err && count == 0) {
+			free(at);
 			return err;
+		}
 		if (err)
 			break; /* a torn append */
 		if (count == 0) {
 			first_version = version;
 			first_sealed = rec_sealed;
 		} else if (version < 2 || version != first_version || rec_sealed != first_sealed) {
+			free(at);
 			return scone_err_set(SCONE_ERR_MALFORMED,
 					     "%s: record at byte %zu does not belong to the log",
 					     v->fspf_path, off);
 		}
-		prev = last;
-		last = off;
+		if ((err = note_record(&at, &cap, count, off))) {
+			free(at);
+			return err;
+		}
 		off += span;
 		count++;
 	}
-	if (first_version == 1 && off != size)
+	if (count == 0) {
+		free(at);
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: empty (no record)", v->fspf_path);
+	}
+	if ((err = note_record(&at, &cap, count, off))) {
+		free(at);
+		return err;
+	}
+	if (first_version == 1 && off != size) {
+		free(at);
 		return scone_err_set(SCONE_ERR_MALFORMED, "fspf file: %zu trailing bytes", size - off);
+	}
 	scone_err_clear();
-	err = vol_envelope_open(in + last, off - last, key, plain, sealed, tag);
-	if (err == SCONE_ERR_AUTH && count >= 2 && torn_record(in, size, prev, last, off)) {
-		scone_wbuf_free(plain);
-		scone_wbuf_init(plain, VOL_MAX_FSPF, 1);
-		off = last;
-		last = prev;
+	scone_wbuf_init(&plain, VOL_MAX_FSPF, 1);
+	top = count - 1;
+	err = open_record(in, at, top, key, &plain, sealed, tag);
+	if (err == SCONE_ERR_AUTH && count >= 2 && torn_record(in, size, at[top - 1], at[top], at[top + 1])) {
+		top--;
 		scone_err_clear();
-		err = vol_envelope_open(in + last, off - last, key, plain, sealed, tag);
+		err = open_record(in, at, top, key, &plain, sealed, tag);
 	}
 	/* A torn append reaches at most vol_append_bound() past the state; the rest is zero padding. */
-	reach = off + (size_t)(vol_append_bound(off - last) < size - off ? vol_append_bound(off - last)
-									 : size - off);
+	off = at[top + 1];
+	reach = off + (size_t)(vol_append_bound(off - at[top]) < size - off ? vol_append_bound(off - at[top])
+									    : size - off);
 	if (!err && !all_zero(in + reach, size - reach))
 		err = scone_err_set(SCONE_ERR_AUTH,
 				    "%s: byte %zu, in the zero padding after the log, was modified",
 				    v->fspf_path, reach + first_nonzero(in + reach, size - reach));
-	v->log_start = last;
+	if (!err)
+		err = state_from(v, in, at, top, key, first_version, *sealed, &plain);
+	scone_wbuf_free(&plain);
+	v->log_start = at[top];
 	v->log_end = off;
+	free(at);
 	/* An older log is rewritten whole by its first commit, so no log mixes versions. */
 	v->log_ok = !err && *sealed && first_version == VOL_ENV_VERSION;
 	v->log_tail = !all_zero(in + off, size - off);
+	v->log_cap = size;
 	return err;
 }
 
@@ -293,29 +399,25 @@ enum scone_err scone_volume_open_at(struct scone_vio *io, const char *fspf_path,
 				    const uint8_t *tag, unsigned flags, struct scone_volume **out)
 {
 	struct scone_volume *v;
-	struct scone_wbuf raw, plain;
+	struct scone_wbuf raw;
 	uint8_t disk_tag[SCONE_VOLUME_TAG_SIZE];
 	bool sealed = false;
 	enum scone_err err;
 
 	SCONE_TRY(volume_alloc(io, fspf_path, &v));
 	v->writable = flags & SCONE_VOL_RDWR;
-	scone_wbuf_init(&plain, VOL_MAX_FSPF, 1);
 	err = vol_read_whole(v->host, fspf_path, &raw);
 	if (err == SCONE_ERR_NOT_FOUND)
 		err = scone_err_set(SCONE_ERR_NOT_FOUND, "%s: no such protection file", fspf_path);
 	if (!err) {
-		err = open_log(v, raw.data, raw.size, key, &plain, &sealed, disk_tag);
+		err = open_log(v, raw.data, raw.size, key, &sealed, disk_tag);
 		scone_wbuf_free(&raw);
 	}
 	if (!err && !sealed && !(flags & SCONE_VOL_ALLOW_UNSEALED))
 		err = scone_err_set(SCONE_ERR_UNSEALED,
 				    "%s is not encrypted yet: run 'scone fspf encrypt %s' first", fspf_path,
 				    fspf_path);
-	if (!err)
-		err = vol_fspf_decode(plain.data, plain.size, &v->st);
 	v->st.version = 0; /* commits write the current body layout */
-	scone_wbuf_free(&plain);
 	if (!err && sealed)
 		err = check_tag(v, disk_tag, tag);
 	if (!err)
@@ -387,7 +489,7 @@ enum scone_err scone_volume_seal(struct scone_volume *v, const uint8_t *key,
 	}
 	if (!err) {
 		v->sealed = true;
-		v->dirty = true;
+		v->dirty = v->ns_changed = true;
 		v->log_ok = false; /* no record under another key, or unsealed, before this one */
 		err = vol_sync_locked(v);
 	}
@@ -481,7 +583,7 @@ enum scone_err scone_volume_add_region(struct scone_volume *v, const char *path,
 		free(r.host_abs);
 	} else {
 		v->st.regions[v->st.region_count++] = r;
-		v->dirty = true;
+		v->dirty = v->ns_changed = true;
 	}
 	vol_unlock(v);
 	return err;

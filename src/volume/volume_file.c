@@ -52,7 +52,7 @@ enum scone_err vol_create_meta(struct scone_volume *v, const char *path, uint8_t
 		return err;
 	}
 	if (!m->ephemeral)
-		v->dirty = true;
+		v->dirty = v->ns_changed = true;
 	*out = m;
 	return SCONE_ERR_OK;
 }

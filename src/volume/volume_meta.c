@@ -212,14 +212,14 @@ static void dir_touch(struct scone_volume *v, const char *path)
 	if (m) {
 		m->mtime_ns = vol_now_ns();
 		if (!m->ephemeral)
-			v->dirty = true;
+			v->dirty = v->ns_changed = true;
 		return;
 	}
 	if (!vol_dir_exists(v, path) || !(d = dattr_get(v, path)))
 		return;
 	d->mtime_ns = vol_now_ns();
 	if (!d->ephemeral)
-		v->dirty = true;
+		v->dirty = v->ns_changed = true;
 }
 
 /* An entry was added to, removed from or renamed in the directory holding path. */
@@ -246,7 +246,7 @@ void vol_file_touch(struct scone_volume *v, struct vol_inode *ino)
 		return;
 	ino->meta->mtime_ns = ino->mtime_ns;
 	if (!ino->meta->ephemeral)
-		v->dirty = true;
+		v->dirty = true; /* (a content change: a delta record holds it) */
 }
 
 /* chmod / utimens of an entry or an implicit directory; NULL leaves a value. */
@@ -278,7 +278,7 @@ enum scone_err vol_set_attrs_locked(struct scone_volume *v, const char *path, co
 	if (mtime_ns)
 		*tp = *mtime_ns;
 	if (!ephemeral)
-		v->dirty = true;
+		v->dirty = v->ns_changed = true;
 	return SCONE_ERR_OK;
 }
 

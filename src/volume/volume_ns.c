@@ -80,7 +80,7 @@ enum scone_err scone_volume_rmdir(struct scone_volume *v, const char *path)
 	if (!err) {
 		vol_meta_remove(v, m);
 		if (!m->ephemeral)
-			v->dirty = true;
+			v->dirty = v->ns_changed = true;
 		vol_meta_free(m);
 		vol_parent_touch(v, path);
 	}
@@ -112,7 +112,7 @@ static enum scone_err unlink_meta(struct scone_volume *v, struct vol_meta *m)
 		free(hp);
 	} else {
 		SCONE_TRY(add_garbage(v, m->file_id));
-		v->dirty = true;
+		v->dirty = v->ns_changed = true;
 	}
 	vol_meta_remove(v, m);
 	if (ino) {
@@ -232,7 +232,7 @@ static enum scone_err rename_locked(struct scone_volume *v, const char *from, co
 		err = repath(m, from, to);
 	qsort(v->st.metas, v->st.meta_count, sizeof(*v->st.metas), vol_cmp_meta);
 	if (!m->ephemeral)
-		v->dirty = true;
+		v->dirty = v->ns_changed = true;
 	if (!err) {
 		vol_parent_touch(v, from);
 		vol_parent_touch(v, to);

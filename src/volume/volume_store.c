@@ -82,6 +82,14 @@ enum scone_err vol_check_sure(const struct scone_volume *v)
 	    v->fspf_path, v->unsure_why);
 }
 
+/* How long a sealed FSPF written whole with a record of size bytes is, zero padding included. */
+static uint64_t log_padded(uint64_t size)
+{
+	if (size <= LOG_MAX_BYTES / 2)
+		return LOG_MAX_BYTES;
+	return (size + LOG_MAX_BYTES / 2 + VOL_BLOCK - 1) / VOL_BLOCK * VOL_BLOCK;
+}
+
 static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, size_t size)
 {
 	struct scone_vio *io = v->host;
@@ -97,8 +105,8 @@ static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, si
 	err = io->ops->open(io, tmp, SCONE_VIO_WRITE | SCONE_VIO_CREATE | SCONE_VIO_EXCL, &f);
 	if (!err) {
 		err = io->ops->pwrite(f, data, size, 0);
-		if (!err && v->sealed && size <= LOG_MAX_BYTES / 2)
-			err = write_zeros(io, f, size, LOG_MAX_BYTES);
+		if (!err && v->sealed)
+			err = write_zeros(io, f, size, log_padded(size));
 		if (!err)
 			err = io->ops->sync(f);
 		io->ops->close(f);
@@ -116,6 +124,8 @@ static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, si
 		v->log_start = 0;
 		v->log_end = size;
 		v->log_tail = false;
+		v->log_cap = v->sealed ? log_padded(size) : size;
+		v->log_deltas = 0;
 	} else {
 		char detail[256]; /* the cause, not the clean-up's complaint */
 		snprintf(detail, sizeof(detail), "%s", scone_err_detail());
@@ -150,6 +160,8 @@ static enum scone_err append_fspf(struct scone_volume *v, const uint8_t *data, s
 	}
 	v->log_start = v->log_end;
 	v->log_end += size;
+	if (v->log_end > v->log_cap)
+		v->log_cap = v->log_end;
 	return SCONE_ERR_OK;
 }
 
@@ -169,7 +181,61 @@ static bool log_has_room(const struct scone_volume *v, size_t size)
 
 	return v->log_ok && v->sealed && !v->log_tail && end <= VOL_MAX_FSPF &&
 	       size <= vol_append_bound(v->log_end - v->log_start) &&
-	       (end <= LOG_MAX_BYTES || end <= (uint64_t)LOG_RECORDS * size);
+	       (end <= LOG_MAX_BYTES || end <= v->log_cap || end <= (uint64_t)LOG_RECORDS * size);
+}
+
+/*
+ * A commit that changed only files' contents (sizes, trees, times) and the
+ * lists of files to delete or cut back: its record is a delta of the state
+ * before it, appended to the log (docs/volume-format.md, "Delta records").
+ * *stored is false when the log has no room for it: a full record then.
+ */
+static enum scone_err store_delta(struct scone_volume *v, bool *stored)
+{
+	struct vol_delta d = {.epoch = v->st.epoch,
+			      .garbage = v->st.garbage,
+			      .garbage_count = v->st.garbage_count,
+			      .trims = v->st.trims,
+			      .trim_count = v->st.trim_count};
+	struct scone_wbuf plain, env;
+	uint8_t tag[SCONE_VOLUME_TAG_SIZE];
+	size_t n = 0;
+	enum scone_err err;
+
+	*stored = false;
+	for (const struct vol_inode *ino = v->inodes; ino; ino = ino->next)
+		n += ino->changed && ino->meta && !ino->meta->ephemeral;
+	d.files = calloc(n ? n : 1, sizeof(*d.files));
+	if (!d.files)
+		return SCONE_ERR_NOMEM;
+	for (const struct vol_inode *ino = v->inodes; ino; ino = ino->next) {
+		struct vol_delta_file *df = &d.files[d.file_count];
+		if (!ino->changed || !ino->meta || ino->meta->ephemeral)
+			continue;
+		memcpy(df->file_id, ino->meta->file_id, VOL_ID_SIZE);
+		df->size = ino->meta->size;
+		df->mtime_ns = ino->meta->mtime_ns;
+		df->root = ino->meta->root;
+		d.file_count++;
+	}
+	memcpy(d.prev_tag, v->st.prev_tag, sizeof(d.prev_tag));
+	scone_wbuf_init(&plain, VOL_MAX_FSPF, 1);
+	scone_wbuf_init(&env, VOL_MAX_FSPF + 256, 0);
+	err = vol_delta_encode(&d, &plain);
+	if (!err)
+		err = vol_envelope_seal(plain.data, plain.size, v->key, &env, tag);
+	scone_wbuf_free(&plain);
+	scone_wipe(d.files, n * sizeof(*d.files));
+	free(d.files);
+	if (!err && log_has_room(v, env.size)) {
+		err = append_fspf(v, env.data, env.size);
+		*stored = !err;
+		v->log_deltas += !err;
+	}
+	scone_wbuf_free(&env);
+	if (*stored)
+		memcpy(v->tag, tag, sizeof(tag));
+	return err;
 }
 
 /* Encode and store the fspf for epoch st.epoch; on success v->tag is the new tag. */
@@ -177,20 +243,32 @@ enum scone_err vol_store_fspf(struct scone_volume *v)
 {
 	struct scone_wbuf plain, env;
 	uint8_t tag[SCONE_VOLUME_TAG_SIZE];
+	bool stored;
 	enum scone_err err;
 
+	/* (log_ok: a sealed log of the current version, which may hold deltas) */
+	if (v->sealed && v->log_ok && !v->ns_changed && v->log_deltas < LOG_MAX_DELTAS) {
+		err = store_delta(v, &stored);
+		if (err || stored)
+			return err;
+	}
 	scone_wbuf_init(&plain, VOL_MAX_FSPF, 1);
 	scone_wbuf_init(&env, VOL_MAX_FSPF + 256, 0);
 	err = vol_fspf_encode(&v->st, &plain);
 	if (!err)
 		err = vol_envelope_seal(plain.data, plain.size, v->sealed ? v->key : NULL, &env, tag);
 	scone_wbuf_free(&plain);
-	if (!err)
-		err = log_has_room(v, env.size) ? append_fspf(v, env.data, env.size)
-						: write_fspf(v, env.data, env.size);
+	if (!err && log_has_room(v, env.size)) {
+		err = append_fspf(v, env.data, env.size);
+		v->log_deltas = 0;
+	} else if (!err) {
+		err = write_fspf(v, env.data, env.size);
+	}
 	scone_wbuf_free(&env);
-	if (!err)
+	if (!err) {
 		memcpy(v->tag, tag, sizeof(tag));
+		v->ns_changed = false;
+	}
 	return err;
 }
 

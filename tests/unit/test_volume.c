@@ -1557,12 +1557,14 @@ TEST(test_fspf_log_append_compact)
 	put(x.v, "/enc/a", d, sizeof(d));
 	assert_ok(scone_volume_sync(x.v));
 	first = prev = log_end_offset(&x);
-	for (unsigned i = 0; i < 1200; i++) {
+	for (unsigned i = 0; i < 3000; i++) {
 		d[0] = (uint8_t)i;
 		put(x.v, "/enc/a", d, sizeof(d));
 		assert_ok(scone_volume_sync(x.v));
 		size = log_end_offset(&x);
 		shrinks += size < prev;
+		if (size > prev) /* a change of content only: a delta record of a few hundred bytes */
+			assert_true(size - prev < 512);
 		max = size > max ? size : max;
 		prev = size;
 		/* pre-extended with zeros: appends overwrite them, the file size stays */
@@ -1655,6 +1657,7 @@ static void two_states(struct fx *x, uint8_t old_tag[static SCONE_VOLUME_TAG_SIZ
 	memcpy(old_tag, x->tag, SCONE_VOLUME_TAG_SIZE);
 	assert_ok(fx_open(x, SCONE_VOL_RDWR));
 	put(x->v, "/enc/a", b, sizeof(b));
+	put(x->v, "/enc/another-file-with-a-rather-long-name", a, 1); /* a new name: a full record */
 	fx_close(x);
 	memcpy(new_tag, x->tag, SCONE_VOLUME_TAG_SIZE);
 }
@@ -1734,6 +1737,228 @@ TEST(test_fspf_log_padding)
 	fx_done(&x);
 }
 
+/* Where each record of the fspf log starts (at most max); returns how many, *end the last one's end. */
+static size_t log_records(struct scone_vio *io, const char *fspf, uint64_t *starts, size_t max, uint64_t *end)
+{
+	struct scone_vio_file *f = hopen(io, fspf);
+	uint64_t size, off = 0;
+	uint8_t *buf;
+	size_t got, span, n = 0;
+	uint32_t version;
+	bool sealed;
+
+	assert_ok(io->ops->size(f, &size));
+	buf = malloc((size_t)size);
+	assert_non_null(buf);
+	assert_ok(io->ops->pread(f, buf, (size_t)size, 0, &got));
+	io->ops->close(f);
+	while (off < size && n < max &&
+	       vol_envelope_span(buf + off, (size_t)(size - off), &span, &version, &sealed) == SCONE_ERR_OK) {
+		starts[n++] = off;
+		off += span;
+	}
+	scone_err_clear();
+	free(buf);
+	*end = off;
+	return n;
+}
+
+/* A copy of x's files with the log's bytes [from, to) cut out (the rest moved up, zeros at the end). */
+static struct scone_vio *cut_record(struct fx *x, uint64_t from, uint64_t to)
+{
+	struct scone_vio *snap;
+	struct scone_vio_file *f;
+	uint64_t size;
+	uint8_t *buf;
+	size_t got;
+
+	assert_ok(scone_vio_mem_clone(x->io, &snap));
+	f = hopen(snap, x->fspf);
+	assert_ok(snap->ops->size(f, &size));
+	buf = calloc(1, (size_t)size);
+	assert_non_null(buf);
+	assert_ok(snap->ops->pread(f, buf, (size_t)size, 0, &got));
+	memmove(buf + from, buf + to, (size_t)(size - to));
+	memset(buf + size - (to - from), 0, (size_t)(to - from));
+	assert_ok(snap->ops->pwrite(f, buf, (size_t)size, 0));
+	snap->ops->close(f);
+	free(buf);
+	return snap;
+}
+
+/*
+ * Commits that change only contents append delta records of a few hundred
+ * bytes; the state is the last full record with every delta after it
+ * applied. A changed delta the state rests on is AUTH, one cut out breaks
+ * the chain (MALFORMED), a lost last one is the state before it.
+ */
+TEST(test_fspf_deltas)
+{
+	struct fx x;
+	uint8_t a[5000], b[300], tags[7][SCONE_VOLUME_TAG_SIZE];
+	uint64_t starts[16], end, prev;
+	struct scone_vstat sa, sb, st;
+	struct scone_vio *snap;
+	uint64_t *r;
+	size_t n;
+
+	fx_mem(&x);
+	memset(a, 'a', sizeof(a));
+	memset(b, 'b', sizeof(b));
+	put(x.v, "/enc/a", a, sizeof(a));
+	put(x.v, "/enc/b", b, sizeof(b));
+	assert_ok(scone_volume_sync(x.v)); /* new names: a full record */
+	scone_volume_tag(x.v, tags[0]);
+	prev = log_end_offset(&x);
+	for (unsigned i = 1; i < 7; i++) {
+		a[i * 700] = (uint8_t)i;
+		put(x.v, "/enc/a", a, sizeof(a));
+		if (i == 3)
+			assert_ok(scone_volume_truncate(x.v, "/enc/b", 100));
+		assert_ok(scone_volume_sync(x.v));
+		scone_volume_tag(x.v, tags[i]);
+		assert_true(log_end_offset(&x) - prev < 512); /* a delta */
+		prev = log_end_offset(&x);
+	}
+	assert_ok(scone_volume_stat(x.v, "/enc/a", &sa));
+	assert_ok(scone_volume_stat(x.v, "/enc/b", &sb));
+	n = log_records(x.io, x.fspf, starts, 16, &end);
+	assert_true(n >= 7);  /* (the log may hold the volume's first state before the full record) */
+	r = starts + (n - 7); /* r[0] the full record, r[1..6] the deltas */
+	fx_reopen(&x);	      /* the full record and six deltas */
+	expect(x.v, "/enc/a", a, sizeof(a));
+	expect(x.v, "/enc/b", b, 100);
+	assert_ok(scone_volume_stat(x.v, "/enc/a", &st));
+	assert_int_equal(st.size, sa.size);
+	assert_int_equal(st.mtime_ns, sa.mtime_ns);
+	assert_ok(scone_volume_stat(x.v, "/enc/b", &st));
+	assert_int_equal(st.size, 100);
+	assert_int_equal(st.mtime_ns, sb.mtime_ns);
+	fx_close(&x);
+	assert_memory_equal(x.tag, tags[6], SCONE_VOLUME_TAG_SIZE); /* nothing changed: no commit */
+
+	/* a bit flipped in the third delta, which the state rests on */
+	assert_ok(scone_vio_mem_clone(x.io, &snap));
+	hflip(snap, x.fspf, r[3] + 80, 1);
+	assert_err(scone_volume_open_at(snap, x.fspf, x.key, tags[6], SCONE_VOL_RDONLY, &x.v),
+		   SCONE_ERR_AUTH);
+	assert_detail("which the state rests on");
+	snap->ops->destroy(snap);
+	/* the third delta cut out: the fourth does not follow the second */
+	snap = cut_record(&x, r[3], r[4]);
+	assert_err(scone_volume_open_at(snap, x.fspf, x.key, tags[6], SCONE_VOL_RDONLY, &x.v),
+		   SCONE_ERR_MALFORMED);
+	assert_detail("does not follow the record before it");
+	snap->ops->destroy(snap);
+	/* the last delta lost: the state before it (ROLLBACK against the newest tag, as any older state) */
+	assert_ok(scone_vio_mem_clone(x.io, &snap));
+	hzero(snap, x.fspf, r[6], end);
+	assert_err(scone_volume_open_at(snap, x.fspf, x.key, tags[6], SCONE_VOL_RDONLY, &x.v),
+		   SCONE_ERR_ROLLBACK);
+	assert_ok(scone_volume_open_at(snap, x.fspf, x.key, tags[5], SCONE_VOL_RDWR, &x.v));
+	a[6 * 700] = 'a';
+	expect(x.v, "/enc/a", a, sizeof(a));
+	/* the next commit appends after the state, where the lost delta was */
+	put(x.v, "/enc/a", b, sizeof(b));
+	assert_ok(scone_volume_close(x.v, x.tag));
+	assert_ok(scone_volume_open_at(snap, x.fspf, x.key, x.tag, SCONE_VOL_RDONLY, &x.v));
+	expect(x.v, "/enc/a", b, sizeof(b));
+	assert_ok(scone_volume_close(x.v, NULL));
+	x.v = NULL;
+	snap->ops->destroy(snap);
+	fx_done(&x);
+}
+
+/*
+ * A full record of more than 128 KiB (a large namespace) is written with
+ * 128 KiB of zero padding after it, so that deltas overwrite zeros and do
+ * not grow the file; after LOG_MAX_DELTAS deltas a full record follows.
+ */
+TEST(test_fspf_delta_room)
+{
+	struct fx x;
+	uint8_t d[64];
+	uint64_t starts[1200], end, size, run = 0, longest = 0;
+	size_t n;
+	char path[160];
+
+	fx_mem(&x);
+	memset(d, 5, sizeof(d));
+	for (unsigned i = 0; i < 1300; i++) {
+		snprintf(path, sizeof(path), "/enc/a-rather-long-file-name-as-databases-make-them-%04u", i);
+		put(x.v, path, d, 1);
+	}
+	assert_ok(scone_volume_sync(x.v));
+	end = log_end_offset(&x);
+	assert_true(end - log_state_offset(&x) > (128u << 10)); /* one full record of the namespace */
+	size = hsize(x.io, x.fspf);
+	assert_int_equal(size, (end + (128u << 10) + 4095) / 4096 * 4096);
+	for (unsigned i = 0; i < 200; i++) {
+		d[0] = (uint8_t)i;
+		put(x.v, "/enc/a-rather-long-file-name-as-databases-make-them-0007", d, sizeof(d));
+		assert_ok(scone_volume_sync(x.v));
+		assert_int_equal(hsize(x.io, x.fspf), size); /* in place: the file does not grow */
+	}
+	assert_true(log_end_offset(&x) - end < 200 * 512);
+	fx_reopen(&x);
+	expect(x.v, "/enc/a-rather-long-file-name-as-databases-make-them-0007", d, sizeof(d));
+	fx_done(&x);
+
+	/* a small volume: no more than LOG_MAX_DELTAS deltas in a row */
+	fx_mem(&x);
+	for (unsigned i = 0; i < 10; i++) {
+		snprintf(path, sizeof(path), "/enc/file-%u-with-a-name-long-enough-to-tell-its-record", i);
+		put(x.v, path, d, 1);
+	}
+	assert_ok(scone_volume_sync(x.v));
+	for (unsigned i = 0; i < LOG_MAX_DELTAS + 100; i++) {
+		d[0] = (uint8_t)i;
+		put(x.v, "/enc/file-3-with-a-name-long-enough-to-tell-its-record", d, sizeof(d));
+		assert_ok(scone_volume_sync(x.v));
+	}
+	n = log_records(x.io, x.fspf, starts, 1200, &end);
+	for (size_t i = 0; i + 1 <= n; i++) {
+		uint64_t len = (i + 1 < n ? starts[i + 1] : end) - starts[i];
+		run = len < 400 ? run + 1
+				: 0; /* deltas of one file are a few hundred bytes; full ones over 1 KiB */
+		longest = run > longest ? run : longest;
+	}
+	assert_true(longest <= LOG_MAX_DELTAS);
+	assert_true(longest >= LOG_MAX_DELTAS / 2);
+	fx_reopen(&x);
+	expect(x.v, "/enc/file-3-with-a-name-long-enough-to-tell-its-record", d, sizeof(d));
+	fx_done(&x);
+}
+
+/* A log whose only record is a delta has no state to apply it to: MALFORMED. */
+TEST(test_fspf_delta_alone)
+{
+	struct fx x;
+	struct vol_delta d = {.epoch = 1};
+	struct scone_wbuf body, env;
+	struct scone_vio_file *f;
+	uint8_t tag[SCONE_VOLUME_TAG_SIZE];
+
+	fx_mem(&x);
+	fx_close(&x);
+	scone_wbuf_init(&body, 1 << 20, 0);
+	scone_wbuf_init(&env, 1 << 20, 0);
+	assert_ok(vol_delta_encode(&d, &body));
+	assert_true(vol_body_is_delta(body.data, body.size));
+	assert_ok(vol_envelope_seal(body.data, body.size, x.key, &env, tag));
+	htrunc(x.io, x.fspf, 0);
+	f = hopen(x.io, x.fspf);
+	assert_ok(x.io->ops->pwrite(f, env.data, env.size, 0));
+	x.io->ops->close(f);
+	assert_err(scone_volume_open_at(x.io, x.fspf, x.key, tag, SCONE_VOL_RDONLY, &x.v),
+		   SCONE_ERR_MALFORMED);
+	assert_detail("with no full state before it");
+	x.v = NULL;
+	scone_wbuf_free(&body);
+	scone_wbuf_free(&env);
+	fx_done(&x);
+}
+
 /* Version 1 files (one envelope) are read; unknown versions are refused cleanly. */
 TEST(test_fspf_versions)
 {
@@ -1774,7 +1999,7 @@ TEST(test_fspf_versions)
 	assert_err(
 	    scone_volume_open_at(io, "/v/fspf", NULL, NULL, SCONE_VOL_RDONLY | SCONE_VOL_ALLOW_UNSEALED, &v),
 	    SCONE_ERR_MALFORMED);
-	assert_detail("unsupported version 4");
+	assert_detail("unsupported version 5"); /* (VOL_ENV_VERSION + 1) */
 	io->ops->destroy(io);
 }
 
@@ -2502,6 +2727,9 @@ int main(void)
 	    cmocka_unit_test(test_fspf_log_torn_append),
 	    cmocka_unit_test(test_fspf_log_power_loss),
 	    cmocka_unit_test(test_fspf_log_padding),
+	    cmocka_unit_test(test_fspf_deltas),
+	    cmocka_unit_test(test_fspf_delta_alone),
+	    cmocka_unit_test(test_fspf_delta_room),
 	    cmocka_unit_test(test_fspf_versions),
 	    cmocka_unit_test(test_tamper_header),
 	    cmocka_unit_test(test_mtime_files),
