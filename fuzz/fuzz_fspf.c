@@ -132,8 +132,10 @@ static void delta_apply(const uint8_t *in, size_t size)
 	if (vol_fspf_decode(in + 1, cut - 1, &f) != SCONE_ERR_OK)
 		return;
 	if (vol_delta_decode(in + cut, size - cut, &d) == SCONE_ERR_OK) {
+		struct vol_id_index x;
 		uint64_t epoch = f.epoch;
-		if (vol_fspf_apply_delta(&f, &d) == SCONE_ERR_OK) {
+		CHECK(vol_id_index_build(&f, &x) == SCONE_ERR_OK);
+		if (vol_fspf_apply_delta(&f, &x, &d) == SCONE_ERR_OK) {
 			CHECK(f.epoch == epoch + 1 && f.garbage_count == d.garbage_count &&
 			      f.trim_count == d.trim_count);
 			encode_ok(&f, &w);
@@ -141,6 +143,7 @@ static void delta_apply(const uint8_t *in, size_t size)
 		} else {
 			CHECK(f.epoch == epoch); /* refused whole */
 		}
+		vol_id_index_free(&x);
 		vol_delta_free(&d);
 	}
 	vol_fspf_free(&f);
@@ -218,6 +221,8 @@ static void walk_log(const uint8_t *in, size_t size, struct log_walk *w)
 		if (w->count == 0) {
 			w->first_version = version;
 			w->first_sealed = sealed;
+		} else if (w->first_sealed && !sealed && version == w->first_version) {
+			return; /* a torn header (its state field lost): the log ends here */
 		} else if (version < 2 || version != w->first_version || sealed != w->first_sealed) {
 			w->mixed = true;
 			return;

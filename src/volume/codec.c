@@ -631,15 +631,61 @@ void vol_delta_free(struct vol_delta *d)
 	memset(d, 0, sizeof(*d));
 }
 
-/* The persisted file entry of f whose id is id, or NULL. */
-static struct vol_meta *file_by_id(const struct vol_fspf *f, const uint8_t id[static VOL_ID_SIZE])
+static int cmp_meta_id(const void *a, const void *b)
 {
-	for (size_t i = 0; i < f->meta_count; i++) {
-		struct vol_meta *m = f->metas[i];
-		if (m->type == VOL_T_FILE && !m->ephemeral && memcmp(m->file_id, id, VOL_ID_SIZE) == 0)
-			return m;
-	}
-	return NULL;
+	return memcmp((*(struct vol_meta *const *)a)->file_id, (*(struct vol_meta *const *)b)->file_id,
+		      VOL_ID_SIZE);
+}
+
+enum scone_err vol_id_index_build(const struct vol_fspf *f, struct vol_id_index *x)
+{
+	x->n = 0;
+	x->m = malloc((f->meta_count + 1) * sizeof(*x->m));
+	if (!x->m)
+		return SCONE_ERR_NOMEM;
+	for (size_t i = 0; i < f->meta_count; i++)
+		if (f->metas[i]->type == VOL_T_FILE)
+			x->m[x->n++] = f->metas[i];
+	qsort(x->m, x->n, sizeof(*x->m), cmp_meta_id);
+	return SCONE_ERR_OK;
+}
+
+struct vol_meta *vol_id_index_find(const struct vol_id_index *x, const uint8_t id[static VOL_ID_SIZE])
+{
+	struct vol_meta key, *kp = &key, **hit;
+
+	memcpy(key.file_id, id, VOL_ID_SIZE);
+	hit = bsearch(&kp, x->m, x->n, sizeof(*x->m), cmp_meta_id);
+	return hit ? *hit : NULL;
+}
+
+void vol_id_index_free(struct vol_id_index *x)
+{
+	free(x->m);
+	x->m = NULL;
+	x->n = 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	return memcmp(a, b, VOL_ID_SIZE);
+}
+
+/* *twice: whether d lists a file twice. */
+static enum scone_err delta_has_twice(const struct vol_delta *d, bool *twice)
+{
+	uint8_t(*ids)[VOL_ID_SIZE] = malloc((d->file_count + 1) * VOL_ID_SIZE);
+
+	*twice = false;
+	if (!ids)
+		return SCONE_ERR_NOMEM;
+	for (size_t i = 0; i < d->file_count; i++)
+		memcpy(ids[i], d->files[i].file_id, VOL_ID_SIZE);
+	qsort(ids, d->file_count, VOL_ID_SIZE, cmp_id);
+	for (size_t i = 1; i < d->file_count && !*twice; i++)
+		*twice = memcmp(ids[i - 1], ids[i], VOL_ID_SIZE) == 0;
+	free(ids);
+	return SCONE_ERR_OK;
 }
 
 /* Replace *dst (count *dst_n) with a copy of src (count n). */
@@ -658,28 +704,31 @@ static enum scone_err copy_ids(uint8_t (**dst)[VOL_ID_SIZE], size_t *dst_n, uint
 	return SCONE_ERR_OK;
 }
 
-enum scone_err vol_fspf_apply_delta(struct vol_fspf *f, const struct vol_delta *d)
+enum scone_err vol_fspf_apply_delta(struct vol_fspf *f, const struct vol_id_index *x,
+				    const struct vol_delta *d)
 {
+	bool twice;
+
 	if (d->epoch != f->epoch + 1)
 		return scone_err_set(SCONE_ERR_MALFORMED, "fspf delta: epoch %llu does not follow %llu",
 				     (unsigned long long)d->epoch, (unsigned long long)f->epoch);
 	/* every file first, so that a delta that does not fit changes nothing */
 	for (size_t i = 0; i < d->file_count; i++) {
-		if (!file_by_id(f, d->files[i].file_id))
+		const struct vol_meta *m = vol_id_index_find(x, d->files[i].file_id);
+		if (!m || m->ephemeral)
 			return scone_err_set(
 			    SCONE_ERR_MALFORMED,
 			    "fspf delta of epoch %llu: file %zu is not in the state before it",
 			    (unsigned long long)d->epoch, i);
-		for (size_t j = 0; j < i; j++)
-			if (memcmp(d->files[i].file_id, d->files[j].file_id, VOL_ID_SIZE) == 0)
-				return scone_err_set(SCONE_ERR_MALFORMED,
-						     "fspf delta of epoch %llu: file %zu is listed twice",
-						     (unsigned long long)d->epoch, i);
 	}
+	SCONE_TRY(delta_has_twice(d, &twice));
+	if (twice)
+		return scone_err_set(SCONE_ERR_MALFORMED, "fspf delta of epoch %llu: a file is listed twice",
+				     (unsigned long long)d->epoch);
 	SCONE_TRY(copy_ids(&f->garbage, &f->garbage_count, d->garbage, d->garbage_count));
 	SCONE_TRY(copy_ids(&f->trims, &f->trim_count, d->trims, d->trim_count));
 	for (size_t i = 0; i < d->file_count; i++) {
-		struct vol_meta *m = file_by_id(f, d->files[i].file_id);
+		struct vol_meta *m = vol_id_index_find(x, d->files[i].file_id);
 		m->size = d->files[i].size;
 		m->mtime_ns = d->files[i].mtime_ns;
 		m->root = d->files[i].root;

@@ -171,8 +171,20 @@ bool vol_body_is_delta(const uint8_t *in, size_t size);
 SCONE_MUST_CHECK enum scone_err vol_delta_encode(const struct vol_delta *d, struct scone_wbuf *out);
 SCONE_MUST_CHECK enum scone_err vol_delta_decode(const uint8_t *in, size_t size, struct vol_delta *out);
 void vol_delta_free(struct vol_delta *d);
-/* Apply d to f (the state d follows): epoch, files, lists; MALFORMED if d does not fit f. */
-SCONE_MUST_CHECK enum scone_err vol_fspf_apply_delta(struct vol_fspf *f, const struct vol_delta *d);
+/* f's files sorted by id (the entries stay f's): to find the files a delta, a trim list or FSPF.new name. */
+struct vol_id_index {
+	struct vol_meta **m;
+	size_t n;
+};
+SCONE_MUST_CHECK enum scone_err vol_id_index_build(const struct vol_fspf *f, struct vol_id_index *x);
+struct vol_meta *vol_id_index_find(const struct vol_id_index *x, const uint8_t id[static VOL_ID_SIZE]);
+void vol_id_index_free(struct vol_id_index *x);
+/*
+ * Apply d to f (the state d follows; x: f's id index): epoch, files, lists.
+ * MALFORMED, and f unchanged, if d does not fit f.
+ */
+SCONE_MUST_CHECK enum scone_err vol_fspf_apply_delta(struct vol_fspf *f, const struct vol_id_index *x,
+						     const struct vol_delta *d);
 SCONE_MUST_CHECK enum scone_err vol_fspf_encode(const struct vol_fspf *f, struct scone_wbuf *out);
 SCONE_MUST_CHECK enum scone_err vol_fspf_decode(const uint8_t *in, size_t size, struct vol_fspf *out);
 void vol_fspf_free(struct vol_fspf *f);

@@ -194,9 +194,22 @@ static bool all_zero(const uint8_t *p, size_t n)
  * A complete record has no zero sector (ciphertext), so a bit flipped in
  * the last record is still AUTH.
  */
+/* The last byte of a sealed record's length field (docs/volume-format.md, the envelope). */
+#define ENV_LENGTH_END 67u
+
 static bool torn_record(const uint8_t *in, size_t size, size_t prev, size_t start, size_t end)
 {
-	if (end - start > vol_append_bound(start - prev) || !all_zero(in + end, size - end))
+	/*
+	 * A header whose length field lies in a lost sector frames a shorter
+	 * record (length 0): the rest of the append lies within the bound.
+	 */
+	uint64_t bound = vol_append_bound(start - prev);
+	size_t len_end = start + ENV_LENGTH_END, len_sec = len_end - len_end % LOG_SECTOR, lim = end;
+
+	if (len_sec > start && len_sec + LOG_SECTOR <= size && all_zero(in + len_sec, LOG_SECTOR))
+		lim = bound < size - start ? start + (size_t)bound : size;
+
+	if (end - start > bound || !all_zero(in + lim, size - lim))
 		return false;
 	for (size_t s = start - start % LOG_SECTOR; s < end; s += LOG_SECTOR)
 		if (s + LOG_SECTOR <= size && all_zero(in + s, LOG_SECTOR))
@@ -214,6 +227,49 @@ static enum scone_err open_record(const uint8_t *in, const size_t *at, size_t i,
 	return vol_envelope_open(in + at[i], at[i + 1] - at[i], key, plain, sealed, tag);
 }
 
+/* One more body at the end of *b (count *n): an empty buffer, or NULL out of memory. */
+static struct scone_wbuf *push_body(struct scone_wbuf **b, size_t *n, size_t *cap)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? 2 * *cap : 8;
+		struct scone_wbuf *m = realloc(*b, c * sizeof(*m));
+		if (!m)
+			return NULL;
+		*b = m;
+		*cap = c;
+	}
+	scone_wbuf_init(&(*b)[*n], VOL_MAX_FSPF, 1);
+	return &(*b)[(*n)++];
+}
+
+/* Apply the deltas of records base+1..top (bodies[top - j] is record j's) to v->st, in order. */
+static enum scone_err apply_deltas(struct scone_volume *v, const uint8_t *in, const size_t *at, size_t base,
+				   size_t top, const struct scone_wbuf *bodies)
+{
+	struct vol_id_index x;
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (base == top)
+		return SCONE_ERR_OK;
+	SCONE_TRY(vol_id_index_build(&v->st, &x));
+	for (size_t j = base + 1; !err && j <= top; j++) {
+		struct vol_delta d;
+		/* (a sealed record's tag is its last bytes, authenticated when it was opened) */
+		const uint8_t *prev = in + at[j] - SCONE_VOLUME_TAG_SIZE;
+		if ((err = vol_delta_decode(bodies[top - j].data, bodies[top - j].size, &d)))
+			break;
+		if (!scone_ct_equal(d.prev_tag, prev, SCONE_VOLUME_TAG_SIZE))
+			err = scone_err_set(SCONE_ERR_MALFORMED,
+					    "%s: the delta at byte %zu does not follow the record before it",
+					    v->fspf_path, at[j]);
+		else
+			err = vol_fspf_apply_delta(&v->st, &x, &d);
+		vol_delta_free(&d);
+	}
+	vol_id_index_free(&x);
+	return err;
+}
+
 /*
  * The state from record top back to the full record it rests on: decode
  * that one into v->st, then apply each delta after it in order, each the
@@ -224,16 +280,17 @@ static enum scone_err state_from(struct scone_volume *v, const uint8_t *in, cons
 				 const uint8_t *key, uint32_t log_version, bool sealed,
 				 struct scone_wbuf *plain)
 {
-	struct scone_wbuf *bodies = calloc(top + 1, sizeof(*bodies));
+	struct scone_wbuf *bodies = NULL, *b; /* bodies[k]: record top - k */
 	uint8_t tag[SCONE_VOLUME_TAG_SIZE];
-	size_t base = top;
+	size_t n = 0, cap = 0, base = top;
 	enum scone_err err = SCONE_ERR_OK;
 
-	if (!bodies)
+	if (!push_body(&bodies, &n, &cap))
 		return SCONE_ERR_NOMEM;
-	bodies[top] = *plain; /* taken over: freed below */
+	scone_wbuf_free(&bodies[0]);
+	bodies[0] = *plain; /* taken over: freed below */
 	scone_wbuf_init(plain, VOL_MAX_FSPF, 1);
-	while (!err && vol_body_is_delta(bodies[base].data, bodies[base].size)) {
+	while (!err && vol_body_is_delta(bodies[n - 1].data, bodies[n - 1].size)) {
 		if (log_version < VOL_ENV_DELTAS || !sealed || base == 0) {
 			err = scone_err_set(SCONE_ERR_MALFORMED, "%s: the record at byte %zu is a delta %s",
 					    v->fspf_path, at[base],
@@ -242,33 +299,23 @@ static enum scone_err state_from(struct scone_volume *v, const uint8_t *in, cons
 			break;
 		}
 		base--;
-		scone_wbuf_init(&bodies[base], VOL_MAX_FSPF, 1);
-		err = vol_envelope_open(in + at[base], at[base + 1] - at[base], key, &bodies[base], &sealed,
-					tag);
+		if (!(b = push_body(&bodies, &n, &cap))) {
+			err = SCONE_ERR_NOMEM;
+			break;
+		}
+		err = vol_envelope_open(in + at[base], at[base + 1] - at[base], key, b, &sealed, tag);
 		if (err == SCONE_ERR_AUTH)
 			err = scone_err_set(SCONE_ERR_AUTH,
-					    "%s: the record at byte %zu, which the state rests on, "
-					    "does not authenticate (modified)",
+					    "%s: the record at byte %zu, which the state rests on, does not "
+					    "authenticate (modified)",
 					    v->fspf_path, at[base]);
 	}
 	if (!err)
-		err = vol_fspf_decode(bodies[base].data, bodies[base].size, &v->st);
-	for (size_t j = base + 1; !err && j <= top; j++) {
-		struct vol_delta d;
-		/* (a sealed record's tag is its last bytes, authenticated when it was opened above) */
-		const uint8_t *prev = in + at[j] - SCONE_VOLUME_TAG_SIZE;
-		if ((err = vol_delta_decode(bodies[j].data, bodies[j].size, &d)))
-			break;
-		if (!scone_ct_equal(d.prev_tag, prev, SCONE_VOLUME_TAG_SIZE))
-			err = scone_err_set(SCONE_ERR_MALFORMED,
-					    "%s: the delta at byte %zu does not follow the record before it",
-					    v->fspf_path, at[j]);
-		else
-			err = vol_fspf_apply_delta(&v->st, &d);
-		vol_delta_free(&d);
-	}
-	for (size_t j = base; j <= top; j++)
-		scone_wbuf_free(&bodies[j]);
+		err = vol_fspf_decode(bodies[n - 1].data, bodies[n - 1].size, &v->st);
+	if (!err)
+		err = apply_deltas(v, in, at, base, top, bodies);
+	for (size_t k = 0; k < n; k++)
+		scone_wbuf_free(&bodies[k]);
 	free(bodies);
 	v->log_deltas = top - base;
 	return err;
@@ -311,6 +358,10 @@ static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t
 			first_version = version;
 			first_sealed = rec_sealed;
 		} else if (version < 2 || version != first_version || rec_sealed != first_sealed) {
+			if (first_sealed && version == first_version && !rec_sealed) {
+				scone_err_clear();
+				break; /* a torn header (its state field lost): as any torn append */
+			}
 			free(at);
 			return scone_err_set(SCONE_ERR_MALFORMED,
 					     "%s: record at byte %zu does not belong to the log",

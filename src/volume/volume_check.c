@@ -174,49 +174,15 @@ static void trim_one(struct scone_volume *v, const struct vol_meta *m)
 	free(hp);
 }
 
-static int cmp_meta_id(const void *a, const void *b)
-{
-	return memcmp((*(struct vol_meta *const *)a)->file_id, (*(struct vol_meta *const *)b)->file_id,
-		      VOL_ID_SIZE);
-}
-
-/* Committed files sorted by id, to find the files FSPF.new and the trim list name. */
-struct id_index {
-	struct vol_meta **m;
-	size_t n;
-};
-
-static enum scone_err id_index_build(const struct scone_volume *v, struct id_index *x)
-{
-	x->n = 0;
-	x->m = malloc((v->st.meta_count + 1) * sizeof(*x->m));
-	if (!x->m)
-		return SCONE_ERR_NOMEM;
-	for (size_t i = 0; i < v->st.meta_count; i++)
-		if (v->st.metas[i]->type == VOL_T_FILE)
-			x->m[x->n++] = v->st.metas[i];
-	qsort(x->m, x->n, sizeof(*x->m), cmp_meta_id);
-	return SCONE_ERR_OK;
-}
-
-static struct vol_meta *id_index_find(const struct id_index *x, const uint8_t id[static VOL_ID_SIZE])
-{
-	struct vol_meta key, *kp = &key, **hit;
-
-	memcpy(key.file_id, id, VOL_ID_SIZE);
-	hit = bsearch(&kp, x->m, x->n, sizeof(*x->m), cmp_meta_id);
-	return hit ? *hit : NULL;
-}
-
 /* Files the last commit shrank: cut back now if the writer stopped before it could. */
 void vol_trim_files(struct scone_volume *v)
 {
-	struct id_index x;
+	struct vol_id_index x;
 
-	if (!v->st.trim_count || id_index_build(v, &x) != SCONE_ERR_OK)
+	if (!v->st.trim_count || vol_id_index_build(&v->st, &x) != SCONE_ERR_OK)
 		return;
 	for (size_t t = 0; t < v->st.trim_count; t++) {
-		struct vol_meta *m = id_index_find(&x, v->st.trims[t]);
+		struct vol_meta *m = vol_id_index_find(&x, v->st.trims[t]);
 		if (m)
 			trim_one(v, m);
 	}
@@ -275,13 +241,13 @@ void vol_journal_reset(struct scone_volume *v)
 void vol_recover_journal(struct scone_volume *v)
 {
 	struct scone_wbuf raw;
-	struct id_index x = {0};
+	struct vol_id_index x = {0};
 	char *jp = journal_path(v);
 
 	if (jp && vol_read_whole(v->host, jp, &raw) == SCONE_ERR_OK) {
-		if (raw.size && raw.size <= MAX_JOURNAL && id_index_build(v, &x) == SCONE_ERR_OK) {
+		if (raw.size && raw.size <= MAX_JOURNAL && vol_id_index_build(&v->st, &x) == SCONE_ERR_OK) {
 			for (size_t o = 0; o + VOL_ID_SIZE <= raw.size; o += VOL_ID_SIZE) {
-				struct vol_meta *m = id_index_find(&x, raw.data + o);
+				struct vol_meta *m = vol_id_index_find(&x, raw.data + o);
 				bool garbage = vol_has_id(v->st.garbage, v->st.garbage_count, raw.data + o);
 				if (m)
 					trim_one(v, m); /* grown by a writer that did not commit */

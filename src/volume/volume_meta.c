@@ -245,8 +245,11 @@ void vol_file_touch(struct scone_volume *v, struct vol_inode *ino)
 	if (!ino->meta)
 		return;
 	ino->meta->mtime_ns = ino->mtime_ns;
-	if (!ino->meta->ephemeral)
+	if (!ino->meta->ephemeral) {
 		v->dirty = true; /* (a content change: a delta record holds it) */
+		if (!ino->changed)
+			v->ns_changed = true; /* a time alone (O_TRUNC of an empty file): not in a delta */
+	}
 }
 
 /* chmod / utimens of an entry or an implicit directory; NULL leaves a value. */

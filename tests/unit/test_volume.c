@@ -2694,6 +2694,258 @@ static void test_unstorable_names(void **state)
 	free(deep);
 }
 
+/* ---------------- delta records: torn headers, what a reopen shows ---------------- */
+
+/* O_TRUNC on an existing empty file sets its mtime; a delta commit is made, but does it carry the time? */
+TEST(test_delta_otrunc_empty_mtime)
+{
+	struct fx x;
+	struct scone_vfile *f;
+	int64_t before_reopen;
+
+	fx_mem(&x);
+	put(x.v, "/enc/e", NULL, 0);
+	put(x.v, "/enc/other", (const uint8_t *)"x", 1);
+	age(x.v, "/enc/e");
+	fx_reopen(&x); /* full record: /enc/e empty, mtime OLD_TIME */
+	assert_mtime(x.v, "/enc/e", OLD_TIME);
+	assert_ok(scone_vfile_open(x.v, "/enc/e", SCONE_VF_WRONLY | SCONE_VF_TRUNC, 0, &f));
+	scone_vfile_close(f);
+	before_reopen = mtime_of(x.v, "/enc/e");
+	assert_true(before_reopen != OLD_TIME);
+	assert_ok(scone_volume_sync(x.v)); /* commits (the tag advances) */
+	fx_reopen(&x);
+	assert_mtime(x.v, "/enc/e", before_reopen);
+	fx_done(&x);
+}
+
+/*
+ * A power loss during a delta append of a few sectors whose header starts
+ * in the last 60 bytes of a sector: the sector holding the length field is
+ * lost (zeros) while the header's first bytes and a later sector reached
+ * the disk. Must open to the state before it.
+ */
+TEST(test_fspf_torn_length_sector)
+{
+	struct fx x;
+	uint8_t d[64], old_tag[SCONE_VOLUME_TAG_SIZE];
+	uint64_t start, end;
+	char path[64];
+	unsigned tries = 0, fails = 0;
+
+	fx_mem(&x);
+	memset(d, 7, sizeof(d));
+	for (unsigned i = 0; i < 10; i++) {
+		snprintf(path, sizeof(path), "/enc/f%u", i);
+		put(x.v, path, d, sizeof(d));
+	}
+	assert_ok(scone_volume_sync(x.v)); /* a full record */
+	/* one-file deltas until the next record starts in the last 60 bytes of a sector */
+	for (;;) {
+		end = log_end_offset(&x);
+		if (end % 512 >= 453 && end % 512 <= 500)
+			break;
+		assert_true(++tries < 200);
+		d[0]++;
+		put(x.v, "/enc/f0", d, sizeof(d));
+		assert_ok(scone_volume_sync(x.v));
+	}
+	scone_volume_tag(x.v, old_tag);
+	d[1]++;
+	for (unsigned i = 0; i < 10; i++) { /* one delta of ten files: three sectors */
+		snprintf(path, sizeof(path), "/enc/f%u", i);
+		put(x.v, path, d, sizeof(d));
+	}
+	assert_ok(scone_volume_sync(x.v));
+	log_scan(&x, &start, &end);
+	assert_true(end - start < 2048 && end - start > 600);
+	for (uint64_t s = start - start % 512; s < end; s += 512) {
+		struct scone_vio *snap;
+		struct scone_volume *sv;
+		enum scone_err err;
+		assert_ok(scone_vio_mem_clone(x.io, &snap));
+		hzero(snap, x.fspf, s > start ? s : start, s + 512); /* sector s never written */
+		err = scone_volume_open_at(snap, x.fspf, x.key, old_tag, SCONE_VOL_RDONLY, &sv);
+		if (err) {
+			fprintf(stderr, "sector %llu lost: open -> %s: %s\n", (unsigned long long)s,
+				scone_errname(err), scone_err_detail());
+			fails++;
+		} else {
+			assert_ok(scone_volume_close(sv, NULL));
+		}
+		snap->ops->destroy(snap);
+	}
+	fx_done(&x);
+	assert_int_equal(fails, 0);
+}
+
+/* Full-record commits (new names of varying length) until the log ends at lo..hi modulo 512. */
+static void steer_log_end(struct fx *x, unsigned lo, unsigned hi)
+{
+	char path[200];
+	uint64_t s = 12345;
+
+	for (unsigned i = 0; i < 5000; i++) {
+		uint64_t end = log_end_offset(x);
+		if (end % 512 >= lo && end % 512 <= hi)
+			return;
+		snprintf(path, sizeof(path), "/enc/s%u-%.*s", i, (int)rng_below(&s, 60),
+			 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		put(x->v, path, (const uint8_t *)"s", 1);
+		assert_ok(scone_volume_sync(x->v));
+	}
+	fail_msg("could not steer the log end");
+}
+
+/*
+ * A one-file delta (two sectors) appended at 500..503 modulo 512: the
+ * second sector holds the low byte of the envelope's "state" field. If
+ * only that sector is lost, the record reads as unsealed.
+ */
+TEST(test_fspf_torn_state_sector)
+{
+	struct fx x;
+	uint8_t d[64], old_tag[SCONE_VOLUME_TAG_SIZE];
+	uint64_t start, end;
+	unsigned fails = 0;
+
+	fx_mem(&x);
+	memset(d, 7, sizeof(d));
+	put(x.v, "/enc/f", d, sizeof(d));
+	assert_ok(scone_volume_sync(x.v));
+	steer_log_end(&x, 500, 503);
+	scone_volume_tag(x.v, old_tag);
+	d[0]++;
+	put(x.v, "/enc/f", d, sizeof(d));
+	assert_ok(scone_volume_sync(x.v)); /* a delta of one file */
+	log_scan(&x, &start, &end);
+	assert_true(end - start < 512);
+	for (uint64_t s = start - start % 512; s < end; s += 512) {
+		struct scone_vio *snap;
+		struct scone_volume *sv;
+		enum scone_err err;
+		assert_ok(scone_vio_mem_clone(x.io, &snap));
+		hzero(snap, x.fspf, s > start ? s : start, s + 512); /* sector s never written */
+		err = scone_volume_open_at(snap, x.fspf, x.key, old_tag, SCONE_VOL_RDONLY, &sv);
+		if (err) {
+			fprintf(stderr, "sector %llu lost: open -> %s: %s\n", (unsigned long long)s,
+				scone_errname(err), scone_err_detail());
+			fails++;
+		} else {
+			assert_ok(scone_volume_close(sv, NULL));
+		}
+		snap->ops->destroy(snap);
+	}
+	fx_done(&x);
+	assert_int_equal(fails, 0);
+}
+
+static const char *const seq_paths[] = {"/",	  "/enc",     "/enc/a",	    "/enc/b", "/enc/c",
+					"/enc/d", "/enc/dir", "/enc/dir/x", "/auth/y"};
+
+struct seq_snap {
+	bool exists[N_ELEMS(seq_paths)];
+	struct scone_vstat st[N_ELEMS(seq_paths)];
+};
+
+static void seq_take(struct scone_volume *v, struct seq_snap *s)
+{
+	for (size_t i = 0; i < N_ELEMS(seq_paths); i++)
+		s->exists[i] = scone_volume_stat(v, seq_paths[i], &s->st[i]) == SCONE_ERR_OK;
+	scone_err_clear();
+}
+
+/* sync, reopen; what stat shows must not change */
+static void seq_reopen_same(struct fx *x, const char *step)
+{
+	struct seq_snap a, b;
+
+	assert_ok(scone_volume_sync(x->v));
+	seq_take(x->v, &a);
+	fx_reopen(x);
+	seq_take(x->v, &b);
+	for (size_t i = 0; i < N_ELEMS(seq_paths); i++) {
+		if (a.exists[i] != b.exists[i] ||
+		    (a.exists[i] && (a.st[i].size != b.st[i].size || a.st[i].mtime_ns != b.st[i].mtime_ns ||
+				     a.st[i].mode != b.st[i].mode || a.st[i].is_dir != b.st[i].is_dir)))
+			fail_msg("%s: %s differs after reopen (size %llu/%llu mtime %lld/%lld mode %o/%o)",
+				 step, seq_paths[i], (unsigned long long)a.st[i].size,
+				 (unsigned long long)b.st[i].size, (long long)a.st[i].mtime_ns,
+				 (long long)b.st[i].mtime_ns, a.st[i].mode, b.st[i].mode);
+	}
+}
+
+TEST(test_delta_reopen_sequences)
+{
+	struct fx x;
+	struct scone_vfile *f, *g;
+	uint8_t buf[9000];
+	uint8_t key[SCONE_VOLUME_KEY_SIZE];
+
+	memset(buf, 3, sizeof(buf));
+	fx_mem(&x);
+	put(x.v, "/enc/a", buf, 5000);
+	put(x.v, "/enc/b", buf, 100);
+	put(x.v, "/enc/c", buf, 7000);
+	assert_ok(scone_volume_mkdir(x.v, "/enc/dir", 0700));
+	put(x.v, "/enc/dir/x", buf, 10);
+	put(x.v, "/auth/y", buf, 10);
+	seq_reopen_same(&x, "setup");
+	/* extending write, truncate, O_TRUNC on a non-empty file */
+	assert_ok(scone_vfile_open(x.v, "/enc/a", SCONE_VF_RDWR, 0, &f));
+	assert_ok(scone_vfile_pwrite(f, buf, 9000, 4000));
+	scone_vfile_close(f);
+	assert_ok(scone_volume_truncate(x.v, "/enc/b", 3));
+	assert_ok(scone_vfile_open(x.v, "/enc/c", SCONE_VF_WRONLY | SCONE_VF_TRUNC, 0, &f));
+	scone_vfile_close(f);
+	seq_reopen_same(&x, "writes");
+	/* truncate to the same size; extend by truncate */
+	assert_ok(scone_volume_truncate(x.v, "/enc/b", 3));
+	assert_ok(scone_volume_truncate(x.v, "/auth/y", 50000));
+	seq_reopen_same(&x, "truncates");
+	/* chmod / set_mtime on / and a region root, then content */
+	assert_ok(scone_volume_chmod(x.v, "/", 0711));
+	assert_ok(scone_volume_set_mtime(x.v, "/enc", 12345));
+	put(x.v, "/enc/a", buf, 10);
+	seq_reopen_same(&x, "root attrs");
+	assert_ok(scone_volume_set_mtime(x.v, "/enc/dir", 777));
+	seq_reopen_same(&x, "dir mtime");
+	assert_ok(scone_volume_set_mtime(x.v, "/enc/a", 778));
+	assert_ok(scone_volume_chmod(x.v, "/enc/a", 0640));
+	seq_reopen_same(&x, "file attrs");
+	/* an open file unlinked, then written */
+	assert_ok(scone_vfile_open(x.v, "/enc/dir/x", SCONE_VF_RDWR, 0, &f));
+	assert_ok(scone_volume_unlink(x.v, "/enc/dir/x"));
+	assert_ok(scone_volume_sync(x.v));
+	assert_ok(scone_vfile_pwrite(f, buf, 8000, 0));
+	scone_vfile_close(f);
+	put(x.v, "/enc/a", buf, 20);
+	seq_reopen_same(&x, "unlinked open file written");
+	/* rename over an open file, then write through both */
+	put(x.v, "/enc/d", buf, 30);
+	assert_ok(scone_volume_sync(x.v));
+	assert_ok(scone_vfile_open(x.v, "/enc/d", SCONE_VF_RDWR, 0, &f));
+	assert_ok(scone_vfile_open(x.v, "/enc/a", SCONE_VF_RDWR, 0, &g));
+	assert_ok(scone_volume_rename(x.v, "/enc/a", "/enc/d"));
+	assert_ok(scone_volume_sync(x.v));
+	assert_ok(scone_vfile_pwrite(f, buf, 500, 0));
+	assert_ok(scone_vfile_pwrite(g, buf, 600, 0));
+	assert_ok(scone_volume_sync(x.v));
+	scone_vfile_close(f);
+	scone_vfile_close(g);
+	seq_reopen_same(&x, "rename over open");
+	/* re-key, then contents only */
+	assert_ok(scone_volume_seal(x.v, NULL, key, x.tag));
+	memcpy(x.key, key, sizeof(key));
+	put(x.v, "/enc/d", buf, 700);
+	seq_reopen_same(&x, "rekey then delta");
+	put(x.v, "/enc/d", buf, 800);
+	assert_ok(scone_volume_sync(x.v));
+	put(x.v, "/enc/c", buf, 800);
+	seq_reopen_same(&x, "rekey then deltas");
+	fx_done(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2730,6 +2982,10 @@ int main(void)
 	    cmocka_unit_test(test_fspf_deltas),
 	    cmocka_unit_test(test_fspf_delta_alone),
 	    cmocka_unit_test(test_fspf_delta_room),
+	    cmocka_unit_test(test_delta_otrunc_empty_mtime),
+	    cmocka_unit_test(test_fspf_torn_length_sector),
+	    cmocka_unit_test(test_fspf_torn_state_sector),
+	    cmocka_unit_test(test_delta_reopen_sequences),
 	    cmocka_unit_test(test_fspf_versions),
 	    cmocka_unit_test(test_tamper_header),
 	    cmocka_unit_test(test_mtime_files),
