@@ -2720,6 +2720,35 @@ TEST(test_delta_otrunc_empty_mtime)
 }
 
 /*
+ * For each sector of the last record [start, end): a copy of x's files
+ * with that sector never written must open to the state tagged old_tag.
+ * Returns how many did not.
+ */
+static unsigned sectors_lost_open(struct fx *x, uint64_t start, uint64_t end,
+				  const uint8_t old_tag[static SCONE_VOLUME_TAG_SIZE])
+{
+	unsigned fails = 0;
+
+	for (uint64_t s = start - start % 512; s < end; s += 512) {
+		struct scone_vio *snap;
+		struct scone_volume *sv;
+		enum scone_err err;
+		assert_ok(scone_vio_mem_clone(x->io, &snap));
+		hzero(snap, x->fspf, s > start ? s : start, s + 512); /* sector s never written */
+		err = scone_volume_open_at(snap, x->fspf, x->key, old_tag, SCONE_VOL_RDONLY, &sv);
+		if (err) {
+			fprintf(stderr, "sector %llu lost: open -> %s: %s\n", (unsigned long long)s,
+				scone_errname(err), scone_err_detail());
+			fails++;
+		} else {
+			assert_ok(scone_volume_close(sv, NULL));
+		}
+		snap->ops->destroy(snap);
+	}
+	return fails;
+}
+
+/*
  * A power loss during a delta append of a few sectors whose header starts
  * in the last 60 bytes of a sector: the sector holding the length field is
  * lost (zeros) while the header's first bytes and a later sector reached
@@ -2731,7 +2760,7 @@ TEST(test_fspf_torn_length_sector)
 	uint8_t d[64], old_tag[SCONE_VOLUME_TAG_SIZE];
 	uint64_t start, end;
 	char path[64];
-	unsigned tries = 0, fails = 0;
+	unsigned tries = 0;
 
 	fx_mem(&x);
 	memset(d, 7, sizeof(d));
@@ -2759,24 +2788,8 @@ TEST(test_fspf_torn_length_sector)
 	assert_ok(scone_volume_sync(x.v));
 	log_scan(&x, &start, &end);
 	assert_true(end - start < 2048 && end - start > 600);
-	for (uint64_t s = start - start % 512; s < end; s += 512) {
-		struct scone_vio *snap;
-		struct scone_volume *sv;
-		enum scone_err err;
-		assert_ok(scone_vio_mem_clone(x.io, &snap));
-		hzero(snap, x.fspf, s > start ? s : start, s + 512); /* sector s never written */
-		err = scone_volume_open_at(snap, x.fspf, x.key, old_tag, SCONE_VOL_RDONLY, &sv);
-		if (err) {
-			fprintf(stderr, "sector %llu lost: open -> %s: %s\n", (unsigned long long)s,
-				scone_errname(err), scone_err_detail());
-			fails++;
-		} else {
-			assert_ok(scone_volume_close(sv, NULL));
-		}
-		snap->ops->destroy(snap);
-	}
+	assert_int_equal(sectors_lost_open(&x, start, end, old_tag), 0);
 	fx_done(&x);
-	assert_int_equal(fails, 0);
 }
 
 /* Full-record commits (new names of varying length) until the log ends at lo..hi modulo 512. */
@@ -2807,7 +2820,6 @@ TEST(test_fspf_torn_state_sector)
 	struct fx x;
 	uint8_t d[64], old_tag[SCONE_VOLUME_TAG_SIZE];
 	uint64_t start, end;
-	unsigned fails = 0;
 
 	fx_mem(&x);
 	memset(d, 7, sizeof(d));
@@ -2820,24 +2832,8 @@ TEST(test_fspf_torn_state_sector)
 	assert_ok(scone_volume_sync(x.v)); /* a delta of one file */
 	log_scan(&x, &start, &end);
 	assert_true(end - start < 512);
-	for (uint64_t s = start - start % 512; s < end; s += 512) {
-		struct scone_vio *snap;
-		struct scone_volume *sv;
-		enum scone_err err;
-		assert_ok(scone_vio_mem_clone(x.io, &snap));
-		hzero(snap, x.fspf, s > start ? s : start, s + 512); /* sector s never written */
-		err = scone_volume_open_at(snap, x.fspf, x.key, old_tag, SCONE_VOL_RDONLY, &sv);
-		if (err) {
-			fprintf(stderr, "sector %llu lost: open -> %s: %s\n", (unsigned long long)s,
-				scone_errname(err), scone_err_detail());
-			fails++;
-		} else {
-			assert_ok(scone_volume_close(sv, NULL));
-		}
-		snap->ops->destroy(snap);
-	}
+	assert_int_equal(sectors_lost_open(&x, start, end, old_tag), 0);
 	fx_done(&x);
-	assert_int_equal(fails, 0);
 }
 
 static const char *const seq_paths[] = {"/",	  "/enc",     "/enc/a",	    "/enc/b", "/enc/c",
