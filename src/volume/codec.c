@@ -285,6 +285,15 @@ enum scone_err vol_fspf_encode(const struct vol_fspf *f, struct scone_wbuf *w)
 	return SCONE_ERR_OK;
 }
 
+/* A body ends where its last field does: bytes after it are MALFORMED. */
+static enum scone_err at_end(const struct scone_rbuf *r)
+{
+	if (scone_rbuf_left(r) == 0)
+		return SCONE_ERR_OK;
+	return scone_err_set(SCONE_ERR_MALFORMED, "%s: %zu unexpected bytes after the end at byte %zu",
+			     r->what, scone_rbuf_left(r), r->pos);
+}
+
 /* Read a length-prefixed string; NUL bytes and over-long values are refused. */
 static enum scone_err get_str(struct scone_rbuf *r, const char *field, bool allow_empty, char **out)
 {
@@ -482,12 +491,8 @@ enum scone_err vol_fspf_decode(const uint8_t *in, size_t size, struct vol_fspf *
 	if ((err = read_ids(&r, "garbage", &f->garbage, &f->garbage_count)) ||
 	    (err = read_ids(&r, "trim", &f->trims, &f->trim_count)))
 		goto fail;
-	if (scone_rbuf_left(&r) != 0) {
-		err =
-		    scone_err_set(SCONE_ERR_MALFORMED, "fspf: %zu unexpected bytes after the end at byte %zu",
-				  scone_rbuf_left(&r), r.pos);
+	if ((err = at_end(&r)))
 		goto fail;
-	}
 	return SCONE_ERR_OK;
 fail:
 	vol_fspf_free(f);
@@ -609,12 +614,8 @@ enum scone_err vol_delta_decode(const uint8_t *in, size_t size, struct vol_delta
 	if ((err = read_ids(&r, "garbage", &d->garbage, &d->garbage_count)) ||
 	    (err = read_ids(&r, "trim", &d->trims, &d->trim_count)))
 		goto fail;
-	if (scone_rbuf_left(&r) != 0) {
-		err = scone_err_set(SCONE_ERR_MALFORMED,
-				    "fspf delta: %zu unexpected bytes after the end at byte %zu",
-				    scone_rbuf_left(&r), r.pos);
+	if ((err = at_end(&r)))
 		goto fail;
-	}
 	return SCONE_ERR_OK;
 fail:
 	vol_delta_free(d);

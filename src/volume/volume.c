@@ -303,7 +303,7 @@ static enum scone_err state_from(struct scone_volume *v, const uint8_t *in, cons
 			err = SCONE_ERR_NOMEM;
 			break;
 		}
-		err = vol_envelope_open(in + at[base], at[base + 1] - at[base], key, b, &sealed, tag);
+		err = open_record(in, at, base, key, b, &sealed, tag);
 		if (err == SCONE_ERR_AUTH)
 			err = scone_err_set(SCONE_ERR_AUTH,
 					    "%s: the record at byte %zu, which the state rests on, does not "
