@@ -598,6 +598,12 @@ static enum scone_err conn_open(struct conn *c, const char *host, uint16_t port,
 	if (!c->ctx)
 		return ssl_fail("TLS context");
 	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+	/*
+	 * Record buffers go back to the allocator (wiped, where it wipes) once
+	 * read: a kept-alive connection (the runtime's, alive from the
+	 * configuration to exit) does not hold the last answer's plaintext.
+	 */
+	SSL_CTX_set_mode(c->ctx, SSL_MODE_RELEASE_BUFFERS);
 	/* Trust is the pin checked below, not a CA store. */
 	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
 	if (client && (SSL_CTX_use_certificate(c->ctx, client->cert) != 1 ||
@@ -839,6 +845,12 @@ void scone_https_conn_free(struct scone_https_conn *k)
 		return;
 	conn_drop(k);
 	free(k);
+}
+
+void scone_https_conn_set_client(struct scone_https_conn *k, const struct scone_identity *id)
+{
+	if (k)
+		k->opts.client = id;
 }
 
 /* An idle keep-alive connection the server has closed is readable (EOF). */

@@ -119,6 +119,8 @@ SCONE_MUST_CHECK enum scone_err scone_https_conn_send(struct scone_https_conn *c
 SCONE_MUST_CHECK enum scone_err scone_https_conn_recv(struct scone_https_conn *c,
 						      struct scone_https_response *resp);
 void scone_https_conn_free(struct scone_https_conn *c);
+/* The client identity for the next connects (the one it was made with moved; the same key). */
+void scone_https_conn_set_client(struct scone_https_conn *c, const struct scone_identity *id);
 /* The socket of an open connection, or -1 (a caller closing fds in bulk steps around it). */
 int scone_https_conn_fd(const struct scone_https_conn *c);
 

@@ -670,12 +670,47 @@ static void service_id(const char *config_id, char sid[CONFIG_ID_MAX])
 	sid[n] = '\0';
 }
 
+static void report_adopt(struct scone_https_conn *k, const char *cas_addr, const uint8_t pin_sha256[32],
+			 const struct scone_identity *id);
+
+/*
+ * POST the configuration request on a kept-alive connection, returned in
+ * *conn (open when CAS keeps it) for the tag reports to go on with.
+ */
+static enum scone_err post_kept(const char *cas_addr, const uint8_t pin_sha256[32],
+				const struct scone_identity *id, const struct scone_wbuf *body,
+				struct scone_https_response *resp, struct scone_https_conn **conn)
+{
+	struct scone_https_opts o = {.pin_sha256 = pin_sha256, .client = id};
+	char host[256];
+	enum scone_err err;
+
+	*conn = NULL;
+	if (!cas_addr || !pin_sha256 || !id)
+		return scone_err_set(
+		    SCONE_ERR_INVALID,
+		    "CAS request /v1/service/config: address, pin and identity are required");
+	SCONE_TRY(scone_hostport_parse(cas_addr, SCONE_RT_DEFAULT_PORT, host, sizeof(host), &o.port));
+	o.host = host;
+	SCONE_TRY(scone_https_conn_new(&o, conn));
+	scone_rt_own_enter(); /* the runtime's connection, not the program's */
+	err = scone_https_conn_request(*conn, "POST", "/v1/service/config", "application/json", body->data,
+				       body->size, resp);
+	scone_rt_own_leave();
+	if (err) {
+		scone_https_conn_free(*conn);
+		*conn = NULL;
+	}
+	return err;
+}
+
 enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pin_sha256[32],
 					  const char *config_id, struct scone_identity *fresh_id,
 					  const struct scone_rt_evidence *ev,
 					  struct scone_runtime_config **out)
 {
 	struct scone_https_response resp = {0};
+	struct scone_https_conn *conn = NULL;
 	char sid[CONFIG_ID_MAX];
 	struct scone_wbuf body;
 	enum scone_err err;
@@ -693,7 +728,7 @@ enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pi
 	if (!err)
 		err = scone_wbuf_u8(&body, '}');
 	if (!err)
-		err = post(cas_addr, pin_sha256, fresh_id, "/v1/service/config", &body, &resp);
+		err = post_kept(cas_addr, pin_sha256, fresh_id, &body, &resp, &conn);
 	if (err)
 		goto out;
 	if (resp.status != 200) {
@@ -710,7 +745,15 @@ enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pi
 		scone_runtime_config_free(*out);
 		*out = NULL;
 	}
+	/* A service with volumes reports their tags: on this connection, without a second handshake. */
+	if (!err && ((*out)->volume_count || (*out)->fspf)) {
+		report_adopt(conn, cas_addr, pin_sha256, fresh_id);
+		conn = NULL;
+	}
 out:
+	scone_rt_own_enter();
+	scone_https_conn_free(conn);
+	scone_rt_own_leave();
 	scone_https_response_free(&resp);
 	scone_wbuf_free(&body);
 	return err;
@@ -794,6 +837,28 @@ static enum scone_err report_send(const char *cas_addr, const uint8_t pin_sha256
 	scone_rt_own_leave();
 	pthread_mutex_unlock(&report_lock);
 	return err;
+}
+
+static void report_adopt(struct scone_https_conn *k, const char *cas_addr, const uint8_t pin_sha256[32],
+			 const struct scone_identity *id)
+{
+	pthread_mutex_lock(&report_lock);
+	scone_https_conn_free(report_conn);
+	report_conn = k;
+	snprintf(report_addr, sizeof(report_addr), "%s", cas_addr);
+	memcpy(report_pin, pin_sha256, 32);
+	report_id = id;
+	pthread_mutex_unlock(&report_lock);
+}
+
+void scone_runtime_report_identity_moved(const struct scone_identity *from, const struct scone_identity *to)
+{
+	pthread_mutex_lock(&report_lock);
+	if (report_conn && report_id == from) {
+		report_id = to;
+		scone_https_conn_set_client(report_conn, to);
+	}
+	pthread_mutex_unlock(&report_lock);
 }
 
 enum scone_err scone_runtime_report_tag_start(const char *cas_addr, const uint8_t pin_sha256[32],

@@ -170,5 +170,11 @@ scone_runtime_report_tag_start(const char *cas_addr, const uint8_t pin_sha256[32
 SCONE_MUST_CHECK enum scone_err scone_runtime_report_tag_wait(void);
 /* The socket of the reports' kept-alive connection, or -1. */
 int scone_runtime_report_fd(void);
+/*
+ * The identity the configuration was fetched with moved from *from to *to
+ * (the runtime's context took it): the reports' connection, which the
+ * fetch left open for them, connects again with *to.
+ */
+void scone_runtime_report_identity_moved(const struct scone_identity *from, const struct scone_identity *to);
 
 #endif

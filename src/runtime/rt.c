@@ -3,6 +3,8 @@
  */
 #include "runtime/rt.h"
 
+#include "runtime/cas_client.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +27,7 @@ enum scone_err scone_rt_init(const char *cas_addr, const uint8_t pin[32], struct
 	memcpy(ctx.pin, pin, sizeof(ctx.pin));
 	ctx.cfg = cfg;
 	ctx.id = *id;
+	scone_runtime_report_identity_moved(id, &ctx.id);
 	*id = (struct scone_identity){0};
 	return SCONE_ERR_OK;
 }

@@ -376,8 +376,14 @@ enum vrole vsrv_role(void);
 bool vsrv_own_fd(int fd);
 /* The highest of them (-1: none). */
 int vsrv_own_fd_max(void);
-/* Serve the volumes this process holds (a fresh program: new token), lock held. */
-SCONE_MUST_CHECK enum scone_err vsrv_serve(struct vsrv_shared *srv, bool fresh);
+/*
+ * Serve the volumes this process holds (a fresh program: new token), lock
+ * held. The serving thread starts now if processes may be waiting to join
+ * (joiners), else at the first child (vsrv_serving_start).
+ */
+SCONE_MUST_CHECK enum scone_err vsrv_serve(struct vsrv_shared *srv, bool fresh, bool joiners);
+/* Before this process may make a child (fork, spawn, vfork): the serving thread runs, if it serves. */
+SCONE_MUST_CHECK enum scone_err vsrv_serving_start(void);
 /* A new connection for another process; *peer is its end (inheritable). Lock held. */
 SCONE_MUST_CHECK enum scone_err vsrv_new_conn(int *peer);
 /* fork (lock held through all three). */

@@ -374,7 +374,7 @@ static enum scone_err mount_all(struct scone_runtime_config *cfg, const struct s
 	if (!err && hold)
 		err = shield_report_settle_all(); /* main starts from a tag CAS has */
 	if (!err && hold)
-		err = vsrv_serve(shield_g.srv, !h);
+		err = vsrv_serve(shield_g.srv, !h, h && h->shared);
 	if (shield_g.election_held) {
 		(void)SYS(flock)(shield_lock_fd(&shield_g.mounts[0]), LOCK_UN);
 		shield_g.election_held = false;

@@ -61,6 +61,16 @@ static uint64_t g_epoch;	  /* the server epoch this process knows */
 
 /* Serving. */
 static pthread_t g_thread;
+/*
+ * The serving thread runs from the first moment another process may ask:
+ * before a fork, a spawn or a vfork (vsrv_serving_start), or at once when
+ * processes may be waiting to join. A program that never makes a child
+ * stays single-threaded, and glibc's malloc and locks keep their
+ * single-thread paths (SQLite's malloc and mutexes took three times as
+ * long with an idle thread beside it).
+ */
+static pthread_mutex_t g_start_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool g_started;
 static int g_reg[2] = {-1, -1}; /* registration: [1] takes new connections' fds, [0] the server reads */
 static int g_listen = -1;
 static struct vconn *g_conns;
@@ -584,8 +594,12 @@ static enum scone_err listen_new(void)
 	return SCONE_ERR_OK;
 }
 
-/* Start serving the volumes this process holds (lock held). */
-enum scone_err vsrv_serve(struct vsrv_shared *srv, bool fresh)
+/*
+ * Serve the volumes this process holds (lock held); the thread starts now
+ * when other processes may be waiting to join (joiners), else with the
+ * first child (vsrv_serving_start).
+ */
+enum scone_err vsrv_serve(struct vsrv_shared *srv, bool fresh, bool joiners)
 {
 	enum scone_err err;
 
@@ -602,10 +616,25 @@ enum scone_err vsrv_serve(struct vsrv_shared *srv, bool fresh)
 	g_epoch = ++g_srv->epoch;
 	g_srv->pid_start = vsrv_proc_start(getpid());
 	g_srv->pid = getpid();
-	if (pthread_create(&g_thread, NULL, serve, NULL) != 0)
-		return scone_err_set(SCONE_ERR_NOMEM, "volume server: no thread");
 	g_role = VR_SERVER;
-	return SCONE_ERR_OK;
+	return joiners ? vsrv_serving_start() : SCONE_ERR_OK;
+}
+
+enum scone_err vsrv_serving_start(void)
+{
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (__atomic_load_n(&g_started, __ATOMIC_ACQUIRE) || g_role != VR_SERVER || fdtab_foreign())
+		return SCONE_ERR_OK; /* (a vfork child: its parent started it before the vfork) */
+	pthread_mutex_lock(&g_start_lock);
+	if (!g_started) {
+		if (pthread_create(&g_thread, NULL, serve, NULL) != 0)
+			err = scone_err_set(SCONE_ERR_NOMEM, "volume server: no thread");
+		else
+			__atomic_store_n(&g_started, true, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&g_start_lock);
+	return err;
 }
 
 /* ---- connections for other processes ---- */
@@ -623,6 +652,8 @@ enum scone_err vsrv_new_conn(int *peer)
 	enum scone_err err = SCONE_ERR_OK;
 
 	*peer = -1;
+	if (g_role == VR_SERVER)
+		SCONE_TRY(vsrv_serving_start());
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
 		return scone_err_set(scone_err_from_errno(errno), "volume connection: %s", strerror(errno));
 	if (g_role == VR_SERVER) {
@@ -700,6 +731,9 @@ static void drop_server_state(void)
 void vsrv_fork_child(void)
 {
 	pthread_mutex_unlock(&g_conns_lock); /* taken by this thread in vsrv_fork_prepare */
+	/* threads are not the child's (nor a start another thread was making) */
+	g_started = false;
+	g_start_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	if (g_role == VR_NONE)
 		return;
 	if (g_role == VR_SERVER) {
@@ -821,7 +855,7 @@ static enum scone_err takeover(void)
 			}
 			err = shield_reopen_volumes();
 			if (!err)
-				err = vsrv_serve(g_srv, false);
+				err = vsrv_serve(g_srv, false, true);
 		}
 		(void)SYS(flock)(lfd, LOCK_UN);
 		if (err != SCONE_ERR_NETWORK)

@@ -420,9 +420,19 @@ enum scone_err vol_inode_create_host(struct scone_volume *v, struct vol_meta *m,
 		inode_free(ino);
 		return SCONE_ERR_NOMEM;
 	}
-	err = r->host_abs ? io->ops->mkdirs(io, r->host_abs) : SCONE_ERR_OK;
-	if (!err)
-		err = io->ops->open(io, hp, SCONE_VIO_WRITE | SCONE_VIO_CREATE | SCONE_VIO_EXCL, &ino->host);
+	/*
+	 * The region's directory is made when the volume opens; it is made
+	 * again only when it went missing since (a mkdir per path component at
+	 * every new file cost more than the open).
+	 */
+	err = io->ops->open(io, hp, SCONE_VIO_WRITE | SCONE_VIO_CREATE | SCONE_VIO_EXCL, &ino->host);
+	if (err == SCONE_ERR_NOT_FOUND && r->host_abs) {
+		scone_err_clear();
+		err = io->ops->mkdirs(io, r->host_abs);
+		if (!err)
+			err = io->ops->open(io, hp, SCONE_VIO_WRITE | SCONE_VIO_CREATE | SCONE_VIO_EXCL,
+					    &ino->host);
+	}
 	free(hp);
 	if (!err)
 		err = write_header(ino, v->st.epoch, VOL_BLOCK);

@@ -769,6 +769,53 @@ elif sys.argv[1] == "owner":
 elif sys.argv[1] == "cachetakeovercheck":
     b = open(d + "/k.bin", "rb").read()
     print("VOLUME=%d:%s" % (len(b), b[:4].decode()))
+elif sys.argv[1] == "lazyserve":
+    # One thread and one connection to CAS until a child comes: the volume server's thread starts
+    # with the first child, and the tag reports go over the configuration's connection.
+    def threads():
+        for line in open("/proc/self/status"):
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    def tcp_sockets():
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                inodes |= {line.split()[9] for line in open(table).readlines()[1:]}
+            except OSError:
+                pass
+        mine = set()
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink("/proc/self/fd/" + fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                mine.add(target)
+        return mine
+    before, t0 = tcp_sockets(), threads()
+    with open(d + "/lazy.txt", "w") as f:
+        f.write("one\n")
+        f.flush()
+        os.fsync(f.fileno())  # a commit and its tag report
+    with open(d + "/lazy.txt", "a") as f:
+        f.write("two\n")
+        f.flush()
+        os.fsync(f.fileno())  # the next waits for the first's answer
+    print("THREADS=%d,%d" % (t0, threads()))
+    print("CONN=%d,%s" % (len(before), before == tcp_sockets()))
+    code = "open(%r, 'w').write('spawned')" % (d + "/lazy-spawn.txt")
+    pid = os.posix_spawn("/usr/bin/python3", ["/usr/bin/python3", "-c", code], os.environ)
+    print("SPAWNED=%d,%s" % (os.waitpid(pid, 0)[1], open(d + "/lazy-spawn.txt").read()))
+    pid = os.fork()
+    if pid == 0:
+        with open(d + "/lazy-fork.txt", "w") as f:
+            f.write("forked")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print("FORKED=%s,%d" % (open(d + "/lazy-fork.txt").read(), threads()))
+elif sys.argv[1] == "lazycheck":
+    print("LAZY=%r,%s,%s" % (open(d + "/lazy.txt").read(), open(d + "/lazy-spawn.txt").read(),
+                             open(d + "/lazy-fork.txt").read()))
 elif sys.argv[1] == "forkcheck":
     print("LOG=%r" % open(d + "/log.txt").read())
     print("BOTH=%d,%d" % (len(open(d + "/both-p.txt").read().split()), len(open(d + "/both-c.txt").read().split())))
@@ -904,6 +951,26 @@ case_fork() {
 	# A child killed by SIGKILL while writing: every write it was answered is in the volume.
 	expect_ok scone run --config-id vol/py -- "$PY" childkill
 	grep -qx "VICTIM=True" "$OUT" || { show_output; fail "a killed child's acknowledged writes are lost"; }
+}
+
+# A program that makes no child stays single-threaded under the runtime (the volume server's
+# thread starts with the first child: glibc's malloc and locks keep their single-thread paths), and
+# its tag reports share the configuration's TLS connection to CAS. A spawned and a forked child
+# are still served.
+case_lazy_serve() {
+	local run
+	start
+	# Twice: the first start reports the new volume's first tag while it mounts, the second not.
+	for run in first second; do
+		expect_ok scone run --config-id vol/py -- "$PY" lazyserve
+		grep -qx "THREADS=1,1" "$OUT" || { show_output; fail "$run run: a second thread before any child"; }
+		grep -qx "CONN=1,True" "$OUT" ||
+			{ show_output; fail "$run run: the tag reports did not use the configuration's connection"; }
+		grep -qx "SPAWNED=0,spawned" "$OUT" || { show_output; fail "$run run: a spawned first child not served"; }
+		grep -qx "FORKED=forked,2" "$OUT" || { show_output; fail "$run run: a forked child not served"; }
+	done
+	expect_ok scone run --config-id vol/py -- "$PY" lazycheck
+	grep -qxF "LAZY='one\ntwo\n',spawned,forked" "$OUT" || { show_output; fail "lazy serve: next run"; }
 }
 
 # Children read through the shared read cache: never anything but what the server holds now.
@@ -2069,6 +2136,7 @@ C
 run_case "runtime volume: a directory restored to an older copy: only the owner accepts it (show, accept, audited)" case_accept
 run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_range, mmap, fdopen on shielded fds" case_fdapi
 run_case "runtime volume: forked children keep working on the volume (shared fds and offsets, four concurrent writers)" case_fork
+run_case "runtime volume: one thread and one CAS connection until the first child; spawned and forked children are served" case_lazy_serve
 run_case "runtime volume: children read through the shared read cache what the server holds now (writes, appends, truncation, renames, another child, an exec'd program)" case_cache
 run_case "runtime volume: descriptions opened from the read cache alone read their own files on after another process renames them away, renames another over them or removes them" case_lazy_gone
 run_case "runtime volume: a file renamed over while another process holds it open, across a takeover: the holder never writes the new file, a reader's cache answers what the volume holds, the shared state is close-on-exec" case_cache_takeover

@@ -863,6 +863,28 @@ TEST(test_plaintext_on_disk)
 }
 
 /*
+ * A new file's host file is created without a mkdir per path component: the
+ * region's directory, removed behind the volume's back, is made again by
+ * the create that misses it.
+ */
+TEST(test_region_dir_made_again)
+{
+	static const uint8_t data[] = "in a directory made again";
+	char dir[200];
+	struct fx x;
+
+	fx_host(&x);
+	snprintf(dir, sizeof(dir), "%s/enc", x.dir);
+	assert_int_equal(rmdir(dir), 0); /* made by the region's creation, empty */
+	put(x.v, "/enc/second", data, sizeof(data));
+	assert_ok(scone_volume_sync(x.v));
+	expect(x.v, "/enc/second", data, sizeof(data));
+	fx_reopen(&x);
+	expect(x.v, "/enc/second", data, sizeof(data));
+	fx_done(&x);
+}
+
+/*
  * The host backend's system calls, each interrupted by a signal every other
  * time (EINTR before doing anything; close and closedir close first, as
  * Linux does): the volume library retries, and nothing of it shows.
@@ -2956,6 +2978,7 @@ int main(void)
 	    cmocka_unit_test(test_unlink_while_open),
 	    cmocka_unit_test(test_ephemeral),
 	    cmocka_unit_test(test_plaintext_on_disk),
+	    cmocka_unit_test(test_region_dir_made_again),
 	    cmocka_unit_test(test_host_eintr),
 	    cmocka_unit_test(test_freshness),
 	    cmocka_unit_test(test_sync_with),
