@@ -240,8 +240,10 @@ void scone_shield_fd_shared(int fd)
 
 	if (!shield_maybe_shielded(fd) || !(d = fdtab_get(fd)))
 		return;
-	if (d->kind == &shield_volume_kind)
+	if (d->kind == &shield_volume_kind) {
 		__atomic_store_n(&((struct sfd *)d)->ph_moved, true, __ATOMIC_RELAXED);
+		__atomic_store_n(&((struct sfd *)d)->sent, true, __ATOMIC_RELAXED);
+	}
 	(void)fdtab_put(d);
 }
 
@@ -376,25 +378,55 @@ static int off_fd(struct sfd *s, int fd)
 	return d;
 }
 
+/*
+ * Only this process holds s's description: its placeholder was made or
+ * taken from the pool since the last fork, spawn, vfork, clone or raw fork
+ * (pool_gen), and the fd was not sent over a socket. Then the offset moves
+ * only through this process's calls, under the lock, and s->off can stand
+ * for the kernel's (lseek(SEEK_END) on a file of unchanged size, as
+ * PostgreSQL asks twice a query, costs no system call for the offset).
+ * (Raw lseek on the number, and pidfd_getfd by another process, are not
+ * seen: docs/runtime.md.)
+ */
+static bool off_private(const struct sfd *s)
+{
+	return s->ph_gen && s->ph_gen == __atomic_load_n(&pool_gen, __ATOMIC_ACQUIRE) &&
+	       !__atomic_load_n(&s->sent, __ATOMIC_RELAXED) && !fdtab_foreign();
+}
+
 bool shield_off_get(struct sfd *s, int fd, uint64_t *off)
 {
 	REAL(lseek64);
-	int via = off_fd(s, fd);
-	off64_t o = via < 0 ? -1 : real_lseek64(via, 0, SEEK_CUR);
+	bool private = off_private(s);
+	int via;
+	off64_t o;
 
+	if (private && s->off_known) {
+		*off = s->off;
+		return true;
+	}
+	via = off_fd(s, fd);
+	o = via < 0 ? -1 : real_lseek64(via, 0, SEEK_CUR);
 	/* (failing: the fd was closed by another thread since its lookup; never take 0 for it) */
 	*off = o < 0 ? 0 : (uint64_t)o;
+	s->off_known = private && o >= 0;
+	s->off = *off;
 	return o >= 0;
 }
 
 void shield_off_set(struct sfd *s, int fd, uint64_t off)
 {
 	REAL(lseek64);
-	int via = off_fd(s, fd);
+	bool private = off_private(s), moved;
+	int via;
 
 	__atomic_store_n(&s->ph_moved, true, __ATOMIC_RELAXED); /* (its placeholder is not reused) */
-	if (via >= 0)
-		(void)real_lseek64(via, (off64_t)off, SEEK_SET);
+	if (private && s->off_known && s->off == off)
+		return;
+	via = off_fd(s, fd);
+	moved = via >= 0 && real_lseek64(via, (off64_t)off, SEEK_SET) == (off64_t)off;
+	s->off_known = private && moved;
+	s->off = off;
 }
 
 /*

@@ -109,6 +109,9 @@ struct sfd {
 	unsigned
 	    ph_gen; /* the placeholder may be reused after it (fd_volume.c) if this is pool_gen; 0: never */
 	bool ph_moved;	/* the placeholder's offset or status flags were changed: not reused */
+	bool sent;	/* sent to another process (SCM_RIGHTS): it may move the offset */
+	bool off_known; /* off: the kernel description's offset, while only this process holds it */
+	uint64_t off;
 	unsigned mark;	/* scratch for walks over the table (shield.c) */
 	bool reopen;	/* reload: to be opened again in the new volume */
 	bool stale;	/* reload: another process removed the file (ESTALE) */

@@ -813,6 +813,49 @@ elif sys.argv[1] == "lazyserve":
         os._exit(0)
     os.waitpid(pid, 0)
     print("FORKED=%s,%d" % (open(d + "/lazy-fork.txt").read(), threads()))
+elif sys.argv[1] == "offsets":
+    # The offset of a description only this process holds is kept by the runtime (no system call);
+    # once another process may hold it (fork, spawn, SCM_RIGHTS), every move of theirs counts.
+    import socket
+    path = d + "/offsets.txt"
+    with open(path, "w") as f:
+        f.write("0123456789abcdefghij")
+    fd = os.open(path, os.O_RDONLY)
+    got = [os.read(fd, 5)]
+    os.lseek(fd, 0, os.SEEK_END), os.lseek(fd, 0, os.SEEK_END)
+    os.lseek(fd, 5, os.SEEK_SET)
+    got.append(os.read(fd, 2))
+    pid = os.fork()
+    if pid == 0:
+        os.read(fd, 3)  # the shared description moves to 10
+        os._exit(0)
+    os.waitpid(pid, 0)
+    got.append(os.read(fd, 3))
+    os.close(fd)
+    fd = os.open(path, os.O_RDONLY)  # private again
+    got.append(os.read(fd, 4))
+    os.set_inheritable(fd, True)
+    pid = os.posix_spawn("/usr/bin/python3", ["/usr/bin/python3", "-c", "import os; os.lseek(%d, 12, 0)" % fd],
+                         os.environ)
+    os.waitpid(pid, 0)
+    got.append(os.read(fd, 2))
+    os.close(fd)
+    a, b = socket.socketpair()
+    pid = os.fork()  # the child exists before the next open: that description is private
+    if pid == 0:
+        a.close()
+        _, fds, _, _ = socket.recv_fds(b, 1, 1)
+        os.lseek(fds[0], 15, os.SEEK_SET)  # the sealed placeholder, the same description
+        b.send(b"moved")
+        os._exit(0)
+    b.close()
+    fd = os.open(path, os.O_RDONLY)
+    got.append(os.read(fd, 2))
+    socket.send_fds(a, [b"x"], [fd])
+    a.recv(5)
+    os.waitpid(pid, 0)
+    got.append(os.read(fd, 2))
+    print("OFFSETS=" + ",".join(x.decode() for x in got))
 elif sys.argv[1] == "lazycheck":
     print("LAZY=%r,%s,%s" % (open(d + "/lazy.txt").read(), open(d + "/lazy-spawn.txt").read(),
                              open(d + "/lazy-fork.txt").read()))
@@ -971,6 +1014,14 @@ case_lazy_serve() {
 	done
 	expect_ok scone run --config-id vol/py -- "$PY" lazycheck
 	grep -qxF "LAZY='one\ntwo\n',spawned,forked" "$OUT" || { show_output; fail "lazy serve: next run"; }
+}
+
+# The runtime keeps the offset of a description only its process holds; a fork, a spawn or an
+# fd sent over a socket makes every other process's moves count again.
+case_offsets() {
+	start
+	expect_ok scone run --config-id vol/py -- "$PY" offsets
+	grep -qx "OFFSETS=01234,56,abc,0123,cd,01,fg" "$OUT" || { show_output; fail "an offset moved by another process was not seen"; }
 }
 
 # Children read through the shared read cache: never anything but what the server holds now.
@@ -2137,6 +2188,7 @@ run_case "runtime volume: a directory restored to an older copy: only the owner 
 run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_range, mmap, fdopen on shielded fds" case_fdapi
 run_case "runtime volume: forked children keep working on the volume (shared fds and offsets, four concurrent writers)" case_fork
 run_case "runtime volume: one thread and one CAS connection until the first child; spawned and forked children are served" case_lazy_serve
+run_case "runtime volume: offsets kept by the runtime for descriptions no other process holds; another process's moves (fork, spawn, SCM_RIGHTS) count" case_offsets
 run_case "runtime volume: children read through the shared read cache what the server holds now (writes, appends, truncation, renames, another child, an exec'd program)" case_cache
 run_case "runtime volume: descriptions opened from the read cache alone read their own files on after another process renames them away, renames another over them or removes them" case_lazy_gone
 run_case "runtime volume: a file renamed over while another process holds it open, across a takeover: the holder never writes the new file, a reader's cache answers what the volume holds, the shared state is close-on-exec" case_cache_takeover
