@@ -345,6 +345,22 @@ int inotify_init1(int flags)
 	return SCONE_FD_CALL(SYS(inotify_init1)(flags));
 }
 
+/* (the runtime's own placeholders and shared state are memfds too: at EMFILE under the lock, no retry) */
+int memfd_create(const char *name, unsigned int flags)
+{
+	return SCONE_FD_CALL(SYS(memfd_create)(name, flags));
+}
+
+int pidfd_open(pid_t pid, unsigned int flags)
+{
+	return SCONE_FD_CALL(SYS(pidfd_open)(pid, flags));
+}
+
+int fanotify_init(unsigned int flags, unsigned int event_f_flags)
+{
+	return SCONE_FD_CALL(SYS(fanotify_init)(flags, event_f_flags));
+}
+
 /*
  * FIONREAD on a volume file: what the kernel answers for a regular file,
  * its size less the file offset (an int, negative past the end), from the

@@ -27,12 +27,14 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/fanotify.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/signalfd.h>
 #include <sys/mman.h>
+#include <sys/pidfd.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -238,6 +240,9 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(signalfd, SCONE_SYS_T(signalfd))                                                                   \
 	X(inotify_init, SCONE_SYS_T(inotify_init))                                                           \
 	X(inotify_init1, SCONE_SYS_T(inotify_init1))                                                         \
+	X(memfd_create, SCONE_SYS_T(memfd_create))                                                           \
+	X(pidfd_open, SCONE_SYS_T(pidfd_open))                                                               \
+	X(fanotify_init, SCONE_SYS_T(fanotify_init))                                                         \
 	X(connect, SCONE_SYS_T(connect))                                                                     \
 	X(accept, SCONE_SYS_T(accept))                                                                       \
 	X(accept4, SCONE_SYS_T(accept4))                                                                     \

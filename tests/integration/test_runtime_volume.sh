@@ -1727,6 +1727,7 @@ case_placeholder_handed_on() {
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/pidfd.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1863,6 +1864,14 @@ static int make_signalfd(int *fds)
 	sigemptyset(&m);
 	return (fds[0] = signalfd(-1, &m, 0)) >= 0;
 }
+static int make_memfd(int *fds)
+{
+	return (fds[0] = memfd_create("emfile", 0)) >= 0;
+}
+static int make_pidfd(int *fds)
+{
+	return (fds[0] = pidfd_open(getpid(), 0)) >= 0;
+}
 static int count_made(int (*make)(int *))
 {
 	static int fds[70000];
@@ -1888,11 +1897,12 @@ static void emfile(void)
 	static const struct {
 		const char *what;
 		int (*make)(int *);
-	} makers[] = {{"PIPE", make_pipe}, {"TIMERFD", make_timerfd}, {"SIGNALFD", make_signalfd}};
-	int c0 = count_opens(), c1, n0[3], n1;
-	for (int i = 0; i < 3; i++)
+	} makers[] = {{"PIPE", make_pipe},     {"TIMERFD", make_timerfd}, {"SIGNALFD", make_signalfd},
+		      {"MEMFD", make_memfd},   {"PIDFD", make_pidfd}};
+	int c0 = count_opens(), c1, n0[5], n1;
+	for (int i = 0; i < 5; i++)
 		n0[i] = count_made(makers[i].make);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 5; i++) {
 		keep_some();
 		n1 = count_made(makers[i].make);
 		printf("EMFILE_%s=%s\n", makers[i].what, n0[i] == n1 ? "ok" : "fewer");
@@ -2181,7 +2191,7 @@ int main(int argc, char **argv)
 }
 C
 	run_c_check pa2.c "kept placeholders handed on" IOCTL=ok FIONREAD=ok LOCKF=ok SENDMMSG=ok SYS_SENDMSG=ok \
-		BOGUS_CMSG=ok EMFILE=ok EMFILE_PIPE=ok EMFILE_TIMERFD=ok EMFILE_SIGNALFD=ok VFORK_EVICT=ok VFORK_DUP2=ok CONTENDED_DUP2=ok HANDLER_DUP2=ok EXEC_ADOPT=ok
+		BOGUS_CMSG=ok EMFILE=ok EMFILE_PIPE=ok EMFILE_TIMERFD=ok EMFILE_SIGNALFD=ok EMFILE_MEMFD=ok EMFILE_PIDFD=ok VFORK_EVICT=ok VFORK_DUP2=ok CONTENDED_DUP2=ok HANDLER_DUP2=ok EXEC_ADOPT=ok
 }
 
 run_case "runtime volume: a directory restored to an older copy: only the owner accepts it (show, accept, audited)" case_accept
@@ -2203,6 +2213,6 @@ run_case "runtime volume: an fspf made with scone fspf, given by SCONE_FSPF/KEY/
 run_case "runtime volume: sqlite3 database on an encrypted volume" case_sqlite
 run_case "runtime volume: a vfork child (vfork, clone with CLONE_VM) cannot change its parent's fd table; the parent's other threads go on opening meanwhile" case_vfork_mark
 run_case "runtime volume: kept placeholders and the vfork mark against raw lseek, SCM_RIGHTS, a vfork child's exec racing a close, signal handlers around vfork, clone with and without CLONE_VM, a low fd limit" case_placeholder_attacks
-run_case "runtime volume: kept placeholders against ioctl (and FIONREAD answered from the volume), sendmmsg and raw sendmsg with SCM_RIGHTS, a bogus control message, EMFILE (open, pipe, timerfd, signalfd), a vfork child's dup2, dup2 from a signal handler, an exec racing a close and open" case_placeholder_handed_on
+run_case "runtime volume: kept placeholders against ioctl (and FIONREAD answered from the volume), sendmmsg and raw sendmsg with SCM_RIGHTS, a bogus control message, EMFILE (open, pipe, timerfd, signalfd, memfd, pidfd), a vfork child's dup2, dup2 from a signal handler, an exec racing a close and open" case_placeholder_handed_on
 run_case "runtime volume: liburing and libaio are refused at setup (-ENOSYS) while volumes are mounted" case_async_libraries
 t_done
