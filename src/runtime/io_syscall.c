@@ -160,6 +160,8 @@ long syscall(long n, ...)
 #endif
 		fdtab_pid_untracked();
 		scone_shield_placeholders_shared(); /* (a child may hold the fds) */
+		if (vsrv_serving_start())	    /* (a child without a connection joins the server) */
+			scone_err_clear();
 		break;
 	default:
 		break;

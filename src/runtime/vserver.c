@@ -652,6 +652,13 @@ enum scone_err vsrv_new_conn(int *peer)
 	enum scone_err err = SCONE_ERR_OK;
 
 	*peer = -1;
+	/* (a child made by a raw clone instruction, past every path that starts the thread: refused, not
+	 * hung) */
+	if (g_role == VR_SERVER && !__atomic_load_n(&g_started, __ATOMIC_ACQUIRE) && fdtab_foreign())
+		return scone_err_set(
+		    SCONE_ERR_UNSUPPORTED,
+		    "volume connection: a child made around the runtime's fork, spawn and clone "
+		    "paths, with the volumes' server not serving yet");
 	if (g_role == VR_SERVER)
 		SCONE_TRY(vsrv_serving_start());
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)

@@ -1016,6 +1016,49 @@ case_lazy_serve() {
 	grep -qxF "LAZY='one\ntwo\n',spawned,forked" "$OUT" || { show_output; fail "lazy serve: next run"; }
 }
 
+# A child made by a raw system call (syscall(SYS_fork), no fork handlers) that execs a program:
+# the program is served by its parent, whose serving thread starts before that call.
+case_raw_fork_served() {
+	cat >rf.c <<'C'
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void)
+{
+	char self[4096], path[4200], code[4400], got[64] = {0};
+	int st, fd;
+	pid_t pid;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[n > 0 ? n : 0] = 0;
+	snprintf(path, sizeof(path), "%s/data/raw-fork.txt", dirname(self));
+	snprintf(code, sizeof(code), "open(%s%s%s, 'w').write('raw-forked')", "'", path, "'");
+	pid = (pid_t)syscall(SYS_fork);
+	if (pid == 0) {
+		execl("/usr/bin/python3", "python3", "-c", code, (char *)NULL);
+		_exit(127);
+	}
+	alarm(30); /* a child nobody serves would wait for ever */
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		printf("RAWFORK=child-failed\n");
+		return 0;
+	}
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || read(fd, got, sizeof(got) - 1) < 0)
+		printf("RAWFORK=unreadable\n");
+	else
+		printf("RAWFORK=%s\n", got);
+	return 0;
+}
+C
+	run_c_check rf.c "raw fork" RAWFORK=raw-forked
+}
+
 # The runtime keeps the offset of a description only its process holds; a fork, a spawn or an
 # fd sent over a socket makes every other process's moves count again.
 case_offsets() {
@@ -2198,6 +2241,7 @@ run_case "runtime volume: a directory restored to an older copy: only the owner 
 run_case "runtime volume: readv/writev, dup/dup2/fcntl, sendfile, copy_file_range, mmap, fdopen on shielded fds" case_fdapi
 run_case "runtime volume: forked children keep working on the volume (shared fds and offsets, four concurrent writers)" case_fork
 run_case "runtime volume: one thread and one CAS connection until the first child; spawned and forked children are served" case_lazy_serve
+run_case "runtime volume: a program exec'd by a child of syscall(SYS_fork) is served by its parent" case_raw_fork_served
 run_case "runtime volume: offsets kept by the runtime for descriptions no other process holds; another process's moves (fork, spawn, SCM_RIGHTS) count" case_offsets
 run_case "runtime volume: children read through the shared read cache what the server holds now (writes, appends, truncation, renames, another child, an exec'd program)" case_cache
 run_case "runtime volume: descriptions opened from the read cache alone read their own files on after another process renames them away, renames another over them or removes them" case_lazy_gone
