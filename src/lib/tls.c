@@ -599,11 +599,15 @@ static enum scone_err conn_open(struct conn *c, const char *host, uint16_t port,
 		return ssl_fail("TLS context");
 	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
 	/*
-	 * Record buffers go back to the allocator (wiped, where it wipes) once
-	 * read: a kept-alive connection (the runtime's, alive from the
+	 * Plaintext is cleansed once the caller has it, and record buffers go
+	 * back to the allocator (which wipes them in the runtime) once read:
+	 * a kept-alive connection (the runtime's, alive from the
 	 * configuration to exit) does not hold the last answer's plaintext.
 	 */
 	SSL_CTX_set_mode(c->ctx, SSL_MODE_RELEASE_BUFFERS);
+#ifdef SSL_OP_CLEANSE_PLAINTEXT
+	SSL_CTX_set_options(c->ctx, SSL_OP_CLEANSE_PLAINTEXT);
+#endif
 	/*
 	 * Whole reads: an answer of two records (CAS's head and body) in one
 	 * recv where header-then-body reads made four (on a commit's path).

@@ -390,8 +390,10 @@ static int off_fd(struct sfd *s, int fd)
  */
 static bool off_private(const struct sfd *s)
 {
+	/* (within a spawn window a description made after its start may be the child's too) */
 	return s->ph_gen && s->ph_gen == __atomic_load_n(&pool_gen, __ATOMIC_ACQUIRE) &&
-	       !__atomic_load_n(&s->sent, __ATOMIC_RELAXED) && !fdtab_foreign();
+	       !__atomic_load_n(&spawns, __ATOMIC_ACQUIRE) && !__atomic_load_n(&s->sent, __ATOMIC_RELAXED) &&
+	       !fdtab_foreign();
 }
 
 bool shield_off_get(struct sfd *s, int fd, uint64_t *off)

@@ -158,11 +158,18 @@ long syscall(long n, ...)
 #ifdef SYS_vfork
 	case SYS_vfork:
 #endif
+		/*
+		 * The child may hold the fds (nothing released meanwhile is
+		 * kept, no offset is private) and may ask the volumes' server
+		 * (its thread starts). The parent closes the window after the
+		 * call; a child, which may share this memory, leaves it.
+		 */
 		fdtab_pid_untracked();
-		scone_shield_placeholders_shared(); /* (a child may hold the fds) */
-		if (vsrv_serving_start())	    /* (a child without a connection joins the server) */
-			scone_err_clear();
-		break;
+		scone_shield_spawn_window(true);
+		r = real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+		if (r != 0)
+			scone_shield_spawn_window(false);
+		return r;
 	default:
 		break;
 	}

@@ -442,7 +442,7 @@ bool vsrv_all_committed(const struct mount *m);
 void vsrv_keep(struct mount *m, const char *vpath, const uint8_t fid[16]);
 /* The file kept for a pin with id fid, or NULL; kept files no pin holds any more are closed. */
 struct scone_vfile *vsrv_kept(const struct mount *m, const uint8_t fid[16]);
-/* Does this process serve other processes now? */
+/* Does this process serve other processes (or may it: it made a child since it serves)? */
 bool vsrv_serving_others(void);
 /* Commit m where it is held (shield_commit asks the server when this process is served). */
 SCONE_MUST_CHECK enum scone_err shield_commit_local(struct mount *m);

@@ -778,7 +778,12 @@ static enum scone_err join(void);
 
 bool vsrv_serving_others(void)
 {
-	return g_role == VR_SERVER && g_conns != NULL;
+	/*
+	 * Or may: a child made since the thread started can have its
+	 * connection still in the registration socket (not in g_conns yet);
+	 * after this process's exec it joins, and the next server must serve.
+	 */
+	return g_role == VR_SERVER && (g_conns != NULL || __atomic_load_n(&g_started, __ATOMIC_ACQUIRE));
 }
 
 enum scone_err vsrv_join(struct vsrv_shared *srv)
