@@ -554,22 +554,43 @@ static enum scone_err refused(const struct scone_https_response *resp, const cha
 			     resp->status, code[0] ? " " : "", code, msg);
 }
 
-/* POST body to path; resp filled on OK (any status). */
+/* The options for CAS at cas_addr (host written to host[256]). */
+static enum scone_err cas_opts(const char *cas_addr, const uint8_t pin_sha256[32],
+			       const struct scone_identity *id, char host[256], struct scone_https_opts *o)
+{
+	*o = (struct scone_https_opts){.pin_sha256 = pin_sha256, .client = id, .host = host};
+	return scone_hostport_parse(cas_addr, SCONE_RT_DEFAULT_PORT, host, 256, &o->port);
+}
+
+/*
+ * POST body to path; resp filled on OK (any status). With keep, on a
+ * kept-alive connection returned in *keep (the configuration's, which the
+ * tag reports go on with); else on one of its own, closed after.
+ */
 static enum scone_err post(const char *cas_addr, const uint8_t pin_sha256[32],
 			   const struct scone_identity *id, const char *path, const struct scone_wbuf *body,
-			   struct scone_https_response *resp)
+			   struct scone_https_response *resp, struct scone_https_conn **keep)
 {
-	struct scone_https_opts o = {.pin_sha256 = pin_sha256, .client = id};
+	struct scone_https_opts o;
 	char host[256];
+	enum scone_err err;
 
+	if (keep)
+		*keep = NULL;
 	if (!cas_addr || !pin_sha256 || !id)
 		return scone_err_set(SCONE_ERR_INVALID,
 				     "CAS request %s: address, pin and identity are required", path);
-	SCONE_TRY(scone_hostport_parse(cas_addr, SCONE_RT_DEFAULT_PORT, host, sizeof(host), &o.port));
-	o.host = host;
+	SCONE_TRY(cas_opts(cas_addr, pin_sha256, id, host, &o));
+	if (keep)
+		SCONE_TRY(scone_https_conn_new(&o, keep));
 	scone_rt_own_enter(); /* the runtime's connection, not the program's */
-	enum scone_err err =
-	    scone_https_request(&o, "POST", path, "application/json", body->data, body->size, resp);
+	err = keep ? scone_https_conn_request(*keep, "POST", path, "application/json", body->data, body->size,
+					      resp)
+		   : scone_https_request(&o, "POST", path, "application/json", body->data, body->size, resp);
+	if (err && keep) {
+		scone_https_conn_free(*keep);
+		*keep = NULL;
+	}
 	scone_rt_own_leave();
 	return err;
 }
@@ -578,7 +599,7 @@ enum scone_err scone_runtime_post(const char *cas_addr, const uint8_t pin_sha256
 				  const struct scone_identity *id, const char *path,
 				  const struct scone_wbuf *body, struct scone_https_response *resp)
 {
-	return post(cas_addr, pin_sha256, id, path, body, resp);
+	return post(cas_addr, pin_sha256, id, path, body, resp, NULL);
 }
 
 enum scone_err scone_runtime_refused(const struct scone_https_response *resp, const char *what)
@@ -673,37 +694,6 @@ static void service_id(const char *config_id, char sid[CONFIG_ID_MAX])
 static void report_adopt(struct scone_https_conn *k, const char *cas_addr, const uint8_t pin_sha256[32],
 			 const struct scone_identity *id);
 
-/*
- * POST the configuration request on a kept-alive connection, returned in
- * *conn (open when CAS keeps it) for the tag reports to go on with.
- */
-static enum scone_err post_kept(const char *cas_addr, const uint8_t pin_sha256[32],
-				const struct scone_identity *id, const struct scone_wbuf *body,
-				struct scone_https_response *resp, struct scone_https_conn **conn)
-{
-	struct scone_https_opts o = {.pin_sha256 = pin_sha256, .client = id};
-	char host[256];
-	enum scone_err err;
-
-	*conn = NULL;
-	if (!cas_addr || !pin_sha256 || !id)
-		return scone_err_set(
-		    SCONE_ERR_INVALID,
-		    "CAS request /v1/service/config: address, pin and identity are required");
-	SCONE_TRY(scone_hostport_parse(cas_addr, SCONE_RT_DEFAULT_PORT, host, sizeof(host), &o.port));
-	o.host = host;
-	SCONE_TRY(scone_https_conn_new(&o, conn));
-	scone_rt_own_enter(); /* the runtime's connection, not the program's */
-	err = scone_https_conn_request(*conn, "POST", "/v1/service/config", "application/json", body->data,
-				       body->size, resp);
-	scone_rt_own_leave();
-	if (err) {
-		scone_https_conn_free(*conn);
-		*conn = NULL;
-	}
-	return err;
-}
-
 enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pin_sha256[32],
 					  const char *config_id, struct scone_identity *fresh_id,
 					  const struct scone_rt_evidence *ev,
@@ -728,7 +718,7 @@ enum scone_err scone_runtime_fetch_config(const char *cas_addr, const uint8_t pi
 	if (!err)
 		err = scone_wbuf_u8(&body, '}');
 	if (!err)
-		err = post_kept(cas_addr, pin_sha256, fresh_id, &body, &resp, &conn);
+		err = post(cas_addr, pin_sha256, fresh_id, "/v1/service/config", &body, &resp, &conn);
 	if (err)
 		goto out;
 	if (resp.status != 200) {
@@ -800,10 +790,22 @@ static const struct scone_identity *report_id;
 
 static char report_volume[128]; /* the volume of the report in flight ("" when none) */
 
+/* The reports' connection becomes k: to CAS at cas_addr, pinned to pin_sha256, as id (report_lock held). */
+static void report_set(struct scone_https_conn *k, const char *cas_addr, const uint8_t pin_sha256[32],
+		       const struct scone_identity *id)
+{
+	scone_https_conn_free(report_conn);
+	report_conn = k;
+	snprintf(report_addr, sizeof(report_addr), "%s", cas_addr);
+	memcpy(report_pin, pin_sha256, 32);
+	report_id = id;
+}
+
 static enum scone_err report_send(const char *cas_addr, const uint8_t pin_sha256[32],
 				  const struct scone_identity *id, const struct scone_wbuf *body)
 {
-	struct scone_https_opts o = {.pin_sha256 = pin_sha256, .client = id};
+	struct scone_https_opts o;
+	struct scone_https_conn *k = NULL;
 	char host[256];
 	enum scone_err err = SCONE_ERR_OK;
 
@@ -813,17 +815,10 @@ static enum scone_err report_send(const char *cas_addr, const uint8_t pin_sha256
 	pthread_mutex_lock(&report_lock);
 	if (!report_conn || strcmp(report_addr, cas_addr) != 0 || memcmp(report_pin, pin_sha256, 32) != 0 ||
 	    report_id != id) {
-		scone_https_conn_free(report_conn);
-		report_conn = NULL;
-		err = scone_hostport_parse(cas_addr, SCONE_RT_DEFAULT_PORT, host, sizeof(host), &o.port);
-		o.host = host;
+		err = cas_opts(cas_addr, pin_sha256, id, host, &o);
 		if (!err)
-			err = scone_https_conn_new(&o, &report_conn);
-		if (!err) {
-			snprintf(report_addr, sizeof(report_addr), "%s", cas_addr);
-			memcpy(report_pin, pin_sha256, 32);
-			report_id = id;
-		}
+			err = scone_https_conn_new(&o, &k);
+		report_set(k, cas_addr, pin_sha256, id); /* (on failure: none, made again next time) */
 	}
 	/*
 	 * The runtime's connection, not the program's: the send connects
@@ -843,11 +838,7 @@ static void report_adopt(struct scone_https_conn *k, const char *cas_addr, const
 			 const struct scone_identity *id)
 {
 	pthread_mutex_lock(&report_lock);
-	scone_https_conn_free(report_conn);
-	report_conn = k;
-	snprintf(report_addr, sizeof(report_addr), "%s", cas_addr);
-	memcpy(report_pin, pin_sha256, 32);
-	report_id = id;
+	report_set(k, cas_addr, pin_sha256, id);
 	pthread_mutex_unlock(&report_lock);
 }
 

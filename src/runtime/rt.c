@@ -3,8 +3,6 @@
  */
 #include "runtime/rt.h"
 
-#include "runtime/cas_client.h"
-
 #include <stdlib.h>
 #include <string.h>
 

@@ -652,15 +652,15 @@ enum scone_err vsrv_new_conn(int *peer)
 	enum scone_err err = SCONE_ERR_OK;
 
 	*peer = -1;
-	/* (a child made by a raw clone instruction, past every path that starts the thread: refused, not
-	 * hung) */
-	if (g_role == VR_SERVER && !__atomic_load_n(&g_started, __ATOMIC_ACQUIRE) && fdtab_foreign())
-		return scone_err_set(
-		    SCONE_ERR_UNSUPPORTED,
-		    "volume connection: a child made around the runtime's fork, spawn and clone "
-		    "paths, with the volumes' server not serving yet");
-	if (g_role == VR_SERVER)
+	if (g_role == VR_SERVER) {
 		SCONE_TRY(vsrv_serving_start());
+		/* (not started: a child made by a raw clone instruction, past every path that starts it) */
+		if (!__atomic_load_n(&g_started, __ATOMIC_ACQUIRE))
+			return scone_err_set(
+			    SCONE_ERR_UNSUPPORTED,
+			    "volume connection: a child made around the runtime's fork, spawn "
+			    "and clone paths, with the volumes' server not serving yet");
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
 		return scone_err_set(scone_err_from_errno(errno), "volume connection: %s", strerror(errno));
 	if (g_role == VR_SERVER) {
@@ -779,11 +779,12 @@ static enum scone_err join(void);
 bool vsrv_serving_others(void)
 {
 	/*
-	 * Or may: a child made since the thread started can have its
-	 * connection still in the registration socket (not in g_conns yet);
-	 * after this process's exec it joins, and the next server must serve.
+	 * Its thread runs (connections come only through it): a child made
+	 * since can have its connection still in the registration socket (not
+	 * in g_conns yet); after this process's exec it joins, and the next
+	 * server must serve.
 	 */
-	return g_role == VR_SERVER && (g_conns != NULL || __atomic_load_n(&g_started, __ATOMIC_ACQUIRE));
+	return g_role == VR_SERVER && __atomic_load_n(&g_started, __ATOMIC_ACQUIRE);
 }
 
 enum scone_err vsrv_join(struct vsrv_shared *srv)

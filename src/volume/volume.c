@@ -187,6 +187,9 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return first_nonzero(p, n) == n;
 }
 
+/* The last byte of a sealed record's length field (docs/volume-format.md, the envelope). */
+#define ENV_LENGTH_END 67u
+
 /*
  * Whether the framed record [start, end) after the record at prev is an
  * append a power loss tore (it fails authentication): written over zeros,
@@ -194,9 +197,6 @@ static bool all_zero(const uint8_t *p, size_t n)
  * A complete record has no zero sector (ciphertext), so a bit flipped in
  * the last record is still AUTH.
  */
-/* The last byte of a sealed record's length field (docs/volume-format.md, the envelope). */
-#define ENV_LENGTH_END 67u
-
 static bool torn_record(const uint8_t *in, size_t size, size_t prev, size_t start, size_t end)
 {
 	/*
