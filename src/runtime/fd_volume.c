@@ -432,6 +432,49 @@ void shield_off_set(struct sfd *s, int fd, uint64_t off)
 }
 
 /*
+ * lseek(SET, CUR or END) on a private offset that lands where the offset
+ * already is (PostgreSQL's lseek(SEEK_END) twice a query on a relation
+ * whose size did not change): answered from the entry, *done set. No
+ * identity check (an fstat), as the call reaches neither the kernel's fd
+ * nor any data: were the number closed behind the runtime and reused, this
+ * one answer would be the volume file's, and the next call that reads,
+ * writes or moves anything checks and finds the kernel's file. Anything
+ * else goes the checked way (*done false).
+ */
+int64_t shield_lseek_kept(int fd, int64_t off, int whence, bool *done)
+{
+	struct fd_desc *d;
+	int64_t r = -1;
+
+	*done = false;
+	if ((whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END) || !shield_maybe_shielded(fd) ||
+	    !(d = fdtab_hold(fd)))
+		return -1;
+	if (d->kind == &shield_volume_kind) {
+		struct sfd *s = (struct sfd *)d;
+		struct scone_vstat st = {0};
+		int64_t base = -1;
+		shield_enter();
+		if (!s->stale && s->file && s->off_known && off_private(s)) {
+			if (whence == SEEK_SET)
+				base = 0;
+			else if (whence == SEEK_CUR)
+				base = (int64_t)s->off;
+			else if (vop_fstat(s, &st) == SCONE_ERR_OK && st.size <= INT64_MAX)
+				base = (int64_t)st.size;
+			scone_err_clear();
+		}
+		if (base >= 0 && !(off > 0 && base > INT64_MAX - off) && base + off == (int64_t)s->off) {
+			r = base + off;
+			*done = true;
+		}
+		shield_leave();
+	}
+	(void)fdtab_put(d);
+	return r;
+}
+
+/*
  * O_SYNC and O_DSYNC: the write is durable when it returns (the volume is
  * committed, its tag reported), as the kernel's synchronous I/O. A failed
  * commit is the write's EIO, as there.

@@ -286,7 +286,7 @@ int fdtab_remove(int fd)
 	return fdtab_put(d);
 }
 
-struct fd_desc *fdtab_get(int fd)
+struct fd_desc *fdtab_hold(int fd)
 {
 	struct fd_desc *d;
 
@@ -303,6 +303,13 @@ struct fd_desc *fdtab_get(int fd)
 	if (d)
 		hold(d);
 	pthread_mutex_unlock(&table_lock);
+	return d;
+}
+
+struct fd_desc *fdtab_get(int fd)
+{
+	struct fd_desc *d = fdtab_hold(fd);
+
 	if (!d)
 		return NULL;
 	if (d->kind->trusts_number || fdtab_is(fd, d))

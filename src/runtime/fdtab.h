@@ -14,7 +14,9 @@
  * - an entry is returned only while the kernel still associates its fd
  *   with the placeholder (device and inode checked at every lookup): an fd
  *   closed or replaced behind the runtime (a raw system call, close_range
- *   in a vfork child) is the kernel's, and its entry is dropped;
+ *   in a vfork child) is the kernel's, and its entry is dropped; the one
+ *   exception, an lseek that changes nothing the kernel holds and touches
+ *   no data, answers from the entry (fdtab_hold);
  * - a description lives while an fd or a call in flight holds it: a
  *   lookup takes a hold (fdtab_get), a call gives it back (fdtab_put), the
  *   last hold releases it through its kind;
@@ -111,6 +113,13 @@ void fdtab_reap(void);
  * behind the runtime (then dropped, outside a vfork child).
  */
 struct fd_desc *fdtab_get(int fd);
+/*
+ * The entry of fd with a hold, without the identity check: only for a call
+ * that reaches neither the kernel's fd nor any data (an lseek that leaves
+ * a kept offset where it is: shield_lseek_kept). Anything more checks with
+ * fdtab_is first.
+ */
+struct fd_desc *fdtab_hold(int fd);
 /* Give a hold back; the last releases the description (its errno, or 0). */
 int fdtab_put(struct fd_desc *d);
 /* Quick lock-free check before a lookup: might fd be served? */

@@ -9,11 +9,21 @@
 
 off_t lseek(int fd, off_t off, int whence)
 {
+	bool done;
+	int64_t r = shield_lseek_kept(fd, off, whence, &done);
+
+	if (done)
+		return (off_t)r;
 	FD_OP(fd, SYS(lseek)(fd, off, whence), lseek, fd, off, whence);
 }
 
 off64_t lseek64(int fd, off64_t off, int whence)
 {
+	bool done;
+	int64_t r = shield_lseek_kept(fd, off, whence, &done);
+
+	if (done)
+		return (off64_t)r;
 	FD_OP(fd, SYS(lseek64)(fd, off, whence), lseek, fd, off, whence);
 }
 
