@@ -465,8 +465,8 @@ const char *scone_runtime_setting(const struct scone_runtime_config *cfg, const 
 
 /* The runtime's settings: whole names, or prefixes ending in '_' (SCONE_NETWORK_SHIELD_SERVER_1_PORT ...). */
 static const char *const runtime_settings[] = {
-    "SCONE_DUMPABLE",	   "SCONE_ALLOW_UNSHIELDED_EXEC", "SCONE_TAG_REPORT_TIMEOUT",
-    "SCONE_READ_CACHE_MB", "SCONE_NETWORK_SHIELD",	  "SCONE_NETWORK_SHIELD_",
+    "SCONE_DUMPABLE",	    "SCONE_ALLOW_UNSHIELDED_EXEC", "SCONE_TAG_REPORT_TIMEOUT", "SCONE_READ_CACHE_MB",
+    "SCONE_NETWORK_SHIELD", "SCONE_NETWORK_SHIELD_",	   "SCONE_VOLUME_REDO",
 };
 
 bool scone_runtime_is_setting(const char *name)

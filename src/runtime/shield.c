@@ -316,8 +316,8 @@ enum scone_err shield_reopen_volumes(void)
 		enum scone_err err;
 		if (m->vol)
 			continue;
-		err = scone_volume_open(m->fspf, m->key, m->sh->has_tag ? m->sh->tag : NULL, SCONE_VOL_RDWR,
-					&m->vol);
+		err = scone_volume_open(m->fspf, m->key, m->sh->has_tag ? m->sh->tag : NULL,
+					SCONE_VOL_RDWR | shield_volume_flags(), &m->vol);
 		if (err)
 			return scone_err_set(err,
 					     "volume %s: taking over from the process that served it: %s",

@@ -490,6 +490,8 @@ void shield_exit(void);
  * it; false (EBADF) once another thread closed the fd before the first.
  */
 bool shield_off_get(struct sfd *s, int fd, uint64_t *off);
+/* The open flags of the session's volumes (SCONE_VOLUME_REDO; shield_mount.c). */
+unsigned shield_volume_flags(void);
 /* An lseek that leaves a kept offset where it is, answered without a system call (fd_volume.c). */
 int64_t shield_lseek_kept(int fd, int64_t off, int whence, bool *done);
 void shield_off_set(struct sfd *s, int fd, uint64_t off);

@@ -10,6 +10,19 @@
 #include "runtime/rt.h"
 #include "volume/vio.h"
 
+/*
+ * Open flags of the session's volumes: SCONE_VOLUME_REDO=1 (a setting of
+ * the session, or the environment) makes each commit carry the blocks it
+ * wrote in its record, one flush per commit (docs/databases.md).
+ */
+unsigned shield_volume_flags(void)
+{
+	const char *v = scone_runtime_setting(scone_rt()->cfg, "SCONE_VOLUME_REDO");
+
+	if (!v)
+		v = getenv("SCONE_VOLUME_REDO");
+	return v && strcmp(v, "1") == 0 ? SCONE_VOL_REDO : 0;
+}
 /* The mount point's directories, made through the real mkdir (a signal's EINTR retried). */
 static enum scone_err make_dirs(char *path)
 {
@@ -87,7 +100,8 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
 		m->dirty = false;
 		return shield_report(m);
 	}
-	if ((err = scone_volume_open(fspf, rv->key, rv->tag, SCONE_VOL_RDWR, &m->vol)))
+	if ((err =
+		 scone_volume_open(fspf, rv->key, rv->tag, SCONE_VOL_RDWR | shield_volume_flags(), &m->vol)))
 		return scone_err_set(err, "volume %s at %s: %s", rv->name, m->path, scone_err_detail());
 	shield_know_tag(m, rv->tag);
 	/* The disk may be one sync ahead of CAS (a writer that stopped before reporting). */

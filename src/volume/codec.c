@@ -12,6 +12,7 @@
 
 static const char fspf_body_magic[8] = "SCONEFS1";
 static const char fspf_delta_magic[8] = "SCONEFD1";
+static const char fspf_redo_magic[8] = "SCONEFD2"; /* a delta followed by redo blocks */
 static const char fspf_env_magic[8] = "SCONEFSP";
 static const char node_magic[4] = "SCVN";
 static const char header_magic[8] = "SCONEVF1";
@@ -204,7 +205,7 @@ static enum scone_err fspf_check(const struct vol_fspf *f)
 					     "fspf: entry %.200s cannot be stored (type, path or size)",
 					     m->path);
 	}
-	if (f->version > VOL_BODY_VERSION || f->dattr_count > VOL_MAX_ENTRIES)
+	if (f->version > VOL_BODY_REDO || f->dattr_count > VOL_MAX_ENTRIES)
 		return scone_err_set(SCONE_ERR_INVALID,
 				     "fspf: body version %u or %zu directory attributes invalid", f->version,
 				     f->dattr_count);
@@ -234,9 +235,36 @@ static enum scone_err encode_dattrs(const struct vol_fspf *f, struct scone_wbuf 
 	return SCONE_ERR_OK;
 }
 
+/* The decoder's rules for a redo block's place: a whole block (the header's, or a slot's). */
+static enum scone_err redo_check(const struct vol_redo *rd, size_t at)
+{
+	if (rd->off % VOL_BLOCK || rd->off > VOL_MAX_FILE_SIZE * 3)
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "fspf delta: redo block at byte %zu: offset %llu invalid", at,
+				     (unsigned long long)rd->off);
+	return SCONE_ERR_OK;
+}
+
+static enum scone_err redo_write(struct scone_wbuf *w, const struct vol_redo *redo, size_t count)
+{
+	if (count > VOL_REDO_MAX / VOL_BLOCK)
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "fspf: %zu redo blocks", count);
+	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)count));
+	for (size_t i = 0; i < count; i++) {
+		SCONE_TRY(redo_check(&redo[i], w->size));
+		SCONE_TRY(scone_wbuf_put(w, redo[i].file_id, VOL_ID_SIZE));
+		SCONE_TRY(scone_wbuf_u64(w, redo[i].off));
+		SCONE_TRY(scone_wbuf_put(w, redo[i].block, VOL_BLOCK));
+	}
+	return SCONE_ERR_OK;
+}
+
 enum scone_err vol_fspf_encode(const struct vol_fspf *f, struct scone_wbuf *w)
 {
-	uint32_t version = f->version ? f->version : VOL_BODY_VERSION;
+	/* (a record that carries redo blocks is version 3; others the version decoded, or the current) */
+	uint32_t version = f->redo_count			      ? VOL_BODY_REDO
+			   : f->version && f->version < VOL_BODY_REDO ? f->version
+								      : VOL_BODY_VERSION;
 	size_t persisted = 0;
 
 	SCONE_TRY(fspf_check(f));
@@ -282,7 +310,7 @@ enum scone_err vol_fspf_encode(const struct vol_fspf *f, struct scone_wbuf *w)
 	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)f->trim_count));
 	for (size_t i = 0; i < f->trim_count; i++)
 		SCONE_TRY(scone_wbuf_put(w, f->trims[i], VOL_ID_SIZE));
-	return SCONE_ERR_OK;
+	return f->redo_count ? redo_write(w, f->redo, f->redo_count) : SCONE_ERR_OK;
 }
 
 /* A body ends where its last field does: bytes after it are MALFORMED. */
@@ -420,6 +448,28 @@ static enum scone_err decode_dattrs(struct scone_rbuf *r, struct vol_fspf *f)
 	return SCONE_ERR_OK;
 }
 
+static enum scone_err redo_read(struct scone_rbuf *r, struct vol_redo **redo, size_t *count)
+{
+	uint32_t n;
+
+	SCONE_TRY(read_count(r, "redo count", VOL_ID_SIZE + 8 + VOL_BLOCK, VOL_REDO_MAX / VOL_BLOCK, &n));
+	if (n == 0)
+		return scone_err_set(SCONE_ERR_MALFORMED, "%s: no redo block at byte %zu", r->what,
+				     r->pos - 4);
+	*redo = malloc(n * sizeof(**redo));
+	if (!*redo)
+		return SCONE_ERR_NOMEM;
+	for (*count = 0; *count < n; (*count)++) {
+		struct vol_redo *rd = &(*redo)[*count];
+		size_t at = r->pos;
+		SCONE_TRY(scone_rbuf_bytes(r, "redo file id", rd->file_id, VOL_ID_SIZE));
+		SCONE_TRY(scone_rbuf_u64(r, "redo offset", &rd->off));
+		SCONE_TRY(scone_rbuf_bytes(r, "redo block", rd->block, VOL_BLOCK));
+		SCONE_TRY(redo_check(rd, at));
+	}
+	return SCONE_ERR_OK;
+}
+
 enum scone_err vol_fspf_decode(const uint8_t *in, size_t size, struct vol_fspf *f)
 {
 	struct scone_rbuf r;
@@ -437,7 +487,7 @@ enum scone_err vol_fspf_decode(const uint8_t *in, size_t size, struct vol_fspf *
 	}
 	if ((err = scone_rbuf_u32(&r, "version", &version)))
 		goto fail;
-	if (version < 1 || version > VOL_BODY_VERSION) {
+	if (version < 1 || version > VOL_BODY_REDO) {
 		err = scone_err_set(SCONE_ERR_MALFORMED, "fspf: unsupported version %u", version);
 		goto fail;
 	}
@@ -491,6 +541,8 @@ enum scone_err vol_fspf_decode(const uint8_t *in, size_t size, struct vol_fspf *
 	if ((err = read_ids(&r, "garbage", &f->garbage, &f->garbage_count)) ||
 	    (err = read_ids(&r, "trim", &f->trims, &f->trim_count)))
 		goto fail;
+	if (version == VOL_BODY_REDO && (err = redo_read(&r, &f->redo, &f->redo_count)))
+		goto fail;
 	if ((err = at_end(&r)))
 		goto fail;
 	return SCONE_ERR_OK;
@@ -520,6 +572,7 @@ void vol_fspf_free(struct vol_fspf *f)
 	for (size_t i = 0; i < f->dattr_count; i++)
 		free(f->dattrs[i].path);
 	free(f->dattrs);
+	free(f->redo);
 	free(f->regions);
 	free(f->metas);
 	free(f->garbage);
@@ -543,7 +596,7 @@ static enum scone_err delta_file_check(const struct vol_delta_file *df, const ch
 
 bool vol_body_is_delta(const uint8_t *in, size_t size)
 {
-	return size >= 8 && memcmp(in, fspf_delta_magic, 8) == 0;
+	return size >= 8 && (memcmp(in, fspf_delta_magic, 8) == 0 || memcmp(in, fspf_redo_magic, 8) == 0);
 }
 
 static enum scone_err put_ids(struct scone_wbuf *w, uint8_t (*ids)[VOL_ID_SIZE], size_t n)
@@ -558,7 +611,9 @@ enum scone_err vol_delta_encode(const struct vol_delta *d, struct scone_wbuf *w)
 {
 	if (d->file_count > VOL_MAX_ENTRIES)
 		return scone_err_set(SCONE_ERR_TOO_LARGE, "fspf delta: %zu files", d->file_count);
-	SCONE_TRY(scone_wbuf_put(w, fspf_delta_magic, 8));
+	if (d->redo_count > VOL_REDO_MAX / VOL_BLOCK)
+		return scone_err_set(SCONE_ERR_TOO_LARGE, "fspf delta: %zu redo blocks", d->redo_count);
+	SCONE_TRY(scone_wbuf_put(w, d->redo_count ? fspf_redo_magic : fspf_delta_magic, 8));
 	SCONE_TRY(scone_wbuf_u64(w, d->epoch));
 	SCONE_TRY(scone_wbuf_put(w, d->prev_tag, sizeof(d->prev_tag)));
 	SCONE_TRY(scone_wbuf_u32(w, (uint32_t)d->file_count));
@@ -571,7 +626,8 @@ enum scone_err vol_delta_encode(const struct vol_delta *d, struct scone_wbuf *w)
 		SCONE_TRY(entry_write(w, &df->root));
 	}
 	SCONE_TRY(put_ids(w, d->garbage, d->garbage_count));
-	return put_ids(w, d->trims, d->trim_count);
+	SCONE_TRY(put_ids(w, d->trims, d->trim_count));
+	return d->redo_count ? redo_write(w, d->redo, d->redo_count) : SCONE_ERR_OK;
 }
 
 enum scone_err vol_delta_decode(const uint8_t *in, size_t size, struct vol_delta *d)
@@ -586,7 +642,7 @@ enum scone_err vol_delta_decode(const uint8_t *in, size_t size, struct vol_delta
 	scone_rbuf_init(&r, in, size, "fspf delta");
 	if ((err = scone_rbuf_view(&r, "magic", &magic, 8)))
 		goto fail;
-	if (memcmp(magic, fspf_delta_magic, 8) != 0) {
+	if (memcmp(magic, fspf_delta_magic, 8) != 0 && memcmp(magic, fspf_redo_magic, 8) != 0) {
 		err = scone_err_set(SCONE_ERR_MALFORMED, "fspf delta: bad magic at byte 0");
 		goto fail;
 	}
@@ -614,6 +670,8 @@ enum scone_err vol_delta_decode(const uint8_t *in, size_t size, struct vol_delta
 	if ((err = read_ids(&r, "garbage", &d->garbage, &d->garbage_count)) ||
 	    (err = read_ids(&r, "trim", &d->trims, &d->trim_count)))
 		goto fail;
+	if (memcmp(magic, fspf_redo_magic, 8) == 0 && (err = redo_read(&r, &d->redo, &d->redo_count)))
+		goto fail;
 	if ((err = at_end(&r)))
 		goto fail;
 	return SCONE_ERR_OK;
@@ -629,6 +687,7 @@ void vol_delta_free(struct vol_delta *d)
 	free(d->files);
 	free(d->garbage);
 	free(d->trims);
+	free(d->redo);
 	memset(d, 0, sizeof(*d));
 }
 

@@ -111,8 +111,13 @@ struct vol_region {
 	uint8_t store;
 };
 
-/* fspf body layouts: 1 without times, 2 with mtime_ns and directory attributes. */
+/*
+ * fspf body layouts: 1 without times, 2 with mtime_ns and directory
+ * attributes, 3 a version 2 body followed by redo blocks (a record that
+ * carries the blocks its commit wrote; written only then).
+ */
 #define VOL_BODY_VERSION 2u
+#define VOL_BODY_REDO 3u
 /*
  * fspf file (envelope) versions: 1 one envelope, 2 a log, 3 a log of version
  * 2 bodies, 4 a log whose records after a full state may be deltas.
@@ -120,6 +125,21 @@ struct vol_region {
 #define VOL_ENV_VERSION 4u
 /* The first envelope version whose log may hold delta records. */
 #define VOL_ENV_DELTAS 4u
+
+/*
+ * A block a record carries (docs/volume-format.md, "Redo blocks"): the
+ * ciphertext its commit wrote at off in the file's host file, so that the
+ * commit needs one flush (the record's) and not one per file too; a
+ * writable open writes these blocks again where they belong.
+ */
+struct vol_redo {
+	uint8_t file_id[VOL_ID_SIZE];
+	uint64_t off;
+	uint8_t block[VOL_BLOCK];
+};
+
+/* The most redo bytes one delta carries: a commit that wrote more flushes its files instead. */
+#define VOL_REDO_MAX ((size_t)64 << 10)
 
 /* The decoded plaintext of an fspf. */
 struct vol_fspf {
@@ -139,6 +159,9 @@ struct vol_fspf {
 	size_t garbage_count;
 	uint8_t (*trims)[VOL_ID_SIZE]; /* host files to cut back to size after commit */
 	size_t trim_count;
+	/* The record's redo blocks (body version 3): set only to encode one, and as decoded. */
+	struct vol_redo *redo;
+	size_t redo_count;
 };
 
 /*
@@ -163,6 +186,8 @@ struct vol_delta {
 	size_t garbage_count;
 	uint8_t (*trims)[VOL_ID_SIZE];
 	size_t trim_count;
+	struct vol_redo *redo; /* a delta with redo blocks (magic SCONEFD2) */
+	size_t redo_count;
 };
 
 /* codec.c: pure encoders/decoders of untrusted bytes (fuzzed). */
@@ -268,7 +293,17 @@ struct vol_inode {
 	uint64_t wgen_fork;
 	uint64_t journaled_epoch; /* epoch+1 in which the file was noted in FSPF.new */
 	int64_t mtime_ns;	  /* last content change; kept here once unlinked (meta NULL) */
-	struct vol_inode *next;	  /* volume's list of open inodes */
+	/*
+	 * Host blocks written since the last commit (offsets), for a commit
+	 * that carries them in its record (redo) instead of flushing the file;
+	 * wal_over once more than VOL_REDO_MAX bytes (not listed further).
+	 */
+	uint64_t *wal_blocks;
+	size_t wal_n, wal_cap;
+	bool wal_over;
+	/* A committed record carries blocks of this file not flushed yet (kept open until a checkpoint). */
+	bool wal_pending;
+	struct vol_inode *next; /* volume's list of open inodes */
 };
 
 struct scone_volume {
@@ -310,6 +345,13 @@ struct scone_volume {
 	 */
 	bool unsure;
 	char unsure_why[160];
+	/* Records with redo blocks were written since the open or are in the log (bigger zero padding). */
+	bool wal_used;
+	bool log_grow; /* the next record rewrites FSPF whole, padded for redo blocks */
+	bool redo;     /* SCONE_VOL_REDO: commits carry the blocks they wrote */
+	/* The redo blocks of the log's deltas, in log order, kept from the open until they are replayed. */
+	struct vol_redo *replay;
+	size_t replay_count;
 };
 
 /* A node's ciphertext and plaintext, and its decoded form. */
@@ -381,6 +423,23 @@ SCONE_MUST_CHECK enum scone_err vol_claim_mac(const struct scone_volume *v,
  * they stay in the stored garbage list, so a crash never leaks one.
  */
 #define GARBAGE_BATCH 16u
+/*
+ * A sealed FSPF written whole by a volume whose commits carry redo blocks
+ * is padded with zeros to this size: room for many such deltas (tens of
+ * KiB each) between compactions.
+ */
+#define LOG_REDO_BYTES ((uint64_t)2 << 20)
+
+/* volume_store.c: note that len bytes at off in ino's host file were written (a commit's redo). */
+void vol_wal_note(struct vol_inode *ino, uint64_t off, uint64_t len);
+/* Flush every file whose committed blocks are only in the log's redo (before a record without them). */
+SCONE_MUST_CHECK enum scone_err vol_checkpoint(struct scone_volume *v);
+/* volume.c: offset of the first non-zero byte of p[0..n), n if none. */
+size_t vol_first_nonzero(const uint8_t *p, size_t n);
+/* Drop the cached inodes nothing holds (flushed, committed). */
+void vol_release_idle(struct scone_volume *v);
+/* volume.c: write the log's redo blocks where they belong (a writable open). */
+SCONE_MUST_CHECK enum scone_err vol_replay(struct scone_volume *v);
 
 struct scone_vfile {
 	struct scone_volume *vol;
@@ -421,7 +480,7 @@ SCONE_MUST_CHECK enum scone_err vol_set_attrs_locked(struct scone_volume *v, con
 /* volume_store.c: the fspf on the host, commits. */
 SCONE_MUST_CHECK enum scone_err vol_read_whole(struct scone_vio *io, const char *path,
 					       struct scone_wbuf *out);
-uint64_t vol_append_bound(uint64_t span);
+uint64_t vol_append_bound(uint64_t span, uint64_t log_size);
 SCONE_MUST_CHECK enum scone_err vol_store_fspf(struct scone_volume *v);
 bool vol_unlink_everywhere(struct scone_volume *v, const uint8_t id[static VOL_ID_SIZE]);
 void vol_delete_garbage(struct scone_volume *v);

@@ -186,6 +186,8 @@ static enum scone_err write_full_chunks(struct vol_inode *ino, struct vol_node *
 		if (!err)
 			err = ino->host->io->ops->pwrite(ino->host, scratch, (size_t)(run - c) * VOL_BLOCK,
 							 vol_data_off(c, slot));
+		if (!err)
+			vol_wal_note(ino, vol_data_off(c, slot), (run - c) * VOL_BLOCK);
 		if (err) {
 			memcpy(n->cur, saved, sizeof(saved));
 			n->written_data = written;

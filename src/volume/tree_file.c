@@ -72,6 +72,7 @@ static enum scone_err write_header(struct vol_inode *ino, uint64_t epoch, uint64
 	SCONE_TRY(vol_claim_mac(ino->vol, ino->file_id, epoch, size, h.claim[slot].mac));
 	vol_header_encode(&h, block);
 	SCONE_TRY(ino->host->io->ops->pwrite(ino->host, block, VOL_BLOCK, 0));
+	vol_wal_note(ino, 0, VOL_BLOCK);
 	ino->claims[slot] = h.claim[slot];
 	return SCONE_ERR_OK;
 }
@@ -172,6 +173,7 @@ static enum scone_err write_node(struct vol_inode *ino, struct vol_node *n, uint
 	SCONE_TRY(vol_seal_block(ino, BLOCK_NODE, k, buf, buf + VOL_BLOCK, &e));
 	e.flags = (uint8_t)(VOL_ENTRY_PRESENT | (slot ? VOL_ENTRY_SLOT_B : 0));
 	SCONE_TRY(ino->host->io->ops->pwrite(ino->host, buf + VOL_BLOCK, VOL_BLOCK, vol_node_off(k, slot)));
+	vol_wal_note(ino, vol_node_off(k, slot), VOL_BLOCK);
 	if (p)
 		p->cur[vol_child_slot(k)] = e;
 	else
@@ -210,8 +212,8 @@ enum scone_err vol_inode_flush(struct vol_inode *ino, uint64_t new_epoch)
 	if (ino->phys_size > vol_expected_phys(ino->size) &&
 	    (err = write_header(ino, new_epoch, ino->phys_size)))
 		goto out;
-	err = ino->host->io->ops->sync(ino->host);
-	if (!err && ino->meta) {
+	/* (the commit flushes the file, or carries the blocks it wrote in its record) */
+	if (ino->meta) {
 		ino->meta->size = ino->size;
 		ino->meta->root = ino->root;
 	}
@@ -246,13 +248,21 @@ void vol_inode_committed(struct vol_inode *ino)
 		}
 	}
 	vol_evict_clean(ino->vol);
+	ino->wal_n = 0; /* (a new epoch: what it writes is listed afresh) */
+	ino->wal_over = false;
 	ino->croot = ino->root;
 	ino->committed_size = ino->size;
 	ino->trunc_low_nodes = vol_nodes_for(ino->size);
 	ino->changed = false;
 	ino->is_new = false;
+	/*
+	 * Cut back, and flushed before the next commit leaves the file off the
+	 * list of files to cut back: after a power loss the claim that vouched
+	 * for the excess is of an epoch past.
+	 */
 	if (ino->phys_size > need) {
-		if (ino->host->io->ops->truncate(ino->host, need) == SCONE_ERR_OK)
+		if (ino->host->io->ops->truncate(ino->host, need) == SCONE_ERR_OK &&
+		    ino->host->io->ops->sync(ino->host) == SCONE_ERR_OK)
 			ino->phys_size = need;
 		else
 			ino->changed = true; /* the next commit vouches for the excess again and retries */
@@ -320,6 +330,7 @@ static void inode_free(struct vol_inode *ino)
 	free(ino->radix);
 	for (unsigned i = 0; i < VOL_GEN_CACHE; i++)
 		scone_aead_free(ino->gens[i].aead);
+	free(ino->wal_blocks);
 	if (ino->host)
 		ino->host->io->ops->close(ino->host);
 	scone_wipe(ino, sizeof(*ino));
@@ -362,6 +373,15 @@ static enum scone_err check_host_file(struct vol_inode *ino)
 		    (unsigned long long)(ino->committed_size - 1), (unsigned long long)have,
 		    (unsigned long long)need);
 	}
+	/*
+	 * Growth a writer vouched for and did not commit (it stopped, and FSPF.new,
+	 * which would have had it cut at the open, was lost with the power):
+	 * cut now, before the next commit voids the claim and it reads as EXTENDED.
+	 */
+	if (have > need && have <= ino->claim_size && ino->vol->writable &&
+	    ino->host->io->ops->truncate(ino->host, need) == SCONE_ERR_OK)
+		ino->phys_size = have = need;
+	scone_err_clear();
 	if (have > ino->claim_size)
 		return scone_err_set(
 		    SCONE_ERR_EXTENDED, "%s: %llu unexpected bytes appended to the host file after byte %llu",
@@ -456,8 +476,14 @@ void vol_inode_put(struct vol_inode *ino)
 
 	if (ino->refs > 0)
 		ino->refs--;
-	if (ino->refs > 0 || (ino->changed && ino->meta))
-		return; /* changed inodes stay until committed */
+	/*
+	 * Changed inodes stay until committed, and until flushed if only the
+	 * log holds their last blocks; not once removed: no record after the
+	 * removal (a full one) has the file, and until it is committed the
+	 * host file stays on disk for the log's blocks to be written again.
+	 */
+	if (ino->refs > 0 || (ino->meta && (ino->changed || ino->wal_pending)))
+		return;
 	for (struct vol_inode **pp = &v->inodes; *pp; pp = &(*pp)->next) {
 		if (*pp == ino) {
 			*pp = ino->next;

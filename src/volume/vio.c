@@ -324,6 +324,9 @@ struct mem_blob {
 	uint64_t size;
 	uint64_t cap;
 	int refs;
+	/* What its last sync made durable (scone_vio_mem_lose_unsynced); a file never synced has nothing. */
+	uint8_t *ddata;
+	uint64_t dsize;
 };
 
 struct mem_vio {
@@ -364,6 +367,7 @@ static void blob_unref(struct mem_blob *b)
 		return;
 	free(b->path);
 	free(b->data);
+	free(b->ddata);
 	free(b);
 }
 
@@ -514,9 +518,28 @@ static enum scone_err mem_sync_gate(struct mem_vio *m)
 	return SCONE_ERR_OK;
 }
 
+/* The blob's bytes as they are now become what a crash keeps. */
+static enum scone_err mem_make_durable(struct mem_blob *b)
+{
+	uint8_t *d = realloc(b->ddata, b->size ? (size_t)b->size : 1);
+
+	if (!d)
+		return SCONE_ERR_NOMEM;
+	if (b->size)
+		memcpy(d, b->data, (size_t)b->size);
+	b->ddata = d;
+	b->dsize = b->size;
+	return SCONE_ERR_OK;
+}
+
 static enum scone_err mem_sync(struct scone_vio_file *vf)
 {
-	return mem_sync_gate((struct mem_vio *)vf->io);
+	struct mem_vio *m = (struct mem_vio *)vf->io;
+
+	SCONE_TRY(mem_sync_gate(m));
+	if (m->crash && m->fail_after >= 0 && m->ops >= m->fail_after)
+		return SCONE_ERR_OK; /* (killed: nothing reaches the disk any more) */
+	return mem_make_durable(((struct mem_file *)vf)->blob);
 }
 
 static void mem_close(struct scone_vio_file *vf)
@@ -649,6 +672,11 @@ long scone_vio_mem_op_count(struct scone_vio *io)
 	return ((struct mem_vio *)io)->ops;
 }
 
+long scone_vio_mem_sync_count(struct scone_vio *io)
+{
+	return ((struct mem_vio *)io)->syncs;
+}
+
 enum scone_err scone_vio_mem_clone(struct scone_vio *io, struct scone_vio **out)
 {
 	struct mem_vio *m = (struct mem_vio *)io;
@@ -666,7 +694,60 @@ enum scone_err scone_vio_mem_clone(struct scone_vio *io, struct scone_vio **out)
 		}
 		if (src->size)
 			memcpy(dst->data, src->data, (size_t)src->size);
+		if (src->ddata && !(dst->ddata = malloc(src->dsize ? (size_t)src->dsize : 1))) {
+			mem_destroy(c);
+			return SCONE_ERR_NOMEM;
+		}
+		if (src->dsize)
+			memcpy(dst->ddata, src->ddata, (size_t)src->dsize);
+		dst->dsize = src->dsize;
 	}
 	*out = c;
+	return SCONE_ERR_OK;
+}
+
+static uint64_t lose_rng(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* One blob after a power loss: seed 0 keeps only the durable bytes; others keep a random mix. */
+static enum scone_err blob_lose(struct mem_blob *b, uint64_t *rng, bool all)
+{
+	uint64_t size = all || lose_rng(rng) % 2 ? b->dsize : b->size, old = b->dsize;
+	uint8_t *cur = b->data;
+	uint64_t cur_size = b->size;
+	enum scone_err err;
+
+	b->data = NULL;
+	b->size = b->cap = 0;
+	if ((err = blob_resize(b, size))) {
+		free(cur);
+		return err;
+	}
+	for (uint64_t off = 0; off < size; off += 4096) {
+		size_t n = (size_t)(size - off < 4096 ? size - off : 4096);
+		bool keep_new = !all && lose_rng(rng) % 2 && off + n <= cur_size;
+		if (keep_new)
+			memcpy(b->data + off, cur + off, n);
+		else if (off < old)
+			memcpy(b->data + off, b->ddata + off, (size_t)(old - off < n ? old - off : n));
+		else if (off < cur_size && !all && lose_rng(rng) % 2) /* (written past the durable end) */
+			memcpy(b->data + off, cur + off, (size_t)(cur_size - off < n ? cur_size - off : n));
+	}
+	free(cur);
+	return SCONE_ERR_OK;
+}
+
+enum scone_err scone_vio_mem_lose_unsynced(struct scone_vio *io, uint64_t seed)
+{
+	struct mem_vio *m = (struct mem_vio *)io;
+	uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 1;
+
+	for (size_t i = 0; i < m->count; i++)
+		SCONE_TRY(blob_lose(m->blobs[i], &rng, seed == 0));
 	return SCONE_ERR_OK;
 }

@@ -107,6 +107,18 @@ void scone_vio_mem_fail_syncs(struct scone_vio *io, long syncs);
 /* Number of mutating operations so far. */
 long scone_vio_mem_op_count(struct scone_vio *io);
 
+/*
+ * Memory backend: a power loss. Every file keeps what its last sync made
+ * durable; writes and size changes since are lost (seed 0), or each 4 KiB
+ * block and the size are kept or lost at random (other seeds), as a
+ * kernel's page cache may have written some of them back. Names (creates,
+ * renames, unlinks) stay as they are.
+ */
+SCONE_MUST_CHECK enum scone_err scone_vio_mem_lose_unsynced(struct scone_vio *io, uint64_t seed);
+
+/* Number of syncs (of files and directories) so far. */
+long scone_vio_mem_sync_count(struct scone_vio *io);
+
 /* Deep copy of a memory backend's current state (for crash snapshots). */
 SCONE_MUST_CHECK enum scone_err scone_vio_mem_clone(struct scone_vio *io, struct scone_vio **out);
 

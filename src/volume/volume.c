@@ -7,7 +7,10 @@
  * directories checked, trims, the journal).
  *
  * Commit (scone_volume_sync): (1) every changed file writes its dirty
- * integrity nodes to free slots and is fdatasync'ed; (2) the new fspf
+ * integrity nodes to free slots and is fdatasync'ed, or, for a commit of
+ * contents only, the record carries the blocks the epoch wrote (redo
+ * blocks: one flush per commit; a writable open writes them again,
+ * vol_replay); (2) the new fspf
  * record is appended to FSPF and FSPF fdatasync'ed (a sealed FSPF is a log
  * of full-state records, the last one that authenticates is the state), or,
  * when the log is full, written alone to FSPF.tmp, fsync'ed and renamed
@@ -62,8 +65,10 @@ static void volume_free(struct scone_volume *v)
 		struct vol_inode *ino = v->inodes;
 		ino->refs = 1;
 		ino->meta = NULL;
+		ino->wal_pending = false;
 		vol_inode_put(ino);
 	}
+	free(v->replay);
 	if (v->journal)
 		v->host->ops->close(v->journal);
 	if (v->log)
@@ -172,8 +177,7 @@ static enum scone_err check_namespace(struct scone_volume *v)
  * do not form a complete record are an append a crash tore (cut by the
  * next append). Notes where the next record goes.
  */
-/* Offset of the first non-zero byte of p[0..n), n if none. */
-static size_t first_nonzero(const uint8_t *p, size_t n)
+size_t vol_first_nonzero(const uint8_t *p, size_t n)
 {
 	size_t i = 0;
 
@@ -184,7 +188,7 @@ static size_t first_nonzero(const uint8_t *p, size_t n)
 
 static bool all_zero(const uint8_t *p, size_t n)
 {
-	return first_nonzero(p, n) == n;
+	return vol_first_nonzero(p, n) == n;
 }
 
 /* The last byte of a sealed record's length field (docs/volume-format.md, the envelope). */
@@ -203,7 +207,7 @@ static bool torn_record(const uint8_t *in, size_t size, size_t prev, size_t star
 	 * A header whose length field lies in a lost sector frames a shorter
 	 * record (length 0): the rest of the append lies within the bound.
 	 */
-	uint64_t bound = vol_append_bound(start - prev);
+	uint64_t bound = vol_append_bound(start - prev, size);
 	size_t len_end = start + ENV_LENGTH_END, len_sec = len_end - len_end % LOG_SECTOR, lim = end;
 
 	if (len_sec > start && len_sec + LOG_SECTOR <= size && all_zero(in + len_sec, LOG_SECTOR))
@@ -242,6 +246,30 @@ static struct scone_wbuf *push_body(struct scone_wbuf **b, size_t *n, size_t *ca
 	return &(*b)[(*n)++];
 }
 
+/*
+ * Keep d's redo blocks for vol_replay: those of the deltas after the last
+ * record without any (before which the files were flushed, vol_checkpoint).
+ */
+static enum scone_err keep_redo(struct scone_volume *v, const struct vol_delta *d)
+{
+	struct vol_redo *m;
+
+	if (!d->redo_count) {
+		free(v->replay);
+		v->replay = NULL;
+		v->replay_count = 0;
+		return SCONE_ERR_OK;
+	}
+	m = realloc(v->replay, (v->replay_count + d->redo_count) * sizeof(*m));
+	if (!m)
+		return SCONE_ERR_NOMEM;
+	memcpy(m + v->replay_count, d->redo, d->redo_count * sizeof(*m));
+	v->replay = m;
+	v->replay_count += d->redo_count;
+	v->wal_used = true;
+	return SCONE_ERR_OK;
+}
+
 /* Apply the deltas of records base+1..top (bodies[top - j] is record j's) to v->st, in order. */
 static enum scone_err apply_deltas(struct scone_volume *v, const uint8_t *in, const size_t *at, size_t base,
 				   size_t top, const struct scone_wbuf *bodies)
@@ -264,6 +292,8 @@ static enum scone_err apply_deltas(struct scone_volume *v, const uint8_t *in, co
 					    v->fspf_path, at[j]);
 		else
 			err = vol_fspf_apply_delta(&v->st, &x, &d);
+		if (!err)
+			err = keep_redo(v, &d);
 		vol_delta_free(&d);
 	}
 	vol_id_index_free(&x);
@@ -312,6 +342,15 @@ static enum scone_err state_from(struct scone_volume *v, const uint8_t *in, cons
 	}
 	if (!err)
 		err = vol_fspf_decode(bodies[n - 1].data, bodies[n - 1].size, &v->st);
+	if (!err && v->st.redo_count) {
+		/* (the full record's redo blocks: the start of what a writable open writes again) */
+		free(v->replay);
+		v->replay = v->st.redo;
+		v->replay_count = v->st.redo_count;
+		v->st.redo = NULL;
+		v->st.redo_count = 0;
+		v->wal_used = true;
+	}
 	if (!err)
 		err = apply_deltas(v, in, at, base, top, bodies);
 	for (size_t k = 0; k < n; k++)
@@ -397,12 +436,13 @@ static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t
 	}
 	/* A torn append reaches at most vol_append_bound() past the state; the rest is zero padding. */
 	off = at[top + 1];
-	reach = off + (size_t)(vol_append_bound(off - at[top]) < size - off ? vol_append_bound(off - at[top])
-									    : size - off);
+	reach = off + (size_t)(vol_append_bound(off - at[top], size) < size - off
+				   ? vol_append_bound(off - at[top], size)
+				   : size - off);
 	if (!err && !all_zero(in + reach, size - reach))
 		err = scone_err_set(SCONE_ERR_AUTH,
 				    "%s: byte %zu, in the zero padding after the log, was modified",
-				    v->fspf_path, reach + first_nonzero(in + reach, size - reach));
+				    v->fspf_path, reach + vol_first_nonzero(in + reach, size - reach));
 	if (!err)
 		err = state_from(v, in, at, top, key, first_version, *sealed, &plain);
 	scone_wbuf_free(&plain);
@@ -413,6 +453,7 @@ static enum scone_err open_log(struct scone_volume *v, const uint8_t *in, size_t
 	v->log_ok = !err && *sealed && first_version == VOL_ENV_VERSION;
 	v->log_tail = !all_zero(in + off, size - off);
 	v->log_cap = size;
+	v->wal_used |= size >= LOG_REDO_BYTES;
 	return err;
 }
 
@@ -457,6 +498,7 @@ enum scone_err scone_volume_open_at(struct scone_vio *io, const char *fspf_path,
 
 	SCONE_TRY(volume_alloc(io, fspf_path, &v));
 	v->writable = flags & SCONE_VOL_RDWR;
+	v->redo = flags & SCONE_VOL_REDO;
 	err = vol_read_whole(v->host, fspf_path, &raw);
 	if (err == SCONE_ERR_NOT_FOUND)
 		err = scone_err_set(SCONE_ERR_NOT_FOUND, "%s: no such protection file", fspf_path);
@@ -486,6 +528,10 @@ enum scone_err scone_volume_open_at(struct scone_vio *io, const char *fspf_path,
 	}
 	v->sealed = sealed;
 	memcpy(v->tag, disk_tag, sizeof(disk_tag));
+	if (v->writable && (err = vol_replay(v))) {
+		volume_free(v);
+		return err;
+	}
 	if (v->writable && v->st.garbage_count)
 		vol_delete_garbage(v);
 	if (v->writable) {
@@ -562,6 +608,9 @@ enum scone_err scone_volume_close(struct scone_volume *v, uint8_t *tag_out)
 	err = vol_sync_locked(v);
 	if (!err && v->writable && v->st.garbage_count)
 		vol_delete_garbage(v); /* the batch left by the last commits */
+	/* Files whose last blocks only the log holds are flushed: a read-only open then finds them. */
+	if (!err && v->writable)
+		err = vol_checkpoint(v);
 	if (tag_out)
 		memcpy(tag_out, v->tag, SCONE_VOLUME_TAG_SIZE);
 	vol_unlock(v);
@@ -576,6 +625,16 @@ void scone_volume_abandon(struct scone_volume *v)
 }
 
 /* ---------------- regions ---------------- */
+
+/* Let go of the inodes nothing holds, those kept for a checkpoint too (flushed first). */
+static enum scone_err vol_idle_inodes(struct scone_volume *v)
+{
+	if (v->inodes) {
+		SCONE_TRY(vol_checkpoint(v));
+		vol_release_idle(v);
+	}
+	return SCONE_ERR_OK;
+}
 
 enum scone_err scone_volume_add_region(struct scone_volume *v, const char *path, enum scone_region_kind kind,
 				       enum scone_region_store store, const char *host_dir)
@@ -598,8 +657,8 @@ enum scone_err scone_volume_add_region(struct scone_volume *v, const char *path,
 	if (!v->writable)
 		return scone_err_set(SCONE_ERR_READ_ONLY, "volume opened read-only");
 	vol_lock(v);
-	err = SCONE_ERR_OK;
-	if (v->inodes)
+	err = vol_idle_inodes(v);
+	if (!err && v->inodes)
 		err = scone_err_set(SCONE_ERR_BUSY, "cannot change regions while files are open");
 	for (size_t i = 0; !err && i < v->st.region_count; i++)
 		if (strcmp(v->st.regions[i].path, path) == 0)
@@ -648,7 +707,9 @@ enum scone_err scone_volume_redirect(struct scone_volume *v, const char *path, c
 
 	vol_lock(v);
 	r = vol_region_of(v, path);
-	if (!r || r->store != SCONE_STORE_KERNEL)
+	if ((err = vol_idle_inodes(v)))
+		;
+	else if (!r || r->store != SCONE_STORE_KERNEL)
 		err = scone_err_set(SCONE_ERR_NO_REGION, "%s is not in a region stored on the host", path);
 	else if (v->inodes)
 		err = scone_err_set(SCONE_ERR_BUSY, "cannot redirect a region while files are open");

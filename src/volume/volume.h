@@ -45,6 +45,12 @@ struct scone_vfile;
 #define SCONE_VOL_RDONLY 0x0
 #define SCONE_VOL_RDWR 0x1
 #define SCONE_VOL_ALLOW_UNSEALED 0x2 /* building a volume: fspf not yet encrypted */
+/*
+ * Commits carry the blocks they wrote in their records (redo blocks,
+ * docs/volume-format.md): one flush a commit instead of one per file and
+ * the record's, for larger records. Off by default: see docs/databases.md.
+ */
+#define SCONE_VOL_REDO 0x4
 
 /*
  * Create a new, empty, unsealed fspf at fspf_path (fails if it exists).

@@ -1,8 +1,9 @@
 /*
  * volume_check.c - a volume against its host directories: the scan that
  * finds unexplained, missing or leftover host files (scone_volume_check_host),
- * trimming host files back to their committed size, and the journal of
- * files created since the last commit (removed on recovery).
+ * trimming host files back to their committed size, the journal of
+ * files created since the last commit (removed on recovery), and the
+ * log's redo blocks written again where they belong (vol_replay).
  */
 #include "internal.h"
 #include "lib/hex.h"
@@ -61,6 +62,24 @@ static void report(struct host_scan *s, enum scone_err e, const char *msg)
 }
 
 /*
+ * A header a writer of this volume made: a claim MAC'ed with the claim key
+ * for an epoch up to the current one. (An older epoch: the writer created
+ * the file and stopped before any commit; after a power loss FSPF.new may
+ * not have kept its id, so the writer that opened next did not remove it.)
+ */
+static bool made_by_a_writer(const struct scone_volume *v, const struct vol_header *h)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		uint8_t mac[SCONE_SHA256_SIZE];
+		if (h->claim[i].epoch <= v->st.epoch &&
+		    vol_claim_mac(v, h->file_id, h->claim[i].epoch, h->claim[i].size, mac) == SCONE_ERR_OK &&
+		    scone_ct_equal(mac, h->claim[i].mac, sizeof(mac)))
+			return true;
+	}
+	return false;
+}
+
+/*
  * A file a writer created but had not committed when it stopped: it carries
  * a valid claim (*claimed), or, named like a file id, is still empty (the
  * writer stopped between creating it and writing its header).
@@ -79,10 +98,10 @@ static bool is_leftover(struct scone_volume *v, const char *path, const uint8_t 
 		return false;
 	if (v->host->ops->pread(f, block, sizeof(block), 0, &got) == SCONE_ERR_OK &&
 	    vol_header_decode(block, got, &h) == SCONE_ERR_OK)
-		ok = *claimed = memcmp(h.file_id, name_id, VOL_ID_SIZE) == 0 &&
-				vol_claimed_size(v, h.file_id, h.claim) > 0;
+		ok = *claimed = memcmp(h.file_id, name_id, VOL_ID_SIZE) == 0 && made_by_a_writer(v, &h);
 	else if (v->host->ops->size(f, &size) == SCONE_ERR_OK)
-		ok = size == 0; /* killed between creating the file and writing its header */
+		/* killed between creating the file and writing its header, or before that reached the disk */
+		ok = size == 0 || (got == sizeof(block) && vol_first_nonzero(block, got) == got);
 	v->host->ops->close(f);
 	return ok;
 }
@@ -289,4 +308,134 @@ enum scone_err scone_volume_check_host(struct scone_volume *v, scone_problem_fn 
 	free(s.ids);
 	vol_unlock(v);
 	return s.first;
+}
+
+/* ---------------- redo blocks ---------------- */
+
+/*
+ * Which pair of slots a host block belongs to (a node's two, or a data
+ * chunk's two), so that only the last redo block of a pair is written.
+ */
+static uint64_t slot_pair(uint64_t off)
+{
+	uint64_t b = off / VOL_BLOCK - 1, g = b / VOL_GROUP_BLOCKS, r = b % VOL_GROUP_BLOCKS;
+
+	if (off < VOL_BLOCK)
+		return UINT64_MAX; /* the header: one place */
+	if (r < 2)
+		return g * (1 + VOL_DATA_PER_NODE);
+	return g * (1 + VOL_DATA_PER_NODE) + 1 + (r - 2) % VOL_DATA_PER_NODE;
+}
+
+static bool same_place(const struct vol_redo *a, const struct vol_redo *b)
+{
+	return memcmp(a->file_id, b->file_id, VOL_ID_SIZE) == 0 && slot_pair(a->off) == slot_pair(b->off);
+}
+
+/* Write m's kept redo blocks (idx[0..n), all m's) where they belong; the file then has its committed size. */
+static enum scone_err replay_file(struct scone_volume *v, const struct vol_meta *m, const size_t *idx,
+				  size_t n)
+{
+	struct vol_region *r = vol_region_of(v, m->path);
+	uint64_t need = vol_expected_phys(m->size), have;
+	struct scone_vio_file *f = NULL;
+	uint8_t *cur = malloc(VOL_BLOCK);
+	bool changed = false;
+	enum scone_err err;
+	char *hp;
+
+	if (!cur)
+		return SCONE_ERR_NOMEM;
+	if (!r || !r->host_abs || r->store != SCONE_STORE_KERNEL || r->kind == SCONE_REGION_NOT_PROTECTED) {
+		free(cur);
+		return SCONE_ERR_OK;
+	}
+	hp = vol_host_path(r, m->file_id);
+	/*
+	 * A file created by those commits may be missing (its name was never
+	 * flushed): its header and every block it has are among the blocks.
+	 */
+	err = hp ? v->host->ops->open(v->host, hp, SCONE_VIO_WRITE | SCONE_VIO_CREATE, &f) : SCONE_ERR_NOMEM;
+	for (size_t i = 0; !err && i < n; i++) {
+		const struct vol_redo *rd = &v->replay[idx[i]];
+		size_t got = 0;
+		if (rd->off + VOL_BLOCK > need)
+			continue; /* (past the committed file: cut off since) */
+		err = v->host->ops->pread(f, cur, VOL_BLOCK, rd->off, &got);
+		if (!err && (got != VOL_BLOCK || memcmp(cur, rd->block, VOL_BLOCK) != 0)) {
+			err = v->host->ops->pwrite(f, rd->block, VOL_BLOCK, rd->off);
+			changed = true;
+		}
+	}
+	/* The committed size exactly: growth a crash kept past it was never part of the state. */
+	if (!err && !(err = v->host->ops->size(f, &have)) && have != need) {
+		err = v->host->ops->truncate(f, need);
+		changed = true;
+	}
+	if (!err && changed)
+		err = v->host->ops->sync(f);
+	if (f)
+		v->host->ops->close(f);
+	if (err)
+		err = scone_err_set(err, "%s: cannot write its committed blocks again from the log: %s",
+				    m->path, scone_err_detail());
+	free(hp);
+	free(cur);
+	return err;
+}
+
+static int cmp_redo_idx(const void *a, const void *b, void *arg)
+{
+	const struct vol_redo *x = (const struct vol_redo *)arg + *(const size_t *)a;
+	const struct vol_redo *y = (const struct vol_redo *)arg + *(const size_t *)b;
+	int c = memcmp(x->file_id, y->file_id, VOL_ID_SIZE);
+
+	return c ? c : x->off < y->off ? -1 : x->off > y->off;
+}
+
+/*
+ * The blocks the log's last commits carried (docs/volume-format.md, "Redo
+ * blocks") written where they belong, the last of each pair of slots, in
+ * the files the state still has; each such file cut or grown to its
+ * committed size and flushed if anything changed. A crash may have lost
+ * any of those writes: their commits flushed only the record.
+ */
+enum scone_err vol_replay(struct scone_volume *v)
+{
+	struct vol_id_index x;
+	size_t *keep, n = 0;
+	enum scone_err err = SCONE_ERR_OK;
+
+	if (!v->replay_count)
+		return SCONE_ERR_OK;
+	keep = malloc(v->replay_count * sizeof(*keep));
+	if (!keep)
+		return SCONE_ERR_NOMEM;
+	for (size_t i = v->replay_count; i-- > 0;) {
+		bool later = false;
+		for (size_t k = 0; k < n && !later; k++)
+			later = same_place(&v->replay[keep[k]], &v->replay[i]);
+		if (!later)
+			keep[n++] = i;
+	}
+	qsort_r(keep, n, sizeof(*keep), cmp_redo_idx, v->replay);
+	if ((err = vol_id_index_build(&v->st, &x))) {
+		free(keep);
+		return err;
+	}
+	for (size_t i = 0, j; !err && i < n; i = j) {
+		const struct vol_meta *m = vol_id_index_find(&x, v->replay[keep[i]].file_id);
+		for (j = i + 1; j < n && memcmp(v->replay[keep[j]].file_id, v->replay[keep[i]].file_id,
+						VOL_ID_SIZE) == 0;
+		     j++)
+			;
+		if (m && m->type == VOL_T_FILE && !m->ephemeral)
+			err = replay_file(v, m, keep + i, j - i);
+	}
+	vol_id_index_free(&x);
+	free(keep);
+	free(v->replay);
+	v->replay = NULL;
+	v->replay_count = 0;
+	return err;
 }

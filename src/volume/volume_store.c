@@ -82,12 +82,17 @@ enum scone_err vol_check_sure(const struct scone_volume *v)
 	    v->fspf_path, v->unsure_why);
 }
 
-/* How long a sealed FSPF written whole with a record of size bytes is, zero padding included. */
-static uint64_t log_padded(uint64_t size)
+/*
+ * How long a sealed FSPF written whole with a record of size bytes is, zero
+ * padding included: more room when commits carry redo blocks.
+ */
+static uint64_t log_padded(const struct scone_volume *v, uint64_t size)
 {
-	if (size <= LOG_MAX_BYTES / 2)
-		return LOG_MAX_BYTES;
-	return (size + LOG_MAX_BYTES / 2 + VOL_BLOCK - 1) / VOL_BLOCK * VOL_BLOCK;
+	uint64_t room = v->wal_used ? LOG_REDO_BYTES : LOG_MAX_BYTES;
+
+	if (size <= room / 2)
+		return room;
+	return (size + room / 2 + VOL_BLOCK - 1) / VOL_BLOCK * VOL_BLOCK;
 }
 
 static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, size_t size)
@@ -106,7 +111,7 @@ static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, si
 	if (!err) {
 		err = io->ops->pwrite(f, data, size, 0);
 		if (!err && v->sealed)
-			err = write_zeros(io, f, size, log_padded(size));
+			err = write_zeros(io, f, size, log_padded(v, size));
 		if (!err)
 			err = io->ops->sync(f);
 		io->ops->close(f);
@@ -124,8 +129,9 @@ static enum scone_err write_fspf(struct scone_volume *v, const uint8_t *data, si
 		v->log_start = 0;
 		v->log_end = size;
 		v->log_tail = false;
-		v->log_cap = v->sealed ? log_padded(size) : size;
+		v->log_cap = v->sealed ? log_padded(v, size) : size;
 		v->log_deltas = 0;
+		v->log_grow = false;
 	} else {
 		char detail[256]; /* the cause, not the clean-up's complaint */
 		snprintf(detail, sizeof(detail), "%s", scone_err_detail());
@@ -169,9 +175,10 @@ static enum scone_err append_fspf(struct scone_volume *v, const uint8_t *data, s
  * The longest record an append may add after a record of span bytes: so a
  * reader knows how far a torn append can reach; a longer one compacts.
  */
-uint64_t vol_append_bound(uint64_t span)
+uint64_t vol_append_bound(uint64_t span, uint64_t log_size)
 {
-	return 2 * span + 8 * LOG_SECTOR;
+	/* In a log padded for redo blocks, a delta's add up to VOL_REDO_MAX, with their ids and places. */
+	return 2 * span + 8 * LOG_SECTOR + (log_size >= LOG_REDO_BYTES ? VOL_REDO_MAX + 2 * VOL_BLOCK : 0);
 }
 
 /* Append, or compact: after garbage a crash left (never write a record next to it), or past the bounds. */
@@ -180,7 +187,7 @@ static bool log_has_room(const struct scone_volume *v, size_t size)
 	uint64_t end = v->log_end + size;
 
 	return v->log_ok && v->sealed && !v->log_tail && end <= VOL_MAX_FSPF &&
-	       size <= vol_append_bound(v->log_end - v->log_start) &&
+	       size <= vol_append_bound(v->log_end - v->log_start, v->log_cap) &&
 	       (end <= LOG_MAX_BYTES || end <= v->log_cap || end <= (uint64_t)LOG_RECORDS * size);
 }
 
@@ -190,13 +197,16 @@ static bool log_has_room(const struct scone_volume *v, size_t size)
  * before it, appended to the log (docs/volume-format.md, "Delta records").
  * *stored is false when the log has no room for it: a full record then.
  */
-static enum scone_err store_delta(struct scone_volume *v, bool *stored)
+static enum scone_err store_delta(struct scone_volume *v, struct vol_redo *redo, size_t redo_count,
+				  bool *stored)
 {
 	struct vol_delta d = {.epoch = v->st.epoch,
 			      .garbage = v->st.garbage,
 			      .garbage_count = v->st.garbage_count,
 			      .trims = v->st.trims,
-			      .trim_count = v->st.trim_count};
+			      .trim_count = v->st.trim_count,
+			      .redo = redo,
+			      .redo_count = redo_count};
 	struct scone_wbuf plain, env;
 	uint8_t tag[SCONE_VOLUME_TAG_SIZE];
 	size_t n = 0;
@@ -238,27 +248,184 @@ static enum scone_err store_delta(struct scone_volume *v, bool *stored)
 	return err;
 }
 
-/* Encode and store the fspf for epoch st.epoch; on success v->tag is the new tag. */
-enum scone_err vol_store_fspf(struct scone_volume *v)
+/* Whether the next record may be a delta: a sealed log of the current version, no namespace change. */
+static bool delta_possible(const struct scone_volume *v)
+{
+	return v->sealed && v->log_ok && !v->ns_changed && v->log_deltas < LOG_MAX_DELTAS;
+}
+
+/* ---------------- redo blocks: one flush per commit ---------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Sort ino's written blocks and drop repeats. */
+static void wal_unique(struct vol_inode *ino)
+{
+	size_t k = 0;
+
+	qsort(ino->wal_blocks, ino->wal_n, sizeof(*ino->wal_blocks), cmp_u64);
+	for (size_t i = 0; i < ino->wal_n; i++)
+		if (k == 0 || ino->wal_blocks[k - 1] != ino->wal_blocks[i])
+			ino->wal_blocks[k++] = ino->wal_blocks[i];
+	ino->wal_n = k;
+}
+
+void vol_wal_note(struct vol_inode *ino, uint64_t off, uint64_t len)
+{
+	const size_t max = VOL_REDO_MAX / VOL_BLOCK;
+
+	for (uint64_t o = off; o < off + len && !ino->wal_over; o += VOL_BLOCK) {
+		if (ino->wal_n && ino->wal_blocks[ino->wal_n - 1] == o)
+			continue; /* (a block rewritten at once: a log's tail) */
+		if (ino->wal_n == max)
+			wal_unique(ino);
+		if (ino->wal_n == max) {
+			ino->wal_over = true; /* more than a record carries: this commit flushes the file */
+			break;
+		}
+		if (ino->wal_n == ino->wal_cap) {
+			size_t cap = ino->wal_cap ? 2 * ino->wal_cap : 8;
+			uint64_t *nb = realloc(ino->wal_blocks, cap * sizeof(*nb));
+			if (!nb) {
+				ino->wal_over = true;
+				break;
+			}
+			ino->wal_blocks = nb;
+			ino->wal_cap = cap;
+		}
+		ino->wal_blocks[ino->wal_n++] = o;
+	}
+}
+
+static bool wal_file(const struct vol_inode *ino)
+{
+	return ino->changed && ino->meta && !ino->meta->ephemeral;
+}
+
+/*
+ * The blocks this commit wrote, read back from the host files, when its
+ * record may carry them: a sealed volume, every changed file listed what
+ * it wrote (VOL_REDO_MAX bytes in all at most). *count 0 otherwise: the
+ * commit flushes its files instead.
+ */
+static enum scone_err wal_collect(struct scone_volume *v, struct vol_redo **out, size_t *count)
+{
+	size_t n = 0, k = 0;
+	struct vol_redo *redo;
+
+	*out = NULL;
+	*count = 0;
+	if (!v->redo || !v->sealed)
+		return SCONE_ERR_OK;
+	for (struct vol_inode *ino = v->inodes; ino; ino = ino->next) {
+		if (!wal_file(ino))
+			continue;
+		if (ino->wal_over || !ino->wal_n || ino->region->store != SCONE_STORE_KERNEL)
+			return SCONE_ERR_OK;
+		wal_unique(ino);
+		n += ino->wal_n;
+	}
+	if (!n || n * VOL_BLOCK > VOL_REDO_MAX)
+		return SCONE_ERR_OK;
+	if (v->log_cap < LOG_REDO_BYTES) /* padded for small records: this one writes it whole, with room */
+		v->wal_used = v->log_grow = true;
+	redo = malloc(n * sizeof(*redo));
+	if (!redo)
+		return SCONE_ERR_NOMEM;
+	for (struct vol_inode *ino = v->inodes; ino; ino = ino->next) {
+		if (!wal_file(ino))
+			continue;
+		for (size_t i = 0; i < ino->wal_n; i++, k++) {
+			size_t got = 0;
+			enum scone_err err;
+			memcpy(redo[k].file_id, ino->file_id, VOL_ID_SIZE);
+			redo[k].off = ino->wal_blocks[i];
+			err =
+			    ino->host->io->ops->pread(ino->host, redo[k].block, VOL_BLOCK, redo[k].off, &got);
+			if (!err && got != VOL_BLOCK)
+				err =
+				    scone_err_set(SCONE_ERR_IO, "%s: block at %llu of its host file is short",
+						  vol_ino_name(ino), (unsigned long long)redo[k].off);
+			if (err) {
+				free(redo);
+				return err;
+			}
+		}
+	}
+	*out = redo;
+	*count = n;
+	return SCONE_ERR_OK;
+}
+
+/* Flush the host files of this commit's changed files (a commit whose record carries no blocks). */
+static enum scone_err sync_changed(struct scone_volume *v)
+{
+	for (struct vol_inode *ino = v->inodes; ino; ino = ino->next)
+		if (wal_file(ino))
+			SCONE_TRY(ino->host->io->ops->sync(ino->host));
+	return SCONE_ERR_OK;
+}
+
+enum scone_err vol_checkpoint(struct scone_volume *v)
+{
+	for (struct vol_inode *ino = v->inodes; ino; ino = ino->next)
+		if (ino->wal_pending && ino->meta) /* (a removed file is in no record to come) */
+			SCONE_TRY(ino->host->io->ops->sync(ino->host));
+	for (struct vol_inode *ino = v->inodes; ino; ino = ino->next)
+		ino->wal_pending = false;
+	return SCONE_ERR_OK;
+}
+
+/*
+ * Encode and store the fspf for epoch st.epoch; on success v->tag is the new
+ * tag. With redo blocks (wal_collect's), a delta that carries them; without,
+ * a record after a checkpoint (below). *carried: the record holds the redo.
+ */
+static enum scone_err store_fspf(struct scone_volume *v, struct vol_redo *redo, size_t redo_count,
+				 bool *carried)
 {
 	struct scone_wbuf plain, env;
 	uint8_t tag[SCONE_VOLUME_TAG_SIZE];
 	bool stored;
 	enum scone_err err;
 
-	/* (log_ok: a sealed log of the current version, which may hold deltas) */
-	if (v->sealed && v->log_ok && !v->ns_changed && v->log_deltas < LOG_MAX_DELTAS) {
-		err = store_delta(v, &stored);
+	*carried = false;
+	if (redo_count && delta_possible(v) && !v->log_grow) {
+		err = store_delta(v, redo, redo_count, &stored);
+		if (err || stored) {
+			*carried = stored;
+			return err;
+		}
+	}
+	/*
+	 * A full record (or a delta without redo blocks): the redo of the
+	 * records before it is never written again at an open (vol_replay
+	 * takes the blocks of the records from the last one without any), so
+	 * every file whose blocks only those records hold is flushed first.
+	 * This commit's own blocks ride in the full record (body version 3).
+	 */
+	SCONE_TRY(vol_checkpoint(v));
+	if (!redo_count && delta_possible(v) && !v->log_grow) {
+		err = store_delta(v, NULL, 0, &stored);
 		if (err || stored)
 			return err;
 	}
 	scone_wbuf_init(&plain, VOL_MAX_FSPF, 1);
 	scone_wbuf_init(&env, VOL_MAX_FSPF + 256, 0);
+	v->st.redo = redo;
+	v->st.redo_count = redo_count;
 	err = vol_fspf_encode(&v->st, &plain);
+	v->st.redo = NULL; /* (the record's, not the state's) */
+	v->st.redo_count = 0;
 	if (!err)
 		err = vol_envelope_seal(plain.data, plain.size, v->sealed ? v->key : NULL, &env, tag);
 	scone_wbuf_free(&plain);
-	if (!err && log_has_room(v, env.size)) {
+	*carried = !err && redo_count;
+	if (!err && log_has_room(v, env.size) && !v->log_grow) {
 		err = append_fspf(v, env.data, env.size);
 		v->log_deltas = 0;
 	} else if (!err) {
@@ -270,6 +437,13 @@ enum scone_err vol_store_fspf(struct scone_volume *v)
 		v->ns_changed = false;
 	}
 	return err;
+}
+
+enum scone_err vol_store_fspf(struct scone_volume *v)
+{
+	bool carried;
+
+	return store_fspf(v, NULL, 0, &carried);
 }
 
 /* Remove id's host file from every kernel region; false if one could not be removed. */
@@ -318,7 +492,7 @@ static bool anything_changed(const struct scone_volume *v)
 	return false;
 }
 
-static void release_idle_inodes(struct scone_volume *v)
+void vol_release_idle(struct scone_volume *v)
 {
 	struct vol_inode *ino = v->inodes, *next;
 
@@ -377,6 +551,9 @@ enum scone_err vol_sync_locked_with(struct scone_volume *v, enum scone_err (*bef
 {
 	uint64_t old_epoch = v->st.epoch;
 	uint8_t old_prev[SCONE_VOLUME_TAG_SIZE];
+	struct vol_redo *redo = NULL;
+	size_t redo_count = 0;
+	bool carried;
 	enum scone_err err = SCONE_ERR_OK;
 
 	if (!v->writable)
@@ -389,28 +566,41 @@ enum scone_err vol_sync_locked_with(struct scone_volume *v, enum scone_err (*bef
 			err = vol_inode_flush(ino, old_epoch + 1);
 	if (!err)
 		err = note_trims(v);
-	if (!err && before) /* the data is durable; the new state is not recorded yet */
+	/* The blocks go into the record (one flush: the record's), or the files are flushed now. */
+	if (!err)
+		err = wal_collect(v, &redo, &redo_count);
+	if (!err && !redo_count)
+		err = sync_changed(v);
+	if (!err && before) /* the data is durable (or in the record to come); the new state is not */
 		err = before(arg);
-	if (err)
+	if (err) {
+		free(redo);
 		return err;
+	}
 	memcpy(old_prev, v->st.prev_tag, sizeof(old_prev));
 	memcpy(v->st.prev_tag, v->tag, sizeof(v->tag));
 	v->st.epoch = old_epoch + 1;
-	err = vol_store_fspf(v);
+	err = store_fspf(v, redo, redo_count, &carried);
+	free(redo);
 	if (err) {
 		v->st.epoch = old_epoch;
 		memcpy(v->st.prev_tag, old_prev, sizeof(old_prev));
 		return err;
 	}
-	for (struct vol_inode *ino = v->inodes; ino; ino = ino->next)
+	if (carried)
+		v->wal_used = true;
+	for (struct vol_inode *ino = v->inodes; ino; ino = ino->next) {
+		if (carried && wal_file(ino))
+			ino->wal_pending = true; /* (its blocks are in the log, not flushed) */
 		if (ino->meta && !ino->meta->ephemeral)
 			vol_inode_committed(ino);
+	}
 	v->dirty = false;
 	vol_journal_reset(v);
 	if (v->st.garbage_count >= GARBAGE_BATCH)
 		vol_delete_garbage(v);
 	forget_trims(v);
-	release_idle_inodes(v);
+	vol_release_idle(v);
 	return SCONE_ERR_OK;
 }
 

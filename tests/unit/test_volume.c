@@ -108,13 +108,14 @@ struct fx {
 	struct scone_volume *v;
 	uint8_t key[SCONE_VOLUME_KEY_SIZE];
 	uint8_t tag[SCONE_VOLUME_TAG_SIZE];
+	unsigned extra; /* open flags every open adds (SCONE_VOL_REDO) */
 };
 
 static void fx_build(struct fx *x)
 {
 	assert_ok(scone_volume_create_at(x->io, x->fspf));
-	assert_ok(scone_volume_open_at(x->io, x->fspf, NULL, NULL, SCONE_VOL_RDWR | SCONE_VOL_ALLOW_UNSEALED,
-				       &x->v));
+	assert_ok(scone_volume_open_at(x->io, x->fspf, NULL, NULL,
+				       SCONE_VOL_RDWR | SCONE_VOL_ALLOW_UNSEALED | x->extra, &x->v));
 	assert_ok(scone_volume_add_region(x->v, "/enc", SCONE_REGION_ENCRYPTED, SCONE_STORE_KERNEL, "enc"));
 	assert_ok(
 	    scone_volume_add_region(x->v, "/auth", SCONE_REGION_AUTHENTICATED, SCONE_STORE_KERNEL, "auth"));
@@ -126,18 +127,26 @@ static void fx_build(struct fx *x)
 	assert_true(scone_volume_is_sealed(x->v));
 }
 
-static void fx_mem(struct fx *x)
+/* A volume in memory whose opens add extra (SCONE_VOL_REDO: records that carry their blocks). */
+static void fx_mem_flags(struct fx *x, unsigned extra)
 {
 	memset(x, 0, sizeof(*x));
+	x->extra = extra;
 	assert_ok(scone_vio_mem_new(&x->io));
 	snprintf(x->dir, sizeof(x->dir), "/vol");
 	snprintf(x->fspf, sizeof(x->fspf), "/vol/fspf");
 	fx_build(x);
 }
 
-static void fx_host(struct fx *x)
+static void fx_mem(struct fx *x)
+{
+	fx_mem_flags(x, 0);
+}
+
+static void fx_host_flags(struct fx *x, unsigned extra)
 {
 	memset(x, 0, sizeof(*x));
+	x->extra = extra;
 	x->io = scone_vio_host();
 	x->host = true;
 	snprintf(x->dir, sizeof(x->dir), "/tmp/scone-vol-XXXXXX");
@@ -146,9 +155,14 @@ static void fx_host(struct fx *x)
 	fx_build(x);
 }
 
+static void fx_host(struct fx *x)
+{
+	fx_host_flags(x, 0);
+}
+
 static enum scone_err fx_open(struct fx *x, unsigned flags)
 {
-	return scone_volume_open_at(x->io, x->fspf, x->key, x->tag, flags, &x->v);
+	return scone_volume_open_at(x->io, x->fspf, x->key, x->tag, flags | x->extra, &x->v);
 }
 
 static void fx_close(struct fx *x)
@@ -203,7 +217,8 @@ static void expect(struct scone_volume *v, const char *path, const uint8_t *data
 	assert_ok(scone_volume_stat(v, path, &st));
 	assert_false(st.is_dir);
 	assert_int_equal(st.size, size);
-	assert_ok(scone_vfile_open(v, path, SCONE_VF_RDONLY, 0, &f));
+	if (scone_vfile_open(v, path, SCONE_VF_RDONLY, 0, &f) != SCONE_ERR_OK)
+		fail_msg("%s: open: %s", path, scone_err_detail());
 	assert_ok(scone_vfile_stat(f, &st));
 	assert_int_equal(st.size, size);
 	assert_ok(scone_vfile_pread(f, buf, size + 17, 0, &got));
@@ -1892,6 +1907,105 @@ TEST(test_fspf_deltas)
 }
 
 /*
+ * A commit that changes only contents carries the blocks it wrote in its
+ * record and flushes only the record: one sync. A power loss that takes
+ * every unflushed write leaves blocks only the log holds; a read-only open
+ * may then fail to read them, and the next writable open writes them again
+ * (and flushes), after which every open reads the last state. A commit
+ * larger than a record carries flushes its files (more than one sync).
+ */
+static enum scone_err pread_at(struct scone_volume *v, const char *path, uint8_t *buf, size_t size,
+			       uint64_t off)
+{
+	struct scone_vfile *f;
+	size_t got = 0;
+	enum scone_err err = scone_vfile_open(v, path, SCONE_VF_RDONLY, 0, &f);
+
+	if (err)
+		return err;
+	err = scone_vfile_pread(f, buf, size, off, &got);
+	scone_vfile_close(f);
+	return err;
+}
+
+static void pwrite_at(struct scone_volume *v, const char *path, const uint8_t *buf, size_t size, uint64_t off)
+{
+	struct scone_vfile *f;
+
+	assert_ok(scone_vfile_open(v, path, SCONE_VF_RDWR, 0, &f));
+	assert_ok(scone_vfile_pwrite(f, buf, size, off));
+	scone_vfile_close(f);
+}
+
+TEST(test_redo_one_flush)
+{
+	struct fx x;
+	uint8_t d[100000], l[5000], got[100];
+	struct scone_vio *lost;
+	struct scone_volume *v;
+	uint64_t before;
+	long syncs;
+
+	fx_mem_flags(&x, SCONE_VOL_REDO);
+	memset(d, 3, sizeof(d));
+	memset(l, 5, sizeof(l));
+	put(x.v, "/enc/db", d, sizeof(d));
+	put(x.v, "/auth/log", l, sizeof(l));
+	assert_ok(scone_volume_sync(x.v)); /* new files: a full record */
+	d[10] = 4;
+	pwrite_at(x.v, "/enc/db", d, 100, 0);
+	assert_ok(scone_volume_sync(x.v));
+	assert_int_equal(hsize(x.io, x.fspf), 2u << 20);
+	for (unsigned i = 0; i < 5; i++) {
+		d[20000 + i] = (uint8_t)(9 + i);
+		pwrite_at(x.v, "/enc/db", d + 20000, 10, 20000);
+		l[i] = (uint8_t)(20 + i);
+		pwrite_at(x.v, "/auth/log", l, 10, 0);
+		before = log_end_offset(&x);
+		syncs = scone_vio_mem_sync_count(x.io);
+		assert_ok(scone_volume_sync(x.v));
+		assert_int_equal(scone_vio_mem_sync_count(x.io) - syncs, 1);
+		assert_true(log_end_offset(&x) - before > 2 * 4096); /* the blocks ride along */
+		assert_int_equal(hsize(x.io, x.fspf), 2u << 20);
+	}
+	scone_volume_tag(x.v, x.tag);
+	assert_ok(scone_vio_mem_clone(x.io, &lost));
+	assert_ok(scone_vio_mem_lose_unsynced(lost, 0));
+	/* read-only: the blocks only the log holds are not where the tree says (the open itself works) */
+	assert_ok(scone_volume_open_at(lost, x.fspf, x.key, x.tag, SCONE_VOL_RDONLY, &v));
+	assert_err(pread_at(v, "/enc/db", got, sizeof(got), 20000), SCONE_ERR_TAMPERED);
+	assert_ok(scone_volume_close(v, NULL));
+	/* writable: written again from the log, flushed; then read-only opens read the state */
+	syncs = scone_vio_mem_sync_count(lost);
+	assert_ok(scone_volume_open_at(lost, x.fspf, x.key, x.tag, SCONE_VOL_RDWR, &v));
+	assert_true(scone_vio_mem_sync_count(lost) - syncs >= 2); /* both files */
+	expect(v, "/enc/db", d, sizeof(d));
+	expect(v, "/auth/log", l, sizeof(l));
+	assert_ok(scone_volume_close(v, NULL));
+	assert_ok(scone_volume_open_at(lost, x.fspf, x.key, x.tag, SCONE_VOL_RDONLY, &v));
+	expect(v, "/enc/db", d, sizeof(d));
+	assert_ok(scone_volume_close(v, NULL));
+	lost->ops->destroy(lost);
+	/* larger than a record carries: the files are flushed too */
+	memset(d, 8, sizeof(d));
+	put(x.v, "/enc/db", d, sizeof(d));
+	put(x.v, "/enc/db2", d, 0);
+	assert_ok(scone_volume_sync(x.v));
+	for (unsigned i = 0; i < 3; i++)
+		put(x.v, "/enc/db", d, sizeof(d));
+	memset(d, 9, sizeof(d));
+	for (uint64_t off = 0; off < (400u << 10); off += sizeof(d))
+		pwrite_at(x.v, "/enc/db", d, sizeof(d), off);
+	syncs = scone_vio_mem_sync_count(x.io);
+	assert_ok(scone_volume_sync(x.v));
+	assert_true(scone_vio_mem_sync_count(x.io) - syncs >= 2);
+	fx_reopen(&x);
+	assert_ok(pread_at(x.v, "/enc/db", got, sizeof(got), 300000));
+	assert_int_equal(got[0], 9);
+	fx_done(&x);
+}
+
+/*
  * A full record of more than 128 KiB (a large namespace) is written with
  * 128 KiB of zero padding after it, so that deltas overwrite zeros and do
  * not grow the file; after LOG_MAX_DELTAS deltas a full record follows.
@@ -3001,6 +3115,7 @@ int main(void)
 	    cmocka_unit_test(test_fspf_deltas),
 	    cmocka_unit_test(test_fspf_delta_alone),
 	    cmocka_unit_test(test_fspf_delta_room),
+	    cmocka_unit_test(test_redo_one_flush),
 	    cmocka_unit_test(test_delta_otrunc_empty_mtime),
 	    cmocka_unit_test(test_fspf_torn_length_sector),
 	    cmocka_unit_test(test_fspf_torn_state_sector),

@@ -31,6 +31,9 @@
 #define MAX_ENTS 24
 #define MAX_SYNCS 24
 
+/* Flags every open of the crash runs adds (SCONE_VOL_REDO for the redo tests). */
+static unsigned g_extra;
+
 /* ---------------- deterministic data and a model of the namespace ---------------- */
 
 static uint64_t rng_next(uint64_t *s)
@@ -329,6 +332,45 @@ static void workload(struct run *r)
 	w_close(r);
 }
 
+/*
+ * A database's pattern: files made once, then commits that change only
+ * contents (a log's tail block rewritten, pages here and there), whose
+ * records carry the blocks they wrote; among them a commit too large for
+ * its record, a shrink, and a rename (records without blocks, after a
+ * checkpoint), and blocks rewritten across all of those.
+ */
+static void workload_wal(struct run *r)
+{
+	w_write(r, "/enc/log", 0, 3000, 31);
+	w_write(r, "/enc/db", 0, 300000, 32);
+	w_write(r, "/auth/meta", 0, 5000, 33);
+	w_sync(r);
+	for (unsigned i = 0; i < 6; i++) {
+		w_write(r, "/enc/log", 3000 + i * 700, 700, 40 + i);
+		if (i % 2)
+			w_write(r, "/enc/db", (i * 37 % 64) * 4096 + 100, 5000, 50 + i);
+		w_sync(r);
+	}
+	w_write(r, "/enc/db", 0, 300000, 60); /* too large for a record */
+	w_sync(r);
+	w_write(r, "/enc/log", 100, 50, 61);
+	w_write(r, "/auth/meta", 4000, 2000, 62);
+	w_write(r, "/enc/db", 4096, 4096, 63);
+	w_sync(r);
+	w_write(r, "/enc/db", 4096, 4096, 64); /* the same pair again, then by a full record */
+	w_rename(r, "/auth/meta", "/auth/meta2");
+	w_sync(r);
+	w_write(r, "/enc/db", 4096, 4096, 65);
+	w_sync(r);
+	w_truncate(r, "/enc/db", 5000);
+	w_write(r, "/enc/log", 200, 50, 66);
+	w_sync(r);
+	w_write(r, "/enc/db", 4000, 3000, 67);
+	w_write(r, "/enc/log", 7000, 9000, 68);
+	w_sync(r);
+	w_close(r);
+}
+
 /* Seeded random operations on five files in two regions, with syncs in between. */
 static void workload_random(struct run *r)
 {
@@ -389,7 +431,7 @@ static void run_start(struct run *r, const struct run *like, struct scone_vio *b
 	r->key = key;
 	r->record = record;
 	assert_ok(scone_vio_mem_clone(base, &r->io));
-	assert_ok(scone_volume_open_at(r->io, FSPF, key, tag, SCONE_VOL_RDWR, &r->v));
+	assert_ok(scone_volume_open_at(r->io, FSPF, key, tag, SCONE_VOL_RDWR | g_extra, &r->v));
 	memcpy(r->tags[0], tag, SCONE_VOLUME_TAG_SIZE);
 	if (record)
 		ns_copy(&r->snap[0], &r->ns);
@@ -539,7 +581,30 @@ static void ref_free(struct ref *ref)
 /* Fault points 0..total (crash/error after n operations), every stride-th. */
 #define FOR_POINTS(ref, n, stride) for (long n = (ref)->r.seed % (stride); n <= (ref)->total; n += (stride))
 
-static void crash_points(workload_fn script, uint64_t seed, long stride)
+/* Open the frozen disk expecting the state of sync k (or the next); on failure, say which state it holds. */
+static struct scone_volume *open_after(struct run *r, const uint8_t *key, unsigned k, const char *ctx)
+{
+	struct scone_volume *v;
+	uint8_t disk[SCONE_VOLUME_TAG_SIZE];
+
+	if (scone_volume_open_at(r->io, FSPF, key, r->tags[k], SCONE_VOL_RDWR | g_extra, &v) == SCONE_ERR_OK)
+		return v;
+	fprintf(stderr, "%s: open: %s\n", ctx, scone_err_detail());
+	if (scone_volume_open_at(r->io, FSPF, key, NULL, SCONE_VOL_RDONLY, &v) == SCONE_ERR_OK) {
+		scone_volume_tag(v, disk);
+		for (unsigned t = 0; t < r->syncs; t++)
+			if (memcmp(disk, r->tags[t], sizeof(disk)) == 0)
+				fprintf(stderr, "(the disk holds the state of sync %u)\n", t);
+	}
+	fail_msg("%s: the volume does not open", ctx);
+	return NULL;
+}
+
+/* What a crash loses besides the operations it cut off (scone_vio_mem_lose_unsynced). */
+#define KEEP_UNSYNCED (-1) /* nothing: every write made reached the disk */
+#define LOSE_UNSYNCED 0	   /* every write and size change since its file's last sync */
+
+static void crash_points(workload_fn script, uint64_t seed, long stride, long long lose)
 {
 	struct ref ref;
 	char ctx[128];
@@ -558,13 +623,22 @@ static void crash_points(workload_fn script, uint64_t seed, long stride)
 		    scone_volume_close(r.v, NULL) != SCONE_ERR_OK) /* stopped early; writes are dropped */
 			scone_err_clear();
 		scone_vio_mem_fail_after(r.io, -1, false); /* the frozen disk, used by a new process */
-		/* the last sync the process saw return before it was killed */
-		while (k + 1 < ref.r.syncs && ref.r.ops_at[k + 1] <= n)
+		if (lose != KEEP_UNSYNCED) /* a power loss: what no sync made durable may be gone */
+			assert_ok(scone_vio_mem_lose_unsynced(
+			    r.io, lose == LOSE_UNSYNCED ? 0 : (uint64_t)lose + (uint64_t)n));
+		/*
+		 * The last sync the process saw return before it was killed. (A
+		 * sync's own flush is no operation: killed right after the last
+		 * write of a commit, the process may not have flushed it, which a
+		 * power loss then shows.)
+		 */
+		while (k + 1 < ref.r.syncs &&
+		       (lose == KEEP_UNSYNCED ? ref.r.ops_at[k + 1] <= n : ref.r.ops_at[k + 1] < n))
 			k++;
-		snprintf(ctx, sizeof(ctx), "seed %llu: crash after %ld of %ld operations (last sync %u)",
-			 (unsigned long long)seed, n, ref.total, k);
-		if (scone_volume_open_at(r.io, FSPF, ref.key, r.tags[k], SCONE_VOL_RDWR, &v) != SCONE_ERR_OK)
-			fail_msg("%s: open: %s", ctx, scone_err_detail());
+		snprintf(ctx, sizeof(ctx),
+			 "seed %llu: crash after %ld of %ld operations (last sync %u, lose %lld)",
+			 (unsigned long long)seed, n, ref.total, k, lose);
+		v = open_after(&r, ref.key, k, ctx);
 		scone_volume_tag(v, disk);
 		at = k;
 		if (memcmp(disk, r.tags[k], sizeof(disk)) != 0) {
@@ -616,8 +690,7 @@ static void error_points(workload_fn script, uint64_t seed, long stride)
 		if (r.v && !r.err_in_sync && scone_volume_close(r.v, NULL) != SCONE_ERR_OK)
 			scone_err_clear(); /* fails too, unless nothing was left to commit */
 		scone_vio_mem_fail_after(r.io, -1, false);
-		if (scone_volume_open_at(r.io, FSPF, ref.key, r.tags[k], SCONE_VOL_RDWR, &v) != SCONE_ERR_OK)
-			fail_msg("%s: open: %s", ctx, scone_err_detail());
+		v = open_after(&r, ref.key, k, ctx);
 		scone_volume_tag(v, disk);
 		assert_memory_equal(disk, r.tags[k], sizeof(disk));
 		assert_ok(scone_volume_check_host(v, on_problem, ctx));
@@ -671,7 +744,8 @@ static void retry_points(workload_fn script, uint64_t seed, long stride)
 			if (err)
 				fail_msg("%s: close: %s: %s", ctx, scone_errname(err), scone_err_detail());
 		}
-		if (scone_volume_open_at(r.io, FSPF, ref.key, tag, SCONE_VOL_RDWR, &v) != SCONE_ERR_OK)
+		if (scone_volume_open_at(r.io, FSPF, ref.key, tag, SCONE_VOL_RDWR | g_extra, &v) !=
+		    SCONE_ERR_OK)
 			fail_msg("%s: open: %s", ctx, scone_err_detail());
 		assert_ok(scone_volume_check_host(v, on_problem, ctx));
 		check_contents(v, &r.ns, ctx, r.err_in_sync ? NULL : r.err_path);
@@ -685,7 +759,31 @@ static void retry_points(workload_fn script, uint64_t seed, long stride)
 
 TEST(test_crash_every_point)
 {
-	crash_points(workload, 0, 1);
+	crash_points(workload, 0, 1, KEEP_UNSYNCED);
+}
+
+/*
+ * A power loss at every point: every write no sync made durable is gone.
+ * (Not some of them at random, as below for commits that carry their
+ * blocks: a growth whose size reached the disk while the header block
+ * that vouches for it did not reads as EXTENDED after the next commit;
+ * docs/volume-format.md, "Redo blocks".)
+ */
+TEST(test_crash_lost_writes_every_point)
+{
+	crash_points(workload, 0, 1, LOSE_UNSYNCED);
+}
+
+/* Commits whose records carry their blocks (one flush each), crashed at every point. */
+TEST(test_crash_redo_every_point)
+{
+	g_extra = SCONE_VOL_REDO;
+	crash_points(workload_wal, 0, 1, KEEP_UNSYNCED);
+	crash_points(workload_wal, 0, 1, LOSE_UNSYNCED);
+	crash_points(workload_wal, 0, 1, 2000);
+	crash_points(workload_wal, 0, 1, 3000);
+	crash_points(workload, 0, 1, LOSE_UNSYNCED); /* (namespace changes: full records that carry blocks) */
+	g_extra = 0;
 }
 
 TEST(test_io_error_every_point)
@@ -714,8 +812,10 @@ static long random_stride(uint64_t seed)
 
 TEST(test_crash_random)
 {
-	for (size_t i = 0; i < N_ELEMS(random_seeds); i++)
-		crash_points(workload_random, random_seeds[i], random_stride(random_seeds[i]));
+	for (size_t i = 0; i < N_ELEMS(random_seeds); i++) {
+		crash_points(workload_random, random_seeds[i], random_stride(random_seeds[i]), KEEP_UNSYNCED);
+		crash_points(workload_random, random_seeds[i], random_stride(random_seeds[i]), LOSE_UNSYNCED);
+	}
 }
 
 TEST(test_io_error_random)
@@ -954,6 +1054,8 @@ int main(void)
 	    cmocka_unit_test(test_failed_append_is_short),
 	    cmocka_unit_test(test_failed_record_sync),
 	    cmocka_unit_test(test_crash_every_point),
+	    cmocka_unit_test(test_crash_lost_writes_every_point),
+	    cmocka_unit_test(test_crash_redo_every_point),
 	    cmocka_unit_test(test_io_error_every_point),
 	    cmocka_unit_test(test_io_error_then_retry),
 	    cmocka_unit_test(test_crash_random),
