@@ -278,6 +278,8 @@ void vol_wal_note(struct vol_inode *ino, uint64_t off, uint64_t len)
 {
 	const size_t max = VOL_REDO_MAX / VOL_BLOCK;
 
+	if (!ino->vol->redo)
+		return; /* (commits flush their files: nothing to list) */
 	for (uint64_t o = off; o < off + len && !ino->wal_over; o += VOL_BLOCK) {
 		if (ino->wal_n && ino->wal_blocks[ino->wal_n - 1] == o)
 			continue; /* (a block rewritten at once: a log's tail) */
@@ -382,24 +384,21 @@ enum scone_err vol_checkpoint(struct scone_volume *v)
 
 /*
  * Encode and store the fspf for epoch st.epoch; on success v->tag is the new
- * tag. With redo blocks (wal_collect's), a delta that carries them; without,
- * a record after a checkpoint (below). *carried: the record holds the redo.
+ * tag. With redo blocks (wal_collect's), a record that carries them (a delta,
+ * else a full record after a checkpoint); without, a record after a
+ * checkpoint (below).
  */
-static enum scone_err store_fspf(struct scone_volume *v, struct vol_redo *redo, size_t redo_count,
-				 bool *carried)
+static enum scone_err store_fspf(struct scone_volume *v, struct vol_redo *redo, size_t redo_count)
 {
 	struct scone_wbuf plain, env;
 	uint8_t tag[SCONE_VOLUME_TAG_SIZE];
 	bool stored;
 	enum scone_err err;
 
-	*carried = false;
 	if (redo_count && delta_possible(v) && !v->log_grow) {
 		err = store_delta(v, redo, redo_count, &stored);
-		if (err || stored) {
-			*carried = stored;
+		if (err || stored)
 			return err;
-		}
 	}
 	/*
 	 * A full record (or a delta without redo blocks): the redo of the
@@ -424,7 +423,6 @@ static enum scone_err store_fspf(struct scone_volume *v, struct vol_redo *redo, 
 	if (!err)
 		err = vol_envelope_seal(plain.data, plain.size, v->sealed ? v->key : NULL, &env, tag);
 	scone_wbuf_free(&plain);
-	*carried = !err && redo_count;
 	if (!err && log_has_room(v, env.size) && !v->log_grow) {
 		err = append_fspf(v, env.data, env.size);
 		v->log_deltas = 0;
@@ -441,9 +439,7 @@ static enum scone_err store_fspf(struct scone_volume *v, struct vol_redo *redo, 
 
 enum scone_err vol_store_fspf(struct scone_volume *v)
 {
-	bool carried;
-
-	return store_fspf(v, NULL, 0, &carried);
+	return store_fspf(v, NULL, 0);
 }
 
 /* Remove id's host file from every kernel region; false if one could not be removed. */
@@ -553,7 +549,6 @@ enum scone_err vol_sync_locked_with(struct scone_volume *v, enum scone_err (*bef
 	uint8_t old_prev[SCONE_VOLUME_TAG_SIZE];
 	struct vol_redo *redo = NULL;
 	size_t redo_count = 0;
-	bool carried;
 	enum scone_err err = SCONE_ERR_OK;
 
 	if (!v->writable)
@@ -580,17 +575,17 @@ enum scone_err vol_sync_locked_with(struct scone_volume *v, enum scone_err (*bef
 	memcpy(old_prev, v->st.prev_tag, sizeof(old_prev));
 	memcpy(v->st.prev_tag, v->tag, sizeof(v->tag));
 	v->st.epoch = old_epoch + 1;
-	err = store_fspf(v, redo, redo_count, &carried);
+	err = store_fspf(v, redo, redo_count); /* (a record that stores carries the blocks given) */
 	free(redo);
 	if (err) {
 		v->st.epoch = old_epoch;
 		memcpy(v->st.prev_tag, old_prev, sizeof(old_prev));
 		return err;
 	}
-	if (carried)
+	if (redo_count)
 		v->wal_used = true;
 	for (struct vol_inode *ino = v->inodes; ino; ino = ino->next) {
-		if (carried && wal_file(ino))
+		if (redo_count && wal_file(ino))
 			ino->wal_pending = true; /* (its blocks are in the log, not flushed) */
 		if (ino->meta && !ino->meta->ephemeral)
 			vol_inode_committed(ino);
