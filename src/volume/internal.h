@@ -251,8 +251,9 @@ struct vol_node {
 	uint64_t written_data;	/* data entries written this epoch */
 	uint32_t written_child; /* child nodes written this epoch (unused) */
 	bool dirty;
-	bool referenced;		      /* used since the eviction hand passed */
-	struct vol_node *lru_prev, *lru_next; /* clean nodes only */
+	bool referenced;			  /* used since the eviction hand passed */
+	struct vol_node *lru_prev, *lru_next;	  /* clean nodes only */
+	struct vol_node *dirty_prev, *dirty_next; /* dirty nodes only: the owner's list */
 	struct vol_inode *owner;
 };
 
@@ -284,6 +285,8 @@ struct vol_inode {
 	struct vol_node ***radix;   /* node index -> node, two-level */
 	size_t radix_top;
 	size_t dirty_count;
+	/* Its dirty nodes, oldest first: a commit visits these, not the whole radix. */
+	struct vol_node *dirty_first, *dirty_last;
 	bool changed; /* needs commit */
 	bool is_new;  /* not in the committed fspf yet */
 	int refs;

@@ -312,6 +312,33 @@ void vol_lru_push(struct scone_volume *v, struct vol_node *n)
 	v->clean_nodes++;
 }
 
+/* Append n (just made dirty) to its inode's dirty list. */
+static void dirty_link(struct vol_inode *ino, struct vol_node *n)
+{
+	n->dirty_next = NULL;
+	n->dirty_prev = ino->dirty_last;
+	if (ino->dirty_last)
+		ino->dirty_last->dirty_next = n;
+	else
+		ino->dirty_first = n;
+	ino->dirty_last = n;
+	ino->dirty_count++;
+}
+
+static void dirty_unlink(struct vol_inode *ino, struct vol_node *n)
+{
+	if (n->dirty_prev)
+		n->dirty_prev->dirty_next = n->dirty_next;
+	else
+		ino->dirty_first = n->dirty_next;
+	if (n->dirty_next)
+		n->dirty_next->dirty_prev = n->dirty_prev;
+	else
+		ino->dirty_last = n->dirty_prev;
+	n->dirty_prev = n->dirty_next = NULL;
+	ino->dirty_count--;
+}
+
 void vol_node_free(struct vol_inode *ino, struct vol_node *n)
 {
 	struct vol_node **s = radix_slot(ino, n->index, false);
@@ -319,7 +346,7 @@ void vol_node_free(struct vol_inode *ino, struct vol_node *n)
 	if (s)
 		*s = NULL;
 	if (n->dirty)
-		ino->dirty_count--;
+		dirty_unlink(ino, n);
 	lru_unlink(ino->vol, n);
 	free(n->base);
 	free(n);
@@ -362,7 +389,7 @@ static enum scone_err node_insert(struct vol_inode *ino, struct vol_node *n)
 	*s = n;
 	n->owner = ino;
 	if (n->dirty)
-		ino->dirty_count++;
+		dirty_link(ino, n);
 	else {
 		vol_lru_push(ino->vol, n);
 		vol_evict_clean(ino->vol);
@@ -380,7 +407,7 @@ enum scone_err vol_mark_dirty(struct vol_inode *ino, struct vol_node *n)
 	memcpy(n->base, n->cur, NODE_PLAIN_BYTES);
 	lru_unlink(ino->vol, n);
 	n->dirty = true;
-	ino->dirty_count++;
+	dirty_link(ino, n);
 	ino->changed = true;
 	return SCONE_ERR_OK;
 }

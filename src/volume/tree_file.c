@@ -111,16 +111,19 @@ static int cmp_node_desc(const void *a, const void *b)
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* Every ancestor of a dirty node must be rewritten: load and dirty them. */
+/*
+ * Every ancestor of a dirty node must be rewritten: load and dirty them. A
+ * parent made dirty here joins the end of the list, so the walk reaches it
+ * and its own parent in turn.
+ */
 static enum scone_err dirty_ancestors(struct vol_inode *ino)
 {
 	uint64_t nodes = vol_nodes_for(ino->size);
 
-	for (uint64_t k = nodes; k-- > 1;) {
-		struct vol_node *n = vol_radix_get(ino, k), *p;
-		if (!n || !n->dirty)
+	for (struct vol_node *n = ino->dirty_first, *p; n; n = n->dirty_next) {
+		if (n->index == 0 || n->index >= nodes)
 			continue;
-		SCONE_TRY(vol_node_get(ino, vol_parent_of(k), true, &p));
+		SCONE_TRY(vol_node_get(ino, vol_parent_of(n->index), true, &p));
 		SCONE_TRY(vol_mark_dirty(ino, p));
 	}
 	return SCONE_ERR_OK;
@@ -133,15 +136,8 @@ static enum scone_err collect_dirty(struct vol_inode *ino, struct vol_node ***ou
 
 	if (!list)
 		return SCONE_ERR_NOMEM;
-	for (size_t t = 0; t < ino->radix_top; t++) {
-		if (!ino->radix[t])
-			continue;
-		for (unsigned i = 0; i < RADIX_PAGE; i++) {
-			struct vol_node *n = ino->radix[t][i];
-			if (n && n->dirty && c < ino->dirty_count)
-				list[c++] = n;
-		}
-	}
+	for (struct vol_node *n = ino->dirty_first; n && c < ino->dirty_count; n = n->dirty_next)
+		list[c++] = n;
 	qsort(list, c, sizeof(*list), cmp_node_desc);
 	*out = list;
 	*count = c;
@@ -232,21 +228,17 @@ void vol_inode_committed(struct vol_inode *ino)
 {
 	uint64_t need = vol_expected_phys(ino->size);
 
-	for (size_t t = 0; t < ino->radix_top; t++) {
-		if (!ino->radix[t])
-			continue;
-		for (unsigned i = 0; i < RADIX_PAGE; i++) {
-			struct vol_node *n = ino->radix[t][i];
-			if (!n || !n->dirty)
-				continue;
-			free(n->base);
-			n->base = NULL;
-			n->dirty = false;
-			n->written_data = 0;
-			ino->dirty_count--;
-			vol_lru_push(ino->vol, n);
-		}
+	for (struct vol_node *n = ino->dirty_first, *next; n; n = next) {
+		next = n->dirty_next;
+		free(n->base);
+		n->base = NULL;
+		n->dirty = false;
+		n->written_data = 0;
+		n->dirty_prev = n->dirty_next = NULL;
+		vol_lru_push(ino->vol, n);
 	}
+	ino->dirty_first = ino->dirty_last = NULL;
+	ino->dirty_count = 0;
 	vol_evict_clean(ino->vol);
 	ino->wal_n = 0; /* (a new epoch: what it writes is listed afresh) */
 	ino->wal_over = false;
