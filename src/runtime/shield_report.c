@@ -115,6 +115,7 @@ enum scone_err shield_report_settle(struct mount *m)
 	int64_t deadline = 0, backoff = 20;
 	struct mount *answered;
 	enum scone_err err;
+	bool unsent = false; /* the last send failed (CAS unreachable): wait before the next */
 
 	for (;;) {
 		err = report_read(&answered);
@@ -130,10 +131,11 @@ enum scone_err shield_report_settle(struct mount *m)
 			deadline = now_ms() + report_timeout_ms();
 		else if (now_ms() >= deadline)
 			break;
-		if (answered == m || err)
+		if (answered == m || err || unsent)
 			sleep_ms(backoff), backoff = backoff < 1000 ? backoff * 2 : 1000;
 		if ((err = report_send(m)) && !report_retryable(err))
 			break;
+		unsent = err != SCONE_ERR_OK;
 	}
 	if (!err)
 		err = scone_err_set(SCONE_ERR_NETWORK, "no answer");

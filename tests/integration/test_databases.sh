@@ -907,16 +907,26 @@ case_storm_forked() {
 	sw_check w.out 3
 }
 
+# proc_cpu_ms PID: the process's CPU time (user + system, all threads) in ms.
+proc_cpu_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"
+}
+
 case_cas_restart() {
 	sw_start
 	local port=$CAS_PORT mark f after
 	sw_run w.out --seconds 16
 	sleep 3
+	local cpu0 cpu1
 	cas_stop
 	note "CAS stopped at record $(grep -c '^SYNCED' w.out)"
+	cpu0=$(proc_cpu_ms "$SW_PID")
 	sleep 5
+	cpu1=$(proc_cpu_ms "$SW_PID")
 	cas_start "$CASE_DIR/cas" "$port"
-	note "CAS back at record $(grep -c '^SYNCED' w.out)"
+	note "CAS back at record $(grep -c '^SYNCED' w.out); the writer used $((cpu1 - cpu0)) ms of CPU in the 5 s outage"
+	# Waiting for CAS is waiting: reports are sent again with backoff, not in a loop.
+	[ $((cpu1 - cpu0)) -lt 1000 ] || fail "the writer used $((cpu1 - cpu0)) ms of CPU while CAS was down (a busy retry loop)"
 	sleep 3
 	# From here on (3 s after CAS came back) every fsync must succeed again.
 	mark=$(wc -l <w.out)
