@@ -7,10 +7,11 @@
  * directories checked, trims, the journal).
  *
  * Commit (scone_volume_sync): (1) every changed file writes its dirty
- * integrity nodes to free slots and is fdatasync'ed, or, for a commit of
- * contents only, the record carries the blocks the epoch wrote (redo
- * blocks: one flush per commit; a writable open writes them again,
- * vol_replay); (2) the new fspf
+ * integrity nodes to free slots and is fdatasync'ed, or, in a volume opened
+ * with SCONE_VOL_REDO whose epoch wrote at most VOL_REDO_MAX bytes of
+ * listed blocks, the record (a delta or a full one) carries those blocks
+ * instead (redo blocks: one flush per commit; a writable open writes them
+ * again, vol_replay); (2) the new fspf
  * record is appended to FSPF and FSPF fdatasync'ed (a sealed FSPF is a log
  * of full-state records, the last one that authenticates is the state), or,
  * when the log is full, written alone to FSPF.tmp, fsync'ed and renamed
@@ -260,13 +261,15 @@ static enum scone_err keep_redo(struct scone_volume *v, const struct vol_delta *
 		v->replay_count = 0;
 		return SCONE_ERR_OK;
 	}
+	v->wal_used = true;
+	if (!v->writable) /* only a writable open replays */
+		return SCONE_ERR_OK;
 	m = realloc(v->replay, (v->replay_count + d->redo_count) * sizeof(*m));
 	if (!m)
 		return SCONE_ERR_NOMEM;
 	memcpy(m + v->replay_count, d->redo, d->redo_count * sizeof(*m));
 	v->replay = m;
 	v->replay_count += d->redo_count;
-	v->wal_used = true;
 	return SCONE_ERR_OK;
 }
 
@@ -345,8 +348,10 @@ static enum scone_err state_from(struct scone_volume *v, const uint8_t *in, cons
 	if (!err && v->st.redo_count) {
 		/* (the full record's redo blocks: the start of what a writable open writes again) */
 		free(v->replay);
-		v->replay = v->st.redo;
-		v->replay_count = v->st.redo_count;
+		v->replay = v->writable ? v->st.redo : NULL; /* (only a writable open replays) */
+		v->replay_count = v->writable ? v->st.redo_count : 0;
+		if (!v->writable)
+			free(v->st.redo);
 		v->st.redo = NULL;
 		v->st.redo_count = 0;
 		v->wal_used = true;
