@@ -168,6 +168,7 @@ static SSL_CTX *ctx_new(bool server)
 	if (!ctx)
 		return NULL;
 	SSL_CTX_set_min_proto_version(ctx, server ? TLS1_3_VERSION : TLS1_2_VERSION);
+	SSL_CTX_set_security_level(ctx, 2); /* (no openssl.cnf in the runtime: set, as Debian's sets it) */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);

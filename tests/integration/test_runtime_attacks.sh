@@ -547,6 +547,63 @@ case_not_dumpable() {
 	fi
 }
 
+# The host sets OPENSSL_CONF to a configuration that loads a provider
+# module: a library whose constructor would run inside the program, before
+# CAS releases anything. The runtime's OpenSSL reads no configuration.
+case_openssl_conf() {
+	start
+	cat >evil.c <<'C'
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+__attribute__((constructor)) static void loaded(void)
+{
+	char exe[256] = "", maps[65536];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	int fd = open("/proc/self/maps", O_RDONLY), out;
+	size_t got = 0;
+	ssize_t r;
+	if (n > 0)
+		exe[n] = 0;
+	while (fd >= 0 && got < sizeof(maps) - 1 && (r = read(fd, maps + got, sizeof(maps) - 1 - got)) > 0)
+		got += (size_t)r;
+	maps[got] = 0;
+	if (fd >= 0)
+		close(fd);
+	out = open(getenv("EVIL_MARK"), O_WRONLY | O_CREAT | O_APPEND, 0600);
+	if (out >= 0) {
+		dprintf(out, "LOADED %s%s\n", exe, strstr(maps, "libscone") ? " (with the runtime)" : "");
+		close(out);
+	}
+}
+C
+	"${CC:-cc}" -shared -fPIC -o evil.so evil.c || fail "cannot build the module"
+	cat >evil.cnf <<CNF
+openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+evil = evil_sect
+default = default_sect
+[evil_sect]
+module = $CASE_DIR/evil.so
+activate = 1
+[default_sect]
+activate = 1
+CNF
+	# The control: the host's own OpenSSL (python3's ssl module) follows the configuration.
+	EVIL_MARK=$CASE_DIR/control.mark OPENSSL_CONF=$CASE_DIR/evil.cnf "$PY" -c 'import ssl; ssl.create_default_context()' 2>/dev/null || true
+	grep -q "^LOADED" control.mark 2>/dev/null || t_skip_case "this OpenSSL does not load provider modules from a configuration"
+	OPENSSL_CONF=$CASE_DIR/evil.cnf EVIL_MARK=$CASE_DIR/rt.mark run_cmd scone run --config-id atk/py -- "$PY" dumpable
+	[ "$RC" -eq 0 ] || { show_output; fail "the program did not run"; }
+	if grep -q "with the runtime" rt.mark 2>/dev/null; then
+		cat rt.mark
+		fail "the host's OPENSSL_CONF loaded a module into the program under the runtime"
+	fi
+}
+
 run_case "attack: no spelling of a volume path (links, /proc/self/cwd, /proc/self/fd, chdir through a link) writes plaintext" case_paths
 run_case "attack: fds closed behind the runtime (close_range in vfork children, raw close) never redirect writes into a volume" case_closed_behind
 run_case "attack: opens through syscall() (SYS_open, SYS_creat, SYS_openat, SYS_openat2) write no plaintext to the host" case_sysopen
@@ -556,4 +613,5 @@ run_case "attack: a volume fd closed by a raw system call whose number the next 
 run_case "attack: a daemon closing every fd above 2 (a close loop, closefrom) or dup2ing onto them leaves the volume's own fds alone" case_close_all
 run_case "attack: a program that cannot load the runtime gets no handover; LD_PRELOAD cannot be dropped" case_no_runtime_no_handover
 run_case "attack: processes holding secrets are not dumpable (no core, no /proc for the same user)" case_not_dumpable
+run_case "attack: the host's OPENSSL_CONF loads no provider module into the runtime" case_openssl_conf
 t_done
