@@ -25,8 +25,17 @@
  * writes. (lock held; in shared mode the mount's flock too)
  */
 static struct mount *g_inflight; /* the report on this process's connection whose answer is unread */
+/*
+ * Set when a settle gave up on a report CAS could not be reached for, until
+ * a report is confirmed again: meanwhile each settle tries for
+ * REPORT_RETRY_MS only. A program that got EIO after the full wait usually
+ * stops (InnoDB aborts, PostgreSQL panics), and its exit, the closes and
+ * syncs on the way, would otherwise wait the full time again, each.
+ */
+static bool g_gave_up;
 
 #define REPORT_TIMEOUT_DEFAULT_SEC 30
+#define REPORT_RETRY_MS 1000
 
 /* Record tag as the one CAS knows for m (in the state all processes share). */
 void shield_know_tag(struct mount *m, const uint8_t tag[SCONE_RT_TAG_SIZE])
@@ -123,12 +132,14 @@ enum scone_err shield_report_settle(struct mount *m)
 			scone_err_clear(); /* another volume's: its own next sync settles it */
 			err = SCONE_ERR_OK;
 		}
-		if (!m->sh->has_pending)
+		if (!m->sh->has_pending) {
+			g_gave_up = false;
 			return SCONE_ERR_OK;
+		}
 		if (answered == m && err && !report_retryable(err))
 			break;
 		if (!deadline)
-			deadline = now_ms() + report_timeout_ms();
+			deadline = now_ms() + (g_gave_up ? REPORT_RETRY_MS : report_timeout_ms());
 		else if (now_ms() >= deadline)
 			break;
 		if (answered == m || err || unsent)
@@ -139,12 +150,19 @@ enum scone_err shield_report_settle(struct mount *m)
 	}
 	if (!err)
 		err = scone_err_set(SCONE_ERR_NETWORK, "no answer");
-	if (report_retryable(err))
+	if (report_retryable(err) && g_gave_up)
+		scone_err_set(err,
+			      "%s (still: tried for %d s more after giving up earlier; the volume stays one "
+			      "commit ahead of CAS and opens at the next start)",
+			      scone_err_detail(), REPORT_RETRY_MS / 1000);
+	else if (report_retryable(err))
 		scone_err_set(
 		    err,
 		    "%s (gave up after %lld s: SCONE_TAG_REPORT_TIMEOUT; the volume stays one commit ahead "
 		    "of CAS and opens at the next start)",
 		    scone_err_detail(), (long long)(report_timeout_ms() / 1000));
+	if (report_retryable(err))
+		g_gave_up = true;
 	report_failed(m, err);
 	return err;
 }

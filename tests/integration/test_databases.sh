@@ -942,6 +942,35 @@ case_cas_restart() {
 	sw_check w.out 1
 }
 
+# CAS gone for good while a program writes and syncs: the first sync that
+# needs CAS fails (EIO) after SCONE_TAG_REPORT_TIMEOUT (5 s here); once it
+# has, each later one tries for 1 s only, and so does the exit: the program
+# is not held for the full time at every sync and close. CAS back: the
+# volume opens with every synced record.
+case_cas_gone() {
+	SW_ENV=$'\n    environment:\n      SCONE_TAG_REPORT_TIMEOUT: "5"'
+	sw_start
+	SW_ENV=
+	local port=$CAS_PORT t0 took f
+	sw_run w.out --seconds 12
+	sleep 2
+	cas_stop
+	t0=$(date +%s)
+	note "CAS stopped for good at record $(grep -c '^SYNCED' w.out)"
+	sw_wait 90
+	took=$(($(date +%s) - t0))
+	f=$(sw_failures w.out)
+	note "the writer ended ${took} s after CAS stopped; $f syncs failed"
+	[ "$f" -ge 3 ] || { sort w.out.err | uniq -c | sort -rn | head -5; fail "only $f syncs failed in the 10 s CAS was away"; }
+	grep -q "gave up after 5 s: SCONE_TAG_REPORT_TIMEOUT" w.out.err || { head -5 w.out.err; fail "no message for the first failure"; }
+	grep -q "still: tried for 1 s more" w.out.err || { head -5 w.out.err; fail "later syncs waited the full time again"; }
+	# 10 s of writing left, the first failure 5 s in, each later sync and the exit 1.3 s (the
+	# retries' backoff): about 13 s; waiting the full 5 s at each would be 20 s or more.
+	[ "$took" -le 17 ] || fail "the writer ended ${took} s after CAS stopped (its exit waited for CAS again)"
+	cas_start "$CASE_DIR/cas" "$port"
+	sw_check w.out 1
+}
+
 # PostgreSQL's postmaster killed -9, reduced: six forked writers that
 # leave 1 ms between a write and its fsync. Four of them (clients of the
 # volume's server) are killed -9 1.2 s apart while the others go on writing
@@ -1345,6 +1374,7 @@ case_timed "processes: six forked writers, four killed -9 in turn while the othe
 case_timed "processes: a program a shell execs after its sibling (the writer of a pipeline) committed opens the volume" case_sibling_exec
 case_timed "volumes: the root directories of two volumes (and their subdirectories) have distinct (st_dev, st_ino)" case_volume_identity
 case_timed "CAS stopped for 5 s and restarted during fsyncs: the writer recovers and the volume opens with every synced record" case_cas_restart
+case_timed "CAS gone for good: a sync fails after SCONE_TAG_REPORT_TIMEOUT, later syncs and the exit after 1 s each, and the volume opens once CAS is back" case_cas_gone
 case_timed "CAS answering slowly (a proxy delaying every chunk 0-300 ms): no fsync fails, every synced record is there" case_cas_slow_proxy
 case_timed "CAS stalling (SIGSTOP 300 ms in every 500 ms): no fsync fails, every synced record is there" case_cas_sigstop
 case_timed "node: volume files and host files written while accepting TCP connections: every byte in its own file" case_node
