@@ -27,7 +27,8 @@
 #   the 100 paths. Goal: ratio >= 0.8.
 #     RESULT db.nginx_static_4k value=<req/s> unit=req/s baseline=<plain req/s> ratio=<runtime/plain>
 #
-# BENCH_READ_CACHE_MB sets the runtime's shared read cache (default 64 MiB).
+# BENCH_READ_CACHE_MB sets the runtime's shared read cache (default: the runtime's own,
+# docs/runtime.md, "The shared read cache").
 # BENCH_DB_PARTS (default "pgbench mysqlslap nginx") picks the parts. The
 # databases run as the invoking user, or as the system user scone-test when
 # that is root (created if absent): postgres refuses root. A part whose

@@ -114,6 +114,90 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
  */
 static struct vshare *g_share;
 
+/* A small /proc or /sys file into out (NUL-terminated); false if unreadable. */
+static bool read_small(const char *path, char *out, size_t n)
+{
+	int fd = SYS(open)(path, O_RDONLY | O_CLOEXEC);
+	ssize_t got;
+
+	if (fd < 0)
+		return false;
+	got = SYS(read)(fd, out, n - 1);
+	SYS(close)(fd);
+	if (got <= 0)
+		return false;
+	out[got] = '\0';
+	return true;
+}
+
+/* Lower *mb to the limit in FILE of cgroup rel under root and of each cgroup above it. */
+static void cgroup_cap(uint64_t *mb, const char *root, const char *cgroup, const char *file)
+{
+	char rel[PATH_MAX], path[2 * PATH_MAX], num[64], *end, *slash;
+	unsigned long long bytes;
+
+	if (snprintf(rel, sizeof(rel), "%s", cgroup) >= (int)sizeof(rel) || rel[0] != '/')
+		return;
+	for (;;) {
+		snprintf(path, sizeof(path), "%s%s/%s", root, strcmp(rel, "/") == 0 ? "" : rel, file);
+		if (read_small(path, num, sizeof(num)) && (bytes = strtoull(num, &end, 10), end != num) &&
+		    (*end == '\n' || !*end) && (*mb == 0 || (bytes >> 20) < *mb))
+			*mb = bytes >> 20; /* ("max", v2's no limit, is no number) */
+		slash = strrchr(rel, '/');
+		if (slash == rel && rel[1] == '\0')
+			return;
+		if (slash == rel)
+			rel[1] = '\0';
+		else
+			*slash = '\0';
+	}
+}
+
+/*
+ * The memory this process may use, in MiB: the machine's, or less where its
+ * cgroup or one above it has a memory limit (v2 memory.max, v1
+ * memory.limit_in_bytes): the cache's pages are shared memory, charged to
+ * the cgroup, and not given back under pressure as the page cache is.
+ */
+static uint64_t memory_mb(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	uint64_t mb = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page >> 20 : 0;
+	char list[4096], *save = NULL;
+
+	if (!read_small("/proc/self/cgroup", list, sizeof(list)))
+		return mb;
+	for (char *line = strtok_r(list, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *ctl = strchr(line, ':'), *cg = ctl ? strchr(ctl + 1, ':') : NULL;
+		if (!cg)
+			continue;
+		*cg++ = '\0';
+		ctl++;
+		if (strcmp(line, "0") == 0 && *ctl == '\0')
+			cgroup_cap(&mb, "/sys/fs/cgroup", cg, "memory.max");
+		else if (strcmp(ctl, "memory") == 0 || strncmp(ctl, "memory,", 7) == 0 ||
+			 strstr(ctl, ",memory"))
+			cgroup_cap(&mb, "/sys/fs/cgroup/memory", cg, "memory.limit_in_bytes");
+	}
+	return mb;
+}
+
+/*
+ * The default size: 1/32 of memory_mb(), from VCACHE_DEFAULT_MB to
+ * VCACHE_AUTO_MAX_MB, a power of two (the cache's slots are). Like the
+ * kernel's page cache, which serves the same reads without the runtime, it
+ * takes pages only as it fills.
+ */
+static size_t default_cache_mb(void)
+{
+	uint64_t want = memory_mb() / 32;
+	size_t mb = VCACHE_DEFAULT_MB;
+
+	while (mb < VCACHE_AUTO_MAX_MB && (uint64_t)mb * 2 <= want)
+		mb *= 2;
+	return mb;
+}
+
 /* SCONE_READ_CACHE_MB: the shared read cache's size (vcache.h; 0 turns it off). */
 static size_t read_cache_mb(const struct scone_runtime_config *cfg)
 {
@@ -124,12 +208,13 @@ static size_t read_cache_mb(const struct scone_runtime_config *cfg)
 	if (!v)
 		v = getenv("SCONE_READ_CACHE_MB");
 	if (!v || !*v)
-		return VCACHE_DEFAULT_MB;
+		return default_cache_mb();
 	mb = strtol(v, &end, 10);
 	if (*end || mb < 0 || mb > VCACHE_MAX_MB) {
-		scone_warn("SCONE_READ_CACHE_MB=%.16s: not 0 to %d; the read cache has %d MiB", v,
-			   VCACHE_MAX_MB, VCACHE_DEFAULT_MB);
-		return VCACHE_DEFAULT_MB;
+		size_t d = default_cache_mb();
+		scone_warn("SCONE_READ_CACHE_MB=%.16s: not 0 to %d; the read cache has %zu MiB", v,
+			   VCACHE_MAX_MB, d);
+		return d;
 	}
 	return (size_t)mb;
 }
@@ -355,15 +440,18 @@ static enum scone_err mount_all(struct scone_runtime_config *cfg, const struct s
 	bool hold;
 
 	volume_io_unshielded();
-	size_t total = cfg->volume_count + (cfg->fspf ? 1 : 0);
+	size_t total = cfg->volume_count + (cfg->fspf ? 1 : 0), cache_mb;
 
 	shield_g.mounts = calloc(total, sizeof(*shield_g.mounts));
 	if (!shield_g.mounts)
 		return scone_err_set(SCONE_ERR_NOMEM, "volumes");
 	shield_g.pid = getpid();
 	fdtab_own();
-	if ((err = share_map(total, h ? h->share_fd : -1, read_cache_mb(cfg))))
+	cache_mb = h ? 0 : read_cache_mb(cfg); /* (a handed-over cache keeps its size) */
+	if ((err = share_map(total, h ? h->share_fd : -1, cache_mb)))
 		return err;
+	if (!h)
+		scone_info("runtime: the volumes' shared read cache: %zu MiB", cache_mb);
 	for (i = 0; i < total; i++) {
 		shield_g.mounts[i].sh = &g_share[i];
 		shield_g.mounts[i].lock_fd = -1;

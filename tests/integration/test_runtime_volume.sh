@@ -70,6 +70,8 @@ if sys.argv[1] == "write":
     os.remove(d + "/other.txt")
     print("EXISTS=%s,%s" % (os.path.exists(d + "/other.txt"), os.path.exists(d + "/renamed.txt")))
     print("LIST2=" + ",".join(sorted(os.listdir(d))))
+elif sys.argv[1] == "nothing":  # start, mount, exit
+    pass
 elif sys.argv[1] == "read":
     print("READ=" + repr(open(d + "/renamed.txt").read()))
     print("LIST=" + ",".join(sorted(os.listdir(d))))
@@ -1072,6 +1074,42 @@ case_cache() {
 	start
 	expect_ok scone run --config-id vol/py -- "$PY" cache
 	grep -qx "CACHE=ok" "$OUT" || { show_output; fail "a client read something the volume no longer holds"; }
+}
+
+# The read cache's default size: 1/32 of the memory the program may use (the
+# machine's, or its memory cgroup's limit), a power of two from 64 to 512 MiB;
+# SCONE_READ_CACHE_MB sets it. In a cgroup with a memory limit (as root, where
+# a memory cgroup can be made) the limit decides.
+cache_mb_of() { sed -n 's/.*the volumes. shared read cache: \([0-9]*\) MiB.*/\1/p' "$ERR" | head -1; }
+cache_want() { # MiB the process may use -> the default's MiB
+	local want=$(($1 / 32)) mb=64
+	while [ "$mb" -lt 512 ] && [ $((mb * 2)) -le "$want" ]; do mb=$((mb * 2)); done
+	echo "$mb"
+}
+case_cache_size() {
+	start
+	local mem got cg=''
+	mem=$(($(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) / 1024))
+	SCONE_LOG=info run_cmd scone run --config-id vol/py -- "$PY" nothing
+	got=$(cache_mb_of)
+	[ "$got" = "$(cache_want "$mem")" ] || { show_output; fail "default read cache ${got:-?} MiB on a machine of $mem MiB, want $(cache_want "$mem")"; }
+	SCONE_LOG=info SCONE_READ_CACHE_MB=16 run_cmd scone run --config-id vol/py -- "$PY" nothing
+	[ "$(cache_mb_of)" = 16 ] || { show_output; fail "SCONE_READ_CACHE_MB=16 gave $(cache_mb_of) MiB"; }
+	[ "$(id -u)" -eq 0 ] || { echo "# not root: the cgroup part is left out"; return 0; }
+	if [ -f /sys/fs/cgroup/cgroup.controllers ] && grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then
+		cg=/sys/fs/cgroup/scone-test-$$-$RANDOM
+		mkdir "$cg" && echo $((1024 << 20)) >"$cg/memory.max" || cg=''
+	elif [ -d /sys/fs/cgroup/memory ]; then
+		cg=/sys/fs/cgroup/memory/scone-test-$$-$RANDOM
+		mkdir "$cg" && echo $((1024 << 20)) >"$cg/memory.limit_in_bytes" || cg=''
+	fi
+	[ -n "$cg" ] || { echo "# no memory cgroup can be made here: the cgroup part is left out"; return 0; }
+	SCONE_LOG=info run_cmd sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cg" \
+		"$SCONE_BIN" run --config-id vol/py -- "$PY" nothing
+	got=$(cache_mb_of)
+	rmdir "$cg" 2>/dev/null || true
+	echo "# read cache: $(cache_want "$mem") MiB by default on a machine of $mem MiB, $got MiB under a 1 GiB limit ($cg)"
+	[ "$got" = "$(cache_want $((mem < 1024 ? mem : 1024)))" ] || { show_output; fail "a 1 GiB memory limit gave a ${got:-?} MiB read cache"; }
 }
 
 # A description of a file renamed over, carried across a takeover: what a reader's cache
@@ -2244,6 +2282,7 @@ run_case "runtime volume: one thread and one CAS connection until the first chil
 run_case "runtime volume: a program exec'd by a child of syscall(SYS_fork) is served by its parent" case_raw_fork_served
 run_case "runtime volume: offsets kept by the runtime for descriptions no other process holds; another process's moves (fork, spawn, SCM_RIGHTS) count" case_offsets
 run_case "runtime volume: children read through the shared read cache what the server holds now (writes, appends, truncation, renames, another child, an exec'd program)" case_cache
+run_case "runtime volume: the read cache's default size follows the memory the program may use (machine, memory cgroup limit); SCONE_READ_CACHE_MB sets it" case_cache_size
 run_case "runtime volume: descriptions opened from the read cache alone read their own files on after another process renames them away, renames another over them or removes them" case_lazy_gone
 run_case "runtime volume: a file renamed over while another process holds it open, across a takeover: the holder never writes the new file, a reader's cache answers what the volume holds, the shared state is close-on-exec" case_cache_takeover
 run_case "runtime volume: placeholders reused from one open to the next: each file reads as its own from offset 0 with its own flags; none another process holds is reused" case_placeholders
