@@ -7,6 +7,8 @@
 #undef _FORTIFY_SOURCE
 #include "lib/log.h"
 #include "runtime/shield_internal.h"
+
+#include <sys/resource.h>
 #include "runtime/rt.h"
 #include "volume/vio.h"
 
@@ -114,17 +116,23 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
  */
 static struct vshare *g_share;
 
-/* A small /proc or /sys file into out (NUL-terminated); false if unreadable. */
+/*
+ * A small /proc or /sys file into out (NUL-terminated); false if unreadable,
+ * not a regular file (a FIFO the host put there would hang the start) or
+ * longer than out.
+ */
 static bool read_small(const char *path, char *out, size_t n)
 {
-	int fd = SYS(open)(path, O_RDONLY | O_CLOEXEC);
-	ssize_t got;
+	int fd = SYS(open)(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	struct stat st;
+	ssize_t got = -1;
 
 	if (fd < 0)
 		return false;
-	got = SYS(read)(fd, out, n - 1);
+	if (SYS(fstat)(fd, &st) == 0 && S_ISREG(st.st_mode))
+		got = SYS(read)(fd, out, n);
 	SYS(close)(fd);
-	if (got <= 0)
+	if (got <= 0 || (size_t)got >= n)
 		return false;
 	out[got] = '\0';
 	return true;
@@ -141,7 +149,7 @@ static void cgroup_cap(uint64_t *mb, const char *root, const char *cgroup, const
 	for (;;) {
 		snprintf(path, sizeof(path), "%s%s/%s", root, strcmp(rel, "/") == 0 ? "" : rel, file);
 		if (read_small(path, num, sizeof(num)) && (bytes = strtoull(num, &end, 10), end != num) &&
-		    (*end == '\n' || !*end) && (*mb == 0 || (bytes >> 20) < *mb))
+		    (*end == '\n' || !*end) && (bytes >> 20) < *mb)
 			*mb = bytes >> 20; /* ("max", v2's no limit, is no number) */
 		slash = strrchr(rel, '/');
 		if (slash == rel && rel[1] == '\0')
@@ -157,16 +165,22 @@ static void cgroup_cap(uint64_t *mb, const char *root, const char *cgroup, const
  * The memory this process may use, in MiB: the machine's, or less where its
  * cgroup or one above it has a memory limit (v2 memory.max, v1
  * memory.limit_in_bytes): the cache's pages are shared memory, charged to
- * the cgroup, and not given back under pressure as the page cache is.
+ * the cgroup, and not given back under pressure as the page cache is; and
+ * no more than an address-space limit leaves. 0 when /proc/self/cgroup
+ * cannot be read whole.
  */
 static uint64_t memory_mb(void)
 {
 	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-	uint64_t mb = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page >> 20 : 0;
-	char list[4096], *save = NULL;
+	uint64_t mb = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page >> 20 : UINT64_MAX;
+	char list[16384], *save = NULL;
+	struct rlimit as;
 
+	/* The address space a limit leaves (ulimit -v): the cache is mapped whole. */
+	if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY && (as.rlim_cur >> 20) < mb)
+		mb = as.rlim_cur >> 20;
 	if (!read_small("/proc/self/cgroup", list, sizeof(list)))
-		return mb;
+		return 0; /* (unknown: the smallest default) */
 	for (char *line = strtok_r(list, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *ctl = strchr(line, ':'), *cg = ctl ? strchr(ctl + 1, ':') : NULL;
 		if (!cg)

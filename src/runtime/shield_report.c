@@ -27,10 +27,12 @@
 static struct mount *g_inflight; /* the report on this process's connection whose answer is unread */
 /*
  * Set when a settle gave up on a report CAS could not be reached for, until
- * a report is confirmed again: meanwhile each settle tries for
+ * CAS confirms a report again: meanwhile each settle tries for
  * REPORT_RETRY_MS only. A program that got EIO after the full wait usually
  * stops (InnoDB aborts, PostgreSQL panics), and its exit, the closes and
- * syncs on the way, would otherwise wait the full time again, each.
+ * syncs on the way, would otherwise wait the full time again, each. (A
+ * forked child is in the same outage and keeps it; an exec'd program starts
+ * without it.)
  */
 static bool g_gave_up;
 
@@ -113,8 +115,10 @@ static enum scone_err report_read(struct mount **which)
 		return SCONE_ERR_OK;
 	g_inflight = NULL;
 	err = scone_runtime_report_tag_wait();
-	if (!err)
+	if (!err) {
 		shield_know_tag(m, m->sh->pending);
+		g_gave_up = false; /* CAS answers again */
+	}
 	return err;
 }
 
@@ -132,10 +136,8 @@ enum scone_err shield_report_settle(struct mount *m)
 			scone_err_clear(); /* another volume's: its own next sync settles it */
 			err = SCONE_ERR_OK;
 		}
-		if (!m->sh->has_pending) {
-			g_gave_up = false;
+		if (!m->sh->has_pending)
 			return SCONE_ERR_OK;
-		}
 		if (answered == m && err && !report_retryable(err))
 			break;
 		if (!deadline)

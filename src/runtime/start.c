@@ -371,10 +371,12 @@ static int fspf_main(int argc, char **argv, char **envp)
 	size_t k = 0;
 
 	if (!path || !*path) {
-		if (!netshield_from_host(envp))
+		const char *ns = getenv("SCONE_NETWORK_SHIELD");
+		if (!ns || !*ns || strcmp(ns, "disabled") == 0)
 			return real_main(argc, argv, envp);
 		no_dump();
-		openssl_init();
+		openssl_init(); /* before the network shield's first use of OpenSSL */
+		(void)netshield_from_host(envp);
 		if (view_wanted())
 			scone_netshield_show();
 		return start_program(argc, argv, envp);

@@ -602,6 +602,15 @@ CNF
 		cat rt.mark
 		fail "the host's OPENSSL_CONF loaded a module into the program under the runtime"
 	fi
+	# The runtime started by the host alone, for its network shield (no CAS, no session).
+	OPENSSL_CONF=$CASE_DIR/evil.cnf EVIL_MARK=$CASE_DIR/ns.mark LD_PRELOAD=$(cd "$(dirname "$SCONE_BIN")/../lib" && pwd)/libscone.so SCONE_NETWORK_SHIELD=protected \
+		SCONE_NETWORK_SHIELD_SERVER_1=protected SCONE_NETWORK_SHIELD_SERVER_1_PORT=TCP:9 \
+		run_cmd "$PY" -c 'print("ran")'
+	grep -qx ran "$OUT" || { show_output; fail "the program with the host's network shield did not run"; }
+	if grep -q "with the runtime" ns.mark 2>/dev/null; then
+		cat ns.mark
+		fail "the host's OPENSSL_CONF loaded a module into a program whose network shield the host started"
+	fi
 }
 
 run_case "attack: no spelling of a volume path (links, /proc/self/cwd, /proc/self/fd, chdir through a link) writes plaintext" case_paths
