@@ -287,24 +287,38 @@ static void forget_file(struct sfd *s, uint64_t off, uint64_t n)
 		vcache_forget_all();
 }
 
+/* A status without an id (never a file's) has no key in the cache. */
+static bool has_id(const struct scone_vstat *st)
+{
+	static const uint8_t none[16];
+
+	return memcmp(st->file_id, none, sizeof(none)) != 0;
+}
+
 /*
  * After a change to a local file's bytes (lock held, before the answer):
  * its new status goes back into the cache, where the change's forget_file
  * took the old one out. Every other process's fstat and lseek(SEEK_END)
  * then answer locally, as before the write (PostgreSQL's backends ask a
- * relation's size at every query while the others write its pages). Only
- * a cache in use: a program of one process never fills it.
+ * relation's size at every query while the others write its pages). So do
+ * the whole blocks the write gave (data, n bytes at off; none for a
+ * truncation), as the kernel's page cache keeps what was written: the pages
+ * pgbench -i or a checkpoint wrote are then read without asking the server.
+ * Only a cache in use: a program of one process never fills it.
  */
-static void recache_stat(struct sfd *s)
+static void recache_written(struct sfd *s, uint64_t off, const void *data, size_t n)
 {
 	struct scone_vstat st;
 
 	if (!vcache_used())
 		return;
-	if (scone_vfile_stat(s->f, &st) == SCONE_ERR_OK)
-		vop_cache_stat(s, &st);
-	else
+	if (scone_vfile_stat(s->f, &st) != SCONE_ERR_OK) {
 		scone_err_clear();
+		return;
+	}
+	vop_cache_stat(s, &st);
+	if (n && has_id(&st))
+		vcache_put(mount_no(s->m), s->fid, off, data, n, st.size);
 }
 
 /* The file of status st: its status, and its blocks from byte from to its end. */
@@ -366,14 +380,6 @@ static void unnaming(struct mount *m, const char *vpath)
 	}
 	if (!st.is_dir && vcache_pinned(mount_no(m), st.file_id))
 		vsrv_keep(m, vpath, st.file_id);
-}
-
-/* A status without an id (never a file's) has no key in the cache. */
-static bool has_id(const struct scone_vstat *st)
-{
-	static const uint8_t none[16];
-
-	return memcmp(st->file_id, none, sizeof(none)) != 0;
 }
 
 void vop_cache_stat(struct sfd *s, const struct scone_vstat *st)
@@ -725,7 +731,7 @@ enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off
 	vsrv_note_dirty(s->m, s->vpath); /* before the write is acknowledged */
 	forget_file(s, off, n);
 	if ((err = scone_vfile_pwrite_some(s->f, buf, n, off, written)) == SCONE_ERR_OK)
-		recache_stat(s);
+		recache_written(s, off, buf, *written);
 	return err;
 }
 
@@ -760,7 +766,7 @@ enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at
 		vcache_forget_all();
 	else {
 		forget_file(s, *at, n); /* where it went is known now; still before the answer */
-		recache_stat(s);
+		recache_written(s, *at, buf, *written);
 	}
 	return err;
 }
