@@ -19,7 +19,9 @@
 #   script) as the session's command.
 # - sync_writer (tests/tools/sync_writer.c): pwrite + fsync on a volume with
 #   SIGALRM every 500 us (one process; three forked processes killed -9);
-#   CAS stopped for 5 s and restarted during the writes; CAS answering
+#   CAS stopped for 5 s and restarted during the writes (the writer waits
+#   without spinning); CAS gone for good (a sync fails after
+#   SCONE_TAG_REPORT_TIMEOUT, later ones and the exit after 1 s); CAS answering
 #   slowly (a TCP proxy that delays every chunk; scone-cas stopped by
 #   SIGSTOP for 300 ms at a time); a program a shell execs after its
 #   sibling in a pipeline committed (mariadb-install-db's pattern). The

@@ -11,7 +11,9 @@
 # - a program that cannot load the runtime never gets the handover, and the
 #   handover memfd holds no plaintext a same-uid process could read;
 # - once secrets arrive the process is not dumpable: no core file, no
-#   /proc/PID/environ for another process of the same user.
+#   /proc/PID/environ for another process of the same user;
+# - the host's OPENSSL_CONF naming a provider module puts no code into the
+#   runtime (a session's start, and a network shield the host started).
 # The programs are Debian's python3 and sh, unmodified.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
