@@ -1098,16 +1098,20 @@ case_cache_size() {
 	[ "$(id -u)" -eq 0 ] || { echo "# not root: the cgroup part is left out"; return 0; }
 	if [ -f /sys/fs/cgroup/cgroup.controllers ] && grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then
 		cg=/sys/fs/cgroup/scone-test-$$-$RANDOM
-		mkdir "$cg" && echo $((1024 << 20)) >"$cg/memory.max" || cg=''
+		if mkdir "$cg" 2>/dev/null; then echo $((1024 << 20)) >"$cg/memory.max" 2>/dev/null || { rmdir "$cg"; cg=''; }; else cg=''; fi
 	elif [ -d /sys/fs/cgroup/memory ]; then
 		cg=/sys/fs/cgroup/memory/scone-test-$$-$RANDOM
-		mkdir "$cg" && echo $((1024 << 20)) >"$cg/memory.limit_in_bytes" || cg=''
+		if mkdir "$cg" 2>/dev/null; then echo $((1024 << 20)) >"$cg/memory.limit_in_bytes" 2>/dev/null || { rmdir "$cg"; cg=''; }; else cg=''; fi
 	fi
 	[ -n "$cg" ] || { echo "# no memory cgroup can be made here: the cgroup part is left out"; return 0; }
-	SCONE_LOG=info run_cmd sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cg" \
+	SCONE_LOG=info run_cmd sh -c '(echo $$ >"$1/cgroup.procs") 2>/dev/null || exit 99; shift; exec "$@"' sh "$cg" \
 		"$SCONE_BIN" run --config-id vol/py -- "$PY" nothing
 	got=$(cache_mb_of)
 	rmdir "$cg" 2>/dev/null || true
+	if [ "$RC" -eq 99 ]; then
+		echo "# a process cannot be moved into a memory cgroup here: the cgroup part is left out"
+		return 0
+	fi
 	echo "# read cache: $(cache_want "$mem") MiB by default on a machine of $mem MiB, $got MiB under a 1 GiB limit ($cg)"
 	[ "$got" = "$(cache_want $((mem < 1024 ? mem : 1024)))" ] || { show_output; fail "a 1 GiB memory limit gave a ${got:-?} MiB read cache"; }
 }
