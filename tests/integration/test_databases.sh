@@ -474,7 +474,9 @@ case_pg_bench() {
 	pg_balances "after a clean restart"
 	assert_eq "$sum $h1" "$PG_SUM $PG_HIST" "balances and history after a clean restart"
 	pg_stop
-	if grep -E "PANIC|FATAL" "$CASE_DIR"/bench*.log | grep -vE "the database system is (starting up|shutting down)"; then
+	# (A stop that finds an autovacuum worker at work ends it with a FATAL line, as without the runtime.)
+	if grep -E "PANIC|FATAL" "$CASE_DIR"/bench*.log |
+		grep -vE "the database system is (starting up|shutting down)|terminating autovacuum process due to administrator command"; then
 		fail "postgres logged FATAL or PANIC"
 	fi
 	on_disk "$PG/data" "$PG_PW" "${PG_MARKERS[@]}"
