@@ -7,10 +7,10 @@
 #undef _FORTIFY_SOURCE
 #include "lib/log.h"
 #include "runtime/shield_internal.h"
-
-#include <sys/resource.h>
 #include "runtime/rt.h"
 #include "volume/vio.h"
+
+#include <sys/resource.h>
 
 /*
  * Open flags of the session's volumes: SCONE_VOLUME_REDO=1 (a setting of
@@ -25,6 +25,7 @@ unsigned shield_volume_flags(void)
 		v = getenv("SCONE_VOLUME_REDO");
 	return v && strcmp(v, "1") == 0 ? SCONE_VOL_REDO : 0;
 }
+
 /* The mount point's directories, made through the real mkdir (a signal's EINTR retried). */
 static enum scone_err make_dirs(char *path)
 {

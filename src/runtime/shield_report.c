@@ -152,19 +152,21 @@ enum scone_err shield_report_settle(struct mount *m)
 	}
 	if (!err)
 		err = scone_err_set(SCONE_ERR_NETWORK, "no answer");
-	if (report_retryable(err) && g_gave_up)
-		scone_err_set(err,
-			      "%s (still: tried for %d s more after giving up earlier; the volume stays one "
-			      "commit ahead of CAS and opens at the next start)",
-			      scone_err_detail(), REPORT_RETRY_MS / 1000);
-	else if (report_retryable(err))
-		scone_err_set(
-		    err,
-		    "%s (gave up after %lld s: SCONE_TAG_REPORT_TIMEOUT; the volume stays one commit ahead "
-		    "of CAS and opens at the next start)",
-		    scone_err_detail(), (long long)(report_timeout_ms() / 1000));
-	if (report_retryable(err))
+	if (report_retryable(err)) {
+		if (g_gave_up)
+			scone_err_set(
+			    err,
+			    "%s (still: tried for %d s more after giving up earlier; the volume stays "
+			    "one commit ahead of CAS and opens at the next start)",
+			    scone_err_detail(), REPORT_RETRY_MS / 1000);
+		else
+			scone_err_set(
+			    err,
+			    "%s (gave up after %lld s: SCONE_TAG_REPORT_TIMEOUT; the volume stays one "
+			    "commit ahead of CAS and opens at the next start)",
+			    scone_err_detail(), (long long)(report_timeout_ms() / 1000));
 		g_gave_up = true;
+	}
 	report_failed(m, err);
 	return err;
 }

@@ -200,11 +200,16 @@ static void netshield_from_session(const struct scone_runtime_config *cfg)
  * They stay in the environment: without a handover, that is how programs
  * the process execs get the shield too (rather than talking plain TCP).
  */
-static bool netshield_from_host(char **envp)
+static bool netshield_wanted(void)
 {
 	const char *mode = getenv("SCONE_NETWORK_SHIELD");
 
-	if (!mode || !*mode || strcmp(mode, "disabled") == 0)
+	return mode && *mode && strcmp(mode, "disabled") != 0;
+}
+
+static bool netshield_from_host(char **envp)
+{
+	if (!netshield_wanted())
 		return false;
 	netshield_start(envp, env_count(envp));
 	return true;
@@ -371,8 +376,7 @@ static int fspf_main(int argc, char **argv, char **envp)
 	size_t k = 0;
 
 	if (!path || !*path) {
-		const char *ns = getenv("SCONE_NETWORK_SHIELD");
-		if (!ns || !*ns || strcmp(ns, "disabled") == 0)
+		if (!netshield_wanted())
 			return real_main(argc, argv, envp);
 		no_dump();
 		openssl_init(); /* before the network shield's first use of OpenSSL */

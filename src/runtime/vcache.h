@@ -31,9 +31,9 @@
 #include "volume/volume.h"
 
 #define VCACHE_BLOCK 4096u
-#define VCACHE_DEFAULT_MB                                                                                    \
-	64 /* SCONE_READ_CACHE_MB's default at least; pages are taken only as entries fill */
-#define VCACHE_AUTO_MAX_MB 512 /* and at most (1/32 of the memory the process may use, shield_mount.c) */
+/* SCONE_READ_CACHE_MB's default: 1/32 of the memory the process may use (shield_mount.c), within these. */
+#define VCACHE_DEFAULT_MB 64 /* (pages are taken only as entries fill) */
+#define VCACHE_AUTO_MAX_MB 512
 #define VCACHE_MAX_MB 4096
 #define VCACHE_MAPPED ((size_t)-1) /* vcache_attach: a cache another process laid out */
 

@@ -287,38 +287,21 @@ static void forget_file(struct sfd *s, uint64_t off, uint64_t n)
 		vcache_forget_all();
 }
 
-/* A status without an id (never a file's) has no key in the cache. */
-static bool has_id(const struct scone_vstat *st)
-{
-	static const uint8_t none[16];
-
-	return memcmp(st->file_id, none, sizeof(none)) != 0;
-}
-
 /*
  * After a change to a local file's bytes (lock held, before the answer):
  * its new status goes back into the cache, where the change's forget_file
  * took the old one out. Every other process's fstat and lseek(SEEK_END)
  * then answer locally, as before the write (PostgreSQL's backends ask a
  * relation's size at every query while the others write its pages). So do
- * the whole blocks the write gave (data, n bytes at off; none for a
- * truncation), as the kernel's page cache keeps what was written: the pages
- * pgbench -i or a checkpoint wrote are then read without asking the server.
- * Only a cache in use: a program of one process never fills it.
+ * the whole blocks the write gave (n bytes of data at off), as the kernel's
+ * page cache keeps what was written: the pages pgbench -i or a checkpoint
+ * wrote are then read without asking the server. Only a cache in use: a
+ * program of one process never fills it.
  */
 static void recache_written(struct sfd *s, uint64_t off, const void *data, size_t n)
 {
-	struct scone_vstat st;
-
-	if (!vcache_used())
-		return;
-	if (scone_vfile_stat(s->f, &st) != SCONE_ERR_OK) {
-		scone_err_clear();
-		return;
-	}
-	vop_cache_stat(s, &st);
-	if (n && has_id(&st))
-		vcache_put(mount_no(s->m), s->fid, off, data, n, st.size);
+	if (vcache_used())
+		vop_cache_data(s, off, data, n);
 }
 
 /* The file of status st: its status, and its blocks from byte from to its end. */
@@ -380,6 +363,14 @@ static void unnaming(struct mount *m, const char *vpath)
 	}
 	if (!st.is_dir && vcache_pinned(mount_no(m), st.file_id))
 		vsrv_keep(m, vpath, st.file_id);
+}
+
+/* A status without an id (never a file's) has no key in the cache. */
+static bool has_id(const struct scone_vstat *st)
+{
+	static const uint8_t none[16];
+
+	return memcmp(st->file_id, none, sizeof(none)) != 0;
 }
 
 void vop_cache_stat(struct sfd *s, const struct scone_vstat *st)

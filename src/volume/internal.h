@@ -441,7 +441,7 @@ SCONE_MUST_CHECK enum scone_err vol_checkpoint(struct scone_volume *v);
 size_t vol_first_nonzero(const uint8_t *p, size_t n);
 /* Drop the cached inodes nothing holds (flushed, committed). */
 void vol_release_idle(struct scone_volume *v);
-/* volume.c: write the log's redo blocks where they belong (a writable open). */
+/* volume_check.c: write the log's redo blocks where they belong (a writable open). */
 SCONE_MUST_CHECK enum scone_err vol_replay(struct scone_volume *v);
 
 struct scone_vfile {
