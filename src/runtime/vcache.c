@@ -3,7 +3,10 @@
  * server, under the shield lock), readers in every process without a lock.
  *
  * A slot holds one key (mount, file id, block; VC_STAT for the status) and
- * is valid while its epoch is the cache's. A key hashes to a set of
+ * is valid while its epoch is the cache's. Slots' keys sit together, their
+ * data in page-aligned blocks of its own (slot i, block i): a lookup reads
+ * one set's keys from a line or two, and a sparsely filled cache touches
+ * one page per block it holds, not two. A key hashes to a set of
  * VC_WAYS slots and may sit in any of them: a few hundred small files in a
  * few thousand slots then rarely push each other out, as they did when
  * each key had one slot. The writer makes a slot's
@@ -20,7 +23,7 @@
 #define VC_NAME (UINT64_MAX - 1) /* of a path's file id (the entry's id: the path's hash) */
 #define VC_WAYS 4u		 /* slots a key may take (a power of two; every layout has more) */
 #define VC_PINS 1024u		 /* pin counters (vcache_pin), by a hash of the file */
-#define VC_LAYOUT 0x53564302u	 /* "SVC", 2: 4-way sets, pins before the slots */
+#define VC_LAYOUT 0x53564303u	 /* "SVC", 3: 4-way sets, pins, slots' keys, then their data */
 
 struct vc_slot {
 	_Atomic uint32_t seq;
@@ -30,7 +33,6 @@ struct vc_slot {
 	uint8_t id[16];
 	uint8_t mount;
 	uint8_t pad[7];
-	uint8_t data[VCACHE_BLOCK];
 };
 
 struct vc_head {
@@ -44,9 +46,10 @@ struct vc_head {
 	uint8_t pad[28];
 };
 
-static struct vc_head *g_head;	/* NULL: no cache (none mapped, or 0 MiB) */
-static _Atomic int32_t *g_pins; /* VC_PINS, after the head */
-static struct vc_slot *g_data, *g_meta;
+static struct vc_head *g_head;		  /* NULL: no cache (none mapped, or 0 MiB) */
+static _Atomic int32_t *g_pins;		  /* VC_PINS, after the head */
+static struct vc_slot *g_data, *g_meta;	  /* the keys: g_meta follows g_data */
+static uint8_t *g_blocks;		  /* their data, VCACHE_BLOCK each, in the same order */
 static uint32_t g_data_mask, g_meta_mask; /* as checked at attach: never read again from shared memory */
 
 /* The slots of a cache of mb MiB of blocks: a power of two, none for 0. */
@@ -68,12 +71,20 @@ static uint32_t meta_slots_for(uint32_t data)
 	return data == 0 ? 0 : data / 8 < 256 ? 256 : data / 8;
 }
 
+/* Where the data blocks start: after head, pins and keys, on a page of its own (the map is page-aligned). */
+static size_t blocks_offset(uint32_t data, uint32_t meta)
+{
+	size_t keys = sizeof(struct vc_head) + VC_PINS * sizeof(int32_t) +
+		      ((size_t)data + meta) * sizeof(struct vc_slot);
+
+	return (keys + VCACHE_BLOCK - 1) & ~(size_t)(VCACHE_BLOCK - 1);
+}
+
 static size_t layout_size(uint32_t data, uint32_t meta)
 {
 	if (data == 0 && meta == 0)
 		return sizeof(struct vc_head); /* no cache, no pins */
-	return sizeof(struct vc_head) + VC_PINS * sizeof(int32_t) +
-	       ((size_t)data + meta) * sizeof(struct vc_slot);
+	return blocks_offset(data, meta) + ((size_t)data + meta) * VCACHE_BLOCK;
 }
 
 size_t vcache_size(size_t mb)
@@ -117,6 +128,7 @@ bool vcache_attach(void *p, size_t bytes, size_t mb)
 	g_pins = (_Atomic int32_t *)(void *)(h + 1);
 	g_data = (struct vc_slot *)(void *)(g_pins + VC_PINS);
 	g_meta = g_data + data;
+	g_blocks = (uint8_t *)p + blocks_offset(data, meta);
 	g_head = h;
 	return true;
 }
@@ -127,6 +139,12 @@ static uint64_t load64(const uint8_t *b)
 
 	memcpy(&v, b, sizeof(v));
 	return v;
+}
+
+/* A slot's data block. */
+static uint8_t *data_of(const struct vc_slot *s)
+{
+	return g_blocks + (size_t)(s - g_data) * VCACHE_BLOCK;
 }
 
 /* The first of the VC_WAYS slots key (mount, id, block) may take. */
@@ -213,7 +231,7 @@ static void put(unsigned mount, const uint8_t id[16], uint64_t block, const void
 	atomic_store_explicit(&s->len, (uint32_t)len, memory_order_relaxed);
 	memcpy(s->id, id, sizeof(s->id));
 	s->mount = (uint8_t)mount;
-	memcpy(s->data, data, len);
+	memcpy(data_of(s), data, len);
 	write_end(s);
 	if (!atomic_load_explicit(&g_head->used, memory_order_relaxed))
 		atomic_store_explicit(&g_head->used, 1, memory_order_relaxed);
@@ -346,7 +364,7 @@ static bool read_slot(unsigned mount, const uint8_t id[16], uint64_t block, uint
 			continue;
 		ok = from + n <= atomic_load_explicit(&s->len, memory_order_relaxed);
 		if (ok)
-			memcpy(out, s->data + from, n);
+			memcpy(out, data_of(s) + from, n);
 		atomic_thread_fence(memory_order_acquire);
 		/* Changed meanwhile: a miss (the key is in one slot at most; the writer may be moving it). */
 		ok = ok && atomic_load_explicit(&s->seq, memory_order_relaxed) == seq;

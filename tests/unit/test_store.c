@@ -992,7 +992,9 @@ static void race_round(struct race *g, struct scone_store *st, int id, int round
 	uint8_t expected[32];
 	enum scone_err e;
 
-	if (st->ops->get(st, "contended", &cur) != SCONE_ERR_OK) {
+	if ((e = st->ops->get(st, "contended", &cur)) != SCONE_ERR_OK) {
+		fprintf(stderr, "racer %d, round %d: get: %s: %s\n", id, round, scone_errname(e),
+			scone_err_detail());
 		atomic_fetch_add(&g->others[round], 1);
 		pthread_barrier_wait(&g->bar);
 		return;
@@ -1007,8 +1009,11 @@ static void race_round(struct race *g, struct scone_store *st, int id, int round
 		atomic_fetch_add(&g->wins[round], 1);
 	else if (e == SCONE_ERR_CONFLICT)
 		atomic_fetch_add(&g->conflicts[round], 1);
-	else
+	else {
+		fprintf(stderr, "racer %d, round %d: update: %s: %s\n", id, round, scone_errname(e),
+			scone_err_detail());
 		atomic_fetch_add(&g->others[round], 1);
+	}
 }
 
 static void *racer_main(void *arg)
