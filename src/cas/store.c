@@ -15,6 +15,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/crypto.h"
 
@@ -445,6 +446,58 @@ void scone_store_tag_place(struct scone_store_place *pl, const char *session, co
 	pl->column = "volume_tags.tag";
 	pl->key = session;
 	pl->key2 = volume;
+}
+
+enum scone_err scone_store_seal_rec(struct scone_store_sealer *s, const struct scone_session_rec *rec,
+				    const uint8_t *creator, struct scone_store_sealed *out)
+{
+	struct scone_store_place pl;
+	enum scone_err err;
+
+	memset(out, 0, sizeof(*out));
+	scone_store_session_place(&pl, "sessions.body", rec->name, rec->hash, creator);
+	err = scone_store_seal(s, &pl, rec->body, rec->body_len, &out->body, &out->body_size);
+	if (err == SCONE_ERR_OK) {
+		pl.column = "sessions.secrets";
+		err = scone_store_seal(s, &pl, rec->secrets, rec->secrets_len, &out->secrets,
+				       &out->secrets_size);
+	}
+	if (err != SCONE_ERR_OK)
+		scone_store_sealed_free(out);
+	return err;
+}
+
+void scone_store_sealed_free(struct scone_store_sealed *b)
+{
+	free(b->body);
+	free(b->secrets);
+	memset(b, 0, sizeof(*b));
+}
+
+enum scone_err scone_store_unseal_col(struct scone_store_sealer *s, const char *where,
+				      const struct scone_store_place *pl, const uint8_t *blob, size_t size,
+				      uint8_t **out, size_t *out_size)
+{
+	enum scone_err err = scone_store_unseal(s, pl, blob, size, out, out_size);
+
+	if (err == SCONE_ERR_AUTH)
+		return scone_err_set(
+		    SCONE_ERR_CORRUPT,
+		    "store %s: %s of %s%s%s does not unseal (damaged, tampered with or moved from "
+		    "another row)",
+		    where, pl->column, pl->key, pl->key2 ? "/" : "", pl->key2 ? pl->key2 : "");
+	return err;
+}
+
+enum scone_err scone_store_check_tag_args(const char *session, const char *volume)
+{
+	SCONE_TRY(scone_store_check_name("session name", session, SCONE_STORE_NAME_MAX));
+	return scone_store_check_name("volume name", volume, SCONE_STORE_VOLUME_MAX);
+}
+
+int64_t scone_store_now_or(int64_t t)
+{
+	return t ? t : (int64_t)time(NULL);
 }
 
 /* Does blob unseal for pl? The plaintext is wiped at once; size_check: expected plaintext size or 0. */

@@ -429,6 +429,33 @@ struct scone_store_load_check {
 SCONE_MUST_CHECK enum scone_err scone_store_load_check_next(struct scone_store_load_check *lc,
 							    const struct scone_store_item *item);
 
+/* A session record's body and secrets as sealed for its row (malloc'd). */
+struct scone_store_sealed {
+	uint8_t *body, *secrets;
+	size_t body_size, secrets_size;
+};
+
+/* Seal rec's body and secrets for row (rec->name, rec->hash, creator); on error out is empty. */
+SCONE_MUST_CHECK enum scone_err scone_store_seal_rec(struct scone_store_sealer *s,
+						     const struct scone_session_rec *rec,
+						     const uint8_t *creator, struct scone_store_sealed *out);
+void scone_store_sealed_free(struct scone_store_sealed *b);
+
+/*
+ * scone_store_unseal for a column read from the store at where (its path or
+ * database): a blob that does not authenticate is CORRUPT, naming the row.
+ */
+SCONE_MUST_CHECK enum scone_err scone_store_unseal_col(struct scone_store_sealer *s, const char *where,
+						       const struct scone_store_place *pl,
+						       const uint8_t *blob, size_t size, uint8_t **out,
+						       size_t *out_size);
+
+/* Check a volume tag's key: its session and volume names. */
+SCONE_MUST_CHECK enum scone_err scone_store_check_tag_args(const char *session, const char *volume);
+
+/* t, or now (seconds since the epoch) when t is 0. */
+int64_t scone_store_now_or(int64_t t);
+
 /* Places of the sealed columns (the AAD of their blobs). */
 void scone_store_session_place(struct scone_store_place *pl, const char *column, const char *name,
 			       const uint8_t *hash, const uint8_t *creator);

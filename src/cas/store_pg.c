@@ -72,56 +72,13 @@
 
 /* ---------------- sealing ---------------- */
 
-struct sealed_rec {
-	uint8_t *body, *secrets;
-	size_t body_size, secrets_size;
-};
-
-static void sealed_free(struct sealed_rec *b)
-{
-	free(b->body);
-	free(b->secrets);
-	memset(b, 0, sizeof(*b));
-}
-
-static enum scone_err seal_rec(struct pg_store *s, const struct scone_session_rec *rec,
-			       const uint8_t *creator, struct sealed_rec *out)
-{
-	struct scone_store_place pl;
-	enum scone_err err;
-
-	memset(out, 0, sizeof(*out));
-	scone_store_session_place(&pl, "sessions.body", rec->name, rec->hash, creator);
-	err = scone_store_seal(s->sealer, &pl, rec->body, rec->body_len, &out->body, &out->body_size);
-	if (err == SCONE_ERR_OK) {
-		pl.column = "sessions.secrets";
-		err = scone_store_seal(s->sealer, &pl, rec->secrets, rec->secrets_len, &out->secrets,
-				       &out->secrets_size);
-	}
-	if (err != SCONE_ERR_OK)
-		sealed_free(out);
-	return err;
-}
-
 static enum scone_err unseal_col(struct pg_store *s, const PGresult *r, int c,
 				 const struct scone_store_place *pl, uint8_t **out, size_t *out_size)
 {
 	size_t n;
 	const uint8_t *blob = col(r, 0, c, &n);
-	enum scone_err err = scone_store_unseal(s->sealer, pl, blob, n, out, out_size);
 
-	if (err == SCONE_ERR_AUTH)
-		return scone_err_set(
-		    SCONE_ERR_CORRUPT,
-		    "store %s: %s of %s%s%s does not unseal (damaged, tampered with or moved from "
-		    "another row)",
-		    s->where, pl->column, pl->key, pl->key2 ? "/" : "", pl->key2 ? pl->key2 : "");
-	return err;
-}
-
-static int64_t now_or(int64_t t)
-{
-	return t ? t : (int64_t)time(NULL);
+	return scone_store_unseal_col(s->sealer, s->where, pl, blob, n, out, out_size);
 }
 
 /* ---------------- the read cache ---------------- */
@@ -331,13 +288,13 @@ static enum scone_err insert_row(struct pg_store *s, enum stmt_id id, const char
 static enum scone_err pg_create(struct scone_store *st, const struct scone_session_rec *rec)
 {
 	struct pg_store *s = pg(st);
-	struct sealed_rec b;
+	struct scone_store_sealed b;
 	struct txn t;
-	int64_t created = now_or(rec->created);
+	int64_t created = scone_store_now_or(rec->created);
 	enum scone_err err;
 
 	SCONE_TRY(scone_store_check_rec(rec));
-	SCONE_TRY(seal_rec(s, rec, rec->creator, &b));
+	SCONE_TRY(scone_store_seal_rec(s->sealer, rec, rec->creator, &b));
 	err = store_pg_txn_start(s, &t, "begin creating a session");
 	if (err == SCONE_ERR_OK)
 		err = insert_row(s, P_INSERT, rec->name, rec->hash, rec->creator, b.body, b.body_size,
@@ -345,7 +302,7 @@ static enum scone_err pg_create(struct scone_store *st, const struct scone_sessi
 	t.ch =
 	    (struct scone_store_change){.kind = SCONE_STORE_CREATE, .session = rec->name, .hash = rec->hash};
 	err = store_pg_txn_finish(s, &t, err, "commit creating a session");
-	sealed_free(&b);
+	scone_store_sealed_free(&b);
 	return err;
 }
 
@@ -396,7 +353,7 @@ out:
 }
 
 static enum scone_err update_row(struct pg_store *s, const struct scone_session_rec *rec,
-				 const struct sealed_rec *b)
+				 const struct scone_store_sealed *b)
 {
 	struct params p = {0};
 
@@ -404,7 +361,7 @@ static enum scone_err update_row(struct pg_store *s, const struct scone_session_
 	p_bytes(&p, rec->hash, SCONE_STORE_HASH_SIZE);
 	p_bytes(&p, b->body, b->body_size);
 	p_bytes(&p, b->secrets, b->secrets_size);
-	p_int64(&p, now_or(rec->updated));
+	p_int64(&p, scone_store_now_or(rec->updated));
 	return store_pg_version(s, P_UPDATE, &p, "update session", rec->name, &s->pending);
 }
 
@@ -413,7 +370,7 @@ static enum scone_err pg_update(struct scone_store *st, const struct scone_sessi
 {
 	struct pg_store *s = pg(st);
 	uint8_t creator[SCONE_STORE_HASH_SIZE];
-	struct sealed_rec b = {0};
+	struct scone_store_sealed b = {0};
 	struct txn t;
 	enum scone_err err;
 
@@ -425,13 +382,13 @@ static enum scone_err pg_update(struct scone_store *st, const struct scone_sessi
 	if (err == SCONE_ERR_OK)
 		err = check_current(s, rec->name, expected, creator);
 	if (err == SCONE_ERR_OK)
-		err = seal_rec(s, rec, creator, &b);
+		err = scone_store_seal_rec(s->sealer, rec, creator, &b);
 	if (err == SCONE_ERR_OK)
 		err = update_row(s, rec, &b);
 	t.ch = (struct scone_store_change){
 	    .kind = SCONE_STORE_UPDATE, .session = rec->name, .hash = rec->hash, .previous = expected};
 	err = store_pg_txn_finish(s, &t, err, "commit updating a session");
-	sealed_free(&b);
+	scone_store_sealed_free(&b);
 	store_pg_cache_drop(s, rec->name);
 	return err;
 }
@@ -516,12 +473,6 @@ static enum scone_err pg_count(struct scone_store *st, uint64_t *out)
 
 /* ---------------- volume tags ---------------- */
 
-static enum scone_err check_tag_args(const char *session, const char *volume)
-{
-	SCONE_TRY(scone_store_check_name("session name", session, SCONE_STORE_NAME_MAX));
-	return scone_store_check_name("volume name", volume, SCONE_STORE_VOLUME_MAX);
-}
-
 struct tag_arg {
 	const char *session, *volume;
 	char *tag_hex;
@@ -590,7 +541,7 @@ static enum scone_err pg_get_volume_tag(struct scone_store *st, const char *sess
 	struct tag_arg a = {session, volume, tag_hex};
 
 	tag_hex[0] = '\0';
-	SCONE_TRY(check_tag_args(session, volume));
+	SCONE_TRY(scone_store_check_tag_args(session, volume));
 	if (s->optimistic)
 		return cached_tag(s, session, volume, tag_hex);
 	return store_pg_retry(s, read_tag, &a);
@@ -652,7 +603,7 @@ static enum scone_err pg_put_volume_tag(struct scone_store *st, const char *sess
 	struct txn t;
 	enum scone_err err;
 
-	SCONE_TRY(check_tag_args(session, volume));
+	SCONE_TRY(scone_store_check_tag_args(session, volume));
 	SCONE_TRY(scone_store_norm_tag("expected volume tag", expected_hex, true, expected));
 	SCONE_TRY(scone_store_norm_tag("volume tag", tag_hex, false, tag));
 	err = store_pg_txn_start(s, &t, "begin setting a volume tag");

@@ -177,12 +177,6 @@ struct sq_store {
 	int64_t pending;		   /* the open write transaction's */
 };
 
-/* A sealed copy of a session's body and secrets, ready to bind. */
-struct sealed_rec {
-	uint8_t *body, *secrets;
-	size_t body_size, secrets_size;
-};
-
 static struct sq_store *sq(struct scone_store *st)
 {
 	return (struct sq_store *)st;
@@ -431,49 +425,8 @@ static enum scone_err col_hash(struct sq_store *s, sqlite3_stmt *q, int col, con
 static enum scone_err unseal_col(struct sq_store *s, sqlite3_stmt *q, int col,
 				 const struct scone_store_place *pl, uint8_t **out, size_t *out_size)
 {
-	const uint8_t *blob = sqlite3_column_blob(q, col);
-	size_t size = (size_t)sqlite3_column_bytes(q, col);
-	enum scone_err err = scone_store_unseal(s->sealer, pl, blob, size, out, out_size);
-
-	if (err == SCONE_ERR_AUTH)
-		return scone_err_set(
-		    SCONE_ERR_CORRUPT,
-		    "store %s: %s of %s%s%s does not unseal (damaged, tampered with or moved "
-		    "from another row)",
-		    s->path, pl->column, pl->key, pl->key2 ? "/" : "", pl->key2 ? pl->key2 : "");
-	return err;
-}
-
-static void sealed_free(struct sealed_rec *b)
-{
-	free(b->body);
-	free(b->secrets);
-	memset(b, 0, sizeof(*b));
-}
-
-/* Seal rec's body and secrets for row (rec->name, rec->hash, creator). */
-static enum scone_err seal_rec(struct sq_store *s, const struct scone_session_rec *rec,
-			       const uint8_t *creator, struct sealed_rec *out)
-{
-	struct scone_store_place pl;
-	enum scone_err err;
-
-	memset(out, 0, sizeof(*out));
-	scone_store_session_place(&pl, "sessions.body", rec->name, rec->hash, creator);
-	err = scone_store_seal(s->sealer, &pl, rec->body, rec->body_len, &out->body, &out->body_size);
-	if (err == SCONE_ERR_OK) {
-		pl.column = "sessions.secrets";
-		err = scone_store_seal(s->sealer, &pl, rec->secrets, rec->secrets_len, &out->secrets,
-				       &out->secrets_size);
-	}
-	if (err != SCONE_ERR_OK)
-		sealed_free(out);
-	return err;
-}
-
-static int64_t now_or(int64_t t)
-{
-	return t ? t : (int64_t)time(NULL);
+	return scone_store_unseal_col(s->sealer, s->path, pl, sqlite3_column_blob(q, col),
+				      (size_t)sqlite3_column_bytes(q, col), out, out_size);
 }
 
 /* ---------------- get ---------------- */
@@ -524,10 +477,10 @@ static enum scone_err sq_get(struct scone_store *st, const char *name, struct sc
 /* ---------------- create / update / remove ---------------- */
 
 static enum scone_err insert_row(struct sq_store *s, const struct scone_session_rec *rec,
-				 const struct sealed_rec *b)
+				 const struct scone_store_sealed *b)
 {
 	sqlite3_stmt *q = s->stmt[S_INSERT];
-	int64_t created = now_or(rec->created);
+	int64_t created = scone_store_now_or(rec->created);
 	int rc;
 	enum scone_err err = SCONE_ERR_OK;
 
@@ -550,20 +503,20 @@ static enum scone_err insert_row(struct sq_store *s, const struct scone_session_
 static enum scone_err sq_create(struct scone_store *st, const struct scone_session_rec *rec)
 {
 	struct sq_store *s = sq(st);
-	struct sealed_rec b;
+	struct scone_store_sealed b;
 	enum scone_err err;
 
 	struct txn t;
 
 	SCONE_TRY(scone_store_check_rec(rec));
-	SCONE_TRY(seal_rec(s, rec, rec->creator, &b));
+	SCONE_TRY(scone_store_seal_rec(s->sealer, rec, rec->creator, &b));
 	err = txn_start(s, &t, "begin creating session", rec->name);
 	if (err == SCONE_ERR_OK)
 		err = insert_row(s, rec, &b);
 	t.ch =
 	    (struct scone_store_change){.kind = SCONE_STORE_CREATE, .session = rec->name, .hash = rec->hash};
 	err = txn_finish(s, &t, err, "commit creating session", rec->name);
-	sealed_free(&b);
+	scone_store_sealed_free(&b);
 	return err;
 }
 
@@ -622,7 +575,7 @@ out:
 }
 
 static enum scone_err update_row(struct sq_store *s, const struct scone_session_rec *rec,
-				 const struct sealed_rec *b)
+				 const struct scone_store_sealed *b)
 {
 	sqlite3_stmt *q = s->stmt[S_UPDATE];
 
@@ -630,7 +583,7 @@ static enum scone_err update_row(struct sq_store *s, const struct scone_session_
 	sqlite3_bind_blob(q, 2, rec->hash, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
 	sqlite3_bind_blob64(q, 3, b->body, b->body_size, SQLITE_STATIC);
 	sqlite3_bind_blob64(q, 4, b->secrets, b->secrets_size, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 5, now_or(rec->updated));
+	sqlite3_bind_int64(q, 5, scone_store_now_or(rec->updated));
 	return run(s, q, "update session", rec->name);
 }
 
@@ -639,7 +592,7 @@ static enum scone_err sq_update(struct scone_store *st, const struct scone_sessi
 {
 	struct sq_store *s = sq(st);
 	uint8_t creator[SCONE_STORE_HASH_SIZE];
-	struct sealed_rec b = {0};
+	struct scone_store_sealed b = {0};
 	struct txn t;
 	enum scone_err err;
 
@@ -651,13 +604,13 @@ static enum scone_err sq_update(struct scone_store *st, const struct scone_sessi
 	if (err == SCONE_ERR_OK)
 		err = check_current(s, rec->name, expected, creator);
 	if (err == SCONE_ERR_OK)
-		err = seal_rec(s, rec, creator, &b);
+		err = scone_store_seal_rec(s->sealer, rec, creator, &b);
 	if (err == SCONE_ERR_OK)
 		err = update_row(s, rec, &b);
 	t.ch = (struct scone_store_change){
 	    .kind = SCONE_STORE_UPDATE, .session = rec->name, .hash = rec->hash, .previous = expected};
 	err = txn_finish(s, &t, err, "commit updating session", rec->name);
-	sealed_free(&b);
+	scone_store_sealed_free(&b);
 	return err;
 }
 
@@ -740,12 +693,6 @@ static enum scone_err sq_count(struct scone_store *st, uint64_t *out)
 
 /* ---------------- volume tags ---------------- */
 
-static enum scone_err check_tag_args(const char *session, const char *volume)
-{
-	SCONE_TRY(scone_store_check_name("session name", session, SCONE_STORE_NAME_MAX));
-	return scone_store_check_name("volume name", volume, SCONE_STORE_VOLUME_MAX);
-}
-
 /* Read the current tag of (session, volume) into tag_hex ("" if none). */
 static enum scone_err read_tag(struct sq_store *s, const char *session, const char *volume,
 			       char tag_hex[SCONE_STORE_TAG_HEX + 1])
@@ -780,7 +727,7 @@ static enum scone_err sq_get_volume_tag(struct scone_store *st, const char *sess
 					char tag_hex[65])
 {
 	tag_hex[0] = '\0';
-	SCONE_TRY(check_tag_args(session, volume));
+	SCONE_TRY(scone_store_check_tag_args(session, volume));
 	return read_tag(sq(st), session, volume, tag_hex);
 }
 
@@ -826,7 +773,7 @@ static enum scone_err sq_put_volume_tag(struct scone_store *st, const char *sess
 	struct txn t;
 	enum scone_err err;
 
-	SCONE_TRY(check_tag_args(session, volume));
+	SCONE_TRY(scone_store_check_tag_args(session, volume));
 	SCONE_TRY(scone_store_norm_tag("expected volume tag", expected_hex, true, expected));
 	SCONE_TRY(scone_store_norm_tag("volume tag", tag_hex, false, tag));
 	err = txn_start(s, &t, "begin setting volume tag of session", session);
