@@ -2,10 +2,12 @@
  * fuzz_vcache.c - libFuzzer target for the shared read cache's layout as a
  * process finds it (src/runtime/vcache.c): an exec'd program maps the memfd
  * its parent laid out and trusts nothing in it but what vcache_attach
- * checked. The input is the mapped bytes (head, pins, then slots); a layout that
- * does not fit is refused, one that does is read and written as a client
- * and a server would: nothing may reach outside the mapping, and a read
- * never answers more than it was asked. Seeds: fuzz/corpus/vcache.
+ * checked. The input is the mapped bytes (head, pins, the slots' keys, then
+ * their blocks from the next page on); a layout that does not fit is
+ * refused, one that does is read and written as a client and a server
+ * would: nothing may reach outside the mapping, and a read
+ * never answers more than it was asked. Seeds: fuzz/corpus/vcache (layouts
+ * of 4 and 8 data slots, 40 and 56 KiB, empty and holding a file).
  */
 #include "runtime/vcache.h"
 

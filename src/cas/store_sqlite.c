@@ -425,8 +425,10 @@ static enum scone_err col_hash(struct sq_store *s, sqlite3_stmt *q, int col, con
 static enum scone_err unseal_col(struct sq_store *s, sqlite3_stmt *q, int col,
 				 const struct scone_store_place *pl, uint8_t **out, size_t *out_size)
 {
-	return scone_store_unseal_col(s->sealer, s->path, pl, sqlite3_column_blob(q, col),
-				      (size_t)sqlite3_column_bytes(q, col), out, out_size);
+	const uint8_t *blob = sqlite3_column_blob(q, col); /* before its size, as SQLite asks */
+	size_t size = (size_t)sqlite3_column_bytes(q, col);
+
+	return scone_store_unseal_col(s->sealer, s->path, pl, blob, size, out, out_size);
 }
 
 /* ---------------- get ---------------- */

@@ -234,6 +234,14 @@ static size_t read_cache_mb(const struct scone_runtime_config *cfg)
 	return (size_t)mb;
 }
 
+/* Can fd's size no longer shrink (a memfd sealed so)? */
+static bool size_sealed(int fd)
+{
+	int seals = SYS(fcntl)(fd, F_GET_SEALS);
+
+	return seals >= 0 && (seals & F_SEAL_SHRINK);
+}
+
 static enum scone_err share_map(size_t n, int fd, size_t cache_mb)
 {
 	REAL(close);
@@ -244,13 +252,25 @@ static enum scone_err share_map(size_t n, int fd, size_t cache_mb)
 	void *p;
 
 	if (fresh) {
-		fd = memfd_create("scone-volumes", MFD_CLOEXEC);
-		if (fd < 0 || ftruncate(fd, (off_t)size) != 0)
-			return scone_err_set(scone_err_from_errno(errno), "volumes: shared state: %s",
-					     strerror(errno));
+		/*
+		 * Its size sealed: every process maps it whole, and one that shrank it
+		 * would make the others' reads of the cache fault (SIGBUS).
+		 */
+		fd = memfd_create("scone-volumes", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (fd < 0 || ftruncate(fd, (off_t)size) != 0 ||
+		    SYS(fcntl)(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+			int e = errno;
+			if (fd >= 0)
+				real_close(fd);
+			return scone_err_set(scone_err_from_errno(e), "volumes: shared state: %s",
+					     strerror(e));
+		}
 	} else if (fstat(fd, &st) != 0 || (size_t)st.st_size < head + vcache_size(0) ||
 		   (size_t)st.st_size > head + vcache_size(VCACHE_MAX_MB) + 4096) {
 		return scone_err_set(SCONE_ERR_INVALID, "volumes: the handed-over shared state does not fit");
+	} else if (!size_sealed(fd)) {
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "volumes: the handed-over shared state is not sealed against shrinking");
 	} else {
 		size = (size_t)st.st_size; /* its read cache as the first process laid it out */
 		/* Inherited across exec without CLOEXEC: an unshielded program exec'd later must not get it.

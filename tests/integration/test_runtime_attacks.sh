@@ -348,6 +348,24 @@ elif sys.argv[1] == "dumpable":
     sys.stdout.flush()
     if len(sys.argv) > 2 and sys.argv[2] == "crash":
         os.kill(os.getpid(), signal.SIGSEGV)
+elif sys.argv[1] == "shrink":
+    put(d + "/cached.txt", "cached " * 2000)
+    want = open(d + "/cached.txt").read()  # the read fills the shared read cache
+    res = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink("/proc/self/fd/" + fd)
+        except OSError:
+            continue
+        if "scone-volumes" in target:  # the shared state and read cache every process maps
+            r = libc.syscall(77, int(fd), 0)  # SYS_ftruncate, past every wrapper
+            res.append("EPERM" if r != 0 and ctypes.get_errno() == errno.EPERM else "r=%d" % r)
+    print("SHRINK=" + ",".join(res), flush=True)
+    pid = os.fork()
+    if pid == 0:  # a reader of the cache after the attempt, in another process
+        os._exit(0 if open(d + "/cached.txt").read() == want else 1)
+    print("CHILD=%d" % os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    print("READ_OK=%s" % (open(d + "/cached.txt").read() == want))
 elif sys.argv[1] == "wait":
     print("PID=%d" % os.getpid(), flush=True)
     while not os.path.exists(case + "/go"):
@@ -552,6 +570,18 @@ case_not_dumpable() {
 # The host sets OPENSSL_CONF to a configuration that loads a provider
 # module: a library whose constructor would run inside the program, before
 # CAS releases anything. The runtime's OpenSSL reads no configuration.
+# The memfd that holds the volumes' shared state and read cache is mapped
+# whole by every process of the program: one that shrank it (a raw
+# ftruncate, which no wrapper sees) would make the others' cache reads die
+# of SIGBUS. Its size is sealed.
+case_shrink_shared() {
+	start
+	expect_ok scone run --config-id atk/py -- "$PY" shrink
+	for want in SHRINK=EPERM CHILD=0 READ_OK=True; do
+		grep -qxF "$want" "$OUT" || { show_output; fail "expected $want"; }
+	done
+}
+
 case_openssl_conf() {
 	start
 	cat >evil.c <<'C'
@@ -625,4 +655,5 @@ run_case "attack: a daemon closing every fd above 2 (a close loop, closefrom) or
 run_case "attack: a program that cannot load the runtime gets no handover; LD_PRELOAD cannot be dropped" case_no_runtime_no_handover
 run_case "attack: processes holding secrets are not dumpable (no core, no /proc for the same user)" case_not_dumpable
 run_case "attack: the host's OPENSSL_CONF loads no provider module into the runtime" case_openssl_conf
+run_case "attack: a raw ftruncate of the volumes' shared state (the read cache every process maps) is refused" case_shrink_shared
 t_done
