@@ -1195,14 +1195,37 @@ static enum scone_err db_open(struct sq_store *s, unsigned flags)
 	return SCONE_ERR_OK;
 }
 
+/*
+ * Switching a new file to WAL mode takes an exclusive lock without SQLite's
+ * busy handler: with other handles opening the same new file at once it
+ * fails at once with SQLITE_BUSY. Tried again (1 ms, doubling to 32) for up
+ * to the busy timeout.
+ */
+static int step_wal_pragma(struct sq_store *s, sqlite3_stmt **q)
+{
+	long pause_ms = 1, waited_ms = 0;
+	int rc;
+
+	for (;;) {
+		rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, q, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(*q);
+		if ((rc & 0xff) != SQLITE_BUSY || waited_ms >= BUSY_TIMEOUT_MS)
+			return rc;
+		sqlite3_finalize(*q);
+		*q = NULL;
+		sqlite3_sleep((int)pause_ms);
+		waited_ms += pause_ms;
+		pause_ms = pause_ms < 32 ? pause_ms * 2 : 32;
+	}
+}
+
 static enum scone_err set_wal(struct sq_store *s)
 {
 	sqlite3_stmt *q = NULL;
 	enum scone_err err = SCONE_ERR_OK;
-	int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &q, NULL);
+	int rc = step_wal_pragma(s, &q);
 
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(q);
 	if (rc != SQLITE_ROW) {
 		err = db_err(s, rc, "switch to WAL mode");
 	} else {
