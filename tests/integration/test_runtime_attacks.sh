@@ -13,7 +13,9 @@
 # - once secrets arrive the process is not dumpable: no core file, no
 #   /proc/PID/environ for another process of the same user;
 # - the host's OPENSSL_CONF naming a provider module puts no code into the
-#   runtime (a session's start, and a network shield the host started).
+#   runtime (a session's start, and a network shield the host started);
+# - the volumes' shared state (the read cache every process maps) cannot be
+#   shrunk behind the runtime's back by a raw ftruncate.
 # The programs are Debian's python3 and sh, unmodified.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -567,9 +569,6 @@ case_not_dumpable() {
 	fi
 }
 
-# The host sets OPENSSL_CONF to a configuration that loads a provider
-# module: a library whose constructor would run inside the program, before
-# CAS releases anything. The runtime's OpenSSL reads no configuration.
 # The memfd that holds the volumes' shared state and read cache is mapped
 # whole by every process of the program: one that shrank it (a raw
 # ftruncate, which no wrapper sees) would make the others' cache reads die
@@ -582,6 +581,9 @@ case_shrink_shared() {
 	done
 }
 
+# The host sets OPENSSL_CONF to a configuration that loads a provider
+# module: a library whose constructor would run inside the program, before
+# CAS releases anything. The runtime's OpenSSL reads no configuration.
 case_openssl_conf() {
 	start
 	cat >evil.c <<'C'

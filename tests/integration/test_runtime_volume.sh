@@ -1088,7 +1088,7 @@ cache_want() { # MiB the process may use -> the default's MiB
 }
 case_cache_size() {
 	start
-	local mem got cg=''
+	local mem got cg='' limit=''
 	mem=$(($(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) / 1024))
 	SCONE_LOG=info run_cmd scone run --config-id vol/py -- "$PY" nothing
 	got=$(cache_mb_of)
@@ -1097,11 +1097,12 @@ case_cache_size() {
 	[ "$(cache_mb_of)" = 16 ] || { show_output; fail "SCONE_READ_CACHE_MB=16 gave $(cache_mb_of) MiB"; }
 	[ "$(id -u)" -eq 0 ] || { echo "# not root: the cgroup part is left out"; return 0; }
 	if [ -f /sys/fs/cgroup/cgroup.controllers ] && grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then
-		cg=/sys/fs/cgroup/scone-test-$$-$RANDOM
-		if mkdir "$cg" 2>/dev/null; then echo $((1024 << 20)) >"$cg/memory.max" 2>/dev/null || { rmdir "$cg"; cg=''; }; else cg=''; fi
+		cg=/sys/fs/cgroup/scone-test-$$-$RANDOM limit=memory.max # v2
 	elif [ -d /sys/fs/cgroup/memory ]; then
-		cg=/sys/fs/cgroup/memory/scone-test-$$-$RANDOM
-		if mkdir "$cg" 2>/dev/null; then echo $((1024 << 20)) >"$cg/memory.limit_in_bytes" 2>/dev/null || { rmdir "$cg"; cg=''; }; else cg=''; fi
+		cg=/sys/fs/cgroup/memory/scone-test-$$-$RANDOM limit=memory.limit_in_bytes # v1
+	fi
+	if [ -n "$cg" ]; then
+		if mkdir "$cg" 2>/dev/null; then echo $((1024 << 20)) >"$cg/$limit" 2>/dev/null || { rmdir "$cg"; cg=''; }; else cg=''; fi
 	fi
 	[ -n "$cg" ] || { echo "# no memory cgroup can be made here: the cgroup part is left out"; return 0; }
 	SCONE_LOG=info run_cmd sh -c '(echo $$ >"$1/cgroup.procs") 2>/dev/null || exit 99; shift; exec "$@"' sh "$cg" \
