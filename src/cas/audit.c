@@ -51,7 +51,8 @@
 
 #define LINE_MAX_BYTES SCONE_AUDIT_LINE_MAX
 #define SIG_MAX 80
-#define RECENT 4096 /* lazy entries a writer remembers after its last durable one */
+#define RECENT 4096	/* lazy entries a writer remembers after its last durable one */
+#define SPAN_MAX_SEC 60 /* a span of tag reports in one entry covers at most this long */
 
 /* ---------------- the line ---------------- */
 
@@ -137,6 +138,11 @@ static enum scone_err put_signed_part(struct scone_wbuf *w, const struct cas_aud
 		SCONE_TRY(put_key_int(w, "status", ev->status));
 	SCONE_TRY(put_key_str(w, "code", ev->code));
 	SCONE_TRY(put_key_str(w, "note", ev->note));
+	if (ev->reports > 1)
+		SCONE_TRY(put_key_int(w, "reports", (long long)ev->reports));
+	if (ev->last)
+		SCONE_TRY(put_key_int(w, "last", (long long)ev->last));
+	SCONE_TRY(put_key_hex(w, "supersedes", ev->supersedes));
 	return put_key_hex(w, "prev", prev);
 }
 
@@ -235,7 +241,20 @@ struct cas_audit {
 	struct {
 		uint64_t seq;
 		uint8_t hash[32];
-	} recent[RECENT];	       /* lazy entries after it, by seq % RECENT */
+	} recent[RECENT]; /* lazy entries after it, by seq % RECENT */
+	/*
+	 * The span of one runtime's tag reports for one volume that the
+	 * chain's last entry holds (audit.h, "Spans"); next: what the entry of
+	 * the write in progress makes of it, taken once the write commits.
+	 */
+	struct span {
+		bool open;
+		uint64_t seq, reports;
+		uint8_t prev[32], actor[32];
+		char session[SCONE_STORE_NAME_MAX + 1], volume[SCONE_STORE_VOLUME_MAX + 1];
+		char first_tag[65], tag[65];
+		int64_t time;
+	} span, next;
 	const struct cas_request *req; /* the request being handled, or NULL */
 	bool logged;		       /* its write was audited in the write's transaction */
 	bool again;		       /* handling the request a second time, with fresh reads */
@@ -264,6 +283,7 @@ static void mirror(struct cas *cas, const struct scone_audit_row *row)
 
 static void advance(struct cas_audit *a, const struct scone_audit_row *row, bool durable)
 {
+	a->span.open = false; /* another entry: a span ends (hook_settled opens one again) */
 	a->seq = row->seq;
 	memcpy(a->hash, row->hash, 32);
 	if (durable) {
@@ -295,6 +315,7 @@ static enum scone_err new_chain(struct cas_audit *a, struct scone_store *st, con
 	struct cas_audit_event ev = {.event = "start", .note = note};
 
 	SCONE_TRY(cas_audit_chain_name(a->sg.replica, a->worker, a->chain));
+	a->span.open = false;
 	a->seq = a->durable = 0;
 	memset(a->hash, 0, sizeof(a->hash));
 	memset(a->durable_hash, 0, sizeof(a->durable_hash));
@@ -358,10 +379,61 @@ static const char *change_event(enum scone_store_change_kind k)
 	}
 }
 
+/* Is the request a runtime's tag report (not an owner's accept)? */
+static bool runtime_report(const struct cas_request *req)
+{
+	return req && req->has_peer_key && req->method == CAS_POST &&
+	       strcmp(req->path, "/v1/volumes/tag") == 0;
+}
+
+static bool fits(const char *s, size_t size)
+{
+	return s && strlen(s) < size;
+}
+
+/*
+ * The span a runtime's tag change makes: the chain's last entry's span
+ * extended (true: a version replaces that entry), or a new span (false).
+ * Only after a durable entry of the same runtime, session and volume whose
+ * newest tag this change replaces, within SPAN_MAX_SEC of the span's start.
+ */
+static bool span_next(struct cas_audit *a, const struct scone_store_change *ch, int64_t now)
+{
+	const struct span *cur = &a->span;
+	struct span *nx = &a->next;
+	const char *prev_tag = ch->previous_tag ? ch->previous_tag : "";
+
+	memset(nx, 0, sizeof(*nx));
+	if (ch->kind != SCONE_STORE_TAG || !runtime_report(a->req) ||
+	    !fits(ch->session, sizeof(nx->session)) || !fits(ch->volume, sizeof(nx->volume)) ||
+	    !fits(ch->tag, sizeof(nx->tag)) || !fits(prev_tag, sizeof(nx->first_tag)))
+		return false;
+	if (cur->open && cur->seq == a->seq && a->seq == a->durable &&
+	    memcmp(cur->actor, a->req->peer_spki_sha256, 32) == 0 && strcmp(cur->session, ch->session) == 0 &&
+	    strcmp(cur->volume, ch->volume) == 0 && strcmp(cur->tag, prev_tag) == 0 && now >= cur->time &&
+	    now - cur->time < SPAN_MAX_SEC) {
+		*nx = *cur;
+		nx->reports++;
+		snprintf(nx->tag, sizeof(nx->tag), "%s", ch->tag);
+		return true;
+	}
+	nx->open = true;
+	nx->reports = 1;
+	memcpy(nx->actor, a->req->peer_spki_sha256, 32);
+	snprintf(nx->session, sizeof(nx->session), "%s", ch->session);
+	snprintf(nx->volume, sizeof(nx->volume), "%s", ch->volume);
+	snprintf(nx->first_tag, sizeof(nx->first_tag), "%s", prev_tag);
+	snprintf(nx->tag, sizeof(nx->tag), "%s", ch->tag);
+	nx->time = now;
+	return false;
+}
+
 /* The store's hook: the entry of a write, inside its transaction. */
 static enum scone_err hook_entry(void *ctx, const struct scone_store_change *ch, struct scone_audit_row *row)
 {
 	struct cas_audit *a = ctx;
+	int64_t now = (int64_t)time(NULL);
+	bool extend = span_next(a, ch, now);
 	struct cas_audit_event ev = {
 	    .event = change_event(ch->kind),
 	    .session = ch->session,
@@ -374,8 +446,21 @@ static enum scone_err hook_entry(void *ctx, const struct scone_store_change *ch,
 	    .method = a->req ? method_name(a->req->method) : NULL,
 	    .path = a->req ? a->req->path : NULL,
 	};
+	enum scone_err err;
 
-	return cas_audit_format(&a->sg, a->chain, a->seq + 1, a->hash, 0, &ev, row);
+	if (!extend)
+		return cas_audit_format(&a->sg, a->chain, a->seq + 1, a->hash, now, &ev, row);
+	/* A later version of the chain's last entry: same seq and prev, the span's first tag and time. */
+	ev.previous_tag = a->next.first_tag;
+	ev.reports = a->next.reports;
+	ev.last = now;
+	ev.supersedes = a->hash;
+	err = cas_audit_format(&a->sg, a->chain, a->seq, a->span.prev, a->next.time, &ev, row);
+	if (err == SCONE_ERR_OK) {
+		row->replaces = true;
+		memcpy(row->replaced, a->hash, 32);
+	}
+	return err;
 }
 
 static void hook_settled(void *ctx, const struct scone_audit_row *row, enum scone_err result)
@@ -385,12 +470,18 @@ static void hook_settled(void *ctx, const struct scone_audit_row *row, enum scon
 	if (result == SCONE_ERR_OK) {
 		advance(a, row, true); /* a write's entry is as durable as the write */
 		a->logged = true;
+		if (a->next.open) { /* a runtime's tag report: its span is the chain's last entry now */
+			a->span = a->next;
+			a->span.seq = row->seq;
+			memcpy(a->span.prev, row->prev, 32);
+		}
 	} else if (result == SCONE_ERR_MISSING) {
 		/* the write's transaction was rolled back whole: on a new chain it can be made again */
 		a->rechained = lost(a, a->cas->stores[a->worker]) == SCONE_ERR_OK;
 	} else if (result == SCONE_ERR_ROLLBACK) {
 		rolled_back(a);
 	}
+	a->next.open = false;
 }
 
 /* Append ev on its own (not part of a write), in the current chain. */

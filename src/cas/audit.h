@@ -14,14 +14,28 @@
  *   {"v":1,"chain":C,"seq":N,"time":T,"replica":R,"event":E,
  *    "session":S,"service":V,"volume":VOL,"actor":HEX,"hash":HEX,
  *    "previous":HEX,"tag":HEX,"previous_tag":HEX,"method":M,"path":P,
- *    "status":N,"code":CODE,"note":TEXT,
- *    "prev":HEX64,"entry":HEX64,"sig":BASE64}
+ *    "status":N,"code":CODE,"note":TEXT,"reports":N,"last":T,
+ *    "supersedes":HEX64,"prev":HEX64,"entry":HEX64,"sig":BASE64}
  * entry = SHA-256 of the line's bytes before ',"entry":'; sig = ECDSA
  * P-256 with SHA-256 over the same bytes, by the key of CAS's TLS
  * certificate (DER, base64); prev = entry of the chain's previous line
  * (64 zeros for seq 1). Strings are ASCII: other bytes are written as
  * \u00XX. No line holds a secret: names, hashes, tags (not secret), key
  * hashes and error codes only.
+ *
+ * Spans: a runtime reports a volume's new tag at every commit, so that one
+ * entry a report would grow the log without bound (hundreds a second for a
+ * busy database). Consecutive tag reports of one volume by one runtime on
+ * one chain share an entry instead: the chain's last entry is replaced, in
+ * the tag write's own transaction, by a later version of itself, same seq
+ * and prev, "previous_tag" still the span's first, "tag" the newest,
+ * "reports" the count (2 or more), "last" the newest report's time and
+ * "supersedes" the entry hash of the version it replaces. A span ends when
+ * another entry follows it on the chain or after SPAN_MAX_SEC (audit.c). A
+ * reader takes a version that supersedes the chain's last entry in its
+ * place (a mirror holds every version; the store and an export only the
+ * last), and a later export extends an earlier one when its version of an
+ * entry covers at least as many reports of the same span.
  *
  * A log file (an export or a mirror) starts with a header line
  *   {"scone_cas_audit_log":1,"certificate":PEM}
@@ -53,6 +67,9 @@ struct cas_audit_event {
 	int status;			/* refuse: the HTTP status (0: left out) */
 	const char *code;		/* refuse: the error code */
 	const char *note;		/* start, restore: a few words, no secret */
+	uint64_t reports;		/* tag, a span's version: the reports it covers (0, 1: left out) */
+	int64_t last;			/* tag, a span's version: the newest report's time (0: left out) */
+	const uint8_t *supersedes;	/* tag, a span's version: the entry it replaces, or NULL */
 };
 
 /* ---- writing (audit.c) ---- */
@@ -89,6 +106,10 @@ struct cas_audit_entry {
 	char hash[65], previous[65], tag[65], previous_tag[65], actor[65];
 	char code[40];
 	int status;
+	uint64_t reports; /* 1 unless the entry is a span's version */
+	int64_t last;	  /* 0 unless the entry is a span's version */
+	bool has_supersedes;
+	uint8_t supersedes[32];
 };
 
 /*
@@ -140,6 +161,12 @@ SCONE_MUST_CHECK enum scone_err cas_audit_log_extends(const struct cas_audit_log
 bool cas_audit_log_head(const struct cas_audit_log *l, const char *chain, uint64_t *seq, uint8_t entry[32]);
 /* Start l's chains where base's end (for checking the tail of a log after a backup). */
 SCONE_MUST_CHECK enum scone_err cas_audit_log_base(struct cas_audit_log *l, const struct cas_audit_log *base);
+/* Add one already-checked entry to l as its chain's head, as if the chain had been read to it. */
+SCONE_MUST_CHECK enum scone_err cas_audit_log_seed_entry(struct cas_audit_log *l,
+							 const struct cas_audit_entry *e);
+/* The (seq, tag, reports) of chain's head in l when that head is a tag entry that was read; else false. */
+bool cas_audit_log_head_tag(const struct cas_audit_log *l, const char *chain, uint64_t *seq, char tag[65],
+			    uint64_t *reports);
 /* Add one already-checked chain head (seq, entry) to l, as if its entries had been read. */
 SCONE_MUST_CHECK enum scone_err cas_audit_log_seed(struct cas_audit_log *l, const char *chain, uint64_t seq,
 						   const uint8_t entry[32]);

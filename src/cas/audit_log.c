@@ -103,6 +103,30 @@ static bool chain_ok(const char *c)
 	return true;
 }
 
+/* "reports", "last" and "supersedes": all three (a span's later version of a tag entry) or none. */
+static enum scone_err get_span_fields(const struct scone_json *o, struct cas_audit_entry *e)
+{
+	int64_t reports = 0;
+	char sup[65];
+
+	SCONE_TRY(get_int(o, "reports", false, &reports));
+	SCONE_TRY(get_int(o, "last", false, &e->last));
+	SCONE_TRY(get_opt_hex(o, "supersedes", sup));
+	e->reports = 1;
+	e->has_supersedes = false;
+	if (!reports && !e->last && !sup[0])
+		return SCONE_ERR_OK;
+	if (reports < 2 || !e->last || !sup[0] || strcmp(e->event, "tag") != 0)
+		return scone_err_set(SCONE_ERR_MALFORMED,
+				     "audit entry: \"reports\" (2 or more), \"last\" and \"supersedes\" come "
+				     "together, in a tag entry only");
+	if (e->last < e->time)
+		return scone_err_set(SCONE_ERR_MALFORMED, "audit entry: \"last\" is before \"time\"");
+	e->reports = (uint64_t)reports;
+	e->has_supersedes = true;
+	return scone_hex_decode(e->supersedes, 32, sup, "supersedes");
+}
+
 static enum scone_err get_fields(const struct scone_json *o, struct cas_audit_entry *e)
 {
 	int64_t v = 0, seq = 0, status = 0;
@@ -136,6 +160,7 @@ static enum scone_err get_fields(const struct scone_json *o, struct cas_audit_en
 		return scone_err_set(SCONE_ERR_MALFORMED, "audit entry: status %lld out of range",
 				     (long long)status);
 	e->status = (int)status;
+	SCONE_TRY(get_span_fields(o, e));
 	SCONE_TRY(get_hex32(o, "prev", e->prev));
 	return get_hex32(o, "entry", e->entry);
 }
@@ -279,6 +304,11 @@ struct head {
 	char chain[SCONE_AUDIT_CHAIN_MAX + 1];
 	uint64_t seq;
 	uint8_t entry[32];
+	/* the last entry as read (not seeded): its prev, and for a tag entry its span (audit.h) */
+	bool read, is_tag;
+	uint8_t prev[32], span[32];
+	uint64_t reports;
+	char tag[65];
 };
 
 struct cas_audit_log {
@@ -288,6 +318,28 @@ struct cas_audit_log {
 	uint64_t entries;
 	bool skip_known;
 };
+
+/* What every version of a span's entry has in common: the tag entry's who, what and since when. */
+static void span_id(const struct cas_audit_entry *e, uint8_t out[32])
+{
+	char buf[3 * CAS_AUDIT_NAME_MAX + 4 * 65 + 64];
+	int n = snprintf(buf, sizeof(buf), "%s|%s|%s|%s|%s|%s|%lld|%s", e->event, e->replica, e->session,
+			 e->service, e->volume, e->actor, (long long)e->time, e->previous_tag);
+
+	scone_sha256(buf, n > 0 && (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1, out);
+}
+
+static void set_head(struct head *h, const struct cas_audit_entry *e)
+{
+	h->seq = e->seq;
+	memcpy(h->entry, e->entry, 32);
+	memcpy(h->prev, e->prev, 32);
+	h->read = true;
+	h->is_tag = strcmp(e->event, "tag") == 0;
+	h->reports = e->reports;
+	span_id(e, h->span);
+	snprintf(h->tag, sizeof(h->tag), "%s", h->is_tag ? e->tag : "");
+}
 
 static size_t slot_hash(const char *s)
 {
@@ -393,17 +445,52 @@ enum scone_err cas_audit_log_seed(struct cas_audit_log *l, const char *chain, ui
 		SCONE_TRY(add(l, chain, &h));
 	h->seq = seq;
 	memcpy(h->entry, entry, 32);
+	h->read = false; /* known by its hash only */
 	return SCONE_ERR_OK;
+}
+
+enum scone_err cas_audit_log_seed_entry(struct cas_audit_log *l, const struct cas_audit_entry *e)
+{
+	struct head *h = find(l, e->chain);
+
+	if (!h)
+		SCONE_TRY(add(l, e->chain, &h));
+	set_head(h, e);
+	return SCONE_ERR_OK;
+}
+
+bool cas_audit_log_head_tag(const struct cas_audit_log *l, const char *chain, uint64_t *seq, char tag[65],
+			    uint64_t *reports)
+{
+	const struct head *h = find(l, chain);
+
+	if (!h || !h->read || !h->is_tag)
+		return false;
+	*seq = h->seq;
+	memcpy(tag, h->tag, 65);
+	*reports = h->reports;
+	return true;
 }
 
 enum scone_err cas_audit_log_base(struct cas_audit_log *l, const struct cas_audit_log *base)
 {
-	for (size_t i = 0; i < base->cap; i++)
-		if (base->tab[i].chain[0])
-			SCONE_TRY(
-			    cas_audit_log_seed(l, base->tab[i].chain, base->tab[i].seq, base->tab[i].entry));
+	for (size_t i = 0; i < base->cap; i++) {
+		struct head *h;
+		if (!base->tab[i].chain[0])
+			continue;
+		if (!(h = find(l, base->tab[i].chain)))
+			SCONE_TRY(add(l, base->tab[i].chain, &h));
+		*h = base->tab[i];
+	}
 	l->skip_known = true;
 	return SCONE_ERR_OK;
+}
+
+/* Is h a later version of b's span entry (more reports of the same span, same predecessor)? */
+static bool later_version(const struct head *h, const struct head *b)
+{
+	return h->read && b->read && h->is_tag && b->is_tag && scone_ct_equal(h->prev, b->prev, 32) &&
+	       scone_ct_equal(h->span, b->span, 32) && h->reports > b->reports;
 }
 
 enum scone_err cas_audit_log_extends(const struct cas_audit_log *l, const struct cas_audit_log *base)
@@ -420,7 +507,7 @@ enum scone_err cas_audit_log_extends(const struct cas_audit_log *l, const struct
 			return scone_err_set(SCONE_ERR_ROLLBACK,
 					     "chain %s ends at entry %llu, before at %llu", b->chain,
 					     (unsigned long long)h->seq, (unsigned long long)b->seq);
-		if (h->seq == b->seq && !scone_ct_equal(h->entry, b->entry, 32))
+		if (h->seq == b->seq && !scone_ct_equal(h->entry, b->entry, 32) && !later_version(h, b))
 			return scone_err_set(SCONE_ERR_ROLLBACK, "chain %s: entry %llu differs from before",
 					     b->chain, (unsigned long long)b->seq);
 	}
@@ -429,13 +516,48 @@ enum scone_err cas_audit_log_extends(const struct cas_audit_log *l, const struct
 
 /* ---------------- whole logs ---------------- */
 
-/* Does the entry follow its chain? known: it is at or before the head (skipped). */
+/* Does e continue the span of h's entry (same predecessor and span, more reports)? */
+static bool continues_span(const struct head *h, const struct cas_audit_entry *e)
+{
+	uint8_t id[32];
+
+	span_id(e, id);
+	return h->read && h->is_tag && e->has_supersedes && scone_ct_equal(e->prev, h->prev, 32) &&
+	       scone_ct_equal(id, h->span, 32) && e->reports > h->reports;
+}
+
+/*
+ * A later version of the chain's last entry (audit.h, "Spans"): it links
+ * to the same predecessor, continues the same span and covers more
+ * reports; versions between the two may be absent (an export holds only
+ * the last). After a seeded head known by its hash only, naming it as
+ * superseded decides; the store checks the rest when the version takes the
+ * entry's place.
+ */
+static enum scone_err take_version(struct head *h, const struct cas_audit_entry *e)
+{
+	if (h->read && !continues_span(h, e))
+		return scone_err_set(SCONE_ERR_TAMPERED,
+				     "it replaces entry %llu of its chain but does not continue that "
+				     "entry's span of tag reports",
+				     (unsigned long long)h->seq);
+	set_head(h, e);
+	return SCONE_ERR_OK;
+}
+
+/*
+ * Does the entry follow its chain? known: it is at or before the head
+ * (skipped). A span's later version of the head takes its place.
+ */
 static enum scone_err link(struct cas_audit_log *l, const struct cas_audit_entry *e, bool *known)
 {
 	static const uint8_t zero[32];
 	struct head *h = find(l, e->chain);
 
 	*known = false;
+	if (h && e->seq == h->seq && e->has_supersedes &&
+	    (scone_ct_equal(e->supersedes, h->entry, 32) || continues_span(h, e)))
+		return take_version(h, e);
 	if (!h) {
 		if (e->seq != 1 || !scone_ct_equal(e->prev, zero, 32))
 			return scone_err_set(SCONE_ERR_MISSING,
@@ -454,8 +576,7 @@ static enum scone_err link(struct cas_audit_log *l, const struct cas_audit_entry
 		return scone_err_set(SCONE_ERR_TAMPERED,
 				     "it does not name the entry before it (prev differs)");
 	}
-	h->seq = e->seq;
-	memcpy(h->entry, e->entry, 32);
+	set_head(h, e);
 	l->entries++;
 	return SCONE_ERR_OK;
 }

@@ -490,6 +490,22 @@ static enum scone_err next_item(void *ctx, struct scone_store_item *it, bool *en
 	}
 }
 
+/*
+ * Note an audit entry of the backup as its chain's end so far: parsed, so
+ * that a later version of a span entry in a log can be taken in its place
+ * (audit.h, "Spans"); by its hash alone if it does not parse.
+ */
+static enum scone_err seed_head(struct cas_audit_log *heads, const struct scone_audit_row *row)
+{
+	struct cas_audit_entry e;
+
+	if (cas_audit_parse_line(row->line, row->line_len, NULL, &e) == SCONE_ERR_OK && e.seq == row->seq &&
+	    strcmp(e.chain, row->chain) == 0)
+		return cas_audit_log_seed_entry(heads, &e);
+	scone_err_clear();
+	return cas_audit_log_seed(heads, row->chain, row->seq, row->hash);
+}
+
 /* Pass 1: check the whole backup and note where its audit chains end. */
 static enum scone_err scan_backup(const char *path, const uint8_t master_key[32], struct cas_audit_log *heads,
 				  struct cas_backup_counts *counts)
@@ -502,7 +518,7 @@ static enum scone_err scan_backup(const char *path, const uint8_t master_key[32]
 	while (err == SCONE_ERR_OK && !end) {
 		err = next_item(&r, &it, &end);
 		if (err == SCONE_ERR_OK && !end && it.kind == SCONE_ITEM_AUDIT)
-			err = cas_audit_log_seed(heads, it.audit->chain, it.audit->seq, it.audit->hash);
+			err = seed_head(heads, it.audit);
 	}
 	*counts = r.seen;
 	reader_close(&r);
@@ -516,17 +532,57 @@ struct tail_entry {
 	char *line;
 	size_t len;
 	bool used;
+	/* a span's version that takes the place of the backup's last entry of its chain */
+	bool replaces_base;
+	uint8_t base_hash[32];
+	char from_tag[65];     /* that entry's tag: where the version moves the volume on from */
+	uint64_t from_reports; /* and the reports that entry covered already */
 };
 
 struct tail {
 	struct tail_entry *v;
 	size_t n, cap;
+	const struct cas_audit_log *heads; /* the backup's chain ends */
 };
+
+/* The tail's entry that a span's later version replaces (same chain and seq), or NULL. */
+static struct tail_entry *replaced_in_tail(struct tail *t, const struct cas_audit_entry *e)
+{
+	for (size_t i = t->n; i-- > 0;)
+		if (t->v[i].e.seq == e->seq && strcmp(t->v[i].e.chain, e->chain) == 0)
+			return &t->v[i];
+	return NULL;
+}
+
+/* A span's later version (audit_log.c checked that it continues the entry it replaces). */
+static enum scone_err keep_version(struct tail *t, const struct cas_audit_entry *e, const char *line,
+				   size_t len)
+{
+	struct tail_entry *x = replaced_in_tail(t, e);
+	char *copy = malloc(len);
+
+	if (!copy)
+		return scone_err_set(SCONE_ERR_NOMEM, "restore: audit entries");
+	memcpy(copy, line, len);
+	free(x->line);
+	x->line = copy;
+	x->len = len;
+	x->e = *e; /* (what it replaces in the backup, if anything, stays) */
+	return SCONE_ERR_OK;
+}
 
 static enum scone_err keep_entry(void *ctx, const struct cas_audit_entry *e, const char *line, size_t len)
 {
 	struct tail *t = ctx;
+	uint64_t base_seq = 0;
+	char base_tag[65];
+	bool of_base = false;
 
+	if (e->has_supersedes && replaced_in_tail(t, e))
+		return keep_version(t, e, line, len);
+	if (e->has_supersedes && cas_audit_log_head(t->heads, e->chain, &base_seq, (uint8_t[32]){0}) &&
+	    base_seq == e->seq)
+		of_base = true;
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? 2 * t->cap : 256;
 		struct tail_entry *v = realloc(t->v, cap * sizeof(*v));
@@ -542,6 +598,14 @@ static enum scone_err keep_entry(void *ctx, const struct cas_audit_entry *e, con
 	memcpy(t->v[t->n].line, line, len);
 	t->v[t->n].len = len;
 	t->v[t->n].used = false;
+	t->v[t->n].replaces_base = of_base;
+	t->v[t->n].from_tag[0] = '\0';
+	t->v[t->n].from_reports = 0;
+	if (of_base) {
+		cas_audit_log_head(t->heads, e->chain, &base_seq, t->v[t->n].base_hash);
+		if (cas_audit_log_head_tag(t->heads, e->chain, &base_seq, base_tag, &t->v[t->n].from_reports))
+			snprintf(t->v[t->n].from_tag, sizeof(t->v[t->n].from_tag), "%s", base_tag);
+	}
 	t->n++;
 	return SCONE_ERR_OK;
 }
@@ -561,6 +625,7 @@ static enum scone_err read_tail(struct cas *cas, const struct cas_restore_opts *
 	struct cas_audit_log *l = NULL;
 	enum scone_err err = cas_audit_log_new(cas->identity.key, &l);
 
+	t->heads = heads;
 	if (err == SCONE_ERR_OK)
 		err = cas_audit_log_base(l, heads);
 	for (int i = 0; err == SCONE_ERR_OK && i < o->n_logs; i++) {
@@ -589,6 +654,8 @@ static enum scone_err add_tail(struct scone_store *st, const struct tail *t)
 		memcpy(row.hash, t->v[i].e.entry, 32);
 		row.line = t->v[i].line;
 		row.line_len = t->v[i].len;
+		row.replaces = t->v[i].replaces_base;
+		memcpy(row.replaced, t->v[i].base_hash, 32);
 		SCONE_TRY(st->ops->audit_append(st, &row, true));
 	}
 	return SCONE_ERR_OK;
@@ -599,8 +666,10 @@ static struct tail_entry *next_tag(struct tail *t, const char *session, const ch
 {
 	for (size_t i = 0; i < t->n; i++) {
 		struct tail_entry *x = &t->v[i];
+		/* (a version replacing the backup's entry moves the volume on from that entry's tag) */
+		const char *from = x->replaces_base ? x->from_tag : x->e.previous_tag;
 		if (!x->used && strcmp(x->e.event, "tag") == 0 && strcmp(x->e.session, session) == 0 &&
-		    strcmp(x->e.volume, volume) == 0 && strcmp(x->e.previous_tag, cur) == 0)
+		    strcmp(x->e.volume, volume) == 0 && strcmp(from, cur) == 0)
 			return x;
 	}
 	return NULL;
@@ -624,7 +693,8 @@ static enum scone_err forward_tags(struct scone_store *st, struct tail *t, FILE 
 		while ((nx = next_tag(t, x->e.session, x->e.volume, cur)) != NULL) {
 			nx->used = true;
 			snprintf(cur, sizeof(cur), "%s", nx->e.tag);
-			steps++;
+			steps += (unsigned)(nx->e.reports -
+					    (nx->e.reports > nx->from_reports ? nx->from_reports : 0));
 		}
 		x->used = true; /* it was not reachable from the restored tag: reported below if so */
 		if (strcmp(cur, start) == 0)

@@ -802,6 +802,7 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 	}
 	atomic_fetch_add(&cas->counters.tag_updates, 1);
 	cas_respond_json(resp, 200, json_pack("{s:s,s:s}", "volume", tr.volume, "tag", tr.tag));
+	resp->routine = true; /* one a commit: counted (tag_updates) and audited, not logged at info */
 out:
 	resolve_free(&r);
 	cas_loaded_free(&own);

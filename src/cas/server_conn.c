@@ -350,7 +350,7 @@ static void evhttp_answered(struct cas_server_conn *c, int status)
 	else if (status == 501 || status == 405)
 		cas_server_metrics_limit(&srv->m, CAS_LIMIT_METHOD);
 	cas_server_metrics_request(&srv->m, status, dur);
-	cas_server_http_log(c, "-", "-", status, dur);
+	cas_server_http_log(c, "-", "-", status, dur, false);
 	c->phase = CAS_PH_WRITING; /* evhttp closes the connection after it */
 }
 

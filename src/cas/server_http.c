@@ -337,13 +337,14 @@ static int send_response(struct cas_server_conn *c, struct evhttp_request *req, 
 /* ---- log ---- */
 
 void cas_server_http_log(struct cas_server_conn *c, const char *method, const char *path, int status,
-			 uint64_t dur_ns)
+			 uint64_t dur_ns, bool routine)
 {
+	enum scone_log_level level = routine ? SCONE_LOG_DEBUG : SCONE_LOG_INFO;
 	char safe_path[LOG_PATH_MAX];
 	json_t *j;
 	char *text;
 
-	if (!scone_log_enabled(SCONE_LOG_INFO))
+	if (!scone_log_enabled(level))
 		return;
 	ascii_copy(safe_path, sizeof(safe_path), path);
 	j = json_pack("{s:s, s:s, s:i, s:f, s:s}", "method", method, "path", safe_path, "status", status,
@@ -351,7 +352,7 @@ void cas_server_http_log(struct cas_server_conn *c, const char *method, const ch
 	text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
 	json_decref(j);
 	if (text)
-		scone_log_fields(SCONE_LOG_INFO, "request", text);
+		scone_log_fields(level, "request", text);
 	cas_json_free_text(text);
 }
 
@@ -452,7 +453,7 @@ void cas_server_http_finish(struct cas_server_call *call)
 	cas_server_http_log(c, call->method_name,
 			    call->path ? call->path
 				       : target_for_log(evhttp_request_get_uri(call->req), raw, sizeof(raw)),
-			    status, dur);
+			    status, dur, call->resp.routine && status < 400);
 	c->req_start_ns = 0;
 	cas_server_conn_request_done(c);
 	free_call(call);
@@ -469,7 +470,7 @@ void cas_server_http_request(struct evhttp_request *req, void *arg)
 	if (!call) {
 		refuse(c, req);
 		cas_server_metrics_request(&w->srv->m, 503, 0);
-		cas_server_http_log(NULL, m->name, "-", 503, 0);
+		cas_server_http_log(NULL, m->name, "-", 503, 0, false);
 		return;
 	}
 	cas_server_conn_begin_handling(c);

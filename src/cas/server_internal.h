@@ -199,7 +199,7 @@ void cas_server_http_request(struct evhttp_request *req, void *arg);
 void cas_server_http_finish(struct cas_server_call *call);
 /* Log line for a response evhttp generated itself (limit errors). */
 void cas_server_http_log(struct cas_server_conn *c, const char *method, const char *path, int status,
-			 uint64_t dur_ns);
+			 uint64_t dur_ns, bool routine);
 
 /* server_metrics.c */
 void cas_server_metrics_request(struct cas_server_metrics_state *m, int status, uint64_t dur_ns);

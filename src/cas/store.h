@@ -89,6 +89,14 @@ struct scone_audit_row {
 	uint8_t hash[SCONE_STORE_HASH_SIZE];   /* this entry's hash */
 	char *line;			       /* the signed entry, line_len bytes, no newline */
 	size_t line_len;
+	/*
+	 * A later version of the chain's last entry (same seq and prev): it
+	 * takes the place of the entry whose hash is replaced, in the same
+	 * transaction, and only if that entry is still the chain's last
+	 * (audit.c: a span of one runtime's tag reports). Durable writes only.
+	 */
+	bool replaces;
+	uint8_t replaced[SCONE_STORE_HASH_SIZE];
 };
 
 /* What a write changed, as its audit hook sees it (pointers valid during the call). */

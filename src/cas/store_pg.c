@@ -625,6 +625,9 @@ static enum scone_err pg_audit_append(struct scone_store *st, const struct scone
 	struct pg_store *s = pg(st);
 	enum scone_err err = scone_store_check_audit_row(row);
 
+	if (err == SCONE_ERR_OK && row->replaces && !durable)
+		err = scone_err_set(SCONE_ERR_INVALID,
+				    "store: an audit entry that replaces is written durably");
 	if (err == SCONE_ERR_OK && !durable) { /* one autocommit statement, synchronous_commit = off */
 		err = store_pg_ready(s);
 		if (err == SCONE_ERR_OK)

@@ -59,6 +59,9 @@ const char *const store_pg_sql[P_COUNT_] = {
     [P_ONCE_PURGE] = "DELETE FROM scone_used_once WHERE expires < $1::bigint",
     [P_ONCE_INSERT] =
 	"INSERT INTO scone_used_once(scope, key, expires) VALUES($1::text, $2::text, $3::bigint)",
+    [P_AUDIT_DROP_LAST] =
+	"DELETE FROM scone_audit WHERE chain = $1::text AND seq = $2::bigint AND prev = $3::bytea AND hash = "
+	"$4::bytea AND NOT EXISTS (SELECT 1 FROM scone_audit WHERE chain = $1::text AND seq > $2::bigint)",
 };
 
 enum scone_err store_pg_col_hash(struct pg_store *s, const PGresult *r, int row, int c, const char *name,
@@ -394,6 +397,26 @@ static enum scone_err why_not(struct pg_store *s, const struct scone_audit_row *
  * Append row if its predecessor is there (in a transaction or on its own)
  * and, with a read set, if every record read is still at its version.
  */
+/* For a row that replaces: take out the version it replaces, if that is still the chain's last entry. */
+static enum scone_err audit_drop_replaced(struct pg_store *s, const struct scone_audit_row *row)
+{
+	struct params p = {0};
+	long changed = 0;
+
+	p_text(&p, row->chain);
+	p_int64(&p, (int64_t)row->seq);
+	p_bytes(&p, row->prev, SCONE_STORE_HASH_SIZE);
+	p_bytes(&p, row->replaced, SCONE_STORE_HASH_SIZE);
+	SCONE_TRY(
+	    store_pg_run(s, P_AUDIT_DROP_LAST, &p, "replace an audit entry of chain", row->chain, &changed));
+	if (changed != 1)
+		return scone_err_set(SCONE_ERR_MISSING,
+				     "store %s: audit chain %s: entry %llu, written before, is gone, altered "
+				     "or no longer the last",
+				     s->where, row->chain, (unsigned long long)row->seq);
+	return SCONE_ERR_OK;
+}
+
 enum scone_err store_pg_audit_insert(struct pg_store *s, const struct scone_audit_row *row)
 {
 	struct params p = {0};
@@ -402,6 +425,8 @@ enum scone_err store_pg_audit_insert(struct pg_store *s, const struct scone_audi
 	long changed = 0;
 	enum scone_err err = SCONE_ERR_OK;
 
+	if (row->replaces) /* (in the caller's transaction) */
+		SCONE_TRY(audit_drop_replaced(s, row));
 	p_text(&p, row->chain);
 	p_int64(&p, (int64_t)row->seq);
 	p_bytes(&p, row->prev, SCONE_STORE_HASH_SIZE);

@@ -46,6 +46,7 @@ enum stmt_id {
 	P_NEXT,
 	P_ONCE_PURGE,
 	P_ONCE_INSERT,
+	P_AUDIT_DROP_LAST,
 	P_COUNT_,
 };
 

@@ -80,6 +80,7 @@ enum stmt_id {
 	S_TAG_GET,
 	S_TAG_PUT,
 	S_AUDIT_ADD,
+	S_AUDIT_DROP_LAST,
 	S_SYNC_NORMAL,
 	S_SYNC_FULL,
 	S_BEGIN_READ,
@@ -120,6 +121,8 @@ static const char *const stmt_sql[S_COUNT_] = {
 	"INSERT INTO audit(chain, seq, prev, hash, line) SELECT ?1, ?2, ?3, ?4, ?5 WHERE (?2 = 1 OR "
 	"EXISTS (SELECT 1 FROM audit WHERE chain = ?1 AND seq = ?2 - 1 AND hash = ?3)) AND "
 	"COALESCE((SELECT value FROM meta WHERE key = 'version'), 0) >= ?6",
+    [S_AUDIT_DROP_LAST] = "DELETE FROM audit WHERE chain = ?1 AND seq = ?2 AND prev = ?3 AND hash = ?4 AND "
+			  "NOT EXISTS (SELECT 1 FROM audit WHERE chain = ?1 AND seq > ?2)",
     [S_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
     [S_SYNC_FULL] = "PRAGMA synchronous = FULL",
     [S_BEGIN_READ] = "BEGIN",
@@ -342,13 +345,41 @@ static enum scone_err why_not(struct sq_store *s, const struct scone_audit_row *
 			     (unsigned long long)row->seq, row->chain);
 }
 
-/* Append row if its predecessor is there and the change counter did not go back (in a transaction or on its
- * own). */
+/* For a row that replaces: take out the version it replaces, if that is still the chain's last entry. */
+static enum scone_err audit_drop_replaced(struct sq_store *s, const struct scone_audit_row *row)
+{
+	sqlite3_stmt *q = s->stmt[S_AUDIT_DROP_LAST];
+	int rc;
+
+	sqlite3_bind_text(q, 1, row->chain, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)row->seq);
+	sqlite3_bind_blob(q, 3, row->prev, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 4, row->replaced, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	done(q);
+	if (rc != SQLITE_DONE)
+		return db_err(s, rc, "replace audit entry %llu of chain %s", (unsigned long long)row->seq,
+			      row->chain);
+	if (sqlite3_changes(s->db) != 1)
+		return scone_err_set(SCONE_ERR_MISSING,
+				     "store %s: audit chain %s: entry %llu, written before, is gone, altered "
+				     "or no longer the last",
+				     s->path, row->chain, (unsigned long long)row->seq);
+	return SCONE_ERR_OK;
+}
+
+/*
+ * Append row if its predecessor is there and the change counter did not go
+ * back (inside a transaction: a row that replaces needs one).
+ */
 static enum scone_err audit_insert(struct sq_store *s, const struct scone_audit_row *row)
 {
 	sqlite3_stmt *q = s->stmt[S_AUDIT_ADD];
 	enum scone_err err = SCONE_ERR_OK;
 	int rc;
+
+	if (row->replaces)
+		SCONE_TRY(audit_drop_replaced(s, row));
 
 	sqlite3_bind_text(q, 1, row->chain, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, (sqlite3_int64)row->seq);
@@ -797,14 +828,29 @@ static enum scone_err sq_audit_append(struct scone_store *st, const struct scone
 	enum scone_err err;
 
 	SCONE_TRY(scone_store_check_audit_row(row));
+	if (row->replaces && !durable)
+		return scone_err_set(SCONE_ERR_INVALID,
+				     "store: an audit entry that replaces is written durably");
 	pthread_mutex_lock(&write_mutex);
 	/* In WAL mode NORMAL writes the WAL without fsync; the next FULL commit syncs it too. */
 	if (!durable)
 		err = run(s, s->stmt[S_SYNC_NORMAL], "relax synchronous for an audit entry", NULL);
 	else
 		err = SCONE_ERR_OK;
-	if (err == SCONE_ERR_OK)
+	if (err == SCONE_ERR_OK && row->replaces) { /* the old version out and the new in, together */
+		err =
+		    run(s, s->stmt[S_BEGIN], "begin replacing an audit entry", NULL); /* (write_mutex held) */
+		if (err == SCONE_ERR_OK)
+			err = audit_insert(s, row);
+		if (err == SCONE_ERR_OK)
+			err = run(s, s->stmt[S_COMMIT], "commit the replaced audit entry", NULL);
+		if (err != SCONE_ERR_OK && !sqlite3_get_autocommit(s->db)) {
+			sqlite3_step(s->stmt[S_ROLLBACK]);
+			done(s->stmt[S_ROLLBACK]);
+		}
+	} else if (err == SCONE_ERR_OK) {
 		err = audit_insert(s, row);
+	}
 	if (!durable) {
 		enum scone_err e2 = run(s, s->stmt[S_SYNC_FULL], "restore synchronous = FULL", NULL);
 		if (err == SCONE_ERR_OK)

@@ -15,6 +15,7 @@
 #include "helpers.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -741,15 +742,291 @@ TEST(test_restore_gap)
 	bfx_done(&x);
 }
 
+/* ---------------- spans of a runtime's tag reports ---------------- */
+
+/* Run fn's writes as the request of a runtime (key byte k) reporting a tag, or as an owner's accept. */
+static void as_request(struct cas *cas, struct cas_request *req, char k, bool runtime)
+{
+	memset(req, 0, sizeof(*req));
+	req->method = runtime ? CAS_POST : CAS_PUT;
+	req->path = runtime ? "/v1/volumes/tag" : "/v1/volumes/s1/data";
+	req->has_peer_key = true;
+	memset(req->peer_spki_sha256, k, 32);
+	req->worker = 0;
+	cas_audit_begin(cas, req);
+}
+
+static void request_done(struct cas *cas, const struct cas_request *req)
+{
+	struct cas_response resp = {.status = 200};
+
+	assert_false(cas_audit_end(cas, req, &resp));
+}
+
+/* n runtime reports of s1/volume from tag *cur on, as runtime k: *cur is the newest tag after. */
+static void reports(struct bfx *x, char k, const char *volume, char cur[65], int n)
+{
+	struct cas_request req;
+	char next[65];
+
+	for (int i = 0; i < n; i++) {
+		as_request(&x->cas, &req, k, true);
+		snprintf(next, sizeof(next), "%08x%024d", (unsigned)(k * 1000003 + i * 7919 + cur[0]), i);
+		assert_ok(x->a->ops->put_volume_tag(x->a, "s1", volume, cur, next));
+		request_done(&x->cas, &req);
+		memcpy(cur, next, 65);
+	}
+}
+
+/* The parsed entries of store st's audit log (an export), into a log checked with g_id's key. */
+static int count_entries(struct bfx *x, struct scone_store *st, const char *name, struct cas_audit_log **keep)
+{
+	char path[160];
+	unsigned long bad = 0;
+	uint64_t entries = 0;
+	size_t chains = 0;
+	struct cas_audit_log *l = NULL;
+
+	snprintf(path, sizeof(path), "%s/%s", x->dir, name);
+	export_log(st, &g_id, path);
+	assert_ok(check_log(path, &g_id, &bad, &l));
+	cas_audit_log_counts(l, &entries, &chains);
+	if (keep)
+		*keep = l;
+	else
+		cas_audit_log_free(l);
+	return (int)entries;
+}
+
+/* The last line of a file (malloc'd). */
+static char *last_line(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char buf[20000], *last = NULL;
+
+	assert_non_null(f);
+	while (fgets(buf, sizeof(buf), f)) {
+		free(last);
+		buf[strcspn(buf, "\n")] = '\0';
+		last = strdup(buf);
+	}
+	fclose(f);
+	return last;
+}
+
+/*
+ * One entry a span: 300 reports of one runtime for one volume add one
+ * entry, which names the span's first tag, the newest and the count; the
+ * log still verifies. An owner's accept, another volume's report and
+ * another runtime each end the span.
+ */
+TEST(test_span_one_entry)
+{
+	struct bfx x;
+	struct cas_request req;
+	struct cas_audit_entry e;
+	char cur[65], first[65], path[160], *line;
+
+	bfx_init(&x); /* 5 entries; s1/data at tag 1111... */
+	tag_of(cur, '1');
+	memcpy(first, cur, 65);
+	reports(&x, 'a', "data", cur, 300);
+	assert_int_equal(count_entries(&x, x.a, "a.log", NULL), 6);
+	snprintf(path, sizeof(path), "%s/a.log", x.dir);
+	line = last_line(path);
+	assert_ok(cas_audit_parse_line(line, strlen(line), g_id.key, &e));
+	free(line);
+	assert_string_equal(e.event, "tag");
+	assert_int_equal(e.reports, 300);
+	assert_string_equal(e.previous_tag, first);
+	assert_string_equal(e.tag, cur);
+	assert_true(e.has_supersedes);
+	assert_true(e.last >= e.time);
+
+	/* An owner's accept is an entry of its own, and the runtime's next report starts a new span. */
+	as_request(&x.cas, &req, 'o', false);
+	tag_of(first, '9');
+	assert_ok(x.a->ops->put_volume_tag(x.a, "s1", "data", cur, first));
+	request_done(&x.cas, &req);
+	memcpy(cur, first, 65);
+	reports(&x, 'a', "data", cur, 10);
+	assert_int_equal(count_entries(&x, x.a, "b.log", NULL), 8);
+	/* Reports of two volumes in turn: an entry each time. */
+	{
+		char other[65] = ""; /* (a volume not reported yet) */
+		reports(&x, 'a', "logs", other, 1);
+		reports(&x, 'a', "data", cur, 1);
+		reports(&x, 'a', "logs", other, 1);
+	}
+	assert_int_equal(count_entries(&x, x.a, "c.log", NULL), 11);
+	/* Another runtime (another key) reporting the same volume: a new span. */
+	reports(&x, 'b', "data", cur, 5);
+	reports(&x, 'b', "data", cur, 5);
+	assert_int_equal(count_entries(&x, x.a, "d.log", NULL), 12);
+	bfx_done(&x);
+}
+
+/* Mirror x's log to path from now on: the worker's writer starts again, a new chain that the mirror holds
+ * whole. */
+static void mirror_on(struct bfx *x, char *path, size_t size)
+{
+	FILE *f;
+
+	snprintf(path, size, "%s/mirror.log", x->dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	header_of(&g_id, f);
+	fclose(f);
+	cas_audit_stop(&x->cas, 0);
+	x->cas.audit_mirror_fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(x->cas.audit_mirror_fd >= 0);
+	assert_ok(cas_audit_start(&x->cas, 0));
+}
+
+static void mirror_off(struct bfx *x)
+{
+	close(x->cas.audit_mirror_fd);
+	x->cas.audit_mirror_fd = -1;
+}
+
+/*
+ * A mirror holds every version of a span's entry and verifies; a later
+ * export extends an earlier one taken in the middle of a span, not the
+ * other way round.
+ */
+TEST(test_span_mirror_extends)
+{
+	struct bfx x;
+	struct cas_audit_log *mid = NULL, *end = NULL;
+	char cur[65], mirror[160];
+	unsigned long bad = 0;
+	uint64_t entries = 0;
+	size_t chains = 0;
+
+	bfx_init(&x);
+	mirror_on(&x, mirror, sizeof(mirror));
+	tag_of(cur, '1');
+	reports(&x, 'a', "data", cur, 20);
+	assert_int_equal(count_entries(&x, x.a, "mid.log", &mid), 7);
+	reports(&x, 'a', "data", cur, 20);
+	assert_int_equal(count_entries(&x, x.a, "end.log", &end), 7);
+	assert_ok(cas_audit_log_extends(end, mid));
+	assert_err(cas_audit_log_extends(mid, end), SCONE_ERR_ROLLBACK, "differs from before");
+	cas_audit_log_free(mid);
+	cas_audit_log_free(end);
+	mirror_off(&x);
+	/* The mirror: the new chain's start, then 40 versions of the span's entry. */
+	assert_ok(check_log(mirror, &g_id, &bad, &end));
+	cas_audit_log_counts(end, &entries, &chains);
+	assert_int_equal(entries, 2);
+	assert_int_equal(chains, 1);
+	cas_audit_log_free(end);
+	bfx_done(&x);
+}
+
+/* A forged version: it names the head as superseded but changes the span, or covers no more reports. */
+TEST(test_span_forged)
+{
+	struct chain c = {.name = "r1.aaaa/w0"};
+	struct cas_audit_event tag = {
+	    .event = "tag", .session = "s", .volume = "v", .tag = "22", .previous_tag = "11"};
+	const struct cas_audit_signer sg = {g_id.key, "replica-1"};
+	struct scone_audit_row row;
+	struct cas_audit_log *l = NULL;
+	unsigned long bad = 0;
+	char *lines[4], path[] = "/tmp/scone-span-XXXXXX";
+	uint8_t head[32], prev[32];
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	lines[0] = simple(&c, "start", NULL);
+	memcpy(prev, c.hash, 32);
+	lines[1] = entry(&c, &g_id, &tag);
+	memcpy(head, c.hash, 32);
+	/* version 2 of entry 2, but of another volume */
+	tag.volume = "other";
+	tag.reports = 2;
+	tag.last = 1700000005;
+	tag.supersedes = head;
+	tag.tag = "33";
+	assert_ok(cas_audit_format(&sg, c.name, 2, prev, 1700000001, &tag, &row));
+	lines[2] = strndup(row.line, row.line_len);
+	free(row.line);
+	write_log(path, &g_id, lines, 3);
+	assert_err(check_log(path, &g_id, &bad, NULL), SCONE_ERR_TAMPERED, "does not continue");
+	assert_int_equal(bad, 4);
+	free(lines[2]);
+	/* the same volume, but a later version must cover more reports: 1 is not more */
+	tag.volume = "v";
+	tag.reports = 1;
+	assert_ok(cas_audit_format(&sg, c.name, 2, prev, 1700000001, &tag, &row));
+	lines[2] = strndup(row.line, row.line_len);
+	free(row.line);
+	write_log(path, &g_id, lines, 3);
+	assert_int_not_equal(check_log(path, &g_id, &bad, NULL), SCONE_ERR_OK);
+	free(lines[2]);
+	/* a proper version: accepted, and the head is now that version */
+	tag.reports = 2;
+	assert_ok(cas_audit_format(&sg, c.name, 2, prev, 1700000001, &tag, &row));
+	lines[2] = strndup(row.line, row.line_len);
+	free(row.line);
+	write_log(path, &g_id, lines, 3);
+	assert_ok(check_log(path, &g_id, &bad, &l));
+	assert_true(cas_audit_log_head(l, c.name, &c.seq, head));
+	assert_int_equal(c.seq, 2);
+	cas_audit_log_free(l);
+	for (int i = 0; i < 3; i++)
+		free(lines[i]);
+	unlink(path);
+}
+
+/*
+ * A backup taken in the middle of a span: restoring it with an export
+ * (the span's last version only) or with the mirror (every version) brings
+ * the volume to the newest tag, and the restored store's log verifies.
+ */
+TEST(test_restore_span)
+{
+	struct bfx x;
+	struct cas_backup_counts counts;
+	char cur[65], got[65], mirror[160], *report = NULL;
+	const char *logs[1];
+
+	for (int with_mirror = 0; with_mirror < 2; with_mirror++) {
+		bfx_init(&x);
+		mirror_on(&x, mirror, sizeof(mirror));
+		tag_of(cur, '1');
+		reports(&x, 'a', "data", cur, 7);
+		assert_ok(cas_backup_write(&x.cas, x.a, x.backup, &counts));
+		assert_int_equal(counts.entries, 7);
+		reports(&x, 'a', "data", cur, 9);
+		mirror_off(&x);
+		export_log(x.a, &g_id, x.log);
+		logs[0] = with_mirror ? mirror : x.log;
+		assert_ok(restore(&x, logs, 1, false, &report));
+		if (!strstr(report, "volume s1/data: tag brought forward over 9 change(s)"))
+			fail_msg("restore with %s: %s", with_mirror ? "the mirror" : "an export", report);
+		free(report);
+		assert_ok(x.b->ops->get_volume_tag(x.b, "s1", "data", got));
+		assert_string_equal(got, cur);
+		/* the backup's 7, and the restore's own chain: start, restore, the tag it moved */
+		assert_int_equal(count_entries(&x, x.b, "now.log", NULL), 10);
+		bfx_done(&x);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_line_roundtrip),     cmocka_unit_test(test_line_every_byte),
-	    cmocka_unit_test(test_line_hostile_names), cmocka_unit_test(test_log_check),
-	    cmocka_unit_test(test_log_forged),	       cmocka_unit_test(test_log_extends),
-	    cmocka_unit_test(test_restore_plain),      cmocka_unit_test(test_restore_damaged),
-	    cmocka_unit_test(test_restore_other_key),  cmocka_unit_test(test_restore_with_tail),
-	    cmocka_unit_test(test_restore_gap),
+	    cmocka_unit_test(test_line_roundtrip),	cmocka_unit_test(test_line_every_byte),
+	    cmocka_unit_test(test_line_hostile_names),	cmocka_unit_test(test_log_check),
+	    cmocka_unit_test(test_log_forged),		cmocka_unit_test(test_log_extends),
+	    cmocka_unit_test(test_restore_plain),	cmocka_unit_test(test_restore_damaged),
+	    cmocka_unit_test(test_restore_other_key),	cmocka_unit_test(test_restore_with_tail),
+	    cmocka_unit_test(test_restore_gap),		cmocka_unit_test(test_span_one_entry),
+	    cmocka_unit_test(test_span_mirror_extends), cmocka_unit_test(test_span_forged),
+	    cmocka_unit_test(test_restore_span),
 	};
 
 	return cmocka_run_group_tests(tests, setup_ids, free_ids);

@@ -1578,6 +1578,71 @@ TEST(test_audit_hook)
 	fx_done(&x);
 }
 
+/* Append to chain c, as a later version of its last entry (prev: the entry before it), in place of hash old.
+ */
+static enum scone_err chain_replace(struct scone_store *st, struct chain *c, const uint8_t prev[32],
+				    const uint8_t old[32], const char *text, bool durable)
+{
+	struct chain at = *c;
+	struct scone_audit_row row;
+	enum scone_err e;
+
+	at.seq = c->seq - 1;
+	memcpy(at.hash, prev, 32);
+	chain_row(&at, text, &row);
+	row.replaces = true;
+	memcpy(row.replaced, old, 32);
+	e = st->ops->audit_append(st, &row, durable);
+	if (e == SCONE_ERR_OK)
+		memcpy(c->hash, row.hash, 32);
+	free(row.line);
+	return e;
+}
+
+/*
+ * A later version of a chain's last entry takes its place (audit.c's spans
+ * of tag reports): durably only, only in place of the hash it names, and
+ * only while that entry is the chain's last; the store then holds the new
+ * version alone.
+ */
+TEST(test_audit_replace)
+{
+	struct fx x;
+	struct chain c;
+	struct lines l;
+	uint8_t h1[32], v1[32], v2[32], head[32];
+	uint64_t seq = 0;
+
+	fx_init(&x);
+	fx_open(&x);
+	memset(&c, 0, sizeof(c));
+	snprintf(c.name, sizeof(c.name), "r.1/w0");
+	assert_ok(chain_append(x.st, &c, "start", true));
+	memcpy(h1, c.hash, 32);
+	assert_ok(chain_append(x.st, &c, "tag v1", true));
+	memcpy(v1, c.hash, 32);
+	assert_err(chain_replace(x.st, &c, h1, v1, "tag v2", false), SCONE_ERR_INVALID, "durably");
+	assert_ok(chain_replace(x.st, &c, h1, v1, "tag v2", true));
+	memcpy(v2, c.hash, 32);
+	assert_ok(x.st->ops->audit_head(x.st, c.name, &seq, head));
+	assert_int_equal(seq, 2);
+	assert_memory_equal(head, v2, 32);
+	/* In place of a version that is not there (v1, replaced already): MISSING, nothing changes. */
+	assert_err(chain_replace(x.st, &c, h1, v1, "tag v3", true), SCONE_ERR_MISSING, "entry 2");
+	memcpy(c.hash, v2, 32);
+	/* With another predecessor: MISSING. */
+	assert_err(chain_replace(x.st, &c, v1, v2, "tag v3", true), SCONE_ERR_MISSING, "entry 2");
+	/* Once an entry follows it, an entry is never replaced. */
+	assert_ok(chain_append(x.st, &c, "release", true));
+	c.seq = 2;
+	assert_err(chain_replace(x.st, &c, h1, v2, "tag v3", true), SCONE_ERR_MISSING, "no longer the last");
+	audit_lines(x.st, &l);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.v[1], "n=2 tag v2");
+	assert_string_equal(l.v[2], "n=3 release");
+	fx_done(&x);
+}
+
 /* Set the store's change counter back, as a restore of an older copy does. */
 static void counter_back(const struct fx *x)
 {
@@ -2204,7 +2269,7 @@ static int stop_pg(void **state)
 	    ON(test_invalid_args), ON(test_rec_clear_wipes), ON(test_reopen_and_wrong_key),                  \
 	    ON(test_no_plaintext_on_disk), ON(test_blob_swap), ON(test_concurrent_cas),                      \
 	    ON(test_concurrent_first_tag), ON(test_audit_hook), ON(test_counter_rollback),                   \
-	    ON(test_optimistic), ON(test_dump_load), ON(test_use_once)
+	    ON(test_optimistic), ON(test_dump_load), ON(test_use_once), ON(test_audit_replace)
 
 int main(void)
 {
