@@ -68,7 +68,12 @@ struct cas_response {
 	unsigned retry_after;	  /* seconds; > 0 adds a Retry-After header (429, 503) */
 	const char *content_type; /* default "application/json" */
 	struct scone_wbuf body;	  /* secret wbuf: wiped after sending */
-	bool routine; /* a frequent, successful answer (a runtime's tag report): logged at debug level */
+	/*
+	 * A frequent answer a client makes at CAS's own pace (a runtime's tag
+	 * report, one a commit): when successful, logged at debug level and not
+	 * counted against the connection's --rate-limit.
+	 */
+	bool routine;
 };
 
 typedef void (*cas_handler_fn)(void *ctx, const struct cas_request *req, struct cas_response *resp);

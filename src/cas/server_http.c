@@ -448,6 +448,14 @@ void cas_server_http_finish(struct cas_server_call *call)
 	c->call = NULL;
 	wipe_input(call->req);
 	status = send_response(c, call->req, &call->resp, c->close_after || w->stopping);
+	/*
+	 * A routine answer (a runtime's tag report, one a commit) does not count
+	 * against the connection's rate: such requests come one at a time, each
+	 * after CAS's answer to the last, and each one passed its checks; a
+	 * refused one counts.
+	 */
+	if (call->resp.routine && status < 400 && c->rate_count > 0)
+		c->rate_count--;
 	dur = cas_server_now_ns() - c->req_start_ns;
 	cas_server_metrics_request(&w->srv->m, status, dur);
 	cas_server_http_log(c, call->method_name,

@@ -26,6 +26,7 @@
 #   SIGSTOP for 300 ms at a time); a program a shell execs after its
 #   sibling in a pipeline committed (mariadb-install-db's pattern). The
 #   volume opens afterwards with every record whose fsync returned 0.
+#   CAS's audit log under that writer: one entry a span of tag reports.
 # - Node.js: a script writing to volume files and host files while it
 #   accepts TCP connections (libuv closes files with syscall(SYS_close)):
 #   every byte in the file it was meant for; fs.readdir of a volume
@@ -869,6 +870,39 @@ case_storm_one() {
 	sw_check w.out 1
 }
 
+# A busy volume's tag reports (one a commit): the audit log gets one entry a span of one
+# runtime's reports, not one a report, and CAS's log no line a report; no report meets the
+# per-connection rate limit (1000 a second; this writer makes about 1,200); the entries' report counts
+# add up to CAS's counter; the export and the mirror (every version of a span) verify.
+case_audit_spans() {
+	sw_start -- --audit-mirror "$CASE_DIR/mirror.log"
+	sw_run w.out --seconds 3
+	sw_wait 60
+	local synced updates tags lines
+	synced=$(grep -c '^SYNCED' w.out)
+	[ "$synced" -ge 200 ] || fail "only $synced records synced in 3 s"
+	expect_http 200 anon GET /metrics
+	updates=$(awk '$1 == "scone_cas_volume_tag_updates_total" { print $2 }' "$BODY")
+	[ "${updates:-0}" -ge "$synced" ] || fail "CAS counted ${updates:-0} tag updates for $synced synced records"
+	expect_ok "$SCONE_CAS_BIN" audit-export --state-dir "$CASE_DIR/cas" "$CASE_DIR/export.log"
+	read -r tags lines < <("$PYTHON" - "$CASE_DIR/export.log" <<'PY'
+import json, sys
+tags = [json.loads(l) for l in open(sys.argv[1]).read().splitlines()[1:]]
+tags = [e for e in tags if e["event"] == "tag"]
+print(len(tags), sum(e.get("reports", 1) for e in tags))
+PY
+)
+	note "$synced records synced, $updates tag reports, $tags audit entries of tags covering $lines reports"
+	[ "$lines" = "$updates" ] || fail "the tag entries cover $lines reports, CAS counted $updates"
+	[ "$tags" -le 20 ] || fail "$tags audit entries for $updates tag reports: not spans"
+	! grep '"path":"/v1/volumes/tag".*"status":200' "$CAS_LOG" || fail "CAS logged successful tag reports at info level"
+	! grep '"path":"/v1/volumes/tag".*"status":429' "$CAS_LOG" || fail "a tag report hit the per-connection rate limit"
+	expect_ok "$SCONE_BIN" cas verify-audit-log --cert "$CASE_DIR/cas/cas.crt" "$CASE_DIR/export.log"
+	expect_ok "$SCONE_BIN" cas verify-audit-log --cert "$CASE_DIR/cas/cas.crt" "$CASE_DIR/mirror.log"
+	[ "$(grep -c '"supersedes"' "$CASE_DIR/mirror.log")" -ge 100 ] || fail "the mirror does not hold the spans' versions"
+	sw_check w.out 1
+}
+
 # The network shield in protected mode refuses every connection no rule names: not the runtime's
 # own tag reports to CAS (it connects again whenever CAS closed the idle connection).
 case_netshield_reports() {
@@ -1378,6 +1412,7 @@ case_timed "processes: six forked writers, four killed -9 in turn while the othe
 case_timed "processes: a program a shell execs after its sibling (the writer of a pipeline) committed opens the volume" case_sibling_exec
 case_timed "volumes: the root directories of two volumes (and their subdirectories) have distinct (st_dev, st_ino)" case_volume_identity
 case_timed "CAS stopped for 5 s and restarted during fsyncs: the writer recovers and the volume opens with every synced record" case_cas_restart
+case_timed "CAS's audit log under a busy volume: one entry a span of tag reports, not one a commit; export and mirror verify" case_audit_spans
 case_timed "CAS gone for good: a sync fails after SCONE_TAG_REPORT_TIMEOUT, later syncs and the exit after 1 s each, and the volume opens once CAS is back" case_cas_gone
 case_timed "CAS answering slowly (a proxy delaying every chunk 0-300 ms): no fsync fails, every synced record is there" case_cas_slow_proxy
 case_timed "CAS stalling (SIGSTOP 300 ms in every 500 ms): no fsync fails, every synced record is there" case_cas_sigstop

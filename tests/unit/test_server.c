@@ -151,6 +151,8 @@ static void echo_handler(void *ctx, const struct cas_request *req, struct cas_re
 		cas_respond_error(resp, 404, "NOT_FOUND", "no \"such\" thing\n");
 		return;
 	}
+	if (strcmp(req->path, "/routine") == 0)
+		resp->routine = true;
 	if (strcmp(req->path, "/slow") == 0)
 		sleep_ms(300);
 	if (strcmp(req->path, "/lane/sleep") == 0)
@@ -735,6 +737,19 @@ TEST(test_rate_limit)
 	assert_true(client_closed(c));
 	client_free(c);
 	wait_metric_at_least(h.srv, "scone_cas_limit_rejections_total{reason=\"rate\"}", 1);
+	/*
+	 * Routine answers (a runtime's tag reports, one a commit) do not count:
+	 * 50 of them on one connection, then the limit still holds for the rest.
+	 */
+	c = client_new(h.port, false);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(
+		    request(c, "POST /routine HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", r), 200);
+	ok = 0;
+	while (ok <= 10 && (status = request(c, "GET /r HTTP/1.1\r\nHost: t\r\n\r\n", r)) == 200)
+		ok++;
+	assert_int_equal(status, 429);
+	client_free(c);
 	stop(&h);
 	free(r);
 }
