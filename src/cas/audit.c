@@ -255,6 +255,18 @@ struct cas_audit {
 		char first_tag[65], tag[65];
 		int64_t time;
 	} span, next;
+	char *span_line; /* the text of the span's entry as stored (a version replaces only that text) */
+	size_t span_len;
+	/*
+	 * The last entry this writer tried to commit, until it knows the
+	 * outcome: a COMMIT whose answer was lost (the database's connection
+	 * broke) may have taken it after all (lost()).
+	 */
+	struct {
+		bool set;
+		uint64_t seq;
+		uint8_t hash[32];
+	} attempt;
 	const struct cas_request *req; /* the request being handled, or NULL */
 	bool logged;		       /* its write was audited in the write's transaction */
 	bool again;		       /* handling the request a second time, with fresh reads */
@@ -316,6 +328,7 @@ static enum scone_err new_chain(struct cas_audit *a, struct scone_store *st, con
 
 	SCONE_TRY(cas_audit_chain_name(a->sg.replica, a->worker, a->chain));
 	a->span.open = false;
+	a->attempt.set = false;
 	a->seq = a->durable = 0;
 	memset(a->hash, 0, sizeof(a->hash));
 	memset(a->durable_hash, 0, sizeof(a->durable_hash));
@@ -349,6 +362,20 @@ static enum scone_err lost(struct cas_audit *a, struct scone_store *st)
 	uint64_t seq = 0;
 	enum scone_err err = st->ops->audit_head(st, a->chain, &seq, h);
 
+	if (err == SCONE_ERR_OK && a->attempt.set && seq == a->attempt.seq &&
+	    scone_ct_equal(h, a->attempt.hash, 32)) {
+		/* Our last entry committed though its COMMIT failed: it is the head; go on from it. */
+		scone_warn(
+		    "audit: chain %s: entry %llu, whose commit seemed to fail, is in the store: going on "
+		    "from it",
+		    a->chain, (unsigned long long)seq);
+		a->seq = a->durable = seq;
+		memcpy(a->hash, h, 32);
+		memcpy(a->durable_hash, h, 32);
+		a->span.open = false;
+		a->attempt.set = false;
+		return SCONE_ERR_OK;
+	}
 	if (err == SCONE_ERR_OK && own_recent(a, seq, h)) {
 		snprintf(why, sizeof(why),
 			 "continues chain %s, whose entries %llu to %llu the database lost (written without "
@@ -428,6 +455,15 @@ static bool span_next(struct cas_audit *a, const struct scone_store_change *ch, 
 	return false;
 }
 
+static void note_attempt(struct cas_audit *a, const struct scone_audit_row *row, enum scone_err err)
+{
+	if (err != SCONE_ERR_OK)
+		return;
+	a->attempt.set = true;
+	a->attempt.seq = row->seq;
+	memcpy(a->attempt.hash, row->hash, 32);
+}
+
 /* The store's hook: the entry of a write, inside its transaction. */
 static enum scone_err hook_entry(void *ctx, const struct scone_store_change *ch, struct scone_audit_row *row)
 {
@@ -448,8 +484,11 @@ static enum scone_err hook_entry(void *ctx, const struct scone_store_change *ch,
 	};
 	enum scone_err err;
 
-	if (!extend)
-		return cas_audit_format(&a->sg, a->chain, a->seq + 1, a->hash, now, &ev, row);
+	if (!extend) {
+		err = cas_audit_format(&a->sg, a->chain, a->seq + 1, a->hash, now, &ev, row);
+		note_attempt(a, row, err);
+		return err;
+	}
 	/* A later version of the chain's last entry: same seq and prev, the span's first tag and time. */
 	ev.previous_tag = a->next.first_tag;
 	ev.reports = a->next.reports;
@@ -459,7 +498,10 @@ static enum scone_err hook_entry(void *ctx, const struct scone_store_change *ch,
 	if (err == SCONE_ERR_OK) {
 		row->replaces = true;
 		memcpy(row->replaced, a->hash, 32);
+		row->replaced_line = a->span_line;
+		row->replaced_line_len = a->span_len;
 	}
+	note_attempt(a, row, err);
 	return err;
 }
 
@@ -470,10 +512,19 @@ static void hook_settled(void *ctx, const struct scone_audit_row *row, enum scon
 	if (result == SCONE_ERR_OK) {
 		advance(a, row, true); /* a write's entry is as durable as the write */
 		a->logged = true;
+		a->attempt.set = false;
 		if (a->next.open) { /* a runtime's tag report: its span is the chain's last entry now */
+			char *copy = malloc(row->line_len);
 			a->span = a->next;
 			a->span.seq = row->seq;
 			memcpy(a->span.prev, row->prev, 32);
+			free(a->span_line);
+			a->span_line = copy;
+			a->span_len = copy ? row->line_len : 0;
+			if (copy)
+				memcpy(copy, row->line, row->line_len);
+			else
+				a->span.open = false; /* (no memory: the next report appends) */
 		}
 	} else if (result == SCONE_ERR_MISSING) {
 		/* the write's transaction was rolled back whole: on a new chain it can be made again */
@@ -492,9 +543,13 @@ static enum scone_err append_once(struct cas_audit *a, struct scone_store *st,
 	enum scone_err err;
 
 	SCONE_TRY(cas_audit_format(&a->sg, a->chain, a->seq + 1, a->hash, 0, ev, &row));
+	if (durable) /* (a lazy entry lost later is lost(): another case) */
+		note_attempt(a, &row, SCONE_ERR_OK);
 	err = st->ops->audit_append(st, &row, durable);
-	if (err == SCONE_ERR_OK)
+	if (err == SCONE_ERR_OK) {
 		advance(a, &row, durable);
+		a->attempt.set = false;
+	}
 	free(row.line);
 	return err;
 }
@@ -551,6 +606,8 @@ void cas_audit_stop(struct cas *cas, int worker)
 {
 	if (cas->stores[worker])
 		scone_store_set_audit(cas->stores[worker], NULL);
+	if (cas->audits[worker])
+		free(cas->audits[worker]->span_line);
 	free(cas->audits[worker]);
 	cas->audits[worker] = NULL;
 }
@@ -603,6 +660,7 @@ static bool redo(struct cas *cas, struct cas_audit *a, const struct cas_request 
 	resp->body.size = 0;
 	resp->status = 200;
 	resp->content_type = NULL;
+	resp->routine = false;
 	a->again = true;
 	scone_err_clear();
 	return true;

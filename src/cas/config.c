@@ -742,7 +742,7 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 	const struct scone_volume *def;
 	uint8_t expect[32];
 	const char *owner_volume;
-	bool ephemeral = false;
+	bool ephemeral = false, moved;
 	enum scone_err err;
 
 	err = cas_parse_tag_request((const char *)req->body, req->body_len, &tr);
@@ -790,6 +790,8 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 		goto out;
 	}
 	err = st->ops->put_volume_tag(st, owner->rec.name, owner_volume, tr.previous_tag, tr.tag);
+	/* A new tag committed: the report a runtime makes at every commit (see resp->routine). */
+	moved = err == SCONE_ERR_OK && strcasecmp(tr.previous_tag, tr.tag) != 0;
 	if (err == SCONE_ERR_CONFLICT && tag_is_current(st, owner->rec.name, owner_volume, tr.tag)) {
 		scone_err_clear(); /* a report sent again after its answer was lost: done already */
 		err = SCONE_ERR_OK;
@@ -802,7 +804,12 @@ void cas_handle_volume_tag(struct cas *cas, const struct cas_request *req, struc
 	}
 	atomic_fetch_add(&cas->counters.tag_updates, 1);
 	cas_respond_json(resp, 200, json_pack("{s:s,s:s}", "volume", tr.volume, "tag", tr.tag));
-	resp->routine = true; /* one a commit: counted (tag_updates) and audited, not logged at info */
+	/*
+	 * One a commit: counted (tag_updates) and audited, not logged at info nor
+	 * counted against the rate limit. A report sent again or one that names
+	 * the current tag as the new one changes nothing and counts as usual.
+	 */
+	resp->routine = moved;
 out:
 	resolve_free(&r);
 	cas_loaded_free(&own);

@@ -97,6 +97,8 @@ struct scone_audit_row {
 	 */
 	bool replaces;
 	uint8_t replaced[SCONE_STORE_HASH_SIZE];
+	const char *replaced_line; /* and its line (not NULL: it must be that entry's text too) */
+	size_t replaced_line_len;
 };
 
 /* What a write changed, as its audit hook sees it (pointers valid during the call). */

@@ -61,7 +61,8 @@ const char *const store_pg_sql[P_COUNT_] = {
 	"INSERT INTO scone_used_once(scope, key, expires) VALUES($1::text, $2::text, $3::bigint)",
     [P_AUDIT_DROP_LAST] =
 	"DELETE FROM scone_audit WHERE chain = $1::text AND seq = $2::bigint AND prev = $3::bytea AND hash = "
-	"$4::bytea AND NOT EXISTS (SELECT 1 FROM scone_audit WHERE chain = $1::text AND seq > $2::bigint)",
+	"$4::bytea AND ($5::text IS NULL OR line = $5::text) AND NOT EXISTS (SELECT 1 FROM scone_audit WHERE "
+	"chain = $1::text AND seq > $2::bigint)",
 };
 
 enum scone_err store_pg_col_hash(struct pg_store *s, const PGresult *r, int row, int c, const char *name,
@@ -407,6 +408,9 @@ static enum scone_err audit_drop_replaced(struct pg_store *s, const struct scone
 	p_int64(&p, (int64_t)row->seq);
 	p_bytes(&p, row->prev, SCONE_STORE_HASH_SIZE);
 	p_bytes(&p, row->replaced, SCONE_STORE_HASH_SIZE);
+	p.v[p.n] = row->replaced_line; /* text, binary format (NULL: SQL NULL, not checked) */
+	p.len[p.n] = (int)row->replaced_line_len;
+	p.fmt[p.n++] = 1;
 	SCONE_TRY(
 	    store_pg_run(s, P_AUDIT_DROP_LAST, &p, "replace an audit entry of chain", row->chain, &changed));
 	if (changed != 1)

@@ -121,8 +121,10 @@ static const char *const stmt_sql[S_COUNT_] = {
 	"INSERT INTO audit(chain, seq, prev, hash, line) SELECT ?1, ?2, ?3, ?4, ?5 WHERE (?2 = 1 OR "
 	"EXISTS (SELECT 1 FROM audit WHERE chain = ?1 AND seq = ?2 - 1 AND hash = ?3)) AND "
 	"COALESCE((SELECT value FROM meta WHERE key = 'version'), 0) >= ?6",
-    [S_AUDIT_DROP_LAST] = "DELETE FROM audit WHERE chain = ?1 AND seq = ?2 AND prev = ?3 AND hash = ?4 AND "
-			  "NOT EXISTS (SELECT 1 FROM audit WHERE chain = ?1 AND seq > ?2)",
+    [S_AUDIT_DROP_LAST] =
+	"DELETE FROM audit WHERE chain = ?1 AND seq = ?2 AND prev = ?3 AND hash = ?4 AND "
+	"(?5 IS NULL OR line = ?5) AND NOT EXISTS (SELECT 1 FROM audit WHERE chain = ?1 AND seq "
+	"> ?2)",
     [S_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
     [S_SYNC_FULL] = "PRAGMA synchronous = FULL",
     [S_BEGIN_READ] = "BEGIN",
@@ -355,6 +357,10 @@ static enum scone_err audit_drop_replaced(struct sq_store *s, const struct scone
 	sqlite3_bind_int64(q, 2, (sqlite3_int64)row->seq);
 	sqlite3_bind_blob(q, 3, row->prev, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
 	sqlite3_bind_blob(q, 4, row->replaced, SCONE_STORE_HASH_SIZE, SQLITE_STATIC);
+	if (row->replaced_line)
+		sqlite3_bind_text(q, 5, row->replaced_line, (int)row->replaced_line_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(q, 5);
 	rc = sqlite3_step(q);
 	done(q);
 	if (rc != SQLITE_DONE)

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <openssl/pem.h>
+#include <sqlite3.h>
 
 #include "cas/audit.h"
 #include "cas/backup.h"
@@ -982,6 +983,41 @@ TEST(test_span_forged)
 }
 
 /*
+ * Someone with the database changes the text of a span's entry (an older
+ * version of it, say) and leaves its hash column alone: the next report,
+ * whose version would replace that entry, finds it altered, and CAS stops
+ * serving (ROLLBACK), as for an entry gone.
+ */
+TEST(test_span_entry_altered)
+{
+	struct bfx x;
+	struct cas_request req;
+	sqlite3 *db = NULL;
+	char cur[65], next[65];
+
+	bfx_init(&x);
+	tag_of(cur, '1');
+	reports(&x, 'a', "data", cur, 3);
+	assert_int_equal(sqlite3_open(x.cas.store_path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db,
+			 "UPDATE audit SET line = replace(line, '\"reports\":3', '\"reports\":2') "
+			 "WHERE seq = (SELECT max(seq) FROM audit)",
+			 NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_close(db);
+	as_request(&x.cas, &req, 'a', true);
+	tag_of(next, '7');
+	assert_int_not_equal(x.a->ops->put_volume_tag(x.a, "s1", "data", cur, next), SCONE_ERR_OK);
+	request_done(&x.cas, &req);
+	assert_true(atomic_load(&x.cas.rolled_back));
+	assert_ok(x.a->ops->get_volume_tag(x.a, "s1", "data", next));
+	assert_string_equal(next, cur); /* the refused report changed nothing */
+	bfx_done(&x);
+}
+
+/*
  * A backup taken in the middle of a span: restoring it with an export
  * (the span's last version only) or with the mirror (every version) brings
  * the volume to the newest tag, and the restored store's log verifies.
@@ -1026,7 +1062,7 @@ int main(void)
 	    cmocka_unit_test(test_restore_other_key),	cmocka_unit_test(test_restore_with_tail),
 	    cmocka_unit_test(test_restore_gap),		cmocka_unit_test(test_span_one_entry),
 	    cmocka_unit_test(test_span_mirror_extends), cmocka_unit_test(test_span_forged),
-	    cmocka_unit_test(test_restore_span),
+	    cmocka_unit_test(test_restore_span),	cmocka_unit_test(test_span_entry_altered),
 	};
 
 	return cmocka_run_group_tests(tests, setup_ids, free_ids);

@@ -1363,7 +1363,8 @@ struct chain {
 	uint64_t seq;
 	uint8_t hash[32];
 	int built, committed, dropped;
-	bool fail; /* entry() refuses: the write must fail and change nothing */
+	bool fail;	      /* entry() refuses: the write must fail and change nothing */
+	const char *old_line; /* chain_replace: the text of the entry replaced (NULL: not checked) */
 };
 
 static void change_text(const struct scone_store_change *ch, char *out, size_t size)
@@ -1592,6 +1593,8 @@ static enum scone_err chain_replace(struct scone_store *st, struct chain *c, con
 	chain_row(&at, text, &row);
 	row.replaces = true;
 	memcpy(row.replaced, old, 32);
+	row.replaced_line = c->old_line;
+	row.replaced_line_len = c->old_line ? strlen(c->old_line) : 0;
 	e = st->ops->audit_append(st, &row, durable);
 	if (e == SCONE_ERR_OK)
 		memcpy(c->hash, row.hash, 32);
@@ -1622,7 +1625,12 @@ TEST(test_audit_replace)
 	assert_ok(chain_append(x.st, &c, "tag v1", true));
 	memcpy(v1, c.hash, 32);
 	assert_err(chain_replace(x.st, &c, h1, v1, "tag v2", false), SCONE_ERR_INVALID, "durably");
+	/* The text it replaces is named too: another text there (altered, same hash) is MISSING. */
+	c.old_line = "n=2 tag vX";
+	assert_err(chain_replace(x.st, &c, h1, v1, "tag v2", true), SCONE_ERR_MISSING, "altered");
+	c.old_line = "n=2 tag v1";
 	assert_ok(chain_replace(x.st, &c, h1, v1, "tag v2", true));
+	c.old_line = NULL;
 	memcpy(v2, c.hash, 32);
 	assert_ok(x.st->ops->audit_head(x.st, c.name, &seq, head));
 	assert_int_equal(seq, 2);
