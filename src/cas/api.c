@@ -688,6 +688,14 @@ enum scone_err cas_worker_init(void *ctx, int worker)
 	return cas_audit_start(cas, worker);
 }
 
+void cas_worker_tick(void *ctx, int worker)
+{
+	struct cas *cas = ctx;
+
+	if (worker >= 0 && worker < CAS_MAX_WORKERS)
+		cas_audit_tick(cas, worker, false);
+}
+
 void cas_worker_fini(void *ctx, int worker)
 {
 	struct cas *cas = ctx;

@@ -51,8 +51,9 @@
 
 #define LINE_MAX_BYTES SCONE_AUDIT_LINE_MAX
 #define SIG_MAX 80
-#define RECENT 4096	/* lazy entries a writer remembers after its last durable one */
-#define SPAN_MAX_SEC 60 /* a span of tag reports in one entry covers at most this long */
+#define RECENT 4096	       /* lazy entries a writer remembers after its last durable one */
+#define SPAN_MAX_SEC 60	       /* a span of tag reports in one entry covers at most this long */
+#define MIRROR_VERSION_MS 1000 /* the mirror gets a span's versions at most this often */
 
 /* ---------------- the line ---------------- */
 
@@ -218,6 +219,14 @@ enum scone_err cas_audit_chain_name(const char *replica, int worker, char out[SC
 
 /* ---------------- the per-worker writer ---------------- */
 
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 static const char *method_name(enum cas_method m)
 {
 	static const char *const names[] = {[CAS_GET] = "GET",
@@ -267,30 +276,85 @@ struct cas_audit {
 		uint64_t seq;
 		uint8_t hash[32];
 	} attempt;
+	/*
+	 * A span's newest version not yet in the mirror (held back: at most one
+	 * version a second goes there), and when this writer last wrote to it.
+	 */
+	char *held;
+	size_t held_len;
+	uint64_t held_seq;
+	int64_t mirrored_ms;
 	const struct cas_request *req; /* the request being handled, or NULL */
 	bool logged;		       /* its write was audited in the write's transaction */
 	bool again;		       /* handling the request a second time, with fresh reads */
 	bool rechained;		       /* a write failed on lost lazy entries; a new chain began */
 };
 
-/* A committed line goes to the mirror file too (best effort: the store holds it already). */
-static void mirror(struct cas *cas, const struct scone_audit_row *row)
+/* Append one line to the mirror file (best effort: the store holds it already). */
+static void mirror_line(struct cas_audit *a, const char *line, size_t len, uint64_t seq)
 {
-	char *buf;
+	struct cas *cas = a->cas;
+	char *buf = malloc(len + 1);
 
-	if (cas->audit_mirror_fd < 0)
-		return;
-	buf = malloc(row->line_len + 1);
 	if (!buf)
 		return;
-	memcpy(buf, row->line, row->line_len);
-	buf[row->line_len] = '\n';
+	memcpy(buf, line, len);
+	buf[len] = '\n';
 	pthread_mutex_lock(&cas->audit_mirror_lock);
-	if (write(cas->audit_mirror_fd, buf, row->line_len + 1) != (ssize_t)(row->line_len + 1))
-		scone_warn("audit mirror: cannot append entry %llu of chain %s: %s",
-			   (unsigned long long)row->seq, row->chain, strerror(errno));
+	if (write(cas->audit_mirror_fd, buf, len + 1) != (ssize_t)(len + 1))
+		scone_warn("audit mirror: cannot append entry %llu of chain %s: %s", (unsigned long long)seq,
+			   a->chain, strerror(errno));
 	pthread_mutex_unlock(&cas->audit_mirror_lock);
 	free(buf);
+	a->mirrored_ms = mono_ms();
+}
+
+/* Write the held-back version, if any (before anything that follows it on the chain). */
+static void mirror_held(struct cas_audit *a)
+{
+	if (!a->held)
+		return;
+	if (a->cas->audit_mirror_fd >= 0)
+		mirror_line(a, a->held, a->held_len, a->held_seq);
+	free(a->held);
+	a->held = NULL;
+}
+
+/*
+ * A committed line goes to the mirror file too. A span's later version
+ * within MIRROR_VERSION_MS of the last write is held back instead (a
+ * newer one replaces it), so that a busy volume's reports do not grow the
+ * mirror a line each; the tick, the next entry or the stop writes it.
+ */
+static void mirror(struct cas_audit *a, const struct scone_audit_row *row)
+{
+	if (a->cas->audit_mirror_fd < 0)
+		return;
+	if (row->replaces && mono_ms() - a->mirrored_ms < MIRROR_VERSION_MS) {
+		char *copy = malloc(row->line_len);
+		if (copy) {
+			memcpy(copy, row->line, row->line_len);
+			free(a->held);
+			a->held = copy;
+			a->held_len = row->line_len;
+			a->held_seq = row->seq;
+			return;
+		}
+	}
+	if (row->replaces) { /* it supersedes the held one */
+		free(a->held);
+		a->held = NULL;
+	}
+	mirror_held(a);
+	mirror_line(a, row->line, row->line_len, row->seq);
+}
+
+void cas_audit_tick(struct cas *cas, int worker, bool force)
+{
+	struct cas_audit *a = worker >= 0 && worker < CAS_MAX_WORKERS ? cas->audits[worker] : NULL;
+
+	if (a && a->held && (force || mono_ms() - a->mirrored_ms >= MIRROR_VERSION_MS))
+		mirror_held(a);
 }
 
 static void advance(struct cas_audit *a, const struct scone_audit_row *row, bool durable)
@@ -305,7 +369,7 @@ static void advance(struct cas_audit *a, const struct scone_audit_row *row, bool
 		a->recent[row->seq % RECENT].seq = row->seq;
 		memcpy(a->recent[row->seq % RECENT].hash, row->hash, 32);
 	}
-	mirror(a->cas, row);
+	mirror(a, row);
 }
 
 static void rolled_back(struct cas_audit *a)
@@ -606,8 +670,10 @@ void cas_audit_stop(struct cas *cas, int worker)
 {
 	if (cas->stores[worker])
 		scone_store_set_audit(cas->stores[worker], NULL);
-	if (cas->audits[worker])
+	if (cas->audits[worker]) {
+		cas_audit_tick(cas, worker, true);
 		free(cas->audits[worker]->span_line);
+	}
 	free(cas->audits[worker]);
 	cas->audits[worker] = NULL;
 }

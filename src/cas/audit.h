@@ -33,9 +33,10 @@
  * "supersedes" the entry hash of the version it replaces. A span ends when
  * another entry follows it on the chain or after SPAN_MAX_SEC (audit.c). A
  * reader takes a version that supersedes the chain's last entry in its
- * place (a mirror holds every version; the store and an export only the
- * last), and a later export extends an earlier one when its version of an
- * entry covers at least as many reports of the same span.
+ * place (the store and an export hold only the last version; a mirror
+ * the versions of at most one a second, the newest within a second), and a
+ * later export extends an earlier one when its version of an entry covers
+ * more reports of the same span.
  *
  * A log file (an export or a mirror) starts with a header line
  *   {"scone_cas_audit_log":1,"certificate":PEM}

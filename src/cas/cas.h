@@ -102,6 +102,12 @@ int cas_admin_main(int argc, char **argv);
 /* Start worker's chain ("start" entry) and hook its store handle; stop it. */
 SCONE_MUST_CHECK enum scone_err cas_audit_start(struct cas *cas, int worker);
 void cas_audit_stop(struct cas *cas, int worker);
+/*
+ * The mirror gets a span's versions at most once a second (audit.c): tick
+ * writes the newest one held back once a second has passed since the last
+ * (now, with force). On the worker's thread; stop does it too.
+ */
+void cas_audit_tick(struct cas *cas, int worker, bool force);
 /* Append ev to worker's chain on its own, durably (restore's entry). */
 SCONE_MUST_CHECK enum scone_err cas_audit_note(struct cas *cas, int worker, const struct cas_audit_event *ev);
 /* Store rolled back: fill a 503 and return true (every request is refused). */
@@ -123,6 +129,7 @@ void cas_handle(void *ctx, const struct cas_request *req, struct cas_response *r
 bool cas_is_slow(void *ctx, const struct cas_request *req);
 enum scone_err cas_worker_init(void *ctx, int worker);
 void cas_worker_fini(void *ctx, int worker);
+void cas_worker_tick(void *ctx, int worker);
 
 struct cas_loaded;
 

@@ -323,6 +323,7 @@ int main(int argc, char **argv)
 	so.handler_ctx = &cas;
 	so.worker_init = cas_worker_init;
 	so.worker_fini = cas_worker_fini;
+	so.worker_tick = cas_worker_tick;
 	if (!so.ssl_ctx) {
 		rc = fail("TLS context", SCONE_ERR_CRYPTO);
 		goto out;

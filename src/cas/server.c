@@ -172,6 +172,15 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	begin_stop(arg);
 }
 
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct cas_server_worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	w->srv->o.worker_tick(w->srv->o.handler_ctx, w->index);
+}
+
 static void on_grace(evutil_socket_t fd, short what, void *arg)
 {
 	struct cas_server_worker *w = arg;
@@ -235,6 +244,12 @@ static enum scone_err setup_worker(struct cas_server_worker *w, int fd)
 	w->grace_ev = evtimer_new(w->base, on_grace, w);
 	if (!w->stop_ev || !w->grace_ev || event_add(w->stop_ev, NULL) != 0)
 		return scone_err_set(SCONE_ERR_NOMEM, "worker %d: cannot set up its stop events", w->index);
+	if (w->srv->o.worker_tick) {
+		struct timeval second = {1, 0};
+		w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+		if (!w->tick_ev || event_add(w->tick_ev, &second) != 0)
+			return scone_err_set(SCONE_ERR_NOMEM, "worker %d: cannot set up its tick", w->index);
+	}
 	return SCONE_ERR_OK;
 }
 
@@ -250,7 +265,9 @@ static void teardown_worker(struct cas_server_worker *w)
 		event_free(w->stop_ev);
 	if (w->grace_ev)
 		event_free(w->grace_ev);
-	w->stop_ev = w->grace_ev = NULL;
+	if (w->tick_ev)
+		event_free(w->tick_ev);
+	w->stop_ev = w->grace_ev = w->tick_ev = NULL;
 	if (w->http)
 		evhttp_free(w->http);
 	w->http = NULL;

@@ -108,6 +108,8 @@ struct cas_server_opts {
 	/* Called once in each worker thread before it serves (e.g. to open a store handle). */
 	enum scone_err (*worker_init)(void *ctx, int worker);
 	void (*worker_fini)(void *ctx, int worker);
+	/* Called about once a second on each loop's thread, between requests (NULL: none). */
+	void (*worker_tick)(void *ctx, int worker);
 };
 
 struct cas_server;

@@ -96,6 +96,7 @@ struct cas_server_worker {
 	int pipe_rd, pipe_wr;		   /* self-pipe: cas_server_stop writes a byte */
 	struct event *stop_ev;
 	struct event *grace_ev;
+	struct event *tick_ev; /* o.worker_tick, once a second (NULL without one) */
 	pthread_t thread;
 	bool started;
 	bool stopping;

@@ -754,6 +754,36 @@ TEST(test_rate_limit)
 	free(r);
 }
 
+static atomic_int ticks[4];
+
+static void count_tick(void *ctx, int worker)
+{
+	(void)ctx;
+	if (worker >= 0 && worker < 4)
+		atomic_fetch_add(&ticks[worker], 1);
+}
+
+/* worker_tick runs on every loop about once a second, and stops with the server. */
+TEST(test_worker_tick)
+{
+	struct harness h;
+	struct cas_server_opts o;
+	int after_stop;
+
+	default_opts(&o, &h);
+	o.worker_tick = count_tick;
+	start(&h, &o);
+	sleep_ms(2300);
+	for (int i = 0; i < 2; i++)
+		if (atomic_load(&ticks[i]) < 1 ||
+		    atomic_load(&ticks[i]) > 4) /* (2 expected; a loaded machine) */
+			fail_msg("worker %d ticked %d times in 2.3 s", i, atomic_load(&ticks[i]));
+	stop(&h);
+	after_stop = atomic_load(&ticks[0]) + atomic_load(&ticks[1]);
+	sleep_ms(1200);
+	assert_int_equal(atomic_load(&ticks[0]) + atomic_load(&ticks[1]), after_stop);
+}
+
 TEST(test_connection_limit)
 {
 	struct harness h;
@@ -1501,29 +1531,18 @@ TEST(test_worker_init_failure)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_respond_error),
-	    cmocka_unit_test(test_roundtrip),
-	    cmocka_unit_test(test_peer_key),
-	    cmocka_unit_test(test_keepalive_and_http10),
-	    cmocka_unit_test(test_header_too_large),
-	    cmocka_unit_test(test_body_too_large),
-	    cmocka_unit_test(test_slow_client),
-	    cmocka_unit_test(test_rate_limit),
-	    cmocka_unit_test(test_connection_limit),
-	    cmocka_unit_test(test_pending_budget),
-	    cmocka_unit_test(test_bad_method),
-	    cmocka_unit_test(test_bad_path),
-	    cmocka_unit_test(test_bad_path_logged),
-	    cmocka_unit_test(test_framing),
-	    cmocka_unit_test(test_garbage_instead_of_tls),
-	    cmocka_unit_test(test_metrics_text),
-	    cmocka_unit_test(test_log_line),
-	    cmocka_unit_test(test_new_errors),
-	    cmocka_unit_test(test_stop_before_run),
-	    cmocka_unit_test(test_graceful_stop),
-	    cmocka_unit_test(test_worker_init_failure),
-	    cmocka_unit_test(test_slow_lane),
-	    cmocka_unit_test(test_slow_lane_gone_and_full),
+	    cmocka_unit_test(test_respond_error),    cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_peer_key),	     cmocka_unit_test(test_keepalive_and_http10),
+	    cmocka_unit_test(test_header_too_large), cmocka_unit_test(test_body_too_large),
+	    cmocka_unit_test(test_slow_client),	     cmocka_unit_test(test_rate_limit),
+	    cmocka_unit_test(test_worker_tick),	     cmocka_unit_test(test_connection_limit),
+	    cmocka_unit_test(test_pending_budget),   cmocka_unit_test(test_bad_method),
+	    cmocka_unit_test(test_bad_path),	     cmocka_unit_test(test_bad_path_logged),
+	    cmocka_unit_test(test_framing),	     cmocka_unit_test(test_garbage_instead_of_tls),
+	    cmocka_unit_test(test_metrics_text),     cmocka_unit_test(test_log_line),
+	    cmocka_unit_test(test_new_errors),	     cmocka_unit_test(test_stop_before_run),
+	    cmocka_unit_test(test_graceful_stop),    cmocka_unit_test(test_worker_init_failure),
+	    cmocka_unit_test(test_slow_lane),	     cmocka_unit_test(test_slow_lane_gone_and_full),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
