@@ -51,9 +51,9 @@
 
 #define LINE_MAX_BYTES SCONE_AUDIT_LINE_MAX
 #define SIG_MAX 80
-#define RECENT 4096	       /* lazy entries a writer remembers after its last durable one */
-#define SPAN_MAX_SEC 60	       /* a span of tag reports in one entry covers at most this long */
-#define MIRROR_VERSION_MS 1000 /* the mirror gets a span's versions at most this often */
+#define RECENT 4096		      /* lazy entries a writer remembers after its last durable one */
+#define SPAN_MAX_SEC 60		      /* a span of tag reports in one entry covers at most this long */
+#define MIRROR_VERSION_NS 1000000000u /* the mirror gets a span's versions at most this often */
 
 /* ---------------- the line ---------------- */
 
@@ -219,14 +219,6 @@ enum scone_err cas_audit_chain_name(const char *replica, int worker, char out[SC
 
 /* ---------------- the per-worker writer ---------------- */
 
-static int64_t mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static const char *method_name(enum cas_method m)
 {
 	static const char *const names[] = {[CAS_GET] = "GET",
@@ -283,7 +275,7 @@ struct cas_audit {
 	char *held;
 	size_t held_len;
 	uint64_t held_seq;
-	int64_t mirrored_ms;
+	uint64_t mirrored_ns;
 	const struct cas_request *req; /* the request being handled, or NULL */
 	bool logged;		       /* its write was audited in the write's transaction */
 	bool again;		       /* handling the request a second time, with fresh reads */
@@ -306,7 +298,21 @@ static void mirror_line(struct cas_audit *a, const char *line, size_t len, uint6
 			   a->chain, strerror(errno));
 	pthread_mutex_unlock(&cas->audit_mirror_lock);
 	free(buf);
-	a->mirrored_ms = mono_ms();
+	a->mirrored_ns = cas_server_now_ns();
+}
+
+/* Let *dst (malloc'd, *dst_len bytes) hold a copy of line instead; false without memory (unchanged). */
+static bool keep_copy(char **dst, size_t *dst_len, const char *line, size_t len)
+{
+	char *copy = malloc(len ? len : 1);
+
+	if (!copy)
+		return false;
+	memcpy(copy, line, len);
+	free(*dst);
+	*dst = copy;
+	*dst_len = len;
+	return true;
 }
 
 /* Write the held-back version, if any (before anything that follows it on the chain). */
@@ -330,16 +336,10 @@ static void mirror(struct cas_audit *a, const struct scone_audit_row *row)
 {
 	if (a->cas->audit_mirror_fd < 0)
 		return;
-	if (row->replaces && mono_ms() - a->mirrored_ms < MIRROR_VERSION_MS) {
-		char *copy = malloc(row->line_len);
-		if (copy) {
-			memcpy(copy, row->line, row->line_len);
-			free(a->held);
-			a->held = copy;
-			a->held_len = row->line_len;
-			a->held_seq = row->seq;
-			return;
-		}
+	if (row->replaces && cas_server_now_ns() - a->mirrored_ns < MIRROR_VERSION_NS &&
+	    keep_copy(&a->held, &a->held_len, row->line, row->line_len)) {
+		a->held_seq = row->seq;
+		return;
 	}
 	if (row->replaces) { /* it supersedes the held one */
 		free(a->held);
@@ -353,7 +353,7 @@ void cas_audit_tick(struct cas *cas, int worker, bool force)
 {
 	struct cas_audit *a = worker >= 0 && worker < CAS_MAX_WORKERS ? cas->audits[worker] : NULL;
 
-	if (a && a->held && (force || mono_ms() - a->mirrored_ms >= MIRROR_VERSION_MS))
+	if (a && a->held && (force || cas_server_now_ns() - a->mirrored_ns >= MIRROR_VERSION_NS))
 		mirror_held(a);
 }
 
@@ -578,17 +578,11 @@ static void hook_settled(void *ctx, const struct scone_audit_row *row, enum scon
 		a->logged = true;
 		a->attempt.set = false;
 		if (a->next.open) { /* a runtime's tag report: its span is the chain's last entry now */
-			char *copy = malloc(row->line_len);
 			a->span = a->next;
 			a->span.seq = row->seq;
 			memcpy(a->span.prev, row->prev, 32);
-			free(a->span_line);
-			a->span_line = copy;
-			a->span_len = copy ? row->line_len : 0;
-			if (copy)
-				memcpy(copy, row->line, row->line_len);
-			else
-				a->span.open = false; /* (no memory: the next report appends) */
+			/* (without memory for its text the span ends: the next report appends) */
+			a->span.open = keep_copy(&a->span_line, &a->span_len, row->line, row->line_len);
 		}
 	} else if (result == SCONE_ERR_MISSING) {
 		/* the write's transaction was rolled back whole: on a new chain it can be made again */

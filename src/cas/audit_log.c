@@ -516,32 +516,30 @@ enum scone_err cas_audit_log_extends(const struct cas_audit_log *l, const struct
 
 /* ---------------- whole logs ---------------- */
 
-/* Does e continue the span of h's entry (same predecessor and span, more reports)? */
-static bool continues_span(const struct head *h, const struct cas_audit_entry *e)
-{
-	uint8_t id[32];
-
-	span_id(e, id);
-	return h->read && h->is_tag && e->has_supersedes && scone_ct_equal(e->prev, h->prev, 32) &&
-	       scone_ct_equal(id, h->span, 32) && e->reports > h->reports;
-}
-
 /*
- * A later version of the chain's last entry (audit.h, "Spans"): it links
- * to the same predecessor, continues the same span and covers more
- * reports; versions between the two may be absent (an export holds only
- * the last). After a seeded head known by its hash only, naming it as
- * superseded decides; the store checks the rest when the version takes the
- * entry's place.
+ * A later version of the chain's last entry h (audit.h, "Spans") takes its
+ * place: one that continues h's span (later_version: same predecessor and
+ * span, more reports; versions between the two may be absent, an export
+ * holds only the last), or, after a seeded head known by its hash only, one
+ * that names it as superseded (the store checks the rest when the version
+ * takes the entry's place). *taken false: e is no version of h.
  */
-static enum scone_err take_version(struct head *h, const struct cas_audit_entry *e)
+static enum scone_err take_version(struct head *h, const struct cas_audit_entry *e, bool *taken)
 {
-	if (h->read && !continues_span(h, e))
+	struct head v = *h;
+	bool continues;
+
+	set_head(&v, e);
+	continues = later_version(&v, h);
+	*taken = continues || scone_ct_equal(e->supersedes, h->entry, 32);
+	if (!*taken)
+		return SCONE_ERR_OK;
+	if (h->read && !continues)
 		return scone_err_set(SCONE_ERR_TAMPERED,
 				     "it replaces entry %llu of its chain but does not continue that "
 				     "entry's span of tag reports",
 				     (unsigned long long)h->seq);
-	set_head(h, e);
+	*h = v;
 	return SCONE_ERR_OK;
 }
 
@@ -553,11 +551,14 @@ static enum scone_err link(struct cas_audit_log *l, const struct cas_audit_entry
 {
 	static const uint8_t zero[32];
 	struct head *h = find(l, e->chain);
+	bool taken = false;
 
 	*known = false;
-	if (h && e->seq == h->seq && e->has_supersedes &&
-	    (scone_ct_equal(e->supersedes, h->entry, 32) || continues_span(h, e)))
-		return take_version(h, e);
+	if (h && e->seq == h->seq && e->has_supersedes) {
+		enum scone_err err = take_version(h, e, &taken);
+		if (err != SCONE_ERR_OK || taken)
+			return err;
+	}
 	if (!h) {
 		if (e->seq != 1 || !scone_ct_equal(e->prev, zero, 32))
 			return scone_err_set(SCONE_ERR_MISSING,

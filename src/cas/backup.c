@@ -554,11 +554,10 @@ static struct tail_entry *replaced_in_tail(struct tail *t, const struct cas_audi
 	return NULL;
 }
 
-/* A span's later version (audit_log.c checked that it continues the entry it replaces). */
-static enum scone_err keep_version(struct tail *t, const struct cas_audit_entry *e, const char *line,
+/* A span's later version of the tail's entry x (audit_log.c checked that it continues x). */
+static enum scone_err keep_version(struct tail_entry *x, const struct cas_audit_entry *e, const char *line,
 				   size_t len)
 {
-	struct tail_entry *x = replaced_in_tail(t, e);
 	char *copy = malloc(len);
 
 	if (!copy)
@@ -574,15 +573,17 @@ static enum scone_err keep_version(struct tail *t, const struct cas_audit_entry 
 static enum scone_err keep_entry(void *ctx, const struct cas_audit_entry *e, const char *line, size_t len)
 {
 	struct tail *t = ctx;
+	struct tail_entry *x = e->has_supersedes ? replaced_in_tail(t, e) : NULL;
 	uint64_t base_seq = 0;
+	uint8_t base_hash[32];
 	char base_tag[65];
-	bool of_base = false;
+	bool of_base;
 
-	if (e->has_supersedes && replaced_in_tail(t, e))
-		return keep_version(t, e, line, len);
-	if (e->has_supersedes && cas_audit_log_head(t->heads, e->chain, &base_seq, (uint8_t[32]){0}) &&
-	    base_seq == e->seq)
-		of_base = true;
+	if (x)
+		return keep_version(x, e, line, len);
+	/* a version of the backup's own last entry of the chain */
+	of_base = e->has_supersedes && cas_audit_log_head(t->heads, e->chain, &base_seq, base_hash) &&
+		  base_seq == e->seq;
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? 2 * t->cap : 256;
 		struct tail_entry *v = realloc(t->v, cap * sizeof(*v));
@@ -602,7 +603,7 @@ static enum scone_err keep_entry(void *ctx, const struct cas_audit_entry *e, con
 	t->v[t->n].from_tag[0] = '\0';
 	t->v[t->n].from_reports = 0;
 	if (of_base) {
-		cas_audit_log_head(t->heads, e->chain, &base_seq, t->v[t->n].base_hash);
+		memcpy(t->v[t->n].base_hash, base_hash, 32);
 		if (cas_audit_log_head_tag(t->heads, e->chain, &base_seq, base_tag, &t->v[t->n].from_reports))
 			snprintf(t->v[t->n].from_tag, sizeof(t->v[t->n].from_tag), "%s", base_tag);
 	}

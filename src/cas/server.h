@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
@@ -75,6 +76,15 @@ struct cas_response {
 	 */
 	bool routine;
 };
+
+/* CAS's monotonic clock, in nanoseconds (request durations, paces). */
+static inline uint64_t cas_server_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 typedef void (*cas_handler_fn)(void *ctx, const struct cas_request *req, struct cas_response *resp);
 

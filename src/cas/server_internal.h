@@ -167,14 +167,6 @@ struct cas_server_conn {
 /* Bytes of requests in flight each connection holds without drawing on max_pending_bytes. */
 #define CAS_PENDING_FREE (16u << 10)
 
-static inline uint64_t cas_server_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* server_conn.c */
 SCONE_MUST_CHECK enum scone_err cas_server_conn_global_init(void);
 /* evhttp's bevcb: a TLS bufferevent plus our connection state (arg: worker). */

@@ -394,10 +394,6 @@ static enum scone_err why_not(struct pg_store *s, const struct scone_audit_row *
 			     s->where, (unsigned long long)row->seq, row->chain);
 }
 
-/*
- * Append row if its predecessor is there (in a transaction or on its own)
- * and, with a read set, if every record read is still at its version.
- */
 /* For a row that replaces: take out the version it replaces, if that is still the chain's last entry. */
 static enum scone_err audit_drop_replaced(struct pg_store *s, const struct scone_audit_row *row)
 {
@@ -421,6 +417,10 @@ static enum scone_err audit_drop_replaced(struct pg_store *s, const struct scone
 	return SCONE_ERR_OK;
 }
 
+/*
+ * Append row if its predecessor is there (in a transaction or on its own)
+ * and, with a read set, if every record read is still at its version.
+ */
 enum scone_err store_pg_audit_insert(struct pg_store *s, const struct scone_audit_row *row)
 {
 	struct params p = {0};

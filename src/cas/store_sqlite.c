@@ -286,12 +286,17 @@ static enum scone_err txn_commit(struct sq_store *s, const char *what, const cha
 }
 
 /* Roll back whatever is open (sqlite may already have rolled back on FULL). */
-static void txn_abort(struct sq_store *s)
+static void rollback_open(struct sq_store *s)
 {
 	if (!sqlite3_get_autocommit(s->db)) {
 		sqlite3_step(s->stmt[S_ROLLBACK]);
 		done(s->stmt[S_ROLLBACK]);
 	}
+}
+
+static void txn_abort(struct sq_store *s)
+{
+	rollback_open(s);
 	txn_unlock(s);
 }
 
@@ -850,10 +855,8 @@ static enum scone_err sq_audit_append(struct scone_store *st, const struct scone
 			err = audit_insert(s, row);
 		if (err == SCONE_ERR_OK)
 			err = run(s, s->stmt[S_COMMIT], "commit the replaced audit entry", NULL);
-		if (err != SCONE_ERR_OK && !sqlite3_get_autocommit(s->db)) {
-			sqlite3_step(s->stmt[S_ROLLBACK]);
-			done(s->stmt[S_ROLLBACK]);
-		}
+		if (err != SCONE_ERR_OK)
+			rollback_open(s);
 	} else if (err == SCONE_ERR_OK) {
 		err = audit_insert(s, row);
 	}
