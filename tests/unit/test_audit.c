@@ -916,14 +916,6 @@ static int last_reports(const char *path)
 	return (int)e.reports;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&t, &t) != 0)
-		;
-}
-
 /*
  * A mirror holds a span's versions at most once a second, the newest one
  * at the latest a second after it was made, and verifies; a later export

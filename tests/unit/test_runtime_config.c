@@ -287,13 +287,6 @@ static void read_pin(struct cas_proc *c)
 	X509_free(cert);
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 /* Returns false (test skipped) when there is no scone-cas binary. */
 /* A real scone-cas (make builds it before the unit tests): its absence fails the test, never skips it. */
 static void cas_start(struct cas_proc *c)
