@@ -52,6 +52,7 @@
 #define LINE_MAX_BYTES SCONE_AUDIT_LINE_MAX
 #define SIG_MAX 80
 #define RECENT 4096		      /* lazy entries a writer remembers after its last durable one */
+#define UNSURE 8		      /* entries without a verdict a writer remembers (lost()) */
 #define SPAN_MAX_SEC 60		      /* a span of tag reports in one entry covers at most this long */
 #define MIRROR_VERSION_NS 1000000000u /* the mirror gets a span's versions at most this often */
 
@@ -259,15 +260,20 @@ struct cas_audit {
 	char *span_line; /* the text of the span's entry as stored (a version replaces only that text) */
 	size_t span_len;
 	/*
-	 * The last entry this writer tried to commit, until it knows the
-	 * outcome: a COMMIT whose answer was lost (the database's connection
-	 * broke) may have taken it after all (lost()).
+	 * Entries whose write ended without a verdict (BUSY, IO: the
+	 * database's connection broke, possibly after its COMMIT arrived)
+	 * since this writer's last committed one. One of them may be in the
+	 * store after all, and then the chain continues from it (lost()).
+	 * Only the newest UNSURE are kept.
 	 */
-	struct {
-		bool set;
+	struct unsure {
 		uint64_t seq;
 		uint8_t hash[32];
-	} attempt;
+		bool durable, replaces;
+		char *line;
+		size_t line_len;
+	} unsure[UNSURE];
+	int n_unsure;
 	/*
 	 * A span's newest version not yet in the mirror (held back: at most one
 	 * version a second goes there), and when this writer last wrote to it.
@@ -372,6 +378,41 @@ static void advance(struct cas_audit *a, const struct scone_audit_row *row, bool
 	mirror(a, row);
 }
 
+/* Forget the entries without a verdict: the chain's state is known again. */
+static void unsure_clear(struct cas_audit *a)
+{
+	for (int i = 0; i < a->n_unsure; i++)
+		free(a->unsure[i].line);
+	a->n_unsure = 0;
+}
+
+/* BUSY (the connection broke) and IO leave a write's outcome open: it may have committed. */
+static bool no_verdict(enum scone_err err)
+{
+	return err == SCONE_ERR_BUSY || err == SCONE_ERR_IO;
+}
+
+/* The write of row ended without a verdict: remember it (the oldest goes when full). */
+static void unsure_note(struct cas_audit *a, const struct scone_audit_row *row, bool durable)
+{
+	struct unsure *u;
+
+	if (a->n_unsure == UNSURE) {
+		free(a->unsure[0].line);
+		memmove(a->unsure, a->unsure + 1, (UNSURE - 1) * sizeof(a->unsure[0]));
+		a->n_unsure--;
+	}
+	u = &a->unsure[a->n_unsure];
+	memset(u, 0, sizeof(*u));
+	if (!keep_copy(&u->line, &u->line_len, row->line, row->line_len))
+		return; /* (without memory it cannot be taken up: a rollback, should it have committed) */
+	u->seq = row->seq;
+	memcpy(u->hash, row->hash, 32);
+	u->durable = durable;
+	u->replaces = row->replaces;
+	a->n_unsure++;
+}
+
 static void rolled_back(struct cas_audit *a)
 {
 	if (!atomic_exchange(&a->cas->rolled_back, true))
@@ -392,7 +433,7 @@ static enum scone_err new_chain(struct cas_audit *a, struct scone_store *st, con
 
 	SCONE_TRY(cas_audit_chain_name(a->sg.replica, a->worker, a->chain));
 	a->span.open = false;
-	a->attempt.set = false;
+	unsure_clear(a);
 	a->seq = a->durable = 0;
 	memset(a->hash, 0, sizeof(a->hash));
 	memset(a->durable_hash, 0, sizeof(a->durable_hash));
@@ -414,7 +455,25 @@ static bool own_recent(const struct cas_audit *a, uint64_t seq, const uint8_t ha
 }
 
 /*
- * Our previous entry is gone from the store. Lazy entries lost in a crash
+ * Entry u, whose write ended without a verdict, is the store's head of our
+ * chain: it committed (its COMMIT's answer was lost). Go on from it.
+ */
+static void adopt(struct cas_audit *a, const struct unsure *u)
+{
+	struct scone_audit_row row = {
+	    .seq = u->seq, .line = u->line, .line_len = u->line_len, .replaces = u->replaces};
+
+	scone_warn(
+	    "audit: chain %s: entry %llu, whose write seemed to fail, is in the store: going on from it",
+	    a->chain, (unsigned long long)u->seq);
+	memcpy(row.hash, u->hash, 32);
+	advance(a, &row, u->durable); /* (the mirror takes it too) */
+	unsure_clear(a);
+}
+
+/*
+ * Our previous entry is gone from the store, or the store's chain is ahead
+ * of ours. Lazy entries lost in a crash
  * (the store ends at one of ours after the last durable one): a new chain,
  * OK. Anything else: the store was rolled back (ROLLBACK, and this CAS
  * stops serving). The head unreadable: BUSY, decided at the next entry.
@@ -426,20 +485,11 @@ static enum scone_err lost(struct cas_audit *a, struct scone_store *st)
 	uint64_t seq = 0;
 	enum scone_err err = st->ops->audit_head(st, a->chain, &seq, h);
 
-	if (err == SCONE_ERR_OK && a->attempt.set && seq == a->attempt.seq &&
-	    scone_ct_equal(h, a->attempt.hash, 32)) {
-		/* Our last entry committed though its COMMIT failed: it is the head; go on from it. */
-		scone_warn(
-		    "audit: chain %s: entry %llu, whose commit seemed to fail, is in the store: going on "
-		    "from it",
-		    a->chain, (unsigned long long)seq);
-		a->seq = a->durable = seq;
-		memcpy(a->hash, h, 32);
-		memcpy(a->durable_hash, h, 32);
-		a->span.open = false;
-		a->attempt.set = false;
-		return SCONE_ERR_OK;
-	}
+	for (int i = 0; err == SCONE_ERR_OK && i < a->n_unsure; i++)
+		if (a->unsure[i].seq == seq && scone_ct_equal(h, a->unsure[i].hash, 32)) {
+			adopt(a, &a->unsure[i]);
+			return SCONE_ERR_OK;
+		}
 	if (err == SCONE_ERR_OK && own_recent(a, seq, h)) {
 		snprintf(why, sizeof(why),
 			 "continues chain %s, whose entries %llu to %llu the database lost (written without "
@@ -519,15 +569,6 @@ static bool span_next(struct cas_audit *a, const struct scone_store_change *ch, 
 	return false;
 }
 
-static void note_attempt(struct cas_audit *a, const struct scone_audit_row *row, enum scone_err err)
-{
-	if (err != SCONE_ERR_OK)
-		return;
-	a->attempt.set = true;
-	a->attempt.seq = row->seq;
-	memcpy(a->attempt.hash, row->hash, 32);
-}
-
 /* The store's hook: the entry of a write, inside its transaction. */
 static enum scone_err hook_entry(void *ctx, const struct scone_store_change *ch, struct scone_audit_row *row)
 {
@@ -549,9 +590,7 @@ static enum scone_err hook_entry(void *ctx, const struct scone_store_change *ch,
 	enum scone_err err;
 
 	if (!extend) {
-		err = cas_audit_format(&a->sg, a->chain, a->seq + 1, a->hash, now, &ev, row);
-		note_attempt(a, row, err);
-		return err;
+		return cas_audit_format(&a->sg, a->chain, a->seq + 1, a->hash, now, &ev, row);
 	}
 	/* A later version of the chain's last entry: same seq and prev, the span's first tag and time. */
 	ev.previous_tag = a->next.first_tag;
@@ -565,7 +604,6 @@ static enum scone_err hook_entry(void *ctx, const struct scone_store_change *ch,
 		row->replaced_line = a->span_line;
 		row->replaced_line_len = a->span_len;
 	}
-	note_attempt(a, row, err);
 	return err;
 }
 
@@ -576,7 +614,7 @@ static void hook_settled(void *ctx, const struct scone_audit_row *row, enum scon
 	if (result == SCONE_ERR_OK) {
 		advance(a, row, true); /* a write's entry is as durable as the write */
 		a->logged = true;
-		a->attempt.set = false;
+		unsure_clear(a);
 		if (a->next.open) { /* a runtime's tag report: its span is the chain's last entry now */
 			a->span = a->next;
 			a->span.seq = row->seq;
@@ -584,6 +622,8 @@ static void hook_settled(void *ctx, const struct scone_audit_row *row, enum scon
 			/* (without memory for its text the span ends: the next report appends) */
 			a->span.open = keep_copy(&a->span_line, &a->span_len, row->line, row->line_len);
 		}
+	} else if (no_verdict(result)) {
+		unsure_note(a, row, true);
 	} else if (result == SCONE_ERR_MISSING) {
 		/* the write's transaction was rolled back whole: on a new chain it can be made again */
 		a->rechained = lost(a, a->cas->stores[a->worker]) == SCONE_ERR_OK;
@@ -601,12 +641,12 @@ static enum scone_err append_once(struct cas_audit *a, struct scone_store *st,
 	enum scone_err err;
 
 	SCONE_TRY(cas_audit_format(&a->sg, a->chain, a->seq + 1, a->hash, 0, ev, &row));
-	if (durable) /* (a lazy entry lost later is lost(): another case) */
-		note_attempt(a, &row, SCONE_ERR_OK);
 	err = st->ops->audit_append(st, &row, durable);
 	if (err == SCONE_ERR_OK) {
 		advance(a, &row, durable);
-		a->attempt.set = false;
+		unsure_clear(a);
+	} else if (no_verdict(err)) {
+		unsure_note(a, &row, durable);
 	}
 	free(row.line);
 	return err;
@@ -666,6 +706,7 @@ void cas_audit_stop(struct cas *cas, int worker)
 		scone_store_set_audit(cas->stores[worker], NULL);
 	if (cas->audits[worker]) {
 		cas_audit_tick(cas, worker, true);
+		unsure_clear(cas->audits[worker]);
 		free(cas->audits[worker]->span_line);
 	}
 	free(cas->audits[worker]);

@@ -35,7 +35,8 @@
  *   change counter went back below what this handle saw: the store was
  *   rolled back), MISSING (an audit entry's predecessor, appended earlier,
  *   is gone while the counter did not go back: deleted, or lost with the
- *   last lazily committed entries in a crash of the database), BUSY
+ *   last lazily committed entries in a crash of the database; or its
+ *   place is taken, by an entry whose commit seemed to fail), BUSY
  *   (locked too long, or the database connection was lost: the
  *   write may or may not have happened; the next call reconnects), STALE
  *   (see optimistic), IO.
@@ -234,9 +235,10 @@ struct scone_store_ops {
 	/* Number of sessions. */
 	enum scone_err (*count)(struct scone_store *st, uint64_t *out);
 	/*
-	 * Append row (borrowed) on its own, outside any write. CONFLICT if
-	 * row->seq of row->chain is taken; MISSING if seq > 1 and entry
-	 * seq - 1 with hash row->prev is not there; ROLLBACK if the change
+	 * Append row (borrowed) on its own, outside any write. MISSING if
+	 * row->seq of row->chain is taken (the chain is ahead of its writer:
+	 * a commit whose answer was lost) or if seq > 1 and entry seq - 1
+	 * with hash row->prev is not there; ROLLBACK if the change
 	 * counter is below what this handle saw. With durable false the
 	 * entry may be lost if the machine (or the database server) crashes
 	 * within about a second of the return (never a crash of CAS alone),

@@ -451,8 +451,9 @@ enum scone_err store_pg_audit_insert(struct pg_store *s, const struct scone_audi
 				   "append an audit entry of chain", row->chain, &changed);
 	if (err == SCONE_ERR_EXISTS)
 		err = scone_err_set(
-		    SCONE_ERR_CONFLICT,
-		    "store %s: audit chain %s already has entry %llu (another writer uses this chain)",
+		    SCONE_ERR_MISSING,
+		    "store %s: audit chain %s already has an entry %llu: the chain is ahead of its writer (a "
+		    "commit whose answer was lost, or another writer on the chain)",
 		    s->where, row->chain, (unsigned long long)row->seq);
 	else if (err == SCONE_ERR_OK && changed == 0)
 		err = why_not(s, row, checked);

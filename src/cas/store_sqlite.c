@@ -401,8 +401,9 @@ static enum scone_err audit_insert(struct sq_store *s, const struct scone_audit_
 	rc = sqlite3_step(q);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)
 		err = scone_err_set(
-		    SCONE_ERR_CONFLICT,
-		    "store %s: audit chain %s already has entry %llu (another writer uses this chain)",
+		    SCONE_ERR_MISSING,
+		    "store %s: audit chain %s already has an entry %llu: the chain is ahead of its writer (a "
+		    "commit whose answer was lost, or another writer on the chain)",
 		    s->path, row->chain, (unsigned long long)row->seq);
 	else if (rc != SQLITE_DONE)
 		err = db_err(s, rc, "append audit entry %llu of chain %s", (unsigned long long)row->seq,

@@ -15,11 +15,14 @@
 #include <string.h>
 #include <unistd.h>
 
+/* (unused in a test that needs only some of them: no warning) */
+#define PGFX_FN static __attribute__((unused))
+
 static char pgfx_dir[64];
 static bool pgfx_running;
 static int pgfx_next_db;
 
-static const char *pgfx_script(void)
+PGFX_FN const char *pgfx_script(void)
 {
 	const char *s = getenv("SCONE_PG_SERVER_SCRIPT");
 
@@ -27,7 +30,7 @@ static const char *pgfx_script(void)
 }
 
 /* Run the script with a command; true if it exited 0. */
-static bool pgfx_run(const char *cmd)
+PGFX_FN bool pgfx_run(const char *cmd)
 {
 	char line[512];
 	int rc;
@@ -39,7 +42,7 @@ static bool pgfx_run(const char *cmd)
 }
 
 /* Start the server (once); false (with a message on stderr) if it cannot start. */
-static bool pgfx_start(void)
+PGFX_FN bool pgfx_start(void)
 {
 	if (pgfx_running)
 		return true;
@@ -61,7 +64,7 @@ static bool pgfx_start(void)
 	return true;
 }
 
-static void pgfx_stop(void)
+PGFX_FN void pgfx_stop(void)
 {
 	char line[160];
 
@@ -75,24 +78,24 @@ static void pgfx_stop(void)
 }
 
 /* Restart the server (connections are cut, as in a real restart). */
-static bool pgfx_restart(void)
+PGFX_FN bool pgfx_restart(void)
 {
 	return pgfx_run("restart");
 }
 
 /* The URL of database db over the unix socket. */
-static void pgfx_url(const char *db, char *out, size_t size)
+PGFX_FN void pgfx_url(const char *db, char *out, size_t size)
 {
 	snprintf(out, size, "postgresql:///%s?host=%s&port=5432&user=scone", db, pgfx_dir);
 }
 
-static void pgfx_quiet(void *arg, const char *message)
+PGFX_FN void pgfx_quiet(void *arg, const char *message)
 {
 	(void)arg;
 	(void)message;
 }
 
-static PGconn *pgfx_connect(const char *db)
+PGFX_FN PGconn *pgfx_connect(const char *db)
 {
 	char url[256];
 	PGconn *c;
@@ -109,7 +112,7 @@ static PGconn *pgfx_connect(const char *db)
 }
 
 /* Run sql on db; true on success (the message goes to stderr otherwise). */
-static bool pgfx_exec(const char *db, const char *sql)
+PGFX_FN bool pgfx_exec(const char *db, const char *sql)
 {
 	PGconn *c = pgfx_connect(db);
 	PGresult *r;
@@ -127,7 +130,7 @@ static bool pgfx_exec(const char *db, const char *sql)
 }
 
 /* One text value of a query on db into out ("" on failure). */
-static bool pgfx_value(const char *db, const char *sql, char *out, size_t size)
+PGFX_FN bool pgfx_value(const char *db, const char *sql, char *out, size_t size)
 {
 	PGconn *c = pgfx_connect(db);
 	PGresult *r;
@@ -148,7 +151,7 @@ static bool pgfx_value(const char *db, const char *sql, char *out, size_t size)
 }
 
 /* A fresh database (name into db), with zeroblob(n) as SQLite has it, for the tampering tests. */
-static bool pgfx_db_create(char *db, size_t size)
+PGFX_FN bool pgfx_db_create(char *db, size_t size)
 {
 	char sql[160];
 
@@ -160,7 +163,7 @@ static bool pgfx_db_create(char *db, size_t size)
 			     "AS $$ SELECT decode(repeat('00', n), 'hex') $$");
 }
 
-static void pgfx_db_drop(const char *db)
+PGFX_FN void pgfx_db_drop(const char *db)
 {
 	char sql[160];
 

@@ -31,6 +31,7 @@
 #include "cas/cas.h"
 #include "lib/crypto.h"
 #include "lib/hex.h"
+#include "pg_cut.h"
 
 #define TEST(name) static void name(void **state __attribute__((unused)))
 #define assert_err(expr, code, detail)                                                                       \
@@ -58,6 +59,7 @@ static int free_ids(void **state)
 	(void)state;
 	scone_identity_free(&g_id);
 	scone_identity_free(&g_other);
+	pgfx_stop(); /* (if a test started it) */
 	return 0;
 }
 
@@ -1094,6 +1096,117 @@ TEST(test_restore_span)
 	}
 }
 
+/* ---------------- a COMMIT whose answer is lost (PostgreSQL) ---------------- */
+
+/* n runtime reports of s1/data on store st from *cur on, as runtime 'a'. */
+static void pg_reports(struct cas *cas, struct scone_store *st, char cur[65], int n, char seed)
+{
+	struct cas_request req;
+	char next[65];
+
+	for (int i = 0; i < n; i++) {
+		as_request(cas, &req, 'a', true);
+		snprintf(next, sizeof(next), "%c%031d", seed, i);
+		assert_ok(st->ops->put_volume_tag(st, "s1", "data", cur, next));
+		request_done(cas, &req);
+		memcpy(cur, next, 65);
+	}
+}
+
+/*
+ * A COMMIT whose answer never arrives (the connection to PostgreSQL cut
+ * after the server committed, tests/unit/pg_cut.h): the write fails BUSY
+ * though it happened. The writer's next entry then finds its place taken,
+ * sees at the chain's head the entry it was unsure of, and goes on from it:
+ * no ROLLBACK, the request is handled again, the log and the mirror verify.
+ * For a write's entry (the next write finds the place taken) and a span's
+ * later version (the refusal's entry, appended on its own, finds it).
+ */
+TEST(test_lost_commit_answer)
+{
+	struct pgcut cut;
+	struct cas cas;
+	struct scone_store *st = NULL;
+	struct scone_session_rec r;
+	struct cas_request req;
+	struct cas_response resp;
+	char db[64], dir[64], mirror[160], log[160], cur[65], next[65];
+	unsigned long bad = 0;
+	uint64_t n = 0;
+	FILE *f;
+
+	assert_true(pgfx_start());
+	assert_true(pgfx_db_create(db, sizeof(db)));
+	assert_true(pgcut_start(&cut));
+	snprintf(dir, sizeof(dir), "/tmp/scone-lost-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	cas_init(&cas, dir, "unused.db");
+	pgcut_url(&cut, db, cas.store_url, sizeof(cas.store_url));
+	assert_ok(scone_store_open(cas.store_url, cas.master_key, 0, &st));
+	cas.stores[0] = st;
+	snprintf(mirror, sizeof(mirror), "%s/mirror.log", dir);
+	f = fopen(mirror, "w");
+	assert_non_null(f);
+	header_of(&g_id, f);
+	fclose(f);
+	cas.audit_mirror_fd = open(mirror, O_WRONLY | O_APPEND);
+	assert_true(cas.audit_mirror_fd >= 0);
+	assert_ok(cas_audit_start(&cas, 0));
+	rec_of(&r, "s1", "body 1");
+	assert_ok(st->ops->create(st, &r));
+	tag_of(cur, '1');
+	assert_ok(st->ops->put_volume_tag(st, "s1", "data", "", cur));
+
+	/* A write's entry: BUSY, yet s2 is there. */
+	atomic_store(&cut.armed, 1);
+	rec_of(&r, "s2", "body 2");
+	assert_int_equal(st->ops->create(st, &r), SCONE_ERR_BUSY);
+	assert_int_equal(atomic_load(&cut.cuts), 1);
+	assert_ok(st->ops->count(st, &n));
+	assert_int_equal(n, 2);
+	/* The next write: its entry's place is taken by s2's; the chain goes on from it, the write is redone.
+	 */
+	as_request(&cas, &req, 'o', false);
+	rec_of(&r, "s3", "body 3");
+	assert_int_equal(st->ops->create(st, &r), SCONE_ERR_MISSING);
+	resp = (struct cas_response){.status = 503};
+	assert_true(cas_audit_end(&cas, &req, &resp)); /* handle it again */
+	cas_audit_begin(&cas, &req);
+	assert_ok(st->ops->create(st, &r));
+	request_done(&cas, &req);
+	assert_false(atomic_load(&cas.rolled_back));
+
+	/* A span's later version: BUSY, yet the tag moved; the refusal's entry finds the version. */
+	pg_reports(&cas, st, cur, 3, 'b');
+	atomic_store(&cut.armed, 1);
+	as_request(&cas, &req, 'a', true);
+	tag_of(next, '9');
+	assert_int_equal(st->ops->put_volume_tag(st, "s1", "data", cur, next), SCONE_ERR_BUSY);
+	resp = (struct cas_response){.status = 503};
+	assert_false(cas_audit_end(&cas, &req, &resp));
+	assert_int_equal(atomic_load(&cut.cuts), 2);
+	assert_false(atomic_load(&cas.rolled_back));
+	assert_ok(st->ops->get_volume_tag(st, "s1", "data", cur));
+	assert_string_equal(cur, next);
+	pg_reports(&cas, st, cur, 3, 'c'); /* the runtime goes on from the tag that moved */
+	assert_false(atomic_load(&cas.rolled_back));
+
+	/* Every entry in place: the store's log and the mirror verify. */
+	snprintf(log, sizeof(log), "%s/export.log", dir);
+	export_log(st, &g_id, log);
+	assert_ok(check_log(log, &g_id, &bad, NULL));
+	cas_audit_stop(&cas, 0);
+	assert_ok(check_log(mirror, &g_id, &bad, NULL));
+	close(cas.audit_mirror_fd);
+	st->ops->close(st);
+	cas_fini(&cas);
+	pgcut_stop(&cut);
+	pgfx_db_drop(db);
+	unlink(mirror);
+	unlink(log);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1105,6 +1218,7 @@ int main(void)
 	    cmocka_unit_test(test_restore_gap),		cmocka_unit_test(test_span_one_entry),
 	    cmocka_unit_test(test_span_mirror_extends), cmocka_unit_test(test_span_forged),
 	    cmocka_unit_test(test_restore_span),	cmocka_unit_test(test_span_entry_altered),
+	    cmocka_unit_test(test_lost_commit_answer),
 	};
 
 	return cmocka_run_group_tests(tests, setup_ids, free_ids);

@@ -1534,14 +1534,18 @@ TEST(test_audit_hook)
 	assert_int_equal(x.st->ops->get(x.st, "t", &got), SCONE_ERR_NOT_FOUND);
 	c.fail = false;
 
-	/* Taken seq (two writers on one chain): CONFLICT; a predecessor that is not there: MISSING. */
+	/*
+	 * Taken seq (the chain ahead of its writer: a commit whose answer was
+	 * lost, or two writers on one chain) and a predecessor that is not
+	 * there: MISSING (audit.c tells which from the chain's head).
+	 */
 	memset(&other, 0, sizeof(other));
 	snprintf(other.name, sizeof(other.name), "dup");
 	assert_ok(chain_append(x.st, &other, "first", true));
 	memset(&other, 0, sizeof(other));
 	snprintf(other.name, sizeof(other.name), "dup");
-	assert_err(chain_append(x.st, &other, "second", false), SCONE_ERR_CONFLICT,
-		   "chain dup already has entry 1");
+	assert_err(chain_append(x.st, &other, "second", false), SCONE_ERR_MISSING,
+		   "chain dup already has an entry 1");
 	raw_sql(&x, "DELETE FROM audit WHERE chain = 'dup'");
 	chain_row(&c, "gap", &row);
 	row.seq = 8;
