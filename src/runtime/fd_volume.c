@@ -273,6 +273,8 @@ int shield_open_locked(struct mount *m, const char *vpath, int flags, mode_t mod
 	s->m = m;
 	s->flags = flags;
 	snprintf(s->vpath, sizeof(s->vpath), "%s", vpath);
+	if (flags & O_CREAT) /* (as the kernel: the umask off the mode of what it creates) */
+		mode &= ~shield_umask();
 	if ((err = vop_open_path(s, vpath, flags, (uint32_t)(mode & 07777), &st, &opened))) {
 		free(s);
 		return shield_fail(shield_path_errno(m, vpath, err));

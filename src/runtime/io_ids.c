@@ -14,6 +14,15 @@
  * A thread that changes its credentials through the raw instruction is
  * not seen (volume files have no owner of their own; the runtime's
  * permission decisions never use this answer).
+ *
+ * And the process's umask, which the kernel takes off the mode of every
+ * file and directory a process creates: the runtime takes it off the modes
+ * of what it creates on a volume. Asked of the kernel once
+ * (/proc/self/status names it without changing it), then kept: umask()
+ * and syscall(SYS_umask) pass through here. A fork child inherits it with
+ * the value; an exec'd program asks again. A umask set through the raw
+ * instruction, or by a thread with its own file-system context
+ * (unshare(CLONE_FS)), is not seen.
  */
 #undef _FORTIFY_SOURCE
 #include "runtime/io_ids.h"
@@ -21,6 +30,8 @@
 
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 static _Atomic uint32_t g_gen = 1; /* bumped by every set*id, unshare and setns call */
 static __thread uint32_t t_known;  /* the generation t_uid/t_gid were asked in (0: never) */
@@ -63,3 +74,56 @@ IDS_CALL(setresuid, (uid_t r, uid_t e, uid_t s), (r, e, s))
 IDS_CALL(setresgid, (gid_t r, gid_t e, gid_t s), (r, e, s))
 IDS_CALL(unshare, (int flags), (flags))
 IDS_CALL(setns, (int fd, int type), (fd, type))
+
+/* ---- the umask ---- */
+
+static _Atomic int g_umask = -1; /* the process's umask; -1: not asked yet */
+
+/* The umask as the kernel has it now. */
+static int umask_of_kernel(void)
+{
+	char buf[4096], *at;
+	ssize_t n = 0, r;
+	int fd = SYS(open)("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	mode_t old;
+
+	while (fd >= 0 && n < (ssize_t)sizeof(buf) - 1 &&
+	       ((r = SYS(read)(fd, buf + n, sizeof(buf) - 1 - (size_t)n)) > 0 || (r < 0 && errno == EINTR)))
+		n += r > 0 ? r : 0;
+	if (fd >= 0)
+		SYS(close)(fd);
+	buf[n] = '\0';
+	if ((at = strstr(buf, "\nUmask:")) != NULL)
+		return (int)(strtoul(at + 8, NULL, 8) & 0777);
+	/* (no /proc: set and set back; a racing umask() of another thread may be lost) */
+	old = SYS(umask)(022);
+	SYS(umask)(old);
+	return (int)(old & 0777);
+}
+
+mode_t shield_umask(void)
+{
+	int u = atomic_load_explicit(&g_umask, memory_order_acquire), none = -1;
+
+	if (u < 0) {
+		u = umask_of_kernel();
+		/* (a umask() meanwhile wins: it is newer than what was read) */
+		if (!atomic_compare_exchange_strong(&g_umask, &none, u))
+			u = atomic_load(&g_umask);
+	}
+	return (mode_t)u;
+}
+
+void shield_umask_set(mode_t mask)
+{
+	atomic_store_explicit(&g_umask, (int)(mask & 0777), memory_order_release);
+}
+
+mode_t umask(mode_t mask)
+{
+	REAL(umask);
+	mode_t old = real_umask(mask);
+
+	shield_umask_set(mask);
+	return old;
+}

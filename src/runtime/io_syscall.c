@@ -188,6 +188,11 @@ long syscall(long n, ...)
 	default:
 		break;
 	}
+	if (n == SYS_umask) { /* kept for the modes of what is created on a volume (io_ids.c) */
+		r = real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+		shield_umask_set((mode_t)a[0]);
+		return r;
+	}
 	if ((n == SYS_io_uring_setup && scone_async_io_refused("io_uring")) ||
 	    (n == SYS_io_setup && scone_async_io_refused("Linux AIO"))) {
 		errno = ENOSYS;

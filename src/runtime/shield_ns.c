@@ -112,6 +112,7 @@ static int mkdir_in(struct mount *m, const char *vpath, mode_t mode)
 
 	if (strcmp(vpath, "/") == 0)
 		return shield_fail(EEXIST);
+	mode &= ~shield_umask(); /* (as the kernel's mkdir) */
 	shield_enter();
 	err = vop_mkdir(m, vpath, (uint32_t)(mode & 07777));
 	return ns_done(m, vpath, err);

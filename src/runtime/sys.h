@@ -271,6 +271,7 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(setresuid, SCONE_SYS_T(setresuid))                                                                 \
 	X(setresgid, SCONE_SYS_T(setresgid))                                                                 \
 	X(unshare, SCONE_SYS_T(unshare))                                                                     \
+	X(umask, SCONE_SYS_T(umask))                                                                         \
 	X(mkstemp, SCONE_SYS_T(mkstemp))                                                                     \
 	X(mkstemp64, SCONE_SYS_T(mkstemp64))                                                                 \
 	X(mkostemp, SCONE_SYS_T(mkostemp))                                                                   \

@@ -27,6 +27,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -1465,6 +1466,65 @@ static int t_chmod(struct ctx *c)
 	return 0;
 }
 
+/* The mode bits of path (-1 if it cannot be stat'ed). */
+static int mode_of(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+/*
+ * The umask comes off the mode of what open(O_CREAT), creat, fopen, mkdir,
+ * mkdirat and mkstemp create, whichever way it was set (umask(),
+ * syscall(SYS_umask)); chmod's mode is taken as given.
+ */
+static int umask_checks(struct ctx *c)
+{
+	char tmpl[PATH_MAX];
+	FILE *f;
+	int fd;
+
+	EQ(c, umask(027), 022, "umask before");
+	TRY(c, fd = xopen(c, P(c, "u1"), O_CREAT | O_WRONLY, 0666), "open O_CREAT");
+	TRY(c, xclose(c, fd), "close");
+	EQ(c, mode_of(P(c, "u1")), 0640, "open O_CREAT 0666 under umask 027");
+	TRY(c, mkdir(P(c, "ud1"), 0777), "mkdir");
+	EQ(c, mode_of(P(c, "ud1")), 0750, "mkdir 0777 under umask 027");
+	umask(0);
+	TRY(c, fd = creat(P(c, "u0"), 0666), "creat");
+	track(c, fd);
+	TRY(c, xclose(c, fd), "close");
+	EQ(c, mode_of(P(c, "u0")), 0666, "creat 0666 under umask 0");
+	TRY(c, mkdirat(AT_FDCWD, P(c, "ud0"), 0777), "mkdirat");
+	EQ(c, mode_of(P(c, "ud0")), 0777, "mkdirat 0777 under umask 0");
+	umask(077);
+	f = fopen(P(c, "u2"), "w");
+	CHECK(c, f != NULL, "fopen: %s", ename(errno));
+	fclose(f);
+	EQ(c, mode_of(P(c, "u2")), 0600, "fopen under umask 077");
+	snprintf(tmpl, sizeof(tmpl), "%s", P(c, "tmpXXXXXX"));
+	TRY(c, fd = mkstemp(tmpl), "mkstemp");
+	track(c, fd);
+	TRY(c, xclose(c, fd), "close");
+	EQ(c, mode_of(tmpl), 0600, "mkstemp under umask 077");
+	EQ(c, syscall(SYS_umask, 022), 077, "syscall(SYS_umask) returns the umask before");
+	TRY(c, fd = xopen(c, P(c, "u3"), O_CREAT | O_WRONLY, 0666), "open O_CREAT");
+	TRY(c, xclose(c, fd), "close");
+	EQ(c, mode_of(P(c, "u3")), 0644, "open O_CREAT 0666 after syscall(SYS_umask, 022)");
+	TRY(c, chmod(P(c, "u3"), 0666), "chmod");
+	EQ(c, mode_of(P(c, "u3")), 0666, "chmod 0666 under umask 022");
+	return 0;
+}
+
+static int t_umask(struct ctx *c)
+{
+	int r = umask_checks(c);
+
+	umask(022); /* (what the later tests expect, also after a failed check) */
+	return r;
+}
+
 static int t_link(struct ctx *c)
 {
 	struct stat st;
@@ -1757,6 +1817,7 @@ static const struct check checks[] = {
     {"threads", t_threads},
     {"utimensat_futimens", t_utimes},
     {"chmod_fchmod", t_chmod},
+    {"umask", t_umask},
     {"link", t_link},
     {"symlink_readlink", t_symlink},
     {"flock", t_flock},
