@@ -32,7 +32,7 @@ EXT_LIBS := -lsqlite3 -lpq -ljansson -levent_openssl -levent_pthreads -levent -l
 ALL_LIBS := $(EXT_LIBS) $(LIBS)
 
 # The runtime's interposers go only into libscone.so, never into a binary.
-RUNTIME_ONLY_SRC := src/runtime/start.c src/runtime/inject.c src/runtime/shield.c src/runtime/shield_io.c src/runtime/shield_meta.c src/runtime/shield_path.c src/runtime/vops.c src/runtime/vserver.c src/runtime/vshared.c src/runtime/async_io.c src/runtime/exec.c src/runtime/fd_volume.c src/runtime/io_rw.c src/runtime/io_file.c src/runtime/io_fd.c src/runtime/io_syscall.c src/runtime/shield_report.c src/runtime/shield_mount.c src/runtime/shield_cwd.c src/runtime/shield_stat.c src/runtime/shield_ns.c src/runtime/shield_dir.c src/runtime/shield_stdio.c src/runtime/attest_rt.c src/runtime/io_ids.c src/runtime/io_temp.c src/runtime/proc_vfork.c
+RUNTIME_ONLY_SRC := src/runtime/start.c src/runtime/inject.c src/runtime/shield.c src/runtime/shield_io.c src/runtime/shield_meta.c src/runtime/shield_path.c src/runtime/vops.c src/runtime/vserver.c src/runtime/vshared.c src/runtime/async_io.c src/runtime/exec.c src/runtime/fd_volume.c src/runtime/io_rw.c src/runtime/io_file.c src/runtime/io_fd.c src/runtime/io_syscall.c src/runtime/shield_report.c src/runtime/shield_mount.c src/runtime/shield_cwd.c src/runtime/shield_stat.c src/runtime/shield_ns.c src/runtime/shield_dir.c src/runtime/shield_stdio.c src/runtime/attest_rt.c src/runtime/io_ids.c src/runtime/io_temp.c src/runtime/proc_vfork.c src/runtime/shield_map.c
 # SCONE sessions: an image's own injection files, filled at start.
 RUNTIME_ONLY_SRC += src/runtime/image_files.c
 # The network shield: its TLS kind of fd and the socket calls.

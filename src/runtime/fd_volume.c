@@ -341,6 +341,8 @@ static ssize_t pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off)
 		return shield_fail(EISDIR);
 	if ((s->flags & O_ACCMODE) == O_WRONLY)
 		return shield_fail(EBADF);
+	if (shield_map_pread_locked(s, buf, n, off, &got)) /* (a window holds the file's newest bytes) */
+		return (ssize_t)got;
 	if ((err = vop_pread(s, buf, n, off, &got)))
 		return shield_fail_err(err);
 	return (ssize_t)got;
@@ -511,6 +513,7 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 		if (err && !written)
 			return shield_fail_err(err);
 		scone_err_clear();
+		shield_map_pwrite_locked(s, buf, written, at);
 		shield_off_set(s, fd, at + written);
 		return sync_write(s, (ssize_t)written);
 	}
@@ -518,6 +521,7 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 	if (err && !written)
 		return shield_fail_err(err);
 	scone_err_clear();
+	shield_map_pwrite_locked(s, buf, written, off);
 	return sync_write(s, (ssize_t)written);
 }
 
@@ -597,6 +601,7 @@ static int ftruncate_locked(struct sfd *s, off64_t len)
 	shield_mark_dirty(s->m);
 	if ((err = vop_ftruncate(s, (uint64_t)len)))
 		return shield_fail_err(err);
+	shield_map_truncate_locked(s, (uint64_t)len);
 	return 0;
 }
 
@@ -643,7 +648,9 @@ static int fallocate_locked(struct sfd *s, int mode, off64_t off, off64_t len)
  */
 static int fsync_locked(struct sfd *s)
 {
-	enum scone_err err = s->lost ? SCONE_ERR_OK : shield_commit(s->m);
+	enum scone_err err = s->lost			 ? SCONE_ERR_OK
+			     : shield_map_sync_locked(s) ? SCONE_ERR_IO /* (a mapping's stores first) */
+							 : shield_commit(s->m);
 
 	/* (a loss is reported once to a description opened after it; commit first: it may find one) */
 	if ((vsrv_file_loss_unseen(s->m, s->vpath) || s->lost) && s->file) {

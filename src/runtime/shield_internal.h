@@ -299,6 +299,26 @@ SCONE_MUST_CHECK enum scone_err vop_ftruncate(struct sfd *s, uint64_t size);
 void vop_cache_stat(struct sfd *s, const struct scone_vstat *st);
 void vop_cache_data(struct sfd *s, uint64_t off, const uint8_t *data, size_t n);
 SCONE_MUST_CHECK enum scone_err vop_fstat(const struct sfd *s, struct scone_vstat *st);
+
+/*
+ * Shared mappings of volume files through windows (shield_map.c). "locked":
+ * the shield lock held.
+ *
+ * A MAP_SHARED mapping of d's file (fd): the file's window, made for a
+ * writable one (ENODEV where it cannot be: another process may exist);
+ * NULL for a read-only one when the file has no window (then a snapshot).
+ */
+void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int prot, int flags, off64_t off);
+/* A read of s's file from its window: false without one. */
+bool shield_map_pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got);
+/* Bytes written to s's file: into its window too. */
+void shield_map_pwrite_locked(struct sfd *s, const void *buf, size_t n, uint64_t off);
+/* s's file truncated to len: its window cleared past it. */
+void shield_map_truncate_locked(struct sfd *s, uint64_t len);
+/* Before a sync of s's file: its window's bytes into it (-1: the write failed). */
+int shield_map_sync_locked(struct sfd *s);
+/* Before exit and exec: every window's bytes into its file. */
+void shield_map_sync_all_locked(void);
 SCONE_MUST_CHECK enum scone_err vop_mkdir(struct mount *m, const char *vpath, uint32_t mode);
 SCONE_MUST_CHECK enum scone_err vop_remove(struct mount *m, const char *vpath, bool dir);
 SCONE_MUST_CHECK enum scone_err vop_rename(struct mount *m, const char *from, const char *to);
@@ -375,6 +395,8 @@ struct vsrv_shared {
 
 struct vp_msg;
 enum vrole vsrv_role(void);
+/* Is this process the program's only one (it holds the volumes; no other process can exist yet)? */
+bool vsrv_alone(void);
 /* Is fd one of the volume server's or client's own sockets (close_range steps around them)? */
 bool vsrv_own_fd(int fd);
 /* The highest of them (-1: none). */

@@ -27,12 +27,12 @@ static int mappable(struct fd_desc *d)
 }
 
 /*
- * mmap of a served file: a snapshot. Anonymous memory holds the plaintext
- * of the range (zero past the end of the file), then gets the requested
- * protection; munmap treats it as any anonymous mapping. A shared writable
- * mapping cannot be served (its stores would never reach the volume):
- * ENODEV, as for a file system without mmap. A read-only shared mapping is
- * served as the same snapshot (later writes through an fd do not show in it).
+ * mmap of a served file. A shared mapping maps the file's window where it
+ * has one, and a shared writable one makes it (shield_map.c). Otherwise a
+ * snapshot: anonymous memory holds the plaintext of the range (zero past
+ * the end of the file), then gets the requested protection; munmap treats
+ * it as any anonymous mapping (later writes through an fd do not show in
+ * it).
  */
 static void *map_shielded(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
 {
@@ -43,8 +43,6 @@ static void *map_shielded(void *addr, size_t len, int prot, int flags, int fd, o
 	void *p;
 	int e;
 
-	if ((type == MAP_SHARED || type == MAP_SHARED_VALIDATE) && (prot & PROT_WRITE))
-		return errno = ENODEV, MAP_FAILED;
 	if (len == 0 || off < 0 || (off & (off64_t)(sysconf(_SC_PAGESIZE) - 1)))
 		return errno = EINVAL, MAP_FAILED;
 	if (!(d = fdtab_get(fd)))
@@ -52,6 +50,13 @@ static void *map_shielded(void *addr, size_t len, int prot, int flags, int fd, o
 	if ((e = mappable(d))) {
 		(void)fdtab_put(d);
 		return errno = e, MAP_FAILED;
+	}
+	if ((type == MAP_SHARED || type == MAP_SHARED_VALIDATE) &&
+	    (p = shield_map_shared(d, fd, addr, len, prot, flags, off)) != NULL) { /* the file's window */
+		e = errno;
+		(void)fdtab_put(d);
+		errno = e;
+		return p;
 	}
 	p = SYS(mmap64)(
 	    addr, len, PROT_READ | PROT_WRITE,

@@ -94,6 +94,11 @@ enum vrole vsrv_role(void)
 	return g_role;
 }
 
+bool vsrv_alone(void)
+{
+	return g_role == VR_SERVER && !__atomic_load_n(&g_started, __ATOMIC_ACQUIRE) && !fdtab_foreign();
+}
+
 bool vsrv_retired(void)
 {
 	return __atomic_load_n(&g_retired, __ATOMIC_ACQUIRE);

@@ -97,6 +97,7 @@ elif sys.argv[1] == "edge":
     out.append(err(lambda: os.rename(d + "/renamed.txt", "/tmp/x")))
     out.append(err(lambda: os.rmdir(d + "/sub")))
     fd = os.open(d + "/renamed.txt", os.O_RDONLY)
+    # (a shared writable mapping of a read-only fd: EACCES, as the kernel's)
     out.append(err(lambda: mmap.mmap(fd, 8, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)))
     m = mmap.mmap(fd, 0, mmap.MAP_PRIVATE, mmap.PROT_READ)
     print("MMAP_PRIVATE=" + repr(m[:11]))
@@ -736,6 +737,104 @@ elif sys.argv[1] == "cachetakeover":
     print(out.strip() or "CLOEXEC=none", flush=True)
     os.remove(host + "/parent-alive")
     os._exit(0)
+elif sys.argv[1] == "shmap":
+    # Shared writable mappings (shield_map.c): every mapping of a file, reads and
+    # writes through fds, a forked child and a truncation meet in one window.
+    import mmap, subprocess
+    rw = mmap.PROT_READ | mmap.PROT_WRITE
+    fd = os.open(d + "/shared.bin", os.O_RDWR | os.O_CREAT, 0o600)
+    os.ftruncate(fd, 3 * 4096)
+    m1 = mmap.mmap(fd, 3 * 4096, mmap.MAP_SHARED, rw)
+    m2 = mmap.mmap(fd, 4096, mmap.MAP_SHARED, rw, offset=4096)
+    m1[4096:4108] = b"SHARED-STORE"
+    out = ["TWO=%r" % m2[:12], "PREAD=%r" % os.pread(fd, 12, 4096)]
+    os.pwrite(fd, b"FD-WRITE", 100)
+    out.append("SEEN=%r" % m1[100:108])
+    ro = mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ)
+    m1[0:5] = b"LATER"
+    out.append("RO=%r" % ro[0:5])
+    m1.flush()
+    pid = os.fork()
+    if pid == 0:
+        m3 = mmap.mmap(fd, 4096, mmap.MAP_SHARED, rw, offset=8192)
+        m3[0:11] = b"CHILD-STORE"
+        m1[200:205] = b"CHILD"
+        os._exit(0)
+    os.waitpid(pid, 0)
+    out.append("CHILD=%r,%r" % (m1[8192:8203], m1[200:205]))
+    os.ftruncate(fd, 4096 + 6)
+    out.append("TRUNC=%r" % m1[4096:4108])
+    os.ftruncate(fd, 3 * 4096)
+    m1[8192:8197] = b"AGAIN"
+    # MAP_SYNC (stores durable as they land: persistent memory) is refused, as on any file not on DAX
+    import ctypes, errno
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    r = libc.mmap(None, 4096, mmap.PROT_READ | mmap.PROT_WRITE, 0x03 | 0x80000, fd, 0)  # MAP_SHARED_VALIDATE | MAP_SYNC
+    out.append("MAPSYNC=" + (errno.errorcode[ctypes.get_errno()] if r == 2**64 - 1 else "mapped"))
+    # a program exec'd beside this one cannot make a window of its own (ENODEV, as before)
+    code = ("import mmap, os, errno\n"
+            "fd = os.open(%r, os.O_RDWR | os.O_CREAT, 0o600)\nos.ftruncate(fd, 4096)\n"
+            "try:\n    mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)\n    print('ok')\n"
+            "except OSError as e:\n    print(errno.errorcode[e.errno])\n") % (d + "/other.bin")
+    out.append("EXECD=" + subprocess.run([sys.executable or "/usr/bin/python3", "-c", code], capture_output=True, text=True).stdout.strip())
+    m2.close()
+    ro.close()
+    os.fsync(fd)
+    m1.close()
+    os.close(fd)
+    print(";".join(out))
+elif sys.argv[1] == "shmapcheck":
+    b = open(d + "/shared.bin", "rb").read()
+    print("FILE=%d,%r,%r,%r,%r,%r" % (len(b), b[0:5], b[100:108], b[200:205], b[4096:4108], b[8192:8203]))
+elif sys.argv[1] in ("wal", "walkill"):
+    # SQLite in WAL mode (its -shm index is a shared writable mapping): threads
+    # with connections of their own, a reader, a forked child; walkill dies by
+    # SIGKILL in the middle of a transaction after 300 commits.
+    import signal, sqlite3, threading
+    db = d + "/wal.db"
+    a = sqlite3.connect(db, timeout=60, check_same_thread=False)
+    print("MODE=" + a.execute("PRAGMA journal_mode=WAL").fetchone()[0], flush=True)
+    a.execute("CREATE TABLE IF NOT EXISTS t(k INTEGER PRIMARY KEY, v TEXT)")
+    a.commit()
+    if sys.argv[1] == "walkill":
+        for i in range(300):
+            a.execute("INSERT INTO t(v) VALUES(?)", ("wal-row-killed-%d" % i,))
+            a.commit()
+        a.execute("BEGIN")
+        a.execute("INSERT INTO t(v) VALUES('never committed')")
+        os.kill(os.getpid(), signal.SIGKILL)
+    def writer(n):
+        c = sqlite3.connect(db, timeout=60)
+        for i in range(100):
+            c.execute("INSERT INTO t(v) VALUES(?)", ("wal-row-%d-%d" % (n, i),))
+            c.commit()
+        c.close()
+    ts = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in ts:
+        t.start()
+    b = sqlite3.connect(db, timeout=60)
+    while any(t.is_alive() for t in ts):
+        b.execute("SELECT count(*) FROM t").fetchone()
+    for t in ts:
+        t.join()
+    pid = os.fork()
+    if pid == 0:
+        c = sqlite3.connect(db, timeout=60)
+        for i in range(50):
+            c.execute("INSERT INTO t(v) VALUES(?)", ("wal-row-child-%d" % i,))
+            c.commit()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print("ROWS=%d,%s" % (b.execute("SELECT count(*) FROM t").fetchone()[0],
+                          b.execute("PRAGMA integrity_check").fetchone()[0]))
+elif sys.argv[1] == "walcheck":
+    import sqlite3
+    c = sqlite3.connect(d + "/wal.db")
+    print("WALCHECK=%d,%d,%s" % (c.execute("SELECT count(*) FROM t").fetchone()[0],
+                                 c.execute("SELECT count(*) FROM t WHERE v = 'never committed'").fetchone()[0],
+                                 c.execute("PRAGMA integrity_check").fetchone()[0]))
 elif sys.argv[1] == "owner":
     # stat names the process's user and group as the owner, also after they change
     import ctypes, platform
@@ -899,7 +998,7 @@ case_python() {
 	grep -qx "LIST=renamed.txt,sub" "$OUT" || { show_output; fail "second run listdir"; }
 	grep -qx "PREAD=b'xyyx'" "$OUT" || { show_output; fail "pwrite/pread"; }
 	expect_ok scone run --config-id vol/py -- "$PY" edge
-	grep -qx "ERRS=ENOENT,EEXIST,EINVAL,EXDEV,ENOTEMPTY,ENODEV,EINVAL,ok" "$OUT" || { show_output; fail "errno of refused calls"; }
+	grep -qx "ERRS=ENOENT,EEXIST,EINVAL,EXDEV,ENOTEMPTY,EACCES,EINVAL,ok" "$OUT" || { show_output; fail "errno of refused calls"; }
 	grep -qx "SUBCWD=True,10000" "$OUT" || { show_output; fail "chdir into a volume subdirectory"; }
 	grep -qx "IO_URING=-1,ENOSYS" "$OUT" && grep -q "io_uring refused" "$ERR" || { show_output; fail "io_uring not refused"; }
 	grep -qx "IO_SETUP=-1,ENOSYS" "$OUT" && grep -q "Linux AIO refused" "$ERR" || { show_output; fail "Linux AIO not refused"; }
@@ -1328,6 +1427,37 @@ ok" "$(cat "$OUT")" "count, a row and integrity_check on the second run"
 	if grep -rqa "SQLite format 3" "$CASE_DIR/data"; then fail "the SQLite header is on disk"; fi
 	if grep -rqa "row-text-" "$CASE_DIR/data"; then fail "row text is on disk"; fi
 	[ ! -e "$CASE_DIR/data/db.sqlite" ] || fail "db.sqlite exists in plaintext on the host"
+}
+
+# Shared writable mappings of volume files (docs/runtime.md, "Shared writable
+# mappings"): one window per file, coherent with reads, writes, truncation and
+# a forked child, its stores in the file after fsync; SQLite in WAL mode (the
+# sqlite3 shell, Python's threads and a forked child, a SIGKILL in a
+# transaction); nothing of it in plaintext on the host.
+case_shared_mappings() {
+	start
+	expect_ok scone run --config-id vol/py -- "$PY" shmap
+	grep -qxF "TWO=b'SHARED-STORE';PREAD=b'SHARED-STORE';SEEN=b'FD-WRITE';RO=b'LATER';CHILD=b'CHILD-STORE',b'CHILD';TRUNC=b'SHARED\\x00\\x00\\x00\\x00\\x00\\x00';MAPSYNC=ENOTSUP;EXECD=ENODEV" "$OUT" ||
+		{ show_output; fail "shared mappings of one file do not meet"; }
+	expect_ok scone run --config-id vol/py -- "$PY" shmapcheck
+	grep -qxF "FILE=12288,b'LATER',b'FD-WRITE',b'CHILD',b'SHARED\\x00\\x00\\x00\\x00\\x00\\x00',b'AGAIN\\x00\\x00\\x00\\x00\\x00\\x00'" "$OUT" ||
+		{ show_output; fail "a mapping's stores are not in the file after fsync"; }
+	expect_ok scone run --config-id vol/sql -- "$SQLITE" \
+		"PRAGMA journal_mode=WAL; CREATE TABLE s(v); INSERT INTO s VALUES('wal-shell-row'); SELECT count(*) FROM s;"
+	assert_eq "wal
+1" "$(cat "$OUT")" "the sqlite3 shell in WAL mode"
+	expect_ok scone run --config-id vol/sql -- "$SQLITE" "INSERT INTO s VALUES('again'); SELECT count(*) FROM s; PRAGMA integrity_check;"
+	assert_eq "2
+ok" "$(cat "$OUT")" "the sqlite3 shell in WAL mode, a second run"
+	expect_ok scone run --config-id vol/py -- "$PY" wal
+	grep -qx "ROWS=450,ok" "$OUT" || { show_output; fail "SQLite WAL: threads and a forked child"; }
+	run_cmd scone run --config-id vol/py -- "$PY" walkill
+	[ "$RC" -eq 137 ] || { show_output; fail "walkill: expected the process killed (137), got $RC"; }
+	expect_ok scone run --config-id vol/py -- "$PY" walcheck
+	grep -qx "WALCHECK=750,0,ok" "$OUT" || { show_output; fail "SQLite WAL after a SIGKILL in a transaction"; }
+	if grep -rqaE "SHARED-STORE|CHILD-STORE|wal-row-|wal-shell-row|SQLite format 3" "$CASE_DIR/data"; then
+		fail "plaintext on the host"
+	fi
 }
 
 run_case "runtime volume: python3 writes, appends, lists, renames, deletes; only ciphertext on disk; a rollback is refused" case_python
@@ -2299,6 +2429,7 @@ run_case "runtime volume: writes through O_SYNC and O_DSYNC survive a kill right
 run_case "runtime volume: the server killed with a write it had not committed: every process of the program ends, the volume opens as synced" case_lost_writeback
 run_case "runtime volume: an fspf made with scone fspf, given by SCONE_FSPF/KEY/TAG without CAS" case_fspf_env
 run_case "runtime volume: sqlite3 database on an encrypted volume" case_sqlite
+run_case "runtime volume: shared writable mappings (mmap MAP_SHARED): one window per file, coherent with fds, a child and truncation; SQLite in WAL mode, also after a SIGKILL" case_shared_mappings
 run_case "runtime volume: a vfork child (vfork, clone with CLONE_VM) cannot change its parent's fd table; the parent's other threads go on opening meanwhile" case_vfork_mark
 run_case "runtime volume: kept placeholders and the vfork mark against raw lseek, SCM_RIGHTS, a vfork child's exec racing a close, signal handlers around vfork, clone with and without CLONE_VM, a low fd limit" case_placeholder_attacks
 run_case "runtime volume: kept placeholders against ioctl (and FIONREAD answered from the volume), sendmmsg and raw sendmsg with SCM_RIGHTS, a bogus control message, EMFILE (open, pipe, timerfd, signalfd, memfd, pidfd), a vfork child's dup2, dup2 from a signal handler, an exec racing a close and open" case_placeholder_handed_on
