@@ -31,7 +31,7 @@ unsigned shield_vf_flags(int flags)
 }
 
 /* The lowest number of the runtime's own fds: the upper half of the fd limit, out of the program's way. */
-static int upper_half(void)
+int shield_own_fd_floor(void)
 {
 	static int low;
 	struct rlimit rl;
@@ -90,7 +90,7 @@ static int spawns;	      /* spawns under way (atomic): what is released meanwhil
 /* Is there room for a master beside the program's fd (a quarter of the limit, and a limit of 64 or more)? */
 static bool room_for_master(int fd)
 {
-	int high = upper_half();
+	int high = shield_own_fd_floor();
 
 	return high > 3 && fd < high / 2;
 }
@@ -98,7 +98,7 @@ static bool room_for_master(int fd)
 /* How many masters the pool keeps: a 32nd of the fd limit, at most POOL_CAP. */
 static size_t pool_cap(void)
 {
-	size_t n = (size_t)upper_half() / 16;
+	size_t n = (size_t)shield_own_fd_floor() / 16;
 
 	return n < POOL_CAP ? n : POOL_CAP;
 }
@@ -142,7 +142,7 @@ static int placeholder_open(struct sfd *s, int flags)
 		return -1;
 	}
 	/* (no room: no master, the offset's dup is made when first needed, and never kept) */
-	if (room_for_master(fd) && (master = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, upper_half())) >= 0) {
+	if (room_for_master(fd) && (master = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, shield_own_fd_floor())) >= 0) {
 		shield_own_mark(master, true);
 		s->off_fd = master + 1;
 		s->ph_gen = gen;
@@ -341,8 +341,6 @@ static ssize_t pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off)
 		return shield_fail(EISDIR);
 	if ((s->flags & O_ACCMODE) == O_WRONLY)
 		return shield_fail(EBADF);
-	if (shield_map_pread_locked(s, buf, n, off, &got)) /* (a window holds the file's newest bytes) */
-		return (ssize_t)got;
 	if ((err = vop_pread(s, buf, n, off, &got)))
 		return shield_fail_err(err);
 	return (ssize_t)got;
@@ -368,7 +366,8 @@ static int off_fd(struct sfd *s, int fd)
 		return s->off_fd - 1;
 	if (fdtab_foreign())
 		return fd; /* a vfork child: a dup of its own would be recorded in its parent's memory */
-	if ((d = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, upper_half())) < 0 && (errno == EMFILE || errno == EINVAL))
+	if ((d = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, shield_own_fd_floor())) < 0 &&
+	    (errno == EMFILE || errno == EINVAL))
 		d = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, 3);
 	if (d < 0)
 		return errno == EBADF ? -1 : fd;
@@ -513,7 +512,6 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 		if (err && !written)
 			return shield_fail_err(err);
 		scone_err_clear();
-		shield_map_pwrite_locked(s, buf, written, at);
 		shield_off_set(s, fd, at + written);
 		return sync_write(s, (ssize_t)written);
 	}
@@ -521,7 +519,6 @@ static ssize_t pwrite_locked(int fd, struct sfd *s, const void *buf, size_t n, u
 	if (err && !written)
 		return shield_fail_err(err);
 	scone_err_clear();
-	shield_map_pwrite_locked(s, buf, written, off);
 	return sync_write(s, (ssize_t)written);
 }
 
@@ -601,7 +598,6 @@ static int ftruncate_locked(struct sfd *s, off64_t len)
 	shield_mark_dirty(s->m);
 	if ((err = vop_ftruncate(s, (uint64_t)len)))
 		return shield_fail_err(err);
-	shield_map_truncate_locked(s, (uint64_t)len);
 	return 0;
 }
 
@@ -648,9 +644,7 @@ static int fallocate_locked(struct sfd *s, int mode, off64_t off, off64_t len)
  */
 static int fsync_locked(struct sfd *s)
 {
-	enum scone_err err = s->lost			 ? SCONE_ERR_OK
-			     : shield_map_sync_locked(s) ? SCONE_ERR_IO /* (a mapping's stores first) */
-							 : shield_commit(s->m);
+	enum scone_err err = s->lost ? SCONE_ERR_OK : shield_commit(s->m);
 
 	/* (a loss is reported once to a description opened after it; commit first: it may find one) */
 	if ((vsrv_file_loss_unseen(s->m, s->vpath) || s->lost) && s->file) {

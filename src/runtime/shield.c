@@ -456,7 +456,6 @@ void shield_exit(void)
 	 */
 	fflush(NULL);
 	shield_enter();
-	shield_map_sync_all_locked(); /* (what mappings stored, before the last commit) */
 	for (size_t i = 0; vsrv_role() == VR_SERVER && i < shield_g.n_mounts; i++) {
 		struct mount *m = &shield_g.mounts[i];
 		char hex[2 * SCONE_RT_TAG_SIZE + 1];
@@ -488,7 +487,6 @@ static void commit_before_exit(void)
 	    getpid() != shield_g.pid)
 		return;
 	shield_enter();
-	shield_map_sync_all_locked();
 	for (size_t i = 0; i < shield_g.n_mounts; i++)
 		if (shield_commit(&shield_g.mounts[i]) || shield_report_settle(&shield_g.mounts[i]))
 			scone_err_clear(); /* printed */

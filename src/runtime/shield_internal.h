@@ -311,14 +311,22 @@ SCONE_MUST_CHECK enum scone_err vop_fstat(const struct sfd *s, struct scone_vsta
 void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int prot, int flags, off64_t off);
 /* A read of s's file from its window: false without one. */
 bool shield_map_pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got);
-/* Bytes written to s's file: into its window too. */
-void shield_map_pwrite_locked(struct sfd *s, const void *buf, size_t n, uint64_t off);
-/* s's file truncated to len: its window cleared past it. */
-void shield_map_truncate_locked(struct sfd *s, uint64_t len);
-/* Before a sync of s's file: its window's bytes into it (-1: the write failed). */
-int shield_map_sync_locked(struct sfd *s);
-/* Before exit and exec: every window's bytes into its file. */
-void shield_map_sync_all_locked(void);
+/*
+ * Around a change this process makes to a file of its volumes itself
+ * (vops.c's local paths: its own, and the server's for other processes):
+ * the file's window (-1: none) and its size before; then what was written
+ * at off, or the new size.
+ */
+int shield_map_before(struct sfd *s, uint64_t *size);
+int shield_map_before_path(struct mount *m, const char *vpath, uint64_t *size);
+void shield_map_wrote(int w, const void *buf, size_t n, uint64_t off, uint64_t size_before);
+void shield_map_resized(int w, uint64_t size_before, uint64_t size);
+/* A local commit of m: the stores in its files' windows go into the files first. */
+void shield_map_commit_locked(struct mount *m);
+/* [addr, addr + len) was mapped over by something else (MAP_FIXED): forget window mappings there. */
+void shield_map_replaced(void *addr, size_t len);
+/* The lowest fd number the runtime's own fds take (the upper half of the limit). */
+int shield_own_fd_floor(void);
 SCONE_MUST_CHECK enum scone_err vop_mkdir(struct mount *m, const char *vpath, uint32_t mode);
 SCONE_MUST_CHECK enum scone_err vop_remove(struct mount *m, const char *vpath, bool dir);
 SCONE_MUST_CHECK enum scone_err vop_rename(struct mount *m, const char *from, const char *to);

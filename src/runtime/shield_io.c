@@ -78,13 +78,24 @@ static void *map_shielded(void *addr, size_t len, int prot, int flags, int fd, o
 	return p;
 }
 
+/* Anything mapped at a fixed address replaces what was there, a window's mapping too (shield_map.c). */
+static void *fixed_done(void *p, size_t len, int flags)
+{
+	int e = errno;
+
+	if (p != MAP_FAILED && (flags & MAP_FIXED))
+		shield_map_replaced(p, len);
+	errno = e;
+	return p;
+}
+
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	REAL(mmap);
 
 	if (!(flags & MAP_ANONYMOUS) && shield_maybe_shielded(fd))
 		return map_shielded(addr, len, prot, flags, fd, off);
-	return real_mmap(addr, len, prot, flags, fd, off);
+	return fixed_done(real_mmap(addr, len, prot, flags, fd, off), len, flags);
 }
 
 void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
@@ -93,7 +104,7 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
 
 	if (!(flags & MAP_ANONYMOUS) && shield_maybe_shielded(fd))
 		return map_shielded(addr, len, prot, flags, fd, off);
-	return real_mmap64(addr, len, prot, flags, fd, off);
+	return fixed_done(real_mmap64(addr, len, prot, flags, fd, off), len, flags);
 }
 
 /* ---- copies between fds: read through the shield, write to the other side ---- */

@@ -7,18 +7,24 @@
  * The kernel cannot page a volume file (on the host its bytes are
  * ciphertext), so such a mapping maps the file's *window*: a memfd holding
  * the file's plaintext, made at the file's first shared writable mapping
- * and filled from the file then. Every such mapping of the file maps the
+ * and filled from the file then. Every shared mapping of the file maps the
  * same window, so stores meet as in a kernel file's page cache. While the
- * window exists the runtime's reads of the file come from it, its writes
- * land in it as well as in the file, and a truncation clears it past the
- * new end. Its stores reach the file (through the runtime's write, so
- * sealed) at msync, at fsync/fdatasync of any fd of the file (before the
- * commit), at exit and exec, and when the process's last mapping of it
- * goes: the blocks that differ from the window's *shadow* (what the file
- * holds as far as the window knows: its fill, writes through fds, earlier
- * write-backs), so a write-back costs what was stored and never puts back
- * bytes nobody stored. A window that nobody maps writable any more (its
- * memfd then takes a write seal) is dropped.
+ * window exists, reads of the file (vop_pread) come from it, and every
+ * change of the file (a write, an append, a truncation by fd, by path or by
+ * O_TRUNC) lands in it too: the process that makes the change on the
+ * volume (the one holding the volumes: vops.c's local paths) applies it,
+ * zeroing what a growth exposes.
+ *
+ * Write-back: the stores reach the file (through the runtime's write, so
+ * sealed) at every local commit of the volume (any process's fsync, msync
+ * with MS_SYNC, exit, exec, a fork of the holder), at msync, and when the
+ * holder's last mapping of the file goes; only the process holding the
+ * volumes writes back, and only the blocks that differ from the window's
+ * *shadow* (what the file holds as far as the window knows), so a
+ * write-back costs what was stored and never puts back bytes nobody
+ * stored. Changes and write-backs happen under the holder's shield lock,
+ * one after the other: neither undoes the other. A window that nobody maps
+ * writable any more (its memfd then takes a write seal) is dropped.
  *
  * Invariants:
  * - one window per file (mount, file id) in the program. A window is made
@@ -28,23 +34,27 @@
  *   their parent. Any other process gets ENODEV for a file without a
  *   window, as before windows existed: a second window would split the
  *   file's stores;
- * - bytes past the file's end are zero in the window and never written
- *   back (the kernel's SIGBUS there is not reproduced);
- * - the memfd is close-on-exec; the window keeps a hold on a description
- *   of the file, so it can be written back after the program closed its
- *   fds, and on a file renamed or removed meanwhile (as a kernel mapping
- *   keeps its inode);
- * - munmap and msync cost one atomic load while no window exists; the
- *   runtime's own (with the shield lock held) pass straight through.
+ * - bytes past the file's end are zeroed when the file grows over them,
+ *   never written back (the kernel's SIGBUS is not reproduced);
+ * - the memfd is one of the runtime's own fds (in the upper half, marked:
+ *   a program's close or dup2 onto it is refused as for the others) and
+ *   close-on-exec; the window keeps a hold on a description of the file,
+ *   so it can be written back after the program closed its fds;
+ * - the table of mappings follows munmap, mremap and MAP_FIXED mappings
+ *   over them, under the shield lock; munmap, mremap and msync cost one
+ *   atomic load while no window exists, and the runtime's own (lock held)
+ *   pass straight through.
  *
  * Limits: a window covers WINDOW_CAP bytes of its file (a mapping past
- * them: ENODEV); mremap of a window's mapping is not followed (its bytes
- * still reach the file at exit); stores of a process killed by a signal
- * reach the file only if another process of the program maps the window.
+ * them: ENODEV); a program exec'd beside the holder reads the file from the
+ * shared read cache, without stores not yet written back; the stores of a
+ * process killed by a signal reach the file only if another process of the
+ * program maps the window.
  */
 #undef _FORTIFY_SOURCE
 #include "runtime/shield_internal.h"
 
+#include <stdarg.h>
 #include <stdatomic.h>
 
 #define WINDOWS_MAX 64
@@ -73,6 +83,14 @@ struct map {
 static struct window g_win[WINDOWS_MAX];
 static struct map g_map[MAPS_MAX];
 static _Atomic unsigned g_n_win; /* windows made (the fast paths: none) */
+static bool g_writing_back;	 /* (lock held) a write-back's own writes change no window */
+
+static size_t page_up(size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	return len > SIZE_MAX - page ? len : (len + page - 1) / page * page;
+}
 
 static struct sfd *win_sfd(const struct window *w)
 {
@@ -83,7 +101,8 @@ static struct sfd *win_sfd(const struct window *w)
 static int find_window(unsigned mount, const uint8_t fid[16])
 {
 	for (int i = 0; i < WINDOWS_MAX; i++)
-		if (g_win[i].fd1 && g_win[i].mount == mount && memcmp(g_win[i].fid, fid, 16) == 0)
+		if (g_win[i].fd1 && g_win[i].base && g_win[i].mount == mount &&
+		    memcmp(g_win[i].fid, fid, 16) == 0)
 			return i;
 	return -1;
 }
@@ -145,6 +164,7 @@ static int write_back(struct window *w, struct sfd *s, uint64_t size)
 
 	if (!shadow_cover(w, n))
 		return shield_fail(ENOMEM);
+	g_writing_back = true;
 	for (size_t at = 0; at < n; at += BLOCK) {
 		size_t len = n - at < BLOCK ? n - at : BLOCK, done = 0;
 		if (memcmp(w->base + at, w->shadow + at, len) == 0)
@@ -156,20 +176,26 @@ static int write_back(struct window *w, struct sfd *s, uint64_t size)
 		       len); /* (what goes to the file: stores racing it go next time) */
 		while (done < len) {
 			if (vop_pwrite(s, w->shadow + at + done, len - done, at + done, &written) ||
-			    written == 0)
+			    written == 0) {
+				g_writing_back = false;
 				return -1;
+			}
 			done += written;
 		}
 	}
+	g_writing_back = false;
 	return 0;
 }
 
+/* Window i's stores into its file: by the process holding the volumes only (others: 0, nothing). */
 static int write_back_window(int i)
 {
 	struct window *w = &g_win[i];
 	struct sfd *s = win_sfd(w);
 	struct scone_vstat st;
 
+	if (vsrv_role() == VR_CLIENT || !w->base)
+		return 0;
 	if (s->stale || vop_fstat(s, &st))
 		return -1;
 	return write_back(w, s, st.size);
@@ -195,13 +221,18 @@ static void window_try_drop(int i)
 		if (g_map[k].addr && g_map[k].win == i)
 			return;
 	if (write_back_window(i))
-		scone_err_clear();	  /* (the next sync reports what failed) */
-	SYS(munmap)(w->base, WINDOW_CAP); /* (its own writable mapping would hold the seal off) */
+		scone_err_clear(); /* (the next sync reports what failed) */
+	if (!vsrv_alone())
+		return; /* (kept while other processes exist: a new window could not be made again) */
+	if (w->base)
+		SYS(munmap)(w->base, WINDOW_CAP); /* (its own writable mapping would hold the seal off) */
 	if (SYS(fcntl)(fd, F_ADD_SEALS, F_SEAL_WRITE) != 0) { /* another process still maps it */
-		if ((w->base = map_base(fd)) != MAP_FAILED)
-			return;
+		/* (without memory to map it again: kept, found by nobody, until the other process goes) */
+		if ((w->base = map_base(fd)) == MAP_FAILED)
+			w->base = NULL;
+		return;
 	}
-	SYS(close)(fd);
+	shield_own_close(fd);
 	(void)fdtab_put(w->desc);
 	free(w->shadow);
 	memset(w, 0, sizeof(*w));
@@ -226,9 +257,17 @@ static int window_make(int fd, struct sfd *s, const struct scone_vstat *st)
 	mfd = SYS(memfd_create)("scone-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mfd < 0)
 		return -1;
+	{ /* out of the program's way, as the runtime's other fds; a close or dup2 over it is refused */
+		int hi = SYS(fcntl)(mfd, F_DUPFD_CLOEXEC, shield_own_fd_floor());
+		if (hi >= 0) {
+			SYS(close)(mfd);
+			mfd = hi;
+		}
+		shield_own_mark(mfd, true);
+	}
 	if (SYS(ftruncate)(mfd, (off_t)WINDOW_CAP) != 0 || (w->base = map_base(mfd)) == MAP_FAILED) {
 		int e = errno;
-		SYS(close)(mfd);
+		shield_own_close(mfd);
 		memset(w, 0, sizeof(*w));
 		return shield_fail(e);
 	}
@@ -238,7 +277,7 @@ static int window_make(int fd, struct sfd *s, const struct scone_vstat *st)
 		int e = got < n ? EIO : got ? ENOMEM : EBADF;
 		free(w->shadow);
 		SYS(munmap)(w->base, WINDOW_CAP);
-		SYS(close)(mfd);
+		shield_own_close(mfd);
 		memset(w, 0, sizeof(*w));
 		scone_err_clear();
 		return shield_fail(e);
@@ -250,6 +289,8 @@ static int window_make(int fd, struct sfd *s, const struct scone_vstat *st)
 	atomic_fetch_add_explicit(&g_n_win, 1, memory_order_acq_rel);
 	return i;
 }
+
+static void unmapped(char *addr, size_t len, int keep);
 
 void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int prot, int flags, off64_t off)
 {
@@ -292,9 +333,11 @@ void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int p
 				off); /* (the kernel checks the flags) */
 		e = p == MAP_FAILED ? errno : 0;
 	}
-	if (!e)
-		g_map[k] = (struct map){.addr = p, .len = len, .win = i, .off = (uint64_t)off};
-	else if (i >= 0 && g_win[i].fd1)
+	if (!e) {
+		g_map[k] = (struct map){.addr = p, .len = page_up(len), .win = i, .off = (uint64_t)off};
+		if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
+			unmapped(p, g_map[k].len, k); /* (what it replaced) */
+	} else if (i >= 0 && g_win[i].fd1)
 		window_try_drop(i); /* (a window made for this call alone goes again) */
 	scone_err_clear();
 	shield_leave();
@@ -318,57 +361,100 @@ bool shield_map_pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off, s
 	return true;
 }
 
-void shield_map_pwrite_locked(struct sfd *s, const void *buf, size_t n, uint64_t off)
+int shield_map_before(struct sfd *s, uint64_t *size)
 {
-	int i = window_of(s, NULL);
+	struct scone_vstat st;
+	int i;
 
-	if (i >= 0 && off < WINDOW_CAP) {
-		n = (size_t)(WINDOW_CAP - off < n ? WINDOW_CAP - off : n);
-		memcpy(g_win[i].base + off, buf, n);
-		shadow_note(&g_win[i], buf, n, off);
-	}
+	if (g_writing_back || (i = window_of(s, &st)) < 0)
+		return -1;
+	*size = st.size;
+	return i;
 }
 
-void shield_map_truncate_locked(struct sfd *s, uint64_t len)
+int shield_map_before_path(struct mount *m, const char *vpath, uint64_t *size)
 {
-	int i = window_of(s, NULL);
+	struct scone_vstat st;
+	int i;
+
+	if (atomic_load_explicit(&g_n_win, memory_order_acquire) == 0 || g_writing_back)
+		return -1;
+	if (vop_stat(m, vpath, &st) || st.is_dir) {
+		scone_err_clear();
+		return -1;
+	}
+	if ((i = find_window((unsigned)shield_mount_index(m), st.file_id)) >= 0)
+		*size = st.size;
+	return i;
+}
+
+/* [from, to) of window w (and what its file holds there) is zero now. */
+static void zero_range(struct window *w, uint64_t from, uint64_t to)
+{
+	if (to > WINDOW_CAP)
+		to = WINDOW_CAP;
+	if (from >= to)
+		return;
+	memset(w->base + from, 0, (size_t)(to - from));
+	if (from < w->shadow_len)
+		memset(w->shadow + from, 0, (size_t)((to < w->shadow_len ? to : w->shadow_len) - from));
+}
+
+void shield_map_wrote(int i, const void *buf, size_t n, uint64_t off, uint64_t size_before)
+{
+	struct window *w = &g_win[i];
+
+	if (off > size_before) /* (a hole: zeros, whatever was stored past the old end) */
+		zero_range(w, size_before, off);
+	if (off >= WINDOW_CAP)
+		return;
+	n = (size_t)(WINDOW_CAP - off < n ? WINDOW_CAP - off : n);
+	memcpy(w->base + off, buf, n);
+	shadow_note(w, buf, n, off);
+}
+
+void shield_map_resized(int i, uint64_t size_before, uint64_t size)
+{
+	struct window *w = &g_win[i];
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), whole;
 
-	if (i < 0 || len >= WINDOW_CAP)
+	if (size > size_before) { /* grown: what it exposes reads as zeros (stores past the end go) */
+		zero_range(w, size_before, size);
 		return;
-	if (g_win[i].shadow_len > len) /* (the file holds zeros there if it grows again) */
-		memset(g_win[i].shadow + len, 0, g_win[i].shadow_len - (size_t)len);
-	whole = (len + page - 1) / page * page;
-	memset(g_win[i].base + len, 0, (size_t)(whole - len));
+	}
+	if (size >= WINDOW_CAP)
+		return;
+	if (w->shadow_len > size) /* (the file holds zeros there if it grows again) */
+		memset(w->shadow + size, 0, w->shadow_len - (size_t)size);
+	whole = (size + page - 1) / page * page;
+	memset(w->base + size, 0, (size_t)(whole - size));
 	if (whole < WINDOW_CAP) /* (the rest: given back, zero when touched again) */
-		(void)SYS(fallocate)(g_win[i].fd1 - 1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				     (off_t)whole, (off_t)(WINDOW_CAP - whole));
+		(void)SYS(fallocate)(w->fd1 - 1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)whole,
+				     (off_t)(WINDOW_CAP - whole));
 }
 
-int shield_map_sync_locked(struct sfd *s)
+void shield_map_commit_locked(struct mount *m)
 {
-	int i = window_of(s, NULL);
+	unsigned mount = (unsigned)shield_mount_index(m);
 
-	return i < 0 ? 0
-		     : write_back_window(i); /* (through the window's own description: s may be read-only) */
-}
-
-void shield_map_sync_all_locked(void)
-{
 	for (int i = 0; atomic_load(&g_n_win) && i < WINDOWS_MAX; i++)
-		if (g_win[i].fd1 && write_back_window(i))
+		if (g_win[i].fd1 && g_win[i].mount == mount && write_back_window(i))
 			scone_err_clear(); /* (the commit that follows reports a volume that fails) */
 }
 
-/* The map entries [addr, addr + len) overlaps, cut to what stays mapped; windows they leave, dropped. */
-static void unmapped(char *addr, size_t len)
+/*
+ * The map entries [addr, addr + len) overlaps (but entry keep), cut to what
+ * stays mapped; windows they leave, dropped where nothing maps them. Lock
+ * held.
+ */
+static void unmapped(char *addr, size_t len, int keep)
 {
 	bool left[WINDOWS_MAX] = {false};
 
 	for (int k = 0; k < MAPS_MAX; k++) {
 		struct map *m = &g_map[k];
 		char *end = addr + len, *m_end;
-		if (!m->addr || m->addr >= end || m->addr + m->len <= addr)
+		if (!m->addr || k == keep || m->addr >= end || m->addr + m->len <= addr)
 			continue;
 		m_end = m->addr + m->len;
 		left[m->win] = true;
@@ -378,12 +464,13 @@ static void unmapped(char *addr, size_t len)
 		}
 		if (addr > m->addr &&
 		    end < m_end) { /* a hole in the middle: the tail is a mapping of its own */
-			for (int t = 0; t < MAPS_MAX; t++)
-				if (!g_map[t].addr) {
-					g_map[t] = (struct map){end, (size_t)(m_end - end), m->win,
-								m->off + (uint64_t)(end - m->addr)};
-					break;
-				}
+			int t = 0;
+			while (t < MAPS_MAX && g_map[t].addr)
+				t++;
+			if (t == MAPS_MAX)
+				continue; /* (no room: the entry stays whole, its window kept) */
+			g_map[t] = (struct map){end, (size_t)(m_end - end), m->win,
+						m->off + (uint64_t)(end - m->addr)};
 			m->len = (size_t)(addr - m->addr);
 		} else if (addr <= m->addr) { /* the head goes */
 			m->off += (uint64_t)(end - m->addr);
@@ -398,15 +485,29 @@ static void unmapped(char *addr, size_t len)
 			window_try_drop(i);
 }
 
+void shield_map_replaced(void *addr, size_t len)
+{
+	if (!len || atomic_load_explicit(&g_n_win, memory_order_acquire) == 0 || !shield_enter_unless_mine())
+		return;
+	unmapped(addr, page_up(len), -1);
+	scone_err_clear();
+	shield_leave();
+}
+
+/*
+ * The lock is taken before the unmapping (when windows exist), so another
+ * thread's new mapping at the same address is recorded after this one's
+ * entry went. The runtime's own munmap (lock held) is never a window's.
+ */
 int munmap(void *addr, size_t len)
 {
+	bool locked =
+	    len && atomic_load_explicit(&g_n_win, memory_order_acquire) && shield_enter_unless_mine();
 	int r = SYS(munmap)(addr, len), e = errno;
 
-	/* (the runtime's own munmap, with the lock held, is never a window's) */
-	if (r == 0 && len && atomic_load_explicit(&g_n_win, memory_order_acquire) &&
-	    shield_enter_unless_mine()) {
-		size_t page = (size_t)sysconf(_SC_PAGESIZE);
-		unmapped(addr, (len + page - 1) / page * page);
+	if (locked) {
+		if (r == 0)
+			unmapped(addr, page_up(len), -1);
 		scone_err_clear();
 		shield_leave();
 	}
@@ -414,7 +515,45 @@ int munmap(void *addr, size_t len)
 	return r;
 }
 
-/* msync of a window's mapping: its bytes into the file; with MS_SYNC, committed as by fsync. */
+/* mremap of a window's mapping: its entry follows (and a fixed target replaces what was there). */
+void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+	REAL(mremap);
+	bool locked = atomic_load_explicit(&g_n_win, memory_order_acquire) && shield_enter_unless_mine();
+	void *target = NULL, *p;
+	int e, k = 0;
+
+	if (flags & MREMAP_FIXED) {
+		va_list ap;
+		va_start(ap, flags);
+		target = va_arg(ap, void *);
+		va_end(ap);
+	}
+	p = real_mremap(old, old_len, new_len, flags, target);
+	e = errno;
+	if (locked) {
+		while (p != MAP_FAILED && k < MAPS_MAX && g_map[k].addr != old)
+			k++;
+		if (p != MAP_FAILED && k < MAPS_MAX) {
+			g_map[k].addr = p;
+			g_map[k].len = page_up(new_len);
+			unmapped(p, g_map[k].len, k);
+		} else if (p != MAP_FAILED && (flags & MREMAP_FIXED)) {
+			unmapped(p, page_up(new_len), -1);
+		}
+		scone_err_clear();
+		shield_leave();
+	}
+	errno = e;
+	return p;
+}
+
+/*
+ * msync of a window's mapping: with MS_SYNC a commit of its volume (which
+ * writes the stores back first), as fsync; otherwise the stores go into the
+ * file now (by the process holding the volumes; another's go at the next
+ * commit).
+ */
 int msync(void *addr, size_t len, int flags)
 {
 	REAL(msync);
@@ -425,8 +564,8 @@ int msync(void *addr, size_t len, int flags)
 			struct map *m = &g_map[k];
 			if (!m->addr || m->addr >= (char *)addr + len || m->addr + m->len <= (char *)addr)
 				continue;
-			fail = write_back_window(m->win) ||
-			       ((flags & MS_SYNC) && shield_commit(win_sfd(&g_win[m->win])->m));
+			fail = (flags & MS_SYNC) ? shield_commit(win_sfd(&g_win[m->win])->m) != SCONE_ERR_OK
+						 : write_back_window(m->win);
 		}
 		scone_err_clear();
 		shield_leave();

@@ -750,8 +750,6 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 	/* A vfork child shares the caller's memory: the caller goes on beside the new program too. */
 	spawn = spawn || getpid() != shield_g.pid;
 	shield_enter();
-	if (!spawn) /* (an exec ends the mappings: their stores go to the files first) */
-		shield_map_sync_all_locked();
 	/*
 	 * What the handover records is the new program's, by its placeholder:
 	 * never kept for another file, also when another thread closes it

@@ -213,6 +213,8 @@ enum scone_err shield_commit_local(struct mount *m)
 {
 	enum scone_err err;
 
+	if (m->vol && !vsrv_retired())
+		shield_map_commit_locked(m); /* (what mappings stored is part of every commit) */
 	if (!m->dirty || !m->vol || vsrv_retired())
 		return SCONE_ERR_OK;
 	if ((err = scone_volume_sync_with(m->vol, report_wait_cb, m))) {

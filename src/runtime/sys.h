@@ -140,6 +140,7 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(mmap64, SCONE_SYS_T(mmap64))                                                                       \
 	X(munmap, SCONE_SYS_T(munmap))                                                                       \
 	X(msync, SCONE_SYS_T(msync))                                                                         \
+	X(mremap, SCONE_SYS_T(mremap))                                                                       \
 	X(sendfile, SCONE_SYS_T(sendfile))                                                                   \
 	X(copy_file_range, SCONE_SYS_T(copy_file_range))                                                     \
 	X(splice, SCONE_SYS_T(splice))                                                                       \

@@ -446,10 +446,22 @@ enum scone_err vop_rename(struct mount *m, const char *from, const char *to)
 		(unnaming(m, to), scone_volume_rename(m->vol, from, to)));
 }
 
+/* A truncation by path here, the file's window (shield_map.c) cleared or zero-extended with it. */
+static enum scone_err truncate_local(struct mount *m, const char *vpath, uint64_t size)
+{
+	uint64_t before = 0;
+	int w = shield_map_before_path(m, vpath, &before);
+	enum scone_err err;
+
+	forget_path(m, vpath, size);
+	if ((err = scone_volume_truncate(m->vol, vpath, size)) == SCONE_ERR_OK && w >= 0)
+		shield_map_resized(w, before, size);
+	return err;
+}
+
 enum scone_err vop_truncate(struct mount *m, const char *vpath, uint64_t size)
 {
-	PATH_OP(path_call(m, VP_TRUNCATE, vpath, NULL, size, NULL, &again_),
-		(forget_path(m, vpath, size), scone_volume_truncate(m->vol, vpath, size)));
+	PATH_OP(path_call(m, VP_TRUNCATE, vpath, NULL, size, NULL, &again_), truncate_local(m, vpath, size));
 }
 
 enum scone_err vop_chmod(struct mount *m, const char *vpath, uint32_t mode)
@@ -522,8 +534,14 @@ enum scone_err vop_open(struct sfd *s, const char *vpath, unsigned vf, uint32_t 
 			return err;
 		}
 	}
-	if (vf & SCONE_VF_TRUNC)
+	if (vf & SCONE_VF_TRUNC) {
+		uint64_t before = 0;
+		int w = shield_map_before_path(s->m, vpath, &before);
 		forget_path(s->m, vpath, 0);
+		if ((err = scone_vfile_open(s->m->vol, vpath, vf, mode, &s->f)) == SCONE_ERR_OK && w >= 0)
+			shield_map_resized(w, before, 0);
+		return err;
+	}
 	return scone_vfile_open(s->m->vol, vpath, vf, mode, &s->f);
 }
 
@@ -674,6 +692,8 @@ enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_
 	enum scone_err err = SCONE_ERR_OK;
 
 	*got = 0;
+	if (shield_map_pread_locked(s, buf, n, off, got)) /* (a window holds the file's newest bytes) */
+		return SCONE_ERR_OK;
 	if (served() && s->has_fid && vcache_read(mount_no(s->m), s->fid, buf, n, off, got))
 		return SCONE_ERR_OK;
 	while (served() && again) {
@@ -701,6 +721,8 @@ enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off
 {
 	bool again = true;
 	enum scone_err err = SCONE_ERR_OK;
+	uint64_t before = 0;
+	int w;
 
 	*written = 0;
 	while (served() && again) {
@@ -721,8 +743,11 @@ enum scone_err vop_pwrite(struct sfd *s, const void *buf, size_t n, uint64_t off
 	SCONE_TRY(local_file(s));
 	vsrv_note_dirty(s->m, s->vpath); /* before the write is acknowledged */
 	forget_file(s, off, n);
+	w = shield_map_before(s, &before);
 	if ((err = scone_vfile_pwrite_some(s->f, buf, n, off, written)) == SCONE_ERR_OK)
 		recache_written(s, off, buf, *written);
+	if (w >= 0 && *written)
+		shield_map_wrote(w, buf, *written, off, before);
 	return err;
 }
 
@@ -730,6 +755,8 @@ enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at
 {
 	bool again = true;
 	enum scone_err err = SCONE_ERR_OK;
+	uint64_t before = 0;
+	int w;
 
 	*written = 0;
 	while (served() && again) {
@@ -752,6 +779,7 @@ enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at
 	SCONE_TRY(local_file(s));
 	vsrv_note_dirty(s->m, s->vpath); /* before the write is acknowledged */
 	*at = 0;
+	w = shield_map_before(s, &before);
 	err = scone_vfile_append_some(s->f, buf, n, at, written);
 	if (err)
 		vcache_forget_all();
@@ -759,6 +787,8 @@ enum scone_err vop_append(struct sfd *s, const void *buf, size_t n, uint64_t *at
 		forget_file(s, *at, n); /* where it went is known now; still before the answer */
 		recache_written(s, *at, buf, *written);
 	}
+	if (w >= 0 && *written)
+		shield_map_wrote(w, buf, *written, *at, before);
 	return err;
 }
 
@@ -766,6 +796,8 @@ enum scone_err vop_ftruncate(struct sfd *s, uint64_t size)
 {
 	bool again = true;
 	enum scone_err err = SCONE_ERR_OK;
+	uint64_t before = 0;
+	int w;
 
 	while (served() && again) {
 		again = false;
@@ -777,7 +809,10 @@ enum scone_err vop_ftruncate(struct sfd *s, uint64_t size)
 	SCONE_TRY(local_file(s));
 	vsrv_note_dirty(s->m, s->vpath);
 	forget_tail(s, size);
-	return scone_vfile_truncate(s->f, size);
+	w = shield_map_before(s, &before);
+	if ((err = scone_vfile_truncate(s->f, size)) == SCONE_ERR_OK && w >= 0)
+		shield_map_resized(w, before, size);
+	return err;
 }
 
 enum scone_err vop_fstat(const struct sfd *cs, struct scone_vstat *st)

@@ -835,6 +835,80 @@ elif sys.argv[1] == "walcheck":
     print("WALCHECK=%d,%d,%s" % (c.execute("SELECT count(*) FROM t").fetchone()[0],
                                  c.execute("SELECT count(*) FROM t WHERE v = 'never committed'").fetchone()[0],
                                  c.execute("PRAGMA integrity_check").fetchone()[0]))
+elif sys.argv[1] == "shmapedge":
+    # A hostile and careless program around a window (an attacker's review found each of these):
+    # changes by path, O_TRUNC and a program exec'd beside; its memfd closed or dup2'ed over;
+    # stores past the end of the file; mremap, then msync(MS_SYNC) and SIGKILL.
+    import ctypes, errno, mmap, signal, subprocess
+    rw = mmap.PROT_READ | mmap.PROT_WRITE
+    def mk(name, data):
+        with open(d + "/" + name, "wb") as f:
+            f.write(data)
+        return os.open(d + "/" + name, os.O_RDWR)
+    out = []
+    fd = mk("e1", b"A" * 8192)
+    m = mmap.mmap(fd, 8192, mmap.MAP_SHARED, rw)
+    os.truncate(d + "/e1", 0)
+    os.ftruncate(fd, 8192)
+    out.append("PATH=%r,%r" % (os.pread(fd, 4, 0), m[0:4]))
+    m[100] = ord("x")
+    m.flush()
+    fd2 = os.open(d + "/e1", os.O_WRONLY | os.O_TRUNC)
+    os.write(fd2, b"B")
+    os.close(fd2)
+    out.append("OTRUNC=%r,%r" % (os.pread(fd, 4, 0), m[0:2]))
+    m.close()
+    os.close(fd)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.msync.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    libc.mremap.restype = ctypes.c_void_p
+    libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int]
+    fd = mk("e6", b"0123456789")
+    p = libc.mmap(None, 8192, rw, mmap.MAP_SHARED, fd, 0)
+    ctypes.memmove(p + 5000, b"PASTEOF", 7)
+    os.ftruncate(fd, 8192)
+    out.append("PASTEOF=%r" % os.pread(fd, 7, 5000))
+    os.fsync(fd)
+    fd = mk("e7", b"\0" * 8192)
+    p = libc.mmap(None, 8192, rw, mmap.MAP_SHARED, fd, 0)
+    libc.mmap(p + 8192, 4096, rw, 0x22 | 0x100000, -1, 0)  # (anonymous, MAP_FIXED_NOREPLACE: no growth in place)
+    q = libc.mremap(p, 8192, 1 << 24, 1)  # MREMAP_MAYMOVE
+    ctypes.memmove(q, b"MREMAPPED", 9)
+    # (windows are made only while the process is alone: the program beside comes last)
+    fd = mk("e4", b"A" * 8192)
+    m = mmap.mmap(fd, 8192, mmap.MAP_SHARED, rw)
+    code = "import os\nfd = os.open(%r, os.O_RDWR)\nos.pwrite(fd, b'BESIDE', 0)\nos.fsync(fd)\n" % (d + "/e4")
+    subprocess.run([sys.executable or "/usr/bin/python3", "-c", code], check=True)
+    out.append("BESIDE=%r,%r" % (os.pread(fd, 6, 0), m[0:6]))
+    m[100] = ord("z")
+    m.flush()
+    def link(x):
+        try:
+            return os.readlink("/proc/self/fd/" + x)
+        except OSError:  # (a volume file's fd reads as the volume path: EINVAL)
+            return ""
+    win = [int(x) for x in os.listdir("/proc/self/fd") if "scone-window" in link(x)]
+    host = os.open(os.path.dirname(d) + "/host.bin", os.O_RDWR | os.O_CREAT, 0o600)
+    os.write(host, b"H" * 4096)
+    def err(f):
+        try:
+            f()
+            return "ok"
+        except OSError as e:
+            return errno.errorcode[e.errno]
+    out.append("MEMFD=%d,%s,%s" % (len(win), err(lambda: os.dup2(host, win[0])), err(lambda: os.close(win[0]))))
+    m.close()
+    os.close(fd)
+    out.append("MREMAP=%s,%d" % (q != p, libc.msync(q, 8192, 4)))  # MS_SYNC
+    print(";".join(out), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+elif sys.argv[1] == "shmapedgecheck":
+    r = lambda n: open(d + "/" + n, "rb").read()
+    host = open(os.path.dirname(d) + "/host.bin", "rb").read()
+    print("EDGE=%r,%d;%r,%d;%r,%r;%r;%r;%d" % (r("e1")[0:4], len(r("e1")), r("e4")[0:6], r("e4")[100],
+                                              r("e6")[5000:5007], r("e6")[0:4], r("e7")[0:9], host[0:4], len(host)))
 elif sys.argv[1] == "owner":
     # stat names the process's user and group as the owner, also after they change
     import ctypes, platform
@@ -1439,6 +1513,13 @@ case_shared_mappings() {
 	expect_ok scone run --config-id vol/py -- "$PY" shmap
 	grep -qxF "TWO=b'SHARED-STORE';PREAD=b'SHARED-STORE';SEEN=b'FD-WRITE';RO=b'LATER';CHILD=b'CHILD-STORE',b'CHILD';TRUNC=b'SHARED\\x00\\x00\\x00\\x00\\x00\\x00';MAPSYNC=ENOTSUP;EXECD=ENODEV" "$OUT" ||
 		{ show_output; fail "shared mappings of one file do not meet"; }
+	run_cmd scone run --config-id vol/py -- "$PY" shmapedge
+	[ "$RC" -eq 137 ] || { show_output; fail "shmapedge: expected the process killed (137), got $RC"; }
+	grep -qxF "PATH=b'\\x00\\x00\\x00\\x00',b'\\x00\\x00\\x00\\x00';OTRUNC=b'B',b'B\\x00';PASTEOF=b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00';BESIDE=b'BESIDE',b'BESIDE';MEMFD=3,EBADF,EBADF;MREMAP=True,0" "$OUT" ||
+		{ show_output; fail "a window after changes by path, O_TRUNC, a program beside, its memfd attacked, stores past the end, mremap"; }
+	expect_ok scone run --config-id vol/py -- "$PY" shmapedgecheck
+	grep -qxF "EDGE=b'B',1;b'BESIDE',122;b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00',b'0123';b'MREMAPPED';b'HHHH';4096" "$OUT" ||
+		{ show_output; fail "the files after a window's edge cases (a store undid a write, or reached the host)"; }
 	expect_ok scone run --config-id vol/py -- "$PY" shmapcheck
 	grep -qxF "FILE=12288,b'LATER',b'FD-WRITE',b'CHILD',b'SHARED\\x00\\x00\\x00\\x00\\x00\\x00',b'AGAIN\\x00\\x00\\x00\\x00\\x00\\x00'" "$OUT" ||
 		{ show_output; fail "a mapping's stores are not in the file after fsync"; }
