@@ -52,9 +52,15 @@ YAML
 
 write_py() {
 	cat >"$CASE_DIR/vol.py" <<'PY'
-import os, sys
+import errno, os, sys
 d = os.path.dirname(os.path.abspath(__file__)) + "/data"
 marker = "SCONE-SECRET-MARKER-" + "7f3a9"
+def err(f):  # "ok", or the errno name of the OSError f raised
+    try:
+        f()
+        return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
 if sys.argv[1] == "write":
     with open(d + "/notes.txt", "w") as f:
         f.write(marker + " line one\n")
@@ -84,12 +90,6 @@ elif sys.argv[1] == "read":
     os.close(fd)
 elif sys.argv[1] == "edge":
     import ctypes, errno, mmap
-    def err(f):
-        try:
-            f()
-            return "ok"
-        except OSError as e:
-            return errno.errorcode[e.errno]
     out = []
     out.append(err(lambda: os.open(d + "/missing", os.O_RDONLY)))
     out.append(err(lambda: os.open(d + "/renamed.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL)))
@@ -892,12 +892,6 @@ elif sys.argv[1] == "shmapedge":
     win = [int(x) for x in os.listdir("/proc/self/fd") if "scone-window" in link(x)]
     host = os.open(os.path.dirname(d) + "/host.bin", os.O_RDWR | os.O_CREAT, 0o600)
     os.write(host, b"H" * 4096)
-    def err(f):
-        try:
-            f()
-            return "ok"
-        except OSError as e:
-            return errno.errorcode[e.errno]
     out.append("MEMFD=%d,%s,%s" % (len(win), err(lambda: os.dup2(host, win[0])), err(lambda: os.close(win[0]))))
     m.close()
     os.close(fd)
