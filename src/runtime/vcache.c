@@ -18,6 +18,7 @@
 
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/random.h>
 
 #define VC_STAT UINT64_MAX	 /* the block number of a file's status */
 #define VC_NAME (UINT64_MAX - 1) /* of a path's file id (the entry's id: the path's hash) */
@@ -296,17 +297,34 @@ void vcache_forget(unsigned mount, const uint8_t id[16], uint64_t off, uint64_t 
 		forget(mount, id, b);
 }
 
+/*
+ * A new epoch: a random one (not 0, a forgotten slot's, nor the current),
+ * so that no slot the layout holds can be of it ahead of time. With the
+ * next number instead, a layout handed over by a hostile or broken parent
+ * could keep slots of epoch + 1 that a forget would bring to life (the
+ * fuzzer found one). Epochs are only compared for equality.
+ */
+static void new_epoch(_Atomic uint64_t *epoch)
+{
+	uint64_t cur = atomic_load_explicit(epoch, memory_order_relaxed), next = 0;
+
+	while (next == 0 || next == cur)
+		if (getrandom(&next, sizeof(next), 0) != (ssize_t)sizeof(next))
+			next = cur + 1 ? cur + 1 : 1; /* (no randomness: the next one, as before) */
+	atomic_store_explicit(epoch, next, memory_order_release);
+}
+
 void vcache_forget_names(void)
 {
 	if (g_head)
-		atomic_fetch_add_explicit(&g_head->name_epoch, 1, memory_order_release);
+		new_epoch(&g_head->name_epoch);
 }
 
 void vcache_forget_all(void)
 {
 	if (!g_head)
 		return;
-	atomic_fetch_add_explicit(&g_head->epoch, 1, memory_order_release);
+	new_epoch(&g_head->epoch);
 	vcache_forget_names();
 }
 
