@@ -276,6 +276,7 @@ void shield_forget_remote(bool lost, uint64_t since)
 	struct forget f = {lost, since};
 
 	fdtab_each(forget_one, &f);
+	shield_map_forget_remote(); /* (descriptions the program closed, held by windows) */
 }
 
 /* Count m's open descriptions (each once, however many fds share it). */
@@ -442,6 +443,7 @@ void shield_at_child(void)
 		shield_g.mounts[i].lock_fd = -1;
 	}
 	fdtab_forked(); /* (the volume kind forgets the parent's server handles) */
+	shield_map_forget_remote();
 	shield_placeholders_forked(true);
 	vsrv_fork_child();
 	shield_g.pid = getpid();

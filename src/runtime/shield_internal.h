@@ -321,8 +321,12 @@ int shield_map_before(struct sfd *s, uint64_t *size);
 int shield_map_before_path(struct mount *m, const char *vpath, uint64_t *size);
 void shield_map_wrote(int w, const void *buf, size_t n, uint64_t off, uint64_t size_before);
 void shield_map_resized(int w, uint64_t size_before, uint64_t size);
-/* A local commit of m: the stores in its files' windows go into the files first. */
-void shield_map_commit_locked(struct mount *m);
+/* A local commit of m: the stores in its files' windows go into the files first (-1: they could not). */
+int shield_map_commit_locked(struct mount *m);
+/* Does this process have a window on a file of m (its syncs must reach the holder)? */
+bool shield_map_has(const struct mount *m);
+/* The windows' descriptions forget their handles (a fork child, a change of the volumes' holder). */
+void shield_map_forget_remote(void);
 /* [addr, addr + len) was mapped over by something else (MAP_FIXED): forget window mappings there. */
 void shield_map_replaced(void *addr, size_t len);
 /* The lowest fd number the runtime's own fds take (the upper half of the limit). */

@@ -84,6 +84,14 @@ static struct window g_win[WINDOWS_MAX];
 static struct map g_map[MAPS_MAX];
 static _Atomic unsigned g_n_win; /* windows made (the fast paths: none) */
 static bool g_writing_back;	 /* (lock held) a write-back's own writes change no window */
+/*
+ * Descriptions of dropped windows, given back once the lock is left (the
+ * last hold's release takes the lock itself).
+ */
+static struct fd_desc *g_release[WINDOWS_MAX];
+static int g_n_release;
+/* Every window mapping lies in [g_lo, g_hi): munmap, msync and MAP_FIXED elsewhere take no lock. */
+static _Atomic uintptr_t g_lo = UINTPTR_MAX, g_hi;
 
 static size_t page_up(size_t len)
 {
@@ -153,6 +161,8 @@ static void shadow_note(struct window *w, const void *buf, size_t n, uint64_t of
 		memcpy(w->shadow + off, buf, n);
 }
 
+static __thread char t_block[BLOCK]; /* (thread-local: too large for some threads' stacks) */
+
 /*
  * The window's stores up to the file's end (size) into the file through s:
  * each block that differs from the shadow. Lock held.
@@ -172,16 +182,17 @@ static int write_back(struct window *w, struct sfd *s, uint64_t size)
 		if (!marked)
 			shield_mark_dirty(s->m);
 		marked = true;
-		memcpy(w->shadow + at, w->base + at,
+		memcpy(t_block, w->base + at,
 		       len); /* (what goes to the file: stores racing it go next time) */
 		while (done < len) {
-			if (vop_pwrite(s, w->shadow + at + done, len - done, at + done, &written) ||
-			    written == 0) {
-				g_writing_back = false;
+			if (vop_pwrite(s, t_block + done, len - done, at + done, &written) || written == 0) {
+				g_writing_back =
+				    false; /* (the shadow still differs: the next write-back tries again) */
 				return -1;
 			}
 			done += written;
 		}
+		memcpy(w->shadow + at, t_block, len);
 	}
 	g_writing_back = false;
 	return 0;
@@ -233,7 +244,7 @@ static void window_try_drop(int i)
 		return;
 	}
 	shield_own_close(fd);
-	(void)fdtab_put(w->desc);
+	g_release[g_n_release++] = w->desc; /* (given back after the lock: leave_and_release) */
 	free(w->shadow);
 	memset(w, 0, sizeof(*w));
 	atomic_fetch_sub_explicit(&g_n_win, 1, memory_order_acq_rel);
@@ -292,6 +303,41 @@ static int window_make(int fd, struct sfd *s, const struct scone_vstat *st)
 
 static void unmapped(char *addr, size_t len, int keep);
 
+/* Leave the lock, then give back the descriptions of windows dropped meanwhile. */
+static void leave_and_release(void)
+{
+	struct fd_desc *d[WINDOWS_MAX];
+	int n = g_n_release;
+
+	memcpy(d, g_release, (size_t)n * sizeof(d[0]));
+	g_n_release = 0;
+	scone_err_clear();
+	shield_leave();
+	for (int i = 0; i < n; i++)
+		(void)fdtab_put(d[i]);
+}
+
+/* Might [addr, addr + len) hold a window mapping? */
+static bool near_windows(const void *addr, size_t len)
+{
+	uintptr_t a = (uintptr_t)addr;
+
+	return atomic_load_explicit(&g_n_win, memory_order_acquire) &&
+	       a < atomic_load_explicit(&g_hi, memory_order_relaxed) &&
+	       a + len > atomic_load_explicit(&g_lo, memory_order_relaxed);
+}
+
+/* A window mapping at [p, p + len): the range the fast paths look at covers it. */
+static void note_range(const char *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p, b = a + len, cur;
+
+	for (cur = atomic_load(&g_lo); a < cur && !atomic_compare_exchange_weak(&g_lo, &cur, a);)
+		;
+	for (cur = atomic_load(&g_hi); b > cur && !atomic_compare_exchange_weak(&g_hi, &cur, b);)
+		;
+}
+
 void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int prot, int flags, off64_t off)
 {
 	struct sfd *s = (struct sfd *)d;
@@ -335,12 +381,12 @@ void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int p
 	}
 	if (!e) {
 		g_map[k] = (struct map){.addr = p, .len = page_up(len), .win = i, .off = (uint64_t)off};
+		note_range(p, g_map[k].len);
 		if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
 			unmapped(p, g_map[k].len, k); /* (what it replaced) */
 	} else if (i >= 0 && g_win[i].fd1)
 		window_try_drop(i); /* (a window made for this call alone goes again) */
-	scone_err_clear();
-	shield_leave();
+	leave_and_release();
 	errno = e;
 	return p;
 }
@@ -395,7 +441,17 @@ static void zero_range(struct window *w, uint64_t from, uint64_t to)
 		to = WINDOW_CAP;
 	if (from >= to)
 		return;
-	memset(w->base + from, 0, (size_t)(to - from));
+	{ /* whole pages given back (zero when touched again), the edges cleared */
+		uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), a = (from + page - 1) / page * page,
+			 b = to / page * page;
+		if (b > a && SYS(fallocate)(w->fd1 - 1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a,
+					    (off_t)(b - a)) == 0) {
+			memset(w->base + from, 0, (size_t)(a - from));
+			memset(w->base + b, 0, (size_t)(to - b));
+		} else {
+			memset(w->base + from, 0, (size_t)(to - from));
+		}
+	}
 	if (from < w->shadow_len)
 		memset(w->shadow + from, 0, (size_t)((to < w->shadow_len ? to : w->shadow_len) - from));
 }
@@ -433,13 +489,32 @@ void shield_map_resized(int i, uint64_t size_before, uint64_t size)
 				     (off_t)(WINDOW_CAP - whole));
 }
 
-void shield_map_commit_locked(struct mount *m)
+int shield_map_commit_locked(struct mount *m)
+{
+	unsigned mount = (unsigned)shield_mount_index(m);
+	int fail = 0;
+
+	for (int i = 0; atomic_load(&g_n_win) && i < WINDOWS_MAX; i++)
+		if (g_win[i].fd1 && g_win[i].mount == mount && write_back_window(i))
+			fail = -1; /* (the sync that asked fails: the stores are not in the file) */
+	return fail;
+}
+
+bool shield_map_has(const struct mount *m)
 {
 	unsigned mount = (unsigned)shield_mount_index(m);
 
 	for (int i = 0; atomic_load(&g_n_win) && i < WINDOWS_MAX; i++)
-		if (g_win[i].fd1 && g_win[i].mount == mount && write_back_window(i))
-			scone_err_clear(); /* (the commit that follows reports a volume that fails) */
+		if (g_win[i].fd1 && g_win[i].mount == mount)
+			return true;
+	return false;
+}
+
+void shield_map_forget_remote(void)
+{
+	for (int i = 0; atomic_load(&g_n_win) && i < WINDOWS_MAX; i++)
+		if (g_win[i].fd1)
+			vop_forget_remote(win_sfd(&g_win[i]));
 }
 
 /*
@@ -487,11 +562,10 @@ static void unmapped(char *addr, size_t len, int keep)
 
 void shield_map_replaced(void *addr, size_t len)
 {
-	if (!len || atomic_load_explicit(&g_n_win, memory_order_acquire) == 0 || !shield_enter_unless_mine())
+	if (!len || !near_windows(addr, len) || !shield_enter_unless_mine())
 		return;
 	unmapped(addr, page_up(len), -1);
-	scone_err_clear();
-	shield_leave();
+	leave_and_release();
 }
 
 /*
@@ -501,15 +575,13 @@ void shield_map_replaced(void *addr, size_t len)
  */
 int munmap(void *addr, size_t len)
 {
-	bool locked =
-	    len && atomic_load_explicit(&g_n_win, memory_order_acquire) && shield_enter_unless_mine();
+	bool locked = len && near_windows(addr, len) && shield_enter_unless_mine();
 	int r = SYS(munmap)(addr, len), e = errno;
 
 	if (locked) {
 		if (r == 0)
 			unmapped(addr, page_up(len), -1);
-		scone_err_clear();
-		shield_leave();
+		leave_and_release();
 	}
 	errno = e;
 	return r;
@@ -519,7 +591,7 @@ int munmap(void *addr, size_t len)
 void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 {
 	REAL(mremap);
-	bool locked = atomic_load_explicit(&g_n_win, memory_order_acquire) && shield_enter_unless_mine();
+	bool locked = near_windows(old, old_len ? old_len : 1) && shield_enter_unless_mine();
 	void *target = NULL, *p;
 	int e, k = 0;
 
@@ -541,8 +613,9 @@ void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 		} else if (p != MAP_FAILED && (flags & MREMAP_FIXED)) {
 			unmapped(p, page_up(new_len), -1);
 		}
-		scone_err_clear();
-		shield_leave();
+		if (p != MAP_FAILED && k < MAPS_MAX)
+			note_range(p, g_map[k].len);
+		leave_and_release();
 	}
 	errno = e;
 	return p;
@@ -559,7 +632,7 @@ int msync(void *addr, size_t len, int flags)
 	REAL(msync);
 	int fail = 0;
 
-	if (atomic_load_explicit(&g_n_win, memory_order_acquire) && shield_enter_unless_mine()) {
+	if (len && near_windows(addr, len) && shield_enter_unless_mine()) {
 		for (int k = 0; k < MAPS_MAX && !fail; k++) {
 			struct map *m = &g_map[k];
 			if (!m->addr || m->addr >= (char *)addr + len || m->addr + m->len <= (char *)addr)
@@ -567,8 +640,7 @@ int msync(void *addr, size_t len, int flags)
 			fail = (flags & MS_SYNC) ? shield_commit(win_sfd(&g_win[m->win])->m) != SCONE_ERR_OK
 						 : write_back_window(m->win);
 		}
-		scone_err_clear();
-		shield_leave();
+		leave_and_release();
 		if (fail)
 			return shield_fail(EIO);
 	}

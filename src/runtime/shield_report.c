@@ -213,8 +213,10 @@ enum scone_err shield_commit_local(struct mount *m)
 {
 	enum scone_err err;
 
-	if (m->vol && !vsrv_retired())
-		shield_map_commit_locked(m); /* (what mappings stored is part of every commit) */
+	if (m->vol && !vsrv_retired() && shield_map_commit_locked(m)) /* (what mappings stored first) */
+		return scone_err_set(SCONE_ERR_IO,
+				     "volume %s: a shared mapping's stores could not be written: %s", m->name,
+				     scone_err_detail());
 	if (!m->dirty || !m->vol || vsrv_retired())
 		return SCONE_ERR_OK;
 	if ((err = scone_volume_sync_with(m->vol, report_wait_cb, m))) {
@@ -231,6 +233,9 @@ enum scone_err shield_commit(struct mount *m)
 {
 	if (vsrv_role() != VR_CLIENT)
 		return shield_commit_local(m);
-	/* Nothing uncommitted on the server (its last commit made it durable): nothing to ask. */
-	return vsrv_all_committed(m) ? SCONE_ERR_OK : vop_sync(m);
+	/*
+	 * Nothing uncommitted on the server (its last commit made it durable):
+	 * nothing to ask, unless a window's stores may wait for the commit.
+	 */
+	return vsrv_all_committed(m) && !shield_map_has(m) ? SCONE_ERR_OK : vop_sync(m);
 }

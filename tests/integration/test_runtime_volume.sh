@@ -903,6 +903,39 @@ elif sys.argv[1] == "shmapedgecheck":
     host = open(os.path.dirname(d) + "/host.bin", "rb").read()
     print("EDGE=%r,%d;%r,%d;%r,%r;%r;%r;%d" % (r("e1")[0:4], len(r("e1")), r("e4")[0:6], r("e4")[100],
                                               r("e6")[5000:5007], r("e6")[0:4], r("e7")[0:9], host[0:4], len(host)))
+elif sys.argv[1] == "shmaplife":
+    # A second review's cases: the last mapping goes after the program closed its fd (the window
+    # held the last hold: a self-deadlock); a forked child's store, msync and fsync, then both
+    # processes killed (the fsync returned before the holder wrote the store back).
+    import mmap, signal, time
+    rw = mmap.PROT_READ | mmap.PROT_WRITE
+    with open(d + "/l1", "wb") as f:
+        f.write(b"A" * 4096)
+    fd = os.open(d + "/l1", os.O_RDWR)
+    m = mmap.mmap(fd, 4096, mmap.MAP_SHARED, rw)
+    os.close(fd)
+    m[0:6] = b"CLOSED"
+    m.close()
+    print("LAST_UNMAP=done", flush=True)
+    with open(d + "/l2", "wb") as f:
+        f.write(b"A" * 4096)
+    fd = os.open(d + "/l2", os.O_RDWR)
+    m = mmap.mmap(fd, 4096, mmap.MAP_SHARED, rw)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        m[0:5] = b"CHILD"
+        m.flush()
+        os.fsync(fd)
+        os.write(w, b"s")
+        time.sleep(100)
+        os._exit(0)
+    os.read(r, 1)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.kill(os.getpid(), signal.SIGKILL)
+elif sys.argv[1] == "shmaplifecheck":
+    print("LIFE=%r,%r" % (open(d + "/l1", "rb").read()[0:6], open(d + "/l2", "rb").read()[0:5]))
 elif sys.argv[1] == "owner":
     # stat names the process's user and group as the owner, also after they change
     import ctypes, platform
@@ -1514,6 +1547,11 @@ case_shared_mappings() {
 	expect_ok scone run --config-id vol/py -- "$PY" shmapedgecheck
 	grep -qxF "EDGE=b'B',1;b'BESIDE',122;b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00',b'0123';b'MREMAPPED';b'HHHH';4096" "$OUT" ||
 		{ show_output; fail "the files after a window's edge cases (a store undid a write, or reached the host)"; }
+	T_CMD_TIMEOUT=30 run_cmd scone run --config-id vol/py -- "$PY" shmaplife
+	[ "$RC" -eq 137 ] || { show_output; fail "shmaplife: expected the process killed (137), got $RC (a deadlock ends in a timeout)"; }
+	grep -qx "LAST_UNMAP=done" "$OUT" || { show_output; fail "the last munmap after the fd's close did not return"; }
+	expect_ok scone run --config-id vol/py -- "$PY" shmaplifecheck
+	grep -qxF "LIFE=b'CLOSED',b'CHILD'" "$OUT" || { show_output; fail "a store lost after its fsync returned (a child's), or at the last munmap"; }
 	expect_ok scone run --config-id vol/py -- "$PY" shmapcheck
 	grep -qxF "FILE=12288,b'LATER',b'FD-WRITE',b'CHILD',b'SHARED\\x00\\x00\\x00\\x00\\x00\\x00',b'AGAIN\\x00\\x00\\x00\\x00\\x00\\x00'" "$OUT" ||
 		{ show_output; fail "a mapping's stores are not in the file after fsync"; }
