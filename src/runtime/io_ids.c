@@ -83,17 +83,10 @@ static _Atomic int g_umask = -1; /* the process's umask; -1: not asked yet */
 static int umask_of_kernel(void)
 {
 	char buf[4096], *at;
-	ssize_t n = 0, r;
-	int fd = SYS(open)("/proc/self/status", O_RDONLY | O_CLOEXEC);
 	mode_t old;
 
-	while (fd >= 0 && n < (ssize_t)sizeof(buf) - 1 &&
-	       ((r = SYS(read)(fd, buf + n, sizeof(buf) - 1 - (size_t)n)) > 0 || (r < 0 && errno == EINTR)))
-		n += r > 0 ? r : 0;
-	if (fd >= 0)
-		SYS(close)(fd);
-	buf[n] = '\0';
-	if ((at = strstr(buf, "\nUmask:")) != NULL)
+	if (shield_read_small("/proc/self/status", buf, sizeof(buf)) &&
+	    (at = strstr(buf, "\nUmask:")) != NULL)
 		return (int)(strtoul(at + 8, NULL, 8) & 0777);
 	/* (no /proc: set and set back; a racing umask() of another thread may be lost) */
 	old = SYS(umask)(022);

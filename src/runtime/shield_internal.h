@@ -331,6 +331,12 @@ void shield_map_forget_remote(void);
 void shield_map_replaced(void *addr, size_t len);
 /* The lowest fd number the runtime's own fds take (the upper half of the limit). */
 int shield_own_fd_floor(void);
+/*
+ * A small /proc or /sys file into out (NUL-terminated); false if unreadable,
+ * not a regular file (a FIFO the host put there would hang the start) or
+ * longer than out.
+ */
+bool shield_read_small(const char *path, char *out, size_t n);
 SCONE_MUST_CHECK enum scone_err vop_mkdir(struct mount *m, const char *vpath, uint32_t mode);
 SCONE_MUST_CHECK enum scone_err vop_remove(struct mount *m, const char *vpath, bool dir);
 SCONE_MUST_CHECK enum scone_err vop_rename(struct mount *m, const char *from, const char *to);

@@ -127,14 +127,16 @@ static int window_of(struct sfd *s, struct scone_vstat *st)
 
 	if (atomic_load_explicit(&g_n_win, memory_order_acquire) == 0 || !s->file)
 		return -1;
-	if (!s->has_fid) {
-		if (vop_fstat(s, &own))
+	bool asked = !s->has_fid;
+
+	if (asked) { /* (the status asked for the id serves the caller too) */
+		if (vop_fstat(s, st ? st : &own))
 			return -1;
-		memcpy(s->fid, own.file_id, sizeof(s->fid));
+		memcpy(s->fid, (st ? st : &own)->file_id, sizeof(s->fid));
 		s->has_fid = true;
 	}
 	i = find_window((unsigned)shield_mount_index(s->m), s->fid);
-	if (i >= 0 && st && vop_fstat(s, st))
+	if (i >= 0 && st && !asked && vop_fstat(s, st))
 		return -1;
 	return i;
 }
@@ -471,22 +473,14 @@ void shield_map_wrote(int i, const void *buf, size_t n, uint64_t off, uint64_t s
 
 void shield_map_resized(int i, uint64_t size_before, uint64_t size)
 {
-	struct window *w = &g_win[i];
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), whole;
-
-	if (size > size_before) { /* grown: what it exposes reads as zeros (stores past the end go) */
-		zero_range(w, size_before, size);
-		return;
-	}
-	if (size >= WINDOW_CAP)
-		return;
-	if (w->shadow_len > size) /* (the file holds zeros there if it grows again) */
-		memset(w->shadow + size, 0, w->shadow_len - (size_t)size);
-	whole = (size + page - 1) / page * page;
-	memset(w->base + size, 0, (size_t)(whole - size));
-	if (whole < WINDOW_CAP) /* (the rest: given back, zero when touched again) */
-		(void)SYS(fallocate)(w->fd1 - 1, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)whole,
-				     (off_t)(WINDOW_CAP - whole));
+	/*
+	 * Grown: what it exposes reads as zeros (stores past the old end go).
+	 * Shrunk: all past the new end is zero, in the file too if it grows again.
+	 */
+	if (size > size_before)
+		zero_range(&g_win[i], size_before, size);
+	else
+		zero_range(&g_win[i], size, WINDOW_CAP);
 }
 
 int shield_map_commit_locked(struct mount *m)

@@ -117,12 +117,8 @@ static enum scone_err mount_one(const struct scone_rt_volume *rv, struct mount *
  */
 static struct vshare *g_share;
 
-/*
- * A small /proc or /sys file into out (NUL-terminated); false if unreadable,
- * not a regular file (a FIFO the host put there would hang the start) or
- * longer than out.
- */
-static bool read_small(const char *path, char *out, size_t n)
+/* (shield_internal.h) */
+bool shield_read_small(const char *path, char *out, size_t n)
 {
 	int fd = SYS(open)(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	struct stat st;
@@ -149,8 +145,9 @@ static void cgroup_cap(uint64_t *mb, const char *root, const char *cgroup, const
 		return;
 	for (;;) {
 		snprintf(path, sizeof(path), "%s%s/%s", root, strcmp(rel, "/") == 0 ? "" : rel, file);
-		if (read_small(path, num, sizeof(num)) && (bytes = strtoull(num, &end, 10), end != num) &&
-		    (*end == '\n' || !*end) && (bytes >> 20) < *mb)
+		if (shield_read_small(path, num, sizeof(num)) &&
+		    (bytes = strtoull(num, &end, 10), end != num) && (*end == '\n' || !*end) &&
+		    (bytes >> 20) < *mb)
 			*mb = bytes >> 20; /* ("max", v2's no limit, is no number) */
 		slash = strrchr(rel, '/');
 		if (slash == rel && rel[1] == '\0')
@@ -180,7 +177,7 @@ static uint64_t memory_mb(void)
 	/* The address space a limit leaves (ulimit -v): the cache is mapped whole. */
 	if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY && (as.rlim_cur >> 20) < mb)
 		mb = as.rlim_cur >> 20;
-	if (!read_small("/proc/self/cgroup", list, sizeof(list)))
+	if (!shield_read_small("/proc/self/cgroup", list, sizeof(list)))
 		return 0; /* (unknown: the smallest default) */
 	for (char *line = strtok_r(list, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *ctl = strchr(line, ':'), *cg = ctl ? strchr(ctl + 1, ':') : NULL;
