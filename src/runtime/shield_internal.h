@@ -286,6 +286,12 @@ void vop_pin_more(struct sfd *s);
 /* Its pin let go (its process ends without closing it: exit, exec), and taken back (the exec failed). */
 void vop_pin_give(struct sfd *s);
 void vop_pin_back(struct sfd *s);
+/*
+ * Another process than the holder: the holder's window of s's file (made
+ * there with make), its memfd in *fd. *again: the holder changed (this
+ * process may hold the volumes now): ask again.
+ */
+SCONE_MUST_CHECK enum scone_err vop_window(struct sfd *s, bool make, int *fd, bool *again);
 /* Open s for reading on the file with id fid, in the process holding the volume (VP_OPEN_FID). */
 SCONE_MUST_CHECK enum scone_err vop_open_fid(struct sfd *s, const uint8_t fid[16]);
 SCONE_MUST_CHECK enum scone_err vop_pread(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got);
@@ -309,6 +315,15 @@ SCONE_MUST_CHECK enum scone_err vop_fstat(const struct sfd *s, struct scone_vsta
  * NULL for a read-only one when the file has no window (then a snapshot).
  */
 void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int prot, int flags, off64_t off);
+/*
+ * The process holding the volumes, for another process's shared mapping of
+ * s's file (VP_WINDOW, one of its handles): the file's window, made if
+ * make; in *pass a dup of its memfd (an own fd: closed once sent).
+ * NOT_FOUND without one and !make.
+ */
+SCONE_MUST_CHECK enum scone_err shield_map_serve(struct sfd *s, bool make, int *pass);
+/* Has file fid of mount a window here (its bytes are then not cached: stores change them unseen)? */
+bool shield_map_covers(unsigned mount, const uint8_t fid[16]);
 /* A read of s's file from its window: false without one. */
 bool shield_map_pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got);
 /*
@@ -442,6 +457,9 @@ void vsrv_use_conn(struct vsrv_shared *srv, int fd);
  */
 SCONE_MUST_CHECK enum scone_err vsrv_call(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out,
 					  bool *again);
+/* As vsrv_call; an fd the answer carries (VP_WINDOW) to *passed (-1: none), close-on-exec. */
+SCONE_MUST_CHECK enum scone_err vsrv_call_taking(const struct vp_msg *q, struct vp_msg *a,
+						 struct scone_wbuf *out, bool *again, int *passed);
 /* A request without an answer (VP_CLOSE_NO_ANSWER); a gone server is not an error worth more. */
 SCONE_MUST_CHECK enum scone_err vsrv_send(const struct vp_msg *q);
 SCONE_MUST_CHECK enum scone_err vsrv_call_fd(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out,

@@ -23,17 +23,24 @@
  * *shadow* (what the file holds as far as the window knows), so a
  * write-back costs what was stored and never puts back bytes nobody
  * stored. Changes and write-backs happen under the holder's shield lock,
- * one after the other: neither undoes the other. A window that nobody maps
- * writable any more (its memfd then takes a write seal) is dropped.
+ * one after the other: neither undoes the other. A holder alone in its
+ * program drops a window that nobody maps writable any more (its memfd then
+ * takes a write seal).
  *
  * Invariants:
- * - one window per file (mount, file id) in the program. A window is made
- *   only by a process that is alone: it holds its volumes and no other
- *   process of the program can exist yet (vsrv_alone). Forked children
- *   inherit it (its memfd, its mappings and this table) and share it with
- *   their parent. Any other process gets ENODEV for a file without a
- *   window, as before windows existed: a second window would split the
- *   file's stores;
+ * - one window per file (mount, file id) in the program, the holder's: the
+ *   process holding the volumes makes it (at its own mapping, or at
+ *   another process's request, VP_WINDOW) and keeps it while other
+ *   processes exist. Another process maps the holder's: inherited at fork,
+ *   or asked for and passed over the volume server's socket; its copy goes
+ *   with its last mapping of it. Only the holder writes a window back, so
+ *   one shadow speaks for the file;
+ * - while a file has a window its bytes are never in the shared read cache
+ *   (stores change them unseen): reads come from the window, here or in
+ *   the holder;
+ * - a shadow not known to be the file's (a copy taken in, a fork's, a
+ *   holder's after a change of holder) is marked: the next write-back
+ *   writes every block;
  * - bytes past the file's end are zeroed when the file grows over them,
  *   never written back (the kernel's SIGBUS is not reproduced);
  * - the memfd is one of the runtime's own fds (in the upper half, marked:
@@ -46,10 +53,9 @@
  *   pass straight through.
  *
  * Limits: a window covers WINDOW_CAP bytes of its file (a mapping past
- * them: ENODEV); a program exec'd beside the holder reads the file from the
- * shared read cache, without stores not yet written back; the stores of a
- * process killed by a signal reach the file only if another process of the
- * program maps the window.
+ * them: ENODEV); a program of several processes keeps at most WINDOWS_MAX
+ * windows (each until its holder ends); the stores of a process killed by a
+ * signal reach the file only if the holder still has the window.
  */
 #undef _FORTIFY_SOURCE
 #include "runtime/shield_internal.h"
@@ -57,7 +63,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 
-#define WINDOWS_MAX 64
+#define WINDOWS_MAX 256
 #define MAPS_MAX 1024
 #define WINDOW_CAP ((uint64_t)256 << 20)
 
@@ -69,6 +75,7 @@ struct window {
 	char *shadow; /* what the file holds of it, shadow_len bytes (malloc'd) */
 	size_t shadow_len;
 	struct fd_desc *desc; /* a description of the file, held */
+	bool full;	      /* the shadow is not known: the next write-back writes every block */
 };
 
 #define BLOCK 4096
@@ -88,7 +95,7 @@ static bool g_writing_back;	 /* (lock held) a write-back's own writes change no 
  * Descriptions of dropped windows, given back once the lock is left (the
  * last hold's release takes the lock itself).
  */
-static struct fd_desc *g_release[WINDOWS_MAX];
+static struct fd_desc *g_release[WINDOWS_MAX + 1];
 static int g_n_release;
 /* Every window mapping lies in [g_lo, g_hi): munmap, msync and MAP_FIXED elsewhere take no lock. */
 static _Atomic uintptr_t g_lo = UINTPTR_MAX, g_hi;
@@ -103,6 +110,12 @@ static size_t page_up(size_t len)
 static struct sfd *win_sfd(const struct window *w)
 {
 	return (struct sfd *)w->desc;
+}
+
+/* Does this process hold the volumes (and so make windows, and write them back)? */
+static bool holder(void)
+{
+	return vsrv_role() == VR_SERVER && !vsrv_retired() && !fdtab_foreign();
 }
 
 /* The window of file fid of mount (-1: none). Lock held. */
@@ -179,7 +192,7 @@ static int write_back(struct window *w, struct sfd *s, uint64_t size)
 	g_writing_back = true;
 	for (size_t at = 0; at < n; at += BLOCK) {
 		size_t len = n - at < BLOCK ? n - at : BLOCK, done = 0;
-		if (memcmp(w->base + at, w->shadow + at, len) == 0)
+		if (!w->full && memcmp(w->base + at, w->shadow + at, len) == 0)
 			continue;
 		if (!marked)
 			shield_mark_dirty(s->m);
@@ -197,6 +210,7 @@ static int write_back(struct window *w, struct sfd *s, uint64_t size)
 		memcpy(w->shadow + at, t_block, len);
 	}
 	g_writing_back = false;
+	w->full = false;
 	return 0;
 }
 
@@ -207,7 +221,7 @@ static int write_back_window(int i)
 	struct sfd *s = win_sfd(w);
 	struct scone_vstat st;
 
-	if (vsrv_role() == VR_CLIENT || !w->base)
+	if (!holder() || !w->base)
 		return 0;
 	if (s->stale || vop_fstat(s, &st))
 		return -1;
@@ -230,16 +244,24 @@ static void window_try_drop(int i)
 	struct window *w = &g_win[i];
 	int fd = w->fd1 - 1;
 
+	if (fdtab_foreign())
+		return; /* (a vfork child: the table and the mappings are its parent's) */
 	for (int k = 0; k < MAPS_MAX; k++)
 		if (g_map[k].addr && g_map[k].win == i)
 			return;
 	if (write_back_window(i))
 		scone_err_clear(); /* (the next sync reports what failed) */
-	if (!vsrv_alone())
-		return; /* (kept while other processes exist: a new window could not be made again) */
+	/*
+	 * The holder keeps it while other processes exist: they map it, or may
+	 * ask for it, and its stores must meet theirs. Another process's copy
+	 * goes with its last mapping (the holder has the window).
+	 */
+	if (vsrv_role() == VR_SERVER && !vsrv_alone())
+		return;
 	if (w->base)
 		SYS(munmap)(w->base, WINDOW_CAP); /* (its own writable mapping would hold the seal off) */
-	if (SYS(fcntl)(fd, F_ADD_SEALS, F_SEAL_WRITE) != 0) { /* another process still maps it */
+	if (vsrv_role() == VR_SERVER &&
+	    SYS(fcntl)(fd, F_ADD_SEALS, F_SEAL_WRITE) != 0) { /* another process still maps it */
 		/* (without memory to map it again: kept, found by nobody, until the other process goes) */
 		if ((w->base = map_base(fd)) == MAP_FAILED)
 			w->base = NULL;
@@ -252,32 +274,63 @@ static void window_try_drop(int i)
 	atomic_fetch_sub_explicit(&g_n_win, 1, memory_order_acq_rel);
 }
 
-/* A new window for s's file (status st), filled from the file. Lock held. Returns it or -1 (errno). */
-static int window_make(int fd, struct sfd *s, const struct scone_vstat *st)
+/* A free slot of the table (-1: none). */
+static int free_window(void)
+{
+	for (int i = 0; i < WINDOWS_MAX; i++)
+		if (!g_win[i].fd1)
+			return i;
+	return -1;
+}
+
+/* mfd moved out of the program's way, as the runtime's other fds; a close or dup2 over it is refused. */
+static int own_memfd(int mfd)
+{
+	int hi = SYS(fcntl)(mfd, F_DUPFD_CLOEXEC, shield_own_fd_floor());
+
+	if (hi >= 0) {
+		SYS(close)(mfd);
+		mfd = hi;
+	}
+	shield_own_mark(mfd, true);
+	return mfd;
+}
+
+/* Slot i becomes the window of st's file of s's mount: memfd mfd, mapped at w->base, desc held. */
+static int window_set(int i, int mfd, struct fd_desc *desc, struct sfd *s, const struct scone_vstat *st)
+{
+	struct window *w = &g_win[i];
+
+	w->fd1 = mfd + 1;
+	w->desc = desc;
+	w->mount = (unsigned)shield_mount_index(s->m);
+	memcpy(w->fid, st->file_id, 16);
+	atomic_fetch_add_explicit(&g_n_win, 1, memory_order_acq_rel);
+	return i;
+}
+
+/*
+ * A new window for s's file (status st), filled from the file; desc, a
+ * held description of it, goes to the window. By the holder alone: one
+ * window per file in the program. Lock held. Returns it or -1 (errno;
+ * desc not taken).
+ */
+static int window_make(struct fd_desc *desc, struct sfd *s, const struct scone_vstat *st)
 {
 	uint64_t n = st->size < WINDOW_CAP ? st->size : WINDOW_CAP, got = 0;
 	struct window *w;
-	int i = 0, mfd;
+	int i, mfd;
 	size_t r;
 
-	if (!vsrv_alone())
-		return shield_fail(ENODEV); /* another process may make its own: the stores would split */
-	while (i < WINDOWS_MAX && g_win[i].fd1)
-		i++;
-	if (i == WINDOWS_MAX)
+	if (!holder())
+		return shield_fail(ENODEV); /* (a vfork child, a holder on its way out) */
+	if ((i = free_window()) < 0)
 		return shield_fail(ENOMEM);
 	w = &g_win[i];
 	mfd = SYS(memfd_create)("scone-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mfd < 0)
 		return -1;
-	{ /* out of the program's way, as the runtime's other fds; a close or dup2 over it is refused */
-		int hi = SYS(fcntl)(mfd, F_DUPFD_CLOEXEC, shield_own_fd_floor());
-		if (hi >= 0) {
-			SYS(close)(mfd);
-			mfd = hi;
-		}
-		shield_own_mark(mfd, true);
-	}
+	mfd = own_memfd(mfd);
 	if (SYS(ftruncate)(mfd, (off_t)WINDOW_CAP) != 0 || (w->base = map_base(mfd)) == MAP_FAILED) {
 		int e = errno;
 		shield_own_close(mfd);
@@ -286,8 +339,8 @@ static int window_make(int fd, struct sfd *s, const struct scone_vstat *st)
 	}
 	while (got < n && !vop_pread(s, w->base + got, (size_t)(n - got), got, &r) && r > 0)
 		got += r;
-	if (got < n || !shadow_cover(w, (size_t)n) || !(w->desc = fdtab_get(fd))) {
-		int e = got < n ? EIO : got ? ENOMEM : EBADF;
+	if (got < n || !shadow_cover(w, (size_t)n)) {
+		int e = got < n ? EIO : ENOMEM;
 		free(w->shadow);
 		SYS(munmap)(w->base, WINDOW_CAP);
 		shield_own_close(mfd);
@@ -296,11 +349,57 @@ static int window_make(int fd, struct sfd *s, const struct scone_vstat *st)
 		return shield_fail(e);
 	}
 	memcpy(w->shadow, w->base, (size_t)n);
-	w->fd1 = mfd + 1;
-	w->mount = (unsigned)shield_mount_index(s->m);
-	memcpy(w->fid, st->file_id, 16);
-	atomic_fetch_add_explicit(&g_n_win, 1, memory_order_acq_rel);
-	return i;
+	/* (the read cache holds no byte of it from now: stores change them unseen) */
+	vcache_forget((unsigned)shield_mount_index(s->m), st->file_id, 0, n);
+	return window_set(i, mfd, desc, s, st);
+}
+
+/*
+ * The holder's window of s's file, taken in by another process (its memfd
+ * mfd, passed by the holder): stores meet in it; its reads come from it.
+ * desc (held) goes to it. Its shadow is not known: should this process
+ * hold the volumes one day, its first write-back writes every block.
+ */
+static int window_adopt(int mfd, struct fd_desc *desc, struct sfd *s, const struct scone_vstat *st)
+{
+	struct window *w;
+	int i = free_window();
+
+	mfd = own_memfd(mfd);
+	if (i < 0) {
+		shield_own_close(mfd);
+		return shield_fail(ENOMEM);
+	}
+	w = &g_win[i];
+	if ((w->base = map_base(mfd)) == MAP_FAILED) {
+		int e = errno;
+		shield_own_close(mfd);
+		memset(w, 0, sizeof(*w));
+		return shield_fail(e);
+	}
+	w->full = true;
+	return window_set(i, mfd, desc, s, st);
+}
+
+/*
+ * The window of s's file in a process that does not hold the volumes: the
+ * holder's, asked for (made there with make). -1 with errno: ENODEV for
+ * none (!make), or what failed. Lock held; desc held (taken on success).
+ */
+static int window_ask(struct fd_desc *desc, struct sfd *s, const struct scone_vstat *st, bool make)
+{
+	int mfd = -1;
+	bool again = false;
+	enum scone_err err = vop_window(s, make, &mfd, &again);
+
+	if (again) /* (a new holder: maybe this process) */
+		return holder() ? window_make(desc, s, st) : shield_fail(EAGAIN);
+	if (err) {
+		int e = err == SCONE_ERR_NOT_FOUND ? ENODEV : err == SCONE_ERR_NOMEM ? ENOMEM : EIO;
+		scone_err_clear();
+		return shield_fail(e);
+	}
+	return window_adopt(mfd, desc, s, st);
 }
 
 static void unmapped(char *addr, size_t len, int keep);
@@ -308,7 +407,7 @@ static void unmapped(char *addr, size_t len, int keep);
 /* Leave the lock, then give back the descriptions of windows dropped meanwhile. */
 static void leave_and_release(void)
 {
-	struct fd_desc *d[WINDOWS_MAX];
+	struct fd_desc *d[WINDOWS_MAX + 1];
 	int n = g_n_release;
 
 	memcpy(d, g_release, (size_t)n * sizeof(d[0]));
@@ -340,6 +439,27 @@ static void note_range(const char *p, size_t len)
 		;
 }
 
+/*
+ * The window of s's file (status st) for a new mapping: found, made by the
+ * holder, or asked of it (make: for a writable mapping). -1 with errno;
+ * ENODEV for a read-only mapping of a file without one.
+ */
+static int window_for(int fd, struct sfd *s, const struct scone_vstat *st, bool make)
+{
+	struct fd_desc *held;
+	int i = find_window((unsigned)shield_mount_index(s->m), st->file_id);
+
+	if (i >= 0 || (!make && vsrv_role() != VR_CLIENT) || fdtab_foreign())
+		return i >= 0 ? i
+			      : shield_fail(ENODEV); /* (a vfork child: its parent's memory, its own fds) */
+	if (!(held = fdtab_get(fd)))		     /* (the window's own hold on the description) */
+		return shield_fail(EBADF);
+	i = vsrv_role() == VR_CLIENT ? window_ask(held, s, st, make) : window_make(held, s, st);
+	if (i < 0)
+		g_release[g_n_release++] = held; /* (given back after the lock) */
+	return i;
+}
+
 void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int prot, int flags, off64_t off)
 {
 	struct sfd *s = (struct sfd *)d;
@@ -359,17 +479,19 @@ void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int p
 	 */
 	if ((flags & MAP_TYPE) == MAP_SHARED_VALIDATE && (flags & MAP_SYNC))
 		return errno = EOPNOTSUPP, MAP_FAILED;
-	if (!writable && atomic_load_explicit(&g_n_win, memory_order_acquire) == 0)
+	/* (read only: a snapshot unless the file has a window, here or, for another process, the holder's) */
+	if (!writable && atomic_load_explicit(&g_n_win, memory_order_acquire) == 0 &&
+	    vsrv_role() != VR_CLIENT)
 		return NULL;
 	if ((uint64_t)off > WINDOW_CAP || len > WINDOW_CAP - (uint64_t)off)
 		return writable ? (errno = ENODEV, MAP_FAILED) : NULL;
 	shield_enter();
 	if (!s->file || vop_fstat(s, &st))
 		e = s->file ? EIO : ENODEV;
-	else if ((i = find_window((unsigned)shield_mount_index(s->m), st.file_id)) < 0 && !writable) {
-		shield_leave();
+	else if ((i = window_for(fd, s, &st, writable)) < 0 && !writable && errno == ENODEV) {
+		leave_and_release();
 		return NULL; /* (read only, no window: the snapshot) */
-	} else if (i < 0 && (i = window_make(fd, s, &st)) < 0) {
+	} else if (i < 0) {
 		e = errno;
 	}
 	for (k = 0; !e && k < MAPS_MAX && g_map[k].addr; k++)
@@ -391,6 +513,57 @@ void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int p
 	leave_and_release();
 	errno = e;
 	return p;
+}
+
+/*
+ * The holder, for another process's mapping of s's file (one of its
+ * handles): the file's window, made with make; a dup of its memfd to pass.
+ */
+enum scone_err shield_map_serve(struct sfd *s, bool make, int *pass)
+{
+	struct scone_vstat st;
+	struct sfd *own;
+	int i, e;
+
+	*pass = -1;
+	if (!s->file || !s->f)
+		return scone_err_set(SCONE_ERR_INVALID, "a window of what is not a file here");
+	SCONE_TRY(vop_fstat(s, &st));
+	if ((i = find_window((unsigned)shield_mount_index(s->m), st.file_id)) < 0) {
+		if (!make)
+			return scone_err_set(SCONE_ERR_NOT_FOUND, "%s has no window", s->vpath);
+		/* a writable mapping: the handle's file open for writing (as its fd had to be) */
+		if (!(s->vf_reopen & (SCONE_VF_WRONLY | SCONE_VF_RDWR)))
+			return scone_err_set(SCONE_ERR_PERMISSION, "%s: a window of a file open for reading",
+					     s->vpath);
+		/* the window's own description of the file, held as long as the window */
+		if (!(own = calloc(1, sizeof(*own))))
+			return scone_err_set(SCONE_ERR_NOMEM, "a window");
+		fdtab_desc_init(&own->base, &shield_volume_kind);
+		own->base.holds = 1;
+		own->m = s->m;
+		own->file = true;
+		own->flags = O_RDWR;
+		own->vf_reopen = SCONE_VF_RDWR;
+		snprintf(own->vpath, sizeof(own->vpath), "%s", s->vpath);
+		if (scone_vfile_dup_access(s->f, &own->f)) {
+			free(own);
+			return SCONE_ERR_NOMEM;
+		}
+		s->m->open_count++; /* (given back when the window's description goes: v_release) */
+		if ((i = window_make(&own->base, own, &st)) < 0) {
+			e = errno;
+			vop_close(own); /* (as its release would, without the lock it takes) */
+			s->m->open_count--;
+			free(own);
+			return scone_err_set(e == ENOMEM ? SCONE_ERR_NOMEM : SCONE_ERR_IO,
+					     "%s: no window: %s", s->vpath, strerror(e));
+		}
+	}
+	if ((*pass = SYS(fcntl)(g_win[i].fd1 - 1, F_DUPFD_CLOEXEC, shield_own_fd_floor())) < 0)
+		return scone_err_set(SCONE_ERR_IO, "a window: %s", strerror(errno));
+	shield_own_mark(*pass, true);
+	return SCONE_ERR_OK;
 }
 
 bool shield_map_pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got)
@@ -507,8 +680,17 @@ bool shield_map_has(const struct mount *m)
 void shield_map_forget_remote(void)
 {
 	for (int i = 0; atomic_load(&g_n_win) && i < WINDOWS_MAX; i++)
-		if (g_win[i].fd1)
+		if (g_win[i].fd1) {
 			vop_forget_remote(win_sfd(&g_win[i]));
+			/* (its shadow is the holder's of the fork, or another's: not what the file holds now)
+			 */
+			g_win[i].full = true;
+		}
+}
+
+bool shield_map_covers(unsigned mount, const uint8_t fid[16])
+{
+	return atomic_load_explicit(&g_n_win, memory_order_acquire) && find_window(mount, fid) >= 0;
 }
 
 /*

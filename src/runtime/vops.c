@@ -206,6 +206,24 @@ static enum scone_err file_call(struct sfd *s, enum vp_op op, uint64_t a, uint64
 	return vsrv_call(&t_q, &t_a, out, again);
 }
 
+enum scone_err vop_window(struct sfd *s, bool make, int *fd, bool *again)
+{
+	*fd = -1;
+	*again = false;
+	if (!served())
+		return scone_err_set(SCONE_ERR_INVALID, "a window asked of no holder");
+	SCONE_TRY(remote_handle(s, again));
+	if (*again)
+		return SCONE_ERR_OK;
+	ask(&t_q, VP_WINDOW, s->m);
+	t_q.h = s->rh;
+	t_q.a = make ? VP_WINDOW_MAKE : 0;
+	SCONE_TRY(vsrv_call_taking(&t_q, &t_a, NULL, again, fd));
+	if (!*again && *fd < 0)
+		return scone_err_set(SCONE_ERR_IO, "%s: the window came without its memfd", s->vpath);
+	return SCONE_ERR_OK;
+}
+
 /* Locally, a file opened on another server is opened again by its path. */
 static enum scone_err local_file(struct sfd *s)
 {
@@ -392,7 +410,8 @@ void vop_cache_data(struct sfd *s, uint64_t off, const uint8_t *data, size_t n)
 	if (!has_id(&st))
 		return;
 	vop_cache_stat(s, &st);
-	vcache_put(mount_no(s->m), s->fid, off, data, n, st.size);
+	if (!shield_map_covers(mount_no(s->m), s->fid)) /* (a window's stores change its bytes unseen) */
+		vcache_put(mount_no(s->m), s->fid, off, data, n, st.size);
 }
 
 /* ---- path operations ---- */

@@ -225,22 +225,33 @@ static enum scone_err read_all(int fd, uint8_t *buf, size_t n, int *passed_fd)
 	return SCONE_ERR_OK;
 }
 
-enum scone_err vp_recv_answer(int fd, uint8_t *buf, struct vp_msg *m)
+enum scone_err vp_recv_answer(int fd, uint8_t *buf, struct vp_msg *m, int *passed_fd)
 {
 	uint8_t len[4];
 	struct iovec iov[2] = {{.iov_base = len, .iov_len = sizeof(len)},
 			       {.iov_base = buf, .iov_len = VP_MAX_FRAME}};
+	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
 	ssize_t r;
 	size_t got;
 	uint32_t n;
 
+	if (passed_fd) {
+		*passed_fd = -1;
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+	}
 	/* Length and payload in one call, as the answer usually comes whole. */
 	while ((r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
 		;
 	if (r <= 0)
 		return scone_err_set(SCONE_ERR_NETWORK, "volume server: %s",
 				     r < 0 ? strerror(errno) : "closed");
+	if (passed_fd)
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+			    c->cmsg_len == CMSG_LEN(sizeof(int)))
+				memcpy(passed_fd, CMSG_DATA(c), sizeof(int));
 	if ((size_t)r < sizeof(len))
 		SCONE_TRY(read_all(fd, len + r, sizeof(len) - (size_t)r, NULL));
 	got = (size_t)r > sizeof(len) ? (size_t)r - sizeof(len) : 0;

@@ -42,10 +42,11 @@ enum vp_op {
 	VP_READDIR,   /* p1 -> data: entries (vp_put_entry) */
 	VP_SYNC,      /* commit the mount */
 	VP_ADD_CONN,  /* a new connection, for a forked or exec'd process, travels with it (SCM_RIGHTS) */
+	VP_WINDOW,    /* h, a: VP_WINDOW_MAKE or 0 -> the file's window, its memfd passed (shield_map.c) */
 	VP_OP_END_,
 };
 
-#define VP_VERSION 3 /* 2: VP_OPEN with VP_OPEN_CHECK, VP_CLOSE_NO_ANSWER; 3: VP_OPEN_FID */
+#define VP_VERSION 4 /* 2: VP_OPEN with VP_OPEN_CHECK, VP_CLOSE_NO_ANSWER; 3: VP_OPEN_FID; 4: VP_WINDOW */
 /* VP_OPEN: look the path up first and open only what open(2) would (h 0 with st otherwise). */
 #define VP_OPEN_CHECK (1ULL << 32)
 /*
@@ -53,6 +54,8 @@ enum vp_op {
  * now or kept for a pin (vcache.h); p1 is the path it had, for messages.
  */
 #define VP_OPEN_FID (1ULL << 33)
+/* VP_WINDOW: made if the file has none (a shared writable mapping); else NOT_FOUND then. */
+#define VP_WINDOW_MAKE 1
 /* VP_CLOSE: the client does not wait for an answer (and none is sent). */
 #define VP_CLOSE_NO_ANSWER 1
 #define VP_MAX_DATA (1u << 20)
@@ -93,8 +96,10 @@ SCONE_MUST_CHECK enum scone_err vp_send(int fd, const struct scone_wbuf *frame, 
 SCONE_MUST_CHECK enum scone_err vp_recv(int fd, uint8_t *buf, struct vp_msg *m, int *passed_fd);
 /*
  * An answer: as vp_recv, in as few reads as it comes (a client has one
- * request out at a time, so nothing follows it; more is MALFORMED).
+ * request out at a time, so nothing follows it; more is MALFORMED). An fd
+ * passed with it goes to *passed_fd (-1: none); without passed_fd it is
+ * closed by the kernel.
  */
-SCONE_MUST_CHECK enum scone_err vp_recv_answer(int fd, uint8_t *buf, struct vp_msg *m);
+SCONE_MUST_CHECK enum scone_err vp_recv_answer(int fd, uint8_t *buf, struct vp_msg *m, int *passed_fd);
 
 #endif

@@ -380,7 +380,7 @@ static enum scone_err path_op(struct mount *m, const struct vp_msg *q, struct vp
 }
 
 static enum scone_err serve_one(struct vconn *c, const struct vp_msg *q, struct vp_msg *a,
-				struct scone_wbuf *out)
+				struct scone_wbuf *out, int *pass)
 {
 	struct mount *m = mount_of(q);
 
@@ -391,6 +391,11 @@ static enum scone_err serve_one(struct vconn *c, const struct vp_msg *q, struct 
 			 : scone_err_set(SCONE_ERR_INVALID, "no mount %u", q->mount);
 	if (q->op >= VP_CLOSE && q->op <= VP_FSTAT)
 		return file_op(c, q, a, out);
+	if (q->op == VP_WINDOW) { /* (its memfd goes with the answer: *pass) */
+		struct sfd *s = handle_of(c, q->h);
+		return s ? shield_map_serve(s, q->a == VP_WINDOW_MAKE, pass)
+			 : scone_err_set(SCONE_ERR_BAD_FD, "no open file %llu", (unsigned long long)q->h);
+	}
 	if (!m)
 		return scone_err_set(SCONE_ERR_INVALID, "no mount %u", q->mount);
 	return path_op(m, q, a, out);
@@ -440,7 +445,7 @@ static bool conn_serve(struct vconn *c)
 	struct vp_msg q, a = {0};
 	struct scone_wbuf out, frame;
 	enum scone_err err = SCONE_ERR_OK;
-	int passed = -1;
+	int passed = -1, pass = -1; /* pass: an fd the answer carries, closed here once sent */
 	bool keep = true, added = false;
 
 	pthread_mutex_lock(&g_conns_lock); /* a passed fd is in g_conns or closed before a fork sees it */
@@ -467,7 +472,7 @@ static bool conn_serve(struct vconn *c)
 		if (vsrv_retired())
 			keep = false; /* the client elects another server and asks it */
 		else
-			err = serve_one(c, &q, &a, &out);
+			err = serve_one(c, &q, &a, &out, &pass);
 		shield_leave();
 	}
 	a.err = (int32_t)err;
@@ -481,10 +486,12 @@ static bool conn_serve(struct vconn *c)
 		return true; /* the client does not wait for an answer */
 	}
 	scone_wbuf_init(&frame, VP_MAX_FRAME + 4, 1);
-	if (!keep || vp_encode(&a, &frame) || vp_send(c->fd, &frame, -1)) {
+	if (!keep || vp_encode(&a, &frame) || vp_send(c->fd, &frame, err ? -1 : pass)) {
 		scone_err_clear();
 		keep = false;
 	}
+	if (pass >= 0)
+		shield_own_close(pass);
 	scone_wbuf_free(&frame);
 	scone_wbuf_free(&out);
 	return keep;
@@ -904,23 +911,35 @@ static enum scone_err send_request(const struct vp_msg *q, int pass_fd)
 	return err;
 }
 
-/* One round trip on the connection; passing fd along when pass_fd >= 0. */
-enum scone_err vsrv_call_fd(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out, int pass_fd)
+/* One round trip on the connection; passing fd along when pass_fd >= 0, one the answer carries to *passed. */
+static enum scone_err call(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out, int pass_fd,
+			   int *passed)
 {
 	enum scone_err err;
 
+	if (passed)
+		*passed = -1;
 	if (!g_cframe && !(g_cframe = malloc(VP_MAX_FRAME)))
 		return scone_err_set(SCONE_ERR_NOMEM, "volume request");
 	err = send_request(q, pass_fd);
 	if (!err)
-		err = vp_recv_answer(g_conn, g_cframe, a);
+		err = vp_recv_answer(g_conn, g_cframe, a, passed);
+	if (!err && a->err) {
+		scone_err_set((enum scone_err)a->err, "%s", a->detail);
+		err = (enum scone_err)a->err;
+	}
+	if (err && passed && *passed >= 0) {
+		SYS(close)(*passed);
+		*passed = -1;
+	}
 	if (err)
 		return err;
-	if (a->err) {
-		scone_err_set((enum scone_err)a->err, "%s", a->detail);
-		return (enum scone_err)a->err;
-	}
 	return out && a->data_size ? scone_wbuf_put(out, a->data, a->data_size) : SCONE_ERR_OK;
+}
+
+enum scone_err vsrv_call_fd(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out, int pass_fd)
+{
+	return call(q, a, out, pass_fd, NULL);
 }
 
 enum scone_err vsrv_send(const struct vp_msg *q)
@@ -928,9 +947,10 @@ enum scone_err vsrv_send(const struct vp_msg *q)
 	return send_request(q, -1);
 }
 
-enum scone_err vsrv_call(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out, bool *again)
+enum scone_err vsrv_call_taking(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out, bool *again,
+				int *passed)
 {
-	enum scone_err err = vsrv_call_fd(q, a, out, -1);
+	enum scone_err err = call(q, a, out, -1, passed);
 
 	*again = false;
 	if (err != SCONE_ERR_NETWORK || g_role != VR_CLIENT)
@@ -941,4 +961,9 @@ enum scone_err vsrv_call(const struct vp_msg *q, struct vp_msg *a, struct scone_
 		return err;
 	*again = true;
 	return SCONE_ERR_OK;
+}
+
+enum scone_err vsrv_call(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out, bool *again)
+{
+	return vsrv_call_taking(q, a, out, again, NULL);
 }

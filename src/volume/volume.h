@@ -191,6 +191,8 @@ SCONE_MUST_CHECK enum scone_err scone_vfile_open_id(struct scone_volume *v, cons
 						    struct scone_vfile **out);
 /* Another handle on f's file, for reading: it keeps the file as f does (also once unlinked). */
 SCONE_MUST_CHECK enum scone_err scone_vfile_dup(struct scone_vfile *f, struct scone_vfile **out);
+/* As scone_vfile_dup, for reading and writing as f is (not appending). */
+SCONE_MUST_CHECK enum scone_err scone_vfile_dup_access(struct scone_vfile *f, struct scone_vfile **out);
 SCONE_MUST_CHECK enum scone_err scone_vfile_pread(struct scone_vfile *f, void *buf, size_t size, uint64_t off,
 						  size_t *got);
 SCONE_MUST_CHECK enum scone_err scone_vfile_pwrite(struct scone_vfile *f, const void *buf, size_t size,

@@ -178,6 +178,13 @@ enum scone_err scone_vfile_dup(struct scone_vfile *f, struct scone_vfile **out)
 	return SCONE_ERR_OK;
 }
 
+enum scone_err scone_vfile_dup_access(struct scone_vfile *f, struct scone_vfile **out)
+{
+	SCONE_TRY(scone_vfile_dup(f, out));
+	(*out)->flags = f->flags & (SCONE_VF_WRONLY | SCONE_VF_RDWR);
+	return SCONE_ERR_OK;
+}
+
 static bool can_write(const struct scone_vfile *f)
 {
 	return f->flags & (SCONE_VF_WRONLY | SCONE_VF_RDWR);
