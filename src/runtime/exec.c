@@ -74,8 +74,8 @@ struct prepared {
 	char *preload_var; /* an LD_PRELOAD entry made here (the caller's, with this library first) */
 	int ho_fd;	   /* the handover memfd and its key socket, closed after the exec or spawn */
 	int key_fd;
-	int share_fd;
-	int conn_fd;	 /* the new program's connection to the volumes' server */
+	int pass[SCONE_HANDOVER_PASSED]; /* fds passed with the handover's key (handover_io.h) */
+	int conn_fd;			 /* the new program's connection to the volumes' server */
 	bool pins_given; /* this image's pins in the read cache let go (taken again if the exec fails) */
 	bool spawning;	 /* a spawn under way: placeholders released meanwhile are not kept (fd_volume.c) */
 };
@@ -212,6 +212,16 @@ static bool unshielded_allowed(const struct scone_runtime_config *cfg)
 	return v && strcmp(v, "1") == 0;
 }
 
+/* How many of p->pass go (they are set in order). */
+static size_t passed_count(const struct prepared *p)
+{
+	size_t n = 0;
+
+	while (n < SCONE_HANDOVER_PASSED && p->pass[n] >= 0)
+		n++;
+	return n;
+}
+
 /* Seal the handover h for the new program and name it in p->envp. */
 static enum scone_err hand_over(const struct scone_handover *h, struct prepared *p)
 {
@@ -222,7 +232,7 @@ static enum scone_err hand_over(const struct scone_handover *h, struct prepared 
 	scone_wbuf_init(&enc, SCONE_HANDOVER_MAX, 1);
 	err = scone_handover_encode(h, &enc);
 	if (!err)
-		err = scone_handover_send(&enc, p->share_fd, &p->ho_fd, &p->key_fd);
+		err = scone_handover_send(&enc, p->pass, passed_count(p), &p->ho_fd, &p->key_fd);
 	scone_wbuf_free(&enc);
 	SCONE_TRY(err);
 	if (asprintf(&p->ho_var, SCONE_HANDOVER_VAR "=%d:%d", p->ho_fd, p->key_fd) < 0) {
@@ -252,7 +262,7 @@ static int prepare(const struct exec_target *t, char *const envp[], bool spawn, 
 	int e;
 
 	*p = (struct prepared){
-	    .envp = (char **)envp, .ho_fd = -1, .key_fd = -1, .share_fd = -1, .conn_fd = -1};
+	    .envp = (char **)envp, .ho_fd = -1, .key_fd = -1, .pass = {-1, -1, -1}, .conn_fd = -1};
 	if (!cfg)
 		return 0;
 	if (spawn)
@@ -279,7 +289,7 @@ static int prepare(const struct exec_target *t, char *const envp[], bool spawn, 
 	}
 	if (unshielded)
 		goto out;
-	if ((err = scone_shield_handover(&h, spawn, &id, &p->share_fd, &p->conn_fd)))
+	if ((err = scone_shield_handover(&h, spawn, &id, p->pass, &p->conn_fd)))
 		goto out;
 	err = hand_over(&h, p);
 	/* This image's descriptions end with the exec (the next program opens its own on the server). */
@@ -308,8 +318,11 @@ static void finish(struct prepared *p)
 		real_close(p->ho_fd);
 	if (p->key_fd >= 0)
 		real_close(p->key_fd);
-	if (p->share_fd >= 0)
-		real_close(p->share_fd);
+	for (size_t i = 0; i < SCONE_HANDOVER_PASSED; i++) {
+		if (p->pass[i] >= 0)
+			real_close(p->pass[i]);
+		p->pass[i] = -1;
+	}
 	if (p->conn_fd >= 0)
 		real_close(p->conn_fd);
 	if (p->pins_given)
@@ -322,7 +335,7 @@ static void finish(struct prepared *p)
 	p->preload_var = NULL;
 	if (p->owned)
 		free(p->envp);
-	p->ho_fd = p->key_fd = p->share_fd = p->conn_fd = -1;
+	p->ho_fd = p->key_fd = p->conn_fd = -1;
 	p->ho_var = NULL;
 	p->owned = false;
 	errno = e;

@@ -39,6 +39,7 @@ void scone_handover_init(struct scone_handover *h)
 	memset(h, 0, sizeof(*h));
 	h->share_fd = -1;
 	h->conn_fd = -1;
+	h->mail[0] = h->mail[1] = -1;
 }
 
 /* ---- encoding ---- */

@@ -66,6 +66,7 @@ struct scone_handover {
 	int share_fd; /* the volumes' shared state (memfd), -1: none */
 	bool shared;  /* another process still uses the volumes */
 	int conn_fd;  /* a connection to the process serving the volumes (vserver.c), -1: none */
+	int mail[2];  /* the windows' mailbox (shield_map.c): passed with the key, not encoded; -1: none */
 	struct scone_handover_fd *fds;
 	size_t fd_count;
 	char *cwd; /* a working directory inside a volume, or NULL */

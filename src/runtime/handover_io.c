@@ -91,17 +91,17 @@ static enum scone_err make_memfd(const uint8_t *data, size_t size, int *out)
 }
 
 /*
- * A socket holding the key for its reader, with share_fd (if >= 0) passed
- * along (SCM_RIGHTS): an fd in flight on a socket cannot be opened through
- * /proc/PID/fd by another process of the user while the new program is
- * still dumpable, as an inherited memfd could. The writing end is closed
- * (the bytes and the fd stay queued).
+ * A socket holding the key for its reader, with the n_pass fds of pass
+ * passed along (SCM_RIGHTS): an fd in flight on a socket cannot be opened
+ * through /proc/PID/fd by another process of the user while the new
+ * program is still dumpable, as an inherited memfd could. The writing end
+ * is closed (the bytes and the fds stay queued).
  */
-static enum scone_err make_keyfd(const uint8_t key[SCONE_KEY_SIZE], int share_fd, int *out)
+static enum scone_err make_keyfd(const uint8_t key[SCONE_KEY_SIZE], const int *pass, size_t n_pass, int *out)
 {
 	union {
 		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
+		char b[CMSG_SPACE(SCONE_HANDOVER_PASSED * sizeof(int))];
 	} ctl;
 	struct iovec v = {.iov_base = (void *)key, .iov_len = SCONE_KEY_SIZE};
 	struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1};
@@ -109,16 +109,18 @@ static enum scone_err make_keyfd(const uint8_t key[SCONE_KEY_SIZE], int share_fd
 	enum scone_err err = SCONE_ERR_OK;
 	ssize_t n;
 
+	if (n_pass > SCONE_HANDOVER_PASSED)
+		return scone_err_set(SCONE_ERR_INVALID, "%zu fds to pass with the handover", n_pass);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		return sys_err("key socket");
-	if (share_fd >= 0) {
+	if (n_pass) {
 		memset(&ctl, 0, sizeof(ctl));
 		m.msg_control = ctl.b;
-		m.msg_controllen = sizeof(ctl.b);
+		m.msg_controllen = CMSG_SPACE(n_pass * sizeof(int));
 		CMSG_FIRSTHDR(&m)->cmsg_level = SOL_SOCKET;
 		CMSG_FIRSTHDR(&m)->cmsg_type = SCM_RIGHTS;
-		CMSG_FIRSTHDR(&m)->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(CMSG_FIRSTHDR(&m)), &share_fd, sizeof(int));
+		CMSG_FIRSTHDR(&m)->cmsg_len = CMSG_LEN(n_pass * sizeof(int));
+		memcpy(CMSG_DATA(CMSG_FIRSTHDR(&m)), pass, n_pass * sizeof(int));
 	}
 	while ((n = sendmsg(sv[0], &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
 		;
@@ -133,7 +135,8 @@ static enum scone_err make_keyfd(const uint8_t key[SCONE_KEY_SIZE], int share_fd
 	return SCONE_ERR_OK;
 }
 
-enum scone_err scone_handover_send(const struct scone_wbuf *encoded, int share_fd, int *memfd, int *keyfd)
+enum scone_err scone_handover_send(const struct scone_wbuf *encoded, const int *pass, size_t n_pass,
+				   int *memfd, int *keyfd)
 {
 	uint8_t key[SCONE_KEY_SIZE], *sealed = NULL;
 	size_t sealed_size = 0;
@@ -145,7 +148,7 @@ enum scone_err scone_handover_send(const struct scone_wbuf *encoded, int share_f
 		err = seal(encoded, key, &sealed, &sealed_size);
 	if (!err)
 		err = make_memfd(sealed, sealed_size, memfd);
-	if (!err && (err = make_keyfd(key, share_fd, keyfd))) {
+	if (!err && (err = make_keyfd(key, pass, n_pass, keyfd))) {
 		SYS(close)(*memfd);
 		*memfd = -1;
 	}
@@ -193,16 +196,28 @@ static bool is_socket(int fd)
 	return SYS(fstat)(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-/* The key, and the fd passed along with it (-1: none). */
-static enum scone_err read_key(int fd, uint8_t key[SCONE_KEY_SIZE], int *passed)
+/* Close the fds passed (and mark them none). */
+static void close_passed(int pass[SCONE_HANDOVER_PASSED])
+{
+	for (size_t i = 0; i < SCONE_HANDOVER_PASSED; i++) {
+		if (pass[i] >= 0)
+			SYS(close)(pass[i]);
+		pass[i] = -1;
+	}
+}
+
+/* The key, and the fds passed along with it (-1 where none came). */
+static enum scone_err read_key(int fd, uint8_t key[SCONE_KEY_SIZE], int pass[SCONE_HANDOVER_PASSED])
 {
 	size_t got = 0;
+	bool taken = false;
 
-	*passed = -1;
+	for (size_t i = 0; i < SCONE_HANDOVER_PASSED; i++)
+		pass[i] = -1;
 	while (got < SCONE_KEY_SIZE) {
 		union {
 			struct cmsghdr h;
-			char b[CMSG_SPACE(sizeof(int))];
+			char b[CMSG_SPACE(SCONE_HANDOVER_PASSED * sizeof(int))];
 		} ctl;
 		struct iovec v = {.iov_base = key + got, .iov_len = SCONE_KEY_SIZE - got};
 		struct msghdr m = {
@@ -211,14 +226,22 @@ static enum scone_err read_key(int fd, uint8_t key[SCONE_KEY_SIZE], int *passed)
 		struct cmsghdr *c;
 		if (n < 0 && errno == EINTR)
 			continue;
-		for (c = n > 0 ? CMSG_FIRSTHDR(&m) : NULL; c; c = CMSG_NXTHDR(&m, c))
-			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-			    c->cmsg_len == CMSG_LEN(sizeof(int)) && *passed < 0)
-				memcpy(passed, CMSG_DATA(c), sizeof(int));
+		for (c = n > 0 ? CMSG_FIRSTHDR(&m) : NULL; c; c = CMSG_NXTHDR(&m, c)) {
+			size_t k = c->cmsg_len >= CMSG_LEN(0) ? (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) : 0;
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			for (size_t i = 0; i < k; i++) { /* (more than expected: closed) */
+				int f;
+				memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+				if (!taken && i < SCONE_HANDOVER_PASSED)
+					pass[i] = f;
+				else
+					SYS(close)(f);
+			}
+			taken = true;
+		}
 		if (n <= 0) {
-			if (*passed >= 0)
-				SYS(close)(*passed);
-			*passed = -1;
+			close_passed(pass);
 			return scone_err_set(SCONE_ERR_INVALID, "the handover key socket holds no key");
 		}
 		got += (size_t)n;
@@ -275,21 +298,23 @@ static enum scone_err open_sealed(const uint8_t key[SCONE_KEY_SIZE], uint8_t *se
 	return SCONE_ERR_OK;
 }
 
-enum scone_err scone_handover_receive(const char *fds, uint8_t **out, size_t *out_size, int *share_fd)
+enum scone_err scone_handover_receive(const char *fds, uint8_t **out, size_t *out_size,
+				      int pass[SCONE_HANDOVER_PASSED])
 {
 	uint8_t key[SCONE_KEY_SIZE], *sealed = NULL;
 	size_t sealed_size = 0;
 	enum scone_err err;
 	int memfd, keyfd;
 
-	*share_fd = -1;
+	for (size_t i = 0; i < SCONE_HANDOVER_PASSED; i++)
+		pass[i] = -1;
 	if (!fds || !parse_fds(fds, &memfd, &keyfd))
 		return scone_err_set(SCONE_ERR_INVALID, "expected MEMFD:KEYFD");
 	/* Nothing is closed unless both are the runtime's: the variable may name the program's own fds. */
 	if (!is_handover_memfd(memfd) || !is_socket(keyfd))
 		return scone_err_set(SCONE_ERR_INVALID,
 				     "%s does not name the runtime's handover memfd and key socket", fds);
-	err = read_key(keyfd, key, share_fd);
+	err = read_key(keyfd, key, pass);
 	if (!err)
 		err = read_sealed(memfd, &sealed, &sealed_size);
 	if (!err)
@@ -298,9 +323,7 @@ enum scone_err scone_handover_receive(const char *fds, uint8_t **out, size_t *ou
 	free(sealed);
 	SYS(close)(memfd);
 	SYS(close)(keyfd);
-	if (err && *share_fd >= 0) {
-		SYS(close)(*share_fd);
-		*share_fd = -1;
-	}
+	if (err)
+		close_passed(pass);
 	return err;
 }

@@ -28,18 +28,27 @@
 #define SCONE_HANDOVER_MEMFD "scone-handover"
 
 /*
- * Seal encoded into a fresh memfd and key socket for the next program;
- * both are left without FD_CLOEXEC. On failure nothing stays open.
+ * The fds that travel with the key (SCM_RIGHTS, never inherited), in this
+ * order: the volumes' shared state, then the two ends of the windows'
+ * mailbox (shield_map.c).
  */
-SCONE_MUST_CHECK enum scone_err scone_handover_send(const struct scone_wbuf *encoded, int share_fd,
-						    int *memfd, int *keyfd);
+#define SCONE_HANDOVER_PASSED 3
+
+/*
+ * Seal encoded into a fresh memfd and key socket for the next program;
+ * both are left without FD_CLOEXEC; the first n_pass fds of pass go along.
+ * On failure nothing stays open.
+ */
+SCONE_MUST_CHECK enum scone_err scone_handover_send(const struct scone_wbuf *encoded, const int *pass,
+						    size_t n_pass, int *memfd, int *keyfd);
 
 /*
  * The next program's side: "<memfd>:<keyfd>" (SCONE_HANDOVER's value) to the
- * encoded bytes (*out malloc'd; wipe before free). Both fds are closed,
- * whatever the outcome, once they have been checked to be the runtime's.
+ * encoded bytes (*out malloc'd; wipe before free), the fds passed along in
+ * pass (-1 where none came; close-on-exec). Both fds are closed, whatever
+ * the outcome, once they have been checked to be the runtime's.
  */
 SCONE_MUST_CHECK enum scone_err scone_handover_receive(const char *fds, uint8_t **out, size_t *out_size,
-						       int *share_fd);
+						       int pass[SCONE_HANDOVER_PASSED]);
 
 #endif

@@ -16,6 +16,7 @@
 #include "lib/err.h"
 #include "lib/tls.h"
 #include "runtime/cas_client.h"
+#include "runtime/handover_io.h"
 
 /*
  * Mount the volumes of the runtime's configuration (rt.h: create the
@@ -37,14 +38,14 @@ struct scone_wbuf;
 /*
  * Before an exec: commit every volume and describe the volumes for the next
  * program's runtime in h (tags, the shielded fds it inherits, a volume cwd,
- * a non-CLOEXEC duplicate of the shared state's memfd in *share_dup, the
- * report key into identity). h->volumes (names borrowed), h->fds (vpaths
+ * duplicates of the shared state's memfd and the windows' mailbox in pass,
+ * the report key into identity). h->volumes (names borrowed), h->fds (vpaths
  * owned) and h->cwd are the caller's to free. spawn: the caller goes on
  * beside the new program (posix_spawn), so the volumes are shared from now.
  */
 SCONE_MUST_CHECK enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn,
-						      struct scone_wbuf *identity, int *share_dup,
-						      int *conn_dup);
+						      struct scone_wbuf *identity,
+						      int pass[SCONE_HANDOVER_PASSED], int *conn_dup);
 /* After an exec: mount the configuration's volumes as the previous program left them (h), take over its fds.
  */
 SCONE_MUST_CHECK enum scone_err scone_shield_mount_handover(const struct scone_handover *h);

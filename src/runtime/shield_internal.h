@@ -322,6 +322,20 @@ void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int p
  * NOT_FOUND without one and !make.
  */
 SCONE_MUST_CHECK enum scone_err shield_map_serve(struct sfd *s, bool make, int *pass);
+/*
+ * The windows' mailbox (shield_map.c): made with the volumes' shared state,
+ * or its two ends taken from a handover (fds made the runtime's own); dups
+ * of them for the next program's handover (-1, -1: none).
+ */
+SCONE_MUST_CHECK enum scone_err shield_map_mailbox_new(void);
+void shield_map_mailbox(int rd, int wr);
+void shield_map_mailbox_dup(int out[2]);
+/*
+ * This process holds the volumes from now (lock held): the windows the last
+ * holder left in the mailbox are taken over (take: other processes may map
+ * them), or let go (a program exec'd alone: nobody maps them).
+ */
+void shield_map_holding(bool take);
 /* Has file fid of mount a window here (its bytes are then not cached: stores change them unseen)? */
 bool shield_map_covers(unsigned mount, const uint8_t fid[16]);
 /* A read of s's file from its window: false without one. */

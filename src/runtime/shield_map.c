@@ -58,12 +58,13 @@
  * signal reach the file only if the holder still has the window.
  */
 #undef _FORTIFY_SOURCE
+#include "lib/log.h"
 #include "runtime/shield_internal.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
 
-#define WINDOWS_MAX 256
+#define WINDOWS_MAX 128 /* (one mailbox message passes them all: at most 253 fds) */
 #define MAPS_MAX 1024
 #define WINDOW_CAP ((uint64_t)256 << 20)
 
@@ -75,7 +76,7 @@ struct window {
 	char *shadow; /* what the file holds of it, shadow_len bytes (malloc'd) */
 	size_t shadow_len;
 	struct fd_desc *desc; /* a description of the file, held */
-	bool full;	      /* the shadow is not known: the next write-back writes every block */
+	bool full;	      /* the shadow is not known: read from the file before the next write-back */
 };
 
 #define BLOCK 4096
@@ -91,6 +92,8 @@ static struct window g_win[WINDOWS_MAX];
 static struct map g_map[MAPS_MAX];
 static _Atomic unsigned g_n_win; /* windows made (the fast paths: none) */
 static bool g_writing_back;	 /* (lock held) a write-back's own writes change no window */
+static bool g_bypass;		 /* (lock held) reads go to the file, not to its window */
+static int g_mail[2] = {-1, -1}; /* the mailbox: [0] reads what [1] sent (shield_map_mailbox) */
 /*
  * Descriptions of dropped windows, given back once the lock is left (the
  * last hold's release takes the lock itself).
@@ -189,10 +192,20 @@ static int write_back(struct window *w, struct sfd *s, uint64_t size)
 
 	if (!shadow_cover(w, n))
 		return shield_fail(ENOMEM);
+	if (w->full) { /* what the file holds, read once */
+		size_t got = 0, r;
+		g_bypass = true;
+		while (got < n && !vop_pread(s, w->shadow + got, n - got, got, &r) && r > 0)
+			got += r;
+		g_bypass = false;
+		if (got < n)
+			return shield_fail(EIO);
+		w->full = false;
+	}
 	g_writing_back = true;
 	for (size_t at = 0; at < n; at += BLOCK) {
 		size_t len = n - at < BLOCK ? n - at : BLOCK, done = 0;
-		if (!w->full && memcmp(w->base + at, w->shadow + at, len) == 0)
+		if (memcmp(w->base + at, w->shadow + at, len) == 0)
 			continue;
 		if (!marked)
 			shield_mark_dirty(s->m);
@@ -210,7 +223,6 @@ static int write_back(struct window *w, struct sfd *s, uint64_t size)
 		memcpy(w->shadow + at, t_block, len);
 	}
 	g_writing_back = false;
-	w->full = false;
 	return 0;
 }
 
@@ -237,6 +249,8 @@ static char *map_base(int fd)
 		(void)madvise(p, WINDOW_CAP, MADV_DONTDUMP);
 	return p;
 }
+
+static void mail_post(void);
 
 /* Drop window i: no mapping of it is left here, and nobody maps it writable (a write seal takes). */
 static void window_try_drop(int i)
@@ -272,6 +286,7 @@ static void window_try_drop(int i)
 	free(w->shadow);
 	memset(w, 0, sizeof(*w));
 	atomic_fetch_sub_explicit(&g_n_win, 1, memory_order_acq_rel);
+	mail_post();
 }
 
 /* A free slot of the table (-1: none). */
@@ -351,7 +366,9 @@ static int window_make(struct fd_desc *desc, struct sfd *s, const struct scone_v
 	memcpy(w->shadow, w->base, (size_t)n);
 	/* (the read cache holds no byte of it from now: stores change them unseen) */
 	vcache_forget((unsigned)shield_mount_index(s->m), st->file_id, 0, n);
-	return window_set(i, mfd, desc, s, st);
+	window_set(i, mfd, desc, s, st);
+	mail_post();
+	return i;
 }
 
 /*
@@ -515,6 +532,23 @@ void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int p
 	return p;
 }
 
+/* A window's own description of its file at vpath of m, for reading and writing (held once: the window's). */
+static struct sfd *own_desc(struct mount *m, const char *vpath)
+{
+	struct sfd *own = calloc(1, sizeof(*own));
+
+	if (!own)
+		return NULL;
+	fdtab_desc_init(&own->base, &shield_volume_kind);
+	own->base.holds = 1;
+	own->m = m;
+	own->file = true;
+	own->flags = O_RDWR;
+	own->vf_reopen = SCONE_VF_RDWR;
+	snprintf(own->vpath, sizeof(own->vpath), "%s", vpath);
+	return own;
+}
+
 /*
  * The holder, for another process's mapping of s's file (one of its
  * handles): the file's window, made with make; a dup of its memfd to pass.
@@ -536,16 +570,8 @@ enum scone_err shield_map_serve(struct sfd *s, bool make, int *pass)
 		if (!(s->vf_reopen & (SCONE_VF_WRONLY | SCONE_VF_RDWR)))
 			return scone_err_set(SCONE_ERR_PERMISSION, "%s: a window of a file open for reading",
 					     s->vpath);
-		/* the window's own description of the file, held as long as the window */
-		if (!(own = calloc(1, sizeof(*own))))
+		if (!(own = own_desc(s->m, s->vpath)))
 			return scone_err_set(SCONE_ERR_NOMEM, "a window");
-		fdtab_desc_init(&own->base, &shield_volume_kind);
-		own->base.holds = 1;
-		own->m = s->m;
-		own->file = true;
-		own->flags = O_RDWR;
-		own->vf_reopen = SCONE_VF_RDWR;
-		snprintf(own->vpath, sizeof(own->vpath), "%s", s->vpath);
 		if (scone_vfile_dup_access(s->f, &own->f)) {
 			free(own);
 			return SCONE_ERR_NOMEM;
@@ -566,10 +592,192 @@ enum scone_err shield_map_serve(struct sfd *s, bool make, int *pass)
 	return SCONE_ERR_OK;
 }
 
+/*
+ * ---- the mailbox: the holder's windows, for the next holder ----
+ *
+ * A window is memory of the processes that map it, not of the volume. A
+ * holder that leaves (exit, exec, a crash) would take the program's windows
+ * with it, and the next holder would make a second window of a file others
+ * still map: their stores would never reach the file, and SQLite's
+ * processes would disagree on their WAL index. So the holder keeps its
+ * windows in flight on a socket every process of the program has (a
+ * SOCK_SEQPACKET pair made with the volumes' shared state, inherited at
+ * fork, passed with the handover's key at exec, never named): one message,
+ * the windows' (mount, file id) with their memfds (SCM_RIGHTS). The next
+ * holder takes them over before it serves (shield_map_holding). Only the
+ * holder reads or writes it, under its lock.
+ */
+struct mail_entry {
+	uint32_t mount;
+	uint8_t fid[16];
+};
+
+#define MAIL_MAX (4 + WINDOWS_MAX * sizeof(struct mail_entry))
+
+void shield_map_mailbox(int rd, int wr)
+{
+	int fds[2] = {rd, wr};
+
+	for (int k = 0; k < 2; k++) {
+		if (fds[k] >= 0) {
+			(void)SYS(fcntl)(fds[k], F_SETFD, FD_CLOEXEC);
+			fds[k] = own_memfd(fds[k]); /* (moved up and marked, as a memfd would be) */
+		}
+		if (g_mail[k] >= 0)
+			shield_own_close(g_mail[k]);
+		g_mail[k] = fds[k];
+	}
+}
+
+enum scone_err shield_map_mailbox_new(void)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+		return scone_err_set(scone_err_from_errno(errno), "volumes: the windows' mailbox: %s",
+				     strerror(errno));
+	shield_map_mailbox(sv[0], sv[1]);
+	return SCONE_ERR_OK;
+}
+
+void shield_map_mailbox_dup(int out[2])
+{
+	for (int k = 0; k < 2; k++)
+		out[k] = g_mail[k] >= 0 ? SYS(fcntl)(g_mail[k], F_DUPFD_CLOEXEC, 3) : -1;
+	if (out[0] < 0 || out[1] < 0) { /* (both or none) */
+		for (int k = 0; k < 2; k++)
+			if (out[k] >= 0)
+				SYS(close)(out[k]);
+		out[0] = out[1] = -1;
+	}
+}
+
+/* A window the last holder had, taken over: in the table unless this process has it already. */
+static void mail_take(const struct mail_entry *e, int mfd)
+{
+	struct scone_vfile *f;
+	struct scone_vstat st = {0};
+	struct mount *m;
+	struct sfd *own;
+
+	if (e->mount >= shield_mount_total() || find_window(e->mount, e->fid) >= 0 ||
+	    !scone_memfd_named(mfd, "scone-window") || !(m = shield_mount(e->mount))->vol ||
+	    !(own = own_desc(m, ""))) {
+		SYS(close)(mfd);
+		return;
+	}
+	/* (its path, by its id; opened again by path when first used: local_file checks the id) */
+	if (scone_vfile_open_id_as(m->vol, e->fid, SCONE_VF_RDONLY, own->vpath, sizeof(own->vpath), &f) ||
+	    (scone_vfile_close(f), !own->vpath[0])) {
+		scone_err_clear(); /* (gone from the namespace: nobody opens it again) */
+		free(own);
+		SYS(close)(mfd);
+		return;
+	}
+	memcpy(own->fid, e->fid, sizeof(own->fid));
+	own->has_fid = true;
+	memcpy(st.file_id, e->fid, sizeof(st.file_id));
+	m->open_count++; /* (given back when the window's description goes: v_release) */
+	if (window_adopt(mfd, &own->base, own, &st) < 0) {
+		m->open_count--;
+		free(own);
+	}
+}
+
+/* The mailbox's message, each window to mail_take (take) or closed. */
+static void mail_drain(bool take)
+{
+	static uint8_t buf[MAIL_MAX];
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(WINDOWS_MAX * sizeof(int))];
+	} ctl;
+
+	for (;;) {
+		struct iovec v = {.iov_base = buf, .iov_len = sizeof(buf)};
+		struct msghdr mh = {
+		    .msg_iov = &v, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b)};
+		ssize_t n = recvmsg(g_mail[0], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		int fds[WINDOWS_MAX];
+		size_t k = 0;
+		uint32_t count;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+				for (size_t j = 0; j < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); j++, k++)
+					memcpy(&fds[k < WINDOWS_MAX ? k : WINDOWS_MAX - 1],
+					       CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+		count = n >= 4 ? scone_get_le32(buf) : 0;
+		for (size_t j = 0; j < k && j < WINDOWS_MAX; j++) {
+			struct mail_entry e;
+			if (take && k == count && (size_t)n == 4 + count * sizeof(e)) {
+				memcpy(&e, buf + 4 + j * sizeof(e), sizeof(e));
+				mail_take(&e, fds[j]);
+			} else {
+				SYS(close)(fds[j]);
+			}
+		}
+	}
+}
+
+/* The holder's windows into the mailbox, in place of what it held. Lock held. */
+static void mail_post(void)
+{
+	static uint8_t buf[MAIL_MAX];
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(WINDOWS_MAX * sizeof(int))];
+	} ctl;
+	struct iovec v = {.iov_base = buf};
+	struct msghdr mh = {.msg_iov = &v, .msg_iovlen = 1};
+	uint32_t n = 0;
+	ssize_t r;
+
+	if (g_mail[0] < 0 || !holder())
+		return;
+	mail_drain(false);
+	memset(&ctl, 0, sizeof(ctl));
+	for (int i = 0; i < WINDOWS_MAX; i++) {
+		struct mail_entry e = {.mount = g_win[i].mount};
+		int fd = g_win[i].fd1 - 1;
+		if (!g_win[i].fd1 || !g_win[i].base)
+			continue;
+		memcpy(e.fid, g_win[i].fid, sizeof(e.fid));
+		memcpy(buf + 4 + n * sizeof(e), &e, sizeof(e));
+		memcpy(ctl.b + CMSG_LEN(0) + n * sizeof(int), &fd,
+		       sizeof(int)); /* (CMSG_DATA of the first) */
+		n++;
+	}
+	if (!n)
+		return;
+	scone_put_le32(buf, n);
+	v.iov_len = 4 + n * sizeof(struct mail_entry);
+	mh.msg_control = ctl.b;
+	mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
+	CMSG_FIRSTHDR(&mh)->cmsg_level = SOL_SOCKET;
+	CMSG_FIRSTHDR(&mh)->cmsg_type = SCM_RIGHTS;
+	CMSG_FIRSTHDR(&mh)->cmsg_len = CMSG_LEN(n * sizeof(int));
+	while ((r = sendmsg(g_mail[1], &mh, MSG_DONTWAIT | MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (r < 0) /* (the windows then go with this holder, as they did before the mailbox) */
+		scone_debug("runtime: the windows' mailbox: %s", strerror(errno));
+}
+
+void shield_map_holding(bool take)
+{
+	if (g_mail[0] < 0 || shield_mount_total() == 0)
+		return; /* (a program's start: called again once its volumes are mounted) */
+	mail_drain(take);
+	mail_post();
+}
+
 bool shield_map_pread_locked(struct sfd *s, void *buf, size_t n, uint64_t off, size_t *got)
 {
 	struct scone_vstat st;
-	int i = window_of(s, &st);
+	int i = g_bypass ? -1 : window_of(s, &st);
 	uint64_t end;
 
 	if (i < 0 || off >= WINDOW_CAP)

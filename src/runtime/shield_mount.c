@@ -287,6 +287,14 @@ static enum scone_err share_map(size_t n, int fd, size_t cache_mb)
 		real_close(fd);
 		return scone_err_set(SCONE_ERR_INVALID, "volumes: the handed-over read cache does not fit");
 	}
+	if (fresh) { /* the windows' mailbox: made with the shared state, as every process has it */
+		enum scone_err err = shield_map_mailbox_new();
+		if (err) {
+			munmap(p, size);
+			real_close(fd);
+			return err;
+		}
+	}
 	shield_g.srv = p;
 	g_share = (struct vshare *)(void *)((struct vsrv_shared *)p + 1);
 	shield_g.share_fd = fd;
@@ -480,6 +488,8 @@ static enum scone_err mount_all(struct scone_runtime_config *cfg, const struct s
 	shield_g.pid = getpid();
 	fdtab_own();
 	cache_mb = h ? 0 : read_cache_mb(cfg); /* (a handed-over cache keeps its size) */
+	if (h && h->share_fd >= 0)
+		shield_map_mailbox(h->mail[0], h->mail[1]);
 	if ((err = share_map(total, h ? h->share_fd : -1, cache_mb)))
 		return err;
 	if (!h)
@@ -544,6 +554,11 @@ static enum scone_err mount_all(struct scone_runtime_config *cfg, const struct s
 	    pthread_atfork(shield_at_prepare, shield_at_parent, shield_at_child) != 0)
 		return scone_err_set(SCONE_ERR_NOMEM, "volumes: atexit");
 	__atomic_store_n(&shield_g.n_mounts, total, __ATOMIC_RELEASE);
+	if (hold && h) { /* the windows the program before left: taken over if others may map them */
+		shield_enter();
+		shield_map_holding(h->shared);
+		shield_leave();
+	}
 	return SCONE_ERR_OK;
 }
 
@@ -735,13 +750,15 @@ static enum scone_err handover_fds(struct scone_handover *h, bool spawn)
 }
 
 enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struct scone_wbuf *identity,
-				     int *share_dup, int *conn_dup)
+				     int pass[SCONE_HANDOVER_PASSED], int *conn_dup)
 {
 	REAL(fcntl);
 	enum scone_err err = SCONE_ERR_OK;
 	size_t n = __atomic_load_n(&shield_g.n_mounts, __ATOMIC_ACQUIRE);
 
-	*share_dup = *conn_dup = -1;
+	int *share_dup = &pass[0];
+
+	pass[0] = pass[1] = pass[2] = *conn_dup = -1;
 	if (n == 0)
 		return SCONE_ERR_OK;
 	/* A vfork child shares the caller's memory: the caller goes on beside the new program too. */
@@ -783,6 +800,8 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 	if (!err && shield_g.share_fd >= 0 && *share_dup < 0)
 		err = scone_err_set(scone_err_from_errno(errno), "exec: volumes' shared state: %s",
 				    strerror(errno));
+	if (!err && *share_dup >= 0)
+		shield_map_mailbox_dup(&pass[1]); /* (none: the next program's holder lets windows go) */
 	if (!err) {
 		h->identity = (char *)identity->data;
 		h->identity_len = identity->size;

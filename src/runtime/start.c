@@ -653,10 +653,11 @@ static void read_handover(const char *text, struct scone_handover *h)
 	uint8_t *blob;
 	size_t size;
 	enum scone_err err;
-	int share;
+	int pass[SCONE_HANDOVER_PASSED], share;
 
-	if ((err = scone_handover_receive(text, &blob, &size, &share)))
+	if ((err = scone_handover_receive(text, &blob, &size, pass)))
 		die(SCONE_HANDOVER_VAR, err);
+	share = pass[0];
 	err = scone_handover_decode(blob, size, h);
 	scone_wipe(blob, size);
 	free(blob);
@@ -667,6 +668,8 @@ static void read_handover(const char *text, struct scone_handover *h)
 		die(SCONE_HANDOVER_VAR, err);
 	if (share >= 0)
 		h->share_fd = share; /* (the number the handover names was the caller's) */
+	h->mail[0] = pass[1];	     /* (the windows' mailbox: passed, never named) */
+	h->mail[1] = pass[2];
 }
 
 static bool not_handover_var(const char *entry)

@@ -629,6 +629,7 @@ enum scone_err vsrv_serve(struct vsrv_shared *srv, bool fresh, bool joiners)
 	g_srv->pid_start = vsrv_proc_start(getpid());
 	g_srv->pid = getpid();
 	g_role = VR_SERVER;
+	shield_map_holding(joiners && !fresh); /* (windows a holder before left, for those that map them) */
 	return joiners ? vsrv_serving_start() : SCONE_ERR_OK;
 }
 

@@ -189,6 +189,14 @@ SCONE_MUST_CHECK enum scone_err scone_vfile_open(struct scone_volume *v, const c
  */
 SCONE_MUST_CHECK enum scone_err scone_vfile_open_id(struct scone_volume *v, const uint8_t file_id[16],
 						    struct scone_vfile **out);
+/*
+ * As scone_vfile_open_id, with access's mode (SCONE_VF_RDONLY, _WRONLY or
+ * _RDWR), and the file's path into path (path_size bytes; "" for a file
+ * removed from the namespace); path may be NULL.
+ */
+SCONE_MUST_CHECK enum scone_err scone_vfile_open_id_as(struct scone_volume *v, const uint8_t file_id[16],
+						       unsigned access, char *path, size_t path_size,
+						       struct scone_vfile **out);
 /* Another handle on f's file, for reading: it keeps the file as f does (also once unlinked). */
 SCONE_MUST_CHECK enum scone_err scone_vfile_dup(struct scone_vfile *f, struct scone_vfile **out);
 /* As scone_vfile_dup, for reading and writing as f is (not appending). */

@@ -127,12 +127,15 @@ enum scone_err scone_vfile_open(struct scone_volume *v, const char *path, unsign
 	return err;
 }
 
-enum scone_err scone_vfile_open_id(struct scone_volume *v, const uint8_t file_id[16],
-				   struct scone_vfile **out)
+enum scone_err scone_vfile_open_id_as(struct scone_volume *v, const uint8_t file_id[16], unsigned access,
+				      char *path, size_t path_size, struct scone_vfile **out)
 {
 	enum scone_err err = SCONE_ERR_NOT_FOUND;
 	size_t i;
 
+	access &= SCONE_VF_WRONLY | SCONE_VF_RDWR;
+	if (path && path_size)
+		path[0] = '\0';
 	vol_lock(v);
 	for (i = 0; i < v->st.meta_count; i++) {
 		const struct vol_meta *m = v->st.metas[i];
@@ -140,7 +143,9 @@ enum scone_err scone_vfile_open_id(struct scone_volume *v, const uint8_t file_id
 			break;
 	}
 	if (i < v->st.meta_count) {
-		err = vfile_open_locked(v, v->st.metas[i]->path, SCONE_VF_RDONLY, 0, out);
+		err = vfile_open_locked(v, v->st.metas[i]->path, access, 0, out);
+		if (!err && path && path_size)
+			snprintf(path, path_size, "%s", v->st.metas[i]->path);
 	} else {
 		/* Removed from the namespace but still open here: another description of it. */
 		struct vol_inode *ino = v->inodes;
@@ -151,7 +156,7 @@ enum scone_err scone_vfile_open_id(struct scone_volume *v, const uint8_t file_id
 			ino->refs++;
 			(*out)->vol = v;
 			(*out)->ino = ino;
-			(*out)->flags = SCONE_VF_RDONLY;
+			(*out)->flags = access;
 			err = SCONE_ERR_OK;
 		} else {
 			err = ino ? SCONE_ERR_NOMEM : err;
@@ -160,6 +165,12 @@ enum scone_err scone_vfile_open_id(struct scone_volume *v, const uint8_t file_id
 	}
 	vol_unlock(v);
 	return err;
+}
+
+enum scone_err scone_vfile_open_id(struct scone_volume *v, const uint8_t file_id[16],
+				   struct scone_vfile **out)
+{
+	return scone_vfile_open_id_as(v, file_id, SCONE_VF_RDONLY, NULL, 0, out);
 }
 
 enum scone_err scone_vfile_dup(struct scone_vfile *f, struct scone_vfile **out)

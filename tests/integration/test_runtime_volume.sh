@@ -1004,6 +1004,81 @@ elif sys.argv[1] == "shmaplife":
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     os.kill(os.getpid(), signal.SIGKILL)
+elif sys.argv[1] == "shmapheir":
+    # The holder leaves (exit) while a child maps a window that another child, which never
+    # mapped it, comes to hold: the windows' mailbox hands it over, so the first child's later
+    # stores and fsync reach the file (before the mailbox the new holder had no window: the
+    # fsync returned and the stores were lost).
+    import mmap, time
+    rw = mmap.PROT_READ | mmap.PROT_WRITE
+    with open(d + "/heir.bin", "wb") as f:
+        f.write(b"." * 8192)
+    parent = os.getpid()
+    a_ready_r, a_ready_w = os.pipe()
+    b_done_r, b_done_w = os.pipe()
+    if os.fork() == 0:
+        while os.getppid() == parent:
+            time.sleep(0.01)
+        with open(d + "/heir-other.txt", "w") as f:  # a request: the holder is gone, this one holds
+            f.write("b")
+        os.write(b_done_w, b"x")
+        os.read(a_ready_r, 1)  # the first child stored AFTER and synced
+        fd = os.open(d + "/heir.bin", os.O_RDWR)
+        m = mmap.mmap(fd, 8192, mmap.MAP_SHARED, rw)
+        res = "HEIR=%r,%r" % (m[0:6], m[100:105])
+        m.close()
+        with open(os.path.dirname(d) + "/heir.done", "w") as f:
+            f.write("%d %s\n" % (os.getpid(), res))
+        os._exit(0)
+    if os.fork() == 0:
+        fd = os.open(d + "/heir.bin", os.O_RDWR)
+        m = mmap.mmap(fd, 8192, mmap.MAP_SHARED, rw)
+        m[0:6] = b"BEFORE"
+        m.flush()
+        os.write(a_ready_w, b"x")
+        os.read(b_done_r, 1)
+        m[100:105] = b"AFTER"
+        os.fsync(fd)
+        os.write(a_ready_w, b"x")
+        time.sleep(0.5)
+        os._exit(0)
+    os.read(a_ready_r, 1)
+    os._exit(0)
+elif sys.argv[1] == "shmapexec":
+    # The holder execs while its child maps a window: the next program holds the volumes and
+    # takes the window over from the mailbox; the child's later stores and fsync reach the file.
+    import mmap
+    rw = mmap.PROT_READ | mmap.PROT_WRITE
+    with open(d + "/exec.bin", "wb") as f:
+        f.write(b"." * 8192)
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    a = os.fork()
+    if a == 0:
+        fd = os.open(d + "/exec.bin", os.O_RDWR)
+        m = mmap.mmap(fd, 8192, mmap.MAP_SHARED, rw)
+        m[0:6] = b"BEFORE"
+        m.flush()
+        os.write(ready_w, b"x")
+        os.read(go_r, 1)
+        m[100:105] = b"AFTER"
+        os.fsync(fd)
+        os._exit(0)
+    os.read(ready_r, 1)
+    os.set_inheritable(go_w, True)
+    os.execv(sys.executable or "/usr/bin/python3", [sys.executable or "/usr/bin/python3", os.path.abspath(__file__),
+                                                    "shmapexecd", str(go_w), str(a)])
+elif sys.argv[1] == "shmapexecd":
+    import mmap
+    os.write(int(sys.argv[2]), b"x")
+    os.waitpid(int(sys.argv[3]), 0)
+    fd = os.open(d + "/exec.bin", os.O_RDWR)
+    m = mmap.mmap(fd, 8192, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    print("EXECD=%r,%r" % (m[0:6], m[100:105]), flush=True)
+    m.close()
+elif sys.argv[1] == "shmapheircheck":
+    e, h = open(d + "/exec.bin", "rb").read(), open(d + "/heir.bin", "rb").read()
+    print("FILES=%r,%r;%r,%r" % (e[0:6], e[100:105], h[0:6], h[100:105]))
 elif sys.argv[1] == "shmaplifecheck":
     print("LIFE=%r,%r" % (open(d + "/l1", "rb").read()[0:6], open(d + "/l2", "rb").read()[0:5]))
 elif sys.argv[1] == "owner":
@@ -1622,6 +1697,19 @@ case_shared_mappings() {
 	grep -qx "LAST_UNMAP=done" "$OUT" || { show_output; fail "the last munmap after the fd's close did not return"; }
 	expect_ok scone run --config-id vol/py -- "$PY" shmaplifecheck
 	grep -qxF "LIFE=b'CLOSED',b'CHILD'" "$OUT" || { show_output; fail "a store lost after its fsync returned (a child's), or at the last munmap"; }
+	# A change of holder (an exit, an exec) while another process maps a window.
+	expect_ok scone run --config-id vol/py -- "$PY" shmapexec
+	grep -qxF "EXECD=b'BEFORE',b'AFTER'" "$OUT" || { show_output; fail "a window across the holder's exec"; }
+	expect_ok scone run --config-id vol/py -- "$PY" shmapheir
+	local waited=0 pid
+	while [ ! -s "$CASE_DIR/heir.done" ] && [ $waited -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
+	read -r pid _ <"$CASE_DIR/heir.done" || fail "the children of shmapheir did not finish"
+	grep -qF "HEIR=b'BEFORE',b'AFTER'" "$CASE_DIR/heir.done" || { cat "$CASE_DIR/heir.done"; fail "a window across the holder's exit"; }
+	waited=0
+	while kill -0 "$pid" 2>/dev/null && [ $waited -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
+	sleep 0.5 # (the first child's own exit)
+	expect_ok scone run --config-id vol/py -- "$PY" shmapheircheck
+	grep -qxF "FILES=b'BEFORE',b'AFTER';b'BEFORE',b'AFTER'" "$OUT" || { show_output; fail "stores lost across a change of holder"; }
 	expect_ok scone run --config-id vol/py -- "$PY" shmapcheck
 	grep -qxF "FILE=12288,b'LATER',b'FD-WRITE',b'CHILD',b'BESIDE',b'SHARED\\x00\\x00\\x00\\x00\\x00\\x00',b'AGAIN\\x00\\x00\\x00\\x00\\x00\\x00'" "$OUT" ||
 		{ show_output; fail "a mapping's stores are not in the file after fsync"; }
@@ -1643,7 +1731,7 @@ ok" "$(cat "$OUT")" "the sqlite3 shell in WAL mode, a second run"
 	grep -qx "PROCS=550,ok,150,0" "$OUT" || { show_output; fail "SQLite WAL: forked processes and sqlite3 shells of a script"; }
 	# The holder leaves while its child writes; the child's exit is waited for by its pid.
 	expect_ok scone run --config-id vol/py -- "$PY" waltakeover
-	local waited=0 pid
+	waited=0
 	while [ ! -s "$CASE_DIR/takeover.done" ] && [ $waited -lt 600 ]; do sleep 0.1; waited=$((waited + 1)); done
 	read -r pid _ <"$CASE_DIR/takeover.done" || fail "the child of waltakeover did not finish"
 	waited=0

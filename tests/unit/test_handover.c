@@ -807,7 +807,7 @@ static void send_secret_with(int share, int *memfd, int *keyfd)
 
 	scone_wbuf_init(&w, 1 << 20, 1);
 	assert_ok(scone_wbuf_put(&w, secret_text, sizeof(secret_text)));
-	assert_ok(scone_handover_send(&w, share, memfd, keyfd));
+	assert_ok(scone_handover_send(&w, &share, share >= 0 ? 1 : 0, memfd, keyfd));
 	scone_wbuf_free(&w);
 	assert_true(*memfd > 2 && *keyfd > 2);
 	assert_int_equal(fcntl(*memfd, F_GETFD) & FD_CLOEXEC, 0); /* the next program inherits both */
@@ -824,14 +824,15 @@ TEST(test_transport_roundtrip)
 	char fds[32];
 	uint8_t *out;
 	size_t n;
-	int memfd, keyfd, share;
+	int memfd, keyfd, pass[SCONE_HANDOVER_PASSED];
 
 	send_secret(&memfd, &keyfd);
 	snprintf(fds, sizeof(fds), "%d:%d", memfd, keyfd);
-	assert_ok(scone_handover_receive(fds, &out, &n, &share));
+	assert_ok(scone_handover_receive(fds, &out, &n, pass));
 	assert_int_equal(n, sizeof(secret_text));
 	assert_memory_equal(out, secret_text, n);
-	assert_int_equal(share, -1);
+	assert_int_equal(pass[0], -1);
+	assert_int_equal(pass[1], -1);
 	free(out);
 	assert_int_equal(fcntl(memfd, F_GETFD), -1); /* both closed */
 	assert_int_equal(fcntl(keyfd, F_GETFD), -1);
@@ -844,18 +845,62 @@ TEST(test_transport_passes_shared_state)
 	char fds[32];
 	uint8_t *out;
 	size_t n;
-	int memfd, keyfd, share, shared_state_fd = memfd_create("state", MFD_CLOEXEC);
+	int memfd, keyfd, share, pass[SCONE_HANDOVER_PASSED],
+	    shared_state_fd = memfd_create("state", MFD_CLOEXEC);
 
 	assert_true(shared_state_fd >= 0 && fstat(shared_state_fd, &a) == 0);
 	send_secret_with(shared_state_fd, &memfd, &keyfd);
 	close(shared_state_fd); /* (in flight: kept by the socket) */
 	snprintf(fds, sizeof(fds), "%d:%d", memfd, keyfd);
-	assert_ok(scone_handover_receive(fds, &out, &n, &share));
+	assert_ok(scone_handover_receive(fds, &out, &n, pass));
 	free(out);
+	share = pass[0];
+	assert_int_equal(pass[1], -1);
 	assert_true(share >= 0 && fstat(share, &b) == 0);
 	assert_true(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
 	assert_int_equal(fcntl(share, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
 	close(share);
+}
+
+/* The windows' mailbox (two socket ends) travels after the shared state, in order. */
+TEST(test_transport_passes_mailbox)
+{
+	struct scone_wbuf w;
+	struct stat a[3], b;
+	char fds[32];
+	uint8_t *out;
+	size_t n;
+	int memfd, keyfd, sv[2], pass[SCONE_HANDOVER_PASSED], sent[SCONE_HANDOVER_PASSED];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	sent[0] = memfd_create("state", MFD_CLOEXEC);
+	sent[1] = sv[0];
+	sent[2] = sv[1];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(fstat(sent[i], &a[i]), 0);
+	scone_wbuf_init(&w, 1 << 20, 1);
+	assert_ok(scone_wbuf_put(&w, secret_text, sizeof(secret_text)));
+	assert_ok(scone_handover_send(&w, sent, 3, &memfd, &keyfd));
+	scone_wbuf_free(&w);
+	for (int i = 0; i < 3; i++)
+		close(sent[i]); /* (in flight) */
+	snprintf(fds, sizeof(fds), "%d:%d", memfd, keyfd);
+	assert_ok(scone_handover_receive(fds, &out, &n, pass));
+	free(out);
+	for (int i = 0; i < 3; i++) {
+		assert_true(pass[i] >= 0 && fstat(pass[i], &b) == 0);
+		assert_true(a[i].st_ino == b.st_ino && a[i].st_dev == b.st_dev);
+		assert_int_equal(fcntl(pass[i], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	}
+	assert_int_equal(write(pass[2], "m", 1), 1); /* the ends still make a pair */
+	assert_int_equal(read(pass[1], fds, sizeof(fds)), 1);
+	for (int i = 0; i < 3; i++)
+		close(pass[i]);
+	/* more than the handover takes: refused at the sender */
+	scone_wbuf_init(&w, 1 << 20, 1);
+	assert_ok(scone_wbuf_put(&w, secret_text, sizeof(secret_text)));
+	assert_err(scone_handover_send(&w, sent, 4, &memfd, &keyfd), SCONE_ERR_INVALID, "fds to pass");
+	scone_wbuf_free(&w);
 }
 
 /* What another process of the same user gets through /proc/PID/fd: ciphertext, and no key. */
@@ -884,17 +929,17 @@ TEST(test_transport_refuses_foreign_fds)
 {
 	uint8_t *out = NULL;
 	size_t n;
-	int p[2], memfd, keyfd, share;
+	int p[2], memfd, keyfd, share[SCONE_HANDOVER_PASSED];
 	char fds[32];
 
 	assert_int_equal(pipe(p), 0);
 	snprintf(fds, sizeof(fds), "%d:%d", p[0], p[1]);
-	assert_err(scone_handover_receive(fds, &out, &n, &share), SCONE_ERR_INVALID,
+	assert_err(scone_handover_receive(fds, &out, &n, share), SCONE_ERR_INVALID,
 		   "does not name the runtime's handover");
 	assert_true(fcntl(p[0], F_GETFD) >= 0 && fcntl(p[1], F_GETFD) >= 0); /* the program's fds stay open */
 	static const char *const bad[] = {"", "3", "3:", ":4", "3:3", "-1:4", "a:b", "3:4x", "99999999999:4"};
 	for (size_t i = 0; i < N_ELEMS(bad); i++)
-		assert_err(scone_handover_receive(bad[i], &out, &n, &share), SCONE_ERR_INVALID, "");
+		assert_err(scone_handover_receive(bad[i], &out, &n, share), SCONE_ERR_INVALID, "");
 	close(p[0]);
 	close(p[1]);
 	/* The right memfd with another socket's key: refused, nothing released. */
@@ -903,7 +948,7 @@ TEST(test_transport_refuses_foreign_fds)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
 	assert_int_equal(write(p[0], "0123456789abcdef0123456789abcdef", 32), 32);
 	snprintf(fds, sizeof(fds), "%d:%d", memfd, p[1]);
-	assert_err(scone_handover_receive(fds, &out, &n, &share), SCONE_ERR_AUTH, "does not authenticate");
+	assert_err(scone_handover_receive(fds, &out, &n, share), SCONE_ERR_AUTH, "does not authenticate");
 	assert_null(out);
 	close(p[0]);
 }
@@ -931,6 +976,7 @@ int main(void)
 	    cmocka_unit_test(test_oversize),
 	    cmocka_unit_test(test_transport_roundtrip),
 	    cmocka_unit_test(test_transport_passes_shared_state),
+	    cmocka_unit_test(test_transport_passes_mailbox),
 	    cmocka_unit_test(test_transport_unreadable_through_proc),
 	    cmocka_unit_test(test_transport_refuses_foreign_fds),
 	};
