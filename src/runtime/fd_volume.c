@@ -985,7 +985,7 @@ static int v_release(struct fd_desc *d)
 		placeholder_release(s);
 	vop_close(s);
 	/* (a server commits when all its processes' files are closed) */
-	if (--s->m->open_count == 0 && vsrv_role() != VR_CLIENT && shield_commit(s->m))
+	if (!s->window && --s->m->open_count == 0 && vsrv_role() != VR_CLIENT && shield_commit(s->m))
 		r = EIO;
 	shield_leave();
 	free(s);

@@ -446,6 +446,7 @@ void shield_at_child(void)
 	shield_map_forget_remote();
 	shield_placeholders_forked(true);
 	vsrv_fork_child();
+	shield_map_forked();
 	shield_g.pid = getpid();
 	shield_leave();
 }

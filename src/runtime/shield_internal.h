@@ -118,6 +118,8 @@ struct sfd {
 	bool lost;	/* a server died before committing writes to the file: the next fsync reports EIO */
 	bool has_fid;	/* fid is known: the file's key in the shared read cache (vcache.h) */
 	bool pinned;	/* opened from the read cache alone: its file is pinned until closed (vcache.h) */
+	bool window;	/* a window's own (shield_map.c): opened by the file's id, read-write; not among open
+			   files */
 	bool pin_given; /* its pin let go before an exec, taken back if the exec fails */
 	uint8_t fid[16];
 };
@@ -314,7 +316,7 @@ SCONE_MUST_CHECK enum scone_err vop_fstat(const struct sfd *s, struct scone_vsta
  * writable one (ENODEV where it cannot be: another process may exist);
  * NULL for a read-only one when the file has no window (then a snapshot).
  */
-void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int prot, int flags, off64_t off);
+void *shield_map_shared(struct fd_desc *d, void *addr, size_t len, int prot, int flags, off64_t off);
 /*
  * The process holding the volumes, for another process's shared mapping of
  * s's file (VP_WINDOW, one of its handles): the file's window, made if
@@ -354,6 +356,8 @@ void shield_map_resized(int w, uint64_t size_before, uint64_t size);
 int shield_map_commit_locked(struct mount *m);
 /* Does this process have a window on a file of m (its syncs must reach the holder)? */
 bool shield_map_has(const struct mount *m);
+/* A fork child (a client now): the copies of windows it does not map go (the holder has them). */
+void shield_map_forked(void);
 /* The windows' descriptions forget their handles (a fork child, a change of the volumes' holder). */
 void shield_map_forget_remote(void);
 /* [addr, addr + len) was mapped over by something else (MAP_FIXED): forget window mappings there. */

@@ -52,7 +52,7 @@ static void *map_shielded(void *addr, size_t len, int prot, int flags, int fd, o
 		return errno = e, MAP_FAILED;
 	}
 	if ((type == MAP_SHARED || type == MAP_SHARED_VALIDATE) &&
-	    (p = shield_map_shared(d, fd, addr, len, prot, flags, off)) != NULL) { /* the file's window */
+	    (p = shield_map_shared(d, addr, len, prot, flags, off)) != NULL) { /* the file's window */
 		e = errno;
 		(void)fdtab_put(d);
 		errno = e;

@@ -77,6 +77,8 @@ struct window {
 	size_t shadow_len;
 	struct fd_desc *desc; /* a description of the file, held */
 	bool full;	      /* the shadow is not known: read from the file before the next write-back */
+	bool gone;	      /* its file left the volume: nothing to write back, found by nobody */
+	int ro1;	      /* 1 + a read-only fd of the memfd (mappings through read-only fds), 0: none */
 };
 
 #define BLOCK 4096
@@ -94,12 +96,6 @@ static _Atomic unsigned g_n_win; /* windows made (the fast paths: none) */
 static bool g_writing_back;	 /* (lock held) a write-back's own writes change no window */
 static bool g_bypass;		 /* (lock held) reads go to the file, not to its window */
 static int g_mail[2] = {-1, -1}; /* the mailbox: [0] reads what [1] sent (shield_map_mailbox) */
-/*
- * Descriptions of dropped windows, given back once the lock is left (the
- * last hold's release takes the lock itself).
- */
-static struct fd_desc *g_release[WINDOWS_MAX + 1];
-static int g_n_release;
 /* Every window mapping lies in [g_lo, g_hi): munmap, msync and MAP_FIXED elsewhere take no lock. */
 static _Atomic uintptr_t g_lo = UINTPTR_MAX, g_hi;
 
@@ -125,7 +121,7 @@ static bool holder(void)
 static int find_window(unsigned mount, const uint8_t fid[16])
 {
 	for (int i = 0; i < WINDOWS_MAX; i++)
-		if (g_win[i].fd1 && g_win[i].base && g_win[i].mount == mount &&
+		if (g_win[i].fd1 && g_win[i].base && !g_win[i].gone && g_win[i].mount == mount &&
 		    memcmp(g_win[i].fid, fid, 16) == 0)
 			return i;
 	return -1;
@@ -233,10 +229,17 @@ static int write_back_window(int i)
 	struct sfd *s = win_sfd(w);
 	struct scone_vstat st;
 
-	if (!holder() || !w->base)
+	if (!holder() || !w->base || w->gone)
 		return 0;
-	if (s->stale || vop_fstat(s, &st))
-		return -1;
+	if (s->stale || vop_fstat(s, &st)) {
+		if (!s->stale)
+			return -1;
+		/* its file left the volume (removed, by another process or a holder before): as a kernel's
+		 * mapping of a removed file, the stores go nowhere */
+		scone_err_clear();
+		w->gone = true;
+		return 0;
+	}
 	return write_back(w, s, st.size);
 }
 
@@ -251,8 +254,14 @@ static char *map_base(int fd)
 }
 
 static void mail_post(void);
+static void own_free(struct sfd *own);
 
-/* Drop window i: no mapping of it is left here, and nobody maps it writable (a write seal takes). */
+/*
+ * Drop window i where no mapping of it is left here: another process's
+ * copy at once (the holder has the window); the holder's once no other
+ * process has a copy or a writable mapping of it (each is a writable
+ * mapping of the memfd, so a write seal takes only then).
+ */
 static void window_try_drop(int i)
 {
 	struct window *w = &g_win[i];
@@ -265,13 +274,6 @@ static void window_try_drop(int i)
 			return;
 	if (write_back_window(i))
 		scone_err_clear(); /* (the next sync reports what failed) */
-	/*
-	 * The holder keeps it while other processes exist: they map it, or may
-	 * ask for it, and its stores must meet theirs. Another process's copy
-	 * goes with its last mapping (the holder has the window).
-	 */
-	if (vsrv_role() == VR_SERVER && !vsrv_alone())
-		return;
 	if (w->base)
 		SYS(munmap)(w->base, WINDOW_CAP); /* (its own writable mapping would hold the seal off) */
 	if (vsrv_role() == VR_SERVER &&
@@ -282,7 +284,9 @@ static void window_try_drop(int i)
 		return;
 	}
 	shield_own_close(fd);
-	g_release[g_n_release++] = w->desc; /* (given back after the lock: leave_and_release) */
+	if (w->ro1)
+		shield_own_close(w->ro1 - 1);
+	own_free(win_sfd(w)); /* (the window's own: nobody else holds it) */
 	free(w->shadow);
 	memset(w, 0, sizeof(*w));
 	atomic_fetch_sub_explicit(&g_n_win, 1, memory_order_acq_rel);
@@ -309,6 +313,39 @@ static int own_memfd(int mfd)
 	}
 	shield_own_mark(mfd, true);
 	return mfd;
+}
+
+/*
+ * A window's own description of file fid of m (known at vpath), held once:
+ * the window's. Never the program's, which may be read-only and whose last
+ * close commits: this one is opened by the file's id for reading and
+ * writing when first used (vops.c's local_file), and not counted among the
+ * mount's open files (fd_volume.c's release).
+ */
+static struct sfd *own_desc(struct mount *m, const char *vpath, const uint8_t fid[16])
+{
+	struct sfd *own = calloc(1, sizeof(*own));
+
+	if (!own)
+		return NULL;
+	fdtab_desc_init(&own->base, &shield_volume_kind);
+	own->base.holds = 1;
+	own->m = m;
+	own->file = true;
+	own->window = true;
+	own->flags = O_RDWR;
+	own->vf_reopen = SCONE_VF_RDWR;
+	own->has_fid = true;
+	memcpy(own->fid, fid, sizeof(own->fid));
+	snprintf(own->vpath, sizeof(own->vpath), "%s", vpath);
+	return own;
+}
+
+/* An own description no window took (lock held: its release would take the lock). */
+static void own_free(struct sfd *own)
+{
+	vop_close(own);
+	free(own);
 }
 
 /* Slot i becomes the window of st's file of s's mount: memfd mfd, mapped at w->base, desc held. */
@@ -339,7 +376,13 @@ static int window_make(struct fd_desc *desc, struct sfd *s, const struct scone_v
 
 	if (!holder())
 		return shield_fail(ENODEV); /* (a vfork child, a holder on its way out) */
-	if ((i = free_window()) < 0)
+	if ((i = free_window()) < 0) {	    /* full: the windows nobody maps any more go */
+		for (int k = 0; k < WINDOWS_MAX; k++)
+			if (g_win[k].fd1)
+				window_try_drop(k);
+		i = free_window();
+	}
+	if (i < 0)
 		return shield_fail(ENOMEM);
 	w = &g_win[i];
 	mfd = SYS(memfd_create)("scone-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -405,34 +448,37 @@ static int window_adopt(int mfd, struct fd_desc *desc, struct sfd *s, const stru
  */
 static int window_ask(struct fd_desc *desc, struct sfd *s, const struct scone_vstat *st, bool make)
 {
-	int mfd = -1;
+	int mfd = -1, i;
 	bool again = false;
 	enum scone_err err = vop_window(s, make, &mfd, &again);
 
-	if (again) /* (a new holder: maybe this process) */
-		return holder() ? window_make(desc, s, st) : shield_fail(EAGAIN);
+	if (again) { /* (a new holder: maybe this process, which then makes it from the file as it is) */
+		struct scone_vstat now;
+		if (!holder() || vop_fstat(s, &now))
+			return shield_fail(holder() ? EIO : EAGAIN);
+		return window_make(desc, s, &now);
+	}
 	if (err) {
 		int e = err == SCONE_ERR_NOT_FOUND ? ENODEV : err == SCONE_ERR_NOMEM ? ENOMEM : EIO;
 		scone_err_clear();
 		return shield_fail(e);
 	}
-	return window_adopt(mfd, desc, s, st);
+	/* (EPERM: the holder dropped it meanwhile, sealed; it makes another) */
+	for (int round = 0; (i = window_adopt(mfd, desc, s, st)) < 0 && errno == EPERM && round < 3; round++)
+		if (vop_window(s, make, &mfd, &again) || again) {
+			scone_err_clear();
+			return shield_fail(EAGAIN);
+		}
+	return i;
 }
 
 static void unmapped(char *addr, size_t len, int keep);
 
-/* Leave the lock, then give back the descriptions of windows dropped meanwhile. */
+/* Leave the lock (what failed on the way was reported). */
 static void leave_and_release(void)
 {
-	struct fd_desc *d[WINDOWS_MAX + 1];
-	int n = g_n_release;
-
-	memcpy(d, g_release, (size_t)n * sizeof(d[0]));
-	g_n_release = 0;
 	scone_err_clear();
 	shield_leave();
-	for (int i = 0; i < n; i++)
-		(void)fdtab_put(d[i]);
 }
 
 /* Might [addr, addr + len) hold a window mapping? */
@@ -456,28 +502,51 @@ static void note_range(const char *p, size_t len)
 		;
 }
 
+/* A read-only fd of w's memfd, for mappings of read-only fds (-1, errno). */
+static int read_only_fd(struct window *w)
+{
+	char path[64];
+	int fd;
+
+	if (w->ro1)
+		return w->ro1 - 1;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", w->fd1 - 1);
+	if ((fd = SYS(open)(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	fd = own_memfd(fd);
+	w->ro1 = fd + 1;
+	return fd;
+}
+
 /*
  * The window of s's file (status st) for a new mapping: found, made by the
  * holder, or asked of it (make: for a writable mapping). -1 with errno;
  * ENODEV for a read-only mapping of a file without one.
  */
-static int window_for(int fd, struct sfd *s, const struct scone_vstat *st, bool make)
+static int window_for(struct sfd *s, const struct scone_vstat *st, bool make)
 {
-	struct fd_desc *held;
+	struct sfd *own;
 	int i = find_window((unsigned)shield_mount_index(s->m), st->file_id);
 
 	if (i >= 0 || (!make && vsrv_role() != VR_CLIENT) || fdtab_foreign())
 		return i >= 0 ? i
 			      : shield_fail(ENODEV); /* (a vfork child: its parent's memory, its own fds) */
-	if (!(held = fdtab_get(fd)))		     /* (the window's own hold on the description) */
-		return shield_fail(EBADF);
-	i = vsrv_role() == VR_CLIENT ? window_ask(held, s, st, make) : window_make(held, s, st);
-	if (i < 0)
-		g_release[g_n_release++] = held; /* (given back after the lock) */
+	if (!(own = own_desc(s->m, s->vpath, st->file_id)))
+		return shield_fail(ENOMEM);
+	if (vsrv_role() != VR_CLIENT && s->f && scone_vfile_dup_access(s->f, &own->f)) {
+		own_free(own);
+		return shield_fail(ENOMEM);
+	}
+	i = vsrv_role() == VR_CLIENT ? window_ask(&own->base, s, st, make) : window_make(&own->base, s, st);
+	if (i < 0) {
+		int e = errno;
+		own_free(own);
+		errno = e;
+	}
 	return i;
 }
 
-void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int prot, int flags, off64_t off)
+void *shield_map_shared(struct fd_desc *d, void *addr, size_t len, int prot, int flags, off64_t off)
 {
 	struct sfd *s = (struct sfd *)d;
 	bool writable = (prot & PROT_WRITE) != 0;
@@ -505,7 +574,7 @@ void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int p
 	shield_enter();
 	if (!s->file || vop_fstat(s, &st))
 		e = s->file ? EIO : ENODEV;
-	else if ((i = window_for(fd, s, &st, writable)) < 0 && !writable && errno == ENODEV) {
+	else if ((i = window_for(s, &st, writable)) < 0 && !writable && errno == ENODEV) {
 		leave_and_release();
 		return NULL; /* (read only, no window: the snapshot) */
 	} else if (i < 0) {
@@ -516,8 +585,10 @@ void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int p
 	if (!e && k == MAPS_MAX)
 		e = ENOMEM;
 	if (!e) {
-		p = SYS(mmap64)(addr, len, prot, flags, g_win[i].fd1 - 1,
-				off); /* (the kernel checks the flags) */
+		/* (the kernel checks the flags; through a read-only fd, as it would: no later mprotect to
+		 * write) */
+		int mfd = (s->flags & O_ACCMODE) == O_RDWR ? g_win[i].fd1 - 1 : read_only_fd(&g_win[i]);
+		p = mfd < 0 ? MAP_FAILED : SYS(mmap64)(addr, len, prot, flags, mfd, off);
 		e = p == MAP_FAILED ? errno : 0;
 	}
 	if (!e) {
@@ -530,23 +601,6 @@ void *shield_map_shared(struct fd_desc *d, int fd, void *addr, size_t len, int p
 	leave_and_release();
 	errno = e;
 	return p;
-}
-
-/* A window's own description of its file at vpath of m, for reading and writing (held once: the window's). */
-static struct sfd *own_desc(struct mount *m, const char *vpath)
-{
-	struct sfd *own = calloc(1, sizeof(*own));
-
-	if (!own)
-		return NULL;
-	fdtab_desc_init(&own->base, &shield_volume_kind);
-	own->base.holds = 1;
-	own->m = m;
-	own->file = true;
-	own->flags = O_RDWR;
-	own->vf_reopen = SCONE_VF_RDWR;
-	snprintf(own->vpath, sizeof(own->vpath), "%s", vpath);
-	return own;
 }
 
 /*
@@ -570,18 +624,15 @@ enum scone_err shield_map_serve(struct sfd *s, bool make, int *pass)
 		if (!(s->vf_reopen & (SCONE_VF_WRONLY | SCONE_VF_RDWR)))
 			return scone_err_set(SCONE_ERR_PERMISSION, "%s: a window of a file open for reading",
 					     s->vpath);
-		if (!(own = own_desc(s->m, s->vpath)))
+		if (!(own = own_desc(s->m, s->vpath, st.file_id)))
 			return scone_err_set(SCONE_ERR_NOMEM, "a window");
 		if (scone_vfile_dup_access(s->f, &own->f)) {
 			free(own);
 			return SCONE_ERR_NOMEM;
 		}
-		s->m->open_count++; /* (given back when the window's description goes: v_release) */
 		if ((i = window_make(&own->base, own, &st)) < 0) {
 			e = errno;
-			vop_close(own); /* (as its release would, without the lock it takes) */
-			s->m->open_count--;
-			free(own);
+			own_free(own);
 			return scone_err_set(e == ENOMEM ? SCONE_ERR_NOMEM : SCONE_ERR_IO,
 					     "%s: no window: %s", s->vpath, strerror(e));
 		}
@@ -662,11 +713,11 @@ static void mail_take(const struct mail_entry *e, int mfd)
 
 	if (e->mount >= shield_mount_total() || find_window(e->mount, e->fid) >= 0 ||
 	    !scone_memfd_named(mfd, "scone-window") || !(m = shield_mount(e->mount))->vol ||
-	    !(own = own_desc(m, ""))) {
+	    !(own = own_desc(m, "", e->fid))) {
 		SYS(close)(mfd);
 		return;
 	}
-	/* (its path, by its id; opened again by path when first used: local_file checks the id) */
+	/* (its path, for messages; opened by its id when first used) */
 	if (scone_vfile_open_id_as(m->vol, e->fid, SCONE_VF_RDONLY, own->vpath, sizeof(own->vpath), &f) ||
 	    (scone_vfile_close(f), !own->vpath[0])) {
 		scone_err_clear(); /* (gone from the namespace: nobody opens it again) */
@@ -674,14 +725,9 @@ static void mail_take(const struct mail_entry *e, int mfd)
 		SYS(close)(mfd);
 		return;
 	}
-	memcpy(own->fid, e->fid, sizeof(own->fid));
-	own->has_fid = true;
 	memcpy(st.file_id, e->fid, sizeof(st.file_id));
-	m->open_count++; /* (given back when the window's description goes: v_release) */
-	if (window_adopt(mfd, &own->base, own, &st) < 0) {
-		m->open_count--;
+	if (window_adopt(mfd, &own->base, own, &st) < 0)
 		free(own);
-	}
 }
 
 /* The mailbox's message, each window to mail_take (take) or closed. */
@@ -894,6 +940,14 @@ void shield_map_forget_remote(void)
 			 */
 			g_win[i].full = true;
 		}
+}
+
+void shield_map_forked(void)
+{
+	for (int i = 0; atomic_load(&g_n_win) && i < WINDOWS_MAX; i++)
+		if (g_win[i].fd1)
+			window_try_drop(
+			    i); /* (a copy it does not map: its writable mapping would keep it alive) */
 }
 
 bool shield_map_covers(unsigned mount, const uint8_t fid[16])

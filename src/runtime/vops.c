@@ -231,6 +231,10 @@ static enum scone_err local_file(struct sfd *s)
 		return SCONE_ERR_OK;
 	if (s->stale)
 		return scone_err_set(SCONE_ERR_NOT_FOUND, "%s was removed by another process", s->vpath);
+	if (s->window) { /* (by its id: wherever a rename took it; never another file of its name) */
+		enum scone_err err = scone_vfile_open_id_as(s->m->vol, s->fid, SCONE_VF_RDWR, NULL, 0, &s->f);
+		return err == SCONE_ERR_NOT_FOUND ? replaced(s) : err;
+	}
 	enum scone_err err = scone_vfile_open(s->m->vol, s->vpath, (unsigned)s->vf_reopen, 0, &s->f);
 	if (!err && s->has_fid) { /* the path must still name the file this description had */
 		struct scone_vstat st;
