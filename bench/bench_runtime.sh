@@ -38,8 +38,13 @@
 #   volume commit and a tag report each), then a count. Timed and reported
 #   as sqlite, same rounds; no goal (WAL mode on a volume is new, 2026-12-06).
 #     RESULT runtime.sqlite_wal value=<ms> unit=ms baseline=<plain ms> ratio=<plain/runtime>
+# sqlite_wal_procs: a shell script starts four sqlite3 shells at once on one
+#   fresh WAL database, 100 one-insert transactions each, then counts: every
+#   process maps the holder's window of the -shm index (the shell holds the
+#   volumes), and their commits queue on one volume. No goal (2026-12-06).
+#     RESULT runtime.sqlite_wal_procs value=<ms> unit=ms baseline=<plain ms> ratio=<plain/runtime>
 #
-# BENCH_RUNTIME_PARTS (default "startup redis sqlite sqlite_wal") picks the parts.
+# BENCH_RUNTIME_PARTS (default "startup redis sqlite sqlite_wal sqlite_wal_procs") picks the parts.
 # Every process the script starts is stopped by its PID at exit; the
 # temporary directory (under BENCH_DIR, default /var/tmp) is removed.
 set -euo pipefail
@@ -49,7 +54,7 @@ BIN=${BUILD:-build}/bin
 RUNS=${BENCH_RUNS:-5}
 IO_RUNS=${BENCH_RUNS:-3}
 SQLITE_RUNS=${BENCH_SQLITE_RUNS:-${BENCH_RUNS:-9}}
-PARTS=${BENCH_RUNTIME_PARTS:-startup redis sqlite sqlite_wal}
+PARTS=${BENCH_RUNTIME_PARTS:-startup redis sqlite sqlite_wal sqlite_wal_procs}
 STARTS=${BENCH_STARTS:-200}
 PY=$(command -v /usr/bin/python3 || command -v python3)
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/scone-bench-runtime.XXXXXX")
@@ -68,7 +73,7 @@ done
 part() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 for f in /usr/bin/redis-server /usr/bin/redis-benchmark /usr/bin/redis-cli /usr/bin/sqlite3; do
 	part redis || case $f in *redis*) continue ;; esac
-	part sqlite || part sqlite_wal || case $f in *sqlite*) continue ;; esac
+	part sqlite || part sqlite_wal || part sqlite_wal_procs || case $f in *sqlite*) continue ;; esac
 	[ -x "$f" ] || { echo "bench_runtime: $f missing (scripts/install-deps.sh)" >&2; exit 1; }
 done
 port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -110,6 +115,9 @@ services:
   - name: sql
     image_name: with-vol
     command: sqlite3 @@1 @@2
+  - name: procs
+    image_name: with-vol
+    command: /bin/sh @@1 @@2
 images:
   - name: with-vol
     volumes:
@@ -152,7 +160,7 @@ if m_added > 5:
     print("bench_runtime: goal missed: %.3f ms added (goal: at most 5 ms)" % m_added, file=sys.stderr)
 PY
 
-part redis || part sqlite || part sqlite_wal || exit 0
+part redis || part sqlite || part sqlite_wal || part sqlite_wal_procs || exit 0
 "$PY" - "$IO_RUNS" "$port" "$fp" "$ROOT/${BUILD:-build}/lib/libscone.so" "$work" "$PARTS" \
 	"${BENCH_REDIS_N:-100000}" "$SQLITE_RUNS" <<'PY'
 import csv, io, os, signal, socket, statistics, subprocess, sys, time
@@ -251,12 +259,24 @@ def write_sql_wal():
             f.write("INSERT INTO t(name) VALUES('name-%06d');\n" % i)
         f.write("SELECT count(*) FROM t;\n")
     return path
+def write_procs():
+    path = os.path.join(work, "procs.sh")
+    with open(path, "w") as f:
+        f.write('db=$1\n/usr/bin/sqlite3 "$db" "PRAGMA journal_mode=WAL; CREATE TABLE t(w, i);" >/dev/null\n'
+                'for w in 1 2 3 4; do\n'
+                '  (i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo "INSERT INTO t VALUES($w, $i);"; done |'
+                ' /usr/bin/sqlite3 -cmd ".timeout 60000" "$db") &\n'
+                'done\nwait\n/usr/bin/sqlite3 "$db" "SELECT count(*), count(DISTINCT w) FROM t;"\n')
+    return path
 seq = [0]
 def sqlite_once(runtime, sql):
     seq[0] += 1
     db = os.path.join(work, "vol" if runtime else "plain", "db-%d.sqlite" % seq[0])
     argv = ["/usr/bin/sqlite3", db, ".read " + sql]
     env = rt_env("sql") if runtime else plain_env
+    if sql.endswith(".sh"):
+        argv = ["/bin/sh", sql, db]
+        env = rt_env("procs") if runtime else plain_env
     t = time.perf_counter()
     r = subprocess.run(argv, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     d = (time.perf_counter() - t) * 1000
@@ -287,10 +307,10 @@ try:
               flush=True)
         if mr / mp < 0.97:
             log("goal missed: redis ratio %.3f (goal: at least 0.97)" % (mr / mp))
-    for name in ("sqlite", "sqlite_wal"):
+    for name in ("sqlite", "sqlite_wal", "sqlite_wal_procs"):
         if name not in parts:
             continue
-        sql = write_sql() if name == "sqlite" else write_sql_wal()
+        sql = {"sqlite": write_sql, "sqlite_wal": write_sql_wal, "sqlite_wal_procs": write_procs}[name]()
         want = sqlite_once(False, sql)[1]
         if sqlite_once(True, sql)[1] != want:
             sys.exit("bench_runtime: sqlite3 under the runtime printed different results")
