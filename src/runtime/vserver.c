@@ -473,6 +473,13 @@ static bool conn_serve(struct vconn *c)
 			keep = false; /* the client elects another server and asks it */
 		else
 			err = serve_one(c, &q, &a, &out, &pass);
+		/*
+		 * An fd the answer carries is sent and closed under the connections'
+		 * lock (taken with the shield's, in a fork's order): a fork meanwhile
+		 * would give the child the window's fd for good.
+		 */
+		if (pass >= 0)
+			pthread_mutex_lock(&g_conns_lock);
 		shield_leave();
 	}
 	a.err = (int32_t)err;
@@ -490,8 +497,10 @@ static bool conn_serve(struct vconn *c)
 		scone_err_clear();
 		keep = false;
 	}
-	if (pass >= 0)
+	if (pass >= 0) {
 		shield_own_close(pass);
+		pthread_mutex_unlock(&g_conns_lock);
+	}
 	scone_wbuf_free(&frame);
 	scone_wbuf_free(&out);
 	return keep;
