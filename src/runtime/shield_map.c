@@ -283,6 +283,18 @@ static void window_try_drop(int i)
 			w->base = NULL;
 		return;
 	}
+	if (vsrv_role() == VR_SERVER) {
+		/*
+		 * Sealed: frozen. What another process stored after the write-back
+		 * above, before its last munmap, goes in now (read-only mapping).
+		 */
+		w->base = SYS(mmap)(NULL, WINDOW_CAP, PROT_READ, MAP_SHARED, fd, 0);
+		if (w->base != MAP_FAILED && write_back_window(i))
+			scone_err_clear();
+		if (w->base != MAP_FAILED)
+			SYS(munmap)(w->base, WINDOW_CAP);
+		w->base = NULL;
+	}
 	shield_own_close(fd);
 	if (w->ro1)
 		shield_own_close(w->ro1 - 1);
@@ -448,28 +460,33 @@ static int window_adopt(int mfd, struct fd_desc *desc, struct sfd *s, const stru
  */
 static int window_ask(struct fd_desc *desc, struct sfd *s, const struct scone_vstat *st, bool make)
 {
-	int mfd = -1, i;
-	bool again = false;
-	enum scone_err err = vop_window(s, make, &mfd, &again);
-
-	if (again) { /* (a new holder: maybe this process, which then makes it from the file as it is) */
-		struct scone_vstat now;
-		if (!holder() || vop_fstat(s, &now))
-			return shield_fail(holder() ? EIO : EAGAIN);
-		return window_make(desc, s, &now);
-	}
-	if (err) {
-		int e = err == SCONE_ERR_NOT_FOUND ? ENODEV : err == SCONE_ERR_NOMEM ? ENOMEM : EIO;
-		scone_err_clear();
-		return shield_fail(e);
-	}
-	/* (EPERM: the holder dropped it meanwhile, sealed; it makes another) */
-	for (int round = 0; (i = window_adopt(mfd, desc, s, st)) < 0 && errno == EPERM && round < 3; round++)
-		if (vop_window(s, make, &mfd, &again) || again) {
-			scone_err_clear();
-			return shield_fail(EAGAIN);
+	for (int round = 0; round < 8; round++) {
+		int mfd = -1, i;
+		bool again = false;
+		enum scone_err err = vop_window(s, make, &mfd, &again);
+		if (again && holder()) {
+			/* elected meanwhile: the windows the holder left are this process's now (mailbox) */
+			struct scone_vstat now;
+			if ((i = find_window((unsigned)shield_mount_index(s->m), st->file_id)) >= 0 || !make)
+				return i >= 0 ? i : shield_fail(ENODEV);
+			if (vop_fstat(s, &now)) {
+				scone_err_clear();
+				return shield_fail(EIO);
+			}
+			return window_make(desc, s, &now);
 		}
-	return i;
+		if (again)
+			continue; /* (another process holds them now: ask it) */
+		if (err) {
+			int e = err == SCONE_ERR_NOT_FOUND ? ENODEV : err == SCONE_ERR_NOMEM ? ENOMEM : EIO;
+			scone_err_clear();
+			return shield_fail(e);
+		}
+		/* (EPERM: the holder dropped it meanwhile, sealed: ask again) */
+		if ((i = window_adopt(mfd, desc, s, st)) >= 0 || errno != EPERM)
+			return i;
+	}
+	return shield_fail(EAGAIN);
 }
 
 static void unmapped(char *addr, size_t len, int keep);
@@ -784,7 +801,7 @@ static void mail_post(void)
 
 	if (g_mail[0] < 0 || !holder())
 		return;
-	mail_drain(false);
+	mail_drain(true); /* (a window the message has and this process lacks is taken, not lost) */
 	memset(&ctl, 0, sizeof(ctl));
 	for (int i = 0; i < WINDOWS_MAX; i++) {
 		struct mail_entry e = {.mount = g_win[i].mount};

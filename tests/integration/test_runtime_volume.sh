@@ -1169,6 +1169,44 @@ elif sys.argv[1] == "shmapro":
     else:
         out.append("MANY=200")
     print(";".join(out))
+elif sys.argv[1] == "shmaprace":
+    # A second review's race: the holder maps and unmaps a file in a loop (its window dropped and
+    # made again each time) while a child maps it, stores a counter, unmaps and reads it back;
+    # and maps it through a read-only fd. A store made before a munmap was lost when the holder
+    # dropped the window between its write-back and its seal; a mapping failed with EAGAIN.
+    import mmap, struct
+    p = d + "/race.bin"
+    with open(p, "wb") as f:
+        f.write(b"\0" * 4096)
+    r, w = os.pipe()
+    c = os.fork()
+    if c == 0:
+        fd, ro = os.open(p, os.O_RDWR), os.open(p, os.O_RDONLY)
+        lost, errs = 0, {}
+        for i in range(1, 1500):
+            try:
+                m = mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+                m[0:8] = struct.pack("<Q", i)
+                m.close()
+                mr = mmap.mmap(ro, 4096, mmap.MAP_SHARED, mmap.PROT_READ)
+                mr.close()
+            except OSError as e:
+                errs[errno.errorcode[e.errno]] = errs.get(errno.errorcode[e.errno], 0) + 1
+                continue
+            lost += struct.unpack("<Q", os.pread(fd, 8, 0))[0] != i
+        print("RACE=%d,%r" % (lost, errs), flush=True)
+        os.write(w, b"x")
+        os._exit(0)
+    fd = os.open(p, os.O_RDWR)
+    os.set_blocking(r, False)
+    while True:
+        try:
+            os.read(r, 1)
+            break
+        except BlockingIOError:
+            pass
+        mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE).close()
+    os.waitpid(c, 0)
 elif sys.argv[1] == "shmapheircheck":
     e, h = open(d + "/exec.bin", "rb").read(), open(d + "/heir.bin", "rb").read()
     print("FILES=%r,%r;%r,%r" % (e[0:6], e[100:105], h[0:6], h[100:105]))
@@ -1814,6 +1852,8 @@ case_shared_mappings() {
 	done
 	grep -qF "FILE=b'a new file o'" "$CASE_DIR/shmapreuse.done" || { cat "$CASE_DIR/shmapreuse.done"; fail "a removed file's window written into the new file of its name"; }
 	grep -qF "RO=b'old';SYNC=ok;SYNC2=ok;FILE=b'new-FILEOLW-'" "$CASE_DIR/shmaprotake.done" || { cat "$CASE_DIR/shmaprotake.done"; fail "a window taken in through a read-only fd broke the commits"; }
+	expect_ok scone run --config-id vol/py -- "$PY" shmaprace
+	grep -qxF "RACE=0,{}" "$OUT" || { show_output; fail "a store lost, or a mapping failed, while the holder dropped and made the window"; }
 	expect_ok scone run --config-id vol/py -- "$PY" shmapro
 	grep -qxF "MPROTECT=-1 True,b'........';MANY=200" "$OUT" || { show_output; fail "a read-only fd's mapping made writable, or the windows' table filled"; }
 	expect_ok scone run --config-id vol/py -- "$PY" shmapcheck
