@@ -61,6 +61,23 @@ def err(f):  # "ok", or the errno name of the OSError f raised
         return "ok"
     except OSError as e:
         return errno.errorcode[e.errno]
+def before_after(path, ready, go):  # map path: BEFORE stored and synced, ready told; after go, AFTER and fsync
+    import mmap
+    fd = os.open(path, os.O_RDWR)
+    m = mmap.mmap(fd, 8192, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    m[0:6] = b"BEFORE"
+    m.flush()
+    os.write(ready, b"x")
+    os.read(go, 1)
+    m[100:105] = b"AFTER"
+    os.fsync(fd)
+def new_wal(db, schema):  # a fresh SQLite database in WAL mode with one table, closed
+    import sqlite3
+    c = sqlite3.connect(db)
+    c.execute("PRAGMA journal_mode=WAL")
+    c.execute(schema)
+    c.commit()
+    c.close()
 if sys.argv[1] == "write":
     with open(d + "/notes.txt", "w") as f:
         f.write(marker + " line one\n")
@@ -840,11 +857,7 @@ elif sys.argv[1] == "walprocs":
     # database at once; each asks the holder for the window.
     import sqlite3, subprocess
     db = d + "/procs.db"
-    c = sqlite3.connect(db)
-    c.execute("PRAGMA journal_mode=WAL")
-    c.execute("CREATE TABLE t(w, i, v)")
-    c.commit()
-    c.close()
+    new_wal(db, "CREATE TABLE t(w, i, v)")
     pids = []
     for w in range(4):
         pid = os.fork()
@@ -874,14 +887,10 @@ elif sys.argv[1] == "walprocs":
                                  c.execute("PRAGMA integrity_check").fetchone()[0], sh.stdout.strip() or sh.stderr.strip(), bad))
 elif sys.argv[1] == "waltakeover":
     # The process holding the volumes leaves while its child still writes the WAL database:
-    # the child holds them next, its window written back in full.
+    # the child holds them next (the window's from the mailbox).
     import sqlite3, time
     db = d + "/takeover.db"
-    c = sqlite3.connect(db)
-    c.execute("PRAGMA journal_mode=WAL")
-    c.execute("CREATE TABLE t(i)")
-    c.commit()
-    c.close()
+    new_wal(db, "CREATE TABLE t(i)")
     if os.fork() == 0:
         c = sqlite3.connect(db, timeout=60)
         for i in range(300):
@@ -1031,14 +1040,7 @@ elif sys.argv[1] == "shmapheir":
             f.write("%d %s\n" % (os.getpid(), res))
         os._exit(0)
     if os.fork() == 0:
-        fd = os.open(d + "/heir.bin", os.O_RDWR)
-        m = mmap.mmap(fd, 8192, mmap.MAP_SHARED, rw)
-        m[0:6] = b"BEFORE"
-        m.flush()
-        os.write(a_ready_w, b"x")
-        os.read(b_done_r, 1)
-        m[100:105] = b"AFTER"
-        os.fsync(fd)
+        before_after(d + "/heir.bin", a_ready_w, b_done_r)
         os.write(a_ready_w, b"x")
         time.sleep(0.5)
         os._exit(0)
@@ -1055,14 +1057,7 @@ elif sys.argv[1] == "shmapexec":
     go_r, go_w = os.pipe()
     a = os.fork()
     if a == 0:
-        fd = os.open(d + "/exec.bin", os.O_RDWR)
-        m = mmap.mmap(fd, 8192, mmap.MAP_SHARED, rw)
-        m[0:6] = b"BEFORE"
-        m.flush()
-        os.write(ready_w, b"x")
-        os.read(go_r, 1)
-        m[100:105] = b"AFTER"
-        os.fsync(fd)
+        before_after(d + "/exec.bin", ready_w, go_r)
         os._exit(0)
     os.read(ready_r, 1)
     os.set_inheritable(go_w, True)
