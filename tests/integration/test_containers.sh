@@ -160,7 +160,7 @@ case_sconify() {
 	dk rm -f sct-web3 >/dev/null
 	# The wrong CAS (another fingerprint): nothing starts.
 	web_start sct-web3 "$(printf '%064d' 0)"
-	wait_until 20 test "$(dk inspect -f '{{.State.Status}}' sct-web3)" = exited || fail "a start with a wrong CAS pin kept running"
+	wait_until 60 test "$(dk inspect -f '{{.State.Status}}' sct-web3)" = exited || fail "a start with a wrong CAS pin kept running"
 	dk logs sct-web3 2>&1 | grep -q 'cannot start' || fail "no clear message for the wrong CAS"
 }
 
