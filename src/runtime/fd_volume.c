@@ -172,7 +172,9 @@ void scone_shield_placeholders_shared(void)
 
 void scone_shield_spawn_window(bool open)
 {
-	/* a child on its way: the server's thread answers it (a vfork child cannot start one) */
+	/* a child on its way: the server's thread answers it (a vfork child cannot start one or elect) */
+	if (open)
+		vsrv_ensure_server();
 	if (open && vsrv_serving_start())
 		scone_err_clear(); /* its connection is refused, and it says so */
 	__atomic_add_fetch(&spawns, open ? 1 : -1, __ATOMIC_ACQ_REL);

@@ -137,6 +137,21 @@ void fdtab_forked(void)
 	fdtab_each(forked_one, NULL);
 }
 
+void fdtab_fork_prepare(void)
+{
+	pthread_mutex_lock(&table_lock);
+}
+
+void fdtab_fork_parent(void)
+{
+	pthread_mutex_unlock(&table_lock);
+}
+
+void fdtab_fork_child(void)
+{
+	pthread_mutex_init(&table_lock, NULL); /* (held by the forking thread, which is this one's parent) */
+}
+
 void fdtab_desc_init(struct fd_desc *d, const struct fd_kind *kind)
 {
 	d->kind = kind;

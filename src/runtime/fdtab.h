@@ -145,6 +145,14 @@ int fdtab_high(void);
 struct fd_desc *fdtab_peek(int fd);
 /* This process owns the table (it mounted): calls from another pid are a vfork child's. */
 void fdtab_own(void);
+/*
+ * Around a fork (after the shield's lock: the table's is never held while
+ * another is taken): the table's lock is held across it, so no child starts
+ * with it held by a thread it does not have.
+ */
+void fdtab_fork_prepare(void);
+void fdtab_fork_parent(void);
+void fdtab_fork_child(void);
 /* In a fork child: it owns the table now; each entry's kind drops what was the parent's. */
 void fdtab_forked(void);
 /* Is this a vfork child of the table's process (its memory is the parent's)? */

@@ -418,6 +418,7 @@ void shield_at_prepare(void)
 		scone_err_clear();
 	pins_for_child();
 	vsrv_fork_prepare();
+	fdtab_fork_prepare();
 }
 
 void shield_at_parent(void)
@@ -425,6 +426,7 @@ void shield_at_parent(void)
 	if (!fork_held)
 		return;
 	fork_held = false;
+	fdtab_fork_parent();
 	vsrv_fork_parent();
 	shield_placeholders_forked(false);
 	shield_leave();
@@ -437,6 +439,7 @@ void shield_at_child(void)
 	if (!fork_held)
 		return;
 	fork_held = false;
+	fdtab_fork_child();
 	for (size_t i = 0; i < shield_g.n_mounts; i++) {
 		if (shield_g.mounts[i].lock_fd >= 0)
 			real_close(shield_g.mounts[i].lock_fd);

@@ -482,6 +482,11 @@ SCONE_MUST_CHECK enum scone_err vsrv_call_taking(const struct vp_msg *q, struct 
 SCONE_MUST_CHECK enum scone_err vsrv_send(const struct vp_msg *q);
 SCONE_MUST_CHECK enum scone_err vsrv_call_fd(const struct vp_msg *q, struct vp_msg *a, struct scone_wbuf *out,
 					     int pass_fd);
+/*
+ * Before a child that shares this memory (vfork, a spawn): a client whose
+ * server left elects now (lock not held), as the child cannot.
+ */
+void vsrv_ensure_server(void);
 /* Join the server through its listening socket (lock held): a client from now on. */
 SCONE_MUST_CHECK enum scone_err vsrv_join(struct vsrv_shared *srv);
 /* The server's last commit was made (exit): it serves and changes nothing more. Lock held. */

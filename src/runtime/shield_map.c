@@ -78,6 +78,7 @@ struct window {
 	struct fd_desc *desc; /* a description of the file, held */
 	bool full;	      /* the shadow is not known: read from the file before the next write-back */
 	bool gone;	      /* its file left the volume: nothing to write back, found by nobody */
+	bool lent;	      /* passed to another process: dropped only when the table is full */
 	int ro1;	      /* 1 + a read-only fd of the memfd (mappings through read-only fds), 0: none */
 };
 
@@ -262,7 +263,7 @@ static void own_free(struct sfd *own);
  * process has a copy or a writable mapping of it (each is a writable
  * mapping of the memfd, so a write seal takes only then).
  */
-static void window_try_drop(int i)
+static void window_try_drop(int i, bool full)
 {
 	struct window *w = &g_win[i];
 	int fd = w->fd1 - 1;
@@ -274,6 +275,14 @@ static void window_try_drop(int i)
 			return;
 	if (write_back_window(i))
 		scone_err_clear(); /* (the next sync reports what failed) */
+	/*
+	 * Lent to another process, which may not have mapped it yet: dropped
+	 * only for a slot. (Dropped each time its holder unmapped it, a window
+	 * passed to a process could be sealed again and again before it mapped
+	 * it: its mmap failed.)
+	 */
+	if (w->lent && !full && vsrv_role() == VR_SERVER)
+		return;
 	if (w->base)
 		SYS(munmap)(w->base, WINDOW_CAP); /* (its own writable mapping would hold the seal off) */
 	if (vsrv_role() == VR_SERVER &&
@@ -391,7 +400,7 @@ static int window_make(struct fd_desc *desc, struct sfd *s, const struct scone_v
 	if ((i = free_window()) < 0) {	    /* full: the windows nobody maps any more go */
 		for (int k = 0; k < WINDOWS_MAX; k++)
 			if (g_win[k].fd1)
-				window_try_drop(k);
+				window_try_drop(k, true);
 		i = free_window();
 	}
 	if (i < 0)
@@ -614,7 +623,7 @@ void *shield_map_shared(struct fd_desc *d, void *addr, size_t len, int prot, int
 		if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
 			unmapped(p, g_map[k].len, k); /* (what it replaced) */
 	} else if (i >= 0 && g_win[i].fd1)
-		window_try_drop(i); /* (a window made for this call alone goes again) */
+		window_try_drop(i, false); /* (a window made for this call alone goes again) */
 	leave_and_release();
 	errno = e;
 	return p;
@@ -656,6 +665,7 @@ enum scone_err shield_map_serve(struct sfd *s, bool make, int *pass)
 	}
 	if ((*pass = SYS(fcntl)(g_win[i].fd1 - 1, F_DUPFD_CLOEXEC, shield_own_fd_floor())) < 0)
 		return scone_err_set(SCONE_ERR_IO, "a window: %s", strerror(errno));
+	g_win[i].lent = true;
 	shield_own_mark(*pass, true);
 	return SCONE_ERR_OK;
 }
@@ -723,6 +733,7 @@ void shield_map_mailbox_dup(int out[2])
 /* A window the last holder had, taken over: in the table unless this process has it already. */
 static void mail_take(const struct mail_entry *e, int mfd)
 {
+	int i;
 	struct scone_vfile *f;
 	struct scone_vstat st = {0};
 	struct mount *m;
@@ -743,8 +754,10 @@ static void mail_take(const struct mail_entry *e, int mfd)
 		return;
 	}
 	memcpy(st.file_id, e->fid, sizeof(st.file_id));
-	if (window_adopt(mfd, &own->base, own, &st) < 0)
+	if ((i = window_adopt(mfd, &own->base, own, &st)) < 0)
 		free(own);
+	else
+		g_win[i].lent = true; /* (other processes map it) */
 }
 
 /* The mailbox's message, each window to mail_take (take) or closed. */
@@ -963,8 +976,7 @@ void shield_map_forked(void)
 {
 	for (int i = 0; atomic_load(&g_n_win) && i < WINDOWS_MAX; i++)
 		if (g_win[i].fd1)
-			window_try_drop(
-			    i); /* (a copy it does not map: its writable mapping would keep it alive) */
+			window_try_drop(i, false); /* (a copy it does not map: it would keep it alive) */
 }
 
 bool shield_map_covers(unsigned mount, const uint8_t fid[16])
@@ -1012,7 +1024,7 @@ static void unmapped(char *addr, size_t len, int keep)
 	}
 	for (int i = 0; i < WINDOWS_MAX; i++)
 		if (left[i] && g_win[i].fd1)
-			window_try_drop(i);
+			window_try_drop(i, false);
 }
 
 void shield_map_replaced(void *addr, size_t len)

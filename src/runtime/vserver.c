@@ -667,7 +667,10 @@ enum scone_err vsrv_serving_start(void)
  * server process (any thread, or a vfork child) it is registered through
  * the registration socket; from a client, through its own connection.
  */
-enum scone_err vsrv_new_conn(int *peer)
+static enum scone_err takeover(void);
+
+/* One try of vsrv_new_conn. */
+static enum scone_err new_conn_once(int *peer)
 {
 	struct vp_msg q = {.op = VP_ADD_CONN}, a;
 	int sv[2];
@@ -713,6 +716,36 @@ enum scone_err vsrv_new_conn(int *peer)
 	}
 	*peer = sv[1];
 	return SCONE_ERR_OK;
+}
+
+enum scone_err vsrv_new_conn(int *peer)
+{
+	enum scone_err err = new_conn_once(peer);
+
+	if (err != SCONE_ERR_NETWORK || g_role != VR_CLIENT || fdtab_foreign())
+		return err; /* (a vfork child cannot elect: its parent did, vsrv_ensure_server) */
+	/*
+	 * The server is gone (it exited): elect, as any request does, then ask
+	 * the new one (or serve). Without this, every exec of a process that had
+	 * not touched a volume since the server left was refused.
+	 */
+	scone_err_clear();
+	SCONE_TRY(takeover());
+	return new_conn_once(peer);
+}
+
+void vsrv_ensure_server(void)
+{
+	if (g_role != VR_CLIENT || !g_srv || fdtab_foreign())
+		return;
+	/* (the server this process knows left: it gave up its pid at its last commit, or another serves) */
+	if (__atomic_load_n(&g_srv->pid, __ATOMIC_ACQUIRE) != 0 &&
+	    __atomic_load_n(&g_srv->epoch, __ATOMIC_ACQUIRE) == g_epoch)
+		return;
+	shield_enter();
+	if (g_role == VR_CLIENT && takeover())
+		scone_err_clear(); /* (the child's own requests say what failed) */
+	shield_leave();
 }
 
 /* ---- fork ---- */

@@ -1202,6 +1202,25 @@ elif sys.argv[1] == "shmaprace":
             pass
         mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE).close()
     os.waitpid(c, 0)
+elif sys.argv[1] == "execafterexit":
+    # The process holding the volumes exits; its child, which has not touched a volume since,
+    # then runs a program (exec through subprocess). The exec's handover asked the gone server
+    # for a connection and was refused (EIO) until the child had made some other request.
+    import subprocess, time
+    parent = os.getpid()
+    if os.fork() == 0:
+        while os.getppid() == parent:
+            time.sleep(0.01)
+        try:
+            r = subprocess.run([sys.executable or "/usr/bin/python3", "-c",
+                                "open(%r, 'w').write('exec ran')" % (d + "/after-exit.txt")])
+            res = "EXEC=%d,%s" % (r.returncode, open(d + "/after-exit.txt").read())
+        except OSError as e:
+            res = "EXEC=" + errno.errorcode[e.errno]
+        with open(os.path.dirname(d) + "/execafterexit.done", "w") as f:
+            f.write("%d %s\n" % (os.getpid(), res))
+        os._exit(0)
+    os._exit(0)
 elif sys.argv[1] == "shmapheircheck":
     e, h = open(d + "/exec.bin", "rb").read(), open(d + "/heir.bin", "rb").read()
     print("FILES=%r,%r;%r,%r" % (e[0:6], e[100:105], h[0:6], h[100:105]))
@@ -1885,6 +1904,7 @@ ok" "$(cat "$OUT")" "the sqlite3 shell in WAL mode, a second run"
 }
 
 run_case "runtime volume: python3 writes, appends, lists, renames, deletes; only ciphertext on disk; a rollback is refused" case_python
+
 case_fdapi() {
 	start
 	printf 'from the host SCONE-SECRET-MARKER-%s\n' 7f3a9 >"$CASE_DIR/host.txt"
@@ -2858,4 +2878,66 @@ run_case "runtime volume: a vfork child (vfork, clone with CLONE_VM) cannot chan
 run_case "runtime volume: kept placeholders and the vfork mark against raw lseek, SCM_RIGHTS, a vfork child's exec racing a close, signal handlers around vfork, clone with and without CLONE_VM, a low fd limit" case_placeholder_attacks
 run_case "runtime volume: kept placeholders against ioctl (and FIONREAD answered from the volume), sendmmsg and raw sendmsg with SCM_RIGHTS, a bogus control message, EMFILE (open, pipe, timerfd, signalfd, memfd, pidfd), a vfork child's dup2, dup2 from a signal handler, an exec racing a close and open" case_placeholder_handed_on
 run_case "runtime volume: liburing and libaio are refused at setup (-ENOSYS) while volumes are mounted" case_async_libraries
+# A process left behind by the one holding the volumes runs a program; a fork while other
+# threads are inside the fd table (a review saw the child hang on the table's lock).
+case_holder_gone_and_fork_lock() {
+	cat >fl.c <<'C'
+#include <libgen.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+static int fd;
+static volatile int stop;
+static void *spin(void *a)
+{
+	struct stat st;
+	(void)a;
+	while (!stop)
+		fstat(fd, &st);
+	return NULL;
+}
+int main(void)
+{
+	char self[4096], path[4200];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	pthread_t t[3];
+	int k;
+	self[n > 0 ? n : 0] = 0;
+	snprintf(path, sizeof(path), "%s/data/forklock", dirname(self));
+	if ((fd = open(path, O_RDWR | O_CREAT, 0600)) < 0)
+		return 1;
+	alarm(120); /* (a child that hangs ends the check) */
+	for (int i = 0; i < 3; i++)
+		pthread_create(&t[i], NULL, spin, NULL);
+	for (k = 0; k < 1500; k++) {
+		int st;
+		pid_t c = fork();
+		if (c == 0) {
+			struct stat s2;
+			fstat(fd, &s2);
+			_exit(0);
+		}
+		if (c < 0 || waitpid(c, &st, 0) != c)
+			break;
+	}
+	stop = 1;
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	printf("FORKS=%d\n", k);
+	return 0;
+}
+C
+	run_c_check fl.c "forks beside threads in the fd table" FORKS=1500
+	expect_ok scone run --config-id vol/py -- "$PY" execafterexit
+	local waited=0
+	while [ ! -s "$CASE_DIR/execafterexit.done" ] && [ $waited -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
+	grep -qF "EXEC=0,exec ran" "$CASE_DIR/execafterexit.done" ||
+		{ cat "$CASE_DIR/execafterexit.done" 2>/dev/null; fail "an exec after the volumes' holder exited"; }
+}
+run_case "runtime volume: an exec after the volumes' holder exited; forks while other threads are in the fd table" case_holder_gone_and_fork_lock
+
 t_done
