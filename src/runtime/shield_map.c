@@ -270,6 +270,8 @@ static void window_try_drop(int i, bool full)
 
 	if (fdtab_foreign())
 		return; /* (a vfork child: the table and the mappings are its parent's) */
+	if (vsrv_retired())
+		return; /* (past its last commit: kept, stores and all, for the next holder's mailbox) */
 	for (int k = 0; k < MAPS_MAX; k++)
 		if (g_map[k].addr && g_map[k].win == i)
 			return;
