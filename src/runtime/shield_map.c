@@ -176,6 +176,16 @@ static void shadow_note(struct window *w, const void *buf, size_t n, uint64_t of
 		memcpy(w->shadow + off, buf, n);
 }
 
+/* The first n bytes of s's file into buf (false: fewer came). */
+static bool read_file(struct sfd *s, char *buf, size_t n)
+{
+	size_t got = 0, r;
+
+	while (got < n && !vop_pread(s, buf + got, n - got, got, &r) && r > 0)
+		got += r;
+	return got == n;
+}
+
 static __thread char t_block[BLOCK]; /* (thread-local: too large for some threads' stacks) */
 
 /*
@@ -190,12 +200,11 @@ static int write_back(struct window *w, struct sfd *s, uint64_t size)
 	if (!shadow_cover(w, n))
 		return shield_fail(ENOMEM);
 	if (w->full) { /* what the file holds, read once */
-		size_t got = 0, r;
+		bool read;
 		g_bypass = true;
-		while (got < n && !vop_pread(s, w->shadow + got, n - got, got, &r) && r > 0)
-			got += r;
+		read = read_file(s, w->shadow, n);
 		g_bypass = false;
-		if (got < n)
+		if (!read)
 			return shield_fail(EIO);
 		w->full = false;
 	}
@@ -325,17 +334,17 @@ static int free_window(void)
 	return -1;
 }
 
-/* mfd moved out of the program's way, as the runtime's other fds; a close or dup2 over it is refused. */
-static int own_memfd(int mfd)
+/* fd moved out of the program's way, as the runtime's other fds; a close or dup2 over it is refused. */
+static int own_fd(int fd)
 {
-	int hi = SYS(fcntl)(mfd, F_DUPFD_CLOEXEC, shield_own_fd_floor());
+	int hi = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, shield_own_fd_floor());
 
 	if (hi >= 0) {
-		SYS(close)(mfd);
-		mfd = hi;
+		SYS(close)(fd);
+		fd = hi;
 	}
-	shield_own_mark(mfd, true);
-	return mfd;
+	shield_own_mark(fd, true);
+	return fd;
 }
 
 /*
@@ -392,10 +401,10 @@ static int window_set(int i, int mfd, struct fd_desc *desc, struct sfd *s, const
  */
 static int window_make(struct fd_desc *desc, struct sfd *s, const struct scone_vstat *st)
 {
-	uint64_t n = st->size < WINDOW_CAP ? st->size : WINDOW_CAP, got = 0;
+	uint64_t n = st->size < WINDOW_CAP ? st->size : WINDOW_CAP;
 	struct window *w;
 	int i, mfd;
-	size_t r;
+	bool read;
 
 	if (!holder())
 		return shield_fail(ENODEV); /* (a vfork child, a holder on its way out) */
@@ -411,17 +420,16 @@ static int window_make(struct fd_desc *desc, struct sfd *s, const struct scone_v
 	mfd = SYS(memfd_create)("scone-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mfd < 0)
 		return -1;
-	mfd = own_memfd(mfd);
+	mfd = own_fd(mfd);
 	if (SYS(ftruncate)(mfd, (off_t)WINDOW_CAP) != 0 || (w->base = map_base(mfd)) == MAP_FAILED) {
 		int e = errno;
 		shield_own_close(mfd);
 		memset(w, 0, sizeof(*w));
 		return shield_fail(e);
 	}
-	while (got < n && !vop_pread(s, w->base + got, (size_t)(n - got), got, &r) && r > 0)
-		got += r;
-	if (got < n || !shadow_cover(w, (size_t)n)) {
-		int e = got < n ? EIO : ENOMEM;
+	read = read_file(s, w->base, (size_t)n);
+	if (!read || !shadow_cover(w, (size_t)n)) {
+		int e = !read ? EIO : ENOMEM;
 		free(w->shadow);
 		SYS(munmap)(w->base, WINDOW_CAP);
 		shield_own_close(mfd);
@@ -448,7 +456,7 @@ static int window_adopt(int mfd, struct fd_desc *desc, struct sfd *s, const stru
 	struct window *w;
 	int i = free_window();
 
-	mfd = own_memfd(mfd);
+	mfd = own_fd(mfd);
 	if (i < 0) {
 		shield_own_close(mfd);
 		return shield_fail(ENOMEM);
@@ -502,8 +510,8 @@ static int window_ask(struct fd_desc *desc, struct sfd *s, const struct scone_vs
 
 static void unmapped(char *addr, size_t len, int keep);
 
-/* Leave the lock (what failed on the way was reported). */
-static void leave_and_release(void)
+/* Leave the shield's lock (what failed on the way was reported). */
+static void map_leave(void)
 {
 	scone_err_clear();
 	shield_leave();
@@ -541,7 +549,7 @@ static int read_only_fd(struct window *w)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", w->fd1 - 1);
 	if ((fd = SYS(open)(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return -1;
-	fd = own_memfd(fd);
+	fd = own_fd(fd);
 	w->ro1 = fd + 1;
 	return fd;
 }
@@ -603,7 +611,7 @@ void *shield_map_shared(struct fd_desc *d, void *addr, size_t len, int prot, int
 	if (!s->file || vop_fstat(s, &st))
 		e = s->file ? EIO : ENODEV;
 	else if ((i = window_for(s, &st, writable)) < 0 && !writable && errno == ENODEV) {
-		leave_and_release();
+		map_leave();
 		return NULL; /* (read only, no window: the snapshot) */
 	} else if (i < 0) {
 		e = errno;
@@ -626,7 +634,7 @@ void *shield_map_shared(struct fd_desc *d, void *addr, size_t len, int prot, int
 			unmapped(p, g_map[k].len, k); /* (what it replaced) */
 	} else if (i >= 0 && g_win[i].fd1)
 		window_try_drop(i, false); /* (a window made for this call alone goes again) */
-	leave_and_release();
+	map_leave();
 	errno = e;
 	return p;
 }
@@ -701,7 +709,7 @@ void shield_map_mailbox(int rd, int wr)
 	for (int k = 0; k < 2; k++) {
 		if (fds[k] >= 0) {
 			(void)SYS(fcntl)(fds[k], F_SETFD, FD_CLOEXEC);
-			fds[k] = own_memfd(fds[k]); /* (moved up and marked, as a memfd would be) */
+			fds[k] = own_fd(fds[k]); /* (moved up and marked, as a window's memfd) */
 		}
 		if (g_mail[k] >= 0)
 			shield_own_close(g_mail[k]);
@@ -811,6 +819,7 @@ static void mail_post(void)
 	} ctl;
 	struct iovec v = {.iov_base = buf};
 	struct msghdr mh = {.msg_iov = &v, .msg_iovlen = 1};
+	int fds[WINDOWS_MAX];
 	uint32_t n = 0;
 	ssize_t r;
 
@@ -825,9 +834,7 @@ static void mail_post(void)
 			continue;
 		memcpy(e.fid, g_win[i].fid, sizeof(e.fid));
 		memcpy(buf + 4 + n * sizeof(e), &e, sizeof(e));
-		memcpy(ctl.b + CMSG_LEN(0) + n * sizeof(int), &fd,
-		       sizeof(int)); /* (CMSG_DATA of the first) */
-		n++;
+		fds[n++] = fd;
 	}
 	if (!n)
 		return;
@@ -838,6 +845,7 @@ static void mail_post(void)
 	CMSG_FIRSTHDR(&mh)->cmsg_level = SOL_SOCKET;
 	CMSG_FIRSTHDR(&mh)->cmsg_type = SCM_RIGHTS;
 	CMSG_FIRSTHDR(&mh)->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(CMSG_FIRSTHDR(&mh)), fds, n * sizeof(int));
 	while ((r = sendmsg(g_mail[1], &mh, MSG_DONTWAIT | MSG_NOSIGNAL)) < 0 && errno == EINTR)
 		;
 	if (r < 0) /* (the windows then go with this holder, as they did before the mailbox) */
@@ -1034,7 +1042,7 @@ void shield_map_replaced(void *addr, size_t len)
 	if (!len || !near_windows(addr, len) || !shield_enter_unless_mine())
 		return;
 	unmapped(addr, page_up(len), -1);
-	leave_and_release();
+	map_leave();
 }
 
 /*
@@ -1050,7 +1058,7 @@ int munmap(void *addr, size_t len)
 	if (locked) {
 		if (r == 0)
 			unmapped(addr, page_up(len), -1);
-		leave_and_release();
+		map_leave();
 	}
 	errno = e;
 	return r;
@@ -1084,7 +1092,7 @@ void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 		}
 		if (p != MAP_FAILED && k < MAPS_MAX)
 			note_range(p, g_map[k].len);
-		leave_and_release();
+		map_leave();
 	}
 	errno = e;
 	return p;
@@ -1109,7 +1117,7 @@ int msync(void *addr, size_t len, int flags)
 			fail = (flags & MS_SYNC) ? shield_commit(win_sfd(&g_win[m->win])->m) != SCONE_ERR_OK
 						 : write_back_window(m->win);
 		}
-		leave_and_release();
+		map_leave();
 		if (fail)
 			return shield_fail(EIO);
 	}

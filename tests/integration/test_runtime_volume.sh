@@ -1820,6 +1820,17 @@ ok" "$(cat "$OUT")" "count, a row and integrity_check on the second run"
 	[ ! -e "$CASE_DIR/data/db.sqlite" ] || fail "db.sqlite exists in plaintext on the host"
 }
 
+# A process a program left behind (its parent, holding the volumes, exited) writes "<pid> <result>"
+# into $CASE_DIR/$1 when done: wait for the file ($2 tenths of a second, default 300), then for
+# that process to end.
+wait_left_behind() {
+	local waited=0 pid
+	while [ ! -s "$CASE_DIR/$1" ] && [ $waited -lt "${2:-300}" ]; do sleep 0.1; waited=$((waited + 1)); done
+	read -r pid _ <"$CASE_DIR/$1" || fail "$1: the process left behind did not finish"
+	waited=0
+	while kill -0 "$pid" 2>/dev/null && [ $waited -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
+}
+
 # Shared writable mappings of volume files (docs/runtime.md, "Shared writable
 # mappings"): one window per file, coherent with reads, writes, truncation and
 # a forked child, its stores in the file after fsync; SQLite in WAL mode (the
@@ -1846,23 +1857,15 @@ case_shared_mappings() {
 	expect_ok scone run --config-id vol/py -- "$PY" shmapexec
 	grep -qxF "EXECD=b'BEFORE',b'AFTER'" "$OUT" || { show_output; fail "a window across the holder's exec"; }
 	expect_ok scone run --config-id vol/py -- "$PY" shmapheir
-	local waited=0 pid
-	while [ ! -s "$CASE_DIR/heir.done" ] && [ $waited -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
-	read -r pid _ <"$CASE_DIR/heir.done" || fail "the children of shmapheir did not finish"
+	wait_left_behind heir.done
 	grep -qF "HEIR=b'BEFORE',b'AFTER'" "$CASE_DIR/heir.done" || { cat "$CASE_DIR/heir.done"; fail "a window across the holder's exit"; }
-	waited=0
-	while kill -0 "$pid" 2>/dev/null && [ $waited -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
 	sleep 0.5 # (the first child's own exit)
 	expect_ok scone run --config-id vol/py -- "$PY" shmapheircheck
 	grep -qxF "FILES=b'BEFORE',b'AFTER';b'BEFORE',b'AFTER'" "$OUT" || { show_output; fail "stores lost across a change of holder"; }
 	local c
 	for c in shmapreuse shmaprotake; do
 		expect_ok scone run --config-id vol/py -- "$PY" "$c"
-		waited=0
-		while [ ! -s "$CASE_DIR/$c.done" ] && [ $waited -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
-		read -r pid _ <"$CASE_DIR/$c.done" || fail "$c: the child did not finish"
-		waited=0
-		while kill -0 "$pid" 2>/dev/null && [ $waited -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
+		wait_left_behind "$c.done"
 	done
 	grep -qF "FILE=b'a new file o'" "$CASE_DIR/shmapreuse.done" || { cat "$CASE_DIR/shmapreuse.done"; fail "a removed file's window written into the new file of its name"; }
 	grep -qF "RO=b'old';SYNC=ok;SYNC2=ok;FILE=b'new-FILEOLW-'" "$CASE_DIR/shmaprotake.done" || { cat "$CASE_DIR/shmaprotake.done"; fail "a window taken in through a read-only fd broke the commits"; }
@@ -1891,11 +1894,7 @@ ok" "$(cat "$OUT")" "the sqlite3 shell in WAL mode, a second run"
 	grep -qx "PROCS=550,ok,150,0" "$OUT" || { show_output; fail "SQLite WAL: forked processes and sqlite3 shells of a script"; }
 	# The holder leaves while its child writes; the child's exit is waited for by its pid.
 	expect_ok scone run --config-id vol/py -- "$PY" waltakeover
-	waited=0
-	while [ ! -s "$CASE_DIR/takeover.done" ] && [ $waited -lt 600 ]; do sleep 0.1; waited=$((waited + 1)); done
-	read -r pid _ <"$CASE_DIR/takeover.done" || fail "the child of waltakeover did not finish"
-	waited=0
-	while kill -0 "$pid" 2>/dev/null && [ $waited -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
+	wait_left_behind takeover.done 600
 	expect_ok scone run --config-id vol/py -- "$PY" walprocscheck
 	grep -qx "WALPROCS=550,ok;300,ok" "$OUT" || { show_output; fail "SQLite WAL after the processes and a change of holder"; }
 	if grep -rqaE "SHARED-STORE|CHILD-STORE|BESIDE|wal-row-|wal-proc-row|wal-shell-row|SQLite format 3" "$CASE_DIR/data"; then
@@ -2933,8 +2932,7 @@ int main(void)
 C
 	run_c_check fl.c "forks beside threads in the fd table" FORKS=1500
 	expect_ok scone run --config-id vol/py -- "$PY" execafterexit
-	local waited=0
-	while [ ! -s "$CASE_DIR/execafterexit.done" ] && [ $waited -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
+	wait_left_behind execafterexit.done
 	grep -qF "EXEC=0,exec ran" "$CASE_DIR/execafterexit.done" ||
 		{ cat "$CASE_DIR/execafterexit.done" 2>/dev/null; fail "an exec after the volumes' holder exited"; }
 }
