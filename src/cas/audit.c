@@ -151,7 +151,7 @@ static enum scone_err put_signed_part(struct scone_wbuf *w, const struct cas_aud
 static enum scone_err sign(EVP_PKEY *key, const uint8_t *data, size_t n, uint8_t *sig, size_t *sig_len)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+	int ok = md && EVP_DigestSignInit(md, NULL, scone_sha256_md(), NULL, key) == 1 &&
 		 EVP_DigestSign(md, sig, sig_len, data, n) == 1;
 
 	EVP_MD_CTX_free(md);

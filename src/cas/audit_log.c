@@ -199,7 +199,7 @@ static enum scone_err check_sig(EVP_PKEY *key, const char *signed_part, size_t n
 
 	SCONE_TRY(decode_sig(b64, sig, &sig_len));
 	md = EVP_MD_CTX_new();
-	ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+	ok = md && EVP_DigestVerifyInit(md, NULL, scone_sha256_md(), NULL, key) == 1 &&
 	     EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)signed_part, n) == 1;
 	EVP_MD_CTX_free(md);
 	return ok ? SCONE_ERR_OK

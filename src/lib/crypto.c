@@ -8,6 +8,7 @@
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -50,12 +51,26 @@ enum scone_err scone_random(void *out, size_t size)
 	return SCONE_ERR_OK;
 }
 
+static EVP_MD *g_sha256;
+static pthread_once_t g_sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	g_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+const EVP_MD *scone_sha256_md(void)
+{
+	(void)pthread_once(&g_sha256_once, sha256_fetch);
+	return g_sha256 ? g_sha256 : EVP_sha256(); /* (a failed fetch: the slower lookup still works) */
+}
+
 void scone_sha256(const void *in, size_t in_size, uint8_t out[static SCONE_SHA256_SIZE])
 {
 	unsigned int n = 0;
 
 	/* EVP_Digest cannot fail for SHA-256 short of memory exhaustion. */
-	if (EVP_Digest(in, in_size, out, &n, EVP_sha256(), NULL) != 1)
+	if (EVP_Digest(in, in_size, out, &n, scone_sha256_md(), NULL) != 1)
 		memset(out, 0, SCONE_SHA256_SIZE);
 }
 
@@ -64,7 +79,7 @@ enum scone_err scone_hmac_sha256(const uint8_t *key, size_t key_size, const void
 {
 	unsigned int n = 0;
 
-	if (key_size > INT32_MAX || !HMAC(EVP_sha256(), key, (int)key_size, in, in_size, out, &n))
+	if (key_size > INT32_MAX || !HMAC(scone_sha256_md(), key, (int)key_size, in, in_size, out, &n))
 		return scone_err_set(SCONE_ERR_CRYPTO, "HMAC-SHA256 failed");
 	return SCONE_ERR_OK;
 }

@@ -372,6 +372,13 @@ static long ms_left(const struct timespec *deadline)
 	return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
 }
 
+static int (*g_fd_placer)(int fd);
+
+void scone_tls_set_fd_placer(int (*place)(int fd))
+{
+	g_fd_placer = place;
+}
+
 static enum scone_err tcp_connect(const char *host, uint16_t port, const struct timespec *deadline, int *out)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
@@ -390,6 +397,8 @@ static enum scone_err tcp_connect(const char *host, uint16_t port, const struct 
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
 		if (fd < 0)
 			continue;
+		if (g_fd_placer)
+			fd = g_fd_placer(fd);
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
 			last = errno;
 			close(fd);

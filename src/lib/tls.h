@@ -124,6 +124,15 @@ void scone_https_conn_set_client(struct scone_https_conn *c, const struct scone_
 /* The socket of an open connection, or -1 (a caller closing fds in bulk steps around it). */
 int scone_https_conn_fd(const struct scone_https_conn *c);
 
+/*
+ * Where a client connection's socket is placed (NULL, the default: where
+ * socket() put it). The runtime moves its own connections out of the
+ * program's way (to the upper half of the fd limit): a shell's `3>file` or
+ * a library's dup2 onto fd 3 must not meet CAS's connection. place returns
+ * the fd to use (the one given if it cannot move it).
+ */
+void scone_tls_set_fd_placer(int (*place)(int fd));
+
 /* Connect and report the server's certificate fingerprint without pinning (for `cas trust`). */
 SCONE_MUST_CHECK enum scone_err scone_https_probe(const char *host, uint16_t port, int timeout_ms,
 						  uint8_t cert_sha256[32]);

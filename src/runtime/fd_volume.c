@@ -734,12 +734,9 @@ static int lock_file(const struct mount *m, int flags)
 {
 	REAL(open);
 	char p[PATH_MAX];
-	int fd;
 
 	snprintf(p, sizeof(p), "%s.lock", m->fspf); /* the volume library leaves names after its fspf alone */
-	fd = real_open(p, O_RDWR | O_CREAT | O_CLOEXEC | flags, 0600);
-	shield_own_mark(fd, true);
-	return fd;
+	return shield_own_up(real_open(p, O_RDWR | O_CREAT | O_CLOEXEC | flags, 0600));
 }
 
 /* The start of s's slot: by the inode number stat reports (a file's id, a directory's path hash). */

@@ -366,13 +366,13 @@ STAT_SHIM(fstatat64, (int dirfd, const char *path, struct stat64 *st, int flags)
 STAT_SHIM(__xstat, (int ver, const char *path, struct stat *st), AT_FDCWD, path, st, 0,
 	  REAL(__xstat, xstat_fn);
 	  return real___xstat(ver, path, st))
-STAT_SHIM(__lxstat, (int ver, const char *path, struct stat *st), AT_FDCWD, path, st, 0,
+STAT_SHIM(__lxstat, (int ver, const char *path, struct stat *st), AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW,
 	  REAL(__lxstat, xstat_fn);
 	  return real___lxstat(ver, path, st))
 STAT_SHIM(__xstat64, (int ver, const char *path, struct stat64 *st), AT_FDCWD, path, st, 0,
 	  REAL(__xstat64, xstat64_fn);
 	  return real___xstat64(ver, path, st))
-STAT_SHIM(__lxstat64, (int ver, const char *path, struct stat64 *st), AT_FDCWD, path, st, 0,
+STAT_SHIM(__lxstat64, (int ver, const char *path, struct stat64 *st), AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW,
 	  REAL(__lxstat64, xstat64_fn);
 	  return real___lxstat64(ver, path, st))
 STAT_SHIM(__fxstatat, (int ver, int dirfd, const char *path, struct stat *st, int flags), dirfd, path, st,

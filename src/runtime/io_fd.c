@@ -10,6 +10,8 @@
 
 #include <sys/ioctl.h>
 
+#include "lib/log.h"
+
 /* fd is one of the runtime's own fds, which the program's close or dup2 must not take (EBADF). */
 static bool onto_own(int fd)
 {
@@ -343,6 +345,26 @@ int inotify_init(void)
 int inotify_init1(int flags)
 {
 	return SCONE_FD_CALL(SYS(inotify_init1)(flags));
+}
+
+/*
+ * A watch on a volume path would watch the host directory: its names are
+ * file ids, and a subdirectory of the volume is no directory there. Volume
+ * files are not watched: the watch is refused (ENOTSUP), once with a line
+ * on stderr (without the path: names on a volume are the program's).
+ */
+int inotify_add_watch(int fd, const char *path, uint32_t mask)
+{
+	static int warned;
+
+	if (path && scone_shield_count() > 0 && !shield_inside() && scone_shield_on_volume(path)) {
+		if (!__atomic_exchange_n(&warned, 1, __ATOMIC_ACQ_REL))
+			scone_warn("inotify watches on volume paths are not supported: changes to volume "
+				   "files are not watched (the watch fails with ENOTSUP)");
+		errno = ENOTSUP;
+		return -1;
+	}
+	return SYS(inotify_add_watch)(fd, path, mask);
 }
 
 /* (the runtime's own placeholders and shared state are memfds too: at EMFILE under the lock, no retry) */

@@ -1,9 +1,13 @@
 /*
- * io_syscall.c - syscall(): the fd calls programs make through it (libuv
- * closes files with syscall(SYS_close)) go to the runtime's own, so the fd
- * table hears of them, and so do the opens and the calls on names (a volume
- * path through the raw call would reach the host directory); io_uring and
- * Linux AIO setup are refused while volumes are mounted.
+ * io_syscall.c - syscall(): the file calls programs make through it go to
+ * the runtime's own wrappers, as if they had called libc. libuv closes files
+ * with syscall(SYS_close) and asks statx, preadv and pwritev through it;
+ * the fd table must hear of a close, a volume fd's reads, writes, status
+ * and syncs are the shield's to serve (the kernel would answer from the
+ * empty placeholder: a size of 0, no data), and a volume path through the
+ * raw call would reach the host directory. Execs go through the runtime's
+ * execve (the handover). io_uring and Linux AIO setup are refused while
+ * volumes are mounted.
  */
 #undef _FORTIFY_SOURCE
 #include <linux/openat2.h>
@@ -40,6 +44,242 @@ static bool openat2_served(int dirfd, const char *path, const void *how_p, size_
 	}
 	*ret = openat(dirfd, path, (int)how.flags, (mode_t)how.mode);
 	return true;
+}
+
+/*
+ * preadv's and pwritev's offset comes in two halves (low, high); on a 64-bit
+ * kernel the low one is the whole offset.
+ */
+static off64_t split_offset(long low)
+{
+	return (off64_t)low;
+}
+
+/* Calls on an fd (reads, writes, status, syncs, sizes, mappings): the runtime's. *ret: the result. */
+static bool fd_call(long n, const long a[6], long *ret)
+{
+	int fd = (int)a[0];
+	void *p = (void *)a[1];
+
+	switch (n) {
+	case SYS_read:
+		*ret = read(fd, p, (size_t)a[2]);
+		return true;
+	case SYS_write:
+		*ret = write(fd, p, (size_t)a[2]);
+		return true;
+	case SYS_pread64:
+		*ret = pread64(fd, p, (size_t)a[2], (off64_t)a[3]);
+		return true;
+	case SYS_pwrite64:
+		*ret = pwrite64(fd, p, (size_t)a[2], (off64_t)a[3]);
+		return true;
+	case SYS_readv:
+		*ret = readv(fd, p, (int)a[2]);
+		return true;
+	case SYS_writev:
+		*ret = writev(fd, p, (int)a[2]);
+		return true;
+	case SYS_preadv:
+		*ret = preadv64(fd, p, (int)a[2], split_offset(a[3]));
+		return true;
+	case SYS_pwritev:
+		*ret = pwritev64(fd, p, (int)a[2], split_offset(a[3]));
+		return true;
+	case SYS_preadv2:
+		*ret = preadv64v2(fd, p, (int)a[2], split_offset(a[3]), (int)a[5]);
+		return true;
+	case SYS_pwritev2:
+		*ret = pwritev64v2(fd, p, (int)a[2], split_offset(a[3]), (int)a[5]);
+		return true;
+	case SYS_fstat:
+		*ret = fstat(fd, p);
+		return true;
+	case SYS_fstatfs:
+		*ret = fstatfs(fd, p);
+		return true;
+	case SYS_fsync:
+		*ret = fsync(fd);
+		return true;
+	case SYS_fdatasync:
+		*ret = fdatasync(fd);
+		return true;
+	case SYS_ftruncate:
+		*ret = ftruncate64(fd, (off64_t)a[1]);
+		return true;
+	case SYS_fallocate:
+		*ret = fallocate64(fd, (int)a[1], (off64_t)a[2], (off64_t)a[3]);
+		return true;
+	case SYS_flock:
+		*ret = flock(fd, (int)a[1]);
+		return true;
+	case SYS_getdents64:
+		*ret = getdents64(fd, p, (size_t)a[2]);
+		return true;
+	case SYS_copy_file_range:
+		*ret = copy_file_range(fd, p, (int)a[2], (loff_t *)a[3], (size_t)a[4], (unsigned)a[5]);
+		return true;
+	case SYS_sendfile:
+		*ret = sendfile64(fd, (int)a[1], (off64_t *)a[2], (size_t)a[3]);
+		return true;
+	case SYS_splice:
+		*ret = splice(fd, p, (int)a[2], (loff_t *)a[3], (size_t)a[4], (unsigned)a[5]);
+		return true;
+	case SYS_fchmod:
+		*ret = fchmod(fd, (mode_t)a[1]);
+		return true;
+	case SYS_fchown:
+		*ret = fchown(fd, (uid_t)a[1], (gid_t)a[2]);
+		return true;
+	case SYS_fchdir:
+		*ret = fchdir(fd);
+		return true;
+	case SYS_fgetxattr:
+		*ret = fgetxattr(fd, p, (void *)a[2], (size_t)a[3]);
+		return true;
+	case SYS_fsetxattr:
+		*ret = fsetxattr(fd, p, (const void *)a[2], (size_t)a[3], (int)a[4]);
+		return true;
+	case SYS_flistxattr:
+		*ret = flistxattr(fd, p, (size_t)a[2]);
+		return true;
+	case SYS_fremovexattr:
+		*ret = fremovexattr(fd, p);
+		return true;
+	case SYS_mmap: /* (a volume fd's shared writable mapping maps its window) */
+		*ret = (long)mmap((void *)a[0], (size_t)a[1], (int)a[2], (int)a[3], (int)a[4], (off_t)a[5]);
+		return true;
+	case SYS_munmap:
+		*ret = munmap((void *)a[0], (size_t)a[1]);
+		return true;
+	case SYS_msync:
+		*ret = msync((void *)a[0], (size_t)a[1], (int)a[2]);
+		return true;
+	case SYS_mremap:
+		*ret = (long)mremap((void *)a[0], (size_t)a[1], (size_t)a[2], (int)a[3], (void *)a[4]);
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* getcwd's raw form: the length of the name written, its NUL included. */
+static long raw_getcwd(char *buf, size_t size)
+{
+	char *p = getcwd(buf, size);
+
+	return p ? (long)strlen(p) + 1 : -1;
+}
+
+/*
+ * Calls on a name: status, access, links, modes, owners, times, attributes,
+ * the working directory, execs. A volume path is the shield's; the others
+ * pass through to the kernel as before.
+ */
+static bool name_call(long n, const long a[6], long *ret)
+{
+	const char *path = (const char *)a[1]; /* (the *at calls' name) */
+
+	switch (n) {
+#ifdef SYS_stat
+	case SYS_stat:
+		*ret = stat((const char *)a[0], (struct stat *)a[1]);
+		return true;
+	case SYS_lstat:
+		*ret = lstat((const char *)a[0], (struct stat *)a[1]);
+		return true;
+#endif
+	case SYS_newfstatat:
+		*ret = fstatat((int)a[0], path, (struct stat *)a[2], (int)a[3]);
+		return true;
+	case SYS_statx:
+		*ret = statx((int)a[0], path, (int)a[2], (unsigned)a[3], (struct statx *)a[4]);
+		return true;
+	case SYS_statfs:
+		*ret = statfs((const char *)a[0], (struct statfs *)a[1]);
+		return true;
+#ifdef SYS_access
+	case SYS_access:
+		*ret = access((const char *)a[0], (int)a[1]);
+		return true;
+#endif
+	case SYS_faccessat: /* (the raw call has no flags) */
+		*ret = faccessat((int)a[0], path, (int)a[2], 0);
+		return true;
+	case SYS_faccessat2:
+		*ret = faccessat((int)a[0], path, (int)a[2], (int)a[3]);
+		return true;
+#ifdef SYS_readlink
+	case SYS_readlink:
+		*ret = readlink((const char *)a[0], (char *)a[1], (size_t)a[2]);
+		return true;
+#endif
+	case SYS_readlinkat:
+		*ret = readlinkat((int)a[0], path, (char *)a[2], (size_t)a[3]);
+		return true;
+#ifdef SYS_chmod
+	case SYS_chmod:
+		*ret = chmod((const char *)a[0], (mode_t)a[1]);
+		return true;
+	case SYS_chown:
+		*ret = chown((const char *)a[0], (uid_t)a[1], (gid_t)a[2]);
+		return true;
+	case SYS_lchown:
+		*ret = lchown((const char *)a[0], (uid_t)a[1], (gid_t)a[2]);
+		return true;
+#endif
+	case SYS_fchmodat: /* (the raw call has no flags) */
+		*ret = fchmodat((int)a[0], path, (mode_t)a[2], 0);
+		return true;
+	case SYS_fchownat:
+		*ret = fchownat((int)a[0], path, (uid_t)a[2], (gid_t)a[3], (int)a[4]);
+		return true;
+	case SYS_utimensat: /* (no name: the fd itself, which libc's utimensat refuses) */
+		*ret = path ? utimensat((int)a[0], path, (const struct timespec *)a[2], (int)a[3])
+			    : futimens((int)a[0], (const struct timespec *)a[2]);
+		return true;
+	case SYS_getxattr:
+		*ret = getxattr((const char *)a[0], path, (void *)a[2], (size_t)a[3]);
+		return true;
+	case SYS_lgetxattr:
+		*ret = lgetxattr((const char *)a[0], path, (void *)a[2], (size_t)a[3]);
+		return true;
+	case SYS_setxattr:
+		*ret = setxattr((const char *)a[0], path, (const void *)a[2], (size_t)a[3], (int)a[4]);
+		return true;
+	case SYS_lsetxattr:
+		*ret = lsetxattr((const char *)a[0], path, (const void *)a[2], (size_t)a[3], (int)a[4]);
+		return true;
+	case SYS_listxattr:
+		*ret = listxattr((const char *)a[0], (char *)a[1], (size_t)a[2]);
+		return true;
+	case SYS_llistxattr:
+		*ret = llistxattr((const char *)a[0], (char *)a[1], (size_t)a[2]);
+		return true;
+	case SYS_removexattr:
+		*ret = removexattr((const char *)a[0], path);
+		return true;
+	case SYS_lremovexattr:
+		*ret = lremovexattr((const char *)a[0], path);
+		return true;
+	case SYS_chdir:
+		*ret = chdir((const char *)a[0]);
+		return true;
+	case SYS_getcwd:
+		*ret = raw_getcwd((char *)a[0], (size_t)a[1]);
+		return true;
+	case SYS_inotify_add_watch:
+		*ret = inotify_add_watch((int)a[0], path, (uint32_t)a[2]);
+		return true;
+	case SYS_execve:
+		*ret = execve((const char *)a[0], (char *const *)a[1], (char *const *)a[2]);
+		return true;
+	case SYS_execveat:
+		*ret = execveat((int)a[0], path, (char *const *)a[2], (char *const *)a[3], (int)a[4]);
+		return true;
+	default:
+		return false;
+	}
 }
 
 long syscall(long n, ...)
@@ -81,6 +321,12 @@ long syscall(long n, ...)
 			for (unsigned i = 0; a[1] && i < (unsigned)a[2]; i++)
 				io_net_rights_sent(&((const struct mmsghdr *)a[1])[i].msg_hdr);
 			break;
+		default:
+			if (fd_call(n, a, &r) || name_call(n, a, &r))
+				return r;
+			break;
+		}
+		switch (n) {
 			/* Opens: a volume path must not reach the host directory (a plaintext file). */
 #ifdef SYS_open
 		case SYS_open:

@@ -172,6 +172,27 @@ void shield_own_mark(int fd, bool own)
 	}
 }
 
+int scone_shield_fd_up(int fd)
+{
+	int floor = shield_own_fd_floor(), e = errno, flags, hi;
+
+	if (fd < 0 || fd >= floor)
+		return fd;
+	flags = SYS(fcntl)(fd, F_GETFD);
+	hi = SYS(fcntl)(fd, flags >= 0 && (flags & FD_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, floor);
+	if (hi >= 0)
+		SYS(close)(fd);
+	errno = e;
+	return hi >= 0 ? hi : fd;
+}
+
+int shield_own_up(int fd)
+{
+	fd = scone_shield_fd_up(fd);
+	shield_own_mark(fd, true);
+	return fd;
+}
+
 int shield_own_close(int fd)
 {
 	shield_own_mark(fd, false);
@@ -224,7 +245,7 @@ int shield_lock_fd(struct mount *m)
 	REAL(open);
 
 	if (m->lock_fd < 0)
-		m->lock_fd = real_open(m->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		m->lock_fd = scone_shield_fd_up(real_open(m->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	return m->lock_fd;
 }
 

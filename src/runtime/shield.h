@@ -32,6 +32,16 @@ bool scone_async_io_refused(const char *what);
 /* Is fd a memfd the runtime created under name (inherited across exec)? */
 bool scone_memfd_named(int fd, const char *name);
 
+/*
+ * fd moved to the runtime's range (shield_own_fd_floor() and up), its
+ * close-on-exec flag kept, and the old number closed; returns the fd to use
+ * (fd itself where no number is free up there). Every fd the runtime keeps
+ * goes there as it is made or received: programs use fixed low numbers
+ * (`3>file`, `exec 9>lock`, libuv's IPC channel on fd 3) and a dup2 onto one
+ * of the runtime's fds is refused.
+ */
+int scone_shield_fd_up(int fd);
+
 struct scone_handover;
 struct scone_wbuf;
 

@@ -1,7 +1,7 @@
 /*
  * shield_dir.c - directory streams and listings on volume directories
  * (opendir, fdopendir, readdir, readdir64, rewinddir, dirfd, closedir,
- * getdents64).
+ * getdents64), and glob through them.
  */
 #undef _FORTIFY_SOURCE
 #include "runtime/shield_internal.h"
@@ -350,4 +350,57 @@ int scandir64(const char *path, struct dirent64 ***out, int (*filter)(const stru
 		return real_scandir64(path, out, filter, compar);
 	return scan_volume_dir(path, (struct dirent ***)(void *)out, (scandir_filter_fn)(void *)filter,
 			       (scandir_compar_fn)(void *)compar);
+}
+
+/*
+ * glob lists directories through libc's own opendir and readdir, which no
+ * interposer sees: a pattern under a volume would list the host directory
+ * (file ids) or nothing (nginx's include of a wildcard). Unless the caller
+ * brings its own (GLOB_ALTDIRFUNC), glob lists through the runtime's, which
+ * pass other directories through.
+ */
+static void *glob_opendir(const char *path)
+{
+	return opendir(path);
+}
+
+static struct dirent *glob_readdir(void *dir)
+{
+	return readdir(dir);
+}
+
+static struct dirent64 *glob_readdir64(void *dir)
+{
+	return readdir64(dir);
+}
+
+static void glob_closedir(void *dir)
+{
+	(void)closedir(dir);
+}
+
+int glob(const char *pattern, int flags, int (*errfunc)(const char *, int), glob_t *g)
+{
+	if (g && !(flags & GLOB_ALTDIRFUNC) && scone_shield_count() > 0 && !shield_inside()) {
+		g->gl_opendir = glob_opendir;
+		g->gl_readdir = glob_readdir;
+		g->gl_closedir = glob_closedir;
+		g->gl_stat = stat;
+		g->gl_lstat = lstat;
+		flags |= GLOB_ALTDIRFUNC;
+	}
+	return SYS(glob)(pattern, flags, errfunc, g);
+}
+
+int glob64(const char *pattern, int flags, int (*errfunc)(const char *, int), glob64_t *g)
+{
+	if (g && !(flags & GLOB_ALTDIRFUNC) && scone_shield_count() > 0 && !shield_inside()) {
+		g->gl_opendir = glob_opendir;
+		g->gl_readdir = glob_readdir64;
+		g->gl_closedir = glob_closedir;
+		g->gl_stat = stat64;
+		g->gl_lstat = lstat64;
+		flags |= GLOB_ALTDIRFUNC;
+	}
+	return SYS(glob64)(pattern, flags, errfunc, g);
 }

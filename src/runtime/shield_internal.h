@@ -242,6 +242,8 @@ bool shield_own_fd(int fd);
 int shield_own_fd_max(void);
 /* fd is (own) or no longer is one of the runtime's own host-file or lock handles (shield.c). */
 void shield_own_mark(int fd, bool own);
+/* scone_shield_fd_up (shield.h), and marked as the runtime's own (shield_own_mark). */
+int shield_own_up(int fd);
 /* Close one of the runtime's own fds (its mark goes first). */
 int shield_own_close(int fd);
 /* A served fd dup'ed onto 0, 1 or 2: stdin/stdout/stderr become streams on it. */

@@ -337,14 +337,7 @@ static int free_window(void)
 /* fd moved out of the program's way, as the runtime's other fds; a close or dup2 over it is refused. */
 static int own_fd(int fd)
 {
-	int hi = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, shield_own_fd_floor());
-
-	if (hi >= 0) {
-		SYS(close)(fd);
-		fd = hi;
-	}
-	shield_own_mark(fd, true);
-	return fd;
+	return shield_own_up(fd);
 }
 
 /*

@@ -253,7 +253,7 @@ static enum scone_err share_map(size_t n, int fd, size_t cache_mb)
 		 * Its size sealed: every process maps it whole, and one that shrank it
 		 * would make the others' reads of the cache fault (SIGBUS).
 		 */
-		fd = memfd_create("scone-volumes", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		fd = scone_shield_fd_up(memfd_create("scone-volumes", MFD_CLOEXEC | MFD_ALLOW_SEALING));
 		if (fd < 0 || ftruncate(fd, (off_t)size) != 0 ||
 		    SYS(fcntl)(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
 			int e = errno;
@@ -273,6 +273,7 @@ static enum scone_err share_map(size_t n, int fd, size_t cache_mb)
 		/* Inherited across exec without CLOEXEC: an unshielded program exec'd later must not get it.
 		 */
 		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+		fd = scone_shield_fd_up(fd); /* (it came in at the lowest free number) */
 	}
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
@@ -411,7 +412,7 @@ static bool decide_role(const struct scone_handover *h)
 	return hold;
 }
 
-/* The volume library's host files: above 2 (stray stdio never hits them) and marked the runtime's own. */
+/* The volume library's host files: in the runtime's range (never on stdio) and marked the runtime's own. */
 static int own_open(const char *path, int flags, ...)
 {
 	va_list ap;
@@ -431,7 +432,8 @@ static int own_open(const char *path, int flags, ...)
 		shield_placeholders_drain();
 		fd = SYS(open)(path, flags, mode);
 	}
-	if (fd >= 0 && fd <= 2) {
+	fd = scone_shield_fd_up(fd);
+	if (fd >= 0 && fd <= 2) { /* (no room up there: at least not on stdio) */
 		hi = SYS(fcntl)(fd, F_DUPFD_CLOEXEC, 3);
 		e = errno;
 		SYS(close)(fd);

@@ -69,6 +69,24 @@ int fstat64(int fd, struct stat64 *st)
 	FD_OP(fd, SYS(fstat64)(fd, st), fstat, (struct stat *)(void *)st);
 }
 
+/*
+ * glibc before 2.33 exported fstat as these; binaries built then (Node.js
+ * from upstream, whose libuv takes a file's size from it before copying)
+ * still import them.
+ */
+int __fxstat(int ver, int fd, struct stat *st);
+int __fxstat64(int ver, int fd, struct stat64 *st);
+
+int __fxstat(int ver, int fd, struct stat *st)
+{
+	FD_OP(fd, SYS(__fxstat)(ver, fd, st), fstat, st);
+}
+
+int __fxstat64(int ver, int fd, struct stat64 *st)
+{
+	FD_OP(fd, SYS(__fxstat64)(ver, fd, st), fstat, (struct stat *)(void *)st);
+}
+
 int shield_path_stat(struct mount *m, const char *vpath, struct stat *st)
 {
 	struct scone_vstat v;

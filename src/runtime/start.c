@@ -344,6 +344,7 @@ static void openssl_init(void)
 				 OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT,
 			     NULL) != 1)
 		die("OpenSSL", scone_err_set(SCONE_ERR_CRYPTO, "cannot be initialised"));
+	scone_tls_set_fd_placer(scone_shield_fd_up); /* CAS's connection out of the program's fds' way */
 }
 
 /* A 64-hex key or 32-hex tag from the environment into out; false if unset. */

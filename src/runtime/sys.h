@@ -19,6 +19,7 @@
 #define SCONE_RUNTIME_SYS_H
 
 #include <dirent.h>
+#include <glob.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdbool.h>
@@ -58,6 +59,8 @@ typedef int (*scone_sys_stat64_fn)(const char *, struct stat64 *);
 typedef int (*scone_sys_statx_fn)(int, const char *, int, unsigned int, struct statx *);
 typedef int (*scone_sys_xstat_fn)(int, const char *, struct stat *);
 typedef int (*scone_sys_xstat64_fn)(int, const char *, struct stat64 *);
+typedef int (*scone_sys_fxstat_fn)(int, int, struct stat *);
+typedef int (*scone_sys_fxstat64_fn)(int, int, struct stat64 *);
 typedef int (*scone_sys_fxstatat_fn)(int, int, const char *, struct stat *, int);
 typedef int (*scone_sys_fxstatat64_fn)(int, int, const char *, struct stat64 *, int);
 typedef int (*scone_sys_access_fn)(const char *, int);
@@ -114,6 +117,8 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(__lxstat, scone_sys_xstat_fn)                                                                      \
 	X(__xstat64, scone_sys_xstat64_fn)                                                                   \
 	X(__lxstat64, scone_sys_xstat64_fn)                                                                  \
+	X(__fxstat, scone_sys_fxstat_fn)                                                                     \
+	X(__fxstat64, scone_sys_fxstat64_fn)                                                                 \
 	X(__fxstatat, scone_sys_fxstatat_fn)                                                                 \
 	X(__fxstatat64, scone_sys_fxstatat64_fn)                                                             \
 	X(statx, scone_sys_statx_fn)                                                                         \
@@ -192,6 +197,8 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(closedir, SCONE_SYS_T(closedir))                                                                   \
 	X(scandir, SCONE_SYS_T(scandir))                                                                     \
 	X(scandir64, SCONE_SYS_T(scandir64))                                                                 \
+	X(glob, SCONE_SYS_T(glob))                                                                           \
+	X(glob64, SCONE_SYS_T(glob64))                                                                       \
 	X(getdents64, scone_sys_getdents64_fn)                                                               \
 	X(fopen, scone_sys_fopen_fn)                                                                         \
 	X(fopen64, scone_sys_fopen_fn)                                                                       \
@@ -242,6 +249,7 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(signalfd, SCONE_SYS_T(signalfd))                                                                   \
 	X(inotify_init, SCONE_SYS_T(inotify_init))                                                           \
 	X(inotify_init1, SCONE_SYS_T(inotify_init1))                                                         \
+	X(inotify_add_watch, SCONE_SYS_T(inotify_add_watch))                                                 \
 	X(memfd_create, SCONE_SYS_T(memfd_create))                                                           \
 	X(pidfd_open, SCONE_SYS_T(pidfd_open))                                                               \
 	X(fanotify_init, SCONE_SYS_T(fanotify_init))                                                         \

@@ -422,7 +422,7 @@ static void conn_add(int fd, bool joined)
 		SYS(close)(fd);
 		return;
 	}
-	c->fd = fd;
+	c->fd = scone_shield_fd_up(fd); /* (out of the program's way, as the runtime's other fds) */
 	c->joined = joined;
 	c->next = g_conns;
 	g_conns = c;
@@ -607,7 +607,7 @@ static enum scone_err listen_new(void)
 	/* An abstract name: no file to leave behind; the token, not the name, admits a process. */
 	memcpy(a.sun_path + 1, name, strlen(name));
 	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name));
-	g_listen = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	g_listen = scone_shield_fd_up(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
 	if (g_listen < 0 || bind(g_listen, (struct sockaddr *)&a, len) != 0 || listen(g_listen, 64) != 0)
 		return scone_err_set(scone_err_from_errno(errno), "volume server: listening socket: %s",
 				     strerror(errno));
@@ -629,6 +629,8 @@ enum scone_err vsrv_serve(struct vsrv_shared *srv, bool fresh, bool joiners)
 		return scone_err_set(SCONE_ERR_NOMEM, "volume server");
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, g_reg) != 0)
 		return scone_err_set(scone_err_from_errno(errno), "volume server: %s", strerror(errno));
+	g_reg[0] = scone_shield_fd_up(g_reg[0]);
+	g_reg[1] = scone_shield_fd_up(g_reg[1]);
 	if ((err = listen_new()))
 		return err;
 	if (fresh && (err = scone_random(g_srv->token, sizeof(g_srv->token))))
@@ -688,6 +690,7 @@ static enum scone_err new_conn_once(int *peer)
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
 		return scone_err_set(scone_err_from_errno(errno), "volume connection: %s", strerror(errno));
+	sv[1] = scone_shield_fd_up(sv[1]); /* (sv[0] goes to the server, which moves it) */
 	if (g_role == VR_SERVER) {
 		char b = 'c', cbuf[CMSG_SPACE(sizeof(int))] = {0};
 		struct iovec iov = {.iov_base = &b, .iov_len = 1};
@@ -858,7 +861,7 @@ static enum scone_err join(void)
 	    .op = VP_HELLO, .a = VP_VERSION, .data = g_srv->token, .data_size = sizeof(g_srv->token)};
 	struct vp_msg ans;
 	size_t n = strnlen(g_srv->name, sizeof(g_srv->name) - 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = scone_shield_fd_up(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
 
 	memcpy(a.sun_path + 1, g_srv->name, n);
 	if (fd < 0 ||

@@ -1221,6 +1221,70 @@ elif sys.argv[1] == "execafterexit":
             f.write("%d %s\n" % (os.getpid(), res))
         os._exit(0)
     os._exit(0)
+elif sys.argv[1] == "fixedfds":
+    # Shells use fixed fd numbers (3 to 9) for redirections and locks; the runtime's own fds (CAS's
+    # connection, the shared state, the server's sockets) are out of their way, in this process and
+    # in the programs it runs.
+    import subprocess
+    host = os.path.dirname(d) + "/fixed-host.txt"
+    low = [f for f in range(3, 10) if os.path.exists("/proc/self/fd/%d" % f)
+           and not os.readlink("/proc/self/fd/%d" % f).startswith("pipe:")]
+    print("LOW=%s" % ",".join("%d:%s" % (f, os.readlink("/proc/self/fd/%d" % f)) for f in low))
+    script = (
+        "{ echo dash-top >&3; } 3>>%(h)s\n"
+        "sh -c '{ echo dash-child >&3; } 3>>%(h)s'\n"
+        "bash -c 'exec 3>>%(h)s && echo bash-exec >&3'\n"
+        "exec 9>%(d)s/fixed.lock; flock -n 9 && echo FLOCK=ok\n"
+        "for f in 3 4 5 6 7 8; do [ -e /proc/$$/fd/$f ] && echo CHILDLOW=$f; done; echo CHILDLOW=done\n"
+        "echo volume-after > %(d)s/fixed.txt && cat %(d)s/fixed.txt\n") % {"h": host, "d": d}
+    r = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True)
+    sys.stdout.write(r.stdout)
+    sys.stderr.write(r.stderr)
+    print("SH=%d" % r.returncode)
+    print("HOST=" + ",".join(open(host).read().split()))
+elif sys.argv[1] == "nodefs":
+    # Node.js (libuv): stat through statx and __fxstat64, copies sized by them, the IPC channel a
+    # forked child gets on fd 3, a fourth stdio pipe.
+    import subprocess
+    js = os.path.dirname(d) + "/nodefs.js"
+    with open(js, "w") as f:
+        f.write(r"""
+const fs = require("fs"), cp = require("child_process"), V = process.argv[2];
+const t = (n, fn) => { try { console.log(n + "=" + JSON.stringify(fn())); } catch (e) { console.log(n + "=ERR " + e.code); } };
+fs.mkdirSync(V + "/n/sub", {recursive: true});
+fs.writeFileSync(V + "/n/a.txt", "hello-secret\n");
+t("STAT", () => fs.statSync(V + "/n/a.txt").size);
+t("FSTAT", () => fs.fstatSync(fs.openSync(V + "/n/a.txt")).size);
+t("COPY", () => { fs.copyFileSync(V + "/n/a.txt", V + "/n/c.txt"); return fs.readFileSync(V + "/n/c.txt", "utf8"); });
+t("MKDIRP", () => fs.mkdirSync(V + "/n/sub", {recursive: true}) === undefined);
+t("REAL", () => fs.realpathSync(V + "/n/a.txt") === V + "/n/a.txt");
+t("CP", () => { fs.cpSync(V + "/n/sub", V + "/n/sub2", {recursive: true}); return fs.existsSync(V + "/n/sub2"); });
+t("RM", () => { fs.rmSync(V + "/n/sub2", {recursive: true}); return fs.existsSync(V + "/n/sub2"); });
+const r = cp.spawnSync("sh", ["-c", "echo via-fd3 >&3"], {stdio: ["pipe", "pipe", "pipe", "pipe"]});
+t("FD3", () => r.error ? "ERR " + r.error.code : String(r.output[3]));
+try {
+  const c = cp.fork(process.argv[1] + ".child.js");
+  c.on("message", m => console.log("FORK=" + m));
+  c.on("error", e => console.log("FORK=ERR " + e.code));
+} catch (e) { console.log("FORK=ERR " + e.code); }
+""")
+    with open(js + ".child.js", "w") as f:
+        f.write('process.send("hello from child"); process.exit(0);\n')
+    r = subprocess.run(["/usr/bin/node", js, d], capture_output=True, text=True, timeout=120)
+    sys.stdout.write(r.stdout)
+    sys.stderr.write(r.stderr)
+    print("NODE=%d" % r.returncode)
+elif sys.argv[1] == "tailpoll":
+    # tail -f cannot watch a volume file (inotify is refused there) and polls it instead.
+    import subprocess, time
+    open(d + "/tail.txt", "w").write("first\n")
+    t = subprocess.Popen(["tail", "-n1", "-f", d + "/tail.txt"], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    with open(d + "/tail.txt", "a") as f:
+        f.write("second\n")
+    time.sleep(2)
+    t.terminate()
+    print("TAIL=" + ",".join(t.communicate()[0].split()))
 elif sys.argv[1] == "shmapheircheck":
     e, h = open(d + "/exec.bin", "rb").read(), open(d + "/heir.bin", "rb").read()
     print("FILES=%r,%r;%r,%r" % (e[0:6], e[100:105], h[0:6], h[100:105]))
@@ -2937,5 +3001,115 @@ C
 		{ cat "$CASE_DIR/execafterexit.done" 2>/dev/null; fail "an exec after the volumes' holder exited"; }
 }
 run_case "runtime volume: an exec after the volumes' holder exited; forks while other threads are in the fd table" case_holder_gone_and_fork_lock
+
+# Fixed fd numbers: a shell's `3>>file` and `exec 9>lock; flock 9`, in the process holding the
+# volumes and in programs it runs, meet none of the runtime's fds (they lie in the upper half of
+# the fd limit); Node.js's child_process.fork hands its child the IPC channel on fd 3.
+case_fixed_fds() {
+	local want
+	start
+	expect_ok scone run --config-id vol/py -- "$PY" fixedfds
+	for want in "LOW=" "FLOCK=ok" "CHILDLOW=done" "volume-after" "SH=0" "HOST=dash-top,dash-child,bash-exec"; do
+		grep -qxF "$want" "$OUT" || { show_output; fail "fixed fds: want $want"; }
+	done
+	! grep -q "^CHILDLOW=[0-9]" "$OUT" || { show_output; fail "a runtime fd below 9 in a program run by the holder"; }
+	[ -x /usr/bin/node ] || { note "node not installed: its checks skipped"; return 0; }
+	expect_ok scone run --config-id vol/py -- "$PY" nodefs
+	for want in "STAT=13" "FSTAT=13" 'COPY="hello-secret\n"' "MKDIRP=true" "REAL=true" "CP=true" "RM=false" \
+		'FD3="via-fd3\n"' "FORK=hello from child" "NODE=0"; do
+		grep -qxF "$want" "$OUT" || { show_output; fail "Node.js on a volume: want $want"; }
+	done
+	if grep -rqa "hello-secret" "$CASE_DIR/data"; then fail "plaintext on disk"; fi
+}
+run_case "runtime volume: fixed fd numbers in shells and Node.js's fork meet none of the runtime's fds; Node.js's stat, copy, mkdir -p, cp and rm" case_fixed_fds
+
+# syscall() with the numbers of file calls (libuv asks statx, preadv and copy_file_range so) is
+# served as the libc call; glob lists volume directories; an inotify watch on a volume path is
+# refused with ENOTSUP (tail falls back to polling), a host path's works.
+case_raw_calls() {
+	cat >rc.c <<'C'
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include "volc.h"
+int main(void)
+{
+	char buf[64] = {0}, b2[8] = {0}, dents[4096];
+	struct iovec iov[2] = {{buf, 4}, {b2, 4}};
+	struct stat st;
+	struct statx sx;
+	glob_t g;
+	loff_t off = 0;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	int fd, c, h, in, found = 0;
+	long r;
+	self[n > 0 ? n : 0] = 0;
+	snprintf(dir, sizeof(dir), "%s/data", dirname(self));
+	fd = open(vp("raw.txt"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+	printf("WRITE=%ld\n", syscall(SYS_write, fd, "RAW-SECRET-", 11));
+	printf("PWRITE=%ld\n", syscall(SYS_pwrite64, fd, "MARKER", 6, 11));
+	printf("FSYNC=%ld\n", syscall(SYS_fsync, fd));
+	r = syscall(SYS_fstat, fd, &st); /* (each result taken before printf reads what it filled) */
+	printf("FSTAT=%ld,%ld\n", r, (long)st.st_size);
+	st.st_size = 0;
+	r = syscall(SYS_newfstatat, AT_FDCWD, vp("raw.txt"), &st, 0);
+	printf("FSTATAT=%ld,%ld\n", r, (long)st.st_size);
+	r = syscall(SYS_statx, AT_FDCWD, vp("raw.txt"), 0, STATX_SIZE, &sx);
+	printf("STATX=%ld,%llu\n", r, (unsigned long long)sx.stx_size);
+	r = syscall(SYS_pread64, fd, buf, 6, 11);
+	printf("PREAD=%ld,%s\n", r, buf);
+	memset(buf, 0, sizeof(buf));
+	r = syscall(SYS_preadv, fd, iov, 2, 0, 0);
+	printf("PREADV=%ld,%s,%s\n", r, buf, b2);
+	memset(buf, 0, sizeof(buf));
+	lseek(fd, 4, SEEK_SET);
+	r = syscall(SYS_read, fd, buf, 7);
+	printf("READ=%ld,%s\n", r, buf);
+	c = open(vp("rawcopy.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	h = open(vp("../raw-host.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	printf("CFR=%ld,", syscall(SYS_copy_file_range, fd, &off, c, NULL, 17, 0));
+	off = 0;
+	printf("%ld\n", syscall(SYS_copy_file_range, fd, &off, h, NULL, 17, 0));
+	r = syscall(SYS_ftruncate, c, 3);
+	printf("FTRUNCATE=%ld,%ld\n", r, fstat(c, &st) == 0 ? (long)st.st_size : -1L);
+	close(c);
+	close(h);
+	in = open(dir, O_RDONLY | O_DIRECTORY);
+	for (long k, p = 0; (k = syscall(SYS_getdents64, in, dents, sizeof(dents))) > 0;)
+		for (p = 0; p < k; p += ((struct dirent64 *)(dents + p))->d_reclen)
+			found += strcmp(((struct dirent64 *)(dents + p))->d_name, "rawcopy.txt") == 0;
+	printf("GETDENTS=%d\n", found);
+	r = glob(vp("raw*.txt"), 0, NULL, &g);
+	printf("GLOB=%ld,%zu\n", r, r ? 0 : g.gl_pathc);
+	in = inotify_init1(IN_CLOEXEC);
+	r = inotify_add_watch(in, dir, IN_MODIFY);
+	printf("INOTIFY=%ld,%s,", r, strerror(errno));
+	r = syscall(SYS_inotify_add_watch, in, vp("raw.txt"), IN_MODIFY);
+	printf("%ld,%s,", r, strerror(errno));
+	printf("%d\n", inotify_add_watch(in, dirname(self), IN_MODIFY) > 0);
+	return 0;
+}
+C
+	run_c_check rc.c "raw file calls" WRITE=11 PWRITE=6 FSYNC=0 FSTAT=0,17 FSTATAT=0,17 STATX=0,17 \
+		PREAD=6,MARKER PREADV=8,RAW-,SECR READ=7,SECRET- CFR=17,17 FTRUNCATE=0,3 GETDENTS=1 GLOB=0,2 \
+		"INOTIFY=-1,Operation not supported,-1,Operation not supported,1"
+	grep -qF "inotify watches on volume paths are not supported" "$ERR" || { show_output; fail "no line about inotify"; }
+	grep -qxF "RAW-SECRET-MARKER" "$CASE_DIR/raw-host.txt" || fail "copy_file_range to a host file"
+	if grep -rqa "SECRET-MARKER" "$CASE_DIR/data"; then fail "plaintext on disk"; fi
+	expect_ok scone run --config-id vol/py -- "$PY" tailpoll
+	grep -qxF "TAIL=first,second" "$OUT" || { show_output; fail "tail -f of a volume file"; }
+}
+run_case "runtime volume: file calls through syscall(), glob on volume directories, inotify refused on volume paths" case_raw_calls
 
 t_done
