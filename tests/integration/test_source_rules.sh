@@ -42,3 +42,21 @@ else
 	echo "not ok - C sources are clang-formatted (clang-format -i the files named)"
 	echo "$out" | grep -E '^[^ ].*: (error|warning):' | cut -d: -f1 | sort -u | head -20 | sed 's/^/#   /'
 fi
+
+# Every libc function libscone.so defines is exported: an interposer left out of
+# src/runtime/libscone.map is never called (__fxstat64 and inotify_add_watch were).
+so=build/lib/libscone.so
+libc=$(ldd "$so" 2>/dev/null | awk '/libc\.so/ {print $3; exit}')
+if [ -f "$so" ] && [ -f "$libc" ]; then
+	missing=$(comm -23 <(nm --defined-only "$so" | awk '$2 == "T" || $2 == "t" {print $3}' | sort -u |
+		comm -12 - <(nm -D "$libc" | awk '{print $NF}' | sed 's/@.*//' | sort -u)) \
+		<(nm -D --defined-only "$so" | awk '{print $3}' | sort -u) | grep -vx 'pthread_atfork' || true)
+	if [ -z "$missing" ]; then
+		echo "ok - libscone.so exports every libc function it defines"
+	else
+		echo "not ok - libscone.so exports every libc function it defines (add to src/runtime/libscone.map)"
+		echo "$missing" | head -20 | sed 's/^/#   /'
+	fi
+else
+	echo "not ok - libscone.so exports every libc function it defines ($so or libc not found: make first)"
+fi
