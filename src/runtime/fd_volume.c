@@ -30,17 +30,30 @@ unsigned shield_vf_flags(int flags)
 	return vf;
 }
 
-/* The lowest number of the runtime's own fds: the upper half of the fd limit, out of the program's way. */
+/*
+ * The lowest number of the runtime's own fds: the upper half of the fd
+ * limit, out of the program's way (3 under a limit below 16). Computed
+ * again after the program changes its limit (io_fd.c: setrlimit, prlimit).
+ */
+static int g_floor;
+
 int shield_own_fd_floor(void)
 {
-	static int low;
+	int low = __atomic_load_n(&g_floor, __ATOMIC_ACQUIRE);
 	struct rlimit rl;
 
-	if (!low)
-		low = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= 64
+	if (!low) {
+		low = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= 16
 			  ? (int)(rl.rlim_cur < 1u << 20 ? rl.rlim_cur / 2 : 1u << 19)
 			  : 3;
+		__atomic_store_n(&g_floor, low, __ATOMIC_RELEASE);
+	}
 	return low;
+}
+
+void shield_own_fd_limit_changed(void)
+{
+	__atomic_store_n(&g_floor, 0, __ATOMIC_RELEASE);
 }
 
 /* A fresh kernel fd for a shielded file: an empty, sealed memfd. */

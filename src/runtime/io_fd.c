@@ -3,7 +3,9 @@
  * dup, dup2, dup3, fcntl (and fcntl64), flock. They keep the fd table
  * (fdtab.h) true: a dup is another fd of the same description, a close
  * drops one, the kernel's silent close of dup2's target drops its entry;
- * fcntl commands a kind serves go to it, the rest to the placeholder.
+ * fcntl commands a kind serves go to it, the rest to the placeholder. And
+ * the fd limit's setters (setrlimit, prlimit), which move where the
+ * runtime's own fds go.
  */
 #undef _FORTIFY_SOURCE
 #include "runtime/shield_internal.h"
@@ -436,4 +438,37 @@ int ioctl(int fd, unsigned long req, ...)
 		return r;
 	scone_shield_fd_shared(fd);
 	return SYS(ioctl)(fd, req, arg);
+}
+
+/*
+ * The fd limit: the runtime's own fds live in its upper half
+ * (shield_own_fd_floor), so a change moves where new ones go. A shell's
+ * `ulimit -n 64` left them at 3 and up, where its `exec 4>file` then
+ * replaced one.
+ */
+static int limit_set(int r, int resource, pid_t pid)
+{
+	if (r == 0 && resource == RLIMIT_NOFILE && (pid == 0 || pid == getpid()))
+		shield_own_fd_limit_changed();
+	return r;
+}
+
+int setrlimit(__rlimit_resource_t resource, const struct rlimit *rl)
+{
+	return limit_set(SYS(setrlimit)(resource, rl), (int)resource, 0);
+}
+
+int setrlimit64(__rlimit_resource_t resource, const struct rlimit64 *rl)
+{
+	return limit_set(SYS(setrlimit64)(resource, rl), (int)resource, 0);
+}
+
+int prlimit(pid_t pid, __rlimit_resource_t resource, const struct rlimit *rl, struct rlimit *old)
+{
+	return limit_set(SYS(prlimit)(pid, resource, rl, old), (int)resource, pid);
+}
+
+int prlimit64(pid_t pid, __rlimit_resource_t resource, const struct rlimit64 *rl, struct rlimit64 *old)
+{
+	return limit_set(SYS(prlimit64)(pid, resource, rl, old), (int)resource, pid);
 }

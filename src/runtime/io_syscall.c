@@ -163,12 +163,25 @@ static bool fd_call(long n, const long a[6], long *ret)
 	}
 }
 
-/* getcwd's raw form: the length of the name written, its NUL included. */
-static long raw_getcwd(char *buf, size_t size)
+/*
+ * getcwd's raw form: the length of the name written, its NUL included. No
+ * buffer is the kernel's EFAULT (glibc would allocate one), a size of 0 its
+ * ERANGE (glibc's EINVAL).
+ */
+static bool raw_getcwd(char *buf, size_t size, long *ret)
 {
-	char *p = getcwd(buf, size);
+	char *p;
 
-	return p ? (long)strlen(p) + 1 : -1;
+	if (!buf)
+		return false;
+	if (size == 0) {
+		errno = ERANGE;
+		*ret = -1;
+		return true;
+	}
+	p = getcwd(buf, size);
+	*ret = p ? (long)strlen(p) + 1 : -1;
+	return true;
 }
 
 /*
@@ -234,7 +247,9 @@ static bool name_call(long n, const long a[6], long *ret)
 	case SYS_fchownat:
 		*ret = fchownat((int)a[0], path, (uid_t)a[2], (gid_t)a[3], (int)a[4]);
 		return true;
-	case SYS_utimensat: /* (no name: the fd itself, which libc's utimensat refuses) */
+	case SYS_utimensat: /* (no name and no flags: the fd itself, which libc's utimensat refuses) */
+		if (!path && (a[3] != 0 || (int)a[0] == AT_FDCWD))
+			return false; /* (the kernel's EINVAL or EFAULT) */
 		*ret = path ? utimensat((int)a[0], path, (const struct timespec *)a[2], (int)a[3])
 			    : futimens((int)a[0], (const struct timespec *)a[2]);
 		return true;
@@ -266,8 +281,7 @@ static bool name_call(long n, const long a[6], long *ret)
 		*ret = chdir((const char *)a[0]);
 		return true;
 	case SYS_getcwd:
-		*ret = raw_getcwd((char *)a[0], (size_t)a[1]);
-		return true;
+		return raw_getcwd((char *)a[0], (size_t)a[1], ret);
 	case SYS_inotify_add_watch:
 		*ret = inotify_add_watch((int)a[0], path, (uint32_t)a[2]);
 		return true;
@@ -433,6 +447,12 @@ long syscall(long n, ...)
 		return r;
 	default:
 		break;
+	}
+	if (n == SYS_setrlimit || n == SYS_prlimit64) { /* where the runtime's own fds go (io_fd.c) */
+		r = real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+		if (r == 0)
+			shield_own_fd_limit_changed();
+		return r;
 	}
 	if (n == SYS_umask) { /* kept for the modes of what is created on a volume (io_ids.c) */
 		r = real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);

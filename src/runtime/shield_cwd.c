@@ -57,14 +57,18 @@ int chdir(const char *path)
 {
 	char vpath[PATH_MAX], full[PATH_MAX];
 	struct mount *m = shield_resolve_dir(AT_FDCWD, path, vpath);
+	const char *given = path;
 	int r;
 	REAL(chdir);
 
+	/* glibc declares path nonnull, so the compiler would drop a test of it; a program's NULL is the
+	 * kernel's EFAULT. */
+	__asm__("" : "+r"(given));
 	if (m)
 		return chdir_volume(m, vpath);
 	/* A relative path out of a volume cwd: from the volume cwd, not the kernel's. */
 	full[0] = '\0';
-	if (path[0] && path[0] != '/' && !shield_inside()) {
+	if (given && given[0] && given[0] != '/' && !shield_inside()) {
 		char cur[PATH_MAX];
 		shield_vcwd(cur);
 		if (cur[0] && (size_t)snprintf(full, sizeof(full), "%s/%s", cur, path) >= sizeof(full))

@@ -357,8 +357,31 @@ int scandir64(const char *path, struct dirent64 ***out, int (*filter)(const stru
  * interposer sees: a pattern under a volume would list the host directory
  * (file ids) or nothing (nginx's include of a wildcard). Unless the caller
  * brings its own (GLOB_ALTDIRFUNC), glob lists through the runtime's, which
- * pass other directories through.
+ * pass other directories through; the caller's glob_t gets its own fields
+ * and flags back.
  */
+#define GLOB_THROUGH_RUNTIME(real, g, readdir_fn, stat_fn, lstat_fn)                                         \
+	do {                                                                                                 \
+		__typeof__(*(g)) saved_;                                                                     \
+		int r_;                                                                                      \
+		if (!(g) || (flags & GLOB_ALTDIRFUNC) || scone_shield_count() == 0 || shield_inside())       \
+			return real(pattern, flags, errfunc, g);                                             \
+		saved_ = *(g);                                                                               \
+		(g)->gl_opendir = glob_opendir;                                                              \
+		(g)->gl_readdir = readdir_fn;                                                                \
+		(g)->gl_closedir = glob_closedir;                                                            \
+		(g)->gl_stat = stat_fn;                                                                      \
+		(g)->gl_lstat = lstat_fn;                                                                    \
+		r_ = real(pattern, flags | GLOB_ALTDIRFUNC, errfunc, g);                                     \
+		(g)->gl_opendir = saved_.gl_opendir;                                                         \
+		(g)->gl_readdir = saved_.gl_readdir;                                                         \
+		(g)->gl_closedir = saved_.gl_closedir;                                                       \
+		(g)->gl_stat = saved_.gl_stat;                                                               \
+		(g)->gl_lstat = saved_.gl_lstat;                                                             \
+		(g)->gl_flags &= ~GLOB_ALTDIRFUNC;                                                           \
+		return r_;                                                                                   \
+	} while (0)
+
 static void *glob_opendir(const char *path)
 {
 	return opendir(path);
@@ -381,26 +404,10 @@ static void glob_closedir(void *dir)
 
 int glob(const char *pattern, int flags, int (*errfunc)(const char *, int), glob_t *g)
 {
-	if (g && !(flags & GLOB_ALTDIRFUNC) && scone_shield_count() > 0 && !shield_inside()) {
-		g->gl_opendir = glob_opendir;
-		g->gl_readdir = glob_readdir;
-		g->gl_closedir = glob_closedir;
-		g->gl_stat = stat;
-		g->gl_lstat = lstat;
-		flags |= GLOB_ALTDIRFUNC;
-	}
-	return SYS(glob)(pattern, flags, errfunc, g);
+	GLOB_THROUGH_RUNTIME(SYS(glob), g, glob_readdir, stat, lstat);
 }
 
 int glob64(const char *pattern, int flags, int (*errfunc)(const char *, int), glob64_t *g)
 {
-	if (g && !(flags & GLOB_ALTDIRFUNC) && scone_shield_count() > 0 && !shield_inside()) {
-		g->gl_opendir = glob_opendir;
-		g->gl_readdir = glob_readdir64;
-		g->gl_closedir = glob_closedir;
-		g->gl_stat = stat64;
-		g->gl_lstat = lstat64;
-		flags |= GLOB_ALTDIRFUNC;
-	}
-	return SYS(glob64)(pattern, flags, errfunc, g);
+	GLOB_THROUGH_RUNTIME(SYS(glob64), g, glob_readdir64, stat64, lstat64);
 }

@@ -366,6 +366,8 @@ void shield_map_forget_remote(void);
 void shield_map_replaced(void *addr, size_t len);
 /* The lowest fd number the runtime's own fds take (the upper half of the limit). */
 int shield_own_fd_floor(void);
+/* The program changed its fd limit: the floor above follows it. */
+void shield_own_fd_limit_changed(void);
 /*
  * A small /proc or /sys file into out (NUL-terminated); false if unreadable,
  * not a regular file (a FIFO the host put there would hang the start) or

@@ -32,6 +32,7 @@
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/signalfd.h>
 #include <sys/mman.h>
@@ -250,6 +251,10 @@ typedef int (*scone_sys_ppoll_fn)(struct pollfd *, nfds_t, const struct timespec
 	X(inotify_init, SCONE_SYS_T(inotify_init))                                                           \
 	X(inotify_init1, SCONE_SYS_T(inotify_init1))                                                         \
 	X(inotify_add_watch, SCONE_SYS_T(inotify_add_watch))                                                 \
+	X(setrlimit, SCONE_SYS_T(setrlimit))                                                                 \
+	X(setrlimit64, SCONE_SYS_T(setrlimit64))                                                             \
+	X(prlimit, SCONE_SYS_T(prlimit))                                                                     \
+	X(prlimit64, SCONE_SYS_T(prlimit64))                                                                 \
 	X(memfd_create, SCONE_SYS_T(memfd_create))                                                           \
 	X(pidfd_open, SCONE_SYS_T(pidfd_open))                                                               \
 	X(fanotify_init, SCONE_SYS_T(fanotify_init))                                                         \

@@ -422,7 +422,7 @@ static void conn_add(int fd, bool joined)
 		SYS(close)(fd);
 		return;
 	}
-	c->fd = scone_shield_fd_up(fd); /* (out of the program's way, as the runtime's other fds) */
+	c->fd = shield_own_up(fd); /* (out of the program's way, and no dup2 of the program's over it) */
 	c->joined = joined;
 	c->next = g_conns;
 	g_conns = c;
@@ -577,7 +577,7 @@ static void *serve(void *arg)
 			if (p[k++].revents && !conn_serve(c)) {
 				pthread_mutex_lock(&g_conns_lock);
 				*pc = c->next;
-				SYS(close)(c->fd); /* its client sees the end now */
+				shield_own_close(c->fd); /* its client sees the end now */
 				pthread_mutex_unlock(&g_conns_lock);
 				conn_drop(c);
 				continue;
@@ -775,7 +775,7 @@ static void drop_server_state(void)
 {
 	for (struct vconn *c = g_conns, *n; c; c = n) {
 		n = c->next;
-		SYS(close)(c->fd);
+		shield_own_close(c->fd);
 		for (size_t i = 0; i < c->n_open; i++)
 			free(c->open[i]); /* the volume handles are the parent's: not closed here */
 		free(c->open);

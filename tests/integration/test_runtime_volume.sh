@@ -1236,7 +1236,10 @@ elif sys.argv[1] == "fixedfds":
         "bash -c 'exec 3>>%(h)s && echo bash-exec >&3'\n"
         "exec 9>%(d)s/fixed.lock; flock -n 9 && echo FLOCK=ok\n"
         "for f in 3 4 5 6 7 8; do [ -e /proc/$$/fd/$f ] && echo CHILDLOW=$f; done; echo CHILDLOW=done\n"
-        "echo volume-after > %(d)s/fixed.txt && cat %(d)s/fixed.txt\n") % {"h": host, "d": d}
+        "echo volume-after > %(d)s/fixed.txt && cat %(d)s/fixed.txt\n"
+        # A lower limit moves where the runtime's next fds go (a child's connection, here).
+        "sh -c 'ulimit -n 64; exec 4>>%(h)s 5>>%(h)s; echo low-limit >&4; cat %(d)s/fixed.txt & wait; echo LOWLIMIT=$?'\n"
+        ) % {"h": host, "d": d}
     r = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True)
     sys.stdout.write(r.stdout)
     sys.stderr.write(r.stderr)
@@ -3009,7 +3012,8 @@ case_fixed_fds() {
 	local want
 	start
 	expect_ok scone run --config-id vol/py -- "$PY" fixedfds
-	for want in "LOW=" "FLOCK=ok" "CHILDLOW=done" "volume-after" "SH=0" "HOST=dash-top,dash-child,bash-exec"; do
+	for want in "LOW=" "FLOCK=ok" "CHILDLOW=done" "volume-after" "LOWLIMIT=0" "SH=0" \
+		"HOST=dash-top,dash-child,bash-exec,low-limit"; do
 		grep -qxF "$want" "$OUT" || { show_output; fail "fixed fds: want $want"; }
 	done
 	! grep -q "^CHILDLOW=[0-9]" "$OUT" || { show_output; fail "a runtime fd below 9 in a program run by the holder"; }
@@ -3091,7 +3095,16 @@ int main(void)
 			found += strcmp(((struct dirent64 *)(dents + p))->d_name, "rawcopy.txt") == 0;
 	printf("GETDENTS=%d\n", found);
 	r = glob(vp("raw*.txt"), 0, NULL, &g);
-	printf("GLOB=%ld,%zu\n", r, r ? 0 : g.gl_pathc);
+	printf("GLOB=%ld,%zu,%d\n", r, r ? 0 : g.gl_pathc, !!(g.gl_flags & GLOB_ALTDIRFUNC));
+	/* (as the kernel answers them: no buffer, no room, no name) */
+	r = syscall(SYS_getcwd, NULL, 64);
+	printf("EDGES=%ld,%s,", r, strerror(errno));
+	r = syscall(SYS_getcwd, buf, 0);
+	printf("%ld,%s,", r, strerror(errno));
+	r = syscall(SYS_chdir, NULL);
+	printf("%ld,%s,", r, strerror(errno));
+	r = syscall(SYS_utimensat, fd, NULL, NULL, AT_SYMLINK_NOFOLLOW);
+	printf("%ld,%s\n", r, strerror(errno));
 	in = inotify_init1(IN_CLOEXEC);
 	r = inotify_add_watch(in, dir, IN_MODIFY);
 	printf("INOTIFY=%ld,%s,", r, strerror(errno));
@@ -3102,7 +3115,8 @@ int main(void)
 }
 C
 	run_c_check rc.c "raw file calls" WRITE=11 PWRITE=6 FSYNC=0 FSTAT=0,17 FSTATAT=0,17 STATX=0,17 \
-		PREAD=6,MARKER PREADV=8,RAW-,SECR READ=7,SECRET- CFR=17,17 FTRUNCATE=0,3 GETDENTS=1 GLOB=0,2 \
+		PREAD=6,MARKER PREADV=8,RAW-,SECR READ=7,SECRET- CFR=17,17 FTRUNCATE=0,3 GETDENTS=1 GLOB=0,2,0 \
+		"EDGES=-1,Bad address,-1,Numerical result out of range,-1,Bad address,-1,Invalid argument" \
 		"INOTIFY=-1,Operation not supported,-1,Operation not supported,1"
 	grep -qF "inotify watches on volume paths are not supported" "$ERR" || { show_output; fail "no line about inotify"; }
 	grep -qxF "RAW-SECRET-MARKER" "$CASE_DIR/raw-host.txt" || fail "copy_file_range to a host file"
