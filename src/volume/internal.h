@@ -470,6 +470,13 @@ bool vol_is_prefix_dir(const char *dir, const char *path);
 bool vol_dir_exists(const struct scone_volume *v, const char *path);
 /* ENOTDIR/NOT_FOUND unless path's parent is a directory of v. */
 SCONE_MUST_CHECK enum scone_err vol_parent_check(const struct scone_volume *v, const char *path);
+/*
+ * The index of dir's first child: the first entry at or after "dir/". The
+ * entries are sorted by strcmp, so a sibling named dir plus a byte below '/'
+ * ("d.txt", "d-1") sorts between "d" and "d/x": scanning from dir itself
+ * stopped there (an empty listing, an rmdir of a full directory).
+ */
+size_t vol_children_pos(const struct scone_volume *v, const char *dir);
 bool vol_has_children(const struct scone_volume *v, const char *dir);
 int64_t vol_now_ns(void);
 struct vol_dattr *vol_dattr_find(const struct scone_volume *v, const char *path);

@@ -140,13 +140,25 @@ enum scone_err vol_parent_check(const struct scone_volume *v, const char *path)
 	return err;
 }
 
+size_t vol_children_pos(const struct scone_volume *v, const char *dir)
+{
+	char prefix[VOL_MAX_PATH + 2];
+	bool found;
+	size_t i;
+
+	if (strcmp(dir, "/") == 0) {
+		i = vol_meta_pos(v, dir, &found);
+		return i + found;
+	}
+	if ((size_t)snprintf(prefix, sizeof(prefix), "%s/", dir) >= sizeof(prefix))
+		return v->st.meta_count; /* (no such path can be in the volume) */
+	return vol_meta_pos(v, prefix, &found); /* (no entry is named with a trailing '/') */
+}
+
 bool vol_has_children(const struct scone_volume *v, const char *dir)
 {
-	bool found;
-	size_t i = vol_meta_pos(v, dir, &found);
+	size_t i = vol_children_pos(v, dir);
 
-	if (found)
-		i++;
 	return i < v->st.meta_count && vol_is_prefix_dir(dir, v->st.metas[i]->path);
 }
 

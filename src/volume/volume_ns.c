@@ -348,7 +348,6 @@ static void listing_free(struct listing *l)
 static enum scone_err list_dir_locked(struct scone_volume *v, const char *dir, struct listing *l)
 {
 	struct scone_vstat st;
-	bool found;
 	size_t i, dl;
 
 	if (!vol_dir_exists(v, dir))
@@ -364,8 +363,7 @@ static enum scone_err list_dir_locked(struct scone_volume *v, const char *dir, s
 			SCONE_TRY(listing_add(l, rp + dl + 1, &st));
 		}
 	}
-	i = vol_meta_pos(v, dir, &found);
-	for (i += found; i < v->st.meta_count; i++) {
+	for (i = vol_children_pos(v, dir); i < v->st.meta_count; i++) {
 		struct vol_meta *m = v->st.metas[i];
 		if (!vol_is_prefix_dir(dir, m->path))
 			break;

@@ -646,6 +646,35 @@ static const char *list(struct scone_volume *v, const char *dir, struct names *n
 	return n->buf;
 }
 
+/*
+ * Siblings named as a directory plus a byte that sorts below '/' ("d.txt",
+ * "d-1") lie between "d" and "d/x" in the sorted index: the directory still
+ * lists its children, is not empty to rmdir, and a rename onto it is refused.
+ */
+TEST(test_namespace_sibling_prefix)
+{
+	uint8_t *d1 = pattern(100, 21);
+	struct names n;
+	struct fx x;
+
+	fx_mem(&x);
+	assert_ok(scone_volume_mkdir(x.v, "/enc/d", 0700));
+	assert_ok(scone_volume_mkdir(x.v, "/enc/e", 0700));
+	put(x.v, "/enc/d/x", d1, 100);
+	put(x.v, "/enc/d.txt", d1, 100);
+	put(x.v, "/enc/d-1", d1, 100);
+	assert_ok(scone_volume_mkdir(x.v, "/enc/d.old", 0700));
+	assert_string_equal(list(x.v, "/enc/d", &n), "x");
+	assert_string_equal(list(x.v, "/enc", &n), "d/ d-1 d.old/ d.txt e/");
+	assert_string_equal(list(x.v, "/enc/d.old", &n), "");
+	assert_err(scone_volume_rmdir(x.v, "/enc/d"), SCONE_ERR_NOT_EMPTY);
+	assert_err(scone_volume_rename(x.v, "/enc/e", "/enc/d"), SCONE_ERR_NOT_EMPTY);
+	assert_ok(scone_volume_rmdir(x.v, "/enc/d.old"));
+	expect(x.v, "/enc/d/x", d1, 100);
+	free(d1);
+	fx_done(&x);
+}
+
 TEST(test_namespace)
 {
 	struct scone_vstat st;
@@ -3131,6 +3160,7 @@ int main(void)
 	    cmocka_unit_test(test_read_only),
 	    cmocka_unit_test(test_huge_offsets),
 	    cmocka_unit_test(test_unstorable_names),
+	    cmocka_unit_test(test_namespace_sibling_prefix),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
