@@ -1237,6 +1237,9 @@ elif sys.argv[1] == "fixedfds":
         "exec 9>%(d)s/fixed.lock; flock -n 9 && echo FLOCK=ok\n"
         "for f in 3 4 5 6 7 8; do [ -e /proc/$$/fd/$f ] && echo CHILDLOW=$f; done; echo CHILDLOW=done\n"
         "echo volume-after > %(d)s/fixed.txt && cat %(d)s/fixed.txt\n"
+        # A sibling named as a directory plus '.' sorts between it and its children.
+        "mkdir -p %(d)s/sib/src && echo a > %(d)s/sib/src/a.c && echo b > %(d)s/sib/src.txt\n"
+        "echo SIBLS=$(ls %(d)s/sib/src); rmdir %(d)s/sib/src 2>/dev/null; echo SIBRMDIR=$?\n"
         # A lower limit moves where the runtime's next fds go (a child's connection, here).
         "sh -c 'ulimit -n 64; exec 4>>%(h)s 5>>%(h)s; echo low-limit >&4; cat %(d)s/fixed.txt & wait; echo LOWLIMIT=$?'\n"
         ) % {"h": host, "d": d}
@@ -3012,7 +3015,7 @@ case_fixed_fds() {
 	local want
 	start
 	expect_ok scone run --config-id vol/py -- "$PY" fixedfds
-	for want in "LOW=" "FLOCK=ok" "CHILDLOW=done" "volume-after" "LOWLIMIT=0" "SH=0" \
+	for want in "LOW=" "FLOCK=ok" "CHILDLOW=done" "volume-after" "LOWLIMIT=0" "SIBLS=a.c" "SIBRMDIR=1" "SH=0" \
 		"HOST=dash-top,dash-child,bash-exec,low-limit"; do
 		grep -qxF "$want" "$OUT" || { show_output; fail "fixed fds: want $want"; }
 	done
