@@ -197,6 +197,16 @@ static enum scone_err check_target(const struct exec_target *t)
 		n = snprintf(path, sizeof(path), "%s", t->path);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return SCONE_ERR_OK;
+	/*
+	 * The kernel would look for the program in the host directory (file ids
+	 * and ciphertext): ENOENT, or the runtime's own check failing to read it
+	 * in a vfork child. Say what it is instead, as a noexec mount would.
+	 */
+	if (scone_shield_on_volume(path))
+		return scone_err_set(SCONE_ERR_PERMISSION,
+				     "%s is stored on a volume, and programs on a volume cannot be executed "
+				     "(a script can be run by its interpreter: sh %s)",
+				     path, path);
 	err = scone_exec_check_runtime(path, g_loader[0] ? g_loader : NULL);
 	if (err == SCONE_ERR_UNSUPPORTED)
 		return err;

@@ -1240,6 +1240,9 @@ elif sys.argv[1] == "fixedfds":
         # A sibling named as a directory plus '.' sorts between it and its children.
         "mkdir -p %(d)s/sib/src && echo a > %(d)s/sib/src/a.c && echo b > %(d)s/sib/src.txt\n"
         "echo SIBLS=$(ls %(d)s/sib/src); rmdir %(d)s/sib/src 2>/dev/null; echo SIBRMDIR=$?\n"
+        # A program stored on a volume is refused (EACCES, with a line saying why); its interpreter runs it.
+        "printf '#!/bin/sh\\necho script-ran\\n' > %(d)s/s.sh; chmod +x %(d)s/s.sh\n"
+        "%(d)s/s.sh; echo VOLEXEC=$?; sh %(d)s/s.sh\n"
         # A lower limit moves where the runtime's next fds go (a child's connection, here).
         "sh -c 'ulimit -n 64; exec 4>>%(h)s 5>>%(h)s; echo low-limit >&4; cat %(d)s/fixed.txt & wait; echo LOWLIMIT=$?'\n"
         ) % {"h": host, "d": d}
@@ -3015,11 +3018,14 @@ case_fixed_fds() {
 	local want
 	start
 	expect_ok scone run --config-id vol/py -- "$PY" fixedfds
-	for want in "LOW=" "FLOCK=ok" "CHILDLOW=done" "volume-after" "LOWLIMIT=0" "SIBLS=a.c" "SIBRMDIR=1" "SH=0" \
+	for want in "LOW=" "FLOCK=ok" "CHILDLOW=done" "volume-after" "LOWLIMIT=0" "SIBLS=a.c" "SIBRMDIR=1" "VOLEXEC=126" \
+		"script-ran" "SH=0" \
 		"HOST=dash-top,dash-child,bash-exec,low-limit"; do
 		grep -qxF "$want" "$OUT" || { show_output; fail "fixed fds: want $want"; }
 	done
 	! grep -q "^CHILDLOW=[0-9]" "$OUT" || { show_output; fail "a runtime fd below 9 in a program run by the holder"; }
+	grep -qF "is stored on a volume, and programs on a volume cannot be executed" "$ERR" ||
+		{ show_output; fail "no line saying why a program on a volume was not run"; }
 	[ -x /usr/bin/node ] || { note "node not installed: its checks skipped"; return 0; }
 	expect_ok scone run --config-id vol/py -- "$PY" nodefs
 	for want in "STAT=13" "FSTAT=13" 'COPY="hello-secret\n"' "MKDIRP=true" "REAL=true" "CP=true" "RM=false" \
