@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -183,6 +184,7 @@ static int split_env(const struct scone_runtime_config *cfg, char *const envp[],
  */
 static enum scone_err check_target(const struct exec_target *t)
 {
+	struct stat st;
 	char path[PATH_MAX];
 	enum scone_err err;
 	int n;
@@ -200,9 +202,10 @@ static enum scone_err check_target(const struct exec_target *t)
 	/*
 	 * The kernel would look for the program in the host directory (file ids
 	 * and ciphertext): ENOENT, or the runtime's own check failing to read it
-	 * in a vfork child. Say what it is instead, as a noexec mount would.
+	 * in a vfork child. Say what it is instead, as a noexec mount would (a
+	 * missing file stays ENOENT).
 	 */
-	if (scone_shield_on_volume(path))
+	if (scone_shield_on_volume(path) && (stat(path, &st) == 0 || errno != ENOENT))
 		return scone_err_set(SCONE_ERR_PERMISSION,
 				     "%s is stored on a volume, and programs on a volume cannot be executed "
 				     "(a script can be run by its interpreter: sh %s)",
@@ -353,12 +356,109 @@ static void finish(struct prepared *p)
 
 /* ---- the exec family ---- */
 
+/*
+ * A `#!` script stored on a volume: the kernel cannot read it (the host
+ * directory holds its ciphertext under a file id), so the runtime does what
+ * the kernel's script loader does. The first line names the interpreter and
+ * at most one argument (the rest of the line, as Linux takes it); the
+ * interpreter runs with the script's path in front of the script's
+ * arguments, and reads the script through the runtime. A readable,
+ * executable file without `#!` is ENOEXEC, as from the kernel (shells then
+ * run it themselves). Only where the runtime can read the volume: a vfork
+ * child cannot (dash's commands, Python's subprocess), and its exec is
+ * refused with EACCES, as is any binary stored on a volume.
+ */
+#define SCRIPT_LINE_MAX 256
+
+enum script { NOT_SCRIPT, SCRIPT, NO_HASHBANG };
+
+static enum script volume_script(const char *path, char line[SCRIPT_LINE_MAX], char **interp, char **arg)
+{
+	ssize_t n;
+	char *p, *end;
+	int fd;
+
+	if (!path || !scone_shield_on_volume(path) || access(path, X_OK) != 0)
+		return NOT_SCRIPT;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return NOT_SCRIPT;
+	n = read(fd, line, SCRIPT_LINE_MAX - 1);
+	close(fd);
+	if (n < 0)
+		return NOT_SCRIPT;
+	if (n < 3 || line[0] != '#' || line[1] != '!')
+		return n >= 4 && memcmp(line, "\177ELF", 4) == 0 ? NOT_SCRIPT : NO_HASHBANG;
+	line[n] = '\0';
+	if (!(end = strchr(line, '\n')))
+		return NO_HASHBANG; /* (longer than the kernel reads) */
+	*end = '\0';
+	for (p = line + 2; *p == ' ' || *p == '\t'; p++)
+		;
+	*interp = p;
+	while (*p && *p != ' ' && *p != '\t')
+		p++;
+	if (p == *interp)
+		return NO_HASHBANG;
+	*arg = NULL;
+	if (*p) {
+		*p++ = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		*arg = *p ? p : NULL;
+	}
+	return SCRIPT;
+}
+
+/* execve of a volume script: its interpreter, with the script's path (argv is freed by the exec). */
+static int exec_volume_script(const char *path, char *const argv[], char *const envp[], char *interp,
+			      char *arg)
+{
+	static _Thread_local int depth; /* (a script whose interpreter is a script: the kernel's limit) */
+	size_t n = 0, k = 0;
+	char **v;
+
+	if (depth >= 4) {
+		errno = ELOOP;
+		return -1;
+	}
+	while (argv && argv[n])
+		n++;
+	if (!(v = calloc(n + 3, sizeof(*v)))) {
+		errno = ENOMEM;
+		return -1;
+	}
+	v[k++] = interp;
+	if (arg)
+		v[k++] = arg;
+	v[k++] = (char *)path;
+	for (size_t i = 1; i < n; i++)
+		v[k++] = argv[i];
+	depth++;
+	execve(interp, v, envp);
+	depth--;
+	free(v);
+	return -1;
+}
+
 int execve(const char *path, char *const argv[], char *const envp[])
 {
 	REAL(execve);
 	struct exec_target t = {.path = path, .dirfd = AT_FDCWD, .fd = -1};
 	struct prepared p;
+	char line[SCRIPT_LINE_MAX], *interp = NULL, *arg = NULL;
 
+	switch (__atomic_load_n(&g_cfg, __ATOMIC_ACQUIRE) ? volume_script(path, line, &interp, &arg)
+							  : NOT_SCRIPT) {
+	case SCRIPT:
+		return exec_volume_script(path, argv, envp, interp, arg);
+	case NO_HASHBANG:
+		errno = ENOEXEC;
+		return -1;
+	case NOT_SCRIPT:
+		break;
+	}
 	if (prepare(&t, envp, false, &p) != 0)
 		return -1;
 	real_execve(path, argv, p.envp);

@@ -1240,9 +1240,11 @@ elif sys.argv[1] == "fixedfds":
         # A sibling named as a directory plus '.' sorts between it and its children.
         "mkdir -p %(d)s/sib/src && echo a > %(d)s/sib/src/a.c && echo b > %(d)s/sib/src.txt\n"
         "echo SIBLS=$(ls %(d)s/sib/src); rmdir %(d)s/sib/src 2>/dev/null; echo SIBRMDIR=$?\n"
-        # A program stored on a volume is refused (EACCES, with a line saying why); its interpreter runs it.
-        "printf '#!/bin/sh\\necho script-ran\\n' > %(d)s/s.sh; chmod +x %(d)s/s.sh\n"
-        "%(d)s/s.sh; echo VOLEXEC=$?; sh %(d)s/s.sh\n"
+        # A #! script stored on a volume runs where the runtime can read it (bash forks); from a vfork
+        # child (dash) it is refused (EACCES, with a line saying why); its interpreter named runs it.
+        "printf '#!/bin/sh\\necho script-ran $1\\n' > %(d)s/s.sh; chmod +x %(d)s/s.sh\n"
+        "%(d)s/s.sh; echo VOLEXEC=$?; sh %(d)s/s.sh named\n"
+        "bash -c '%(d)s/s.sh viabash; echo BASHEXEC=$?'\n"
         # A lower limit moves where the runtime's next fds go (a child's connection, here).
         "sh -c 'ulimit -n 64; exec 4>>%(h)s 5>>%(h)s; echo low-limit >&4; cat %(d)s/fixed.txt & wait; echo LOWLIMIT=$?'\n"
         ) % {"h": host, "d": d}
@@ -3019,7 +3021,7 @@ case_fixed_fds() {
 	start
 	expect_ok scone run --config-id vol/py -- "$PY" fixedfds
 	for want in "LOW=" "FLOCK=ok" "CHILDLOW=done" "volume-after" "LOWLIMIT=0" "SIBLS=a.c" "SIBRMDIR=1" "VOLEXEC=126" \
-		"script-ran" "SH=0" \
+		"script-ran named" "script-ran viabash" "BASHEXEC=0" "SH=0" \
 		"HOST=dash-top,dash-child,bash-exec,low-limit"; do
 		grep -qxF "$want" "$OUT" || { show_output; fail "fixed fds: want $want"; }
 	done
