@@ -755,6 +755,7 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 				     int pass[SCONE_HANDOVER_PASSED], int *conn_dup)
 {
 	REAL(fcntl);
+	REAL(close);
 	enum scone_err err = SCONE_ERR_OK;
 	size_t n = __atomic_load_n(&shield_g.n_mounts, __ATOMIC_ACQUIRE);
 
@@ -784,6 +785,22 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 	/* Served by the process that goes on (this one, or the server), over a connection of its own. */
 	if (!err && (spawn || vsrv_role() == VR_CLIENT))
 		err = vsrv_new_conn(conn_dup);
+	/*
+	 * A client whose server had left (a shell that ran `prog & exit`) was
+	 * elected while asking for that connection: it holds the volumes now,
+	 * and the exec replaces it as it replaces any server. A connection to
+	 * itself would leave the new program a client of a server that is gone
+	 * with the exec (it then took itself for a dead server and ended the
+	 * program).
+	 */
+	if (!err && !spawn && vsrv_role() == VR_SERVER && *conn_dup >= 0) {
+		real_close(*conn_dup);
+		*conn_dup = -1;
+		for (size_t i = 0; i < n && !err; i++)
+			err = shield_commit(&shield_g.mounts[i]);
+		if (!err)
+			err = shield_report_settle_all();
+	}
 	if (!err && !(h->volumes = calloc(n, sizeof(*h->volumes))))
 		err = scone_err_set(SCONE_ERR_NOMEM, "exec: volumes");
 	for (size_t i = 0; !err && i < n; i++) {

@@ -56,8 +56,10 @@ static void report_failed(const struct mount *m, enum scone_err err)
 /* Worth sending again: CAS unreachable, restarting, busy or rate-limiting; not a refusal on the merits. */
 static bool report_retryable(enum scone_err err)
 {
+	/* (TRUNCATED: CAS's answer cut off, as when it is killed while answering; a report sent again
+	 * after CAS took it is recognised there) */
 	return err == SCONE_ERR_NETWORK || err == SCONE_ERR_LIMIT || err == SCONE_ERR_BUSY ||
-	       err == SCONE_ERR_IO || err == SCONE_ERR_NO_SPACE;
+	       err == SCONE_ERR_IO || err == SCONE_ERR_NO_SPACE || err == SCONE_ERR_TRUNCATED;
 }
 
 /* How long a sync may wait for CAS to confirm a tag (SCONE_TAG_REPORT_TIMEOUT seconds). */

@@ -1296,6 +1296,16 @@ elif sys.argv[1] == "tailpoll":
     time.sleep(2)
     t.terminate()
     print("TAIL=" + ",".join(t.communicate()[0].split()))
+elif sys.argv[1] == "bgexec":
+    # A shell holding the volumes starts a program in the background and exits; the program's exec
+    # comes after (a loop of builtins first: nothing asks the volumes before it). The exec's
+    # handover found the server gone, was elected and made a connection to itself: the program
+    # then took itself for a dead server and ended.
+    out = os.path.dirname(d) + "/bgexec.done"
+    os.execv("/bin/sh", ["sh", "-c",
+        "echo bg-data > %s/bg.txt\n"
+        "(i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; exec /bin/cat %s/bg.txt) > %s.tmp 2>&1 &\n"
+        "echo $! > %s.pid; exit 0\n" % (d, d, out, out)])
 elif sys.argv[1] == "shmapheircheck":
     e, h = open(d + "/exec.bin", "rb").read(), open(d + "/heir.bin", "rb").read()
     print("FILES=%r,%r;%r,%r" % (e[0:6], e[100:105], h[0:6], h[100:105]))
@@ -3006,12 +3016,18 @@ int main(void)
 }
 C
 	run_c_check fl.c "forks beside threads in the fd table" FORKS=1500
+	expect_ok scone run --config-id vol/py -- "$PY" bgexec
+	local waited=0
+	while [ -s "$CASE_DIR/bgexec.done.pid" ] && kill -0 "$(cat "$CASE_DIR/bgexec.done.pid")" 2>/dev/null &&
+		[ $waited -lt 300 ]; do sleep 0.1; waited=$((waited + 1)); done
+	grep -qx "bg-data" "$CASE_DIR/bgexec.done.tmp" ||
+		{ cat "$CASE_DIR/bgexec.done.tmp" 2>/dev/null; fail "a program started in the background by a shell that exited"; }
 	expect_ok scone run --config-id vol/py -- "$PY" execafterexit
 	wait_left_behind execafterexit.done
 	grep -qF "EXEC=0,exec ran" "$CASE_DIR/execafterexit.done" ||
 		{ cat "$CASE_DIR/execafterexit.done" 2>/dev/null; fail "an exec after the volumes' holder exited"; }
 }
-run_case "runtime volume: an exec after the volumes' holder exited; forks while other threads are in the fd table" case_holder_gone_and_fork_lock
+run_case "runtime volume: an exec after the volumes' holder exited (a shell's prog & exit); forks while other threads are in the fd table" case_holder_gone_and_fork_lock
 
 # Fixed fd numbers: a shell's `3>>file` and `exec 9>lock; flock 9`, in the process holding the
 # volumes and in programs it runs, meet none of the runtime's fds (they lie in the upper half of
