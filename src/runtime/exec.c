@@ -359,87 +359,136 @@ static void finish(struct prepared *p)
 /*
  * A `#!` script stored on a volume: the kernel cannot read it (the host
  * directory holds its ciphertext under a file id), so the runtime does what
- * the kernel's script loader does. The first line names the interpreter and
- * at most one argument (the rest of the line, as Linux takes it); the
- * interpreter runs with the script's path in front of the script's
- * arguments, and reads the script through the runtime. A readable,
- * executable file without `#!` is ENOEXEC, as from the kernel (shells then
- * run it themselves). Only where the runtime can read the volume: a vfork
- * child cannot (dash's commands, Python's subprocess), and its exec is
- * refused with EACCES, as is any binary stored on a volume.
+ * the kernel's script loader (binfmt_script) does with the first 256 bytes:
+ * the line ends at a newline, or at the buffer's end when the interpreter's
+ * name ends within it; the name ends at a space, tab or NUL, and the rest of
+ * the line (trimmed) is one argument. The interpreter runs with the script's
+ * path in front of the script's arguments, and reads the script through the
+ * runtime. A readable, executable file without `#!` is ENOEXEC, as from the
+ * kernel (shells then run it themselves). execve, execv, execvp, execvpe,
+ * execveat (absolute or AT_FDCWD paths), posix_spawn and posix_spawnp do
+ * this; a vfork child cannot read the volume (dash's commands, Python's
+ * subprocess), and its exec is refused with EACCES, as is any binary stored
+ * on a volume.
  */
-#define SCRIPT_LINE_MAX 256
+#define SCRIPT_BUF 256
+#define SCRIPT_DEPTH_MAX 5 /* (the kernel's: a script's interpreter may be a script, 5 deep) */
 
-enum script { NOT_SCRIPT, SCRIPT, NO_HASHBANG };
+static _Thread_local int g_script_depth;
 
-static enum script volume_script(const char *path, char line[SCRIPT_LINE_MAX], char **interp, char **arg)
+static bool spacetab(char c)
 {
-	ssize_t n;
-	char *p, *end;
-	int fd;
-
-	if (!path || !scone_shield_on_volume(path) || access(path, X_OK) != 0)
-		return NOT_SCRIPT;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return NOT_SCRIPT;
-	n = read(fd, line, SCRIPT_LINE_MAX - 1);
-	close(fd);
-	if (n < 0)
-		return NOT_SCRIPT;
-	if (n < 3 || line[0] != '#' || line[1] != '!')
-		return n >= 4 && memcmp(line, "\177ELF", 4) == 0 ? NOT_SCRIPT : NO_HASHBANG;
-	line[n] = '\0';
-	if (!(end = strchr(line, '\n')))
-		return NO_HASHBANG; /* (longer than the kernel reads) */
-	*end = '\0';
-	for (p = line + 2; *p == ' ' || *p == '\t'; p++)
-		;
-	*interp = p;
-	while (*p && *p != ' ' && *p != '\t')
-		p++;
-	if (p == *interp)
-		return NO_HASHBANG;
-	*arg = NULL;
-	if (*p) {
-		*p++ = '\0';
-		while (*p == ' ' || *p == '\t')
-			p++;
-		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
-			*--end = '\0';
-		*arg = *p ? p : NULL;
-	}
-	return SCRIPT;
+	return c == ' ' || c == '\t';
 }
 
-/* execve of a volume script: its interpreter, with the script's path (argv is freed by the exec). */
-static int exec_volume_script(const char *path, char *const argv[], char *const envp[], char *interp,
-			      char *arg)
+/* The end of the word at p (a space, tab or NUL), or NULL if none comes before end. */
+static char *word_end(char *p, const char *end)
 {
-	static _Thread_local int depth; /* (a script whose interpreter is a script: the kernel's limit) */
-	size_t n = 0, k = 0;
-	char **v;
+	while (p < end && !spacetab(*p) && *p)
+		p++;
+	return p < end ? p : NULL;
+}
 
-	if (depth >= 4) {
-		errno = ELOOP;
-		return -1;
+/* The interpreter and its argument of the script at path into line; 0, or ENOEXEC. (a volume file) */
+static int script_line(int fd, char line[SCRIPT_BUF + 1], char **interp, char **arg)
+{
+	ssize_t n = read(fd, line, SCRIPT_BUF);
+	char *end, *p, *sep;
+
+	if (n < 2 || line[0] != '#' || line[1] != '!')
+		return ENOEXEC;
+	line[n] = '\0';
+	if (!(end = memchr(line, '\n', (size_t)n))) {
+		for (p = line + 2; p < line + n && spacetab(*p); p++)
+			;
+		if (p == line + n || !word_end(p, line + n))
+			return ENOEXEC; /* (only blanks, or a name longer than the buffer) */
+		end = line + n;
+	}
+	while (end > line + 2 && spacetab(end[-1]))
+		end--;
+	*end = '\0';
+	for (p = line + 2; spacetab(*p); p++)
+		;
+	if (!*p)
+		return ENOEXEC;
+	*interp = p;
+	*arg = NULL;
+	sep = word_end(p, end + 1); /* (end itself holds the NUL) */
+	if (sep && *sep) {
+		for (*arg = sep; spacetab(**arg); (*arg)++)
+			;
+		if (!**arg)
+			*arg = NULL;
+	}
+	if (sep)
+		*sep = '\0';
+	return 0;
+}
+
+/*
+ * The argument vector that runs the volume script at path (its interpreter
+ * first, in *interp), malloc'd; NULL with *err 0: not a volume script (the
+ * exec goes on as before), or with *err ENOEXEC, ELOOP or ENOMEM.
+ */
+static char **script_argv(const char *path, char *const argv[], char line[SCRIPT_BUF + 1], char **interp,
+			  int *err)
+{
+	char *arg = NULL;
+	char **v;
+	size_t n = 0, k = 0;
+	unsigned char elf[4];
+	int fd;
+
+	/* (glibc declares both nonnull, so a test of them would be dropped; a program may pass NULL) */
+	__asm__("" : "+r"(path), "+r"(argv));
+	*err = 0;
+	if (!__atomic_load_n(&g_cfg, __ATOMIC_ACQUIRE) || !path || !scone_shield_on_volume(path) ||
+	    access(path, X_OK) != 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return NULL;
+	if (pread(fd, elf, sizeof(elf), 0) == (ssize_t)sizeof(elf) && memcmp(elf, "\177ELF", 4) == 0) {
+		close(fd);
+		return NULL; /* (a binary: refused in prepare, with the line saying why) */
+	}
+	*err = script_line(fd, line, interp, &arg);
+	close(fd);
+	if (*err)
+		return NULL;
+	if (g_script_depth >= SCRIPT_DEPTH_MAX) {
+		*err = ELOOP;
+		return NULL;
 	}
 	while (argv && argv[n])
 		n++;
 	if (!(v = calloc(n + 3, sizeof(*v)))) {
-		errno = ENOMEM;
-		return -1;
+		*err = ENOMEM;
+		return NULL;
 	}
-	v[k++] = interp;
+	v[k++] = *interp;
 	if (arg)
 		v[k++] = arg;
 	v[k++] = (char *)path;
 	for (size_t i = 1; i < n; i++)
 		v[k++] = argv[i];
-	depth++;
+	return v;
+}
+
+/* execve of a volume script's interpreter (v from script_argv, freed here when the exec fails). */
+static int exec_script(char *interp, char **v, char *const envp[])
+{
+	g_script_depth++;
 	execve(interp, v, envp);
-	depth--;
+	g_script_depth--;
 	free(v);
 	return -1;
+}
+
+/* path, or file found along PATH (execvp's search) into buf. */
+static const char *searched(const char *file, char *buf, size_t size)
+{
+	if (!file || strchr(file, '/'))
+		return file;
+	return scone_exec_find(file, getenv("PATH"), buf, size) ? buf : NULL;
 }
 
 int execve(const char *path, char *const argv[], char *const envp[])
@@ -447,17 +496,14 @@ int execve(const char *path, char *const argv[], char *const envp[])
 	REAL(execve);
 	struct exec_target t = {.path = path, .dirfd = AT_FDCWD, .fd = -1};
 	struct prepared p;
-	char line[SCRIPT_LINE_MAX], *interp = NULL, *arg = NULL;
+	char line[SCRIPT_BUF + 1], *interp, **v;
+	int e;
 
-	switch (__atomic_load_n(&g_cfg, __ATOMIC_ACQUIRE) ? volume_script(path, line, &interp, &arg)
-							  : NOT_SCRIPT) {
-	case SCRIPT:
-		return exec_volume_script(path, argv, envp, interp, arg);
-	case NO_HASHBANG:
-		errno = ENOEXEC;
+	if ((v = script_argv(path, argv, line, &interp, &e)))
+		return exec_script(interp, v, envp);
+	if (e) {
+		errno = e;
 		return -1;
-	case NOT_SCRIPT:
-		break;
 	}
 	if (prepare(&t, envp, false, &p) != 0)
 		return -1;
@@ -471,6 +517,18 @@ int execveat(int dirfd, const char *path, char *const argv[], char *const envp[]
 	REAL(execveat);
 	struct exec_target t = {.path = path, .dirfd = dirfd, .fd = -1, .flags = flags};
 	struct prepared p;
+	char line[SCRIPT_BUF + 1], *interp, **v;
+	const char *named = path;
+	int e = 0;
+
+	__asm__("" : "+r"(named)); /* (nonnull in glibc's declaration; a program may pass NULL) */
+	if (named && (named[0] == '/' || dirfd == AT_FDCWD) && !(flags & AT_EMPTY_PATH) &&
+	    (v = script_argv(named, argv, line, &interp, &e)))
+		return exec_script(interp, v, envp);
+	if (e) {
+		errno = e;
+		return -1;
+	}
 
 	if (prepare(&t, envp, false, &p) != 0)
 		return -1;
@@ -497,6 +555,15 @@ int execvpe(const char *file, char *const argv[], char *const envp[])
 	REAL(execvpe);
 	struct exec_target t = {.path = file, .search = true, .dirfd = AT_FDCWD, .fd = -1};
 	struct prepared p;
+	char line[SCRIPT_BUF + 1], found[PATH_MAX], *interp, **v;
+	int e;
+
+	if ((v = script_argv(searched(file, found, sizeof(found)), argv, line, &interp, &e)))
+		return exec_script(interp, v, envp);
+	if (e) {
+		errno = e;
+		return -1;
+	}
 
 	if (prepare(&t, envp, false, &p) != 0)
 		return -1;
@@ -669,8 +736,18 @@ int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *
 	REAL(posix_spawn);
 	struct exec_target t = {.path = path, .dirfd = AT_FDCWD, .fd = -1};
 	struct prepared p;
+	char line[SCRIPT_BUF + 1], *interp, **v;
 	int r;
 
+	if ((v = script_argv(path, argv, line, &interp, &r))) {
+		g_script_depth++;
+		r = posix_spawn(pid, interp, fa, attr, v, envp);
+		g_script_depth--;
+		free(v);
+		return r;
+	}
+	if (r)
+		return r;
 	if (prepare(&t, envp, true, &p) != 0)
 		return errno;
 	r = real_posix_spawn(pid, path, fa, attr, argv, p.envp);
@@ -684,8 +761,12 @@ int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t 
 	REAL(posix_spawnp);
 	struct exec_target t = {.path = file, .search = true, .dirfd = AT_FDCWD, .fd = -1};
 	struct prepared p;
-	int r;
+	char found[PATH_MAX];
+	const char *script = searched(file, found, sizeof(found));
+	int r = 0;
 
+	if (script && scone_shield_on_volume(script))
+		return posix_spawn(pid, script, fa, attr, argv, envp); /* (a script there runs as above) */
 	if (prepare(&t, envp, true, &p) != 0)
 		return errno;
 	r = real_posix_spawnp(pid, file, fa, attr, argv, p.envp);

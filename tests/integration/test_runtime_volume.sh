@@ -1244,7 +1244,10 @@ elif sys.argv[1] == "fixedfds":
         # child (dash) it is refused (EACCES, with a line saying why); its interpreter named runs it.
         "printf '#!/bin/sh\\necho script-ran $1\\n' > %(d)s/s.sh; chmod +x %(d)s/s.sh\n"
         "%(d)s/s.sh; echo VOLEXEC=$?; sh %(d)s/s.sh named\n"
-        "bash -c '%(d)s/s.sh viabash; echo BASHEXEC=$?'\n"
+        "bash -c '%(d)s/s.sh viabash; echo BASHEXEC=$?'\nenv %(d)s/s.sh viaenv\n"
+        # The kernel's reading of the line: none (a file without a newline), a NUL ending the name.
+        "printf '#!/bin/echo NONL' > %(d)s/nonl; printf '#!/bin/echo\\0junk\\necho body\\n' > %(d)s/nul\n"
+        "chmod +x %(d)s/nonl %(d)s/nul; bash -c '%(d)s/nonl a | sed s,.*/,NONL:,; %(d)s/nul b | sed s,.*/,NUL:,'\n"
         # A lower limit moves where the runtime's next fds go (a child's connection, here).
         "sh -c 'ulimit -n 64; exec 4>>%(h)s 5>>%(h)s; echo low-limit >&4; cat %(d)s/fixed.txt & wait; echo LOWLIMIT=$?'\n"
         ) % {"h": host, "d": d}
@@ -3037,7 +3040,7 @@ case_fixed_fds() {
 	start
 	expect_ok scone run --config-id vol/py -- "$PY" fixedfds
 	for want in "LOW=" "FLOCK=ok" "CHILDLOW=done" "volume-after" "LOWLIMIT=0" "SIBLS=a.c" "SIBRMDIR=1" "VOLEXEC=126" \
-		"script-ran named" "script-ran viabash" "BASHEXEC=0" "SH=0" \
+		"script-ran named" "script-ran viabash" "BASHEXEC=0" "script-ran viaenv" "NONL:nonl a" "NUL:nul b" "SH=0" \
 		"HOST=dash-top,dash-child,bash-exec,low-limit"; do
 		grep -qxF "$want" "$OUT" || { show_output; fail "fixed fds: want $want"; }
 	done
