@@ -151,7 +151,7 @@ size_t vol_children_pos(const struct scone_volume *v, const char *dir)
 		return i + found;
 	}
 	if ((size_t)snprintf(prefix, sizeof(prefix), "%s/", dir) >= sizeof(prefix))
-		return v->st.meta_count; /* (no such path can be in the volume) */
+		return v->st.meta_count;	/* (no such path can be in the volume) */
 	return vol_meta_pos(v, prefix, &found); /* (no entry is named with a trailing '/') */
 }
 
