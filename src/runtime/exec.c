@@ -473,14 +473,25 @@ static char **script_argv(const char *path, char *const argv[], char line[SCRIPT
 	return v;
 }
 
-/* execve of a volume script's interpreter (v from script_argv, freed here when the exec fails). */
-static int exec_script(char *interp, char **v, char *const envp[])
+/*
+ * Run path if it is a volume script (the exec family): true when it was one,
+ * or an error kept it from running (errno set); false: exec as before.
+ */
+static bool exec_if_script(const char *path, char *const argv[], char *const envp[])
 {
-	g_script_depth++;
-	execve(interp, v, envp);
-	g_script_depth--;
-	free(v);
-	return -1;
+	char line[SCRIPT_BUF + 1], *interp, **v;
+	int e;
+
+	if ((v = script_argv(path, argv, line, &interp, &e))) {
+		g_script_depth++;
+		execve(interp, v, envp); /* (returns only when it failed) */
+		g_script_depth--;
+		free(v);
+		return true;
+	}
+	if (e)
+		errno = e;
+	return e != 0;
 }
 
 /* path, or file found along PATH (execvp's search) into buf. */
@@ -496,15 +507,9 @@ int execve(const char *path, char *const argv[], char *const envp[])
 	REAL(execve);
 	struct exec_target t = {.path = path, .dirfd = AT_FDCWD, .fd = -1};
 	struct prepared p;
-	char line[SCRIPT_BUF + 1], *interp, **v;
-	int e;
 
-	if ((v = script_argv(path, argv, line, &interp, &e)))
-		return exec_script(interp, v, envp);
-	if (e) {
-		errno = e;
+	if (exec_if_script(path, argv, envp))
 		return -1;
-	}
 	if (prepare(&t, envp, false, &p) != 0)
 		return -1;
 	real_execve(path, argv, p.envp);
@@ -517,18 +522,12 @@ int execveat(int dirfd, const char *path, char *const argv[], char *const envp[]
 	REAL(execveat);
 	struct exec_target t = {.path = path, .dirfd = dirfd, .fd = -1, .flags = flags};
 	struct prepared p;
-	char line[SCRIPT_BUF + 1], *interp, **v;
 	const char *named = path;
-	int e = 0;
 
 	__asm__("" : "+r"(named)); /* (nonnull in glibc's declaration; a program may pass NULL) */
 	if (named && (named[0] == '/' || dirfd == AT_FDCWD) && !(flags & AT_EMPTY_PATH) &&
-	    (v = script_argv(named, argv, line, &interp, &e)))
-		return exec_script(interp, v, envp);
-	if (e) {
-		errno = e;
+	    exec_if_script(named, argv, envp))
 		return -1;
-	}
 
 	if (prepare(&t, envp, false, &p) != 0)
 		return -1;
@@ -555,15 +554,10 @@ int execvpe(const char *file, char *const argv[], char *const envp[])
 	REAL(execvpe);
 	struct exec_target t = {.path = file, .search = true, .dirfd = AT_FDCWD, .fd = -1};
 	struct prepared p;
-	char line[SCRIPT_BUF + 1], found[PATH_MAX], *interp, **v;
-	int e;
+	char found[PATH_MAX];
 
-	if ((v = script_argv(searched(file, found, sizeof(found)), argv, line, &interp, &e)))
-		return exec_script(interp, v, envp);
-	if (e) {
-		errno = e;
+	if (exec_if_script(searched(file, found, sizeof(found)), argv, envp))
 		return -1;
-	}
 
 	if (prepare(&t, envp, false, &p) != 0)
 		return -1;
@@ -763,7 +757,7 @@ int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t 
 	struct prepared p;
 	char found[PATH_MAX];
 	const char *script = searched(file, found, sizeof(found));
-	int r = 0;
+	int r;
 
 	if (script && scone_shield_on_volume(script))
 		return posix_spawn(pid, script, fa, attr, argv, envp); /* (a script there runs as above) */

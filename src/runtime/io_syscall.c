@@ -448,12 +448,12 @@ long syscall(long n, ...)
 	default:
 		break;
 	}
-	if (n == SYS_setrlimit || n == SYS_prlimit64) { /* where the runtime's own fds go (io_fd.c) */
-		r = real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
-		if (r == 0)
-			shield_own_fd_limit_changed();
-		return r;
-	}
+	/* The fd limit moves where the runtime's own fds go: its setters' wrappers (io_fd.c). */
+	if (n == SYS_setrlimit)
+		return setrlimit((__rlimit_resource_t)a[0], (const struct rlimit *)a[1]);
+	if (n == SYS_prlimit64)
+		return prlimit64((pid_t)a[0], (__rlimit_resource_t)a[1], (const struct rlimit64 *)a[2],
+				 (struct rlimit64 *)a[3]);
 	if (n == SYS_umask) { /* kept for the modes of what is created on a volume (io_ids.c) */
 		r = real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 		shield_umask_set((mode_t)a[0]);

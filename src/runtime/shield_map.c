@@ -334,12 +334,6 @@ static int free_window(void)
 	return -1;
 }
 
-/* fd moved out of the program's way, as the runtime's other fds; a close or dup2 over it is refused. */
-static int own_fd(int fd)
-{
-	return shield_own_up(fd);
-}
-
 /*
  * A window's own description of file fid of m (known at vpath), held once:
  * the window's. Never the program's, which may be read-only and whose last
@@ -413,7 +407,7 @@ static int window_make(struct fd_desc *desc, struct sfd *s, const struct scone_v
 	mfd = SYS(memfd_create)("scone-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mfd < 0)
 		return -1;
-	mfd = own_fd(mfd);
+	mfd = shield_own_up(mfd);
 	if (SYS(ftruncate)(mfd, (off_t)WINDOW_CAP) != 0 || (w->base = map_base(mfd)) == MAP_FAILED) {
 		int e = errno;
 		shield_own_close(mfd);
@@ -449,7 +443,7 @@ static int window_adopt(int mfd, struct fd_desc *desc, struct sfd *s, const stru
 	struct window *w;
 	int i = free_window();
 
-	mfd = own_fd(mfd);
+	mfd = shield_own_up(mfd);
 	if (i < 0) {
 		shield_own_close(mfd);
 		return shield_fail(ENOMEM);
@@ -542,7 +536,7 @@ static int read_only_fd(struct window *w)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", w->fd1 - 1);
 	if ((fd = SYS(open)(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return -1;
-	fd = own_fd(fd);
+	fd = shield_own_up(fd);
 	w->ro1 = fd + 1;
 	return fd;
 }
@@ -702,7 +696,7 @@ void shield_map_mailbox(int rd, int wr)
 	for (int k = 0; k < 2; k++) {
 		if (fds[k] >= 0) {
 			(void)SYS(fcntl)(fds[k], F_SETFD, FD_CLOEXEC);
-			fds[k] = own_fd(fds[k]); /* (moved up and marked, as a window's memfd) */
+			fds[k] = shield_own_up(fds[k]); /* (moved up and marked, as a window's memfd) */
 		}
 		if (g_mail[k] >= 0)
 			shield_own_close(g_mail[k]);

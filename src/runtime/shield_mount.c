@@ -751,6 +751,16 @@ static enum scone_err handover_fds(struct scone_handover *h, bool spawn)
 	return w.err;
 }
 
+/* A server the exec replaces: its n volumes committed and their reports confirmed. (lock held) */
+static enum scone_err commit_replaced(size_t n)
+{
+	enum scone_err err = SCONE_ERR_OK;
+
+	for (size_t i = 0; i < n && !err; i++)
+		err = shield_commit(&shield_g.mounts[i]);
+	return err ? err : shield_report_settle_all();
+}
+
 enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struct scone_wbuf *identity,
 				     int pass[SCONE_HANDOVER_PASSED], int *conn_dup)
 {
@@ -778,10 +788,8 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 	 * the new program finds when it comes to hold them. (A spawn, or a vfork
 	 * child whose fds subprocess modules closed, leaves them to the server.)
 	 */
-	for (size_t i = 0; vsrv_role() == VR_SERVER && !spawn && i < n && !err; i++)
-		err = shield_commit(&shield_g.mounts[i]);
-	if (!err && vsrv_role() == VR_SERVER && !spawn)
-		err = shield_report_settle_all();
+	if (vsrv_role() == VR_SERVER && !spawn)
+		err = commit_replaced(n);
 	/* Served by the process that goes on (this one, or the server), over a connection of its own. */
 	if (!err && (spawn || vsrv_role() == VR_CLIENT))
 		err = vsrv_new_conn(conn_dup);
@@ -796,10 +804,7 @@ enum scone_err scone_shield_handover(struct scone_handover *h, bool spawn, struc
 	if (!err && !spawn && vsrv_role() == VR_SERVER && *conn_dup >= 0) {
 		real_close(*conn_dup);
 		*conn_dup = -1;
-		for (size_t i = 0; i < n && !err; i++)
-			err = shield_commit(&shield_g.mounts[i]);
-		if (!err)
-			err = shield_report_settle_all();
+		err = commit_replaced(n);
 	}
 	if (!err && !(h->volumes = calloc(n, sizeof(*h->volumes))))
 		err = scone_err_set(SCONE_ERR_NOMEM, "exec: volumes");
